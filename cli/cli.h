@@ -1,0 +1,14 @@
+/* teardown: the command's subcommands. Each returns the exit status. */
+#ifndef TEARDOWN_CLI_H
+#define TEARDOWN_CLI_H
+
+/* teardown [options] -- COMMAND [ARGS...] */
+int td_cmd_run(int argc, char **argv);
+/* teardown check [--system] FILE... */
+int td_cmd_check(int argc, char **argv);
+/* teardown report [--format text|json] LOG... */
+int td_cmd_report(int argc, char **argv);
+/* teardown doctor BINARY... */
+int td_cmd_doctor(int argc, char **argv);
+
+#endif

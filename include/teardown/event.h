@@ -1,0 +1,146 @@
+/*
+ * teardown: audit events and their two line formats.
+ *
+ * The formatter is pure and async-signal-safe (no malloc, no stdio, no
+ * locale): the preloaded library calls it from inside close() and friends,
+ * which a signal handler may call.  Numbers are formatted by hand, so the
+ * output never depends on LC_NUMERIC.
+ */
+#ifndef TEARDOWN_EVENT_H
+#define TEARDOWN_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "teardown/addr.h"
+
+enum td_event_type {
+	TD_EV_CONNECT = 0,
+	TD_EV_ACCEPT,
+	TD_EV_BIND,
+	TD_EV_LINGER,	/* the program set SO_LINGER */
+	TD_EV_SHUTDOWN,
+	TD_EV_CLOSE,
+	TD_EV_FAULT,
+	TD_EV_LEAK,	/* CLOSE_WAIT left open for leak_after_s */
+	TD_EV_EXIT,	/* still open at exit */
+	TD_EV__COUNT
+};
+
+/* A socket's role as logged. */
+enum td_sock_role {
+	TD_SOCK_UNKNOWN = 0, /* inherited, or not yet connected */
+	TD_SOCK_CLIENT,
+	TD_SOCK_SERVER,	     /* accepted */
+	TD_SOCK_LISTENER,
+};
+
+enum td_wire {
+	TD_WIRE_UNKNOWN = 0,
+	TD_WIRE_FIN,
+	TD_WIRE_RST,
+	TD_WIRE_NONE,
+};
+
+/* Why a close puts what it puts on the wire. */
+enum td_why {
+	TD_WHY_NONE = 0,
+	TD_WHY_CLOSE,	     /* FIN: the program's ordinary close */
+	TD_WHY_POLICY,	     /* the rule's action decided it */
+	TD_WHY_LINGER0,	     /* RST: the program's own SO_LINGER {1,0} */
+	TD_WHY_UNREAD,	     /* RST: closed with unread input (kernel) */
+	TD_WHY_FAULT,	     /* RST: fault injection */
+	TD_WHY_SHARED,	     /* none: other fds still hold the socket */
+	TD_WHY_RESET,	     /* none: the connection was already reset */
+	TD_WHY_FIN_SENT,     /* none: our FIN already went (shutdown) */
+	TD_WHY_UNCONNECTED,  /* none: never connected */
+	TD_WHY_UNACCEPTED,   /* listener: queued connections get RST */
+	TD_WHY__COUNT
+};
+
+enum td_closer {
+	TD_CLOSER_NONE = 0, /* unknown or not applicable */
+	TD_CLOSER_ACTIVE,   /* our FIN (or RST) came first */
+	TD_CLOSER_PASSIVE,  /* the peer's FIN came first */
+};
+
+#define TD_HOW_NONE (-1)
+
+struct td_event {
+	uint8_t type; /* enum td_event_type */
+	int64_t ts_us; /* CLOCK_REALTIME, microseconds since the epoch */
+	int32_t pid, tid;
+	const char *prog; /* escaped on output; NULL prints as null */
+	int32_t fd;	  /* -1 when none */
+	uint8_t role;	  /* enum td_sock_role */
+	struct td_addr local, remote;
+	const char *rule;   /* NULL = no rule (null) */
+	const char *action; /* NULL = null */
+
+	/* connect, accept, fault: per-process connection number, 0 = none */
+	uint64_t conn;
+	/* connect, close: errno of a failed call, 0 = none */
+	int32_t err;
+
+	/* linger, close, exit: the program's own SO_LINGER */
+	bool app_linger_set;
+	int32_t app_linger_onoff, app_linger_secs;
+
+	/* shutdown: the program's how, and what was done (TD_HOW_NONE) */
+	int8_t how, how_done;
+
+	/* close, exit, leak */
+	int8_t state; /* kernel TCP state number, -1 unknown */
+	uint8_t closer, wire, why;
+	int8_t time_wait; /* 1, 0, or -1 unknown */
+	int64_t unread, unsent, lost, age_ms, bytes_in, bytes_out;
+
+	/* leak */
+	int64_t close_wait_ms;
+
+	/* fault */
+	const char *fault; /* "rst", "rst_after_ms", ... */
+	uint64_t seed;
+};
+
+/*
+ * Which keys each event carries, in this order, in both formats:
+ *   all:       ts pid tid prog event fd role local remote rule action
+ *   connect:   conn error
+ *   accept:    conn
+ *   linger:    app_linger
+ *   shutdown:  how sent
+ *   close,exit: state closer unread unsent app_linger wire why time_wait
+ *              lost age_ms bytes_in bytes_out   (close also: error)
+ *   fault:     fault conn seed
+ *   leak:      state age_ms close_wait_ms
+ * JSON values: ts "2026-11-21T07:48:00.123456Z"; local/remote "1.2.3.4:80",
+ * "[::1]:80" or null; app_linger "1,0" style or null; error "ECONNREFUSED"
+ * or null; how/sent "SHUT_WR"... or "none"; time_wait true/false/null;
+ * state "ESTABLISHED"... or null; seed as a decimal integer string-free
+ * number.  Text: "ts pid/tid prog event key=value ..." with values that
+ * need it quoted and escaped.
+ */
+#define TD_EVENT_MAX 1024 /* bytes of one formatted line, newline included */
+
+enum td_format { TD_FORMAT_TEXT = 0, TD_FORMAT_JSON = 1 };
+
+/*
+ * Format ev as one line ending in '\n' into buf (cap >= TD_EVENT_MAX is
+ * always enough: over-long string fields are cut, never the line's end).
+ * Returns the length.  Async-signal-safe.
+ */
+size_t td_event_format(char *buf, size_t cap, const struct td_event *ev,
+		       int format);
+
+const char *td_event_name(int type);
+const char *td_wire_name(int wire);
+const char *td_why_name(int why);
+const char *td_closer_name(int closer);
+const char *td_sock_role_name(int role);
+const char *td_tcp_state_name(int state); /* NULL when out of range */
+const char *td_errno_name(int err);	    /* "ECONNREFUSED"; NULL unknown */
+const char *td_how_name(int how);	    /* "SHUT_RD".. or "none" */
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * teardown: deterministic fault decisions.
+ *
+ * A connection's fate is a pure function of (seed, connection number,
+ * fault kind): the same seed replays the same faults on the same
+ * connection numbers, run after run.
+ */
+#ifndef TEARDOWN_FAULT_H
+#define TEARDOWN_FAULT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "teardown/policy.h"
+
+enum td_fault_kind {
+	TD_FK_RST = 1,
+	TD_FK_CONNECT_REFUSE,
+	TD_FK_CONNECT_TIMEOUT,
+};
+
+/* Set a probability from a value in [0, 1]. */
+void td_prob_set(struct td_prob *pr, double p);
+
+/* splitmix64-based mix of (seed, conn, kind), uniform over 2^64. */
+uint64_t td_fault_hash(uint64_t seed, uint64_t conn, uint32_t kind);
+
+/* Whether connection conn gets fault kind under probability pr. */
+bool td_fault_draw(const struct td_prob *pr, uint64_t seed, uint64_t conn,
+		   uint32_t kind);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * teardown: async-signal-safe formatting into a caller's buffer.
+ * No malloc, no stdio, no locale: usable inside close() from a signal
+ * handler.  A td_buf never overflows: appends past the end are dropped and
+ * counted in ->lost.
+ */
+#ifndef TEARDOWN_FMT_H
+#define TEARDOWN_FMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct td_buf {
+	char *p;
+	size_t cap, len;
+	size_t lost;
+};
+
+void td_buf_init(struct td_buf *b, char *mem, size_t cap);
+void td_buf_putc(struct td_buf *b, char c);
+void td_buf_puts(struct td_buf *b, const char *s);
+void td_buf_putn(struct td_buf *b, const char *s, size_t n);
+void td_buf_u64(struct td_buf *b, uint64_t v);
+void td_buf_i64(struct td_buf *b, int64_t v);
+/* v zero-padded to width digits */
+void td_buf_u64w(struct td_buf *b, uint64_t v, int width);
+/* s as a JSON string with quotes; control bytes, '"', '\\' and bytes that
+ * are not valid UTF-8 are escaped (\u00XX). At most max input bytes. */
+void td_buf_json_str(struct td_buf *b, const char *s, size_t max);
+/* s for a text log: bare when it is plain printable ASCII without spaces,
+ * '=' or quotes, else double-quoted with C escapes (\n, \", \\, \xNN). */
+void td_buf_text_str(struct td_buf *b, const char *s, size_t max);
+/* UTC "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" from microseconds since the epoch,
+ * computed without gmtime (which takes a lock in glibc). */
+void td_buf_time_utc(struct td_buf *b, int64_t us);
+/* NUL-terminate (truncating if full); returns the string. */
+const char *td_buf_cstr(struct td_buf *b);
+
+/* Parse an unsigned decimal; returns 0, or -EINVAL / -ERANGE. */
+int td_parse_u64(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * teardown: what a close puts on the wire, decided from the facts the
+ * kernel reports just before it.  This mirrors Linux's tcp_close():
+ * listener -> its queued connections are reset; unread input -> RST
+ * (RFC 2525 2.17, "unread-data"); SO_LINGER {1,0} -> RST unless both FINs
+ * are already out; else a FIN when one is still owed.  Pure, so the
+ * decision matrix is unit tested; the end-to-end tests hold it against
+ * tcpdump and the kernel's tcp:tcp_send_reset tracepoint.
+ */
+#ifndef TEARDOWN_PREDICT_H
+#define TEARDOWN_PREDICT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Linux TCP states (include/net/tcp_states.h) */
+enum td_tcp_state {
+	TD_TCP_ESTABLISHED = 1,
+	TD_TCP_SYN_SENT,
+	TD_TCP_SYN_RECV,
+	TD_TCP_FIN_WAIT1,
+	TD_TCP_FIN_WAIT2,
+	TD_TCP_TIME_WAIT,
+	TD_TCP_CLOSE,
+	TD_TCP_CLOSE_WAIT,
+	TD_TCP_LAST_ACK,
+	TD_TCP_LISTEN,
+	TD_TCP_CLOSING,
+};
+
+/* Who set the zero linger that makes a close an RST. */
+enum td_rst_cause {
+	TD_RST_BY_APP = 0, /* the program's own SO_LINGER {1,0} */
+	TD_RST_BY_POLICY,  /* close = "abort" */
+	TD_RST_BY_FAULT,   /* fault.rst */
+};
+
+struct td_close_facts {
+	int state;	    /* kernel state just before the close */
+	int64_t unread;	    /* queued input left when the close happens */
+	int64_t unsent;	    /* SIOCOUTQ: written, not yet acknowledged */
+	int64_t notsent;    /* not yet transmitted at all */
+	int backlog;	    /* listener: connections waiting in accept queue */
+	bool linger_on;
+	int linger_secs;
+	bool last;	    /* this close drops the last reference */
+	bool connected;	    /* the socket had a connection at some point */
+	bool passive_first; /* the peer's FIN came before ours */
+	bool our_fin_sent;  /* our shutdown(SHUT_WR) already sent our FIN */
+	int rst_cause;	    /* enum td_rst_cause, for a zero linger */
+	bool policy_changed; /* the rule changed the outcome (graceful, drain) */
+};
+
+struct td_close_outcome {
+	int wire;      /* enum td_wire */
+	int why;       /* enum td_why */
+	int closer;    /* enum td_closer */
+	int time_wait; /* 1, 0, -1 unknown */
+	int64_t lost;  /* bytes an RST throws away */
+};
+
+void td_predict_close(const struct td_close_facts *f,
+		      struct td_close_outcome *o);
+
+#endif

@@ -1,0 +1,1297 @@
+/*
+ * teardown: the policy parser.  Turns libconfig text into a struct
+ * td_policy, refusing anything it does not understand with one message
+ * that names the file, the line and the key.
+ *
+ * libconfig is reached only through struct td_cfgapi: in the preloaded
+ * library it comes from dlopen(), so nothing here may call a libconfig
+ * function by name (the struct-field macros of libconfig.h are fine).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "teardown/config.h"
+#include "teardown/fault.h"
+#include "teardown/fmt.h"
+
+/* Deeper nesting than this is refused before libconfig sees the text. */
+#define TD__MAX_DEPTH 64
+/* Longest program glob: a file name, so NAME_MAX. */
+#define TD__PROGRAM_MAX 255
+
+struct td__pctx {
+	const struct td_cfgapi *api;
+	struct td_cfg_error *err;
+	struct td_policy *p;
+	uint32_t *names; /* open-addressing set of rule index + 1 */
+	uint32_t names_mask;
+};
+
+/* Quote s for a message: escaped, bounded, always one line. */
+static const char *td__q(char *buf, size_t cap, const char *s)
+{
+	struct td_buf b;
+	size_t i;
+
+	td_buf_init(&b, buf, cap);
+	td_buf_putc(&b, '"');
+	for (i = 0; s[i] != '\0' && i < 48; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '"' || ch == '\\') {
+			td_buf_putc(&b, '\\');
+			td_buf_putc(&b, (char)ch);
+		} else if (ch < 0x20 || ch == 0x7f) {
+			static const char hx[] = "0123456789abcdef";
+
+			td_buf_puts(&b, "\\x");
+			td_buf_putc(&b, hx[ch >> 4]);
+			td_buf_putc(&b, hx[ch & 15]);
+		} else {
+			td_buf_putc(&b, (char)ch);
+		}
+	}
+	td_buf_putc(&b, '"');
+	if (s[i] != '\0')
+		td_buf_puts(&b, "...");
+	return td_buf_cstr(&b);
+}
+
+static void td__seterr(struct td_cfg_error *err, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void td__seterr(struct td_cfg_error *err, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->line = line;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+static int td__fail(struct td__pctx *c, const config_setting_t *s,
+		    const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/*
+ * Record the one error the parser reports: the setting gives the line,
+ * path the key ("rules[0].match.remote_port").  Returns -EINVAL so that
+ * callers can write `return td__fail(...)`.
+ */
+static int td__fail(struct td__pctx *c, const config_setting_t *s,
+		    const char *path, const char *fmt, ...)
+{
+	struct td_cfg_error *err = c->err;
+	size_t n = 0;
+	va_list ap;
+
+	err->line = s ? (int)config_setting_source_line(s) : 0;
+	if (path && *path) {
+		int k = snprintf(err->msg, sizeof(err->msg), "%s: ", path);
+
+		n = k > 0 ? (size_t)k : 0;
+		if (n >= sizeof(err->msg))
+			return -EINVAL;
+	}
+	va_start(ap, fmt);
+	vsnprintf(err->msg + n, sizeof(err->msg) - n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static int td__nomem(struct td__pctx *c)
+{
+	td__seterr(c->err, 0, "out of memory");
+	return -ENOMEM;
+}
+
+static const char *td__type_name(int type)
+{
+	switch (type) {
+	case CONFIG_TYPE_GROUP:
+		return "a group";
+	case CONFIG_TYPE_INT:
+		return "an integer";
+	case CONFIG_TYPE_INT64:
+		return "a 64-bit integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a float";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array";
+	case CONFIG_TYPE_LIST:
+		return "a list";
+	default:
+		return "nothing";
+	}
+}
+
+static void td__join(char *out, size_t cap, const char *parent, const char *key)
+{
+	if (parent && *parent)
+		snprintf(out, cap, "%s.%s", parent, key);
+	else
+		snprintf(out, cap, "%s", key);
+}
+
+static int td__want(struct td__pctx *c, const config_setting_t *s,
+		    const char *path, int type)
+{
+	if (s->type == type)
+		return 0;
+	return td__fail(c, s, path, "expected %s, got %s", td__type_name(type),
+			td__type_name(s->type));
+}
+
+/*
+ * Which of keys[] the member m is.  An unknown key is an error that lists
+ * the known ones, because a typo ("colse") silently ignored would leave
+ * the operator believing a rule does something it does not.
+ */
+static int td__key(struct td__pctx *c, const config_setting_t *m,
+		   const char *path, const char *const *keys, int n)
+{
+	const char *name = config_setting_name(m);
+	char known[256], q[80];
+	struct td_buf b;
+
+	for (int i = 0; name && i < n; i++)
+		if (strcmp(name, keys[i]) == 0)
+			return i;
+	td_buf_init(&b, known, sizeof(known));
+	for (int i = 0; i < n; i++) {
+		if (i)
+			td_buf_puts(&b, ", ");
+		td_buf_puts(&b, keys[i]);
+	}
+	td_buf_cstr(&b);
+	return td__fail(c, m, path, "unknown key %s (known: %s)",
+			td__q(q, sizeof(q), name ? name : ""), known);
+}
+
+static int td__int(struct td__pctx *c, const config_setting_t *s,
+		   const char *path, long long lo, long long hi, long long *out)
+{
+	long long v;
+
+	if (s->type == CONFIG_TYPE_INT)
+		v = c->api->get_int(s);
+	else if (s->type == CONFIG_TYPE_INT64)
+		v = c->api->get_int64(s);
+	else
+		return td__fail(c, s, path, "expected an integer, got %s",
+				td__type_name(s->type));
+	if (v < lo || v > hi)
+		return td__fail(c, s, path, "%lld is out of range (want %lld..%lld)",
+				v, lo, hi);
+	*out = v;
+	return 0;
+}
+
+static int td__u32(struct td__pctx *c, const config_setting_t *s,
+		   const char *path, long long lo, long long hi, uint32_t *out)
+{
+	long long v;
+	int rc = td__int(c, s, path, lo, hi, &v);
+
+	if (rc == 0)
+		*out = (uint32_t)v;
+	return rc;
+}
+
+static int td__bool(struct td__pctx *c, const config_setting_t *s,
+		    const char *path, bool *out)
+{
+	int rc = td__want(c, s, path, CONFIG_TYPE_BOOL);
+
+	if (rc == 0)
+		*out = c->api->get_bool(s) != 0;
+	return rc;
+}
+
+static int td__str(struct td__pctx *c, const config_setting_t *s,
+		   const char *path, const char **out)
+{
+	int rc = td__want(c, s, path, CONFIG_TYPE_STRING);
+
+	if (rc != 0)
+		return rc;
+	*out = c->api->get_string(s);
+	if (*out == NULL)
+		*out = "";
+	return 0;
+}
+
+/* A string that must be one of names[]; *out gets its index. */
+static int td__enum(struct td__pctx *c, const config_setting_t *s,
+		    const char *path, const char *const *names, int n, int *out)
+{
+	const char *v;
+	char want[128], q[80];
+	struct td_buf b;
+	int rc = td__str(c, s, path, &v);
+
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(v, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	td_buf_init(&b, want, sizeof(want));
+	for (int i = 0; i < n; i++) {
+		if (i)
+			td_buf_puts(&b, i == n - 1 ? " or " : ", ");
+		td_buf_puts(&b, names[i]);
+	}
+	td_buf_cstr(&b);
+	return td__fail(c, s, path, "bad value %s (want %s)", td__q(q, sizeof(q), v),
+			want);
+}
+
+/* A probability: an integer or float in [0, 1]; NaN and inf fail too. */
+static int td__prob(struct td__pctx *c, const config_setting_t *s,
+		    const char *path, struct td_prob *out)
+{
+	double v;
+
+	if (s->type == CONFIG_TYPE_FLOAT)
+		v = c->api->get_float(s);
+	else if (s->type == CONFIG_TYPE_INT)
+		v = c->api->get_int(s);
+	else if (s->type == CONFIG_TYPE_INT64)
+		v = (double)c->api->get_int64(s);
+	else
+		return td__fail(c, s, path, "expected a number, got %s",
+				td__type_name(s->type));
+	if (!(v >= 0.0 && v <= 1.0))
+		return td__fail(c, s, path, "probability %g is out of range (want 0..1)",
+				v);
+	td_prob_set(out, v);
+	return 0;
+}
+
+/*
+ * The elements of a criterion that may be written as one value or as an
+ * array or list of values.  *one is set when s itself is the value.
+ */
+static int td__multi(struct td__pctx *c, const config_setting_t *s,
+		     const char *path, const char *what, uint32_t *n, bool *one)
+{
+	*one = false;
+	if (s->type == CONFIG_TYPE_ARRAY || s->type == CONFIG_TYPE_LIST) {
+		int len = c->api->length(s);
+
+		if (len <= 0)
+			return td__fail(c, s, path, "empty list (leave the key out to match any %s)",
+					what);
+		*n = (uint32_t)len;
+		return 0;
+	}
+	*one = true;
+	*n = 1;
+	return 0;
+}
+
+static int td__cidr(struct td__pctx *c, const config_setting_t *s,
+		    const char *path, struct td_cidr *out)
+{
+	struct td_cidr tmp;
+	const char *v, *slash;
+	char q[80], host[64];
+	int rc;
+
+	if (s->type != CONFIG_TYPE_STRING)
+		return td__fail(c, s, path, "expected an address string, got %s",
+				td__type_name(s->type));
+	v = c->api->get_string(s);
+	if (v == NULL)
+		v = "";
+	if (td_cidr_parse(out, v) == 0)
+		return 0;
+	/* Tell a bad prefix from a bad address: the fix differs. */
+	slash = strchr(v, '/');
+	if (slash && (size_t)(slash - v) < sizeof(host)) {
+		memcpy(host, v, (size_t)(slash - v));
+		host[slash - v] = '\0';
+		rc = td_cidr_parse(&tmp, host);
+		if (rc == 0)
+			return td__fail(c, s, path,
+					"bad prefix length in %s (want /0../%d for an %s address)",
+					td__q(q, sizeof(q), v),
+					tmp.family == AF_INET ? 32 : 128,
+					tmp.family == AF_INET ? "IPv4" : "IPv6");
+	}
+	return td__fail(c, s, path,
+			"bad address %s (want an IPv4 or IPv6 address, or a CIDR block such as 10.0.0.0/8)",
+			td__q(q, sizeof(q), v));
+}
+
+static int td__cidrs(struct td__pctx *c, const config_setting_t *s,
+		     const char *path, struct td_cidr **out, uint32_t *nout)
+{
+	bool one;
+	uint32_t n = 0;
+	int rc = td__multi(c, s, path, "address", &n, &one);
+
+	if (rc != 0)
+		return rc;
+	if (one && s->type != CONFIG_TYPE_STRING)
+		return td__fail(c, s, path,
+				"expected an address string or a list of them, got %s",
+				td__type_name(s->type));
+	*out = calloc(n, sizeof(**out));
+	if (*out == NULL)
+		return td__nomem(c);
+	*nout = n;
+	for (uint32_t i = 0; i < n; i++) {
+		const config_setting_t *e = one ? s : c->api->get_elem(s, i);
+
+		if (e == NULL)
+			return td__fail(c, s, path, "unreadable element %u", i);
+		rc = td__cidr(c, e, path, &(*out)[i]);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+#define TD__PORT_WANT "want N or A-B with 1 <= A <= B <= 65535"
+
+/* One port element: an integer, "N" or "A-B". */
+static int td__port(struct td__pctx *c, const config_setting_t *s,
+		    const char *path, struct td_portrange *out)
+{
+	if (s->type == CONFIG_TYPE_INT || s->type == CONFIG_TYPE_INT64) {
+		long long v = s->type == CONFIG_TYPE_INT ? c->api->get_int(s)
+							 : c->api->get_int64(s);
+
+		if (v < 1 || v > 65535)
+			return td__fail(c, s, path,
+					"port %lld is out of range (want 1..65535)", v);
+		out->lo = out->hi = (uint16_t)v;
+		return 0;
+	}
+	if (s->type == CONFIG_TYPE_STRING) {
+		const char *v = c->api->get_string(s);
+		char lo[8], q[80];
+		const char *dash;
+		uint64_t a, b;
+		size_t n;
+
+		if (v == NULL)
+			v = "";
+		dash = strchr(v, '-');
+		n = dash ? (size_t)(dash - v) : strlen(v);
+		if (n < sizeof(lo)) {
+			memcpy(lo, v, n);
+			lo[n] = '\0';
+			if (td_parse_u64(lo, &a) == 0 &&
+			    (dash == NULL ? (b = a, 1) : td_parse_u64(dash + 1, &b) == 0) &&
+			    a >= 1 && a <= b && b <= 65535) {
+				out->lo = (uint16_t)a;
+				out->hi = (uint16_t)b;
+				return 0;
+			}
+		}
+		return td__fail(c, s, path, "bad port%s %s (" TD__PORT_WANT ")",
+				dash ? " range" : "", td__q(q, sizeof(q), v));
+	}
+	return td__fail(c, s, path, "expected a port (integer or string), got %s",
+			td__type_name(s->type));
+}
+
+static int td__ports(struct td__pctx *c, const config_setting_t *s,
+		     const char *path, struct td_portrange **out, uint32_t *nout)
+{
+	bool one;
+	uint32_t n = 0;
+	int rc = td__multi(c, s, path, "port", &n, &one);
+
+	if (rc != 0)
+		return rc;
+	*out = calloc(n, sizeof(**out));
+	if (*out == NULL)
+		return td__nomem(c);
+	*nout = n;
+	for (uint32_t i = 0; i < n; i++) {
+		const config_setting_t *e = one ? s : c->api->get_elem(s, i);
+
+		if (e == NULL)
+			return td__fail(c, s, path, "unreadable element %u", i);
+		rc = td__port(c, e, path, &(*out)[i]);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static const char *const td__role_names[] = {"any", "client", "server"};
+static const char *const td__close_names[] = {"pass", "graceful", "drain", "abort"};
+static const char *const td__shut_names[] = {"pass", "half", "skip"};
+
+enum { TD__M_PROGRAM, TD__M_ROLE, TD__M_REMOTE, TD__M_LOCAL, TD__M_RPORT, TD__M_LPORT };
+static const char *const td__match_keys[] = {"program", "role", "remote",
+					     "local", "remote_port", "local_port"};
+
+static int td__parse_match(struct td__pctx *c, const config_setting_t *g,
+			   const char *parent, struct td_rule *r)
+{
+	char gpath[64], path[96];
+	int rc, n;
+
+	td__join(gpath, sizeof(gpath), parent, "match");
+	rc = td__want(c, g, gpath, CONFIG_TYPE_GROUP);
+	if (rc != 0)
+		return rc;
+	n = c->api->length(g);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = c->api->get_elem(g, (unsigned)i);
+		int k, v;
+		const char *s;
+
+		if (m == NULL)
+			continue;
+		k = td__key(c, m, gpath, td__match_keys, 6);
+		if (k < 0)
+			return k;
+		td__join(path, sizeof(path), gpath, td__match_keys[k]);
+		switch (k) {
+		case TD__M_PROGRAM:
+			rc = td__str(c, m, path, &s);
+			if (rc == 0 && *s == '\0')
+				rc = td__fail(c, m, path, "empty program glob (leave the key out to match any program)");
+			else if (rc == 0 && strlen(s) > TD__PROGRAM_MAX)
+				rc = td__fail(c, m, path, "program glob longer than %d bytes",
+					      TD__PROGRAM_MAX);
+			if (rc == 0 && (r->program = strdup(s)) == NULL)
+				rc = td__nomem(c);
+			break;
+		case TD__M_ROLE:
+			rc = td__enum(c, m, path, td__role_names, 3, &v);
+			r->role = (uint8_t)v;
+			break;
+		case TD__M_REMOTE:
+			rc = td__cidrs(c, m, path, &r->remote, &r->n_remote);
+			break;
+		case TD__M_LOCAL:
+			rc = td__cidrs(c, m, path, &r->local, &r->n_local);
+			break;
+		case TD__M_RPORT:
+			rc = td__ports(c, m, path, &r->remote_port, &r->n_remote_port);
+			break;
+		default:
+			rc = td__ports(c, m, path, &r->local_port, &r->n_local_port);
+			break;
+		}
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+enum {
+	TD__F_RST, TD__F_RST_MS, TD__F_RST_BYTES, TD__F_REFUSE, TD__F_TIMEOUT,
+	TD__F_TIMEOUT_MS, TD__F_CDELAY, TD__F_CLDELAY, TD__F_SEED,
+};
+static const char *const td__fault_keys[] = {
+	"rst", "rst_after_ms", "rst_after_bytes", "connect_refuse",
+	"connect_timeout", "connect_timeout_ms", "connect_delay_ms",
+	"close_delay_ms", "seed",
+};
+
+static int td__parse_fault(struct td__pctx *c, const config_setting_t *g,
+			   const char *parent, struct td_rule *r)
+{
+	struct td_fault *f = &r->fault;
+	char gpath[64], path[96];
+	long long v;
+	int rc, n;
+
+	td__join(gpath, sizeof(gpath), parent, "fault");
+	rc = td__want(c, g, gpath, CONFIG_TYPE_GROUP);
+	if (rc != 0)
+		return rc;
+	n = c->api->length(g);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = c->api->get_elem(g, (unsigned)i);
+		int k;
+
+		if (m == NULL)
+			continue;
+		k = td__key(c, m, gpath, td__fault_keys, 9);
+		if (k < 0)
+			return k;
+		r->has_fault = true;
+		td__join(path, sizeof(path), gpath, td__fault_keys[k]);
+		switch (k) {
+		case TD__F_RST:
+			rc = td__prob(c, m, path, &f->rst);
+			break;
+		case TD__F_RST_MS:
+			rc = td__u32(c, m, path, 1, 86400000, &f->rst_after_ms);
+			break;
+		case TD__F_RST_BYTES:
+			rc = td__int(c, m, path, 1, 1LL << 62, &v);
+			f->rst_after_bytes = rc == 0 ? (uint64_t)v : 0;
+			break;
+		case TD__F_REFUSE:
+			rc = td__prob(c, m, path, &f->connect_refuse);
+			break;
+		case TD__F_TIMEOUT:
+			rc = td__prob(c, m, path, &f->connect_timeout);
+			break;
+		case TD__F_TIMEOUT_MS:
+			rc = td__u32(c, m, path, 1, 600000, &f->connect_timeout_ms);
+			break;
+		case TD__F_CDELAY:
+			rc = td__u32(c, m, path, 0, 600000, &f->connect_delay_ms);
+			break;
+		case TD__F_CLDELAY:
+			rc = td__u32(c, m, path, 0, 600000, &f->close_delay_ms);
+			break;
+		default:
+			rc = td__int(c, m, path, 0, LLONG_MAX, &v);
+			f->seed = rc == 0 ? (uint64_t)v : 0;
+			f->has_seed = rc == 0;
+			break;
+		}
+		if (rc != 0)
+			return rc;
+	}
+	/* One draw decides refuse, timeout or neither, so they share [0, 1]. */
+	if (f->connect_refuse.p + f->connect_timeout.p > 1.0 + 1e-12)
+		return td__fail(c, g, gpath,
+				"connect_refuse + connect_timeout = %g exceeds 1",
+				f->connect_refuse.p + f->connect_timeout.p);
+	return 0;
+}
+
+enum {
+	TD__R_NAME, TD__R_MATCH, TD__R_CLOSE, TD__R_DRAIN, TD__R_SHUT,
+	TD__R_REUSE, TD__R_FIN, TD__R_LOG, TD__R_LEAK, TD__R_FAULT,
+};
+static const char *const td__rule_keys[] = {
+	"name", "match", "close", "drain_timeout_ms", "shutdown",
+	"reuseaddr", "fin_timeout_s", "log", "leak_after_s", "fault",
+};
+
+static void td__rule_defaults(struct td_rule *r, uint32_t idx)
+{
+	snprintf(r->name, sizeof(r->name), "rule#%u", idx + 1);
+	r->role = TD_ROLE_ANY;
+	r->close = TD_CLOSE_PASS;
+	r->drain_timeout_ms = TD_DEFAULT_DRAIN_TIMEOUT_MS;
+	r->shutdown = TD_SHUT_PASS;
+	r->fin_timeout_s = -1;
+	r->log = true;
+	r->fault.connect_timeout_ms = TD_DEFAULT_CONNECT_TIMEOUT_MS;
+}
+
+static int td__rule_member(struct td__pctx *c, const config_setting_t *m,
+			   const char *rpath, struct td_rule *r)
+{
+	char path[96], q[80];
+	const char *s;
+	long long v;
+	int k, e, rc;
+
+	k = td__key(c, m, rpath, td__rule_keys, 10);
+	if (k < 0)
+		return k;
+	td__join(path, sizeof(path), rpath, td__rule_keys[k]);
+	switch (k) {
+	case TD__R_NAME:
+		rc = td__str(c, m, path, &s);
+		if (rc == 0 && *s == '\0')
+			rc = td__fail(c, m, path, "empty rule name");
+		else if (rc == 0 && strlen(s) >= sizeof(r->name))
+			rc = td__fail(c, m, path, "name %s is longer than %zu bytes",
+				      td__q(q, sizeof(q), s), sizeof(r->name) - 1);
+		if (rc == 0)
+			snprintf(r->name, sizeof(r->name), "%s", s);
+		return rc;
+	case TD__R_MATCH:
+		return td__parse_match(c, m, rpath, r);
+	case TD__R_CLOSE:
+		rc = td__enum(c, m, path, td__close_names, 4, &e);
+		r->close = (uint8_t)(rc == 0 ? e : 0);
+		return rc;
+	case TD__R_DRAIN:
+		return td__u32(c, m, path, 1, 600000, &r->drain_timeout_ms);
+	case TD__R_SHUT:
+		rc = td__enum(c, m, path, td__shut_names, 3, &e);
+		r->shutdown = (uint8_t)(rc == 0 ? e : 0);
+		return rc;
+	case TD__R_REUSE:
+		return td__bool(c, m, path, &r->reuseaddr);
+	case TD__R_FIN:
+		rc = td__int(c, m, path, 1, 3600, &v);
+		r->fin_timeout_s = rc == 0 ? (int32_t)v : -1;
+		return rc;
+	case TD__R_LOG:
+		return td__bool(c, m, path, &r->log);
+	case TD__R_LEAK:
+		return td__u32(c, m, path, 1, 86400, &r->leak_after_s);
+	default:
+		return td__parse_fault(c, m, rpath, r);
+	}
+}
+
+static uint32_t td__hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+/*
+ * Add rule idx's name to the set; returns the index of an earlier rule
+ * with the same name, or -1.  A hash set keeps a policy with many rules
+ * linear (the fuzzer will try 300,000 "{}"s).
+ */
+static int64_t td__name_add(struct td__pctx *c, uint32_t idx)
+{
+	const char *name = c->p->rules[idx].name;
+	uint32_t h = td__hash(name) & c->names_mask;
+
+	while (c->names[h] != 0) {
+		uint32_t other = c->names[h] - 1;
+
+		if (strcmp(c->p->rules[other].name, name) == 0)
+			return other;
+		h = (h + 1) & c->names_mask;
+	}
+	c->names[h] = idx + 1;
+	return -1;
+}
+
+static int td__parse_rule(struct td__pctx *c, const config_setting_t *g,
+			  uint32_t idx)
+{
+	struct td_rule *r = &c->p->rules[idx];
+	char rpath[48], path[64], q[80];
+	int64_t dup;
+	int rc, n;
+
+	snprintf(rpath, sizeof(rpath), "rules[%u]", idx);
+	td__rule_defaults(r, idx);
+	r->line = (int)config_setting_source_line(g);
+	rc = td__want(c, g, rpath, CONFIG_TYPE_GROUP);
+	if (rc != 0)
+		return rc;
+	n = c->api->length(g);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = c->api->get_elem(g, (unsigned)i);
+
+		if (m == NULL)
+			continue;
+		rc = td__rule_member(c, m, rpath, r);
+		if (rc != 0)
+			return rc;
+	}
+	dup = td__name_add(c, idx);
+	if (dup >= 0) {
+		const config_setting_t *ns = c->api->get_member(g, "name");
+
+		td__join(path, sizeof(path), rpath, "name");
+		return td__fail(c, ns ? ns : g, path,
+				"duplicate rule name %s (rules[%lld] has it too)",
+				td__q(q, sizeof(q), r->name), (long long)dup);
+	}
+	return 0;
+}
+
+static int td__parse_rules(struct td__pctx *c, const config_setting_t *s)
+{
+	struct td_policy *p = c->p;
+	uint32_t cap = 16;
+	int rc, n;
+
+	rc = td__want(c, s, "rules", CONFIG_TYPE_LIST);
+	if (rc != 0)
+		return rc;
+	n = c->api->length(s);
+	if (n <= 0)
+		return 0;
+	p->rules = calloc((size_t)n, sizeof(*p->rules));
+	if (p->rules == NULL)
+		return td__nomem(c);
+	p->n_rules = (uint32_t)n;
+	while (cap < 2u * (uint32_t)n)
+		cap <<= 1;
+	c->names = calloc(cap, sizeof(*c->names));
+	if (c->names == NULL)
+		return td__nomem(c);
+	c->names_mask = cap - 1;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = c->api->get_elem(s, (unsigned)i);
+
+		if (g == NULL)
+			return td__fail(c, s, "rules", "unreadable element %d", i);
+		rc = td__parse_rule(c, g, (uint32_t)i);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int td__parse_log(struct td__pctx *c, const config_setting_t *g)
+{
+	static const char *const keys[] = {"target", "format"};
+	static const char *const fmts[] = {"text", "json"};
+	struct td_policy *p = c->p;
+	char path[32], q[80];
+	int rc, n;
+
+	rc = td__want(c, g, "log", CONFIG_TYPE_GROUP);
+	if (rc != 0)
+		return rc;
+	n = c->api->length(g);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = c->api->get_elem(g, (unsigned)i);
+		const char *s;
+		int k, v;
+
+		if (m == NULL)
+			continue;
+		k = td__key(c, m, "log", keys, 2);
+		if (k < 0)
+			return k;
+		td__join(path, sizeof(path), "log", keys[k]);
+		if (k == 1) {
+			rc = td__enum(c, m, path, fmts, 2, &v);
+			p->log_format = (uint8_t)(rc == 0 ? v : 0);
+			if (rc != 0)
+				return rc;
+			continue;
+		}
+		rc = td__str(c, m, path, &s);
+		if (rc != 0)
+			return rc;
+		p->log_path[0] = '\0';
+		if (strcmp(s, "stderr") == 0) {
+			p->log_target = TD_LOG_STDERR;
+		} else if (strcmp(s, "syslog") == 0) {
+			p->log_target = TD_LOG_SYSLOG;
+		} else if (s[0] != '/') {
+			return td__fail(c, m, path,
+					"%s is not \"stderr\", \"syslog\" or an absolute path",
+					td__q(q, sizeof(q), s));
+		} else if (strlen(s) >= sizeof(p->log_path)) {
+			return td__fail(c, m, path, "log path longer than %zu bytes",
+					sizeof(p->log_path) - 1);
+		} else {
+			p->log_target = TD_LOG_FILE;
+			snprintf(p->log_path, sizeof(p->log_path), "%s", s);
+		}
+	}
+	return 0;
+}
+
+enum { TD__T_VERSION, TD__T_LOG, TD__T_ONERR, TD__T_RULES };
+static const char *const td__top_keys[] = {"version", "log", "on_error", "rules"};
+static const char *const td__onerr_names[] = {"pass", "exit"};
+
+/*
+ * The whole document.  on_error is read first, so that a policy saying
+ * "exit" is obeyed even when a later key is wrong.
+ */
+static int td__parse_root(struct td__pctx *c, const config_setting_t *root)
+{
+	const config_setting_t *oe = c->api->get_member(root, "on_error");
+	long long v;
+	int rc, n, e;
+
+	if (oe) {
+		rc = td__enum(c, oe, "on_error", td__onerr_names, 2, &e);
+		if (rc != 0)
+			return rc;
+		c->p->on_error = (uint8_t)e;
+	}
+	n = c->api->length(root);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = c->api->get_elem(root, (unsigned)i);
+		int k;
+
+		if (m == NULL)
+			continue;
+		k = td__key(c, m, "", td__top_keys, 4);
+		if (k < 0)
+			return k;
+		switch (k) {
+		case TD__T_VERSION:
+			if (m->type != CONFIG_TYPE_INT && m->type != CONFIG_TYPE_INT64)
+				return td__want(c, m, "version", CONFIG_TYPE_INT);
+			rc = td__int(c, m, "version", LLONG_MIN, LLONG_MAX, &v);
+			if (rc == 0 && v != 1)
+				rc = td__fail(c, m, "version",
+					      "unsupported version %lld (want 1)", v);
+			break;
+		case TD__T_LOG:
+			rc = td__parse_log(c, m);
+			break;
+		case TD__T_ONERR:
+			rc = 0;
+			break;
+		default:
+			rc = td__parse_rules(c, m);
+			break;
+		}
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The end of a float's digits, '.' and signed exponent from t[j]. */
+static size_t td__skip_float(const char *t, size_t len, size_t j)
+{
+	while (j < len && ((t[j] >= '0' && t[j] <= '9') || t[j] == '.' ||
+			   t[j] == 'e' || t[j] == 'E' ||
+			   (j > 0 && (t[j] == '+' || t[j] == '-') &&
+			    (t[j - 1] == 'e' || t[j - 1] == 'E'))))
+		j++;
+	return j;
+}
+
+/*
+ * A decimal or hexadecimal integer literal at t[*i] (a digit).  libconfig
+ * 1.5 silently truncates a plain integer to 32 bits (5000000000 becomes
+ * 705032704, 0x100000005 becomes 5) and saturates a 64-bit one, so such
+ * literals are refused here, while the text is still ours to look at.
+ * Floats are skipped.  Returns 0 or -EINVAL with err filled.
+ */
+static int td__scan_number(const char *t, size_t len, size_t *i, int line,
+			   const char *key, size_t keylen,
+			   struct td_cfg_error *err)
+{
+	size_t j = *i, start = *i;
+	bool neg = start > 0 && t[start - 1] == '-';
+	bool hex = false, over = false, wide;
+	uint64_t v = 0, limit;
+
+	if (t[j] == '0' && j + 1 < len && (t[j + 1] == 'x' || t[j + 1] == 'X')) {
+		hex = true;
+		for (j += 2; j < len; j++) {
+			int d;
+
+			if (t[j] >= '0' && t[j] <= '9')
+				d = t[j] - '0';
+			else if ((t[j] | 0x20) >= 'a' && (t[j] | 0x20) <= 'f')
+				d = (t[j] | 0x20) - 'a' + 10;
+			else
+				break;
+			over |= v > (UINT64_MAX >> 4);
+			v = v << 4 | (uint64_t)d;
+		}
+	} else {
+		for (; j < len && t[j] >= '0' && t[j] <= '9'; j++) {
+			over |= v > (UINT64_MAX - 9) / 10;
+			v = v * 10 + (uint64_t)(t[j] - '0');
+		}
+		if (j < len && (t[j] == '.' || t[j] == 'e' || t[j] == 'E')) {
+			*i = td__skip_float(t, len, j);
+			return 0;
+		}
+	}
+	wide = j < len && t[j] == 'L';
+	*i = j + (wide ? 1 : 0);
+	if (hex)
+		limit = wide ? UINT64_MAX : UINT32_MAX;
+	else
+		limit = (wide ? (uint64_t)INT64_MAX : (uint64_t)INT32_MAX) + (neg ? 1 : 0);
+	if (!over && v <= limit)
+		return 0;
+	td__seterr(err, line,
+		   "%.*s%sinteger %.*s%s does not fit in %s%s",
+		   (int)(keylen > 40 ? 40 : keylen), key, keylen ? ": " : "",
+		   (int)(j - start > 24 ? 24 : j - start), t + start,
+		   j - start > 24 ? "..." : "",
+		   wide ? "64 bits" : "32 bits",
+		   wide ? "" : " (append L for a 64-bit integer, e.g. 5000000000L)");
+	return -EINVAL;
+}
+
+static bool td__blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+static bool td__ident(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '*' ||
+	       ch == '_' || ch == '-' || (ch >= '0' && ch <= '9');
+}
+
+/*
+ * Look at the raw text before libconfig does, for what libconfig must
+ * never see: a NUL byte (it would stop there without a word), @include
+ * at the start of a line (libconfig 1.5 reads the named file with our
+ * privileges, and exit()s the process on a directory), nesting deeper
+ * than TD__MAX_DEPTH (its parser spends memory without bound on it), and
+ * integer literals it would truncate.  One pass, tracking strings and
+ * comments the way libconfig's scanner does.
+ */
+static int td__prescan(const char *t, size_t len, struct td_cfg_error *err)
+{
+	enum { NORMAL, STRING, LINE_COMMENT, BLOCK_COMMENT } st = NORMAL;
+	bool line_start = true;
+	int line = 1, depth = 0;
+	const char *key = "";
+	size_t keylen = 0;
+
+	for (size_t i = 0; i < len;) {
+		char ch = t[i];
+
+		if (ch == '\0') {
+			td__seterr(err, line, "embedded NUL byte (a policy is text)");
+			return -EINVAL;
+		}
+		if (ch == '\n') {
+			line++;
+			line_start = true;
+			if (st == LINE_COMMENT)
+				st = NORMAL;
+			i++;
+			continue;
+		}
+		if (line_start && ch == '@' && len - i >= 8 &&
+		    memcmp(t + i, "@include", 8) == 0) {
+			td__seterr(err, line, "@include is not allowed in a policy");
+			return -EINVAL;
+		}
+		if (!td__blank(ch))
+			line_start = false;
+		switch (st) {
+		case STRING:
+			if (ch == '\\' && i + 1 < len && t[i + 1] != '\n' && t[i + 1] != '\0')
+				i++;
+			else if (ch == '"')
+				st = NORMAL;
+			i++;
+			continue;
+		case LINE_COMMENT:
+			i++;
+			continue;
+		case BLOCK_COMMENT:
+			if (ch == '*' && i + 1 < len && t[i + 1] == '/') {
+				st = NORMAL;
+				i++;
+			}
+			i++;
+			continue;
+		case NORMAL:
+			break;
+		}
+		if (ch == '"') {
+			st = STRING;
+		} else if (ch == '#') {
+			st = LINE_COMMENT;
+		} else if (ch == '/' && i + 1 < len && (t[i + 1] == '/' || t[i + 1] == '*')) {
+			st = t[i + 1] == '/' ? LINE_COMMENT : BLOCK_COMMENT;
+			i++;
+		} else if (ch == '{' || ch == '(' || ch == '[') {
+			if (++depth > TD__MAX_DEPTH) {
+				td__seterr(err, line, "nesting deeper than %d levels",
+					   TD__MAX_DEPTH);
+				return -EINVAL;
+			}
+		} else if (ch == '}' || ch == ')' || ch == ']') {
+			if (depth > 0)
+				depth--;
+		} else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			   ch == '*') {
+			/* a name or a boolean: digits inside it are no number */
+			key = t + i;
+			while (i + 1 < len && td__ident(t[i + 1]))
+				i++;
+			keylen = (size_t)(t + i + 1 - key);
+		} else if (ch == '.') {
+			/* ".5": a float, whose digits are no integer */
+			i = td__skip_float(t, len, i + 1);
+			continue;
+		} else if (ch >= '0' && ch <= '9') {
+			int rc = td__scan_number(t, len, &i, line, key, keylen, err);
+
+			if (rc != 0)
+				return rc;
+			continue;
+		}
+		i++;
+	}
+	return 0;
+}
+
+static void td__policy_init(struct td_policy *p, const char *source)
+{
+	memset(p, 0, sizeof(*p));
+	p->version = 1;
+	p->log_target = TD_LOG_STDERR;
+	p->log_format = TD_FMT_TEXT;
+	p->on_error = TD_ONERR_PASS;
+	snprintf(p->source, sizeof(p->source), "%s", source);
+}
+
+/* libconfig's own complaint, copied out before config_destroy(). */
+static int td__libconfig_error(const config_t *cfg, struct td_cfg_error *err)
+{
+	const char *text = config_error_text(cfg);
+
+	if (text == NULL)
+		text = "unknown error";
+	if (config_error_type(cfg) == CONFIG_ERR_PARSE) {
+		td__seterr(err, config_error_line(cfg), "%s", text);
+		return -EINVAL;
+	}
+	/* CONFIG_ERR_FILE_IO: cannot happen with read_string (no @include) */
+	td__seterr(err, 0, "libconfig: %s", text);
+	return -EINVAL;
+}
+
+int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
+			 const char *source, const struct td_cfgapi *api,
+			 struct td_cfg_error *err)
+{
+	struct td__pctx c = {.api = api, .err = err, .p = p};
+	const config_setting_t *root;
+	config_t cfg;
+	char *copy;
+	int rc;
+
+	if (source == NULL)
+		source = "policy";
+	td__policy_init(p, source);
+	memset(err, 0, sizeof(*err));
+	snprintf(err->file, sizeof(err->file), "%s", source);
+	if (len > TD_POLICY_MAX_BYTES) {
+		td__seterr(err, 0, "policy text is larger than 1 MiB");
+		return -EINVAL;
+	}
+	rc = td__prescan(text, len, err);
+	if (rc != 0)
+		return rc;
+	/* libconfig wants a C string; text may be a bare slice of bytes */
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return td__nomem(&c);
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+
+	api->init(&cfg);
+	if (!api->read_string(&cfg, copy)) {
+		rc = td__libconfig_error(&cfg, err);
+	} else {
+		root = api->root ? api->root(&cfg) : cfg.root;
+		rc = root ? td__parse_root(&c, root) : 0;
+	}
+	api->destroy(&cfg);
+	free(copy);
+	free(c.names);
+	if (rc != 0) {
+		td_policy_free(p);
+		return rc;
+	}
+	for (uint32_t i = 0; i < p->n_rules; i++)
+		p->rules[i].program_ok = true;
+	td_policy_finish(p);
+	return 0;
+}
+
+static void td__errno_msg(struct td_cfg_error *err, const char *what, int e)
+{
+	char buf[128];
+	const char *s = strerror_r(e, buf, sizeof(buf));
+
+	td__seterr(err, 0, "%s: %s", what, s);
+}
+
+/* Read everything from fd (a regular file that may still change size). */
+static int td__read_all(int fd, size_t hint, char **text, size_t *len,
+			struct td_cfg_error *err)
+{
+	size_t cap = hint + 1, n = 0;
+	char *buf = malloc(cap);
+
+	if (buf == NULL)
+		goto nomem;
+	for (;;) {
+		ssize_t r;
+
+		if (n == cap - 1) {
+			char *nb;
+
+			if (n > TD_POLICY_MAX_BYTES)
+				break;
+			cap = cap * 2 > TD_POLICY_MAX_BYTES + 2 ? TD_POLICY_MAX_BYTES + 2
+								: cap * 2;
+			nb = realloc(buf, cap);
+			if (nb == NULL)
+				goto nomem;
+			buf = nb;
+		}
+		r = read(fd, buf + n, cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+
+			free(buf);
+			td__errno_msg(err, "cannot read", e);
+			return -e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > TD_POLICY_MAX_BYTES) {
+		free(buf);
+		td__seterr(err, 0, "is larger than 1 MiB");
+		return -EFBIG;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return 0;
+nomem:
+	free(buf);
+	td__seterr(err, 0, "out of memory");
+	return -ENOMEM;
+}
+
+static const char *td__kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return "not a regular file";
+}
+
+/*
+ * Checks run on the open descriptor, never on the path, so that what is
+ * checked is what is read.  The privileged checks are sshd's StrictModes
+ * for one file: whoever could write the policy could make a set-user-ID
+ * program reset its connections.
+ */
+static int td__check_fd(int fd, bool privileged, struct stat *st,
+			struct td_cfg_error *err)
+{
+	if (fstat(fd, st) != 0) {
+		int e = errno;
+
+		td__errno_msg(err, "cannot stat", e);
+		return -e;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		td__seterr(err, 0, "is %s, not a regular file", td__kind(st->st_mode));
+		return S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
+	}
+	if (st->st_size > TD_POLICY_MAX_BYTES) {
+		td__seterr(err, 0, "is larger than 1 MiB");
+		return -EFBIG;
+	}
+	if (!privileged)
+		return 0;
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		td__seterr(err, 0,
+			   "is owned by uid %u, not root or the effective user; refusing it in a privileged process",
+			   (unsigned)st->st_uid);
+		return -EPERM;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		td__seterr(err, 0,
+			   "is writable by group or others; refusing it in a privileged process");
+		return -EPERM;
+	}
+	return 0;
+}
+
+int td_policy_read_file(const char *path, bool privileged, char **text,
+			size_t *len, struct td_cfg_error *err)
+{
+	struct stat st;
+	int fd, rc;
+
+	memset(err, 0, sizeof(*err));
+	snprintf(err->file, sizeof(err->file), "%s", path ? path : "");
+	*text = NULL;
+	*len = 0;
+	if (path == NULL || *path == '\0') {
+		td__seterr(err, 0, "empty policy path");
+		return -ENOENT;
+	}
+	/* O_NONBLOCK: opening a FIFO without a writer must not hang us. */
+	do
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		int e = errno;
+
+		if (e == ELOOP)
+			td__seterr(err, 0, "is a symbolic link; refusing to follow it");
+		else
+			td__errno_msg(err, "cannot open", e);
+		return -e;
+	}
+	rc = td__check_fd(fd, privileged, &st, err);
+	if (rc == 0)
+		rc = td__read_all(fd, (size_t)st.st_size, text, len, err);
+	close(fd);
+	return rc;
+}
+
+int td_policy_load_file(struct td_policy *p, const char *path,
+			bool privileged, const struct td_cfgapi *api,
+			struct td_cfg_error *err)
+{
+	char *text;
+	size_t len;
+	int rc;
+
+	td__policy_init(p, path ? path : "");
+	rc = td_policy_read_file(path, privileged, &text, &len, err);
+	if (rc != 0)
+		return rc;
+	rc = td_policy_parse_text(p, text, len, path, api, err);
+	free(text);
+	return rc;
+}
+
+size_t td_cfg_error_format(const struct td_cfg_error *e, char *buf, size_t cap)
+{
+	int n;
+
+	if (cap == 0)
+		return 0;
+	if (e->line > 0)
+		n = snprintf(buf, cap, "%s:%d: %s", e->file, e->line, e->msg);
+	else
+		n = snprintf(buf, cap, "%s: %s", e->file, e->msg);
+	if (n < 0) {
+		buf[0] = '\0';
+		return 0;
+	}
+	return (size_t)n < cap ? (size_t)n : cap - 1;
+}

@@ -1,0 +1,528 @@
+/*
+ * teardown: audit events as one text or JSON line.
+ *
+ * Everything here runs inside the preloaded library, inside close() and
+ * friends, which a signal handler may call.  So: no malloc, no stdio, no
+ * locale, no strerror; only the td_buf_* writers of fmt.h, td_addr_format
+ * and plain loops.  The caller's buffer is the only large memory used.
+ */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "teardown/event.h"
+#include "teardown/fmt.h"
+
+/*
+ * Output budgets for the free-form strings, in bytes of escaped output
+ * including the quotes.  They are what keeps every line within
+ * TD_EVENT_MAX: the fixed part of the longest event (close, with every
+ * number at its widest, a 15-letter errno name and two full IPv6
+ * addresses) is under 600 bytes, and 170 + 170 + 48 more keeps the sum
+ * near 1000, below the 1023 a line may use.  test_event.c formats that
+ * worst case and checks the bound.
+ */
+#define TD__PROG_IN 128	  /* input bytes kept of prog */
+#define TD__PROG_OUT 170  /* output bytes for prog */
+#define TD__RULE_IN 128
+#define TD__RULE_OUT 170
+#define TD__SHORT_IN 32	  /* action, fault */
+#define TD__SHORT_OUT 48
+
+static const char *const td__event_names[TD_EV__COUNT] = {
+	[TD_EV_CONNECT] = "connect", [TD_EV_ACCEPT] = "accept",
+	[TD_EV_BIND] = "bind",	     [TD_EV_LINGER] = "linger",
+	[TD_EV_SHUTDOWN] = "shutdown", [TD_EV_CLOSE] = "close",
+	[TD_EV_FAULT] = "fault",     [TD_EV_LEAK] = "leak",
+	[TD_EV_EXIT] = "exit",
+};
+
+static const char *const td__why_names[TD_WHY__COUNT] = {
+	[TD_WHY_NONE] = NULL,
+	[TD_WHY_CLOSE] = "close",
+	[TD_WHY_POLICY] = "policy",
+	[TD_WHY_LINGER0] = "linger0",
+	[TD_WHY_UNREAD] = "unread-data",
+	[TD_WHY_FAULT] = "fault",
+	[TD_WHY_SHARED] = "shared",
+	[TD_WHY_RESET] = "reset",
+	[TD_WHY_FIN_SENT] = "fin-sent",
+	[TD_WHY_UNCONNECTED] = "unconnected",
+	[TD_WHY_UNACCEPTED] = "unaccepted",
+};
+
+/* Linux's TCP_ESTABLISHED.. numbering (include/net/tcp_states.h). */
+static const char *const td__tcp_states[] = {
+	NULL,	      "ESTABLISHED", "SYN_SENT",  "SYN_RECV", "FIN_WAIT1",
+	"FIN_WAIT2",  "TIME_WAIT",   "CLOSE",	  "CLOSE_WAIT", "LAST_ACK",
+	"LISTEN",     "CLOSING",     "NEW_SYN_RECV",
+};
+
+/*
+ * A table, not a switch: on Linux some names share a value (EAGAIN and
+ * EWOULDBLOCK, EOPNOTSUPP and ENOTSUP) and a switch would not compile.
+ * The first entry with a value wins.
+ */
+static const struct {
+	int err;
+	const char *name;
+} td__errnos[] = {
+	{EBADF, "EBADF"},
+	{EINTR, "EINTR"},
+	{EIO, "EIO"},
+	{ENOTSOCK, "ENOTSOCK"},
+	{EINVAL, "EINVAL"},
+	{ECONNREFUSED, "ECONNREFUSED"},
+	{ETIMEDOUT, "ETIMEDOUT"},
+	{ECONNRESET, "ECONNRESET"},
+	{EPIPE, "EPIPE"},
+	{ENOTCONN, "ENOTCONN"},
+	{EINPROGRESS, "EINPROGRESS"},
+	{EALREADY, "EALREADY"},
+	{EISCONN, "EISCONN"},
+	{EADDRINUSE, "EADDRINUSE"},
+	{EADDRNOTAVAIL, "EADDRNOTAVAIL"},
+	{ENETUNREACH, "ENETUNREACH"},
+	{EHOSTUNREACH, "EHOSTUNREACH"},
+	{ENETDOWN, "ENETDOWN"},
+	{EHOSTDOWN, "EHOSTDOWN"},
+	{ENETRESET, "ENETRESET"},
+	{ECONNABORTED, "ECONNABORTED"},
+	{EAGAIN, "EAGAIN"},
+	{EACCES, "EACCES"},
+	{EPERM, "EPERM"},
+	{EAFNOSUPPORT, "EAFNOSUPPORT"},
+	{EPROTONOSUPPORT, "EPROTONOSUPPORT"},
+	{ESOCKTNOSUPPORT, "ESOCKTNOSUPPORT"},
+	{EPROTOTYPE, "EPROTOTYPE"},
+	{ENOPROTOOPT, "ENOPROTOOPT"},
+	{EPROTO, "EPROTO"},
+	{EDESTADDRREQ, "EDESTADDRREQ"},
+	{EMSGSIZE, "EMSGSIZE"},
+	{ESHUTDOWN, "ESHUTDOWN"},
+	{EMFILE, "EMFILE"},
+	{ENFILE, "ENFILE"},
+	{ENOBUFS, "ENOBUFS"},
+	{ENOMEM, "ENOMEM"},
+	{EFAULT, "EFAULT"},
+	{ENOSYS, "ENOSYS"},
+	{ENOENT, "ENOENT"},
+	{ENOSPC, "ENOSPC"},
+	{EDQUOT, "EDQUOT"},
+	{EOPNOTSUPP, "EOPNOTSUPP"},
+	{EBUSY, "EBUSY"},
+	{ENXIO, "ENXIO"},
+	{ENODEV, "ENODEV"},
+	{ELOOP, "ELOOP"},
+	{ENAMETOOLONG, "ENAMETOOLONG"},
+	{ENOTDIR, "ENOTDIR"},
+	{EROFS, "EROFS"},
+	{ECHILD, "ECHILD"},
+	{ESRCH, "ESRCH"},
+};
+
+const char *td_event_name(int type)
+{
+	if (type < 0 || type >= TD_EV__COUNT)
+		return NULL;
+	return td__event_names[type];
+}
+
+const char *td_wire_name(int wire)
+{
+	switch (wire) {
+	case TD_WIRE_FIN: return "FIN";
+	case TD_WIRE_RST: return "RST";
+	case TD_WIRE_NONE: return "none";
+	default: return NULL;
+	}
+}
+
+const char *td_why_name(int why)
+{
+	if (why < 0 || why >= TD_WHY__COUNT)
+		return NULL;
+	return td__why_names[why];
+}
+
+const char *td_closer_name(int closer)
+{
+	switch (closer) {
+	case TD_CLOSER_ACTIVE: return "active";
+	case TD_CLOSER_PASSIVE: return "passive";
+	default: return NULL;
+	}
+}
+
+const char *td_sock_role_name(int role)
+{
+	switch (role) {
+	case TD_SOCK_UNKNOWN: return "unknown";
+	case TD_SOCK_CLIENT: return "client";
+	case TD_SOCK_SERVER: return "server";
+	case TD_SOCK_LISTENER: return "listener";
+	default: return NULL;
+	}
+}
+
+const char *td_tcp_state_name(int state)
+{
+	if (state < 0 ||
+	    state >= (int)(sizeof(td__tcp_states) / sizeof(td__tcp_states[0])))
+		return NULL;
+	return td__tcp_states[state];
+}
+
+const char *td_errno_name(int err)
+{
+	for (size_t i = 0; i < sizeof(td__errnos) / sizeof(td__errnos[0]); i++)
+		if (td__errnos[i].err == err)
+			return td__errnos[i].name;
+	return NULL;
+}
+
+const char *td_how_name(int how)
+{
+	switch (how) {
+	case SHUT_RD: return "SHUT_RD";
+	case SHUT_WR: return "SHUT_WR";
+	case SHUT_RDWR: return "SHUT_RDWR";
+	case TD_HOW_NONE: return "none";
+	default: return NULL;
+	}
+}
+
+/* One line being written: the buffer and which of the two formats. */
+struct td__line {
+	struct td_buf b;
+	int json;
+};
+
+typedef void td__str_fn(struct td_buf *b, const char *s, size_t max);
+
+/*
+ * Write the key and its separator: `,"key":` in JSON (the first key,
+ * ts, is written by the caller), ` key=` in text.
+ */
+static void td__key(struct td__line *l, const char *key)
+{
+	if (l->json) {
+		td_buf_puts(&l->b, ",\"");
+		td_buf_puts(&l->b, key);
+		td_buf_puts(&l->b, "\":");
+	} else {
+		td_buf_putc(&l->b, ' ');
+		td_buf_puts(&l->b, key);
+		td_buf_putc(&l->b, '=');
+	}
+}
+
+static void td__null(struct td__line *l)
+{
+	td_buf_puts(&l->b, l->json ? "null" : "-");
+}
+
+/*
+ * Where to cut s so that no character is split: n itself, unless s[n]
+ * continues a UTF-8 character, in which case that character's first byte.
+ * (s[n] is readable: the caller only cuts inside the string.)
+ */
+static size_t td__utf8_cut(const char *s, size_t n)
+{
+	size_t k = n;
+
+	while (k > 0 && k + 3 > n && ((unsigned char)s[k] & 0xc0) == 0x80)
+		k--;
+	return k < n && ((unsigned char)s[k] & 0xc0) == 0xc0 ? k : n;
+}
+
+/*
+ * Write an escaped string in at most out_max bytes (quotes included).
+ * Escaping can grow a byte sixfold, so cutting the input at in_max bytes
+ * alone cannot bound the line: when the escaped text does not fit, the
+ * longest input prefix whose escaped form fits is found by bisection and
+ * written straight into the caller's buffer (no copy on the stack).  Cuts
+ * fall on UTF-8 boundaries, so a kept character is never turned into
+ * escapes of its first bytes.
+ */
+static void td__bounded(struct td_buf *b, td__str_fn *fn, const char *s,
+			size_t in_max, size_t out_max)
+{
+	size_t room = b->cap > b->len ? b->cap - b->len : 0;
+	size_t lo = 0, hi, n = 0;
+	struct td_buf t;
+
+	/* t.cap counts the NUL slot td_buf keeps free, hence the + 1 */
+	if (room > out_max + 1)
+		room = out_max + 1;
+	while (n < in_max && s[n] != '\0')
+		n++;
+	if (s[n] != '\0')
+		n = td__utf8_cut(s, n);
+	td_buf_init(&t, b->p + b->len, room);
+	fn(&t, s, n);
+	if (t.lost == 0 || n == 0)
+		goto done;
+	/* invariant: a prefix of lo bytes fits, one of hi + 1 bytes does not */
+	hi = n - 1;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo + 1) / 2;
+
+		td_buf_init(&t, b->p + b->len, room);
+		fn(&t, s, mid);
+		if (t.lost == 0)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	lo = td__utf8_cut(s, lo);
+	td_buf_init(&t, b->p + b->len, room);
+	fn(&t, s, lo);
+done:
+	/* if not even "" fits, the overflow shows in b->lost */
+	b->len += t.len;
+	b->lost += t.lost;
+}
+
+static void td__str(struct td__line *l, const char *key, const char *s,
+		    size_t in_max, size_t out_max)
+{
+	td__key(l, key);
+	if (s == NULL)
+		td__null(l);
+	else
+		td__bounded(&l->b, l->json ? td_buf_json_str : td_buf_text_str,
+			    s, in_max, out_max);
+}
+
+/* A fixed name from one of the tables above: plain ASCII, no escaping. */
+static void td__name(struct td__line *l, const char *key, const char *name)
+{
+	td__key(l, key);
+	if (name == NULL) {
+		td__null(l);
+	} else if (l->json) {
+		td_buf_putc(&l->b, '"');
+		td_buf_puts(&l->b, name);
+		td_buf_putc(&l->b, '"');
+	} else {
+		td_buf_puts(&l->b, name);
+	}
+}
+
+static void td__i64(struct td__line *l, const char *key, int64_t v)
+{
+	td__key(l, key);
+	td_buf_i64(&l->b, v);
+}
+
+/* A count or duration: negative means the library could not measure it. */
+static void td__count(struct td__line *l, const char *key, int64_t v)
+{
+	td__key(l, key);
+	if (v < 0)
+		td__null(l);
+	else
+		td_buf_i64(&l->b, v);
+}
+
+static void td__conn(struct td__line *l, uint64_t conn)
+{
+	td__key(l, "conn");
+	if (conn == 0)
+		td__null(l);
+	else
+		td_buf_u64(&l->b, conn);
+}
+
+static void td__addr(struct td__line *l, const char *key,
+		     const struct td_addr *a)
+{
+	char s[TD_ADDR_STRLEN];
+
+	td__key(l, key);
+	if (td_addr_format(s, sizeof(s), a, 1) == 0) {
+		td__null(l);
+		return;
+	}
+	if (l->json)
+		td_buf_putc(&l->b, '"');
+	td_buf_puts(&l->b, s);
+	if (l->json)
+		td_buf_putc(&l->b, '"');
+}
+
+/* error: the errno's name, or "E<n>" for one outside the table. */
+static void td__error(struct td__line *l, int32_t err)
+{
+	const char *name;
+	uint64_t v;
+
+	td__key(l, "error");
+	if (err == 0) {
+		td__null(l);
+		return;
+	}
+	/* some callers keep the negative-errno convention; both mean err */
+	v = err < 0 ? (uint64_t)0 - (uint64_t)(int64_t)err : (uint64_t)err;
+	name = v <= 4095 ? td_errno_name((int)v) : NULL;
+	if (l->json)
+		td_buf_putc(&l->b, '"');
+	if (name != NULL) {
+		td_buf_puts(&l->b, name);
+	} else {
+		td_buf_putc(&l->b, 'E');
+		td_buf_u64(&l->b, v);
+	}
+	if (l->json)
+		td_buf_putc(&l->b, '"');
+}
+
+static void td__app_linger(struct td__line *l, const struct td_event *ev)
+{
+	td__key(l, "app_linger");
+	if (!ev->app_linger_set) {
+		td__null(l);
+		return;
+	}
+	if (l->json)
+		td_buf_putc(&l->b, '"');
+	td_buf_i64(&l->b, ev->app_linger_onoff);
+	td_buf_putc(&l->b, ',');
+	td_buf_i64(&l->b, ev->app_linger_secs);
+	if (l->json)
+		td_buf_putc(&l->b, '"');
+}
+
+static void td__time_wait(struct td__line *l, int8_t tw)
+{
+	td__key(l, "time_wait");
+	if (tw < 0 || tw > 1)
+		td__null(l);
+	else if (l->json)
+		td_buf_puts(&l->b, tw ? "true" : "false");
+	else
+		td_buf_puts(&l->b, tw ? "yes" : "no");
+}
+
+/* The keys every event starts with, ts to action. */
+static void td__head(struct td__line *l, const struct td_event *ev)
+{
+	const char *event = td_event_name(ev->type);
+
+	if (l->json) {
+		td_buf_puts(&l->b, "{\"ts\":\"");
+		td_buf_time_utc(&l->b, ev->ts_us);
+		td_buf_putc(&l->b, '"');
+		td__i64(l, "pid", ev->pid);
+		td__i64(l, "tid", ev->tid);
+		td__str(l, "prog", ev->prog, TD__PROG_IN, TD__PROG_OUT);
+		td__name(l, "event", event);
+	} else {
+		/* text: "ts pid/tid prog event", then key=value pairs */
+		td_buf_time_utc(&l->b, ev->ts_us);
+		td_buf_putc(&l->b, ' ');
+		td_buf_i64(&l->b, ev->pid);
+		td_buf_putc(&l->b, '/');
+		td_buf_i64(&l->b, ev->tid);
+		td_buf_putc(&l->b, ' ');
+		if (ev->prog == NULL)
+			td__null(l);
+		else
+			td__bounded(&l->b, td_buf_text_str, ev->prog,
+				    TD__PROG_IN, TD__PROG_OUT);
+		td_buf_putc(&l->b, ' ');
+		td_buf_puts(&l->b, event != NULL ? event : "-");
+	}
+	td__key(l, "fd");
+	if (ev->fd < 0)
+		td__null(l);
+	else
+		td_buf_i64(&l->b, ev->fd);
+	td__name(l, "role", td_sock_role_name(ev->role));
+	td__addr(l, "local", &ev->local);
+	td__addr(l, "remote", &ev->remote);
+	td__str(l, "rule", ev->rule, TD__RULE_IN, TD__RULE_OUT);
+	td__str(l, "action", ev->action, TD__SHORT_IN, TD__SHORT_OUT);
+}
+
+/* close and exit share their keys; close adds error at the end. */
+static void td__outcome(struct td__line *l, const struct td_event *ev)
+{
+	td__name(l, "state", td_tcp_state_name(ev->state));
+	td__name(l, "closer", td_closer_name(ev->closer));
+	td__count(l, "unread", ev->unread);
+	td__count(l, "unsent", ev->unsent);
+	td__app_linger(l, ev);
+	td__name(l, "wire", td_wire_name(ev->wire));
+	td__name(l, "why", td_why_name(ev->why));
+	td__time_wait(l, ev->time_wait);
+	td__count(l, "lost", ev->lost);
+	td__count(l, "age_ms", ev->age_ms);
+	td__count(l, "bytes_in", ev->bytes_in);
+	td__count(l, "bytes_out", ev->bytes_out);
+}
+
+static void td__body(struct td__line *l, const struct td_event *ev)
+{
+	switch (ev->type) {
+	case TD_EV_CONNECT:
+		td__conn(l, ev->conn);
+		td__error(l, ev->err);
+		break;
+	case TD_EV_ACCEPT:
+		td__conn(l, ev->conn);
+		break;
+	case TD_EV_LINGER:
+		td__app_linger(l, ev);
+		break;
+	case TD_EV_SHUTDOWN:
+		td__name(l, "how", td_how_name(ev->how));
+		td__name(l, "sent", td_how_name(ev->how_done));
+		break;
+	case TD_EV_CLOSE:
+		td__outcome(l, ev);
+		td__error(l, ev->err);
+		break;
+	case TD_EV_EXIT:
+		td__outcome(l, ev);
+		break;
+	case TD_EV_FAULT:
+		td__str(l, "fault", ev->fault, TD__SHORT_IN, TD__SHORT_OUT);
+		td__conn(l, ev->conn);
+		td__key(l, "seed");
+		td_buf_u64(&l->b, ev->seed);
+		break;
+	case TD_EV_LEAK:
+		td__name(l, "state", td_tcp_state_name(ev->state));
+		td__count(l, "age_ms", ev->age_ms);
+		td__count(l, "close_wait_ms", ev->close_wait_ms);
+		break;
+	default: /* bind, and types this version does not know */
+		break;
+	}
+}
+
+/*
+ * The line is built in place in buf.  If anything did not fit (only
+ * possible when cap < TD_EVENT_MAX), nothing is returned rather than a
+ * cut line: a log reader must never see half a record.
+ */
+size_t td_event_format(char *buf, size_t cap, const struct td_event *ev,
+		       int format)
+{
+	struct td__line l;
+
+	if (buf == NULL || cap == 0 || ev == NULL)
+		return 0;
+	td_buf_init(&l.b, buf, cap);
+	l.json = format == TD_FORMAT_JSON;
+	td__head(&l, ev);
+	td__body(&l, ev);
+	td_buf_puts(&l.b, l.json ? "}\n" : "\n");
+	if (l.b.lost != 0) {
+		buf[0] = '\0';
+		return 0;
+	}
+	td_buf_cstr(&l.b);
+	return l.b.len;
+}

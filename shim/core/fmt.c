@@ -1,0 +1,269 @@
+/*
+ * teardown: async-signal-safe formatting.  Everything here writes into a
+ * caller's buffer by hand: snprintf is neither async-signal-safe nor
+ * locale-free, and gmtime takes glibc's time-zone lock.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "teardown/fmt.h"
+
+void td_buf_init(struct td_buf *b, char *mem, size_t cap)
+{
+	b->p = mem;
+	b->cap = cap;
+	b->len = 0;
+	b->lost = 0;
+	if (cap)
+		mem[0] = '\0';
+}
+
+void td_buf_putc(struct td_buf *b, char c)
+{
+	/* keep one byte for the NUL td_buf_cstr() adds */
+	if (b->len + 1 < b->cap)
+		b->p[b->len++] = c;
+	else
+		b->lost++;
+}
+
+void td_buf_putn(struct td_buf *b, const char *s, size_t n)
+{
+	size_t room = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
+	size_t k = n < room ? n : room;
+
+	memcpy(b->p + b->len, s, k);
+	b->len += k;
+	b->lost += n - k;
+}
+
+void td_buf_puts(struct td_buf *b, const char *s)
+{
+	td_buf_putn(b, s, strlen(s));
+}
+
+void td_buf_u64w(struct td_buf *b, uint64_t v, int width)
+{
+	char t[24];
+	int n = 0;
+
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n < width && n < (int)sizeof(t))
+		t[n++] = '0';
+	while (n > 0)
+		td_buf_putc(b, t[--n]);
+}
+
+void td_buf_u64(struct td_buf *b, uint64_t v)
+{
+	td_buf_u64w(b, v, 1);
+}
+
+void td_buf_i64(struct td_buf *b, int64_t v)
+{
+	if (v < 0) {
+		td_buf_putc(b, '-');
+		td_buf_u64(b, (uint64_t)0 - (uint64_t)v);
+	} else {
+		td_buf_u64(b, (uint64_t)v);
+	}
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t td__utf8_len(const unsigned char *s, size_t n)
+{
+	size_t need;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		need = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		need = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		need = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < need)
+		return 0;
+	for (size_t i = 1; i < need; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* reject overlong forms, surrogates and values past U+10FFFF */
+	if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return need;
+}
+
+static void td__hexbyte(struct td_buf *b, const char *prefix, unsigned char c)
+{
+	static const char hx[] = "0123456789abcdef";
+
+	td_buf_puts(b, prefix);
+	td_buf_putc(b, hx[c >> 4]);
+	td_buf_putc(b, hx[c & 15]);
+}
+
+void td_buf_json_str(struct td_buf *b, const char *s, size_t max)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strnlen(s, max);
+
+	td_buf_putc(b, '"');
+	for (size_t i = 0; i < n;) {
+		unsigned char c = u[i];
+		size_t k;
+
+		switch (c) {
+		case '"': td_buf_puts(b, "\\\""); i++; continue;
+		case '\\': td_buf_puts(b, "\\\\"); i++; continue;
+		case '\n': td_buf_puts(b, "\\n"); i++; continue;
+		case '\r': td_buf_puts(b, "\\r"); i++; continue;
+		case '\t': td_buf_puts(b, "\\t"); i++; continue;
+		default: break;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			td__hexbyte(b, "\\u00", c);
+			i++;
+			continue;
+		}
+		k = td__utf8_len(u + i, n - i);
+		if (k == 0) {
+			/* not UTF-8: keep the byte's value visible */
+			td__hexbyte(b, "\\u00", c);
+			i++;
+			continue;
+		}
+		td_buf_putn(b, s + i, k);
+		i += k;
+	}
+	td_buf_putc(b, '"');
+}
+
+void td_buf_text_str(struct td_buf *b, const char *s, size_t max)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strnlen(s, max);
+	int bare = n > 0;
+
+	for (size_t i = 0; i < n && bare; i++)
+		if (u[i] <= ' ' || u[i] >= 0x7f || u[i] == '"' || u[i] == '=' ||
+		    u[i] == '\\')
+			bare = 0;
+	if (bare) {
+		td_buf_putn(b, s, n);
+		return;
+	}
+	td_buf_putc(b, '"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = u[i];
+
+		if (c == '"')
+			td_buf_puts(b, "\\\"");
+		else if (c == '\\')
+			td_buf_puts(b, "\\\\");
+		else if (c == '\n')
+			td_buf_puts(b, "\\n");
+		else if (c == '\r')
+			td_buf_puts(b, "\\r");
+		else if (c == '\t')
+			td_buf_puts(b, "\\t");
+		else if (c < 0x20 || c >= 0x7f)
+			td__hexbyte(b, "\\x", c);
+		else
+			td_buf_putc(b, (char)c);
+	}
+	td_buf_putc(b, '"');
+}
+
+/*
+ * Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm),
+ * valid for the whole proleptic Gregorian calendar.
+ */
+static void td__civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t era, yy;
+	unsigned doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	yy = (int64_t)yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = yy + (*m <= 2);
+}
+
+void td_buf_time_utc(struct td_buf *b, int64_t us)
+{
+	/* floor division by hand: negating us would overflow at INT64_MIN */
+	int64_t secs = us / 1000000, frac = us % 1000000;
+	int64_t days, sod, y;
+	unsigned m, d;
+
+	if (frac < 0) {
+		frac += 1000000;
+		secs--;
+	}
+	days = secs / 86400;
+	sod = secs % 86400;
+	if (sod < 0) {
+		sod += 86400;
+		days--;
+	}
+
+	td__civil(days, &y, &m, &d);
+	td_buf_u64w(b, (uint64_t)(y < 0 ? 0 : y), 4);
+	td_buf_putc(b, '-');
+	td_buf_u64w(b, m, 2);
+	td_buf_putc(b, '-');
+	td_buf_u64w(b, d, 2);
+	td_buf_putc(b, 'T');
+	td_buf_u64w(b, (uint64_t)(sod / 3600), 2);
+	td_buf_putc(b, ':');
+	td_buf_u64w(b, (uint64_t)(sod / 60 % 60), 2);
+	td_buf_putc(b, ':');
+	td_buf_u64w(b, (uint64_t)(sod % 60), 2);
+	td_buf_putc(b, '.');
+	td_buf_u64w(b, (uint64_t)frac, 6);
+	td_buf_putc(b, 'Z');
+}
+
+const char *td_buf_cstr(struct td_buf *b)
+{
+	if (b->cap == 0)
+		return "";
+	b->p[b->len < b->cap ? b->len : b->cap - 1] = '\0';
+	return b->p;
+}
+
+int td_parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (s == NULL || *s == '\0')
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}

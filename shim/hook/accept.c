@@ -1,0 +1,69 @@
+/*
+ * teardown: accept() and accept4() — a server socket's rule is decided as
+ * soon as the connection is accepted, from its peer and local address.
+ */
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "../rt/rt.h"
+
+static int td__real_accept(int lfd, struct sockaddr *a, socklen_t *al, int flags,
+			   bool four)
+{
+	if (four && td_real.accept4)
+		return td_real.accept4(lfd, a, al, flags);
+	if (!four && td_real.accept)
+		return td_real.accept(lfd, a, al);
+	return (int)td_sys((long)__NR_accept4, lfd, (long)a, (long)al, flags, 0, 0);
+}
+
+/*
+ * The program's own address buffer is passed to the kernel unchanged
+ * (so EFAULT and truncation behave exactly as without us); the library
+ * reads the peer from it, or asks getpeername() when the program passed
+ * none or a buffer too small.
+ */
+static int td__accept(int lfd, struct sockaddr *addr, socklen_t *alen, int flags,
+		      bool four)
+{
+	const struct td_policy *p = td_active();
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss), given = 0;
+	int fd, saved;
+
+	if (p == NULL || (addr != NULL && alen == NULL))
+		return td__real_accept(lfd, addr, alen, flags, four);
+	if (addr != NULL)
+		given = *alen;
+	fd = td__real_accept(lfd, addr ? addr : (struct sockaddr *)&ss,
+			     addr ? alen : &sl, flags, four);
+	if (fd < 0)
+		return fd;
+	saved = errno;
+	if (addr != NULL) {
+		if (*alen <= given && *alen <= sizeof(ss)) {
+			memcpy(&ss, addr, *alen);
+			sl = *alen;
+		} else if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
+			sl = 0;
+		}
+	}
+	if (sl >= sizeof(sa_family_t) &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+	    (td_fd_live(lfd) != NULL || td_is_tcp(fd, NULL)))
+		td_decide_accept(p, lfd, fd, (struct sockaddr *)&ss, sl);
+	else
+		td_fd_forget(fd);
+	errno = saved;
+	return fd;
+}
+
+TD_EXPORT int accept(int lfd, struct sockaddr *addr, socklen_t *alen)
+{
+	return td__accept(lfd, addr, alen, 0, false);
+}
+
+TD_EXPORT int accept4(int lfd, struct sockaddr *addr, socklen_t *alen, int flags)
+{
+	return td__accept(lfd, addr, alen, flags, true);
+}

@@ -1,0 +1,35 @@
+/*
+ * teardown: bind() — SO_REUSEADDR must be on before bind(), and on Linux
+ * on the old listener as well as the new one, so a matching rule sets it
+ * on every bind, first instance included.
+ */
+#include <sys/syscall.h>
+
+#include "../rt/rt.h"
+
+TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	const struct td_policy *p = td_active();
+	struct td_sock *s;
+	int saved, family, rc;
+
+	if (p == NULL || sa == NULL || len < (socklen_t)sizeof(sa_family_t) ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return td_real_bind_addr(fd, sa, len);
+	saved = errno;
+	s = td_fd_live(fd);
+	if (s == NULL && td_is_tcp(fd, &family))
+		s = td_sock_adopt(fd, family);
+	if (s == NULL || s->decided || (atomic_load(&s->flags) & TD_SF_OWN)) {
+		errno = saved;
+		return td_real_bind_addr(fd, sa, len);
+	}
+	td_decide_bind(p, fd, s, sa, len);
+	errno = saved;
+	rc = td_real_bind_addr(fd, sa, len);
+	if (rc == 0) {
+		td_after_bind(p, fd, s);
+		errno = saved;
+	}
+	return rc;
+}

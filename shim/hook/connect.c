@@ -1,0 +1,51 @@
+/*
+ * teardown: connect() — a client socket's rule is decided here, before
+ * the real call, so that SO_LINGER, SO_REUSEADDR and TCP_LINGER2 are in
+ * the socket however it later ends, and connect faults (refuse, time out,
+ * delay) happen in the kernel for real.
+ */
+#include <string.h>
+
+#include "../rt/rt.h"
+
+TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	const struct td_policy *p = td_active();
+	struct td_connect_plan plan;
+	struct td_sock *s;
+	int saved, rc, err, family;
+
+	if (p == NULL || sa == NULL || len < (socklen_t)sizeof(sa_family_t) ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return td_real_connect(fd, sa, len);
+	saved = errno;
+	s = td_fd_live(fd);
+	if (s == NULL) {
+		/* created before us, inherited, or by a path we do not see */
+		if (!td_is_tcp(fd, &family) || (s = td_sock_adopt(fd, family)) == NULL) {
+			errno = saved;
+			return td_real_connect(fd, sa, len);
+		}
+	}
+	if (s->decided || (atomic_load(&s->flags) & TD_SF_OWN)) {
+		/* a repeated connect (EALREADY/EISCONN polling): decided already */
+		errno = saved;
+		return td_real_connect(fd, sa, len);
+	}
+	memset(&plan, 0, sizeof(plan));
+	td_decide_connect(p, fd, s, sa, len, &plan);
+	if (s->rule < 0) {
+		/* no rule: forget it, so its close costs nothing */
+		td_fd_forget(fd);
+		errno = saved;
+		return td_real_connect(fd, sa, len);
+	}
+	if (plan.delay_ms)
+		td_sleep_ms(plan.delay_ms);
+	errno = saved;
+	rc = td_real_connect(fd, plan.sa, plan.len);
+	err = errno;
+	td_after_connect(p, fd, s, &plan, rc, err);
+	errno = rc == 0 ? saved : err;
+	return rc;
+}

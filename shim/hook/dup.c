@@ -1,0 +1,114 @@
+/*
+ * teardown: dup(), dup2(), dup3().  dup2/dup3 over a tracked socket close
+ * it implicitly (JVMs close sockets exactly this way), so it gets the same
+ * close-time work as close(); the new fd of a tracked socket shares the
+ * socket, and only the last of them does that work.
+ */
+#include <fcntl.h>
+
+#include "../rt/rt.h"
+
+/* Make newfd track the same socket as the entry of oldfd. */
+static void td__copy_entry(int oldfd, int newfd)
+{
+	struct td_sock *o = td_fd_live(oldfd), copy;
+	uint32_t share;
+
+	if (o == NULL || (atomic_load(&o->flags) & TD_SF_OWN)) {
+		td_fd_forget(newfd);
+		return;
+	}
+	share = td_share_join(o);
+	if (!td_fd_read(oldfd, &copy, NULL)) {
+		td_fd_forget(newfd);
+		return;
+	}
+	copy.share = share;
+	if (share == 0)
+		atomic_fetch_or(&copy.flags, TD_SF_STICKY_SHARED);
+	(void)td_fd_publish(newfd, &copy);
+}
+
+/*
+ * The shared body of dup2 and dup3: when newfd is a tracked socket, the
+ * close-time work happens around the real call, which replaces newfd
+ * atomically (no window in which another thread could take the number).
+ */
+static int td__dup23(int oldfd, int newfd, int flags, bool three)
+{
+	const struct td_policy *p = td_active();
+	struct td_sock *ne, *oe, s;
+	struct td_closing c;
+	bool closing = false;
+	int saved, rc, err;
+
+	if (p == NULL || oldfd == newfd)
+		goto plain;
+	ne = td_fd_live(newfd);
+	oe = td_fd_live(oldfd);
+	if (ne == NULL && oe == NULL)
+		goto plain;
+	if (!td_in_own_process()) {
+		/* a vfork()ed child sharing our memory hands the socket on:
+		 * from now on another process may hold it */
+		if (oe != NULL)
+			atomic_fetch_or(&oe->flags, TD_SF_STICKY_SHARED);
+		goto plain;
+	}
+	saved = errno;
+	if (fcntl(oldfd, F_GETFD) < 0) {
+		/* the real call fails with EBADF and closes nothing */
+		errno = saved;
+		goto plain;
+	}
+	if (ne != NULL) {
+		if ((atomic_load(&ne->flags) & TD_SF_OWN) || td_sock_rule(p, ne) == NULL) {
+			td_fd_forget(newfd);
+		} else if (td_fd_claim(newfd, &s)) {
+			td_close_prepare(p, &c, newfd, &s, TD_PATH_DUP2);
+			closing = true;
+		}
+	}
+	errno = saved;
+	rc = three ? td_real_dup3(oldfd, newfd, flags) : td_real_dup2(oldfd, newfd);
+	err = errno;
+	if (closing)
+		td_close_finish(p, &c, rc < 0 ? -1 : 0, err);
+	if (rc >= 0)
+		td__copy_entry(oldfd, newfd);
+	errno = rc >= 0 ? saved : err;
+	return rc;
+plain:
+	return three ? td_real_dup3(oldfd, newfd, flags) : td_real_dup2(oldfd, newfd);
+}
+
+TD_EXPORT int dup2(int oldfd, int newfd)
+{
+	return td__dup23(oldfd, newfd, 0, false);
+}
+
+TD_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	return td__dup23(oldfd, newfd, flags, true);
+}
+
+TD_EXPORT int dup(int oldfd)
+{
+	const struct td_policy *p = td_active();
+	int fd, saved;
+
+	if (td_unlikely(td_real.dup == NULL))
+		td_real_bind();
+	fd = td_real.dup(oldfd);
+	if (p == NULL || fd < 0)
+		return fd;
+	saved = errno;
+	if (td_fd_live(oldfd) == NULL)
+		td_fd_forget(fd);
+	else if (td_in_own_process())
+		td__copy_entry(oldfd, fd);
+	else /* vfork()ed child: the table is the parent's */
+		atomic_fetch_or(&td_fd_live(oldfd)->flags, TD_SF_STICKY_SHARED);
+	errno = saved;
+	return fd;
+}

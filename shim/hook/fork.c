@@ -1,0 +1,26 @@
+/*
+ * teardown: fork() — the parent learns its child's pid, so that a socket
+ * it closes later can be checked against the children that inherited it
+ * (see shim/rt/holders.c).  The epoch bookkeeping itself happens in the
+ * pthread_atfork handlers, which also run for daemon()'s internal fork.
+ */
+#include <unistd.h>
+
+#include "../rt/rt.h"
+
+TD_EXPORT pid_t fork(void)
+{
+	const struct td_policy *p = td_active();
+	pid_t pid;
+
+	if (td_unlikely(td_real.fork == NULL))
+		td_real_bind();
+	if (td_real.fork == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	pid = td_real.fork();
+	if (p != NULL && pid > 0)
+		td_child_record(pid, td_tls_fork_epoch);
+	return pid;
+}

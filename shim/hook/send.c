@@ -1,0 +1,177 @@
+/*
+ * teardown: write(), writev(), send(), sendto(), sendmsg().
+ *
+ * Two jobs, both off unless needed: rst_after_bytes (the first
+ * rst_after_bytes bytes of an armed connection go out, then it is reset),
+ * guarded by one relaxed load that is zero whenever no live connection is
+ * armed; and SCM_RIGHTS, which hands a socket to another process: a
+ * tracked socket passed that way is shared from then on.
+ */
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "../rt/rt.h"
+
+#define TD_IOV_MAX 64
+
+static inline bool td__armed_any(void)
+{
+	return atomic_load_explicit(&td_bytes_faults_live, memory_order_relaxed) != 0;
+}
+
+TD_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	size_t allow;
+	bool armed;
+	ssize_t r;
+
+	if (td_likely(!td__armed_any()) || td_active() == NULL)
+		return td_real_write(fd, buf, n);
+	allow = td_bytes_allow(fd, n, &armed);
+	r = td_real_write(fd, buf, armed ? allow : n);
+	if (armed)
+		td_bytes_sent(fd, r);
+	return r;
+}
+
+TD_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	size_t allow;
+	bool armed;
+	ssize_t r;
+
+	if (td_likely(!td__armed_any()) || td_active() == NULL)
+		return td_real_send(fd, buf, n, flags);
+	allow = td_bytes_allow(fd, n, &armed);
+	r = td_real_send(fd, buf, armed ? allow : n, flags);
+	if (armed)
+		td_bytes_sent(fd, r);
+	return r;
+}
+
+static ssize_t td__real_sendto(int fd, const void *buf, size_t n, int flags,
+			       const struct sockaddr *to, socklen_t tl)
+{
+	if (td_likely(td_real.sendto != NULL))
+		return td_real.sendto(fd, buf, n, flags, to, tl);
+	return td_sys((long)SYS_sendto, fd, (long)buf, (long)n, flags, (long)to, tl);
+}
+
+TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+			 const struct sockaddr *to, socklen_t tl)
+{
+	size_t allow;
+	bool armed;
+	ssize_t r;
+
+	if (td_likely(!td__armed_any()) || td_active() == NULL)
+		return td__real_sendto(fd, buf, n, flags, to, tl);
+	allow = td_bytes_allow(fd, n, &armed);
+	r = td__real_sendto(fd, buf, armed ? allow : n, flags, to, tl);
+	if (armed)
+		td_bytes_sent(fd, r);
+	return r;
+}
+
+/* Copy iov into out, cut to at most limit bytes; returns the count. */
+static int td__cut_iov(struct iovec *out, const struct iovec *iov, int cnt,
+		       size_t limit)
+{
+	int k = 0;
+
+	for (int i = 0; i < cnt && k < TD_IOV_MAX && limit > 0; i++) {
+		out[k] = iov[i];
+		if (out[k].iov_len > limit)
+			out[k].iov_len = limit;
+		limit -= out[k].iov_len;
+		k++;
+	}
+	return k;
+}
+
+static size_t td__iov_total(const struct iovec *iov, int cnt)
+{
+	size_t t = 0;
+
+	for (int i = 0; i < cnt; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+static ssize_t td__real_writev(int fd, const struct iovec *iov, int cnt)
+{
+	if (td_likely(td_real.writev != NULL))
+		return td_real.writev(fd, iov, cnt);
+	return td_sys3(SYS_writev, fd, iov, cnt);
+}
+
+TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	struct iovec cut[TD_IOV_MAX];
+	size_t allow;
+	bool armed;
+	ssize_t r;
+
+	if (td_likely(!td__armed_any()) || td_active() == NULL || cnt <= 0 ||
+	    iov == NULL)
+		return td__real_writev(fd, iov, cnt);
+	allow = td_bytes_allow(fd, td__iov_total(iov, cnt), &armed);
+	if (!armed)
+		return td__real_writev(fd, iov, cnt);
+	r = td__real_writev(fd, cut, td__cut_iov(cut, iov, cnt, allow));
+	td_bytes_sent(fd, r);
+	return r;
+}
+
+static ssize_t td__real_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	if (td_likely(td_real.sendmsg != NULL))
+		return td_real.sendmsg(fd, m, flags);
+	return td_sys3(SYS_sendmsg, fd, m, flags);
+}
+
+/* Mark tracked sockets passed in SCM_RIGHTS as held elsewhere too. */
+static void td__passed_fds(const struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL;
+	     c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+		size_t n;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			struct td_sock *e;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if ((e = td_fd_live(fd)) != NULL)
+				atomic_fetch_or(&e->flags, TD_SF_STICKY_SHARED);
+		}
+	}
+}
+
+TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	struct iovec cut[TD_IOV_MAX];
+	struct msghdr mc;
+	size_t allow;
+	bool armed;
+	ssize_t r;
+
+	if (m != NULL && m->msg_control != NULL && m->msg_controllen > 0 &&
+	    td_active() != NULL)
+		td__passed_fds(m);
+	if (td_likely(!td__armed_any()) || m == NULL || td_active() == NULL ||
+	    m->msg_iovlen == 0)
+		return td__real_sendmsg(fd, m, flags);
+	allow = td_bytes_allow(fd, td__iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
+	if (!armed)
+		return td__real_sendmsg(fd, m, flags);
+	mc = *m;
+	mc.msg_iov = cut;
+	mc.msg_iovlen = (size_t)td__cut_iov(cut, m->msg_iov, (int)m->msg_iovlen, allow);
+	r = td__real_sendmsg(fd, &mc, flags);
+	td_bytes_sent(fd, r);
+	return r;
+}

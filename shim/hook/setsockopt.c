@@ -1,0 +1,66 @@
+/*
+ * teardown: setsockopt() — the program's SO_LINGER is recorded (the audit
+ * reports it), made by the real call (so every error is the kernel's),
+ * and then overridden when the rule says how this socket must end.
+ */
+#include <string.h>
+
+#include "../rt/rt.h"
+
+static void td__linger(const struct td_policy *p, int fd, struct td_sock *s,
+		       const struct linger *lg)
+{
+	const struct td_rule *r;
+	struct td_event ev;
+	struct linger want;
+	uint32_t flags;
+
+	s->app_linger_onoff = lg->l_onoff != 0;
+	s->app_linger_secs = lg->l_linger;
+	flags = atomic_fetch_or(&s->flags, TD_SF_APP_LINGER) | TD_SF_APP_LINGER;
+	r = s->decided ? td_sock_rule(p, s) : NULL;
+	if (r != NULL) {
+		bool set = true;
+
+		if ((flags & TD_SF_FAULT_RST) || r->close == TD_CLOSE_ABORT)
+			want = (struct linger){1, 0};
+		else if (r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN)
+			want = (struct linger){0, 0};
+		else
+			set = false;
+		if (set)
+			(void)td_real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &want,
+						 sizeof(want));
+	} else {
+		r = td_sock_rule(p, s); /* a listener's bind rule, for the log */
+	}
+	if (r == NULL || !r->log)
+		return;
+	td_event_from_sock(&ev, p, s, fd, TD_EV_LINGER);
+	td_log(p, &ev);
+}
+
+TD_EXPORT int setsockopt(int fd, int level, int name, const void *v, socklen_t len)
+{
+	const struct td_policy *p = td_active();
+	struct td_sock *s;
+	struct linger lg;
+	int saved, rc, err, family;
+
+	if (p == NULL || level != SOL_SOCKET || name != SO_LINGER)
+		return td_real_setsockopt(fd, level, name, v, len);
+	saved = errno;
+	rc = td_real_setsockopt(fd, level, name, v, len);
+	err = errno;
+	if (rc == 0 && v != NULL && len >= (socklen_t)sizeof(lg)) {
+		s = td_fd_live(fd);
+		if (s == NULL && td_is_tcp(fd, &family))
+			s = td_sock_adopt(fd, family);
+		if (s != NULL && !(atomic_load(&s->flags) & TD_SF_OWN)) {
+			memcpy(&lg, v, sizeof(lg));
+			td__linger(p, fd, s, &lg);
+		}
+	}
+	errno = rc == 0 ? saved : err;
+	return rc;
+}

@@ -1,0 +1,23 @@
+/* teardown: socket() — start tracking TCP sockets (no extra system call). */
+#include <netinet/in.h>
+
+#include "../rt/rt.h"
+
+TD_EXPORT int socket(int domain, int type, int protocol)
+{
+	const struct td_policy *p = td_active();
+	int fd, saved;
+
+	fd = td_real_socket(domain, type, protocol);
+	if (p == NULL || fd < 0)
+		return fd;
+	saved = errno;
+	if ((domain == AF_INET || domain == AF_INET6) &&
+	    (type & 0xf) == SOCK_STREAM &&
+	    (protocol == 0 || protocol == IPPROTO_TCP))
+		(void)td_sock_new(fd, domain, TD_SOCK_UNKNOWN);
+	else
+		td_fd_forget(fd); /* a stale entry must not follow the number */
+	errno = saved;
+	return fd;
+}

@@ -1,0 +1,43 @@
+/*
+ * teardown: syscall() — a program that closes a socket with
+ * syscall(SYS_close, fd) (or close_range/dup2/dup3 the same way) gets the
+ * same treatment as through the libc calls.  Every other number goes
+ * straight to libc's syscall().
+ */
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../rt/rt.h"
+
+TD_EXPORT long syscall(long n, ...)
+{
+	const struct td_policy *p;
+	long a[6];
+	va_list ap;
+
+	va_start(ap, n);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	p = td_active();
+	if (p != NULL) {
+		switch (n) {
+		case SYS_close:
+			return td_close_fd(p, (int)a[0], TD_PATH_SYSCALL);
+		case SYS_close_range:
+			return close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
+#ifdef SYS_dup2
+		case SYS_dup2:
+			return dup2((int)a[0], (int)a[1]);
+#endif
+		case SYS_dup3:
+			return dup3((int)a[0], (int)a[1], (int)a[2]);
+		default:
+			break;
+		}
+	}
+	if (td_likely(td_real.syscall != NULL))
+		return td_real.syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+	return td_sys(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}

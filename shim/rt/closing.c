@@ -1,0 +1,255 @@
+/*
+ * teardown: the work around every close of a tracked socket, whichever
+ * call closes it (close, fclose, dup2/dup3 over it, close_range,
+ * closefrom, syscall(SYS_close), exit).
+ *
+ * prepare: read the facts (state, unread and unsent bytes, linger), find
+ *          out whether this close drops the last reference, and do what
+ *          must happen before the fd goes: discard queued input
+ *          ("graceful"), keep a private reference ("drain");
+ * the real call, made by the hook, exactly once;
+ * finish:  a drain's shutdown(SHUT_WR) and background read to EOF, and
+ *          the close event, whose wire/why/closer/time_wait are predicted
+ *          from the facts (shim/core/predict.c).
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rt.h"
+#include "teardown/predict.h"
+
+static int td__rst_cause(const struct td_sock *s, const struct td_rule *r)
+{
+	if (atomic_load(&s->flags) & TD_SF_FAULT_RST)
+		return TD_RST_BY_FAULT;
+	if (r != NULL && r->close == TD_CLOSE_ABORT)
+		return TD_RST_BY_POLICY;
+	return TD_RST_BY_APP;
+}
+
+/* Fill the close-time fields of ev from facts and the predicted outcome. */
+static void td__outcome(struct td_event *ev, const struct td_sock *s,
+			const struct td_rule *r, const struct td_facts *f,
+			int64_t unread_before, bool last, bool policy_changed)
+{
+	struct td_close_facts cf;
+	struct td_close_outcome o;
+	uint32_t flags = atomic_load(&s->flags);
+
+	memset(&cf, 0, sizeof(cf));
+	cf.state = f->state;
+	cf.unread = f->unread;
+	cf.unsent = f->unsent;
+	cf.notsent = f->notsent;
+	cf.backlog = f->backlog;
+	cf.linger_on = f->linger_on;
+	cf.linger_secs = f->linger_secs;
+	cf.last = last;
+	cf.connected = (flags & TD_SF_CONNECTED) != 0;
+	cf.passive_first = (flags & TD_SF_PASSIVE) != 0 ||
+			   f->state == 8 /* CLOSE_WAIT */ || f->state == 9 /* LAST_ACK */;
+	cf.our_fin_sent = (flags & TD_SF_SHUT_WR) != 0;
+	cf.rst_cause = td__rst_cause(s, r);
+	cf.policy_changed = policy_changed;
+	td_predict_close(&cf, &o);
+	ev->state = (int8_t)f->state;
+	ev->wire = (uint8_t)o.wire;
+	ev->why = (uint8_t)o.why;
+	ev->closer = (uint8_t)o.closer;
+	ev->time_wait = (int8_t)o.time_wait;
+	ev->lost = o.lost;
+	ev->unread = unread_before;
+	ev->unsent = f->unsent;
+	ev->bytes_in = f->bytes_in;
+	ev->bytes_out = f->bytes_out;
+	ev->age_ms = (td_mono_us() - s->t_open_mono_us) / 1000;
+}
+
+/*
+ * Whether the rule has work to do at close for this socket: graceful and
+ * drain act on connections only (not listeners, not never-connected).
+ */
+static bool td__needs_work(const struct td_rule *r, const struct td_facts *f)
+{
+	if (r->close != TD_CLOSE_GRACEFUL && r->close != TD_CLOSE_DRAIN)
+		return false;
+	switch (f->state) {
+	case 1: /* ESTABLISHED */
+	case 3: /* SYN_RECV */
+	case 4: /* FIN_WAIT1 */
+	case 5: /* FIN_WAIT2 */
+	case 8: /* CLOSE_WAIT */
+	case 9: /* LAST_ACK */
+	case 11: /* CLOSING */
+		return true;
+	default:
+		return false;
+	}
+}
+
+void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
+		      const struct td_sock *s, int path)
+{
+	struct td_facts f;
+	bool in_proc_shared, last, changed = false;
+	int rc;
+
+	(void)path;
+	memset(c, 0, sizeof(*c));
+	c->s = *s;
+	c->fd = fd;
+	c->pfd = -1;
+	c->rule = td_sock_rule(p, s);
+	in_proc_shared = td_share_leave(s->share);
+	if (c->rule == NULL)
+		return;
+	if (c->rule->has_fault && c->rule->fault.close_delay_ms)
+		td_sleep_ms(c->rule->fault.close_delay_ms);
+	if (atomic_load(&s->flags) & TD_SF_BYTES_FAULT)
+		atomic_fetch_sub(&td_bytes_faults_live, 1);
+	rc = td_facts_read(fd, &f, true);
+	if (rc < 0) {
+		/* not this socket any more (closed behind our back): hands off */
+		c->stale = true;
+		return;
+	}
+	c->log = c->rule->log;
+	c->unread_before = f.unread;
+	last = !in_proc_shared && td_sock_sole_holder(fd, s, f.ino);
+	if (last && td__needs_work(c->rule, &f)) {
+		/* graceful changes the outcome only when it undoes something */
+		changed = c->rule->close == TD_CLOSE_DRAIN || f.unread > 0 ||
+			  c->s.app_linger_onoff != 0;
+		if (c->rule->close == TD_CLOSE_DRAIN) {
+			int pfd = fcntl(fd, F_DUPFD_CLOEXEC, td_proc.fd_base);
+
+			if (pfd >= 0)
+				c->pfd = td_own_fd(pfd);
+		}
+		if (f.unread > 0)
+			(void)td_discard_input(fd);
+		if (c->pfd < 0 || f.unread > 0)
+			(void)td_facts_read(fd, &f, false);
+		if (c->pfd >= 0) {
+			/* what the drain will do: FIN behind the data, no RST */
+			f.unread = 0;
+			f.linger_on = false;
+		}
+	} else if (last && c->rule->close == TD_CLOSE_GRACEFUL) {
+		changed = c->s.app_linger_onoff != 0;
+	}
+	td_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
+	td__outcome(&c->ev, s, c->rule, &f, c->unread_before, last, changed);
+}
+
+void td_close_finish(const struct td_policy *p, struct td_closing *c, int rc,
+		     int err)
+{
+	if (c->rule == NULL || c->stale)
+		return;
+	c->ev.err = rc == 0 ? 0 : err;
+	if (c->pfd >= 0) {
+		struct td_drain_req req;
+		char probe;
+
+		td_real_shutdown(c->pfd, SHUT_WR);
+		(void)td_discard_input(c->pfd);
+		/* The peer may have closed already: then nothing to wait for. */
+		if (recv(c->pfd, &probe, 1, MSG_DONTWAIT | MSG_PEEK) != 0) {
+			memset(&req, 0, sizeof(req));
+			req.pfd = c->pfd;
+			req.p = p;
+			req.ev = c->ev;
+			req.log = c->log;
+			req.t_open_mono_us = c->s.t_open_mono_us;
+			req.deadline_mono_us =
+				td_mono_us() + (int64_t)c->rule->drain_timeout_ms * 1000;
+			if (td_worker_drain(&req) == 0)
+				return; /* the worker writes the event when done */
+		}
+		td_own_close(c->pfd);
+		c->pfd = -1;
+	}
+	if (c->log)
+		td_log(p, &c->ev);
+}
+
+int td_close_fd(const struct td_policy *p, int fd, int path)
+{
+	struct td_sock *e = td_fd_live(fd);
+	struct td_closing c;
+	struct td_sock s;
+	int saved, rc, err;
+
+	if (e == NULL)
+		return td_real_close(fd);
+	if ((atomic_load(&e->flags) & TD_SF_OWN) || td_sock_rule(p, e) == NULL) {
+		/* one of ours closed by the program, or a socket no rule wants */
+		td_fd_forget(fd);
+		return td_real_close(fd);
+	}
+	/* In a vfork()ed child the table is the parent's: hands off. */
+	if (!td_in_own_process())
+		return td_real_close(fd);
+	saved = errno;
+	if (!td_fd_claim(fd, &s))
+		return td_real_close(fd);
+	td_close_prepare(p, &c, fd, &s, path);
+	errno = saved;
+	rc = td_real_close(fd);
+	err = errno;
+	td_close_finish(p, &c, rc, err);
+	errno = rc == 0 ? saved : err;
+	return rc;
+}
+
+/*
+ * At exit, sockets still open are closed by the kernel.  A graceful or
+ * drain socket's unread input is discarded first, so that this close is
+ * a FIN and not the kernel's unread-data RST; each gets an "exit" event.
+ * In a forked child, inherited sockets the parent still holds are left
+ * out: the child's exit does not end them.
+ */
+void td_exit_scan(const struct td_policy *p) TD_HIDDEN;
+void td_exit_scan(const struct td_policy *p)
+{
+	int high = td_fd_high();
+
+	for (int fd = 0; fd <= high; fd++) {
+		struct td_sock s;
+		const struct td_rule *r;
+		struct td_facts f;
+		struct td_event ev;
+		bool last;
+
+		if (!td_fd_read(fd, &s, NULL))
+			continue;
+		if (atomic_load(&s.flags) & TD_SF_OWN)
+			continue;
+		r = td_sock_rule(p, &s);
+		if (r == NULL || td_facts_read(fd, &f, true) != 0)
+			continue;
+		int64_t unread = f.unread;
+		bool work;
+
+		last = s.share == 0 && td_sock_sole_holder(fd, &s, f.ino);
+		if (!last && s.epoch < td_birth_epoch)
+			continue;
+		work = last && td__needs_work(r, &f);
+		if (work) {
+			if (r->close == TD_CLOSE_DRAIN)
+				td_real_shutdown(fd, SHUT_WR);
+			if (f.unread > 0) {
+				(void)td_discard_input(fd);
+				(void)td_facts_read(fd, &f, false);
+			}
+		}
+		if (!r->log)
+			continue;
+		td_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
+		td__outcome(&ev, &s, r, &f, unread, last, work);
+		td_log(p, &ev);
+	}
+}

@@ -1,0 +1,204 @@
+/*
+ * teardown: faults that are real TCP.
+ *
+ * A refused connect is refused by the kernel: the connect is pointed at a
+ * loopback port the library holds bound but not listening, so the SYN
+ * draws an RST and the program sees ECONNREFUSED through every interface
+ * (blocking connect, or poll + SO_ERROR).  A timed-out connect goes to a
+ * loopback listener whose accept queue the library keeps full, so the
+ * SYN is dropped, and TCP_USER_TIMEOUT makes the kernel give up with
+ * ETIMEDOUT.  A mid-stream reset is connect(AF_UNSPEC) on the live
+ * socket: the kernel sends an RST and the program's next call fails as
+ * after a real reset (ECONNRESET, then EPIPE).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <linux/sockios.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "rt.h"
+#include "teardown/fault.h"
+
+_Atomic int td_bytes_faults_live;
+
+int td_reset_now(int fd)
+{
+	struct sockaddr sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_family = AF_UNSPEC;
+	return td_real_connect(fd, &sa, sizeof(sa));
+}
+
+struct td_target {
+	_Atomic int fd;		/* refuser, or the blackhole listener */
+	_Atomic int filler;	/* blackhole: the connection filling the queue */
+	struct sockaddr_storage addr;
+	socklen_t len;
+};
+
+/* [family index][0 refuse, 1 timeout] */
+static struct td_target td__targets[2][2] = {
+	{{-1, -1, {0}, 0}, {-1, -1, {0}, 0}},
+	{{-1, -1, {0}, 0}, {-1, -1, {0}, 0}},
+};
+
+static void td__loopback(int family, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_loopback;
+		*len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		*len = sizeof(*a);
+	}
+}
+
+/* Still ours? The program may have closed it (closefrom at start-up). */
+static bool td__alive(const struct td_target *t)
+{
+	int fd = atomic_load(&t->fd);
+
+	return fd >= 0 && td_own_is(fd) &&
+	       (atomic_load(&t->filler) < 0 || td_own_is(atomic_load(&t->filler)));
+}
+
+/* Build the refusing port or the black hole for one family. */
+static int td__make(struct td_target *t, int family, bool blackhole)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, filler = -1;
+
+	td__loopback(family, &ss, &len);
+	fd = td_real_socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (td_real_bind_addr(fd, (struct sockaddr *)&ss, len) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+	    (blackhole && listen(fd, 0) != 0)) {
+		td_real_close(fd);
+		return -1;
+	}
+	if (blackhole) {
+		/* one queued connection fills a backlog of 0: later SYNs drop */
+		filler = td_real_socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (filler < 0 || td_real_connect(filler, (struct sockaddr *)&ss, len) != 0) {
+			if (filler >= 0)
+				td_real_close(filler);
+			td_real_close(fd);
+			return -1;
+		}
+		filler = td_own_fd(filler);
+	}
+	fd = td_own_fd(fd);
+	t->addr = ss;
+	t->len = len;
+	atomic_store(&t->filler, filler);
+	atomic_store(&t->fd, fd);
+	return 0;
+}
+
+int td_fault_target(int family, int kind, struct sockaddr_storage *out,
+		    socklen_t *len)
+{
+	int fi = family == AF_INET6 ? 1 : 0;
+	int ki = kind == TD_FK_CONNECT_TIMEOUT ? 1 : 0;
+	struct td_target *t = &td__targets[fi][ki];
+	int saved = errno;
+
+	if (!td__alive(t) && td__make(t, family, ki == 1) != 0) {
+		if (family != AF_INET6) {
+			errno = saved;
+			return -1;
+		}
+		/* no IPv6 loopback: an IPv4-mapped address on a dual-stack socket */
+		struct td_target *v4 = &td__targets[0][ki];
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+		const struct sockaddr_in *in;
+
+		if (!td__alive(v4) && td__make(v4, AF_INET, ki == 1) != 0) {
+			errno = saved;
+			return -1;
+		}
+		in = (const struct sockaddr_in *)&v4->addr;
+		memset(out, 0, sizeof(*out));
+		a->sin6_family = AF_INET6;
+		a->sin6_port = in->sin_port;
+		a->sin6_addr.s6_addr[10] = 0xff;
+		a->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&a->sin6_addr.s6_addr[12], &in->sin_addr, 4);
+		*len = sizeof(*a);
+		errno = saved;
+		return 0;
+	}
+	*out = t->addr;
+	*len = t->len;
+	errno = saved;
+	return 0;
+}
+
+size_t td_bytes_allow(int fd, size_t len, bool *armed)
+{
+	const struct td_policy *p = td_policy_ptr;
+	struct td_sock *e = td_fd_peek(fd);
+	const struct td_rule *r;
+	uint32_t flags;
+	uint64_t done, limit;
+
+	*armed = false;
+	if (e == NULL || atomic_load(&e->tag) == 0)
+		return len;
+	flags = atomic_load(&e->flags);
+	if (!(flags & TD_SF_BYTES_FAULT) || (flags & TD_SF_BYTES_DONE))
+		return len;
+	r = td_sock_rule(p, e);
+	if (r == NULL)
+		return len;
+	limit = r->fault.rst_after_bytes;
+	done = atomic_load(&e->written);
+	*armed = true;
+	if (done >= limit)
+		return len;
+	return len < limit - done ? len : (size_t)(limit - done);
+}
+
+/*
+ * After a write on an armed socket: once the limit is reached, wait (a
+ * bounded second) for the peer to acknowledge those bytes, so that they
+ * are delivered and only then cut, and reset the connection.
+ */
+void td_bytes_sent(int fd, ssize_t n)
+{
+	const struct td_policy *p = td_policy_ptr;
+	struct td_sock *e = td_fd_peek(fd);
+	const struct td_rule *r;
+	uint64_t total;
+	int saved = errno;
+
+	if (n <= 0 || e == NULL || atomic_load(&e->tag) == 0 ||
+	    (r = td_sock_rule(p, e)) == NULL)
+		return;
+	total = atomic_fetch_add(&e->written, (uint64_t)n) + (uint64_t)n;
+	if (total < r->fault.rst_after_bytes ||
+	    (atomic_fetch_or(&e->flags, TD_SF_BYTES_DONE) & TD_SF_BYTES_DONE))
+		return;
+	for (int i = 0; i < 1000; i++) {
+		int outq = 0;
+
+		if (ioctl(fd, SIOCOUTQ, &outq) != 0 || outq == 0)
+			break;
+		td_sleep_ms(1);
+	}
+	(void)td_reset_now(fd);
+	errno = saved;
+}

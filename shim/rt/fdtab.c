@@ -1,0 +1,233 @@
+/*
+ * teardown: the fd table.  One entry per open fd that is a TCP socket the
+ * library tracks, indexed by fd number, in pages mapped on first use.
+ *
+ * No locks: entries are published and claimed with atomics on their tag.
+ * close() claims the entry *before* the real close, because the kernel
+ * frees the number at once and another thread's socket() may get it; the
+ * new socket then starts from a fresh entry and no state of the old one
+ * can ever be applied to it.
+ */
+#include <string.h>
+#include <sys/mman.h>
+
+#include "rt.h"
+
+#define TD_PAGE_SHIFT 10
+#define TD_PAGE (1 << TD_PAGE_SHIFT)
+#define TD_NPAGES (TD_FD_MAX / TD_PAGE)
+
+static _Atomic(struct td_sock *) td__pages[TD_NPAGES];
+static _Atomic uint32_t td__gen;
+static _Atomic int td__high = -1;
+
+struct td_sock *td_fd_peek(int fd)
+{
+	struct td_sock *page;
+
+	if (td_unlikely((unsigned)fd >= TD_FD_MAX))
+		return NULL;
+	page = atomic_load_explicit(&td__pages[fd >> TD_PAGE_SHIFT],
+				    memory_order_acquire);
+	return page ? &page[fd & (TD_PAGE - 1)] : NULL;
+}
+
+/*
+ * The page is mapped with mmap, not malloc: this runs inside socket() and
+ * accept(), which a signal handler may call.  Two threads racing on a new
+ * page both map one; the loser unmaps its copy.
+ */
+struct td_sock *td_fd_slot(int fd)
+{
+	struct td_sock *page, *fresh = NULL;
+	size_t bytes = sizeof(struct td_sock) * TD_PAGE;
+	_Atomic(struct td_sock *) *where;
+
+	if ((unsigned)fd >= TD_FD_MAX)
+		return NULL;
+	where = &td__pages[fd >> TD_PAGE_SHIFT];
+	page = atomic_load_explicit(where, memory_order_acquire);
+	if (page == NULL) {
+		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (m == MAP_FAILED)
+			return NULL;
+		fresh = m;
+		if (atomic_compare_exchange_strong(where, &page, fresh)) {
+			page = fresh;
+		} else {
+			munmap(fresh, bytes);
+		}
+	}
+	return &page[fd & (TD_PAGE - 1)];
+}
+
+static uint32_t td__next_tag(void)
+{
+	uint32_t t;
+
+	do
+		t = atomic_fetch_add_explicit(&td__gen, 1, memory_order_relaxed) + 1;
+	while (t == 0);
+	return t;
+}
+
+struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
+{
+	struct td_sock *e = td_fd_slot(fd);
+	uint32_t old;
+	int high;
+
+	if (e == NULL)
+		return NULL;
+	/* An entry still here means its fd was closed behind our back
+	 * (a path no hook sees); drop its claim on a dup share slot. */
+	old = atomic_exchange(&e->tag, 0);
+	if (old != 0 && e->share != 0)
+		(void)td_share_leave(e->share);
+	e->rule = init->rule;
+	e->bind_rule = init->bind_rule;
+	e->role = init->role;
+	e->decided = init->decided;
+	e->family = init->family;
+	e->epoch = init->epoch;
+	e->share = init->share;
+	e->app_linger_onoff = init->app_linger_onoff;
+	e->app_linger_secs = init->app_linger_secs;
+	e->conn = init->conn;
+	e->t_open_mono_us = init->t_open_mono_us;
+	e->cw_seen_mono_us = 0;
+	atomic_store_explicit(&e->written, 0, memory_order_relaxed);
+	e->local = init->local;
+	e->remote = init->remote;
+	atomic_store_explicit(&e->flags, atomic_load(&init->flags),
+			      memory_order_relaxed);
+	atomic_store_explicit(&e->tag, td__next_tag(), memory_order_release);
+	high = atomic_load_explicit(&td__high, memory_order_relaxed);
+	while (fd > high &&
+	       !atomic_compare_exchange_weak(&td__high, &high, fd))
+		;
+	return e;
+}
+
+static void td__copy(struct td_sock *out, const struct td_sock *e)
+{
+	atomic_store_explicit(&out->flags,
+			      atomic_load_explicit(&e->flags, memory_order_relaxed),
+			      memory_order_relaxed);
+	out->rule = e->rule;
+	out->bind_rule = e->bind_rule;
+	out->role = e->role;
+	out->decided = e->decided;
+	out->family = e->family;
+	out->epoch = e->epoch;
+	out->share = e->share;
+	out->app_linger_onoff = e->app_linger_onoff;
+	out->app_linger_secs = e->app_linger_secs;
+	out->conn = e->conn;
+	out->t_open_mono_us = e->t_open_mono_us;
+	out->cw_seen_mono_us = e->cw_seen_mono_us;
+	atomic_store_explicit(&out->written,
+			      atomic_load_explicit(&e->written, memory_order_relaxed),
+			      memory_order_relaxed);
+	out->local = e->local;
+	out->remote = e->remote;
+}
+
+bool td_fd_claim(int fd, struct td_sock *out)
+{
+	struct td_sock *e = td_fd_peek(fd);
+	uint32_t t;
+
+	if (e == NULL ||
+	    atomic_load_explicit(&e->tag, memory_order_relaxed) == 0)
+		return false;
+	t = atomic_exchange_explicit(&e->tag, 0, memory_order_acq_rel);
+	if (t == 0)
+		return false;
+	td__copy(out, e);
+	atomic_store_explicit(&out->tag, t, memory_order_relaxed);
+	return true;
+}
+
+bool td_fd_read(int fd, struct td_sock *out, uint32_t *tag)
+{
+	struct td_sock *e = td_fd_peek(fd);
+	uint32_t t1, t2;
+
+	if (e == NULL)
+		return false;
+	t1 = atomic_load_explicit(&e->tag, memory_order_acquire);
+	if (t1 == 0)
+		return false;
+	td__copy(out, e);
+	atomic_thread_fence(memory_order_acquire);
+	t2 = atomic_load_explicit(&e->tag, memory_order_relaxed);
+	if (t1 != t2)
+		return false;
+	atomic_store_explicit(&out->tag, t1, memory_order_relaxed);
+	if (tag)
+		*tag = t1;
+	return true;
+}
+
+int td_fd_high(void)
+{
+	return atomic_load_explicit(&td__high, memory_order_relaxed);
+}
+
+/*
+ * Share slots count the fds of this process that dup(), dup2() or dup3()
+ * made for one socket, so that only the last close does the close-time
+ * work (discarding input, a drain's shutdown).  A fixed array of counters
+ * claimed by compare-and-swap; when it is full the sockets are marked
+ * shared for good, which only ever skips work, never does it wrongly.
+ */
+#define TD_SHARE_MAX 4096
+static _Atomic uint32_t td__share[TD_SHARE_MAX];
+
+uint32_t td_share_join(struct td_sock *src)
+{
+	uint32_t s = src->share;
+
+	if (s != 0) {
+		atomic_fetch_add(&td__share[s - 1], 1);
+		return s;
+	}
+	for (uint32_t i = 0; i < TD_SHARE_MAX; i++) {
+		uint32_t zero = 0;
+
+		if (atomic_load_explicit(&td__share[i], memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_strong(&td__share[i], &zero, 2)) {
+			src->share = i + 1;
+			return i + 1;
+		}
+	}
+	atomic_fetch_or(&src->flags, TD_SF_STICKY_SHARED);
+	return 0;
+}
+
+bool td_share_leave(uint32_t share)
+{
+	if (share == 0 || share > TD_SHARE_MAX)
+		return false;
+	return atomic_fetch_sub(&td__share[share - 1], 1) > 1;
+}
+
+void td_fd_forget(int fd)
+{
+	struct td_sock gone;
+
+	if (td_fd_claim(fd, &gone) && gone.share != 0)
+		(void)td_share_leave(gone.share);
+}
+
+struct td_sock *td_fd_live(int fd)
+{
+	struct td_sock *e = td_fd_peek(fd);
+
+	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_acquire) == 0)
+		return NULL;
+	return e;
+}

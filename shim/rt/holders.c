@@ -1,0 +1,203 @@
+/*
+ * teardown: who else may hold a socket.
+ *
+ * A close only ends a connection when it drops the last reference, and
+ * close-time work (discarding unread input, a drain's shutdown(SHUT_WR))
+ * acts on the shared socket: done by the wrong holder it would cut a
+ * connection that a forked child is still serving.  So that work is done
+ * only by a process that can tell it is the last holder:
+ *  - fds of this process made by dup/dup2/dup3 are counted (fdtab.c);
+ *  - each fork bumps a fork epoch, and the fork hook records the child's
+ *    pid with the epoch it was born in: a socket older than a child is
+ *    looked for in /proc/<child>/fd;
+ *  - in a forked child, a socket inherited from the parent is looked for
+ *    at the same fd number in /proc/<parent>/fd;
+ *  - a socket passed away with SCM_RIGHTS, or dup2()ed by a vfork()ed
+ *    child, is shared for good.
+ * Whenever a check cannot be made, the answer is "shared": the library
+ * then does nothing beyond what the socket's own options do.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "rt.h"
+#include "teardown/fmt.h"
+
+_Atomic uint32_t td_epoch = 1;
+uint32_t td_birth_epoch = 1;
+__thread uint32_t td_tls_fork_epoch __attribute__((tls_model("initial-exec")));
+
+#define TD_CHILDREN 256
+
+struct td_child {
+	_Atomic int32_t pid;
+	_Atomic uint32_t epoch;
+};
+
+static struct td_child td__children[TD_CHILDREN];
+static _Atomic uint32_t td__child_next;
+/* Highest epoch among records overwritten by newer ones. */
+static _Atomic uint32_t td__child_lost;
+
+void td_child_record(pid_t pid, uint32_t epoch)
+{
+	uint32_t i = atomic_fetch_add(&td__child_next, 1) % TD_CHILDREN;
+	uint32_t old = atomic_load(&td__children[i].epoch);
+
+	if (atomic_load(&td__children[i].pid) != 0) {
+		uint32_t lost = atomic_load(&td__child_lost);
+
+		while (old > lost &&
+		       !atomic_compare_exchange_weak(&td__child_lost, &lost, old))
+			;
+	}
+	atomic_store(&td__children[i].pid, 0);
+	atomic_store(&td__children[i].epoch, epoch);
+	atomic_store(&td__children[i].pid, pid);
+}
+
+void td_fork_child_reset(void)
+{
+	for (int i = 0; i < TD_CHILDREN; i++) {
+		atomic_store(&td__children[i].pid, 0);
+		atomic_store(&td__children[i].epoch, 0);
+	}
+	atomic_store(&td__child_next, 0);
+	atomic_store(&td__child_lost, 0);
+	td_birth_epoch = atomic_fetch_add(&td_epoch, 1) + 1;
+}
+
+/* "/proc/<pid>/fd" or "/proc/<pid>/fd/<fd>" into buf. */
+static const char *td__procfd(char *buf, size_t cap, pid_t pid, int fd)
+{
+	struct td_buf b;
+
+	td_buf_init(&b, buf, cap);
+	td_buf_puts(&b, "/proc/");
+	td_buf_u64(&b, (uint64_t)pid);
+	td_buf_puts(&b, "/fd");
+	if (fd >= 0) {
+		td_buf_putc(&b, '/');
+		td_buf_u64(&b, (uint64_t)fd);
+	}
+	return td_buf_cstr(&b);
+}
+
+/* "socket:[ino]" */
+static size_t td__sockname(char *buf, size_t cap, uint64_t ino)
+{
+	struct td_buf b;
+
+	td_buf_init(&b, buf, cap);
+	td_buf_puts(&b, "socket:[");
+	td_buf_u64(&b, ino);
+	td_buf_putc(&b, ']');
+	td_buf_cstr(&b);
+	return b.len;
+}
+
+/* 1: the link names our socket; 0: it does not (or is gone); -1: unknown. */
+static int td__link_is(int dirfd, const char *path, const char *want, size_t wlen)
+{
+	char got[64];
+	ssize_t n = readlinkat(dirfd, path, got, sizeof(got));
+
+	if (n < 0)
+		return (errno == ENOENT || errno == ENOTDIR) ? 0 : -1;
+	return (size_t)n == wlen && memcmp(got, want, wlen) == 0;
+}
+
+/*
+ * Does process pid hold socket ino on any fd?  Reads /proc/<pid>/fd with
+ * getdents64 into a stack buffer (opendir would malloc).  1, 0, or -1
+ * when it cannot tell (no /proc, no permission, too many fds).
+ */
+static int td__proc_holds(pid_t pid, uint64_t ino)
+{
+	char path[64], want[40], dents[1024];
+	size_t wlen = td__sockname(want, sizeof(want), ino);
+	int dfd, found = 0, seen = 0;
+
+	dfd = open(td__procfd(path, sizeof(path), pid, -1),
+		   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return (errno == ENOENT || errno == ESRCH) ? 0 : -1;
+	for (;;) {
+		long n = td_sys3(SYS_getdents64, dfd, dents, sizeof(dents));
+
+		if (n <= 0) {
+			if (n < 0)
+				found = -1;
+			break;
+		}
+		for (long off = 0; off < n && found == 0;) {
+			struct dirent64 *d = (struct dirent64 *)(dents + off);
+
+			off += d->d_reclen;
+			if (d->d_name[0] == '.')
+				continue;
+			if (++seen > 65536) {
+				found = -1;
+				break;
+			}
+			found = td__link_is(dfd, d->d_name, want, wlen);
+		}
+		if (found != 0)
+			break;
+	}
+	td_real_close(dfd);
+	return found;
+}
+
+static int td__proc_fd_is(pid_t pid, int fd, uint64_t ino)
+{
+	char path[64], want[40];
+	size_t wlen = td__sockname(want, sizeof(want), ino);
+
+	return td__link_is(AT_FDCWD, td__procfd(path, sizeof(path), pid, fd),
+			   want, wlen);
+}
+
+bool td_sock_sole_holder(int fd, const struct td_sock *s, uint64_t ino)
+{
+	uint32_t now = atomic_load(&td_epoch);
+	uint32_t flags = atomic_load(&s->flags);
+	/* forks made by this process since the socket entered it */
+	uint32_t from = s->epoch > td_birth_epoch ? s->epoch : td_birth_epoch;
+
+	if (flags & TD_SF_STICKY_SHARED)
+		return false;
+	if (ino == 0)
+		return s->epoch >= td_birth_epoch && from >= now;
+	/* Inherited from the parent: is it still open there? */
+	if (s->epoch < td_birth_epoch) {
+		pid_t pp = getppid();
+
+		if (pp > 1 && td__proc_fd_is(pp, fd, ino) != 0)
+			return false;
+	}
+	/* Forked since: every child born after the socket must be without it. */
+	if (from < now) {
+		uint32_t covered = 0;
+
+		if (from <= atomic_load(&td__child_lost))
+			return false;
+		for (int i = 0; i < TD_CHILDREN; i++) {
+			pid_t pid = atomic_load(&td__children[i].pid);
+			uint32_t ep = atomic_load(&td__children[i].epoch);
+
+			if (pid <= 0 || ep < from)
+				continue;
+			covered++;
+			if (td__proc_holds(pid, ino) != 0)
+				return false;
+		}
+		/* a fork the hook did not see (daemon(), _Fork): unknown child */
+		if (covered < now - from)
+			return false;
+	}
+	return true;
+}

@@ -1,0 +1,93 @@
+/*
+ * teardown: what the kernel says about a socket at close time.  All of it
+ * comes from getsockopt() and ioctl(), which are async-signal-safe.
+ */
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include "rt.h"
+#include "teardown/predict.h"
+
+bool td_is_tcp(int fd, int *family)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) != 0 ||
+	    v != IPPROTO_TCP)
+		return false;
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) != 0 ||
+	    (v != AF_INET && v != AF_INET6))
+		return false;
+	if (family)
+		*family = v;
+	return true;
+}
+
+int td_facts_read(int fd, struct td_facts *f, bool want_ino)
+{
+	struct tcp_info ti;
+	struct linger lg;
+	socklen_t len = sizeof(ti);
+	int v;
+
+	memset(f, 0, sizeof(*f));
+	f->state = -1;
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+		return errno == ENOPROTOOPT || errno == EOPNOTSUPP ? -ENOTSOCK : -errno;
+	f->state = ti.tcpi_state;
+	f->bytes_in = (int64_t)ti.tcpi_bytes_received;
+	/* the peer's FIN takes one sequence number, counted as received */
+	if (f->bytes_in > 0 &&
+	    (ti.tcpi_state == TD_TCP_CLOSE_WAIT || ti.tcpi_state == TD_TCP_LAST_ACK ||
+	     ti.tcpi_state == TD_TCP_CLOSING || ti.tcpi_state == TD_TCP_TIME_WAIT))
+		f->bytes_in--;
+	/* payload only: bytes_acked would count the SYN and FIN too */
+	f->bytes_out = (int64_t)(ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans);
+	f->notsent = ti.tcpi_notsent_bytes;
+	if (ti.tcpi_state == TD_TCP_LISTEN) {
+		/* for a listener the kernel reports its accept queue here */
+		f->backlog = (int)ti.tcpi_unacked;
+	} else {
+		if (ioctl(fd, SIOCINQ, &v) == 0)
+			f->unread = v;
+		if (ioctl(fd, SIOCOUTQ, &v) == 0)
+			f->unsent = v;
+	}
+	len = sizeof(lg);
+	if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {
+		f->linger_on = lg.l_onoff != 0;
+		f->linger_secs = lg.l_linger;
+	}
+	if (want_ino) {
+		struct stat st;
+
+		if (fstat(fd, &st) == 0)
+			f->ino = st.st_ino;
+	}
+	return 0;
+}
+
+/*
+ * MSG_TRUNC on a TCP socket drops queued bytes without copying them, so
+ * no buffer is needed (a signal handler's stack may be small).
+ */
+int64_t td_discard_input(int fd)
+{
+	int64_t total = 0;
+
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(fd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
+
+		if (n <= 0)
+			break;
+		total += n;
+	}
+	return total;
+}

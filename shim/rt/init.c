@@ -1,0 +1,312 @@
+/*
+ * teardown: start-up.  Where the policy comes from, loading libconfig
+ * only when a policy exists, secure execution, and what happens at exit.
+ *
+ * The library must never stop a program from starting: a missing
+ * libconfig, an unreadable or invalid policy all end in "run unchanged"
+ * with one warning, unless the policy itself asks for on_error = "exit".
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rt.h"
+#include "teardown/config.h"
+#include "teardown/fmt.h"
+
+_Atomic int td_init_state;
+const struct td_policy *td_policy_ptr;
+__thread volatile int td_guard __attribute__((tls_model("initial-exec")));
+struct td_proc td_proc;
+
+#define TD_SYSTEM_POLICY "/etc/teardown.conf"
+#define TD_LIBCONFIG_SONAME "libconfig.so.9"
+
+int64_t td_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t td_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void td_sleep_ms(uint32_t ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+bool td_in_own_process(void)
+{
+	return (pid_t)td_sys0(SYS_getpid) == atomic_load(&td_proc.pid);
+}
+
+/* Copy the basename of path into out. */
+static void td__basename(char *out, size_t cap, const char *path)
+{
+	const char *b = strrchr(path, '/');
+	size_t n;
+
+	b = b ? b + 1 : path;
+	n = strnlen(b, cap - 1);
+	memcpy(out, b, n);
+	out[n] = '\0';
+}
+
+/*
+ * The libconfig functions, found in a privately loaded libconfig.  It is
+ * opened RTLD_LOCAL so its names never join the program's symbol scope,
+ * and only when there is a policy to read: a machine without libconfig
+ * must still run every program.
+ */
+static void *td__libconfig(struct td_cfgapi *api)
+{
+	void *h = dlopen(TD_LIBCONFIG_SONAME, RTLD_NOW | RTLD_LOCAL);
+
+	if (h == NULL)
+		return NULL;
+	memset(api, 0, sizeof(*api));
+#define TD_SYM(field, name) (api->field = (__typeof__(api->field))dlsym(h, name))
+	TD_SYM(init, "config_init");
+	TD_SYM(destroy, "config_destroy");
+	TD_SYM(read_string, "config_read_string");
+	TD_SYM(get_elem, "config_setting_get_elem");
+	TD_SYM(get_member, "config_setting_get_member");
+	TD_SYM(length, "config_setting_length");
+	TD_SYM(get_int, "config_setting_get_int");
+	TD_SYM(get_int64, "config_setting_get_int64");
+	TD_SYM(get_float, "config_setting_get_float");
+	TD_SYM(get_bool, "config_setting_get_bool");
+	TD_SYM(get_string, "config_setting_get_string");
+#undef TD_SYM
+	if (!api->init || !api->destroy || !api->read_string || !api->get_elem ||
+	    !api->get_member || !api->length || !api->get_int ||
+	    !api->get_int64 || !api->get_float || !api->get_bool ||
+	    !api->get_string) {
+		dlclose(h);
+		return NULL;
+	}
+	return h;
+}
+
+/* A policy error: warn once and run unchanged, or stop as the policy asks. */
+static void td__policy_error(const struct td_cfg_error *e, int on_error)
+{
+	char line[1200];
+	struct td_buf b;
+	char msg[1024];
+
+	td_cfg_error_format(e, msg, sizeof(msg));
+	td_buf_init(&b, line, sizeof(line));
+	td_buf_puts(&b, msg);
+	td_buf_puts(&b, on_error == TD_ONERR_EXIT ? "; exiting (on_error = \"exit\")"
+						  : "; running unchanged");
+	td_warn(td_buf_cstr(&b));
+	if (on_error == TD_ONERR_EXIT)
+		_exit(78); /* EX_CONFIG */
+}
+
+/*
+ * Find and parse the policy: TEARDOWN_CONFIG (a path), TEARDOWN_POLICY
+ * (the text), /etc/teardown.conf; the first found wins.  In a secure
+ * (setuid, setgid, capability) process the environment is not read at
+ * all.  Nothing found: NULL, silently (the library may be preloaded
+ * system-wide).
+ */
+static struct td_policy *td__load_policy(void)
+{
+	const char *path = NULL, *text = NULL;
+	char *filetext = NULL;
+	size_t len = 0;
+	bool privileged = td_proc.secure || geteuid() == 0;
+	struct td_cfg_error err;
+	struct td_cfgapi api;
+	struct td_policy *p;
+	void *h;
+	int rc;
+
+	memset(&err, 0, sizeof(err));
+	if (!td_proc.secure) {
+		path = getenv("TEARDOWN_CONFIG");
+		if (path != NULL && *path == '\0')
+			path = NULL;
+		if (path == NULL) {
+			text = getenv("TEARDOWN_POLICY");
+			if (text != NULL && *text == '\0')
+				text = NULL;
+		}
+	}
+	if (path == NULL && text == NULL) {
+		if (access(TD_SYSTEM_POLICY, F_OK) != 0)
+			return NULL;
+		path = TD_SYSTEM_POLICY;
+	}
+	if (path != NULL) {
+		rc = td_policy_read_file(path, privileged, &filetext, &len, &err);
+		if (rc != 0) {
+			td__policy_error(&err, TD_ONERR_PASS);
+			return NULL;
+		}
+		text = filetext;
+	} else {
+		len = strlen(text);
+	}
+	h = td__libconfig(&api);
+	if (h == NULL) {
+		td_warn("libconfig (Debian package libconfig9) is not installed; "
+			"the policy is ignored and the program runs unchanged");
+		free(filetext);
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		dlclose(h);
+		free(filetext);
+		return NULL;
+	}
+	rc = td_policy_parse_text(p, text, len, path ? path : "TEARDOWN_POLICY",
+				  &api, &err);
+	dlclose(h);
+	free(filetext);
+	if (rc != 0) {
+		int on_error = p->on_error;
+
+		free(p);
+		if (rc == -EINVAL)
+			td__policy_error(&err, on_error);
+		return NULL;
+	}
+	return p;
+}
+
+static void td__proc_init(void)
+{
+	struct rlimit rl;
+
+	atomic_store(&td_proc.pid, (pid_t)td_sys0(SYS_getpid));
+	td_proc.secure = getauxval(AT_SECURE) != 0;
+	td__basename(td_proc.prog, sizeof(td_proc.prog),
+		     program_invocation_short_name ? program_invocation_short_name : "?");
+	if (getrandom(&td_proc.seed, sizeof(td_proc.seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(td_proc.seed))
+		td_proc.seed = (uint64_t)td_now_us() ^ ((uint64_t)getpid() << 32);
+	/* keep seeds printable and exact in any JSON reader: 53 bits */
+	td_proc.seed &= (1ull << 53) - 1;
+	/*
+	 * The library's own fds live high, out of the way of programs that
+	 * expect the lowest free number, below select()'s 1024 when the
+	 * limit is the usual 1024.
+	 */
+	td_proc.fd_base = 768;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		if (rl.rlim_cur >= 2048)
+			td_proc.fd_base = 1024;
+		else if (rl.rlim_cur >= 64)
+			td_proc.fd_base = (int)(rl.rlim_cur * 3 / 4);
+	}
+}
+
+/* Evaluate the rules' program globs for this executable, once. */
+static void td__bind_program(struct td_policy *p)
+{
+	char exe[PATH_MAX], base[128];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	exe[n > 0 ? n : 0] = '\0';
+	td__basename(base, sizeof(base), exe);
+	td_policy_bind_program(p, td_proc.prog, n > 0 ? base : NULL);
+}
+
+static void td__atfork_parent(void)
+{
+	td_tls_fork_epoch = atomic_fetch_add(&td_epoch, 1);
+}
+
+/*
+ * In the child of fork() (also daemon()'s internal fork, which the fork
+ * hook never sees): new pid, new fork epoch, no worker thread, and the
+ * parent's children are not ours.
+ */
+static void td__atfork_child(void)
+{
+	int saved = errno;
+
+	atomic_store(&td_proc.pid, (pid_t)td_sys0(SYS_getpid));
+	td_fork_child_reset();
+	td_worker_after_fork_child();
+	errno = saved;
+}
+
+/*
+ * First use: bind the real symbols, read the policy, open the log.  Runs
+ * once, from the constructor or from the first hook called before it
+ * (another library's constructor).  Lock-free: a caller that finds
+ * another thread initialising passes through instead of waiting.
+ */
+const struct td_policy *td_init_slow(void)
+{
+	int expect = TD_INIT_NONE;
+	int saved = errno;
+	struct td_policy *p;
+
+	if (!atomic_compare_exchange_strong(&td_init_state, &expect,
+					    TD_INIT_RUNNING))
+		return expect == TD_INIT_DONE ? td_policy_ptr : NULL;
+	td_guard = 1;
+	td_real_bind();
+	td__proc_init();
+	p = td__load_policy();
+	if (p != NULL) {
+		td__bind_program(p);
+		td_policy_ptr = p;
+		td_log_open(p);
+		pthread_atfork(NULL, td__atfork_parent, td__atfork_child);
+	}
+	td_guard = 0;
+	atomic_store_explicit(&td_init_state, TD_INIT_DONE, memory_order_release);
+	errno = saved;
+	return td_policy_ptr;
+}
+
+__attribute__((constructor)) static void td__ctor(void)
+{
+	(void)td_active();
+}
+
+/*
+ * At exit(): sockets still open get their close-time work (a graceful
+ * socket's unread input is discarded so the kernel's exit-time close
+ * sends FIN, not RST) and an "exit" event; pending drains write theirs.
+ */
+void td_exit_scan(const struct td_policy *p) TD_HIDDEN;
+
+__attribute__((destructor)) static void td__dtor(void)
+{
+	const struct td_policy *p = td_active();
+	int saved = errno;
+
+	if (p == NULL || !td_in_own_process())
+		return;
+	td_worker_flush_at_exit();
+	td_exit_scan(p);
+	errno = saved;
+}

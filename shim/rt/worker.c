@@ -1,0 +1,451 @@
+/*
+ * teardown: the background worker, one thread per process, started on
+ * first need.  It does what must outlive the program's call:
+ *  - drains: after a "drain" close returned, read and discard until the
+ *    peer's FIN or drain_timeout_ms, then close and write the event;
+ *  - rst_after_ms: reset a connection the program still holds;
+ *  - leak_after_s: notice sockets left in CLOSE_WAIT.
+ *
+ * Requests reach it through fixed slot arrays claimed with compare-and-
+ * swap, and an eventfd to wake it: a request is a few atomic stores and
+ * one write(), safe in a signal handler.  Starting the thread is not
+ * (pthread_create allocates), so it happens at the first request; a
+ * request made before the thread could start is done inline instead.
+ * The thread blocks every signal, so program handlers never run on it.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "rt.h"
+
+#define TD_DRAINS 4096
+#define TD_TIMERS 4096
+
+enum { TD_SLOT_FREE = 0, TD_SLOT_FILLING, TD_SLOT_READY, TD_SLOT_ACTIVE, TD_SLOT_DONE };
+enum { TD_W_NONE = 0, TD_W_STARTING, TD_W_RUNNING };
+
+struct td_dslot {
+	_Atomic int state;
+	struct td_drain_req req;
+};
+
+struct td_tslot {
+	_Atomic int state;
+	int fd;
+	uint32_t tag;
+	int64_t when;
+};
+
+static struct td_dslot *td__drains;
+static struct td_tslot td__timers[TD_TIMERS];
+static _Atomic int td__wstate;
+static _Atomic int td__efd = -1, td__epfd = -1;
+static _Atomic int td__leaks;
+
+static void td__kick(void)
+{
+	uint64_t one = 1;
+	int efd = atomic_load(&td__efd);
+
+	if (efd >= 0)
+		(void)td_sys3(__NR_write, efd, &one, sizeof(one));
+}
+
+/* ---- drains ---- */
+
+/* Finish a drain once: final facts, close the private fd, the event. */
+static void td__drain_finish(struct td_dslot *d, int from_state)
+{
+	struct td_drain_req *r = &d->req;
+	struct td_facts f;
+	int expect = from_state;
+
+	if (!atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_DONE))
+		return;
+	if (td_facts_read(r->pfd, &f, false) == 0) {
+		if (f.unread > 0 && f.state != 7 /* CLOSE */) {
+			/* timed out with input still arriving: the close resets */
+			r->ev.wire = TD_WIRE_RST;
+			r->ev.why = TD_WHY_UNREAD;
+			r->ev.time_wait = 0;
+			r->ev.lost = f.unsent;
+		}
+		if (f.bytes_in > r->ev.bytes_in)
+			r->ev.bytes_in = f.bytes_in;
+		if (f.bytes_out > r->ev.bytes_out)
+			r->ev.bytes_out = f.bytes_out;
+	}
+	r->ev.age_ms = (td_mono_us() - r->t_open_mono_us) / 1000;
+	if (atomic_load(&td__epfd) >= 0)
+		(void)epoll_ctl(atomic_load(&td__epfd), EPOLL_CTL_DEL, r->pfd, NULL);
+	td_own_close(r->pfd);
+	if (r->log)
+		td_log(r->p, &r->ev);
+	atomic_store(&d->state, TD_SLOT_FREE);
+}
+
+/* Read and drop what the peer sends; finish at EOF or on an error. */
+static void td__drain_read(struct td_dslot *d)
+{
+	for (int i = 0; i < 256; i++) {
+		ssize_t n = recv(d->req.pfd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
+
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		td__drain_finish(d, TD_SLOT_ACTIVE);
+		return;
+	}
+}
+
+/* ---- timers (rst_after_ms) ---- */
+
+/*
+ * Reset the connection on fd if fd still holds the same socket.  The fd
+ * is duplicated first and the entry's tag checked after: if the program
+ * closed the socket and the number was reused meanwhile, the tag differs
+ * and the new socket is left alone.
+ */
+static void td__fire(struct td_tslot *t)
+{
+	struct td_sock *e = td_fd_peek(t->fd);
+	int dfd;
+
+	if (e == NULL || atomic_load(&e->tag) != t->tag)
+		return;
+	dfd = fcntl(t->fd, F_DUPFD_CLOEXEC, td_proc.fd_base);
+	if (dfd < 0)
+		return;
+	if (atomic_load(&e->tag) == t->tag)
+		(void)td_reset_now(dfd);
+	td_real_close(dfd);
+}
+
+/* ---- leaks ---- */
+
+static void td__leak_scan(int64_t now)
+{
+	const struct td_policy *p = td_policy_ptr;
+	int high = td_fd_high();
+
+	for (int fd = 0; fd <= high; fd++) {
+		struct td_sock s, *e;
+		const struct td_rule *r;
+		struct td_facts f;
+		struct td_event ev;
+		uint32_t tag;
+
+		if (!td_fd_read(fd, &s, &tag))
+			continue;
+		if (atomic_load(&s.flags) & (TD_SF_OWN | TD_SF_LEAK_DONE))
+			continue;
+		r = td_sock_rule(p, &s);
+		if (r == NULL || r->leak_after_s == 0 || !s.decided)
+			continue;
+		if (td_facts_read(fd, &f, false) != 0)
+			continue;
+		e = td_fd_peek(fd);
+		if (e == NULL || atomic_load(&e->tag) != tag)
+			continue; /* closed and reused while we looked */
+		if (f.state != 8 /* CLOSE_WAIT */)
+			continue;
+		if (s.cw_seen_mono_us == 0) {
+			e->cw_seen_mono_us = now;
+			continue;
+		}
+		if (now - s.cw_seen_mono_us < (int64_t)r->leak_after_s * 1000000)
+			continue;
+		atomic_fetch_or(&e->flags, TD_SF_LEAK_DONE);
+		if (!r->log)
+			continue;
+		td_event_from_sock(&ev, p, &s, fd, TD_EV_LEAK);
+		ev.state = (int8_t)f.state;
+		ev.age_ms = (now - s.t_open_mono_us) / 1000;
+		ev.close_wait_ms = (now - s.cw_seen_mono_us) / 1000;
+		td_log(p, &ev);
+	}
+}
+
+static int64_t td__leak_period(void)
+{
+	const struct td_policy *p = td_policy_ptr;
+	int64_t best = 1000000;
+
+	for (uint32_t i = 0; p && i < p->n_rules; i++) {
+		int64_t q = (int64_t)p->rules[i].leak_after_s * 1000000 / 4;
+
+		if (p->rules[i].leak_after_s && q < best)
+			best = q;
+	}
+	return best < 50000 ? 50000 : best;
+}
+
+/* ---- the thread ---- */
+
+static void td__adopt(int epfd)
+{
+	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
+		struct td_dslot *d = &td__drains[i];
+		int expect = TD_SLOT_READY;
+
+		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_READY ||
+		    !atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_ACTIVE))
+			continue;
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
+
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) != 0)
+			td__drain_finish(d, TD_SLOT_ACTIVE);
+		else
+			td__drain_read(d);
+	}
+	for (int i = 0; i < TD_TIMERS; i++) {
+		int expect = TD_SLOT_READY;
+
+		if (atomic_load_explicit(&td__timers[i].state, memory_order_relaxed) == TD_SLOT_READY)
+			atomic_compare_exchange_strong(&td__timers[i].state, &expect,
+						       TD_SLOT_ACTIVE);
+	}
+}
+
+/* Expire drains and timers due by now; returns the next deadline. */
+static int64_t td__expire(int64_t now)
+{
+	int64_t next = INT64_MAX;
+
+	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
+		struct td_dslot *d = &td__drains[i];
+
+		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_ACTIVE)
+			continue;
+		if (d->req.deadline_mono_us <= now)
+			td__drain_finish(d, TD_SLOT_ACTIVE);
+		else if (d->req.deadline_mono_us < next)
+			next = d->req.deadline_mono_us;
+	}
+	for (int i = 0; i < TD_TIMERS; i++) {
+		struct td_tslot *t = &td__timers[i];
+
+		if (atomic_load_explicit(&t->state, memory_order_relaxed) != TD_SLOT_ACTIVE)
+			continue;
+		if (t->when <= now) {
+			td__fire(t);
+			atomic_store(&t->state, TD_SLOT_FREE);
+		} else if (t->when < next) {
+			next = t->when;
+		}
+	}
+	return next;
+}
+
+static void *td__main(void *arg)
+{
+	int epfd = atomic_load(&td__epfd), efd = atomic_load(&td__efd);
+	struct epoll_event evs[64];
+	int64_t next_leak = 0;
+
+	(void)arg;
+	td_guard = 1;
+	{
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+
+		(void)epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev);
+	}
+	for (;;) {
+		int64_t now = td_mono_us(), next, wait_ms;
+		int n;
+
+		td__adopt(epfd);
+		next = td__expire(now);
+		if (atomic_load(&td__leaks)) {
+			if (now >= next_leak) {
+				td__leak_scan(now);
+				next_leak = now + td__leak_period();
+			}
+			if (next_leak < next)
+				next = next_leak;
+		}
+		wait_ms = next == INT64_MAX ? -1 : (next - now + 999) / 1000;
+		if (wait_ms > 60000 || wait_ms < -1)
+			wait_ms = 60000;
+		n = epoll_wait(epfd, evs, 64, (int)wait_ms);
+		for (int i = 0; i < n; i++) {
+			uint32_t k = evs[i].data.u32;
+
+			if (k == UINT32_MAX) {
+				uint64_t v;
+
+				(void)read(efd, &v, sizeof(v));
+			} else if (k < TD_DRAINS &&
+				   atomic_load(&td__drains[k].state) == TD_SLOT_ACTIVE) {
+				td__drain_read(&td__drains[k]);
+			}
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Start the thread if this process has none.  Returns 0 when it runs, or
+ * a negative errno when it does not (yet): the caller then does its work
+ * inline.
+ */
+static int td__ensure(void)
+{
+	int expect = TD_W_NONE, efd, epfd, rc;
+	pthread_attr_t attr;
+	pthread_t th;
+	sigset_t all, old;
+
+	if (atomic_load(&td__wstate) == TD_W_RUNNING)
+		return 0;
+	if (!atomic_compare_exchange_strong(&td__wstate, &expect, TD_W_STARTING))
+		return expect == TD_W_RUNNING ? 0 : -EAGAIN;
+	if (td__drains == NULL) {
+		void *m = mmap(NULL, sizeof(struct td_dslot) * TD_DRAINS,
+			       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (m == MAP_FAILED)
+			goto fail;
+		td__drains = m;
+	}
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (efd < 0 || epfd < 0) {
+		if (efd >= 0)
+			td_real_close(efd);
+		if (epfd >= 0)
+			td_real_close(epfd);
+		goto fail;
+	}
+	atomic_store(&td__efd, td_own_fd(efd));
+	atomic_store(&td__epfd, td_own_fd(epfd));
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	rc = pthread_create(&th, &attr, td__main, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		td_own_close(atomic_exchange(&td__efd, -1));
+		td_own_close(atomic_exchange(&td__epfd, -1));
+		goto fail;
+	}
+	atomic_store(&td__wstate, TD_W_RUNNING);
+	return 0;
+fail:
+	atomic_store(&td__wstate, TD_W_NONE);
+	return -EAGAIN;
+}
+
+int td_worker_drain(const struct td_drain_req *req)
+{
+	int saved = errno;
+
+	if (td__ensure() != 0) {
+		errno = saved;
+		return -EAGAIN;
+	}
+	for (int i = 0; i < TD_DRAINS; i++) {
+		struct td_dslot *d = &td__drains[i];
+		int expect = TD_SLOT_FREE;
+
+		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_FREE ||
+		    !atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_FILLING))
+			continue;
+		d->req = *req;
+		atomic_store_explicit(&d->state, TD_SLOT_READY, memory_order_release);
+		td__kick();
+		errno = saved;
+		return 0;
+	}
+	errno = saved;
+	return -ENOSPC;
+}
+
+int td_worker_timer(int fd, uint32_t tag, int64_t when_mono_us)
+{
+	int saved = errno;
+
+	if (td__ensure() != 0) {
+		errno = saved;
+		return -EAGAIN;
+	}
+	for (int i = 0; i < TD_TIMERS; i++) {
+		struct td_tslot *t = &td__timers[i];
+		int expect = TD_SLOT_FREE;
+
+		if (atomic_load_explicit(&t->state, memory_order_relaxed) != TD_SLOT_FREE ||
+		    !atomic_compare_exchange_strong(&t->state, &expect, TD_SLOT_FILLING))
+			continue;
+		t->fd = fd;
+		t->tag = tag;
+		t->when = when_mono_us;
+		atomic_store_explicit(&t->state, TD_SLOT_READY, memory_order_release);
+		td__kick();
+		errno = saved;
+		return 0;
+	}
+	errno = saved;
+	return -ENOSPC;
+}
+
+void td_worker_watch_leaks(void)
+{
+	int saved = errno;
+
+	if (!atomic_exchange(&td__leaks, 1) || atomic_load(&td__wstate) != TD_W_RUNNING) {
+		(void)td__ensure();
+		td__kick();
+	}
+	errno = saved;
+}
+
+/*
+ * In a forked child there is no worker thread.  The private descriptors
+ * of the parent's drains were copied into the child: closed here, or the
+ * child would keep those connections alive after the parent's drain ends.
+ */
+void td_worker_after_fork_child(void)
+{
+	int fd;
+
+	atomic_store(&td__wstate, TD_W_NONE);
+	if ((fd = atomic_exchange(&td__efd, -1)) >= 0)
+		td_own_close(fd);
+	if ((fd = atomic_exchange(&td__epfd, -1)) >= 0)
+		td_own_close(fd);
+	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
+		int st = atomic_load(&td__drains[i].state);
+
+		if (st == TD_SLOT_READY || st == TD_SLOT_ACTIVE)
+			td_own_close(td__drains[i].req.pfd);
+		atomic_store(&td__drains[i].state, TD_SLOT_FREE);
+	}
+	for (int i = 0; i < TD_TIMERS; i++)
+		atomic_store(&td__timers[i].state, TD_SLOT_FREE);
+	atomic_store(&td__leaks, 0);
+}
+
+void td_worker_flush_at_exit(void)
+{
+	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
+		struct td_dslot *d = &td__drains[i];
+		int st = atomic_load(&d->state);
+
+		if (st != TD_SLOT_READY && st != TD_SLOT_ACTIVE)
+			continue;
+		(void)td_discard_input(d->req.pfd);
+		td__drain_finish(d, st);
+	}
+}

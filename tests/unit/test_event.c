@@ -1,0 +1,699 @@
+/* teardown: unit tests for the audit line formatter. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <locale.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <criterion/new/assert.h>
+
+#include "../../cli/lib/logparse.h"
+#include "teardown/event.h"
+
+/* A close as in the text example of the documentation, every key known. */
+static struct td_event td_t_full(int type)
+{
+	struct td_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = (uint8_t)type;
+	ev.ts_us = 1795247280123456; /* 2026-11-21T07:48:00.123456Z */
+	ev.pid = 1234;
+	ev.tid = 1236;
+	ev.prog = "prog";
+	ev.fd = 5;
+	ev.role = TD_SOCK_CLIENT;
+	ev.local.family = AF_INET;
+	ev.local.port = 40000;
+	memcpy(ev.local.addr, (uint8_t[]){127, 0, 0, 1}, 4);
+	ev.remote.family = AF_INET;
+	ev.remote.port = 8080;
+	memcpy(ev.remote.addr, (uint8_t[]){127, 0, 0, 1}, 4);
+	ev.rule = "legacy";
+	ev.action = "abort";
+	ev.conn = 7;
+	ev.err = ECONNREFUSED;
+	ev.app_linger_set = true;
+	ev.app_linger_onoff = 1;
+	ev.app_linger_secs = 0;
+	ev.how = SHUT_RD;
+	ev.how_done = SHUT_WR;
+	ev.state = 1; /* ESTABLISHED */
+	ev.closer = TD_CLOSER_ACTIVE;
+	ev.wire = TD_WIRE_RST;
+	ev.why = TD_WHY_POLICY;
+	ev.time_wait = 0;
+	ev.unread = 3;
+	ev.unsent = 4;
+	ev.lost = 4;
+	ev.age_ms = 12;
+	ev.bytes_in = 5;
+	ev.bytes_out = 300;
+	ev.close_wait_ms = 29000;
+	ev.fault = "rst";
+	ev.seed = UINT64_MAX;
+	return ev;
+}
+
+/* Format into a buffer with a canary after cap; checks the canary. */
+static size_t td_t_fmt(char *buf, size_t cap, const struct td_event *ev,
+		       int format)
+{
+	size_t n;
+
+	memset(buf, '#', cap + 16);
+	n = td_event_format(buf, cap, ev, format);
+	for (size_t i = cap; i < cap + 16; i++)
+		cr_assert(eq(chr, buf[i], '#'), "wrote past cap at %zu", i);
+	return n;
+}
+
+#define TD_T_HEAD                                                            \
+	"{\"ts\":\"2026-11-21T07:48:00.123456Z\",\"pid\":1234,\"tid\":1236,"  \
+	"\"prog\":\"prog\",\"event\":\"%s\",\"fd\":5,\"role\":\"client\","      \
+	"\"local\":\"127.0.0.1:40000\",\"remote\":\"127.0.0.1:8080\","          \
+	"\"rule\":\"legacy\",\"action\":\"abort\""
+
+#define TD_T_OUTCOME                                                         \
+	",\"state\":\"ESTABLISHED\",\"closer\":\"active\",\"unread\":3,"        \
+	"\"unsent\":4,\"app_linger\":\"1,0\",\"wire\":\"RST\",\"why\":\"policy\"," \
+	"\"time_wait\":false,\"lost\":4,\"age_ms\":12,\"bytes_in\":5,"          \
+	"\"bytes_out\":300"
+
+static const struct {
+	int type;
+	const char *tail;
+} td_t_golden[] = {
+	{TD_EV_CONNECT, ",\"conn\":7,\"error\":\"ECONNREFUSED\"}\n"},
+	{TD_EV_ACCEPT, ",\"conn\":7}\n"},
+	{TD_EV_BIND, "}\n"},
+	{TD_EV_LINGER, ",\"app_linger\":\"1,0\"}\n"},
+	{TD_EV_SHUTDOWN, ",\"how\":\"SHUT_RD\",\"sent\":\"SHUT_WR\"}\n"},
+	{TD_EV_CLOSE, TD_T_OUTCOME ",\"error\":\"ECONNREFUSED\"}\n"},
+	{TD_EV_FAULT,
+	 ",\"fault\":\"rst\",\"conn\":7,\"seed\":18446744073709551615}\n"},
+	{TD_EV_LEAK,
+	 ",\"state\":\"ESTABLISHED\",\"age_ms\":12,\"close_wait_ms\":29000}\n"},
+	{TD_EV_EXIT, TD_T_OUTCOME "}\n"},
+};
+
+#define TD_T_NTYPES (sizeof(td_t_golden) / sizeof(td_t_golden[0]))
+
+Test(event, json_golden_every_type)
+{
+	cr_assert(eq(sz, TD_T_NTYPES, TD_EV__COUNT));
+	for (size_t i = 0; i < TD_T_NTYPES; i++) {
+		struct td_event ev = td_t_full(td_t_golden[i].type);
+		char buf[TD_EVENT_MAX + 16], want[TD_EVENT_MAX];
+		char head[512];
+		size_t n;
+
+		/* the head names the event: splice its name in by hand */
+		const char *name = td_event_name(td_t_golden[i].type);
+		const char *pct = strstr(TD_T_HEAD, "%s");
+		size_t pre = (size_t)(pct - TD_T_HEAD);
+
+		memcpy(head, TD_T_HEAD, pre);
+		strcpy(head + pre, name);
+		strcat(head, pct + 2);
+		strcpy(want, head);
+		strcat(want, td_t_golden[i].tail);
+
+		n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+		cr_assert(eq(str, buf, want), "event %s", name);
+		cr_assert(eq(sz, n, strlen(want)));
+	}
+}
+
+/* The documented key lists (include/teardown/event.h). */
+static const char *const td_t_keys_all[] = {
+	"ts", "pid", "tid", "prog", "event", "fd", "role", "local", "remote",
+	"rule", "action", NULL};
+static const char *const td_t_keys_outcome[] = {
+	"state", "closer", "unread", "unsent", "app_linger", "wire", "why",
+	"time_wait", "lost", "age_ms", "bytes_in", "bytes_out", NULL};
+
+static size_t td_t_push(const char **v, size_t n, const char *const *keys)
+{
+	while (*keys)
+		v[n++] = *keys++;
+	return n;
+}
+
+static size_t td_t_keys_for(int type, const char **v)
+{
+	size_t n = td_t_push(v, 0, td_t_keys_all);
+
+	switch (type) {
+	case TD_EV_CONNECT:
+		v[n++] = "conn";
+		v[n++] = "error";
+		break;
+	case TD_EV_ACCEPT:
+		v[n++] = "conn";
+		break;
+	case TD_EV_LINGER:
+		v[n++] = "app_linger";
+		break;
+	case TD_EV_SHUTDOWN:
+		v[n++] = "how";
+		v[n++] = "sent";
+		break;
+	case TD_EV_CLOSE:
+		n = td_t_push(v, n, td_t_keys_outcome);
+		v[n++] = "error";
+		break;
+	case TD_EV_EXIT:
+		n = td_t_push(v, n, td_t_keys_outcome);
+		break;
+	case TD_EV_FAULT:
+		v[n++] = "fault";
+		v[n++] = "conn";
+		v[n++] = "seed";
+		break;
+	case TD_EV_LEAK:
+		v[n++] = "state";
+		v[n++] = "age_ms";
+		v[n++] = "close_wait_ms";
+		break;
+	}
+	return n;
+}
+
+static void td_t_check_keys(char *line, size_t len, int type)
+{
+	const char *want[40];
+	size_t nwant = td_t_keys_for(type, want);
+	struct td_jline jl;
+
+	cr_assert(eq(int, td_jline_parse(&jl, line, len), 0),
+		  "not valid JSON: %s", line);
+	cr_assert(eq(sz, jl.n, nwant), "%s: key count", td_event_name(type));
+	for (size_t k = 0; k < nwant; k++)
+		cr_assert(eq(str, (char *)jl.f[k].key, (char *)want[k]),
+			  "%s: key %zu", td_event_name(type), k);
+}
+
+Test(event, json_keys_in_documented_order)
+{
+	for (int t = 0; t < TD_EV__COUNT; t++) {
+		struct td_event full = td_t_full(t), empty;
+		char buf[TD_EVENT_MAX + 16];
+		size_t n;
+
+		n = td_t_fmt(buf, TD_EVENT_MAX, &full, TD_FORMAT_JSON);
+		td_t_check_keys(buf, n, t);
+
+		/* the same keys when every value is unknown */
+		memset(&empty, 0, sizeof(empty));
+		empty.type = (uint8_t)t;
+		empty.fd = -1;
+		empty.state = -1;
+		empty.time_wait = -1;
+		empty.how = empty.how_done = TD_HOW_NONE;
+		n = td_t_fmt(buf, TD_EVENT_MAX, &empty, TD_FORMAT_JSON);
+		td_t_check_keys(buf, n, t);
+	}
+}
+
+Test(event, json_parsed_values)
+{
+	struct td_event ev = td_t_full(TD_EV_CLOSE);
+	char buf[TD_EVENT_MAX + 16];
+	size_t n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	struct td_jline jl;
+	const struct td_jfield *f;
+
+	cr_assert(eq(int, td_jline_parse(&jl, buf, n), 0));
+	cr_assert(eq(str, (char *)td_jline_str(&jl, "prog"), "prog"));
+	cr_assert(eq(str, (char *)td_jline_str(&jl, "wire"), "RST"));
+	f = td_jline_get(&jl, "bytes_out");
+	cr_assert(eq(int, f->type, TD_J_INT));
+	cr_assert(eq(i64, f->i, 300));
+	f = td_jline_get(&jl, "time_wait");
+	cr_assert(eq(int, f->type, TD_J_BOOL));
+	cr_assert(eq(i64, f->i, 0));
+}
+
+Test(event, all_unknown_values)
+{
+	struct td_event ev;
+	char buf[TD_EVENT_MAX + 16];
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TD_EV_CLOSE;
+	ev.fd = -1;
+	ev.state = -1;
+	ev.time_wait = -1;
+	ev.unread = ev.unsent = ev.lost = ev.age_ms = -1;
+	ev.bytes_in = ev.bytes_out = -1;
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	cr_assert(eq(str, buf,
+		     "{\"ts\":\"1970-01-01T00:00:00.000000Z\",\"pid\":0,\"tid\":0,"
+		     "\"prog\":null,\"event\":\"close\",\"fd\":null,"
+		     "\"role\":\"unknown\",\"local\":null,\"remote\":null,"
+		     "\"rule\":null,\"action\":null,\"state\":null,"
+		     "\"closer\":null,\"unread\":null,\"unsent\":null,"
+		     "\"app_linger\":null,\"wire\":null,\"why\":null,"
+		     "\"time_wait\":null,\"lost\":null,\"age_ms\":null,"
+		     "\"bytes_in\":null,\"bytes_out\":null,\"error\":null}\n"));
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(eq(str, buf,
+		     "1970-01-01T00:00:00.000000Z 0/0 - close fd=- role=unknown "
+		     "local=- remote=- rule=- action=- state=- closer=- "
+		     "unread=- unsent=- app_linger=- wire=- why=- time_wait=- "
+		     "lost=- age_ms=- bytes_in=- bytes_out=- error=-\n"));
+}
+
+Test(event, text_close_as_documented)
+{
+	struct td_event ev = td_t_full(TD_EV_CLOSE);
+	char buf[TD_EVENT_MAX + 16];
+	size_t n;
+
+	ev.app_linger_set = false;
+	ev.unread = ev.unsent = ev.lost = 0;
+	ev.err = 0;
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(eq(str, buf,
+		     "2026-11-21T07:48:00.123456Z 1234/1236 prog close fd=5 "
+		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
+		     "rule=legacy action=abort state=ESTABLISHED closer=active "
+		     "unread=0 unsent=0 app_linger=- wire=RST why=policy "
+		     "time_wait=no lost=0 age_ms=12 bytes_in=5 bytes_out=300 "
+		     "error=-\n"));
+	cr_assert(eq(sz, n, strlen(buf)));
+}
+
+Test(event, text_other_events)
+{
+	struct td_event ev = td_t_full(TD_EV_SHUTDOWN);
+	char buf[TD_EVENT_MAX + 16];
+
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(eq(str, buf,
+		     "2026-11-21T07:48:00.123456Z 1234/1236 prog shutdown fd=5 "
+		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
+		     "rule=legacy action=abort how=SHUT_RD sent=SHUT_WR\n"));
+
+	ev = td_t_full(TD_EV_FAULT);
+	ev.seed = 42;
+	ev.fault = "rst_after_ms";
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(eq(str, buf,
+		     "2026-11-21T07:48:00.123456Z 1234/1236 prog fault fd=5 "
+		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
+		     "rule=legacy action=abort fault=rst_after_ms conn=7 "
+		     "seed=42\n"));
+
+	ev = td_t_full(TD_EV_EXIT);
+	ev.time_wait = 1;
+	ev.wire = TD_WIRE_FIN;
+	ev.why = TD_WHY_CLOSE;
+	ev.closer = TD_CLOSER_PASSIVE;
+	ev.state = 8;
+	ev.rule = "my rule";
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(eq(str, buf,
+		     "2026-11-21T07:48:00.123456Z 1234/1236 prog exit fd=5 "
+		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
+		     "rule=\"my rule\" action=abort state=CLOSE_WAIT "
+		     "closer=passive unread=3 unsent=4 app_linger=1,0 wire=FIN "
+		     "why=close time_wait=yes lost=4 age_ms=12 bytes_in=5 "
+		     "bytes_out=300\n"));
+
+	ev = td_t_full(TD_EV_CONNECT);
+	ev.conn = 0;
+	ev.err = 0;
+	ev.fd = -1;
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(eq(str, buf,
+		     "2026-11-21T07:48:00.123456Z 1234/1236 prog connect fd=- "
+		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
+		     "rule=legacy action=abort conn=- error=-\n"));
+}
+
+Test(event, ipv6_and_unknown_addresses)
+{
+	struct td_event ev = td_t_full(TD_EV_ACCEPT);
+	char buf[TD_EVENT_MAX + 16];
+
+	ev.local.family = AF_INET6;
+	memset(ev.local.addr, 0, 16);
+	ev.local.addr[15] = 1;
+	ev.local.port = 80;
+	memset(&ev.remote, 0, sizeof(ev.remote));
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	cr_assert(not(eq(ptr, strstr(buf, ",\"local\":\"[::1]:80\",\"remote\":null,"),
+			 NULL)), "%s", buf);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(not(eq(ptr, strstr(buf, " local=[::1]:80 remote=- "), NULL)),
+		  "%s", buf);
+
+	inet_pton(AF_INET6, "2001:db8::42", ev.remote.addr);
+	ev.remote.family = AF_INET6;
+	ev.remote.port = 65535;
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	cr_assert(not(eq(ptr, strstr(buf, "\"remote\":\"[2001:db8::42]:65535\""),
+			 NULL)), "%s", buf);
+}
+
+Test(event, errors_by_name_or_number)
+{
+	struct td_event ev = td_t_full(TD_EV_CONNECT);
+	char buf[TD_EVENT_MAX + 16];
+
+	ev.err = 9999;
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	cr_assert(not(eq(ptr, strstr(buf, ",\"error\":\"E9999\"}\n"), NULL)),
+		  "%s", buf);
+	ev.err = -ETIMEDOUT; /* the negative-errno convention reads the same */
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(not(eq(ptr, strstr(buf, " error=ETIMEDOUT\n"), NULL)), "%s",
+		  buf);
+	ev.err = INT32_MIN;
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	cr_assert(not(eq(ptr, strstr(buf, ",\"error\":\"E2147483648\"}\n"), NULL)),
+		  "%s", buf);
+}
+
+/* Count the newlines of s: a line must have exactly one, at the end. */
+static size_t td_t_newlines(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+Test(event, log_injection_escaped)
+{
+	static const char evil[] = "evil\nprog \"x\"\x01\xff";
+	struct td_event ev = td_t_full(TD_EV_CLOSE);
+	char buf[TD_EVENT_MAX + 16];
+	struct td_jline jl;
+	size_t n;
+
+	ev.prog = evil;
+	ev.rule = evil;
+	ev.action = "a\r\nb";
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	cr_assert(eq(sz, td_t_newlines(buf), 1));
+	cr_assert(eq(chr, buf[n - 1], '\n'));
+	cr_assert(not(eq(ptr, strstr(buf,
+		     ",\"prog\":\"evil\\nprog \\\"x\\\"\\u0001\\u00ff\","), NULL)),
+		  "%s", buf);
+	cr_assert(not(eq(ptr, strstr(buf, ",\"action\":\"a\\r\\nb\""), NULL)));
+	cr_assert(eq(int, td_jline_parse(&jl, buf, n), 0));
+	cr_assert(eq(sz, jl.n, 24), "no key was forged");
+
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(eq(sz, td_t_newlines(buf), 1));
+	cr_assert(eq(chr, buf[n - 1], '\n'));
+	{
+		static const char want[] =
+			"1234/1236 \"evil\\nprog \\\"x\\\"\\x01\\xff\" close ";
+
+		cr_assert(eq(int, strncmp(buf + 28, want, strlen(want)), 0),
+			  "%s", buf);
+	}
+	cr_assert(not(eq(ptr, strstr(buf, " rule=\"evil\\nprog \\\"x\\\"\\x01\\xff\" "), NULL)),
+		  "%s", buf);
+}
+
+static char *td_t_repeat(const char *unit, size_t times)
+{
+	size_t u = strlen(unit);
+	char *s = malloc(u * times + 1);
+
+	cr_assert(not(eq(ptr, s, NULL)));
+	for (size_t i = 0; i < times; i++)
+		memcpy(s + i * u, unit, u);
+	s[u * times] = '\0';
+	return s;
+}
+
+Test(event, long_strings_are_cut)
+{
+	char *big = td_t_repeat("A", 5000);
+	struct td_event ev = td_t_full(TD_EV_CLOSE);
+	char buf[TD_EVENT_MAX + 16];
+	struct td_jline jl;
+	size_t n;
+
+	ev.prog = big;
+	ev.rule = big;
+	ev.action = big;
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	cr_assert(gt(sz, n, 0));
+	cr_assert(lt(sz, n, TD_EVENT_MAX));
+	cr_assert(eq(str, buf + n - 2, "}\n"));
+	cr_assert(eq(int, td_jline_parse(&jl, buf, n), 0));
+	cr_assert(eq(sz, strlen(td_jline_str(&jl, "prog")), 128));
+	cr_assert(eq(sz, strlen(td_jline_str(&jl, "rule")), 128));
+	cr_assert(eq(sz, strlen(td_jline_str(&jl, "action")), 32));
+	cr_assert(eq(int, strncmp(td_jline_str(&jl, "prog"), big, 128), 0));
+	cr_assert(eq(str, (char *)td_jline_str(&jl, "error"), "ECONNREFUSED"),
+		  "the keys after the cut strings are all there");
+
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(gt(sz, n, 0));
+	cr_assert(lt(sz, n, TD_EVENT_MAX));
+	cr_assert(eq(str, buf + n - strlen(" error=ECONNREFUSED\n"),
+		     " error=ECONNREFUSED\n"));
+	free(big);
+}
+
+Test(event, cuts_fall_on_utf8_boundaries)
+{
+	char *jp = td_t_repeat("\xe6\x97\xa5", 100); /* 日 x 100 */
+	struct td_event ev = td_t_full(TD_EV_ACCEPT);
+	char buf[TD_EVENT_MAX + 16];
+	struct td_jline jl;
+	size_t n;
+
+	ev.prog = jp;
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	cr_assert(eq(ptr, strstr(buf, "\\u00"), NULL), "a character was split: %s",
+		  buf);
+	cr_assert(eq(int, td_jline_parse(&jl, buf, n), 0));
+	/* 128 bytes would split the 43rd character: 42 are kept */
+	cr_assert(eq(sz, strlen(td_jline_str(&jl, "prog")), 126));
+	free(jp);
+}
+
+/*
+ * The widest line each event can produce: every number at its longest,
+ * IPv6 addresses without a zero group, strings that escape sixfold.  It
+ * must still fit TD_EVENT_MAX, end properly and parse.
+ */
+Test(event, worst_case_fits)
+{
+	char *ctl = td_t_repeat("\x01", 5000);
+	char *quote = td_t_repeat("\"", 5000);
+	char *mixed = td_t_repeat("\xe6\x97\xa5\x01\xff", 1000);
+	char *strs[] = {ctl, quote, mixed};
+	int64_t stamps[] = {INT64_MAX, INT64_MIN, -1};
+	int32_t errs[] = {EPROTONOSUPPORT, INT32_MIN, ESOCKTNOSUPPORT};
+	size_t longest = 0;
+
+	for (int t = 0; t < TD_EV__COUNT; t++) {
+		for (size_t si = 0; si < 3; si++) {
+			for (size_t ti = 0; ti < 3; ti++) {
+				struct td_event ev;
+				char buf[TD_EVENT_MAX + 16];
+				struct td_jline jl;
+				size_t n;
+
+				memset(&ev, 0, sizeof(ev));
+				ev.type = (uint8_t)t;
+				ev.ts_us = stamps[ti];
+				ev.pid = ev.tid = INT32_MIN;
+				ev.fd = INT32_MAX;
+				ev.role = TD_SOCK_LISTENER;
+				ev.prog = ev.rule = ev.action = ev.fault = strs[si];
+				ev.local.family = ev.remote.family = AF_INET6;
+				memset(ev.local.addr, 0xff, 16);
+				memset(ev.remote.addr, 0xff, 16);
+				ev.local.port = ev.remote.port = 65535;
+				ev.conn = UINT64_MAX;
+				ev.seed = UINT64_MAX;
+				ev.err = errs[ti];
+				ev.app_linger_set = true;
+				ev.app_linger_onoff = INT32_MIN;
+				ev.app_linger_secs = INT32_MIN;
+				ev.how = ev.how_done = SHUT_RDWR;
+				ev.state = 12;
+				ev.closer = TD_CLOSER_PASSIVE;
+				ev.wire = TD_WIRE_NONE;
+				ev.why = TD_WHY_UNCONNECTED;
+				ev.time_wait = 0;
+				ev.unread = ev.unsent = ev.lost = INT64_MAX;
+				ev.age_ms = ev.bytes_in = ev.bytes_out = INT64_MAX;
+				ev.close_wait_ms = INT64_MAX;
+
+				n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+				cr_assert(gt(sz, n, 0), "type %d dropped", t);
+				cr_assert(lt(sz, n, TD_EVENT_MAX));
+				cr_assert(eq(str, buf + n - 2, "}\n"));
+				cr_assert(eq(sz, td_t_newlines(buf), 1));
+				cr_assert(eq(int, td_jline_parse(&jl, buf, n), 0),
+					  "%s", buf);
+				longest = n > longest ? n : longest;
+
+				n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+				cr_assert(gt(sz, n, 0));
+				cr_assert(lt(sz, n, TD_EVENT_MAX));
+				cr_assert(eq(chr, buf[n - 1], '\n'));
+				cr_assert(eq(sz, td_t_newlines(buf), 1));
+				longest = n > longest ? n : longest;
+			}
+		}
+	}
+	cr_log_info("longest worst-case line: %zu bytes of %d", longest,
+		    TD_EVENT_MAX);
+	free(ctl);
+	free(quote);
+	free(mixed);
+}
+
+/* With a short buffer: the whole line or nothing, never past cap. */
+Test(event, short_buffer_whole_line_or_nothing)
+{
+	struct td_event ev = td_t_full(TD_EV_CLOSE);
+	char full[TD_EVENT_MAX + 16], buf[TD_EVENT_MAX + 16];
+
+	for (int fmt = 0; fmt < 2; fmt++) {
+		size_t len = td_t_fmt(full, TD_EVENT_MAX, &ev, fmt);
+
+		for (size_t cap = 0; cap <= len + 1; cap++) {
+			size_t n = td_t_fmt(buf, cap, &ev, fmt);
+
+			if (cap <= len) {
+				cr_assert(eq(sz, n, 0), "cap %zu gave %zu", cap, n);
+				if (cap > 0)
+					cr_assert(eq(chr, buf[0], '\0'));
+			} else {
+				cr_assert(eq(sz, n, len));
+				cr_assert(eq(str, buf, full));
+			}
+		}
+	}
+	cr_assert(eq(sz, td_event_format(NULL, 10, &ev, 0), 0));
+	cr_assert(eq(sz, td_event_format(buf, 10, NULL, 0), 0));
+}
+
+static void td_t_locale_fini(void)
+{
+	setlocale(LC_ALL, "C");
+}
+
+Test(event, locale_independent, .fini = td_t_locale_fini)
+{
+	struct td_event ev = td_t_full(TD_EV_CLOSE);
+	char c_json[TD_EVENT_MAX + 16], c_text[TD_EVENT_MAX + 16];
+	char buf[TD_EVENT_MAX + 16];
+	const char *used = "de_DE.UTF-8";
+
+	ev.bytes_out = 1234567;
+	ev.prog = "caf\xc3\xa9";
+	setlocale(LC_ALL, "C");
+	td_t_fmt(c_json, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	td_t_fmt(c_text, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	if (setlocale(LC_ALL, used) == NULL) {
+		cr_log_info("locale de_DE.UTF-8 is not installed; "
+			    "testing under C.UTF-8 instead");
+		used = "C.UTF-8";
+		cr_assert(not(eq(ptr, setlocale(LC_ALL, used), NULL)),
+			  "neither de_DE.UTF-8 nor C.UTF-8 is available");
+	}
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	cr_assert(eq(str, buf, c_json), "JSON differs under %s", used);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	cr_assert(eq(str, buf, c_text), "text differs under %s", used);
+	cr_assert(not(eq(ptr, strstr(buf, " bytes_out=1234567 "), NULL)));
+}
+
+Test(event, names)
+{
+	static const char *const events[] = {"connect", "accept", "bind",
+		"linger", "shutdown", "close", "fault", "leak", "exit"};
+	static const char *const whys[] = {NULL, "close", "policy", "linger0",
+		"unread-data", "fault", "shared", "reset", "fin-sent",
+		"unconnected", "unaccepted"};
+	static const char *const states[] = {NULL, "ESTABLISHED", "SYN_SENT",
+		"SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
+		"CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"};
+
+	for (int i = 0; i < TD_EV__COUNT; i++)
+		cr_assert(eq(str, (char *)td_event_name(i), (char *)events[i]));
+	cr_assert(eq(ptr, (void *)td_event_name(TD_EV__COUNT), NULL));
+	cr_assert(eq(ptr, (void *)td_event_name(-1), NULL));
+	for (int i = 0; i < TD_WHY__COUNT; i++) {
+		if (whys[i] == NULL)
+			cr_assert(eq(ptr, (void *)td_why_name(i), NULL));
+		else
+			cr_assert(eq(str, (char *)td_why_name(i), (char *)whys[i]));
+	}
+	cr_assert(eq(ptr, (void *)td_why_name(TD_WHY__COUNT), NULL));
+	for (int i = 1; i <= 12; i++)
+		cr_assert(eq(str, (char *)td_tcp_state_name(i), (char *)states[i]));
+	cr_assert(eq(ptr, (void *)td_tcp_state_name(0), NULL));
+	cr_assert(eq(ptr, (void *)td_tcp_state_name(13), NULL));
+	cr_assert(eq(ptr, (void *)td_tcp_state_name(-1), NULL));
+
+	cr_assert(eq(str, (char *)td_wire_name(TD_WIRE_FIN), "FIN"));
+	cr_assert(eq(str, (char *)td_wire_name(TD_WIRE_RST), "RST"));
+	cr_assert(eq(str, (char *)td_wire_name(TD_WIRE_NONE), "none"));
+	cr_assert(eq(ptr, (void *)td_wire_name(TD_WIRE_UNKNOWN), NULL));
+	cr_assert(eq(str, (char *)td_closer_name(TD_CLOSER_ACTIVE), "active"));
+	cr_assert(eq(str, (char *)td_closer_name(TD_CLOSER_PASSIVE), "passive"));
+	cr_assert(eq(ptr, (void *)td_closer_name(TD_CLOSER_NONE), NULL));
+	cr_assert(eq(str, (char *)td_sock_role_name(TD_SOCK_UNKNOWN), "unknown"));
+	cr_assert(eq(str, (char *)td_sock_role_name(TD_SOCK_CLIENT), "client"));
+	cr_assert(eq(str, (char *)td_sock_role_name(TD_SOCK_SERVER), "server"));
+	cr_assert(eq(str, (char *)td_sock_role_name(TD_SOCK_LISTENER), "listener"));
+	cr_assert(eq(ptr, (void *)td_sock_role_name(4), NULL));
+	cr_assert(eq(str, (char *)td_how_name(SHUT_RD), "SHUT_RD"));
+	cr_assert(eq(str, (char *)td_how_name(SHUT_WR), "SHUT_WR"));
+	cr_assert(eq(str, (char *)td_how_name(SHUT_RDWR), "SHUT_RDWR"));
+	cr_assert(eq(str, (char *)td_how_name(TD_HOW_NONE), "none"));
+	cr_assert(eq(ptr, (void *)td_how_name(3), NULL));
+}
+
+Test(event, errno_names)
+{
+	static const struct {
+		int err;
+		const char *name;
+	} t[] = {
+		{EBADF, "EBADF"}, {EINTR, "EINTR"}, {EIO, "EIO"},
+		{ENOTSOCK, "ENOTSOCK"}, {EINVAL, "EINVAL"},
+		{ECONNREFUSED, "ECONNREFUSED"}, {ETIMEDOUT, "ETIMEDOUT"},
+		{ECONNRESET, "ECONNRESET"}, {EPIPE, "EPIPE"},
+		{ENOTCONN, "ENOTCONN"}, {EINPROGRESS, "EINPROGRESS"},
+		{EALREADY, "EALREADY"}, {EISCONN, "EISCONN"},
+		{EADDRINUSE, "EADDRINUSE"}, {EADDRNOTAVAIL, "EADDRNOTAVAIL"},
+		{ENETUNREACH, "ENETUNREACH"}, {EHOSTUNREACH, "EHOSTUNREACH"},
+		{ECONNABORTED, "ECONNABORTED"}, {EAGAIN, "EAGAIN"},
+		{EWOULDBLOCK, "EAGAIN"}, {EACCES, "EACCES"}, {EPERM, "EPERM"},
+		{EAFNOSUPPORT, "EAFNOSUPPORT"},
+		{EPROTONOSUPPORT, "EPROTONOSUPPORT"}, {EMFILE, "EMFILE"},
+		{ENFILE, "ENFILE"}, {ENOBUFS, "ENOBUFS"}, {ENOMEM, "ENOMEM"},
+		{EFAULT, "EFAULT"}, {ENOSYS, "ENOSYS"}, {ENOENT, "ENOENT"},
+		{ENOSPC, "ENOSPC"}, {EOPNOTSUPP, "EOPNOTSUPP"},
+		{EBUSY, "EBUSY"},
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		cr_assert(eq(str, (char *)td_errno_name(t[i].err), (char *)t[i].name));
+	cr_assert(eq(ptr, (void *)td_errno_name(0), NULL));
+	cr_assert(eq(ptr, (void *)td_errno_name(9999), NULL));
+	cr_assert(eq(ptr, (void *)td_errno_name(-1), NULL));
+}
