@@ -47,6 +47,9 @@ CLI_SRC := $(wildcard cli/*.c)
 TOOL_SRC := $(wildcard cli/lib/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 EXAMPLE_SRC := $(wildcard examples/*.c)
+# Test-only programs and preloadable test doubles (tests/progs/lib*.c).
+TESTLIB_SRC := $(wildcard tests/progs/lib*.c)
+TESTPROG_SRC := $(filter-out $(TESTLIB_SRC),$(wildcard tests/progs/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 CORE_OBJ := $(call obj,$(CORE_SRC))
@@ -56,6 +59,8 @@ CLI_OBJ := $(call obj,$(CLI_SRC))
 TOOL_OBJ := $(call obj,$(TOOL_SRC))
 UNIT_OBJ := $(call obj,$(UNIT_SRC))
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
+TESTPROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(TESTPROG_SRC)) \
+	$(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%.so,$(TESTLIB_SRC))
 
 LIB := $(BUILD)/libteardown.so
 CORE_LIB := $(BUILD)/libtdcore.a
@@ -63,7 +68,8 @@ TOOL_LIB := $(BUILD)/libtdtool.a
 CLI := $(BUILD)/teardown
 UNIT := $(BUILD)/tests/unit_tests
 
-.PHONY: all test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo check-abi
+
+.PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo check-abi
 
 all: $(LIB) $(CLI) $(EXAMPLES)
 
@@ -93,12 +99,24 @@ $(CLI): $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB)
 $(UNIT): $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN) -lcriterion -lconfig
+	$(Q)$(CC) -o $@ $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN) -lcriterion -lconfig -lm
 
 $(BUILD)/examples/%: examples/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) -lpthread
+
+$(BUILD)/tests/progs/%: tests/progs/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) -lpthread
+
+$(BUILD)/tests/progs/%.so: tests/progs/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -shared -o $@ $< $(LDSAN) -lpthread
+
+testprogs: $(TESTPROGS)
 
 # --- dependencies --------------------------------------------------------
 # Each installs what is missing when run as root, else names the apt-get line.
@@ -111,18 +129,18 @@ deps-demo:
 
 # --- tests ---------------------------------------------------------------
 test: deps-test
-	$(Q)$(MAKE) --no-print-directory all $(UNIT)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT) testprogs
 	$(Q)$(MAKE) --no-print-directory unit e2e
 
 unit: $(UNIT)
 	$(Q)$(UNIT) --jobs 2 --timeout 60
 
-e2e: all
+e2e: all testprogs
 	$(Q)TD_BUILD=$(BUILD) python3 tests/e2e/run.py $(E2E_ARGS)
 
 # The same tests against a build under AddressSanitizer and UBSan.
 sanitize: deps-test
-	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 OPT=-O1 all build/san/tests/unit_tests
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 OPT=-O1 all testprogs build/san/tests/unit_tests
 	$(Q)ASAN_OPTIONS=detect_leaks=1 build/san/tests/unit_tests --jobs 2 --timeout 120
 	$(Q)TD_BUILD=build/san TD_SANITIZE=1 python3 tests/e2e/run.py $(E2E_ARGS)
 

@@ -967,10 +967,15 @@ static void tp_print_listening(const struct tp_result *r)
 }
 
 /* Waits for the next connection.  Returns its descriptor, or -1 with the
- * error (an errno value or TP_ERR_TIMEOUT) in *err. */
-static int tp_accept(int lfd, int *err)
+ * error (an errno value or TP_ERR_TIMEOUT) in *err.  The peer's address
+ * is taken from accept() itself: for a connection reset while it waited
+ * in the queue, getpeername() fails with ENOTCONN, but accept() still
+ * says who it was. */
+static int tp_accept(int lfd, struct tp_result *r, int *err)
 {
 	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
 		int w = tp_wait(lfd, POLLIN);
 		int fd;
 
@@ -978,9 +983,12 @@ static int tp_accept(int lfd, int *err)
 			*err = w == 0 ? TP_ERR_TIMEOUT : -w;
 			return -1;
 		}
-		fd = accept(lfd, NULL, NULL);
-		if (fd >= 0)
+		memset(&peer, 0, sizeof(peer));
+		fd = accept(lfd, (struct sockaddr *)&peer, &len);
+		if (fd >= 0) {
+			r->remote_port = tp_format_addr(&peer, r->remote, sizeof(r->remote));
 			return fd;
+		}
 		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
 			*err = errno;
 			return -1;
@@ -1037,7 +1045,8 @@ static int tp_accept_loop(int lfd)
 		int err = 0;
 
 		tp_result_init(&c.res, i);
-		c.fd = tp_accept(lfd, &err);
+		tp_note_addrs(lfd, &c.res); /* the listening address, if accept fails */
+		c.fd = tp_accept(lfd, &c.res, &err);
 		c.started_ms = tp_now_ms();
 		if (c.fd < 0) {
 			c.res.accept_error = err;

@@ -122,6 +122,10 @@ static int td__string(struct td__cur *c, const char **s, size_t *slen)
 		}
 		if (ch < 0x20)
 			return -EINVAL; /* raw control bytes (NUL too) */
+		if (ch < 0x80 && ch != '\\') {
+			*w++ = *r++; /* the common case, kept cheap */
+			continue;
+		}
 		if (ch == '\\') {
 			uint32_t cp, lo;
 

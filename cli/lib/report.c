@@ -381,6 +381,47 @@ static int64_t td__fint(const struct td_jfield *f)
 	return f->type == TD_J_INT ? f->i : -1;
 }
 
+/* The keys td__pick() reads; the index is the bit in its "seen" mask. */
+enum td__key {
+	TD__K_PROG, TD__K_EVENT, TD__K_ACTION, TD__K_WIRE, TD__K_WHY,
+	TD__K_CLOSER, TD__K_FAULT, TD__K_ERROR, TD__K_HOW, TD__K_REMOTE,
+	TD__K_RULE, TD__K_PID, TD__K_FD, TD__K_LOST, TD__K_AGE_MS,
+	TD__K_TIME_WAIT, TD__K_OTHER
+};
+
+/*
+ * Which of those keys k is.  Every line has two dozen keys and this runs
+ * for each, so the first letter picks the one or two candidates to
+ * compare instead of walking the whole list.
+ */
+static enum td__key td__key_of(const char *k)
+{
+	static const struct {
+		const char *name;
+		enum td__key key;
+	} byletter[26][2] = {
+		['a' - 'a'] = {{"action", TD__K_ACTION}, {"age_ms", TD__K_AGE_MS}},
+		['c' - 'a'] = {{"closer", TD__K_CLOSER}},
+		['e' - 'a'] = {{"event", TD__K_EVENT}, {"error", TD__K_ERROR}},
+		['f' - 'a'] = {{"fd", TD__K_FD}, {"fault", TD__K_FAULT}},
+		['h' - 'a'] = {{"how", TD__K_HOW}},
+		['l' - 'a'] = {{"lost", TD__K_LOST}},
+		['p' - 'a'] = {{"prog", TD__K_PROG}, {"pid", TD__K_PID}},
+		['r' - 'a'] = {{"remote", TD__K_REMOTE}, {"rule", TD__K_RULE}},
+		['t' - 'a'] = {{"time_wait", TD__K_TIME_WAIT}},
+		['w' - 'a'] = {{"wire", TD__K_WIRE}, {"why", TD__K_WHY}},
+	};
+	unsigned c = (unsigned char)k[0] - 'a';
+
+	if (c >= 26)
+		return TD__K_OTHER;
+	for (int i = 0; i < 2; i++)
+		if (byletter[c][i].name != NULL &&
+		    strcmp(k, byletter[c][i].name) == 0)
+			return byletter[c][i].key;
+	return TD__K_OTHER;
+}
+
 /*
  * Pick the fields the report uses in one pass over the line (the first
  * occurrence of a key wins, as in td_jline_get).  A field of the wrong
@@ -394,63 +435,32 @@ static void td__pick(const struct td_jline *l, struct td__ev *ev)
 	ev->pid = ev->fd = ev->lost = ev->age_ms = -1;
 	for (size_t i = 0; i < l->n; i++) {
 		const struct td_jfield *f = &l->f[i];
-		const char *k = f->key;
-		uint32_t bit;
+		enum td__key key = td__key_of(f->key);
 
-#define TD__IS(name, b) (strcmp(k, name) == 0 && (bit = 1u << (b), 1))
-		if (TD__IS("prog", 0)) {
-			if (!(seen & bit))
-				ev->prog = td__fstr(f);
-		} else if (TD__IS("event", 1)) {
-			if (!(seen & bit))
-				ev->event = td__fstr(f);
-		} else if (TD__IS("action", 2)) {
-			if (!(seen & bit))
-				ev->action = td__fstr(f);
-		} else if (TD__IS("wire", 3)) {
-			if (!(seen & bit))
-				ev->wire = td__fstr(f);
-		} else if (TD__IS("why", 4)) {
-			if (!(seen & bit))
-				ev->why = td__fstr(f);
-		} else if (TD__IS("closer", 5)) {
-			if (!(seen & bit))
-				ev->closer = td__fstr(f);
-		} else if (TD__IS("fault", 6)) {
-			if (!(seen & bit))
-				ev->fault = td__fstr(f);
-		} else if (TD__IS("error", 7)) {
-			if (!(seen & bit))
-				ev->error = td__fstr(f);
-		} else if (TD__IS("how", 8)) {
-			if (!(seen & bit))
-				ev->how = td__fstr(f);
-		} else if (TD__IS("remote", 9)) {
-			if (!(seen & bit))
-				ev->remote = td__fstr(f);
-		} else if (TD__IS("rule", 10)) {
-			if (!(seen & bit))
-				ev->rule = td__fstr(f);
-		} else if (TD__IS("pid", 11)) {
-			if (!(seen & bit))
-				ev->pid = td__fint(f);
-		} else if (TD__IS("fd", 12)) {
-			if (!(seen & bit))
-				ev->fd = td__fint(f);
-		} else if (TD__IS("lost", 13)) {
-			if (!(seen & bit))
-				ev->lost = td__fint(f);
-		} else if (TD__IS("age_ms", 14)) {
-			if (!(seen & bit))
-				ev->age_ms = td__fint(f);
-		} else if (TD__IS("time_wait", 15)) {
-			if (!(seen & bit))
-				ev->time_wait = f->type == TD_J_BOOL && f->i == 1;
-		} else {
+		if (key == TD__K_OTHER || (seen & 1u << key))
 			continue;
+		seen |= 1u << key;
+		switch (key) {
+		case TD__K_PROG: ev->prog = td__fstr(f); break;
+		case TD__K_EVENT: ev->event = td__fstr(f); break;
+		case TD__K_ACTION: ev->action = td__fstr(f); break;
+		case TD__K_WIRE: ev->wire = td__fstr(f); break;
+		case TD__K_WHY: ev->why = td__fstr(f); break;
+		case TD__K_CLOSER: ev->closer = td__fstr(f); break;
+		case TD__K_FAULT: ev->fault = td__fstr(f); break;
+		case TD__K_ERROR: ev->error = td__fstr(f); break;
+		case TD__K_HOW: ev->how = td__fstr(f); break;
+		case TD__K_REMOTE: ev->remote = td__fstr(f); break;
+		case TD__K_RULE: ev->rule = td__fstr(f); break;
+		case TD__K_PID: ev->pid = td__fint(f); break;
+		case TD__K_FD: ev->fd = td__fint(f); break;
+		case TD__K_LOST: ev->lost = td__fint(f); break;
+		case TD__K_AGE_MS: ev->age_ms = td__fint(f); break;
+		case TD__K_TIME_WAIT:
+			ev->time_wait = f->type == TD_J_BOOL && f->i == 1;
+			break;
+		case TD__K_OTHER: break;
 		}
-#undef TD__IS
-		seen |= bit;
 	}
 }
 
@@ -940,7 +950,8 @@ int td_report_render(const struct td_report *r, FILE *out, int format)
 	else
 		td__render_text(r, out, progs, np);
 	free(progs);
+	errno = 0;
 	if (fflush(out) != 0 || ferror(out))
-		return -EIO;
+		return errno ? -errno : -EIO;
 	return 0;
 }

@@ -17,6 +17,16 @@ static int td__real_accept(int lfd, struct sockaddr *a, socklen_t *al, int flags
 	return (int)td_sys((long)__NR_accept4, lfd, (long)a, (long)al, flags, 0, 0);
 }
 
+/* A listener created through our socket() is known; others are asked. */
+static bool td__tcp_listener(int lfd, int fd)
+{
+	struct td_sock *l = td_fd_live(lfd);
+
+	if (l != NULL)
+		return !(atomic_load(&l->flags) & (TD_SF_NOT_TCP | TD_SF_OWN));
+	return td_is_tcp(fd, NULL);
+}
+
 /*
  * The program's own address buffer is passed to the kernel unchanged
  * (so EFAULT and truncation behave exactly as without us); the library
@@ -50,7 +60,7 @@ static int td__accept(int lfd, struct sockaddr *addr, socklen_t *alen, int flags
 	}
 	if (sl >= sizeof(sa_family_t) &&
 	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
-	    (td_fd_live(lfd) != NULL || td_is_tcp(fd, NULL)))
+	    td__tcp_listener(lfd, fd))
 		td_decide_accept(p, lfd, fd, (struct sockaddr *)&ss, sl);
 	else
 		td_fd_forget(fd);

@@ -20,7 +20,8 @@ TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 	s = td_fd_live(fd);
 	if (s == NULL && td_is_tcp(fd, &family))
 		s = td_sock_adopt(fd, family);
-	if (s == NULL || s->decided || (atomic_load(&s->flags) & TD_SF_OWN)) {
+	if (s == NULL || s->decided ||
+	    (atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
 		errno = saved;
 		return td_real_bind_addr(fd, sa, len);
 	}

@@ -27,7 +27,7 @@ TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 			return td_real_connect(fd, sa, len);
 		}
 	}
-	if (s->decided || (atomic_load(&s->flags) & TD_SF_OWN)) {
+	if (s->decided || (atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
 		/* a repeated connect (EALREADY/EISCONN polling): decided already */
 		errno = saved;
 		return td_real_connect(fd, sa, len);

@@ -56,7 +56,7 @@ TD_EXPORT int setsockopt(int fd, int level, int name, const void *v, socklen_t l
 		s = td_fd_live(fd);
 		if (s == NULL && td_is_tcp(fd, &family))
 			s = td_sock_adopt(fd, family);
-		if (s != NULL && !(atomic_load(&s->flags) & TD_SF_OWN)) {
+		if (s != NULL && !(atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
 			memcpy(&lg, v, sizeof(lg));
 			td__linger(p, fd, s, &lg);
 		}

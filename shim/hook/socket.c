@@ -12,12 +12,19 @@ TD_EXPORT int socket(int domain, int type, int protocol)
 	if (p == NULL || fd < 0)
 		return fd;
 	saved = errno;
-	if ((domain == AF_INET || domain == AF_INET6) &&
-	    (type & 0xf) == SOCK_STREAM &&
-	    (protocol == 0 || protocol == IPPROTO_TCP))
-		(void)td_sock_new(fd, domain, TD_SOCK_UNKNOWN);
-	else
+	if (domain != AF_INET && domain != AF_INET6) {
 		td_fd_forget(fd); /* a stale entry must not follow the number */
+	} else if ((type & 0xf) == SOCK_STREAM &&
+		   (protocol == 0 || protocol == IPPROTO_TCP)) {
+		(void)td_sock_new(fd, domain, TD_SOCK_UNKNOWN);
+	} else {
+		/* UDP, SCTP, MPTCP: remembered as "not ours", so that its
+		 * connect() and bind() need no system call to find that out */
+		struct td_sock *s = td_sock_new(fd, domain, TD_SOCK_UNKNOWN);
+
+		if (s != NULL)
+			atomic_fetch_or(&s->flags, TD_SF_NOT_TCP);
+	}
 	errno = saved;
 	return fd;
 }

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "rt.h"
@@ -142,6 +143,8 @@ void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 	}
 	td_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
 	td__outcome(&c->ev, s, c->rule, &f, c->unread_before, last, changed);
+	/* the closing thread, even when the worker writes the event later */
+	c->ev.tid = (int32_t)td_sys0(SYS_gettid);
 }
 
 void td_close_finish(const struct td_policy *p, struct td_closing *c, int rc,

@@ -236,6 +236,15 @@ static void td__bind_program(struct td_policy *p)
 	td_policy_bind_program(p, td_proc.prog, n > 0 ? base : NULL);
 }
 
+/* Whether any rule can match in this program: if none, stay out of the way. */
+static bool td__applies(const struct td_policy *p)
+{
+	for (uint32_t i = 0; i < p->n_rules; i++)
+		if (p->rules[i].program_ok)
+			return true;
+	return false;
+}
+
 static void td__atfork_parent(void)
 {
 	td_tls_fork_epoch = atomic_fetch_add(&td_epoch, 1);
@@ -275,8 +284,9 @@ const struct td_policy *td_init_slow(void)
 	td_real_bind();
 	td__proc_init();
 	p = td__load_policy();
-	if (p != NULL) {
+	if (p != NULL)
 		td__bind_program(p);
+	if (p != NULL && td__applies(p)) {
 		td_policy_ptr = p;
 		td_log_open(p);
 		pthread_atfork(NULL, td__atfork_parent, td__atfork_child);

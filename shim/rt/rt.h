@@ -141,6 +141,7 @@ enum td_sock_flag {
 	TD_SF_BYTES_DONE = 1u << 9,	/* rst_after_bytes fired */
 	TD_SF_LISTENER = 1u << 10,	/* accept() was called on it */
 	TD_SF_ADOPTED = 1u << 11,	/* first seen after its creation */
+	TD_SF_NOT_TCP = 1u << 12,	/* an AF_INET/AF_INET6 socket, not TCP */
 };
 
 /*

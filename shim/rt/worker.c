@@ -62,7 +62,7 @@ static void td__kick(void)
 /* ---- drains ---- */
 
 /* Finish a drain once: final facts, close the private fd, the event. */
-static void td__drain_finish(struct td_dslot *d, int from_state)
+static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 {
 	struct td_drain_req *r = &d->req;
 	struct td_facts f;
@@ -78,6 +78,9 @@ static void td__drain_finish(struct td_dslot *d, int from_state)
 			r->ev.time_wait = 0;
 			r->ev.lost = f.unsent;
 		}
+		/* the peer's FIN, counted as a received byte once we are closed */
+		if (eof && f.state == 7 && f.bytes_in > 0)
+			f.bytes_in--;
 		if (f.bytes_in > r->ev.bytes_in)
 			r->ev.bytes_in = f.bytes_in;
 		if (f.bytes_out > r->ev.bytes_out)
@@ -102,7 +105,7 @@ static void td__drain_read(struct td_dslot *d)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		td__drain_finish(d, TD_SLOT_ACTIVE);
+		td__drain_finish(d, TD_SLOT_ACTIVE, n == 0);
 		return;
 	}
 }
@@ -203,7 +206,7 @@ static void td__adopt(int epfd)
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
 
 		if (epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) != 0)
-			td__drain_finish(d, TD_SLOT_ACTIVE);
+			td__drain_finish(d, TD_SLOT_ACTIVE, false);
 		else
 			td__drain_read(d);
 	}
@@ -227,7 +230,7 @@ static int64_t td__expire(int64_t now)
 		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_ACTIVE)
 			continue;
 		if (d->req.deadline_mono_us <= now)
-			td__drain_finish(d, TD_SLOT_ACTIVE);
+			td__drain_finish(d, TD_SLOT_ACTIVE, false);
 		else if (d->req.deadline_mono_us < next)
 			next = d->req.deadline_mono_us;
 	}
@@ -446,6 +449,6 @@ void td_worker_flush_at_exit(void)
 		if (st != TD_SLOT_READY && st != TD_SLOT_ACTIVE)
 			continue;
 		(void)td_discard_input(d->req.pfd);
-		td__drain_finish(d, st);
+		td__drain_finish(d, st, false);
 	}
 }

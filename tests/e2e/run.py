@@ -10,7 +10,9 @@ keeps the tests whose id ("module::function", e.g.
 Each test runs in a child process of its own.  As root, that child is
 started with ``unshare --net`` and brings up ``lo`` first, so the test
 has a private network namespace: it cannot touch the host's network, and
-ss and nstat see only its own sockets and counters.  Each test also gets
+ss and nstat see only its own sockets and counters.  Where the kernel
+refuses new namespaces (some containers), tests that require "netns" are
+skipped with the reason.  Each test also gets
 a private temporary directory (kept when the test fails) and a timeout
 (60 s unless the test says otherwise with ``@tdlib.timeout``).
 
@@ -144,7 +146,7 @@ class Outcome:
 def _child_command(test_id, tmp, result_path, limit):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", test_id,
            "--tmp", tmp, "--result", result_path, "--limit", str(limit)]
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and not tdlib.netns_error():
         cmd = ["unshare", "--net", "--"] + cmd
     return cmd
 
@@ -188,7 +190,8 @@ def run_test(test_id, func, base_tmp):
     os.chmod(tmp, 0o755)
     result_path = os.path.join(tmp, ".result.json")
     output_path = os.path.join(tmp, ".output.txt")
-    env = dict(os.environ, TD_E2E_NETNS="1" if os.geteuid() == 0 else "0")
+    isolated = os.geteuid() == 0 and not tdlib.netns_error()
+    env = dict(os.environ, TD_E2E_NETNS="1" if isolated else "0")
     start = time.monotonic()
     with open(output_path, "wb") as out:
         proc = subprocess.Popen(_child_command(test_id, tmp, result_path, limit),
@@ -274,11 +277,14 @@ def main(argv):
         print("no tests match %s" % " ".join(args.filters), file=sys.stderr)
         return 1
     require_all = os.environ.get("TEARDOWN_REQUIRE_ROOT_TESTS") == "1"
-    root = os.geteuid() == 0
-    print("teardown e2e: %d test(s), build %s, %s" % (
-        len(tests), tdlib.build_dir(),
-        "root: one network namespace per test" if root
-        else "not root: tests that need root are skipped"), flush=True)
+    if os.geteuid() != 0:
+        mode = "not root: tests that need root are skipped"
+    elif tdlib.netns_error():
+        mode = "root, but %s" % tdlib.netns_error()
+    else:
+        mode = "root: one network namespace per test"
+    print("teardown e2e: %d test(s), build %s, %s" % (len(tests), tdlib.build_dir(), mode),
+          flush=True)
     base_tmp = tempfile.mkdtemp(prefix="td-e2e-")
     os.chmod(base_tmp, 0o755)
     counts = {"pass": 0, "fail": 0, "skip": 0}

@@ -137,6 +137,30 @@ def timeout(seconds):
     return mark
 
 
+_NETNS_ERROR = None
+
+
+def netns_error():
+    """Return why ``unshare --net`` does not work here, or None if it does.
+
+    Checked once per process: containers often refuse new namespaces even
+    to root, and then no test may pretend to be isolated.
+    """
+    global _NETNS_ERROR
+    if _NETNS_ERROR is None:
+        if os.geteuid() != 0:
+            _NETNS_ERROR = ROOT_REASON
+        elif not shutil.which("unshare") or not shutil.which("ip"):
+            _NETNS_ERROR = "needs unshare and ip (util-linux, iproute2)"
+        else:
+            probe = subprocess.run(["unshare", "--net", "--", "ip", "link", "set", "lo", "up"],
+                                   capture_output=True, text=True, timeout=10)
+            _NETNS_ERROR = "" if probe.returncode == 0 else (
+                "needs a network namespace (unshare --net failed: %s)"
+                % (probe.stderr.strip().split("\n")[-1] or "rc %d" % probe.returncode))
+    return _NETNS_ERROR or None
+
+
 def _tracefs_ok():
     return (os.path.isdir("/sys/kernel/tracing/events")
             or os.path.isdir("/sys/kernel/tracing"))
@@ -151,6 +175,8 @@ def unmet_requirement(names):
             for tool in _ROOT_TOOLS[name]:
                 if not shutil.which(tool):
                     return "needs %s (not installed)" % tool
+            if name == "netns" and netns_error():
+                return netns_error()
             if name == "bpftrace" and not _tracefs_ok():
                 return "needs tracefs (/sys/kernel/tracing) for bpftrace"
         elif name in _TOOLS:

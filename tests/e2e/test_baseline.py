@@ -190,6 +190,31 @@ def test_fork_server_parent_close_keeps_connection():
     assert cap.count_rst() == 0
 
 
+def _matrix_problems(method, linger, run, cap, server_port, peer_end, time_wait):
+    """What one client of the close-method matrix did wrong, as lines of text."""
+    res = run.result
+    port = res["local_port"]
+    want = "RST" if linger else "FIN"
+    seen = cap.teardown_flags(port, server_port)
+    fins, rsts = cap.count_fin(port), cap.count_rst(port)
+    label = "%-11s %-8s" % (method, "linger0" if linger else "plain")
+    problems = []
+    if seen != want or fins + rsts != 1:
+        problems.append("%s: wire %s (FINs %d, RSTs %d), want one %s"
+                        % (label, seen, fins, rsts, want))
+    if peer_end != ("ECONNRESET" if linger else "EOF"):
+        problems.append("%s: server read ended with %s" % (label, peer_end))
+    if (port in time_wait) == linger:
+        problems.append("%s: TIME_WAIT %s on the client"
+                        % (label, "present" if linger else "missing"))
+    if method not in EXITING_METHODS and res["close_rc"] != 0:
+        problems.append("%s: close returned %s (%s)"
+                        % (label, res["close_rc"], res["close_errno"]))
+    if method == "kill" and run.rc != -9:
+        problems.append("%s: exit status %s, want SIGKILL" % (label, run.rc))
+    return problems
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(30)
 def test_close_methods_linger_matrix():
@@ -208,25 +233,11 @@ def test_close_methods_linger_matrix():
             args = ["--send", 10, "--close", method] + (["--linger", "1,0"] if linger else [])
             name = "client-%s-%s" % (method, "linger0" if linger else "plain")
             runs[(method, linger)] = tdlib.run_client(srv.port, *args, name=name)
+        # Keyed by the client's port; the server learns it from accept().
         by_peer = {r["remote_port"]: r for r in srv.results()}
     time_wait = {r.local_port for r in tdlib.time_wait_on()}
     problems = []
     for (method, linger), run in runs.items():
-        res = run.result
-        port = res["local_port"]
-        want = "RST" if linger else "FIN"
-        seen = cap.teardown_flags(port, srv.port)
-        peer_end = by_peer.get(port, {}).get("recv_end")
-        label = "%-11s %-8s" % (method, "linger0" if linger else "plain")
-        if seen != want or cap.count_rst(port) + cap.count_fin(port) != 1:
-            problems.append("%s: wire %s (FINs %d, RSTs %d), want one %s"
-                            % (label, seen, cap.count_fin(port), cap.count_rst(port), want))
-        if peer_end != ("ECONNRESET" if linger else "EOF"):
-            problems.append("%s: server read ended with %s" % (label, peer_end))
-        if (port in time_wait) == linger:
-            problems.append("%s: TIME_WAIT %s on the client" % (label, "present" if linger else "missing"))
-        if method not in EXITING_METHODS and res["close_rc"] != 0:
-            problems.append("%s: close returned %s (%s)" % (label, res["close_rc"], res["close_errno"]))
-        if method == "kill" and run.rc != -9:
-            problems.append("%s: exit status %s, want SIGKILL" % (label, run.rc))
+        peer_end = by_peer.get(run.result["local_port"], {}).get("recv_end")
+        problems += _matrix_problems(method, linger, run, cap, srv.port, peer_end, time_wait)
     assert not problems, "\n".join(problems)

@@ -1,0 +1,125 @@
+/*
+ * teardown: can a program be interposed at all?  ELF inspection for
+ * `teardown doctor` and for the warning `teardown run` prints.
+ *
+ * Pure: the file is read with open() and pread(), never mapped, loaded or
+ * run, and without libelf.  Every offset, size and count in the file is
+ * treated as hostile: the reader is fuzzed.
+ */
+#ifndef TEARDOWN_CLI_ELFINFO_H
+#define TEARDOWN_CLI_ELFINFO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* At most this many DT_NEEDED names are kept; the rest are counted. */
+#define TD_ELF_MAX_NEEDED 32
+/* Longest path or library name kept (longer ones are cut). */
+#define TD_ELF_NAME_MAX 256
+
+enum td_elf_kind {
+	TD_ELF_DYNAMIC = 0, /* has PT_INTERP: the loader runs, LD_PRELOAD applies */
+	TD_ELF_STATIC,	    /* no PT_INTERP, not position-independent */
+	TD_ELF_STATIC_PIE,  /* ET_DYN without PT_INTERP, flagged DF_1_PIE */
+	TD_ELF_LIBRARY,	    /* ET_DYN without PT_INTERP and not a PIE */
+	TD_ELF_OBJECT,	    /* ET_REL, ET_CORE...: not something one runs */
+	TD_ELF_NOT_ELF,
+	TD_ELF_SCRIPT, /* starts with "#!" */
+};
+
+struct td_elf_info {
+	enum td_elf_kind kind;
+	/* kind TD_ELF_NOT_ELF for a file that starts like an ELF but is cut
+	 * short or inconsistent; damage says what is wrong */
+	bool damaged;
+	char damage[96];
+
+	/* ELF header (zero unless kind is an ELF kind) */
+	int elf_class;	 /* ELFCLASS32 / ELFCLASS64 */
+	int elf_data;	 /* ELFDATA2LSB / ELFDATA2MSB */
+	int machine;	 /* e_machine */
+	int type;	 /* e_type */
+	bool foreign;	 /* class or machine differ from this build's */
+	bool has_interp; /* PT_INTERP present */
+	char interp[TD_ELF_NAME_MAX];
+
+	/* dynamic section */
+	bool has_dynamic;
+	bool pie; /* DF_1_PIE in DT_FLAGS_1 */
+	char soname[TD_ELF_NAME_MAX];
+	char needed[TD_ELF_MAX_NEEDED][TD_ELF_NAME_MAX];
+	int n_needed;	     /* entries in needed[] */
+	int n_needed_total;  /* DT_NEEDED entries seen, kept or not */
+	bool needs_libc;     /* "libc.so.6" is a DT_NEEDED entry */
+	/* Highest GLIBC_x.y[.z] in .gnu.version_r (0.0.0: none). */
+	int glibc_major, glibc_minor, glibc_patch;
+
+	/* Go: .go.buildinfo, a "Go" note, or the build-info magic. */
+	bool go;
+
+	/* "#!" scripts: the interpreter and its single optional argument. */
+	char script_interp[TD_ELF_NAME_MAX];
+	char script_arg[TD_ELF_NAME_MAX];
+
+	/* the file (td_elf_inspect only; td_elf_inspect_mem leaves zeros) */
+	bool setuid, setgid;
+	bool caps; /* a security.capability extended attribute is present */
+	uid_t uid;
+	gid_t gid;
+
+	/*
+	 * Set by the caller, never by the inspector: for a script, what its
+	 * interpreter is, so that the verdict can speak for what really
+	 * runs.  NULL otherwise.
+	 */
+	const struct td_elf_info *interp_info;
+};
+
+/*
+ * Inspect the file at path.  Returns 0 with *out filled (also for files
+ * that are not ELF: kind TD_ELF_NOT_ELF), or a negative errno when the
+ * file cannot be opened or read (-EISDIR for a directory, -EINVAL for a
+ * device or FIFO, which are never read).
+ */
+int td_elf_inspect(const char *path, struct td_elf_info *out);
+
+/* The same from bytes in memory (no file mode, owner or capabilities). */
+int td_elf_inspect_mem(const void *data, size_t len, struct td_elf_info *out);
+
+/*
+ * Can teardown act on this program, and why not: one plain sentence into
+ * buf (cut to cap), returned.  *ok is 1 when LD_PRELOAD reaches the
+ * program and its socket calls go through libc, else 0.
+ */
+const char *td_elf_verdict(const struct td_elf_info *info, char *buf,
+			   size_t cap, int *ok);
+
+/*
+ * The short name of the verdict for machine-readable output: "dynamic",
+ * "static", "static-pie", "go", "script", "setuid", "not-elf",
+ * "foreign-arch", "library" or "object".
+ */
+const char *td_elf_kind_name(const struct td_elf_info *info);
+
+/*
+ * Would the loader run this program in secure-execution mode if the
+ * calling process exec'd it now?  The kernel sets AT_SECURE when the
+ * effective ids after exec differ from the real ids before, or when file
+ * capabilities add privileges, so root running a set-user-ID-root program
+ * gets no secure mode while anyone else does.
+ */
+bool td_elf_secure_for_caller(const struct td_elf_info *info);
+
+/*
+ * Find a command the way execvp() and `which` do: a name with a slash is
+ * taken as is; otherwise each PATH entry (the system default when PATH is
+ * unset; an empty entry means the current directory) is tried for an
+ * executable regular file.  Returns 0 with the path in buf, -ENOENT,
+ * -EACCES (found, not executable) or -ENAMETOOLONG.
+ */
+int td_elf_which(const char *name, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,414 @@
+/*
+ * teardown: `teardown [options] -- COMMAND [ARGS...]`.
+ *
+ * Builds the policy (a file, options, or both), checks it with the same
+ * parser the library uses, puts the library in front of LD_PRELOAD and
+ * exec()s the command: no process stays in between, so signals, exit
+ * status and the process tree are the command's own.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "doctor.h"
+#include "teardown/config.h"
+#include "teardown/fault.h"
+
+struct td_run_opts {
+	const char *config;
+	const char *log, *format;
+	bool dry_run;
+	bool have_rule; /* some option describes a rule */
+};
+
+static void td__help(void)
+{
+	fputs("usage: teardown [options] -- COMMAND [ARGS...]\n"
+	      "Run COMMAND with libteardown.so preloaded. With no policy options it\n"
+	      "only observes: nothing changes and every teardown is logged to stderr.\n"
+	      "\n"
+	      "policy:\n"
+	      "  -c, --config FILE        a policy file (libconfig); options below add a\n"
+	      "                           rule in front of its rules\n"
+	      "      --close ACTION       pass | graceful | drain | abort\n"
+	      "      --drain-timeout MS   how long a drain waits for the peer's FIN\n"
+	      "      --shutdown MODE      pass | half | skip\n"
+	      "      --reuseaddr          SO_REUSEADDR before bind and connect\n"
+	      "      --fin-timeout S      TCP_LINGER2 (per-socket tcp_fin_timeout)\n"
+	      "      --leak-after S       log sockets left in CLOSE_WAIT this long\n"
+	      "match (default: every TCP socket):\n"
+	      "      --role ROLE          client | server | any\n"
+	      "      --remote CIDR        peer address or block (repeatable)\n"
+	      "      --remote-port PORTS  e.g. 443 or 8000-8099\n"
+	      "      --local-port PORTS\n"
+	      "faults:\n"
+	      "      --rst P              share of connections whose close is an RST\n"
+	      "      --rst-after-ms MS    reset connections this long after they open\n"
+	      "      --rst-after-bytes N  reset once the program has written N bytes\n"
+	      "      --connect-refuse P   share of connects refused (ECONNREFUSED)\n"
+	      "      --connect-timeout P  share of connects that time out (ETIMEDOUT)\n"
+	      "      --connect-timeout-ms MS\n"
+	      "      --connect-delay MS   every connect this much slower\n"
+	      "      --close-delay MS     every close this much slower\n"
+	      "      --seed N             fixed seed: the same faults on every run\n"
+	      "log:\n"
+	      "      --log TARGET         stderr | syslog | /absolute/path\n"
+	      "      --format FMT         text | json\n"
+	      "other:\n"
+	      "  -n, --dry-run            print what would be set, run nothing\n"
+	      "      --version, --help\n",
+	      stdout);
+}
+
+enum {
+	O_CLOSE = 256, O_DRAIN, O_SHUT, O_REUSE, O_FIN, O_LEAK, O_ROLE, O_REMOTE,
+	O_RPORT, O_LPORT, O_RST, O_RST_MS, O_RST_BYTES, O_REFUSE, O_TIMEOUT,
+	O_TIMEOUT_MS, O_CDELAY, O_XDELAY, O_SEED, O_LOG, O_FORMAT, O_VERSION, O_HELP,
+};
+
+static const struct option td__long[] = {
+	{"config", required_argument, NULL, 'c'},
+	{"dry-run", no_argument, NULL, 'n'},
+	{"close", required_argument, NULL, O_CLOSE},
+	{"drain-timeout", required_argument, NULL, O_DRAIN},
+	{"shutdown", required_argument, NULL, O_SHUT},
+	{"reuseaddr", no_argument, NULL, O_REUSE},
+	{"fin-timeout", required_argument, NULL, O_FIN},
+	{"leak-after", required_argument, NULL, O_LEAK},
+	{"role", required_argument, NULL, O_ROLE},
+	{"remote", required_argument, NULL, O_REMOTE},
+	{"remote-port", required_argument, NULL, O_RPORT},
+	{"local-port", required_argument, NULL, O_LPORT},
+	{"rst", required_argument, NULL, O_RST},
+	{"rst-after-ms", required_argument, NULL, O_RST_MS},
+	{"rst-after-bytes", required_argument, NULL, O_RST_BYTES},
+	{"connect-refuse", required_argument, NULL, O_REFUSE},
+	{"connect-timeout", required_argument, NULL, O_TIMEOUT},
+	{"connect-timeout-ms", required_argument, NULL, O_TIMEOUT_MS},
+	{"connect-delay", required_argument, NULL, O_CDELAY},
+	{"close-delay", required_argument, NULL, O_XDELAY},
+	{"seed", required_argument, NULL, O_SEED},
+	{"log", required_argument, NULL, O_LOG},
+	{"format", required_argument, NULL, O_FORMAT},
+	{"version", no_argument, NULL, O_VERSION},
+	{"help", no_argument, NULL, O_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+/*
+ * The rule built from options is kept as libconfig text fragments and
+ * parsed by the real parser, so an option and the same key in a file
+ * are validated by one piece of code.
+ */
+struct td_frag {
+	char match[2048];
+	char remotes[2048]; /* --remote is repeatable: a list */
+	char body[2048];
+	char fault[1024];
+};
+
+static void td__cat(char *dst, size_t cap, const char *fmt, const char *key,
+		    const char *val)
+{
+	size_t n = strlen(dst);
+
+	snprintf(dst + n, cap - n, fmt, key, val);
+}
+
+/* A string value for libconfig text, with quotes and backslashes escaped. */
+static const char *td__quote(const char *s, char *buf, size_t cap)
+{
+	size_t k = 0;
+
+	buf[k++] = '"';
+	for (; *s && k + 3 < cap; s++) {
+		if (*s == '"' || *s == '\\')
+			buf[k++] = '\\';
+		buf[k++] = *s;
+	}
+	buf[k++] = '"';
+	buf[k] = '\0';
+	return buf;
+}
+
+static int td__opt(int c, const char *arg, struct td_frag *f, struct td_run_opts *o)
+{
+	char q[600];
+
+	switch (c) {
+	case O_CLOSE: td__cat(f->body, sizeof(f->body), "%s = %s; ", "close", td__quote(arg, q, sizeof(q))); break;
+	case O_DRAIN: td__cat(f->body, sizeof(f->body), "%s = %s; ", "drain_timeout_ms", arg); break;
+	case O_SHUT: td__cat(f->body, sizeof(f->body), "%s = %s; ", "shutdown", td__quote(arg, q, sizeof(q))); break;
+	case O_REUSE: td__cat(f->body, sizeof(f->body), "%s = %s; ", "reuseaddr", "true"); break;
+	case O_FIN: td__cat(f->body, sizeof(f->body), "%s = %s; ", "fin_timeout_s", arg); break;
+	case O_LEAK: td__cat(f->body, sizeof(f->body), "%s = %s; ", "leak_after_s", arg); break;
+	case O_ROLE: td__cat(f->match, sizeof(f->match), "%s = %s; ", "role", td__quote(arg, q, sizeof(q))); break;
+	case O_REMOTE: td__cat(f->remotes, sizeof(f->remotes), "%s%s", f->remotes[0] ? ", " : "", td__quote(arg, q, sizeof(q))); break;
+	case O_RPORT: td__cat(f->match, sizeof(f->match), "%s = %s; ", "remote_port", td__quote(arg, q, sizeof(q))); break;
+	case O_LPORT: td__cat(f->match, sizeof(f->match), "%s = %s; ", "local_port", td__quote(arg, q, sizeof(q))); break;
+	case O_RST: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "rst", arg); break;
+	case O_RST_MS: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "rst_after_ms", arg); break;
+	case O_RST_BYTES: td__cat(f->fault, sizeof(f->fault), "%s = %sL; ", "rst_after_bytes", arg); break;
+	case O_REFUSE: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "connect_refuse", arg); break;
+	case O_TIMEOUT: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "connect_timeout", arg); break;
+	case O_TIMEOUT_MS: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "connect_timeout_ms", arg); break;
+	case O_CDELAY: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "connect_delay_ms", arg); break;
+	case O_XDELAY: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "close_delay_ms", arg); break;
+	case O_SEED: td__cat(f->fault, sizeof(f->fault), "%s = %sL; ", "seed", arg); break;
+	default: return -1;
+	}
+	o->have_rule = true;
+	return 0;
+}
+
+/* Numeric option values go into the text as they are: refuse anything else. */
+static bool td__numeric(int c, const char *arg)
+{
+	switch (c) {
+	case O_DRAIN: case O_FIN: case O_LEAK: case O_RST_MS: case O_RST_BYTES:
+	case O_TIMEOUT_MS: case O_CDELAY: case O_XDELAY: case O_SEED:
+		return arg[0] != '\0' && strspn(arg, "0123456789") == strlen(arg);
+	case O_RST: case O_REFUSE: case O_TIMEOUT:
+		return arg[0] != '\0' && strspn(arg, "0123456789.") == strlen(arg) &&
+		       strchr(arg, '.') == strrchr(arg, '.');
+	default:
+		return true;
+	}
+}
+
+/* Where the library is: next to this program, or in the installed lib dir. */
+static int td__find_lib(char *out, size_t cap)
+{
+	char exe[PATH_MAX], cand[PATH_MAX + 64];
+	const char *rel[] = {"/libteardown.so", "/../lib/teardown/libteardown.so"};
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0) {
+		char *slash;
+
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+			snprintf(cand, sizeof(cand), "%s%s", exe, rel[i]);
+			if (access(cand, R_OK) == 0 && realpath(cand, out) != NULL)
+				return 0;
+		}
+	}
+	snprintf(cand, sizeof(cand), "%s/libteardown.so", TD_LIBDIR);
+	if (access(cand, R_OK) == 0 && strlen(cand) < cap) {
+		strcpy(out, cand);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static char *td__read_all(const char *path, size_t *len)
+{
+	struct td_cfg_error err;
+	char *text = NULL;
+
+	if (td_policy_read_file(path, false, &text, len, &err) != 0) {
+		char msg[5000];
+
+		td_cfg_error_format(&err, msg, sizeof(msg));
+		fprintf(stderr, "teardown: %s\n", msg);
+		return NULL;
+	}
+	return text;
+}
+
+/*
+ * The policy text to hand to the library.  Only a file: its path goes in
+ * TEARDOWN_CONFIG (*as_path).  Otherwise the text is built: the file's
+ * policy, re-printed in canonical form, with the options' rule first and
+ * the log options applied.
+ */
+static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
+			bool *as_path)
+{
+	struct td_policy file, cli, all;
+	struct td_cfg_error err;
+	char *text, *ctext = NULL, *out;
+	size_t len = 0, n;
+	int rc;
+
+	memset(&file, 0, sizeof(file));
+	*as_path = o->config != NULL && !o->have_rule && !o->log && !o->format;
+	if (o->config != NULL) {
+		text = td__read_all(o->config, &len);
+		if (text == NULL)
+			return NULL;
+		rc = td_policy_parse_text(&file, text, len, o->config, td_cfgapi_linked(), &err);
+		free(text);
+		if (rc != 0)
+			goto bad;
+		if (*as_path) {
+			/* checked here, read again by the library itself */
+			td_policy_free(&file);
+			return realpath(o->config, NULL);
+		}
+	} else {
+		file.log_target = TD_LOG_STDERR;
+	}
+	/* the options' rule, parsed on its own for exact error messages */
+	n = strlen(f->match) + strlen(f->body) + strlen(f->fault) + 256;
+	n += strlen(f->remotes);
+	ctext = malloc(n);
+	if (ctext == NULL)
+		return NULL;
+	snprintf(ctext, n,
+		 "version = 1;\nrules = ( { name = \"%s\"; match = { %s%s%s%s}; %s%s%s%s } );\n",
+		 o->have_rule ? "cli" : "observe", f->match,
+		 f->remotes[0] ? "remote = [ " : "", f->remotes, f->remotes[0] ? " ]; " : "",
+		 f->body, f->fault[0] ? "fault = { " : "", f->fault, f->fault[0] ? "}; " : "");
+	memset(&cli, 0, sizeof(cli));
+	rc = td_policy_parse_text(&cli, ctext, strlen(ctext), "command line", td_cfgapi_linked(), &err);
+	free(ctext);
+	if (rc != 0)
+		goto bad;
+	all = file;
+	if (o->have_rule || o->config == NULL) {
+		all.n_rules = file.n_rules + 1;
+		all.rules = calloc(all.n_rules, sizeof(*all.rules));
+		if (all.rules == NULL)
+			return NULL;
+		all.rules[0] = cli.rules[0];
+		memcpy(all.rules + 1, file.rules, file.n_rules * sizeof(*file.rules));
+	}
+	if (o->log) {
+		if (strcmp(o->log, "stderr") == 0) {
+			all.log_target = TD_LOG_STDERR;
+		} else if (strcmp(o->log, "syslog") == 0) {
+			all.log_target = TD_LOG_SYSLOG;
+		} else if (o->log[0] == '/' && strlen(o->log) < sizeof(all.log_path)) {
+			all.log_target = TD_LOG_FILE;
+			strcpy(all.log_path, o->log);
+		} else {
+			fprintf(stderr, "teardown: --log: want stderr, syslog or an absolute path, got \"%s\"\n", o->log);
+			return NULL;
+		}
+	}
+	if (o->format) {
+		if (strcmp(o->format, "json") == 0)
+			all.log_format = TD_FMT_JSON;
+		else if (strcmp(o->format, "text") == 0)
+			all.log_format = TD_FMT_TEXT;
+		else {
+			fprintf(stderr, "teardown: --format: want text or json, got \"%s\"\n", o->format);
+			return NULL;
+		}
+	}
+	out = td_policy_to_text(&all);
+	/* the rules' heap parts are owned by file and cli; free each once */
+	if (all.rules != file.rules)
+		free(all.rules);
+	td_policy_free(&file);
+	td_policy_free(&cli);
+	return out;
+bad:
+	{
+		char msg[5000];
+
+		td_cfg_error_format(&err, msg, sizeof(msg));
+		fprintf(stderr, "teardown: %s\n", msg);
+	}
+	td_policy_free(&file);
+	return NULL;
+}
+
+/* LD_PRELOAD with the library first; an existing list is kept after it. */
+static int td__preload(const char *lib)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char *v;
+	int rc;
+
+	if (old == NULL || *old == '\0')
+		return setenv("LD_PRELOAD", lib, 1);
+	if (strstr(old, lib) != NULL)
+		return 0;
+	if (asprintf(&v, "%s:%s", lib, old) < 0)
+		return -1;
+	rc = setenv("LD_PRELOAD", v, 1);
+	free(v);
+	return rc;
+}
+
+int td_cmd_run(int argc, char **argv)
+{
+	struct td_run_opts o;
+	struct td_frag f;
+	char lib[PATH_MAX];
+	char *policy;
+	bool as_path;
+	int c;
+
+	memset(&o, 0, sizeof(o));
+	memset(&f, 0, sizeof(f));
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "+c:n", td__long, NULL)) != -1) {
+		switch (c) {
+		case 'c': o.config = optarg; break;
+		case 'n': o.dry_run = true; break;
+		case O_LOG: o.log = optarg; break;
+		case O_FORMAT: o.format = optarg; break;
+		case O_VERSION: printf("teardown %s\n", TD_VERSION); return 0;
+		case O_HELP: td__help(); return 0;
+		case '?': return 2;
+		default:
+			if (!td__numeric(c, optarg)) {
+				for (const struct option *lo = td__long; lo->name; lo++)
+					if (lo->val == c)
+						fprintf(stderr, "teardown: --%s: not a number: \"%s\"\n",
+							lo->name, optarg);
+				return 2;
+			}
+			if (td__opt(c, optarg, &f, &o) != 0)
+				return 2;
+		}
+	}
+	if (optind >= argc && !o.dry_run) {
+		fputs("teardown: no command given (usage: teardown [options] -- COMMAND [ARGS...])\n", stderr);
+		return 2;
+	}
+	if (td__find_lib(lib, sizeof(lib)) != 0) {
+		fprintf(stderr, "teardown: libteardown.so not found next to this program or in %s\n", TD_LIBDIR);
+		return 1;
+	}
+	policy = td__policy(&o, &f, &as_path);
+	if (policy == NULL)
+		return 2;
+	if (o.dry_run) {
+		printf("LD_PRELOAD=%s%s%s\n", lib, getenv("LD_PRELOAD") ? ":" : "",
+		       getenv("LD_PRELOAD") ? getenv("LD_PRELOAD") : "");
+		if (as_path)
+			printf("TEARDOWN_CONFIG=%s\n", policy);
+		else
+			printf("TEARDOWN_POLICY=<<EOF\n%sEOF\n", policy);
+		printf("exec:");
+		for (int i = optind; i < argc; i++)
+			printf(" %s", argv[i]);
+		printf("\n");
+		free(policy);
+		return 0;
+	}
+	td_doctor_warn(argv[optind], stderr);
+	if (td__preload(lib) != 0 ||
+	    (as_path ? setenv("TEARDOWN_CONFIG", policy, 1)
+		     : (unsetenv("TEARDOWN_CONFIG"), setenv("TEARDOWN_POLICY", policy, 1))) != 0) {
+		perror("teardown: setenv");
+		return 1;
+	}
+	free(policy);
+	execvp(argv[optind], argv + optind);
+	fprintf(stderr, "teardown: %s: %s\n", argv[optind], strerror(errno));
+	return errno == ENOENT ? 127 : 126;
+}

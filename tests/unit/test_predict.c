@@ -1,0 +1,93 @@
+/*
+ * The close-outcome matrix: what Linux's tcp_close() puts on the wire for
+ * each state, unread input, zero linger and sharing.  Every row is a fact
+ * measured on the wire (reliability notes 1.1; passt's tcp-close-rst: no
+ * RST after a full shutdown); the end-to-end tests check the same
+ * predictions against tcpdump and the tcp:tcp_send_reset tracepoint.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <criterion/parameterized.h>
+
+#include "teardown/event.h"
+#include "teardown/predict.h"
+
+struct row {
+	char name[64];
+	int state;
+	int64_t unread, unsent, notsent;
+	int backlog;
+	bool linger0, last, connected, passive, fin_sent;
+	int cause;
+	bool changed;
+	int wire, why, closer, tw;
+	int64_t lost;
+};
+
+#define E TD_TCP_ESTABLISHED
+#define CW TD_TCP_CLOSE_WAIT
+
+ParameterizedTestParameters(predict, matrix)
+{
+	static struct row rows[] = {
+		/* name, state, unread, unsent, notsent, backlog, linger0, last, connected, passive, fin_sent, cause, changed -> wire, why, closer, tw, lost */
+		{"plain close, established", E, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_FIN, TD_WHY_CLOSE, TD_CLOSER_ACTIVE, 1, 0},
+		{"plain close after peer FIN", CW, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_FIN, TD_WHY_CLOSE, TD_CLOSER_PASSIVE, 0, 0},
+		{"graceful undid something", E, 0, 0, 0, 0, false, true, true, false, false, 0, true, TD_WIRE_FIN, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 1, 0},
+		{"unread input: kernel RST", E, 5, 300, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_RST, TD_WHY_UNREAD, TD_CLOSER_ACTIVE, 0, 300},
+		{"unread wins over linger0", E, 5, 0, 0, 0, true, true, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_UNREAD, TD_CLOSER_ACTIVE, 0, 0},
+		{"unread in CLOSE_WAIT", CW, 7, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_RST, TD_WHY_UNREAD, TD_CLOSER_ACTIVE, 0, 0},
+		{"program's linger0", E, 0, 10, 10, 0, true, true, true, false, false, TD_RST_BY_APP, false, TD_WIRE_RST, TD_WHY_LINGER0, TD_CLOSER_ACTIVE, 0, 10},
+		{"abort rule", E, 0, 0, 0, 0, true, true, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 0, 0},
+		{"fault rst", E, 0, 4096, 0, 0, true, true, true, false, false, TD_RST_BY_FAULT, false, TD_WIRE_RST, TD_WHY_FAULT, TD_CLOSER_ACTIVE, 0, 4096},
+		{"linger0 in CLOSE_WAIT resets", CW, 0, 0, 0, 0, true, true, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 0, 0},
+		{"linger0 in FIN_WAIT2 resets", TD_TCP_FIN_WAIT2, 0, 0, 0, 0, true, true, true, false, true, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 0, 0},
+		{"linger0 after both FINs: no RST", TD_TCP_LAST_ACK, 0, 0, 0, 0, true, true, true, true, true, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0, 0},
+		{"linger0 in CLOSING with data unsent", TD_TCP_CLOSING, 0, 50, 50, 0, true, true, true, false, true, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 0, 50},
+		{"linger0 while connecting: nothing", TD_TCP_SYN_SENT, 0, 0, 0, 0, true, true, false, false, false, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0, 0},
+		{"linger {1,5} is not zero", E, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_FIN, TD_WHY_CLOSE, TD_CLOSER_ACTIVE, 1, 0},
+		{"after shutdown(SHUT_WR)", TD_TCP_FIN_WAIT2, 0, 0, 0, 0, false, true, true, false, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1, 0},
+		{"both FINs, ours first", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, false, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1, 0},
+		{"both FINs, peer's first", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, true, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0, 0},
+		{"already reset by the peer", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_NONE, TD_WHY_RESET, TD_CLOSER_NONE, 0, 0},
+		{"refused connect", TD_TCP_CLOSE, 0, 0, 0, 0, true, true, false, false, false, TD_RST_BY_FAULT, false, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0, 0},
+		{"shared: nothing yet", E, 9, 0, 0, 0, true, false, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_SHARED, TD_CLOSER_NONE, -1, 0},
+		{"listener, empty queue", TD_TCP_LISTEN, 0, 0, 0, 0, false, true, false, false, false, 0, false, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0, 0},
+		{"listener with queued connections", TD_TCP_LISTEN, 0, 0, 0, 3, false, true, false, false, false, 0, false, TD_WIRE_RST, TD_WHY_UNACCEPTED, TD_CLOSER_NONE, 0, 0},
+		{"LAST_ACK, plain", TD_TCP_LAST_ACK, 0, 0, 0, 0, false, true, true, true, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0, 0},
+	};
+
+	return cr_make_param_array(struct row, rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+ParameterizedTest(struct row *r, predict, matrix)
+{
+	struct td_close_facts f = {
+		.state = r->state,
+		.unread = r->unread,
+		.unsent = r->unsent,
+		.notsent = r->notsent,
+		.backlog = r->backlog,
+		.linger_on = r->linger0,
+		.linger_secs = 0,
+		.last = r->last,
+		.connected = r->connected,
+		.passive_first = r->passive,
+		.our_fin_sent = r->fin_sent,
+		.rst_cause = r->cause,
+		.policy_changed = r->changed,
+	};
+	struct td_close_outcome o;
+
+	if (strcmp(r->name, "linger {1,5} is not zero") == 0) {
+		f.linger_on = true;
+		f.linger_secs = 5;
+	}
+	td_predict_close(&f, &o);
+	cr_assert(eq(str, (char *)td_wire_name(o.wire) ?: "?", (char *)td_wire_name(r->wire) ?: "?"), "%s: wire", r->name);
+	cr_assert(eq(int, o.why, r->why), "%s: why %s, want %s", r->name,
+		  td_why_name(o.why) ?: "null", td_why_name(r->why) ?: "null");
+	cr_assert(eq(int, o.closer, r->closer), "%s: closer", r->name);
+	cr_assert(eq(int, o.time_wait, r->tw), "%s: time_wait", r->name);
+	cr_assert(eq(i64, o.lost, r->lost), "%s: lost", r->name);
+}
