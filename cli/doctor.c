@@ -177,20 +177,32 @@ static int td__inspect_prog(const char *arg, char *path, size_t cap,
 		if (strchr(arg, '/') == NULL && rc == -ENOENT)
 			snprintf(why, wcap, "not found in PATH");
 		else if (rc == -EACCES)
-			snprintf(why, wcap, "not an executable file");
+			snprintf(why, wcap, "found in PATH but not executable");
 		else
 			snprintf(why, wcap, "cannot be read: %s", strerror(-rc));
 		return rc;
 	}
 	rc = td_elf_inspect(path, info);
+	if (rc == -EISDIR) {
+		snprintf(why, wcap, "is a directory, not a program");
+		return rc;
+	}
 	if (rc != 0) {
 		snprintf(why, wcap, "cannot be read: %s", strerror(-rc));
 		return rc;
 	}
-	if (info->kind == TD_ELF_SCRIPT &&
-	    td__script_target(info, interp_path, icap) == 0 &&
-	    td_elf_inspect(interp_path, interp) == 0)
-		info->interp_info = interp;
+	if (info->kind != TD_ELF_SCRIPT)
+		return 0;
+	rc = td__script_target(info, interp_path, icap);
+	if (rc == 0)
+		rc = td_elf_inspect(interp_path, interp);
+	if (rc != 0) {
+		snprintf(why, wcap, "script run by %s%s%s, which cannot be run: %s",
+			 info->script_interp, info->script_arg[0] ? " " : "",
+			 info->script_arg, strerror(-rc));
+		return rc;
+	}
+	info->interp_info = interp;
 	return 0;
 }
 
@@ -314,15 +326,25 @@ static int td__lib_check(const char *path, bool strict, char *buf, size_t cap, b
 		snprintf(buf, cap, "cannot be read: %s", strerror(-rc));
 		goto out;
 	}
-	if (li->kind == TD_ELF_NOT_ELF || li->kind == TD_ELF_SCRIPT ||
-	    li->kind == TD_ELF_OBJECT || li->foreign || li->type != ET_DYN) {
-		char why[512];
-		int dummy;
-
-		td_elf_verdict(li, why, sizeof(why), &dummy);
+	if (li->kind == TD_ELF_NOT_ELF || li->kind == TD_ELF_SCRIPT) {
 		snprintf(buf, cap,
-			 "is not a shared library the loader can preload here (%s); every "
-			 "program would print an error at start and run without it", why);
+			 "is not an ELF file: every program prints an error at start and "
+			 "runs without it");
+		goto out;
+	}
+	if (li->foreign) {
+		const char *m = td_elf_machine_name(li->machine);
+
+		snprintf(buf, cap,
+			 "is built for %d-bit %s, not for this machine: every program prints "
+			 "an error at start and runs without it",
+			 li->elf_class == ELFCLASS64 ? 64 : 32, m ? m : "another machine");
+		goto out;
+	}
+	if (li->type != ET_DYN) {
+		snprintf(buf, cap,
+			 "is not a shared library: the loader cannot preload it, and every "
+			 "program prints an error at start");
 		goto out;
 	}
 	snprintf(have, sizeof(have), "%s", gnu_get_libc_version());
@@ -701,11 +723,44 @@ int td_doctor_system(FILE *out, bool json)
 	return ok ? 0 : 1;
 }
 
+/*
+ * `teardown check --system [OPTIONS] [FILE...]` arrives here with argv[0]
+ * "check": the system checks, then whatever else was asked of check
+ * (policy files and their options), so that no argument is dropped.
+ */
+static int td__doc_as_check(int argc, char **argv)
+{
+	char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+	int n = 0, rc, rc2 = 0;
+	bool json = false;
+
+	if (rest == NULL) {
+		fprintf(stderr, "teardown check: out of memory\n");
+		return 1;
+	}
+	rest[n++] = argv[0];
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--system") != 0)
+			rest[n++] = argv[i];
+	}
+	rc = td_doctor_system(stdout, json);
+	if (n > 1)
+		rc2 = td_cmd_check(n, rest);
+	free(rest);
+	if (rc2 == 2)
+		return 2;
+	return rc || rc2 ? 1 : 0;
+}
+
 int td_cmd_doctor(int argc, char **argv)
 {
 	struct td__doc_opts o = {.out = stdout};
 	int i, first = argc, ok = 1;
 
+	if (argc > 0 && strcmp(argv[0], "check") == 0)
+		return td__doc_as_check(argc, argv);
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 

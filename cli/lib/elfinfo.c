@@ -894,7 +894,7 @@ const char *td_elf_kind_name(const struct td_elf_info *info)
 	return names[td__category(info)];
 }
 
-static const char *td__machine_name(int m)
+const char *td_elf_machine_name(int m)
 {
 	switch (m) {
 	case EM_386: return "i386";
@@ -945,7 +945,7 @@ static void td__needed_list(const struct td_elf_info *i, char *buf, size_t cap, 
 static int td__verdict_foreign(const struct td_elf_info *i, char *buf, size_t cap, size_t *len)
 {
 	int host_class, host_machine;
-	const char *mname = td__machine_name(i->machine);
+	const char *mname = td_elf_machine_name(i->machine);
 
 	td__host(&host_class, &host_machine);
 	if (i->elf_class == ELFCLASS32 && host_class == ELFCLASS64) {
@@ -966,7 +966,7 @@ static int td__verdict_foreign(const struct td_elf_info *i, char *buf, size_t ca
 			       "program for another machine (%s): the library is built for %s "
 			       "and the loader cannot preload it there",
 			       mname ? mname : other,
-			       td__machine_name(host_machine) ? td__machine_name(host_machine)
+			       td_elf_machine_name(host_machine) ? td_elf_machine_name(host_machine)
 							      : "this machine");
 	}
 	return 0;
@@ -1133,14 +1133,19 @@ int td_elf_which(const char *name, char *buf, size_t cap)
 	size_t nlen;
 	int err = -ENOENT;
 
-	if (name == NULL || *name == '\0' || cap == 0)
+	if (cap == 0)
+		return -ENAMETOOLONG;
+	buf[0] = '\0';
+	if (name == NULL || *name == '\0')
 		return -ENOENT;
 	nlen = strlen(name);
 	if (strchr(name, '/') != NULL) {
+		struct stat st;
+
 		if (nlen >= cap)
 			return -ENAMETOOLONG;
 		memcpy(buf, name, nlen + 1);
-		return td__exec_candidate(buf);
+		return stat(buf, &st) == 0 ? 0 : -errno;
 	}
 	path = getenv("PATH");
 	if (path == NULL) {

@@ -104,6 +104,9 @@ const char *td_elf_verdict(const struct td_elf_info *info, char *buf,
  */
 const char *td_elf_kind_name(const struct td_elf_info *info);
 
+/* "x86-64", "i386", "aarch64"... for e_machine; NULL when unknown. */
+const char *td_elf_machine_name(int machine);
+
 /*
  * Would the loader run this program in secure-execution mode if the
  * calling process exec'd it now?  The kernel sets AT_SECURE when the
@@ -114,11 +117,12 @@ const char *td_elf_kind_name(const struct td_elf_info *info);
 bool td_elf_secure_for_caller(const struct td_elf_info *info);
 
 /*
- * Find a command the way execvp() and `which` do: a name with a slash is
- * taken as is; otherwise each PATH entry (the system default when PATH is
- * unset; an empty entry means the current directory) is tried for an
- * executable regular file.  Returns 0 with the path in buf, -ENOENT,
- * -EACCES (found, not executable) or -ENAMETOOLONG.
+ * Find a command the way execvp() and `which` do: each PATH entry (the
+ * system default when PATH is unset; an empty entry means the current
+ * directory) is tried for an executable regular file.  A name with a
+ * slash is taken as is when it exists, executable or not, so that any
+ * file can be inspected.  Returns 0 with the path in buf, -ENOENT,
+ * -EACCES (found in PATH, not executable) or -ENAMETOOLONG.
  */
 int td_elf_which(const char *name, char *buf, size_t cap);
 

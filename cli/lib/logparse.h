@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* More keys than this on one line is not our log (it has at most 25). */
+/* More keys than this on one line is not our log (it has at most 24). */
 #define TD_JLINE_MAX_FIELDS 64
 
 enum td_jtype {
