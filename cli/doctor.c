@@ -159,20 +159,29 @@ static int td__script_target(const struct td_elf_info *s, char *buf, size_t cap)
 	return 0;
 }
 
+/* The kernel runs an interpreter's interpreter, a few levels deep. */
+#define TD__SCRIPT_DEPTH 5
+
+/* A program and, for a script, the chain of interpreters that runs it. */
+struct td__prog {
+	char path[PATH_MAX];
+	char interp_path[PATH_MAX]; /* the script's own interpreter, or "" */
+	struct td_elf_info info[TD__SCRIPT_DEPTH + 1];
+};
+
 /*
- * Inspect one program: resolve it, inspect it and, for a script, its
- * interpreter.  Returns 0 with *info (and *interp when it is a script
- * whose interpreter could be read) filled, or a negative errno with a
- * sentence in why.
+ * Inspect one program: resolve it, inspect it and, for a script, what
+ * runs it, linking each script to its interpreter through interp_info so
+ * that the verdict speaks for what really runs.  Returns 0, or a negative
+ * errno with a sentence in why.
  */
-static int td__inspect_prog(const char *arg, char *path, size_t cap,
-			    struct td_elf_info *info, struct td_elf_info *interp,
-			    char *interp_path, size_t icap, char *why, size_t wcap)
+static int td__inspect_prog(const char *arg, struct td__prog *p, char *why, size_t wcap)
 {
+	char next[PATH_MAX];
 	int rc;
 
-	interp_path[0] = '\0';
-	rc = td_elf_which(arg, path, cap);
+	p->interp_path[0] = '\0';
+	rc = td_elf_which(arg, p->path, sizeof(p->path));
 	if (rc != 0) {
 		if (strchr(arg, '/') == NULL && rc == -ENOENT)
 			snprintf(why, wcap, "not found in PATH");
@@ -182,7 +191,7 @@ static int td__inspect_prog(const char *arg, char *path, size_t cap,
 			snprintf(why, wcap, "cannot be read: %s", strerror(-rc));
 		return rc;
 	}
-	rc = td_elf_inspect(path, info);
+	rc = td_elf_inspect(p->path, &p->info[0]);
 	if (rc == -EISDIR) {
 		snprintf(why, wcap, "is a directory, not a program");
 		return rc;
@@ -191,85 +200,89 @@ static int td__inspect_prog(const char *arg, char *path, size_t cap,
 		snprintf(why, wcap, "cannot be read: %s", strerror(-rc));
 		return rc;
 	}
-	if (info->kind != TD_ELF_SCRIPT)
-		return 0;
-	rc = td__script_target(info, interp_path, icap);
-	if (rc == 0)
-		rc = td_elf_inspect(interp_path, interp);
-	if (rc != 0) {
-		snprintf(why, wcap, "script run by %s%s%s, which cannot be run: %s",
-			 info->script_interp, info->script_arg[0] ? " " : "",
-			 info->script_arg, strerror(-rc));
-		return rc;
+	for (int d = 0; p->info[d].kind == TD_ELF_SCRIPT; d++) {
+		struct td_elf_info *s = &p->info[d];
+
+		if (d == TD__SCRIPT_DEPTH) {
+			snprintf(why, wcap, "script whose interpreters are scripts %d levels "
+				 "deep: the kernel refuses to run it", d);
+			return -ELOOP;
+		}
+		rc = td__script_target(s, next, sizeof(next));
+		if (rc == 0)
+			rc = td_elf_inspect(next, &p->info[d + 1]);
+		if (rc != 0) {
+			snprintf(why, wcap, "script run by %.300s%s%.300s, which cannot be run: %s",
+				 s->script_interp, s->script_arg[0] ? " " : "",
+				 s->script_arg, strerror(-rc));
+			return rc;
+		}
+		if (d == 0)
+			memcpy(p->interp_path, next, sizeof(next));
+		s->interp_info = &p->info[d + 1];
 	}
-	info->interp_info = interp;
 	return 0;
 }
 
 /* `teardown doctor BINARY`: one finding.  Returns 1 when interposable. */
 static int td__doc_binary(const char *arg, const struct td__doc_opts *o)
 {
-	char path[PATH_MAX], interp_path[PATH_MAX], reason[1024];
-	struct td_elf_info *info, *interp;
 	struct td__finding f = {.key = "binary", .name = arg};
+	struct td__prog *p = calloc(1, sizeof(*p));
+	char reason[1024];
 	int ok = 0;
 
-	info = calloc(2, sizeof(*info));
-	if (info == NULL) {
+	if (p == NULL) {
 		fprintf(stderr, "teardown doctor: out of memory\n");
 		return 0;
 	}
-	interp = info + 1;
-	if (td__inspect_prog(arg, path, sizeof(path), info, interp, interp_path,
-			     sizeof(interp_path), reason, sizeof(reason)) != 0) {
-		f.path = path[0] ? path : NULL;
+	if (td__inspect_prog(arg, p, reason, sizeof(reason)) != 0) {
+		f.path = p->path[0] ? p->path : NULL;
 		f.kind = "error";
 		f.reason = reason;
 		td__emit(o, &f);
-		free(info);
+		free(p);
 		return 0;
 	}
-	td_elf_verdict(info, reason, sizeof(reason), &ok);
-	f.path = path;
-	f.kind = td_elf_kind_name(info);
+	td_elf_verdict(&p->info[0], reason, sizeof(reason), &ok);
+	f.path = p->path;
+	f.kind = td_elf_kind_name(&p->info[0]);
 	f.reason = reason;
 	f.ok = ok;
-	f.elf = info;
-	if (info->kind == TD_ELF_SCRIPT && interp_path[0])
-		f.interp = interp_path;
+	f.elf = &p->info[0];
+	if (p->interp_path[0])
+		f.interp = p->interp_path;
 	td__emit(o, &f);
-	free(info);
+	free(p);
 	return ok;
 }
 
 int td_doctor_warn(const char *prog, FILE *out)
 {
-	char path[PATH_MAX], interp_path[PATH_MAX], reason[1024];
-	struct td_elf_info *info, *interp;
+	struct td__prog *p = calloc(1, sizeof(*p));
 	const struct td_elf_info *runs;
+	char reason[1024];
 	int ok = 1;
 
-	info = calloc(2, sizeof(*info));
-	if (info == NULL)
+	if (p == NULL)
 		return 0;
-	interp = info + 1;
-	if (td__inspect_prog(prog, path, sizeof(path), info, interp, interp_path,
-			     sizeof(interp_path), reason, sizeof(reason)) != 0) {
-		free(info);
+	if (td__inspect_prog(prog, p, reason, sizeof(reason)) != 0) {
+		free(p);
 		return 0;
 	}
-	td_elf_verdict(info, reason, sizeof(reason), &ok);
+	td_elf_verdict(&p->info[0], reason, sizeof(reason), &ok);
 	/*
 	 * Secure mode depends on who runs the program: root running a
 	 * set-user-ID-root program gets none, and LD_PRELOAD works.
 	 */
-	runs = info->interp_info != NULL ? info->interp_info : info;
+	for (runs = &p->info[0]; runs->interp_info != NULL; runs = runs->interp_info)
+		;
 	if (!ok && strcmp(td_elf_kind_name(runs), "setuid") == 0 &&
 	    !td_elf_secure_for_caller(runs))
 		ok = 1;
 	if (!ok)
 		fprintf(out, "teardown: warning: %s: %s\n", prog, reason);
-	free(info);
+	free(p);
 	return !ok;
 }
 
@@ -341,7 +354,7 @@ static int td__lib_check(const char *path, bool strict, char *buf, size_t cap, b
 			 li->elf_class == ELFCLASS64 ? 64 : 32, m ? m : "another machine");
 		goto out;
 	}
-	if (li->type != ET_DYN) {
+	if (li->type != ET_DYN || li->pie) {
 		snprintf(buf, cap,
 			 "is not a shared library: the loader cannot preload it, and every "
 			 "program prints an error at start");
@@ -368,9 +381,9 @@ static int td__lib_check(const char *path, bool strict, char *buf, size_t cap, b
 	}
 	if (other[0] != '\0' && strict) {
 		snprintf(buf, cap,
-			 "needs %s besides libc.so.6: if that is ever missing, every program "
-			 "it is preloaded into fails to start; do not list it in "
-			 TD__PRELOAD_LIST, other);
+			 "needs %s besides libc.so.6: if %s ever missing, every program it "
+			 "is preloaded into fails to start; do not list it in "
+			 TD__PRELOAD_LIST, other, strchr(other, ',') ? "one of them goes" : "that goes");
 		goto out;
 	}
 	ok = 1;

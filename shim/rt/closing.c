@@ -90,6 +90,23 @@ static bool td__needs_work(const struct td_rule *r, const struct td_facts *f)
 	}
 }
 
+/*
+ * Whether a close needs anything beyond the real call: an event to write,
+ * graceful/drain work, a close delay, an armed byte budget, a share count
+ * to drop.  An "abort" or "pass" rule without logging needs none: its
+ * SO_LINGER was set at connect/accept time.
+ */
+static bool td__close_has_work(const struct td_policy *p, const struct td_sock *s)
+{
+	const struct td_rule *r = td_sock_rule(p, s);
+
+	return r != NULL &&
+	       (r->log || r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN ||
+		s->share != 0 ||
+		(atomic_load(&s->flags) & TD_SF_BYTES_FAULT) ||
+		(r->has_fault && r->fault.close_delay_ms));
+}
+
 void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 		      const struct td_sock *s, int path)
 {
@@ -190,6 +207,11 @@ int td_close_fd(const struct td_policy *p, int fd, int path)
 		return td_real_close(fd);
 	if ((atomic_load(&e->flags) & TD_SF_OWN) || td_sock_rule(p, e) == NULL) {
 		/* one of ours closed by the program, or a socket no rule wants */
+		td_fd_forget(fd);
+		return td_real_close(fd);
+	}
+	if (!td__close_has_work(p, e)) {
+		/* the socket's options already say everything: just close */
 		td_fd_forget(fd);
 		return td_real_close(fd);
 	}

@@ -217,10 +217,13 @@ bool td_share_leave(uint32_t share)
 
 void td_fd_forget(int fd)
 {
-	struct td_sock gone;
+	struct td_sock *e = td_fd_peek(fd);
 
-	if (td_fd_claim(fd, &gone) && gone.share != 0)
-		(void)td_share_leave(gone.share);
+	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_relaxed) == 0)
+		return;
+	if (atomic_exchange_explicit(&e->tag, 0, memory_order_acq_rel) != 0 &&
+	    e->share != 0)
+		(void)td_share_leave(e->share);
 }
 
 struct td_sock *td_fd_live(int fd)

@@ -564,7 +564,7 @@ static int read_file(const char *path, bool privileged, char **text, size_t *len
 	return td_policy_read_file(path, privileged, text, len, &err);
 }
 
-Test(read_file, missing, .init = tmp_init, .fini = tmp_fini)
+Test(config, read_file_missing, .init = tmp_init, .fini = tmp_fini)
 {
 	char path[128], *text = NULL;
 	size_t len;
@@ -577,7 +577,7 @@ Test(read_file, missing, .init = tmp_init, .fini = tmp_fini)
 	cr_assert(not(eq(ptr, strstr(err.msg, "cannot open"), NULL)), "%s", err.msg);
 }
 
-Test(read_file, directory, .init = tmp_init, .fini = tmp_fini)
+Test(config, read_file_directory, .init = tmp_init, .fini = tmp_fini)
 {
 	char *text = NULL;
 	size_t len;
@@ -588,7 +588,7 @@ Test(read_file, directory, .init = tmp_init, .fini = tmp_fini)
 }
 
 /* A FIFO with no writer would block a plain open() forever. */
-Test(read_file, fifo_does_not_hang, .init = tmp_init, .fini = tmp_fini, .timeout = 5)
+Test(config, read_file_fifo_does_not_hang, .init = tmp_init, .fini = tmp_fini, .timeout = 5)
 {
 	char path[128], *text = NULL;
 	size_t len;
@@ -601,7 +601,7 @@ Test(read_file, fifo_does_not_hang, .init = tmp_init, .fini = tmp_fini, .timeout
 		  "%s", err.msg);
 }
 
-Test(read_file, device_is_refused, .timeout = 5)
+Test(config, read_file_device_is_refused, .timeout = 5)
 {
 	char *text = NULL;
 	size_t len;
@@ -610,7 +610,7 @@ Test(read_file, device_is_refused, .timeout = 5)
 	cr_assert(not(eq(ptr, strstr(err.msg, "character device"), NULL)), "%s", err.msg);
 }
 
-Test(read_file, symlink_is_refused, .init = tmp_init, .fini = tmp_fini)
+Test(config, read_file_symlink_is_refused, .init = tmp_init, .fini = tmp_fini)
 {
 	char path[128], link[128], *text = NULL;
 	size_t len;
@@ -624,7 +624,7 @@ Test(read_file, symlink_is_refused, .init = tmp_init, .fini = tmp_fini)
 	cr_assert(not(eq(ptr, strstr(err.msg, "is a symbolic link"), NULL)), "%s", err.msg);
 }
 
-Test(read_file, size_limit, .init = tmp_init, .fini = tmp_fini)
+Test(config, read_file_size_limit, .init = tmp_init, .fini = tmp_fini)
 {
 	char path[128], *text = NULL, *data;
 	size_t len = 0;
@@ -648,7 +648,7 @@ Test(read_file, size_limit, .init = tmp_init, .fini = tmp_fini)
 	td_policy_free(&pol);
 }
 
-Test(read_file, privileged_refuses_world_writable, .init = tmp_init, .fini = tmp_fini)
+Test(config, read_file_privileged_refuses_world_writable, .init = tmp_init, .fini = tmp_fini)
 {
 	char path[128], *text = NULL;
 	size_t len;
@@ -669,7 +669,7 @@ Test(read_file, privileged_refuses_world_writable, .init = tmp_init, .fini = tmp
 	free(text);
 }
 
-Test(read_file, privileged_accepts_0644_of_root_or_self, .init = tmp_init, .fini = tmp_fini)
+Test(config, read_file_privileged_accepts_0644_of_root_or_self, .init = tmp_init, .fini = tmp_fini)
 {
 	static const char body[] = "version = 1;\nrules = ( { close = \"abort\"; } );\n";
 	char path[128], *text = NULL;
@@ -689,7 +689,7 @@ Test(read_file, privileged_accepts_0644_of_root_or_self, .init = tmp_init, .fini
 	td_policy_free(&pol);
 }
 
-Test(read_file, privileged_refuses_a_strangers_file, .init = tmp_init, .fini = tmp_fini)
+Test(config, read_file_privileged_refuses_a_strangers_file, .init = tmp_init, .fini = tmp_fini)
 {
 	char path[128], *text = NULL;
 	size_t len;
@@ -705,7 +705,7 @@ Test(read_file, privileged_refuses_a_strangers_file, .init = tmp_init, .fini = t
 	free(text);
 }
 
-Test(read_file, load_reports_read_errors, .init = tmp_init, .fini = tmp_fini)
+Test(config, read_file_load_reports_read_errors, .init = tmp_init, .fini = tmp_fini)
 {
 	char path[128];
 
@@ -795,7 +795,7 @@ static void round_trip(const struct td_policy *p, const char *what)
 {
 	struct td_policy back;
 	char line[sizeof(err.file) + sizeof(err.msg) + 32];
-	char *text = td_policy_to_text(p);
+	char *text = td_policy_to_text(p), *again;
 	int rc;
 
 	cr_assert(not(eq(ptr, text, NULL)), "%s", what);
@@ -804,7 +804,17 @@ static void round_trip(const struct td_policy *p, const char *what)
 	td_cfg_error_format(&err, line, sizeof(line));
 	cr_assert(eq(int, rc, 0), "%s: %s\n%s", what, line, text);
 	assert_policy_eq(p, &back, what);
-	/* and printing is a fixed point once lines are gone */
+	free(text);
+	/* printing canonical text gives the same text again */
+	text = td_policy_to_text(&back);
+	cr_assert(not(eq(ptr, text, NULL)));
+	td_policy_free(&back);
+	cr_assert(eq(int, td_policy_parse_text(&back, text, strlen(text), "canonical",
+					       td_cfgapi_linked(), &err), 0));
+	again = td_policy_to_text(&back);
+	cr_assert(not(eq(ptr, again, NULL)));
+	cr_assert(eq(str, again, text), "%s: canonical text is not a fixed point", what);
+	free(again);
 	free(text);
 	td_policy_free(&back);
 }
