@@ -191,7 +191,7 @@ static int td__vaddr_to_off(const struct td__src *s, const struct td__phdrs *ph,
 	return -ERANGE;
 }
 
-/* Is the name a Go build-ID note, or any note a Go toolchain writes? */
+/* Notes: the Go linker writes a build-ID note named "Go" into every binary. */
 static void td__scan_notes(const struct td__src *s, uint64_t off, uint64_t size,
 			   uint64_t align, struct td_elf_info *out)
 {
@@ -463,18 +463,19 @@ static void td__add_needed(struct td_elf_info *out, const char *name)
 	}
 }
 
-/*
- * The section headers, when present: they name the string table of the
- * dynamic section when the program headers cannot (a damaged or unusual
- * layout), and they hold the section names, where ".go.buildinfo" is the
- * surest sign of a Go binary.
- */
+/* What the section headers said. */
 struct td__shinfo {
 	uint64_t dynstr_off, dynstr_size;
 	int have_dynstr;
 	int have_names; /* the section names could be read */
 };
 
+/*
+ * The section headers, when present: they name the string table of the
+ * dynamic section when the program headers cannot (a damaged or unusual
+ * layout), and they hold the section names, where ".go.buildinfo" is the
+ * surest sign of a Go binary.
+ */
 static void td__read_shdrs(const struct td__src *s, uint64_t shoff, unsigned shnum,
 			   unsigned shentsize, unsigned shstrndx,
 			   struct td__shinfo *si, struct td_elf_info *out)
@@ -805,6 +806,11 @@ int td_elf_inspect(const char *path, struct td_elf_info *out)
 	memset(out, 0, sizeof(*out));
 	if (path == NULL || *path == '\0')
 		return -ENOENT;
+	/* Opening some devices has effects (a tape rewinds): look first. */
+	if (stat(path, &st) != 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	do
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	while (fd < 0 && errno == EINTR);

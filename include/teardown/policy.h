@@ -139,6 +139,9 @@ struct td_policy {
 	bool any_fault;
 	bool any_bytes_fault; /* some rule has fault.rst_after_bytes */
 	bool any_leak;
+
+	/* optional index built by td_policy_build_index(); owned by p */
+	struct td_index *index;
 };
 
 /* What is known about a socket when a decision is made. */
@@ -174,6 +177,14 @@ int td_policy_decide(const struct td_policy *p, const struct td_match_ctx *ctx);
  */
 void td_policy_bind_program(struct td_policy *p, const char *prog,
 			    const char *exe);
+
+/*
+ * Index the rules by remote and local port so that a decision does not
+ * scan thousands of rules that cannot match.  Call after
+ * td_policy_bind_program() (rules whose program does not match are left
+ * out).  Decisions give the same answer with or without it.  0 or -ENOMEM.
+ */
+int td_policy_build_index(struct td_policy *p);
 
 /* Compute the summary flags; call after filling rules. */
 void td_policy_finish(struct td_policy *p);

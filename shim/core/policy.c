@@ -3,6 +3,7 @@
  * the first rule whose every criterion matches wins.  Called once per
  * socket (at bind, connect or accept), never at close.
  */
+#include <errno.h>
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +72,14 @@ bool td_rule_match(const struct td_rule *r, const struct td_match_ctx *ctx)
 	return true;
 }
 
+static int td__decide_indexed(const struct td_policy *p, const struct td_index *ix,
+			      const struct td_match_ctx *ctx);
+
 int td_policy_decide(const struct td_policy *p, const struct td_match_ctx *ctx)
 {
+	/* the index needs the remote port; at bind() every rule is a candidate */
+	if (p->index != NULL && (ctx->known & TD_K_REMOTE))
+		return td__decide_indexed(p, p->index, ctx);
 	for (uint32_t i = 0; i < p->n_rules; i++)
 		if (td_rule_match(&p->rules[i], ctx))
 			return (int)i;
@@ -104,6 +111,9 @@ void td_policy_finish(struct td_policy *p)
 	}
 }
 
+struct td_index;
+static void td__index_free(struct td_index *ix);
+
 void td_policy_free(struct td_policy *p)
 {
 	for (uint32_t i = 0; i < p->n_rules; i++) {
@@ -118,6 +128,8 @@ void td_policy_free(struct td_policy *p)
 	free(p->rules);
 	p->rules = NULL;
 	p->n_rules = 0;
+	td__index_free(p->index);
+	p->index = NULL;
 }
 
 const char *td_close_action_name(int a)
@@ -139,4 +151,181 @@ const char *td_role_name(int r)
 	static const char *const n[] = {"any", "client", "server"};
 
 	return r >= 0 && r < 3 ? n[r] : "?";
+}
+
+/*
+ * The rule index.  A rule whose remote_port criterion covers few ports is
+ * filed under each of those ports; failing that, one with a small
+ * local_port criterion under its local ports; every other rule is
+ * "generic".  Each list is in rule order, so the first match is found by
+ * walking the port's lists and the generic list together, smallest rule
+ * number first: the answer is the same as a scan of all rules.
+ */
+#define TD_INDEX_MAX_PORTS 256u
+
+struct td_plist {
+	uint32_t *start; /* 65537 offsets into rules */
+	uint32_t *rules;
+};
+
+struct td_index {
+	struct td_plist remote, local;
+	uint32_t *generic;
+	uint32_t n_generic;
+};
+
+static uint32_t td__span(const struct td_portrange *v, uint32_t n)
+{
+	uint32_t total = 0;
+
+	for (uint32_t i = 0; i < n && total <= TD_INDEX_MAX_PORTS; i++)
+		total += (uint32_t)(v[i].hi - v[i].lo) + 1;
+	return total;
+}
+
+/* 1: keyed by remote port, 2: by local port, 0: generic */
+static int td__key(const struct td_rule *r)
+{
+	if (r->n_remote_port && td__span(r->remote_port, r->n_remote_port) <= TD_INDEX_MAX_PORTS)
+		return 1;
+	if (r->n_local_port && td__span(r->local_port, r->n_local_port) <= TD_INDEX_MAX_PORTS)
+		return 2;
+	return 0;
+}
+
+static int td__plist_build(struct td_plist *pl, const struct td_policy *p, int key)
+{
+	uint32_t *count = calloc(65537, sizeof(uint32_t));
+	uint32_t total = 0;
+
+	if (count == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < p->n_rules; i++) {
+		const struct td_rule *r = &p->rules[i];
+		const struct td_portrange *v = key == 1 ? r->remote_port : r->local_port;
+		uint32_t n = key == 1 ? r->n_remote_port : r->n_local_port;
+
+		if (!r->program_ok || td__key(r) != key)
+			continue;
+		for (uint32_t k = 0; k < n; k++)
+			for (uint32_t port = v[k].lo; port <= v[k].hi; port++)
+				count[port]++;
+	}
+	pl->start = malloc(65537 * sizeof(uint32_t));
+	for (uint32_t port = 0; port < 65536; port++)
+		total += count[port];
+	pl->rules = malloc((total ? total : 1) * sizeof(uint32_t));
+	if (pl->start == NULL || pl->rules == NULL) {
+		free(count);
+		return -ENOMEM;
+	}
+	pl->start[0] = 0;
+	for (uint32_t port = 0; port < 65536; port++)
+		pl->start[port + 1] = pl->start[port] + count[port];
+	memset(count, 0, 65537 * sizeof(uint32_t));
+	for (uint32_t i = 0; i < p->n_rules; i++) {
+		const struct td_rule *r = &p->rules[i];
+		const struct td_portrange *v = key == 1 ? r->remote_port : r->local_port;
+		uint32_t n = key == 1 ? r->n_remote_port : r->n_local_port;
+
+		if (!r->program_ok || td__key(r) != key)
+			continue;
+		for (uint32_t k = 0; k < n; k++)
+			for (uint32_t port = v[k].lo; port <= v[k].hi; port++) {
+				uint32_t at = pl->start[port] + count[port];
+
+				/* a rule listing a port twice is filed once */
+				if (count[port] == 0 || pl->rules[at - 1] != i) {
+					pl->rules[at] = i;
+					count[port]++;
+				}
+			}
+	}
+	/* duplicates skipped above leave gaps: close them */
+	for (uint32_t port = 0; port < 65536; port++) {
+		uint32_t want = pl->start[port + 1] - pl->start[port];
+
+		for (uint32_t k = count[port]; k < want; k++)
+			pl->rules[pl->start[port] + k] = UINT32_MAX;
+	}
+	free(count);
+	return 0;
+}
+
+static void td__index_free(struct td_index *ix)
+{
+	if (ix == NULL)
+		return;
+	free(ix->remote.start);
+	free(ix->remote.rules);
+	free(ix->local.start);
+	free(ix->local.rules);
+	free(ix->generic);
+	free(ix);
+}
+
+int td_policy_build_index(struct td_policy *p)
+{
+	struct td_index *ix = calloc(1, sizeof(*ix));
+
+	if (ix == NULL)
+		return -ENOMEM;
+	ix->generic = malloc((p->n_rules ? p->n_rules : 1) * sizeof(uint32_t));
+	if (ix->generic == NULL || td__plist_build(&ix->remote, p, 1) != 0 ||
+	    td__plist_build(&ix->local, p, 2) != 0) {
+		td__index_free(ix);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < p->n_rules; i++)
+		if (p->rules[i].program_ok && td__key(&p->rules[i]) == 0)
+			ix->generic[ix->n_generic++] = i;
+	td__index_free(p->index);
+	p->index = ix;
+	return 0;
+}
+
+/* The next rule number in a list from position *k, or UINT32_MAX. */
+static uint32_t td__peek(const uint32_t *v, uint32_t n, uint32_t k)
+{
+	while (k < n && v[k] == UINT32_MAX)
+		k++;
+	return k < n ? v[k] : UINT32_MAX;
+}
+
+static int td__decide_indexed(const struct td_policy *p, const struct td_index *ix,
+			      const struct td_match_ctx *ctx)
+{
+	const uint32_t *a = NULL, *b = NULL, *g = ix->generic;
+	uint32_t na = 0, nb = 0, ka = 0, kb = 0, kg = 0;
+
+	{
+		uint16_t port = ctx->remote.port;
+
+		a = ix->remote.rules + ix->remote.start[port];
+		na = ix->remote.start[port + 1] - ix->remote.start[port];
+	}
+	if (ctx->known & TD_K_LOCAL) {
+		uint16_t port = ctx->local.port;
+
+		b = ix->local.rules + ix->local.start[port];
+		nb = ix->local.start[port + 1] - ix->local.start[port];
+	}
+	for (;;) {
+		uint32_t ra = td__peek(a, na, ka), rb = td__peek(b, nb, kb);
+		uint32_t rg = kg < ix->n_generic ? g[kg] : UINT32_MAX;
+		uint32_t r = ra < rb ? ra : rb;
+
+		if (rg < r)
+			r = rg;
+		if (r == UINT32_MAX)
+			return -1;
+		if (td_rule_match(&p->rules[r], ctx))
+			return (int)r;
+		while (ka < na && (a[ka] == UINT32_MAX || a[ka] <= r))
+			ka++;
+		while (kb < nb && (b[kb] == UINT32_MAX || b[kb] <= r))
+			kb++;
+		if (rg == r)
+			kg++;
+	}
 }

@@ -284,8 +284,10 @@ const struct td_policy *td_init_slow(void)
 	td_real_bind();
 	td__proc_init();
 	p = td__load_policy();
-	if (p != NULL)
+	if (p != NULL) {
 		td__bind_program(p);
+		(void)td_policy_build_index(p); /* without it, decisions scan */
+	}
 	if (p != NULL && td__applies(p)) {
 		td_policy_ptr = p;
 		td_log_open(p);

@@ -1,0 +1,538 @@
+"""The audit log against the wire: what each event claims, checked on the same run.
+
+Every test here runs real programs under the library with a JSON log and
+observes the same connections independently: tcpdump for what went on the
+wire (FIN or RST, from which side, which first), ``ss`` for who holds
+TIME_WAIT or sits in CLOSE_WAIT, the kernel's counters, the peer program's
+view (EOF or ECONNRESET, how many bytes arrived) and, in one test, the
+kernel's own tracepoints for every RST it sends and every state change.
+A log line is only useful if these agree with it: ``wire`` must be what
+the capture shows, ``closer`` the side whose FIN or RST came first,
+``time_wait`` true exactly where ``ss`` finds TIME-WAIT, ``lost`` the
+bytes an RST threw away.
+
+Each test runs in its own network namespace, so every packet, socket and
+counter in sight belongs to it.
+"""
+
+import os
+import time
+
+import tdlib
+
+NEEDS = ("root", "netns", "tcpdump", "tdpeer", "lib")
+
+# The keys every event starts with, and the keys each event type adds, in
+# the documented order (include/teardown/event.h).
+COMMON_KEYS = ("ts", "pid", "tid", "prog", "event", "fd", "role", "local", "remote",
+               "rule", "action")
+OUTCOME_KEYS = ("state", "closer", "unread", "unsent", "app_linger", "wire", "why",
+                "time_wait", "lost", "age_ms", "bytes_in", "bytes_out")
+EVENT_KEYS = {
+    "connect": ("conn", "error"),
+    "accept": ("conn",),
+    "bind": (),
+    "linger": ("app_linger",),
+    "shutdown": ("how", "sent"),
+    "close": OUTCOME_KEYS + ("error",),
+    "exit": OUTCOME_KEYS,
+    "fault": ("fault", "conn", "seed"),
+    "leak": ("state", "age_ms", "close_wait_ms"),
+}
+
+REPLY = 2 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+def _policy(rules, name, **top):
+    """Return (environment, log path) for a program under ``rules``, logging JSON."""
+    log = os.path.join(tdlib.tmpdir(), name + ".jsonl")
+    return tdlib.shim_env(policy=tdlib.policy_text(rules, log, **top)), log
+
+
+def _rule(close="pass", name=None, **settings):
+    rule = {"name": name or close, "close": close}
+    rule.update(settings)
+    return rule
+
+
+def _port(addr):
+    """The port of a logged address ("127.0.0.1:5000", "[::1]:5000"), or None."""
+    if addr is None:
+        return None
+    return int(addr.rpartition(":")[2])
+
+
+def _read(log):
+    """Read the log, and check every record has exactly the documented keys in order."""
+    records = tdlib.read_log(log)
+    for rec in records:
+        want = COMMON_KEYS + EVENT_KEYS[rec["event"]]
+        assert tuple(rec) == want, "keys of a %s event: %r, want %r" % (
+            rec["event"], tuple(rec), want)
+    return records
+
+
+def _select(records, event, **where):
+    """The records of one event type whose fields match ``where``.
+
+    ``local_port`` and ``remote_port`` compare the port of ``local`` and
+    ``remote``; every other key compares the field itself.
+    """
+    out = []
+    for rec in records:
+        if rec["event"] != event:
+            continue
+        ok = True
+        for key, want in where.items():
+            if key == "local_port":
+                ok = _port(rec["local"]) == want
+            elif key == "remote_port":
+                ok = _port(rec["remote"]) == want
+            else:
+                ok = rec.get(key) == want
+            if not ok:
+                break
+        if ok:
+            out.append(rec)
+    return out
+
+
+def _one(records, event, **where):
+    found = _select(records, event, **where)
+    assert len(found) == 1, "want exactly one %s event with %r, got %d: %r" % (
+        event, where, len(found), found)
+    return found[0]
+
+
+def _check_outcome(rec, **want):
+    """Assert the fields of a close or exit event, naming every mismatch at once."""
+    wrong = {k: (rec.get(k), v) for k, v in want.items() if rec.get(k) != v}
+    assert not wrong, "%s event fields (got, want): %r in %r" % (rec["event"], wrong, rec)
+
+
+def _connected(*results):
+    for res in results:
+        assert res["connect_error"] is None and res["accept_error"] is None, res
+
+
+def _first_teardown(cap, port_a, port_b):
+    """The local port of the side whose FIN or RST came first on connection a<->b."""
+    for p in cap.packets():
+        if p.syn or not (p.fin or p.rst):
+            continue
+        if (p.sport, p.dport) in ((port_a, port_b), (port_b, port_a)):
+            return p.sport
+    return None
+
+
+def _tw_ports():
+    """The local ports that hold TIME-WAIT now."""
+    return {row.local_port for row in tdlib.time_wait_on()}
+
+
+# ---------------------------------------------------------------------------
+# One test per close action, both ends' views against the wire and ss
+# ---------------------------------------------------------------------------
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_pass_active_and_passive_closer():
+    """Both ends under "pass", each with its own log.  The client closes first:
+    its close says ESTABLISHED, closer=active, FIN, time_wait=true; the
+    server closes after the client's FIN: CLOSE_WAIT, closer=passive, FIN,
+    time_wait=false.  The capture shows the client's FIN first, ss shows
+    TIME-WAIT on the client's port only, and the byte counts are the
+    request and reply sizes."""
+    env_s, log_s = _policy([_rule("pass")], "server")
+    env_c, log_c = _policy([_rule("pass")], "client")
+    with tdlib.nstat_delta() as counters, tdlib.Capture() as cap:
+        srv = tdlib.Server("--read", 100, "--send", 1000, "--read-until-eof", env=env_s)
+        cli = tdlib.run_client(srv.port, "--request", 100, "--read", 1000, env=env_c).result
+        srv_res = srv.result()
+    _connected(cli, srv_res)
+    assert cli["bytes_received"] == 1000 and srv_res["recv_end"] == "EOF", (cli, srv_res)
+    cport, sport = cli["local_port"], srv.port
+    client_log, server_log = _read(log_c), _read(log_s)
+
+    conn = _one(client_log, "connect", local_port=cport)
+    assert conn["conn"] == 1 and conn["error"] is None and conn["role"] == "client", conn
+    acc = _one(server_log, "accept", remote_port=cport)
+    assert acc["conn"] == 1 and acc["role"] == "server" and _port(acc["local"]) == sport, acc
+
+    c_close = _one(client_log, "close", local_port=cport)
+    _check_outcome(c_close, role="client", action="pass", state="ESTABLISHED",
+                   closer="active", wire="FIN", why="close", time_wait=True, unread=0,
+                   unsent=0, lost=0, bytes_in=1000, bytes_out=100, error=None,
+                   app_linger=None)
+    s_close = _one(server_log, "close", role="server")
+    _check_outcome(s_close, state="CLOSE_WAIT", closer="passive", wire="FIN", why="close",
+                   time_wait=False, unread=0, unsent=0, lost=0, bytes_in=100,
+                   bytes_out=1000, error=None)
+    assert _port(s_close["remote"]) == cport, s_close
+    # The listener ends too, without touching the wire.
+    listener = _one(server_log, "close", role="listener")
+    _check_outcome(listener, wire="none", why="unconnected")
+
+    # The wire: the client's FIN first, then the server's; no RST at all.
+    assert _first_teardown(cap, cport, sport) == cport
+    assert cap.teardown_flags(cport, sport) == "FIN"
+    assert cap.teardown_flags(sport, cport) == "FIN"
+    assert cap.count_rst() == 0 and counters["TcpOutRsts"] == 0
+    # TIME_WAIT where the log says: the client's side, not the server's.
+    tw = tdlib.time_wait_on(cport)
+    assert len(tw) == 1 and tw[0].peer_port == sport, tw
+    assert not tdlib.time_wait_on(sport)
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_pass_unread_data_close_is_kernel_rst():
+    """Under "pass" the server closes with the request unread: the kernel's
+    own abort-on-close.  The log says RST, why=unread-data, unread=100,
+    closer=active, time_wait=false; the capture shows an RST and no FIN
+    from the server, the kernel counts one TCPAbortOnClose, the client
+    reads ECONNRESET, and no TIME_WAIT is left anywhere."""
+    env, log = _policy([_rule("pass")], "server")
+    with tdlib.nstat_delta() as counters, tdlib.Capture() as cap:
+        srv = tdlib.Server("--wait-input", "--no-read", env=env)
+        cli = tdlib.run_client(srv.port, "--send", 100, "--read-until-eof").result
+        srv.result()
+    _connected(cli)
+    assert cli["recv_end"] == "ECONNRESET", cli
+    cport = cli["local_port"]
+    close = _one(_read(log), "close", role="server")
+    _check_outcome(close, state="ESTABLISHED", closer="active", wire="RST",
+                   why="unread-data", time_wait=False, unread=100, unsent=0, lost=0,
+                   bytes_in=100, bytes_out=0)
+    assert _port(close["remote"]) == cport
+    assert cap.teardown_flags(srv.port, cport) == "RST"
+    assert not cap.fin_from(srv.port)
+    assert cap.count_rst(srv.port) == 1 and cap.count_rst(cport) == 0
+    assert counters["TcpExtTCPAbortOnClose"] == 1
+    assert tdlib.time_wait_on() == []
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_graceful_discards_unread_input():
+    """The same server under "graceful": the unread request is discarded
+    before the close, so the kernel sends a FIN.  The log keeps unread=100
+    (what was discarded) with FIN, why=policy, closer=active,
+    time_wait=true; the capture has no RST, the kernel counts no
+    abort-on-close, the client reads EOF, and TIME-WAIT is on the server's
+    port."""
+    env, log = _policy([_rule("graceful")], "server")
+    with tdlib.nstat_delta() as counters, tdlib.Capture() as cap:
+        srv = tdlib.Server("--wait-input", "--no-read", env=env)
+        cli = tdlib.run_client(srv.port, "--send", 100, "--read-until-eof").result
+        srv.result()
+    _connected(cli)
+    assert cli["recv_end"] == "EOF" and cli["bytes_received"] == 0, cli
+    cport = cli["local_port"]
+    close = _one(_read(log), "close", role="server")
+    _check_outcome(close, action="graceful", state="ESTABLISHED", closer="active",
+                   wire="FIN", why="policy", time_wait=True, unread=100, unsent=0, lost=0)
+    assert _first_teardown(cap, cport, srv.port) == srv.port
+    assert cap.teardown_flags(srv.port, cport) == "FIN"
+    assert cap.count_rst() == 0
+    assert counters["TcpExtTCPAbortOnClose"] == 0 and counters["TcpOutRsts"] == 0
+    tw = tdlib.time_wait_on(srv.port)
+    assert len(tw) == 1 and tw[0].peer_port == cport, tw
+    assert not tdlib.time_wait_on(cport)
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_abort_reports_lost_bytes():
+    """Under "abort" the server writes a 2 MB reply that a slow client cannot
+    take in time, and closes: an RST that throws the unsent rest away.
+    The log says RST, why=policy, closer=active, time_wait=false, and
+    lost == unsent > 0; the client got less than the reply and then
+    ECONNRESET, and what it got plus what the log calls lost is at most
+    the reply (acknowledged bytes are the only ones it can have read).
+    The capture has the server's RST and no FIN; no TIME_WAIT remains."""
+    env, log = _policy([_rule("abort")], "server")
+    with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--read", 100, "--send", REPLY, "--sndbuf", 4194304, env=env)
+        cli = tdlib.run_client(srv.port, "--request", 100, "--rcvbuf", 4096,
+                               "--read-delay", 300).result
+        srv_res = srv.result()
+    _connected(cli, srv_res)
+    assert srv_res["bytes_sent"] == REPLY and srv_res["close_rc"] == 0, srv_res
+    assert cli["recv_end"] == "ECONNRESET" and cli["data_ok"], cli
+    cport = cli["local_port"]
+    close = _one(_read(log), "close", role="server")
+    _check_outcome(close, action="abort", state="ESTABLISHED", closer="active",
+                   wire="RST", why="policy", time_wait=False, unread=0)
+    assert close["unsent"] > 0 and close["lost"] == close["unsent"], close
+    assert cli["bytes_received"] < REPLY, cli
+    assert cli["bytes_received"] + close["lost"] <= REPLY, (cli, close)
+    tdlib.note("client got %d, log says %d lost of %d"
+               % (cli["bytes_received"], close["lost"], REPLY))
+    assert cap.teardown_flags(srv.port, cport) == "RST"
+    assert not cap.fin_from(srv.port)
+    assert counters["TcpExtTCPAbortOnData"] == 1
+    assert tdlib.time_wait_on() == []
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_drain_event_written_when_drain_ends():
+    """Under "drain" the server of the lost-reply scenario (2 MB reply,
+    request never read, close at once) loses nothing: the client gets the
+    whole reply and EOF.  The close event, written by the background
+    worker when the drain ends, says FIN, why=policy, closer=active,
+    time_wait=true, unread=100, and carries the closing thread's tid; the
+    capture shows the server's FIN first and no RST; TIME-WAIT is on the
+    server's port."""
+    env, log = _policy([_rule("drain", drain_timeout_ms=5000)], "server")
+    with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--wait-input", "--no-read", "--send", REPLY,
+                           "--sndbuf", 4194304, env=env)
+        cli = tdlib.run_client(srv.port, "--request", 100, "--rcvbuf", 4096,
+                               "--read-delay", 300).result
+        srv_res = srv.result()
+    _connected(cli, srv_res)
+    assert cli["bytes_received"] == REPLY and cli["data_ok"], cli
+    assert cli["recv_end"] == "EOF", cli
+    cport = cli["local_port"]
+    records = _read(log)
+    close = _one(records, "close", role="server")
+    _check_outcome(close, action="drain", state="ESTABLISHED", closer="active",
+                   wire="FIN", why="policy", time_wait=True, unread=100, lost=0,
+                   bytes_out=REPLY)
+    # tdpeer is single-threaded: the closing thread is the process itself,
+    # although the worker thread wrote the line.
+    assert close["tid"] == close["pid"] == srv.proc.pid, close
+    assert _first_teardown(cap, cport, srv.port) == srv.port
+    assert cap.count_rst() == 0
+    assert counters["TcpExtTCPAbortOnClose"] == 0
+    tw = tdlib.time_wait_on(srv.port)
+    assert len(tw) == 1 and tw[0].peer_port == cport, tw
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_fault_rst_per_connection():
+    """fault.rst = 0.5 with a seed, six client connections: each fault
+    event (conn, seed) comes before its connection's close, and exactly
+    the faulted connections close with RST, why=fault, time_wait=false
+    (the server reads ECONNRESET); the others close with FIN and hold
+    TIME_WAIT.  The capture agrees connection by connection."""
+    count = 6
+    env, log = _policy([_rule("pass", name="flaky", fault={"rst": 0.5, "seed": 7})], "client")
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--count", count, "--read-until-eof")
+        run = tdlib.run_client(srv.port, "--count", count, "--send", 10, env=env)
+        by_peer = {r["remote_port"]: r for r in srv.results()}
+    assert len(run.results) == count
+    records = _read(log)
+    faults = _select(records, "fault")
+    assert all(f["fault"] == "rst" and f["seed"] == 7 for f in faults), faults
+    faulted = {f["conn"] for f in faults}
+    # With seed 7 the draw must not be all or nothing, or this proves little.
+    assert 0 < len(faulted) < count, faults
+    time_wait = _tw_ports()
+    for res in run.results:
+        port = res["local_port"]
+        connect = _one(records, "connect", local_port=port)
+        close = _one(records, "close", local_port=port)
+        index = records.index(close)
+        hit = connect["conn"] in faulted
+        if hit:
+            fault = _one(records, "fault", conn=connect["conn"])
+            assert records.index(fault) < index
+            _check_outcome(close, wire="RST", why="fault", time_wait=False, closer="active")
+            assert cap.teardown_flags(port, srv.port) == "RST"
+            assert not cap.fin_from(port)
+            assert by_peer[port]["recv_end"] == "ECONNRESET", by_peer[port]
+            assert port not in time_wait
+        else:
+            _check_outcome(close, wire="FIN", why="close", time_wait=True, closer="active")
+            assert cap.teardown_flags(port, srv.port) == "FIN"
+            assert cap.count_rst(port) == 0
+            assert by_peer[port]["recv_end"] == "EOF", by_peer[port]
+            assert port in time_wait
+
+
+# ---------------------------------------------------------------------------
+# linger, shutdown and exit events; a fork-per-connection server
+# ---------------------------------------------------------------------------
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_linger_events_and_program_linger0():
+    """A client sets SO_LINGER {1,0}.  Under "pass" the linger event says
+    app_linger "1,0" and the close says RST, why=linger0: the capture has
+    that RST and the server reads ECONNRESET.  Under "graceful" the same
+    program gets a FIN (why=policy, app_linger still "1,0"), the server
+    reads EOF and the client's port holds TIME_WAIT."""
+    env_pass, log_pass = _policy([_rule("pass")], "pass")
+    env_grace, log_grace = _policy([_rule("graceful")], "graceful")
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--count", 2, "--read-until-eof")
+        a = tdlib.run_client(srv.port, "--linger", "1,0", "--send", 10, env=env_pass,
+                             name="client-pass").result
+        b = tdlib.run_client(srv.port, "--linger", "1,0", "--send", 10, env=env_grace,
+                             name="client-graceful").result
+        by_peer = {r["remote_port"]: r for r in srv.results()}
+    for res, log, close_want in (
+            (a, log_pass, dict(wire="RST", why="linger0", time_wait=False)),
+            (b, log_grace, dict(wire="FIN", why="policy", time_wait=True))):
+        records = _read(log)
+        port = res["local_port"]
+        linger = _one(records, "linger", local_port=port)
+        assert linger["app_linger"] == "1,0" and linger["role"] == "client", linger
+        close = _one(records, "close", local_port=port)
+        _check_outcome(close, app_linger="1,0", closer="active", state="ESTABLISHED",
+                       **close_want)
+        assert records.index(linger) < records.index(close)
+        assert cap.teardown_flags(port, srv.port) == close_want["wire"]
+        assert by_peer[port]["recv_end"] == ("ECONNRESET" if close_want["wire"] == "RST"
+                                             else "EOF")
+    time_wait = _tw_ports()
+    assert a["local_port"] not in time_wait and b["local_port"] in time_wait
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_shutdown_events():
+    """shutdown() events say what the program asked (how) and what was done
+    (sent).  Under "pass", SHUT_WR goes out as asked: the client's FIN
+    leaves before the server's, and the later close says wire=none,
+    why=fin-sent, closer=active, time_wait=true.  Under shutdown="half",
+    SHUT_RDWR is sent as SHUT_WR.  Under shutdown="skip" nothing is sent
+    (sent="none"): the server, waiting for EOF, gets it only from the
+    close, which is the FIN the log reports."""
+    env_pass, log_pass = _policy([_rule("pass")], "pass")
+    env_half, log_half = _policy([_rule("pass", name="half", shutdown="half")], "half")
+    env_skip, log_skip = _policy([_rule("pass", name="skip", shutdown="skip")], "skip")
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--count", 3, "--read-until-eof")
+        # The pause lets the server's FIN arrive before the close.
+        a = tdlib.run_client(srv.port, "--send", 10, "--shutdown", "wr",
+                             "--sleep-before-close", 200, env=env_pass, name="client-pass").result
+        b = tdlib.run_client(srv.port, "--send", 10, "--shutdown", "rdwr",
+                             "--sleep-before-close", 200, env=env_half, name="client-half").result
+        c = tdlib.run_client(srv.port, "--send", 10, "--shutdown", "wr",
+                             "--sleep-before-close", 200, env=env_skip, name="client-skip").result
+        by_peer = {r["remote_port"]: r for r in srv.results()}
+    time_wait = _tw_ports()
+
+    records = _read(log_pass)
+    port = a["local_port"]
+    shut = _one(records, "shutdown", local_port=port)
+    assert (shut["how"], shut["sent"]) == ("SHUT_WR", "SHUT_WR"), shut
+    close = _one(records, "close", local_port=port)
+    _check_outcome(close, wire="none", why="fin-sent", closer="active", time_wait=True)
+    assert _first_teardown(cap, port, srv.port) == port
+    assert cap.count_fin(port) == 1 and cap.count_rst(port) == 0
+    assert port in time_wait
+
+    records = _read(log_half)
+    port = b["local_port"]
+    shut = _one(records, "shutdown", local_port=port)
+    assert (shut["how"], shut["sent"]) == ("SHUT_RDWR", "SHUT_WR"), shut
+    close = _one(records, "close", local_port=port)
+    _check_outcome(close, wire="none", why="fin-sent", closer="active", time_wait=True)
+    assert _first_teardown(cap, port, srv.port) == port
+    assert port in time_wait
+
+    records = _read(log_skip)
+    port = c["local_port"]
+    shut = _one(records, "shutdown", local_port=port)
+    assert (shut["how"], shut["sent"]) == ("SHUT_WR", "none"), shut
+    assert c["shutdown_errno"] is None, c
+    close = _one(records, "close", local_port=port)
+    # Nothing went out at shutdown, so the close is an ordinary FIN.
+    _check_outcome(close, wire="FIN", why="close", closer="active", state="ESTABLISHED",
+                   time_wait=True)
+    client_fin = next(p for p in cap.from_port(port, srv.port) if p.fin)
+    server_fin = next(p for p in cap.from_port(srv.port, port) if p.fin)
+    assert client_fin.ts <= server_fin.ts
+    assert cap.count_fin(port) == 1 and cap.count_rst(port) == 0
+    assert port in time_wait
+    for res in (a, b, c):
+        assert by_peer[res["local_port"]]["recv_end"] == "EOF"
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_exit_events_for_sockets_open_at_exit():
+    """Servers that exit without closing the connection ("--close none"),
+    with the client's 100 bytes unread.  Under "pass" the kernel's close
+    at exit resets it: the exit event says RST, why=unread-data,
+    unread=100, time_wait=false, and the capture shows the RST.  Under
+    "graceful" the library discards the input first: the exit event says
+    FIN, why=policy, time_wait=true, and the capture shows the FIN.
+    Neither writes a close event."""
+    env_pass, log_pass = _policy([_rule("pass")], "pass")
+    env_grace, log_grace = _policy([_rule("graceful")], "graceful")
+    with tdlib.Capture() as cap:
+        srv_a = tdlib.Server("--wait-input", "--no-read", "--close", "none", env=env_pass,
+                             name="server-pass")
+        srv_b = tdlib.Server("--wait-input", "--no-read", "--close", "none", env=env_grace,
+                             name="server-graceful")
+        a = tdlib.run_client(srv_a.port, "--send", 100, "--read-until-eof",
+                             name="client-a").result
+        b = tdlib.run_client(srv_b.port, "--send", 100, "--read-until-eof",
+                             name="client-b").result
+        srv_a.wait()
+        srv_b.wait()
+    assert a["recv_end"] == "ECONNRESET" and b["recv_end"] == "EOF", (a, b)
+    time_wait = _tw_ports()
+    for srv, res, log, want in (
+            (srv_a, a, log_pass, dict(wire="RST", why="unread-data", time_wait=False)),
+            (srv_b, b, log_grace, dict(wire="FIN", why="policy", time_wait=True))):
+        records = _read(log)
+        port = res["local_port"]
+        assert not _select(records, "close", role="server"), records
+        ev = _one(records, "exit", remote_port=port)
+        _check_outcome(ev, role="server", state="ESTABLISHED", closer="active", unread=100,
+                       **want)
+        assert ev["pid"] == srv.proc.pid
+        assert cap.teardown_flags(srv.port, port) == want["wire"]
+        assert (srv.port in time_wait) == want["time_wait"]
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_fork_server_parent_close_is_shared():
+    """A fork-per-connection server: the parent closes its copy at once, the
+    child replies 200 ms later and closes.  The parent's close event says
+    wire=none, why=shared (its close ends nothing); the child's (another
+    pid) says FIN, closer=active, time_wait=true.  The capture shows the
+    server's only FIN after the reply, and the client got the whole reply
+    and EOF."""
+    env, log = _policy([_rule("pass")], "server")
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--fork", "--child-delay", 200, "--read", 10, "--send", 17, env=env)
+        cli = tdlib.run_client(srv.port, "--request", 10).result
+        child = srv.results(forked="child")
+    assert cli["bytes_received"] == 17 and cli["recv_end"] == "EOF", cli
+    assert len(child) == 1, srv.proc.json_lines()
+    cport = cli["local_port"]
+    records = _read(log)
+    closes = _select(records, "close", remote_port=cport)
+    assert len(closes) == 2, closes
+    parent = [c for c in closes if c["pid"] == srv.proc.pid]
+    kid = [c for c in closes if c["pid"] == child[0]["pid"]]
+    assert len(parent) == 1 and len(kid) == 1, closes
+    _check_outcome(parent[0], wire="none", why="shared", role="server")
+    _check_outcome(kid[0], wire="FIN", why="close", closer="active", time_wait=True,
+                   state="ESTABLISHED", bytes_out=17, bytes_in=10)
+    # The parent's close came first and sent nothing; the child's FIN is
+    # the server's only one, after the reply.
+    assert records.index(parent[0]) < records.index(kid[0])
+    server_segments = cap.from_port(srv.port, cport)
+    assert sum(1 for p in server_segments if p.fin) == 1
+    first_data = next(p for p in server_segments if p.length > 0)
+    fin = next(p for p in server_segments if p.fin)
+    assert first_data.ts <= fin.ts
+    assert cap.count_rst() == 0
+    tw = tdlib.time_wait_on(srv.port)
+    assert len(tw) == 1 and tw[0].peer_port == cport, tw
