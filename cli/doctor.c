@@ -362,7 +362,7 @@ static int td__lib_check(const char *path, bool strict, char *buf, size_t cap, b
 	}
 	snprintf(have, sizeof(have), "%s", gnu_get_libc_version());
 	td__glibc_str(li, ver, sizeof(ver));
-	if (li->glibc_major != 0 &&
+	if (li->glibc_major != 0 && running != 0 &&
 	    td__glibc_num(li->glibc_major, li->glibc_minor, li->glibc_patch) > running) {
 		snprintf(buf, cap,
 			 "needs glibc >= %s but this system has %s: every program it is "

@@ -257,6 +257,10 @@ static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
 		}
 	} else {
 		file.log_target = TD_LOG_STDERR;
+		/* The policy printed below starts from this one: without a file
+		 * its version would be the 0 of memset, which the library
+		 * refuses, and every option-only run would change nothing. */
+		file.version = 1;
 	}
 	/* the options' rule, parsed on its own for exact error messages */
 	n = strlen(f->match) + strlen(f->body) + strlen(f->fault) + 256;

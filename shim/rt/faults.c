@@ -26,10 +26,23 @@ _Atomic int td_bytes_faults_live;
 int td_reset_now(int fd)
 {
 	struct sockaddr sa;
+	int rc, saved;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_family = AF_UNSPEC;
-	return td_real_connect(fd, &sa, sizeof(sa));
+	rc = td_real_connect(fd, &sa, sizeof(sa));
+	saved = errno;
+	/*
+	 * tcp_disconnect() sends the RST but also clears sk_shutdown, so a
+	 * read after the pending ECONNRESET would fail with ENOTCONN, where
+	 * after a real reset (tcp_done() sets SHUTDOWN_MASK) it returns 0.
+	 * Shutting the closed socket down marks both directions shut without
+	 * sending anything (the kernel answers ENOTCONN, ignored), so the
+	 * program's next calls go exactly as after a peer's RST.
+	 */
+	(void)td_real_shutdown(fd, SHUT_RDWR);
+	errno = saved;
+	return rc;
 }
 
 struct td_target {

@@ -57,7 +57,10 @@ int td_facts_read(int fd, struct td_facts *f, bool want_ino)
 	} else {
 		if (ioctl(fd, SIOCINQ, &v) == 0)
 			f->unread = v;
-		if (ioctl(fd, SIOCOUTQ, &v) == 0)
+		/* once closed (reset, refused), nothing is waiting to be sent:
+		 * the kernel's counter still holds the SYN and the purged queue */
+		if (ti.tcpi_state != TD_TCP_CLOSE && ti.tcpi_state != TD_TCP_SYN_SENT &&
+		    ioctl(fd, SIOCOUTQ, &v) == 0)
 			f->unsent = v;
 	}
 	len = sizeof(lg);

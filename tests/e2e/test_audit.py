@@ -15,6 +15,7 @@ Each test runs in its own network namespace, so every packet, socket and
 counter in sight belongs to it.
 """
 
+import calendar
 import os
 import time
 
@@ -101,6 +102,15 @@ def _select(records, event, **where):
     return out
 
 
+def _logged(log, event, **where):
+    """Poll helper: the matching records of a log still being written (a
+    line caught half-written counts as not there yet)."""
+    try:
+        return _select(tdlib.read_log(log), event, **where)
+    except (OSError, ValueError):
+        return []
+
+
 def _one(records, event, **where):
     found = _select(records, event, **where)
     assert len(found) == 1, "want exactly one %s event with %r, got %d: %r" % (
@@ -129,6 +139,11 @@ def _first_teardown(cap, port_a, port_b):
     return None
 
 
+def _epoch(ts):
+    """A log timestamp ("2026-11-21T08:25:38.347685Z") as seconds since the epoch."""
+    return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + float(ts[19:-1] or 0)
+
+
 def _tw_ports():
     """The local ports that hold TIME-WAIT now."""
     return {row.local_port for row in tdlib.time_wait_on()}
@@ -149,7 +164,7 @@ def test_pass_active_and_passive_closer():
     request and reply sizes."""
     env_s, log_s = _policy([_rule("pass")], "server")
     env_c, log_c = _policy([_rule("pass")], "client")
-    with tdlib.nstat_delta() as counters, tdlib.Capture() as cap:
+    with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--read", 100, "--send", 1000, "--read-until-eof", env=env_s)
         cli = tdlib.run_client(srv.port, "--request", 100, "--read", 1000, env=env_c).result
         srv_res = srv.result()
@@ -197,7 +212,7 @@ def test_pass_unread_data_close_is_kernel_rst():
     from the server, the kernel counts one TCPAbortOnClose, the client
     reads ECONNRESET, and no TIME_WAIT is left anywhere."""
     env, log = _policy([_rule("pass")], "server")
-    with tdlib.nstat_delta() as counters, tdlib.Capture() as cap:
+    with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--wait-input", "--no-read", env=env)
         cli = tdlib.run_client(srv.port, "--send", 100, "--read-until-eof").result
         srv.result()
@@ -226,7 +241,7 @@ def test_graceful_discards_unread_input():
     abort-on-close, the client reads EOF, and TIME-WAIT is on the server's
     port."""
     env, log = _policy([_rule("graceful")], "server")
-    with tdlib.nstat_delta() as counters, tdlib.Capture() as cap:
+    with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--wait-input", "--no-read", env=env)
         cli = tdlib.run_client(srv.port, "--send", 100, "--read-until-eof").result
         srv.result()
@@ -249,12 +264,13 @@ def test_graceful_discards_unread_input():
 @tdlib.timeout(20)
 def test_abort_reports_lost_bytes():
     """Under "abort" the server writes a 2 MB reply that a slow client cannot
-    take in time, and closes: an RST that throws the unsent rest away.
-    The log says RST, why=policy, closer=active, time_wait=false, and
-    lost == unsent > 0; the client got less than the reply and then
-    ECONNRESET, and what it got plus what the log calls lost is at most
-    the reply (acknowledged bytes are the only ones it can have read).
-    The capture has the server's RST and no FIN; no TIME_WAIT remains."""
+    take in time, and closes: an RST that throws the rest away.  The log
+    says RST, why=policy, closer=active, time_wait=false, and
+    lost == unsent > 0.  Checked against the capture: the payload the
+    server put on the wire is the log's bytes_out and exactly what the
+    client read before ECONNRESET, and everything that never left is
+    within lost (lost also counts bytes in flight, sent but not yet
+    acknowledged when the RST was decided).  No FIN, no TIME_WAIT."""
     env, log = _policy([_rule("abort")], "server")
     with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--read", 100, "--send", REPLY, "--sndbuf", 4194304, env=env)
@@ -269,10 +285,11 @@ def test_abort_reports_lost_bytes():
     _check_outcome(close, action="abort", state="ESTABLISHED", closer="active",
                    wire="RST", why="policy", time_wait=False, unread=0)
     assert close["unsent"] > 0 and close["lost"] == close["unsent"], close
-    assert cli["bytes_received"] < REPLY, cli
-    assert cli["bytes_received"] + close["lost"] <= REPLY, (cli, close)
-    tdlib.note("client got %d, log says %d lost of %d"
-               % (cli["bytes_received"], close["lost"], REPLY))
+    on_wire = sum(p.length for p in cap.from_port(srv.port, cport))
+    tdlib.note("reply %d, on the wire %d, client read %d, log: bytes_out %d lost %d"
+               % (REPLY, on_wire, cli["bytes_received"], close["bytes_out"], close["lost"]))
+    assert close["bytes_out"] == on_wire == cli["bytes_received"] < REPLY
+    assert REPLY - on_wire <= close["lost"] <= REPLY
     assert cap.teardown_flags(srv.port, cport) == "RST"
     assert not cap.fin_from(srv.port)
     assert counters["TcpExtTCPAbortOnData"] == 1
@@ -284,17 +301,21 @@ def test_abort_reports_lost_bytes():
 def test_drain_event_written_when_drain_ends():
     """Under "drain" the server of the lost-reply scenario (2 MB reply,
     request never read, close at once) loses nothing: the client gets the
-    whole reply and EOF.  The close event, written by the background
-    worker when the drain ends, says FIN, why=policy, closer=active,
-    time_wait=true, unread=100, and carries the closing thread's tid; the
-    capture shows the server's FIN first and no RST; TIME-WAIT is on the
-    server's port."""
+    whole reply and EOF.  The server stays alive afterwards, so the drain
+    ends when the client's FIN arrives: the close event is written then
+    (its timestamp is not before that FIN in the capture), by the
+    background worker but with the closing thread's tid, and it says FIN,
+    why=policy, closer=active, time_wait=true, unread=100, bytes_out = the
+    whole reply.  The capture shows the server's FIN first and no RST;
+    TIME-WAIT is on the server's port."""
     env, log = _policy([_rule("drain", drain_timeout_ms=5000)], "server")
     with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--wait-input", "--no-read", "--send", REPLY,
-                           "--sndbuf", 4194304, env=env)
+                           "--sndbuf", 4194304, "--hold", 1000, env=env)
         cli = tdlib.run_client(srv.port, "--request", 100, "--rcvbuf", 4096,
                                "--read-delay", 300).result
+        tdlib.wait_until(lambda: _logged(log, "close", role="server"), timeout=5,
+                         what="the drain's close event")
         srv_res = srv.result()
     _connected(cli, srv_res)
     assert cli["bytes_received"] == REPLY and cli["data_ok"], cli
@@ -304,10 +325,12 @@ def test_drain_event_written_when_drain_ends():
     close = _one(records, "close", role="server")
     _check_outcome(close, action="drain", state="ESTABLISHED", closer="active",
                    wire="FIN", why="policy", time_wait=True, unread=100, lost=0,
-                   bytes_out=REPLY)
+                   bytes_out=REPLY, bytes_in=100, error=None)
     # tdpeer is single-threaded: the closing thread is the process itself,
     # although the worker thread wrote the line.
     assert close["tid"] == close["pid"] == srv.proc.pid, close
+    client_fin = next(p for p in cap.from_port(cport, srv.port) if p.fin)
+    assert _epoch(close["ts"]) >= client_fin.ts - 0.001, (close["ts"], client_fin.line)
     assert _first_teardown(cap, cport, srv.port) == srv.port
     assert cap.count_rst() == 0
     assert counters["TcpExtTCPAbortOnClose"] == 0
@@ -325,7 +348,7 @@ def test_fault_rst_per_connection():
     TIME_WAIT.  The capture agrees connection by connection."""
     count = 6
     env, log = _policy([_rule("pass", name="flaky", fault={"rst": 0.5, "seed": 7})], "client")
-    with tdlib.Capture() as cap:
+    with tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--count", count, "--read-until-eof")
         run = tdlib.run_client(srv.port, "--count", count, "--send", 10, env=env)
         by_peer = {r["remote_port"]: r for r in srv.results()}
@@ -373,7 +396,7 @@ def test_linger_events_and_program_linger0():
     reads EOF and the client's port holds TIME_WAIT."""
     env_pass, log_pass = _policy([_rule("pass")], "pass")
     env_grace, log_grace = _policy([_rule("graceful")], "graceful")
-    with tdlib.Capture() as cap:
+    with tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--count", 2, "--read-until-eof")
         a = tdlib.run_client(srv.port, "--linger", "1,0", "--send", 10, env=env_pass,
                              name="client-pass").result
@@ -411,7 +434,7 @@ def test_shutdown_events():
     env_pass, log_pass = _policy([_rule("pass")], "pass")
     env_half, log_half = _policy([_rule("pass", name="half", shutdown="half")], "half")
     env_skip, log_skip = _policy([_rule("pass", name="skip", shutdown="skip")], "skip")
-    with tdlib.Capture() as cap:
+    with tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--count", 3, "--read-until-eof")
         # The pause lets the server's FIN arrive before the close.
         a = tdlib.run_client(srv.port, "--send", 10, "--shutdown", "wr",
@@ -472,7 +495,7 @@ def test_exit_events_for_sockets_open_at_exit():
     Neither writes a close event."""
     env_pass, log_pass = _policy([_rule("pass")], "pass")
     env_grace, log_grace = _policy([_rule("graceful")], "graceful")
-    with tdlib.Capture() as cap:
+    with tdlib.Capture(snaplen=128) as cap:
         srv_a = tdlib.Server("--wait-input", "--no-read", "--close", "none", env=env_pass,
                              name="server-pass")
         srv_b = tdlib.Server("--wait-input", "--no-read", "--close", "none", env=env_grace,
@@ -509,7 +532,7 @@ def test_fork_server_parent_close_is_shared():
     server's only FIN after the reply, and the client got the whole reply
     and EOF."""
     env, log = _policy([_rule("pass")], "server")
-    with tdlib.Capture() as cap:
+    with tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--fork", "--child-delay", 200, "--read", 10, "--send", 17, env=env)
         cli = tdlib.run_client(srv.port, "--request", 10).result
         child = srv.results(forked="child")
@@ -536,3 +559,209 @@ def test_fork_server_parent_close_is_shared():
     assert cap.count_rst() == 0
     tw = tdlib.time_wait_on(srv.port)
     assert len(tw) == 1 and tw[0].peer_port == cport, tw
+
+
+# ---------------------------------------------------------------------------
+# The kernel's own account: every RST it sent, every state change
+# ---------------------------------------------------------------------------
+
+# Which tcp:tcp_send_reset reason each logged "why" of an RST must come with:
+# a zero-linger close (the program's, the policy's or a fault's) resets in
+# tcp_disconnect() with TCP_STATE; unread input at close is
+# TCP_ABORT_ON_CLOSE.
+RST_REASON_FOR_WHY = {"linger0": "TCP_STATE", "policy": "TCP_STATE", "fault": "TCP_STATE",
+                      "unread-data": "TCP_ABORT_ON_CLOSE"}
+
+
+def _mixed_workload(log):
+    """Run six connections, each ended differently by a program under the
+    library (all logging to ``log``), against plain tdpeer peers.  Returns
+    the list of ports involved and the results of the library's sides.
+
+    Every peer only reads to EOF or waits, so no peer ever provokes an RST
+    of its own: every RST in sight must be one the log accounts for.
+    """
+    def env(close, **settings):
+        return tdlib.shim_env(policy=tdlib.policy_text([_rule(close, **settings)], log))
+
+    ports = []
+    sides = {}
+    # Clients under the library; one plain server takes all three.
+    srv = tdlib.Server("--count", 3, "--read-until-eof", name="server-plain")
+    ports.append(srv.port)
+    sides["abort"] = tdlib.run_client(srv.port, "--send", 10, env=env("abort"),
+                                      name="client-abort").result
+    sides["linger0"] = tdlib.run_client(srv.port, "--send", 10, "--linger", "1,0",
+                                        env=env("pass"), name="client-linger0").result
+    sides["fault"] = tdlib.run_client(
+        srv.port, "--send", 10, env=env("pass", name="fault", fault={"rst": 1.0, "seed": 3}),
+        name="client-fault").result
+    srv.wait()
+    # Servers under the library, each with its own plain client.
+    for name, close, args in (
+            ("unread", "pass", ("--wait-input", "--no-read")),
+            ("graceful", "graceful", ("--wait-input", "--no-read")),
+            ("drain", "drain", ("--wait-input", "--no-read", "--send", 1000, "--hold", 400)),
+            ("passive", "pass", ("--read-until-eof",))):
+        s = tdlib.Server(*args, env=env(close), name="server-" + name)
+        ports.append(s.port)
+        client_args = ("--send", 10) if name == "passive" else ("--send", 100, "--read-until-eof")
+        tdlib.run_client(s.port, *client_args, name="client-" + name)
+        sides[name] = s.result()
+    ports += [r["local_port"] for r in sides.values()]
+    return ports, sides
+
+
+@tdlib.requires(*NEEDS, "bpftrace")
+@tdlib.timeout(60)
+def test_log_matches_kernel_tracepoints():
+    """A mixed workload traced with tcp:tcp_send_reset and
+    sock:inet_sock_set_state: an "abort" client, a client's own
+    SO_LINGER {1,0} under "pass", a faulted RST, a server closing with
+    unread input under "pass", the same under "graceful", a "drain"
+    server, and a server that closes after its peer.  Every RST the kernel
+    sent from the test's ports is in the log, from the socket the log
+    names and with the reason its "why" implies (TCP_STATE for linger0,
+    policy and fault; TCP_ABORT_ON_CLOSE for unread-data); the log claims
+    no RST the kernel did not send (counted per local port both ways).
+    The state changes agree with closer and time_wait: an active FIN
+    closer goes ESTABLISHED -> FIN_WAIT1 -> FIN_WAIT2 -> CLOSE (into
+    TIME_WAIT, which ss shows), a passive one ESTABLISHED -> CLOSE_WAIT ->
+    LAST_ACK -> CLOSE, and a reset socket ESTABLISHED -> CLOSE directly."""
+    log = os.path.join(tdlib.tmpdir(), "mixed.jsonl")
+    tdlib.diagnose_file(log, "audit log (all programs)")
+    with tdlib.Bpftrace(tdlib.RST_SCRIPT + tdlib.STATE_SCRIPT) as bt, \
+            tdlib.Capture(snaplen=128) as cap:
+        ports, sides = _mixed_workload(log)
+    time_wait = {(r.local_port, r.peer_port) for r in tdlib.time_wait_on()}
+    rsts = tdlib.parse_rst(bt.lines, ports)
+    states = tdlib.parse_states(bt.lines, ports)
+    tdlib.note("rst events:", rsts)
+    records = _read(log)
+    closes = {}
+    for name, res in sides.items():
+        # The library's side of each connection: (its port, the peer's port).
+        key = (res["local_port"], res["remote_port"])
+        found = _select(records, "close", local_port=key[0], remote_port=key[1])
+        assert len(found) == 1, (name, key, found)
+        closes[name] = (key, found[0])
+
+    expected = {"abort": ("RST", "policy"), "linger0": ("RST", "linger0"),
+                "fault": ("RST", "fault"), "unread": ("RST", "unread-data"),
+                "graceful": ("FIN", "policy"), "drain": ("FIN", "policy"),
+                "passive": ("FIN", "close")}
+    problems = []
+    for name, ((port, peer), close) in closes.items():
+        label = "%s (%d -> %d)" % (name, port, peer)
+        if (close["wire"], close["why"]) != expected[name]:
+            problems.append("%s: log says %s/%s, want %s/%s"
+                            % ((label, close["wire"], close["why"]) + expected[name]))
+        sent = [r for r in rsts if (r["sport"], r["dport"]) == (port, peer)]
+        if close["wire"] == "RST":
+            reasons = [r["reason_name"] for r in sent]
+            if reasons != [RST_REASON_FOR_WHY[close["why"]]]:
+                problems.append("%s: log says RST why=%s, kernel sent %r"
+                                % (label, close["why"], reasons))
+            if cap.teardown_flags(port, peer) != "RST" or cap.fin_from(port, peer):
+                problems.append("%s: capture shows %s" % (label, cap.teardown_flags(port, peer)))
+        elif sent:
+            problems.append("%s: log says %s, kernel sent RST %r" % (label, close["wire"], sent))
+        elif cap.teardown_flags(port, peer) != "FIN":
+            problems.append("%s: capture shows %s" % (label, cap.teardown_flags(port, peer)))
+        # The state machine of the library's side of the connection, from
+        # ESTABLISHED on.
+        path = [(s["old_name"], s["new_name"]) for s in states
+                if (s["sport"], s["dport"]) == (port, peer)
+                and s["old_name"] not in ("LISTEN", "SYN_SENT", "SYN_RECV")]
+        if close["wire"] == "RST":
+            want_path = [("ESTABLISHED", "CLOSE")]
+        elif close["closer"] == "active":
+            want_path = [("ESTABLISHED", "FIN_WAIT1"), ("FIN_WAIT1", "FIN_WAIT2"),
+                         ("FIN_WAIT2", "CLOSE")]
+        else:
+            want_path = [("ESTABLISHED", "CLOSE_WAIT"), ("CLOSE_WAIT", "LAST_ACK"),
+                         ("LAST_ACK", "CLOSE")]
+        if path != want_path:
+            problems.append("%s closer=%s wire=%s: states %r, want %r"
+                            % (label, close["closer"], close["wire"], path, want_path))
+        held = (port, peer) in time_wait
+        if close["time_wait"] != held:
+            problems.append("%s: log time_wait=%s, ss %s" % (
+                label, close["time_wait"], "TIME-WAIT" if held else "nothing"))
+    # Both ways: every RST the kernel sent belongs to a close that claims it.
+    claimed = {key for key, close in closes.values() if close["wire"] == "RST"}
+    for r in rsts:
+        if (r["sport"], r["dport"]) not in claimed:
+            problems.append("unclaimed RST %d -> %d (%s)"
+                            % (r["sport"], r["dport"], r["reason_name"]))
+    if len(rsts) != len(claimed) or cap.count_rst() != len(claimed):
+        problems.append("kernel sent %d RSTs, capture shows %d, log claims %d"
+                        % (len(rsts), cap.count_rst(), len(claimed)))
+    assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------
+# CLOSE_WAIT leaks
+# ---------------------------------------------------------------------------
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(30)
+def test_close_wait_leaks():
+    """Three servers side by side, each serving clients that close first.
+
+    "leaky" (leak_after_s = 1) never closes its two connections and stays
+    up 2.5 s: exactly one leak event per socket, with its addresses,
+    state CLOSE_WAIT and close_wait_ms >= 1000 (age_ms no smaller), while
+    ss shows both in CLOSE-WAIT; at exit each gets an exit event
+    (CLOSE_WAIT, closer=passive).  "prompt" (same rule) closes 300 ms
+    after the client's FIN and stays up as long: no leak event, a close
+    event with CLOSE_WAIT and closer=passive.  "unwatched" leaks like
+    "leaky" but no rule sets leak_after_s: ss shows its CLOSE-WAIT, the
+    log has no leak event."""
+    watch = [_rule("pass", name="watch", leak_after_s=1)]
+    env_watch, log_watch = _policy(watch, "watch")
+    env_plain, log_plain = _policy([_rule("pass")], "plain")
+    leaky = tdlib.Server("--count", 2, "--read-until-eof", "--close", "none", "--hold", 2500,
+                         env=env_watch, name="server-leaky")
+    prompt = tdlib.Server("--read-until-eof", "--sleep-before-close", 300, "--hold", 2500,
+                          env=env_watch, name="server-prompt")
+    unwatched = tdlib.Server("--read-until-eof", "--close", "none", "--hold", 2500,
+                             env=env_plain, name="server-unwatched")
+    leaky_clients = [tdlib.run_client(leaky.port, "--send", 10, name="client-leaky").result
+                     for _ in range(2)]
+    prompt_client = tdlib.run_client(prompt.port, "--send", 10, name="client-prompt").result
+    unwatched_client = tdlib.run_client(unwatched.port, "--send", 10,
+                                        name="client-unwatched").result
+    leak_ports = {c["local_port"] for c in leaky_clients}
+    leaks = tdlib.wait_until(lambda: len(_logged(log_watch, "leak")) >= 2 and
+                             _logged(log_watch, "leak"), timeout=5, what="two leak events")
+    # The sockets the log calls leaked are in CLOSE-WAIT right now.
+    waiting = {r.peer_port for r in tdlib.close_wait_on(leaky.port)}
+    assert waiting == leak_ports, (waiting, leak_ports)
+    assert {r.peer_port for r in tdlib.close_wait_on(unwatched.port)} == {
+        unwatched_client["local_port"]}
+    assert not tdlib.close_wait_on(prompt.port)
+    for srv in (leaky, prompt, unwatched):
+        srv.wait()
+
+    records = _read(log_watch)
+    leaks = _select(records, "leak")
+    assert sorted(_port(l["remote"]) for l in leaks) == sorted(leak_ports), leaks
+    for leak in leaks:
+        assert leak["pid"] == leaky.proc.pid and leak["role"] == "server", leak
+        assert leak["state"] == "CLOSE_WAIT" and leak["rule"] == "watch", leak
+        assert _port(leak["local"]) == leaky.port, leak
+        assert leak["close_wait_ms"] >= 1000 and leak["age_ms"] >= leak["close_wait_ms"], leak
+        ex = _one(records, "exit", remote_port=_port(leak["remote"]))
+        _check_outcome(ex, state="CLOSE_WAIT", closer="passive", wire="FIN", time_wait=False)
+        assert records.index(leak) < records.index(ex)
+    prompt_close = _one(records, "close", remote_port=prompt_client["local_port"])
+    _check_outcome(prompt_close, state="CLOSE_WAIT", closer="passive", wire="FIN",
+                   time_wait=False)
+    assert prompt_close["pid"] == prompt.proc.pid
+    assert not [r for r in records if r["pid"] == prompt.proc.pid and r["event"] == "leak"]
+
+    plain = _read(log_plain)
+    assert not _select(plain, "leak"), plain
+    _check_outcome(_one(plain, "exit", remote_port=unwatched_client["local_port"]),
+                   state="CLOSE_WAIT", closer="passive")
