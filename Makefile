@@ -147,7 +147,7 @@ sanitize: deps-test
 demo: deps-demo all
 	$(Q)TD_BUILD=$(BUILD) python3 examples/demo.py
 
-bench: deps-test all
+bench: deps-test all testprogs
 	$(Q)TD_BUILD=$(BUILD) python3 tests/bench/run.py
 
 fuzz: deps-test

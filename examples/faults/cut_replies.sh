@@ -43,7 +43,7 @@ fi
 ip link set lo up
 
 DIR=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill ${SERVER:-} 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
 cat >"$DIR/server.py" <<'PYEOF'
 import socket
@@ -88,7 +88,12 @@ PYEOF
 "$TEARDOWN" --role server --rst-after-bytes 4096 -- "$PY" "$DIR/server.py" \
     >"$DIR/server.out" 2>&1 &
 SERVER=$!
-until grep -q listening "$DIR/server.out" 2>/dev/null; do sleep 0.02; done
+# Wait (at most 5 s) until the server listens.
+for _ in $(seq 250); do
+    grep -q listening "$DIR/server.out" 2>/dev/null && break
+    sleep 0.02
+done
+grep -q listening "$DIR/server.out" || { echo "$0: the server did not start" >&2; exit 1; }
 
 # The client runs without the library.
 "$PY" "$DIR/client.py"

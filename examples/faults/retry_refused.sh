@@ -45,13 +45,18 @@ fi
 ip link set lo up
 
 DIR=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill ${SERVER:-} 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
 # The server, without the library: 5 connections, each reads a 5-byte
 # request and sends a 5-byte reply.
 "$TDPEER" server --listen 127.0.0.1:7000 --count 5 --read 5 --send 5 >"$DIR/server.out" &
 SERVER=$!
-until grep -q listening "$DIR/server.out" 2>/dev/null; do sleep 0.02; done
+# Wait (at most 5 s) until the server listens.
+for _ in $(seq 250); do
+    grep -q listening "$DIR/server.out" 2>/dev/null && break
+    sleep 0.02
+done
+grep -q listening "$DIR/server.out" || { echo "$0: the server did not start" >&2; exit 1; }
 
 cat >"$DIR/client.py" <<'PYEOF'
 import socket

@@ -39,12 +39,17 @@ fi
 ip link set lo up
 
 DIR=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill ${SERVER:-} 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
 # One server, without the library, for the 4 runs of 20 connections.
 "$TDPEER" server --listen 127.0.0.1:7002 --count 80 --read-until-eof >"$DIR/server.out" &
 SERVER=$!
-until grep -q listening "$DIR/server.out" 2>/dev/null; do sleep 0.02; done
+# Wait (at most 5 s) until the server listens.
+for _ in $(seq 250); do
+    grep -q listening "$DIR/server.out" 2>/dev/null && break
+    sleep 0.02
+done
+grep -q listening "$DIR/server.out" || { echo "$0: the server did not start" >&2; exit 1; }
 
 # run LOG [teardown options]: 20 client connections under teardown, the
 # text log in LOG; prints the faulted connection numbers.

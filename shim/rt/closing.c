@@ -63,8 +63,8 @@ static void td__outcome(struct td_event *ev, const struct td_sock *s,
 	ev->lost = o.lost;
 	ev->unread = unread_before;
 	ev->unsent = f->unsent;
-	ev->bytes_in = f->bytes_in;
-	ev->bytes_out = f->bytes_out;
+	ev->bytes_in = f->bytes_in > s->reset_bytes_in ? f->bytes_in : s->reset_bytes_in;
+	ev->bytes_out = f->bytes_out > s->reset_bytes_out ? f->bytes_out : s->reset_bytes_out;
 	ev->age_ms = (td_mono_us() - s->t_open_mono_us) / 1000;
 }
 
@@ -264,12 +264,18 @@ void td_exit_scan(const struct td_policy *p)
 			continue;
 		work = last && td__needs_work(r, &f);
 		if (work) {
-			if (r->close == TD_CLOSE_DRAIN)
-				td_real_shutdown(fd, SHUT_WR);
 			if (f.unread > 0) {
 				(void)td_discard_input(fd);
 				(void)td_facts_read(fd, &f, false);
 			}
+			/*
+			 * A drain's FIN goes out after the facts are read: read
+			 * after it, they could show the peer's answering FIN
+			 * already in (state CLOSE), which the event would then
+			 * report as a reset instead of the FIN we sent.
+			 */
+			if (r->close == TD_CLOSE_DRAIN)
+				td_real_shutdown(fd, SHUT_WR);
 		}
 		if (!r->log)
 			continue;

@@ -23,11 +23,17 @@
 
 _Atomic int td_bytes_faults_live;
 
-int td_reset_now(int fd)
+int td_reset_now(int fd, struct td_sock *e)
 {
 	struct sockaddr sa;
+	struct td_facts f;
 	int rc, saved;
 
+	/* tcp_disconnect() zeroes TCP_INFO's byte counters: keep them */
+	if (e != NULL && td_facts_read(fd, &f, false) == 0) {
+		e->reset_bytes_in = f.bytes_in;
+		e->reset_bytes_out = f.bytes_out;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_family = AF_UNSPEC;
 	rc = td_real_connect(fd, &sa, sizeof(sa));
@@ -212,6 +218,6 @@ void td_bytes_sent(int fd, ssize_t n)
 			break;
 		td_sleep_ms(1);
 	}
-	(void)td_reset_now(fd);
+	(void)td_reset_now(fd, e);
 	errno = saved;
 }

@@ -98,6 +98,7 @@ struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
 	e->conn = init->conn;
 	e->t_open_mono_us = init->t_open_mono_us;
 	e->cw_seen_mono_us = 0;
+	e->reset_bytes_in = e->reset_bytes_out = 0;
 	atomic_store_explicit(&e->written, 0, memory_order_relaxed);
 	e->local = init->local;
 	e->remote = init->remote;
@@ -128,6 +129,8 @@ static void td__copy(struct td_sock *out, const struct td_sock *e)
 	out->conn = e->conn;
 	out->t_open_mono_us = e->t_open_mono_us;
 	out->cw_seen_mono_us = e->cw_seen_mono_us;
+	out->reset_bytes_in = e->reset_bytes_in;
+	out->reset_bytes_out = e->reset_bytes_out;
 	atomic_store_explicit(&out->written,
 			      atomic_load_explicit(&e->written, memory_order_relaxed),
 			      memory_order_relaxed);

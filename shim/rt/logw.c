@@ -270,8 +270,24 @@ void td_warn(const char *msg)
 		return;
 	td_buf_init(&b, line, sizeof(line));
 	td_buf_puts(&b, "teardown: ");
-	td_buf_puts(&b, msg);
-	td_buf_putc(&b, '\n');
+	/*
+	 * The message may name a path from the environment (TEARDOWN_CONFIG)
+	 * holding newlines or terminal escapes: control bytes are written as
+	 * \xNN, so that a warning is always one line and cannot forge others.
+	 */
+	for (const unsigned char *s = (const unsigned char *)msg; *s != '\0'; s++) {
+		static const char hx[] = "0123456789abcdef";
+
+		if (*s >= 0x20 && *s != 0x7f) {
+			td_buf_putc(&b, (char)*s);
+			continue;
+		}
+		td_buf_puts(&b, "\\x");
+		td_buf_putc(&b, hx[*s >> 4]);
+		td_buf_putc(&b, hx[*s & 15]);
+	}
+	/* td_buf keeps b.len < sizeof(line): the newline always fits */
+	line[b.len++] = '\n';
 	if (S_ISFIFO(st.st_mode))
 		(void)td__write_nosigpipe(2, line, b.len);
 	else

@@ -166,6 +166,8 @@ struct td_sock {
 	int64_t t_open_mono_us;
 	int64_t cw_seen_mono_us; /* first seen in CLOSE_WAIT (leak watch) */
 	_Atomic uint64_t written; /* bytes written (rst_after_bytes only) */
+	/* byte counts kept from before an injected reset, which zeroes them */
+	int64_t reset_bytes_in, reset_bytes_out;
 	struct td_addr local, remote;
 };
 
@@ -331,8 +333,9 @@ void td_worker_after_fork_child(void) TD_HIDDEN;
 void td_worker_flush_at_exit(void) TD_HIDDEN;
 
 /* ---- faults at run time (faults.c) ------------------------------------- */
-/* Send an RST now on a connection the program still holds. */
-int td_reset_now(int fd) TD_HIDDEN;
+/* Send an RST now on a connection the program still holds (entry e:
+ * where to keep the byte counts the reset wipes; may be NULL). */
+int td_reset_now(int fd, struct td_sock *e) TD_HIDDEN;
 /* A loopback address that refuses (refuse) or never answers (timeout). */
 int td_fault_target(int family, int kind, struct sockaddr_storage *out,
 		    socklen_t *len) TD_HIDDEN;

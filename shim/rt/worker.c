@@ -129,7 +129,7 @@ static void td__fire(struct td_tslot *t)
 	if (dfd < 0)
 		return;
 	if (atomic_load(&e->tag) == t->tag)
-		(void)td_reset_now(dfd);
+		(void)td_reset_now(dfd, e);
 	td_real_close(dfd);
 }
 

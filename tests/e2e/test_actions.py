@@ -230,6 +230,45 @@ def test_graceful_server_unread_input_gets_fin():
                         time_wait=True)
 
 
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_graceful_server_refuses_listener_linger_at_accept():
+    """close = "graceful" on a server rule, for a server that set SO_LINGER
+    {1,0} on its listening socket, which every accepted connection
+    inherits in the kernel, and that then leaves with _exit().
+
+    _exit runs no library code, so nothing can happen at close time: the
+    FIN can only come from the option the library put into the socket
+    when it accepted the connection.  Without the library the same server
+    resets (the first half); under graceful it sends FIN, keeps TIME_WAIT,
+    and the client reads the reply and EOF.  The log has the accept and no
+    close event (no library code ran at the end).
+    """
+    server = ["--linger-listener", "1,0", "--send", 10, "--close", "_exit"]
+    with tdlib.Capture(name="tcpdump-plain") as cap0:
+        srv0 = tdlib.Server(*server, name="server-plain")
+        cli0 = tdlib.run_client(srv0.port, "--read-until-eof", name="client-plain").result
+        srv0.wait()
+    _check_connected(cli0)
+    assert cap0.teardown_flags(srv0.port, cli0["local_port"]) == "RST"
+    assert cli0["recv_end"] == "ECONNRESET", cli0
+
+    env, log = _policy_env([_rule("server", "graceful")])
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server(*server, env=env)
+        cli = tdlib.run_client(srv.port, "--read-until-eof").result
+        srv.wait()
+    _check_connected(cli)
+    cport = cli["local_port"]
+    assert cap.teardown_flags(srv.port, cport) == "FIN"
+    assert cap.count_rst() == 0
+    assert cli["recv_end"] == "EOF" and cli["bytes_received"] == 10 and cli["data_ok"], cli
+    assert tdlib.time_wait_on(srv.port), "the server closed first: TIME_WAIT is its own"
+    _one_event(log, "accept", remote_port=cport)
+    assert _events(log, "close", remote_port=cport) == []
+    assert _events(log, "exit", remote_port=cport) == []
+
+
 # ---------------------------------------------------------------------------
 # drain
 # ---------------------------------------------------------------------------

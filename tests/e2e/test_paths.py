@@ -182,6 +182,28 @@ def test_graceful_on_every_path():
 
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(40)
+def test_drain_on_every_path():
+    """close = "drain": a FIN on every path the library sees, for the same
+    client as in the graceful matrix (SO_LINGER {1,0}, the server's bytes
+    left unread).
+
+    On the close calls the library discards the input, keeps a private
+    reference and shuts the socket down behind the data; the client exits
+    right after, which ends the drain (its event is written then).  On
+    exit() the exit handler does the same work before the kernel closes
+    the socket: the exit event must report the FIN it sent (wire=FIN
+    why=policy, TIME_WAIT on the client), however fast the server answers
+    that FIN with its own.  _exit and SIGKILL run no library code: the
+    unread input makes the kernel reset, and nothing is logged.
+    """
+    rows = [Row(m, True, "unread", "RST" if m in NO_LIBRARY_CODE else "FIN", "policy")
+            for m in CLOSE_METHODS]
+    problems = _run_matrix("drain", rows)
+    assert not problems, "\n".join(problems)
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(40)
 def test_pass_on_every_path():
     """close = "pass": the program's own choice, on every path.
 

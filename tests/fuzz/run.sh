@@ -70,7 +70,7 @@ build() {
 
 max_len() {
 	case $1 in
-	policy) echo 8192 ;;
+	policy) echo 4096 ;;
 	report) echo 4096 ;;
 	event) echo 2048 ;;
 	esac

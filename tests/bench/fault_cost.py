@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""What fault injection costs a connection that no fault rule matches.
+
+The claim to check: injection costs nothing on sockets that no fault rule
+matches.  callgrind counts the instructions executed inside the benchmark
+program's fault_loop_phase() (tests/progs/fault_loop.c: N iterations of
+socket(), connect() to a listener of its own, a one-byte write() and
+close()), callees and the preloaded library included, so the figures are
+exact and repeatable whatever else the machine does.  Cases:
+
+  bare                  no library
+  no policy             library preloaded, no policy at all
+  rule, no faults       one rule (match remote_port 1, so not these
+                        sockets) without a fault group
+  fault rule, unmatched the same rule with a full fault group: rst,
+                        rst_after_bytes, connect_refuse 0, delays 0
+  fault rule, matched   the same fault group on a rule matching these
+                        sockets (rst 0.5 with a fixed seed, so the same
+                        half of the closes are RSTs on every run, and a
+                        byte budget that never runs out)
+
+No rule logs (log = false): the log's write() would swamp the figures,
+and what is measured is the decision, not the audit.
+
+"fault rule, unmatched" minus "rule, no faults" is the cost of having a
+fault group that does not apply; it must be within a handful of
+instructions per iteration (the exit status is 1 otherwise).
+
+Run alone: TD_BUILD=build python3 tests/bench/fault_cost.py [N]
+As root each measurement runs in a private network namespace.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+BUILD = os.environ.get("TD_BUILD", "build")
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+# "Within a handful of instructions" per iteration.
+HANDFUL = 16
+
+FAULTS = ("fault = { rst = 0.5; rst_after_bytes = 1000000000L; connect_refuse = 0.0;"
+          " connect_timeout = 0.0; connect_delay_ms = 0; close_delay_ms = 0; seed = 7; };")
+
+
+def _policy(match, fault):
+    """A one-rule policy text; the rule never logs."""
+    return ('version = 1;\nrules = ( { name = "bench"; match = { %s }; log = false; %s } );\n'
+            % (match, fault))
+
+
+def _command(prog, out):
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+           "--toggle-collect=fault_loop_phase", prog, str(N)]
+    if os.geteuid() == 0 and shutil.which("unshare") and shutil.which("ip"):
+        # Our own loopback: the benchmark's connections and their
+        # TIME_WAIT entries stay out of the host's tables.
+        cmd = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"',
+               "sh"] + cmd
+    return cmd
+
+
+def _callgrind(prog, env):
+    """Instructions per iteration of fault_loop_phase() under env."""
+    fd, out = tempfile.mkstemp(prefix="cg.fault.", dir="/tmp")
+    os.close(fd)
+    try:
+        r = subprocess.run(_command(prog, out), env=env, capture_output=True, text=True,
+                           timeout=600)
+    finally:
+        os.unlink(out)
+    if r.returncode != 0 or r.stdout.split() != [str(N), "0"]:
+        raise RuntimeError("fault_loop failed (rc %d, stdout %r):\n%s"
+                           % (r.returncode, r.stdout, r.stderr[-2000:]))
+    m = re.search(r"Collected : (\d+)", r.stderr)
+    if not m:
+        raise RuntimeError("no callgrind total in:\n" + r.stderr[-2000:])
+    return int(m.group(1)) / N
+
+
+def main():
+    """Measure every case, print the table and the verdict."""
+    if shutil.which("valgrind") is None:
+        print("fault_cost: valgrind is not installed (apt-get install valgrind)")
+        return 0
+    prog = os.path.join(BUILD, "tests", "progs", "fault_loop")
+    lib = os.path.abspath(os.path.join(BUILD, "libteardown.so"))
+    for path in (prog, lib):
+        if not os.path.exists(path):
+            print("fault_cost: %s is missing (run make all testprogs)" % path)
+            return 1
+    base = {k: v for k, v in os.environ.items()
+            if k != "LD_PRELOAD" and not k.startswith("TEARDOWN_")}
+    # Without a policy the library would read /etc/teardown.conf: point it
+    # at a file that does not exist, so "no policy" means none.
+    no_conf = dict(base, LD_PRELOAD=lib, TEARDOWN_CONFIG="/nonexistent/teardown.conf")
+    other_port = 'role = "client"; remote_port = 1;'
+    cases = [
+        ("bare", dict(base)),
+        ("no policy", no_conf),
+        ("rule, no faults", dict(base, LD_PRELOAD=lib,
+                                 TEARDOWN_POLICY=_policy(other_port, ""))),
+        ("fault rule, unmatched", dict(base, LD_PRELOAD=lib,
+                                       TEARDOWN_POLICY=_policy(other_port, FAULTS))),
+        ("fault rule, matched", dict(base, LD_PRELOAD=lib,
+                                     TEARDOWN_POLICY=_policy('role = "client";', FAULTS))),
+    ]
+    rows = [(name, _callgrind(prog, env)) for name, env in cases]
+    bare = rows[0][1]
+    print("instructions per iteration of socket+connect+write+close "
+          "(callgrind, N=%d)" % N)
+    print("%-24s %12s %12s" % ("case", "instr/iter", "vs bare"))
+    for name, cost in rows:
+        print("%-24s %12.1f %+12.1f" % (name, cost, cost - bare))
+    figures = dict(rows)
+    unmatched = figures["fault rule, unmatched"] - figures["rule, no faults"]
+    matched = figures["fault rule, matched"] - figures["rule, no faults"]
+    print("fault group on a socket it does not match: %+.1f instructions per iteration"
+          % unmatched)
+    print("fault group on a socket it matches:        %+.1f instructions per iteration"
+          % matched)
+    if abs(unmatched) > HANDFUL:
+        print("FAIL: an unmatched fault rule costs more than %d instructions" % HANDFUL)
+        return 1
+    print("ok: an unmatched fault rule costs nothing measurable (within %d)" % HANDFUL)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,454 @@
+"""The teardown command, and how the library behaves with a broken, missing
+or absent policy.
+
+`teardown [options] -- CMD` builds a policy, checks it, puts the library
+first in LD_PRELOAD and exec()s the command.  These tests run it against
+real connections (tdpeer on loopback, in the test's own network namespace)
+and check the wire (tcpdump), the peer's view and the log it writes, and
+check its other promises: -n prints and runs nothing, an LD_PRELOAD
+already set is kept, the library is the one next to the command (never
+one in the current directory), `teardown check` reports file:line.
+
+The last tests preload the library directly: a policy error (with
+on_error "pass" and "exit"), a machine without libconfig (simulated in a
+private mount namespace) and no policy at all.
+"""
+
+import os
+import re
+import shutil
+
+import tdlib
+
+NEEDS = ("root", "netns", "tcpdump", "tdpeer", "lib", "teardown")
+LIBCONFIG = "/usr/lib/x86_64-linux-gnu/libconfig.so.9"
+SYSTEM_POLICY = "/etc/teardown.conf"
+
+# A text log line: "2024-01-02T03:04:05.123456Z PID/TID PROG EVENT k=v ...".
+_TEXT_LINE = re.compile(r"^\S+Z (\d+)/(\d+) (\S+) (\w+)((?: \w+=\S*)*)$")
+
+
+def _mark_lib():
+    """The preloadable marker (tests/progs/libcore_mark.c, make testprogs)."""
+    path = os.path.join(tdlib.build_dir(), "tests", "progs", "libcore_mark.so")
+    assert os.path.exists(path), "%s is missing: run make testprogs" % path
+    return path
+
+
+def _text_events(stderr):
+    """Parse the library's text log lines; return (events, other lines).
+
+    Each event is a dict of its key=value fields plus "event", "pid" and
+    "prog"; the other lines are whatever else was written to stderr.
+    """
+    events, other = [], []
+    for line in stderr.splitlines():
+        m = _TEXT_LINE.match(line)
+        if not m:
+            other.append(line)
+            continue
+        ev = dict(kv.split("=", 1) for kv in m.group(5).split())
+        ev.update(pid=int(m.group(1)), prog=m.group(3), event=m.group(4))
+        events.append(ev)
+    return events, other
+
+
+def _port(addr):
+    return int(addr.rpartition(":")[2]) if addr and addr != "-" else 0
+
+
+def _plain_env(**extra):
+    """A clean environment: no library, no policy, plus ``extra``."""
+    return tdlib.shim_env(preload=False, extra=extra)
+
+
+def _write(name, text):
+    path = os.path.join(tdlib.tmpdir(), name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def _teardown(*args, env=None, cwd=None, name="teardown", cmd=None):
+    """Run ``teardown ARGS`` to completion; returns its Proc."""
+    return tdlib.run([cmd or tdlib.teardown_cmd()] + [str(a) for a in args],
+                     env=env or _plain_env(), cwd=cwd, name=name)
+
+
+def _peer_result(proc):
+    return tdlib.PeerRun(proc).result
+
+
+# ---------------------------------------------------------------------------
+# teardown -- CMD
+# ---------------------------------------------------------------------------
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_observe_changes_nothing_and_logs_text():
+    """`teardown -- CMD` with no options only observes.
+
+    A client that resets (SO_LINGER {1,0}) still resets and a plain one
+    still sends FIN, exactly as in test_baseline; the server under
+    `teardown --` too is unchanged (it reads ECONNRESET, then EOF).  Every
+    teardown is logged to stderr as text lines, and nothing else is
+    written there: the clients' close events say wire=RST why=linger0 and
+    wire=FIN why=close, action=pass, and the server logs its two closes.
+    """
+    with tdlib.Capture() as cap:
+        srv_proc = tdlib.spawn([tdlib.teardown_cmd(), "--", tdlib.tdpeer(), "server",
+                                "--listen", "127.0.0.1:0", "--count", 2, "--read-until-eof"],
+                               env=_plain_env(), name="server")
+        listening = srv_proc.wait_for_json(lambda r: r.get("event") == "listening",
+                                           what="its listening line")
+        port = listening["port"]
+        rst_run = _teardown("--", *tdlib.client_cmd(port, "--send", 100, "--linger", "1,0"),
+                            name="client-linger0")
+        fin_run = _teardown("--", *tdlib.client_cmd(port, "--send", 100), name="client-plain")
+        srv_proc.wait(10)
+    rst, fin = _peer_result(rst_run), _peer_result(fin_run)
+    assert rst["connect_error"] is None and fin["connect_error"] is None, (rst, fin)
+    rport, fport = rst["local_port"], fin["local_port"]
+    by_peer = {r["remote_port"]: r for r in tdlib.peer_results(srv_proc)}
+    # The wire and the peer's view: as without the library.
+    assert cap.teardown_flags(rport, port) == "RST" and not cap.fin_from(rport)
+    assert cap.teardown_flags(fport, port) == "FIN" and not cap.rst_from(fport)
+    assert by_peer[rport]["recv_end"] == "ECONNRESET" and by_peer[fport]["recv_end"] == "EOF"
+    tw = {r.local_port for r in tdlib.time_wait_on()}
+    assert fport in tw and rport not in tw, tw
+    # The log: text on stderr, one close event per connection on each side.
+    for run, port_, wire, why in ((rst_run, rport, "RST", "linger0"),
+                                  (fin_run, fport, "FIN", "close")):
+        events, other = _text_events(run.stderr())
+        assert other == [], "stderr holds more than log lines: %r" % other
+        assert [e["event"] for e in events if e["event"] != "linger"] == ["connect", "close"]
+        close = events[-1]
+        assert _port(close["local"]) == port_, close
+        assert (close["wire"], close["why"], close["action"]) == (wire, why, "pass"), close
+    events, other = _text_events(srv_proc.stderr())
+    assert other == [], other
+    closes = {_port(e["remote"]): e for e in events if e["event"] == "close"
+              and e["role"] == "server"}
+    assert set(closes) == {rport, fport}, events
+    assert closes[fport]["wire"] == "FIN", closes[fport]
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_config_file_option():
+    """`teardown -c FILE -- CMD`: the file's policy applies (here: abort for
+    clients, a JSON log), so the client's close is an RST, the server
+    reads ECONNRESET, and the log file records wire=RST why=policy.
+
+    With options as well (`-c FILE --close graceful --role client`), the
+    options' rule goes in front of the file's rules and the file's log
+    settings stay: a client that sets SO_LINGER {1,0} now ends with FIN,
+    logged by rule "cli" in the same JSON file.
+    """
+    log = os.path.join(tdlib.tmpdir(), "td.jsonl")
+    conf = _write("abort.conf", tdlib.policy_text(
+        [{"name": "clients", "match": {"role": "client"}, "close": "abort"}], log))
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--count", 2, "--read-until-eof")
+        run = _teardown("-c", conf, "--", *tdlib.client_cmd(srv.port, "--send", 100))
+        both = _teardown("-c", conf, "--close", "graceful", "--role", "client", "--",
+                         *tdlib.client_cmd(srv.port, "--send", 100, "--linger", "1,0"),
+                         name="teardown-options")
+        by_peer = {r["remote_port"]: r for r in srv.results()}
+    cli, cli2 = _peer_result(run), _peer_result(both)
+    assert run.rc == 0 and cli["connect_error"] is None, cli
+    assert both.rc == 0 and cli2["connect_error"] is None, cli2
+    port, port2 = cli["local_port"], cli2["local_port"]
+    assert cap.teardown_flags(port, srv.port) == "RST" and not cap.fin_from(port)
+    assert by_peer[port]["recv_end"] == "ECONNRESET", by_peer[port]
+    assert not tdlib.time_wait_on(port)
+    assert cap.teardown_flags(port2, srv.port) == "FIN" and not cap.rst_from(port2)
+    assert by_peer[port2]["recv_end"] == "EOF", by_peer[port2]
+    assert tdlib.time_wait_on(port2)
+    closes = {_port(e["local"]): e for e in tdlib.read_log(log) if e["event"] == "close"}
+    assert set(closes) == {port, port2}, closes
+    assert (closes[port]["wire"], closes[port]["why"], closes[port]["rule"]) == (
+        "RST", "policy", "clients"), closes[port]
+    assert (closes[port2]["wire"], closes[port2]["why"], closes[port2]["rule"]) == (
+        "FIN", "policy", "cli"), closes[port2]
+    assert run.stderr() == "" and both.stderr() == "", "the log goes to the file, not stderr"
+    # -n with only a file hands the library the file's path, not its text.
+    dry = _teardown("-n", "-c", conf, "--", "true", name="dry")
+    assert "TEARDOWN_CONFIG=%s" % os.path.realpath(conf) in dry.stdout().splitlines(), \
+        dry.stdout()
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_options_make_a_rule():
+    """`teardown --close abort --role client -- CMD` builds a rule from the
+    options: the client resets (RST, no FIN, no TIME_WAIT), the server
+    reads ECONNRESET, and the text log on stderr names the rule "cli" and
+    says wire=RST why=policy, with nothing else on stderr."""
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--read-until-eof")
+        run = _teardown("--close", "abort", "--role", "client", "--",
+                        *tdlib.client_cmd(srv.port, "--send", 100))
+        srv_res = srv.result()
+    cli = _peer_result(run)
+    assert run.rc == 0 and cli["connect_error"] is None, cli
+    events, other = _text_events(run.stderr())
+    assert other == [], "unexpected stderr: %r" % other
+    assert cap.teardown_flags(cli["local_port"], srv.port) == "RST"
+    assert cap.count_fin() == 0
+    assert srv_res["recv_end"] == "ECONNRESET", srv_res
+    assert tdlib.time_wait_on() == []
+    closes = [e for e in events if e["event"] == "close"]
+    assert len(closes) == 1, events
+    assert (closes[0]["wire"], closes[0]["why"], closes[0]["rule"],
+            closes[0]["action"]) == ("RST", "policy", "cli", "abort"), closes[0]
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(20)
+def test_dry_run_prints_and_runs_nothing():
+    """-n and --dry-run print the environment the command would get
+    (LD_PRELOAD with the library, TEARDOWN_POLICY with the policy built
+    from the options, the command) and run nothing: the command's marker
+    file is never created.  The printed policy is valid: `teardown check`
+    accepts it."""
+    marker = os.path.join(tdlib.tmpdir(), "ran")
+    for flag in ("-n", "--dry-run"):
+        run = _teardown(flag, "--close", "abort", "--role", "client", "--", "touch", marker)
+        assert run.rc == 0, run.stderr()
+        assert not os.path.exists(marker), "%s ran the command" % flag
+        out = run.stdout()
+        assert out.splitlines()[0] == "LD_PRELOAD=" + os.path.realpath(tdlib.lib_path()), out
+        m = re.search(r"^TEARDOWN_POLICY=<<EOF\n(.*?)^EOF$", out, re.S | re.M)
+        assert m, out
+        assert re.search(r'close = "abort";', m.group(1)), m.group(1)
+        assert re.search(r'role = "client";', m.group(1)), m.group(1)
+        assert out.splitlines()[-1] == "exec: touch %s" % marker, out
+        policy = _write("printed%s.conf" % flag, m.group(1))
+        check = _teardown("check", policy, name="check")
+        assert check.rc == 0, "the printed policy is invalid: %s%s" % (
+            check.stdout(), check.stderr())
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_existing_preload_is_kept_after_the_library():
+    """An LD_PRELOAD already set is kept, after the library: the command
+    sees "LIBRARY:OLD" and both libraries are loaded (the old one's
+    marker line is written, and both are mapped)."""
+    mark = _mark_lib()
+    marks = os.path.join(tdlib.tmpdir(), "marks")
+    env = _plain_env(LD_PRELOAD=mark, CORE_MARK_FILE=marks)
+    run = _teardown("--", "/bin/sh", "-c", 'echo "LD_PRELOAD=$LD_PRELOAD"; cat /proc/$$/maps',
+                    env=env)
+    assert run.rc == 0, run.stderr()
+    lines = run.stdout().splitlines()
+    lib = os.path.realpath(tdlib.lib_path())
+    assert lines[0] == "LD_PRELOAD=%s:%s" % (lib, mark), lines[0]
+    maps = "\n".join(lines[1:])
+    assert lib in maps and mark in maps, "both libraries must be loaded"
+    with open(marks) as f:
+        loaded = f.read().split()
+    assert loaded[0] == "core_mark" and loaded[-1] == mark, loaded
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_library_next_to_the_command_never_the_cwd():
+    """The command preloads the libteardown.so next to itself, wherever it
+    is run from, and never one in the current directory.
+
+    The command and the library are copied into a directory of their own
+    and run, by absolute path, by relative path and through PATH, from
+    another directory that holds a planted libteardown.so (a marker
+    library that would record being loaded).  Each time the command's
+    LD_PRELOAD names the copy, the copy is what the command maps, and the
+    planted library is never loaded.
+    """
+    bindir = os.path.join(tdlib.tmpdir(), "bin")
+    work = os.path.join(tdlib.tmpdir(), "work")
+    os.makedirs(bindir)
+    os.makedirs(work)
+    shutil.copy2(tdlib.teardown_cmd(), bindir)
+    shutil.copy2(tdlib.lib_path(), bindir)
+    shutil.copy2(_mark_lib(), os.path.join(work, "libteardown.so"))
+    marks = os.path.join(tdlib.tmpdir(), "marks")
+    copy = os.path.join(bindir, "libteardown.so")
+    path_env = _plain_env(CORE_MARK_FILE=marks,
+                          PATH=bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"))
+    script = 'echo "LD_PRELOAD=$LD_PRELOAD"; cat /proc/$$/maps'
+    for label, cmd in (("absolute", os.path.join(bindir, "teardown")),
+                       ("relative", os.path.join("..", "bin", "teardown")),
+                       ("PATH", "teardown")):
+        dry = _teardown("-n", "--", "true", cmd=cmd, cwd=work, env=path_env,
+                        name="dry-" + label)
+        assert dry.rc == 0, dry.stderr()
+        assert dry.stdout().splitlines()[0] == "LD_PRELOAD=" + copy, (label, dry.stdout())
+        run = _teardown("--", "/bin/sh", "-c", script, cmd=cmd, cwd=work, env=path_env,
+                        name="run-" + label)
+        assert run.rc == 0, run.stderr()
+        lines = run.stdout().splitlines()
+        assert lines[0] == "LD_PRELOAD=" + copy, (label, lines[0])
+        maps = "\n".join(lines[1:])
+        assert copy in maps, "%s: the copy is not loaded" % label
+        assert os.path.join(work, "libteardown.so") not in maps, label
+    assert not os.path.exists(marks), "the planted library was loaded: %s" % open(marks).read()
+
+
+# ---------------------------------------------------------------------------
+# teardown check
+# ---------------------------------------------------------------------------
+
+BAD_VALUE = """version = 1;
+rules = (
+  {
+    name = "typo";
+    close = "abrot";
+  }
+);
+"""
+
+BAD_SYNTAX = """version = 1;
+rules = (
+  { name = "a"; close = "abort"; }
+  { name = "b"; close = ; }
+);
+"""
+
+
+@tdlib.requires("teardown")
+@tdlib.timeout(20)
+def test_check_good_and_bad_files():
+    """`teardown check FILE`: exit 0 for a valid policy (the reference
+    config/teardown.conf and a small one), exit 1 for an invalid one with
+    the message naming FILE:LINE of the mistake, both for a bad value
+    (line 5) and for a libconfig syntax error (line 4)."""
+    good = _write("good.conf", 'version = 1;\nrules = ( { name = "r"; close = "graceful"; } );\n')
+    for path in (os.path.join(tdlib.REPO_ROOT, "config", "teardown.conf"), good):
+        run = _teardown("check", path, name="check-good")
+        assert run.rc == 0, (path, run.stdout(), run.stderr())
+        assert "ok" in run.stdout(), run.stdout()
+    for name, text, line in (("value.conf", BAD_VALUE, 5), ("syntax.conf", BAD_SYNTAX, 4)):
+        path = _write(name, text)
+        run = _teardown("check", path, name="check-" + name)
+        assert run.rc == 1, (name, run.rc, run.stdout(), run.stderr())
+        said = run.stdout() + run.stderr()
+        assert "%s:%d:" % (path, line) in said, "want %s:%d in %r" % (path, line, said)
+
+
+# ---------------------------------------------------------------------------
+# The library with a broken, unreadable or absent policy
+# ---------------------------------------------------------------------------
+
+def _bad_policy(on_error):
+    """A policy whose rule (an abort, were it valid) has a bad value on line 6."""
+    return ('version = 1;\non_error = "%s";\nrules = (\n  {\n    name = "broken";\n'
+            '    close = "abort"; shutdown = "sometimes";\n  }\n);\n' % on_error)
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_policy_error_pass_runs_unchanged():
+    """A policy error with on_error = "pass": the program runs unchanged
+    (the rule would have made its close an RST; it stays a FIN and the
+    server reads EOF), and stderr holds exactly one warning line, which
+    names the file and the line of the mistake."""
+    conf = _write("broken.conf", _bad_policy("pass"))
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--read-until-eof")
+        run = tdlib.run(tdlib.client_cmd(srv.port, "--send", 100),
+                        env=tdlib.shim_env(config=conf), name="client")
+        srv_res = srv.result()
+    cli = _peer_result(run)
+    assert run.rc == 0 and cli["connect_error"] is None, cli
+    assert cap.teardown_flags(cli["local_port"], srv.port) == "FIN"
+    assert cap.count_rst() == 0
+    assert srv_res["recv_end"] == "EOF" and srv_res["bytes_received"] == 100, srv_res
+    lines = run.stderr().splitlines()
+    assert len(lines) == 1, "want exactly one warning, got %r" % lines
+    assert lines[0].startswith("teardown: %s:6:" % conf), lines[0]
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_policy_error_exit_stops_before_anything():
+    """A policy error with on_error = "exit": the program exits with 78
+    (EX_CONFIG) before doing anything: tdpeer prints nothing, not one
+    segment reaches the server, and stderr holds one line naming the file
+    and line."""
+    conf = _write("broken.conf", _bad_policy("exit"))
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--timeout", 1000)
+        run = tdlib.run(tdlib.client_cmd(srv.port, "--send", 100),
+                        env=tdlib.shim_env(config=conf), name="client")
+    assert run.rc == 78, (run.rc, run.stderr())
+    assert run.stdout() == "", "the program ran: %r" % run.stdout()
+    assert [p for p in cap.packets() if srv.port in (p.sport, p.dport)] == []
+    lines = run.stderr().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("teardown: %s:6:" % conf), lines
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_libconfig_missing_runs_unchanged():
+    """Without libconfig the library warns once and the program runs
+    unchanged.
+
+    libconfig is hidden in a private mount namespace only (unshare -m,
+    then an empty file bind-mounted over libconfig.so.9; the real file is
+    never touched).  The policy there would make the client's close an
+    RST; it stays a FIN, the server reads EOF, and stderr has exactly one
+    line, which says libconfig is missing.
+    """
+    empty = _write("empty.so", "")
+    policy = 'version = 1; rules = ( { name = "r"; close = "abort"; } );'
+    env = tdlib.shim_env(policy=policy)
+    # Only the client gets the library: the shell and mount run without it.
+    setup = 'mount --bind "$1" "$2" && shift 2 && exec env "$@"'
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--read-until-eof")
+        cmd = (["unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", setup, "sh",
+                empty, LIBCONFIG, "LD_PRELOAD=" + env["LD_PRELOAD"],
+                "TEARDOWN_POLICY=" + policy] + tdlib.client_cmd(srv.port, "--send", 100))
+        run = tdlib.run(cmd, name="client")
+        srv_res = srv.result()
+    cli = _peer_result(run)
+    assert run.rc == 0 and cli["connect_error"] is None, (run.rc, run.stderr())
+    assert cap.teardown_flags(cli["local_port"], srv.port) == "FIN"
+    assert cap.count_rst() == 0
+    assert srv_res["recv_end"] == "EOF", srv_res
+    lines = run.stderr().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("teardown: ") and "libconfig" in lines[0], lines
+    assert os.path.getsize(os.path.realpath(LIBCONFIG)) > 0, "the real libconfig was touched"
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_no_policy_prints_nothing_and_changes_nothing():
+    """With the library preloaded but no policy anywhere (no TEARDOWN_*
+    variable, no /etc/teardown.conf) it prints nothing and changes
+    nothing: a client with SO_LINGER {1,0} still resets, a plain one still
+    sends FIN, stderr stays empty, and libconfig is not even loaded."""
+    assert not os.path.exists(SYSTEM_POLICY), (
+        "this test needs a machine without %s" % SYSTEM_POLICY)
+    env = tdlib.shim_env()
+    assert not any(k.startswith("TEARDOWN_") for k in env)
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--count", 2, "--read-until-eof")
+        rst_run = tdlib.run(tdlib.client_cmd(srv.port, "--send", 100, "--linger", "1,0"),
+                            env=env, name="client-linger0")
+        held = tdlib.spawn(tdlib.client_cmd(srv.port, "--send", 100, "--hold", 2000),
+                           env=env, name="client-plain")
+        fin = held.wait_for_json(lambda r: r.get("event") == "result", what="its result")
+        with open("/proc/%d/maps" % held.pid) as f:
+            maps = f.read()
+        held.kill()
+        by_peer = {r["remote_port"]: r for r in srv.results()}
+    rst = _peer_result(rst_run)
+    rport, fport = rst["local_port"], fin["local_port"]
+    assert cap.teardown_flags(rport, srv.port) == "RST" and not cap.fin_from(rport)
+    assert cap.teardown_flags(fport, srv.port) == "FIN" and not cap.rst_from(fport)
+    assert by_peer[rport]["recv_end"] == "ECONNRESET" and by_peer[fport]["recv_end"] == "EOF"
+    assert rst_run.stderr() == "" and held.stderr() == "", (rst_run.stderr(), held.stderr())
+    assert "libteardown.so" in maps, "the library is preloaded"
+    assert "libconfig" not in maps, "libconfig is loaded only to read a policy"
