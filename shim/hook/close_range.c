@@ -11,28 +11,41 @@
 
 #include "../rt/rt.h"
 
-/* Close [first, last] except the library's own fds; 0 or -1 with errno. */
+/*
+ * Close [first, last] except the library's own fds; 0 or -1 with errno.
+ *
+ * Each number is closed once: a tracked socket goes through the close
+ * path alone, after the untracked numbers below it went to the kernel,
+ * and is never part of a later close_range() (which, should another
+ * thread have been handed that number meanwhile, would close its fd).
+ * td_fd_high() is read again at every step: a socket's close may open a
+ * descriptor of the library's (a drain's private reference, the
+ * worker's) above the highest number seen so far, and the final
+ * close_range() must step over it too.
+ */
 static int td__close_span(const struct td_policy *p, unsigned first,
 			  unsigned last, int flags)
 {
-	unsigned high = (unsigned)td_fd_high(), start = first;
+	unsigned start = first;
 	int rc = 0;
 
-	for (unsigned fd = first; fd <= last && fd <= high && fd < TD_FD_MAX; fd++) {
+	for (unsigned fd = first; fd <= last && fd < TD_FD_MAX && (int)fd <= td_fd_high();
+	     fd++) {
 		struct td_sock *e = td_fd_live((int)fd);
+		bool own;
 
 		if (e == NULL)
 			continue;
-		if (atomic_load(&e->flags) & TD_SF_OWN) {
-			if (fd > start && td_real_close_range(start, fd - 1, flags) != 0)
-				rc = -1;
-			start = fd + 1;
+		own = (atomic_load(&e->flags) & TD_SF_OWN) != 0;
+		if (!own && td_sock_rule(p, e) == NULL) {
+			td_fd_forget((int)fd);
 			continue;
 		}
-		if (td_sock_rule(p, e) != NULL)
+		if (fd > start && td_real_close_range(start, fd - 1, flags) != 0)
+			rc = -1;
+		start = fd + 1;
+		if (!own)
 			(void)td_close_fd(p, (int)fd, TD_PATH_CLOSE_RANGE);
-		else
-			td_fd_forget((int)fd);
 	}
 	if (start <= last && start >= first && td_real_close_range(start, last, flags) != 0)
 		rc = -1;

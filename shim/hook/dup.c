@@ -5,6 +5,7 @@
  * socket, and only the last of them does that work.
  */
 #include <fcntl.h>
+#include <sys/syscall.h>
 
 #include "../rt/rt.h"
 
@@ -99,16 +100,28 @@ TD_EXPORT int dup(int oldfd)
 
 	if (td_unlikely(td_real.dup == NULL))
 		td_real_bind();
-	fd = td_real.dup(oldfd);
+	/* no real dup() was found (real.c): the system call, never NULL() */
+	fd = td_likely(td_real.dup != NULL) ? td_real.dup(oldfd)
+					    : (int)td_sys1(SYS_dup, oldfd);
 	if (p == NULL || fd < 0)
 		return fd;
 	saved = errno;
-	if (td_fd_live(oldfd) == NULL)
+	if (!td_in_own_process()) {
+		/*
+		 * vfork()ed child: the table is the parent's, where the number
+		 * fd may still be a live socket of the parent's: leave its
+		 * entry alone, only note that oldfd's socket may now be held
+		 * elsewhere.
+		 */
+		struct td_sock *o = td_fd_live(oldfd);
+
+		if (o != NULL)
+			atomic_fetch_or(&o->flags, TD_SF_STICKY_SHARED);
+	} else if (td_fd_live(oldfd) == NULL) {
 		td_fd_forget(fd);
-	else if (td_in_own_process())
+	} else {
 		td__copy_entry(oldfd, fd);
-	else /* vfork()ed child: the table is the parent's */
-		atomic_fetch_or(&td_fd_live(oldfd)->flags, TD_SF_STICKY_SHARED);
+	}
 	errno = saved;
 	return fd;
 }

@@ -15,8 +15,14 @@ TD_EXPORT int fclose(FILE *fp)
 	struct td_sock s;
 	int fd, saved, rc, err;
 
-	if (td_unlikely(td_real.fclose == NULL))
+	if (td_unlikely(td_real.fclose == NULL)) {
 		td_real_bind();
+		/* no real fclose() was found (real.c): fail, never call NULL */
+		if (td_real.fclose == NULL) {
+			errno = ENOSYS;
+			return EOF;
+		}
+	}
 	if (p == NULL || fp == NULL || (fd = fileno(fp)) < 0)
 		return td_real.fclose(fp);
 	{

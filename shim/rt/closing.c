@@ -38,6 +38,7 @@ static void td__outcome(struct td_event *ev, const struct td_sock *s,
 	struct td_close_facts cf;
 	struct td_close_outcome o;
 	uint32_t flags = atomic_load(&s->flags);
+	int64_t in = f->bytes_in;
 
 	memset(&cf, 0, sizeof(cf));
 	cf.state = f->state;
@@ -63,7 +64,15 @@ static void td__outcome(struct td_event *ev, const struct td_sock *s,
 	ev->lost = o.lost;
 	ev->unread = unread_before;
 	ev->unsent = f->unsent;
-	ev->bytes_in = f->bytes_in > s->reset_bytes_in ? f->bytes_in : s->reset_bytes_in;
+	/*
+	 * Closed after both FINs: tcpi_bytes_received still counts the peer's
+	 * FIN as a byte.  info.c takes it off only in the states that prove a
+	 * FIN came in, since a CLOSE may also follow a reset, which has none;
+	 * the prediction tells the two apart.
+	 */
+	if (f->state == TD_TCP_CLOSE && o.why == TD_WHY_FIN_SENT && in > 0)
+		in--;
+	ev->bytes_in = in > s->reset_bytes_in ? in : s->reset_bytes_in;
 	ev->bytes_out = f->bytes_out > s->reset_bytes_out ? f->bytes_out : s->reset_bytes_out;
 	ev->age_ms = (td_mono_us() - s->t_open_mono_us) / 1000;
 }
@@ -205,6 +214,14 @@ int td_close_fd(const struct td_policy *p, int fd, int path)
 
 	if (e == NULL)
 		return td_real_close(fd);
+	/*
+	 * In a vfork()ed child the table is the parent's, and the parent's fd
+	 * stays open: hands off, before any branch below drops the entry
+	 * (that would strip the parent's socket of its rule, or one of the
+	 * library's own fds of its mark).
+	 */
+	if (!td_in_own_process())
+		return td_real_close(fd);
 	if ((atomic_load(&e->flags) & TD_SF_OWN) || td_sock_rule(p, e) == NULL) {
 		/* one of ours closed by the program, or a socket no rule wants */
 		td_fd_forget(fd);
@@ -215,9 +232,6 @@ int td_close_fd(const struct td_policy *p, int fd, int path)
 		td_fd_forget(fd);
 		return td_real_close(fd);
 	}
-	/* In a vfork()ed child the table is the parent's: hands off. */
-	if (!td_in_own_process())
-		return td_real_close(fd);
 	saved = errno;
 	if (!td_fd_claim(fd, &s))
 		return td_real_close(fd);

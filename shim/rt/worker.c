@@ -55,7 +55,12 @@ static void td__kick(void)
 	uint64_t one = 1;
 	int efd = atomic_load(&td__efd);
 
-	if (efd >= 0)
+	/*
+	 * Only while the number is still ours: a program that closed it, or
+	 * dup2()ed its own file onto it, would get our 8 bytes in its data.
+	 * Unkicked, the worker still wakes within a second (td__main).
+	 */
+	if (efd >= 0 && td_own_is(efd))
 		(void)td_sys3(__NR_write, efd, &one, sizeof(one));
 }
 
@@ -205,7 +210,9 @@ static void td__adopt(int epfd)
 			continue;
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
 
-		if (epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) != 0)
+		/* a private fd the program took over is not ours to read from */
+		if (!td_own_is(d->req.pfd) ||
+		    epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) != 0)
 			td__drain_finish(d, TD_SLOT_ACTIVE, false);
 		else
 			td__drain_read(d);
@@ -249,6 +256,47 @@ static int64_t td__expire(int64_t now)
 	return next;
 }
 
+/*
+ * New epoll and eventfd descriptors, with the live drains registered
+ * again, for when the program closed or dup2()ed over ours (a close()
+ * loop over every number, a dup2 onto a number it picked): epoll_wait()
+ * on a number that is no longer our epoll fails at once, every time, and
+ * the thread would spin.  Returns the new epoll fd (*efd: the new
+ * eventfd), or -1 when none can be made now.
+ */
+static int td__rearm(int *efd)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+	int nefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int nepfd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (nefd < 0 || nepfd < 0) {
+		if (nefd >= 0)
+			td_real_close(nefd);
+		if (nepfd >= 0)
+			td_real_close(nepfd);
+		return -1;
+	}
+	nefd = td_own_fd(nefd);
+	nepfd = td_own_fd(nepfd);
+	(void)epoll_ctl(nepfd, EPOLL_CTL_ADD, nefd, &ev);
+	/* the old ones are closed only if they are still ours */
+	td_own_close(atomic_exchange(&td__efd, nefd));
+	td_own_close(atomic_exchange(&td__epfd, nepfd));
+	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
+		struct td_dslot *d = &td__drains[i];
+		struct epoll_event dev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
+
+		if (atomic_load(&d->state) != TD_SLOT_ACTIVE)
+			continue;
+		if (!td_own_is(d->req.pfd) ||
+		    epoll_ctl(nepfd, EPOLL_CTL_ADD, d->req.pfd, &dev) != 0)
+			td__drain_finish(d, TD_SLOT_ACTIVE, false);
+	}
+	*efd = nefd;
+	return nepfd;
+}
+
 static void *td__main(void *arg)
 {
 	int epfd = atomic_load(&td__epfd), efd = atomic_load(&td__efd);
@@ -277,9 +325,27 @@ static void *td__main(void *arg)
 				next = next_leak;
 		}
 		wait_ms = next == INT64_MAX ? -1 : (next - now + 999) / 1000;
-		if (wait_ms > 60000 || wait_ms < -1)
-			wait_ms = 60000;
+		/* at least once a second: see td__kick() and td__rearm() */
+		if (wait_ms > 1000 || wait_ms < 0)
+			wait_ms = 1000;
+		if (!td_own_is(epfd) || !td_own_is(efd)) {
+			int fresh = td__rearm(&efd);
+
+			if (fresh < 0) {
+				td_sleep_ms(100);
+				continue;
+			}
+			epfd = fresh;
+		}
 		n = epoll_wait(epfd, evs, 64, (int)wait_ms);
+		if (n < 0 && errno != EINTR) {
+			/* still marked ours, yet no epoll: closed behind every
+			 * hook (a raw system call).  Drop the mark without
+			 * closing (the number may be the program's now) and
+			 * start over with new descriptors. */
+			td_fd_forget(epfd);
+			continue;
+		}
 		for (int i = 0; i < n; i++) {
 			uint32_t k = evs[i].data.u32;
 

@@ -11,6 +11,7 @@ peers saw), and checks that the programs' own files hold no log bytes.
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import resource
@@ -153,7 +154,6 @@ def test_stderr_target_pipe():
     srv = tdlib.Server("--count", total, "--quiet", "--timeout", 20000)
     rfd, wfd = os.pipe()
     try:
-        import fcntl
         fcntl.fcntl(wfd, 1031, 1 << 20)  # F_SETPIPE_SZ
     except OSError as exc:
         tdlib.note("could not grow the pipe: %s" % exc)

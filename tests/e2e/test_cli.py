@@ -206,6 +206,25 @@ def test_options_make_a_rule():
 
 @tdlib.requires("teardown", "lib")
 @tdlib.timeout(20)
+def test_command_is_execed_in_place():
+    """The command replaces teardown (exec, no process in between): its
+    exit status is the command's own (7 here), a signal that kills it
+    shows as that signal, and it runs with teardown's pid.  A command that
+    does not exist gives 127 and one message naming it."""
+    run = _teardown("--", "/bin/sh", "-c", "echo $$; exit 7", name="exit7")
+    assert run.rc == 7, (run.rc, run.stderr())
+    assert run.stdout().strip() == str(run.pid), "the shell is not teardown's process"
+    run = _teardown("--", "/bin/sh", "-c", "kill -TERM $$", name="killed")
+    assert run.rc == -15, run.rc
+    missing = os.path.join(tdlib.tmpdir(), "no-such-command")
+    run = _teardown("--", missing, name="missing")
+    assert run.rc == 127, run.rc
+    lines = run.stderr().splitlines()
+    assert len(lines) == 1 and missing in lines[0], lines
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(20)
 def test_dry_run_prints_and_runs_nothing():
     """-n and --dry-run print the environment the command would get
     (LD_PRELOAD with the library, TEARDOWN_POLICY with the policy built
@@ -247,9 +266,11 @@ def test_existing_preload_is_kept_after_the_library():
     assert lines[0] == "LD_PRELOAD=%s:%s" % (lib, mark), lines[0]
     maps = "\n".join(lines[1:])
     assert lib in maps and mark in maps, "both libraries must be loaded"
+    # The marker is loaded in teardown itself too (the variable was set
+    # when it started); what matters is the command's line.
     with open(marks) as f:
-        loaded = f.read().split()
-    assert loaded[0] == "core_mark" and loaded[-1] == mark, loaded
+        loaded = [line.split() for line in f.read().splitlines()]
+    assert ["core_mark", str(run.pid), "sh", mark] in loaded, loaded
 
 
 @tdlib.requires(*NEEDS)

@@ -123,7 +123,7 @@ def _refused_cases(d):
          r":1: @include is not allowed in a policy")
     # Included or not, a file with the abort policy must not be read.
     case("include-file", _write(os.path.join(d, "inc-file.conf"),
-                                "version = 1;\n  @include \"%s\"\n" % os.path.join(d, "good.conf")),
+                                "# nothing else here\n  @include \"%s\"\n" % os.path.join(d, "good.conf")),
          r":2: @include is not allowed in a policy")
     os.mkdir(os.path.join(d, "dir.conf"))
     case("directory", os.path.join(d, "dir.conf"), r": is a directory, not a regular file")

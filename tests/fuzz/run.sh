@@ -5,8 +5,11 @@
 #                                 (default 200000; `make fuzz FUZZ_RUNS=N`)
 #   FUZZ_TIME=S tests/fuzz/run.sh  run each harness for S seconds instead
 #   FUZZ_ONLY=policy tests/fuzz/run.sh   one harness (policy, report, event)
-#   tests/fuzz/run.sh merge       minimize what the runs found into the
-#                                 committed corpus (tests/fuzz/corpus/)
+#   tests/fuzz/run.sh merge       minimize the committed corpus and what the
+#                                 runs found into tests/fuzz/corpus/: the
+#                                 fewest inputs that reach every edge
+#                                 reached (set cover, edges only), so the
+#                                 corpus stays small
 #
 # Harnesses (checks in tests/fuzz/harness.c):
 #   policy  bytes -> td_policy_parse_text -> canonical text -> parse again
@@ -14,7 +17,8 @@
 #   event   bytes -> struct td_event -> td_event_format (text and JSON)
 #
 # Built with clang into $BUILD/fuzz/ (BUILD defaults to build).  Seeds come
-# from tests/fuzz/corpus/<harness>/ (read only); new inputs go to
+# from tests/fuzz/corpus/<harness>/ and the unit test fixtures (policies,
+# logs; read only); new inputs go to
 # $BUILD/fuzz/work/<harness>/ and crashes to $BUILD/fuzz/artifacts/.
 # Prints executions, corpus size and coverage per harness.  Exits non-zero
 # on any crash, leak, timeout, out-of-memory or failed check.
@@ -68,6 +72,15 @@ build() {
 	done
 }
 
+# Seed directories besides the committed corpus: the unit tests' fixtures.
+seeds() {
+	case $1 in
+	policy) echo "tests/unit/fixtures/good config" ;;
+	report) echo "tests/unit/fixtures/logs" ;;
+	event) echo "" ;;
+	esac
+}
+
 max_len() {
 	case $1 in
 	policy) echo 4096 ;;
@@ -104,7 +117,8 @@ for h in $HARNESSES; do
 	if [ "$MODE" = merge ]; then
 		rm -rf "$OUT/merged/$h"
 		mkdir -p "$OUT/merged/$h"
-		"$OUT/fuzz_$h" -merge=1 -max_len="$(max_len "$h")" -timeout=5 \
+		"$OUT/fuzz_$h" -set_cover_merge=1 -use_counters=0 \
+			-max_len="$(max_len "$h")" -timeout=5 \
 			-rss_limit_mb=2048 "$OUT/merged/$h" "tests/fuzz/corpus/$h" \
 			"$OUT/work/$h" >"$OUT/logs/$h.merge.log" 2>&1 || {
 			echo "fuzz: merging $h failed (see $OUT/logs/$h.merge.log)" >&2
@@ -127,7 +141,7 @@ for h in $HARNESSES; do
 	"$OUT/fuzz_$h" $limit $dict -max_len="$(max_len "$h")" -timeout=5 \
 		-rss_limit_mb=2048 -print_final_stats=1 -print_pcs=0 \
 		-artifact_prefix="$OUT/artifacts/$h-" \
-		"$OUT/work/$h" "tests/fuzz/corpus/$h" >"$log" 2>&1 || rc=$?
+		"$OUT/work/$h" "tests/fuzz/corpus/$h" $(seeds "$h") >"$log" 2>&1 || rc=$?
 	summary "$h" "$log"
 	if [ "$rc" -ne 0 ]; then
 		echo "fuzz: $h FAILED (exit $rc); the end of $log:" >&2

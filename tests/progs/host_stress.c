@@ -13,6 +13,8 @@
  *   host_stress spawnkeep MODE  a spawned child serves the connection
  *                               its parent closed (MODE: late|early)
  *   host_stress ownfds          leave the library's own fds open, wait
+ *   host_stress hijack HOW      take the library's fd numbers over
+ *                               (HOW: dup2 onto them | close then reuse)
  *
  * Each mode prints one JSON line {"mode": ..., "ok": true|false, ...}
  * and exits 0 when every check it makes held, 1 when one failed, 2 on a
@@ -700,21 +702,19 @@ static int mode_exec(int argc, char **argv)
 /* ---- spawnkeep: a spawned child serves the parent's connection ------ */
 
 /*
- * The child (fd 3 is the connection): wait for the request byte, answer
- * "hello", exit.  Its write fails (EPIPE) when the connection was shut
- * down under it.
+ * The child (fd 3 is the connection, fd 4 the go-ahead pipe): wait until
+ * the parent has closed its copy, then for the request byte, answer
+ * "hello" and exit.  Exit 3: no request came; 5: the answer could not be
+ * sent (EPIPE: the connection was shut down under it).
  */
 static int mode_spawnchild(void)
 {
 	char req;
-	ssize_t n;
 
-	signal(SIGPIPE, SIG_IGN);
-	if (wait_fd(3, POLLIN, 5000) != 1)
+	if (wait_fd(4, POLLIN, 5000) != 1 || read(4, &req, 1) != 1)
+		return 6;
+	if (wait_fd(3, POLLIN, 2000) != 1 || recv(3, &req, 1, 0) != 1)
 		return 3;
-	n = recv(3, &req, 1, 0);
-	if (n != 1)
-		return 4;
 	if (send(3, "hello", 5, MSG_NOSIGNAL) != 5)
 		return 5;
 	return 0;
@@ -722,7 +722,7 @@ static int mode_spawnchild(void)
 
 static int mode_spawnkeep(const char *when)
 {
-	int port = 0, l, c, s, status = 0, early = strcmp(when, "early") == 0;
+	int port = 0, l, c, s, go[2], status = 0, early = strcmp(when, "early") == 0;
 	char got[64] = "", tail[256];
 	size_t have = 0;
 	int eof = 0;
@@ -732,19 +732,26 @@ static int mode_spawnkeep(const char *when)
 
 	l = listen_on(&port, 0);
 	pair(l, port, &c, &s);
+	if (pipe(go) != 0)
+		die("pipe");
 	/* early: the request is already queued when the parent lets go */
 	if (early && (send_r(s, "?", 1) != 1 || wait_fd(c, POLLIN, 5000) != 1))
 		die("send");
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, c, 3);
+	posix_spawn_file_actions_adddup2(&fa, go[0], 4);
 	if ((errno = posix_spawn(&pid, g_self, &fa, NULL, argv, environ)) != 0)
 		die("posix_spawn");
 	posix_spawn_file_actions_destroy(&fa);
+	close(go[0]);
 	/* the parent's copy goes at once, as inetd-style servers do */
 	if (close(c) != 0)
 		die("close");
 	if (!early && send_r(s, "?", 1) != 1)
 		die("send");
+	if (write(go[1], "g", 1) != 1)
+		die("go");
+	close(go[1]);
 	while (have < sizeof(got) - 1 && wait_fd(s, POLLIN, 5000) == 1) {
 		ssize_t n = recv(s, got + have, sizeof(got) - 1 - have, 0);
 
@@ -797,6 +804,115 @@ static int mode_ownfds(int refuse_port, int timeout_port)
 	return 0;
 }
 
+/* ---- hijack: the program takes over the library's fd numbers ------- */
+
+/* Count the library's fds (at or above base) that are sockets. */
+static int lib_sockets(int base)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		die("opendir");
+	while ((e = readdir(d)) != NULL) {
+		char path[64], target[64];
+		ssize_t len;
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] == '.' || fd < base)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len > 0 && strncmp(target, "socket:", 7) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * A program may dup2() onto any number it likes, including the ones the
+ * library holds (it cannot know them): from then on those numbers are
+ * the program's, and nothing of the library's may be written there.
+ * First a drain starts the background worker (its eventfd and epoll fd
+ * sit at the library's numbers); then the program puts a pipe on every
+ * number in [base, base + 32), with dup2() over them, or after a close()
+ * loop that closed them; then more drains.  The pipe must
+ * receive nothing, and the drains must still finish.
+ */
+static int mode_hijack(const char *how)
+{
+	int port = 0, l, c, s, c2, s2, p[2], base = lib_fd_base(), drained = 0;
+	long cpu_ms;
+	ssize_t got = 0;
+	char buf[256], tail[256];
+
+	l = listen_on(&port, 0);
+	pair(l, port, &c, &s);
+	close(c); /* drain: pending until s closes */
+	if (pipe2(p, O_NONBLOCK) != 0)
+		die("pipe");
+	if (strcmp(how, "close") == 0) {
+		/*
+		 * A close() loop over every number but the program's own (as
+		 * daemons do), then enough files of the program's that the
+		 * freed high numbers are taken again.
+		 */
+		for (int fd = 3; fd < base + 32; fd++)
+			if (fd != l && fd != s && fd != p[0] && fd != p[1])
+				close(fd);
+		for (int fd = base; fd < base + 32; fd++)
+			if (fcntl(p[1], F_DUPFD, base) < 0)
+				die("F_DUPFD");
+	} else {
+		for (int fd = base; fd < base + 32; fd++)
+			if (dup2(p[1], fd) != fd)
+				die("dup2");
+	}
+	pair(l, port, &c2, &s2);
+	close(c2);
+	close(s);
+	close(s2);
+	for (int i = 0; i < 300 && !drained; i++) {
+		drained = lib_sockets(base + 32) == 0;
+		if (!drained)
+			sleep_us(10000);
+	}
+	for (;;) {
+		ssize_t n = read(p[0], buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	/*
+	 * CPU used by the whole process while this thread sleeps 300 ms: a
+	 * background thread spinning on an fd that is no longer its own
+	 * shows up here; an idle process uses next to none.
+	 */
+	{
+		struct rusage r0, r1;
+
+		getrusage(RUSAGE_SELF, &r0);
+		sleep_us(300000);
+		getrusage(RUSAGE_SELF, &r1);
+		cpu_ms = ((r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) * 1000000L +
+			  (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) +
+			  (r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1000000L +
+			  (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec)) / 1000;
+	}
+	for (int fd = base; fd < base + 32; fd++)
+		close(fd);
+	close(p[0]);
+	close(p[1]);
+	close(l);
+	snprintf(tail, sizeof(tail),
+		 ", \"port\": %d, \"foreign_bytes\": %zd, \"drained\": %s, \"idle_cpu_ms\": %ld",
+		 port, got, drained ? "true" : "false", cpu_ms);
+	return finish("hijack", got == 0 && drained && cpu_ms < 150, tail);
+}
+
 int main(int argc, char **argv)
 {
 	g_self = "/proc/self/exe";
@@ -833,6 +949,8 @@ int main(int argc, char **argv)
 		return mode_spawnchild();
 	if (strcmp(argv[1], "ownfds") == 0 && argc > 3)
 		return mode_ownfds(atoi(argv[2]), atoi(argv[3]));
+	if (strcmp(argv[1], "hijack") == 0 && argc > 2)
+		return mode_hijack(argv[2]);
 	fprintf(stderr, "usage: see the comment at the top of host_stress.c\n");
 	return 2;
 }

@@ -1,0 +1,429 @@
+"""``teardown report`` on logs written by real servers under real load.
+
+The report's numbers are only worth reading if they are the numbers of
+what happened.  Here a real server runs under the library with a JSON
+log (Python's http.server; nginx when wrk is installed to load it),
+clients make a known number of requests, tcpdump records every SYN, FIN
+and RST, and ss shows who holds TIME_WAIT.  The report must then count
+exactly those connections, attribute each end to the side that sent the
+first FIN, own the TIME_WAIT that ss sees, and account for every FIN and
+RST the server put on the wire.  Rotated logs and logs with damaged
+lines are summarized too.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+
+import tdlib
+
+NEEDS = ("root", "netns", "tcpdump", "lib", "teardown")
+PYTHON = "/usr/bin/python3"
+# The keys the documentation promises in every block of the JSON report.
+REPORT_KEYS = ("connections", "active", "passive", "FIN", "RST", "lost", "leaks")
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+def _free_port():
+    """A free port of this namespace (nothing else runs in it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _observe_env(log):
+    return tdlib.shim_env(policy=tdlib.policy_text([{"name": "observe", "close": "pass"}], log))
+
+
+def _wait_listening(port, proc):
+    tdlib.wait_until(lambda: not proc.running() or any(
+        r.state == "LISTEN" and r.local_port == port for r in tdlib.ss_rows()),
+        timeout=10, what="a listener on port %d" % port)
+    assert proc.running(), proc.stderr()
+
+
+def _wait_all_closed(port):
+    """Wait until the server's side of every connection is gone (only LISTEN
+    and TIME-WAIT rows remain on its port), so the log is complete."""
+    def done():
+        return all(r.state in ("LISTEN", "TIME-WAIT") or r.local_port != port
+                   for r in tdlib.ss_state(port))
+    tdlib.wait_until(done, timeout=10, what="the server to close every connection")
+
+
+def _report(*paths, fmt="json"):
+    """Run ``teardown report``; return the parsed JSON (or the text)."""
+    run = tdlib.run([tdlib.teardown_cmd(), "report", "--format", fmt] + list(paths),
+                    name="report")
+    assert run.rc == 0, run.stderr()
+    if fmt == "text":
+        return run.stdout()
+    try:
+        return json.loads(run.stdout())
+    except ValueError:
+        raise AssertionError("report --format json is not JSON: %r" % run.stdout()) from None
+
+
+def _check_keys(report):
+    for name, block in report.items():
+        if name in ("_malformed", "_files"):
+            continue
+        missing = [k for k in REPORT_KEYS if k not in block]
+        assert not missing, "report block %r lacks %r" % (name, missing)
+
+
+_SEG_RE = re.compile(r"^\S+ IP6? \S+\.(\d+) > \S+\.(\d+): Flags \[([^\]]*)\]"
+                     r"(?:, seq (\d+)(?::\d+)?)?(?:, ack (\d+))?")
+
+
+def _acks(ack, seq):
+    """Whether ``ack`` acknowledges sequence number ``seq`` (32-bit wrap)."""
+    return (ack - (seq + 1)) % 2**32 < 2**31
+
+
+def _wire_connections(cap, port):
+    """Each connection to ``port`` in the capture, by client port: how the
+    server's side ended, and how many FINs and RSTs the server sent on it.
+
+    The server is "passive" when its FIN acknowledges the client's FIN
+    (the client's FIN was in when the server closed: CLOSE_WAIT, then
+    LAST_ACK, and the TIME_WAIT is the client's); "reset" when the
+    client's RST came before anything from the server; "active" otherwise
+    (its FIN or RST left before it had the client's FIN, so it holds the
+    TIME_WAIT after a FIN, even when the two FINs crossed).  Absolute
+    sequence numbers (tcpdump -S) make the comparison exact.
+    """
+    out = subprocess.run(["tcpdump", "-r", cap.path, "-nn", "-tt", "-S"],
+                         capture_output=True, text=True, timeout=60).stdout
+    conns = {}
+    for line in out.splitlines():
+        m = _SEG_RE.match(line)
+        if not m:
+            continue
+        sport, dport, flags = int(m.group(1)), int(m.group(2)), m.group(3)
+        seq, ack = int(m.group(4) or 0), int(m.group(5) or 0)
+        if dport == port and "S" in flags and "." not in flags:
+            conns[sport] = {"cls": None, "client_fin": None, "server_fin": 0, "server_rst": 0}
+            continue
+        if "S" in flags or not ("F" in flags or "R" in flags):
+            continue
+        client = dport if sport == port else sport
+        c = conns.get(client)
+        if c is None:
+            continue
+        if sport == port:
+            c["server_fin" if "F" in flags else "server_rst"] += 1
+            if c["cls"] is None:
+                passive = "F" in flags and c["client_fin"] is not None and _acks(
+                    ack, c["client_fin"])
+                c["cls"] = "passive" if passive else "active"
+        elif "R" in flags:
+            if c["cls"] is None and c["client_fin"] is None:
+                c["cls"] = "reset"
+        elif c["client_fin"] is None:
+            c["client_fin"] = seq
+    for c in conns.values():
+        if c["cls"] is None:
+            # The server never sent a FIN or RST: only a reset ends it so.
+            c["cls"] = "reset"
+    return conns
+
+
+def _check_against_wire(block, records, conns, port):
+    """The report's block for the server against the capture, ss and the log.
+
+    Connections and closes are the capture's connections (plus the
+    listeners' closes, which put nothing on the wire).  Connection by
+    connection, the log's closer is the capture's (see
+    _wire_connections): active, passive, or none for a connection the
+    client reset ("none"/"reset").  In sum, the FINs the server sent are
+    the closes that sent one plus the shutdown(SHUT_WR)s, RSTs are RSTs,
+    and TIME_WAIT is what ss shows on the server's port.
+    """
+    mismatches = []
+    for r in records:
+        if r["event"] != "close" or r["role"] != "server":
+            continue
+        c = conns.get(int(r["remote"].rpartition(":")[2]))
+        logged = r["closer"] or ("reset" if r["why"] == "reset" else None)
+        if c is None or c["cls"] != logged:
+            mismatches.append("%s: log closer=%s state=%s wire=%s why=%s time_wait=%s, "
+                              "capture: %s" % (r["remote"], r["closer"], r["state"], r["wire"],
+                                               r["why"], r["time_wait"], c and c["cls"]))
+    tdlib.note("closes whose closer differs from the capture: %d" % len(mismatches),
+               *["\n  " + m for m in mismatches])
+    listener_closes = [r for r in records if r["event"] == "close" and r["role"] == "listener"]
+    assert all(r["wire"] == "none" for r in listener_closes), listener_closes
+    server_first = sum(1 for c in conns.values() if c["cls"] == "active")
+    client_fin = sum(1 for c in conns.values() if c["cls"] == "passive")
+    client_rst = sum(1 for c in conns.values() if c["cls"] == "reset")
+    fins = sum(c["server_fin"] for c in conns.values())
+    rsts = sum(c["server_rst"] for c in conns.values())
+    time_wait = len(tdlib.time_wait_on(port))
+    tdlib.note("wire: %d connections, server active %d, passive %d, reset by the client "
+               "%d, server FINs %d, RSTs %d; ss TIME-WAIT on the server %d"
+               % (len(conns), server_first, client_fin, client_rst, fins, rsts, time_wait))
+    tdlib.note("report:", json.dumps(block, sort_keys=True))
+    got = {"connections": block["connections"], "accepts": block["accepts"],
+           "closes": block["closes"], "active": block["active"], "passive": block["passive"],
+           "reset": block["by_why"].get("none:reset", 0),
+           "FIN sent": block["FIN"] + block["shutdown_how"].get("SHUT_WR", 0)
+           + block["shutdown_how"].get("SHUT_RDWR", 0),
+           "RST": block["RST"], "time_wait": block["time_wait"], "leaks": block["leaks"],
+           "exits": block["exits"]}
+    want = {"connections": len(conns), "accepts": len(conns),
+            "closes": len(conns) + len(listener_closes), "active": server_first,
+            "passive": client_fin, "reset": client_rst, "FIN sent": fins, "RST": rsts,
+            "time_wait": time_wait, "leaks": 0, "exits": 0}
+    wrong = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
+    assert not wrong and not mismatches, "report vs wire (report, wire): %r; %s" % (
+        wrong, "; ".join(mismatches[:5]))
+    if rsts == 0:
+        assert block["lost"] == 0, block
+
+
+# ---------------------------------------------------------------------------
+# Python's http.server and curl
+# ---------------------------------------------------------------------------
+
+CLOSE_REQUESTS = 20      # one curl each, "Connection: close"
+KEEPALIVE_CURLS = 3      # each fetching KEEPALIVE_URLS over one connection
+KEEPALIVE_URLS = 10
+
+
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(60)
+def test_report_python_http_server():
+    """/usr/bin/python3 -m http.server (HTTP/1.1) under the library, 50
+    requests from curl: 20 with "Connection: close" (mostly ended by the
+    server: active, TIME_WAIT on its port) and 30 over 3 keep-alive
+    connections (curl ends those: passive).  The JSON report counts 23
+    connections (curl's own count of new connections, and the SYNs in the
+    capture), as many active closes as TIME_WAITs on the server's port in
+    ss, each connection's closer as the capture shows it, 23
+    shutdown(SHUT_WR)s that sent the server's 23 FINs, no RST, nothing
+    lost; the server logged 50 requests.  The text report says the same."""
+    root = os.path.join(tdlib.tmpdir(), "www")
+    os.mkdir(root)
+    with open(os.path.join(root, "file.txt"), "w") as f:
+        f.write("x" * 1000)
+    log = os.path.join(tdlib.tmpdir(), "http.jsonl")
+    port = _free_port()
+    url = "http://127.0.0.1:%d/file.txt" % port
+    curl = ["curl", "-s", "-S", "--max-time", "10", "-w",
+            "conns=%{num_connects} port=%{local_port}\\n"]
+    flt = "tcp port %d and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)" % port
+    with tdlib.Capture(filter=flt, snaplen=128) as cap:
+        srv = tdlib.spawn([PYTHON, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                           "--protocol", "HTTP/1.1", "--directory", root],
+                          env=_observe_env(log), name="http.server")
+        _wait_listening(port, srv)
+        runs = []
+        for i in range(CLOSE_REQUESTS):
+            runs.append(tdlib.run(curl + ["-o", "/dev/null", "-H", "Connection: close", url],
+                                  name="curl-close%d" % i))
+        for i in range(KEEPALIVE_CURLS):
+            runs.append(tdlib.run(curl + [url] * KEEPALIVE_URLS, name="curl-keepalive%d" % i))
+        assert all(r.rc == 0 for r in runs), [(r.name, r.rc, r.stderr()) for r in runs]
+        _wait_all_closed(port)
+        time_wait_rows = tdlib.time_wait_on(port)
+        srv.signal(signal.SIGINT)
+        assert srv.wait(10) == 0, srv.stderr()
+    new_connections = sum(int(n) for r in runs for n in re.findall(r"conns=(\d+)", r.stdout()))
+    requests = len(re.findall(r'"GET /file.txt HTTP/1.1" 200', srv.stderr()))
+    assert new_connections == CLOSE_REQUESTS + KEEPALIVE_CURLS, new_connections
+    assert requests == CLOSE_REQUESTS + KEEPALIVE_CURLS * KEEPALIVE_URLS, srv.stderr()
+
+    records = tdlib.read_log(log)
+    report = _report(log)
+    _check_keys(report)
+    assert set(report) == {"python3", "_total", "_malformed", "_files"}, list(report)
+    block = report["python3"]
+    conns = _wire_connections(cap, port)
+    assert len(conns) == new_connections
+    # Recount TIME_WAIT as it was before the server stopped (the same rows).
+    assert len(time_wait_rows) == len(tdlib.time_wait_on(port))
+    _check_against_wire(block, records, conns, port)
+    # The split the requests imply.  curl ends each keep-alive connection
+    # while the server waits for the next request, so those are passive;
+    # after "Connection: close" the server usually closes first, but curl
+    # may close as soon as it has the reply, so those go either way (the
+    # capture decided above).
+    keepalive_ports = {int(p) for r in runs if r.name.startswith("curl-keepalive")
+                       for p in re.findall(r"port=(\d+)", r.stdout())}
+    assert len(keepalive_ports) == KEEPALIVE_CURLS, keepalive_ports
+    for p in keepalive_ports:
+        close = [r for r in records if r["event"] == "close" and r["remote"]
+                 and r["remote"].endswith(":%d" % p)]
+        assert [c["closer"] for c in close] == ["passive"], close
+        assert conns[p]["cls"] == "passive", conns[p]
+    assert block["active"] + block["passive"] == new_connections, block
+    assert block["time_wait"] == block["active"], block
+    assert block["shutdown_how"] == {"SHUT_WR": new_connections}, block
+    assert block["by_why"] == {"none:fin-sent": new_connections, "none:unconnected": 1}, block
+    assert block["RST"] == 0 and block["lost"] == 0, block
+    assert report["_total"]["connections"] == block["connections"]
+    assert report["_malformed"] == 0
+    assert report["_files"] == {log: {"lines": len(records), "malformed": 0}}
+
+    text = _report(log, fmt="text")
+    assert "== python3 ==" in text, text
+    assert re.search(r"connections\s+%d\s" % new_connections, text), text
+    assert re.search(r"closes\s+%d\s+\(active %d, passive %d\)" % (
+        new_connections + 1, block["active"], block["passive"]), text), text
+    assert re.search(r"TIME_WAIT owned\s+%d\n" % block["time_wait"], text), text
+
+
+# ---------------------------------------------------------------------------
+# nginx and wrk
+# ---------------------------------------------------------------------------
+
+NGINX_CONF = """
+daemon off;
+master_process on;
+worker_processes 2;
+user root;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body;
+  proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
+  keepalive_requests 200;
+  server {{
+    listen 127.0.0.1:{port};
+    root {tmp}/www;
+  }}
+}}
+"""
+
+
+@tdlib.requires(*NEEDS, "nginx")
+@tdlib.timeout(60)
+def test_report_nginx_wrk():
+    """KNOWN FAILING (library bug, reported): nginx (a master and two
+    workers, all under the library) loaded by wrk for one second over 8
+    keep-alive connections; nginx ends a connection after 200 requests
+    (keepalive_requests), wrk opens a new one, and wrk ends the rest when
+    it stops.  The report for "nginx" must match the capture connection
+    by connection: connections, active (nginx's FIN left before it had
+    wrk's), passive (nginx's FIN acknowledges wrk's), connections reset by
+    wrk, every FIN and RST nginx sent, and ss's TIME-WAIT on nginx's port.
+
+    It does not: wrk closes as soon as it reads the "Connection: close"
+    reply, while nginx closes right after writing it, and in 3% to 13% of
+    those closes (runs on this machine) wrk's FIN arrives between the
+    library's look at the socket (ESTABLISHED) and nginx's close(), which
+    then is passive.  The log still says closer=active, time_wait=true,
+    so the report's active and TIME_WAIT counts exceed the wire's and
+    ss's.  test_audit.test_close_racing_peer_fin_is_logged_passive
+    reproduces it deterministically."""
+    if not shutil.which("wrk"):
+        tdlib.skip("needs wrk (Debian package wrk)")
+    tmp = tdlib.tmpdir()
+    os.mkdir(os.path.join(tmp, "www"))
+    with open(os.path.join(tmp, "www", "index.html"), "w") as f:
+        f.write("<html>%s</html>\n" % ("y" * 500))
+    port = _free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(tmp=tmp, port=port))
+    tdlib.diagnose_file(os.path.join(tmp, "error.log"), "nginx error.log")
+    log = os.path.join(tmp, "nginx.jsonl")
+    flt = "tcp port %d and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)" % port
+    with tdlib.Capture(filter=flt, snaplen=128) as cap:
+        nginx = tdlib.spawn(["nginx", "-e", os.path.join(tmp, "error.log"), "-p", tmp + "/",
+                             "-c", conf], env=_observe_env(log), name="nginx")
+        _wait_listening(port, nginx)
+        wrk = tdlib.run(["wrk", "-t2", "-c8", "-d1s", "--timeout", "2s",
+                         "http://127.0.0.1:%d/index.html" % port], name="wrk", timeout=20)
+        assert wrk.rc == 0, wrk.stderr()
+        _wait_all_closed(port)
+        nginx.signal(signal.SIGQUIT)
+        assert nginx.wait(15) == 0
+    m = re.search(r"(\d+) requests in", wrk.stdout())
+    assert m and int(m.group(1)) > 200, wrk.stdout()
+    tdlib.note("wrk: %s requests" % m.group(1))
+    records = tdlib.read_log(log)
+    report = _report(log)
+    _check_keys(report)
+    assert set(report) == {"nginx", "_total", "_malformed", "_files"}, list(report)
+    conns = _wire_connections(cap, port)
+    # More requests than 8 connections may carry: nginx ended some itself.
+    assert len(conns) > 8, conns
+    try:
+        _check_against_wire(report["nginx"], records, conns, port)
+    except AssertionError as exc:
+        raise AssertionError("KNOWN BUG (a close() racing the peer's FIN is logged active; "
+                             "see test_audit.test_close_racing_peer_fin_is_logged_passive): "
+                             "%s" % exc) from None
+
+
+# ---------------------------------------------------------------------------
+# Rotated logs, damaged lines
+# ---------------------------------------------------------------------------
+
+def _serve_logged(log, connections):
+    """A tdpeer server under the library serves ``connections`` clients."""
+    srv = tdlib.Server("--count", connections, "--read-until-eof", env=_observe_env(log))
+    for _ in range(connections):
+        tdlib.run_client(srv.port, "--send", 10)
+    srv.wait()
+
+
+@tdlib.requires("root", "netns", "tdpeer", "lib", "teardown")
+@tdlib.timeout(30)
+def test_report_rotated_and_malformed():
+    """A log rotated between two runs of a server (3 connections, then 2):
+    the report over both files counts 5 connections and 5 closes, lists
+    each file with its line count, and adds up the two reports made of each
+    file alone.  Then a copy with damaged lines (text, a JSON array, an
+    object without "event", a record cut off at the end without its
+    newline) reports the same totals, and each damaged line counted as
+    malformed, in the JSON and the text report."""
+    log = os.path.join(tdlib.tmpdir(), "audit.jsonl")
+    rotated = log + ".1"
+    _serve_logged(log, 3)
+    os.rename(log, rotated)
+    _serve_logged(log, 2)
+    old, new = tdlib.read_log(rotated), tdlib.read_log(log)
+
+    both = _report(rotated, log)
+    _check_keys(both)
+    block = both["tdpeer"]
+    assert block["connections"] == 5 and block["accepts"] == 5, block
+    assert block["closes"] == 5 + 2, block  # two listeners
+    assert block["passive"] == 5 and block["FIN"] == 5, block
+    assert both["_files"] == {rotated: {"lines": len(old), "malformed": 0},
+                              log: {"lines": len(new), "malformed": 0}}, both["_files"]
+    one, two = _report(rotated)["tdpeer"], _report(log)["tdpeer"]
+    for key in ("connections", "closes", "active", "passive", "FIN", "RST", "none",
+                "time_wait", "events", "binds"):
+        assert block[key] == one[key] + two[key], (key, block[key], one[key], two[key])
+
+    with open(rotated) as f:
+        lines = f.read().splitlines(keepends=True)
+    damaged = os.path.join(tdlib.tmpdir(), "damaged.jsonl")
+    bad = ["this is not json\n", "[1, 2, 3]\n", '{"prog": "tdpeer", "pid": 1}\n']
+    cut = lines[-1][: len(lines[-1]) // 2]  # no newline: a writer died mid-line
+    with open(damaged, "w") as f:
+        f.write(bad[0] + "".join(lines[:2]) + bad[1] + "".join(lines[2:]) + bad[2] + cut)
+    report = _report(damaged, log)
+    assert report["_malformed"] == len(bad) + 1, report["_malformed"]
+    assert report["_files"][damaged] == {"lines": len(lines) + len(bad) + 1,
+                                         "malformed": len(bad) + 1}, report["_files"]
+    # Same counts as the clean files; only the line bookkeeping differs.
+    assert report["tdpeer"] == block
+    text = _report(damaged, log, fmt="text")
+    assert "%d malformed" % (len(bad) + 1) in text.split("\n")[0], text
