@@ -54,8 +54,11 @@ TD_EXPORT int shutdown(int fd, int how)
 	errno = saved;
 	rc = done == TD_HOW_NONE ? td__validate(fd, how) : td_real_shutdown(fd, done);
 	err = errno;
-	if (rc == 0 && (done == SHUT_WR || done == SHUT_RDWR))
-		atomic_fetch_or(&s->flags, TD_SF_SHUT_WR);
+	if (rc == 0 && (done == SHUT_WR || done == SHUT_RDWR) &&
+	    !(atomic_fetch_or(&s->flags, TD_SF_SHUT_WR) & (TD_SF_SHUT_WR | TD_SF_PASSIVE)) &&
+	    td_diag_we_closed_first(fd, &s->local, &s->remote) == 0)
+		/* the peer's FIN slipped in between the check and our FIN */
+		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 	if (r->log) {
 		td_event_from_sock(&ev, p, s, fd, TD_EV_SHUTDOWN);
 		ev.how = (int8_t)how;

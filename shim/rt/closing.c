@@ -173,6 +173,22 @@ void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 	c->ev.tid = (int32_t)td_sys0(SYS_gettid);
 }
 
+/*
+ * A FIN predicted as the first one (the state was ESTABLISHED when read)
+ * may have become the answer to a peer's FIN that arrived just before the
+ * real call.  The kernel's view of the connection afterwards settles it;
+ * only worth the round trip when the event is written.
+ */
+static void td__check_first_fin(struct td_closing *c, int fd)
+{
+	if (!c->log || c->ev.wire != TD_WIRE_FIN || c->ev.closer != TD_CLOSER_ACTIVE)
+		return;
+	if (td_diag_we_closed_first(fd, &c->s.local, &c->s.remote) == 0) {
+		c->ev.closer = TD_CLOSER_PASSIVE;
+		c->ev.time_wait = 0;
+	}
+}
+
 void td_close_finish(const struct td_policy *p, struct td_closing *c, int rc,
 		     int err)
 {
@@ -184,6 +200,7 @@ void td_close_finish(const struct td_policy *p, struct td_closing *c, int rc,
 		char probe;
 
 		td_real_shutdown(c->pfd, SHUT_WR);
+		td__check_first_fin(c, c->pfd);
 		(void)td_discard_input(c->pfd);
 		/* The peer may have closed already: then nothing to wait for. */
 		if (recv(c->pfd, &probe, 1, MSG_DONTWAIT | MSG_PEEK) != 0) {
@@ -201,8 +218,10 @@ void td_close_finish(const struct td_policy *p, struct td_closing *c, int rc,
 		td_own_close(c->pfd);
 		c->pfd = -1;
 	}
-	if (c->log)
+	if (c->log) {
+		td__check_first_fin(c, -1);
 		td_log(p, &c->ev);
+	}
 }
 
 int td_close_fd(const struct td_policy *p, int fd, int path)

@@ -297,6 +297,11 @@ int64_t td_discard_input(int fd) TD_HIDDEN;
 /* ---- other processes holding a socket (holders.c) ------------------------ */
 bool td_sock_sole_holder(int fd, const struct td_sock *s, uint64_t ino) TD_HIDDEN;
 
+/* ---- the kernel's view after the fact (diag.c) ------------------------- */
+int td_diag_state(const struct td_addr *local, const struct td_addr *remote) TD_HIDDEN;
+int td_diag_we_closed_first(int fd, const struct td_addr *local,
+			    const struct td_addr *remote) TD_HIDDEN;
+
 /* ---- the library's own fds (ownfd.c) ----------------------------------- */
 /* Move fd to the library's high range (CLOEXEC), mark it, return it. */
 int td_own_fd(int fd) TD_HIDDEN;

@@ -616,19 +616,18 @@ def test_shutdown_skip_with_abort_sends_pure_rst():
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(20)
 def test_shutdown_racing_peer_fin_is_logged_passive():
-    """KNOWN FAILING (library bug, reported): when a program's
-    shutdown(SHUT_WR) races the peer's FIN, the log must still name the
-    side that closed first.
+    """When a program's shutdown(SHUT_WR) races the peer's FIN, the log
+    still names the side that closed first.
 
-    The shutdown hook reads the socket's state before making the real
-    call and marks the connection "passive" only if the peer's FIN is
-    already in.  A FIN that arrives between that look and the real call
+    The shutdown hook reads the socket's state before the real call; a
+    peer's FIN that arrives between that look and the real call
     (microseconds on loopback; seen with Python's http.server and curl in
-    test_programs) leaves the mark unset, and the close event then claims
-    closer=active, time_wait=true, while ss shows the TIME_WAIT on the
-    peer.  Here a test double (tests/progs/libcore_slowshut.c) pauses
-    400 ms inside that window, and the client closes 100 ms after it has
-    the reply, so its FIN always lands in it.
+    test_programs) would leave the connection marked "active".  The hook
+    therefore asks the kernel afterwards (sock_diag, shim/rt/diag.c): our
+    connection in LAST_ACK, or gone, means the peer's FIN came first.  Here
+    a test double (tests/progs/libcore_slowshut.c) pauses 400 ms inside
+    that window, and the client closes 100 ms after it has the reply, so
+    its FIN always lands in it.
 
     The wire: the client's FIN first, then the server's; TIME_WAIT on the
     client only.  The log must agree: closer=passive, time_wait=false.
@@ -651,7 +650,7 @@ def test_shutdown_racing_peer_fin_is_logged_passive():
     assert _one_event(log, "shutdown", remote_port=cport)["sent"] == "SHUT_WR"
     ev = _one_event(log, "close", remote_port=cport)
     assert (ev["closer"], ev["time_wait"]) == ("passive", False), (
-        "KNOWN BUG: the peer closed first and holds TIME_WAIT, but the log says "
+        "the peer closed first and holds TIME_WAIT, but the log says "
         "closer=%s time_wait=%s: %r" % (ev["closer"], ev["time_wait"], ev))
 
 

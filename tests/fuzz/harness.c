@@ -368,7 +368,7 @@ const char *td_fuzz_report(const uint8_t *data, size_t size)
 			why = td_fz_check_jline(&jl);
 		/* a form feed line starts a new input, as for several files */
 		if (len >= 1 && line[0] == '\f' && inputs < 8) {
-			char name[16];
+			char name[24];
 
 			snprintf(name, sizeof(name), "fuzz-%d", inputs++);
 			if (td_report_begin(r, name) != 0) {

@@ -1,0 +1,115 @@
+/*
+ * teardown: asking the kernel about a connection after the fact.
+ *
+ * Who sent the first FIN decides who holds TIME_WAIT, and the peer's FIN
+ * can land between the moment the library reads the state and the moment
+ * the program's close() or shutdown() runs.  Afterwards the kernel still
+ * knows: a sock_diag lookup of the 4-tuple finds the connection in
+ * FIN_WAIT1/FIN_WAIT2/CLOSING/TIME_WAIT (our FIN came first), in
+ * LAST_ACK (the peer's did), or nowhere (the peer's FIN came first and
+ * our FIN is already acknowledged).  One netlink round trip, unprivileged,
+ * async-signal-safe system calls only.
+ */
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "rt.h"
+
+/* The connection's kernel state, 0 when there is none, -1 on error. */
+int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 r;
+	} req;
+	union {
+		struct nlmsghdr nlh;
+		char buf[512];
+	} ans;
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+	int fd, state = -1;
+	ssize_t n;
+
+	if (local->family == 0 || local->family != remote->family)
+		return -1;
+	memset(&req, 0, sizeof(req));
+	req.nlh.nlmsg_len = sizeof(req);
+	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nlh.nlmsg_flags = NLM_F_REQUEST;
+	req.r.sdiag_family = local->family;
+	req.r.sdiag_protocol = IPPROTO_TCP;
+	req.r.idiag_states = ~0u;
+	req.r.id.idiag_sport = htons(local->port);
+	req.r.id.idiag_dport = htons(remote->port);
+	memcpy(req.r.id.idiag_src, local->addr, local->family == AF_INET ? 4 : 16);
+	memcpy(req.r.id.idiag_dst, remote->addr, remote->family == AF_INET ? 4 : 16);
+	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	fd = td_real_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0)
+		return -1;
+	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto out;
+	n = recv(fd, &ans, sizeof(ans), 0);
+	if (n < (ssize_t)sizeof(struct nlmsghdr))
+		goto out;
+	if (ans.nlh.nlmsg_type == NLMSG_ERROR) {
+		const struct nlmsgerr *e = NLMSG_DATA(&ans.nlh);
+
+		state = (n >= (ssize_t)NLMSG_LENGTH(sizeof(*e)) && e->error == -ENOENT) ? 0 : -1;
+	} else if (ans.nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+		   n >= (ssize_t)NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+		const struct inet_diag_msg *m = NLMSG_DATA(&ans.nlh);
+
+		/* the lookup falls back to a listener on the local port: that
+		 * is not this connection, which is then gone */
+		state = m->id.idiag_dport == htons(remote->port) &&
+				memcmp(m->id.idiag_dst, remote->addr,
+				       remote->family == AF_INET ? 4 : 16) == 0
+			? m->idiag_state : 0;
+	}
+out:
+	td_real_close(fd);
+	return state;
+}
+
+/*
+ * After our FIN went out (shutdown or close): whether it was the first.
+ * 1 active, 0 passive, -1 unknown.  fd is a descriptor still open on the
+ * socket, or -1 when the program's close already released it.
+ */
+int td_diag_we_closed_first(int fd, const struct td_addr *local,
+			    const struct td_addr *remote)
+{
+	int state = -1;
+
+	if (fd >= 0) {
+		struct td_facts f;
+
+		if (td_facts_read(fd, &f, false) == 0)
+			state = f.state;
+		/* our own socket is CLOSE both after TIME_WAIT and after LAST_ACK:
+		 * only the 4-tuple's TIME_WAIT entry tells them apart */
+		if (state == 7)
+			state = td_diag_state(local, remote);
+	} else {
+		state = td_diag_state(local, remote);
+	}
+	switch (state) {
+	case 4: /* FIN_WAIT1 */
+	case 5: /* FIN_WAIT2 */
+	case 6: /* TIME_WAIT */
+	case 11: /* CLOSING */
+		return 1;
+	case 9: /* LAST_ACK */
+	case 0: /* gone: the peer's FIN came first and ours is acknowledged */
+		return 0;
+	default:
+		return -1;
+	}
+}
