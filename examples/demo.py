@@ -127,7 +127,6 @@ class Proc:
 
     def __init__(self, tmp, name, cmd, env):
         self.name = name
-        self.cmd = cmd
         self.out = os.path.join(tmp, name + ".out")
         self.err = os.path.join(tmp, name + ".err")
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
@@ -182,7 +181,8 @@ class Proc:
             if not self.running():
                 if predicate():
                     break
-                raise RuntimeError("%s exited before %s (%s)" % (self.name, what, self.last_error()))
+                raise RuntimeError("%s exited before %s (%s)"
+                                   % (self.name, what, self.last_error()))
             if time.monotonic() > deadline:
                 raise RuntimeError("%s printed no %s within %g s" % (self.name, what, timeout))
             time.sleep(0.005)
@@ -439,7 +439,8 @@ SCENARIOS = [
         "b", "A server closes with the request unread and its reply queued", "server",
         server=["--wait-input", "--no-read", "--send", str(REPLY), "--sndbuf", SNDBUF],
         client=["--request", "100", "--rcvbuf", "4096", "--read-delay", "100"],
-        about={"server": "never reads the request, queues a %s reply, closes at once" % "256 KiB",
+        about={"server": "never reads the request, queues a %d KiB reply, closes at once"
+                         % (REPLY // KiB),
                "client": "sends a 100-byte request, then reads the reply slowly"},
         expect=dict(none="ECONNRESET nobody", graceful="EOF server", drain="EOF server",
                     abort="ECONNRESET nobody"),

@@ -67,7 +67,9 @@ def test_exported_symbols_are_exactly_the_wrapped_calls():
     on, or be interposed by, a program's function of the same name), a
     version-script change that drops a wrapper (that call would silently
     go unhandled), and any extra exported name."""
-    assert _exported(tdlib.lib_path()) == sorted(WRAPPED)
+    got = _exported(tdlib.lib_path())
+    assert got == sorted(WRAPPED), "extra: %s; missing: %s" % (
+        sorted(set(got) - set(WRAPPED)), sorted(set(WRAPPED) - set(got)))
 
 
 @tdlib.requires("lib")

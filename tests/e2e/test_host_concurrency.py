@@ -196,7 +196,7 @@ def test_posix_spawn_with_file_actions():
     Catches: a hang or crash around glibc's CLONE_VFORK child, a library
     fd leaking into the children, a child's close of its inherited copy
     ending the parent's connection (both connections must still carry a
-    byte afterwards)."""
+    byte each way afterwards)."""
     log = _log()
     env = _env([{"name": "all", "close": "drain", "drain_timeout_ms": 2000}], log)
     res = _run(["host_stress", "spawn", 200], env, timeout=50)
@@ -353,7 +353,8 @@ def test_calls_from_a_constructor_that_runs_before_ours():
     assert early["close_errno"] == early["exdev"] and early["fclose_errno"] == early["exdev"]
     # and they were handled: both clients reset, both closes logged
     for p in (early["port1"], early["port2"]):
-        assert cap.teardown_flags(p, port) == "RST", p
+        seen = cap.teardown_flags(p, port)
+        assert seen == "RST", "client port %d sent %s, want RST" % (p, seen)
     closes = {e["local"]: e for e in _closes(log, "client")}
     for p in (early["port1"], early["port2"]):
         ev = closes.get("127.0.0.1:%d" % p)

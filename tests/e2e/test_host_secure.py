@@ -165,7 +165,7 @@ def test_setuid_ignores_environment_policy():
             "control": Scenario("control", _as_nobody(*_hostile(*_probe_cmd("plain_probe",
                                                                               srv.port)))),
         }
-        ends = [r["recv_end"] for r in srv.results(timeout=15)]
+        ends = [str(r["recv_end"]) for r in srv.results(timeout=15)]
     for label, sc in runs.items():
         res = sc.probe()
         want_secure = 0 if label == "control" else 1
@@ -220,7 +220,7 @@ def test_setuid_refuses_unsafe_system_policy():
         runs = [(label, why, Scenario(label, _as_nobody(*_hostile(
             *_probe_cmd("secure_probe", srv.port))), system_mode=mode, system_owner=owner))
             for label, mode, owner, why in cases]
-        ends = [r["recv_end"] for r in srv.results(timeout=15)]
+        ends = [str(r["recv_end"]) for r in srv.results(timeout=15)]
     for label, why, sc in runs:
         res = sc.probe()
         if (res["secure"], res["preloaded"], res["euid"]) != (1, True, 0):

@@ -85,7 +85,7 @@ static int scan_fds(int base, char *out, size_t cap, int *lib_count)
 
 	if (d == NULL)
 		die("opendir");
-	used += (size_t)snprintf(out + used, cap - used, "[");
+	out[used++] = '[';
 	while ((e = readdir(d)) != NULL) {
 		char path[64], target[256];
 		ssize_t n;
@@ -103,14 +103,22 @@ static int scan_fds(int base, char *out, size_t cap, int *lib_count)
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 		n = readlink(path, target, sizeof(target) - 1);
 		target[n > 0 ? n : 0] = '\0';
-		if (used < cap - 1)
-			used += (size_t)snprintf(out + used, cap - used, "%s\"%d=%s\"",
-						 libn ? ", " : "", fd, target);
+		{
+			/* whole entries only, and room left for the "]" */
+			char entry[320];
+			int len = snprintf(entry, sizeof(entry), "%s\"%d=%s\"", libn ? ", " : "",
+					   fd, target);
+
+			if (len > 0 && used + (size_t)len + 2 < cap) {
+				memcpy(out + used, entry, (size_t)len);
+				used += (size_t)len;
+			}
+		}
 		libn++;
 	}
 	closedir(d);
-	if (used < cap - 1)
-		snprintf(out + used, cap - used, "]");
+	out[used++] = ']';
+	out[used] = '\0';
 	*lib_count = libn;
 	return prog;
 }

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +41,8 @@
 static int (*g_start)(void);
 static int (*g_ops)(int);
 static int (*g_closes)(int);
+static void (*g_watch)(int, unsigned long);
+static int (*g_watched)(void);
 static void (*g_eintr)(int);
 
 static void die(const char *what)
@@ -140,7 +143,9 @@ int main(int argc, char **argv)
 	*(void **)&g_ops = dlsym(RTLD_DEFAULT, "host_count_ops");
 	*(void **)&g_closes = dlsym(RTLD_DEFAULT, "host_count_closes");
 	*(void **)&g_eintr = dlsym(RTLD_DEFAULT, "host_count_eintr");
-	if (!g_start || !g_ops || !g_closes || !g_eintr) {
+	*(void **)&g_watch = dlsym(RTLD_DEFAULT, "host_count_watch");
+	*(void **)&g_watched = dlsym(RTLD_DEFAULT, "host_count_watched");
+	if (!g_start || !g_ops || !g_closes || !g_eintr || !g_watch || !g_watched) {
 		errno = ENOENT;
 		die("libhost_count.so is not preloaded");
 	}
@@ -182,7 +187,13 @@ int main(int argc, char **argv)
 			target = dup2(c, 900);
 			close(c);
 		}
-		ops = g_ops(target);
+		{
+			struct stat st;
+
+			if (fstat(target, &st) != 0)
+				die("fstat");
+			g_watch(target, (unsigned long)st.st_ino);
+		}
 		bystanders = g_ops(l) + g_ops(l2) + g_ops(s) + g_ops(devnull);
 		errno = EXDEV;
 		if (!strcmp(path, "close_eintr"))
@@ -208,7 +219,8 @@ int main(int argc, char **argv)
 		}
 		err = errno;
 		g_eintr(0);
-		ops = g_ops(target) - ops;
+		ops = g_watched();
+		g_watch(-1, 0);
 		bystanders = g_ops(l) + g_ops(l2) + g_ops(s) + g_ops(devnull) - bystanders;
 		/* really closed: gone, or (dup2/dup3) no longer a socket */
 		{

@@ -8,14 +8,22 @@
  * Counted per fd number (0..4095), while counting is on:
  *   close(fd); fclose() of a stream on fd; dup2/dup3(old, fd) with a
  *   valid old != fd over an open fd; close_range(first, last) for every
- *   number in the range (open or not: a second close of a number is a
- *   second close, whether or not it finds something).
+ *   open number in the range.
  * close() calls are also counted apart, to tell the library's own
  * closes of its private descriptors from the rest.
  *
+ * One number can be watched (host_count_watch(fd, inode)): there every
+ * closing operation counts that finds either nothing open (a second
+ * close of a number is a second close, found or not: had another thread
+ * been handed the number meanwhile, it would have lost its fd) or the
+ * watched file.  An operation that closes a different file at that
+ * number is not the program's: the library may briefly open a
+ * descriptor of its own right after a close, which takes the number just
+ * freed, and close it again.
+ *
  * The program drives it through functions it finds with dlsym():
  * host_count_start(), host_count_ops(fd), host_count_closes(fd),
- * host_count_eintr(on).  With eintr on, close() really closes and then
+ * host_count_watch(fd, inode), host_count_watched(), host_count_eintr(on).  With eintr on, close() really closes and then
  * returns -1 with errno EINTR, as Linux may when a signal arrives late
  * in close(): the fd is gone, and closing it again would close whatever
  * took the number since.
@@ -25,12 +33,14 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HC_MAX 4096
 
 static _Atomic int g_ops[HC_MAX], g_closes[HC_MAX];
-static _Atomic int g_on, g_eintr;
+static _Atomic int g_on, g_eintr, g_watch_fd = -1, g_watched;
+static _Atomic unsigned long g_watch_ino;
 
 static int (*g_close)(int);
 static int (*g_close_range)(unsigned int, unsigned int, int);
@@ -41,6 +51,8 @@ static int (*g_fclose)(FILE *);
 int host_count_start(void);
 int host_count_ops(int fd);
 int host_count_closes(int fd);
+void host_count_watch(int fd, unsigned long ino);
+int host_count_watched(void);
 void host_count_eintr(int on);
 
 static void resolve(void)
@@ -54,10 +66,32 @@ static void resolve(void)
 	}
 }
 
+/* A closing operation on fd (about to be made; whether it finds a file or not). */
 static void count(int fd)
 {
-	if (atomic_load(&g_on) && fd >= 0 && fd < HC_MAX)
+	struct stat st;
+	int open_now;
+
+	if (!atomic_load(&g_on) || fd < 0 || fd >= HC_MAX)
+		return;
+	open_now = fstat(fd, &st) == 0;
+	if (open_now)
 		atomic_fetch_add(&g_ops[fd], 1);
+	if (fd == atomic_load(&g_watch_fd) &&
+	    (!open_now || (unsigned long)st.st_ino == atomic_load(&g_watch_ino)))
+		atomic_fetch_add(&g_watched, 1);
+}
+
+void host_count_watch(int fd, unsigned long ino)
+{
+	atomic_store(&g_watched, 0);
+	atomic_store(&g_watch_ino, ino);
+	atomic_store(&g_watch_fd, fd);
+}
+
+int host_count_watched(void)
+{
+	return atomic_load(&g_watched);
 }
 
 int host_count_start(void)
