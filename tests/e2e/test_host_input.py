@@ -44,14 +44,6 @@ def _write(path, data, mode=0o644):
     return path
 
 
-def _teardown_lines(text):
-    return [l for l in text.split("\n") if l.startswith("teardown:")]
-
-
-def _other_lines(text):
-    return [l for l in text.split("\n") if l and not l.startswith("teardown:")]
-
-
 def _client_problems(label, run, peer):
     """What went wrong for a client that should have run as without the library.
 
@@ -123,7 +115,8 @@ def _refused_cases(d):
          r":1: @include is not allowed in a policy")
     # Included or not, a file with the abort policy must not be read.
     case("include-file", _write(os.path.join(d, "inc-file.conf"),
-                                "# nothing else here\n  @include \"%s\"\n" % os.path.join(d, "good.conf")),
+                                "# nothing else here\n  @include \"%s\"\n"
+                                % os.path.join(d, "good.conf")),
          r":2: @include is not allowed in a policy")
     os.mkdir(os.path.join(d, "dir.conf"))
     case("directory", os.path.join(d, "dir.conf"), r": is a directory, not a regular file")
@@ -137,7 +130,7 @@ def _refused_cases(d):
     os.symlink("good.conf", os.path.join(d, "link.conf"))
     case("symlink", os.path.join(d, "link.conf"), r": is a symbolic link; refusing to follow it")
     case("deep-nesting", _write(os.path.join(d, "deep.conf"),
-                                good + "x = " + "[" * 100 + "]" * 100 + ";\n"),
+                                good + "x = " + "(" * 100 + ")" * 100 + ";\n"),
          r":%d: nesting deeper than 64 levels" % (lines_in_good + 1))
     # Read as a C string, the text before the NUL is the whole abort policy.
     case("embedded-NUL", _write(os.path.join(d, "nul.conf"), good + "\0rules = ();\n"),
