@@ -18,43 +18,18 @@ void td_buf_init(struct td_buf *b, char *mem, size_t cap)
 		mem[0] = '\0';
 }
 
-void td_buf_putc(struct td_buf *b, char c)
-{
-	/* keep one byte for the NUL td_buf_cstr() adds */
-	if (b->len + 1 < b->cap)
-		b->p[b->len++] = c;
-	else
-		b->lost++;
-}
-
-void td_buf_putn(struct td_buf *b, const char *s, size_t n)
-{
-	size_t room = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
-	size_t k = n < room ? n : room;
-
-	memcpy(b->p + b->len, s, k);
-	b->len += k;
-	b->lost += n - k;
-}
-
-void td_buf_puts(struct td_buf *b, const char *s)
-{
-	td_buf_putn(b, s, strlen(s));
-}
-
 void td_buf_u64w(struct td_buf *b, uint64_t v, int width)
 {
 	char t[24];
-	int n = 0;
+	int n = (int)sizeof(t);
 
 	do {
-		t[n++] = (char)('0' + v % 10);
+		t[--n] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	while (n < width && n < (int)sizeof(t))
-		t[n++] = '0';
-	while (n > 0)
-		td_buf_putc(b, t[--n]);
+	while ((int)sizeof(t) - n < width && n > 0)
+		t[--n] = '0';
+	td_buf_putn(b, t + n, sizeof(t) - (size_t)n);
 }
 
 void td_buf_u64(struct td_buf *b, uint64_t v)
@@ -125,6 +100,16 @@ void td_buf_json_str(struct td_buf *b, const char *s, size_t max)
 		unsigned char c = u[i];
 		size_t k;
 
+		/* a run of plain printable ASCII goes in one copy */
+		for (k = i; k < n && u[k] >= 0x20 && u[k] < 0x7f && u[k] != '"' &&
+			    u[k] != '\\';
+		     k++)
+			;
+		if (k > i) {
+			td_buf_putn(b, s + i, k - i);
+			i = k;
+			continue;
+		}
 		switch (c) {
 		case '"': td_buf_puts(b, "\\\""); i++; continue;
 		case '\\': td_buf_puts(b, "\\\\"); i++; continue;

@@ -116,6 +116,22 @@ static bool td__close_has_work(const struct td_policy *p, const struct td_sock *
 		(r->has_fault && r->fault.close_delay_ms));
 }
 
+/*
+ * A FIN predicted as the first one (the state was ESTABLISHED when read)
+ * may have become the answer to a peer's FIN that arrived just before the
+ * real call.  The kernel's view of the connection afterwards settles it;
+ * only worth the round trip when the event is written.
+ */
+static void td__check_first_fin(struct td_closing *c, int fd)
+{
+	if (!c->log || c->ev.wire != TD_WIRE_FIN || c->ev.closer != TD_CLOSER_ACTIVE)
+		return;
+	if (td_diag_we_closed_first(fd, &c->s.local, &c->s.remote) == 0) {
+		c->ev.closer = TD_CLOSER_PASSIVE;
+		c->ev.time_wait = 0;
+	}
+}
+
 void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 		      const struct td_sock *s, int path)
 {
@@ -136,7 +152,7 @@ void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 		td_sleep_ms(c->rule->fault.close_delay_ms);
 	if (atomic_load(&s->flags) & TD_SF_BYTES_FAULT)
 		atomic_fetch_sub(&td_bytes_faults_live, 1);
-	rc = td_facts_read(fd, &f, true);
+	rc = td_facts_read(fd, &f, td_sock_needs_ino(s));
 	if (rc < 0) {
 		/* not this socket any more (closed behind our back): hands off */
 		c->stale = true;
@@ -169,24 +185,9 @@ void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 	}
 	td_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
 	td__outcome(&c->ev, s, c->rule, &f, c->unread_before, last, changed);
-	/* the closing thread, even when the worker writes the event later */
-	c->ev.tid = (int32_t)td_sys0(SYS_gettid);
-}
 
-/*
- * A FIN predicted as the first one (the state was ESTABLISHED when read)
- * may have become the answer to a peer's FIN that arrived just before the
- * real call.  The kernel's view of the connection afterwards settles it;
- * only worth the round trip when the event is written.
- */
-static void td__check_first_fin(struct td_closing *c, int fd)
-{
-	if (!c->log || c->ev.wire != TD_WIRE_FIN || c->ev.closer != TD_CLOSER_ACTIVE)
-		return;
-	if (td_diag_we_closed_first(fd, &c->s.local, &c->s.remote) == 0) {
-		c->ev.closer = TD_CLOSER_PASSIVE;
-		c->ev.time_wait = 0;
-	}
+	/* the closing thread, even when the worker writes the event later */
+	c->ev.tid = td_gettid();
 }
 
 void td_close_finish(const struct td_policy *p, struct td_closing *c, int rc,
@@ -287,7 +288,7 @@ void td_exit_scan(const struct td_policy *p)
 		if (atomic_load(&s.flags) & TD_SF_OWN)
 			continue;
 		r = td_sock_rule(p, &s);
-		if (r == NULL || td_facts_read(fd, &f, true) != 0)
+		if (r == NULL || td_facts_read(fd, &f, td_sock_needs_ino(&s)) != 0)
 			continue;
 		int64_t unread = f.unread;
 		bool work;

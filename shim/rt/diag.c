@@ -20,9 +20,42 @@
 
 #include "rt.h"
 
+/*
+ * A few netlink sockets kept for these lookups, checked out and back with
+ * atomic exchanges (no lock: close() may run in a signal handler).  A
+ * thread that finds none free opens one for itself.
+ */
+#define TD_NL_POOL 8
+static _Atomic int td__nl_pool[TD_NL_POOL] = {-1, -1, -1, -1, -1, -1, -1, -1};
+
+static int td__nl_get(void)
+{
+	for (int i = 0; i < TD_NL_POOL; i++) {
+		int fd = atomic_exchange(&td__nl_pool[i], -1);
+
+		/* the program may have closed it (closefrom at start-up) */
+		if (fd >= 0 && td_own_is(fd))
+			return fd;
+	}
+	return td_own_fd(td_real_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+					NETLINK_SOCK_DIAG));
+}
+
+static void td__nl_put(int fd)
+{
+	for (int i = 0; i < TD_NL_POOL; i++) {
+		int empty = -1;
+
+		if (atomic_compare_exchange_strong(&td__nl_pool[i], &empty, fd))
+			return;
+	}
+	td_own_close(fd);
+}
+
 /* The connection's kernel state, 0 when there is none, -1 on error. */
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 {
+	static _Atomic uint32_t seq;
 	struct {
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 r;
@@ -41,6 +74,7 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 	req.nlh.nlmsg_len = sizeof(req);
 	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	req.nlh.nlmsg_flags = NLM_F_REQUEST;
+	req.nlh.nlmsg_seq = atomic_fetch_add(&seq, 1) + 1;
 	req.r.sdiag_family = local->family;
 	req.r.sdiag_protocol = IPPROTO_TCP;
 	req.r.idiag_states = ~0u;
@@ -50,14 +84,20 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 	memcpy(req.r.id.idiag_dst, remote->addr, remote->family == AF_INET ? 4 : 16);
 	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	fd = td_real_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	fd = td__nl_get();
 	if (fd < 0)
 		return -1;
-	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto out;
-	n = recv(fd, &ans, sizeof(ans), 0);
-	if (n < (ssize_t)sizeof(struct nlmsghdr))
-		goto out;
+	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		td_own_close(fd);
+		return -1;
+	}
+	/* the kernel answers a lookup before sendto() returns */
+	n = recv(fd, &ans, sizeof(ans), MSG_DONTWAIT);
+	if (n < (ssize_t)sizeof(struct nlmsghdr) || ans.nlh.nlmsg_seq != req.nlh.nlmsg_seq) {
+		/* out of step: do not hand a socket with a stray answer back */
+		td_own_close(fd);
+		return -1;
+	}
 	if (ans.nlh.nlmsg_type == NLMSG_ERROR) {
 		const struct nlmsgerr *e = NLMSG_DATA(&ans.nlh);
 
@@ -73,8 +113,7 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 				       remote->family == AF_INET ? 4 : 16) == 0
 			? m->idiag_state : 0;
 	}
-out:
-	td_real_close(fd);
+	td__nl_put(fd);
 	return state;
 }
 

@@ -161,6 +161,11 @@ static int td__proc_fd_is(pid_t pid, int fd, uint64_t ino)
 			   want, wlen);
 }
 
+bool td_sock_needs_ino(const struct td_sock *s)
+{
+	return s->epoch < td_birth_epoch || s->epoch < atomic_load(&td_epoch);
+}
+
 bool td_sock_sole_holder(int fd, const struct td_sock *s, uint64_t ino)
 {
 	uint32_t now = atomic_load(&td_epoch);

@@ -55,6 +55,22 @@ void td_sleep_ms(uint32_t ms)
 		;
 }
 
+/* Thread ids, cached per thread; a fork (new ids) invalidates the cache. */
+static _Atomic uint32_t td__fork_gen;
+static __thread int32_t td__tid __attribute__((tls_model("initial-exec")));
+static __thread uint32_t td__tid_gen __attribute__((tls_model("initial-exec")));
+
+int32_t td_gettid(void)
+{
+	uint32_t g = atomic_load_explicit(&td__fork_gen, memory_order_relaxed);
+
+	if (td__tid == 0 || td__tid_gen != g) {
+		td__tid = (int32_t)td_sys0(SYS_gettid);
+		td__tid_gen = g;
+	}
+	return td__tid;
+}
+
 bool td_in_own_process(void)
 {
 	return (pid_t)td_sys0(SYS_getpid) == atomic_load(&td_proc.pid);
@@ -260,6 +276,7 @@ static void td__atfork_child(void)
 	int saved = errno;
 
 	atomic_store(&td_proc.pid, (pid_t)td_sys0(SYS_getpid));
+	atomic_fetch_add(&td__fork_gen, 1);
 	td_fork_child_reset();
 	td_worker_after_fork_child();
 	errno = saved;

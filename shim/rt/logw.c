@@ -225,7 +225,7 @@ void td_log(const struct td_policy *p, struct td_event *ev)
 	ev->ts_us = td_now_us();
 	ev->pid = atomic_load(&td_proc.pid);
 	if (ev->tid == 0)
-		ev->tid = (int32_t)td_sys0(SYS_gettid);
+		ev->tid = td_gettid();
 	ev->prog = td_proc.prog;
 	n = td_event_format(line, sizeof(line), ev,
 			    p->log_format == TD_FMT_JSON ? TD_FORMAT_JSON

@@ -123,6 +123,7 @@ bool td_in_own_process(void) TD_HIDDEN;
 
 /* ---- time ------------------------------------------------------------ */
 int64_t td_now_us(void) TD_HIDDEN;	 /* CLOCK_REALTIME */
+int32_t td_gettid(void) TD_HIDDEN;	 /* cached per thread */
 int64_t td_mono_us(void) TD_HIDDEN;	 /* CLOCK_MONOTONIC */
 void td_sleep_ms(uint32_t ms) TD_HIDDEN; /* restarts on EINTR */
 
@@ -296,6 +297,8 @@ int64_t td_discard_input(int fd) TD_HIDDEN;
 
 /* ---- other processes holding a socket (holders.c) ------------------------ */
 bool td_sock_sole_holder(int fd, const struct td_sock *s, uint64_t ino) TD_HIDDEN;
+/* Whether the sole-holder check will need the socket's inode (forks). */
+bool td_sock_needs_ino(const struct td_sock *s) TD_HIDDEN;
 
 /* ---- the kernel's view after the fact (diag.c) ------------------------- */
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote) TD_HIDDEN;

@@ -644,3 +644,32 @@ def test_broken_pipe_stderr_no_sigpipe():
     if ends != ["ECONNRESET", "EOF", "EOF"]:
         problems.append("want one RST (the valid policy applied) and two EOFs: %r" % ends)
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------
+# The command with a large policy
+# ---------------------------------------------------------------------------
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(20)
+def test_cli_large_policy_with_log_option_still_runs():
+    """`teardown -c FILE --format json -- CMD` with a valid policy of 400
+    small rules (28 KB): the command re-prints the policy in canonical
+    form (every default spelled out, ~450 bytes a rule, ~190 KB here) and
+    passes it in TEARDOWN_POLICY, which is over Linux's 128 KiB limit for
+    one environment string: execve() fails with E2BIG and CMD never runs.
+    CMD must run (its exit status 3 comes back), as it does without the
+    --format option, when the command passes the file's path instead.
+
+    Catches: a policy the library accepts (up to 1 MiB) that the command
+    cannot hand over to it."""
+    d = tdlib.tmpdir()
+    rules = ",\n".join('  { name = "r%d"; match = { remote_port = %d; }; close = "pass"; }'
+                       % (i, 10000 + i) for i in range(400))
+    path = _write(os.path.join(d, "big-rules.conf"), "version = 1;\nrules = (\n%s\n);\n" % rules)
+    cmd = ["/bin/sh", "-c", "exit 3"]
+    plain = tdlib.run([tdlib.teardown_cmd(), "-c", path, "--"] + cmd, name="as-path")
+    assert plain.rc == 3, "control: %s %r" % (plain.rc, plain.stderr())
+    proc = tdlib.run([tdlib.teardown_cmd(), "-c", path, "--format", "json", "--"] + cmd,
+                     name="with-format")
+    assert proc.rc == 3, "the program did not run: exit %s, stderr %r" % (proc.rc, proc.stderr())

@@ -8,7 +8,8 @@
  * microseconds and close it.  "B" threads connect to port Y, which no
  * rule matches, and check each socket right before closing it: no
  * SO_LINGER, no SO_REUSEADDR, the system's TCP_LINGER2, and no reset
- * (nothing to read, no error pending; the server sees a clean EOF).  The kernel hands the number an A
+ * (the server's one-byte greeting, then nothing to read and no error
+ * pending; the server sees a clean EOF).  The kernel hands the number an A
  * thread just closed to the next socket() of any thread, so B sockets
  * keep landing on numbers whose old socket had A's rule: any state of an
  * old socket applied to a new one shows up here.  In-process servers on
@@ -131,12 +132,13 @@ static int getint(int fd, int level, int name)
  * TIME_WAIT on the server's side instead, a new SYN from a reused port
  * can meet the old TIME_WAIT and draw a (legitimate) RST from the client.
  */
-/* Read one accepted connection to its end, then close it. */
+/* Greet one accepted connection, read it to its end, then close it. */
 static void serve(int l, int s)
 {
 	char buf[64];
 	ssize_t n;
 
+	(void)send(s, "h", 1, MSG_NOSIGNAL);
 	do
 		n = recv(s, buf, sizeof(buf), 0);
 	while (n > 0);
@@ -231,9 +233,20 @@ static void *thread_b(void *arg)
 			continue;
 		}
 		check_b(c);
-		/* still connected, not reset: no data, no error pending */
+		/*
+		 * The server's greeting: it has accepted us (so each B thread
+		 * has at most one connection in Y's accept queue, which never
+		 * overflows: an overflowing queue makes TCP itself send
+		 * resets, whatever the library does).  Then nothing more to
+		 * read and no error pending: still connected, not reset.
+		 */
 		p.fd = c;
 		p.events = POLLIN;
+		n = poll(&p, 1, 10000) == 1 ? recv(c, &byte, 1, 0) : -1;
+		if (n < 0 && errno == ECONNRESET)
+			atomic_fetch_add(&g_b_reset, 1);
+		else if (n != 1)
+			atomic_fetch_add(&g_b_errors, 1);
 		if (poll(&p, 1, 0) != 0) {
 			n = recv(c, &byte, 1, MSG_DONTWAIT);
 			if (n < 0 && errno == ECONNRESET)
@@ -290,8 +303,12 @@ int main(int argc, char **argv)
 	atomic_store(&g_stop_servers, 1);
 	for (int i = 0; i < 2; i++) {
 		int w = socket(AF_INET, SOCK_STREAM, 0);
+		struct pollfd p = {.fd = w, .events = POLLIN};
+		char byte;
 
-		connect_to(w, i ? g_port_y : g_port_x);
+		/* take the greeting first: data for a closed socket draws an RST */
+		if (connect_to(w, i ? g_port_y : g_port_x) == 0 && poll(&p, 1, 5000) == 1)
+			(void)recv(w, &byte, 1, 0);
 		close(w);
 	}
 	pthread_join(sx, NULL);
