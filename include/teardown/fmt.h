@@ -31,21 +31,8 @@ static inline void td_buf_putc(struct td_buf *b, char c)
 		b->lost++;
 }
 
-static inline void td_buf_putn(struct td_buf *b, const char *s, size_t n)
-{
-	size_t room = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
-	size_t k = n < room ? n : room;
-
-	__builtin_memcpy(b->p + b->len, s, k);
-	b->len += k;
-	b->lost += n - k;
-}
-
-static inline void td_buf_puts(struct td_buf *b, const char *s)
-{
-	td_buf_putn(b, s, __builtin_strlen(s));
-}
-
+void td_buf_putn(struct td_buf *b, const char *s, size_t n);
+void td_buf_puts(struct td_buf *b, const char *s);
 void td_buf_u64(struct td_buf *b, uint64_t v);
 void td_buf_i64(struct td_buf *b, int64_t v);
 /* v zero-padded to width digits */

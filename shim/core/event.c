@@ -205,15 +205,25 @@ typedef void td__str_fn(struct td_buf *b, const char *s, size_t max);
  */
 static void td__key(struct td__line *l, const char *key)
 {
+	char t[40];
+	size_t n = 0;
+
+	/* assembled first, written with one copy: keys are short literals */
 	if (l->json) {
-		td_buf_puts(&l->b, ",\"");
-		td_buf_puts(&l->b, key);
-		td_buf_puts(&l->b, "\":");
+		t[n++] = ',';
+		t[n++] = '"';
 	} else {
-		td_buf_putc(&l->b, ' ');
-		td_buf_puts(&l->b, key);
-		td_buf_putc(&l->b, '=');
+		t[n++] = ' ';
 	}
+	while (*key != '\0' && n < sizeof(t) - 3)
+		t[n++] = *key++;
+	if (l->json) {
+		t[n++] = '"';
+		t[n++] = ':';
+	} else {
+		t[n++] = '=';
+	}
+	td_buf_putn(&l->b, t, n);
 }
 
 static void td__null(struct td__line *l)

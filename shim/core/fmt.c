@@ -18,18 +18,80 @@ void td_buf_init(struct td_buf *b, char *mem, size_t cap)
 		mem[0] = '\0';
 }
 
+/*
+ * Lines are built from short pieces (keys, names, numbers): copied byte
+ * by byte, a call to memcpy/strlen would cost more than the copy.  The
+ * attribute stops the compiler from turning the loops back into them.
+ */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+void td_buf_putn(struct td_buf *b, const char *s, size_t n)
+{
+	size_t room = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
+	size_t k = n < room ? n : room;
+	char *d = b->p + b->len;
+
+	if (k > 64)
+		memcpy(d, s, k);
+	else
+		for (size_t i = 0; i < k; i++)
+			d[i] = s[i];
+	b->len += k;
+	b->lost += n - k;
+}
+
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+void td_buf_puts(struct td_buf *b, const char *s)
+{
+	size_t room = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
+	char *d = b->p + b->len;
+	size_t i = 0;
+
+	while (i < room && s[i] != '\0') {
+		d[i] = s[i];
+		i++;
+	}
+	b->len += i;
+	if (s[i] != '\0')
+		b->lost += strlen(s + i);
+}
+
+static const char td__pairs[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/*
+ * Digits two at a time from a table: one multiply per pair instead of a
+ * division per digit.  Numbers fill every event line (a close has a
+ * dozen), so this is most of what formatting costs.
+ */
 void td_buf_u64w(struct td_buf *b, uint64_t v, int width)
 {
 	char t[24];
-	int n = (int)sizeof(t);
+	int n = (int)sizeof(t), len;
 
-	do {
-		t[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
+	if (v < 10 && width <= 1) {
+		td_buf_putc(b, (char)('0' + v));
+		return;
+	}
+	while (v >= 100) {
+		uint64_t q = v / 100;
+		unsigned r = (unsigned)(v - q * 100);
+
+		t[--n] = td__pairs[2 * r + 1];
+		t[--n] = td__pairs[2 * r];
+		v = q;
+	}
+	if (v >= 10) {
+		t[--n] = td__pairs[2 * v + 1];
+		t[--n] = td__pairs[2 * v];
+	} else {
+		t[--n] = (char)('0' + v);
+	}
 	while ((int)sizeof(t) - n < width && n > 0)
 		t[--n] = '0';
-	td_buf_putn(b, t + n, sizeof(t) - (size_t)n);
+	len = (int)sizeof(t) - n;
+	td_buf_putn(b, t + n, (size_t)len);
 }
 
 void td_buf_u64(struct td_buf *b, uint64_t v)
@@ -193,6 +255,13 @@ static void td__civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 	*y = yy + (*m <= 2);
 }
 
+/* Two digits of v (0..99) at t. */
+static inline void td__pair(char *t, unsigned v)
+{
+	t[0] = td__pairs[2 * v];
+	t[1] = td__pairs[2 * v + 1];
+}
+
 void td_buf_time_utc(struct td_buf *b, int64_t us)
 {
 	/* floor division by hand: negating us would overflow at INT64_MIN */
@@ -212,20 +281,41 @@ void td_buf_time_utc(struct td_buf *b, int64_t us)
 	}
 
 	td__civil(days, &y, &m, &d);
-	td_buf_u64w(b, (uint64_t)(y < 0 ? 0 : y), 4);
-	td_buf_putc(b, '-');
-	td_buf_u64w(b, m, 2);
-	td_buf_putc(b, '-');
-	td_buf_u64w(b, d, 2);
-	td_buf_putc(b, 'T');
-	td_buf_u64w(b, (uint64_t)(sod / 3600), 2);
-	td_buf_putc(b, ':');
-	td_buf_u64w(b, (uint64_t)(sod / 60 % 60), 2);
-	td_buf_putc(b, ':');
-	td_buf_u64w(b, (uint64_t)(sod % 60), 2);
-	td_buf_putc(b, '.');
-	td_buf_u64w(b, (uint64_t)frac, 6);
-	td_buf_putc(b, 'Z');
+	if (y < 0 || y > 9999) {
+		/* outside the four-digit years: the general (slow) way */
+		td_buf_u64w(b, (uint64_t)(y < 0 ? 0 : y), 4);
+		td_buf_putc(b, '-');
+		td_buf_u64w(b, m, 2);
+		td_buf_putc(b, '-');
+		td_buf_u64w(b, d, 2);
+	} else {
+		char t[10];
+
+		td__pair(t, (unsigned)(y / 100));
+		td__pair(t + 2, (unsigned)(y % 100));
+		t[4] = '-';
+		td__pair(t + 5, m);
+		t[7] = '-';
+		td__pair(t + 8, d);
+		td_buf_putn(b, t, sizeof(t));
+	}
+	{
+		char t[17];
+		unsigned f = (unsigned)frac;
+
+		t[0] = 'T';
+		td__pair(t + 1, (unsigned)(sod / 3600));
+		t[3] = ':';
+		td__pair(t + 4, (unsigned)(sod / 60 % 60));
+		t[6] = ':';
+		td__pair(t + 7, (unsigned)(sod % 60));
+		t[9] = '.';
+		td__pair(t + 10, f / 10000);
+		td__pair(t + 12, f / 100 % 100);
+		td__pair(t + 14, f % 100);
+		t[16] = 'Z';
+		td_buf_putn(b, t, sizeof(t));
+	}
 }
 
 const char *td_buf_cstr(struct td_buf *b)

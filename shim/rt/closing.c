@@ -152,7 +152,7 @@ void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 		td_sleep_ms(c->rule->fault.close_delay_ms);
 	if (atomic_load(&s->flags) & TD_SF_BYTES_FAULT)
 		atomic_fetch_sub(&td_bytes_faults_live, 1);
-	rc = td_facts_read(fd, &f, td_sock_needs_ino(s));
+	rc = td_facts_read_sock(fd, &f, s, c->rule, td_sock_needs_ino(s));
 	if (rc < 0) {
 		/* not this socket any more (closed behind our back): hands off */
 		c->stale = true;

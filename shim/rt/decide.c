@@ -198,6 +198,8 @@ void td_decide_connect(const struct td_policy *p, int fd, struct td_sock *s,
 			ctx.known |= TD_K_LOCAL;
 	}
 	ri = td_policy_decide(p, &ctx);
+	if (!(atomic_load(&s->flags) & TD_SF_ADOPTED))
+		atomic_fetch_or(&s->flags, TD_SF_LINGER_KNOWN);
 	s->role = TD_SOCK_CLIENT;
 	s->remote = ctx.remote;
 	s->rule = ri;
@@ -275,6 +277,22 @@ void td_after_connect(const struct td_policy *p, int fd, struct td_sock *s,
 	}
 }
 
+/*
+ * An accepted socket's local address is its listener's, when the listener
+ * is bound to one address (not a wildcard): no getsockname() needed.
+ */
+static bool td__listener_local(const struct td_sock *ls, struct td_addr *out)
+{
+	static const uint8_t zero[16];
+
+	if (ls == NULL || atomic_load(&ls->tag) == 0 || ls->local.port == 0 ||
+	    (ls->local.family != AF_INET && ls->local.family != AF_INET6) ||
+	    memcmp(ls->local.addr, zero, ls->local.family == AF_INET ? 4 : 16) == 0)
+		return false;
+	*out = ls->local;
+	return true;
+}
+
 void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen)
 {
@@ -289,8 +307,9 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 	memset(&ctx, 0, sizeof(ctx));
 	if (td_addr_from_sockaddr(&ctx.remote, peer, plen) != 0)
 		return;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-	    td_addr_from_sockaddr(&ctx.local, (struct sockaddr *)&ss, sl) == 0)
+	if (td__listener_local(ls, &ctx.local) ||
+	    (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	     td_addr_from_sockaddr(&ctx.local, (struct sockaddr *)&ss, sl) == 0))
 		ctx.known |= TD_K_LOCAL;
 	ctx.known |= TD_K_ROLE | TD_K_REMOTE;
 	ctx.role = TD_ROLE_SERVER;
@@ -318,8 +337,12 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		s->app_linger_secs = ls->app_linger_secs;
 		atomic_fetch_or(&s->flags, TD_SF_APP_LINGER);
 	}
-	if (ls != NULL && atomic_load(&ls->tag) != 0)
+	if (ls != NULL && atomic_load(&ls->tag) != 0) {
 		atomic_fetch_or(&ls->flags, TD_SF_LISTENER);
+		/* the listener's SO_LINGER, inherited, went through us too */
+		if (!(atomic_load(&ls->flags) & TD_SF_ADOPTED))
+			atomic_fetch_or(&s->flags, TD_SF_LINGER_KNOWN);
+	}
 	td__apply_rule(p, fd, s, r);
 	td__arm_worker(r, fd, s);
 	if (r->log) {

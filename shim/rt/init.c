@@ -303,7 +303,9 @@ const struct td_policy *td_init_slow(void)
 	p = td__load_policy();
 	if (p != NULL) {
 		td__bind_program(p);
-		(void)td_policy_build_index(p); /* without it, decisions scan */
+		/* without it, decisions scan: fine for a handful of rules */
+		if (p->n_rules >= 32)
+			(void)td_policy_build_index(p);
 	}
 	if (p != NULL && td__applies(p)) {
 		td_policy_ptr = p;

@@ -30,6 +30,40 @@ static uint64_t td__err_dev, td__err_ino;
 static _Atomic int td__disabled;
 static const struct td_policy *td__pol;
 
+/*
+ * Whether fd is still the log.  Every libc path that can close or replace
+ * it (close, dup2/dup3 over it, close_range, closefrom, syscall) goes
+ * through a hook that drops its "own" mark, so the mark is checked on
+ * every write, for free.  Only a close behind libc's back (an inline
+ * system call, io_uring) would leave the mark wrong: the descriptor's
+ * identity (st_dev, st_ino) is checked as well, on the first write and
+ * then at most every TD_LOG_RECHECK_US.
+ */
+#define TD_LOG_RECHECK_US 20000
+static _Atomic int64_t td__checked_us;
+static _Atomic uint32_t td__mode;
+
+static bool td__same(int fd, uint64_t dev, uint64_t ino, mode_t *mode);
+
+static bool td__still_ours(int fd, mode_t *mode)
+{
+	int64_t now;
+
+	if (fd < 0 || !td_own_is(fd))
+		return false;
+	now = td_mono_us();
+	if (now - atomic_load_explicit(&td__checked_us, memory_order_relaxed) <
+	    TD_LOG_RECHECK_US) {
+		*mode = (mode_t)atomic_load_explicit(&td__mode, memory_order_relaxed);
+		return true;
+	}
+	if (!td__same(fd, atomic_load(&td__dev), atomic_load(&td__ino), mode))
+		return false;
+	atomic_store(&td__mode, (uint32_t)*mode);
+	atomic_store(&td__checked_us, now);
+	return true;
+}
+
 static bool td__same(int fd, uint64_t dev, uint64_t ino, mode_t *mode)
 {
 	struct stat st;
@@ -202,11 +236,13 @@ static void td__emit(const char *line, size_t len)
 		}
 		return;
 	}
-	if (!td__same(fd, atomic_load(&td__dev), atomic_load(&td__ino), &mode)) {
+	if (!td__still_ours(fd, &mode)) {
 		fd = td__reopen(fd);
 		if (fd < 0 || !td__same(fd, atomic_load(&td__dev),
 					atomic_load(&td__ino), &mode))
 			return;
+		atomic_store(&td__mode, (uint32_t)mode);
+		atomic_store(&td__checked_us, td_mono_us());
 	}
 	if (S_ISFIFO(mode))
 		(void)td__write_nosigpipe(fd, line, len);

@@ -143,6 +143,7 @@ enum td_sock_flag {
 	TD_SF_LISTENER = 1u << 10,	/* accept() was called on it */
 	TD_SF_ADOPTED = 1u << 11,	/* first seen after its creation */
 	TD_SF_NOT_TCP = 1u << 12,	/* an AF_INET/AF_INET6 socket, not TCP */
+	TD_SF_LINGER_KNOWN = 1u << 13,	/* every SO_LINGER it got went through us */
 };
 
 /*
@@ -292,6 +293,9 @@ struct td_facts {
 };
 /* 0, or a negative errno (-ENOTSOCK/-EBADF: not our socket any more). */
 int td_facts_read(int fd, struct td_facts *f, bool want_ino) TD_HIDDEN;
+/* The same, taking SO_LINGER from s when the library saw all of it. */
+int td_facts_read_sock(int fd, struct td_facts *f, const struct td_sock *s,
+		       const struct td_rule *r, bool want_ino) TD_HIDDEN;
 /* Throw away queued input without copying it; returns bytes dropped. */
 int64_t td_discard_input(int fd) TD_HIDDEN;
 
