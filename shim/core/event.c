@@ -200,30 +200,25 @@ struct td__line {
 typedef void td__str_fn(struct td_buf *b, const char *s, size_t max);
 
 /*
- * Write the key and its separator: `,"key":` in JSON (the first key,
- * ts, is written by the caller), ` key=` in text.
+ * A key with its separators, both spellings built by the compiler:
+ * `,"key":` for JSON (the first key, ts, is written by the caller) and
+ * ` key=` for text.  Written with one copy of a known length.
  */
-static void td__key(struct td__line *l, const char *key)
-{
-	char t[40];
-	size_t n = 0;
+struct td__k {
+	const char *j, *t;
+	uint8_t jn, tn;
+};
 
-	/* assembled first, written with one copy: keys are short literals */
-	if (l->json) {
-		t[n++] = ',';
-		t[n++] = '"';
-	} else {
-		t[n++] = ' ';
-	}
-	while (*key != '\0' && n < sizeof(t) - 3)
-		t[n++] = *key++;
-	if (l->json) {
-		t[n++] = '"';
-		t[n++] = ':';
-	} else {
-		t[n++] = '=';
-	}
-	td_buf_putn(&l->b, t, n);
+#define TD__K(name)                                                          \
+	((struct td__k){",\"" name "\":", " " name "=",                        \
+			sizeof(",\"" name "\":") - 1, sizeof(" " name "=") - 1})
+
+static void td__key(struct td__line *l, struct td__k k)
+{
+	if (l->json)
+		td_buf_putn(&l->b, k.j, k.jn);
+	else
+		td_buf_putn(&l->b, k.t, k.tn);
 }
 
 static void td__null(struct td__line *l)
@@ -293,7 +288,7 @@ done:
 	b->lost += t.lost;
 }
 
-static void td__str(struct td__line *l, const char *key, const char *s,
+static void td__str(struct td__line *l, struct td__k key, const char *s,
 		    size_t in_max, size_t out_max)
 {
 	td__key(l, key);
@@ -305,7 +300,7 @@ static void td__str(struct td__line *l, const char *key, const char *s,
 }
 
 /* A fixed name from one of the tables above: plain ASCII, no escaping. */
-static void td__name(struct td__line *l, const char *key, const char *name)
+static void td__name(struct td__line *l, struct td__k key, const char *name)
 {
 	td__key(l, key);
 	if (name == NULL) {
@@ -319,14 +314,14 @@ static void td__name(struct td__line *l, const char *key, const char *name)
 	}
 }
 
-static void td__i64(struct td__line *l, const char *key, int64_t v)
+static void td__i64(struct td__line *l, struct td__k key, int64_t v)
 {
 	td__key(l, key);
 	td_buf_i64(&l->b, v);
 }
 
 /* A count or duration: negative means the library could not measure it. */
-static void td__count(struct td__line *l, const char *key, int64_t v)
+static void td__count(struct td__line *l, struct td__k key, int64_t v)
 {
 	td__key(l, key);
 	if (v < 0)
@@ -337,14 +332,14 @@ static void td__count(struct td__line *l, const char *key, int64_t v)
 
 static void td__conn(struct td__line *l, uint64_t conn)
 {
-	td__key(l, "conn");
+	td__key(l, TD__K("conn"));
 	if (conn == 0)
 		td__null(l);
 	else
 		td_buf_u64(&l->b, conn);
 }
 
-static void td__addr(struct td__line *l, const char *key,
+static void td__addr(struct td__line *l, struct td__k key,
 		     const struct td_addr *a)
 {
 	char s[TD_ADDR_STRLEN];
@@ -367,7 +362,7 @@ static void td__error(struct td__line *l, int32_t err)
 	const char *name;
 	uint64_t v;
 
-	td__key(l, "error");
+	td__key(l, TD__K("error"));
 	if (err == 0) {
 		td__null(l);
 		return;
@@ -389,7 +384,7 @@ static void td__error(struct td__line *l, int32_t err)
 
 static void td__app_linger(struct td__line *l, const struct td_event *ev)
 {
-	td__key(l, "app_linger");
+	td__key(l, TD__K("app_linger"));
 	if (!ev->app_linger_set) {
 		td__null(l);
 		return;
@@ -405,7 +400,7 @@ static void td__app_linger(struct td__line *l, const struct td_event *ev)
 
 static void td__time_wait(struct td__line *l, int8_t tw)
 {
-	td__key(l, "time_wait");
+	td__key(l, TD__K("time_wait"));
 	if (tw < 0 || tw > 1)
 		td__null(l);
 	else if (l->json)
@@ -423,10 +418,10 @@ static void td__head(struct td__line *l, const struct td_event *ev)
 		td_buf_puts(&l->b, "{\"ts\":\"");
 		td_buf_time_utc(&l->b, ev->ts_us);
 		td_buf_putc(&l->b, '"');
-		td__i64(l, "pid", ev->pid);
-		td__i64(l, "tid", ev->tid);
-		td__str(l, "prog", ev->prog, TD__PROG_IN, TD__PROG_OUT);
-		td__name(l, "event", event);
+		td__i64(l, TD__K("pid"), ev->pid);
+		td__i64(l, TD__K("tid"), ev->tid);
+		td__str(l, TD__K("prog"), ev->prog, TD__PROG_IN, TD__PROG_OUT);
+		td__name(l, TD__K("event"), event);
 	} else {
 		/* text: "ts pid/tid prog event", then key=value pairs */
 		td_buf_time_utc(&l->b, ev->ts_us);
@@ -443,33 +438,33 @@ static void td__head(struct td__line *l, const struct td_event *ev)
 		td_buf_putc(&l->b, ' ');
 		td_buf_puts(&l->b, event != NULL ? event : "-");
 	}
-	td__key(l, "fd");
+	td__key(l, TD__K("fd"));
 	if (ev->fd < 0)
 		td__null(l);
 	else
 		td_buf_i64(&l->b, ev->fd);
-	td__name(l, "role", td_sock_role_name(ev->role));
-	td__addr(l, "local", &ev->local);
-	td__addr(l, "remote", &ev->remote);
-	td__str(l, "rule", ev->rule, TD__RULE_IN, TD__RULE_OUT);
-	td__str(l, "action", ev->action, TD__SHORT_IN, TD__SHORT_OUT);
+	td__name(l, TD__K("role"), td_sock_role_name(ev->role));
+	td__addr(l, TD__K("local"), &ev->local);
+	td__addr(l, TD__K("remote"), &ev->remote);
+	td__str(l, TD__K("rule"), ev->rule, TD__RULE_IN, TD__RULE_OUT);
+	td__str(l, TD__K("action"), ev->action, TD__SHORT_IN, TD__SHORT_OUT);
 }
 
 /* close and exit share their keys; close adds error at the end. */
 static void td__outcome(struct td__line *l, const struct td_event *ev)
 {
-	td__name(l, "state", td_tcp_state_name(ev->state));
-	td__name(l, "closer", td_closer_name(ev->closer));
-	td__count(l, "unread", ev->unread);
-	td__count(l, "unsent", ev->unsent);
+	td__name(l, TD__K("state"), td_tcp_state_name(ev->state));
+	td__name(l, TD__K("closer"), td_closer_name(ev->closer));
+	td__count(l, TD__K("unread"), ev->unread);
+	td__count(l, TD__K("unsent"), ev->unsent);
 	td__app_linger(l, ev);
-	td__name(l, "wire", td_wire_name(ev->wire));
-	td__name(l, "why", td_why_name(ev->why));
+	td__name(l, TD__K("wire"), td_wire_name(ev->wire));
+	td__name(l, TD__K("why"), td_why_name(ev->why));
 	td__time_wait(l, ev->time_wait);
-	td__count(l, "lost", ev->lost);
-	td__count(l, "age_ms", ev->age_ms);
-	td__count(l, "bytes_in", ev->bytes_in);
-	td__count(l, "bytes_out", ev->bytes_out);
+	td__count(l, TD__K("lost"), ev->lost);
+	td__count(l, TD__K("age_ms"), ev->age_ms);
+	td__count(l, TD__K("bytes_in"), ev->bytes_in);
+	td__count(l, TD__K("bytes_out"), ev->bytes_out);
 }
 
 static void td__body(struct td__line *l, const struct td_event *ev)
@@ -486,8 +481,8 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 		td__app_linger(l, ev);
 		break;
 	case TD_EV_SHUTDOWN:
-		td__name(l, "how", td_how_name(ev->how));
-		td__name(l, "sent", td_how_name(ev->how_done));
+		td__name(l, TD__K("how"), td_how_name(ev->how));
+		td__name(l, TD__K("sent"), td_how_name(ev->how_done));
 		break;
 	case TD_EV_CLOSE:
 		td__outcome(l, ev);
@@ -497,15 +492,15 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 		td__outcome(l, ev);
 		break;
 	case TD_EV_FAULT:
-		td__str(l, "fault", ev->fault, TD__SHORT_IN, TD__SHORT_OUT);
+		td__str(l, TD__K("fault"), ev->fault, TD__SHORT_IN, TD__SHORT_OUT);
 		td__conn(l, ev->conn);
-		td__key(l, "seed");
+		td__key(l, TD__K("seed"));
 		td_buf_u64(&l->b, ev->seed);
 		break;
 	case TD_EV_LEAK:
-		td__name(l, "state", td_tcp_state_name(ev->state));
-		td__count(l, "age_ms", ev->age_ms);
-		td__count(l, "close_wait_ms", ev->close_wait_ms);
+		td__name(l, TD__K("state"), td_tcp_state_name(ev->state));
+		td__count(l, TD__K("age_ms"), ev->age_ms);
+		td__count(l, TD__K("close_wait_ms"), ev->close_wait_ms);
 		break;
 	default: /* bind, and types this version does not know */
 		break;
