@@ -164,7 +164,9 @@ void td_after_bind(const struct td_policy *p, int fd, struct td_sock *s)
 
 	if (s->bind_rule < 0)
 		return;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+	/* the local address is for the log (and leak events) only */
+	if ((r->log || r->leak_after_s) &&
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
 		(void)td_addr_from_sockaddr(&s->local, (struct sockaddr *)&ss, sl);
 	r = &p->rules[s->bind_rule];
 	if (!r->log)
