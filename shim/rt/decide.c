@@ -164,9 +164,7 @@ void td_after_bind(const struct td_policy *p, int fd, struct td_sock *s)
 
 	if (s->bind_rule < 0)
 		return;
-	/* the local address is for the log (and leak events) only */
-	if ((r->log || r->leak_after_s) &&
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
 		(void)td_addr_from_sockaddr(&s->local, (struct sockaddr *)&ss, sl);
 	r = &p->rules[s->bind_rule];
 	if (!r->log)
@@ -262,7 +260,9 @@ void td_after_connect(const struct td_policy *p, int fd, struct td_sock *s,
 		return;
 	if (plan->restore_uto && !(rc != 0 && err == EINPROGRESS))
 		td__set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, plan->old_uto);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+	/* the local address is for the log (and leak events) only */
+	if ((r->log || r->leak_after_s) &&
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
 		(void)td_addr_from_sockaddr(&s->local, (struct sockaddr *)&ss, sl);
 	if (rc == 0 || err == EINPROGRESS) {
 		if (plan->fault == 0) {
