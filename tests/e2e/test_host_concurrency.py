@@ -188,6 +188,28 @@ def test_vfork_children_leave_the_parents_sockets_alone():
 
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(60)
+def test_vfork_child_sockets_leave_the_parents_entries_alone():
+    """KNOWN BUG (fails): the same as the vfork test above, but the
+    children put new sockets (socket()) on the freed numbers instead of
+    dup()s.  The socket() hook publishes a fresh, rule-less entry for the
+    number in the table it shares with the parent, replacing the entry of
+    the parent's socket that still has that number in the parent: the
+    parent's later close is then unhandled (no close event, and the
+    kernel's RST for the unread input instead of graceful's FIN).  The
+    same path exists through accept() and through the "adopt" step of
+    connect(), bind() and setsockopt() in a vfork()ed child."""
+    k = 8
+    log = _log()
+    env = _env([{"name": "cli", "match": {"role": "client"}, "close": "graceful"}], log)
+    res = _run(["host_stress", "vfork", 20, k, "socket"], env)
+    assert res["ok"], res
+    mine = _closes(log, "client", pid=res["pid"])
+    assert len(mine) == k, "the parent's %d closes logged %d events" % (k, len(mine))
+    assert all(e["action"] == "graceful" and e["wire"] == "FIN" for e in mine), mine
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
 def test_posix_spawn_with_file_actions():
     """200 posix_spawn()s of a child (under the library too) with file
     actions that close one tracked socket and dup2 another onto fd 10;
@@ -376,6 +398,9 @@ def test_calls_from_a_constructor_that_runs_before_ours():
 # slots are used: up to 1 MB).  A leak of 50 bytes per connection (or
 # 200 with drain) would exceed these.
 RSS_SLACK_KB = {"pass": 512, "graceful": 512, "abort": 512, "drain": 2048}
+# The library keeps up to this many netlink sock_diag sockets for its
+# "who closed first" lookups (shim/rt/diag.c); they are one-time, not leaks.
+NETLINK_POOL = 8
 
 
 @tdlib.requires(*NEEDS)
@@ -384,9 +409,11 @@ def test_many_connections_return_fds_and_memory():
     """10,000 connections (after 200 to warm up) under each action, both
     ends matched and logged to a file, with an in-process listener: at
     the end the program's own fd count is what it was at the start, the
-    library holds nothing but its log (and, for drain, the worker's
-    eventfd and epoll fd: no socket, so every drain's private reference
-    was closed), and VmRSS is back within a fixed slack (see RSS_SLACK_KB).
+    library holds nothing but its log, its few netlink sock_diag sockets
+    and, for drain, the worker's eventfd and epoll fd (no TCP socket: every
+    drain's private reference was closed), and VmRSS is back within a
+    fixed slack (see RSS_SLACK_KB; not under ASan, whose quarantine keeps
+    freed memory on purpose).
 
     Catches: a descriptor leaked per connection (a drain's private dup,
     a /proc directory, a socket of the program's), a memory leak per
@@ -402,12 +429,18 @@ def test_many_connections_return_fds_and_memory():
             problems.append("%s: program fds %d -> %d" % (
                 action, res["prog_fds_start"], res["prog_fds_end"]))
         allowed = ("anon_inode:[eventfd]", "anon_inode:[eventpoll]") if action == "drain" else ()
+        netlink = 0
         for entry in res["lib_fds_end"]:
             target = entry.split("=", 1)[1]
-            if target != log and target not in allowed:
+            netlink += target == "socket:netlink"
+            if target != log and target not in allowed and target != "socket:netlink":
                 problems.append("%s: the library still holds %s" % (action, entry))
+        if netlink > NETLINK_POOL:
+            problems.append("%s: %d netlink sockets, more than the library's pool" % (
+                action, netlink))
         grown = res["rss_end"] - res["rss_start"]
-        if grown > RSS_SLACK_KB[action]:
+        # ASan keeps freed memory in quarantine: no RSS bound holds there
+        if grown > RSS_SLACK_KB[action] and not tdlib.sanitize():
             problems.append("%s: VmRSS grew %d kB (slack %d kB): %r" % (
                 action, grown, RSS_SLACK_KB[action], res))
         closes = _closes(log)

@@ -10,13 +10,14 @@
  * it and answers 10 bytes, the client reads them and closes first, the
  * server reads to the end (EOF, or ECONNRESET after an abort) and
  * closes.  WARMUP connections come first; N more follow.  Then it waits
- * (up to 20 s) until the library holds no socket (the private references
- * of pending drains).
+ * (up to 20 s) until the library holds no TCP socket (the private
+ * references of pending drains).
  *
  * Prints one JSON line: VmRSS (kB) at start, after the warm-up and at
  * the end; the program's fd count (below the library's range) at start
- * and end; the library's fds (number and what they point at) at start,
- * after the warm-up and at the end.  The test judges them.
+ * and end; the library's fds (number and what they point at, sockets as
+ * socket:tcp, socket:netlink or socket:other) at start, after the
+ * warm-up and at the end.  The test judges them.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -73,6 +74,26 @@ static long rss_kb(void)
 }
 
 /*
+ * What kind of socket fd is: "tcp" (a connection: the library holds one
+ * only for a pending drain), "netlink" (the library keeps a few
+ * sock_diag sockets for its lookups), or "other".
+ */
+static const char *socket_kind(int fd)
+{
+	int domain = 0, proto = 0;
+	socklen_t len = sizeof(domain);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0)
+		return "other";
+	len = sizeof(proto);
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
+		return "other";
+	if ((domain == AF_INET || domain == AF_INET6) && proto == IPPROTO_TCP)
+		return "tcp";
+	return domain == AF_NETLINK ? "netlink" : "other";
+}
+
+/*
  * Count the program's fds (below base) and describe the library's (at or
  * above base) into out as a JSON array of "fd=target" strings.
  */
@@ -103,6 +124,8 @@ static int scan_fds(int base, char *out, size_t cap, int *lib_count)
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 		n = readlink(path, target, sizeof(target) - 1);
 		target[n > 0 ? n : 0] = '\0';
+		if (strncmp(target, "socket:", 7) == 0)
+			snprintf(target, sizeof(target), "socket:%s", socket_kind(fd));
 		{
 			/* whole entries only, and room left for the "]" */
 			char entry[320];
@@ -191,13 +214,13 @@ int main(int argc, char **argv)
 	close(l);
 	/*
 	 * The drains end in the background: wait until the library holds no
-	 * socket any more (its private references of pending drains).
+	 * TCP socket any more (its private references of pending drains).
 	 */
 	for (int i = 0; i < 2000; i++) {
 		struct timespec ms10 = {0, 10 * 1000 * 1000};
 
 		prog2 = scan_fds(base, fds2, sizeof(fds2), &lib2);
-		if (strstr(fds2, "socket:") == NULL)
+		if (strstr(fds2, "socket:tcp") == NULL)
 			break;
 		nanosleep(&ms10, NULL);
 	}

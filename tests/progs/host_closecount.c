@@ -102,7 +102,17 @@ static void conn(int l, int port, int *c, int *s)
 		die("poll");
 }
 
-/* Sockets the library still holds (its private references). */
+/* Whether fd is a TCP socket (not, say, the library's netlink sockets). */
+static int is_tcp(int fd)
+{
+	int proto = 0;
+	socklen_t len = sizeof(proto);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+	       proto == IPPROTO_TCP;
+}
+
+/* TCP sockets the library still holds (a pending drain's private reference). */
 static int lib_sockets(int base)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -120,7 +130,7 @@ static int lib_sockets(int base)
 			continue;
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 		len = readlink(path, target, sizeof(target) - 1);
-		if (len > 0 && strncmp(target, "socket:", 7) == 0)
+		if (len > 0 && strncmp(target, "socket:", 7) == 0 && is_tcp(fd))
 			n++;
 	}
 	closedir(d);

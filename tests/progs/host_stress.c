@@ -7,7 +7,9 @@
  *   host_stress sigclose N      handler closes sockets while main closes
  *   host_stress itimer N        SIGALRM at a high rate during N closes
  *   host_stress fork FORKS      fork while threads churn matched sockets
- *   host_stress vfork N K       vfork children close and dup, then _exit
+ *   host_stress vfork N K [socket]
+ *                               vfork children close, then dup (or
+ *                               socket) onto the freed numbers, _exit
  *   host_stress spawn N         posix_spawn with addclose/adddup2
  *   host_stress exec LEVELS     an exec chain carrying an open socket
  *   host_stress spawnkeep MODE  a spawned child serves the connection
@@ -505,12 +507,12 @@ static int mode_fork(int forks)
 /* ---- vfork: the child shares our memory, not our fd table ---------- */
 
 static volatile int g_vfork_bad;
-static int g_vk, g_vc[64], g_vbase;
+static int g_vk, g_vc[64], g_vbase, g_vsocket;
 
 /*
  * What a child does before exec: close what it must not keep (our
  * sockets, then everything, the library's own descriptors included),
- * and put something else on the freed numbers.  It reads only globals,
+ * and put something else on the freed numbers (dup(), or new sockets).  It reads only globals,
  * so that nothing of the caller's frame is live across vfork().
  */
 static __attribute__((noinline)) pid_t vfork_child(void)
@@ -525,16 +527,17 @@ static __attribute__((noinline)) pid_t vfork_child(void)
 	for (int fd = 3; fd < g_vbase + 64; fd++)
 		close(fd);
 	for (int j = 0; j < 2 * g_vk + 1; j++)
-		if (dup(0) < 0)
+		if ((g_vsocket ? socket(AF_INET, SOCK_STREAM, 0) : dup(0)) < 0)
 			g_vfork_bad++;
 	_exit(0);
 }
 
-static int mode_vfork(int n, int k)
+static int mode_vfork(int n, int k, int sockets)
 {
 	int port = 0, l, s[64], bad = 0, open_after = 0;
 	char tail[256];
 
+	g_vsocket = sockets;
 	g_vk = k > 64 ? 64 : k;
 	g_vbase = lib_fd_base();
 	l = listen_on(&port, 0);
@@ -810,7 +813,17 @@ static int mode_ownfds(int refuse_port, int timeout_port)
 
 /* ---- hijack: the program takes over the library's fd numbers ------- */
 
-/* Count the library's fds (at or above base) that are sockets. */
+/* Whether fd is a TCP socket (not, say, the library's netlink sockets). */
+static int is_tcp(int fd)
+{
+	int proto = 0;
+	socklen_t len = sizeof(proto);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+	       proto == IPPROTO_TCP;
+}
+
+/* Count the library's fds (at or above base) that are TCP sockets. */
 static int lib_sockets(int base)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -828,7 +841,7 @@ static int lib_sockets(int base)
 			continue;
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 		len = readlink(path, target, sizeof(target) - 1);
-		if (len > 0 && strncmp(target, "socket:", 7) == 0)
+		if (len > 0 && strncmp(target, "socket:", 7) == 0 && is_tcp(fd))
 			n++;
 	}
 	closedir(d);
@@ -940,7 +953,8 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "fork") == 0 && argc > 2)
 		return mode_fork(atoi(argv[2]));
 	if (strcmp(argv[1], "vfork") == 0 && argc > 3)
-		return mode_vfork(atoi(argv[2]), atoi(argv[3]));
+		return mode_vfork(atoi(argv[2]), atoi(argv[3]),
+				  argc > 4 && strcmp(argv[4], "socket") == 0);
 	if (strcmp(argv[1], "spawn") == 0 && argc > 2)
 		return mode_spawn(atoi(argv[2]));
 	if (strcmp(argv[1], "spawned") == 0 && argc > 3)
