@@ -13,7 +13,10 @@ TD_EXPORT int socket(int domain, int type, int protocol)
 		return fd;
 	saved = errno;
 	if (domain != AF_INET && domain != AF_INET6) {
-		td_fd_forget(fd); /* a stale entry must not follow the number */
+		/* a stale entry must not follow the number (unless it is a
+		 * vfork()ed parent's, see td_fd_publish) */
+		if (td_fd_live(fd) != NULL && td_in_own_process())
+			td_fd_forget(fd);
 	} else if ((type & 0xf) == SOCK_STREAM &&
 		   (protocol == 0 || protocol == IPPROTO_TCP)) {
 		(void)td_sock_new(fd, domain, TD_SOCK_UNKNOWN);

@@ -81,6 +81,16 @@ struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
 
 	if (e == NULL)
 		return NULL;
+	/*
+	 * A live entry here is either stale (its fd was closed behind our
+	 * back) or the parent's, when a vfork()ed child, sharing our memory,
+	 * makes a socket on a number it had freed in its own table.  Only in
+	 * the first case may it be replaced; the check costs a getpid(), paid
+	 * only when the number is taken.
+	 */
+	if (atomic_load_explicit(&e->tag, memory_order_relaxed) != 0 &&
+	    !td_in_own_process())
+		return NULL;
 	/* An entry still here means its fd was closed behind our back
 	 * (a path no hook sees); drop its claim on a dup share slot. */
 	old = atomic_exchange(&e->tag, 0);

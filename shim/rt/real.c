@@ -56,6 +56,11 @@ static void td__real_bind_once(void)
 	TD_BIND(sendmsg);
 }
 
+void *td_real_lookup(const char *name, void *self)
+{
+	return td__next(name, self);
+}
+
 void td_real_bind(void)
 {
 	pthread_once(&td__real_once, td__real_bind_once);

@@ -58,6 +58,8 @@ extern struct td_real_fns td_real TD_HIDDEN;
 
 /* Resolve every real symbol once (dlsym RTLD_NEXT); safe to call often. */
 void td_real_bind(void) TD_HIDDEN;
+/* One more real symbol, looked up on its first use (not in a hot path). */
+void *td_real_lookup(const char *name, void *self) TD_HIDDEN;
 
 /* A system call without libc's syscall() (which this library wraps). */
 long td_sys(long n, long a, long b, long c, long d, long e, long f) TD_HIDDEN;

@@ -189,15 +189,16 @@ def test_vfork_children_leave_the_parents_sockets_alone():
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(60)
 def test_vfork_child_sockets_leave_the_parents_entries_alone():
-    """KNOWN BUG (fails): the same as the vfork test above, but the
-    children put new sockets (socket()) on the freed numbers instead of
-    dup()s.  The socket() hook publishes a fresh, rule-less entry for the
-    number in the table it shares with the parent, replacing the entry of
-    the parent's socket that still has that number in the parent: the
-    parent's later close is then unhandled (no close event, and the
-    kernel's RST for the unread input instead of graceful's FIN).  The
-    same path exists through accept() and through the "adopt" step of
-    connect(), bind() and setsockopt() in a vfork()ed child."""
+    """The same as the vfork test above, but the children put new
+    sockets (socket()) on the freed numbers instead of dup()s.
+
+    Catches: the socket() hook publishing a fresh entry for the number in
+    the table the vfork()ed child shares with the parent, replacing the
+    entry of the parent's socket that still has that number in the
+    parent (the parent's later close would be unhandled: no close event,
+    and the kernel's RST for the unread input instead of graceful's FIN).
+    An entry that is live is replaced only after a getpid() shows the
+    caller is the table's own process (td_fd_publish)."""
     k = 8
     log = _log()
     env = _env([{"name": "cli", "match": {"role": "client"}, "close": "graceful"}], log)
@@ -252,20 +253,18 @@ def test_exec_chain_keeps_fds_and_sockets():
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(60)
 def test_spawned_child_keeps_the_connection_its_parent_closed():
-    """KNOWN BUG (fails): an inetd-style parent passes a connection to a
-    posix_spawn()ed child (adddup2 onto fd 3) and closes its own copy at
-    once; the child (told by a pipe once the parent's close returned)
-    reads the request and answers "hello".
+    """An inetd-style parent passes a connection to a posix_spawn()ed
+    child (adddup2 onto fd 3) and closes its own copy at once; the child
+    (told by a pipe once the parent's close returned) reads the request
+    and answers "hello".  Without the library the peer gets "hello" and
+    then EOF when the child exits, and so it must under every action.
 
-    Without the library the peer gets "hello" and then EOF when the child
-    exits.  Under "drain" the parent's close is taken for the last one
-    (only fork() children are known to hold sockets, see
-    shim/rt/holders.c), so the library shuts the connection down and
-    reads away the child's request in the background: the child never
-    sees it and the peer gets EOF with no reply.  Under "graceful" with
-    the request already queued at the parent's close, the library
-    discards it: the child waits in vain.  The same holds for a
-    vfork()+exec child, or any child not made by fork()."""
+    Catches: the parent's close taken for the last one, so that "drain"
+    shuts the connection down and reads away the child's request in the
+    background (the peer gets EOF with no reply), or "graceful" discards
+    the request already queued (the child waits in vain).  The library
+    marks a socket named in posix_spawn_file_actions_adddup2() as shared
+    and records spawned children like forked ones (shim/hook/spawn.c)."""
     problems = []
     for action, when in (("drain", "late"), ("drain", "early"), ("graceful", "early")):
         log = _log("%s-%s" % (action, when))

@@ -52,7 +52,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Iinclude -D_GNU_SOURCE"
+CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wno-unknown-attributes -Iinclude -D_GNU_SOURCE"
 CFLAGS="$CFLAGS -DTD_VERSION=\"fuzz\" -DTD_LIBDIR=\"/nonexistent\""
 SRCS="$(ls shim/core/*.c) cli/lib/logparse.c cli/lib/report.c tests/fuzz/harness.c"
 

@@ -1,0 +1,91 @@
+/*
+ * teardown: posix_spawn(), posix_spawnp() and
+ * posix_spawn_file_actions_adddup2() — children that may hold a socket.
+ *
+ * An inetd-style parent hands a connection to a spawned child (adddup2
+ * onto the child's stdin, or a socket without close-on-exec) and closes
+ * its own copy at once.  That close is not the last one, so it must not
+ * do close-time work (a drain's shutdown would cut the child's
+ * connection).  A spawned child is recorded like a forked one, so that a
+ * later close looks for the socket in /proc/<child>/fd; a socket named in
+ * an adddup2 action is shared from then on.
+ */
+#include <spawn.h>
+
+#include "../rt/rt.h"
+
+typedef int td__spawn_fn(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			 const posix_spawnattr_t *, char *const[], char *const[]);
+
+static td__spawn_fn *td__spawn_real(bool path)
+{
+	static td__spawn_fn *real_spawn, *real_spawnp;
+	td__spawn_fn **slot = path ? &real_spawnp : &real_spawn;
+	td__spawn_fn *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+	if (f == NULL) {
+		f = (td__spawn_fn *)td_real_lookup(path ? "posix_spawnp" : "posix_spawn",
+						   path ? (void *)posix_spawnp
+							: (void *)posix_spawn);
+		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}
+
+static int td__spawn(bool path, pid_t *pid, const char *file,
+		     const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at,
+		     char *const argv[], char *const envp[])
+{
+	const struct td_policy *p = td_active();
+	td__spawn_fn *real = td__spawn_real(path);
+	uint32_t epoch;
+	pid_t child = 0;
+	int rc;
+
+	if (real == NULL)
+		return ENOSYS;
+	if (p == NULL)
+		return real(pid, file, fa, at, argv, envp);
+	/* a socket older than this child may be held by it from now on */
+	epoch = atomic_fetch_add(&td_epoch, 1);
+	rc = real(pid ? pid : &child, file, fa, at, argv, envp);
+	if (rc == 0)
+		td_child_record(pid ? *pid : child, epoch);
+	return rc;
+}
+
+TD_EXPORT int posix_spawn(pid_t *pid, const char *path,
+			  const posix_spawn_file_actions_t *fa,
+			  const posix_spawnattr_t *at, char *const argv[],
+			  char *const envp[])
+{
+	return td__spawn(false, pid, path, fa, at, argv, envp);
+}
+
+TD_EXPORT int posix_spawnp(pid_t *pid, const char *file,
+			   const posix_spawn_file_actions_t *fa,
+			   const posix_spawnattr_t *at, char *const argv[],
+			   char *const envp[])
+{
+	return td__spawn(true, pid, file, fa, at, argv, envp);
+}
+
+TD_EXPORT int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa,
+					       int fd, int newfd)
+{
+	static int (*real)(posix_spawn_file_actions_t *, int, int);
+	const struct td_policy *p = td_active();
+	struct td_sock *s;
+	__typeof__(real) f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
+
+	if (f == NULL) {
+		f = (__typeof__(real))td_real_lookup("posix_spawn_file_actions_adddup2",
+						     (void *)posix_spawn_file_actions_adddup2);
+		__atomic_store_n(&real, f, __ATOMIC_RELEASE);
+	}
+	if (f == NULL)
+		return ENOSYS;
+	if (p != NULL && (s = td_fd_live(fd)) != NULL)
+		atomic_fetch_or(&s->flags, TD_SF_STICKY_SHARED);
+	return f(fa, fd, newfd);
+}
