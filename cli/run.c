@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -346,6 +347,58 @@ static int td__preload(const char *lib)
 	return rc;
 }
 
+/*
+ * Linux limits one environment string to 128 KiB, and the library reads
+ * policies up to 1 MiB.  A built policy over this size is written to a
+ * private file instead: $XDG_RUNTIME_DIR/teardown (or /tmp/teardown-UID),
+ * a directory of this user's with mode 0700, under a name made from the
+ * text's hash (so the same policy is written once, and files are reused
+ * rather than piling up).  Returns the path, or NULL with a message.
+ */
+#define TD_ENV_POLICY_MAX (96 * 1024)
+
+static char *td__policy_file(const char *text)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+	char dir[PATH_MAX], tmp[PATH_MAX + 32], *path = NULL;
+	uint64_t h = 1469598103934665603ull;
+	size_t len = strlen(text);
+	struct stat st;
+	int fd;
+
+	for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+		h = (h ^ *c) * 1099511628211ull;
+	if (rt != NULL && rt[0] == '/')
+		snprintf(dir, sizeof(dir), "%s/teardown", rt);
+	else
+		snprintf(dir, sizeof(dir), "/tmp/teardown-%u", (unsigned)geteuid());
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		goto fail;
+	/* never a directory someone else made or could write into */
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077) != 0) {
+		errno = EPERM;
+		goto fail;
+	}
+	if (asprintf(&path, "%s/policy-%016llx.conf", dir, (unsigned long long)h) < 0)
+		return NULL;
+	snprintf(tmp, sizeof(tmp), "%s/.policy-XXXXXX", dir);
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		goto fail;
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0 || close(fd) != 0 ||
+	    rename(tmp, path) != 0) {
+		unlink(tmp);
+		goto fail;
+	}
+	return path;
+fail:
+	fprintf(stderr, "teardown: the policy (%zu bytes) is too large for the environment "
+		"and could not be written under %s: %s\n", len, dir, strerror(errno));
+	free(path);
+	return NULL;
+}
+
 int td_cmd_run(int argc, char **argv)
 {
 	struct td_run_opts o;
@@ -405,6 +458,16 @@ int td_cmd_run(int argc, char **argv)
 		return 0;
 	}
 	td_doctor_warn(argv[optind], stderr);
+	if (!as_path && strlen(policy) > TD_ENV_POLICY_MAX) {
+		/* too large for one environment string: hand over a file */
+		char *file = td__policy_file(policy);
+
+		if (file == NULL)
+			return 1;
+		free(policy);
+		policy = file;
+		as_path = true;
+	}
 	if (td__preload(lib) != 0 ||
 	    (as_path ? setenv("TEARDOWN_CONFIG", policy, 1)
 		     : (unsetenv("TEARDOWN_CONFIG"), setenv("TEARDOWN_POLICY", policy, 1))) != 0) {
