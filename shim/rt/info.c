@@ -94,6 +94,11 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		if (ti.tcpi_state != TD_TCP_CLOSE && ti.tcpi_state != TD_TCP_SYN_SENT &&
 		    ioctl(fd, SIOCOUTQ, &v) == 0)
 			f->unsent = v;
+		/* our FIN, sent and not yet acknowledged, takes a sequence number */
+		if (f->unsent > 0 &&
+		    (ti.tcpi_state == TD_TCP_FIN_WAIT1 || ti.tcpi_state == TD_TCP_CLOSING ||
+		     ti.tcpi_state == TD_TCP_LAST_ACK))
+			f->unsent--;
 	}
 	len = sizeof(lg);
 	if (want_linger && getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {

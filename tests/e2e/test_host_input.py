@@ -655,14 +655,14 @@ def test_broken_pipe_stderr_no_sigpipe():
 def test_cli_large_policy_with_log_option_still_runs():
     """`teardown -c FILE --format json -- CMD` with a valid policy of 400
     small rules (28 KB): the command re-prints the policy in canonical
-    form (every default spelled out, ~450 bytes a rule, ~190 KB here) and
-    passes it in TEARDOWN_POLICY, which is over Linux's 128 KiB limit for
-    one environment string: execve() fails with E2BIG and CMD never runs.
-    CMD must run (its exit status 3 comes back), as it does without the
-    --format option, when the command passes the file's path instead.
+    form (every default spelled out, ~450 bytes a rule, ~190 KB here),
+    which is over Linux's 128 KiB limit for one environment string, so it
+    hands the library a private file instead of TEARDOWN_POLICY
+    (cli/run.c).  CMD must run (its exit status 3 comes back), as it does
+    without the --format option, when the command passes the file's path.
 
     Catches: a policy the library accepts (up to 1 MiB) that the command
-    cannot hand over to it."""
+    cannot hand over to it (execve() failing with E2BIG, CMD never run)."""
     d = tdlib.tmpdir()
     rules = ",\n".join('  { name = "r%d"; match = { remote_port = %d; }; close = "pass"; }'
                        % (i, 10000 + i) for i in range(400))
