@@ -31,8 +31,38 @@ static inline void td_buf_putc(struct td_buf *b, char c)
 		b->lost++;
 }
 
-void td_buf_putn(struct td_buf *b, const char *s, size_t n);
 void td_buf_puts(struct td_buf *b, const char *s);
+void td_buf_putn_slow(struct td_buf *b, const char *s, size_t n);
+
+/*
+ * Lines are built from many short pieces; inline, with copies of fixed
+ * sizes (8, 4, 2, 1 bytes) that the compiler turns into plain moves, a
+ * piece costs a few instructions instead of a call to memcpy.
+ */
+static inline void td_buf_putn(struct td_buf *b, const char *s, size_t n)
+{
+	char *d;
+	size_t i = 0;
+
+	if (n > 64 || b->len + n + 1 > b->cap) {
+		td_buf_putn_slow(b, s, n);
+		return;
+	}
+	d = b->p + b->len;
+	for (; i + 8 <= n; i += 8)
+		__builtin_memcpy(d + i, s + i, 8);
+	if (n & 4) {
+		__builtin_memcpy(d + i, s + i, 4);
+		i += 4;
+	}
+	if (n & 2) {
+		__builtin_memcpy(d + i, s + i, 2);
+		i += 2;
+	}
+	if (n & 1)
+		d[i] = s[i];
+	b->len += n;
+}
 void td_buf_u64(struct td_buf *b, uint64_t v);
 void td_buf_i64(struct td_buf *b, int64_t v);
 /* v zero-padded to width digits */

@@ -23,24 +23,12 @@ void td_buf_init(struct td_buf *b, char *mem, size_t cap)
  * by byte, a call to memcpy/strlen would cost more than the copy.  The
  * attribute stops the compiler from turning the loops back into them.
  */
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
-void td_buf_putn(struct td_buf *b, const char *s, size_t n)
+void td_buf_putn_slow(struct td_buf *b, const char *s, size_t n)
 {
 	size_t room = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
 	size_t k = n < room ? n : room;
-	char *d = b->p + b->len;
 
-	if (k > 64) {
-		memcpy(d, s, k);
-	} else {
-		size_t i = 0;
-
-		/* eight bytes at a time, within both ends; then the tail */
-		for (; i + 8 <= k; i += 8)
-			__builtin_memcpy(d + i, s + i, 8);
-		for (; i < k; i++)
-			d[i] = s[i];
-	}
+	memcpy(b->p + b->len, s, k);
 	b->len += k;
 	b->lost += n - k;
 }
