@@ -291,9 +291,29 @@ done:
 static void td__str(struct td__line *l, struct td__k key, const char *s,
 		    size_t in_max, size_t out_max)
 {
+	size_t n = 0;
+
 	td__key(l, key);
-	if (s == NULL)
+	if (s == NULL) {
 		td__null(l);
+		return;
+	}
+	/*
+	 * The usual string (a program or rule name) is short plain ASCII that
+	 * needs no escaping: written as it is, quoted in JSON.  In text, a
+	 * bare value must also be free of spaces and '='.
+	 */
+	while (n < in_max && n + 2 < out_max && s[n] > ' ' && s[n] < 0x7f &&
+	       s[n] != '"' && s[n] != '\\' && s[n] != '=')
+		n++;
+	if (s[n] == '\0' && n > 0) {
+		if (l->json)
+			td_buf_putc(&l->b, '"');
+		td_buf_putn(&l->b, s, n);
+		if (l->json)
+			td_buf_putc(&l->b, '"');
+		return;
+	}
 	else
 		td__bounded(&l->b, l->json ? td_buf_json_str : td_buf_text_str,
 			    s, in_max, out_max);
