@@ -13,8 +13,6 @@
 #include <arpa/inet.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/tcp.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -54,34 +52,23 @@ static void td__nl_put(int fd)
 	td_own_close(fd);
 }
 
-/*
- * Look up one connection by its 4-tuple.  On return *m is the kernel's
- * answer (NULL when there is no such connection) inside ans; ext asks
- * for extensions (INET_DIAG_INFO: the struct tcp_info).  0, or -1 when
- * the kernel could not be asked.
- */
-union td__diag_ans {
-	struct nlmsghdr nlh;
-	char buf[1024];
-};
-
-static int td__diag_lookup(const struct td_addr *local, const struct td_addr *remote,
-			   uint8_t ext, union td__diag_ans *ans, ssize_t *len,
-			   const struct inet_diag_msg **m)
+/* The connection's kernel state, 0 when there is none, -1 on error. */
+int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 {
 	static _Atomic uint32_t seq;
 	struct {
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 r;
 	} req;
+	union {
+		struct nlmsghdr nlh;
+		char buf[512];
+	} ans;
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-	size_t alen = local->family == AF_INET ? 4 : 16;
-	int fd;
+	int fd, state = -1;
 	ssize_t n;
 
-	*m = NULL;
-	if ((local->family != AF_INET && local->family != AF_INET6) ||
-	    local->family != remote->family || remote->port == 0)
+	if (local->family == 0 || local->family != remote->family)
 		return -1;
 	memset(&req, 0, sizeof(req));
 	req.nlh.nlmsg_len = sizeof(req);
@@ -90,12 +77,11 @@ static int td__diag_lookup(const struct td_addr *local, const struct td_addr *re
 	req.nlh.nlmsg_seq = atomic_fetch_add(&seq, 1) + 1;
 	req.r.sdiag_family = local->family;
 	req.r.sdiag_protocol = IPPROTO_TCP;
-	req.r.idiag_ext = ext;
 	req.r.idiag_states = ~0u;
 	req.r.id.idiag_sport = htons(local->port);
 	req.r.id.idiag_dport = htons(remote->port);
-	memcpy(req.r.id.idiag_src, local->addr, alen);
-	memcpy(req.r.id.idiag_dst, remote->addr, alen);
+	memcpy(req.r.id.idiag_src, local->addr, local->family == AF_INET ? 4 : 16);
+	memcpy(req.r.id.idiag_dst, remote->addr, remote->family == AF_INET ? 4 : 16);
 	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 	fd = td__nl_get();
@@ -106,85 +92,29 @@ static int td__diag_lookup(const struct td_addr *local, const struct td_addr *re
 		return -1;
 	}
 	/* the kernel answers a lookup before sendto() returns */
-	n = recv(fd, ans, sizeof(*ans), MSG_DONTWAIT);
-	if (n < (ssize_t)sizeof(struct nlmsghdr) || ans->nlh.nlmsg_seq != req.nlh.nlmsg_seq ||
-	    (size_t)n < ans->nlh.nlmsg_len) {
-		/* out of step or cut: do not hand a socket with a stray answer back */
+	n = recv(fd, &ans, sizeof(ans), MSG_DONTWAIT);
+	if (n < (ssize_t)sizeof(struct nlmsghdr) || ans.nlh.nlmsg_seq != req.nlh.nlmsg_seq) {
+		/* out of step: do not hand a socket with a stray answer back */
 		td_own_close(fd);
 		return -1;
 	}
+	if (ans.nlh.nlmsg_type == NLMSG_ERROR) {
+		const struct nlmsgerr *e = NLMSG_DATA(&ans.nlh);
+
+		state = (n >= (ssize_t)NLMSG_LENGTH(sizeof(*e)) && e->error == -ENOENT) ? 0 : -1;
+	} else if (ans.nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+		   n >= (ssize_t)NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+		const struct inet_diag_msg *m = NLMSG_DATA(&ans.nlh);
+
+		/* the lookup falls back to a listener on the local port: that
+		 * is not this connection, which is then gone */
+		state = m->id.idiag_dport == htons(remote->port) &&
+				memcmp(m->id.idiag_dst, remote->addr,
+				       remote->family == AF_INET ? 4 : 16) == 0
+			? m->idiag_state : 0;
+	}
 	td__nl_put(fd);
-	*len = n;
-	if (ans->nlh.nlmsg_type == NLMSG_ERROR) {
-		const struct nlmsgerr *e = NLMSG_DATA(&ans->nlh);
-
-		return n >= (ssize_t)NLMSG_LENGTH(sizeof(*e)) && e->error == -ENOENT ? 0 : -1;
-	}
-	if (ans->nlh.nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-	    n < (ssize_t)NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-		return -1;
-	/* the lookup falls back to a listener on the local port: that is not
-	 * this connection, which is then gone */
-	{
-		const struct inet_diag_msg *d = NLMSG_DATA(&ans->nlh);
-
-		if (d->id.idiag_dport == htons(remote->port) &&
-		    memcmp(d->id.idiag_dst, remote->addr, alen) == 0)
-			*m = d;
-	}
-	return 0;
-}
-
-/* The connection's kernel state, 0 when there is none, -1 on error. */
-int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
-{
-	union td__diag_ans ans;
-	const struct inet_diag_msg *m;
-	ssize_t n;
-
-	if (td__diag_lookup(local, remote, 0, &ans, &n, &m) != 0)
-		return -1;
-	return m ? m->idiag_state : 0;
-}
-
-int td_diag_facts(const struct td_addr *local, const struct td_addr *remote,
-		  struct td_facts *f)
-{
-	union td__diag_ans ans;
-	const struct inet_diag_msg *m;
-	struct tcp_info ti;
-	bool have_info = false;
-	int64_t unread;
-	ssize_t n;
-
-	if (td__diag_lookup(local, remote, 1 << (INET_DIAG_INFO - 1), &ans, &n, &m) != 0 ||
-	    m == NULL || m->idiag_inode == 0)
-		return -1; /* not a live socket with a file: ask the fd */
-	memset(&ti, 0, sizeof(ti));
-	{
-		const struct rtattr *a = (const struct rtattr *)(m + 1);
-		int rest = (int)ans.nlh.nlmsg_len - (int)NLMSG_LENGTH(sizeof(*m));
-
-		for (; RTA_OK(a, rest); a = RTA_NEXT(a, rest)) {
-			if (a->rta_type == INET_DIAG_INFO) {
-				size_t k = RTA_PAYLOAD(a) < sizeof(ti) ? RTA_PAYLOAD(a) : sizeof(ti);
-
-				memcpy(&ti, RTA_DATA(a), k);
-				have_info = true;
-			}
-		}
-	}
-	if (!have_info)
-		return -1;
-	f->state = -1;
-	/* rqueue counts a received FIN as a byte; SIOCINQ leaves it out */
-	unread = m->idiag_rqueue;
-	if (unread > 0 && (m->idiag_state == 8 || m->idiag_state == 9 ||
-			   m->idiag_state == 11 || m->idiag_state == 6))
-		unread--;
-	td_facts_fill(f, &ti, unread, m->idiag_wqueue);
-	f->ino = m->idiag_inode;
-	return 0;
+	return state;
 }
 
 /*

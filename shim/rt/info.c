@@ -50,16 +50,7 @@ int td_facts_read_sock(int fd, struct td_facts *f, const struct td_sock *s,
 
 	if (!(flags & TD_SF_LINGER_KNOWN) || r == NULL)
 		return td__facts(fd, f, want_ino, true);
-	/*
-	 * A connection's facts in one netlink round trip (state, queues,
-	 * TCP_INFO and the inode) instead of four calls on the fd.  A
-	 * listener, or a lookup that finds no live socket, takes the long way.
-	 */
-	memset(f, 0, sizeof(*f));
-	if (!(flags & TD_SF_LISTENER) && td_diag_facts(&s->local, &s->remote, f) == 0)
-		rc = 0;
-	else
-		rc = td__facts(fd, f, want_ino, false);
+	rc = td__facts(fd, f, want_ino, false);
 	if ((flags & TD_SF_FAULT_RST) || r->close == TD_CLOSE_ABORT) {
 		f->linger_on = true;
 		f->linger_secs = 0;
@@ -70,56 +61,45 @@ int td_facts_read_sock(int fd, struct td_facts *f, const struct td_sock *s,
 	return rc;
 }
 
-void td_facts_fill(struct td_facts *f, const struct tcp_info *ti, int64_t unread,
-		   int64_t unsent)
-{
-	f->state = ti->tcpi_state;
-	f->bytes_in = (int64_t)ti->tcpi_bytes_received;
-	/* the peer's FIN takes one sequence number, counted as received */
-	if (f->bytes_in > 0 &&
-	    (ti->tcpi_state == TD_TCP_CLOSE_WAIT || ti->tcpi_state == TD_TCP_LAST_ACK ||
-	     ti->tcpi_state == TD_TCP_CLOSING || ti->tcpi_state == TD_TCP_TIME_WAIT))
-		f->bytes_in--;
-	/* payload only: bytes_acked would count the SYN and FIN too */
-	f->bytes_out = (int64_t)(ti->tcpi_bytes_sent - ti->tcpi_bytes_retrans);
-	f->notsent = ti->tcpi_notsent_bytes;
-	if (ti->tcpi_state == TD_TCP_LISTEN) {
-		/* for a listener the kernel reports its accept queue here */
-		f->backlog = (int)ti->tcpi_unacked;
-		return;
-	}
-	f->unread = unread;
-	/* once closed (reset, refused), nothing is waiting to be sent: the
-	 * kernel's counter still holds the SYN and the purged queue */
-	if (ti->tcpi_state != TD_TCP_CLOSE && ti->tcpi_state != TD_TCP_SYN_SENT)
-		f->unsent = unsent;
-	/* our FIN, sent and not yet acknowledged, takes a sequence number */
-	if (f->unsent > 0 &&
-	    (ti->tcpi_state == TD_TCP_FIN_WAIT1 || ti->tcpi_state == TD_TCP_CLOSING ||
-	     ti->tcpi_state == TD_TCP_LAST_ACK))
-		f->unsent--;
-}
-
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger)
 {
 	struct tcp_info ti;
 	struct linger lg;
 	socklen_t len = sizeof(ti);
-	int v, in = 0, out = 0;
+	int v;
 
 	memset(f, 0, sizeof(*f));
 	f->state = -1;
 	memset(&ti, 0, sizeof(ti));
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
 		return errno == ENOPROTOOPT || errno == EOPNOTSUPP ? -ENOTSOCK : -errno;
-	if (ti.tcpi_state != TD_TCP_LISTEN) {
+	f->state = ti.tcpi_state;
+	f->bytes_in = (int64_t)ti.tcpi_bytes_received;
+	/* the peer's FIN takes one sequence number, counted as received */
+	if (f->bytes_in > 0 &&
+	    (ti.tcpi_state == TD_TCP_CLOSE_WAIT || ti.tcpi_state == TD_TCP_LAST_ACK ||
+	     ti.tcpi_state == TD_TCP_CLOSING || ti.tcpi_state == TD_TCP_TIME_WAIT))
+		f->bytes_in--;
+	/* payload only: bytes_acked would count the SYN and FIN too */
+	f->bytes_out = (int64_t)(ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans);
+	f->notsent = ti.tcpi_notsent_bytes;
+	if (ti.tcpi_state == TD_TCP_LISTEN) {
+		/* for a listener the kernel reports its accept queue here */
+		f->backlog = (int)ti.tcpi_unacked;
+	} else {
 		if (ioctl(fd, SIOCINQ, &v) == 0)
-			in = v;
+			f->unread = v;
+		/* once closed (reset, refused), nothing is waiting to be sent:
+		 * the kernel's counter still holds the SYN and the purged queue */
 		if (ti.tcpi_state != TD_TCP_CLOSE && ti.tcpi_state != TD_TCP_SYN_SENT &&
 		    ioctl(fd, SIOCOUTQ, &v) == 0)
-			out = v;
+			f->unsent = v;
+		/* our FIN, sent and not yet acknowledged, takes a sequence number */
+		if (f->unsent > 0 &&
+		    (ti.tcpi_state == TD_TCP_FIN_WAIT1 || ti.tcpi_state == TD_TCP_CLOSING ||
+		     ti.tcpi_state == TD_TCP_LAST_ACK))
+			f->unsent--;
 	}
-	td_facts_fill(f, &ti, in, out);
 	len = sizeof(lg);
 	if (want_linger && getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {
 		f->linger_on = lg.l_onoff != 0;

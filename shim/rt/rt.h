@@ -298,13 +298,6 @@ int td_facts_read(int fd, struct td_facts *f, bool want_ino) TD_HIDDEN;
 /* The same, taking SO_LINGER from s when the library saw all of it. */
 int td_facts_read_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino) TD_HIDDEN;
-struct tcp_info;
-/* Facts from TCP_INFO and the raw queue sizes (SIOCINQ/SIOCOUTQ). */
-void td_facts_fill(struct td_facts *f, const struct tcp_info *ti, int64_t unread,
-		   int64_t unsent) TD_HIDDEN;
-/* The same facts for a live connection through sock_diag; 0 or -1. */
-int td_diag_facts(const struct td_addr *local, const struct td_addr *remote,
-		  struct td_facts *f) TD_HIDDEN;
 /* Throw away queued input without copying it; returns bytes dropped. */
 int64_t td_discard_input(int fd) TD_HIDDEN;
 
