@@ -185,6 +185,17 @@ void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 	}
 	td_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
 	td__outcome(&c->ev, s, c->rule, &f, c->unread_before, last, changed);
+	/*
+	 * A FIN predicted as the first one may meet a peer's FIN arriving just
+	 * before the real close.  This is the last reference, nothing is left
+	 * unread and no zero linger is set, so the close would send exactly a
+	 * FIN: sending it now with shutdown(SHUT_WR) lets the state that
+	 * follows say who was first (FIN_WAIT1: we were; LAST_ACK: the peer
+	 * was), for the price of two cheap calls.
+	 */
+	if (c->pfd < 0 && last && c->log && c->ev.wire == TD_WIRE_FIN &&
+	    c->ev.closer == TD_CLOSER_ACTIVE && td_real_shutdown(fd, SHUT_WR) == 0)
+		td__check_first_fin(c, fd);
 
 	/* the closing thread, even when the worker writes the event later */
 	c->ev.tid = td_gettid();
@@ -219,10 +230,8 @@ void td_close_finish(const struct td_policy *p, struct td_closing *c, int rc,
 		td_own_close(c->pfd);
 		c->pfd = -1;
 	}
-	if (c->log) {
-		td__check_first_fin(c, -1);
+	if (c->log)
 		td_log(p, &c->ev);
-	}
 }
 
 int td_close_fd(const struct td_policy *p, int fd, int path)

@@ -101,9 +101,26 @@ def _proc_fds(pid):
     return fds
 
 
+def _netlink_inodes(pid):
+    """Inodes of the netlink sockets in ``pid``'s namespace (the library
+    keeps a few sock_diag ones for its "who closed first" lookups)."""
+    inodes = set()
+    try:
+        with open("/proc/%d/net/netlink" % pid) as f:
+            next(f)
+            for line in f:
+                inodes.add(line.split()[-1])
+    except OSError:
+        pass
+    return inodes
+
+
 def _sockets_of(pid):
-    """The fds of ``pid`` that are sockets, as {fd: "socket:[inode]"}."""
-    return {fd: t for fd, t in _proc_fds(pid).items() if t.startswith("socket:")}
+    """The fds of ``pid`` that are network sockets (netlink ones left out),
+    as {fd: "socket:[inode]"}."""
+    netlink = _netlink_inodes(pid)
+    return {fd: t for fd, t in _proc_fds(pid).items()
+            if t.startswith("socket:") and t[len("socket:["):-1] not in netlink}
 
 
 # ---------------------------------------------------------------------------

@@ -393,20 +393,22 @@ def test_close_racing_peer_fin_is_logged_passive():
     between the two (microseconds, but under load it happens: 3% to 13%
     of nginx's closes under wrk in test_report_real, before the fix) turns
     the real close into a passive one (CLOSE_WAIT -> LAST_ACK, no
-    TIME_WAIT here).  The library now asks the kernel afterwards
-    (sock_diag, shim/rt/diag.c).  A test double
-    (tests/progs/libaudit_slowclose.so) pauses 200 ms inside that window,
-    so the client's FIN always lands in it.
+    TIME_WAIT here).  The library therefore sends an active closer's FIN
+    itself, with shutdown(SHUT_WR) just before the real close, and reads
+    the state that follows (LAST_ACK: the peer's FIN was first; CLOSE is
+    settled by sock_diag, shim/rt/diag.c).  A test double
+    (tests/progs/libcore_slowshut.so) pauses 200 ms inside that shutdown,
+    so the client's FIN always lands in the window.
 
     The wire: the client's FIN first, and the server's FIN acknowledges
     it; TIME_WAIT on the client only.  The log agrees: closer=passive,
     time_wait=false, and the FIN the server sent.
     """
-    slow = os.path.join(tdlib.build_dir(), "tests", "progs", "libaudit_slowclose.so")
+    slow = os.path.join(tdlib.build_dir(), "tests", "progs", "libcore_slowshut.so")
     assert os.path.exists(slow), "%s is missing: run make testprogs" % slow
     env, log = _policy([_rule("pass")], "server")
     env["LD_PRELOAD"] += " " + slow
-    env["AUDIT_SLOWCLOSE_MS"] = "200"
+    env["CORE_SLOWSHUT_MS"] = "200"
     with tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--send", 10, env=env)
         cli = tdlib.run_client(srv.port, "--read", 10).result
@@ -733,9 +735,13 @@ def test_log_matches_kernel_tracepoints():
             problems.append("%s: capture shows %s" % (label, cap.teardown_flags(port, peer)))
         # The state machine of the library's side of the connection, from
         # ESTABLISHED on.
+        # A state entered again (FIN_WAIT1 -> FIN_WAIT1: the library sends
+        # an active closer's FIN with shutdown(SHUT_WR) to learn who was
+        # first, and close() then keeps the state) is no transition.
         path = [(s["old_name"], s["new_name"]) for s in states
                 if (s["sport"], s["dport"]) == (port, peer)
-                and s["old_name"] not in ("LISTEN", "SYN_SENT", "SYN_RECV")]
+                and s["old_name"] not in ("LISTEN", "SYN_SENT", "SYN_RECV")
+                and s["old_name"] != s["new_name"]]
         if close["wire"] == "RST":
             want_path = [("ESTABLISHED", "CLOSE")]
         elif close["closer"] == "active":
