@@ -15,6 +15,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -128,10 +129,12 @@ int td_diag_we_closed_first(int fd, const struct td_addr *local,
 	int state = -1;
 
 	if (fd >= 0) {
-		struct td_facts f;
+		/* only the state: the first byte of struct tcp_info */
+		uint8_t st;
+		socklen_t len = sizeof(st);
 
-		if (td_facts_read(fd, &f, false) == 0)
-			state = f.state;
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &st, &len) == 0 && len >= 1)
+			state = st;
 		/* our own socket is CLOSE both after TIME_WAIT and after LAST_ACK:
 		 * only the 4-tuple's TIME_WAIT entry tells them apart */
 		if (state == 7)
