@@ -31,7 +31,6 @@ static inline void td_buf_putc(struct td_buf *b, char c)
 		b->lost++;
 }
 
-void td_buf_puts(struct td_buf *b, const char *s);
 void td_buf_putn_slow(struct td_buf *b, const char *s, size_t n);
 
 /*
@@ -62,6 +61,11 @@ static inline void td_buf_putn(struct td_buf *b, const char *s, size_t n)
 	if (n & 1)
 		d[i] = s[i];
 	b->len += n;
+}
+
+static inline void td_buf_puts(struct td_buf *b, const char *s)
+{
+	td_buf_putn(b, s, __builtin_strlen(s));
 }
 void td_buf_u64(struct td_buf *b, uint64_t v);
 void td_buf_i64(struct td_buf *b, int64_t v);

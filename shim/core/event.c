@@ -288,6 +288,18 @@ done:
 	b->lost += t.lost;
 }
 
+/* Bytes a name may hold to be written without quoting or escaping. */
+static const uint8_t td__plain[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
 static void td__str(struct td__line *l, struct td__k key, const char *s,
 		    size_t in_max, size_t out_max)
 {
@@ -303,8 +315,7 @@ static void td__str(struct td__line *l, struct td__k key, const char *s,
 	 * needs no escaping: written as it is, quoted in JSON.  In text, a
 	 * bare value must also be free of spaces and '='.
 	 */
-	while (n < in_max && n + 2 < out_max && s[n] > ' ' && s[n] < 0x7f &&
-	       s[n] != '"' && s[n] != '\\' && s[n] != '=')
+	while (n < in_max && n + 2 < out_max && td__plain[(unsigned char)s[n]])
 		n++;
 	if (s[n] == '\0' && n > 0) {
 		if (l->json)

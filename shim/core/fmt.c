@@ -33,22 +33,6 @@ void td_buf_putn_slow(struct td_buf *b, const char *s, size_t n)
 	b->lost += n - k;
 }
 
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
-void td_buf_puts(struct td_buf *b, const char *s)
-{
-	size_t room = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
-	char *d = b->p + b->len;
-	size_t i = 0;
-
-	while (i < room && s[i] != '\0') {
-		d[i] = s[i];
-		i++;
-	}
-	b->len += i;
-	if (s[i] != '\0')
-		b->lost += strlen(s + i);
-}
-
 static const char td__pairs[201] =
 	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
@@ -249,6 +233,10 @@ static void td__civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 	*y = yy + (*m <= 2);
 }
 
+/* The last date formatted by this thread (see td_buf_time_utc). */
+static __thread int64_t td__date_days __attribute__((tls_model("initial-exec"))) = INT64_MIN;
+static __thread char td__date_text[10] __attribute__((tls_model("initial-exec")));
+
 /* Two digits of v (0..99) at t. */
 static inline void td__pair(char *t, unsigned v)
 {
@@ -274,24 +262,36 @@ void td_buf_time_utc(struct td_buf *b, int64_t us)
 		days--;
 	}
 
-	td__civil(days, &y, &m, &d);
-	if (y < 0 || y > 9999) {
-		/* outside the four-digit years: the general (slow) way */
-		td_buf_u64w(b, (uint64_t)(y < 0 ? 0 : y), 4);
-		td_buf_putc(b, '-');
-		td_buf_u64w(b, m, 2);
-		td_buf_putc(b, '-');
-		td_buf_u64w(b, d, 2);
+	/* the date changes once a day: each thread keeps the last one */
+	if (days == td__date_days && days != INT64_MIN) {
+		td_buf_putn(b, td__date_text, sizeof(td__date_text));
 	} else {
-		char t[10];
+		td__civil(days, &y, &m, &d);
+		if (y < 0 || y > 9999) {
+			/* outside the four-digit years: the general (slow) way */
+			td_buf_u64w(b, (uint64_t)(y < 0 ? 0 : y), 4);
+			td_buf_putc(b, '-');
+			td_buf_u64w(b, m, 2);
+			td_buf_putc(b, '-');
+			td_buf_u64w(b, d, 2);
+		} else {
+			char t[10];
 
-		td__pair(t, (unsigned)(y / 100));
-		td__pair(t + 2, (unsigned)(y % 100));
-		t[4] = '-';
-		td__pair(t + 5, m);
-		t[7] = '-';
-		td__pair(t + 8, d);
-		td_buf_putn(b, t, sizeof(t));
+			td__pair(t, (unsigned)(y / 100));
+			td__pair(t + 2, (unsigned)(y % 100));
+			t[4] = '-';
+			td__pair(t + 5, m);
+			t[7] = '-';
+			td__pair(t + 8, d);
+			td_buf_putn(b, t, sizeof(t));
+			/* invalid while it changes: a signal handler that
+			 * interrupts here computes its date itself */
+			td__date_days = INT64_MIN;
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+			__builtin_memcpy(td__date_text, t, sizeof(t));
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+			td__date_days = days;
+		}
 	}
 	{
 		char t[17];
