@@ -90,9 +90,14 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		if (ioctl(fd, SIOCINQ, &v) == 0)
 			f->unread = v;
 		/* once closed (reset, refused), nothing is waiting to be sent:
-		 * the kernel's counter still holds the SYN and the purged queue */
-		if (ti.tcpi_state != TD_TCP_CLOSE && ti.tcpi_state != TD_TCP_SYN_SENT &&
-		    ioctl(fd, SIOCOUTQ, &v) == 0)
+		 * the kernel's counter still holds the SYN and the purged queue.
+		 * With no segment in flight (tcpi_unacked counts them), what is
+		 * unacknowledged is exactly what was never sent: no ioctl. */
+		if (ti.tcpi_state == TD_TCP_CLOSE || ti.tcpi_state == TD_TCP_SYN_SENT)
+			f->unsent = 0;
+		else if (ti.tcpi_unacked == 0)
+			f->unsent = ti.tcpi_notsent_bytes;
+		else if (ioctl(fd, SIOCOUTQ, &v) == 0)
 			f->unsent = v;
 		/* our FIN, sent and not yet acknowledged, takes a sequence number */
 		if (f->unsent > 0 &&
