@@ -286,7 +286,8 @@ static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
 		if (all.rules == NULL)
 			return NULL;
 		all.rules[0] = cli.rules[0];
-		memcpy(all.rules + 1, file.rules, file.n_rules * sizeof(*file.rules));
+		if (file.n_rules > 0)
+			memcpy(all.rules + 1, file.rules, file.n_rules * sizeof(*file.rules));
 	}
 	if (o->log) {
 		if (strcmp(o->log, "stderr") == 0) {
