@@ -139,7 +139,6 @@ void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 	bool in_proc_shared, last, changed = false;
 	int rc;
 
-	(void)path;
 	memset(c, 0, sizeof(*c));
 	c->s = *s;
 	c->fd = fd;
@@ -194,8 +193,14 @@ void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 	 * was), for the price of two cheap calls.
 	 */
 	if (c->pfd < 0 && last && c->log && c->ev.wire == TD_WIRE_FIN &&
-	    c->ev.closer == TD_CLOSER_ACTIVE && td_real_shutdown(fd, SHUT_WR) == 0)
-		td__check_first_fin(c, fd);
+	    c->ev.closer == TD_CLOSER_ACTIVE) {
+		/* fclose() still has the stream's buffer to flush: its FIN must
+		 * wait, and the kernel is asked afterwards instead */
+		if (path == TD_PATH_FCLOSE)
+			c->check_after = true;
+		else if (td_real_shutdown(fd, SHUT_WR) == 0)
+			td__check_first_fin(c, fd);
+	}
 
 	/* the closing thread, even when the worker writes the event later */
 	c->ev.tid = td_gettid();
@@ -230,8 +235,11 @@ void td_close_finish(const struct td_policy *p, struct td_closing *c, int rc,
 		td_own_close(c->pfd);
 		c->pfd = -1;
 	}
-	if (c->log)
+	if (c->log) {
+		if (c->check_after)
+			td__check_first_fin(c, -1);
 		td_log(p, &c->ev);
+	}
 }
 
 int td_close_fd(const struct td_policy *p, int fd, int path)

@@ -264,6 +264,7 @@ struct td_closing {
 	int fd;
 	int pfd;		/* private dup kept for a drain, or -1 */
 	bool stale;		/* the fd was no longer this socket */
+	bool check_after;	/* who sent the first FIN: ask after the close */
 	bool log;
 	struct td_event ev;
 	int64_t unread_before;
