@@ -799,10 +799,25 @@ class Capture:
         return None
 
     def count_rst(self, from_port=None, to_port=None):
-        """Count RST segments, all of them or those sent from ``from_port``."""
-        return sum(1 for p in self.packets() if p.rst
+        """Count RST segments, all of them or those sent from ``from_port``.
+
+        A bare "R" answering a segment that carried an ACK, sent after the
+        connection's own reset, is left out: it is the kernel's reply to a
+        late segment (the peer's delayed ACK) reaching a port whose socket
+        is already gone; it ends nothing.  Every reset a socket sends
+        (tcp_send_active_reset, and refusals of a SYN) carries ACK ("R.").
+        """
+        return sum(1 for p in self.packets() if p.rst and not self._stray(p)
                    and (from_port is None or p.sport == from_port)
                    and (to_port is None or p.dport == to_port))
+
+    def _stray(self, pkt):
+        """True for a bare RST (no ACK) that follows an RST of the same
+        connection: the kernel's answer to a late segment, see count_rst."""
+        if "." in pkt.flags:
+            return False
+        return any(p.rst and "." in p.flags and p.ts <= pkt.ts and p.sport == pkt.sport
+                   and p.dport == pkt.dport for p in self.packets())
 
     def count_fin(self, from_port=None, to_port=None):
         """Count FIN segments, all of them or those sent from ``from_port``."""
