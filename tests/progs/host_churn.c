@@ -34,25 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void die(const char *what)
-{
-	printf("{\"ok\": false, \"error\": \"%s: %s\"}\n", what, strerror(errno));
-	fflush(stdout);
-	_exit(2);
-}
-
-static int lib_fd_base(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-		if (rl.rlim_cur >= 2048)
-			return 1024;
-		if (rl.rlim_cur >= 64)
-			return (int)(rl.rlim_cur * 3 / 4);
-	}
-	return 768;
-}
+#include "hostutil.h"
 
 /* VmRSS in kB, read with plain system calls (no stdio buffers). */
 static long rss_kb(void)
@@ -63,11 +45,11 @@ static long rss_kb(void)
 	char *p;
 
 	if (fd < 0)
-		die("open status");
+		host_die("open status");
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		die("read status");
+		host_die("read status");
 	buf[n] = '\0';
 	p = strstr(buf, "VmRSS:");
 	return p ? strtol(p + 6, NULL, 10) : -1;
@@ -105,7 +87,7 @@ static int scan_fds(int base, char *out, size_t cap, int *lib_count)
 	struct dirent *e;
 
 	if (d == NULL)
-		die("opendir");
+		host_die("opendir");
 	out[used++] = '[';
 	while ((e = readdir(d)) != NULL) {
 		char path[64], target[256];
@@ -160,32 +142,32 @@ static void one(int l, const struct sockaddr_in *a)
 	ssize_t n;
 
 	if (c < 0 || connect(c, (const struct sockaddr *)a, sizeof(*a)) != 0)
-		die("connect");
+		host_die("connect");
 	s = accept(l, NULL, NULL);
 	if (s < 0)
-		die("accept");
+		host_die("accept");
 	if (send(c, "0123456789", 10, MSG_NOSIGNAL) != 10 || wait_in(s, 5000) != 1 ||
 	    recv(s, buf, sizeof(buf), 0) != 10)
-		die("request");
+		host_die("request");
 	if (send(s, "abcdefghij", 10, MSG_NOSIGNAL) != 10 || wait_in(c, 5000) != 1 ||
 	    recv(c, buf, sizeof(buf), 0) != 10)
-		die("reply");
+		host_die("reply");
 	if (close(c) != 0)
-		die("close client");
+		host_die("close client");
 	if (wait_in(s, 5000) != 1)
-		die("server wait");
+		host_die("server wait");
 	do
 		n = recv(s, buf, sizeof(buf), 0);
 	while (n > 0);
 	if (close(s) != 0)
-		die("close server");
+		host_die("close server");
 }
 
 int main(int argc, char **argv)
 {
 	struct sockaddr_in a;
 	socklen_t al = sizeof(a);
-	int warm, n, l, base = lib_fd_base(), one_ = 1;
+	int warm, n, l, base = host_lib_fd_base(), one_ = 1;
 	int prog0, prog1, prog2, lib0, lib1, lib2;
 	long rss0, rss1, rss2;
 	char fds0[1024], fds1[1024], fds2[1024];
@@ -204,7 +186,7 @@ int main(int argc, char **argv)
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one_, sizeof(one_));
 	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 64) != 0 ||
 	    getsockname(l, (struct sockaddr *)&a, &al) != 0)
-		die("listen");
+		host_die("listen");
 	for (int i = 0; i < warm; i++)
 		one(l, &a);
 	rss1 = rss_kb();

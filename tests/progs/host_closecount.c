@@ -38,32 +38,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostutil.h"
+
 static int (*g_start)(void);
 static int (*g_ops)(int);
 static int (*g_closes)(int);
 static void (*g_watch)(int, unsigned long);
 static int (*g_watched)(void);
 static void (*g_eintr)(int);
-
-static void die(const char *what)
-{
-	printf("{\"ok\": false, \"error\": \"%s: %s\"}\n", what, strerror(errno));
-	fflush(stdout);
-	_exit(2);
-}
-
-static int lib_fd_base(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-		if (rl.rlim_cur >= 2048)
-			return 1024;
-		if (rl.rlim_cur >= 64)
-			return (int)(rl.rlim_cur * 3 / 4);
-	}
-	return 768;
-}
 
 static int listen_on(int port)
 {
@@ -76,7 +58,7 @@ static int listen_on(int port)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 16) != 0)
-		die("listen");
+		host_die("listen");
 	return l;
 }
 
@@ -92,14 +74,14 @@ static void conn(int l, int port, int *c, int *s)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	*c = socket(AF_INET, SOCK_STREAM, 0);
 	if (*c < 0 || connect(*c, (struct sockaddr *)&a, sizeof(a)) != 0)
-		die("connect");
+		host_die("connect");
 	*s = accept(l, NULL, NULL);
 	if (*s < 0 || send(*s, "0123456789", 10, 0) != 10)
-		die("accept");
+		host_die("accept");
 	p.fd = *c;
 	p.events = POLLIN;
 	if (poll(&p, 1, 5000) != 1)
-		die("poll");
+		host_die("poll");
 }
 
 /* Whether fd is a TCP socket (not, say, the library's netlink sockets). */
@@ -120,7 +102,7 @@ static int lib_sockets(int base)
 	int n = 0;
 
 	if (d == NULL)
-		die("opendir");
+		host_die("opendir");
 	while ((e = readdir(d)) != NULL) {
 		char path[64], target[64];
 		ssize_t len;
@@ -141,7 +123,7 @@ int main(int argc, char **argv)
 {
 	static const char *const paths[] = {"close", "close_eintr", "fclose", "dup2", "dup3",
 					    "close_range", "closefrom", "syscall", "unmatched"};
-	int port, port2, l, l2, devnull, base = lib_fd_base(), servers[16], ns = 0;
+	int port, port2, l, l2, devnull, base = host_lib_fd_base(), servers[16], ns = 0;
 	int all_ok = 1, lib_closes = 0;
 
 	if (argc != 3)
@@ -157,7 +139,7 @@ int main(int argc, char **argv)
 	*(void **)&g_watched = dlsym(RTLD_DEFAULT, "host_count_watched");
 	if (!g_start || !g_ops || !g_closes || !g_eintr || !g_watch || !g_watched) {
 		errno = ENOENT;
-		die("libhost_count.so is not preloaded");
+		host_die("libhost_count.so is not preloaded");
 	}
 	l = listen_on(port);
 	l2 = listen_on(port2);
@@ -201,7 +183,7 @@ int main(int argc, char **argv)
 			struct stat st;
 
 			if (fstat(target, &st) != 0)
-				die("fstat");
+				host_die("fstat");
 			g_watch(target, (unsigned long)st.st_ino);
 		}
 		bystanders = g_ops(l) + g_ops(l2) + g_ops(s) + g_ops(devnull);

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostutil.h"
+
 #define NA 2
 #define NB 2
 #define MAXFD 4096
@@ -46,71 +48,22 @@ static _Atomic unsigned char g_a_used[MAXFD];
 static _Atomic long g_a_conns, g_a_errors, g_b_conns, g_b_errors, g_reuse;
 static _Atomic long g_linger_bad, g_reuseaddr_bad, g_linger2_bad, g_b_reset;
 
-static void die(const char *what)
-{
-	printf("{\"ok\": false, \"error\": \"%s: %s\"}\n", what, strerror(errno));
-	fflush(stdout);
-	_exit(2);
-}
-
-static int lib_fd_base(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-		if (rl.rlim_cur >= 2048)
-			return 1024;
-		if (rl.rlim_cur >= 64)
-			return (int)(rl.rlim_cur * 3 / 4);
-	}
-	return 768;
-}
-
-static int count_program_fds(void)
-{
-	int base = lib_fd_base(), n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-
-	if (d == NULL)
-		die("opendir");
-	while ((e = readdir(d)) != NULL) {
-		int fd = atoi(e->d_name);
-
-		if (e->d_name[0] != '.' && fd != dirfd(d) && fd < base)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-static struct sockaddr_in loopback(int port)
-{
-	struct sockaddr_in a;
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return a;
-}
-
 static int listen_on(int port)
 {
-	struct sockaddr_in a = loopback(port);
+	struct sockaddr_in a = host_loopback(port);
 	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
 
 	if (l < 0)
-		die("socket");
+		host_die("socket");
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 4096) != 0)
-		die("listen");
+		host_die("listen");
 	return l;
 }
 
 static int connect_to(int fd, int port)
 {
-	struct sockaddr_in a = loopback(port);
+	struct sockaddr_in a = host_loopback(port);
 
 	return connect(fd, (struct sockaddr *)&a, sizeof(a));
 }
@@ -283,7 +236,7 @@ int main(int argc, char **argv)
 	lx = listen_on(g_port_x);
 	ly = listen_on(g_port_y);
 	g_listen_y = ly;
-	start = count_program_fds();
+	start = host_count_program_fds();
 	pthread_create(&sx, NULL, server, &lx);
 	pthread_create(&sy, NULL, server, &ly);
 	for (int i = 0; i < NA; i++)
@@ -313,7 +266,7 @@ int main(int argc, char **argv)
 	}
 	pthread_join(sx, NULL);
 	pthread_join(sy, NULL);
-	end = count_program_fds();
+	end = host_count_program_fds();
 	close(lx);
 	close(ly);
 	bad = atomic_load(&g_linger_bad) + atomic_load(&g_reuseaddr_bad) +

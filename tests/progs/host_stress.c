@@ -45,11 +45,13 @@
 #include <dirent.h>
 #include <arpa/inet.h>
 
+#include "hostutil.h"
+
 extern char **environ;
 
 static const char *g_self;
 
-static void die(const char *what)
+static void stress_die(const char *what)
 {
 	fprintf(stdout, "{\"mode\": \"setup\", \"ok\": false, \"error\": \"%s: %s\"}\n",
 		what, strerror(errno));
@@ -57,52 +59,10 @@ static void die(const char *what)
 	_exit(2);
 }
 
-/* The lowest fd number the library uses for its own (shim/rt/init.c). */
-static int lib_fd_base(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-		if (rl.rlim_cur >= 2048)
-			return 1024;
-		if (rl.rlim_cur >= 64)
-			return (int)(rl.rlim_cur * 3 / 4);
-	}
-	return 768;
-}
-
-/* Open fds below max (the library's own start at lib_fd_base()). */
-static int count_fds_below(int max)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-
-	if (d == NULL)
-		die("opendir /proc/self/fd");
-	while ((e = readdir(d)) != NULL) {
-		int fd;
-
-		if (e->d_name[0] == '.')
-			continue;
-		fd = atoi(e->d_name);
-		if (fd != dirfd(d) && fd < max)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-/* The program's own open fds: those below the library's range. */
-static int count_program_fds(void)
-{
-	return count_fds_below(lib_fd_base());
-}
-
 /* Every open fd, the library's included. */
 static int count_all_fds(void)
 {
-	return count_fds_below(1 << 30);
+	return host_count_fds_below(1 << 30);
 }
 
 static void sleep_us(long us)
@@ -113,31 +73,20 @@ static void sleep_us(long us)
 		;
 }
 
-static struct sockaddr_in loopback(int port)
-{
-	struct sockaddr_in a;
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return a;
-}
-
 /* A listener on 127.0.0.1 (port 0: any); *port gets the real one. */
 static int listen_on(int *port, int cloexec)
 {
-	struct sockaddr_in a = loopback(*port);
+	struct sockaddr_in a = host_loopback(*port);
 	socklen_t len = sizeof(a);
 	int one = 1;
 	int l = socket(AF_INET, SOCK_STREAM | (cloexec ? SOCK_CLOEXEC : 0), 0);
 
 	if (l < 0)
-		die("socket");
+		stress_die("socket");
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 4096) != 0 ||
 	    getsockname(l, (struct sockaddr *)&a, &len) != 0)
-		die("listen");
+		stress_die("listen");
 	*port = ntohs(a.sin_port);
 	return l;
 }
@@ -159,7 +108,7 @@ static int wait_fd(int fd, short events, int ms)
  */
 static int connect_to(int port, int cloexec)
 {
-	struct sockaddr_in a = loopback(port);
+	struct sockaddr_in a = host_loopback(port);
 	int c = socket(AF_INET, SOCK_STREAM | (cloexec ? SOCK_CLOEXEC : 0), 0);
 
 	if (c < 0)
@@ -206,10 +155,10 @@ static void pair(int l, int port, int *c, int *s)
 {
 	*c = connect_to(port, 0);
 	if (*c < 0)
-		die("connect");
+		stress_die("connect");
 	*s = accept_r(l);
 	if (*s < 0)
-		die("accept");
+		stress_die("accept");
 }
 
 static int finish(const char *mode, int ok, const char *fmt_tail)
@@ -276,16 +225,16 @@ static int mode_sigclose(int n)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
 	l = listen_on(&port, 0);
-	start = count_program_fds();
+	start = host_count_program_fds();
 	if (pthread_create(&th, NULL, signaller, &self) != 0)
-		die("pthread_create");
+		stress_die("pthread_create");
 	for (int i = 0; i < n; i++) {
 		int c, s;
 
 		pair(l, port, &c, &s);
 		/* unread input at the client: "graceful" must discard it */
 		if (send_r(s, "0123456789", 10) != 10 || wait_fd(c, POLLIN, 10000) != 1)
-			die("send");
+			stress_die("send");
 		if (i % 2 && atomic_load(&g_head) - atomic_load(&g_tail) < RING) {
 			unsigned h = atomic_load(&g_head);
 
@@ -318,7 +267,7 @@ static int mode_sigclose(int n)
 			main_closed++;
 		atomic_store(&g_tail, t + 1);
 	}
-	end = count_program_fds();
+	end = host_count_program_fds();
 	close(l);
 	snprintf(tail, sizeof(tail),
 		 ", \"port\": %d, \"main_closed\": %ld, \"handler_closed\": %ld, "
@@ -361,14 +310,14 @@ static int mode_itimer(int n)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
 	l = listen_on(&port, 0);
-	start = count_program_fds();
+	start = host_count_program_fds();
 	setitimer(ITIMER_REAL, &it, NULL);
 	for (int i = 0; i < n; i++) {
 		int c, s;
 
 		pair(l, port, &c, &s);
 		if (send_r(s, "0123456789", 10) != 10 || wait_fd(c, POLLIN, 10000) != 1)
-			die("send");
+			stress_die("send");
 		errno = EXDEV;
 		if (close(c) != 0)
 			errors++;
@@ -381,7 +330,7 @@ static int mode_itimer(int n)
 			errno_changed++;
 	}
 	setitimer(ITIMER_REAL, &off, NULL);
-	end = count_program_fds();
+	end = host_count_program_fds();
 	close(l);
 	snprintf(tail, sizeof(tail),
 		 ", \"port\": %d, \"errors\": %ld, \"handler_errors\": %ld, "
@@ -451,7 +400,7 @@ static int mode_fork(int forks)
 	l = listen_on(&g_port, 0);
 	for (int k = 0; k < K; k++)
 		pair(l, g_port, &pre[k], &srv[k]);
-	start = count_program_fds();
+	start = host_count_program_fds();
 	pthread_create(&acc, NULL, acceptor, &l);
 	for (int t = 0; t < T; t++)
 		pthread_create(&th[t], NULL, churner, NULL);
@@ -460,7 +409,7 @@ static int mode_fork(int forks)
 		pid_t pid = fork();
 
 		if (pid < 0)
-			die("fork");
+			stress_die("fork");
 		if (pid == 0) {
 			/* the inherited sockets, then whatever the threads held */
 			for (int k = 0; k < K; k++)
@@ -492,7 +441,7 @@ static int mode_fork(int forks)
 			bad++;
 		close(srv[k]);
 	}
-	end = count_program_fds() + 2 * K;
+	end = host_count_program_fds() + 2 * K;
 	close(l);
 	snprintf(tail, sizeof(tail),
 		 ", \"forks\": %d, \"hung\": %d, \"bad_exits\": %d, \"thread_conns\": %ld, "
@@ -539,7 +488,7 @@ static int mode_vfork(int n, int k, int sockets)
 
 	g_vsocket = sockets;
 	g_vk = k > 64 ? 64 : k;
-	g_vbase = lib_fd_base();
+	g_vbase = host_lib_fd_base();
 	l = listen_on(&port, 0);
 	for (int i = 0; i < g_vk; i++)
 		pair(l, port, &g_vc[i], &s[i]);
@@ -548,7 +497,7 @@ static int mode_vfork(int n, int k, int sockets)
 		pid_t pid = vfork_child();
 
 		if (pid < 0)
-			die("vfork");
+			stress_die("vfork");
 		if (wait_child(pid, 10000, &status) != 0 || !WIFEXITED(status) ||
 		    WEXITSTATUS(status) != 0)
 			bad++;
@@ -559,7 +508,7 @@ static int mode_vfork(int n, int k, int sockets)
 			open_after++;
 		if (send_r(s[i], "0123456789", 10) != 10 ||
 		    wait_fd(g_vc[i], POLLIN, 10000) != 1)
-			die("send");
+			stress_die("send");
 	}
 	for (int i = 0; i < g_vk; i++) {
 		if (close(g_vc[i]) != 0)
@@ -613,7 +562,7 @@ static int mode_spawn(int n)
 		posix_spawn_file_actions_destroy(&fa);
 		if (rc != 0) {
 			errno = rc;
-			die("posix_spawn");
+			stress_die("posix_spawn");
 		}
 		rc = wait_child(pid, 10000, &status);
 		if (rc > 0)
@@ -656,7 +605,7 @@ static int mode_exec(int argc, char **argv)
 		carry = connect_to(port, 0);
 		carry_srv = accept_r(l);
 		if (carry < 0 || carry_srv < 0)
-			die("carry");
+			stress_die("carry");
 		fds = count_all_fds();
 	} else {
 		l = atoi(argv[3]);
@@ -668,7 +617,7 @@ static int mode_exec(int argc, char **argv)
 			socklen_t sl = sizeof(sa);
 
 			if (getsockname(l, (struct sockaddr *)&sa, &sl) != 0)
-				die("inherited listener");
+				stress_die("inherited listener");
 			port = ntohs(sa.sin_port);
 		}
 		if (count_all_fds() != fds) {
@@ -681,7 +630,7 @@ static int mode_exec(int argc, char **argv)
 	}
 	pair(l, port, &c, &s);
 	if (close(c) != 0 || close(s) != 0)
-		die("close");
+		stress_die("close");
 	if (levels <= 0) {
 		char tail[128];
 		int ok = send_r(carry_srv, "z", 1) == 1 && wait_fd(carry, POLLIN, 5000) == 1;
@@ -702,7 +651,7 @@ static int mode_exec(int argc, char **argv)
 		snprintf(fbuf, sizeof(fbuf), "%d", fds);
 		execve(g_self, nargv, environ);
 	}
-	die("execve");
+	stress_die("execve");
 	return 2;
 }
 
@@ -740,24 +689,24 @@ static int mode_spawnkeep(const char *when)
 	l = listen_on(&port, 0);
 	pair(l, port, &c, &s);
 	if (pipe(go) != 0)
-		die("pipe");
+		stress_die("pipe");
 	/* early: the request is already queued when the parent lets go */
 	if (early && (send_r(s, "?", 1) != 1 || wait_fd(c, POLLIN, 5000) != 1))
-		die("send");
+		stress_die("send");
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, c, 3);
 	posix_spawn_file_actions_adddup2(&fa, go[0], 4);
 	if ((errno = posix_spawn(&pid, g_self, &fa, NULL, argv, environ)) != 0)
-		die("posix_spawn");
+		stress_die("posix_spawn");
 	posix_spawn_file_actions_destroy(&fa);
 	close(go[0]);
 	/* the parent's copy goes at once, as inetd-style servers do */
 	if (close(c) != 0)
-		die("close");
+		stress_die("close");
 	if (!early && send_r(s, "?", 1) != 1)
-		die("send");
+		stress_die("send");
 	if (write(go[1], "g", 1) != 1)
-		die("go");
+		stress_die("go");
 	close(go[1]);
 	while (have < sizeof(got) - 1 && wait_fd(s, POLLIN, 5000) == 1) {
 		ssize_t n = recv(s, got + have, sizeof(got) - 1 - have, 0);
@@ -831,7 +780,7 @@ static int lib_sockets(int base)
 	int n = 0;
 
 	if (d == NULL)
-		die("opendir");
+		stress_die("opendir");
 	while ((e = readdir(d)) != NULL) {
 		char path[64], target[64];
 		ssize_t len;
@@ -860,7 +809,7 @@ static int lib_sockets(int base)
  */
 static int mode_hijack(const char *how)
 {
-	int port = 0, l, c, s, c2, s2, p[2], base = lib_fd_base(), drained = 0;
+	int port = 0, l, c, s, c2, s2, p[2], base = host_lib_fd_base(), drained = 0;
 	long cpu_ms;
 	ssize_t got = 0;
 	char buf[256], tail[256];
@@ -869,7 +818,7 @@ static int mode_hijack(const char *how)
 	pair(l, port, &c, &s);
 	close(c); /* drain: pending until s closes */
 	if (pipe2(p, O_NONBLOCK) != 0)
-		die("pipe");
+		stress_die("pipe");
 	if (strcmp(how, "close") == 0) {
 		/*
 		 * A close() loop over every number but the program's own (as
@@ -881,11 +830,11 @@ static int mode_hijack(const char *how)
 				close(fd);
 		for (int fd = base; fd < base + 32; fd++)
 			if (fcntl(p[1], F_DUPFD, base) < 0)
-				die("F_DUPFD");
+				stress_die("F_DUPFD");
 	} else {
 		for (int fd = base; fd < base + 32; fd++)
 			if (dup2(p[1], fd) != fd)
-				die("dup2");
+				stress_die("dup2");
 	}
 	pair(l, port, &c2, &s2);
 	close(c2);

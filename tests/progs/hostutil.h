@@ -1,0 +1,82 @@
+/*
+ * Helpers shared by the host-safety test programs (tests/progs/host_*.c):
+ * failing setup, where the library's own descriptors start, counting open
+ * descriptors, a loopback address.  Header-only (static inline), so each
+ * program stays one file to build.
+ */
+#ifndef TD_TESTS_HOSTUTIL_H
+#define TD_TESTS_HOSTUTIL_H
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* A setup step failed: one JSON line saying which, then exit 2. */
+static inline void host_die(const char *what)
+{
+	printf("{\"ok\": false, \"error\": \"%s: %s\"}\n", what, strerror(errno));
+	fflush(stdout);
+	_exit(2);
+}
+
+/* The lowest fd number the library uses for its own (shim/rt/init.c). */
+static inline int host_lib_fd_base(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		if (rl.rlim_cur >= 2048)
+			return 1024;
+		if (rl.rlim_cur >= 64)
+			return (int)(rl.rlim_cur * 3 / 4);
+	}
+	return 768;
+}
+
+/* Open fds below max, the directory's own left out. */
+static inline int host_count_fds_below(int max)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (d == NULL)
+		host_die("opendir /proc/self/fd");
+	while ((e = readdir(d)) != NULL) {
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		fd = atoi(e->d_name);
+		if (fd != dirfd(d) && fd < max)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The program's own open fds: those below the library's range. */
+static inline int host_count_program_fds(void)
+{
+	return host_count_fds_below(host_lib_fd_base());
+}
+
+static inline struct sockaddr_in host_loopback(int port)
+{
+	struct sockaddr_in a;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return a;
+}
+
+#endif
