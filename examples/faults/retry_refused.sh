@@ -23,29 +23,7 @@
 # namespace, and a build (make): build/teardown, build/examples/tdpeer.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-BUILD=${TD_BUILD:-$HERE/../../build}
-TEARDOWN=$BUILD/teardown
-TDPEER=$BUILD/examples/tdpeer
-# The system python, by path: a wrapper script found on PATH (pyenv) would
-# run under the library too.
-PY=${PY:-/usr/bin/python3}
-
-for f in "$TEARDOWN" "$TDPEER" "$PY"; do
-    [ -x "$f" ] || { echo "retry_refused.sh: $f not found (run make)" >&2; exit 1; }
-done
-
-# Run in a private network namespace: our own loopback, nothing else.
-if [ -z "${TD_EXAMPLE_NETNS:-}" ]; then
-    if [ "$(id -u)" = 0 ]; then
-        exec env TD_EXAMPLE_NETNS=1 unshare --net -- bash "$0" "$@"
-    fi
-    exec env TD_EXAMPLE_NETNS=1 unshare --net --map-root-user -- bash "$0" "$@"
-fi
-ip link set lo up
-
-DIR=$(mktemp -d)
-trap 'kill ${SERVER:-} 2>/dev/null || true; rm -rf "$DIR"' EXIT
+. "$(dirname "$0")/common.sh"
 
 # The server, without the library: 5 connections, each reads a 5-byte
 # request and sends a 5-byte reply.

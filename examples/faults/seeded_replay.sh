@@ -20,26 +20,7 @@
 # namespace, and a build (make): build/teardown, build/examples/tdpeer.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-BUILD=${TD_BUILD:-$HERE/../../build}
-TEARDOWN=$BUILD/teardown
-TDPEER=$BUILD/examples/tdpeer
-
-for f in "$TEARDOWN" "$TDPEER"; do
-    [ -x "$f" ] || { echo "seeded_replay.sh: $f not found (run make)" >&2; exit 1; }
-done
-
-# Run in a private network namespace: our own loopback, nothing else.
-if [ -z "${TD_EXAMPLE_NETNS:-}" ]; then
-    if [ "$(id -u)" = 0 ]; then
-        exec env TD_EXAMPLE_NETNS=1 unshare --net -- bash "$0" "$@"
-    fi
-    exec env TD_EXAMPLE_NETNS=1 unshare --net --map-root-user -- bash "$0" "$@"
-fi
-ip link set lo up
-
-DIR=$(mktemp -d)
-trap 'kill ${SERVER:-} 2>/dev/null || true; rm -rf "$DIR"' EXIT
+. "$(dirname "$0")/common.sh"
 
 # One server, without the library, for the 4 runs of 20 connections.
 "$TDPEER" server --listen 127.0.0.1:7002 --count 80 --read-until-eof >"$DIR/server.out" &
