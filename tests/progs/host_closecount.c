@@ -84,41 +84,6 @@ static void conn(int l, int port, int *c, int *s)
 		host_die("poll");
 }
 
-/* Whether fd is a TCP socket (not, say, the library's netlink sockets). */
-static int is_tcp(int fd)
-{
-	int proto = 0;
-	socklen_t len = sizeof(proto);
-
-	return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
-	       proto == IPPROTO_TCP;
-}
-
-/* TCP sockets the library still holds (a pending drain's private reference). */
-static int lib_sockets(int base)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (d == NULL)
-		host_die("opendir");
-	while ((e = readdir(d)) != NULL) {
-		char path[64], target[64];
-		ssize_t len;
-		int fd = atoi(e->d_name);
-
-		if (e->d_name[0] == '.' || fd < base)
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		len = readlink(path, target, sizeof(target) - 1);
-		if (len > 0 && strncmp(target, "socket:", 7) == 0 && is_tcp(fd))
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 int main(int argc, char **argv)
 {
 	static const char *const paths[] = {"close", "close_eintr", "fclose", "dup2", "dup3",
@@ -158,7 +123,7 @@ int main(int argc, char **argv)
 		conn(l, port, &c, &s);
 		close(c);
 		close(s);
-		for (int i = 0; i < 500 && lib_sockets(base) > 0; i++) {
+		for (int i = 0; i < 500 && host_lib_sockets(base) > 0; i++) {
 			struct timespec ms10 = {0, 10 * 1000 * 1000};
 
 			nanosleep(&ms10, NULL);
@@ -243,7 +208,7 @@ int main(int argc, char **argv)
 	/* the servers' closes end the drains; wait for the library to let go */
 	for (int i = 0; i < ns; i++)
 		close(servers[i]);
-	for (int i = 0; i < 500 && lib_sockets(base) > 0; i++) {
+	for (int i = 0; i < 500 && host_lib_sockets(base) > 0; i++) {
 		struct timespec ms10 = {0, 10 * 1000 * 1000};
 
 		nanosleep(&ms10, NULL);
@@ -257,7 +222,7 @@ int main(int argc, char **argv)
 		lib_closes += g_closes(fd);
 	}
 	printf("}, \"lib_closes\": %d, \"lib_sockets_left\": %d}\n", lib_closes,
-	       lib_sockets(base));
+	       host_lib_sockets(base));
 	close(l);
 	close(l2);
 	close(devnull);

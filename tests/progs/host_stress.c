@@ -762,40 +762,6 @@ static int mode_ownfds(int refuse_port, int timeout_port)
 
 /* ---- hijack: the program takes over the library's fd numbers ------- */
 
-/* Whether fd is a TCP socket (not, say, the library's netlink sockets). */
-static int is_tcp(int fd)
-{
-	int proto = 0;
-	socklen_t len = sizeof(proto);
-
-	return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
-	       proto == IPPROTO_TCP;
-}
-
-/* Count the library's fds (at or above base) that are TCP sockets. */
-static int lib_sockets(int base)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (d == NULL)
-		stress_die("opendir");
-	while ((e = readdir(d)) != NULL) {
-		char path[64], target[64];
-		ssize_t len;
-		int fd = atoi(e->d_name);
-
-		if (e->d_name[0] == '.' || fd < base)
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		len = readlink(path, target, sizeof(target) - 1);
-		if (len > 0 && strncmp(target, "socket:", 7) == 0 && is_tcp(fd))
-			n++;
-	}
-	closedir(d);
-	return n;
-}
 
 /*
  * A program may dup2() onto any number it likes, including the ones the
@@ -841,7 +807,7 @@ static int mode_hijack(const char *how)
 	close(s);
 	close(s2);
 	for (int i = 0; i < 300 && !drained; i++) {
-		drained = lib_sockets(base + 32) == 0;
+		drained = host_lib_sockets(base + 32) == 0;
 		if (!drained)
 			sleep_us(10000);
 	}

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* A setup step failed: one JSON line saying which, then exit 2. */
@@ -66,6 +67,42 @@ static inline int host_count_fds_below(int max)
 static inline int host_count_program_fds(void)
 {
 	return host_count_fds_below(host_lib_fd_base());
+}
+
+/* Whether fd is a TCP socket (not, say, the library's netlink sockets). */
+static inline int host_is_tcp(int fd)
+{
+	int proto = 0;
+	socklen_t len = sizeof(proto);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+	       proto == IPPROTO_TCP;
+}
+
+/* TCP sockets the library holds (at or above base): a pending drain's
+ * private reference. */
+static inline int host_lib_sockets(int base)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		host_die("opendir");
+	while ((e = readdir(d)) != NULL) {
+		char path[64], target[64];
+		ssize_t len;
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] == '.' || fd < base)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len > 0 && strncmp(target, "socket:", 7) == 0 && host_is_tcp(fd))
+			n++;
+	}
+	closedir(d);
+	return n;
 }
 
 static inline struct sockaddr_in host_loopback(int port)
