@@ -193,36 +193,15 @@ static int td__key(const struct td_rule *r)
 	return 0;
 }
 
-static int td__plist_build(struct td_plist *pl, const struct td_policy *p, int key)
+/*
+ * Walk the (rule, port) pairs filed under key, in rule order, each once
+ * (a rule listing a port twice is filed once: last[port] remembers the
+ * last rule seen there).  With rules == NULL it counts per port; else it
+ * fills the lists, count[] then being the fill position of each port.
+ */
+static void td__plist_walk(const struct td_policy *p, int key, uint32_t *count,
+			   uint32_t *last, const uint32_t *start, uint32_t *rules)
 {
-	uint32_t *count = calloc(65537, sizeof(uint32_t));
-	uint32_t total = 0;
-
-	if (count == NULL)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < p->n_rules; i++) {
-		const struct td_rule *r = &p->rules[i];
-		const struct td_portrange *v = key == 1 ? r->remote_port : r->local_port;
-		uint32_t n = key == 1 ? r->n_remote_port : r->n_local_port;
-
-		if (!r->program_ok || td__key(r) != key)
-			continue;
-		for (uint32_t k = 0; k < n; k++)
-			for (uint32_t port = v[k].lo; port <= v[k].hi; port++)
-				count[port]++;
-	}
-	pl->start = malloc(65537 * sizeof(uint32_t));
-	for (uint32_t port = 0; port < 65536; port++)
-		total += count[port];
-	pl->rules = malloc((total ? total : 1) * sizeof(uint32_t));
-	if (pl->start == NULL || pl->rules == NULL) {
-		free(count);
-		return -ENOMEM;
-	}
-	pl->start[0] = 0;
-	for (uint32_t port = 0; port < 65536; port++)
-		pl->start[port + 1] = pl->start[port] + count[port];
-	memset(count, 0, 65537 * sizeof(uint32_t));
 	for (uint32_t i = 0; i < p->n_rules; i++) {
 		const struct td_rule *r = &p->rules[i];
 		const struct td_portrange *v = key == 1 ? r->remote_port : r->local_port;
@@ -232,24 +211,42 @@ static int td__plist_build(struct td_plist *pl, const struct td_policy *p, int k
 			continue;
 		for (uint32_t k = 0; k < n; k++)
 			for (uint32_t port = v[k].lo; port <= v[k].hi; port++) {
-				uint32_t at = pl->start[port] + count[port];
-
-				/* a rule listing a port twice is filed once */
-				if (count[port] == 0 || pl->rules[at - 1] != i) {
-					pl->rules[at] = i;
-					count[port]++;
-				}
+				if (last[port] == i + 1)
+					continue;
+				last[port] = i + 1;
+				if (rules != NULL)
+					rules[start[port] + count[port]] = i;
+				count[port]++;
 			}
 	}
-	/* duplicates skipped above leave gaps: close them */
-	for (uint32_t port = 0; port < 65536; port++) {
-		uint32_t want = pl->start[port + 1] - pl->start[port];
+}
 
-		for (uint32_t k = count[port]; k < want; k++)
-			pl->rules[pl->start[port] + k] = UINT32_MAX;
-	}
+static int td__plist_build(struct td_plist *pl, const struct td_policy *p, int key)
+{
+	uint32_t *count = calloc(65536, sizeof(uint32_t));
+	uint32_t *last = calloc(65536, sizeof(uint32_t));
+	int rc = -ENOMEM;
+
+	if (count == NULL || last == NULL)
+		goto out;
+	td__plist_walk(p, key, count, last, NULL, NULL);
+	pl->start = malloc(65537 * sizeof(uint32_t));
+	if (pl->start == NULL)
+		goto out;
+	pl->start[0] = 0;
+	for (uint32_t port = 0; port < 65536; port++)
+		pl->start[port + 1] = pl->start[port] + count[port];
+	pl->rules = malloc((pl->start[65536] ? pl->start[65536] : 1) * sizeof(uint32_t));
+	if (pl->rules == NULL)
+		goto out;
+	memset(count, 0, 65536 * sizeof(uint32_t));
+	memset(last, 0, 65536 * sizeof(uint32_t));
+	td__plist_walk(p, key, count, last, pl->start, pl->rules);
+	rc = 0;
+out:
 	free(count);
-	return 0;
+	free(last);
+	return rc;
 }
 
 static void td__index_free(struct td_index *ix)
@@ -284,14 +281,6 @@ int td_policy_build_index(struct td_policy *p)
 	return 0;
 }
 
-/* The next rule number in a list from position *k, or UINT32_MAX. */
-static uint32_t td__peek(const uint32_t *v, uint32_t n, uint32_t k)
-{
-	while (k < n && v[k] == UINT32_MAX)
-		k++;
-	return k < n ? v[k] : UINT32_MAX;
-}
-
 static int td__decide_indexed(const struct td_policy *p, const struct td_index *ix,
 			      const struct td_match_ctx *ctx)
 {
@@ -311,7 +300,7 @@ static int td__decide_indexed(const struct td_policy *p, const struct td_index *
 		nb = ix->local.start[port + 1] - ix->local.start[port];
 	}
 	for (;;) {
-		uint32_t ra = td__peek(a, na, ka), rb = td__peek(b, nb, kb);
+		uint32_t ra = ka < na ? a[ka] : UINT32_MAX, rb = kb < nb ? b[kb] : UINT32_MAX;
 		uint32_t rg = kg < ix->n_generic ? g[kg] : UINT32_MAX;
 		uint32_t r = ra < rb ? ra : rb;
 
@@ -321,9 +310,9 @@ static int td__decide_indexed(const struct td_policy *p, const struct td_index *
 			return -1;
 		if (td_rule_match(&p->rules[r], ctx))
 			return (int)r;
-		while (ka < na && (a[ka] == UINT32_MAX || a[ka] <= r))
+		while (ka < na && a[ka] <= r)
 			ka++;
-		while (kb < nb && (b[kb] == UINT32_MAX || b[kb] <= r))
+		while (kb < nb && b[kb] <= r)
 			kb++;
 		if (rg == r)
 			kg++;
