@@ -153,8 +153,9 @@ bench: deps-test all testprogs
 fuzz: deps-test
 	$(Q)tests/fuzz/run.sh $(FUZZ_RUNS)
 
+# The exported-names and NEEDED checks of the end-to-end suite, alone.
 check-abi: $(LIB)
-	$(Q)scripts/check-abi.sh $(LIB)
+	$(Q)TD_BUILD=$(BUILD) python3 tests/e2e/run.py test_exported_symbols_are_exactly_the_wrapped_calls test_only_libc_is_needed
 
 # --- install -------------------------------------------------------------
 install: all
