@@ -14,34 +14,19 @@
 
 #include "../rt/rt.h"
 
-typedef int td__spawn_fn(pid_t *, const char *, const posix_spawn_file_actions_t *,
-			 const posix_spawnattr_t *, char *const[], char *const[]);
-
-static td__spawn_fn *td__spawn_real(bool path)
-{
-	static td__spawn_fn *real_spawn, *real_spawnp;
-	td__spawn_fn **slot = path ? &real_spawnp : &real_spawn;
-	td__spawn_fn *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-
-	if (f == NULL) {
-		f = (td__spawn_fn *)td_real_lookup(path ? "posix_spawnp" : "posix_spawn",
-						   path ? (void *)posix_spawnp
-							: (void *)posix_spawn);
-		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
-	}
-	return f;
-}
-
 static int td__spawn(bool path, pid_t *pid, const char *file,
 		     const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at,
 		     char *const argv[], char *const envp[])
 {
 	const struct td_policy *p = td_active();
-	td__spawn_fn *real = td__spawn_real(path);
+	__typeof__(posix_spawn) *real;
 	uint32_t epoch;
 	pid_t child = 0;
 	int rc;
 
+	if (td_unlikely(td_real.posix_spawn == NULL))
+		td_real_bind();
+	real = path ? td_real.posix_spawnp : td_real.posix_spawn;
 	if (real == NULL)
 		return ENOSYS;
 	if (p == NULL)
@@ -73,19 +58,15 @@ TD_EXPORT int posix_spawnp(pid_t *pid, const char *file,
 TD_EXPORT int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa,
 					       int fd, int newfd)
 {
-	static int (*real)(posix_spawn_file_actions_t *, int, int);
 	const struct td_policy *p = td_active();
 	struct td_sock *s;
-	__typeof__(real) f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
 
-	if (f == NULL) {
-		f = (__typeof__(real))td_real_lookup("posix_spawn_file_actions_adddup2",
-						     (void *)posix_spawn_file_actions_adddup2);
-		__atomic_store_n(&real, f, __ATOMIC_RELEASE);
+	if (td_unlikely(td_real.posix_spawn_file_actions_adddup2 == NULL)) {
+		td_real_bind();
+		if (td_real.posix_spawn_file_actions_adddup2 == NULL)
+			return ENOSYS;
 	}
-	if (f == NULL)
-		return ENOSYS;
 	if (p != NULL && (s = td_fd_live(fd)) != NULL)
 		atomic_fetch_or(&s->flags, TD_SF_STICKY_SHARED);
-	return f(fa, fd, newfd);
+	return td_real.posix_spawn_file_actions_adddup2(fa, fd, newfd);
 }

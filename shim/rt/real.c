@@ -54,11 +54,9 @@ static void td__real_bind_once(void)
 	TD_BIND(send);
 	TD_BIND(sendto);
 	TD_BIND(sendmsg);
-}
-
-void *td_real_lookup(const char *name, void *self)
-{
-	return td__next(name, self);
+	TD_BIND(posix_spawn);
+	TD_BIND(posix_spawnp);
+	TD_BIND(posix_spawn_file_actions_adddup2);
 }
 
 void td_real_bind(void)

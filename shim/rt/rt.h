@@ -11,6 +11,7 @@
 #define TD_RT_H
 
 #include <errno.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,14 +53,15 @@ struct td_real_fns {
 	__typeof__(send) *send;
 	__typeof__(sendto) *sendto;
 	__typeof__(sendmsg) *sendmsg;
+	__typeof__(posix_spawn) *posix_spawn;
+	__typeof__(posix_spawnp) *posix_spawnp;
+	__typeof__(posix_spawn_file_actions_adddup2) *posix_spawn_file_actions_adddup2;
 };
 
 extern struct td_real_fns td_real TD_HIDDEN;
 
 /* Resolve every real symbol once (dlsym RTLD_NEXT); safe to call often. */
 void td_real_bind(void) TD_HIDDEN;
-/* One more real symbol, looked up on its first use (not in a hot path). */
-void *td_real_lookup(const char *name, void *self) TD_HIDDEN;
 
 /* A system call without libc's syscall() (which this library wraps). */
 long td_sys(long n, long a, long b, long c, long d, long e, long f) TD_HIDDEN;
