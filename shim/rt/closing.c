@@ -51,7 +51,7 @@ static void td__outcome(struct td_event *ev, const struct td_sock *s,
 	cf.last = last;
 	cf.connected = (flags & TD_SF_CONNECTED) != 0;
 	cf.passive_first = (flags & TD_SF_PASSIVE) != 0 ||
-			   f->state == 8 /* CLOSE_WAIT */ || f->state == 9 /* LAST_ACK */;
+			   f->state == TD_TCP_CLOSE_WAIT || f->state == TD_TCP_LAST_ACK;
 	cf.our_fin_sent = (flags & TD_SF_SHUT_WR) != 0;
 	cf.rst_cause = td__rst_cause(s, r);
 	cf.policy_changed = policy_changed;
@@ -86,13 +86,13 @@ static bool td__needs_work(const struct td_rule *r, const struct td_facts *f)
 	if (r->close != TD_CLOSE_GRACEFUL && r->close != TD_CLOSE_DRAIN)
 		return false;
 	switch (f->state) {
-	case 1: /* ESTABLISHED */
-	case 3: /* SYN_RECV */
-	case 4: /* FIN_WAIT1 */
-	case 5: /* FIN_WAIT2 */
-	case 8: /* CLOSE_WAIT */
-	case 9: /* LAST_ACK */
-	case 11: /* CLOSING */
+	case TD_TCP_ESTABLISHED:
+	case TD_TCP_SYN_RECV:
+	case TD_TCP_FIN_WAIT1:
+	case TD_TCP_FIN_WAIT2:
+	case TD_TCP_CLOSE_WAIT:
+	case TD_TCP_LAST_ACK:
+	case TD_TCP_CLOSING:
 		return true;
 	default:
 		return false;

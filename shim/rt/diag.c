@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "rt.h"
+#include "teardown/predict.h"
 
 /*
  * A few netlink sockets kept for these lookups, checked out and back with
@@ -137,18 +138,18 @@ int td_diag_we_closed_first(int fd, const struct td_addr *local,
 			state = st;
 		/* our own socket is CLOSE both after TIME_WAIT and after LAST_ACK:
 		 * only the 4-tuple's TIME_WAIT entry tells them apart */
-		if (state == 7)
+		if (state == TD_TCP_CLOSE)
 			state = td_diag_state(local, remote);
 	} else {
 		state = td_diag_state(local, remote);
 	}
 	switch (state) {
-	case 4: /* FIN_WAIT1 */
-	case 5: /* FIN_WAIT2 */
-	case 6: /* TIME_WAIT */
-	case 11: /* CLOSING */
+	case TD_TCP_FIN_WAIT1:
+	case TD_TCP_FIN_WAIT2:
+	case TD_TCP_TIME_WAIT:
+	case TD_TCP_CLOSING:
 		return 1;
-	case 9: /* LAST_ACK */
+	case TD_TCP_LAST_ACK:
 	case 0: /* gone: the peer's FIN came first and ours is acknowledged */
 		return 0;
 	default:

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "teardown/predict.h"
 
 #define TD_DRAINS 4096
 #define TD_TIMERS 4096
@@ -76,7 +77,7 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 	if (!atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_DONE))
 		return;
 	if (td_facts_read(r->pfd, &f, false) == 0) {
-		if (f.unread > 0 && f.state != 7 /* CLOSE */) {
+		if (f.unread > 0 && f.state != TD_TCP_CLOSE) {
 			/* timed out with input still arriving: the close resets */
 			r->ev.wire = TD_WIRE_RST;
 			r->ev.why = TD_WHY_UNREAD;
@@ -84,7 +85,7 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 			r->ev.lost = f.unsent;
 		}
 		/* the peer's FIN, counted as a received byte once we are closed */
-		if (eof && f.state == 7 && f.bytes_in > 0)
+		if (eof && f.state == TD_TCP_CLOSE && f.bytes_in > 0)
 			f.bytes_in--;
 		if (f.bytes_in > r->ev.bytes_in)
 			r->ev.bytes_in = f.bytes_in;
@@ -164,7 +165,7 @@ static void td__leak_scan(int64_t now)
 		e = td_fd_peek(fd);
 		if (e == NULL || atomic_load(&e->tag) != tag)
 			continue; /* closed and reused while we looked */
-		if (f.state != 8 /* CLOSE_WAIT */)
+		if (f.state != TD_TCP_CLOSE_WAIT)
 			continue;
 		if (s.cw_seen_mono_us == 0) {
 			e->cw_seen_mono_us = now;
@@ -199,6 +200,22 @@ static int64_t td__leak_period(void)
 
 /* ---- the thread ---- */
 
+/*
+ * Register drain slot i's private fd with epfd; true when watched, else
+ * the drain is finished here.  A private fd the program took over (closed,
+ * or dup2()ed its own file onto) is not ours to read from.
+ */
+static bool td__watch(int epfd, int i)
+{
+	struct td_dslot *d = &td__drains[i];
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
+
+	if (td_own_is(d->req.pfd) && epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) == 0)
+		return true;
+	td__drain_finish(d, TD_SLOT_ACTIVE, false);
+	return false;
+}
+
 static void td__adopt(int epfd)
 {
 	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
@@ -208,13 +225,7 @@ static void td__adopt(int epfd)
 		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_READY ||
 		    !atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_ACTIVE))
 			continue;
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
-
-		/* a private fd the program took over is not ours to read from */
-		if (!td_own_is(d->req.pfd) ||
-		    epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) != 0)
-			td__drain_finish(d, TD_SLOT_ACTIVE, false);
-		else
+		if (td__watch(epfd, i))
 			td__drain_read(d);
 	}
 	for (int i = 0; i < TD_TIMERS; i++) {
@@ -283,16 +294,9 @@ static int td__rearm(int *efd)
 	/* the old ones are closed only if they are still ours */
 	td_own_close(atomic_exchange(&td__efd, nefd));
 	td_own_close(atomic_exchange(&td__epfd, nepfd));
-	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
-		struct td_dslot *d = &td__drains[i];
-		struct epoll_event dev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
-
-		if (atomic_load(&d->state) != TD_SLOT_ACTIVE)
-			continue;
-		if (!td_own_is(d->req.pfd) ||
-		    epoll_ctl(nepfd, EPOLL_CTL_ADD, d->req.pfd, &dev) != 0)
-			td__drain_finish(d, TD_SLOT_ACTIVE, false);
-	}
+	for (int i = 0; td__drains && i < TD_DRAINS; i++)
+		if (atomic_load(&td__drains[i].state) == TD_SLOT_ACTIVE)
+			(void)td__watch(nepfd, i);
 	*efd = nefd;
 	return nepfd;
 }
