@@ -124,24 +124,18 @@ static const char td__octet[256][4] = {
 /* Decimal v (0..65535) at p; returns the end. */
 static char *td__dec(char *p, unsigned v)
 {
-	const char *s;
-
-	if (v >= 1000) {
-		/* ports above 999: the thousands first, then three digits */
-		p = td__dec(p, v / 1000);
-		v %= 1000;
-		*p++ = (char)('0' + v / 100);
-		*p++ = (char)('0' + v / 10 % 10);
-		*p++ = (char)('0' + v % 10);
+	if (v < 256) {
+		for (const char *s = td__octet[v]; *s != '\0'; s++)
+			*p++ = *s;
 		return p;
 	}
-	for (s = td__octet[v < 256 ? v : 0]; v < 256 && *s; s++)
-		*p++ = *s;
-	if (v >= 256) {
-		*p++ = (char)('0' + v / 100);
-		*p++ = (char)('0' + v / 10 % 10);
-		*p++ = (char)('0' + v % 10);
-	}
+	/* a port: the thousands (at most 65) from the table, then three digits */
+	if (v >= 1000)
+		p = td__dec(p, v / 1000);
+	v %= 1000;
+	*p++ = (char)('0' + v / 100);
+	*p++ = (char)('0' + v / 10 % 10);
+	*p++ = (char)('0' + v % 10);
 	return p;
 }
 

@@ -325,9 +325,7 @@ static void td__str(struct td__line *l, struct td__k key, const char *s,
 			td_buf_putc(&l->b, '"');
 		return;
 	}
-	else
-		td__bounded(&l->b, l->json ? td_buf_json_str : td_buf_text_str,
-			    s, in_max, out_max);
+	td__bounded(&l->b, l->json ? td_buf_json_str : td_buf_text_str, s, in_max, out_max);
 }
 
 /* A fixed name from one of the tables above: plain ASCII, no escaping. */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -318,6 +319,24 @@ Test(fmt, addr_v4)
 	a = (struct td_addr){.family = AF_INET};
 	td_addr_format(s, sizeof(s), &a, 1);
 	cr_assert(eq(str, s, "0.0.0.0:0"));
+}
+
+/* The IPv4 fast path writes its own digits: every port and octet value
+ * against snprintf's. */
+Test(fmt, addr_v4_every_port_and_octet)
+{
+	struct td_addr a = {.family = AF_INET};
+	char s[TD_ADDR_STRLEN], want[TD_ADDR_STRLEN];
+
+	for (unsigned v = 0; v < 65536; v++) {
+		a.port = (uint16_t)v;
+		a.addr[0] = a.addr[3] = (uint8_t)(v & 255);
+		a.addr[1] = a.addr[2] = (uint8_t)(v >> 8);
+		snprintf(want, sizeof(want), "%u.%u.%u.%u:%u", v & 255, v >> 8, v >> 8,
+			 v & 255, v);
+		td_addr_format(s, sizeof(s), &a, 1);
+		cr_assert(eq(str, s, want));
+	}
 }
 
 Test(fmt, addr_unknown_and_small_buffer)
