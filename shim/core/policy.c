@@ -284,21 +284,17 @@ int td_policy_build_index(struct td_policy *p)
 static int td__decide_indexed(const struct td_policy *p, const struct td_index *ix,
 			      const struct td_match_ctx *ctx)
 {
-	const uint32_t *a = NULL, *b = NULL, *g = ix->generic;
-	uint32_t na = 0, nb = 0, ka = 0, kb = 0, kg = 0;
+	uint16_t rp = ctx->remote.port, lp = ctx->local.port;
+	const uint32_t *a = ix->remote.rules + ix->remote.start[rp], *b = NULL, *g = ix->generic;
+	uint32_t na = ix->remote.start[rp + 1] - ix->remote.start[rp], nb = 0;
+	uint32_t ka = 0, kb = 0, kg = 0;
 
-	{
-		uint16_t port = ctx->remote.port;
-
-		a = ix->remote.rules + ix->remote.start[port];
-		na = ix->remote.start[port + 1] - ix->remote.start[port];
-	}
 	if (ctx->known & TD_K_LOCAL) {
-		uint16_t port = ctx->local.port;
-
-		b = ix->local.rules + ix->local.start[port];
-		nb = ix->local.start[port + 1] - ix->local.start[port];
+		b = ix->local.rules + ix->local.start[lp];
+		nb = ix->local.start[lp + 1] - ix->local.start[lp];
 	}
+	/* a rule is filed in one list only, at most once: the smallest head is
+	 * the next candidate, and only its list moves on */
 	for (;;) {
 		uint32_t ra = ka < na ? a[ka] : UINT32_MAX, rb = kb < nb ? b[kb] : UINT32_MAX;
 		uint32_t rg = kg < ix->n_generic ? g[kg] : UINT32_MAX;
@@ -310,11 +306,11 @@ static int td__decide_indexed(const struct td_policy *p, const struct td_index *
 			return -1;
 		if (td_rule_match(&p->rules[r], ctx))
 			return (int)r;
-		while (ka < na && a[ka] <= r)
+		if (r == ra)
 			ka++;
-		while (kb < nb && b[kb] <= r)
+		else if (r == rb)
 			kb++;
-		if (rg == r)
+		else
 			kg++;
 	}
 }
