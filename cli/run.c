@@ -114,12 +114,50 @@ struct td_frag {
 	char fault[1024];
 };
 
-static void td__cat(char *dst, size_t cap, const char *fmt, const char *key,
-		    const char *val)
-{
-	size_t n = strlen(dst);
+/* Where an option's value goes, and as what. */
+enum { TD_IN_MATCH, TD_IN_REMOTES, TD_IN_BODY, TD_IN_FAULT };
+enum {
+	TD_AS_STRING,	/* quoted */
+	TD_AS_INT,	/* digits */
+	TD_AS_INT64,	/* digits, written with libconfig's L suffix */
+	TD_AS_SHARE,	/* a fraction: digits and at most one dot */
+	TD_AS_TRUE,	/* a flag: the key set to true */
+};
 
-	snprintf(dst + n, cap - n, fmt, key, val);
+struct td_optdef {
+	int c;
+	uint8_t in, as;
+	const char *key; /* NULL for --remote, a list element */
+};
+
+static const struct td_optdef td__defs[] = {
+	{O_CLOSE, TD_IN_BODY, TD_AS_STRING, "close"},
+	{O_DRAIN, TD_IN_BODY, TD_AS_INT, "drain_timeout_ms"},
+	{O_SHUT, TD_IN_BODY, TD_AS_STRING, "shutdown"},
+	{O_REUSE, TD_IN_BODY, TD_AS_TRUE, "reuseaddr"},
+	{O_FIN, TD_IN_BODY, TD_AS_INT, "fin_timeout_s"},
+	{O_LEAK, TD_IN_BODY, TD_AS_INT, "leak_after_s"},
+	{O_ROLE, TD_IN_MATCH, TD_AS_STRING, "role"},
+	{O_REMOTE, TD_IN_REMOTES, TD_AS_STRING, NULL},
+	{O_RPORT, TD_IN_MATCH, TD_AS_STRING, "remote_port"},
+	{O_LPORT, TD_IN_MATCH, TD_AS_STRING, "local_port"},
+	{O_RST, TD_IN_FAULT, TD_AS_SHARE, "rst"},
+	{O_RST_MS, TD_IN_FAULT, TD_AS_INT, "rst_after_ms"},
+	{O_RST_BYTES, TD_IN_FAULT, TD_AS_INT64, "rst_after_bytes"},
+	{O_REFUSE, TD_IN_FAULT, TD_AS_SHARE, "connect_refuse"},
+	{O_TIMEOUT, TD_IN_FAULT, TD_AS_SHARE, "connect_timeout"},
+	{O_TIMEOUT_MS, TD_IN_FAULT, TD_AS_INT, "connect_timeout_ms"},
+	{O_CDELAY, TD_IN_FAULT, TD_AS_INT, "connect_delay_ms"},
+	{O_XDELAY, TD_IN_FAULT, TD_AS_INT, "close_delay_ms"},
+	{O_SEED, TD_IN_FAULT, TD_AS_INT64, "seed"},
+};
+
+static const struct td_optdef *td__def(int c)
+{
+	for (size_t i = 0; i < sizeof(td__defs) / sizeof(td__defs[0]); i++)
+		if (td__defs[i].c == c)
+			return &td__defs[i];
+	return NULL;
 }
 
 /* A string value for libconfig text, with quotes and backslashes escaped. */
@@ -138,49 +176,52 @@ static const char *td__quote(const char *s, char *buf, size_t cap)
 	return buf;
 }
 
-static int td__opt(int c, const char *arg, struct td_frag *f, struct td_run_opts *o)
+/* Numeric option values go into the text as they are: refuse anything
+ * else.  (A flag has no argument: arg is NULL.) */
+static bool td__numeric(const struct td_optdef *d, const char *arg)
 {
-	char q[600];
-
-	switch (c) {
-	case O_CLOSE: td__cat(f->body, sizeof(f->body), "%s = %s; ", "close", td__quote(arg, q, sizeof(q))); break;
-	case O_DRAIN: td__cat(f->body, sizeof(f->body), "%s = %s; ", "drain_timeout_ms", arg); break;
-	case O_SHUT: td__cat(f->body, sizeof(f->body), "%s = %s; ", "shutdown", td__quote(arg, q, sizeof(q))); break;
-	case O_REUSE: td__cat(f->body, sizeof(f->body), "%s = %s; ", "reuseaddr", "true"); break;
-	case O_FIN: td__cat(f->body, sizeof(f->body), "%s = %s; ", "fin_timeout_s", arg); break;
-	case O_LEAK: td__cat(f->body, sizeof(f->body), "%s = %s; ", "leak_after_s", arg); break;
-	case O_ROLE: td__cat(f->match, sizeof(f->match), "%s = %s; ", "role", td__quote(arg, q, sizeof(q))); break;
-	case O_REMOTE: td__cat(f->remotes, sizeof(f->remotes), "%s%s", f->remotes[0] ? ", " : "", td__quote(arg, q, sizeof(q))); break;
-	case O_RPORT: td__cat(f->match, sizeof(f->match), "%s = %s; ", "remote_port", td__quote(arg, q, sizeof(q))); break;
-	case O_LPORT: td__cat(f->match, sizeof(f->match), "%s = %s; ", "local_port", td__quote(arg, q, sizeof(q))); break;
-	case O_RST: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "rst", arg); break;
-	case O_RST_MS: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "rst_after_ms", arg); break;
-	case O_RST_BYTES: td__cat(f->fault, sizeof(f->fault), "%s = %sL; ", "rst_after_bytes", arg); break;
-	case O_REFUSE: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "connect_refuse", arg); break;
-	case O_TIMEOUT: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "connect_timeout", arg); break;
-	case O_TIMEOUT_MS: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "connect_timeout_ms", arg); break;
-	case O_CDELAY: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "connect_delay_ms", arg); break;
-	case O_XDELAY: td__cat(f->fault, sizeof(f->fault), "%s = %s; ", "close_delay_ms", arg); break;
-	case O_SEED: td__cat(f->fault, sizeof(f->fault), "%s = %sL; ", "seed", arg); break;
-	default: return -1;
-	}
-	o->have_rule = true;
-	return 0;
-}
-
-/* Numeric option values go into the text as they are: refuse anything else. */
-static bool td__numeric(int c, const char *arg)
-{
-	switch (c) {
-	case O_DRAIN: case O_FIN: case O_LEAK: case O_RST_MS: case O_RST_BYTES:
-	case O_TIMEOUT_MS: case O_CDELAY: case O_XDELAY: case O_SEED:
+	switch (d->as) {
+	case TD_AS_INT:
+	case TD_AS_INT64:
 		return arg[0] != '\0' && strspn(arg, "0123456789") == strlen(arg);
-	case O_RST: case O_REFUSE: case O_TIMEOUT:
+	case TD_AS_SHARE:
 		return arg[0] != '\0' && strspn(arg, "0123456789.") == strlen(arg) &&
 		       strchr(arg, '.') == strrchr(arg, '.');
 	default:
 		return true;
 	}
+}
+
+/* Append the option's setting to its fragment; -1 (said) when it is bad. */
+static int td__opt(int c, const char *arg, struct td_frag *f)
+{
+	const struct td_optdef *d = td__def(c);
+	char q[600], *dst;
+	const char *v;
+	size_t cap, n;
+
+	if (d == NULL)
+		return -1;
+	if (!td__numeric(d, arg)) {
+		for (const struct option *lo = td__long; lo->name; lo++)
+			if (lo->val == c)
+				fprintf(stderr, "teardown: --%s: not a number: \"%s\"\n", lo->name, arg);
+		return -1;
+	}
+	v = d->as == TD_AS_STRING ? td__quote(arg, q, sizeof(q)) : d->as == TD_AS_TRUE ? "true" : arg;
+	switch (d->in) {
+	case TD_IN_MATCH: dst = f->match; cap = sizeof(f->match); break;
+	case TD_IN_REMOTES: dst = f->remotes; cap = sizeof(f->remotes); break;
+	case TD_IN_BODY: dst = f->body; cap = sizeof(f->body); break;
+	default: dst = f->fault; cap = sizeof(f->fault); break;
+	}
+	n = strlen(dst);
+	if (d->in == TD_IN_REMOTES)
+		snprintf(dst + n, cap - n, "%s%s", n ? ", " : "", v);
+	else
+		snprintf(dst + n, cap - n, "%s = %s%s; ", d->key, v,
+			 d->as == TD_AS_INT64 ? "L" : "");
+	return 0;
 }
 
 /* Where the library is: next to this program, or in the installed lib dir. */
@@ -211,16 +252,22 @@ static int td__find_lib(char *out, size_t cap)
 	return -ENOENT;
 }
 
+/* A policy error, "teardown: file:line: what", on stderr. */
+static void td__cfg_fail(const struct td_cfg_error *err)
+{
+	char msg[sizeof(err->file) + sizeof(err->msg) + 32];
+
+	td_cfg_error_format(err, msg, sizeof(msg));
+	fprintf(stderr, "teardown: %s\n", msg);
+}
+
 static char *td__read_all(const char *path, size_t *len)
 {
 	struct td_cfg_error err;
 	char *text = NULL;
 
 	if (td_policy_read_file(path, false, &text, len, &err) != 0) {
-		char msg[5000];
-
-		td_cfg_error_format(&err, msg, sizeof(msg));
-		fprintf(stderr, "teardown: %s\n", msg);
+		td__cfg_fail(&err);
 		return NULL;
 	}
 	return text;
@@ -320,32 +367,25 @@ static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
 	td_policy_free(&cli);
 	return out;
 bad:
-	{
-		char msg[5000];
-
-		td_cfg_error_format(&err, msg, sizeof(msg));
-		fprintf(stderr, "teardown: %s\n", msg);
-	}
+	td__cfg_fail(&err);
 	td_policy_free(&file);
 	return NULL;
 }
 
-/* LD_PRELOAD with the library first; an existing list is kept after it. */
-static int td__preload(const char *lib)
+/*
+ * LD_PRELOAD with the library first; an existing list is kept after it.
+ * The value the command gets (and --dry-run prints), or NULL (no memory).
+ */
+static char *td__preload_value(const char *lib)
 {
 	const char *old = getenv("LD_PRELOAD");
 	char *v;
-	int rc;
 
 	if (old == NULL || *old == '\0')
-		return setenv("LD_PRELOAD", lib, 1);
+		return strdup(lib);
 	if (strstr(old, lib) != NULL)
-		return 0;
-	if (asprintf(&v, "%s:%s", lib, old) < 0)
-		return -1;
-	rc = setenv("LD_PRELOAD", v, 1);
-	free(v);
-	return rc;
+		return strdup(old);
+	return asprintf(&v, "%s:%s", lib, old) < 0 ? NULL : v;
 }
 
 /*
@@ -405,7 +445,7 @@ int td_cmd_run(int argc, char **argv)
 	struct td_run_opts o;
 	struct td_frag f;
 	char lib[PATH_MAX];
-	char *policy;
+	char *policy, *preload;
 	bool as_path;
 	int c;
 
@@ -422,15 +462,9 @@ int td_cmd_run(int argc, char **argv)
 		case O_HELP: td__help(); return 0;
 		case '?': return 2;
 		default:
-			if (!td__numeric(c, optarg)) {
-				for (const struct option *lo = td__long; lo->name; lo++)
-					if (lo->val == c)
-						fprintf(stderr, "teardown: --%s: not a number: \"%s\"\n",
-							lo->name, optarg);
+			if (td__opt(c, optarg, &f) != 0)
 				return 2;
-			}
-			if (td__opt(c, optarg, &f, &o) != 0)
-				return 2;
+			o.have_rule = true;
 		}
 	}
 	if (optind >= argc && !o.dry_run) {
@@ -444,9 +478,13 @@ int td_cmd_run(int argc, char **argv)
 	policy = td__policy(&o, &f, &as_path);
 	if (policy == NULL)
 		return 2;
+	preload = td__preload_value(lib);
+	if (preload == NULL) {
+		perror("teardown");
+		return 1;
+	}
 	if (o.dry_run) {
-		printf("LD_PRELOAD=%s%s%s\n", lib, getenv("LD_PRELOAD") ? ":" : "",
-		       getenv("LD_PRELOAD") ? getenv("LD_PRELOAD") : "");
+		printf("LD_PRELOAD=%s\n", preload);
 		if (as_path)
 			printf("TEARDOWN_CONFIG=%s\n", policy);
 		else
@@ -456,6 +494,7 @@ int td_cmd_run(int argc, char **argv)
 			printf(" %s", argv[i]);
 		printf("\n");
 		free(policy);
+		free(preload);
 		return 0;
 	}
 	td_doctor_warn(argv[optind], stderr);
@@ -469,13 +508,14 @@ int td_cmd_run(int argc, char **argv)
 		policy = file;
 		as_path = true;
 	}
-	if (td__preload(lib) != 0 ||
+	if (setenv("LD_PRELOAD", preload, 1) != 0 ||
 	    (as_path ? setenv("TEARDOWN_CONFIG", policy, 1)
 		     : (unsetenv("TEARDOWN_CONFIG"), setenv("TEARDOWN_POLICY", policy, 1))) != 0) {
 		perror("teardown: setenv");
 		return 1;
 	}
 	free(policy);
+	free(preload);
 	execvp(argv[optind], argv + optind);
 	fprintf(stderr, "teardown: %s: %s\n", argv[optind], strerror(errno));
 	return errno == ENOENT ? 127 : 126;

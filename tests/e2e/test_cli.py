@@ -249,6 +249,52 @@ def test_dry_run_prints_and_runs_nothing():
             check.stdout(), check.stderr())
 
 
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(20)
+def test_every_rule_option_reaches_the_policy():
+    """Each rule option, flags included, lands in the printed policy under
+    its own key with its value, and the policy passes `teardown check`.
+
+    Catches: an option dropped or filed under the wrong key, a flag
+    (--reuseaddr, no argument) mishandled, a 64-bit value that loses
+    libconfig's L suffix (seed and rst_after_bytes above 2^31 would be
+    refused)."""
+    opts = [("--close", "drain", 'close = "drain";'),
+            ("--drain-timeout", "500", "drain_timeout_ms = 500;"),
+            ("--shutdown", "half", 'shutdown = "half";'),
+            ("--reuseaddr", None, "reuseaddr = true;"),
+            ("--fin-timeout", "5", "fin_timeout_s = 5;"),
+            ("--leak-after", "9", "leak_after_s = 9;"),
+            ("--role", "client", 'role = "client";'),
+            ("--remote", "10.0.0.0/8", None),
+            ("--remote", "::1", 'remote = [ "10.0.0.0/8", "::1" ];'),
+            ("--remote-port", "443", 'remote_port = [ "443" ];'),
+            ("--local-port", "1000-2000", 'local_port = [ "1000-2000" ];'),
+            ("--rst", "0.5", "rst = 0.5;"),
+            ("--rst-after-ms", "40", "rst_after_ms = 40;"),
+            ("--rst-after-bytes", "4294967296", "rst_after_bytes = 4294967296L;"),
+            ("--connect-refuse", "0.1", "connect_refuse = 0.1;"),
+            ("--connect-timeout", "0.2", "connect_timeout = 0.2;"),
+            ("--connect-timeout-ms", "1500", "connect_timeout_ms = 1500;"),
+            ("--connect-delay", "3", "connect_delay_ms = 3;"),
+            ("--close-delay", "4", "close_delay_ms = 4;"),
+            ("--seed", "8589934592", "seed = 8589934592L;")]
+    args = []
+    for opt, val, _ in opts:
+        args += [opt] if val is None else [opt, val]
+    run = _teardown("-n", *args, "--", "true")
+    assert run.rc == 0, run.stderr()
+    m = re.search(r"^TEARDOWN_POLICY=<<EOF\n(.*?)^EOF$", run.stdout(), re.S | re.M)
+    assert m, run.stdout()
+    lines = [line.strip() for line in m.group(1).splitlines()]
+    for opt, _, want in opts:
+        if want is not None:
+            assert want in lines, "%s: no %r in\n%s" % (opt, want, m.group(1))
+    policy = _write("every-option.conf", m.group(1))
+    check = _teardown("check", policy, name="check")
+    assert check.rc == 0, "the printed policy is invalid: %s%s" % (check.stdout(), check.stderr())
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(20)
 def test_existing_preload_is_kept_after_the_library():
