@@ -401,40 +401,6 @@ out:
 }
 
 /*
- * The library the running command would preload: next to the command
- * (a build tree), or in ../lib/teardown (an installed tree), or in the
- * configured LIBDIR.
- */
-static int td__find_library(char buf[PATH_MAX])
-{
-	char exe[PATH_MAX], cand[PATH_MAX + 64];
-	const char *rel[] = {"/" TD__LIBNAME, "/../lib/teardown/" TD__LIBNAME};
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	char *slash;
-
-	if (n > 0) {
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			for (size_t k = 0; k < sizeof(rel) / sizeof(rel[0]); k++) {
-				snprintf(cand, sizeof(cand), "%s%s", exe, rel[k]);
-				if (access(cand, F_OK) == 0 && realpath(cand, buf) != NULL)
-					return 0;
-			}
-		}
-	}
-#ifdef TD_LIBDIR
-	snprintf(cand, sizeof(cand), "%s/%s", TD_LIBDIR, TD__LIBNAME);
-	if (access(cand, F_OK) == 0 && strlen(cand) < PATH_MAX) {
-		memcpy(buf, cand, strlen(cand) + 1);
-		return 0;
-	}
-#endif
-	return -ENOENT;
-}
-
-/*
  * The library line.  Returns 1 when it passes; in the plain doctor (not
  * --system) only a library that cannot load here at all fails, since
  * LD_PRELOAD per program tolerates extra dependencies.
@@ -446,7 +412,7 @@ static int td__doc_library(const struct td__doc_opts *o, bool system_mode)
 	bool loads;
 	int ok;
 
-	if (td__find_library(path) != 0) {
+	if (td_find_library(path) != 0) {
 		if (!system_mode)
 			return 1;
 		f.name = TD__LIBNAME;

@@ -224,8 +224,7 @@ static int td__opt(int c, const char *arg, struct td_frag *f)
 	return 0;
 }
 
-/* Where the library is: next to this program, or in the installed lib dir. */
-static int td__find_lib(char *out, size_t cap)
+int td_find_library(char out[PATH_MAX])
 {
 	char exe[PATH_MAX], cand[PATH_MAX + 64];
 	const char *rel[] = {"/libteardown.so", "/../lib/teardown/libteardown.so"};
@@ -245,7 +244,7 @@ static int td__find_lib(char *out, size_t cap)
 		}
 	}
 	snprintf(cand, sizeof(cand), "%s/libteardown.so", TD_LIBDIR);
-	if (access(cand, R_OK) == 0 && strlen(cand) < cap) {
+	if (access(cand, R_OK) == 0 && strlen(cand) < PATH_MAX) {
 		strcpy(out, cand);
 		return 0;
 	}
@@ -471,7 +470,7 @@ int td_cmd_run(int argc, char **argv)
 		fputs("teardown: no command given (usage: teardown [options] -- COMMAND [ARGS...])\n", stderr);
 		return 2;
 	}
-	if (td__find_lib(lib, sizeof(lib)) != 0) {
+	if (td_find_library(lib) != 0) {
 		fprintf(stderr, "teardown: libteardown.so not found next to this program or in %s\n", TD_LIBDIR);
 		return 1;
 	}
