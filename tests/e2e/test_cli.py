@@ -7,16 +7,20 @@ real connections (tdpeer on loopback, in the test's own network namespace)
 and check the wire (tcpdump), the peer's view and the log it writes, and
 check its other promises: -n prints and runs nothing, an LD_PRELOAD
 already set is kept, the library is the one next to the command (never
-one in the current directory), `teardown check` reports file:line.
+one in the current directory), `teardown check` reports file:line,
+`teardown doctor` tells which programs the library can reach and checks
+the library a run would preload.
 
 The last tests preload the library directly: a policy error (with
 on_error "pass" and "exit"), a machine without libconfig (simulated in a
 private mount namespace) and no policy at all.
 """
 
+import json
 import os
 import re
 import shutil
+import subprocess
 
 import tdlib
 
@@ -401,6 +405,133 @@ def test_check_good_and_bad_files():
         assert run.rc == 1, (name, run.rc, run.stdout(), run.stderr())
         said = run.stdout() + run.stderr()
         assert "%s:%d:" % (path, line) in said, "want %s:%d in %r" % (path, line, said)
+
+
+# ---------------------------------------------------------------------------
+# teardown doctor: the ELF reading is unit-tested (tests/unit/test_elfinfo.c);
+# these run the command on real files.
+# ---------------------------------------------------------------------------
+
+def _static_program():
+    """A statically linked program, built here (libc6-dev's libc.a)."""
+    src = _write("static.c", "int main(void) { return 0; }\n")
+    out = os.path.join(tdlib.tmpdir(), "static-prog")
+    r = subprocess.run(["gcc", "-static", "-o", out, src], capture_output=True, text=True)
+    assert r.returncode == 0, "gcc -static failed: %s" % r.stderr
+    return out
+
+
+def _doctor_script(name, line):
+    path = _write(name, line + "\nexit 0\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def _json_lines(proc):
+    return [json.loads(line) for line in proc.stdout().splitlines()]
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(30)
+def test_doctor_verdicts_and_exit_status():
+    """Each program gets the verdict of what really runs it, and the exit
+    status is 1 when any of them is out of the library's reach.
+
+    Catches: a static binary reported as reachable (LD_PRELOAD never runs
+    there), a script judged by its own text rather than by its
+    interpreter (#!/usr/bin/env NAME resolves NAME in PATH), a missing
+    program or a directory not reported as such, a wrong exit status."""
+    static = _static_program()
+    bindir = os.path.dirname(static)
+    sh_script = _doctor_script("via-sh", "#!/bin/sh")
+    env_script = _doctor_script("via-env-static", "#!/usr/bin/env static-prog")
+    env = _plain_env(PATH=bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"))
+
+    run = _teardown("doctor", "--json", "/bin/true", static, sh_script, env_script,
+                  "no-such-program-here", tdlib.tmpdir(), env=env)
+    assert run.rc == 1, (run.rc, run.stdout(), run.stderr())
+    got = {d["binary"]: d for d in _json_lines(run) if "binary" in d}
+    want = {"/bin/true": (True, "dynamic"),
+            static: (False, "static"),
+            sh_script: (True, "script"),
+            env_script: (False, "script"),
+            "no-such-program-here": (False, "error"),
+            tdlib.tmpdir(): (False, "error")}
+    for name, (ok, kind) in want.items():
+        assert name in got, (name, run.stdout())
+        assert (got[name]["ok"], got[name]["kind"]) == (ok, kind), got[name]
+    assert got["/bin/true"]["needed"] == ["libc.so.6"], got["/bin/true"]
+    assert got[static]["needed"] == [], got[static]
+    assert got[env_script]["interpreter"] == static, got[env_script]
+    assert "static" in got[env_script]["reason"], got[env_script]
+    assert got["no-such-program-here"]["reason"] == "not found in PATH"
+    assert "directory" in got[tdlib.tmpdir()]["reason"]
+
+    # only reachable programs: exit status 0, one plain line each
+    run = _teardown("doctor", "/bin/true", sh_script, env=env, name="doctor-ok")
+    assert run.rc == 0, (run.stdout(), run.stderr())
+    lines = run.stdout().splitlines()
+    assert lines[0].startswith("/bin/true: dynamically linked"), lines
+    assert lines[1].startswith(sh_script + ": script run by /bin/sh"), lines
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(20)
+def test_doctor_checks_the_library_a_run_would_preload():
+    """The library line names the library `teardown -- CMD` would preload
+    (its dry run prints the same path) and says whether it is safe to
+    preload: it needs only libc.so.6 (an ASan build also needs the
+    sanitizer runtime, and is then reported as not safe system-wide).
+    A command with no library next to it checks none, and says so with
+    --system."""
+    lib = os.path.realpath(tdlib.lib_path())
+    run = _teardown("doctor", "--json", "/bin/true")
+    assert run.rc == 0, (run.stdout(), run.stderr())
+    checks = [d for d in _json_lines(run) if "check" in d]
+    assert len(checks) == 1, run.stdout()
+    line = checks[0]
+    assert line["check"] == "libteardown.so" and line["path"] == lib, line
+    if tdlib.sanitize():
+        assert not line["ok"] and "libasan" in line["reason"], line
+    else:
+        assert line["ok"] and "needs only libc.so.6" in line["reason"], line
+    dry = tdlib.run([tdlib.teardown_cmd(), "-n", "--", "true"], env=_plain_env(), name="dry")
+    assert dry.stdout().splitlines()[0] == "LD_PRELOAD=" + lib, dry.stdout()
+
+    # The command alone in a directory: no library next to it.  A run
+    # would then take the installed one, if any (make install): the
+    # doctor must check that same one, or none.
+    alone = os.path.join(tdlib.tmpdir(), "alone")
+    os.makedirs(alone)
+    shutil.copy2(tdlib.teardown_cmd(), alone)
+    cmd = os.path.join(alone, "teardown")
+    dry = tdlib.run([cmd, "-n", "--", "true"], env=_plain_env(), name="dry-alone")
+    installed = dry.stdout().splitlines()[0][len("LD_PRELOAD="):] if dry.rc == 0 else None
+    run = _teardown("doctor", "--json", "/bin/true", cmd=cmd, name="doctor-alone")
+    checks = [d for d in _json_lines(run) if "check" in d]
+    if installed is None:
+        assert "not found" in dry.stderr(), dry.stderr()
+        assert run.rc == 0, (run.stdout(), run.stderr())
+        assert checks == [], run.stdout()
+        run = _teardown("doctor", "--json", "--system", cmd=cmd, name="doctor-alone-system")
+        lib_lines = [d for d in _json_lines(run) if d.get("check") == "libteardown.so"]
+        assert len(lib_lines) == 1 and lib_lines[0]["ok"], run.stdout()
+        assert "not found next to the teardown command" in lib_lines[0]["reason"], lib_lines
+    else:
+        tdlib.note("an installed library is found:", installed)
+        assert [d["path"] for d in checks] == [installed], (installed, run.stdout())
+
+
+@tdlib.requires("teardown")
+@tdlib.timeout(10)
+def test_doctor_usage_errors():
+    """No program (and no --system), or an unknown option: usage on
+    stderr and exit status 2, nothing on stdout."""
+    for args in ((), ("--frobnicate", "/bin/true")):
+        run = _teardown("doctor", *args, name="doctor-usage")
+        assert run.rc == 2, (args, run.rc)
+        assert run.stdout() == "", (args, run.stdout())
+        assert "usage: teardown doctor" in run.stderr(), (args, run.stderr())
 
 
 # ---------------------------------------------------------------------------
