@@ -66,6 +66,12 @@ def teardown_cmd():
     return os.path.join(build_dir(), "teardown")
 
 
+def test_prog(name):
+    """Return the path of a test program or library, build/tests/progs/NAME
+    (tests/progs/, built by make testprogs)."""
+    return os.path.join(build_dir(), "tests", "progs", name)
+
+
 def sanitize():
     """Return True when the build under test is an ASan/UBSan build (TD_SANITIZE=1)."""
     return os.environ.get("TD_SANITIZE", "") == "1"
@@ -845,11 +851,14 @@ class Capture:
 SsRow = collections.namedtuple("SsRow", "state local peer local_port peer_port recv_q send_q")
 
 
-def _port_of(addr):
+def port_of(addr):
+    """The port of "ADDR:PORT" as the log, tdpeer and ss write it
+    ("127.0.0.1:80", "[::1]:80"); 0 when there is none (None, "", the
+    log's "-", ss's "*")."""
     try:
-        return int(addr.rpartition(":")[2])
+        return int(addr.rpartition(":")[2]) if addr else 0
     except ValueError:
-        return 0  # "*" for unconnected sockets
+        return 0
 
 
 def ss_rows():
@@ -865,7 +874,7 @@ def ss_rows():
         if len(fields) < 5:
             continue
         state, recv_q, send_q, local, peer = fields[:5]
-        rows.append(SsRow(state, local, peer, _port_of(local), _port_of(peer),
+        rows.append(SsRow(state, local, peer, port_of(local), port_of(peer),
                           int(recv_q), int(send_q)))
     note("ss:", *["\n  %s %s -> %s" % (r.state, r.local, r.peer) for r in rows] or ["(none)"])
     return rows

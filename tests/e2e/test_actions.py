@@ -52,16 +52,11 @@ def _rule(role, close="pass", **extra):
     return rule
 
 
-def _port(addr):
-    """The port of an address as the log and tdpeer write it ("[::1]:80")."""
-    return int(addr.rpartition(":")[2]) if addr else 0
-
-
 def _events(log, event, local_port=None, remote_port=None):
     """The log's events of type ``event``, optionally for one connection."""
     return [r for r in tdlib.read_log(log) if r["event"] == event
-            and (local_port is None or _port(r["local"]) == local_port)
-            and (remote_port is None or _port(r["remote"]) == remote_port)]
+            and (local_port is None or tdlib.port_of(r["local"]) == local_port)
+            and (remote_port is None or tdlib.port_of(r["remote"]) == remote_port)]
 
 
 def _one_event(log, event, **ports):
@@ -649,7 +644,7 @@ def test_shutdown_racing_peer_fin_is_logged_passive():
     The wire: the client's FIN first, then the server's; TIME_WAIT on the
     client only.  The log must agree: closer=passive, time_wait=false.
     """
-    slow = os.path.join(tdlib.build_dir(), "tests", "progs", "libcore_slowshut.so")
+    slow = tdlib.test_prog("libcore_slowshut.so")
     assert os.path.exists(slow), "%s is missing: run make testprogs" % slow
     env, log = _policy_env([_rule("server", "pass")])
     env["LD_PRELOAD"] += " " + slow
@@ -695,7 +690,7 @@ def _fin_wait2_timers():
         m = _TIMER_RE.search(line)
         if m and len(fields) >= 3:
             local = next(f for f in fields if ":" in f and not f.startswith("timer"))
-            timers[_port(local)] = float(m.group(1)) * scale[m.group(2)]
+            timers[tdlib.port_of(local)] = float(m.group(1)) * scale[m.group(2)]
     return timers
 
 

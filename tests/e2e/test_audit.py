@@ -60,13 +60,6 @@ def _rule(close="pass", name=None, **settings):
     return rule
 
 
-def _port(addr):
-    """The port of a logged address ("127.0.0.1:5000", "[::1]:5000"), or None."""
-    if addr is None:
-        return None
-    return int(addr.rpartition(":")[2])
-
-
 def _read(log):
     """Read the log, and check every record has exactly the documented keys in order."""
     records = tdlib.read_log(log)
@@ -90,9 +83,9 @@ def _select(records, event, **where):
         ok = True
         for key, want in where.items():
             if key == "local_port":
-                ok = _port(rec["local"]) == want
+                ok = tdlib.port_of(rec["local"]) == want
             elif key == "remote_port":
-                ok = _port(rec["remote"]) == want
+                ok = tdlib.port_of(rec["remote"]) == want
             else:
                 ok = rec.get(key) == want
             if not ok:
@@ -176,7 +169,7 @@ def test_pass_active_and_passive_closer():
     conn = _one(client_log, "connect", local_port=cport)
     assert conn["conn"] == 1 and conn["error"] is None and conn["role"] == "client", conn
     acc = _one(server_log, "accept", remote_port=cport)
-    assert acc["conn"] == 1 and acc["role"] == "server" and _port(acc["local"]) == sport, acc
+    assert acc["conn"] == 1 and acc["role"] == "server" and tdlib.port_of(acc["local"]) == sport, acc
 
     c_close = _one(client_log, "close", local_port=cport)
     _check_outcome(c_close, role="client", action="pass", state="ESTABLISHED",
@@ -187,7 +180,7 @@ def test_pass_active_and_passive_closer():
     _check_outcome(s_close, state="CLOSE_WAIT", closer="passive", wire="FIN", why="close",
                    time_wait=False, unread=0, unsent=0, lost=0, bytes_in=100,
                    bytes_out=1000, error=None)
-    assert _port(s_close["remote"]) == cport, s_close
+    assert tdlib.port_of(s_close["remote"]) == cport, s_close
     # The listener ends too, without touching the wire.
     listener = _one(server_log, "close", role="listener")
     _check_outcome(listener, wire="none", why="unconnected")
@@ -223,7 +216,7 @@ def test_pass_unread_data_close_is_kernel_rst():
     _check_outcome(close, state="ESTABLISHED", closer="active", wire="RST",
                    why="unread-data", time_wait=False, unread=100, unsent=0, lost=0,
                    bytes_in=100, bytes_out=0)
-    assert _port(close["remote"]) == cport
+    assert tdlib.port_of(close["remote"]) == cport
     assert cap.teardown_flags(srv.port, cport) == "RST"
     assert not cap.fin_from(srv.port)
     assert cap.count_rst(srv.port) == 1 and cap.count_rst(cport) == 0
@@ -404,7 +397,7 @@ def test_close_racing_peer_fin_is_logged_passive():
     it; TIME_WAIT on the client only.  The log agrees: closer=passive,
     time_wait=false, and the FIN the server sent.
     """
-    slow = os.path.join(tdlib.build_dir(), "tests", "progs", "libcore_slowshut.so")
+    slow = tdlib.test_prog("libcore_slowshut.so")
     assert os.path.exists(slow), "%s is missing: run make testprogs" % slow
     env, log = _policy([_rule("pass")], "server")
     env["LD_PRELOAD"] += " " + slow
@@ -815,13 +808,13 @@ def test_close_wait_leaks():
 
     records = _read(log_watch)
     leaks = _select(records, "leak")
-    assert sorted(_port(l["remote"]) for l in leaks) == sorted(leak_ports), leaks
+    assert sorted(tdlib.port_of(l["remote"]) for l in leaks) == sorted(leak_ports), leaks
     for leak in leaks:
         assert leak["pid"] == leaky.proc.pid and leak["role"] == "server", leak
         assert leak["state"] == "CLOSE_WAIT" and leak["rule"] == "watch", leak
-        assert _port(leak["local"]) == leaky.port, leak
+        assert tdlib.port_of(leak["local"]) == leaky.port, leak
         assert leak["close_wait_ms"] >= 1000 and leak["age_ms"] >= leak["close_wait_ms"], leak
-        ex = _one(records, "exit", remote_port=_port(leak["remote"]))
+        ex = _one(records, "exit", remote_port=tdlib.port_of(leak["remote"]))
         _check_outcome(ex, state="CLOSE_WAIT", closer="passive", wire="FIN", time_wait=False)
         assert records.index(leak) < records.index(ex)
     prompt_close = _one(records, "close", remote_port=prompt_client["local_port"])

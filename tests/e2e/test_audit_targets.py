@@ -26,11 +26,6 @@ import tdlib
 NEEDS = ("root", "netns", "tdpeer", "lib")
 
 
-def _prog(name):
-    """Path of a test-only program built by ``make testprogs``."""
-    return os.path.join(tdlib.build_dir(), "tests", "progs", name)
-
-
 OBSERVE = [{"name": "observe", "close": "pass"}]
 
 
@@ -45,7 +40,7 @@ def _observe(log):
 
 
 def _check_daemon_built():
-    if not os.path.exists(_prog("audit_daemon")):
+    if not os.path.exists(tdlib.test_prog("audit_daemon")):
         tdlib.skip("needs build/tests/progs/audit_daemon (run make testprogs)")
 
 
@@ -216,7 +211,7 @@ def _run_daemon(mode, log, extra=()):
     srv = tdlib.Server("--count", DAEMON_CONNECTIONS, "--read-until-eof",
                        name="server-" + mode)
     with _nofile_soft_limit(1024):
-        proc = tdlib.run([_prog("audit_daemon"), mode, own, srv.port, DAEMON_CONNECTIONS]
+        proc = tdlib.run([tdlib.test_prog("audit_daemon"), mode, own, srv.port, DAEMON_CONNECTIONS]
                          + list(extra), env=_observe(log), name="daemon-" + mode)
     results = srv.results()
     assert proc.rc == 0, (proc.rc, proc.stdout(), proc.stderr())

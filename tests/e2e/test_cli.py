@@ -34,7 +34,7 @@ _TEXT_LINE = re.compile(r"^\S+Z (\d+)/(\d+) (\S+) (\w+)((?: \w+=\S*)*)$")
 
 def _mark_lib():
     """The preloadable marker (tests/progs/libcore_mark.c, make testprogs)."""
-    path = os.path.join(tdlib.build_dir(), "tests", "progs", "libcore_mark.so")
+    path = tdlib.test_prog("libcore_mark.so")
     assert os.path.exists(path), "%s is missing: run make testprogs" % path
     return path
 
@@ -55,10 +55,6 @@ def _text_events(stderr):
         ev.update(pid=int(m.group(1)), prog=m.group(3), event=m.group(4))
         events.append(ev)
     return events, other
-
-
-def _port(addr):
-    return int(addr.rpartition(":")[2]) if addr and addr != "-" else 0
 
 
 def _plain_env(**extra):
@@ -127,11 +123,11 @@ def test_observe_changes_nothing_and_logs_text():
         assert other == [], "stderr holds more than log lines: %r" % other
         assert [e["event"] for e in events if e["event"] != "linger"] == ["connect", "close"]
         close = events[-1]
-        assert _port(close["local"]) == port_, close
+        assert tdlib.port_of(close["local"]) == port_, close
         assert (close["wire"], close["why"], close["action"]) == (wire, why, "pass"), close
     events, other = _text_events(srv_proc.stderr())
     assert other == [], other
-    closes = {_port(e["remote"]): e for e in events if e["event"] == "close"
+    closes = {tdlib.port_of(e["remote"]): e for e in events if e["event"] == "close"
               and e["role"] == "server"}
     assert set(closes) == {rport, fport}, events
     assert closes[fport]["wire"] == "FIN", closes[fport]
@@ -169,7 +165,7 @@ def test_config_file_option():
     assert cap.teardown_flags(port2, srv.port) == "FIN" and not cap.rst_from(port2)
     assert by_peer[port2]["recv_end"] == "EOF", by_peer[port2]
     assert tdlib.time_wait_on(port2)
-    closes = {_port(e["local"]): e for e in tdlib.read_log(log) if e["event"] == "close"}
+    closes = {tdlib.port_of(e["local"]): e for e in tdlib.read_log(log) if e["event"] == "close"}
     assert set(closes) == {port, port2}, closes
     assert (closes[port]["wire"], closes[port]["why"], closes[port]["rule"]) == (
         "RST", "policy", "clients"), closes[port]

@@ -32,7 +32,7 @@ N_CONN = 400
 
 def _writer():
     """Path of tests/progs/fault_writer (built by ``make testprogs``)."""
-    return os.path.join(tdlib.build_dir(), "tests", "progs", "fault_writer")
+    return tdlib.test_prog("fault_writer")
 
 
 def _need_writer():
@@ -56,13 +56,6 @@ class _Capture(tdlib.Capture):
     def __init__(self, filter="tcp", **kw):
         kw.setdefault("snaplen", 128)
         super().__init__(filter="-B 65536 " + filter, **kw)
-
-
-def _port(addr):
-    """The port of an "ADDR:PORT" string from the log or tdpeer, or None."""
-    if not addr:
-        return None
-    return int(addr.rpartition(":")[2])
 
 
 def _events(log, event, **fields):
@@ -146,7 +139,7 @@ def _check_rst_share(p, seed):
     assert sorted(c["conn"] for c in connects) == list(range(1, N_CONN + 1)), \
         "connection numbers are not 1..%d" % N_CONN
     assert all(c["error"] is None for c in connects), connects
-    port_of = {c["conn"]: _port(c["local"]) for c in connects}
+    port_of = {c["conn"]: tdlib.port_of(c["local"]) for c in connects}
     assert set(port_of.values()) == {r["local_port"] for r in cli.results}
 
     srv_port = cli.results[0]["remote_port"]
@@ -186,7 +179,7 @@ def _check_rst_share(p, seed):
     assert counters["TcpExtTCPAbortOnData"] == len(faults), counters.nonzero()
     # The close events say the same, and why.
     # (A close event carries no connection number: it is found by port.)
-    closes = {_port(c["local"]): c for c in _events(log, "close")}
+    closes = {tdlib.port_of(c["local"]): c for c in _events(log, "close")}
     assert len(closes) == N_CONN, "%d close events" % len(closes)
     for conn, port in port_of.items():
         close = closes[port]
@@ -244,7 +237,7 @@ def _faulted_run(name, seed=None, p=0.5):
     assert faults, "no fault at p=%g over %d connections" % (p, N_CONN)
     # The log is only believed where the peer agrees: the server saw
     # ECONNRESET on exactly the faulted connections (by client port).
-    port_of = {c["conn"]: _port(c["local"]) for c in _events(log, "connect")}
+    port_of = {c["conn"]: tdlib.port_of(c["local"]) for c in _events(log, "connect")}
     reset_seen = {r["remote_port"] for r in srv_results if r["recv_end"] == "ECONNRESET"}
     assert reset_seen == {port_of[f["conn"]] for f in faults}, name
     return _faulted(log), {f["seed"] for f in faults}
@@ -323,7 +316,7 @@ def _check_reset_close_event(log, srv_port):
     closes = [c for c in _events(log, "close", role="server")]
     assert len(closes) == 1, closes
     close = closes[0]
-    assert _port(close["local"]) == srv_port, close
+    assert tdlib.port_of(close["local"]) == srv_port, close
     # The RST went out when the fault fired; the close itself sends nothing.
     assert (close["state"], close["wire"], close["why"]) == ("CLOSE", "none", "reset"), close
     assert close["time_wait"] is False, close
@@ -359,7 +352,7 @@ def test_rst_after_ms_resets_streaming_server():
     assert counters["TcpEstabResets"] >= 1
     log = tdlib.read_log(log_path)
     fault = _check_fault_then_accept(log, "rst_after_ms")
-    assert _port(fault["remote"]) == cport, fault
+    assert tdlib.port_of(fault["remote"]) == cport, fault
     _check_reset_close_event(log, srv.port)
 
 
@@ -567,7 +560,7 @@ def _check_refuse(listen, name):
         fault, connect = _check_refused_log(
             tdlib.read_log(log_path), "ECONNREFUSED" if mode == "blocking" else "EINPROGRESS")
         # The log names the address the program asked for, not the decoy.
-        assert _port(fault["remote"]) == srv.port and _port(connect["remote"]) == srv.port
+        assert tdlib.port_of(fault["remote"]) == srv.port and tdlib.port_of(connect["remote"]) == srv.port
 
 
 @tdlib.requires(*NEEDS)
@@ -617,7 +610,7 @@ def test_connect_refuse_curl_and_python():
         faults = _events(log, "fault", fault="connect_refuse")
         assert faults and all(f["prog"] == prog for f in faults), log
         connects = _events(log, "connect")
-        ports = [_port(c["local"]) for c in connects]
+        ports = [tdlib.port_of(c["local"]) for c in connects]
         # Each refused connect: its SYN answered by an RST on the wire.
         for port in ports:
             _check_refused_on_wire(cap, port, srv.port)

@@ -25,14 +25,10 @@ ACTIONS = ("pass", "graceful", "drain", "abort")
 # Every name libteardown.so exports: the libc calls it wraps, nothing else.
 WRAPPED = ("accept accept4 bind close close_range closefrom connect dup dup2 dup3 fclose "
            "fork send sendmsg sendto setsockopt shutdown socket syscall write writev").split()
-# Wrapped too, but looked up on first use (no test below calls them
-# without a real libc): the spawn calls, which record spawned children.
+# Wrapped too: the spawn calls, which record spawned children.  host_errno
+# never calls them, so the missing-symbol test below leaves them out.
 SPAWN = "posix_spawn posix_spawnp posix_spawn_file_actions_adddup2".split()
 EXPORTED = sorted(WRAPPED + SPAWN)
-
-
-def _prog(name):
-    return os.path.join(tdlib.build_dir(), "tests", "progs", name)
 
 
 def _log(stem="audit"):
@@ -119,7 +115,7 @@ def _fd_table(pid):
 
 def _ownfds_run(env, stderr):
     """Start host_stress ownfds; return (Popen, its first JSON line)."""
-    cmd = [_prog("host_stress"), "ownfds", "20041", "20042"]
+    cmd = [tdlib.test_prog("host_stress"), "ownfds", "20041", "20042"]
     tdlib.note("$", " ".join(cmd))
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=stderr, text=True)
@@ -193,7 +189,7 @@ def test_program_may_take_over_the_librarys_fd_numbers():
     for how in ("dup2", "close"):
         log = _log(how)
         env = _policy_env([{"name": "all", "close": "drain", "drain_timeout_ms": 2000}], log)
-        proc = tdlib.run([_prog("host_stress"), "hijack", how], env=env, timeout=30,
+        proc = tdlib.run([tdlib.test_prog("host_stress"), "hijack", how], env=env, timeout=30,
                          name="hijack-" + how)
         res = _last_json(proc)
         if proc.rc != 0 or not res["ok"]:
@@ -210,7 +206,7 @@ def test_program_may_take_over_the_librarys_fd_numbers():
 # ---------------------------------------------------------------------------
 
 def _errno_run(env, name):
-    proc = tdlib.run([_prog("host_errno")], env=env, timeout=30, name=name)
+    proc = tdlib.run([tdlib.test_prog("host_errno")], env=env, timeout=30, name=name)
     return proc, proc.stdout().splitlines()
 
 
@@ -288,12 +284,12 @@ def test_each_close_call_closes_exactly_once():
     kernel call, a drain's private fd closed twice or never, and closes
     of the program's other descriptors."""
     problems = []
-    preload = [tdlib.lib_path(), _prog("libhost_count.so")]
+    preload = [tdlib.lib_path(), tdlib.test_prog("libhost_count.so")]
     for action in ACTIONS:
         log = _log(action)
         env = _policy_env([{"name": "cli", "match": {"remote_port": 20011}, "close": action}],
                           log, preload=preload)
-        proc = tdlib.run([_prog("host_closecount"), 20011, 20012], env=env, timeout=30,
+        proc = tdlib.run([tdlib.test_prog("host_closecount"), 20011, 20012], env=env, timeout=30,
                          name="closecount-" + action)
         records = proc.json_lines()
         paths = [r for r in records if "path" in r]
@@ -348,12 +344,12 @@ def test_missing_real_symbol_means_enosys_never_a_crash():
     returns a wrong result instead of falling back."""
     bare, bare_lines = _errno_run(tdlib.shim_env(preload=False), "bare")
     assert bare.rc == 0 and bare_lines[-1] == "done", bare.stdout()
-    preload = [tdlib.lib_path(), _prog("libhost_nosym.so")]
+    preload = [tdlib.lib_path(), tdlib.test_prog("libhost_nosym.so")]
     problems = []
     for name in WRAPPED:
         env = _policy_env([{"name": "all", "close": "graceful"}], _log("nosym-" + name),
                           preload=preload, extra={"HOST_NOSYM": name})
-        proc = tdlib.run([_prog("host_errno")], env=env, timeout=30, name="nosym-" + name)
+        proc = tdlib.run([tdlib.test_prog("host_errno")], env=env, timeout=30, name="nosym-" + name)
         lines = proc.stdout().splitlines()
         if proc.rc != 0 or not lines or lines[-1] != "done":
             problems.append("%s: rc %s (negative: killed by that signal), last line %r"
@@ -451,7 +447,7 @@ def test_real_symbols_survive_optimiser_and_malloc_interposer():
             for interposed in modes:
                 for action in ("abort", "graceful"):
                     tag = "%s-%s-%s" % (name, "malloc" if interposed else "plain", action)
-                    preload = [lib] + ([_prog("libhost_malloc.so")] if interposed else [])
+                    preload = [lib] + ([tdlib.test_prog("libhost_malloc.so")] if interposed else [])
                     report = os.path.join(tdlib.tmpdir(), tag + ".malloc.json")
                     env = _policy_env([{"name": action, "close": action}], _log(tag),
                                       preload=preload, extra={"HOST_MALLOC_OUT": report})

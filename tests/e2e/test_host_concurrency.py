@@ -23,10 +23,6 @@ NEEDS = ("root", "netns", "lib")
 RST_ONLY = "tcp[tcpflags] & tcp-rst != 0"
 
 
-def _prog(name):
-    return os.path.join(tdlib.build_dir(), "tests", "progs", name)
-
-
 def _log(stem="audit"):
     return os.path.join(tdlib.tmpdir(), stem + ".jsonl")
 
@@ -37,7 +33,7 @@ def _env(rules, log, **top):
 
 def _run(args, env, timeout=60.0, name=None, want_rc=0):
     """Run a test program to completion; return its last JSON line."""
-    proc = tdlib.run([_prog(args[0])] + [str(a) for a in args[1:]], env=env,
+    proc = tdlib.run([tdlib.test_prog(args[0])] + [str(a) for a in args[1:]], env=env,
                      timeout=timeout, name=name or args[0])
     records = proc.json_lines()
     assert records, "%s printed nothing (rc %s): %s" % (proc.name, proc.rc, proc.stderr())

@@ -598,7 +598,7 @@ def test_socket_stderr_gets_nothing():
 
 
 def _input_client():
-    return os.path.join(tdlib.build_dir(), "tests", "progs", "input_client")
+    return tdlib.test_prog("input_client")
 
 
 @tdlib.requires(*NEEDS)

@@ -89,7 +89,7 @@ class Scenario:
             f.write(ATTACKER_POLICY)
         env = tdlib.shim_env(preload=False)
         env.update({"TDX_OV": d, "TDX_LIB": tdlib.lib_path(), "TDX_CLI": tdlib.teardown_cmd(),
-                    "TDX_PROBE": os.path.join(tdlib.build_dir(), "tests", "progs", "secure_probe"),
+                    "TDX_PROBE": tdlib.test_prog("secure_probe"),
                     "TDX_SYSTEM": system, "TDX_ATTACKER": attacker,
                     "TDX_SYSTEM_MODE": "%o" % system_mode, "TDX_SYSTEM_OWNER": system_owner,
                     "TDX_PRELOAD": "1" if preload else "0"})

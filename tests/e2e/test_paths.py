@@ -45,10 +45,6 @@ def _policy_env(action, name):
     return tdlib.shim_env(policy=tdlib.policy_text([rule], log)), log
 
 
-def _port(addr):
-    return int(addr.rpartition(":")[2]) if addr else 0
-
-
 class Row:
     """One client of a matrix: how it closes and what must happen."""
 
@@ -116,7 +112,7 @@ def _row_problems(action, row, cap, server_port, by_peer, time_wait, events):
         problems.append("%s: exit status %s, want SIGKILL" % (label, row.run.rc))
     # The log: a close event for the close calls, an exit event for exit(),
     # nothing at all where no library code runs.
-    mine = [e for e in events if e["event"] in ("close", "exit") and _port(e["local"]) == port]
+    mine = [e for e in events if e["event"] in ("close", "exit") and tdlib.port_of(e["local"]) == port]
     if row.method in NO_LIBRARY_CODE:
         want_events = []
     else:
@@ -262,7 +258,7 @@ def _fork_problems(action, cap, srv, cli, events):
         problems.append("%s: the client sent an RST" % label)
     # The log: the parent's close changes nothing, the child's ends it.
     closes = {e["pid"]: e for e in events if e["event"] in ("close", "exit")
-              and _port(e["remote"]) == cport}
+              and tdlib.port_of(e["remote"]) == cport}
     pev, cev = closes.get(parent["pid"]), closes.get(child["pid"])
     if pev is None or (pev["wire"], pev["why"]) != ("none", "shared"):
         problems.append("%s: the parent's close event is %r, want wire=none why=shared"

@@ -53,10 +53,6 @@ def _curl_env(env):
     return env
 
 
-def _port(addr):
-    return int(addr.rpartition(":")[2]) if addr else 0
-
-
 def _docroot(name):
     """A directory holding hello.txt with BODY; returns its path."""
     path = os.path.join(tdlib.tmpdir(), name)
@@ -125,7 +121,7 @@ def _agreement_problems(label, cap, from_port, to_port, close_ev, shut_ev=None):
 
 def _server_events(log, client_port):
     """(close event, shutdown event or None) of the server side of one connection."""
-    events = [e for e in tdlib.read_log(log) if _port(e["remote"]) == client_port]
+    events = [e for e in tdlib.read_log(log) if tdlib.port_of(e["remote"]) == client_port]
     close = [e for e in events if e["event"] == "close"]
     shut = [e for e in events if e["event"] == "shutdown"]
     assert len(close) == 1, "want one close event for port %d: %r" % (client_port, events)
@@ -170,7 +166,7 @@ def test_curl_client_graceful_and_abort():
         if seen != want:
             problems.append("%s: curl ended with %s, want %s" % (action, seen, want))
         closes = [e for e in tdlib.read_log(log) if e["event"] == "close"
-                  and _port(e["local"]) == fetch.local_port]
+                  and tdlib.port_of(e["local"]) == fetch.local_port]
         if len(closes) != 1 or closes[0]["action"] != action or closes[0]["role"] != "client":
             problems.append("%s: want one close event for curl, got %r" % (action, closes))
             continue
