@@ -33,18 +33,16 @@ and the ratio; it never fails on the figures (a benchmark, not a test).
 
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 
-BUILD = os.environ.get("TD_BUILD", "build")
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = BUILD if os.path.isabs(BUILD) else os.path.join(REPO, BUILD)
-LOOP = os.path.join(BUILD, "tests", "progs", "audit_loop")
-LIB = os.path.join(BUILD, "libteardown.so")
+import _bench
+
+LOOP = _bench.build_path("tests", "progs", "audit_loop")
+LIB = _bench.LIB
 N_DEFAULT = 5000
 REPS_DEFAULT = 5
 CALLGRIND_N = 1000
@@ -62,8 +60,7 @@ def _policy(tmp, log_events):
 
 
 def _envs(tmp):
-    base = {k: v for k, v in os.environ.items()
-            if k != "LD_PRELOAD" and not k.startswith("TEARDOWN_")}
+    base = _bench.clean_env()
     return {
         "bare": base,
         "library": dict(base, LD_PRELOAD=LIB, TEARDOWN_CONFIG=_policy(tmp, True)),
@@ -90,60 +87,19 @@ def _run_loop(mode, env, n):
 
 def _callgrind(env, n):
     """User-space instructions per cycle inside audit_loop_phase()."""
-    fd, out = tempfile.mkstemp(prefix="cg.", dir=tempfile.gettempdir())
-    os.close(fd)
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-           "--toggle-collect=audit_loop_phase", LOOP, str(n)]
-    try:
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    finally:
-        os.unlink(out)
-    m = re.search(r"Collected : (\d+)", r.stderr)
-    if r.returncode != 0 or not m:
-        raise RuntimeError("callgrind failed: %s" % r.stderr[-2000:])
-    return int(m.group(1)) / n
+    return _bench.callgrind([LOOP, n], env, "audit_loop_phase", n)[0]
 
 
 def _syscalls(env, n):
     """System calls per cycle, and the busiest kinds, from strace -c -f."""
-    fd, out = tempfile.mkstemp(prefix="sc.", dir=tempfile.gettempdir())
-    os.close(fd)
-    try:
-        r = subprocess.run(["strace", "-f", "-c", "-o", out, LOOP, str(n)], env=env,
-                           capture_output=True, text=True, timeout=600)
-        with open(out) as f:
-            text = f.read()
-    finally:
-        os.unlink(out)
-    if r.returncode != 0:
-        raise RuntimeError("strace -c failed: %s" % r.stderr[-2000:])
-    calls = {}
-    for line in text.splitlines():
-        fields = line.split()
-        # "% time seconds usecs/call calls [errors] syscall"
-        if len(fields) >= 5 and fields[-1] != "total" and fields[3].isdigit():
-            calls[fields[-1]] = int(fields[3])
+    calls = _bench.strace_calls([LOOP, n], env)
     total = sum(calls.values())
     busy = sorted(((c / n, name) for name, c in calls.items() if c >= n), reverse=True)
     return total / n, busy
 
 
-def _enter_netns():
-    """As root, re-run this script in a private network namespace."""
-    if os.geteuid() != 0 or os.environ.get("TD_BENCH_NETNS") == "1":
-        if os.environ.get("TD_BENCH_NETNS") == "1":
-            subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-        return None
-    if not shutil.which("unshare") or not shutil.which("ip"):
-        return None
-    env = dict(os.environ, TD_BENCH_NETNS="1")
-    r = subprocess.run(["unshare", "--net", "--", sys.executable, os.path.abspath(__file__)]
-                       + sys.argv[1:], env=env)
-    return r.returncode
-
-
 def main(argv):
-    rc = _enter_netns()
+    rc = _bench.enter_netns(__file__)
     if rc is not None:
         return rc
     n = int(argv[0]) if len(argv) > 0 else N_DEFAULT

@@ -19,13 +19,12 @@ Run alone: TD_BUILD=build python3 tests/bench/close_cost.py
 """
 
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
-BUILD = os.environ.get("TD_BUILD", "build")
+import _bench
+
 N = 1000
 
 
@@ -50,25 +49,16 @@ def _policy_file(tmp, n_rules, match_last, log):
 
 
 def _callgrind(fn, env):
-    out = tempfile.mktemp(prefix="cg.", dir="/tmp")
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-           "--toggle-collect=" + fn, os.path.join(BUILD, "tests/progs/bench_close"), str(N)]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        raise RuntimeError(r.stderr[-2000:])
-    m = re.search(r"Collected : (\d+)", r.stderr)
-    os.unlink(out)
-    return int(m.group(1)) / N
+    return _bench.callgrind([_bench.build_path("tests", "progs", "bench_close"), N], env, fn, N)[0]
 
 
 def main():
     if shutil.which("valgrind") is None:
         print("close_cost: valgrind is not installed (apt-get install valgrind)")
         return 0
-    lib = os.path.abspath(os.path.join(BUILD, "libteardown.so"))
+    lib = _bench.LIB
     tmp = tempfile.mkdtemp(prefix="td-bench-")
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("LD_PRELOAD", "TEARDOWN_CONFIG", "TEARDOWN_POLICY")}
+    base = _bench.clean_env()
     cases = [
         ("bare", dict(base)),
         ("no policy", dict(base, LD_PRELOAD=lib)),

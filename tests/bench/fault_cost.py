@@ -27,17 +27,16 @@ fault group that does not apply; it must be within a handful of
 instructions per iteration (the exit status is 1 otherwise).
 
 Run alone: TD_BUILD=build python3 tests/bench/fault_cost.py [N]
-As root each measurement runs in a private network namespace.
+As root it runs in a private network namespace (unshare --net), so its
+connections and their TIME_WAIT entries stay out of the host's tables.
 """
 
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 
-BUILD = os.environ.get("TD_BUILD", "build")
+import _bench
+
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 # "Within a handful of instructions" per iteration.
 HANDFUL = 16
@@ -52,33 +51,12 @@ def _policy(match, fault):
             % (match, fault))
 
 
-def _command(prog, out):
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-           "--toggle-collect=fault_loop_phase", prog, str(N)]
-    if os.geteuid() == 0 and shutil.which("unshare") and shutil.which("ip"):
-        # Our own loopback: the benchmark's connections and their
-        # TIME_WAIT entries stay out of the host's tables.
-        cmd = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"',
-               "sh"] + cmd
-    return cmd
-
-
 def _callgrind(prog, env):
     """Instructions per iteration of fault_loop_phase() under env."""
-    fd, out = tempfile.mkstemp(prefix="cg.fault.", dir="/tmp")
-    os.close(fd)
-    try:
-        r = subprocess.run(_command(prog, out), env=env, capture_output=True, text=True,
-                           timeout=600)
-    finally:
-        os.unlink(out)
-    if r.returncode != 0 or r.stdout.split() != [str(N), "0"]:
-        raise RuntimeError("fault_loop failed (rc %d, stdout %r):\n%s"
-                           % (r.returncode, r.stdout, r.stderr[-2000:]))
-    m = re.search(r"Collected : (\d+)", r.stderr)
-    if not m:
-        raise RuntimeError("no callgrind total in:\n" + r.stderr[-2000:])
-    return int(m.group(1)) / N
+    cost, r = _bench.callgrind([prog, N], env, "fault_loop_phase", N)
+    if r.stdout.split() != [str(N), "0"]:
+        raise RuntimeError("fault_loop failed (stdout %r):\n%s" % (r.stdout, r.stderr[-2000:]))
+    return cost
 
 
 def main():
@@ -86,14 +64,16 @@ def main():
     if shutil.which("valgrind") is None:
         print("fault_cost: valgrind is not installed (apt-get install valgrind)")
         return 0
-    prog = os.path.join(BUILD, "tests", "progs", "fault_loop")
-    lib = os.path.abspath(os.path.join(BUILD, "libteardown.so"))
+    rc = _bench.enter_netns(__file__)
+    if rc is not None:
+        return rc
+    prog = _bench.build_path("tests", "progs", "fault_loop")
+    lib = _bench.LIB
     for path in (prog, lib):
         if not os.path.exists(path):
             print("fault_cost: %s is missing (run make all testprogs)" % path)
             return 1
-    base = {k: v for k, v in os.environ.items()
-            if k != "LD_PRELOAD" and not k.startswith("TEARDOWN_")}
+    base = _bench.clean_env()
     # Without a policy the library would read /etc/teardown.conf: point it
     # at a file that does not exist, so "no policy" means none.
     no_conf = dict(base, LD_PRELOAD=lib, TEARDOWN_CONFIG="/nonexistent/teardown.conf")

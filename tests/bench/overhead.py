@@ -42,7 +42,6 @@ fails.
 
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -50,12 +49,11 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("TD_BUILD", "build")
-BUILD = BUILD if os.path.isabs(BUILD) else os.path.join(REPO, BUILD)
-LOOP = os.path.join(BUILD, "tests", "progs", "bench_loop")
-TDPEER = os.path.join(BUILD, "examples", "tdpeer")
-LIB = os.path.join(BUILD, "libteardown.so")
+import _bench
+
+LOOP = _bench.build_path("tests", "progs", "bench_loop")
+TDPEER = _bench.build_path("examples", "tdpeer")
+LIB = _bench.LIB
 N_DEFAULT = 2000
 ROUNDS_DEFAULT = 9
 CALLGRIND_N = 500
@@ -74,8 +72,7 @@ def _policy(close, log_path):
 
 
 def _envs(log_path):
-    base = {k: v for k, v in os.environ.items()
-            if k != "LD_PRELOAD" and not k.startswith("TEARDOWN_")}
+    base = _bench.clean_env()
     lib = dict(base, LD_PRELOAD=LIB)
     return {
         "bare": base,
@@ -92,8 +89,7 @@ class _Server:
 
     def __init__(self, n, tmp):
         self.out = os.path.join(tmp, "server.out")
-        env = {k: v for k, v in os.environ.items()
-               if k != "LD_PRELOAD" and not k.startswith("TEARDOWN_")}
+        env = _bench.clean_env()
         with open(self.out, "wb") as out:
             self.proc = subprocess.Popen(
                 [TDPEER, "server", "--listen", "127.0.0.1:0", "--count", str(n),
@@ -145,62 +141,23 @@ def _run_loop(case, env, n, tmp):
 
 def _callgrind(case, env, n, tmp):
     """User-space instructions per connection inside bench_loop_phase()."""
-    cg_out = os.path.join(tmp, "callgrind.out")
     srv = _Server(n, tmp)
     try:
-        r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg_out,
-                            "--toggle-collect=bench_loop_phase", LOOP, str(srv.port), str(n),
-                            str(REQUEST), str(REPLY)],
-                           env=env, capture_output=True, text=True, timeout=600)
+        return _bench.callgrind([LOOP, srv.port, n, REQUEST, REPLY], env, "bench_loop_phase",
+                                n, what=case)[0]
     finally:
         srv.close()
-        if os.path.exists(cg_out):
-            os.unlink(cg_out)
-    m = re.search(r"Collected : (\d+)", r.stderr)
-    if r.returncode != 0 or not m:
-        raise RuntimeError("%s: callgrind failed (rc %d): %s"
-                           % (case, r.returncode, r.stderr[-2000:]))
-    return int(m.group(1)) / n
 
 
 def _syscalls(case, env, n, tmp):
     """System calls per connection of the whole client process (strace -c),
     start-up included (a few dozen, spread over n)."""
-    sc_out = os.path.join(tmp, "strace.out")
     srv = _Server(n, tmp)
     try:
-        r = subprocess.run(["strace", "-f", "-c", "-o", sc_out, LOOP, str(srv.port), str(n),
-                            str(REQUEST), str(REPLY)],
-                           env=env, capture_output=True, text=True, timeout=600)
-        with open(sc_out) as f:
-            text = f.read()
+        calls = _bench.strace_calls([LOOP, srv.port, n, REQUEST, REPLY], env, what=case)
     finally:
         srv.close()
-        if os.path.exists(sc_out):
-            os.unlink(sc_out)
-    if r.returncode != 0:
-        raise RuntimeError("%s: strace -c failed (rc %d): %s"
-                           % (case, r.returncode, r.stderr[-2000:]))
-    total = 0
-    for line in text.splitlines():
-        fields = line.split()
-        # "% time  seconds  usecs/call  calls  [errors]  syscall"
-        if len(fields) >= 5 and fields[-1] != "total" and fields[3].isdigit():
-            total += int(fields[3])
-    return total / n
-
-
-def _enter_netns():
-    """As root, re-run this script in a private network namespace; return
-    its exit status, or None to go on here."""
-    if os.environ.get("TD_BENCH_NETNS") == "1":
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-        return None
-    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
-        return None
-    env = dict(os.environ, TD_BENCH_NETNS="1")
-    return subprocess.run(["unshare", "--net", "--", sys.executable, os.path.abspath(__file__)]
-                          + sys.argv[1:], env=env).returncode
+    return sum(calls.values()) / n
 
 
 def _measure(envs, n, rounds, tmp):
@@ -222,7 +179,7 @@ def _measure(envs, n, rounds, tmp):
 
 
 def main(argv):
-    rc = _enter_netns()
+    rc = _bench.enter_netns(__file__)
     if rc is not None:
         return rc
     n = int(argv[0]) if len(argv) > 0 else N_DEFAULT
