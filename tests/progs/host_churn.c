@@ -166,8 +166,7 @@ static void one(int l, const struct sockaddr_in *a)
 int main(int argc, char **argv)
 {
 	struct sockaddr_in a;
-	socklen_t al = sizeof(a);
-	int warm, n, l, base = host_lib_fd_base(), one_ = 1;
+	int warm, n, l, port = 0, base = host_lib_fd_base();
 	int prog0, prog1, prog2, lib0, lib1, lib2;
 	long rss0, rss1, rss2;
 	char fds0[1024], fds1[1024], fds2[1024];
@@ -179,14 +178,10 @@ int main(int argc, char **argv)
 	n = atoi(argv[2]);
 	rss0 = rss_kb();
 	prog0 = scan_fds(base, fds0, sizeof(fds0), &lib0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one_, sizeof(one_));
-	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 64) != 0 ||
-	    getsockname(l, (struct sockaddr *)&a, &al) != 0)
+	l = host_listen(&port);
+	if (l < 0)
 		host_die("listen");
+	a = host_loopback(port);
 	for (int i = 0; i < warm; i++)
 		one(l, &a);
 	rss1 = rss_kb();

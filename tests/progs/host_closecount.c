@@ -49,15 +49,9 @@ static void (*g_eintr)(int);
 
 static int listen_on(int port)
 {
-	struct sockaddr_in a;
-	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+	int l = host_listen(&port);
 
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 16) != 0)
+	if (l < 0)
 		host_die("listen");
 	return l;
 }
@@ -65,13 +59,9 @@ static int listen_on(int port)
 /* A client with 10 unread bytes (*c) and its server side (*s). */
 static void conn(int l, int port, int *c, int *s)
 {
-	struct sockaddr_in a;
+	struct sockaddr_in a = host_loopback(port);
 	struct pollfd p;
 
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	*c = socket(AF_INET, SOCK_STREAM, 0);
 	if (*c < 0 || connect(*c, (struct sockaddr *)&a, sizeof(a)) != 0)
 		host_die("connect");

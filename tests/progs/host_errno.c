@@ -28,6 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hostutil.h"
+
 static int g_listener, g_port, g_dead_port;
 /* -1 the compiler cannot see, for calls it would otherwise refuse */
 static volatile int g_minus_one = -1;
@@ -55,17 +57,6 @@ static void die(const char *what)
 {
 	printf("SETUP FAILED: %s: %s\n", what, strerror(errno));
 	exit(2);
-}
-
-static struct sockaddr_in addr_of(int port)
-{
-	struct sockaddr_in a;
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return a;
 }
 
 static int port_of(int fd)
@@ -97,7 +88,7 @@ static int wait_fd(int fd, short ev)
 /* A fresh connection: *c the client, *s the accepted server side. */
 static void conn(int *c, int *s)
 {
-	struct sockaddr_in a = addr_of(g_port);
+	struct sockaddr_in a = host_loopback(g_port);
 
 	*c = tcp();
 	if (connect(*c, (struct sockaddr *)&a, sizeof(a)) != 0)
@@ -119,7 +110,7 @@ static int pipe_w(void)
 
 static void sockets_and_bind(void)
 {
-	struct sockaddr_in a = addr_of(0), taken;
+	struct sockaddr_in a = host_loopback(0), taken;
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
 	int fd, u, p;
 
@@ -135,7 +126,7 @@ static void sockets_and_bind(void)
 	CASE("close_unix", close(u));
 	CASE("bind_ok", bind(fd, (struct sockaddr *)&a, sizeof(a)));
 	CASE("bind_twice", bind(fd, (struct sockaddr *)&a, sizeof(a)));
-	taken = addr_of(port_of(fd));
+	taken = host_loopback(port_of(fd));
 	CASE("listen_ok", listen(fd, 16));
 	g_listener = fd;
 	g_port = port_of(fd);
@@ -156,7 +147,7 @@ static void sockets_and_bind(void)
 
 static void connects(void)
 {
-	struct sockaddr_in a = addr_of(g_port), dead = addr_of(g_dead_port);
+	struct sockaddr_in a = host_loopback(g_port), dead = host_loopback(g_dead_port);
 	struct sockaddr_in6 v6;
 	struct sockaddr_un un = {.sun_family = AF_UNIX, .sun_path = "/nonexistent/x"};
 	struct sockaddr unspec = {.sa_family = AF_UNSPEC};
@@ -203,7 +194,7 @@ static void connects(void)
 
 static void accepts(void)
 {
-	struct sockaddr_in a = addr_of(g_port), peer;
+	struct sockaddr_in a = host_loopback(g_port), peer;
 	socklen_t pl;
 	int c, s, p, fl;
 
@@ -372,7 +363,7 @@ static void dups(void)
 
 static void writes(void)
 {
-	struct sockaddr_in a = addr_of(g_port), udp_to;
+	struct sockaddr_in a = host_loopback(g_port), udp_to;
 	struct iovec iov[2] = {{"ab", 2}, {"cd", 2}};
 	struct msghdr mh;
 	int c, s, p, u, t, sv[2];
@@ -413,7 +404,7 @@ static void writes(void)
 	CASE("sendto_unconnected", sendto(t, "x", 1, 0, (struct sockaddr *)&a, sizeof(a)));
 	close(t);
 	u = socket(AF_INET, SOCK_DGRAM, 0);
-	udp_to = addr_of(g_dead_port);
+	udp_to = host_loopback(g_dead_port);
 	CASE("sendto_udp", sendto(u, "x", 1, 0, (struct sockaddr *)&udp_to, sizeof(udp_to)));
 	CASE("send_udp_no_dest", send(u, "x", 1, 0));
 	close(u);

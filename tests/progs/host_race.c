@@ -50,13 +50,9 @@ static _Atomic long g_linger_bad, g_reuseaddr_bad, g_linger2_bad, g_b_reset;
 
 static int listen_on(int port)
 {
-	struct sockaddr_in a = host_loopback(port);
-	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+	int l = host_listen(&port);
 
 	if (l < 0)
-		host_die("socket");
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 4096) != 0)
 		host_die("listen");
 	return l;
 }

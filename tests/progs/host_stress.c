@@ -74,20 +74,12 @@ static void sleep_us(long us)
 }
 
 /* A listener on 127.0.0.1 (port 0: any); *port gets the real one. */
-static int listen_on(int *port, int cloexec)
+static int listen_on(int *port)
 {
-	struct sockaddr_in a = host_loopback(*port);
-	socklen_t len = sizeof(a);
-	int one = 1;
-	int l = socket(AF_INET, SOCK_STREAM | (cloexec ? SOCK_CLOEXEC : 0), 0);
+	int l = host_listen(port);
 
 	if (l < 0)
-		stress_die("socket");
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 4096) != 0 ||
-	    getsockname(l, (struct sockaddr *)&a, &len) != 0)
 		stress_die("listen");
-	*port = ntohs(a.sin_port);
 	return l;
 }
 
@@ -224,7 +216,7 @@ static int mode_sigclose(int n)
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
-	l = listen_on(&port, 0);
+	l = listen_on(&port);
 	start = host_count_program_fds();
 	if (pthread_create(&th, NULL, signaller, &self) != 0)
 		stress_die("pthread_create");
@@ -309,7 +301,7 @@ static int mode_itimer(int n)
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
-	l = listen_on(&port, 0);
+	l = listen_on(&port);
 	start = host_count_program_fds();
 	setitimer(ITIMER_REAL, &it, NULL);
 	for (int i = 0; i < n; i++) {
@@ -397,7 +389,7 @@ static int mode_fork(int forks)
 	int l, pre[K], srv[K], start, end, hung = 0, bad = 0;
 	char tail[320];
 
-	l = listen_on(&g_port, 0);
+	l = listen_on(&g_port);
 	for (int k = 0; k < K; k++)
 		pair(l, g_port, &pre[k], &srv[k]);
 	start = host_count_program_fds();
@@ -489,7 +481,7 @@ static int mode_vfork(int n, int k, int sockets)
 	g_vsocket = sockets;
 	g_vk = k > 64 ? 64 : k;
 	g_vbase = host_lib_fd_base();
-	l = listen_on(&port, 0);
+	l = listen_on(&port);
 	for (int i = 0; i < g_vk; i++)
 		pair(l, port, &g_vc[i], &s[i]);
 	for (int i = 0; i < n; i++) {
@@ -545,7 +537,7 @@ static int mode_spawn(int n)
 	int port = 0, l, a, as, b, bs, bad = 0, hung = 0, alive = 0;
 	char abuf[16], tail[256];
 
-	l = listen_on(&port, 0);
+	l = listen_on(&port);
 	pair(l, port, &a, &as);
 	pair(l, port, &b, &bs);
 	snprintf(abuf, sizeof(abuf), "%d", a);
@@ -601,7 +593,7 @@ static int mode_exec(int argc, char **argv)
 	char a[4][16];
 
 	if (argc < 7) {
-		l = listen_on(&port, 0);
+		l = listen_on(&port);
 		carry = connect_to(port, 0);
 		carry_srv = accept_r(l);
 		if (carry < 0 || carry_srv < 0)
@@ -686,7 +678,7 @@ static int mode_spawnkeep(const char *when)
 	char *argv[] = {(char *)g_self, "spawnchild", NULL};
 	pid_t pid;
 
-	l = listen_on(&port, 0);
+	l = listen_on(&port);
 	pair(l, port, &c, &s);
 	if (pipe(go) != 0)
 		stress_die("pipe");
@@ -745,7 +737,7 @@ static int mode_ownfds(int refuse_port, int timeout_port)
 	int port = 0, l, c, s, r, t;
 	char buf[1];
 
-	l = listen_on(&port, 0);
+	l = listen_on(&port);
 	pair(l, port, &c, &s);
 	close(c); /* drain: the peer (s) never closes while we wait */
 	r = connect_to(refuse_port, 0);
@@ -780,7 +772,7 @@ static int mode_hijack(const char *how)
 	ssize_t got = 0;
 	char buf[256], tail[256];
 
-	l = listen_on(&port, 0);
+	l = listen_on(&port);
 	pair(l, port, &c, &s);
 	close(c); /* drain: pending until s closes */
 	if (pipe2(p, O_NONBLOCK) != 0)

@@ -116,4 +116,29 @@ static inline struct sockaddr_in host_loopback(int port)
 	return a;
 }
 
+/*
+ * A listener on 127.0.0.1:*port with SO_REUSEADDR (port 0: any; *port
+ * gets the real one).  -1 with errno when it cannot be made.
+ */
+static inline int host_listen(int *port)
+{
+	struct sockaddr_in a = host_loopback(*port);
+	socklen_t len = sizeof(a);
+	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (l < 0)
+		return -1;
+	if (setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(l, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(l, 4096) != 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &len) != 0) {
+		int saved = errno;
+
+		close(l);
+		errno = saved;
+		return -1;
+	}
+	*port = ntohs(a.sin_port);
+	return l;
+}
+
 #endif
