@@ -2,7 +2,8 @@
 # re-run the calling script inside a private network namespace (its own
 # loopback, nothing else; as root, or through an unprivileged user
 # namespace).  Sets HERE, BUILD, TEARDOWN, TDPEER, PY and DIR (a temporary
-# directory removed at exit, as is any $SERVER still running).
+# directory removed at exit, as is any $SERVER still running), and
+# defines wait_listening.
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${TD_BUILD:-$HERE/../../build}
@@ -27,3 +28,14 @@ ip link set lo up
 
 DIR=$(mktemp -d)
 trap 'kill ${SERVER:-} 2>/dev/null || true; rm -rf "$DIR"' EXIT
+
+# wait_listening FILE: wait (at most 5 s) until the server writing FILE
+# says "listening"; exit with a message if it never does.
+wait_listening() {
+    for _ in $(seq 250); do
+        grep -q listening "$1" 2>/dev/null && return 0
+        sleep 0.02
+    done
+    echo "$NAME: the server did not start" >&2
+    exit 1
+}

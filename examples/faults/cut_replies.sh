@@ -67,12 +67,7 @@ PYEOF
 "$TEARDOWN" --role server --rst-after-bytes 4096 -- "$PY" "$DIR/server.py" \
     >"$DIR/server.out" 2>&1 &
 SERVER=$!
-# Wait (at most 5 s) until the server listens.
-for _ in $(seq 250); do
-    grep -q listening "$DIR/server.out" 2>/dev/null && break
-    sleep 0.02
-done
-grep -q listening "$DIR/server.out" || { echo "$0: the server did not start" >&2; exit 1; }
+wait_listening "$DIR/server.out"
 
 # The client runs without the library.
 "$PY" "$DIR/client.py"

@@ -29,12 +29,7 @@ set -euo pipefail
 # request and sends a 5-byte reply.
 "$TDPEER" server --listen 127.0.0.1:7000 --count 5 --read 5 --send 5 >"$DIR/server.out" &
 SERVER=$!
-# Wait (at most 5 s) until the server listens.
-for _ in $(seq 250); do
-    grep -q listening "$DIR/server.out" 2>/dev/null && break
-    sleep 0.02
-done
-grep -q listening "$DIR/server.out" || { echo "$0: the server did not start" >&2; exit 1; }
+wait_listening "$DIR/server.out"
 
 cat >"$DIR/client.py" <<'PYEOF'
 import socket

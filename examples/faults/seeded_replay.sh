@@ -25,12 +25,7 @@ set -euo pipefail
 # One server, without the library, for the 4 runs of 20 connections.
 "$TDPEER" server --listen 127.0.0.1:7002 --count 80 --read-until-eof >"$DIR/server.out" &
 SERVER=$!
-# Wait (at most 5 s) until the server listens.
-for _ in $(seq 250); do
-    grep -q listening "$DIR/server.out" 2>/dev/null && break
-    sleep 0.02
-done
-grep -q listening "$DIR/server.out" || { echo "$0: the server did not start" >&2; exit 1; }
+wait_listening "$DIR/server.out"
 
 # run LOG [teardown options]: 20 client connections under teardown, the
 # text log in LOG; prints the faulted connection numbers.
