@@ -663,6 +663,27 @@ def start_client(target, *args, env=None, name="client"):
     return spawn(client_cmd(target, *args), env=env, name=name)
 
 
+def check_connected(*results):
+    """Every tdpeer result connected (client) or accepted (server) without error."""
+    for res in results:
+        assert res["connect_error"] is None and res["accept_error"] is None, res
+
+
+def leave_time_wait(*server_args, env=None):
+    """Serve one connection that the server (tdpeer, run with server_args
+    and env) closes first, so TIME_WAIT sits on the listening port after
+    the server exits, and no listener; return that port."""
+    srv = Server("--send", 10, *server_args, env=env, name="first-instance")
+    cli = run_client(srv.port, "--read-until-eof").result
+    srv_res = srv.result()
+    check_connected(cli, srv_res)
+    assert cli["recv_end"] == "EOF" and cli["bytes_received"] == 10, cli
+    wait_until(lambda: time_wait_on(srv.port), timeout=2,
+               what="TIME_WAIT on the server's port %d" % srv.port)
+    assert not [r for r in ss_state(srv.port) if r.state == "LISTEN"]
+    return srv.port
+
+
 def run_client(target, *args, env=None, name="client", timeout=15.0):
     """Run a tdpeer client to completion and return a PeerRun.
 

@@ -66,11 +66,6 @@ def _one_event(log, event, **ports):
     return found[0]
 
 
-def _check_connected(*results):
-    for res in results:
-        assert res["connect_error"] is None and res["accept_error"] is None, res
-
-
 def _assert_close_event(ev, wire, why, **fields):
     """The close event says ``wire``/``why`` and every other field given."""
     assert ev["wire"] == wire and ev["why"] == why, ev
@@ -139,7 +134,7 @@ def test_pass_client_keeps_programs_choice():
                                name="client-linger0").result
         fin = tdlib.run_client(srv.port, "--send", 100, env=env, name="client-plain").result
         by_peer = {r["remote_port"]: r for r in srv.results()}
-    _check_connected(rst, fin)
+    tdlib.check_connected(rst, fin)
     rport, fport = rst["local_port"], fin["local_port"]
     assert cap.teardown_flags(rport, srv.port) == "RST" and not cap.fin_from(rport)
     assert cap.teardown_flags(fport, srv.port) == "FIN" and not cap.rst_from(fport)
@@ -168,7 +163,7 @@ def test_pass_server_keeps_programs_choice():
         fin = tdlib.run_client(srv_fin.port, "--read-until-eof", name="client-2").result
         srv_rst.wait()
         srv_fin.wait()
-    _check_connected(rst, fin)
+    tdlib.check_connected(rst, fin)
     assert cap.teardown_flags(srv_rst.port, rst["local_port"]) == "RST"
     assert not cap.fin_from(srv_rst.port)
     assert rst["recv_end"] == "ECONNRESET", rst
@@ -200,7 +195,7 @@ def test_graceful_client_undoes_linger_zero():
         srv = tdlib.Server("--read-until-eof")
         cli = tdlib.run_client(srv.port, "--send", 100, "--linger", "1,0", env=env).result
         srv_res = srv.result()
-    _check_connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     cport = cli["local_port"]
     assert cli["close_rc"] == 0, cli
     assert cap.teardown_flags(cport, srv.port) == "FIN"
@@ -229,7 +224,7 @@ def test_graceful_server_unread_input_gets_fin():
         srv = tdlib.Server("--wait-input", "--no-read", "--send", 10, env=env)
         cli = tdlib.run_client(srv.port, "--send", 100, "--read-until-eof").result
         srv_res = srv.result()
-    _check_connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     assert srv_res["bytes_received"] == 0 and srv_res["close_rc"] == 0, srv_res
     cport = cli["local_port"]
     assert cap.teardown_flags(srv.port, cport) == "FIN"
@@ -261,7 +256,7 @@ def test_graceful_server_refuses_listener_linger_at_accept():
         srv0 = tdlib.Server(*server, name="server-plain")
         cli0 = tdlib.run_client(srv0.port, "--read-until-eof", name="client-plain").result
         srv0.wait()
-    _check_connected(cli0)
+    tdlib.check_connected(cli0)
     assert cap0.teardown_flags(srv0.port, cli0["local_port"]) == "RST"
     assert cli0["recv_end"] == "ECONNRESET", cli0
 
@@ -270,7 +265,7 @@ def test_graceful_server_refuses_listener_linger_at_accept():
         srv = tdlib.Server(*server, env=env)
         cli = tdlib.run_client(srv.port, "--read-until-eof").result
         srv.wait()
-    _check_connected(cli)
+    tdlib.check_connected(cli)
     cport = cli["local_port"]
     assert cap.teardown_flags(srv.port, cport) == "FIN"
     assert cap.count_rst() == 0
@@ -342,7 +337,7 @@ def test_drain_server_delivers_the_whole_reply():
         ended_before_exit = srv.proc.running()
         srv.wait(10)
     res = tdlib.PeerRun(cli).result
-    _check_connected(res, closed)
+    tdlib.check_connected(res, closed)
     tdlib.note("server close() took %.3f ms under drain" % closed["close_ms"])
     assert closed["close_rc"] == 0 and closed["bytes_sent"] == BIG_REPLY, closed
     accept = _one_event(log, "accept", remote_port=res["local_port"])
@@ -391,7 +386,7 @@ def test_drain_client_absorbs_data_sent_after_its_close():
         srv0 = tdlib.Server(*stream, name="server-plain")
         cli0 = tdlib.run_client(srv0.port, *client, name="client-plain").result
         cut = srv0.result()
-    _check_connected(cli0, cut)
+    tdlib.check_connected(cli0, cut)
     assert cut["send_error"] in ("EPIPE", "ECONNRESET") and cut["bytes_sent"] < 65536, cut
     assert cap0.rst_from(cli0["local_port"])
     assert counters0["TcpExtTCPAbortOnData"] >= 1
@@ -401,7 +396,7 @@ def test_drain_client_absorbs_data_sent_after_its_close():
         srv = tdlib.Server(*stream)
         cli = tdlib.run_client(srv.port, *client, "--hold", 500, env=env).result
         srv_res = srv.result()
-    _check_connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     cport = cli["local_port"]
     tdlib.note("client close() took %.3f ms under drain" % cli["close_ms"])
     assert cli["close_rc"] == 0 and cli["bytes_received"] == 4096, cli
@@ -439,7 +434,7 @@ def test_drain_ends_at_timeout_when_peer_never_closes():
         released = _sockets_of(srv.proc.pid)
         peer_open = cli.running()
         cres = cli.wait_for_json(lambda r: r.get("event") == "result", what="its result")
-    _check_connected(closed, cres)
+    tdlib.check_connected(closed, cres)
     assert closed["close_rc"] == 0, closed
     assert held, "the drain holds the socket on a library fd after close()"
     assert released == {}, "the drain released nothing after its timeout: %r" % released
@@ -471,7 +466,7 @@ def test_abort_client_resets():
         srv = tdlib.Server("--read-until-eof")
         cli = tdlib.run_client(srv.port, "--send", 100, env=env).result
         srv_res = srv.result()
-    _check_connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     cport = cli["local_port"]
     assert cli["close_rc"] == 0, cli
     assert cap.teardown_flags(cport, srv.port) == "RST"
@@ -495,7 +490,7 @@ def test_abort_server_resets_ipv6():
         srv = tdlib.Server("--read", 10, "--send", 10, listen="[::1]:0", env=env)
         cli = tdlib.run_client("[::1]:%d" % srv.port, "--request", 10).result
         srv_res = srv.result()
-    _check_connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     cport = cli["local_port"]
     assert cli["local"].startswith("[::1]:"), cli
     assert all(p.src == "::1" for p in cap.packets()), "every segment is IPv6 loopback"
@@ -604,7 +599,7 @@ def test_shutdown_skip_with_abort_sends_pure_rst():
         both = tdlib.run_client(srv.port, "--send", 100, "--shutdown", "rdwr", env=fin_env,
                                 name="client-abort").result
         by_peer = {r["remote_port"]: r for r in srv.results()}
-    _check_connected(skip, both)
+    tdlib.check_connected(skip, both)
     assert skip["shutdown_errno"] is None and skip["close_rc"] == 0, skip
     sport, bport = skip["local_port"], both["local_port"]
     assert cap.teardown_flags(sport, srv.port) == "RST"
@@ -653,7 +648,7 @@ def test_shutdown_racing_peer_fin_is_logged_passive():
         srv = tdlib.Server("--send", 10, "--shutdown", "wr", env=env)
         cli = tdlib.run_client(srv.port, "--read", 10, "--sleep-before-close", 100).result
         srv_res = srv.result()
-    _check_connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     cport = cli["local_port"]
     assert srv_res["shutdown_errno"] is None, srv_res
     assert cap.first_fin().sport == cport, "the client's FIN came first"
@@ -716,25 +711,12 @@ def test_fin_timeout_sets_tcp_linger2():
         srv_ruled.wait()
         timers = tdlib.wait_until(lambda: (lambda t: t if len(t) == 3 else None)(
             _fin_wait2_timers()), timeout=3, what="three FIN-WAIT-2 orphans")
-    _check_connected(ruled, plain, peer_res)
+    tdlib.check_connected(ruled, plain, peer_res)
     assert timers[ruled["local_port"]] <= 3, timers
     assert timers[srv_ruled.port] <= 3, timers
     assert timers[plain["local_port"]] > 3, "the default (tcp_fin_timeout) is longer: %r" % timers
     for port in (ruled["local_port"], plain["local_port"], srv_ruled.port):
         assert cap.teardown_flags(port) == "FIN", port
-
-
-def _leave_time_wait(env):
-    """Serve one connection that the server closes first, so TIME_WAIT
-    sits on the listening port after the server exits; return the port."""
-    srv = tdlib.Server("--send", 10, env=env, name="first-instance")
-    cli = tdlib.run_client(srv.port, "--read-until-eof").result
-    srv_res = srv.result()
-    _check_connected(cli, srv_res)
-    assert cli["recv_end"] == "EOF" and cli["bytes_received"] == 10, cli
-    tdlib.wait_until(lambda: tdlib.time_wait_on(srv.port), timeout=2,
-                     what="TIME_WAIT on the server's port %d" % srv.port)
-    return srv.port
 
 
 def _rebind(port, env):
@@ -757,11 +739,11 @@ def test_reuseaddr_rebinds_over_time_wait():
     requires: test_baseline).  The log has the second instance's bind.
     """
     no_env, _ = _policy_env([_rule("server", "pass")], name="no-reuse")
-    port = _leave_time_wait(no_env)
+    port = tdlib.leave_time_wait(env=no_env)
     assert _rebind(port, no_env) == "EADDRINUSE"
 
     env, log = _policy_env([_rule("server", "pass", reuseaddr=True)], name="reuse")
-    port = _leave_time_wait(env)
+    port = tdlib.leave_time_wait(env=env)
     assert _rebind(port, env) is None
     assert tdlib.time_wait_on(port), "the old connection is still in TIME_WAIT"
     binds = _events(log, "bind", local_port=port)

@@ -117,11 +117,6 @@ def _check_outcome(rec, **want):
     assert not wrong, "%s event fields (got, want): %r in %r" % (rec["event"], wrong, rec)
 
 
-def _connected(*results):
-    for res in results:
-        assert res["connect_error"] is None and res["accept_error"] is None, res
-
-
 def _first_teardown(cap, port_a, port_b):
     """The local port of the side whose FIN or RST came first on connection a<->b."""
     for p in cap.packets():
@@ -161,7 +156,7 @@ def test_pass_active_and_passive_closer():
         srv = tdlib.Server("--read", 100, "--send", 1000, "--read-until-eof", env=env_s)
         cli = tdlib.run_client(srv.port, "--request", 100, "--read", 1000, env=env_c).result
         srv_res = srv.result()
-    _connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     assert cli["bytes_received"] == 1000 and srv_res["recv_end"] == "EOF", (cli, srv_res)
     cport, sport = cli["local_port"], srv.port
     client_log, server_log = _read(log_c), _read(log_s)
@@ -209,7 +204,7 @@ def test_pass_unread_data_close_is_kernel_rst():
         srv = tdlib.Server("--wait-input", "--no-read", env=env)
         cli = tdlib.run_client(srv.port, "--send", 100, "--read-until-eof").result
         srv.result()
-    _connected(cli)
+    tdlib.check_connected(cli)
     assert cli["recv_end"] == "ECONNRESET", cli
     cport = cli["local_port"]
     close = _one(_read(log), "close", role="server")
@@ -238,7 +233,7 @@ def test_graceful_discards_unread_input():
         srv = tdlib.Server("--wait-input", "--no-read", env=env)
         cli = tdlib.run_client(srv.port, "--send", 100, "--read-until-eof").result
         srv.result()
-    _connected(cli)
+    tdlib.check_connected(cli)
     assert cli["recv_end"] == "EOF" and cli["bytes_received"] == 0, cli
     cport = cli["local_port"]
     close = _one(_read(log), "close", role="server")
@@ -270,7 +265,7 @@ def test_abort_reports_lost_bytes():
         cli = tdlib.run_client(srv.port, "--request", 100, "--rcvbuf", 4096,
                                "--read-delay", 300).result
         srv_res = srv.result()
-    _connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     assert srv_res["bytes_sent"] == REPLY and srv_res["close_rc"] == 0, srv_res
     assert cli["recv_end"] == "ECONNRESET" and cli["data_ok"], cli
     cport = cli["local_port"]
@@ -310,7 +305,7 @@ def test_drain_event_written_when_drain_ends():
         tdlib.wait_until(lambda: _logged(log, "close", role="server"), timeout=5,
                          what="the drain's close event")
         srv_res = srv.result()
-    _connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     assert cli["bytes_received"] == REPLY and cli["data_ok"], cli
     assert cli["recv_end"] == "EOF", cli
     cport = cli["local_port"]
@@ -406,7 +401,7 @@ def test_close_racing_peer_fin_is_logged_passive():
         srv = tdlib.Server("--send", 10, env=env)
         cli = tdlib.run_client(srv.port, "--read", 10).result
         srv_res = srv.result()
-    _connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     cport = cli["local_port"]
     assert cli["bytes_received"] == 10 and srv_res["close_rc"] == 0, (cli, srv_res)
     assert _first_teardown(cap, cport, srv.port) == cport, "the client's FIN came first"

@@ -24,11 +24,6 @@ CLOSE_METHODS = ("close", "fclose", "dup2", "dup3", "close_range", "closefrom",
 EXITING_METHODS = ("exit", "_exit", "kill")
 
 
-def _check_connected(*results):
-    for res in results:
-        assert res["connect_error"] is None and res["accept_error"] is None, res
-
-
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(20)
 def test_plain_close_client_first():
@@ -38,7 +33,7 @@ def test_plain_close_client_first():
         srv = tdlib.Server("--read", 100, "--send", 1000, "--read-until-eof")
         cli = tdlib.run_client(srv.port, "--request", 100, "--read", 1000).result
         srv_res = srv.result()
-    _check_connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     assert cli["bytes_received"] == 1000 and cli["data_ok"], cli
     assert cli["close_rc"] == 0, cli
     assert srv_res["recv_end"] == "EOF", srv_res
@@ -64,7 +59,7 @@ def test_linger_zero_client_sends_rst():
         srv = tdlib.Server("--read-until-eof")
         cli = tdlib.run_client(srv.port, "--linger", "1,0", "--send", 100).result
         srv_res = srv.result()
-    _check_connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     assert cli["close_rc"] == 0 and cli["bytes_sent"] == 100, cli
     assert srv_res["recv_end"] == "ECONNRESET", srv_res
     cport = cli["local_port"]
@@ -88,7 +83,7 @@ def test_close_with_unread_data_sends_rst():
         srv = tdlib.Server("--wait-input", "--no-read")
         cli = tdlib.run_client(srv.port, "--send", 100, "--read-until-eof").result
         srv_res = srv.result()
-    _check_connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     assert srv_res["bytes_received"] == 0, srv_res
     assert cli["recv_end"] == "ECONNRESET", cli
     assert cli["bytes_received"] == 0, cli
@@ -111,7 +106,7 @@ def test_unread_request_loses_reply():
         cli = tdlib.run_client(srv.port, "--request", 100, "--rcvbuf", 4096,
                                "--read-delay", 300).result
         srv_res = srv.result()
-    _check_connected(cli, srv_res)
+    tdlib.check_connected(cli, srv_res)
     assert srv_res["bytes_sent"] == reply and srv_res["send_error"] is None, srv_res
     assert srv_res["close_rc"] == 0, srv_res
     assert cli["bytes_received"] < reply, cli
@@ -120,20 +115,6 @@ def test_unread_request_loses_reply():
     assert cap.teardown_flags(srv.port, cli["local_port"]) == "RST"
     assert counters["TcpExtTCPAbortOnClose"] == 1
     tdlib.note("client got %d of %d bytes" % (cli["bytes_received"], reply))
-
-
-def _leave_time_wait_on_server(*server_args):
-    """Serve one connection that the server closes first, so TIME_WAIT sits
-    on the listening port after the server exits; return that port."""
-    srv = tdlib.Server("--send", 10, *server_args)
-    cli = tdlib.run_client(srv.port, "--read-until-eof").result
-    srv_res = srv.result()
-    _check_connected(cli, srv_res)
-    assert cli["recv_end"] == "EOF" and cli["bytes_received"] == 10, cli
-    tdlib.wait_until(lambda: tdlib.time_wait_on(srv.port), timeout=2,
-                     what="TIME_WAIT on the server's port %d" % srv.port)
-    assert not [r for r in tdlib.ss_state(srv.port) if r.state == "LISTEN"]
-    return srv.port
 
 
 def _try_bind(port, *args):
@@ -155,11 +136,11 @@ def test_rebind_with_time_wait_children():
     listener did not set it, the new socket gets EADDRINUSE even with
     SO_REUSEADDR.
     """
-    port = _leave_time_wait_on_server()
+    port = tdlib.leave_time_wait()
     assert _try_bind(port) == "EADDRINUSE"
     assert _try_bind(port, "--reuseaddr") == "EADDRINUSE"
 
-    port = _leave_time_wait_on_server("--reuseaddr")
+    port = tdlib.leave_time_wait("--reuseaddr")
     assert _try_bind(port, "--reuseaddr") is None
     assert _try_bind(port) == "EADDRINUSE"
 
@@ -176,7 +157,7 @@ def test_fork_server_parent_close_keeps_connection():
         parent = srv.results(forked="parent")
         child = srv.results(forked="child")
     assert len(parent) == 1 and len(child) == 1, srv.proc.json_lines()
-    _check_connected(cli, parent[0])
+    tdlib.check_connected(cli, parent[0])
     assert parent[0]["close_rc"] == 0, parent
     assert child[0]["bytes_sent"] == 17 and child[0]["send_error"] is None, child
     assert child[0]["close_rc"] == 0, child
