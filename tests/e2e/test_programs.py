@@ -69,6 +69,21 @@ def _wait_listening(port, proc):
     assert proc.running(), "%s exited: %s" % (proc.name, proc.stderr())
 
 
+def _serve_two_fetches(port, server, log, action, what):
+    """Once ``server`` (spawned under the policy logging to ``log``)
+    listens on ``port``: two curl fetches, each checked, the server still
+    running, and its two close events written.  Returns the Fetches."""
+    _wait_listening(port, server)
+    fetches = [Fetch(port, name="curl-%s-%d" % (action, i)) for i in (1, 2)]
+    for fetch in fetches:
+        fetch.check()
+    assert server.running(), "%s died: %s" % (what, server.stderr())
+    tdlib.wait_until(lambda: len([e for e in tdlib.read_log(log)
+                                  if e["event"] == "close" and e["role"] == "server"])
+                     >= 2, timeout=5, what="%s's close events" % what)
+    return fetches
+
+
 class Fetch:
     """One curl request: its Proc, its local port and whether it got BODY."""
 
@@ -210,14 +225,7 @@ def test_python_http_server_graceful_and_abort():
             httpd = tdlib.spawn([PYTHON, "-m", "http.server", "--bind", "127.0.0.1",
                                  "--directory", root, str(port)],
                                 env=env, name="httpd-" + action)
-            _wait_listening(port, httpd)
-            fetches = [Fetch(port, name="curl-%s-%d" % (action, i)) for i in (1, 2)]
-            for fetch in fetches:
-                fetch.check()
-            assert httpd.running(), "the server died: %s" % httpd.stderr()
-            tdlib.wait_until(lambda: len([e for e in tdlib.read_log(log)
-                                          if e["event"] == "close" and e["role"] == "server"])
-                             >= 2, timeout=5, what="the server's close events")
+            fetches = _serve_two_fetches(port, httpd, log, action, "the server")
         for fetch in fetches:
             label = "%s, port %d" % (action, fetch.local_port)
             close, shut = _server_events(log, fetch.local_port)
@@ -294,14 +302,7 @@ def test_nginx_graceful_and_abort():
         with tdlib.Capture(name="tcpdump-" + action) as cap:
             nginx = tdlib.spawn(["nginx", "-p", prefix, "-e", "stderr", "-c", conf],
                                 env=env, name="nginx-" + action)
-            _wait_listening(port, nginx)
-            fetches = [Fetch(port, name="curl-%s-%d" % (action, i)) for i in (1, 2)]
-            for fetch in fetches:
-                fetch.check()
-            assert nginx.running(), "nginx died: %s" % nginx.stderr()
-            tdlib.wait_until(lambda: len([e for e in tdlib.read_log(log)
-                                          if e["event"] == "close" and e["role"] == "server"])
-                             >= 2, timeout=5, what="nginx's close events")
+            fetches = _serve_two_fetches(port, nginx, log, action, "nginx")
         want = "FIN" if action == "graceful" else "RST"
         for fetch in fetches:
             label = "%s, port %d" % (action, fetch.local_port)
