@@ -37,8 +37,7 @@ Q := @
 endif
 
 # Pure logic: links without interposition (policy, config, formatting).
-CORE_SRC := $(filter-out %_linked.c,$(wildcard shim/core/*.c))
-LINKED_SRC := $(wildcard shim/core/*_linked.c)
+CORE_SRC := $(wildcard shim/core/*.c)
 # The interposed calls, one file per call, and the runtime they share.
 HOOK_SRC := $(wildcard shim/hook/*.c)
 RT_SRC := $(wildcard shim/rt/*.c)
@@ -53,7 +52,6 @@ TESTPROG_SRC := $(filter-out $(TESTLIB_SRC),$(wildcard tests/progs/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 CORE_OBJ := $(call obj,$(CORE_SRC))
-LINKED_OBJ := $(call obj,$(LINKED_SRC))
 SHIM_OBJ := $(call obj,$(HOOK_SRC) $(RT_SRC))
 CLI_OBJ := $(call obj,$(CLI_SRC))
 TOOL_OBJ := $(call obj,$(TOOL_SRC))
@@ -84,7 +82,7 @@ $(LIB): $(CORE_OBJ) $(SHIM_OBJ) shim/teardown.map
 		-Wl,--version-script=shim/teardown.map $(SHIM_DEFS) -Wl,-z,now \
 		-Wl,--as-needed -Wl,-soname,libteardown.so
 
-$(CORE_LIB): $(CORE_OBJ) $(LINKED_OBJ)
+$(CORE_LIB): $(CORE_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -94,7 +92,7 @@ $(TOOL_LIB): $(TOOL_OBJ)
 
 $(CLI): $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN) -lconfig
+	$(Q)$(CC) -o $@ $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN)
 
 $(UNIT): $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)

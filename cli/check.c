@@ -192,7 +192,6 @@ static int td__check_stdin(char **text, size_t *len)
 
 static int td__check_one(const char *path, const struct td__check_opts *o)
 {
-	const struct td_cfgapi *api = td_cfgapi_linked();
 	struct td_cfg_error err;
 	struct td_policy p;
 	char line[sizeof(err.file) + sizeof(err.msg) + 32];
@@ -208,10 +207,10 @@ static int td__check_one(const char *path, const struct td__check_opts *o)
 			fprintf(stderr, "<stdin>: cannot read standard input\n");
 			return 1;
 		}
-		rc = td_policy_parse_text(&p, text, len, name, api, &err);
+		rc = td_policy_parse_text(&p, text, len, name, &err);
 		free(text);
 	} else {
-		rc = td_policy_load_file(&p, path, o->privileged, api, &err);
+		rc = td_policy_load_file(&p, path, o->privileged, &err);
 	}
 	if (rc != 0) {
 		td_cfg_error_format(&err, line, sizeof(line));

@@ -672,7 +672,7 @@ static int td__check_policy(const struct td__doc_opts *o)
 		f.ok = true;
 	} else {
 		memset(&pol, 0, sizeof(pol));
-		rc = td_policy_load_file(&pol, TD__SYSTEM_POLICY, false, td_cfgapi_linked(), &err);
+		rc = td_policy_load_file(&pol, TD__SYSTEM_POLICY, false, &err);
 		if (rc != 0) {
 			char msg[sizeof(err.file) + sizeof(err.msg) + 32];
 

@@ -293,7 +293,7 @@ static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
 		text = td__read_all(o->config, &len);
 		if (text == NULL)
 			return NULL;
-		rc = td_policy_parse_text(&file, text, len, o->config, td_cfgapi_linked(), &err);
+		rc = td_policy_parse_text(&file, text, len, o->config, &err);
 		free(text);
 		if (rc != 0)
 			goto bad;
@@ -321,7 +321,7 @@ static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
 		 f->remotes[0] ? "remote = [ " : "", f->remotes, f->remotes[0] ? " ]; " : "",
 		 f->body, f->fault[0] ? "fault = { " : "", f->fault, f->fault[0] ? "}; " : "");
 	memset(&cli, 0, sizeof(cli));
-	rc = td_policy_parse_text(&cli, ctext, strlen(ctext), "command line", td_cfgapi_linked(), &err);
+	rc = td_policy_parse_text(&cli, ctext, strlen(ctext), "command line", &err);
 	free(ctext);
 	if (rc != 0)
 		goto bad;

@@ -3,9 +3,9 @@
  * td_policy, refusing anything it does not understand with one message
  * that names the file, the line and the key.
  *
- * libconfig is reached only through struct td_cfgapi: in the preloaded
- * library it comes from dlopen(), so nothing here may call a libconfig
- * function by name (the struct-field macros of libconfig.h are fine).
+ * The text is read by shim/core/cfgread.c, not by libconfig: the same
+ * code serves the preloaded library, the command and the tests, and
+ * needs nothing but libc (see include/teardown/cfgread.h for why).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,13 +22,12 @@
 #include "teardown/fault.h"
 #include "teardown/fmt.h"
 
-/* Deeper nesting than this is refused before libconfig sees the text. */
+/* Deeper nesting than this is refused before the reader sees the text. */
 #define TD__MAX_DEPTH 64
 /* Longest program glob: a file name, so NAME_MAX. */
 #define TD__PROGRAM_MAX 255
 
 struct td__pctx {
-	const struct td_cfgapi *api;
 	struct td_cfg_error *err;
 	struct td_policy *p;
 	uint32_t *names; /* open-addressing set of rule index + 1 */
@@ -78,7 +77,7 @@ static void td__seterr(struct td_cfg_error *err, int line, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int td__fail(struct td__pctx *c, const config_setting_t *s,
+static int td__fail(struct td__pctx *c, const struct td_cfg_node *s,
 		    const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -87,14 +86,14 @@ static int td__fail(struct td__pctx *c, const config_setting_t *s,
  * path the key ("rules[0].match.remote_port").  Returns -EINVAL so that
  * callers can write `return td__fail(...)`.
  */
-static int td__fail(struct td__pctx *c, const config_setting_t *s,
+static int td__fail(struct td__pctx *c, const struct td_cfg_node *s,
 		    const char *path, const char *fmt, ...)
 {
 	struct td_cfg_error *err = c->err;
 	size_t n = 0;
 	va_list ap;
 
-	err->line = s ? (int)config_setting_source_line(s) : 0;
+	err->line = s ? s->line : 0;
 	if (path && *path) {
 		int k = snprintf(err->msg, sizeof(err->msg), "%s: ", path);
 
@@ -117,21 +116,21 @@ static int td__nomem(struct td__pctx *c)
 static const char *td__type_name(int type)
 {
 	switch (type) {
-	case CONFIG_TYPE_GROUP:
+	case TD_CFG_GROUP:
 		return "a group";
-	case CONFIG_TYPE_INT:
+	case TD_CFG_INT:
 		return "an integer";
-	case CONFIG_TYPE_INT64:
+	case TD_CFG_INT64:
 		return "a 64-bit integer";
-	case CONFIG_TYPE_FLOAT:
+	case TD_CFG_FLOAT:
 		return "a float";
-	case CONFIG_TYPE_STRING:
+	case TD_CFG_STRING:
 		return "a string";
-	case CONFIG_TYPE_BOOL:
+	case TD_CFG_BOOL:
 		return "a boolean";
-	case CONFIG_TYPE_ARRAY:
+	case TD_CFG_ARRAY:
 		return "an array";
-	case CONFIG_TYPE_LIST:
+	case TD_CFG_LIST:
 		return "a list";
 	default:
 		return "nothing";
@@ -146,7 +145,7 @@ static void td__join(char *out, size_t cap, const char *parent, const char *key)
 		snprintf(out, cap, "%s", key);
 }
 
-static int td__want(struct td__pctx *c, const config_setting_t *s,
+static int td__want(struct td__pctx *c, const struct td_cfg_node *s,
 		    const char *path, int type)
 {
 	if (s->type == type)
@@ -160,10 +159,10 @@ static int td__want(struct td__pctx *c, const config_setting_t *s,
  * the known ones, because a typo ("colse") silently ignored would leave
  * the operator believing a rule does something it does not.
  */
-static int td__key(struct td__pctx *c, const config_setting_t *m,
+static int td__key(struct td__pctx *c, const struct td_cfg_node *m,
 		   const char *path, const char *const *keys, int n)
 {
-	const char *name = config_setting_name(m);
+	const char *name = m->name;
 	char known[256], q[80];
 	struct td_buf b;
 
@@ -181,15 +180,15 @@ static int td__key(struct td__pctx *c, const config_setting_t *m,
 			td__q(q, sizeof(q), name ? name : ""), known);
 }
 
-static int td__int(struct td__pctx *c, const config_setting_t *s,
+static int td__int(struct td__pctx *c, const struct td_cfg_node *s,
 		   const char *path, long long lo, long long hi, long long *out)
 {
 	long long v;
 
-	if (s->type == CONFIG_TYPE_INT)
-		v = c->api->get_int(s);
-	else if (s->type == CONFIG_TYPE_INT64)
-		v = c->api->get_int64(s);
+	if (s->type == TD_CFG_INT)
+		v = (int)s->i;
+	else if (s->type == TD_CFG_INT64)
+		v = s->i;
 	else
 		return td__fail(c, s, path, "expected an integer, got %s",
 				td__type_name(s->type));
@@ -200,7 +199,7 @@ static int td__int(struct td__pctx *c, const config_setting_t *s,
 	return 0;
 }
 
-static int td__u32(struct td__pctx *c, const config_setting_t *s,
+static int td__u32(struct td__pctx *c, const struct td_cfg_node *s,
 		   const char *path, long long lo, long long hi, uint32_t *out)
 {
 	long long v;
@@ -211,31 +210,31 @@ static int td__u32(struct td__pctx *c, const config_setting_t *s,
 	return rc;
 }
 
-static int td__bool(struct td__pctx *c, const config_setting_t *s,
+static int td__bool(struct td__pctx *c, const struct td_cfg_node *s,
 		    const char *path, bool *out)
 {
-	int rc = td__want(c, s, path, CONFIG_TYPE_BOOL);
+	int rc = td__want(c, s, path, TD_CFG_BOOL);
 
 	if (rc == 0)
-		*out = c->api->get_bool(s) != 0;
+		*out = s->b != 0;
 	return rc;
 }
 
-static int td__str(struct td__pctx *c, const config_setting_t *s,
+static int td__str(struct td__pctx *c, const struct td_cfg_node *s,
 		   const char *path, const char **out)
 {
-	int rc = td__want(c, s, path, CONFIG_TYPE_STRING);
+	int rc = td__want(c, s, path, TD_CFG_STRING);
 
 	if (rc != 0)
 		return rc;
-	*out = c->api->get_string(s);
+	*out = s->s;
 	if (*out == NULL)
 		*out = "";
 	return 0;
 }
 
 /* A string that must be one of names[]; *out gets its index. */
-static int td__enum(struct td__pctx *c, const config_setting_t *s,
+static int td__enum(struct td__pctx *c, const struct td_cfg_node *s,
 		    const char *path, const char *const *names, int n, int *out)
 {
 	const char *v;
@@ -263,17 +262,17 @@ static int td__enum(struct td__pctx *c, const config_setting_t *s,
 }
 
 /* A probability: an integer or float in [0, 1]; NaN and inf fail too. */
-static int td__prob(struct td__pctx *c, const config_setting_t *s,
+static int td__prob(struct td__pctx *c, const struct td_cfg_node *s,
 		    const char *path, struct td_prob *out)
 {
 	double v;
 
-	if (s->type == CONFIG_TYPE_FLOAT)
-		v = c->api->get_float(s);
-	else if (s->type == CONFIG_TYPE_INT)
-		v = c->api->get_int(s);
-	else if (s->type == CONFIG_TYPE_INT64)
-		v = (double)c->api->get_int64(s);
+	if (s->type == TD_CFG_FLOAT)
+		v = s->f;
+	else if (s->type == TD_CFG_INT)
+		v = (int)s->i;
+	else if (s->type == TD_CFG_INT64)
+		v = (double)s->i;
 	else
 		return td__fail(c, s, path, "expected a number, got %s",
 				td__type_name(s->type));
@@ -288,12 +287,12 @@ static int td__prob(struct td__pctx *c, const config_setting_t *s,
  * The elements of a criterion that may be written as one value or as an
  * array or list of values.  *one is set when s itself is the value.
  */
-static int td__multi(struct td__pctx *c, const config_setting_t *s,
+static int td__multi(struct td__pctx *c, const struct td_cfg_node *s,
 		     const char *path, const char *what, uint32_t *n, bool *one)
 {
 	*one = false;
-	if (s->type == CONFIG_TYPE_ARRAY || s->type == CONFIG_TYPE_LIST) {
-		int len = c->api->length(s);
+	if (s->type == TD_CFG_ARRAY || s->type == TD_CFG_LIST) {
+		int len = (int)s->n;
 
 		if (len <= 0)
 			return td__fail(c, s, path, "empty list (leave the key out to match any %s)",
@@ -306,7 +305,7 @@ static int td__multi(struct td__pctx *c, const config_setting_t *s,
 	return 0;
 }
 
-static int td__cidr(struct td__pctx *c, const config_setting_t *s,
+static int td__cidr(struct td__pctx *c, const struct td_cfg_node *s,
 		    const char *path, struct td_cidr *out)
 {
 	struct td_cidr tmp;
@@ -314,10 +313,10 @@ static int td__cidr(struct td__pctx *c, const config_setting_t *s,
 	char q[80], host[64];
 	int rc;
 
-	if (s->type != CONFIG_TYPE_STRING)
+	if (s->type != TD_CFG_STRING)
 		return td__fail(c, s, path, "expected an address string, got %s",
 				td__type_name(s->type));
-	v = c->api->get_string(s);
+	v = s->s;
 	if (v == NULL)
 		v = "";
 	if (td_cidr_parse(out, v) == 0)
@@ -340,7 +339,7 @@ static int td__cidr(struct td__pctx *c, const config_setting_t *s,
 			td__q(q, sizeof(q), v));
 }
 
-static int td__cidrs(struct td__pctx *c, const config_setting_t *s,
+static int td__cidrs(struct td__pctx *c, const struct td_cfg_node *s,
 		     const char *path, struct td_cidr **out, uint32_t *nout)
 {
 	bool one;
@@ -349,7 +348,7 @@ static int td__cidrs(struct td__pctx *c, const config_setting_t *s,
 
 	if (rc != 0)
 		return rc;
-	if (one && s->type != CONFIG_TYPE_STRING)
+	if (one && s->type != TD_CFG_STRING)
 		return td__fail(c, s, path,
 				"expected an address string or a list of them, got %s",
 				td__type_name(s->type));
@@ -358,7 +357,7 @@ static int td__cidrs(struct td__pctx *c, const config_setting_t *s,
 		return td__nomem(c);
 	*nout = n;
 	for (uint32_t i = 0; i < n; i++) {
-		const config_setting_t *e = one ? s : c->api->get_elem(s, i);
+		const struct td_cfg_node *e = one ? s : s->kids[i];
 
 		if (e == NULL)
 			return td__fail(c, s, path, "unreadable element %u", i);
@@ -372,12 +371,12 @@ static int td__cidrs(struct td__pctx *c, const config_setting_t *s,
 #define TD__PORT_WANT "want N or A-B with 1 <= A <= B <= 65535"
 
 /* One port element: an integer, "N" or "A-B". */
-static int td__port(struct td__pctx *c, const config_setting_t *s,
+static int td__port(struct td__pctx *c, const struct td_cfg_node *s,
 		    const char *path, struct td_portrange *out)
 {
-	if (s->type == CONFIG_TYPE_INT || s->type == CONFIG_TYPE_INT64) {
-		long long v = s->type == CONFIG_TYPE_INT ? c->api->get_int(s)
-							 : c->api->get_int64(s);
+	if (s->type == TD_CFG_INT || s->type == TD_CFG_INT64) {
+		long long v = s->type == TD_CFG_INT ? (int)s->i
+							 : s->i;
 
 		if (v < 1 || v > 65535)
 			return td__fail(c, s, path,
@@ -385,8 +384,8 @@ static int td__port(struct td__pctx *c, const config_setting_t *s,
 		out->lo = out->hi = (uint16_t)v;
 		return 0;
 	}
-	if (s->type == CONFIG_TYPE_STRING) {
-		const char *v = c->api->get_string(s);
+	if (s->type == TD_CFG_STRING) {
+		const char *v = s->s;
 		char lo[8], q[80];
 		const char *dash;
 		uint64_t a, b;
@@ -414,7 +413,7 @@ static int td__port(struct td__pctx *c, const config_setting_t *s,
 			td__type_name(s->type));
 }
 
-static int td__ports(struct td__pctx *c, const config_setting_t *s,
+static int td__ports(struct td__pctx *c, const struct td_cfg_node *s,
 		     const char *path, struct td_portrange **out, uint32_t *nout)
 {
 	bool one;
@@ -428,7 +427,7 @@ static int td__ports(struct td__pctx *c, const config_setting_t *s,
 		return td__nomem(c);
 	*nout = n;
 	for (uint32_t i = 0; i < n; i++) {
-		const config_setting_t *e = one ? s : c->api->get_elem(s, i);
+		const struct td_cfg_node *e = one ? s : s->kids[i];
 
 		if (e == NULL)
 			return td__fail(c, s, path, "unreadable element %u", i);
@@ -447,19 +446,19 @@ enum { TD__M_PROGRAM, TD__M_ROLE, TD__M_REMOTE, TD__M_LOCAL, TD__M_RPORT, TD__M_
 static const char *const td__match_keys[] = {"program", "role", "remote",
 					     "local", "remote_port", "local_port"};
 
-static int td__parse_match(struct td__pctx *c, const config_setting_t *g,
+static int td__parse_match(struct td__pctx *c, const struct td_cfg_node *g,
 			   const char *parent, struct td_rule *r)
 {
 	char gpath[64], path[96];
 	int rc, n;
 
 	td__join(gpath, sizeof(gpath), parent, "match");
-	rc = td__want(c, g, gpath, CONFIG_TYPE_GROUP);
+	rc = td__want(c, g, gpath, TD_CFG_GROUP);
 	if (rc != 0)
 		return rc;
-	n = c->api->length(g);
+	n = (int)g->n;
 	for (int i = 0; i < n; i++) {
-		const config_setting_t *m = c->api->get_elem(g, (unsigned)i);
+		const struct td_cfg_node *m = g->kids[i];
 		int k, v;
 		const char *s;
 
@@ -513,7 +512,7 @@ static const char *const td__fault_keys[] = {
 	"close_delay_ms", "seed",
 };
 
-static int td__parse_fault(struct td__pctx *c, const config_setting_t *g,
+static int td__parse_fault(struct td__pctx *c, const struct td_cfg_node *g,
 			   const char *parent, struct td_rule *r)
 {
 	struct td_fault *f = &r->fault;
@@ -522,12 +521,12 @@ static int td__parse_fault(struct td__pctx *c, const config_setting_t *g,
 	int rc, n;
 
 	td__join(gpath, sizeof(gpath), parent, "fault");
-	rc = td__want(c, g, gpath, CONFIG_TYPE_GROUP);
+	rc = td__want(c, g, gpath, TD_CFG_GROUP);
 	if (rc != 0)
 		return rc;
-	n = c->api->length(g);
+	n = (int)g->n;
 	for (int i = 0; i < n; i++) {
-		const config_setting_t *m = c->api->get_elem(g, (unsigned)i);
+		const struct td_cfg_node *m = g->kids[i];
 		int k;
 
 		if (m == NULL)
@@ -601,7 +600,7 @@ static void td__rule_defaults(struct td_rule *r, uint32_t idx)
 	r->fault.connect_timeout_ms = TD_DEFAULT_CONNECT_TIMEOUT_MS;
 }
 
-static int td__rule_member(struct td__pctx *c, const config_setting_t *m,
+static int td__rule_member(struct td__pctx *c, const struct td_cfg_node *m,
 			   const char *rpath, struct td_rule *r)
 {
 	char path[96], q[80];
@@ -681,7 +680,7 @@ static int64_t td__name_add(struct td__pctx *c, uint32_t idx)
 	return -1;
 }
 
-static int td__parse_rule(struct td__pctx *c, const config_setting_t *g,
+static int td__parse_rule(struct td__pctx *c, const struct td_cfg_node *g,
 			  uint32_t idx)
 {
 	struct td_rule *r = &c->p->rules[idx];
@@ -691,13 +690,13 @@ static int td__parse_rule(struct td__pctx *c, const config_setting_t *g,
 
 	snprintf(rpath, sizeof(rpath), "rules[%u]", idx);
 	td__rule_defaults(r, idx);
-	r->line = (int)config_setting_source_line(g);
-	rc = td__want(c, g, rpath, CONFIG_TYPE_GROUP);
+	r->line = g->line;
+	rc = td__want(c, g, rpath, TD_CFG_GROUP);
 	if (rc != 0)
 		return rc;
-	n = c->api->length(g);
+	n = (int)g->n;
 	for (int i = 0; i < n; i++) {
-		const config_setting_t *m = c->api->get_elem(g, (unsigned)i);
+		const struct td_cfg_node *m = g->kids[i];
 
 		if (m == NULL)
 			continue;
@@ -707,7 +706,7 @@ static int td__parse_rule(struct td__pctx *c, const config_setting_t *g,
 	}
 	dup = td__name_add(c, idx);
 	if (dup >= 0) {
-		const config_setting_t *ns = c->api->get_member(g, "name");
+		const struct td_cfg_node *ns = td_cfg_member(g, "name");
 
 		td__join(path, sizeof(path), rpath, "name");
 		return td__fail(c, ns ? ns : g, path,
@@ -717,16 +716,16 @@ static int td__parse_rule(struct td__pctx *c, const config_setting_t *g,
 	return 0;
 }
 
-static int td__parse_rules(struct td__pctx *c, const config_setting_t *s)
+static int td__parse_rules(struct td__pctx *c, const struct td_cfg_node *s)
 {
 	struct td_policy *p = c->p;
 	uint32_t cap = 16;
 	int rc, n;
 
-	rc = td__want(c, s, "rules", CONFIG_TYPE_LIST);
+	rc = td__want(c, s, "rules", TD_CFG_LIST);
 	if (rc != 0)
 		return rc;
-	n = c->api->length(s);
+	n = (int)s->n;
 	if (n <= 0)
 		return 0;
 	p->rules = calloc((size_t)n, sizeof(*p->rules));
@@ -740,7 +739,7 @@ static int td__parse_rules(struct td__pctx *c, const config_setting_t *s)
 		return td__nomem(c);
 	c->names_mask = cap - 1;
 	for (int i = 0; i < n; i++) {
-		const config_setting_t *g = c->api->get_elem(s, (unsigned)i);
+		const struct td_cfg_node *g = s->kids[i];
 
 		if (g == NULL)
 			return td__fail(c, s, "rules", "unreadable element %d", i);
@@ -751,7 +750,7 @@ static int td__parse_rules(struct td__pctx *c, const config_setting_t *s)
 	return 0;
 }
 
-static int td__parse_log(struct td__pctx *c, const config_setting_t *g)
+static int td__parse_log(struct td__pctx *c, const struct td_cfg_node *g)
 {
 	static const char *const keys[] = {"target", "format"};
 	static const char *const fmts[] = {"text", "json"};
@@ -759,12 +758,12 @@ static int td__parse_log(struct td__pctx *c, const config_setting_t *g)
 	char path[32], q[80];
 	int rc, n;
 
-	rc = td__want(c, g, "log", CONFIG_TYPE_GROUP);
+	rc = td__want(c, g, "log", TD_CFG_GROUP);
 	if (rc != 0)
 		return rc;
-	n = c->api->length(g);
+	n = (int)g->n;
 	for (int i = 0; i < n; i++) {
-		const config_setting_t *m = c->api->get_elem(g, (unsigned)i);
+		const struct td_cfg_node *m = g->kids[i];
 		const char *s;
 		int k, v;
 
@@ -812,9 +811,9 @@ static const char *const td__onerr_names[] = {"pass", "exit"};
  * The whole document.  on_error is read first, so that a policy saying
  * "exit" is obeyed even when a later key is wrong.
  */
-static int td__parse_root(struct td__pctx *c, const config_setting_t *root)
+static int td__parse_root(struct td__pctx *c, const struct td_cfg_node *root)
 {
-	const config_setting_t *oe = c->api->get_member(root, "on_error");
+	const struct td_cfg_node *oe = td_cfg_member(root, "on_error");
 	long long v;
 	int rc, n, e;
 
@@ -824,9 +823,9 @@ static int td__parse_root(struct td__pctx *c, const config_setting_t *root)
 			return rc;
 		c->p->on_error = (uint8_t)e;
 	}
-	n = c->api->length(root);
+	n = (int)root->n;
 	for (int i = 0; i < n; i++) {
-		const config_setting_t *m = c->api->get_elem(root, (unsigned)i);
+		const struct td_cfg_node *m = root->kids[i];
 		int k;
 
 		if (m == NULL)
@@ -836,8 +835,8 @@ static int td__parse_root(struct td__pctx *c, const config_setting_t *root)
 			return k;
 		switch (k) {
 		case TD__T_VERSION:
-			if (m->type != CONFIG_TYPE_INT && m->type != CONFIG_TYPE_INT64)
-				return td__want(c, m, "version", CONFIG_TYPE_INT);
+			if (m->type != TD_CFG_INT && m->type != TD_CFG_INT64)
+				return td__want(c, m, "version", TD_CFG_INT);
 			rc = td__int(c, m, "version", LLONG_MIN, LLONG_MAX, &v);
 			if (rc == 0 && v != 1)
 				rc = td__fail(c, m, "version",
@@ -940,15 +939,15 @@ static bool td__ident(char ch)
 }
 
 /*
- * Look at the raw text before libconfig does, for what libconfig must
- * never see: a NUL byte (it would stop there without a word), @include
- * at the start of a line (libconfig 1.5 reads the named file with our
- * privileges, and exit()s the process on a directory), nesting deeper
- * than TD__MAX_DEPTH (its parser spends memory without bound on it), and
- * integer literals it would truncate.  One pass, tracking strings and
- * comments the way libconfig's scanner does.
+ * Look at the raw text before the reader does, for what gets a message of
+ * its own: a NUL byte (a policy is text), @include at the start of a
+ * line (libconfig would read the named file with our privileges, and
+ * 1.5 exit()s the process on a directory: a policy written for it must
+ * not mean something else here), nesting deeper than TD__MAX_DEPTH (the
+ * reader recurses), and integer literals libconfig would truncate.  One
+ * pass, tracking strings and comments the way the scanner does.
  */
-static int td__prescan(const char *t, size_t len, struct td_cfg_error *err)
+int td_policy_prescan(const char *t, size_t len, struct td_cfg_error *err)
 {
 	enum { NORMAL, STRING, LINE_COMMENT, BLOCK_COMMENT } st = NORMAL;
 	bool line_start = true;
@@ -1048,31 +1047,12 @@ static void td__policy_init(struct td_policy *p, const char *source)
 	snprintf(p->source, sizeof(p->source), "%s", source);
 }
 
-/* libconfig's own complaint, copied out before config_destroy(). */
-static int td__libconfig_error(const config_t *cfg, struct td_cfg_error *err)
-{
-	const char *text = config_error_text(cfg);
-
-	if (text == NULL)
-		text = "unknown error";
-	if (config_error_type(cfg) == CONFIG_ERR_PARSE) {
-		td__seterr(err, config_error_line(cfg), "%s", text);
-		return -EINVAL;
-	}
-	/* CONFIG_ERR_FILE_IO: cannot happen with read_string (no @include) */
-	td__seterr(err, 0, "libconfig: %s", text);
-	return -EINVAL;
-}
-
 int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
-			 const char *source, const struct td_cfgapi *api,
-			 struct td_cfg_error *err)
+			 const char *source, struct td_cfg_error *err)
 {
-	struct td__pctx c = {.api = api, .err = err, .p = p};
-	const config_setting_t *root;
-	config_t cfg;
-	char *copy;
-	int rc;
+	struct td__pctx c = {.err = err, .p = p};
+	struct td_cfg_doc doc;
+	int rc, line;
 
 	if (source == NULL)
 		source = "policy";
@@ -1083,25 +1063,16 @@ int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
 		td__seterr(err, 0, "policy text is larger than 1 MiB");
 		return -EINVAL;
 	}
-	rc = td__prescan(text, len, err);
+	rc = td_policy_prescan(text, len, err);
 	if (rc != 0)
 		return rc;
-	/* libconfig wants a C string; text may be a bare slice of bytes */
-	copy = malloc(len + 1);
-	if (copy == NULL)
-		return td__nomem(&c);
-	memcpy(copy, text, len);
-	copy[len] = '\0';
-
-	api->init(&cfg);
-	if (!api->read_string(&cfg, copy)) {
-		rc = td__libconfig_error(&cfg, err);
-	} else {
-		root = api->root ? api->root(&cfg) : cfg.root;
-		rc = root ? td__parse_root(&c, root) : 0;
+	rc = td_cfg_read(&doc, text, len, &line, err->msg, sizeof(err->msg));
+	if (rc != 0) {
+		err->line = line;
+		return rc;
 	}
-	api->destroy(&cfg);
-	free(copy);
+	rc = td__parse_root(&c, doc.root);
+	td_cfg_free(&doc);
 	free(c.names);
 	if (rc != 0) {
 		td_policy_free(p);
@@ -1263,7 +1234,7 @@ int td_policy_read_file(const char *path, bool privileged, char **text,
 }
 
 int td_policy_load_file(struct td_policy *p, const char *path,
-			bool privileged, const struct td_cfgapi *api,
+			bool privileged,
 			struct td_cfg_error *err)
 {
 	char *text;
@@ -1274,7 +1245,7 @@ int td_policy_load_file(struct td_policy *p, const char *path,
 	rc = td_policy_read_file(path, privileged, &text, &len, err);
 	if (rc != 0)
 		return rc;
-	rc = td_policy_parse_text(p, text, len, path, api, err);
+	rc = td_policy_parse_text(p, text, len, path, err);
 	free(text);
 	return rc;
 }

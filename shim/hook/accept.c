@@ -41,6 +41,9 @@ static int td__accept(int lfd, struct sockaddr *addr, socklen_t *alen, int flags
 	socklen_t sl = sizeof(ss), given = 0;
 	int fd, saved;
 
+	/* before start-up, only a TCP listener may start the library early */
+	if (td_unlikely(p == NULL && !td_init_done()) && td_is_tcp(lfd, NULL))
+		p = td_active_tcp();
 	if (p == NULL || (addr != NULL && alen == NULL))
 		return td__real_accept(lfd, addr, alen, flags, four);
 	if (addr != NULL)

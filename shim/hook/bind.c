@@ -9,12 +9,13 @@
 
 TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p;
 	struct td_sock *s;
 	int saved, family, rc;
 
-	if (p == NULL || sa == NULL || len < (socklen_t)sizeof(sa_family_t) ||
-	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t) ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+	    (p = td_active_tcp()) == NULL)
 		return td_real_bind_addr(fd, sa, len);
 	saved = errno;
 	s = td_fd_live(fd);

@@ -5,9 +5,11 @@
 
 TD_EXPORT int socket(int domain, int type, int protocol)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p;
 	int fd, saved;
 
+	/* only an IPv4/IPv6 socket may start the library early */
+	p = domain == AF_INET || domain == AF_INET6 ? td_active_tcp() : td_active();
 	fd = td_real_socket(domain, type, protocol);
 	if (p == NULL || fd < 0)
 		return fd;

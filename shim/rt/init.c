@@ -1,12 +1,11 @@
 /*
- * teardown: start-up.  Where the policy comes from, loading libconfig
- * only when a policy exists, secure execution, and what happens at exit.
+ * teardown: start-up.  Where the policy comes from, secure execution,
+ * when the library may initialise at all, and what happens at exit.
  *
- * The library must never stop a program from starting: a missing
- * libconfig, an unreadable or invalid policy all end in "run unchanged"
- * with one warning, unless the policy itself asks for on_error = "exit".
+ * The library must never stop a program from starting: an unreadable or
+ * invalid policy ends in "run unchanged" with one warning, unless the
+ * policy itself asks for on_error = "exit".
  */
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -29,7 +28,6 @@ __thread volatile int td_guard __attribute__((tls_model("initial-exec")));
 struct td_proc td_proc;
 
 #define TD_SYSTEM_POLICY "/etc/teardown.conf"
-#define TD_LIBCONFIG_SONAME "libconfig.so.9"
 
 int64_t td_now_us(void)
 {
@@ -88,42 +86,6 @@ static void td__basename(char *out, size_t cap, const char *path)
 	out[n] = '\0';
 }
 
-/*
- * The libconfig functions, found in a privately loaded libconfig.  It is
- * opened RTLD_LOCAL so its names never join the program's symbol scope,
- * and only when there is a policy to read: a machine without libconfig
- * must still run every program.
- */
-static void *td__libconfig(struct td_cfgapi *api)
-{
-	void *h = dlopen(TD_LIBCONFIG_SONAME, RTLD_NOW | RTLD_LOCAL);
-
-	if (h == NULL)
-		return NULL;
-	memset(api, 0, sizeof(*api));
-#define TD_SYM(field, name) (api->field = (__typeof__(api->field))dlsym(h, name))
-	TD_SYM(init, "config_init");
-	TD_SYM(destroy, "config_destroy");
-	TD_SYM(read_string, "config_read_string");
-	TD_SYM(get_elem, "config_setting_get_elem");
-	TD_SYM(get_member, "config_setting_get_member");
-	TD_SYM(length, "config_setting_length");
-	TD_SYM(get_int, "config_setting_get_int");
-	TD_SYM(get_int64, "config_setting_get_int64");
-	TD_SYM(get_float, "config_setting_get_float");
-	TD_SYM(get_bool, "config_setting_get_bool");
-	TD_SYM(get_string, "config_setting_get_string");
-#undef TD_SYM
-	if (!api->init || !api->destroy || !api->read_string || !api->get_elem ||
-	    !api->get_member || !api->length || !api->get_int ||
-	    !api->get_int64 || !api->get_float || !api->get_bool ||
-	    !api->get_string) {
-		dlclose(h);
-		return NULL;
-	}
-	return h;
-}
-
 /* A policy error: warn once and run unchanged, or stop as the policy asks. */
 static void td__policy_error(const struct td_cfg_error *e, int on_error)
 {
@@ -155,9 +117,7 @@ static struct td_policy *td__load_policy(void)
 	size_t len = 0;
 	bool privileged = td_proc.secure || geteuid() == 0;
 	struct td_cfg_error err;
-	struct td_cfgapi api;
 	struct td_policy *p;
-	void *h;
 	int rc;
 
 	memset(&err, 0, sizeof(err));
@@ -186,22 +146,12 @@ static struct td_policy *td__load_policy(void)
 	} else {
 		len = strlen(text);
 	}
-	h = td__libconfig(&api);
-	if (h == NULL) {
-		td_warn("libconfig (Debian package libconfig9) is not installed; "
-			"the policy is ignored and the program runs unchanged");
-		free(filetext);
-		return NULL;
-	}
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
-		dlclose(h);
 		free(filetext);
 		return NULL;
 	}
-	rc = td_policy_parse_text(p, text, len, path ? path : "TEARDOWN_POLICY",
-				  &api, &err);
-	dlclose(h);
+	rc = td_policy_parse_text(p, text, len, path ? path : "TEARDOWN_POLICY", &err);
 	free(filetext);
 	if (rc != 0) {
 		int on_error = p->on_error;
@@ -283,10 +233,11 @@ static void td__atfork_child(void)
 }
 
 /*
- * First use: bind the real symbols, read the policy, open the log.  Runs
- * once, from the constructor or from the first hook called before it
- * (another library's constructor).  Lock-free: a caller that finds
- * another thread initialising passes through instead of waiting.
+ * Start-up: bind the real symbols, read the policy, open the log.  Runs
+ * once, from the constructor, or earlier from the first TCP socket call
+ * another library's constructor makes (td_active_tcp()).  Lock-free: a
+ * caller that finds another thread initialising passes through instead
+ * of waiting.
  */
 const struct td_policy *td_init_slow(void)
 {
@@ -320,7 +271,8 @@ const struct td_policy *td_init_slow(void)
 
 __attribute__((constructor)) static void td__ctor(void)
 {
-	(void)td_active();
+	if (!td_init_done())
+		(void)td_init_slow();
 }
 
 /*

@@ -98,10 +98,13 @@ extern __thread volatile int td_guard TD_HIDDEN
 const struct td_policy *td_init_slow(void) TD_HIDDEN;
 
 /*
- * The policy for a hook, or NULL for "pass straight through".  The first
- * call initialises; a thread already inside the library's own work, and
- * every thread while another one initialises, passes through (never
- * waits: a signal handler may be the caller).
+ * The policy for a hook, or NULL for "pass straight through".  It never
+ * initialises the library: any wrapped call may come from inside someone
+ * else's critical section (a malloc implementation holding its lock while
+ * it calls syscall(SYS_open), a signal handler), where reading a policy
+ * (which allocates) could deadlock.  Before the library's constructor ran,
+ * and in a thread inside the library's own work, every call passes
+ * through; see td_active_tcp() for the one exception.
  */
 static inline const struct td_policy *td_active(void)
 {
@@ -110,7 +113,31 @@ static inline const struct td_policy *td_active(void)
 	if (td_likely(atomic_load_explicit(&td_init_state, memory_order_acquire) ==
 		      TD_INIT_DONE))
 		return td_policy_ptr;
+	return NULL;
+}
+
+/*
+ * td_active() for the calls that make, bind, connect or accept an
+ * IPv4/IPv6 TCP socket.  Another library's constructor runs before ours,
+ * and a socket it opens there must still get the policy: such a call
+ * initialises the library first.  No malloc implementation makes those
+ * calls inside its locks, and a caller that finds another thread
+ * initialising passes through (never waits: it may be a signal handler).
+ */
+static inline const struct td_policy *td_active_tcp(void)
+{
+	if (td_unlikely(td_guard))
+		return NULL;
+	if (td_likely(atomic_load_explicit(&td_init_state, memory_order_acquire) ==
+		      TD_INIT_DONE))
+		return td_policy_ptr;
 	return td_init_slow();
+}
+
+/* Whether start-up has finished (with or without a policy). */
+static inline bool td_init_done(void)
+{
+	return atomic_load_explicit(&td_init_state, memory_order_acquire) == TD_INIT_DONE;
 }
 
 struct td_proc {

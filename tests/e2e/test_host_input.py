@@ -137,7 +137,7 @@ def _refused_cases(d):
          r":%d: embedded NUL byte \(a policy is text\)" % (lines_in_good + 1))
     case("syntax-error", _write(os.path.join(d, "syntax.conf"),
                                 good.replace('close = "abort"', 'close = = "abort"', 1)),
-         r":%d: syntax error" % lines_in_good)
+         r":%d: syntax error \('=' where a value was expected\)" % lines_in_good)
     return cases, log
 
 
@@ -307,7 +307,7 @@ def test_policy_path_cannot_forge_warning_lines():
     line = lines[0]
     assert line.startswith("teardown: %s" % d), line
     assert "/x\\x0ateardown: forged.conf" in line, "the newline is not escaped: %r" % line
-    assert ":2: syntax error; running unchanged" in line, line
+    assert ":2: syntax error (';' where ',' or ')' was expected); running unchanged" in line, line
     assert "\x1b" not in line and not any(ord(c) < 0x20 for c in line), repr(line)
     assert proc.rc == 1, "tdpeer's own status for a refused connect is 1, got %s" % proc.rc
 

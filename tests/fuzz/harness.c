@@ -188,13 +188,12 @@ const char *td_fuzz_policy(const uint8_t *data, size_t size)
 {
 	static struct td_policy p, back;
 	static struct td_cfg_error err;
-	const struct td_cfgapi *api = td_cfgapi_linked();
 	const char *why = NULL, *d;
 	char *text, *again = NULL;
 	uint32_t rule;
 	int rc;
 
-	rc = td_policy_parse_text(&p, (const char *)data, size, "fuzz", api, &err);
+	rc = td_policy_parse_text(&p, (const char *)data, size, "fuzz", &err);
 	if (rc != 0)
 		return td_fz_check_refusal(rc, &p, &err);
 	text = td_policy_to_text(&p);
@@ -210,7 +209,7 @@ const char *td_fuzz_policy(const uint8_t *data, size_t size)
 	 */
 	if (strlen(text) > TD_POLICY_MAX_BYTES)
 		goto out;
-	rc = td_policy_parse_text(&back, text, strlen(text), "fuzz", api, &err);
+	rc = td_policy_parse_text(&back, text, strlen(text), "fuzz", &err);
 	if (rc != 0) {
 		char msg[sizeof(err.file) + sizeof(err.msg) + 32];
 
@@ -233,7 +232,7 @@ const char *td_fuzz_policy(const uint8_t *data, size_t size)
 	td_policy_free(&back);
 	if (text == NULL)
 		goto out;
-	rc = td_policy_parse_text(&back, text, strlen(text), "fuzz", api, &err);
+	rc = td_policy_parse_text(&back, text, strlen(text), "fuzz", &err);
 	if (rc != 0) {
 		why = td_fz_fail("policy: second canonical text refused\n%.1200s", text);
 		goto out;

@@ -36,7 +36,7 @@ static void policy_fini(void)
 static void load_ok(const char *path)
 {
 	char line[sizeof(err.file) + sizeof(err.msg) + 32];
-	int rc = td_policy_load_file(&pol, path, false, td_cfgapi_linked(), &err);
+	int rc = td_policy_load_file(&pol, path, false, &err);
 
 	td_cfg_error_format(&err, line, sizeof(line));
 	cr_assert(eq(int, rc, 0), "%s", line);
@@ -45,7 +45,7 @@ static void load_ok(const char *path)
 static int parse(const char *text)
 {
 	return td_policy_parse_text(&pol, text, strlen(text), "policy.conf",
-				    td_cfgapi_linked(), &err);
+				    &err);
 }
 
 static void assert_cidr(const struct td_cidr *c, int family, const char *addr,
@@ -343,7 +343,7 @@ Test(config, text_need_not_be_nul_terminated, .fini = policy_fini)
 	cr_assert(not(eq(ptr, exact, NULL)));
 	memcpy(exact, src, len); /* no NUL: ASan would see a read past it */
 	cr_assert(eq(int, td_policy_parse_text(&pol, exact, len, "env",
-					       td_cfgapi_linked(), &err), 0));
+					       &err), 0));
 	free(exact);
 	cr_assert(eq(u32, pol.n_rules, 1));
 	cr_assert(eq(int, pol.rules[0].close, TD_CLOSE_ABORT));
@@ -351,7 +351,7 @@ Test(config, text_need_not_be_nul_terminated, .fini = policy_fini)
 	/* a prefix of a valid text is parsed as that prefix only */
 	td_policy_free(&pol);
 	cr_assert(eq(int, td_policy_parse_text(&pol, "version = 1; garbage", 12, "env",
-					       td_cfgapi_linked(), &err), 0));
+					       &err), 0));
 }
 
 Test(config, oversized_text_is_refused, .fini = policy_fini)
@@ -362,7 +362,7 @@ Test(config, oversized_text_is_refused, .fini = policy_fini)
 	cr_assert(not(eq(ptr, big, NULL)));
 	memset(big, ' ', len);
 	cr_assert(eq(int, td_policy_parse_text(&pol, big, len, "env",
-					       td_cfgapi_linked(), &err), -EINVAL));
+					       &err), -EINVAL));
 	free(big);
 	cr_assert(not(eq(ptr, strstr(err.msg, "1 MiB"), NULL)), "%s", err.msg);
 }
@@ -475,7 +475,7 @@ ParameterizedTest(struct bad_case *c, config, malformed, .fini = policy_fini)
 {
 	size_t len = c->len ? c->len : strlen(c->text);
 	int rc = td_policy_parse_text(&pol, c->text, len, "policy.conf",
-				      td_cfgapi_linked(), &err);
+				      &err);
 
 	cr_assert(eq(int, rc, -EINVAL), "accepted: %s", c->text);
 	cr_assert(eq(str, err.file, "policy.conf"));
@@ -643,7 +643,7 @@ Test(config, read_file_size_limit, .init = tmp_init, .fini = tmp_fini)
 	cr_assert(eq(int, read_file(path, false, &text, &len), 0));
 	cr_assert(eq(sz, len, (size_t)TD_POLICY_MAX_BYTES));
 	cr_assert(eq(int, text[len], '\0'));
-	cr_assert(eq(int, td_policy_parse_text(&pol, text, len, path, td_cfgapi_linked(), &err), 0));
+	cr_assert(eq(int, td_policy_parse_text(&pol, text, len, path, &err), 0));
 	free(text);
 	td_policy_free(&pol);
 }
@@ -684,7 +684,7 @@ Test(config, read_file_privileged_accepts_0644_of_root_or_self, .init = tmp_init
 	cr_assert(eq(sz, len, sizeof(body) - 1));
 	cr_assert(eq(str, text, (char *)body));
 	free(text);
-	cr_assert(eq(int, td_policy_load_file(&pol, path, true, td_cfgapi_linked(), &err), 0));
+	cr_assert(eq(int, td_policy_load_file(&pol, path, true, &err), 0));
 	cr_assert(eq(u32, pol.n_rules, 1));
 	td_policy_free(&pol);
 }
@@ -710,7 +710,7 @@ Test(config, read_file_load_reports_read_errors, .init = tmp_init, .fini = tmp_f
 	char path[128];
 
 	tmp_path(path, sizeof(path), "absent.conf");
-	cr_assert(eq(int, td_policy_load_file(&pol, path, false, td_cfgapi_linked(), &err),
+	cr_assert(eq(int, td_policy_load_file(&pol, path, false, &err),
 		     -ENOENT));
 	cr_assert(eq(u32, pol.n_rules, 0));
 	cr_assert(eq(int, pol.on_error, TD_ONERR_PASS));
@@ -800,7 +800,7 @@ static void round_trip(const struct td_policy *p, const char *what)
 
 	cr_assert(not(eq(ptr, text, NULL)), "%s", what);
 	rc = td_policy_parse_text(&back, text, strlen(text), "canonical",
-				  td_cfgapi_linked(), &err);
+				  &err);
 	td_cfg_error_format(&err, line, sizeof(line));
 	cr_assert(eq(int, rc, 0), "%s: %s\n%s", what, line, text);
 	assert_policy_eq(p, &back, what);
@@ -810,7 +810,7 @@ static void round_trip(const struct td_policy *p, const char *what)
 	cr_assert(not(eq(ptr, text, NULL)));
 	td_policy_free(&back);
 	cr_assert(eq(int, td_policy_parse_text(&back, text, strlen(text), "canonical",
-					       td_cfgapi_linked(), &err), 0));
+					       &err), 0));
 	again = td_policy_to_text(&back);
 	cr_assert(not(eq(ptr, again, NULL)));
 	cr_assert(eq(str, again, text), "%s: canonical text is not a fixed point", what);

@@ -132,7 +132,7 @@ ParameterizedTest(struct row *r, policy, decide)
 	int got;
 
 	cr_assert(eq(int, td_policy_parse_text(&p, policy_text, sizeof(policy_text) - 1,
-					       "decide", td_cfgapi_linked(), &err), 0),
+					       "decide", &err), 0),
 		  "%s", err.msg);
 	cr_assert(eq(u32, p.n_rules, 8));
 	td_policy_bind_program(&p, r->prog[0] ? r->prog : NULL, r->exe[0] ? r->exe : NULL);
@@ -158,7 +158,7 @@ Test(policy, empty_match_matches_all)
 	static const char text[] = "rules = ( { match = { }; close = \"graceful\"; } );";
 
 	cr_assert(eq(int, td_policy_parse_text(&p, text, sizeof(text) - 1, "t",
-					       td_cfgapi_linked(), &err), 0));
+					       &err), 0));
 	cr_assert(eq(int, td_policy_decide(&p, &ctx), 0));
 	ctx.known = RR;
 	ctx.role = TD_ROLE_SERVER;
@@ -174,7 +174,7 @@ Test(policy, no_rules_decides_nothing)
 	struct td_match_ctx ctx = {.known = RR, .role = TD_ROLE_CLIENT};
 
 	cr_assert(eq(int, td_policy_parse_text(&p, "version = 1;", 12, "t",
-					       td_cfgapi_linked(), &err), 0));
+					       &err), 0));
 	fill_addr(&ctx.remote, "10.0.0.1", 80);
 	cr_assert(eq(int, td_policy_decide(&p, &ctx), -1));
 	td_policy_free(&p);
@@ -189,7 +189,7 @@ Test(policy, program_rules_eligible_before_binding)
 	static const char text[] = "rules = ( { match = { program = \"nginx\"; }; } );";
 
 	cr_assert(eq(int, td_policy_parse_text(&p, text, sizeof(text) - 1, "t",
-					       td_cfgapi_linked(), &err), 0));
+					       &err), 0));
 	cr_assert(eq(int, p.rules[0].program_ok, true));
 	fill_addr(&ctx.remote, "10.0.0.1", 80);
 	cr_assert(eq(int, td_policy_decide(&p, &ctx), 0));
