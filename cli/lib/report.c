@@ -347,6 +347,8 @@ static int td__stats_add(struct td_report_stats *st, const struct td__ev *ev)
 			st->active++;
 		else if (ev->closer != NULL && strcmp(ev->closer, "passive") == 0)
 			st->passive++;
+		else if (ev->closer != NULL && strcmp(ev->closer, "simultaneous") == 0)
+			st->simultaneous++;
 		if (td__outcome_add(&st->closes, ev) < 0 ||
 		    td__cmap_inc(&st->by_action,
 				 ev->action != NULL ? ev->action : "-") < 0)
@@ -728,6 +730,7 @@ static void td__json_stats(FILE *out, const struct td_report_stats *st)
 	td__json_u64(out, "closes", c->count, &first);
 	td__json_u64(out, "active", st->active, &first);
 	td__json_u64(out, "passive", st->passive, &first);
+	td__json_u64(out, "simultaneous", st->simultaneous, &first);
 	td__json_u64(out, "time_wait", c->time_wait, &first);
 	for (int w = 0; w < TD_RW__COUNT; w++)
 		td__json_u64(out, td__wire_keys[w], c->wire[w], &first);
@@ -838,9 +841,12 @@ static void td__text_stats(FILE *out, const struct td_report_stats *st)
 		td__text_map(out, st->connect_errors);
 		fputc('\n', out);
 	}
-	fprintf(out, "  closes           %8llu   (active %llu, passive %llu)\n",
+	fprintf(out, "  closes           %8llu   (active %llu, passive %llu",
 		(unsigned long long)c->count, (unsigned long long)st->active,
 		(unsigned long long)st->passive);
+	if (st->simultaneous)
+		fprintf(out, ", simultaneous %llu", (unsigned long long)st->simultaneous);
+	fputs(")\n", out);
 	fputs("    by action      ", out);
 	td__text_map(out, st->by_action);
 	fputc('\n', out);

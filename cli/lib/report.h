@@ -53,7 +53,7 @@ struct td_report_stats {
 	struct td_cmap *connect_errors; /* "ECONNREFUSED" -> n */
 	uint64_t binds, lingers;
 	struct td_report_outcome closes;
-	uint64_t active, passive; /* closer of close events */
+	uint64_t active, passive, simultaneous; /* closer of close events */
 	struct td_cmap *by_action; /* action of close events, "-" if null */
 	uint64_t leaks;
 	struct td_cmap *faults; /* fault kind -> n */

@@ -60,12 +60,15 @@ enum td_why {
 };
 
 enum td_closer {
-	TD_CLOSER_NONE = 0, /* unknown or not applicable */
-	TD_CLOSER_ACTIVE,   /* our FIN (or RST) came first */
-	TD_CLOSER_PASSIVE,  /* the peer's FIN came first */
+	TD_CLOSER_NONE = 0,	  /* unknown or not applicable */
+	TD_CLOSER_ACTIVE,	  /* our FIN (or RST) came first */
+	TD_CLOSER_PASSIVE,	  /* the peer's FIN came first */
+	TD_CLOSER_SIMULTANEOUS,	  /* the FINs crossed: both hold TIME_WAIT */
 };
 
 #define TD_HOW_NONE (-1)
+/* shutdown: the library sent an RST instead (a connection fated to reset) */
+#define TD_HOW_RST 3
 
 struct td_event {
 	uint8_t type; /* enum td_event_type */
@@ -94,7 +97,7 @@ struct td_event {
 	int8_t state; /* kernel TCP state number, -1 unknown */
 	uint8_t closer, wire, why;
 	int8_t time_wait; /* 1, 0, or -1 unknown */
-	int64_t unread, unsent, lost, age_ms, bytes_in, bytes_out;
+	int64_t unread, unsent, lost, lost_in_flight, age_ms, bytes_in, bytes_out;
 
 	/* leak */
 	int64_t close_wait_ms;
@@ -112,17 +115,19 @@ struct td_event {
  *   linger:    app_linger
  *   shutdown:  how sent
  *   close,exit: state closer unread unsent app_linger wire why time_wait
- *              lost age_ms bytes_in bytes_out   (close also: error)
+ *              lost lost_in_flight age_ms bytes_in bytes_out
+ *              (close also: error)
  *   fault:     fault conn seed
  *   leak:      state age_ms close_wait_ms
  * JSON values: ts "2026-11-21T07:48:00.123456Z"; local/remote "1.2.3.4:80",
  * "[::1]:80" or null; app_linger "1,0" style or null; error "ECONNREFUSED"
- * or null; how/sent "SHUT_WR"... or "none"; time_wait true/false/null;
+ * or null; how/sent "SHUT_WR"... or "none" (sent: also "RST");
+ * time_wait true/false/null;
  * state "ESTABLISHED"... or null; seed as a decimal integer string-free
  * number.  Text: "ts pid/tid prog event key=value ..." with values that
  * need it quoted and escaped.
  */
-#define TD_EVENT_MAX 1024 /* bytes of one formatted line, newline included */
+#define TD_EVENT_MAX 1280 /* bytes of one formatted line, newline included */
 
 enum td_format { TD_FORMAT_TEXT = 0, TD_FORMAT_JSON = 1 };
 

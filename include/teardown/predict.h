@@ -3,9 +3,14 @@
  * kernel reports just before it.  This mirrors Linux's tcp_close():
  * listener -> its queued connections are reset; unread input -> RST
  * (RFC 2525 2.17, "unread-data"); SO_LINGER {1,0} -> RST unless both FINs
- * are already out; else a FIN when one is still owed.  Pure, so the
- * decision matrix is unit tested; the end-to-end tests hold it against
- * tcpdump and the kernel's tcp:tcp_send_reset tracepoint.
+ * are already out; else a FIN when one is still owed.  Who closed first
+ * follows the state, whatever is sent: an RST sent in CLOSE_WAIT or
+ * LAST_ACK answers the peer's FIN (passive), FINs that crossed (CLOSING)
+ * are a simultaneous close, and both sides then hold TIME_WAIT.  Pure, so
+ * the decision matrix is unit tested; the end-to-end tests hold it against
+ * tcpdump, ss and the kernel's tcp:tcp_send_reset tracepoint, and
+ * shim/rt/closing.c reads the outcome back where the kernel can still
+ * change its mind after the facts were read.
  */
 #ifndef TEARDOWN_PREDICT_H
 #define TEARDOWN_PREDICT_H
@@ -49,6 +54,10 @@ struct td_close_facts {
 	bool our_fin_sent;  /* our shutdown(SHUT_WR) already sent our FIN */
 	int rst_cause;	    /* enum td_rst_cause, for a zero linger */
 	bool policy_changed; /* the rule changed the outcome (graceful, drain) */
+	/* the library already reset the connection (a fault): what that
+	 * reset threw away, never sent and sent but unacknowledged */
+	bool reset_sent;
+	int64_t reset_lost, reset_in_flight;
 };
 
 struct td_close_outcome {
@@ -56,7 +65,9 @@ struct td_close_outcome {
 	int why;       /* enum td_why */
 	int closer;    /* enum td_closer */
 	int time_wait; /* 1, 0, -1 unknown */
-	int64_t lost;  /* bytes an RST throws away */
+	/* what an RST throws away: bytes never sent (certainly lost), and
+	 * bytes sent but not acknowledged (they may have arrived) */
+	int64_t lost, lost_in_flight;
 };
 
 void td_predict_close(const struct td_close_facts *f,

@@ -1,7 +1,8 @@
 /*
  * teardown: shutdown() — "half" turns the program's SHUT_RD/SHUT_RDWR
  * into SHUT_WR (half-close, keep reading); "skip" sends nothing, so that
- * with "abort" the hangup is a pure RST.
+ * with "abort" the hangup is a pure RST; a connection fated to reset
+ * (fault.rst) resets here instead of sending its FIN.
  */
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -31,6 +32,23 @@ static int td__validate(int fd, int how)
 	return 0;
 }
 
+/*
+ * A connection fated to reset (fault.rst) whose program shuts down first:
+ * its FIN would reach the peer before the close's RST could, and once both
+ * FINs are exchanged there is nothing left to reset.  So the RST goes now,
+ * in place of the FIN; the program's shutdown() succeeds, and its next
+ * calls fail as after a real reset.
+ */
+static bool td__reset_instead(struct td_sock *s, const struct td_facts *f)
+{
+	uint32_t flags = atomic_load(&s->flags);
+
+	if (!(flags & TD_SF_FAULT_RST) || (flags & TD_SF_RESET_SENT))
+		return false;
+	return f->state == TD_TCP_ESTABLISHED || f->state == TD_TCP_CLOSE_WAIT ||
+	       f->state == TD_TCP_SYN_RECV;
+}
+
 TD_EXPORT int shutdown(int fd, int how)
 {
 	const struct td_policy *p = td_active();
@@ -39,6 +57,7 @@ TD_EXPORT int shutdown(int fd, int how)
 	struct td_event ev;
 	struct td_facts f;
 	int saved, rc, err, done = how;
+	bool reset = false;
 
 	if (p == NULL || (s = td_fd_live(fd)) == NULL || !s->decided ||
 	    (r = td_sock_rule(p, s)) == NULL)
@@ -48,15 +67,23 @@ TD_EXPORT int shutdown(int fd, int how)
 		done = SHUT_WR;
 	else if (r->shutdown == TD_SHUT_SKIP)
 		done = TD_HOW_NONE;
-	if ((done == SHUT_WR || done == SHUT_RDWR) && td_facts_read(fd, &f, false) == 0 &&
-	    (f.state == TD_TCP_CLOSE_WAIT || f.state == TD_TCP_LAST_ACK))
-		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
+	if ((done == SHUT_WR || done == SHUT_RDWR) && td_facts_read(fd, &f, false) == 0) {
+		if (f.state == TD_TCP_CLOSE_WAIT || f.state == TD_TCP_LAST_ACK)
+			atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
+		reset = td__reset_instead(s, &f);
+	}
 	errno = saved;
-	rc = done == TD_HOW_NONE ? td__validate(fd, how) : td_real_shutdown(fd, done);
-	err = errno;
+	if (reset && td_reset_now(fd, s) == 0) {
+		rc = 0;
+		err = saved;
+		done = TD_HOW_RST;
+	} else {
+		rc = done == TD_HOW_NONE ? td__validate(fd, how) : td_real_shutdown(fd, done);
+		err = errno;
+	}
 	if (rc == 0 && (done == SHUT_WR || done == SHUT_RDWR) &&
 	    !(atomic_fetch_or(&s->flags, TD_SF_SHUT_WR) & (TD_SF_SHUT_WR | TD_SF_PASSIVE)) &&
-	    td_diag_we_closed_first(fd, &s->local, &s->remote) == 0)
+	    td_diag_closer(fd, &s->local, &s->remote) == TD_CLOSER_PASSIVE)
 		/* the peer's FIN slipped in between the check and our FIN */
 		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 	if (r->log) {

@@ -55,6 +55,9 @@ static void td__outcome(struct td_event *ev, const struct td_sock *s,
 	cf.our_fin_sent = (flags & TD_SF_SHUT_WR) != 0;
 	cf.rst_cause = td__rst_cause(s, r);
 	cf.policy_changed = policy_changed;
+	cf.reset_sent = (flags & TD_SF_RESET_SENT) != 0;
+	cf.reset_lost = s->reset_lost;
+	cf.reset_in_flight = s->reset_in_flight;
 	td_predict_close(&cf, &o);
 	ev->state = (int8_t)f->state;
 	ev->wire = (uint8_t)o.wire;
@@ -62,6 +65,7 @@ static void td__outcome(struct td_event *ev, const struct td_sock *s,
 	ev->closer = (uint8_t)o.closer;
 	ev->time_wait = (int8_t)o.time_wait;
 	ev->lost = o.lost;
+	ev->lost_in_flight = o.lost_in_flight;
 	ev->unread = unread_before;
 	ev->unsent = f->unsent;
 	/*
@@ -70,7 +74,8 @@ static void td__outcome(struct td_event *ev, const struct td_sock *s,
 	 * FIN came in, since a CLOSE may also follow a reset, which has none;
 	 * the prediction tells the two apart.
 	 */
-	if (f->state == TD_TCP_CLOSE && o.why == TD_WHY_FIN_SENT && in > 0)
+	if (f->state == TD_TCP_CLOSE && o.why == TD_WHY_FIN_SENT && in > 0 &&
+	    !cf.reset_sent)
 		in--;
 	ev->bytes_in = in > s->reset_bytes_in ? in : s->reset_bytes_in;
 	ev->bytes_out = f->bytes_out > s->reset_bytes_out ? f->bytes_out : s->reset_bytes_out;
@@ -124,12 +129,36 @@ static bool td__close_has_work(const struct td_policy *p, const struct td_sock *
  */
 static void td__check_first_fin(struct td_closing *c, int fd)
 {
+	int closer;
+
 	if (!c->log || c->ev.wire != TD_WIRE_FIN || c->ev.closer != TD_CLOSER_ACTIVE)
 		return;
-	if (td_diag_we_closed_first(fd, &c->s.local, &c->s.remote) == 0) {
+	closer = td_diag_closer(fd, &c->s.local, &c->s.remote);
+	if (closer == TD_CLOSER_PASSIVE) {
 		c->ev.closer = TD_CLOSER_PASSIVE;
 		c->ev.time_wait = 0;
+	} else if (closer == TD_CLOSER_SIMULTANEOUS) {
+		c->ev.closer = TD_CLOSER_SIMULTANEOUS;
 	}
+}
+
+/*
+ * An RST predicted after our FIN went out (FIN_WAIT1, FIN_WAIT2: the
+ * program shut down first, then closed with a zero linger or unread
+ * input) goes only if the peer's FIN has not come back meanwhile: once it
+ * has, the socket is already in TIME_WAIT and the close sends nothing.
+ * Afterwards the kernel says which: the 4-tuple in TIME_WAIT (no RST, we
+ * hold it) or gone (the RST went).
+ */
+static void td__check_rst(struct td_closing *c)
+{
+	if (td_diag_state(&c->s.local, &c->s.remote) != TD_TCP_TIME_WAIT)
+		return;
+	c->ev.wire = TD_WIRE_NONE;
+	c->ev.why = TD_WHY_FIN_SENT;
+	c->ev.closer = TD_CLOSER_ACTIVE;
+	c->ev.time_wait = 1;
+	c->ev.lost = c->ev.lost_in_flight = 0;
 }
 
 void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
@@ -184,6 +213,8 @@ void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
 	}
 	td_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
 	td__outcome(&c->ev, s, c->rule, &f, c->unread_before, last, changed);
+	c->check_rst = c->log && c->ev.wire == TD_WIRE_RST &&
+		       (f.state == TD_TCP_FIN_WAIT1 || f.state == TD_TCP_FIN_WAIT2);
 	/*
 	 * A FIN predicted as the first one may meet a peer's FIN arriving just
 	 * before the real close.  This is the last reference, nothing is left
@@ -238,6 +269,8 @@ void td_close_finish(const struct td_policy *p, struct td_closing *c, int rc,
 	if (c->log) {
 		if (c->check_after)
 			td__check_first_fin(c, -1);
+		if (c->check_rst && rc == 0)
+			td__check_rst(c);
 		td_log(p, &c->ev);
 	}
 }

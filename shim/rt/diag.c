@@ -120,12 +120,12 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 }
 
 /*
- * After our FIN went out (shutdown or close): whether it was the first.
- * 1 active, 0 passive, -1 unknown.  fd is a descriptor still open on the
- * socket, or -1 when the program's close already released it.
+ * After our FIN went out (shutdown or close): who came first, as an enum
+ * td_closer (TD_CLOSER_NONE when it cannot be told).  fd is a descriptor
+ * still open on the socket, or -1 when the program's close already
+ * released it.
  */
-int td_diag_we_closed_first(int fd, const struct td_addr *local,
-			    const struct td_addr *remote)
+int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *remote)
 {
 	int state = -1;
 
@@ -147,12 +147,14 @@ int td_diag_we_closed_first(int fd, const struct td_addr *local,
 	case TD_TCP_FIN_WAIT1:
 	case TD_TCP_FIN_WAIT2:
 	case TD_TCP_TIME_WAIT:
+		return TD_CLOSER_ACTIVE;
 	case TD_TCP_CLOSING:
-		return 1;
+		/* the peer's FIN crossed ours: both will hold TIME_WAIT */
+		return TD_CLOSER_SIMULTANEOUS;
 	case TD_TCP_LAST_ACK:
 	case 0: /* gone: the peer's FIN came first and ours is acknowledged */
-		return 0;
+		return TD_CLOSER_PASSIVE;
 	default:
-		return -1;
+		return TD_CLOSER_NONE;
 	}
 }

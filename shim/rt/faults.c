@@ -20,6 +20,7 @@
 
 #include "rt.h"
 #include "teardown/fault.h"
+#include "teardown/predict.h"
 
 _Atomic int td_bytes_faults_live;
 
@@ -29,15 +30,22 @@ int td_reset_now(int fd, struct td_sock *e)
 	struct td_facts f;
 	int rc, saved;
 
-	/* tcp_disconnect() zeroes TCP_INFO's byte counters: keep them */
+	/* tcp_disconnect() zeroes TCP_INFO's byte counters: keep them, with
+	 * what the reset throws away and whether the peer's FIN came first */
 	if (e != NULL && td_facts_read(fd, &f, false) == 0) {
 		e->reset_bytes_in = f.bytes_in;
 		e->reset_bytes_out = f.bytes_out;
+		e->reset_lost = f.notsent < f.unsent ? f.notsent : f.unsent;
+		e->reset_in_flight = f.unsent - e->reset_lost;
+		if (f.state == TD_TCP_CLOSE_WAIT || f.state == TD_TCP_LAST_ACK)
+			atomic_fetch_or(&e->flags, TD_SF_PASSIVE);
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_family = AF_UNSPEC;
 	rc = td_real_connect(fd, &sa, sizeof(sa));
 	saved = errno;
+	if (rc == 0 && e != NULL)
+		atomic_fetch_or(&e->flags, TD_SF_RESET_SENT);
 	/*
 	 * tcp_disconnect() sends the RST but also clears sk_shutdown, so a
 	 * read after the pending ECONNRESET would fail with ENOTCONN, where

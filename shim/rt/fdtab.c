@@ -109,6 +109,7 @@ struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
 	e->t_open_mono_us = init->t_open_mono_us;
 	e->cw_seen_mono_us = 0;
 	e->reset_bytes_in = e->reset_bytes_out = 0;
+	e->reset_lost = e->reset_in_flight = 0;
 	atomic_store_explicit(&e->written, 0, memory_order_relaxed);
 	e->local = init->local;
 	e->remote = init->remote;
@@ -141,6 +142,8 @@ static void td__copy(struct td_sock *out, const struct td_sock *e)
 	out->cw_seen_mono_us = e->cw_seen_mono_us;
 	out->reset_bytes_in = e->reset_bytes_in;
 	out->reset_bytes_out = e->reset_bytes_out;
+	out->reset_lost = e->reset_lost;
+	out->reset_in_flight = e->reset_in_flight;
 	atomic_store_explicit(&out->written,
 			      atomic_load_explicit(&e->written, memory_order_relaxed),
 			      memory_order_relaxed);

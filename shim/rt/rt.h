@@ -175,6 +175,7 @@ enum td_sock_flag {
 	TD_SF_ADOPTED = 1u << 11,	/* first seen after its creation */
 	TD_SF_NOT_TCP = 1u << 12,	/* an AF_INET/AF_INET6 socket, not TCP */
 	TD_SF_LINGER_KNOWN = 1u << 13,	/* every SO_LINGER it got went through us */
+	TD_SF_RESET_SENT = 1u << 14,	/* the library reset it (a fault) */
 };
 
 /*
@@ -199,8 +200,10 @@ struct td_sock {
 	int64_t t_open_mono_us;
 	int64_t cw_seen_mono_us; /* first seen in CLOSE_WAIT (leak watch) */
 	_Atomic uint64_t written; /* bytes written (rst_after_bytes only) */
-	/* byte counts kept from before an injected reset, which zeroes them */
+	/* byte counts kept from before an injected reset, which zeroes them,
+	 * and what that reset threw away (never sent; sent, unacknowledged) */
 	int64_t reset_bytes_in, reset_bytes_out;
+	int64_t reset_lost, reset_in_flight;
 	struct td_addr local, remote;
 };
 
@@ -294,6 +297,7 @@ struct td_closing {
 	int pfd;		/* private dup kept for a drain, or -1 */
 	bool stale;		/* the fd was no longer this socket */
 	bool check_after;	/* who sent the first FIN: ask after the close */
+	bool check_rst;		/* did the predicted RST go? ask after the close */
 	bool log;
 	struct td_event ev;
 	int64_t unread_before;
@@ -338,8 +342,9 @@ bool td_sock_needs_ino(const struct td_sock *s) TD_HIDDEN;
 
 /* ---- the kernel's view after the fact (diag.c) ------------------------- */
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote) TD_HIDDEN;
-int td_diag_we_closed_first(int fd, const struct td_addr *local,
-			    const struct td_addr *remote) TD_HIDDEN;
+/* After our FIN: an enum td_closer (TD_CLOSER_NONE: cannot tell). */
+int td_diag_closer(int fd, const struct td_addr *local,
+		   const struct td_addr *remote) TD_HIDDEN;
 
 /* ---- the library's own fds (ownfd.c) ----------------------------------- */
 /* Move fd to the library's high range (CLOEXEC), mark it, return it. */

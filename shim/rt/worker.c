@@ -82,7 +82,8 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 			r->ev.wire = TD_WIRE_RST;
 			r->ev.why = TD_WHY_UNREAD;
 			r->ev.time_wait = 0;
-			r->ev.lost = f.unsent;
+			r->ev.lost = f.notsent < f.unsent ? f.notsent : f.unsent;
+			r->ev.lost_in_flight = f.unsent - r->ev.lost;
 		}
 		/* the peer's FIN, counted as a received byte once we are closed */
 		if (eof && f.state == TD_TCP_CLOSE && f.bytes_in > 0)

@@ -16,6 +16,7 @@ counter in sight belongs to it.
 """
 
 import calendar
+import json
 import os
 import time
 
@@ -28,7 +29,7 @@ NEEDS = ("root", "netns", "tcpdump", "tdpeer", "lib")
 COMMON_KEYS = ("ts", "pid", "tid", "prog", "event", "fd", "role", "local", "remote",
                "rule", "action")
 OUTCOME_KEYS = ("state", "closer", "unread", "unsent", "app_linger", "wire", "why",
-                "time_wait", "lost", "age_ms", "bytes_in", "bytes_out")
+                "time_wait", "lost", "lost_in_flight", "age_ms", "bytes_in", "bytes_out")
 EVENT_KEYS = {
     "connect": ("conn", "error"),
     "accept": ("conn",),
@@ -253,12 +254,13 @@ def test_graceful_discards_unread_input():
 def test_abort_reports_lost_bytes():
     """Under "abort" the server writes a 2 MB reply that a slow client cannot
     take in time, and closes: an RST that throws the rest away.  The log
-    says RST, why=policy, closer=active, time_wait=false, and
-    lost == unsent > 0.  Checked against the capture: the payload the
-    server put on the wire is the log's bytes_out and exactly what the
-    client read before ECONNRESET, and everything that never left is
-    within lost (lost also counts bytes in flight, sent but not yet
-    acknowledged when the RST was decided).  No FIN, no TIME_WAIT."""
+    says RST, why=policy, closer=active, time_wait=false, and splits what
+    the RST threw away: lost, the bytes that never left the host, and
+    lost_in_flight, sent but not yet acknowledged (they may have
+    arrived); together they are unsent.  Checked against the capture: the
+    payload the server put on the wire is the log's bytes_out and exactly
+    what the client read before ECONNRESET, and lost is exactly the rest
+    of the reply.  No FIN, no TIME_WAIT."""
     env, log = _policy([_rule("abort")], "server")
     with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--read", 100, "--send", REPLY, "--sndbuf", 4194304, env=env)
@@ -272,12 +274,12 @@ def test_abort_reports_lost_bytes():
     close = _one(_read(log), "close", role="server")
     _check_outcome(close, action="abort", state="ESTABLISHED", closer="active",
                    wire="RST", why="policy", time_wait=False, unread=0)
-    assert close["unsent"] > 0 and close["lost"] == close["unsent"], close
+    assert close["unsent"] > 0 and close["lost"] + close["lost_in_flight"] == close["unsent"], close
     on_wire = sum(p.length for p in cap.from_port(srv.port, cport))
     tdlib.note("reply %d, on the wire %d, client read %d, log: bytes_out %d lost %d"
                % (REPLY, on_wire, cli["bytes_received"], close["bytes_out"], close["lost"]))
     assert close["bytes_out"] == on_wire == cli["bytes_received"] < REPLY
-    assert REPLY - on_wire <= close["lost"] <= REPLY
+    assert close["lost"] == REPLY - on_wire, close
     assert cap.teardown_flags(srv.port, cport) == "RST"
     assert not cap.fin_from(srv.port)
     assert counters["TcpExtTCPAbortOnData"] == 1
@@ -822,3 +824,127 @@ def test_close_wait_leaks():
     assert not _select(plain, "leak"), plain
     _check_outcome(_one(plain, "exit", remote_port=unwatched_client["local_port"]),
                    state="CLOSE_WAIT", closer="passive")
+
+
+# ---------------------------------------------------------------------------
+# Who came first follows the TCP state, whatever the close sends
+# ---------------------------------------------------------------------------
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_rst_answering_peer_fin_is_passive():
+    """The client closes first (FIN); the server, under "abort", reads to
+    EOF and then closes in CLOSE_WAIT, which sends an RST.  That RST
+    answers the client's FIN: the log says wire=RST, closer=passive,
+    time_wait=false, and the capture shows the client's FIN before the
+    server's RST.
+
+    Catches: closer=active on every RST (predict.c set it on the zero
+    linger and unread-data paths whatever the state; nginx under abort
+    logged state=CLOSE_WAIT closer=active)."""
+    env, log = _policy([_rule("abort", match={"role": "server"})], "server")
+    with tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--read", 100, "--read-until-eof", env=env)
+        cli = tdlib.run_client(srv.port, "--send", 100).result
+        srv_res = srv.result()
+    tdlib.check_connected(cli, srv_res)
+    assert srv_res["recv_end"] == "EOF", srv_res
+    cport = cli["local_port"]
+    close = _one(_read(log), "close", role="server")
+    _check_outcome(close, action="abort", state="CLOSE_WAIT", closer="passive",
+                   wire="RST", why="policy", time_wait=False)
+    assert _first_teardown(cap, cport, srv.port) == cport, "the client's FIN came first"
+    assert cap.fin_from(cport) and cap.rst_from(srv.port, cport)
+    assert srv.port not in _tw_ports()
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_abort_after_both_fins_holds_time_wait():
+    """Under "abort" a server that shuts down first (its FIN goes at
+    shutdown), waits for the client's answering FIN, then closes: both
+    FINs are exchanged, nothing is left to reset, and the server holds
+    TIME_WAIT.  The log says so (wire=none, why=fin-sent,
+    time_wait=true, closer=active) and the capture shows no RST.
+
+    Catches: an RST and no TIME_WAIT claimed that never happened (python's
+    http.server under abort shuts down, then closes)."""
+    env, log = _policy([_rule("abort", match={"role": "server"})], "server")
+    with tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--read", 100, "--send", 100, "--shutdown", "wr",
+                           "--sleep-before-close", 300, env=env)
+        cli = tdlib.run_client(srv.port, "--request", 100, "--read-until-eof").result
+        srv_res = srv.result()
+    tdlib.check_connected(cli, srv_res)
+    assert cli["recv_end"] == "EOF", cli
+    cport = cli["local_port"]
+    records = _read(log)
+    shut = _one(records, "shutdown", role="server")
+    assert (shut["how"], shut["sent"]) == ("SHUT_WR", "SHUT_WR"), shut
+    close = _one(records, "close", role="server")
+    _check_outcome(close, action="abort", closer="active", wire="none", why="fin-sent",
+                   time_wait=True)
+    assert not cap.rst_from(srv.port), "no RST: both FINs were out"
+    assert srv.port in _tw_ports()
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_abort_in_fin_wait2_resets():
+    """The other side of the case above: the client, under "abort", shuts
+    down and closes before the server answers with its FIN.  In FIN_WAIT2
+    the zero linger still resets: wire=RST, closer=active,
+    time_wait=false, the RST on the wire and no TIME_WAIT.  (The library
+    asks the kernel after such a close whether the RST really went.)"""
+    env, log = _policy([_rule("abort", match={"role": "client"})], "client")
+    with tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--read-until-eof", "--sleep-before-close", 800)
+        cli = tdlib.run_client(srv.port, "--send", 100, "--shutdown", "wr",
+                               "--sleep-before-close", 100, env=env).result
+        srv_res = srv.result()
+    tdlib.check_connected(cli, srv_res)
+    cport = cli["local_port"]
+    close = _one(_read(log), "close", role="client")
+    _check_outcome(close, action="abort", closer="active", wire="RST", why="policy",
+                   time_wait=False)
+    assert close["state"] in ("FIN_WAIT1", "FIN_WAIT2"), close
+    assert cap.fin_from(cport) and cap.rst_from(cport, srv.port)
+    assert cport not in _tw_ports()
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_fault_rst_replaces_program_half_close():
+    """fault.rst = 1 on a client that half-closes (shutdown(SHUT_WR), then
+    reads to EOF, as socat and ncat do): the RST goes at the shutdown, in
+    place of the FIN, so the server reads ECONNRESET, never EOF, and the
+    client's next read fails as after a real reset.  The shutdown event
+    says sent=RST, the close event wire=RST why=fault, and `teardown
+    report` counts the RST beside the fault.
+
+    Catches: a fault event for every connection but a clean FIN exchange
+    on the wire (the program's own FIN went first, then the close found
+    nothing left to reset)."""
+    env, log = _policy([_rule("pass", name="f", match={"role": "client"},
+                              fault={"rst": 1})], "client")
+    with tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--read-until-eof")
+        cli = tdlib.run_client(srv.port, "--send", 100, "--half-close", "--read-until-eof",
+                               env=env).result
+        srv_res = srv.result()
+    tdlib.check_connected(cli, srv_res)
+    assert srv_res["recv_end"] == "ECONNRESET", srv_res
+    assert cli["shutdown"] == "wr" and cli["shutdown_errno"] is None, cli
+    assert cli["recv_end"] == "ECONNRESET", cli
+    cport = cli["local_port"]
+    assert cap.rst_from(cport, srv.port) and not cap.fin_from(cport)
+    records = _read(log)
+    shut = _one(records, "shutdown", role="client")
+    assert (shut["how"], shut["sent"]) == ("SHUT_WR", "RST"), shut
+    close = _one(records, "close", role="client")
+    _check_outcome(close, wire="RST", why="fault", closer="active", time_wait=False)
+    report = tdlib.run([tdlib.teardown_cmd(), "report", "--format", "json", log],
+                       name="report")
+    assert report.rc == 0, report.stderr()
+    stats = json.loads(report.stdout())["tdpeer"]
+    assert stats["RST"] == 1 and stats["faults"]["rst"] == 1, stats

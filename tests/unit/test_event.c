@@ -51,6 +51,7 @@ static struct td_event td_t_full(int type)
 	ev.unread = 3;
 	ev.unsent = 4;
 	ev.lost = 4;
+	ev.lost_in_flight = 6;
 	ev.age_ms = 12;
 	ev.bytes_in = 5;
 	ev.bytes_out = 300;
@@ -82,7 +83,8 @@ static size_t td_t_fmt(char *buf, size_t cap, const struct td_event *ev,
 #define TD_T_OUTCOME                                                         \
 	",\"state\":\"ESTABLISHED\",\"closer\":\"active\",\"unread\":3,"        \
 	"\"unsent\":4,\"app_linger\":\"1,0\",\"wire\":\"RST\",\"why\":\"policy\"," \
-	"\"time_wait\":false,\"lost\":4,\"age_ms\":12,\"bytes_in\":5,"          \
+	"\"time_wait\":false,\"lost\":4,\"lost_in_flight\":6,\"age_ms\":12,"     \
+	"\"bytes_in\":5,"                                                       \
 	"\"bytes_out\":300"
 
 static const struct {
@@ -136,7 +138,7 @@ static const char *const td_t_keys_all[] = {
 	"rule", "action", NULL};
 static const char *const td_t_keys_outcome[] = {
 	"state", "closer", "unread", "unsent", "app_linger", "wire", "why",
-	"time_wait", "lost", "age_ms", "bytes_in", "bytes_out", NULL};
+	"time_wait", "lost", "lost_in_flight", "age_ms", "bytes_in", "bytes_out", NULL};
 
 static size_t td_t_push(const char **v, size_t n, const char *const *keys)
 {
@@ -250,7 +252,7 @@ Test(event, all_unknown_values)
 	ev.fd = -1;
 	ev.state = -1;
 	ev.time_wait = -1;
-	ev.unread = ev.unsent = ev.lost = ev.age_ms = -1;
+	ev.unread = ev.unsent = ev.lost = ev.lost_in_flight = ev.age_ms = -1;
 	ev.bytes_in = ev.bytes_out = -1;
 	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
 	cr_assert(eq(str, buf,
@@ -260,14 +262,14 @@ Test(event, all_unknown_values)
 		     "\"rule\":null,\"action\":null,\"state\":null,"
 		     "\"closer\":null,\"unread\":null,\"unsent\":null,"
 		     "\"app_linger\":null,\"wire\":null,\"why\":null,"
-		     "\"time_wait\":null,\"lost\":null,\"age_ms\":null,"
+		     "\"time_wait\":null,\"lost\":null,\"lost_in_flight\":null,\"age_ms\":null,"
 		     "\"bytes_in\":null,\"bytes_out\":null,\"error\":null}\n"));
 	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
 	cr_assert(eq(str, buf,
 		     "1970-01-01T00:00:00.000000Z 0/0 - close fd=- role=unknown "
 		     "local=- remote=- rule=- action=- state=- closer=- "
 		     "unread=- unsent=- app_linger=- wire=- why=- time_wait=- "
-		     "lost=- age_ms=- bytes_in=- bytes_out=- error=-\n"));
+		     "lost=- lost_in_flight=- age_ms=- bytes_in=- bytes_out=- error=-\n"));
 }
 
 Test(event, text_close_as_documented)
@@ -277,7 +279,7 @@ Test(event, text_close_as_documented)
 	size_t n;
 
 	ev.app_linger_set = false;
-	ev.unread = ev.unsent = ev.lost = 0;
+	ev.unread = ev.unsent = ev.lost = ev.lost_in_flight = 0;
 	ev.err = 0;
 	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
 	cr_assert(eq(str, buf,
@@ -285,7 +287,7 @@ Test(event, text_close_as_documented)
 		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
 		     "rule=legacy action=abort state=ESTABLISHED closer=active "
 		     "unread=0 unsent=0 app_linger=- wire=RST why=policy "
-		     "time_wait=no lost=0 age_ms=12 bytes_in=5 bytes_out=300 "
+		     "time_wait=no lost=0 lost_in_flight=0 age_ms=12 bytes_in=5 bytes_out=300 "
 		     "error=-\n"));
 	cr_assert(eq(sz, n, strlen(buf)));
 }
@@ -324,7 +326,7 @@ Test(event, text_other_events)
 		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
 		     "rule=\"my rule\" action=abort state=CLOSE_WAIT "
 		     "closer=passive unread=3 unsent=4 app_linger=1,0 wire=FIN "
-		     "why=close time_wait=yes lost=4 age_ms=12 bytes_in=5 "
+		     "why=close time_wait=yes lost=4 lost_in_flight=6 age_ms=12 bytes_in=5 "
 		     "bytes_out=300\n"));
 
 	ev = td_t_full(TD_EV_CONNECT);
@@ -411,7 +413,7 @@ Test(event, log_injection_escaped)
 		  "%s", buf);
 	cr_assert(not(eq(ptr, strstr(buf, ",\"action\":\"a\\r\\nb\""), NULL)));
 	cr_assert(eq(int, td_jline_parse(&jl, buf, n), 0));
-	cr_assert(eq(sz, jl.n, 24), "no key was forged");
+	cr_assert(eq(sz, jl.n, 25), "no key was forged");
 
 	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
 	cr_assert(eq(sz, td_t_newlines(buf), 1));
@@ -534,7 +536,7 @@ Test(event, worst_case_fits)
 				ev.wire = TD_WIRE_NONE;
 				ev.why = TD_WHY_UNCONNECTED;
 				ev.time_wait = 0;
-				ev.unread = ev.unsent = ev.lost = INT64_MAX;
+				ev.unread = ev.unsent = ev.lost = ev.lost_in_flight = INT64_MAX;
 				ev.age_ms = ev.bytes_in = ev.bytes_out = INT64_MAX;
 				ev.close_wait_ms = INT64_MAX;
 
@@ -664,7 +666,8 @@ Test(event, names)
 	cr_assert(eq(str, (char *)td_how_name(SHUT_WR), "SHUT_WR"));
 	cr_assert(eq(str, (char *)td_how_name(SHUT_RDWR), "SHUT_RDWR"));
 	cr_assert(eq(str, (char *)td_how_name(TD_HOW_NONE), "none"));
-	cr_assert(eq(ptr, (void *)td_how_name(3), NULL));
+	cr_assert(eq(str, (char *)td_how_name(TD_HOW_RST), "RST"));
+	cr_assert(eq(ptr, (void *)td_how_name(4), NULL));
 }
 
 Test(event, errno_names)

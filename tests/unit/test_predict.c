@@ -21,7 +21,7 @@ struct row {
 	int cause;
 	bool changed;
 	int wire, why, closer, tw;
-	int64_t lost;
+	int64_t lost, in_flight;
 };
 
 #define E TD_TCP_ESTABLISHED
@@ -30,31 +30,35 @@ struct row {
 ParameterizedTestParameters(predict, matrix)
 {
 	static struct row rows[] = {
-		/* name, state, unread, unsent, notsent, backlog, linger0, last, connected, passive, fin_sent, cause, changed -> wire, why, closer, tw, lost */
-		{"plain close, established", E, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_FIN, TD_WHY_CLOSE, TD_CLOSER_ACTIVE, 1, 0},
-		{"plain close after peer FIN", CW, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_FIN, TD_WHY_CLOSE, TD_CLOSER_PASSIVE, 0, 0},
-		{"graceful undid something", E, 0, 0, 0, 0, false, true, true, false, false, 0, true, TD_WIRE_FIN, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 1, 0},
-		{"unread input: kernel RST", E, 5, 300, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_RST, TD_WHY_UNREAD, TD_CLOSER_ACTIVE, 0, 300},
-		{"unread wins over linger0", E, 5, 0, 0, 0, true, true, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_UNREAD, TD_CLOSER_ACTIVE, 0, 0},
-		{"unread in CLOSE_WAIT", CW, 7, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_RST, TD_WHY_UNREAD, TD_CLOSER_ACTIVE, 0, 0},
-		{"program's linger0", E, 0, 10, 10, 0, true, true, true, false, false, TD_RST_BY_APP, false, TD_WIRE_RST, TD_WHY_LINGER0, TD_CLOSER_ACTIVE, 0, 10},
-		{"abort rule", E, 0, 0, 0, 0, true, true, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 0, 0},
-		{"fault rst", E, 0, 4096, 0, 0, true, true, true, false, false, TD_RST_BY_FAULT, false, TD_WIRE_RST, TD_WHY_FAULT, TD_CLOSER_ACTIVE, 0, 4096},
-		{"linger0 in CLOSE_WAIT resets", CW, 0, 0, 0, 0, true, true, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 0, 0},
-		{"linger0 in FIN_WAIT2 resets", TD_TCP_FIN_WAIT2, 0, 0, 0, 0, true, true, true, false, true, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 0, 0},
-		{"linger0 after both FINs: no RST", TD_TCP_LAST_ACK, 0, 0, 0, 0, true, true, true, true, true, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0, 0},
-		{"linger0 in CLOSING with data unsent", TD_TCP_CLOSING, 0, 50, 50, 0, true, true, true, false, true, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 0, 50},
-		{"linger0 while connecting: nothing", TD_TCP_SYN_SENT, 0, 0, 0, 0, true, true, false, false, false, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0, 0},
-		{"linger {1,5} is not zero", E, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_FIN, TD_WHY_CLOSE, TD_CLOSER_ACTIVE, 1, 0},
-		{"after shutdown(SHUT_WR)", TD_TCP_FIN_WAIT2, 0, 0, 0, 0, false, true, true, false, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1, 0},
-		{"both FINs, ours first", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, false, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1, 0},
-		{"both FINs, peer's first", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, true, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0, 0},
-		{"already reset by the peer", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_NONE, TD_WHY_RESET, TD_CLOSER_NONE, 0, 0},
-		{"refused connect", TD_TCP_CLOSE, 0, 0, 0, 0, true, true, false, false, false, TD_RST_BY_FAULT, false, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0, 0},
-		{"shared: nothing yet", E, 9, 0, 0, 0, true, false, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_SHARED, TD_CLOSER_NONE, -1, 0},
-		{"listener, empty queue", TD_TCP_LISTEN, 0, 0, 0, 0, false, true, false, false, false, 0, false, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0, 0},
-		{"listener with queued connections", TD_TCP_LISTEN, 0, 0, 0, 3, false, true, false, false, false, 0, false, TD_WIRE_RST, TD_WHY_UNACCEPTED, TD_CLOSER_NONE, 0, 0},
-		{"LAST_ACK, plain", TD_TCP_LAST_ACK, 0, 0, 0, 0, false, true, true, true, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0, 0},
+		/* name, state, unread, unsent, notsent, backlog, linger0, last, connected, passive, fin_sent, cause, changed -> wire, why, closer, tw, lost, in_flight */
+		{"plain close, established", E, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_FIN, TD_WHY_CLOSE, TD_CLOSER_ACTIVE, 1, 0, 0},
+		{"plain close after peer FIN", CW, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_FIN, TD_WHY_CLOSE, TD_CLOSER_PASSIVE, 0, 0, 0},
+		{"graceful undid something", E, 0, 0, 0, 0, false, true, true, false, false, 0, true, TD_WIRE_FIN, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 1, 0, 0},
+		{"unread input: kernel RST", E, 5, 300, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_RST, TD_WHY_UNREAD, TD_CLOSER_ACTIVE, 0, 0, 300},
+		{"unread wins over linger0", E, 5, 0, 0, 0, true, true, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_UNREAD, TD_CLOSER_ACTIVE, 0, 0, 0},
+		/* the peer's FIN came first: an RST that answers it is passive */
+		{"unread in CLOSE_WAIT", CW, 7, 0, 0, 0, false, true, true, true, false, 0, false, TD_WIRE_RST, TD_WHY_UNREAD, TD_CLOSER_PASSIVE, 0, 0, 0},
+		{"unread in LAST_ACK", TD_TCP_LAST_ACK, 7, 0, 0, 0, false, true, true, true, true, 0, false, TD_WIRE_RST, TD_WHY_UNREAD, TD_CLOSER_PASSIVE, 0, 0, 0},
+		{"program's linger0", E, 0, 10, 10, 0, true, true, true, false, false, TD_RST_BY_APP, false, TD_WIRE_RST, TD_WHY_LINGER0, TD_CLOSER_ACTIVE, 0, 10, 0},
+		{"abort rule", E, 0, 0, 0, 0, true, true, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 0, 0, 0},
+		{"fault rst, some sent, some queued", E, 0, 4096, 1000, 0, true, true, true, false, false, TD_RST_BY_FAULT, false, TD_WIRE_RST, TD_WHY_FAULT, TD_CLOSER_ACTIVE, 0, 1000, 3096},
+		{"linger0 in CLOSE_WAIT resets, passive", CW, 0, 0, 0, 0, true, true, true, true, false, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_PASSIVE, 0, 0, 0},
+		{"linger0 in FIN_WAIT2 resets", TD_TCP_FIN_WAIT2, 0, 0, 0, 0, true, true, true, false, true, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_ACTIVE, 0, 0, 0},
+		{"linger0 after both FINs: no RST", TD_TCP_LAST_ACK, 0, 0, 0, 0, true, true, true, true, true, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0, 0, 0},
+		{"linger0 in CLOSING with data unsent", TD_TCP_CLOSING, 0, 50, 50, 0, true, true, true, false, true, TD_RST_BY_POLICY, false, TD_WIRE_RST, TD_WHY_POLICY, TD_CLOSER_SIMULTANEOUS, 0, 50, 0},
+		{"linger0 while connecting: nothing", TD_TCP_SYN_SENT, 0, 0, 0, 0, true, true, false, false, false, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0, 0, 0},
+		{"linger {1,5} is not zero", E, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_FIN, TD_WHY_CLOSE, TD_CLOSER_ACTIVE, 1, 0, 0},
+		{"after shutdown(SHUT_WR)", TD_TCP_FIN_WAIT2, 0, 0, 0, 0, false, true, true, false, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1, 0, 0},
+		{"FINs crossed: both hold TIME_WAIT", TD_TCP_CLOSING, 0, 0, 0, 0, false, true, true, false, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_SIMULTANEOUS, 1, 0, 0},
+		{"both FINs, ours first", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, false, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1, 0, 0},
+		{"both FINs, ours first, abort: nothing to reset", TD_TCP_CLOSE, 0, 0, 0, 0, true, true, true, false, true, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1, 0, 0},
+		{"both FINs, peer's first", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, true, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0, 0, 0},
+		{"already reset by the peer", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_NONE, TD_WHY_RESET, TD_CLOSER_NONE, 0, 0, 0},
+		{"refused connect", TD_TCP_CLOSE, 0, 0, 0, 0, true, true, false, false, false, TD_RST_BY_FAULT, false, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0, 0, 0},
+		{"shared: nothing yet", E, 9, 0, 0, 0, true, false, true, false, false, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_SHARED, TD_CLOSER_NONE, -1, 0, 0},
+		{"listener, empty queue", TD_TCP_LISTEN, 0, 0, 0, 0, false, true, false, false, false, 0, false, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0, 0, 0},
+		{"listener with queued connections", TD_TCP_LISTEN, 0, 0, 0, 3, false, true, false, false, false, 0, false, TD_WIRE_RST, TD_WHY_UNACCEPTED, TD_CLOSER_NONE, 0, 0, 0},
+		{"LAST_ACK, plain", TD_TCP_LAST_ACK, 0, 0, 0, 0, false, true, true, true, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0, 0, 0},
 	};
 
 	return cr_make_param_array(struct row, rows, sizeof(rows) / sizeof(rows[0]));
@@ -90,4 +94,33 @@ ParameterizedTest(struct row *r, predict, matrix)
 	cr_assert(eq(int, o.closer, r->closer), "%s: closer", r->name);
 	cr_assert(eq(int, o.time_wait, r->tw), "%s: time_wait", r->name);
 	cr_assert(eq(i64, o.lost, r->lost), "%s: lost", r->name);
+	cr_assert(eq(i64, o.lost_in_flight, r->in_flight), "%s: lost_in_flight", r->name);
+}
+
+/*
+ * A connection the library already reset (fault.rst at the program's
+ * shutdown, rst_after_ms, rst_after_bytes): its end was that RST, which
+ * the close reports with what the reset threw away, whatever the state.
+ */
+Test(predict, library_reset_is_the_end)
+{
+	struct td_close_facts f = {
+		.state = TD_TCP_CLOSE, .last = true, .connected = true,
+		.reset_sent = true, .reset_lost = 12, .reset_in_flight = 34,
+	};
+	struct td_close_outcome o;
+
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.wire, TD_WIRE_RST));
+	cr_assert(eq(int, o.why, TD_WHY_FAULT));
+	cr_assert(eq(int, o.closer, TD_CLOSER_ACTIVE));
+	cr_assert(eq(int, o.time_wait, 0));
+	cr_assert(eq(i64, o.lost, 12));
+	cr_assert(eq(i64, o.lost_in_flight, 34));
+	f.passive_first = true; /* reset after the peer's FIN */
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.closer, TD_CLOSER_PASSIVE));
+	f.last = false; /* another holder: this close still does nothing */
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.why, TD_WHY_SHARED));
 }
