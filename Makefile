@@ -76,10 +76,15 @@ $(BUILD)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(LIB): $(CORE_OBJ) $(SHIM_OBJ) shim/teardown.map
+# The version script: the names listed in shim/rt/calls.h, and no others.
+$(BUILD)/teardown.map: shim/teardown.map.in shim/rt/calls.h
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -E -P -x c -Ishim -o $@ shim/teardown.map.in
+
+$(LIB): $(CORE_OBJ) $(SHIM_OBJ) $(BUILD)/teardown.map
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -shared -o $@ $(CORE_OBJ) $(SHIM_OBJ) $(LDSAN) \
-		-Wl,--version-script=shim/teardown.map $(SHIM_DEFS) -Wl,-z,now \
+		-Wl,--version-script=$(BUILD)/teardown.map $(SHIM_DEFS) -Wl,-z,now \
 		-Wl,--as-needed -Wl,-soname,libteardown.so
 
 $(CORE_LIB): $(CORE_OBJ)

@@ -10,11 +10,7 @@
 static int td__real_accept(int lfd, struct sockaddr *a, socklen_t *al, int flags,
 			   bool four)
 {
-	if (four && td_real.accept4)
-		return td_real.accept4(lfd, a, al, flags);
-	if (!four && td_real.accept)
-		return td_real.accept(lfd, a, al);
-	return (int)td_sys((long)__NR_accept4, lfd, (long)a, (long)al, flags, 0, 0);
+	return four ? td_real_accept4(lfd, a, al, flags) : td_real_accept(lfd, a, al);
 }
 
 /* A listener created through our socket() is known; others are asked. */

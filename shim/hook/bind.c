@@ -16,7 +16,7 @@ TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t) ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
 	    (p = td_active_tcp()) == NULL)
-		return td_real_bind_addr(fd, sa, len);
+		return td_real_bind(fd, sa, len);
 	saved = errno;
 	s = td_fd_live(fd);
 	if (s == NULL && td_is_tcp(fd, &family))
@@ -24,11 +24,11 @@ TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 	if (s == NULL || s->decided ||
 	    (atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
 		errno = saved;
-		return td_real_bind_addr(fd, sa, len);
+		return td_real_bind(fd, sa, len);
 	}
 	td_decide_bind(p, fd, s, sa, len);
 	errno = saved;
-	rc = td_real_bind_addr(fd, sa, len);
+	rc = td_real_bind(fd, sa, len);
 	if (rc == 0) {
 		td_after_bind(p, fd, s);
 		errno = saved;

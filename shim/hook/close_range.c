@@ -74,16 +74,11 @@ TD_EXPORT void closefrom(int lowfd)
 	const struct td_policy *p = td_active();
 	int saved = errno;
 
-	if (td_unlikely(td_real.closefrom == NULL))
-		td_real_bind();
 	if (p == NULL || lowfd < 0 || lowfd > td_fd_high() || !td_in_own_process()) {
-		if (td_real.closefrom)
-			td_real.closefrom(lowfd);
-		else
-			(void)td_real_close_range((unsigned)lowfd, UINT_MAX, 0);
+		td_real_closefrom(lowfd);
 		return;
 	}
-	if (td__close_span(p, (unsigned)lowfd, UINT_MAX, 0) != 0 && td_real.closefrom)
-		td_real.closefrom(lowfd); /* the kernel refused: libc's fallback */
+	if (td__close_span(p, (unsigned)lowfd, UINT_MAX, 0) != 0)
+		td_real_closefrom(lowfd); /* the kernel refused: libc's fallback */
 	errno = saved;
 }

@@ -98,11 +98,7 @@ TD_EXPORT int dup(int oldfd)
 	const struct td_policy *p = td_active();
 	int fd, saved;
 
-	if (td_unlikely(td_real.dup == NULL))
-		td_real_bind();
-	/* no real dup() was found (real.c): the system call, never NULL() */
-	fd = td_likely(td_real.dup != NULL) ? td_real.dup(oldfd)
-					    : (int)td_sys1(SYS_dup, oldfd);
+	fd = td_real_dup(oldfd);
 	if (p == NULL || fd < 0)
 		return fd;
 	saved = errno;

@@ -15,32 +15,24 @@ TD_EXPORT int fclose(FILE *fp)
 	struct td_sock s;
 	int fd, saved, rc, err;
 
-	if (td_unlikely(td_real.fclose == NULL)) {
-		td_real_bind();
-		/* no real fclose() was found (real.c): fail, never call NULL */
-		if (td_real.fclose == NULL) {
-			errno = ENOSYS;
-			return EOF;
-		}
-	}
 	if (p == NULL || fp == NULL || (fd = fileno(fp)) < 0)
-		return td_real.fclose(fp);
+		return td_real_fclose(fp);
 	{
 		struct td_sock *e = td_fd_live(fd);
 
 		if (e == NULL || !td_in_own_process())
-			return td_real.fclose(fp);
+			return td_real_fclose(fp);
 		if ((atomic_load(&e->flags) & TD_SF_OWN) || td_sock_rule(p, e) == NULL) {
 			td_fd_forget(fd);
-			return td_real.fclose(fp);
+			return td_real_fclose(fp);
 		}
 	}
 	saved = errno;
 	if (!td_fd_claim(fd, &s))
-		return td_real.fclose(fp);
+		return td_real_fclose(fp);
 	td_close_prepare(p, &c, fd, &s, TD_PATH_FCLOSE);
 	errno = saved;
-	rc = td_real.fclose(fp);
+	rc = td_real_fclose(fp);
 	err = errno;
 	td_close_finish(p, &c, rc, err);
 	errno = rc == 0 ? saved : err;

@@ -13,13 +13,7 @@ TD_EXPORT pid_t fork(void)
 	const struct td_policy *p = td_active();
 	pid_t pid;
 
-	if (td_unlikely(td_real.fork == NULL))
-		td_real_bind();
-	if (td_real.fork == NULL) {
-		errno = ENOSYS;
-		return -1;
-	}
-	pid = td_real.fork();
+	pid = td_real_fork();
 	if (p != NULL && pid > 0)
 		td_child_record(pid, td_tls_fork_epoch);
 	return pid;

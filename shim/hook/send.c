@@ -49,14 +49,6 @@ TD_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 	return r;
 }
 
-static ssize_t td__real_sendto(int fd, const void *buf, size_t n, int flags,
-			       const struct sockaddr *to, socklen_t tl)
-{
-	if (td_likely(td_real.sendto != NULL))
-		return td_real.sendto(fd, buf, n, flags, to, tl);
-	return td_sys((long)SYS_sendto, fd, (long)buf, (long)n, flags, (long)to, tl);
-}
-
 TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 			 const struct sockaddr *to, socklen_t tl)
 {
@@ -65,9 +57,9 @@ TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || td_active() == NULL)
-		return td__real_sendto(fd, buf, n, flags, to, tl);
+		return td_real_sendto(fd, buf, n, flags, to, tl);
 	allow = td_bytes_allow(fd, n, &armed);
-	r = td__real_sendto(fd, buf, armed ? allow : n, flags, to, tl);
+	r = td_real_sendto(fd, buf, armed ? allow : n, flags, to, tl);
 	if (armed)
 		td_bytes_sent(fd, r);
 	return r;
@@ -98,13 +90,6 @@ static size_t td__iov_total(const struct iovec *iov, int cnt)
 	return t;
 }
 
-static ssize_t td__real_writev(int fd, const struct iovec *iov, int cnt)
-{
-	if (td_likely(td_real.writev != NULL))
-		return td_real.writev(fd, iov, cnt);
-	return td_sys3(SYS_writev, fd, iov, cnt);
-}
-
 TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	struct iovec cut[TD_IOV_MAX];
@@ -114,20 +99,13 @@ TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 	if (td_likely(!td__armed_any()) || td_active() == NULL || cnt <= 0 ||
 	    iov == NULL)
-		return td__real_writev(fd, iov, cnt);
+		return td_real_writev(fd, iov, cnt);
 	allow = td_bytes_allow(fd, td__iov_total(iov, cnt), &armed);
 	if (!armed)
-		return td__real_writev(fd, iov, cnt);
-	r = td__real_writev(fd, cut, td__cut_iov(cut, iov, cnt, allow));
+		return td_real_writev(fd, iov, cnt);
+	r = td_real_writev(fd, cut, td__cut_iov(cut, iov, cnt, allow));
 	td_bytes_sent(fd, r);
 	return r;
-}
-
-static ssize_t td__real_sendmsg(int fd, const struct msghdr *m, int flags)
-{
-	if (td_likely(td_real.sendmsg != NULL))
-		return td_real.sendmsg(fd, m, flags);
-	return td_sys3(SYS_sendmsg, fd, m, flags);
 }
 
 /* Mark tracked sockets passed in SCM_RIGHTS as held elsewhere too. */
@@ -164,14 +142,14 @@ TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 		td__passed_fds(m);
 	if (td_likely(!td__armed_any()) || m == NULL || td_active() == NULL ||
 	    m->msg_iovlen == 0)
-		return td__real_sendmsg(fd, m, flags);
+		return td_real_sendmsg(fd, m, flags);
 	allow = td_bytes_allow(fd, td__iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
 	if (!armed)
-		return td__real_sendmsg(fd, m, flags);
+		return td_real_sendmsg(fd, m, flags);
 	mc = *m;
 	mc.msg_iov = cut;
 	mc.msg_iovlen = (size_t)td__cut_iov(cut, m->msg_iov, (int)m->msg_iovlen, allow);
-	r = td__real_sendmsg(fd, &mc, flags);
+	r = td_real_sendmsg(fd, &mc, flags);
 	td_bytes_sent(fd, r);
 	return r;
 }

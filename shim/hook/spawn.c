@@ -19,16 +19,11 @@ static int td__spawn(bool path, pid_t *pid, const char *file,
 		     char *const argv[], char *const envp[])
 {
 	const struct td_policy *p = td_active();
-	__typeof__(posix_spawn) *real;
+	__typeof__(posix_spawn) *real = path ? td_real_posix_spawnp : td_real_posix_spawn;
 	uint32_t epoch;
 	pid_t child = 0;
 	int rc;
 
-	if (td_unlikely(td_real.posix_spawn == NULL))
-		td_real_bind();
-	real = path ? td_real.posix_spawnp : td_real.posix_spawn;
-	if (real == NULL)
-		return ENOSYS;
 	if (p == NULL)
 		return real(pid, file, fa, at, argv, envp);
 	/* a socket older than this child may be held by it from now on */
@@ -61,12 +56,7 @@ TD_EXPORT int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa,
 	const struct td_policy *p = td_active();
 	struct td_sock *s;
 
-	if (td_unlikely(td_real.posix_spawn_file_actions_adddup2 == NULL)) {
-		td_real_bind();
-		if (td_real.posix_spawn_file_actions_adddup2 == NULL)
-			return ENOSYS;
-	}
 	if (p != NULL && (s = td_fd_live(fd)) != NULL)
 		atomic_fetch_or(&s->flags, TD_SF_STICKY_SHARED);
-	return td_real.posix_spawn_file_actions_adddup2(fa, fd, newfd);
+	return td_real_posix_spawn_file_actions_adddup2(fa, fd, newfd);
 }

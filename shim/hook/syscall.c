@@ -37,7 +37,5 @@ TD_EXPORT long syscall(long n, ...)
 			break;
 		}
 	}
-	if (td_likely(td_real.syscall != NULL))
-		return td_real.syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
-	return td_sys(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+	return td_real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

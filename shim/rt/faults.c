@@ -110,7 +110,7 @@ static int td__make(struct td_target *t, int family, bool blackhole)
 	fd = td_real_socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	if (td_real_bind_addr(fd, (struct sockaddr *)&ss, len) != 0 ||
+	if (td_real_bind(fd, (struct sockaddr *)&ss, len) != 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
 	    (blackhole && listen(fd, 0) != 0)) {
 		td_real_close(fd);

@@ -249,7 +249,7 @@ const struct td_policy *td_init_slow(void)
 					    TD_INIT_RUNNING))
 		return expect == TD_INIT_DONE ? td_policy_ptr : NULL;
 	td_guard = 1;
-	td_real_bind();
+	td_real_bind_all();
 	td__proc_init();
 	p = td__load_policy();
 	if (p != NULL) {

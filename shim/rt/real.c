@@ -1,20 +1,27 @@
 /*
- * teardown: the real libc functions behind the interposed names.
+ * teardown: the real libc functions behind the interposed names (the
+ * list is calls.h).
  *
- * Every symbol is looked up once with dlsym(RTLD_NEXT), so other
- * preloaded interposers (libasan, another copy of a socket wrapper) keep
- * working in chain.  A successful lookup does not allocate on glibc 2.36;
- * a failed one does, which is why no lookup ever happens in a hook after
- * start-up.  A symbol that resolves to our own function (a circular
- * lookup) or not at all stays NULL, and the wrapper falls back to the raw
- * system call or fails with ENOSYS: the library never exits its host.
+ * Every symbol is looked up once with dlsym(RTLD_NEXT), at start-up, so
+ * other preloaded interposers (libasan, another copy of a socket wrapper)
+ * keep working in chain.  A successful lookup does not allocate on glibc
+ * 2.36; a failed one does, which is why no lookup happens in a hook after
+ * start-up except as the last resort of a call with no system call behind
+ * it (fclose, fork, posix_spawn) made before the constructor ran.  A
+ * symbol that resolves to our own function (a circular lookup) or not at
+ * all stays NULL, and td_real_<name>() falls back to the raw system call
+ * or fails with ENOSYS: the library never exits its host.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "rt.h"
+#include "real.h"
+
+#define td_likely(x) __builtin_expect(!!(x), 1)
 
 struct td_real_fns td_real;
 
@@ -28,40 +35,56 @@ static void *td__next(const char *name, void *self)
 	return f == self ? NULL : f;
 }
 
-#define TD_BIND(name) \
-	(td_real.name = (__typeof__(td_real.name))td__next(#name, (void *)name))
-
 static void td__real_bind_once(void)
 {
-	TD_BIND(socket);
-	TD_BIND(accept);
-	TD_BIND(accept4);
-	TD_BIND(connect);
-	TD_BIND(bind);
-	TD_BIND(setsockopt);
-	TD_BIND(shutdown);
-	TD_BIND(close);
-	TD_BIND(fclose);
-	TD_BIND(close_range);
-	TD_BIND(closefrom);
-	TD_BIND(dup);
-	TD_BIND(dup2);
-	TD_BIND(dup3);
-	TD_BIND(fork);
-	TD_BIND(syscall);
-	TD_BIND(write);
-	TD_BIND(writev);
-	TD_BIND(send);
-	TD_BIND(sendto);
-	TD_BIND(sendmsg);
-	TD_BIND(posix_spawn);
-	TD_BIND(posix_spawnp);
-	TD_BIND(posix_spawn_file_actions_adddup2);
+#define TD_CALL(ret, name, params, args, raw) \
+	td_real.name = (__typeof__(td_real.name))td__next(#name, (void *)name);
+#define TD_CALLV(name, params, args, raw) TD_CALL(void, name, params, args, raw)
+#include "calls.h"
+#undef TD_CALL
+#undef TD_CALLV
 }
 
-void td_real_bind(void)
+void td_real_bind_all(void)
 {
 	pthread_once(&td__real_once, td__real_bind_once);
+}
+
+/* A call with no system call behind it, made before start-up: bind late. */
+#define TD_LATE(name, args, fail) \
+	(td_real_bind_all(), td_real.name != NULL ? td_real.name args : (errno = ENOSYS, (fail)))
+/* The same for calls that return an error number instead of setting errno. */
+#define TD_LATE_RC(name, args) \
+	(td_real_bind_all(), td_real.name != NULL ? td_real.name args : ENOSYS)
+
+#define TD_CALL(ret, name, params, args, raw)                \
+	ret td_real_##name params                            \
+	{                                                    \
+		if (td_likely(td_real.name != NULL))         \
+			return td_real.name args;            \
+		return raw;                                  \
+	}
+#define TD_CALLV(name, params, args, raw)                    \
+	void td_real_##name params                           \
+	{                                                    \
+		if (td_likely(td_real.name != NULL))         \
+			td_real.name args;                   \
+		else                                         \
+			raw;                                 \
+	}
+#include "calls.h"
+#undef TD_CALL
+#undef TD_CALLV
+
+int td_sys_dup2(int oldfd, int newfd)
+{
+#ifdef SYS_dup2
+	return (int)td_sys2(SYS_dup2, oldfd, newfd);
+#else
+	if (oldfd == newfd)
+		return (int)td_sys3(SYS_fcntl, oldfd, F_GETFD, 0) < 0 ? -1 : newfd;
+	return (int)td_sys3(SYS_dup3, oldfd, newfd, 0);
+#endif
 }
 
 /*
@@ -109,87 +132,4 @@ long td_sys(long n, long a, long b, long c, long d, long e, long f)
 	errno = ENOSYS;
 	return -1;
 #endif
-}
-
-int td_real_close(int fd)
-{
-	if (td_likely(td_real.close != NULL))
-		return td_real.close(fd);
-	return (int)td_sys1(SYS_close, fd);
-}
-
-int td_real_dup2(int oldfd, int newfd)
-{
-	if (td_likely(td_real.dup2 != NULL))
-		return td_real.dup2(oldfd, newfd);
-#ifdef SYS_dup2
-	return (int)td_sys2(SYS_dup2, oldfd, newfd);
-#else
-	if (oldfd == newfd)
-		return (int)td_sys3(SYS_fcntl, oldfd, F_GETFD, 0) < 0 ? -1 : newfd;
-	return (int)td_sys3(SYS_dup3, oldfd, newfd, 0);
-#endif
-}
-
-int td_real_dup3(int oldfd, int newfd, int flags)
-{
-	if (td_likely(td_real.dup3 != NULL))
-		return td_real.dup3(oldfd, newfd, flags);
-	return (int)td_sys3(SYS_dup3, oldfd, newfd, flags);
-}
-
-int td_real_close_range(unsigned first, unsigned last, int flags)
-{
-	if (td_likely(td_real.close_range != NULL))
-		return td_real.close_range(first, last, flags);
-	return (int)td_sys3(SYS_close_range, first, last, flags);
-}
-
-int td_real_shutdown(int fd, int how)
-{
-	if (td_likely(td_real.shutdown != NULL))
-		return td_real.shutdown(fd, how);
-	return (int)td_sys2(SYS_shutdown, fd, how);
-}
-
-int td_real_setsockopt(int fd, int level, int name, const void *v, socklen_t len)
-{
-	if (td_likely(td_real.setsockopt != NULL))
-		return td_real.setsockopt(fd, level, name, v, len);
-	return (int)td_sys((long)SYS_setsockopt, fd, level, name, (long)v, len, 0);
-}
-
-int td_real_connect(int fd, const struct sockaddr *sa, socklen_t len)
-{
-	if (td_likely(td_real.connect != NULL))
-		return td_real.connect(fd, sa, len);
-	return (int)td_sys3(SYS_connect, fd, sa, len);
-}
-
-ssize_t td_real_write(int fd, const void *buf, size_t len)
-{
-	if (td_likely(td_real.write != NULL))
-		return td_real.write(fd, buf, len);
-	return td_sys3(SYS_write, fd, buf, len);
-}
-
-ssize_t td_real_send(int fd, const void *buf, size_t len, int flags)
-{
-	if (td_likely(td_real.send != NULL))
-		return td_real.send(fd, buf, len, flags);
-	return td_sys((long)SYS_sendto, fd, (long)buf, (long)len, flags, 0, 0);
-}
-
-int td_real_socket(int domain, int type, int protocol)
-{
-	if (td_likely(td_real.socket != NULL))
-		return td_real.socket(domain, type, protocol);
-	return (int)td_sys3(SYS_socket, domain, type, protocol);
-}
-
-int td_real_bind_addr(int fd, const struct sockaddr *sa, socklen_t len)
-{
-	if (td_likely(td_real.bind != NULL))
-		return td_real.bind(fd, sa, len);
-	return (int)td_sys3(SYS_bind, fd, sa, len);
 }

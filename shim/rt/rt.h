@@ -24,65 +24,11 @@
 #include "teardown/event.h"
 #include "teardown/policy.h"
 
-#define TD_HIDDEN __attribute__((visibility("hidden")))
 #define TD_EXPORT __attribute__((visibility("default")))
 #define td_likely(x) __builtin_expect(!!(x), 1)
 #define td_unlikely(x) __builtin_expect(!!(x), 0)
 
-/* ---- real symbols (real.c) ------------------------------------------ */
-
-struct td_real_fns {
-	__typeof__(socket) *socket;
-	__typeof__(accept) *accept;
-	__typeof__(accept4) *accept4;
-	__typeof__(connect) *connect;
-	__typeof__(bind) *bind;
-	__typeof__(setsockopt) *setsockopt;
-	__typeof__(shutdown) *shutdown;
-	__typeof__(close) *close;
-	__typeof__(fclose) *fclose;
-	int (*close_range)(unsigned int, unsigned int, int);
-	void (*closefrom)(int);
-	__typeof__(dup) *dup;
-	__typeof__(dup2) *dup2;
-	__typeof__(dup3) *dup3;
-	__typeof__(fork) *fork;
-	long (*syscall)(long, ...);
-	__typeof__(write) *write;
-	__typeof__(writev) *writev;
-	__typeof__(send) *send;
-	__typeof__(sendto) *sendto;
-	__typeof__(sendmsg) *sendmsg;
-	__typeof__(posix_spawn) *posix_spawn;
-	__typeof__(posix_spawnp) *posix_spawnp;
-	__typeof__(posix_spawn_file_actions_adddup2) *posix_spawn_file_actions_adddup2;
-};
-
-extern struct td_real_fns td_real TD_HIDDEN;
-
-/* Resolve every real symbol once (dlsym RTLD_NEXT); safe to call often. */
-void td_real_bind(void) TD_HIDDEN;
-
-/* A system call without libc's syscall() (which this library wraps). */
-long td_sys(long n, long a, long b, long c, long d, long e, long f) TD_HIDDEN;
-#define td_sys0(n) td_sys((n), 0, 0, 0, 0, 0, 0)
-#define td_sys1(n, a) td_sys((n), (long)(a), 0, 0, 0, 0, 0)
-#define td_sys2(n, a, b) td_sys((n), (long)(a), (long)(b), 0, 0, 0, 0)
-#define td_sys3(n, a, b, c) td_sys((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
-
-/* The real calls, falling back to raw system calls before binding. */
-int td_real_close(int fd) TD_HIDDEN;
-int td_real_dup2(int oldfd, int newfd) TD_HIDDEN;
-int td_real_dup3(int oldfd, int newfd, int flags) TD_HIDDEN;
-int td_real_close_range(unsigned first, unsigned last, int flags) TD_HIDDEN;
-int td_real_shutdown(int fd, int how) TD_HIDDEN;
-int td_real_setsockopt(int fd, int level, int name, const void *v,
-		       socklen_t len) TD_HIDDEN;
-int td_real_connect(int fd, const struct sockaddr *sa, socklen_t len) TD_HIDDEN;
-ssize_t td_real_write(int fd, const void *buf, size_t len) TD_HIDDEN;
-ssize_t td_real_send(int fd, const void *buf, size_t len, int flags) TD_HIDDEN;
-int td_real_socket(int domain, int type, int protocol) TD_HIDDEN;
-int td_real_bind_addr(int fd, const struct sockaddr *sa, socklen_t len) TD_HIDDEN;
+#include "real.h"
 
 /* ---- process state (init.c) ------------------------------------------ */
 

@@ -399,11 +399,14 @@ def _build_variant(name, opts):
     out_dir = os.path.join(tdlib.tmpdir(), name)
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, "libteardown.so")
+    version_map = os.path.join(out_dir, "teardown.map")
+    subprocess.run(["cc", "-E", "-P", "-x", "c", "-Ishim", "-o", version_map,
+                    "shim/teardown.map.in"], cwd=root, check=True, timeout=60)
     cmd = (["cc", "-std=gnu11"] + opts + _makefile_var("WARN") +
            ["-fPIC", "-fvisibility=hidden", "-Iinclude", "-D_GNU_SOURCE",
             '-DTD_VERSION="%s"' % _makefile_var("VERSION")[0],
             '-DTD_LIBDIR="/usr/local/lib/teardown"', "-shared", "-o", out] + srcs +
-           ["-Wl,--version-script=shim/teardown.map", "-Wl,-z,defs", "-Wl,-z,now",
+           ["-Wl,--version-script=" + version_map, "-Wl,-z,defs", "-Wl,-z,now",
             "-Wl,--as-needed", "-Wl,-soname,libteardown.so"])
     res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, "%s build failed:\n%s\n%s" % (name, " ".join(cmd), res.stderr)

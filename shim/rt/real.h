@@ -1,0 +1,47 @@
+/*
+ * teardown: the real libc functions behind the wrapped names, one typed
+ * entry per line of calls.h, and the one way every part of the library
+ * calls them: td_real_<name>(), which falls back to the raw system call
+ * (or a late bind) when no symbol is bound yet.
+ */
+#ifndef TD_REAL_H
+#define TD_REAL_H
+
+#include <spawn.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define TD_HIDDEN __attribute__((visibility("hidden")))
+
+#define TD_CALL(ret, name, params, args, raw) __typeof__(name) *name;
+#define TD_CALLV(name, params, args, raw) __typeof__(name) *name;
+struct td_real_fns {
+#include "calls.h"
+};
+#undef TD_CALL
+#undef TD_CALLV
+
+extern struct td_real_fns td_real TD_HIDDEN;
+
+/* Bind every real symbol (dlsym RTLD_NEXT), once; safe to call often. */
+void td_real_bind_all(void) TD_HIDDEN;
+
+#define TD_CALL(ret, name, params, args, raw) ret td_real_##name params TD_HIDDEN;
+#define TD_CALLV(name, params, args, raw) void td_real_##name params TD_HIDDEN;
+#include "calls.h"
+#undef TD_CALL
+#undef TD_CALLV
+
+/* A system call without libc's syscall() (which this library wraps). */
+long td_sys(long n, long a, long b, long c, long d, long e, long f) TD_HIDDEN;
+#define td_sys0(n) td_sys((n), 0, 0, 0, 0, 0, 0)
+#define td_sys1(n, a) td_sys((n), (long)(a), 0, 0, 0, 0, 0)
+#define td_sys2(n, a, b) td_sys((n), (long)(a), (long)(b), 0, 0, 0, 0)
+#define td_sys3(n, a, b, c) td_sys((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+/* dup2 as a system call, on architectures without SYS_dup2 too. */
+int td_sys_dup2(int oldfd, int newfd) TD_HIDDEN;
+
+#endif
