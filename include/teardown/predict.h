@@ -58,6 +58,20 @@ struct td_close_facts {
 	 * reset threw away, never sent and sent but unacknowledged */
 	bool reset_sent;
 	int64_t reset_lost, reset_in_flight;
+	/* byte counts: tcpi_bytes_received (the peer's FIN counts as one) and
+	 * payload sent; and what was kept from before a library reset, which
+	 * zeroes the kernel's counters */
+	int64_t bytes_received, bytes_out;
+	int64_t reset_bytes_in, reset_bytes_out;
+
+	/* Learned later, where the kernel could still change its mind: */
+	int first_fin;	 /* enum td_closer: who was first, read right after our
+			    own FIN went out (TD_CLOSER_NONE: not checked) */
+	int after_state; /* the 4-tuple's state after the close: -1 not asked,
+			    0 gone, else enum td_tcp_state */
+	bool eof_seen;	 /* a drain read the peer's FIN */
+	bool drain_cut;	 /* a drain ended with input still arriving: the
+			    close after it resets */
 };
 
 struct td_close_outcome {
@@ -68,9 +82,21 @@ struct td_close_outcome {
 	/* what an RST throws away: bytes never sent (certainly lost), and
 	 * bytes sent but not acknowledged (they may have arrived) */
 	int64_t lost, lost_in_flight;
+	/* payload bytes each way */
+	int64_t bytes_in, bytes_out;
 };
+
+/* Facts with nothing learned later yet (first_fin none, after_state -1). */
+void td_close_facts_init(struct td_close_facts *f);
 
 void td_predict_close(const struct td_close_facts *f,
 		      struct td_close_outcome *o);
+
+/*
+ * Payload bytes received: tcpi_bytes_received counts the peer's FIN as a
+ * byte once it came in, which the states after it prove; in CLOSE only
+ * the caller knows (fin_in).
+ */
+int64_t td_payload_in(int state, int64_t bytes_received, bool fin_in);
 
 #endif

@@ -1,4 +1,6 @@
 /* teardown: the wire outcome of a close; see include/teardown/predict.h. */
+#include <string.h>
+
 #include "teardown/event.h"
 #include "teardown/predict.h"
 
@@ -60,7 +62,72 @@ static int td__closer(const struct td_close_facts *f)
 	return f->passive_first ? TD_CLOSER_PASSIVE : TD_CLOSER_ACTIVE;
 }
 
+void td_close_facts_init(struct td_close_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->first_fin = TD_CLOSER_NONE;
+	f->after_state = -1;
+}
+
+int64_t td_payload_in(int state, int64_t bytes_received, bool fin_in)
+{
+	if (state == TD_TCP_CLOSE_WAIT || state == TD_TCP_LAST_ACK ||
+	    state == TD_TCP_CLOSING || state == TD_TCP_TIME_WAIT)
+		fin_in = true;
+	return fin_in && bytes_received > 0 ? bytes_received - 1 : bytes_received;
+}
+
+/*
+ * What was learned after the facts: our FIN's check, the drain's end, the
+ * kernel's view after the close.  Each may only correct the outcome the
+ * facts gave, in the one way the kernel allows.
+ */
+static void td__learned(const struct td_close_facts *f, struct td_close_outcome *o)
+{
+	if (f->drain_cut && o->wire == TD_WIRE_FIN) {
+		/* the drain timed out with input still arriving: the close
+		 * resets, throwing away what is still queued */
+		td__rst(o, f, TD_WHY_UNREAD, o->closer);
+		return;
+	}
+	if (o->wire == TD_WIRE_FIN && o->closer == TD_CLOSER_ACTIVE) {
+		if (f->first_fin == TD_CLOSER_PASSIVE) {
+			o->closer = TD_CLOSER_PASSIVE;
+			o->time_wait = 0;
+		} else if (f->first_fin == TD_CLOSER_SIMULTANEOUS) {
+			o->closer = TD_CLOSER_SIMULTANEOUS;
+		}
+		return;
+	}
+	/* an RST predicted after our FIN: the peer's FIN came back first if
+	 * the 4-tuple sits in TIME_WAIT, and then nothing was reset */
+	if (o->wire == TD_WIRE_RST && f->after_state == TD_TCP_TIME_WAIT &&
+	    (f->state == TD_TCP_FIN_WAIT1 || f->state == TD_TCP_FIN_WAIT2)) {
+		td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1);
+	}
+}
+
+/* Payload bytes each way, the larger of now and before a library reset. */
+static void td__bytes(const struct td_close_facts *f, struct td_close_outcome *o)
+{
+	bool fin_in = f->eof_seen ||
+		      (f->state == TD_TCP_CLOSE && o->why == TD_WHY_FIN_SENT && !f->reset_sent);
+	int64_t in = td_payload_in(f->state, f->bytes_received, fin_in);
+
+	o->bytes_in = in > f->reset_bytes_in ? in : f->reset_bytes_in;
+	o->bytes_out = f->bytes_out > f->reset_bytes_out ? f->bytes_out : f->reset_bytes_out;
+}
+
+static void td__decide(const struct td_close_facts *f, struct td_close_outcome *o);
+
 void td_predict_close(const struct td_close_facts *f, struct td_close_outcome *o)
+{
+	td__decide(f, o);
+	td__learned(f, o);
+	td__bytes(f, o);
+}
+
+static void td__decide(const struct td_close_facts *f, struct td_close_outcome *o)
 {
 	if (!f->last) {
 		td__set(o, TD_WIRE_NONE, TD_WHY_SHARED, TD_CLOSER_NONE, -1);

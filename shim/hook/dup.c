@@ -32,22 +32,21 @@ static void td__copy_entry(int oldfd, int newfd)
 
 /*
  * The shared body of dup2 and dup3: when newfd is a tracked socket, the
- * close-time work happens around the real call, which replaces newfd
- * atomically (no window in which another thread could take the number).
+ * close path runs around the real call, which replaces newfd atomically
+ * (no window in which another thread could take the number).
  */
 static int td__dup23(int oldfd, int newfd, int flags, bool three)
 {
 	const struct td_policy *p = td_active();
-	struct td_sock *ne, *oe, s;
+	struct td_sock *oe;
 	struct td_closing c;
-	bool closing = false;
-	int saved, rc, err;
+	bool closing;
+	int saved, rc;
 
 	if (p == NULL || oldfd == newfd)
 		goto plain;
-	ne = td_fd_live(newfd);
 	oe = td_fd_live(oldfd);
-	if (ne == NULL && oe == NULL)
+	if (td_fd_live(newfd) == NULL && oe == NULL)
 		goto plain;
 	if (!td_in_own_process()) {
 		/* a vfork()ed child sharing our memory hands the socket on:
@@ -62,22 +61,15 @@ static int td__dup23(int oldfd, int newfd, int flags, bool three)
 		errno = saved;
 		goto plain;
 	}
-	if (ne != NULL) {
-		if ((atomic_load(&ne->flags) & TD_SF_OWN) || td_sock_rule(p, ne) == NULL) {
-			td_fd_forget(newfd);
-		} else if (td_fd_claim(newfd, &s)) {
-			td_close_prepare(p, &c, newfd, &s, TD_PATH_DUP2);
-			closing = true;
-		}
-	}
-	errno = saved;
+	closing = td_closing_begin(p, &c, newfd, TD_PATH_DUP2);
 	rc = three ? td_real_dup3(oldfd, newfd, flags) : td_real_dup2(oldfd, newfd);
-	err = errno;
 	if (closing)
-		td_close_finish(p, &c, rc < 0 ? -1 : 0, err);
-	if (rc >= 0)
+		td_closing_end(p, &c, rc >= 0);
+	if (rc >= 0) {
+		saved = errno;
 		td__copy_entry(oldfd, newfd);
-	errno = rc >= 0 ? saved : err;
+		errno = saved;
+	}
 	return rc;
 plain:
 	return three ? td_real_dup3(oldfd, newfd, flags) : td_real_dup2(oldfd, newfd);

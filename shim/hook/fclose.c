@@ -12,29 +12,12 @@ TD_EXPORT int fclose(FILE *fp)
 {
 	const struct td_policy *p = td_active();
 	struct td_closing c;
-	struct td_sock s;
-	int fd, saved, rc, err;
+	int fd, rc;
 
-	if (p == NULL || fp == NULL || (fd = fileno(fp)) < 0)
+	if (p == NULL || fp == NULL || (fd = fileno(fp)) < 0 ||
+	    !td_closing_begin(p, &c, fd, TD_PATH_FCLOSE))
 		return td_real_fclose(fp);
-	{
-		struct td_sock *e = td_fd_live(fd);
-
-		if (e == NULL || !td_in_own_process())
-			return td_real_fclose(fp);
-		if ((atomic_load(&e->flags) & TD_SF_OWN) || td_sock_rule(p, e) == NULL) {
-			td_fd_forget(fd);
-			return td_real_fclose(fp);
-		}
-	}
-	saved = errno;
-	if (!td_fd_claim(fd, &s))
-		return td_real_fclose(fp);
-	td_close_prepare(p, &c, fd, &s, TD_PATH_FCLOSE);
-	errno = saved;
 	rc = td_real_fclose(fp);
-	err = errno;
-	td_close_finish(p, &c, rc, err);
-	errno = rc == 0 ? saved : err;
+	td_closing_end(p, &c, rc == 0);
 	return rc;
 }

@@ -33,7 +33,7 @@ int td_reset_now(int fd, struct td_sock *e)
 	/* tcp_disconnect() zeroes TCP_INFO's byte counters: keep them, with
 	 * what the reset throws away and whether the peer's FIN came first */
 	if (e != NULL && td_facts_read(fd, &f, false) == 0) {
-		e->reset_bytes_in = f.bytes_in;
+		e->reset_bytes_in = td_payload_in(f.state, f.bytes_received, false);
 		e->reset_bytes_out = f.bytes_out;
 		e->reset_lost = f.notsent < f.unsent ? f.notsent : f.unsent;
 		e->reset_in_flight = f.unsent - e->reset_lost;

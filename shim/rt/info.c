@@ -74,12 +74,8 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
 		return errno == ENOPROTOOPT || errno == EOPNOTSUPP ? -ENOTSOCK : -errno;
 	f->state = ti.tcpi_state;
-	f->bytes_in = (int64_t)ti.tcpi_bytes_received;
-	/* the peer's FIN takes one sequence number, counted as received */
-	if (f->bytes_in > 0 &&
-	    (ti.tcpi_state == TD_TCP_CLOSE_WAIT || ti.tcpi_state == TD_TCP_LAST_ACK ||
-	     ti.tcpi_state == TD_TCP_CLOSING || ti.tcpi_state == TD_TCP_TIME_WAIT))
-		f->bytes_in--;
+	/* raw: the peer's FIN counts as a byte (td_payload_in() knows) */
+	f->bytes_received = (int64_t)ti.tcpi_bytes_received;
 	/* payload only: bytes_acked would count the SYN and FIN too */
 	f->bytes_out = (int64_t)(ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans);
 	f->notsent = ti.tcpi_notsent_bytes;

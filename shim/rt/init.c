@@ -280,8 +280,6 @@ __attribute__((constructor)) static void td__ctor(void)
  * socket's unread input is discarded so the kernel's exit-time close
  * sends FIN, not RST) and an "exit" event; pending drains write theirs.
  */
-void td_exit_scan(const struct td_policy *p) TD_HIDDEN;
-
 __attribute__((destructor)) static void td__dtor(void)
 {
 	const struct td_policy *p = td_active();
@@ -290,6 +288,6 @@ __attribute__((destructor)) static void td__dtor(void)
 	if (p == NULL || !td_in_own_process())
 		return;
 	td_worker_flush_at_exit();
-	td_exit_scan(p);
+	td_closing_at_exit(p);
 	errno = saved;
 }

@@ -23,6 +23,7 @@
 
 #include "teardown/event.h"
 #include "teardown/policy.h"
+#include "teardown/predict.h"
 
 #define TD_EXPORT __attribute__((visibility("default")))
 #define td_likely(x) __builtin_expect(!!(x), 1)
@@ -239,35 +240,42 @@ enum td_close_path {
 struct td_closing {
 	struct td_sock s;	/* the claimed entry */
 	const struct td_rule *rule;
-	int fd;
+	int fd, path;
 	int pfd;		/* private dup kept for a drain, or -1 */
+	int saved_errno;	/* the program's errno, given back at the end */
 	bool stale;		/* the fd was no longer this socket */
+	bool log;
 	bool check_after;	/* who sent the first FIN: ask after the close */
 	bool check_rst;		/* did the predicted RST go? ask after the close */
-	bool log;
-	struct td_event ev;
 	int64_t unread_before;
-	int32_t tid;
+	struct td_close_facts cf; /* what the event's outcome is predicted from */
+	struct td_event ev;
 };
 
 /*
- * The three steps every close path takes: prepare (before the program's
- * fd goes: gather facts, discard input, keep a private reference for a
- * drain), the real call (by the hook), finish (shut down and drain in the
- * background, write the event).
+ * The one close path (closing.c).  A hook that closes fd calls
+ * td_closing_begin(); when it returns false the library has nothing to do
+ * and the hook just makes its real call.  Otherwise the hook makes its
+ * real call (once) and then td_closing_end() with whether it succeeded;
+ * errno is the program's again after each of the two.
  */
-void td_close_prepare(const struct td_policy *p, struct td_closing *c, int fd,
-		      const struct td_sock *s, int path) TD_HIDDEN;
-void td_close_finish(const struct td_policy *p, struct td_closing *c, int rc,
-		     int err) TD_HIDDEN;
-/* A whole close of one tracked fd through the real close(). */
+bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd,
+		      int path) TD_HIDDEN;
+void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok) TD_HIDDEN;
+/* begin, the real close(), end. */
 int td_close_fd(const struct td_policy *p, int fd, int path) TD_HIDDEN;
+/* At exit: close-time work and an "exit" event for sockets still open. */
+void td_closing_at_exit(const struct td_policy *p) TD_HIDDEN;
+/* Predict from cf and fill ev's outcome fields (also for the worker). */
+void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
+			int64_t t_open_mono_us) TD_HIDDEN;
 
 /* Close-time facts read from the kernel (info.c). */
 struct td_facts {
 	int state;		/* kernel TCP state, -1 unknown */
 	int64_t unread, unsent, notsent;
-	int64_t bytes_in, bytes_out;
+	int64_t bytes_received;	/* tcpi_bytes_received: a FIN in counts one */
+	int64_t bytes_out;
 	int backlog;		/* listeners: queued connections */
 	bool linger_on;
 	int linger_secs;
@@ -313,6 +321,7 @@ struct td_drain_req {
 	int pfd;
 	int64_t deadline_mono_us;
 	struct td_event ev; /* the close event to finish and write */
+	struct td_close_facts cf; /* its facts, completed when the drain ends */
 	int64_t t_open_mono_us;
 	const struct td_policy *p;
 	bool log;

@@ -77,23 +77,19 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 	if (!atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_DONE))
 		return;
 	if (td_facts_read(r->pfd, &f, false) == 0) {
-		if (f.unread > 0 && f.state != TD_TCP_CLOSE) {
-			/* timed out with input still arriving: the close resets */
-			r->ev.wire = TD_WIRE_RST;
-			r->ev.why = TD_WHY_UNREAD;
-			r->ev.time_wait = 0;
-			r->ev.lost = f.notsent < f.unsent ? f.notsent : f.unsent;
-			r->ev.lost_in_flight = f.unsent - r->ev.lost;
+		/* timed out with input still arriving: the close resets */
+		r->cf.drain_cut = f.unread > 0 && f.state != TD_TCP_CLOSE;
+		if (r->cf.drain_cut) {
+			r->cf.unsent = f.unsent;
+			r->cf.notsent = f.notsent;
 		}
-		/* the peer's FIN, counted as a received byte once we are closed */
-		if (eof && f.state == TD_TCP_CLOSE && f.bytes_in > 0)
-			f.bytes_in--;
-		if (f.bytes_in > r->ev.bytes_in)
-			r->ev.bytes_in = f.bytes_in;
-		if (f.bytes_out > r->ev.bytes_out)
-			r->ev.bytes_out = f.bytes_out;
+		if (f.bytes_received > r->cf.bytes_received)
+			r->cf.bytes_received = f.bytes_received;
+		if (f.bytes_out > r->cf.bytes_out)
+			r->cf.bytes_out = f.bytes_out;
 	}
-	r->ev.age_ms = (td_mono_us() - r->t_open_mono_us) / 1000;
+	r->cf.eof_seen = eof;
+	td_closing_outcome(&r->ev, &r->cf, r->t_open_mono_us);
 	if (atomic_load(&td__epfd) >= 0)
 		(void)epoll_ctl(atomic_load(&td__epfd), EPOLL_CTL_DEL, r->pfd, NULL);
 	td_own_close(r->pfd);
@@ -142,7 +138,12 @@ static void td__fire(struct td_tslot *t)
 
 /* ---- leaks ---- */
 
-static void td__leak_scan(int64_t now)
+/*
+ * Sockets left in CLOSE_WAIT.  The time is read per socket, after its
+ * facts: a connection accepted while the scan runs must not be stamped
+ * with a time from before it existed.
+ */
+static void td__leak_scan(void)
 {
 	const struct td_policy *p = td_policy_ptr;
 	int high = td_fd_high();
@@ -153,6 +154,7 @@ static void td__leak_scan(int64_t now)
 		struct td_facts f;
 		struct td_event ev;
 		uint32_t tag;
+		int64_t now;
 
 		if (!td_fd_read(fd, &s, &tag))
 			continue;
@@ -168,6 +170,7 @@ static void td__leak_scan(int64_t now)
 			continue; /* closed and reused while we looked */
 		if (f.state != TD_TCP_CLOSE_WAIT)
 			continue;
+		now = td_mono_us();
 		if (s.cw_seen_mono_us == 0) {
 			e->cw_seen_mono_us = now;
 			continue;
@@ -323,7 +326,7 @@ static void *td__main(void *arg)
 		next = td__expire(now);
 		if (atomic_load(&td__leaks)) {
 			if (now >= next_leak) {
-				td__leak_scan(now);
+				td__leak_scan();
 				next_leak = now + td__leak_period();
 			}
 			if (next_leak < next)
