@@ -109,10 +109,13 @@ $(BUILD)/examples/%: examples/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) -lpthread
 
+# Programs that export their own definitions of names the library uses.
+$(BUILD)/tests/progs/exports_%: PROG_LDFLAGS := -rdynamic
+
 $(BUILD)/tests/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) -lpthread
+	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) $(PROG_LDFLAGS) -lpthread
 
 $(BUILD)/tests/progs/%.so: tests/progs/%.c
 	@mkdir -p $(dir $@)

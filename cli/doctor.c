@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "doctor.h"
 #include "lib/elfinfo.h"
+#include "lib/ldscope.h"
 #include "teardown/config.h"
 #include "teardown/fmt.h"
 #include "teardown/policy.h"
@@ -45,17 +46,22 @@ static void td__doc_usage(FILE *f)
 	      "Tell whether teardown can act on each program: LD_PRELOAD never reaches\n"
 	      "static binaries, Go makes its own system calls, and set-user-ID programs\n"
 	      "ignore LD_PRELOAD.  BINARY is a path or a command name looked up in PATH.\n"
+	      "For a dynamically linked program, also find the libc functions the\n"
+	      "library calls that the program (or a library it loads) defines itself,\n"
+	      "so that the loader gives the library the program's function instead\n"
+	      "of libc's, and name a replacement malloc (jemalloc, tcmalloc...).\n"
 	      "When the library is found next to this command, also check that it is\n"
 	      "safe to preload: it may need only libc.so.6, and no newer glibc than\n"
 	      "this system has.\n"
 	      "\n"
-	      "  --json    one JSON object per line: binary, path, ok, kind, reason,\n"
-	      "            needed\n"
+	      "  --json    one JSON object per line: binary, path, ok, reachable,\n"
+	      "            kind, reason, needed, warnings, notes, interposed,\n"
+	      "            allocator, shadowed, missing, library\n"
 	      "  --system  also check /etc/ld.so.preload and /etc/teardown.conf; run\n"
 	      "            this before adding the library to /etc/ld.so.preload\n"
 	      "\n"
-	      "Exit status: 0 if teardown can act on every program (and the system\n"
-	      "checks pass), 1 if not, 2 on bad usage.\n",
+	      "Exit status: 0 if teardown can act on every program without a warning\n"
+	      "(and the system checks pass), 1 if not, 2 on bad usage.\n",
 	      f);
 }
 
@@ -78,6 +84,33 @@ static void td__json_str(FILE *out, const char *s)
 	free(mem);
 }
 
+/* s with every byte that is not printable ASCII as '?': names from files. */
+static void td__put_safe(FILE *out, const char *s)
+{
+	for (; *s; s++)
+		fputc((unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f ? *s : '?', out);
+}
+
+/* At most this many warnings and notes per program. */
+#define TD__MAX_MSGS 8
+
+/*
+ * The symbol check of one program: the loader's scope with the library
+ * preloaded, the library's own dependencies, what td_ld_check found, and
+ * the sentences made of it.
+ */
+struct td__syms {
+	bool ran;
+	bool have_lib;
+	char lib[PATH_MAX];
+	size_t lib_idx;
+	struct td_ld_scope sc, own;
+	struct td_ld_report r;
+	char *warn[TD__MAX_MSGS], *note[TD__MAX_MSGS];
+	int n_warn, n_note;
+	char *summary; /* the warnings in a few words, or NULL */
+};
+
 /*
  * One finding.  key is "binary" for a program and "check" for a system
  * check; kind and needed only exist for programs (NULL otherwise).
@@ -85,8 +118,92 @@ static void td__json_str(FILE *out, const char *s)
 struct td__finding {
 	const char *key, *name, *path, *kind, *reason, *interp;
 	bool ok;
+	bool reachable;		       /* programs: LD_PRELOAD reaches it */
 	const struct td_elf_info *elf; /* for needed, or NULL */
+	const struct td__syms *syms;   /* programs: the symbol check, or NULL */
+	const struct td_elf_dyn *imports_of; /* the library line: its references */
 };
+
+static void td__json_strs(FILE *out, const char *key, char *const *v, int n)
+{
+	fprintf(out, ",\"%s\":[", key);
+	for (int k = 0; k < n; k++) {
+		if (k)
+			fputc(',', out);
+		td__json_str(out, v[k]);
+	}
+	fputc(']', out);
+}
+
+static void td__json_hits(FILE *out, const char *key, const struct td__syms *y,
+			  const struct td_ld_hit *h, size_t n, bool with_alloc)
+{
+	fprintf(out, ",\"%s\":[", key);
+	for (size_t k = 0; k < n; k++) {
+		fputs(k ? ",{\"symbol\":" : "{\"symbol\":", out);
+		td__json_str(out, h[k].symbol);
+		fputs(",\"defined_in\":", out);
+		td__json_str(out, y->sc.obj[h[k].obj].path);
+		if (with_alloc)
+			fprintf(out, ",\"allocator\":%s", h[k].allocator ? "true" : "false");
+		fputc('}', out);
+	}
+	fputc(']', out);
+}
+
+/* The symbol check's fields of a program's JSON line. */
+static void td__json_syms(FILE *out, const struct td__syms *y)
+{
+	static const struct td__syms none;
+	const struct td_ld_report *r;
+
+	if (y == NULL)
+		y = &none;
+	td__json_strs(out, "warnings", y->warn, y->n_warn);
+	td__json_strs(out, "notes", y->note, y->n_note);
+	if (!y->ran)
+		y = &none;
+	r = &y->r;
+	td__json_hits(out, "interposed", y, r->taken, r->n_taken, true);
+	fputs(",\"allocator\":", out);
+	if (y->ran && r->alloc >= 0) {
+		fputs("{\"name\":", out);
+		if (r->alloc_name != NULL)
+			td__json_str(out, r->alloc_name);
+		else
+			fputs("null", out);
+		fputs(",\"defined_in\":", out);
+		td__json_str(out, y->sc.obj[r->alloc].path);
+		fprintf(out, ",\"complete\":%s,\"not_replaced\":[",
+			r->alloc_complete ? "true" : "false");
+		for (int k = 0; r->alloc_other[k] != NULL; k++) {
+			if (k)
+				fputc(',', out);
+			td__json_str(out, r->alloc_other[k]);
+		}
+		fputs("]}", out);
+	} else {
+		fputs("null", out);
+	}
+	td__json_hits(out, "shadowed", y, r->shadowed, r->n_shadowed, false);
+	fputs(",\"missing\":[", out);
+	for (size_t k = 0; k < y->sc.n_missing; k++) {
+		const struct td_ld_missing *m = &y->sc.missing[k];
+
+		fputs(k ? ",{\"name\":" : "{\"name\":", out);
+		td__json_str(out, m->name);
+		fputs(",\"needed_by\":", out);
+		td__json_str(out, m->loader >= 0 ? y->sc.obj[m->loader].path : "?");
+		fputc('}', out);
+	}
+	fputs("],\"library\":", out);
+	if (y->have_lib) {
+		td__json_str(out, y->lib);
+		fprintf(out, ",\"library_imports\":%zu", r->n_imports);
+	} else {
+		fputs("null,\"library_imports\":null", out);
+	}
+}
 
 static void td__emit(const struct td__doc_opts *o, const struct td__finding *f)
 {
@@ -94,6 +211,10 @@ static void td__emit(const struct td__doc_opts *o, const struct td__finding *f)
 
 	if (!o->json) {
 		fprintf(out, "%s: %s\n", f->name, f->reason);
+		for (int k = 0; f->syms != NULL && k < f->syms->n_warn; k++)
+			fprintf(out, "  warning: %s\n", f->syms->warn[k]);
+		for (int k = 0; f->syms != NULL && k < f->syms->n_note; k++)
+			fprintf(out, "  note: %s\n", f->syms->note[k]);
 		return;
 	}
 	fputs("{\"", out);
@@ -125,10 +246,67 @@ static void td__emit(const struct td__doc_opts *o, const struct td__finding *f)
 		}
 		fputc(']', out);
 	}
+	if (f->key[0] == 'b') {
+		fprintf(out, ",\"reachable\":%s", f->reachable ? "true" : "false");
+		td__json_syms(out, f->syms);
+	}
+	if (f->imports_of != NULL) {
+		bool first = true;
+
+		fputs(",\"imports\":[", out);
+		for (size_t k = 0; k < f->imports_of->n_syms; k++) {
+			const struct td_elf_sym *y = &f->imports_of->syms[k];
+
+			if (!td_ld_is_import(y))
+				continue;
+			if (!first)
+				fputc(',', out);
+			first = false;
+			td__json_str(out, y->name);
+		}
+		fputc(']', out);
+	}
 	fputs("}\n", out);
 }
 
 /* ---- programs ----------------------------------------------------------- */
+
+/* Read a small file (the preload list) whole; NULL with a reason when it cannot be. */
+static char *td__read_small(const char *path, size_t max, char *why, size_t wcap)
+{
+	struct stat st;
+	char *text;
+	ssize_t n;
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+	if (fd < 0) {
+		snprintf(why, wcap, "cannot be read: %s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+		snprintf(why, wcap, "is not a regular file of at most %zu bytes; not checked", max);
+		close(fd);
+		return NULL;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (text == NULL) {
+		close(fd);
+		snprintf(why, wcap, "cannot be read: out of memory");
+		return NULL;
+	}
+	while (len < (size_t)st.st_size) {
+		n = read(fd, text + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	text[len] = '\0';
+	return text;
+}
 
 /*
  * What a script really runs.  The kernel runs the "#!" interpreter by its
@@ -166,6 +344,8 @@ static int td__script_target(const struct td_elf_info *s, char *buf, size_t cap)
 struct td__prog {
 	char path[PATH_MAX];
 	char interp_path[PATH_MAX]; /* the script's own interpreter, or "" */
+	char run_path[PATH_MAX];    /* what the kernel really runs: the last of the chain */
+	const struct td_elf_info *runs;
 	struct td_elf_info info[TD__SCRIPT_DEPTH + 1];
 };
 
@@ -181,6 +361,8 @@ static int td__inspect_prog(const char *arg, struct td__prog *p, char *why, size
 	int rc;
 
 	p->interp_path[0] = '\0';
+	p->run_path[0] = '\0';
+	p->runs = &p->info[0];
 	rc = td_elf_which(arg, p->path, sizeof(p->path));
 	if (rc != 0) {
 		if (strchr(arg, '/') == NULL && rc == -ENOENT)
@@ -200,6 +382,7 @@ static int td__inspect_prog(const char *arg, struct td__prog *p, char *why, size
 		snprintf(why, wcap, "cannot be read: %s", strerror(-rc));
 		return rc;
 	}
+	memcpy(p->run_path, p->path, sizeof(p->path));
 	for (int d = 0; p->info[d].kind == TD_ELF_SCRIPT; d++) {
 		struct td_elf_info *s = &p->info[d];
 
@@ -219,17 +402,389 @@ static int td__inspect_prog(const char *arg, struct td__prog *p, char *why, size
 		}
 		if (d == 0)
 			memcpy(p->interp_path, next, sizeof(next));
+		memcpy(p->run_path, next, sizeof(next));
+		p->runs = &p->info[d + 1];
 		s->interp_info = &p->info[d + 1];
 	}
 	return 0;
 }
 
-/* `teardown doctor BINARY`: one finding.  Returns 1 when interposable. */
+/* ---- the symbols the library calls ------------------------------------ */
+
+/*
+ * What else the loader puts in front of the program's libraries: the
+ * LD_PRELOAD a run keeps behind the library, and /etc/ld.so.preload.
+ * Names go into roots (strdup'ed) after those already there.
+ */
+static size_t td__preload_roots(char **roots, size_t n, size_t cap)
+{
+	char why[128];
+	const char *env = getenv("LD_PRELOAD");
+	char *text, *tok, *save = NULL, *p;
+
+	if (env != NULL) {
+		char *copy = strdup(env);
+
+		for (tok = copy ? strtok_r(copy, " :", &save) : NULL; tok != NULL && n < cap;
+		     tok = strtok_r(NULL, " :", &save))
+			if ((roots[n] = strdup(tok)) != NULL)
+				n++;
+		free(copy);
+	}
+	text = td__read_small(TD__PRELOAD_LIST, TD__PRELOAD_MAX, why, sizeof(why));
+	if (text == NULL)
+		return n;
+	for (p = text; *p; p++) {
+		if (*p == '#')
+			while (*p && *p != '\n')
+				*p++ = ' ';
+		if (*p == '\0')
+			break;
+	}
+	save = NULL;
+	for (tok = strtok_r(text, " \t\n:", &save); tok != NULL && n < cap;
+	     tok = strtok_r(NULL, " \t\n:", &save))
+		if ((roots[n] = strdup(tok)) != NULL)
+			n++;
+	free(text);
+	return n;
+}
+
+static void td__syms_free(struct td__syms *y)
+{
+	td_ld_report_free(&y->r);
+	td_ld_scope_free(&y->sc);
+	td_ld_scope_free(&y->own);
+	for (int k = 0; k < y->n_warn; k++)
+		free(y->warn[k]);
+	for (int k = 0; k < y->n_note; k++)
+		free(y->note[k]);
+	free(y->summary);
+	memset(y, 0, sizeof(*y));
+}
+
+/* A sentence being written; td__msg_end files it as a warning or a note. */
+struct td__msg {
+	char *text;
+	size_t len;
+	FILE *f;
+};
+
+static FILE *td__msg_begin(struct td__msg *m)
+{
+	m->text = NULL;
+	m->len = 0;
+	m->f = open_memstream(&m->text, &m->len);
+	return m->f;
+}
+
+static void td__msg_end(struct td__msg *m, char **v, int *n)
+{
+	if (m->f == NULL)
+		return;
+	fclose(m->f);
+	if (*n < TD__MAX_MSGS && m->text != NULL)
+		v[(*n)++] = m->text;
+	else
+		free(m->text);
+}
+
+/* "a", "a and b", "a, b and c" */
+static void td__put_list(FILE *f, const char *const *names, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		if (k)
+			fputs(k + 1 == n ? " and " : ", ", f);
+		td__put_safe(f, names[k]);
+	}
+}
+
+/* Who defines what: the program itself, or a library it loads. */
+static void td__put_definer(FILE *f, const struct td__syms *y, size_t obj)
+{
+	if (obj == 0) {
+		fputs("this program (", f);
+		td__put_safe(f, y->sc.obj[0].path);
+		fputs(")", f);
+	} else {
+		td__put_safe(f, y->sc.obj[obj].path);
+		fputs(y->sc.obj[obj].loader < 0 ? ", preloaded with it," : ", which this program loads,",
+		      f);
+	}
+}
+
+/* Is hit h explained by the allocator sentence rather than the generic one? */
+static bool td__alloc_hit(const struct td__syms *y, const struct td_ld_hit *h)
+{
+	return h->allocator || (y->r.alloc >= 0 && !y->r.alloc_complete &&
+				td_ld_alloc_family(h->symbol));
+}
+
+/* The warnings for library references bound to the program's definitions. */
+static void td__say_taken(struct td__syms *y)
+{
+	const struct td_ld_report *r = &y->r;
+	const char *names[64];
+
+	for (size_t i = 0; i < r->n_taken; i++) {
+		struct td__msg m;
+		size_t obj = r->taken[i].obj, n = 0, more = 0;
+		bool seen = false;
+		FILE *f;
+
+		if (td__alloc_hit(y, &r->taken[i]))
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = r->taken[j].obj == obj && !td__alloc_hit(y, &r->taken[j]);
+		if (seen)
+			continue; /* one sentence per defining object */
+		for (size_t j = i; j < r->n_taken; j++) {
+			if (r->taken[j].obj != obj || td__alloc_hit(y, &r->taken[j]))
+				continue;
+			if (n < sizeof(names) / sizeof(names[0]))
+				names[n++] = r->taken[j].symbol;
+			else
+				more++;
+		}
+		if ((f = td__msg_begin(&m)) == NULL)
+			continue;
+		td__put_definer(f, y, obj);
+		fputs(" defines ", f);
+		td__put_list(f, names, n);
+		if (more)
+			fprintf(f, " and %zu more", more);
+		fputs(n + more > 1 ? ", libc functions the library calls: the loader binds the "
+				     "library's calls to the program's definitions"
+				   : ", a libc function the library calls: the loader binds the "
+				     "library's calls to the program's definition", f);
+		fputs(" (it searches the program and its libraries before libc), so inside this "
+		      "program teardown runs the program's ", f);
+		td__put_list(f, names, n);
+		fputs(" where it expects libc's. If that code differs from libc's (allocates, "
+		      "locks or blocks where libc's does not, or calls close, write or another "
+		      "call teardown wraps), the program can hang or crash at start-up or on a "
+		      "socket call. The doctor cannot tell: try the program under teardown "
+		      "before relying on it or preloading the library system-wide", f);
+		td__msg_end(&m, y->warn, &y->n_warn);
+	}
+}
+
+/* The allocator sentence: a note for a complete one, else a warning. */
+static void td__say_alloc(struct td__syms *y)
+{
+	const struct td_ld_report *r = &y->r;
+	const char *mine[16], *replaced[4];
+	size_t n_mine = 0, n_rep = 0;
+	struct td__msg m;
+	FILE *f;
+
+	if (r->alloc < 0 || (f = td__msg_begin(&m)) == NULL)
+		return;
+	for (size_t k = 0; k < r->n_taken && n_mine < 16; k++)
+		if (td__alloc_hit(y, &r->taken[k]))
+			mine[n_mine++] = r->taken[k].symbol;
+	if (r->alloc_name != NULL)
+		fprintf(f, "%s (", r->alloc_name);
+	td__put_safe(f, y->sc.obj[r->alloc].path);
+	fputs(r->alloc_name != NULL ? ")" : "", f);
+	if (r->alloc_complete) {
+		fputs(" replaces malloc in this process, the library included", f);
+		if (n_mine > 0) {
+			fputs(": the library's ", f);
+			td__put_list(f, mine, n_mine);
+			fputs(" calls go to it", f);
+		} else if (y->have_lib) {
+			fputs(" (the library makes no allocator call)", f);
+		}
+		fputs(". It is a complete allocator (malloc, free, calloc and realloc all come "
+		      "from it), so every block goes back to the allocator that made it, and the "
+		      "library allocates only at start-up, never inside a wrapped call: this is "
+		      "fine", f);
+		td__msg_end(&m, y->note, &y->n_note);
+		return;
+	}
+	for (int k = 0; k < 4; k++) {
+		static const char *const core[] = {"malloc", "free", "calloc", "realloc"};
+		bool other = false;
+
+		for (int j = 0; r->alloc_other[j] != NULL; j++)
+			other |= strcmp(r->alloc_other[j], core[k]) == 0;
+		if (!other)
+			replaced[n_rep++] = core[k];
+	}
+	fputs(" replaces ", f);
+	td__put_list(f, replaced, n_rep);
+	fputs(" but not ", f);
+	for (n_rep = 0; r->alloc_other[n_rep] != NULL; n_rep++)
+		;
+	td__put_list(f, r->alloc_other, n_rep);
+	fputs(": a block one allocator hands out can be given back to the other, which "
+	      "corrupts the heap", f);
+	if (n_mine > 0) {
+		fputs(", and the library's ", f);
+		td__put_list(f, mine, n_mine);
+		fputs(" calls are among them", f);
+	}
+	fputs(" (harmless only if the replacement merely wraps libc's malloc)", f);
+	td__msg_end(&m, y->warn, &y->n_warn);
+}
+
+/* Notes: wrapped names the program defines, libraries not found, limits. */
+static void td__say_notes(struct td__syms *y)
+{
+	const struct td_ld_report *r = &y->r;
+	struct td__msg m;
+	FILE *f;
+
+	if (!y->have_lib && (f = td__msg_begin(&m)) != NULL) {
+		fputs(TD__LIBNAME " is not found next to the teardown command, so which libc "
+		      "functions it calls is unknown: only a replacement malloc was looked for", f);
+		td__msg_end(&m, y->note, &y->n_note);
+	}
+	if (r->n_shadowed > 0 && (f = td__msg_begin(&m)) != NULL) {
+		const char *names[32];
+		size_t n = 0;
+
+		for (size_t k = 0; k < r->n_shadowed && n < 32; k++)
+			names[n++] = r->shadowed[k].symbol;
+		td__put_definer(f, y, r->shadowed[0].obj);
+		fputs(" defines ", f);
+		td__put_list(f, names, n);
+		fputs(" itself, which the library wraps: a call bound to the program's own "
+		      "function reaches the library only if that function passes it on "
+		      "(dlsym(RTLD_NEXT, ...)), so teardown may not see those calls", f);
+		td__msg_end(&m, y->note, &y->n_note);
+	}
+	for (size_t k = 0; k < y->sc.n_missing && k < 3; k++) {
+		const struct td_ld_missing *mi = &y->sc.missing[k];
+
+		if ((f = td__msg_begin(&m)) == NULL)
+			break;
+		td__put_safe(f, mi->name);
+		fputs(", needed by ", f);
+		td__put_safe(f, mi->loader >= 0 ? y->sc.obj[mi->loader].path : "?");
+		fputs(", is not found here: the loader would refuse to start this program, "
+		      "and what that library defines was not checked", f);
+		td__msg_end(&m, y->note, &y->n_note);
+	}
+	if (y->sc.cut && (f = td__msg_begin(&m)) != NULL) {
+		fprintf(f, "it loads more than %d libraries; the rest were not checked",
+			TD_LD_MAX_OBJS);
+		td__msg_end(&m, y->note, &y->n_note);
+	}
+}
+
+/* The few words added to the verdict when there is a warning. */
+static void td__say_summary(struct td__syms *y)
+{
+	const struct td_ld_report *r = &y->r;
+	const char *names[6];
+	size_t n = 0, more = 0;
+	struct td__msg m;
+	FILE *f;
+
+	if (y->n_warn == 0 || (f = td__msg_begin(&m)) == NULL)
+		return;
+	for (size_t k = 0; k < r->n_taken; k++) {
+		if (td__alloc_hit(y, &r->taken[k]))
+			continue;
+		if (n < 6)
+			names[n++] = r->taken[k].symbol;
+		else
+			more++;
+	}
+	if (n > 0) {
+		fputs("the library's calls to ", f);
+		td__put_list(f, names, n);
+		if (more)
+			fprintf(f, " and %zu more", more);
+		fputs(" would run the program's own definitions instead of libc's", f);
+	}
+	if (r->alloc >= 0 && !r->alloc_complete) {
+		fputs(n > 0 ? ", and " : "", f);
+		td__put_safe(f, y->sc.obj[r->alloc].path);
+		fputs(" replaces malloc only in part", f);
+	}
+	fclose(m.f);
+	y->summary = m.text;
+}
+
+/*
+ * Which of the library's references would bind to the program's own
+ * definitions if the program at path ran with the library preloaded?
+ * secure: the loader would run it in secure mode (no LD_LIBRARY_PATH).
+ * Returns 0 with *y filled, or a negative errno (y->ran false).
+ */
+static int td__syms_check(const char *path, bool secure, struct td__syms *y)
+{
+	char *roots[66];
+	const char *own_root;
+	struct td_ld_env env;
+	size_t n = 0;
+	int rc;
+
+	memset(y, 0, sizeof(*y));
+	y->have_lib = td_find_library(y->lib) == 0;
+	td_ld_env_host(&env, secure ? NULL : getenv("LD_LIBRARY_PATH"));
+	if ((roots[n++] = strdup(path)) == NULL)
+		return -ENOMEM;
+	if (y->have_lib && (roots[n++] = strdup(y->lib)) == NULL) {
+		free(roots[0]);
+		return -ENOMEM;
+	}
+	n = td__preload_roots(roots, n, sizeof(roots) / sizeof(roots[0]));
+	rc = td_ld_scope_build(&y->sc, (const char *const *)roots, n, &env);
+	own_root = y->have_lib ? y->lib : "libc.so.6";
+	if (rc == 0)
+		rc = td_ld_scope_build(&y->own, &own_root, 1, &env);
+	y->lib_idx = (size_t)-1;
+	for (size_t k = 0; y->have_lib && k < y->sc.n; k++)
+		if (y->sc.obj[k].loader < 0 && strcmp(y->sc.obj[k].path, y->lib) == 0)
+			y->lib_idx = k;
+	if (rc == 0)
+		rc = td_ld_check(&y->sc, y->lib_idx, &y->own, &y->r);
+	for (size_t k = 0; k < n; k++)
+		free(roots[k]);
+	if (rc != 0) {
+		td__syms_free(y);
+		return rc;
+	}
+	y->ran = true;
+	td__say_taken(y);
+	td__say_alloc(y);
+	td__say_notes(y);
+	td__say_summary(y);
+	return 0;
+}
+
+/*
+ * Run the symbol check when the loader runs what p really runs (a
+ * dynamically linked program of this machine, set-user-ID included: the
+ * library reaches it through /etc/ld.so.preload).
+ */
+static void td__prog_syms(const struct td__prog *p, struct td__syms *y)
+{
+	const char *kind = td_elf_kind_name(p->runs);
+	int rc;
+
+	memset(y, 0, sizeof(*y));
+	if (p->runs->kind != TD_ELF_DYNAMIC ||
+	    (strcmp(kind, "dynamic") != 0 && strcmp(kind, "setuid") != 0) ||
+	    strstr(p->runs->interp, "ld-musl") != NULL)
+		return;
+	rc = td__syms_check(p->run_path, strcmp(kind, "setuid") == 0, y);
+	if (rc != 0 && asprintf(&y->note[0], "its symbols could not be checked: %s",
+				 strerror(-rc)) > 0)
+		y->n_note = 1;
+}
+
+/* `teardown doctor BINARY`: one finding.  Returns 1 when interposable and safe. */
 static int td__doc_binary(const char *arg, const struct td__doc_opts *o)
 {
 	struct td__finding f = {.key = "binary", .name = arg};
 	struct td__prog *p = calloc(1, sizeof(*p));
-	char reason[1024];
+	struct td__syms y;
+	char reason[2048];
 	int ok = 0;
 
 	if (p == NULL) {
@@ -245,14 +800,27 @@ static int td__doc_binary(const char *arg, const struct td__doc_opts *o)
 		return 0;
 	}
 	td_elf_verdict(&p->info[0], reason, sizeof(reason), &ok);
+	td__prog_syms(p, &y);
+	f.reachable = ok;
+	if (y.n_warn > 0) {
+		ok = 0;
+		if (f.reachable && y.summary != NULL) {
+			size_t len = strlen(reason);
+
+			snprintf(reason + len, sizeof(reason) - len, "; but %s (see the warning%s)",
+				 y.summary, y.n_warn > 1 ? "s" : "");
+		}
+	}
 	f.path = p->path;
 	f.kind = td_elf_kind_name(&p->info[0]);
 	f.reason = reason;
 	f.ok = ok;
 	f.elf = &p->info[0];
+	f.syms = &y;
 	if (p->interp_path[0])
 		f.interp = p->interp_path;
 	td__emit(o, &f);
+	td__syms_free(&y);
 	free(p);
 	return ok;
 }
@@ -261,7 +829,8 @@ int td_doctor_warn(const char *prog, FILE *out)
 {
 	struct td__prog *p = calloc(1, sizeof(*p));
 	const struct td_elf_info *runs;
-	char reason[1024];
+	struct td__syms y;
+	char reason[2048];
 	int ok = 1;
 
 	if (p == NULL)
@@ -280,8 +849,18 @@ int td_doctor_warn(const char *prog, FILE *out)
 	if (!ok && strcmp(td_elf_kind_name(runs), "setuid") == 0 &&
 	    !td_elf_secure_for_caller(runs))
 		ok = 1;
-	if (!ok)
+	if (!ok) {
 		fprintf(out, "teardown: warning: %s: %s\n", prog, reason);
+		free(p);
+		return 1;
+	}
+	/* reachable: what the library would bind to in it */
+	td__prog_syms(p, &y);
+	if (y.n_warn > 0)
+		fprintf(out, "teardown: warning: %s: %s (`teardown doctor %s` explains)\n", prog,
+			y.summary ? y.summary : "", prog);
+	ok = y.n_warn == 0;
+	td__syms_free(&y);
 	free(p);
 	return !ok;
 }
@@ -409,6 +988,8 @@ static int td__doc_library(const struct td__doc_opts *o, bool system_mode)
 {
 	char path[PATH_MAX], reason[1024], name[PATH_MAX + 32];
 	struct td__finding f = {.key = "check"};
+	struct td_elf_info *info;
+	struct td_elf_dyn dyn = {0};
 	bool loads;
 	int ok;
 
@@ -427,7 +1008,23 @@ static int td__doc_library(const struct td__doc_opts *o, bool system_mode)
 	f.path = path;
 	f.reason = reason;
 	f.ok = ok;
+	/* what every program it is preloaded into must leave to libc */
+	info = calloc(1, sizeof(*info));
+	if (info != NULL && loads && td_elf_dynamic(path, info, &dyn) == 0) {
+		size_t n = 0, len = strlen(reason);
+
+		for (size_t k = 0; k < dyn.n_syms; k++)
+			n += td_ld_is_import(&dyn.syms[k]);
+		f.imports_of = &dyn;
+		if (system_mode && n > 0)
+			snprintf(reason + len, sizeof(reason) - len,
+				 "; it calls %zu functions of libc and the loader, and a program "
+				 "that defines one of them itself makes the library call its "
+				 "version instead (`teardown doctor PROGRAM` names them)", n);
+	}
 	td__emit(o, &f);
+	td_elf_dyn_free(&dyn);
+	free(info);
 	return system_mode ? ok : loads;
 }
 
@@ -525,43 +1122,6 @@ static int td__preload_entry(const char *entry, const struct td__doc_opts *o, bo
 	f.ok = ok;
 	td__emit(o, &f);
 	return ok;
-}
-
-/* Read the preload list whole; NULL with a reason when it cannot be. */
-static char *td__read_small(const char *path, size_t max, char *why, size_t wcap)
-{
-	struct stat st;
-	char *text;
-	ssize_t n;
-	size_t len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-
-	if (fd < 0) {
-		snprintf(why, wcap, "cannot be read: %s", strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-		snprintf(why, wcap, "is not a regular file of at most %zu bytes; not checked", max);
-		close(fd);
-		return NULL;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	if (text == NULL) {
-		close(fd);
-		snprintf(why, wcap, "cannot be read: out of memory");
-		return NULL;
-	}
-	while (len < (size_t)st.st_size) {
-		n = read(fd, text + len, (size_t)st.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	text[len] = '\0';
-	return text;
 }
 
 /*

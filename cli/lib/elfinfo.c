@@ -463,10 +463,18 @@ static void td__add_needed(struct td_elf_info *out, const char *name)
 	}
 }
 
+/* An address-sized field at p + off (sh_entsize and the like). */
+static uint64_t td__u64_field(const struct td__src *s, const unsigned char *p, size_t off)
+{
+	return td__addr(s, p + off);
+}
+
 /* What the section headers said. */
 struct td__shinfo {
 	uint64_t dynstr_off, dynstr_size;
 	int have_dynstr;
+	uint64_t dynsym_off, dynsym_size; /* SHT_DYNSYM of the right entry size */
+	int have_dynsym;
 	int have_names; /* the section names could be read */
 };
 
@@ -538,6 +546,13 @@ static void td__read_shdrs(const struct td__src *s, uint64_t shoff, unsigned shn
 				si->have_dynstr = 1;
 			}
 		}
+		if (type == SHT_DYNSYM && !si->have_dynsym &&
+		    td__u64_field(s, p, s->is64 ? 56 : 36) == (s->is64 ? sizeof(Elf64_Sym)
+								       : sizeof(Elf32_Sym))) {
+			si->dynsym_off = TD__SH_OFF(p);
+			si->dynsym_size = TD__SH_SIZE(p);
+			si->have_dynsym = 1;
+		}
 		if (type == SHT_NOTE && !out->go)
 			td__scan_notes(s, TD__SH_OFF(p), TD__SH_SIZE(p), 4, out);
 	}
@@ -550,12 +565,29 @@ static void td__read_shdrs(const struct td__src *s, uint64_t shoff, unsigned shn
 }
 
 /*
- * PT_DYNAMIC: DT_NEEDED, DT_SONAME, DT_FLAGS_1 and the version needs.
+ * The dynamic tags the symbol reader needs (td_elf_dynamic), as found:
+ * addresses are still addresses, the string table is a file offset.
+ */
+struct td__dyntags {
+	bool have_str;
+	uint64_t str_off, str_size;
+	uint64_t dyn_n; /* entries of PT_DYNAMIC before DT_NULL, read again for DT_NEEDED */
+	uint64_t symtab_va, hash_va, gnu_hash_va, versym_va;
+	uint64_t verdef_va, verdef_num, verneed_va, verneed_num;
+	uint64_t runpath, rpath;
+	bool have_symtab, have_hash, have_gnu_hash, have_versym, have_verdef, have_verneed;
+	bool have_runpath, have_rpath, nodeflib;
+};
+
+/*
+ * PT_DYNAMIC: DT_NEEDED, DT_SONAME, DT_FLAGS_1 and the version needs,
+ * and when dt is not NULL what the symbol reader needs.
  * The strings live in DT_STRTAB, an address: mapped to a file offset
  * through PT_LOAD, or else taken from the section headers.
  */
 static void td__read_dynamic(const struct td__src *s, const struct td__phdrs *ph,
-			     const struct td__shinfo *si, struct td_elf_info *out)
+			     const struct td__shinfo *si, struct td_elf_info *out,
+			     struct td__dyntags *dt)
 {
 	size_t ent = s->is64 ? sizeof(Elf64_Dyn) : sizeof(Elf32_Dyn);
 	uint64_t size = ph->dyn_size, n, str_va = 0, str_size = 0, str_off = 0;
@@ -598,6 +630,22 @@ static void td__read_dynamic(const struct td__src *s, const struct td__phdrs *ph
 		case DT_VERNEEDNUM: verneed_num = val; break;
 		default: break;
 		}
+		if (dt == NULL)
+			continue;
+		switch (tag) {
+		case DT_SYMTAB: dt->symtab_va = val; dt->have_symtab = true; break;
+		case DT_HASH: dt->hash_va = val; dt->have_hash = true; break;
+		case DT_GNU_HASH: dt->gnu_hash_va = val; dt->have_gnu_hash = true; break;
+		case DT_VERSYM: dt->versym_va = val; dt->have_versym = true; break;
+		case DT_VERDEF: dt->verdef_va = val; dt->have_verdef = true; break;
+		case DT_VERDEFNUM: dt->verdef_num = val; break;
+		case DT_VERNEED: dt->verneed_va = val; dt->have_verneed = true; break;
+		case DT_VERNEEDNUM: dt->verneed_num = val; break;
+		case DT_RUNPATH: dt->runpath = val; dt->have_runpath = true; break;
+		case DT_RPATH: dt->rpath = val; dt->have_rpath = true; break;
+		case DT_FLAGS_1: dt->nodeflib = (val & DF_1_NODEFLIB) != 0; break;
+		default: break;
+		}
 	}
 	if (have_str && td__vaddr_to_off(s, ph, str_va, &str_off) == 0) {
 		/* found through the segments */
@@ -607,6 +655,12 @@ static void td__read_dynamic(const struct td__src *s, const struct td__phdrs *ph
 		have_str = true;
 	} else {
 		have_str = false;
+	}
+	if (dt != NULL) {
+		dt->have_str = have_str;
+		dt->str_off = str_off;
+		dt->str_size = str_size;
+		dt->dyn_n = n;
 	}
 	for (uint64_t i = 0; i < n; i++) {
 		const unsigned char *p = tab + i * ent;
@@ -626,6 +680,386 @@ static void td__read_dynamic(const struct td__src *s, const struct td__phdrs *ph
 	if (have_str && have_verneed &&
 	    td__vaddr_to_off(s, ph, verneed_va, &verneed_off) == 0)
 		td__read_verneed(s, verneed_off, verneed_num, str_off, str_size, out);
+}
+
+/* ---- dynamic symbols ---------------------------------------------------- */
+
+/* Caps on the version tables a hostile file can make us walk. */
+#define TD__MAX_VERDEF 4096
+#define TD__VER_INDEX_MAX 0x7fffu
+
+/* The string at idx of our copy of the string table; "" when outside. */
+static const char *td__dstr(const struct td_elf_dyn *d, uint64_t idx)
+{
+	return idx < d->strtab_size ? d->strtab + idx : "";
+}
+
+/* Record version index ndx as name (needed from file, or NULL: our own). */
+static int td__ver_set(struct td_elf_dyn *d, unsigned ndx, const char *name, const char *file)
+{
+	ndx &= TD__VER_INDEX_MAX;
+	if (ndx >= d->n_vers) {
+		size_t n = (size_t)ndx + 1;
+		const char **v = realloc(d->vers, n * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		d->vers = v;
+		v = realloc(d->vfiles, n * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		d->vfiles = v;
+		for (size_t k = d->n_vers; k < n; k++)
+			d->vers[k] = d->vfiles[k] = NULL;
+		d->n_vers = n;
+	}
+	d->vers[ndx] = name;
+	d->vfiles[ndx] = file;
+	return 0;
+}
+
+/*
+ * .gnu.version_d: the versions this file defines.  The base entry (the
+ * file's own name) is not a version a reference can ask for: the loader
+ * treats it as unversioned, and so do we.
+ */
+static int td__read_verdef(const struct td__src *s, const struct td__phdrs *ph,
+			   const struct td__dyntags *dt, struct td_elf_dyn *d)
+{
+	uint64_t off, num = dt->verdef_num;
+
+	if (td__vaddr_to_off(s, ph, dt->verdef_va, &off) != 0)
+		return 0;
+	if (num > TD__MAX_VERDEF)
+		num = TD__MAX_VERDEF;
+	for (uint64_t i = 0; i < num; i++) {
+		unsigned char vd[20], va[8];
+		uint16_t flags, ndx;
+		uint32_t aux, next;
+
+		if (td__read(s, off, vd, sizeof(vd)) != 0)
+			return 0;
+		flags = td__u16(s, vd + 2);
+		ndx = td__u16(s, vd + 4);
+		aux = td__u32(s, vd + 12);
+		next = td__u32(s, vd + 16);
+		if (!(flags & VER_FLG_BASE) && off + aux >= off &&
+		    td__read(s, off + aux, va, sizeof(va)) == 0 &&
+		    td__ver_set(d, ndx, td__dstr(d, td__u32(s, va)), NULL) != 0)
+			return -ENOMEM;
+		if (next == 0 || off + next < off)
+			return 0;
+		off += next;
+	}
+	return 0;
+}
+
+/* .gnu.version_r: the versions this file needs, and from which file. */
+static int td__read_verneed_idx(const struct td__src *s, const struct td__phdrs *ph,
+				const struct td__dyntags *dt, struct td_elf_dyn *d)
+{
+	uint64_t off, num = dt->verneed_num;
+	unsigned total = 0;
+
+	if (td__vaddr_to_off(s, ph, dt->verneed_va, &off) != 0)
+		return 0;
+	if (num > TD__MAX_VERNEED)
+		num = TD__MAX_VERNEED;
+	for (uint64_t i = 0; i < num; i++) {
+		unsigned char vn[16];
+		const char *file;
+		uint16_t cnt;
+		uint32_t next;
+		uint64_t a;
+
+		if (td__read(s, off, vn, sizeof(vn)) != 0)
+			return 0;
+		cnt = td__u16(s, vn + 2);
+		file = td__dstr(d, td__u32(s, vn + 4));
+		next = td__u32(s, vn + 12);
+		a = off + td__u32(s, vn + 8);
+		for (unsigned j = 0; j < cnt && total < TD__MAX_VERNAUX; j++, total++) {
+			unsigned char va[16];
+			uint32_t vna_next;
+
+			if (a < off || td__read(s, a, va, sizeof(va)) != 0)
+				break;
+			if (td__ver_set(d, td__u16(s, va + 6), td__dstr(d, td__u32(s, va + 8)),
+					file) != 0)
+				return -ENOMEM;
+			vna_next = td__u32(s, va + 12);
+			if (vna_next == 0 || a + vna_next < a)
+				break;
+			a += vna_next;
+		}
+		if (next == 0 || off + next < off)
+			return 0;
+		off += next;
+	}
+	return 0;
+}
+
+/*
+ * How many entries .dynsym has.  The section header says so directly;
+ * without one, DT_HASH's nchain does; failing that, DT_GNU_HASH is walked
+ * to the end of the chain that starts at the highest bucket.  0 when
+ * nothing tells.
+ */
+static uint64_t td__count_syms(const struct td__src *s, const struct td__phdrs *ph,
+			       const struct td__shinfo *si, const struct td__dyntags *dt,
+			       size_t ent)
+{
+	uint64_t off, cap = TD_ELF_MAX_SYMS + 1u;
+	unsigned char w[16];
+
+	if (si->have_dynsym)
+		return si->dynsym_size / ent;
+	if (dt->have_hash && td__vaddr_to_off(s, ph, dt->hash_va, &off) == 0 &&
+	    td__read(s, off, w, 8) == 0)
+		return td__u32(s, w + 4);
+	if (dt->have_gnu_hash && td__vaddr_to_off(s, ph, dt->gnu_hash_va, &off) == 0 &&
+	    td__read(s, off, w, 16) == 0) {
+		uint32_t nbuckets = td__u32(s, w), symoffset = td__u32(s, w + 4);
+		uint32_t bloom = td__u32(s, w + 8), maxb = 0;
+		uint64_t buckets = off + 16 + (uint64_t)bloom * (s->is64 ? 8 : 4), chains, idx;
+		unsigned char b[4], *all;
+
+		if (nbuckets == 0 || nbuckets > TD_ELF_MAX_SYMS || bloom > TD_ELF_MAX_SYMS)
+			return 0;
+		all = malloc(4ull * nbuckets);
+		if (all == NULL || td__read(s, buckets, all, 4ull * nbuckets) != 0) {
+			free(all);
+			return 0;
+		}
+		for (uint32_t k = 0; k < nbuckets; k++)
+			if (td__u32(s, all + 4ull * k) > maxb)
+				maxb = td__u32(s, all + 4ull * k);
+		free(all);
+		if (maxb < symoffset)
+			return symoffset;
+		chains = buckets + 4ull * nbuckets;
+		for (idx = maxb; idx < cap; idx++) {
+			if (td__read(s, chains + 4 * (idx - symoffset), b, 4) != 0)
+				return idx; /* cut short: what was seen */
+			if (td__u32(s, b) & 1)
+				return idx + 1;
+		}
+		return cap;
+	}
+	return 0;
+}
+
+/* Copy the dynamic string table, NUL-terminated; empty when unreadable. */
+static int td__copy_strtab(const struct td__src *s, const struct td__dyntags *dt,
+			   struct td_elf_dyn *d)
+{
+	uint64_t size = dt->str_size;
+
+	if (!dt->have_str || dt->str_off >= s->size)
+		size = 0;
+	else if (size == 0 || size > s->size - dt->str_off)
+		size = s->size - dt->str_off;
+	if (size > TD_ELF_MAX_STRTAB)
+		size = 0;
+	d->strtab = malloc((size_t)size + 1);
+	if (d->strtab == NULL)
+		return -ENOMEM;
+	if (size > 0 && td__read(s, dt->str_off, d->strtab, (size_t)size) != 0)
+		size = 0;
+	d->strtab[size] = '\0';
+	d->strtab_size = (size_t)size;
+	return 0;
+}
+
+/* Every DT_NEEDED, DT_RUNPATH and DT_RPATH, from the dynamic table again. */
+static int td__collect_dynamic(const struct td__src *s, const struct td__phdrs *ph,
+			       const struct td__dyntags *dt, struct td_elf_dyn *d)
+{
+	size_t ent = s->is64 ? sizeof(Elf64_Dyn) : sizeof(Elf32_Dyn);
+	unsigned char *tab;
+	size_t cap = 0;
+
+	if (dt->have_runpath)
+		d->runpath = td__dstr(d, dt->runpath);
+	if (dt->have_rpath)
+		d->rpath = td__dstr(d, dt->rpath);
+	d->nodeflib = dt->nodeflib;
+	if (dt->dyn_n == 0)
+		return 0;
+	tab = malloc((size_t)dt->dyn_n * ent);
+	if (tab == NULL)
+		return -ENOMEM;
+	if (td__read(s, ph->dyn_off, tab, (size_t)dt->dyn_n * ent) != 0) {
+		free(tab);
+		return 0;
+	}
+	for (uint64_t i = 0; i < dt->dyn_n && d->n_needed < TD_ELF_MAX_DYN_NEEDED; i++) {
+		const unsigned char *p = tab + i * ent;
+
+		if (td__addr(s, p) != DT_NEEDED)
+			continue;
+		if (d->n_needed == cap) {
+			const char **v;
+
+			cap = cap ? cap * 2 : 16;
+			v = realloc(d->needed, cap * sizeof(*v));
+			if (v == NULL) {
+				free(tab);
+				return -ENOMEM;
+			}
+			d->needed = v;
+		}
+		d->needed[d->n_needed++] = td__dstr(d, td__addr(s, p + ent / 2));
+	}
+	free(tab);
+	return 0;
+}
+
+/* The symbol table itself, with each entry's version. */
+static int td__collect_syms(const struct td__src *s, const struct td__phdrs *ph,
+			    const struct td__shinfo *si, const struct td__dyntags *dt,
+			    struct td_elf_dyn *d)
+{
+	size_t ent = s->is64 ? sizeof(Elf64_Sym) : sizeof(Elf32_Sym);
+	uint64_t off, count, vs_off = 0;
+	unsigned char *tab, *vs = NULL;
+
+	if (dt->have_symtab && td__vaddr_to_off(s, ph, dt->symtab_va, &off) == 0) {
+		/* found through the segments */
+	} else if (si->have_dynsym) {
+		off = si->dynsym_off;
+	} else {
+		return 0;
+	}
+	count = td__count_syms(s, ph, si, dt, ent);
+	if (count > TD_ELF_MAX_SYMS) {
+		count = TD_ELF_MAX_SYMS;
+		d->syms_cut = true;
+	}
+	if (off >= s->size)
+		return 0;
+	if (count > (s->size - off) / ent) {
+		count = (s->size - off) / ent;
+		d->syms_cut = true;
+	}
+	if (count == 0)
+		return 0;
+	tab = malloc((size_t)count * ent);
+	d->syms = calloc((size_t)count, sizeof(*d->syms));
+	if (tab == NULL || d->syms == NULL) {
+		free(tab);
+		return -ENOMEM;
+	}
+	if (td__read(s, off, tab, (size_t)count * ent) != 0) {
+		free(tab);
+		return 0;
+	}
+	if (dt->have_versym && td__vaddr_to_off(s, ph, dt->versym_va, &vs_off) == 0) {
+		vs = malloc((size_t)count * 2);
+		if (vs == NULL) {
+			free(tab);
+			return -ENOMEM;
+		}
+		if (td__read(s, vs_off, vs, (size_t)count * 2) != 0) {
+			free(vs);
+			vs = NULL;
+		}
+	}
+	d->has_versym = vs != NULL;
+	for (size_t i = 0; i < (size_t)count; i++) {
+		const unsigned char *p = tab + i * ent;
+		struct td_elf_sym *y = &d->syms[i];
+		unsigned char info, other;
+
+		if (s->is64) {
+			info = p[4];
+			other = p[5];
+			y->shndx = td__u16(s, p + 6);
+			y->value = td__u64(s, p + 8);
+		} else {
+			y->value = td__u32(s, p + 4);
+			info = p[12];
+			other = p[13];
+			y->shndx = td__u16(s, p + 14);
+		}
+		y->name = td__dstr(d, td__u32(s, p));
+		y->bind = (unsigned char)(info >> 4);
+		y->type = (unsigned char)(info & 0xf);
+		y->vis = (unsigned char)(other & 3);
+		if (vs != NULL) {
+			uint16_t v = td__u16(s, vs + 2 * i);
+
+			y->hidden = (v & 0x8000) != 0;
+			y->ver_index = (uint16_t)(v & TD__VER_INDEX_MAX);
+			if (y->ver_index >= 2 && y->ver_index < d->n_vers) {
+				y->version = d->vers[y->ver_index];
+				y->version_file = d->vfiles[y->ver_index];
+			}
+		}
+	}
+	d->n_syms = (size_t)count;
+	free(vs);
+	free(tab);
+	return 0;
+}
+
+/* Everything td_elf_dynamic promises, once td__inspect has found the tables. */
+static int td__collect(const struct td__src *s, const struct td__phdrs *ph,
+		       const struct td__shinfo *si, const struct td__dyntags *dt,
+		       struct td_elf_dyn *d)
+{
+	int rc = td__copy_strtab(s, dt, d);
+
+	if (rc == 0)
+		rc = td__collect_dynamic(s, ph, dt, d);
+	if (rc == 0 && dt->have_verdef)
+		rc = td__read_verdef(s, ph, dt, d);
+	if (rc == 0 && dt->have_verneed)
+		rc = td__read_verneed_idx(s, ph, dt, d);
+	if (rc == 0)
+		rc = td__collect_syms(s, ph, si, dt, d);
+	return rc;
+}
+
+void td_elf_dyn_free(struct td_elf_dyn *d)
+{
+	if (d == NULL)
+		return;
+	free(d->syms);
+	free(d->needed);
+	free(d->strtab);
+	free(d->vers);
+	free(d->vfiles);
+	memset(d, 0, sizeof(*d));
+}
+
+bool td_elf_sym_exported(const struct td_elf_sym *y)
+{
+	if (y->shndx == SHN_UNDEF)
+		return false;
+	if (y->bind != STB_GLOBAL && y->bind != STB_WEAK && y->bind != STB_GNU_UNIQUE)
+		return false;
+	switch (y->type) {
+	case STT_NOTYPE: case STT_OBJECT: case STT_FUNC: case STT_COMMON:
+	case STT_TLS: case STT_GNU_IFUNC:
+		break;
+	default:
+		return false;
+	}
+	if (y->value == 0 && y->type != STT_TLS && y->shndx != SHN_ABS)
+		return false;
+	return y->vis != STV_HIDDEN && y->vis != STV_INTERNAL;
+}
+
+bool td_elf_sym_matches(const struct td_elf_sym *def, bool has_versym, const char *want)
+{
+	if (!has_versym)
+		return true;
+	if (want == NULL)
+		return def->ver_index < 3 || !def->hidden;
+	if (def->version != NULL)
+		return strcmp(def->version, want) == 0;
+	return !def->hidden;
 }
 
 /* This build's ELF class and machine: what the library can be loaded into. */
@@ -680,8 +1114,8 @@ static void td__parse_script(const unsigned char *head, size_t n, struct td_elf_
 		      (const char *)head + start, end - start);
 }
 
-/* The whole inspection, from any source. */
-static int td__inspect(struct td__src *s, struct td_elf_info *out)
+/* The whole inspection, from any source; the symbols too when dyn. */
+static int td__inspect(struct td__src *s, struct td_elf_info *out, struct td_elf_dyn *dyn)
 {
 	unsigned char eh[sizeof(Elf64_Ehdr)];
 	size_t ehsize;
@@ -689,10 +1123,12 @@ static int td__inspect(struct td__src *s, struct td_elf_info *out)
 	unsigned phnum, phentsize, shnum, shentsize, shstrndx;
 	struct td__phdrs ph;
 	struct td__shinfo si;
+	struct td__dyntags dt;
 	int host_class, host_machine, rc;
 
 	memset(&ph, 0, sizeof(ph));
 	memset(&si, 0, sizeof(si));
+	memset(&dt, 0, sizeof(dt));
 	out->kind = TD_ELF_NOT_ELF;
 	if (s->size >= 2) {
 		unsigned char head[256];
@@ -761,7 +1197,7 @@ static int td__inspect(struct td__src *s, struct td_elf_info *out)
 	if (!out->go && !si.have_names && ph.n_wsegs > 0)
 		out->go = td__go_magic_in(s, ph.wsegs, ph.n_wsegs);
 	if (ph.has_dyn)
-		td__read_dynamic(s, &ph, &si, out);
+		td__read_dynamic(s, &ph, &si, out, dyn != NULL ? &dt : NULL);
 	if (out->has_interp)
 		out->kind = TD_ELF_DYNAMIC;
 	else if (out->type == ET_EXEC)
@@ -774,19 +1210,29 @@ static int td__inspect(struct td__src *s, struct td_elf_info *out)
 		out->kind = TD_ELF_STATIC_PIE;
 	else
 		out->kind = TD_ELF_LIBRARY;
+	if (dyn != NULL && ph.has_dyn)
+		return td__collect(s, &ph, &si, &dt, dyn);
 	return 0;
 }
 
-int td_elf_inspect_mem(const void *data, size_t len, struct td_elf_info *out)
+int td_elf_dynamic_mem(const void *data, size_t len, struct td_elf_info *out,
+		       struct td_elf_dyn *dyn)
 {
 	struct td__src s = {.fd = -1, .mem = data, .size = len};
 
 	memset(out, 0, sizeof(*out));
+	if (dyn != NULL)
+		memset(dyn, 0, sizeof(*dyn));
 	if (data == NULL && len != 0)
 		return -EINVAL;
 	if (data == NULL)
 		s.mem = (const unsigned char *)"";
-	return td__inspect(&s, out);
+	return td__inspect(&s, out, dyn);
+}
+
+int td_elf_inspect_mem(const void *data, size_t len, struct td_elf_info *out)
+{
+	return td_elf_dynamic_mem(data, len, out, NULL);
 }
 
 /*
@@ -798,12 +1244,19 @@ int td_elf_inspect_mem(const void *data, size_t len, struct td_elf_info *out)
  */
 int td_elf_inspect(const char *path, struct td_elf_info *out)
 {
+	return td_elf_dynamic(path, out, NULL);
+}
+
+int td_elf_dynamic(const char *path, struct td_elf_info *out, struct td_elf_dyn *dyn)
+{
 	struct td__src s = {.fd = -1};
 	struct statvfs vfs;
 	struct stat st;
 	int fd, rc;
 
 	memset(out, 0, sizeof(*out));
+	if (dyn != NULL)
+		memset(dyn, 0, sizeof(*dyn));
 	if (path == NULL || *path == '\0')
 		return -ENOENT;
 	/* Opening some devices has effects (a tape rewinds): look first. */
@@ -827,7 +1280,7 @@ int td_elf_inspect(const char *path, struct td_elf_info *out)
 	}
 	s.fd = fd;
 	s.size = (uint64_t)st.st_size;
-	rc = td__inspect(&s, out);
+	rc = td__inspect(&s, out, dyn);
 	if (rc == 0) {
 		bool nosuid = fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_NOSUID);
 

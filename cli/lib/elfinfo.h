@@ -77,6 +77,56 @@ struct td_elf_info {
 	const struct td_elf_info *interp_info;
 };
 
+/* At most this many dynamic symbols are read from one file. */
+#define TD_ELF_MAX_SYMS (1u << 18)
+/* A dynamic string table larger than this is not read (names unknown). */
+#define TD_ELF_MAX_STRTAB (16u << 20)
+/* At most this many DT_NEEDED names are kept in struct td_elf_dyn. */
+#define TD_ELF_MAX_DYN_NEEDED 4096
+
+/*
+ * One entry of the dynamic symbol table (.dynsym), as the loader reads it.
+ * Strings point into the owning td_elf_dyn's private copy of the string
+ * table; they are the file's raw bytes (make them printable to show them).
+ */
+struct td_elf_sym {
+	const char *name;	  /* "" when the string table cannot be read */
+	/*
+	 * The symbol version from .gnu.version, or NULL for none (local,
+	 * global base, or an index the file does not define).  For a
+	 * version needed from another file (.gnu.version_r), version_file
+	 * names that file: an undefined symbol it must come from, or, for a
+	 * defined one, a copy the program holds of that file's object (a
+	 * copy relocation).  NULL for the file's own versions.
+	 */
+	const char *version;
+	const char *version_file;
+	unsigned char bind, type, vis; /* STB_*, STT_*, STV_* */
+	bool hidden;		       /* versym bit 15: not the default version */
+	uint16_t ver_index;	       /* the .gnu.version entry, bit 15 cleared */
+	uint16_t shndx;
+	uint64_t value;
+};
+
+/* The dynamic symbols and the loader's search inputs of one file. */
+struct td_elf_dyn {
+	struct td_elf_sym *syms;
+	size_t n_syms;
+	bool syms_cut;	  /* more than TD_ELF_MAX_SYMS: the rest were not read */
+	bool has_versym;  /* a .gnu.version table was read */
+	const char **needed; /* every DT_NEEDED, in order (up to TD_ELF_MAX_DYN_NEEDED) */
+	size_t n_needed;
+	const char *runpath; /* DT_RUNPATH, or NULL */
+	const char *rpath;   /* DT_RPATH, or NULL */
+	bool nodeflib;	     /* DF_1_NODEFLIB: no ld.so.cache, no default directories */
+	/* private */
+	char *strtab;
+	size_t strtab_size;
+	const char **vers; /* version index -> name; vfiles -> file or NULL */
+	const char **vfiles;
+	size_t n_vers;
+};
+
 /*
  * Inspect the file at path.  Returns 0 with *out filled (also for files
  * that are not ELF: kind TD_ELF_NOT_ELF), or a negative errno when the
@@ -87,6 +137,35 @@ int td_elf_inspect(const char *path, struct td_elf_info *out);
 
 /* The same from bytes in memory (no file mode, owner or capabilities). */
 int td_elf_inspect_mem(const void *data, size_t len, struct td_elf_info *out);
+
+/*
+ * td_elf_inspect, and also the dynamic symbols, every DT_NEEDED, DT_RUNPATH
+ * and DT_RPATH into *dyn (zeroed first; release it with td_elf_dyn_free
+ * whatever the result).  The symbol count comes from the .dynsym section
+ * header, else DT_HASH, else a walk of DT_GNU_HASH; a file whose tables
+ * cannot be read has no symbols.  Returns as td_elf_inspect, or -ENOMEM.
+ */
+int td_elf_dynamic(const char *path, struct td_elf_info *out, struct td_elf_dyn *dyn);
+int td_elf_dynamic_mem(const void *data, size_t len, struct td_elf_info *out,
+		       struct td_elf_dyn *dyn);
+void td_elf_dyn_free(struct td_elf_dyn *dyn);
+
+/*
+ * Can the loader bind a reference to this symbol: defined (not
+ * SHN_UNDEF), global, weak or unique, of a type it binds (no section or
+ * file symbols), with a value (or TLS or absolute), and not hidden.
+ */
+bool td_elf_sym_exported(const struct td_elf_sym *sym);
+
+/*
+ * Would the loader take def (from a file with .gnu.version when
+ * has_versym) for a reference to name at version want (NULL: an
+ * unversioned reference)?  glibc's rule: a file without versions matches
+ * any reference; else the version names must be equal, or the
+ * definition must be unversioned and not hidden.  An unversioned
+ * reference takes the base or oldest version, or any that is not hidden.
+ */
+bool td_elf_sym_matches(const struct td_elf_sym *def, bool has_versym, const char *want);
 
 /*
  * Can teardown act on this program, and why not: one plain sentence into

@@ -19,6 +19,8 @@
 #include "teardown/fmt.h"
 #include "teardown/policy.h"
 
+#include "../../cli/lib/elfinfo.h"
+#include "../../cli/lib/ldscope.h"
 #include "../../cli/lib/logparse.h"
 #include "../../cli/lib/report.h"
 
@@ -788,4 +790,80 @@ const char *td_fuzz_event(const uint8_t *data, size_t size)
 	free(action);
 	free(fault);
 	return why;
+}
+
+/* ---- ELF files and ld.so.cache (teardown doctor) ---------------------- */
+
+static bool td_fz_in_table(const struct td_elf_dyn *d, const char *p)
+{
+	return p == NULL || p[0] == '\0' || (p >= d->strtab && p < d->strtab + d->strtab_size);
+}
+
+static const char *td_fz_dyn(const struct td_elf_info *info, const struct td_elf_dyn *d)
+{
+	size_t want = (size_t)info->n_needed_total;
+
+	if (d->n_syms > TD_ELF_MAX_SYMS || d->n_needed > TD_ELF_MAX_DYN_NEEDED)
+		return td_fz_fail("elf: %zu symbols, %zu needed: over the caps", d->n_syms,
+				  d->n_needed);
+	if (d->strtab == NULL ? d->n_syms + d->n_needed != 0 : d->strtab[d->strtab_size] != '\0')
+		return td_fz_fail("elf: the string table copy is not terminated");
+	if (d->n_needed != (want < TD_ELF_MAX_DYN_NEEDED ? want : TD_ELF_MAX_DYN_NEEDED))
+		return td_fz_fail("elf: %zu DT_NEEDED read, inspection counted %zu", d->n_needed, want);
+	if (!td_fz_in_table(d, d->runpath) || !td_fz_in_table(d, d->rpath))
+		return td_fz_fail("elf: a search path outside the string table");
+	for (size_t k = 0; k < d->n_needed; k++)
+		if (!td_fz_in_table(d, d->needed[k]))
+			return td_fz_fail("elf: DT_NEEDED %zu outside the string table", k);
+	for (size_t k = 0; k < d->n_syms; k++) {
+		const struct td_elf_sym *y = &d->syms[k];
+
+		if (y->name == NULL || !td_fz_in_table(d, y->name) ||
+		    !td_fz_in_table(d, y->version) || !td_fz_in_table(d, y->version_file))
+			return td_fz_fail("elf: symbol %zu has a string outside the table", k);
+		if (td_elf_sym_exported(y) && y->shndx == 0)
+			return td_fz_fail("elf: undefined symbol %zu called exported", k);
+		if (y->ver_index > 0x7fff)
+			return td_fz_fail("elf: symbol %zu has version index %u", k, y->ver_index);
+	}
+	return NULL;
+}
+
+const char *td_fuzz_elf(const uint8_t *data, size_t size)
+{
+	static const char *const names[] = {"libc.so.6", "", "libm.so.6"};
+	struct td_elf_info a, b;
+	struct td_elf_dyn d;
+	const char *why;
+	char verdict[512];
+	int ok = -1, rc;
+
+	if ((rc = td_elf_inspect_mem(data, size, &a)) != 0)
+		return td_fz_fail("elf: inspect refused a buffer (%d)", rc);
+	td_elf_verdict(&a, verdict, sizeof(verdict), &ok);
+	if (verdict[0] == '\0' || (ok != 0 && ok != 1))
+		return td_fz_fail("elf: empty verdict or ok %d", ok);
+	rc = td_elf_dynamic_mem(data, size, &b, &d);
+	if (rc != 0) {
+		td_elf_dyn_free(&d);
+		return rc == -ENOMEM ? NULL : td_fz_fail("elf: dynamic refused a buffer (%d)", rc);
+	}
+	why = memcmp(&a, &b, sizeof(a)) != 0 ? td_fz_fail("elf: inspect and dynamic disagree")
+					      : td_fz_dyn(&b, &d);
+	td_elf_dyn_free(&d);
+	if (why != NULL)
+		return why;
+	for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
+		char path[256];
+		size_t pos = 0, last = 0;
+
+		while (td_ldcache_find(data, size, names[n], &pos, path, sizeof(path)) == 0) {
+			if (pos <= last && last != 0)
+				return td_fz_fail("cache: the lookup went backwards");
+			if (memchr(path, '\0', sizeof(path)) == NULL)
+				return td_fz_fail("cache: an unterminated path");
+			last = pos;
+		}
+	}
+	return NULL;
 }

@@ -39,4 +39,14 @@ const char *td_fuzz_report(const uint8_t *data, size_t size);
  */
 const char *td_fuzz_event(const uint8_t *data, size_t size);
 
+/*
+ * Bytes as an ELF file and as an ld.so.cache (what `teardown doctor`
+ * reads): td_elf_inspect_mem and td_elf_dynamic_mem never refuse a
+ * buffer and agree on what they both report; every string the symbol
+ * reader hands out lies in its own copy of the string table, counts stay
+ * within their caps, no undefined symbol is called exported, and the
+ * cache lookup always moves forward and returns terminated paths.
+ */
+const char *td_fuzz_elf(const uint8_t *data, size_t size);
+
 #endif

@@ -4,7 +4,7 @@
 #   tests/fuzz/run.sh [RUNS]      run each harness for RUNS executions
 #                                 (default 200000; `make fuzz FUZZ_RUNS=N`)
 #   FUZZ_TIME=S tests/fuzz/run.sh  run each harness for S seconds instead
-#   FUZZ_ONLY=policy tests/fuzz/run.sh   one harness (policy, report, event)
+#   FUZZ_ONLY=policy tests/fuzz/run.sh   one harness (policy, report, event, elf)
 #   tests/fuzz/run.sh merge       minimize the committed corpus and what the
 #                                 runs found into tests/fuzz/corpus/: the
 #                                 fewest inputs that reach every edge
@@ -15,6 +15,8 @@
 #   policy  bytes -> td_policy_parse_text -> canonical text -> parse again
 #   report  bytes -> JSON log lines -> logparse + report -> render
 #   event   bytes -> struct td_event -> td_event_format (text and JSON)
+#   elf     bytes -> td_elf_inspect_mem, td_elf_dynamic_mem (symbols,
+#           versions, search paths) and td_ldcache_find (teardown doctor)
 #
 # Built with clang into $BUILD/fuzz/ (BUILD defaults to build).  Seeds come
 # from tests/fuzz/corpus/<harness>/ and the unit test fixtures (policies,
@@ -30,7 +32,7 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 OUT=$BUILD/fuzz
 CC=${FUZZ_CC:-clang}
-HARNESSES=${FUZZ_ONLY:-policy report event}
+HARNESSES=${FUZZ_ONLY:-policy report event elf}
 MODE=run
 RUNS=200000
 case ${1:-} in
@@ -51,7 +53,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wno-unknown-attributes -Iinclude -D_GNU_SOURCE"
 CFLAGS="$CFLAGS -DTD_VERSION=\"fuzz\" -DTD_LIBDIR=\"/nonexistent\""
-SRCS="$(ls shim/core/*.c) cli/lib/logparse.c cli/lib/report.c tests/fuzz/harness.c"
+SRCS="$(ls shim/core/*.c) cli/lib/logparse.c cli/lib/report.c cli/lib/elfinfo.c cli/lib/ldscope.c tests/fuzz/harness.c"
 
 build() {
 	mkdir -p "$OUT/obj"
@@ -75,6 +77,7 @@ seeds() {
 	policy) echo "tests/unit/fixtures/good config" ;;
 	report) echo "tests/unit/fixtures/logs" ;;
 	event) echo "" ;;
+	elf) echo "" ;;
 	esac
 }
 
@@ -83,6 +86,7 @@ max_len() {
 	policy) echo 4096 ;;
 	report) echo 4096 ;;
 	event) echo 2048 ;;
+	elf) echo 16384 ;;
 	esac
 }
 

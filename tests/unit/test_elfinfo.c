@@ -2,7 +2,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -19,110 +17,11 @@
 
 #include "../../cli/lib/elfinfo.h"
 
-/* ---- helpers --------------------------------------------------------- */
-
-static char td_t_dir[64]; /* "/tmp/td_elfinfo_XXXXXX" */
-
-static int td_t_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void td_t_mkdir(void)
-{
-	snprintf(td_t_dir, sizeof(td_t_dir), "/tmp/td_elfinfo_XXXXXX");
-	cr_assert(ne(ptr, mkdtemp(td_t_dir), NULL), "mkdtemp: %s", strerror(errno));
-}
-
-static void td_t_rmdir(void)
-{
-	if (td_t_dir[0] != '\0')
-		nftw(td_t_dir, td_t_rm, 16, FTW_DEPTH | FTW_PHYS);
-	td_t_dir[0] = '\0';
-}
+#include "elftest.h"
 
 TestSuite(elf, .init = td_t_mkdir, .fini = td_t_rmdir);
 
-static void td_t_path(char *out, size_t cap, const char *name)
-{
-	snprintf(out, cap, "%s/%s", td_t_dir, name);
-}
-
-static void td_t_write(const char *path, const void *data, size_t len, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-
-	cr_assert(ge(int, fd, 0), "open %s: %s", path, strerror(errno));
-	cr_assert(eq(sz, (size_t)write(fd, data, len), len));
-	close(fd);
-	cr_assert(eq(int, chmod(path, mode), 0));
-}
-
-/* Run argv (looked up in PATH) quietly; the exit status, or -1. */
-static int td_t_run(char *const argv[])
-{
-	pid_t pid = fork();
-	int st;
-
-	cr_assert(ge(int, pid, 0));
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0) {
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
-		return -1;
-	return WEXITSTATUS(st);
-}
-
-/*
- * Compile src into the temp dir as name with cc and the given flags
- * (NULL-terminated).  Returns cc's exit status, so that a test can skip
- * what the toolchain here cannot build.
- */
-static int td_t_cc(const char *name, const char *src, const char *const *flags, char *out,
-		   size_t cap)
-{
-	char srcpath[PATH_MAX + 8];
-	const char *argv[24];
-	int n = 0;
-
-	td_t_path(out, cap, name);
-	snprintf(srcpath, sizeof(srcpath), "%s.c", out);
-	td_t_write(srcpath, src, strlen(src), 0644);
-	argv[n++] = "cc";
-	for (int i = 0; flags != NULL && flags[i] != NULL && n < 18; i++)
-		argv[n++] = flags[i];
-	argv[n++] = "-o";
-	argv[n++] = out;
-	argv[n++] = srcpath;
-	argv[n] = NULL;
-	return td_t_run((char *const *)argv);
-}
-
-static const char td_t_hello[] =
-	"#include <stdio.h>\n"
-	"int main(void) { puts(\"hi\"); return 0; }\n";
-
-/* Build a program or fail the test: for what every Debian toolchain does. */
-static void td_t_build(const char *name, const char *src, const char *const *flags,
-		       char *out, size_t cap)
-{
-	int rc = td_t_cc(name, src, flags, out, cap);
-
-	if (rc == 127)
-		cr_skip_test("there is no cc to build test programs with");
-	cr_assert(eq(int, rc, 0), "cc could not build %s", name);
-}
+/* ---- helpers --------------------------------------------------------- */
 
 static void td_t_inspect(const char *path, struct td_elf_info *i)
 {
@@ -179,9 +78,19 @@ struct td_t_spec {
 	int n_needed;
 	const char *soname;
 	uint64_t flags_1;
-	const char *versions[8]; /* needed from libc.so.6 */
+	const char *versions[8]; /* needed from libc.so.6: version indices 2, 3... */
 	bool no_dynamic;
 	bool strtab_unmapped; /* DT_STRTAB pointing nowhere */
+	/* dynamic symbols, counted through DT_HASH (there are no sections) */
+	struct td_t_sym {
+		const char *name;
+		bool defined;
+		int bind, type;
+		uint16_t versym; /* the .gnu.version entry (bit 15: hidden) */
+	} syms[12];
+	int n_syms;
+	const char *verdefs[4]; /* defined versions: indices 10, 11... */
+	const char *runpath, *rpath;
 };
 
 #define TD_T_BASE 0x10000u
@@ -202,9 +111,11 @@ static size_t td_t_mkelf(const struct td_t_spec *sp, unsigned char *b)
 	int a = is64 ? 8 : 4; /* address size */
 	int be = sp->be;
 	size_t phoff = 64, ph = is64 ? 56 : 32, str = 1024, vn = 3072, dyn = 4096;
-	size_t strlen_ = 1, interp_off = 512, d = dyn;
-	uint32_t needed_idx[48], soname_idx = 0, libc_idx, ver_idx[8];
-	int n_ver = 0, phnum = 0;
+	size_t symtab = 2560, versym = 2944, hash = 2976, verdef = 3584;
+	size_t strlen_ = 1, interp_off = 512, d = dyn, syment = is64 ? 24 : 16;
+	uint32_t needed_idx[48], soname_idx = 0, libc_idx, ver_idx[8], sym_idx[12], def_idx[4];
+	uint32_t runpath_idx = 0, rpath_idx = 0, base_idx;
+	int n_ver = 0, n_def = 0, phnum = 0;
 
 	memset(b, 0, TD_T_IMAGE);
 	memcpy(b, ELFMAG, SELFMAG);
@@ -238,7 +149,59 @@ static size_t td_t_mkelf(const struct td_t_spec *sp, unsigned char *b)
 		strcpy((char *)b + str + strlen_, sp->versions[n_ver]);
 		strlen_ += strlen(sp->versions[n_ver]) + 1;
 	}
-	cr_assert(lt(sz, str + strlen_, vn));
+#define TD_T_STR(var, text)                                      \
+	do {                                                     \
+		(var) = (uint32_t)strlen_;                       \
+		strcpy((char *)b + str + strlen_, (text));       \
+		strlen_ += strlen(text) + 1;                     \
+	} while (0)
+	for (int k = 0; k < sp->n_syms; k++)
+		TD_T_STR(sym_idx[k], sp->syms[k].name);
+	for (; n_def < 4 && sp->verdefs[n_def]; n_def++)
+		TD_T_STR(def_idx[n_def], sp->verdefs[n_def]);
+	TD_T_STR(base_idx, "libbase.so");
+	if (sp->runpath)
+		TD_T_STR(runpath_idx, sp->runpath);
+	if (sp->rpath)
+		TD_T_STR(rpath_idx, sp->rpath);
+#undef TD_T_STR
+	cr_assert(lt(sz, str + strlen_, symtab));
+
+	/* symbols: entry 0 is the null symbol; versym and a DT_HASH beside */
+	for (int k = 0; k < sp->n_syms; k++) {
+		size_t y = symtab + syment * (size_t)(k + 1);
+		const struct td_t_sym *ts = &sp->syms[k];
+		unsigned char info = (unsigned char)(ts->bind << 4 | ts->type);
+
+		td_t_put(b, y, sym_idx[k], 4, be);
+		if (is64) {
+			b[y + 4] = info;
+			td_t_put(b, y + 6, ts->defined ? 7 : SHN_UNDEF, 2, be);
+			td_t_put(b, y + 8, ts->defined ? TD_T_BASE + 64 : 0, 8, be);
+		} else {
+			td_t_put(b, y + 4, ts->defined ? TD_T_BASE + 64 : 0, 4, be);
+			b[y + 12] = info;
+			td_t_put(b, y + 14, ts->defined ? 7 : SHN_UNDEF, 2, be);
+		}
+		td_t_put(b, versym + 2 * (size_t)(k + 1), ts->versym, 2, be);
+	}
+	td_t_put(b, hash, 1, 4, be);				  /* nbucket */
+	td_t_put(b, hash + 4, (uint64_t)sp->n_syms + 1, 4, be); /* nchain */
+	cr_assert(le(sz, symtab + syment * 13, versym));
+	cr_assert(lt(sz, hash + 8 + 4 * 14, vn));
+
+	/* version definitions: the base (index 1), then 10, 11... */
+	for (int k = 0; n_def > 0 && k <= n_def; k++) {
+		size_t x = verdef + 28 * (size_t)k;
+
+		td_t_put(b, x, 1, 2, be);
+		td_t_put(b, x + 2, k == 0 ? VER_FLG_BASE : 0, 2, be);
+		td_t_put(b, x + 4, k == 0 ? 1 : 9 + (unsigned)k, 2, be);
+		td_t_put(b, x + 6, 1, 2, be);
+		td_t_put(b, x + 12, 20, 4, be);
+		td_t_put(b, x + 16, k < n_def ? 28 : 0, 4, be);
+		td_t_put(b, x + 20, k == 0 ? base_idx : def_idx[k - 1], 4, be);
+	}
 
 	/* version needs: one file, n_ver versions */
 	if (n_ver > 0) {
@@ -249,6 +212,7 @@ static size_t td_t_mkelf(const struct td_t_spec *sp, unsigned char *b)
 		for (int k = 0; k < n_ver; k++) {
 			size_t x = vn + 16 + 16 * (size_t)k;
 
+			td_t_put(b, x + 6, (uint64_t)k + 2, 2, be); /* vna_other */
 			td_t_put(b, x + 8, ver_idx[k], 4, be);
 			td_t_put(b, x + 12, k + 1 < n_ver ? 16 : 0, 4, be);
 		}
@@ -271,6 +235,20 @@ static size_t td_t_mkelf(const struct td_t_spec *sp, unsigned char *b)
 		TD_T_DYN(DT_VERNEED, TD_T_BASE + vn);
 		TD_T_DYN(DT_VERNEEDNUM, 1);
 	}
+	if (sp->n_syms > 0) {
+		TD_T_DYN(DT_SYMTAB, TD_T_BASE + symtab);
+		TD_T_DYN(DT_SYMENT, syment);
+		TD_T_DYN(DT_HASH, TD_T_BASE + hash);
+		TD_T_DYN(DT_VERSYM, TD_T_BASE + versym);
+	}
+	if (n_def > 0) {
+		TD_T_DYN(DT_VERDEF, TD_T_BASE + verdef);
+		TD_T_DYN(DT_VERDEFNUM, (uint64_t)n_def + 1);
+	}
+	if (sp->runpath)
+		TD_T_DYN(DT_RUNPATH, runpath_idx);
+	if (sp->rpath)
+		TD_T_DYN(DT_RPATH, rpath_idx);
 	TD_T_DYN(DT_STRTAB, sp->strtab_unmapped ? 0x7fff0000u : TD_T_BASE + str);
 	TD_T_DYN(DT_STRSZ, strlen_);
 	TD_T_DYN(DT_NULL, 0);
@@ -314,6 +292,41 @@ static const struct td_t_spec td_t_glibc64 = {
 	.interp = "/lib64/ld-linux-x86-64.so.2",
 	.needed = {"libm.so.6", "libc.so.6"}, .n_needed = 2, .flags_1 = DF_1_PIE,
 };
+
+/*
+ * What td_elf_dynamic promises on any input: counts within their caps,
+ * and every string it hands out inside its own copy of the string table.
+ */
+static void td_t_check_dyn(const struct td_elf_dyn *d)
+{
+#define TD_T_IN_TABLE(p) \
+	((p) == NULL || (p)[0] == '\0' || ((p) >= d->strtab && (p) < d->strtab + d->strtab_size))
+	cr_assert(le(sz, d->n_syms, (size_t)TD_ELF_MAX_SYMS));
+	cr_assert(le(sz, d->n_needed, (size_t)TD_ELF_MAX_DYN_NEEDED));
+	cr_assert(eq(int, TD_T_IN_TABLE(d->runpath) && TD_T_IN_TABLE(d->rpath), 1));
+	for (size_t k = 0; k < d->n_needed; k++)
+		cr_assert(eq(int, TD_T_IN_TABLE(d->needed[k]), 1));
+	for (size_t k = 0; k < d->n_syms; k++) {
+		const struct td_elf_sym *y = &d->syms[k];
+
+		cr_assert(ne(ptr, (void *)y->name, NULL));
+		cr_assert(eq(int, TD_T_IN_TABLE(y->name) && TD_T_IN_TABLE(y->version) &&
+					  TD_T_IN_TABLE(y->version_file), 1));
+		cr_assert(le(int, y->ver_index, 0x7fff));
+		(void)td_elf_sym_exported(y);
+	}
+#undef TD_T_IN_TABLE
+}
+
+/* Inspect an image with its symbols (dyn released by the caller). */
+static void td_t_mem_dyn(const struct td_t_spec *sp, struct td_elf_info *i, struct td_elf_dyn *d)
+{
+	static unsigned char img[TD_T_IMAGE];
+	size_t n = td_t_mkelf(sp, img);
+
+	cr_assert(eq(int, td_elf_dynamic_mem(img, n, i, d), 0));
+	td_t_check_dyn(d);
+}
 
 static void td_t_mem(const struct td_t_spec *sp, struct td_elf_info *i)
 {
@@ -672,12 +685,17 @@ Test(elf, every_prefix_of_a_program)
 	cr_assert(eq(sz, (size_t)read(fd, img, (size_t)st.st_size), (size_t)st.st_size));
 	close(fd);
 	for (size_t n = 0; n <= (size_t)st.st_size; n += n < 4096 ? 1 : 61) {
+		struct td_elf_dyn d;
 		char v[256];
 		int ok;
 
 		cr_assert(eq(int, td_elf_inspect_mem(img, n, &i), 0), "prefix %zu", n);
 		td_elf_verdict(&i, v, sizeof(v), &ok);
 		cr_assert(gt(sz, strlen(v), 0));
+		/* the symbol reader on the same prefix: bounded, names in its table */
+		cr_assert(eq(int, td_elf_dynamic_mem(img, n, &i, &d), 0), "prefix %zu", n);
+		td_t_check_dyn(&d);
+		td_elf_dyn_free(&d);
 	}
 	cr_assert(eq(int, td_elf_inspect_mem(img, (size_t)st.st_size, &i), 0));
 	cr_assert(eq(int, i.kind, TD_ELF_DYNAMIC));
@@ -736,6 +754,13 @@ Test(elf, garbage_after_elf_magic)
 		img[16] = (unsigned char)(round % 5 ? ET_DYN : td_t_rand(&seed));
 		img[17] = 0;
 		cr_assert(eq(int, td_elf_inspect_mem(img, n, &i), 0), "round %d", round);
+		if (round % 4 == 0) {
+			struct td_elf_dyn d;
+
+			cr_assert(eq(int, td_elf_dynamic_mem(img, n, &i, &d), 0), "round %d", round);
+			td_t_check_dyn(&d);
+			td_elf_dyn_free(&d);
+		}
 	}
 }
 
@@ -749,8 +774,16 @@ Test(elf, mutated_images)
 	size_t n;
 
 	sp.versions[0] = "GLIBC_2.34";
+	sp.versions[1] = "GLIBC_2.2.5";
 	sp.soname = "libx.so";
+	sp.runpath = "$ORIGIN/lib";
+	sp.verdefs[0] = "X_1";
+	sp.syms[0] = (struct td_t_sym){"strlen", false, STB_GLOBAL, STT_FUNC, 3};
+	sp.syms[1] = (struct td_t_sym){"malloc", true, STB_GLOBAL, STT_FUNC, 1};
+	sp.syms[2] = (struct td_t_sym){"x_old", true, STB_GLOBAL, STT_FUNC, 0x800a};
+	sp.n_syms = 3;
 	for (int round = 0; round < 20000; round++) {
+		struct td_elf_dyn d;
 		char v[512];
 		int ok;
 
@@ -763,6 +796,9 @@ Test(elf, mutated_images)
 		cr_assert(eq(int, td_elf_inspect_mem(img, n, &i), 0), "round %d", round);
 		td_elf_verdict(&i, v, sizeof(v), &ok);
 		cr_assert(le(int, i.n_needed, TD_ELF_MAX_NEEDED));
+		cr_assert(eq(int, td_elf_dynamic_mem(img, n, &i, &d), 0), "round %d", round);
+		td_t_check_dyn(&d);
+		td_elf_dyn_free(&d);
 	}
 }
 
@@ -1029,4 +1065,326 @@ Test(elf, which_follows_path)
 	cr_assert(eq(int, td_elf_which(path, found, sizeof(found)), 0));
 	cr_assert(eq(str, found, path));
 	cr_assert(eq(int, td_elf_which("td-tool", found, 4), -ENAMETOOLONG));
+}
+
+/* ---- dynamic symbols (td_elf_dynamic) ------------------------------- */
+
+static const struct td_elf_sym *td_t_sym(const struct td_elf_dyn *d, const char *name,
+					 bool defined)
+{
+	for (size_t k = 0; k < d->n_syms; k++)
+		if (strcmp(d->syms[k].name, name) == 0 &&
+		    (d->syms[k].shndx != SHN_UNDEF) == defined)
+			return &d->syms[k];
+	return NULL;
+}
+
+/* A spec with every kind of dynamic symbol the doctor cares about. */
+static struct td_t_spec td_t_symbol_spec(int cls, int be)
+{
+	struct td_t_spec sp = td_t_glibc64;
+
+	sp.cls = cls;
+	sp.be = be;
+	if (cls == ELFCLASS32) {
+		sp.machine = EM_386;
+		sp.interp = "/lib/ld-linux.so.2";
+	}
+	sp.versions[0] = "GLIBC_2.2.5"; /* index 2 */
+	sp.versions[1] = "GLIBC_2.34";	/* index 3 */
+	sp.verdefs[0] = "LIBX_1";	/* index 10 */
+	sp.verdefs[1] = "LIBX_2";	/* index 11 */
+	sp.runpath = "$ORIGIN/../lib";
+	sp.rpath = "/opt/x/lib";
+	sp.syms[0] = (struct td_t_sym){"strlen", false, STB_GLOBAL, STT_FUNC, 2};
+	sp.syms[1] = (struct td_t_sym){"__gmon_start__", false, STB_WEAK, STT_NOTYPE, 0};
+	sp.syms[2] = (struct td_t_sym){"getsockopt", true, STB_GLOBAL, STT_FUNC, 1};
+	sp.syms[3] = (struct td_t_sym){"x_new", true, STB_GLOBAL, STT_FUNC, 11};
+	sp.syms[4] = (struct td_t_sym){"x_old", true, STB_GLOBAL, STT_FUNC, 0x8000 | 10};
+	sp.syms[5] = (struct td_t_sym){"__progname", true, STB_GLOBAL, STT_OBJECT, 2};
+	sp.syms[6] = (struct td_t_sym){"td_local", true, STB_LOCAL, STT_FUNC, 0};
+	sp.syms[7] = (struct td_t_sym){"td_section", true, STB_GLOBAL, STT_SECTION, 1};
+	sp.syms[8] = (struct td_t_sym){"td_weak", true, STB_WEAK, STT_OBJECT, 1};
+	sp.n_syms = 9;
+	return sp;
+}
+
+/* Definitions vs references, versions, version files, both classes and byte orders. */
+Test(elf, dynamic_symbols_hand_built)
+{
+	for (int v = 0; v < 4; v++) {
+		struct td_t_spec sp = td_t_symbol_spec(v % 2 ? ELFCLASS32 : ELFCLASS64, v / 2);
+		const struct td_elf_sym *y;
+		struct td_elf_info i;
+		struct td_elf_dyn d;
+
+		td_t_mem_dyn(&sp, &i, &d);
+		cr_assert(eq(sz, d.n_syms, 10), "variant %d", v); /* with the null symbol */
+		cr_assert(eq(int, d.has_versym, 1));
+		cr_assert(eq(sz, d.n_needed, 2));
+		cr_assert(eq(str, (char *)d.needed[0], "libm.so.6"));
+		cr_assert(eq(str, (char *)d.needed[1], "libc.so.6"));
+		cr_assert(eq(str, (char *)d.runpath, "$ORIGIN/../lib"));
+		cr_assert(eq(str, (char *)d.rpath, "/opt/x/lib"));
+
+		/* a reference: not a definition, with the version and the file it needs */
+		y = td_t_sym(&d, "strlen", false);
+		cr_assert(ne(ptr, (void *)y, NULL));
+		cr_assert(eq(int, td_elf_sym_exported(y), 0));
+		cr_assert(eq(str, (char *)y->version, "GLIBC_2.2.5"));
+		cr_assert(eq(str, (char *)y->version_file, "libc.so.6"));
+		y = td_t_sym(&d, "__gmon_start__", false);
+		cr_assert(ne(ptr, (void *)y, NULL));
+		cr_assert(eq(int, y->bind, STB_WEAK));
+		cr_assert(eq(ptr, (void *)y->version, NULL));
+
+		/* definitions: unversioned, own versions (default and hidden) */
+		y = td_t_sym(&d, "getsockopt", true);
+		cr_assert(eq(int, td_elf_sym_exported(y), 1));
+		cr_assert(eq(ptr, (void *)y->version, NULL));
+		y = td_t_sym(&d, "x_new", true);
+		cr_assert(eq(int, td_elf_sym_exported(y), 1));
+		cr_assert(eq(str, (char *)y->version, "LIBX_2"));
+		cr_assert(eq(ptr, (void *)y->version_file, NULL));
+		cr_assert(eq(int, y->hidden, 0));
+		y = td_t_sym(&d, "x_old", true);
+		cr_assert(eq(str, (char *)y->version, "LIBX_1"));
+		cr_assert(eq(int, y->hidden, 1));
+		/* a definition with a version needed from libc: a copy relocation */
+		y = td_t_sym(&d, "__progname", true);
+		cr_assert(eq(int, td_elf_sym_exported(y), 1));
+		cr_assert(eq(str, (char *)y->version_file, "libc.so.6"));
+		/* what the loader never binds to */
+		cr_assert(eq(int, td_elf_sym_exported(td_t_sym(&d, "td_local", true)), 0));
+		cr_assert(eq(int, td_elf_sym_exported(td_t_sym(&d, "td_section", true)), 0));
+		cr_assert(eq(int, td_elf_sym_exported(td_t_sym(&d, "td_weak", true)), 1));
+		td_elf_dyn_free(&d);
+	}
+}
+
+/* glibc's matching of a reference's version against a definition. */
+Test(elf, symbol_version_matching)
+{
+	struct td_t_spec sp = td_t_symbol_spec(ELFCLASS64, 0);
+	const struct td_elf_sym *plain, *newer, *old;
+	struct td_elf_info i;
+	struct td_elf_dyn d;
+
+	td_t_mem_dyn(&sp, &i, &d);
+	plain = td_t_sym(&d, "getsockopt", true);
+	newer = td_t_sym(&d, "x_new", true);
+	old = td_t_sym(&d, "x_old", true);
+	/* an unversioned definition serves any versioned reference */
+	cr_assert(eq(int, td_elf_sym_matches(plain, true, "GLIBC_2.2.5"), 1));
+	cr_assert(eq(int, td_elf_sym_matches(plain, true, NULL), 1));
+	/* a versioned one only its own version, or an unversioned reference */
+	cr_assert(eq(int, td_elf_sym_matches(newer, true, "LIBX_2"), 1));
+	cr_assert(eq(int, td_elf_sym_matches(newer, true, "GLIBC_2.2.5"), 0));
+	cr_assert(eq(int, td_elf_sym_matches(newer, true, NULL), 1));
+	/* a hidden (non-default) version past the oldest: only when asked for by name */
+	cr_assert(eq(int, td_elf_sym_matches(old, true, "LIBX_1"), 1));
+	cr_assert(eq(int, td_elf_sym_matches(old, true, NULL), 0));
+	/* a file without versions: anything goes */
+	cr_assert(eq(int, td_elf_sym_matches(old, false, "GLIBC_2.2.5"), 1));
+	td_elf_dyn_free(&d);
+}
+
+/* Every DT_NEEDED is kept for the loader's search, past td_elf_info's cap. */
+Test(elf, dynamic_keeps_every_needed)
+{
+	static char names[40][24];
+	struct td_t_spec sp = td_t_glibc64;
+	struct td_elf_info i;
+	struct td_elf_dyn d;
+
+	sp.n_needed = 40;
+	for (int k = 0; k < 40; k++) {
+		snprintf(names[k], sizeof(names[k]), "libn%d.so", k);
+		sp.needed[k] = names[k];
+	}
+	td_t_mem_dyn(&sp, &i, &d);
+	cr_assert(eq(int, i.n_needed, TD_ELF_MAX_NEEDED));
+	cr_assert(eq(sz, d.n_needed, 40));
+	cr_assert(eq(str, (char *)d.needed[39], "libn39.so"));
+	cr_assert(eq(sz, d.n_syms, 0)); /* no symbol table: none */
+	cr_assert(eq(ptr, (void *)d.runpath, NULL));
+	td_elf_dyn_free(&d);
+}
+
+/* A string table that maps nowhere: names are "", never invented. */
+Test(elf, dynamic_unmapped_strings)
+{
+	struct td_t_spec sp = td_t_symbol_spec(ELFCLASS64, 0);
+	struct td_elf_info i;
+	struct td_elf_dyn d;
+
+	sp.strtab_unmapped = true;
+	td_t_mem_dyn(&sp, &i, &d);
+	cr_assert(eq(sz, d.n_needed, 2));
+	cr_assert(eq(str, (char *)d.needed[0], ""));
+	for (size_t k = 0; k < d.n_syms; k++)
+		cr_assert(eq(str, (char *)d.syms[k].name, ""));
+	td_elf_dyn_free(&d);
+}
+
+/* A real program built with -rdynamic: its own definitions are exported. */
+Test(elf, dynamic_symbols_of_a_real_program)
+{
+	static const char src[] =
+		"#include <stdio.h>\n"
+		"#include <stddef.h>\n"
+		"__attribute__((noinline, optimize(\"no-tree-loop-distribute-patterns\")))\n"
+		"size_t strlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }\n"
+		"static int td_t_private(int x) { return x + 1; }\n"
+		"int main(int argc, char **argv) { puts(argv[0]); return td_t_private(argc); }\n";
+	const char *flags[] = {"-rdynamic", NULL};
+	const struct td_elf_sym *y;
+	char exe[PATH_MAX];
+	struct td_elf_info i;
+	struct td_elf_dyn d;
+
+	td_t_build("rdyn", src, flags, exe, sizeof(exe));
+	cr_assert(eq(int, td_elf_dynamic(exe, &i, &d), 0));
+	td_t_check_dyn(&d);
+	cr_assert(eq(int, i.kind, TD_ELF_DYNAMIC));
+	cr_assert(eq(int, d.has_versym, 1));
+	y = td_t_sym(&d, "strlen", true);
+	cr_assert(ne(ptr, (void *)y, NULL), "strlen is not exported");
+	cr_assert(eq(int, td_elf_sym_exported(y), 1));
+	cr_assert(eq(ptr, (void *)y->version, NULL));
+	cr_assert(eq(int, td_elf_sym_exported(td_t_sym(&d, "main", true)), 1));
+	cr_assert(eq(ptr, (void *)td_t_sym(&d, "td_t_private", true), NULL));
+	y = td_t_sym(&d, "puts", false);
+	cr_assert(ne(ptr, (void *)y, NULL));
+	cr_assert(eq(int, td_elf_sym_exported(y), 0));
+	cr_assert(eq(str, (char *)y->version, "GLIBC_2.2.5"));
+	cr_assert(eq(str, (char *)y->version_file, "libc.so.6"));
+	cr_assert(eq(sz, d.n_needed, 1));
+	cr_assert(eq(str, (char *)d.needed[0], "libc.so.6"));
+	td_elf_dyn_free(&d);
+}
+
+/* DT_RUNPATH (the default of new linkers) and DT_RPATH (--disable-new-dtags). */
+Test(elf, runpath_and_rpath)
+{
+	const char *runpath[] = {"-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/lib:/opt/td", NULL};
+	const char *rpath[] = {"-Wl,--disable-new-dtags", "-Wl,-rpath,/opt/old", NULL};
+	char exe[PATH_MAX];
+	struct td_elf_info i;
+	struct td_elf_dyn d;
+
+	td_t_build("runpath", td_t_hello, runpath, exe, sizeof(exe));
+	cr_assert(eq(int, td_elf_dynamic(exe, &i, &d), 0));
+	cr_assert(eq(str, (char *)d.runpath, "$ORIGIN/lib:/opt/td"));
+	cr_assert(eq(ptr, (void *)d.rpath, NULL));
+	cr_assert(eq(int, d.nodeflib, 0));
+	td_elf_dyn_free(&d);
+	td_t_build("rpath", td_t_hello, rpath, exe, sizeof(exe));
+	cr_assert(eq(int, td_elf_dynamic(exe, &i, &d), 0));
+	cr_assert(eq(str, (char *)d.rpath, "/opt/old"));
+	cr_assert(eq(ptr, (void *)d.runpath, NULL));
+	td_elf_dyn_free(&d);
+}
+
+/*
+ * Without section headers the symbol count comes from the hash tables:
+ * DT_GNU_HASH walked to its last chain, or DT_HASH's nchain.  Either way
+ * the same symbols as with the .dynsym section header.
+ */
+Test(elf, symbol_count_without_sections)
+{
+	static const char src[] =
+		"int td_t_a(void) { return 1; }\n"
+		"int td_t_b(void) { return 2; }\n"
+		"int td_t_c = 3;\n"
+		"extern int puts(const char *);\n"
+		"void td_t_d(void) { puts(\"d\"); }\n";
+	const char *gnu[] = {"-shared", "-fPIC", "-Wl,--hash-style=gnu", NULL};
+	const char *sysv[] = {"-shared", "-fPIC", "-Wl,--hash-style=sysv", NULL};
+	const char *const *styles[] = {gnu, sysv};
+
+	for (int k = 0; k < 2; k++) {
+		char so[PATH_MAX];
+		struct td_elf_info i;
+		struct td_elf_dyn d;
+		size_t with;
+
+		td_t_build(k ? "libsysv.so" : "libgnu.so", src, styles[k], so, sizeof(so));
+		cr_assert(eq(int, td_elf_dynamic(so, &i, &d), 0));
+		with = d.n_syms;
+		cr_assert(ne(ptr, (void *)td_t_sym(&d, "td_t_c", true), NULL));
+		td_elf_dyn_free(&d);
+		td_t_drop_sections(so);
+		cr_assert(eq(int, td_elf_dynamic(so, &i, &d), 0));
+		td_t_check_dyn(&d);
+		cr_assert(eq(sz, d.n_syms, with), "%s hash: %zu symbols, %zu with sections",
+			  k ? "sysv" : "gnu", d.n_syms, with);
+		cr_assert(ne(ptr, (void *)td_t_sym(&d, "td_t_b", true), NULL));
+		cr_assert(ne(ptr, (void *)td_t_sym(&d, "puts", false), NULL));
+		td_elf_dyn_free(&d);
+	}
+}
+
+/* A library's own versions: default (@@), hidden compat (@), base. */
+Test(elf, versioned_library)
+{
+	static const char src[] =
+		"int td_t_new(void) { return 2; }\n"
+		"int td_t_old1(void) { return 1; }\n"
+		"__asm__(\".symver td_t_old1,td_t_old@TDX_1\");\n"
+		"int td_t_old2(void) { return 2; }\n"
+		"__asm__(\".symver td_t_old2,td_t_old@@TDX_2\");\n";
+	static const char map[] =
+		"TDX_1 { global: td_t_old; local: *; };\nTDX_2 { global: td_t_new; } TDX_1;\n";
+	char so[PATH_MAX], mapfile[PATH_MAX], mapflag[PATH_MAX + 32];
+	const char *flags[] = {"-shared", "-fPIC", mapflag, NULL};
+	const struct td_elf_sym *hid = NULL, *def = NULL, *y;
+	struct td_elf_info i;
+	struct td_elf_dyn d;
+
+	td_t_path(mapfile, sizeof(mapfile), "tdx.map");
+	td_t_write(mapfile, map, sizeof(map) - 1, 0644);
+	snprintf(mapflag, sizeof(mapflag), "-Wl,--version-script=%s", mapfile);
+	td_t_build("libtdx.so", src, flags, so, sizeof(so));
+	cr_assert(eq(int, td_elf_dynamic(so, &i, &d), 0));
+	for (size_t k = 0; k < d.n_syms; k++) {
+		if (strcmp(d.syms[k].name, "td_t_old") != 0)
+			continue;
+		if (d.syms[k].hidden)
+			hid = &d.syms[k];
+		else
+			def = &d.syms[k];
+	}
+	cr_assert(ne(ptr, (void *)hid, NULL));
+	cr_assert(ne(ptr, (void *)def, NULL));
+	cr_assert(eq(str, (char *)hid->version, "TDX_1"));
+	cr_assert(eq(str, (char *)def->version, "TDX_2"));
+	/* an unversioned reference gets the oldest version (index 2), hidden or not */
+	cr_assert(eq(int, hid->ver_index, 2));
+	cr_assert(eq(int, td_elf_sym_matches(hid, true, NULL), 1));
+	cr_assert(eq(int, td_elf_sym_matches(def, true, NULL), 1));
+	cr_assert(eq(int, td_elf_sym_matches(def, true, "TDX_1"), 0));
+	cr_assert(eq(int, td_elf_sym_matches(hid, true, "TDX_1"), 1));
+	y = td_t_sym(&d, "td_t_new", true);
+	cr_assert(eq(str, (char *)y->version, "TDX_2"));
+	cr_assert(eq(ptr, (void *)td_t_sym(&d, "td_t_old1", true), NULL)); /* local */
+	td_elf_dyn_free(&d);
+}
+
+/* The symbol reader refuses nothing it cannot read: it reads less. */
+Test(elf, dynamic_on_files_that_are_not_programs)
+{
+	struct td_elf_info i;
+	struct td_elf_dyn d;
+	static const char sh[] = "#!/bin/sh\n";
+
+	cr_assert(eq(int, td_elf_dynamic_mem(sh, sizeof(sh) - 1, &i, &d), 0));
+	cr_assert(eq(int, i.kind, TD_ELF_SCRIPT));
+	cr_assert(eq(sz, d.n_syms + d.n_needed, 0));
+	td_elf_dyn_free(&d);
+	cr_assert(eq(int, td_elf_dynamic_mem(NULL, 0, &i, &d), 0));
+	td_elf_dyn_free(&d);
+	td_elf_dyn_free(NULL);
+	cr_assert(eq(int, td_elf_dynamic("/nonexistent/teardown", &i, &d), -ENOENT));
+	td_elf_dyn_free(&d);
 }

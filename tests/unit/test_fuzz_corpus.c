@@ -101,6 +101,11 @@ Test(fuzz_corpus, event)
 	cr_assert(ge(sz, td_t_replay("event", td_fuzz_event), 5));
 }
 
+Test(fuzz_corpus, elf)
+{
+	cr_assert(ge(sz, td_t_replay("elf", td_fuzz_elf), 4));
+}
+
 /*
  * The checks themselves must bite: a canonical policy, a log line and an
  * event each pass, and what the checks exist to catch is caught.
