@@ -86,6 +86,22 @@ static void td__basename(char *out, size_t cap, const char *path)
 	out[n] = '\0';
 }
 
+/*
+ * getenv() without calling getenv(): bash and other shells export their
+ * own getenv, which would then run inside the library (the loader binds
+ * our call to the program's definition).  The environment at start-up is
+ * libc's environ, which the program's copy relocation shares.
+ */
+static const char *td__env(const char *name)
+{
+	size_t n = strlen(name);
+
+	for (char **e = environ; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
 /* A policy error: warn once and run unchanged, or stop as the policy asks. */
 static void td__policy_error(const struct td_cfg_error *e, int on_error)
 {
@@ -122,11 +138,11 @@ static struct td_policy *td__load_policy(void)
 
 	memset(&err, 0, sizeof(err));
 	if (!td_proc.secure) {
-		path = getenv("TEARDOWN_CONFIG");
+		path = td__env("TEARDOWN_CONFIG");
 		if (path != NULL && *path == '\0')
 			path = NULL;
 		if (path == NULL) {
-			text = getenv("TEARDOWN_POLICY");
+			text = td__env("TEARDOWN_POLICY");
 			if (text != NULL && *text == '\0')
 				text = NULL;
 		}
