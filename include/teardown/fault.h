@@ -29,4 +29,11 @@ uint64_t td_fault_hash(uint64_t seed, uint64_t conn, uint32_t kind);
 bool td_fault_draw(const struct td_prob *pr, uint64_t seed, uint64_t conn,
 		   uint32_t kind);
 
+/*
+ * A connect's fate under the rule's fault group: TD_FK_CONNECT_REFUSE,
+ * TD_FK_CONNECT_TIMEOUT or 0.  One draw decides both, so the two shares
+ * split [0, 1] between them (the parser refuses a sum above 1).
+ */
+int td_fault_connect_fate(const struct td_fault *f, uint64_t seed, uint64_t conn);
+
 #endif

@@ -36,3 +36,15 @@ bool td_fault_draw(const struct td_prob *pr, uint64_t seed, uint64_t conn,
 		return false;
 	return td_fault_hash(seed, conn, kind) < pr->thr;
 }
+
+int td_fault_connect_fate(const struct td_fault *f, uint64_t seed, uint64_t conn)
+{
+	uint64_t h = td_fault_hash(seed, conn, TD_FK_CONNECT_REFUSE);
+	const struct td_prob *ref = &f->connect_refuse, *tmo = &f->connect_timeout;
+
+	if (ref->always || (ref->thr && h < ref->thr))
+		return TD_FK_CONNECT_REFUSE;
+	if (tmo->always || (tmo->thr && h - ref->thr < tmo->thr))
+		return TD_FK_CONNECT_TIMEOUT;
+	return 0;
+}

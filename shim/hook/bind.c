@@ -21,16 +21,16 @@ TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 	s = td_fd_live(fd);
 	if (s == NULL && td_is_tcp(fd, &family))
 		s = td_sock_adopt(fd, family);
-	if (s == NULL || s->decided ||
+	if (s == NULL || s->d.decided ||
 	    (atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
 		errno = saved;
 		return td_real_bind(fd, sa, len);
 	}
-	td_decide_bind(p, fd, s, sa, len);
+	td_decide_bind(p, fd, sa, len);
 	errno = saved;
 	rc = td_real_bind(fd, sa, len);
 	if (rc == 0) {
-		td_after_bind(p, fd, s);
+		td_after_bind(p, fd);
 		errno = saved;
 	}
 	return rc;

@@ -28,14 +28,13 @@ TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 			return td_real_connect(fd, sa, len);
 		}
 	}
-	if (s->decided || (atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
+	if (s->d.decided || (atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
 		/* a repeated connect (EALREADY/EISCONN polling): decided already */
 		errno = saved;
 		return td_real_connect(fd, sa, len);
 	}
 	memset(&plan, 0, sizeof(plan));
-	td_decide_connect(p, fd, s, sa, len, &plan);
-	if (s->rule < 0) {
+	if (td_decide_connect(p, fd, sa, len, &plan) < 0) {
 		/* no rule: forget it, so its close costs nothing */
 		td_fd_forget(fd);
 		errno = saved;
@@ -46,7 +45,7 @@ TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	errno = saved;
 	rc = td_real_connect(fd, plan.sa, plan.len);
 	err = errno;
-	td_after_connect(p, fd, s, &plan, rc, err);
+	td_after_connect(p, fd, &plan, rc, err);
 	errno = rc == 0 ? saved : err;
 	return rc;
 }

@@ -15,10 +15,9 @@ static void td__linger(const struct td_policy *p, int fd, struct td_sock *s,
 	struct linger want;
 	uint32_t flags;
 
-	s->app_linger_onoff = lg->l_onoff != 0;
-	s->app_linger_secs = lg->l_linger;
+	td_sock_linger_set(s, lg->l_onoff, lg->l_linger);
 	flags = atomic_fetch_or(&s->flags, TD_SF_APP_LINGER) | TD_SF_APP_LINGER;
-	r = s->decided ? td_sock_rule(p, s) : NULL;
+	r = s->d.decided ? td_sock_rule(p, s) : NULL;
 	if (r != NULL) {
 		bool set = true;
 

@@ -59,7 +59,7 @@ TD_EXPORT int shutdown(int fd, int how)
 	int saved, rc, err, done = how;
 	bool reset = false;
 
-	if (p == NULL || (s = td_fd_live(fd)) == NULL || !s->decided ||
+	if (p == NULL || (s = td_fd_live(fd)) == NULL || !s->d.decided ||
 	    (r = td_sock_rule(p, s)) == NULL)
 		return td_real_shutdown(fd, how);
 	saved = errno;
@@ -83,7 +83,7 @@ TD_EXPORT int shutdown(int fd, int how)
 	}
 	if (rc == 0 && (done == SHUT_WR || done == SHUT_RDWR) &&
 	    !(atomic_fetch_or(&s->flags, TD_SF_SHUT_WR) & (TD_SF_SHUT_WR | TD_SF_PASSIVE)) &&
-	    td_diag_closer(fd, &s->local, &s->remote) == TD_CLOSER_PASSIVE)
+	    td_diag_closer(fd, &s->d.local, &s->d.remote) == TD_CLOSER_PASSIVE)
 		/* the peer's FIN slipped in between the check and our FIN */
 		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 	if (r->log) {

@@ -148,7 +148,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	if (last && td__needs_work(c->rule, &f)) {
 		/* graceful changes the outcome only when it undoes something */
 		changed = c->rule->close == TD_CLOSE_DRAIN || f.unread > 0 ||
-			  c->s.app_linger_onoff != 0;
+			  td_sock_linger_on(&c->s);
 		if (c->rule->close == TD_CLOSE_DRAIN) {
 			int pfd = fcntl(fd, F_DUPFD_CLOEXEC, td_proc.fd_base);
 
@@ -165,11 +165,11 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 			f.linger_on = false;
 		}
 	} else if (last && c->rule->close == TD_CLOSE_GRACEFUL) {
-		changed = c->s.app_linger_onoff != 0;
+		changed = td_sock_linger_on(&c->s);
 	}
 	td__facts(&c->cf, s, c->rule, &f, last, changed);
 	td_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
-	td_closing_outcome(&c->ev, &c->cf, s->t_open_mono_us);
+	td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
 	c->ev.unread = c->unread_before;
 	/*
 	 * An RST predicted after our FIN went out (FIN_WAIT1, FIN_WAIT2: the
@@ -195,8 +195,8 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 		if (c->path == TD_PATH_FCLOSE) {
 			c->check_after = true;
 		} else if (td_real_shutdown(fd, SHUT_WR) == 0) {
-			c->cf.first_fin = td_diag_closer(fd, &s->local, &s->remote);
-			td_closing_outcome(&c->ev, &c->cf, s->t_open_mono_us);
+			c->cf.first_fin = td_diag_closer(fd, &s->d.local, &s->d.remote);
+			td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
 		}
 	}
 	/* the closing thread, even when the worker writes the event later */
@@ -248,8 +248,8 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	char probe;
 
 	td_real_shutdown(c->pfd, SHUT_WR);
-	c->cf.first_fin = td_diag_closer(c->pfd, &c->s.local, &c->s.remote);
-	td_closing_outcome(&c->ev, &c->cf, c->s.t_open_mono_us);
+	c->cf.first_fin = td_diag_closer(c->pfd, &c->s.d.local, &c->s.d.remote);
+	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 	(void)td_discard_input(c->pfd);
 	/* The peer may have closed already: then nothing to wait for. */
 	if (recv(c->pfd, &probe, 1, MSG_DONTWAIT | MSG_PEEK) == 0)
@@ -260,7 +260,7 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	req.ev = c->ev;
 	req.cf = c->cf;
 	req.log = c->log;
-	req.t_open_mono_us = c->s.t_open_mono_us;
+	req.t_open_mono_us = c->s.d.t_open_mono_us;
 	req.deadline_mono_us = td_mono_us() + (int64_t)c->rule->drain_timeout_ms * 1000;
 	return td_worker_drain(&req) == 0;
 }
@@ -282,11 +282,11 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	}
 	if (c->log) {
 		if (c->check_after)
-			c->cf.first_fin = td_diag_closer(-1, &c->s.local, &c->s.remote);
+			c->cf.first_fin = td_diag_closer(-1, &c->s.d.local, &c->s.d.remote);
 		if (c->check_rst && ok)
-			c->cf.after_state = td_diag_state(&c->s.local, &c->s.remote);
+			c->cf.after_state = td_diag_state(&c->s.d.local, &c->s.d.remote);
 		if (c->check_after || (c->check_rst && ok))
-			td_closing_outcome(&c->ev, &c->cf, c->s.t_open_mono_us);
+			td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 		td_log(p, &c->ev);
 	}
 out:
@@ -334,7 +334,7 @@ void td_closing_at_exit(const struct td_policy *p)
 			continue;
 		unread = f.unread;
 		last = s.share == 0 && td_sock_sole_holder(fd, &s, f.ino);
-		if (!last && s.epoch < td_birth_epoch)
+		if (!last && s.d.epoch < td_birth_epoch)
 			continue;
 		work = last && td__needs_work(r, &f);
 		if (work) {
@@ -355,7 +355,7 @@ void td_closing_at_exit(const struct td_policy *p)
 			continue;
 		td_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
 		td__facts(&cf, &s, r, &f, last, work);
-		td_closing_outcome(&ev, &cf, s.t_open_mono_us);
+		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 		ev.unread = unread;
 		td_log(p, &ev);
 	}

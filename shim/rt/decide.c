@@ -24,7 +24,7 @@ static _Atomic uint64_t td__conn_seq;
 const struct td_rule *td_sock_rule(const struct td_policy *p,
 				   const struct td_sock *s)
 {
-	int r = s->decided ? s->rule : s->bind_rule;
+	int r = s->d.decided ? s->d.rule : s->d.bind_rule;
 
 	return r >= 0 && (uint32_t)r < p->n_rules ? &p->rules[r] : NULL;
 }
@@ -34,12 +34,12 @@ struct td_sock *td_sock_new(int fd, int family, uint8_t role)
 	struct td_sock init;
 
 	memset(&init, 0, sizeof(init));
-	init.rule = -1;
-	init.bind_rule = -1;
-	init.role = role;
-	init.family = (uint8_t)family;
-	init.epoch = atomic_load(&td_epoch);
-	init.t_open_mono_us = td_mono_us();
+	init.d.rule = -1;
+	init.d.bind_rule = -1;
+	init.d.role = role;
+	init.d.family = (uint8_t)family;
+	init.d.epoch = atomic_load(&td_epoch);
+	init.d.t_open_mono_us = td_mono_us();
 	return td_fd_publish(fd, &init);
 }
 
@@ -90,20 +90,21 @@ static void td__fault_event(const struct td_policy *p, const struct td_sock *s,
  * The options every matched connection gets (client before connect,
  * server right after accept), and the connection's fate under the rule's
  * fault group, drawn from (seed, connection number) and logged before it
- * takes effect.
+ * takes effect.  s is the caller's copy of the entry, not yet published:
+ * its number and flags are filled in here.
  */
 static void td__apply_rule(const struct td_policy *p, int fd, struct td_sock *s,
 			   const struct td_rule *r)
 {
 	bool rst = false;
 
-	s->conn = atomic_fetch_add(&td__conn_seq, 1) + 1;
+	s->d.conn = atomic_fetch_add(&td__conn_seq, 1) + 1;
 	if (r->reuseaddr)
 		td__set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 	if (r->fin_timeout_s > 0)
 		td__set_int(fd, IPPROTO_TCP, TCP_LINGER2, r->fin_timeout_s);
 	if (r->has_fault) {
-		rst = td_fault_draw(&r->fault.rst, td__seed(r), s->conn, TD_FK_RST);
+		rst = td_fault_draw(&r->fault.rst, td__seed(r), s->d.conn, TD_FK_RST);
 		if (rst) {
 			atomic_fetch_or(&s->flags, TD_SF_FAULT_RST);
 			td__fault_event(p, s, fd, r, "rst");
@@ -113,126 +114,136 @@ static void td__apply_rule(const struct td_policy *p, int fd, struct td_sock *s,
 			atomic_fetch_add(&td_bytes_faults_live, 1);
 			td__fault_event(p, s, fd, r, "rst_after_bytes");
 		}
-		if (r->fault.rst_after_ms) {
+		if (r->fault.rst_after_ms)
 			td__fault_event(p, s, fd, r, "rst_after_ms");
-		}
 	}
 	if (rst || r->close == TD_CLOSE_ABORT)
 		td__set_linger(fd, 1, 0);
 	else if ((r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN) &&
-		 (atomic_load(&s->flags) & TD_SF_APP_LINGER) &&
-		 s->app_linger_onoff)
+		 (atomic_load(&s->flags) & TD_SF_APP_LINGER) && td_sock_linger_on(s))
 		td__set_linger(fd, 0, 0);
 }
 
 /* Arm what needs the background worker, once the connection exists. */
-static void td__arm_worker(const struct td_rule *r, int fd, struct td_sock *s)
+static void td__arm_worker(const struct td_rule *r, int fd, const struct td_sock *s)
 {
 	if (r->has_fault && r->fault.rst_after_ms)
 		(void)td_worker_timer(fd, atomic_load(&s->tag),
-				      s->t_open_mono_us +
+				      s->d.t_open_mono_us +
 					      (int64_t)r->fault.rst_after_ms * 1000);
 	if (r->leak_after_s)
 		td_worker_watch_leaks();
 }
 
-void td_decide_bind(const struct td_policy *p, int fd, struct td_sock *s,
-		    const struct sockaddr *sa, socklen_t len)
+/*
+ * Publish the plain data of the copy cp (read from fd's live entry under
+ * tag) and the flags it gained since; returns the live entry or NULL.
+ */
+static struct td_sock *td__republish(int fd, uint32_t tag, const struct td_sock *cp,
+				     uint32_t flags_before)
 {
-	struct td_match_ctx ctx;
-	int r;
+	struct td_sock *e = td_fd_update(fd, tag, &cp->d);
 
-	(void)fd;
-	memset(&ctx, 0, sizeof(ctx));
-	if (td_addr_from_sockaddr(&ctx.local, sa, len) != 0)
-		return;
-	s->local = ctx.local;
-	/* Role and peers are not known yet: match on program and local only. */
-	ctx.known = TD_K_LOCAL;
-	r = td_policy_decide(p, &ctx);
-	s->bind_rule = r;
-	if (r >= 0 && p->rules[r].reuseaddr)
-		td__set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+	if (e != NULL)
+		atomic_fetch_or(&e->flags, atomic_load(&cp->flags) & ~flags_before);
+	return e;
 }
 
-void td_after_bind(const struct td_policy *p, int fd, struct td_sock *s)
+/* The local address the kernel gave fd, into a; false when none. */
+static bool td__local_of(int fd, struct td_addr *a)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+
+	return getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	       td_addr_from_sockaddr(a, (struct sockaddr *)&ss, sl) == 0;
+}
+
+void td_decide_bind(const struct td_policy *p, int fd, const struct sockaddr *sa,
+		    socklen_t len)
+{
+	struct td_match_ctx ctx;
+	struct td_sock cp;
+	uint32_t tag;
+	int r;
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (td_addr_from_sockaddr(&ctx.local, sa, len) != 0 || !td_fd_read(fd, &cp, &tag))
+		return;
+	/* Role and peers are not known yet: match on program and local only. */
+	ctx.known = TD_K_LOCAL;
+	r = td_policy_decide(p, &ctx);
+	cp.d.local = ctx.local;
+	cp.d.bind_rule = r;
+	if (r >= 0 && p->rules[r].reuseaddr)
+		td__set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+	(void)td_fd_update(fd, tag, &cp.d);
+}
+
+void td_after_bind(const struct td_policy *p, int fd)
+{
 	const struct td_rule *r;
 	struct td_event ev;
+	struct td_sock cp;
+	uint32_t tag;
 
-	if (s->bind_rule < 0)
+	if (!td_fd_read(fd, &cp, &tag) || cp.d.bind_rule < 0)
 		return;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		(void)td_addr_from_sockaddr(&s->local, (struct sockaddr *)&ss, sl);
-	r = &p->rules[s->bind_rule];
+	/* the port the kernel chose, for the log and for accepted sockets */
+	if (td__local_of(fd, &cp.d.local))
+		(void)td_fd_update(fd, tag, &cp.d);
+	r = &p->rules[cp.d.bind_rule];
 	if (!r->log)
 		return;
-	td_event_from_sock(&ev, p, s, fd, TD_EV_BIND);
+	td_event_from_sock(&ev, p, &cp, fd, TD_EV_BIND);
 	td_log(p, &ev);
 }
 
-void td_decide_connect(const struct td_policy *p, int fd, struct td_sock *s,
-		       const struct sockaddr *sa, socklen_t len,
-		       struct td_connect_plan *plan)
+int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *sa,
+		      socklen_t len, struct td_connect_plan *plan)
 {
 	struct td_match_ctx ctx;
 	const struct td_rule *r;
+	struct td_sock cp;
+	uint32_t tag, before;
 	int ri;
 
 	memset(&ctx, 0, sizeof(ctx));
 	plan->sa = sa;
 	plan->len = len;
-	if (td_addr_from_sockaddr(&ctx.remote, sa, len) != 0)
-		return;
+	if (td_addr_from_sockaddr(&ctx.remote, sa, len) != 0 || !td_fd_read(fd, &cp, &tag))
+		return -1;
 	ctx.known = TD_K_ROLE | TD_K_REMOTE;
 	ctx.role = TD_ROLE_CLIENT;
-	if (p->uses_local) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-
-		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-		    td_addr_from_sockaddr(&ctx.local, (struct sockaddr *)&ss, sl) == 0 &&
-		    ctx.local.port != 0)
-			ctx.known |= TD_K_LOCAL;
-	}
+	if (p->uses_local && td__local_of(fd, &ctx.local) && ctx.local.port != 0)
+		ctx.known |= TD_K_LOCAL;
 	ri = td_policy_decide(p, &ctx);
-	if (!(atomic_load(&s->flags) & TD_SF_ADOPTED))
-		atomic_fetch_or(&s->flags, TD_SF_LINGER_KNOWN);
-	s->role = TD_SOCK_CLIENT;
-	s->remote = ctx.remote;
-	s->rule = ri;
-	s->decided = 1;
 	if (ri < 0)
-		return;
+		return -1;
+	before = atomic_load(&cp.flags);
+	if (!(before & TD_SF_ADOPTED))
+		atomic_fetch_or(&cp.flags, TD_SF_LINGER_KNOWN);
+	cp.d.role = TD_SOCK_CLIENT;
+	cp.d.remote = ctx.remote;
+	cp.d.rule = ri;
+	cp.d.decided = 1;
+	cp.d.t_open_mono_us = td_mono_us();
 	r = &p->rules[ri];
-	s->t_open_mono_us = td_mono_us();
-	td__apply_rule(p, fd, s, r);
+	td__apply_rule(p, fd, &cp, r);
+	if (td__republish(fd, tag, &cp, before) == NULL)
+		return -1;
 	if (!r->has_fault)
-		return;
+		return ri;
 	plan->delay_ms = r->fault.connect_delay_ms;
-	{
-		uint64_t h = td_fault_hash(td__seed(r), s->conn, TD_FK_CONNECT_REFUSE);
-		const struct td_prob *ref = &r->fault.connect_refuse;
-		const struct td_prob *tmo = &r->fault.connect_timeout;
-		bool refuse = ref->always || (ref->thr && h < ref->thr);
-		bool timeout = !refuse &&
-			       (tmo->always || (tmo->thr && h - ref->thr < tmo->thr));
-
-		if (refuse)
-			plan->fault = TD_FK_CONNECT_REFUSE;
-		else if (timeout)
-			plan->fault = TD_FK_CONNECT_TIMEOUT;
-	}
+	plan->fault = td_fault_connect_fate(&r->fault, td__seed(r), cp.d.conn);
 	if (plan->fault == 0)
-		return;
-	if (td_fault_target(s->family, plan->fault, &plan->alt, &plan->len) != 0) {
+		return ri;
+	if (td_fault_target(cp.d.family, plan->fault, &plan->alt, &plan->len) != 0) {
 		plan->fault = 0;
 		plan->len = len;
-		return;
+		return ri;
 	}
-	td__fault_event(p, s, fd, r,
+	td__fault_event(p, &cp, fd, r,
 			plan->fault == TD_FK_CONNECT_REFUSE ? "connect_refuse"
 							    : "connect_timeout");
 	plan->sa = (const struct sockaddr *)&plan->alt;
@@ -247,33 +258,36 @@ void td_decide_connect(const struct td_policy *p, int fd, struct td_sock *s,
 		td__set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT,
 			    (int)r->fault.connect_timeout_ms);
 	}
+	return ri;
 }
 
-void td_after_connect(const struct td_policy *p, int fd, struct td_sock *s,
+void td_after_connect(const struct td_policy *p, int fd,
 		      const struct td_connect_plan *plan, int rc, int err)
 {
-	const struct td_rule *r = td_sock_rule(p, s);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
+	const struct td_rule *r;
+	struct td_sock cp, *e;
+	uint32_t tag, before;
 
-	if (r == NULL)
+	if (!td_fd_read(fd, &cp, &tag) || (r = td_sock_rule(p, &cp)) == NULL)
 		return;
 	if (plan->restore_uto && !(rc != 0 && err == EINPROGRESS))
 		td__set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, plan->old_uto);
+	before = atomic_load(&cp.flags);
+	if ((rc == 0 || err == EINPROGRESS) && plan->fault == 0)
+		atomic_fetch_or(&cp.flags, TD_SF_CONNECTED);
 	/* the local address is for the log (and leak events) only */
-	if ((r->log || r->leak_after_s) &&
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		(void)td_addr_from_sockaddr(&s->local, (struct sockaddr *)&ss, sl);
-	if (rc == 0 || err == EINPROGRESS) {
-		if (plan->fault == 0) {
-			atomic_fetch_or(&s->flags, TD_SF_CONNECTED);
-			td__arm_worker(r, fd, s);
-		}
+	if (r->log || r->leak_after_s)
+		(void)td__local_of(fd, &cp.d.local);
+	e = td__republish(fd, tag, &cp, before);
+	if (e != NULL && (atomic_load(&cp.flags) & TD_SF_CONNECTED)) {
+		/* the timer is armed with the tag the entry has now */
+		atomic_store(&cp.tag, atomic_load(&e->tag));
+		td__arm_worker(r, fd, &cp);
 	}
 	if (r->log) {
 		struct td_event ev;
 
-		td_event_from_sock(&ev, p, s, fd, TD_EV_CONNECT);
+		td_event_from_sock(&ev, p, &cp, fd, TD_EV_CONNECT);
 		ev.err = rc == 0 ? 0 : err;
 		td_log(p, &ev);
 	}
@@ -287,11 +301,11 @@ static bool td__listener_local(const struct td_sock *ls, struct td_addr *out)
 {
 	static const uint8_t zero[16];
 
-	if (ls == NULL || atomic_load(&ls->tag) == 0 || ls->local.port == 0 ||
-	    (ls->local.family != AF_INET && ls->local.family != AF_INET6) ||
-	    memcmp(ls->local.addr, zero, ls->local.family == AF_INET ? 4 : 16) == 0)
+	if (ls->d.local.port == 0 ||
+	    (ls->d.local.family != AF_INET && ls->d.local.family != AF_INET6) ||
+	    memcmp(ls->d.local.addr, zero, ls->d.local.family == AF_INET ? 4 : 16) == 0)
 		return false;
-	*out = ls->local;
+	*out = ls->d.local;
 	return true;
 }
 
@@ -299,19 +313,15 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen)
 {
 	struct td_match_ctx ctx;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	struct td_sock *ls = td_fd_peek(lfd), *s;
+	struct td_sock *live = td_fd_live(lfd), ls, init, *s;
+	bool have_ls = live != NULL && td_fd_read(lfd, &ls, NULL);
 	const struct td_rule *r;
-	int family = peer->sa_family == AF_INET6 ? AF_INET6 : AF_INET;
 	int ri;
 
 	memset(&ctx, 0, sizeof(ctx));
 	if (td_addr_from_sockaddr(&ctx.remote, peer, plen) != 0)
 		return;
-	if (td__listener_local(ls, &ctx.local) ||
-	    (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-	     td_addr_from_sockaddr(&ctx.local, (struct sockaddr *)&ss, sl) == 0))
+	if ((have_ls && td__listener_local(&ls, &ctx.local)) || td__local_of(fd, &ctx.local))
 		ctx.known |= TD_K_LOCAL;
 	ctx.known |= TD_K_ROLE | TD_K_REMOTE;
 	ctx.role = TD_ROLE_SERVER;
@@ -323,34 +333,40 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		(void)td_fd_claim(fd, &gone);
 		return;
 	}
-	s = td_sock_new(fd, family, TD_SOCK_SERVER);
+	r = &p->rules[ri];
+	memset(&init, 0, sizeof(init));
+	init.d.role = TD_SOCK_SERVER;
+	init.d.family = (uint8_t)(peer->sa_family == AF_INET6 ? AF_INET6 : AF_INET);
+	init.d.epoch = atomic_load(&td_epoch);
+	init.d.t_open_mono_us = td_mono_us();
+	init.d.remote = ctx.remote;
+	init.d.local = ctx.local;
+	init.d.rule = ri;
+	init.d.bind_rule = -1;
+	init.d.decided = 1;
+	atomic_store(&init.flags, TD_SF_CONNECTED);
+	if (have_ls) {
+		uint32_t lflags = atomic_fetch_or(&live->flags, TD_SF_LISTENER);
+
+		/* The accepted socket inherits SO_LINGER from its listener,
+		 * whose SO_LINGER went through us too (unless it was adopted). */
+		if (lflags & TD_SF_APP_LINGER) {
+			atomic_store(&init.linger, atomic_load(&ls.linger));
+			atomic_fetch_or(&init.flags, TD_SF_APP_LINGER);
+		}
+		if (!(lflags & TD_SF_ADOPTED))
+			atomic_fetch_or(&init.flags, TD_SF_LINGER_KNOWN);
+	}
+	td__apply_rule(p, fd, &init, r);
+	s = td_fd_publish(fd, &init);
 	if (s == NULL)
 		return;
-	r = &p->rules[ri];
-	s->remote = ctx.remote;
-	s->local = ctx.local;
-	s->rule = ri;
-	s->decided = 1;
-	atomic_fetch_or(&s->flags, TD_SF_CONNECTED);
-	/* The accepted socket inherits SO_LINGER from its listener. */
-	if (ls != NULL && atomic_load(&ls->tag) != 0 &&
-	    (atomic_load(&ls->flags) & TD_SF_APP_LINGER)) {
-		s->app_linger_onoff = ls->app_linger_onoff;
-		s->app_linger_secs = ls->app_linger_secs;
-		atomic_fetch_or(&s->flags, TD_SF_APP_LINGER);
-	}
-	if (ls != NULL && atomic_load(&ls->tag) != 0) {
-		atomic_fetch_or(&ls->flags, TD_SF_LISTENER);
-		/* the listener's SO_LINGER, inherited, went through us too */
-		if (!(atomic_load(&ls->flags) & TD_SF_ADOPTED))
-			atomic_fetch_or(&s->flags, TD_SF_LINGER_KNOWN);
-	}
-	td__apply_rule(p, fd, s, r);
-	td__arm_worker(r, fd, s);
+	atomic_store(&init.tag, atomic_load(&s->tag));
+	td__arm_worker(r, fd, &init);
 	if (r->log) {
 		struct td_event ev;
 
-		td_event_from_sock(&ev, p, s, fd, TD_EV_ACCEPT);
+		td_event_from_sock(&ev, p, &init, fd, TD_EV_ACCEPT);
 		td_log(p, &ev);
 	}
 }

@@ -94,25 +94,17 @@ struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
 	/* An entry still here means its fd was closed behind our back
 	 * (a path no hook sees); drop its claim on a dup share slot. */
 	old = atomic_exchange(&e->tag, 0);
-	if (old != 0 && e->share != 0)
-		(void)td_share_leave(e->share);
-	e->rule = init->rule;
-	e->bind_rule = init->bind_rule;
-	e->role = init->role;
-	e->decided = init->decided;
-	e->family = init->family;
-	e->epoch = init->epoch;
-	e->share = init->share;
-	e->app_linger_onoff = init->app_linger_onoff;
-	e->app_linger_secs = init->app_linger_secs;
-	e->conn = init->conn;
-	e->t_open_mono_us = init->t_open_mono_us;
-	e->cw_seen_mono_us = 0;
-	e->reset_bytes_in = e->reset_bytes_out = 0;
-	e->reset_lost = e->reset_in_flight = 0;
+	if (old != 0 && atomic_load(&e->share) != 0)
+		(void)td_share_leave(atomic_load(&e->share));
+	e->d = init->d;
+	atomic_store_explicit(&e->share, atomic_load(&init->share), memory_order_relaxed);
+	atomic_store_explicit(&e->linger, atomic_load(&init->linger), memory_order_relaxed);
+	atomic_store_explicit(&e->cw_seen_mono_us, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->written, 0, memory_order_relaxed);
-	e->local = init->local;
-	e->remote = init->remote;
+	atomic_store_explicit(&e->reset_bytes_in, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->reset_bytes_out, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->reset_lost, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->reset_in_flight, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->flags, atomic_load(&init->flags),
 			      memory_order_relaxed);
 	atomic_store_explicit(&e->tag, td__next_tag(), memory_order_release);
@@ -123,32 +115,34 @@ struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
 	return e;
 }
 
+struct td_sock *td_fd_update(int fd, uint32_t tag, const struct td_sock_data *d)
+{
+	struct td_sock *e = td_fd_peek(fd);
+	uint32_t expect = tag;
+
+	if (e == NULL || tag == 0 || !atomic_compare_exchange_strong(&e->tag, &expect, 0))
+		return NULL;
+	e->d = *d;
+	atomic_store_explicit(&e->tag, td__next_tag(), memory_order_release);
+	return e;
+}
+
+/* A copy of e's fields (the tag is the caller's to check and set). */
 static void td__copy(struct td_sock *out, const struct td_sock *e)
 {
-	atomic_store_explicit(&out->flags,
-			      atomic_load_explicit(&e->flags, memory_order_relaxed),
-			      memory_order_relaxed);
-	out->rule = e->rule;
-	out->bind_rule = e->bind_rule;
-	out->role = e->role;
-	out->decided = e->decided;
-	out->family = e->family;
-	out->epoch = e->epoch;
-	out->share = e->share;
-	out->app_linger_onoff = e->app_linger_onoff;
-	out->app_linger_secs = e->app_linger_secs;
-	out->conn = e->conn;
-	out->t_open_mono_us = e->t_open_mono_us;
-	out->cw_seen_mono_us = e->cw_seen_mono_us;
-	out->reset_bytes_in = e->reset_bytes_in;
-	out->reset_bytes_out = e->reset_bytes_out;
-	out->reset_lost = e->reset_lost;
-	out->reset_in_flight = e->reset_in_flight;
-	atomic_store_explicit(&out->written,
-			      atomic_load_explicit(&e->written, memory_order_relaxed),
-			      memory_order_relaxed);
-	out->local = e->local;
-	out->remote = e->remote;
+#define TD__COPY(f) atomic_store_explicit(&out->f, \
+		atomic_load_explicit(&e->f, memory_order_relaxed), memory_order_relaxed)
+	TD__COPY(flags);
+	TD__COPY(share);
+	TD__COPY(linger);
+	TD__COPY(cw_seen_mono_us);
+	TD__COPY(written);
+	TD__COPY(reset_bytes_in);
+	TD__COPY(reset_bytes_out);
+	TD__COPY(reset_lost);
+	TD__COPY(reset_in_flight);
+#undef TD__COPY
+	out->d = e->d;
 }
 
 bool td_fd_claim(int fd, struct td_sock *out)
@@ -205,7 +199,7 @@ static _Atomic uint32_t td__share[TD_SHARE_MAX];
 
 uint32_t td_share_join(struct td_sock *src)
 {
-	uint32_t s = src->share;
+	uint32_t s = atomic_load(&src->share);
 
 	if (s != 0) {
 		atomic_fetch_add(&td__share[s - 1], 1);
@@ -216,7 +210,7 @@ uint32_t td_share_join(struct td_sock *src)
 
 		if (atomic_load_explicit(&td__share[i], memory_order_relaxed) == 0 &&
 		    atomic_compare_exchange_strong(&td__share[i], &zero, 2)) {
-			src->share = i + 1;
+			atomic_store(&src->share, i + 1);
 			return i + 1;
 		}
 	}
@@ -238,8 +232,8 @@ void td_fd_forget(int fd)
 	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_relaxed) == 0)
 		return;
 	if (atomic_exchange_explicit(&e->tag, 0, memory_order_acq_rel) != 0 &&
-	    e->share != 0)
-		(void)td_share_leave(e->share);
+	    atomic_load(&e->share) != 0)
+		(void)td_share_leave(atomic_load(&e->share));
 }
 
 struct td_sock *td_fd_live(int fd)

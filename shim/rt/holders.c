@@ -163,7 +163,7 @@ static int td__proc_fd_is(pid_t pid, int fd, uint64_t ino)
 
 bool td_sock_needs_ino(const struct td_sock *s)
 {
-	return s->epoch < td_birth_epoch || s->epoch < atomic_load(&td_epoch);
+	return s->d.epoch < td_birth_epoch || s->d.epoch < atomic_load(&td_epoch);
 }
 
 bool td_sock_sole_holder(int fd, const struct td_sock *s, uint64_t ino)
@@ -171,14 +171,14 @@ bool td_sock_sole_holder(int fd, const struct td_sock *s, uint64_t ino)
 	uint32_t now = atomic_load(&td_epoch);
 	uint32_t flags = atomic_load(&s->flags);
 	/* forks made by this process since the socket entered it */
-	uint32_t from = s->epoch > td_birth_epoch ? s->epoch : td_birth_epoch;
+	uint32_t from = s->d.epoch > td_birth_epoch ? s->d.epoch : td_birth_epoch;
 
 	if (flags & TD_SF_STICKY_SHARED)
 		return false;
 	if (ino == 0)
-		return s->epoch >= td_birth_epoch && from >= now;
+		return s->d.epoch >= td_birth_epoch && from >= now;
 	/* Inherited from the parent: is it still open there? */
-	if (s->epoch < td_birth_epoch) {
+	if (s->d.epoch < td_birth_epoch) {
 		pid_t pp = getppid();
 
 		if (pp > 1 && td__proc_fd_is(pp, fd, ino) != 0)

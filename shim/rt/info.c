@@ -55,8 +55,8 @@ int td_facts_read_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		f->linger_on = true;
 		f->linger_secs = 0;
 	} else if (r->close == TD_CLOSE_PASS && (flags & TD_SF_APP_LINGER)) {
-		f->linger_on = s->app_linger_onoff != 0;
-		f->linger_secs = s->app_linger_secs;
+		f->linger_on = td_sock_linger_on(s);
+		f->linger_secs = td_sock_linger_secs(s);
 	}
 	return rc;
 }

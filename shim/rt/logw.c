@@ -280,17 +280,17 @@ void td_event_from_sock(struct td_event *ev, const struct td_policy *p,
 	memset(ev, 0, sizeof(*ev));
 	ev->type = (uint8_t)type;
 	ev->fd = fd;
-	ev->role = s->role;
-	if ((flags & TD_SF_LISTENER) || (!s->decided && s->bind_rule >= 0))
+	ev->role = s->d.role;
+	if ((flags & TD_SF_LISTENER) || (!s->d.decided && s->d.bind_rule >= 0))
 		ev->role = TD_SOCK_LISTENER;
-	ev->local = s->local;
-	ev->remote = s->remote;
+	ev->local = s->d.local;
+	ev->remote = s->d.remote;
 	ev->rule = r ? r->name : NULL;
 	ev->action = r ? td_close_action_name(r->close) : NULL;
-	ev->conn = s->conn;
+	ev->conn = s->d.conn;
 	ev->app_linger_set = (flags & TD_SF_APP_LINGER) != 0;
-	ev->app_linger_onoff = s->app_linger_onoff;
-	ev->app_linger_secs = s->app_linger_secs;
+	ev->app_linger_onoff = td_sock_linger_on(s);
+	ev->app_linger_secs = td_sock_linger_secs(s);
 	ev->how = ev->how_done = TD_HOW_NONE;
 	ev->state = -1;
 	ev->time_wait = -1;

@@ -27,8 +27,8 @@ int td_own_fd(int fd)
 		td_real_close(fd);
 	}
 	memset(&init, 0, sizeof(init));
-	init.rule = -1;
-	init.bind_rule = -1;
+	init.d.rule = -1;
+	init.d.bind_rule = -1;
 	atomic_store(&init.flags, TD_SF_OWN);
 	(void)td_fd_publish(hi, &init);
 	return hi;

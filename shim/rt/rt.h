@@ -125,34 +125,66 @@ enum td_sock_flag {
 	TD_SF_RESET_SENT = 1u << 14,	/* the library reset it (a fault) */
 };
 
-/*
- * What the library knows about one open fd that is a TCP socket.  tag is
- * the publication word: 0 = no entry; otherwise a generation number that
- * changes whenever the entry is claimed (closed) or republished, so a
- * reader that copied the fields can check they were not replaced meanwhile.
- */
-struct td_sock {
-	_Atomic uint32_t tag;
-	_Atomic uint32_t flags; /* enum td_sock_flag */
+/* The plain part of an entry: written only while it is unpublished. */
+struct td_sock_data {
 	int32_t rule;		/* matched rule, -1 none */
 	int32_t bind_rule;	/* rule matched at bind (listeners), -1 */
 	uint8_t role;		/* enum td_sock_role */
 	uint8_t decided;	/* rule is final */
 	uint8_t family;
-	uint8_t pad;
 	uint32_t epoch;		/* fork epoch when it entered this process */
-	uint32_t share;		/* in-process dup share slot + 1, 0 none */
-	int32_t app_linger_onoff, app_linger_secs;
 	uint64_t conn;		/* per-process connection number, 0 none */
 	int64_t t_open_mono_us;
-	int64_t cw_seen_mono_us; /* first seen in CLOSE_WAIT (leak watch) */
-	_Atomic uint64_t written; /* bytes written (rst_after_bytes only) */
-	/* byte counts kept from before an injected reset, which zeroes them,
-	 * and what that reset threw away (never sent; sent, unacknowledged) */
-	int64_t reset_bytes_in, reset_bytes_out;
-	int64_t reset_lost, reset_in_flight;
 	struct td_addr local, remote;
 };
+
+/*
+ * What the library knows about one open fd that is a TCP socket.
+ *
+ * tag is the publication word: 0 = no entry; otherwise a generation
+ * number, new each time the entry is published.  The plain data (d) is
+ * written only by td_fd_publish() and td_fd_update(), while the tag is 0,
+ * and copied out by assignment; a reader (td_fd_read(), td_fd_claim())
+ * checks the tag around its copy, so it never uses a half-written entry.
+ *
+ * The other fields change while the entry is published, each on its own,
+ * so each is atomic:
+ *   flags    bits set by any hook or the worker (enum td_sock_flag);
+ *   share    the dup share slot + 1 (dup() sets it on the source entry);
+ *   linger   the program's own SO_LINGER (setsockopt), onoff and seconds
+ *            packed in one word so they are read together;
+ *   cw_seen  when the worker first saw the socket in CLOSE_WAIT;
+ *   written  bytes written (rst_after_bytes);
+ *   reset_*  what a library reset saw: stored before TD_SF_RESET_SENT is
+ *            set, read only after it is seen.
+ */
+struct td_sock {
+	_Atomic uint32_t tag;
+	_Atomic uint32_t flags;
+	_Atomic uint32_t share;
+	_Atomic uint64_t linger;
+	_Atomic int64_t cw_seen_mono_us;
+	_Atomic uint64_t written;
+	/* byte counts kept from before an injected reset, which zeroes them,
+	 * and what that reset threw away (never sent; sent, unacknowledged) */
+	_Atomic int64_t reset_bytes_in, reset_bytes_out;
+	_Atomic int64_t reset_lost, reset_in_flight;
+	struct td_sock_data d;
+};
+
+/* The program's SO_LINGER as recorded in an entry. */
+static inline void td_sock_linger_set(struct td_sock *s, int onoff, int secs)
+{
+	atomic_store(&s->linger, (uint64_t)(onoff != 0) << 32 | (uint32_t)secs);
+}
+static inline bool td_sock_linger_on(const struct td_sock *s)
+{
+	return (atomic_load(&s->linger) >> 32) != 0;
+}
+static inline int td_sock_linger_secs(const struct td_sock *s)
+{
+	return (int)(uint32_t)atomic_load(&s->linger);
+}
 
 #define TD_FD_MAX (1 << 20)
 
@@ -162,6 +194,12 @@ struct td_sock *td_fd_peek(int fd) TD_HIDDEN;
 struct td_sock *td_fd_slot(int fd) TD_HIDDEN;
 /* Publish a fresh entry for fd (fields from init). Returns the entry. */
 struct td_sock *td_fd_publish(int fd, const struct td_sock *init) TD_HIDDEN;
+/*
+ * Give the live entry of fd, published under tag, new plain data; its
+ * atomic fields stay.  Returns the entry, or NULL when it was replaced
+ * or claimed meanwhile (then nothing is written).
+ */
+struct td_sock *td_fd_update(int fd, uint32_t tag, const struct td_sock_data *d) TD_HIDDEN;
 /*
  * Take fd's entry away (it is being closed): copies it into *out and
  * returns true when there was one.  Done before the real close, so a
@@ -199,12 +237,16 @@ struct td_sock *td_sock_adopt(int fd, int family) TD_HIDDEN;
 /* Entry for a new TCP socket from socket()/accept(). */
 struct td_sock *td_sock_new(int fd, int family, uint8_t role) TD_HIDDEN;
 
-/* Decisions and the options they put into the socket (decide.c). */
-void td_decide_bind(const struct td_policy *p, int fd, struct td_sock *s,
-		    const struct sockaddr *sa, socklen_t len) TD_HIDDEN;
-void td_after_bind(const struct td_policy *p, int fd, struct td_sock *s) TD_HIDDEN;
-/* Before the real connect; may redirect it (fault). Returns the sockaddr
- * to connect to (sa itself, or a library-owned one in *alt). */
+/*
+ * Decisions and the options they put into the socket (decide.c).  Each
+ * reads fd's entry, decides, and publishes the result as new plain data
+ * (td_fd_update()); none writes a published entry's plain fields.
+ */
+void td_decide_bind(const struct td_policy *p, int fd, const struct sockaddr *sa,
+		    socklen_t len) TD_HIDDEN;
+void td_after_bind(const struct td_policy *p, int fd) TD_HIDDEN;
+/* Before the real connect; may redirect it (fault). The plan says what to
+ * connect to (sa itself, or a library-owned address in alt). */
 struct td_connect_plan {
 	const struct sockaddr *sa;
 	socklen_t len;
@@ -214,12 +256,11 @@ struct td_connect_plan {
 	bool restore_uto;	/* put TCP_USER_TIMEOUT back after */
 	int old_uto;
 };
-void td_decide_connect(const struct td_policy *p, int fd, struct td_sock *s,
-		       const struct sockaddr *sa, socklen_t len,
-		       struct td_connect_plan *plan) TD_HIDDEN;
-void td_after_connect(const struct td_policy *p, int fd, struct td_sock *s,
-		      const struct td_connect_plan *plan, int rc,
-		      int err) TD_HIDDEN;
+/* The matched rule's index, or -1 (no rule: the caller forgets fd). */
+int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *sa,
+		      socklen_t len, struct td_connect_plan *plan) TD_HIDDEN;
+void td_after_connect(const struct td_policy *p, int fd,
+		      const struct td_connect_plan *plan, int rc, int err) TD_HIDDEN;
 void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen) TD_HIDDEN;
 /* The rule of a live entry, or NULL. */

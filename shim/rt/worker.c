@@ -161,7 +161,7 @@ static void td__leak_scan(void)
 		if (atomic_load(&s.flags) & (TD_SF_OWN | TD_SF_LEAK_DONE))
 			continue;
 		r = td_sock_rule(p, &s);
-		if (r == NULL || r->leak_after_s == 0 || !s.decided)
+		if (r == NULL || r->leak_after_s == 0 || !s.d.decided)
 			continue;
 		if (td_facts_read(fd, &f, false) != 0)
 			continue;
@@ -182,7 +182,7 @@ static void td__leak_scan(void)
 			continue;
 		td_event_from_sock(&ev, p, &s, fd, TD_EV_LEAK);
 		ev.state = (int8_t)f.state;
-		ev.age_ms = (now - s.t_open_mono_us) / 1000;
+		ev.age_ms = (now - s.d.t_open_mono_us) / 1000;
 		ev.close_wait_ms = (now - s.cw_seen_mono_us) / 1000;
 		td_log(p, &ev);
 	}
