@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "teardown/config.h"
+#include "teardown/event.h"
 
 struct td__check_opts {
 	bool privileged;
@@ -153,7 +154,8 @@ static void td__check_rule(FILE *out, const struct td_rule *r, uint32_t i)
 static void td__check_summary(FILE *out, const char *name,
 			      const struct td_policy *p)
 {
-	static const char *const targets[] = {"stderr", "syslog", "file"};
+	static const char *const targets[] = {"stderr", "syslog", "file", "journal"};
+	int fac = p->log_facility ? p->log_facility : TD_FACILITY_DEFAULT;
 
 	td__check_str(out, name, false);
 	fprintf(out, ": ok, %u rule%s\n", p->n_rules, p->n_rules == 1 ? "" : "s");
@@ -161,9 +163,11 @@ static void td__check_summary(FILE *out, const char *name,
 	if (p->log_target == TD_LOG_FILE)
 		td__check_str(out, p->log_path, false);
 	else
-		fputs(targets[p->log_target == TD_LOG_SYSLOG], out);
-	fprintf(out, " format=%s on_error=%s\n",
-		p->log_format == TD_FMT_JSON ? "json" : "text",
+		fputs(targets[p->log_target <= TD_LOG_JOURNAL ? p->log_target : 0], out);
+	fprintf(out, " format=%s", p->log_format == TD_FMT_JSON ? "json" : "text");
+	if (p->log_target == TD_LOG_SYSLOG || p->log_target == TD_LOG_JOURNAL)
+		fprintf(out, " facility=%s", td_log_facility_name(fac) ? td_log_facility_name(fac) : "?");
+	fprintf(out, " on_error=%s\n",
 		p->on_error == TD_ONERR_EXIT ? "exit" : "pass");
 	if (p->n_rules == 0)
 		fputs("  no rules: every connection is left alone\n", out);
