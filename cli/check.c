@@ -5,6 +5,7 @@
  * try the rules, so that an operator can catch a rule shadowed by an
  * earlier, broader one before deploying it.
  */
+#include <limits.h>
 #include <locale.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,12 +20,13 @@
 struct td__check_opts {
 	bool privileged;
 	bool canonical;
+	bool no_target;
 	int n_files;
 };
 
 static void td__check_usage(FILE *f)
 {
-	fputs("usage: teardown check [--privileged] [--canonical] FILE...\n"
+	fputs("usage: teardown check [--privileged] [--canonical] [--no-target] FILE...\n"
 	      "\n"
 	      "Validate teardown policy files.  For each valid file, print its rules\n"
 	      "as they will be applied (first match wins); for each invalid one, print\n"
@@ -35,6 +37,10 @@ static void td__check_usage(FILE *f)
 	      "                group or others\n"
 	      "  --canonical   print the policy in canonical libconfig form instead,\n"
 	      "                every default spelled out\n"
+	      "  --no-target   do not check the log target (a policy for another\n"
+	      "                machine); by default a file target must be writable\n"
+	      "                (or creatable) here, syslog's /dev/log or journald's\n"
+	      "                socket must be listening\n"
 	      "  -             read a policy from standard input\n"
 	      "\n"
 	      "Exit status: 0 if every file is valid, 1 if any is not, 2 on bad usage.\n",
@@ -217,6 +223,16 @@ static int td__check_one(const char *path, const struct td__check_opts *o)
 	} else {
 		rc = td_policy_load_file(&p, path, o->privileged, api, &err);
 	}
+	if (rc == 0 && !o->no_target) {
+		char why[PATH_MAX + 256];
+
+		if (td_log_target_check(&p, false, why, sizeof(why)) != 0) {
+			fflush(stdout);
+			fprintf(stderr, "%s: log.target: %s\n", name, why);
+			td_policy_free(&p);
+			return 1;
+		}
+	}
 	if (rc != 0) {
 		td_cfg_error_format(&err, line, sizeof(line));
 		fflush(stdout);
@@ -268,6 +284,8 @@ int td_cmd_check(int argc, char **argv)
 			o.privileged = true;
 		} else if (strcmp(a, "--canonical") == 0) {
 			o.canonical = true;
+		} else if (strcmp(a, "--no-target") == 0) {
+			o.no_target = true;
 		} else {
 			/* --system belongs to another part of the command. */
 			fprintf(stderr, "teardown check: unknown option %s\n", a);

@@ -119,6 +119,8 @@ static const struct {
 	{ENAMETOOLONG, "ENAMETOOLONG"},
 	{ENOTDIR, "ENOTDIR"},
 	{EROFS, "EROFS"},
+	{EISDIR, "EISDIR"},
+	{EFBIG, "EFBIG"},
 	{ECHILD, "ECHILD"},
 	{ESRCH, "ESRCH"},
 };
