@@ -383,9 +383,10 @@ const char *td_fuzz_report(const uint8_t *data, size_t size)
 		fed++;
 		if (rc == -ENOMEM)
 			goto out;
-		if (rc != 0 && rc != -EINVAL && why == NULL)
+		if (rc != 0 && rc != -EINVAL && rc != TD_REPORT_TEXTLINE && rc != TD_REPORT_OTHER &&
+		    why == NULL)
 			why = td_fz_fail("report: td_report_line returned %d", rc);
-		counted += rc == 0;
+		counted += rc >= 0;
 		start = end;
 	}
 	if (why != NULL)
@@ -394,7 +395,8 @@ const char *td_fuzz_report(const uint8_t *data, size_t size)
 		why = td_fz_fail("report: fed %llu lines, counted %llu",
 				 (unsigned long long)fed,
 				 (unsigned long long)td_report_lines(r));
-	else if (td_report_malformed(r) != fed - counted)
+	else if (td_report_malformed(r) != fed - counted ||
+		 td_report_text_lines(r) + td_report_other_lines(r) > counted)
 		why = td_fz_fail("report: %llu malformed of %llu, want %llu",
 				 (unsigned long long)td_report_malformed(r),
 				 (unsigned long long)fed, (unsigned long long)(fed - counted));
