@@ -101,7 +101,8 @@ def asan_runtime():
 ROOT_REASON = "needs root (network namespace, packet capture)"
 
 # Tools a test may require; each is found on PATH.
-_TOOLS = ("tshark", "nginx", "curl", "strace", "valgrind", "socat")
+_TOOLS = ("tshark", "nginx", "curl", "strace", "valgrind", "socat", "logrotate", "promtool",
+          "journalctl", "gzip", "setpriv")
 # Requirements that need root, and what else they need.
 _ROOT_TOOLS = {"root": (), "netns": ("unshare", "ip"), "tcpdump": ("tcpdump",),
                "bpftrace": ("bpftrace",)}
@@ -122,8 +123,9 @@ def requires(*names):
     """Decorator: the test needs all of ``names``, or it is skipped.
 
     Names: "root", "netns", "tcpdump", "bpftrace" (these need root);
-    "tshark", "nginx", "curl", "strace", "valgrind", "socat" (found on
-    PATH); "tdpeer", "lib", "teardown" (built by make).
+    "tshark", "nginx", "curl", "strace", "valgrind", "socat", "logrotate",
+    "promtool", "journalctl", "gzip", "setpriv" (found on PATH); "tdpeer",
+    "lib", "teardown" (built by make).
     """
     unknown = set(names) - KNOWN_REQUIREMENTS
     if unknown:
