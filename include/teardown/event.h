@@ -155,8 +155,8 @@ size_t td_event_format(char *buf, size_t cap, const struct td_event *ev,
  * the JSON string's content with \" \\ \/ and printable \u00XX
  * decoded; control characters stay escaped, so no value holds a newline.
  * facility: a syslog facility code (see td_log_facility_parse).  Returns
- * the length, or 0 when it does not fit in cap (TD_JOURNAL_MAX always
- * does).  Async-signal-safe.
+ * the length (the datagram is also NUL-terminated), or 0 when it does not
+ * fit in cap (TD_JOURNAL_MAX always does).  Async-signal-safe.
  */
 #define TD_JOURNAL_MAX 3072
 size_t td_event_journal(char *buf, size_t cap, const struct td_event *ev,

@@ -727,7 +727,10 @@ size_t td_event_journal(char *buf, size_t cap, const struct td_event *ev,
 		if (s < end && *s == ',')
 			s++;
 	}
-	if (b.lost != 0)
+	if (b.lost != 0) {
+		buf[0] = '\0';
 		return 0;
+	}
+	td_buf_cstr(&b);
 	return b.len;
 }
