@@ -613,6 +613,26 @@ static int td__emit(const struct td_policy *p, const struct td_event *ev)
 	}
 }
 
+/*
+ * The effective uid for the events, read again at most every 100 ms: a
+ * system call per event would cost more than the rest of the line, and a
+ * uid changes once in a program's life, if ever (a daemon dropping root).
+ */
+#define TD_LOG_UID_US 100000
+static _Atomic int64_t td__uid = -1, td__uid_at_us;
+
+static int64_t td__euid(void)
+{
+	int64_t now = td_mono_us(), uid = atomic_load(&td__uid);
+
+	if (uid < 0 || now - atomic_load(&td__uid_at_us) >= TD_LOG_UID_US) {
+		uid = (int64_t)geteuid();
+		atomic_store(&td__uid, uid);
+		atomic_store(&td__uid_at_us, now);
+	}
+	return uid;
+}
+
 static int td__log(const struct td_policy *p, struct td_event *ev)
 {
 	ev->ts_us = td_now_us();
@@ -621,7 +641,7 @@ static int td__log(const struct td_policy *p, struct td_event *ev)
 		ev->tid = td_gettid();
 	ev->prog = td_proc.prog;
 	ev->host = td__host[0] ? td__host : NULL;
-	ev->uid = (int64_t)geteuid();
+	ev->uid = td__euid();
 	return td__emit(p, ev);
 }
 
