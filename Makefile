@@ -170,6 +170,7 @@ install: all
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libteardown.so
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 config/*.conf $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 config/logrotate.d/teardown $(DESTDIR)$(DOCDIR)/examples/logrotate.teardown
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/teardown $(DESTDIR)$(LIBDIR)/libteardown.so

@@ -5,6 +5,7 @@
  * try the rules, so that an operator can catch a rule shadowed by an
  * earlier, broader one before deploying it.
  */
+#include <limits.h>
 #include <locale.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,16 +15,18 @@
 
 #include "cli.h"
 #include "teardown/config.h"
+#include "teardown/event.h"
 
 struct td__check_opts {
 	bool privileged;
 	bool canonical;
+	bool no_target;
 	int n_files;
 };
 
 static void td__check_usage(FILE *f)
 {
-	fputs("usage: teardown check [--privileged] [--canonical] FILE...\n"
+	fputs("usage: teardown check [--privileged] [--canonical] [--no-target] FILE...\n"
 	      "\n"
 	      "Validate teardown policy files.  For each valid file, print its rules\n"
 	      "as they will be applied (first match wins); for each invalid one, print\n"
@@ -34,6 +37,10 @@ static void td__check_usage(FILE *f)
 	      "                group or others\n"
 	      "  --canonical   print the policy in canonical libconfig form instead,\n"
 	      "                every default spelled out\n"
+	      "  --no-target   do not check the log target (a policy for another\n"
+	      "                machine); by default a file target must be writable\n"
+	      "                (or creatable) here, syslog's /dev/log or journald's\n"
+	      "                socket must be listening\n"
 	      "  -             read a policy from standard input\n"
 	      "\n"
 	      "Exit status: 0 if every file is valid, 1 if any is not, 2 on bad usage.\n",
@@ -153,7 +160,8 @@ static void td__check_rule(FILE *out, const struct td_rule *r, uint32_t i)
 static void td__check_summary(FILE *out, const char *name,
 			      const struct td_policy *p)
 {
-	static const char *const targets[] = {"stderr", "syslog", "file"};
+	static const char *const targets[] = {"stderr", "syslog", "file", "journal"};
+	int fac = p->log_facility ? p->log_facility : TD_FACILITY_DEFAULT;
 
 	td__check_str(out, name, false);
 	fprintf(out, ": ok, %u rule%s\n", p->n_rules, p->n_rules == 1 ? "" : "s");
@@ -161,9 +169,11 @@ static void td__check_summary(FILE *out, const char *name,
 	if (p->log_target == TD_LOG_FILE)
 		td__check_str(out, p->log_path, false);
 	else
-		fputs(targets[p->log_target == TD_LOG_SYSLOG], out);
-	fprintf(out, " format=%s on_error=%s\n",
-		p->log_format == TD_FMT_JSON ? "json" : "text",
+		fputs(targets[p->log_target <= TD_LOG_JOURNAL ? p->log_target : 0], out);
+	fprintf(out, " format=%s", p->log_format == TD_FMT_JSON ? "json" : "text");
+	if (p->log_target == TD_LOG_SYSLOG || p->log_target == TD_LOG_JOURNAL)
+		fprintf(out, " facility=%s", td_log_facility_name(fac) ? td_log_facility_name(fac) : "?");
+	fprintf(out, " on_error=%s\n",
 		p->on_error == TD_ONERR_EXIT ? "exit" : "pass");
 	if (p->n_rules == 0)
 		fputs("  no rules: every connection is left alone\n", out);
@@ -211,6 +221,16 @@ static int td__check_one(const char *path, const struct td__check_opts *o)
 		free(text);
 	} else {
 		rc = td_policy_load_file(&p, path, o->privileged, &err);
+	}
+	if (rc == 0 && !o->no_target) {
+		char why[PATH_MAX + 256];
+
+		if (td_log_target_check(&p, false, why, sizeof(why)) != 0) {
+			fflush(stdout);
+			fprintf(stderr, "%s: log.target: %s\n", name, why);
+			td_policy_free(&p);
+			return 1;
+		}
 	}
 	if (rc != 0) {
 		td_cfg_error_format(&err, line, sizeof(line));
@@ -263,6 +283,8 @@ int td_cmd_check(int argc, char **argv)
 			o.privileged = true;
 		} else if (strcmp(a, "--canonical") == 0) {
 			o.canonical = true;
+		} else if (strcmp(a, "--no-target") == 0) {
+			o.no_target = true;
 		} else {
 			/* --system belongs to another part of the command. */
 			fprintf(stderr, "teardown check: unknown option %s\n", a);

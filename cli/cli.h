@@ -3,6 +3,10 @@
 #define TEARDOWN_CLI_H
 
 #include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "teardown/policy.h"
 
 /* teardown [options] -- COMMAND [ARGS...] */
 int td_cmd_run(int argc, char **argv);
@@ -19,5 +23,16 @@ int td_cmd_doctor(int argc, char **argv);
  * LIBDIR; the first one readable.  0, or -ENOENT.  (run.c)
  */
 int td_find_library(char out[PATH_MAX]);
+
+/*
+ * Whether p's log target can be written now: the file opened (created
+ * when create is set; else its directory must let it be created), the
+ * syslog or journald socket connected.  0, or -errno with why (a whole
+ * sentence, no newline) filled.  stderr always passes: the library says
+ * itself when it cannot use it.  (logtarget.c)
+ */
+int td_log_target_check(const struct td_policy *p, bool create, char *why, size_t cap);
+/* journald's native socket: $TEARDOWN_JOURNAL_SOCKET, or the usual one */
+const char *td_journal_socket_path(void);
 
 #endif

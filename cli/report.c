@@ -5,22 +5,64 @@
  * rendering are in cli/lib/report.c, where the unit tests reach them.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "lib/report.h"
 
 static void td__report_usage(FILE *out)
 {
-	fputs("usage: teardown report [--format text|json] LOG...\n"
-	      "  Summarize JSON audit logs (log_format = \"json\") per program.\n"
-	      "  LOG may be '-' for standard input; give rotated parts as\n"
-	      "  separate files.  Malformed lines are counted, never fatal.\n"
-	      "  --format, -f  text (default) or json\n",
+	fputs("usage: teardown report [--format text|json|prometheus] LOG...\n"
+	      "  Summarize JSON audit logs (log.format = \"json\") per program.\n"
+	      "  LOG may be '-' for standard input; give rotated parts as separate\n"
+	      "  files (gzip-compressed ones are read through gzip -dc).  Also read:\n"
+	      "  syslog files (lines \"... teardown[PID]: {...}\") and the output of\n"
+	      "  journalctl -o json.  Text-format and malformed lines are counted,\n"
+	      "  never fatal.\n"
+	      "  --format, -f  text (default), json, or prometheus (counters in the\n"
+	      "                text exposition format, for node_exporter's textfile\n"
+	      "                collector)\n",
 	      out);
+}
+
+/* `gzip -dc -- path` with its output on a pipe; NULL with errno. */
+static FILE *td__gunzip(const char *path, pid_t *pid)
+{
+	extern char **environ;
+	char *argv[] = {"gzip", "-dc", "--", (char *)path, NULL};
+	posix_spawn_file_actions_t fa;
+	int p[2], rc;
+	FILE *f;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	rc = posix_spawnp(pid, "gzip", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (rc != 0) {
+		close(p[0]);
+		errno = rc;
+		return NULL;
+	}
+	f = fdopen(p[0], "r");
+	if (f == NULL) {
+		int e = errno;
+
+		close(p[0]);
+		waitpid(*pid, NULL, 0);
+		*pid = -1;
+		errno = e;
+	}
+	return f;
 }
 
 /*
@@ -36,7 +78,8 @@ static int td__report_file(struct td_report *r, const char *path)
 	size_t cap = 0;
 	ssize_t n;
 	struct stat st;
-	int err = 0;
+	pid_t gz = -1;
+	int err = 0, c;
 
 	if (f == NULL)
 		return -errno;
@@ -44,6 +87,29 @@ static int td__report_file(struct td_report *r, const char *path)
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
 		err = -EISDIR;
 		goto out;
+	}
+	/* a gzip-compressed part (logrotate's compress): read through gzip */
+	c = getc(f);
+	if (c == 0x1f && f == stdin) {
+		fprintf(stderr, "teardown report: standard input is gzip-compressed: "
+			"use zcat FILE | teardown report -, or name the file\n");
+		err = -EINVAL;
+		goto out;
+	}
+	if (c == 0x1f && getc(f) == 0x8b) {
+		FILE *z = td__gunzip(path, &gz);
+
+		if (z == NULL) {
+			err = -errno;
+			goto out;
+		}
+		fclose(f);
+		f = z;
+	} else if (f == stdin) {
+		if (c != EOF)
+			ungetc(c, f);
+	} else {
+		rewind(f);
 	}
 	err = td_report_begin(r, path);
 	if (err < 0)
@@ -64,6 +130,19 @@ out:
 		clearerr(stdin);
 	else
 		fclose(f);
+	if (gz > 0) {
+		int status = 0;
+
+		while (waitpid(gz, &status, 0) < 0 && errno == EINTR)
+			;
+		if (err == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+			fprintf(stderr, "teardown report: %s: gzip -dc failed (%s %d); the lines "
+				"before the failure are counted\n", path,
+				WIFEXITED(status) ? "exit status" : "signal",
+				WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+			err = 1; /* said: counted as read */
+		}
+	}
 	return err;
 }
 
@@ -103,9 +182,11 @@ int td_cmd_report(int argc, char **argv)
 			format = TD_REPORT_TEXT;
 		} else if (strcmp(val, "json") == 0) {
 			format = TD_REPORT_JSON;
+		} else if (strcmp(val, "prometheus") == 0) {
+			format = TD_REPORT_PROMETHEUS;
 		} else {
 			fprintf(stderr,
-				"teardown report: --format is text or json, not '%s'\n",
+				"teardown report: --format is text, json or prometheus, not '%s'\n",
 				val);
 			return 2;
 		}
@@ -129,8 +210,9 @@ int td_cmd_report(int argc, char **argv)
 			return 1;
 		}
 		if (err < 0) {
-			fprintf(stderr, "teardown report: %s: %s\n",
-				argv[i], strerror(-err));
+			if (err != -EINVAL)
+				fprintf(stderr, "teardown report: %s: %s\n",
+					argv[i], strerror(-err));
 			continue;
 		}
 		nread++;

@@ -19,11 +19,12 @@
 #include "cli.h"
 #include "doctor.h"
 #include "teardown/config.h"
+#include "teardown/event.h"
 #include "teardown/fault.h"
 
 struct td_run_opts {
 	const char *config;
-	const char *log, *format;
+	const char *log, *format, *facility;
 	bool dry_run;
 	bool have_rule; /* some option describes a rule */
 };
@@ -59,10 +60,15 @@ static void td__help(void)
 	      "      --close-delay MS     every close this much slower\n"
 	      "      --seed N             fixed seed: the same faults on every run\n"
 	      "log:\n"
-	      "      --log TARGET         stderr | syslog | /absolute/path\n"
+	      "      --log TARGET         stderr | syslog | journal | /absolute/path\n"
 	      "      --format FMT         text | json\n"
+	      "      --log-facility NAME  syslog/journal facility: daemon (default),\n"
+	      "                           user, local0..local7, ...\n"
 	      "other:\n"
 	      "  -n, --dry-run            print what would be set, run nothing\n"
+	      "\n"
+	      "The log target is opened (a file is created) before COMMAND runs; when it\n"
+	      "cannot be, teardown says why and exits 125 without running COMMAND.\n"
 	      "      --version, --help\n",
 	      stdout);
 }
@@ -70,7 +76,7 @@ static void td__help(void)
 enum {
 	O_CLOSE = 256, O_DRAIN, O_SHUT, O_REUSE, O_FIN, O_LEAK, O_ROLE, O_REMOTE,
 	O_RPORT, O_LPORT, O_RST, O_RST_MS, O_RST_BYTES, O_REFUSE, O_TIMEOUT,
-	O_TIMEOUT_MS, O_CDELAY, O_XDELAY, O_SEED, O_LOG, O_FORMAT, O_VERSION, O_HELP,
+	O_TIMEOUT_MS, O_CDELAY, O_XDELAY, O_SEED, O_LOG, O_FORMAT, O_VERSION, O_HELP, O_FACILITY,
 };
 
 static const struct option td__long[] = {
@@ -97,6 +103,7 @@ static const struct option td__long[] = {
 	{"seed", required_argument, NULL, O_SEED},
 	{"log", required_argument, NULL, O_LOG},
 	{"format", required_argument, NULL, O_FORMAT},
+	{"log-facility", required_argument, NULL, O_FACILITY},
 	{"version", no_argument, NULL, O_VERSION},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
@@ -279,7 +286,7 @@ static char *td__read_all(const char *path, size_t *len)
  * the log options applied.
  */
 static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
-			bool *as_path)
+			bool *as_path, struct td_policy *logp)
 {
 	struct td_policy file, cli, all;
 	struct td_cfg_error err;
@@ -288,7 +295,7 @@ static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
 	int rc;
 
 	memset(&file, 0, sizeof(file));
-	*as_path = o->config != NULL && !o->have_rule && !o->log && !o->format;
+	*as_path = o->config != NULL && !o->have_rule && !o->log && !o->format && !o->facility;
 	if (o->config != NULL) {
 		text = td__read_all(o->config, &len);
 		if (text == NULL)
@@ -299,6 +306,9 @@ static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
 			goto bad;
 		if (*as_path) {
 			/* checked here, read again by the library itself */
+			logp->log_target = file.log_target;
+			logp->log_facility = file.log_facility;
+			memcpy(logp->log_path, file.log_path, sizeof(logp->log_path));
 			td_policy_free(&file);
 			return realpath(o->config, NULL);
 		}
@@ -340,11 +350,13 @@ static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
 			all.log_target = TD_LOG_STDERR;
 		} else if (strcmp(o->log, "syslog") == 0) {
 			all.log_target = TD_LOG_SYSLOG;
+		} else if (strcmp(o->log, "journal") == 0) {
+			all.log_target = TD_LOG_JOURNAL;
 		} else if (o->log[0] == '/' && strlen(o->log) < sizeof(all.log_path)) {
 			all.log_target = TD_LOG_FILE;
 			strcpy(all.log_path, o->log);
 		} else {
-			fprintf(stderr, "teardown: --log: want stderr, syslog or an absolute path, got \"%s\"\n", o->log);
+			fprintf(stderr, "teardown: --log: want stderr, syslog, journal or an absolute path, got \"%s\"\n", o->log);
 			return NULL;
 		}
 	}
@@ -358,6 +370,20 @@ static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
 			return NULL;
 		}
 	}
+	if (o->facility) {
+		int fac = td_log_facility_parse(o->facility);
+
+		if (fac < 0) {
+			fprintf(stderr, "teardown: --log-facility: want daemon, user, local0..local7, "
+				"auth, authpriv, cron, ftp, lpr, mail, news, syslog or uucp, got \"%s\"\n",
+				o->facility);
+			return NULL;
+		}
+		all.log_facility = (uint8_t)fac;
+	}
+	logp->log_target = all.log_target;
+	logp->log_facility = all.log_facility;
+	memcpy(logp->log_path, all.log_path, sizeof(logp->log_path));
 	out = td_policy_to_text(&all);
 	/* the rules' heap parts are owned by file and cli; free each once */
 	if (all.rules != file.rules)
@@ -445,6 +471,8 @@ int td_cmd_run(int argc, char **argv)
 	struct td_frag f;
 	char lib[PATH_MAX];
 	char *policy, *preload;
+	static struct td_policy logp;
+	char why[PATH_MAX + 256];
 	bool as_path;
 	int c;
 
@@ -457,6 +485,7 @@ int td_cmd_run(int argc, char **argv)
 		case 'n': o.dry_run = true; break;
 		case O_LOG: o.log = optarg; break;
 		case O_FORMAT: o.format = optarg; break;
+		case O_FACILITY: o.facility = optarg; break;
 		case O_VERSION: printf("teardown %s\n", TD_VERSION); return 0;
 		case O_HELP: td__help(); return 0;
 		case '?': return 2;
@@ -474,7 +503,7 @@ int td_cmd_run(int argc, char **argv)
 		fprintf(stderr, "teardown: libteardown.so not found next to this program or in %s\n", TD_LIBDIR);
 		return 1;
 	}
-	policy = td__policy(&o, &f, &as_path);
+	policy = td__policy(&o, &f, &as_path, &logp);
 	if (policy == NULL)
 		return 2;
 	preload = td__preload_value(lib);
@@ -495,6 +524,13 @@ int td_cmd_run(int argc, char **argv)
 		free(policy);
 		free(preload);
 		return 0;
+	}
+	/* an audit nobody can read is refused, not run in silence */
+	if (td_log_target_check(&logp, true, why, sizeof(why)) != 0) {
+		fprintf(stderr, "teardown: %s; not running %s\n", why, argv[optind]);
+		free(policy);
+		free(preload);
+		return 125;
 	}
 	td_doctor_warn(argv[optind], stderr);
 	if (!as_path && strlen(policy) > TD_ENV_POLICY_MAX) {

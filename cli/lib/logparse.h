@@ -13,8 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* More keys than this on one line is not our log (it has at most 24). */
-#define TD_JLINE_MAX_FIELDS 64
+/*
+ * More keys than this on one line is not our log: a line has at most 27,
+ * an entry of `journalctl -o json` (journald's own fields and the
+ * library's TEARDOWN_* ones) some 70.
+ */
+#define TD_JLINE_MAX_FIELDS 128
 
 enum td_jtype {
 	TD_J_NULL = 0,

@@ -7,6 +7,7 @@
  * action, reason, fault kind, errno and shutdown mode.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,7 +167,7 @@ static const struct td__cent **td__cmap_sorted(const struct td_cmap *m,
 
 struct td__input {
 	char *name;
-	uint64_t lines, malformed;
+	uint64_t lines, malformed, text, other;
 };
 
 struct td_report {
@@ -174,14 +175,14 @@ struct td_report {
 	struct td_report_stats total;
 	struct td__input *in;
 	size_t n_in, cap_in;
-	uint64_t lines, malformed;
+	uint64_t lines, malformed, text, other;
 };
 
 /* The fields of one line that the report uses; NULL / -1 when absent. */
 struct td__ev {
 	const char *prog, *event, *action, *wire, *why, *closer, *fault;
 	const char *error, *how, *remote, *rule;
-	int64_t pid, fd, lost, age_ms;
+	int64_t pid, fd, lost, age_ms, dropped;
 	int time_wait; /* 1 true, else 0 */
 };
 
@@ -248,7 +249,7 @@ int td_report_begin(struct td_report *r, const char *name)
 	in->name = strdup(name);
 	if (in->name == NULL)
 		return -ENOMEM;
-	in->lines = in->malformed = 0;
+	in->lines = in->malformed = in->text = in->other = 0;
 	r->n_in++;
 	return 0;
 }
@@ -369,6 +370,9 @@ static int td__stats_add(struct td_report_stats *st, const struct td__ev *ev)
 		st->binds++;
 	} else if (strcmp(e, "linger") == 0) {
 		st->lingers++;
+	} else if (strcmp(e, "dropped") == 0) {
+		if (ev->dropped > 0)
+			st->dropped = td__sat_add(st->dropped, (uint64_t)ev->dropped);
 	}
 	return 0;
 }
@@ -388,7 +392,7 @@ enum td__key {
 	TD__K_PROG, TD__K_EVENT, TD__K_ACTION, TD__K_WIRE, TD__K_WHY,
 	TD__K_CLOSER, TD__K_FAULT, TD__K_ERROR, TD__K_HOW, TD__K_REMOTE,
 	TD__K_RULE, TD__K_PID, TD__K_FD, TD__K_LOST, TD__K_AGE_MS,
-	TD__K_TIME_WAIT, TD__K_OTHER
+	TD__K_TIME_WAIT, TD__K_DROPPED, TD__K_OTHER
 };
 
 /*
@@ -404,6 +408,7 @@ static enum td__key td__key_of(const char *k)
 	} byletter[26][2] = {
 		['a' - 'a'] = {{"action", TD__K_ACTION}, {"age_ms", TD__K_AGE_MS}},
 		['c' - 'a'] = {{"closer", TD__K_CLOSER}},
+		['d' - 'a'] = {{"dropped", TD__K_DROPPED}},
 		['e' - 'a'] = {{"event", TD__K_EVENT}, {"error", TD__K_ERROR}},
 		['f' - 'a'] = {{"fd", TD__K_FD}, {"fault", TD__K_FAULT}},
 		['h' - 'a'] = {{"how", TD__K_HOW}},
@@ -434,7 +439,7 @@ static void td__pick(const struct td_jline *l, struct td__ev *ev)
 	uint32_t seen = 0;
 
 	memset(ev, 0, sizeof(*ev));
-	ev->pid = ev->fd = ev->lost = ev->age_ms = -1;
+	ev->pid = ev->fd = ev->lost = ev->age_ms = ev->dropped = -1;
 	for (size_t i = 0; i < l->n; i++) {
 		const struct td_jfield *f = &l->f[i];
 		enum td__key key = td__key_of(f->key);
@@ -458,6 +463,7 @@ static void td__pick(const struct td_jline *l, struct td__ev *ev)
 		case TD__K_FD: ev->fd = td__fint(f); break;
 		case TD__K_LOST: ev->lost = td__fint(f); break;
 		case TD__K_AGE_MS: ev->age_ms = td__fint(f); break;
+		case TD__K_DROPPED: ev->dropped = td__fint(f); break;
 		case TD__K_TIME_WAIT:
 			ev->time_wait = f->type == TD_J_BOOL && f->i == 1;
 			break;
@@ -510,13 +516,196 @@ int td_report_add(struct td_report *r, const struct td_jline *l)
 	return 0;
 }
 
+/* A line that is counted apart (text format, another program's entry). */
+static int td__apart(struct td_report *r, int kind)
+{
+	struct td__input *in = td__cur_input(r);
+
+	if (in == NULL)
+		return -ENOMEM;
+	in->lines++;
+	r->lines++;
+	if (kind == TD_REPORT_TEXTLINE) {
+		in->text++;
+		r->text++;
+	} else {
+		in->other++;
+		r->other++;
+	}
+	return kind;
+}
+
+static bool td__digits(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return n > 0;
+}
+
+/*
+ * A line of the text format: "2026-11-21T08:13:15.457097Z PID/TID ...".
+ * Checked on its shape, not its content: a timestamp and the ids.
+ */
+static bool td__is_text(const char *p, size_t n)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.ddddddZ ";
+	size_t k = sizeof(shape) - 1, d;
+
+	if (n < k + 4)
+		return false;
+	for (size_t i = 0; i < k; i++)
+		if (shape[i] == 'd' ? (p[i] < '0' || p[i] > '9') : p[i] != shape[i])
+			return false;
+	for (d = k; d < n && p[d] >= '0' && p[d] <= '9'; d++)
+		;
+	if (d == k || d >= n || p[d] != '/')
+		return false;
+	k = ++d;
+	for (; d < n && p[d] >= '0' && p[d] <= '9'; d++)
+		;
+	return d > k && d < n && p[d] == ' ';
+}
+
+/* After "teardown[PID]: " in a syslog file's line, or NULL. */
+static char *td__syslog_msg(char *line, size_t len, size_t *n)
+{
+	static const char tag[] = "teardown[";
+	char *p = memmem(line, len, tag, sizeof(tag) - 1), *q;
+
+	if (p == NULL)
+		return NULL;
+	q = p + sizeof(tag) - 1;
+	p = q;
+	while (q < line + len && *q >= '0' && *q <= '9')
+		q++;
+	if (q == p || line + len - q < 3 || memcmp(q, "]: ", 3) != 0)
+		return NULL;
+	q += 3;
+	*n = (size_t)(line + len - q);
+	return q;
+}
+
+/* Keys whose journal values (always strings there) are numbers in the log. */
+static bool td__int_key(const char *k)
+{
+	static const char *const keys[] = {
+		"v", "pid", "tid", "uid", "fd", "conn", "unread", "unsent", "lost",
+		"age_ms", "bytes_in", "bytes_out", "close_wait_ms", "seed", "dropped",
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(k, keys[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A journal string that holds an integer, as an integer field. */
+static void td__as_int(struct td_jfield *f)
+{
+	const char *s = f->s;
+	bool neg = s[0] == '-';
+	uint64_t v = 0;
+
+	if (!td__digits(s + neg, f->slen - neg) || (s[neg] == '0' && f->slen - neg > 1))
+		return;
+	for (const char *c = s + neg; *c; c++) {
+		if (v > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+			return;
+		v = v * 10 + (uint64_t)(*c - '0');
+	}
+	if (neg) {
+		if (v > (uint64_t)INT64_MAX + 1)
+			return;
+		f->type = TD_J_INT;
+		f->i = (int64_t)(0 - v);
+	} else if (v > (uint64_t)INT64_MAX) {
+		f->type = TD_J_UINT;
+		f->u = v;
+	} else {
+		f->type = TD_J_INT;
+		f->i = (int64_t)v;
+		f->u = v;
+	}
+}
+
+/*
+ * An entry of `journalctl -o json`: the library's TEARDOWN_* fields (every
+ * value a string there), or, from the syslog target, its JSON line in
+ * MESSAGE.  Anything else is another program's entry.
+ */
+static int td__journal_entry(struct td_report *r, struct td_jline *l)
+{
+	static const char pre[] = "TEARDOWN_";
+	const char *ident = td_jline_str(l, "SYSLOG_IDENTIFIER");
+	const struct td_jfield *msg = td_jline_get(l, "MESSAGE");
+	struct td_jline t;
+
+	if (td_jline_get(l, "TEARDOWN_EVENT") != NULL) {
+		t.n = 0;
+		for (size_t i = 0; i < l->n; i++) {
+			struct td_jfield *f = &l->f[i];
+			char *k;
+
+			if (strncmp(f->key, pre, sizeof(pre) - 1) != 0 || f->key[sizeof(pre) - 1] == '\0')
+				continue;
+			/* the key lower-cased in place, without its prefix */
+			k = (char *)f->key + sizeof(pre) - 1;
+			for (char *c = k; *c; c++)
+				if (*c >= 'A' && *c <= 'Z')
+					*c = (char)(*c - 'A' + 'a');
+			t.f[t.n] = *f;
+			t.f[t.n].key = k;
+			if (f->type == TD_J_STR && td__int_key(k))
+				td__as_int(&t.f[t.n]);
+			else if (f->type == TD_J_STR && strcmp(k, "time_wait") == 0 &&
+				 (strcmp(f->s, "true") == 0 || strcmp(f->s, "false") == 0)) {
+				t.f[t.n].type = TD_J_BOOL;
+				t.f[t.n].i = f->s[0] == 't';
+			}
+			t.n++;
+		}
+		return td_report_add(r, &t);
+	}
+	if (ident != NULL && strcmp(ident, "teardown") == 0 && msg != NULL &&
+	    msg->type == TD_J_STR) {
+		char *m = (char *)msg->s;
+
+		if (m[0] == '{' && td_jline_parse(&t, m, msg->slen) == 0)
+			return td_report_add(r, &t);
+		if (td__is_text(m, msg->slen))
+			return td__apart(r, TD_REPORT_TEXTLINE);
+		/* teardown's own warnings ("teardown: ...") are not events */
+		return td__apart(r, TD_REPORT_OTHER);
+	}
+	return td__apart(r, TD_REPORT_OTHER);
+}
+
 int td_report_line(struct td_report *r, char *line, size_t len)
 {
 	struct td_jline l;
 	struct td__input *in;
+	size_t i = 0, n;
+	char *msg;
 
-	if (td_jline_parse(&l, line, len) == 0)
-		return td_report_add(r, &l);
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	if (i < len && line[i] == '{') {
+		if (td_jline_parse(&l, line, len) == 0) {
+			if (td_jline_get(&l, "event") == NULL &&
+			    (td_jline_get(&l, "__CURSOR") != NULL || td_jline_get(&l, "MESSAGE") != NULL))
+				return td__journal_entry(r, &l);
+			return td_report_add(r, &l);
+		}
+	} else if ((msg = td__syslog_msg(line, len, &n)) != NULL) {
+		/* a syslog file's line: "Nov 21 08:13:15 host teardown[PID]: ..." */
+		if (n > 0 && msg[0] == '{' && td_jline_parse(&l, msg, n) == 0)
+			return td_report_add(r, &l);
+		if (td__is_text(msg, n))
+			return td__apart(r, TD_REPORT_TEXTLINE);
+	} else if (td__is_text(line, len)) {
+		return td__apart(r, TD_REPORT_TEXTLINE);
+	}
 	in = td__cur_input(r);
 	if (in == NULL)
 		return -ENOMEM;
@@ -549,6 +738,16 @@ uint64_t td_report_malformed(const struct td_report *r)
 uint64_t td_report_lines(const struct td_report *r)
 {
 	return r->lines;
+}
+
+uint64_t td_report_text_lines(const struct td_report *r)
+{
+	return r->text;
+}
+
+uint64_t td_report_other_lines(const struct td_report *r)
+{
+	return r->other;
 }
 
 size_t td_report_nprogs(const struct td_report *r)
@@ -756,6 +955,7 @@ static void td__json_stats(FILE *out, const struct td_report_stats *st)
 	td__json_map(out, "shutdown_how", st->shutdown_how, &first);
 	td__json_u64(out, "binds", st->binds, &first);
 	td__json_u64(out, "lingers", st->lingers, &first);
+	td__json_u64(out, "dropped", st->dropped, &first);
 	td__json_key(out, "slowest", &first);
 	fputc('[', out);
 	for (size_t i = 0; i < st->n_slow; i++) {
@@ -855,6 +1055,9 @@ static void td__text_stats(FILE *out, const struct td_report_stats *st)
 		(unsigned long long)c->time_wait);
 	fprintf(out, "  bytes lost (RST) %8llu\n", (unsigned long long)c->lost);
 	fprintf(out, "  CLOSE_WAIT leaks %8llu\n", (unsigned long long)st->leaks);
+	if (st->dropped != 0)
+		fprintf(out, "  log lines lost   %8llu   (the library could not write them)\n",
+			(unsigned long long)st->dropped);
 	fputs("  faults           ", out);
 	td__faults_each(st->faults, td__text_fault_cb, &tc);
 	if (tc.first)
@@ -904,13 +1107,18 @@ static int td__render_json(const struct td_report *r, FILE *out,
 	fputs("\"_total\": ", out);
 	td__json_stats(out, &r->total);
 	fprintf(out, ",\n \"_malformed\": %llu", (unsigned long long)r->malformed);
+	fprintf(out, ",\n \"_text\": %llu", (unsigned long long)r->text);
+	fprintf(out, ",\n \"_other\": %llu", (unsigned long long)r->other);
 	fputs(",\n \"_files\": {", out);
 	for (size_t i = 0; i < r->n_in; i++) {
 		fputs(i ? ", " : "", out);
 		td__put_esc(out, r->in[i].name, true);
-		fprintf(out, ": {\"lines\": %llu, \"malformed\": %llu}",
+		fprintf(out, ": {\"lines\": %llu, \"malformed\": %llu, \"text\": %llu, "
+			     "\"other\": %llu}",
 			(unsigned long long)r->in[i].lines,
-			(unsigned long long)r->in[i].malformed);
+			(unsigned long long)r->in[i].malformed,
+			(unsigned long long)r->in[i].text,
+			(unsigned long long)r->in[i].other);
 	}
 	fputs("}}\n", out);
 	return 0;
@@ -920,9 +1128,18 @@ static int td__render_text(const struct td_report *r, FILE *out,
 			   const struct td__cent **progs, size_t np)
 {
 	fprintf(out, "teardown report: %zu program%s, %llu line%s, "
-		     "%llu malformed\n",
+		     "%llu malformed",
 		np, np == 1 ? "" : "s", (unsigned long long)r->lines,
 		r->lines == 1 ? "" : "s", (unsigned long long)r->malformed);
+	if (r->text != 0)
+		fprintf(out, ", %llu in the text format", (unsigned long long)r->text);
+	if (r->other != 0)
+		fprintf(out, ", %llu from other programs", (unsigned long long)r->other);
+	fputc('\n', out);
+	if (r->text != 0)
+		fprintf(out, "  text format: use format = \"json\" (log.format, or --format json) "
+			     "for the %llu line%s the report cannot read\n",
+			(unsigned long long)r->text, r->text == 1 ? "" : "s");
 	for (size_t i = 0; i < np; i++) {
 		fputs("\n== ", out);
 		td__put_esc(out, progs[i]->key, false);
@@ -937,10 +1154,147 @@ static int td__render_text(const struct td_report *r, FILE *out,
 	for (size_t i = 0; i < r->n_in; i++) {
 		fputs("  ", out);
 		td__put_esc(out, r->in[i].name, false);
-		fprintf(out, ": %llu lines, %llu malformed\n",
+		fprintf(out, ": %llu lines, %llu malformed",
 			(unsigned long long)r->in[i].lines,
 			(unsigned long long)r->in[i].malformed);
+		if (r->in[i].text != 0)
+			fprintf(out, ", %llu text format: use format = json",
+				(unsigned long long)r->in[i].text);
+		if (r->in[i].other != 0)
+			fprintf(out, ", %llu from other programs",
+				(unsigned long long)r->in[i].other);
+		fputc('\n', out);
 	}
+	return 0;
+}
+
+/* ---- Prometheus text exposition format ----------------------------- */
+
+/* A label value: backslash, double quote and newline escaped. */
+static void td__prom_label(FILE *out, const char *name, const char *v)
+{
+	fprintf(out, "%s=\"", name);
+	for (; *v; v++) {
+		if (*v == '\\')
+			fputs("\\\\", out);
+		else if (*v == '"')
+			fputs("\\\"", out);
+		else if (*v == '\n')
+			fputs("\\n", out);
+		else
+			fputc(*v, out);
+	}
+	fputc('"', out);
+}
+
+static void td__prom_head(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{prog="..."[,k="v"]...} value */
+static void td__prom_sample(FILE *out, const char *name, const char *prog,
+			    const char *k1, const char *v1, const char *k2, const char *v2,
+			    uint64_t value)
+{
+	fputs(name, out);
+	fputc('{', out);
+	td__prom_label(out, "prog", prog);
+	if (k1 != NULL) {
+		fputc(',', out);
+		td__prom_label(out, k1, v1);
+	}
+	if (k2 != NULL) {
+		fputc(',', out);
+		td__prom_label(out, k2, v2);
+	}
+	fprintf(out, "} %llu\n", (unsigned long long)value);
+}
+
+/* One counter with only the prog label, for every program. */
+static void td__prom_simple(FILE *out, const struct td__cent **progs, size_t np,
+			    const char *name, const char *help, size_t off)
+{
+	td__prom_head(out, name, "counter", help);
+	for (size_t i = 0; i < np; i++) {
+		const char *st = progs[i]->ptr;
+
+		td__prom_sample(out, name, progs[i]->key, NULL, NULL, NULL, NULL,
+				*(const uint64_t *)(st + off));
+	}
+}
+
+struct td__pctx {
+	FILE *out;
+	const char *prog;
+};
+
+static void td__prom_fault_cb(void *ctx, const char *k, uint64_t n)
+{
+	struct td__pctx *c = ctx;
+
+	td__prom_sample(c->out, "teardown_faults_total", c->prog, "fault", k, NULL, NULL, n);
+}
+
+static int td__render_prom(const struct td_report *r, FILE *out,
+			   const struct td__cent **progs, size_t np)
+{
+	td__prom_head(out, "teardown_connections_total", "counter",
+		      "TCP connections opened (connect and accept events).");
+	for (size_t i = 0; i < np; i++) {
+		const struct td_report_stats *st = progs[i]->ptr;
+
+		td__prom_sample(out, "teardown_connections_total", progs[i]->key, "role",
+				"client", NULL, NULL, st->connects);
+		td__prom_sample(out, "teardown_connections_total", progs[i]->key, "role",
+				"server", NULL, NULL, st->accepts);
+	}
+	td__prom_head(out, "teardown_closes_total", "counter",
+		      "Closes by what went on the wire (FIN, RST, none) and why.");
+	for (size_t i = 0; i < np; i++) {
+		const struct td_report_stats *st = progs[i]->ptr;
+
+		for (int w = 0; w < TD_RW__COUNT; w++) {
+			size_t n;
+			const struct td__cent **v = td__cmap_sorted(st->closes.by_why[w], &n);
+
+			for (size_t k = 0; v != NULL && k < n; k++)
+				td__prom_sample(out, "teardown_closes_total", progs[i]->key,
+						"wire", td__wire_keys[w], "why",
+						strcmp(v[k]->key, "-") == 0 ? "unknown" : v[k]->key,
+						v[k]->n);
+			free(v);
+		}
+	}
+	td__prom_simple(out, progs, np, "teardown_time_wait_owned_total",
+			"Closes after which this side holds TIME_WAIT (it closed first).",
+			offsetof(struct td_report_stats, closes.time_wait));
+	td__prom_simple(out, progs, np, "teardown_lost_bytes_total",
+			"Bytes written but not acknowledged, thrown away by RST closes.",
+			offsetof(struct td_report_stats, closes.lost));
+	td__prom_simple(out, progs, np, "teardown_leaks_total",
+			"Sockets left in CLOSE_WAIT past leak_after_s (leak events).",
+			offsetof(struct td_report_stats, leaks));
+	td__prom_head(out, "teardown_faults_total", "counter",
+		      "Faults injected, by kind (fault events).");
+	for (size_t i = 0; i < np; i++) {
+		struct td__pctx c = {out, progs[i]->key};
+
+		td__faults_each(((const struct td_report_stats *)progs[i]->ptr)->faults,
+				td__prom_fault_cb, &c);
+	}
+	td__prom_simple(out, progs, np, "teardown_log_dropped_lines_total",
+			"Audit lines the library could not write (dropped events).",
+			offsetof(struct td_report_stats, dropped));
+	td__prom_head(out, "teardown_report_lines", "gauge",
+		      "Lines read by teardown report, by what they were.");
+	fprintf(out, "teardown_report_lines{kind=\"event\"} %llu\n",
+		(unsigned long long)(r->lines - r->malformed - r->text - r->other));
+	fprintf(out, "teardown_report_lines{kind=\"malformed\"} %llu\n",
+		(unsigned long long)r->malformed);
+	fprintf(out, "teardown_report_lines{kind=\"text\"} %llu\n", (unsigned long long)r->text);
+	fprintf(out, "teardown_report_lines{kind=\"other\"} %llu\n",
+		(unsigned long long)r->other);
 	return 0;
 }
 
@@ -953,6 +1307,8 @@ int td_report_render(const struct td_report *r, FILE *out, int format)
 		return -ENOMEM;
 	if (format == TD_REPORT_JSON)
 		td__render_json(r, out, progs, np);
+	else if (format == TD_REPORT_PROMETHEUS)
+		td__render_prom(r, out, progs, np);
 	else
 		td__render_text(r, out, progs, np);
 	free(progs);

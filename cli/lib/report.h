@@ -52,6 +52,7 @@ struct td_report_stats {
 	uint64_t connects, accepts; /* connections = connects + accepts */
 	struct td_cmap *connect_errors; /* "ECONNREFUSED" -> n */
 	uint64_t binds, lingers;
+	uint64_t dropped; /* audit lines the library could not write */
 	struct td_report_outcome closes;
 	uint64_t active, passive, simultaneous; /* closer of close events */
 	struct td_cmap *by_action; /* action of close events, "-" if null */
@@ -64,7 +65,17 @@ struct td_report_stats {
 	struct td_report_slow slow[TD_REPORT_SLOWEST]; /* by age_ms, desc */
 };
 
-enum td_report_format { TD_REPORT_TEXT = 0, TD_REPORT_JSON = 1 };
+enum td_report_format {
+	TD_REPORT_TEXT = 0,
+	TD_REPORT_JSON = 1,
+	TD_REPORT_PROMETHEUS = 2, /* text exposition format, for node_exporter */
+};
+
+/* What td_report_line() made of a line that was not counted as an event. */
+enum {
+	TD_REPORT_TEXTLINE = 1, /* a line of the text log format */
+	TD_REPORT_OTHER = 2,	/* a journal entry that is not teardown's */
+};
 
 /* NULL when out of memory. */
 struct td_report *td_report_new(void);
@@ -78,8 +89,14 @@ int td_report_begin(struct td_report *r, const char *name);
 
 /*
  * Feed one line (its trailing newline optional; modified in place).
- * Returns 0 when counted as an event, -EINVAL when counted as malformed
- * (not one flat JSON object with "event" and "prog" strings), -ENOMEM.
+ * Read: the library's JSON lines; the same behind a syslog prefix
+ * ("... teardown[PID]: {...}", as rsyslog writes them); and entries of
+ * `journalctl -o json` (TEARDOWN_* fields, or a syslog-target JSON line
+ * in MESSAGE).  Returns 0 when counted as an event, TD_REPORT_TEXTLINE
+ * for a line in the text format (counted apart: the report needs
+ * format = "json"), TD_REPORT_OTHER for another program's journal entry,
+ * -EINVAL when counted as malformed (not one flat JSON object with
+ * "event" and "prog" strings), -ENOMEM.
  */
 int td_report_line(struct td_report *r, char *line, size_t len);
 
@@ -92,6 +109,8 @@ const struct td_report_stats *td_report_prog(const struct td_report *r,
 const struct td_report_stats *td_report_total(const struct td_report *r);
 uint64_t td_report_malformed(const struct td_report *r);
 uint64_t td_report_lines(const struct td_report *r);
+uint64_t td_report_text_lines(const struct td_report *r);
+uint64_t td_report_other_lines(const struct td_report *r);
 size_t td_report_nprogs(const struct td_report *r);
 /* Count under key in one of the maps above (0 when absent). */
 uint64_t td_cmap_get(const struct td_cmap *m, const char *key);

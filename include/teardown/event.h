@@ -25,6 +25,7 @@ enum td_event_type {
 	TD_EV_FAULT,
 	TD_EV_LEAK,	/* CLOSE_WAIT left open for leak_after_s */
 	TD_EV_EXIT,	/* still open at exit */
+	TD_EV_DROPPED,	/* at exit: audit lines this process could not write */
 	TD_EV__COUNT
 };
 
@@ -70,10 +71,15 @@ enum td_closer {
 /* shutdown: the library sent an RST instead (a connection fated to reset) */
 #define TD_HOW_RST 3
 
+/* The "v" every JSON line carries: bumped when keys change meaning. */
+#define TD_EVENT_SCHEMA 1
+
 struct td_event {
 	uint8_t type; /* enum td_event_type */
 	int64_t ts_us; /* CLOCK_REALTIME, microseconds since the epoch */
 	int32_t pid, tid;
+	const char *host; /* uname nodename (JSON only); NULL prints as null */
+	int64_t uid;	  /* effective uid (JSON only); -1 prints as null */
 	const char *prog; /* escaped on output; NULL prints as null */
 	int32_t fd;	  /* -1 when none */
 	uint8_t role;	  /* enum td_sock_role */
@@ -105,10 +111,15 @@ struct td_event {
 	/* fault */
 	const char *fault; /* "rst", "rst_after_ms", ... */
 	uint64_t seed;
+
+	/* dropped: lines not written, the log target, the first error */
+	uint64_t dropped;
+	const char *target; /* "stderr", "syslog", "journal" or the path */
 };
 
 /*
  * Which keys each event carries, in this order, in both formats:
+ *   JSON only: v ts host pid tid uid (then prog event ...)
  *   all:       ts pid tid prog event fd role local remote rule action
  *   connect:   conn error
  *   accept:    conn
@@ -119,6 +130,7 @@ struct td_event {
  *              (close also: error)
  *   fault:     fault conn seed
  *   leak:      state age_ms close_wait_ms
+ *   dropped:   dropped target error
  * JSON values: ts "2026-11-21T07:48:00.123456Z"; local/remote "1.2.3.4:80",
  * "[::1]:80" or null; app_linger "1,0" style or null; error "ECONNREFUSED"
  * or null; how/sent "SHUT_WR"... or "none" (sent: also "RST");
@@ -127,7 +139,7 @@ struct td_event {
  * number.  Text: "ts pid/tid prog event key=value ..." with values that
  * need it quoted and escaped.
  */
-#define TD_EVENT_MAX 1280 /* bytes of one formatted line, newline included */
+#define TD_EVENT_MAX 1408 /* bytes of one formatted line, newline included */
 
 enum td_format { TD_FORMAT_TEXT = 0, TD_FORMAT_JSON = 1 };
 
@@ -138,6 +150,40 @@ enum td_format { TD_FORMAT_TEXT = 0, TD_FORMAT_JSON = 1 };
  */
 size_t td_event_format(char *buf, size_t cap, const struct td_event *ev,
 		       int format);
+
+/*
+ * The same event as one native journald datagram (systemd's
+ * sd_journal_sendv() wire format, all fields in the simple KEY=value
+ * form): MESSAGE (the line in `format`, without its newline), PRIORITY,
+ * SYSLOG_FACILITY, SYSLOG_IDENTIFIER=teardown, then TEARDOWN_<KEY> for
+ * every key of the JSON line whose value is not null.  String values are
+ * the JSON string's content with \" \\ \/ and printable \u00XX
+ * decoded; control characters stay escaped, so no value holds a newline.
+ * facility: a syslog facility code (see td_log_facility_parse).  Returns
+ * the length (the datagram is also NUL-terminated), or 0 when it does not
+ * fit in cap (TD_JOURNAL_MAX always does).  Async-signal-safe.
+ */
+#define TD_JOURNAL_MAX 3072
+size_t td_event_journal(char *buf, size_t cap, const struct td_event *ev,
+			int format, int facility);
+
+/*
+ * Syslog severity of an event (RFC 5424 numbering): 4 (warning) for an
+ * RST that threw data away (lost > 0), a CLOSE_WAIT leak, or lines the
+ * log dropped; 6 (informational) otherwise.
+ */
+int td_event_severity(const struct td_event *ev);
+
+/*
+ * Syslog facilities (RFC 5424 codes): "user" 1, "mail" 2, "daemon" 3,
+ * "auth" 4, "syslog" 5, "lpr" 6, "news" 7, "uucp" 8, "cron" 9,
+ * "authpriv" 10, "ftp" 11, "local0".."local7" 16..23.  "kern" is not
+ * offered: user processes cannot log as the kernel.  parse: the code or
+ * -1; name: NULL for a code without a name.
+ */
+#define TD_FACILITY_DEFAULT 3 /* daemon */
+int td_log_facility_parse(const char *name);
+const char *td_log_facility_name(int code);
 
 const char *td_event_name(int type);
 const char *td_wire_name(int wire);

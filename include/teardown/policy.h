@@ -44,6 +44,7 @@ enum td_log_target {
 	TD_LOG_STDERR = 0,
 	TD_LOG_SYSLOG,
 	TD_LOG_FILE,
+	TD_LOG_JOURNAL, /* journald's native socket */
 };
 
 enum td_log_format {
@@ -128,6 +129,7 @@ struct td_policy {
 	int version;
 	uint8_t log_target; /* enum td_log_target */
 	uint8_t log_format; /* enum td_log_format */
+	uint8_t log_facility; /* syslog facility code; 0 = daemon (the default) */
 	char log_path[4096];
 	uint8_t on_error; /* enum td_on_error */
 	struct td_rule *rules;

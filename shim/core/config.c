@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "teardown/config.h"
+#include "teardown/event.h"
 #include "teardown/fault.h"
 #include "teardown/fmt.h"
 
@@ -752,7 +753,7 @@ static int td__parse_rules(struct td__pctx *c, const struct td_cfg_node *s)
 
 static int td__parse_log(struct td__pctx *c, const struct td_cfg_node *g)
 {
-	static const char *const keys[] = {"target", "format"};
+	static const char *const keys[] = {"target", "format", "facility"};
 	static const char *const fmts[] = {"text", "json"};
 	struct td_policy *p = c->p;
 	char path[32], q[80];
@@ -769,10 +770,22 @@ static int td__parse_log(struct td__pctx *c, const struct td_cfg_node *g)
 
 		if (m == NULL)
 			continue;
-		k = td__key(c, m, "log", keys, 2);
+		k = td__key(c, m, "log", keys, 3);
 		if (k < 0)
 			return k;
 		td__join(path, sizeof(path), "log", keys[k]);
+		if (k == 2) {
+			rc = td__str(c, m, path, &s);
+			if (rc != 0)
+				return rc;
+			v = td_log_facility_parse(s);
+			if (v < 0)
+				return td__fail(c, m, path, "%s is not a syslog facility "
+						"(daemon, user, local0..local7, ...)",
+						td__q(q, sizeof(q), s));
+			p->log_facility = (uint8_t)v;
+			continue;
+		}
 		if (k == 1) {
 			rc = td__enum(c, m, path, fmts, 2, &v);
 			p->log_format = (uint8_t)(rc == 0 ? v : 0);
@@ -788,9 +801,11 @@ static int td__parse_log(struct td__pctx *c, const struct td_cfg_node *g)
 			p->log_target = TD_LOG_STDERR;
 		} else if (strcmp(s, "syslog") == 0) {
 			p->log_target = TD_LOG_SYSLOG;
+		} else if (strcmp(s, "journal") == 0) {
+			p->log_target = TD_LOG_JOURNAL;
 		} else if (s[0] != '/') {
 			return td__fail(c, m, path,
-					"%s is not \"stderr\", \"syslog\" or an absolute path",
+					"%s is not \"stderr\", \"syslog\", \"journal\" or an absolute path",
 					td__q(q, sizeof(q), s));
 		} else if (strlen(s) >= sizeof(p->log_path)) {
 			return td__fail(c, m, path, "log path longer than %zu bytes",

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "teardown/config.h"
+#include "teardown/event.h"
 
 struct td__sb {
 	char *p;
@@ -237,9 +238,13 @@ static void td__sb_policy(struct td__sb *b, const struct td_policy *p)
 	if (p->log_target == TD_LOG_FILE)
 		td__sb_str(b, p->log_path);
 	else
-		td__sb_printf(b, "\"%s\"", p->log_target == TD_LOG_SYSLOG ? "syslog" : "stderr");
-	td__sb_printf(b, ";\n  format = \"%s\";\n};\non_error = \"%s\";\n",
+		td__sb_printf(b, "\"%s\"", p->log_target == TD_LOG_SYSLOG    ? "syslog"
+					   : p->log_target == TD_LOG_JOURNAL ? "journal"
+									     : "stderr");
+	td__sb_printf(b, ";\n  format = \"%s\";\n  facility = \"%s\";\n};\non_error = \"%s\";\n",
 		      p->log_format == TD_FMT_JSON ? "json" : "text",
+		      td_log_facility_name(p->log_facility ? p->log_facility : TD_FACILITY_DEFAULT)
+			      ?: "daemon",
 		      p->on_error == TD_ONERR_EXIT ? "exit" : "pass");
 	if (p->n_rules == 0) {
 		td__sb_printf(b, "# no rules: every connection is left alone\nrules = ( );\n");

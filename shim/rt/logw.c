@@ -2,33 +2,64 @@
  * teardown: writing audit lines.  This is where every event is written.
  *
  * One event is one write(), so lines from many threads and processes
- * never interleave (O_APPEND files, datagrams to syslog, pipes up to
- * PIPE_BUF).  Nothing here blocks, allocates or locks: a line that cannot
- * be written at once is dropped.  The log fd is the library's own (high,
- * close-on-exec) and is checked (st_dev, st_ino) before each write, so a
- * program that closed it or dup2()ed something over it never gets log
- * bytes in its own files: the log is reopened instead.
+ * never interleave (O_APPEND files, datagrams to syslog and journald,
+ * pipes up to PIPE_BUF).  Nothing here blocks, allocates or locks: a line
+ * that cannot be written at once is not retried, but it is never lost in
+ * silence either.  Every such line is counted; the first one is reported
+ * with its reason in one warning (on stderr when that is usable, else to
+ * journald or syslog), and at exit the count goes into a "dropped" event
+ * (or, when the target is still unusable, into a last warning).
+ *
+ * The log fd is the library's own (high, close-on-exec) and is checked
+ * (st_dev, st_ino) before each write, so a program that closed it or
+ * dup2()ed something over it never gets log bytes in its own files: the
+ * log is reopened instead.  A file target is also reopened when its path
+ * names another file (logrotate's rename and create, or a delete).
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "rt.h"
 #include "teardown/fmt.h"
 
+#define TD_JOURNAL_SOCKET "/run/systemd/journal/socket"
+#define TD_SYSLOG_SOCKET "/dev/log"
+
 /* The current log descriptor and the identity of what it must point at. */
 static _Atomic int td__fd = -1;
 static _Atomic uint64_t td__dev, td__ino;
 /* stderr as it was at start-up, for the "stderr" target */
 static uint64_t td__err_dev, td__err_ino;
-static _Atomic int td__disabled;
+/* why the stderr target cannot be used at all (0: it can) */
+static int td__err_unusable;
 static const struct td_policy *td__pol;
+static char td__host[sizeof(((struct utsname *)0)->nodename)];
+static char td__journal[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static bool td__journal_set;
+
+/*
+ * Lines that could not be written, in this process (reset in a forked
+ * child, which reports its own), the errno of the first, and whether the
+ * one warning has been given.
+ */
+static _Atomic uint64_t td__dropped;
+static _Atomic int td__first_err;
+static _Atomic int td__warned;
+static _Atomic int td__warned_rot; /* a rotated file that could not be reopened */
+/* a target that failed to open is tried again at most this often */
+#define TD_LOG_RETRY_US 1000000
+static _Atomic int64_t td__retry_at_us;
+static _Atomic int td__open_err;
 
 /*
  * Whether fd is still the log.  Every libc path that can close or replace
@@ -40,13 +71,19 @@ static const struct td_policy *td__pol;
  * then at most every TD_LOG_RECHECK_US.
  */
 #define TD_LOG_RECHECK_US 20000
+/* how often a file target's path is compared with the open file */
+#define TD_LOG_PATHCHECK_US 100000
 static _Atomic int64_t td__checked_us;
+static _Atomic int64_t td__path_checked_us;
 static _Atomic uint32_t td__mode;
+/* odd while a thread reopens a rotated file over the log's descriptor */
+static _Atomic uint32_t td__rot_seq;
 
 static bool td__same(int fd, uint64_t dev, uint64_t ino, mode_t *mode);
 
 static bool td__still_ours(int fd, mode_t *mode)
 {
+	uint32_t seq;
 	int64_t now;
 
 	if (fd < 0 || !td_own_is(fd))
@@ -57,9 +94,12 @@ static bool td__still_ours(int fd, mode_t *mode)
 		*mode = (mode_t)atomic_load_explicit(&td__mode, memory_order_relaxed);
 		return true;
 	}
-	if (!td__same(fd, atomic_load(&td__dev), atomic_load(&td__ino), mode))
+	/* a rotation in progress changes the identity under us: trust the mark */
+	seq = atomic_load(&td__rot_seq);
+	if (!(seq & 1) && !td__same(fd, atomic_load(&td__dev), atomic_load(&td__ino), mode) &&
+	    atomic_load(&td__rot_seq) == seq)
 		return false;
-	atomic_store(&td__mode, (uint32_t)*mode);
+	*mode = (mode_t)atomic_load(&td__mode);
 	atomic_store(&td__checked_us, now);
 	return true;
 }
@@ -76,25 +116,49 @@ static bool td__same(int fd, uint64_t dev, uint64_t ino, mode_t *mode)
 }
 
 /*
- * Remember what stderr is at start-up.  Nothing is logged there when it
- * is a socket: under inetd it is the client's connection, and log lines
- * would corrupt the protocol.
+ * Whether fd 2 may receive log lines or warnings: it is open, and not a
+ * network socket.  Under inetd stderr is the client's TCP connection and
+ * a log line would corrupt the protocol; a Unix socket (systemd gives
+ * every service a stream to journald), a pipe, a terminal or a file are
+ * fine.  *err: why not.
  */
-static bool td__probe_stderr(void)
+static bool td__stderr_usable(struct stat *st, int *err)
+{
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+
+	if (fstat(2, st) != 0) {
+		*err = EBADF;
+		return false;
+	}
+	if (!S_ISSOCK(st->st_mode))
+		return true;
+	if (getsockopt(2, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) {
+		*err = EOPNOTSUPP;
+		return false;
+	}
+	return true;
+}
+
+/* Remember what stderr is at start-up. */
+static void td__probe_stderr(void)
 {
 	struct stat st;
+	int err = 0;
 
-	if (fstat(2, &st) != 0 || S_ISSOCK(st.st_mode))
-		return false;
+	if (!td__stderr_usable(&st, &err)) {
+		td__err_unusable = err;
+		return;
+	}
 	td__err_dev = st.st_dev;
 	td__err_ino = st.st_ino;
-	return true;
 }
 
 /*
  * A descriptor for the program's stderr that is ours: for a pipe or a
  * terminal a fresh open of /proc/self/fd/2, so that O_NONBLOCK on it does
- * not change the program's own descriptor; for a file, a duplicate.
+ * not change the program's own descriptor; for a file or a socket, a
+ * duplicate (a socket is written with MSG_DONTWAIT instead).
  */
 static int td__open_stderr(void)
 {
@@ -110,15 +174,36 @@ static int td__open_stderr(void)
 	return fd;
 }
 
-static int td__open_syslog(void)
+/* The journal's native socket: TEARDOWN_JOURNAL_SOCKET outside secure mode. */
+static const char *td__journal_path(void)
 {
-	struct sockaddr_un sun = {.sun_family = AF_UNIX, .sun_path = "/dev/log"};
-	int fd = td_real_socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	const char *env;
 
+	if (td__journal_set)
+		return td__journal;
+	env = td_proc.secure ? NULL : getenv("TEARDOWN_JOURNAL_SOCKET");
+	return env != NULL && env[0] == '/' ? env : TD_JOURNAL_SOCKET;
+}
+
+/* A datagram socket connected to path; -1 with errno. */
+static int td__open_dgram(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	size_t n = strlen(path);
+	int fd, err;
+
+	if (n >= sizeof(sun.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sun.sun_path, path, n + 1);
+	fd = td_real_socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
 	if (td_real_connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		err = errno;
 		td_real_close(fd);
+		errno = err;
 		return -1;
 	}
 	return fd;
@@ -126,8 +211,8 @@ static int td__open_syslog(void)
 
 /*
  * The file target: O_NOFOLLOW so a symlink planted at the path is not
- * followed, O_APPEND so concurrent writers never overwrite each other,
- * mode 0600 since the log names peers.
+ * followed, O_APPEND so concurrent writers never overwrite each other (and
+ * logrotate's copytruncate works), mode 0600 since the log names peers.
  */
 static int td__open_file(const char *path)
 {
@@ -135,30 +220,49 @@ static int td__open_file(const char *path)
 			      O_NONBLOCK | O_NOCTTY, 0600);
 }
 
-/* Open the target and publish it; returns the fd or -1. */
+/* Open the target and publish it; returns the fd, or -1 with errno. */
 static int td__reopen(int stale)
 {
 	const struct td_policy *p = td__pol;
 	struct stat st;
 	int fd = -1, expect = stale;
+	int64_t now = td_mono_us();
 
-	if (p == NULL)
+	if (p == NULL) {
+		errno = EINVAL;
 		return -1;
+	}
+	if (now < atomic_load(&td__retry_at_us)) {
+		errno = atomic_load(&td__open_err);
+		return -1;
+	}
 	switch (p->log_target) {
 	case TD_LOG_STDERR:
 		/* only while fd 2 is still the stderr we started with */
 		if (td__same(2, td__err_dev, td__err_ino, NULL))
 			fd = td__open_stderr();
+		else
+			errno = EBADF;
 		break;
 	case TD_LOG_FILE:
 		fd = td__open_file(p->log_path);
 		break;
 	case TD_LOG_SYSLOG:
-		fd = td__open_syslog();
+		fd = td__open_dgram(TD_SYSLOG_SOCKET);
+		break;
+	case TD_LOG_JOURNAL:
+		fd = td__open_dgram(td__journal_path());
+		break;
+	default:
+		errno = EINVAL;
 		break;
 	}
-	if (fd < 0)
+	if (fd < 0) {
+		atomic_store(&td__open_err, errno ? errno : EIO);
+		atomic_store(&td__retry_at_us, now + TD_LOG_RETRY_US);
+		errno = atomic_load(&td__open_err);
 		return -1;
+	}
 	fd = td_own_fd(fd);
 	if (fstat(fd, &st) != 0) {
 		td_own_close(fd);
@@ -171,15 +275,40 @@ static int td__reopen(int stale)
 	}
 	atomic_store(&td__dev, (uint64_t)st.st_dev);
 	atomic_store(&td__ino, (uint64_t)st.st_ino);
+	atomic_store(&td__mode, (uint32_t)st.st_mode);
+	atomic_store(&td__checked_us, td_mono_us());
+	atomic_store(&td__path_checked_us, td_mono_us());
 	return fd;
+}
+
+static void td__atfork_child(void)
+{
+	atomic_store(&td__dropped, 0);
+	atomic_store(&td__first_err, 0);
 }
 
 void td_log_open(const struct td_policy *p)
 {
+	struct utsname u;
+	const char *jp;
+
 	td__pol = p;
-	if (p->log_target == TD_LOG_STDERR && !td__probe_stderr()) {
-		atomic_store(&td__disabled, 1);
-		return;
+	if (uname(&u) == 0) {
+		size_t n = strnlen(u.nodename, sizeof(td__host) - 1);
+
+		memcpy(td__host, u.nodename, n);
+		td__host[n] = '\0';
+	}
+	jp = td__journal_path();
+	if (strlen(jp) < sizeof(td__journal))
+		strcpy(td__journal, jp);
+	/* else empty: connecting fails with a reason, counted and reported */
+	td__journal_set = true;
+	pthread_atfork(NULL, NULL, td__atfork_child);
+	if (p->log_target == TD_LOG_STDERR) {
+		td__probe_stderr();
+		if (td__err_unusable)
+			return;
 	}
 	(void)td__reopen(-1);
 }
@@ -194,6 +323,7 @@ static ssize_t td__write_nosigpipe(int fd, const char *buf, size_t len)
 	sigset_t pipe_set, old, pending;
 	bool was_pending;
 	ssize_t n;
+	int err;
 
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
@@ -201,73 +331,368 @@ static ssize_t td__write_nosigpipe(int fd, const char *buf, size_t len)
 	sigpending(&pending);
 	was_pending = sigismember(&pending, SIGPIPE);
 	n = td_real_write(fd, buf, len);
-	if (n < 0 && errno == EPIPE && !was_pending) {
+	err = errno;
+	if (n < 0 && err == EPIPE && !was_pending) {
 		struct timespec zero = {0, 0};
 
 		(void)sigtimedwait(&pipe_set, NULL, &zero);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = err;
 	return n;
 }
 
-static void td__emit(const char *line, size_t len)
+/* One write of a whole buffer by the kind of file fd is: 0 or an errno. */
+static int td__put(int fd, mode_t mode, const char *buf, size_t len)
 {
-	const struct td_policy *p = td__pol;
+	ssize_t n;
+
+	if (S_ISSOCK(mode))
+		n = td_real_send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	else if (S_ISFIFO(mode))
+		n = td__write_nosigpipe(fd, buf, len);
+	else
+		n = td_real_write(fd, buf, len);
+	if (n == (ssize_t)len)
+		return 0;
+	if (n < 0)
+		return errno ? errno : EIO;
+	/* a short write: the rest of the line is not written either */
+	return S_ISREG(mode) ? ENOSPC : EAGAIN;
+}
+
+/* ---- what a lost line says ------------------------------------------- */
+
+static const struct {
+	int err;
+	const char *what;
+} td__reasons[] = {
+	{ENOENT, "no such file or directory"},
+	{EACCES, "permission denied"},
+	{EPERM, "operation not permitted"},
+	{EROFS, "read-only file system"},
+	{ENOSPC, "no space left on device"},
+	{EDQUOT, "disk quota exceeded"},
+	{EISDIR, "is a directory"},
+	{ELOOP, "a symbolic link, not followed"},
+	{ENOTDIR, "a path component is not a directory"},
+	{ENAMETOOLONG, "path too long"},
+	{EAGAIN, "the reader is not keeping up"},
+	{EPIPE, "nobody reads it"},
+	{ECONNREFUSED, "nothing listens there"},
+	{EBADF, "closed"},
+	{EOPNOTSUPP, "a network socket (inetd): never written to"},
+	{EMSGSIZE, "message too long"},
+	{EIO, "input/output error"},
+};
+
+static void td__put_err(struct td_buf *b, int err)
+{
+	const char *name = td_errno_name(err);
+
+	if (name != NULL) {
+		td_buf_puts(b, name);
+	} else {
+		td_buf_putc(b, 'E');
+		td_buf_u64(b, (uint64_t)(err < 0 ? -err : err));
+	}
+	for (size_t i = 0; i < sizeof(td__reasons) / sizeof(td__reasons[0]); i++)
+		if (td__reasons[i].err == err) {
+			td_buf_puts(b, " (");
+			td_buf_puts(b, td__reasons[i].what);
+			td_buf_putc(b, ')');
+			break;
+		}
+}
+
+/* How the target is named in messages and in the "dropped" event. */
+static const char *td__target_name(const struct td_policy *p)
+{
+	switch (p->log_target) {
+	case TD_LOG_FILE: return p->log_path;
+	case TD_LOG_SYSLOG: return "syslog";
+	case TD_LOG_JOURNAL: return "journal";
+	default: return "stderr";
+	}
+}
+
+static void td__put_target(struct td_buf *b, const struct td_policy *p)
+{
+	td_buf_puts(b, td__target_name(p));
+	if (p->log_target == TD_LOG_SYSLOG) {
+		td_buf_puts(b, " (" TD_SYSLOG_SOCKET ")");
+	} else if (p->log_target == TD_LOG_JOURNAL) {
+		td_buf_puts(b, " (");
+		td_buf_puts(b, td__journal_path());
+		td_buf_putc(b, ')');
+	}
+}
+
+/*
+ * Count one line that was not written.  The first one in the process
+ * tree says why, once.
+ */
+static void td__lose(const struct td_policy *p, int err)
+{
+	char msg[1024];
+	struct td_buf b;
+	int zero = 0;
+
+	atomic_fetch_add(&td__dropped, 1);
+	(void)atomic_compare_exchange_strong(&td__first_err, &zero, err);
+	zero = 0;
+	if (!atomic_compare_exchange_strong(&td__warned, &zero, 1))
+		return;
+	td_buf_init(&b, msg, sizeof(msg));
+	td_buf_puts(&b, "cannot write the audit log to ");
+	td__put_target(&b, p);
+	td_buf_puts(&b, ": ");
+	td__put_err(&b, err);
+	td_buf_puts(&b, "; lines that cannot be written are counted, and the count is "
+			"logged at exit (event \"dropped\")");
+	td_warn(td_buf_cstr(&b));
+}
+
+/* ---- the targets ------------------------------------------------------ */
+
+/*
+ * The file target's path no longer names the open file (logrotate renamed
+ * or deleted it): open the path anew and put the new file on the log's
+ * own descriptor number with dup3(), so that a thread writing at that
+ * moment writes whole lines to one file or the other, never to a closed
+ * or reused number.  One thread does it; the others keep writing.
+ */
+static void td__rotate(const struct td_policy *p, int fd)
+{
+	uint32_t seq = atomic_load(&td__rot_seq);
+	struct stat st;
+	int nfd, err = 0;
+
+	if ((seq & 1) || !atomic_compare_exchange_strong(&td__rot_seq, &seq, seq + 1))
+		return;
+	nfd = td__open_file(p->log_path);
+	if (nfd < 0) {
+		err = errno;
+	} else {
+		if (fstat(nfd, &st) != 0 || !td_own_is(fd) ||
+		    td_real_dup3(nfd, fd, O_CLOEXEC) != fd) {
+			err = errno ? errno : EIO;
+		} else {
+			atomic_store(&td__dev, (uint64_t)st.st_dev);
+			atomic_store(&td__ino, (uint64_t)st.st_ino);
+			atomic_store(&td__mode, (uint32_t)st.st_mode);
+		}
+		td_real_close(nfd);
+	}
+	atomic_store(&td__rot_seq, seq + 2);
+	if (err != 0) {
+		/* lines still go to the renamed file: nothing is lost */
+		int zero = 0;
+
+		if (atomic_compare_exchange_strong(&td__warned_rot, &zero, 1)) {
+			char msg[1024];
+			struct td_buf b;
+
+			td_buf_init(&b, msg, sizeof(msg));
+			td_buf_puts(&b, "cannot reopen the audit log ");
+			td_buf_puts(&b, p->log_path);
+			td_buf_puts(&b, " after it was renamed or removed: ");
+			td__put_err(&b, err);
+			td_buf_puts(&b, "; still writing to the old file");
+			td_warn(td_buf_cstr(&b));
+		}
+	}
+}
+
+/* At most every TD_LOG_PATHCHECK_US: does the path still name fd's file? */
+static void td__check_path(const struct td_policy *p, int fd)
+{
+	int64_t now = td_mono_us(), last = atomic_load(&td__path_checked_us);
+	struct stat st;
+
+	if (now - last < TD_LOG_PATHCHECK_US ||
+	    !atomic_compare_exchange_strong(&td__path_checked_us, &last, now))
+		return;
+	if (fstatat(AT_FDCWD, p->log_path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (uint64_t)st.st_dev == atomic_load(&td__dev) &&
+	    (uint64_t)st.st_ino == atomic_load(&td__ino))
+		return;
+	td__rotate(p, fd);
+}
+
+/* stderr or a file: 0 or why the line was not written. */
+static int td__emit_stream(const struct td_policy *p, const char *line, size_t len)
+{
 	int fd = atomic_load(&td__fd);
 	mode_t mode = 0;
 
+	if (p->log_target == TD_LOG_STDERR && td__err_unusable)
+		return td__err_unusable;
+	if (!td__still_ours(fd, &mode)) {
+		fd = td__reopen(fd);
+		if (fd < 0)
+			return errno ? errno : EIO;
+		if (!td__same(fd, atomic_load(&td__dev), atomic_load(&td__ino), &mode))
+			return EBADF;
+	}
+	if (p->log_target == TD_LOG_FILE)
+		td__check_path(p, fd);
+	return td__put(fd, mode, line, len);
+}
+
+/* syslog or journald: one datagram; 0 or why it was not sent. */
+static int td__emit_dgram(const char *buf, size_t len)
+{
+	int fd = atomic_load(&td__fd), err;
+
+	/* a number the program closed (and maybe reused) is not ours */
+	if (fd < 0 || !td_own_is(fd)) {
+		fd = td__reopen(fd);
+		if (fd < 0)
+			return errno ? errno : EIO;
+	}
+	if (td_real_send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len)
+		return 0;
+	err = errno;
+	if (err == ECONNREFUSED || err == ENOTCONN || err == ECONNRESET) {
+		/* the daemon restarted: connect our socket to the new one */
+		const char *path = td__pol->log_target == TD_LOG_JOURNAL ? td__journal_path()
+									 : TD_SYSLOG_SOCKET;
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+		if (strlen(path) < sizeof(sun.sun_path)) {
+			strcpy(sun.sun_path, path);
+			if (td_real_connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 &&
+			    td_real_send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len)
+				return 0;
+			err = errno;
+		}
+	}
+	return err ? err : EIO;
+}
+
+/* Write one event to the target; 0 or why not. */
+static int td__emit(const struct td_policy *p, const struct td_event *ev)
+{
+	int fmt = p->log_format == TD_FMT_JSON ? TD_FORMAT_JSON : TD_FORMAT_TEXT;
+	int fac = p->log_facility ? p->log_facility : TD_FACILITY_DEFAULT;
+	size_t n;
+
+	if (p->log_target == TD_LOG_JOURNAL) {
+		char dgram[TD_JOURNAL_MAX];
+
+		n = td_event_journal(dgram, sizeof(dgram), ev, fmt, fac);
+		return n > 0 ? td__emit_dgram(dgram, n) : EMSGSIZE;
+	}
 	if (p->log_target == TD_LOG_SYSLOG) {
+		/*
+		 * The local socket's format, as syslog(3) writes it and as
+		 * rsyslog's imuxsock and journald parse it: "<PRI>TAG[PID]: MSG"
+		 * with RFC 5424's facility and severity numbers.  (An RFC 5424
+		 * header here would be taken as part of the message by both.)
+		 */
 		char msg[TD_EVENT_MAX + 64];
 		struct td_buf b;
 
-		if (fd < 0 && (fd = td__reopen(fd)) < 0)
-			return;
 		td_buf_init(&b, msg, sizeof(msg));
-		td_buf_puts(&b, "<30>teardown[");	/* LOG_DAEMON | LOG_INFO */
+		td_buf_putc(&b, '<');
+		td_buf_u64(&b, (uint64_t)(fac * 8 + td_event_severity(ev)));
+		td_buf_puts(&b, ">teardown[");
 		td_buf_u64(&b, (uint64_t)atomic_load(&td_proc.pid));
 		td_buf_puts(&b, "]: ");
-		td_buf_putn(&b, line, len > 0 ? len - 1 : 0); /* no newline */
-		if (td_real_send(fd, msg, b.len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
-		    (errno == ECONNREFUSED || errno == ENOTCONN || errno == EBADF ||
-		     errno == ENOTSOCK)) {
-			fd = td__reopen(fd);
-			if (fd >= 0)
-				(void)td_real_send(fd, msg, b.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		}
-		return;
+		n = td_event_format(b.p + b.len, b.cap - b.len, ev, fmt);
+		if (n == 0)
+			return EMSGSIZE;
+		return td__emit_dgram(msg, b.len + n - 1); /* no newline */
 	}
-	if (!td__still_ours(fd, &mode)) {
-		fd = td__reopen(fd);
-		if (fd < 0 || !td__same(fd, atomic_load(&td__dev),
-					atomic_load(&td__ino), &mode))
-			return;
-		atomic_store(&td__mode, (uint32_t)mode);
-		atomic_store(&td__checked_us, td_mono_us());
+	{
+		char line[TD_EVENT_MAX];
+
+		n = td_event_format(line, sizeof(line), ev, fmt);
+		return n > 0 ? td__emit_stream(p, line, n) : EMSGSIZE;
 	}
-	if (S_ISFIFO(mode))
-		(void)td__write_nosigpipe(fd, line, len);
-	else
-		(void)td_real_write(fd, line, len);
 }
 
-void td_log(const struct td_policy *p, struct td_event *ev)
-{
-	char line[TD_EVENT_MAX];
-	int saved = errno;
-	size_t n;
+/*
+ * The effective uid for the events, read again at most every 100 ms: a
+ * system call per event would cost more than the rest of the line, and a
+ * uid changes once in a program's life, if ever (a daemon dropping root).
+ */
+#define TD_LOG_UID_US 100000
+static _Atomic int64_t td__uid = -1, td__uid_at_us;
 
-	if (atomic_load(&td__disabled) || td__pol == NULL)
-		return;
+static int64_t td__euid(void)
+{
+	int64_t now = td_mono_us(), uid = atomic_load(&td__uid);
+
+	if (uid < 0 || now - atomic_load(&td__uid_at_us) >= TD_LOG_UID_US) {
+		uid = (int64_t)geteuid();
+		atomic_store(&td__uid, uid);
+		atomic_store(&td__uid_at_us, now);
+	}
+	return uid;
+}
+
+static int td__log(const struct td_policy *p, struct td_event *ev)
+{
 	ev->ts_us = td_now_us();
 	ev->pid = atomic_load(&td_proc.pid);
 	if (ev->tid == 0)
 		ev->tid = td_gettid();
 	ev->prog = td_proc.prog;
-	n = td_event_format(line, sizeof(line), ev,
-			    p->log_format == TD_FMT_JSON ? TD_FORMAT_JSON
-							 : TD_FORMAT_TEXT);
-	if (n > 0)
-		td__emit(line, n);
+	ev->host = td__host[0] ? td__host : NULL;
+	ev->uid = td__euid();
+	return td__emit(p, ev);
+}
+
+void td_log(const struct td_policy *p, struct td_event *ev)
+{
+	int saved = errno, err;
+
+	if (td__pol == NULL)
+		return;
+	err = td__log(p, ev);
+	if (err != 0)
+		td__lose(p, err);
+	errno = saved;
+}
+
+/*
+ * At exit: the count of lines this process could not write, as an event
+ * in the log itself when it can be written now, else as a warning.
+ */
+void td_log_at_exit(const struct td_policy *p)
+{
+	uint64_t n = atomic_load(&td__dropped);
+	int saved = errno, err;
+	struct td_event ev;
+
+	if (n == 0 || td__pol == NULL || p == NULL)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TD_EV_DROPPED;
+	ev.fd = -1;
+	ev.state = -1;
+	ev.time_wait = -1;
+	ev.how = ev.how_done = TD_HOW_NONE;
+	ev.dropped = n;
+	ev.target = td__target_name(p);
+	ev.err = atomic_load(&td__first_err);
+	atomic_store(&td__retry_at_us, 0); /* one more try at opening */
+	err = td__log(p, &ev);
+	if (err != 0) {
+		char msg[1024];
+		struct td_buf b;
+
+		td_buf_init(&b, msg, sizeof(msg));
+		td_buf_u64(&b, n);
+		td_buf_puts(&b, n == 1 ? " audit line was" : " audit lines were");
+		td_buf_puts(&b, " not written to ");
+		td__put_target(&b, p);
+		td_buf_puts(&b, ": ");
+		td__put_err(&b, ev.err ? ev.err : err);
+		td_warn(td_buf_cstr(&b));
+	}
 	errno = saved;
 }
 
@@ -296,14 +721,79 @@ void td_event_from_sock(struct td_event *ev, const struct td_policy *p,
 	ev->time_wait = -1;
 }
 
+/* ---- warnings --------------------------------------------------------- */
+
+/*
+ * A warning that stderr cannot take goes to the system log: journald's
+ * native socket when there is one, else syslog's /dev/log, as daemon (or
+ * the policy's facility) at severity warning.  msg has no newline.
+ */
+static bool td__warn_system(const char *msg, size_t len)
+{
+	const struct td_policy *p = td__pol;
+	int fac = p && p->log_facility ? p->log_facility : TD_FACILITY_DEFAULT;
+	char buf[1600];
+	struct td_buf b;
+	bool sent = false;
+	int fd;
+
+	fd = td__open_dgram(td__journal_path());
+	if (fd >= 0) {
+		td_buf_init(&b, buf, sizeof(buf));
+		td_buf_puts(&b, "MESSAGE=");
+		td_buf_putn(&b, msg, len);
+		td_buf_puts(&b, "\nPRIORITY=4\nSYSLOG_FACILITY=");
+		td_buf_u64(&b, (uint64_t)fac);
+		td_buf_puts(&b, "\nSYSLOG_IDENTIFIER=teardown\n");
+		sent = b.lost == 0 &&
+		       td_real_send(fd, buf, b.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)b.len;
+		td_real_close(fd);
+	}
+	if (sent)
+		return true;
+	fd = td__open_dgram(TD_SYSLOG_SOCKET);
+	if (fd < 0)
+		return false;
+	td_buf_init(&b, buf, sizeof(buf));
+	td_buf_putc(&b, '<');
+	td_buf_u64(&b, (uint64_t)(fac * 8 + 4));
+	td_buf_puts(&b, ">teardown[");
+	td_buf_u64(&b, (uint64_t)td_sys0(SYS_getpid));
+	td_buf_puts(&b, "]: ");
+	td_buf_putn(&b, msg, len);
+	sent = b.lost == 0 &&
+	       td_real_send(fd, buf, b.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)b.len;
+	td_real_close(fd);
+	return sent;
+}
+
+/* The warning line on stderr, never blocking; true when written whole. */
+static bool td__warn_stderr(const char *line, size_t len)
+{
+	struct stat st;
+	int err = 0, fd;
+	bool ok;
+
+	if (!td__stderr_usable(&st, &err))
+		return false;
+	if (S_ISSOCK(st.st_mode))
+		return td__put(2, st.st_mode, line, len) == 0;
+	if (!S_ISFIFO(st.st_mode))
+		return td__put(2, st.st_mode, line, len) == 0;
+	/* a pipe: a descriptor of our own, non-blocking, for this line */
+	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return td__put(2, st.st_mode, line, len) == 0;
+	ok = td__put(fd, st.st_mode, line, len) == 0;
+	td_real_close(fd);
+	return ok;
+}
+
 void td_warn(const char *msg)
 {
 	char line[1400];
 	struct td_buf b;
-	struct stat st;
 
-	if (fstat(2, &st) != 0 || S_ISSOCK(st.st_mode))
-		return;
 	td_buf_init(&b, line, sizeof(line));
 	td_buf_puts(&b, "teardown: ");
 	/*
@@ -324,8 +814,6 @@ void td_warn(const char *msg)
 	}
 	/* td_buf keeps b.len < sizeof(line): the newline always fits */
 	line[b.len++] = '\n';
-	if (S_ISFIFO(st.st_mode))
-		(void)td__write_nosigpipe(2, line, b.len);
-	else
-		(void)td_real_write(2, line, b.len);
+	if (!td__warn_stderr(line, b.len))
+		(void)td__warn_system(line, b.len - 1);
 }

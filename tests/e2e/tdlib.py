@@ -102,7 +102,7 @@ ROOT_REASON = "needs root (network namespace, packet capture)"
 
 # Tools a test may require; each is found on PATH.
 _TOOLS = ("tshark", "nginx", "curl", "strace", "valgrind", "socat", "redis-server",
-          "lighttpd")
+          "lighttpd", "logrotate", "promtool", "journalctl", "gzip", "setpriv")
 # Requirements that need root, and what else they need.
 _ROOT_TOOLS = {"root": (), "netns": ("unshare", "ip"), "tcpdump": ("tcpdump",),
                "bpftrace": ("bpftrace",)}
@@ -124,8 +124,9 @@ def requires(*names):
 
     Names: "root", "netns", "tcpdump", "bpftrace" (these need root);
     "tshark", "nginx", "curl", "strace", "valgrind", "socat",
-    "redis-server", "lighttpd" (found on PATH); "tdpeer", "lib", "teardown"
-    (built by make).
+    "redis-server", "lighttpd", "logrotate", "promtool", "journalctl",
+    "gzip", "setpriv" (found on PATH); "tdpeer", "lib", "teardown" (built
+    by make).
     """
     unknown = set(names) - KNOWN_REQUIREMENTS
     if unknown:

@@ -24,10 +24,11 @@ import tdlib
 
 NEEDS = ("root", "netns", "tcpdump", "tdpeer", "lib")
 
-# The keys every event starts with, and the keys each event type adds, in
-# the documented order (include/teardown/event.h).
-COMMON_KEYS = ("ts", "pid", "tid", "prog", "event", "fd", "role", "local", "remote",
-               "rule", "action")
+# The keys every JSON event starts with (the schema version, where and
+# who), and the keys each event type adds, in the documented order
+# (include/teardown/event.h).
+COMMON_KEYS = ("v", "ts", "host", "pid", "tid", "uid", "prog", "event", "fd", "role", "local",
+               "remote", "rule", "action")
 OUTCOME_KEYS = ("state", "closer", "unread", "unsent", "app_linger", "wire", "why",
                 "time_wait", "lost", "lost_in_flight", "age_ms", "bytes_in", "bytes_out")
 EVENT_KEYS = {
@@ -40,6 +41,7 @@ EVENT_KEYS = {
     "exit": OUTCOME_KEYS,
     "fault": ("fault", "conn", "seed"),
     "leak": ("state", "age_ms", "close_wait_ms"),
+    "dropped": ("dropped", "target", "error"),
 }
 
 REPLY = 2 * 1024 * 1024
@@ -64,10 +66,12 @@ def _rule(close="pass", name=None, **settings):
 def _read(log):
     """Read the log, and check every record has exactly the documented keys in order."""
     records = tdlib.read_log(log)
+    host = os.uname().nodename
     for rec in records:
         want = COMMON_KEYS + EVENT_KEYS[rec["event"]]
         assert tuple(rec) == want, "keys of a %s event: %r, want %r" % (
             rec["event"], tuple(rec), want)
+        assert rec["v"] == 1 and rec["host"] == host and rec["uid"] == os.geteuid(), rec
     return records
 
 

@@ -2,10 +2,11 @@
 
 A policy file that must be refused, a program name built to forge log
 lines, a log target that cannot be written, a stderr that is closed, a
-socket or a pipe nobody reads: in every case the program must run exactly
-as it would without the library (same output, same exit status, no
-SIGPIPE death, no stray bytes in its own descriptors), and what the
-library says about it must be one line that names the culprit.
+network socket or a pipe nobody reads: in every case the program must run
+exactly as it would without the library (same output, same exit status,
+no SIGPIPE death, no stray bytes in its own descriptors), and what the
+library says about it must be one line that names the culprit (a log
+that cannot be written adds, at exit, the count of lines it lost).
 
 The program under test is tdpeer: a client that connects to a tdpeer
 server (run without the library), sends 10 bytes and closes.  The
@@ -462,16 +463,20 @@ def _wrapped(script, cmd, policy_path, extra_env=None):
 
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(40)
-def test_unwritable_log_targets_leave_program_unchanged():
+def test_unwritable_log_targets_warn_and_count():
     """The log target cannot be opened (a path in a missing directory, a
     path where a directory is, a read-only file: a read-only bind mount,
     since root ignores file modes) or cannot be written (/dev/full, a file
     on a full tmpfs): the program's output, exit status and connection are
-    the same as without the library, and stderr stays empty.  A control
-    run with a writable target proves the library was logging.
+    the same as without the library, and stderr has exactly two lines: the
+    warning at the first line lost, naming the target and the reason, and
+    at exit the count of lines lost (a connect and a close: 2).  A control
+    run with a writable target proves the library was logging, and says
+    nothing.
 
     Catches: a failed open or an ENOSPC write that aborts, blocks, retries
-    forever, or spills into the program's stderr or descriptors."""
+    forever, spills into the program's descriptors, or loses the audit in
+    silence."""
     d = tdlib.tmpdir()
     os.mkdir(os.path.join(d, "adir"))
     ro = _write(os.path.join(d, "readonly.log"), "")
@@ -479,21 +484,21 @@ def test_unwritable_log_targets_leave_program_unchanged():
     os.mkdir(full)
     client = [tdlib.tdpeer(), "client", "--connect"]
     cases = [
-        ("missing-dir", os.path.join(d, "no", "such", "dir", "a.log"), None),
-        ("is-a-directory", os.path.join(d, "adir"), None),
-        ("dev-full", "/dev/full", None),
-        ("read-only-file", ro, 'mount --bind -o ro "$TDX_RO" "$TDX_RO"\n'),
+        ("missing-dir", os.path.join(d, "no", "such", "dir", "a.log"), None, "ENOENT"),
+        ("is-a-directory", os.path.join(d, "adir"), None, "EISDIR"),
+        ("dev-full", "/dev/full", None, "ENOSPC"),
+        ("read-only-file", ro, 'mount --bind -o ro "$TDX_RO" "$TDX_RO"\n', "EROFS"),
         ("full-tmpfs", os.path.join(full, "td.log"),
          'mount -t tmpfs -o size=64k tdfull "$TDX_FULL"\n'
-         'dd if=/dev/zero of="$TDX_FULL/filler" bs=4096 2>/dev/null || true\n'),
-        ("control", os.path.join(d, "control.log"), None),
+         'dd if=/dev/zero of="$TDX_FULL/filler" bs=4096 2>/dev/null || true\n', "ENOSPC"),
+        ("control", os.path.join(d, "control.log"), None, None),
     ]
     problems = []
     with _serve(len(cases) + 1) as srv:
         target = "127.0.0.1:%d" % srv.port
         base = tdlib.run_client(srv.port, "--send", 10, name="baseline")
         runs = []
-        for label, log, setup in cases:
+        for label, log, setup, _ in cases:
             policy = _write(os.path.join(d, label + ".conf"), _pass_policy(log))
             script = (setup or "") + (
                 'LD_PRELOAD="$TDX_LD_PRELOAD" "$@" && rc=0 || rc=$?\n'
@@ -505,12 +510,21 @@ def test_unwritable_log_targets_leave_program_unchanged():
             runs.append((label, tdlib.PeerRun(tdlib.run(cmd, env=env, name=label))))
         peers = _by_peer(srv)
     problems += _client_problems("baseline", base, peers.get(_local_port(base)))
-    for label, run in runs:
+    for (label, run), (_, log, _, err) in zip(runs, cases):
         problems += _client_problems(label, run, peers.get(_local_port(run)))
-        if run.proc.stderr():
-            problems.append("%s: stderr %r" % (label, run.proc.stderr()))
+        lines = run.proc.stderr().splitlines()
+        if err is None:
+            if lines:
+                problems.append("%s: stderr %r" % (label, run.proc.stderr()))
+            continue
+        want = [r"teardown: cannot write the audit log to %s: %s \(.*\); lines that cannot be "
+                r"written are counted, and the count is logged at exit \(event \"dropped\"\)"
+                % (re.escape(log), err),
+                r"teardown: 2 audit lines were not written to %s: %s \(.*\)" % (re.escape(log), err)]
+        if len(lines) != 2 or not all(re.fullmatch(w, l) for w, l in zip(want, lines)):
+            problems.append("%s: stderr %r, want two lines matching %r" % (label, lines, want))
     sizes = {}
-    for label, _, _ in cases:
+    for label, _, _, _ in cases:
         p = os.path.join(d, label + ".size")
         sizes[label] = int(open(p).read()) if os.path.exists(p) else None
     tdlib.note("log sizes seen inside the namespaces:", sizes)
@@ -553,22 +567,34 @@ def test_closed_stderr_gets_no_log_bytes():
     assert peer["recv_end"] == "ECONNRESET", "the policy was not applied: %r" % peer
 
 
+def _tcp_pair():
+    """Two connected TCP sockets on loopback: (ours, theirs)."""
+    lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    theirs = socket.create_connection(lst.getsockname())
+    ours, _ = lst.accept()
+    lst.close()
+    return ours, theirs
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(30)
-def test_socket_stderr_gets_nothing():
-    """stderr is a socket (under inetd it is the client's connection): the
-    library writes nothing there, neither audit lines (target stderr, a
+def test_tcp_socket_stderr_gets_nothing():
+    """stderr is a TCP socket (under inetd it is the client's connection):
+    the library writes nothing there, neither audit lines (target stderr, a
     valid abort policy, which must still apply) nor the one-line warning
-    of a policy it refuses; the program runs unchanged.
+    of a policy it refuses; the program runs unchanged.  (A Unix socket
+    stderr, journald's stream, does get both: test_logs.)
 
-    Catches: log lines or warnings written into a socket on fd 2, which
-    would corrupt the protocol of an inetd-style service."""
+    Catches: log lines or warnings written into a network socket on fd 2,
+    which would corrupt the protocol of an inetd-style service."""
     d = tdlib.tmpdir()
     problems = []
     with _serve(2) as srv:
         for label, valid in (("valid", True), ("refused", False)):
             policy = _stderr_cases_policy(d, label, valid=valid)
-            ours, theirs = socket.socketpair()
+            ours, theirs = _tcp_pair()
             out_path = os.path.join(d, label + ".out")
             with open(out_path, "wb") as out:
                 rc = subprocess.run([tdlib.tdpeer(), "client", "--connect",
@@ -576,11 +602,13 @@ def test_socket_stderr_gets_nothing():
                                     stdout=out, stderr=theirs.fileno(), stdin=subprocess.DEVNULL,
                                     env=tdlib.shim_env(config=policy), timeout=10).returncode
             theirs.close()
-            ours.setblocking(False)
-            try:
-                got = ours.recv(65536)
-            except BlockingIOError:
-                got = b""
+            ours.settimeout(5)
+            got = b""
+            while True:
+                chunk = ours.recv(65536)   # until the EOF of theirs.close()
+                if not chunk:
+                    break
+                got += chunk
             ours.close()
             if rc != 0:
                 problems.append("%s: exit status %s" % (label, rc))

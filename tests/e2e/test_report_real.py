@@ -24,7 +24,7 @@ import tdlib
 NEEDS = ("root", "netns", "tcpdump", "lib", "teardown")
 PYTHON = "/usr/bin/python3"
 # The keys the documentation promises in every block of the JSON report.
-REPORT_KEYS = ("connections", "active", "passive", "FIN", "RST", "lost", "leaks")
+REPORT_KEYS = ("connections", "active", "passive", "FIN", "RST", "lost", "leaks", "dropped")
 
 
 # ---------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def _report(*paths, fmt="json"):
 
 def _check_keys(report):
     for name, block in report.items():
-        if name in ("_malformed", "_files"):
+        if name in ("_malformed", "_text", "_other", "_files"):
             continue
         missing = [k for k in REPORT_KEYS if k not in block]
         assert not missing, "report block %r lacks %r" % (name, missing)
@@ -266,7 +266,7 @@ def test_report_python_http_server():
     records = tdlib.read_log(log)
     report = _report(log)
     _check_keys(report)
-    assert set(report) == {"python3", "_total", "_malformed", "_files"}, list(report)
+    assert set(report) == {"python3", "_total", "_malformed", "_text", "_other", "_files"}, list(report)
     block = report["python3"]
     conns = _wire_connections(cap, port)
     assert len(conns) == new_connections
@@ -289,7 +289,8 @@ def test_report_python_http_server():
     assert block["RST"] == 0 and block["lost"] == 0, block
     assert report["_total"]["connections"] == block["connections"]
     assert report["_malformed"] == 0
-    assert report["_files"] == {log: {"lines": len(records), "malformed": 0}}
+    assert report["_files"] == {log: {"lines": len(records), "malformed": 0, "text": 0,
+                                      "other": 0}}
 
     text = _report(log, fmt="text")
     assert "== python3 ==" in text, text
@@ -373,7 +374,7 @@ def test_report_nginx_wrk():
     records = tdlib.read_log(log)
     report = _report(log)
     _check_keys(report)
-    assert set(report) == {"nginx", "_total", "_malformed", "_files"}, list(report)
+    assert set(report) == {"nginx", "_total", "_malformed", "_text", "_other", "_files"}, list(report)
     conns = _wire_connections(cap, port)
     # More requests than 8 connections may carry: nginx ended some itself.
     assert len(conns) > 8, conns
@@ -415,8 +416,9 @@ def test_report_rotated_and_malformed():
     assert block["connections"] == 5 and block["accepts"] == 5, block
     assert block["closes"] == 5 + 2, block  # two listeners
     assert block["passive"] == 5 and block["FIN"] == 5, block
-    assert both["_files"] == {rotated: {"lines": len(old), "malformed": 0},
-                              log: {"lines": len(new), "malformed": 0}}, both["_files"]
+    assert both["_files"] == {rotated: {"lines": len(old), "malformed": 0, "text": 0, "other": 0},
+                              log: {"lines": len(new), "malformed": 0, "text": 0, "other": 0}}, \
+        both["_files"]
     one, two = _report(rotated)["tdpeer"], _report(log)["tdpeer"]
     for key in ("connections", "closes", "active", "passive", "FIN", "RST", "none",
                 "time_wait", "events", "binds"):
@@ -432,7 +434,8 @@ def test_report_rotated_and_malformed():
     report = _report(damaged, log)
     assert report["_malformed"] == len(bad) + 1, report["_malformed"]
     assert report["_files"][damaged] == {"lines": len(lines) + len(bad) + 1,
-                                         "malformed": len(bad) + 1}, report["_files"]
+                                         "malformed": len(bad) + 1, "text": 0, "other": 0}, \
+        report["_files"]
     # Same counts as the clean files; only the line bookkeeping differs.
     assert report["tdpeer"] == block
     text = _report(damaged, log, fmt="text")

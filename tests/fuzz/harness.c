@@ -384,9 +384,10 @@ const char *td_fuzz_report(const uint8_t *data, size_t size)
 		fed++;
 		if (rc == -ENOMEM)
 			goto out;
-		if (rc != 0 && rc != -EINVAL && why == NULL)
+		if (rc != 0 && rc != -EINVAL && rc != TD_REPORT_TEXTLINE && rc != TD_REPORT_OTHER &&
+		    why == NULL)
 			why = td_fz_fail("report: td_report_line returned %d", rc);
-		counted += rc == 0;
+		counted += rc >= 0;
 		start = end;
 	}
 	if (why != NULL)
@@ -395,7 +396,8 @@ const char *td_fuzz_report(const uint8_t *data, size_t size)
 		why = td_fz_fail("report: fed %llu lines, counted %llu",
 				 (unsigned long long)fed,
 				 (unsigned long long)td_report_lines(r));
-	else if (td_report_malformed(r) != fed - counted)
+	else if (td_report_malformed(r) != fed - counted ||
+		 td_report_text_lines(r) + td_report_other_lines(r) > counted)
 		why = td_fz_fail("report: %llu malformed of %llu, want %llu",
 				 (unsigned long long)td_report_malformed(r),
 				 (unsigned long long)fed, (unsigned long long)(fed - counted));
@@ -544,6 +546,11 @@ static const char *td_fz_check_bytes(const char *line, size_t n, bool json)
 static const char *const td_fz_head_keys[] = {
 	"ts", "pid", "tid", "prog", "event", "fd", "role", "local", "remote", "rule", "action",
 };
+/* JSON adds the schema version, the host and the uid */
+static const char *const td_fz_json_head_keys[] = {
+	"v", "ts", "host", "pid", "tid", "uid", "prog", "event", "fd", "role", "local", "remote",
+	"rule", "action",
+};
 
 static const char *td_fz_json_str_field(const struct td_jline *l, const char *key,
 					const char *given)
@@ -564,26 +571,32 @@ static const char *td_fz_check_json(char *line, size_t n, const struct td_event 
 	static struct td_jline l;
 	const struct td_jfield *f;
 	const char *why, *name = td_event_name(ev->type);
-	const size_t nhead = sizeof(td_fz_head_keys) / sizeof(td_fz_head_keys[0]);
+	const size_t nhead = sizeof(td_fz_json_head_keys) / sizeof(td_fz_json_head_keys[0]);
 
 	if (td_jline_parse(&l, line, n) != 0)
 		return td_fz_fail("json: our own log reader refuses the line");
 	if (l.n < nhead)
 		return td_fz_fail("json: %zu keys", l.n);
 	for (size_t i = 0; i < nhead; i++)
-		if (strcmp(l.f[i].key, td_fz_head_keys[i]) != 0)
+		if (strcmp(l.f[i].key, td_fz_json_head_keys[i]) != 0)
 			return td_fz_fail("json: key %zu is %s, want %s", i, l.f[i].key,
-					  td_fz_head_keys[i]);
-	if (l.f[1].type != TD_J_INT || l.f[1].i != ev->pid ||
-	    l.f[2].type != TD_J_INT || l.f[2].i != ev->tid)
+					  td_fz_json_head_keys[i]);
+	if (l.f[0].type != TD_J_INT || l.f[0].i != TD_EVENT_SCHEMA)
+		return td_fz_fail("json: v is not %d", TD_EVENT_SCHEMA);
+	if (l.f[3].type != TD_J_INT || l.f[3].i != ev->pid ||
+	    l.f[4].type != TD_J_INT || l.f[4].i != ev->tid)
 		return td_fz_fail("json: pid/tid do not round-trip");
-	if (ev->fd < 0 ? l.f[5].type != TD_J_NULL
-		       : (l.f[5].type != TD_J_INT || l.f[5].i != ev->fd))
+	if (ev->uid < 0 ? l.f[5].type != TD_J_NULL
+			: (l.f[5].type != TD_J_INT || l.f[5].i != ev->uid))
+		return td_fz_fail("json: uid does not round-trip");
+	if (ev->fd < 0 ? l.f[8].type != TD_J_NULL
+		       : (l.f[8].type != TD_J_INT || l.f[8].i != ev->fd))
 		return td_fz_fail("json: fd does not round-trip");
-	if (name == NULL ? l.f[4].type != TD_J_NULL
-			 : (l.f[4].type != TD_J_STR || strcmp(l.f[4].s, name) != 0))
+	if (name == NULL ? l.f[7].type != TD_J_NULL
+			 : (l.f[7].type != TD_J_STR || strcmp(l.f[7].s, name) != 0))
 		return td_fz_fail("json: event is not %s", name ? name : "null");
 	if ((why = td_fz_json_str_field(&l, "prog", ev->prog)) != NULL ||
+	    (why = td_fz_json_str_field(&l, "host", ev->host)) != NULL ||
 	    (why = td_fz_json_str_field(&l, "rule", ev->rule)) != NULL ||
 	    (why = td_fz_json_str_field(&l, "action", ev->action)) != NULL)
 		return why;
@@ -727,7 +740,7 @@ const char *td_fuzz_event(const uint8_t *data, size_t size)
 	struct td_fz_in in = {data, size};
 	struct td_event ev;
 	const char *why = NULL;
-	char *prog, *rule, *action, *fault;
+	char *prog, *rule, *action, *fault, *host;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.type = (uint8_t)(td_fz_take(&in, 1) % (TD_EV__COUNT + 2));
@@ -762,6 +775,10 @@ const char *td_fuzz_event(const uint8_t *data, size_t size)
 	ev.rule = rule = td_fz_take_str(&in);
 	ev.action = action = td_fz_take_str(&in);
 	ev.fault = fault = td_fz_take_str(&in);
+	ev.host = host = td_fz_take_str(&in);
+	ev.uid = (int64_t)(td_fz_take(&in, 4) & 0xffffffffu) - (td_fz_take(&in, 1) & 1);
+	ev.dropped = td_fz_take(&in, 8);
+	ev.target = rule;
 
 	for (int json = 0; json <= 1 && why == NULL; json++) {
 		size_t n;
@@ -772,6 +789,29 @@ const char *td_fuzz_event(const uint8_t *data, size_t size)
 		why = td_fz_check_bytes(line, n, json);
 		if (why == NULL)
 			why = json ? td_fz_check_json(line, n, &ev) : td_fz_check_text(line, &ev);
+	}
+	/* the journal datagram: KEY=value lines with upper-case keys */
+	if (why == NULL) {
+		static char dgram[TD_JOURNAL_MAX];
+		size_t n = td_event_journal(dgram, sizeof(dgram), &ev, TD_FORMAT_TEXT, 3);
+		const char *l = dgram;
+
+		if (ev.type < TD_EV__COUNT && n == 0)
+			why = td_fz_fail("journal: no datagram");
+		while (why == NULL && l < dgram + n) {
+			const char *nl = memchr(l, '\n', (size_t)(dgram + n - l)), *k = l;
+
+			if (nl == NULL) {
+				why = td_fz_fail("journal: no final newline");
+				break;
+			}
+			for (; k < nl && *k != '='; k++)
+				if (!((*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') || *k == '_'))
+					break;
+			if (k == l || k >= nl || *k != '=')
+				why = td_fz_fail("journal: bad field line %.*s", (int)(nl - l), l);
+			l = nl + 1;
+		}
 	}
 	/* a short buffer gives nothing or a whole line, never half of one */
 	if (why == NULL) {
@@ -789,6 +829,7 @@ const char *td_fuzz_event(const uint8_t *data, size_t size)
 	free(rule);
 	free(action);
 	free(fault);
+	free(host);
 	return why;
 }
 

@@ -20,6 +20,7 @@
 #include <criterion/parameterized.h>
 
 #include "teardown/config.h"
+#include "teardown/event.h"
 #include "teardown/fault.h"
 
 #define GOOD "tests/unit/fixtures/good/"
@@ -311,6 +312,28 @@ Test(config, log_json_to_file, .fini = policy_fini)
 	assert_default_actions(&pol.rules[0]);
 }
 
+Test(config, journal_target_and_facility, .fini = policy_fini)
+{
+	char *text;
+
+	cr_assert(eq(int, parse("version = 1;\nlog = { target = \"journal\"; facility = \"local3\"; };\n"), 0),
+		  "%s", err.msg);
+	cr_assert(eq(int, pol.log_target, TD_LOG_JOURNAL));
+	cr_assert(eq(int, pol.log_facility, 19));
+	text = td_policy_to_text(&pol);
+	cr_assert(not(eq(ptr, strstr(text, "target = \"journal\";"), NULL)), "%s", text);
+	cr_assert(not(eq(ptr, strstr(text, "facility = \"local3\";"), NULL)), "%s", text);
+	free(text);
+	td_policy_free(&pol);
+	memset(&pol, 0, sizeof(pol));
+	/* the default facility is daemon, spelled out in canonical form */
+	cr_assert(eq(int, parse("version = 1;\nlog = { target = \"syslog\"; };\n"), 0));
+	cr_assert(eq(int, pol.log_facility, 0));
+	text = td_policy_to_text(&pol);
+	cr_assert(not(eq(ptr, strstr(text, "facility = \"daemon\";"), NULL)), "%s", text);
+	free(text);
+}
+
 Test(config, syslog_and_server_rule, .fini = policy_fini)
 {
 	const struct td_rule *r;
@@ -386,7 +409,10 @@ ParameterizedTestParameters(config, malformed)
 		 "rules[0].match: unknown key \"prog\""},
 		{"rules = ( { fault = {\n rst = 0.1;\n reset = 1; }; } );", 0, 3,
 		 "rules[0].fault: unknown key \"reset\""},
-		{"log = {\n file = \"/x\"; };", 0, 2, "log: unknown key \"file\" (known: target, format)"},
+		{"log = {\n file = \"/x\"; };", 0, 2, "log: unknown key \"file\" (known: target, format, facility)"},
+		{"log = {\n facility = \"kern\"; };", 0, 2,
+		 "log.facility: \"kern\" is not a syslog facility (daemon, user, local0..local7, ...)"},
+		{"log = { facility = 3; };", 0, 1, "log.facility: expected a string, got an integer"},
 		{"rules = ( { drain_timeout_ms = \"100\"; } );", 0, 1,
 		 "rules[0].drain_timeout_ms: expected an integer, got a string"},
 		{"rules = ( {\n close = 1; } );", 0, 2, "rules[0].close: expected a string, got an integer"},
@@ -449,7 +475,7 @@ ParameterizedTestParameters(config, malformed)
 		{"# comment\nversion = 2;", 0, 2, "version: unsupported version 2 (want 1)"},
 		{"version = \"1\";", 0, 1, "version: expected an integer, got a string"},
 		{"log = { target = \"audit.log\"; };", 0, 1,
-		 "log.target: \"audit.log\" is not \"stderr\", \"syslog\" or an absolute path"},
+		 "log.target: \"audit.log\" is not \"stderr\", \"syslog\", \"journal\" or an absolute path"},
 		{"rules = { };", 0, 1, "rules: expected a list, got a group"},
 		{"rules = ( 5 );", 0, 1, "rules[0]: expected a group, got an integer"},
 		{"rules = ( { fin_timeout_s = 0; } );", 0, 1,
@@ -778,6 +804,9 @@ static void assert_policy_eq(const struct td_policy *a, const struct td_policy *
 	cr_assert(eq(int, a->log_target, b->log_target), "%s: log.target", what);
 	cr_assert(eq(str, (char *)a->log_path, (char *)b->log_path), "%s", what);
 	cr_assert(eq(int, a->log_format, b->log_format), "%s: log.format", what);
+	/* 0 is the default, daemon, which canonical form spells out */
+	cr_assert(eq(int, a->log_facility ? a->log_facility : TD_FACILITY_DEFAULT,
+		     b->log_facility ? b->log_facility : TD_FACILITY_DEFAULT), "%s: log.facility", what);
 	cr_assert(eq(int, a->on_error, b->on_error), "%s: on_error", what);
 	cr_assert(eq(u32, a->n_rules, b->n_rules), "%s: rules", what);
 	for (uint32_t i = 0; i < a->n_rules; i++) {

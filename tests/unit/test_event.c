@@ -25,6 +25,8 @@ static struct td_event td_t_full(int type)
 	ev.ts_us = 1795247280123456; /* 2026-11-21T07:48:00.123456Z */
 	ev.pid = 1234;
 	ev.tid = 1236;
+	ev.host = "web1";
+	ev.uid = 33;
 	ev.prog = "prog";
 	ev.fd = 5;
 	ev.role = TD_SOCK_CLIENT;
@@ -58,6 +60,8 @@ static struct td_event td_t_full(int type)
 	ev.close_wait_ms = 29000;
 	ev.fault = "rst";
 	ev.seed = UINT64_MAX;
+	ev.dropped = 42;
+	ev.target = "/var/log/td.jsonl";
 	return ev;
 }
 
@@ -75,8 +79,8 @@ static size_t td_t_fmt(char *buf, size_t cap, const struct td_event *ev,
 }
 
 #define TD_T_HEAD                                                            \
-	"{\"ts\":\"2026-11-21T07:48:00.123456Z\",\"pid\":1234,\"tid\":1236,"  \
-	"\"prog\":\"prog\",\"event\":\"%s\",\"fd\":5,\"role\":\"client\","      \
+	"{\"v\":1,\"ts\":\"2026-11-21T07:48:00.123456Z\",\"host\":\"web1\","   \
+	"\"pid\":1234,\"tid\":1236,\"uid\":33,\"prog\":\"prog\",\"event\":\"%s\",\"fd\":5,\"role\":\"client\","      \
 	"\"local\":\"127.0.0.1:40000\",\"remote\":\"127.0.0.1:8080\","          \
 	"\"rule\":\"legacy\",\"action\":\"abort\""
 
@@ -102,6 +106,8 @@ static const struct {
 	{TD_EV_LEAK,
 	 ",\"state\":\"ESTABLISHED\",\"age_ms\":12,\"close_wait_ms\":29000}\n"},
 	{TD_EV_EXIT, TD_T_OUTCOME "}\n"},
+	{TD_EV_DROPPED,
+	 ",\"dropped\":42,\"target\":\"/var/log/td.jsonl\",\"error\":\"ECONNREFUSED\"}\n"},
 };
 
 #define TD_T_NTYPES (sizeof(td_t_golden) / sizeof(td_t_golden[0]))
@@ -134,7 +140,7 @@ Test(event, json_golden_every_type)
 
 /* The documented key lists (include/teardown/event.h). */
 static const char *const td_t_keys_all[] = {
-	"ts", "pid", "tid", "prog", "event", "fd", "role", "local", "remote",
+	"v", "ts", "host", "pid", "tid", "uid", "prog", "event", "fd", "role", "local", "remote",
 	"rule", "action", NULL};
 static const char *const td_t_keys_outcome[] = {
 	"state", "closer", "unread", "unsent", "app_linger", "wire", "why",
@@ -182,6 +188,11 @@ static size_t td_t_keys_for(int type, const char **v)
 		v[n++] = "state";
 		v[n++] = "age_ms";
 		v[n++] = "close_wait_ms";
+		break;
+	case TD_EV_DROPPED:
+		v[n++] = "dropped";
+		v[n++] = "target";
+		v[n++] = "error";
 		break;
 	}
 	return n;
@@ -250,14 +261,15 @@ Test(event, all_unknown_values)
 	memset(&ev, 0, sizeof(ev));
 	ev.type = TD_EV_CLOSE;
 	ev.fd = -1;
+	ev.uid = -1;
 	ev.state = -1;
 	ev.time_wait = -1;
 	ev.unread = ev.unsent = ev.lost = ev.lost_in_flight = ev.age_ms = -1;
 	ev.bytes_in = ev.bytes_out = -1;
 	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
 	cr_assert(eq(str, buf,
-		     "{\"ts\":\"1970-01-01T00:00:00.000000Z\",\"pid\":0,\"tid\":0,"
-		     "\"prog\":null,\"event\":\"close\",\"fd\":null,"
+		     "{\"v\":1,\"ts\":\"1970-01-01T00:00:00.000000Z\",\"host\":null,"
+		     "\"pid\":0,\"tid\":0,\"uid\":null,\"prog\":null,\"event\":\"close\",\"fd\":null,"
 		     "\"role\":\"unknown\",\"local\":null,\"remote\":null,"
 		     "\"rule\":null,\"action\":null,\"state\":null,"
 		     "\"closer\":null,\"unread\":null,\"unsent\":null,"
@@ -413,7 +425,7 @@ Test(event, log_injection_escaped)
 		  "%s", buf);
 	cr_assert(not(eq(ptr, strstr(buf, ",\"action\":\"a\\r\\nb\""), NULL)));
 	cr_assert(eq(int, td_jline_parse(&jl, buf, n), 0));
-	cr_assert(eq(sz, jl.n, 25), "no key was forged");
+	cr_assert(eq(sz, jl.n, 28), "no key was forged");
 
 	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
 	cr_assert(eq(sz, td_t_newlines(buf), 1));
@@ -520,6 +532,9 @@ Test(event, worst_case_fits)
 				ev.fd = INT32_MAX;
 				ev.role = TD_SOCK_LISTENER;
 				ev.prog = ev.rule = ev.action = ev.fault = strs[si];
+				ev.host = ev.target = strs[si];
+				ev.uid = INT64_MAX;
+				ev.dropped = UINT64_MAX;
 				ev.local.family = ev.remote.family = AF_INET6;
 				memset(ev.local.addr, 0xff, 16);
 				memset(ev.remote.addr, 0xff, 16);
@@ -625,7 +640,7 @@ Test(event, locale_independent, .fini = td_t_locale_fini)
 Test(event, names)
 {
 	static const char *const events[] = {"connect", "accept", "bind",
-		"linger", "shutdown", "close", "fault", "leak", "exit"};
+		"linger", "shutdown", "close", "fault", "leak", "exit", "dropped"};
 	static const char *const whys[] = {NULL, "close", "policy", "linger0",
 		"unread-data", "fault", "shared", "reset", "fin-sent",
 		"unconnected", "unaccepted"};
@@ -699,4 +714,171 @@ Test(event, errno_names)
 	cr_assert(eq(ptr, (void *)td_errno_name(0), NULL));
 	cr_assert(eq(ptr, (void *)td_errno_name(9999), NULL));
 	cr_assert(eq(ptr, (void *)td_errno_name(-1), NULL));
+}
+
+/* ---- journald datagrams, severity, facilities ------------------------ */
+
+/* The value of field key in a journal datagram, copied into out. */
+static bool td_t_jfield(const char *dgram, const char *key, char *out, size_t cap)
+{
+	size_t kl = strlen(key);
+
+	for (const char *l = dgram; *l; ) {
+		const char *nl = strchr(l, '\n');
+
+		cr_assert(not(eq(ptr, (void *)nl, NULL)), "field without newline: %s", l);
+		if (strncmp(l, key, kl) == 0 && l[kl] == '=') {
+			size_t n = (size_t)(nl - l - (ptrdiff_t)kl - 1);
+
+			cr_assert(lt(sz, n, cap));
+			memcpy(out, l + kl + 1, n);
+			out[n] = '\0';
+			return true;
+		}
+		l = nl + 1;
+	}
+	return false;
+}
+
+Test(event, journal_fields_one_per_key)
+{
+	struct td_event ev = td_t_full(TD_EV_CLOSE);
+	char buf[TD_JOURNAL_MAX], v[TD_EVENT_MAX], line[TD_EVENT_MAX];
+	size_t n;
+
+	ev.lost = 0;
+	ev.remote.family = 0; /* null: no field */
+	n = td_event_journal(buf, sizeof(buf), &ev, TD_FORMAT_TEXT, 19);
+	cr_assert(gt(sz, n, 0));
+	cr_assert(eq(sz, strlen(buf), n));
+	cr_assert(eq(chr, buf[n - 1], '\n'));
+	td_event_format(line, sizeof(line), &ev, TD_FORMAT_TEXT);
+	line[strlen(line) - 1] = '\0';
+	cr_assert(td_t_jfield(buf, "MESSAGE", v, sizeof(v)));
+	cr_assert(eq(str, v, line));
+	cr_assert(td_t_jfield(buf, "PRIORITY", v, sizeof(v)));
+	cr_assert(eq(str, v, "6"));
+	cr_assert(td_t_jfield(buf, "SYSLOG_FACILITY", v, sizeof(v)));
+	cr_assert(eq(str, v, "19"));
+	cr_assert(td_t_jfield(buf, "SYSLOG_IDENTIFIER", v, sizeof(v)));
+	cr_assert(eq(str, v, "teardown"));
+	cr_assert(td_t_jfield(buf, "TEARDOWN_EVENT", v, sizeof(v)));
+	cr_assert(eq(str, v, "close"));
+	cr_assert(td_t_jfield(buf, "TEARDOWN_WIRE", v, sizeof(v)));
+	cr_assert(eq(str, v, "RST"));
+	cr_assert(td_t_jfield(buf, "TEARDOWN_WHY", v, sizeof(v)));
+	cr_assert(eq(str, v, "policy"));
+	cr_assert(td_t_jfield(buf, "TEARDOWN_LOCAL", v, sizeof(v)));
+	cr_assert(eq(str, v, "127.0.0.1:40000"));
+	cr_assert(not(td_t_jfield(buf, "TEARDOWN_REMOTE", v, sizeof(v))));
+	cr_assert(td_t_jfield(buf, "TEARDOWN_TIME_WAIT", v, sizeof(v)));
+	cr_assert(eq(str, v, "false"));
+	cr_assert(td_t_jfield(buf, "TEARDOWN_V", v, sizeof(v)));
+	cr_assert(eq(str, v, "1"));
+	cr_assert(td_t_jfield(buf, "TEARDOWN_UID", v, sizeof(v)));
+	cr_assert(eq(str, v, "33"));
+	/* every JSON key that is not null is one TEARDOWN_ field */
+	{
+		struct td_jline jl;
+		size_t fields = 0, nonnull = 0;
+
+		n = td_event_format(line, sizeof(line), &ev, TD_FORMAT_JSON);
+		cr_assert(eq(int, td_jline_parse(&jl, line, n), 0));
+		for (size_t i = 0; i < jl.n; i++)
+			nonnull += jl.f[i].type != TD_J_NULL;
+		for (const char *p = buf; (p = strstr(p, "\nTEARDOWN_")) != NULL; p++)
+			fields++;
+		cr_assert(eq(sz, fields, nonnull));
+	}
+	/* format json: MESSAGE is the JSON line */
+	n = td_event_journal(buf, sizeof(buf), &ev, TD_FORMAT_JSON, 0);
+	cr_assert(td_t_jfield(buf, "MESSAGE", v, sizeof(v)));
+	cr_assert(eq(chr, v[0], '{'));
+	cr_assert(td_t_jfield(buf, "SYSLOG_FACILITY", v, sizeof(v)));
+	cr_assert(eq(str, v, "3"));
+}
+
+Test(event, journal_values_never_hold_a_newline)
+{
+	static const char evil[] = "evil\nPRIORITY=0 \"q\" \\ \x01\xff\xc3\xa9";
+	struct td_event ev = td_t_full(TD_EV_CLOSE);
+	char buf[TD_JOURNAL_MAX], v[TD_EVENT_MAX];
+	size_t n, lines = 0;
+
+	ev.prog = evil;
+	n = td_event_journal(buf, sizeof(buf), &ev, TD_FORMAT_TEXT, 3);
+	cr_assert(gt(sz, n, 0));
+	for (size_t i = 0; i < n; i++)
+		lines += buf[i] == '\n';
+	/* every line is KEY=value with an upper-case key */
+	for (const char *l = buf; *l; l = strchr(l, '\n') + 1) {
+		const char *eqp = strchr(l, '=');
+
+		cr_assert(not(eq(ptr, (void *)eqp, NULL)));
+		for (const char *c = l; c < eqp; c++) {
+			bool ok = (*c >= 'A' && *c <= 'Z') || *c == '_' || (*c >= '0' && *c <= '9');
+
+			cr_assert(ok, "bad key in %s", l);
+		}
+	}
+	cr_assert(td_t_jfield(buf, "PRIORITY", v, sizeof(v)));
+	cr_assert(eq(str, v, "4")); /* RST with lost 4 */
+	cr_assert(td_t_jfield(buf, "TEARDOWN_PROG", v, sizeof(v)));
+	cr_assert(eq(str, v, "evil\\nPRIORITY=0 \"q\" \\ \\u0001\xc3\xbf\xc3\xa9"), "%s", v);
+	/* a buffer too short: nothing */
+	cr_assert(eq(sz, td_event_journal(buf, 200, &ev, TD_FORMAT_TEXT, 3), 0));
+	(void)lines;
+}
+
+Test(event, journal_worst_case_fits)
+{
+	char *quote = td_t_repeat("\"", 5000);
+	struct td_event ev = td_t_full(TD_EV_CLOSE);
+	char buf[TD_JOURNAL_MAX];
+
+	ev.prog = ev.rule = ev.action = ev.host = quote;
+	ev.local.family = ev.remote.family = AF_INET6;
+	memset(ev.local.addr, 0xff, 16);
+	memset(ev.remote.addr, 0xff, 16);
+	for (int t = 0; t < TD_EV__COUNT; t++) {
+		ev.type = (uint8_t)t;
+		cr_assert(gt(sz, td_event_journal(buf, sizeof(buf), &ev, TD_FORMAT_TEXT, 3), 0));
+		cr_assert(gt(sz, td_event_journal(buf, sizeof(buf), &ev, TD_FORMAT_JSON, 3), 0));
+	}
+	free(quote);
+}
+
+Test(event, severity)
+{
+	struct td_event ev = td_t_full(TD_EV_CLOSE);
+
+	cr_assert(eq(int, td_event_severity(&ev), 4)); /* RST, lost 4 */
+	ev.lost = 0;
+	cr_assert(eq(int, td_event_severity(&ev), 6));
+	ev.lost = 9;
+	ev.wire = TD_WIRE_FIN;
+	cr_assert(eq(int, td_event_severity(&ev), 6));
+	ev.type = TD_EV_LEAK;
+	cr_assert(eq(int, td_event_severity(&ev), 4));
+	ev.type = TD_EV_DROPPED;
+	cr_assert(eq(int, td_event_severity(&ev), 4));
+	ev.type = TD_EV_CONNECT;
+	cr_assert(eq(int, td_event_severity(&ev), 6));
+}
+
+Test(event, facilities)
+{
+	cr_assert(eq(int, td_log_facility_parse("daemon"), 3));
+	cr_assert(eq(int, td_log_facility_parse("user"), 1));
+	cr_assert(eq(int, td_log_facility_parse("local0"), 16));
+	cr_assert(eq(int, td_log_facility_parse("local7"), 23));
+	cr_assert(eq(int, td_log_facility_parse("authpriv"), 10));
+	cr_assert(eq(int, td_log_facility_parse("kern"), -1));
+	cr_assert(eq(int, td_log_facility_parse("local8"), -1));
+	cr_assert(eq(int, td_log_facility_parse(""), -1));
+	cr_assert(eq(int, td_log_facility_parse(NULL), -1));
+	cr_assert(eq(str, (char *)td_log_facility_name(19), "local3"));
+	cr_assert(eq(ptr, (void *)td_log_facility_name(0), NULL));
+	cr_assert(eq(ptr, (void *)td_log_facility_name(12), NULL));
+	cr_assert(eq(ptr, (void *)td_log_facility_name(24), NULL));
 }

@@ -620,11 +620,11 @@ Test(report, json_rendering, .init = td_t_mixed, .fini = td_t_free)
 	char *out = td_t_render(td_t_r, TD_REPORT_JSON);
 	static struct td_t_flat fl;
 	static const char *const top[] = {"curl", "nginx", "_total",
-					  "_malformed", "_files"};
+					  "_malformed", "_text", "_other", "_files"};
 
 	cr_assert(eq(int, td_t_flatten(out, &fl), 0), "invalid JSON:\n%s", out);
-	cr_assert(eq(sz, fl.ntop, 5));
-	for (size_t i = 0; i < 5; i++)
+	cr_assert(eq(sz, fl.ntop, 7));
+	for (size_t i = 0; i < 7; i++)
 		cr_assert(eq(str, fl.top[i], (char *)top[i]));
 
 	td_t_assert_at(&fl, "nginx/connections", "7");
@@ -807,8 +807,9 @@ Test(report, empty_report_renders)
 	cr_assert(eq(int, td_report_begin(r, "empty.jsonl"), 0));
 	out = td_t_render(r, TD_REPORT_JSON);
 	cr_assert(eq(int, td_t_flatten(out, &fl), 0), "%s", out);
-	cr_assert(eq(sz, fl.ntop, 3));
+	cr_assert(eq(sz, fl.ntop, 5));
 	td_t_assert_at(&fl, "_total/connections", "0");
+	td_t_assert_at(&fl, "_text", "0");
 	td_t_assert_at(&fl, "_total/slowest", "[]");
 	td_t_assert_at(&fl, "_malformed", "0");
 	td_t_assert_at(&fl, "_files/empty.jsonl/lines", "0");
@@ -817,6 +818,132 @@ Test(report, empty_report_renders)
 	cr_assert(eq(str, out,
 		     "teardown report: 0 programs, 0 lines, 0 malformed\n"
 		     "\ninputs\n  empty.jsonl: 0 lines, 0 malformed\n"));
+	free(out);
+	td_report_free(r);
+}
+
+/* ---- other inputs: text lines, syslog files, journalctl -o json -------- */
+
+Test(report, text_format_lines_named_apart)
+{
+	struct td_report *r = td_report_new();
+	char *out;
+
+	cr_assert(eq(int, td_t_feed_str(r, "2026-11-21T08:13:15.457097Z 13542/13542 python3 close "
+					  "fd=5 role=server wire=FIN\n"), TD_REPORT_TEXTLINE));
+	cr_assert(eq(int, td_t_feed_str(r, "{\"prog\":\"p\",\"event\":\"close\",\"wire\":\"FIN\"}\n"),
+		     0));
+	/* almost text: still malformed */
+	cr_assert(eq(int, td_t_feed_str(r, "2026-11-21T08:13:15.457097Z python3 close\n"), -EINVAL));
+	cr_assert(eq(int, td_t_feed_str(r, "garbage\n"), -EINVAL));
+	/* a syslog file's lines, JSON and text */
+	cr_assert(eq(int, td_t_feed_str(r, "Nov 21 08:13:15 web1 teardown[77]: {\"prog\":\"q\","
+					  "\"event\":\"close\",\"wire\":\"RST\",\"lost\":5}\n"), 0));
+	cr_assert(eq(int, td_t_feed_str(r, "Nov 21 08:13:15 web1 teardown[77]: 2026-11-21T08:13:15"
+					  ".457097Z 77/77 q close fd=3\n"), TD_REPORT_TEXTLINE));
+	cr_assert(eq(u64, td_report_lines(r), 6));
+	cr_assert(eq(u64, td_report_text_lines(r), 2));
+	cr_assert(eq(u64, td_report_malformed(r), 2));
+	cr_assert(eq(u64, td_report_prog(r, "q")->closes.lost, 5));
+	out = td_t_render(r, TD_REPORT_TEXT);
+	cr_assert(not(eq(ptr, strstr(out, "2 malformed, 2 in the text format\n"), NULL)), "%s", out);
+	cr_assert(not(eq(ptr, strstr(out, "text format: use format = \"json\""), NULL)), "%s", out);
+	cr_assert(not(eq(ptr, strstr(out, "-: 6 lines, 2 malformed, 2 text format: use format = json\n"),
+			 NULL)), "%s", out);
+	free(out);
+	td_report_free(r);
+}
+
+Test(report, journalctl_json_entries)
+{
+	struct td_report *r = td_report_new();
+	const struct td_report_stats *st;
+
+	/* the journal target: every value a string, keys upper-case */
+	cr_assert(eq(int, td_t_feed_str(r,
+		"{\"__CURSOR\":\"s=1\",\"MESSAGE\":\"2026-11-21T08:13:15.457097Z 9/9 nginx close\","
+		"\"PRIORITY\":\"4\",\"_PID\":\"9\",\"TEARDOWN_PROG\":\"nginx\",\"TEARDOWN_EVENT\":\"close\","
+		"\"TEARDOWN_WIRE\":\"RST\",\"TEARDOWN_WHY\":\"linger0\",\"TEARDOWN_LOST\":\"1200\","
+		"\"TEARDOWN_AGE_MS\":\"30\",\"TEARDOWN_PID\":\"9\",\"TEARDOWN_FD\":\"7\","
+		"\"TEARDOWN_TIME_WAIT\":\"false\",\"TEARDOWN_CLOSER\":\"active\",\"TEARDOWN_UID\":\"33\"}"), 0));
+	cr_assert(eq(int, td_t_feed_str(r,
+		"{\"__CURSOR\":\"s=2\",\"MESSAGE\":\"x\",\"TEARDOWN_PROG\":\"nginx\","
+		"\"TEARDOWN_EVENT\":\"dropped\",\"TEARDOWN_DROPPED\":\"12\"}"), 0));
+	/* the syslog target through journald: the JSON line in MESSAGE */
+	cr_assert(eq(int, td_t_feed_str(r,
+		"{\"__CURSOR\":\"s=3\",\"SYSLOG_IDENTIFIER\":\"teardown\",\"MESSAGE\":"
+		"\"{\\\"prog\\\":\\\"curl\\\",\\\"event\\\":\\\"connect\\\"}\"}"), 0));
+	/* teardown's warnings and other programs' entries are not events */
+	cr_assert(eq(int, td_t_feed_str(r,
+		"{\"__CURSOR\":\"s=4\",\"SYSLOG_IDENTIFIER\":\"teardown\",\"MESSAGE\":\"teardown: x\"}"),
+		TD_REPORT_OTHER));
+	cr_assert(eq(int, td_t_feed_str(r,
+		"{\"__CURSOR\":\"s=5\",\"SYSLOG_IDENTIFIER\":\"sshd\",\"MESSAGE\":\"hello\"}"),
+		TD_REPORT_OTHER));
+	st = td_report_prog(r, "nginx");
+	cr_assert(not(eq(ptr, (void *)st, NULL)));
+	cr_assert(eq(u64, st->closes.count, 1));
+	cr_assert(eq(u64, st->closes.wire[TD_RW_RST], 1));
+	cr_assert(eq(u64, td_cmap_get(st->closes.by_why[TD_RW_RST], "linger0"), 1));
+	cr_assert(eq(u64, st->closes.lost, 1200));
+	cr_assert(eq(u64, st->active, 1));
+	cr_assert(eq(u64, st->dropped, 12));
+	cr_assert(eq(i64, st->slow[0].age_ms, 30));
+	cr_assert(eq(i64, st->slow[0].fd, 7));
+	cr_assert(eq(u64, td_report_prog(r, "curl")->connects, 1));
+	cr_assert(eq(u64, td_report_other_lines(r), 2));
+	cr_assert(eq(u64, td_report_malformed(r), 0));
+	td_report_free(r);
+}
+
+Test(report, dropped_lines_summed)
+{
+	struct td_report *r = td_report_new();
+	char *out;
+
+	cr_assert(eq(int, td_t_feed_str(r, "{\"prog\":\"p\",\"event\":\"dropped\",\"dropped\":3,"
+					  "\"target\":\"/x\",\"error\":\"ENOENT\"}"), 0));
+	cr_assert(eq(int, td_t_feed_str(r, "{\"prog\":\"p\",\"event\":\"dropped\",\"dropped\":4}"), 0));
+	cr_assert(eq(u64, td_report_prog(r, "p")->dropped, 7));
+	cr_assert(eq(u64, td_report_total(r)->dropped, 7));
+	out = td_t_render(r, TD_REPORT_TEXT);
+	cr_assert(not(eq(ptr, strstr(out, "  log lines lost          7"), NULL)), "%s", out);
+	free(out);
+	td_report_free(r);
+}
+
+Test(report, prometheus_rendering, .init = td_t_mixed, .fini = td_t_free)
+{
+	char *out = td_t_render(td_t_r, TD_REPORT_PROMETHEUS);
+	static const char *const want[] = {
+		"# TYPE teardown_connections_total counter\n",
+		"teardown_connections_total{prog=\"nginx\",role=\"server\"} 7\n",
+		"teardown_connections_total{prog=\"curl\",role=\"client\"} 3\n",
+		"teardown_closes_total{prog=\"nginx\",wire=\"RST\",why=\"unread-data\"} 1\n",
+		"teardown_closes_total{prog=\"nginx\",wire=\"FIN\",why=\"close\"} 1\n",
+		"teardown_time_wait_owned_total{prog=\"nginx\"} 1\n",
+		"teardown_lost_bytes_total{prog=\"nginx\"} 1317\n",
+		"teardown_leaks_total{prog=\"nginx\"} 1\n",
+		"teardown_faults_total{prog=\"curl\",fault=\"connect_refuse\"} 1\n",
+		"teardown_log_dropped_lines_total{prog=\"curl\"} 0\n",
+		"teardown_report_lines{kind=\"malformed\"} 7\n",
+	};
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		cr_assert(not(eq(ptr, strstr(out, want[i]), NULL)), "missing \"%s\" in:\n%s", want[i],
+			  out);
+	free(out);
+}
+
+Test(report, prometheus_label_escaping)
+{
+	struct td_report *r = td_report_new();
+	char *out;
+
+	cr_assert(eq(int, td_t_feed_str(r, "{\"prog\":\"a\\\"b\\\\c\\nd\",\"event\":\"connect\"}"), 0));
+	out = td_t_render(r, TD_REPORT_PROMETHEUS);
+	cr_assert(not(eq(ptr, strstr(out, "{prog=\"a\\\"b\\\\c\\nd\",role=\"client\"} 1\n"), NULL)),
+		  "%s", out);
 	free(out);
 	td_report_free(r);
 }
