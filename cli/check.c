@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "teardown/config.h"
 #include "teardown/event.h"
+#include "teardown/schema.h"
 
 struct td__check_opts {
 	bool privileged;
@@ -73,55 +74,28 @@ static void td__check_str(FILE *out, const char *s, bool force_quotes)
 	fputc('"', out);
 }
 
-static void td__check_cidrs(FILE *out, const char *key,
-			    const struct td_cidr *v, uint32_t n)
+/* The keys of a rule's scope that are set, " key=value" each. */
+static void td__check_keys(FILE *out, const struct td_rule *r, int scope, bool all)
 {
-	if (n == 0)
-		return;
-	fprintf(out, " %s=", key);
-	for (uint32_t i = 0; i < n; i++) {
-		struct td_addr a = {.family = v[i].family};
-		char buf[TD_ADDR_STRLEN];
+	char v[2048];
 
-		memcpy(a.addr, v[i].addr, sizeof(a.addr));
-		td_addr_format(buf, sizeof(buf), &a, 0);
-		fprintf(out, "%s%s", i ? "," : "", buf);
-		if (v[i].prefix != (v[i].family == AF_INET ? 32 : 128))
-			fprintf(out, "/%u", v[i].prefix);
+	for (size_t i = 0; i < td_n_keys; i++) {
+		const struct td_key *k = &td_keys[i];
+
+		if (k->scope != scope || k->kind == TD_K_NAME || k->kind == TD_K_GROUP)
+			continue;
+		if (!td_key_value_text(k, NULL, r, v, sizeof(v)))
+			continue;
+		/* a criterion at its default matches everything: not worth a word */
+		if (!all && k->kind == TD_K_ENUM && td_key_get_int(k, td_key_base(scope, NULL,
+				(struct td_rule *)r)) == k->def)
+			continue;
+		fprintf(out, " %s=", k->name);
+		td__check_str(out, v, false);
 	}
 }
 
-static void td__check_ports(FILE *out, const char *key,
-			    const struct td_portrange *v, uint32_t n)
-{
-	if (n == 0)
-		return;
-	fprintf(out, " %s=", key);
-	for (uint32_t i = 0; i < n; i++) {
-		fprintf(out, "%s%u", i ? "," : "", v[i].lo);
-		if (v[i].hi != v[i].lo)
-			fprintf(out, "-%u", v[i].hi);
-	}
-}
-
-static void td__check_fault(FILE *out, const struct td_fault *f)
-{
-	fprintf(out, " fault{rst=%g", f->rst.p);
-	if (f->rst_after_ms)
-		fprintf(out, " rst_after_ms=%u", f->rst_after_ms);
-	if (f->rst_after_bytes)
-		fprintf(out, " rst_after_bytes=%llu",
-			(unsigned long long)f->rst_after_bytes);
-	fprintf(out, " connect_refuse=%g connect_timeout=%g connect_timeout_ms=%u"
-		     " connect_delay_ms=%u close_delay_ms=%u",
-		f->connect_refuse.p, f->connect_timeout.p, f->connect_timeout_ms,
-		f->connect_delay_ms, f->close_delay_ms);
-	if (f->has_seed)
-		fprintf(out, " seed=%llu}", (unsigned long long)f->seed);
-	else
-		fputs(" seed=none}", out);
-}
-
+/* One line per rule: what it matches -> what it does. */
 static void td__check_rule(FILE *out, const struct td_rule *r, uint32_t i)
 {
 	bool any = r->program || r->role != TD_ROLE_ANY || r->n_remote ||
@@ -134,47 +108,36 @@ static void td__check_rule(FILE *out, const struct td_rule *r, uint32_t i)
 	fputs(": match", out);
 	if (!any)
 		fputs(" all", out);
-	if (r->program) {
-		fputs(" program=", out);
-		td__check_str(out, r->program, false);
+	td__check_keys(out, r, TD_SC_MATCH, false);
+	fputs(" ->", out);
+	td__check_keys(out, r, TD_SC_RULE, true);
+	if (r->has_fault) {
+		fputs(" fault{", out);
+		td__check_keys(out, r, TD_SC_FAULT, true);
+		fputs(" }", out);
 	}
-	if (r->role != TD_ROLE_ANY)
-		fprintf(out, " role=%s", td_role_name(r->role));
-	td__check_cidrs(out, "remote", r->remote, r->n_remote);
-	td__check_ports(out, "remote_port", r->remote_port, r->n_remote_port);
-	td__check_cidrs(out, "local", r->local, r->n_local);
-	td__check_ports(out, "local_port", r->local_port, r->n_local_port);
-	fprintf(out, " -> close=%s drain_timeout_ms=%u shutdown=%s reuseaddr=%s",
-		td_close_action_name(r->close), r->drain_timeout_ms,
-		td_shut_action_name(r->shutdown), r->reuseaddr ? "yes" : "no");
-	if (r->fin_timeout_s > 0)
-		fprintf(out, " fin_timeout_s=%d", (int)r->fin_timeout_s);
-	fprintf(out, " log=%s", r->log ? "yes" : "no");
-	if (r->leak_after_s)
-		fprintf(out, " leak_after_s=%u", r->leak_after_s);
-	if (r->has_fault)
-		td__check_fault(out, &r->fault);
 	fputc('\n', out);
 }
 
 static void td__check_summary(FILE *out, const char *name,
 			      const struct td_policy *p)
 {
-	static const char *const targets[] = {"stderr", "syslog", "file", "journal"};
-	int fac = p->log_facility ? p->log_facility : TD_FACILITY_DEFAULT;
+	const struct td_key *onerr = td_key_find(TD_SC_TOP, "on_error");
+	char v[4200];
 
 	td__check_str(out, name, false);
 	fprintf(out, ": ok, %u rule%s\n", p->n_rules, p->n_rules == 1 ? "" : "s");
-	fputs("  log target=", out);
-	if (p->log_target == TD_LOG_FILE)
-		td__check_str(out, p->log_path, false);
-	else
-		fputs(targets[p->log_target <= TD_LOG_JOURNAL ? p->log_target : 0], out);
-	fprintf(out, " format=%s", p->log_format == TD_FMT_JSON ? "json" : "text");
-	if (p->log_target == TD_LOG_SYSLOG || p->log_target == TD_LOG_JOURNAL)
-		fprintf(out, " facility=%s", td_log_facility_name(fac) ? td_log_facility_name(fac) : "?");
-	fprintf(out, " on_error=%s\n",
-		p->on_error == TD_ONERR_EXIT ? "exit" : "pass");
+	fputs("  log", out);
+	for (size_t i = 0; i < td_n_keys; i++) {
+		if (td_keys[i].scope != TD_SC_LOG ||
+		    !td_key_value_text(&td_keys[i], p, NULL, v, sizeof(v)))
+			continue;
+		fprintf(out, " %s=", td_keys[i].name);
+		td__check_str(out, v, false);
+	}
+	if (td_key_value_text(onerr, p, NULL, v, sizeof(v)))
+		fprintf(out, " on_error=%s", v);
+	fputc('\n', out);
 	if (p->n_rules == 0)
 		fputs("  no rules: every connection is left alone\n", out);
 	for (uint32_t i = 0; i < p->n_rules; i++)

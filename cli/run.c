@@ -21,13 +21,62 @@
 #include "teardown/config.h"
 #include "teardown/event.h"
 #include "teardown/fault.h"
+#include "teardown/fmt.h"
+#include "teardown/schema.h"
 
 struct td_run_opts {
 	const char *config;
-	const char *log, *format, *facility;
 	bool dry_run;
 	bool have_rule; /* some option describes a rule */
+	bool have_log;	/* some option sets a log key */
+	/* each schema key's values from the options, in order */
+	const char **vals[64];
+	size_t nvals[64];
 };
+
+#define O_KEY 1000 /* + the schema row: an option that sets a policy key */
+enum { O_VERSION = 256, O_HELP };
+
+static const struct option td__fixed[] = {
+	{"config", required_argument, NULL, 'c'},
+	{"dry-run", no_argument, NULL, 'n'},
+	{"version", no_argument, NULL, O_VERSION},
+	{"help", no_argument, NULL, O_HELP},
+};
+
+/* getopt_long's table: the fixed options, then one per schema key with one. */
+static struct option *td__options(void)
+{
+	size_t nf = sizeof(td__fixed) / sizeof(td__fixed[0]), n = nf;
+	struct option *o = calloc(nf + td_n_keys + 1, sizeof(*o));
+
+	if (o == NULL)
+		return NULL;
+	memcpy(o, td__fixed, sizeof(td__fixed));
+	for (size_t i = 0; i < td_n_keys; i++) {
+		if (td_keys[i].opt == NULL)
+			continue;
+		o[n].name = td_keys[i].opt;
+		o[n].has_arg = td_keys[i].arg ? required_argument : no_argument;
+		o[n].val = O_KEY + (int)i;
+		n++;
+	}
+	return o;
+}
+
+static void td__help_scope(int scope, const char *title)
+{
+	printf("%s\n", title);
+	for (size_t i = 0; i < td_n_keys; i++) {
+		const struct td_key *k = &td_keys[i];
+		char lhs[64];
+
+		if (k->scope != scope || k->opt == NULL)
+			continue;
+		snprintf(lhs, sizeof(lhs), "--%s%s%s", k->opt, k->arg ? " " : "", k->arg ? k->arg : "");
+		printf("      %-20s %s\n", lhs, k->help);
+	}
+}
 
 static void td__help(void)
 {
@@ -35,199 +84,74 @@ static void td__help(void)
 	      "Run COMMAND with libteardown.so preloaded. With no policy options it\n"
 	      "only observes: nothing changes and every teardown is logged to stderr.\n"
 	      "\n"
-	      "policy:\n"
-	      "  -c, --config FILE        a policy file (libconfig); options below add a\n"
-	      "                           rule in front of its rules\n"
-	      "      --close ACTION       pass | graceful | drain | abort\n"
-	      "      --drain-timeout MS   how long a drain waits for the peer's FIN\n"
-	      "      --shutdown MODE      pass | half | skip\n"
-	      "      --reuseaddr          SO_REUSEADDR before bind and connect\n"
-	      "      --fin-timeout S      TCP_LINGER2 (per-socket tcp_fin_timeout)\n"
-	      "      --leak-after S       log sockets left in CLOSE_WAIT this long\n"
-	      "match (default: every TCP socket):\n"
-	      "      --role ROLE          client | server | any\n"
-	      "      --remote CIDR        peer address or block (repeatable)\n"
-	      "      --remote-port PORTS  e.g. 443 or 8000-8099\n"
-	      "      --local-port PORTS\n"
-	      "faults:\n"
-	      "      --rst P              share of connections whose close is an RST\n"
-	      "      --rst-after-ms MS    reset connections this long after they open\n"
-	      "      --rst-after-bytes N  reset once the program has written N bytes\n"
-	      "      --connect-refuse P   share of connects refused (ECONNREFUSED)\n"
-	      "      --connect-timeout P  share of connects that time out (ETIMEDOUT)\n"
-	      "      --connect-timeout-ms MS\n"
-	      "      --connect-delay MS   every connect this much slower\n"
-	      "      --close-delay MS     every close this much slower\n"
-	      "      --seed N             fixed seed: the same faults on every run\n"
-	      "log:\n"
-	      "      --log TARGET         stderr | syslog | journal | /absolute/path\n"
-	      "      --format FMT         text | json\n"
-	      "      --log-facility NAME  syslog/journal facility: daemon (default),\n"
-	      "                           user, local0..local7, ...\n"
-	      "other:\n"
+	      "  -c, --config FILE        a policy file (libconfig syntax); the options\n"
+	      "                           below add a rule in front of its rules\n",
+	      stdout);
+	td__help_scope(TD_SC_RULE, "policy:");
+	td__help_scope(TD_SC_MATCH, "match (default: every TCP socket):");
+	td__help_scope(TD_SC_FAULT, "faults:");
+	td__help_scope(TD_SC_LOG, "log:");
+	fputs("other:\n"
 	      "  -n, --dry-run            print what would be set, run nothing\n"
+	      "      --version, --help\n"
 	      "\n"
 	      "The log target is opened (a file is created) before COMMAND runs; when it\n"
-	      "cannot be, teardown says why and exits 125 without running COMMAND.\n"
-	      "      --version, --help\n",
+	      "cannot be, teardown says why and exits 125 without running COMMAND.\n",
 	      stdout);
 }
 
-enum {
-	O_CLOSE = 256, O_DRAIN, O_SHUT, O_REUSE, O_FIN, O_LEAK, O_ROLE, O_REMOTE,
-	O_RPORT, O_LPORT, O_RST, O_RST_MS, O_RST_BYTES, O_REFUSE, O_TIMEOUT,
-	O_TIMEOUT_MS, O_CDELAY, O_XDELAY, O_SEED, O_LOG, O_FORMAT, O_VERSION, O_HELP, O_FACILITY,
-};
+/* Keep an option's value for its key; the values are read at the end. */
+static int td__opt(const struct td_key *k, const char *arg, struct td_run_opts *o)
+{
+	size_t i = (size_t)(k - td_keys);
+	const char **v;
 
-static const struct option td__long[] = {
-	{"config", required_argument, NULL, 'c'},
-	{"dry-run", no_argument, NULL, 'n'},
-	{"close", required_argument, NULL, O_CLOSE},
-	{"drain-timeout", required_argument, NULL, O_DRAIN},
-	{"shutdown", required_argument, NULL, O_SHUT},
-	{"reuseaddr", no_argument, NULL, O_REUSE},
-	{"fin-timeout", required_argument, NULL, O_FIN},
-	{"leak-after", required_argument, NULL, O_LEAK},
-	{"role", required_argument, NULL, O_ROLE},
-	{"remote", required_argument, NULL, O_REMOTE},
-	{"remote-port", required_argument, NULL, O_RPORT},
-	{"local-port", required_argument, NULL, O_LPORT},
-	{"rst", required_argument, NULL, O_RST},
-	{"rst-after-ms", required_argument, NULL, O_RST_MS},
-	{"rst-after-bytes", required_argument, NULL, O_RST_BYTES},
-	{"connect-refuse", required_argument, NULL, O_REFUSE},
-	{"connect-timeout", required_argument, NULL, O_TIMEOUT},
-	{"connect-timeout-ms", required_argument, NULL, O_TIMEOUT_MS},
-	{"connect-delay", required_argument, NULL, O_CDELAY},
-	{"close-delay", required_argument, NULL, O_XDELAY},
-	{"seed", required_argument, NULL, O_SEED},
-	{"log", required_argument, NULL, O_LOG},
-	{"format", required_argument, NULL, O_FORMAT},
-	{"log-facility", required_argument, NULL, O_FACILITY},
-	{"version", no_argument, NULL, O_VERSION},
-	{"help", no_argument, NULL, O_HELP},
-	{NULL, 0, NULL, 0},
-};
+	if (i >= sizeof(o->vals) / sizeof(o->vals[0]))
+		return -1;
+	/* a repeatable key gathers its values; any other: the last wins */
+	if (!(k->flags & TD_KF_REPEAT))
+		o->nvals[i] = 0;
+	v = realloc(o->vals[i], (o->nvals[i] + 1) * sizeof(*v));
+	if (v == NULL)
+		return -1;
+	v[o->nvals[i]++] = arg ? arg : "";
+	o->vals[i] = v;
+	if (k->scope == TD_SC_LOG)
+		o->have_log = true;
+	else
+		o->have_rule = true;
+	return 0;
+}
 
 /*
- * The rule built from options is kept as libconfig text fragments and
- * parsed by the real parser, so an option and the same key in a file
- * are validated by one piece of code.
+ * Apply the options of scope (or of the rule's scopes when rule) to p or
+ * r, each through the file's own reader: -1 after saying what is wrong.
  */
-struct td_frag {
-	char match[2048];
-	char remotes[2048]; /* --remote is repeatable: a list */
-	char body[2048];
-	char fault[1024];
-};
-
-/* Where an option's value goes, and as what. */
-enum { TD_IN_MATCH, TD_IN_REMOTES, TD_IN_BODY, TD_IN_FAULT };
-enum {
-	TD_AS_STRING,	/* quoted */
-	TD_AS_INT,	/* digits */
-	TD_AS_INT64,	/* digits, written with libconfig's L suffix */
-	TD_AS_SHARE,	/* a fraction: digits and at most one dot */
-	TD_AS_TRUE,	/* a flag: the key set to true */
-};
-
-struct td_optdef {
-	int c;
-	uint8_t in, as;
-	const char *key; /* NULL for --remote, a list element */
-};
-
-static const struct td_optdef td__defs[] = {
-	{O_CLOSE, TD_IN_BODY, TD_AS_STRING, "close"},
-	{O_DRAIN, TD_IN_BODY, TD_AS_INT, "drain_timeout_ms"},
-	{O_SHUT, TD_IN_BODY, TD_AS_STRING, "shutdown"},
-	{O_REUSE, TD_IN_BODY, TD_AS_TRUE, "reuseaddr"},
-	{O_FIN, TD_IN_BODY, TD_AS_INT, "fin_timeout_s"},
-	{O_LEAK, TD_IN_BODY, TD_AS_INT, "leak_after_s"},
-	{O_ROLE, TD_IN_MATCH, TD_AS_STRING, "role"},
-	{O_REMOTE, TD_IN_REMOTES, TD_AS_STRING, NULL},
-	{O_RPORT, TD_IN_MATCH, TD_AS_STRING, "remote_port"},
-	{O_LPORT, TD_IN_MATCH, TD_AS_STRING, "local_port"},
-	{O_RST, TD_IN_FAULT, TD_AS_SHARE, "rst"},
-	{O_RST_MS, TD_IN_FAULT, TD_AS_INT, "rst_after_ms"},
-	{O_RST_BYTES, TD_IN_FAULT, TD_AS_INT64, "rst_after_bytes"},
-	{O_REFUSE, TD_IN_FAULT, TD_AS_SHARE, "connect_refuse"},
-	{O_TIMEOUT, TD_IN_FAULT, TD_AS_SHARE, "connect_timeout"},
-	{O_TIMEOUT_MS, TD_IN_FAULT, TD_AS_INT, "connect_timeout_ms"},
-	{O_CDELAY, TD_IN_FAULT, TD_AS_INT, "connect_delay_ms"},
-	{O_XDELAY, TD_IN_FAULT, TD_AS_INT, "close_delay_ms"},
-	{O_SEED, TD_IN_FAULT, TD_AS_INT64, "seed"},
-};
-
-static const struct td_optdef *td__def(int c)
+static int td__apply_options(struct td_run_opts *o, struct td_policy *p, struct td_rule *r)
 {
-	for (size_t i = 0; i < sizeof(td__defs) / sizeof(td__defs[0]); i++)
-		if (td__defs[i].c == c)
-			return &td__defs[i];
-	return NULL;
-}
+	char path[PATH_MAX];
 
-/* A string value for libconfig text, with quotes and backslashes escaped. */
-static const char *td__quote(const char *s, char *buf, size_t cap)
-{
-	size_t k = 0;
+	for (size_t i = 0; i < td_n_keys && i < sizeof(o->vals) / sizeof(o->vals[0]); i++) {
+		const struct td_key *k = &td_keys[i];
+		struct td_cfg_error err;
 
-	buf[k++] = '"';
-	for (; *s && k + 3 < cap; s++) {
-		if (*s == '"' || *s == '\\')
-			buf[k++] = '\\';
-		buf[k++] = *s;
+		if (o->nvals[i] == 0 || (r == NULL) != (k->scope == TD_SC_LOG))
+			continue;
+		/* a relative log file means one here, not in the program's cwd */
+		if (k->kind == TD_K_TARGET && o->vals[i][0][0] != '/' &&
+		    strcmp(o->vals[i][0], "stderr") != 0 && strcmp(o->vals[i][0], "syslog") != 0 &&
+		    strcmp(o->vals[i][0], "journal") != 0 && o->vals[i][0][0] != '\0' &&
+		    getcwd(path, sizeof(path)) != NULL) {
+			static char abs_path[2 * PATH_MAX];
+
+			snprintf(abs_path, sizeof(abs_path), "%s/%s", path, o->vals[i][0]);
+			o->vals[i][0] = abs_path;
+		}
+		if (td_policy_set_option(p, r, k, o->vals[i], o->nvals[i], &err) != 0) {
+			fprintf(stderr, "teardown: %s\n", err.msg);
+			return -1;
+		}
 	}
-	buf[k++] = '"';
-	buf[k] = '\0';
-	return buf;
-}
-
-/* Numeric option values go into the text as they are: refuse anything
- * else.  (A flag has no argument: arg is NULL.) */
-static bool td__numeric(const struct td_optdef *d, const char *arg)
-{
-	switch (d->as) {
-	case TD_AS_INT:
-	case TD_AS_INT64:
-		return arg[0] != '\0' && strspn(arg, "0123456789") == strlen(arg);
-	case TD_AS_SHARE:
-		return arg[0] != '\0' && strspn(arg, "0123456789.") == strlen(arg) &&
-		       strchr(arg, '.') == strrchr(arg, '.');
-	default:
-		return true;
-	}
-}
-
-/* Append the option's setting to its fragment; -1 (said) when it is bad. */
-static int td__opt(int c, const char *arg, struct td_frag *f)
-{
-	const struct td_optdef *d = td__def(c);
-	char q[600], *dst;
-	const char *v;
-	size_t cap, n;
-
-	if (d == NULL)
-		return -1;
-	if (!td__numeric(d, arg)) {
-		for (const struct option *lo = td__long; lo->name; lo++)
-			if (lo->val == c)
-				fprintf(stderr, "teardown: --%s: not a number: \"%s\"\n", lo->name, arg);
-		return -1;
-	}
-	v = d->as == TD_AS_STRING ? td__quote(arg, q, sizeof(q)) : d->as == TD_AS_TRUE ? "true" : arg;
-	switch (d->in) {
-	case TD_IN_MATCH: dst = f->match; cap = sizeof(f->match); break;
-	case TD_IN_REMOTES: dst = f->remotes; cap = sizeof(f->remotes); break;
-	case TD_IN_BODY: dst = f->body; cap = sizeof(f->body); break;
-	default: dst = f->fault; cap = sizeof(f->fault); break;
-	}
-	n = strlen(dst);
-	if (d->in == TD_IN_REMOTES)
-		snprintf(dst + n, cap - n, "%s%s", n ? ", " : "", v);
-	else
-		snprintf(dst + n, cap - n, "%s = %s%s; ", d->key, v,
-			 d->as == TD_AS_INT64 ? "L" : "");
 	return 0;
 }
 
@@ -285,116 +209,65 @@ static char *td__read_all(const char *path, size_t *len)
  * policy, re-printed in canonical form, with the options' rule first and
  * the log options applied.
  */
-static char *td__policy(struct td_run_opts *o, const struct td_frag *f,
-			bool *as_path, struct td_policy *logp)
+static char *td__policy(struct td_run_opts *o, bool *as_path, struct td_policy *logp)
 {
-	struct td_policy file, cli, all;
+	struct td_policy all;
 	struct td_cfg_error err;
-	char *text, *ctext = NULL, *out;
-	size_t len = 0, n;
+	struct td_rule *rules;
+	char *text, *out;
+	size_t len = 0;
 	int rc;
 
-	memset(&file, 0, sizeof(file));
-	*as_path = o->config != NULL && !o->have_rule && !o->log && !o->format && !o->facility;
+	*as_path = o->config != NULL && !o->have_rule && !o->have_log;
 	if (o->config != NULL) {
 		text = td__read_all(o->config, &len);
 		if (text == NULL)
 			return NULL;
-		rc = td_policy_parse_text(&file, text, len, o->config, &err);
+		rc = td_policy_parse_text(&all, text, len, o->config, &err);
 		free(text);
-		if (rc != 0)
-			goto bad;
-		if (*as_path) {
-			/* checked here, read again by the library itself */
-			logp->log_target = file.log_target;
-			logp->log_facility = file.log_facility;
-			memcpy(logp->log_path, file.log_path, sizeof(logp->log_path));
-			td_policy_free(&file);
-			return realpath(o->config, NULL);
-		}
 	} else {
-		file.log_target = TD_LOG_STDERR;
-		/* The policy printed below starts from this one: without a file
-		 * its version would be the 0 of memset, which the library
-		 * refuses, and every option-only run would change nothing. */
-		file.version = 1;
+		/* no file: the defaults */
+		rc = td_policy_parse_text(&all, "", 0, "defaults", &err);
 	}
-	/* the options' rule, parsed on its own for exact error messages */
-	n = strlen(f->match) + strlen(f->body) + strlen(f->fault) + 256;
-	n += strlen(f->remotes);
-	ctext = malloc(n);
-	if (ctext == NULL)
+	if (rc != 0) {
+		td__cfg_fail(&err);
+		td_policy_free(&all);
 		return NULL;
-	snprintf(ctext, n,
-		 "version = 1;\nrules = ( { name = \"%s\"; match = { %s%s%s%s}; %s%s%s%s } );\n",
-		 o->have_rule ? "cli" : "observe", f->match,
-		 f->remotes[0] ? "remote = [ " : "", f->remotes, f->remotes[0] ? " ]; " : "",
-		 f->body, f->fault[0] ? "fault = { " : "", f->fault, f->fault[0] ? "}; " : "");
-	memset(&cli, 0, sizeof(cli));
-	rc = td_policy_parse_text(&cli, ctext, strlen(ctext), "command line", &err);
-	free(ctext);
-	if (rc != 0)
-		goto bad;
-	all = file;
-	if (o->have_rule || o->config == NULL) {
-		all.n_rules = file.n_rules + 1;
-		all.rules = calloc(all.n_rules, sizeof(*all.rules));
-		if (all.rules == NULL)
-			return NULL;
-		all.rules[0] = cli.rules[0];
-		if (file.n_rules > 0)
-			memcpy(all.rules + 1, file.rules, file.n_rules * sizeof(*file.rules));
 	}
-	if (o->log) {
-		if (strcmp(o->log, "stderr") == 0) {
-			all.log_target = TD_LOG_STDERR;
-		} else if (strcmp(o->log, "syslog") == 0) {
-			all.log_target = TD_LOG_SYSLOG;
-		} else if (strcmp(o->log, "journal") == 0) {
-			all.log_target = TD_LOG_JOURNAL;
-		} else if (o->log[0] == '/' && strlen(o->log) < sizeof(all.log_path)) {
-			all.log_target = TD_LOG_FILE;
-			strcpy(all.log_path, o->log);
-		} else {
-			fprintf(stderr, "teardown: --log: want stderr, syslog, journal or an absolute path, got \"%s\"\n", o->log);
+	if (!*as_path && (o->have_rule || o->config == NULL)) {
+		/* the options' rule goes in front of the file's rules */
+		rules = realloc(all.rules, (all.n_rules + 1) * sizeof(*rules));
+		if (rules == NULL) {
+			td_policy_free(&all);
+			return NULL;
+		}
+		memmove(rules + 1, rules, all.n_rules * sizeof(*rules));
+		memset(&rules[0], 0, sizeof(rules[0]));
+		td_keys_default(TD_SC_RULE, &rules[0]);
+		snprintf(rules[0].name, sizeof(rules[0].name), "%s", o->have_rule ? "cli" : "observe");
+		rules[0].program_ok = true;
+		all.rules = rules;
+		all.n_rules++;
+		if (td__apply_options(o, &all, &rules[0]) != 0) {
+			td_policy_free(&all);
 			return NULL;
 		}
 	}
-	if (o->format) {
-		if (strcmp(o->format, "json") == 0)
-			all.log_format = TD_FMT_JSON;
-		else if (strcmp(o->format, "text") == 0)
-			all.log_format = TD_FMT_TEXT;
-		else {
-			fprintf(stderr, "teardown: --format: want text or json, got \"%s\"\n", o->format);
-			return NULL;
-		}
-	}
-	if (o->facility) {
-		int fac = td_log_facility_parse(o->facility);
-
-		if (fac < 0) {
-			fprintf(stderr, "teardown: --log-facility: want daemon, user, local0..local7, "
-				"auth, authpriv, cron, ftp, lpr, mail, news, syslog or uucp, got \"%s\"\n",
-				o->facility);
-			return NULL;
-		}
-		all.log_facility = (uint8_t)fac;
+	if (td__apply_options(o, &all, NULL) != 0) {
+		td_policy_free(&all);
+		return NULL;
 	}
 	logp->log_target = all.log_target;
 	logp->log_facility = all.log_facility;
 	memcpy(logp->log_path, all.log_path, sizeof(logp->log_path));
+	if (*as_path) {
+		/* checked here, read again by the library itself */
+		td_policy_free(&all);
+		return realpath(o->config, NULL);
+	}
 	out = td_policy_to_text(&all);
-	/* the rules' heap parts are owned by file and cli; free each once */
-	if (all.rules != file.rules)
-		free(all.rules);
-	td_policy_free(&file);
-	td_policy_free(&cli);
+	td_policy_free(&all);
 	return out;
-bad:
-	td__cfg_fail(&err);
-	td_policy_free(&file);
-	return NULL;
 }
 
 /*
@@ -468,33 +341,37 @@ fail:
 int td_cmd_run(int argc, char **argv)
 {
 	struct td_run_opts o;
-	struct td_frag f;
 	char lib[PATH_MAX];
 	char *policy, *preload;
 	static struct td_policy logp;
 	char why[PATH_MAX + 256];
+	struct option *longopts;
 	bool as_path;
 	int c;
 
 	memset(&o, 0, sizeof(o));
-	memset(&f, 0, sizeof(f));
+	longopts = td__options();
+	if (longopts == NULL) {
+		perror("teardown");
+		return 1;
+	}
 	opterr = 1;
-	while ((c = getopt_long(argc, argv, "+c:n", td__long, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:n", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': o.config = optarg; break;
 		case 'n': o.dry_run = true; break;
-		case O_LOG: o.log = optarg; break;
-		case O_FORMAT: o.format = optarg; break;
-		case O_FACILITY: o.facility = optarg; break;
-		case O_VERSION: printf("teardown %s\n", TD_VERSION); return 0;
-		case O_HELP: td__help(); return 0;
-		case '?': return 2;
+		case O_VERSION: printf("teardown %s\n", TD_VERSION); free(longopts); return 0;
+		case O_HELP: td__help(); free(longopts); return 0;
+		case '?': free(longopts); return 2;
 		default:
-			if (td__opt(c, optarg, &f) != 0)
+			if (c < O_KEY || (size_t)(c - O_KEY) >= td_n_keys ||
+			    td__opt(&td_keys[c - O_KEY], optarg, &o) != 0) {
+				free(longopts);
 				return 2;
-			o.have_rule = true;
+			}
 		}
 	}
+	free(longopts);
 	if (optind >= argc && !o.dry_run) {
 		fputs("teardown: no command given (usage: teardown [options] -- COMMAND [ARGS...])\n", stderr);
 		return 2;
@@ -503,7 +380,7 @@ int td_cmd_run(int argc, char **argv)
 		fprintf(stderr, "teardown: libteardown.so not found next to this program or in %s\n", TD_LIBDIR);
 		return 1;
 	}
-	policy = td__policy(&o, &f, &as_path, &logp);
+	policy = td__policy(&o, &as_path, &logp);
 	if (policy == NULL)
 		return 2;
 	preload = td__preload_value(lib);

@@ -68,4 +68,25 @@ int td_policy_load_file(struct td_policy *p, const char *path,
  */
 char *td_policy_to_text(const struct td_policy *p);
 
+struct td_key;
+
+/*
+ * Set key k (of rule r, or of p's log group) from a command-line option's
+ * values: one, or several for a repeatable option, and a comma list of
+ * ports or addresses.  The value goes through the same reader as the
+ * file's, and a message names the option: "--close: bad value ...".
+ * 0 or -EINVAL with err filled (-ENOMEM).
+ */
+int td_policy_set_option(struct td_policy *p, struct td_rule *r, const struct td_key *k,
+			 const char *const *vals, size_t nvals, struct td_cfg_error *err);
+
+/*
+ * The value of schema key k in p (or rule r) as compact text for one-line
+ * summaries ("drain", "5000", "10.0.0.0/8,::1", "80,8000-8099", "yes"):
+ * no quotes, lists joined with commas.  false when the key is not set
+ * (an absent criterion, an unset timeout, no seed).
+ */
+bool td_key_value_text(const struct td_key *k, const struct td_policy *p,
+		       const struct td_rule *r, char *buf, size_t cap);
+
 #endif

@@ -22,6 +22,7 @@
 #include "teardown/event.h"
 #include "teardown/fault.h"
 #include "teardown/fmt.h"
+#include "teardown/schema.h"
 
 /* Deeper nesting than this is refused before the reader sees the text. */
 #define TD__MAX_DEPTH 64
@@ -156,29 +157,22 @@ static int td__want(struct td__pctx *c, const struct td_cfg_node *s,
 }
 
 /*
- * Which of keys[] the member m is.  An unknown key is an error that lists
- * the known ones, because a typo ("colse") silently ignored would leave
- * the operator believing a rule does something it does not.
+ * The schema row of member m of a group of scope.  An unknown key is an
+ * error that lists the known ones, because a typo ("colse") silently
+ * ignored would leave the operator believing a rule does something it
+ * does not.
  */
-static int td__key(struct td__pctx *c, const struct td_cfg_node *m,
-		   const char *path, const char *const *keys, int n)
+static const struct td_key *td__key(struct td__pctx *c, const struct td_cfg_node *m,
+				    const char *path, int scope)
 {
-	const char *name = m->name;
+	const struct td_key *k = m->name ? td_key_find(scope, m->name) : NULL;
 	char known[256], q[80];
-	struct td_buf b;
 
-	for (int i = 0; name && i < n; i++)
-		if (strcmp(name, keys[i]) == 0)
-			return i;
-	td_buf_init(&b, known, sizeof(known));
-	for (int i = 0; i < n; i++) {
-		if (i)
-			td_buf_puts(&b, ", ");
-		td_buf_puts(&b, keys[i]);
-	}
-	td_buf_cstr(&b);
-	return td__fail(c, m, path, "unknown key %s (known: %s)",
-			td__q(q, sizeof(q), name ? name : ""), known);
+	if (k == NULL)
+		td__fail(c, m, path, "unknown key %s (known: %s)",
+			 td__q(q, sizeof(q), m->name ? m->name : ""),
+			 td_key_names(scope, known, sizeof(known)));
+	return k;
 }
 
 static int td__int(struct td__pctx *c, const struct td_cfg_node *s,
@@ -198,17 +192,6 @@ static int td__int(struct td__pctx *c, const struct td_cfg_node *s,
 				v, lo, hi);
 	*out = v;
 	return 0;
-}
-
-static int td__u32(struct td__pctx *c, const struct td_cfg_node *s,
-		   const char *path, long long lo, long long hi, uint32_t *out)
-{
-	long long v;
-	int rc = td__int(c, s, path, lo, hi, &v);
-
-	if (rc == 0)
-		*out = (uint32_t)v;
-	return rc;
 }
 
 static int td__bool(struct td__pctx *c, const struct td_cfg_node *s,
@@ -234,10 +217,14 @@ static int td__str(struct td__pctx *c, const struct td_cfg_node *s,
 	return 0;
 }
 
-/* A string that must be one of names[]; *out gets its index. */
+/* A string that must be one of names[] (NULL-terminated); *out gets its index. */
 static int td__enum(struct td__pctx *c, const struct td_cfg_node *s,
-		    const char *path, const char *const *names, int n, int *out)
+		    const char *path, const char *const *names, int *out)
 {
+	int n = 0;
+
+	while (names[n] != NULL)
+		n++;
 	const char *v;
 	char want[128], q[80];
 	struct td_buf b;
@@ -439,216 +426,228 @@ static int td__ports(struct td__pctx *c, const struct td_cfg_node *s,
 	return 0;
 }
 
-static const char *const td__role_names[] = {"any", "client", "server"};
-static const char *const td__close_names[] = {"pass", "graceful", "drain", "abort"};
-static const char *const td__shut_names[] = {"pass", "half", "skip"};
-
-enum { TD__M_PROGRAM, TD__M_ROLE, TD__M_REMOTE, TD__M_LOCAL, TD__M_RPORT, TD__M_LPORT };
-static const char *const td__match_keys[] = {"program", "role", "remote",
-					     "local", "remote_port", "local_port"};
-
-static int td__parse_match(struct td__pctx *c, const struct td_cfg_node *g,
-			   const char *parent, struct td_rule *r)
-{
-	char gpath[64], path[96];
-	int rc, n;
-
-	td__join(gpath, sizeof(gpath), parent, "match");
-	rc = td__want(c, g, gpath, TD_CFG_GROUP);
-	if (rc != 0)
-		return rc;
-	n = (int)g->n;
-	for (int i = 0; i < n; i++) {
-		const struct td_cfg_node *m = g->kids[i];
-		int k, v;
-		const char *s;
-
-		if (m == NULL)
-			continue;
-		k = td__key(c, m, gpath, td__match_keys, 6);
-		if (k < 0)
-			return k;
-		td__join(path, sizeof(path), gpath, td__match_keys[k]);
-		switch (k) {
-		case TD__M_PROGRAM:
-			rc = td__str(c, m, path, &s);
-			if (rc == 0 && *s == '\0')
-				rc = td__fail(c, m, path, "empty program glob (leave the key out to match any program)");
-			else if (rc == 0 && strlen(s) > TD__PROGRAM_MAX)
-				rc = td__fail(c, m, path, "program glob longer than %d bytes",
-					      TD__PROGRAM_MAX);
-			if (rc == 0 && (r->program = strdup(s)) == NULL)
-				rc = td__nomem(c);
-			break;
-		case TD__M_ROLE:
-			rc = td__enum(c, m, path, td__role_names, 3, &v);
-			r->role = (uint8_t)v;
-			break;
-		case TD__M_REMOTE:
-			rc = td__cidrs(c, m, path, &r->remote, &r->n_remote);
-			break;
-		case TD__M_LOCAL:
-			rc = td__cidrs(c, m, path, &r->local, &r->n_local);
-			break;
-		case TD__M_RPORT:
-			rc = td__ports(c, m, path, &r->remote_port, &r->n_remote_port);
-			break;
-		default:
-			rc = td__ports(c, m, path, &r->local_port, &r->n_local_port);
-			break;
-		}
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-enum {
-	TD__F_RST, TD__F_RST_MS, TD__F_RST_BYTES, TD__F_REFUSE, TD__F_TIMEOUT,
-	TD__F_TIMEOUT_MS, TD__F_CDELAY, TD__F_CLDELAY, TD__F_SEED,
-};
-static const char *const td__fault_keys[] = {
-	"rst", "rst_after_ms", "rst_after_bytes", "connect_refuse",
-	"connect_timeout", "connect_timeout_ms", "connect_delay_ms",
-	"close_delay_ms", "seed",
-};
-
-static int td__parse_fault(struct td__pctx *c, const struct td_cfg_node *g,
-			   const char *parent, struct td_rule *r)
-{
-	struct td_fault *f = &r->fault;
-	char gpath[64], path[96];
-	long long v;
-	int rc, n;
-
-	td__join(gpath, sizeof(gpath), parent, "fault");
-	rc = td__want(c, g, gpath, TD_CFG_GROUP);
-	if (rc != 0)
-		return rc;
-	n = (int)g->n;
-	for (int i = 0; i < n; i++) {
-		const struct td_cfg_node *m = g->kids[i];
-		int k;
-
-		if (m == NULL)
-			continue;
-		k = td__key(c, m, gpath, td__fault_keys, 9);
-		if (k < 0)
-			return k;
-		r->has_fault = true;
-		td__join(path, sizeof(path), gpath, td__fault_keys[k]);
-		switch (k) {
-		case TD__F_RST:
-			rc = td__prob(c, m, path, &f->rst);
-			break;
-		case TD__F_RST_MS:
-			rc = td__u32(c, m, path, 1, 86400000, &f->rst_after_ms);
-			break;
-		case TD__F_RST_BYTES:
-			rc = td__int(c, m, path, 1, 1LL << 62, &v);
-			f->rst_after_bytes = rc == 0 ? (uint64_t)v : 0;
-			break;
-		case TD__F_REFUSE:
-			rc = td__prob(c, m, path, &f->connect_refuse);
-			break;
-		case TD__F_TIMEOUT:
-			rc = td__prob(c, m, path, &f->connect_timeout);
-			break;
-		case TD__F_TIMEOUT_MS:
-			rc = td__u32(c, m, path, 1, 600000, &f->connect_timeout_ms);
-			break;
-		case TD__F_CDELAY:
-			rc = td__u32(c, m, path, 0, 600000, &f->connect_delay_ms);
-			break;
-		case TD__F_CLDELAY:
-			rc = td__u32(c, m, path, 0, 600000, &f->close_delay_ms);
-			break;
-		default:
-			rc = td__int(c, m, path, 0, LLONG_MAX, &v);
-			f->seed = rc == 0 ? (uint64_t)v : 0;
-			f->has_seed = rc == 0;
-			break;
-		}
-		if (rc != 0)
-			return rc;
-	}
-	/* One draw decides refuse, timeout or neither, so they share [0, 1]. */
-	if (f->connect_refuse.p + f->connect_timeout.p > 1.0 + 1e-12)
-		return td__fail(c, g, gpath,
-				"connect_refuse + connect_timeout = %g exceeds 1",
-				f->connect_refuse.p + f->connect_timeout.p);
-	return 0;
-}
-
-enum {
-	TD__R_NAME, TD__R_MATCH, TD__R_CLOSE, TD__R_DRAIN, TD__R_SHUT,
-	TD__R_REUSE, TD__R_FIN, TD__R_LOG, TD__R_LEAK, TD__R_FAULT,
-};
-static const char *const td__rule_keys[] = {
-	"name", "match", "close", "drain_timeout_ms", "shutdown",
-	"reuseaddr", "fin_timeout_s", "log", "leak_after_s", "fault",
-};
-
 static void td__rule_defaults(struct td_rule *r, uint32_t idx)
 {
+	td_keys_default(TD_SC_RULE, r);
 	snprintf(r->name, sizeof(r->name), "rule#%u", idx + 1);
-	r->role = TD_ROLE_ANY;
-	r->close = TD_CLOSE_PASS;
-	r->drain_timeout_ms = TD_DEFAULT_DRAIN_TIMEOUT_MS;
-	r->shutdown = TD_SHUT_PASS;
-	r->fin_timeout_s = -1;
-	r->log = true;
-	r->fault.connect_timeout_ms = TD_DEFAULT_CONNECT_TIMEOUT_MS;
 }
 
-static int td__rule_member(struct td__pctx *c, const struct td_cfg_node *m,
-			   const char *rpath, struct td_rule *r)
+/* A program glob: not empty, at most a file name long. */
+static int td__glob(struct td__pctx *c, const struct td_cfg_node *m, const char *path,
+		    char **out)
 {
-	char path[96], q[80];
 	const char *s;
-	long long v;
-	int k, e, rc;
+	int rc = td__str(c, m, path, &s);
 
-	k = td__key(c, m, rpath, td__rule_keys, 10);
-	if (k < 0)
-		return k;
-	td__join(path, sizeof(path), rpath, td__rule_keys[k]);
-	switch (k) {
-	case TD__R_NAME:
-		rc = td__str(c, m, path, &s);
-		if (rc == 0 && *s == '\0')
-			rc = td__fail(c, m, path, "empty rule name");
-		else if (rc == 0 && strlen(s) >= sizeof(r->name))
-			rc = td__fail(c, m, path, "name %s is longer than %zu bytes",
-				      td__q(q, sizeof(q), s), sizeof(r->name) - 1);
-		if (rc == 0)
-			snprintf(r->name, sizeof(r->name), "%s", s);
-		return rc;
-	case TD__R_MATCH:
-		return td__parse_match(c, m, rpath, r);
-	case TD__R_CLOSE:
-		rc = td__enum(c, m, path, td__close_names, 4, &e);
-		r->close = (uint8_t)(rc == 0 ? e : 0);
-		return rc;
-	case TD__R_DRAIN:
-		return td__u32(c, m, path, 1, 600000, &r->drain_timeout_ms);
-	case TD__R_SHUT:
-		rc = td__enum(c, m, path, td__shut_names, 3, &e);
-		r->shutdown = (uint8_t)(rc == 0 ? e : 0);
-		return rc;
-	case TD__R_REUSE:
-		return td__bool(c, m, path, &r->reuseaddr);
-	case TD__R_FIN:
-		rc = td__int(c, m, path, 1, 3600, &v);
-		r->fin_timeout_s = rc == 0 ? (int32_t)v : -1;
-		return rc;
-	case TD__R_LOG:
-		return td__bool(c, m, path, &r->log);
-	case TD__R_LEAK:
-		return td__u32(c, m, path, 1, 86400, &r->leak_after_s);
-	default:
-		return td__parse_fault(c, m, rpath, r);
+	if (rc == 0 && *s == '\0')
+		rc = td__fail(c, m, path, "empty program glob (leave the key out to match any program)");
+	else if (rc == 0 && strlen(s) > TD__PROGRAM_MAX)
+		rc = td__fail(c, m, path, "program glob longer than %d bytes", TD__PROGRAM_MAX);
+	if (rc == 0) {
+		free(*out);
+		if ((*out = strdup(s)) == NULL)
+			rc = td__nomem(c);
 	}
+	return rc;
+}
+
+/* The rule's name: not empty, fits TD_NAME_MAX (uniqueness: td__parse_rules). */
+static int td__name(struct td__pctx *c, const struct td_cfg_node *m, const char *path,
+		    char *out)
+{
+	const char *s;
+	char q[80];
+	int rc = td__str(c, m, path, &s);
+
+	if (rc == 0 && *s == '\0')
+		rc = td__fail(c, m, path, "empty rule name");
+	else if (rc == 0 && strlen(s) >= TD_NAME_MAX)
+		rc = td__fail(c, m, path, "name %s is longer than %d bytes", td__q(q, sizeof(q), s),
+			      TD_NAME_MAX - 1);
+	if (rc == 0)
+		snprintf(out, TD_NAME_MAX, "%s", s);
+	return rc;
+}
+
+/* log.target: "stderr", "syslog", "journal" or an absolute path. */
+static int td__target(struct td__pctx *c, const struct td_cfg_node *m, const char *path)
+{
+	struct td_policy *p = c->p;
+	const char *s;
+	char q[80];
+	int rc = td__str(c, m, path, &s);
+
+	if (rc != 0)
+		return rc;
+	p->log_path[0] = '\0';
+	if (strcmp(s, "stderr") == 0)
+		p->log_target = TD_LOG_STDERR;
+	else if (strcmp(s, "syslog") == 0)
+		p->log_target = TD_LOG_SYSLOG;
+	else if (strcmp(s, "journal") == 0)
+		p->log_target = TD_LOG_JOURNAL;
+	else if (s[0] != '/')
+		return td__fail(c, m, path,
+				"%s is not \"stderr\", \"syslog\", \"journal\" or an absolute path",
+				td__q(q, sizeof(q), s));
+	else if (strlen(s) >= sizeof(p->log_path))
+		return td__fail(c, m, path, "log path longer than %zu bytes",
+				sizeof(p->log_path) - 1);
+	else {
+		p->log_target = TD_LOG_FILE;
+		snprintf(p->log_path, sizeof(p->log_path), "%s", s);
+	}
+	return 0;
+}
+
+static int td__facility(struct td__pctx *c, const struct td_cfg_node *m, const char *path,
+			const struct td_key *k, void *base)
+{
+	const char *s;
+	char q[80];
+	int v, rc = td__str(c, m, path, &s);
+
+	if (rc != 0)
+		return rc;
+	v = td_log_facility_parse(s);
+	if (v < 0)
+		return td__fail(c, m, path, "%s is not a syslog facility "
+				"(daemon, user, local0..local7, ...)", td__q(q, sizeof(q), s));
+	td_key_set_int(k, base, v);
+	return 0;
+}
+
+static int td__group(struct td__pctx *c, const struct td_cfg_node *g, const char *path,
+		     int scope, void *base);
+static int td__parse_rules(struct td__pctx *c, const struct td_cfg_node *s);
+
+/* One member m of a group, whose schema row is k, into base. */
+static int td__member(struct td__pctx *c, const struct td_key *k, const struct td_cfg_node *m,
+		      const char *path, void *base)
+{
+	char *at = (char *)base + k->off;
+	long long v;
+	bool b;
+	int e = 0, rc;
+
+	switch (k->kind) {
+	case TD_K_INT:
+		rc = td__int(c, m, path, k->lo, k->hi, &v);
+		if (rc == 0) {
+			td_key_set_int(k, base, v);
+			if (k->flags & TD_KF_HAS)
+				*(bool *)((char *)base + k->off2) = true;
+		}
+		return rc;
+	case TD_K_BOOL:
+		rc = td__bool(c, m, path, &b);
+		if (rc == 0)
+			td_key_set_int(k, base, b);
+		return rc;
+	case TD_K_ENUM:
+		rc = td__enum(c, m, path, k->names, &e);
+		if (rc == 0)
+			td_key_set_int(k, base, e);
+		return rc;
+	case TD_K_PROB:
+		return td__prob(c, m, path, (struct td_prob *)at);
+	case TD_K_NAME:
+		return td__name(c, m, path, at);
+	case TD_K_GLOB:
+		return td__glob(c, m, path, (char **)at);
+	case TD_K_ADDRS:
+		return td__cidrs(c, m, path, (struct td_cidr **)at,
+				 (uint32_t *)((char *)base + k->off2));
+	case TD_K_PORTS:
+		return td__ports(c, m, path, (struct td_portrange **)at,
+				 (uint32_t *)((char *)base + k->off2));
+	case TD_K_TARGET:
+		return td__target(c, m, path);
+	case TD_K_FACILITY:
+		return td__facility(c, m, path, k, base);
+	case TD_K_VERSION:
+		if (m->type != TD_CFG_INT && m->type != TD_CFG_INT64)
+			return td__want(c, m, path, TD_CFG_INT);
+		rc = td__int(c, m, path, LLONG_MIN, LLONG_MAX, &v);
+		if (rc == 0 && (v < k->lo || v > k->hi))
+			rc = td__fail(c, m, path, "unsupported version %lld (want %lld)", v,
+				      (long long)k->hi);
+		return rc;
+	case TD_K_GROUP:
+		/* "fault = { }" injects nothing: only a member marks the group */
+		if ((k->flags & TD_KF_MARK) && m->type == TD_CFG_GROUP && m->n > 0)
+			*(bool *)((char *)base + k->off2) = true;
+		return td__group(c, m, path, k->sub,
+				 k->sub == TD_SC_FAULT ? (void *)at : base);
+	case TD_K_RULES:
+		return td__parse_rules(c, m);
+	default:
+		return td__fail(c, m, path, "no reader for this key");
+	}
+}
+
+/* Checks that concern a group as a whole, once its members are read. */
+static int td__group_done(struct td__pctx *c, const struct td_cfg_node *g, const char *path,
+			  int scope, void *base)
+{
+	/* Probabilities decided by one draw share [0, 1] (connect faults). */
+	double sum = 0;
+	char names[128];
+	struct td_buf b;
+
+	td_buf_init(&b, names, sizeof(names));
+	for (size_t i = 0; i < td_n_keys; i++) {
+		const struct td_key *k = &td_keys[i];
+
+		if (k->scope != scope || !(k->flags & TD_KF_ONE_DRAW))
+			continue;
+		sum += ((const struct td_prob *)((const char *)base + k->off))->p;
+		if (b.len)
+			td_buf_puts(&b, " + ");
+		/* on the command line (no path), the options' names */
+		if (*path == '\0' && k->opt) {
+			td_buf_puts(&b, "--");
+			td_buf_puts(&b, k->opt);
+		} else {
+			td_buf_puts(&b, k->name);
+		}
+	}
+	if (sum > 1.0 + 1e-12)
+		return td__fail(c, g, path, "%s = %g exceeds 1", td_buf_cstr(&b), sum);
+	return 0;
+}
+
+/*
+ * A group of scope: every member by its schema row.  Keys flagged
+ * TD_KF_FIRST are read before the others (on_error, so that a policy
+ * saying "exit" is obeyed even when a later key is wrong).
+ */
+static int td__group(struct td__pctx *c, const struct td_cfg_node *g, const char *path,
+		     int scope, void *base)
+{
+	char mpath[160];
+	int rc = td__want(c, g, path, TD_CFG_GROUP);
+
+	if (rc != 0)
+		return rc;
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < g->n; i++) {
+			const struct td_cfg_node *m = g->kids[i];
+			const struct td_key *k = m->name ? td_key_find(scope, m->name) : NULL;
+
+			if (k != NULL && ((k->flags & TD_KF_FIRST) != 0) != (pass == 0))
+				continue;
+			if (k == NULL && pass == 0)
+				continue;
+			if (k == NULL && (k = td__key(c, m, path, scope)) == NULL)
+				return -EINVAL;
+			td__join(mpath, sizeof(mpath), path, k->name);
+			rc = td__member(c, k, m, mpath, base);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return td__group_done(c, g, path, scope, base);
 }
 
 static uint32_t td__hash(const char *s)
@@ -681,35 +680,31 @@ static int64_t td__name_add(struct td__pctx *c, uint32_t idx)
 	return -1;
 }
 
-static int td__parse_rule(struct td__pctx *c, const struct td_cfg_node *g,
-			  uint32_t idx)
+static int td__parse_rule(struct td__pctx *c, const struct td_cfg_node *g, uint32_t idx)
 {
 	struct td_rule *r = &c->p->rules[idx];
 	char rpath[48], path[64], q[80];
 	int64_t dup;
-	int rc, n;
+	int rc;
 
 	snprintf(rpath, sizeof(rpath), "rules[%u]", idx);
 	td__rule_defaults(r, idx);
 	r->line = g->line;
-	rc = td__want(c, g, rpath, TD_CFG_GROUP);
+	rc = td__group(c, g, rpath, TD_SC_RULE, r);
 	if (rc != 0)
 		return rc;
-	n = (int)g->n;
-	for (int i = 0; i < n; i++) {
-		const struct td_cfg_node *m = g->kids[i];
-
-		if (m == NULL)
-			continue;
-		rc = td__rule_member(c, m, rpath, r);
-		if (rc != 0)
-			return rc;
-	}
 	dup = td__name_add(c, idx);
 	if (dup >= 0) {
-		const struct td_cfg_node *ns = td_cfg_member(g, "name");
+		const struct td_cfg_node *ns = NULL;
 
-		td__join(path, sizeof(path), rpath, "name");
+		for (uint32_t i = 0; i < g->n && ns == NULL; i++) {
+			const struct td_key *k = td_key_find(TD_SC_RULE, g->kids[i]->name);
+
+			if (k != NULL && k->kind == TD_K_NAME)
+				ns = g->kids[i];
+		}
+
+		td__join(path, sizeof(path), rpath, ns ? ns->name : "");
 		return td__fail(c, ns ? ns : g, path,
 				"duplicate rule name %s (rules[%lld] has it too)",
 				td__q(q, sizeof(q), r->name), (long long)dup);
@@ -740,133 +735,7 @@ static int td__parse_rules(struct td__pctx *c, const struct td_cfg_node *s)
 		return td__nomem(c);
 	c->names_mask = cap - 1;
 	for (int i = 0; i < n; i++) {
-		const struct td_cfg_node *g = s->kids[i];
-
-		if (g == NULL)
-			return td__fail(c, s, "rules", "unreadable element %d", i);
-		rc = td__parse_rule(c, g, (uint32_t)i);
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int td__parse_log(struct td__pctx *c, const struct td_cfg_node *g)
-{
-	static const char *const keys[] = {"target", "format", "facility"};
-	static const char *const fmts[] = {"text", "json"};
-	struct td_policy *p = c->p;
-	char path[32], q[80];
-	int rc, n;
-
-	rc = td__want(c, g, "log", TD_CFG_GROUP);
-	if (rc != 0)
-		return rc;
-	n = (int)g->n;
-	for (int i = 0; i < n; i++) {
-		const struct td_cfg_node *m = g->kids[i];
-		const char *s;
-		int k, v;
-
-		if (m == NULL)
-			continue;
-		k = td__key(c, m, "log", keys, 3);
-		if (k < 0)
-			return k;
-		td__join(path, sizeof(path), "log", keys[k]);
-		if (k == 2) {
-			rc = td__str(c, m, path, &s);
-			if (rc != 0)
-				return rc;
-			v = td_log_facility_parse(s);
-			if (v < 0)
-				return td__fail(c, m, path, "%s is not a syslog facility "
-						"(daemon, user, local0..local7, ...)",
-						td__q(q, sizeof(q), s));
-			p->log_facility = (uint8_t)v;
-			continue;
-		}
-		if (k == 1) {
-			rc = td__enum(c, m, path, fmts, 2, &v);
-			p->log_format = (uint8_t)(rc == 0 ? v : 0);
-			if (rc != 0)
-				return rc;
-			continue;
-		}
-		rc = td__str(c, m, path, &s);
-		if (rc != 0)
-			return rc;
-		p->log_path[0] = '\0';
-		if (strcmp(s, "stderr") == 0) {
-			p->log_target = TD_LOG_STDERR;
-		} else if (strcmp(s, "syslog") == 0) {
-			p->log_target = TD_LOG_SYSLOG;
-		} else if (strcmp(s, "journal") == 0) {
-			p->log_target = TD_LOG_JOURNAL;
-		} else if (s[0] != '/') {
-			return td__fail(c, m, path,
-					"%s is not \"stderr\", \"syslog\", \"journal\" or an absolute path",
-					td__q(q, sizeof(q), s));
-		} else if (strlen(s) >= sizeof(p->log_path)) {
-			return td__fail(c, m, path, "log path longer than %zu bytes",
-					sizeof(p->log_path) - 1);
-		} else {
-			p->log_target = TD_LOG_FILE;
-			snprintf(p->log_path, sizeof(p->log_path), "%s", s);
-		}
-	}
-	return 0;
-}
-
-enum { TD__T_VERSION, TD__T_LOG, TD__T_ONERR, TD__T_RULES };
-static const char *const td__top_keys[] = {"version", "log", "on_error", "rules"};
-static const char *const td__onerr_names[] = {"pass", "exit"};
-
-/*
- * The whole document.  on_error is read first, so that a policy saying
- * "exit" is obeyed even when a later key is wrong.
- */
-static int td__parse_root(struct td__pctx *c, const struct td_cfg_node *root)
-{
-	const struct td_cfg_node *oe = td_cfg_member(root, "on_error");
-	long long v;
-	int rc, n, e;
-
-	if (oe) {
-		rc = td__enum(c, oe, "on_error", td__onerr_names, 2, &e);
-		if (rc != 0)
-			return rc;
-		c->p->on_error = (uint8_t)e;
-	}
-	n = (int)root->n;
-	for (int i = 0; i < n; i++) {
-		const struct td_cfg_node *m = root->kids[i];
-		int k;
-
-		if (m == NULL)
-			continue;
-		k = td__key(c, m, "", td__top_keys, 4);
-		if (k < 0)
-			return k;
-		switch (k) {
-		case TD__T_VERSION:
-			if (m->type != TD_CFG_INT && m->type != TD_CFG_INT64)
-				return td__want(c, m, "version", TD_CFG_INT);
-			rc = td__int(c, m, "version", LLONG_MIN, LLONG_MAX, &v);
-			if (rc == 0 && v != 1)
-				rc = td__fail(c, m, "version",
-					      "unsupported version %lld (want 1)", v);
-			break;
-		case TD__T_LOG:
-			rc = td__parse_log(c, m);
-			break;
-		case TD__T_ONERR:
-			rc = 0;
-			break;
-		default:
-			rc = td__parse_rules(c, m);
-			break;
-		}
+		rc = td__parse_rule(c, s->kids[i], (uint32_t)i);
 		if (rc != 0)
 			return rc;
 	}
@@ -1055,10 +924,7 @@ int td_policy_prescan(const char *t, size_t len, struct td_cfg_error *err)
 static void td__policy_init(struct td_policy *p, const char *source)
 {
 	memset(p, 0, sizeof(*p));
-	p->version = 1;
-	p->log_target = TD_LOG_STDERR;
-	p->log_format = TD_FMT_TEXT;
-	p->on_error = TD_ONERR_PASS;
+	td_keys_default(TD_SC_TOP, p);
 	snprintf(p->source, sizeof(p->source), "%s", source);
 }
 
@@ -1086,7 +952,7 @@ int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
 		err->line = line;
 		return rc;
 	}
-	rc = td__parse_root(&c, doc.root);
+	rc = td__group(&c, doc.root, "", TD_SC_TOP, p);
 	td_cfg_free(&doc);
 	free(c.names);
 	if (rc != 0) {
@@ -1097,6 +963,114 @@ int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
 		p->rules[i].program_ok = true;
 	td_policy_finish(p);
 	return 0;
+}
+
+/*
+ * One option's value as the node the file would have: digits are an
+ * integer, a probability a float, a flag true, a comma list of ports a
+ * list, repeated addresses an array, anything else a string.
+ */
+static int td__option_node(const struct td_key *k, const char *v, struct td_cfg_node *n,
+			   struct td_cfg_error *err)
+{
+	memset(n, 0, sizeof(*n));
+	n->s = v;
+	n->type = TD_CFG_STRING;
+	switch (k->kind) {
+	case TD_K_BOOL:
+		n->type = TD_CFG_BOOL;
+		n->b = true;
+		return 0;
+	case TD_K_INT:
+	case TD_K_PROB: {
+		char *end;
+		bool digits = v[0] != '\0' && strspn(v, "0123456789") == strlen(v);
+
+		if (digits) {
+			uint64_t u;
+
+			if (td_parse_u64(v, &u) != 0 || u > INT64_MAX) {
+				td__seterr(err, 0, "--%s: %s is too large", k->opt, v);
+				return -EINVAL;
+			}
+			n->type = TD_CFG_INT64;
+			n->i = (int64_t)u;
+			return 0;
+		}
+		if (k->kind == TD_K_PROB && v[0] != '\0' &&
+		    strspn(v, "0123456789.") == strlen(v) && strchr(v, '.') == strrchr(v, '.')) {
+			n->type = TD_CFG_FLOAT;
+			n->f = strtod(v, &end);
+			return 0;
+		}
+		td__seterr(err, 0, "--%s: not a number: \"%s\"", k->opt, v);
+		return -EINVAL;
+	}
+	default:
+		return 0;
+	}
+}
+
+int td_policy_set_option(struct td_policy *p, struct td_rule *r, const struct td_key *k,
+			 const char *const *vals, size_t nvals, struct td_cfg_error *err)
+{
+	struct td__pctx c = {.err = err, .p = p};
+	struct td_cfg_node node, *kids = NULL, **kidp = NULL;
+	size_t nk = 0;
+	char path[80];
+	void *base = td_key_base(k->scope, p, r);
+	int rc;
+
+	memset(err, 0, sizeof(*err));
+	snprintf(err->file, sizeof(err->file), "command line");
+	snprintf(path, sizeof(path), "--%s", k->opt ? k->opt : k->name);
+	if (nvals == 0 || base == NULL)
+		return -EINVAL;
+	if (k->kind == TD_K_PORTS || k->kind == TD_K_ADDRS) {
+		/* every value, and every comma-separated part of one, an element */
+		for (size_t i = 0; i < nvals; i++)
+			for (const char *v = vals[i]; v != NULL; v = strchr(v, ','), v = v ? v + 1 : v)
+				nk++;
+		kids = calloc(nk, sizeof(*kids));
+		kidp = calloc(nk, sizeof(*kidp));
+		if (kids == NULL || kidp == NULL) {
+			free(kids);
+			free(kidp);
+			return -ENOMEM;
+		}
+		nk = 0;
+		for (size_t i = 0; i < nvals; i++) {
+			for (const char *v = vals[i]; v != NULL;) {
+				const char *comma = strchr(v, ',');
+				size_t len = comma ? (size_t)(comma - v) : strlen(v);
+				char *one = strndup(v, len);
+
+				kids[nk].type = TD_CFG_STRING;
+				kids[nk].s = one ? one : "";
+				kidp[nk] = &kids[nk];
+				nk++;
+				v = comma ? comma + 1 : NULL;
+			}
+		}
+		memset(&node, 0, sizeof(node));
+		node.type = TD_CFG_LIST;
+		node.kids = kidp;
+		node.n = (uint32_t)nk;
+		rc = 0;
+	} else {
+		rc = td__option_node(k, vals[nvals - 1], &node, err);
+	}
+	if (rc == 0)
+		rc = td__member(&c, k, &node, path, base);
+	if (rc == 0 && k->scope == TD_SC_FAULT && r != NULL) {
+		r->has_fault = true;
+		rc = td__group_done(&c, &node, "", TD_SC_FAULT, base);
+	}
+	for (size_t i = 0; i < nk; i++)
+		free((char *)kids[i].s);
+	free(kids);
+	free(kidp);
+	return rc;
 }
 
 static void td__errno_msg(struct td_cfg_error *err, const char *what, int e)

@@ -17,6 +17,9 @@
 
 #include "teardown/config.h"
 #include "teardown/event.h"
+#include "teardown/fmt.h"
+#include "teardown/schema.h"
+#include "teardown/event.h"
 
 struct td__sb {
 	char *p;
@@ -110,14 +113,9 @@ static void td__sb_u64(struct td__sb *b, uint64_t v)
 	td__sb_printf(b, "%llu%s", (unsigned long long)v, v > 0x7fffffffu ? "L" : "");
 }
 
-static void td__sb_cidrs(struct td__sb *b, const char *key,
-			 const struct td_cidr *v, uint32_t n)
+static void td__sb_cidrs(struct td__sb *b, const struct td_cidr *v, uint32_t n)
 {
-	if (n == 0) {
-		td__sb_printf(b, "      # %s: any address\n", key);
-		return;
-	}
-	td__sb_printf(b, "      %s = [ ", key);
+	td__sb_printf(b, "[ ");
 	for (uint32_t i = 0; i < n; i++) {
 		struct td_addr a = {.family = v[i].family};
 		char buf[TD_ADDR_STRLEN];
@@ -130,132 +128,251 @@ static void td__sb_cidrs(struct td__sb *b, const char *key,
 			td__sb_printf(b, "/%u", v[i].prefix);
 		td__sb_printf(b, "\"");
 	}
-	td__sb_printf(b, " ];\n");
+	td__sb_printf(b, " ]");
 }
 
-static void td__sb_ports(struct td__sb *b, const char *key,
-			 const struct td_portrange *v, uint32_t n)
+static void td__sb_ports(struct td__sb *b, const struct td_portrange *v, uint32_t n)
 {
-	if (n == 0) {
-		td__sb_printf(b, "      # %s: any port\n", key);
-		return;
-	}
-	td__sb_printf(b, "      %s = [ ", key);
+	td__sb_printf(b, "[ ");
 	for (uint32_t i = 0; i < n; i++) {
 		if (v[i].lo == v[i].hi)
 			td__sb_printf(b, "%s\"%u\"", i ? ", " : "", v[i].lo);
 		else
 			td__sb_printf(b, "%s\"%u-%u\"", i ? ", " : "", v[i].lo, v[i].hi);
 	}
-	td__sb_printf(b, " ];\n");
+	td__sb_printf(b, " ]");
 }
 
-static void td__sb_fault(struct td__sb *b, const struct td_rule *r)
-{
-	const struct td_fault *f = &r->fault;
+static void td__sb_scope(struct td__sb *b, const struct td_policy *p, const struct td_rule *r,
+			 int scope, int indent);
 
-	if (!r->has_fault) {
-		td__sb_printf(b, "    # fault: none\n");
-		return;
-	}
-	td__sb_printf(b, "    fault = {\n      rst = ");
-	td__sb_prob(b, f->rst.p);
-	td__sb_printf(b, ";\n");
-	if (f->rst_after_ms)
-		td__sb_printf(b, "      rst_after_ms = %u;\n", f->rst_after_ms);
-	else
-		td__sb_printf(b, "      # rst_after_ms: off\n");
-	if (f->rst_after_bytes) {
-		td__sb_printf(b, "      rst_after_bytes = ");
-		td__sb_u64(b, f->rst_after_bytes);
-		td__sb_printf(b, ";\n");
-	} else {
-		td__sb_printf(b, "      # rst_after_bytes: off\n");
-	}
-	td__sb_printf(b, "      connect_refuse = ");
-	td__sb_prob(b, f->connect_refuse.p);
-	td__sb_printf(b, ";\n      connect_timeout = ");
-	td__sb_prob(b, f->connect_timeout.p);
-	td__sb_printf(b, ";\n      connect_timeout_ms = %u;\n"
-			 "      connect_delay_ms = %u;\n"
-			 "      close_delay_ms = %u;\n",
-		      f->connect_timeout_ms, f->connect_delay_ms, f->close_delay_ms);
-	if (f->has_seed) {
-		td__sb_printf(b, "      seed = ");
-		td__sb_u64(b, f->seed);
-		td__sb_printf(b, ";\n");
-	} else {
-		td__sb_printf(b, "      # seed: not set\n");
-	}
-	td__sb_printf(b, "    };\n");
-}
-
-static void td__sb_rule(struct td__sb *b, const struct td_rule *r, uint32_t i)
+/* One rule, as an element of the rules list. */
+static void td__sb_rule(struct td__sb *b, const struct td_policy *p, const struct td_rule *r,
+			uint32_t i)
 {
 	td__sb_printf(b, "  {\n");
 	if (r->line > 0)
 		td__sb_printf(b, "    # rule %u, from line %d\n", i + 1, r->line);
 	else
 		td__sb_printf(b, "    # rule %u\n", i + 1);
-	td__sb_printf(b, "    name = ");
-	td__sb_str(b, r->name);
-	td__sb_printf(b, ";\n    match = {\n");
-	if (r->program) {
-		td__sb_printf(b, "      program = ");
-		td__sb_str(b, r->program);
-		td__sb_printf(b, ";\n");
-	} else {
-		td__sb_printf(b, "      # program: any\n");
-	}
-	td__sb_printf(b, "      role = \"%s\";\n", td_role_name(r->role));
-	td__sb_cidrs(b, "remote", r->remote, r->n_remote);
-	td__sb_ports(b, "remote_port", r->remote_port, r->n_remote_port);
-	td__sb_cidrs(b, "local", r->local, r->n_local);
-	td__sb_ports(b, "local_port", r->local_port, r->n_local_port);
-	td__sb_printf(b, "    };\n");
-	td__sb_printf(b, "    close = \"%s\";\n    drain_timeout_ms = %u;\n"
-			 "    shutdown = \"%s\";\n    reuseaddr = %s;\n",
-		      td_close_action_name(r->close), r->drain_timeout_ms,
-		      td_shut_action_name(r->shutdown), r->reuseaddr ? "true" : "false");
-	if (r->fin_timeout_s > 0)
-		td__sb_printf(b, "    fin_timeout_s = %d;\n", (int)r->fin_timeout_s);
-	else
-		td__sb_printf(b, "    # fin_timeout_s: not set (the system's tcp_fin_timeout)\n");
-	td__sb_printf(b, "    log = %s;\n", r->log ? "true" : "false");
-	if (r->leak_after_s)
-		td__sb_printf(b, "    leak_after_s = %u;\n", r->leak_after_s);
-	else
-		td__sb_printf(b, "    # leak_after_s: off\n");
-	td__sb_fault(b, r);
+	td__sb_scope(b, p, r, TD_SC_RULE, 4);
 	td__sb_printf(b, "  }");
+}
+
+/*
+ * One key: "name = value;", or a comment saying what its absence means
+ * when it is not set (an unset timeout, an absent criterion, no seed),
+ * since those have no spelling that parses back to the same thing.
+ */
+static void td__sb_key(struct td__sb *b, const struct td_policy *p, const struct td_rule *r,
+		       const struct td_key *k, int indent)
+{
+	const void *base = td_key_base(k->scope, (struct td_policy *)p, (struct td_rule *)r);
+	const char *at = (const char *)base + k->off;
+	const uint32_t *count = (const uint32_t *)((const char *)base + k->off2);
+	int64_t v;
+
+	switch (k->kind) {
+	case TD_K_GROUP:
+		if ((k->flags & TD_KF_MARK) && !*(const bool *)((const char *)td_key_base(
+				   TD_SC_RULE, (struct td_policy *)p, (struct td_rule *)r) + k->off2)) {
+			td__sb_printf(b, "%*s# %s: %s\n", indent, "", k->name, k->none);
+			return;
+		}
+		td__sb_printf(b, "%*s%s = {\n", indent, "", k->name);
+		td__sb_scope(b, p, r, k->sub, indent + 2);
+		td__sb_printf(b, "%*s};\n", indent, "");
+		return;
+	case TD_K_RULES:
+		if (p->n_rules == 0) {
+			td__sb_printf(b, "# %s\n%s = ( );\n", k->none, k->name);
+			return;
+		}
+		td__sb_printf(b, "%s = (\n", k->name);
+		for (uint32_t i = 0; i < p->n_rules; i++) {
+			td__sb_rule(b, p, &p->rules[i], i);
+			td__sb_printf(b, "%s\n", i + 1 < p->n_rules ? "," : "");
+		}
+		td__sb_printf(b, ");\n");
+		return;
+	case TD_K_GLOB:
+		if (*(char *const *)at == NULL)
+			goto unset;
+		break;
+	case TD_K_ADDRS:
+	case TD_K_PORTS:
+		if (*count == 0)
+			goto unset;
+		break;
+	case TD_K_INT:
+		v = td_key_get_int(k, base);
+		if (((k->flags & TD_KF_UNSET) && v == k->unset) ||
+		    ((k->flags & TD_KF_HAS) && !*(const bool *)((const char *)base + k->off2)))
+			goto unset;
+		break;
+	default:
+		break;
+	}
+	td__sb_printf(b, "%*s%s = ", indent, "", k->name);
+	switch (k->kind) {
+	case TD_K_INT:
+	case TD_K_VERSION:
+		v = td_key_get_int(k, base);
+		if (k->field == TD_F_U64)
+			td__sb_u64(b, (uint64_t)v);
+		else
+			td__sb_printf(b, "%lld", (long long)v);
+		break;
+	case TD_K_BOOL:
+		td__sb_printf(b, "%s", td_key_get_int(k, base) ? "true" : "false");
+		break;
+	case TD_K_ENUM:
+		td__sb_printf(b, "\"%s\"", k->names[td_key_get_int(k, base)]);
+		break;
+	case TD_K_FACILITY:
+		v = td_key_get_int(k, base);
+		td__sb_printf(b, "\"%s\"", td_log_facility_name(v ? (int)v : TD_FACILITY_DEFAULT)
+						   ?: "daemon");
+		break;
+	case TD_K_PROB:
+		td__sb_prob(b, ((const struct td_prob *)at)->p);
+		break;
+	case TD_K_NAME:
+		td__sb_str(b, at);
+		break;
+	case TD_K_GLOB:
+		td__sb_str(b, *(char *const *)at);
+		break;
+	case TD_K_ADDRS:
+		td__sb_cidrs(b, *(struct td_cidr *const *)at, *count);
+		break;
+	case TD_K_PORTS:
+		td__sb_ports(b, *(struct td_portrange *const *)at, *count);
+		break;
+	case TD_K_TARGET:
+		if (p->log_target == TD_LOG_FILE)
+			td__sb_str(b, p->log_path);
+		else
+			td__sb_printf(b, "\"%s\"", p->log_target == TD_LOG_SYSLOG    ? "syslog"
+						   : p->log_target == TD_LOG_JOURNAL ? "journal"
+										     : "stderr");
+		break;
+	default:
+		break;
+	}
+	td__sb_printf(b, ";\n");
+	return;
+unset:
+	td__sb_printf(b, "%*s# %s: %s\n", indent, "", k->name, k->none);
+}
+
+/* Every key of a scope, in the schema's order. */
+static void td__sb_scope(struct td__sb *b, const struct td_policy *p, const struct td_rule *r,
+			 int scope, int indent)
+{
+	for (size_t i = 0; i < td_n_keys; i++)
+		if (td_keys[i].scope == scope)
+			td__sb_key(b, p, r, &td_keys[i], indent);
 }
 
 static void td__sb_policy(struct td__sb *b, const struct td_policy *p)
 {
-	td__sb_printf(b, "# teardown policy in canonical form: every default spelled out.\n"
-			 "version = %d;\nlog = {\n  target = ",
-		      p->version);
-	if (p->log_target == TD_LOG_FILE)
-		td__sb_str(b, p->log_path);
-	else
-		td__sb_printf(b, "\"%s\"", p->log_target == TD_LOG_SYSLOG    ? "syslog"
-					   : p->log_target == TD_LOG_JOURNAL ? "journal"
-									     : "stderr");
-	td__sb_printf(b, ";\n  format = \"%s\";\n  facility = \"%s\";\n};\non_error = \"%s\";\n",
-		      p->log_format == TD_FMT_JSON ? "json" : "text",
-		      td_log_facility_name(p->log_facility ? p->log_facility : TD_FACILITY_DEFAULT)
-			      ?: "daemon",
-		      p->on_error == TD_ONERR_EXIT ? "exit" : "pass");
-	if (p->n_rules == 0) {
-		td__sb_printf(b, "# no rules: every connection is left alone\nrules = ( );\n");
-		return;
+	td__sb_printf(b, "# teardown policy in canonical form: every default spelled out.\n");
+	td__sb_scope(b, p, NULL, TD_SC_TOP, 0);
+}
+
+bool td_key_value_text(const struct td_key *k, const struct td_policy *p,
+		       const struct td_rule *r, char *buf, size_t cap)
+{
+	const void *base = td_key_base(k->scope, (struct td_policy *)p, (struct td_rule *)r);
+	const char *at = (const char *)base + k->off;
+	uint32_t n = k->off2 ? *(const uint32_t *)((const char *)base + k->off2) : 0;
+	struct td_buf b;
+	int64_t v;
+
+	td_buf_init(&b, buf, cap);
+	switch (k->kind) {
+	case TD_K_INT:
+		v = td_key_get_int(k, base);
+		if (((k->flags & TD_KF_UNSET) && v == k->unset) ||
+		    ((k->flags & TD_KF_HAS) && !*(const bool *)((const char *)base + k->off2)))
+			return false;
+		if (v < 0) {
+			td_buf_putc(&b, '-');
+			v = -v;
+		}
+		td_buf_u64(&b, (uint64_t)v);
+		break;
+	case TD_K_BOOL:
+		td_buf_puts(&b, td_key_get_int(k, base) ? "yes" : "no");
+		break;
+	case TD_K_ENUM:
+		td_buf_puts(&b, k->names[td_key_get_int(k, base)]);
+		break;
+	case TD_K_PROB: {
+		char tmp[40];
+
+		snprintf(tmp, sizeof(tmp), "%g", ((const struct td_prob *)at)->p);
+		td_buf_puts(&b, tmp);
+		break;
 	}
-	td__sb_printf(b, "rules = (\n");
-	for (uint32_t i = 0; i < p->n_rules; i++) {
-		td__sb_rule(b, &p->rules[i], i);
-		td__sb_printf(b, "%s\n", i + 1 < p->n_rules ? "," : "");
+	case TD_K_NAME:
+		td_buf_puts(&b, at);
+		break;
+	case TD_K_GLOB:
+		if (*(char *const *)at == NULL)
+			return false;
+		td_buf_puts(&b, *(char *const *)at);
+		break;
+	case TD_K_ADDRS:
+		if (n == 0)
+			return false;
+		for (uint32_t i = 0; i < n; i++) {
+			const struct td_cidr *c = &(*(struct td_cidr *const *)at)[i];
+			struct td_addr a = {.family = c->family};
+			char ab[TD_ADDR_STRLEN];
+
+			memcpy(a.addr, c->addr, sizeof(a.addr));
+			td_addr_format(ab, sizeof(ab), &a, 0);
+			if (i)
+				td_buf_putc(&b, ',');
+			td_buf_puts(&b, ab);
+			if (c->prefix != (c->family == AF_INET ? 32 : 128)) {
+				td_buf_putc(&b, '/');
+				td_buf_u64(&b, c->prefix);
+			}
+		}
+		break;
+	case TD_K_PORTS:
+		if (n == 0)
+			return false;
+		for (uint32_t i = 0; i < n; i++) {
+			const struct td_portrange *pr = &(*(struct td_portrange *const *)at)[i];
+
+			if (i)
+				td_buf_putc(&b, ',');
+			td_buf_u64(&b, pr->lo);
+			if (pr->hi != pr->lo) {
+				td_buf_putc(&b, '-');
+				td_buf_u64(&b, pr->hi);
+			}
+		}
+		break;
+	case TD_K_TARGET:
+		td_buf_puts(&b, p->log_target == TD_LOG_FILE	  ? p->log_path
+				: p->log_target == TD_LOG_SYSLOG  ? "syslog"
+				: p->log_target == TD_LOG_JOURNAL ? "journal"
+								  : "stderr");
+		break;
+	case TD_K_FACILITY:
+		v = td_key_get_int(k, base);
+		td_buf_puts(&b, td_log_facility_name(v ? (int)v : TD_FACILITY_DEFAULT) ?: "daemon");
+		break;
+	default:
+		return false;
 	}
-	td__sb_printf(b, ");\n");
+	td_buf_cstr(&b);
+	return true;
 }
 
 char *td_policy_to_text(const struct td_policy *p)

@@ -132,27 +132,6 @@ void td_policy_free(struct td_policy *p)
 	p->index = NULL;
 }
 
-const char *td_close_action_name(int a)
-{
-	static const char *const n[] = {"pass", "graceful", "drain", "abort"};
-
-	return a >= 0 && a < 4 ? n[a] : "?";
-}
-
-const char *td_shut_action_name(int a)
-{
-	static const char *const n[] = {"pass", "half", "skip"};
-
-	return a >= 0 && a < 3 ? n[a] : "?";
-}
-
-const char *td_role_name(int r)
-{
-	static const char *const n[] = {"any", "client", "server"};
-
-	return r >= 0 && r < 3 ? n[r] : "?";
-}
-
 /*
  * The rule index.  A rule whose remote_port criterion covers few ports is
  * filed under each of those ports; failing that, one with a small
