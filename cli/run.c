@@ -300,13 +300,11 @@ static char *td__policy_file(const char *text)
 {
 	const char *rt = getenv("XDG_RUNTIME_DIR");
 	char dir[PATH_MAX], tmp[PATH_MAX + 32], *path = NULL;
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = td_fnv64(text, strlen(text));
 	size_t len = strlen(text);
 	struct stat st;
 	int fd;
 
-	for (const unsigned char *c = (const unsigned char *)text; *c; c++)
-		h = (h ^ *c) * 1099511628211ull;
 	if (rt != NULL && rt[0] == '/')
 		snprintf(dir, sizeof(dir), "%s/teardown", rt);
 	else

@@ -26,6 +26,7 @@ enum td_event_type {
 	TD_EV_LEAK,	/* CLOSE_WAIT left open for leak_after_s */
 	TD_EV_EXIT,	/* still open at exit */
 	TD_EV_DROPPED,	/* at exit: audit lines this process could not write */
+	TD_EV_POLICY,	/* a changed policy file applied (or refused) */
 	TD_EV__COUNT
 };
 
@@ -115,6 +116,14 @@ struct td_event {
 	/* dropped: lines not written, the log target, the first error */
 	uint64_t dropped;
 	const char *target; /* "stderr", "syslog", "journal" or the path */
+
+	/* policy: the file, its text's hash, its rules, and whether it now
+	 * applies (else problem says why, with file and line) */
+	const char *source;
+	uint64_t hash;
+	uint32_t rules;
+	bool applied;
+	const char *problem;
 };
 
 /*
@@ -131,6 +140,7 @@ struct td_event {
  *   fault:     fault conn seed
  *   leak:      state age_ms close_wait_ms
  *   dropped:   dropped target error
+ *   policy:    source hash rules applied problem
  * JSON values: ts "2026-11-21T07:48:00.123456Z"; local/remote "1.2.3.4:80",
  * "[::1]:80" or null; app_linger "1,0" style or null; error "ECONNREFUSED"
  * or null; how/sent "SHUT_WR"... or "none" (sent: also "RST");

@@ -92,6 +92,8 @@ struct td_fault {
 	uint32_t close_delay_ms;
 	uint64_t seed;
 	bool has_seed;
+	/* on a live policy change: reset the open connections the rule matches */
+	bool reset_open;
 };
 
 struct td_rule {
@@ -144,6 +146,8 @@ struct td_policy {
 
 	/* optional index built by td_policy_build_index(); owned by p */
 	struct td_index *index;
+	/* the library's generation number for this policy (live reloads) */
+	uint8_t gen;
 };
 
 /* What is known about a socket when a decision is made. */

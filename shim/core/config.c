@@ -650,15 +650,6 @@ static int td__group(struct td__pctx *c, const struct td_cfg_node *g, const char
 	return td__group_done(c, g, path, scope, base);
 }
 
-static uint32_t td__hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
 /*
  * Add rule idx's name to the set; returns the index of an earlier rule
  * with the same name, or -1.  A hash set keeps a policy with many rules
@@ -667,7 +658,7 @@ static uint32_t td__hash(const char *s)
 static int64_t td__name_add(struct td__pctx *c, uint32_t idx)
 {
 	const char *name = c->p->rules[idx].name;
-	uint32_t h = td__hash(name) & c->names_mask;
+	uint32_t h = (uint32_t)td_fnv64_str(name) & c->names_mask;
 
 	while (c->names[h] != 0) {
 		uint32_t other = c->names[h] - 1;

@@ -37,6 +37,7 @@ static const char *const td__event_names[TD_EV__COUNT] = {
 	[TD_EV_SHUTDOWN] = "shutdown", [TD_EV_CLOSE] = "close",
 	[TD_EV_FAULT] = "fault",     [TD_EV_LEAK] = "leak",
 	[TD_EV_EXIT] = "exit",	     [TD_EV_DROPPED] = "dropped",
+	[TD_EV_POLICY] = "policy",
 };
 
 static const char *const td__why_names[TD_WHY__COUNT] = {
@@ -550,6 +551,22 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 		td__str(l, TD__K("target"), ev->target, TD__RULE_IN, TD__RULE_OUT);
 		td__error(l, ev->err);
 		break;
+	case TD_EV_POLICY: {
+		static const char hx[] = "0123456789abcdef";
+		char hash[17];
+
+		for (int i = 0; i < 16; i++)
+			hash[i] = hx[(ev->hash >> (60 - 4 * i)) & 15];
+		hash[16] = '\0';
+		td__str(l, TD__K("source"), ev->source, TD__RULE_IN, TD__RULE_OUT);
+		td__str(l, TD__K("hash"), hash, TD__SHORT_IN, TD__SHORT_OUT);
+		td__key(l, TD__K("rules"));
+		td_buf_u64(&l->b, ev->rules);
+		td__key(l, TD__K("applied"));
+		td_buf_puts(&l->b, ev->applied ? (l->json ? "true" : "yes") : (l->json ? "false" : "no"));
+		td__str(l, TD__K("problem"), ev->problem, TD__RULE_IN, TD__RULE_OUT);
+		break;
+	}
 	default: /* bind, and types this version does not know */
 		break;
 	}
@@ -591,6 +608,8 @@ int td_event_severity(const struct td_event *ev)
 	case TD_EV_LEAK:
 	case TD_EV_DROPPED:
 		return 4;
+	case TD_EV_POLICY:
+		return ev->applied ? 6 : 4;
 	default:
 		return 6;
 	}

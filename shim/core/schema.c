@@ -108,6 +108,9 @@ const struct td_key td_keys[] = {
 	{TD_SC_FAULT, TD_K_INT, TD_F_U64, 0, TD_KF_HAS, "seed", F(seed), F(has_seed), 0,
 	 LLONG_MAX, 0, NONE, NULL, "not set", "seed", "N",
 	 "fixed seed: the same faults on every run"},
+	{TD_SC_FAULT, TD_K_BOOL, TD_F_BOOL, 0, 0, "reset_open", F(reset_open), 0, 0, 0, 0, NONE,
+	 NULL, NULL, NULL, NULL,
+	 "when this policy replaces a running one: reset, once, every open connection the rule matches"}
 };
 
 const size_t td_n_keys = sizeof(td_keys) / sizeof(td_keys[0]);

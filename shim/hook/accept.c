@@ -32,7 +32,7 @@ static bool td__tcp_listener(int lfd, int fd)
 static int td__accept(int lfd, struct sockaddr *addr, socklen_t *alen, int flags,
 		      bool four)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_active(), *now;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss), given = 0;
 	int fd, saved;
@@ -49,6 +49,10 @@ static int td__accept(int lfd, struct sockaddr *addr, socklen_t *alen, int flags
 	if (fd < 0)
 		return fd;
 	saved = errno;
+	/* accept() may have waited long: a policy changed meanwhile decides */
+	td_reload_poll();
+	if ((now = td_active()) != NULL)
+		p = now;
 	if (addr != NULL) {
 		if (*alen <= given && *alen <= sizeof(ss)) {
 			memcpy(&ss, addr, *alen);

@@ -20,6 +20,7 @@ TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	    (p = td_active_tcp()) == NULL)
 		return td_real_connect(fd, sa, len);
 	saved = errno;
+	td_reload_poll();
 	s = td_fd_live(fd);
 	if (s == NULL) {
 		/* created before us, inherited, or by a path we do not see */

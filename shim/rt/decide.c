@@ -21,12 +21,20 @@
 
 static _Atomic uint64_t td__conn_seq;
 
+/*
+ * The rule of an entry, in the policy it was decided under (a live reload
+ * applies to connections decided after it).  p, the policy in force, is
+ * what the caller holds; the entry's own generation wins.
+ */
 const struct td_rule *td_sock_rule(const struct td_policy *p,
 				   const struct td_sock *s)
 {
 	int r = s->d.decided ? s->d.rule : s->d.bind_rule;
+	const struct td_policy *q = td_policy_of(s);
 
-	return r >= 0 && (uint32_t)r < p->n_rules ? &p->rules[r] : NULL;
+	if (q == NULL)
+		q = p;
+	return q != NULL && r >= 0 && (uint32_t)r < q->n_rules ? &q->rules[r] : NULL;
 }
 
 struct td_sock *td_sock_new(int fd, int family, uint8_t role)
@@ -175,6 +183,7 @@ void td_decide_bind(const struct td_policy *p, int fd, const struct sockaddr *sa
 	r = td_policy_decide(p, &ctx);
 	cp.d.local = ctx.local;
 	cp.d.bind_rule = r;
+	cp.d.gen = p->gen;
 	if (r >= 0 && p->rules[r].reuseaddr)
 		td__set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 	(void)td_fd_update(fd, tag, &cp.d);
@@ -225,6 +234,7 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 		atomic_fetch_or(&cp.flags, TD_SF_LINGER_KNOWN);
 	cp.d.role = TD_SOCK_CLIENT;
 	cp.d.remote = ctx.remote;
+	cp.d.gen = p->gen;
 	cp.d.rule = ri;
 	cp.d.decided = 1;
 	cp.d.t_open_mono_us = td_mono_us();
@@ -342,6 +352,7 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 	init.d.remote = ctx.remote;
 	init.d.local = ctx.local;
 	init.d.rule = ri;
+	init.d.gen = p->gen;
 	init.d.bind_rule = -1;
 	init.d.decided = 1;
 	atomic_store(&init.flags, TD_SF_CONNECTED);

@@ -176,7 +176,7 @@ int td_fault_target(int family, int kind, struct sockaddr_storage *out,
 
 size_t td_bytes_allow(int fd, size_t len, bool *armed)
 {
-	const struct td_policy *p = td_policy_ptr;
+	const struct td_policy *p = atomic_load(&td_policy_ptr);
 	struct td_sock *e = td_fd_peek(fd);
 	const struct td_rule *r;
 	uint32_t flags;
@@ -206,7 +206,7 @@ size_t td_bytes_allow(int fd, size_t len, bool *armed)
  */
 void td_bytes_sent(int fd, ssize_t n)
 {
-	const struct td_policy *p = td_policy_ptr;
+	const struct td_policy *p = atomic_load(&td_policy_ptr);
 	struct td_sock *e = td_fd_peek(fd);
 	const struct td_rule *r;
 	uint64_t total;

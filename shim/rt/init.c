@@ -23,7 +23,6 @@
 #include "teardown/fmt.h"
 
 _Atomic int td_init_state;
-const struct td_policy *td_policy_ptr;
 __thread volatile int td_guard __attribute__((tls_model("initial-exec")));
 struct td_proc td_proc;
 
@@ -126,7 +125,9 @@ static void td__policy_error(const struct td_cfg_error *e, int on_error)
  * all.  Nothing found: NULL, silently (the library may be preloaded
  * system-wide).
  */
-static struct td_policy *td__load_policy(void)
+static const char *td__config_env; /* TEARDOWN_CONFIG, when it named the policy */
+
+static struct td_policy *td__load_policy(const char **pathp)
 {
 	const char *path = NULL, *text = NULL;
 	char *filetext = NULL;
@@ -141,6 +142,7 @@ static struct td_policy *td__load_policy(void)
 		path = td__env("TEARDOWN_CONFIG");
 		if (path != NULL && *path == '\0')
 			path = NULL;
+		td__config_env = path;
 		if (path == NULL) {
 			text = td__env("TEARDOWN_POLICY");
 			if (text != NULL && *text == '\0')
@@ -177,6 +179,7 @@ static struct td_policy *td__load_policy(void)
 			td__policy_error(&err, on_error);
 		return NULL;
 	}
+	*pathp = path;
 	return p;
 }
 
@@ -207,8 +210,11 @@ static void td__proc_init(void)
 	}
 }
 
-/* Evaluate the rules' program globs for this executable, once. */
-static void td__bind_program(struct td_policy *p)
+/*
+ * Evaluate the rules' program globs for this executable, once, and index
+ * the rules (without an index decisions scan: fine for a handful).
+ */
+void td_policy_prepare(struct td_policy *p)
 {
 	char exe[PATH_MAX], base[128];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -216,6 +222,8 @@ static void td__bind_program(struct td_policy *p)
 	exe[n > 0 ? n : 0] = '\0';
 	td__basename(base, sizeof(base), exe);
 	td_policy_bind_program(p, td_proc.prog, n > 0 ? base : NULL);
+	if (p->n_rules >= 32)
+		(void)td_policy_build_index(p);
 }
 
 /* Whether any rule can match in this program: if none, stay out of the way. */
@@ -259,30 +267,33 @@ const struct td_policy *td_init_slow(void)
 {
 	int expect = TD_INIT_NONE;
 	int saved = errno;
+	const char *path = NULL;
 	struct td_policy *p;
 
 	if (!atomic_compare_exchange_strong(&td_init_state, &expect,
 					    TD_INIT_RUNNING))
-		return expect == TD_INIT_DONE ? td_policy_ptr : NULL;
+		return expect == TD_INIT_DONE ? atomic_load(&td_policy_ptr) : NULL;
 	td_guard = 1;
 	td_real_bind_all();
 	td__proc_init();
-	p = td__load_policy();
-	if (p != NULL) {
-		td__bind_program(p);
-		/* without it, decisions scan: fine for a handful of rules */
-		if (p->n_rules >= 32)
-			(void)td_policy_build_index(p);
-	}
-	if (p != NULL && td__applies(p)) {
-		td_policy_ptr = p;
+	p = td__load_policy(&path);
+	if (p != NULL)
+		td_policy_prepare(p);
+	/*
+	 * A policy with no rule for this program stays out of its way, unless
+	 * it came from a file this process was pointed at (TEARDOWN_CONFIG):
+	 * a changed file may bring rules for it later.
+	 */
+	if (p != NULL && (td__applies(p) || path == td__config_env)) {
+		td_reload_start(p, path, td_proc.secure || geteuid() == 0,
+				path != NULL && path == td__config_env);
 		td_log_open(p);
 		pthread_atfork(NULL, td__atfork_parent, td__atfork_child);
 	}
 	td_guard = 0;
 	atomic_store_explicit(&td_init_state, TD_INIT_DONE, memory_order_release);
 	errno = saved;
-	return td_policy_ptr;
+	return atomic_load(&td_policy_ptr);
 }
 
 __attribute__((constructor)) static void td__ctor(void)

@@ -36,8 +36,12 @@
 enum { TD_INIT_NONE = 0, TD_INIT_RUNNING, TD_INIT_DONE };
 
 extern _Atomic int td_init_state TD_HIDDEN;
-/* The policy in force, or NULL: then every hook is a plain pass-through. */
-extern const struct td_policy *td_policy_ptr TD_HIDDEN;
+/*
+ * The policy in force, or NULL: then every hook is a plain pass-through.
+ * A live reload replaces it (reload.c); a socket keeps the policy it was
+ * decided under (td_policy_of()).
+ */
+extern _Atomic(const struct td_policy *) td_policy_ptr TD_HIDDEN;
 /* Per-thread guard: the library's own work calls straight through. */
 extern __thread volatile int td_guard TD_HIDDEN
 	__attribute__((tls_model("initial-exec")));
@@ -59,7 +63,7 @@ static inline const struct td_policy *td_active(void)
 		return NULL;
 	if (td_likely(atomic_load_explicit(&td_init_state, memory_order_acquire) ==
 		      TD_INIT_DONE))
-		return td_policy_ptr;
+		return atomic_load_explicit(&td_policy_ptr, memory_order_acquire);
 	return NULL;
 }
 
@@ -77,7 +81,7 @@ static inline const struct td_policy *td_active_tcp(void)
 		return NULL;
 	if (td_likely(atomic_load_explicit(&td_init_state, memory_order_acquire) ==
 		      TD_INIT_DONE))
-		return td_policy_ptr;
+		return atomic_load_explicit(&td_policy_ptr, memory_order_acquire);
 	return td_init_slow();
 }
 
@@ -132,6 +136,7 @@ struct td_sock_data {
 	uint8_t role;		/* enum td_sock_role */
 	uint8_t decided;	/* rule is final */
 	uint8_t family;
+	uint8_t gen;		/* the policy generation it was decided under */
 	uint32_t epoch;		/* fork epoch when it entered this process */
 	uint64_t conn;		/* per-process connection number, 0 none */
 	int64_t t_open_mono_us;
@@ -381,6 +386,24 @@ void td_worker_watch_leaks(void) TD_HIDDEN;
 void td_worker_after_fork_child(void) TD_HIDDEN;
 /* At exit: discard input of pending drains and write their events. */
 void td_worker_flush_at_exit(void) TD_HIDDEN;
+
+/* ---- live policy changes (reload.c) --------------------------------------- */
+/* Make p generation 0, and watch path (NULL: text from the environment). */
+void td_reload_start(struct td_policy *p, const char *path, bool privileged,
+		     bool explicit_path) TD_HIDDEN;
+/* On connect/accept: at most once a second, has the file changed? */
+void td_reload_poll(void) TD_HIDDEN;
+/* In the worker: read a changed file and apply it, or say why not. */
+void td_reload_tick(void) TD_HIDDEN;
+bool td_reload_watching(void) TD_HIDDEN;
+/* The policy a socket was decided under. */
+const struct td_policy *td_policy_of(const struct td_sock *s) TD_HIDDEN;
+/* Bind the rules' program globs to this process and index them. */
+void td_policy_prepare(struct td_policy *p) TD_HIDDEN;
+/* After a reload: reset the open connections its fault.reset_open rules match. */
+void td_reload_reset_open(const struct td_policy *p) TD_HIDDEN;
+/* Make sure the worker runs and looks at the policy file now. */
+void td_worker_watch_policy(void) TD_HIDDEN;
 
 /* ---- faults at run time (faults.c) ------------------------------------- */
 /* Send an RST now on a connection the program still holds (entry e:

@@ -145,7 +145,7 @@ static void td__fire(struct td_tslot *t)
  */
 static void td__leak_scan(void)
 {
-	const struct td_policy *p = td_policy_ptr;
+	const struct td_policy *p = atomic_load(&td_policy_ptr);
 	int high = td_fd_high();
 
 	for (int fd = 0; fd <= high; fd++) {
@@ -190,7 +190,7 @@ static void td__leak_scan(void)
 
 static int64_t td__leak_period(void)
 {
-	const struct td_policy *p = td_policy_ptr;
+	const struct td_policy *p = atomic_load(&td_policy_ptr);
 	int64_t best = 1000000;
 
 	for (uint32_t i = 0; p && i < p->n_rules; i++) {
@@ -323,6 +323,7 @@ static void *td__main(void *arg)
 		int n;
 
 		td__adopt(epfd);
+		td_reload_tick();
 		next = td__expire(now);
 		if (atomic_load(&td__leaks)) {
 			if (now >= next_leak) {
@@ -475,6 +476,15 @@ int td_worker_timer(int fd, uint32_t tag, int64_t when_mono_us)
 	}
 	errno = saved;
 	return -ENOSPC;
+}
+
+void td_worker_watch_policy(void)
+{
+	int saved = errno;
+
+	if (td__ensure() == 0)
+		td__kick();
+	errno = saved;
 }
 
 void td_worker_watch_leaks(void)

@@ -167,10 +167,8 @@ static const char *td_fz_check_refusal(int rc, const struct td_policy *p,
 static void td_fz_decide(struct td_policy *p, const uint8_t *data, size_t size)
 {
 	struct td_match_ctx ctx;
-	uint32_t h = 2166136261u;
+	uint32_t h = (uint32_t)td_fnv64(data, size);
 
-	for (size_t i = 0; i < size; i++)
-		h = (h ^ data[i]) * 16777619u;
 	td_policy_bind_program(p, "tdpeer", (h & 1) ? "psql" : NULL);
 	for (int k = 0; k < 4; k++, h = h * 1103515245u + 12345u) {
 		memset(&ctx, 0, sizeof(ctx));

@@ -62,6 +62,11 @@ static struct td_event td_t_full(int type)
 	ev.seed = UINT64_MAX;
 	ev.dropped = 42;
 	ev.target = "/var/log/td.jsonl";
+	ev.source = "/etc/teardown.conf";
+	ev.hash = 0x0123456789abcdefull;
+	ev.rules = 3;
+	ev.applied = false;
+	ev.problem = "/etc/teardown.conf:2: syntax error";
 	return ev;
 }
 
@@ -108,6 +113,9 @@ static const struct {
 	{TD_EV_EXIT, TD_T_OUTCOME "}\n"},
 	{TD_EV_DROPPED,
 	 ",\"dropped\":42,\"target\":\"/var/log/td.jsonl\",\"error\":\"ECONNREFUSED\"}\n"},
+	{TD_EV_POLICY,
+	 ",\"source\":\"/etc/teardown.conf\",\"hash\":\"0123456789abcdef\",\"rules\":3,"
+	 "\"applied\":false,\"problem\":\"/etc/teardown.conf:2: syntax error\"}\n"},
 };
 
 #define TD_T_NTYPES (sizeof(td_t_golden) / sizeof(td_t_golden[0]))
@@ -193,6 +201,13 @@ static size_t td_t_keys_for(int type, const char **v)
 		v[n++] = "dropped";
 		v[n++] = "target";
 		v[n++] = "error";
+		break;
+	case TD_EV_POLICY:
+		v[n++] = "source";
+		v[n++] = "hash";
+		v[n++] = "rules";
+		v[n++] = "applied";
+		v[n++] = "problem";
 		break;
 	}
 	return n;
@@ -640,7 +655,7 @@ Test(event, locale_independent, .fini = td_t_locale_fini)
 Test(event, names)
 {
 	static const char *const events[] = {"connect", "accept", "bind",
-		"linger", "shutdown", "close", "fault", "leak", "exit", "dropped"};
+		"linger", "shutdown", "close", "fault", "leak", "exit", "dropped", "policy"};
 	static const char *const whys[] = {NULL, "close", "policy", "linger0",
 		"unread-data", "fault", "shared", "reset", "fin-sent",
 		"unconnected", "unaccepted"};
