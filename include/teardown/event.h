@@ -112,6 +112,7 @@ struct td_event {
 	/* fault */
 	const char *fault; /* "rst", "rst_after_ms", ... */
 	uint64_t seed;
+	uint64_t run_conn; /* the run-wide connection number, 0 outside a run */
 
 	/* dropped: lines not written, the log target, the first error */
 	uint64_t dropped;
@@ -137,7 +138,7 @@ struct td_event {
  *   close,exit: state closer unread unsent app_linger wire why time_wait
  *              lost lost_in_flight age_ms bytes_in bytes_out
  *              (close also: error)
- *   fault:     fault conn seed
+ *   fault:     fault conn run_conn seed
  *   leak:      state age_ms close_wait_ms
  *   dropped:   dropped target error
  *   policy:    source hash rules applied problem

@@ -81,10 +81,25 @@ struct td_prob {
 	bool always;
 };
 
+/*
+ * Which of a rule's matched connections a fault may hit, by position
+ * (1 = the first the rule matched): first..last, every step-th.  Unset:
+ * every one.  strace's syntax: "3" the 3rd, "3+" from the 3rd, "3..5" the
+ * 3rd to the 5th, "3+2" every 2nd from the 3rd.
+ */
+struct td_when {
+	uint64_t first, last, step;
+	bool set;
+};
+
 struct td_fault {
+	struct td_when when;
 	struct td_prob rst;
 	uint32_t rst_after_ms;	  /* 0 = off */
 	uint64_t rst_after_bytes; /* 0 = off */
+	uint64_t fin_after_bytes; /* 0 = off: a FIN after this many written */
+	uint64_t rst_after_bytes_in; /* 0 = off: reset after this many read */
+	struct td_prob rst_on_accept;
 	struct td_prob connect_refuse;
 	struct td_prob connect_timeout;
 	uint32_t connect_timeout_ms;
@@ -148,6 +163,8 @@ struct td_policy {
 	struct td_index *index;
 	/* the library's generation number for this policy (live reloads) */
 	uint8_t gen;
+	/* per rule: connections it matched in this process (the library's) */
+	uint64_t *matched;
 };
 
 /* What is known about a socket when a decision is made. */

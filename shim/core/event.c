@@ -537,6 +537,11 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 	case TD_EV_FAULT:
 		td__str(l, TD__K("fault"), ev->fault, TD__SHORT_IN, TD__SHORT_OUT);
 		td__conn(l, ev->conn);
+		td__key(l, TD__K("run_conn"));
+		if (ev->run_conn)
+			td_buf_u64(&l->b, ev->run_conn);
+		else
+			td__null(l);
 		td__key(l, TD__K("seed"));
 		td_buf_u64(&l->b, ev->seed);
 		break;

@@ -106,7 +106,9 @@ void td_policy_finish(struct td_policy *p)
 
 		p->uses_local |= r->n_local || r->n_local_port;
 		p->any_fault |= r->has_fault;
-		p->any_bytes_fault |= r->has_fault && r->fault.rst_after_bytes;
+		p->any_bytes_fault |= r->has_fault && (r->fault.rst_after_bytes ||
+						       r->fault.fin_after_bytes ||
+						       r->fault.rst_after_bytes_in);
 		p->any_leak |= r->leak_after_s != 0;
 	}
 }
@@ -127,6 +129,8 @@ void td_policy_free(struct td_policy *p)
 	}
 	free(p->rules);
 	p->rules = NULL;
+	free(p->matched);
+	p->matched = NULL;
 	p->n_rules = 0;
 	td__index_free(p->index);
 	p->index = NULL;

@@ -38,6 +38,16 @@ TD_CALL(int, dup3, (int o, int n, int f), (o, n, f), td_sys3(SYS_dup3, o, n, f))
 TD_CALL(pid_t, fork, (void), (), TD_LATE(fork, (), -1))
 TD_CALL(long, syscall, (long n, long a, long b, long c, long d, long e, long f),
 	(n, a, b, c, d, e, f), td_sys(n, a, b, c, d, e, f))
+TD_CALL(ssize_t, read, (int fd, void *b, size_t n), (fd, b, n), td_sys3(SYS_read, fd, b, n))
+TD_CALL(ssize_t, readv, (int fd, const struct iovec *v, int n), (fd, v, n),
+	td_sys3(SYS_readv, fd, v, n))
+TD_CALL(ssize_t, recv, (int fd, void *b, size_t n, int fl), (fd, b, n, fl),
+	td_sys(SYS_recvfrom, fd, (long)b, (long)n, fl, 0, 0))
+TD_CALL(ssize_t, recvfrom,
+	(int fd, void *b, size_t n, int fl, struct sockaddr *a, socklen_t *l),
+	(fd, b, n, fl, a, l), td_sys(SYS_recvfrom, fd, (long)b, (long)n, fl, (long)a, (long)l))
+TD_CALL(ssize_t, recvmsg, (int fd, struct msghdr *m, int fl), (fd, m, fl),
+	td_sys3(SYS_recvmsg, fd, m, fl))
 TD_CALL(ssize_t, write, (int fd, const void *b, size_t n), (fd, b, n),
 	td_sys3(SYS_write, fd, b, n))
 TD_CALL(ssize_t, writev, (int fd, const struct iovec *v, int n), (fd, v, n),

@@ -117,7 +117,8 @@ static bool td__needs_work(const struct td_rule *r, const struct td_facts *f)
 static bool td__close_has_work(const struct td_rule *r, const struct td_sock *s)
 {
 	return r->log || r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN ||
-	       s->share != 0 || (atomic_load(&s->flags) & TD_SF_BYTES_FAULT) ||
+	       s->share != 0 ||
+	       (atomic_load(&s->flags) & (TD_SF_BYTES_FAULT | TD_SF_BYTES_IN_FAULT)) ||
 	       (r->has_fault && r->fault.close_delay_ms);
 }
 
@@ -137,6 +138,8 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 		td_sleep_ms(c->rule->fault.close_delay_ms);
 	if (atomic_load(&s->flags) & TD_SF_BYTES_FAULT)
 		atomic_fetch_sub(&td_bytes_faults_live, 1);
+	if (atomic_load(&s->flags) & TD_SF_BYTES_IN_FAULT)
+		atomic_fetch_sub(&td_bytes_in_faults_live, 1);
 	if (td_facts_read_sock(fd, &f, s, c->rule, td_sock_needs_ino(s)) < 0) {
 		/* not this socket any more (closed behind our back): hands off */
 		c->stale = true;

@@ -81,8 +81,19 @@ static uint64_t td__seed(const struct td_rule *r)
 	return r->fault.has_seed ? r->fault.seed : td_proc.seed;
 }
 
+/*
+ * A connection's place among the faults: the number its draws use (the
+ * run-wide one in a run, else the process's) and whether its position
+ * among the rule's matches is one fault.when names.
+ */
+struct td__fate {
+	uint64_t num, run_conn;
+	bool hit;
+};
+
 static void td__fault_event(const struct td_policy *p, const struct td_sock *s,
-			    int fd, const struct td_rule *r, const char *what)
+			    int fd, const struct td_rule *r, const struct td__fate *fate,
+			    const char *what)
 {
 	struct td_event ev;
 
@@ -91,39 +102,59 @@ static void td__fault_event(const struct td_policy *p, const struct td_sock *s,
 	td_event_from_sock(&ev, p, s, fd, TD_EV_FAULT);
 	ev.fault = what;
 	ev.seed = td__seed(r);
+	ev.run_conn = fate->run_conn;
 	td_log(p, &ev);
 }
 
 /*
  * The options every matched connection gets (client before connect,
  * server right after accept), and the connection's fate under the rule's
- * fault group, drawn from (seed, connection number) and logged before it
- * takes effect.  s is the caller's copy of the entry, not yet published:
- * its number and flags are filled in here.
+ * fault group, drawn from (seed, connection number), aimed by position,
+ * and logged before it takes effect.  s is the caller's copy of the
+ * entry, not yet published: its number and flags are filled in here.
  */
 static void td__apply_rule(const struct td_policy *p, int fd, struct td_sock *s,
-			   const struct td_rule *r)
+			   int ri, struct td__fate *fate)
 {
+	const struct td_rule *r = &p->rules[ri];
+	const struct td_fault *f = &r->fault;
 	bool rst = false;
 
 	s->d.conn = atomic_fetch_add(&td__conn_seq, 1) + 1;
+	memset(fate, 0, sizeof(*fate));
+	fate->num = s->d.conn;
 	if (r->reuseaddr)
 		td__set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 	if (r->fin_timeout_s > 0)
 		td__set_int(fd, IPPROTO_TCP, TCP_LINGER2, r->fin_timeout_s);
 	if (r->has_fault) {
-		rst = td_fault_draw(&r->fault.rst, td__seed(r), s->d.conn, TD_FK_RST);
+		fate->run_conn = td_run_conn();
+		if (fate->run_conn)
+			fate->num = fate->run_conn;
+		fate->hit = !f->when.set || td_when_match(&f->when, td_run_position(p, ri));
+	}
+	if (fate->hit) {
+		rst = td_fault_draw(&f->rst, td__seed(r), fate->num, TD_FK_RST);
 		if (rst) {
 			atomic_fetch_or(&s->flags, TD_SF_FAULT_RST);
-			td__fault_event(p, s, fd, r, "rst");
+			td__fault_event(p, s, fd, r, fate, "rst");
 		}
-		if (r->fault.rst_after_bytes) {
-			atomic_fetch_or(&s->flags, TD_SF_BYTES_FAULT);
+		if (f->rst_after_bytes || f->fin_after_bytes) {
+			atomic_fetch_or(&s->flags, TD_SF_BYTES_FAULT |
+						   (f->fin_after_bytes ? TD_SF_BYTES_FIN : 0));
 			atomic_fetch_add(&td_bytes_faults_live, 1);
-			td__fault_event(p, s, fd, r, "rst_after_bytes");
+			td__fault_event(p, s, fd, r, fate,
+					f->fin_after_bytes ? "fin_after_bytes" : "rst_after_bytes");
 		}
-		if (r->fault.rst_after_ms)
-			td__fault_event(p, s, fd, r, "rst_after_ms");
+		if (f->rst_after_bytes_in) {
+			atomic_fetch_or(&s->flags, TD_SF_BYTES_IN_FAULT);
+			atomic_fetch_add(&td_bytes_in_faults_live, 1);
+			td__fault_event(p, s, fd, r, fate, "rst_after_bytes_in");
+		}
+		if (f->rst_after_ms) {
+			atomic_fetch_or(&s->flags, TD_SF_TIMER_FAULT);
+			td__fault_event(p, s, fd, r, fate, "rst_after_ms");
+		}
 	}
 	if (rst || r->close == TD_CLOSE_ABORT)
 		td__set_linger(fd, 1, 0);
@@ -135,7 +166,7 @@ static void td__apply_rule(const struct td_policy *p, int fd, struct td_sock *s,
 /* Arm what needs the background worker, once the connection exists. */
 static void td__arm_worker(const struct td_rule *r, int fd, const struct td_sock *s)
 {
-	if (r->has_fault && r->fault.rst_after_ms)
+	if (atomic_load(&s->flags) & TD_SF_TIMER_FAULT)
 		(void)td_worker_timer(fd, atomic_load(&s->tag),
 				      s->d.t_open_mono_us +
 					      (int64_t)r->fault.rst_after_ms * 1000);
@@ -213,6 +244,7 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 {
 	struct td_match_ctx ctx;
 	const struct td_rule *r;
+	struct td__fate fate;
 	struct td_sock cp;
 	uint32_t tag, before;
 	int ri;
@@ -239,13 +271,14 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 	cp.d.decided = 1;
 	cp.d.t_open_mono_us = td_mono_us();
 	r = &p->rules[ri];
-	td__apply_rule(p, fd, &cp, r);
+	td__apply_rule(p, fd, &cp, ri, &fate);
 	if (td__republish(fd, tag, &cp, before) == NULL)
 		return -1;
 	if (!r->has_fault)
 		return ri;
 	plan->delay_ms = r->fault.connect_delay_ms;
-	plan->fault = td_fault_connect_fate(&r->fault, td__seed(r), cp.d.conn);
+	if (fate.hit)
+		plan->fault = td_fault_connect_fate(&r->fault, td__seed(r), fate.num);
 	if (plan->fault == 0)
 		return ri;
 	if (td_fault_target(cp.d.family, plan->fault, &plan->alt, &plan->len) != 0) {
@@ -253,7 +286,7 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 		plan->len = len;
 		return ri;
 	}
-	td__fault_event(p, &cp, fd, r,
+	td__fault_event(p, &cp, fd, r, &fate,
 			plan->fault == TD_FK_CONNECT_REFUSE ? "connect_refuse"
 							    : "connect_timeout");
 	plan->sa = (const struct sockaddr *)&plan->alt;
@@ -326,6 +359,7 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 	struct td_sock *live = td_fd_live(lfd), ls, init, *s;
 	bool have_ls = live != NULL && td_fd_read(lfd, &ls, NULL);
 	const struct td_rule *r;
+	struct td__fate fate;
 	int ri;
 
 	memset(&ctx, 0, sizeof(ctx));
@@ -368,7 +402,7 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		if (!(lflags & TD_SF_ADOPTED))
 			atomic_fetch_or(&init.flags, TD_SF_LINGER_KNOWN);
 	}
-	td__apply_rule(p, fd, &init, r);
+	td__apply_rule(p, fd, &init, ri, &fate);
 	s = td_fd_publish(fd, &init);
 	if (s == NULL)
 		return;
@@ -379,5 +413,11 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 
 		td_event_from_sock(&ev, p, &init, fd, TD_EV_ACCEPT);
 		td_log(p, &ev);
+	}
+	/* rst_on_accept: reset before the program reads anything */
+	if (fate.hit &&
+	    td_fault_draw(&r->fault.rst_on_accept, td__seed(r), fate.num, TD_FK_RST_ON_ACCEPT)) {
+		td__fault_event(p, &init, fd, r, &fate, "rst_on_accept");
+		(void)td_reset_now(fd, s);
 	}
 }

@@ -23,6 +23,7 @@
 #include "teardown/predict.h"
 
 _Atomic int td_bytes_faults_live;
+_Atomic int td_bytes_in_faults_live;
 
 int td_reset_now(int fd, struct td_sock *e)
 {
@@ -174,51 +175,82 @@ int td_fault_target(int family, int kind, struct sockaddr_storage *out,
 	return 0;
 }
 
-size_t td_bytes_allow(int fd, size_t len, bool *armed)
+/*
+ * An armed byte limit of fd's connection: the entry, its limit and the
+ * count so far; NULL when none is armed (or it fired already).
+ */
+static struct td_sock *td__limit(int fd, bool in, uint64_t *limit)
 {
 	const struct td_policy *p = atomic_load(&td_policy_ptr);
 	struct td_sock *e = td_fd_peek(fd);
 	const struct td_rule *r;
-	uint32_t flags;
-	uint64_t done, limit;
+	uint32_t flags, armed = in ? TD_SF_BYTES_IN_FAULT : TD_SF_BYTES_FAULT;
+	uint32_t done = in ? TD_SF_BYTES_IN_DONE : TD_SF_BYTES_DONE;
 
-	*armed = false;
 	if (e == NULL || atomic_load(&e->tag) == 0)
-		return len;
+		return NULL;
 	flags = atomic_load(&e->flags);
-	if (!(flags & TD_SF_BYTES_FAULT) || (flags & TD_SF_BYTES_DONE))
-		return len;
-	r = td_sock_rule(p, e);
-	if (r == NULL)
-		return len;
-	limit = r->fault.rst_after_bytes;
-	done = atomic_load(&e->written);
+	if (!(flags & armed) || (flags & done) || (r = td_sock_rule(p, e)) == NULL)
+		return NULL;
+	*limit = in ? r->fault.rst_after_bytes_in
+		    : (flags & TD_SF_BYTES_FIN) ? r->fault.fin_after_bytes : r->fault.rst_after_bytes;
+	return *limit ? e : NULL;
+}
+
+/* How much of len may move so that the count stops exactly at the limit. */
+static size_t td__allow(struct td_sock *e, bool in, uint64_t limit, size_t len, bool *armed)
+{
+	uint64_t done = atomic_load(in ? &e->read_in : &e->written);
+
 	*armed = true;
 	if (done >= limit)
 		return len;
 	return len < limit - done ? len : (size_t)(limit - done);
 }
 
+size_t td_bytes_allow(int fd, size_t len, bool *armed)
+{
+	uint64_t limit;
+	struct td_sock *e = td__limit(fd, false, &limit);
+
+	*armed = false;
+	return e ? td__allow(e, false, limit, len, armed) : len;
+}
+
+size_t td_bytes_in_allow(int fd, size_t len, bool *armed)
+{
+	uint64_t limit;
+	struct td_sock *e = td__limit(fd, true, &limit);
+
+	*armed = false;
+	return e ? td__allow(e, true, limit, len, armed) : len;
+}
+
 /*
- * After a write on an armed socket: once the limit is reached, wait (a
- * bounded second) for the peer to acknowledge those bytes, so that they
- * are delivered and only then cut, and reset the connection.
+ * After a write on an armed socket: once the limit is reached, the
+ * connection ends.  rst_after_bytes: wait (a bounded second) for the peer
+ * to acknowledge those bytes, so that they are delivered and only then
+ * cut, and reset it.  fin_after_bytes: a FIN behind them (shutdown), so
+ * the peer reads exactly N bytes and then EOF, and the program's later
+ * writes fail with EPIPE.
  */
 void td_bytes_sent(int fd, ssize_t n)
 {
-	const struct td_policy *p = atomic_load(&td_policy_ptr);
-	struct td_sock *e = td_fd_peek(fd);
-	const struct td_rule *r;
-	uint64_t total;
+	uint64_t limit, total;
+	struct td_sock *e;
 	int saved = errno;
 
-	if (n <= 0 || e == NULL || atomic_load(&e->tag) == 0 ||
-	    (r = td_sock_rule(p, e)) == NULL)
+	if (n <= 0 || (e = td__limit(fd, false, &limit)) == NULL)
 		return;
 	total = atomic_fetch_add(&e->written, (uint64_t)n) + (uint64_t)n;
-	if (total < r->fault.rst_after_bytes ||
-	    (atomic_fetch_or(&e->flags, TD_SF_BYTES_DONE) & TD_SF_BYTES_DONE))
+	if (total < limit || (atomic_fetch_or(&e->flags, TD_SF_BYTES_DONE) & TD_SF_BYTES_DONE))
 		return;
+	if (atomic_load(&e->flags) & TD_SF_BYTES_FIN) {
+		if (td_real_shutdown(fd, SHUT_WR) == 0)
+			atomic_fetch_or(&e->flags, TD_SF_SHUT_WR);
+		errno = saved;
+		return;
+	}
 	for (int i = 0; i < 1000; i++) {
 		int outq = 0;
 
@@ -226,6 +258,27 @@ void td_bytes_sent(int fd, ssize_t n)
 			break;
 		td_sleep_ms(1);
 	}
+	(void)td_reset_now(fd, e);
+	errno = saved;
+}
+
+/*
+ * After a read on a socket armed with rst_after_bytes_in: once the
+ * program has read the limit, reset the connection (a server that dies
+ * after reading the request).  Its next call fails as after a real reset.
+ */
+void td_bytes_read(int fd, ssize_t n)
+{
+	uint64_t limit, total;
+	struct td_sock *e;
+	int saved = errno;
+
+	if (n <= 0 || (e = td__limit(fd, true, &limit)) == NULL)
+		return;
+	total = atomic_fetch_add(&e->read_in, (uint64_t)n) + (uint64_t)n;
+	if (total < limit ||
+	    (atomic_fetch_or(&e->flags, TD_SF_BYTES_IN_DONE) & TD_SF_BYTES_IN_DONE))
+		return;
 	(void)td_reset_now(fd, e);
 	errno = saved;
 }

@@ -101,6 +101,7 @@ struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
 	atomic_store_explicit(&e->linger, atomic_load(&init->linger), memory_order_relaxed);
 	atomic_store_explicit(&e->cw_seen_mono_us, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->written, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->read_in, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->reset_bytes_in, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->reset_bytes_out, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->reset_lost, 0, memory_order_relaxed);
@@ -137,6 +138,7 @@ static void td__copy(struct td_sock *out, const struct td_sock *e)
 	TD__COPY(linger);
 	TD__COPY(cw_seen_mono_us);
 	TD__COPY(written);
+	TD__COPY(read_in);
 	TD__COPY(reset_bytes_in);
 	TD__COPY(reset_bytes_out);
 	TD__COPY(reset_lost);

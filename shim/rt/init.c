@@ -224,6 +224,9 @@ void td_policy_prepare(struct td_policy *p)
 	td_policy_bind_program(p, td_proc.prog, n > 0 ? base : NULL);
 	if (p->n_rules >= 32)
 		(void)td_policy_build_index(p);
+	/* per-rule match counts for faults aimed by position (this process) */
+	if (p->any_fault && p->n_rules > 0)
+		p->matched = calloc(p->n_rules, sizeof(*p->matched));
 }
 
 /* Whether any rule can match in this program: if none, stay out of the way. */
@@ -276,6 +279,8 @@ const struct td_policy *td_init_slow(void)
 	td_guard = 1;
 	td_real_bind_all();
 	td__proc_init();
+	if (!td_proc.secure)
+		td_run_attach(td__env("TEARDOWN_RUN"));
 	p = td__load_policy(&path);
 	if (p != NULL)
 		td_policy_prepare(p);

@@ -127,6 +127,10 @@ enum td_sock_flag {
 	TD_SF_NOT_TCP = 1u << 12,	/* an AF_INET/AF_INET6 socket, not TCP */
 	TD_SF_LINGER_KNOWN = 1u << 13,	/* every SO_LINGER it got went through us */
 	TD_SF_RESET_SENT = 1u << 14,	/* the library reset it (a fault) */
+	TD_SF_BYTES_FIN = 1u << 15,	/* the byte limit ends with a FIN (fin_after_bytes) */
+	TD_SF_BYTES_IN_FAULT = 1u << 16, /* rst_after_bytes_in armed */
+	TD_SF_BYTES_IN_DONE = 1u << 17, /* rst_after_bytes_in fired */
+	TD_SF_TIMER_FAULT = 1u << 18,	/* rst_after_ms armed (its position is one when names) */
 };
 
 /* The plain part of an entry: written only while it is unpublished. */
@@ -159,7 +163,8 @@ struct td_sock_data {
  *   linger   the program's own SO_LINGER (setsockopt), onoff and seconds
  *            packed in one word so they are read together;
  *   cw_seen  when the worker first saw the socket in CLOSE_WAIT;
- *   written  bytes written (rst_after_bytes);
+ *   written  bytes written (rst_after_bytes, fin_after_bytes);
+ *   read_in  bytes read (rst_after_bytes_in);
  *   reset_*  what a library reset saw: stored before TD_SF_RESET_SENT is
  *            set, read only after it is seen.
  */
@@ -170,6 +175,7 @@ struct td_sock {
 	_Atomic uint64_t linger;
 	_Atomic int64_t cw_seen_mono_us;
 	_Atomic uint64_t written;
+	_Atomic uint64_t read_in; /* bytes read (rst_after_bytes_in) */
 	/* byte counts kept from before an injected reset, which zeroes them,
 	 * and what that reset threw away (never sent; sent, unacknowledged) */
 	_Atomic int64_t reset_bytes_in, reset_bytes_out;
@@ -387,6 +393,15 @@ void td_worker_after_fork_child(void) TD_HIDDEN;
 /* At exit: discard input of pending drains and write their events. */
 void td_worker_flush_at_exit(void) TD_HIDDEN;
 
+/* ---- run-wide numbers (runwide.c) ----------------------------------------- */
+/* Map the run's counters file named by TEARDOWN_RUN (start-up only). */
+void td_run_attach(const char *path) TD_HIDDEN;
+/* The next run-wide connection number, or 0 outside a run. */
+uint64_t td_run_conn(void) TD_HIDDEN;
+/* Rule's next position among its matched connections (run-wide when in
+ * a run, else this process's), 1-based; 0 when it cannot be counted. */
+uint64_t td_run_position(const struct td_policy *p, int rule) TD_HIDDEN;
+
 /* ---- live policy changes (reload.c) --------------------------------------- */
 /* Make p generation 0, and watch path (NULL: text from the environment). */
 void td_reload_start(struct td_policy *p, const char *path, bool privileged,
@@ -412,9 +427,14 @@ int td_reset_now(int fd, struct td_sock *e) TD_HIDDEN;
 /* A loopback address that refuses (refuse) or never answers (timeout). */
 int td_fault_target(int family, int kind, struct sockaddr_storage *out,
 		    socklen_t *len) TD_HIDDEN;
-/* The send-side hook for rst_after_bytes: how much of len may go. */
+/* The send-side hook for rst_after_bytes and fin_after_bytes: how much of
+ * len may go; then what went. */
 size_t td_bytes_allow(int fd, size_t len, bool *armed) TD_HIDDEN;
 void td_bytes_sent(int fd, ssize_t n) TD_HIDDEN;
 extern _Atomic int td_bytes_faults_live TD_HIDDEN;
+/* The same on the read side, for rst_after_bytes_in. */
+size_t td_bytes_in_allow(int fd, size_t len, bool *armed) TD_HIDDEN;
+void td_bytes_read(int fd, ssize_t n) TD_HIDDEN;
+extern _Atomic int td_bytes_in_faults_live TD_HIDDEN;
 
 #endif

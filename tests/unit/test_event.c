@@ -60,6 +60,7 @@ static struct td_event td_t_full(int type)
 	ev.close_wait_ms = 29000;
 	ev.fault = "rst";
 	ev.seed = UINT64_MAX;
+	ev.run_conn = 70;
 	ev.dropped = 42;
 	ev.target = "/var/log/td.jsonl";
 	ev.source = "/etc/teardown.conf";
@@ -107,7 +108,7 @@ static const struct {
 	{TD_EV_SHUTDOWN, ",\"how\":\"SHUT_RD\",\"sent\":\"SHUT_WR\"}\n"},
 	{TD_EV_CLOSE, TD_T_OUTCOME ",\"error\":\"ECONNREFUSED\"}\n"},
 	{TD_EV_FAULT,
-	 ",\"fault\":\"rst\",\"conn\":7,\"seed\":18446744073709551615}\n"},
+	 ",\"fault\":\"rst\",\"conn\":7,\"run_conn\":70,\"seed\":18446744073709551615}\n"},
 	{TD_EV_LEAK,
 	 ",\"state\":\"ESTABLISHED\",\"age_ms\":12,\"close_wait_ms\":29000}\n"},
 	{TD_EV_EXIT, TD_T_OUTCOME "}\n"},
@@ -190,6 +191,7 @@ static size_t td_t_keys_for(int type, const char **v)
 	case TD_EV_FAULT:
 		v[n++] = "fault";
 		v[n++] = "conn";
+		v[n++] = "run_conn";
 		v[n++] = "seed";
 		break;
 	case TD_EV_LEAK:
@@ -337,7 +339,7 @@ Test(event, text_other_events)
 	cr_assert(eq(str, buf,
 		     "2026-11-21T07:48:00.123456Z 1234/1236 prog fault fd=5 "
 		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
-		     "rule=legacy action=abort fault=rst_after_ms conn=7 "
+		     "rule=legacy action=abort fault=rst_after_ms conn=7 run_conn=70 "
 		     "seed=42\n"));
 
 	ev = td_t_full(TD_EV_EXIT);
