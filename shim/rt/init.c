@@ -68,10 +68,12 @@ int32_t td_gettid(void)
 	return td__tid;
 }
 
+#if !defined(__x86_64__)
 bool td_in_own_process(void)
 {
 	return (pid_t)td_sys0(SYS_getpid) == atomic_load(&td_proc.pid);
 }
+#endif
 
 /* Copy the basename of path into out. */
 static void td__basename(char *out, size_t cap, const char *path)

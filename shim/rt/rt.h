@@ -100,8 +100,22 @@ struct td_proc {
 };
 extern struct td_proc td_proc TD_HIDDEN;
 
-/* Whether the caller runs in this process (false in a vfork()ed child). */
+/*
+ * Whether the caller runs in this process (false in a vfork()ed child):
+ * on x86-64 a flag our vfork() sets (shim/hook/vfork.c), no system call;
+ * elsewhere getpid().
+ */
+#if defined(__x86_64__)
+extern __thread volatile int td_in_vfork TD_HIDDEN __attribute__((tls_model("initial-exec")));
+static inline bool td_in_own_process(void)
+{
+	return !td_in_vfork;
+}
+#else
 bool td_in_own_process(void) TD_HIDDEN;
+#endif
+#define TD_STR_(x) #x
+#define TD_STR(x) TD_STR_(x)
 
 /* ---- time ------------------------------------------------------------ */
 int64_t td_now_us(void) TD_HIDDEN;	 /* CLOCK_REALTIME */
