@@ -115,15 +115,11 @@ $(BUILD)/tests/progs/exports_%: PROG_LDFLAGS := -rdynamic
 $(BUILD)/tests/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-<<<<<<< HEAD
 	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) $(PROG_LDFLAGS) -lpthread
-=======
-	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) -lpthread $(PROG_LDFLAGS)
 
 # Exports its own config_init/config_read to the dynamic symbol table, as
 # lighttpd does (the compat suite's regression test for libconfig binding).
 $(BUILD)/tests/progs/host_appsyms: PROG_LDFLAGS := -rdynamic
->>>>>>> compat
 
 $(BUILD)/tests/progs/%.so: tests/progs/%.c
 	@mkdir -p $(dir $@)
