@@ -95,11 +95,18 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 			f->unsent = ti.tcpi_notsent_bytes;
 		else if (ioctl(fd, SIOCOUTQ, &v) == 0)
 			f->unsent = v;
-		/* our FIN, sent and not yet acknowledged, takes a sequence number */
-		if (f->unsent > 0 &&
-		    (ti.tcpi_state == TD_TCP_FIN_WAIT1 || ti.tcpi_state == TD_TCP_CLOSING ||
-		     ti.tcpi_state == TD_TCP_LAST_ACK))
-			f->unsent--;
+		/*
+		 * Our FIN takes a sequence number: once queued (FIN_WAIT1,
+		 * CLOSING, LAST_ACK) it is counted as unacknowledged, and as not
+		 * sent while data before it still waits.  It is no byte.
+		 */
+		if (ti.tcpi_state == TD_TCP_FIN_WAIT1 || ti.tcpi_state == TD_TCP_CLOSING ||
+		    ti.tcpi_state == TD_TCP_LAST_ACK) {
+			if (f->unsent > 0)
+				f->unsent--;
+			if (f->notsent > 0)
+				f->notsent--;
+		}
 	}
 	len = sizeof(lg);
 	if (want_linger && getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {

@@ -114,7 +114,7 @@ CLOSED_PORT = 9     # nothing listens there: a refused connect
 
 
 def _client_modes(s, label, port, invocations, min_conns=1, modes=compat.CLIENT_MODES,
-                  env=None, timeout=10):
+                  env=None, timeout=10, half_closes=False):
     """A client under each mode against a plain server on ``port``, in
     Session ``s``.
 
@@ -122,7 +122,11 @@ def _client_modes(s, label, port, invocations, min_conns=1, modes=compat.CLIENT_
     argv_of(port) is the client's command line.  Each runs first without
     the library against ``port`` (its output and exit status are what
     every mode must reproduce) and against CLOSED_PORT (what
-    --connect-refuse 1 must reproduce)."""
+    --connect-refuse 1 must reproduce).  half_closes: the client shuts
+    down its sending side and then waits for the reply; under --rst 1 its
+    RST goes at that shutdown, in place of the FIN, so the reply never
+    comes: there it must only exit normally (no crash, no hang) with a
+    prefix of the reply."""
     def run_one(argv, stdin, name):
         if stdin is None:
             return tdlib.run(argv, env=env, name=name, timeout=timeout)
@@ -143,6 +147,11 @@ def _client_modes(s, label, port, invocations, min_conns=1, modes=compat.CLIENT_
                                "%s-%s-%s" % (label, mode, name))
                 if mode == "refuse":
                     compat.refused_like(proc, refused[name])
+                elif mode == "rst" and half_closes:
+                    assert proc.rc is not None and proc.rc >= 0, (proc.name, proc.rc)
+                    assert base[name].stdout().startswith(proc.stdout()), (
+                        "%s printed %r, not a prefix of %r" % (proc.name, proc.stdout(),
+                                                                base[name].stdout()))
                 else:
                     compat.same_outcome(proc, base[name])
 
@@ -787,7 +796,7 @@ def test_socat_client():
     with compat.Session() as s:
         _client_modes(s, "socat-client", 7100,
                       [("echo", lambda port: ["socat", "-", "TCP:127.0.0.1:%d" % port],
-                        b"hello\n")])
+                        b"hello\n")], half_closes=True)
     s.verify()
 
 
