@@ -140,13 +140,14 @@ def strace_calls(argv, env, what=None):
 _STRACE_LINE = re.compile(r"^(\d+)\s+(\w+)\(")
 
 
-def strace_phase(argv, env, marker="getppid", what=None):
+def strace_phase(argv, env, marker="/td-bench-phase-marker", what=None):
     """Run argv under strace -f and count system calls by name: those the
-    first thread makes between its first two marker calls (the measured
-    phase; the markers themselves not counted), and those every other
-    thread or process makes during the whole run (background work, such as
-    a drain's).  Returns ({call: n}, {call: n}).  A failed run, or one
-    without two markers, raises RuntimeError."""
+    first thread makes between the first two calls whose line holds the
+    string marker (the measured phase; the markers themselves not counted;
+    tests/progs/bench_calls.c makes them with access()), and those every
+    other thread or process makes during the whole run (background work,
+    such as a drain's).  Returns ({call: n}, {call: n}).  A failed run, or
+    one without two markers, raises RuntimeError."""
     fd, out = tempfile.mkstemp(prefix="st.")
     os.close(fd)
     try:
@@ -171,13 +172,13 @@ def strace_phase(argv, env, marker="getppid", what=None):
             main_pid = pid
         if pid != main_pid:
             other[call] = other.get(call, 0) + 1
-        elif call == marker and markers < 2:
+        elif marker in line and markers < 2:
             markers += 1
             inside = markers == 1
         elif inside:
             phase[call] = phase.get(call, 0) + 1
     if markers < 2:
-        raise RuntimeError("%s: strace saw %d %s() markers, not 2" % (name, markers, marker))
+        raise RuntimeError("%s: strace saw %d %s markers, not 2" % (name, markers, marker))
     return phase, other
 
 
@@ -270,14 +271,20 @@ def in_netns():
 def machine():
     """One line naming the machine: CPU model, cores, memory, kernel, glibc."""
     model = platform.processor() or "unknown CPU"
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+                if not line.strip():
+                    break   # the first CPU's block is enough
+                k, _, v = line.partition(":")
+                info[k.strip()] = v.strip()
     except OSError:
         pass
+    if info.get("model name"):
+        model = info["model name"]
+        if "cpu family" in info and "model" in info:
+            model += " (family %s, model %s)" % (info["cpu family"], info["model"])
     mem = ""
     try:
         with open("/proc/meminfo") as f:

@@ -68,10 +68,18 @@ def _cases(log):
 
 def _measure(workload, env, n):
     """(instructions per call, calling thread's system calls per call,
-    other threads' system calls per call)."""
+    other threads' system calls per call, {call: calling thread's per call})."""
     ir, _ = _bench.callgrind([PROG, workload, n], env, "bench_calls_phase", n, what=workload)
     phase, other = _bench.strace_phase([PROG, workload, n], env, what=workload)
-    return ir, sum(phase.values()) / n, sum(other.values()) / n
+    return (ir, sum(phase.values()) / n, sum(other.values()) / n,
+            {k: v / n for k, v in phase.items()})
+
+
+def _extra(lib, ref):
+    """The system calls the library adds, by name: "getpid 1.00, ..."."""
+    names = sorted(set(lib) | set(ref), key=lambda k: -(lib.get(k, 0) - ref.get(k, 0)))
+    return ", ".join("%s %+.2f" % (k, lib.get(k, 0) - ref.get(k, 0)) for k in names
+                     if abs(lib.get(k, 0) - ref.get(k, 0)) >= 0.05)
 
 
 def main(argv):
@@ -89,15 +97,17 @@ def main(argv):
     log = os.path.join(tmp, "audit.jsonl")
     base = _bench.clean_env()
     try:
-        ref = {}
+        ref, extras = {}, []
         for workload in ("eventfd", "socket", "connected"):
             _bench.say("calls: %s, bare and floor" % workload)
             ref[workload] = (_measure(workload, base, n),
                              _measure(workload, dict(base, LD_PRELOAD=_bench.FLOOR), n))
         for label, workload, text, targeted in _cases(log):
             _bench.say("calls: %s" % label)
-            (b_ir, b_sc, _), (f_ir, f_sc, f_bg) = ref[workload]
-            ir, sc, bg = _measure(workload, _bench.policy_env(text, base=base), n)
+            (b_ir, b_sc, _, _), (f_ir, f_sc, f_bg, f_by) = ref[workload]
+            ir, sc, bg, by = _measure(workload, _bench.policy_env(text, base=base), n)
+            if _extra(by, f_by):
+                extras.append("%s: %s" % (label, _extra(by, f_by)))
             if os.path.exists(log):
                 os.unlink(log)
             extra_ir, extra_sc = ir - f_ir, sc - f_sc
@@ -112,6 +122,8 @@ def main(argv):
                       extra_sc < 0.005 if targeted else None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    for e in extras:
+        table.note("added syscalls per call, " + e)
     table.note("N=%d calls per run; syscalls are the calling thread's between markers, "
                "\"bg\" those of the library's background thread per call" % n)
     table.note("socket()+close() counts both calls; the others count close() alone; "

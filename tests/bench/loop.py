@@ -152,8 +152,7 @@ def main(argv):
         bare = _bench.median(s["bare"])
         for case in ("observe, JSON log", "observe, no log"):
             ratio = _bench.paired(s, case)
-            table.row("loop: " + case, "%.1f us" % bare,
-                      "%.1f us" % _bench.median(s["strace"]) if "strace" in s else None,
+            table.row("loop: " + case, "%.1f us" % bare, None,
                       "%.1f us" % _bench.median(s[case]), _bench.fmt_ratio(ratio),
                       "<= %.2fx" % LIMIT if case == "observe, JSON log" else None,
                       ratio <= LIMIT if case == "observe, JSON log" else None)
