@@ -544,6 +544,9 @@ def measure(name, seconds, rounds):
             table.note("%s: a run failed and was run again: %s" % (name, what))
         if name == "haproxy":
             table.note("haproxy: haproxy and the nginx behind it both run under the mode")
+        table.note("%s: ratio to bare in each round: observe %s; drain %s" % (
+            name, " ".join("%.2f" % (x / b) for x, b in zip(s["observe"], s["bare"])),
+            " ".join("%.2f" % (x / b) for x, b in zip(s["drain"], s["bare"]))))
         lpr = ", ".join("%s %.2f" % (m, _bench.median(lines[m])) for m in ("observe", "drain")
                         if lines[m])
         table.note("%s: %s log lines per request%s" % (

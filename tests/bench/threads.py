@@ -122,6 +122,7 @@ def main(argv):
     target_at = AT if AT in a.threads else max(a.threads)
     bare_rate = {}
     per_line = []
+    spread = []
     try:
         _run(1, 200, envs["observe, JSON log"])   # warm-up
         for t in a.threads:
@@ -140,6 +141,8 @@ def main(argv):
             bare_rate[t] = _bench.median(s["bare"])
             for case in ("observe, JSON log", "abort, no log"):
                 ratio = _bench.paired(s, case)
+                spread.append("%d/%s %s" % (t, case.split(",")[0], " ".join(
+                    "%.2f" % (x / b) for x, b in zip(s[case], s["bare"]))))
                 targeted = case == "observe, JSON log" and t == target_at
                 table.row("%2d thread%s: %s" % (t, "s" if t > 1 else " ", case),
                           "%.0fk/s" % (bare_rate[t] / 1000), None,
@@ -156,6 +159,7 @@ def main(argv):
     table.note("bare scaling: " + ", ".join("%d: %.2fx" % (t, bare_rate[t] / one)
                                             for t in a.threads)
                + " of %d thread%s" % (a.threads[0], "s" if a.threads[0] > 1 else ""))
+    table.note("ratio to bare in each round, threads/case: " + "; ".join(spread))
     if per_line:
         table.note("observe wrote %.2f log lines a cycle; %.1f s a run, %d rounds"
                    % (_bench.median(per_line), a.seconds, a.rounds))
