@@ -67,7 +67,7 @@ CLI := $(BUILD)/teardown
 UNIT := $(BUILD)/tests/unit_tests
 
 
-.PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo check-abi
+.PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo deps-bench check-abi
 
 all: $(LIB) $(CLI) $(EXAMPLES)
 
@@ -136,6 +136,8 @@ deps-test:
 	@scripts/deps.sh test
 deps-demo:
 	@scripts/deps.sh demo
+deps-bench:
+	@scripts/deps.sh bench
 
 # --- tests ---------------------------------------------------------------
 test: deps-test
@@ -157,8 +159,10 @@ sanitize: deps-test
 demo: deps-demo all
 	$(Q)TD_BUILD=$(BUILD) python3 examples/demo.py
 
-bench: deps-test all testprogs
-	$(Q)TD_BUILD=$(BUILD) python3 tests/bench/run.py
+# One table of every figure (tests/bench/run.py); BENCH=NAME runs one part
+# (calls, loop, servers, rules, threads, fds, fault_cost).
+bench: deps-bench all testprogs
+	$(Q)TD_BUILD=$(BUILD) python3 tests/bench/run.py $(BENCH)
 
 fuzz: deps-test
 	$(Q)tests/fuzz/run.sh $(FUZZ_RUNS)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, or say exactly which.
-# usage: scripts/deps.sh build|test|demo
+# usage: scripts/deps.sh build|test|demo|bench
 set -eu
 build="gcc make libc6-dev"
 # The real programs of the compatibility suite (tests/e2e/test_compat.py).
@@ -10,7 +10,8 @@ case "${1:-build}" in
 build) pkgs="$build" ;;
 test)  pkgs="$build libconfig-dev libcriterion-dev python3 iproute2 tcpdump tshark bpftrace curl nginx-light wrk strace valgrind clang libclang-rt-14-dev logrotate prometheus systemd gzip $compat" ;;
 demo)  pkgs="$build python3 iproute2 tcpdump curl" ;;
-*) echo "usage: $0 build|test|demo" >&2; exit 2 ;;
+bench) pkgs="$build python3 iproute2 util-linux strace valgrind wrk nginx-light redis-server redis-tools haproxy apache2 busybox postgresql" ;;
+*) echo "usage: $0 build|test|demo|bench" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do
