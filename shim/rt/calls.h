@@ -9,7 +9,7 @@
  * library's constructor bound the symbols, or libc lacks the call), else
  * a late bind and the real call, or ENOSYS.  From this list come the typed
  * table of real symbols and its binder (real.c), the td_real_<name>()
- * callers every hook uses (real.c, declared in real.h), and the version
+ * callers every hook uses (inline, in real.h), and the version
  * script (shim/teardown.map.in): the library exports exactly these names.
  * Adding a wrapped call is one line here plus its hook in shim/hook/.
  *

@@ -83,7 +83,7 @@ void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
 	ev->unsent = cf->unsent;
 	ev->bytes_in = o.bytes_in;
 	ev->bytes_out = o.bytes_out;
-	ev->age_ms = (td_mono_us() - t_open_mono_us) / 1000;
+	ev->age_ms = t_open_mono_us != 0 ? (td_mono_us() - t_open_mono_us) / 1000 : 0;
 }
 
 /*
@@ -186,22 +186,15 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	/*
 	 * A FIN predicted as the first one may meet a peer's FIN arriving just
 	 * before the real close.  This is the last reference, nothing is left
-	 * unread and no zero linger is set, so the close would send exactly a
-	 * FIN: sending it now with shutdown(SHUT_WR) lets the state that
-	 * follows say who was first (FIN_WAIT1: we were; LAST_ACK: the peer
-	 * was; CLOSING: the FINs crossed), for the price of two cheap calls.
+	 * unread and no zero linger is set, so the close sends exactly a FIN,
+	 * and afterwards the kernel still knows who was first: a sock_diag
+	 * lookup of the 4-tuple (FIN_WAIT or TIME_WAIT: we were; LAST_ACK or
+	 * gone: the peer was; CLOSING: the FINs crossed).  The library never
+	 * sends that FIN itself (an observer must not change the program's
+	 * close sequence), and an fclose() still has its buffer to flush.
 	 */
-	if (c->pfd < 0 && last && c->log && c->ev.wire == TD_WIRE_FIN &&
-	    c->ev.closer == TD_CLOSER_ACTIVE) {
-		/* fclose() still has the stream's buffer to flush: its FIN must
-		 * wait, and the kernel is asked afterwards instead */
-		if (c->path == TD_PATH_FCLOSE) {
-			c->check_after = true;
-		} else if (td_real_shutdown(fd, SHUT_WR) == 0) {
-			c->cf.first_fin = td_diag_closer(fd, &s->d.local, &s->d.remote);
-			td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
-		}
-	}
+	c->check_after = c->pfd < 0 && last && c->log && c->ev.wire == TD_WIRE_FIN &&
+			 c->ev.closer == TD_CLOSER_ACTIVE;
 	/* the closing thread, even when the worker writes the event later */
 	c->ev.tid = td_gettid();
 }
@@ -284,11 +277,11 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 		c->pfd = -1;
 	}
 	if (c->log) {
-		if (c->check_after)
+		if (c->check_after && ok)
 			c->cf.first_fin = td_diag_closer(-1, &c->s.d.local, &c->s.d.remote);
 		if (c->check_rst && ok)
 			c->cf.after_state = td_diag_state(&c->s.d.local, &c->s.d.remote);
-		if (c->check_after || (c->check_rst && ok))
+		if ((c->check_after || c->check_rst) && ok)
 			td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 		td_log(p, &c->ev);
 	}

@@ -39,16 +39,17 @@ const struct td_rule *td_sock_rule(const struct td_policy *p,
 
 struct td_sock *td_sock_new(int fd, int family, uint8_t role)
 {
-	struct td_sock init;
+	struct td_sock_data d;
 
-	memset(&init, 0, sizeof(init));
-	init.d.rule = -1;
-	init.d.bind_rule = -1;
-	init.d.role = role;
-	init.d.family = (uint8_t)family;
-	init.d.epoch = atomic_load(&td_epoch);
-	init.d.t_open_mono_us = td_mono_us();
-	return td_fd_publish(fd, &init);
+	memset(&d, 0, sizeof(d));
+	d.rule = -1;
+	d.bind_rule = -1;
+	d.role = role;
+	d.family = (uint8_t)family;
+	d.epoch = atomic_load(&td_epoch);
+	/* no clock here: most sockets are never matched; connect, accept and
+	 * a matched bind set the time their events count from */
+	return td_fd_publish_data(fd, &d, TD_SF_BARE);
 }
 
 struct td_sock *td_sock_adopt(int fd, int family)
@@ -215,6 +216,8 @@ void td_decide_bind(const struct td_policy *p, int fd, const struct sockaddr *sa
 	cp.d.local = ctx.local;
 	cp.d.bind_rule = r;
 	cp.d.gen = p->gen;
+	if (cp.d.t_open_mono_us == 0)
+		cp.d.t_open_mono_us = td_mono_us();
 	if (r >= 0 && p->rules[r].reuseaddr)
 		td__set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 	(void)td_fd_update(fd, tag, &cp.d);

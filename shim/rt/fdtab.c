@@ -13,24 +13,9 @@
 
 #include "rt.h"
 
-#define TD_PAGE_SHIFT 10
-#define TD_PAGE (1 << TD_PAGE_SHIFT)
-#define TD_NPAGES (TD_FD_MAX / TD_PAGE)
-
-static _Atomic(struct td_sock *) td__pages[TD_NPAGES];
+_Atomic(struct td_sock *) td_fd_pages[TD_FD_NPAGES];
 static _Atomic uint32_t td__gen;
 static _Atomic int td__high = -1;
-
-struct td_sock *td_fd_peek(int fd)
-{
-	struct td_sock *page;
-
-	if (td_unlikely((unsigned)fd >= TD_FD_MAX))
-		return NULL;
-	page = atomic_load_explicit(&td__pages[fd >> TD_PAGE_SHIFT],
-				    memory_order_acquire);
-	return page ? &page[fd & (TD_PAGE - 1)] : NULL;
-}
 
 /*
  * The page is mapped with mmap, not malloc: this runs inside socket() and
@@ -40,12 +25,12 @@ struct td_sock *td_fd_peek(int fd)
 struct td_sock *td_fd_slot(int fd)
 {
 	struct td_sock *page, *fresh = NULL;
-	size_t bytes = sizeof(struct td_sock) * TD_PAGE;
+	size_t bytes = sizeof(struct td_sock) * TD_FD_PAGE;
 	_Atomic(struct td_sock *) *where;
 
 	if ((unsigned)fd >= TD_FD_MAX)
 		return NULL;
-	where = &td__pages[fd >> TD_PAGE_SHIFT];
+	where = &td_fd_pages[fd >> TD_FD_PAGE_SHIFT];
 	page = atomic_load_explicit(where, memory_order_acquire);
 	if (page == NULL) {
 		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
@@ -60,7 +45,7 @@ struct td_sock *td_fd_slot(int fd)
 			munmap(fresh, bytes);
 		}
 	}
-	return &page[fd & (TD_PAGE - 1)];
+	return &page[fd & (TD_FD_PAGE - 1)];
 }
 
 static uint32_t td__next_tag(void)
@@ -73,7 +58,9 @@ static uint32_t td__next_tag(void)
 	return t;
 }
 
-struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
+/* Publish d and the atomic fields given; the rest start at zero. */
+static struct td_sock *td__publish(int fd, const struct td_sock_data *d, uint32_t flags,
+				   uint32_t share, uint64_t linger)
 {
 	struct td_sock *e = td_fd_slot(fd);
 	uint32_t old;
@@ -85,20 +72,21 @@ struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
 	 * A live entry here is either stale (its fd was closed behind our
 	 * back) or the parent's, when a vfork()ed child, sharing our memory,
 	 * makes a socket on a number it had freed in its own table.  Only in
-	 * the first case may it be replaced; the check costs a getpid(), paid
-	 * only when the number is taken.
+	 * the first case may it be replaced.
 	 */
-	if (atomic_load_explicit(&e->tag, memory_order_relaxed) != 0 &&
-	    !td_in_own_process())
-		return NULL;
-	/* An entry still here means its fd was closed behind our back
-	 * (a path no hook sees); drop its claim on a dup share slot. */
-	old = atomic_exchange(&e->tag, 0);
-	if (old != 0 && atomic_load(&e->share) != 0)
-		(void)td_share_leave(atomic_load(&e->share));
-	e->d = init->d;
-	atomic_store_explicit(&e->share, atomic_load(&init->share), memory_order_relaxed);
-	atomic_store_explicit(&e->linger, atomic_load(&init->linger), memory_order_relaxed);
+	old = atomic_load_explicit(&e->tag, memory_order_relaxed);
+	if (old != 0) {
+		if (!td_in_own_process())
+			return NULL;
+		/* closed behind our back (a path no hook sees): drop its
+		 * claim on a dup share slot */
+		old = atomic_exchange(&e->tag, 0);
+		if (old != 0 && atomic_load(&e->share) != 0)
+			(void)td_share_leave(atomic_load(&e->share));
+	}
+	e->d = *d;
+	atomic_store_explicit(&e->share, share, memory_order_relaxed);
+	atomic_store_explicit(&e->linger, linger, memory_order_relaxed);
 	atomic_store_explicit(&e->cw_seen_mono_us, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->written, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->read_in, 0, memory_order_relaxed);
@@ -106,14 +94,24 @@ struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
 	atomic_store_explicit(&e->reset_bytes_out, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->reset_lost, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->reset_in_flight, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->flags, atomic_load(&init->flags),
-			      memory_order_relaxed);
+	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
 	atomic_store_explicit(&e->tag, td__next_tag(), memory_order_release);
 	high = atomic_load_explicit(&td__high, memory_order_relaxed);
 	while (fd > high &&
 	       !atomic_compare_exchange_weak(&td__high, &high, fd))
 		;
 	return e;
+}
+
+struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
+{
+	return td__publish(fd, &init->d, atomic_load(&init->flags), atomic_load(&init->share),
+			   atomic_load(&init->linger));
+}
+
+struct td_sock *td_fd_publish_data(int fd, const struct td_sock_data *d, uint32_t flags)
+{
+	return td__publish(fd, d, flags, 0, 0);
 }
 
 struct td_sock *td_fd_update(int fd, uint32_t tag, const struct td_sock_data *d)
@@ -124,6 +122,9 @@ struct td_sock *td_fd_update(int fd, uint32_t tag, const struct td_sock_data *d)
 	if (e == NULL || tag == 0 || !atomic_compare_exchange_strong(&e->tag, &expect, 0))
 		return NULL;
 	e->d = *d;
+	/* something was decided: its close is no longer a bare one */
+	if (atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_BARE)
+		atomic_fetch_and(&e->flags, ~TD_SF_BARE);
 	atomic_store_explicit(&e->tag, td__next_tag(), memory_order_release);
 	return e;
 }
@@ -238,11 +239,3 @@ void td_fd_forget(int fd)
 		(void)td_share_leave(atomic_load(&e->share));
 }
 
-struct td_sock *td_fd_live(int fd)
-{
-	struct td_sock *e = td_fd_peek(fd);
-
-	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_acquire) == 0)
-		return NULL;
-	return e;
-}

@@ -50,32 +50,6 @@ void td_real_bind_all(void)
 	pthread_once(&td__real_once, td__real_bind_once);
 }
 
-/* A call with no system call behind it, made before start-up: bind late. */
-#define TD_LATE(name, args, fail) \
-	(td_real_bind_all(), td_real.name != NULL ? td_real.name args : (errno = ENOSYS, (fail)))
-/* The same for calls that return an error number instead of setting errno. */
-#define TD_LATE_RC(name, args) \
-	(td_real_bind_all(), td_real.name != NULL ? td_real.name args : ENOSYS)
-
-#define TD_CALL(ret, name, params, args, raw)                \
-	ret td_real_##name params                            \
-	{                                                    \
-		if (td_likely(td_real.name != NULL))         \
-			return td_real.name args;            \
-		return raw;                                  \
-	}
-#define TD_CALLV(name, params, args, raw)                    \
-	void td_real_##name params                           \
-	{                                                    \
-		if (td_likely(td_real.name != NULL))         \
-			td_real.name args;                   \
-		else                                         \
-			raw;                                 \
-	}
-#include "calls.h"
-#undef TD_CALL
-#undef TD_CALLV
-
 int td_sys_dup2(int oldfd, int newfd)
 {
 #ifdef SYS_dup2

@@ -145,6 +145,9 @@ enum td_sock_flag {
 	TD_SF_BYTES_IN_FAULT = 1u << 16, /* rst_after_bytes_in armed */
 	TD_SF_BYTES_IN_DONE = 1u << 17, /* rst_after_bytes_in fired */
 	TD_SF_TIMER_FAULT = 1u << 18,	/* rst_after_ms armed (its position is one when names) */
+	/* made by socket() and nothing decided since: no rule, no bind rule;
+	 * its close just drops the entry (cleared by every td_fd_update()) */
+	TD_SF_BARE = 1u << 19,
 };
 
 /* The plain part of an entry: written only while it is unpublished. */
@@ -212,13 +215,34 @@ static inline int td_sock_linger_secs(const struct td_sock *s)
 }
 
 #define TD_FD_MAX (1 << 20)
+#define TD_FD_PAGE_SHIFT 10
+#define TD_FD_PAGE (1 << TD_FD_PAGE_SHIFT)
+#define TD_FD_NPAGES (TD_FD_MAX / TD_FD_PAGE)
 
-/* Entry for fd, or NULL (no page, out of range). Never allocates. */
-struct td_sock *td_fd_peek(int fd) TD_HIDDEN;
+/* The table's pages, mapped on first use (fdtab.c). */
+extern _Atomic(struct td_sock *) td_fd_pages[TD_FD_NPAGES] TD_HIDDEN;
+
+/*
+ * Entry for fd, or NULL (no page, out of range). Never allocates.  Inline,
+ * with td_fd_live(): every close() asks it first, and for an fd the
+ * library does not track the answer must cost next to nothing.
+ */
+static inline struct td_sock *td_fd_peek(int fd)
+{
+	struct td_sock *page;
+
+	if (td_unlikely((unsigned)fd >= TD_FD_MAX))
+		return NULL;
+	page = atomic_load_explicit(&td_fd_pages[fd >> TD_FD_PAGE_SHIFT], memory_order_acquire);
+	return page ? &page[fd & (TD_FD_PAGE - 1)] : NULL;
+}
 /* Entry for fd, allocating its page; NULL when out of memory or range. */
 struct td_sock *td_fd_slot(int fd) TD_HIDDEN;
 /* Publish a fresh entry for fd (fields from init). Returns the entry. */
 struct td_sock *td_fd_publish(int fd, const struct td_sock *init) TD_HIDDEN;
+/* The same with data d, flags, and every other field zero (socket()). */
+struct td_sock *td_fd_publish_data(int fd, const struct td_sock_data *d,
+				   uint32_t flags) TD_HIDDEN;
 /*
  * Give the live entry of fd, published under tag, new plain data; its
  * atomic fields stay.  Returns the entry, or NULL when it was replaced
@@ -236,7 +260,14 @@ bool td_fd_read(int fd, struct td_sock *out, uint32_t *tag) TD_HIDDEN;
 /* Drop fd's entry, if any (the fd is now something untracked). */
 void td_fd_forget(int fd) TD_HIDDEN;
 /* The live entry for fd, or NULL. */
-struct td_sock *td_fd_live(int fd) TD_HIDDEN;
+static inline struct td_sock *td_fd_live(int fd)
+{
+	struct td_sock *e = td_fd_peek(fd);
+
+	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_acquire) == 0)
+		return NULL;
+	return e;
+}
 /* Highest fd that ever had an entry (a bound for scans). */
 int td_fd_high(void) TD_HIDDEN;
 
