@@ -152,7 +152,8 @@ struct td_event {
  */
 #define TD_EVENT_MAX 1408 /* bytes of one formatted line, newline included */
 
-enum td_format { TD_FORMAT_TEXT = 0, TD_FORMAT_JSON = 1 };
+/* How a line is written; also the policy's log.format. */
+enum td_log_format { TD_FMT_TEXT = 0, TD_FMT_JSON = 1 };
 
 /*
  * Format ev as one line ending in '\n' into buf (cap >= TD_EVENT_MAX is

@@ -47,11 +47,6 @@ enum td_log_target {
 	TD_LOG_JOURNAL, /* journald's native socket */
 };
 
-enum td_log_format {
-	TD_FMT_TEXT = 0,
-	TD_FMT_JSON,
-};
-
 enum td_on_error {
 	TD_ONERR_PASS = 0, /* run unchanged, warn once */
 	TD_ONERR_EXIT,	   /* exit status 78 (EX_CONFIG) */
@@ -145,7 +140,7 @@ struct td_rule {
 struct td_policy {
 	int version;
 	uint8_t log_target; /* enum td_log_target */
-	uint8_t log_format; /* enum td_log_format */
+	uint8_t log_format; /* enum td_log_format (teardown/event.h) */
 	uint8_t log_facility; /* syslog facility code; 0 = daemon (the default) */
 	char log_path[4096];
 	uint8_t on_error; /* enum td_on_error */

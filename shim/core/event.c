@@ -590,7 +590,7 @@ size_t td_event_format(char *buf, size_t cap, const struct td_event *ev,
 	if (buf == NULL || cap == 0 || ev == NULL)
 		return 0;
 	td_buf_init(&l.b, buf, cap);
-	l.json = format == TD_FORMAT_JSON;
+	l.json = format == TD_FMT_JSON;
 	td__head(&l, ev);
 	td__body(&l, ev);
 	td_buf_puts(&l.b, l.json ? "}\n" : "\n");
@@ -706,12 +706,12 @@ size_t td_event_journal(char *buf, size_t cap, const struct td_event *ev,
 
 	if (buf == NULL || cap == 0 || ev == NULL)
 		return 0;
-	jn = td_event_format(json, sizeof(json), ev, TD_FORMAT_JSON);
+	jn = td_event_format(json, sizeof(json), ev, TD_FMT_JSON);
 	if (jn == 0)
 		return 0;
 	td_buf_init(&b, buf, cap);
 	td_buf_puts(&b, "MESSAGE=");
-	if (format == TD_FORMAT_JSON) {
+	if (format == TD_FMT_JSON) {
 		td_buf_putn(&b, json, jn);
 	} else {
 		/* the text line straight into place, newline included */

@@ -2,6 +2,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "teardown/event.h"
 #include "teardown/fmt.h"
 #include "teardown/schema.h"
 

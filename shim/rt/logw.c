@@ -574,7 +574,7 @@ static int td__emit_dgram(const char *buf, size_t len)
 /* Write one event to the target; 0 or why not. */
 static int td__emit(const struct td_policy *p, const struct td_event *ev)
 {
-	int fmt = p->log_format == TD_FMT_JSON ? TD_FORMAT_JSON : TD_FORMAT_TEXT;
+	int fmt = p->log_format;
 	int fac = p->log_facility ? p->log_facility : TD_FACILITY_DEFAULT;
 	size_t n;
 
