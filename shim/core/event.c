@@ -557,12 +557,12 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 		td__error(l, ev->err);
 		break;
 	case TD_EV_POLICY: {
-		static const char hx[] = "0123456789abcdef";
 		char hash[17];
+		struct td_buf hb;
 
-		for (int i = 0; i < 16; i++)
-			hash[i] = hx[(ev->hash >> (60 - 4 * i)) & 15];
-		hash[16] = '\0';
+		td_buf_init(&hb, hash, sizeof(hash));
+		td_buf_hex(&hb, ev->hash, 16);
+		td_buf_cstr(&hb);
 		td__str(l, TD__K("source"), ev->source, TD__RULE_IN, TD__RULE_OUT);
 		td__str(l, TD__K("hash"), hash, TD__SHORT_IN, TD__SHORT_OUT);
 		td__key(l, TD__K("rules"));
