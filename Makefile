@@ -25,6 +25,12 @@ CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit
 LDSAN := -fsanitize=address,undefined
 # A sanitized preload must not insist on -z defs: the runtime comes from libasan.
 SHIM_DEFS :=
+else ifeq ($(SAN),thread)
+# ThreadSanitizer (clang): the runtime is linked into each test program,
+# and the preloaded library's __tsan_* calls resolve to it.
+CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDSAN := -fsanitize=thread
+SHIM_DEFS :=
 else
 LDSAN :=
 SHIM_DEFS := -Wl,-z,defs
@@ -67,7 +73,7 @@ CLI := $(BUILD)/teardown
 UNIT := $(BUILD)/tests/unit_tests
 
 
-.PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo deps-bench check-abi
+.PHONY: all testprogs test unit e2e demo sanitize tsan bench fuzz install uninstall clean deps-build deps-test deps-demo deps-bench check-abi
 
 all: $(LIB) $(CLI) $(EXAMPLES)
 
@@ -155,6 +161,14 @@ sanitize: deps-test
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 OPT=-O1 all testprogs build/san/tests/unit_tests
 	$(Q)ASAN_OPTIONS=detect_leaks=1 build/san/tests/unit_tests --jobs 2 --timeout 120
 	$(Q)TD_BUILD=build/san TD_SANITIZE=1 python3 tests/e2e/run.py $(E2E_ARGS)
+
+# The library and the threaded host tests under ThreadSanitizer (clang):
+# any report fails (tests/e2e/tsan_*.py).
+TSAN_PROGS := thread_mix host_race host_stress
+tsan: deps-test
+	$(Q)$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread CC=clang OPT=-O1 \
+		build/tsan/libteardown.so $(addprefix build/tsan/tests/progs/,$(TSAN_PROGS))
+	$(Q)TD_BUILD=build/tsan TD_TSAN=1 TD_E2E_SUITE=tsan python3 tests/e2e/run.py $(E2E_ARGS)
 
 demo: deps-demo all
 	$(Q)TD_BUILD=$(BUILD) python3 examples/demo.py

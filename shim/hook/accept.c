@@ -57,7 +57,7 @@ static int td__accept(int lfd, struct sockaddr *addr, socklen_t *alen, int flags
 		if (*alen <= given && *alen <= sizeof(ss)) {
 			memcpy(&ss, addr, *alen);
 			sl = *alen;
-		} else if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		} else if (td_real_sys_getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
 			sl = 0;
 		}
 	}

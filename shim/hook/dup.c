@@ -56,7 +56,7 @@ static int td__dup23(int oldfd, int newfd, int flags, bool three)
 		goto plain;
 	}
 	saved = errno;
-	if (fcntl(oldfd, F_GETFD) < 0) {
+	if (td_real_sys_fcntl(oldfd, F_GETFD, 0) < 0) {
 		/* the real call fails with EBADF and closes nothing */
 		errno = saved;
 		goto plain;

@@ -23,7 +23,7 @@ static int td__validate(int fd, int how)
 		errno = EINVAL;
 		return -1;
 	}
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+	if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
 		return -1;
 	if (ti.tcpi_state == TD_TCP_CLOSE) {
 		errno = ENOTCONN;

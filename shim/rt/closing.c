@@ -153,7 +153,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 		changed = c->rule->close == TD_CLOSE_DRAIN || f.unread > 0 ||
 			  td_sock_linger_on(&c->s);
 		if (c->rule->close == TD_CLOSE_DRAIN) {
-			int pfd = fcntl(fd, F_DUPFD_CLOEXEC, td_init_proc.fd_base);
+			int pfd = td_real_sys_dupfd(fd, td_init_proc.fd_base);
 
 			if (pfd >= 0)
 				c->pfd = td_ownfd_mark(pfd);
@@ -248,7 +248,7 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 	(void)td_info_discard_input(c->pfd);
 	/* The peer may have closed already: then nothing to wait for. */
-	if (recv(c->pfd, &probe, 1, MSG_DONTWAIT | MSG_PEEK) == 0)
+	if (td_real_recv(c->pfd, &probe, 1, MSG_DONTWAIT | MSG_PEEK) == 0)
 		return false;
 	memset(&req, 0, sizeof(req));
 	req.pfd = c->pfd;

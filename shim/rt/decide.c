@@ -195,7 +195,7 @@ static bool td__local_of(int fd, struct td_addr *a)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 
-	return getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	return td_real_sys_getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
 	       td_addr_from_sockaddr(a, (struct sockaddr *)&ss, sl) == 0;
 }
 
@@ -298,7 +298,7 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 		 * ETIMEDOUT, blocking or not. */
 		socklen_t ol = sizeof(plan->old_uto);
 
-		if (getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &plan->old_uto,
+		if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &plan->old_uto,
 			       &ol) == 0)
 			plan->restore_uto = true;
 		td__set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT,

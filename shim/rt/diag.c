@@ -85,12 +85,12 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 	fd = td__nl_get();
 	if (fd < 0)
 		return -1;
-	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (td_real_sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		td_ownfd_close(fd);
 		return -1;
 	}
 	/* the kernel answers a lookup before sendto() returns */
-	n = recv(fd, &ans, sizeof(ans), MSG_DONTWAIT);
+	n = td_real_recv(fd, &ans, sizeof(ans), MSG_DONTWAIT);
 	if (n < (ssize_t)sizeof(struct nlmsghdr) || ans.nlh.nlmsg_seq != req.nlh.nlmsg_seq) {
 		/* out of step: do not hand a socket with a stray answer back */
 		td_ownfd_close(fd);
@@ -130,7 +130,7 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
 		uint8_t st;
 		socklen_t len = sizeof(st);
 
-		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &st, &len) == 0 && len >= 1)
+		if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &st, &len) == 0 && len >= 1)
 			state = st;
 		/* our own socket is CLOSE both after TIME_WAIT and after LAST_ACK:
 		 * only the 4-tuple's TIME_WAIT entry tells them apart */

@@ -112,8 +112,8 @@ static int td__make(struct td_target *t, int family, bool blackhole)
 	if (fd < 0)
 		return -1;
 	if (td_real_bind(fd, (struct sockaddr *)&ss, len) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
-	    (blackhole && listen(fd, 0) != 0)) {
+	    td_real_sys_getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+	    (blackhole && td_real_sys_listen(fd, 0) != 0)) {
 		td_real_close(fd);
 		return -1;
 	}
@@ -254,7 +254,7 @@ void td_faults_bytes_sent(int fd, ssize_t n)
 	for (int i = 0; i < 1000; i++) {
 		int outq = 0;
 
-		if (ioctl(fd, SIOCOUTQ, &outq) != 0 || outq == 0)
+		if (td_real_sys_ioctl(fd, SIOCOUTQ, &outq) != 0 || outq == 0)
 			break;
 		td_clock_sleep_ms(1);
 	}

@@ -59,6 +59,25 @@ static uint32_t td__next_tag(void)
 	return t;
 }
 
+_Static_assert(sizeof(struct td_sock_data) % 8 == 0, "td_sock_data is copied as words");
+
+/* e's data from d, word by word (relaxed atomic stores; see fdtab.h). */
+static void td__data_in(struct td_sock *e, const struct td_sock_data *d)
+{
+	uint64_t w[sizeof(e->dw) / 8];
+
+	memcpy(w, d, sizeof(*d));
+	for (size_t i = 0; i < sizeof(e->dw) / 8; i++)
+		__atomic_store_n(&e->dw[i], w[i], __ATOMIC_RELAXED);
+}
+
+/* out's data from e's, word by word (relaxed atomic loads). */
+static void td__data_out(struct td_sock *out, const struct td_sock *e)
+{
+	for (size_t i = 0; i < sizeof(e->dw) / 8; i++)
+		out->dw[i] = __atomic_load_n(&e->dw[i], __ATOMIC_RELAXED);
+}
+
 /* Publish d and the atomic fields given; the rest start at zero. */
 static struct td_sock *td__publish(int fd, const struct td_sock_data *d, uint32_t flags,
 				   uint32_t share, uint64_t linger)
@@ -75,7 +94,9 @@ static struct td_sock *td__publish(int fd, const struct td_sock_data *d, uint32_
 	 * makes a socket on a number it had freed in its own table.  Only in
 	 * the first case may it be replaced.
 	 */
-	old = atomic_load_explicit(&e->tag, memory_order_relaxed);
+	/* acquire: pairs with the release of the close that freed the number
+	 * (td_fdtab_forget, td_fdtab_claim), whose thread wrote the old data */
+	old = atomic_load_explicit(&e->tag, memory_order_acquire);
 	if (old != 0) {
 		if (!td_init_in_own_process())
 			return NULL;
@@ -85,7 +106,7 @@ static struct td_sock *td__publish(int fd, const struct td_sock_data *d, uint32_
 		if (old != 0 && atomic_load(&e->share) != 0)
 			(void)td_fdtab_share_leave(atomic_load(&e->share));
 	}
-	e->d = *d;
+	td__data_in(e, d);
 	atomic_store_explicit(&e->share, share, memory_order_relaxed);
 	atomic_store_explicit(&e->linger, linger, memory_order_relaxed);
 	atomic_store_explicit(&e->cw_seen_mono_us, 0, memory_order_relaxed);
@@ -122,7 +143,7 @@ struct td_sock *td_fdtab_update(int fd, uint32_t tag, const struct td_sock_data 
 
 	if (e == NULL || tag == 0 || !atomic_compare_exchange_strong(&e->tag, &expect, 0))
 		return NULL;
-	e->d = *d;
+	td__data_in(e, d);
 	/* something was decided: its close is no longer a bare one */
 	if (atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_BARE)
 		atomic_fetch_and(&e->flags, ~TD_SF_BARE);
@@ -146,7 +167,7 @@ static void td__copy(struct td_sock *out, const struct td_sock *e)
 	TD__COPY(reset_lost);
 	TD__COPY(reset_in_flight);
 #undef TD__COPY
-	out->d = e->d;
+	td__data_out(out, e);
 }
 
 bool td_fdtab_claim(int fd, struct td_sock *out)

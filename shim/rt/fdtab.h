@@ -79,7 +79,16 @@ struct td_sock {
 	 * and what that reset threw away (never sent; sent, unacknowledged) */
 	_Atomic int64_t reset_bytes_in, reset_bytes_out;
 	_Atomic int64_t reset_lost, reset_in_flight;
-	struct td_sock_data d;
+	/*
+	 * The plain data, also seen as words: td_fdtab_* copy it in and out
+	 * with relaxed atomic word accesses, so a reader racing a writer (the
+	 * tag check then throws its copy away) is no data race in C11's sense
+	 * either, and ThreadSanitizer can check everything else.
+	 */
+	union {
+		struct td_sock_data d;
+		uint64_t dw[(sizeof(struct td_sock_data) + 7) / 8];
+	};
 };
 
 /* The program's SO_LINGER as recorded in an entry. */

@@ -121,8 +121,8 @@ static int td__proc_holds(pid_t pid, uint64_t ino)
 	size_t wlen = td__sockname(want, sizeof(want), ino);
 	int dfd, found = 0, seen = 0;
 
-	dfd = open(td__procfd(path, sizeof(path), pid, -1),
-		   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dfd = td_real_sys_open(td__procfd(path, sizeof(path), pid, -1),
+		   O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (dfd < 0)
 		return (errno == ENOENT || errno == ESRCH) ? 0 : -1;
 	for (;;) {

@@ -17,11 +17,11 @@ bool td_info_is_tcp(int fd, int *family)
 	int v = 0;
 	socklen_t len = sizeof(v);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) != 0 ||
+	if (td_real_sys_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) != 0 ||
 	    v != IPPROTO_TCP)
 		return false;
 	len = sizeof(v);
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) != 0 ||
+	if (td_real_sys_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) != 0 ||
 	    (v != AF_INET && v != AF_INET6))
 		return false;
 	if (family)
@@ -71,7 +71,7 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 	memset(f, 0, sizeof(*f));
 	f->state = -1;
 	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+	if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
 		return errno == ENOPROTOOPT || errno == EOPNOTSUPP ? -ENOTSOCK : -errno;
 	f->state = ti.tcpi_state;
 	/* raw: the peer's FIN counts as a byte (td_payload_in() knows) */
@@ -83,7 +83,7 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		/* for a listener the kernel reports its accept queue here */
 		f->backlog = (int)ti.tcpi_unacked;
 	} else {
-		if (ioctl(fd, SIOCINQ, &v) == 0)
+		if (td_real_sys_ioctl(fd, SIOCINQ, &v) == 0)
 			f->unread = v;
 		/* once closed (reset, refused), nothing is waiting to be sent:
 		 * the kernel's counter still holds the SYN and the purged queue.
@@ -93,7 +93,7 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 			f->unsent = 0;
 		else if (ti.tcpi_unacked == 0)
 			f->unsent = ti.tcpi_notsent_bytes;
-		else if (ioctl(fd, SIOCOUTQ, &v) == 0)
+		else if (td_real_sys_ioctl(fd, SIOCOUTQ, &v) == 0)
 			f->unsent = v;
 		/*
 		 * Our FIN takes a sequence number: once queued (FIN_WAIT1,
@@ -109,14 +109,14 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		}
 	}
 	len = sizeof(lg);
-	if (want_linger && getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {
+	if (want_linger && td_real_sys_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {
 		f->linger_on = lg.l_onoff != 0;
 		f->linger_secs = lg.l_linger;
 	}
 	if (want_ino) {
 		struct stat st;
 
-		if (fstat(fd, &st) == 0)
+		if (td_real_sys_fstat(fd, &st) == 0)
 			f->ino = st.st_ino;
 	}
 	return 0;
@@ -131,7 +131,7 @@ int64_t td_info_discard_input(int fd)
 	int64_t total = 0;
 
 	for (int i = 0; i < 64; i++) {
-		ssize_t n = recv(fd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
+		ssize_t n = td_real_recv(fd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
 
 		if (n <= 0)
 			break;

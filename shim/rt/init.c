@@ -195,7 +195,7 @@ static void td__proc_init(void)
 void td_init_prepare_policy(struct td_policy *p)
 {
 	char exe[PATH_MAX], base[128];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	ssize_t n = td_real_sys_readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
 	exe[n > 0 ? n : 0] = '\0';
 	td__basename(base, sizeof(base), exe);

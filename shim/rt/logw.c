@@ -108,7 +108,7 @@ static bool td__same(int fd, uint64_t dev, uint64_t ino, mode_t *mode)
 {
 	struct stat st;
 
-	if (fd < 0 || fstat(fd, &st) != 0)
+	if (fd < 0 || td_real_sys_fstat(fd, &st) != 0)
 		return false;
 	if (mode)
 		*mode = st.st_mode;
@@ -127,13 +127,13 @@ static bool td__stderr_usable(struct stat *st, int *err)
 	int domain = 0;
 	socklen_t len = sizeof(domain);
 
-	if (fstat(2, st) != 0) {
+	if (td_real_sys_fstat(2, st) != 0) {
 		*err = EBADF;
 		return false;
 	}
 	if (!S_ISSOCK(st->st_mode))
 		return true;
-	if (getsockopt(2, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) {
+	if (td_real_sys_getsockopt(2, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) {
 		*err = EOPNOTSUPP;
 		return false;
 	}
@@ -165,12 +165,12 @@ static int td__open_stderr(void)
 	struct stat st;
 	int fd = -1;
 
-	if (fstat(2, &st) != 0)
+	if (td_real_sys_fstat(2, &st) != 0)
 		return -1;
 	if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))
-		fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		fd = td_real_sys_open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0);
 	if (fd < 0)
-		fd = fcntl(2, F_DUPFD_CLOEXEC, 0);
+		fd = td_real_sys_dupfd(2, 0);
 	return fd;
 }
 
@@ -216,7 +216,7 @@ static int td__open_dgram(const char *path)
  */
 static int td__open_file(const char *path)
 {
-	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+	return td_real_sys_open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
 			      O_NONBLOCK | O_NOCTTY, 0600);
 }
 
@@ -264,7 +264,7 @@ static int td__reopen(int stale)
 		return -1;
 	}
 	fd = td_ownfd_mark(fd);
-	if (fstat(fd, &st) != 0) {
+	if (td_real_sys_fstat(fd, &st) != 0) {
 		td_ownfd_close(fd);
 		return -1;
 	}
@@ -474,7 +474,7 @@ static void td__rotate(const struct td_policy *p, int fd)
 	if (nfd < 0) {
 		err = errno;
 	} else {
-		if (fstat(nfd, &st) != 0 || !td_ownfd_is(fd) ||
+		if (td_real_sys_fstat(nfd, &st) != 0 || !td_ownfd_is(fd) ||
 		    td_real_dup3(nfd, fd, O_CLOEXEC) != fd) {
 			err = errno ? errno : EIO;
 		} else {
@@ -781,7 +781,7 @@ static bool td__warn_stderr(const char *line, size_t len)
 	if (!S_ISFIFO(st.st_mode))
 		return td__put(2, st.st_mode, line, len) == 0;
 	/* a pipe: a descriptor of our own, non-blocking, for this line */
-	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	fd = td_real_sys_open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0);
 	if (fd < 0)
 		return td__put(2, st.st_mode, line, len) == 0;
 	ok = td__put(fd, st.st_mode, line, len) == 0;

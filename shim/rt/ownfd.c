@@ -18,11 +18,11 @@ int td_ownfd_mark(int fd)
 
 	if (fd < 0)
 		return -1;
-	hi = fd >= td_init_proc.fd_base ? fd : fcntl(fd, F_DUPFD_CLOEXEC, td_init_proc.fd_base);
+	hi = fd >= td_init_proc.fd_base ? fd : td_real_sys_dupfd(fd, td_init_proc.fd_base);
 	if (hi < 0) {
 		/* no room up there: keep the low number, still close-on-exec */
 		hi = fd;
-		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		(void)td_real_sys_fcntl(fd, F_SETFD, FD_CLOEXEC);
 	} else if (hi != fd) {
 		td_real_close(fd);
 	}

@@ -8,6 +8,7 @@
 #define TD_REAL_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <stdio.h>
@@ -39,6 +40,32 @@ long td_real_sys(long n, long a, long b, long c, long d, long e, long f) TD_HIDD
 #define td_real_sys3(n, a, b, c) td_real_sys((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
 /* dup2 as a system call, on architectures without SYS_dup2 too. */
 int td_real_sys_dup2(int oldfd, int newfd) TD_HIDDEN;
+/*
+ * The library's own descriptors are made with system calls, never with
+ * libc names the program (or a sanitizer's runtime in it) may interpose:
+ * what interposes them would see fds appear that it never sees closed
+ * (td_real_close() is libc's own close).
+ */
+#define td_real_sys_open(path, flags, mode) \
+	((int)td_real_sys(SYS_openat, AT_FDCWD, (long)(path), (flags), (mode), 0, 0))
+#define td_real_sys_dupfd(fd, min) ((int)td_real_sys3(SYS_fcntl, (fd), F_DUPFD_CLOEXEC, (min)))
+/*
+ * The same for every other call the library makes on a socket or file:
+ * by system call, or through td_real_<name>() for the calls it wraps
+ * itself, never by a name the program may define (its definition would
+ * come first) or a sanitizer intercepts (it would see the library's work
+ * as the program's).
+ */
+#define td_real_sys_getsockopt(fd, lv, nm, v, len) \
+	((int)td_real_sys(SYS_getsockopt, (fd), (lv), (nm), (long)(v), (long)(len), 0))
+#define td_real_sys_getsockname(fd, sa, len) ((int)td_real_sys3(SYS_getsockname, (fd), (sa), (len)))
+#define td_real_sys_getpeername(fd, sa, len) ((int)td_real_sys3(SYS_getpeername, (fd), (sa), (len)))
+#define td_real_sys_ioctl(fd, req, arg) ((int)td_real_sys3(SYS_ioctl, (fd), (req), (arg)))
+#define td_real_sys_fstat(fd, st) ((int)td_real_sys2(SYS_fstat, (fd), (st)))
+#define td_real_sys_fcntl(fd, cmd, arg) ((int)td_real_sys3(SYS_fcntl, (fd), (cmd), (arg)))
+#define td_real_sys_listen(fd, n) ((int)td_real_sys2(SYS_listen, (fd), (n)))
+#define td_real_sys_readlink(path, buf, n) \
+	((ssize_t)td_real_sys(SYS_readlinkat, AT_FDCWD, (long)(path), (long)(buf), (long)(n), 0, 0))
 
 /* A call with no system call behind it, made before start-up: bind late. */
 #define TD_LATE(name, args, fail) \

@@ -286,7 +286,7 @@ void td_reload_reset_open(const struct td_policy *p)
 			continue;
 		r = &p->rules[ri];
 		e = td_fdtab_peek(fd);
-		dfd = fcntl(fd, F_DUPFD_CLOEXEC, td_init_proc.fd_base);
+		dfd = td_real_sys_dupfd(fd, td_init_proc.fd_base);
 		if (dfd < 0)
 			continue;
 		if (e != NULL && atomic_load(&e->tag) == tag) {

@@ -31,11 +31,11 @@ void td_runwide_attach(const char *path)
 
 	if (path == NULL || *path != '/')
 		return;
-	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	fd = td_real_sys_open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0);
 	if (fd < 0)
 		return;
 	/* the user's own small regular file, nothing else */
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	if (td_real_sys_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
 	    st.st_size != (off_t)sizeof(struct td_run_shm)) {
 		td_real_close(fd);
 		return;

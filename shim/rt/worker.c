@@ -52,6 +52,12 @@ static _Atomic int td__wstate;
 static _Atomic int td__efd = -1, td__epfd = -1;
 static _Atomic int td__leaks;
 
+/* epoll_ctl as a system call: see td_real_sys_open() in real.h */
+static int td__epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	return (int)td_real_sys(SYS_epoll_ctl, epfd, op, fd, (long)ev, 0, 0);
+}
+
 static void td__kick(void)
 {
 	uint64_t one = 1;
@@ -92,7 +98,7 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 	r->cf.eof_seen = eof;
 	td_closing_outcome(&r->ev, &r->cf, r->t_open_mono_us);
 	if (atomic_load(&td__epfd) >= 0)
-		(void)epoll_ctl(atomic_load(&td__epfd), EPOLL_CTL_DEL, r->pfd, NULL);
+		(void)td__epoll_ctl(atomic_load(&td__epfd), EPOLL_CTL_DEL, r->pfd, NULL);
 	td_ownfd_close(r->pfd);
 	if (r->log)
 		td_logw_event(r->p, &r->ev);
@@ -103,7 +109,7 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 static void td__drain_read(struct td_dslot *d)
 {
 	for (int i = 0; i < 256; i++) {
-		ssize_t n = recv(d->req.pfd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
+		ssize_t n = td_real_recv(d->req.pfd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
 
 		if (n > 0)
 			continue;
@@ -129,7 +135,7 @@ static void td__fire(struct td_tslot *t)
 
 	if (e == NULL || atomic_load(&e->tag) != t->tag)
 		return;
-	dfd = fcntl(t->fd, F_DUPFD_CLOEXEC, td_init_proc.fd_base);
+	dfd = td_real_sys_dupfd(t->fd, td_init_proc.fd_base);
 	if (dfd < 0)
 		return;
 	if (atomic_load(&e->tag) == t->tag)
@@ -215,7 +221,7 @@ static bool td__watch(int epfd, int i)
 	struct td_dslot *d = &td__drains[i];
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
 
-	if (td_ownfd_is(d->req.pfd) && epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) == 0)
+	if (td_ownfd_is(d->req.pfd) && td__epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) == 0)
 		return true;
 	td__drain_finish(d, TD_SLOT_ACTIVE, false);
 	return false;
@@ -280,8 +286,8 @@ static int64_t td__expire(int64_t now)
 static int td__rearm(int *efd)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
-	int nefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int nepfd = epoll_create1(EPOLL_CLOEXEC);
+	int nefd = (int)td_real_sys2(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int nepfd = (int)td_real_sys1(SYS_epoll_create1, EPOLL_CLOEXEC);
 
 	if (nefd < 0 || nepfd < 0) {
 		if (nefd >= 0)
@@ -292,7 +298,7 @@ static int td__rearm(int *efd)
 	}
 	nefd = td_ownfd_mark(nefd);
 	nepfd = td_ownfd_mark(nepfd);
-	(void)epoll_ctl(nepfd, EPOLL_CTL_ADD, nefd, &ev);
+	(void)td__epoll_ctl(nepfd, EPOLL_CTL_ADD, nefd, &ev);
 	/* the old ones are closed only if they are still ours */
 	td_ownfd_close(atomic_exchange(&td__efd, nefd));
 	td_ownfd_close(atomic_exchange(&td__epfd, nepfd));
@@ -314,7 +320,7 @@ static void *td__main(void *arg)
 	{
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
 
-		(void)epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev);
+		(void)td__epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev);
 	}
 	for (;;) {
 		int64_t now = td_clock_mono_us(), next, wait_ms;
@@ -344,7 +350,7 @@ static void *td__main(void *arg)
 			}
 			epfd = fresh;
 		}
-		n = epoll_wait(epfd, evs, 64, (int)wait_ms);
+		n = (int)td_real_sys(SYS_epoll_pwait, epfd, (long)evs, 64, (int)wait_ms, 0, 8);
 		if (n < 0 && errno != EINTR) {
 			/* still marked ours, yet no epoll: closed behind every
 			 * hook (a raw system call).  Drop the mark without
@@ -359,7 +365,7 @@ static void *td__main(void *arg)
 			if (k == UINT32_MAX) {
 				uint64_t v;
 
-				(void)read(efd, &v, sizeof(v));
+				(void)td_real_read(efd, &v, sizeof(v));
 			} else if (k < TD_DRAINS &&
 				   atomic_load(&td__drains[k].state) == TD_SLOT_ACTIVE) {
 				td__drain_read(&td__drains[k]);
@@ -393,8 +399,10 @@ static int td__ensure(void)
 			goto fail;
 		td__drains = m;
 	}
-	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	epfd = epoll_create1(EPOLL_CLOEXEC);
+	/* system calls, not libc: nothing interposed on the program's side
+	 * (a sanitizer's fd bookkeeping) may see fds that only we use */
+	efd = (int)td_real_sys2(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+	epfd = (int)td_real_sys1(SYS_epoll_create1, EPOLL_CLOEXEC);
 	if (efd < 0 || epfd < 0) {
 		if (efd >= 0)
 			td_real_close(efd);

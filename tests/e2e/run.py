@@ -64,10 +64,14 @@ def load_module(name):
 
 
 def discover():
-    """Return [(test_id, function or None, import error or None)] in file order."""
+    """Return [(test_id, function or None, import error or None)] in file order.
+
+    The suite is tests/e2e/test_*.py; TD_E2E_SUITE=NAME runs NAME_*.py
+    instead (``make tsan``: tsan_*.py, against a ThreadSanitizer build)."""
     found = []
+    prefix = os.environ.get("TD_E2E_SUITE", "test") + "_"
     for fname in sorted(os.listdir(E2E_DIR)):
-        if not (fname.startswith("test_") and fname.endswith(".py")):
+        if not (fname.startswith(prefix) and fname.endswith(".py")):
             continue
         name = fname[:-3]
         try:

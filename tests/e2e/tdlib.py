@@ -298,6 +298,41 @@ def finish_test(failed):
 # Environments and policies
 # ---------------------------------------------------------------------------
 
+def tsan():
+    """Whether the build under test is a ThreadSanitizer build (TD_TSAN=1,
+    ``make tsan``): its library runs only in programs built the same way."""
+    return os.environ.get("TD_TSAN", "") == "1"
+
+
+def _symbolize(text):
+    """Frames "(module+0xOFFSET)" of a report with function, file and line
+    (addr2line on the module of the build under test)."""
+    progs = os.path.join(build_dir(), "tests", "progs")
+
+    def one(m):
+        mod, off = m.group(1), m.group(2)
+        path = os.path.join(build_dir(), mod)
+        if not os.path.exists(path):
+            path = os.path.join(progs, mod)
+        if not os.path.exists(path):
+            return m.group(0)
+        r = subprocess.run(["addr2line", "-f", "-C", "-e", path, "0x" + off],
+                           capture_output=True, text=True, timeout=30)
+        where = " ".join(r.stdout.split()) if r.returncode == 0 else "?"
+        return "%s [%s+0x%s]" % (where.replace(REPO_ROOT + "/", ""), mod, off)
+    return re.sub(r"\(([\w.+-]+)\+0x([0-9a-f]+)\)", one, text)
+
+
+def tsan_reports():
+    """The ThreadSanitizer reports written so far in this test, as text."""
+    out = []
+    for name in sorted(os.listdir(tmpdir())):
+        if name.startswith("tsan."):
+            with open(os.path.join(tmpdir(), name), errors="replace") as f:
+                out.append(_symbolize(f.read()))
+    return out
+
+
 def shim_env(policy=None, config=None, extra=None, preload=True):
     """Return an environment dict for a child program.
 
@@ -318,6 +353,13 @@ def shim_env(policy=None, config=None, extra=None, preload=True):
     if sanitize():
         env["ASAN_OPTIONS"] = "verify_asan_link_order=0:detect_leaks=0"
         env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    if tsan():
+        # every report goes to a file of its own in the test's directory
+        # (tsan_reports() reads them); the program runs on
+        # (symbolized afterwards: the runtime's own symbolizer would start
+        # with this LD_PRELOAD, which only a ThreadSanitizer program loads)
+        env["TSAN_OPTIONS"] = ("log_path=%s:halt_on_error=0:report_signal_unsafe=1:"
+                               "symbolize=0:die_after_fork=0" % os.path.join(tmpdir(), "tsan"))
     if policy is not None:
         env["TEARDOWN_POLICY"] = policy
     if config is not None:

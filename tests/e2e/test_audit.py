@@ -387,12 +387,10 @@ def test_close_racing_peer_fin_is_logged_passive():
     between the two (microseconds, but under load it happens: 3% to 13%
     of nginx's closes under wrk in test_report_real, before the fix) turns
     the real close into a passive one (CLOSE_WAIT -> LAST_ACK, no
-    TIME_WAIT here).  The library therefore sends an active closer's FIN
-    itself, with shutdown(SHUT_WR) just before the real close, and reads
-    the state that follows (LAST_ACK: the peer's FIN was first; CLOSE is
-    settled by sock_diag, shim/rt/diag.c).  A test double
-    (tests/progs/libcore_slowshut.so) pauses 200 ms inside that shutdown,
-    so the client's FIN always lands in the window.
+    TIME_WAIT here).  The library therefore asks the kernel after the
+    close (sock_diag, shim/rt/diag.c: LAST_ACK or gone, the peer's FIN was
+    first).  A test double (tests/progs/libcore_slowshut.so) pauses 200 ms
+    inside the real close, so the client's FIN always lands in the window.
 
     The wire: the client's FIN first, and the server's FIN acknowledges
     it; TIME_WAIT on the client only.  The log agrees: closer=passive,
@@ -402,7 +400,7 @@ def test_close_racing_peer_fin_is_logged_passive():
     assert os.path.exists(slow), "%s is missing: run make testprogs" % slow
     env, log = _policy([_rule("pass")], "server")
     env["LD_PRELOAD"] += " " + slow
-    env["CORE_SLOWSHUT_MS"] = "200"
+    env["CORE_SLOWCLOSE_MS"] = "200"
     with tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--send", 10, env=env)
         cli = tdlib.run_client(srv.port, "--read", 10).result

@@ -14,7 +14,7 @@ search path) and must agree with what happens when the program runs:
   library no longer uses: no warning; it serves a page under the library;
 - tests/progs/exports_config: the same names, flagged exactly when the
   library's own references include them;
-- tests/progs/exports_libc: exports strlen and getsockopt: flagged, and
+- tests/progs/exports_libc: exports strlen and clock_gettime: flagged, and
   under the library the library's calls do land in the program's
   functions (counted by the program).
 
@@ -282,18 +282,18 @@ def test_doctor_on_libconfig_names_follows_the_library():
 @tdlib.requires("teardown", "lib")
 @tdlib.timeout(30)
 def test_doctor_flags_a_program_exporting_libc_names():
-    """tests/progs/exports_libc exports its own strlen and getsockopt.
+    """tests/progs/exports_libc exports its own strlen and clock_gettime.
     Both are libc functions the library calls: the doctor names each with
     the program as where it is defined, warns, and says no (ok false, exit
     status 1); `teardown -- PROG` warns on stderr before it runs it.  And
-    that is what happens: run under the library, the program's getsockopt
-    is called (by the library, reading the socket's state at close),
-    while without the library it is never called."""
+    that is what happens: run under the library, the program's clock_gettime
+    is called (by the library, stamping its events), while without the
+    library it is never called."""
     prog = tdlib.test_prog("exports_libc")
     assert os.path.exists(prog), "%s is missing: run make testprogs" % prog
-    flagged = {"strlen", "getsockopt"} & _imports()
-    assert {"strlen", "getsockopt"} <= _exports(prog)
-    assert "getsockopt" in flagged, "the library no longer calls getsockopt: pick another name"
+    flagged = {"strlen", "clock_gettime"} & _imports()
+    assert {"strlen", "clock_gettime"} <= _exports(prog)
+    assert "clock_gettime" in flagged, "the library no longer calls clock_gettime: pick another name"
     run = _doctor("--json", prog)
     got = _programs(run)[prog]
     assert run.rc == 1 and not got["ok"] and got["reachable"], got
@@ -309,17 +309,17 @@ def test_doctor_flags_a_program_exporting_libc_names():
     assert text[1].startswith("  warning: this program (%s) defines " % prog), text
 
     plain = tdlib.run([prog], env=tdlib.shim_env(preload=False), name="plain")
-    assert json.loads(plain.stdout()) == {"strlen": 0, "getsockopt": 0}, plain.stdout()
+    assert json.loads(plain.stdout()) == {"strlen": 0, "clock_gettime": 0}, plain.stdout()
     env, _ = _observe_env("exports_libc")
     under = tdlib.run([prog], env=env, name="preloaded")
     assert under.rc == 0, under.stderr()
-    assert json.loads(under.stdout())["getsockopt"] > 0, under.stdout()
+    assert json.loads(under.stdout())["clock_gettime"] > 0, under.stdout()
 
     wrapped = tdlib.run([tdlib.teardown_cmd(), "--", prog], env=tdlib.shim_env(preload=False),
                         name="teardown-run")
     assert wrapped.rc == 0, wrapped.stderr()
     warning = wrapped.stderr().splitlines()[0]
-    assert warning.startswith("teardown: warning: %s: " % prog) and "getsockopt" in warning, \
+    assert warning.startswith("teardown: warning: %s: " % prog) and "clock_gettime" in warning, \
         wrapped.stderr()
 
 

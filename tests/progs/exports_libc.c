@@ -1,27 +1,28 @@
 /*
  * exports_libc: a program that defines, and exports (built with
  * -rdynamic), two libc functions the library calls: strlen and
- * getsockopt, as counting wrappers around libc's.  Programs do this
- * (their own string routines, a getsockopt shim); the loader then binds
+ * clock_gettime, as counting wrappers around libc's.  Programs do this
+ * (their own string routines, a clock shim); the loader then binds
  * the library's calls to these instead of libc's, which `teardown doctor`
  * must say.
  *
  * It makes one TCP connection over loopback to itself and closes both
  * ends, then prints one JSON line: how often each wrapper was called,
- * {"strlen": N, "getsockopt": M}.  The program itself never calls either,
- * so every call counted came from another object: under the library, the
- * library's own reads of the socket's state at close.
+ * {"strlen": N, "clock_gettime": M}.  The program itself never calls
+ * either, so every call counted came from another object: under the
+ * library, the library's own clock reads for its events.
  */
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hostutil.h"
 
-static _Atomic long g_strlen, g_getsockopt;
+static _Atomic long g_strlen, g_clock;
 
 /* A plain loop the compiler must not turn back into a call to strlen. */
 __attribute__((optimize("no-tree-loop-distribute-patterns"), noinline))
@@ -35,14 +36,14 @@ size_t strlen(const char *s)
 	return (size_t)(p - s);
 }
 
-int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+int clock_gettime(clockid_t id, struct timespec *ts)
 {
-	static int (*real)(int, int, int, void *, socklen_t *);
+	static int (*real)(clockid_t, struct timespec *);
 
-	atomic_fetch_add(&g_getsockopt, 1);
+	atomic_fetch_add(&g_clock, 1);
 	if (real == NULL)
-		*(void **)&real = dlsym(RTLD_NEXT, "getsockopt");
-	return real(fd, level, name, val, len);
+		*(void **)&real = dlsym(RTLD_NEXT, "clock_gettime");
+	return real(id, ts);
 }
 
 int main(void)
@@ -61,7 +62,7 @@ int main(void)
 	close(c);
 	close(a);
 	close(l);
-	printf("{\"strlen\": %ld, \"getsockopt\": %ld}\n", atomic_load(&g_strlen),
-	       atomic_load(&g_getsockopt));
+	printf("{\"strlen\": %ld, \"clock_gettime\": %ld}\n", atomic_load(&g_strlen),
+	       atomic_load(&g_clock));
 	return 0;
 }
