@@ -1,12 +1,22 @@
 # teardown: one Makefile for the preloaded library, the command, the
 # examples and the tests.  `make V=1` shows the commands.
 
+# Installed layout (faketime's): the library in a private folder of the
+# multiarch lib directory, found by the command (TD_LIBDIR, or relative to
+# the command for a tree copied elsewhere).
 PREFIX ?= /usr/local
 DESTDIR ?=
+DEB_HOST_MULTIARCH ?= $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || \
+	$(CC) -print-multiarch 2>/dev/null)
+MULTIARCH := $(DEB_HOST_MULTIARCH)
 BINDIR ?= $(PREFIX)/bin
-LIBDIR ?= $(PREFIX)/lib/teardown
-SYSCONFDIR ?= /etc
+LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))/teardown
+DATADIR ?= $(PREFIX)/share/teardown
+MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/teardown
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+# LIBDIR as seen from BINDIR (both under PREFIX by default)
+LIBDIR_REL ?= ../$(patsubst $(PREFIX)/%,%,$(LIBDIR))
 
 BUILD ?= build
 CC ?= cc
@@ -16,16 +26,23 @@ VERSION := 0.1.0
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
 	-Wformat=2 -Wno-format-nonliteral -Wundef -fno-common
-CPPFLAGS += -Iinclude -D_GNU_SOURCE -DTD_VERSION=\"$(VERSION)\" -DTD_LIBDIR=\"$(LIBDIR)\"
+# CPPFLAGS, CFLAGS and LDFLAGS are the builder's (dpkg-buildflags sets
+# them in the environment); the project's own flags are kept apart so
+# that a CFLAGS given on the command line does not drop them.  The
+# builder's CFLAGS come after OPT (their -O wins) and before WARN (our
+# warnings stay errors).
 CFLAGS ?= -g
-CFLAGS += -std=gnu11 $(OPT) $(WARN) -fPIC -fvisibility=hidden
+TD_CPPFLAGS := -Iinclude -D_GNU_SOURCE -DTD_VERSION=\"$(VERSION)\" -DTD_LIBDIR=\"$(LIBDIR)\" \
+	-DTD_LIBDIR_REL=\"$(LIBDIR_REL)\"
+TD_CFLAGS = -std=gnu11 $(OPT) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(SANFLAGS)
 
 ifeq ($(SAN),1)
-CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDSAN := -fsanitize=address,undefined
 # A sanitized preload must not insist on -z defs: the runtime comes from libasan.
 SHIM_DEFS :=
 else
+SANFLAGS :=
 LDSAN :=
 SHIM_DEFS := -Wl,-z,defs
 endif
@@ -74,7 +91,7 @@ all: $(LIB) $(CLI) $(EXAMPLES)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(TD_CPPFLAGS) $(CPPFLAGS) $(TD_CFLAGS) -MMD -MP -c -o $@ $<
 
 # The version script: the names listed in shim/rt/calls.h, and no others.
 $(BUILD)/teardown.map: shim/teardown.map.in shim/rt/calls.h
@@ -83,7 +100,7 @@ $(BUILD)/teardown.map: shim/teardown.map.in shim/rt/calls.h
 
 $(LIB): $(CORE_OBJ) $(SHIM_OBJ) $(BUILD)/teardown.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -o $@ $(CORE_OBJ) $(SHIM_OBJ) $(LDSAN) \
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $(CORE_OBJ) $(SHIM_OBJ) $(LDSAN) \
 		-Wl,--version-script=$(BUILD)/teardown.map $(SHIM_DEFS) -Wl,-z,now \
 		-Wl,--as-needed -Wl,-soname,libteardown.so
 
@@ -97,17 +114,17 @@ $(TOOL_LIB): $(TOOL_OBJ)
 
 $(CLI): $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN)
 
 $(UNIT): $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN) -lcriterion -lconfig -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN) -lcriterion -lconfig -lm
 
 $(BUILD)/examples/%: examples/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) -lpthread
+	$(Q)$(CC) $(TD_CPPFLAGS) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(TD_CFLAGS)) $(LDFLAGS) -o $@ $< $(LDSAN) -lpthread
 
 # Programs that export their own definitions of names the library uses.
 $(BUILD)/tests/progs/exports_%: PROG_LDFLAGS := -rdynamic
@@ -115,12 +132,12 @@ $(BUILD)/tests/progs/exports_%: PROG_LDFLAGS := -rdynamic
 $(BUILD)/tests/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) $(PROG_LDFLAGS) -lpthread
+	$(Q)$(CC) $(TD_CPPFLAGS) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(TD_CFLAGS)) $(LDFLAGS) -o $@ $< $(LDSAN) $(PROG_LDFLAGS) -lpthread
 
 $(BUILD)/tests/progs/%.so: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -shared -o $@ $< $(LDSAN) -lpthread
+	$(Q)$(CC) $(TD_CPPFLAGS) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(TD_CFLAGS)) $(LDFLAGS) -shared -o $@ $< $(LDSAN) -lpthread
 
 testprogs: $(TESTPROGS)
 

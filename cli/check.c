@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "cli.h"
+#include "doctor.h"
 #include "teardown/config.h"
 #include "teardown/event.h"
 #include "teardown/schema.h"
@@ -22,30 +23,36 @@ struct td__check_opts {
 	bool privileged;
 	bool canonical;
 	bool no_target;
+	bool system;
+	bool json;
 	int n_files;
 };
 
-static void td__check_usage(FILE *f)
+enum { O_PRIVILEGED = TD_OPT_LONG, O_CANONICAL, O_NO_TARGET, O_SYSTEM, O_JSON };
+
+static const struct td_opt td__check_opts_table[] = {
+	{"privileged", O_PRIVILEGED, NULL,
+	 "also apply the checks a set-user-ID program makes: the\n"
+	 "file must be owned by root or you, and not writable by\n"
+	 "group or others", NULL},
+	{"canonical", O_CANONICAL, NULL,
+	 "print the policy in canonical libconfig form instead,\n"
+	 "every default spelled out", NULL},
+	{"no-target", O_NO_TARGET, NULL,
+	 "do not check the log target (a policy for another\n"
+	 "machine); by default a file target must be writable\n"
+	 "(or creatable) here, syslog's /dev/log or journald's\n"
+	 "socket must be listening", NULL},
+	{"system", O_SYSTEM, NULL,
+	 "first run the system checks of `teardown doctor --system`\n"
+	 "(/etc/ld.so.preload, /etc/teardown.conf, the library)", NULL},
+	{"json", O_JSON, NULL, "with --system: the system checks as JSON lines", NULL},
+	{0},
+};
+
+static const struct td_opt *td__check_table(void)
 {
-	fputs("usage: teardown check [--privileged] [--canonical] [--no-target] FILE...\n"
-	      "\n"
-	      "Validate teardown policy files.  For each valid file, print its rules\n"
-	      "as they will be applied (first match wins); for each invalid one, print\n"
-	      "one error line (file:line: key: problem) on stderr.\n"
-	      "\n"
-	      "  --privileged  also apply the checks a set-user-ID program makes: the\n"
-	      "                file must be owned by root or you, and not writable by\n"
-	      "                group or others\n"
-	      "  --canonical   print the policy in canonical libconfig form instead,\n"
-	      "                every default spelled out\n"
-	      "  --no-target   do not check the log target (a policy for another\n"
-	      "                machine); by default a file target must be writable\n"
-	      "                (or creatable) here, syslog's /dev/log or journald's\n"
-	      "                socket must be listening\n"
-	      "  -             read a policy from standard input\n"
-	      "\n"
-	      "Exit status: 0 if every file is valid, 1 if any is not, 2 on bad usage.\n",
-	      f);
+	return td__check_opts_table;
 }
 
 /* A string for a one-line summary: bare when plain, else quoted. */
@@ -223,50 +230,38 @@ static int td__check_one(const char *path, const struct td__check_opts *o)
 	return 0;
 }
 
-int td_cmd_check(int argc, char **argv)
+static int td_cmd_check(int argc, char **argv)
 {
 	struct td__check_opts o = {0};
 	locale_t c_num, old = (locale_t)0;
-	int first = argc, status = 0, i;
+	struct td_getopt g;
+	int status = 0, c;
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
-		}
-		if (a[0] != '-' || strcmp(a, "-") == 0)
-			break;
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			td__check_usage(stdout);
-			return 0;
-		}
-		if (strcmp(a, "--privileged") == 0) {
-			o.privileged = true;
-		} else if (strcmp(a, "--canonical") == 0) {
-			o.canonical = true;
-		} else if (strcmp(a, "--no-target") == 0) {
-			o.no_target = true;
-		} else {
-			/* --system belongs to another part of the command. */
-			fprintf(stderr, "teardown check: unknown option %s\n", a);
-			td__check_usage(stderr);
-			return 2;
+	if (td_getopt_init(&g, &td_cmd_check_def, argc, argv, false) != 0)
+		return TD_EXIT_USAGE;
+	while ((c = td_getopt_next(&g)) != -1) {
+		switch (c) {
+		case TD_OPT_DONE: td_getopt_free(&g); return g.status;
+		case O_PRIVILEGED: o.privileged = true; break;
+		case O_CANONICAL: o.canonical = true; break;
+		case O_NO_TARGET: o.no_target = true; break;
+		case O_SYSTEM: o.system = true; break;
+		case O_JSON: o.json = true; break;
 		}
 	}
-	first = i;
-	o.n_files = argc - first;
-	if (o.n_files <= 0) {
-		fputs("teardown check: no policy file given\n", stderr);
-		td__check_usage(stderr);
-		return 2;
-	}
+	td_getopt_free(&g);
+	o.n_files = argc - optind;
+	if (o.n_files <= 0 && !o.system)
+		return td_usage_error(&td_cmd_check_def, "no policy file given");
+	if (o.json && !o.system)
+		return td_usage_error(&td_cmd_check_def, "--json goes with --system");
+	if (o.system && td_doctor_system(stdout, o.json) != 0)
+		status = 1;
 	/* Probabilities print as 0.25 whatever locale main() chose. */
 	c_num = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
 	if (c_num != (locale_t)0)
 		old = uselocale(c_num);
-	for (i = first; i < argc; i++)
+	for (int i = optind; i < argc; i++)
 		if (td__check_one(argv[i], &o) != 0)
 			status = 1;
 	if (c_num != (locale_t)0) {
@@ -276,3 +271,19 @@ int td_cmd_check(int argc, char **argv)
 	fflush(stdout);
 	return status;
 }
+
+const struct td_cmd td_cmd_check_def = {
+	.name = "check",
+	.synopsis = "[options] FILE...\n--system [--json] [FILE...]",
+	.summary = "validate policy files, print the rules as understood",
+	.about = "Validate teardown policy files.  For each valid file, print its rules\n"
+		 "as they will be applied (first match wins) and warn about a rule that\n"
+		 "can never match because an earlier rule matches every socket it does;\n"
+		 "for each invalid one, print every error (file:line: key: problem) on\n"
+		 "stderr.  FILE - reads a policy from standard input.",
+	.opts = td__check_table,
+	.after = "Exit status: 0 if every file is valid (and the system checks pass),\n"
+		 "1 if any is not, 125 on bad usage.",
+	.main = td_cmd_check,
+	.operands = "@file",
+};

@@ -326,6 +326,25 @@ def shim_env(policy=None, config=None, extra=None, preload=True):
     return env
 
 
+def sourced(text, names=("LD_PRELOAD", "TEARDOWN_POLICY", "TEARDOWN_CONFIG")):
+    """Source ``text`` (what ``teardown -n`` prints) in /bin/sh, which runs
+    nothing else, and return {name: value, or None when unset} for
+    ``names``.  The shell starts with TEARDOWN_CONFIG and TEARDOWN_POLICY
+    set to "stale", so an ``unset`` in the text shows."""
+    show = "".join('if [ "${%s+set}" = set ]; then printf "%%s=%%s\\0" %s "$%s"; fi\n'
+                   % (n, n, n) for n in names)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TEARDOWN_CONFIG": "stale",
+           "TEARDOWN_POLICY": "stale"}
+    res = subprocess.run(["/bin/sh", "-c", text + "\n" + show], env=env, capture_output=True,
+                         timeout=10)
+    assert res.returncode == 0 and not res.stderr, "not sourceable: %r\n%s" % (res.stderr, text)
+    got = dict.fromkeys(names)
+    for item in res.stdout.decode().split("\0")[:-1]:
+        name, _, value = item.partition("=")
+        got[name] = value
+    return got
+
+
 class Raw(str):
     """A string that ``to_libconfig`` emits as is (e.g. a libconfig expression)."""
 

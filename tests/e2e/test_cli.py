@@ -174,7 +174,7 @@ def test_config_file_option():
     assert run.stderr() == "" and both.stderr() == "", "the log goes to the file, not stderr"
     # -n with only a file hands the library the file's path, not its text.
     dry = _teardown("-n", "-c", conf, "--", "true", name="dry")
-    assert "TEARDOWN_CONFIG=%s" % os.path.realpath(conf) in dry.stdout().splitlines(), \
+    assert tdlib.sourced(dry.stdout())["TEARDOWN_CONFIG"] == os.path.realpath(conf), \
         dry.stdout()
 
 
@@ -226,24 +226,27 @@ def test_command_is_execed_in_place():
 @tdlib.requires("teardown", "lib")
 @tdlib.timeout(20)
 def test_dry_run_prints_and_runs_nothing():
-    """-n and --dry-run print the environment the command would get
-    (LD_PRELOAD with the library, TEARDOWN_POLICY with the policy built
-    from the options, the command) and run nothing: the command's marker
-    file is never created.  The printed policy is valid: `teardown check`
-    accepts it."""
-    marker = os.path.join(tdlib.tmpdir(), "ran")
+    """-n and --dry-run print the environment the command would get as
+    shell lines (export LD_PRELOAD with the library, export
+    TEARDOWN_POLICY with the policy built from the options, unset
+    TEARDOWN_CONFIG, which the library would read first; the command as a
+    comment) and run nothing: the command's marker file is never created.
+    Sourced by /bin/sh, the lines give exactly those values, and the
+    printed policy is valid: `teardown check` accepts it."""
+    marker = os.path.join(tdlib.tmpdir(), "ran it")
     for flag in ("-n", "--dry-run"):
         run = _teardown(flag, "--close", "abort", "--role", "client", "--", "touch", marker)
         assert run.rc == 0, run.stderr()
         assert not os.path.exists(marker), "%s ran the command" % flag
         out = run.stdout()
-        assert out.splitlines()[0] == "LD_PRELOAD=" + os.path.realpath(tdlib.lib_path()), out
-        m = re.search(r"^TEARDOWN_POLICY=<<EOF\n(.*?)^EOF$", out, re.S | re.M)
-        assert m, out
-        assert re.search(r'close = "abort";', m.group(1)), m.group(1)
-        assert re.search(r'role = "client";', m.group(1)), m.group(1)
-        assert out.splitlines()[-1] == "exec: touch %s" % marker, out
-        policy = _write("printed%s.conf" % flag, m.group(1))
+        env = tdlib.sourced(out)
+        assert env["LD_PRELOAD"] == os.path.realpath(tdlib.lib_path()), out
+        assert env["TEARDOWN_CONFIG"] is None, out
+        policy_text = env["TEARDOWN_POLICY"]
+        assert re.search(r'close = "abort";', policy_text), policy_text
+        assert re.search(r'role = "client";', policy_text), policy_text
+        assert out.splitlines()[-1] == "# exec: touch '%s'" % marker, out
+        policy = _write("printed%s.conf" % flag, policy_text)
         check = _teardown("check", policy, name="check")
         assert check.rc == 0, "the printed policy is invalid: %s%s" % (
             check.stdout(), check.stderr())
@@ -284,13 +287,12 @@ def test_every_rule_option_reaches_the_policy():
         args += [opt] if val is None else [opt, val]
     run = _teardown("-n", *args, "--", "true")
     assert run.rc == 0, run.stderr()
-    m = re.search(r"^TEARDOWN_POLICY=<<EOF\n(.*?)^EOF$", run.stdout(), re.S | re.M)
-    assert m, run.stdout()
-    lines = [line.strip() for line in m.group(1).splitlines()]
+    policy_text = tdlib.sourced(run.stdout())["TEARDOWN_POLICY"]
+    lines = [line.strip() for line in policy_text.splitlines()]
     for opt, _, want in opts:
         if want is not None:
-            assert want in lines, "%s: no %r in\n%s" % (opt, want, m.group(1))
-    policy = _write("every-option.conf", m.group(1))
+            assert want in lines, "%s: no %r in\n%s" % (opt, want, policy_text)
+    policy = _write("every-option.conf", policy_text)
     check = _teardown("check", policy, name="check")
     assert check.rc == 0, "the printed policy is invalid: %s%s" % (check.stdout(), check.stderr())
 
@@ -350,7 +352,7 @@ def test_library_next_to_the_command_never_the_cwd():
         dry = _teardown("-n", "--", "true", cmd=cmd, cwd=work, env=path_env,
                         name="dry-" + label)
         assert dry.rc == 0, dry.stderr()
-        assert dry.stdout().splitlines()[0] == "LD_PRELOAD=" + copy, (label, dry.stdout())
+        assert tdlib.sourced(dry.stdout())["LD_PRELOAD"] == copy, (label, dry.stdout())
         run = _teardown("--", "/bin/sh", "-c", script, cmd=cmd, cwd=work, env=path_env,
                         name="run-" + label)
         assert run.rc == 0, run.stderr()
@@ -492,7 +494,7 @@ def test_doctor_checks_the_library_a_run_would_preload():
     else:
         assert line["ok"] and "needs only libc.so.6" in line["reason"], line
     dry = tdlib.run([tdlib.teardown_cmd(), "-n", "--", "true"], env=_plain_env(), name="dry")
-    assert dry.stdout().splitlines()[0] == "LD_PRELOAD=" + lib, dry.stdout()
+    assert tdlib.sourced(dry.stdout())["LD_PRELOAD"] == lib, dry.stdout()
 
     # The command alone in a directory: no library next to it.  A run
     # would then take the installed one, if any (make install): the
@@ -502,7 +504,7 @@ def test_doctor_checks_the_library_a_run_would_preload():
     shutil.copy2(tdlib.teardown_cmd(), alone)
     cmd = os.path.join(alone, "teardown")
     dry = tdlib.run([cmd, "-n", "--", "true"], env=_plain_env(), name="dry-alone")
-    installed = dry.stdout().splitlines()[0][len("LD_PRELOAD="):] if dry.rc == 0 else None
+    installed = tdlib.sourced(dry.stdout())["LD_PRELOAD"] if dry.rc == 0 else None
     run = _teardown("doctor", "--json", "/bin/true", cmd=cmd, name="doctor-alone")
     checks = [d for d in _json_lines(run) if "check" in d]
     if installed is None:
@@ -521,13 +523,16 @@ def test_doctor_checks_the_library_a_run_would_preload():
 @tdlib.requires("teardown")
 @tdlib.timeout(10)
 def test_doctor_usage_errors():
-    """No program (and no --system), or an unknown option: usage on
-    stderr and exit status 2, nothing on stdout."""
+    """No program (and no --system), or an unknown option: one line
+    saying what is wrong and "Try 'teardown doctor --help'." on stderr,
+    exit status 125 (teardown's own error), nothing on stdout."""
     for args in ((), ("--frobnicate", "/bin/true")):
         run = _teardown("doctor", *args, name="doctor-usage")
-        assert run.rc == 2, (args, run.rc)
+        assert run.rc == 125, (args, run.rc)
         assert run.stdout() == "", (args, run.stdout())
-        assert "usage: teardown doctor" in run.stderr(), (args, run.stderr())
+        lines = run.stderr().splitlines()
+        assert len(lines) == 2 and lines[0].startswith("teardown doctor: "), lines
+        assert lines[1] == "Try 'teardown doctor --help'.", lines
 
 
 # ---------------------------------------------------------------------------
