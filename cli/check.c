@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "doctor.h"
+#include "lib/shadow.h"
 #include "teardown/config.h"
 #include "teardown/event.h"
 #include "teardown/schema.h"
@@ -170,64 +171,130 @@ static int td__check_stdin(char **text, size_t *len)
 	return 0;
 }
 
+/* At most this many errors of one file are shown. */
+#define TD__MAX_ERRORS 50
+/* Above this many rule pairs the shadowing analysis looks only for catch-alls. */
+#define TD__MAX_PAIRS 50000000ull
+
+/* One message line on stderr: "file:line: msg". */
+static void td__check_error(const struct td_cfg_error *err)
+{
+	char line[sizeof(err->file) + sizeof(err->msg) + 32];
+
+	td_cfg_error_format(err, line, sizeof(line));
+	fprintf(stderr, "%s\n", line);
+}
+
+/*
+ * Warn, on stderr, about each rule an earlier rule always wins over:
+ * "file:line: warning: rule 3 "b" never matches: rule 1 "a" (line 2)
+ * comes first and matches every socket it does".
+ */
+static void td__check_shadows(const char *name, const struct td_policy *p)
+{
+	int32_t *by = calloc(p->n_rules ? p->n_rules : 1, sizeof(*by));
+	bool full;
+
+	if (by == NULL)
+		return;
+	full = td_policy_shadowed(p, by, TD__MAX_PAIRS);
+	for (uint32_t j = 0; j < p->n_rules; j++) {
+		const struct td_rule *a, *b = &p->rules[j];
+
+		if (by[j] < 0)
+			continue;
+		a = &p->rules[by[j]];
+		td__check_str(stderr, name, false);
+		if (b->line > 0)
+			fprintf(stderr, ":%d", b->line);
+		fprintf(stderr, ": warning: rule %u ", j + 1);
+		td__check_str(stderr, b->name, true);
+		fprintf(stderr, " never matches: rule %d ", by[j] + 1);
+		td__check_str(stderr, a->name, true);
+		if (a->line > 0)
+			fprintf(stderr, " (line %d)", a->line);
+		fputs(td_rule_matches_all(a) ? " comes first and matches every socket\n"
+					     : " comes first and matches every socket it does\n",
+		      stderr);
+	}
+	if (!full)
+		fprintf(stderr, "%s: note: %u rules: only rules after a catch-all were looked for "
+			"as never matching\n", name, p->n_rules);
+	free(by);
+}
+
 static int td__check_one(const char *path, const struct td__check_opts *o)
 {
-	struct td_cfg_error err;
+	struct td_cfg_error *errs = calloc(TD__MAX_ERRORS, sizeof(*errs));
 	struct td_policy p;
-	char line[sizeof(err.file) + sizeof(err.msg) + 32];
 	const char *name = path;
-	int rc;
+	char *text = NULL;
+	size_t len = 0;
+	int n, status = 1;
 
+	if (errs == NULL) {
+		fprintf(stderr, "%s: out of memory\n", name);
+		return 1;
+	}
+	fflush(stdout);
 	if (strcmp(path, "-") == 0) {
-		char *text;
-		size_t len;
-
 		name = "<stdin>";
 		if (td__check_stdin(&text, &len) != 0) {
 			fprintf(stderr, "<stdin>: cannot read standard input\n");
-			return 1;
+			goto out;
 		}
-		rc = td_policy_parse_text(&p, text, len, name, &err);
-		free(text);
-	} else {
-		rc = td_policy_load_file(&p, path, o->privileged, &err);
+	} else if (td_policy_read_file(path, o->privileged, &text, &len, &errs[0]) != 0) {
+		td__check_error(&errs[0]);
+		goto out;
 	}
-	if (rc == 0 && !o->no_target) {
+	/* every error of the file, not only the first */
+	n = td_policy_parse_all(&p, text, len, name, errs, TD__MAX_ERRORS);
+	if (n < 0) {
+		fprintf(stderr, "%s: out of memory\n", name);
+		goto out;
+	}
+	if (n > 0) {
+		for (int i = 0; i < n && i < TD__MAX_ERRORS; i++)
+			td__check_error(&errs[i]);
+		if (n > TD__MAX_ERRORS)
+			fprintf(stderr, "%s: %d more errors\n", name, n - TD__MAX_ERRORS);
+		goto out;
+	}
+	if (!o->no_target) {
 		char why[PATH_MAX + 256];
 
 		if (td_log_target_check(&p, false, why, sizeof(why)) != 0) {
-			fflush(stdout);
 			fprintf(stderr, "%s: log.target: %s\n", name, why);
 			td_policy_free(&p);
-			return 1;
+			goto out;
 		}
 	}
-	if (rc != 0) {
-		td_cfg_error_format(&err, line, sizeof(line));
-		fflush(stdout);
-		fprintf(stderr, "%s\n", line);
-		return 1;
-	}
+	td__check_shadows(name, &p);
+	fflush(stderr);
 	if (o->canonical) {
-		char *text = td_policy_to_text(&p);
+		char *canon = td_policy_to_text(&p);
 
-		if (text == NULL) {
+		if (canon == NULL) {
 			fprintf(stderr, "%s: out of memory\n", name);
 			td_policy_free(&p);
-			return 1;
+			goto out;
 		}
 		if (o->n_files > 1) {
 			fputs("# ==> ", stdout);
 			td__check_str(stdout, name, false);
 			fputs(" <==\n", stdout);
 		}
-		fputs(text, stdout);
-		free(text);
+		fputs(canon, stdout);
+		free(canon);
 	} else {
 		td__check_summary(stdout, name, &p);
 	}
 	td_policy_free(&p);
-	return 0;
+	status = 0;
+out:
+	free(text);
+	free(errs);
+	return status;
 }
 
 static int td_cmd_check(int argc, char **argv)

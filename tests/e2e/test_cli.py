@@ -405,6 +405,81 @@ def test_check_good_and_bad_files():
         assert "%s:%d:" % (path, line) in said, "want %s:%d in %r" % (path, line, said)
 
 
+MANY_ERRORS = """version = 1;
+rules = (
+  { name = "a"; close = "abrot"; drain_timeout_ms = 0; },
+  { name = "b"; match = { role = "clint"; remote_port = "99999"; }; },
+  { name = "a"; shutdown = "sometimes"; }
+);
+"""
+
+SHADOWED = """version = 1;
+rules = (
+  { name = "web"; match = { role = "client"; remote_port = (80, 443); }; close = "abort"; },
+  { name = "tls"; match = { role = "client"; remote_port = 443; }; close = "graceful"; },
+  { name = "rest"; close = "pass"; },
+  { name = "db"; match = { program = "psql"; remote_port = 5432; }; close = "drain"; }
+);
+"""
+
+
+@tdlib.requires("teardown")
+@tdlib.timeout(20)
+def test_check_reports_every_error_and_dead_rules():
+    """`teardown check` reports every error of a file, not only the first:
+    one "FILE:LINE: key: problem" line each, in line order (two on line
+    3, two on line 4, two on line 5: a bad value and the duplicate
+    name), exit status 1.  A valid file whose rules an earlier rule
+    always wins over is accepted (exit 0) with one warning per dead rule
+    on stderr, naming it, its line and the rule that wins; a later rule
+    that an earlier one only partly covers gets none.  Options may come
+    after the file names."""
+    bad = _write("many.conf", MANY_ERRORS)
+    run = _teardown("check", bad, name="check-many")
+    assert run.rc == 1, (run.rc, run.stdout(), run.stderr())
+    lines = run.stderr().splitlines()
+    want = [(3, "rules[0].close: bad value"), (3, "rules[0].drain_timeout_ms: 0 is out of range"),
+            (4, "rules[1].match.role: bad value"), (4, "rules[1].match.remote_port: bad port"),
+            (5, "rules[2].shutdown: bad value"), (5, "rules[2].name: duplicate rule name")]
+    assert len(lines) == len(want), lines
+    for line, (n, what) in zip(lines, want):
+        assert line.startswith("%s:%d: %s" % (bad, n, what)), (line, n, what)
+
+    good = _write("shadowed.conf", SHADOWED)
+    run = _teardown("check", good, "--no-target", name="check-shadowed")
+    assert run.rc == 0, (run.rc, run.stdout(), run.stderr())
+    assert run.stdout().startswith("%s: ok, 4 rules" % good), run.stdout()
+    warnings = run.stderr().splitlines()
+    assert warnings == [
+        '%s:4: warning: rule 2 "tls" never matches: rule 1 "web" (line 3) comes first and '
+        'matches every socket it does' % good,
+        '%s:6: warning: rule 4 "db" never matches: rule 3 "rest" (line 5) comes first and '
+        'matches every socket' % good], warnings
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(20)
+def test_catch_all_options_rule_hiding_the_file_is_reported():
+    """A rule from the options with no match criterion goes in front of a
+    -c file's rules and decides every socket: teardown says so before
+    running, naming each of the file's rules with its line.  With a
+    criterion (--role client) it is a deliberate override: no warning.
+    Only a log option adds no rule: no warning either."""
+    conf = _write("two.conf", 'version = 1;\nrules = (\n  { name = "clients"; match = '
+                  '{ role = "client"; }; close = "abort"; },\n  { name = "servers"; match = '
+                  '{ role = "server"; }; close = "drain"; }\n);\n')
+    run = _teardown("-n", "-c", conf, "--close", "graceful", "--", "true", name="catch-all")
+    assert run.rc == 0, run.stderr()
+    lines = run.stderr().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("teardown: warning: the rule from the options "
+                                                   "has no match criterion"), lines
+    assert lines[0].endswith("the rules of %s never apply: clients (line 3), servers (line 4)"
+                             % conf), lines
+    for args in (("--close", "graceful", "--role", "client"), ("--format", "json")):
+        run = _teardown("-n", "-c", conf, *args, "--", "true", name="narrow")
+        assert run.rc == 0 and run.stderr() == "", (args, run.stderr())
+
+
 # ---------------------------------------------------------------------------
 # teardown doctor: the ELF reading is unit-tested (tests/unit/test_elfinfo.c);
 # these run the command on real files.
