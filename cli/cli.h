@@ -15,6 +15,7 @@ extern const struct td_cmd td_cmd_run_def;     /* run.c */
 extern const struct td_cmd td_cmd_check_def;   /* check.c */
 extern const struct td_cmd td_cmd_report_def;  /* report.c */
 extern const struct td_cmd td_cmd_doctor_def;  /* doctor.c */
+extern const struct td_cmd td_cmd_systemd_def; /* systemd.c */
 extern const struct td_cmd td_cmd_help_def;    /* help.c */
 
 /* teardown [run] [options] -- COMMAND [ARGS...] */

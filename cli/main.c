@@ -6,7 +6,7 @@
 
 const struct td_cmd *const td_cmds[] = {
 	&td_cmd_run_def, &td_cmd_check_def, &td_cmd_report_def, &td_cmd_doctor_def,
-	&td_cmd_help_def, NULL,
+	&td_cmd_systemd_def, &td_cmd_help_def, NULL,
 };
 
 int main(int argc, char **argv)

@@ -102,7 +102,8 @@ ROOT_REASON = "needs root (network namespace, packet capture)"
 
 # Tools a test may require; each is found on PATH.
 _TOOLS = ("tshark", "nginx", "curl", "strace", "valgrind", "socat", "redis-server",
-          "lighttpd", "logrotate", "promtool", "journalctl", "gzip", "setpriv")
+          "lighttpd", "logrotate", "promtool", "journalctl", "gzip", "setpriv",
+          "systemd-analyze", "man", "groff", "dpkg-buildflags", "bash")
 # Requirements that need root, and what else they need.
 _ROOT_TOOLS = {"root": (), "netns": ("unshare", "ip"), "tcpdump": ("tcpdump",),
                "bpftrace": ("bpftrace",)}
@@ -125,7 +126,8 @@ def requires(*names):
     Names: "root", "netns", "tcpdump", "bpftrace" (these need root);
     "tshark", "nginx", "curl", "strace", "valgrind", "socat",
     "redis-server", "lighttpd", "logrotate", "promtool", "journalctl",
-    "gzip", "setpriv" (found on PATH); "tdpeer", "lib", "teardown" (built
+    "gzip", "setpriv", "systemd-analyze", "man", "groff", "dpkg-buildflags",
+    "bash" (found on PATH); "tdpeer", "lib", "teardown" (built
     by make).
     """
     unknown = set(names) - KNOWN_REQUIREMENTS
