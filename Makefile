@@ -77,6 +77,11 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 TESTPROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(TESTPROG_SRC)) \
 	$(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%.so,$(TESTLIB_SRC))
 
+# The manual pages and the bash completion, made by the built command
+# from its own tables (scripts/genman.sh, teardown help completion).
+MANPAGES := $(BUILD)/man/teardown.1 $(BUILD)/man/teardown.conf.5
+COMPLETION := $(BUILD)/completion/teardown
+
 LIB := $(BUILD)/libteardown.so
 CORE_LIB := $(BUILD)/libtdcore.a
 TOOL_LIB := $(BUILD)/libtdtool.a
@@ -86,7 +91,7 @@ UNIT := $(BUILD)/tests/unit_tests
 
 .PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo check-abi
 
-all: $(LIB) $(CLI) $(EXAMPLES)
+all: $(LIB) $(CLI) $(EXAMPLES) $(MANPAGES) $(COMPLETION)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -115,6 +120,16 @@ $(TOOL_LIB): $(TOOL_OBJ)
 $(CLI): $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN)
+
+$(BUILD)/man/%: man/%.in $(CLI) scripts/genman.sh
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  MAN     $@")
+	$(Q)scripts/genman.sh $(CLI) $< $@ $(VERSION) $(LIBDIR) $(DATADIR)
+
+$(COMPLETION): $(CLI)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)$(CLI) help completion >$@.tmp && mv $@.tmp $@
 
 $(UNIT): $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
@@ -181,17 +196,30 @@ check-abi: $(LIB)
 	$(Q)TD_BUILD=$(BUILD) python3 tests/e2e/run.py test_exported_symbols_are_exactly_the_wrapped_calls test_only_libc_is_needed
 
 # --- install -------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=staging]; make uninstall with
+# the same variables removes exactly these files, and the folders that
+# are teardown's own.
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DOCDIR)/examples
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DATADIR)/logrotate.d \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(DOCDIR)
 	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/teardown
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libteardown.so
+	install -m 0644 config/*.conf $(DESTDIR)$(DATADIR)/
+	install -m 0644 config/logrotate.d/teardown $(DESTDIR)$(DATADIR)/logrotate.d/teardown
+	install -m 0644 $(BUILD)/man/teardown.1 $(DESTDIR)$(MANDIR)/man1/teardown.1
+	install -m 0644 $(BUILD)/man/teardown.conf.5 $(DESTDIR)$(MANDIR)/man5/teardown.conf.5
+	install -m 0644 $(COMPLETION) $(DESTDIR)$(BASHCOMPDIR)/teardown
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
-	install -m 0644 config/*.conf $(DESTDIR)$(DOCDIR)/examples/
-	install -m 0644 config/logrotate.d/teardown $(DESTDIR)$(DOCDIR)/examples/logrotate.teardown
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/teardown $(DESTDIR)$(LIBDIR)/libteardown.so
-	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(BINDIR)/teardown $(DESTDIR)$(LIBDIR)/libteardown.so \
+		$(addprefix $(DESTDIR)$(DATADIR)/,$(notdir $(wildcard config/*.conf))) \
+		$(DESTDIR)$(DATADIR)/logrotate.d/teardown \
+		$(DESTDIR)$(MANDIR)/man1/teardown.1 $(DESTDIR)$(MANDIR)/man5/teardown.conf.5 \
+		$(DESTDIR)$(BASHCOMPDIR)/teardown $(DESTDIR)$(DOCDIR)/README.md
+	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DATADIR)/logrotate.d \
+		$(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 clean:
 	rm -rf build

@@ -100,7 +100,6 @@ static const char *td__key_default(const struct td_key *k, char *buf, size_t cap
 	case TD_K_PROB: return "0";
 	case TD_K_TARGET: return "stderr";
 	case TD_K_FACILITY: return td_log_facility_name(TD_FACILITY_DEFAULT);
-	case TD_K_NAME: return "rule#N, N counted from 1";
 	default: return k->none;
 	}
 }
@@ -160,7 +159,7 @@ static void td__keys_man(FILE *out)
 			td_put_roff(out, vals);
 			fputc('\n', out);
 			td_put_roff(out, k->help);
-			fputs(".\n", out);
+			fputs(k->help[0] && k->help[strlen(k->help) - 1] == '.' ? "\n" : ".\n", out);
 			if (d != NULL) {
 				fputs("Default: ", out);
 				td_put_roff(out, d);
@@ -238,63 +237,73 @@ static void td__completion(FILE *out)
 		fprintf(out, "\t%s) echo '%s' ;;\n", td_cmds[i]->name,
 			td_cmds[i]->operands ? td_cmds[i]->operands : "");
 	fputs("\tesac\n}\n\n"
-	      "# _teardown_words WORDS: COMPREPLY from words and @file, @dir, @command, @unit.\n"
+	      "# _teardown_words CUR WORDS...: COMPREPLY from the words that start with\n"
+	      "# CUR, and @file, @dir, @command, @unit expanded.\n"
 	      "_teardown_words()\n{\n"
-	      "\tlocal cur=$1 w IFS=$'\\n'\n"
+	      "\tlocal cur=$1 w IFS=$' \\t\\n'\n"
 	      "\tshift\n"
 	      "\tfor w in $*; do\n"
-	      "\t\tlocal IFS=' '\n"
-	      "\t\tfor w in $w; do\n"
-	      "\t\t\tcase $w in\n"
-	      "\t\t\t@file) COMPREPLY+=($(compgen -f -- \"$cur\")) ;;\n"
-	      "\t\t\t@dir) COMPREPLY+=($(compgen -d -- \"$cur\")) ;;\n"
-	      "\t\t\t@command) COMPREPLY+=($(compgen -c -- \"$cur\")) ;;\n"
-	      "\t\t\t@unit) COMPREPLY+=($(systemctl list-unit-files --type=service --no-legend"
-	      " 2>/dev/null | awk '{print $1}' | grep -F -- \"$cur\" | grep \"^$cur\")) ;;\n"
-	      "\t\t\t*) [[ $w == \"$cur\"* ]] && COMPREPLY+=(\"$w\") ;;\n"
-	      "\t\t\tesac\n"
-	      "\t\tdone\n"
+	      "\t\tlocal IFS=$'\\n'\n"
+	      "\t\tcase $w in\n"
+	      "\t\t@file) COMPREPLY+=($(compgen -f -- \"$cur\")) ;;\n"
+	      "\t\t@dir) COMPREPLY+=($(compgen -d -- \"$cur\")) ;;\n"
+	      "\t\t@command) COMPREPLY+=($(compgen -c -- \"$cur\" | sort -u)) ;;\n"
+	      "\t\t@unit) COMPREPLY+=($(systemctl list-unit-files --type=service --no-legend"
+	      " 2>/dev/null | while IFS=' ' read -r u _; do [[ $u == \"$cur\"* ]] && echo \"$u\"; done)) ;;\n"
+	      "\t\t*) [[ $w == \"$cur\"* ]] && COMPREPLY+=(\"$w\") ;;\n"
+	      "\t\tesac\n"
+	      "\t\tIFS=$' \\t\\n'\n"
 	      "\tdone\n}\n\n"
 	      "_teardown()\n{\n"
 	      "\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n"
-	      "\tlocal sub=run first=1 i vals\n"
+	      "\tlocal sub=run first=1 i n=0 w vals groups\n"
 	      "\tCOMPREPLY=()\n"
 	      "\tcase ${COMP_WORDS[1]} in\n\t",
 	      out);
 	for (size_t i = 0; td_cmds[i] != NULL; i++)
 		fprintf(out, "%s%s", i ? "|" : "", td_cmds[i]->name);
 	fputs(")\n\t\t[[ $COMP_CWORD -gt 1 ]] && { sub=${COMP_WORDS[1]}; first=2; } ;;\n\tesac\n"
-	      "\t# after \"--\" (or the command's name) comes COMMAND's own command line\n"
-	      "\tif [[ $sub == run ]]; then\n"
-	      "\t\tfor ((i = first; i < COMP_CWORD; i++)); do\n"
-	      "\t\t\tif [[ ${COMP_WORDS[i]} == -- ]] || { [[ ${COMP_WORDS[i]} != -* ]] &&"
-	      " ! _teardown_arg run \"${COMP_WORDS[i-1]}\" >/dev/null; }; then\n"
-	      "\t\t\t\t[[ ${COMP_WORDS[i]} == -- ]] && i=$((i + 1))\n"
-	      "\t\t\t\tif [[ $i -lt $COMP_CWORD ]] && declare -F _command_offset >/dev/null; then\n"
-	      "\t\t\t\t\t_command_offset $i\n"
-	      "\t\t\t\telif [[ $i -lt $COMP_CWORD ]]; then\n"
-	      "\t\t\t\t\t_teardown_words \"$cur\" @file\n"
-	      "\t\t\t\telse\n"
-	      "\t\t\t\t\t_teardown_words \"$cur\" @command\n"
-	      "\t\t\t\tfi\n"
-	      "\t\t\t\treturn 0\n"
+	      "\t# the operands before the cursor (words that are no option nor an option's value)\n"
+	      "\tfor ((i = first; i < COMP_CWORD; i++)); do\n"
+	      "\t\tw=${COMP_WORDS[i]}\n"
+	      "\t\tif [[ $sub == run && ( $w == -- || $n -gt 0 ) ]]; then\n"
+	      "\t\t\t# COMMAND [ARGS...]: its own command line\n"
+	      "\t\t\t[[ $w == -- ]] && i=$((i + 1))\n"
+	      "\t\t\tif [[ $i -lt $COMP_CWORD ]] && declare -F _command_offset >/dev/null; then\n"
+	      "\t\t\t\t_command_offset $i\n"
+	      "\t\t\telif [[ $i -lt $COMP_CWORD ]]; then\n"
+	      "\t\t\t\t_teardown_words \"$cur\" @file\n"
+	      "\t\t\telse\n"
+	      "\t\t\t\t_teardown_words \"$cur\" @command\n"
 	      "\t\t\tfi\n"
-	      "\t\tdone\n"
-	      "\tfi\n"
-	      "\tif vals=$(_teardown_arg \"$sub\" \"$prev\"); then\n"
-	      "\t\t_teardown_words \"$cur\" \"$vals\"\n"
+	      "\t\t\treturn 0\n"
+	      "\t\tfi\n"
+	      "\t\t[[ $w == -* ]] && continue\n"
+	      "\t\t[[ ${COMP_WORDS[i-1]} == -* ]] && _teardown_arg \"$sub\" \"${COMP_WORDS[i-1]}\""
+	      " >/dev/null && continue\n"
+	      "\t\tn=$((n + 1))\n"
+	      "\tdone\n"
+	      "\tif [[ $sub == run && $n -gt 0 ]]; then\n"
+	      "\t\t_teardown_words \"$cur\" @file\n"
 	      "\t\treturn 0\n"
 	      "\tfi\n"
-	      "\tif [[ $cur == -* ]]; then\n"
-	      "\t\t_teardown_words \"$cur\" \"$(_teardown_opts \"$sub\")\"\n"
+	      "\tif vals=$(_teardown_arg \"$sub\" \"$prev\"); then\n"
+	      "\t\t_teardown_words \"$cur\" $vals\n"
+	      "\telif [[ $cur == -* ]]; then\n"
+	      "\t\t_teardown_words \"$cur\" $(_teardown_opts \"$sub\")\n"
 	      "\telif [[ $COMP_CWORD -eq 1 ]]; then\n"
+	      "\t\t# a subcommand, or (once something is typed) the command to run\n"
 	      "\t\t_teardown_words \"$cur\" '",
 	      out);
 	for (size_t i = 0; td_cmds[i] != NULL; i++)
 		fprintf(out, "%s%s", i ? " " : "", td_cmds[i]->name);
-	fputs("' @command\n"
+	fputs("'\n"
+	      "\t\t[[ -n $cur ]] && _teardown_words \"$cur\" @command\n"
 	      "\telse\n"
-	      "\t\t_teardown_words \"$cur\" \"$(_teardown_operands \"$sub\")\"\n"
+	      "\t\t# the n-th operand takes the n-th |-separated group (the last repeats)\n"
+	      "\t\tIFS='|' read -r -a groups <<<\"$(_teardown_operands \"$sub\")\"\n"
+	      "\t\t[[ $n -ge ${#groups[@]} ]] && n=$((${#groups[@]} - 1))\n"
+	      "\t\t[[ $n -ge 0 ]] && _teardown_words \"$cur\" ${groups[n]}\n"
 	      "\tfi\n"
 	      "\treturn 0\n"
 	      "}\n"
@@ -371,5 +380,5 @@ const struct td_cmd td_cmd_help_def = {
 	.opts = td__help_table,
 	.after = "Exit status: 0; 125 for an unknown topic or option.",
 	.main = td_cmd_help,
-	.operands = "run check report doctor systemd keys options",
+	.operands = "run check report doctor systemd keys options|run check report doctor systemd help",
 };

@@ -646,5 +646,5 @@ const struct td_cmd td_cmd_systemd_def = {
 	.after = "Exit status: 0 done; 1 failed (no such unit, a file not written);\n"
 		 "125 on bad usage or an invalid policy.",
 	.main = td_cmd_systemd,
-	.operands = "enable disable @unit",
+	.operands = "enable disable|@unit",
 };

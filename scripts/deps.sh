@@ -5,7 +5,7 @@ set -eu
 build="gcc make libc6-dev"
 case "${1:-build}" in
 build) pkgs="$build" ;;
-test)  pkgs="$build libconfig-dev libcriterion-dev python3 iproute2 tcpdump tshark bpftrace curl nginx-light redis-server lighttpd wrk strace valgrind clang libclang-rt-14-dev logrotate prometheus systemd gzip" ;;
+test)  pkgs="$build libconfig-dev libcriterion-dev python3 iproute2 tcpdump tshark bpftrace curl nginx-light redis-server lighttpd wrk strace valgrind clang libclang-rt-14-dev logrotate prometheus systemd gzip groff man-db bash-completion dpkg-dev" ;;
 demo)  pkgs="$build python3 iproute2 tcpdump curl" ;;
 *) echo "usage: $0 build|test|demo" >&2; exit 2 ;;
 esac
