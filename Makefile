@@ -89,7 +89,7 @@ CLI := $(BUILD)/teardown
 UNIT := $(BUILD)/tests/unit_tests
 
 
-.PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo check-abi
+.PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo deps-deb check-abi deb deb-check
 
 all: $(LIB) $(CLI) $(EXAMPLES) $(MANPAGES) $(COMPLETION)
 
@@ -164,6 +164,8 @@ deps-test:
 	@scripts/deps.sh test
 deps-demo:
 	@scripts/deps.sh demo
+deps-deb:
+	@scripts/deps.sh deb
 
 # --- tests ---------------------------------------------------------------
 test: deps-test
@@ -220,6 +222,24 @@ uninstall:
 		$(DESTDIR)$(BASHCOMPDIR)/teardown $(DESTDIR)$(DOCDIR)/README.md
 	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DATADIR)/logrotate.d \
 		$(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+
+# --- Debian package --------------------------------------------------------
+# make deb: the tree (without build/ and .git) copied to $(DEB_DIR), built
+# there with dpkg-buildpackage (debian/, debhelper compat 13), then
+# checked by lintian, which fails on any error.  The .deb (and its
+# -dbgsym) land in $(DEB_DIR).  scripts/deb-check.sh installs, uses and
+# removes it (CI).
+DEB_DIR ?= $(BUILD)/deb
+deb: deps-deb
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/teardown-$(VERSION)
+	tar -cf - --exclude=./build --exclude=./.git --exclude=__pycache__ --exclude='*.pcap' . | \
+		tar -xf - -C $(DEB_DIR)/teardown-$(VERSION)
+	cd $(DEB_DIR)/teardown-$(VERSION) && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --info $(DEB_DIR)/teardown_$(VERSION)_*.changes
+
+deb-check: deb
+	$(Q)scripts/deb-check.sh $(DEB_DIR)/teardown_$(VERSION)_*.deb
 
 clean:
 	rm -rf build

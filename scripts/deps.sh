@@ -1,13 +1,14 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, or say exactly which.
-# usage: scripts/deps.sh build|test|demo
+# usage: scripts/deps.sh build|test|demo|deb
 set -eu
 build="gcc make libc6-dev"
 case "${1:-build}" in
 build) pkgs="$build" ;;
 test)  pkgs="$build libconfig-dev libcriterion-dev python3 iproute2 tcpdump tshark bpftrace curl nginx-light redis-server lighttpd wrk strace valgrind clang libclang-rt-14-dev logrotate prometheus systemd gzip groff man-db bash-completion dpkg-dev" ;;
 demo)  pkgs="$build python3 iproute2 tcpdump curl" ;;
-*) echo "usage: $0 build|test|demo" >&2; exit 2 ;;
+deb)   pkgs="$build dpkg-dev debhelper lintian python3 iproute2 curl" ;;
+*) echo "usage: $0 build|test|demo|deb" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do
