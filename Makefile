@@ -89,7 +89,7 @@ CLI := $(BUILD)/teardown
 UNIT := $(BUILD)/tests/unit_tests
 
 
-.PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo deps-deb check-abi deb deb-check
+.PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo deps-deb check-abi deb deb-check examples
 
 all: $(LIB) $(CLI) $(EXAMPLES) $(MANPAGES) $(COMPLETION)
 
@@ -186,6 +186,11 @@ sanitize: deps-test
 
 demo: deps-demo all
 	$(Q)TD_BUILD=$(BUILD) python3 examples/demo.py
+
+# The worked examples (examples/*/), each in its own network namespace,
+# checked against its .expected lines.  EXAMPLES_ARGS=timewait runs one.
+examples: deps-demo all
+	$(Q)TD_BUILD=$(abspath $(BUILD)) examples/check.sh $(EXAMPLES_ARGS)
 
 bench: deps-test all testprogs
 	$(Q)TD_BUILD=$(BUILD) python3 tests/bench/run.py
