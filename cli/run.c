@@ -500,8 +500,7 @@ int td_cmd_run(int argc, char **argv)
 	td_getopt_free(&g);
 	if (optind >= argc && !o.dry_run) {
 		td_run_opts_free(&o);
-		return td_usage_error(&td_cmd_run_def, "no command given: teardown [options] -- "
-				      "COMMAND [ARGS...]");
+		return td_usage_error(&td_cmd_run_def, "no command given");
 	}
 	rc = TD_EXIT_USAGE;
 	policy = preload = NULL;

@@ -365,6 +365,190 @@ def test_library_next_to_the_command_never_the_cwd():
 
 
 # ---------------------------------------------------------------------------
+# One command line: help, usage errors, options anywhere, -q, --library
+# ---------------------------------------------------------------------------
+
+SUBCOMMANDS = ("run", "check", "report", "doctor", "systemd", "help")
+
+
+@tdlib.requires("teardown")
+@tdlib.timeout(30)
+def test_help_everywhere():
+    """`teardown --help` (and -h, and `teardown help`) lists every
+    subcommand and run's options, on stdout, exit 0.  Each subcommand
+    answers -h and --help with the same text as `teardown help SUB`,
+    starting with its usage line.  `teardown help NAME` for no such topic
+    is a usage error (125), not an attempt to run a program called help.
+    teardown alone prints a short usage on stderr, exit 125."""
+    outs = [_teardown(*a, name="help") for a in (("--help",), ("-h",), ("help",))]
+    for out in outs:
+        assert out.rc == 0 and out.stderr() == "", (out.rc, out.stderr())
+        assert out.stdout() == outs[0].stdout()
+    text = outs[0].stdout()
+    for sub in SUBCOMMANDS:
+        assert re.search(r"^  %s +\S" % sub, text, re.M), (sub, text)
+    assert "--close ACTION" in text and "--config FILE" in text, text
+    for sub in SUBCOMMANDS:
+        ref = _teardown("help", sub, name="help-" + sub)
+        assert ref.rc == 0, (sub, ref.stderr())
+        assert ref.stdout().startswith("usage: teardown %s " % sub), ref.stdout()
+        assert "-h, --help" in ref.stdout(), ref.stdout()
+        for flag in ("-h", "--help"):
+            out = _teardown(sub, flag, name="%s%s" % (sub, flag))
+            assert out.rc == 0 and out.stdout() == ref.stdout(), (sub, flag, out.rc)
+    keys = _teardown("help", "keys", name="help-keys")
+    assert keys.rc == 0 and "rules[].close = pass | graceful | drain | abort" in keys.stdout()
+    bad = _teardown("help", "frobnicate", name="help-bad")
+    assert bad.rc == 125 and "no help on 'frobnicate'" in bad.stderr(), bad.stderr()
+    bare = _teardown(name="bare")
+    assert bare.rc == 125 and bare.stdout() == "" and "usage: teardown" in bare.stderr()
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(30)
+def test_usage_errors_exit_125_and_exec_failures_126_127():
+    """teardown's own errors give 125 (as env and timeout do), with one
+    line naming the problem and "Try 'teardown SUB --help'.": an unknown
+    option, an option without its value, no command, a bad value, an
+    invalid policy, a missing library, in every subcommand.  A command
+    that cannot be executed gives 126, one that is not found 127, and
+    otherwise the status is the command's own (test_command_is_execed_in_place)."""
+    bad_policy = _write("bad.conf", 'rules = ( { close = "abrot"; } );\n')
+    cases = [(("--frobnicate", "--", "true"), "run", "unknown option '--frobnicate'"),
+             (("--close",), "run", "option '--close' needs a value"),
+             (("-c",), "run", "option '-c' needs a value"),
+             (("--close", "abort"), "run", "no command given"),
+             (("check",), "check", "no policy file given"),
+             (("check", "--json", bad_policy), "check", "--json goes with --system"),
+             (("report", "--format", "xml", "-"), "report", "--format is text, json or "
+              "prometheus, not 'xml'"),
+             (("report",), "report", "no log given"),
+             (("doctor", "-x"), "doctor", "unknown option '-x'"),
+             (("systemd",), "systemd", "want enable or disable, and a UNIT"),
+             (("help", "--frob"), "help", "unknown option '--frob'")]
+    for args, sub, said in cases:
+        run = _teardown(*args, name="usage")
+        lines = run.stderr().splitlines()
+        assert run.rc == 125, (args, run.rc, run.stderr())
+        assert lines == ["teardown %s: %s" % (sub, said), "Try 'teardown %s --help'." % sub], \
+            (args, lines)
+    for args, said in ((("--close", "sometimes", "--", "true"), "--close: bad value"),
+                       (("-c", bad_policy, "--", "true"), "%s:1:" % bad_policy),
+                       (("--library", "/nonexistent/libteardown.so", "--", "true"),
+                        "/nonexistent/libteardown.so: No such file or directory")):
+        run = _teardown(*args, name="own-error")
+        assert run.rc == 125 and said in run.stderr(), (args, run.rc, run.stderr())
+    script = _write("not-executable.sh", "#!/bin/sh\nexit 0\n")
+    run = _teardown("--", script, name="noexec")
+    assert run.rc == 126 and script in run.stderr(), (run.rc, run.stderr())
+    run = _teardown("--", "no-such-command-anywhere", name="notfound")
+    assert run.rc == 127, run.rc
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(30)
+def test_options_anywhere_among_the_files():
+    """check, report and doctor take their options before, between or
+    after the files (getopt_long's order); "--" ends the options, and "-"
+    is a file (standard input)."""
+    good = _write("good.conf", 'version = 1;\nrules = ( { name = "r"; close = "drain"; } );\n')
+    first = _teardown("check", "--canonical", "--no-target", good, good, name="check-first")
+    last = _teardown("check", good, "--canonical", good, "--no-target", name="check-last")
+    assert first.rc == 0 and last.rc == 0, (first.stderr(), last.stderr())
+    assert first.stdout() == last.stdout() and 'close = "drain";' in last.stdout()
+    log = _write("audit.jsonl", '{"v":1,"ts":"2026-01-01T00:00:00.000000Z","pid":1,"tid":1,'
+                 '"prog":"x","event":"connect","fd":3,"role":"client","local":"-",'
+                 '"remote":"127.0.0.1:80","rule":"r","action":"pass"}\n')
+    rep = _teardown("report", log, "--format", "json", name="report-last")
+    assert rep.rc == 0 and json.loads(rep.stdout())["x"]["connections"] == 1, rep.stdout()
+    rep = _teardown("report", "-f", "json", "--", log, name="report-dashdash")
+    assert rep.rc == 0 and json.loads(rep.stdout())["x"]["connections"] == 1
+    doc = _teardown("doctor", "/bin/true", "--json", name="doctor-last")
+    assert doc.rc == 0 and json.loads(doc.stdout().splitlines()[0])["binary"] == "/bin/true"
+    stdin = _write("stdin.conf", 'rules = ( { close = "abort"; } );')
+    with open(stdin) as f:
+        check = tdlib.Proc([tdlib.teardown_cmd(), "check", "--no-target", "-"],
+                           env=_plain_env(), name="check-stdin", stdin=f)
+        check.wait(10)
+    assert check.rc == 0 and check.stdout().startswith("<stdin>: ok, 1 rule"), check.stdout()
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(30)
+def test_quiet_keeps_the_policy_and_drops_the_log():
+    """-q: the options' rule (or the observing rule) writes no events:
+    nothing on stderr, yet the policy still acts (--close abort: the
+    client's close is an RST, the server reads ECONNRESET).  Its dry run
+    shows log = false in that rule.  Without options, -q observes
+    nothing, silently."""
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--count", 2, "--read-until-eof")
+        run = _teardown("-q", "--close", "abort", "--role", "client", "--",
+                        *tdlib.client_cmd(srv.port, "--send", 100), name="quiet-abort")
+        obs = _teardown("-q", "--", *tdlib.client_cmd(srv.port, "--send", 100),
+                        name="quiet-observe")
+        by_peer = {r["remote_port"]: r for r in srv.results()}
+    cli, cli2 = _peer_result(run), _peer_result(obs)
+    assert run.rc == 0 and obs.rc == 0, (run.stderr(), obs.stderr())
+    assert run.stderr() == "" and obs.stderr() == "", (run.stderr(), obs.stderr())
+    assert cap.teardown_flags(cli["local_port"], srv.port) == "RST"
+    assert by_peer[cli["local_port"]]["recv_end"] == "ECONNRESET"
+    assert cap.teardown_flags(cli2["local_port"], srv.port) == "FIN"
+    for args in (("-q", "--close", "abort"), ("-q",)):
+        dry = _teardown("-n", *args, "--", "true", name="quiet-dry")
+        policy = tdlib.sourced(dry.stdout())["TEARDOWN_POLICY"]
+        assert re.search(r"name = \"(cli|observe)\";(.|\n)*log = false;", policy), policy
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(30)
+def test_library_option_and_environment():
+    """--library PATH (and -l, and TEARDOWN_LIBRARY) choose the library to
+    preload, given as a real absolute path even when named relatively;
+    the option wins over the variable; a library that is not there is an
+    error (125) naming it, never a silent fallback to another one.  The
+    doctor checks the library TEARDOWN_LIBRARY names."""
+    other = os.path.join(tdlib.tmpdir(), "other")
+    os.makedirs(other)
+    shutil.copy2(tdlib.lib_path(), other)
+    lib = os.path.join(other, "libteardown.so")
+    for args, env, want in ((("--library", lib), None, lib),
+                            (("-l", "other/libteardown.so"), None, lib),
+                            ((), {"TEARDOWN_LIBRARY": lib}, lib),
+                            (("--library", tdlib.lib_path()), {"TEARDOWN_LIBRARY": lib},
+                             os.path.realpath(tdlib.lib_path()))):
+        dry = _teardown("-n", *args, "--", "true", cwd=tdlib.tmpdir(),
+                        env=_plain_env(**(env or {})), name="library")
+        assert dry.rc == 0, (args, dry.stderr())
+        assert tdlib.sourced(dry.stdout())["LD_PRELOAD"] == want, (args, env, dry.stdout())
+    run = _teardown("-n", "--", "true", env=_plain_env(TEARDOWN_LIBRARY=lib + ".missing"),
+                    name="library-missing")
+    assert run.rc == 125 and "TEARDOWN_LIBRARY=%s.missing" % lib in run.stderr(), run.stderr()
+    doc = _teardown("doctor", "--json", "/bin/true", env=_plain_env(TEARDOWN_LIBRARY=lib),
+                    name="doctor-library")
+    checks = [json.loads(l) for l in doc.stdout().splitlines() if '"check"' in l]
+    assert [c["path"] for c in checks] == [lib], doc.stdout()
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(30)
+def test_check_system_is_checks_own_option():
+    """`teardown check --system FILE` runs doctor's system checks
+    (/etc/ld.so.preload, /etc/teardown.conf, the library) and then checks
+    FILE; --json makes the system lines JSON.  (It used to go from main.c
+    to doctor.c and back into check.)"""
+    good = _write("good.conf", 'rules = ( { name = "r"; close = "graceful"; } );\n')
+    run = _teardown("check", "--system", good, "--no-target", name="check-system")
+    lines = run.stdout().splitlines()
+    assert any(l.startswith("/etc/ld.so.preload") for l in lines), lines
+    assert any(l.startswith("libteardown.so") for l in lines), lines
+    assert any(l.startswith("%s: ok, 1 rule" % good) for l in lines), lines
+    run = _teardown("check", "--system", "--json", name="check-system-json")
+    objs = [json.loads(l) for l in run.stdout().splitlines()]
+    assert {o["check"] for o in objs} >= {"/etc/ld.so.preload", "libteardown.so"}, objs
+
+
+# ---------------------------------------------------------------------------
 # teardown check
 # ---------------------------------------------------------------------------
 
