@@ -121,6 +121,15 @@ $(CLI): $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN)
 
+# What has the install paths in it (the command's library lookup, the
+# manual pages) is rebuilt when they change: make, then make install
+# PREFIX=/usr, gives a command and pages that name /usr.
+PATHS_STAMP := $(BUILD)/paths.stamp
+PATHS := $(LIBDIR) $(LIBDIR_REL) $(DATADIR) $(VERSION)
+$(shell mkdir -p $(BUILD) && echo '$(PATHS)' | cmp -s - $(PATHS_STAMP) 2>/dev/null || \
+	echo '$(PATHS)' >$(PATHS_STAMP))
+$(BUILD)/obj/cli/run.o $(MANPAGES): $(PATHS_STAMP)
+
 $(BUILD)/man/%: man/%.in $(CLI) scripts/genman.sh
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  MAN     $@")
