@@ -89,7 +89,7 @@ CLI := $(BUILD)/teardown
 UNIT := $(BUILD)/tests/unit_tests
 
 
-.PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo deps-deb check-abi deb deb-check examples
+.PHONY: all testprogs test unit e2e demo sanitize bench fuzz install uninstall clean deps-build deps-test deps-demo deps-bench deps-deb check-abi deb deb-check examples
 
 all: $(LIB) $(CLI) $(EXAMPLES) $(MANPAGES) $(COMPLETION)
 
@@ -158,6 +158,10 @@ $(BUILD)/tests/progs/%: tests/progs/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(TD_CPPFLAGS) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(TD_CFLAGS)) $(LDFLAGS) -o $@ $< $(LDSAN) $(PROG_LDFLAGS) -lpthread
 
+# Exports its own config_init/config_read to the dynamic symbol table, as
+# lighttpd does (the compat suite's regression test for libconfig binding).
+$(BUILD)/tests/progs/host_appsyms: PROG_LDFLAGS := -rdynamic
+
 $(BUILD)/tests/progs/%.so: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
@@ -173,6 +177,8 @@ deps-test:
 	@scripts/deps.sh test
 deps-demo:
 	@scripts/deps.sh demo
+deps-bench:
+	@scripts/deps.sh bench
 deps-deb:
 	@scripts/deps.sh deb
 
@@ -201,8 +207,10 @@ demo: deps-demo all
 examples: deps-demo all
 	$(Q)TD_BUILD=$(abspath $(BUILD)) examples/check.sh $(EXAMPLES_ARGS)
 
-bench: deps-test all testprogs
-	$(Q)TD_BUILD=$(BUILD) python3 tests/bench/run.py
+# One table of every figure (tests/bench/run.py); BENCH=NAME runs one part
+# (calls, loop, servers, rules, threads, fds, fault_cost).
+bench: deps-bench all testprogs
+	$(Q)TD_BUILD=$(BUILD) python3 tests/bench/run.py $(BENCH)
 
 fuzz: deps-test
 	$(Q)tests/fuzz/run.sh $(FUZZ_RUNS)

@@ -6,7 +6,10 @@
  * exec()s the command: no process stays in between, so signals, exit
  * status and the process tree are the command's own.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <time.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -24,6 +27,7 @@
 #include "teardown/event.h"
 #include "teardown/fault.h"
 #include "teardown/fmt.h"
+#include "teardown/run.h"
 #include "teardown/schema.h"
 
 #define O_KEY 1000 /* + the schema row: an option that sets a policy key */
@@ -379,29 +383,39 @@ char *td_preload_join(const char *lib, const char *old)
  */
 #define TD_ENV_POLICY_MAX (96 * 1024)
 
-static char *td__policy_file(const char *text)
+/*
+ * The user's private directory for what a run hands its programs:
+ * $XDG_RUNTIME_DIR/teardown, else /tmp/teardown-UID, mode 0700, never one
+ * someone else made or could write into.  0, or -1 with errno.
+ */
+static int td__private_dir(char dir[PATH_MAX])
 {
 	const char *rt = getenv("XDG_RUNTIME_DIR");
-	char dir[PATH_MAX], tmp[PATH_MAX + 32], *path = NULL;
-	uint64_t h = 1469598103934665603ull;
-	size_t len = strlen(text);
 	struct stat st;
-	int fd;
 
-	for (const unsigned char *c = (const unsigned char *)text; *c; c++)
-		h = (h ^ *c) * 1099511628211ull;
 	if (rt != NULL && rt[0] == '/')
-		snprintf(dir, sizeof(dir), "%s/teardown", rt);
+		snprintf(dir, PATH_MAX, "%s/teardown", rt);
 	else
-		snprintf(dir, sizeof(dir), "/tmp/teardown-%u", (unsigned)geteuid());
+		snprintf(dir, PATH_MAX, "/tmp/teardown-%u", (unsigned)geteuid());
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		goto fail;
-	/* never a directory someone else made or could write into */
+		return -1;
 	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
 	    (st.st_mode & 077) != 0) {
 		errno = EPERM;
-		goto fail;
+		return -1;
 	}
+	return 0;
+}
+
+static char *td__policy_file(const char *text)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX + 32], *path = NULL;
+	uint64_t h = td_fnv64(text, strlen(text));
+	size_t len = strlen(text);
+	int fd;
+
+	if (td__private_dir(dir) != 0)
+		goto fail;
 	if (asprintf(&path, "%s/policy-%016llx.conf", dir, (unsigned long long)h) < 0)
 		return NULL;
 	snprintf(tmp, sizeof(tmp), "%s/.policy-XXXXXX", dir);
@@ -460,6 +474,50 @@ static void td__dry_run(const char *preload, const char *policy, bool as_path, i
 		}
 		fputc('\n', stdout);
 	}
+}
+
+/*
+ * The run's counters file (include/teardown/run.h): every process of this
+ * run draws its fault numbers from it, so a fixed seed gives the stated
+ * share across many short processes.  A teardown started inside a run
+ * (TEARDOWN_RUN already set) joins it.  Files of runs a day old are
+ * removed.  NULL (said) when it cannot be made: faults then count per
+ * process, as without the command.
+ */
+static char *td__run_file(void)
+{
+	struct td_run_shm run;
+	char dir[PATH_MAX], *path = NULL;
+	struct dirent *de;
+	time_t now = time(NULL);
+	DIR *d;
+	int fd;
+
+	if (td__private_dir(dir) != 0)
+		return NULL;
+	if ((d = opendir(dir)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			struct stat st;
+
+			if (strncmp(de->d_name, "run-", 4) == 0 &&
+			    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    now - st.st_mtime > 86400)
+				(void)unlinkat(dirfd(d), de->d_name, 0);
+		}
+		closedir(d);
+	}
+	if (asprintf(&path, "%s/run-XXXXXX", dir) < 0)
+		return NULL;
+	fd = mkstemp(path);
+	memset(&run, 0, sizeof(run));
+	run.magic = TD_RUN_MAGIC;
+	if (fd < 0 || write(fd, &run, sizeof(run)) != (ssize_t)sizeof(run) || close(fd) != 0) {
+		if (fd >= 0)
+			unlink(path);
+		free(path);
+		return NULL;
+	}
+	return path;
 }
 
 int td_cmd_run(int argc, char **argv)
@@ -536,6 +594,20 @@ int td_cmd_run(int argc, char **argv)
 		free(policy);
 		policy = file;
 		as_path = true;
+	}
+	if (getenv("TEARDOWN_RUN") == NULL) {
+		char *run = td__run_file();
+
+		if (run != NULL && setenv("TEARDOWN_RUN", run, 1) != 0)
+			perror("teardown: setenv");
+		free(run);
+	}
+	if (getenv("TEARDOWN_RUN") == NULL) {
+		char *run = td__run_file();
+
+		if (run != NULL && setenv("TEARDOWN_RUN", run, 1) != 0)
+			perror("teardown: setenv");
+		free(run);
 	}
 	if (setenv("LD_PRELOAD", preload, 1) != 0 ||
 	    (as_path ? setenv("TEARDOWN_CONFIG", policy, 1)

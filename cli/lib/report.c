@@ -30,17 +30,6 @@ struct td_cmap {
 	size_t cap, len; /* cap is 0 or a power of two */
 };
 
-static uint64_t td__hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 static struct td__cent *td__cmap_slot(const struct td_cmap *m, const char *key,
 				      uint64_t h)
 {
@@ -84,7 +73,7 @@ static struct td__cent *td__cmap_at(struct td_cmap **mp, const char *key)
 {
 	struct td_cmap *m = *mp;
 	struct td__cent *e;
-	uint64_t h = td__hash(key);
+	uint64_t h = td_fnv64_str(key);
 
 	if (m == NULL) {
 		m = *mp = calloc(1, sizeof(*m));
@@ -120,7 +109,7 @@ uint64_t td_cmap_get(const struct td_cmap *m, const char *key)
 
 	if (m == NULL || m->cap == 0)
 		return 0;
-	e = td__cmap_slot(m, key, td__hash(key));
+	e = td__cmap_slot(m, key, td_fnv64_str(key));
 	return e->key != NULL ? e->n : 0;
 }
 
@@ -722,7 +711,7 @@ const struct td_report_stats *td_report_prog(const struct td_report *r,
 
 	if (r->progs == NULL || r->progs->cap == 0)
 		return NULL;
-	e = td__cmap_slot(r->progs, prog, td__hash(prog));
+	e = td__cmap_slot(r->progs, prog, td_fnv64_str(prog));
 	return e->key != NULL ? e->ptr : NULL;
 }
 

@@ -16,7 +16,8 @@
 #     as after any reset by the peer;
 #   * the library's log lines (text, from the server): a "fault" line with
 #     fault=rst_after_bytes, written when the connection was accepted,
-#     and the close line (why=reset: the RST had already gone out).
+#     and the close line (wire=RST why=fault: that RST was how the
+#     connection ended, sent before the close).
 #
 # Needs: root (or unprivileged user namespaces) for a private network
 # namespace, and a build (make): build/teardown.

@@ -14,7 +14,7 @@
 #
 # What to look for: the lists of faulted connection numbers, and that the
 # pairs that should match do.  "Faulted" is read from the library's log:
-# one line "fault ... fault=rst conn=N seed=S" per reset connection.
+# one line "fault ... fault=rst conn=N run_conn=R seed=S" per reset connection.
 #
 # Needs: root (or unprivileged user namespaces) for a private network
 # namespace, and a build (make): build/teardown, build/examples/tdpeer.
@@ -44,7 +44,7 @@ echo "run 2 (--seed 42): faulted connections: $two"
 [ "$one" = "$two" ] && echo "  same seed, same faults: yes" || echo "  same seed, same faults: NO"
 
 free=$(run "$DIR/seedless.log")
-seed=$(sed -n 's/.* fault=rst conn=[0-9]* seed=\([0-9]*\).*/\1/p' "$DIR/seedless.log" | head -n 1)
+seed=$(sed -n 's/.* fault=rst conn=[0-9]* run_conn=[-0-9]* seed=\([0-9]*\).*/\1/p' "$DIR/seedless.log" | head -n 1)
 echo "seedless run: faulted connections: $free"
 echo "seedless run drew seed=$seed"
 echo "  its first fault line:"

@@ -26,6 +26,7 @@ enum td_event_type {
 	TD_EV_LEAK,	/* CLOSE_WAIT left open for leak_after_s */
 	TD_EV_EXIT,	/* still open at exit */
 	TD_EV_DROPPED,	/* at exit: audit lines this process could not write */
+	TD_EV_POLICY,	/* a changed policy file applied (or refused) */
 	TD_EV__COUNT
 };
 
@@ -111,10 +112,19 @@ struct td_event {
 	/* fault */
 	const char *fault; /* "rst", "rst_after_ms", ... */
 	uint64_t seed;
+	uint64_t run_conn; /* the run-wide connection number, 0 outside a run */
 
 	/* dropped: lines not written, the log target, the first error */
 	uint64_t dropped;
 	const char *target; /* "stderr", "syslog", "journal" or the path */
+
+	/* policy: the file, its text's hash, its rules, and whether it now
+	 * applies (else problem says why, with file and line) */
+	const char *source;
+	uint64_t hash;
+	uint32_t rules;
+	bool applied;
+	const char *problem;
 };
 
 /*
@@ -128,9 +138,10 @@ struct td_event {
  *   close,exit: state closer unread unsent app_linger wire why time_wait
  *              lost lost_in_flight age_ms bytes_in bytes_out
  *              (close also: error)
- *   fault:     fault conn seed
+ *   fault:     fault conn run_conn seed
  *   leak:      state age_ms close_wait_ms
  *   dropped:   dropped target error
+ *   policy:    source hash rules applied problem
  * JSON values: ts "2026-11-21T07:48:00.123456Z"; local/remote "1.2.3.4:80",
  * "[::1]:80" or null; app_linger "1,0" style or null; error "ECONNREFUSED"
  * or null; how/sent "SHUT_WR"... or "none" (sent: also "RST");
@@ -141,7 +152,8 @@ struct td_event {
  */
 #define TD_EVENT_MAX 1408 /* bytes of one formatted line, newline included */
 
-enum td_format { TD_FORMAT_TEXT = 0, TD_FORMAT_JSON = 1 };
+/* How a line is written; also the policy's log.format. */
+enum td_log_format { TD_FMT_TEXT = 0, TD_FMT_JSON = 1 };
 
 /*
  * Format ev as one line ending in '\n' into buf (cap >= TD_EVENT_MAX is

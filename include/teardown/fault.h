@@ -17,7 +17,15 @@ enum td_fault_kind {
 	TD_FK_RST = 1,
 	TD_FK_CONNECT_REFUSE,
 	TD_FK_CONNECT_TIMEOUT,
+	TD_FK_RST_ON_ACCEPT,
 };
+
+/* Whether position n (1-based) is one of w's (an unset w has them all). */
+bool td_when_match(const struct td_when *w, uint64_t n);
+/* Parse "3", "3+", "3..5" or "3+2" into w; 0 or -EINVAL. */
+int td_when_parse(struct td_when *w, const char *s);
+/* w as it parses back, into buf. */
+const char *td_when_format(const struct td_when *w, char *buf, size_t cap);
 
 /* Set a probability from a value in [0, 1]. */
 void td_prob_set(struct td_prob *pr, double p);

@@ -86,4 +86,9 @@ const char *td_buf_cstr(struct td_buf *b);
 /* Parse an unsigned decimal; returns 0, or -EINVAL / -ERANGE. */
 int td_parse_u64(const char *s, uint64_t *out);
 
+/* FNV-1a over n bytes, 64 bits: hash tables, policy hashes, file names. */
+uint64_t td_fnv64(const void *p, size_t n);
+/* The same over a C string. */
+uint64_t td_fnv64_str(const char *s);
+
 #endif

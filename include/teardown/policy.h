@@ -47,11 +47,6 @@ enum td_log_target {
 	TD_LOG_JOURNAL, /* journald's native socket */
 };
 
-enum td_log_format {
-	TD_FMT_TEXT = 0,
-	TD_FMT_JSON,
-};
-
 enum td_on_error {
 	TD_ONERR_PASS = 0, /* run unchanged, warn once */
 	TD_ONERR_EXIT,	   /* exit status 78 (EX_CONFIG) */
@@ -81,10 +76,25 @@ struct td_prob {
 	bool always;
 };
 
+/*
+ * Which of a rule's matched connections a fault may hit, by position
+ * (1 = the first the rule matched): first..last, every step-th.  Unset:
+ * every one.  strace's syntax: "3" the 3rd, "3+" from the 3rd, "3..5" the
+ * 3rd to the 5th, "3+2" every 2nd from the 3rd.
+ */
+struct td_when {
+	uint64_t first, last, step;
+	bool set;
+};
+
 struct td_fault {
+	struct td_when when;
 	struct td_prob rst;
 	uint32_t rst_after_ms;	  /* 0 = off */
 	uint64_t rst_after_bytes; /* 0 = off */
+	uint64_t fin_after_bytes; /* 0 = off: a FIN after this many written */
+	uint64_t rst_after_bytes_in; /* 0 = off: reset after this many read */
+	struct td_prob rst_on_accept;
 	struct td_prob connect_refuse;
 	struct td_prob connect_timeout;
 	uint32_t connect_timeout_ms;
@@ -92,6 +102,8 @@ struct td_fault {
 	uint32_t close_delay_ms;
 	uint64_t seed;
 	bool has_seed;
+	/* on a live policy change: reset the open connections the rule matches */
+	bool reset_open;
 };
 
 struct td_rule {
@@ -128,7 +140,7 @@ struct td_rule {
 struct td_policy {
 	int version;
 	uint8_t log_target; /* enum td_log_target */
-	uint8_t log_format; /* enum td_log_format */
+	uint8_t log_format; /* enum td_log_format (teardown/event.h) */
 	uint8_t log_facility; /* syslog facility code; 0 = daemon (the default) */
 	char log_path[4096];
 	uint8_t on_error; /* enum td_on_error */
@@ -144,6 +156,10 @@ struct td_policy {
 
 	/* optional index built by td_policy_build_index(); owned by p */
 	struct td_index *index;
+	/* the library's generation number for this policy (live reloads) */
+	uint8_t gen;
+	/* per rule: connections it matched in this process (the library's) */
+	uint64_t *matched;
 };
 
 /* What is known about a socket when a decision is made. */

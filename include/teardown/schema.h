@@ -41,6 +41,7 @@ enum td_kind {
 	TD_K_TARGET,   /* log.target: enum td_log_target at off, path at off2 */
 	TD_K_FACILITY, /* a syslog facility name, stored as its code (uint8_t) */
 	TD_K_VERSION,  /* the schema version: 1 */
+	TD_K_WHEN,     /* positions among matched connections: struct td_when */
 	TD_K_GROUP,    /* a nested group of scope sub */
 	TD_K_RULES,    /* the list of rules */
 };
@@ -56,6 +57,7 @@ enum td_key_flag {
 	TD_KF_REPEAT = 1u << 4, /* as an option: repeatable, each adds to the list */
 	TD_KF_ONE_DRAW = 1u << 5, /* a probability sharing one draw with the others so
 				     flagged in its group: together at most 1 */
+	TD_KF_ONE_OF = 1u << 6, /* at most one key so flagged in its group is set */
 };
 
 struct td_key {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "teardown/cfgread.h"
+#include "teardown/fmt.h"
 
 /* ---- the arena: every node and string of one document ---- */
 
@@ -483,18 +484,9 @@ static int td__kids_done(struct td__scan *s, struct td_cfg_node *parent, struct 
 	return 0;
 }
 
-static uint32_t td__hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
 static void td__set_put(struct td__kids *k, const char *name)
 {
-	uint32_t h = td__hash(name) & k->mask;
+	uint32_t h = (uint32_t)td_fnv64_str(name) & k->mask;
 
 	while (k->set[h] != NULL)
 		h = (h + 1) & k->mask;
@@ -523,7 +515,7 @@ static int td__name_new(struct td__scan *s, struct td__kids *k, const char *name
 			if (old[i] != NULL)
 				td__set_put(k, old[i]);
 	}
-	for (h = td__hash(name) & k->mask; k->set[h] != NULL; h = (h + 1) & k->mask) {
+	for (h = (uint32_t)td_fnv64_str(name) & k->mask; k->set[h] != NULL; h = (h + 1) & k->mask) {
 		if (strcmp(k->set[h], name) == 0) {
 			*fresh = false;
 			return 0;

@@ -581,6 +581,17 @@ static int td__member(struct td__pctx *c, const struct td_key *k, const struct t
 				 (uint32_t *)((char *)base + k->off2));
 	case TD_K_TARGET:
 		return td__target(c, m, path);
+	case TD_K_WHEN: {
+		const char *w;
+		char q[80];
+
+		rc = td__str(c, m, path, &w);
+		if (rc == 0 && td_when_parse((struct td_when *)at, w) != 0)
+			rc = td__fail(c, m, path,
+				      "bad position %s (want N, N+, N..M or N+S, counting from 1)",
+				      td__q(q, sizeof(q), w));
+		return rc;
+	}
 	case TD_K_FACILITY:
 		return td__facility(c, m, path, k, base);
 	case TD_K_VERSION:
@@ -611,7 +622,22 @@ static int td__group_done(struct td__pctx *c, const struct td_cfg_node *g, const
 	/* Probabilities decided by one draw share [0, 1] (connect faults). */
 	double sum = 0;
 	char names[128];
+	const struct td_key *one = NULL;
 	struct td_buf b;
+
+	/* Keys of which only one may be set (what happens after N bytes). */
+	for (size_t i = 0; i < td_n_keys; i++) {
+		const struct td_key *k = &td_keys[i];
+
+		if (k->scope != scope || !(k->flags & TD_KF_ONE_OF) ||
+		    td_key_get_int(k, base) == k->unset)
+			continue;
+		if (one != NULL)
+			return td__fail(c, g, path, "%s and %s cannot both be set",
+					*path || !one->opt ? one->name : one->opt,
+					*path || !k->opt ? k->name : k->opt);
+		one = k;
+	}
 
 	td_buf_init(&b, names, sizeof(names));
 	for (size_t i = 0; i < td_n_keys; i++) {
@@ -671,15 +697,6 @@ static int td__group(struct td__pctx *c, const struct td_cfg_node *g, const char
 	return td__group_done(c, g, path, scope, base);
 }
 
-static uint32_t td__hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
 /*
  * Add rule idx's name to the set; returns the index of an earlier rule
  * with the same name, or -1.  A hash set keeps a policy with many rules
@@ -688,7 +705,7 @@ static uint32_t td__hash(const char *s)
 static int64_t td__name_add(struct td__pctx *c, uint32_t idx)
 {
 	const char *name = c->p->rules[idx].name;
-	uint32_t h = td__hash(name) & c->names_mask;
+	uint32_t h = (uint32_t)td_fnv64_str(name) & c->names_mask;
 
 	while (c->names[h] != 0) {
 		uint32_t other = c->names[h] - 1;

@@ -17,6 +17,7 @@
 
 #include "teardown/config.h"
 #include "teardown/event.h"
+#include "teardown/fault.h"
 #include "teardown/fmt.h"
 #include "teardown/schema.h"
 #include "teardown/event.h"
@@ -199,6 +200,10 @@ static void td__sb_key(struct td__sb *b, const struct td_policy *p, const struct
 		if (*(char *const *)at == NULL)
 			goto unset;
 		break;
+	case TD_K_WHEN:
+		if (!((const struct td_when *)at)->set)
+			goto unset;
+		break;
 	case TD_K_ADDRS:
 	case TD_K_PORTS:
 		if (*count == 0)
@@ -237,6 +242,12 @@ static void td__sb_key(struct td__sb *b, const struct td_policy *p, const struct
 	case TD_K_PROB:
 		td__sb_prob(b, ((const struct td_prob *)at)->p);
 		break;
+	case TD_K_WHEN: {
+		char w[64];
+
+		td__sb_str(b, td_when_format((const struct td_when *)at, w, sizeof(w)));
+		break;
+	}
 	case TD_K_NAME:
 		td__sb_str(b, at);
 		break;
@@ -321,6 +332,14 @@ bool td_key_value_text(const struct td_key *k, const struct td_policy *p,
 	case TD_K_NAME:
 		td_buf_puts(&b, at);
 		break;
+	case TD_K_WHEN: {
+		char w[64];
+
+		if (!((const struct td_when *)at)->set)
+			return false;
+		td_buf_puts(&b, td_when_format((const struct td_when *)at, w, sizeof(w)));
+		break;
+	}
 	case TD_K_GLOB:
 		if (*(char *const *)at == NULL)
 			return false;

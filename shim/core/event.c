@@ -37,6 +37,7 @@ static const char *const td__event_names[TD_EV__COUNT] = {
 	[TD_EV_SHUTDOWN] = "shutdown", [TD_EV_CLOSE] = "close",
 	[TD_EV_FAULT] = "fault",     [TD_EV_LEAK] = "leak",
 	[TD_EV_EXIT] = "exit",	     [TD_EV_DROPPED] = "dropped",
+	[TD_EV_POLICY] = "policy",
 };
 
 static const char *const td__why_names[TD_WHY__COUNT] = {
@@ -536,6 +537,11 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 	case TD_EV_FAULT:
 		td__str(l, TD__K("fault"), ev->fault, TD__SHORT_IN, TD__SHORT_OUT);
 		td__conn(l, ev->conn);
+		td__key(l, TD__K("run_conn"));
+		if (ev->run_conn)
+			td_buf_u64(&l->b, ev->run_conn);
+		else
+			td__null(l);
 		td__key(l, TD__K("seed"));
 		td_buf_u64(&l->b, ev->seed);
 		break;
@@ -550,6 +556,22 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 		td__str(l, TD__K("target"), ev->target, TD__RULE_IN, TD__RULE_OUT);
 		td__error(l, ev->err);
 		break;
+	case TD_EV_POLICY: {
+		static const char hx[] = "0123456789abcdef";
+		char hash[17];
+
+		for (int i = 0; i < 16; i++)
+			hash[i] = hx[(ev->hash >> (60 - 4 * i)) & 15];
+		hash[16] = '\0';
+		td__str(l, TD__K("source"), ev->source, TD__RULE_IN, TD__RULE_OUT);
+		td__str(l, TD__K("hash"), hash, TD__SHORT_IN, TD__SHORT_OUT);
+		td__key(l, TD__K("rules"));
+		td_buf_u64(&l->b, ev->rules);
+		td__key(l, TD__K("applied"));
+		td_buf_puts(&l->b, ev->applied ? (l->json ? "true" : "yes") : (l->json ? "false" : "no"));
+		td__str(l, TD__K("problem"), ev->problem, TD__RULE_IN, TD__RULE_OUT);
+		break;
+	}
 	default: /* bind, and types this version does not know */
 		break;
 	}
@@ -568,7 +590,7 @@ size_t td_event_format(char *buf, size_t cap, const struct td_event *ev,
 	if (buf == NULL || cap == 0 || ev == NULL)
 		return 0;
 	td_buf_init(&l.b, buf, cap);
-	l.json = format == TD_FORMAT_JSON;
+	l.json = format == TD_FMT_JSON;
 	td__head(&l, ev);
 	td__body(&l, ev);
 	td_buf_puts(&l.b, l.json ? "}\n" : "\n");
@@ -591,6 +613,8 @@ int td_event_severity(const struct td_event *ev)
 	case TD_EV_LEAK:
 	case TD_EV_DROPPED:
 		return 4;
+	case TD_EV_POLICY:
+		return ev->applied ? 6 : 4;
 	default:
 		return 6;
 	}
@@ -682,12 +706,12 @@ size_t td_event_journal(char *buf, size_t cap, const struct td_event *ev,
 
 	if (buf == NULL || cap == 0 || ev == NULL)
 		return 0;
-	jn = td_event_format(json, sizeof(json), ev, TD_FORMAT_JSON);
+	jn = td_event_format(json, sizeof(json), ev, TD_FMT_JSON);
 	if (jn == 0)
 		return 0;
 	td_buf_init(&b, buf, cap);
 	td_buf_puts(&b, "MESSAGE=");
-	if (format == TD_FORMAT_JSON) {
+	if (format == TD_FMT_JSON) {
 		td_buf_putn(&b, json, jn);
 	} else {
 		/* the text line straight into place, newline included */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "teardown/fmt.h"
 #include "teardown/policy.h"
 
 static bool td__cidr_has(const struct td_cidr *c, const struct td_addr *a)
@@ -106,7 +107,9 @@ void td_policy_finish(struct td_policy *p)
 
 		p->uses_local |= r->n_local || r->n_local_port;
 		p->any_fault |= r->has_fault;
-		p->any_bytes_fault |= r->has_fault && r->fault.rst_after_bytes;
+		p->any_bytes_fault |= r->has_fault && (r->fault.rst_after_bytes ||
+						       r->fault.fin_after_bytes ||
+						       r->fault.rst_after_bytes_in);
 		p->any_leak |= r->leak_after_s != 0;
 	}
 }
@@ -127,6 +130,8 @@ void td_policy_free(struct td_policy *p)
 	}
 	free(p->rules);
 	p->rules = NULL;
+	free(p->matched);
+	p->matched = NULL;
 	p->n_rules = 0;
 	td__index_free(p->index);
 	p->index = NULL;
@@ -135,10 +140,13 @@ void td_policy_free(struct td_policy *p)
 /*
  * The rule index.  A rule whose remote_port criterion covers few ports is
  * filed under each of those ports; failing that, one with a small
- * local_port criterion under its local ports; every other rule is
+ * local_port criterion under its local ports; failing that, one with a
+ * remote criterion under each of its address blocks (a hash of the block,
+ * looked up once per prefix length the policy uses); every other rule is
  * "generic".  Each list is in rule order, so the first match is found by
- * walking the port's lists and the generic list together, smallest rule
- * number first: the answer is the same as a scan of all rules.
+ * walking the lists that can hold candidates together, smallest rule
+ * number first: the answer is the same as a scan of all rules.  Rules
+ * whose program does not match this process are left out altogether.
  */
 #define TD_INDEX_MAX_PORTS 256u
 
@@ -147,8 +155,24 @@ struct td_plist {
 	uint32_t *rules;
 };
 
+/* One address block of the remote index, and its rules. */
+struct td_cslot {
+	struct td_cidr key; /* address masked to its prefix; family 0 = empty */
+	uint32_t off, n;    /* its rules: cidx.rules[off .. off + n) */
+};
+
+struct td_cidx {
+	struct td_cslot *slots;
+	uint32_t mask; /* slots - 1, a power of two minus one */
+	uint32_t *rules;
+	/* the prefix lengths in use, per family (index 0: IPv4, 1: IPv6) */
+	uint8_t prefixes[2][129];
+	uint8_t n_prefixes[2];
+};
+
 struct td_index {
 	struct td_plist remote, local;
+	struct td_cidx cidr;
 	uint32_t *generic;
 	uint32_t n_generic;
 };
@@ -162,13 +186,112 @@ static uint32_t td__span(const struct td_portrange *v, uint32_t n)
 	return total;
 }
 
-/* 1: keyed by remote port, 2: by local port, 0: generic */
+/* 1: keyed by remote port, 2: by local port, 3: by remote block, 0: generic */
 static int td__key(const struct td_rule *r)
 {
 	if (r->n_remote_port && td__span(r->remote_port, r->n_remote_port) <= TD_INDEX_MAX_PORTS)
 		return 1;
 	if (r->n_local_port && td__span(r->local_port, r->n_local_port) <= TD_INDEX_MAX_PORTS)
 		return 2;
+	if (r->n_remote)
+		return 3;
+	return 0;
+}
+
+/* a's first prefix bits, the rest zero: the block a lies in */
+static void td__mask(struct td_cidr *out, uint8_t family, uint8_t prefix, const uint8_t *addr)
+{
+	unsigned full = prefix / 8u, rest = prefix % 8u;
+
+	memset(out, 0, sizeof(*out));
+	out->family = family;
+	out->prefix = prefix;
+	memcpy(out->addr, addr, full);
+	if (rest)
+		out->addr[full] = addr[full] & (uint8_t)(0xff00u >> rest);
+}
+
+static uint32_t td__chash(const struct td_cidr *k)
+{
+	return (uint32_t)td_fnv64(k, sizeof(*k));
+}
+
+/* The slot of block k: its own, or the empty one where it would go. */
+static struct td_cslot *td__cslot(const struct td_cidx *cx, const struct td_cidr *k)
+{
+	for (uint32_t h = td__chash(k);; h++) {
+		struct td_cslot *sl = &cx->slots[h & cx->mask];
+
+		if (sl->key.family == 0 || memcmp(&sl->key, k, sizeof(*k)) == 0)
+			return sl;
+	}
+}
+
+/*
+ * File every (block, rule) pair of the rules keyed by block: a first pass
+ * counts per block, a second fills each block's list in rule order (a
+ * rule naming one block twice is filed once).
+ */
+static int td__cidx_build(struct td_cidx *cx, const struct td_policy *p)
+{
+	uint32_t pairs = 0, pos = 0;
+
+	for (uint32_t i = 0; i < p->n_rules; i++)
+		if (p->rules[i].program_ok && td__key(&p->rules[i]) == 3)
+			pairs += p->rules[i].n_remote;
+	cx->mask = 15;
+	while (cx->mask < pairs * 2 + 1)
+		cx->mask = cx->mask * 2 + 1;
+	cx->slots = calloc((size_t)cx->mask + 1, sizeof(*cx->slots));
+	cx->rules = malloc((pairs ? pairs : 1) * sizeof(uint32_t));
+	if (cx->slots == NULL || cx->rules == NULL)
+		return -ENOMEM;
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < p->n_rules; i++) {
+			const struct td_rule *r = &p->rules[i];
+
+			if (!r->program_ok || td__key(r) != 3)
+				continue;
+			for (uint32_t k = 0; k < r->n_remote; k++) {
+				struct td_cidr key;
+				struct td_cslot *sl;
+
+				td__mask(&key, r->remote[k].family, r->remote[k].prefix, r->remote[k].addr);
+				sl = td__cslot(cx, &key);
+				if (pass == 0) {
+					if (sl->key.family == 0) {
+						int f = key.family == AF_INET6;
+						bool seen = false;
+
+						sl->key = key;
+						for (unsigned j = 0; j < cx->n_prefixes[f]; j++)
+							seen |= cx->prefixes[f][j] == key.prefix;
+						if (!seen)
+							cx->prefixes[f][cx->n_prefixes[f]++] = key.prefix;
+					}
+					/* counted once per rule: n is its last rule + 1 here */
+					if (sl->off != i + 1) {
+						sl->off = i + 1;
+						sl->n++;
+					}
+				} else if (sl->n == 0 || cx->rules[sl->off + sl->n - 1] != i) {
+					cx->rules[sl->off + sl->n++] = i;
+				}
+			}
+		}
+		if (pass == 0) {
+			/* offsets from the counts; n counts again in the fill */
+			for (uint32_t j = 0; j <= cx->mask; j++) {
+				struct td_cslot *sl = &cx->slots[j];
+
+				if (sl->key.family == 0)
+					continue;
+				sl->off = pos;
+				pos += sl->n;
+				sl->n = 0;
+			}
+		}
+	}
 	return 0;
 }
 
@@ -236,6 +359,8 @@ static void td__index_free(struct td_index *ix)
 	free(ix->remote.rules);
 	free(ix->local.start);
 	free(ix->local.rules);
+	free(ix->cidr.slots);
+	free(ix->cidr.rules);
 	free(ix->generic);
 	free(ix);
 }
@@ -248,7 +373,7 @@ int td_policy_build_index(struct td_policy *p)
 		return -ENOMEM;
 	ix->generic = malloc((p->n_rules ? p->n_rules : 1) * sizeof(uint32_t));
 	if (ix->generic == NULL || td__plist_build(&ix->remote, p, 1) != 0 ||
-	    td__plist_build(&ix->local, p, 2) != 0) {
+	    td__plist_build(&ix->local, p, 2) != 0 || td__cidx_build(&ix->cidr, p) != 0) {
 		td__index_free(ix);
 		return -ENOMEM;
 	}
@@ -260,36 +385,55 @@ int td_policy_build_index(struct td_policy *p)
 	return 0;
 }
 
+/* A list of candidate rules, in rule order, and how far it was walked. */
+struct td__cursor {
+	const uint32_t *v;
+	uint32_t n, k;
+};
+
 static int td__decide_indexed(const struct td_policy *p, const struct td_index *ix,
 			      const struct td_match_ctx *ctx)
 {
+	/* remote port, local port, generic, and one per prefix length */
+	struct td__cursor c[3 + 129];
 	uint16_t rp = ctx->remote.port, lp = ctx->local.port;
-	const uint32_t *a = ix->remote.rules + ix->remote.start[rp], *b = NULL, *g = ix->generic;
-	uint32_t na = ix->remote.start[rp + 1] - ix->remote.start[rp], nb = 0;
-	uint32_t ka = 0, kb = 0, kg = 0;
+	unsigned nc = 0;
+	int f = ctx->remote.family == AF_INET6;
 
-	if (ctx->known & TD_K_LOCAL) {
-		b = ix->local.rules + ix->local.start[lp];
-		nb = ix->local.start[lp + 1] - ix->local.start[lp];
+	c[nc++] = (struct td__cursor){ix->remote.rules + ix->remote.start[rp],
+				      ix->remote.start[rp + 1] - ix->remote.start[rp], 0};
+	if (ctx->known & TD_K_LOCAL)
+		c[nc++] = (struct td__cursor){ix->local.rules + ix->local.start[lp],
+					      ix->local.start[lp + 1] - ix->local.start[lp], 0};
+	c[nc++] = (struct td__cursor){ix->generic, ix->n_generic, 0};
+	if (ctx->remote.family == AF_INET || ctx->remote.family == AF_INET6) {
+		for (unsigned j = 0; j < ix->cidr.n_prefixes[f]; j++) {
+			struct td_cidr key;
+			const struct td_cslot *sl;
+
+			td__mask(&key, ctx->remote.family, ix->cidr.prefixes[f][j], ctx->remote.addr);
+			sl = td__cslot(&ix->cidr, &key);
+			if (sl->key.family != 0 && sl->n > 0)
+				c[nc++] = (struct td__cursor){ix->cidr.rules + sl->off, sl->n, 0};
+		}
 	}
-	/* a rule is filed in one list only, at most once: the smallest head is
-	 * the next candidate, and only its list moves on */
+	/*
+	 * The smallest head is the next candidate; a rule can head several
+	 * lists at once (two of its blocks hold the address), and every list
+	 * it heads moves on.
+	 */
 	for (;;) {
-		uint32_t ra = ka < na ? a[ka] : UINT32_MAX, rb = kb < nb ? b[kb] : UINT32_MAX;
-		uint32_t rg = kg < ix->n_generic ? g[kg] : UINT32_MAX;
-		uint32_t r = ra < rb ? ra : rb;
+		uint32_t r = UINT32_MAX;
 
-		if (rg < r)
-			r = rg;
+		for (unsigned j = 0; j < nc; j++)
+			if (c[j].k < c[j].n && c[j].v[c[j].k] < r)
+				r = c[j].v[c[j].k];
 		if (r == UINT32_MAX)
 			return -1;
 		if (td_rule_match(&p->rules[r], ctx))
 			return (int)r;
-		if (r == ra)
-			ka++;
-		else if (r == rb)
-			kb++;
-		else
-			kg++;
+		for (unsigned j = 0; j < nc; j++)
+			if (c[j].k < c[j].n && c[j].v[c[j].k] == r)
+				c[j].k++;
 	}
 }

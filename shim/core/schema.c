@@ -2,6 +2,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "teardown/event.h"
 #include "teardown/fmt.h"
 #include "teardown/schema.h"
 
@@ -86,14 +87,24 @@ const struct td_key td_keys[] = {
 	 0, NONE, NULL, "any port", "local-port", "PORTS", "the local port(s)"},
 
 	/* fault = { } */
+	{TD_SC_FAULT, TD_K_WHEN, 0, 0, 0, "when", F(when), 0, 0, 0, 0, NONE, NULL, "every one",
+	 "when", "POS", "which matched connections: 3, 3+, 3..5 or 3+2 (every 2nd from the 3rd)"},
 	{TD_SC_FAULT, TD_K_PROB, 0, 0, 0, "rst", F(rst), 0, 0, 0, 0, NONE, NULL, NULL, "rst",
 	 "P", "share of connections that end in an RST"},
 	{TD_SC_FAULT, TD_K_INT, TD_F_U32, 0, TD_KF_UNSET, "rst_after_ms", F(rst_after_ms), 0, 1,
 	 86400000, 0, 0, NULL, "off", "rst-after-ms", "MS",
 	 "reset connections this long after they open"},
-	{TD_SC_FAULT, TD_K_INT, TD_F_U64, 0, TD_KF_UNSET, "rst_after_bytes",
+	{TD_SC_FAULT, TD_K_INT, TD_F_U64, 0, TD_KF_UNSET | TD_KF_ONE_OF, "rst_after_bytes",
 	 F(rst_after_bytes), 0, 1, 1LL << 62, 0, 0, NULL, "off", "rst-after-bytes", "N",
 	 "reset once the program has written N bytes"},
+	{TD_SC_FAULT, TD_K_INT, TD_F_U64, 0, TD_KF_UNSET | TD_KF_ONE_OF, "fin_after_bytes",
+	 F(fin_after_bytes), 0, 1, 1LL << 62, 0, 0, NULL, "off", "fin-after-bytes", "N",
+	 "end with a FIN once the program has written N bytes (its later writes: EPIPE)"},
+	{TD_SC_FAULT, TD_K_INT, TD_F_U64, 0, TD_KF_UNSET, "rst_after_bytes_in",
+	 F(rst_after_bytes_in), 0, 1, 1LL << 62, 0, 0, NULL, "off", "rst-after-bytes-in", "N",
+	 "reset once the program has read N bytes"},
+	{TD_SC_FAULT, TD_K_PROB, 0, 0, 0, "rst_on_accept", F(rst_on_accept), 0, 0, 0, 0, NONE,
+	 NULL, NULL, "rst-on-accept", "P", "share of accepted connections reset before any read"},
 	{TD_SC_FAULT, TD_K_PROB, 0, 0, TD_KF_ONE_DRAW, "connect_refuse", F(connect_refuse), 0, 0, 0, 0, NONE,
 	 NULL, NULL, "connect-refuse", "P", "share of connects refused (ECONNREFUSED)"},
 	{TD_SC_FAULT, TD_K_PROB, 0, 0, TD_KF_ONE_DRAW, "connect_timeout", F(connect_timeout), 0, 0, 0, 0,
@@ -108,6 +119,9 @@ const struct td_key td_keys[] = {
 	{TD_SC_FAULT, TD_K_INT, TD_F_U64, 0, TD_KF_HAS, "seed", F(seed), F(has_seed), 0,
 	 LLONG_MAX, 0, NONE, NULL, "not set", "seed", "N",
 	 "fixed seed: the same faults on every run"},
+	{TD_SC_FAULT, TD_K_BOOL, TD_F_BOOL, 0, 0, "reset_open", F(reset_open), 0, 0, 0, 0, NONE,
+	 NULL, NULL, NULL, NULL,
+	 "when this policy replaces a running one: reset, once, every open connection the rule matches"}
 };
 
 const size_t td_n_keys = sizeof(td_keys) / sizeof(td_keys[0]);

@@ -83,7 +83,7 @@ void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
 	ev->unsent = cf->unsent;
 	ev->bytes_in = o.bytes_in;
 	ev->bytes_out = o.bytes_out;
-	ev->age_ms = (td_mono_us() - t_open_mono_us) / 1000;
+	ev->age_ms = t_open_mono_us != 0 ? (td_clock_mono_us() - t_open_mono_us) / 1000 : 0;
 }
 
 /*
@@ -117,7 +117,8 @@ static bool td__needs_work(const struct td_rule *r, const struct td_facts *f)
 static bool td__close_has_work(const struct td_rule *r, const struct td_sock *s)
 {
 	return r->log || r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN ||
-	       s->share != 0 || (atomic_load(&s->flags) & TD_SF_BYTES_FAULT) ||
+	       s->share != 0 ||
+	       (atomic_load(&s->flags) & (TD_SF_BYTES_FAULT | TD_SF_BYTES_IN_FAULT)) ||
 	       (r->has_fault && r->fault.close_delay_ms);
 }
 
@@ -132,33 +133,35 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	bool in_proc_shared, last, changed = false;
 	int fd = c->fd;
 
-	in_proc_shared = td_share_leave(s->share);
+	in_proc_shared = td_fdtab_share_leave(s->share);
 	if (c->rule->has_fault && c->rule->fault.close_delay_ms)
-		td_sleep_ms(c->rule->fault.close_delay_ms);
+		td_clock_sleep_ms(c->rule->fault.close_delay_ms);
 	if (atomic_load(&s->flags) & TD_SF_BYTES_FAULT)
-		atomic_fetch_sub(&td_bytes_faults_live, 1);
-	if (td_facts_read_sock(fd, &f, s, c->rule, td_sock_needs_ino(s)) < 0) {
+		atomic_fetch_sub(&td_faults_bytes_live, 1);
+	if (atomic_load(&s->flags) & TD_SF_BYTES_IN_FAULT)
+		atomic_fetch_sub(&td_faults_bytes_in_live, 1);
+	if (td_info_facts_sock(fd, &f, s, c->rule, td_holders_needs_ino(s)) < 0) {
 		/* not this socket any more (closed behind our back): hands off */
 		c->stale = true;
 		return;
 	}
 	c->log = c->rule->log;
 	c->unread_before = f.unread;
-	last = !in_proc_shared && td_sock_sole_holder(fd, s, f.ino);
+	last = !in_proc_shared && td_holders_sole(fd, s, f.ino);
 	if (last && td__needs_work(c->rule, &f)) {
 		/* graceful changes the outcome only when it undoes something */
 		changed = c->rule->close == TD_CLOSE_DRAIN || f.unread > 0 ||
 			  td_sock_linger_on(&c->s);
 		if (c->rule->close == TD_CLOSE_DRAIN) {
-			int pfd = fcntl(fd, F_DUPFD_CLOEXEC, td_proc.fd_base);
+			int pfd = fcntl(fd, F_DUPFD_CLOEXEC, td_init_proc.fd_base);
 
 			if (pfd >= 0)
-				c->pfd = td_own_fd(pfd);
+				c->pfd = td_ownfd_mark(pfd);
 		}
 		if (f.unread > 0)
-			(void)td_discard_input(fd);
+			(void)td_info_discard_input(fd);
 		if (c->pfd < 0 || f.unread > 0)
-			(void)td_facts_read(fd, &f, false);
+			(void)td_info_facts(fd, &f, false);
 		if (c->pfd >= 0) {
 			/* what the drain will do: FIN behind the data, no RST */
 			f.unread = 0;
@@ -168,7 +171,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 		changed = td_sock_linger_on(&c->s);
 	}
 	td__facts(&c->cf, s, c->rule, &f, last, changed);
-	td_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
+	td_logw_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
 	td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
 	c->ev.unread = c->unread_before;
 	/*
@@ -183,29 +186,22 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	/*
 	 * A FIN predicted as the first one may meet a peer's FIN arriving just
 	 * before the real close.  This is the last reference, nothing is left
-	 * unread and no zero linger is set, so the close would send exactly a
-	 * FIN: sending it now with shutdown(SHUT_WR) lets the state that
-	 * follows say who was first (FIN_WAIT1: we were; LAST_ACK: the peer
-	 * was; CLOSING: the FINs crossed), for the price of two cheap calls.
+	 * unread and no zero linger is set, so the close sends exactly a FIN,
+	 * and afterwards the kernel still knows who was first: a sock_diag
+	 * lookup of the 4-tuple (FIN_WAIT or TIME_WAIT: we were; LAST_ACK or
+	 * gone: the peer was; CLOSING: the FINs crossed).  The library never
+	 * sends that FIN itself (an observer must not change the program's
+	 * close sequence), and an fclose() still has its buffer to flush.
 	 */
-	if (c->pfd < 0 && last && c->log && c->ev.wire == TD_WIRE_FIN &&
-	    c->ev.closer == TD_CLOSER_ACTIVE) {
-		/* fclose() still has the stream's buffer to flush: its FIN must
-		 * wait, and the kernel is asked afterwards instead */
-		if (c->path == TD_PATH_FCLOSE) {
-			c->check_after = true;
-		} else if (td_real_shutdown(fd, SHUT_WR) == 0) {
-			c->cf.first_fin = td_diag_closer(fd, &s->d.local, &s->d.remote);
-			td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
-		}
-	}
+	c->check_after = c->pfd < 0 && last && c->log && c->ev.wire == TD_WIRE_FIN &&
+			 c->ev.closer == TD_CLOSER_ACTIVE;
 	/* the closing thread, even when the worker writes the event later */
-	c->ev.tid = td_gettid();
+	c->ev.tid = td_init_tid();
 }
 
 bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd, int path)
 {
-	struct td_sock *e = td_fd_live(fd);
+	struct td_sock *e = td_fdtab_live(fd);
 	const struct td_rule *r;
 
 	if (e == NULL)
@@ -216,13 +212,13 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd, i
 	 * (that would strip the parent's socket of its rule, or one of the
 	 * library's own fds of its mark).
 	 */
-	if (!td_in_own_process())
+	if (!td_init_in_own_process())
 		return false;
-	r = td_sock_rule(p, e);
+	r = td_decide_rule(p, e);
 	if ((atomic_load(&e->flags) & TD_SF_OWN) || r == NULL || !td__close_has_work(r, e)) {
 		/* one of ours closed by the program, a socket no rule wants, or
 		 * one whose options already say everything: just close */
-		td_fd_forget(fd);
+		td_fdtab_forget(fd);
 		return false;
 	}
 	memset(c, 0, sizeof(*c));
@@ -230,9 +226,9 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd, i
 	c->fd = fd;
 	c->pfd = -1;
 	c->path = path;
-	if (!td_fd_claim(fd, &c->s))
+	if (!td_fdtab_claim(fd, &c->s))
 		return false;
-	c->rule = td_sock_rule(p, &c->s);
+	c->rule = td_decide_rule(p, &c->s);
 	if (c->rule == NULL)
 		c->stale = true;
 	else
@@ -250,7 +246,7 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	td_real_shutdown(c->pfd, SHUT_WR);
 	c->cf.first_fin = td_diag_closer(c->pfd, &c->s.d.local, &c->s.d.remote);
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
-	(void)td_discard_input(c->pfd);
+	(void)td_info_discard_input(c->pfd);
 	/* The peer may have closed already: then nothing to wait for. */
 	if (recv(c->pfd, &probe, 1, MSG_DONTWAIT | MSG_PEEK) == 0)
 		return false;
@@ -261,7 +257,7 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	req.cf = c->cf;
 	req.log = c->log;
 	req.t_open_mono_us = c->s.d.t_open_mono_us;
-	req.deadline_mono_us = td_mono_us() + (int64_t)c->rule->drain_timeout_ms * 1000;
+	req.deadline_mono_us = td_clock_mono_us() + (int64_t)c->rule->drain_timeout_ms * 1000;
 	return td_worker_drain(&req) == 0;
 }
 
@@ -277,23 +273,23 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	if (c->pfd >= 0) {
 		if (td__drain(p, c))
 			goto out; /* the worker writes the event when done */
-		td_own_close(c->pfd);
+		td_ownfd_close(c->pfd);
 		c->pfd = -1;
 	}
 	if (c->log) {
-		if (c->check_after)
+		if (c->check_after && ok)
 			c->cf.first_fin = td_diag_closer(-1, &c->s.d.local, &c->s.d.remote);
 		if (c->check_rst && ok)
 			c->cf.after_state = td_diag_state(&c->s.d.local, &c->s.d.remote);
-		if (c->check_after || (c->check_rst && ok))
+		if ((c->check_after || c->check_rst) && ok)
 			td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
-		td_log(p, &c->ev);
+		td_logw_event(p, &c->ev);
 	}
 out:
 	errno = ok ? c->saved_errno : err;
 }
 
-int td_close_fd(const struct td_policy *p, int fd, int path)
+int td_closing_fd(const struct td_policy *p, int fd, int path)
 {
 	struct td_closing c;
 	int rc;
@@ -314,7 +310,7 @@ int td_close_fd(const struct td_policy *p, int fd, int path)
  */
 void td_closing_at_exit(const struct td_policy *p)
 {
-	int high = td_fd_high();
+	int high = td_fdtab_high();
 
 	for (int fd = 0; fd <= high; fd++) {
 		struct td_close_facts cf;
@@ -325,22 +321,22 @@ void td_closing_at_exit(const struct td_policy *p)
 		int64_t unread;
 		bool last, work;
 
-		if (!td_fd_read(fd, &s, NULL))
+		if (!td_fdtab_read(fd, &s, NULL))
 			continue;
 		if (atomic_load(&s.flags) & TD_SF_OWN)
 			continue;
-		r = td_sock_rule(p, &s);
-		if (r == NULL || td_facts_read(fd, &f, td_sock_needs_ino(&s)) != 0)
+		r = td_decide_rule(p, &s);
+		if (r == NULL || td_info_facts(fd, &f, td_holders_needs_ino(&s)) != 0)
 			continue;
 		unread = f.unread;
-		last = s.share == 0 && td_sock_sole_holder(fd, &s, f.ino);
-		if (!last && s.d.epoch < td_birth_epoch)
+		last = s.share == 0 && td_holders_sole(fd, &s, f.ino);
+		if (!last && s.d.epoch < td_holders_birth_epoch)
 			continue;
 		work = last && td__needs_work(r, &f);
 		if (work) {
 			if (f.unread > 0) {
-				(void)td_discard_input(fd);
-				(void)td_facts_read(fd, &f, false);
+				(void)td_info_discard_input(fd);
+				(void)td_info_facts(fd, &f, false);
 			}
 			/*
 			 * A drain's FIN goes out after the facts are read: read
@@ -353,10 +349,10 @@ void td_closing_at_exit(const struct td_policy *p)
 		}
 		if (!r->log)
 			continue;
-		td_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
+		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
 		td__facts(&cf, &s, r, &f, last, work);
 		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 		ev.unread = unread;
-		td_log(p, &ev);
+		td_logw_event(p, &ev);
 	}
 }

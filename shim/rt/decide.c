@@ -21,31 +21,40 @@
 
 static _Atomic uint64_t td__conn_seq;
 
-const struct td_rule *td_sock_rule(const struct td_policy *p,
+/*
+ * The rule of an entry, in the policy it was decided under (a live reload
+ * applies to connections decided after it).  p, the policy in force, is
+ * what the caller holds; the entry's own generation wins.
+ */
+const struct td_rule *td_decide_rule(const struct td_policy *p,
 				   const struct td_sock *s)
 {
 	int r = s->d.decided ? s->d.rule : s->d.bind_rule;
+	const struct td_policy *q = td_reload_policy_of(s);
 
-	return r >= 0 && (uint32_t)r < p->n_rules ? &p->rules[r] : NULL;
+	if (q == NULL)
+		q = p;
+	return q != NULL && r >= 0 && (uint32_t)r < q->n_rules ? &q->rules[r] : NULL;
 }
 
-struct td_sock *td_sock_new(int fd, int family, uint8_t role)
+struct td_sock *td_decide_new(int fd, int family, uint8_t role)
 {
-	struct td_sock init;
+	struct td_sock_data d;
 
-	memset(&init, 0, sizeof(init));
-	init.d.rule = -1;
-	init.d.bind_rule = -1;
-	init.d.role = role;
-	init.d.family = (uint8_t)family;
-	init.d.epoch = atomic_load(&td_epoch);
-	init.d.t_open_mono_us = td_mono_us();
-	return td_fd_publish(fd, &init);
+	memset(&d, 0, sizeof(d));
+	d.rule = -1;
+	d.bind_rule = -1;
+	d.role = role;
+	d.family = (uint8_t)family;
+	d.epoch = atomic_load(&td_holders_epoch);
+	/* no clock here: most sockets are never matched; connect, accept and
+	 * a matched bind set the time their events count from */
+	return td_fdtab_publish_data(fd, &d, TD_SF_BARE);
 }
 
-struct td_sock *td_sock_adopt(int fd, int family)
+struct td_sock *td_decide_adopt(int fd, int family)
 {
-	struct td_sock *s = td_sock_new(fd, family, TD_SOCK_UNKNOWN);
+	struct td_sock *s = td_decide_new(fd, family, TD_SOCK_UNKNOWN);
 
 	if (s != NULL) {
 		/* Not seen created: it may be inherited across exec or passed
@@ -70,52 +79,83 @@ static void td__set_int(int fd, int level, int name, int v)
 /* The seed a rule's faults draw from. */
 static uint64_t td__seed(const struct td_rule *r)
 {
-	return r->fault.has_seed ? r->fault.seed : td_proc.seed;
+	return r->fault.has_seed ? r->fault.seed : td_init_proc.seed;
 }
 
+/*
+ * A connection's place among the faults: the number its draws use (the
+ * run-wide one in a run, else the process's) and whether its position
+ * among the rule's matches is one fault.when names.
+ */
+struct td__fate {
+	uint64_t num, run_conn;
+	bool hit;
+};
+
 static void td__fault_event(const struct td_policy *p, const struct td_sock *s,
-			    int fd, const struct td_rule *r, const char *what)
+			    int fd, const struct td_rule *r, const struct td__fate *fate,
+			    const char *what)
 {
 	struct td_event ev;
 
 	if (!r->log)
 		return;
-	td_event_from_sock(&ev, p, s, fd, TD_EV_FAULT);
+	td_logw_event_from_sock(&ev, p, s, fd, TD_EV_FAULT);
 	ev.fault = what;
 	ev.seed = td__seed(r);
-	td_log(p, &ev);
+	ev.run_conn = fate->run_conn;
+	td_logw_event(p, &ev);
 }
 
 /*
  * The options every matched connection gets (client before connect,
  * server right after accept), and the connection's fate under the rule's
- * fault group, drawn from (seed, connection number) and logged before it
- * takes effect.  s is the caller's copy of the entry, not yet published:
- * its number and flags are filled in here.
+ * fault group, drawn from (seed, connection number), aimed by position,
+ * and logged before it takes effect.  s is the caller's copy of the
+ * entry, not yet published: its number and flags are filled in here.
  */
 static void td__apply_rule(const struct td_policy *p, int fd, struct td_sock *s,
-			   const struct td_rule *r)
+			   int ri, struct td__fate *fate)
 {
+	const struct td_rule *r = &p->rules[ri];
+	const struct td_fault *f = &r->fault;
 	bool rst = false;
 
 	s->d.conn = atomic_fetch_add(&td__conn_seq, 1) + 1;
+	memset(fate, 0, sizeof(*fate));
+	fate->num = s->d.conn;
 	if (r->reuseaddr)
 		td__set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 	if (r->fin_timeout_s > 0)
 		td__set_int(fd, IPPROTO_TCP, TCP_LINGER2, r->fin_timeout_s);
 	if (r->has_fault) {
-		rst = td_fault_draw(&r->fault.rst, td__seed(r), s->d.conn, TD_FK_RST);
+		fate->run_conn = td_runwide_conn();
+		if (fate->run_conn)
+			fate->num = fate->run_conn;
+		fate->hit = !f->when.set || td_when_match(&f->when, td_runwide_position(p, ri));
+	}
+	if (fate->hit) {
+		rst = td_fault_draw(&f->rst, td__seed(r), fate->num, TD_FK_RST);
 		if (rst) {
 			atomic_fetch_or(&s->flags, TD_SF_FAULT_RST);
-			td__fault_event(p, s, fd, r, "rst");
+			td__fault_event(p, s, fd, r, fate, "rst");
 		}
-		if (r->fault.rst_after_bytes) {
-			atomic_fetch_or(&s->flags, TD_SF_BYTES_FAULT);
-			atomic_fetch_add(&td_bytes_faults_live, 1);
-			td__fault_event(p, s, fd, r, "rst_after_bytes");
+		if (f->rst_after_bytes || f->fin_after_bytes) {
+			atomic_fetch_or(&s->flags, TD_SF_BYTES_FAULT |
+						   (f->fin_after_bytes ? TD_SF_BYTES_FIN : 0));
+			atomic_fetch_add(&td_faults_bytes_live, 1);
+			td__fault_event(p, s, fd, r, fate,
+					f->fin_after_bytes ? "fin_after_bytes" : "rst_after_bytes");
 		}
-		if (r->fault.rst_after_ms)
-			td__fault_event(p, s, fd, r, "rst_after_ms");
+		if (f->rst_after_bytes_in) {
+			atomic_fetch_or(&s->flags, TD_SF_BYTES_IN_FAULT);
+			atomic_fetch_add(&td_faults_bytes_in_live, 1);
+			td__fault_event(p, s, fd, r, fate, "rst_after_bytes_in");
+		}
+		if (f->rst_after_ms) {
+			atomic_fetch_or(&s->flags, TD_SF_TIMER_FAULT);
+			td__fault_event(p, s, fd, r, fate, "rst_after_ms");
+		}
 	}
 	if (rst || r->close == TD_CLOSE_ABORT)
 		td__set_linger(fd, 1, 0);
@@ -127,7 +167,7 @@ static void td__apply_rule(const struct td_policy *p, int fd, struct td_sock *s,
 /* Arm what needs the background worker, once the connection exists. */
 static void td__arm_worker(const struct td_rule *r, int fd, const struct td_sock *s)
 {
-	if (r->has_fault && r->fault.rst_after_ms)
+	if (atomic_load(&s->flags) & TD_SF_TIMER_FAULT)
 		(void)td_worker_timer(fd, atomic_load(&s->tag),
 				      s->d.t_open_mono_us +
 					      (int64_t)r->fault.rst_after_ms * 1000);
@@ -142,7 +182,7 @@ static void td__arm_worker(const struct td_rule *r, int fd, const struct td_sock
 static struct td_sock *td__republish(int fd, uint32_t tag, const struct td_sock *cp,
 				     uint32_t flags_before)
 {
-	struct td_sock *e = td_fd_update(fd, tag, &cp->d);
+	struct td_sock *e = td_fdtab_update(fd, tag, &cp->d);
 
 	if (e != NULL)
 		atomic_fetch_or(&e->flags, atomic_load(&cp->flags) & ~flags_before);
@@ -168,35 +208,38 @@ void td_decide_bind(const struct td_policy *p, int fd, const struct sockaddr *sa
 	int r;
 
 	memset(&ctx, 0, sizeof(ctx));
-	if (td_addr_from_sockaddr(&ctx.local, sa, len) != 0 || !td_fd_read(fd, &cp, &tag))
+	if (td_addr_from_sockaddr(&ctx.local, sa, len) != 0 || !td_fdtab_read(fd, &cp, &tag))
 		return;
 	/* Role and peers are not known yet: match on program and local only. */
 	ctx.known = TD_K_LOCAL;
 	r = td_policy_decide(p, &ctx);
 	cp.d.local = ctx.local;
 	cp.d.bind_rule = r;
+	cp.d.gen = p->gen;
+	if (cp.d.t_open_mono_us == 0)
+		cp.d.t_open_mono_us = td_clock_mono_us();
 	if (r >= 0 && p->rules[r].reuseaddr)
 		td__set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-	(void)td_fd_update(fd, tag, &cp.d);
+	(void)td_fdtab_update(fd, tag, &cp.d);
 }
 
-void td_after_bind(const struct td_policy *p, int fd)
+void td_decide_after_bind(const struct td_policy *p, int fd)
 {
 	const struct td_rule *r;
 	struct td_event ev;
 	struct td_sock cp;
 	uint32_t tag;
 
-	if (!td_fd_read(fd, &cp, &tag) || cp.d.bind_rule < 0)
+	if (!td_fdtab_read(fd, &cp, &tag) || cp.d.bind_rule < 0)
 		return;
 	/* the port the kernel chose, for the log and for accepted sockets */
 	if (td__local_of(fd, &cp.d.local))
-		(void)td_fd_update(fd, tag, &cp.d);
+		(void)td_fdtab_update(fd, tag, &cp.d);
 	r = &p->rules[cp.d.bind_rule];
 	if (!r->log)
 		return;
-	td_event_from_sock(&ev, p, &cp, fd, TD_EV_BIND);
-	td_log(p, &ev);
+	td_logw_event_from_sock(&ev, p, &cp, fd, TD_EV_BIND);
+	td_logw_event(p, &ev);
 }
 
 int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *sa,
@@ -204,6 +247,7 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 {
 	struct td_match_ctx ctx;
 	const struct td_rule *r;
+	struct td__fate fate;
 	struct td_sock cp;
 	uint32_t tag, before;
 	int ri;
@@ -211,7 +255,7 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 	memset(&ctx, 0, sizeof(ctx));
 	plan->sa = sa;
 	plan->len = len;
-	if (td_addr_from_sockaddr(&ctx.remote, sa, len) != 0 || !td_fd_read(fd, &cp, &tag))
+	if (td_addr_from_sockaddr(&ctx.remote, sa, len) != 0 || !td_fdtab_read(fd, &cp, &tag))
 		return -1;
 	ctx.known = TD_K_ROLE | TD_K_REMOTE;
 	ctx.role = TD_ROLE_CLIENT;
@@ -225,25 +269,27 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 		atomic_fetch_or(&cp.flags, TD_SF_LINGER_KNOWN);
 	cp.d.role = TD_SOCK_CLIENT;
 	cp.d.remote = ctx.remote;
+	cp.d.gen = p->gen;
 	cp.d.rule = ri;
 	cp.d.decided = 1;
-	cp.d.t_open_mono_us = td_mono_us();
+	cp.d.t_open_mono_us = td_clock_mono_us();
 	r = &p->rules[ri];
-	td__apply_rule(p, fd, &cp, r);
+	td__apply_rule(p, fd, &cp, ri, &fate);
 	if (td__republish(fd, tag, &cp, before) == NULL)
 		return -1;
 	if (!r->has_fault)
 		return ri;
 	plan->delay_ms = r->fault.connect_delay_ms;
-	plan->fault = td_fault_connect_fate(&r->fault, td__seed(r), cp.d.conn);
+	if (fate.hit)
+		plan->fault = td_fault_connect_fate(&r->fault, td__seed(r), fate.num);
 	if (plan->fault == 0)
 		return ri;
-	if (td_fault_target(cp.d.family, plan->fault, &plan->alt, &plan->len) != 0) {
+	if (td_faults_target(cp.d.family, plan->fault, &plan->alt, &plan->len) != 0) {
 		plan->fault = 0;
 		plan->len = len;
 		return ri;
 	}
-	td__fault_event(p, &cp, fd, r,
+	td__fault_event(p, &cp, fd, r, &fate,
 			plan->fault == TD_FK_CONNECT_REFUSE ? "connect_refuse"
 							    : "connect_timeout");
 	plan->sa = (const struct sockaddr *)&plan->alt;
@@ -261,14 +307,14 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 	return ri;
 }
 
-void td_after_connect(const struct td_policy *p, int fd,
+void td_decide_after_connect(const struct td_policy *p, int fd,
 		      const struct td_connect_plan *plan, int rc, int err)
 {
 	const struct td_rule *r;
 	struct td_sock cp, *e;
 	uint32_t tag, before;
 
-	if (!td_fd_read(fd, &cp, &tag) || (r = td_sock_rule(p, &cp)) == NULL)
+	if (!td_fdtab_read(fd, &cp, &tag) || (r = td_decide_rule(p, &cp)) == NULL)
 		return;
 	if (plan->restore_uto && !(rc != 0 && err == EINPROGRESS))
 		td__set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, plan->old_uto);
@@ -287,9 +333,9 @@ void td_after_connect(const struct td_policy *p, int fd,
 	if (r->log) {
 		struct td_event ev;
 
-		td_event_from_sock(&ev, p, &cp, fd, TD_EV_CONNECT);
+		td_logw_event_from_sock(&ev, p, &cp, fd, TD_EV_CONNECT);
 		ev.err = rc == 0 ? 0 : err;
-		td_log(p, &ev);
+		td_logw_event(p, &ev);
 	}
 }
 
@@ -313,9 +359,10 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen)
 {
 	struct td_match_ctx ctx;
-	struct td_sock *live = td_fd_live(lfd), ls, init, *s;
-	bool have_ls = live != NULL && td_fd_read(lfd, &ls, NULL);
+	struct td_sock *live = td_fdtab_live(lfd), ls, init, *s;
+	bool have_ls = live != NULL && td_fdtab_read(lfd, &ls, NULL);
 	const struct td_rule *r;
+	struct td__fate fate;
 	int ri;
 
 	memset(&ctx, 0, sizeof(ctx));
@@ -330,18 +377,19 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		/* unmatched: a stale entry for this number must not survive */
 		struct td_sock gone;
 
-		(void)td_fd_claim(fd, &gone);
+		(void)td_fdtab_claim(fd, &gone);
 		return;
 	}
 	r = &p->rules[ri];
 	memset(&init, 0, sizeof(init));
 	init.d.role = TD_SOCK_SERVER;
 	init.d.family = (uint8_t)(peer->sa_family == AF_INET6 ? AF_INET6 : AF_INET);
-	init.d.epoch = atomic_load(&td_epoch);
-	init.d.t_open_mono_us = td_mono_us();
+	init.d.epoch = atomic_load(&td_holders_epoch);
+	init.d.t_open_mono_us = td_clock_mono_us();
 	init.d.remote = ctx.remote;
 	init.d.local = ctx.local;
 	init.d.rule = ri;
+	init.d.gen = p->gen;
 	init.d.bind_rule = -1;
 	init.d.decided = 1;
 	atomic_store(&init.flags, TD_SF_CONNECTED);
@@ -357,8 +405,8 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		if (!(lflags & TD_SF_ADOPTED))
 			atomic_fetch_or(&init.flags, TD_SF_LINGER_KNOWN);
 	}
-	td__apply_rule(p, fd, &init, r);
-	s = td_fd_publish(fd, &init);
+	td__apply_rule(p, fd, &init, ri, &fate);
+	s = td_fdtab_publish(fd, &init);
 	if (s == NULL)
 		return;
 	atomic_store(&init.tag, atomic_load(&s->tag));
@@ -366,7 +414,13 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 	if (r->log) {
 		struct td_event ev;
 
-		td_event_from_sock(&ev, p, &init, fd, TD_EV_ACCEPT);
-		td_log(p, &ev);
+		td_logw_event_from_sock(&ev, p, &init, fd, TD_EV_ACCEPT);
+		td_logw_event(p, &ev);
+	}
+	/* rst_on_accept: reset before the program reads anything */
+	if (fate.hit &&
+	    td_fault_draw(&r->fault.rst_on_accept, td__seed(r), fate.num, TD_FK_RST_ON_ACCEPT)) {
+		td__fault_event(p, &init, fd, r, &fate, "rst_on_accept");
+		(void)td_faults_reset_now(fd, s);
 	}
 }

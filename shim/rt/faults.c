@@ -22,9 +22,10 @@
 #include "teardown/fault.h"
 #include "teardown/predict.h"
 
-_Atomic int td_bytes_faults_live;
+_Atomic int td_faults_bytes_live;
+_Atomic int td_faults_bytes_in_live;
 
-int td_reset_now(int fd, struct td_sock *e)
+int td_faults_reset_now(int fd, struct td_sock *e)
 {
 	struct sockaddr sa;
 	struct td_facts f;
@@ -32,7 +33,7 @@ int td_reset_now(int fd, struct td_sock *e)
 
 	/* tcp_disconnect() zeroes TCP_INFO's byte counters: keep them, with
 	 * what the reset throws away and whether the peer's FIN came first */
-	if (e != NULL && td_facts_read(fd, &f, false) == 0) {
+	if (e != NULL && td_info_facts(fd, &f, false) == 0) {
 		e->reset_bytes_in = td_payload_in(f.state, f.bytes_received, false);
 		e->reset_bytes_out = f.bytes_out;
 		e->reset_lost = f.notsent < f.unsent ? f.notsent : f.unsent;
@@ -95,8 +96,8 @@ static bool td__alive(const struct td_target *t)
 {
 	int fd = atomic_load(&t->fd);
 
-	return fd >= 0 && td_own_is(fd) &&
-	       (atomic_load(&t->filler) < 0 || td_own_is(atomic_load(&t->filler)));
+	return fd >= 0 && td_ownfd_is(fd) &&
+	       (atomic_load(&t->filler) < 0 || td_ownfd_is(atomic_load(&t->filler)));
 }
 
 /* Build the refusing port or the black hole for one family. */
@@ -125,9 +126,9 @@ static int td__make(struct td_target *t, int family, bool blackhole)
 			td_real_close(fd);
 			return -1;
 		}
-		filler = td_own_fd(filler);
+		filler = td_ownfd_mark(filler);
 	}
-	fd = td_own_fd(fd);
+	fd = td_ownfd_mark(fd);
 	t->addr = ss;
 	t->len = len;
 	atomic_store(&t->filler, filler);
@@ -135,7 +136,7 @@ static int td__make(struct td_target *t, int family, bool blackhole)
 	return 0;
 }
 
-int td_fault_target(int family, int kind, struct sockaddr_storage *out,
+int td_faults_target(int family, int kind, struct sockaddr_storage *out,
 		    socklen_t *len)
 {
 	int fi = family == AF_INET6 ? 1 : 0;
@@ -174,58 +175,110 @@ int td_fault_target(int family, int kind, struct sockaddr_storage *out,
 	return 0;
 }
 
-size_t td_bytes_allow(int fd, size_t len, bool *armed)
+/*
+ * An armed byte limit of fd's connection: the entry, its limit and the
+ * count so far; NULL when none is armed (or it fired already).
+ */
+static struct td_sock *td__limit(int fd, bool in, uint64_t *limit)
 {
-	const struct td_policy *p = td_policy_ptr;
-	struct td_sock *e = td_fd_peek(fd);
+	const struct td_policy *p = atomic_load(&td_init_policy);
+	struct td_sock *e = td_fdtab_peek(fd);
 	const struct td_rule *r;
-	uint32_t flags;
-	uint64_t done, limit;
+	uint32_t flags, armed = in ? TD_SF_BYTES_IN_FAULT : TD_SF_BYTES_FAULT;
+	uint32_t done = in ? TD_SF_BYTES_IN_DONE : TD_SF_BYTES_DONE;
 
-	*armed = false;
 	if (e == NULL || atomic_load(&e->tag) == 0)
-		return len;
+		return NULL;
 	flags = atomic_load(&e->flags);
-	if (!(flags & TD_SF_BYTES_FAULT) || (flags & TD_SF_BYTES_DONE))
-		return len;
-	r = td_sock_rule(p, e);
-	if (r == NULL)
-		return len;
-	limit = r->fault.rst_after_bytes;
-	done = atomic_load(&e->written);
+	if (!(flags & armed) || (flags & done) || (r = td_decide_rule(p, e)) == NULL)
+		return NULL;
+	*limit = in ? r->fault.rst_after_bytes_in
+		    : (flags & TD_SF_BYTES_FIN) ? r->fault.fin_after_bytes : r->fault.rst_after_bytes;
+	return *limit ? e : NULL;
+}
+
+/* How much of len may move so that the count stops exactly at the limit. */
+static size_t td__allow(struct td_sock *e, bool in, uint64_t limit, size_t len, bool *armed)
+{
+	uint64_t done = atomic_load(in ? &e->read_in : &e->written);
+
 	*armed = true;
 	if (done >= limit)
 		return len;
 	return len < limit - done ? len : (size_t)(limit - done);
 }
 
-/*
- * After a write on an armed socket: once the limit is reached, wait (a
- * bounded second) for the peer to acknowledge those bytes, so that they
- * are delivered and only then cut, and reset the connection.
- */
-void td_bytes_sent(int fd, ssize_t n)
+size_t td_faults_bytes_allow(int fd, size_t len, bool *armed)
 {
-	const struct td_policy *p = td_policy_ptr;
-	struct td_sock *e = td_fd_peek(fd);
-	const struct td_rule *r;
-	uint64_t total;
+	uint64_t limit;
+	struct td_sock *e = td__limit(fd, false, &limit);
+
+	*armed = false;
+	return e ? td__allow(e, false, limit, len, armed) : len;
+}
+
+size_t td_faults_bytes_in_allow(int fd, size_t len, bool *armed)
+{
+	uint64_t limit;
+	struct td_sock *e = td__limit(fd, true, &limit);
+
+	*armed = false;
+	return e ? td__allow(e, true, limit, len, armed) : len;
+}
+
+/*
+ * After a write on an armed socket: once the limit is reached, the
+ * connection ends.  rst_after_bytes: wait (a bounded second) for the peer
+ * to acknowledge those bytes, so that they are delivered and only then
+ * cut, and reset it.  fin_after_bytes: a FIN behind them (shutdown), so
+ * the peer reads exactly N bytes and then EOF, and the program's later
+ * writes fail with EPIPE.
+ */
+void td_faults_bytes_sent(int fd, ssize_t n)
+{
+	uint64_t limit, total;
+	struct td_sock *e;
 	int saved = errno;
 
-	if (n <= 0 || e == NULL || atomic_load(&e->tag) == 0 ||
-	    (r = td_sock_rule(p, e)) == NULL)
+	if (n <= 0 || (e = td__limit(fd, false, &limit)) == NULL)
 		return;
 	total = atomic_fetch_add(&e->written, (uint64_t)n) + (uint64_t)n;
-	if (total < r->fault.rst_after_bytes ||
-	    (atomic_fetch_or(&e->flags, TD_SF_BYTES_DONE) & TD_SF_BYTES_DONE))
+	if (total < limit || (atomic_fetch_or(&e->flags, TD_SF_BYTES_DONE) & TD_SF_BYTES_DONE))
 		return;
+	if (atomic_load(&e->flags) & TD_SF_BYTES_FIN) {
+		if (td_real_shutdown(fd, SHUT_WR) == 0)
+			atomic_fetch_or(&e->flags, TD_SF_SHUT_WR);
+		errno = saved;
+		return;
+	}
 	for (int i = 0; i < 1000; i++) {
 		int outq = 0;
 
 		if (ioctl(fd, SIOCOUTQ, &outq) != 0 || outq == 0)
 			break;
-		td_sleep_ms(1);
+		td_clock_sleep_ms(1);
 	}
-	(void)td_reset_now(fd, e);
+	(void)td_faults_reset_now(fd, e);
+	errno = saved;
+}
+
+/*
+ * After a read on a socket armed with rst_after_bytes_in: once the
+ * program has read the limit, reset the connection (a server that dies
+ * after reading the request).  Its next call fails as after a real reset.
+ */
+void td_faults_bytes_read(int fd, ssize_t n)
+{
+	uint64_t limit, total;
+	struct td_sock *e;
+	int saved = errno;
+
+	if (n <= 0 || (e = td__limit(fd, true, &limit)) == NULL)
+		return;
+	total = atomic_fetch_add(&e->read_in, (uint64_t)n) + (uint64_t)n;
+	if (total < limit ||
+	    (atomic_fetch_or(&e->flags, TD_SF_BYTES_IN_DONE) & TD_SF_BYTES_IN_DONE))
+		return;
+	(void)td_faults_reset_now(fd, e);
 	errno = saved;
 }

@@ -13,39 +13,24 @@
 
 #include "rt.h"
 
-#define TD_PAGE_SHIFT 10
-#define TD_PAGE (1 << TD_PAGE_SHIFT)
-#define TD_NPAGES (TD_FD_MAX / TD_PAGE)
-
-static _Atomic(struct td_sock *) td__pages[TD_NPAGES];
+_Atomic(struct td_sock *) td_fdtab_pages[TD_FDTAB_NPAGES];
 static _Atomic uint32_t td__gen;
 static _Atomic int td__high = -1;
-
-struct td_sock *td_fd_peek(int fd)
-{
-	struct td_sock *page;
-
-	if (td_unlikely((unsigned)fd >= TD_FD_MAX))
-		return NULL;
-	page = atomic_load_explicit(&td__pages[fd >> TD_PAGE_SHIFT],
-				    memory_order_acquire);
-	return page ? &page[fd & (TD_PAGE - 1)] : NULL;
-}
 
 /*
  * The page is mapped with mmap, not malloc: this runs inside socket() and
  * accept(), which a signal handler may call.  Two threads racing on a new
  * page both map one; the loser unmaps its copy.
  */
-struct td_sock *td_fd_slot(int fd)
+struct td_sock *td_fdtab_slot(int fd)
 {
 	struct td_sock *page, *fresh = NULL;
-	size_t bytes = sizeof(struct td_sock) * TD_PAGE;
+	size_t bytes = sizeof(struct td_sock) * TD_FDTAB_PAGE;
 	_Atomic(struct td_sock *) *where;
 
-	if ((unsigned)fd >= TD_FD_MAX)
+	if ((unsigned)fd >= TD_FDTAB_MAX)
 		return NULL;
-	where = &td__pages[fd >> TD_PAGE_SHIFT];
+	where = &td_fdtab_pages[fd >> TD_FDTAB_PAGE_SHIFT];
 	page = atomic_load_explicit(where, memory_order_acquire);
 	if (page == NULL) {
 		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
@@ -60,7 +45,7 @@ struct td_sock *td_fd_slot(int fd)
 			munmap(fresh, bytes);
 		}
 	}
-	return &page[fd & (TD_PAGE - 1)];
+	return &page[fd & (TD_FDTAB_PAGE - 1)];
 }
 
 static uint32_t td__next_tag(void)
@@ -73,9 +58,11 @@ static uint32_t td__next_tag(void)
 	return t;
 }
 
-struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
+/* Publish d and the atomic fields given; the rest start at zero. */
+static struct td_sock *td__publish(int fd, const struct td_sock_data *d, uint32_t flags,
+				   uint32_t share, uint64_t linger)
 {
-	struct td_sock *e = td_fd_slot(fd);
+	struct td_sock *e = td_fdtab_slot(fd);
 	uint32_t old;
 	int high;
 
@@ -85,28 +72,29 @@ struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
 	 * A live entry here is either stale (its fd was closed behind our
 	 * back) or the parent's, when a vfork()ed child, sharing our memory,
 	 * makes a socket on a number it had freed in its own table.  Only in
-	 * the first case may it be replaced; the check costs a getpid(), paid
-	 * only when the number is taken.
+	 * the first case may it be replaced.
 	 */
-	if (atomic_load_explicit(&e->tag, memory_order_relaxed) != 0 &&
-	    !td_in_own_process())
-		return NULL;
-	/* An entry still here means its fd was closed behind our back
-	 * (a path no hook sees); drop its claim on a dup share slot. */
-	old = atomic_exchange(&e->tag, 0);
-	if (old != 0 && atomic_load(&e->share) != 0)
-		(void)td_share_leave(atomic_load(&e->share));
-	e->d = init->d;
-	atomic_store_explicit(&e->share, atomic_load(&init->share), memory_order_relaxed);
-	atomic_store_explicit(&e->linger, atomic_load(&init->linger), memory_order_relaxed);
+	old = atomic_load_explicit(&e->tag, memory_order_relaxed);
+	if (old != 0) {
+		if (!td_init_in_own_process())
+			return NULL;
+		/* closed behind our back (a path no hook sees): drop its
+		 * claim on a dup share slot */
+		old = atomic_exchange(&e->tag, 0);
+		if (old != 0 && atomic_load(&e->share) != 0)
+			(void)td_fdtab_share_leave(atomic_load(&e->share));
+	}
+	e->d = *d;
+	atomic_store_explicit(&e->share, share, memory_order_relaxed);
+	atomic_store_explicit(&e->linger, linger, memory_order_relaxed);
 	atomic_store_explicit(&e->cw_seen_mono_us, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->written, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->read_in, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->reset_bytes_in, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->reset_bytes_out, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->reset_lost, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->reset_in_flight, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->flags, atomic_load(&init->flags),
-			      memory_order_relaxed);
+	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
 	atomic_store_explicit(&e->tag, td__next_tag(), memory_order_release);
 	high = atomic_load_explicit(&td__high, memory_order_relaxed);
 	while (fd > high &&
@@ -115,14 +103,28 @@ struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
 	return e;
 }
 
-struct td_sock *td_fd_update(int fd, uint32_t tag, const struct td_sock_data *d)
+struct td_sock *td_fdtab_publish(int fd, const struct td_sock *init)
 {
-	struct td_sock *e = td_fd_peek(fd);
+	return td__publish(fd, &init->d, atomic_load(&init->flags), atomic_load(&init->share),
+			   atomic_load(&init->linger));
+}
+
+struct td_sock *td_fdtab_publish_data(int fd, const struct td_sock_data *d, uint32_t flags)
+{
+	return td__publish(fd, d, flags, 0, 0);
+}
+
+struct td_sock *td_fdtab_update(int fd, uint32_t tag, const struct td_sock_data *d)
+{
+	struct td_sock *e = td_fdtab_peek(fd);
 	uint32_t expect = tag;
 
 	if (e == NULL || tag == 0 || !atomic_compare_exchange_strong(&e->tag, &expect, 0))
 		return NULL;
 	e->d = *d;
+	/* something was decided: its close is no longer a bare one */
+	if (atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_BARE)
+		atomic_fetch_and(&e->flags, ~TD_SF_BARE);
 	atomic_store_explicit(&e->tag, td__next_tag(), memory_order_release);
 	return e;
 }
@@ -137,6 +139,7 @@ static void td__copy(struct td_sock *out, const struct td_sock *e)
 	TD__COPY(linger);
 	TD__COPY(cw_seen_mono_us);
 	TD__COPY(written);
+	TD__COPY(read_in);
 	TD__COPY(reset_bytes_in);
 	TD__COPY(reset_bytes_out);
 	TD__COPY(reset_lost);
@@ -145,9 +148,9 @@ static void td__copy(struct td_sock *out, const struct td_sock *e)
 	out->d = e->d;
 }
 
-bool td_fd_claim(int fd, struct td_sock *out)
+bool td_fdtab_claim(int fd, struct td_sock *out)
 {
-	struct td_sock *e = td_fd_peek(fd);
+	struct td_sock *e = td_fdtab_peek(fd);
 	uint32_t t;
 
 	if (e == NULL ||
@@ -161,9 +164,9 @@ bool td_fd_claim(int fd, struct td_sock *out)
 	return true;
 }
 
-bool td_fd_read(int fd, struct td_sock *out, uint32_t *tag)
+bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag)
 {
-	struct td_sock *e = td_fd_peek(fd);
+	struct td_sock *e = td_fdtab_peek(fd);
 	uint32_t t1, t2;
 
 	if (e == NULL)
@@ -182,7 +185,7 @@ bool td_fd_read(int fd, struct td_sock *out, uint32_t *tag)
 	return true;
 }
 
-int td_fd_high(void)
+int td_fdtab_high(void)
 {
 	return atomic_load_explicit(&td__high, memory_order_relaxed);
 }
@@ -197,7 +200,7 @@ int td_fd_high(void)
 #define TD_SHARE_MAX 4096
 static _Atomic uint32_t td__share[TD_SHARE_MAX];
 
-uint32_t td_share_join(struct td_sock *src)
+uint32_t td_fdtab_share_join(struct td_sock *src)
 {
 	uint32_t s = atomic_load(&src->share);
 
@@ -218,29 +221,21 @@ uint32_t td_share_join(struct td_sock *src)
 	return 0;
 }
 
-bool td_share_leave(uint32_t share)
+bool td_fdtab_share_leave(uint32_t share)
 {
 	if (share == 0 || share > TD_SHARE_MAX)
 		return false;
 	return atomic_fetch_sub(&td__share[share - 1], 1) > 1;
 }
 
-void td_fd_forget(int fd)
+void td_fdtab_forget(int fd)
 {
-	struct td_sock *e = td_fd_peek(fd);
+	struct td_sock *e = td_fdtab_peek(fd);
 
 	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_relaxed) == 0)
 		return;
 	if (atomic_exchange_explicit(&e->tag, 0, memory_order_acq_rel) != 0 &&
 	    atomic_load(&e->share) != 0)
-		(void)td_share_leave(atomic_load(&e->share));
+		(void)td_fdtab_share_leave(atomic_load(&e->share));
 }
 
-struct td_sock *td_fd_live(int fd)
-{
-	struct td_sock *e = td_fd_peek(fd);
-
-	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_acquire) == 0)
-		return NULL;
-	return e;
-}

@@ -12,7 +12,7 @@
 #include "rt.h"
 #include "teardown/predict.h"
 
-bool td_is_tcp(int fd, int *family)
+bool td_info_is_tcp(int fd, int *family)
 {
 	int v = 0;
 	socklen_t len = sizeof(v);
@@ -31,7 +31,7 @@ bool td_is_tcp(int fd, int *family)
 
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger);
 
-int td_facts_read(int fd, struct td_facts *f, bool want_ino)
+int td_info_facts(int fd, struct td_facts *f, bool want_ino)
 {
 	return td__facts(fd, f, want_ino, true);
 }
@@ -42,7 +42,7 @@ int td_facts_read(int fd, struct td_facts *f, bool want_ino)
  * SO_LINGER the program set (and what an accepted socket inherited from
  * its listener).  One system call fewer per close.
  */
-int td_facts_read_sock(int fd, struct td_facts *f, const struct td_sock *s,
+int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino)
 {
 	uint32_t flags = atomic_load(&s->flags);
@@ -95,11 +95,18 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 			f->unsent = ti.tcpi_notsent_bytes;
 		else if (ioctl(fd, SIOCOUTQ, &v) == 0)
 			f->unsent = v;
-		/* our FIN, sent and not yet acknowledged, takes a sequence number */
-		if (f->unsent > 0 &&
-		    (ti.tcpi_state == TD_TCP_FIN_WAIT1 || ti.tcpi_state == TD_TCP_CLOSING ||
-		     ti.tcpi_state == TD_TCP_LAST_ACK))
-			f->unsent--;
+		/*
+		 * Our FIN takes a sequence number: once queued (FIN_WAIT1,
+		 * CLOSING, LAST_ACK) it is counted as unacknowledged, and as not
+		 * sent while data before it still waits.  It is no byte.
+		 */
+		if (ti.tcpi_state == TD_TCP_FIN_WAIT1 || ti.tcpi_state == TD_TCP_CLOSING ||
+		    ti.tcpi_state == TD_TCP_LAST_ACK) {
+			if (f->unsent > 0)
+				f->unsent--;
+			if (f->notsent > 0)
+				f->notsent--;
+		}
 	}
 	len = sizeof(lg);
 	if (want_linger && getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {
@@ -119,7 +126,7 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
  * MSG_TRUNC on a TCP socket drops queued bytes without copying them, so
  * no buffer is needed (a signal handler's stack may be small).
  */
-int64_t td_discard_input(int fd)
+int64_t td_info_discard_input(int fd)
 {
 	int64_t total = 0;
 

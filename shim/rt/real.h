@@ -7,7 +7,9 @@
 #ifndef TD_REAL_H
 #define TD_REAL_H
 
+#include <errno.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -29,19 +31,44 @@ extern struct td_real_fns td_real TD_HIDDEN;
 /* Bind every real symbol (dlsym RTLD_NEXT), once; safe to call often. */
 void td_real_bind_all(void) TD_HIDDEN;
 
-#define TD_CALL(ret, name, params, args, raw) ret td_real_##name params TD_HIDDEN;
-#define TD_CALLV(name, params, args, raw) void td_real_##name params TD_HIDDEN;
+/* A system call without libc's syscall() (which this library wraps). */
+long td_real_sys(long n, long a, long b, long c, long d, long e, long f) TD_HIDDEN;
+#define td_real_sys0(n) td_real_sys((n), 0, 0, 0, 0, 0, 0)
+#define td_real_sys1(n, a) td_real_sys((n), (long)(a), 0, 0, 0, 0, 0)
+#define td_real_sys2(n, a, b) td_real_sys((n), (long)(a), (long)(b), 0, 0, 0, 0)
+#define td_real_sys3(n, a, b, c) td_real_sys((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+/* dup2 as a system call, on architectures without SYS_dup2 too. */
+int td_real_sys_dup2(int oldfd, int newfd) TD_HIDDEN;
+
+/* A call with no system call behind it, made before start-up: bind late. */
+#define TD_LATE(name, args, fail) \
+	(td_real_bind_all(), td_real.name != NULL ? td_real.name args : (errno = ENOSYS, (fail)))
+/* The same for calls that return an error number instead of setting errno. */
+#define TD_LATE_RC(name, args) \
+	(td_real_bind_all(), td_real.name != NULL ? td_real.name args : ENOSYS)
+
+/*
+ * td_real_<name>(): inline, because close() of an fd the library does not
+ * track is one of these and nothing else; a call through a second function
+ * would be most of what the library adds to it (make bench BENCH=calls).
+ */
+#define TD_CALL(ret, name, params, args, raw)                   \
+	static inline ret td_real_##name params                 \
+	{                                                       \
+		if (__builtin_expect(td_real.name != NULL, 1))  \
+			return td_real.name args;               \
+		return raw;                                     \
+	}
+#define TD_CALLV(name, params, args, raw)                       \
+	static inline void td_real_##name params                \
+	{                                                       \
+		if (__builtin_expect(td_real.name != NULL, 1))  \
+			td_real.name args;                      \
+		else                                            \
+			raw;                                    \
+	}
 #include "calls.h"
 #undef TD_CALL
 #undef TD_CALLV
-
-/* A system call without libc's syscall() (which this library wraps). */
-long td_sys(long n, long a, long b, long c, long d, long e, long f) TD_HIDDEN;
-#define td_sys0(n) td_sys((n), 0, 0, 0, 0, 0, 0)
-#define td_sys1(n, a) td_sys((n), (long)(a), 0, 0, 0, 0, 0)
-#define td_sys2(n, a, b) td_sys((n), (long)(a), (long)(b), 0, 0, 0, 0)
-#define td_sys3(n, a, b, c) td_sys((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
-/* dup2 as a system call, on architectures without SYS_dup2 too. */
-int td_sys_dup2(int oldfd, int newfd) TD_HIDDEN;
 
 #endif

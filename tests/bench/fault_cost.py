@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What fault injection costs a connection that no fault rule matches.
+"""6. What fault injection costs a connection that no fault rule matches.
 
 The claim to check: injection costs nothing on sockets that no fault rule
 matches.  callgrind counts the instructions executed inside the benchmark
@@ -23,15 +23,14 @@ No rule logs (log = false): the log's write() would swamp the figures,
 and what is measured is the decision, not the audit.
 
 "fault rule, unmatched" minus "rule, no faults" is the cost of having a
-fault group that does not apply; it must be within a handful of
-instructions per iteration (the exit status is 1 otherwise).
+fault group that does not apply; the target is that it stays within a
+handful (16) of instructions per iteration.  Reported, never asserted.
 
 Run alone: TD_BUILD=build python3 tests/bench/fault_cost.py [N]
 As root it runs in a private network namespace (unshare --net), so its
 connections and their TIME_WAIT entries stay out of the host's tables.
 """
 
-import os
 import shutil
 import sys
 
@@ -59,20 +58,27 @@ def _callgrind(prog, env):
     return cost
 
 
+SECTION = ("6. fault injection: instructions per socket+connect+write+close (callgrind); "
+           "ref = the same rule without a fault group")
+
+
 def main():
-    """Measure every case, print the table and the verdict."""
+    """Measure every case and add the rows."""
+    table = _bench.Table(SECTION)
     if shutil.which("valgrind") is None:
-        print("fault_cost: valgrind is not installed (apt-get install valgrind)")
+        table.note("skipped: valgrind is not installed (apt-get install valgrind)")
+        table.done()
         return 0
     rc = _bench.enter_netns(__file__)
     if rc is not None:
         return rc
-    prog = _bench.build_path("tests", "progs", "fault_loop")
+    prog = _bench.prog("fault_loop")
     lib = _bench.LIB
-    for path in (prog, lib):
-        if not os.path.exists(path):
-            print("fault_cost: %s is missing (run make all testprogs)" % path)
-            return 1
+    lack = _bench.missing(prog, lib)
+    if lack:
+        table.note("skipped: %s not built (make all testprogs)" % ", ".join(lack))
+        table.done()
+        return 0
     base = _bench.clean_env()
     # Without a policy the library would read /etc/teardown.conf: point it
     # at a file that does not exist, so "no policy" means none.
@@ -88,24 +94,20 @@ def main():
         ("fault rule, matched", dict(base, LD_PRELOAD=lib,
                                      TEARDOWN_POLICY=_policy('role = "client";', FAULTS))),
     ]
-    rows = [(name, _callgrind(prog, env)) for name, env in cases]
-    bare = rows[0][1]
-    print("instructions per iteration of socket+connect+write+close "
-          "(callgrind, N=%d)" % N)
-    print("%-24s %12s %12s" % ("case", "instr/iter", "vs bare"))
-    for name, cost in rows:
-        print("%-24s %12.1f %+12.1f" % (name, cost, cost - bare))
-    figures = dict(rows)
-    unmatched = figures["fault rule, unmatched"] - figures["rule, no faults"]
-    matched = figures["fault rule, matched"] - figures["rule, no faults"]
-    print("fault group on a socket it does not match: %+.1f instructions per iteration"
-          % unmatched)
-    print("fault group on a socket it matches:        %+.1f instructions per iteration"
-          % matched)
-    if abs(unmatched) > HANDFUL:
-        print("FAIL: an unmatched fault rule costs more than %d instructions" % HANDFUL)
-        return 1
-    print("ok: an unmatched fault rule costs nothing measurable (within %d)" % HANDFUL)
+    _bench.say("fault_cost: %d cases under callgrind" % len(cases))
+    ir = {name: _callgrind(prog, env) for name, env in cases}
+    bare, ref = ir["bare"], ir["rule, no faults"]
+    table.row("preloaded, no policy", bare, None, ir["no policy"],
+              "%+.0f vs bare" % (ir["no policy"] - bare))
+    table.row("one rule (no fault group), unmatched", bare, None, ref, "%+.0f vs bare" % (ref - bare))
+    unmatched = ir["fault rule, unmatched"] - ref
+    table.row("fault group on a rule that does not match", bare, ref, ir["fault rule, unmatched"],
+              "%+.0f vs ref" % unmatched, "within +-%d" % HANDFUL, abs(unmatched) <= HANDFUL)
+    table.row("fault group on a rule that matches", bare, ref, ir["fault rule, matched"],
+              "%+.0f vs ref" % (ir["fault rule, matched"] - ref))
+    table.note("N=%d iterations; the matched fault group resets half the connections "
+               "(rst = 0.5, fixed seed); no rule logs" % N)
+    table.done()
     return 0
 
 

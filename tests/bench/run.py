@@ -1,17 +1,32 @@
 #!/usr/bin/env python3
-"""Run every benchmark in tests/bench and print each one's output under a heading.
+"""Run the benchmarks in tests/bench and print ONE table of every figure.
 
-A benchmark is any tests/bench/*.py other than this runner (files whose
-name starts with "_" are helpers, not benchmarks), run in name order with
-the interpreter running this script, from the repository root, with the
-environment given (TD_BUILD names the build).  Its output, stderr
-included, goes to stdout as it is written.  One that fails (a non-zero
-exit status, a crash, or running longer than TD_BENCH_TIMEOUT seconds,
-default 1800) is reported and the next one still runs; the exit status
-is 1 if any failed.  A summary of times and results comes last.
+Each benchmark (a "part") is a tests/bench/*.py other than this runner
+(files whose name starts with "_" are helpers), run with the interpreter
+running this script, from the repository root, with the environment given
+(TD_BUILD names the build).  The parts of issue 9 run in this order, any
+other part after them in name order:
+
+  calls       1. per call: instructions and system calls, vs no preload and
+                 a forwarding-only preload (the floor)
+  loop        2. wall time of a connect/accept/close loop: observing with a
+                 JSON log, and strace, vs no preload
+  servers     3. nginx, redis, haproxy, busybox httpd, apache2 prefork,
+                 postgres: requests/s bare vs observe vs drain + log
+  rules       4. decision cost with 1 .. 10,000 rules
+  threads     5a. 1..16 threads opening and closing sockets
+  fds         5b. memory per open fd, 100,000 sockets
+  fault_cost  6. what a fault group costs
+
+Each part adds its rows to a file ($TD_BENCH_ROWS); its progress lines
+(stderr) show as they come.  At the end comes the table: a header naming
+the machine, then every part's rows with their targets (reported, never
+asserted).  A part that fails (a non-zero exit status, a crash, or running
+longer than TD_BENCH_TIMEOUT seconds, default 1800) is reported in the
+table and the next one still runs; the exit status is 1 if any failed.
 
 usage: TD_BUILD=build python3 tests/bench/run.py [NAME...]
-  NAME  run only these benchmarks (close_cost or close_cost.py)
+  NAME  run only these parts (calls or calls.py); `make bench BENCH=NAME`
 """
 
 import glob
@@ -19,18 +34,24 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-RULE = "=" * 78
+sys.path.insert(0, HERE)
+import _bench  # noqa: E402
+
+ORDER = ("calls", "loop", "servers", "rules", "threads", "fds", "fault_cost")
 
 
 def discover():
-    """The benchmark files, sorted by name."""
+    """The benchmark files: ORDER first, then any other in name order."""
     me = os.path.abspath(__file__)
-    return sorted(p for p in glob.glob(os.path.join(HERE, "*.py"))
-                  if os.path.abspath(p) != me and not os.path.basename(p).startswith("_"))
+    found = {os.path.basename(p)[:-3]: p for p in glob.glob(os.path.join(HERE, "*.py"))
+             if os.path.abspath(p) != me and not os.path.basename(p).startswith("_")}
+    return [found[n] for n in ORDER if n in found] + \
+        [found[n] for n in sorted(found) if n not in ORDER]
 
 
 def select(benches, names):
@@ -44,14 +65,12 @@ def select(benches, names):
     return wanted, unknown
 
 
-def run_one(path, timeout):
+def run_one(path, timeout, env):
     """Run one benchmark; return (failure message or None, seconds)."""
     started = time.monotonic()
-    # Its own process group, so that a timeout also stops what it started;
-    # stderr joins stdout, unbuffered, so an error shows where it happened.
+    # Its own process group, so that a timeout also stops what it started.
     proc = subprocess.Popen([sys.executable, path], cwd=REPO, start_new_session=True,
-                            stderr=subprocess.STDOUT,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            env=dict(env, PYTHONUNBUFFERED="1"))
     try:
         rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -83,26 +102,38 @@ def main(argv):
         print("bench: no benchmarks in %s" % HERE)
         return 0
     timeout = int(os.environ.get("TD_BENCH_TIMEOUT", "1800"))
+    fd, rows_path = tempfile.mkstemp(prefix="td-bench-rows.")
+    os.close(fd)
+    # make bench built everything: threads.py need not run make itself
+    env = dict(os.environ, TD_BENCH_ROWS=rows_path, TD_BENCH_BUILT="1")
+    head = _bench.header()   # the load average before the parts add theirs
     results = []
-    for path in benches:
-        name = os.path.basename(path)[:-3]
-        print("%s\n%s  (%s)\n%s" % (RULE, name, os.path.relpath(path, REPO), RULE), flush=True)
-        try:
-            error, elapsed = run_one(path, timeout)
-        except KeyboardInterrupt:
-            print("\nbench: interrupted during %s" % name, file=sys.stderr)
-            return 130
-        if error:
-            print("bench: %s FAILED: %s" % (name, error), flush=True)
-        print(flush=True)
-        results.append((name, error, elapsed))
-    print(RULE)
-    failed = [r for r in results if r[1]]
-    for name, error, elapsed in results:
-        print("%-24s %-8s %7.1f s%s" % (name, "FAILED" if error else "ok", elapsed,
-                                       "  (%s)" % error if error else ""))
-    print("%d benchmark(s), %d failed" % (len(results), len(failed)))
-    return 1 if failed else 0
+    started = time.monotonic()
+    try:
+        for path in benches:
+            name = os.path.basename(path)[:-3]
+            print("bench: %s (%s) ..." % (name, os.path.relpath(path, REPO)), file=sys.stderr,
+                  flush=True)
+            try:
+                error, elapsed = run_one(path, timeout, env)
+            except KeyboardInterrupt:
+                print("\nbench: interrupted during %s" % name, file=sys.stderr)
+                return 130
+            if error:
+                with open(rows_path, "a") as f:
+                    f.write('{"section": "FAILED parts", "note": "%s: %s"}\n' % (name, error))
+            results.append((name, error, elapsed))
+        rows = _bench.read_rows(rows_path)
+    finally:
+        os.unlink(rows_path)
+    total = time.monotonic() - started
+    print()
+    print("\n".join(head + [""] + _bench.format_table(rows, head=False)))
+    print()
+    print("parts: " + ", ".join("%s %.0f s%s" % (n, t, " FAILED (%s)" % e if e else "")
+                                for n, e, t in results)
+          + "; total %.1f min" % (total / 60))
+    return 1 if any(r[1] for r in results) else 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ EVENT_KEYS = {
     "shutdown": ("how", "sent"),
     "close": OUTCOME_KEYS + ("error",),
     "exit": OUTCOME_KEYS,
-    "fault": ("fault", "conn", "seed"),
+    "fault": ("fault", "conn", "run_conn", "seed"),
     "leak": ("state", "age_ms", "close_wait_ms"),
     "dropped": ("dropped", "target", "error"),
 }

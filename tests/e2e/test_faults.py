@@ -758,7 +758,7 @@ def test_example_retry_refused():
     refused, logged = int(summary.group(1)), int(summary.group(2))
     assert refused > 0 and refused == logged, out
     assert refused == len([l for l in requests if "refused (ECONNREFUSED)" in l]), out
-    assert len(re.findall(r" fault=connect_refuse conn=\d+ seed=7$", out, re.M)) == refused
+    assert len(re.findall(r" fault=connect_refuse conn=\d+ run_conn=\d+ seed=7$", out, re.M)) == refused
     assert _lines_with(_example("retry_refused.sh"), "request ") == requests
 
 

@@ -28,7 +28,11 @@ WRAPPED = ("accept accept4 bind close close_range closefrom connect dup dup2 dup
 # Wrapped too: the spawn calls, which record spawned children.  host_errno
 # never calls them, so the missing-symbol test below leaves them out.
 SPAWN = "posix_spawn posix_spawnp posix_spawn_file_actions_adddup2".split()
-EXPORTED = sorted(WRAPPED + SPAWN)
+# And the read side, for rst_after_bytes_in.
+READS = "read readv recv recvfrom recvmsg".split()
+# And vfork (x86-64), which marks its child so the library needs no
+# getpid() to know it runs there.
+EXPORTED = sorted(WRAPPED + SPAWN + READS + ["vfork"])
 
 
 def _log(stem="audit"):

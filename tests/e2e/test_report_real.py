@@ -122,7 +122,11 @@ def _wire_connections(cap, port):
         if c is None:
             continue
         if sport == port:
-            c["server_fin" if "F" in flags else "server_rst"] += 1
+            # a FIN retransmitted (same sequence number) is one FIN
+            if "F" in flags and seq != c["server_fin_seq"]:
+                c["server_fin"] += 1
+            elif "R" in flags:
+                c["server_rst"] += 1
             if "F" in flags and c["server_fin_seq"] is None:
                 c["server_fin_seq"] = seq
             if c["cls"] is None:

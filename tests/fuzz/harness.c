@@ -167,10 +167,8 @@ static const char *td_fz_check_refusal(int rc, const struct td_policy *p,
 static void td_fz_decide(struct td_policy *p, const uint8_t *data, size_t size)
 {
 	struct td_match_ctx ctx;
-	uint32_t h = 2166136261u;
+	uint32_t h = (uint32_t)td_fnv64(data, size);
 
-	for (size_t i = 0; i < size; i++)
-		h = (h ^ data[i]) * 16777619u;
 	td_policy_bind_program(p, "tdpeer", (h & 1) ? "psql" : NULL);
 	for (int k = 0; k < 4; k++, h = h * 1103515245u + 12345u) {
 		memset(&ctx, 0, sizeof(ctx));
@@ -822,7 +820,7 @@ const char *td_fuzz_event(const uint8_t *data, size_t size)
 
 		memset(line, 0x55, sizeof(line));
 		n = td_event_format(line, sizeof(line), &ev,
-				    json ? TD_FORMAT_JSON : TD_FORMAT_TEXT);
+				    json ? TD_FMT_JSON : TD_FMT_TEXT);
 		why = td_fz_check_bytes(line, n, json);
 		if (why == NULL)
 			why = json ? td_fz_check_json(line, n, &ev) : td_fz_check_text(line, &ev);
@@ -830,7 +828,7 @@ const char *td_fuzz_event(const uint8_t *data, size_t size)
 	/* the journal datagram: KEY=value lines with upper-case keys */
 	if (why == NULL) {
 		static char dgram[TD_JOURNAL_MAX];
-		size_t n = td_event_journal(dgram, sizeof(dgram), &ev, TD_FORMAT_TEXT, 3);
+		size_t n = td_event_journal(dgram, sizeof(dgram), &ev, TD_FMT_TEXT, 3);
 		const char *l = dgram;
 
 		if (ev.type < TD_EV__COUNT && n == 0)
@@ -856,7 +854,7 @@ const char *td_fuzz_event(const uint8_t *data, size_t size)
 		char *small = malloc(cap);
 
 		if (small != NULL) {
-			n = td_event_format(small, cap, &ev, TD_FORMAT_JSON);
+			n = td_event_format(small, cap, &ev, TD_FMT_JSON);
 			if (n != 0 && (n >= cap || small[n - 1] != '\n' || small[n] != '\0'))
 				why = td_fz_fail("json: %zu bytes in a %zu-byte buffer", n, cap);
 			free(small);

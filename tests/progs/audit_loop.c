@@ -1,6 +1,6 @@
 /*
  * audit_loop: N connect/close cycles against a listener of its own, for
- * tests/bench/audit_vs_strace.py.
+ * tests/bench/loop.py.
  *
  *   audit_loop N
  *

@@ -1,6 +1,6 @@
 /*
  * bench_loop: a client doing N request/response connections, one after the
- * other, against a server in another process; for tests/bench/overhead.py.
+ * other, against a server in another process; for tests/bench/loop.py.
  *
  *   bench_loop PORT N [REQUEST_BYTES [REPLY_BYTES]]
  *

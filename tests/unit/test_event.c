@@ -60,8 +60,14 @@ static struct td_event td_t_full(int type)
 	ev.close_wait_ms = 29000;
 	ev.fault = "rst";
 	ev.seed = UINT64_MAX;
+	ev.run_conn = 70;
 	ev.dropped = 42;
 	ev.target = "/var/log/td.jsonl";
+	ev.source = "/etc/teardown.conf";
+	ev.hash = 0x0123456789abcdefull;
+	ev.rules = 3;
+	ev.applied = false;
+	ev.problem = "/etc/teardown.conf:2: syntax error";
 	return ev;
 }
 
@@ -102,12 +108,15 @@ static const struct {
 	{TD_EV_SHUTDOWN, ",\"how\":\"SHUT_RD\",\"sent\":\"SHUT_WR\"}\n"},
 	{TD_EV_CLOSE, TD_T_OUTCOME ",\"error\":\"ECONNREFUSED\"}\n"},
 	{TD_EV_FAULT,
-	 ",\"fault\":\"rst\",\"conn\":7,\"seed\":18446744073709551615}\n"},
+	 ",\"fault\":\"rst\",\"conn\":7,\"run_conn\":70,\"seed\":18446744073709551615}\n"},
 	{TD_EV_LEAK,
 	 ",\"state\":\"ESTABLISHED\",\"age_ms\":12,\"close_wait_ms\":29000}\n"},
 	{TD_EV_EXIT, TD_T_OUTCOME "}\n"},
 	{TD_EV_DROPPED,
 	 ",\"dropped\":42,\"target\":\"/var/log/td.jsonl\",\"error\":\"ECONNREFUSED\"}\n"},
+	{TD_EV_POLICY,
+	 ",\"source\":\"/etc/teardown.conf\",\"hash\":\"0123456789abcdef\",\"rules\":3,"
+	 "\"applied\":false,\"problem\":\"/etc/teardown.conf:2: syntax error\"}\n"},
 };
 
 #define TD_T_NTYPES (sizeof(td_t_golden) / sizeof(td_t_golden[0]))
@@ -132,7 +141,7 @@ Test(event, json_golden_every_type)
 		strcpy(want, head);
 		strcat(want, td_t_golden[i].tail);
 
-		n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+		n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 		cr_assert(eq(str, buf, want), "event %s", name);
 		cr_assert(eq(sz, n, strlen(want)));
 	}
@@ -182,6 +191,7 @@ static size_t td_t_keys_for(int type, const char **v)
 	case TD_EV_FAULT:
 		v[n++] = "fault";
 		v[n++] = "conn";
+		v[n++] = "run_conn";
 		v[n++] = "seed";
 		break;
 	case TD_EV_LEAK:
@@ -193,6 +203,13 @@ static size_t td_t_keys_for(int type, const char **v)
 		v[n++] = "dropped";
 		v[n++] = "target";
 		v[n++] = "error";
+		break;
+	case TD_EV_POLICY:
+		v[n++] = "source";
+		v[n++] = "hash";
+		v[n++] = "rules";
+		v[n++] = "applied";
+		v[n++] = "problem";
 		break;
 	}
 	return n;
@@ -219,7 +236,7 @@ Test(event, json_keys_in_documented_order)
 		char buf[TD_EVENT_MAX + 16];
 		size_t n;
 
-		n = td_t_fmt(buf, TD_EVENT_MAX, &full, TD_FORMAT_JSON);
+		n = td_t_fmt(buf, TD_EVENT_MAX, &full, TD_FMT_JSON);
 		td_t_check_keys(buf, n, t);
 
 		/* the same keys when every value is unknown */
@@ -229,7 +246,7 @@ Test(event, json_keys_in_documented_order)
 		empty.state = -1;
 		empty.time_wait = -1;
 		empty.how = empty.how_done = TD_HOW_NONE;
-		n = td_t_fmt(buf, TD_EVENT_MAX, &empty, TD_FORMAT_JSON);
+		n = td_t_fmt(buf, TD_EVENT_MAX, &empty, TD_FMT_JSON);
 		td_t_check_keys(buf, n, t);
 	}
 }
@@ -238,7 +255,7 @@ Test(event, json_parsed_values)
 {
 	struct td_event ev = td_t_full(TD_EV_CLOSE);
 	char buf[TD_EVENT_MAX + 16];
-	size_t n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	size_t n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 	struct td_jline jl;
 	const struct td_jfield *f;
 
@@ -266,7 +283,7 @@ Test(event, all_unknown_values)
 	ev.time_wait = -1;
 	ev.unread = ev.unsent = ev.lost = ev.lost_in_flight = ev.age_ms = -1;
 	ev.bytes_in = ev.bytes_out = -1;
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 	cr_assert(eq(str, buf,
 		     "{\"v\":1,\"ts\":\"1970-01-01T00:00:00.000000Z\",\"host\":null,"
 		     "\"pid\":0,\"tid\":0,\"uid\":null,\"prog\":null,\"event\":\"close\",\"fd\":null,"
@@ -276,7 +293,7 @@ Test(event, all_unknown_values)
 		     "\"app_linger\":null,\"wire\":null,\"why\":null,"
 		     "\"time_wait\":null,\"lost\":null,\"lost_in_flight\":null,\"age_ms\":null,"
 		     "\"bytes_in\":null,\"bytes_out\":null,\"error\":null}\n"));
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(eq(str, buf,
 		     "1970-01-01T00:00:00.000000Z 0/0 - close fd=- role=unknown "
 		     "local=- remote=- rule=- action=- state=- closer=- "
@@ -293,7 +310,7 @@ Test(event, text_close_as_documented)
 	ev.app_linger_set = false;
 	ev.unread = ev.unsent = ev.lost = ev.lost_in_flight = 0;
 	ev.err = 0;
-	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(eq(str, buf,
 		     "2026-11-21T07:48:00.123456Z 1234/1236 prog close fd=5 "
 		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
@@ -309,7 +326,7 @@ Test(event, text_other_events)
 	struct td_event ev = td_t_full(TD_EV_SHUTDOWN);
 	char buf[TD_EVENT_MAX + 16];
 
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(eq(str, buf,
 		     "2026-11-21T07:48:00.123456Z 1234/1236 prog shutdown fd=5 "
 		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
@@ -318,11 +335,11 @@ Test(event, text_other_events)
 	ev = td_t_full(TD_EV_FAULT);
 	ev.seed = 42;
 	ev.fault = "rst_after_ms";
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(eq(str, buf,
 		     "2026-11-21T07:48:00.123456Z 1234/1236 prog fault fd=5 "
 		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
-		     "rule=legacy action=abort fault=rst_after_ms conn=7 "
+		     "rule=legacy action=abort fault=rst_after_ms conn=7 run_conn=70 "
 		     "seed=42\n"));
 
 	ev = td_t_full(TD_EV_EXIT);
@@ -332,7 +349,7 @@ Test(event, text_other_events)
 	ev.closer = TD_CLOSER_PASSIVE;
 	ev.state = 8;
 	ev.rule = "my rule";
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(eq(str, buf,
 		     "2026-11-21T07:48:00.123456Z 1234/1236 prog exit fd=5 "
 		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
@@ -345,7 +362,7 @@ Test(event, text_other_events)
 	ev.conn = 0;
 	ev.err = 0;
 	ev.fd = -1;
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(eq(str, buf,
 		     "2026-11-21T07:48:00.123456Z 1234/1236 prog connect fd=- "
 		     "role=client local=127.0.0.1:40000 remote=127.0.0.1:8080 "
@@ -362,17 +379,17 @@ Test(event, ipv6_and_unknown_addresses)
 	ev.local.addr[15] = 1;
 	ev.local.port = 80;
 	memset(&ev.remote, 0, sizeof(ev.remote));
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 	cr_assert(not(eq(ptr, strstr(buf, ",\"local\":\"[::1]:80\",\"remote\":null,"),
 			 NULL)), "%s", buf);
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(not(eq(ptr, strstr(buf, " local=[::1]:80 remote=- "), NULL)),
 		  "%s", buf);
 
 	inet_pton(AF_INET6, "2001:db8::42", ev.remote.addr);
 	ev.remote.family = AF_INET6;
 	ev.remote.port = 65535;
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 	cr_assert(not(eq(ptr, strstr(buf, "\"remote\":\"[2001:db8::42]:65535\""),
 			 NULL)), "%s", buf);
 }
@@ -383,15 +400,15 @@ Test(event, errors_by_name_or_number)
 	char buf[TD_EVENT_MAX + 16];
 
 	ev.err = 9999;
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 	cr_assert(not(eq(ptr, strstr(buf, ",\"error\":\"E9999\"}\n"), NULL)),
 		  "%s", buf);
 	ev.err = -ETIMEDOUT; /* the negative-errno convention reads the same */
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(not(eq(ptr, strstr(buf, " error=ETIMEDOUT\n"), NULL)), "%s",
 		  buf);
 	ev.err = INT32_MIN;
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 	cr_assert(not(eq(ptr, strstr(buf, ",\"error\":\"E2147483648\"}\n"), NULL)),
 		  "%s", buf);
 }
@@ -417,7 +434,7 @@ Test(event, log_injection_escaped)
 	ev.prog = evil;
 	ev.rule = evil;
 	ev.action = "a\r\nb";
-	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 	cr_assert(eq(sz, td_t_newlines(buf), 1));
 	cr_assert(eq(chr, buf[n - 1], '\n'));
 	cr_assert(not(eq(ptr, strstr(buf,
@@ -427,7 +444,7 @@ Test(event, log_injection_escaped)
 	cr_assert(eq(int, td_jline_parse(&jl, buf, n), 0));
 	cr_assert(eq(sz, jl.n, 28), "no key was forged");
 
-	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(eq(sz, td_t_newlines(buf), 1));
 	cr_assert(eq(chr, buf[n - 1], '\n'));
 	{
@@ -464,7 +481,7 @@ Test(event, long_strings_are_cut)
 	ev.prog = big;
 	ev.rule = big;
 	ev.action = big;
-	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 	cr_assert(gt(sz, n, 0));
 	cr_assert(lt(sz, n, TD_EVENT_MAX));
 	cr_assert(eq(str, buf + n - 2, "}\n"));
@@ -476,7 +493,7 @@ Test(event, long_strings_are_cut)
 	cr_assert(eq(str, (char *)td_jline_str(&jl, "error"), "ECONNREFUSED"),
 		  "the keys after the cut strings are all there");
 
-	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(gt(sz, n, 0));
 	cr_assert(lt(sz, n, TD_EVENT_MAX));
 	cr_assert(eq(str, buf + n - strlen(" error=ECONNREFUSED\n"),
@@ -493,7 +510,7 @@ Test(event, cuts_fall_on_utf8_boundaries)
 	size_t n;
 
 	ev.prog = jp;
-	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 	cr_assert(eq(ptr, strstr(buf, "\\u00"), NULL), "a character was split: %s",
 		  buf);
 	cr_assert(eq(int, td_jline_parse(&jl, buf, n), 0));
@@ -555,7 +572,7 @@ Test(event, worst_case_fits)
 				ev.age_ms = ev.bytes_in = ev.bytes_out = INT64_MAX;
 				ev.close_wait_ms = INT64_MAX;
 
-				n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+				n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 				cr_assert(gt(sz, n, 0), "type %d dropped", t);
 				cr_assert(lt(sz, n, TD_EVENT_MAX));
 				cr_assert(eq(str, buf + n - 2, "}\n"));
@@ -564,7 +581,7 @@ Test(event, worst_case_fits)
 					  "%s", buf);
 				longest = n > longest ? n : longest;
 
-				n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+				n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 				cr_assert(gt(sz, n, 0));
 				cr_assert(lt(sz, n, TD_EVENT_MAX));
 				cr_assert(eq(chr, buf[n - 1], '\n'));
@@ -621,8 +638,8 @@ Test(event, locale_independent, .fini = td_t_locale_fini)
 	ev.bytes_out = 1234567;
 	ev.prog = "caf\xc3\xa9";
 	setlocale(LC_ALL, "C");
-	td_t_fmt(c_json, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
-	td_t_fmt(c_text, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	td_t_fmt(c_json, TD_EVENT_MAX, &ev, TD_FMT_JSON);
+	td_t_fmt(c_text, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	if (setlocale(LC_ALL, used) == NULL) {
 		cr_log_info("locale de_DE.UTF-8 is not installed; "
 			    "testing under C.UTF-8 instead");
@@ -630,9 +647,9 @@ Test(event, locale_independent, .fini = td_t_locale_fini)
 		cr_assert(not(eq(ptr, setlocale(LC_ALL, used), NULL)),
 			  "neither de_DE.UTF-8 nor C.UTF-8 is available");
 	}
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_JSON);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
 	cr_assert(eq(str, buf, c_json), "JSON differs under %s", used);
-	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FORMAT_TEXT);
+	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_TEXT);
 	cr_assert(eq(str, buf, c_text), "text differs under %s", used);
 	cr_assert(not(eq(ptr, strstr(buf, " bytes_out=1234567 "), NULL)));
 }
@@ -640,7 +657,7 @@ Test(event, locale_independent, .fini = td_t_locale_fini)
 Test(event, names)
 {
 	static const char *const events[] = {"connect", "accept", "bind",
-		"linger", "shutdown", "close", "fault", "leak", "exit", "dropped"};
+		"linger", "shutdown", "close", "fault", "leak", "exit", "dropped", "policy"};
 	static const char *const whys[] = {NULL, "close", "policy", "linger0",
 		"unread-data", "fault", "shared", "reset", "fin-sent",
 		"unconnected", "unaccepted"};
@@ -748,11 +765,11 @@ Test(event, journal_fields_one_per_key)
 
 	ev.lost = 0;
 	ev.remote.family = 0; /* null: no field */
-	n = td_event_journal(buf, sizeof(buf), &ev, TD_FORMAT_TEXT, 19);
+	n = td_event_journal(buf, sizeof(buf), &ev, TD_FMT_TEXT, 19);
 	cr_assert(gt(sz, n, 0));
 	cr_assert(eq(sz, strlen(buf), n));
 	cr_assert(eq(chr, buf[n - 1], '\n'));
-	td_event_format(line, sizeof(line), &ev, TD_FORMAT_TEXT);
+	td_event_format(line, sizeof(line), &ev, TD_FMT_TEXT);
 	line[strlen(line) - 1] = '\0';
 	cr_assert(td_t_jfield(buf, "MESSAGE", v, sizeof(v)));
 	cr_assert(eq(str, v, line));
@@ -782,7 +799,7 @@ Test(event, journal_fields_one_per_key)
 		struct td_jline jl;
 		size_t fields = 0, nonnull = 0;
 
-		n = td_event_format(line, sizeof(line), &ev, TD_FORMAT_JSON);
+		n = td_event_format(line, sizeof(line), &ev, TD_FMT_JSON);
 		cr_assert(eq(int, td_jline_parse(&jl, line, n), 0));
 		for (size_t i = 0; i < jl.n; i++)
 			nonnull += jl.f[i].type != TD_J_NULL;
@@ -791,7 +808,7 @@ Test(event, journal_fields_one_per_key)
 		cr_assert(eq(sz, fields, nonnull));
 	}
 	/* format json: MESSAGE is the JSON line */
-	n = td_event_journal(buf, sizeof(buf), &ev, TD_FORMAT_JSON, 0);
+	n = td_event_journal(buf, sizeof(buf), &ev, TD_FMT_JSON, 0);
 	cr_assert(td_t_jfield(buf, "MESSAGE", v, sizeof(v)));
 	cr_assert(eq(chr, v[0], '{'));
 	cr_assert(td_t_jfield(buf, "SYSLOG_FACILITY", v, sizeof(v)));
@@ -806,7 +823,7 @@ Test(event, journal_values_never_hold_a_newline)
 	size_t n, lines = 0;
 
 	ev.prog = evil;
-	n = td_event_journal(buf, sizeof(buf), &ev, TD_FORMAT_TEXT, 3);
+	n = td_event_journal(buf, sizeof(buf), &ev, TD_FMT_TEXT, 3);
 	cr_assert(gt(sz, n, 0));
 	for (size_t i = 0; i < n; i++)
 		lines += buf[i] == '\n';
@@ -826,7 +843,7 @@ Test(event, journal_values_never_hold_a_newline)
 	cr_assert(td_t_jfield(buf, "TEARDOWN_PROG", v, sizeof(v)));
 	cr_assert(eq(str, v, "evil\\nPRIORITY=0 \"q\" \\ \\u0001\xc3\xbf\xc3\xa9"), "%s", v);
 	/* a buffer too short: nothing */
-	cr_assert(eq(sz, td_event_journal(buf, 200, &ev, TD_FORMAT_TEXT, 3), 0));
+	cr_assert(eq(sz, td_event_journal(buf, 200, &ev, TD_FMT_TEXT, 3), 0));
 	(void)lines;
 }
 
@@ -842,8 +859,8 @@ Test(event, journal_worst_case_fits)
 	memset(ev.remote.addr, 0xff, 16);
 	for (int t = 0; t < TD_EV__COUNT; t++) {
 		ev.type = (uint8_t)t;
-		cr_assert(gt(sz, td_event_journal(buf, sizeof(buf), &ev, TD_FORMAT_TEXT, 3), 0));
-		cr_assert(gt(sz, td_event_journal(buf, sizeof(buf), &ev, TD_FORMAT_JSON, 3), 0));
+		cr_assert(gt(sz, td_event_journal(buf, sizeof(buf), &ev, TD_FMT_TEXT, 3), 0));
+		cr_assert(gt(sz, td_event_journal(buf, sizeof(buf), &ev, TD_FMT_JSON, 3), 0));
 	}
 	free(quote);
 }

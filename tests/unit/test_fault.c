@@ -2,7 +2,9 @@
  * Fault draws: exact at 0 and 1, the requested share in between, and a
  * pure function of (seed, connection number, kind), so a seed replays.
  */
+#include <errno.h>
 #include <math.h>
+#include <string.h>
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -96,4 +98,45 @@ Test(fault, threshold_is_monotonic)
 	for (uint64_t c = 1; c <= 10000; c++)
 		if (td_fault_draw(&lo, 5, c, TD_FK_RST))
 			cr_assert(td_fault_draw(&hi, 5, c, TD_FK_RST));
+}
+
+/* fault.when: strace's position syntax, counted from 1. */
+Test(fault, when_forms)
+{
+	struct td_when w;
+	char buf[64];
+	struct {
+		const char *text;
+		uint64_t hits[6]; /* 0-terminated positions among 1..12 */
+	} cases[] = {
+		{"3", {3}},
+		{"3+", {3, 4, 5, 6, 7, 8}},
+		{"3..5", {3, 4, 5}},
+		{"3+2", {3, 5, 7, 9, 11}},
+		{"1+5", {1, 6, 11}},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t k = 0;
+
+		cr_assert(eq(int, td_when_parse(&w, cases[i].text), 0), "%s", cases[i].text);
+		cr_assert(eq(str, (char *)td_when_format(&w, buf, sizeof(buf)), (char *)cases[i].text));
+		for (uint64_t n = 1; n <= 12; n++) {
+			bool want = k < 6 && cases[i].hits[k] == n;
+
+			if (strcmp(cases[i].text, "3+") == 0)
+				want = n >= 3;
+			cr_assert(eq(int, td_when_match(&w, n), want), "%s at %lu", cases[i].text,
+				  (unsigned long)n);
+			if (want && k < 6 && cases[i].hits[k] == n)
+				k++;
+		}
+	}
+	for (const char *const *bad = (const char *const[]){"0", "", "x", "3..2", "3+0", "3-5",
+							     "3..", "+3", "3 ", "99999999999999999999",
+							     NULL};
+	     *bad != NULL; bad++)
+		cr_assert(eq(int, td_when_parse(&w, *bad), -EINVAL), "accepted \"%s\"", *bad);
+	w.set = false;
+	cr_assert(eq(int, td_when_match(&w, 77), 1), "unset matches every position");
 }

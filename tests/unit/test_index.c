@@ -1,7 +1,8 @@
 /*
  * The rule index must never change a decision: for random policies
- * (ports single, ranged, wide, duplicated; roles; address blocks; rules
- * whose program does not match) and random sockets, the indexed first
+ * (ports single, ranged, wide, duplicated; roles; IPv4 and IPv6 address
+ * blocks of every length, overlapping and listed twice; rules whose
+ * program does not match) and random sockets, the indexed first
  * match equals the first match of a plain scan.
  */
 #include <arpa/inet.h>
@@ -56,6 +57,51 @@ static void td__ports(struct td_portrange **v, uint32_t *n)
 	}
 }
 
+/*
+ * An address from a small pool, so that blocks and sockets meet often:
+ * 10.0.x.y and 2001:db8::x:y with x, y in 0..3, and 192.168.1.1.
+ */
+static void td__addr(uint8_t *family, uint8_t *addr)
+{
+	uint32_t k = td__rand() % 9;
+
+	memset(addr, 0, 16);
+	if (k == 8) {
+		*family = AF_INET;
+		addr[0] = 192, addr[1] = 168, addr[2] = 1, addr[3] = 1;
+	} else if (k < 4) {
+		*family = AF_INET;
+		addr[0] = 10;
+		addr[2] = (uint8_t)(td__rand() % 4);
+		addr[3] = (uint8_t)(td__rand() % 4);
+	} else {
+		*family = AF_INET6;
+		addr[0] = 0x20, addr[1] = 0x01, addr[2] = 0x0d, addr[3] = 0xb8;
+		addr[13] = (uint8_t)(td__rand() % 4);
+		addr[15] = (uint8_t)(td__rand() % 4);
+	}
+}
+
+/* 1 to 3 remote blocks of varied lengths, sometimes one listed twice */
+static void td__blocks(struct td_cidr **v, uint32_t *n)
+{
+	static const uint8_t len4[] = {0, 8, 16, 24, 30, 32};
+	static const uint8_t len6[] = {0, 32, 64, 112, 126, 128};
+
+	*n = 1 + td__rand() % 3;
+	*v = calloc(*n + 1, sizeof(**v));
+	for (uint32_t i = 0; i < *n; i++) {
+		struct td_cidr *c = &(*v)[i];
+
+		td__addr(&c->family, c->addr);
+		c->prefix = c->family == AF_INET ? len4[td__rand() % 6] : len6[td__rand() % 6];
+	}
+	if (td__rand() % 4 == 0) {
+		(*v)[*n] = (*v)[0];
+		(*n)++;
+	}
+}
+
 static void td__policy(struct td_policy *p, uint32_t n)
 {
 	memset(p, 0, sizeof(*p));
@@ -68,14 +114,8 @@ static void td__policy(struct td_policy *p, uint32_t n)
 		td__ports(&r->remote_port, &r->n_remote_port);
 		if (td__rand() % 3 == 0)
 			td__ports(&r->local_port, &r->n_local_port);
-		if (td__rand() % 4 == 0) {
-			r->remote = calloc(1, sizeof(*r->remote));
-			r->n_remote = 1;
-			r->remote->family = AF_INET;
-			r->remote->prefix = 24;
-			r->remote->addr[0] = 10;
-			r->remote->addr[2] = (uint8_t)(td__rand() % 2);
-		}
+		if (td__rand() % 3 == 0)
+			td__blocks(&r->remote, &r->n_remote);
 		r->program = td__rand() % 10 == 0 ? strdup("nomatch*") : NULL;
 	}
 	td_policy_finish(p);
@@ -100,9 +140,8 @@ Test(index, same_as_scan)
 			if (td__rand() % 2)
 				ctx.known |= TD_K_LOCAL;
 			ctx.role = td__rand() % 2 ? TD_ROLE_CLIENT : TD_ROLE_SERVER;
-			ctx.remote.family = ctx.local.family = AF_INET;
-			ctx.remote.addr[0] = 10;
-			ctx.remote.addr[2] = (uint8_t)(td__rand() % 2);
+			td__addr(&ctx.remote.family, ctx.remote.addr);
+			ctx.local.family = ctx.remote.family;
 			ctx.remote.port = (uint16_t)(1 + td__rand() % 1400);
 			ctx.local.port = (uint16_t)(1 + td__rand() % 1400);
 			p.index = NULL;

@@ -1,0 +1,33 @@
+/*
+ * teardown: clocks.  clock_gettime() is a vDSO call (no system call) on
+ * Linux; CLOCK_REALTIME stamps events, CLOCK_MONOTONIC measures ages,
+ * intervals and deadlines.
+ */
+#include <errno.h>
+#include <time.h>
+
+#include "clock.h"
+
+int64_t td_clock_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t td_clock_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void td_clock_sleep_ms(uint32_t ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}

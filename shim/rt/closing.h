@@ -1,0 +1,51 @@
+/*
+ * teardown runtime: the one close path (closing.c).
+ */
+#ifndef TD_RT_CLOSING_H
+#define TD_RT_CLOSING_H
+
+#include "fdtab.h"
+
+enum td_close_path {
+	TD_PATH_CLOSE = 0,
+	TD_PATH_FCLOSE,
+	TD_PATH_DUP2,
+	TD_PATH_CLOSE_RANGE,
+	TD_PATH_SYSCALL,
+	TD_PATH_EXIT,
+};
+
+struct td_closing {
+	struct td_sock s;	/* the claimed entry */
+	const struct td_rule *rule;
+	int fd, path;
+	int pfd;		/* private dup kept for a drain, or -1 */
+	int saved_errno;	/* the program's errno, given back at the end */
+	bool stale;		/* the fd was no longer this socket */
+	bool log;
+	bool check_after;	/* who sent the first FIN: ask after the close */
+	bool check_rst;		/* did the predicted RST go? ask after the close */
+	int64_t unread_before;
+	struct td_close_facts cf; /* what the event's outcome is predicted from */
+	struct td_event ev;
+};
+
+/*
+ * The one close path (closing.c).  A hook that closes fd calls
+ * td_closing_begin(); when it returns false the library has nothing to do
+ * and the hook just makes its real call.  Otherwise the hook makes its
+ * real call (once) and then td_closing_end() with whether it succeeded;
+ * errno is the program's again after each of the two.
+ */
+bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd,
+		      int path) TD_HIDDEN;
+void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok) TD_HIDDEN;
+/* begin, the real close(), end. */
+int td_closing_fd(const struct td_policy *p, int fd, int path) TD_HIDDEN;
+/* At exit: close-time work and an "exit" event for sockets still open. */
+void td_closing_at_exit(const struct td_policy *p) TD_HIDDEN;
+/* Predict from cf and fill ev's outcome fields (also for the worker). */
+void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
+			int64_t t_open_mono_us) TD_HIDDEN;
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * teardown runtime: deciding a socket's rule and applying it (decide.c).
+ */
+#ifndef TD_RT_DECIDE_H
+#define TD_RT_DECIDE_H
+
+#include "fdtab.h"
+
+/* Start tracking a TCP socket the library did not see created. */
+struct td_sock *td_decide_adopt(int fd, int family) TD_HIDDEN;
+/* Entry for a new TCP socket from socket()/accept(). */
+struct td_sock *td_decide_new(int fd, int family, uint8_t role) TD_HIDDEN;
+
+/*
+ * Decisions and the options they put into the socket (decide.c).  Each
+ * reads fd's entry, decides, and publishes the result as new plain data
+ * (td_fdtab_update()); none writes a published entry's plain fields.
+ */
+void td_decide_bind(const struct td_policy *p, int fd, const struct sockaddr *sa,
+		    socklen_t len) TD_HIDDEN;
+void td_decide_after_bind(const struct td_policy *p, int fd) TD_HIDDEN;
+/* Before the real connect; may redirect it (fault). The plan says what to
+ * connect to (sa itself, or a library-owned address in alt). */
+struct td_connect_plan {
+	const struct sockaddr *sa;
+	socklen_t len;
+	struct sockaddr_storage alt;
+	uint32_t delay_ms;
+	int fault;		/* 0, or TD_FK_CONNECT_REFUSE/TIMEOUT */
+	bool restore_uto;	/* put TCP_USER_TIMEOUT back after */
+	int old_uto;
+};
+/* The matched rule's index, or -1 (no rule: the caller forgets fd). */
+int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *sa,
+		      socklen_t len, struct td_connect_plan *plan) TD_HIDDEN;
+void td_decide_after_connect(const struct td_policy *p, int fd,
+		      const struct td_connect_plan *plan, int rc, int err) TD_HIDDEN;
+void td_decide_accept(const struct td_policy *p, int lfd, int fd,
+		      const struct sockaddr *peer, socklen_t plen) TD_HIDDEN;
+/* The rule of a live entry, or NULL. */
+const struct td_rule *td_decide_rule(const struct td_policy *p,
+				   const struct td_sock *s) TD_HIDDEN;
+
+#endif

@@ -1,0 +1,14 @@
+/*
+ * teardown runtime: the kernel's view after the fact (diag.c, sock_diag).
+ */
+#ifndef TD_RT_DIAG_H
+#define TD_RT_DIAG_H
+
+#include "base.h"
+
+int td_diag_state(const struct td_addr *local, const struct td_addr *remote) TD_HIDDEN;
+/* After our FIN: an enum td_closer (TD_CLOSER_NONE: cannot tell). */
+int td_diag_closer(int fd, const struct td_addr *local,
+		   const struct td_addr *remote) TD_HIDDEN;
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * teardown runtime: who else holds a socket (holders.c): fork epochs, the
+ * children forked since, and whether a close drops the last reference.
+ */
+#ifndef TD_RT_HOLDERS_H
+#define TD_RT_HOLDERS_H
+
+#include "fdtab.h"
+
+/*
+ * Fork epochs: each fork starts a new one in both processes, and an
+ * entry remembers the epoch it entered this process in (td_holders_sole()).
+ */
+extern _Atomic uint32_t td_holders_epoch TD_HIDDEN;
+extern uint32_t td_holders_birth_epoch TD_HIDDEN;
+
+/* Children forked by this process (fork hook) */
+void td_holders_child_record(pid_t pid, uint32_t epoch) TD_HIDDEN;
+void td_holders_fork_child_reset(void) TD_HIDDEN;
+extern __thread uint32_t td_holders_tls_fork_epoch TD_HIDDEN
+	__attribute__((tls_model("initial-exec")));
+
+/* Whether closing fd (inode ino) drops the last reference to its socket. */
+bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino) TD_HIDDEN;
+/* Whether the sole-holder check will need the socket's inode (forks). */
+bool td_holders_needs_ino(const struct td_sock *s) TD_HIDDEN;
+
+#endif

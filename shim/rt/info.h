@@ -1,0 +1,30 @@
+/*
+ * teardown runtime: what the kernel says about a socket now (info.c).
+ */
+#ifndef TD_RT_INFO_H
+#define TD_RT_INFO_H
+
+#include "fdtab.h"
+
+/* Is fd a TCP socket of AF_INET/AF_INET6? (one getsockopt) */
+bool td_info_is_tcp(int fd, int *family) TD_HIDDEN;
+/* Close-time facts read from the kernel (info.c). */
+struct td_facts {
+	int state;		/* kernel TCP state, -1 unknown */
+	int64_t unread, unsent, notsent;
+	int64_t bytes_received;	/* tcpi_bytes_received: a FIN in counts one */
+	int64_t bytes_out;
+	int backlog;		/* listeners: queued connections */
+	bool linger_on;
+	int linger_secs;
+	uint64_t ino;
+};
+/* 0, or a negative errno (-ENOTSOCK/-EBADF: not our socket any more). */
+int td_info_facts(int fd, struct td_facts *f, bool want_ino) TD_HIDDEN;
+/* The same, taking SO_LINGER from s when the library saw all of it. */
+int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
+		       const struct td_rule *r, bool want_ino) TD_HIDDEN;
+/* Throw away queued input without copying it; returns bytes dropped. */
+int64_t td_info_discard_input(int fd) TD_HIDDEN;
+
+#endif

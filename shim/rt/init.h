@@ -1,0 +1,97 @@
+/*
+ * teardown runtime: process state and start-up (init.c): the policy in
+ * force, the per-thread guard, what the process is, and the one test
+ * every hook makes first (td_init_active()).
+ */
+#ifndef TD_RT_INIT_H
+#define TD_RT_INIT_H
+
+#include "base.h"
+
+enum { TD_INIT_NONE = 0, TD_INIT_RUNNING, TD_INIT_DONE };
+
+extern _Atomic int td_init_state TD_HIDDEN;
+/*
+ * The policy in force, or NULL: then every hook is a plain pass-through.
+ * A live reload replaces it (reload.c); a socket keeps the policy it was
+ * decided under (td_reload_policy_of()).
+ */
+extern _Atomic(const struct td_policy *) td_init_policy TD_HIDDEN;
+/* Per-thread guard: the library's own work calls straight through. */
+extern __thread volatile int td_init_guard TD_HIDDEN
+	__attribute__((tls_model("initial-exec")));
+
+const struct td_policy *td_init_slow(void) TD_HIDDEN;
+
+/*
+ * The policy for a hook, or NULL for "pass straight through".  It never
+ * initialises the library: any wrapped call may come from inside someone
+ * else's critical section (a malloc implementation holding its lock while
+ * it calls syscall(SYS_open), a signal handler), where reading a policy
+ * (which allocates) could deadlock.  Before the library's constructor ran,
+ * and in a thread inside the library's own work, every call passes
+ * through; see td_init_active_tcp() for the one exception.
+ */
+static inline const struct td_policy *td_init_active(void)
+{
+	if (td_unlikely(td_init_guard))
+		return NULL;
+	if (td_likely(atomic_load_explicit(&td_init_state, memory_order_acquire) ==
+		      TD_INIT_DONE))
+		return atomic_load_explicit(&td_init_policy, memory_order_acquire);
+	return NULL;
+}
+
+/*
+ * td_init_active() for the calls that make, bind, connect or accept an
+ * IPv4/IPv6 TCP socket.  Another library's constructor runs before ours,
+ * and a socket it opens there must still get the policy: such a call
+ * initialises the library first.  No malloc implementation makes those
+ * calls inside its locks, and a caller that finds another thread
+ * initialising passes through (never waits: it may be a signal handler).
+ */
+static inline const struct td_policy *td_init_active_tcp(void)
+{
+	if (td_unlikely(td_init_guard))
+		return NULL;
+	if (td_likely(atomic_load_explicit(&td_init_state, memory_order_acquire) ==
+		      TD_INIT_DONE))
+		return atomic_load_explicit(&td_init_policy, memory_order_acquire);
+	return td_init_slow();
+}
+
+/* Whether start-up has finished (with or without a policy). */
+static inline bool td_init_done(void)
+{
+	return atomic_load_explicit(&td_init_state, memory_order_acquire) == TD_INIT_DONE;
+}
+
+struct td_init_proc {
+	char prog[128];	 /* argv[0]'s basename as the program sees it */
+	_Atomic int pid; /* this process (updated in a forked child) */
+	uint64_t seed;	 /* fault seed for rules without one */
+	bool secure;	 /* AT_SECURE: environment ignored */
+	int fd_base;	 /* lowest fd number the library uses for its own */
+};
+extern struct td_init_proc td_init_proc TD_HIDDEN;
+
+/*
+ * Whether the caller runs in this process (false in a vfork()ed child):
+ * on x86-64 a flag our vfork() sets (shim/hook/vfork.c), no system call;
+ * elsewhere getpid().
+ */
+#if defined(__x86_64__)
+extern __thread volatile int td_in_vfork TD_HIDDEN __attribute__((tls_model("initial-exec")));
+static inline bool td_init_in_own_process(void)
+{
+	return !td_in_vfork;
+}
+#else
+bool td_init_in_own_process(void) TD_HIDDEN;
+#endif
+/* This thread's id, cached (a fork makes new ones). */
+int32_t td_init_tid(void) TD_HIDDEN;
+/* Bind the rules' program globs to this process and index them. */
+void td_init_prepare_policy(struct td_policy *p) TD_HIDDEN;
+
+#endif

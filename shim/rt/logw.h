@@ -1,0 +1,23 @@
+/*
+ * teardown runtime: writing events and warnings (logw.c).
+ */
+#ifndef TD_RT_LOGW_H
+#define TD_RT_LOGW_H
+
+#include "fdtab.h"
+
+/* Fill the common fields (ts, pid, tid, prog) and write one line. */
+void td_logw_event(const struct td_policy *p, struct td_event *ev) TD_HIDDEN;
+void td_logw_open(const struct td_policy *p) TD_HIDDEN;
+/* At exit: the count of lines that could not be written ("dropped"). */
+void td_logw_at_exit(const struct td_policy *p) TD_HIDDEN;
+/* Fill an event's socket fields from an entry. */
+void td_logw_event_from_sock(struct td_event *ev, const struct td_policy *p,
+			const struct td_sock *s, int fd, int type) TD_HIDDEN;
+/*
+ * One warning line, "teardown: msg": on stderr unless it is closed, a
+ * network socket or cannot take the line now; then to journald or syslog.
+ */
+void td_logw_warn(const char *msg) TD_HIDDEN;
+
+#endif

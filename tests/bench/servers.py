@@ -1,0 +1,603 @@
+#!/usr/bin/env python3
+"""3. Real servers from Debian, a new connection per request: requests per
+second under the library as a ratio to bare.
+
+Each server runs in a private network namespace of its own (as root) on
+loopback, under three modes, started afresh for every run:
+
+  bare      the server alone
+  observe   teardown --log FILE --format json -- SERVER: every teardown
+            logged as JSON to a file, nothing changed
+  drain     teardown --close drain --role server --log FILE --format json
+            -- SERVER: every accepted connection ends with a lingering
+            close (shutdown(SHUT_WR), read to the peer's FIN, close), logged
+
+The servers and their load (every request on a new connection):
+
+  nginx        static file; wrk -H "Connection: close"
+  redis        redis-server; redis-benchmark -k 0 -t get
+  haproxy      haproxy (http mode) in front of nginx, both under the mode;
+               wrk -H "Connection: close" to haproxy
+  busybox      busybox httpd (forks a child per connection); wrk as above
+  apache2      apache2, mpm_prefork, KeepAlive Off; wrk as above
+  postgres     postgres (a backend forked per connection); pgbench -C -S
+
+Each run is a few seconds of load (--seconds, default 3); 3 rounds (the
+order of the modes rotated each round), each mode divided by the bare run
+of its own round, medians.  A server whose programs are not installed is
+skipped with a note.  Targets (issue 9): observing at least 0.97 of bare on
+every server; drain + log at least 0.95 on nginx and redis; the
+fork-per-connection servers (busybox, apache2, postgres) at least 0.90
+observing and 0.85 draining.
+
+Run alone: TD_BUILD=build python3 tests/bench/servers.py [NAME...] [--seconds S] [--rounds R]
+"""
+
+import argparse
+import glob
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import _bench
+
+def _pg_bin():
+    """Debian's newest postgresql-N server binaries."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+                   key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    return os.path.dirname(found[-1]) if found else "/usr/lib/postgresql/15/bin"
+
+
+PG_BIN = _pg_bin()
+SECTION = ("3. real servers, a new connection per request: requests/s, ratio to bare "
+           "(medians of alternating runs, each server in its own network namespace)")
+MODES = ("bare", "observe", "drain")
+TARGETS = {  # (observe, drain + log): issue 9
+    "nginx": (0.97, 0.95), "redis": (0.97, 0.95), "haproxy": (0.97, None),
+    "busybox": (0.90, 0.85), "apache2": (0.90, 0.85), "postgres": (0.90, 0.85),
+}
+CORES = os.cpu_count() or 1
+# The load generator and the server share the machine: half each.
+SERVER_WORKERS = max(1, CORES // 2)
+CLIENT_THREADS = max(1, CORES // 2)
+CONNS = 32
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, procs, timeout=15):
+    """Wait until 127.0.0.1:port accepts; False if a process died first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            if p.poll() is not None:
+                return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def wrap(mode, argv, log):
+    """The command line that runs argv under the mode."""
+    cli = [_bench.CLI]
+    if mode == "bare":
+        return list(argv)
+    if mode == "observe":
+        return cli + ["--log", log, "--format", "json", "--"] + list(argv)
+    return cli + ["--close", "drain", "--role", "server", "--log", log, "--format", "json",
+                  "--"] + list(argv)
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def stop(procs, sig=signal.SIGTERM):
+    """Stop the server processes and everything in their process groups
+    (forked children that still hold the listening socket included), and
+    wait until all of them are gone, so the next run can bind the port."""
+    for p in procs:
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            pass
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    deadline = time.monotonic() + 10
+    for p in procs:
+        while _group_alive(p.pid):
+            if time.monotonic() > deadline:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+        p.wait()
+
+
+def wrk(port, seconds, path="/"):
+    """wrk with a new connection per request: (requests/s, errors)."""
+    r = subprocess.run(["wrk", "-t%d" % CLIENT_THREADS, "-c%d" % CONNS, "-d%ds" % seconds,
+                        "-H", "Connection: close", "http://127.0.0.1:%d%s" % (port, path)],
+                       capture_output=True, text=True, timeout=seconds + 60)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
+    if r.returncode != 0 or not m:
+        raise RuntimeError("wrk failed (rc %d): %s %s" % (r.returncode, r.stdout[-1000:],
+                                                         r.stderr[-1000:]))
+    errors = 0
+    m2 = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                   r.stdout)
+    if m2:
+        errors += sum(int(x) for x in m2.groups())
+    m3 = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
+    if m3:
+        errors += int(m3.group(1))
+    m4 = re.search(r"(\d+) requests in", r.stdout)
+    return float(m.group(1)), errors, int(m4.group(1)) if m4 else 0
+
+
+class Server:
+    """One server: setup() once in the namespace, then start(mode) and
+    load(seconds) for each run."""
+
+    needs = ()
+    name = ""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.port = free_port()
+
+    def available(self):
+        """None, or why this server cannot run here."""
+        gone = [p for p in self.needs if not (shutil.which(p) or os.path.exists(p))]
+        return "not installed: %s" % ", ".join(gone) if gone else None
+
+    def setup(self):
+        pass
+
+    def start(self, mode, log):
+        """Start under mode; return the processes."""
+        raise NotImplementedError
+
+    def ready(self, procs):
+        """Wait until it serves; False if it died or never listened."""
+        return wait_port(self.port, procs)
+
+    def load(self, seconds):
+        """(requests/s, errors, requests)."""
+        return wrk(self.port, seconds)
+
+    def stop(self, procs):
+        stop(procs)
+
+    def popen(self, argv, out, user=None, env=None):
+        with open(out, "ab") as f:
+            return subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env=env or _bench.clean_env(), user=user)
+
+    def webroot(self):
+        www = os.path.join(self.tmp, "www")
+        os.makedirs(www, exist_ok=True)
+        with open(os.path.join(www, "index.html"), "w") as f:
+            f.write("<!doctype html><title>bench</title>\n" + "<p>teardown bench page</p>\n" * 20)
+        for d in (self.tmp, www):
+            os.chmod(d, 0o755)
+        os.chmod(os.path.join(www, "index.html"), 0o644)
+        return www
+
+
+class Nginx(Server):
+    name = "nginx"
+    needs = ("nginx", "wrk")
+
+    def conf(self, port):
+        d = os.path.join(self.tmp, "nginx-%d" % port)
+        os.makedirs(d, exist_ok=True)
+        www = self.webroot()
+        path = os.path.join(d, "nginx.conf")
+        with open(path, "w") as f:
+            f.write("""worker_processes %d;
+daemon off;
+pid %s/nginx.pid;
+error_log %s/error.log error;
+%s
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %s/body;
+    proxy_temp_path %s/proxy;
+    fastcgi_temp_path %s/fastcgi;
+    uwsgi_temp_path %s/uwsgi;
+    scgi_temp_path %s/scgi;
+    server {
+        listen 127.0.0.1:%d;
+        root %s;
+    }
+}
+""" % (SERVER_WORKERS, d, d, "user root;" if os.geteuid() == 0 else "", d, d, d, d, d, port,
+                www))
+        return path, d
+
+    def setup(self):
+        self.cfg, self.dir = self.conf(self.port)
+
+    def start(self, mode, log):
+        return [self.popen(wrap(mode, ["nginx", "-p", self.dir, "-e", os.path.join(self.dir, "error.log"),
+                                       "-c", self.cfg], log),
+                           os.path.join(self.dir, "out.log"))]
+
+
+class Redis(Server):
+    name = "redis"
+    needs = ("redis-server", "redis-benchmark")
+    requests = 20000
+
+    def start(self, mode, log):
+        return [self.popen(wrap(mode, ["redis-server", "--port", str(self.port), "--bind",
+                                       "127.0.0.1", "--save", "", "--appendonly", "no",
+                                       "--daemonize", "no", "--protected-mode", "no",
+                                       "--dir", self.tmp, "--logfile",
+                                       os.path.join(self.tmp, "redis.log")], log),
+                           os.path.join(self.tmp, "redis.out"))]
+
+    def load(self, seconds):
+        r = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(self.port), "-k", "0",
+                            "-c", str(CONNS), "-n", str(self.requests), "-t", "get", "--csv"],
+                           capture_output=True, text=True, timeout=seconds * 10 + 60)
+        m = re.search(r'^"GET","([\d.]+)"', r.stdout, re.M)
+        if r.returncode != 0 or not m:
+            raise RuntimeError("redis-benchmark failed (rc %d): %s %s"
+                               % (r.returncode, r.stdout[-1000:], r.stderr[-1000:]))
+        rps, done = float(m.group(1)), self.requests
+        # size the next runs to last about `seconds`
+        self.requests = max(2000, int(rps * seconds))
+        return rps, 0, done
+
+
+class Haproxy(Nginx):
+    name = "haproxy"
+    needs = ("haproxy", "nginx", "wrk")
+
+    def setup(self):
+        self.backend = free_port()
+        self.cfg, self.dir = self.conf(self.backend)
+        self.hcfg = os.path.join(self.dir, "haproxy.cfg")
+        with open(self.hcfg, "w") as f:
+            f.write("""global
+    maxconn 8192
+    nbthread %d
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe
+    bind 127.0.0.1:%d
+    default_backend be
+backend be
+    server s1 127.0.0.1:%d
+""" % (SERVER_WORKERS, self.port, self.backend))
+
+    def start(self, mode, log):
+        out = os.path.join(self.dir, "out.log")
+        procs = [self.popen(wrap(mode, ["nginx", "-p", self.dir, "-e",
+                                        os.path.join(self.dir, "error.log"), "-c", self.cfg], log),
+                            out)]
+        if not wait_port(self.backend, procs):
+            return procs
+        procs.append(self.popen(wrap(mode, ["haproxy", "-db", "-f", self.hcfg], log), out))
+        return procs
+
+
+class Busybox(Server):
+    name = "busybox"
+    needs = ("busybox", "wrk")
+
+    def available(self):
+        why = Server.available(self)
+        if why is None:
+            r = subprocess.run(["busybox", "--list"], capture_output=True, text=True)
+            if "httpd" not in r.stdout.split():
+                why = "this busybox has no httpd applet"
+        return why
+
+    def setup(self):
+        self.www = self.webroot()
+
+    def start(self, mode, log):
+        return [self.popen(wrap(mode, ["busybox", "httpd", "-f", "-p", "127.0.0.1:%d" % self.port,
+                                       "-h", self.www], log),
+                           os.path.join(self.tmp, "busybox.out"))]
+
+    def load(self, seconds):
+        return wrk(self.port, seconds, "/index.html")
+
+
+class Apache(Server):
+    name = "apache2"
+    needs = ("apache2", "wrk", "/usr/lib/apache2/modules/mod_mpm_prefork.so")
+
+    def setup(self):
+        www = self.webroot()
+        mods = "/usr/lib/apache2/modules"
+        self.dir = os.path.join(self.tmp, "apache")
+        os.makedirs(self.dir, exist_ok=True)
+        self.cfg = os.path.join(self.dir, "apache2.conf")
+        user = ""
+        if os.geteuid() == 0:
+            user = "User www-data\nGroup www-data\n"
+        with open(self.cfg, "w") as f:
+            f.write("""ServerRoot %s
+ServerName localhost
+DefaultRuntimeDir %s
+PidFile %s/apache2.pid
+ErrorLog %s/error.log
+LogLevel warn
+%sLoadModule mpm_prefork_module %s/mod_mpm_prefork.so
+LoadModule authz_core_module %s/mod_authz_core.so
+LoadModule mime_module %s/mod_mime.so
+LoadModule dir_module %s/mod_dir.so
+TypesConfig /etc/mime.types
+Listen 127.0.0.1:%d
+KeepAlive Off
+StartServers 8
+MinSpareServers 8
+MaxSpareServers 16
+MaxRequestWorkers 64
+DocumentRoot %s
+DirectoryIndex index.html
+<Directory %s>
+    Require all granted
+</Directory>
+""" % (self.dir, self.dir, self.dir, self.dir, user, mods, mods, mods, mods, self.port, www, www))
+
+    def start(self, mode, log):
+        return [self.popen(wrap(mode, ["apache2", "-f", self.cfg, "-DFOREGROUND"], log),
+                           os.path.join(self.dir, "out.log"))]
+
+
+class Postgres(Server):
+    name = "postgres"
+    needs = (PG_BIN + "/postgres", PG_BIN + "/initdb", "pgbench")
+
+    def available(self):
+        why = Server.available(self)
+        if why is None and os.geteuid() == 0:
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                why = "no postgres user to run it as"
+        return why
+
+    def setup(self):
+        self.user = "postgres" if os.geteuid() == 0 else None
+        self.data = os.path.join(self.tmp, "pgdata")
+        self.sock = os.path.join(self.tmp, "pgsock")
+        os.makedirs(self.sock, exist_ok=True)
+        os.makedirs(self.data, mode=0o700, exist_ok=True)
+        os.chmod(self.tmp, 0o755)
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            for d in (self.sock, self.data):
+                os.chown(d, pw.pw_uid, pw.pw_gid)
+        self.env = dict(_bench.clean_env(), LC_ALL="C", LANG="C")
+        r = subprocess.run([PG_BIN + "/initdb", "-D", self.data, "-U", "postgres", "-A", "trust",
+                            "-E", "UTF8", "--no-sync"], capture_output=True, text=True,
+                           user=self.user, env=self.env, cwd=self.tmp, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("initdb failed: %s" % (r.stdout + r.stderr)[-1500:])
+        procs = self.start("bare", None)
+        try:
+            if not self.ready(procs):
+                raise RuntimeError("postgres did not start: %s" % self.tail())
+            r = subprocess.run(["pgbench", "-i", "-s", "1", "-q", "-h", "127.0.0.1", "-p",
+                                str(self.port), "-U", "postgres", "postgres"],
+                               capture_output=True, text=True, env=self.env, timeout=300)
+            if r.returncode != 0:
+                raise RuntimeError("pgbench -i failed: %s" % (r.stdout + r.stderr)[-1500:])
+        finally:
+            self.stop(procs)
+
+    def tail(self):
+        try:
+            with open(os.path.join(self.tmp, "postgres.out"), errors="replace") as f:
+                return f.read()[-1500:]
+        except OSError:
+            return ""
+
+    def start(self, mode, log):
+        return [self.popen(wrap(mode, [PG_BIN + "/postgres", "-D", self.data, "-p", str(self.port),
+                                       "-k", self.sock, "-c", "listen_addresses=127.0.0.1",
+                                       "-c", "fsync=off", "-c", "synchronous_commit=off",
+                                       "-c", "full_page_writes=off", "-c", "max_connections=100",
+                                       "-c", "shared_buffers=32MB"], log),
+                           os.path.join(self.tmp, "postgres.out"), user=self.user, env=self.env)]
+
+    def ready(self, procs):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                return False
+            r = subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+                               env=self.env)
+            if r.returncode == 0:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self, procs):
+        stop(procs, signal.SIGINT)   # fast shutdown
+
+    def load(self, seconds):
+        r = subprocess.run(["pgbench", "-C", "-S", "-n", "-T", str(seconds), "-c", "4", "-j",
+                            str(CLIENT_THREADS), "-h", "127.0.0.1", "-p", str(self.port), "-U",
+                            "postgres", "postgres"],
+                           capture_output=True, text=True, env=self.env, timeout=seconds + 120)
+        m = re.search(r"tps = ([\d.]+)", r.stdout)
+        if r.returncode != 0 or not m:
+            raise RuntimeError("pgbench failed (rc %d): %s %s" % (r.returncode, r.stdout[-1000:],
+                                                                 r.stderr[-1000:]))
+        f = re.search(r"number of failed transactions: (\d+)", r.stdout)
+        n = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
+        return float(m.group(1)), int(f.group(1)) if f else 0, int(n.group(1)) if n else 0
+
+
+SERVERS = {c.name: c for c in (Nginx, Redis, Haproxy, Busybox, Apache, Postgres)}
+
+
+def _args(argv):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("names", nargs="*", help="servers (default: all): " + " ".join(SERVERS))
+    ap.add_argument("--seconds", type=int, default=int(os.environ.get("TD_BENCH_SERVER_SECONDS",
+                                                                      "3")))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+def measure(name, seconds, rounds):
+    """Measure one server (in its namespace already); add its rows."""
+    table = _bench.Table(SECTION)
+    tmp = tempfile.mkdtemp(prefix="td-bench-%s-" % name)
+    srv = SERVERS[name](tmp)
+    why = srv.available()
+    if why:
+        table.note("%s skipped: %s" % (name, why))
+        table.done()
+        return 0
+    logdir = os.path.join(tmp, "log")
+    os.makedirs(logdir)
+    os.chmod(logdir, 0o1777)   # servers that switch users write their log here too
+    log = os.path.join(logdir, "audit.jsonl")
+    errors = {m: 0 for m in MODES}
+    retries = []
+    lines = {m: [] for m in MODES}
+    try:
+        _bench.say("servers: %s: setup" % name)
+        srv.setup()
+
+        def once(mode, r):
+            if os.path.exists(log):
+                os.unlink(log)
+            procs = srv.start(mode, log)
+            try:
+                if not srv.ready(procs):
+                    raise RuntimeError("%s (%s) did not start" % (name, mode))
+                return srv.load(seconds if r >= 0 else 1)
+            finally:
+                srv.stop(procs)
+
+        def run(mode, r):
+            try:
+                rps, err, reqs = once(mode, r)
+            except RuntimeError as e:   # one retry: a busy machine, a slow start
+                _bench.say("servers: %s %s: %s; once more" % (name, mode, str(e)[:300]))
+                retries.append("%s %s" % (mode, str(e).splitlines()[0][:80]))
+                rps, err, reqs = once(mode, r)
+            if r >= 0:
+                errors[mode] += err
+                if os.path.exists(log):
+                    with open(log, "rb") as f:
+                        lines[mode].append(sum(1 for _ in f) / max(reqs, 1))
+            _bench.say("servers: %s %-8s %9.0f req/s%s" % (name, mode, rps,
+                                                           "  (warm-up)" if r < 0 else ""))
+            return rps
+
+        run("bare", -1)
+        s = _bench.alternate(MODES, rounds, run)
+        bare = _bench.median(s["bare"])
+        t_obs, t_drain = TARGETS.get(name, (None, None))
+        for mode, tgt in (("observe", t_obs), ("drain", t_drain)):
+            ratio = _bench.paired(s, mode)
+            table.row("%s: %s" % (name, "observe, JSON log" if mode == "observe"
+                                  else "drain + log"),
+                      "%.0f/s" % bare, None, "%.0f/s" % _bench.median(s[mode]),
+                      _bench.fmt_ratio(ratio), ">= %.2fx" % tgt if tgt else None,
+                      ratio >= tgt if tgt else None)
+        for what in retries:
+            table.note("%s: a run failed and was run again: %s" % (name, what))
+        if name == "haproxy":
+            table.note("haproxy: haproxy and the nginx behind it both run under the mode")
+        table.note("%s: ratio to bare in each round: observe %s; drain %s" % (
+            name, " ".join("%.2f" % (x / b) for x, b in zip(s["observe"], s["bare"])),
+            " ".join("%.2f" % (x / b) for x, b in zip(s["drain"], s["bare"]))))
+        lpr = ", ".join("%s %.2f" % (m, _bench.median(lines[m])) for m in ("observe", "drain")
+                        if lines[m])
+        table.note("%s: %s log lines per request%s" % (
+            name, lpr or "no", "; load errors: " + ", ".join(
+                "%s %d" % (m, errors[m]) for m in MODES if errors[m]) if any(errors.values())
+            else ""))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    table.done()
+    return 0
+
+
+def main(argv):
+    a = _args(argv)
+    if a.one:
+        if _bench.in_netns():
+            _bench.netns_setup()
+        return measure(a.one, a.seconds, a.rounds)
+    names = a.names or list(SERVERS)
+    unknown = [n for n in names if n not in SERVERS]
+    if unknown:
+        print("servers: unknown: %s (have: %s)" % (" ".join(unknown), " ".join(SERVERS)),
+              file=sys.stderr)
+        return 2
+    if _bench.missing(_bench.LIB, _bench.CLI):
+        table = _bench.Table(SECTION)
+        table.note("skipped: the library and the command are not built (make)")
+        table.done()
+        return 0
+    rc = 0
+    with _bench.collecting():
+        if not _bench.can_netns():
+            t = _bench.Table(SECTION)
+            t.note("not root: the servers share this machine's network namespace")
+            t.done()
+        for name in names:
+            extra = ["--one", name, "--seconds", str(a.seconds), "--rounds", str(a.rounds)]
+            if _bench.can_netns():
+                env = dict(os.environ, TD_BENCH_NETNS="1", TD_BENCH_WIDE="1")
+                argv = ["unshare", "--net", "--", sys.executable, os.path.abspath(__file__)] + extra
+            else:
+                env = dict(os.environ)
+                argv = [sys.executable, os.path.abspath(__file__)] + extra
+            r = subprocess.run(argv, env=env)
+            if r.returncode != 0:
+                t = _bench.Table(SECTION)
+                t.note("%s FAILED (exit status %d): see the messages above" % (name, r.returncode))
+                t.done()
+                rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1221 @@
+"""Real programs under teardown: the compatibility suite.
+
+Debian's own servers and clients, unmodified, each run under ``teardown``
+as a user would run it -- observe (no policy options, log only),
+``--close graceful``, ``drain`` and ``abort`` for its role, and the
+clients also under ``--rst 1`` and ``--connect-refuse 1`` -- with a fresh
+process per mode, and its peer running without the library.  Every run
+is checked for:
+
+1. the program still works: every request answered with the right bytes,
+   the exit status it has without the library, no crash, no hang
+   (everything runs under timeouts);
+2. the wire follows the policy (tcpdump: FIN or RST, from which side);
+3. every close event's ``wire``, ``closer`` and ``time_wait`` agrees with
+   tcpdump and ss for that connection, matched by port.
+
+compat.py holds the harness and the exact rules.  The ``test_regression_*``
+tests each pin one failure these programs showed.  Ports are fixed: each
+test has its own network namespace.  Python is /usr/bin/python3 (the
+python3 on PATH may be a pyenv shim script).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+
+import compat
+import tdlib
+
+NEEDS = ("root", "netns", "tcpdump", "lib", "teardown")
+PYTHON = compat.PYTHON
+BODY = b"teardown compat\n" * 400      # 6400 bytes: a few segments
+
+
+# ---------------------------------------------------------------------------
+# Shared pieces
+# ---------------------------------------------------------------------------
+
+def _docroot(name="www", files=None):
+    """A world-readable directory holding hello.txt (BODY) and ``files``."""
+    path = os.path.join(tdlib.tmpdir(), name)
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o755)
+    for fname, data in dict({"hello.txt": BODY}, **(files or {})).items():
+        with open(os.path.join(path, fname), "wb") as f:
+            f.write(data)
+        os.chmod(os.path.join(path, fname), 0o644)
+    return path
+
+
+def _curl(url, *extra):
+    return ["curl", "-sS", "--max-time", "10"] + list(extra) + [url]
+
+
+def _http_fetches(port, mode=None, path="/hello.txt", body=BODY):
+    """Two plain curl runs against a server on ``port``: a keep-alive
+    fetch that curl ends, and a "Connection: close" fetch the server ends
+    (curl reads to Content-Length, so a server's RST after it is fine)."""
+    url = "http://127.0.0.1:%d%s" % (port, path)
+    for name, extra in (("keepalive", ()), ("close", ("-H", "Connection: close"))):
+        proc = tdlib.run(_curl(url, *extra), name="curl-%d-%s" % (port, name), timeout=20)
+        assert proc.rc == 0, "curl (%s) exited %s: %s" % (name, proc.rc, proc.stderr().strip())
+        with open(proc.out_path, "rb") as f:
+            got = f.read()
+        assert got == body, "curl (%s) got %d bytes, not the file" % (name, len(got))
+
+
+def _run_stdin(argv, data, name, env=None, timeout=10):
+    """Run ``argv`` to completion with ``data`` on its stdin; returns the Proc."""
+    path = os.path.join(tdlib.tmpdir(), name + ".stdin")
+    with open(path, "wb") as f:
+        f.write(data)
+    with open(path, "rb") as stdin:
+        proc = tdlib.Proc(argv, env=env or compat.plain_env(), name=name, stdin=stdin)
+    proc.wait(timeout)
+    return proc
+
+
+def _serve_modes(label, argv_of, ports, exercise=_http_fetches, stop_sig=signal.SIGTERM,
+                 stop_rc=0, min_conns=2, modes=compat.SERVER_MODES, log_owner=None,
+                 wrap=None, new_group=False):
+    """A server under each mode: a fresh process on its own port each
+    time, exercised by ``exercise(port, mode)`` (plain clients), left to
+    end every connection, then stopped with ``stop_sig`` (it must exit
+    ``stop_rc``, as it does without the library).  Verifies the Session.
+
+    argv_of(port, mode): the server's command line.  wrap(argv): a prefix
+    (e.g. run as another user).  new_group: start it in a session of its
+    own (apache signals its whole process group when it stops)."""
+    with compat.Session() as s:
+        for mode, port in zip(modes, ports):
+            log = compat.new_log("%s-%s" % (label, mode), owner=log_owner)
+            with s.mode(label, mode, "server", port, log, min_conns=min_conns) as run:
+                argv = compat.td_argv(mode, "server", log, argv_of(port, mode))
+                argv = wrap(argv) if wrap else argv
+                srv = tdlib.spawn(["setsid"] + argv if new_group else argv,
+                                  env=compat.plain_env(), name="%s-%s" % (label, mode))
+                try:
+                    compat.wait_listening(port, srv)
+                    exercise(port, mode)
+                    run.settle()
+                    run.wait_logged()
+                    compat.stop(srv, stop_sig, stop_rc)
+                finally:
+                    if new_group and srv.running():
+                        compat.kill_group(srv)
+                    srv.kill()
+    s.verify()
+
+
+CLOSED_PORT = 9     # nothing listens there: a refused connect
+
+
+def _client_modes(s, label, port, invocations, min_conns=1, modes=compat.CLIENT_MODES,
+                  env=None, timeout=10, half_closes=False):
+    """A client under each mode against a plain server on ``port``, in
+    Session ``s``.
+
+    invocations: [(name, argv_of)] or [(name, argv_of, stdin bytes)];
+    argv_of(port) is the client's command line.  Each runs first without
+    the library against ``port`` (its output and exit status are what
+    every mode must reproduce) and against CLOSED_PORT (what
+    --connect-refuse 1 must reproduce).  half_closes: the client shuts
+    down its sending side and then waits for the reply; under --rst 1 its
+    RST goes at that shutdown, in place of the FIN, so the reply never
+    comes: there it must only exit normally (no crash, no hang) with a
+    prefix of the reply."""
+    def run_one(argv, stdin, name):
+        if stdin is None:
+            return tdlib.run(argv, env=env, name=name, timeout=timeout)
+        return _run_stdin(argv, stdin, name, env=env, timeout=timeout)
+
+    env = env or compat.plain_env()
+    invocations = [(tuple(inv) + (None,))[:3] for inv in invocations]
+    base, refused = {}, {}
+    for name, argv_of, stdin in invocations:
+        base[name] = run_one(argv_of(port), stdin, "%s-plain-%s" % (label, name))
+        if "refuse" in modes:
+            refused[name] = run_one(argv_of(CLOSED_PORT), stdin, "%s-closed-%s" % (label, name))
+    for mode in modes:
+        log = compat.new_log("%s-%s" % (label, mode))
+        with s.mode(label, mode, "client", port, log, min_conns=min_conns):
+            for name, argv_of, stdin in invocations:
+                proc = run_one(compat.td_argv(mode, "client", log, argv_of(port)), stdin,
+                               "%s-%s-%s" % (label, mode, name))
+                if mode == "refuse":
+                    compat.refused_like(proc, refused[name])
+                elif mode == "rst" and half_closes:
+                    assert proc.rc is not None and proc.rc >= 0, (proc.name, proc.rc)
+                    assert base[name].stdout().startswith(proc.stdout()), (
+                        "%s printed %r, not a prefix of %r" % (proc.name, proc.stdout(),
+                                                                base[name].stdout()))
+                else:
+                    compat.same_outcome(proc, base[name])
+
+
+# ---------------------------------------------------------------------------
+# nginx and curl
+# ---------------------------------------------------------------------------
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+error_log stderr notice;
+pid %(prefix)s/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %(prefix)s/tmp/body;
+    proxy_temp_path %(prefix)s/tmp/proxy;
+    fastcgi_temp_path %(prefix)s/tmp/fastcgi;
+    uwsgi_temp_path %(prefix)s/tmp/uwsgi;
+    scgi_temp_path %(prefix)s/tmp/scgi;
+    server {
+        listen 127.0.0.1:%(port)d;
+        root %(root)s;
+        keepalive_timeout 60s;
+    }
+}
+"""
+
+
+def _nginx_argv(port, name=None):
+    """nginx in one process (daemon off, master_process off), keep-alive
+    on, serving _docroot() on ``port`` from a private prefix."""
+    name = name or "nginx-%d" % port
+    prefix = os.path.join(tdlib.tmpdir(), name)
+    os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
+    conf = compat.write(os.path.join(name, "nginx.conf"),
+                        NGINX_CONF % {"prefix": prefix, "port": port, "root": _docroot()})
+    return ["nginx", "-p", prefix, "-e", "stderr", "-c", conf]
+
+
+def _plain_nginx(port):
+    """A plain nginx (no library) serving _docroot() on ``port``."""
+    nginx = tdlib.spawn(_nginx_argv(port), name="nginx-plain-%d" % port)
+    compat.wait_listening(port, nginx)
+    return nginx
+
+
+@tdlib.requires(*NEEDS, "nginx", "curl")
+@tdlib.timeout(60)
+def test_nginx_server():
+    """nginx under each server mode; plain curl fetches a file twice: once
+    kept alive (curl ends it: nginx's close is passive) and once with
+    "Connection: close" (nginx ends it).  nginx exits 0 on SIGTERM."""
+    _serve_modes("nginx", lambda port, mode: _nginx_argv(port), (8080, 8081, 8082, 8083))
+
+
+@tdlib.requires(*NEEDS, "nginx", "curl")
+@tdlib.timeout(60)
+def test_curl_client():
+    """curl under each client mode against a plain nginx: two fetches over
+    one kept-alive connection (curl ends it) and one "Connection: close"
+    fetch (nginx ends it); under --connect-refuse 1 curl fails exactly as
+    against a closed port (exit 7)."""
+    _plain_nginx(8080)
+
+    def url(port):
+        return "http://127.0.0.1:%d/hello.txt" % port
+    with compat.Session() as s:
+        _client_modes(s, "curl", 8080,
+                      [("keepalive", lambda port: _curl(url(port)) + [url(port)]),
+                       ("close", lambda port: _curl(url(port), "-H", "Connection: close"))],
+                      min_conns=2)
+    s.verify()
+
+
+# ---------------------------------------------------------------------------
+# redis
+# ---------------------------------------------------------------------------
+
+def _redis_server_argv(port, mode=None):
+    d = os.path.join(tdlib.tmpdir(), "redis-%d" % port)
+    os.makedirs(d, exist_ok=True)
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", d, "--daemonize", "no", "--protected-mode", "no",
+            "--logfile", ""]
+
+
+def _plain_redis(port):
+    srv = tdlib.spawn(_redis_server_argv(port), name="redis-plain-%d" % port)
+    compat.wait_listening(port, srv)
+    return srv
+
+
+def _redis_exercise(port, mode=None):
+    """Plain redis-cli: SET, GET and PING, one connection each."""
+    for args, want in ((("SET", "k", "v1"), "OK"), (("GET", "k"), "v1"), (("PING",), "PONG")):
+        proc = tdlib.run(["redis-cli", "-p", str(port)] + list(args),
+                         name="redis-cli-%d-%s" % (port, args[0].lower()))
+        assert proc.rc == 0 and proc.stdout().strip() == want, "redis-cli %s: rc %s, %r %r" % (
+            " ".join(args), proc.rc, proc.stdout(), proc.stderr())
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(75)
+def test_redis_server():
+    """redis-server under each server mode; plain redis-cli runs SET, GET
+    and PING, one connection each (the client ends each one).  Exits 0 on
+    SIGTERM."""
+    compat.need("redis-server", "redis-cli")
+    _serve_modes("redis-server", _redis_server_argv, (6379, 6380, 6381, 6382),
+                 exercise=_redis_exercise, min_conns=3)
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(90)
+def test_redis_cli():
+    """redis-cli under each client mode against a plain redis-server."""
+    compat.need("redis-server", "redis-cli")
+    _plain_redis(6379)
+    with compat.Session() as s:
+        _client_modes(s, "redis-cli", 6379,
+                      [("set", lambda port: ["redis-cli", "-p", str(port), "SET", "k", "v"]),
+                       ("get", lambda port: ["redis-cli", "-p", str(port), "GET", "k"])],
+                      min_conns=2)
+    s.verify()
+
+
+def _benchmark_lines(text):
+    """redis-benchmark -q output with its measurements left out."""
+    return [line.split(":")[0] for line in text.replace("\r", "\n").split("\n")
+            if "requests per second" in line]
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(90)
+def test_redis_benchmark():
+    """redis-benchmark (two clients, 20 requests per test) under each
+    client mode against a plain redis-server: it reports every test it was
+    asked for and exits 0.  Against a refused port it never exits (it
+    prints "Connection refused" and retries for ever, with or without
+    the library), so under --connect-refuse 1 it must print that message
+    the same way, and is then stopped."""
+    compat.need("redis-server", "redis-benchmark")
+    _plain_redis(6379)
+    argv = ["redis-benchmark", "-p", "6379", "-c", "2", "-n", "20", "-t", "ping,set,get", "-q"]
+    base = tdlib.run(argv, name="redis-benchmark-plain", timeout=20)
+    want = _benchmark_lines(base.stdout())
+    assert base.rc == 0 and len(want) == 4, base.stdout()
+    with compat.Session() as s:
+        for mode in compat.CLIENT_MODES:
+            log = compat.new_log("redis-benchmark-" + mode)
+            with s.mode("redis-benchmark", mode, "client", 6379, log, min_conns=3):
+                if mode == "refuse":
+                    bench = tdlib.spawn(compat.td_argv(mode, "client", log, argv),
+                                        env=compat.plain_env(), name="redis-benchmark-refuse")
+                    tdlib.wait_until(lambda: "Connection refused" in bench.stdout() + bench.stderr()
+                                     or not bench.running(), timeout=10,
+                                     what="redis-benchmark to report the refused connect")
+                    assert bench.running(), "redis-benchmark exited %s" % bench.rc
+                    bench.kill()
+                    continue
+                proc = tdlib.run(compat.td_argv(mode, "client", log, argv), env=compat.plain_env(),
+                                 name="redis-benchmark-" + mode, timeout=10)
+                assert proc.rc == 0, "redis-benchmark exited %s: %s" % (proc.rc, proc.stderr())
+                got = _benchmark_lines(proc.stdout())
+                assert got == want, "redis-benchmark reported %r, want %r" % (got, want)
+    s.verify()
+
+
+# ---------------------------------------------------------------------------
+# haproxy
+# ---------------------------------------------------------------------------
+
+HAPROXY_CONF = """
+global
+    maxconn 64
+defaults
+    mode http
+    retries 0
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend fe
+    bind 127.0.0.1:%(front)d
+    default_backend be
+backend be
+    server s1 127.0.0.1:%(back)d
+"""
+
+
+def _haproxy_argv(front, back):
+    conf = compat.write("haproxy-%d.cfg" % front, HAPROXY_CONF % {"front": front, "back": back})
+    return ["haproxy", "-db", "-f", conf]
+
+
+@tdlib.requires(*NEEDS, "nginx", "curl")
+@tdlib.timeout(60)
+def test_haproxy_server():
+    """haproxy under each server mode (its frontend connections), in
+    front of a plain nginx; plain curl fetches through it, kept alive and
+    with "Connection: close".  haproxy exits 0 on SIGUSR1 (soft stop)."""
+    compat.need("haproxy")
+    _plain_nginx(8080)
+    _serve_modes("haproxy", lambda port, mode: _haproxy_argv(port, 8080),
+                 (8090, 8091, 8092, 8093), stop_sig=signal.SIGUSR1)
+
+
+@tdlib.requires(*NEEDS, "nginx", "curl")
+@tdlib.timeout(60)
+def test_haproxy_client():
+    """haproxy under each client mode: its connections to a plain nginx
+    backend.  Plain curl fetches through it; under --connect-refuse 1
+    haproxy answers 503, as it does when its backend is down.  Each mode
+    ends with a soft stop (SIGUSR1, exit 0), which closes its pooled
+    backend connections."""
+    compat.need("haproxy")
+    _plain_nginx(8080)
+    down = tdlib.spawn(_haproxy_argv(8089, 9), name="haproxy-backend-down")
+    compat.wait_listening(8089, down)
+    base_503 = tdlib.run(_curl("http://127.0.0.1:8089/hello.txt", "-o", "/dev/null",
+                               "-w", "%{http_code}"), name="curl-backend-down")
+    assert base_503.stdout() == "503", base_503.stdout()
+    compat.stop(down, signal.SIGUSR1, 0)
+    with compat.Session() as s:
+        for i, mode in enumerate(compat.CLIENT_MODES):
+            front = 8090 + i
+            log = compat.new_log("haproxy-" + mode)
+            with s.mode("haproxy", mode, "client", 8080, log) as run:
+                hap = tdlib.spawn(compat.td_argv(mode, "client", log, _haproxy_argv(front, 8080)),
+                                  env=compat.plain_env(), name="haproxy-" + mode)
+                try:
+                    compat.wait_listening(front, hap)
+                    if mode == "refuse":
+                        got = tdlib.run(_curl("http://127.0.0.1:%d/hello.txt" % front, "-o",
+                                              "/dev/null", "-w", "%{http_code}"),
+                                        name="curl-refuse")
+                        assert got.stdout() == "503", "curl got %r, want 503" % got.stdout()
+                    else:
+                        _http_fetches(front, mode)
+                    compat.stop(hap, signal.SIGUSR1, 0)
+                finally:
+                    hap.kill()
+                run.settle()
+    s.verify()
+
+
+# ---------------------------------------------------------------------------
+# memcached
+# ---------------------------------------------------------------------------
+
+def _memcached_exercise(port, mode):
+    """Plain sockets: set and get (the client ends the connection), then
+    version and quit (memcached ends it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"set k 0 0 5\r\nhello\r\nget k\r\n")
+        buf = b""
+        while not buf.endswith(b"END\r\n"):
+            data = s.recv(4096)
+            assert data, "memcached closed early: %r" % buf
+            buf += data
+        assert buf == b"STORED\r\nVALUE k 0 5\r\nhello\r\nEND\r\n", buf
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"version\r\nquit\r\n")
+        buf = compat.read_to_end(s, mode)
+        assert buf.startswith(b"VERSION ") and buf.endswith(b"\r\n"), buf
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_memcached_server():
+    """memcached (one worker thread) under each server mode; exits 0 on
+    SIGTERM."""
+    compat.need("memcached")
+    _serve_modes("memcached", lambda port, mode: ["memcached", "-l", "127.0.0.1", "-p", str(port),
+                                                  "-U", "0", "-t", "1", "-m", "16", "-u", "root"],
+                 (11211, 11212, 11213, 11214), exercise=_memcached_exercise)
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL and psql
+# ---------------------------------------------------------------------------
+
+def _initdb():
+    """A fresh cluster in the test's directory, owned by the unprivileged
+    user postgres (the server refuses to run as root); returns its dir."""
+    top = compat.user_dir("pg", "postgres")
+    data = os.path.join(top, "data")
+    proc = tdlib.run(compat.as_user("postgres", [
+        os.path.join(compat.PG_BIN, "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
+        "--no-sync", "-E", "UTF8", "--locale=C"]), name="initdb", timeout=60)
+    assert proc.rc == 0, proc.stderr()
+    return top
+
+
+def _postgres_argv(top, port):
+    return [os.path.join(compat.PG_BIN, "postgres"), "-D", os.path.join(top, "data"),
+            "-k", top, "-h", "127.0.0.1", "-p", str(port), "-c", "fsync=off",
+            "-c", "max_connections=8", "-c", "shared_buffers=8MB"]
+
+
+def _psql(port, sql):
+    return ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-Atc", sql]
+
+
+def _psql_exercise(port, mode=None):
+    for sql, want in (("select 6*7", "42"), ("select 'compat'", "compat")):
+        proc = tdlib.run(_psql(port, sql), name="psql-%d-%s" % (port, want), timeout=20)
+        assert proc.rc == 0 and proc.stdout().strip() == want, "psql %r: rc %s, %r %r" % (
+            sql, proc.rc, proc.stdout(), proc.stderr())
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(90)
+def test_postgres_server():
+    """postgres (initdb in a temporary dir, run as the user postgres) under
+    each server mode; plain psql runs two queries, one connection each.
+    The postmaster forks a backend per connection: its own close of the
+    accepted socket is a shared one (why=shared), the backend's is the
+    one checked.  Exits 0 on SIGINT (fast shutdown)."""
+    compat.need(os.path.join(compat.PG_BIN, "postgres"), "psql", "setpriv")
+    top = _initdb()
+    _serve_modes("postgres", lambda port, mode: _postgres_argv(top, port),
+                 (5432, 5433, 5434, 5435), exercise=_psql_exercise, stop_sig=signal.SIGINT,
+                 log_owner="postgres", wrap=lambda argv: compat.as_user("postgres", argv),
+                 new_group=True)
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(90)
+def test_psql_client():
+    """psql under each client mode against a plain postgres."""
+    compat.need(os.path.join(compat.PG_BIN, "postgres"), "psql", "setpriv")
+    top = _initdb()
+    pg = tdlib.spawn(["setsid"] + compat.as_user("postgres", _postgres_argv(top, 5432)),
+                     name="postgres-plain")
+    try:
+        compat.wait_listening(5432, pg)
+        with compat.Session() as s:
+            _client_modes(s, "psql", 5432,
+                          [("query", lambda port: _psql(port, "select 6*7")),
+                           ("query2", lambda port: _psql(port, "select 'compat'"))],
+                          min_conns=2)
+        compat.stop(pg, signal.SIGINT, 0)
+    finally:
+        compat.kill_group(pg)
+    s.verify()
+
+
+# ---------------------------------------------------------------------------
+# apache2 (prefork) and lighttpd
+# ---------------------------------------------------------------------------
+
+APACHE_CONF = """
+ServerName localhost
+ServerRoot %(dir)s
+LoadModule mpm_prefork_module /usr/lib/apache2/modules/mod_mpm_prefork.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+Listen 127.0.0.1:%(port)d
+PidFile %(dir)s/httpd.pid
+Mutex file:%(dir)s default
+ErrorLog %(dir)s/error.log
+LogLevel warn
+User www-data
+Group www-data
+DocumentRoot %(root)s
+<Directory %(root)s>
+    Require all granted
+</Directory>
+StartServers 2
+MinSpareServers 1
+MaxSpareServers 2
+MaxRequestWorkers 4
+KeepAlive On
+KeepAliveTimeout 15
+"""
+
+
+def _apache_argv(port, mode):
+    d = compat.user_dir("apache-%d" % port, "www-data")
+    conf = compat.write("apache-%d/httpd.conf" % port,
+                        APACHE_CONF % {"dir": d, "port": port, "root": _docroot()})
+    tdlib.diagnose_file(os.path.join(d, "error.log"))
+    return ["apache2", "-f", conf, "-DFOREGROUND"]
+
+
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(75)
+def test_apache2_server():
+    """apache2 with the prefork MPM (its own config in a temporary dir:
+    a root parent, www-data children that accept) under each server mode;
+    plain curl fetches kept alive and with "Connection: close".  Exits 0
+    on SIGTERM, which it also sends to its whole process group (so it
+    runs in a session of its own)."""
+    compat.need("apache2", "/usr/lib/apache2/modules/mod_mpm_prefork.so")
+    _serve_modes("apache2", _apache_argv, (8070, 8071, 8072, 8073), log_owner="www-data",
+                 new_group=True)
+
+
+LIGHTTPD_CONF = """
+server.document-root = "%(root)s"
+server.port = %(port)d
+server.bind = "127.0.0.1"
+server.errorlog = "%(dir)s/error.log"
+server.username = "www-data"
+server.groupname = "www-data"
+"""
+
+
+def _lighttpd_argv(port, mode=None):
+    d = compat.user_dir("lighttpd-%d" % port, "www-data")
+    conf = compat.write("lighttpd-%d/lighttpd.conf" % port,
+                        LIGHTTPD_CONF % {"dir": d, "port": port, "root": _docroot()})
+    tdlib.diagnose_file(os.path.join(d, "error.log"))
+    return ["lighttpd", "-D", "-f", conf]
+
+
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(60)
+def test_lighttpd_server():
+    """lighttpd (foreground, dropping to www-data) under each server mode;
+    plain curl fetches kept alive and with "Connection: close".  Exits 0
+    on SIGTERM."""
+    compat.need("lighttpd")
+    _serve_modes("lighttpd", _lighttpd_argv, (8060, 8061, 8062, 8063), log_owner="www-data")
+
+
+# ---------------------------------------------------------------------------
+# node
+# ---------------------------------------------------------------------------
+
+NODE_SERVER = r"""
+const http = require('http');
+const fs = require('fs');
+const body = fs.readFileSync(process.argv[3]);
+const srv = http.createServer((req, res) => {
+  res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': body.length});
+  res.end(body);
+});
+srv.listen(+process.argv[2], '127.0.0.1');
+process.on('SIGTERM', () => srv.close(() => process.exit(0)));
+"""
+
+NODE_CLIENT = r"""
+const http = require('http');
+const agent = new http.Agent({keepAlive: true});
+function get(url) {
+  return new Promise((resolve, reject) => {
+    http.get(url, {agent}, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks)));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+(async () => {
+  try {
+    for (let i = 0; i < 2; i++)
+      process.stdout.write(await get(process.argv[2]));
+    agent.destroy();
+  } catch (e) {
+    console.error('error: ' + e.code + ' ' + e.message);
+    process.exitCode = 1;
+  }
+})();
+"""
+
+
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(60)
+def test_node_server():
+    """A node http server under each server mode; plain curl fetches kept
+    alive and with "Connection: close".  It exits 0 on SIGTERM."""
+    compat.need("node")
+    script = compat.write("server.js", NODE_SERVER)
+    body = os.path.join(_docroot(), "hello.txt")
+    _serve_modes("node-server", lambda port, mode: ["node", script, str(port), body],
+                 (3000, 3001, 3002, 3003))
+
+
+@tdlib.requires(*NEEDS, "nginx")
+@tdlib.timeout(60)
+def test_node_client():
+    """A node http client (keep-alive agent, two fetches over one
+    connection, then the agent closes it) under each client mode, against
+    a plain nginx."""
+    compat.need("node")
+    _plain_nginx(8080)
+    script = compat.write("client.js", NODE_CLIENT)
+    with compat.Session() as s:
+        _client_modes(s, "node-client", 8080, [
+            ("get", lambda port: ["node", script, "http://127.0.0.1:%d/hello.txt" % port])])
+    s.verify()
+
+
+# ---------------------------------------------------------------------------
+# Python asyncio
+# ---------------------------------------------------------------------------
+
+ASYNCIO_SERVER = r"""
+import asyncio, signal, sys
+
+async def handle(reader, writer):
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            writer.write(b"echo " + line)
+            await writer.drain()
+            if line.strip() == b"bye":
+                break
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+
+async def main(port):
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with server:
+        await stop.wait()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+ASYNCIO_CLIENT = r"""
+import asyncio, sys
+
+async def talk(port, lines):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    out = []
+    for line in lines:
+        writer.write(line + b"\n")
+        await writer.drain()
+        out.append((await reader.readline()).decode().strip())
+    if lines[-1] == b"bye":
+        try:
+            out.append("eof" if await reader.read() == b"" else "more")
+        except ConnectionResetError:
+            out.append("reset")
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except ConnectionResetError:
+        pass
+    return out
+
+async def main(port):
+    print(await talk(port, [b"hello", b"world"]))   # the client ends this one
+    print(await talk(port, [b"bye"]))               # the server ends this one
+
+try:
+    asyncio.run(main(int(sys.argv[1])))
+except OSError as e:
+    print("error:", type(e).__name__, e.errno)
+    sys.exit(1)
+"""
+
+
+def _asyncio_client_ok(port, mode):
+    """The plain asyncio client; a server under abort resets the
+    connection it ends, after its reply."""
+    proc = tdlib.run([PYTHON, os.path.join(tdlib.tmpdir(), "aclient.py"), str(port)],
+                     name="asyncio-client-%d" % port, timeout=20)
+    end = "reset" if mode == "abort" else "eof"
+    want = "['echo hello', 'echo world']\n['echo bye', '%s']\n" % end
+    assert proc.rc == 0 and proc.stdout() == want, "the asyncio client: rc %s, %r %r" % (
+        proc.rc, proc.stdout(), proc.stderr())
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_python_asyncio_server():
+    """A python3 asyncio line-echo server under each server mode; a plain
+    asyncio client talks to it twice: it ends the first connection, the
+    server ends the second ("bye").  The server exits 0 on SIGTERM."""
+    script = compat.write("aserver.py", ASYNCIO_SERVER)
+    compat.write("aclient.py", ASYNCIO_CLIENT)
+    _serve_modes("asyncio-server", lambda port, mode: [PYTHON, script, str(port)],
+                 (7000, 7001, 7002, 7003), exercise=_asyncio_client_ok)
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_python_asyncio_client():
+    """The python3 asyncio client under each client mode against the plain
+    asyncio server."""
+    server = compat.write("aserver.py", ASYNCIO_SERVER)
+    client = compat.write("aclient.py", ASYNCIO_CLIENT)
+    srv = tdlib.spawn([PYTHON, server, "7000"], name="asyncio-server-plain")
+    compat.wait_listening(7000, srv)
+    with compat.Session() as s:
+        _client_modes(s, "asyncio-client", 7000,
+                      [("talk", lambda port: [PYTHON, client, str(port)])], min_conns=2)
+    s.verify()
+
+
+# ---------------------------------------------------------------------------
+# socat
+# ---------------------------------------------------------------------------
+
+def _socat_server_argv(port, mode=None):
+    return ["socat", "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork" % port, "EXEC:cat"]
+
+
+def _echo_exercise(port, mode):
+    """Two plain connections that send a line, half-close and read the
+    echo to EOF."""
+    for i in range(2):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"hello %d\n" % i)
+            s.shutdown(socket.SHUT_WR)
+            buf = compat.read_to_end(s, mode)
+        assert buf == b"hello %d\n" % i, buf
+
+
+@tdlib.requires(*NEEDS, "socat")
+@tdlib.timeout(60)
+def test_socat_server():
+    """socat as a forking echo server (TCP-LISTEN,fork EXEC:cat) under each
+    server mode: the parent's copy of each accepted socket is a shared
+    reference, its child's close is the one checked.  socat exits 143 on
+    SIGTERM, as without the library."""
+    _serve_modes("socat-server", _socat_server_argv, (7100, 7101, 7102, 7103),
+                 exercise=_echo_exercise, stop_rc=143)
+
+
+@tdlib.requires(*NEEDS, "socat")
+@tdlib.timeout(60)
+def test_socat_client():
+    """socat as a client (stdin to the connection and back; it half-closes
+    at the end of its input) under each client mode, against a plain
+    socat echo server."""
+    srv = tdlib.spawn(_socat_server_argv(7100), name="socat-server-plain")
+    compat.wait_listening(7100, srv)
+    with compat.Session() as s:
+        _client_modes(s, "socat-client", 7100,
+                      [("echo", lambda port: ["socat", "-", "TCP:127.0.0.1:%d" % port],
+                        b"hello\n")], half_closes=True)
+    s.verify()
+
+
+# ---------------------------------------------------------------------------
+# Allocators preloaded beside the library
+# ---------------------------------------------------------------------------
+
+PY_FETCH = r"""
+import sys, urllib.request
+for _ in range(2):
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+        sys.stdout.write(r.read().decode())
+"""
+
+
+def _allocator_runs(label, argv_of):
+    """``argv_of(port)`` (a client of the plain nginx on 8080) under observe, drain
+    and abort with each allocator preloaded beside the library (LD_PRELOAD
+    set before teardown, which puts the library in front of it)."""
+    missing = [path for path in compat.ALLOCATORS.values() if not os.path.exists(path)]
+    if missing:
+        tdlib.skip("needs %s (not installed)" % missing[0])
+    _plain_nginx(8080)
+    with compat.Session() as s:
+        for name, path in compat.ALLOCATORS.items():
+            _client_modes(s, "%s+%s" % (label, name), 8080, [("get", argv_of)],
+                          modes=("observe", "drain", "abort"),
+                          env=compat.plain_env(LD_PRELOAD=path))
+    s.verify()
+
+
+@tdlib.requires(*NEEDS, "nginx", "curl")
+@tdlib.timeout(60)
+def test_allocators_curl():
+    """curl with jemalloc, tcmalloc and mimalloc preloaded beside the library."""
+    def argv_of(port):
+        url = "http://127.0.0.1:%d/hello.txt" % port
+        return _curl(url) + [url]
+    _allocator_runs("curl", argv_of)
+
+
+@tdlib.requires(*NEEDS, "nginx")
+@tdlib.timeout(60)
+def test_allocators_python():
+    """python3 (urllib, two fetches) with jemalloc, tcmalloc and mimalloc
+    preloaded beside the library."""
+    script = compat.write("fetch.py", PY_FETCH)
+    _allocator_runs("python3", lambda port: [PYTHON, script,
+                                             "http://127.0.0.1:%d/hello.txt" % port])
+
+
+# ---------------------------------------------------------------------------
+# Regressions: one test per failure these programs showed
+# ---------------------------------------------------------------------------
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_regression_jemalloc_init_redis():
+    """redis links jemalloc, which calls syscall(SYS_open) from inside its
+    init lock; the library must not initialise there (it deadlocked).
+
+    `teardown -- redis-cli -p 1 ping` prints "Connection refused" and
+    exits 1, promptly; redis-server starts under teardown and answers
+    PING; redis-benchmark starts under teardown and completes."""
+    compat.need("redis-server", "redis-cli", "redis-benchmark")
+    td = compat.teardown_cmd()
+    cli = tdlib.run([td, "--", "redis-cli", "-p", "1", "ping"], env=compat.plain_env(),
+                    name="redis-cli-port-1", timeout=10)
+    assert cli.rc == 1, "redis-cli exited %s" % cli.rc
+    assert "Connection refused" in cli.stdout() + cli.stderr(), cli.stdout() + cli.stderr()
+    srv = tdlib.spawn([td, "--"] + _redis_server_argv(6379), env=compat.plain_env(),
+                      name="redis-server")
+    compat.wait_listening(6379, srv)
+    ping = tdlib.run(["redis-cli", "-p", "6379", "PING"], name="ping")
+    assert ping.rc == 0 and ping.stdout().strip() == "PONG", ping.stdout()
+    bench = tdlib.run([td, "--", "redis-benchmark", "-p", "6379", "-n", "10", "-c", "1",
+                       "-t", "ping", "-q"], env=compat.plain_env(), name="redis-benchmark",
+                      timeout=10)
+    assert bench.rc == 0 and "requests per second" in bench.stdout(), bench.stdout()
+    compat.stop(srv, signal.SIGTERM, 0)
+
+
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(60)
+def test_regression_lighttpd_exported_config_symbols():
+    """lighttpd exports its own config_init/config_read, and the library's
+    libconfig bound to them: lighttpd died of SIGSEGV at start under any
+    policy.  It must start and serve under --close graceful; so must
+    host_appsyms, a test program built with -rdynamic that defines both."""
+    compat.need("lighttpd")
+    prog = tdlib.test_prog("host_appsyms")
+    assert os.path.exists(prog), "%s is missing: run make testprogs" % prog
+    td = compat.teardown_cmd()
+    plain = tdlib.run([prog], name="host_appsyms-plain")
+    assert plain.rc == 0 and plain.stdout() == "config_init(main) = 7\n", plain.stdout()
+    for args in (["--close", "graceful"], []):
+        app = tdlib.run([td] + args + ["--", prog], env=compat.plain_env(),
+                        name="host_appsyms" + "".join(args))
+        assert (app.rc, app.stdout()) == (plain.rc, plain.stdout()), (
+            "host_appsyms under teardown %s: rc %s, %r" % (" ".join(args), app.rc, app.stdout()))
+    log = compat.new_log("lighttpd", owner="www-data")
+    srv = tdlib.spawn([td, "--close", "graceful", "--role", "server", "--log", log,
+                       "--format", "json", "--"] + _lighttpd_argv(8060),
+                      env=compat.plain_env(), name="lighttpd")
+    compat.wait_listening(8060, srv)
+    _http_fetches(8060)
+    compat.stop(srv, signal.SIGTERM, 0)
+
+
+@tdlib.requires(*NEEDS, "nginx", "curl")
+@tdlib.timeout(40)
+def test_regression_rst_in_close_wait_is_passive():
+    """An RST sent after the peer's FIN (in CLOSE_WAIT) ends a connection
+    the peer closed first: closer must be passive, not active.
+
+    nginx under --close abort, one keep-alive fetch: curl closes first
+    (FIN), nginx's close answers with an RST.  The log must say
+    closer=passive, wire=RST, time_wait=false, as tcpdump and ss show."""
+    log = compat.new_log("nginx-abort")
+    with tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.spawn(compat.td_argv("abort", "server", log, _nginx_argv(8080)),
+                          env=compat.plain_env(), name="nginx-abort")
+        compat.wait_listening(8080, srv)
+        fetch = tdlib.run(_curl("http://127.0.0.1:8080/hello.txt", "-w", "\n%{local_port}"),
+                          name="curl")
+        assert fetch.rc == 0, fetch.stderr()
+        port = int(fetch.stdout().rsplit("\n", 1)[1])
+        tdlib.wait_until(lambda: [e for e in tdlib.read_log(log) if e["event"] == "close"
+                                  and tdlib.port_of(e["remote"]) == port],
+                         what="nginx's close event")
+        tw = tdlib.time_wait_on(8080)
+    conn = [c for c in compat.connections(cap.packets(), 8080) if c.cport == port][0]
+    client_fin, server_rst = conn.fin_from(port), conn.rst_from(8080)
+    assert client_fin and server_rst and client_fin.ts < server_rst.ts, conn.describe()
+    assert not conn.fin_from(8080), conn.describe()
+    assert not [r for r in tw if r.peer_port == port], tw
+    close = [e for e in tdlib.read_log(log) if e["event"] == "close"
+             and tdlib.port_of(e["remote"]) == port][0]
+    got = {k: close[k] for k in ("closer", "wire", "time_wait")}
+    assert got == {"closer": "passive", "wire": "RST", "time_wait": False}, (
+        "nginx's close event says %r: %s" % (got, json.dumps(close)))
+    compat.stop(srv, signal.SIGTERM, 0)
+
+
+# The race this pins is narrow (curl's FIN landing between the library's
+# look at the state and the real close) and its rate depends on the load:
+# 200 fetches showed it 1 to 54 times on this 2-core machine; 400 make a
+# run without it unlikely.
+FETCHES = 400
+
+
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(60)
+def test_regression_abort_meeting_peer_fin():
+    """Abort meeting the peer's FIN: Python's http.server sends its FIN
+    with shutdown(SHUT_WR) and then closes; under --close abort that close
+    is an RST, unless curl's FIN landed first and both FINs were already
+    exchanged (FIN_WAIT1/FIN_WAIT2 turned TIME_WAIT): then nothing can go,
+    and the log must say so (wire=none why=fin-sent time_wait=true), not
+    claim an RST and no TIME_WAIT.  curl reads each reply to EOF
+    (--ignore-content-length), so its FIN follows the server's closely;
+    FETCHES fetches, 20 per curl run; every close event must agree with
+    tcpdump and ss."""
+    root = _docroot()
+    log = compat.new_log("httpd-abort")
+    with compat.Session() as s:
+        with s.mode("http.server", "abort", "server", 8000, log, min_conns=FETCHES) as run:
+            srv = tdlib.spawn(compat.td_argv("abort", "server", log, [
+                PYTHON, "-m", "http.server", "--bind", "127.0.0.1", "--directory", root, "8000"]),
+                env=compat.plain_env(), name="httpd-abort")
+            compat.wait_listening(8000, srv)
+            for i in range(FETCHES // 20):
+                proc = tdlib.run(_curl("http://127.0.0.1:8000/hello.txt", "--ignore-content-length",
+                                       *["http://127.0.0.1:8000/hello.txt"] * 19),
+                                 name="curl-%d" % i)
+                assert proc.rc == 0, "fetch %d: %s" % (i, proc.stderr())
+                with open(proc.out_path, "rb") as f:
+                    assert f.read() == BODY * 20, "fetches %d: not 20 bodies" % i
+            run.settle()
+            compat.stop(srv, signal.SIGINT, 0)
+    lies = []
+    closes = [e for e in tdlib.read_log(log) if e["event"] == "close"]
+    for conn in compat.connections(s.cap.packets(), 8000):
+        finals = [e for e in closes if tdlib.port_of(e["remote"]) == conn.cport]
+        if (finals and finals[0]["wire"] == "RST" and not finals[0]["time_wait"]
+                and not conn.rst_from(8000) and (8000, conn.cport) in run.tw):
+            lies.append("port %d: the log says wire=RST time_wait=false, tcpdump shows no RST"
+                        " and ss its TIME_WAIT: %s" % (conn.cport, json.dumps(finals[0])))
+    assert not lies, "%d of %d closes:\n%s" % (len(lies), FETCHES, "\n".join(lies))
+    s.verify()
+
+
+# The crafted pair: one process, many connections to itself from a forked
+# child; both ends of connection i close at the same moment (a spin
+# barrier in shared memory), so their FINs often cross.
+CROSSING_PAIR = r"""
+import mmap, os, socket, struct, sys
+n, port = int(sys.argv[1]), int(sys.argv[2])
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port))
+ls.listen(n + 8)
+mm = mmap.mmap(-1, 16)
+def mark(side, i): mm[side * 8:side * 8 + 8] = struct.pack("q", i)
+def seen(side): return struct.unpack("q", mm[side * 8:side * 8 + 8])[0]
+mark(0, -1); mark(1, -1)
+pid = os.fork()
+me = 1 if pid == 0 else 0
+if pid == 0:
+    ls.close()
+    conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+else:
+    conns = [ls.accept()[0] for _ in range(n)]
+for i, c in enumerate(conns):
+    mark(me, i)
+    while seen(1 - me) < i:
+        pass
+    c.close()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print("done")
+"""
+
+# Deterministic crossing: both FINs are held in a tbf qdisc that lets
+# nothing through, the qdisc goes, and both are retransmitted.
+HELD_PAIR = r"""
+import socket, subprocess, sys
+port, how = int(sys.argv[1]), sys.argv[2]
+ls = socket.socket()
+ls.bind(("127.0.0.1", port))
+ls.listen(4)
+c = socket.create_connection(("127.0.0.1", port))
+s, _ = ls.accept()
+def qdisc(*args):
+    subprocess.run(["tc", "qdisc"] + list(args), check=True)
+qdisc("add", "dev", "lo", "root", "tbf", "rate", "8bit", "burst", "10", "latency", "10s")
+if how == "shutdown":
+    c.shutdown(socket.SHUT_WR)
+    s.shutdown(socket.SHUT_WR)
+else:
+    c.close()
+    s.close()
+qdisc("del", "dev", "lo", "root")
+if how == "shutdown":
+    assert s.recv(10) == b"" and c.recv(10) == b""
+    s.close()
+    c.close()
+print("done")
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_regression_simultaneous_close_time_wait():
+    """A simultaneous close (both FINs crossing) leaves both sides in
+    TIME_WAIT; each side's close event must then say time_wait=true (and
+    closer simultaneous, or active for a side that only saw its own FIN
+    acknowledged before the peer's arrived), and a side that ss shows
+    without TIME_WAIT must not claim one.
+
+    A crafted pair under observe: twice a single connection whose FINs are
+    made to cross for certain (held in a black-hole qdisc on lo, then
+    retransmitted), once after shutdown(SHUT_WR) on both ends and once by
+    close() on both; then 200 connections whose two ends close at the same
+    moment, where crossings happen by themselves."""
+    compat.need("tc")
+    held = compat.write("held_pair.py", HELD_PAIR)
+    racing = compat.write("crossing_pair.py", CROSSING_PAIR)
+    probe = subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "8bit",
+                            "burst", "10", "latency", "10s"], capture_output=True, text=True)
+    if probe.returncode == 0:
+        subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], check=True)
+        helds = ((9100, "shutdown"), (9101, "close"))
+    else:
+        # no sch_tbf in this kernel: only the racing pair below
+        tdlib.note("no tbf qdisc (%s): no held pairs" % probe.stderr.strip())
+        helds = ()
+    with compat.Session() as s:
+        for port, how in helds:
+            log = compat.new_log("held-" + how)
+            with s.mode("held pair (%s)" % how, "observe", "both", port, log):
+                proc = tdlib.run(compat.td_argv("observe", "any", log, [PYTHON, held, port, how]),
+                                 env=compat.plain_env(), name="held-" + how, timeout=20)
+                assert proc.rc == 0 and proc.stdout() == "done\n", proc.stderr()
+        log = compat.new_log("racing")
+        with s.mode("racing pair", "observe", "both", 9200, log, min_conns=200):
+            proc = tdlib.run(compat.td_argv("observe", "any", log, [PYTHON, racing, 200, 9200]),
+                             env=compat.plain_env(), name="racing", timeout=30)
+            assert proc.rc == 0 and proc.stdout() == "done\n", proc.stderr()
+    crossed = [(r.label, a, b) for r in s.runs for (a, b) in r.tw
+               if (b, a) in r.tw and r.port in (a, b) and a == r.port]
+    tdlib.note("connections whose FINs crossed:", len(crossed))
+    held_crossed = [c for c in crossed if c[0].startswith("held")]
+    assert len(held_crossed) == len(helds), (
+        "the held pairs did not both end in TIME_WAIT: %r" % crossed)
+    s.verify()
+
+
+ECHO_REPORTER = r"""
+import socket, sys
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", int(sys.argv[1])))
+ls.listen(16)
+while True:
+    c, addr = ls.accept()
+    end = "EOF"
+    try:
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            c.sendall(data)
+    except ConnectionResetError:
+        end = "ECONNRESET"
+    print(addr[1], end, flush=True)
+    c.close()
+"""
+
+HALF_CLOSER = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(3)
+s.sendall(b"hello\n")
+s.shutdown(socket.SHUT_WR)
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+s.close()
+"""
+
+
+@tdlib.requires(*NEEDS, "socat")
+@tdlib.timeout(60)
+def test_regression_rst_fault_after_half_close():
+    """--rst 1 on programs that half-close first (socat and ncat at the end
+    of their input, a python client's shutdown(SHUT_WR)): the fault must
+    still put an RST on the wire -- the peer sees ECONNRESET, not EOF --
+    and `teardown report` must count it: "faults rst N" matches "RST N"."""
+    compat.need("ncat")
+    echo = compat.write("echo_reporter.py", ECHO_REPORTER)
+    half = compat.write("half_closer.py", HALF_CLOSER)
+    srv = tdlib.spawn([PYTHON, echo, "7200"], name="echo-reporter")
+    compat.wait_listening(7200, srv)
+    log = compat.new_log("rst-half-close")
+    clients = (("socat", ["socat", "-", "TCP:127.0.0.1:7200"]),
+               ("ncat", ["ncat", "--idle-timeout", "3", "127.0.0.1", "7200"]),
+               ("python3", [PYTHON, half, "7200"]))
+    with tdlib.Capture(snaplen=128) as cap:
+        for name, argv in clients:
+            _run_stdin(compat.td_argv("rst", "client", log, argv), b"hello\n", name, timeout=15)
+        tdlib.wait_until(lambda: len(srv.lines()) >= len(clients), timeout=10,
+                         what="the echo server to see every connection end")
+    ends = dict(line.split() for line in srv.lines())
+    problems = []
+    for conn in compat.connections(cap.packets(), 7200):
+        kind, _ = conn.first_end(conn.cport)
+        if kind != "RST":
+            problems.append("client port %d ended with %s, want an RST" % (conn.cport, kind))
+        if ends.get(str(conn.cport)) != "ECONNRESET":
+            problems.append("the server saw %s from port %d, want ECONNRESET" % (
+                ends.get(str(conn.cport)), conn.cport))
+    rsts = sum(1 for conn in compat.connections(cap.packets(), 7200)
+               if conn.rst_from(conn.cport))
+    rep = tdlib.run([compat.teardown_cmd(), "report", "--format", "json", log], name="report")
+    total = json.loads(rep.stdout())["_total"]
+    logged = total["RST"] + total["exit_detail"]["RST"]
+    if not total["faults"]["rst"] == logged == rsts == len(clients):
+        problems.append("faults rst %d, RST %d in the report, %d RSTs on the wire, %d clients"
+                        % (total["faults"]["rst"], logged, rsts, len(clients)))
+    assert not problems, "\n".join(problems)
+
+
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(60)
+def test_regression_lost_counts_only_unsent_bytes():
+    """``lost`` is what an RST certainly threw away: bytes that never left
+    the host.  Under --close abort Python's http.server cuts a 200 KB
+    reply to a slow curl; each close event's ``lost`` must not exceed
+    what curl is actually missing, the new ``lost_in_flight`` holds the
+    bytes sent but not acknowledged, and together they cover what is
+    missing."""
+    big = b"".join(b"%07d\n" % i for i in range(25600))      # 204800 bytes
+    root = _docroot(files={"big.bin": big})
+    log = compat.new_log("httpd-abort")
+    srv = tdlib.spawn(compat.td_argv("abort", "server", log, [
+        PYTHON, "-m", "http.server", "--bind", "127.0.0.1", "--directory", root, "8000"]),
+        env=compat.plain_env(), name="httpd-abort")
+    compat.wait_listening(8000, srv)
+    problems, cut = [], 0
+    for i in range(4):
+        fetch = tdlib.run(["curl", "-s", "--max-time", "10", "--limit-rate", "100k", "-o",
+                           os.path.join(tdlib.tmpdir(), "big-%d.bin" % i), "-w",
+                           "%{local_port} %{size_header} %{size_download}",
+                           "http://127.0.0.1:8000/big.bin"], name="curl-%d" % i, timeout=20)
+        port, header, got = (int(x) for x in fetch.stdout().split())
+        assert header > 0, "fetch %d: no header: %s" % (i, fetch.stdout())
+        missing = len(big) - got
+        cut += missing > 0
+        events = tdlib.wait_until(lambda: [e for e in tdlib.read_log(log) if e["event"] == "close"
+                                           and tdlib.port_of(e["remote"]) == port],
+                                  what="the close event of port %d" % port)
+        ev = events[0]
+        tdlib.note("fetch %d: curl missing %d; lost %s, lost_in_flight %s, unsent %s" % (
+            i, missing, ev["lost"], ev.get("lost_in_flight"), ev["unsent"]))
+        if ev["wire"] != "RST":
+            problems.append("fetch %d: wire=%s, want RST" % (i, ev["wire"]))
+        if ev["lost"] > missing:
+            problems.append("fetch %d: lost=%d, but curl is missing only %d bytes"
+                            % (i, ev["lost"], missing))
+        inflight = ev.get("lost_in_flight")
+        if not isinstance(inflight, int) or inflight < 0:
+            problems.append("fetch %d: lost_in_flight=%r, want a count of bytes" % (i, inflight))
+        elif ev["lost"] + inflight < missing:
+            problems.append("fetch %d: lost %d + lost_in_flight %d < %d bytes curl is missing"
+                            % (i, ev["lost"], inflight, missing))
+    assert cut, "no reply was cut: the test proves nothing"
+    assert not problems, "\n".join(problems)
+    compat.stop(srv, signal.SIGINT, 0)
