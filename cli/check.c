@@ -18,6 +18,7 @@
 #include "lib/shadow.h"
 #include "teardown/config.h"
 #include "teardown/event.h"
+#include "teardown/fmt.h"
 #include "teardown/schema.h"
 
 struct td__check_opts {
@@ -60,6 +61,9 @@ static const struct td_opt *td__check_table(void)
 static void td__check_str(FILE *out, const char *s, bool force_quotes)
 {
 	bool plain = !force_quotes && *s != '\0';
+	size_t n = strlen(s), cap = n * 4 + 3;
+	struct td_buf b;
+	char *mem;
 
 	for (const char *c = s; plain && *c; c++)
 		plain = (unsigned char)*c > 0x20 && (unsigned char)*c < 0x7f &&
@@ -68,18 +72,17 @@ static void td__check_str(FILE *out, const char *s, bool force_quotes)
 		fputs(s, out);
 		return;
 	}
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20 || ch == 0x7f)
-			fprintf(out, "\\x%02x", ch);
-		else
-			fputc(ch, out);
+	mem = malloc(cap);
+	if (mem == NULL) {
+		fputs("\"\"", out);
+		return;
 	}
-	fputc('"', out);
+	td_buf_init(&b, mem, cap);
+	td_buf_putc(&b, '"');
+	td_buf_escape(&b, s, n, TD_ESC_QUOTES);
+	td_buf_putc(&b, '"');
+	fputs(td_buf_cstr(&b), out);
+	free(mem);
 }
 
 /* The keys of a rule's scope that are set, " key=value" each. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "logparse.h"
+#include "teardown/fmt.h"
 
 struct td__cur {
 	char *p, *end;
@@ -69,34 +70,7 @@ static char *td__put_utf8(char *w, uint32_t cp)
 /* Length of the valid UTF-8 character at p (raw, unescaped), or 0. */
 static size_t td__utf8(const unsigned char *p, const unsigned char *end)
 {
-	size_t need;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		need = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		need = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		need = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if ((size_t)(end - p) < need)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return need;
+	return td_utf8_len(p, (size_t)(end - p));
 }
 
 /*

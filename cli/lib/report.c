@@ -14,6 +14,7 @@
 
 #include "out.h"
 #include "report.h"
+#include "teardown/fields.h"
 #include "teardown/fmt.h"
 
 /* ---- string -> count map (open addressing, FNV-1a) ---------------- */
@@ -396,17 +397,17 @@ static enum td__key td__key_of(const char *k)
 		const char *name;
 		enum td__key key;
 	} byletter[26][2] = {
-		['a' - 'a'] = {{"action", TD__K_ACTION}, {"age_ms", TD__K_AGE_MS}},
-		['c' - 'a'] = {{"closer", TD__K_CLOSER}},
-		['d' - 'a'] = {{"dropped", TD__K_DROPPED}},
-		['e' - 'a'] = {{"event", TD__K_EVENT}, {"error", TD__K_ERROR}},
-		['f' - 'a'] = {{"fd", TD__K_FD}, {"fault", TD__K_FAULT}},
-		['h' - 'a'] = {{"how", TD__K_HOW}},
-		['l' - 'a'] = {{"lost", TD__K_LOST}},
-		['p' - 'a'] = {{"prog", TD__K_PROG}, {"pid", TD__K_PID}},
-		['r' - 'a'] = {{"remote", TD__K_REMOTE}, {"rule", TD__K_RULE}},
-		['t' - 'a'] = {{"time_wait", TD__K_TIME_WAIT}},
-		['w' - 'a'] = {{"wire", TD__K_WIRE}, {"why", TD__K_WHY}},
+		['a' - 'a'] = {{TD_FN_ACTION, TD__K_ACTION}, {TD_FN_AGE_MS, TD__K_AGE_MS}},
+		['c' - 'a'] = {{TD_FN_CLOSER, TD__K_CLOSER}},
+		['d' - 'a'] = {{TD_FN_DROPPED, TD__K_DROPPED}},
+		['e' - 'a'] = {{TD_FN_EVENT, TD__K_EVENT}, {TD_FN_ERROR, TD__K_ERROR}},
+		['f' - 'a'] = {{TD_FN_FD, TD__K_FD}, {TD_FN_FAULT, TD__K_FAULT}},
+		['h' - 'a'] = {{TD_FN_HOW, TD__K_HOW}},
+		['l' - 'a'] = {{TD_FN_LOST, TD__K_LOST}},
+		['p' - 'a'] = {{TD_FN_PROG, TD__K_PROG}, {TD_FN_PID, TD__K_PID}},
+		['r' - 'a'] = {{TD_FN_REMOTE, TD__K_REMOTE}, {TD_FN_RULE, TD__K_RULE}},
+		['t' - 'a'] = {{TD_FN_TIME_WAIT, TD__K_TIME_WAIT}},
+		['w' - 'a'] = {{TD_FN_WIRE, TD__K_WIRE}, {TD_FN_WHY, TD__K_WHY}},
 	};
 	unsigned c = (unsigned char)k[0] - 'a';
 
@@ -579,13 +580,15 @@ static char *td__syslog_msg(char *line, size_t len, size_t *n)
 /* Keys whose journal values (always strings there) are numbers in the log. */
 static bool td__int_key(const char *k)
 {
-	static const char *const keys[] = {
-		"v", "pid", "tid", "uid", "fd", "conn", "unread", "unsent", "lost",
-		"age_ms", "bytes_in", "bytes_out", "close_wait_ms", "seed", "dropped",
-	};
+#define TD__INT(name, kind) {TD_FN_##name, kind},
+	static const struct {
+		const char *name;
+		enum td_field_kind kind;
+	} fields[] = {TD_FIELDS(TD__INT)};
+#undef TD__INT
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strcmp(k, keys[i]) == 0)
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (fields[i].kind == TD_FK_INT && strcmp(k, fields[i].name) == 0)
 			return true;
 	return false;
 }
@@ -648,7 +651,7 @@ static int td__journal_entry(struct td_report *r, struct td_jline *l)
 			t.f[t.n].key = k;
 			if (f->type == TD_J_STR && td__int_key(k))
 				td__as_int(&t.f[t.n]);
-			else if (f->type == TD_J_STR && strcmp(k, "time_wait") == 0 &&
+			else if (f->type == TD_J_STR && strcmp(k, TD_FN_TIME_WAIT) == 0 &&
 				 (strcmp(f->s, "true") == 0 || strcmp(f->s, "false") == 0)) {
 				t.f[t.n].type = TD_J_BOOL;
 				t.f[t.n].i = f->s[0] == 't';
@@ -682,7 +685,7 @@ int td_report_line(struct td_report *r, char *line, size_t len)
 		i++;
 	if (i < len && line[i] == '{') {
 		if (td_jline_parse(&l, line, len) == 0) {
-			if (td_jline_get(&l, "event") == NULL &&
+			if (td_jline_get(&l, TD_FN_EVENT) == NULL &&
 			    (td_jline_get(&l, "__CURSOR") != NULL || td_jline_get(&l, "MESSAGE") != NULL))
 				return td__journal_entry(r, &l);
 			return td_report_add(r, &l);

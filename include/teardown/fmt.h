@@ -77,6 +77,15 @@ void td_buf_json_str(struct td_buf *b, const char *s, size_t max);
 /* s for a text log: bare when it is plain printable ASCII without spaces,
  * '=' or quotes, else double-quoted with C escapes (\n, \", \\, \xNN). */
 void td_buf_text_str(struct td_buf *b, const char *s, size_t max);
+/* v in lower-case hex, at least width digits (zero-padded; 0: no padding). */
+void td_buf_hex(struct td_buf *b, uint64_t v, unsigned width);
+/* n bytes of s with control bytes as \xNN (a line stays one line and
+ * cannot carry terminal escapes); with TD_ESC_QUOTES '"' and '\\' are
+ * backslash-escaped too.  Other bytes go as they are. */
+enum { TD_ESC_QUOTES = 1u << 0 };
+void td_buf_escape(struct td_buf *b, const char *s, size_t n, unsigned flags);
+/* Length of the valid UTF-8 character at s (at most n bytes), or 0. */
+size_t td_utf8_len(const unsigned char *s, size_t n);
 /* UTC "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" from microseconds since the epoch,
  * computed without gmtime (which takes a lock in glibc). */
 void td_buf_time_utc(struct td_buf *b, int64_t us);

@@ -45,20 +45,6 @@ int td_addr_from_sockaddr(struct td_addr *out, const struct sockaddr *sa,
 	return -EAFNOSUPPORT;
 }
 
-static void td__hex16(struct td_buf *b, unsigned v)
-{
-	static const char hx[] = "0123456789abcdef";
-	char t[4];
-	int n = 0;
-
-	do {
-		t[n++] = hx[v & 15];
-		v >>= 4;
-	} while (v != 0);
-	while (n > 0)
-		td_buf_putc(b, t[--n]);
-}
-
 /*
  * RFC 5952 text for an IPv6 address: lower-case hex, leading zeros
  * dropped, the longest run (two or more) of zero groups written "::".
@@ -90,7 +76,7 @@ static void td__v6(struct td_buf *b, const uint8_t *a)
 		}
 		if (i > 0 && i != best + bestlen)
 			td_buf_putc(b, ':');
-		td__hex16(b, g[i]);
+		td_buf_hex(b, g[i], 0);
 	}
 }
 

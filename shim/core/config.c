@@ -43,28 +43,13 @@ struct td__pctx {
 static const char *td__q(char *buf, size_t cap, const char *s)
 {
 	struct td_buf b;
-	size_t i;
+	size_t n = strnlen(s, 49);
 
 	td_buf_init(&b, buf, cap);
 	td_buf_putc(&b, '"');
-	for (i = 0; s[i] != '\0' && i < 48; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch == '"' || ch == '\\') {
-			td_buf_putc(&b, '\\');
-			td_buf_putc(&b, (char)ch);
-		} else if (ch < 0x20 || ch == 0x7f) {
-			static const char hx[] = "0123456789abcdef";
-
-			td_buf_puts(&b, "\\x");
-			td_buf_putc(&b, hx[ch >> 4]);
-			td_buf_putc(&b, hx[ch & 15]);
-		} else {
-			td_buf_putc(&b, (char)ch);
-		}
-	}
+	td_buf_escape(&b, s, n > 48 ? 48 : n, TD_ESC_QUOTES);
 	td_buf_putc(&b, '"');
-	if (s[i] != '\0')
+	if (n > 48)
 		td_buf_puts(&b, "...");
 	return td_buf_cstr(&b);
 }

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "teardown/event.h"
+#include "teardown/fields.h"
 #include "teardown/fmt.h"
 
 /*
@@ -369,7 +370,7 @@ static void td__count(struct td__line *l, struct td__k key, int64_t v)
 
 static void td__conn(struct td__line *l, uint64_t conn)
 {
-	td__key(l, TD__K("conn"));
+	td__key(l, TD__K(TD_FN_CONN));
 	if (conn == 0)
 		td__null(l);
 	else
@@ -399,7 +400,7 @@ static void td__error(struct td__line *l, int32_t err)
 	const char *name;
 	uint64_t v;
 
-	td__key(l, TD__K("error"));
+	td__key(l, TD__K(TD_FN_ERROR));
 	if (err == 0) {
 		td__null(l);
 		return;
@@ -421,7 +422,7 @@ static void td__error(struct td__line *l, int32_t err)
 
 static void td__app_linger(struct td__line *l, const struct td_event *ev)
 {
-	td__key(l, TD__K("app_linger"));
+	td__key(l, TD__K(TD_FN_APP_LINGER));
 	if (!ev->app_linger_set) {
 		td__null(l);
 		return;
@@ -437,7 +438,7 @@ static void td__app_linger(struct td__line *l, const struct td_event *ev)
 
 static void td__time_wait(struct td__line *l, int8_t tw)
 {
-	td__key(l, TD__K("time_wait"));
+	td__key(l, TD__K(TD_FN_TIME_WAIT));
 	if (tw < 0 || tw > 1)
 		td__null(l);
 	else if (l->json)
@@ -453,17 +454,17 @@ static void td__head(struct td__line *l, const struct td_event *ev)
 
 	if (l->json) {
 		/* the schema version first, then where and who */
-		td_buf_puts(&l->b, "{\"v\":");
+		td_buf_puts(&l->b, "{\"" TD_FN_V "\":");
 		td_buf_u64(&l->b, TD_EVENT_SCHEMA);
-		td_buf_puts(&l->b, ",\"ts\":\"");
+		td_buf_puts(&l->b, ",\"" TD_FN_TS "\":\"");
 		td_buf_time_utc(&l->b, ev->ts_us);
 		td_buf_putc(&l->b, '"');
-		td__str(l, TD__K("host"), ev->host, TD__HOST_IN, TD__HOST_OUT);
-		td__i64(l, TD__K("pid"), ev->pid);
-		td__i64(l, TD__K("tid"), ev->tid);
-		td__count(l, TD__K("uid"), ev->uid);
-		td__str(l, TD__K("prog"), ev->prog, TD__PROG_IN, TD__PROG_OUT);
-		td__name(l, TD__K("event"), event);
+		td__str(l, TD__K(TD_FN_HOST), ev->host, TD__HOST_IN, TD__HOST_OUT);
+		td__i64(l, TD__K(TD_FN_PID), ev->pid);
+		td__i64(l, TD__K(TD_FN_TID), ev->tid);
+		td__count(l, TD__K(TD_FN_UID), ev->uid);
+		td__str(l, TD__K(TD_FN_PROG), ev->prog, TD__PROG_IN, TD__PROG_OUT);
+		td__name(l, TD__K(TD_FN_EVENT), event);
 	} else {
 		/* text: "ts pid/tid prog event", then key=value pairs */
 		td_buf_time_utc(&l->b, ev->ts_us);
@@ -480,34 +481,34 @@ static void td__head(struct td__line *l, const struct td_event *ev)
 		td_buf_putc(&l->b, ' ');
 		td_buf_puts(&l->b, event != NULL ? event : "-");
 	}
-	td__key(l, TD__K("fd"));
+	td__key(l, TD__K(TD_FN_FD));
 	if (ev->fd < 0)
 		td__null(l);
 	else
 		td_buf_i64(&l->b, ev->fd);
-	td__name(l, TD__K("role"), td_sock_role_name(ev->role));
-	td__addr(l, TD__K("local"), &ev->local);
-	td__addr(l, TD__K("remote"), &ev->remote);
-	td__str(l, TD__K("rule"), ev->rule, TD__RULE_IN, TD__RULE_OUT);
-	td__str(l, TD__K("action"), ev->action, TD__SHORT_IN, TD__SHORT_OUT);
+	td__name(l, TD__K(TD_FN_ROLE), td_sock_role_name(ev->role));
+	td__addr(l, TD__K(TD_FN_LOCAL), &ev->local);
+	td__addr(l, TD__K(TD_FN_REMOTE), &ev->remote);
+	td__str(l, TD__K(TD_FN_RULE), ev->rule, TD__RULE_IN, TD__RULE_OUT);
+	td__str(l, TD__K(TD_FN_ACTION), ev->action, TD__SHORT_IN, TD__SHORT_OUT);
 }
 
 /* close and exit share their keys; close adds error at the end. */
 static void td__outcome(struct td__line *l, const struct td_event *ev)
 {
-	td__name(l, TD__K("state"), td_tcp_state_name(ev->state));
-	td__name(l, TD__K("closer"), td_closer_name(ev->closer));
-	td__count(l, TD__K("unread"), ev->unread);
-	td__count(l, TD__K("unsent"), ev->unsent);
+	td__name(l, TD__K(TD_FN_STATE), td_tcp_state_name(ev->state));
+	td__name(l, TD__K(TD_FN_CLOSER), td_closer_name(ev->closer));
+	td__count(l, TD__K(TD_FN_UNREAD), ev->unread);
+	td__count(l, TD__K(TD_FN_UNSENT), ev->unsent);
 	td__app_linger(l, ev);
-	td__name(l, TD__K("wire"), td_wire_name(ev->wire));
-	td__name(l, TD__K("why"), td_why_name(ev->why));
+	td__name(l, TD__K(TD_FN_WIRE), td_wire_name(ev->wire));
+	td__name(l, TD__K(TD_FN_WHY), td_why_name(ev->why));
 	td__time_wait(l, ev->time_wait);
-	td__count(l, TD__K("lost"), ev->lost);
-	td__count(l, TD__K("lost_in_flight"), ev->lost_in_flight);
-	td__count(l, TD__K("age_ms"), ev->age_ms);
-	td__count(l, TD__K("bytes_in"), ev->bytes_in);
-	td__count(l, TD__K("bytes_out"), ev->bytes_out);
+	td__count(l, TD__K(TD_FN_LOST), ev->lost);
+	td__count(l, TD__K(TD_FN_LOST_IN_FLIGHT), ev->lost_in_flight);
+	td__count(l, TD__K(TD_FN_AGE_MS), ev->age_ms);
+	td__count(l, TD__K(TD_FN_BYTES_IN), ev->bytes_in);
+	td__count(l, TD__K(TD_FN_BYTES_OUT), ev->bytes_out);
 }
 
 static void td__body(struct td__line *l, const struct td_event *ev)
@@ -524,8 +525,8 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 		td__app_linger(l, ev);
 		break;
 	case TD_EV_SHUTDOWN:
-		td__name(l, TD__K("how"), td_how_name(ev->how));
-		td__name(l, TD__K("sent"), td_how_name(ev->how_done));
+		td__name(l, TD__K(TD_FN_HOW), td_how_name(ev->how));
+		td__name(l, TD__K(TD_FN_SENT), td_how_name(ev->how_done));
 		break;
 	case TD_EV_CLOSE:
 		td__outcome(l, ev);
@@ -535,41 +536,41 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 		td__outcome(l, ev);
 		break;
 	case TD_EV_FAULT:
-		td__str(l, TD__K("fault"), ev->fault, TD__SHORT_IN, TD__SHORT_OUT);
+		td__str(l, TD__K(TD_FN_FAULT), ev->fault, TD__SHORT_IN, TD__SHORT_OUT);
 		td__conn(l, ev->conn);
-		td__key(l, TD__K("run_conn"));
+		td__key(l, TD__K(TD_FN_RUN_CONN));
 		if (ev->run_conn)
 			td_buf_u64(&l->b, ev->run_conn);
 		else
 			td__null(l);
-		td__key(l, TD__K("seed"));
+		td__key(l, TD__K(TD_FN_SEED));
 		td_buf_u64(&l->b, ev->seed);
 		break;
 	case TD_EV_LEAK:
-		td__name(l, TD__K("state"), td_tcp_state_name(ev->state));
-		td__count(l, TD__K("age_ms"), ev->age_ms);
-		td__count(l, TD__K("close_wait_ms"), ev->close_wait_ms);
+		td__name(l, TD__K(TD_FN_STATE), td_tcp_state_name(ev->state));
+		td__count(l, TD__K(TD_FN_AGE_MS), ev->age_ms);
+		td__count(l, TD__K(TD_FN_CLOSE_WAIT_MS), ev->close_wait_ms);
 		break;
 	case TD_EV_DROPPED:
-		td__key(l, TD__K("dropped"));
+		td__key(l, TD__K(TD_FN_DROPPED));
 		td_buf_u64(&l->b, ev->dropped);
-		td__str(l, TD__K("target"), ev->target, TD__RULE_IN, TD__RULE_OUT);
+		td__str(l, TD__K(TD_FN_TARGET), ev->target, TD__RULE_IN, TD__RULE_OUT);
 		td__error(l, ev->err);
 		break;
 	case TD_EV_POLICY: {
-		static const char hx[] = "0123456789abcdef";
 		char hash[17];
+		struct td_buf hb;
 
-		for (int i = 0; i < 16; i++)
-			hash[i] = hx[(ev->hash >> (60 - 4 * i)) & 15];
-		hash[16] = '\0';
-		td__str(l, TD__K("source"), ev->source, TD__RULE_IN, TD__RULE_OUT);
-		td__str(l, TD__K("hash"), hash, TD__SHORT_IN, TD__SHORT_OUT);
-		td__key(l, TD__K("rules"));
+		td_buf_init(&hb, hash, sizeof(hash));
+		td_buf_hex(&hb, ev->hash, 16);
+		td_buf_cstr(&hb);
+		td__str(l, TD__K(TD_FN_SOURCE), ev->source, TD__RULE_IN, TD__RULE_OUT);
+		td__str(l, TD__K(TD_FN_HASH), hash, TD__SHORT_IN, TD__SHORT_OUT);
+		td__key(l, TD__K(TD_FN_RULES));
 		td_buf_u64(&l->b, ev->rules);
-		td__key(l, TD__K("applied"));
+		td__key(l, TD__K(TD_FN_APPLIED));
 		td_buf_puts(&l->b, ev->applied ? (l->json ? "true" : "yes") : (l->json ? "false" : "no"));
-		td__str(l, TD__K("problem"), ev->problem, TD__RULE_IN, TD__RULE_OUT);
+		td__str(l, TD__K(TD_FN_PROBLEM), ev->problem, TD__RULE_IN, TD__RULE_OUT);
 		break;
 	}
 	default: /* bind, and types this version does not know */

@@ -87,12 +87,13 @@ void td_buf_i64(struct td_buf *b, int64_t v)
 	}
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t td__utf8_len(const unsigned char *s, size_t n)
+size_t td_utf8_len(const unsigned char *s, size_t n)
 {
 	size_t need;
 	uint32_t cp;
 
+	if (n == 0)
+		return 0;
 	if (s[0] < 0x80)
 		return 1;
 	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
@@ -121,13 +122,42 @@ static size_t td__utf8_len(const unsigned char *s, size_t n)
 	return need;
 }
 
-static void td__hexbyte(struct td_buf *b, const char *prefix, unsigned char c)
+void td_buf_hex(struct td_buf *b, uint64_t v, unsigned width)
 {
 	static const char hx[] = "0123456789abcdef";
+	char t[16];
+	unsigned n = 0;
 
+	do {
+		t[n++] = hx[v & 15];
+		v >>= 4;
+	} while (v != 0 && n < 16);
+	while (n < width && n < 16)
+		t[n++] = '0';
+	while (n > 0)
+		td_buf_putc(b, t[--n]);
+}
+
+static void td__hexbyte(struct td_buf *b, const char *prefix, unsigned char c)
+{
 	td_buf_puts(b, prefix);
-	td_buf_putc(b, hx[c >> 4]);
-	td_buf_putc(b, hx[c & 15]);
+	td_buf_hex(b, c, 2);
+}
+
+void td_buf_escape(struct td_buf *b, const char *s, size_t n, unsigned flags)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f) {
+			td__hexbyte(b, "\\x", c);
+		} else if ((flags & TD_ESC_QUOTES) && (c == '"' || c == '\\')) {
+			td_buf_putc(b, '\\');
+			td_buf_putc(b, (char)c);
+		} else {
+			td_buf_putc(b, (char)c);
+		}
+	}
 }
 
 void td_buf_json_str(struct td_buf *b, const char *s, size_t max)
@@ -163,7 +193,7 @@ void td_buf_json_str(struct td_buf *b, const char *s, size_t max)
 			i++;
 			continue;
 		}
-		k = td__utf8_len(u + i, n - i);
+		k = td_utf8_len(u + i, n - i);
 		if (k == 0) {
 			/* not UTF-8: keep the byte's value visible */
 			td__hexbyte(b, "\\u00", c);

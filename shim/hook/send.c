@@ -12,8 +12,6 @@
 
 #include "../rt/rt.h"
 
-#define TD_IOV_MAX 64
-
 static inline bool td__armed_any(void)
 {
 	return atomic_load_explicit(&td_faults_bytes_live, memory_order_relaxed) != 0;
@@ -65,34 +63,9 @@ TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	return r;
 }
 
-/* Copy iov into out, cut to at most limit bytes; returns the count. */
-static int td__cut_iov(struct iovec *out, const struct iovec *iov, int cnt,
-		       size_t limit)
-{
-	int k = 0;
-
-	for (int i = 0; i < cnt && k < TD_IOV_MAX && limit > 0; i++) {
-		out[k] = iov[i];
-		if (out[k].iov_len > limit)
-			out[k].iov_len = limit;
-		limit -= out[k].iov_len;
-		k++;
-	}
-	return k;
-}
-
-static size_t td__iov_total(const struct iovec *iov, int cnt)
-{
-	size_t t = 0;
-
-	for (int i = 0; i < cnt; i++)
-		t += iov[i].iov_len;
-	return t;
-}
-
 TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-	struct iovec cut[TD_IOV_MAX];
+	struct iovec cut[TD_FAULTS_IOV_MAX];
 	size_t allow;
 	bool armed;
 	ssize_t r;
@@ -100,10 +73,10 @@ TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL || cnt <= 0 ||
 	    iov == NULL)
 		return td_real_writev(fd, iov, cnt);
-	allow = td_faults_bytes_allow(fd, td__iov_total(iov, cnt), &armed);
+	allow = td_faults_bytes_allow(fd, td_faults_iov_total(iov, cnt), &armed);
 	if (!armed)
 		return td_real_writev(fd, iov, cnt);
-	r = td_real_writev(fd, cut, td__cut_iov(cut, iov, cnt, allow));
+	r = td_real_writev(fd, cut, td_faults_iov_cut(cut, iov, cnt, allow));
 	td_faults_bytes_sent(fd, r);
 	return r;
 }
@@ -131,7 +104,7 @@ static void td__passed_fds(const struct msghdr *m)
 
 TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
-	struct iovec cut[TD_IOV_MAX];
+	struct iovec cut[TD_FAULTS_IOV_MAX];
 	struct msghdr mc;
 	size_t allow;
 	bool armed;
@@ -143,12 +116,12 @@ TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 	if (td_likely(!td__armed_any()) || m == NULL || td_init_active() == NULL ||
 	    m->msg_iovlen == 0)
 		return td_real_sendmsg(fd, m, flags);
-	allow = td_faults_bytes_allow(fd, td__iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
+	allow = td_faults_bytes_allow(fd, td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
 	if (!armed)
 		return td_real_sendmsg(fd, m, flags);
 	mc = *m;
 	mc.msg_iov = cut;
-	mc.msg_iovlen = (size_t)td__cut_iov(cut, m->msg_iov, (int)m->msg_iovlen, allow);
+	mc.msg_iovlen = (size_t)td_faults_iov_cut(cut, m->msg_iov, (int)m->msg_iovlen, allow);
 	r = td_real_sendmsg(fd, &mc, flags);
 	td_faults_bytes_sent(fd, r);
 	return r;

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "rt.h"
+#include "slots.h"
 #include "teardown/predict.h"
 
 /*
@@ -45,13 +46,8 @@ static int td__nl_get(void)
 
 static void td__nl_put(int fd)
 {
-	for (int i = 0; i < TD_NL_POOL; i++) {
-		int empty = -1;
-
-		if (atomic_compare_exchange_strong(&td__nl_pool[i], &empty, fd))
-			return;
-	}
-	td_ownfd_close(fd);
+	if (td_slots_claim(&td__nl_pool[0], sizeof(td__nl_pool[0]), 0, TD_NL_POOL, -1, fd) < 0)
+		td_ownfd_close(fd);
 }
 
 /* The connection's kernel state, 0 when there is none, -1 on error. */

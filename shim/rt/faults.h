@@ -22,4 +22,34 @@ size_t td_faults_bytes_in_allow(int fd, size_t len, bool *armed) TD_HIDDEN;
 void td_faults_bytes_read(int fd, ssize_t n) TD_HIDDEN;
 extern _Atomic int td_faults_bytes_in_live TD_HIDDEN;
 
+/* The most iovec entries a cut read or write passes on. */
+#define TD_FAULTS_IOV_MAX 64
+
+/* Copy iov into out (TD_FAULTS_IOV_MAX entries), cut to at most limit
+ * bytes; returns the count: an armed readv/writev/recvmsg/sendmsg makes
+ * its real call with the cut copy, so the byte budget ends exactly. */
+static inline int td_faults_iov_cut(struct iovec *out, const struct iovec *iov, int cnt,
+				    size_t limit)
+{
+	int k = 0;
+
+	for (int i = 0; i < cnt && k < TD_FAULTS_IOV_MAX && limit > 0; i++) {
+		out[k] = iov[i];
+		if (out[k].iov_len > limit)
+			out[k].iov_len = limit;
+		limit -= out[k].iov_len;
+		k++;
+	}
+	return k;
+}
+
+static inline size_t td_faults_iov_total(const struct iovec *iov, int cnt)
+{
+	size_t t = 0;
+
+	for (int i = 0; i < cnt; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
 #endif

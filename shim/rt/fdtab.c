@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include "rt.h"
+#include "slots.h"
 
 _Atomic(struct td_sock *) td_fdtab_pages[TD_FDTAB_NPAGES];
 static _Atomic uint32_t td__gen;
@@ -198,24 +199,22 @@ int td_fdtab_high(void)
  * shared for good, which only ever skips work, never does it wrongly.
  */
 #define TD_SHARE_MAX 4096
-static _Atomic uint32_t td__share[TD_SHARE_MAX];
+static _Atomic int td__share[TD_SHARE_MAX];
 
 uint32_t td_fdtab_share_join(struct td_sock *src)
 {
 	uint32_t s = atomic_load(&src->share);
+	int i;
 
 	if (s != 0) {
 		atomic_fetch_add(&td__share[s - 1], 1);
 		return s;
 	}
-	for (uint32_t i = 0; i < TD_SHARE_MAX; i++) {
-		uint32_t zero = 0;
-
-		if (atomic_load_explicit(&td__share[i], memory_order_relaxed) == 0 &&
-		    atomic_compare_exchange_strong(&td__share[i], &zero, 2)) {
-			atomic_store(&src->share, i + 1);
-			return i + 1;
-		}
+	/* a new slot counts two fds: the source and the new one */
+	i = td_slots_claim(&td__share[0], sizeof(td__share[0]), 0, TD_SHARE_MAX, 0, 2);
+	if (i >= 0) {
+		atomic_store(&src->share, (uint32_t)i + 1);
+		return (uint32_t)i + 1;
 	}
 	atomic_fetch_or(&src->flags, TD_SF_STICKY_SHARED);
 	return 0;

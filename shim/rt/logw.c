@@ -801,17 +801,7 @@ void td_logw_warn(const char *msg)
 	 * holding newlines or terminal escapes: control bytes are written as
 	 * \xNN, so that a warning is always one line and cannot forge others.
 	 */
-	for (const unsigned char *s = (const unsigned char *)msg; *s != '\0'; s++) {
-		static const char hx[] = "0123456789abcdef";
-
-		if (*s >= 0x20 && *s != 0x7f) {
-			td_buf_putc(&b, (char)*s);
-			continue;
-		}
-		td_buf_puts(&b, "\\x");
-		td_buf_putc(&b, hx[*s >> 4]);
-		td_buf_putc(&b, hx[*s & 15]);
-	}
+	td_buf_escape(&b, msg, strlen(msg), 0);
 	/* td_buf keeps b.len < sizeof(line): the newline always fits */
 	line[b.len++] = '\n';
 	if (!td__warn_stderr(line, b.len))

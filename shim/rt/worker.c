@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "slots.h"
 #include "teardown/predict.h"
 
 #define TD_DRAINS 4096
@@ -222,22 +223,19 @@ static bool td__watch(int epfd, int i)
 
 static void td__adopt(int epfd)
 {
-	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
-		struct td_dslot *d = &td__drains[i];
-		int expect = TD_SLOT_READY;
-
-		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_READY ||
-		    !atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_ACTIVE))
-			continue;
+	for (int i = 0; td__drains != NULL && i < TD_DRAINS; i++) {
+		i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), i, TD_DRAINS,
+				   TD_SLOT_READY, TD_SLOT_ACTIVE);
+		if (i < 0)
+			break;
 		if (td__watch(epfd, i))
-			td__drain_read(d);
+			td__drain_read(&td__drains[i]);
 	}
 	for (int i = 0; i < TD_TIMERS; i++) {
-		int expect = TD_SLOT_READY;
-
-		if (atomic_load_explicit(&td__timers[i].state, memory_order_relaxed) == TD_SLOT_READY)
-			atomic_compare_exchange_strong(&td__timers[i].state, &expect,
-						       TD_SLOT_ACTIVE);
+		i = td_slots_claim(&td__timers[0].state, sizeof(td__timers[0]), i, TD_TIMERS,
+				   TD_SLOT_READY, TD_SLOT_ACTIVE);
+		if (i < 0)
+			break;
 	}
 }
 
@@ -432,54 +430,42 @@ fail:
 
 int td_worker_drain(const struct td_drain_req *req)
 {
-	int saved = errno;
+	int saved = errno, i;
 
 	if (td__ensure() != 0) {
 		errno = saved;
 		return -EAGAIN;
 	}
-	for (int i = 0; i < TD_DRAINS; i++) {
-		struct td_dslot *d = &td__drains[i];
-		int expect = TD_SLOT_FREE;
-
-		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_FREE ||
-		    !atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_FILLING))
-			continue;
-		d->req = *req;
-		atomic_store_explicit(&d->state, TD_SLOT_READY, memory_order_release);
+	i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), 0, TD_DRAINS,
+			   TD_SLOT_FREE, TD_SLOT_FILLING);
+	if (i >= 0) {
+		td__drains[i].req = *req;
+		atomic_store_explicit(&td__drains[i].state, TD_SLOT_READY, memory_order_release);
 		td__kick();
-		errno = saved;
-		return 0;
 	}
 	errno = saved;
-	return -ENOSPC;
+	return i >= 0 ? 0 : -ENOSPC;
 }
 
 int td_worker_timer(int fd, uint32_t tag, int64_t when_mono_us)
 {
-	int saved = errno;
+	int saved = errno, i;
 
 	if (td__ensure() != 0) {
 		errno = saved;
 		return -EAGAIN;
 	}
-	for (int i = 0; i < TD_TIMERS; i++) {
-		struct td_tslot *t = &td__timers[i];
-		int expect = TD_SLOT_FREE;
-
-		if (atomic_load_explicit(&t->state, memory_order_relaxed) != TD_SLOT_FREE ||
-		    !atomic_compare_exchange_strong(&t->state, &expect, TD_SLOT_FILLING))
-			continue;
-		t->fd = fd;
-		t->tag = tag;
-		t->when = when_mono_us;
-		atomic_store_explicit(&t->state, TD_SLOT_READY, memory_order_release);
+	i = td_slots_claim(&td__timers[0].state, sizeof(td__timers[0]), 0, TD_TIMERS,
+			   TD_SLOT_FREE, TD_SLOT_FILLING);
+	if (i >= 0) {
+		td__timers[i].fd = fd;
+		td__timers[i].tag = tag;
+		td__timers[i].when = when_mono_us;
+		atomic_store_explicit(&td__timers[i].state, TD_SLOT_READY, memory_order_release);
 		td__kick();
-		errno = saved;
-		return 0;
 	}
 	errno = saved;
-	return -ENOSPC;
+	return i >= 0 ? 0 : -ENOSPC;
 }
 
 void td_worker_watch_policy(void)

@@ -14,6 +14,7 @@
 
 #include "../../cli/lib/logparse.h"
 #include "teardown/event.h"
+#include "teardown/fields.h"
 
 /* A close as in the text example of the documentation, every key known. */
 static struct td_event td_t_full(int type)
@@ -898,4 +899,49 @@ Test(event, facilities)
 	cr_assert(eq(ptr, (void *)td_log_facility_name(0), NULL));
 	cr_assert(eq(ptr, (void *)td_log_facility_name(12), NULL));
 	cr_assert(eq(ptr, (void *)td_log_facility_name(24), NULL));
+}
+
+/*
+ * include/teardown/fields.h is the one list of field names: every field an
+ * event of some type writes is in it, with the JSON type it is written as,
+ * and every field in it is written by some event.
+ */
+Test(event, fields_table_matches_what_is_written)
+{
+#define TD_T_FIELD(name, kind) {TD_FN_##name, kind},
+	static const struct {
+		const char *name;
+		enum td_field_kind kind;
+	} fields[] = {TD_FIELDS(TD_T_FIELD)};
+#undef TD_T_FIELD
+	bool seen[sizeof(fields) / sizeof(fields[0])] = {false};
+
+	for (int type = 0; type < TD_EV__COUNT; type++) {
+		struct td_event ev = td_t_full(type);
+		char buf[TD_EVENT_MAX + 16];
+		struct td_jline l;
+		size_t n = td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
+
+		cr_assert(gt(sz, n, 0));
+		cr_assert(eq(int, td_jline_parse(&l, buf, n - 1), 0), "%s", buf);
+		for (size_t k = 0; k < l.n; k++) {
+			size_t i = 0;
+
+			while (i < sizeof(fields) / sizeof(fields[0]) &&
+			       strcmp(fields[i].name, l.f[k].key) != 0)
+				i++;
+			cr_assert(lt(sz, i, sizeof(fields) / sizeof(fields[0])),
+				  "%s: field %s is not in fields.h", td_event_name(type), l.f[k].key);
+			seen[i] = true;
+			if (l.f[k].type == TD_J_NULL)
+				continue;
+			cr_assert(eq(int, fields[i].kind == TD_FK_INT,
+				     l.f[k].type == TD_J_INT || l.f[k].type == TD_J_UINT),
+				  "%s: %s", td_event_name(type), l.f[k].key);
+			cr_assert(eq(int, fields[i].kind == TD_FK_BOOL, l.f[k].type == TD_J_BOOL),
+				  "%s: %s", td_event_name(type), l.f[k].key);
+		}
+	}
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		cr_assert(seen[i], "fields.h names %s, which no event writes", fields[i].name);
 }
