@@ -1,12 +1,22 @@
 # teardown: one Makefile for the preloaded library, the command, the
 # examples and the tests.  `make V=1` shows the commands.
 
+# Installed layout (faketime's): the library in a private folder of the
+# multiarch lib directory, found by the command (TD_LIBDIR, or relative to
+# the command for a tree copied elsewhere).
 PREFIX ?= /usr/local
 DESTDIR ?=
+DEB_HOST_MULTIARCH ?= $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || \
+	$(CC) -print-multiarch 2>/dev/null)
+MULTIARCH := $(DEB_HOST_MULTIARCH)
 BINDIR ?= $(PREFIX)/bin
-LIBDIR ?= $(PREFIX)/lib/teardown
-SYSCONFDIR ?= /etc
+LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))/teardown
+DATADIR ?= $(PREFIX)/share/teardown
+MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/teardown
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+# LIBDIR as seen from BINDIR (both under PREFIX by default)
+LIBDIR_REL ?= ../$(patsubst $(PREFIX)/%,%,$(LIBDIR))
 
 BUILD ?= build
 CC ?= cc
@@ -16,22 +26,29 @@ VERSION := 0.1.0
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
 	-Wformat=2 -Wno-format-nonliteral -Wundef -fno-common
-CPPFLAGS += -Iinclude -D_GNU_SOURCE -DTD_VERSION=\"$(VERSION)\" -DTD_LIBDIR=\"$(LIBDIR)\"
+# CPPFLAGS, CFLAGS and LDFLAGS are the builder's (dpkg-buildflags sets
+# them in the environment); the project's own flags are kept apart so
+# that a CFLAGS given on the command line does not drop them.  The
+# builder's CFLAGS come after OPT (their -O wins) and before WARN (our
+# warnings stay errors).
 CFLAGS ?= -g
-CFLAGS += -std=gnu11 $(OPT) $(WARN) -fPIC -fvisibility=hidden
+TD_CPPFLAGS := -Iinclude -D_GNU_SOURCE -DTD_VERSION=\"$(VERSION)\" -DTD_LIBDIR=\"$(LIBDIR)\" \
+	-DTD_LIBDIR_REL=\"$(LIBDIR_REL)\"
+TD_CFLAGS = -std=gnu11 $(OPT) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(SANFLAGS)
 
 ifeq ($(SAN),1)
-CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDSAN := -fsanitize=address,undefined
 # A sanitized preload must not insist on -z defs: the runtime comes from libasan.
 SHIM_DEFS :=
 else ifeq ($(SAN),thread)
 # ThreadSanitizer (clang): the runtime is linked into each test program,
 # and the preloaded library's __tsan_* calls resolve to it.
-CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 LDSAN := -fsanitize=thread
 SHIM_DEFS :=
 else
+SANFLAGS :=
 LDSAN :=
 SHIM_DEFS := -Wl,-z,defs
 endif
@@ -66,6 +83,11 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 TESTPROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(TESTPROG_SRC)) \
 	$(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%.so,$(TESTLIB_SRC))
 
+# The manual pages and the bash completion, made by the built command
+# from its own tables (scripts/genman.sh, teardown help completion).
+MANPAGES := $(BUILD)/man/teardown.1 $(BUILD)/man/teardown.conf.5
+COMPLETION := $(BUILD)/completion/teardown
+
 LIB := $(BUILD)/libteardown.so
 CORE_LIB := $(BUILD)/libtdcore.a
 TOOL_LIB := $(BUILD)/libtdtool.a
@@ -73,14 +95,14 @@ CLI := $(BUILD)/teardown
 UNIT := $(BUILD)/tests/unit_tests
 
 
-.PHONY: all testprogs test unit e2e demo sanitize tsan bench fuzz install uninstall clean deps-build deps-test deps-demo deps-bench check-abi
+.PHONY: all testprogs test unit e2e demo sanitize tsan bench fuzz install uninstall clean deps-build deps-test deps-demo deps-bench deps-deb check-abi deb deb-check examples
 
-all: $(LIB) $(CLI) $(EXAMPLES)
+all: $(LIB) $(CLI) $(EXAMPLES) $(MANPAGES) $(COMPLETION)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(TD_CPPFLAGS) $(CPPFLAGS) $(TD_CFLAGS) -MMD -MP -c -o $@ $<
 
 # The version script: the names listed in shim/rt/calls.h, and no others.
 $(BUILD)/teardown.map: shim/teardown.map.in shim/rt/calls.h
@@ -89,7 +111,7 @@ $(BUILD)/teardown.map: shim/teardown.map.in shim/rt/calls.h
 
 $(LIB): $(CORE_OBJ) $(SHIM_OBJ) $(BUILD)/teardown.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -o $@ $(CORE_OBJ) $(SHIM_OBJ) $(LDSAN) \
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $(CORE_OBJ) $(SHIM_OBJ) $(LDSAN) \
 		-Wl,--version-script=$(BUILD)/teardown.map $(SHIM_DEFS) -Wl,-z,now \
 		-Wl,--as-needed -Wl,-soname,libteardown.so
 
@@ -103,17 +125,36 @@ $(TOOL_LIB): $(TOOL_OBJ)
 
 $(CLI): $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN)
+
+# What has the install paths in it (the command's library lookup, the
+# manual pages) is rebuilt when they change: make, then make install
+# PREFIX=/usr, gives a command and pages that name /usr.
+PATHS_STAMP := $(BUILD)/paths.stamp
+PATHS := $(LIBDIR) $(LIBDIR_REL) $(DATADIR) $(VERSION)
+$(shell mkdir -p $(BUILD) && echo '$(PATHS)' | cmp -s - $(PATHS_STAMP) 2>/dev/null || \
+	echo '$(PATHS)' >$(PATHS_STAMP))
+$(BUILD)/obj/cli/run.o $(MANPAGES): $(PATHS_STAMP)
+
+$(BUILD)/man/%: man/%.in $(CLI) scripts/genman.sh
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  MAN     $@")
+	$(Q)scripts/genman.sh $(CLI) $< $@ $(VERSION) $(LIBDIR) $(DATADIR)
+
+$(COMPLETION): $(CLI)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)$(CLI) help completion >$@.tmp && mv $@.tmp $@
 
 $(UNIT): $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN) -lcriterion -lconfig -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(TOOL_LIB) $(CORE_LIB) $(LDSAN) -lcriterion -lconfig -lm
 
 $(BUILD)/examples/%: examples/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) -lpthread
+	$(Q)$(CC) $(TD_CPPFLAGS) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(TD_CFLAGS)) $(LDFLAGS) -o $@ $< $(LDSAN) -lpthread
 
 # Programs that export their own definitions of names the library uses.
 $(BUILD)/tests/progs/exports_%: PROG_LDFLAGS := -rdynamic
@@ -121,7 +162,7 @@ $(BUILD)/tests/progs/exports_%: PROG_LDFLAGS := -rdynamic
 $(BUILD)/tests/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -o $@ $< $(LDSAN) $(PROG_LDFLAGS) -lpthread
+	$(Q)$(CC) $(TD_CPPFLAGS) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(TD_CFLAGS)) $(LDFLAGS) -o $@ $< $(LDSAN) $(PROG_LDFLAGS) -lpthread
 
 # Exports its own config_init/config_read to the dynamic symbol table, as
 # lighttpd does (the compat suite's regression test for libconfig binding).
@@ -130,7 +171,7 @@ $(BUILD)/tests/progs/host_appsyms: PROG_LDFLAGS := -rdynamic
 $(BUILD)/tests/progs/%.so: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(CFLAGS)) -shared -o $@ $< $(LDSAN) -lpthread
+	$(Q)$(CC) $(TD_CPPFLAGS) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(TD_CFLAGS)) $(LDFLAGS) -shared -o $@ $< $(LDSAN) -lpthread
 
 testprogs: $(TESTPROGS)
 
@@ -144,6 +185,8 @@ deps-demo:
 	@scripts/deps.sh demo
 deps-bench:
 	@scripts/deps.sh bench
+deps-deb:
+	@scripts/deps.sh deb
 
 # --- tests ---------------------------------------------------------------
 test: deps-test
@@ -173,6 +216,11 @@ tsan: deps-test
 demo: deps-demo all
 	$(Q)TD_BUILD=$(BUILD) python3 examples/demo.py
 
+# The worked examples (examples/*/), each in its own network namespace,
+# checked against its .expected lines.  EXAMPLES_ARGS=timewait runs one.
+examples: deps-demo all
+	$(Q)TD_BUILD=$(abspath $(BUILD)) examples/check.sh $(EXAMPLES_ARGS)
+
 # One table of every figure (tests/bench/run.py); BENCH=NAME runs one part
 # (calls, loop, servers, rules, threads, fds, fault_cost).
 bench: deps-bench all testprogs
@@ -186,17 +234,48 @@ check-abi: $(LIB)
 	$(Q)TD_BUILD=$(BUILD) python3 tests/e2e/run.py test_exported_symbols_are_exactly_the_wrapped_calls test_only_libc_is_needed
 
 # --- install -------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=staging]; make uninstall with
+# the same variables removes exactly these files, and the folders that
+# are teardown's own.
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DOCDIR)/examples
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DATADIR)/logrotate.d \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(DOCDIR)
 	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/teardown
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/libteardown.so
+	install -m 0644 config/*.conf $(DESTDIR)$(DATADIR)/
+	install -m 0644 config/logrotate.d/teardown $(DESTDIR)$(DATADIR)/logrotate.d/teardown
+	install -m 0644 $(BUILD)/man/teardown.1 $(DESTDIR)$(MANDIR)/man1/teardown.1
+	install -m 0644 $(BUILD)/man/teardown.conf.5 $(DESTDIR)$(MANDIR)/man5/teardown.conf.5
+	install -m 0644 $(COMPLETION) $(DESTDIR)$(BASHCOMPDIR)/teardown
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
-	install -m 0644 config/*.conf $(DESTDIR)$(DOCDIR)/examples/
-	install -m 0644 config/logrotate.d/teardown $(DESTDIR)$(DOCDIR)/examples/logrotate.teardown
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/teardown $(DESTDIR)$(LIBDIR)/libteardown.so
-	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(BINDIR)/teardown $(DESTDIR)$(LIBDIR)/libteardown.so \
+		$(addprefix $(DESTDIR)$(DATADIR)/,$(notdir $(wildcard config/*.conf))) \
+		$(DESTDIR)$(DATADIR)/logrotate.d/teardown \
+		$(DESTDIR)$(MANDIR)/man1/teardown.1 $(DESTDIR)$(MANDIR)/man5/teardown.conf.5 \
+		$(DESTDIR)$(BASHCOMPDIR)/teardown $(DESTDIR)$(DOCDIR)/README.md
+	rmdir --ignore-fail-on-non-empty $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DATADIR)/logrotate.d \
+		$(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+
+# --- Debian package --------------------------------------------------------
+# make deb: the tree (without build/ and .git) copied to $(DEB_DIR), built
+# there with dpkg-buildpackage (debian/, debhelper compat 13), then
+# checked by lintian, which fails on any error.  The .deb (and its
+# -dbgsym) land in $(DEB_DIR).  scripts/deb-check.sh installs, uses and
+# removes it (CI).
+DEB_DIR ?= $(BUILD)/deb
+deb: deps-deb
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/teardown-$(VERSION)
+	tar -cf - --exclude=./build --exclude=./.git --exclude=__pycache__ --exclude='*.pcap' . | \
+		tar -xf - -C $(DEB_DIR)/teardown-$(VERSION)
+	cd $(DEB_DIR)/teardown-$(VERSION) && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --info $(DEB_DIR)/teardown_$(VERSION)_*.changes
+
+deb-check: deb
+	$(Q)scripts/deb-check.sh $(DEB_DIR)/teardown_$(VERSION)_*.deb
 
 clean:
 	rm -rf build

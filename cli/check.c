@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 
 #include "cli.h"
+#include "doctor.h"
+#include "lib/shadow.h"
 #include "teardown/config.h"
 #include "teardown/event.h"
 #include "teardown/fmt.h"
@@ -23,30 +25,36 @@ struct td__check_opts {
 	bool privileged;
 	bool canonical;
 	bool no_target;
+	bool system;
+	bool json;
 	int n_files;
 };
 
-static void td__check_usage(FILE *f)
+enum { O_PRIVILEGED = TD_OPT_LONG, O_CANONICAL, O_NO_TARGET, O_SYSTEM, O_JSON };
+
+static const struct td_opt td__check_opts_table[] = {
+	{"privileged", O_PRIVILEGED, NULL,
+	 "also apply the checks a set-user-ID program makes: the\n"
+	 "file must be owned by root or you, and not writable by\n"
+	 "group or others", NULL},
+	{"canonical", O_CANONICAL, NULL,
+	 "print the policy in canonical libconfig form instead,\n"
+	 "every default spelled out", NULL},
+	{"no-target", O_NO_TARGET, NULL,
+	 "do not check the log target (a policy for another\n"
+	 "machine); by default a file target must be writable\n"
+	 "(or creatable) here, syslog's /dev/log or journald's\n"
+	 "socket must be listening", NULL},
+	{"system", O_SYSTEM, NULL,
+	 "first run the system checks of `teardown doctor --system`\n"
+	 "(/etc/ld.so.preload, /etc/teardown.conf, the library)", NULL},
+	{"json", O_JSON, NULL, "with --system: the system checks as JSON lines", NULL},
+	{0},
+};
+
+static const struct td_opt *td__check_table(void)
 {
-	fputs("usage: teardown check [--privileged] [--canonical] [--no-target] FILE...\n"
-	      "\n"
-	      "Validate teardown policy files.  For each valid file, print its rules\n"
-	      "as they will be applied (first match wins); for each invalid one, print\n"
-	      "one error line (file:line: key: problem) on stderr.\n"
-	      "\n"
-	      "  --privileged  also apply the checks a set-user-ID program makes: the\n"
-	      "                file must be owned by root or you, and not writable by\n"
-	      "                group or others\n"
-	      "  --canonical   print the policy in canonical libconfig form instead,\n"
-	      "                every default spelled out\n"
-	      "  --no-target   do not check the log target (a policy for another\n"
-	      "                machine); by default a file target must be writable\n"
-	      "                (or creatable) here, syslog's /dev/log or journald's\n"
-	      "                socket must be listening\n"
-	      "  -             read a policy from standard input\n"
-	      "\n"
-	      "Exit status: 0 if every file is valid, 1 if any is not, 2 on bad usage.\n",
-	      f);
+	return td__check_opts_table;
 }
 
 /* A string for a one-line summary: bare when plain, else quoted. */
@@ -166,110 +174,164 @@ static int td__check_stdin(char **text, size_t *len)
 	return 0;
 }
 
+/* At most this many errors of one file are shown. */
+#define TD__MAX_ERRORS 50
+/* Above this many rule pairs the shadowing analysis looks only for catch-alls. */
+#define TD__MAX_PAIRS 50000000ull
+
+/* One message line on stderr: "file:line: msg". */
+static void td__check_error(const struct td_cfg_error *err)
+{
+	char line[sizeof(err->file) + sizeof(err->msg) + 32];
+
+	td_cfg_error_format(err, line, sizeof(line));
+	fprintf(stderr, "%s\n", line);
+}
+
+/*
+ * Warn, on stderr, about each rule an earlier rule always wins over:
+ * "file:line: warning: rule 3 "b" never matches: rule 1 "a" (line 2)
+ * comes first and matches every socket it does".
+ */
+static void td__check_shadows(const char *name, const struct td_policy *p)
+{
+	int32_t *by = calloc(p->n_rules ? p->n_rules : 1, sizeof(*by));
+	bool full;
+
+	if (by == NULL)
+		return;
+	full = td_policy_shadowed(p, by, TD__MAX_PAIRS);
+	for (uint32_t j = 0; j < p->n_rules; j++) {
+		const struct td_rule *a, *b = &p->rules[j];
+
+		if (by[j] < 0)
+			continue;
+		a = &p->rules[by[j]];
+		td__check_str(stderr, name, false);
+		if (b->line > 0)
+			fprintf(stderr, ":%d", b->line);
+		fprintf(stderr, ": warning: rule %u ", j + 1);
+		td__check_str(stderr, b->name, true);
+		fprintf(stderr, " never matches: rule %d ", by[j] + 1);
+		td__check_str(stderr, a->name, true);
+		if (a->line > 0)
+			fprintf(stderr, " (line %d)", a->line);
+		fputs(td_rule_matches_all(a) ? " comes first and matches every socket\n"
+					     : " comes first and matches every socket it does\n",
+		      stderr);
+	}
+	if (!full)
+		fprintf(stderr, "%s: note: %u rules: only rules after a catch-all were looked for "
+			"as never matching\n", name, p->n_rules);
+	free(by);
+}
+
 static int td__check_one(const char *path, const struct td__check_opts *o)
 {
-	struct td_cfg_error err;
+	struct td_cfg_error *errs = calloc(TD__MAX_ERRORS, sizeof(*errs));
 	struct td_policy p;
-	char line[sizeof(err.file) + sizeof(err.msg) + 32];
 	const char *name = path;
-	int rc;
+	char *text = NULL;
+	size_t len = 0;
+	int n, status = 1;
 
+	if (errs == NULL) {
+		fprintf(stderr, "%s: out of memory\n", name);
+		return 1;
+	}
+	fflush(stdout);
 	if (strcmp(path, "-") == 0) {
-		char *text;
-		size_t len;
-
 		name = "<stdin>";
 		if (td__check_stdin(&text, &len) != 0) {
 			fprintf(stderr, "<stdin>: cannot read standard input\n");
-			return 1;
+			goto out;
 		}
-		rc = td_policy_parse_text(&p, text, len, name, &err);
-		free(text);
-	} else {
-		rc = td_policy_load_file(&p, path, o->privileged, &err);
+	} else if (td_policy_read_file(path, o->privileged, &text, &len, &errs[0]) != 0) {
+		td__check_error(&errs[0]);
+		goto out;
 	}
-	if (rc == 0 && !o->no_target) {
+	/* every error of the file, not only the first */
+	n = td_policy_parse_all(&p, text, len, name, errs, TD__MAX_ERRORS);
+	if (n < 0) {
+		fprintf(stderr, "%s: out of memory\n", name);
+		goto out;
+	}
+	if (n > 0) {
+		for (int i = 0; i < n && i < TD__MAX_ERRORS; i++)
+			td__check_error(&errs[i]);
+		if (n > TD__MAX_ERRORS)
+			fprintf(stderr, "%s: %d more errors\n", name, n - TD__MAX_ERRORS);
+		goto out;
+	}
+	if (!o->no_target) {
 		char why[PATH_MAX + 256];
 
 		if (td_log_target_check(&p, false, why, sizeof(why)) != 0) {
-			fflush(stdout);
 			fprintf(stderr, "%s: log.target: %s\n", name, why);
 			td_policy_free(&p);
-			return 1;
+			goto out;
 		}
 	}
-	if (rc != 0) {
-		td_cfg_error_format(&err, line, sizeof(line));
-		fflush(stdout);
-		fprintf(stderr, "%s\n", line);
-		return 1;
-	}
+	td__check_shadows(name, &p);
+	fflush(stderr);
 	if (o->canonical) {
-		char *text = td_policy_to_text(&p);
+		char *canon = td_policy_to_text(&p);
 
-		if (text == NULL) {
+		if (canon == NULL) {
 			fprintf(stderr, "%s: out of memory\n", name);
 			td_policy_free(&p);
-			return 1;
+			goto out;
 		}
 		if (o->n_files > 1) {
 			fputs("# ==> ", stdout);
 			td__check_str(stdout, name, false);
 			fputs(" <==\n", stdout);
 		}
-		fputs(text, stdout);
-		free(text);
+		fputs(canon, stdout);
+		free(canon);
 	} else {
 		td__check_summary(stdout, name, &p);
 	}
 	td_policy_free(&p);
-	return 0;
+	status = 0;
+out:
+	free(text);
+	free(errs);
+	return status;
 }
 
-int td_cmd_check(int argc, char **argv)
+static int td_cmd_check(int argc, char **argv)
 {
 	struct td__check_opts o = {0};
 	locale_t c_num, old = (locale_t)0;
-	int first = argc, status = 0, i;
+	struct td_getopt g;
+	int status = 0, c;
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
-		}
-		if (a[0] != '-' || strcmp(a, "-") == 0)
-			break;
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			td__check_usage(stdout);
-			return 0;
-		}
-		if (strcmp(a, "--privileged") == 0) {
-			o.privileged = true;
-		} else if (strcmp(a, "--canonical") == 0) {
-			o.canonical = true;
-		} else if (strcmp(a, "--no-target") == 0) {
-			o.no_target = true;
-		} else {
-			/* --system belongs to another part of the command. */
-			fprintf(stderr, "teardown check: unknown option %s\n", a);
-			td__check_usage(stderr);
-			return 2;
+	if (td_getopt_init(&g, &td_cmd_check_def, argc, argv, false) != 0)
+		return TD_EXIT_USAGE;
+	while ((c = td_getopt_next(&g)) != -1) {
+		switch (c) {
+		case TD_OPT_DONE: td_getopt_free(&g); return g.status;
+		case O_PRIVILEGED: o.privileged = true; break;
+		case O_CANONICAL: o.canonical = true; break;
+		case O_NO_TARGET: o.no_target = true; break;
+		case O_SYSTEM: o.system = true; break;
+		case O_JSON: o.json = true; break;
 		}
 	}
-	first = i;
-	o.n_files = argc - first;
-	if (o.n_files <= 0) {
-		fputs("teardown check: no policy file given\n", stderr);
-		td__check_usage(stderr);
-		return 2;
-	}
+	td_getopt_free(&g);
+	o.n_files = argc - optind;
+	if (o.n_files <= 0 && !o.system)
+		return td_usage_error(&td_cmd_check_def, "no policy file given");
+	if (o.json && !o.system)
+		return td_usage_error(&td_cmd_check_def, "--json goes with --system");
+	if (o.system && td_doctor_system(stdout, o.json) != 0)
+		status = 1;
 	/* Probabilities print as 0.25 whatever locale main() chose. */
 	c_num = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
 	if (c_num != (locale_t)0)
 		old = uselocale(c_num);
-	for (i = first; i < argc; i++)
+	for (int i = optind; i < argc; i++)
 		if (td__check_one(argv[i], &o) != 0)
 			status = 1;
 	if (c_num != (locale_t)0) {
@@ -279,3 +341,19 @@ int td_cmd_check(int argc, char **argv)
 	fflush(stdout);
 	return status;
 }
+
+const struct td_cmd td_cmd_check_def = {
+	.name = "check",
+	.synopsis = "[options] FILE...\n--system [--json] [FILE...]",
+	.summary = "validate policy files, print the rules as understood",
+	.about = "Validate teardown policy files.  For each valid file, print its rules\n"
+		 "as they will be applied (first match wins) and warn about a rule that\n"
+		 "can never match because an earlier rule matches every socket it does;\n"
+		 "for each invalid one, print every error (file:line: key: problem) on\n"
+		 "stderr.  FILE - reads a policy from standard input.",
+	.opts = td__check_table,
+	.after = "Exit status: 0 if every file is valid (and the system checks pass),\n"
+		 "1 if any is not, 125 on bad usage.",
+	.main = td_cmd_check,
+	.operands = "@file",
+};

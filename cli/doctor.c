@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "doctor.h"
+#include "lib/out.h"
 #include "lib/elfinfo.h"
 #include "lib/ldscope.h"
 #include "teardown/config.h"
@@ -39,50 +40,25 @@ struct td__doc_opts {
 	bool system;
 };
 
-static void td__doc_usage(FILE *f)
+enum { O_JSON = TD_OPT_LONG, O_SYSTEM };
+
+static const struct td_opt td__doc_opts_table[] = {
+	{"json", O_JSON, NULL,
+	 "one JSON object per line: binary, path, ok, reachable,\n"
+	 "kind, reason, needed, warnings, notes, interposed,\n"
+	 "allocator, shadowed, missing, library", NULL},
+	{"system", O_SYSTEM, NULL,
+	 "also check /etc/ld.so.preload and /etc/teardown.conf; run\n"
+	 "this before adding the library to /etc/ld.so.preload", NULL},
+	{0},
+};
+
+static const struct td_opt *td__doc_table(void)
 {
-	fputs("usage: teardown doctor [--json] [--system] BINARY...\n"
-	      "\n"
-	      "Tell whether teardown can act on each program: LD_PRELOAD never reaches\n"
-	      "static binaries, Go makes its own system calls, and set-user-ID programs\n"
-	      "ignore LD_PRELOAD.  BINARY is a path or a command name looked up in PATH.\n"
-	      "For a dynamically linked program, also find the libc functions the\n"
-	      "library calls that the program (or a library it loads) defines itself,\n"
-	      "so that the loader gives the library the program's function instead\n"
-	      "of libc's, and name a replacement malloc (jemalloc, tcmalloc...).\n"
-	      "When the library is found next to this command, also check that it is\n"
-	      "safe to preload: it may need only libc.so.6, and no newer glibc than\n"
-	      "this system has.\n"
-	      "\n"
-	      "  --json    one JSON object per line: binary, path, ok, reachable,\n"
-	      "            kind, reason, needed, warnings, notes, interposed,\n"
-	      "            allocator, shadowed, missing, library\n"
-	      "  --system  also check /etc/ld.so.preload and /etc/teardown.conf; run\n"
-	      "            this before adding the library to /etc/ld.so.preload\n"
-	      "\n"
-	      "Exit status: 0 if teardown can act on every program without a warning\n"
-	      "(and the system checks pass), 1 if not, 2 on bad usage.\n",
-	      f);
+	return td__doc_opts_table;
 }
 
 /* ---- output ------------------------------------------------------------- */
-
-/* s as a JSON string; the escaping itself is fmt.c's. */
-static void td__json_str(FILE *out, const char *s)
-{
-	size_t n = strlen(s), cap = n * 6 + 3;
-	char *mem = malloc(cap);
-	struct td_buf b;
-
-	if (mem == NULL) {
-		fputs("\"\"", out);
-		return;
-	}
-	td_buf_init(&b, mem, cap);
-	td_buf_json_str(&b, s, n);
-	fputs(td_buf_cstr(&b), out);
-	free(mem);
-}
 
 /* s with every byte that is not printable ASCII as '?': names from files. */
 static void td__put_safe(FILE *out, const char *s)
@@ -130,7 +106,7 @@ static void td__json_strs(FILE *out, const char *key, char *const *v, int n)
 	for (int k = 0; k < n; k++) {
 		if (k)
 			fputc(',', out);
-		td__json_str(out, v[k]);
+		td_put_json_str(out, v[k]);
 	}
 	fputc(']', out);
 }
@@ -141,9 +117,9 @@ static void td__json_hits(FILE *out, const char *key, const struct td__syms *y,
 	fprintf(out, ",\"%s\":[", key);
 	for (size_t k = 0; k < n; k++) {
 		fputs(k ? ",{\"symbol\":" : "{\"symbol\":", out);
-		td__json_str(out, h[k].symbol);
+		td_put_json_str(out, h[k].symbol);
 		fputs(",\"defined_in\":", out);
-		td__json_str(out, y->sc.obj[h[k].obj].path);
+		td_put_json_str(out, y->sc.obj[h[k].obj].path);
 		if (with_alloc)
 			fprintf(out, ",\"allocator\":%s", h[k].allocator ? "true" : "false");
 		fputc('}', out);
@@ -169,17 +145,17 @@ static void td__json_syms(FILE *out, const struct td__syms *y)
 	if (y->ran && r->alloc >= 0) {
 		fputs("{\"name\":", out);
 		if (r->alloc_name != NULL)
-			td__json_str(out, r->alloc_name);
+			td_put_json_str(out, r->alloc_name);
 		else
 			fputs("null", out);
 		fputs(",\"defined_in\":", out);
-		td__json_str(out, y->sc.obj[r->alloc].path);
+		td_put_json_str(out, y->sc.obj[r->alloc].path);
 		fprintf(out, ",\"complete\":%s,\"not_replaced\":[",
 			r->alloc_complete ? "true" : "false");
 		for (int k = 0; r->alloc_other[k] != NULL; k++) {
 			if (k)
 				fputc(',', out);
-			td__json_str(out, r->alloc_other[k]);
+			td_put_json_str(out, r->alloc_other[k]);
 		}
 		fputs("]}", out);
 	} else {
@@ -191,14 +167,14 @@ static void td__json_syms(FILE *out, const struct td__syms *y)
 		const struct td_ld_missing *m = &y->sc.missing[k];
 
 		fputs(k ? ",{\"name\":" : "{\"name\":", out);
-		td__json_str(out, m->name);
+		td_put_json_str(out, m->name);
 		fputs(",\"needed_by\":", out);
-		td__json_str(out, m->loader >= 0 ? y->sc.obj[m->loader].path : "?");
+		td_put_json_str(out, m->loader >= 0 ? y->sc.obj[m->loader].path : "?");
 		fputc('}', out);
 	}
 	fputs("],\"library\":", out);
 	if (y->have_lib) {
-		td__json_str(out, y->lib);
+		td_put_json_str(out, y->lib);
 		fprintf(out, ",\"library_imports\":%zu", r->n_imports);
 	} else {
 		fputs("null,\"library_imports\":null", out);
@@ -220,29 +196,29 @@ static void td__emit(const struct td__doc_opts *o, const struct td__finding *f)
 	fputs("{\"", out);
 	fputs(f->key, out);
 	fputs("\":", out);
-	td__json_str(out, f->name);
+	td_put_json_str(out, f->name);
 	fputs(",\"path\":", out);
 	if (f->path != NULL)
-		td__json_str(out, f->path);
+		td_put_json_str(out, f->path);
 	else
 		fputs("null", out);
 	fprintf(out, ",\"ok\":%s", f->ok ? "true" : "false");
 	if (f->kind != NULL) {
 		fputs(",\"kind\":", out);
-		td__json_str(out, f->kind);
+		td_put_json_str(out, f->kind);
 	}
 	fputs(",\"reason\":", out);
-	td__json_str(out, f->reason);
+	td_put_json_str(out, f->reason);
 	if (f->interp != NULL) {
 		fputs(",\"interpreter\":", out);
-		td__json_str(out, f->interp);
+		td_put_json_str(out, f->interp);
 	}
 	if (f->key[0] == 'b' || f->elf != NULL) {
 		fputs(",\"needed\":[", out);
 		for (int k = 0; f->elf != NULL && k < f->elf->n_needed; k++) {
 			if (k)
 				fputc(',', out);
-			td__json_str(out, f->elf->needed[k]);
+			td_put_json_str(out, f->elf->needed[k]);
 		}
 		fputc(']', out);
 	}
@@ -262,7 +238,7 @@ static void td__emit(const struct td__doc_opts *o, const struct td__finding *f)
 			if (!first)
 				fputc(',', out);
 			first = false;
-			td__json_str(out, y->name);
+			td_put_json_str(out, y->name);
 		}
 		fputc(']', out);
 	}
@@ -723,8 +699,10 @@ static int td__syms_check(const char *path, bool secure, struct td__syms *y)
 	size_t n = 0;
 	int rc;
 
+	char why[PATH_MAX + 128];
+
 	memset(y, 0, sizeof(*y));
-	y->have_lib = td_find_library(y->lib) == 0;
+	y->have_lib = td_find_library(y->lib, NULL, why, sizeof(why)) == 0;
 	td_ld_env_host(&env, secure ? NULL : getenv("LD_LIBRARY_PATH"));
 	if ((roots[n++] = strdup(path)) == NULL)
 		return -ENOMEM;
@@ -993,7 +971,7 @@ static int td__doc_library(const struct td__doc_opts *o, bool system_mode)
 	bool loads;
 	int ok;
 
-	if (td_find_library(path) != 0) {
+	if (td_find_library(path, NULL, reason, sizeof(reason)) != 0) {
 		if (!system_mode)
 			return 1;
 		f.name = TD__LIBNAME;
@@ -1262,73 +1240,25 @@ int td_doctor_system(FILE *out, bool json)
 	return ok ? 0 : 1;
 }
 
-/*
- * `teardown check --system [OPTIONS] [FILE...]` arrives here with argv[0]
- * "check": the system checks, then whatever else was asked of check
- * (policy files and their options), so that no argument is dropped.
- */
-static int td__doc_as_check(int argc, char **argv)
-{
-	char **rest = calloc((size_t)argc + 1, sizeof(*rest));
-	int n = 0, rc, rc2 = 0;
-	bool json = false;
-
-	if (rest == NULL) {
-		fprintf(stderr, "teardown check: out of memory\n");
-		return 1;
-	}
-	rest[n++] = argv[0];
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = true;
-		else if (strcmp(argv[i], "--system") != 0)
-			rest[n++] = argv[i];
-	}
-	rc = td_doctor_system(stdout, json);
-	if (n > 1)
-		rc2 = td_cmd_check(n, rest);
-	free(rest);
-	if (rc2 == 2)
-		return 2;
-	return rc || rc2 ? 1 : 0;
-}
-
-int td_cmd_doctor(int argc, char **argv)
+static int td_cmd_doctor(int argc, char **argv)
 {
 	struct td__doc_opts o = {.out = stdout};
-	int i, first = argc, ok = 1;
+	struct td_getopt g;
+	int i, ok = 1, c;
 
-	if (argc > 0 && strcmp(argv[0], "check") == 0)
-		return td__doc_as_check(argc, argv);
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (strcmp(a, "--") == 0) {
-			first = i + 1;
-			break;
-		}
-		if (a[0] != '-' || a[1] == '\0') {
-			first = i;
-			break;
-		}
-		if (strcmp(a, "--json") == 0) {
-			o.json = true;
-		} else if (strcmp(a, "--system") == 0) {
-			o.system = true;
-		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			td__doc_usage(stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "teardown doctor: unknown option %s\n", a);
-			td__doc_usage(stderr);
-			return 2;
+	if (td_getopt_init(&g, &td_cmd_doctor_def, argc, argv, false) != 0)
+		return TD_EXIT_USAGE;
+	while ((c = td_getopt_next(&g)) != -1) {
+		switch (c) {
+		case TD_OPT_DONE: td_getopt_free(&g); return g.status;
+		case O_JSON: o.json = true; break;
+		case O_SYSTEM: o.system = true; break;
 		}
 	}
-	if (first >= argc && !o.system) {
-		td__doc_usage(stderr);
-		return 2;
-	}
-	for (i = first; i < argc; i++)
+	td_getopt_free(&g);
+	if (optind >= argc && !o.system)
+		return td_usage_error(&td_cmd_doctor_def, "no program given (or --system)");
+	for (i = optind; i < argc; i++)
 		ok &= td__doc_binary(argv[i], &o);
 	if (o.system)
 		ok &= td_doctor_system(stdout, o.json) == 0;
@@ -1337,3 +1267,23 @@ int td_cmd_doctor(int argc, char **argv)
 	fflush(stdout);
 	return ok ? 0 : 1;
 }
+
+const struct td_cmd td_cmd_doctor_def = {
+	.name = "doctor",
+	.synopsis = "[--json] [--system] PROGRAM...",
+	.summary = "can PROGRAM be interposed, and is the library safe to preload?",
+	.about = "Tell whether teardown can act on each program: LD_PRELOAD never reaches\n"
+		 "static binaries, Go makes its own system calls, and set-user-ID programs\n"
+		 "ignore LD_PRELOAD.  PROGRAM is a path or a command name looked up in PATH.\n"
+		 "For a dynamically linked program, also find the libc functions the\n"
+		 "library calls that the program (or a library it loads) defines itself,\n"
+		 "so that the loader gives the library the program's function instead\n"
+		 "of libc's, and name a replacement malloc (jemalloc, tcmalloc...).\n"
+		 "Also check the library a run would preload: it may need only libc.so.6,\n"
+		 "and no newer glibc than this system has.",
+	.opts = td__doc_table,
+	.after = "Exit status: 0 if teardown can act on every program without a warning\n"
+		 "(and the system checks pass), 1 if not, 125 on bad usage.",
+	.main = td_cmd_doctor,
+	.operands = "@command @file",
+};

@@ -4,39 +4,34 @@
 
 #include "cli.h"
 
-static void td__usage(FILE *out)
-{
-	fputs("usage: teardown [options] -- COMMAND [ARGS...]   run COMMAND under a policy\n"
-	      "       teardown check [--canonical] [--system] FILE...  validate policy files\n"
-	      "       teardown report [--format text|json] LOG...      summarise JSON logs\n"
-	      "       teardown doctor [--json] [--system] BINARY...    can BINARY be interposed?\n"
-	      "       teardown --help | --version\n"
-	      "Run `teardown --help` for the run options.\n",
-	      out);
-}
+const struct td_cmd *const td_cmds[] = {
+	&td_cmd_run_def, &td_cmd_check_def, &td_cmd_report_def, &td_cmd_doctor_def,
+	&td_cmd_systemd_def, &td_cmd_help_def, NULL,
+};
 
 int main(int argc, char **argv)
 {
 	const char *sub = argc > 1 ? argv[1] : NULL;
+	const struct td_cmd *c;
 
 	if (sub == NULL) {
-		td__usage(stderr);
-		return 2;
+		fputs("usage: teardown [run] [options] [--] COMMAND [ARGS...]\n"
+		      "       teardown check|report|doctor|systemd|help [options] [ARGS...]\n"
+		      "Try 'teardown --help'.\n",
+		      stderr);
+		return TD_EXIT_USAGE;
 	}
-	if (strcmp(sub, "check") == 0) {
-		/* `teardown check --system` is the system half of doctor */
-		for (int i = 2; i < argc; i++)
-			if (strcmp(argv[i], "--system") == 0)
-				return td_cmd_doctor(argc - 1, argv + 1);
-		return td_cmd_check(argc - 1, argv + 1);
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+		td_main_usage(stdout);
+		return 0;
 	}
-	if (strcmp(sub, "report") == 0)
-		return td_cmd_report(argc - 1, argv + 1);
-	if (strcmp(sub, "doctor") == 0)
-		return td_cmd_doctor(argc - 1, argv + 1);
-	if (strcmp(sub, "version") == 0 || strcmp(sub, "--version") == 0) {
+	if (strcmp(sub, "--version") == 0 || strcmp(sub, "version") == 0) {
 		printf("teardown %s\n", TD_VERSION);
 		return 0;
 	}
+	c = td_cmd_find(sub);
+	if (c != NULL)
+		return c->main(argc - 1, argv + 1);
+	/* the default: teardown [options] [--] COMMAND [ARGS...] */
 	return td_cmd_run(argc, argv);
 }

@@ -17,19 +17,17 @@
 #include "cli.h"
 #include "lib/report.h"
 
-static void td__report_usage(FILE *out)
+static const struct td_opt td__report_opts[] = {
+	{"format", 'f', "FORMAT",
+	 "text (default), json, or prometheus (counters in the\n"
+	 "text exposition format, for node_exporter's textfile\n"
+	 "collector)", "text json prometheus"},
+	{0},
+};
+
+static const struct td_opt *td__report_table(void)
 {
-	fputs("usage: teardown report [--format text|json|prometheus] LOG...\n"
-	      "  Summarize JSON audit logs (log.format = \"json\") per program.\n"
-	      "  LOG may be '-' for standard input; give rotated parts as separate\n"
-	      "  files (gzip-compressed ones are read through gzip -dc).  Also read:\n"
-	      "  syslog files (lines \"... teardown[PID]: {...}\") and the output of\n"
-	      "  journalctl -o json.  Text-format and malformed lines are counted,\n"
-	      "  never fatal.\n"
-	      "  --format, -f  text (default), json, or prometheus (counters in the\n"
-	      "                text exposition format, for node_exporter's textfile\n"
-	      "                collector)\n",
-	      out);
+	return td__report_opts;
 }
 
 /* `gzip -dc -- path` with its output on a pipe; NULL with errno. */
@@ -146,56 +144,35 @@ out:
 	return err;
 }
 
-int td_cmd_report(int argc, char **argv)
+static int td_cmd_report(int argc, char **argv)
 {
-	int format = TD_REPORT_TEXT, nread = 0, nfiles = 0, i, err;
+	int format = TD_REPORT_TEXT, nread = 0, nfiles = 0, i, err, c;
+	struct td_getopt g;
 	struct td_report *r;
 
-	/* options first; "--" ends them, and "-" alone is a file (stdin) */
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = NULL;
-
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
+	if (td_getopt_init(&g, &td_cmd_report_def, argc, argv, false) != 0)
+		return TD_EXIT_USAGE;
+	while ((c = td_getopt_next(&g)) != -1) {
+		if (c == TD_OPT_DONE) {
+			td_getopt_free(&g);
+			return g.status;
 		}
-		if (a[0] != '-' || a[1] == '\0')
-			break;
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			td__report_usage(stdout);
-			return 0;
-		}
-		if (strcmp(a, "--format") == 0 || strcmp(a, "-f") == 0) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "teardown report: %s needs a value\n", a);
-				return 2;
-			}
-			val = argv[++i];
-		} else if (strncmp(a, "--format=", 9) == 0) {
-			val = a + 9;
-		} else {
-			fprintf(stderr, "teardown report: unknown option '%s'\n", a);
-			td__report_usage(stderr);
-			return 2;
-		}
-		if (strcmp(val, "text") == 0) {
+		if (strcmp(optarg, "text") == 0) {
 			format = TD_REPORT_TEXT;
-		} else if (strcmp(val, "json") == 0) {
+		} else if (strcmp(optarg, "json") == 0) {
 			format = TD_REPORT_JSON;
-		} else if (strcmp(val, "prometheus") == 0) {
+		} else if (strcmp(optarg, "prometheus") == 0) {
 			format = TD_REPORT_PROMETHEUS;
 		} else {
-			fprintf(stderr,
-				"teardown report: --format is text, json or prometheus, not '%s'\n",
-				val);
-			return 2;
+			td_getopt_free(&g);
+			return td_usage_error(&td_cmd_report_def,
+					      "--format is text, json or prometheus, not '%s'", optarg);
 		}
 	}
-	if (i >= argc) {
-		fputs("teardown report: no log given\n", stderr);
-		td__report_usage(stderr);
-		return 2;
-	}
+	td_getopt_free(&g);
+	i = optind;
+	if (i >= argc)
+		return td_usage_error(&td_cmd_report_def, "no log given");
 	r = td_report_new();
 	if (r == NULL) {
 		fputs("teardown report: out of memory\n", stderr);
@@ -232,3 +209,18 @@ int td_cmd_report(int argc, char **argv)
 	}
 	return 0;
 }
+
+const struct td_cmd td_cmd_report_def = {
+	.name = "report",
+	.synopsis = "[--format text|json|prometheus] LOG...",
+	.summary = "summarise audit logs per program",
+	.about = "Summarize JSON audit logs (log.format = \"json\") per program.  LOG may\n"
+		 "be - for standard input; give rotated parts as separate files\n"
+		 "(gzip-compressed ones are read through gzip -dc).  Also read: syslog\n"
+		 "files (lines \"... teardown[PID]: {...}\") and the output of journalctl\n"
+		 "-o json.  Text-format and malformed lines are counted, never fatal.",
+	.opts = td__report_table,
+	.after = "Exit status: 0; 1 when no log could be read; 125 on bad usage.",
+	.main = td_cmd_report,
+	.operands = "@file",
+};

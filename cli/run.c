@@ -21,6 +21,8 @@
 
 #include "cli.h"
 #include "doctor.h"
+#include "lib/out.h"
+#include "lib/shadow.h"
 #include "teardown/config.h"
 #include "teardown/event.h"
 #include "teardown/fault.h"
@@ -28,80 +30,74 @@
 #include "teardown/run.h"
 #include "teardown/schema.h"
 
-struct td_run_opts {
-	const char *config;
-	bool dry_run;
-	bool have_rule; /* some option describes a rule */
-	bool have_log;	/* some option sets a log key */
-	/* each schema key's values from the options, in order */
-	const char **vals[64];
-	size_t nvals[64];
-};
-
 #define O_KEY 1000 /* + the schema row: an option that sets a policy key */
-enum { O_VERSION = 256, O_HELP };
+enum { O_VERSION = TD_OPT_LONG, O_LIBRARY };
 
-static const struct option td__fixed[] = {
-	{"config", required_argument, NULL, 'c'},
-	{"dry-run", no_argument, NULL, 'n'},
-	{"version", no_argument, NULL, O_VERSION},
-	{"help", no_argument, NULL, O_HELP},
+static const struct td_opt td__fixed[] = {
+	{"config", 'c', "FILE",
+	 "a policy file (libconfig syntax, teardown.conf(5)); the\n"
+	 "options below add a rule in front of its rules", "@file"},
+	{"dry-run", 'n', NULL,
+	 "print the environment COMMAND would get as shell\n"
+	 "export lines (eval \"$(teardown -n ...)\"), run nothing", NULL},
+	{"quiet", 'q', NULL,
+	 "the rule made from the options (or the observing\n"
+	 "rule) writes no events; a -c file's rules log as it says", NULL},
+	{"library", 'l', "PATH",
+	 "preload this libteardown.so (default: $TEARDOWN_LIBRARY,\n"
+	 "then the one installed with this command)", "@file"},
+	{"version", O_VERSION, NULL, "print the version and exit", NULL},
+	{0},
 };
+#define TD__N_FIXED (sizeof(td__fixed) / sizeof(td__fixed[0]) - 1)
 
-/* getopt_long's table: the fixed options, then one per schema key with one. */
-static struct option *td__options(void)
+/* A scope's options under a heading, as the schema lists them. */
+static size_t td__scope_opts(struct td_opt *o, size_t n, int scope, const char *heading)
 {
-	size_t nf = sizeof(td__fixed) / sizeof(td__fixed[0]), n = nf;
-	struct option *o = calloc(nf + td_n_keys + 1, sizeof(*o));
-
-	if (o == NULL)
-		return NULL;
-	memcpy(o, td__fixed, sizeof(td__fixed));
-	for (size_t i = 0; i < td_n_keys; i++) {
-		if (td_keys[i].opt == NULL)
-			continue;
-		o[n].name = td_keys[i].opt;
-		o[n].has_arg = td_keys[i].arg ? required_argument : no_argument;
-		o[n].val = O_KEY + (int)i;
-		n++;
-	}
-	return o;
-}
-
-static void td__help_scope(int scope, const char *title)
-{
-	printf("%s\n", title);
+	o[n++] = (struct td_opt){.help = heading};
 	for (size_t i = 0; i < td_n_keys; i++) {
 		const struct td_key *k = &td_keys[i];
-		char lhs[64];
+		char *words = NULL;
 
 		if (k->scope != scope || k->opt == NULL)
 			continue;
-		snprintf(lhs, sizeof(lhs), "--%s%s%s", k->opt, k->arg ? " " : "", k->arg ? k->arg : "");
-		printf("      %-20s %s\n", lhs, k->help);
+		if (k->kind == TD_K_ENUM) {
+			size_t len = 0;
+
+			for (int v = 0; k->names[v] != NULL; v++)
+				len += strlen(k->names[v]) + 1;
+			words = calloc(1, len + 1);
+			for (int v = 0; words != NULL && k->names[v] != NULL; v++) {
+				strcat(words, v ? " " : "");
+				strcat(words, k->names[v]);
+			}
+		} else if (k->kind == TD_K_TARGET) {
+			words = strdup("stderr syslog journal @file");
+		}
+		o[n++] = (struct td_opt){k->opt, O_KEY + (int)i, k->arg, k->help, words};
 	}
+	return n;
 }
 
-static void td__help(void)
+const struct td_opt *td_run_options(void)
 {
-	fputs("usage: teardown [options] -- COMMAND [ARGS...]\n"
-	      "Run COMMAND with libteardown.so preloaded. With no policy options it\n"
-	      "only observes: nothing changes and every teardown is logged to stderr.\n"
-	      "\n"
-	      "  -c, --config FILE        a policy file (libconfig syntax); the options\n"
-	      "                           below add a rule in front of its rules\n",
-	      stdout);
-	td__help_scope(TD_SC_RULE, "policy:");
-	td__help_scope(TD_SC_MATCH, "match (default: every TCP socket):");
-	td__help_scope(TD_SC_FAULT, "faults:");
-	td__help_scope(TD_SC_LOG, "log:");
-	fputs("other:\n"
-	      "  -n, --dry-run            print what would be set, run nothing\n"
-	      "      --version, --help\n"
-	      "\n"
-	      "The log target is opened (a file is created) before COMMAND runs; when it\n"
-	      "cannot be, teardown says why and exits 125 without running COMMAND.\n",
-	      stdout);
+	static struct td_opt *table;
+	size_t n;
+
+	if (table != NULL)
+		return table;
+	/* kept for the life of the process */
+	table = calloc(TD__N_FIXED + td_n_keys + 9, sizeof(*table));
+	if (table == NULL)
+		return td__fixed; /* no schema options, but still the fixed ones */
+	table[0] = (struct td_opt){.help = "General:"};
+	memcpy(table + 1, td__fixed, TD__N_FIXED * sizeof(td__fixed[0]));
+	n = 1 + TD__N_FIXED;
+	n = td__scope_opts(table, n, TD_SC_RULE, "Policy (a rule in front of the file's rules):");
+	n = td__scope_opts(table, n, TD_SC_MATCH, "Match (default: every TCP socket):");
+	n = td__scope_opts(table, n, TD_SC_FAULT, "Faults:");
+	n = td__scope_opts(table, n, TD_SC_LOG, "Log:");
+	return table;
 }
 
 /* Keep an option's value for its key; the values are read at the end. */
@@ -110,7 +106,7 @@ static int td__opt(const struct td_key *k, const char *arg, struct td_run_opts *
 	size_t i = (size_t)(k - td_keys);
 	const char **v;
 
-	if (i >= sizeof(o->vals) / sizeof(o->vals[0]))
+	if (i >= TD_RUN_MAX_KEYS)
 		return -1;
 	/* a repeatable key gathers its values; any other: the last wins */
 	if (!(k->flags & TD_KF_REPEAT))
@@ -135,7 +131,7 @@ static int td__apply_options(struct td_run_opts *o, struct td_policy *p, struct 
 {
 	char path[PATH_MAX];
 
-	for (size_t i = 0; i < td_n_keys && i < sizeof(o->vals) / sizeof(o->vals[0]); i++) {
+	for (size_t i = 0; i < td_n_keys && i < TD_RUN_MAX_KEYS; i++) {
 		const struct td_key *k = &td_keys[i];
 		struct td_cfg_error err;
 
@@ -146,10 +142,8 @@ static int td__apply_options(struct td_run_opts *o, struct td_policy *p, struct 
 		    strcmp(o->vals[i][0], "stderr") != 0 && strcmp(o->vals[i][0], "syslog") != 0 &&
 		    strcmp(o->vals[i][0], "journal") != 0 && o->vals[i][0][0] != '\0' &&
 		    getcwd(path, sizeof(path)) != NULL) {
-			static char abs_path[2 * PATH_MAX];
-
-			snprintf(abs_path, sizeof(abs_path), "%s/%s", path, o->vals[i][0]);
-			o->vals[i][0] = abs_path;
+			snprintf(o->abs_log, sizeof(o->abs_log), "%s/%s", path, o->vals[i][0]);
+			o->vals[i][0] = o->abs_log;
 		}
 		if (td_policy_set_option(p, r, k, o->vals[i], o->nvals[i], &err) != 0) {
 			fprintf(stderr, "teardown: %s\n", err.msg);
@@ -159,12 +153,35 @@ static int td__apply_options(struct td_run_opts *o, struct td_policy *p, struct 
 	return 0;
 }
 
-int td_find_library(char out[PATH_MAX])
+/* A readable file's real path into out; 0 or -errno. */
+static int td__lib_at(const char *cand, char out[PATH_MAX])
 {
-	char exe[PATH_MAX], cand[PATH_MAX + 64];
-	const char *rel[] = {"/libteardown.so", "/../lib/teardown/libteardown.so"};
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (access(cand, R_OK) != 0)
+		return -errno;
+	if (realpath(cand, out) == NULL)
+		return -errno;
+	return 0;
+}
 
+int td_find_library(char out[PATH_MAX], const char *explicit_path, char *why, size_t cap)
+{
+	const char *env = getenv("TEARDOWN_LIBRARY");
+	const char *rel[] = {"/libteardown.so", "/" TD_LIBDIR_REL "/libteardown.so"};
+	char exe[PATH_MAX], cand[PATH_MAX + 64];
+	ssize_t n;
+	int rc;
+
+	/* chosen by the user: that one or none */
+	if (explicit_path == NULL && env != NULL && env[0] != '\0')
+		explicit_path = env;
+	if (explicit_path != NULL) {
+		rc = td__lib_at(explicit_path, out);
+		if (rc != 0)
+			snprintf(why, cap, "%s%s: %s", explicit_path == env ? "TEARDOWN_LIBRARY=" : "",
+				 explicit_path, strerror(-rc));
+		return rc;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0) {
 		char *slash;
 
@@ -174,15 +191,15 @@ int td_find_library(char out[PATH_MAX])
 			*slash = '\0';
 		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
 			snprintf(cand, sizeof(cand), "%s%s", exe, rel[i]);
-			if (access(cand, R_OK) == 0 && realpath(cand, out) != NULL)
+			if (td__lib_at(cand, out) == 0)
 				return 0;
 		}
 	}
 	snprintf(cand, sizeof(cand), "%s/libteardown.so", TD_LIBDIR);
-	if (access(cand, R_OK) == 0 && strlen(cand) < PATH_MAX) {
-		strcpy(out, cand);
+	if (td__lib_at(cand, out) == 0)
 		return 0;
-	}
+	snprintf(why, cap, "libteardown.so not found next to this program or in %s "
+		 "(--library PATH or TEARDOWN_LIBRARY names another)", TD_LIBDIR);
 	return -ENOENT;
 }
 
@@ -207,13 +224,56 @@ static char *td__read_all(const char *path, size_t *len)
 	return text;
 }
 
+/* "a (line 4), b (line 9) and 3 more": the rules of p hidden (by[j] == 0). */
+static void td__hidden_names(FILE *out, const struct td_policy *p, const int32_t *by)
+{
+	uint32_t shown = 0, more = 0;
+
+	for (uint32_t j = 1; j < p->n_rules; j++) {
+		if (by[j] != 0)
+			continue;
+		if (shown == 8) {
+			more++;
+			continue;
+		}
+		fputs(shown ? ", " : "", out);
+		td_put_text_str(out, p->rules[j].name);
+		if (p->rules[j].line > 0)
+			fprintf(out, " (line %d)", p->rules[j].line);
+		shown++;
+	}
+	if (more)
+		fprintf(out, " and %u more", more);
+}
+
 /*
- * The policy text to hand to the library.  Only a file: its path goes in
- * TEARDOWN_CONFIG (*as_path).  Otherwise the text is built: the file's
- * policy, re-printed in canonical form, with the options' rule first and
- * the log options applied.
+ * The options' rule goes first.  One with no match criterion decides
+ * every socket, so none of the file's rules can ever apply: say so, and
+ * name them.  (An options' rule with criteria that happen to cover some
+ * of the file's rules is taken as a deliberate override.)
  */
-static char *td__policy(struct td_run_opts *o, bool *as_path, struct td_policy *logp)
+static void td__warn_hidden(const struct td_policy *all, const char *file)
+{
+	int32_t *by;
+
+	if (all->n_rules < 2 || !td_rule_matches_all(&all->rules[0]))
+		return;
+	by = calloc(all->n_rules, sizeof(*by));
+	if (by == NULL)
+		return;
+	for (uint32_t j = 1; j < all->n_rules; j++)
+		by[j] = td_rule_covers(&all->rules[0], &all->rules[j]) ? 0 : -1;
+	fputs("teardown: warning: the rule from the options has no match criterion (--program, "
+	      "--role, --remote, --local, --remote-port, --local-port) and comes first, so it "
+	      "decides every socket and the rules of ", stderr);
+	td_put_text_str(stderr, file);
+	fputs(" never apply: ", stderr);
+	td__hidden_names(stderr, all, by);
+	fputc('\n', stderr);
+	free(by);
+}
+
+char *td_run_policy(struct td_run_opts *o, bool *as_path, struct td_policy *logp)
 {
 	struct td_policy all;
 	struct td_cfg_error err;
@@ -256,6 +316,11 @@ static char *td__policy(struct td_run_opts *o, bool *as_path, struct td_policy *
 			td_policy_free(&all);
 			return NULL;
 		}
+		/* -q: the options' rule (or the observing one) writes nothing */
+		if (o->quiet)
+			rules[0].log = false;
+		if (o->config != NULL)
+			td__warn_hidden(&all, o->config);
 	}
 	if (td__apply_options(o, &all, NULL) != 0) {
 		td_policy_free(&all);
@@ -275,19 +340,37 @@ static char *td__policy(struct td_run_opts *o, bool *as_path, struct td_policy *
 }
 
 /*
- * LD_PRELOAD with the library first; an existing list is kept after it.
- * The value the command gets (and --dry-run prints), or NULL (no memory).
+ * LD_PRELOAD with the library first, then the entries of old (separated
+ * by colons or blanks, as ld.so reads them) that are not a libteardown.so
+ * (this one or another: two copies would each act on every socket).
+ * NULL when out of memory.
  */
-static char *td__preload_value(const char *lib)
+char *td_preload_join(const char *lib, const char *old)
 {
-	const char *old = getenv("LD_PRELOAD");
-	char *v;
+	size_t cap = strlen(lib) + (old ? strlen(old) : 0) + 2;
+	char *v = malloc(cap), *w;
 
-	if (old == NULL || *old == '\0')
-		return strdup(lib);
-	if (strstr(old, lib) != NULL)
-		return strdup(old);
-	return asprintf(&v, "%s:%s", lib, old) < 0 ? NULL : v;
+	if (v == NULL)
+		return NULL;
+	w = v + snprintf(v, cap, "%s", lib);
+	while (old != NULL && *old) {
+		size_t n = strcspn(old, ": \t\n");
+		const char *base = old;
+
+		for (size_t i = 0; i < n; i++)
+			if (old[i] == '/')
+				base = old + i + 1;
+		if (n > 0 && !((size_t)(old + n - base) == strlen("libteardown.so") &&
+			       memcmp(base, "libteardown.so", strlen("libteardown.so")) == 0)) {
+			*w++ = ':';
+			memcpy(w, old, n);
+			w += n;
+			*w = '\0';
+		}
+		old += n;
+		old += strspn(old, ": \t\n");
+	}
+	return v;
 }
 
 /*
@@ -352,6 +435,47 @@ fail:
 	return NULL;
 }
 
+int td_run_take(struct td_run_opts *o, int c, const char *arg)
+{
+	switch (c) {
+	case 'c': o->config = arg; return 0;
+	case 'n': o->dry_run = true; return 0;
+	case 'q': o->quiet = true; return 0;
+	case 'l': o->library = arg; return 0;
+	default:
+		if (c < O_KEY || (size_t)(c - O_KEY) >= td_n_keys)
+			return 1;
+		return td__opt(&td_keys[c - O_KEY], arg, o) == 0 ? 0 : -1;
+	}
+}
+
+void td_run_opts_free(struct td_run_opts *o)
+{
+	for (size_t i = 0; i < TD_RUN_MAX_KEYS; i++)
+		free(o->vals[i]);
+	memset(o, 0, sizeof(*o));
+}
+
+/* -n: what the command would get, as lines a shell can source. */
+static void td__dry_run(const char *preload, const char *policy, bool as_path, int n,
+			char **cmd)
+{
+	fputs("export LD_PRELOAD=", stdout);
+	td_put_shell_word(stdout, preload);
+	fputs(as_path ? "\nexport TEARDOWN_CONFIG=" : "\nexport TEARDOWN_POLICY=", stdout);
+	td_put_shell_word(stdout, policy);
+	/* the library reads TEARDOWN_CONFIG before TEARDOWN_POLICY */
+	fputs(as_path ? "\n" : "\nunset TEARDOWN_CONFIG\n", stdout);
+	if (n > 0) {
+		fputs("# exec:", stdout);
+		for (int i = 0; i < n; i++) {
+			fputc(' ', stdout);
+			td_put_shell_word(stdout, cmd[i]);
+		}
+		fputc('\n', stdout);
+	}
+}
+
 /*
  * The run's counters file (include/teardown/run.h): every process of this
  * run draws its fault numbers from it, so a fixed seed gives the stated
@@ -399,73 +523,66 @@ static char *td__run_file(void)
 int td_cmd_run(int argc, char **argv)
 {
 	struct td_run_opts o;
+	struct td_getopt g;
 	char lib[PATH_MAX];
 	char *policy, *preload;
 	static struct td_policy logp;
 	char why[PATH_MAX + 256];
-	struct option *longopts;
 	bool as_path;
-	int c;
+	int c, rc;
 
 	memset(&o, 0, sizeof(o));
-	longopts = td__options();
-	if (longopts == NULL) {
-		perror("teardown");
-		return 1;
-	}
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "+c:n", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c': o.config = optarg; break;
-		case 'n': o.dry_run = true; break;
-		case O_VERSION: printf("teardown %s\n", TD_VERSION); free(longopts); return 0;
-		case O_HELP: td__help(); free(longopts); return 0;
-		case '?': free(longopts); return 2;
-		default:
-			if (c < O_KEY || (size_t)(c - O_KEY) >= td_n_keys ||
-			    td__opt(&td_keys[c - O_KEY], optarg, &o) != 0) {
-				free(longopts);
-				return 2;
-			}
+	if (td_getopt_init(&g, &td_cmd_run_def, argc, argv, true) != 0)
+		return TD_EXIT_USAGE;
+	while ((c = td_getopt_next(&g)) != -1) {
+		if (c == TD_OPT_DONE) {
+			td_getopt_free(&g);
+			td_run_opts_free(&o);
+			return g.status;
+		}
+		if (c == O_VERSION) {
+			printf("teardown %s\n", TD_VERSION);
+			td_getopt_free(&g);
+			td_run_opts_free(&o);
+			return 0;
+		}
+		rc = td_run_take(&o, c, optarg);
+		if (rc != 0) {
+			td_getopt_free(&g);
+			td_run_opts_free(&o);
+			if (rc < 0)
+				perror("teardown");
+			return TD_EXIT_USAGE;
 		}
 	}
-	free(longopts);
+	td_getopt_free(&g);
 	if (optind >= argc && !o.dry_run) {
-		fputs("teardown: no command given (usage: teardown [options] -- COMMAND [ARGS...])\n", stderr);
-		return 2;
+		td_run_opts_free(&o);
+		return td_usage_error(&td_cmd_run_def, "no command given");
 	}
-	if (td_find_library(lib) != 0) {
-		fprintf(stderr, "teardown: libteardown.so not found next to this program or in %s\n", TD_LIBDIR);
-		return 1;
+	rc = TD_EXIT_USAGE;
+	policy = preload = NULL;
+	if (td_find_library(lib, o.library, why, sizeof(why)) != 0) {
+		fprintf(stderr, "teardown: %s\n", why);
+		goto out;
 	}
-	policy = td__policy(&o, &as_path, &logp);
+	policy = td_run_policy(&o, &as_path, &logp);
 	if (policy == NULL)
-		return 2;
-	preload = td__preload_value(lib);
+		goto out;
+	preload = td_preload_join(lib, getenv("LD_PRELOAD"));
 	if (preload == NULL) {
 		perror("teardown");
-		return 1;
+		goto out;
 	}
 	if (o.dry_run) {
-		printf("LD_PRELOAD=%s\n", preload);
-		if (as_path)
-			printf("TEARDOWN_CONFIG=%s\n", policy);
-		else
-			printf("TEARDOWN_POLICY=<<EOF\n%sEOF\n", policy);
-		printf("exec:");
-		for (int i = optind; i < argc; i++)
-			printf(" %s", argv[i]);
-		printf("\n");
-		free(policy);
-		free(preload);
-		return 0;
+		td__dry_run(preload, policy, as_path, argc - optind, argv + optind);
+		rc = 0;
+		goto out;
 	}
 	/* an audit nobody can read is refused, not run in silence */
 	if (td_log_target_check(&logp, true, why, sizeof(why)) != 0) {
 		fprintf(stderr, "teardown: %s; not running %s\n", why, argv[optind]);
-		free(policy);
-		free(preload);
-		return 125;
+		goto out;
 	}
 	td_doctor_warn(argv[optind], stderr);
 	if (!as_path && strlen(policy) > TD_ENV_POLICY_MAX) {
@@ -473,10 +590,17 @@ int td_cmd_run(int argc, char **argv)
 		char *file = td__policy_file(policy);
 
 		if (file == NULL)
-			return 1;
+			goto out;
 		free(policy);
 		policy = file;
 		as_path = true;
+	}
+	if (getenv("TEARDOWN_RUN") == NULL) {
+		char *run = td__run_file();
+
+		if (run != NULL && setenv("TEARDOWN_RUN", run, 1) != 0)
+			perror("teardown: setenv");
+		free(run);
 	}
 	if (getenv("TEARDOWN_RUN") == NULL) {
 		char *run = td__run_file();
@@ -489,11 +613,38 @@ int td_cmd_run(int argc, char **argv)
 	    (as_path ? setenv("TEARDOWN_CONFIG", policy, 1)
 		     : (unsetenv("TEARDOWN_CONFIG"), setenv("TEARDOWN_POLICY", policy, 1))) != 0) {
 		perror("teardown: setenv");
-		return 1;
+		goto out;
 	}
 	free(policy);
 	free(preload);
+	td_run_opts_free(&o);
 	execvp(argv[optind], argv + optind);
 	fprintf(stderr, "teardown: %s: %s\n", argv[optind], strerror(errno));
-	return errno == ENOENT ? 127 : 126;
+	return errno == ENOENT ? TD_EXIT_NOT_FOUND : TD_EXIT_CANNOT_RUN;
+out:
+	free(policy);
+	free(preload);
+	td_run_opts_free(&o);
+	return rc;
 }
+
+const struct td_cmd td_cmd_run_def = {
+	.name = "run",
+	.synopsis = "[options] [--] COMMAND [ARGS...]\n"
+		    "(or: teardown [options] [--] COMMAND [ARGS...])",
+	.summary = "run COMMAND under a policy (the default subcommand)",
+	.about = "Run COMMAND with libteardown.so preloaded: the policy (a -c file, the\n"
+		 "options, or both) decides how its TCP connections end, injects faults,\n"
+		 "and logs every teardown.  With no policy options it only observes:\n"
+		 "nothing changes and every teardown is logged to stderr.  teardown\n"
+		 "exec()s COMMAND, so its exit status and signals are COMMAND's own.",
+	.opts = td_run_options,
+	.after = "The log target is opened (a file is created) before COMMAND runs; when it\n"
+		 "cannot be, teardown says why and exits 125 without running COMMAND.\n"
+		 "\n"
+		 "Exit status: COMMAND's own; 125 when teardown itself fails (bad usage,\n"
+		 "an invalid policy, no library, a log target it cannot open); 126 when\n"
+		 "COMMAND cannot be run, 127 when it is not found.",
+	.main = td_cmd_run,
+	.operands = "@command",
+};

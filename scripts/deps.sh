@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, or say exactly which.
-# usage: scripts/deps.sh build|test|demo|bench
+# usage: scripts/deps.sh build|test|demo|bench|deb
 set -eu
 build="gcc make libc6-dev"
 # The real programs of the compatibility suite (tests/e2e/test_compat.py).
@@ -8,10 +8,11 @@ compat="util-linux redis-server redis-tools haproxy memcached apache2 lighttpd s
 postgresql postgresql-client nodejs libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0"
 case "${1:-build}" in
 build) pkgs="$build" ;;
-test)  pkgs="$build libconfig-dev libcriterion-dev python3 iproute2 tcpdump tshark bpftrace curl nginx-light wrk strace valgrind clang libclang-rt-14-dev logrotate prometheus systemd gzip $compat" ;;
+test)  pkgs="$build libconfig-dev libcriterion-dev python3 iproute2 tcpdump tshark bpftrace curl nginx-light wrk strace valgrind clang libclang-rt-14-dev logrotate prometheus systemd gzip groff man-db bash-completion dpkg-dev $compat" ;;
 demo)  pkgs="$build python3 iproute2 tcpdump curl" ;;
 bench) pkgs="$build python3 iproute2 util-linux strace valgrind wrk nginx-light redis-server redis-tools haproxy apache2 busybox postgresql" ;;
-*) echo "usage: $0 build|test|demo|bench" >&2; exit 2 ;;
+deb)   pkgs="$build dpkg-dev debhelper lintian python3 iproute2 curl" ;;
+*) echo "usage: $0 build|test|demo|bench|deb" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do

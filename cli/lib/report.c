@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "out.h"
 #include "report.h"
 #include "teardown/fields.h"
 #include "teardown/fmt.h"
@@ -751,29 +752,15 @@ size_t td_report_nprogs(const struct td_report *r)
 
 /*
  * Names come from the logged programs, so they are escaped on the way
- * out as well: a program name must not be able to forge report lines or
- * send terminal control sequences.
+ * out as well (out.c): a program name must not be able to forge report
+ * lines or send terminal control sequences.
  */
 static void td__put_esc(FILE *out, const char *s, bool json)
 {
-	size_t n = strlen(s);
-	size_t cap = 6 * n + 3;
-	char *mem = malloc(cap);
-	struct td_buf b;
-
-	if (mem == NULL) {
-		/* keep the output valid; the caller sees no error, but
-		 * this needs a many-megabyte name with memory exhausted */
-		fputs(json ? "\"?\"" : "?", out);
-		return;
-	}
-	td_buf_init(&b, mem, cap);
 	if (json)
-		td_buf_json_str(&b, s, n);
+		td_put_json_str(out, s);
 	else
-		td_buf_text_str(&b, s, n);
-	fwrite(b.p, 1, b.len, out);
-	free(mem);
+		td_put_text_str(out, s);
 }
 
 static void td__json_key(FILE *out, const char *key, bool *first)

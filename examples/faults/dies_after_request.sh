@@ -21,7 +21,7 @@
 # namespace, and a build (make): build/teardown.
 set -euo pipefail
 
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../common.sh"
 
 cat >"$DIR/server.py" <<'PYEOF'
 import socket

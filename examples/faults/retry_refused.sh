@@ -23,7 +23,7 @@
 # namespace, and a build (make): build/teardown, build/examples/tdpeer.
 set -euo pipefail
 
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../common.sh"
 
 # The server, without the library: 5 connections, each reads a 5-byte
 # request and sends a 5-byte reply.

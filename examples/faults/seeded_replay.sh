@@ -20,7 +20,7 @@
 # namespace, and a build (make): build/teardown, build/examples/tdpeer.
 set -euo pipefail
 
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../common.sh"
 
 # One server, without the library, for the 4 runs of 20 connections.
 "$TDPEER" server --listen 127.0.0.1:7002 --count 80 --read-until-eof >"$DIR/server.out" &

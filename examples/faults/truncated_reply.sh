@@ -16,7 +16,7 @@
 # namespace, curl, and a build (make): build/teardown.
 set -euo pipefail
 
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../common.sh"
 
 mkdir -p "$DIR/www"
 head -c 200000 /dev/zero >"$DIR/www/big.bin"

@@ -38,6 +38,18 @@ int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
 			 const char *source, struct td_cfg_error *err);
 
 /*
+ * The same, for `teardown check`: reading goes on after a bad value (with
+ * the next key, the next rule) and every error found is stored in errs,
+ * in line order, at most cap of them.  Returns how many were found (0:
+ * the policy is valid and p holds it, as td_policy_parse_text() would),
+ * or -ENOMEM.  Errors that end the reading (the size, the checks on the
+ * raw text, a syntax error) are the only one.  Messages are the ones
+ * td_policy_parse_text() gives.
+ */
+int td_policy_parse_all(struct td_policy *p, const char *text, size_t len,
+			const char *source, struct td_cfg_error *errs, size_t cap);
+
+/*
  * The checks made on the raw text before it is read: NUL bytes,
  * @include, nesting deeper than 64, integer literals wider than their
  * type.  0 or -EINVAL with err's line and msg set (part of

@@ -34,6 +34,9 @@ struct td__pctx {
 	struct td_policy *p;
 	uint32_t *names; /* open-addressing set of rule index + 1 */
 	uint32_t names_mask;
+	/* td_policy_parse_all(): every error is kept here, and reading goes on */
+	struct td_cfg_error *errs;
+	size_t errs_cap, n_errs;
 };
 
 /* Quote s for a message: escaped, bounded, always one line. */
@@ -92,6 +95,21 @@ static int td__fail(struct td__pctx *c, const struct td_cfg_node *s,
 	vsnprintf(err->msg + n, sizeof(err->msg) - n, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
+}
+
+/*
+ * In td_policy_parse_all()'s mode, keep the error just reported (a bad
+ * value, not out of memory) and tell the caller to go on with the next
+ * key or rule.  In the default mode: false, the first error ends it.
+ */
+static bool td__keep(struct td__pctx *c, int rc)
+{
+	if (c->errs == NULL || rc != -EINVAL)
+		return false;
+	if (c->n_errs < c->errs_cap)
+		c->errs[c->n_errs] = *c->err;
+	c->n_errs++;
+	return true;
 }
 
 static int td__nomem(struct td__pctx *c)
@@ -650,11 +668,14 @@ static int td__group(struct td__pctx *c, const struct td_cfg_node *g, const char
 				continue;
 			if (k == NULL && pass == 0)
 				continue;
-			if (k == NULL && (k = td__key(c, m, path, scope)) == NULL)
+			if (k == NULL && (k = td__key(c, m, path, scope)) == NULL) {
+				if (td__keep(c, -EINVAL))
+					continue;
 				return -EINVAL;
+			}
 			td__join(mpath, sizeof(mpath), path, k->name);
 			rc = td__member(c, k, m, mpath, base);
-			if (rc != 0)
+			if (rc != 0 && !td__keep(c, rc))
 				return rc;
 		}
 	}
@@ -738,7 +759,7 @@ static int td__parse_rules(struct td__pctx *c, const struct td_cfg_node *s)
 	c->names_mask = cap - 1;
 	for (int i = 0; i < n; i++) {
 		rc = td__parse_rule(c, s->kids[i], (uint32_t)i);
-		if (rc != 0)
+		if (rc != 0 && !td__keep(c, rc))
 			return rc;
 	}
 	return 0;
@@ -930,10 +951,10 @@ static void td__policy_init(struct td_policy *p, const char *source)
 	snprintf(p->source, sizeof(p->source), "%s", source);
 }
 
-int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
-			 const char *source, struct td_cfg_error *err)
+static int td__parse(struct td__pctx *c, const char *text, size_t len, const char *source)
 {
-	struct td__pctx c = {.err = err, .p = p};
+	struct td_cfg_error *err = c->err;
+	struct td_policy *p = c->p;
 	struct td_cfg_doc doc;
 	int rc, line;
 
@@ -954,9 +975,13 @@ int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
 		err->line = line;
 		return rc;
 	}
-	rc = td__group(&c, doc.root, "", TD_SC_TOP, p);
+	rc = td__group(c, doc.root, "", TD_SC_TOP, p);
+	if (rc != 0 && td__keep(c, rc))
+		rc = 0;
 	td_cfg_free(&doc);
-	free(c.names);
+	free(c->names);
+	if (rc == 0 && c->n_errs > 0)
+		rc = -EINVAL;
 	if (rc != 0) {
 		td_policy_free(p);
 		return rc;
@@ -965,6 +990,46 @@ int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
 		p->rules[i].program_ok = true;
 	td_policy_finish(p);
 	return 0;
+}
+
+int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
+			 const char *source, struct td_cfg_error *err)
+{
+	struct td__pctx c = {.err = err, .p = p};
+
+	return td__parse(&c, text, len, source);
+}
+
+int td_policy_parse_all(struct td_policy *p, const char *text, size_t len,
+			const char *source, struct td_cfg_error *errs, size_t cap)
+{
+	struct td_cfg_error *err = malloc(sizeof(*err));
+	struct td__pctx c = {.err = err, .p = p, .errs = errs, .errs_cap = cap};
+	size_t n;
+	int rc;
+
+	if (err == NULL)
+		return -ENOMEM;
+	rc = td__parse(&c, text, len, source);
+	if (rc == -EINVAL && c.n_errs == 0) {
+		/* one error that ends the reading: size, prescan, syntax */
+		if (cap > 0)
+			errs[0] = *err;
+		c.n_errs = 1;
+	}
+	free(err);
+	if (rc == -ENOMEM)
+		return rc;
+	/* in line order (the keys read first come first otherwise) */
+	n = c.n_errs < cap ? c.n_errs : cap;
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && errs[j - 1].line > errs[j].line; j--) {
+			struct td_cfg_error t = errs[j];
+
+			errs[j] = errs[j - 1];
+			errs[j - 1] = t;
+		}
+	return (int)c.n_errs;
 }
 
 /*

@@ -365,6 +365,7 @@ static void *td__main(void *arg)
 			if (k == UINT32_MAX) {
 				uint64_t v;
 
+				/* the eventfd only wakes us: its count does not matter */
 				(void)td_real_read(efd, &v, sizeof(v));
 			} else if (k < TD_DRAINS &&
 				   atomic_load(&td__drains[k].state) == TD_SLOT_ACTIVE) {

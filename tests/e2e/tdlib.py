@@ -102,7 +102,8 @@ ROOT_REASON = "needs root (network namespace, packet capture)"
 
 # Tools a test may require; each is found on PATH.
 _TOOLS = ("tshark", "nginx", "curl", "strace", "valgrind", "socat", "redis-server",
-          "lighttpd", "logrotate", "promtool", "journalctl", "gzip", "setpriv")
+          "lighttpd", "logrotate", "promtool", "journalctl", "gzip", "setpriv",
+          "systemd-analyze", "man", "groff", "dpkg-buildflags", "bash")
 # Requirements that need root, and what else they need.
 _ROOT_TOOLS = {"root": (), "netns": ("unshare", "ip"), "tcpdump": ("tcpdump",),
                "bpftrace": ("bpftrace",)}
@@ -125,7 +126,8 @@ def requires(*names):
     Names: "root", "netns", "tcpdump", "bpftrace" (these need root);
     "tshark", "nginx", "curl", "strace", "valgrind", "socat",
     "redis-server", "lighttpd", "logrotate", "promtool", "journalctl",
-    "gzip", "setpriv" (found on PATH); "tdpeer", "lib", "teardown" (built
+    "gzip", "setpriv", "systemd-analyze", "man", "groff", "dpkg-buildflags",
+    "bash" (found on PATH); "tdpeer", "lib", "teardown" (built
     by make).
     """
     unknown = set(names) - KNOWN_REQUIREMENTS
@@ -366,6 +368,25 @@ def shim_env(policy=None, config=None, extra=None, preload=True):
         env["TEARDOWN_CONFIG"] = str(config)
     env.update(extra or {})
     return env
+
+
+def sourced(text, names=("LD_PRELOAD", "TEARDOWN_POLICY", "TEARDOWN_CONFIG")):
+    """Source ``text`` (what ``teardown -n`` prints) in /bin/sh, which runs
+    nothing else, and return {name: value, or None when unset} for
+    ``names``.  The shell starts with TEARDOWN_CONFIG and TEARDOWN_POLICY
+    set to "stale", so an ``unset`` in the text shows."""
+    show = "".join('if [ "${%s+set}" = set ]; then printf "%%s=%%s\\0" %s "$%s"; fi\n'
+                   % (n, n, n) for n in names)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TEARDOWN_CONFIG": "stale",
+           "TEARDOWN_POLICY": "stale"}
+    res = subprocess.run(["/bin/sh", "-c", text + "\n" + show], env=env, capture_output=True,
+                         timeout=10)
+    assert res.returncode == 0 and not res.stderr, "not sourceable: %r\n%s" % (res.stderr, text)
+    got = dict.fromkeys(names)
+    for item in res.stdout.decode().split("\0")[:-1]:
+        name, _, value = item.partition("=")
+        got[name] = value
+    return got
 
 
 class Raw(str):

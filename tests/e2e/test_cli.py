@@ -174,7 +174,7 @@ def test_config_file_option():
     assert run.stderr() == "" and both.stderr() == "", "the log goes to the file, not stderr"
     # -n with only a file hands the library the file's path, not its text.
     dry = _teardown("-n", "-c", conf, "--", "true", name="dry")
-    assert "TEARDOWN_CONFIG=%s" % os.path.realpath(conf) in dry.stdout().splitlines(), \
+    assert tdlib.sourced(dry.stdout())["TEARDOWN_CONFIG"] == os.path.realpath(conf), \
         dry.stdout()
 
 
@@ -226,24 +226,27 @@ def test_command_is_execed_in_place():
 @tdlib.requires("teardown", "lib")
 @tdlib.timeout(20)
 def test_dry_run_prints_and_runs_nothing():
-    """-n and --dry-run print the environment the command would get
-    (LD_PRELOAD with the library, TEARDOWN_POLICY with the policy built
-    from the options, the command) and run nothing: the command's marker
-    file is never created.  The printed policy is valid: `teardown check`
-    accepts it."""
-    marker = os.path.join(tdlib.tmpdir(), "ran")
+    """-n and --dry-run print the environment the command would get as
+    shell lines (export LD_PRELOAD with the library, export
+    TEARDOWN_POLICY with the policy built from the options, unset
+    TEARDOWN_CONFIG, which the library would read first; the command as a
+    comment) and run nothing: the command's marker file is never created.
+    Sourced by /bin/sh, the lines give exactly those values, and the
+    printed policy is valid: `teardown check` accepts it."""
+    marker = os.path.join(tdlib.tmpdir(), "ran it")
     for flag in ("-n", "--dry-run"):
         run = _teardown(flag, "--close", "abort", "--role", "client", "--", "touch", marker)
         assert run.rc == 0, run.stderr()
         assert not os.path.exists(marker), "%s ran the command" % flag
         out = run.stdout()
-        assert out.splitlines()[0] == "LD_PRELOAD=" + os.path.realpath(tdlib.lib_path()), out
-        m = re.search(r"^TEARDOWN_POLICY=<<EOF\n(.*?)^EOF$", out, re.S | re.M)
-        assert m, out
-        assert re.search(r'close = "abort";', m.group(1)), m.group(1)
-        assert re.search(r'role = "client";', m.group(1)), m.group(1)
-        assert out.splitlines()[-1] == "exec: touch %s" % marker, out
-        policy = _write("printed%s.conf" % flag, m.group(1))
+        env = tdlib.sourced(out)
+        assert env["LD_PRELOAD"] == os.path.realpath(tdlib.lib_path()), out
+        assert env["TEARDOWN_CONFIG"] is None, out
+        policy_text = env["TEARDOWN_POLICY"]
+        assert re.search(r'close = "abort";', policy_text), policy_text
+        assert re.search(r'role = "client";', policy_text), policy_text
+        assert out.splitlines()[-1] == "# exec: touch '%s'" % marker, out
+        policy = _write("printed%s.conf" % flag, policy_text)
         check = _teardown("check", policy, name="check")
         assert check.rc == 0, "the printed policy is invalid: %s%s" % (
             check.stdout(), check.stderr())
@@ -284,13 +287,12 @@ def test_every_rule_option_reaches_the_policy():
         args += [opt] if val is None else [opt, val]
     run = _teardown("-n", *args, "--", "true")
     assert run.rc == 0, run.stderr()
-    m = re.search(r"^TEARDOWN_POLICY=<<EOF\n(.*?)^EOF$", run.stdout(), re.S | re.M)
-    assert m, run.stdout()
-    lines = [line.strip() for line in m.group(1).splitlines()]
+    policy_text = tdlib.sourced(run.stdout())["TEARDOWN_POLICY"]
+    lines = [line.strip() for line in policy_text.splitlines()]
     for opt, _, want in opts:
         if want is not None:
-            assert want in lines, "%s: no %r in\n%s" % (opt, want, m.group(1))
-    policy = _write("every-option.conf", m.group(1))
+            assert want in lines, "%s: no %r in\n%s" % (opt, want, policy_text)
+    policy = _write("every-option.conf", policy_text)
     check = _teardown("check", policy, name="check")
     assert check.rc == 0, "the printed policy is invalid: %s%s" % (check.stdout(), check.stderr())
 
@@ -350,7 +352,7 @@ def test_library_next_to_the_command_never_the_cwd():
         dry = _teardown("-n", "--", "true", cmd=cmd, cwd=work, env=path_env,
                         name="dry-" + label)
         assert dry.rc == 0, dry.stderr()
-        assert dry.stdout().splitlines()[0] == "LD_PRELOAD=" + copy, (label, dry.stdout())
+        assert tdlib.sourced(dry.stdout())["LD_PRELOAD"] == copy, (label, dry.stdout())
         run = _teardown("--", "/bin/sh", "-c", script, cmd=cmd, cwd=work, env=path_env,
                         name="run-" + label)
         assert run.rc == 0, run.stderr()
@@ -360,6 +362,190 @@ def test_library_next_to_the_command_never_the_cwd():
         assert copy in maps, "%s: the copy is not loaded" % label
         assert os.path.join(work, "libteardown.so") not in maps, label
     assert not os.path.exists(marks), "the planted library was loaded: %s" % open(marks).read()
+
+
+# ---------------------------------------------------------------------------
+# One command line: help, usage errors, options anywhere, -q, --library
+# ---------------------------------------------------------------------------
+
+SUBCOMMANDS = ("run", "check", "report", "doctor", "systemd", "help")
+
+
+@tdlib.requires("teardown")
+@tdlib.timeout(30)
+def test_help_everywhere():
+    """`teardown --help` (and -h, and `teardown help`) lists every
+    subcommand and run's options, on stdout, exit 0.  Each subcommand
+    answers -h and --help with the same text as `teardown help SUB`,
+    starting with its usage line.  `teardown help NAME` for no such topic
+    is a usage error (125), not an attempt to run a program called help.
+    teardown alone prints a short usage on stderr, exit 125."""
+    outs = [_teardown(*a, name="help") for a in (("--help",), ("-h",), ("help",))]
+    for out in outs:
+        assert out.rc == 0 and out.stderr() == "", (out.rc, out.stderr())
+        assert out.stdout() == outs[0].stdout()
+    text = outs[0].stdout()
+    for sub in SUBCOMMANDS:
+        assert re.search(r"^  %s +\S" % sub, text, re.M), (sub, text)
+    assert "--close ACTION" in text and "--config FILE" in text, text
+    for sub in SUBCOMMANDS:
+        ref = _teardown("help", sub, name="help-" + sub)
+        assert ref.rc == 0, (sub, ref.stderr())
+        assert ref.stdout().startswith("usage: teardown %s " % sub), ref.stdout()
+        assert "-h, --help" in ref.stdout(), ref.stdout()
+        for flag in ("-h", "--help"):
+            out = _teardown(sub, flag, name="%s%s" % (sub, flag))
+            assert out.rc == 0 and out.stdout() == ref.stdout(), (sub, flag, out.rc)
+    keys = _teardown("help", "keys", name="help-keys")
+    assert keys.rc == 0 and "rules[].close = pass | graceful | drain | abort" in keys.stdout()
+    bad = _teardown("help", "frobnicate", name="help-bad")
+    assert bad.rc == 125 and "no help on 'frobnicate'" in bad.stderr(), bad.stderr()
+    bare = _teardown(name="bare")
+    assert bare.rc == 125 and bare.stdout() == "" and "usage: teardown" in bare.stderr()
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(30)
+def test_usage_errors_exit_125_and_exec_failures_126_127():
+    """teardown's own errors give 125 (as env and timeout do), with one
+    line naming the problem and "Try 'teardown SUB --help'.": an unknown
+    option, an option without its value, no command, a bad value, an
+    invalid policy, a missing library, in every subcommand.  A command
+    that cannot be executed gives 126, one that is not found 127, and
+    otherwise the status is the command's own (test_command_is_execed_in_place)."""
+    bad_policy = _write("bad.conf", 'rules = ( { close = "abrot"; } );\n')
+    cases = [(("--frobnicate", "--", "true"), "run", "unknown option '--frobnicate'"),
+             (("--close",), "run", "option '--close' needs a value"),
+             (("-c",), "run", "option '-c' needs a value"),
+             (("--close", "abort"), "run", "no command given"),
+             (("check",), "check", "no policy file given"),
+             (("check", "--json", bad_policy), "check", "--json goes with --system"),
+             (("report", "--format", "xml", "-"), "report", "--format is text, json or "
+              "prometheus, not 'xml'"),
+             (("report",), "report", "no log given"),
+             (("doctor", "-x"), "doctor", "unknown option '-x'"),
+             (("systemd",), "systemd", "want enable or disable, and a UNIT"),
+             (("help", "--frob"), "help", "unknown option '--frob'")]
+    for args, sub, said in cases:
+        run = _teardown(*args, name="usage")
+        lines = run.stderr().splitlines()
+        assert run.rc == 125, (args, run.rc, run.stderr())
+        assert lines == ["teardown %s: %s" % (sub, said), "Try 'teardown %s --help'." % sub], \
+            (args, lines)
+    for args, said in ((("--close", "sometimes", "--", "true"), "--close: bad value"),
+                       (("-c", bad_policy, "--", "true"), "%s:1:" % bad_policy),
+                       (("--library", "/nonexistent/libteardown.so", "--", "true"),
+                        "/nonexistent/libteardown.so: No such file or directory")):
+        run = _teardown(*args, name="own-error")
+        assert run.rc == 125 and said in run.stderr(), (args, run.rc, run.stderr())
+    script = _write("not-executable.sh", "#!/bin/sh\nexit 0\n")
+    run = _teardown("--", script, name="noexec")
+    assert run.rc == 126 and script in run.stderr(), (run.rc, run.stderr())
+    run = _teardown("--", "no-such-command-anywhere", name="notfound")
+    assert run.rc == 127, run.rc
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(30)
+def test_options_anywhere_among_the_files():
+    """check, report and doctor take their options before, between or
+    after the files (getopt_long's order); "--" ends the options, and "-"
+    is a file (standard input)."""
+    good = _write("good.conf", 'version = 1;\nrules = ( { name = "r"; close = "drain"; } );\n')
+    first = _teardown("check", "--canonical", "--no-target", good, good, name="check-first")
+    last = _teardown("check", good, "--canonical", good, "--no-target", name="check-last")
+    assert first.rc == 0 and last.rc == 0, (first.stderr(), last.stderr())
+    assert first.stdout() == last.stdout() and 'close = "drain";' in last.stdout()
+    log = _write("audit.jsonl", '{"v":1,"ts":"2026-01-01T00:00:00.000000Z","pid":1,"tid":1,'
+                 '"prog":"x","event":"connect","fd":3,"role":"client","local":"-",'
+                 '"remote":"127.0.0.1:80","rule":"r","action":"pass"}\n')
+    rep = _teardown("report", log, "--format", "json", name="report-last")
+    assert rep.rc == 0 and json.loads(rep.stdout())["x"]["connections"] == 1, rep.stdout()
+    rep = _teardown("report", "-f", "json", "--", log, name="report-dashdash")
+    assert rep.rc == 0 and json.loads(rep.stdout())["x"]["connections"] == 1
+    doc = _teardown("doctor", "/bin/true", "--json", name="doctor-last")
+    assert doc.rc == 0 and json.loads(doc.stdout().splitlines()[0])["binary"] == "/bin/true"
+    stdin = _write("stdin.conf", 'rules = ( { close = "abort"; } );')
+    with open(stdin) as f:
+        check = tdlib.Proc([tdlib.teardown_cmd(), "check", "--no-target", "-"],
+                           env=_plain_env(), name="check-stdin", stdin=f)
+        check.wait(10)
+    assert check.rc == 0 and check.stdout().startswith("<stdin>: ok, 1 rule"), check.stdout()
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(30)
+def test_quiet_keeps_the_policy_and_drops_the_log():
+    """-q: the options' rule (or the observing rule) writes no events:
+    nothing on stderr, yet the policy still acts (--close abort: the
+    client's close is an RST, the server reads ECONNRESET).  Its dry run
+    shows log = false in that rule.  Without options, -q observes
+    nothing, silently."""
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--count", 2, "--read-until-eof")
+        run = _teardown("-q", "--close", "abort", "--role", "client", "--",
+                        *tdlib.client_cmd(srv.port, "--send", 100), name="quiet-abort")
+        obs = _teardown("-q", "--", *tdlib.client_cmd(srv.port, "--send", 100),
+                        name="quiet-observe")
+        by_peer = {r["remote_port"]: r for r in srv.results()}
+    cli, cli2 = _peer_result(run), _peer_result(obs)
+    assert run.rc == 0 and obs.rc == 0, (run.stderr(), obs.stderr())
+    assert run.stderr() == "" and obs.stderr() == "", (run.stderr(), obs.stderr())
+    assert cap.teardown_flags(cli["local_port"], srv.port) == "RST"
+    assert by_peer[cli["local_port"]]["recv_end"] == "ECONNRESET"
+    assert cap.teardown_flags(cli2["local_port"], srv.port) == "FIN"
+    for args in (("-q", "--close", "abort"), ("-q",)):
+        dry = _teardown("-n", *args, "--", "true", name="quiet-dry")
+        policy = tdlib.sourced(dry.stdout())["TEARDOWN_POLICY"]
+        assert re.search(r"name = \"(cli|observe)\";(.|\n)*log = false;", policy), policy
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(30)
+def test_library_option_and_environment():
+    """--library PATH (and -l, and TEARDOWN_LIBRARY) choose the library to
+    preload, given as a real absolute path even when named relatively;
+    the option wins over the variable; a library that is not there is an
+    error (125) naming it, never a silent fallback to another one.  The
+    doctor checks the library TEARDOWN_LIBRARY names."""
+    other = os.path.join(tdlib.tmpdir(), "other")
+    os.makedirs(other)
+    shutil.copy2(tdlib.lib_path(), other)
+    lib = os.path.join(other, "libteardown.so")
+    for args, env, want in ((("--library", lib), None, lib),
+                            (("-l", "other/libteardown.so"), None, lib),
+                            ((), {"TEARDOWN_LIBRARY": lib}, lib),
+                            (("--library", tdlib.lib_path()), {"TEARDOWN_LIBRARY": lib},
+                             os.path.realpath(tdlib.lib_path()))):
+        dry = _teardown("-n", *args, "--", "true", cwd=tdlib.tmpdir(),
+                        env=_plain_env(**(env or {})), name="library")
+        assert dry.rc == 0, (args, dry.stderr())
+        assert tdlib.sourced(dry.stdout())["LD_PRELOAD"] == want, (args, env, dry.stdout())
+    run = _teardown("-n", "--", "true", env=_plain_env(TEARDOWN_LIBRARY=lib + ".missing"),
+                    name="library-missing")
+    assert run.rc == 125 and "TEARDOWN_LIBRARY=%s.missing" % lib in run.stderr(), run.stderr()
+    doc = _teardown("doctor", "--json", "/bin/true", env=_plain_env(TEARDOWN_LIBRARY=lib),
+                    name="doctor-library")
+    checks = [json.loads(l) for l in doc.stdout().splitlines() if '"check"' in l]
+    assert [c["path"] for c in checks] == [lib], doc.stdout()
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(30)
+def test_check_system_is_checks_own_option():
+    """`teardown check --system FILE` runs doctor's system checks
+    (/etc/ld.so.preload, /etc/teardown.conf, the library) and then checks
+    FILE; --json makes the system lines JSON.  (It used to go from main.c
+    to doctor.c and back into check.)"""
+    good = _write("good.conf", 'rules = ( { name = "r"; close = "graceful"; } );\n')
+    run = _teardown("check", "--system", good, "--no-target", name="check-system")
+    lines = run.stdout().splitlines()
+    assert any(l.startswith("/etc/ld.so.preload") for l in lines), lines
+    assert any(l.startswith("libteardown.so") for l in lines), lines
+    assert any(l.startswith("%s: ok, 1 rule" % good) for l in lines), lines
+    run = _teardown("check", "--system", "--json", name="check-system-json")
+    objs = [json.loads(l) for l in run.stdout().splitlines()]
+    assert {o["check"] for o in objs} >= {"/etc/ld.so.preload", "libteardown.so"}, objs
 
 
 # ---------------------------------------------------------------------------
@@ -401,6 +587,81 @@ def test_check_good_and_bad_files():
         assert run.rc == 1, (name, run.rc, run.stdout(), run.stderr())
         said = run.stdout() + run.stderr()
         assert "%s:%d:" % (path, line) in said, "want %s:%d in %r" % (path, line, said)
+
+
+MANY_ERRORS = """version = 1;
+rules = (
+  { name = "a"; close = "abrot"; drain_timeout_ms = 0; },
+  { name = "b"; match = { role = "clint"; remote_port = "99999"; }; },
+  { name = "a"; shutdown = "sometimes"; }
+);
+"""
+
+SHADOWED = """version = 1;
+rules = (
+  { name = "web"; match = { role = "client"; remote_port = (80, 443); }; close = "abort"; },
+  { name = "tls"; match = { role = "client"; remote_port = 443; }; close = "graceful"; },
+  { name = "rest"; close = "pass"; },
+  { name = "db"; match = { program = "psql"; remote_port = 5432; }; close = "drain"; }
+);
+"""
+
+
+@tdlib.requires("teardown")
+@tdlib.timeout(20)
+def test_check_reports_every_error_and_dead_rules():
+    """`teardown check` reports every error of a file, not only the first:
+    one "FILE:LINE: key: problem" line each, in line order (two on line
+    3, two on line 4, two on line 5: a bad value and the duplicate
+    name), exit status 1.  A valid file whose rules an earlier rule
+    always wins over is accepted (exit 0) with one warning per dead rule
+    on stderr, naming it, its line and the rule that wins; a later rule
+    that an earlier one only partly covers gets none.  Options may come
+    after the file names."""
+    bad = _write("many.conf", MANY_ERRORS)
+    run = _teardown("check", bad, name="check-many")
+    assert run.rc == 1, (run.rc, run.stdout(), run.stderr())
+    lines = run.stderr().splitlines()
+    want = [(3, "rules[0].close: bad value"), (3, "rules[0].drain_timeout_ms: 0 is out of range"),
+            (4, "rules[1].match.role: bad value"), (4, "rules[1].match.remote_port: bad port"),
+            (5, "rules[2].shutdown: bad value"), (5, "rules[2].name: duplicate rule name")]
+    assert len(lines) == len(want), lines
+    for line, (n, what) in zip(lines, want):
+        assert line.startswith("%s:%d: %s" % (bad, n, what)), (line, n, what)
+
+    good = _write("shadowed.conf", SHADOWED)
+    run = _teardown("check", good, "--no-target", name="check-shadowed")
+    assert run.rc == 0, (run.rc, run.stdout(), run.stderr())
+    assert run.stdout().startswith("%s: ok, 4 rules" % good), run.stdout()
+    warnings = run.stderr().splitlines()
+    assert warnings == [
+        '%s:4: warning: rule 2 "tls" never matches: rule 1 "web" (line 3) comes first and '
+        'matches every socket it does' % good,
+        '%s:6: warning: rule 4 "db" never matches: rule 3 "rest" (line 5) comes first and '
+        'matches every socket' % good], warnings
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(20)
+def test_catch_all_options_rule_hiding_the_file_is_reported():
+    """A rule from the options with no match criterion goes in front of a
+    -c file's rules and decides every socket: teardown says so before
+    running, naming each of the file's rules with its line.  With a
+    criterion (--role client) it is a deliberate override: no warning.
+    Only a log option adds no rule: no warning either."""
+    conf = _write("two.conf", 'version = 1;\nrules = (\n  { name = "clients"; match = '
+                  '{ role = "client"; }; close = "abort"; },\n  { name = "servers"; match = '
+                  '{ role = "server"; }; close = "drain"; }\n);\n')
+    run = _teardown("-n", "-c", conf, "--close", "graceful", "--", "true", name="catch-all")
+    assert run.rc == 0, run.stderr()
+    lines = run.stderr().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("teardown: warning: the rule from the options "
+                                                   "has no match criterion"), lines
+    assert lines[0].endswith("the rules of %s never apply: clients (line 3), servers (line 4)"
+                             % conf), lines
+    for args in (("--close", "graceful", "--role", "client"), ("--format", "json")):
+        run = _teardown("-n", "-c", conf, *args, "--", "true", name="narrow")
+        assert run.rc == 0 and run.stderr() == "", (args, run.stderr())
 
 
 # ---------------------------------------------------------------------------
@@ -492,7 +753,7 @@ def test_doctor_checks_the_library_a_run_would_preload():
     else:
         assert line["ok"] and "needs only libc.so.6" in line["reason"], line
     dry = tdlib.run([tdlib.teardown_cmd(), "-n", "--", "true"], env=_plain_env(), name="dry")
-    assert dry.stdout().splitlines()[0] == "LD_PRELOAD=" + lib, dry.stdout()
+    assert tdlib.sourced(dry.stdout())["LD_PRELOAD"] == lib, dry.stdout()
 
     # The command alone in a directory: no library next to it.  A run
     # would then take the installed one, if any (make install): the
@@ -502,7 +763,7 @@ def test_doctor_checks_the_library_a_run_would_preload():
     shutil.copy2(tdlib.teardown_cmd(), alone)
     cmd = os.path.join(alone, "teardown")
     dry = tdlib.run([cmd, "-n", "--", "true"], env=_plain_env(), name="dry-alone")
-    installed = dry.stdout().splitlines()[0][len("LD_PRELOAD="):] if dry.rc == 0 else None
+    installed = tdlib.sourced(dry.stdout())["LD_PRELOAD"] if dry.rc == 0 else None
     run = _teardown("doctor", "--json", "/bin/true", cmd=cmd, name="doctor-alone")
     checks = [d for d in _json_lines(run) if "check" in d]
     if installed is None:
@@ -521,13 +782,16 @@ def test_doctor_checks_the_library_a_run_would_preload():
 @tdlib.requires("teardown")
 @tdlib.timeout(10)
 def test_doctor_usage_errors():
-    """No program (and no --system), or an unknown option: usage on
-    stderr and exit status 2, nothing on stdout."""
+    """No program (and no --system), or an unknown option: one line
+    saying what is wrong and "Try 'teardown doctor --help'." on stderr,
+    exit status 125 (teardown's own error), nothing on stdout."""
     for args in ((), ("--frobnicate", "/bin/true")):
         run = _teardown("doctor", *args, name="doctor-usage")
-        assert run.rc == 2, (args, run.rc)
+        assert run.rc == 125, (args, run.rc)
         assert run.stdout() == "", (args, run.stdout())
-        assert "usage: teardown doctor" in run.stderr(), (args, run.stderr())
+        lines = run.stderr().splitlines()
+        assert len(lines) == 2 and lines[0].startswith("teardown doctor: "), lines
+        assert lines[1] == "Try 'teardown doctor --help'.", lines
 
 
 # ---------------------------------------------------------------------------

@@ -137,7 +137,7 @@ static const char *td_fz_policy_diff(const struct td_policy *a, const struct td_
 
 #undef TD_FZ_NE
 
-/* A refusal message is one line of printable text (it ends up in td_warn). */
+/* A refusal message is one line of printable text (it ends up in td_logw_warn). */
 static const char *td_fz_check_refusal(int rc, const struct td_policy *p,
 				       const struct td_cfg_error *err)
 {
@@ -184,6 +184,37 @@ static void td_fz_decide(struct td_policy *p, const uint8_t *data, size_t size)
 	}
 }
 
+/*
+ * The all-errors mode (teardown check) agrees with the default one: no
+ * error exactly when the default mode accepts (and then the same
+ * policy), else the default mode's error among those it lists.
+ */
+static const char *td_fz_check_all(const uint8_t *data, size_t size, int rc,
+				   const struct td_policy *p, const struct td_cfg_error *err)
+{
+	static struct td_cfg_error errs[64];
+	static struct td_policy all;
+	const char *d;
+	uint32_t rule;
+	int n = td_policy_parse_all(&all, (const char *)data, size, "fuzz", errs, 64);
+
+	if (n == -ENOMEM || rc == -ENOMEM)
+		return NULL;
+	if ((n == 0) != (rc == 0))
+		return td_fz_fail("policy: parse_all found %d errors where parse_text said %d (%s)", n,
+				  rc, rc ? err->msg : "ok");
+	if (n == 0) {
+		d = td_fz_policy_diff(p, &all, &rule);
+		td_policy_free(&all);
+		return d ? td_fz_fail("policy: parse_all gave another policy: %s (rule %u)", d, rule)
+			 : NULL;
+	}
+	for (int i = 0; i < n && i < 64; i++)
+		if (errs[i].line == err->line && strcmp(errs[i].msg, err->msg) == 0)
+			return NULL;
+	return td_fz_fail("policy: parse_all lost the first error %d: %s", err->line, err->msg);
+}
+
 const char *td_fuzz_policy(const uint8_t *data, size_t size)
 {
 	static struct td_policy p, back;
@@ -194,6 +225,12 @@ const char *td_fuzz_policy(const uint8_t *data, size_t size)
 	int rc;
 
 	rc = td_policy_parse_text(&p, (const char *)data, size, "fuzz", &err);
+	why = td_fz_check_all(data, size, rc, &p, &err);
+	if (why != NULL) {
+		if (rc == 0)
+			td_policy_free(&p);
+		return why;
+	}
 	if (rc != 0)
 		return td_fz_check_refusal(rc, &p, &err);
 	text = td_policy_to_text(&p);

@@ -53,7 +53,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wno-unknown-attributes -Iinclude -D_GNU_SOURCE"
 CFLAGS="$CFLAGS -DTD_VERSION=\"fuzz\" -DTD_LIBDIR=\"/nonexistent\""
-SRCS="$(ls shim/core/*.c) cli/lib/logparse.c cli/lib/report.c cli/lib/elfinfo.c cli/lib/ldscope.c tests/fuzz/harness.c"
+SRCS="$(ls shim/core/*.c) cli/lib/logparse.c cli/lib/report.c cli/lib/out.c cli/lib/elfinfo.c cli/lib/ldscope.c tests/fuzz/harness.c"
 
 build() {
 	mkdir -p "$OUT/obj"

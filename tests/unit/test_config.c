@@ -516,6 +516,81 @@ ParameterizedTest(struct bad_case *c, config, malformed, .fini = policy_fini)
 	cr_assert(eq(int, err.line, c->line), "line of \"%s\"", err.msg);
 	cr_assert(eq(u32, pol.n_rules, 0));
 	cr_assert(eq(ptr, pol.rules, NULL));
+
+	/* one mistake: the all-errors mode finds that one, said the same way */
+	struct td_cfg_error all[4];
+
+	cr_assert(eq(int, td_policy_parse_all(&pol, c->text, len, "policy.conf", all, 4), 1),
+		  "%s", c->text);
+	cr_assert(eq(str, all[0].msg, err.msg));
+	cr_assert(eq(int, all[0].line, err.line));
+	cr_assert(eq(str, all[0].file, "policy.conf"));
+	cr_assert(eq(ptr, pol.rules, NULL));
+}
+
+/* Every mistake of a file, in line order; reading goes on with the next
+ * key and the next rule, and the first error is what the default mode
+ * reports. */
+Test(config, all_errors, .fini = policy_fini)
+{
+	static const char text[] =
+		"version = 1;\n"				     /* 1 */
+		"log = { format = \"xml\"; target = \"x\"; };\n" /* 2 */
+		"rules = (\n"					     /* 3 */
+		"  { name = \"a\"; close = \"abrot\";\n"	     /* 4 */
+		"    drain_timeout_ms = 0; },\n"		     /* 5 */
+		"  { name = \"b\"; match = { role = \"clint\"; remote_port = \"9-1\"; };\n" /* 6 */
+		"    fault = { rst = 2.0; connect_refuse = 0.6; connect_timeout = 0.6; }; },\n" /* 7 */
+		"  { name = \"a\"; bogus = 1; },\n"		     /* 8 */
+		"  { name = \"ok\"; close = \"drain\"; }\n"	     /* 9 */
+		");\n"
+		"on_error = \"sometimes\";\n";			     /* 11 */
+	static const struct {
+		int line;
+		const char *msg;
+	} want[] = {
+		{2, "log.format: bad value \"xml\""},
+		{2, "log.target: \"x\" is not"},
+		{4, "rules[0].close: bad value \"abrot\""},
+		{5, "rules[0].drain_timeout_ms: 0 is out of range"},
+		{6, "rules[1].match.role: bad value \"clint\""},
+		{6, "rules[1].match.remote_port: bad port range \"9-1\""},
+		{7, "rules[1].fault.rst: probability 2 is out of range"},
+		{7, "rules[1].fault: connect_refuse + connect_timeout = 1.2 exceeds 1"},
+		{8, "rules[2]: unknown key \"bogus\""},
+		{8, "rules[2].name: duplicate rule name \"a\" (rules[0] has it too)"},
+		{11, "on_error: bad value \"sometimes\""},
+	};
+	size_t nw = sizeof(want) / sizeof(want[0]);
+	struct td_cfg_error errs[16], few[3];
+	int n = td_policy_parse_all(&pol, text, strlen(text), "p.conf", errs, 16);
+
+	cr_assert(eq(int, n, (int)nw));
+	for (size_t i = 0; i < nw; i++) {
+		cr_assert(eq(int, errs[i].line, want[i].line), "%zu: %s", i, errs[i].msg);
+		cr_assert(not(eq(ptr, strstr(errs[i].msg, want[i].msg), NULL)),
+			  "%zu: \"%s\" lacks \"%s\"", i, errs[i].msg, want[i].msg);
+	}
+	cr_assert(eq(ptr, pol.rules, NULL));
+	/* fewer slots than errors: the count is still right */
+	cr_assert(eq(int, td_policy_parse_all(&pol, text, strlen(text), "p.conf", few, 3), (int)nw));
+	/* the default mode stops at the first (on_error is read first) */
+	cr_assert(eq(int, td_policy_parse_text(&pol, text, strlen(text), "p.conf", &err), -EINVAL));
+	cr_assert(eq(int, err.line, 11), "%s", err.msg);
+}
+
+/* A valid policy: parse_all gives what parse_text gives. */
+Test(config, all_errors_on_a_valid_policy, .fini = policy_fini)
+{
+	static const char text[] = "rules = ( { name = \"x\"; close = \"abort\"; match = "
+				   "{ remote_port = (80, \"8000-8099\"); }; } );";
+	struct td_cfg_error errs[2];
+
+	cr_assert(eq(int, td_policy_parse_all(&pol, text, strlen(text), "p", errs, 2), 0));
+	cr_assert(eq(u32, pol.n_rules, 1));
+	cr_assert(eq(int, pol.rules[0].close, TD_CLOSE_ABORT));
+	cr_assert(eq(u32, pol.rules[0].n_remote_port, 2));
+	cr_assert(eq(int, pol.rules[0].program_ok, 1));
 }
 
 Test(config, error_format)
