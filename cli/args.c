@@ -119,22 +119,7 @@ static void td__man_opt(const struct td_opt *o, FILE *out)
 	fputs(".TP\n", out);
 	if (o->val > 0 && o->val < TD_OPT_LONG)
 		fprintf(out, "\\fB\\-%c\\fR, ", o->val);
-	fputs("\\fB\\-\\-", out);
-	/* every '-' of an option's name is a real hyphen-minus */
-	for (const char *c = o->name; *c; c++) {
-		char one[2] = {*c, '\0'};
-
-		if (*c == '-')
-			fputs("\\-", out);
-		else
-			td_put_roff(out, one);
-	}
-	fputs("\\fR", out);
-	if (o->arg) {
-		fputs(" \\fI", out);
-		td_put_roff(out, o->arg);
-		fputs("\\fR", out);
-	}
+	td_put_roff_option(out, o->name, o->arg);
 	fputc('\n', out);
 	td__man_text(out, o->help ? o->help : "", strlen(o->help ? o->help : ""));
 	fputc('\n', out);

@@ -166,21 +166,8 @@ static void td__keys_man(FILE *out)
 				fputs(".\n", out);
 			}
 			if (k->opt != NULL) {
-				fputs("Option: \\fB\\-\\-", out);
-				for (const char *c = k->opt; *c; c++) {
-					char one[2] = {*c, '\0'};
-
-					if (*c == '-')
-						fputs("\\-", out);
-					else
-						td_put_roff(out, one);
-				}
-				fputs("\\fR", out);
-				if (k->arg) {
-					fputs(" \\fI", out);
-					td_put_roff(out, k->arg);
-					fputs("\\fR", out);
-				}
+				fputs("Option: ", out);
+				td_put_roff_option(out, k->opt, k->arg);
 				fputs(".\n", out);
 			}
 		}

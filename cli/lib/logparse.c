@@ -67,6 +67,21 @@ static char *td__put_utf8(char *w, uint32_t cp)
 	return w;
 }
 
+void td_jfield_set_int(struct td_jfield *f, bool neg, uint64_t v)
+{
+	if (neg) {
+		f->type = TD_J_INT;
+		f->i = (int64_t)(0 - v);
+	} else if (v > (uint64_t)INT64_MAX) {
+		f->type = TD_J_UINT;
+		f->u = v;
+	} else {
+		f->type = TD_J_INT;
+		f->i = (int64_t)v;
+		f->u = v;
+	}
+}
+
 /* Length of the valid UTF-8 character at p (raw, unescaped), or 0. */
 static size_t td__utf8(const unsigned char *p, const unsigned char *end)
 {
@@ -182,17 +197,7 @@ static int td__int(struct td__cur *c, struct td_jfield *f)
 	if (c->p < c->end &&
 	    (*c->p == '.' || *c->p == 'e' || *c->p == 'E'))
 		return -EINVAL;
-	if (neg) {
-		f->type = TD_J_INT;
-		f->i = (int64_t)(0 - v);
-	} else if (v > (uint64_t)INT64_MAX) {
-		f->type = TD_J_UINT;
-		f->u = v;
-	} else {
-		f->type = TD_J_INT;
-		f->i = (int64_t)v;
-		f->u = v;
-	}
+	td_jfield_set_int(f, neg, v);
 	return 0;
 }
 

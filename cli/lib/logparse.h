@@ -52,6 +52,12 @@ struct td_jline {
  */
 int td_jline_parse(struct td_jline *out, char *line, size_t len);
 
+/*
+ * Make f the integer -v (neg) or v: TD_J_INT when it fits int64_t, else
+ * TD_J_UINT.  The caller has checked that -v fits (v <= 2^63).
+ */
+void td_jfield_set_int(struct td_jfield *f, bool neg, uint64_t v);
+
 /* The first field named key, or NULL. */
 const struct td_jfield *td_jline_get(const struct td_jline *l,
 				     const char *key);

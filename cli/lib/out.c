@@ -76,3 +76,22 @@ void td_put_shell_word(FILE *out, const char *s)
 	}
 	fputc('\'', out);
 }
+
+void td_put_roff_option(FILE *out, const char *name, const char *arg)
+{
+	fputs("\\fB\\-\\-", out);
+	for (const char *c = name; *c; c++) {
+		char one[2] = {*c, '\0'};
+
+		if (*c == '-')
+			fputs("\\-", out);
+		else
+			td_put_roff(out, one);
+	}
+	fputs("\\fR", out);
+	if (arg != NULL) {
+		fputs(" \\fI", out);
+		td_put_roff(out, arg);
+		fputs("\\fR", out);
+	}
+}

@@ -21,6 +21,9 @@ void td_put_text_str(FILE *out, const char *s);
  * '.' or '\'' (a request) guarded with \&.  Newlines are kept.
  */
 void td_put_roff(FILE *out, const char *s);
+/* "\fB\-\-name\fR \fIarg\fR" (arg may be NULL): an option in a manual page,
+ * every '-' of its name a real hyphen-minus. */
+void td_put_roff_option(FILE *out, const char *name, const char *arg);
 
 /* s as one shell word: bare when it is made of safe characters, else in
  * single quotes ('\'' for a quote).  Sourcing it yields s exactly. */

@@ -607,19 +607,9 @@ static void td__as_int(struct td_jfield *f)
 			return;
 		v = v * 10 + (uint64_t)(*c - '0');
 	}
-	if (neg) {
-		if (v > (uint64_t)INT64_MAX + 1)
-			return;
-		f->type = TD_J_INT;
-		f->i = (int64_t)(0 - v);
-	} else if (v > (uint64_t)INT64_MAX) {
-		f->type = TD_J_UINT;
-		f->u = v;
-	} else {
-		f->type = TD_J_INT;
-		f->i = (int64_t)v;
-		f->u = v;
-	}
+	if (neg && v > (uint64_t)INT64_MAX + 1)
+		return;
+	td_jfield_set_int(f, neg, v);
 }
 
 /*
