@@ -56,6 +56,25 @@ def lib_path():
     return os.path.join(build_dir(), "libteardown.so")
 
 
+def plain_library_env(env):
+    """env with the plain build's library instead of a sanitizer build's.
+
+    For the programs a preloaded sanitizer runtime changes on its own,
+    with or without this library (Debian's curl deadlocks in setlocale()
+    under libasan; libasan's malloc replaces redis's jemalloc): in a
+    sanitizer run (TD_SANITIZE=1) they get the library `make test` built
+    before `make sanitize` runs, and every other program the sanitized
+    one.  Outside a sanitizer run, env as it is."""
+    if not sanitize():
+        return env
+    plain = os.path.join(os.path.dirname(os.path.abspath(build_dir())), "libteardown.so")
+    assert os.path.exists(plain), "%s is missing: run make before make sanitize" % plain
+    env = dict(env)
+    env["LD_PRELOAD"] = plain
+    env.pop("ASAN_OPTIONS", None)
+    return env
+
+
 def tdpeer():
     """Return the path of the test peer program, build/examples/tdpeer."""
     return os.path.join(build_dir(), "examples", "tdpeer")

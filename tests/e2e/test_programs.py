@@ -35,22 +35,11 @@ def _policy_env(role, action, name, **extra):
 
 
 def _curl_env(env):
-    """curl's environment under the library.
-
-    Debian's curl deadlocks in setlocale() at start-up when gcc's libasan
-    is preloaded into it (with or without this library: an ASan runtime
-    matter), so in a sanitizer run (TD_SANITIZE=1) curl gets the plain
-    build's library, which `make test` built before `make sanitize` runs.
-    The servers and every other program still run the sanitized one.
-    """
-    if not tdlib.sanitize():
-        return env
-    plain = os.path.join(os.path.dirname(os.path.abspath(tdlib.build_dir())), "libteardown.so")
-    assert os.path.exists(plain), "%s is missing: run make before make sanitize" % plain
-    env = dict(env)
-    env["LD_PRELOAD"] = plain
-    env.pop("ASAN_OPTIONS", None)
-    return env
+    """curl's environment under the library: Debian's curl deadlocks in
+    setlocale() at start-up when gcc's libasan is preloaded into it, so in
+    a sanitizer run it gets the plain build's library
+    (tdlib.plain_library_env)."""
+    return tdlib.plain_library_env(env)
 
 
 def _docroot(name):
