@@ -19,6 +19,9 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes 
 CPPFLAGS += -Iinclude -D_GNU_SOURCE -DTD_VERSION=\"$(VERSION)\" -DTD_LIBDIR=\"$(LIBDIR)\"
 CFLAGS ?= -g
 CFLAGS += -std=gnu11 $(OPT) $(WARN) -fPIC -fvisibility=hidden
+# _Exit is a GCC built-in, whose address __typeof__ cannot take: the
+# library wraps it (shim/hook/exit.c), so it is an ordinary function here.
+CFLAGS += -fno-builtin-_Exit
 
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -323,6 +323,7 @@ __attribute__((destructor)) static void td__dtor(void)
 		return;
 	td_worker_flush_at_exit();
 	td_closing_at_exit(p);
+	td_spool_at_exit();
 	td_log_at_exit(p);
 	errno = saved;
 }

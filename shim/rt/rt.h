@@ -412,6 +412,8 @@ void td_log_at_exit(const struct td_policy *p) TD_HIDDEN;
 /* Fill an event's socket fields from an entry. */
 void td_event_from_sock(struct td_event *ev, const struct td_policy *p,
 			const struct td_sock *s, int fd, int type) TD_HIDDEN;
+/* A batch of whole lines from the spool: one writev(), losses counted. */
+void td_log_batch(const struct iovec *iov, int n) TD_HIDDEN;
 /*
  * One warning line, "teardown: msg": on stderr unless it is closed, a
  * network socket or cannot take the line now; then to journald or syslog.
@@ -437,6 +439,36 @@ void td_worker_watch_leaks(void) TD_HIDDEN;
 void td_worker_after_fork_child(void) TD_HIDDEN;
 /* At exit: discard input of pending drains and write their events. */
 void td_worker_flush_at_exit(void) TD_HIDDEN;
+
+/* Start the worker now if it is not running: 0, or a negative errno. */
+int td_worker_start(void) TD_HIDDEN;
+/* Wake the running worker (one eventfd write). */
+void td_worker_wake(void) TD_HIDDEN;
+
+/* ---- the spool: a file target's lines, written out in batches (spool.c) ---- */
+/* Whether this process has a spool (lines may wait in it). */
+bool td_spool_exists(void) TD_HIDDEN;
+/* Put one finished line in: 0, or -1 when it must be written directly. */
+int td_spool_line(const char *line, size_t len) TD_HIDDEN;
+/* A line was written directly to the regular file log_fd: after a few,
+ * make the spool. */
+void td_spool_count_line(const char *log_path, int log_fd) TD_HIDDEN;
+/* The flush claim (false: this thread's own flush was interrupted). */
+bool td_spool_claim(void) TD_HIDDEN;
+void td_spool_release(void) TD_HIDDEN;
+/* With the claim held: write out what the spool holds. */
+void td_spool_flush_claimed(void) TD_HIDDEN;
+/* Claim, write out, release. */
+void td_spool_flush(void) TD_HIDDEN;
+/* The worker's round: write out when due; returns the next due time. */
+int64_t td_spool_tick(int64_t now_mono_us) TD_HIDDEN;
+void td_spool_before_fork(void) TD_HIDDEN;
+void td_spool_after_fork_child(void) TD_HIDDEN;
+void td_spool_at_exit(void) TD_HIDDEN;
+/* The program closes fd, one of ours: if it is the spool's, keep its lock. */
+void td_spool_fd_closing(int fd) TD_HIDDEN;
+/* Append the lines dead processes left in spools of this log. */
+void td_spool_recover(const char *log_path) TD_HIDDEN;
 
 /* ---- run-wide numbers (runwide.c) ----------------------------------------- */
 /* Map the run's counters file named by TEARDOWN_RUN (start-up only). */

@@ -4,7 +4,8 @@
  *  - drains: after a "drain" close returned, read and discard until the
  *    peer's FIN or drain_timeout_ms, then close and write the event;
  *  - rst_after_ms: reset a connection the program still holds;
- *  - leak_after_s: notice sockets left in CLOSE_WAIT.
+ *  - leak_after_s: notice sockets left in CLOSE_WAIT;
+ *  - the spool: write a file target's waiting lines out (spool.c).
  *
  * Requests reach it through fixed slot arrays claimed with compare-and-
  * swap, and an eventfd to wake it: a request is a few atomic stores and
@@ -50,6 +51,9 @@ static struct td_tslot td__timers[TD_TIMERS];
 static _Atomic int td__wstate;
 static _Atomic int td__efd = -1, td__epfd = -1;
 static _Atomic int td__leaks;
+/* a drain or a timer was ever asked for: until then a round need not
+ * walk their slot arrays (the spool wakes the worker often) */
+static _Atomic int td__slots_used;
 
 static void td__kick(void)
 {
@@ -322,9 +326,18 @@ static void *td__main(void *arg)
 		int64_t now = td_mono_us(), next, wait_ms;
 		int n;
 
-		td__adopt(epfd);
 		td_reload_tick();
-		next = td__expire(now);
+		next = INT64_MAX;
+		if (atomic_load_explicit(&td__slots_used, memory_order_acquire)) {
+			td__adopt(epfd);
+			next = td__expire(now);
+		}
+		{
+			int64_t due = td_spool_tick(now);
+
+			if (due < next)
+				next = due;
+		}
 		if (atomic_load(&td__leaks)) {
 			if (now >= next_leak) {
 				td__leak_scan();
@@ -443,6 +456,7 @@ int td_worker_drain(const struct td_drain_req *req)
 			continue;
 		d->req = *req;
 		atomic_store_explicit(&d->state, TD_SLOT_READY, memory_order_release);
+		atomic_store_explicit(&td__slots_used, 1, memory_order_release);
 		td__kick();
 		errno = saved;
 		return 0;
@@ -470,12 +484,29 @@ int td_worker_timer(int fd, uint32_t tag, int64_t when_mono_us)
 		t->tag = tag;
 		t->when = when_mono_us;
 		atomic_store_explicit(&t->state, TD_SLOT_READY, memory_order_release);
+		atomic_store_explicit(&td__slots_used, 1, memory_order_release);
 		td__kick();
 		errno = saved;
 		return 0;
 	}
 	errno = saved;
 	return -ENOSPC;
+}
+
+int td_worker_start(void)
+{
+	int saved = errno, rc = td__ensure();
+
+	errno = saved;
+	return rc;
+}
+
+void td_worker_wake(void)
+{
+	int saved = errno;
+
+	td__kick();
+	errno = saved;
 }
 
 void td_worker_watch_policy(void)
