@@ -42,7 +42,14 @@
 #define TD_SPOOL_VERSION 1u
 #define TD_SPOOL_HDR 4096u
 #define TD_SPOOL_SLOT 64u
-/* 4096 slots: 256 KiB of lines (about 550 JSON events), 32 KiB of words */
+/*
+ * 4096 slots: 256 KiB of lines (about 550 JSON events), 32 KiB of words.
+ * A constant, not a setting: a quarter of it (the worker's mark) is a
+ * batch large enough that a writev() per batch costs nothing per line,
+ * and the whole is small enough for every process of a prefork server
+ * to have one (each spool's pages all end up resident once its ring has
+ * gone round).
+ */
 #define TD_SPOOL_SLOTS 4096u
 #define TD_SPOOL_MAX_SLOTS (1u << 20)
 
