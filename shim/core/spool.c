@@ -54,9 +54,12 @@ int td_spool_view_of(void *mem, size_t size, struct td_spool_view *v)
 	return 0;
 }
 
+/* Slots of a line; the slot size is a constant (td_spool_view_of checks
+ * it), so this is a shift, not a division. */
 static inline uint64_t td__slots(const struct td_spool_view *v, size_t len)
 {
-	return (len + v->slot - 1) / v->slot;
+	(void)v;
+	return (len + TD_SPOOL_SLOT - 1) / TD_SPOOL_SLOT;
 }
 
 int td_spool_reserve(const struct td_spool_view *v, size_t len, uint64_t *seq, uint64_t *used)
@@ -101,7 +104,7 @@ void td_spool_commit(const struct td_spool_view *v, uint64_t seq, const char *li
 {
 	uint64_t i = seq & (v->nslots - 1);
 
-	memcpy(v->data + i * v->slot, line, len);
+	memcpy(v->data + i * TD_SPOOL_SLOT, line, len);
 	/* seq_cst: ordered before the writer's look at the flusher's flags
 	 * (shim/rt/spool.c), as well as a release of the bytes above */
 	atomic_store_explicit(&v->words[i], td_sw_make(seq, TD_SW_COMMIT, len),
