@@ -294,6 +294,7 @@ const struct td_policy *td_init_slow(void)
 	if (p != NULL && (td__applies(p) || path == td__config_env)) {
 		td_reload_start(p, path, td_proc.secure || geteuid() == 0,
 				path != NULL && path == td__config_env);
+		td_spool_configure(td_proc.secure ? NULL : td__env("TEARDOWN_SPOOL_FLUSH_MS"));
 		td_log_open(p);
 		pthread_atfork(NULL, td__atfork_parent, td__atfork_child);
 	}

@@ -467,6 +467,8 @@ void td_spool_after_fork_child(void) TD_HIDDEN;
 void td_spool_at_exit(void) TD_HIDDEN;
 /* The program closes fd, one of ours: if it is the spool's, keep its lock. */
 void td_spool_fd_closing(int fd) TD_HIDDEN;
+/* TEARDOWN_SPOOL_FLUSH_MS (tests), or NULL. */
+void td_spool_configure(const char *flush_ms) TD_HIDDEN;
 /* Append the lines dead processes left in spools of this log. */
 void td_spool_recover(const char *log_path) TD_HIDDEN;
 

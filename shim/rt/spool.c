@@ -101,6 +101,23 @@ static _Atomic uint64_t td__stuck_at = UINT64_MAX;
 /* a line waits for the worker's next round; the ring passed its mark */
 static _Atomic int td__armed, td__urgent;
 static int64_t td__due_us; /* the worker's: when it writes the ring out */
+/* how long after a batch's first line (TEARDOWN_SPOOL_FLUSH_MS: tests) */
+static int64_t td__flush_us = TD_SPOOL_FLUSH_US;
+
+/*
+ * TEARDOWN_SPOOL_FLUSH_MS, for tests only (like TEARDOWN_JOURNAL_SOCKET;
+ * not read in secure execution): the worker's delay after a batch's first
+ * line.  A test that kills a process with lines in its spool sets it long,
+ * and stays under the ring's mark: then no batch can be half-written at
+ * the kill, which would otherwise happen at random.
+ */
+void td_spool_configure(const char *flush_ms)
+{
+	uint64_t ms;
+
+	if (flush_ms != NULL && td_parse_u64(flush_ms, &ms) == 0 && ms <= 86400000)
+		td__flush_us = (int64_t)ms * 1000;
+}
 
 bool td_spool_exists(void)
 {
@@ -441,7 +458,7 @@ int64_t td_spool_tick(int64_t now)
 		}
 	}
 	if (td__due_us == 0 && atomic_load(&td__armed))
-		td__due_us = now + TD_SPOOL_FLUSH_US;
+		td__due_us = now + td__flush_us;
 	return td__due_us != 0 ? td__due_us : INT64_MAX;
 }
 
