@@ -385,7 +385,6 @@ void td_spool_count_line(const char *log_path, int log_fd)
 int td_spool_line(const char *line, size_t len)
 {
 	uint64_t used;
-
 	int rc;
 
 	if (atomic_load_explicit(&td__state, memory_order_acquire) != TD_SP_ON ||
