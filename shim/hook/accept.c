@@ -16,11 +16,11 @@ static int td__real_accept(int lfd, struct sockaddr *a, socklen_t *al, int flags
 /* A listener created through our socket() is known; others are asked. */
 static bool td__tcp_listener(int lfd, int fd)
 {
-	struct td_sock *l = td_fd_live(lfd);
+	struct td_sock *l = td_fdtab_live(lfd);
 
 	if (l != NULL)
 		return !(atomic_load(&l->flags) & (TD_SF_NOT_TCP | TD_SF_OWN));
-	return td_is_tcp(fd, NULL);
+	return td_info_is_tcp(fd, NULL);
 }
 
 /*
@@ -32,14 +32,14 @@ static bool td__tcp_listener(int lfd, int fd)
 static int td__accept(int lfd, struct sockaddr *addr, socklen_t *alen, int flags,
 		      bool four)
 {
-	const struct td_policy *p = td_active(), *now;
+	const struct td_policy *p = td_init_active(), *now;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss), given = 0;
 	int fd, saved;
 
 	/* before start-up, only a TCP listener may start the library early */
-	if (td_unlikely(p == NULL && !td_init_done()) && td_is_tcp(lfd, NULL))
-		p = td_active_tcp();
+	if (td_unlikely(p == NULL && !td_init_done()) && td_info_is_tcp(lfd, NULL))
+		p = td_init_active_tcp();
 	if (p == NULL || (addr != NULL && alen == NULL))
 		return td__real_accept(lfd, addr, alen, flags, four);
 	if (addr != NULL)
@@ -51,7 +51,7 @@ static int td__accept(int lfd, struct sockaddr *addr, socklen_t *alen, int flags
 	saved = errno;
 	/* accept() may have waited long: a policy changed meanwhile decides */
 	td_reload_poll();
-	if ((now = td_active()) != NULL)
+	if ((now = td_init_active()) != NULL)
 		p = now;
 	if (addr != NULL) {
 		if (*alen <= given && *alen <= sizeof(ss)) {
@@ -66,7 +66,7 @@ static int td__accept(int lfd, struct sockaddr *addr, socklen_t *alen, int flags
 	    td__tcp_listener(lfd, fd))
 		td_decide_accept(p, lfd, fd, (struct sockaddr *)&ss, sl);
 	else
-		td_fd_forget(fd);
+		td_fdtab_forget(fd);
 	errno = saved;
 	return fd;
 }

@@ -15,12 +15,12 @@ TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 
 	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t) ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-	    (p = td_active_tcp()) == NULL)
+	    (p = td_init_active_tcp()) == NULL)
 		return td_real_bind(fd, sa, len);
 	saved = errno;
-	s = td_fd_live(fd);
-	if (s == NULL && td_is_tcp(fd, &family))
-		s = td_sock_adopt(fd, family);
+	s = td_fdtab_live(fd);
+	if (s == NULL && td_info_is_tcp(fd, &family))
+		s = td_decide_adopt(fd, family);
 	if (s == NULL || s->d.decided ||
 	    (atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
 		errno = saved;
@@ -30,7 +30,7 @@ TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 	errno = saved;
 	rc = td_real_bind(fd, sa, len);
 	if (rc == 0) {
-		td_after_bind(p, fd);
+		td_decide_after_bind(p, fd);
 		errno = saved;
 	}
 	return rc;

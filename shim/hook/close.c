@@ -4,7 +4,7 @@
 TD_EXPORT int close(int fd)
 {
 	const struct td_policy *p;
-	struct td_sock *e = td_fd_live(fd);
+	struct td_sock *e = td_fdtab_live(fd);
 
 	/* an fd the library does not track: straight to libc, nothing else */
 	if (td_likely(e == NULL))
@@ -12,12 +12,12 @@ TD_EXPORT int close(int fd)
 	/* a socket nothing was decided for (never connected, bound or
 	 * accepted under a rule): drop the entry, close */
 	if ((atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_BARE) &&
-	    td_in_own_process()) {
-		td_fd_forget(fd);
+	    td_init_in_own_process()) {
+		td_fdtab_forget(fd);
 		return td_real_close(fd);
 	}
-	p = td_active();
+	p = td_init_active();
 	if (p == NULL)
 		return td_real_close(fd);
-	return td_close_fd(p, fd, TD_PATH_CLOSE);
+	return td_closing_fd(p, fd, TD_PATH_CLOSE);
 }

@@ -18,7 +18,7 @@
  * path alone, after the untracked numbers below it went to the kernel,
  * and is never part of a later close_range() (which, should another
  * thread have been handed that number meanwhile, would close its fd).
- * td_fd_high() is read again at every step: a socket's close may open a
+ * td_fdtab_high() is read again at every step: a socket's close may open a
  * descriptor of the library's (a drain's private reference, the
  * worker's) above the highest number seen so far, and the final
  * close_range() must step over it too.
@@ -29,23 +29,23 @@ static int td__close_span(const struct td_policy *p, unsigned first,
 	unsigned start = first;
 	int rc = 0;
 
-	for (unsigned fd = first; fd <= last && fd < TD_FD_MAX && (int)fd <= td_fd_high();
+	for (unsigned fd = first; fd <= last && fd < TD_FDTAB_MAX && (int)fd <= td_fdtab_high();
 	     fd++) {
-		struct td_sock *e = td_fd_live((int)fd);
+		struct td_sock *e = td_fdtab_live((int)fd);
 		bool own;
 
 		if (e == NULL)
 			continue;
 		own = (atomic_load(&e->flags) & TD_SF_OWN) != 0;
-		if (!own && td_sock_rule(p, e) == NULL) {
-			td_fd_forget((int)fd);
+		if (!own && td_decide_rule(p, e) == NULL) {
+			td_fdtab_forget((int)fd);
 			continue;
 		}
 		if (fd > start && td_real_close_range(start, fd - 1, flags) != 0)
 			rc = -1;
 		start = fd + 1;
 		if (!own)
-			(void)td_close_fd(p, (int)fd, TD_PATH_CLOSE_RANGE);
+			(void)td_closing_fd(p, (int)fd, TD_PATH_CLOSE_RANGE);
 	}
 	if (start <= last && start >= first && td_real_close_range(start, last, flags) != 0)
 		rc = -1;
@@ -54,13 +54,13 @@ static int td__close_span(const struct td_policy *p, unsigned first,
 
 TD_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	int saved, rc;
 
 	/* CLOEXEC closes nothing now; UNSHARE acts on a copy we cannot see */
 	if (p == NULL || first > last ||
 	    (flags & (CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) ||
-	    (int)first > td_fd_high() || !td_in_own_process())
+	    (int)first > td_fdtab_high() || !td_init_in_own_process())
 		return td_real_close_range(first, last, flags);
 	saved = errno;
 	rc = td__close_span(p, first, last, flags);
@@ -71,10 +71,10 @@ TD_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 
 TD_EXPORT void closefrom(int lowfd)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	int saved = errno;
 
-	if (p == NULL || lowfd < 0 || lowfd > td_fd_high() || !td_in_own_process()) {
+	if (p == NULL || lowfd < 0 || lowfd > td_fdtab_high() || !td_init_in_own_process()) {
 		td_real_closefrom(lowfd);
 		return;
 	}

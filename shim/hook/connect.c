@@ -17,14 +17,14 @@ TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 
 	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t) ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-	    (p = td_active_tcp()) == NULL)
+	    (p = td_init_active_tcp()) == NULL)
 		return td_real_connect(fd, sa, len);
 	saved = errno;
 	td_reload_poll();
-	s = td_fd_live(fd);
+	s = td_fdtab_live(fd);
 	if (s == NULL) {
 		/* created before us, inherited, or by a path we do not see */
-		if (!td_is_tcp(fd, &family) || (s = td_sock_adopt(fd, family)) == NULL) {
+		if (!td_info_is_tcp(fd, &family) || (s = td_decide_adopt(fd, family)) == NULL) {
 			errno = saved;
 			return td_real_connect(fd, sa, len);
 		}
@@ -37,16 +37,16 @@ TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	memset(&plan, 0, sizeof(plan));
 	if (td_decide_connect(p, fd, sa, len, &plan) < 0) {
 		/* no rule: forget it, so its close costs nothing */
-		td_fd_forget(fd);
+		td_fdtab_forget(fd);
 		errno = saved;
 		return td_real_connect(fd, sa, len);
 	}
 	if (plan.delay_ms)
-		td_sleep_ms(plan.delay_ms);
+		td_clock_sleep_ms(plan.delay_ms);
 	errno = saved;
 	rc = td_real_connect(fd, plan.sa, plan.len);
 	err = errno;
-	td_after_connect(p, fd, &plan, rc, err);
+	td_decide_after_connect(p, fd, &plan, rc, err);
 	errno = rc == 0 ? saved : err;
 	return rc;
 }

@@ -12,22 +12,22 @@
 /* Make newfd track the same socket as the entry of oldfd. */
 static void td__copy_entry(int oldfd, int newfd)
 {
-	struct td_sock *o = td_fd_live(oldfd), copy;
+	struct td_sock *o = td_fdtab_live(oldfd), copy;
 	uint32_t share;
 
 	if (o == NULL || (atomic_load(&o->flags) & TD_SF_OWN)) {
-		td_fd_forget(newfd);
+		td_fdtab_forget(newfd);
 		return;
 	}
-	share = td_share_join(o);
-	if (!td_fd_read(oldfd, &copy, NULL)) {
-		td_fd_forget(newfd);
+	share = td_fdtab_share_join(o);
+	if (!td_fdtab_read(oldfd, &copy, NULL)) {
+		td_fdtab_forget(newfd);
 		return;
 	}
 	copy.share = share;
 	if (share == 0)
 		atomic_fetch_or(&copy.flags, TD_SF_STICKY_SHARED);
-	(void)td_fd_publish(newfd, &copy);
+	(void)td_fdtab_publish(newfd, &copy);
 }
 
 /*
@@ -37,7 +37,7 @@ static void td__copy_entry(int oldfd, int newfd)
  */
 static int td__dup23(int oldfd, int newfd, int flags, bool three)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	struct td_sock *oe;
 	struct td_closing c;
 	bool closing;
@@ -45,10 +45,10 @@ static int td__dup23(int oldfd, int newfd, int flags, bool three)
 
 	if (p == NULL || oldfd == newfd)
 		goto plain;
-	oe = td_fd_live(oldfd);
-	if (td_fd_live(newfd) == NULL && oe == NULL)
+	oe = td_fdtab_live(oldfd);
+	if (td_fdtab_live(newfd) == NULL && oe == NULL)
 		goto plain;
-	if (!td_in_own_process()) {
+	if (!td_init_in_own_process()) {
 		/* a vfork()ed child sharing our memory hands the socket on:
 		 * from now on another process may hold it */
 		if (oe != NULL)
@@ -87,26 +87,26 @@ TD_EXPORT int dup3(int oldfd, int newfd, int flags)
 
 TD_EXPORT int dup(int oldfd)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	int fd, saved;
 
 	fd = td_real_dup(oldfd);
 	if (p == NULL || fd < 0)
 		return fd;
 	saved = errno;
-	if (!td_in_own_process()) {
+	if (!td_init_in_own_process()) {
 		/*
 		 * vfork()ed child: the table is the parent's, where the number
 		 * fd may still be a live socket of the parent's: leave its
 		 * entry alone, only note that oldfd's socket may now be held
 		 * elsewhere.
 		 */
-		struct td_sock *o = td_fd_live(oldfd);
+		struct td_sock *o = td_fdtab_live(oldfd);
 
 		if (o != NULL)
 			atomic_fetch_or(&o->flags, TD_SF_STICKY_SHARED);
-	} else if (td_fd_live(oldfd) == NULL) {
-		td_fd_forget(fd);
+	} else if (td_fdtab_live(oldfd) == NULL) {
+		td_fdtab_forget(fd);
 	} else {
 		td__copy_entry(oldfd, fd);
 	}

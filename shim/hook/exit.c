@@ -24,7 +24,7 @@ TD_EXPORT void _exit(int status)
 	td__before_exit();
 	td_real__exit(status);
 	for (;;)
-		(void)td_sys1(SYS_exit_group, status);
+		(void)td_real_sys1(SYS_exit_group, status);
 }
 
 TD_EXPORT void _Exit(int status)
@@ -32,5 +32,5 @@ TD_EXPORT void _Exit(int status)
 	td__before_exit();
 	td_real__Exit(status);
 	for (;;)
-		(void)td_sys1(SYS_exit_group, status);
+		(void)td_real_sys1(SYS_exit_group, status);
 }

@@ -10,7 +10,7 @@
 
 TD_EXPORT int fclose(FILE *fp)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	struct td_closing c;
 	int fd, rc;
 

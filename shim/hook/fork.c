@@ -10,11 +10,11 @@
 
 TD_EXPORT pid_t fork(void)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	pid_t pid;
 
 	pid = td_real_fork();
 	if (p != NULL && pid > 0)
-		td_child_record(pid, td_tls_fork_epoch);
+		td_holders_child_record(pid, td_holders_tls_fork_epoch);
 	return pid;
 }

@@ -15,7 +15,7 @@
 
 static inline bool td__armed_any(void)
 {
-	return atomic_load_explicit(&td_bytes_in_faults_live, memory_order_relaxed) != 0;
+	return atomic_load_explicit(&td_faults_bytes_in_live, memory_order_relaxed) != 0;
 }
 
 TD_EXPORT ssize_t read(int fd, void *buf, size_t n)
@@ -24,12 +24,12 @@ TD_EXPORT ssize_t read(int fd, void *buf, size_t n)
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || td_active() == NULL)
+	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
 		return td_real_read(fd, buf, n);
-	allow = td_bytes_in_allow(fd, n, &armed);
+	allow = td_faults_bytes_in_allow(fd, n, &armed);
 	r = td_real_read(fd, buf, armed ? allow : n);
 	if (armed)
-		td_bytes_read(fd, r);
+		td_faults_bytes_read(fd, r);
 	return r;
 }
 
@@ -39,12 +39,12 @@ TD_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || td_active() == NULL)
+	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || td_init_active() == NULL)
 		return td_real_recv(fd, buf, n, flags);
-	allow = td_bytes_in_allow(fd, n, &armed);
+	allow = td_faults_bytes_in_allow(fd, n, &armed);
 	r = td_real_recv(fd, buf, armed ? allow : n, flags);
 	if (armed)
-		td_bytes_read(fd, r);
+		td_faults_bytes_read(fd, r);
 	return r;
 }
 
@@ -55,12 +55,12 @@ TD_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || td_active() == NULL)
+	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || td_init_active() == NULL)
 		return td_real_recvfrom(fd, buf, n, flags, from, fl);
-	allow = td_bytes_in_allow(fd, n, &armed);
+	allow = td_faults_bytes_in_allow(fd, n, &armed);
 	r = td_real_recvfrom(fd, buf, armed ? allow : n, flags, from, fl);
 	if (armed)
-		td_bytes_read(fd, r);
+		td_faults_bytes_read(fd, r);
 	return r;
 }
 
@@ -95,13 +95,13 @@ TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || td_active() == NULL || cnt <= 0 || iov == NULL)
+	if (td_likely(!td__armed_any()) || td_init_active() == NULL || cnt <= 0 || iov == NULL)
 		return td_real_readv(fd, iov, cnt);
-	allow = td_bytes_in_allow(fd, td__iov_total(iov, cnt), &armed);
+	allow = td_faults_bytes_in_allow(fd, td__iov_total(iov, cnt), &armed);
 	if (!armed)
 		return td_real_readv(fd, iov, cnt);
 	r = td_real_readv(fd, cut, td__cut_iov(cut, iov, cnt, allow));
-	td_bytes_read(fd, r);
+	td_faults_bytes_read(fd, r);
 	return r;
 }
 
@@ -113,9 +113,9 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || m == NULL ||
-	    m->msg_iovlen == 0 || td_active() == NULL)
+	    m->msg_iovlen == 0 || td_init_active() == NULL)
 		return td_real_recvmsg(fd, m, flags);
-	allow = td_bytes_in_allow(fd, td__iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
+	allow = td_faults_bytes_in_allow(fd, td__iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
 	if (!armed)
 		return td_real_recvmsg(fd, m, flags);
 	/* the program's msghdr, with a cut iovec for the call (its own is
@@ -127,6 +127,6 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	r = td_real_recvmsg(fd, m, flags);
 	m->msg_iov = orig;
 	m->msg_iovlen = olen;
-	td_bytes_read(fd, r);
+	td_faults_bytes_read(fd, r);
 	return r;
 }

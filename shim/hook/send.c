@@ -16,7 +16,7 @@
 
 static inline bool td__armed_any(void)
 {
-	return atomic_load_explicit(&td_bytes_faults_live, memory_order_relaxed) != 0;
+	return atomic_load_explicit(&td_faults_bytes_live, memory_order_relaxed) != 0;
 }
 
 TD_EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -25,12 +25,12 @@ TD_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || td_active() == NULL)
+	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
 		return td_real_write(fd, buf, n);
-	allow = td_bytes_allow(fd, n, &armed);
+	allow = td_faults_bytes_allow(fd, n, &armed);
 	r = td_real_write(fd, buf, armed ? allow : n);
 	if (armed)
-		td_bytes_sent(fd, r);
+		td_faults_bytes_sent(fd, r);
 	return r;
 }
 
@@ -40,12 +40,12 @@ TD_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || td_active() == NULL)
+	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
 		return td_real_send(fd, buf, n, flags);
-	allow = td_bytes_allow(fd, n, &armed);
+	allow = td_faults_bytes_allow(fd, n, &armed);
 	r = td_real_send(fd, buf, armed ? allow : n, flags);
 	if (armed)
-		td_bytes_sent(fd, r);
+		td_faults_bytes_sent(fd, r);
 	return r;
 }
 
@@ -56,12 +56,12 @@ TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || td_active() == NULL)
+	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
 		return td_real_sendto(fd, buf, n, flags, to, tl);
-	allow = td_bytes_allow(fd, n, &armed);
+	allow = td_faults_bytes_allow(fd, n, &armed);
 	r = td_real_sendto(fd, buf, armed ? allow : n, flags, to, tl);
 	if (armed)
-		td_bytes_sent(fd, r);
+		td_faults_bytes_sent(fd, r);
 	return r;
 }
 
@@ -97,14 +97,14 @@ TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || td_active() == NULL || cnt <= 0 ||
+	if (td_likely(!td__armed_any()) || td_init_active() == NULL || cnt <= 0 ||
 	    iov == NULL)
 		return td_real_writev(fd, iov, cnt);
-	allow = td_bytes_allow(fd, td__iov_total(iov, cnt), &armed);
+	allow = td_faults_bytes_allow(fd, td__iov_total(iov, cnt), &armed);
 	if (!armed)
 		return td_real_writev(fd, iov, cnt);
 	r = td_real_writev(fd, cut, td__cut_iov(cut, iov, cnt, allow));
-	td_bytes_sent(fd, r);
+	td_faults_bytes_sent(fd, r);
 	return r;
 }
 
@@ -123,7 +123,7 @@ static void td__passed_fds(const struct msghdr *m)
 			struct td_sock *e;
 
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if ((e = td_fd_live(fd)) != NULL)
+			if ((e = td_fdtab_live(fd)) != NULL)
 				atomic_fetch_or(&e->flags, TD_SF_STICKY_SHARED);
 		}
 	}
@@ -138,18 +138,18 @@ TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 	ssize_t r;
 
 	if (m != NULL && m->msg_control != NULL && m->msg_controllen > 0 &&
-	    td_active() != NULL)
+	    td_init_active() != NULL)
 		td__passed_fds(m);
-	if (td_likely(!td__armed_any()) || m == NULL || td_active() == NULL ||
+	if (td_likely(!td__armed_any()) || m == NULL || td_init_active() == NULL ||
 	    m->msg_iovlen == 0)
 		return td_real_sendmsg(fd, m, flags);
-	allow = td_bytes_allow(fd, td__iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
+	allow = td_faults_bytes_allow(fd, td__iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
 	if (!armed)
 		return td_real_sendmsg(fd, m, flags);
 	mc = *m;
 	mc.msg_iov = cut;
 	mc.msg_iovlen = (size_t)td__cut_iov(cut, m->msg_iov, (int)m->msg_iovlen, allow);
 	r = td_real_sendmsg(fd, &mc, flags);
-	td_bytes_sent(fd, r);
+	td_faults_bytes_sent(fd, r);
 	return r;
 }

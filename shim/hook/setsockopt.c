@@ -17,7 +17,7 @@ static void td__linger(const struct td_policy *p, int fd, struct td_sock *s,
 
 	td_sock_linger_set(s, lg->l_onoff, lg->l_linger);
 	flags = atomic_fetch_or(&s->flags, TD_SF_APP_LINGER) | TD_SF_APP_LINGER;
-	r = s->d.decided ? td_sock_rule(p, s) : NULL;
+	r = s->d.decided ? td_decide_rule(p, s) : NULL;
 	if (r != NULL) {
 		bool set = true;
 
@@ -31,17 +31,17 @@ static void td__linger(const struct td_policy *p, int fd, struct td_sock *s,
 			(void)td_real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &want,
 						 sizeof(want));
 	} else {
-		r = td_sock_rule(p, s); /* a listener's bind rule, for the log */
+		r = td_decide_rule(p, s); /* a listener's bind rule, for the log */
 	}
 	if (r == NULL || !r->log)
 		return;
-	td_event_from_sock(&ev, p, s, fd, TD_EV_LINGER);
-	td_log(p, &ev);
+	td_logw_event_from_sock(&ev, p, s, fd, TD_EV_LINGER);
+	td_logw_event(p, &ev);
 }
 
 TD_EXPORT int setsockopt(int fd, int level, int name, const void *v, socklen_t len)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	struct td_sock *s;
 	struct linger lg;
 	int saved, rc, err, family;
@@ -52,9 +52,9 @@ TD_EXPORT int setsockopt(int fd, int level, int name, const void *v, socklen_t l
 	rc = td_real_setsockopt(fd, level, name, v, len);
 	err = errno;
 	if (rc == 0 && v != NULL && len >= (socklen_t)sizeof(lg)) {
-		s = td_fd_live(fd);
-		if (s == NULL && td_is_tcp(fd, &family))
-			s = td_sock_adopt(fd, family);
+		s = td_fdtab_live(fd);
+		if (s == NULL && td_info_is_tcp(fd, &family))
+			s = td_decide_adopt(fd, family);
 		if (s != NULL && !(atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
 			memcpy(&lg, v, sizeof(lg));
 			td__linger(p, fd, s, &lg);

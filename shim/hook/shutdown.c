@@ -51,7 +51,7 @@ static bool td__reset_instead(struct td_sock *s, const struct td_facts *f)
 
 TD_EXPORT int shutdown(int fd, int how)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	const struct td_rule *r;
 	struct td_sock *s;
 	struct td_event ev;
@@ -59,21 +59,21 @@ TD_EXPORT int shutdown(int fd, int how)
 	int saved, rc, err, done = how;
 	bool reset = false;
 
-	if (p == NULL || (s = td_fd_live(fd)) == NULL || !s->d.decided ||
-	    (r = td_sock_rule(p, s)) == NULL)
+	if (p == NULL || (s = td_fdtab_live(fd)) == NULL || !s->d.decided ||
+	    (r = td_decide_rule(p, s)) == NULL)
 		return td_real_shutdown(fd, how);
 	saved = errno;
 	if (r->shutdown == TD_SHUT_HALF && (how == SHUT_RD || how == SHUT_RDWR))
 		done = SHUT_WR;
 	else if (r->shutdown == TD_SHUT_SKIP)
 		done = TD_HOW_NONE;
-	if ((done == SHUT_WR || done == SHUT_RDWR) && td_facts_read(fd, &f, false) == 0) {
+	if ((done == SHUT_WR || done == SHUT_RDWR) && td_info_facts(fd, &f, false) == 0) {
 		if (f.state == TD_TCP_CLOSE_WAIT || f.state == TD_TCP_LAST_ACK)
 			atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 		reset = td__reset_instead(s, &f);
 	}
 	errno = saved;
-	if (reset && td_reset_now(fd, s) == 0) {
+	if (reset && td_faults_reset_now(fd, s) == 0) {
 		rc = 0;
 		err = saved;
 		done = TD_HOW_RST;
@@ -87,10 +87,10 @@ TD_EXPORT int shutdown(int fd, int how)
 		/* the peer's FIN slipped in between the check and our FIN */
 		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 	if (r->log) {
-		td_event_from_sock(&ev, p, s, fd, TD_EV_SHUTDOWN);
+		td_logw_event_from_sock(&ev, p, s, fd, TD_EV_SHUTDOWN);
 		ev.how = (int8_t)how;
 		ev.how_done = (int8_t)(rc == 0 ? done : TD_HOW_NONE);
-		td_log(p, &ev);
+		td_logw_event(p, &ev);
 	}
 	errno = rc == 0 ? saved : err;
 	return rc;

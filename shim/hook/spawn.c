@@ -18,7 +18,7 @@ static int td__spawn(bool path, pid_t *pid, const char *file,
 		     const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at,
 		     char *const argv[], char *const envp[])
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	__typeof__(posix_spawn) *real = path ? td_real_posix_spawnp : td_real_posix_spawn;
 	uint32_t epoch;
 	pid_t child = 0;
@@ -29,10 +29,10 @@ static int td__spawn(bool path, pid_t *pid, const char *file,
 	/* the child's lines must not come before ours */
 	td_spool_flush();
 	/* a socket older than this child may be held by it from now on */
-	epoch = atomic_fetch_add(&td_epoch, 1);
+	epoch = atomic_fetch_add(&td_holders_epoch, 1);
 	rc = real(pid ? pid : &child, file, fa, at, argv, envp);
 	if (rc == 0)
-		td_child_record(pid ? *pid : child, epoch);
+		td_holders_child_record(pid ? *pid : child, epoch);
 	return rc;
 }
 
@@ -55,10 +55,10 @@ TD_EXPORT int posix_spawnp(pid_t *pid, const char *file,
 TD_EXPORT int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa,
 					       int fd, int newfd)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	struct td_sock *s;
 
-	if (p != NULL && (s = td_fd_live(fd)) != NULL)
+	if (p != NULL && (s = td_fdtab_live(fd)) != NULL)
 		atomic_fetch_or(&s->flags, TD_SF_STICKY_SHARED);
 	return td_real_posix_spawn_file_actions_adddup2(fa, fd, newfd);
 }

@@ -21,11 +21,11 @@ TD_EXPORT long syscall(long n, ...)
 	for (int i = 0; i < 6; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
-	p = td_active();
+	p = td_init_active();
 	if (p != NULL) {
 		switch (n) {
 		case SYS_close:
-			return td_close_fd(p, (int)a[0], TD_PATH_SYSCALL);
+			return td_closing_fd(p, (int)a[0], TD_PATH_SYSCALL);
 		case SYS_close_range:
 			return close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
 #ifdef SYS_dup2

@@ -15,7 +15,7 @@
  * be clobbered by the child on the shared stack.  The return address is
  * kept in a register across the system call, as glibc does.  On other
  * architectures the libc vfork() is used and the check falls back to
- * getpid() (td_in_own_process()).
+ * getpid() (td_init_in_own_process()).
  */
 #include <errno.h>
 #include <sys/syscall.h>

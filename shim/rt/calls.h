@@ -15,50 +15,50 @@
  *
  * Include it only with TD_CALL and TD_CALLV defined.
  */
-TD_CALL(int, socket, (int d, int t, int p), (d, t, p), td_sys3(SYS_socket, d, t, p))
+TD_CALL(int, socket, (int d, int t, int p), (d, t, p), td_real_sys3(SYS_socket, d, t, p))
 TD_CALL(int, accept, (int fd, struct sockaddr *a, socklen_t *l), (fd, a, l),
-	td_sys(SYS_accept4, fd, (long)a, (long)l, 0, 0, 0))
+	td_real_sys(SYS_accept4, fd, (long)a, (long)l, 0, 0, 0))
 TD_CALL(int, accept4, (int fd, struct sockaddr *a, socklen_t *l, int f), (fd, a, l, f),
-	td_sys(SYS_accept4, fd, (long)a, (long)l, f, 0, 0))
+	td_real_sys(SYS_accept4, fd, (long)a, (long)l, f, 0, 0))
 TD_CALL(int, connect, (int fd, const struct sockaddr *a, socklen_t l), (fd, a, l),
-	td_sys3(SYS_connect, fd, a, l))
+	td_real_sys3(SYS_connect, fd, a, l))
 TD_CALL(int, bind, (int fd, const struct sockaddr *a, socklen_t l), (fd, a, l),
-	td_sys3(SYS_bind, fd, a, l))
+	td_real_sys3(SYS_bind, fd, a, l))
 TD_CALL(int, setsockopt, (int fd, int lv, int nm, const void *v, socklen_t l),
-	(fd, lv, nm, v, l), td_sys(SYS_setsockopt, fd, lv, nm, (long)v, l, 0))
-TD_CALL(int, shutdown, (int fd, int how), (fd, how), td_sys2(SYS_shutdown, fd, how))
-TD_CALL(int, close, (int fd), (fd), td_sys1(SYS_close, fd))
+	(fd, lv, nm, v, l), td_real_sys(SYS_setsockopt, fd, lv, nm, (long)v, l, 0))
+TD_CALL(int, shutdown, (int fd, int how), (fd, how), td_real_sys2(SYS_shutdown, fd, how))
+TD_CALL(int, close, (int fd), (fd), td_real_sys1(SYS_close, fd))
 TD_CALL(int, fclose, (FILE *f), (f), TD_LATE(fclose, (f), EOF))
 TD_CALL(int, close_range, (unsigned a, unsigned b, int f), (a, b, f),
-	td_sys3(SYS_close_range, a, b, f))
-TD_CALLV(closefrom, (int lo), (lo), (void)td_sys3(SYS_close_range, lo, ~0u, 0))
-TD_CALL(int, dup, (int fd), (fd), td_sys1(SYS_dup, fd))
-TD_CALL(int, dup2, (int o, int n), (o, n), td_sys_dup2(o, n))
-TD_CALL(int, dup3, (int o, int n, int f), (o, n, f), td_sys3(SYS_dup3, o, n, f))
+	td_real_sys3(SYS_close_range, a, b, f))
+TD_CALLV(closefrom, (int lo), (lo), (void)td_real_sys3(SYS_close_range, lo, ~0u, 0))
+TD_CALL(int, dup, (int fd), (fd), td_real_sys1(SYS_dup, fd))
+TD_CALL(int, dup2, (int o, int n), (o, n), td_real_sys_dup2(o, n))
+TD_CALL(int, dup3, (int o, int n, int f), (o, n, f), td_real_sys3(SYS_dup3, o, n, f))
 TD_CALL(pid_t, fork, (void), (), TD_LATE(fork, (), -1))
 TD_CALL(long, syscall, (long n, long a, long b, long c, long d, long e, long f),
-	(n, a, b, c, d, e, f), td_sys(n, a, b, c, d, e, f))
-TD_CALL(ssize_t, read, (int fd, void *b, size_t n), (fd, b, n), td_sys3(SYS_read, fd, b, n))
+	(n, a, b, c, d, e, f), td_real_sys(n, a, b, c, d, e, f))
+TD_CALL(ssize_t, read, (int fd, void *b, size_t n), (fd, b, n), td_real_sys3(SYS_read, fd, b, n))
 TD_CALL(ssize_t, readv, (int fd, const struct iovec *v, int n), (fd, v, n),
-	td_sys3(SYS_readv, fd, v, n))
+	td_real_sys3(SYS_readv, fd, v, n))
 TD_CALL(ssize_t, recv, (int fd, void *b, size_t n, int fl), (fd, b, n, fl),
-	td_sys(SYS_recvfrom, fd, (long)b, (long)n, fl, 0, 0))
+	td_real_sys(SYS_recvfrom, fd, (long)b, (long)n, fl, 0, 0))
 TD_CALL(ssize_t, recvfrom,
 	(int fd, void *b, size_t n, int fl, struct sockaddr *a, socklen_t *l),
-	(fd, b, n, fl, a, l), td_sys(SYS_recvfrom, fd, (long)b, (long)n, fl, (long)a, (long)l))
+	(fd, b, n, fl, a, l), td_real_sys(SYS_recvfrom, fd, (long)b, (long)n, fl, (long)a, (long)l))
 TD_CALL(ssize_t, recvmsg, (int fd, struct msghdr *m, int fl), (fd, m, fl),
-	td_sys3(SYS_recvmsg, fd, m, fl))
+	td_real_sys3(SYS_recvmsg, fd, m, fl))
 TD_CALL(ssize_t, write, (int fd, const void *b, size_t n), (fd, b, n),
-	td_sys3(SYS_write, fd, b, n))
+	td_real_sys3(SYS_write, fd, b, n))
 TD_CALL(ssize_t, writev, (int fd, const struct iovec *v, int n), (fd, v, n),
-	td_sys3(SYS_writev, fd, v, n))
+	td_real_sys3(SYS_writev, fd, v, n))
 TD_CALL(ssize_t, send, (int fd, const void *b, size_t n, int fl), (fd, b, n, fl),
-	td_sys(SYS_sendto, fd, (long)b, (long)n, fl, 0, 0))
+	td_real_sys(SYS_sendto, fd, (long)b, (long)n, fl, 0, 0))
 TD_CALL(ssize_t, sendto,
 	(int fd, const void *b, size_t n, int fl, const struct sockaddr *a, socklen_t l),
-	(fd, b, n, fl, a, l), td_sys(SYS_sendto, fd, (long)b, (long)n, fl, (long)a, l))
+	(fd, b, n, fl, a, l), td_real_sys(SYS_sendto, fd, (long)b, (long)n, fl, (long)a, l))
 TD_CALL(ssize_t, sendmsg, (int fd, const struct msghdr *m, int fl), (fd, m, fl),
-	td_sys3(SYS_sendmsg, fd, m, fl))
+	td_real_sys3(SYS_sendmsg, fd, m, fl))
 TD_CALL(int, posix_spawn,
 	(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 	 const posix_spawnattr_t *at, char *const argv[], char *const envp[]),
@@ -70,5 +70,5 @@ TD_CALL(int, posix_spawnp,
 TD_CALL(int, posix_spawn_file_actions_adddup2,
 	(posix_spawn_file_actions_t *fa, int fd, int newfd), (fa, fd, newfd),
 	TD_LATE_RC(posix_spawn_file_actions_adddup2, (fa, fd, newfd)))
-TD_CALLV(_exit, (int st), (st), (void)td_sys1(SYS_exit_group, st))
-TD_CALLV(_Exit, (int st), (st), (void)td_sys1(SYS_exit_group, st))
+TD_CALLV(_exit, (int st), (st), (void)td_real_sys1(SYS_exit_group, st))
+TD_CALLV(_Exit, (int st), (st), (void)td_real_sys1(SYS_exit_group, st))

@@ -83,7 +83,7 @@ void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
 	ev->unsent = cf->unsent;
 	ev->bytes_in = o.bytes_in;
 	ev->bytes_out = o.bytes_out;
-	ev->age_ms = t_open_mono_us != 0 ? (td_mono_us() - t_open_mono_us) / 1000 : 0;
+	ev->age_ms = t_open_mono_us != 0 ? (td_clock_mono_us() - t_open_mono_us) / 1000 : 0;
 }
 
 /*
@@ -133,35 +133,35 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	bool in_proc_shared, last, changed = false;
 	int fd = c->fd;
 
-	in_proc_shared = td_share_leave(s->share);
+	in_proc_shared = td_fdtab_share_leave(s->share);
 	if (c->rule->has_fault && c->rule->fault.close_delay_ms)
-		td_sleep_ms(c->rule->fault.close_delay_ms);
+		td_clock_sleep_ms(c->rule->fault.close_delay_ms);
 	if (atomic_load(&s->flags) & TD_SF_BYTES_FAULT)
-		atomic_fetch_sub(&td_bytes_faults_live, 1);
+		atomic_fetch_sub(&td_faults_bytes_live, 1);
 	if (atomic_load(&s->flags) & TD_SF_BYTES_IN_FAULT)
-		atomic_fetch_sub(&td_bytes_in_faults_live, 1);
-	if (td_facts_read_sock(fd, &f, s, c->rule, td_sock_needs_ino(s)) < 0) {
+		atomic_fetch_sub(&td_faults_bytes_in_live, 1);
+	if (td_info_facts_sock(fd, &f, s, c->rule, td_holders_needs_ino(s)) < 0) {
 		/* not this socket any more (closed behind our back): hands off */
 		c->stale = true;
 		return;
 	}
 	c->log = c->rule->log;
 	c->unread_before = f.unread;
-	last = !in_proc_shared && td_sock_sole_holder(fd, s, f.ino);
+	last = !in_proc_shared && td_holders_sole(fd, s, f.ino);
 	if (last && td__needs_work(c->rule, &f)) {
 		/* graceful changes the outcome only when it undoes something */
 		changed = c->rule->close == TD_CLOSE_DRAIN || f.unread > 0 ||
 			  td_sock_linger_on(&c->s);
 		if (c->rule->close == TD_CLOSE_DRAIN) {
-			int pfd = fcntl(fd, F_DUPFD_CLOEXEC, td_proc.fd_base);
+			int pfd = fcntl(fd, F_DUPFD_CLOEXEC, td_init_proc.fd_base);
 
 			if (pfd >= 0)
-				c->pfd = td_own_fd(pfd);
+				c->pfd = td_ownfd_mark(pfd);
 		}
 		if (f.unread > 0)
-			(void)td_discard_input(fd);
+			(void)td_info_discard_input(fd);
 		if (c->pfd < 0 || f.unread > 0)
-			(void)td_facts_read(fd, &f, false);
+			(void)td_info_facts(fd, &f, false);
 		if (c->pfd >= 0) {
 			/* what the drain will do: FIN behind the data, no RST */
 			f.unread = 0;
@@ -171,7 +171,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 		changed = td_sock_linger_on(&c->s);
 	}
 	td__facts(&c->cf, s, c->rule, &f, last, changed);
-	td_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
+	td_logw_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
 	td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
 	c->ev.unread = c->unread_before;
 	/*
@@ -196,12 +196,12 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	c->check_after = c->pfd < 0 && last && c->log && c->ev.wire == TD_WIRE_FIN &&
 			 c->ev.closer == TD_CLOSER_ACTIVE;
 	/* the closing thread, even when the worker writes the event later */
-	c->ev.tid = td_gettid();
+	c->ev.tid = td_init_tid();
 }
 
 bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd, int path)
 {
-	struct td_sock *e = td_fd_live(fd);
+	struct td_sock *e = td_fdtab_live(fd);
 	const struct td_rule *r;
 
 	if (e == NULL)
@@ -212,15 +212,15 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd, i
 	 * (that would strip the parent's socket of its rule, or one of the
 	 * library's own fds of its mark).
 	 */
-	if (!td_in_own_process())
+	if (!td_init_in_own_process())
 		return false;
-	r = td_sock_rule(p, e);
+	r = td_decide_rule(p, e);
 	if ((atomic_load(&e->flags) & TD_SF_OWN) || r == NULL || !td__close_has_work(r, e)) {
 		/* one of ours closed by the program, a socket no rule wants, or
 		 * one whose options already say everything: just close */
 		if (atomic_load(&e->flags) & TD_SF_OWN)
 			td_spool_fd_closing(fd);
-		td_fd_forget(fd);
+		td_fdtab_forget(fd);
 		return false;
 	}
 	memset(c, 0, sizeof(*c));
@@ -228,9 +228,9 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd, i
 	c->fd = fd;
 	c->pfd = -1;
 	c->path = path;
-	if (!td_fd_claim(fd, &c->s))
+	if (!td_fdtab_claim(fd, &c->s))
 		return false;
-	c->rule = td_sock_rule(p, &c->s);
+	c->rule = td_decide_rule(p, &c->s);
 	if (c->rule == NULL)
 		c->stale = true;
 	else
@@ -248,7 +248,7 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	td_real_shutdown(c->pfd, SHUT_WR);
 	c->cf.first_fin = td_diag_closer(c->pfd, &c->s.d.local, &c->s.d.remote);
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
-	(void)td_discard_input(c->pfd);
+	(void)td_info_discard_input(c->pfd);
 	/* The peer may have closed already: then nothing to wait for. */
 	if (recv(c->pfd, &probe, 1, MSG_DONTWAIT | MSG_PEEK) == 0)
 		return false;
@@ -259,7 +259,7 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	req.cf = c->cf;
 	req.log = c->log;
 	req.t_open_mono_us = c->s.d.t_open_mono_us;
-	req.deadline_mono_us = td_mono_us() + (int64_t)c->rule->drain_timeout_ms * 1000;
+	req.deadline_mono_us = td_clock_mono_us() + (int64_t)c->rule->drain_timeout_ms * 1000;
 	return td_worker_drain(&req) == 0;
 }
 
@@ -275,7 +275,7 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	if (c->pfd >= 0) {
 		if (td__drain(p, c))
 			goto out; /* the worker writes the event when done */
-		td_own_close(c->pfd);
+		td_ownfd_close(c->pfd);
 		c->pfd = -1;
 	}
 	if (c->log) {
@@ -285,13 +285,13 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 			c->cf.after_state = td_diag_state(&c->s.d.local, &c->s.d.remote);
 		if ((c->check_after || c->check_rst) && ok)
 			td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
-		td_log(p, &c->ev);
+		td_logw_event(p, &c->ev);
 	}
 out:
 	errno = ok ? c->saved_errno : err;
 }
 
-int td_close_fd(const struct td_policy *p, int fd, int path)
+int td_closing_fd(const struct td_policy *p, int fd, int path)
 {
 	struct td_closing c;
 	int rc;
@@ -312,7 +312,7 @@ int td_close_fd(const struct td_policy *p, int fd, int path)
  */
 void td_closing_at_exit(const struct td_policy *p)
 {
-	int high = td_fd_high();
+	int high = td_fdtab_high();
 
 	for (int fd = 0; fd <= high; fd++) {
 		struct td_close_facts cf;
@@ -323,22 +323,22 @@ void td_closing_at_exit(const struct td_policy *p)
 		int64_t unread;
 		bool last, work;
 
-		if (!td_fd_read(fd, &s, NULL))
+		if (!td_fdtab_read(fd, &s, NULL))
 			continue;
 		if (atomic_load(&s.flags) & TD_SF_OWN)
 			continue;
-		r = td_sock_rule(p, &s);
-		if (r == NULL || td_facts_read(fd, &f, td_sock_needs_ino(&s)) != 0)
+		r = td_decide_rule(p, &s);
+		if (r == NULL || td_info_facts(fd, &f, td_holders_needs_ino(&s)) != 0)
 			continue;
 		unread = f.unread;
-		last = s.share == 0 && td_sock_sole_holder(fd, &s, f.ino);
-		if (!last && s.d.epoch < td_birth_epoch)
+		last = s.share == 0 && td_holders_sole(fd, &s, f.ino);
+		if (!last && s.d.epoch < td_holders_birth_epoch)
 			continue;
 		work = last && td__needs_work(r, &f);
 		if (work) {
 			if (f.unread > 0) {
-				(void)td_discard_input(fd);
-				(void)td_facts_read(fd, &f, false);
+				(void)td_info_discard_input(fd);
+				(void)td_info_facts(fd, &f, false);
 			}
 			/*
 			 * A drain's FIN goes out after the facts are read: read
@@ -351,10 +351,10 @@ void td_closing_at_exit(const struct td_policy *p)
 		}
 		if (!r->log)
 			continue;
-		td_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
+		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
 		td__facts(&cf, &s, r, &f, last, work);
 		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 		ev.unread = unread;
-		td_log(p, &ev);
+		td_logw_event(p, &ev);
 	}
 }

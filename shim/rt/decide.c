@@ -26,18 +26,18 @@ static _Atomic uint64_t td__conn_seq;
  * applies to connections decided after it).  p, the policy in force, is
  * what the caller holds; the entry's own generation wins.
  */
-const struct td_rule *td_sock_rule(const struct td_policy *p,
+const struct td_rule *td_decide_rule(const struct td_policy *p,
 				   const struct td_sock *s)
 {
 	int r = s->d.decided ? s->d.rule : s->d.bind_rule;
-	const struct td_policy *q = td_policy_of(s);
+	const struct td_policy *q = td_reload_policy_of(s);
 
 	if (q == NULL)
 		q = p;
 	return q != NULL && r >= 0 && (uint32_t)r < q->n_rules ? &q->rules[r] : NULL;
 }
 
-struct td_sock *td_sock_new(int fd, int family, uint8_t role)
+struct td_sock *td_decide_new(int fd, int family, uint8_t role)
 {
 	struct td_sock_data d;
 
@@ -46,15 +46,15 @@ struct td_sock *td_sock_new(int fd, int family, uint8_t role)
 	d.bind_rule = -1;
 	d.role = role;
 	d.family = (uint8_t)family;
-	d.epoch = atomic_load(&td_epoch);
+	d.epoch = atomic_load(&td_holders_epoch);
 	/* no clock here: most sockets are never matched; connect, accept and
 	 * a matched bind set the time their events count from */
-	return td_fd_publish_data(fd, &d, TD_SF_BARE);
+	return td_fdtab_publish_data(fd, &d, TD_SF_BARE);
 }
 
-struct td_sock *td_sock_adopt(int fd, int family)
+struct td_sock *td_decide_adopt(int fd, int family)
 {
-	struct td_sock *s = td_sock_new(fd, family, TD_SOCK_UNKNOWN);
+	struct td_sock *s = td_decide_new(fd, family, TD_SOCK_UNKNOWN);
 
 	if (s != NULL) {
 		/* Not seen created: it may be inherited across exec or passed
@@ -79,7 +79,7 @@ static void td__set_int(int fd, int level, int name, int v)
 /* The seed a rule's faults draw from. */
 static uint64_t td__seed(const struct td_rule *r)
 {
-	return r->fault.has_seed ? r->fault.seed : td_proc.seed;
+	return r->fault.has_seed ? r->fault.seed : td_init_proc.seed;
 }
 
 /*
@@ -100,11 +100,11 @@ static void td__fault_event(const struct td_policy *p, const struct td_sock *s,
 
 	if (!r->log)
 		return;
-	td_event_from_sock(&ev, p, s, fd, TD_EV_FAULT);
+	td_logw_event_from_sock(&ev, p, s, fd, TD_EV_FAULT);
 	ev.fault = what;
 	ev.seed = td__seed(r);
 	ev.run_conn = fate->run_conn;
-	td_log(p, &ev);
+	td_logw_event(p, &ev);
 }
 
 /*
@@ -129,10 +129,10 @@ static void td__apply_rule(const struct td_policy *p, int fd, struct td_sock *s,
 	if (r->fin_timeout_s > 0)
 		td__set_int(fd, IPPROTO_TCP, TCP_LINGER2, r->fin_timeout_s);
 	if (r->has_fault) {
-		fate->run_conn = td_run_conn();
+		fate->run_conn = td_runwide_conn();
 		if (fate->run_conn)
 			fate->num = fate->run_conn;
-		fate->hit = !f->when.set || td_when_match(&f->when, td_run_position(p, ri));
+		fate->hit = !f->when.set || td_when_match(&f->when, td_runwide_position(p, ri));
 	}
 	if (fate->hit) {
 		rst = td_fault_draw(&f->rst, td__seed(r), fate->num, TD_FK_RST);
@@ -143,13 +143,13 @@ static void td__apply_rule(const struct td_policy *p, int fd, struct td_sock *s,
 		if (f->rst_after_bytes || f->fin_after_bytes) {
 			atomic_fetch_or(&s->flags, TD_SF_BYTES_FAULT |
 						   (f->fin_after_bytes ? TD_SF_BYTES_FIN : 0));
-			atomic_fetch_add(&td_bytes_faults_live, 1);
+			atomic_fetch_add(&td_faults_bytes_live, 1);
 			td__fault_event(p, s, fd, r, fate,
 					f->fin_after_bytes ? "fin_after_bytes" : "rst_after_bytes");
 		}
 		if (f->rst_after_bytes_in) {
 			atomic_fetch_or(&s->flags, TD_SF_BYTES_IN_FAULT);
-			atomic_fetch_add(&td_bytes_in_faults_live, 1);
+			atomic_fetch_add(&td_faults_bytes_in_live, 1);
 			td__fault_event(p, s, fd, r, fate, "rst_after_bytes_in");
 		}
 		if (f->rst_after_ms) {
@@ -182,7 +182,7 @@ static void td__arm_worker(const struct td_rule *r, int fd, const struct td_sock
 static struct td_sock *td__republish(int fd, uint32_t tag, const struct td_sock *cp,
 				     uint32_t flags_before)
 {
-	struct td_sock *e = td_fd_update(fd, tag, &cp->d);
+	struct td_sock *e = td_fdtab_update(fd, tag, &cp->d);
 
 	if (e != NULL)
 		atomic_fetch_or(&e->flags, atomic_load(&cp->flags) & ~flags_before);
@@ -208,7 +208,7 @@ void td_decide_bind(const struct td_policy *p, int fd, const struct sockaddr *sa
 	int r;
 
 	memset(&ctx, 0, sizeof(ctx));
-	if (td_addr_from_sockaddr(&ctx.local, sa, len) != 0 || !td_fd_read(fd, &cp, &tag))
+	if (td_addr_from_sockaddr(&ctx.local, sa, len) != 0 || !td_fdtab_read(fd, &cp, &tag))
 		return;
 	/* Role and peers are not known yet: match on program and local only. */
 	ctx.known = TD_K_LOCAL;
@@ -217,29 +217,29 @@ void td_decide_bind(const struct td_policy *p, int fd, const struct sockaddr *sa
 	cp.d.bind_rule = r;
 	cp.d.gen = p->gen;
 	if (cp.d.t_open_mono_us == 0)
-		cp.d.t_open_mono_us = td_mono_us();
+		cp.d.t_open_mono_us = td_clock_mono_us();
 	if (r >= 0 && p->rules[r].reuseaddr)
 		td__set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-	(void)td_fd_update(fd, tag, &cp.d);
+	(void)td_fdtab_update(fd, tag, &cp.d);
 }
 
-void td_after_bind(const struct td_policy *p, int fd)
+void td_decide_after_bind(const struct td_policy *p, int fd)
 {
 	const struct td_rule *r;
 	struct td_event ev;
 	struct td_sock cp;
 	uint32_t tag;
 
-	if (!td_fd_read(fd, &cp, &tag) || cp.d.bind_rule < 0)
+	if (!td_fdtab_read(fd, &cp, &tag) || cp.d.bind_rule < 0)
 		return;
 	/* the port the kernel chose, for the log and for accepted sockets */
 	if (td__local_of(fd, &cp.d.local))
-		(void)td_fd_update(fd, tag, &cp.d);
+		(void)td_fdtab_update(fd, tag, &cp.d);
 	r = &p->rules[cp.d.bind_rule];
 	if (!r->log)
 		return;
-	td_event_from_sock(&ev, p, &cp, fd, TD_EV_BIND);
-	td_log(p, &ev);
+	td_logw_event_from_sock(&ev, p, &cp, fd, TD_EV_BIND);
+	td_logw_event(p, &ev);
 }
 
 int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *sa,
@@ -255,7 +255,7 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 	memset(&ctx, 0, sizeof(ctx));
 	plan->sa = sa;
 	plan->len = len;
-	if (td_addr_from_sockaddr(&ctx.remote, sa, len) != 0 || !td_fd_read(fd, &cp, &tag))
+	if (td_addr_from_sockaddr(&ctx.remote, sa, len) != 0 || !td_fdtab_read(fd, &cp, &tag))
 		return -1;
 	ctx.known = TD_K_ROLE | TD_K_REMOTE;
 	ctx.role = TD_ROLE_CLIENT;
@@ -272,7 +272,7 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 	cp.d.gen = p->gen;
 	cp.d.rule = ri;
 	cp.d.decided = 1;
-	cp.d.t_open_mono_us = td_mono_us();
+	cp.d.t_open_mono_us = td_clock_mono_us();
 	r = &p->rules[ri];
 	td__apply_rule(p, fd, &cp, ri, &fate);
 	if (td__republish(fd, tag, &cp, before) == NULL)
@@ -284,7 +284,7 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 		plan->fault = td_fault_connect_fate(&r->fault, td__seed(r), fate.num);
 	if (plan->fault == 0)
 		return ri;
-	if (td_fault_target(cp.d.family, plan->fault, &plan->alt, &plan->len) != 0) {
+	if (td_faults_target(cp.d.family, plan->fault, &plan->alt, &plan->len) != 0) {
 		plan->fault = 0;
 		plan->len = len;
 		return ri;
@@ -307,14 +307,14 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 	return ri;
 }
 
-void td_after_connect(const struct td_policy *p, int fd,
+void td_decide_after_connect(const struct td_policy *p, int fd,
 		      const struct td_connect_plan *plan, int rc, int err)
 {
 	const struct td_rule *r;
 	struct td_sock cp, *e;
 	uint32_t tag, before;
 
-	if (!td_fd_read(fd, &cp, &tag) || (r = td_sock_rule(p, &cp)) == NULL)
+	if (!td_fdtab_read(fd, &cp, &tag) || (r = td_decide_rule(p, &cp)) == NULL)
 		return;
 	if (plan->restore_uto && !(rc != 0 && err == EINPROGRESS))
 		td__set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, plan->old_uto);
@@ -333,9 +333,9 @@ void td_after_connect(const struct td_policy *p, int fd,
 	if (r->log) {
 		struct td_event ev;
 
-		td_event_from_sock(&ev, p, &cp, fd, TD_EV_CONNECT);
+		td_logw_event_from_sock(&ev, p, &cp, fd, TD_EV_CONNECT);
 		ev.err = rc == 0 ? 0 : err;
-		td_log(p, &ev);
+		td_logw_event(p, &ev);
 	}
 }
 
@@ -359,8 +359,8 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen)
 {
 	struct td_match_ctx ctx;
-	struct td_sock *live = td_fd_live(lfd), ls, init, *s;
-	bool have_ls = live != NULL && td_fd_read(lfd, &ls, NULL);
+	struct td_sock *live = td_fdtab_live(lfd), ls, init, *s;
+	bool have_ls = live != NULL && td_fdtab_read(lfd, &ls, NULL);
 	const struct td_rule *r;
 	struct td__fate fate;
 	int ri;
@@ -377,15 +377,15 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		/* unmatched: a stale entry for this number must not survive */
 		struct td_sock gone;
 
-		(void)td_fd_claim(fd, &gone);
+		(void)td_fdtab_claim(fd, &gone);
 		return;
 	}
 	r = &p->rules[ri];
 	memset(&init, 0, sizeof(init));
 	init.d.role = TD_SOCK_SERVER;
 	init.d.family = (uint8_t)(peer->sa_family == AF_INET6 ? AF_INET6 : AF_INET);
-	init.d.epoch = atomic_load(&td_epoch);
-	init.d.t_open_mono_us = td_mono_us();
+	init.d.epoch = atomic_load(&td_holders_epoch);
+	init.d.t_open_mono_us = td_clock_mono_us();
 	init.d.remote = ctx.remote;
 	init.d.local = ctx.local;
 	init.d.rule = ri;
@@ -406,7 +406,7 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 			atomic_fetch_or(&init.flags, TD_SF_LINGER_KNOWN);
 	}
 	td__apply_rule(p, fd, &init, ri, &fate);
-	s = td_fd_publish(fd, &init);
+	s = td_fdtab_publish(fd, &init);
 	if (s == NULL)
 		return;
 	atomic_store(&init.tag, atomic_load(&s->tag));
@@ -414,13 +414,13 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 	if (r->log) {
 		struct td_event ev;
 
-		td_event_from_sock(&ev, p, &init, fd, TD_EV_ACCEPT);
-		td_log(p, &ev);
+		td_logw_event_from_sock(&ev, p, &init, fd, TD_EV_ACCEPT);
+		td_logw_event(p, &ev);
 	}
 	/* rst_on_accept: reset before the program reads anything */
 	if (fate.hit &&
 	    td_fault_draw(&r->fault.rst_on_accept, td__seed(r), fate.num, TD_FK_RST_ON_ACCEPT)) {
 		td__fault_event(p, &init, fd, r, &fate, "rst_on_accept");
-		(void)td_reset_now(fd, s);
+		(void)td_faults_reset_now(fd, s);
 	}
 }

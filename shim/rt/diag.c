@@ -36,10 +36,10 @@ static int td__nl_get(void)
 		int fd = atomic_exchange(&td__nl_pool[i], -1);
 
 		/* the program may have closed it (closefrom at start-up) */
-		if (fd >= 0 && td_own_is(fd))
+		if (fd >= 0 && td_ownfd_is(fd))
 			return fd;
 	}
-	return td_own_fd(td_real_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+	return td_ownfd_mark(td_real_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
 					NETLINK_SOCK_DIAG));
 }
 
@@ -51,7 +51,7 @@ static void td__nl_put(int fd)
 		if (atomic_compare_exchange_strong(&td__nl_pool[i], &empty, fd))
 			return;
 	}
-	td_own_close(fd);
+	td_ownfd_close(fd);
 }
 
 /* The connection's kernel state, 0 when there is none, -1 on error. */
@@ -90,14 +90,14 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 	if (fd < 0)
 		return -1;
 	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		td_own_close(fd);
+		td_ownfd_close(fd);
 		return -1;
 	}
 	/* the kernel answers a lookup before sendto() returns */
 	n = recv(fd, &ans, sizeof(ans), MSG_DONTWAIT);
 	if (n < (ssize_t)sizeof(struct nlmsghdr) || ans.nlh.nlmsg_seq != req.nlh.nlmsg_seq) {
 		/* out of step: do not hand a socket with a stray answer back */
-		td_own_close(fd);
+		td_ownfd_close(fd);
 		return -1;
 	}
 	if (ans.nlh.nlmsg_type == NLMSG_ERROR) {

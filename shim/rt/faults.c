@@ -22,10 +22,10 @@
 #include "teardown/fault.h"
 #include "teardown/predict.h"
 
-_Atomic int td_bytes_faults_live;
-_Atomic int td_bytes_in_faults_live;
+_Atomic int td_faults_bytes_live;
+_Atomic int td_faults_bytes_in_live;
 
-int td_reset_now(int fd, struct td_sock *e)
+int td_faults_reset_now(int fd, struct td_sock *e)
 {
 	struct sockaddr sa;
 	struct td_facts f;
@@ -33,7 +33,7 @@ int td_reset_now(int fd, struct td_sock *e)
 
 	/* tcp_disconnect() zeroes TCP_INFO's byte counters: keep them, with
 	 * what the reset throws away and whether the peer's FIN came first */
-	if (e != NULL && td_facts_read(fd, &f, false) == 0) {
+	if (e != NULL && td_info_facts(fd, &f, false) == 0) {
 		e->reset_bytes_in = td_payload_in(f.state, f.bytes_received, false);
 		e->reset_bytes_out = f.bytes_out;
 		e->reset_lost = f.notsent < f.unsent ? f.notsent : f.unsent;
@@ -96,8 +96,8 @@ static bool td__alive(const struct td_target *t)
 {
 	int fd = atomic_load(&t->fd);
 
-	return fd >= 0 && td_own_is(fd) &&
-	       (atomic_load(&t->filler) < 0 || td_own_is(atomic_load(&t->filler)));
+	return fd >= 0 && td_ownfd_is(fd) &&
+	       (atomic_load(&t->filler) < 0 || td_ownfd_is(atomic_load(&t->filler)));
 }
 
 /* Build the refusing port or the black hole for one family. */
@@ -126,9 +126,9 @@ static int td__make(struct td_target *t, int family, bool blackhole)
 			td_real_close(fd);
 			return -1;
 		}
-		filler = td_own_fd(filler);
+		filler = td_ownfd_mark(filler);
 	}
-	fd = td_own_fd(fd);
+	fd = td_ownfd_mark(fd);
 	t->addr = ss;
 	t->len = len;
 	atomic_store(&t->filler, filler);
@@ -136,7 +136,7 @@ static int td__make(struct td_target *t, int family, bool blackhole)
 	return 0;
 }
 
-int td_fault_target(int family, int kind, struct sockaddr_storage *out,
+int td_faults_target(int family, int kind, struct sockaddr_storage *out,
 		    socklen_t *len)
 {
 	int fi = family == AF_INET6 ? 1 : 0;
@@ -181,8 +181,8 @@ int td_fault_target(int family, int kind, struct sockaddr_storage *out,
  */
 static struct td_sock *td__limit(int fd, bool in, uint64_t *limit)
 {
-	const struct td_policy *p = atomic_load(&td_policy_ptr);
-	struct td_sock *e = td_fd_peek(fd);
+	const struct td_policy *p = atomic_load(&td_init_policy);
+	struct td_sock *e = td_fdtab_peek(fd);
 	const struct td_rule *r;
 	uint32_t flags, armed = in ? TD_SF_BYTES_IN_FAULT : TD_SF_BYTES_FAULT;
 	uint32_t done = in ? TD_SF_BYTES_IN_DONE : TD_SF_BYTES_DONE;
@@ -190,7 +190,7 @@ static struct td_sock *td__limit(int fd, bool in, uint64_t *limit)
 	if (e == NULL || atomic_load(&e->tag) == 0)
 		return NULL;
 	flags = atomic_load(&e->flags);
-	if (!(flags & armed) || (flags & done) || (r = td_sock_rule(p, e)) == NULL)
+	if (!(flags & armed) || (flags & done) || (r = td_decide_rule(p, e)) == NULL)
 		return NULL;
 	*limit = in ? r->fault.rst_after_bytes_in
 		    : (flags & TD_SF_BYTES_FIN) ? r->fault.fin_after_bytes : r->fault.rst_after_bytes;
@@ -208,7 +208,7 @@ static size_t td__allow(struct td_sock *e, bool in, uint64_t limit, size_t len, 
 	return len < limit - done ? len : (size_t)(limit - done);
 }
 
-size_t td_bytes_allow(int fd, size_t len, bool *armed)
+size_t td_faults_bytes_allow(int fd, size_t len, bool *armed)
 {
 	uint64_t limit;
 	struct td_sock *e = td__limit(fd, false, &limit);
@@ -217,7 +217,7 @@ size_t td_bytes_allow(int fd, size_t len, bool *armed)
 	return e ? td__allow(e, false, limit, len, armed) : len;
 }
 
-size_t td_bytes_in_allow(int fd, size_t len, bool *armed)
+size_t td_faults_bytes_in_allow(int fd, size_t len, bool *armed)
 {
 	uint64_t limit;
 	struct td_sock *e = td__limit(fd, true, &limit);
@@ -234,7 +234,7 @@ size_t td_bytes_in_allow(int fd, size_t len, bool *armed)
  * the peer reads exactly N bytes and then EOF, and the program's later
  * writes fail with EPIPE.
  */
-void td_bytes_sent(int fd, ssize_t n)
+void td_faults_bytes_sent(int fd, ssize_t n)
 {
 	uint64_t limit, total;
 	struct td_sock *e;
@@ -256,9 +256,9 @@ void td_bytes_sent(int fd, ssize_t n)
 
 		if (ioctl(fd, SIOCOUTQ, &outq) != 0 || outq == 0)
 			break;
-		td_sleep_ms(1);
+		td_clock_sleep_ms(1);
 	}
-	(void)td_reset_now(fd, e);
+	(void)td_faults_reset_now(fd, e);
 	errno = saved;
 }
 
@@ -267,7 +267,7 @@ void td_bytes_sent(int fd, ssize_t n)
  * program has read the limit, reset the connection (a server that dies
  * after reading the request).  Its next call fails as after a real reset.
  */
-void td_bytes_read(int fd, ssize_t n)
+void td_faults_bytes_read(int fd, ssize_t n)
 {
 	uint64_t limit, total;
 	struct td_sock *e;
@@ -279,6 +279,6 @@ void td_bytes_read(int fd, ssize_t n)
 	if (total < limit ||
 	    (atomic_fetch_or(&e->flags, TD_SF_BYTES_IN_DONE) & TD_SF_BYTES_IN_DONE))
 		return;
-	(void)td_reset_now(fd, e);
+	(void)td_faults_reset_now(fd, e);
 	errno = saved;
 }

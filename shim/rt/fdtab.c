@@ -13,7 +13,7 @@
 
 #include "rt.h"
 
-_Atomic(struct td_sock *) td_fd_pages[TD_FD_NPAGES];
+_Atomic(struct td_sock *) td_fdtab_pages[TD_FDTAB_NPAGES];
 static _Atomic uint32_t td__gen;
 static _Atomic int td__high = -1;
 
@@ -22,15 +22,15 @@ static _Atomic int td__high = -1;
  * accept(), which a signal handler may call.  Two threads racing on a new
  * page both map one; the loser unmaps its copy.
  */
-struct td_sock *td_fd_slot(int fd)
+struct td_sock *td_fdtab_slot(int fd)
 {
 	struct td_sock *page, *fresh = NULL;
-	size_t bytes = sizeof(struct td_sock) * TD_FD_PAGE;
+	size_t bytes = sizeof(struct td_sock) * TD_FDTAB_PAGE;
 	_Atomic(struct td_sock *) *where;
 
-	if ((unsigned)fd >= TD_FD_MAX)
+	if ((unsigned)fd >= TD_FDTAB_MAX)
 		return NULL;
-	where = &td_fd_pages[fd >> TD_FD_PAGE_SHIFT];
+	where = &td_fdtab_pages[fd >> TD_FDTAB_PAGE_SHIFT];
 	page = atomic_load_explicit(where, memory_order_acquire);
 	if (page == NULL) {
 		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
@@ -45,7 +45,7 @@ struct td_sock *td_fd_slot(int fd)
 			munmap(fresh, bytes);
 		}
 	}
-	return &page[fd & (TD_FD_PAGE - 1)];
+	return &page[fd & (TD_FDTAB_PAGE - 1)];
 }
 
 static uint32_t td__next_tag(void)
@@ -62,7 +62,7 @@ static uint32_t td__next_tag(void)
 static struct td_sock *td__publish(int fd, const struct td_sock_data *d, uint32_t flags,
 				   uint32_t share, uint64_t linger)
 {
-	struct td_sock *e = td_fd_slot(fd);
+	struct td_sock *e = td_fdtab_slot(fd);
 	uint32_t old;
 	int high;
 
@@ -76,13 +76,13 @@ static struct td_sock *td__publish(int fd, const struct td_sock_data *d, uint32_
 	 */
 	old = atomic_load_explicit(&e->tag, memory_order_relaxed);
 	if (old != 0) {
-		if (!td_in_own_process())
+		if (!td_init_in_own_process())
 			return NULL;
 		/* closed behind our back (a path no hook sees): drop its
 		 * claim on a dup share slot */
 		old = atomic_exchange(&e->tag, 0);
 		if (old != 0 && atomic_load(&e->share) != 0)
-			(void)td_share_leave(atomic_load(&e->share));
+			(void)td_fdtab_share_leave(atomic_load(&e->share));
 	}
 	e->d = *d;
 	atomic_store_explicit(&e->share, share, memory_order_relaxed);
@@ -103,20 +103,20 @@ static struct td_sock *td__publish(int fd, const struct td_sock_data *d, uint32_
 	return e;
 }
 
-struct td_sock *td_fd_publish(int fd, const struct td_sock *init)
+struct td_sock *td_fdtab_publish(int fd, const struct td_sock *init)
 {
 	return td__publish(fd, &init->d, atomic_load(&init->flags), atomic_load(&init->share),
 			   atomic_load(&init->linger));
 }
 
-struct td_sock *td_fd_publish_data(int fd, const struct td_sock_data *d, uint32_t flags)
+struct td_sock *td_fdtab_publish_data(int fd, const struct td_sock_data *d, uint32_t flags)
 {
 	return td__publish(fd, d, flags, 0, 0);
 }
 
-struct td_sock *td_fd_update(int fd, uint32_t tag, const struct td_sock_data *d)
+struct td_sock *td_fdtab_update(int fd, uint32_t tag, const struct td_sock_data *d)
 {
-	struct td_sock *e = td_fd_peek(fd);
+	struct td_sock *e = td_fdtab_peek(fd);
 	uint32_t expect = tag;
 
 	if (e == NULL || tag == 0 || !atomic_compare_exchange_strong(&e->tag, &expect, 0))
@@ -148,9 +148,9 @@ static void td__copy(struct td_sock *out, const struct td_sock *e)
 	out->d = e->d;
 }
 
-bool td_fd_claim(int fd, struct td_sock *out)
+bool td_fdtab_claim(int fd, struct td_sock *out)
 {
-	struct td_sock *e = td_fd_peek(fd);
+	struct td_sock *e = td_fdtab_peek(fd);
 	uint32_t t;
 
 	if (e == NULL ||
@@ -164,9 +164,9 @@ bool td_fd_claim(int fd, struct td_sock *out)
 	return true;
 }
 
-bool td_fd_read(int fd, struct td_sock *out, uint32_t *tag)
+bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag)
 {
-	struct td_sock *e = td_fd_peek(fd);
+	struct td_sock *e = td_fdtab_peek(fd);
 	uint32_t t1, t2;
 
 	if (e == NULL)
@@ -185,7 +185,7 @@ bool td_fd_read(int fd, struct td_sock *out, uint32_t *tag)
 	return true;
 }
 
-int td_fd_high(void)
+int td_fdtab_high(void)
 {
 	return atomic_load_explicit(&td__high, memory_order_relaxed);
 }
@@ -200,7 +200,7 @@ int td_fd_high(void)
 #define TD_SHARE_MAX 4096
 static _Atomic uint32_t td__share[TD_SHARE_MAX];
 
-uint32_t td_share_join(struct td_sock *src)
+uint32_t td_fdtab_share_join(struct td_sock *src)
 {
 	uint32_t s = atomic_load(&src->share);
 
@@ -221,21 +221,21 @@ uint32_t td_share_join(struct td_sock *src)
 	return 0;
 }
 
-bool td_share_leave(uint32_t share)
+bool td_fdtab_share_leave(uint32_t share)
 {
 	if (share == 0 || share > TD_SHARE_MAX)
 		return false;
 	return atomic_fetch_sub(&td__share[share - 1], 1) > 1;
 }
 
-void td_fd_forget(int fd)
+void td_fdtab_forget(int fd)
 {
-	struct td_sock *e = td_fd_peek(fd);
+	struct td_sock *e = td_fdtab_peek(fd);
 
 	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_relaxed) == 0)
 		return;
 	if (atomic_exchange_explicit(&e->tag, 0, memory_order_acq_rel) != 0 &&
 	    atomic_load(&e->share) != 0)
-		(void)td_share_leave(atomic_load(&e->share));
+		(void)td_fdtab_share_leave(atomic_load(&e->share));
 }
 

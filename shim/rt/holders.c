@@ -26,9 +26,9 @@
 #include "rt.h"
 #include "teardown/fmt.h"
 
-_Atomic uint32_t td_epoch = 1;
-uint32_t td_birth_epoch = 1;
-__thread uint32_t td_tls_fork_epoch __attribute__((tls_model("initial-exec")));
+_Atomic uint32_t td_holders_epoch = 1;
+uint32_t td_holders_birth_epoch = 1;
+__thread uint32_t td_holders_tls_fork_epoch __attribute__((tls_model("initial-exec")));
 
 #define TD_CHILDREN 256
 
@@ -42,7 +42,7 @@ static _Atomic uint32_t td__child_next;
 /* Highest epoch among records overwritten by newer ones. */
 static _Atomic uint32_t td__child_lost;
 
-void td_child_record(pid_t pid, uint32_t epoch)
+void td_holders_child_record(pid_t pid, uint32_t epoch)
 {
 	uint32_t i = atomic_fetch_add(&td__child_next, 1) % TD_CHILDREN;
 	uint32_t old = atomic_load(&td__children[i].epoch);
@@ -59,7 +59,7 @@ void td_child_record(pid_t pid, uint32_t epoch)
 	atomic_store(&td__children[i].pid, pid);
 }
 
-void td_fork_child_reset(void)
+void td_holders_fork_child_reset(void)
 {
 	for (int i = 0; i < TD_CHILDREN; i++) {
 		atomic_store(&td__children[i].pid, 0);
@@ -67,7 +67,7 @@ void td_fork_child_reset(void)
 	}
 	atomic_store(&td__child_next, 0);
 	atomic_store(&td__child_lost, 0);
-	td_birth_epoch = atomic_fetch_add(&td_epoch, 1) + 1;
+	td_holders_birth_epoch = atomic_fetch_add(&td_holders_epoch, 1) + 1;
 }
 
 /* "/proc/<pid>/fd" or "/proc/<pid>/fd/<fd>" into buf. */
@@ -126,7 +126,7 @@ static int td__proc_holds(pid_t pid, uint64_t ino)
 	if (dfd < 0)
 		return (errno == ENOENT || errno == ESRCH) ? 0 : -1;
 	for (;;) {
-		long n = td_sys3(SYS_getdents64, dfd, dents, sizeof(dents));
+		long n = td_real_sys3(SYS_getdents64, dfd, dents, sizeof(dents));
 
 		if (n <= 0) {
 			if (n < 0)
@@ -161,24 +161,24 @@ static int td__proc_fd_is(pid_t pid, int fd, uint64_t ino)
 			   want, wlen);
 }
 
-bool td_sock_needs_ino(const struct td_sock *s)
+bool td_holders_needs_ino(const struct td_sock *s)
 {
-	return s->d.epoch < td_birth_epoch || s->d.epoch < atomic_load(&td_epoch);
+	return s->d.epoch < td_holders_birth_epoch || s->d.epoch < atomic_load(&td_holders_epoch);
 }
 
-bool td_sock_sole_holder(int fd, const struct td_sock *s, uint64_t ino)
+bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino)
 {
-	uint32_t now = atomic_load(&td_epoch);
+	uint32_t now = atomic_load(&td_holders_epoch);
 	uint32_t flags = atomic_load(&s->flags);
 	/* forks made by this process since the socket entered it */
-	uint32_t from = s->d.epoch > td_birth_epoch ? s->d.epoch : td_birth_epoch;
+	uint32_t from = s->d.epoch > td_holders_birth_epoch ? s->d.epoch : td_holders_birth_epoch;
 
 	if (flags & TD_SF_STICKY_SHARED)
 		return false;
 	if (ino == 0)
-		return s->d.epoch >= td_birth_epoch && from >= now;
+		return s->d.epoch >= td_holders_birth_epoch && from >= now;
 	/* Inherited from the parent: is it still open there? */
-	if (s->d.epoch < td_birth_epoch) {
+	if (s->d.epoch < td_holders_birth_epoch) {
 		pid_t pp = getppid();
 
 		if (pp > 1 && td__proc_fd_is(pp, fd, ino) != 0)

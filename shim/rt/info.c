@@ -12,7 +12,7 @@
 #include "rt.h"
 #include "teardown/predict.h"
 
-bool td_is_tcp(int fd, int *family)
+bool td_info_is_tcp(int fd, int *family)
 {
 	int v = 0;
 	socklen_t len = sizeof(v);
@@ -31,7 +31,7 @@ bool td_is_tcp(int fd, int *family)
 
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger);
 
-int td_facts_read(int fd, struct td_facts *f, bool want_ino)
+int td_info_facts(int fd, struct td_facts *f, bool want_ino)
 {
 	return td__facts(fd, f, want_ino, true);
 }
@@ -42,7 +42,7 @@ int td_facts_read(int fd, struct td_facts *f, bool want_ino)
  * SO_LINGER the program set (and what an accepted socket inherited from
  * its listener).  One system call fewer per close.
  */
-int td_facts_read_sock(int fd, struct td_facts *f, const struct td_sock *s,
+int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino)
 {
 	uint32_t flags = atomic_load(&s->flags);
@@ -126,7 +126,7 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
  * MSG_TRUNC on a TCP socket drops queued bytes without copying them, so
  * no buffer is needed (a signal handler's stack may be small).
  */
-int64_t td_discard_input(int fd)
+int64_t td_info_discard_input(int fd)
 {
 	int64_t total = 0;
 

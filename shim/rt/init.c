@@ -23,12 +23,12 @@
 #include "teardown/fmt.h"
 
 _Atomic int td_init_state;
-__thread volatile int td_guard __attribute__((tls_model("initial-exec")));
-struct td_proc td_proc;
+__thread volatile int td_init_guard __attribute__((tls_model("initial-exec")));
+struct td_init_proc td_init_proc;
 
 #define TD_SYSTEM_POLICY "/etc/teardown.conf"
 
-int64_t td_now_us(void)
+int64_t td_clock_now_us(void)
 {
 	struct timespec ts;
 
@@ -36,7 +36,7 @@ int64_t td_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t td_mono_us(void)
+int64_t td_clock_mono_us(void)
 {
 	struct timespec ts;
 
@@ -44,7 +44,7 @@ int64_t td_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-void td_sleep_ms(uint32_t ms)
+void td_clock_sleep_ms(uint32_t ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
 
@@ -57,21 +57,21 @@ static _Atomic uint32_t td__fork_gen;
 static __thread int32_t td__tid __attribute__((tls_model("initial-exec")));
 static __thread uint32_t td__tid_gen __attribute__((tls_model("initial-exec")));
 
-int32_t td_gettid(void)
+int32_t td_init_tid(void)
 {
 	uint32_t g = atomic_load_explicit(&td__fork_gen, memory_order_relaxed);
 
 	if (td__tid == 0 || td__tid_gen != g) {
-		td__tid = (int32_t)td_sys0(SYS_gettid);
+		td__tid = (int32_t)td_real_sys0(SYS_gettid);
 		td__tid_gen = g;
 	}
 	return td__tid;
 }
 
 #if !defined(__x86_64__)
-bool td_in_own_process(void)
+bool td_init_in_own_process(void)
 {
-	return (pid_t)td_sys0(SYS_getpid) == atomic_load(&td_proc.pid);
+	return (pid_t)td_real_sys0(SYS_getpid) == atomic_load(&td_init_proc.pid);
 }
 #endif
 
@@ -115,7 +115,7 @@ static void td__policy_error(const struct td_cfg_error *e, int on_error)
 	td_buf_puts(&b, msg);
 	td_buf_puts(&b, on_error == TD_ONERR_EXIT ? "; exiting (on_error = \"exit\")"
 						  : "; running unchanged");
-	td_warn(td_buf_cstr(&b));
+	td_logw_warn(td_buf_cstr(&b));
 	if (on_error == TD_ONERR_EXIT)
 		_exit(78); /* EX_CONFIG */
 }
@@ -134,13 +134,13 @@ static struct td_policy *td__load_policy(const char **pathp)
 	const char *path = NULL, *text = NULL;
 	char *filetext = NULL;
 	size_t len = 0;
-	bool privileged = td_proc.secure || geteuid() == 0;
+	bool privileged = td_init_proc.secure || geteuid() == 0;
 	struct td_cfg_error err;
 	struct td_policy *p;
 	int rc;
 
 	memset(&err, 0, sizeof(err));
-	if (!td_proc.secure) {
+	if (!td_init_proc.secure) {
 		path = td__env("TEARDOWN_CONFIG");
 		if (path != NULL && *path == '\0')
 			path = NULL;
@@ -189,26 +189,26 @@ static void td__proc_init(void)
 {
 	struct rlimit rl;
 
-	atomic_store(&td_proc.pid, (pid_t)td_sys0(SYS_getpid));
-	td_proc.secure = getauxval(AT_SECURE) != 0;
-	td__basename(td_proc.prog, sizeof(td_proc.prog),
+	atomic_store(&td_init_proc.pid, (pid_t)td_real_sys0(SYS_getpid));
+	td_init_proc.secure = getauxval(AT_SECURE) != 0;
+	td__basename(td_init_proc.prog, sizeof(td_init_proc.prog),
 		     program_invocation_short_name ? program_invocation_short_name : "?");
-	if (getrandom(&td_proc.seed, sizeof(td_proc.seed), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(td_proc.seed))
-		td_proc.seed = (uint64_t)td_now_us() ^ ((uint64_t)getpid() << 32);
+	if (getrandom(&td_init_proc.seed, sizeof(td_init_proc.seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(td_init_proc.seed))
+		td_init_proc.seed = (uint64_t)td_clock_now_us() ^ ((uint64_t)getpid() << 32);
 	/* keep seeds printable and exact in any JSON reader: 53 bits */
-	td_proc.seed &= (1ull << 53) - 1;
+	td_init_proc.seed &= (1ull << 53) - 1;
 	/*
 	 * The library's own fds live high, out of the way of programs that
 	 * expect the lowest free number, below select()'s 1024 when the
 	 * limit is the usual 1024.
 	 */
-	td_proc.fd_base = 768;
+	td_init_proc.fd_base = 768;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
 		if (rl.rlim_cur >= 2048)
-			td_proc.fd_base = 1024;
+			td_init_proc.fd_base = 1024;
 		else if (rl.rlim_cur >= 64)
-			td_proc.fd_base = (int)(rl.rlim_cur * 3 / 4);
+			td_init_proc.fd_base = (int)(rl.rlim_cur * 3 / 4);
 	}
 }
 
@@ -216,14 +216,14 @@ static void td__proc_init(void)
  * Evaluate the rules' program globs for this executable, once, and index
  * the rules (without an index decisions scan: fine for a handful).
  */
-void td_policy_prepare(struct td_policy *p)
+void td_init_prepare_policy(struct td_policy *p)
 {
 	char exe[PATH_MAX], base[128];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
 	exe[n > 0 ? n : 0] = '\0';
 	td__basename(base, sizeof(base), exe);
-	td_policy_bind_program(p, td_proc.prog, n > 0 ? base : NULL);
+	td_policy_bind_program(p, td_init_proc.prog, n > 0 ? base : NULL);
 	if (p->n_rules >= 32)
 		(void)td_policy_build_index(p);
 	/* per-rule match counts for faults aimed by position (this process) */
@@ -242,7 +242,7 @@ static bool td__applies(const struct td_policy *p)
 
 static void td__atfork_parent(void)
 {
-	td_tls_fork_epoch = atomic_fetch_add(&td_epoch, 1);
+	td_holders_tls_fork_epoch = atomic_fetch_add(&td_holders_epoch, 1);
 }
 
 /*
@@ -254,9 +254,9 @@ static void td__atfork_child(void)
 {
 	int saved = errno;
 
-	atomic_store(&td_proc.pid, (pid_t)td_sys0(SYS_getpid));
+	atomic_store(&td_init_proc.pid, (pid_t)td_real_sys0(SYS_getpid));
 	atomic_fetch_add(&td__fork_gen, 1);
-	td_fork_child_reset();
+	td_holders_fork_child_reset();
 	td_worker_after_fork_child();
 	errno = saved;
 }
@@ -264,7 +264,7 @@ static void td__atfork_child(void)
 /*
  * Start-up: bind the real symbols, read the policy, open the log.  Runs
  * once, from the constructor, or earlier from the first TCP socket call
- * another library's constructor makes (td_active_tcp()).  Lock-free: a
+ * another library's constructor makes (td_init_active_tcp()).  Lock-free: a
  * caller that finds another thread initialising passes through instead
  * of waiting.
  */
@@ -277,31 +277,31 @@ const struct td_policy *td_init_slow(void)
 
 	if (!atomic_compare_exchange_strong(&td_init_state, &expect,
 					    TD_INIT_RUNNING))
-		return expect == TD_INIT_DONE ? atomic_load(&td_policy_ptr) : NULL;
-	td_guard = 1;
+		return expect == TD_INIT_DONE ? atomic_load(&td_init_policy) : NULL;
+	td_init_guard = 1;
 	td_real_bind_all();
 	td__proc_init();
-	if (!td_proc.secure)
-		td_run_attach(td__env("TEARDOWN_RUN"));
+	if (!td_init_proc.secure)
+		td_runwide_attach(td__env("TEARDOWN_RUN"));
 	p = td__load_policy(&path);
 	if (p != NULL)
-		td_policy_prepare(p);
+		td_init_prepare_policy(p);
 	/*
 	 * A policy with no rule for this program stays out of its way, unless
 	 * it came from a file this process was pointed at (TEARDOWN_CONFIG):
 	 * a changed file may bring rules for it later.
 	 */
 	if (p != NULL && (td__applies(p) || path == td__config_env)) {
-		td_reload_start(p, path, td_proc.secure || geteuid() == 0,
+		td_reload_start(p, path, td_init_proc.secure || geteuid() == 0,
 				path != NULL && path == td__config_env);
-		td_spool_configure(td_proc.secure ? NULL : td__env("TEARDOWN_SPOOL_FLUSH_MS"));
-		td_log_open(p);
+		td_spool_configure(td_init_proc.secure ? NULL : td__env("TEARDOWN_SPOOL_FLUSH_MS"));
+		td_logw_open(p);
 		pthread_atfork(NULL, td__atfork_parent, td__atfork_child);
 	}
-	td_guard = 0;
+	td_init_guard = 0;
 	atomic_store_explicit(&td_init_state, TD_INIT_DONE, memory_order_release);
 	errno = saved;
-	return atomic_load(&td_policy_ptr);
+	return atomic_load(&td_init_policy);
 }
 
 __attribute__((constructor)) static void td__ctor(void)
@@ -317,14 +317,14 @@ __attribute__((constructor)) static void td__ctor(void)
  */
 __attribute__((destructor)) static void td__dtor(void)
 {
-	const struct td_policy *p = td_active();
+	const struct td_policy *p = td_init_active();
 	int saved = errno;
 
-	if (p == NULL || !td_in_own_process())
+	if (p == NULL || !td_init_in_own_process())
 		return;
 	td_worker_flush_at_exit();
 	td_closing_at_exit(p);
 	td_spool_at_exit();
-	td_log_at_exit(p);
+	td_logw_at_exit(p);
 	errno = saved;
 }

@@ -5,7 +5,7 @@
  * and processes never interleave (O_APPEND files, datagrams to syslog and
  * journald, pipes up to PIPE_BUF).  A file target's lines go, once a
  * process has written a few, into its spool (spool.c), which the worker
- * writes out in batches of whole lines, one writev() each: td_log_batch()
+ * writes out in batches of whole lines, one writev() each: td_logw_batch()
  * below, through the same checks.  Nothing here blocks, allocates or locks: a line
  * that cannot be written at once is not retried, but it is never lost in
  * silence either.  Every such line is counted; the first one is reported
@@ -89,9 +89,9 @@ static bool td__still_ours(int fd, mode_t *mode)
 	uint32_t seq;
 	int64_t now;
 
-	if (fd < 0 || !td_own_is(fd))
+	if (fd < 0 || !td_ownfd_is(fd))
 		return false;
-	now = td_mono_us();
+	now = td_clock_mono_us();
 	if (now - atomic_load_explicit(&td__checked_us, memory_order_relaxed) <
 	    TD_LOG_RECHECK_US) {
 		*mode = (mode_t)atomic_load_explicit(&td__mode, memory_order_relaxed);
@@ -184,7 +184,7 @@ static const char *td__journal_path(void)
 
 	if (td__journal_set)
 		return td__journal;
-	env = td_proc.secure ? NULL : getenv("TEARDOWN_JOURNAL_SOCKET");
+	env = td_init_proc.secure ? NULL : getenv("TEARDOWN_JOURNAL_SOCKET");
 	return env != NULL && env[0] == '/' ? env : TD_JOURNAL_SOCKET;
 }
 
@@ -229,7 +229,7 @@ static int td__reopen(int stale)
 	const struct td_policy *p = td__pol;
 	struct stat st;
 	int fd = -1, expect = stale;
-	int64_t now = td_mono_us();
+	int64_t now = td_clock_mono_us();
 
 	if (p == NULL) {
 		errno = EINVAL;
@@ -266,21 +266,21 @@ static int td__reopen(int stale)
 		errno = atomic_load(&td__open_err);
 		return -1;
 	}
-	fd = td_own_fd(fd);
+	fd = td_ownfd_mark(fd);
 	if (fstat(fd, &st) != 0) {
-		td_own_close(fd);
+		td_ownfd_close(fd);
 		return -1;
 	}
 	if (!atomic_compare_exchange_strong(&td__fd, &expect, fd)) {
 		/* another thread reopened first: use its descriptor */
-		td_own_close(fd);
+		td_ownfd_close(fd);
 		return expect;
 	}
 	atomic_store(&td__dev, (uint64_t)st.st_dev);
 	atomic_store(&td__ino, (uint64_t)st.st_ino);
 	atomic_store(&td__mode, (uint32_t)st.st_mode);
-	atomic_store(&td__checked_us, td_mono_us());
-	atomic_store(&td__path_checked_us, td_mono_us());
+	atomic_store(&td__checked_us, td_clock_mono_us());
+	atomic_store(&td__path_checked_us, td_clock_mono_us());
 	return fd;
 }
 
@@ -290,7 +290,7 @@ static void td__atfork_child(void)
 	atomic_store(&td__first_err, 0);
 }
 
-void td_log_open(const struct td_policy *p)
+void td_logw_open(const struct td_policy *p)
 {
 	struct utsname u;
 	const char *jp;
@@ -457,7 +457,7 @@ static void td__lose(const struct td_policy *p, int err)
 	td__put_err(&b, err);
 	td_buf_puts(&b, "; lines that cannot be written are counted, and the count is "
 			"logged at exit (event \"dropped\")");
-	td_warn(td_buf_cstr(&b));
+	td_logw_warn(td_buf_cstr(&b));
 }
 
 /* ---- the targets ------------------------------------------------------ */
@@ -481,7 +481,7 @@ static void td__rotate(const struct td_policy *p, int fd)
 	if (nfd < 0) {
 		err = errno;
 	} else {
-		if (fstat(nfd, &st) != 0 || !td_own_is(fd) ||
+		if (fstat(nfd, &st) != 0 || !td_ownfd_is(fd) ||
 		    td_real_dup3(nfd, fd, O_CLOEXEC) != fd) {
 			err = errno ? errno : EIO;
 		} else {
@@ -506,7 +506,7 @@ static void td__rotate(const struct td_policy *p, int fd)
 			td_buf_puts(&b, " after it was renamed or removed: ");
 			td__put_err(&b, err);
 			td_buf_puts(&b, "; still writing to the old file");
-			td_warn(td_buf_cstr(&b));
+			td_logw_warn(td_buf_cstr(&b));
 		}
 	}
 }
@@ -514,7 +514,7 @@ static void td__rotate(const struct td_policy *p, int fd)
 /* At most every TD_LOG_PATHCHECK_US: does the path still name fd's file? */
 static void td__check_path(const struct td_policy *p, int fd)
 {
-	int64_t now = td_mono_us(), last = atomic_load(&td__path_checked_us);
+	int64_t now = td_clock_mono_us(), last = atomic_load(&td__path_checked_us);
 	struct stat st;
 
 	if (now - last < TD_LOG_PATHCHECK_US ||
@@ -599,9 +599,9 @@ static int td__emit_file(const struct td_policy *p, const char *line, size_t len
 /*
  * A batch of whole lines from the spool, in one writev() (one append to
  * an O_APPEND file: the lines stay together and whole).  Lines that do
- * not make it are counted as lost, as a line of td_log() would be.
+ * not make it are counted as lost, as a line of td_logw_event() would be.
  */
-void td_log_batch(const struct iovec *iov, int n)
+void td_logw_batch(const struct iovec *iov, int n)
 {
 	const struct td_policy *p = td__pol;
 	int saved = errno, err = 0, fd;
@@ -618,7 +618,7 @@ void td_log_batch(const struct iovec *iov, int n)
 		/* a raw system call: libc's writev() is a cancellation point,
 		 * and a flusher cancelled here would keep the claim for good */
 		do
-			w = td_sys3(SYS_writev, fd, iov, n);
+			w = td_real_sys3(SYS_writev, fd, iov, n);
 		while (w < 0 && errno == EINTR);
 		if (w == (ssize_t)total) {
 			errno = saved;
@@ -648,7 +648,7 @@ static int td__emit_dgram(const char *buf, size_t len)
 	int fd = atomic_load(&td__fd), err;
 
 	/* a number the program closed (and maybe reused) is not ours */
-	if (fd < 0 || !td_own_is(fd)) {
+	if (fd < 0 || !td_ownfd_is(fd)) {
 		fd = td__reopen(fd);
 		if (fd < 0)
 			return errno ? errno : EIO;
@@ -700,7 +700,7 @@ static int td__emit(const struct td_policy *p, const struct td_event *ev)
 		td_buf_putc(&b, '<');
 		td_buf_u64(&b, (uint64_t)(fac * 8 + td_event_severity(ev)));
 		td_buf_puts(&b, ">teardown[");
-		td_buf_u64(&b, (uint64_t)atomic_load(&td_proc.pid));
+		td_buf_u64(&b, (uint64_t)atomic_load(&td_init_proc.pid));
 		td_buf_puts(&b, "]: ");
 		n = td_event_format(b.p + b.len, b.cap - b.len, ev, fmt);
 		if (n == 0)
@@ -728,7 +728,7 @@ static _Atomic int64_t td__uid = -1, td__uid_at_us;
 
 static int64_t td__euid(void)
 {
-	int64_t now = td_mono_us(), uid = atomic_load(&td__uid);
+	int64_t now = td_clock_mono_us(), uid = atomic_load(&td__uid);
 
 	if (uid < 0 || now - atomic_load(&td__uid_at_us) >= TD_LOG_UID_US) {
 		uid = (int64_t)geteuid();
@@ -740,17 +740,17 @@ static int64_t td__euid(void)
 
 static int td__log(const struct td_policy *p, struct td_event *ev)
 {
-	ev->ts_us = td_now_us();
-	ev->pid = atomic_load(&td_proc.pid);
+	ev->ts_us = td_clock_now_us();
+	ev->pid = atomic_load(&td_init_proc.pid);
 	if (ev->tid == 0)
-		ev->tid = td_gettid();
-	ev->prog = td_proc.prog;
+		ev->tid = td_init_tid();
+	ev->prog = td_init_proc.prog;
 	ev->host = td__host[0] ? td__host : NULL;
 	ev->uid = td__euid();
 	return td__emit(p, ev);
 }
 
-void td_log(const struct td_policy *p, struct td_event *ev)
+void td_logw_event(const struct td_policy *p, struct td_event *ev)
 {
 	int saved = errno, err;
 
@@ -766,7 +766,7 @@ void td_log(const struct td_policy *p, struct td_event *ev)
  * At exit: the count of lines this process could not write, as an event
  * in the log itself when it can be written now, else as a warning.
  */
-void td_log_at_exit(const struct td_policy *p)
+void td_logw_at_exit(const struct td_policy *p)
 {
 	uint64_t n = atomic_load(&td__dropped);
 	int saved = errno, err;
@@ -796,15 +796,15 @@ void td_log_at_exit(const struct td_policy *p)
 		td__put_target(&b, p);
 		td_buf_puts(&b, ": ");
 		td__put_err(&b, ev.err ? ev.err : err);
-		td_warn(td_buf_cstr(&b));
+		td_logw_warn(td_buf_cstr(&b));
 	}
 	errno = saved;
 }
 
-void td_event_from_sock(struct td_event *ev, const struct td_policy *p,
+void td_logw_event_from_sock(struct td_event *ev, const struct td_policy *p,
 			const struct td_sock *s, int fd, int type)
 {
-	const struct td_rule *r = td_sock_rule(p, s);
+	const struct td_rule *r = td_decide_rule(p, s);
 	uint32_t flags = atomic_load(&s->flags);
 
 	memset(ev, 0, sizeof(*ev));
@@ -863,7 +863,7 @@ static bool td__warn_system(const char *msg, size_t len)
 	td_buf_putc(&b, '<');
 	td_buf_u64(&b, (uint64_t)(fac * 8 + 4));
 	td_buf_puts(&b, ">teardown[");
-	td_buf_u64(&b, (uint64_t)td_sys0(SYS_getpid));
+	td_buf_u64(&b, (uint64_t)td_real_sys0(SYS_getpid));
 	td_buf_puts(&b, "]: ");
 	td_buf_putn(&b, msg, len);
 	sent = b.lost == 0 &&
@@ -894,7 +894,7 @@ static bool td__warn_stderr(const char *line, size_t len)
 	return ok;
 }
 
-void td_warn(const char *msg)
+void td_logw_warn(const char *msg)
 {
 	char line[1400];
 	struct td_buf b;

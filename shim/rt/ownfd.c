@@ -11,14 +11,14 @@
 
 #include "rt.h"
 
-int td_own_fd(int fd)
+int td_ownfd_mark(int fd)
 {
 	struct td_sock init;
 	int hi;
 
 	if (fd < 0)
 		return -1;
-	hi = fd >= td_proc.fd_base ? fd : fcntl(fd, F_DUPFD_CLOEXEC, td_proc.fd_base);
+	hi = fd >= td_init_proc.fd_base ? fd : fcntl(fd, F_DUPFD_CLOEXEC, td_init_proc.fd_base);
 	if (hi < 0) {
 		/* no room up there: keep the low number, still close-on-exec */
 		hi = fd;
@@ -30,13 +30,13 @@ int td_own_fd(int fd)
 	init.d.rule = -1;
 	init.d.bind_rule = -1;
 	atomic_store(&init.flags, TD_SF_OWN);
-	(void)td_fd_publish(hi, &init);
+	(void)td_fdtab_publish(hi, &init);
 	return hi;
 }
 
-bool td_own_is(int fd)
+bool td_ownfd_is(int fd)
 {
-	struct td_sock *e = td_fd_peek(fd);
+	struct td_sock *e = td_fdtab_peek(fd);
 
 	return e != NULL && atomic_load(&e->tag) != 0 &&
 	       (atomic_load(&e->flags) & TD_SF_OWN);
@@ -46,11 +46,11 @@ bool td_own_is(int fd)
  * Close one of ours, unless the program closed it already (then the
  * number may be the program's again and must not be touched).
  */
-void td_own_close(int fd)
+void td_ownfd_close(int fd)
 {
 	struct td_sock gone;
 
-	if (fd < 0 || !td_fd_claim(fd, &gone))
+	if (fd < 0 || !td_fdtab_claim(fd, &gone))
 		return;
 	if (atomic_load(&gone.flags) & TD_SF_OWN)
 		td_real_close(fd);

@@ -50,14 +50,14 @@ void td_real_bind_all(void)
 	pthread_once(&td__real_once, td__real_bind_once);
 }
 
-int td_sys_dup2(int oldfd, int newfd)
+int td_real_sys_dup2(int oldfd, int newfd)
 {
 #ifdef SYS_dup2
-	return (int)td_sys2(SYS_dup2, oldfd, newfd);
+	return (int)td_real_sys2(SYS_dup2, oldfd, newfd);
 #else
 	if (oldfd == newfd)
-		return (int)td_sys3(SYS_fcntl, oldfd, F_GETFD, 0) < 0 ? -1 : newfd;
-	return (int)td_sys3(SYS_dup3, oldfd, newfd, 0);
+		return (int)td_real_sys3(SYS_fcntl, oldfd, F_GETFD, 0) < 0 ? -1 : newfd;
+	return (int)td_real_sys3(SYS_dup3, oldfd, newfd, 0);
 #endif
 }
 
@@ -65,7 +65,7 @@ int td_sys_dup2(int oldfd, int newfd)
  * A raw system call.  libc's syscall() is one of our wrapped names, so the
  * library's own raw calls must not go through it.
  */
-long td_sys(long n, long a, long b, long c, long d, long e, long f)
+long td_real_sys(long n, long a, long b, long c, long d, long e, long f)
 {
 #if defined(__x86_64__)
 	long ret;

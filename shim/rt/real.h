@@ -33,13 +33,13 @@ extern struct td_real_fns td_real TD_HIDDEN;
 void td_real_bind_all(void) TD_HIDDEN;
 
 /* A system call without libc's syscall() (which this library wraps). */
-long td_sys(long n, long a, long b, long c, long d, long e, long f) TD_HIDDEN;
-#define td_sys0(n) td_sys((n), 0, 0, 0, 0, 0, 0)
-#define td_sys1(n, a) td_sys((n), (long)(a), 0, 0, 0, 0, 0)
-#define td_sys2(n, a, b) td_sys((n), (long)(a), (long)(b), 0, 0, 0, 0)
-#define td_sys3(n, a, b, c) td_sys((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+long td_real_sys(long n, long a, long b, long c, long d, long e, long f) TD_HIDDEN;
+#define td_real_sys0(n) td_real_sys((n), 0, 0, 0, 0, 0, 0)
+#define td_real_sys1(n, a) td_real_sys((n), (long)(a), 0, 0, 0, 0, 0)
+#define td_real_sys2(n, a, b) td_real_sys((n), (long)(a), (long)(b), 0, 0, 0, 0)
+#define td_real_sys3(n, a, b, c) td_real_sys((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
 /* dup2 as a system call, on architectures without SYS_dup2 too. */
-int td_sys_dup2(int oldfd, int newfd) TD_HIDDEN;
+int td_real_sys_dup2(int oldfd, int newfd) TD_HIDDEN;
 
 /* A call with no system call behind it, made before start-up: bind late. */
 #define TD_LATE(name, args, fail) \

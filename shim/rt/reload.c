@@ -33,7 +33,7 @@
 #define TD_CHECK_US 1000000
 #define TD_RETIRE_US (60 * 1000000LL)
 
-_Atomic(const struct td_policy *) td_policy_ptr;
+_Atomic(const struct td_policy *) td_init_policy;
 
 static const struct td_policy *td__gens[TD_GENS];
 static int64_t td__retired_us[TD_GENS]; /* worker only */
@@ -75,20 +75,20 @@ void td_reload_start(struct td_policy *p, const char *path, bool privileged,
 	td__explicit = explicit_path;
 	p->gen = 0;
 	td__gens[0] = p;
-	atomic_store(&td_policy_ptr, p);
+	atomic_store(&td_init_policy, p);
 	if (path == NULL || strlen(path) >= sizeof(td__path))
 		return;
 	memcpy(td__path, path, strlen(path) + 1);
 	td__privileged = privileged;
 	td__watch = td__stat(&td__seen);
-	atomic_store(&td__next_check_us, td_mono_us() + TD_CHECK_US);
+	atomic_store(&td__next_check_us, td_clock_mono_us() + TD_CHECK_US);
 }
 
-const struct td_policy *td_policy_of(const struct td_sock *s)
+const struct td_policy *td_reload_policy_of(const struct td_sock *s)
 {
 	const struct td_policy *q = td__gens[s->d.gen];
 
-	return q != NULL ? q : atomic_load_explicit(&td_policy_ptr, memory_order_acquire);
+	return q != NULL ? q : atomic_load_explicit(&td_init_policy, memory_order_acquire);
 }
 
 void td_reload_poll(void)
@@ -107,7 +107,7 @@ void td_reload_poll(void)
 	if (td__explicit && !atomic_load_explicit(&td__worker_asked, memory_order_relaxed) &&
 	    !atomic_exchange(&td__worker_asked, 1))
 		td_worker_watch_policy();
-	t = td_mono_us();
+	t = td_clock_mono_us();
 	next = atomic_load_explicit(&td__next_check_us, memory_order_relaxed);
 	if (t < next ||
 	    !atomic_compare_exchange_strong(&td__next_check_us, &next, t + TD_CHECK_US))
@@ -128,8 +128,8 @@ bool td_reload_watching(void)
 static int td__slot(int64_t now)
 {
 	uint8_t used[TD_GENS];
-	int cur = atomic_load(&td_policy_ptr)->gen;
-	int high = td_fd_high();
+	int cur = atomic_load(&td_init_policy)->gen;
+	int high = td_fdtab_high();
 
 	for (int i = 0; i < TD_GENS; i++)
 		if (td__gens[i] == NULL)
@@ -139,7 +139,7 @@ static int td__slot(int64_t now)
 	for (int fd = 0; fd <= high; fd++) {
 		struct td_sock s;
 
-		if (td_fd_read(fd, &s, NULL))
+		if (td_fdtab_read(fd, &s, NULL))
 			used[s.d.gen] = 1;
 	}
 	for (int i = 0; i < TD_GENS; i++) {
@@ -169,13 +169,13 @@ static void td__event(const struct td_policy *p, uint64_t hash, uint32_t rules, 
 	ev.rules = rules;
 	ev.applied = applied;
 	ev.problem = problem;
-	td_log(p, &ev);
+	td_logw_event(p, &ev);
 }
 
 /* Read the file, check it, and make it the policy in force. */
 static void td__apply(struct td__sig *sig)
 {
-	const struct td_policy *old = atomic_load(&td_policy_ptr);
+	const struct td_policy *old = atomic_load(&td_init_policy);
 	struct td_cfg_error err;
 	struct td_policy *p;
 	char *text = NULL, msg[1400];
@@ -200,16 +200,16 @@ static void td__apply(struct td__sig *sig)
 		td__event(old, hash, 0, false, msg);
 		td_buf_init(&b, msg + strlen(msg), 40);
 		td_buf_puts(&b, "; keeping the policy in force");
-		td_warn(msg);
+		td_logw_warn(msg);
 		return;
 	}
-	td_policy_prepare(p);
+	td_init_prepare_policy(p);
 	/* the log stays as it started: no reopening behind running writers */
 	p->log_target = old->log_target;
 	p->log_format = old->log_format;
 	p->log_facility = old->log_facility;
 	memcpy(p->log_path, old->log_path, sizeof(p->log_path));
-	slot = td__slot(td_mono_us());
+	slot = td__slot(td_clock_mono_us());
 	if (slot < 0) {
 		td_policy_free(p);
 		free(p);
@@ -218,8 +218,8 @@ static void td__apply(struct td__sig *sig)
 	}
 	p->gen = (uint8_t)slot;
 	td__gens[slot] = p;
-	td__retired_us[old->gen] = td_mono_us();
-	atomic_store_explicit(&td_policy_ptr, p, memory_order_release);
+	td__retired_us[old->gen] = td_clock_mono_us();
+	atomic_store_explicit(&td_init_policy, p, memory_order_release);
 	td__seen = *sig;
 	td__event(p, hash, p->n_rules, true, NULL);
 	td_reload_reset_open(p);
@@ -228,7 +228,7 @@ static void td__apply(struct td__sig *sig)
 void td_reload_tick(void)
 {
 	struct td__sig now;
-	int64_t t = td_mono_us(), next;
+	int64_t t = td_clock_mono_us(), next;
 
 	if (!td__watch)
 		return;
@@ -255,7 +255,7 @@ void td_reload_tick(void)
  */
 void td_reload_reset_open(const struct td_policy *p)
 {
-	int high = td_fd_high();
+	int high = td_fdtab_high();
 	bool any = false;
 
 	for (uint32_t i = 0; i < p->n_rules && !any; i++)
@@ -270,7 +270,7 @@ void td_reload_reset_open(const struct td_policy *p)
 		uint32_t tag, flags;
 		int ri, dfd;
 
-		if (!td_fd_read(fd, &s, &tag))
+		if (!td_fdtab_read(fd, &s, &tag))
 			continue;
 		flags = atomic_load(&s.flags);
 		if ((flags & (TD_SF_OWN | TD_SF_NOT_TCP | TD_SF_RESET_SENT)) ||
@@ -285,21 +285,21 @@ void td_reload_reset_open(const struct td_policy *p)
 		if (ri < 0 || !p->rules[ri].has_fault || !p->rules[ri].fault.reset_open)
 			continue;
 		r = &p->rules[ri];
-		e = td_fd_peek(fd);
-		dfd = fcntl(fd, F_DUPFD_CLOEXEC, td_proc.fd_base);
+		e = td_fdtab_peek(fd);
+		dfd = fcntl(fd, F_DUPFD_CLOEXEC, td_init_proc.fd_base);
 		if (dfd < 0)
 			continue;
 		if (e != NULL && atomic_load(&e->tag) == tag) {
 			struct td_event ev;
 
 			if (r->log) {
-				td_event_from_sock(&ev, p, &s, fd, TD_EV_FAULT);
+				td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_FAULT);
 				ev.rule = r->name;
 				ev.fault = "reset_open";
-				ev.seed = r->fault.has_seed ? r->fault.seed : td_proc.seed;
-				td_log(p, &ev);
+				ev.seed = r->fault.has_seed ? r->fault.seed : td_init_proc.seed;
+				td_logw_event(p, &ev);
 			}
-			(void)td_reset_now(dfd, e);
+			(void)td_faults_reset_now(dfd, e);
 		}
 		td_real_close(dfd);
 	}

@@ -39,11 +39,11 @@ extern _Atomic int td_init_state TD_HIDDEN;
 /*
  * The policy in force, or NULL: then every hook is a plain pass-through.
  * A live reload replaces it (reload.c); a socket keeps the policy it was
- * decided under (td_policy_of()).
+ * decided under (td_reload_policy_of()).
  */
-extern _Atomic(const struct td_policy *) td_policy_ptr TD_HIDDEN;
+extern _Atomic(const struct td_policy *) td_init_policy TD_HIDDEN;
 /* Per-thread guard: the library's own work calls straight through. */
-extern __thread volatile int td_guard TD_HIDDEN
+extern __thread volatile int td_init_guard TD_HIDDEN
 	__attribute__((tls_model("initial-exec")));
 
 const struct td_policy *td_init_slow(void) TD_HIDDEN;
@@ -55,33 +55,33 @@ const struct td_policy *td_init_slow(void) TD_HIDDEN;
  * it calls syscall(SYS_open), a signal handler), where reading a policy
  * (which allocates) could deadlock.  Before the library's constructor ran,
  * and in a thread inside the library's own work, every call passes
- * through; see td_active_tcp() for the one exception.
+ * through; see td_init_active_tcp() for the one exception.
  */
-static inline const struct td_policy *td_active(void)
+static inline const struct td_policy *td_init_active(void)
 {
-	if (td_unlikely(td_guard))
+	if (td_unlikely(td_init_guard))
 		return NULL;
 	if (td_likely(atomic_load_explicit(&td_init_state, memory_order_acquire) ==
 		      TD_INIT_DONE))
-		return atomic_load_explicit(&td_policy_ptr, memory_order_acquire);
+		return atomic_load_explicit(&td_init_policy, memory_order_acquire);
 	return NULL;
 }
 
 /*
- * td_active() for the calls that make, bind, connect or accept an
+ * td_init_active() for the calls that make, bind, connect or accept an
  * IPv4/IPv6 TCP socket.  Another library's constructor runs before ours,
  * and a socket it opens there must still get the policy: such a call
  * initialises the library first.  No malloc implementation makes those
  * calls inside its locks, and a caller that finds another thread
  * initialising passes through (never waits: it may be a signal handler).
  */
-static inline const struct td_policy *td_active_tcp(void)
+static inline const struct td_policy *td_init_active_tcp(void)
 {
-	if (td_unlikely(td_guard))
+	if (td_unlikely(td_init_guard))
 		return NULL;
 	if (td_likely(atomic_load_explicit(&td_init_state, memory_order_acquire) ==
 		      TD_INIT_DONE))
-		return atomic_load_explicit(&td_policy_ptr, memory_order_acquire);
+		return atomic_load_explicit(&td_init_policy, memory_order_acquire);
 	return td_init_slow();
 }
 
@@ -91,14 +91,14 @@ static inline bool td_init_done(void)
 	return atomic_load_explicit(&td_init_state, memory_order_acquire) == TD_INIT_DONE;
 }
 
-struct td_proc {
+struct td_init_proc {
 	char prog[128];	 /* argv[0]'s basename as the program sees it */
 	_Atomic int pid; /* this process (updated in a forked child) */
 	uint64_t seed;	 /* fault seed for rules without one */
 	bool secure;	 /* AT_SECURE: environment ignored */
 	int fd_base;	 /* lowest fd number the library uses for its own */
 };
-extern struct td_proc td_proc TD_HIDDEN;
+extern struct td_init_proc td_init_proc TD_HIDDEN;
 
 /*
  * Whether the caller runs in this process (false in a vfork()ed child):
@@ -107,21 +107,21 @@ extern struct td_proc td_proc TD_HIDDEN;
  */
 #if defined(__x86_64__)
 extern __thread volatile int td_in_vfork TD_HIDDEN __attribute__((tls_model("initial-exec")));
-static inline bool td_in_own_process(void)
+static inline bool td_init_in_own_process(void)
 {
 	return !td_in_vfork;
 }
 #else
-bool td_in_own_process(void) TD_HIDDEN;
+bool td_init_in_own_process(void) TD_HIDDEN;
 #endif
 #define TD_STR_(x) #x
 #define TD_STR(x) TD_STR_(x)
 
 /* ---- time ------------------------------------------------------------ */
-int64_t td_now_us(void) TD_HIDDEN;	 /* CLOCK_REALTIME */
-int32_t td_gettid(void) TD_HIDDEN;	 /* cached per thread */
-int64_t td_mono_us(void) TD_HIDDEN;	 /* CLOCK_MONOTONIC */
-void td_sleep_ms(uint32_t ms) TD_HIDDEN; /* restarts on EINTR */
+int64_t td_clock_now_us(void) TD_HIDDEN;	 /* CLOCK_REALTIME */
+int32_t td_init_tid(void) TD_HIDDEN;	 /* cached per thread */
+int64_t td_clock_mono_us(void) TD_HIDDEN;	 /* CLOCK_MONOTONIC */
+void td_clock_sleep_ms(uint32_t ms) TD_HIDDEN; /* restarts on EINTR */
 
 /* ---- per-socket state (sock.c) ----------------------------------------- */
 
@@ -146,7 +146,7 @@ enum td_sock_flag {
 	TD_SF_BYTES_IN_DONE = 1u << 17, /* rst_after_bytes_in fired */
 	TD_SF_TIMER_FAULT = 1u << 18,	/* rst_after_ms armed (its position is one when names) */
 	/* made by socket() and nothing decided since: no rule, no bind rule;
-	 * its close just drops the entry (cleared by every td_fd_update()) */
+	 * its close just drops the entry (cleared by every td_fdtab_update()) */
 	TD_SF_BARE = 1u << 19,
 };
 
@@ -169,8 +169,8 @@ struct td_sock_data {
  *
  * tag is the publication word: 0 = no entry; otherwise a generation
  * number, new each time the entry is published.  The plain data (d) is
- * written only by td_fd_publish() and td_fd_update(), while the tag is 0,
- * and copied out by assignment; a reader (td_fd_read(), td_fd_claim())
+ * written only by td_fdtab_publish() and td_fdtab_update(), while the tag is 0,
+ * and copied out by assignment; a reader (td_fdtab_read(), td_fdtab_claim())
  * checks the tag around its copy, so it never uses a half-written entry.
  *
  * The other fields change while the entry is published, each on its own,
@@ -214,93 +214,93 @@ static inline int td_sock_linger_secs(const struct td_sock *s)
 	return (int)(uint32_t)atomic_load(&s->linger);
 }
 
-#define TD_FD_MAX (1 << 20)
-#define TD_FD_PAGE_SHIFT 10
-#define TD_FD_PAGE (1 << TD_FD_PAGE_SHIFT)
-#define TD_FD_NPAGES (TD_FD_MAX / TD_FD_PAGE)
+#define TD_FDTAB_MAX (1 << 20)
+#define TD_FDTAB_PAGE_SHIFT 10
+#define TD_FDTAB_PAGE (1 << TD_FDTAB_PAGE_SHIFT)
+#define TD_FDTAB_NPAGES (TD_FDTAB_MAX / TD_FDTAB_PAGE)
 
 /* The table's pages, mapped on first use (fdtab.c). */
-extern _Atomic(struct td_sock *) td_fd_pages[TD_FD_NPAGES] TD_HIDDEN;
+extern _Atomic(struct td_sock *) td_fdtab_pages[TD_FDTAB_NPAGES] TD_HIDDEN;
 
 /*
  * Entry for fd, or NULL (no page, out of range). Never allocates.  Inline,
- * with td_fd_live(): every close() asks it first, and for an fd the
+ * with td_fdtab_live(): every close() asks it first, and for an fd the
  * library does not track the answer must cost next to nothing.
  */
-static inline struct td_sock *td_fd_peek(int fd)
+static inline struct td_sock *td_fdtab_peek(int fd)
 {
 	struct td_sock *page;
 
-	if (td_unlikely((unsigned)fd >= TD_FD_MAX))
+	if (td_unlikely((unsigned)fd >= TD_FDTAB_MAX))
 		return NULL;
-	page = atomic_load_explicit(&td_fd_pages[fd >> TD_FD_PAGE_SHIFT], memory_order_acquire);
-	return page ? &page[fd & (TD_FD_PAGE - 1)] : NULL;
+	page = atomic_load_explicit(&td_fdtab_pages[fd >> TD_FDTAB_PAGE_SHIFT], memory_order_acquire);
+	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
 }
 /* Entry for fd, allocating its page; NULL when out of memory or range. */
-struct td_sock *td_fd_slot(int fd) TD_HIDDEN;
+struct td_sock *td_fdtab_slot(int fd) TD_HIDDEN;
 /* Publish a fresh entry for fd (fields from init). Returns the entry. */
-struct td_sock *td_fd_publish(int fd, const struct td_sock *init) TD_HIDDEN;
+struct td_sock *td_fdtab_publish(int fd, const struct td_sock *init) TD_HIDDEN;
 /* The same with data d, flags, and every other field zero (socket()). */
-struct td_sock *td_fd_publish_data(int fd, const struct td_sock_data *d,
+struct td_sock *td_fdtab_publish_data(int fd, const struct td_sock_data *d,
 				   uint32_t flags) TD_HIDDEN;
 /*
  * Give the live entry of fd, published under tag, new plain data; its
  * atomic fields stay.  Returns the entry, or NULL when it was replaced
  * or claimed meanwhile (then nothing is written).
  */
-struct td_sock *td_fd_update(int fd, uint32_t tag, const struct td_sock_data *d) TD_HIDDEN;
+struct td_sock *td_fdtab_update(int fd, uint32_t tag, const struct td_sock_data *d) TD_HIDDEN;
 /*
  * Take fd's entry away (it is being closed): copies it into *out and
  * returns true when there was one.  Done before the real close, so a
  * thread that gets the fd number next starts from nothing.
  */
-bool td_fd_claim(int fd, struct td_sock *out) TD_HIDDEN;
+bool td_fdtab_claim(int fd, struct td_sock *out) TD_HIDDEN;
 /* Copy a live entry consistently; false when none or replaced. */
-bool td_fd_read(int fd, struct td_sock *out, uint32_t *tag) TD_HIDDEN;
+bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag) TD_HIDDEN;
 /* Drop fd's entry, if any (the fd is now something untracked). */
-void td_fd_forget(int fd) TD_HIDDEN;
+void td_fdtab_forget(int fd) TD_HIDDEN;
 /* The live entry for fd, or NULL. */
-static inline struct td_sock *td_fd_live(int fd)
+static inline struct td_sock *td_fdtab_live(int fd)
 {
-	struct td_sock *e = td_fd_peek(fd);
+	struct td_sock *e = td_fdtab_peek(fd);
 
 	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_acquire) == 0)
 		return NULL;
 	return e;
 }
 /* Highest fd that ever had an entry (a bound for scans). */
-int td_fd_high(void) TD_HIDDEN;
+int td_fdtab_high(void) TD_HIDDEN;
 
-/* Fork epochs: see sock.c's td_sock_sole_holder(). */
-extern _Atomic uint32_t td_epoch TD_HIDDEN;
-extern uint32_t td_birth_epoch TD_HIDDEN;
+/* Fork epochs: see sock.c's td_holders_sole(). */
+extern _Atomic uint32_t td_holders_epoch TD_HIDDEN;
+extern uint32_t td_holders_birth_epoch TD_HIDDEN;
 
 /* dup share slots */
-uint32_t td_share_join(struct td_sock *src) TD_HIDDEN; /* for the new fd */
+uint32_t td_fdtab_share_join(struct td_sock *src) TD_HIDDEN; /* for the new fd */
 /* Drop one fd's share; true when other fds of this process remain. */
-bool td_share_leave(uint32_t share) TD_HIDDEN;
+bool td_fdtab_share_leave(uint32_t share) TD_HIDDEN;
 
 /* Children forked by this process (fork hook) */
-void td_child_record(pid_t pid, uint32_t epoch) TD_HIDDEN;
-void td_fork_child_reset(void) TD_HIDDEN;
-extern __thread uint32_t td_tls_fork_epoch TD_HIDDEN
+void td_holders_child_record(pid_t pid, uint32_t epoch) TD_HIDDEN;
+void td_holders_fork_child_reset(void) TD_HIDDEN;
+extern __thread uint32_t td_holders_tls_fork_epoch TD_HIDDEN
 	__attribute__((tls_model("initial-exec")));
 
 /* Is fd a TCP socket of AF_INET/AF_INET6? (one getsockopt) */
-bool td_is_tcp(int fd, int *family) TD_HIDDEN;
+bool td_info_is_tcp(int fd, int *family) TD_HIDDEN;
 /* Start tracking a TCP socket the library did not see created. */
-struct td_sock *td_sock_adopt(int fd, int family) TD_HIDDEN;
+struct td_sock *td_decide_adopt(int fd, int family) TD_HIDDEN;
 /* Entry for a new TCP socket from socket()/accept(). */
-struct td_sock *td_sock_new(int fd, int family, uint8_t role) TD_HIDDEN;
+struct td_sock *td_decide_new(int fd, int family, uint8_t role) TD_HIDDEN;
 
 /*
  * Decisions and the options they put into the socket (decide.c).  Each
  * reads fd's entry, decides, and publishes the result as new plain data
- * (td_fd_update()); none writes a published entry's plain fields.
+ * (td_fdtab_update()); none writes a published entry's plain fields.
  */
 void td_decide_bind(const struct td_policy *p, int fd, const struct sockaddr *sa,
 		    socklen_t len) TD_HIDDEN;
-void td_after_bind(const struct td_policy *p, int fd) TD_HIDDEN;
+void td_decide_after_bind(const struct td_policy *p, int fd) TD_HIDDEN;
 /* Before the real connect; may redirect it (fault). The plan says what to
  * connect to (sa itself, or a library-owned address in alt). */
 struct td_connect_plan {
@@ -315,12 +315,12 @@ struct td_connect_plan {
 /* The matched rule's index, or -1 (no rule: the caller forgets fd). */
 int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *sa,
 		      socklen_t len, struct td_connect_plan *plan) TD_HIDDEN;
-void td_after_connect(const struct td_policy *p, int fd,
+void td_decide_after_connect(const struct td_policy *p, int fd,
 		      const struct td_connect_plan *plan, int rc, int err) TD_HIDDEN;
 void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen) TD_HIDDEN;
 /* The rule of a live entry, or NULL. */
-const struct td_rule *td_sock_rule(const struct td_policy *p,
+const struct td_rule *td_decide_rule(const struct td_policy *p,
 				   const struct td_sock *s) TD_HIDDEN;
 
 /* ---- closing (close.c in rt) ------------------------------------------ */
@@ -360,7 +360,7 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd,
 		      int path) TD_HIDDEN;
 void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok) TD_HIDDEN;
 /* begin, the real close(), end. */
-int td_close_fd(const struct td_policy *p, int fd, int path) TD_HIDDEN;
+int td_closing_fd(const struct td_policy *p, int fd, int path) TD_HIDDEN;
 /* At exit: close-time work and an "exit" event for sockets still open. */
 void td_closing_at_exit(const struct td_policy *p) TD_HIDDEN;
 /* Predict from cf and fill ev's outcome fields (also for the worker). */
@@ -379,17 +379,17 @@ struct td_facts {
 	uint64_t ino;
 };
 /* 0, or a negative errno (-ENOTSOCK/-EBADF: not our socket any more). */
-int td_facts_read(int fd, struct td_facts *f, bool want_ino) TD_HIDDEN;
+int td_info_facts(int fd, struct td_facts *f, bool want_ino) TD_HIDDEN;
 /* The same, taking SO_LINGER from s when the library saw all of it. */
-int td_facts_read_sock(int fd, struct td_facts *f, const struct td_sock *s,
+int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino) TD_HIDDEN;
 /* Throw away queued input without copying it; returns bytes dropped. */
-int64_t td_discard_input(int fd) TD_HIDDEN;
+int64_t td_info_discard_input(int fd) TD_HIDDEN;
 
 /* ---- other processes holding a socket (holders.c) ------------------------ */
-bool td_sock_sole_holder(int fd, const struct td_sock *s, uint64_t ino) TD_HIDDEN;
+bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino) TD_HIDDEN;
 /* Whether the sole-holder check will need the socket's inode (forks). */
-bool td_sock_needs_ino(const struct td_sock *s) TD_HIDDEN;
+bool td_holders_needs_ino(const struct td_sock *s) TD_HIDDEN;
 
 /* ---- the kernel's view after the fact (diag.c) ------------------------- */
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote) TD_HIDDEN;
@@ -399,26 +399,26 @@ int td_diag_closer(int fd, const struct td_addr *local,
 
 /* ---- the library's own fds (ownfd.c) ----------------------------------- */
 /* Move fd to the library's high range (CLOEXEC), mark it, return it. */
-int td_own_fd(int fd) TD_HIDDEN;
-bool td_own_is(int fd) TD_HIDDEN;
-void td_own_close(int fd) TD_HIDDEN;
+int td_ownfd_mark(int fd) TD_HIDDEN;
+bool td_ownfd_is(int fd) TD_HIDDEN;
+void td_ownfd_close(int fd) TD_HIDDEN;
 
 /* ---- log (logw.c) ------------------------------------------------------- */
 /* Fill the common fields (ts, pid, tid, prog) and write one line. */
-void td_log(const struct td_policy *p, struct td_event *ev) TD_HIDDEN;
-void td_log_open(const struct td_policy *p) TD_HIDDEN;
+void td_logw_event(const struct td_policy *p, struct td_event *ev) TD_HIDDEN;
+void td_logw_open(const struct td_policy *p) TD_HIDDEN;
 /* At exit: the count of lines that could not be written ("dropped"). */
-void td_log_at_exit(const struct td_policy *p) TD_HIDDEN;
+void td_logw_at_exit(const struct td_policy *p) TD_HIDDEN;
 /* Fill an event's socket fields from an entry. */
-void td_event_from_sock(struct td_event *ev, const struct td_policy *p,
+void td_logw_event_from_sock(struct td_event *ev, const struct td_policy *p,
 			const struct td_sock *s, int fd, int type) TD_HIDDEN;
 /* A batch of whole lines from the spool: one writev(), losses counted. */
-void td_log_batch(const struct iovec *iov, int n) TD_HIDDEN;
+void td_logw_batch(const struct iovec *iov, int n) TD_HIDDEN;
 /*
  * One warning line, "teardown: msg": on stderr unless it is closed, a
  * network socket or cannot take the line now; then to journald or syslog.
  */
-void td_warn(const char *msg) TD_HIDDEN;
+void td_logw_warn(const char *msg) TD_HIDDEN;
 
 /* ---- background worker (worker.c) --------------------------------------- */
 struct td_drain_req {
@@ -474,12 +474,12 @@ void td_spool_recover(const char *log_path) TD_HIDDEN;
 
 /* ---- run-wide numbers (runwide.c) ----------------------------------------- */
 /* Map the run's counters file named by TEARDOWN_RUN (start-up only). */
-void td_run_attach(const char *path) TD_HIDDEN;
+void td_runwide_attach(const char *path) TD_HIDDEN;
 /* The next run-wide connection number, or 0 outside a run. */
-uint64_t td_run_conn(void) TD_HIDDEN;
+uint64_t td_runwide_conn(void) TD_HIDDEN;
 /* Rule's next position among its matched connections (run-wide when in
  * a run, else this process's), 1-based; 0 when it cannot be counted. */
-uint64_t td_run_position(const struct td_policy *p, int rule) TD_HIDDEN;
+uint64_t td_runwide_position(const struct td_policy *p, int rule) TD_HIDDEN;
 
 /* ---- live policy changes (reload.c) --------------------------------------- */
 /* Make p generation 0, and watch path (NULL: text from the environment). */
@@ -491,9 +491,9 @@ void td_reload_poll(void) TD_HIDDEN;
 void td_reload_tick(void) TD_HIDDEN;
 bool td_reload_watching(void) TD_HIDDEN;
 /* The policy a socket was decided under. */
-const struct td_policy *td_policy_of(const struct td_sock *s) TD_HIDDEN;
+const struct td_policy *td_reload_policy_of(const struct td_sock *s) TD_HIDDEN;
 /* Bind the rules' program globs to this process and index them. */
-void td_policy_prepare(struct td_policy *p) TD_HIDDEN;
+void td_init_prepare_policy(struct td_policy *p) TD_HIDDEN;
 /* After a reload: reset the open connections its fault.reset_open rules match. */
 void td_reload_reset_open(const struct td_policy *p) TD_HIDDEN;
 /* Make sure the worker runs and looks at the policy file now. */
@@ -502,18 +502,18 @@ void td_worker_watch_policy(void) TD_HIDDEN;
 /* ---- faults at run time (faults.c) ------------------------------------- */
 /* Send an RST now on a connection the program still holds (entry e:
  * where to keep the byte counts the reset wipes; may be NULL). */
-int td_reset_now(int fd, struct td_sock *e) TD_HIDDEN;
+int td_faults_reset_now(int fd, struct td_sock *e) TD_HIDDEN;
 /* A loopback address that refuses (refuse) or never answers (timeout). */
-int td_fault_target(int family, int kind, struct sockaddr_storage *out,
+int td_faults_target(int family, int kind, struct sockaddr_storage *out,
 		    socklen_t *len) TD_HIDDEN;
 /* The send-side hook for rst_after_bytes and fin_after_bytes: how much of
  * len may go; then what went. */
-size_t td_bytes_allow(int fd, size_t len, bool *armed) TD_HIDDEN;
-void td_bytes_sent(int fd, ssize_t n) TD_HIDDEN;
-extern _Atomic int td_bytes_faults_live TD_HIDDEN;
+size_t td_faults_bytes_allow(int fd, size_t len, bool *armed) TD_HIDDEN;
+void td_faults_bytes_sent(int fd, ssize_t n) TD_HIDDEN;
+extern _Atomic int td_faults_bytes_live TD_HIDDEN;
 /* The same on the read side, for rst_after_bytes_in. */
-size_t td_bytes_in_allow(int fd, size_t len, bool *armed) TD_HIDDEN;
-void td_bytes_read(int fd, ssize_t n) TD_HIDDEN;
-extern _Atomic int td_bytes_in_faults_live TD_HIDDEN;
+size_t td_faults_bytes_in_allow(int fd, size_t len, bool *armed) TD_HIDDEN;
+void td_faults_bytes_read(int fd, ssize_t n) TD_HIDDEN;
+extern _Atomic int td_faults_bytes_in_live TD_HIDDEN;
 
 #endif

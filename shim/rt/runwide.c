@@ -23,7 +23,7 @@
 
 static struct td_run_shm *td__run;
 
-void td_run_attach(const char *path)
+void td_runwide_attach(const char *path)
 {
 	struct stat st;
 	void *m;
@@ -51,12 +51,12 @@ void td_run_attach(const char *path)
 	td__run = m;
 }
 
-uint64_t td_run_conn(void)
+uint64_t td_runwide_conn(void)
 {
 	return td__run ? atomic_fetch_add(&td__run->conns, 1) + 1 : 0;
 }
 
-uint64_t td_run_position(const struct td_policy *p, int rule)
+uint64_t td_runwide_position(const struct td_policy *p, int rule)
 {
 	if (td__run != NULL && rule >= 0 && rule < TD_RUN_RULES)
 		return atomic_fetch_add(&td__run->matched[rule], 1) + 1;

@@ -20,7 +20,7 @@
  *  - when the ring is full: the writer writes it out itself;
  *  - never, when the process is killed (SIGKILL, abort(), a crash) or
  *    exec()s: the lines stay in the file, which outlives the process.
- *    The next process that opens the log (td_log_open) appends them: a
+ *    The next process that opens the log (td_logw_open) appends them: a
  *    spool's owner holds flock(LOCK_EX) on it, on a close-on-exec
  *    descriptor, so "the owner is gone" is "the lock can be taken" (no
  *    pid guessing: pids are reused).  A program that closes the
@@ -192,7 +192,7 @@ static uint64_t td__write_out(const struct td_spool_view *v, bool dead)
 		if (pos == tail)
 			break;
 		if (n > 0)
-			td_log_batch(iov, n);
+			td_logw_batch(iov, n);
 		/* release: writers reuse these slots only after the write */
 		atomic_store_explicit(&v->hdr->tail, pos, memory_order_release);
 		tail = pos;
@@ -227,8 +227,8 @@ static void td__write_all(const struct td_spool_view *v)
 		    tail == atomic_load(&td__stuck_at))
 			return;
 		if (deadline == 0) {
-			deadline = td_mono_us() + TD_SPOOL_WAIT_US;
-		} else if (td_mono_us() > deadline) {
+			deadline = td_clock_mono_us() + TD_SPOOL_WAIT_US;
+		} else if (td_clock_mono_us() > deadline) {
 			atomic_store(&td__stuck_at, tail);
 			return;
 		}
@@ -247,7 +247,7 @@ void td_spool_flush(void)
 {
 	int saved = errno;
 
-	if (!td_spool_exists() || !td_in_own_process())
+	if (!td_spool_exists() || !td_init_in_own_process())
 		return;
 	if (td_spool_claim()) {
 		td_spool_flush_claimed();
@@ -309,9 +309,9 @@ static int td__create(const char *log_path, int log_fd)
 	if (!td__fs_ok(log_fd))
 		return -1;
 	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
-		rnd = (uint64_t)td_mono_us() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&rnd;
+		rnd = (uint64_t)td_clock_mono_us() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&rnd;
 	td_buf_init(&b, tag, sizeof(tag));
-	td_buf_u64(&b, (uint64_t)atomic_load(&td_proc.pid));
+	td_buf_u64(&b, (uint64_t)atomic_load(&td_init_proc.pid));
 	td_buf_putc(&b, '.');
 	for (int i = 60; i >= 0; i -= 4)
 		td_buf_putc(&b, hx[(rnd >> i) & 15]);
@@ -323,17 +323,17 @@ static int td__create(const char *log_path, int log_fd)
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 	if (fd < 0)
 		return -1;
-	fd = td_own_fd(fd);
+	fd = td_ownfd_mark(fd);
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !td__fs_ok(fd) ||
 	    fallocate(fd, 0, 0, (off_t)size) != 0)
 		goto fail;
 	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
 		goto fail;
-	td_spool_init(map, TD_SPOOL_SLOTS, (int32_t)atomic_load(&td_proc.pid), &td__v);
+	td_spool_init(map, TD_SPOOL_SLOTS, (int32_t)atomic_load(&td_init_proc.pid), &td__v);
 	/* never over another spool's name (RENAME_NOREPLACE: all of the file
 	 * systems above have it) */
-	if (td_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__path,
+	if (td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__path,
 		   RENAME_NOREPLACE, 0) != 0) {
 		munmap(map, size);
 		goto fail;
@@ -344,7 +344,7 @@ static int td__create(const char *log_path, int log_fd)
 	return 0;
 fail:
 	unlink(tmp);
-	td_own_close(fd);
+	td_ownfd_close(fd);
 	return -1;
 }
 
@@ -356,7 +356,7 @@ static void td__destroy(void)
 		munmap(td__map, td__size);
 		td__map = NULL;
 	}
-	td_own_close(atomic_exchange(&td__fd, -1));
+	td_ownfd_close(atomic_exchange(&td__fd, -1));
 }
 
 void td_spool_count_line(const char *log_path, int log_fd)
@@ -365,7 +365,7 @@ void td_spool_count_line(const char *log_path, int log_fd)
 
 	if (atomic_load_explicit(&td__state, memory_order_relaxed) != TD_SP_OFF ||
 	    atomic_fetch_add_explicit(&td__lines, 1, memory_order_relaxed) + 1 < TD_SPOOL_AFTER ||
-	    !td_in_own_process() ||
+	    !td_init_in_own_process() ||
 	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_STARTING))
 		return;
 	if (td__create(log_path, log_fd) != 0) {
@@ -388,7 +388,7 @@ int td_spool_line(const char *line, size_t len)
 	int rc;
 
 	if (atomic_load_explicit(&td__state, memory_order_acquire) != TD_SP_ON ||
-	    !td_in_own_process())
+	    !td_init_in_own_process())
 		return -1;
 	/* a signal handler interrupted this thread's own put: direct */
 	if (td__putting)
@@ -477,7 +477,7 @@ void td_spool_after_fork_child(void)
 	if (td__map != NULL)
 		munmap(td__map, td__size);
 	td__map = NULL;
-	td_own_close(atomic_exchange(&td__fd, -1));
+	td_ownfd_close(atomic_exchange(&td__fd, -1));
 	memset(&td__v, 0, sizeof(td__v));
 	atomic_store(&td__lines, 0);
 	atomic_store(&td__claim, 0);
@@ -501,7 +501,7 @@ void td_spool_at_exit(void)
 {
 	int expect = TD_SP_ON;
 
-	if (!td_in_own_process() || !atomic_compare_exchange_strong(&td__state, &expect,
+	if (!td_init_in_own_process() || !atomic_compare_exchange_strong(&td__state, &expect,
 								    TD_SP_CLOSED))
 		return;
 	atomic_thread_fence(memory_order_seq_cst);
@@ -523,9 +523,9 @@ void td_spool_fd_closing(int fd)
 
 	if (fd < 0 || fd != atomic_load(&td__fd))
 		return;
-	nfd = fcntl(fd, F_DUPFD_CLOEXEC, td_proc.fd_base);
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, td_init_proc.fd_base);
 	if (nfd >= 0)
-		atomic_store(&td__fd, td_own_fd(nfd));
+		atomic_store(&td__fd, td_ownfd_mark(nfd));
 }
 
 /* ---- recovery ---------------------------------------------------------------- */
@@ -578,7 +578,7 @@ static void td__remove_stale_new(int dfd, const char *name, uid_t uid)
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == uid &&
-	    td_now_us() / 1000000 - (int64_t)st.st_mtime > TD_SPOOL_NEW_STALE_S &&
+	    td_clock_now_us() / 1000000 - (int64_t)st.st_mtime > TD_SPOOL_NEW_STALE_S &&
 	    flock(fd, LOCK_EX | LOCK_NB) == 0)
 		unlinkat(dfd, name, 0);
 	td_real_close(fd);
@@ -618,7 +618,7 @@ void td_spool_recover(const char *log_path)
 	if (dfd < 0)
 		return;
 	for (;;) {
-		long n = td_sys3(SYS_getdents64, dfd, dents, sizeof(dents));
+		long n = td_real_sys3(SYS_getdents64, dfd, dents, sizeof(dents));
 
 		if (n <= 0)
 			break;

@@ -65,8 +65,8 @@ static void td__kick(void)
 	 * dup2()ed its own file onto it, would get our 8 bytes in its data.
 	 * Unkicked, the worker still wakes within a second (td__main).
 	 */
-	if (efd >= 0 && td_own_is(efd))
-		(void)td_sys3(__NR_write, efd, &one, sizeof(one));
+	if (efd >= 0 && td_ownfd_is(efd))
+		(void)td_real_sys3(__NR_write, efd, &one, sizeof(one));
 }
 
 /* ---- drains ---- */
@@ -80,7 +80,7 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 
 	if (!atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_DONE))
 		return;
-	if (td_facts_read(r->pfd, &f, false) == 0) {
+	if (td_info_facts(r->pfd, &f, false) == 0) {
 		/* timed out with input still arriving: the close resets */
 		r->cf.drain_cut = f.unread > 0 && f.state != TD_TCP_CLOSE;
 		if (r->cf.drain_cut) {
@@ -96,9 +96,9 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 	td_closing_outcome(&r->ev, &r->cf, r->t_open_mono_us);
 	if (atomic_load(&td__epfd) >= 0)
 		(void)epoll_ctl(atomic_load(&td__epfd), EPOLL_CTL_DEL, r->pfd, NULL);
-	td_own_close(r->pfd);
+	td_ownfd_close(r->pfd);
 	if (r->log)
-		td_log(r->p, &r->ev);
+		td_logw_event(r->p, &r->ev);
 	atomic_store(&d->state, TD_SLOT_FREE);
 }
 
@@ -127,16 +127,16 @@ static void td__drain_read(struct td_dslot *d)
  */
 static void td__fire(struct td_tslot *t)
 {
-	struct td_sock *e = td_fd_peek(t->fd);
+	struct td_sock *e = td_fdtab_peek(t->fd);
 	int dfd;
 
 	if (e == NULL || atomic_load(&e->tag) != t->tag)
 		return;
-	dfd = fcntl(t->fd, F_DUPFD_CLOEXEC, td_proc.fd_base);
+	dfd = fcntl(t->fd, F_DUPFD_CLOEXEC, td_init_proc.fd_base);
 	if (dfd < 0)
 		return;
 	if (atomic_load(&e->tag) == t->tag)
-		(void)td_reset_now(dfd, e);
+		(void)td_faults_reset_now(dfd, e);
 	td_real_close(dfd);
 }
 
@@ -149,8 +149,8 @@ static void td__fire(struct td_tslot *t)
  */
 static void td__leak_scan(void)
 {
-	const struct td_policy *p = atomic_load(&td_policy_ptr);
-	int high = td_fd_high();
+	const struct td_policy *p = atomic_load(&td_init_policy);
+	int high = td_fdtab_high();
 
 	for (int fd = 0; fd <= high; fd++) {
 		struct td_sock s, *e;
@@ -160,21 +160,21 @@ static void td__leak_scan(void)
 		uint32_t tag;
 		int64_t now;
 
-		if (!td_fd_read(fd, &s, &tag))
+		if (!td_fdtab_read(fd, &s, &tag))
 			continue;
 		if (atomic_load(&s.flags) & (TD_SF_OWN | TD_SF_LEAK_DONE))
 			continue;
-		r = td_sock_rule(p, &s);
+		r = td_decide_rule(p, &s);
 		if (r == NULL || r->leak_after_s == 0 || !s.d.decided)
 			continue;
-		if (td_facts_read(fd, &f, false) != 0)
+		if (td_info_facts(fd, &f, false) != 0)
 			continue;
-		e = td_fd_peek(fd);
+		e = td_fdtab_peek(fd);
 		if (e == NULL || atomic_load(&e->tag) != tag)
 			continue; /* closed and reused while we looked */
 		if (f.state != TD_TCP_CLOSE_WAIT)
 			continue;
-		now = td_mono_us();
+		now = td_clock_mono_us();
 		if (s.cw_seen_mono_us == 0) {
 			e->cw_seen_mono_us = now;
 			continue;
@@ -184,17 +184,17 @@ static void td__leak_scan(void)
 		atomic_fetch_or(&e->flags, TD_SF_LEAK_DONE);
 		if (!r->log)
 			continue;
-		td_event_from_sock(&ev, p, &s, fd, TD_EV_LEAK);
+		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_LEAK);
 		ev.state = (int8_t)f.state;
 		ev.age_ms = (now - s.d.t_open_mono_us) / 1000;
 		ev.close_wait_ms = (now - s.cw_seen_mono_us) / 1000;
-		td_log(p, &ev);
+		td_logw_event(p, &ev);
 	}
 }
 
 static int64_t td__leak_period(void)
 {
-	const struct td_policy *p = atomic_load(&td_policy_ptr);
+	const struct td_policy *p = atomic_load(&td_init_policy);
 	int64_t best = 1000000;
 
 	for (uint32_t i = 0; p && i < p->n_rules; i++) {
@@ -218,7 +218,7 @@ static bool td__watch(int epfd, int i)
 	struct td_dslot *d = &td__drains[i];
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
 
-	if (td_own_is(d->req.pfd) && epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) == 0)
+	if (td_ownfd_is(d->req.pfd) && epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) == 0)
 		return true;
 	td__drain_finish(d, TD_SLOT_ACTIVE, false);
 	return false;
@@ -296,12 +296,12 @@ static int td__rearm(int *efd)
 			td_real_close(nepfd);
 		return -1;
 	}
-	nefd = td_own_fd(nefd);
-	nepfd = td_own_fd(nepfd);
+	nefd = td_ownfd_mark(nefd);
+	nepfd = td_ownfd_mark(nepfd);
 	(void)epoll_ctl(nepfd, EPOLL_CTL_ADD, nefd, &ev);
 	/* the old ones are closed only if they are still ours */
-	td_own_close(atomic_exchange(&td__efd, nefd));
-	td_own_close(atomic_exchange(&td__epfd, nepfd));
+	td_ownfd_close(atomic_exchange(&td__efd, nefd));
+	td_ownfd_close(atomic_exchange(&td__epfd, nepfd));
 	for (int i = 0; td__drains && i < TD_DRAINS; i++)
 		if (atomic_load(&td__drains[i].state) == TD_SLOT_ACTIVE)
 			(void)td__watch(nepfd, i);
@@ -316,14 +316,14 @@ static void *td__main(void *arg)
 	int64_t next_leak = 0;
 
 	(void)arg;
-	td_guard = 1;
+	td_init_guard = 1;
 	{
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
 
 		(void)epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev);
 	}
 	for (;;) {
-		int64_t now = td_mono_us(), next, wait_ms;
+		int64_t now = td_clock_mono_us(), next, wait_ms;
 		int n;
 
 		td_reload_tick();
@@ -350,11 +350,11 @@ static void *td__main(void *arg)
 		/* at least once a second: see td__kick() and td__rearm() */
 		if (wait_ms > 1000 || wait_ms < 0)
 			wait_ms = 1000;
-		if (!td_own_is(epfd) || !td_own_is(efd)) {
+		if (!td_ownfd_is(epfd) || !td_ownfd_is(efd)) {
 			int fresh = td__rearm(&efd);
 
 			if (fresh < 0) {
-				td_sleep_ms(100);
+				td_clock_sleep_ms(100);
 				continue;
 			}
 			epfd = fresh;
@@ -365,7 +365,7 @@ static void *td__main(void *arg)
 			 * hook (a raw system call).  Drop the mark without
 			 * closing (the number may be the program's now) and
 			 * start over with new descriptors. */
-			td_fd_forget(epfd);
+			td_fdtab_forget(epfd);
 			continue;
 		}
 		for (int i = 0; i < n; i++) {
@@ -417,8 +417,8 @@ static int td__ensure(void)
 			td_real_close(epfd);
 		goto fail;
 	}
-	atomic_store(&td__efd, td_own_fd(efd));
-	atomic_store(&td__epfd, td_own_fd(epfd));
+	atomic_store(&td__efd, td_ownfd_mark(efd));
+	atomic_store(&td__epfd, td_ownfd_mark(epfd));
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&attr);
@@ -428,8 +428,8 @@ static int td__ensure(void)
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		td_own_close(atomic_exchange(&td__efd, -1));
-		td_own_close(atomic_exchange(&td__epfd, -1));
+		td_ownfd_close(atomic_exchange(&td__efd, -1));
+		td_ownfd_close(atomic_exchange(&td__epfd, -1));
 		goto fail;
 	}
 	atomic_store(&td__wstate, TD_W_RUNNING);
@@ -540,14 +540,14 @@ void td_worker_after_fork_child(void)
 
 	atomic_store(&td__wstate, TD_W_NONE);
 	if ((fd = atomic_exchange(&td__efd, -1)) >= 0)
-		td_own_close(fd);
+		td_ownfd_close(fd);
 	if ((fd = atomic_exchange(&td__epfd, -1)) >= 0)
-		td_own_close(fd);
+		td_ownfd_close(fd);
 	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
 		int st = atomic_load(&td__drains[i].state);
 
 		if (st == TD_SLOT_READY || st == TD_SLOT_ACTIVE)
-			td_own_close(td__drains[i].req.pfd);
+			td_ownfd_close(td__drains[i].req.pfd);
 		atomic_store(&td__drains[i].state, TD_SLOT_FREE);
 	}
 	for (int i = 0; i < TD_TIMERS; i++)
@@ -563,7 +563,7 @@ void td_worker_flush_at_exit(void)
 
 		if (st != TD_SLOT_READY && st != TD_SLOT_ACTIVE)
 			continue;
-		(void)td_discard_input(d->req.pfd);
+		(void)td_info_discard_input(d->req.pfd);
 		td__drain_finish(d, st, false);
 	}
 }
