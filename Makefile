@@ -34,7 +34,10 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes 
 CFLAGS ?= -g
 TD_CPPFLAGS := -Iinclude -D_GNU_SOURCE -DTD_VERSION=\"$(VERSION)\" -DTD_LIBDIR=\"$(LIBDIR)\" \
 	-DTD_LIBDIR_REL=\"$(LIBDIR_REL)\"
-TD_CFLAGS = -std=gnu11 $(OPT) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(SANFLAGS)
+# _Exit is a GCC built-in, whose address __typeof__ cannot take: the
+# library wraps it (shim/hook/exit.c), so it is an ordinary function here.
+TD_CFLAGS = -std=gnu11 $(OPT) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -fno-builtin-_Exit \
+	$(SANFLAGS)
 
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -4,18 +4,22 @@
  * Only argument parsing and file reading live here; the counting and the
  * rendering are in cli/lib/report.c, where the unit tests reach them.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "lib/report.h"
+#include "teardown/spool.h"
 
 static const struct td_opt td__report_opts[] = {
 	{"format", 'f', "FORMAT",
@@ -63,6 +67,94 @@ static FILE *td__gunzip(const char *path, pid_t *pid)
 	return f;
 }
 
+/* One dead process's spool: its lines that are not in the log yet. */
+static int td__report_spool(struct td_report *r, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), err = 0;
+	struct td_spool_view v;
+	struct stat st;
+	uint64_t pos, head;
+	char *buf = NULL;
+	void *map;
+
+	if (fd < 0)
+		return 0;
+	/* a live owner holds the lock, and writes its lines out itself */
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)TD_SPOOL_HDR ||
+	    flock(fd, LOCK_SH | LOCK_NB) != 0) {
+		close(fd);
+		return 0;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return 0;
+	if (td_spool_view_of(map, (size_t)st.st_size, &v) != 0)
+		goto out;
+	buf = malloc(TD_SW_LEN_MASK + 1);
+	if (buf == NULL || td_report_begin_spool(r, path) != 0) {
+		err = -ENOMEM;
+		goto out;
+	}
+	pos = atomic_load(&v.hdr->tail);
+	head = td_spool_head(&v, pos);
+	while (pos < head) {
+		struct td_spool_rec rec;
+
+		td_spool_next(&v, pos, head, true, &rec);
+		if (rec.kind == TD_SR_NONE)
+			break;
+		if (rec.kind == TD_SR_LINE) {
+			memcpy(buf, rec.ptr, rec.len);
+			if (td_report_line(r, buf, rec.len) == -ENOMEM) {
+				err = -ENOMEM;
+				break;
+			}
+		}
+		pos = rec.next;
+	}
+out:
+	free(buf);
+	munmap(map, (size_t)st.st_size);
+	return err;
+}
+
+/*
+ * Spools next to the log file path (".NAME.spool.*", see shim/rt/spool.c)
+ * that their processes left behind: read after the log itself, so that a
+ * spool appended to the log meanwhile is counted once at most.
+ */
+static int td__report_spools(struct td_report *r, const char *path)
+{
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	char *dir = strndup(path, slash ? (size_t)(slash - path) + 1 : 0);
+	char *prefix = NULL, *full = NULL;
+	struct dirent *e;
+	int err = 0;
+	DIR *d;
+
+	if (dir == NULL || asprintf(&prefix, ".%s%s", base, TD_SPOOL_INFIX) < 0) {
+		free(dir);
+		return -ENOMEM;
+	}
+	d = opendir(*dir ? dir : ".");
+	while (d != NULL && err == 0 && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		if (asprintf(&full, "%s%s", dir, e->d_name) < 0) {
+			err = -ENOMEM;
+			break;
+		}
+		err = td__report_spool(r, full);
+		free(full);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(prefix);
+	free(dir);
+	return err;
+}
+
 /*
  * Stream one input through the report, a line at a time: logs can be far
  * larger than memory.  Returns 0, or a negative errno for a file that
@@ -81,6 +173,7 @@ static int td__report_file(struct td_report *r, const char *path)
 
 	if (f == NULL)
 		return -errno;
+	memset(&st, 0, sizeof(st));
 	/* fopen() accepts a directory; reading it fails later, less clearly */
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
 		err = -EISDIR;
@@ -122,6 +215,8 @@ static int td__report_file(struct td_report *r, const char *path)
 	}
 	if (ferror(f))
 		err = errno ? -errno : -EIO;
+	if (err == 0 && f != stdin && gz < 0 && S_ISREG(st.st_mode))
+		err = td__report_spools(r, path);
 out:
 	free(line);
 	if (f == stdin)
@@ -218,7 +313,9 @@ const struct td_cmd td_cmd_report_def = {
 		 "be - for standard input; give rotated parts as separate files\n"
 		 "(gzip-compressed ones are read through gzip -dc).  Also read: syslog\n"
 		 "files (lines \"... teardown[PID]: {...}\") and the output of journalctl\n"
-		 "-o json.  Text-format and malformed lines are counted, never fatal.",
+		 "-o json.  Text-format and malformed lines are counted, never fatal.\n"
+		 "Lines a process that died left in its spool next to a log file (not in\n"
+		 "the log yet) are counted too, read-only.",
 	.opts = td__report_table,
 	.after = "Exit status: 0; 1 when no log could be read; 125 on bad usage.",
 	.main = td_cmd_report,

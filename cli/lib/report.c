@@ -159,6 +159,7 @@ static const struct td__cent **td__cmap_sorted(const struct td_cmap *m,
 struct td__input {
 	char *name;
 	uint64_t lines, malformed, text, other;
+	bool spool; /* a dead process's spool: lines not in the log yet */
 };
 
 struct td_report {
@@ -167,6 +168,7 @@ struct td_report {
 	struct td__input *in;
 	size_t n_in, cap_in;
 	uint64_t lines, malformed, text, other;
+	uint64_t spooled, spools; /* lines read from spools, and how many spools */
 };
 
 /* The fields of one line that the report uses; NULL / -1 when absent. */
@@ -241,8 +243,25 @@ int td_report_begin(struct td_report *r, const char *name)
 	if (in->name == NULL)
 		return -ENOMEM;
 	in->lines = in->malformed = in->text = in->other = 0;
+	in->spool = false;
 	r->n_in++;
 	return 0;
+}
+
+int td_report_begin_spool(struct td_report *r, const char *name)
+{
+	int err = td_report_begin(r, name);
+
+	if (err == 0) {
+		r->in[r->n_in - 1].spool = true;
+		r->spools++;
+	}
+	return err;
+}
+
+uint64_t td_report_spooled(const struct td_report *r)
+{
+	return r->spooled;
 }
 
 static int td__wire_bucket(const char *wire)
@@ -491,6 +510,8 @@ int td_report_add(struct td_report *r, const struct td_jline *l)
 		return -ENOMEM;
 	in->lines++;
 	r->lines++;
+	if (in->spool)
+		r->spooled++;
 	td__pick(l, &ev);
 	if (ev.prog == NULL || ev.event == NULL)
 		return td__malformed(r);
@@ -1078,16 +1099,18 @@ static int td__render_json(const struct td_report *r, FILE *out,
 	fprintf(out, ",\n \"_malformed\": %llu", (unsigned long long)r->malformed);
 	fprintf(out, ",\n \"_text\": %llu", (unsigned long long)r->text);
 	fprintf(out, ",\n \"_other\": %llu", (unsigned long long)r->other);
+	if (r->spools != 0)
+		fprintf(out, ",\n \"_spooled\": %llu", (unsigned long long)r->spooled);
 	fputs(",\n \"_files\": {", out);
 	for (size_t i = 0; i < r->n_in; i++) {
 		fputs(i ? ", " : "", out);
 		td__put_esc(out, r->in[i].name, true);
 		fprintf(out, ": {\"lines\": %llu, \"malformed\": %llu, \"text\": %llu, "
-			     "\"other\": %llu}",
+			     "\"other\": %llu%s}",
 			(unsigned long long)r->in[i].lines,
 			(unsigned long long)r->in[i].malformed,
 			(unsigned long long)r->in[i].text,
-			(unsigned long long)r->in[i].other);
+			(unsigned long long)r->in[i].other, r->in[i].spool ? ", \"spool\": true" : "");
 	}
 	fputs("}}\n", out);
 	return 0;
@@ -1105,6 +1128,13 @@ static int td__render_text(const struct td_report *r, FILE *out,
 	if (r->other != 0)
 		fprintf(out, ", %llu from other programs", (unsigned long long)r->other);
 	fputc('\n', out);
+	if (r->spools != 0)
+		fprintf(out, "  %llu line%s still in the spool%s of %llu process%s that ended "
+			     "before writing them to the log (counted here; the next program "
+			     "that opens the log under teardown appends them)\n",
+			(unsigned long long)r->spooled, r->spooled == 1 ? " is" : "s are",
+			r->spools == 1 ? "" : "s", (unsigned long long)r->spools,
+			r->spools == 1 ? "" : "es");
 	if (r->text != 0)
 		fprintf(out, "  text format: use format = \"json\" (log.format, or --format json) "
 			     "for the %llu line%s the report cannot read\n",
@@ -1132,6 +1162,8 @@ static int td__render_text(const struct td_report *r, FILE *out,
 		if (r->in[i].other != 0)
 			fprintf(out, ", %llu from other programs",
 				(unsigned long long)r->in[i].other);
+		if (r->in[i].spool)
+			fputs(" (a spool: not in the log yet)", out);
 		fputc('\n', out);
 	}
 	return 0;

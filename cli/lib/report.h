@@ -86,6 +86,14 @@ void td_report_free(struct td_report *r);
  * malformed count is kept per input.  Returns 0 or -ENOMEM.
  */
 int td_report_begin(struct td_report *r, const char *name);
+/*
+ * The same for the spool a dead process left next to a log (lines it made
+ * that are not in the log yet): its lines count like the log's, and are
+ * also counted apart (td_report_spooled(); in the JSON report "_spooled"
+ * and the input's "spool": true, both only when a spool was read).
+ */
+int td_report_begin_spool(struct td_report *r, const char *name);
+uint64_t td_report_spooled(const struct td_report *r);
 
 /*
  * Feed one line (its trailing newline optional; modified in place).

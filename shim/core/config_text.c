@@ -297,9 +297,11 @@ bool td_key_value_text(const struct td_key *k, const struct td_policy *p,
 {
 	const void *base = td_key_base(k->scope, (struct td_policy *)p, (struct td_rule *)r);
 	const char *at = (const char *)base + k->off;
-	/* off2 is a list's count only for lists (a has-flag, a path otherwise) */
-	uint32_t n = k->kind == TD_K_ADDRS || k->kind == TD_K_PORTS
-			     ? *(const uint32_t *)((const char *)base + k->off2) : 0;
+	/* off2 is a count only for lists (for log.target it is the path,
+	 * for others a flag: reading 4 bytes there is a misaligned load) */
+	uint32_t n = (k->kind == TD_K_ADDRS || k->kind == TD_K_PORTS) && k->off2
+			     ? *(const uint32_t *)((const char *)base + k->off2)
+			     : 0;
 	struct td_buf b;
 	int64_t v;
 

@@ -26,6 +26,8 @@ static int td__spawn(bool path, pid_t *pid, const char *file,
 
 	if (p == NULL)
 		return real(pid, file, fa, at, argv, envp);
+	/* the child's lines must not come before ours */
+	td_spool_flush();
 	/* a socket older than this child may be held by it from now on */
 	epoch = atomic_fetch_add(&td_holders_epoch, 1);
 	rc = real(pid ? pid : &child, file, fa, at, argv, envp);

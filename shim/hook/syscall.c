@@ -1,7 +1,8 @@
 /*
  * teardown: syscall() — a program that closes a socket with
  * syscall(SYS_close, fd) (or close_range/dup2/dup3 the same way) gets the
- * same treatment as through the libc calls.  Every other number goes
+ * same treatment as through the libc calls; syscall(SYS_exit_group)
+ * writes the spool out first, as _exit() does.  Every other number goes
  * straight to libc's syscall().
  */
 #include <stdarg.h>
@@ -33,6 +34,10 @@ TD_EXPORT long syscall(long n, ...)
 #endif
 		case SYS_dup3:
 			return dup3((int)a[0], (int)a[1], (int)a[2]);
+		case SYS_exit_group:
+			/* the spool's lines first, as _exit() does */
+			td_spool_at_exit();
+			break;
 		default:
 			break;
 		}

@@ -70,3 +70,5 @@ TD_CALL(int, posix_spawnp,
 TD_CALL(int, posix_spawn_file_actions_adddup2,
 	(posix_spawn_file_actions_t *fa, int fd, int newfd), (fa, fd, newfd),
 	TD_LATE_RC(posix_spawn_file_actions_adddup2, (fa, fd, newfd)))
+TD_CALLV(_exit, (int st), (st), (void)td_real_sys1(SYS_exit_group, st))
+TD_CALLV(_Exit, (int st), (st), (void)td_real_sys1(SYS_exit_group, st))

@@ -218,6 +218,8 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd, i
 	if ((atomic_load(&e->flags) & TD_SF_OWN) || r == NULL || !td__close_has_work(r, e)) {
 		/* one of ours closed by the program, a socket no rule wants, or
 		 * one whose options already say everything: just close */
+		if (atomic_load(&e->flags) & TD_SF_OWN)
+			td_spool_fd_closing(fd);
 		td_fdtab_forget(fd);
 		return false;
 	}

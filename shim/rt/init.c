@@ -270,6 +270,7 @@ const struct td_policy *td_init_slow(void)
 	if (p != NULL && (td__applies(p) || path == td__config_env)) {
 		td_reload_start(p, path, td_init_proc.secure || geteuid() == 0,
 				path != NULL && path == td__config_env);
+		td_spool_configure(td_init_proc.secure ? NULL : td__env("TEARDOWN_SPOOL_FLUSH_MS"));
 		td_logw_open(p);
 		pthread_atfork(NULL, td__atfork_parent, td__atfork_child);
 	}
@@ -299,6 +300,7 @@ __attribute__((destructor)) static void td__dtor(void)
 		return;
 	td_worker_flush_at_exit();
 	td_closing_at_exit(p);
+	td_spool_at_exit();
 	td_logw_at_exit(p);
 	errno = saved;
 }

@@ -1,9 +1,12 @@
 /*
  * teardown: writing audit lines.  This is where every event is written.
  *
- * One event is one write(), so lines from many threads and processes
- * never interleave (O_APPEND files, datagrams to syslog and journald,
- * pipes up to PIPE_BUF).  Nothing here blocks, allocates or locks: a line
+ * One event is one whole line in one write(), so lines from many threads
+ * and processes never interleave (O_APPEND files, datagrams to syslog and
+ * journald, pipes up to PIPE_BUF).  A file target's lines go, once a
+ * process has written a few, into its spool (spool.c), which the worker
+ * writes out in batches of whole lines, one writev() each: td_logw_batch()
+ * below, through the same checks.  Nothing here blocks, allocates or locks: a line
  * that cannot be written at once is not retried, but it is never lost in
  * silence either.  Every such line is counted; the first one is reported
  * with its reason in one warning (on stderr when that is usable, else to
@@ -310,7 +313,11 @@ void td_logw_open(const struct td_policy *p)
 		if (td__err_unusable)
 			return;
 	}
-	(void)td__reopen(-1);
+	if (p->log_target == TD_LOG_FILE)
+		pthread_atfork(td_spool_before_fork, NULL, td_spool_after_fork_child);
+	/* lines dead processes left in their spools come first */
+	if (td__reopen(-1) >= 0 && p->log_target == TD_LOG_FILE)
+		td_spool_recover(p->log_path);
 }
 
 /*
@@ -520,24 +527,119 @@ static void td__check_path(const struct td_policy *p, int fd)
 	td__rotate(p, fd);
 }
 
-/* stderr or a file: 0 or why the line was not written. */
-static int td__emit_stream(const struct td_policy *p, const char *line, size_t len)
+/*
+ * stderr or a file: the descriptor to write to now (checked, reopened,
+ * rotated), or -1 with *err saying why there is none.
+ */
+static int td__stream_fd(const struct td_policy *p, mode_t *mode, int *err)
 {
 	int fd = atomic_load(&td__fd);
-	mode_t mode = 0;
 
-	if (p->log_target == TD_LOG_STDERR && td__err_unusable)
-		return td__err_unusable;
-	if (!td__still_ours(fd, &mode)) {
+	if (p->log_target == TD_LOG_STDERR && td__err_unusable) {
+		*err = td__err_unusable;
+		return -1;
+	}
+	if (!td__still_ours(fd, mode)) {
 		fd = td__reopen(fd);
-		if (fd < 0)
-			return errno ? errno : EIO;
-		if (!td__same(fd, atomic_load(&td__dev), atomic_load(&td__ino), &mode))
-			return EBADF;
+		if (fd < 0) {
+			*err = errno ? errno : EIO;
+			return -1;
+		}
+		if (!td__same(fd, atomic_load(&td__dev), atomic_load(&td__ino), mode)) {
+			*err = EBADF;
+			return -1;
+		}
 	}
 	if (p->log_target == TD_LOG_FILE)
 		td__check_path(p, fd);
-	return td__put(fd, mode, line, len);
+	return fd;
+}
+
+/* stderr or a file: 0 or why the line was not written. */
+static int td__emit_stream(const struct td_policy *p, const char *line, size_t len)
+{
+	mode_t mode = 0;
+	int err = 0, fd = td__stream_fd(p, &mode, &err);
+
+	return fd < 0 ? err : td__put(fd, mode, line, len);
+}
+
+/*
+ * The file target: into the spool when this process has one (see
+ * spool.c), else one write().  A line the spool cannot take (full, or
+ * the exit path closed it) is written by the holder of the flush claim
+ * after what the spool holds, so it overtakes none of them.
+ */
+static int td__emit_file(const struct td_policy *p, const char *line, size_t len)
+{
+	mode_t mode = 0;
+	int err = 0, fd;
+	bool claimed;
+
+	if (td_spool_exists()) {
+		if (td_spool_line(line, len) == 0)
+			return 0;
+		claimed = td_spool_claim();
+		if (claimed)
+			td_spool_flush_claimed();
+		err = td__emit_stream(p, line, len);
+		if (claimed)
+			td_spool_release();
+		return err;
+	}
+	fd = td__stream_fd(p, &mode, &err);
+	if (fd < 0)
+		return err;
+	err = td__put(fd, mode, line, len);
+	if (err == 0 && S_ISREG(mode))
+		td_spool_count_line(p->log_path, fd);
+	return err;
+}
+
+/*
+ * A batch of whole lines from the spool, in one writev() (one append to
+ * an O_APPEND file: the lines stay together and whole).  Lines that do
+ * not make it are counted as lost, as a line of td_logw_event() would be.
+ */
+void td_logw_batch(const struct iovec *iov, int n)
+{
+	const struct td_policy *p = td__pol;
+	int saved = errno, err = 0, fd;
+	size_t total = 0, done = 0;
+	mode_t mode = 0;
+	ssize_t w;
+
+	if (p == NULL || n <= 0)
+		return;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	fd = td__stream_fd(p, &mode, &err);
+	if (fd >= 0) {
+		/* a raw system call: libc's writev() is a cancellation point,
+		 * and a flusher cancelled here would keep the claim for good */
+		do
+			w = td_real_sys3(SYS_writev, fd, iov, n);
+		while (w < 0 && errno == EINTR);
+		if (w == (ssize_t)total) {
+			errno = saved;
+			return;
+		}
+		if (w < 0)
+			err = errno ? errno : EIO;
+		else
+			err = S_ISREG(mode) ? ENOSPC : EAGAIN;
+		done = w > 0 ? (size_t)w : 0;
+	}
+	/* the lines not wholly written */
+	for (int i = 0; i < n; i++) {
+		if (done >= iov[i].iov_len) {
+			done -= iov[i].iov_len;
+			continue;
+		}
+		done = 0;
+		td__lose(p, err);
+	}
+	errno = saved;
 }
 
 /* syslog or journald: one datagram; 0 or why it was not sent. */
@@ -609,7 +711,10 @@ static int td__emit(const struct td_policy *p, const struct td_event *ev)
 		char line[TD_EVENT_MAX];
 
 		n = td_event_format(line, sizeof(line), ev, fmt);
-		return n > 0 ? td__emit_stream(p, line, n) : EMSGSIZE;
+		if (n == 0)
+			return EMSGSIZE;
+		return p->log_target == TD_LOG_FILE ? td__emit_file(p, line, n)
+						    : td__emit_stream(p, line, n);
 	}
 }
 

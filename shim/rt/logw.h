@@ -14,6 +14,8 @@ void td_logw_at_exit(const struct td_policy *p) TD_HIDDEN;
 /* Fill an event's socket fields from an entry. */
 void td_logw_event_from_sock(struct td_event *ev, const struct td_policy *p,
 			const struct td_sock *s, int fd, int type) TD_HIDDEN;
+/* A batch of whole lines from the spool: one writev(), losses counted. */
+void td_logw_batch(const struct iovec *iov, int n) TD_HIDDEN;
 /*
  * One warning line, "teardown: msg": on stderr unless it is closed, a
  * network socket or cannot take the line now; then to journald or syslog.

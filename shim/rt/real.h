@@ -12,6 +12,7 @@
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -46,8 +47,9 @@ int td_real_sys_dup2(int oldfd, int newfd) TD_HIDDEN;
  * what interposes them would see fds appear that it never sees closed
  * (td_real_close() is libc's own close).
  */
-#define td_real_sys_open(path, flags, mode) \
-	((int)td_real_sys(SYS_openat, AT_FDCWD, (long)(path), (flags), (mode), 0, 0))
+#define td_real_sys_openat(dfd, path, flags, mode) \
+	((int)td_real_sys(SYS_openat, (dfd), (long)(path), (flags), (mode), 0, 0))
+#define td_real_sys_open(path, flags, mode) td_real_sys_openat(AT_FDCWD, path, flags, mode)
 #define td_real_sys_dupfd(fd, min) ((int)td_real_sys3(SYS_fcntl, (fd), F_DUPFD_CLOEXEC, (min)))
 /*
  * The same for every other call the library makes on a socket or file:

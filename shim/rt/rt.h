@@ -27,5 +27,6 @@
 #include "runwide.h"
 #include "reload.h"
 #include "faults.h"
+#include "spool.h"
 
 #endif

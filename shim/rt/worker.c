@@ -4,7 +4,8 @@
  *  - drains: after a "drain" close returned, read and discard until the
  *    peer's FIN or drain_timeout_ms, then close and write the event;
  *  - rst_after_ms: reset a connection the program still holds;
- *  - leak_after_s: notice sockets left in CLOSE_WAIT.
+ *  - leak_after_s: notice sockets left in CLOSE_WAIT;
+ *  - the spool: write a file target's waiting lines out (spool.c).
  *
  * Requests reach it through fixed slot arrays claimed with compare-and-
  * swap, and an eventfd to wake it: a request is a few atomic stores and
@@ -51,6 +52,9 @@ static struct td_tslot td__timers[TD_TIMERS];
 static _Atomic int td__wstate;
 static _Atomic int td__efd = -1, td__epfd = -1;
 static _Atomic int td__leaks;
+/* a drain or a timer was ever asked for: until then a round need not
+ * walk their slot arrays (the spool wakes the worker often) */
+static _Atomic int td__slots_used;
 
 /* epoll_ctl as a system call: see td_real_sys_open() in real.h */
 static int td__epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -326,9 +330,18 @@ static void *td__main(void *arg)
 		int64_t now = td_clock_mono_us(), next, wait_ms;
 		int n;
 
-		td__adopt(epfd);
 		td_reload_tick();
-		next = td__expire(now);
+		next = INT64_MAX;
+		if (atomic_load_explicit(&td__slots_used, memory_order_acquire)) {
+			td__adopt(epfd);
+			next = td__expire(now);
+		}
+		{
+			int64_t due = td_spool_tick(now);
+
+			if (due < next)
+				next = due;
+		}
 		if (atomic_load(&td__leaks)) {
 			if (now >= next_leak) {
 				td__leak_scan();
@@ -446,6 +459,7 @@ int td_worker_drain(const struct td_drain_req *req)
 	if (i >= 0) {
 		td__drains[i].req = *req;
 		atomic_store_explicit(&td__drains[i].state, TD_SLOT_READY, memory_order_release);
+		atomic_store_explicit(&td__slots_used, 1, memory_order_release);
 		td__kick();
 	}
 	errno = saved;
@@ -467,10 +481,27 @@ int td_worker_timer(int fd, uint32_t tag, int64_t when_mono_us)
 		td__timers[i].tag = tag;
 		td__timers[i].when = when_mono_us;
 		atomic_store_explicit(&td__timers[i].state, TD_SLOT_READY, memory_order_release);
+		atomic_store_explicit(&td__slots_used, 1, memory_order_release);
 		td__kick();
 	}
 	errno = saved;
 	return i >= 0 ? 0 : -ENOSPC;
+}
+
+int td_worker_start(void)
+{
+	int saved = errno, rc = td__ensure();
+
+	errno = saved;
+	return rc;
+}
+
+void td_worker_wake(void)
+{
+	int saved = errno;
+
+	td__kick();
+	errno = saved;
 }
 
 void td_worker_watch_policy(void)

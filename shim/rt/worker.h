@@ -25,6 +25,10 @@ void td_worker_watch_leaks(void) TD_HIDDEN;
 void td_worker_after_fork_child(void) TD_HIDDEN;
 /* At exit: discard input of pending drains and write their events. */
 void td_worker_flush_at_exit(void) TD_HIDDEN;
+/* Start the worker now if it is not running: 0, or a negative errno. */
+int td_worker_start(void) TD_HIDDEN;
+/* Wake the running worker (one eventfd write). */
+void td_worker_wake(void) TD_HIDDEN;
 
 /* Make sure the worker runs and looks at the policy file now. */
 void td_worker_watch_policy(void) TD_HIDDEN;

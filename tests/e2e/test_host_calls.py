@@ -32,7 +32,9 @@ SPAWN = "posix_spawn posix_spawnp posix_spawn_file_actions_adddup2".split()
 READS = "read readv recv recvfrom recvmsg".split()
 # And vfork (x86-64), which marks its child so the library needs no
 # getpid() to know it runs there.
-EXPORTED = sorted(WRAPPED + SPAWN + READS + ["vfork"])
+# And the ways out without exit(), which write the log's spool out first.
+EXITS = ["_exit", "_Exit"]
+EXPORTED = sorted(WRAPPED + SPAWN + READS + EXITS + ["vfork"])
 
 
 def _log(stem="audit"):

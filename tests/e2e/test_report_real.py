@@ -96,8 +96,8 @@ def _wire_connections(cap, port):
     (the client's FIN was in when the server closed: CLOSE_WAIT, then
     LAST_ACK, and the TIME_WAIT is the client's); "reset" when the
     client's RST came before anything from the server; "simultaneous"
-    when the server's FIN went first but the client's FIN does not
-    acknowledge it (the FINs crossed: both sides hold TIME_WAIT); "active"
+    when neither FIN acknowledges the other, whichever the capture shows
+    first (the FINs crossed: both sides hold TIME_WAIT); "active"
     otherwise (its FIN or RST left before it had the client's FIN, so it
     holds the TIME_WAIT after a FIN).  Absolute sequence numbers
     (tcpdump -S) make the comparison exact.
@@ -112,8 +112,8 @@ def _wire_connections(cap, port):
         sport, dport, flags = int(m.group(1)), int(m.group(2)), m.group(3)
         seq, ack = int(m.group(4) or 0), int(m.group(5) or 0)
         if dport == port and "S" in flags and "." not in flags:
-            conns[sport] = {"cls": None, "client_fin": None, "server_fin": 0, "server_rst": 0,
-                            "server_fin_seq": None}
+            conns[sport] = {"cls": None, "client_fin": None, "client_fin_ack": None,
+                            "server_fin": 0, "server_rst": 0, "server_fin_seq": None}
             continue
         if "S" in flags or not ("F" in flags or "R" in flags):
             continue
@@ -133,11 +133,19 @@ def _wire_connections(cap, port):
                 passive = "F" in flags and c["client_fin"] is not None and _acks(
                     ack, c["client_fin"])
                 c["cls"] = "passive" if passive else "active"
+                # the client's FIN captured first but not acknowledged by
+                # this FIN, and not acknowledging it: they crossed (on
+                # loopback the capture's order of two crossing FINs says
+                # nothing about who sent first)
+                if (c["cls"] == "active" and "F" in flags and c["client_fin"] is not None
+                        and not _acks(c["client_fin_ack"], seq)):
+                    c["cls"] = "simultaneous"
         elif "R" in flags:
             if c["cls"] is None and c["client_fin"] is None:
                 c["cls"] = "reset"
         elif c["client_fin"] is None:
             c["client_fin"] = seq
+            c["client_fin_ack"] = ack
             if (c["cls"] == "active" and c["server_fin_seq"] is not None
                     and not _acks(ack, c["server_fin_seq"])):
                 c["cls"] = "simultaneous"

@@ -18,6 +18,7 @@
 #include "teardown/event.h"
 #include "teardown/fmt.h"
 #include "teardown/policy.h"
+#include "teardown/spool.h"
 
 #include "../../cli/lib/elfinfo.h"
 #include "../../cli/lib/ldscope.h"
@@ -942,4 +943,77 @@ const char *td_fuzz_elf(const uint8_t *data, size_t size)
 		}
 	}
 	return NULL;
+}
+
+/* ---- spool ------------------------------------------------------------- */
+
+#define TD_FZ_SLOTS 64u
+
+static const char *td_fz_spool_walk(const struct td_spool_view *v, bool dead)
+{
+	uint64_t tail = atomic_load(&v->hdr->tail), head = td_spool_head(v, tail), pos = tail;
+	const char *lo = v->data, *hi = v->data + (size_t)v->nslots * v->slot;
+
+	if (head - tail > v->nslots)
+		return td_fz_fail("spool: head %llu runs more than a ring past tail %llu",
+				  (unsigned long long)head, (unsigned long long)tail);
+	while (pos < head) {
+		struct td_spool_rec r;
+
+		td_spool_next(v, pos, head, dead, &r);
+		if (r.kind == TD_SR_NONE) {
+			if (dead)
+				return td_fz_fail("spool: a dead spool's reader stopped at %llu "
+						  "before its head %llu", (unsigned long long)pos,
+						  (unsigned long long)head);
+			break;
+		}
+		if (r.next <= pos || r.next > head)
+			return td_fz_fail("spool: record at %llu leads to %llu (head %llu)",
+					  (unsigned long long)pos, (unsigned long long)r.next,
+					  (unsigned long long)head);
+		if (r.kind == TD_SR_LINE) {
+			if (r.len == 0 || r.ptr < lo || r.ptr + r.len > hi)
+				return td_fz_fail("spool: a line outside the ring");
+			if (r.ptr[r.len - 1] != '\n' || memchr(r.ptr, '\n', r.len - 1) != NULL)
+				return td_fz_fail("spool: a line that is not one line");
+		} else if (r.ptr != NULL || r.len != 0) {
+			return td_fz_fail("spool: a record of kind %d with bytes", r.kind);
+		}
+		pos = r.next;
+	}
+	return NULL;
+}
+
+const char *td_fuzz_spool(const uint8_t *data, size_t size)
+{
+	size_t total = td_spool_file_size(TD_FZ_SLOTS), off, n;
+	struct td_spool_view v;
+	const char *why;
+	uint64_t ends[2] = {0, 0};
+	char *mem = calloc(1, total);
+
+	if (mem == NULL)
+		return NULL;
+	td_spool_init(mem, TD_FZ_SLOTS, 1, &v);
+	n = size < sizeof(ends) ? size : sizeof(ends);
+	memcpy(ends, data, n);
+	atomic_store(&v.hdr->tail, ends[0]);
+	atomic_store(&v.hdr->head, ends[1]);
+	off = size > 0 && (data[0] & 1) ? 0 : TD_SPOOL_HDR;
+	if (size > n)
+		memcpy(mem + off, data + n, size - n < total - off ? size - n : total - off);
+	if (td_spool_view_of(mem, total, &v) != 0) {
+		free(mem);
+		return NULL; /* refused: that is the promise for a damaged header */
+	}
+	if (v.nslots != TD_FZ_SLOTS || v.data != mem + TD_SPOOL_HDR + TD_FZ_SLOTS * 8) {
+		free(mem);
+		return td_fz_fail("spool: a header that does not describe this file accepted");
+	}
+	why = td_fz_spool_walk(&v, false);
+	if (why == NULL)
+		why = td_fz_spool_walk(&v, true);
+	free(mem);
+	return why;
 }

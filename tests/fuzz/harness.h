@@ -49,4 +49,15 @@ const char *td_fuzz_event(const uint8_t *data, size_t size);
  */
 const char *td_fuzz_elf(const uint8_t *data, size_t size);
 
+/*
+ * Bytes as a spool left by a dead process (what the library's recovery
+ * and `teardown report` read): the first 16 bytes its tail and head, the
+ * rest its slot words and lines (and, when the first byte is odd, its
+ * header too).  A damaged header is refused; otherwise reading from the
+ * tail as the owner (waiting at an unfinished line) and as a recoverer
+ * (stepping over it) always moves forward, stops at the head, and hands
+ * out only lines inside the ring that end in their only newline.
+ */
+const char *td_fuzz_spool(const uint8_t *data, size_t size);
+
 #endif

@@ -4,7 +4,7 @@
 #   tests/fuzz/run.sh [RUNS]      run each harness for RUNS executions
 #                                 (default 200000; `make fuzz FUZZ_RUNS=N`)
 #   FUZZ_TIME=S tests/fuzz/run.sh  run each harness for S seconds instead
-#   FUZZ_ONLY=policy tests/fuzz/run.sh   one harness (policy, report, event, elf)
+#   FUZZ_ONLY=policy tests/fuzz/run.sh   one harness (policy, report, event, elf, spool)
 #   tests/fuzz/run.sh merge       minimize the committed corpus and what the
 #                                 runs found into tests/fuzz/corpus/: the
 #                                 fewest inputs that reach every edge
@@ -17,6 +17,8 @@
 #   event   bytes -> struct td_event -> td_event_format (text and JSON)
 #   elf     bytes -> td_elf_inspect_mem, td_elf_dynamic_mem (symbols,
 #           versions, search paths) and td_ldcache_find (teardown doctor)
+#   spool   bytes -> a dead process's spool -> read as its owner and as a
+#           recoverer (shim/core/spool.c)
 #
 # Built with clang into $BUILD/fuzz/ (BUILD defaults to build).  Seeds come
 # from tests/fuzz/corpus/<harness>/ and the unit test fixtures (policies,
@@ -32,7 +34,7 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 OUT=$BUILD/fuzz
 CC=${FUZZ_CC:-clang}
-HARNESSES=${FUZZ_ONLY:-policy report event elf}
+HARNESSES=${FUZZ_ONLY:-policy report event elf spool}
 MODE=run
 RUNS=200000
 case ${1:-} in
@@ -78,6 +80,7 @@ seeds() {
 	report) echo "tests/unit/fixtures/logs" ;;
 	event) echo "" ;;
 	elf) echo "" ;;
+	spool) echo "" ;;
 	esac
 }
 
@@ -87,6 +90,7 @@ max_len() {
 	report) echo 4096 ;;
 	event) echo 2048 ;;
 	elf) echo 16384 ;;
+	spool) echo 9000 ;;
 	esac
 }
 

@@ -106,6 +106,11 @@ Test(fuzz_corpus, elf)
 	cr_assert(ge(sz, td_t_replay("elf", td_fuzz_elf), 4));
 }
 
+Test(fuzz_corpus, spool)
+{
+	cr_assert(ge(sz, td_t_replay("spool", td_fuzz_spool), 3));
+}
+
 /*
  * The checks themselves must bite: a canonical policy, a log line and an
  * event each pass, and what the checks exist to catch is caught.

@@ -1,0 +1,211 @@
+/*
+ * teardown: the spool's ring, pure and lock-free (see
+ * include/teardown/spool.h for the format).  Used by the library's
+ * writers and flusher, by its recovery of dead processes' spools, and by
+ * `teardown report`; nothing here makes a system call.
+ */
+#include <string.h>
+
+#include "teardown/spool.h"
+
+_Static_assert(sizeof(struct td_spool_hdr) <= TD_SPOOL_HDR, "header fits its page");
+_Static_assert((TD_SPOOL_SLOTS & (TD_SPOOL_SLOTS - 1)) == 0, "slots: a power of two");
+
+size_t td_spool_file_size(uint32_t nslots)
+{
+	return TD_SPOOL_HDR + (size_t)nslots * (sizeof(uint64_t) + TD_SPOOL_SLOT);
+}
+
+static void td__view(void *mem, uint32_t nslots, uint32_t slot, struct td_spool_view *v)
+{
+	v->hdr = mem;
+	v->words = (_Atomic uint64_t *)((char *)mem + TD_SPOOL_HDR);
+	v->data = (char *)mem + TD_SPOOL_HDR + (size_t)nslots * sizeof(uint64_t);
+	v->nslots = nslots;
+	v->slot = slot;
+}
+
+void td_spool_init(void *mem, uint32_t nslots, int32_t pid, struct td_spool_view *v)
+{
+	struct td_spool_hdr *h = mem;
+
+	memset(mem, 0, TD_SPOOL_HDR + (size_t)nslots * sizeof(uint64_t));
+	memcpy(h->magic, TD_SPOOL_MAGIC, sizeof(h->magic));
+	h->version = TD_SPOOL_VERSION;
+	h->hdr_size = TD_SPOOL_HDR;
+	h->slot_size = TD_SPOOL_SLOT;
+	h->nslots = nslots;
+	h->pid = pid;
+	atomic_store(&h->head, 0);
+	atomic_store(&h->tail, 0);
+	td__view(mem, nslots, TD_SPOOL_SLOT, v);
+}
+
+int td_spool_view_of(void *mem, size_t size, struct td_spool_view *v)
+{
+	const struct td_spool_hdr *h = mem;
+
+	if (size < TD_SPOOL_HDR || memcmp(h->magic, TD_SPOOL_MAGIC, sizeof(h->magic)) != 0 ||
+	    h->version != TD_SPOOL_VERSION || h->hdr_size != TD_SPOOL_HDR ||
+	    h->slot_size != TD_SPOOL_SLOT || h->nslots == 0 || h->nslots > TD_SPOOL_MAX_SLOTS ||
+	    (h->nslots & (h->nslots - 1)) != 0 || size != td_spool_file_size(h->nslots))
+		return -1;
+	td__view(mem, h->nslots, TD_SPOOL_SLOT, v);
+	return 0;
+}
+
+/* Slots of a line; the slot size is a constant (td_spool_view_of checks
+ * it), so this is a shift, not a division. */
+static inline uint64_t td__slots(const struct td_spool_view *v, size_t len)
+{
+	(void)v;
+	return (len + TD_SPOOL_SLOT - 1) / TD_SPOOL_SLOT;
+}
+
+int td_spool_reserve(const struct td_spool_view *v, size_t len, uint64_t *seq, uint64_t *used)
+{
+	struct td_spool_hdr *h = v->hdr;
+	uint64_t n = v->nslots, k = td__slots(v, len), hd, tl, off, pad;
+
+	if (len == 0 || len > TD_SW_LEN_MASK || k > n)
+		return -1;
+	hd = atomic_load_explicit(&h->head, memory_order_relaxed);
+	for (;;) {
+		/* acquire: the flusher's reads of the slots we may reuse are done */
+		tl = atomic_load_explicit(&h->tail, memory_order_acquire);
+		if ((int64_t)(hd - tl) < 0) {
+			/* our head is older than the tail we read: read it again */
+			hd = atomic_load_explicit(&h->head, memory_order_relaxed);
+			continue;
+		}
+		off = hd & (n - 1);
+		pad = off + k > n ? n - off : 0;
+		if (hd + pad + k - tl > n)
+			return -1;
+		if (atomic_compare_exchange_weak_explicit(&h->head, &hd, hd + pad + k,
+							  memory_order_seq_cst,
+							  memory_order_relaxed))
+			break;
+	}
+	if (pad)
+		atomic_store_explicit(&v->words[off], td_sw_make(hd, TD_SW_PAD, pad),
+				      memory_order_release);
+	hd += pad;
+	/* the length first: a reader of a dead spool can step over this line */
+	atomic_store_explicit(&v->words[hd & (n - 1)], td_sw_make(hd, TD_SW_RESERVED, len),
+			      memory_order_relaxed);
+	*seq = hd;
+	if (used)
+		*used = hd + k - tl;
+	return 0;
+}
+
+void td_spool_commit(const struct td_spool_view *v, uint64_t seq, const char *line, size_t len)
+{
+	uint64_t i = seq & (v->nslots - 1);
+
+	memcpy(v->data + i * TD_SPOOL_SLOT, line, len);
+	/* seq_cst: ordered before the writer's look at the flusher's flags
+	 * (shim/rt/spool.c), as well as a release of the bytes above */
+	atomic_store_explicit(&v->words[i], td_sw_make(seq, TD_SW_COMMIT, len),
+			      memory_order_seq_cst);
+}
+
+int td_spool_put(const struct td_spool_view *v, const char *line, size_t len, uint64_t *used)
+{
+	uint64_t seq;
+
+	if (td_spool_reserve(v, len, &seq, used) != 0)
+		return -1;
+	td_spool_commit(v, seq, line, len);
+	return 0;
+}
+
+uint64_t td_spool_head(const struct td_spool_view *v, uint64_t tail)
+{
+	uint64_t hd = atomic_load_explicit(&v->hdr->head, memory_order_acquire);
+
+	if ((int64_t)(hd - tail) < 0)
+		return tail;
+	if (hd - tail > v->nslots)
+		return tail + v->nslots;
+	return hd;
+}
+
+static bool td__tagged(const struct td_spool_view *v, uint64_t pos, uint64_t *w)
+{
+	*w = atomic_load_explicit(&v->words[pos & (v->nslots - 1)], memory_order_acquire);
+	return td_sw_state(*w) != TD_SW_NONE && td_sw_seq(*w) == (pos & TD_SW_SEQ_MASK);
+}
+
+/* A record that cannot be read: find the next one by its tag. */
+static void td__lost(const struct td_spool_view *v, uint64_t pos, uint64_t head,
+		     struct td_spool_rec *r)
+{
+	uint64_t j = pos + 1, w;
+
+	while (j < head && !td__tagged(v, j, &w))
+		j++;
+	r->kind = TD_SR_LOST;
+	r->next = j;
+}
+
+void td_spool_next(const struct td_spool_view *v, uint64_t pos, uint64_t head, bool dead,
+		   struct td_spool_rec *r)
+{
+	uint64_t n = v->nslots, off = pos & (n - 1), w, k;
+	size_t len;
+
+	memset(r, 0, sizeof(*r));
+	r->kind = TD_SR_NONE;
+	r->next = pos;
+	if (pos >= head)
+		return;
+	if (!td__tagged(v, pos, &w)) {
+		/* not begun: a writer between its reservation and first store */
+		if (dead)
+			td__lost(v, pos, head, r);
+		return;
+	}
+	len = td_sw_len(w);
+	switch (td_sw_state(w)) {
+	case TD_SW_PAD:
+		/* the rest of the ring, up to its end */
+		if (len == 0 || off + len != n || pos + len > head) {
+			td__lost(v, pos, head, r);
+			return;
+		}
+		r->kind = TD_SR_SKIP;
+		r->next = pos + len;
+		return;
+	case TD_SW_RESERVED:
+		if (!dead)
+			return;
+		k = td__slots(v, len);
+		if (len == 0 || off + k > n || pos + k > head) {
+			td__lost(v, pos, head, r);
+			return;
+		}
+		r->kind = TD_SR_LOST;
+		r->next = pos + k;
+		return;
+	default: /* TD_SW_COMMIT */
+		k = td__slots(v, len);
+		if (len == 0 || off + k > n || pos + k > head) {
+			td__lost(v, pos, head, r);
+			return;
+		}
+		r->ptr = v->data + off * v->slot;
+		r->len = len;
+		r->next = pos + k;
+		/* one line: its only newline at its end */
+		if (r->ptr[len - 1] != '\n' || memchr(r->ptr, '\n', len - 1) != NULL) {
+			r->ptr = NULL;
+			r->len = 0;
+			r->kind = TD_SR_LOST;
+			return;
+		}
+		r->kind = TD_SR_LINE;
+		return;
+	}
+}

@@ -1,0 +1,636 @@
+/*
+ * teardown: the spool.  For a file target, a process that logs more than
+ * a few lines stops making one write() per line: each line goes into a
+ * ring in a MAP_SHARED file of its own next to the log (the format and
+ * its lock-free writer: include/teardown/spool.h, shim/core/spool.c), and
+ * the worker thread appends the finished lines to the log, in order, with
+ * one writev() per batch, through logw.c's checks (the log descriptor
+ * still ours, rotation, the lost-line count).
+ *
+ * When lines go out:
+ *  - the worker: TD_SPOOL_FLUSH_US after the first line since its last
+ *    flush (that line's writer wakes it: one eventfd write per batch,
+ *    not per line), or at once when the ring passes a quarter full;
+ *  - before fork() (a pthread_atfork prepare handler: daemon()'s fork
+ *    too) and posix_spawn(), so a child's lines never come before its
+ *    parent's earlier ones;
+ *  - at exit (the library's destructor), and in _exit(), _Exit() and
+ *    syscall(SYS_exit_group) (a forked child's usual way out): from then
+ *    on lines go straight to the log again, and the file is removed;
+ *  - when the ring is full: the writer writes it out itself;
+ *  - never, when the process is killed (SIGKILL, abort(), a crash) or
+ *    exec()s: the lines stay in the file, which outlives the process.
+ *    The next process that opens the log (td_logw_open) appends them: a
+ *    spool's owner holds flock(LOCK_EX) on it, on a close-on-exec
+ *    descriptor, so "the owner is gone" is "the lock can be taken" (no
+ *    pid guessing: pids are reused).  A program that closes the
+ *    descriptor does not drop the lock: it is moved to another number
+ *    first (td_spool_fd_closing).
+ *
+ * Order: the ring keeps this process's order.  A line that does not go
+ * into the ring (full, or the exit path closed it) is written by the
+ * holder of the flush claim, after every line reserved before it was
+ * written out (waiting, briefly, for those still being copied: see
+ * td__write_all), so no line overtakes an earlier one of the same
+ * process; fork, posix_spawn and _exit wait the same way.  Lines of
+ * different processes are interleaved by batch, each line whole (a
+ * writev() on an O_APPEND file is one append).
+
+ * Why a file in the log's directory, and only on some file systems: a
+ * store into a shared mapping of a file whose blocks the file system
+ * cannot allocate is a SIGBUS, which would kill the host.  The file's
+ * blocks are allocated up front with fallocate(); that settles it only
+ * where an overwrite needs no new block: ext2/3/4, XFS and tmpfs.  On
+ * others (btrfs and ZFS copy on write, NFS, overlayfs whose upper layer
+ * we cannot see) the library keeps one write() per line, as it does when
+ * the directory is not writable, or the spool cannot be made at all.
+ *
+ * Why not at once: the first TD_SPOOL_AFTER lines of a process are
+ * written one by one.  A short-lived client (a connect and a close) then
+ * costs no file, mapping, lock or thread, which would cost more than its
+ * few write()s; a process that keeps logging gets its spool at the
+ * TD_SPOOL_AFTER-th line.
+ *
+ * Nothing here allocates or locks (the claim is a flag: a thread that
+ * finds it held by its own interrupted flush never waits for it).
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "rt.h"
+#include "teardown/fmt.h"
+#include "teardown/spool.h"
+
+#define TD_SPOOL_AFTER 16
+#define TD_SPOOL_FLUSH_US 50000
+#define TD_SPOOL_MARK (TD_SPOOL_SLOTS / 4)
+#define TD_SPOOL_IOV 256
+/* a half-made spool (its maker died before naming it) is removed after */
+#define TD_SPOOL_NEW_STALE_S 60
+
+enum { TD_SP_OFF = 0, TD_SP_STARTING, TD_SP_ON, TD_SP_FAILED, TD_SP_CLOSED };
+
+static _Atomic int td__state;
+static struct td_spool_view td__v;
+static void *td__map;
+static size_t td__size;
+static _Atomic int td__fd = -1;
+static char td__path[PATH_MAX];
+static _Atomic uint32_t td__lines;
+/* the flush claim, and whether this thread holds it */
+static _Atomic int td__claim;
+static __thread int td__flushing __attribute__((tls_model("initial-exec")));
+/* this thread is between reserving a line and committing it */
+static __thread int td__putting __attribute__((tls_model("initial-exec")));
+/* a line whose writer never finished it (see td__write_all): the tail
+ * position it holds, once given up on */
+static _Atomic uint64_t td__stuck_at = UINT64_MAX;
+#define TD_SPOOL_WAIT_US 1000000
+/* a line waits for the worker's next round; the ring passed its mark */
+static _Atomic int td__armed, td__urgent;
+static int64_t td__due_us; /* the worker's: when it writes the ring out */
+/* how long after a batch's first line (TEARDOWN_SPOOL_FLUSH_MS: tests) */
+static int64_t td__flush_us = TD_SPOOL_FLUSH_US;
+
+/*
+ * TEARDOWN_SPOOL_FLUSH_MS, for tests only (like TEARDOWN_JOURNAL_SOCKET;
+ * not read in secure execution): the worker's delay after a batch's first
+ * line.  A test that kills a process with lines in its spool sets it long,
+ * and stays under the ring's mark: then no batch can be half-written at
+ * the kill, which would otherwise happen at random.
+ */
+void td_spool_configure(const char *flush_ms)
+{
+	uint64_t ms;
+
+	if (flush_ms != NULL && td_parse_u64(flush_ms, &ms) == 0 && ms <= 86400000)
+		td__flush_us = (int64_t)ms * 1000;
+}
+
+bool td_spool_exists(void)
+{
+	int st = atomic_load_explicit(&td__state, memory_order_acquire);
+
+	return st == TD_SP_ON || st == TD_SP_CLOSED;
+}
+
+/* ---- the claim --------------------------------------------------------- */
+
+/*
+ * One flusher at a time.  Waiting is only ever for another thread that is
+ * writing the ring out (one writev() of a regular file at a time, and
+ * td__write_all's bounded wait): the worker (which blocks every signal)
+ * or a program thread.  A thread whose own flush a signal handler
+ * interrupted does not wait (it would wait for itself): false, and the
+ * caller writes without flushing first.
+ */
+bool td_spool_claim(void)
+{
+	int zero;
+
+	if (td__flushing)
+		return false;
+	for (;;) {
+		zero = 0;
+		if (atomic_compare_exchange_weak(&td__claim, &zero, 1)) {
+			td__flushing = 1;
+			return true;
+		}
+		sched_yield();
+	}
+}
+
+void td_spool_release(void)
+{
+	td__flushing = 0;
+	atomic_store(&td__claim, 0);
+}
+
+/*
+ * Write out committed lines from tail, in order, until the first one not
+ * finished yet (its writer is still copying: the next flush takes it).
+ * The claim is held.  dead: the owner is gone, step over what it left
+ * unfinished (returns how many lines that was).
+ */
+static uint64_t td__write_out(const struct td_spool_view *v, bool dead)
+{
+	struct iovec iov[TD_SPOOL_IOV];
+	uint64_t tail = atomic_load_explicit(&v->hdr->tail, memory_order_acquire);
+	uint64_t lost = 0;
+
+	for (;;) {
+		uint64_t head = td_spool_head(v, tail), pos = tail;
+		struct td_spool_rec r;
+		int n = 0;
+
+		r.kind = TD_SR_NONE;
+		while (n < TD_SPOOL_IOV && pos < head) {
+			td_spool_next(v, pos, head, dead, &r);
+			if (r.kind == TD_SR_NONE)
+				break;
+			if (r.kind == TD_SR_LINE) {
+				iov[n].iov_base = (void *)r.ptr;
+				iov[n].iov_len = r.len;
+				n++;
+			} else if (r.kind == TD_SR_LOST) {
+				lost++;
+			}
+			pos = r.next;
+		}
+		if (pos == tail)
+			break;
+		if (n > 0)
+			td_logw_batch(iov, n);
+		/* release: writers reuse these slots only after the write */
+		atomic_store_explicit(&v->hdr->tail, pos, memory_order_release);
+		tail = pos;
+		if (r.kind == TD_SR_NONE || pos >= head)
+			break;
+	}
+	return lost;
+}
+
+/*
+ * Write out every line reserved before now, waiting for those still being
+ * copied: what comes next (a line written directly, a child's lines) must
+ * not overtake any of them, and td__write_out stops at the first line not
+ * finished.  A writer takes a few hundred instructions between its
+ * reservation and its commit, unless it was preempted: the wait yields.
+ * It is bounded all the same, for a writer that never comes back (a
+ * signal handler that longjmp()ed out of the library): after
+ * TD_SPOOL_WAIT_US at one position, that position is given up on (no
+ * later wait is spent on it; the lines behind it go at exit, or to the
+ * next process that opens the log).  Never waits for this thread's own
+ * unfinished line (a signal handler interrupted it).
+ */
+static void td__write_all(const struct td_spool_view *v)
+{
+	uint64_t goal = atomic_load(&v->hdr->head), tail;
+	int64_t deadline = 0;
+
+	for (;;) {
+		(void)td__write_out(v, false);
+		tail = atomic_load(&v->hdr->tail);
+		if ((int64_t)(tail - goal) >= 0 || td__putting ||
+		    tail == atomic_load(&td__stuck_at))
+			return;
+		if (deadline == 0) {
+			deadline = td_clock_mono_us() + TD_SPOOL_WAIT_US;
+		} else if (td_clock_mono_us() > deadline) {
+			atomic_store(&td__stuck_at, tail);
+			return;
+		}
+		sched_yield();
+	}
+}
+
+void td_spool_flush_claimed(void)
+{
+	if (td_spool_exists())
+		td__write_all(&td__v);
+}
+
+/* Claim, write out all, release: fork, posix_spawn, _exit. */
+void td_spool_flush(void)
+{
+	int saved = errno;
+
+	if (!td_spool_exists() || !td_init_in_own_process())
+		return;
+	if (td_spool_claim()) {
+		td_spool_flush_claimed();
+		td_spool_release();
+	}
+	errno = saved;
+}
+
+/* ---- making a spool ------------------------------------------------------ */
+
+/* File systems where an overwrite of allocated blocks allocates nothing. */
+static bool td__fs_ok(int fd)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) != 0)
+		return false;
+	switch ((unsigned long)sf.f_type) {
+	case EXT4_SUPER_MAGIC: /* also ext2 and ext3 */
+	case XFS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* "<dir>/.<base><infix><pid>.<hex>" into out; false when it does not fit. */
+static bool td__name(char *out, size_t cap, const char *log_path, const char *infix,
+		     const char *tag)
+{
+	const char *slash = strrchr(log_path, '/');
+	struct td_buf b;
+
+	if (slash == NULL || slash[1] == '\0')
+		return false;
+	if (strlen(slash + 1) + strlen(infix) + strlen(tag) + 2 > NAME_MAX)
+		return false;
+	td_buf_init(&b, out, cap);
+	td_buf_putn(&b, log_path, (size_t)(slash - log_path) + 1);
+	td_buf_putc(&b, '.');
+	td_buf_puts(&b, slash + 1);
+	td_buf_puts(&b, infix);
+	td_buf_puts(&b, tag);
+	td_buf_cstr(&b);
+	return b.lost == 0;
+}
+
+static int td__create(const char *log_path, int log_fd)
+{
+	static const char hx[] = "0123456789abcdef";
+	char tag[48], tmp[PATH_MAX];
+	struct td_buf b;
+	uint64_t rnd;
+	size_t size = td_spool_file_size(TD_SPOOL_SLOTS);
+	void *map;
+	int fd;
+
+	if (!td__fs_ok(log_fd))
+		return -1;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		rnd = (uint64_t)td_clock_mono_us() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&rnd;
+	td_buf_init(&b, tag, sizeof(tag));
+	td_buf_u64(&b, (uint64_t)atomic_load(&td_init_proc.pid));
+	td_buf_putc(&b, '.');
+	for (int i = 60; i >= 0; i -= 4)
+		td_buf_putc(&b, hx[(rnd >> i) & 15]);
+	td_buf_cstr(&b);
+	if (!td__name(tmp, sizeof(tmp), log_path, TD_SPOOL_NEW_INFIX, tag) ||
+	    !td__name(td__path, sizeof(td__path), log_path, TD_SPOOL_INFIX, tag))
+		return -1;
+	/* made under a name recovery leaves alone, named only once ready */
+	fd = td_real_sys_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0)
+		return -1;
+	fd = td_ownfd_mark(fd);
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !td__fs_ok(fd) ||
+	    fallocate(fd, 0, 0, (off_t)size) != 0)
+		goto fail;
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		goto fail;
+	td_spool_init(map, TD_SPOOL_SLOTS, (int32_t)atomic_load(&td_init_proc.pid), &td__v);
+	/* never over another spool's name (RENAME_NOREPLACE: all of the file
+	 * systems above have it) */
+	if (td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__path,
+		   RENAME_NOREPLACE, 0) != 0) {
+		munmap(map, size);
+		goto fail;
+	}
+	td__map = map;
+	td__size = size;
+	atomic_store(&td__fd, fd);
+	return 0;
+fail:
+	unlink(tmp);
+	td_ownfd_close(fd);
+	return -1;
+}
+
+/* Undo td__create (the worker could not start). */
+static void td__destroy(void)
+{
+	if (td__map != NULL) {
+		unlink(td__path);
+		munmap(td__map, td__size);
+		td__map = NULL;
+	}
+	td_ownfd_close(atomic_exchange(&td__fd, -1));
+}
+
+void td_spool_count_line(const char *log_path, int log_fd)
+{
+	int expect = TD_SP_OFF;
+
+	if (atomic_load_explicit(&td__state, memory_order_relaxed) != TD_SP_OFF ||
+	    atomic_fetch_add_explicit(&td__lines, 1, memory_order_relaxed) + 1 < TD_SPOOL_AFTER ||
+	    !td_init_in_own_process() ||
+	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_STARTING))
+		return;
+	if (td__create(log_path, log_fd) != 0) {
+		atomic_store(&td__state, TD_SP_FAILED);
+		return;
+	}
+	if (td_worker_start() != 0) {
+		td__destroy();
+		atomic_store(&td__state, TD_SP_FAILED);
+		return;
+	}
+	atomic_store_explicit(&td__state, TD_SP_ON, memory_order_release);
+}
+
+/* ---- writing a line -------------------------------------------------------- */
+
+int td_spool_line(const char *line, size_t len)
+{
+	uint64_t used;
+	int rc;
+
+	if (atomic_load_explicit(&td__state, memory_order_acquire) != TD_SP_ON ||
+	    !td_init_in_own_process())
+		return -1;
+	/* a signal handler interrupted this thread's own put: direct */
+	if (td__putting)
+		return -1;
+	td__putting = 1;
+	rc = td_spool_put(&td__v, line, len, &used);
+	td__putting = 0;
+	if (rc != 0) {
+		/* full: write it out here (waiting for the lines being
+		 * copied), then try once more */
+		if (!td_spool_claim())
+			return -1;
+		td_spool_flush_claimed();
+		td_spool_release();
+		td__putting = 1;
+		rc = td_spool_put(&td__v, line, len, &used);
+		td__putting = 0;
+		if (rc != 0)
+			return -1;
+	}
+	/*
+	 * The exit path closed the spool while this line went in: it may have
+	 * written the ring out before the line was there, so write it now.
+	 * (seq_cst, against the exit path's store and its reads of the ring.)
+	 */
+	if (atomic_load(&td__state) != TD_SP_ON) {
+		if (td_spool_claim()) {
+			td_spool_flush_claimed();
+			if (atomic_load(&td__v.hdr->tail) == atomic_load(&td__v.hdr->head))
+				unlink(td__path);
+			td_spool_release();
+		}
+		return 0;
+	}
+	/*
+	 * Wake the worker only for the first line of a batch, or when the
+	 * ring fills: one system call per batch.  The line's commit (seq_cst)
+	 * comes before this look at the flags, and the worker clears them
+	 * before it reads the ring: either the worker sees this line, or this
+	 * writer sees the flag cleared and wakes it.
+	 */
+	if (used > TD_SPOOL_MARK) {
+		if (!atomic_load(&td__urgent) && !atomic_exchange(&td__urgent, 1))
+			td_worker_wake();
+	} else if (!atomic_load(&td__armed) && !atomic_exchange(&td__armed, 1)) {
+		td_worker_wake();
+	}
+	return 0;
+}
+
+/* ---- the worker, fork, exit ---------------------------------------------- */
+
+int64_t td_spool_tick(int64_t now)
+{
+	if (atomic_load_explicit(&td__state, memory_order_acquire) != TD_SP_ON)
+		return INT64_MAX;
+	if (atomic_load(&td__urgent) || (td__due_us != 0 && now >= td__due_us)) {
+		td__due_us = 0;
+		atomic_store(&td__urgent, 0);
+		atomic_store(&td__armed, 0);
+		atomic_thread_fence(memory_order_seq_cst);
+		/* no waiting here: a line still being copied goes next round */
+		if (td_spool_claim()) {
+			(void)td__write_out(&td__v, false);
+			td_spool_release();
+		}
+	}
+	if (td__due_us == 0 && atomic_load(&td__armed))
+		td__due_us = now + td__flush_us;
+	return td__due_us != 0 ? td__due_us : INT64_MAX;
+}
+
+void td_spool_before_fork(void)
+{
+	td_spool_flush();
+}
+
+/*
+ * In a forked child: the spool is the parent's.  Its mapping goes (the
+ * child must never write into the parent's ring), and so does the child's
+ * copy of the descriptor: the lock stays with the parent's.  The child
+ * makes its own spool if it logs enough.
+ */
+void td_spool_after_fork_child(void)
+{
+	if (td__map != NULL)
+		munmap(td__map, td__size);
+	td__map = NULL;
+	td_ownfd_close(atomic_exchange(&td__fd, -1));
+	memset(&td__v, 0, sizeof(td__v));
+	atomic_store(&td__lines, 0);
+	atomic_store(&td__claim, 0);
+	td__flushing = 0;
+	td__putting = 0;
+	atomic_store(&td__stuck_at, UINT64_MAX);
+	atomic_store(&td__armed, 0);
+	atomic_store(&td__urgent, 0);
+	td__due_us = 0;
+	atomic_store(&td__state, TD_SP_OFF);
+}
+
+/*
+ * At exit (exit(), and _exit() or exit_group without it): lines from now
+ * on go straight to the log (after the ring, by the claim holder), the
+ * ring is written out, and the file removed when nothing is left in it.
+ * A line another thread never finished keeps the file: the next process
+ * to open the log appends what follows it.
+ */
+void td_spool_at_exit(void)
+{
+	int expect = TD_SP_ON;
+
+	if (!td_init_in_own_process() || !atomic_compare_exchange_strong(&td__state, &expect,
+								    TD_SP_CLOSED))
+		return;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!td_spool_claim())
+		return;
+	td_spool_flush_claimed();
+	if (atomic_load(&td__v.hdr->tail) == atomic_load(&td__v.hdr->head))
+		unlink(td__path);
+	td_spool_release();
+}
+
+/*
+ * The program closes (or dup2()s over) the spool's descriptor: keep the
+ * lock, which is the spool's sign of life, on a new number first.
+ */
+void td_spool_fd_closing(int fd)
+{
+	int nfd;
+
+	if (fd < 0 || fd != atomic_load(&td__fd))
+		return;
+	nfd = td_real_sys_dupfd(fd, td_init_proc.fd_base);
+	if (nfd >= 0)
+		atomic_store(&td__fd, td_ownfd_mark(nfd));
+}
+
+/* ---- recovery ---------------------------------------------------------------- */
+
+/*
+ * Append what a dead process left in its spool.  The lock decides who
+ * may: the owner holds it while alive, a recoverer while it recovers.  The
+ * header's tail says what is already in the log, and is moved after each
+ * batch, so a recoverer that takes over from another (one that died
+ * half-way, or finished and removed the file while this one waited with
+ * it open: then the file has no link left) appends each line once; only
+ * a batch whose writev() returned just before its recoverer was killed
+ * could appear twice.
+ */
+static void td__recover_one(int dfd, const char *name, uid_t uid)
+{
+	struct td_spool_view v;
+	struct stat st;
+	void *map;
+	int fd = td_real_sys_openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0);
+
+	if (fd < 0)
+		return;
+	if (td_real_sys_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != uid ||
+	    st.st_size < (off_t)TD_SPOOL_HDR || st.st_size > (off_t)td_spool_file_size(TD_SPOOL_MAX_SLOTS) ||
+	    flock(fd, LOCK_EX | LOCK_NB) != 0 || td_real_sys_fstat(fd, &st) != 0 || st.st_nlink != 1) {
+		td_real_close(fd);
+		return;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		td_real_close(fd);
+		return;
+	}
+	if (td_spool_view_of(map, (size_t)st.st_size, &v) == 0) {
+		(void)td__write_out(&v, true);
+		unlinkat(dfd, name, 0);
+	}
+	/* a file that is not a spool this code can read is left alone */
+	munmap(map, (size_t)st.st_size);
+	td_real_close(fd);
+}
+
+/* A spool its maker never finished (it died making it): remove it. */
+static void td__remove_stale_new(int dfd, const char *name, uid_t uid)
+{
+	struct stat st;
+	int fd = td_real_sys_openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0);
+
+	if (fd < 0)
+		return;
+	if (td_real_sys_fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == uid &&
+	    td_clock_now_us() / 1000000 - (int64_t)st.st_mtime > TD_SPOOL_NEW_STALE_S &&
+	    flock(fd, LOCK_EX | LOCK_NB) == 0)
+		unlinkat(dfd, name, 0);
+	td_real_close(fd);
+}
+
+void td_spool_recover(const char *log_path)
+{
+	const char *slash = strrchr(log_path, '/');
+	char dir[PATH_MAX], pre[NAME_MAX + 1], pre_new[NAME_MAX + 1], dents[4096];
+	size_t dlen, plen, nlen;
+	uid_t uid = geteuid();
+	struct td_buf b;
+	int dfd;
+
+	if (slash == NULL || slash[1] == '\0' || (size_t)(slash - log_path) + 2 > sizeof(dir))
+		return;
+	dlen = (size_t)(slash - log_path);
+	memcpy(dir, log_path, dlen ? dlen : 1);
+	dir[dlen ? dlen : 1] = '\0';
+	td_buf_init(&b, pre, sizeof(pre));
+	td_buf_putc(&b, '.');
+	td_buf_puts(&b, slash + 1);
+	td_buf_puts(&b, TD_SPOOL_INFIX);
+	td_buf_cstr(&b);
+	if (b.lost)
+		return;
+	plen = b.len;
+	td_buf_init(&b, pre_new, sizeof(pre_new));
+	td_buf_putc(&b, '.');
+	td_buf_puts(&b, slash + 1);
+	td_buf_puts(&b, TD_SPOOL_NEW_INFIX);
+	td_buf_cstr(&b);
+	if (b.lost)
+		return;
+	nlen = b.len;
+	dfd = td_real_sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dfd < 0)
+		return;
+	for (;;) {
+		long n = td_real_sys3(SYS_getdents64, dfd, dents, sizeof(dents));
+
+		if (n <= 0)
+			break;
+		for (long off = 0; off < n;) {
+			struct dirent64 *d = (struct dirent64 *)(dents + off);
+
+			off += d->d_reclen;
+			if (strncmp(d->d_name, pre, plen) == 0)
+				td__recover_one(dfd, d->d_name, uid);
+			else if (strncmp(d->d_name, pre_new, nlen) == 0)
+				td__remove_stale_new(dfd, d->d_name, uid);
+		}
+	}
+	td_real_close(dfd);
+}

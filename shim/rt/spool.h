@@ -1,0 +1,37 @@
+/*
+ * teardown runtime: the spool (spool.c): a file target's lines, put in a
+ * per-process ring in a shared file mapping with no system call, and
+ * written out to the log in batches by the worker.
+ */
+#ifndef TD_RT_SPOOL_H
+#define TD_RT_SPOOL_H
+
+#include "base.h"
+
+/* Whether this process has a spool (lines may wait in it). */
+bool td_spool_exists(void) TD_HIDDEN;
+/* Put one finished line in: 0, or -1 when it must be written directly. */
+int td_spool_line(const char *line, size_t len) TD_HIDDEN;
+/* A line was written directly to the regular file log_fd: after a few,
+ * make the spool. */
+void td_spool_count_line(const char *log_path, int log_fd) TD_HIDDEN;
+/* The flush claim (false: this thread's own flush was interrupted). */
+bool td_spool_claim(void) TD_HIDDEN;
+void td_spool_release(void) TD_HIDDEN;
+/* With the claim held: write out what the spool holds. */
+void td_spool_flush_claimed(void) TD_HIDDEN;
+/* Claim, write out, release. */
+void td_spool_flush(void) TD_HIDDEN;
+/* The worker's round: write out when due; returns the next due time. */
+int64_t td_spool_tick(int64_t now_mono_us) TD_HIDDEN;
+void td_spool_before_fork(void) TD_HIDDEN;
+void td_spool_after_fork_child(void) TD_HIDDEN;
+void td_spool_at_exit(void) TD_HIDDEN;
+/* The program closes fd, one of ours: if it is the spool's, keep its lock. */
+void td_spool_fd_closing(int fd) TD_HIDDEN;
+/* TEARDOWN_SPOOL_FLUSH_MS (tests), or NULL. */
+void td_spool_configure(const char *flush_ms) TD_HIDDEN;
+/* Append the lines dead processes left in spools of this log. */
+void td_spool_recover(const char *log_path) TD_HIDDEN;
+
+#endif

@@ -1,0 +1,365 @@
+"""The spool: a file target's lines in a shared mapping, written out in
+batches (shim/rt/spool.c).
+
+What must hold, however a process ends: every line reaches the log
+whole, exactly once, and in its process's order (per connection: open
+before close); a child's lines never come before its parent's earlier
+ones; a process killed with lines still in its spool gets them into the
+log at the next start of the library on that log (and `teardown report`
+counts them before that); where no spool can be made, lines are written
+one by one as before.
+
+Timing is never asserted: a test that kills a process right after its
+closes does not know whether the worker wrote the last batch first, so
+it asserts only what holds either way.
+"""
+
+import collections
+import json
+import os
+import re
+import signal
+import textwrap
+
+import tdlib
+
+NEEDS = ("root", "netns", "lib", "teardown")
+OBSERVE = [{"name": "observe", "close": "pass"}]
+# shim/rt/spool.c: the first TD_SPOOL_AFTER lines of a process are written
+# one by one, the spool is made at that line
+SPOOL_AFTER = 16
+
+
+def _env(log, extra=None):
+    return tdlib.shim_env(policy=tdlib.policy_text(OBSERVE, log), extra=extra)
+
+
+def _spools(log, pid=None):
+    """The spool files next to log (".NAME.spool.PID.HEX"), of pid or all."""
+    d, base = os.path.split(log)
+    pat = re.compile(r"\.%s\.spool\.(\d+)\.[0-9a-f]{16}" % re.escape(base))
+    found = []
+    for name in os.listdir(d):
+        m = pat.fullmatch(name)
+        if m and (pid is None or int(m.group(1)) == pid):
+            found.append(os.path.join(d, name))
+    return found
+
+
+def _lines(log):
+    """The log's lines, each checked whole: JSON, one object, newline-ended."""
+    with open(log, "rb") as f:
+        data = f.read()
+    assert b"\0" not in data, "NUL bytes in %s" % log
+    assert data == b"" or data.endswith(b"\n"), "%s ends mid-line" % log
+    recs = []
+    for i, line in enumerate(data.split(b"\n")[:-1], 1):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            raise AssertionError("%s:%d is not one JSON line: %r" % (log, i, line[:300])) from None
+        assert isinstance(rec, dict) and "event" in rec, (i, line[:300])
+        recs.append(rec)
+    return recs
+
+
+def _check_connections(recs, pid):
+    """Per connection of process pid (its role and both addresses): open
+    (connect or accept), then close, then the next one on the same
+    addresses; each line once.  Returns {role: connections}."""
+    seq = collections.defaultdict(list)
+    for r in recs:
+        if r["pid"] != pid or r["event"] not in ("connect", "accept", "close"):
+            continue
+        if r["role"] not in ("client", "server"):
+            continue
+        seq[(r["role"], r["local"], r["remote"])].append(r["event"])
+    count = collections.Counter()
+    for (role, local, remote), events in seq.items():
+        opening = "connect" if role == "client" else "accept"
+        want = [opening, "close"] * (len(events) // 2)
+        assert events == want, "%s %s -> %s: %r" % (role, local, remote, events)
+        count[role] += len(events) // 2
+    return count
+
+
+def _burst(log, threads, cycles, *end, env=None, name="burst"):
+    return tdlib.run([tdlib.test_prog("log_burst"), threads, cycles] + list(end),
+                     env=env or _env(log), name=name, timeout=60)
+
+
+def _expected(threads, cycles):
+    return threads * (4 * cycles + 2)
+
+
+def _need_burst():
+    if not os.path.exists(tdlib.test_prog("log_burst")):
+        tdlib.skip("needs %s (make testprogs)" % tdlib.test_prog("log_burst"))
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(90)
+def test_many_threads_every_line_whole_none_missing_in_order():
+    """16 threads make 300 connect/accept/close cycles each at once, all
+    logged: the log holds exactly 16 * (4 * 300 + 2) lines, each one JSON
+    object on its own line, each connection's open before its close, every
+    connection of every thread once; the process's spool is gone after its
+    exit."""
+    _need_burst()
+    log = os.path.join(tdlib.tmpdir(), "threads.jsonl")
+    threads, cycles = 16, 300
+    proc = _burst(log, threads, cycles)
+    assert proc.rc == 0, (proc.rc, proc.stderr())
+    assert proc.stderr() == "", proc.stderr()
+    recs = _lines(log)
+    assert len(recs) == _expected(threads, cycles), (len(recs), _expected(threads, cycles))
+    assert {r["pid"] for r in recs} == {proc.pid}
+    count = _check_connections(recs, proc.pid)
+    assert count == {"client": threads * cycles, "server": threads * cycles}, count
+    events = collections.Counter(r["event"] for r in recs)
+    assert events == {"bind": threads, "connect": threads * cycles, "accept": threads * cycles,
+                      "close": threads * (2 * cycles + 1)}, events
+    assert _spools(log) == [], _spools(log)
+
+
+# A worker that does not write its spool out on its own (shim/rt/spool.c:
+# TEARDOWN_SPOOL_FLUSH_MS, for tests): with a burst that stays under the
+# ring's mark (a quarter of 256 kB; 2 x 10 cycles fill about 500 slots of
+# 4096), every line after the first few is still in the spool when the
+# process dies, and no batch can be half-written at that moment (a kill
+# during a write of the log is the one case that can cut a line or repeat
+# a batch: README, Limits).
+HOLD = {"TEARDOWN_SPOOL_FLUSH_MS": "600000"}
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_sigkill_lines_reach_the_log_at_the_next_start():
+    """A process (two threads, 10 cycles each) SIGKILLs itself right after
+    its closes: no destructor, no last flush, and its worker holds its
+    lines (HOLD).  Only the lines written before its spool was made are in
+    the log; its spool file stays, named for it.  `teardown report` then
+    counts every one of its lines, those in the log and those still in the
+    spool (listed as a spool input, counted in _spooled).  The next
+    program that starts the library on that log appends what the spool
+    held: the log then has every line once, in order per connection, and
+    the spool is gone; a further start appends nothing."""
+    _need_burst()
+    log = os.path.join(tdlib.tmpdir(), "killed.jsonl")
+    proc = _burst(log, 2, 10, "kill", env=_env(log, HOLD))
+    assert proc.rc == -signal.SIGKILL, proc.rc
+    want = _expected(2, 10)
+    spools = _spools(log, proc.pid)
+    assert len(spools) == 1, os.listdir(tdlib.tmpdir())
+    in_log = len(_lines(log))
+    tdlib.note("in the log before recovery: %d of %d lines" % (in_log, want))
+    assert SPOOL_AFTER <= in_log < want, (in_log, want)
+
+    rep = tdlib.run([tdlib.teardown_cmd(), "report", "--format", "json", log], name="report")
+    assert rep.rc == 0, rep.stderr()
+    report = json.loads(rep.stdout())
+    assert report["log_burst"]["events"] == want, report["log_burst"]
+    assert report["_spooled"] == want - in_log, (report["_spooled"], want, in_log)
+    assert report["_files"][spools[0]] == {"lines": want - in_log, "malformed": 0, "text": 0,
+                                           "other": 0, "spool": True}, report["_files"]
+    assert report["_files"][log]["lines"] == in_log, report["_files"]
+    text = tdlib.run([tdlib.teardown_cmd(), "report", log], name="report-text").stdout()
+    assert re.search(r"\n  %d lines are still in the spool of 1 process that ended before "
+                     r"writing them to the log" % (want - in_log), text), text
+
+    nxt = tdlib.run(["true"], env=_env(log), name="next-start")
+    assert nxt.rc == 0, nxt.stderr()
+    recs = _lines(log)
+    assert len(recs) == want, (len(recs), want)
+    assert _check_connections(recs, proc.pid) == {"client": 20, "server": 20}
+    assert _spools(log) == [], _spools(log)
+    tdlib.run(["true"], env=_env(log), name="again")
+    assert len(_lines(log)) == want
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_abort_and_exec_lines_reach_the_log():
+    """abort() (SIGABRT, no destructor) leaves its lines in the spool (the
+    worker holds them: HOLD): the next start appends them.  A process that
+    exec()s another program under the library leaves its spool behind
+    (close-on-exec: the lock goes with the old image), and the new image
+    appends it before its own lines: once it has exited the log holds both
+    images' lines, the first's all before the second's."""
+    _need_burst()
+    log = os.path.join(tdlib.tmpdir(), "abort.jsonl")
+    proc = tdlib.run(["sh", "-c", 'ulimit -c 0; exec "$@"', "sh",
+                      tdlib.test_prog("log_burst"), 2, 10, "abort"], env=_env(log, HOLD),
+                     name="abort")
+    assert proc.rc == 128 + signal.SIGABRT or proc.rc == -signal.SIGABRT, proc.rc
+    assert len(_lines(log)) < _expected(2, 10)
+    assert len(_spools(log)) == 1, os.listdir(tdlib.tmpdir())
+    tdlib.run(["true"], env=_env(log), name="next-start")
+    recs = _lines(log)
+    burst = [r for r in recs if r["prog"] == "log_burst"]
+    assert len(burst) == _expected(2, 10), len(burst)
+    _check_connections(burst, burst[0]["pid"])
+    assert _spools(log) == [], _spools(log)
+
+    log = os.path.join(tdlib.tmpdir(), "exec.jsonl")
+    burst = tdlib.test_prog("log_burst")
+    proc = _burst(log, 2, 10, "exec", burst, "second", "1", "10", env=_env(log, HOLD),
+                  name="exec")
+    assert proc.rc == 0, (proc.rc, proc.stderr())
+    recs = _lines(log)
+    assert {r["pid"] for r in recs} == {proc.pid}   # exec keeps the pid
+    first, second = _expected(2, 10), _expected(1, 10)
+    progs = [r["prog"] for r in recs]
+    assert progs == ["log_burst"] * first + ["second"] * second, collections.Counter(progs)
+    _check_connections(recs, proc.pid)
+    assert _spools(log) == [], _spools(log)
+
+
+FORKER = r"""
+import os, socket, sys
+
+def cycles(n):
+    l = socket.socket()
+    l.bind(("127.0.0.1", 0))
+    l.listen(64)
+    for _ in range(n):
+        c = socket.create_connection(l.getsockname())
+        a, _ = l.accept()
+        a.close()
+        c.close()
+    l.close()
+
+cycles(int(sys.argv[1]))          # the parent, before the fork
+pid = os.fork()
+if pid == 0:
+    cycles(int(sys.argv[2]))      # the child
+    if sys.argv[3] == "_exit":
+        os._exit(0)
+    sys.exit(0)
+cycles(int(sys.argv[1]))          # the parent, after
+_, status = os.waitpid(pid, 0)
+print(pid, status, flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_fork_child_lines_never_before_the_parents():
+    """A parent logs 30 cycles (its spool holds lines), forks; the child
+    logs 30 cycles of its own and ends, by exit() once and by _exit() once
+    (no destructor: the library writes its spool out in _exit); the parent
+    logs 30 more.  Every line of the parent's from before the fork comes
+    before every line of the child's, all lines of both are there, each
+    connection open before close, and no spool is left."""
+    script = os.path.join(tdlib.tmpdir(), "forker.py")
+    with open(script, "w") as f:
+        f.write(FORKER)
+    for how in ("exit", "_exit"):
+        log = os.path.join(tdlib.tmpdir(), "fork-%s.jsonl" % how)
+        proc = tdlib.run(["python3", script, "30", "30", how], env=_env(log), name="fork-" + how,
+                         timeout=30)
+        assert proc.rc == 0, (proc.rc, proc.stderr())
+        child, status = (int(x) for x in proc.stdout().split())
+        assert status == 0, status
+        recs = _lines(log)
+        parent = proc.pid
+        mine = [i for i, r in enumerate(recs) if r["pid"] == parent]
+        theirs = [i for i, r in enumerate(recs) if r["pid"] == child]
+        # each side: 30 cycles of 4 lines and a listener's bind and close;
+        # the parent twice; the child also has "exit" lines for the
+        # parent's sockets it inherited (none here: all closed before)
+        assert len(mine) == 2 * (4 * 30 + 2), len(mine)
+        assert len(theirs) == 4 * 30 + 2, (len(theirs), [recs[i] for i in theirs[:3]])
+        before_fork = mine[:4 * 30 + 2]
+        assert max(before_fork) < min(theirs), (max(before_fork), min(theirs))
+        assert _check_connections(recs, parent) == {"client": 60, "server": 60}
+        assert _check_connections(recs, child) == {"client": 30, "server": 30}
+        assert _spools(log) == [], (how, _spools(log))
+
+
+@tdlib.requires(*NEEDS, "setpriv")
+@tdlib.timeout(60)
+def test_no_spool_where_the_directory_is_not_writable():
+    """The log file is writable by the program's user (nobody) but its
+    directory is not: no spool can be made there, so lines are written one
+    by one, as before the spool existed.  Nothing is lost and nothing is
+    said: the log holds every line of 4 threads' 100 cycles, whole and in
+    order, stderr is empty, and the directory holds no spool."""
+    _need_burst()
+    d = os.path.join(tdlib.tmpdir(), "ro")
+    os.mkdir(d, 0o755)     # root's: nobody cannot create files in it
+    log = os.path.join(d, "audit.jsonl")
+    open(log, "w").close()
+    os.chown(log, 65534, 65534)
+    os.chmod(log, 0o600)
+    os.chmod(tdlib.tmpdir(), 0o755)
+    nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]
+    env = _env(log)
+    proc = tdlib.run(nobody + ["env", "LD_PRELOAD=" + env.pop("LD_PRELOAD"),
+                               tdlib.test_prog("log_burst"), "4", "100"],
+                     env=env, name="nobody", timeout=60)
+    assert proc.rc == 0, (proc.rc, proc.stderr())
+    assert proc.stderr() == "", proc.stderr()
+    recs = _lines(log)
+    assert len(recs) == _expected(4, 100), len(recs)
+    pid = recs[0]["pid"]
+    assert _check_connections(recs, pid) == {"client": 400, "server": 400}
+    assert sorted(os.listdir(d)) == ["audit.jsonl"], os.listdir(d)
+
+
+LOCK_KEEPER = r"""
+import os, socket, sys, time
+
+def cycles(n):
+    l = socket.socket()
+    l.bind(("127.0.0.1", 0))
+    l.listen(64)
+    for _ in range(n):
+        c = socket.create_connection(l.getsockname())
+        a, _ = l.accept()
+        a.close()
+        c.close()
+    l.close()
+
+cycles(30)
+# a daemon's way of closing what it inherited: every number, one by one
+for fd in range(3, 4096):
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+print("closed", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+cycles(30)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_program_closing_every_fd_keeps_its_spool():
+    """A program that closes every descriptor number one by one (as
+    daemons do) after its spool was made still owns its spool: another
+    program starting the library on the same log meanwhile leaves the
+    spool alone (its lock is held: it moved to a new number before the
+    close), and once the first one has gone on and exited, the log holds
+    each of its lines exactly once, in order per connection."""
+    script = os.path.join(tdlib.tmpdir(), "keeper.py")
+    with open(script, "w") as f:
+        f.write(LOCK_KEEPER)
+    log = os.path.join(tdlib.tmpdir(), "keeper.jsonl")
+    go = os.path.join(tdlib.tmpdir(), "go")
+    proc = tdlib.spawn(["python3", script, go], env=_env(log), name="keeper")
+    tdlib.wait_until(lambda: "closed" in proc.stdout() or not proc.running(), timeout=30,
+                     what="the program to close its fds")
+    assert proc.running(), proc.stderr()
+    assert len(_spools(log, proc.pid)) == 1, os.listdir(tdlib.tmpdir())
+    other = tdlib.run(["true"], env=_env(log), name="other-start")
+    assert other.rc == 0
+    assert len(_spools(log, proc.pid)) == 1, "another start took a live process's spool"
+    open(go, "w").close()
+    assert proc.wait(30) == 0, proc.stderr()
+    recs = _lines(log)
+    assert len(recs) == 2 * (4 * 30 + 2), len(recs)
+    assert _check_connections(recs, proc.pid) == {"client": 60, "server": 60}
+    assert _spools(log) == [], _spools(log)
