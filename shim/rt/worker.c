@@ -49,6 +49,22 @@ struct td_tslot {
 
 static struct td_dslot *td__drains;
 static struct td_tslot td__timers[TD_TIMERS];
+/*
+ * One past the highest drain and timer slot ever claimed: every scan stops
+ * there.  A claim takes the lowest free slot, so these stay small, and a
+ * scan (or a forked child's reset) never touches the megabytes of slots
+ * no connection used: in a fork-per-connection server that would be page
+ * faults by the hundred in every child.
+ */
+static _Atomic int td__drains_hi, td__timers_hi;
+
+static void td__raise(_Atomic int *hi, int i)
+{
+	int h = atomic_load_explicit(hi, memory_order_relaxed);
+
+	while (i + 1 > h && !atomic_compare_exchange_weak(hi, &h, i + 1))
+		;
+}
 static _Atomic int td__wstate;
 static _Atomic int td__efd = -1, td__epfd = -1;
 static _Atomic int td__leaks;
@@ -233,16 +249,18 @@ static bool td__watch(int epfd, int i)
 
 static void td__adopt(int epfd)
 {
-	for (int i = 0; td__drains != NULL && i < TD_DRAINS; i++) {
-		i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), i, TD_DRAINS,
+	for (int i = 0; td__drains != NULL && i < atomic_load(&td__drains_hi); i++) {
+		i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), i,
+				   atomic_load(&td__drains_hi),
 				   TD_SLOT_READY, TD_SLOT_ACTIVE);
 		if (i < 0)
 			break;
 		if (td__watch(epfd, i))
 			td__drain_read(&td__drains[i]);
 	}
-	for (int i = 0; i < TD_TIMERS; i++) {
-		i = td_slots_claim(&td__timers[0].state, sizeof(td__timers[0]), i, TD_TIMERS,
+	for (int i = 0; i < atomic_load(&td__timers_hi); i++) {
+		i = td_slots_claim(&td__timers[0].state, sizeof(td__timers[0]), i,
+				   atomic_load(&td__timers_hi),
 				   TD_SLOT_READY, TD_SLOT_ACTIVE);
 		if (i < 0)
 			break;
@@ -254,7 +272,7 @@ static int64_t td__expire(int64_t now)
 {
 	int64_t next = INT64_MAX;
 
-	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
+	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++) {
 		struct td_dslot *d = &td__drains[i];
 
 		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_ACTIVE)
@@ -264,7 +282,7 @@ static int64_t td__expire(int64_t now)
 		else if (d->req.deadline_mono_us < next)
 			next = d->req.deadline_mono_us;
 	}
-	for (int i = 0; i < TD_TIMERS; i++) {
+	for (int i = 0; i < atomic_load(&td__timers_hi); i++) {
 		struct td_tslot *t = &td__timers[i];
 
 		if (atomic_load_explicit(&t->state, memory_order_relaxed) != TD_SLOT_ACTIVE)
@@ -306,7 +324,7 @@ static int td__rearm(int *efd)
 	/* the old ones are closed only if they are still ours */
 	td_ownfd_close(atomic_exchange(&td__efd, nefd));
 	td_ownfd_close(atomic_exchange(&td__epfd, nepfd));
-	for (int i = 0; td__drains && i < TD_DRAINS; i++)
+	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++)
 		if (atomic_load(&td__drains[i].state) == TD_SLOT_ACTIVE)
 			(void)td__watch(nepfd, i);
 	*efd = nefd;
@@ -457,6 +475,7 @@ int td_worker_drain(const struct td_drain_req *req)
 	i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), 0, TD_DRAINS,
 			   TD_SLOT_FREE, TD_SLOT_FILLING);
 	if (i >= 0) {
+		td__raise(&td__drains_hi, i);
 		td__drains[i].req = *req;
 		atomic_store_explicit(&td__drains[i].state, TD_SLOT_READY, memory_order_release);
 		atomic_store_explicit(&td__slots_used, 1, memory_order_release);
@@ -477,6 +496,7 @@ int td_worker_timer(int fd, uint32_t tag, int64_t when_mono_us)
 	i = td_slots_claim(&td__timers[0].state, sizeof(td__timers[0]), 0, TD_TIMERS,
 			   TD_SLOT_FREE, TD_SLOT_FILLING);
 	if (i >= 0) {
+		td__raise(&td__timers_hi, i);
 		td__timers[i].fd = fd;
 		td__timers[i].tag = tag;
 		td__timers[i].when = when_mono_us;
@@ -538,21 +558,21 @@ void td_worker_after_fork_child(void)
 		td_ownfd_close(fd);
 	if ((fd = atomic_exchange(&td__epfd, -1)) >= 0)
 		td_ownfd_close(fd);
-	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
+	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++) {
 		int st = atomic_load(&td__drains[i].state);
 
 		if (st == TD_SLOT_READY || st == TD_SLOT_ACTIVE)
 			td_ownfd_close(td__drains[i].req.pfd);
 		atomic_store(&td__drains[i].state, TD_SLOT_FREE);
 	}
-	for (int i = 0; i < TD_TIMERS; i++)
+	for (int i = 0; i < atomic_load(&td__timers_hi); i++)
 		atomic_store(&td__timers[i].state, TD_SLOT_FREE);
 	atomic_store(&td__leaks, 0);
 }
 
 void td_worker_flush_at_exit(void)
 {
-	for (int i = 0; td__drains && i < TD_DRAINS; i++) {
+	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++) {
 		struct td_dslot *d = &td__drains[i];
 		int st = atomic_load(&d->state);
 
