@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostutil.h"
+
 __attribute__((noinline)) int audit_loop_phase(int lfd, const struct sockaddr_in *sa, long n);
 
 static int64_t now_ns(void)
@@ -38,20 +40,8 @@ __attribute__((noinline)) int audit_loop_phase(int lfd, const struct sockaddr_in
 	int failed = 0;
 
 	for (long i = 0; i < n; i++) {
-		int c = socket(AF_INET, SOCK_STREAM, 0), a;
-
-		if (c < 0 || connect(c, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+		if (host_cycle(lfd, sa) != 0)
 			failed++;
-			if (c >= 0)
-				close(c);
-			continue;
-		}
-		a = accept(lfd, NULL, NULL);
-		if (a < 0)
-			failed++;
-		else
-			close(a);
-		close(c);
 	}
 	return failed;
 }

@@ -141,4 +141,25 @@ static inline int host_listen(int *port)
 	return l;
 }
 
+/*
+ * One connect/accept/close cycle against the listener lfd at sa: the
+ * client connects, the server end is accepted and closed first, then the
+ * client end.  0, or -1 when a step failed (every fd still closed).
+ */
+static inline int host_cycle(int lfd, const struct sockaddr_in *sa)
+{
+	int c = socket(AF_INET, SOCK_STREAM, 0), a;
+
+	if (c < 0 || connect(c, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+		if (c >= 0)
+			close(c);
+		return -1;
+	}
+	a = accept(lfd, NULL, NULL);
+	if (a >= 0)
+		close(a);
+	close(c);
+	return a < 0 ? -1 : 0;
+}
+
 #endif

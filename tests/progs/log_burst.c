@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hostutil.h"
+
 static long cycles;
 static long failed_total;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -44,20 +46,8 @@ static void *run(void *arg)
 		exit(1);
 	}
 	for (long i = 0; i < cycles; i++) {
-		int c = socket(AF_INET, SOCK_STREAM, 0), a;
-
-		if (c < 0 || connect(c, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (host_cycle(lfd, &sa) != 0)
 			failed++;
-			if (c >= 0)
-				close(c);
-			continue;
-		}
-		a = accept(lfd, NULL, NULL);
-		if (a < 0)
-			failed++;
-		else
-			close(a);
-		close(c);
 	}
 	close(lfd);
 	pthread_mutex_lock(&mu);

@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hostutil.h"
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -35,24 +37,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (;;) {
-		int c, a;
-
 		if (cycles % 16 == 0 && access(argv[1], F_OK) == 0)
 			break;
 		cycles++;
-		c = socket(AF_INET, SOCK_STREAM, 0);
-		if (c < 0 || connect(c, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (host_cycle(lfd, &sa) != 0)
 			failed++;
-			if (c >= 0)
-				close(c);
-			continue;
-		}
-		a = accept(lfd, NULL, NULL);
-		if (a < 0)
-			failed++;
-		else
-			close(a);
-		close(c);
 	}
 	close(lfd);
 	printf("{\"cycles\": %ld, \"failed\": %ld}\n", cycles, failed);
