@@ -156,7 +156,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 			int pfd = td_real_sys_dupfd(fd, td_init_proc.fd_base);
 
 			if (pfd >= 0)
-				c->pfd = td_ownfd_mark(pfd);
+				c->pfd = td_ownfd_mark(pfd, TD_OWN_DRAIN);
 		}
 		if (f.unread > 0)
 			(void)td_info_discard_input(fd);
@@ -275,7 +275,7 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	if (c->pfd >= 0) {
 		if (td__drain(p, c))
 			goto out; /* the worker writes the event when done */
-		td_ownfd_close(c->pfd);
+		td_ownfd_close(c->pfd, TD_OWN_DRAIN);
 		c->pfd = -1;
 	}
 	if (c->log) {

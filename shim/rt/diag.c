@@ -37,17 +37,17 @@ static int td__nl_get(void)
 		int fd = atomic_exchange(&td__nl_pool[i], -1);
 
 		/* the program may have closed it (closefrom at start-up) */
-		if (fd >= 0 && td_ownfd_is(fd))
+		if (fd >= 0 && td_ownfd_is(fd, TD_OWN_DIAG))
 			return fd;
 	}
 	return td_ownfd_mark(td_real_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-					NETLINK_SOCK_DIAG));
+					NETLINK_SOCK_DIAG), TD_OWN_DIAG);
 }
 
 static void td__nl_put(int fd)
 {
 	if (td_slots_claim(&td__nl_pool[0], sizeof(td__nl_pool[0]), 0, TD_NL_POOL, -1, fd) < 0)
-		td_ownfd_close(fd);
+		td_ownfd_close(fd, TD_OWN_DIAG);
 }
 
 /* The connection's kernel state, 0 when there is none, -1 on error. */
@@ -86,14 +86,14 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 	if (fd < 0)
 		return -1;
 	if (td_real_sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		td_ownfd_close(fd);
+		td_ownfd_close(fd, TD_OWN_DIAG);
 		return -1;
 	}
 	/* the kernel answers a lookup before sendto() returns */
 	n = td_real_recv(fd, &ans, sizeof(ans), MSG_DONTWAIT);
 	if (n < (ssize_t)sizeof(struct nlmsghdr) || ans.nlh.nlmsg_seq != req.nlh.nlmsg_seq) {
 		/* out of step: do not hand a socket with a stray answer back */
-		td_ownfd_close(fd);
+		td_ownfd_close(fd, TD_OWN_DIAG);
 		return -1;
 	}
 	if (ans.nlh.nlmsg_type == NLMSG_ERROR) {

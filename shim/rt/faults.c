@@ -96,8 +96,8 @@ static bool td__alive(const struct td_target *t)
 {
 	int fd = atomic_load(&t->fd);
 
-	return fd >= 0 && td_ownfd_is(fd) &&
-	       (atomic_load(&t->filler) < 0 || td_ownfd_is(atomic_load(&t->filler)));
+	return fd >= 0 && td_ownfd_is(fd, TD_OWN_FAULT) &&
+	       (atomic_load(&t->filler) < 0 || td_ownfd_is(atomic_load(&t->filler), TD_OWN_FILLER));
 }
 
 /* Build the refusing port or the black hole for one family. */
@@ -126,9 +126,9 @@ static int td__make(struct td_target *t, int family, bool blackhole)
 			td_real_close(fd);
 			return -1;
 		}
-		filler = td_ownfd_mark(filler);
+		filler = td_ownfd_mark(filler, TD_OWN_FILLER);
 	}
-	fd = td_ownfd_mark(fd);
+	fd = td_ownfd_mark(fd, TD_OWN_FAULT);
 	t->addr = ss;
 	t->len = len;
 	atomic_store(&t->filler, filler);

@@ -31,6 +31,9 @@ enum td_sock_flag {
 	 * its close just drops the entry (cleared by every td_fdtab_update()) */
 	TD_SF_BARE = 1u << 19,
 };
+/* With TD_SF_OWN: which of the library's own fds it is (enum td_ownfd_kind,
+ * ownfd.h), in the top byte of flags */
+#define TD_SF_OWN_KIND_SHIFT 24
 
 /* The plain part of an entry: written only while it is unpublished. */
 struct td_sock_data {

@@ -89,7 +89,7 @@ static bool td__still_ours(int fd, mode_t *mode)
 	uint32_t seq;
 	int64_t now;
 
-	if (fd < 0 || !td_ownfd_is(fd))
+	if (fd < 0 || !td_ownfd_is(fd, TD_OWN_LOG))
 		return false;
 	now = td_clock_mono_us();
 	if (now - atomic_load_explicit(&td__checked_us, memory_order_relaxed) <
@@ -266,14 +266,14 @@ static int td__reopen(int stale)
 		errno = atomic_load(&td__open_err);
 		return -1;
 	}
-	fd = td_ownfd_mark(fd);
+	fd = td_ownfd_mark(fd, TD_OWN_LOG);
 	if (td_real_sys_fstat(fd, &st) != 0) {
-		td_ownfd_close(fd);
+		td_ownfd_close(fd, TD_OWN_LOG);
 		return -1;
 	}
 	if (!atomic_compare_exchange_strong(&td__fd, &expect, fd)) {
 		/* another thread reopened first: use its descriptor */
-		td_ownfd_close(fd);
+		td_ownfd_close(fd, TD_OWN_LOG);
 		return expect;
 	}
 	atomic_store(&td__dev, (uint64_t)st.st_dev);
@@ -481,7 +481,7 @@ static void td__rotate(const struct td_policy *p, int fd)
 	if (nfd < 0) {
 		err = errno;
 	} else {
-		if (td_real_sys_fstat(nfd, &st) != 0 || !td_ownfd_is(fd) ||
+		if (td_real_sys_fstat(nfd, &st) != 0 || !td_ownfd_is(fd, TD_OWN_LOG) ||
 		    td_real_dup3(nfd, fd, O_CLOEXEC) != fd) {
 			err = errno ? errno : EIO;
 		} else {
@@ -648,7 +648,7 @@ static int td__emit_dgram(const char *buf, size_t len)
 	int fd = atomic_load(&td__fd), err;
 
 	/* a number the program closed (and maybe reused) is not ours */
-	if (fd < 0 || !td_ownfd_is(fd)) {
+	if (fd < 0 || !td_ownfd_is(fd, TD_OWN_LOG)) {
 		fd = td__reopen(fd);
 		if (fd < 0)
 			return errno ? errno : EIO;

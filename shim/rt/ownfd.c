@@ -11,7 +11,7 @@
 
 #include "rt.h"
 
-int td_ownfd_mark(int fd)
+int td_ownfd_mark(int fd, enum td_ownfd_kind kind)
 {
 	struct td_sock init;
 	int hi;
@@ -29,29 +29,36 @@ int td_ownfd_mark(int fd)
 	memset(&init, 0, sizeof(init));
 	init.d.rule = -1;
 	init.d.bind_rule = -1;
-	atomic_store(&init.flags, TD_SF_OWN);
+	atomic_store(&init.flags, TD_SF_OWN | (uint32_t)kind << TD_SF_OWN_KIND_SHIFT);
 	(void)td_fdtab_publish(hi, &init);
 	return hi;
 }
 
-bool td_ownfd_is(int fd)
+static bool td__kind_is(uint32_t flags, enum td_ownfd_kind kind)
+{
+	return (flags & TD_SF_OWN) && flags >> TD_SF_OWN_KIND_SHIFT == (uint32_t)kind;
+}
+
+bool td_ownfd_is(int fd, enum td_ownfd_kind kind)
 {
 	struct td_sock *e = td_fdtab_peek(fd);
 
-	return e != NULL && atomic_load(&e->tag) != 0 &&
-	       (atomic_load(&e->flags) & TD_SF_OWN);
+	return e != NULL && atomic_load(&e->tag) != 0 && td__kind_is(atomic_load(&e->flags), kind);
 }
 
 /*
  * Close one of ours, unless the program closed it already (then the
- * number may be the program's again and must not be touched).
+ * number may be the program's again, or another owner's, and must not be
+ * touched).
  */
-void td_ownfd_close(int fd)
+void td_ownfd_close(int fd, enum td_ownfd_kind kind)
 {
 	struct td_sock gone;
 
-	if (fd < 0 || !td_fdtab_claim(fd, &gone))
+	if (fd < 0 || !td_ownfd_is(fd, kind) || !td_fdtab_claim(fd, &gone))
 		return;
-	if (atomic_load(&gone.flags) & TD_SF_OWN)
+	if (td__kind_is(atomic_load(&gone.flags), kind))
 		td_real_close(fd);
+	else	/* re-marked by its new owner between the look and the claim */
+		(void)td_fdtab_publish(fd, &gone);
 }

@@ -323,7 +323,7 @@ static int td__create(const char *log_path, int log_fd)
 	fd = td_real_sys_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 	if (fd < 0)
 		return -1;
-	fd = td_ownfd_mark(fd);
+	fd = td_ownfd_mark(fd, TD_OWN_SPOOL);
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !td__fs_ok(fd) ||
 	    fallocate(fd, 0, 0, (off_t)size) != 0)
 		goto fail;
@@ -344,7 +344,7 @@ static int td__create(const char *log_path, int log_fd)
 	return 0;
 fail:
 	unlink(tmp);
-	td_ownfd_close(fd);
+	td_ownfd_close(fd, TD_OWN_SPOOL);
 	return -1;
 }
 
@@ -356,7 +356,7 @@ static void td__destroy(void)
 		munmap(td__map, td__size);
 		td__map = NULL;
 	}
-	td_ownfd_close(atomic_exchange(&td__fd, -1));
+	td_ownfd_close(atomic_exchange(&td__fd, -1), TD_OWN_SPOOL);
 }
 
 void td_spool_count_line(const char *log_path, int log_fd)
@@ -477,7 +477,7 @@ void td_spool_after_fork_child(void)
 	if (td__map != NULL)
 		munmap(td__map, td__size);
 	td__map = NULL;
-	td_ownfd_close(atomic_exchange(&td__fd, -1));
+	td_ownfd_close(atomic_exchange(&td__fd, -1), TD_OWN_SPOOL);
 	memset(&td__v, 0, sizeof(td__v));
 	atomic_store(&td__lines, 0);
 	atomic_store(&td__claim, 0);
@@ -521,11 +521,11 @@ void td_spool_fd_closing(int fd)
 {
 	int nfd;
 
-	if (fd < 0 || fd != atomic_load(&td__fd))
+	if (fd < 0 || fd != atomic_load(&td__fd) || !td_ownfd_is(fd, TD_OWN_SPOOL))
 		return;
 	nfd = td_real_sys_dupfd(fd, td_init_proc.fd_base);
 	if (nfd >= 0)
-		atomic_store(&td__fd, td_ownfd_mark(nfd));
+		atomic_store(&td__fd, td_ownfd_mark(nfd, TD_OWN_SPOOL));
 }
 
 /* ---- recovery ---------------------------------------------------------------- */

@@ -88,7 +88,7 @@ static void td__kick(void)
 	 * dup2()ed its own file onto it, would get our 8 bytes in its data.
 	 * Unkicked, the worker still wakes within a second (td__main).
 	 */
-	if (efd >= 0 && td_ownfd_is(efd))
+	if (efd >= 0 && td_ownfd_is(efd, TD_OWN_WAKE))
 		(void)td_real_sys3(__NR_write, efd, &one, sizeof(one));
 }
 
@@ -119,7 +119,7 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 	td_closing_outcome(&r->ev, &r->cf, r->t_open_mono_us);
 	if (atomic_load(&td__epfd) >= 0)
 		(void)td__epoll_ctl(atomic_load(&td__epfd), EPOLL_CTL_DEL, r->pfd, NULL);
-	td_ownfd_close(r->pfd);
+	td_ownfd_close(r->pfd, TD_OWN_DRAIN);
 	if (r->log)
 		td_logw_event(r->p, &r->ev);
 	atomic_store(&d->state, TD_SLOT_FREE);
@@ -241,7 +241,7 @@ static bool td__watch(int epfd, int i)
 	struct td_dslot *d = &td__drains[i];
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
 
-	if (td_ownfd_is(d->req.pfd) && td__epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) == 0)
+	if (td_ownfd_is(d->req.pfd, TD_OWN_DRAIN) && td__epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) == 0)
 		return true;
 	td__drain_finish(d, TD_SLOT_ACTIVE, false);
 	return false;
@@ -318,12 +318,12 @@ static int td__rearm(int *efd)
 			td_real_close(nepfd);
 		return -1;
 	}
-	nefd = td_ownfd_mark(nefd);
-	nepfd = td_ownfd_mark(nepfd);
+	nefd = td_ownfd_mark(nefd, TD_OWN_WAKE);
+	nepfd = td_ownfd_mark(nepfd, TD_OWN_EPOLL);
 	(void)td__epoll_ctl(nepfd, EPOLL_CTL_ADD, nefd, &ev);
 	/* the old ones are closed only if they are still ours */
-	td_ownfd_close(atomic_exchange(&td__efd, nefd));
-	td_ownfd_close(atomic_exchange(&td__epfd, nepfd));
+	td_ownfd_close(atomic_exchange(&td__efd, nefd), TD_OWN_WAKE);
+	td_ownfd_close(atomic_exchange(&td__epfd, nepfd), TD_OWN_EPOLL);
 	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++)
 		if (atomic_load(&td__drains[i].state) == TD_SLOT_ACTIVE)
 			(void)td__watch(nepfd, i);
@@ -372,7 +372,7 @@ static void *td__main(void *arg)
 		/* at least once a second: see td__kick() and td__rearm() */
 		if (wait_ms > 1000 || wait_ms < 0)
 			wait_ms = 1000;
-		if (!td_ownfd_is(epfd) || !td_ownfd_is(efd)) {
+		if (!td_ownfd_is(epfd, TD_OWN_EPOLL) || !td_ownfd_is(efd, TD_OWN_WAKE)) {
 			int fresh = td__rearm(&efd);
 
 			if (fresh < 0) {
@@ -442,8 +442,8 @@ static int td__ensure(void)
 			td_real_close(epfd);
 		goto fail;
 	}
-	atomic_store(&td__efd, td_ownfd_mark(efd));
-	atomic_store(&td__epfd, td_ownfd_mark(epfd));
+	atomic_store(&td__efd, td_ownfd_mark(efd, TD_OWN_WAKE));
+	atomic_store(&td__epfd, td_ownfd_mark(epfd, TD_OWN_EPOLL));
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&attr);
@@ -453,8 +453,8 @@ static int td__ensure(void)
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		td_ownfd_close(atomic_exchange(&td__efd, -1));
-		td_ownfd_close(atomic_exchange(&td__epfd, -1));
+		td_ownfd_close(atomic_exchange(&td__efd, -1), TD_OWN_WAKE);
+		td_ownfd_close(atomic_exchange(&td__epfd, -1), TD_OWN_EPOLL);
 		goto fail;
 	}
 	atomic_store(&td__wstate, TD_W_RUNNING);
@@ -555,14 +555,14 @@ void td_worker_after_fork_child(void)
 
 	atomic_store(&td__wstate, TD_W_NONE);
 	if ((fd = atomic_exchange(&td__efd, -1)) >= 0)
-		td_ownfd_close(fd);
+		td_ownfd_close(fd, TD_OWN_WAKE);
 	if ((fd = atomic_exchange(&td__epfd, -1)) >= 0)
-		td_ownfd_close(fd);
+		td_ownfd_close(fd, TD_OWN_EPOLL);
 	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++) {
 		int st = atomic_load(&td__drains[i].state);
 
 		if (st == TD_SLOT_READY || st == TD_SLOT_ACTIVE)
-			td_ownfd_close(td__drains[i].req.pfd);
+			td_ownfd_close(td__drains[i].req.pfd, TD_OWN_DRAIN);
 		atomic_store(&td__drains[i].state, TD_SLOT_FREE);
 	}
 	for (int i = 0; i < atomic_load(&td__timers_hi); i++)

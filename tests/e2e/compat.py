@@ -249,6 +249,28 @@ class Conn:
     sport: int
     syn_ts: float
     packets: list
+    # the 4-tuple used again: the SYN of the connection before this one on
+    # it (None: none in the capture), and of the one after it (None: this
+    # is the last, the one ss can still show)
+    prev_syn_ts: float = None
+    next_syn_ts: float = None
+
+    def owns(self, ts):
+        """Whether a log event stamped ``ts`` (seconds) belongs to this
+        connection rather than to another one on the same 4-tuple: a
+        client port comes back once its last use left no TIME_WAIT (an
+        abort), and the events of each use then share their ports.  Both
+        clocks are the kernel's CLOCK_REALTIME, and every event of a use
+        is stamped before its socket is gone, so before the next SYN."""
+        return ((self.prev_syn_ts is None or ts >= self.syn_ts) and
+                (self.next_syn_ts is None or ts < self.next_syn_ts))
+
+    def holds_time_wait(self, tw, port):
+        """Whether ss's TIME_WAIT rows ``tw`` (a set of (local, remote)
+        ports) show this connection's TIME_WAIT on ``port``'s side: only
+        the last use of a 4-tuple can be there."""
+        other = self.cport if port == self.sport else self.sport
+        return self.next_syn_ts is None and (port, other) in tw
 
     def established(self):
         """True when the server answered the SYN with a SYN-ACK."""
@@ -302,8 +324,15 @@ def connections(packets, port, start=None, end=None):
             continue
         if p.syn and "." not in p.flags and p.dport == port:
             conn = Conn(key[0], key[1], p.ts, [])
+            prev = open_.get(key)
+            if prev is not None and not any(q.fin or q.rst for q in prev.packets):
+                # nothing ended the one before: a retransmitted SYN
+                conn = prev
+            elif prev is not None:
+                prev.next_syn_ts = conn.prev_syn_ts = p.ts
             open_[key] = conn
-            if (start is None or p.ts >= start) and (end is None or p.ts <= end):
+            if (conn is not prev and (start is None or p.ts >= start) and
+                    (end is None or p.ts <= end)):
                 conns.append(conn)
         if key in open_:
             open_[key].packets.append(p)
@@ -434,17 +463,24 @@ class _Events:
                 key = (tdlib.port_of(e["local"]), tdlib.port_of(e["remote"]))
                 self.by_sock.setdefault(key, []).append(e)
 
-    def final(self, lport, rport):
-        """The close/exit events of the socket (lport -> rport), the
-        non-last references (why=shared) left out; and those shared ones."""
-        mine = [e for e in self.by_sock.get((lport, rport), ())
-                if e["event"] in ("close", "exit")]
+    def _of(self, lport, rport, conn):
+        evs = self.by_sock.get((lport, rport), ())
+        if conn is None:
+            return evs
+        return [e for e in evs if conn.owns(tdlib.event_time(e))]
+
+    def final(self, lport, rport, conn=None):
+        """The close/exit events of the socket (lport -> rport), of the
+        wire's connection ``conn`` when given (a 4-tuple may be used more
+        than once), the non-last references (why=shared) left out; and
+        those shared ones."""
+        mine = [e for e in self._of(lport, rport, conn) if e["event"] in ("close", "exit")]
         return [e for e in mine if e["why"] != "shared"], [e for e in mine if e["why"] == "shared"]
 
-    def shutdown_sent_fin(self, lport, rport):
+    def shutdown_sent_fin(self, lport, rport, conn=None):
         """Whether the program's own shutdown() sent this socket's FIN."""
         return any(e["event"] == "shutdown" and e.get("sent") in ("SHUT_WR", "SHUT_RDWR")
-                   for e in self.by_sock.get((lport, rport), ()))
+                   for e in self._of(lport, rport, conn))
 
 
 def _short(ev):
@@ -464,8 +500,8 @@ def check_conn(run, conn, ev, events, side):
     my_kind, my_ts = conn.first_end(me)
     peer_kind, peer_ts = conn.first_end(peer)
     my_rst, my_fin = conn.rst_from(me), conn.fin_from(me)
-    shut_fin = events.shutdown_sent_fin(me, peer)
-    tw_me, tw_peer = (me, peer) in run.tw, (peer, me) in run.tw
+    shut_fin = events.shutdown_sent_fin(me, peer, conn)
+    tw_me, tw_peer = conn.holds_time_wait(run.tw, me), conn.holds_time_wait(run.tw, peer)
 
     # --- the policy on the wire ---
     if ev["action"] != run.action:
@@ -568,7 +604,7 @@ def check_run(run, cap):
 
     def all_logged():
         events = _Events(run.log)
-        return events if all(events.final(*ends(c, side))[0]
+        return events if all(events.final(*ends(c, side), c)[0]
                              for c in est for side in sides) else None
     try:
         events = tdlib.wait_until(all_logged, timeout=5, what="a close event for every connection")
@@ -577,7 +613,7 @@ def check_run(run, cap):
     problems = []
     for conn in est:
         for side in sides:
-            finals, shared = events.final(*ends(conn, side))
+            finals, shared = events.final(*ends(conn, side), conn)
             if len(finals) != 1:
                 problems.append("%s %d->%d: want one close event of the last holder, got %d%s:\n%s"
                                 % ((side,) + ends(conn, side) + (len(finals),

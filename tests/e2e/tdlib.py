@@ -21,6 +21,7 @@ counter deltas.  A failure should be diagnosable from the output alone.
 Only the standard library is used.
 """
 
+import calendar
 import collections
 import contextlib
 import dataclasses
@@ -971,6 +972,17 @@ class Capture:
 # ---------------------------------------------------------------------------
 
 SsRow = collections.namedtuple("SsRow", "state local peer local_port peer_port recv_q send_q")
+
+
+def ts_seconds(text):
+    """A log timestamp ("2026-11-21T08:25:38.347685Z", UTC) as seconds
+    since the epoch, as tcpdump -tt prints a segment's time."""
+    return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) + float(text[19:-1] or 0)
+
+
+def event_time(ev):
+    """When a log event was stamped, in seconds since the epoch."""
+    return ts_seconds(ev["ts"])
 
 
 def port_of(addr):

@@ -12,7 +12,6 @@ library's JSON audit log, which must agree with the wire.  The matching
 baseline scenarios, without the library, are in test_baseline.py.
 """
 
-import datetime
 import os
 import re
 import subprocess
@@ -73,10 +72,7 @@ def _assert_close_event(ev, wire, why, **fields):
         assert ev[key] == want, "%s: want %r, got %r in %r" % (key, want, ev[key], ev)
 
 
-def _ts(text):
-    """Seconds since the epoch of a log timestamp ("2024-01-02T03:04:05.123456Z")."""
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
+_ts = tdlib.ts_seconds
 
 
 def _proc_fds(pid):

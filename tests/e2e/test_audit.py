@@ -15,10 +15,8 @@ Each test runs in its own network namespace, so every packet, socket and
 counter in sight belongs to it.
 """
 
-import calendar
 import json
 import os
-import time
 
 import tdlib
 
@@ -132,9 +130,7 @@ def _first_teardown(cap, port_a, port_b):
     return None
 
 
-def _epoch(ts):
-    """A log timestamp ("2026-11-21T08:25:38.347685Z") as seconds since the epoch."""
-    return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + float(ts[19:-1] or 0)
+_epoch = tdlib.ts_seconds
 
 
 def _tw_ports():

@@ -281,6 +281,50 @@ def test_dup2_over_log_fd_keeps_log_whole():
     _check_daemon_log(log, pid, content)
 
 
+DOWNWARD_CLOSER = r"""
+import os, socket
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(8)
+c = socket.create_connection(l.getsockname())
+a, _ = l.accept()
+# every number, from the top down: the library's own fds go first, then
+# the accepted socket, whose close (the active one) makes the library open
+# a netlink socket before it writes that close's line
+for fd in range(4095, 2, -1):
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+print("%d %d %d" % (l.fileno(), c.fileno(), a.fileno()), flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(30)
+def test_own_fd_numbers_reused_by_another_of_ours():
+    """A program closes every descriptor from the top down, its sockets
+    last.  The library's log and netlink descriptors go first; the close
+    of the accepted socket then opens a new netlink socket, which takes
+    the lowest free high number: the log's old one.  The log must not
+    take that number for its own (its line would go to the netlink socket
+    and vanish): it opens the log again, and all six events are there,
+    with no "dropped" count and nothing on stderr."""
+    script = os.path.join(tdlib.tmpdir(), "downward.py")
+    with open(script, "w") as f:
+        f.write(DOWNWARD_CLOSER)
+    log = os.path.join(tdlib.tmpdir(), "downward.jsonl")
+    tdlib.diagnose_file(log, "audit log")
+    proc = tdlib.run(["python3", script], env=_observe(log), name="downward", timeout=20)
+    assert proc.rc == 0, proc.stderr()
+    assert proc.stderr() == "", proc.stderr()
+    recs = [json.loads(line) for line in open(log)]
+    events = [(r["event"], r.get("role")) for r in recs]
+    assert events == [("bind", "listener"), ("connect", "client"), ("accept", "server"),
+                      ("close", "server"), ("close", "client"), ("close", "listener")], events
+    assert recs[3]["closer"] == "active" and recs[3]["time_wait"] is True, recs[3]
+
+
 # ---------------------------------------------------------------------------
 # The log file itself
 # ---------------------------------------------------------------------------
