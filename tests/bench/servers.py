@@ -48,6 +48,10 @@ import time
 
 import _bench
 
+# one nginx configuration for the tests and the benchmarks
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import nginxconf  # noqa: E402
+
 def _pg_bin():
     """Debian's newest postgresql-N server binaries."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
@@ -220,37 +224,16 @@ class Nginx(Server):
         d = os.path.join(self.tmp, "nginx-%d" % port)
         os.makedirs(d, exist_ok=True)
         www = self.webroot()
-        path = os.path.join(d, "nginx.conf")
-        with open(path, "w") as f:
-            f.write("""worker_processes %d;
-daemon off;
-pid %s/nginx.pid;
-error_log %s/error.log error;
-%s
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path %s/body;
-    proxy_temp_path %s/proxy;
-    fastcgi_temp_path %s/fastcgi;
-    uwsgi_temp_path %s/uwsgi;
-    scgi_temp_path %s/scgi;
-    server {
-        listen 127.0.0.1:%d;
-        root %s;
-    }
-}
-""" % (SERVER_WORKERS, d, d, "user root;" if os.geteuid() == 0 else "", d, d, d, d, d, port,
-                www))
-        return path, d
+        argv = nginxconf.write(d, port, www, workers=SERVER_WORKERS, master=True,
+                               connections=4096, error_log=os.path.join(d, "error.log"),
+                               error_level="error")
+        return argv, d
 
     def setup(self):
-        self.cfg, self.dir = self.conf(self.port)
+        self.argv, self.dir = self.conf(self.port)
 
     def start(self, mode, log):
-        return [self.popen(wrap(mode, ["nginx", "-p", self.dir, "-e", os.path.join(self.dir, "error.log"),
-                                       "-c", self.cfg], log),
-                           os.path.join(self.dir, "out.log"))]
+        return [self.popen(wrap(mode, self.argv, log), os.path.join(self.dir, "out.log"))]
 
 
 class Redis(Server):
@@ -286,7 +269,7 @@ class Haproxy(Nginx):
 
     def setup(self):
         self.backend = free_port()
-        self.cfg, self.dir = self.conf(self.backend)
+        self.argv, self.dir = self.conf(self.backend)
         self.hcfg = os.path.join(self.dir, "haproxy.cfg")
         with open(self.hcfg, "w") as f:
             f.write("""global
@@ -306,9 +289,7 @@ backend be
 
     def start(self, mode, log):
         out = os.path.join(self.dir, "out.log")
-        procs = [self.popen(wrap(mode, ["nginx", "-p", self.dir, "-e",
-                                        os.path.join(self.dir, "error.log"), "-c", self.cfg], log),
-                            out)]
+        procs = [self.popen(wrap(mode, self.argv, log), out)]
         if not wait_port(self.backend, procs):
             return procs
         procs.append(self.popen(wrap(mode, ["haproxy", "-db", "-f", self.hcfg], log), out))

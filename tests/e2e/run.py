@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -267,6 +268,22 @@ def _selected(tests, filters):
     return [t for t in tests if any(f in t[0] for f in filters)]
 
 
+def _closed_ancestor(path):
+    """The first directory on the way to ``path`` that other users cannot
+    pass through (no o+x), or None."""
+    path = os.path.abspath(path)
+    parts = path.split(os.sep)
+    for i in range(2, len(parts) + 1):
+        d = os.sep.join(parts[:i]) or os.sep
+        try:
+            st = os.stat(d)
+        except OSError:
+            return None
+        if stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH:
+            return d
+    return None
+
+
 def main(argv):
     """Discover, filter and run the tests; return the exit status."""
     args = parse_args(argv)
@@ -289,6 +306,16 @@ def main(argv):
         mode = "root: one network namespace per test"
     print("teardown e2e: %d test(s), build %s, %s" % (len(tests), tdlib.build_dir(), mode),
           flush=True)
+    closed = os.geteuid() == 0 and _closed_ancestor(tdlib.build_dir())
+    if closed:
+        # tests run programs as nobody, postgres, www-data..., through
+        # build/teardown and build/libteardown.so: each would fail alone
+        # with "libteardown.so not found"
+        print("teardown e2e: %s is mode %o: other users cannot reach %s, and the tests run "
+              "programs as other users; chmod o+x %s (or work in another directory)"
+              % (closed, stat.S_IMODE(os.stat(closed).st_mode), tdlib.build_dir(), closed),
+              file=sys.stderr, flush=True)
+        return 2
     base_tmp = tempfile.mkdtemp(prefix="td-e2e-")
     os.chmod(base_tmp, 0o755)
     counts = {"pass": 0, "fail": 0, "skip": 0}

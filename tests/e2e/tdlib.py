@@ -1029,6 +1029,30 @@ def time_wait_on(local_port=None):
             and (local_port is None or r.local_port == local_port)]
 
 
+CLOSING_STATES = ("FIN-WAIT-1", "FIN-WAIT-2", "LAST-ACK", "CLOSING")
+
+
+def time_wait_settled(port, timeout=3.0):
+    """The TIME-WAIT rows of the connections to or from ``port``, once none
+    of them is still closing (FIN-WAIT, LAST-ACK, CLOSING).
+
+    The kernel's close can lose the peer's FIN on the way in: a FIN that
+    lands in the closing socket's backlog just as __tcp_close() hands the
+    connection over to a FIN-WAIT-2 timewait entry is processed later by
+    the old socket, now CLOSE, and dropped (the kernel's own comment in
+    tcp_rcv_state_process(): "We still can lose it now").  Seen with an
+    exit() close 80 us before the peer's FIN.  The closer then sits in
+    FIN-WAIT-2 and the peer in LAST-ACK until the FIN is sent again,
+    about 200 ms later on loopback; only then is the closer's TIME_WAIT
+    there to be seen."""
+    def settled():
+        rows = ss_state(port)
+        if any(r.state in CLOSING_STATES for r in rows):
+            return None
+        return [[r for r in rows if r.state == "TIME-WAIT"]]
+    return wait_until(settled, timeout=timeout, what="the closes on port %d to settle" % port)[0]
+
+
 def close_wait_on(port=None):
     """Return the CLOSE-WAIT rows whose local port is ``port`` (all if None)."""
     return [r for r in ss_rows() if r.state == "CLOSE-WAIT"

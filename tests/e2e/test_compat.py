@@ -27,6 +27,7 @@ import socket
 import subprocess
 
 import compat
+import nginxconf
 import tdlib
 
 NEEDS = ("root", "netns", "tcpdump", "lib", "teardown")
@@ -160,38 +161,14 @@ def _client_modes(s, label, port, invocations, min_conns=1, modes=compat.CLIENT_
 # nginx and curl
 # ---------------------------------------------------------------------------
 
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-error_log stderr notice;
-pid %(prefix)s/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %(prefix)s/tmp/body;
-    proxy_temp_path %(prefix)s/tmp/proxy;
-    fastcgi_temp_path %(prefix)s/tmp/fastcgi;
-    uwsgi_temp_path %(prefix)s/tmp/uwsgi;
-    scgi_temp_path %(prefix)s/tmp/scgi;
-    server {
-        listen 127.0.0.1:%(port)d;
-        root %(root)s;
-        keepalive_timeout 60s;
-    }
-}
-"""
 
 
 def _nginx_argv(port, name=None):
     """nginx in one process (daemon off, master_process off), keep-alive
     on, serving _docroot() on ``port`` from a private prefix."""
     name = name or "nginx-%d" % port
-    prefix = os.path.join(tdlib.tmpdir(), name)
-    os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
-    conf = compat.write(os.path.join(name, "nginx.conf"),
-                        NGINX_CONF % {"prefix": prefix, "port": port, "root": _docroot()})
-    return ["nginx", "-p", prefix, "-e", "stderr", "-c", conf]
+    return nginxconf.write(os.path.join(tdlib.tmpdir(), name), port, _docroot(),
+                           http=["keepalive_timeout 60s;"])
 
 
 def _plain_nginx(port):

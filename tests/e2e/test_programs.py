@@ -14,6 +14,7 @@ each test has its own network namespace.
 
 import os
 
+import nginxconf
 import tdlib
 
 NEEDS = ("root", "netns", "tcpdump", "lib", "curl")
@@ -242,28 +243,6 @@ def test_python_http_server_graceful_and_abort():
 # nginx as the server
 # ---------------------------------------------------------------------------
 
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-error_log stderr notice;
-pid %(prefix)s/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %(prefix)s/tmp/body;
-    proxy_temp_path %(prefix)s/tmp/proxy;
-    fastcgi_temp_path %(prefix)s/tmp/fastcgi;
-    uwsgi_temp_path %(prefix)s/tmp/uwsgi;
-    scgi_temp_path %(prefix)s/tmp/scgi;
-    server {
-        listen 127.0.0.1:%(port)d;
-        root %(prefix)s/html;
-        # No keep-alive: nginx ends every connection itself.
-        keepalive_timeout 0;
-    }
-}
-"""
 
 
 @tdlib.requires(*(NEEDS + ("nginx",)))
@@ -282,15 +261,11 @@ def test_nginx_graceful_and_abort():
     problems = []
     for action, port in (("graceful", 8080), ("abort", 8081)):
         prefix = os.path.join(tdlib.tmpdir(), "nginx-" + action)
-        os.makedirs(os.path.join(prefix, "tmp"))
-        os.symlink(_docroot("www"), os.path.join(prefix, "html"))
-        conf = os.path.join(prefix, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF % {"prefix": prefix, "port": port})
+        # no keep-alive: nginx ends every connection itself
+        argv = nginxconf.write(prefix, port, _docroot("www"), http=["keepalive_timeout 0;"])
         env, log = _policy_env("server", action, "nginx-" + action)
         with tdlib.Capture(name="tcpdump-" + action) as cap:
-            nginx = tdlib.spawn(["nginx", "-p", prefix, "-e", "stderr", "-c", conf],
-                                env=env, name="nginx-" + action)
+            nginx = tdlib.spawn(argv, env=env, name="nginx-" + action)
             fetches = _serve_two_fetches(port, nginx, log, action, "nginx")
         want = "FIN" if action == "graceful" else "RST"
         for fetch in fetches:

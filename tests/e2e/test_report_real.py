@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 
+import nginxconf
 import tdlib
 
 NEEDS = ("root", "netns", "tcpdump", "lib", "teardown")
@@ -316,28 +317,6 @@ def test_report_python_http_server():
 # nginx and wrk
 # ---------------------------------------------------------------------------
 
-NGINX_CONF = """
-daemon off;
-master_process on;
-worker_processes 2;
-user root;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp}/body;
-  proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fastcgi;
-  uwsgi_temp_path {tmp}/uwsgi;
-  scgi_temp_path {tmp}/scgi;
-  keepalive_requests 200;
-  server {{
-    listen 127.0.0.1:{port};
-    root {tmp}/www;
-  }}
-}}
-"""
 
 
 @tdlib.requires(*NEEDS, "nginx")
@@ -364,15 +343,14 @@ def test_report_nginx_wrk():
     with open(os.path.join(tmp, "www", "index.html"), "w") as f:
         f.write("<html>%s</html>\n" % ("y" * 500))
     port = _free_port()
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(tmp=tmp, port=port))
+    argv = nginxconf.write(tmp, port, os.path.join(tmp, "www"), workers=2, connections=256,
+                           error_log=os.path.join(tmp, "error.log"),
+                           http=["keepalive_requests 200;"])
     tdlib.diagnose_file(os.path.join(tmp, "error.log"), "nginx error.log")
     log = os.path.join(tmp, "nginx.jsonl")
     flt = "tcp port %d and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)" % port
     with tdlib.Capture(filter=flt, snaplen=128) as cap:
-        nginx = tdlib.spawn(["nginx", "-e", os.path.join(tmp, "error.log"), "-p", tmp + "/",
-                             "-c", conf], env=_observe_env(log), name="nginx")
+        nginx = tdlib.spawn(argv, env=_observe_env(log), name="nginx")
         _wait_listening(port, nginx)
         wrk = tdlib.run(["wrk", "-t2", "-c8", "-d1s", "--timeout", "2s",
                          "http://127.0.0.1:%d/index.html" % port], name="wrk", timeout=20)

@@ -215,9 +215,10 @@ def test_abort_and_exec_lines_reach_the_log():
     assert _spools(log) == [], _spools(log)
 
 
-FORKER = r"""
-import os, socket, sys
-
+# Python for the scripts below: n connect/accept/close cycles on a new
+# listener (bind, then per cycle connect, accept and two closes, then the
+# listener's close: _expected()'s count)
+CYCLES = """
 def cycles(n):
     l = socket.socket()
     l.bind(("127.0.0.1", 0))
@@ -228,7 +229,11 @@ def cycles(n):
         a.close()
         c.close()
     l.close()
+"""
 
+FORKER = r"""
+import os, socket, sys
+""" + CYCLES + r"""
 cycles(int(sys.argv[1]))          # the parent, before the fork
 pid = os.fork()
 if pid == 0:
@@ -309,18 +314,7 @@ def test_no_spool_where_the_directory_is_not_writable():
 
 LOCK_KEEPER = r"""
 import os, socket, sys, time
-
-def cycles(n):
-    l = socket.socket()
-    l.bind(("127.0.0.1", 0))
-    l.listen(64)
-    for _ in range(n):
-        c = socket.create_connection(l.getsockname())
-        a, _ = l.accept()
-        a.close()
-        c.close()
-    l.close()
-
+""" + CYCLES + r"""
 cycles(30)
 # a daemon's way of closing what it inherited: every number, one by one
 for fd in range(3, 4096):

@@ -74,19 +74,13 @@ void *config_lookup(const void *config, const char *path)
 
 int main(void)
 {
-	int port = 0, l = host_listen(&port), c, a;
+	int port = 0, l = host_listen(&port);
 	struct sockaddr_in to = host_loopback(port);
 
 	if (l < 0)
 		host_die("listen");
-	c = socket(AF_INET, SOCK_STREAM, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&to, sizeof(to)) != 0)
-		host_die("connect");
-	a = accept(l, NULL, NULL);
-	if (a < 0)
-		host_die("accept");
-	close(c);
-	close(a);
+	if (host_cycle(l, &to) != 0)
+		host_die("connect/accept");
 	close(l);
 	printf("{\"config_calls\": %ld}\n", atomic_load(&g_calls));
 	return 0;
