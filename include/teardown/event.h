@@ -156,6 +156,12 @@ struct td_event {
 enum td_log_format { TD_FMT_TEXT = 0, TD_FMT_JSON = 1 };
 
 /*
+ * An event of type with nothing known yet: every field zero, except those
+ * whose "unknown" is not zero (fd, state and time_wait -1, no shutdown).
+ */
+void td_event_init(struct td_event *ev, int type);
+
+/*
  * Format ev as one line ending in '\n' into buf (cap >= TD_EVENT_MAX is
  * always enough: over-long string fields are cut, never the line's end).
  * Returns the length.  Async-signal-safe.

@@ -7,6 +7,7 @@
  * and plain loops.  The caller's buffer is the only large memory used.
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "teardown/event.h"
@@ -583,6 +584,16 @@ static void td__body(struct td__line *l, const struct td_event *ev)
  * possible when cap < TD_EVENT_MAX), nothing is returned rather than a
  * cut line: a log reader must never see half a record.
  */
+void td_event_init(struct td_event *ev, int type)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->type = (uint8_t)type;
+	ev->fd = -1;
+	ev->state = -1;
+	ev->time_wait = -1;
+	ev->how = ev->how_done = TD_HOW_NONE;
+}
+
 size_t td_event_format(char *buf, size_t cap, const struct td_event *ev,
 		       int format)
 {

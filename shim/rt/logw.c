@@ -774,12 +774,7 @@ void td_logw_at_exit(const struct td_policy *p)
 
 	if (n == 0 || td__pol == NULL || p == NULL)
 		return;
-	memset(&ev, 0, sizeof(ev));
-	ev.type = TD_EV_DROPPED;
-	ev.fd = -1;
-	ev.state = -1;
-	ev.time_wait = -1;
-	ev.how = ev.how_done = TD_HOW_NONE;
+	td_event_init(&ev, TD_EV_DROPPED);
 	ev.dropped = n;
 	ev.target = td__target_name(p);
 	ev.err = atomic_load(&td__first_err);
@@ -807,8 +802,7 @@ void td_logw_event_from_sock(struct td_event *ev, const struct td_policy *p,
 	const struct td_rule *r = td_decide_rule(p, s);
 	uint32_t flags = atomic_load(&s->flags);
 
-	memset(ev, 0, sizeof(*ev));
-	ev->type = (uint8_t)type;
+	td_event_init(ev, type);
 	ev->fd = fd;
 	ev->role = s->d.role;
 	if ((flags & TD_SF_LISTENER) || (!s->d.decided && s->d.bind_rule >= 0))
@@ -821,9 +815,6 @@ void td_logw_event_from_sock(struct td_event *ev, const struct td_policy *p,
 	ev->app_linger_set = (flags & TD_SF_APP_LINGER) != 0;
 	ev->app_linger_onoff = td_sock_linger_on(s);
 	ev->app_linger_secs = td_sock_linger_secs(s);
-	ev->how = ev->how_done = TD_HOW_NONE;
-	ev->state = -1;
-	ev->time_wait = -1;
 }
 
 /* ---- warnings --------------------------------------------------------- */

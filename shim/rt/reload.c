@@ -158,12 +158,7 @@ static void td__event(const struct td_policy *p, uint64_t hash, uint32_t rules, 
 {
 	struct td_event ev;
 
-	memset(&ev, 0, sizeof(ev));
-	ev.type = TD_EV_POLICY;
-	ev.fd = -1;
-	ev.time_wait = -1;
-	ev.state = -1;
-	ev.how = ev.how_done = TD_HOW_NONE;
+	td_event_init(&ev, TD_EV_POLICY);
 	ev.source = td__path;
 	ev.hash = hash;
 	ev.rules = rules;

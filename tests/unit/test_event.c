@@ -241,12 +241,7 @@ Test(event, json_keys_in_documented_order)
 		td_t_check_keys(buf, n, t);
 
 		/* the same keys when every value is unknown */
-		memset(&empty, 0, sizeof(empty));
-		empty.type = (uint8_t)t;
-		empty.fd = -1;
-		empty.state = -1;
-		empty.time_wait = -1;
-		empty.how = empty.how_done = TD_HOW_NONE;
+		td_event_init(&empty, t);
 		n = td_t_fmt(buf, TD_EVENT_MAX, &empty, TD_FMT_JSON);
 		td_t_check_keys(buf, n, t);
 	}
@@ -276,12 +271,8 @@ Test(event, all_unknown_values)
 	struct td_event ev;
 	char buf[TD_EVENT_MAX + 16];
 
-	memset(&ev, 0, sizeof(ev));
-	ev.type = TD_EV_CLOSE;
-	ev.fd = -1;
+	td_event_init(&ev, TD_EV_CLOSE);
 	ev.uid = -1;
-	ev.state = -1;
-	ev.time_wait = -1;
 	ev.unread = ev.unsent = ev.lost = ev.lost_in_flight = ev.age_ms = -1;
 	ev.bytes_in = ev.bytes_out = -1;
 	td_t_fmt(buf, TD_EVENT_MAX, &ev, TD_FMT_JSON);
