@@ -8,30 +8,77 @@
  */
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "rt.h"
 
-int td_ownfd_mark(int fd, enum td_ownfd_kind kind)
+static struct td_sock *td__publish_own(int fd, enum td_ownfd_kind kind)
 {
 	struct td_sock init;
-	int hi;
 
-	if (fd < 0)
-		return -1;
-	hi = fd >= td_init_proc.fd_base ? fd : td_real_sys_dupfd(fd, td_init_proc.fd_base);
-	if (hi < 0) {
-		/* no room up there: keep the low number, still close-on-exec */
-		hi = fd;
-		(void)td_real_sys_fcntl(fd, F_SETFD, FD_CLOEXEC);
-	} else if (hi != fd) {
-		td_real_close(fd);
-	}
 	memset(&init, 0, sizeof(init));
 	init.d.rule = -1;
 	init.d.bind_rule = -1;
 	atomic_store(&init.flags, TD_SF_OWN | (uint32_t)kind << TD_SF_OWN_KIND_SHIFT);
-	(void)td_fdtab_publish(hi, &init);
-	return hi;
+	return td_fdtab_publish(fd, &init);
+}
+
+static bool td__same(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_mode == b->st_mode &&
+	       a->st_rdev == b->st_rdev;
+}
+
+/*
+ * Two races with the program's own threads:
+ *  - the low number the kernel gave us is held as briefly as before
+ *    (the dup and the close; the identity read first): a single-threaded
+ *    program does not expect another thread (the worker) to take the
+ *    number its next accept() would get;
+ *  - between the dup to a high number and the mark on it, the program may
+ *    put a file of its own there: a dup2() onto numbers it cannot know
+ *    are ours (a daemon's "every fd up to 1023 is mine"), which found no
+ *    mark to drop.  That number is then the program's: marked ours, it
+ *    would get log lines in the program's pipe, and its file would become
+ *    the log's identity.  So after the mark the number must still show
+ *    the file we opened; if it does not, the mark is taken back (our own
+ *    entry only, by its tag) and -1 returned: our file is gone with the
+ *    program's dup2(), and the owner opens another when it needs one.
+ * The identity is (st_dev, st_ino): unique for files, pipes and sockets;
+ * eventfd and epoll descriptors share one anonymous inode, the blind
+ * spot.  Not kcmp(), which would be exact: a seccomp filter may kill a
+ * process for it, and the library must never break its host.
+ */
+int td_ownfd_mark(int fd, enum td_ownfd_kind kind)
+{
+	struct td_sock *e;
+	struct stat mine, now;
+	uint32_t tag;
+	int hi;
+
+	if (fd < 0)
+		return -1;
+	if (fd >= td_init_proc.fd_base) {
+		(void)td__publish_own(fd, kind);
+		return fd;
+	}
+	if (td_real_sys_fstat(fd, &mine) != 0 ||
+	    (hi = td_real_sys_dupfd(fd, td_init_proc.fd_base)) < 0) {
+		/* no room up there: keep the low number, still close-on-exec */
+		(void)td_real_sys_fcntl(fd, F_SETFD, FD_CLOEXEC);
+		(void)td__publish_own(fd, kind);
+		return fd;
+	}
+	td_real_close(fd);
+	e = td__publish_own(hi, kind);
+	/* (no entry: a vfork()ed child, or no memory for the table; as
+	 * before, the number is used unmarked) */
+	if (e == NULL || (td_real_sys_fstat(hi, &now) == 0 && td__same(&mine, &now)))
+		return hi;
+	tag = atomic_load(&e->tag);
+	if (tag != 0)
+		(void)atomic_compare_exchange_strong(&e->tag, &tag, 0);
+	return -1;
 }
 
 static bool td__kind_is(uint32_t flags, enum td_ownfd_kind kind)

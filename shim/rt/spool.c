@@ -359,13 +359,19 @@ static void td__destroy(void)
 	td_ownfd_close(atomic_exchange(&td__fd, -1), TD_OWN_SPOOL);
 }
 
+/*
+ * Made by a program thread, never by the worker (td_init_guard): making
+ * it opens a file, which for a moment holds the lowest free number, and
+ * a single-threaded program's next accept() or open() expects that one.
+ * A line the worker writes only counts; the program's next line makes it.
+ */
 void td_spool_count_line(const char *log_path, int log_fd)
 {
 	int expect = TD_SP_OFF;
 
 	if (atomic_load_explicit(&td__state, memory_order_relaxed) != TD_SP_OFF ||
 	    atomic_fetch_add_explicit(&td__lines, 1, memory_order_relaxed) + 1 < TD_SPOOL_AFTER ||
-	    !td_init_in_own_process() ||
+	    td_init_guard || !td_init_in_own_process() ||
 	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_STARTING))
 		return;
 	if (td__create(log_path, log_fd) != 0) {
