@@ -304,7 +304,13 @@ def test_close_socket_race_never_carries_old_state():
     assert res["ok"], res
     assert res["reuse"] > 0, "no Y socket ever got a number an X socket had: no race"
     assert res["a_conns"] > 0 and res["b_conns"] > 0, res
-    toward_y = [p for p in cap.packets() if p.rst and p.dport == y]
+    # a reset a socket sends carries ACK ("R."), the one the library would
+    # cause on a Y socket included; a bare "R" is the kernel's reply to a
+    # segment that found no socket on that port (seen once in 76,537
+    # resets): it resets nothing
+    toward_y = [p for p in cap.packets() if p.rst and p.dport == y and "." in p.flags]
+    tdlib.note("bare RSTs toward the unmatched port (kernel replies):",
+               [p.line for p in cap.packets() if p.rst and p.dport == y and "." not in p.flags])
     assert toward_y == [], "%d RSTs toward the unmatched port, e.g. %s" % (
         len(toward_y), toward_y[0].line)
     assert any(p.rst and p.dport == x for p in cap.packets()), "the abort rule did nothing"
