@@ -602,13 +602,6 @@ int td_cmd_run(int argc, char **argv)
 			perror("teardown: setenv");
 		free(run);
 	}
-	if (getenv("TEARDOWN_RUN") == NULL) {
-		char *run = td__run_file();
-
-		if (run != NULL && setenv("TEARDOWN_RUN", run, 1) != 0)
-			perror("teardown: setenv");
-		free(run);
-	}
 	if (setenv("LD_PRELOAD", preload, 1) != 0 ||
 	    (as_path ? setenv("TEARDOWN_CONFIG", policy, 1)
 		     : (unsetenv("TEARDOWN_CONFIG"), setenv("TEARDOWN_POLICY", policy, 1))) != 0) {

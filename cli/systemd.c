@@ -365,6 +365,7 @@ static int td__reload(const struct td__sd *s)
 {
 	char *reload[] = {"systemctl", "daemon-reload", NULL};
 	char *restart[] = {"systemctl", "restart", "--", (char *)s->unit, NULL};
+	const char *step = "daemon-reload";
 	int rc;
 
 	if (!s->now) {
@@ -372,11 +373,12 @@ static int td__reload(const struct td__sd *s)
 		return 0;
 	}
 	rc = td__systemctl(reload, NULL, 0);
-	if (rc == 0)
+	if (rc == 0) {
+		step = "restart";
 		rc = td__systemctl(restart, NULL, 0);
+	}
 	if (rc != 0) {
-		fprintf(stderr, "teardown systemd: systemctl %s failed (%d)\n",
-			rc == 0 ? "restart" : "daemon-reload", rc);
+		fprintf(stderr, "teardown systemd: systemctl %s failed (%d)\n", step, rc);
 		return 1;
 	}
 	printf("systemctl daemon-reload && systemctl restart %s: done\n", s->unit);

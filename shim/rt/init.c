@@ -250,6 +250,7 @@ const struct td_policy *td_init_slow(void)
 	int saved = errno;
 	const char *path = NULL;
 	struct td_policy *p;
+	bool watched;
 
 	if (!atomic_compare_exchange_strong(&td_init_state, &expect,
 					    TD_INIT_RUNNING))
@@ -267,9 +268,9 @@ const struct td_policy *td_init_slow(void)
 	 * it came from a file this process was pointed at (TEARDOWN_CONFIG):
 	 * a changed file may bring rules for it later.
 	 */
-	if (p != NULL && (td__applies(p) || path == td__config_env)) {
-		td_reload_start(p, path, td_init_proc.secure || geteuid() == 0,
-				path != NULL && path == td__config_env);
+	watched = path != NULL && path == td__config_env;
+	if (p != NULL && (td__applies(p) || watched)) {
+		td_reload_start(p, path, td_init_proc.secure || geteuid() == 0, watched);
 		td_spool_configure(td_init_proc.secure ? NULL : td__env("TEARDOWN_SPOOL_FLUSH_MS"));
 		td_logw_open(p);
 		pthread_atfork(NULL, td__atfork_parent, td__atfork_child);
