@@ -82,12 +82,6 @@ void td_jfield_set_int(struct td_jfield *f, bool neg, uint64_t v)
 	}
 }
 
-/* Length of the valid UTF-8 character at p (raw, unescaped), or 0. */
-static size_t td__utf8(const unsigned char *p, const unsigned char *end)
-{
-	return td_utf8_len(p, (size_t)(end - p));
-}
-
 /*
  * Decode the string starting at the opening quote c->p.  The decoded text
  * is never longer than its escaped form, so it is written over the input
@@ -151,8 +145,8 @@ static int td__string(struct td__cur *c, const char **s, size_t *slen)
 			continue;
 		}
 		{
-			size_t k = td__utf8((const unsigned char *)r,
-					    (const unsigned char *)c->end);
+			/* a valid raw UTF-8 character, or 0 */
+			size_t k = td_utf8_len((const unsigned char *)r, (size_t)(c->end - r));
 
 			if (k == 0)
 				return -EINVAL;

@@ -379,9 +379,5 @@ uint64_t td_fnv64(const void *p, size_t n)
 
 uint64_t td_fnv64_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
+	return td_fnv64(s, strlen(s));
 }

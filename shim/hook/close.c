@@ -19,5 +19,5 @@ TD_EXPORT int close(int fd)
 	p = td_init_active();
 	if (p == NULL)
 		return td_real_close(fd);
-	return td_closing_fd(p, fd, TD_PATH_CLOSE);
+	return td_closing_fd(p, fd);
 }

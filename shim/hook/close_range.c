@@ -45,7 +45,7 @@ static int td__close_span(const struct td_policy *p, unsigned first,
 			rc = -1;
 		start = fd + 1;
 		if (!own)
-			(void)td_closing_fd(p, (int)fd, TD_PATH_CLOSE_RANGE);
+			(void)td_closing_fd(p, (int)fd);
 	}
 	if (start <= last && start >= first && td_real_close_range(start, last, flags) != 0)
 		rc = -1;

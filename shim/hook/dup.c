@@ -61,7 +61,7 @@ static int td__dup23(int oldfd, int newfd, int flags, bool three)
 		errno = saved;
 		goto plain;
 	}
-	closing = td_closing_begin(p, &c, newfd, TD_PATH_DUP2);
+	closing = td_closing_begin(p, &c, newfd);
 	rc = three ? td_real_dup3(oldfd, newfd, flags) : td_real_dup2(oldfd, newfd);
 	if (closing)
 		td_closing_end(p, &c, rc >= 0);

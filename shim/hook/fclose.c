@@ -15,7 +15,7 @@ TD_EXPORT int fclose(FILE *fp)
 	int fd, rc;
 
 	if (p == NULL || fp == NULL || (fd = fileno(fp)) < 0 ||
-	    !td_closing_begin(p, &c, fd, TD_PATH_FCLOSE))
+	    !td_closing_begin(p, &c, fd))
 		return td_real_fclose(fp);
 	rc = td_real_fclose(fp);
 	td_closing_end(p, &c, rc == 0);

@@ -25,7 +25,7 @@ TD_EXPORT long syscall(long n, ...)
 	if (p != NULL) {
 		switch (n) {
 		case SYS_close:
-			return td_closing_fd(p, (int)a[0], TD_PATH_SYSCALL);
+			return td_closing_fd(p, (int)a[0]);
 		case SYS_close_range:
 			return close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
 #ifdef SYS_dup2

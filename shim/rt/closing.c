@@ -199,7 +199,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	c->ev.tid = td_init_tid();
 }
 
-bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd, int path)
+bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 {
 	struct td_sock *e = td_fdtab_live(fd);
 	const struct td_rule *r;
@@ -227,7 +227,6 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd, i
 	c->saved_errno = errno;
 	c->fd = fd;
 	c->pfd = -1;
-	c->path = path;
 	if (!td_fdtab_claim(fd, &c->s))
 		return false;
 	c->rule = td_decide_rule(p, &c->s);
@@ -291,12 +290,12 @@ out:
 	errno = ok ? c->saved_errno : err;
 }
 
-int td_closing_fd(const struct td_policy *p, int fd, int path)
+int td_closing_fd(const struct td_policy *p, int fd)
 {
 	struct td_closing c;
 	int rc;
 
-	if (!td_closing_begin(p, &c, fd, path))
+	if (!td_closing_begin(p, &c, fd))
 		return td_real_close(fd);
 	rc = td_real_close(fd);
 	td_closing_end(p, &c, rc == 0);

@@ -6,19 +6,10 @@
 
 #include "fdtab.h"
 
-enum td_close_path {
-	TD_PATH_CLOSE = 0,
-	TD_PATH_FCLOSE,
-	TD_PATH_DUP2,
-	TD_PATH_CLOSE_RANGE,
-	TD_PATH_SYSCALL,
-	TD_PATH_EXIT,
-};
-
 struct td_closing {
 	struct td_sock s;	/* the claimed entry */
 	const struct td_rule *rule;
-	int fd, path;
+	int fd;
 	int pfd;		/* private dup kept for a drain, or -1 */
 	int saved_errno;	/* the program's errno, given back at the end */
 	bool stale;		/* the fd was no longer this socket */
@@ -37,11 +28,10 @@ struct td_closing {
  * real call (once) and then td_closing_end() with whether it succeeded;
  * errno is the program's again after each of the two.
  */
-bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd,
-		      int path) TD_HIDDEN;
+bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd) TD_HIDDEN;
 void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok) TD_HIDDEN;
 /* begin, the real close(), end. */
-int td_closing_fd(const struct td_policy *p, int fd, int path) TD_HIDDEN;
+int td_closing_fd(const struct td_policy *p, int fd) TD_HIDDEN;
 /* At exit: close-time work and an "exit" event for sockets still open. */
 void td_closing_at_exit(const struct td_policy *p) TD_HIDDEN;
 /* Predict from cf and fill ev's outcome fields (also for the worker). */

@@ -14,13 +14,12 @@
 
 static struct td_sock *td__publish_own(int fd, enum td_ownfd_kind kind)
 {
-	struct td_sock init;
+	struct td_sock_data d;
 
-	memset(&init, 0, sizeof(init));
-	init.d.rule = -1;
-	init.d.bind_rule = -1;
-	atomic_store(&init.flags, TD_SF_OWN | (uint32_t)kind << TD_SF_OWN_KIND_SHIFT);
-	return td_fdtab_publish(fd, &init);
+	memset(&d, 0, sizeof(d));
+	d.rule = -1;
+	d.bind_rule = -1;
+	return td_fdtab_publish_data(fd, &d, TD_SF_OWN | (uint32_t)kind << TD_SF_OWN_KIND_SHIFT);
 }
 
 static bool td__same(const struct stat *a, const struct stat *b)

@@ -119,11 +119,6 @@ void td_reload_poll(void)
 	td_worker_watch_policy();
 }
 
-bool td_reload_watching(void)
-{
-	return td__watch;
-}
-
 /* A generation slot for a new policy: a free one, or one long retired. */
 static int td__slot(int64_t now)
 {

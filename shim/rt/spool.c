@@ -298,7 +298,6 @@ static bool td__name(char *out, size_t cap, const char *log_path, const char *in
 
 static int td__create(const char *log_path, int log_fd)
 {
-	static const char hx[] = "0123456789abcdef";
 	char tag[48], tmp[PATH_MAX];
 	struct td_buf b;
 	uint64_t rnd;
@@ -313,8 +312,7 @@ static int td__create(const char *log_path, int log_fd)
 	td_buf_init(&b, tag, sizeof(tag));
 	td_buf_u64(&b, (uint64_t)atomic_load(&td_init_proc.pid));
 	td_buf_putc(&b, '.');
-	for (int i = 60; i >= 0; i -= 4)
-		td_buf_putc(&b, hx[(rnd >> i) & 15]);
+	td_buf_hex(&b, rnd, 16);
 	td_buf_cstr(&b);
 	if (!td__name(tmp, sizeof(tmp), log_path, TD_SPOOL_NEW_INFIX, tag) ||
 	    !td__name(td__path, sizeof(td__path), log_path, TD_SPOOL_INFIX, tag))

@@ -111,32 +111,6 @@ def callgrind(argv, env, phase, per, what=None):
     return int(m.group(1)) / per, r
 
 
-def strace_calls(argv, env, what=None):
-    """Run argv under strace -f -c; return {system call: calls}, every
-    process of the run counted.  A failed run raises RuntimeError, named
-    by what (default: the program's name)."""
-    fd, out = tempfile.mkstemp(prefix="sc.")
-    os.close(fd)
-    try:
-        r = subprocess.run(["strace", "-f", "-c", "-o", out] + [str(a) for a in argv],
-                           env=env, capture_output=True, text=True, timeout=600)
-        with open(out) as f:
-            text = f.read()
-    finally:
-        os.unlink(out)
-    if r.returncode != 0:
-        raise RuntimeError("%s: strace -c failed (rc %d): %s"
-                           % (what or os.path.basename(str(argv[0])), r.returncode,
-                              r.stderr[-2000:]))
-    calls = {}
-    for line in text.splitlines():
-        fields = line.split()
-        # "% time  seconds  usecs/call  calls  [errors]  syscall"
-        if len(fields) >= 5 and fields[-1] != "total" and fields[3].isdigit():
-            calls[fields[-1]] = int(fields[3])
-    return calls
-
-
 _STRACE_LINE = re.compile(r"^(\d+)\s+(\w+)\(")
 
 
@@ -431,9 +405,3 @@ def fmt_ratio(x):
     return "%.3fx" % x
 
 
-def met_le(x, limit):
-    return x <= limit
-
-
-def met_ge(x, limit):
-    return x >= limit

@@ -6,8 +6,8 @@ build/tests/progs/bench_calls makes N calls of one kind inside
 bench_calls_phase(): callgrind counts the instructions executed there
 (--toggle-collect, callees and the preloaded library included; exact and
 repeatable whatever the machine does), strace the system calls the
-calling thread makes between two getppid() markers around it, and those
-every other thread makes in the whole run (a drain's background work).
+calling thread makes between two access("/td-bench-phase-marker") markers
+around it, and those every other thread makes in the whole run (a drain's background work).
 Three preloads:
 
   bare    no library
@@ -106,8 +106,9 @@ def main(argv):
             _bench.say("calls: %s" % label)
             (b_ir, b_sc, _, _), (f_ir, f_sc, f_bg, f_by) = ref[workload]
             ir, sc, bg, by = _measure(workload, _bench.policy_env(text, base=base), n)
-            if _extra(by, f_by):
-                extras.append("%s: %s" % (label, _extra(by, f_by)))
+            added = _extra(by, f_by)
+            if added:
+                extras.append("%s: %s" % (label, added))
             if os.path.exists(log):
                 os.unlink(log)
             extra_ir, extra_sc = ir - f_ir, sc - f_sc

@@ -91,9 +91,11 @@ def _assassinated(cap, port, server_port):
     closed by then, answers that with an RST, and TIME_WAIT ends early
     (TIME_WAIT assassination, tcp_rfc1337=0): ss cannot show it."""
     pk = [p for p in cap.packets() if {p.sport, p.dport} == {port, server_port}]
-    fins = [p.ts for p in pk if p.fin]
+    client_fins = [p.ts for p in pk if p.fin and p.sport == port]
+    server_fins = [p.ts for p in pk if p.fin and p.sport == server_port]
     strays = [p.ts for p in pk if p.sport == server_port and p.rst and "." not in p.flags]
-    return len(fins) >= 2 and any(ts > max(fins) for ts in strays)
+    return (bool(client_fins) and bool(server_fins) and
+            any(ts > max(client_fins + server_fins) for ts in strays))
 
 
 def _row_problems(action, row, cap, server_port, by_peer, time_wait, events):

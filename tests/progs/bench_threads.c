@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostutil.h"
+
 #define MAXT 1024
 
 struct worker {
@@ -52,21 +54,10 @@ static void *run(void *arg)
 
 	pthread_barrier_wait(&start);
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-		int c = socket(AF_INET, SOCK_STREAM, 0), a;
-
-		if (c < 0 || connect(c, (const struct sockaddr *)&w->sa, sizeof(w->sa)) != 0) {
-			w->failed++;
-			if (c >= 0)
-				close(c);
-			continue;
-		}
-		a = accept(w->lfd, NULL, NULL);
-		if (a < 0)
+		if (host_cycle(w->lfd, &w->sa) != 0)
 			w->failed++;
 		else
-			close(a);
-		close(c);
-		w->cycles++;
+			w->cycles++;
 	}
 	return NULL;
 }
