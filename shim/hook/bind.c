@@ -10,7 +10,7 @@
 TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	const struct td_policy *p;
-	struct td_sock *s;
+	struct td_fdent *s;
 	int saved, family, rc;
 
 	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t) ||

@@ -4,7 +4,7 @@
 TD_EXPORT int close(int fd)
 {
 	const struct td_policy *p;
-	struct td_sock *e = td_fdtab_live(fd);
+	struct td_fdent *e = td_fdtab_live(fd);
 
 	/* an fd the library does not track: straight to libc, nothing else */
 	if (td_likely(e == NULL))
@@ -13,7 +13,7 @@ TD_EXPORT int close(int fd)
 	 * accepted under a rule): drop the entry, close */
 	if ((atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_BARE) &&
 	    td_init_in_own_process()) {
-		td_fdtab_forget(fd);
+		td_fdent_forget(e);
 		return td_real_close(fd);
 	}
 	p = td_init_active();

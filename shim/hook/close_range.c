@@ -31,13 +31,13 @@ static int td__close_span(const struct td_policy *p, unsigned first,
 
 	for (unsigned fd = first; fd <= last && fd < TD_FDTAB_MAX && (int)fd <= td_fdtab_high();
 	     fd++) {
-		struct td_sock *e = td_fdtab_live((int)fd);
+		struct td_fdent *e = td_fdtab_live((int)fd);
 		bool own;
 
 		if (e == NULL)
 			continue;
 		own = (atomic_load(&e->flags) & TD_SF_OWN) != 0;
-		if (!own && td_decide_rule(p, e) == NULL) {
+		if (!own && td_decide_rule(p, &e->d) == NULL) {
 			td_fdtab_forget((int)fd);
 			continue;
 		}

@@ -12,7 +12,7 @@ TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	const struct td_policy *p;
 	struct td_connect_plan plan;
-	struct td_sock *s;
+	struct td_fdent *s;
 	int saved, rc, err, family;
 
 	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t) ||

@@ -12,7 +12,8 @@
 /* Make newfd track the same socket as the entry of oldfd. */
 static void td__copy_entry(int oldfd, int newfd)
 {
-	struct td_sock *o = td_fdtab_live(oldfd), copy;
+	struct td_fdent *o = td_fdtab_live(oldfd);
+	struct td_sock copy;
 	uint32_t share;
 
 	if (o == NULL || (atomic_load(&o->flags) & TD_SF_OWN)) {
@@ -38,7 +39,7 @@ static void td__copy_entry(int oldfd, int newfd)
 static int td__dup23(int oldfd, int newfd, int flags, bool three)
 {
 	const struct td_policy *p = td_init_active();
-	struct td_sock *oe;
+	struct td_fdent *oe;
 	struct td_closing c;
 	bool closing;
 	int saved, rc;
@@ -101,7 +102,7 @@ TD_EXPORT int dup(int oldfd)
 		 * entry alone, only note that oldfd's socket may now be held
 		 * elsewhere.
 		 */
-		struct td_sock *o = td_fdtab_live(oldfd);
+		struct td_fdent *o = td_fdtab_live(oldfd);
 
 		if (o != NULL)
 			atomic_fetch_or(&o->flags, TD_SF_STICKY_SHARED);

@@ -93,7 +93,7 @@ static void td__passed_fds(const struct msghdr *m)
 		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (size_t i = 0; i < n; i++) {
 			int fd;
-			struct td_sock *e;
+			struct td_fdent *e;
 
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 			if ((e = td_fdtab_live(fd)) != NULL)

@@ -7,17 +7,18 @@
 
 #include "../rt/rt.h"
 
-static void td__linger(const struct td_policy *p, int fd, struct td_sock *s,
+static void td__linger(const struct td_policy *p, int fd, struct td_fdent *s,
 		       const struct linger *lg)
 {
 	const struct td_rule *r;
 	struct td_event ev;
+	struct td_sock c;
 	struct linger want;
 	uint32_t flags;
 
-	td_sock_linger_set(s, lg->l_onoff, lg->l_linger);
+	td_fdent_linger_set(s, lg->l_onoff, lg->l_linger);
 	flags = atomic_fetch_or(&s->flags, TD_SF_APP_LINGER) | TD_SF_APP_LINGER;
-	r = s->d.decided ? td_decide_rule(p, s) : NULL;
+	r = s->d.decided ? td_decide_rule(p, &s->d) : NULL;
 	if (r != NULL) {
 		bool set = true;
 
@@ -31,18 +32,18 @@ static void td__linger(const struct td_policy *p, int fd, struct td_sock *s,
 			(void)td_real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &want,
 						 sizeof(want));
 	} else {
-		r = td_decide_rule(p, s); /* a listener's bind rule, for the log */
+		r = td_decide_rule(p, &s->d); /* a listener's bind rule, for the log */
 	}
-	if (r == NULL || !r->log)
+	if (r == NULL || !r->log || !td_fdtab_read(fd, &c, NULL))
 		return;
-	td_logw_event_from_sock(&ev, p, s, fd, TD_EV_LINGER);
+	td_logw_event_from_sock(&ev, p, &c, fd, TD_EV_LINGER);
 	td_logw_event(p, &ev);
 }
 
 TD_EXPORT int setsockopt(int fd, int level, int name, const void *v, socklen_t len)
 {
 	const struct td_policy *p = td_init_active();
-	struct td_sock *s;
+	struct td_fdent *s;
 	struct linger lg;
 	int saved, rc, err, family;
 

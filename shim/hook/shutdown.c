@@ -39,7 +39,7 @@ static int td__validate(int fd, int how)
  * in place of the FIN; the program's shutdown() succeeds, and its next
  * calls fail as after a real reset.
  */
-static bool td__reset_instead(struct td_sock *s, const struct td_facts *f)
+static bool td__reset_instead(struct td_fdent *s, const struct td_facts *f)
 {
 	uint32_t flags = atomic_load(&s->flags);
 
@@ -53,14 +53,15 @@ TD_EXPORT int shutdown(int fd, int how)
 {
 	const struct td_policy *p = td_init_active();
 	const struct td_rule *r;
-	struct td_sock *s;
+	struct td_fdent *s;
+	struct td_sock c;
 	struct td_event ev;
 	struct td_facts f;
 	int saved, rc, err, done = how;
 	bool reset = false;
 
 	if (p == NULL || (s = td_fdtab_live(fd)) == NULL || !s->d.decided ||
-	    (r = td_decide_rule(p, s)) == NULL)
+	    (r = td_decide_rule(p, &s->d)) == NULL)
 		return td_real_shutdown(fd, how);
 	saved = errno;
 	if (r->shutdown == TD_SHUT_HALF && (how == SHUT_RD || how == SHUT_RDWR))
@@ -83,11 +84,12 @@ TD_EXPORT int shutdown(int fd, int how)
 	}
 	if (rc == 0 && (done == SHUT_WR || done == SHUT_RDWR) &&
 	    !(atomic_fetch_or(&s->flags, TD_SF_SHUT_WR) & (TD_SF_SHUT_WR | TD_SF_PASSIVE)) &&
-	    td_diag_closer(fd, &s->d.local, &s->d.remote) == TD_CLOSER_PASSIVE)
+	    td_fdtab_read(fd, &c, NULL) &&
+	    td_diag_closer(fd, &c.local, &c.remote) == TD_CLOSER_PASSIVE)
 		/* the peer's FIN slipped in between the check and our FIN */
 		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
-	if (r->log) {
-		td_logw_event_from_sock(&ev, p, s, fd, TD_EV_SHUTDOWN);
+	if (r->log && td_fdtab_read(fd, &c, NULL)) {
+		td_logw_event_from_sock(&ev, p, &c, fd, TD_EV_SHUTDOWN);
 		ev.how = (int8_t)how;
 		ev.how_done = (int8_t)(rc == 0 ? done : TD_HOW_NONE);
 		td_logw_event(p, &ev);

@@ -56,7 +56,7 @@ TD_EXPORT int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa,
 					       int fd, int newfd)
 {
 	const struct td_policy *p = td_init_active();
-	struct td_sock *s;
+	struct td_fdent *s;
 
 	if (p != NULL && (s = td_fdtab_live(fd)) != NULL)
 		atomic_fetch_or(&s->flags, TD_SF_STICKY_SHARED);

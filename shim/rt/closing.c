@@ -114,7 +114,7 @@ static bool td__needs_work(const struct td_rule *r, const struct td_facts *f)
  * to drop.  An "abort" or "pass" rule without logging needs none: its
  * SO_LINGER was set at connect/accept time.
  */
-static bool td__close_has_work(const struct td_rule *r, const struct td_sock *s)
+static bool td__close_has_work(const struct td_rule *r, struct td_fdent *s)
 {
 	return r->log || r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN ||
 	       s->share != 0 ||
@@ -201,7 +201,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 
 bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 {
-	struct td_sock *e = td_fdtab_live(fd);
+	struct td_fdent *e = td_fdtab_live(fd);
 	const struct td_rule *r;
 
 	if (e == NULL)
@@ -214,7 +214,7 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 	 */
 	if (!td_init_in_own_process())
 		return false;
-	r = td_decide_rule(p, e);
+	r = td_decide_rule(p, &e->d);
 	if ((atomic_load(&e->flags) & TD_SF_OWN) || r == NULL || !td__close_has_work(r, e)) {
 		/* one of ours closed by the program, a socket no rule wants, or
 		 * one whose options already say everything: just close */
@@ -229,7 +229,7 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 	c->pfd = -1;
 	if (!td_fdtab_claim(fd, &c->s))
 		return false;
-	c->rule = td_decide_rule(p, &c->s);
+	c->rule = td_decide_rule(p, &c->s.d);
 	if (c->rule == NULL)
 		c->stale = true;
 	else
@@ -245,7 +245,7 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	char probe;
 
 	td_real_shutdown(c->pfd, SHUT_WR);
-	c->cf.first_fin = td_diag_closer(c->pfd, &c->s.d.local, &c->s.d.remote);
+	c->cf.first_fin = td_diag_closer(c->pfd, &c->s.local, &c->s.remote);
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 	(void)td_info_discard_input(c->pfd);
 	/* The peer may have closed already: then nothing to wait for. */
@@ -279,9 +279,9 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	}
 	if (c->log) {
 		if (c->check_after && ok)
-			c->cf.first_fin = td_diag_closer(-1, &c->s.d.local, &c->s.d.remote);
+			c->cf.first_fin = td_diag_closer(-1, &c->s.local, &c->s.remote);
 		if (c->check_rst && ok)
-			c->cf.after_state = td_diag_state(&c->s.d.local, &c->s.d.remote);
+			c->cf.after_state = td_diag_state(&c->s.local, &c->s.remote);
 		if ((c->check_after || c->check_rst) && ok)
 			td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 		td_logw_event(p, &c->ev);
@@ -326,7 +326,7 @@ void td_closing_at_exit(const struct td_policy *p)
 			continue;
 		if (atomic_load(&s.flags) & TD_SF_OWN)
 			continue;
-		r = td_decide_rule(p, &s);
+		r = td_decide_rule(p, &s.d);
 		if (r == NULL || td_info_facts(fd, &f, td_holders_needs_ino(&s)) != 0)
 			continue;
 		unread = f.unread;

@@ -27,34 +27,19 @@ static _Atomic uint64_t td__conn_seq;
  * what the caller holds; the entry's own generation wins.
  */
 const struct td_rule *td_decide_rule(const struct td_policy *p,
-				   const struct td_sock *s)
+				   const struct td_sock_data *d)
 {
-	int r = s->d.decided ? s->d.rule : s->d.bind_rule;
-	const struct td_policy *q = td_reload_policy_of(s);
+	int r = d->decided ? d->rule : d->bind_rule;
+	const struct td_policy *q = td_reload_policy_of(d);
 
 	if (q == NULL)
 		q = p;
 	return q != NULL && r >= 0 && (uint32_t)r < q->n_rules ? &q->rules[r] : NULL;
 }
 
-struct td_sock *td_decide_new(int fd, int family, uint8_t role)
+struct td_fdent *td_decide_adopt(int fd, int family)
 {
-	struct td_sock_data d;
-
-	memset(&d, 0, sizeof(d));
-	d.rule = -1;
-	d.bind_rule = -1;
-	d.role = role;
-	d.family = (uint8_t)family;
-	d.epoch = atomic_load(&td_holders_epoch);
-	/* no clock here: most sockets are never matched; connect, accept and
-	 * a matched bind set the time their events count from */
-	return td_fdtab_publish_data(fd, &d, TD_SF_BARE);
-}
-
-struct td_sock *td_decide_adopt(int fd, int family)
-{
-	struct td_sock *s = td_decide_new(fd, family, TD_SOCK_UNKNOWN);
+	struct td_fdent *s = td_decide_new(fd, family);
 
 	if (s != NULL) {
 		/* Not seen created: it may be inherited across exec or passed
@@ -179,10 +164,10 @@ static void td__arm_worker(const struct td_rule *r, int fd, const struct td_sock
  * Publish the plain data of the copy cp (read from fd's live entry under
  * tag) and the flags it gained since; returns the live entry or NULL.
  */
-static struct td_sock *td__republish(int fd, uint32_t tag, const struct td_sock *cp,
+static struct td_fdent *td__republish(int fd, uint32_t tag, const struct td_sock *cp,
 				     uint32_t flags_before)
 {
-	struct td_sock *e = td_fdtab_update(fd, tag, &cp->d);
+	struct td_fdent *e = td_fdtab_update(fd, tag, cp);
 
 	if (e != NULL)
 		atomic_fetch_or(&e->flags, atomic_load(&cp->flags) & ~flags_before);
@@ -213,14 +198,14 @@ void td_decide_bind(const struct td_policy *p, int fd, const struct sockaddr *sa
 	/* Role and peers are not known yet: match on program and local only. */
 	ctx.known = TD_K_LOCAL;
 	r = td_policy_decide(p, &ctx);
-	cp.d.local = ctx.local;
+	cp.local = ctx.local;
 	cp.d.bind_rule = r;
 	cp.d.gen = p->gen;
 	if (cp.d.t_open_mono_us == 0)
 		cp.d.t_open_mono_us = td_clock_mono_us();
 	if (r >= 0 && p->rules[r].reuseaddr)
 		td__set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-	(void)td_fdtab_update(fd, tag, &cp.d);
+	(void)td_fdtab_update(fd, tag, &cp);
 }
 
 void td_decide_after_bind(const struct td_policy *p, int fd)
@@ -233,8 +218,8 @@ void td_decide_after_bind(const struct td_policy *p, int fd)
 	if (!td_fdtab_read(fd, &cp, &tag) || cp.d.bind_rule < 0)
 		return;
 	/* the port the kernel chose, for the log and for accepted sockets */
-	if (td__local_of(fd, &cp.d.local))
-		(void)td_fdtab_update(fd, tag, &cp.d);
+	if (td__local_of(fd, &cp.local))
+		(void)td_fdtab_update(fd, tag, &cp);
 	r = &p->rules[cp.d.bind_rule];
 	if (!r->log)
 		return;
@@ -268,7 +253,7 @@ int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *
 	if (!(before & TD_SF_ADOPTED))
 		atomic_fetch_or(&cp.flags, TD_SF_LINGER_KNOWN);
 	cp.d.role = TD_SOCK_CLIENT;
-	cp.d.remote = ctx.remote;
+	cp.remote = ctx.remote;
 	cp.d.gen = p->gen;
 	cp.d.rule = ri;
 	cp.d.decided = 1;
@@ -311,10 +296,11 @@ void td_decide_after_connect(const struct td_policy *p, int fd,
 		      const struct td_connect_plan *plan, int rc, int err)
 {
 	const struct td_rule *r;
-	struct td_sock cp, *e;
+	struct td_sock cp;
+	struct td_fdent *e;
 	uint32_t tag, before;
 
-	if (!td_fdtab_read(fd, &cp, &tag) || (r = td_decide_rule(p, &cp)) == NULL)
+	if (!td_fdtab_read(fd, &cp, &tag) || (r = td_decide_rule(p, &cp.d)) == NULL)
 		return;
 	if (plan->restore_uto && !(rc != 0 && err == EINPROGRESS))
 		td__set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, plan->old_uto);
@@ -323,7 +309,7 @@ void td_decide_after_connect(const struct td_policy *p, int fd,
 		atomic_fetch_or(&cp.flags, TD_SF_CONNECTED);
 	/* the local address is for the log (and leak events) only */
 	if (r->log || r->leak_after_s)
-		(void)td__local_of(fd, &cp.d.local);
+		(void)td__local_of(fd, &cp.local);
 	e = td__republish(fd, tag, &cp, before);
 	if (e != NULL && (atomic_load(&cp.flags) & TD_SF_CONNECTED)) {
 		/* the timer is armed with the tag the entry has now */
@@ -347,11 +333,11 @@ static bool td__listener_local(const struct td_sock *ls, struct td_addr *out)
 {
 	static const uint8_t zero[16];
 
-	if (ls->d.local.port == 0 ||
-	    (ls->d.local.family != AF_INET && ls->d.local.family != AF_INET6) ||
-	    memcmp(ls->d.local.addr, zero, ls->d.local.family == AF_INET ? 4 : 16) == 0)
+	if (ls->local.port == 0 ||
+	    (ls->local.family != AF_INET && ls->local.family != AF_INET6) ||
+	    memcmp(ls->local.addr, zero, ls->local.family == AF_INET ? 4 : 16) == 0)
 		return false;
-	*out = ls->d.local;
+	*out = ls->local;
 	return true;
 }
 
@@ -359,7 +345,8 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen)
 {
 	struct td_match_ctx ctx;
-	struct td_sock *live = td_fdtab_live(lfd), ls, init, *s;
+	struct td_fdent *live = td_fdtab_live(lfd), *s;
+	struct td_sock ls, init;
 	bool have_ls = live != NULL && td_fdtab_read(lfd, &ls, NULL);
 	const struct td_rule *r;
 	struct td__fate fate;
@@ -386,8 +373,8 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 	init.d.family = (uint8_t)(peer->sa_family == AF_INET6 ? AF_INET6 : AF_INET);
 	init.d.epoch = atomic_load(&td_holders_epoch);
 	init.d.t_open_mono_us = td_clock_mono_us();
-	init.d.remote = ctx.remote;
-	init.d.local = ctx.local;
+	init.remote = ctx.remote;
+	init.local = ctx.local;
 	init.d.rule = ri;
 	init.d.gen = p->gen;
 	init.d.bind_rule = -1;

@@ -5,11 +5,21 @@
 #define TD_RT_DECIDE_H
 
 #include "fdtab.h"
+#include "holders.h"
 
 /* Start tracking a TCP socket the library did not see created. */
-struct td_sock *td_decide_adopt(int fd, int family) TD_HIDDEN;
-/* Entry for a new TCP socket from socket()/accept(). */
-struct td_sock *td_decide_new(int fd, int family, uint8_t role) TD_HIDDEN;
+struct td_fdent *td_decide_adopt(int fd, int family) TD_HIDDEN;
+/*
+ * Entry for a new TCP socket from socket().  No clock here: most sockets
+ * are never matched; connect, accept and a matched bind set the time
+ * their events count from.
+ */
+static inline struct td_fdent *td_decide_new(int fd, int family)
+{
+	return td_fdtab_publish_bare(fd, (uint8_t)family,
+				     atomic_load_explicit(&td_holders_epoch, memory_order_relaxed),
+				     TD_SF_BARE);
+}
 
 /*
  * Decisions and the options they put into the socket (decide.c).  Each
@@ -37,8 +47,8 @@ void td_decide_after_connect(const struct td_policy *p, int fd,
 		      const struct td_connect_plan *plan, int rc, int err) TD_HIDDEN;
 void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen) TD_HIDDEN;
-/* The rule of a live entry, or NULL. */
+/* The rule of an entry's (or a copy's) plain data, or NULL. */
 const struct td_rule *td_decide_rule(const struct td_policy *p,
-				   const struct td_sock *s) TD_HIDDEN;
+				   const struct td_sock_data *d) TD_HIDDEN;
 
 #endif

@@ -25,19 +25,22 @@
 _Atomic int td_faults_bytes_live;
 _Atomic int td_faults_bytes_in_live;
 
-int td_faults_reset_now(int fd, struct td_sock *e)
+int td_faults_reset_now(int fd, struct td_fdent *e)
 {
+	struct td_fdext *x = e != NULL ? td_fdtab_ext(fd) : NULL;
 	struct sockaddr sa;
 	struct td_facts f;
 	int rc, saved;
 
 	/* tcp_disconnect() zeroes TCP_INFO's byte counters: keep them, with
 	 * what the reset throws away and whether the peer's FIN came first */
-	if (e != NULL && td_info_facts(fd, &f, false) == 0) {
-		e->reset_bytes_in = td_payload_in(f.state, f.bytes_received, false);
-		e->reset_bytes_out = f.bytes_out;
-		e->reset_lost = f.notsent < f.unsent ? f.notsent : f.unsent;
-		e->reset_in_flight = f.unsent - e->reset_lost;
+	if (x != NULL && td_info_facts(fd, &f, false) == 0) {
+		int64_t lost = f.notsent < f.unsent ? f.notsent : f.unsent;
+
+		x->reset_bytes_in = td_payload_in(f.state, f.bytes_received, false);
+		x->reset_bytes_out = f.bytes_out;
+		x->reset_lost = lost;
+		x->reset_in_flight = f.unsent - lost;
 		if (f.state == TD_TCP_CLOSE_WAIT || f.state == TD_TCP_LAST_ACK)
 			atomic_fetch_or(&e->flags, TD_SF_PASSIVE);
 	}
@@ -179,28 +182,40 @@ int td_faults_target(int family, int kind, struct sockaddr_storage *out,
  * An armed byte limit of fd's connection: the entry, its limit and the
  * count so far; NULL when none is armed (or it fired already).
  */
-static struct td_sock *td__limit(int fd, bool in, uint64_t *limit)
+static struct td_fdent *td__limit(int fd, bool in, uint64_t *limit)
 {
 	const struct td_policy *p = atomic_load(&td_init_policy);
-	struct td_sock *e = td_fdtab_peek(fd);
+	struct td_fdent *e = td_fdtab_peek(fd);
 	const struct td_rule *r;
 	uint32_t flags, armed = in ? TD_SF_BYTES_IN_FAULT : TD_SF_BYTES_FAULT;
 	uint32_t done = in ? TD_SF_BYTES_IN_DONE : TD_SF_BYTES_DONE;
 
-	if (e == NULL || atomic_load(&e->tag) == 0)
+	if (e == NULL || !td_tag_live(atomic_load(&e->tag)))
 		return NULL;
 	flags = atomic_load(&e->flags);
-	if (!(flags & armed) || (flags & done) || (r = td_decide_rule(p, e)) == NULL)
+	if (!(flags & armed) || (flags & done) || (r = td_decide_rule(p, &e->d)) == NULL)
 		return NULL;
 	*limit = in ? r->fault.rst_after_bytes_in
 		    : (flags & TD_SF_BYTES_FIN) ? r->fault.fin_after_bytes : r->fault.rst_after_bytes;
 	return *limit ? e : NULL;
 }
 
-/* How much of len may move so that the count stops exactly at the limit. */
-static size_t td__allow(struct td_sock *e, bool in, uint64_t limit, size_t len, bool *armed)
+/*
+ * The byte count of fd's armed limit, in its extension (mapped when the
+ * fault was armed); NULL only when that mapping failed: nothing counts.
+ */
+static _Atomic uint64_t *td__count(int fd, bool in)
 {
-	uint64_t done = atomic_load(in ? &e->read_in : &e->written);
+	struct td_fdext *x = td_fdtab_ext(fd);
+
+	return x == NULL ? NULL : in ? &x->read_in : &x->written;
+}
+
+/* How much of len may move so that the count stops exactly at the limit. */
+static size_t td__allow(int fd, bool in, uint64_t limit, size_t len, bool *armed)
+{
+	_Atomic uint64_t *count = td__count(fd, in);
+	uint64_t done = count ? atomic_load(count) : 0;
 
 	*armed = true;
 	if (done >= limit)
@@ -211,19 +226,17 @@ static size_t td__allow(struct td_sock *e, bool in, uint64_t limit, size_t len, 
 size_t td_faults_bytes_allow(int fd, size_t len, bool *armed)
 {
 	uint64_t limit;
-	struct td_sock *e = td__limit(fd, false, &limit);
 
 	*armed = false;
-	return e ? td__allow(e, false, limit, len, armed) : len;
+	return td__limit(fd, false, &limit) ? td__allow(fd, false, limit, len, armed) : len;
 }
 
 size_t td_faults_bytes_in_allow(int fd, size_t len, bool *armed)
 {
 	uint64_t limit;
-	struct td_sock *e = td__limit(fd, true, &limit);
 
 	*armed = false;
-	return e ? td__allow(e, true, limit, len, armed) : len;
+	return td__limit(fd, true, &limit) ? td__allow(fd, true, limit, len, armed) : len;
 }
 
 /*
@@ -237,12 +250,14 @@ size_t td_faults_bytes_in_allow(int fd, size_t len, bool *armed)
 void td_faults_bytes_sent(int fd, ssize_t n)
 {
 	uint64_t limit, total;
-	struct td_sock *e;
+	_Atomic uint64_t *count;
+	struct td_fdent *e;
 	int saved = errno;
 
-	if (n <= 0 || (e = td__limit(fd, false, &limit)) == NULL)
+	if (n <= 0 || (e = td__limit(fd, false, &limit)) == NULL ||
+	    (count = td__count(fd, false)) == NULL)
 		return;
-	total = atomic_fetch_add(&e->written, (uint64_t)n) + (uint64_t)n;
+	total = atomic_fetch_add(count, (uint64_t)n) + (uint64_t)n;
 	if (total < limit || (atomic_fetch_or(&e->flags, TD_SF_BYTES_DONE) & TD_SF_BYTES_DONE))
 		return;
 	if (atomic_load(&e->flags) & TD_SF_BYTES_FIN) {
@@ -270,12 +285,14 @@ void td_faults_bytes_sent(int fd, ssize_t n)
 void td_faults_bytes_read(int fd, ssize_t n)
 {
 	uint64_t limit, total;
-	struct td_sock *e;
+	_Atomic uint64_t *count;
+	struct td_fdent *e;
 	int saved = errno;
 
-	if (n <= 0 || (e = td__limit(fd, true, &limit)) == NULL)
+	if (n <= 0 || (e = td__limit(fd, true, &limit)) == NULL ||
+	    (count = td__count(fd, true)) == NULL)
 		return;
-	total = atomic_fetch_add(&e->read_in, (uint64_t)n) + (uint64_t)n;
+	total = atomic_fetch_add(count, (uint64_t)n) + (uint64_t)n;
 	if (total < limit ||
 	    (atomic_fetch_or(&e->flags, TD_SF_BYTES_IN_DONE) & TD_SF_BYTES_IN_DONE))
 		return;

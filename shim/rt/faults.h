@@ -8,7 +8,7 @@
 
 /* Send an RST now on a connection the program still holds (entry e:
  * where to keep the byte counts the reset wipes; may be NULL). */
-int td_faults_reset_now(int fd, struct td_sock *e) TD_HIDDEN;
+int td_faults_reset_now(int fd, struct td_fdent *e) TD_HIDDEN;
 /* A loopback address that refuses (refuse) or never answers (timeout). */
 int td_faults_target(int family, int kind, struct sockaddr_storage *out,
 		    socklen_t *len) TD_HIDDEN;

@@ -14,151 +14,184 @@
 #include "rt.h"
 #include "slots.h"
 
-_Atomic(struct td_sock *) td_fdtab_pages[TD_FDTAB_NPAGES];
-static _Atomic uint32_t td__gen;
-static _Atomic int td__high = -1;
+_Atomic(struct td_fdent *) td_fdtab_pages[TD_FDTAB_NPAGES];
+_Atomic(struct td_fdext *) td_fdtab_ext_pages[TD_FDTAB_NPAGES];
+_Atomic int td_fdtab_high_ = -1;
 
 /*
- * The page is mapped with mmap, not malloc: this runs inside socket() and
- * accept(), which a signal handler may call.  Two threads racing on a new
- * page both map one; the loser unmaps its copy.
+ * The page of fd in pages (entries of size bytes), mapped if missing.
+ * mmap, not malloc: this runs inside socket() and accept(), which a
+ * signal handler may call.  Two threads racing on a new page both map
+ * one; the loser unmaps its copy.  A page is never unmapped, and only its
+ * first write makes a 4 KiB part of it resident: memory follows the fds
+ * in use.
  */
-struct td_sock *td_fdtab_slot(int fd)
+static void *td__page(_Atomic(void *) *where, size_t size)
 {
-	struct td_sock *page, *fresh = NULL;
-	size_t bytes = sizeof(struct td_sock) * TD_FDTAB_PAGE;
-	_Atomic(struct td_sock *) *where;
+	void *page = atomic_load_explicit(where, memory_order_acquire), *fresh;
+	size_t bytes = size * TD_FDTAB_PAGE;
+
+	if (page != NULL)
+		return page;
+	fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (fresh == MAP_FAILED)
+		return NULL;
+	if (atomic_compare_exchange_strong(where, &page, fresh))
+		return fresh;
+	munmap(fresh, bytes);
+	return page;
+}
+
+struct td_fdent *td_fdtab_slot(int fd)
+{
+	struct td_fdent *page;
 
 	if ((unsigned)fd >= TD_FDTAB_MAX)
 		return NULL;
-	where = &td_fdtab_pages[fd >> TD_FDTAB_PAGE_SHIFT];
-	page = atomic_load_explicit(where, memory_order_acquire);
-	if (page == NULL) {
-		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	page = td__page((_Atomic(void *) *)&td_fdtab_pages[fd >> TD_FDTAB_PAGE_SHIFT],
+			sizeof(struct td_fdent));
+	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
+}
 
-		if (m == MAP_FAILED)
-			return NULL;
-		fresh = m;
-		if (atomic_compare_exchange_strong(where, &page, fresh)) {
-			page = fresh;
-		} else {
-			munmap(fresh, bytes);
-		}
+struct td_fdext *td_fdtab_ext(int fd)
+{
+	struct td_fdext *page;
+
+	if ((unsigned)fd >= TD_FDTAB_MAX)
+		return NULL;
+	page = td__page((_Atomic(void *) *)&td_fdtab_ext_pages[fd >> TD_FDTAB_PAGE_SHIFT],
+			sizeof(struct td_fdext));
+	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
+}
+
+/* The tag of the generation after old (live). */
+static inline uint32_t td__next_tag(uint32_t old)
+{
+	return (((old >> 1) + 1) << 1) | 1u;
+}
+
+void td_fdent_linger_set(struct td_fdent *e, int onoff, int secs)
+{
+	int32_t s = secs > 0x3fffffff ? 0x3fffffff : secs < -0x40000000 ? -0x40000000 : secs;
+
+	atomic_store(&e->linger, (onoff ? TD_LINGER_ON : 0) | ((uint32_t)s & 0x7fffffffu));
+}
+
+/* The copy's linger from the entry's packed word. */
+static uint64_t td__linger_out(uint32_t w)
+{
+	int32_t secs = (int32_t)(w << 1) >> 1;
+
+	return (uint64_t)((w & TD_LINGER_ON) != 0) << 32 | (uint32_t)secs;
+}
+
+static uint32_t td__linger_in(uint64_t l)
+{
+	int32_t secs = (int32_t)(uint32_t)l;
+
+	if (secs > 0x3fffffff)
+		secs = 0x3fffffff;
+	else if (secs < -0x40000000)
+		secs = -0x40000000;
+	return ((l >> 32) != 0 ? TD_LINGER_ON : 0) | ((uint32_t)secs & 0x7fffffffu);
+}
+
+/* Whether a fits the entry's IPv4 form (unset, or IPv4). */
+static bool td__addr_fits(const struct td_addr *a)
+{
+	static const uint8_t zero[16];
+
+	if (a->family == AF_INET)
+		return memcmp(a->addr + 4, zero, 12) == 0;
+	return a->family == 0 && a->port == 0 && memcmp(a->addr, zero, 16) == 0;
+}
+
+static void td__addr4_of(const struct td_addr *a, uint32_t *ip, uint16_t *port, uint8_t *fam)
+{
+	memcpy(ip, a->addr, 4);
+	*port = a->port;
+	*fam = a->family;
+}
+
+static void td__addr_of4(struct td_addr *a, uint32_t ip, uint16_t port, uint8_t fam)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = fam;
+	a->port = port;
+	memcpy(a->addr, &ip, 4);
+}
+
+/*
+ * e's plain words from cp (relaxed atomic stores; see td_fdent), its
+ * addresses in the extension when they are not IPv4.  false when that
+ * extension cannot be mapped: nothing is written then.
+ */
+static bool td__data_in(int fd, struct td_fdent *e, const struct td_sock *cp)
+{
+	uint64_t w[6];
+	struct td_fdent tmp;
+
+	_Static_assert(sizeof(tmp.dw) == sizeof(w), "six words");
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.d = cp->d;
+	if (td__addr_fits(&cp->local) && td__addr_fits(&cp->remote)) {
+		td__addr4_of(&cp->local, &tmp.a4.local_ip, &tmp.a4.local_port,
+			     &tmp.a4.local_family);
+		td__addr4_of(&cp->remote, &tmp.a4.remote_ip, &tmp.a4.remote_port,
+			     &tmp.a4.remote_family);
+	} else {
+		struct td_fdext *x = td_fdtab_ext(fd);
+		uint64_t aw[sizeof(x->aw) / 8];
+
+		if (x == NULL)
+			return false;
+		memset(aw, 0, sizeof(aw));
+		memcpy(aw, &cp->local, sizeof(cp->local));
+		memcpy((char *)aw + sizeof(cp->local), &cp->remote, sizeof(cp->remote));
+		for (size_t i = 0; i < sizeof(aw) / 8; i++)
+			__atomic_store_n(&x->aw[i], aw[i], __ATOMIC_RELAXED);
+		tmp.a4.local_family = tmp.a4.remote_family = TD_FDADDR_EXT;
 	}
-	return &page[fd & (TD_FDTAB_PAGE - 1)];
-}
-
-static uint32_t td__next_tag(void)
-{
-	uint32_t t;
-
-	do
-		t = atomic_fetch_add_explicit(&td__gen, 1, memory_order_relaxed) + 1;
-	while (t == 0);
-	return t;
-}
-
-_Static_assert(sizeof(struct td_sock_data) % 8 == 0, "td_sock_data is copied as words");
-
-/* e's data from d, word by word (relaxed atomic stores; see fdtab.h). */
-static void td__data_in(struct td_sock *e, const struct td_sock_data *d)
-{
-	uint64_t w[sizeof(e->dw) / 8];
-
-	memcpy(w, d, sizeof(*d));
-	for (size_t i = 0; i < sizeof(e->dw) / 8; i++)
+	memcpy(w, tmp.dw, sizeof(w));
+	for (size_t i = 0; i < 6; i++)
 		__atomic_store_n(&e->dw[i], w[i], __ATOMIC_RELAXED);
+	return true;
 }
 
-/* out's data from e's, word by word (relaxed atomic loads). */
-static void td__data_out(struct td_sock *out, const struct td_sock *e)
+/*
+ * out from fd's entry e and extension (relaxed atomic loads; the tag is
+ * the caller's to check and set).
+ */
+static void td__copy(int fd, struct td_sock *out, const struct td_fdent *e)
 {
-	for (size_t i = 0; i < sizeof(e->dw) / 8; i++)
-		out->dw[i] = __atomic_load_n(&e->dw[i], __ATOMIC_RELAXED);
-}
+	const struct td_fdext *x = td_fdtab_ext_peek(fd);
+	struct td_fdent tmp;
 
-/* Publish d and the atomic fields given; the rest start at zero. */
-static struct td_sock *td__publish(int fd, const struct td_sock_data *d, uint32_t flags,
-				   uint32_t share, uint64_t linger)
-{
-	struct td_sock *e = td_fdtab_slot(fd);
-	uint32_t old;
-	int high;
+	for (size_t i = 0; i < 6; i++)
+		tmp.dw[i] = __atomic_load_n(&e->dw[i], __ATOMIC_RELAXED);
+	out->d = tmp.d;
+	atomic_store_explicit(&out->flags, atomic_load_explicit(&e->flags, memory_order_relaxed),
+			      memory_order_relaxed);
+	atomic_store_explicit(&out->share, atomic_load_explicit(&e->share, memory_order_relaxed),
+			      memory_order_relaxed);
+	atomic_store_explicit(&out->linger,
+			      td__linger_out(atomic_load_explicit(&e->linger, memory_order_relaxed)),
+			      memory_order_relaxed);
+	if (tmp.a4.local_family == TD_FDADDR_EXT && x != NULL) {
+		uint64_t aw[sizeof(x->aw) / 8];
 
-	if (e == NULL)
-		return NULL;
-	/*
-	 * A live entry here is either stale (its fd was closed behind our
-	 * back) or the parent's, when a vfork()ed child, sharing our memory,
-	 * makes a socket on a number it had freed in its own table.  Only in
-	 * the first case may it be replaced.
-	 */
-	/* acquire: pairs with the release of the close that freed the number
-	 * (td_fdtab_forget, td_fdtab_claim), whose thread wrote the old data */
-	old = atomic_load_explicit(&e->tag, memory_order_acquire);
-	if (old != 0) {
-		if (!td_init_in_own_process())
-			return NULL;
-		/* closed behind our back (a path no hook sees): drop its
-		 * claim on a dup share slot */
-		old = atomic_exchange(&e->tag, 0);
-		if (old != 0 && atomic_load(&e->share) != 0)
-			(void)td_fdtab_share_leave(atomic_load(&e->share));
+		for (size_t i = 0; i < sizeof(aw) / 8; i++)
+			aw[i] = __atomic_load_n(&x->aw[i], __ATOMIC_RELAXED);
+		memcpy(&out->local, aw, sizeof(out->local));
+		memcpy(&out->remote, (char *)aw + sizeof(out->local), sizeof(out->remote));
+	} else {
+		td__addr_of4(&out->local, tmp.a4.local_ip, tmp.a4.local_port,
+			     tmp.a4.local_family == TD_FDADDR_EXT ? 0 : tmp.a4.local_family);
+		td__addr_of4(&out->remote, tmp.a4.remote_ip, tmp.a4.remote_port,
+			     tmp.a4.remote_family == TD_FDADDR_EXT ? 0 : tmp.a4.remote_family);
 	}
-	td__data_in(e, d);
-	atomic_store_explicit(&e->share, share, memory_order_relaxed);
-	atomic_store_explicit(&e->linger, linger, memory_order_relaxed);
-	atomic_store_explicit(&e->cw_seen_mono_us, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->written, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->read_in, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->reset_bytes_in, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->reset_bytes_out, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->reset_lost, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->reset_in_flight, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
-	atomic_store_explicit(&e->tag, td__next_tag(), memory_order_release);
-	high = atomic_load_explicit(&td__high, memory_order_relaxed);
-	while (fd > high &&
-	       !atomic_compare_exchange_weak(&td__high, &high, fd))
-		;
-	return e;
-}
-
-struct td_sock *td_fdtab_publish(int fd, const struct td_sock *init)
-{
-	return td__publish(fd, &init->d, atomic_load(&init->flags), atomic_load(&init->share),
-			   atomic_load(&init->linger));
-}
-
-struct td_sock *td_fdtab_publish_data(int fd, const struct td_sock_data *d, uint32_t flags)
-{
-	return td__publish(fd, d, flags, 0, 0);
-}
-
-struct td_sock *td_fdtab_update(int fd, uint32_t tag, const struct td_sock_data *d)
-{
-	struct td_sock *e = td_fdtab_peek(fd);
-	uint32_t expect = tag;
-
-	if (e == NULL || tag == 0 || !atomic_compare_exchange_strong(&e->tag, &expect, 0))
-		return NULL;
-	td__data_in(e, d);
-	/* something was decided: its close is no longer a bare one */
-	if (atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_BARE)
-		atomic_fetch_and(&e->flags, ~TD_SF_BARE);
-	atomic_store_explicit(&e->tag, td__next_tag(), memory_order_release);
-	return e;
-}
-
-/* A copy of e's fields (the tag is the caller's to check and set). */
-static void td__copy(struct td_sock *out, const struct td_sock *e)
-{
 #define TD__COPY(f) atomic_store_explicit(&out->f, \
-		atomic_load_explicit(&e->f, memory_order_relaxed), memory_order_relaxed)
-	TD__COPY(flags);
-	TD__COPY(share);
-	TD__COPY(linger);
+		x ? atomic_load_explicit(&x->f, memory_order_relaxed) : 0, memory_order_relaxed)
 	TD__COPY(cw_seen_mono_us);
 	TD__COPY(written);
 	TD__COPY(read_in);
@@ -167,36 +200,164 @@ static void td__copy(struct td_sock *out, const struct td_sock *e)
 	TD__COPY(reset_lost);
 	TD__COPY(reset_in_flight);
 #undef TD__COPY
-	td__data_out(out, e);
+}
+
+/* The flags that will need fd's extension (armed faults count into it). */
+#define TD__EXT_FLAGS (TD_SF_BYTES_FAULT | TD_SF_BYTES_IN_FAULT | TD_SF_TIMER_FAULT | \
+		       TD_SF_FAULT_RST)
+
+/*
+ * Take the slot of fd for a new entry: a live entry there is either stale
+ * (its fd was closed behind our back) or the parent's, when a vfork()ed
+ * child, sharing our memory, makes a socket on a number it had freed in
+ * its own table.  Only in the first case may it be replaced.  Returns the
+ * slot's tag, not live, or 1 (live: never a not-live tag) when it may not
+ * be taken.
+ */
+static uint32_t td__take(struct td_fdent *e)
+{
+	/* acquire: pairs with the release of the close that freed the number
+	 * (td_fdtab_forget, td_fdtab_claim), whose thread wrote the old data */
+	uint32_t old = atomic_load_explicit(&e->tag, memory_order_acquire);
+
+	if (!td_tag_live(old))
+		return old;
+	if (!td_init_in_own_process())
+		return 1;
+	/* closed behind our back (a path no hook sees): drop its claim on a
+	 * dup share slot */
+	old = atomic_fetch_and(&e->tag, ~1u);
+	if (td_tag_live(old) && atomic_load(&e->share) != 0)
+		(void)td_fdtab_share_leave(atomic_load(&e->share));
+	return old & ~1u;
+}
+
+/* The highest fd seen grows to fd. */
+static inline void td__raise_high(int fd)
+{
+	int high = atomic_load_explicit(&td_fdtab_high_, memory_order_relaxed);
+
+	while (fd > high && !atomic_compare_exchange_weak(&td_fdtab_high_, &high, fd))
+		;
+}
+
+struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
+{
+	struct td_fdent *e = td_fdtab_slot(fd);
+	uint32_t old, flags = atomic_load(&init->flags);
+	struct td_fdext *x;
+
+	if (e == NULL || (old = td__take(e)) == 1)
+		return NULL;
+	x = (flags & TD__EXT_FLAGS) || atomic_load(&init->written) || atomic_load(&init->read_in) ||
+			    atomic_load(&init->reset_lost) || atomic_load(&init->reset_in_flight) ||
+			    atomic_load(&init->reset_bytes_in) || atomic_load(&init->reset_bytes_out) ||
+			    atomic_load(&init->cw_seen_mono_us)
+		    ? td_fdtab_ext(fd) : td_fdtab_ext_peek(fd);
+	if (!td__data_in(fd, e, init))
+		return NULL;
+	if (x != NULL) {
+#define TD__SET(f) atomic_store_explicit(&x->f, atomic_load(&init->f), memory_order_relaxed)
+		TD__SET(cw_seen_mono_us);
+		TD__SET(written);
+		TD__SET(read_in);
+		TD__SET(reset_bytes_in);
+		TD__SET(reset_bytes_out);
+		TD__SET(reset_lost);
+		TD__SET(reset_in_flight);
+#undef TD__SET
+	}
+	atomic_store_explicit(&e->share, atomic_load(&init->share), memory_order_relaxed);
+	atomic_store_explicit(&e->linger, td__linger_in(atomic_load(&init->linger)),
+			      memory_order_relaxed);
+	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
+	atomic_store_explicit(&e->tag, td__next_tag(old), memory_order_release);
+	td__raise_high(fd);
+	return e;
+}
+
+struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epoch,
+					    uint32_t flags)
+{
+	int saved = errno; /* socket() leaves errno to us: mmap may set it */
+	struct td_fdent *e = td_fdtab_slot(fd);
+	struct td_fdext *x;
+	uint64_t w[6];
+	uint32_t old;
+
+	errno = saved;
+	if (e == NULL || (old = td__take(e)) == 1)
+		return NULL;
+	td_fdent_bare_words(w, family, epoch);
+	for (size_t i = 0; i < 6; i++)
+		__atomic_store_n(&e->dw[i], w[i], __ATOMIC_RELAXED);
+	/* the last entry of this number may have left counts there */
+	x = td_fdtab_ext_peek(fd);
+	if (x != NULL) {
+		atomic_store_explicit(&x->cw_seen_mono_us, 0, memory_order_relaxed);
+		atomic_store_explicit(&x->written, 0, memory_order_relaxed);
+		atomic_store_explicit(&x->read_in, 0, memory_order_relaxed);
+		atomic_store_explicit(&x->reset_bytes_in, 0, memory_order_relaxed);
+		atomic_store_explicit(&x->reset_bytes_out, 0, memory_order_relaxed);
+		atomic_store_explicit(&x->reset_lost, 0, memory_order_relaxed);
+		atomic_store_explicit(&x->reset_in_flight, 0, memory_order_relaxed);
+	}
+	atomic_store_explicit(&e->share, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->linger, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
+	atomic_store_explicit(&e->tag, td__next_tag(old), memory_order_release);
+	td__raise_high(fd);
+	return e;
+}
+
+struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp)
+{
+	struct td_fdent *e = td_fdtab_peek(fd);
+	uint32_t expect = tag;
+
+	if (e == NULL || !td_tag_live(tag) ||
+	    !atomic_compare_exchange_strong(&e->tag, &expect, tag & ~1u))
+		return NULL;
+	if (!td__data_in(fd, e, cp)) {
+		atomic_store_explicit(&e->tag, tag, memory_order_release);
+		return NULL;
+	}
+	/* armed faults count into the extension: map it now, not in send() */
+	if (atomic_load(&cp->flags) & TD__EXT_FLAGS)
+		(void)td_fdtab_ext(fd);
+	/* something was decided: its close is no longer a bare one */
+	if (atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_BARE)
+		atomic_fetch_and(&e->flags, ~TD_SF_BARE);
+	atomic_store_explicit(&e->tag, td__next_tag(tag), memory_order_release);
+	return e;
 }
 
 bool td_fdtab_claim(int fd, struct td_sock *out)
 {
-	struct td_sock *e = td_fdtab_peek(fd);
+	struct td_fdent *e = td_fdtab_peek(fd);
 	uint32_t t;
 
-	if (e == NULL ||
-	    atomic_load_explicit(&e->tag, memory_order_relaxed) == 0)
+	if (e == NULL || !td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed)))
 		return false;
-	t = atomic_exchange_explicit(&e->tag, 0, memory_order_acq_rel);
-	if (t == 0)
+	t = atomic_fetch_and_explicit(&e->tag, ~1u, memory_order_acq_rel);
+	if (!td_tag_live(t))
 		return false;
-	td__copy(out, e);
+	td__copy(fd, out, e);
 	atomic_store_explicit(&out->tag, t, memory_order_relaxed);
 	return true;
 }
 
 bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag)
 {
-	struct td_sock *e = td_fdtab_peek(fd);
+	struct td_fdent *e = td_fdtab_peek(fd);
 	uint32_t t1, t2;
 
 	if (e == NULL)
 		return false;
 	t1 = atomic_load_explicit(&e->tag, memory_order_acquire);
-	if (t1 == 0)
+	if (!td_tag_live(t1))
 		return false;
-	td__copy(out, e);
+	td__copy(fd, out, e);
 	atomic_thread_fence(memory_order_acquire);
 	t2 = atomic_load_explicit(&e->tag, memory_order_relaxed);
 	if (t1 != t2)
@@ -207,10 +368,6 @@ bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag)
 	return true;
 }
 
-int td_fdtab_high(void)
-{
-	return atomic_load_explicit(&td__high, memory_order_relaxed);
-}
 
 /*
  * Share slots count the fds of this process that dup(), dup2() or dup3()
@@ -222,7 +379,7 @@ int td_fdtab_high(void)
 #define TD_SHARE_MAX 4096
 static _Atomic int td__share[TD_SHARE_MAX];
 
-uint32_t td_fdtab_share_join(struct td_sock *src)
+uint32_t td_fdtab_share_join(struct td_fdent *src)
 {
 	uint32_t s = atomic_load(&src->share);
 	int i;
@@ -250,12 +407,8 @@ bool td_fdtab_share_leave(uint32_t share)
 
 void td_fdtab_forget(int fd)
 {
-	struct td_sock *e = td_fdtab_peek(fd);
+	struct td_fdent *e = td_fdtab_peek(fd);
 
-	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_relaxed) == 0)
-		return;
-	if (atomic_exchange_explicit(&e->tag, 0, memory_order_acq_rel) != 0 &&
-	    atomic_load(&e->share) != 0)
-		(void)td_fdtab_share_leave(atomic_load(&e->share));
+	if (e != NULL && td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed)))
+		td_fdent_forget(e);
 }
-

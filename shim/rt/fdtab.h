@@ -5,6 +5,8 @@
 #ifndef TD_RT_FDTAB_H
 #define TD_RT_FDTAB_H
 
+#include <string.h>
+
 #include "base.h"
 
 enum td_sock_flag {
@@ -35,7 +37,10 @@ enum td_sock_flag {
  * ownfd.h), in the top byte of flags */
 #define TD_SF_OWN_KIND_SHIFT 24
 
-/* The plain part of an entry: written only while it is unpublished. */
+/*
+ * The plain part of an entry: written only while it is unpublished.  The
+ * same 32 bytes in the table and in a copy.
+ */
 struct td_sock_data {
 	int32_t rule;		/* matched rule, -1 none */
 	int32_t bind_rule;	/* rule matched at bind (listeners), -1 */
@@ -46,29 +51,27 @@ struct td_sock_data {
 	uint32_t epoch;		/* fork epoch when it entered this process */
 	uint64_t conn;		/* per-process connection number, 0 none */
 	int64_t t_open_mono_us;
-	struct td_addr local, remote;
 };
 
 /*
- * What the library knows about one open fd that is a TCP socket.
+ * What the library knows about one open fd that is a TCP socket, as a
+ * copy (td_fdtab_read(), td_fdtab_claim()) or as the fields to publish
+ * (td_fdtab_publish(), td_fdtab_update()).  The table itself keeps it in
+ * 64 bytes (struct td_fdent, below) and, where needed, an extension.
  *
- * tag is the publication word: 0 = no entry; otherwise a generation
- * number, new each time the entry is published.  The plain data (d) is
- * written only by td_fdtab_publish() and td_fdtab_update(), while the tag is 0,
- * and copied out by assignment; a reader (td_fdtab_read(), td_fdtab_claim())
- * checks the tag around its copy, so it never uses a half-written entry.
- *
- * The other fields change while the entry is published, each on its own,
- * so each is atomic:
+ * Fields, besides the plain data d and the two addresses:
+ *   tag      the entry's publication word when it was copied (see td_fdent);
  *   flags    bits set by any hook or the worker (enum td_sock_flag);
  *   share    the dup share slot + 1 (dup() sets it on the source entry);
- *   linger   the program's own SO_LINGER (setsockopt), onoff and seconds
- *            packed in one word so they are read together;
+ *   linger   the program's own SO_LINGER (setsockopt), onoff and seconds;
  *   cw_seen  when the worker first saw the socket in CLOSE_WAIT;
  *   written  bytes written (rst_after_bytes, fin_after_bytes);
  *   read_in  bytes read (rst_after_bytes_in);
- *   reset_*  what a library reset saw: stored before TD_SF_RESET_SENT is
- *            set, read only after it is seen.
+ *   reset_*  what a library reset saw: byte counts kept from before an
+ *            injected reset, which zeroes them, and what that reset threw
+ *            away (never sent; sent, unacknowledged).
+ * The atomic types let a copy be handled with the same helpers as the
+ * table; a copy is the caller's own.
  */
 struct td_sock {
 	_Atomic uint32_t tag;
@@ -77,28 +80,82 @@ struct td_sock {
 	_Atomic uint64_t linger;
 	_Atomic int64_t cw_seen_mono_us;
 	_Atomic uint64_t written;
-	_Atomic uint64_t read_in; /* bytes read (rst_after_bytes_in) */
-	/* byte counts kept from before an injected reset, which zeroes them,
-	 * and what that reset threw away (never sent; sent, unacknowledged) */
+	_Atomic uint64_t read_in;
 	_Atomic int64_t reset_bytes_in, reset_bytes_out;
 	_Atomic int64_t reset_lost, reset_in_flight;
-	/*
-	 * The plain data, also seen as words: td_fdtab_* copy it in and out
-	 * with relaxed atomic word accesses, so a reader racing a writer (the
-	 * tag check then throws its copy away) is no data race in C11's sense
-	 * either, and ThreadSanitizer can check everything else.
-	 */
-	union {
-		struct td_sock_data d;
-		uint64_t dw[(sizeof(struct td_sock_data) + 7) / 8];
-	};
+	struct td_sock_data d;
+	struct td_addr local, remote;
 };
 
-/* The program's SO_LINGER as recorded in an entry. */
-static inline void td_sock_linger_set(struct td_sock *s, int onoff, int secs)
+/*
+ * One entry of the table: 64 bytes, one cache line, for every open fd the
+ * library tracks.  What most sockets never need lives in the fd's
+ * extension (struct td_fdext), whose pages are mapped only when an fd of
+ * theirs needs one: the fault and CLOSE_WAIT counters, and addresses that
+ * are not IPv4.
+ *
+ * tag is the publication word: bit 0 says the entry is live, the other
+ * bits count the generations of this slot (each publish or update makes a
+ * new one, so a copy's tag names the version it came from; no counter is
+ * shared between fds, so threads opening sockets write nothing in common).
+ * The plain data (d, a4) is written only by td_fdtab_publish() and
+ * td_fdtab_update(), while the entry is not live; a reader
+ * (td_fdtab_read(), td_fdtab_claim()) checks the tag around its copy, so
+ * it never uses a half-written entry.  The plain words are read and
+ * written with relaxed atomic word accesses, so a reader racing a writer
+ * (the tag check then throws its copy away) is no data race in C11's
+ * sense either, and ThreadSanitizer can check everything else.
+ *
+ * flags, share and linger change while the entry is live, each on its own.
+ * linger packs onoff (bit 31) and the seconds (31 bits, signed, clamped),
+ * so they are read together.
+ */
+struct td_fdaddr4 {
+	uint32_t local_ip, remote_ip;	/* network order */
+	uint16_t local_port, remote_port;
+	uint8_t local_family, remote_family; /* 0, AF_INET, or TD_FDADDR_EXT */
+	uint8_t pad[2];
+};
+/* a4's families when both addresses are in the extension */
+#define TD_FDADDR_EXT 0xff
+
+struct td_fdent {
+	_Atomic uint32_t tag;
+	_Atomic uint32_t flags;
+	_Atomic uint32_t share;
+	_Atomic uint32_t linger;
+	union {
+		struct {
+			struct td_sock_data d;
+			struct td_fdaddr4 a4;
+		};
+		uint64_t dw[6];
+	};
+};
+_Static_assert(sizeof(struct td_fdent) == 64, "an fd entry is one cache line");
+
+/*
+ * The extension of an fd's entry.  The counters are zero whenever an entry
+ * is published (its page did not exist yet, or publish zeroes them); each
+ * changes on its own while the entry is live.  The addresses are plain
+ * words, written with the entry's plain data.
+ */
+struct td_fdext {
+	_Atomic int64_t cw_seen_mono_us;
+	_Atomic uint64_t written;
+	_Atomic uint64_t read_in;
+	_Atomic int64_t reset_bytes_in, reset_bytes_out;
+	_Atomic int64_t reset_lost, reset_in_flight;
+	uint64_t aw[(2 * sizeof(struct td_addr) + 7) / 8];
+};
+
+static inline bool td_tag_live(uint32_t tag)
 {
-	atomic_store(&s->linger, (uint64_t)(onoff != 0) << 32 | (uint32_t)secs);
+	return (tag & 1u) != 0;
 }
+
+#define TD_LINGER_ON (1u << 31)
+/* The program's SO_LINGER as recorded in a copy. */
 static inline bool td_sock_linger_on(const struct td_sock *s)
 {
 	return (atomic_load(&s->linger) >> 32) != 0;
@@ -107,42 +164,111 @@ static inline int td_sock_linger_secs(const struct td_sock *s)
 {
 	return (int)(uint32_t)atomic_load(&s->linger);
 }
+/* ... and in a live entry */
+void td_fdent_linger_set(struct td_fdent *e, int onoff, int secs) TD_HIDDEN;
 
 #define TD_FDTAB_MAX (1 << 20)
 #define TD_FDTAB_PAGE_SHIFT 10
 #define TD_FDTAB_PAGE (1 << TD_FDTAB_PAGE_SHIFT)
 #define TD_FDTAB_NPAGES (TD_FDTAB_MAX / TD_FDTAB_PAGE)
 
-/* The table's pages, mapped on first use (fdtab.c). */
-extern _Atomic(struct td_sock *) td_fdtab_pages[TD_FDTAB_NPAGES] TD_HIDDEN;
+/* The table's pages, mapped on first use (fdtab.c), and the extensions'. */
+extern _Atomic(struct td_fdent *) td_fdtab_pages[TD_FDTAB_NPAGES] TD_HIDDEN;
+extern _Atomic(struct td_fdext *) td_fdtab_ext_pages[TD_FDTAB_NPAGES] TD_HIDDEN;
 
 /*
  * Entry for fd, or NULL (no page, out of range). Never allocates.  Inline,
  * with td_fdtab_live(): every close() asks it first, and for an fd the
  * library does not track the answer must cost next to nothing.
  */
-static inline struct td_sock *td_fdtab_peek(int fd)
+static inline struct td_fdent *td_fdtab_peek(int fd)
 {
-	struct td_sock *page;
+	struct td_fdent *page;
 
 	if (td_unlikely((unsigned)fd >= TD_FDTAB_MAX))
 		return NULL;
 	page = atomic_load_explicit(&td_fdtab_pages[fd >> TD_FDTAB_PAGE_SHIFT], memory_order_acquire);
 	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
 }
+/* fd's extension, or NULL when its page was never needed: every counter
+ * there is then zero.  Never allocates. */
+static inline struct td_fdext *td_fdtab_ext_peek(int fd)
+{
+	struct td_fdext *page;
+
+	if ((unsigned)fd >= TD_FDTAB_MAX)
+		return NULL;
+	page = atomic_load_explicit(&td_fdtab_ext_pages[fd >> TD_FDTAB_PAGE_SHIFT],
+				    memory_order_acquire);
+	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
+}
+/* fd's extension, mapping its page; NULL when out of memory or range. */
+struct td_fdext *td_fdtab_ext(int fd) TD_HIDDEN;
 /* Entry for fd, allocating its page; NULL when out of memory or range. */
-struct td_sock *td_fdtab_slot(int fd) TD_HIDDEN;
-/* Publish a fresh entry for fd (fields from init). Returns the entry. */
-struct td_sock *td_fdtab_publish(int fd, const struct td_sock *init) TD_HIDDEN;
-/* The same with data d, flags, and every other field zero (socket()). */
-struct td_sock *td_fdtab_publish_data(int fd, const struct td_sock_data *d,
-				   uint32_t flags) TD_HIDDEN;
+struct td_fdent *td_fdtab_slot(int fd) TD_HIDDEN;
 /*
- * Give the live entry of fd, published under tag, new plain data; its
- * atomic fields stay.  Returns the entry, or NULL when it was replaced
- * or claimed meanwhile (then nothing is written).
+ * Publish a fresh entry for fd from init (every field but the tag).
+ * Returns the entry, or NULL (no memory; or a live entry that is a
+ * vfork()ed parent's).
  */
-struct td_sock *td_fdtab_update(int fd, uint32_t tag, const struct td_sock_data *d) TD_HIDDEN;
+struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init) TD_HIDDEN;
+/* Highest fd that ever had an entry (a bound for scans); fdtab.c's. */
+extern _Atomic int td_fdtab_high_ TD_HIDDEN;
+struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epoch,
+					    uint32_t flags) TD_HIDDEN;
+/* The words of an entry with no rule, family and epoch given, the rest 0. */
+static inline void td_fdent_bare_words(uint64_t w[6], uint8_t family, uint32_t epoch)
+{
+	struct td_fdent tmp;
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.d.rule = -1;
+	tmp.d.bind_rule = -1;
+	tmp.d.family = family;
+	tmp.d.epoch = epoch;
+	memcpy(w, tmp.dw, sizeof(tmp.dw));
+}
+/*
+ * socket()'s publish: family and fork epoch, flags, no rule, every other
+ * field zero.  Inline, and six plain stores where nothing is in the way
+ * (a page, a stale entry, an extension whose counters need zeroing, a new
+ * highest fd: the slow path): most sockets are never connected.
+ */
+static inline struct td_fdent *td_fdtab_publish_bare(int fd, uint8_t family, uint32_t epoch,
+						     uint32_t flags)
+{
+	struct td_fdent *e = td_fdtab_peek(fd);
+	uint64_t w[6];
+	uint32_t old;
+
+	if (td_unlikely(e == NULL ||
+			fd > atomic_load_explicit(&td_fdtab_high_, memory_order_relaxed) ||
+			td_fdtab_ext_peek(fd) != NULL))
+		return td_fdtab_publish_bare_slow(fd, family, epoch, flags);
+	/* acquire: pairs with the release of the close that freed the number */
+	old = atomic_load_explicit(&e->tag, memory_order_acquire);
+	if (td_unlikely(td_tag_live(old)))
+		return td_fdtab_publish_bare_slow(fd, family, epoch, flags);
+	td_fdent_bare_words(w, family, epoch);
+	__atomic_store_n(&e->dw[0], w[0], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dw[1], w[1], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dw[2], w[2], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dw[3], w[3], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dw[4], w[4], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dw[5], w[5], __ATOMIC_RELAXED);
+	atomic_store_explicit(&e->share, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->linger, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
+	atomic_store_explicit(&e->tag, (((old >> 1) + 1) << 1) | 1u, memory_order_release);
+	return e;
+}
+/*
+ * Give the live entry of fd, published under tag, cp's plain data and
+ * addresses; its flags, share, linger and counters stay.  Returns the
+ * entry, or NULL when it was replaced or claimed meanwhile (then nothing
+ * is written).
+ */
+struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp) TD_HIDDEN;
 /*
  * Take fd's entry away (it is being closed): copies it into *out and
  * returns true when there was one.  Done before the real close, so a
@@ -151,23 +277,34 @@ struct td_sock *td_fdtab_update(int fd, uint32_t tag, const struct td_sock_data 
 bool td_fdtab_claim(int fd, struct td_sock *out) TD_HIDDEN;
 /* Copy a live entry consistently; false when none or replaced. */
 bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag) TD_HIDDEN;
+/* dup share slots */
+uint32_t td_fdtab_share_join(struct td_fdent *src) TD_HIDDEN; /* for the new fd */
+/* Drop one fd's share; true when other fds of this process remain. */
+bool td_fdtab_share_leave(uint32_t share) TD_HIDDEN;
+
 /* Drop fd's entry, if any (the fd is now something untracked). */
 void td_fdtab_forget(int fd) TD_HIDDEN;
-/* The live entry for fd, or NULL. */
-static inline struct td_sock *td_fdtab_live(int fd)
+/* Drop the entry e (live a moment ago), as td_fdtab_forget(). */
+static inline void td_fdent_forget(struct td_fdent *e)
 {
-	struct td_sock *e = td_fdtab_peek(fd);
+	if (td_tag_live(atomic_fetch_and_explicit(&e->tag, ~1u, memory_order_acq_rel)) &&
+	    td_unlikely(atomic_load_explicit(&e->share, memory_order_relaxed) != 0))
+		(void)td_fdtab_share_leave(atomic_load(&e->share));
+}
+/* The live entry for fd, or NULL. */
+static inline struct td_fdent *td_fdtab_live(int fd)
+{
+	struct td_fdent *e = td_fdtab_peek(fd);
 
-	if (e == NULL || atomic_load_explicit(&e->tag, memory_order_acquire) == 0)
+	if (e == NULL || !td_tag_live(atomic_load_explicit(&e->tag, memory_order_acquire)))
 		return NULL;
 	return e;
 }
 /* Highest fd that ever had an entry (a bound for scans). */
-int td_fdtab_high(void) TD_HIDDEN;
+static inline int td_fdtab_high(void)
+{
+	return atomic_load_explicit(&td_fdtab_high_, memory_order_relaxed);
+}
 
-/* dup share slots */
-uint32_t td_fdtab_share_join(struct td_sock *src) TD_HIDDEN; /* for the new fd */
-/* Drop one fd's share; true when other fds of this process remain. */
-bool td_fdtab_share_leave(uint32_t share) TD_HIDDEN;
 
 #endif

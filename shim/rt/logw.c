@@ -799,7 +799,7 @@ void td_logw_at_exit(const struct td_policy *p)
 void td_logw_event_from_sock(struct td_event *ev, const struct td_policy *p,
 			const struct td_sock *s, int fd, int type)
 {
-	const struct td_rule *r = td_decide_rule(p, s);
+	const struct td_rule *r = td_decide_rule(p, &s->d);
 	uint32_t flags = atomic_load(&s->flags);
 
 	td_event_init(ev, type);
@@ -807,8 +807,8 @@ void td_logw_event_from_sock(struct td_event *ev, const struct td_policy *p,
 	ev->role = s->d.role;
 	if ((flags & TD_SF_LISTENER) || (!s->d.decided && s->d.bind_rule >= 0))
 		ev->role = TD_SOCK_LISTENER;
-	ev->local = s->d.local;
-	ev->remote = s->d.remote;
+	ev->local = s->local;
+	ev->remote = s->remote;
 	ev->rule = r ? r->name : NULL;
 	ev->action = r ? td_close_action_name(r->close) : NULL;
 	ev->conn = s->d.conn;

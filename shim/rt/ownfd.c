@@ -12,14 +12,9 @@
 
 #include "rt.h"
 
-static struct td_sock *td__publish_own(int fd, enum td_ownfd_kind kind)
+static struct td_fdent *td__publish_own(int fd, enum td_ownfd_kind kind)
 {
-	struct td_sock_data d;
-
-	memset(&d, 0, sizeof(d));
-	d.rule = -1;
-	d.bind_rule = -1;
-	return td_fdtab_publish_data(fd, &d, TD_SF_OWN | (uint32_t)kind << TD_SF_OWN_KIND_SHIFT);
+	return td_fdtab_publish_bare(fd, 0, atomic_load(&td_holders_epoch), TD_SF_OWN | (uint32_t)kind << TD_SF_OWN_KIND_SHIFT);
 }
 
 static bool td__same(const struct stat *a, const struct stat *b)
@@ -50,7 +45,7 @@ static bool td__same(const struct stat *a, const struct stat *b)
  */
 int td_ownfd_mark(int fd, enum td_ownfd_kind kind)
 {
-	struct td_sock *e;
+	struct td_fdent *e;
 	struct stat mine, now;
 	uint32_t tag;
 	int hi;
@@ -75,8 +70,8 @@ int td_ownfd_mark(int fd, enum td_ownfd_kind kind)
 	if (e == NULL || (td_real_sys_fstat(hi, &now) == 0 && td__same(&mine, &now)))
 		return hi;
 	tag = atomic_load(&e->tag);
-	if (tag != 0)
-		(void)atomic_compare_exchange_strong(&e->tag, &tag, 0);
+	if (td_tag_live(tag))
+		(void)atomic_compare_exchange_strong(&e->tag, &tag, tag & ~1u);
 	return -1;
 }
 
@@ -87,9 +82,9 @@ static bool td__kind_is(uint32_t flags, enum td_ownfd_kind kind)
 
 bool td_ownfd_is(int fd, enum td_ownfd_kind kind)
 {
-	struct td_sock *e = td_fdtab_peek(fd);
+	struct td_fdent *e = td_fdtab_peek(fd);
 
-	return e != NULL && atomic_load(&e->tag) != 0 && td__kind_is(atomic_load(&e->flags), kind);
+	return e != NULL && td_tag_live(atomic_load(&e->tag)) && td__kind_is(atomic_load(&e->flags), kind);
 }
 
 /*

@@ -84,9 +84,9 @@ void td_reload_start(struct td_policy *p, const char *path, bool privileged,
 	atomic_store(&td__next_check_us, td_clock_mono_us() + TD_CHECK_US);
 }
 
-const struct td_policy *td_reload_policy_of(const struct td_sock *s)
+const struct td_policy *td_reload_policy_of(const struct td_sock_data *d)
 {
-	const struct td_policy *q = td__gens[s->d.gen];
+	const struct td_policy *q = td__gens[d->gen];
 
 	return q != NULL ? q : atomic_load_explicit(&td_init_policy, memory_order_acquire);
 }
@@ -255,7 +255,8 @@ void td_reload_reset_open(const struct td_policy *p)
 		return;
 	for (int fd = 0; fd <= high; fd++) {
 		struct td_match_ctx ctx;
-		struct td_sock s, *e;
+		struct td_sock s;
+		struct td_fdent *e;
 		const struct td_rule *r;
 		uint32_t tag, flags;
 		int ri, dfd;
@@ -269,8 +270,8 @@ void td_reload_reset_open(const struct td_policy *p)
 		memset(&ctx, 0, sizeof(ctx));
 		ctx.known = TD_K_ROLE | TD_K_REMOTE | TD_K_LOCAL;
 		ctx.role = s.d.role == TD_SOCK_CLIENT ? TD_ROLE_CLIENT : TD_ROLE_SERVER;
-		ctx.remote = s.d.remote;
-		ctx.local = s.d.local;
+		ctx.remote = s.remote;
+		ctx.local = s.local;
 		ri = td_policy_decide(p, &ctx);
 		if (ri < 0 || !p->rules[ri].has_fault || !p->rules[ri].fault.reset_open)
 			continue;

@@ -150,7 +150,7 @@ static void td__drain_read(struct td_dslot *d)
  */
 static void td__fire(struct td_tslot *t)
 {
-	struct td_sock *e = td_fdtab_peek(t->fd);
+	struct td_fdent *e = td_fdtab_peek(t->fd);
 	int dfd;
 
 	if (e == NULL || atomic_load(&e->tag) != t->tag)
@@ -176,7 +176,9 @@ static void td__leak_scan(void)
 	int high = td_fdtab_high();
 
 	for (int fd = 0; fd <= high; fd++) {
-		struct td_sock s, *e;
+		struct td_sock s;
+		struct td_fdent *e;
+		struct td_fdext *x;
 		const struct td_rule *r;
 		struct td_facts f;
 		struct td_event ev;
@@ -187,7 +189,7 @@ static void td__leak_scan(void)
 			continue;
 		if (atomic_load(&s.flags) & (TD_SF_OWN | TD_SF_LEAK_DONE))
 			continue;
-		r = td_decide_rule(p, &s);
+		r = td_decide_rule(p, &s.d);
 		if (r == NULL || r->leak_after_s == 0 || !s.d.decided)
 			continue;
 		if (td_info_facts(fd, &f, false) != 0)
@@ -199,7 +201,8 @@ static void td__leak_scan(void)
 			continue;
 		now = td_clock_mono_us();
 		if (s.cw_seen_mono_us == 0) {
-			e->cw_seen_mono_us = now;
+			if ((x = td_fdtab_ext(fd)) != NULL)
+				x->cw_seen_mono_us = now;
 			continue;
 		}
 		if (now - s.cw_seen_mono_us < (int64_t)r->leak_after_s * 1000000)

@@ -12,9 +12,10 @@
  * accept: the connections wait, established, in their accept queues
  * (enough listeners that no queue fills: net.core.somaxconn / 2 each), so
  * only the N client sockets take fds.  VmRSS (this process's resident
- * memory, from /proc/self/status) is read before the first socket and
- * after the last.
- * Output: one JSON line, {"n": N, "rss_before_kb": B, "rss_after_kb": A};
+ * memory, from /proc/self/status) is read before the first socket, after
+ * half of them, and after the last.
+ * Output: one JSON line, {"n": N, "rss_before_kb": B, "rss_half_kb": H,
+ * "rss_after_kb": A};
  * the process then leaves with _exit(), its sockets closed by the kernel.
  */
 #include <arpa/inet.h>
@@ -57,7 +58,7 @@ static long somaxconn(void)
 
 int main(int argc, char **argv)
 {
-	long n = argc > 1 ? atol(argv[1]) : 100000, before, after, per, nl;
+	long n = argc > 1 ? atol(argv[1]) : 100000, before, half = -1, after, per, nl;
 	struct sockaddr_in *sa;
 	struct rlimit rl;
 
@@ -98,16 +99,20 @@ int main(int argc, char **argv)
 	}
 	before = rss_kb();
 	for (long i = 0; i < n; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
 		const struct sockaddr_in *to = &sa[i / per];
+		int fd;
 
+		if (i == n / 2)
+			half = rss_kb();
+		fd = socket(AF_INET, SOCK_STREAM, 0);
 		if (fd < 0 || connect(fd, (const struct sockaddr *)to, sizeof(*to)) != 0) {
 			fprintf(stderr, "bench_fds: socket %ld: %s\n", i, strerror(errno));
 			_exit(1);
 		}
 	}
 	after = rss_kb();
-	printf("{\"n\": %ld, \"rss_before_kb\": %ld, \"rss_after_kb\": %ld}\n", n, before, after);
+	printf("{\"n\": %ld, \"rss_before_kb\": %ld, \"rss_half_kb\": %ld, \"rss_after_kb\": %ld}\n",
+	       n, before, half, after);
 	fflush(stdout);
 	_exit(0);
 }
