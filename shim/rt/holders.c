@@ -197,7 +197,9 @@ bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino)
 			if (pid <= 0 || ep < from)
 				continue;
 			covered++;
-			if (td__proc_holds(pid, ino) != 0)
+			/* a child forked a moment ago holds it at the same
+			 * number: one readlink, not the whole directory */
+			if (td__proc_fd_is(pid, fd, ino) == 1 || td__proc_holds(pid, ino) != 0)
 				return false;
 		}
 		/* a fork the hook did not see (daemon(), _Fork): unknown child */
