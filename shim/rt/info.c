@@ -5,6 +5,7 @@
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -83,7 +84,15 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		/* for a listener the kernel reports its accept queue here */
 		f->backlog = (int)ti.tcpi_unacked;
 	} else {
-		if (td_real_sys_ioctl(fd, SIOCINQ, &v) == 0)
+		/* Nothing unread where no byte ever came in (a health check, a
+		 * refused or reset connect): no ioctl.  The peer's FIN is no
+		 * byte here either; a kernel whose TCP_INFO is too short to
+		 * say is asked. */
+		if (len >= offsetof(struct tcp_info, tcpi_bytes_received) +
+				   sizeof(ti.tcpi_bytes_received) &&
+		    td_payload_in(ti.tcpi_state, (int64_t)ti.tcpi_bytes_received, false) == 0)
+			f->unread = 0;
+		else if (td_real_sys_ioctl(fd, SIOCINQ, &v) == 0)
 			f->unread = v;
 		/* once closed (reset, refused), nothing is waiting to be sent:
 		 * the kernel's counter still holds the SYN and the purged queue.
