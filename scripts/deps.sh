@@ -10,7 +10,7 @@ case "${1:-build}" in
 build) pkgs="$build" ;;
 test)  pkgs="$build libconfig-dev libcriterion-dev python3 iproute2 tcpdump tshark bpftrace curl nginx-light wrk strace valgrind clang libclang-rt-14-dev logrotate prometheus systemd gzip groff man-db bash-completion dpkg-dev $compat" ;;
 demo)  pkgs="$build python3 iproute2 tcpdump curl" ;;
-bench) pkgs="$build python3 iproute2 util-linux strace valgrind wrk nginx-light redis-server redis-tools haproxy apache2 busybox postgresql" ;;
+bench) pkgs="$build python3 iproute2 util-linux strace valgrind linux-perf wrk nginx-light redis-server redis-tools haproxy apache2 busybox postgresql" ;;
 deb)   pkgs="$build dpkg-dev debhelper lintian python3 iproute2 curl" ;;
 *) echo "usage: $0 build|test|demo|bench|deb" >&2; exit 2 ;;
 esac

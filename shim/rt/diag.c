@@ -116,6 +116,22 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 }
 
 /*
+ * The 4-tuple's state after our FIN, asked of sock_diag.  "Gone" is asked
+ * twice: a socket turning into its TIME_WAIT entry (after crossing FINs,
+ * CLOSING to TIME_WAIT) can be missed by a lookup made at that very
+ * moment, and one miss would turn a simultaneous close into a passive one
+ * (a CI run under ASan caught it: the log said passive and no TIME_WAIT,
+ * ss showed the client's TIME_WAIT).  A truly gone socket (LAST_ACK
+ * acknowledged) is gone the second time too.
+ */
+static int td__state_after_fin(const struct td_addr *local, const struct td_addr *remote)
+{
+	int state = td_diag_state(local, remote);
+
+	return state == 0 ? td_diag_state(local, remote) : state;
+}
+
+/*
  * After our FIN went out (shutdown or close): who came first, as an enum
  * td_closer (TD_CLOSER_NONE when it cannot be told).  fd is a descriptor
  * still open on the socket, or -1 when the program's close already
@@ -135,9 +151,9 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
 		/* our own socket is CLOSE both after TIME_WAIT and after LAST_ACK:
 		 * only the 4-tuple's TIME_WAIT entry tells them apart */
 		if (state == TD_TCP_CLOSE)
-			state = td_diag_state(local, remote);
+			state = td__state_after_fin(local, remote);
 	} else {
-		state = td_diag_state(local, remote);
+		state = td__state_after_fin(local, remote);
 	}
 	switch (state) {
 	case TD_TCP_FIN_WAIT1:

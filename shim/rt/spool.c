@@ -386,6 +386,20 @@ void td_spool_count_line(const char *log_path, int log_fd)
 
 /* ---- writing a line -------------------------------------------------------- */
 
+/*
+ * Once the spool is closed: write the ring out, and remove the file when
+ * nothing is left in it (a line another thread never finished keeps it).
+ */
+static void td__last_flush(void)
+{
+	if (!td_spool_claim())
+		return;
+	td_spool_flush_claimed();
+	if (atomic_load(&td__v.hdr->tail) == atomic_load(&td__v.hdr->head))
+		unlink(td__path);
+	td_spool_release();
+}
+
 int td_spool_line(const char *line, size_t len)
 {
 	uint64_t used;
@@ -419,12 +433,7 @@ int td_spool_line(const char *line, size_t len)
 	 * (seq_cst, against the exit path's store and its reads of the ring.)
 	 */
 	if (atomic_load(&td__state) != TD_SP_ON) {
-		if (td_spool_claim()) {
-			td_spool_flush_claimed();
-			if (atomic_load(&td__v.hdr->tail) == atomic_load(&td__v.hdr->head))
-				unlink(td__path);
-			td_spool_release();
-		}
+		td__last_flush();
 		return 0;
 	}
 	/*
@@ -509,12 +518,7 @@ void td_spool_at_exit(void)
 								    TD_SP_CLOSED))
 		return;
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!td_spool_claim())
-		return;
-	td_spool_flush_claimed();
-	if (atomic_load(&td__v.hdr->tail) == atomic_load(&td__v.hdr->head))
-		unlink(td__path);
-	td_spool_release();
+	td__last_flush();
 }
 
 /*

@@ -17,6 +17,7 @@ other part after them in name order:
   threads     5a. 1..16 threads opening and closing sockets
   fds         5b. memory per open fd, 100,000 sockets
   fault_cost  6. what a fault group costs
+  profile     7. where the observed loop's time goes (perf samples)
 
 Each part adds its rows to a file ($TD_BENCH_ROWS); its progress lines
 (stderr) show as they come.  At the end comes the table: a header naming
@@ -42,7 +43,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import _bench  # noqa: E402
 
-ORDER = ("calls", "loop", "servers", "rules", "threads", "fds", "fault_cost")
+ORDER = ("calls", "loop", "servers", "rules", "threads", "fds", "fault_cost", "profile")
 
 
 def discover():
