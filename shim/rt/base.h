@@ -24,6 +24,19 @@
 #define TD_EXPORT __attribute__((visibility("default")))
 #define td_likely(x) __builtin_expect(!!(x), 1)
 #define td_unlikely(x) __builtin_expect(!!(x), 0)
+/*
+ * Store v into the atomic *p only when it holds something else.  After
+ * fork() the process's pages are shared copy-on-write with the other
+ * side: storing the value a page already holds still copies the page (a
+ * page fault, and a dear one under virtualisation), so the fork handlers
+ * write only what changes.
+ */
+#define td_store_changed(p, v)                                                \
+	do {                                                                  \
+		__typeof__(atomic_load_explicit((p), memory_order_relaxed)) td_sc_v_ = (v); \
+		if (atomic_load_explicit((p), memory_order_relaxed) != td_sc_v_) \
+			atomic_store((p), td_sc_v_);                          \
+	} while (0)
 #define TD_STR_(x) #x
 #define TD_STR(x) TD_STR_(x)
 

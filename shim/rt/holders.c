@@ -62,11 +62,11 @@ void td_holders_child_record(pid_t pid, uint32_t epoch)
 void td_holders_fork_child_reset(void)
 {
 	for (int i = 0; i < TD_CHILDREN; i++) {
-		atomic_store(&td__children[i].pid, 0);
-		atomic_store(&td__children[i].epoch, 0);
+		td_store_changed(&td__children[i].pid, 0);
+		td_store_changed(&td__children[i].epoch, 0);
 	}
-	atomic_store(&td__child_next, 0);
-	atomic_store(&td__child_lost, 0);
+	td_store_changed(&td__child_next, 0);
+	td_store_changed(&td__child_lost, 0);
 	td_holders_birth_epoch = atomic_fetch_add(&td_holders_epoch, 1) + 1;
 }
 

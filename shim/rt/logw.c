@@ -286,8 +286,8 @@ static int td__reopen(int stale)
 
 static void td__atfork_child(void)
 {
-	atomic_store(&td__dropped, 0);
-	atomic_store(&td__first_err, 0);
+	td_store_changed(&td__dropped, 0);
+	td_store_changed(&td__first_err, 0);
 }
 
 void td_logw_open(const struct td_policy *p)

@@ -474,8 +474,19 @@ int64_t td_spool_tick(int64_t now)
 	return td__due_us != 0 ? td__due_us : INT64_MAX;
 }
 
+/*
+ * Before fork(): the ring is written out, so that the parent's lines come
+ * before the child's (which writes its own, directly).  A process that
+ * forks every few lines (a fork-per-connection server's parent) would
+ * write its ring out at every fork anyway, while the spool's worker thread
+ * makes each fork dearer (the copied-on-write pages of a process with two
+ * threads are flushed from both CPUs' TLBs): its lines stay direct, the
+ * count towards a spool starts again at each fork.
+ */
 void td_spool_before_fork(void)
 {
+	if (atomic_load_explicit(&td__state, memory_order_relaxed) == TD_SP_OFF)
+		td_store_changed(&td__lines, 0);
 	td_spool_flush();
 }
 
@@ -487,20 +498,27 @@ void td_spool_before_fork(void)
  */
 void td_spool_after_fork_child(void)
 {
-	if (td__map != NULL)
+	static const struct td_spool_view none;
+
+	/* what already holds its value is not written (td_store_changed) */
+	if (td__map != NULL) {
 		munmap(td__map, td__size);
-	td__map = NULL;
-	td_ownfd_close(atomic_exchange(&td__fd, -1), TD_OWN_SPOOL);
-	memset(&td__v, 0, sizeof(td__v));
-	atomic_store(&td__lines, 0);
-	atomic_store(&td__claim, 0);
+		td__map = NULL;
+	}
+	if (atomic_load(&td__fd) >= 0)
+		td_ownfd_close(atomic_exchange(&td__fd, -1), TD_OWN_SPOOL);
+	if (memcmp(&td__v, &none, sizeof(none)) != 0)
+		memset(&td__v, 0, sizeof(td__v));
+	td_store_changed(&td__lines, 0);
+	td_store_changed(&td__claim, 0);
 	td__flushing = 0;
 	td__putting = 0;
-	atomic_store(&td__stuck_at, UINT64_MAX);
-	atomic_store(&td__armed, 0);
-	atomic_store(&td__urgent, 0);
-	td__due_us = 0;
-	atomic_store(&td__state, TD_SP_OFF);
+	td_store_changed(&td__stuck_at, UINT64_MAX);
+	td_store_changed(&td__armed, 0);
+	td_store_changed(&td__urgent, 0);
+	if (td__due_us != 0)
+		td__due_us = 0;
+	td_store_changed(&td__state, TD_SP_OFF);
 }
 
 /*

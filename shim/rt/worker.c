@@ -556,21 +556,22 @@ void td_worker_after_fork_child(void)
 {
 	int fd;
 
-	atomic_store(&td__wstate, TD_W_NONE);
-	if ((fd = atomic_exchange(&td__efd, -1)) >= 0)
+	/* what already holds its value is not written (td_store_changed) */
+	td_store_changed(&td__wstate, TD_W_NONE);
+	if (atomic_load(&td__efd) >= 0 && (fd = atomic_exchange(&td__efd, -1)) >= 0)
 		td_ownfd_close(fd, TD_OWN_WAKE);
-	if ((fd = atomic_exchange(&td__epfd, -1)) >= 0)
+	if (atomic_load(&td__epfd) >= 0 && (fd = atomic_exchange(&td__epfd, -1)) >= 0)
 		td_ownfd_close(fd, TD_OWN_EPOLL);
 	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++) {
 		int st = atomic_load(&td__drains[i].state);
 
 		if (st == TD_SLOT_READY || st == TD_SLOT_ACTIVE)
 			td_ownfd_close(td__drains[i].req.pfd, TD_OWN_DRAIN);
-		atomic_store(&td__drains[i].state, TD_SLOT_FREE);
+		td_store_changed(&td__drains[i].state, TD_SLOT_FREE);
 	}
 	for (int i = 0; i < atomic_load(&td__timers_hi); i++)
-		atomic_store(&td__timers[i].state, TD_SLOT_FREE);
-	atomic_store(&td__leaks, 0);
+		td_store_changed(&td__timers[i].state, TD_SLOT_FREE);
+	td_store_changed(&td__leaks, 0);
 }
 
 void td_worker_flush_at_exit(void)
