@@ -282,6 +282,77 @@ def test_fork_child_lines_never_before_the_parents():
         assert _spools(log) == [], (how, _spools(log))
 
 
+# A fork-per-connection server: the parent accepts, forks a child that
+# answers and closes, closes its own copies and waits; 4 lines of its own
+# between forks.
+FORK_PER_CONN = r"""
+import os, socket, sys
+n, logdir = int(sys.argv[1]), sys.argv[2]
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(64)
+kids = []
+for _ in range(n):
+    c = socket.create_connection(ls.getsockname())
+    s, _ = ls.accept()
+    pid = os.fork()
+    if pid == 0:
+        ls.close()
+        c.close()
+        s.sendall(b"x")
+        s.close()
+        os._exit(0)
+    kids.append(pid)
+    s.close()
+    c.recv(1)
+    c.close()
+    os.waitpid(pid, 0)
+threads = len(os.listdir("/proc/self/task"))
+spools = [f for f in os.listdir(logdir) if ".spool." in f]
+ls.close()
+print(threads, len(spools), " ".join(map(str, kids)), flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_fork_per_connection_parent_stays_direct():
+    """A parent that forks a child per connection writes 4 lines between
+    forks, never 16 in a row: it makes no spool and starts no thread (its
+    ring would be written out at every fork anyway, and a second thread
+    makes every fork dearer).  Its 40 connections' lines and each child's
+    are all there, whole, and each child's lines come after the parent's
+    accept of that connection."""
+    script = os.path.join(tdlib.tmpdir(), "fork_per_conn.py")
+    with open(script, "w") as f:
+        f.write(FORK_PER_CONN)
+    n = 40
+    log = os.path.join(tdlib.tmpdir(), "fpc.jsonl")
+    proc = tdlib.run(["python3", script, str(n), tdlib.tmpdir()], env=_env(log), name="fpc",
+                     timeout=40)
+    assert proc.rc == 0, (proc.rc, proc.stderr())
+    out = proc.stdout().split()
+    threads, spools, kids = int(out[0]), int(out[1]), [int(x) for x in out[2:]]
+    assert threads == 1, "the library started a thread in a forking parent: %d" % threads
+    assert spools == 0, "a spool was made while the parent ran"
+    assert _spools(log) == [], _spools(log)
+    assert len(kids) == n, kids
+    recs = _lines(log)
+    parent = proc.pid
+    mine = [i for i, r in enumerate(recs) if r["pid"] == parent]
+    # bind, then per connection connect, accept and two closes, then the
+    # listener's close
+    assert len(mine) == 4 * n + 2, len(mine)
+    accepts = [i for i in mine if recs[i]["event"] == "accept"]
+    assert len(accepts) == n, len(accepts)
+    for k, kid in enumerate(kids):
+        theirs = [i for i, r in enumerate(recs) if r["pid"] == kid]
+        # the listener's, the client's and the served connection's closes
+        assert len(theirs) == 3, (kid, [recs[i] for i in theirs])
+        assert min(theirs) > accepts[k], (k, accepts[k], theirs)
+    assert _check_connections(recs, parent) == {"client": n, "server": n}
+
+
 @tdlib.requires(*NEEDS, "setpriv")
 @tdlib.timeout(60)
 def test_no_spool_where_the_directory_is_not_writable():
