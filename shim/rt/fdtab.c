@@ -70,14 +70,25 @@ static inline uint32_t td__next_tag(uint32_t old)
 	return (((old >> 1) + 1) << 1) | 1u;
 }
 
-void td_fdent_linger_set(struct td_fdent *e, int onoff, int secs)
+/*
+ * The entry's SO_LINGER word: onoff in bit 31, the seconds in the 31 bits
+ * below, signed, clamped to what they hold.
+ */
+static uint32_t td__linger_word(bool onoff, int32_t secs)
 {
-	int32_t s = secs > 0x3fffffff ? 0x3fffffff : secs < -0x40000000 ? -0x40000000 : secs;
-
-	atomic_store(&e->linger, (onoff ? TD_LINGER_ON : 0) | ((uint32_t)s & 0x7fffffffu));
+	if (secs > 0x3fffffff)
+		secs = 0x3fffffff;
+	else if (secs < -0x40000000)
+		secs = -0x40000000;
+	return (onoff ? TD_LINGER_ON : 0) | ((uint32_t)secs & 0x7fffffffu);
 }
 
-/* The copy's linger from the entry's packed word. */
+void td_fdent_linger_set(struct td_fdent *e, int onoff, int secs)
+{
+	atomic_store(&e->linger, td__linger_word(onoff != 0, secs));
+}
+
+/* The copy's linger from the entry's word. */
 static uint64_t td__linger_out(uint32_t w)
 {
 	int32_t secs = (int32_t)(w << 1) >> 1;
@@ -85,15 +96,39 @@ static uint64_t td__linger_out(uint32_t w)
 	return (uint64_t)((w & TD_LINGER_ON) != 0) << 32 | (uint32_t)secs;
 }
 
+/* The entry's word from the copy's linger. */
 static uint32_t td__linger_in(uint64_t l)
 {
-	int32_t secs = (int32_t)(uint32_t)l;
+	return td__linger_word((l >> 32) != 0, (int32_t)(uint32_t)l);
+}
 
-	if (secs > 0x3fffffff)
-		secs = 0x3fffffff;
-	else if (secs < -0x40000000)
-		secs = -0x40000000;
-	return ((l >> 32) != 0 ? TD_LINGER_ON : 0) | ((uint32_t)secs & 0x7fffffffu);
+/* The extension's counters: one list for every copy in and out. */
+#define TD__COUNTERS(X) X(cw_seen_mono_us) X(written) X(read_in) X(reset_bytes_in) \
+			X(reset_bytes_out) X(reset_lost) X(reset_in_flight)
+
+/* Whether the copy s has a counter that is not zero. */
+static bool td__counts_any(const struct td_sock *s)
+{
+#define TD__ANY(f) || atomic_load(&s->f) != 0
+	return false TD__COUNTERS(TD__ANY);
+#undef TD__ANY
+}
+
+/* x's counters from the copy s, or zero (s NULL). */
+static void td__counts_in(struct td_fdext *x, const struct td_sock *s)
+{
+#define TD__IN(f) atomic_store_explicit(&x->f, s ? atomic_load(&s->f) : 0, memory_order_relaxed);
+	TD__COUNTERS(TD__IN)
+#undef TD__IN
+}
+
+/* out's counters from x, or zero (x NULL: its page was never needed). */
+static void td__counts_out(struct td_sock *out, const struct td_fdext *x)
+{
+#define TD__OUT(f) atomic_store_explicit(&out->f, \
+		x ? atomic_load_explicit(&x->f, memory_order_relaxed) : 0, memory_order_relaxed);
+	TD__COUNTERS(TD__OUT)
+#undef TD__OUT
 }
 
 /* Whether a fits the entry's IPv4 form (unset, or IPv4). */
@@ -190,16 +225,7 @@ static void td__copy(int fd, struct td_sock *out, const struct td_fdent *e)
 		td__addr_of4(&out->remote, tmp.a4.remote_ip, tmp.a4.remote_port,
 			     tmp.a4.remote_family == TD_FDADDR_EXT ? 0 : tmp.a4.remote_family);
 	}
-#define TD__COPY(f) atomic_store_explicit(&out->f, \
-		x ? atomic_load_explicit(&x->f, memory_order_relaxed) : 0, memory_order_relaxed)
-	TD__COPY(cw_seen_mono_us);
-	TD__COPY(written);
-	TD__COPY(read_in);
-	TD__COPY(reset_bytes_in);
-	TD__COPY(reset_bytes_out);
-	TD__COPY(reset_lost);
-	TD__COPY(reset_in_flight);
-#undef TD__COPY
+	td__counts_out(out, x);
 }
 
 /* The flags that will need fd's extension (armed faults count into it). */
@@ -249,24 +275,14 @@ struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
 
 	if (e == NULL || (old = td__take(e)) == 1)
 		return NULL;
-	x = (flags & TD__EXT_FLAGS) || atomic_load(&init->written) || atomic_load(&init->read_in) ||
-			    atomic_load(&init->reset_lost) || atomic_load(&init->reset_in_flight) ||
-			    atomic_load(&init->reset_bytes_in) || atomic_load(&init->reset_bytes_out) ||
-			    atomic_load(&init->cw_seen_mono_us)
-		    ? td_fdtab_ext(fd) : td_fdtab_ext_peek(fd);
+	/* counts to carry (a dup's copy) or armed faults map the extension;
+	 * else one that exists is zeroed */
+	x = (flags & TD__EXT_FLAGS) || td__counts_any(init) ? td_fdtab_ext(fd)
+							    : td_fdtab_ext_peek(fd);
 	if (!td__data_in(fd, e, init))
 		return NULL;
-	if (x != NULL) {
-#define TD__SET(f) atomic_store_explicit(&x->f, atomic_load(&init->f), memory_order_relaxed)
-		TD__SET(cw_seen_mono_us);
-		TD__SET(written);
-		TD__SET(read_in);
-		TD__SET(reset_bytes_in);
-		TD__SET(reset_bytes_out);
-		TD__SET(reset_lost);
-		TD__SET(reset_in_flight);
-#undef TD__SET
-	}
+	if (x != NULL)
+		td__counts_in(x, init);
 	atomic_store_explicit(&e->share, atomic_load(&init->share), memory_order_relaxed);
 	atomic_store_explicit(&e->linger, td__linger_in(atomic_load(&init->linger)),
 			      memory_order_relaxed);
@@ -293,15 +309,8 @@ struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epo
 		__atomic_store_n(&e->dw[i], w[i], __ATOMIC_RELAXED);
 	/* the last entry of this number may have left counts there */
 	x = td_fdtab_ext_peek(fd);
-	if (x != NULL) {
-		atomic_store_explicit(&x->cw_seen_mono_us, 0, memory_order_relaxed);
-		atomic_store_explicit(&x->written, 0, memory_order_relaxed);
-		atomic_store_explicit(&x->read_in, 0, memory_order_relaxed);
-		atomic_store_explicit(&x->reset_bytes_in, 0, memory_order_relaxed);
-		atomic_store_explicit(&x->reset_bytes_out, 0, memory_order_relaxed);
-		atomic_store_explicit(&x->reset_lost, 0, memory_order_relaxed);
-		atomic_store_explicit(&x->reset_in_flight, 0, memory_order_relaxed);
-	}
+	if (x != NULL)
+		td__counts_in(x, NULL);
 	atomic_store_explicit(&e->share, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->linger, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
