@@ -70,8 +70,8 @@ struct td_sock_data {
  *   reset_*  what a library reset saw: byte counts kept from before an
  *            injected reset, which zeroes them, and what that reset threw
  *            away (never sent; sent, unacknowledged).
- * The atomic types let a copy be handled with the same helpers as the
- * table; a copy is the caller's own.
+ * A copy is the caller's own; its fields keep atomic types so that it is
+ * read and changed the way a live entry's flags are.
  */
 struct td_sock {
 	_Atomic uint32_t tag;
