@@ -158,10 +158,11 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 			if (pfd >= 0)
 				c->pfd = td_ownfd_mark(pfd, TD_OWN_DRAIN);
 		}
-		if (f.unread > 0)
-			(void)td_info_discard_input(fd);
-		if (c->pfd < 0 || f.unread > 0)
+		/* the facts again only when the discard changed them */
+		if (f.unread > 0) {
+			(void)td_info_discard_input(fd, NULL);
 			(void)td_info_facts(fd, &f, false);
+		}
 		if (c->pfd >= 0) {
 			/* what the drain will do: FIN behind the data, no RST */
 			f.unread = 0;
@@ -242,14 +243,14 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 static bool td__drain(const struct td_policy *p, struct td_closing *c)
 {
 	struct td_drain_req req;
-	char probe;
+	bool eof;
 
 	td_real_shutdown(c->pfd, SHUT_WR);
 	c->cf.first_fin = td_diag_closer(c->pfd, &c->s.local, &c->s.remote);
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
-	(void)td_info_discard_input(c->pfd);
+	(void)td_info_discard_input(c->pfd, &eof);
 	/* The peer may have closed already: then nothing to wait for. */
-	if (td_real_recv(c->pfd, &probe, 1, MSG_DONTWAIT | MSG_PEEK) == 0)
+	if (eof)
 		return false;
 	memset(&req, 0, sizeof(req));
 	req.pfd = c->pfd;
@@ -336,7 +337,7 @@ void td_closing_at_exit(const struct td_policy *p)
 		work = last && td__needs_work(r, &f);
 		if (work) {
 			if (f.unread > 0) {
-				(void)td_info_discard_input(fd);
+				(void)td_info_discard_input(fd, NULL);
 				(void)td_info_facts(fd, &f, false);
 			}
 			/*

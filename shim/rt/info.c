@@ -30,11 +30,17 @@ bool td_info_is_tcp(int fd, int *family)
 	return true;
 }
 
-static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger);
+static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
+		     bool drained);
 
 int td_info_facts(int fd, struct td_facts *f, bool want_ino)
 {
-	return td__facts(fd, f, want_ino, true);
+	return td__facts(fd, f, want_ino, true, false);
+}
+
+int td_info_facts_drained(int fd, struct td_facts *f)
+{
+	return td__facts(fd, f, false, true, true);
 }
 
 /*
@@ -50,8 +56,8 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 	int rc;
 
 	if (!(flags & TD_SF_LINGER_KNOWN) || r == NULL)
-		return td__facts(fd, f, want_ino, true);
-	rc = td__facts(fd, f, want_ino, false);
+		return td__facts(fd, f, want_ino, true, false);
+	rc = td__facts(fd, f, want_ino, false, false);
 	if ((flags & TD_SF_FAULT_RST) || r->close == TD_CLOSE_ABORT) {
 		f->linger_on = true;
 		f->linger_secs = 0;
@@ -62,7 +68,8 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 	return rc;
 }
 
-static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger)
+static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
+		     bool drained)
 {
 	struct tcp_info ti;
 	struct linger lg;
@@ -84,13 +91,14 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		/* for a listener the kernel reports its accept queue here */
 		f->backlog = (int)ti.tcpi_unacked;
 	} else {
-		/* Nothing unread where no byte ever came in (a health check, a
-		 * refused or reset connect): no ioctl.  The peer's FIN is no
-		 * byte here either; a kernel whose TCP_INFO is too short to
-		 * say is asked. */
-		if (len >= offsetof(struct tcp_info, tcpi_bytes_received) +
-				   sizeof(ti.tcpi_bytes_received) &&
-		    td_payload_in(ti.tcpi_state, (int64_t)ti.tcpi_bytes_received, false) == 0)
+		/* Nothing unread where the input was read to its EOF, or where
+		 * no byte ever came in (a health check, a refused or reset
+		 * connect): no ioctl.  The peer's FIN is no byte here either; a
+		 * kernel whose TCP_INFO is too short to say is asked. */
+		if (drained ||
+		    (len >= offsetof(struct tcp_info, tcpi_bytes_received) +
+				    sizeof(ti.tcpi_bytes_received) &&
+		     td_payload_in(ti.tcpi_state, (int64_t)ti.tcpi_bytes_received, false) == 0))
 			f->unread = 0;
 		else if (td_real_sys_ioctl(fd, SIOCINQ, &v) == 0)
 			f->unread = v;
@@ -135,13 +143,17 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
  * MSG_TRUNC on a TCP socket drops queued bytes without copying them, so
  * no buffer is needed (a signal handler's stack may be small).
  */
-int64_t td_info_discard_input(int fd)
+int64_t td_info_discard_input(int fd, bool *eof)
 {
 	int64_t total = 0;
 
+	if (eof != NULL)
+		*eof = false;
 	for (int i = 0; i < 64; i++) {
 		ssize_t n = td_real_recv(fd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
 
+		if (n == 0 && eof != NULL)
+			*eof = true;
 		if (n <= 0)
 			break;
 		total += n;

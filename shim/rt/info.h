@@ -24,7 +24,15 @@ int td_info_facts(int fd, struct td_facts *f, bool want_ino) TD_HIDDEN;
 /* The same, taking SO_LINGER from s when the library saw all of it. */
 int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino) TD_HIDDEN;
-/* Throw away queued input without copying it; returns bytes dropped. */
-int64_t td_info_discard_input(int fd) TD_HIDDEN;
+/*
+ * The facts of a socket whose input was read to the peer's EOF (a drain's
+ * end): nothing is unread, so no SIOCINQ.
+ */
+int td_info_facts_drained(int fd, struct td_facts *f) TD_HIDDEN;
+/*
+ * Throw away queued input without copying it; returns bytes dropped.
+ * *eof (unless NULL) says whether the peer's EOF was read too.
+ */
+int64_t td_info_discard_input(int fd, bool *eof) TD_HIDDEN;
 
 #endif

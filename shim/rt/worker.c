@@ -103,7 +103,8 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 
 	if (!atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_DONE))
 		return;
-	if (td_info_facts(r->pfd, &f, false) == 0) {
+	/* read to the peer's EOF: nothing unread to ask about */
+	if ((eof ? td_info_facts_drained(r->pfd, &f) : td_info_facts(r->pfd, &f, false)) == 0) {
 		/* timed out with input still arriving: the close resets */
 		r->cf.drain_cut = f.unread > 0 && f.state != TD_TCP_CLOSE;
 		if (r->cf.drain_cut) {
@@ -582,7 +583,7 @@ void td_worker_flush_at_exit(void)
 
 		if (st != TD_SLOT_READY && st != TD_SLOT_ACTIVE)
 			continue;
-		(void)td_info_discard_input(d->req.pfd);
+		(void)td_info_discard_input(d->req.pfd, NULL);
 		td__drain_finish(d, st, false);
 	}
 }
