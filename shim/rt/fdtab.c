@@ -19,55 +19,44 @@ _Atomic(struct td_fdext *) td_fdtab_ext_pages[TD_FDTAB_NPAGES];
 _Atomic int td_fdtab_high_ = -1;
 
 /*
- * The page of fd in pages (entries of size bytes), mapped if missing.
+ * fd's slot in pages (entries of size bytes), its page mapped if missing.
  * mmap, not malloc: this runs inside socket() and accept(), which a
  * signal handler may call.  Two threads racing on a new page both map
  * one; the loser unmaps its copy.  A page is never unmapped, and only its
  * first write makes a 4 KiB part of it resident: memory follows the fds
  * in use.
  */
-static void *td__page(_Atomic(void *) *where, size_t size)
+static void *td__slot_of(_Atomic(void *) *pages, size_t size, int fd)
 {
-	void *page = atomic_load_explicit(where, memory_order_acquire), *fresh;
+	_Atomic(void *) *where;
+	void *page, *fresh;
 	size_t bytes = size * TD_FDTAB_PAGE;
 
-	if (page != NULL)
-		return page;
-	fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (fresh == MAP_FAILED)
+	if ((unsigned)fd >= TD_FDTAB_MAX)
 		return NULL;
-	if (atomic_compare_exchange_strong(where, &page, fresh))
-		return fresh;
-	munmap(fresh, bytes);
-	return page;
+	where = &pages[fd >> TD_FDTAB_PAGE_SHIFT];
+	page = atomic_load_explicit(where, memory_order_acquire);
+	if (page == NULL) {
+		fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			     -1, 0);
+		if (fresh == MAP_FAILED)
+			return NULL;
+		if (atomic_compare_exchange_strong(where, &page, fresh))
+			page = fresh;
+		else
+			munmap(fresh, bytes);
+	}
+	return (char *)page + (size_t)(fd & (TD_FDTAB_PAGE - 1)) * size;
 }
 
 struct td_fdent *td_fdtab_slot(int fd)
 {
-	struct td_fdent *page;
-
-	if ((unsigned)fd >= TD_FDTAB_MAX)
-		return NULL;
-	page = td__page((_Atomic(void *) *)&td_fdtab_pages[fd >> TD_FDTAB_PAGE_SHIFT],
-			sizeof(struct td_fdent));
-	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
+	return td__slot_of((_Atomic(void *) *)td_fdtab_pages, sizeof(struct td_fdent), fd);
 }
 
 struct td_fdext *td_fdtab_ext(int fd)
 {
-	struct td_fdext *page;
-
-	if ((unsigned)fd >= TD_FDTAB_MAX)
-		return NULL;
-	page = td__page((_Atomic(void *) *)&td_fdtab_ext_pages[fd >> TD_FDTAB_PAGE_SHIFT],
-			sizeof(struct td_fdext));
-	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
-}
-
-/* The tag of the generation after old (live). */
-static inline uint32_t td__next_tag(uint32_t old)
-{
-	return (((old >> 1) + 1) << 1) | 1u;
+	return td__slot_of((_Atomic(void *) *)td_fdtab_ext_pages, sizeof(struct td_fdext), fd);
 }
 
 /*
@@ -163,10 +152,8 @@ static void td__addr_of4(struct td_addr *a, uint32_t ip, uint16_t port, uint8_t 
  */
 static bool td__data_in(int fd, struct td_fdent *e, const struct td_sock *cp)
 {
-	uint64_t w[6];
 	struct td_fdent tmp;
 
-	_Static_assert(sizeof(tmp.dw) == sizeof(w), "six words");
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.d = cp->d;
 	if (td__addr_fits(&cp->local) && td__addr_fits(&cp->remote)) {
@@ -187,9 +174,7 @@ static bool td__data_in(int fd, struct td_fdent *e, const struct td_sock *cp)
 			__atomic_store_n(&x->aw[i], aw[i], __ATOMIC_RELAXED);
 		tmp.a4.local_family = tmp.a4.remote_family = TD_FDADDR_EXT;
 	}
-	memcpy(w, tmp.dw, sizeof(w));
-	for (size_t i = 0; i < 6; i++)
-		__atomic_store_n(&e->dw[i], w[i], __ATOMIC_RELAXED);
+	td_fdent_set_words(e, tmp.dw);
 	return true;
 }
 
@@ -283,11 +268,8 @@ struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
 		return NULL;
 	if (x != NULL)
 		td__counts_in(x, init);
-	atomic_store_explicit(&e->share, atomic_load(&init->share), memory_order_relaxed);
-	atomic_store_explicit(&e->linger, td__linger_in(atomic_load(&init->linger)),
-			      memory_order_relaxed);
-	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
-	atomic_store_explicit(&e->tag, td__next_tag(old), memory_order_release);
+	td_fdent_go_live(e, old, atomic_load(&init->share),
+			 td__linger_in(atomic_load(&init->linger)), flags);
 	td__raise_high(fd);
 	return e;
 }
@@ -305,16 +287,12 @@ struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epo
 	if (e == NULL || (old = td__take(e)) == 1)
 		return NULL;
 	td_fdent_bare_words(w, family, epoch);
-	for (size_t i = 0; i < 6; i++)
-		__atomic_store_n(&e->dw[i], w[i], __ATOMIC_RELAXED);
+	td_fdent_set_words(e, w);
 	/* the last entry of this number may have left counts there */
 	x = td_fdtab_ext_peek(fd);
 	if (x != NULL)
 		td__counts_in(x, NULL);
-	atomic_store_explicit(&e->share, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->linger, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
-	atomic_store_explicit(&e->tag, td__next_tag(old), memory_order_release);
+	td_fdent_go_live(e, old, 0, 0, flags);
 	td__raise_high(fd);
 	return e;
 }
@@ -337,7 +315,7 @@ struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp)
 	/* something was decided: its close is no longer a bare one */
 	if (atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_BARE)
 		atomic_fetch_and(&e->flags, ~TD_SF_BARE);
-	atomic_store_explicit(&e->tag, td__next_tag(tag), memory_order_release);
+	atomic_store_explicit(&e->tag, td_tag_next(tag), memory_order_release);
 	return e;
 }
 
@@ -376,7 +354,6 @@ bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag)
 		*tag = t1;
 	return true;
 }
-
 
 /*
  * Share slots count the fds of this process that dup(), dup2() or dup3()

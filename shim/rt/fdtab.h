@@ -154,6 +154,12 @@ static inline bool td_tag_live(uint32_t tag)
 	return (tag & 1u) != 0;
 }
 
+/* The tag of the generation after old, live. */
+static inline uint32_t td_tag_next(uint32_t old)
+{
+	return (((old >> 1) + 1) << 1) | 1u;
+}
+
 #define TD_LINGER_ON (1u << 31)
 /* The program's SO_LINGER as recorded in a copy. */
 static inline bool td_sock_linger_on(const struct td_sock *s)
@@ -196,7 +202,7 @@ static inline struct td_fdext *td_fdtab_ext_peek(int fd)
 {
 	struct td_fdext *page;
 
-	if ((unsigned)fd >= TD_FDTAB_MAX)
+	if (td_unlikely((unsigned)fd >= TD_FDTAB_MAX))
 		return NULL;
 	page = atomic_load_explicit(&td_fdtab_ext_pages[fd >> TD_FDTAB_PAGE_SHIFT],
 				    memory_order_acquire);
@@ -228,6 +234,29 @@ static inline void td_fdent_bare_words(uint64_t w[6], uint8_t family, uint32_t e
 	tmp.d.epoch = epoch;
 	memcpy(w, tmp.dw, sizeof(tmp.dw));
 }
+/* e's plain words from w (relaxed atomic stores; see td_fdent). */
+static inline void td_fdent_set_words(struct td_fdent *e, const uint64_t w[6])
+{
+	__atomic_store_n(&e->dw[0], w[0], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dw[1], w[1], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dw[2], w[2], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dw[3], w[3], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dw[4], w[4], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dw[5], w[5], __ATOMIC_RELAXED);
+}
+/*
+ * The last step of every publish: the fields that change while live, then
+ * the tag of the slot's next generation (release: a reader that sees it
+ * sees all the rest).
+ */
+static inline void td_fdent_go_live(struct td_fdent *e, uint32_t old_tag, uint32_t share,
+				    uint32_t linger, uint32_t flags)
+{
+	atomic_store_explicit(&e->share, share, memory_order_relaxed);
+	atomic_store_explicit(&e->linger, linger, memory_order_relaxed);
+	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
+	atomic_store_explicit(&e->tag, td_tag_next(old_tag), memory_order_release);
+}
 /*
  * socket()'s publish: family and fork epoch, flags, no rule, every other
  * field zero.  Inline, and six plain stores where nothing is in the way
@@ -250,16 +279,8 @@ static inline struct td_fdent *td_fdtab_publish_bare(int fd, uint8_t family, uin
 	if (td_unlikely(td_tag_live(old)))
 		return td_fdtab_publish_bare_slow(fd, family, epoch, flags);
 	td_fdent_bare_words(w, family, epoch);
-	__atomic_store_n(&e->dw[0], w[0], __ATOMIC_RELAXED);
-	__atomic_store_n(&e->dw[1], w[1], __ATOMIC_RELAXED);
-	__atomic_store_n(&e->dw[2], w[2], __ATOMIC_RELAXED);
-	__atomic_store_n(&e->dw[3], w[3], __ATOMIC_RELAXED);
-	__atomic_store_n(&e->dw[4], w[4], __ATOMIC_RELAXED);
-	__atomic_store_n(&e->dw[5], w[5], __ATOMIC_RELAXED);
-	atomic_store_explicit(&e->share, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->linger, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->flags, flags, memory_order_relaxed);
-	atomic_store_explicit(&e->tag, (((old >> 1) + 1) << 1) | 1u, memory_order_release);
+	td_fdent_set_words(e, w);
+	td_fdent_go_live(e, old, 0, 0, flags);
 	return e;
 }
 /*
