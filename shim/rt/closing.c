@@ -114,7 +114,7 @@ static bool td__needs_work(const struct td_rule *r, const struct td_facts *f)
  * to drop.  An "abort" or "pass" rule without logging needs none: its
  * SO_LINGER was set at connect/accept time.
  */
-static bool td__close_has_work(const struct td_rule *r, struct td_fdent *s)
+static bool td__close_has_work(const struct td_rule *r, const struct td_fdent *s)
 {
 	return r->log || r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN ||
 	       s->share != 0 ||

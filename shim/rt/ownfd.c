@@ -14,7 +14,8 @@
 
 static struct td_fdent *td__publish_own(int fd, enum td_ownfd_kind kind)
 {
-	return td_fdtab_publish_bare(fd, 0, atomic_load(&td_holders_epoch), TD_SF_OWN | (uint32_t)kind << TD_SF_OWN_KIND_SHIFT);
+	return td_fdtab_publish_bare(fd, 0, atomic_load(&td_holders_epoch),
+				     TD_SF_OWN | (uint32_t)kind << TD_SF_OWN_KIND_SHIFT);
 }
 
 static bool td__same(const struct stat *a, const struct stat *b)
@@ -84,7 +85,8 @@ bool td_ownfd_is(int fd, enum td_ownfd_kind kind)
 {
 	struct td_fdent *e = td_fdtab_peek(fd);
 
-	return e != NULL && td_tag_live(atomic_load(&e->tag)) && td__kind_is(atomic_load(&e->flags), kind);
+	return e != NULL && td_tag_live(atomic_load(&e->tag)) &&
+	       td__kind_is(atomic_load(&e->flags), kind);
 }
 
 /*
@@ -102,4 +104,10 @@ void td_ownfd_close(int fd, enum td_ownfd_kind kind)
 		td_real_close(fd);
 	else	/* re-marked by its new owner between the look and the claim */
 		(void)td_fdtab_publish(fd, &gone);
+}
+
+void td_ownfd_close_slot(_Atomic int *slot, enum td_ownfd_kind kind)
+{
+	if (atomic_load(slot) >= 0)
+		td_ownfd_close(atomic_exchange(slot, -1), kind);
 }

@@ -31,5 +31,10 @@ int td_ownfd_mark(int fd, enum td_ownfd_kind kind) TD_HIDDEN;
 bool td_ownfd_is(int fd, enum td_ownfd_kind kind) TD_HIDDEN;
 /* Close fd if it is still kind's. */
 void td_ownfd_close(int fd, enum td_ownfd_kind kind) TD_HIDDEN;
+/*
+ * Close the fd an owner keeps in *slot, leaving -1 there.  An empty slot
+ * is not written (after fork() a store copies the page).
+ */
+void td_ownfd_close_slot(_Atomic int *slot, enum td_ownfd_kind kind) TD_HIDDEN;
 
 #endif

@@ -354,7 +354,7 @@ static void td__destroy(void)
 		munmap(td__map, td__size);
 		td__map = NULL;
 	}
-	td_ownfd_close(atomic_exchange(&td__fd, -1), TD_OWN_SPOOL);
+	td_ownfd_close_slot(&td__fd, TD_OWN_SPOOL);
 }
 
 /*
@@ -505,8 +505,7 @@ void td_spool_after_fork_child(void)
 		munmap(td__map, td__size);
 		td__map = NULL;
 	}
-	if (atomic_load(&td__fd) >= 0)
-		td_ownfd_close(atomic_exchange(&td__fd, -1), TD_OWN_SPOOL);
+	td_ownfd_close_slot(&td__fd, TD_OWN_SPOOL);
 	if (memcmp(&td__v, &none, sizeof(none)) != 0)
 		memset(&td__v, 0, sizeof(td__v));
 	td_store_changed(&td__lines, 0);

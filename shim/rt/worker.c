@@ -457,8 +457,8 @@ static int td__ensure(void)
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		td_ownfd_close(atomic_exchange(&td__efd, -1), TD_OWN_WAKE);
-		td_ownfd_close(atomic_exchange(&td__epfd, -1), TD_OWN_EPOLL);
+		td_ownfd_close_slot(&td__efd, TD_OWN_WAKE);
+		td_ownfd_close_slot(&td__epfd, TD_OWN_EPOLL);
 		goto fail;
 	}
 	atomic_store(&td__wstate, TD_W_RUNNING);
@@ -555,14 +555,10 @@ void td_worker_watch_leaks(void)
  */
 void td_worker_after_fork_child(void)
 {
-	int fd;
-
 	/* what already holds its value is not written (td_store_changed) */
 	td_store_changed(&td__wstate, TD_W_NONE);
-	if (atomic_load(&td__efd) >= 0 && (fd = atomic_exchange(&td__efd, -1)) >= 0)
-		td_ownfd_close(fd, TD_OWN_WAKE);
-	if (atomic_load(&td__epfd) >= 0 && (fd = atomic_exchange(&td__epfd, -1)) >= 0)
-		td_ownfd_close(fd, TD_OWN_EPOLL);
+	td_ownfd_close_slot(&td__efd, TD_OWN_WAKE);
+	td_ownfd_close_slot(&td__epfd, TD_OWN_EPOLL);
 	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++) {
 		int st = atomic_load(&td__drains[i].state);
 
