@@ -50,8 +50,8 @@ static void td__nl_put(int fd)
 		td_ownfd_close(fd, TD_OWN_DIAG);
 }
 
-/* The connection's kernel state, 0 when there is none, -1 on error. */
-int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
+/* One sock_diag lookup of the 4-tuple: its state, 0 none, -1 error. */
+static int td__lookup(const struct td_addr *local, const struct td_addr *remote)
 {
 	static _Atomic uint32_t seq;
 	struct {
@@ -116,19 +116,19 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 }
 
 /*
- * The 4-tuple's state after our FIN, asked of sock_diag.  "Gone" is asked
- * twice: a socket turning into its TIME_WAIT entry (after crossing FINs,
- * CLOSING to TIME_WAIT) can be missed by a lookup made at that very
- * moment, and one miss would turn a simultaneous close into a passive one
- * (a CI run under ASan caught it: the log said passive and no TIME_WAIT,
- * ss showed the client's TIME_WAIT).  A truly gone socket (LAST_ACK
- * acknowledged) is gone the second time too.
+ * "None" is asked twice: a socket turning into its TIME_WAIT entry (after
+ * crossing FINs, CLOSING to TIME_WAIT) can be missed by a lookup made at
+ * that very moment, and one miss would turn a simultaneous close into a
+ * passive one, or a close that sent nothing into an RST (a CI run under
+ * ASan caught the first: the log said passive and no TIME_WAIT, ss showed
+ * the client's TIME_WAIT).  A truly gone socket (LAST_ACK acknowledged,
+ * reset) is gone the second time too.
  */
-static int td__state_after_fin(const struct td_addr *local, const struct td_addr *remote)
+int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 {
-	int state = td_diag_state(local, remote);
+	int state = td__lookup(local, remote);
 
-	return state == 0 ? td_diag_state(local, remote) : state;
+	return state == 0 ? td__lookup(local, remote) : state;
 }
 
 /*
@@ -151,9 +151,9 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
 		/* our own socket is CLOSE both after TIME_WAIT and after LAST_ACK:
 		 * only the 4-tuple's TIME_WAIT entry tells them apart */
 		if (state == TD_TCP_CLOSE)
-			state = td__state_after_fin(local, remote);
+			state = td_diag_state(local, remote);
 	} else {
-		state = td__state_after_fin(local, remote);
+		state = td_diag_state(local, remote);
 	}
 	switch (state) {
 	case TD_TCP_FIN_WAIT1:
