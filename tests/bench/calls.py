@@ -90,9 +90,7 @@ def main(argv):
     table = _bench.Table(SECTION)
     lack = _bench.missing(PROG, _bench.FLOOR, _bench.LIB)
     if lack or not shutil.which("valgrind") or not shutil.which("strace"):
-        table.note("skipped: needs valgrind, strace and %s" % ", ".join(lack or ["the build"]))
-        table.done()
-        return 0
+        return table.skip("needs valgrind, strace and %s" % ", ".join(lack or ["the build"]))
     tmp = tempfile.mkdtemp(prefix="td-bench-calls-")
     log = os.path.join(tmp, "audit.jsonl")
     base = _bench.clean_env()

@@ -66,9 +66,7 @@ def main():
     """Measure every case and add the rows."""
     table = _bench.Table(SECTION)
     if shutil.which("valgrind") is None:
-        table.note("skipped: valgrind is not installed (apt-get install valgrind)")
-        table.done()
-        return 0
+        return table.skip("valgrind is not installed (apt-get install valgrind)")
     rc = _bench.enter_netns(__file__)
     if rc is not None:
         return rc
@@ -76,9 +74,7 @@ def main():
     lib = _bench.LIB
     lack = _bench.missing(prog, lib)
     if lack:
-        table.note("skipped: %s not built (make all testprogs)" % ", ".join(lack))
-        table.done()
-        return 0
+        return table.skip("%s not built (make all testprogs)" % ", ".join(lack))
     base = _bench.clean_env()
     # Without a policy the library would read /etc/teardown.conf: point it
     # at a file that does not exist, so "no policy" means none.

@@ -117,9 +117,7 @@ def main(argv):
     table = _bench.Table(SECTION)
     lack = _bench.missing(AUDIT_LOOP, BENCH_LOOP, TDPEER, _bench.LIB)
     if lack:
-        table.note("skipped: %s not built (make all testprogs)" % ", ".join(lack))
-        table.done()
-        return 0
+        return table.skip("%s not built (make all testprogs)" % ", ".join(lack))
     tmp = tempfile.mkdtemp(prefix="td-bench-loop-")
     log = os.path.join(tmp, "audit.jsonl")
     base = _bench.clean_env()

@@ -82,9 +82,7 @@ def main(argv):
         if probe.returncode != 0:
             why = "perf cannot sample here: %s" % (probe.stderr.strip().splitlines() or ["?"])[-1]
     if why:
-        table.note("skipped: " + why)
-        table.done()
-        return 0
+        return table.skip(why)
     tmp = tempfile.mkdtemp(prefix="td-bench-profile-")
     try:
         log = os.path.join(tmp, "audit.jsonl")

@@ -107,9 +107,7 @@ def main(argv):
     table = _bench.Table(SECTION)
     lack = _bench.missing(PROG, _bench.LIB, _bench.CLI)
     if lack or not shutil.which("valgrind"):
-        table.note("skipped: needs valgrind and %s" % ", ".join(lack or ["the build"]))
-        table.done()
-        return 0
+        return table.skip("needs valgrind and %s" % ", ".join(lack or ["the build"]))
     tmp = tempfile.mkdtemp(prefix="td-bench-rules-")
     base = _bench.clean_env()
     try:

@@ -554,9 +554,7 @@ def main(argv):
         return 2
     if _bench.missing(_bench.LIB, _bench.CLI):
         table = _bench.Table(SECTION)
-        table.note("skipped: the library and the command are not built (make)")
-        table.done()
-        return 0
+        return table.skip("the library and the command are not built (make)")
     rc = 0
     with _bench.collecting():
         if not _bench.can_netns():

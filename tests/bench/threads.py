@@ -105,9 +105,7 @@ def main(argv):
     table = _bench.Table(SECTION)
     lack = _bench.missing(PROG, _bench.LIB)
     if lack:
-        table.note("skipped: %s not built (make all testprogs)" % ", ".join(lack))
-        table.done()
-        return 0
+        return table.skip("%s not built (make all testprogs)" % ", ".join(lack))
     ms = int(a.seconds * 1000)
     tmp = tempfile.mkdtemp(prefix="td-bench-threads-")
     log = os.path.join(tmp, "audit.jsonl")
