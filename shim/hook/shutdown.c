@@ -74,7 +74,7 @@ TD_EXPORT int shutdown(int fd, int how)
 		reset = td__reset_instead(s, &f);
 	}
 	errno = saved;
-	if (reset && td_faults_reset_now(fd, s) == 0) {
+	if (reset && td_faults_reset_now(fd, fd, s) == 0) {
 		rc = 0;
 		err = saved;
 		done = TD_HOW_RST;

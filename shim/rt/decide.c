@@ -408,6 +408,6 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 	if (fate.hit &&
 	    td_fault_draw(&r->fault.rst_on_accept, td__seed(r), fate.num, TD_FK_RST_ON_ACCEPT)) {
 		td__fault_event(p, &init, fd, r, &fate, "rst_on_accept");
-		(void)td_faults_reset_now(fd, s);
+		(void)td_faults_reset_now(fd, fd, s);
 	}
 }

@@ -25,9 +25,9 @@
 _Atomic int td_faults_bytes_live;
 _Atomic int td_faults_bytes_in_live;
 
-int td_faults_reset_now(int fd, struct td_fdent *e)
+int td_faults_reset_now(int fd, int efd, struct td_fdent *e)
 {
-	struct td_fdext *x = e != NULL ? td_fdtab_ext(fd) : NULL;
+	struct td_fdext *x = e != NULL ? td_fdtab_ext(efd) : NULL;
 	struct sockaddr sa;
 	struct td_facts f;
 	int rc, saved;
@@ -273,7 +273,7 @@ void td_faults_bytes_sent(int fd, ssize_t n)
 			break;
 		td_clock_sleep_ms(1);
 	}
-	(void)td_faults_reset_now(fd, e);
+	(void)td_faults_reset_now(fd, fd, e);
 	errno = saved;
 }
 
@@ -296,6 +296,6 @@ void td_faults_bytes_read(int fd, ssize_t n)
 	if (total < limit ||
 	    (atomic_fetch_or(&e->flags, TD_SF_BYTES_IN_DONE) & TD_SF_BYTES_IN_DONE))
 		return;
-	(void)td_faults_reset_now(fd, e);
+	(void)td_faults_reset_now(fd, fd, e);
 	errno = saved;
 }

@@ -6,9 +6,10 @@
 
 #include "fdtab.h"
 
-/* Send an RST now on a connection the program still holds (entry e:
- * where to keep the byte counts the reset wipes; may be NULL). */
-int td_faults_reset_now(int fd, struct td_fdent *e) TD_HIDDEN;
+/* Send an RST now, through fd, on a connection the program still holds
+ * at efd (its entry e, and efd's extension: where to keep the byte counts
+ * the reset wipes; e may be NULL).  fd is efd, or the worker's dup of it. */
+int td_faults_reset_now(int fd, int efd, struct td_fdent *e) TD_HIDDEN;
 /* A loopback address that refuses (refuse) or never answers (timeout). */
 int td_faults_target(int family, int kind, struct sockaddr_storage *out,
 		    socklen_t *len) TD_HIDDEN;

@@ -290,7 +290,7 @@ void td_reload_reset_open(const struct td_policy *p)
 				ev.seed = r->fault.has_seed ? r->fault.seed : td_init_proc.seed;
 				td_logw_event(p, &ev);
 			}
-			(void)td_faults_reset_now(dfd, e);
+			(void)td_faults_reset_now(dfd, fd, e);
 		}
 		td_real_close(dfd);
 	}

@@ -160,7 +160,7 @@ static void td__fire(struct td_tslot *t)
 	if (dfd < 0)
 		return;
 	if (atomic_load(&e->tag) == t->tag)
-		(void)td_faults_reset_now(dfd, e);
+		(void)td_faults_reset_now(dfd, t->fd, e);
 	td_real_close(dfd);
 }
 
