@@ -46,6 +46,8 @@ int td_faults_reset_now(int fd, int efd, struct td_fdent *e)
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_family = AF_UNSPEC;
+	if (e != NULL)
+		atomic_fetch_or(&e->flags, TD_SF_RESETTING);
 	rc = td_real_connect(fd, &sa, sizeof(sa));
 	saved = errno;
 	if (rc == 0 && e != NULL)
@@ -56,11 +58,34 @@ int td_faults_reset_now(int fd, int efd, struct td_fdent *e)
 	 * after a real reset (tcp_done() sets SHUTDOWN_MASK) it returns 0.
 	 * Shutting the closed socket down marks both directions shut without
 	 * sending anything (the kernel answers ENOTCONN, ignored), so the
-	 * program's next calls go exactly as after a peer's RST.
+	 * program's next calls go exactly as after a peer's RST.  A program
+	 * thread can still read between the two calls when this runs in the
+	 * worker or a reload; TD_SF_RESETTING, set above, lets its read see
+	 * that ENOTCONN and shut the socket itself (td_faults_read_gap()).
 	 */
 	(void)td_real_shutdown(fd, SHUT_RDWR);
 	errno = saved;
 	return rc;
+}
+
+/*
+ * A read on fd failed with ENOTCONN or EPIPE.  If the library is resetting
+ * that socket from another thread, the read was waiting when the reset ran
+ * (EPIPE), or fell between the reset and the shut that follows it
+ * (ENOTCONN: td_faults_reset_now()).  Neither happens after a real reset.
+ * Shut the socket here (sends nothing: it is closed) and say so, so the
+ * caller reads again and gets what a real reset gives.  errno is kept.
+ */
+bool td_faults_read_gap(int fd)
+{
+	struct td_fdent *e = td_fdtab_live(fd);
+	int saved = errno;
+
+	if (e == NULL || !(atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_RESETTING))
+		return false;
+	(void)td_real_shutdown(fd, SHUT_RDWR);
+	errno = saved;
+	return true;
 }
 
 struct td_target {

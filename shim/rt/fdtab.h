@@ -32,6 +32,9 @@ enum td_sock_flag {
 	/* made by socket() and nothing decided since: no rule, no bind rule;
 	 * its close just drops the entry (cleared by every td_fdtab_update()) */
 	TD_SF_BARE = 1u << 19,
+	/* the library is resetting it from another thread: a read that finds
+	 * it closed but not yet shut (ENOTCONN) waits for the shut (recv.c) */
+	TD_SF_RESETTING = 1u << 20,
 };
 /* With TD_SF_OWN: which of the library's own fds it is (enum td_ownfd_kind,
  * ownfd.h), in the top byte of flags */

@@ -22,6 +22,13 @@
  *          --delay MS (between calls, default 0)
  *          --max-ms MS (give up writing after this long, default 10000)
  *
+ * --read-call read|recv|recvfrom|recvmsg|readv makes it a reader instead:
+ * it writes nothing and blocks in that call until the call fails or the
+ * stream ends ("first_error", "none" at EOF), then makes the same call
+ * once more ("read_rc", "read_error") and one send() ("next_error").  A
+ * thread blocked in a read when a real RST arrives gets ECONNRESET, the
+ * next read 0 and a send EPIPE.
+ *
  * Output: JSON lines on stdout, each written with one write(2): a
  * "listening" line (server), then one "result" line.  The bytes follow
  * tdpeer's pattern ('a' + offset % 26), so "tdpeer client" can check them.
@@ -47,6 +54,10 @@ enum fw_call { FW_WRITE, FW_SEND, FW_SENDTO, FW_SENDMSG, FW_WRITEV };
 
 static const char *const fw_call_names[] = {"write", "send", "sendto", "sendmsg", "writev"};
 
+enum fw_rcall { FW_NOREAD = -1, FW_READ, FW_RECV, FW_RECVFROM, FW_RECVMSG, FW_READV };
+
+static const char *const fw_rcall_names[] = {"read", "recv", "recvfrom", "recvmsg", "readv"};
+
 static struct {
 	bool server;
 	int port;
@@ -54,7 +65,8 @@ static struct {
 	size_t chunk;
 	long delay_ms;
 	long max_ms;
-} fw = {false, 0, FW_SEND, 1000, 0, 10000};
+	enum fw_rcall rcall;
+} fw = {false, 0, FW_SEND, 1000, 0, 10000, FW_NOREAD};
 
 static double fw_now_ms(void)
 {
@@ -118,6 +130,29 @@ static ssize_t fw_write(int fd, const unsigned char *buf, size_t n)
 	}
 }
 
+/* One blocking read with the chosen read call; errno preserved. */
+static ssize_t fw_read(int fd, unsigned char *buf, size_t n)
+{
+	struct iovec iov[2] = {{buf, n / 2}, {buf + n / 2, n - n / 2}};
+	struct msghdr m;
+
+	switch (fw.rcall) {
+	case FW_RECV:
+		return recv(fd, buf, n, 0);
+	case FW_RECVFROM:
+		return recvfrom(fd, buf, n, 0, NULL, NULL);
+	case FW_RECVMSG:
+		memset(&m, 0, sizeof(m));
+		m.msg_iov = iov;
+		m.msg_iovlen = 2;
+		return recvmsg(fd, &m, 0);
+	case FW_READV:
+		return readv(fd, iov, 2);
+	default:
+		return read(fd, buf, n);
+	}
+}
+
 static int fw_port_of(int fd, bool peer)
 {
 	struct sockaddr_in sa;
@@ -171,7 +206,8 @@ static void fw_usage(void)
 {
 	fprintf(stderr, "usage: fault_writer server|client [--listen PORT|--connect PORT]\n"
 			"       [--call write|send|sendto|sendmsg|writev] [--chunk N]\n"
-			"       [--delay MS] [--max-ms MS]\n");
+			"       [--delay MS] [--max-ms MS]\n"
+			"       [--read-call read|recv|recvfrom|recvmsg|readv]\n");
 	exit(2);
 }
 
@@ -181,7 +217,7 @@ static void fw_args(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'}, {"connect", required_argument, NULL, 'c'},
 		{"call", required_argument, NULL, 'k'},	  {"chunk", required_argument, NULL, 'n'},
 		{"delay", required_argument, NULL, 'd'},  {"max-ms", required_argument, NULL, 'm'},
-		{NULL, 0, NULL, 0},
+		{"read-call", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -204,6 +240,13 @@ static void fw_args(int argc, char **argv)
 			if (c == 5)
 				fw_usage();
 			fw.call = (enum fw_call)c;
+			break;
+		case 'r':
+			for (c = 0; c < 5 && strcmp(optarg, fw_rcall_names[c]) != 0; c++)
+				;
+			if (c == 5)
+				fw_usage();
+			fw.rcall = (enum fw_rcall)c;
 			break;
 		case 'n':
 			fw.chunk = (size_t)atol(optarg);
@@ -250,6 +293,18 @@ int main(int argc, char **argv)
 		linger_on = lg.l_onoff;
 		linger_secs = lg.l_linger;
 	}
+	while (fw.rcall != FW_NOREAD) {
+		r = fw_read(fd, buf, fw.chunk);
+		if (r > 0 || (r < 0 && errno == EINTR))
+			continue;
+		first = r < 0 ? errno : 0;
+		first_ms = fw_now_ms() - t0;
+		read_rc = fw_read(fd, buf, fw.chunk);
+		read_errno = read_rc < 0 ? errno : 0;
+		r = send(fd, "x", 1, MSG_NOSIGNAL);
+		next = r < 0 ? errno : 0;
+		goto report;
+	}
 	while (fw_now_ms() - t0 < (double)fw.max_ms) {
 		for (size_t i = 0; i < fw.chunk; i++)
 			buf[i] = (unsigned char)('a' + (written + (long long)i) % 26);
@@ -271,13 +326,15 @@ int main(int argc, char **argv)
 	}
 	read_rc = recv(fd, &c, 1, MSG_DONTWAIT);
 	read_errno = read_rc < 0 ? errno : 0;
+report:
 	close_rc = close(fd);
 	snprintf(line, sizeof(line),
 		 "{\"event\":\"result\",\"role\":\"%s\",\"call\":\"%s\",\"local_port\":%d,"
 		 "\"remote_port\":%d,\"connect_error\":null,\"linger_on\":%d,\"linger_secs\":%d,"
 		 "\"bytes_written\":%lld,\"first_error\":\"%s\",\"first_error_ms\":%.3f,"
 		 "\"next_error\":\"%s\",\"read_rc\":%zd,\"read_error\":\"%s\",\"close_rc\":%d}\n",
-		 fw.server ? "server" : "client", fw_call_names[fw.call], lport, rport,
+		 fw.server ? "server" : "client",
+		 fw.rcall != FW_NOREAD ? fw_rcall_names[fw.rcall] : fw_call_names[fw.call], lport, rport,
 		 linger_on, linger_secs, written, fw_errname(first), first_ms, fw_errname(next),
 		 read_rc, fw_errname(read_errno), close_rc);
 	fw_print(line);
