@@ -3,9 +3,18 @@
 
 #include "../rt/rt.h"
 
-TD_EXPORT int socket(int domain, int type, int protocol)
+static inline bool td__inet(int domain)
 {
-	bool inet = domain == AF_INET || domain == AF_INET6;
+	return domain == AF_INET || domain == AF_INET6;
+}
+
+/*
+ * Every socket but IPv4/IPv6 TCP, out of line so that the TCP path below
+ * keeps almost nothing in registers across the real call.
+ */
+__attribute__((noinline, cold)) static int td__socket_other(int domain, int type, int protocol)
+{
+	bool inet = td__inet(domain);
 	const struct td_policy *p;
 	int fd, saved;
 
@@ -14,13 +23,6 @@ TD_EXPORT int socket(int domain, int type, int protocol)
 	fd = td_real_socket(domain, type, protocol);
 	if (p == NULL || fd < 0)
 		return fd;
-	if (td_likely(inet && (type & 0xf) == SOCK_STREAM &&
-		      (protocol == 0 || protocol == IPPROTO_TCP))) {
-		/* the common case: no system call, errno untouched (the slow
-		 * path keeps it) */
-		(void)td_decide_new(fd, domain);
-		return fd;
-	}
 	saved = errno;
 	if (!inet) {
 		/* a stale entry must not follow the number (unless it is a
@@ -36,5 +38,25 @@ TD_EXPORT int socket(int domain, int type, int protocol)
 			atomic_fetch_or(&s->flags, TD_SF_NOT_TCP);
 	}
 	errno = saved;
+	return fd;
+}
+
+/*
+ * The common case, a TCP socket: the real call and an entry published in
+ * a few plain stores; no system call, errno untouched (the publish's slow
+ * path keeps it).
+ */
+TD_EXPORT int socket(int domain, int type, int protocol)
+{
+	const struct td_policy *p;
+	int fd;
+
+	if (td_unlikely(!td__inet(domain) || (type & 0xf) != SOCK_STREAM ||
+			(protocol != 0 && protocol != IPPROTO_TCP)))
+		return td__socket_other(domain, type, protocol);
+	p = td_init_active_tcp();
+	fd = td_real_socket(domain, type, protocol);
+	if (td_likely(p != NULL && fd >= 0))
+		(void)td_decide_new(fd, domain);
 	return fd;
 }

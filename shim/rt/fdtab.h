@@ -228,14 +228,32 @@ struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epo
 /* The words of an entry with no rule, family and epoch given, the rest 0. */
 static inline void td_fdent_bare_words(uint64_t w[6], uint8_t family, uint32_t epoch)
 {
-	struct td_fdent tmp;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* computed, not built in memory: rule and bind_rule -1, then role,
+	 * decided, family, gen and epoch in the second word */
+	_Static_assert(offsetof(struct td_sock_data, rule) == 0 &&
+			       offsetof(struct td_sock_data, bind_rule) == 4 &&
+			       offsetof(struct td_sock_data, family) == 10 &&
+			       offsetof(struct td_sock_data, epoch) == 12,
+		       "the layout the words below assume");
+	w[0] = UINT64_MAX;
+	w[1] = ((uint64_t)family << 16) | ((uint64_t)epoch << 32);
+	w[2] = w[3] = w[4] = w[5] = 0;
+#else
+	union {
+		struct {
+			struct td_sock_data d;
+			struct td_fdaddr4 a4;
+		};
+		uint64_t dw[6];
+	} tmp = {.dw = {0}};
 
-	memset(&tmp, 0, sizeof(tmp));
 	tmp.d.rule = -1;
 	tmp.d.bind_rule = -1;
 	tmp.d.family = family;
 	tmp.d.epoch = epoch;
 	memcpy(w, tmp.dw, sizeof(tmp.dw));
+#endif
 }
 /* e's plain words from w (relaxed atomic stores; see td_fdent). */
 static inline void td_fdent_set_words(struct td_fdent *e, const uint64_t w[6])

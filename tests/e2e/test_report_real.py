@@ -102,6 +102,13 @@ def _wire_connections(cap, port):
     otherwise (its FIN or RST left before it had the client's FIN, so it
     holds the TIME_WAIT after a FIN).  Absolute sequence numbers
     (tcpdump -S) make the comparison exact.
+
+    Each connection also keeps its segments ("lines", for a judge's
+    message) and whether the client sent an RST after both FINs
+    ("rst_after_fins"): Linux lets such an RST end the server's TIME_WAIT
+    at once (RFC 1337's "TIME-WAIT assassination", net.ipv4.tcp_rfc1337 =
+    0), so that TIME_WAIT was real when the server closed but is gone
+    from ss afterwards.
     """
     out = subprocess.run(["tcpdump", "-r", cap.path, "-nn", "-tt", "-S"],
                          capture_output=True, text=True, timeout=60).stdout
@@ -114,7 +121,8 @@ def _wire_connections(cap, port):
         seq, ack = int(m.group(4) or 0), int(m.group(5) or 0)
         if dport == port and "S" in flags and "." not in flags:
             conns[sport] = {"cls": None, "client_fin": None, "client_fin_ack": None,
-                            "server_fin": 0, "server_rst": 0, "server_fin_seq": None}
+                            "server_fin": 0, "server_rst": 0, "server_fin_seq": None,
+                            "rst_after_fins": False, "lines": [line]}
             continue
         if "S" in flags or not ("F" in flags or "R" in flags):
             continue
@@ -122,6 +130,7 @@ def _wire_connections(cap, port):
         c = conns.get(client)
         if c is None:
             continue
+        c["lines"].append(line)
         if sport == port:
             # a FIN retransmitted (same sequence number) is one FIN
             if "F" in flags and seq != c["server_fin_seq"]:
@@ -144,6 +153,8 @@ def _wire_connections(cap, port):
         elif "R" in flags:
             if c["cls"] is None and c["client_fin"] is None:
                 c["cls"] = "reset"
+            if c["client_fin"] is not None and c["server_fin_seq"] is not None:
+                c["rst_after_fins"] = True
         elif c["client_fin"] is None:
             c["client_fin"] = seq
             c["client_fin_ack"] = ack
@@ -155,6 +166,19 @@ def _wire_connections(cap, port):
             # The server never sent a FIN or RST: only a reset ends it so.
             c["cls"] = "reset"
     return conns
+
+
+def _explain_time_wait(records, conns, tw_rows):
+    """Name each connection where the log's time_wait and ss disagree,
+    with its segments: the judge's message must say which one it was."""
+    logged = {int(r["remote"].rpartition(":")[2]) for r in records
+              if r["event"] == "close" and r["role"] == "server" and r["time_wait"]}
+    shown = {r.peer_port for r in tw_rows}
+    for p in sorted(logged ^ shown):
+        c = conns.get(p)
+        tdlib.note("TIME_WAIT of the connection from port %d: log %s, ss %s; capture: %s"
+                   % (p, p in logged, p in shown, c and c["cls"]),
+                   *["\n  " + line for line in (c["lines"] if c else [])])
 
 
 def _check_against_wire(block, records, conns, port):
@@ -169,7 +193,9 @@ def _check_against_wire(block, records, conns, port):
     its own FIN, which the log can only call active (the TIME_WAIT it
     reports is right either way).  In sum, the FINs the server sent are
     the closes that sent one plus the shutdown(SHUT_WR)s, RSTs are RSTs,
-    and TIME_WAIT is what ss shows on the server's port.
+    and TIME_WAIT is what ss shows on the server's port, plus any the
+    client's RST ended after the server closed (see _wire_connections).
+    Where log and ss differ, the connection is named with its segments.
     """
     mismatches = []
     for r in records:
@@ -192,7 +218,12 @@ def _check_against_wire(block, records, conns, port):
     client_rst = sum(1 for c in conns.values() if c["cls"] == "reset")
     fins = sum(c["server_fin"] for c in conns.values())
     rsts = sum(c["server_rst"] for c in conns.values())
-    time_wait = len(tdlib.time_wait_on(port))
+    tw_rows = tdlib.time_wait_on(port)
+    # a TIME_WAIT the client's later RST ended was still the server's
+    assassinated = {p for p, c in conns.items()
+                    if c["rst_after_fins"] and c["cls"] in ("active", "simultaneous")}
+    time_wait = len(tw_rows) + len(assassinated - {r.peer_port for r in tw_rows})
+    _explain_time_wait(records, conns, tw_rows)
     tdlib.note("wire: %d connections, server active %d, passive %d, reset by the client "
                "%d, server FINs %d, RSTs %d; ss TIME-WAIT on the server %d"
                % (len(conns), server_first, client_fin, client_rst, fins, rsts, time_wait))
