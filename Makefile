@@ -112,10 +112,11 @@ $(BUILD)/teardown.map: shim/teardown.map.in shim/rt/calls.h
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -E -P -x c -Ishim -o $@ shim/teardown.map.in
 
-$(LIB): $(CORE_OBJ) $(SHIM_OBJ) $(BUILD)/teardown.map
+$(LIB): $(CORE_OBJ) $(SHIM_OBJ) $(BUILD)/teardown.map shim/td_child.ld
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $(CORE_OBJ) $(SHIM_OBJ) $(LDSAN) \
 		-Wl,--version-script=$(BUILD)/teardown.map $(SHIM_DEFS) -Wl,-z,now \
+		-Wl,-T,shim/td_child.ld \
 		-Wl,--as-needed -Wl,-soname,libteardown.so
 
 $(CORE_LIB): $(CORE_OBJ)

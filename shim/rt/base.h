@@ -37,6 +37,18 @@
 		if (atomic_load_explicit((p), memory_order_relaxed) != td_sc_v_) \
 			atomic_store((p), td_sc_v_);                          \
 	} while (0)
+/*
+ * The few variables a forked child writes in its handlers or first lines
+ * (its pid, fork epochs and generation, its line count): one section, so
+ * they share a page and a fork-per-connection server's child copies that
+ * one page for them, not one page each.  Each has its own cache line (the
+ * line count is written at every log line).  shim/td_child.ld starts the
+ * section on a page; tests/e2e/test_host_calls.py checks, on the built
+ * library, that it fits in that page.  Some are read there first, not
+ * written: a page the parent never touched costs a child a fault even
+ * to read.
+ */
+#define TD_CHILD_WRITTEN __attribute__((section("td_child"), aligned(64)))
 #define TD_STR_(x) #x
 #define TD_STR(x) TD_STR_(x)
 

@@ -26,8 +26,8 @@
 #include "rt.h"
 #include "teardown/fmt.h"
 
-_Atomic uint32_t td_holders_epoch = 1;
-uint32_t td_holders_birth_epoch = 1;
+TD_CHILD_WRITTEN _Atomic uint32_t td_holders_epoch = 1;
+TD_CHILD_WRITTEN uint32_t td_holders_birth_epoch = 1;
 __thread uint32_t td_holders_tls_fork_epoch __attribute__((tls_model("initial-exec")));
 
 #define TD_CHILDREN 256
@@ -59,14 +59,17 @@ void td_holders_child_record(pid_t pid, uint32_t epoch)
 	atomic_store(&td__children[i].pid, pid);
 }
 
+/*
+ * In a forked child: a new birth epoch, above every epoch the parent
+ * recorded.  The parent's children stay in the table, not ours but never
+ * counted: td_holders_sole() looks only at records from the socket's
+ * epoch on, never older than the birth epoch, and a record this process
+ * overwrites can only raise td__child_lost to an epoch below it.  Zeroing
+ * them instead would copy their page in every child of a
+ * fork-per-connection server.
+ */
 void td_holders_fork_child_reset(void)
 {
-	for (int i = 0; i < TD_CHILDREN; i++) {
-		td_store_changed(&td__children[i].pid, 0);
-		td_store_changed(&td__children[i].epoch, 0);
-	}
-	td_store_changed(&td__child_next, 0);
-	td_store_changed(&td__child_lost, 0);
 	td_holders_birth_epoch = atomic_fetch_add(&td_holders_epoch, 1) + 1;
 }
 

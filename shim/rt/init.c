@@ -24,12 +24,12 @@
 
 _Atomic int td_init_state;
 __thread volatile int td_init_guard __attribute__((tls_model("initial-exec")));
-struct td_init_proc td_init_proc;
+TD_CHILD_WRITTEN struct td_init_proc td_init_proc;
 
 #define TD_SYSTEM_POLICY "/etc/teardown.conf"
 
 /* Thread ids, cached per thread; a fork (new ids) invalidates the cache. */
-static _Atomic uint32_t td__fork_gen;
+TD_CHILD_WRITTEN static _Atomic uint32_t td__fork_gen;
 static __thread int32_t td__tid __attribute__((tls_model("initial-exec")));
 static __thread uint32_t td__tid_gen __attribute__((tls_model("initial-exec")));
 

@@ -82,15 +82,15 @@
 
 enum { TD_SP_OFF = 0, TD_SP_STARTING, TD_SP_ON, TD_SP_FAILED, TD_SP_CLOSED };
 
-static _Atomic int td__state;
+TD_CHILD_WRITTEN static _Atomic int td__state; /* read by a forked child first */
 static struct td_spool_view td__v;
 static void *td__map;
 static size_t td__size;
 static _Atomic int td__fd = -1;
 static char td__path[PATH_MAX];
-static _Atomic uint32_t td__lines;
+TD_CHILD_WRITTEN static _Atomic uint32_t td__lines;
 /* the flush claim, and whether this thread holds it */
-static _Atomic int td__claim;
+TD_CHILD_WRITTEN static _Atomic int td__claim;
 static __thread int td__flushing __attribute__((tls_model("initial-exec")));
 /* this thread is between reserving a line and committing it */
 static __thread int td__putting __attribute__((tls_model("initial-exec")));
@@ -500,7 +500,14 @@ void td_spool_after_fork_child(void)
 {
 	static const struct td_spool_view none;
 
-	/* what already holds its value is not written (td_store_changed) */
+	/* what already holds its value is not written (td_store_changed);
+	 * a parent that never made a spool left every other variable as it
+	 * started (only this function puts td__state back to OFF), and they
+	 * are not even read: their page may be one the parent never used */
+	td_store_changed(&td__lines, 0);
+	if (atomic_load_explicit(&td__state, memory_order_relaxed) == TD_SP_OFF &&
+	    atomic_load_explicit(&td__claim, memory_order_relaxed) == 0)
+		return;
 	if (td__map != NULL) {
 		munmap(td__map, td__size);
 		td__map = NULL;
@@ -508,10 +515,11 @@ void td_spool_after_fork_child(void)
 	td_ownfd_close_slot(&td__fd, TD_OWN_SPOOL);
 	if (memcmp(&td__v, &none, sizeof(none)) != 0)
 		memset(&td__v, 0, sizeof(td__v));
-	td_store_changed(&td__lines, 0);
 	td_store_changed(&td__claim, 0);
-	td__flushing = 0;
-	td__putting = 0;
+	if (td__flushing)
+		td__flushing = 0;
+	if (td__putting)
+		td__putting = 0;
 	td_store_changed(&td__stuck_at, UINT64_MAX);
 	td_store_changed(&td__armed, 0);
 	td_store_changed(&td__urgent, 0);
@@ -531,8 +539,11 @@ void td_spool_at_exit(void)
 {
 	int expect = TD_SP_ON;
 
-	if (!td_init_in_own_process() || !atomic_compare_exchange_strong(&td__state, &expect,
-								    TD_SP_CLOSED))
+	/* read first: a compare-and-swap writes the page even when it fails,
+	 * and in a forked child that is a page copied only to exit */
+	if (atomic_load_explicit(&td__state, memory_order_relaxed) != TD_SP_ON ||
+	    !td_init_in_own_process() ||
+	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_CLOSED))
 		return;
 	atomic_thread_fence(memory_order_seq_cst);
 	td__last_flush();

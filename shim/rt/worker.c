@@ -56,7 +56,9 @@ static struct td_tslot td__timers[TD_TIMERS];
  * no connection used: in a fork-per-connection server that would be page
  * faults by the hundred in every child.
  */
-static _Atomic int td__drains_hi, td__timers_hi;
+/* read by a forked child first: on the page it writes anyway */
+TD_CHILD_WRITTEN static _Atomic int td__drains_hi;
+TD_CHILD_WRITTEN static _Atomic int td__timers_hi;
 
 static void td__raise(_Atomic int *hi, int i)
 {
@@ -65,9 +67,9 @@ static void td__raise(_Atomic int *hi, int i)
 	while (i + 1 > h && !atomic_compare_exchange_weak(hi, &h, i + 1))
 		;
 }
-static _Atomic int td__wstate;
+TD_CHILD_WRITTEN static _Atomic int td__wstate;
 static _Atomic int td__efd = -1, td__epfd = -1;
-static _Atomic int td__leaks;
+TD_CHILD_WRITTEN static _Atomic int td__leaks;
 /* a drain or a timer was ever asked for: until then a round need not
  * walk their slot arrays (the spool wakes the worker often) */
 static _Atomic int td__slots_used;
@@ -276,7 +278,7 @@ static int64_t td__expire(int64_t now)
 {
 	int64_t next = INT64_MAX;
 
-	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++) {
+	for (int i = 0; i < atomic_load(&td__drains_hi) && td__drains; i++) {
 		struct td_dslot *d = &td__drains[i];
 
 		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_ACTIVE)
@@ -328,7 +330,7 @@ static int td__rearm(int *efd)
 	/* the old ones are closed only if they are still ours */
 	td_ownfd_close(atomic_exchange(&td__efd, nefd), TD_OWN_WAKE);
 	td_ownfd_close(atomic_exchange(&td__epfd, nepfd), TD_OWN_EPOLL);
-	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++)
+	for (int i = 0; i < atomic_load(&td__drains_hi) && td__drains; i++)
 		if (atomic_load(&td__drains[i].state) == TD_SLOT_ACTIVE)
 			(void)td__watch(nepfd, i);
 	*efd = nefd;
@@ -555,11 +557,17 @@ void td_worker_watch_leaks(void)
  */
 void td_worker_after_fork_child(void)
 {
-	/* what already holds its value is not written (td_store_changed) */
+	/* what already holds its value is not written (td_store_changed);
+	 * the loops read the count of slots first, on a page the parent
+	 * touches, not td__drains, on one a child would fault in to read */
+	if (atomic_load(&td__wstate) == TD_W_NONE && atomic_load(&td__drains_hi) == 0 &&
+	    atomic_load(&td__timers_hi) == 0 && atomic_load(&td__efd) < 0 &&
+	    atomic_load(&td__epfd) < 0 && atomic_load(&td__leaks) == 0)
+		return; /* the parent never used the worker: nothing to undo */
 	td_store_changed(&td__wstate, TD_W_NONE);
 	td_ownfd_close_slot(&td__efd, TD_OWN_WAKE);
 	td_ownfd_close_slot(&td__epfd, TD_OWN_EPOLL);
-	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++) {
+	for (int i = 0; i < atomic_load(&td__drains_hi) && td__drains; i++) {
 		int st = atomic_load(&td__drains[i].state);
 
 		if (st == TD_SLOT_READY || st == TD_SLOT_ACTIVE)
@@ -573,7 +581,7 @@ void td_worker_after_fork_child(void)
 
 void td_worker_flush_at_exit(void)
 {
-	for (int i = 0; td__drains && i < atomic_load(&td__drains_hi); i++) {
+	for (int i = 0; i < atomic_load(&td__drains_hi) && td__drains; i++) {
 		struct td_dslot *d = &td__drains[i];
 		int st = atomic_load(&d->state);
 

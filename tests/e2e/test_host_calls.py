@@ -97,6 +97,23 @@ def test_only_libc_is_needed():
     assert needed == ["libc.so.6"], needed
 
 
+@tdlib.requires("lib")
+def test_child_written_variables_share_one_page():
+    """The variables a forked child writes (TD_CHILD_WRITTEN) are in one
+    section, td_child, that starts a page and fits in it.
+
+    Catches: the linker script (shim/td_child.ld) dropped from the link,
+    or so many such variables that they spill onto a second page: each
+    page a fork-per-connection server's child writes is one more page
+    copied, a page fault of several microseconds, in every child."""
+    out = subprocess.run(["readelf", "-SW", tdlib.lib_path()], capture_output=True,
+                         text=True, check=True).stdout
+    m = re.search(r"\]\s+td_child\s+PROGBITS\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)", out)
+    assert m, "no td_child section:\n" + out
+    addr, size = int(m.group(1), 16), int(m.group(2), 16)
+    assert addr % 4096 == 0 and 0 < size <= 4096, (hex(addr), size)
+
+
 # ---------------------------------------------------------------------------
 # The library's own descriptors
 # ---------------------------------------------------------------------------
