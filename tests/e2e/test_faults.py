@@ -508,6 +508,34 @@ def test_injected_reset_wakes_blocked_reader_as_real_reset():
 
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(30)
+def test_injected_reset_wakes_blocked_writer_as_real_reset():
+    """A program blocked in a write (its peer reads nothing, the send
+    buffer is full) when the library's timer resets the connection: the
+    write fails with ECONNRESET, the next with EPIPE, a read returns 0, as
+    when the peer aborts.  Unlike a read, a waiting write needs no help
+    from the library: the kernel turns the wait's EPIPE into the pending
+    ECONNRESET (sk_stream_error()); this test keeps it so."""
+    _need_writer()
+    real = tdlib.spawn([_writer(), "server", "--chunk", 1000000], name="writer-real")
+    port = real.wait_for_json(lambda r: r.get("event") == "listening")["port"]
+    tdlib.run_client(port, "--no-read", "--sleep-before-close", 200, "--linger", "1,0",
+                     name="aborting-peer")
+    real.wait()
+    real_res = real.wait_for_json(lambda r: r.get("event") == "result")
+    assert _next_calls(real_res) == ("ECONNRESET", "EPIPE", 0, "none"), real_res
+    log_path = os.path.join(tdlib.tmpdir(), "blocked-writer.jsonl")
+    env = tdlib.shim_env(policy=tdlib.policy_text(_server_rule({"rst_after_ms": 200}), log_path))
+    inj = tdlib.spawn([_writer(), "server", "--chunk", 1000000], env=env, name="writer-injected")
+    port = inj.wait_for_json(lambda r: r.get("event") == "listening")["port"]
+    tdlib.run_client(port, "--no-read", "--sleep-before-close", 1000, name="silent-peer")
+    inj.wait()
+    inj_res = inj.wait_for_json(lambda r: r.get("event") == "result")
+    assert inj_res["first_error_ms"] >= 200, inj_res
+    assert _next_calls(inj_res) == _next_calls(real_res), (inj_res, real_res)
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(30)
 def test_close_event_after_injected_reset_counts_bytes():
     """KNOWN BUG, left failing on purpose (see the fault-injection report).
 
