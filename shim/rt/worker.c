@@ -261,8 +261,10 @@ static void td__adopt(int epfd)
 				   TD_SLOT_READY, TD_SLOT_ACTIVE);
 		if (i < 0)
 			break;
-		if (td__watch(epfd, i))
-			td__drain_read(&td__drains[i]);
+		/* no read here: epoll is level-triggered, so input or an EOF
+		 * already queued makes the next epoll_wait return it at once;
+		 * a read now would most often just say EAGAIN */
+		(void)td__watch(epfd, i);
 	}
 	for (int i = 0; i < atomic_load(&td__timers_hi); i++) {
 		i = td_slots_claim(&td__timers[0].state, sizeof(td__timers[0]), i,
