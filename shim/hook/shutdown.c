@@ -85,7 +85,7 @@ TD_EXPORT int shutdown(int fd, int how)
 	if (rc == 0 && (done == SHUT_WR || done == SHUT_RDWR) &&
 	    !(atomic_fetch_or(&s->flags, TD_SF_SHUT_WR) & (TD_SF_SHUT_WR | TD_SF_PASSIVE)) &&
 	    td_fdtab_read(fd, &c, NULL) &&
-	    td_diag_closer(fd, &c.local, &c.remote) == TD_CLOSER_PASSIVE)
+	    td_diag_closer(fd, &c.local, &c.remote, NULL) == TD_CLOSER_PASSIVE)
 		/* the peer's FIN slipped in between the check and our FIN */
 		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 	if (r->log && td_fdtab_read(fd, &c, NULL)) {

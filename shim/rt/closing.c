@@ -243,13 +243,21 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 static bool td__drain(const struct td_policy *p, struct td_closing *c)
 {
 	struct td_drain_req req;
-	bool eof;
+	bool eof = false;
+	int seen;
 
 	td_real_shutdown(c->pfd, SHUT_WR);
-	c->cf.first_fin = td_diag_closer(c->pfd, &c->s.local, &c->s.remote);
+	c->cf.first_fin = td_diag_closer(c->pfd, &c->s.local, &c->s.remote, &seen);
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
-	(void)td_info_discard_input(c->pfd, &eof);
-	/* The peer may have closed already: then nothing to wait for. */
+	/*
+	 * The peer may have closed already: then nothing to wait for.  While
+	 * the socket is still in FIN_WAIT1 or FIN_WAIT2 its FIN had not come
+	 * when the state was read, and the worker's epoll (level-triggered)
+	 * reports input or an EOF that comes after: no read here, it would
+	 * only say EAGAIN.
+	 */
+	if (seen != TD_TCP_FIN_WAIT1 && seen != TD_TCP_FIN_WAIT2)
+		(void)td_info_discard_input(c->pfd, &eof);
 	if (eof)
 		return false;
 	memset(&req, 0, sizeof(req));
@@ -280,7 +288,7 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	}
 	if (c->log) {
 		if (c->check_after && ok)
-			c->cf.first_fin = td_diag_closer(-1, &c->s.local, &c->s.remote);
+			c->cf.first_fin = td_diag_closer(-1, &c->s.local, &c->s.remote, NULL);
 		if (c->check_rst && ok)
 			c->cf.after_state = td_diag_state(&c->s.local, &c->s.remote);
 		if ((c->check_after || c->check_rst) && ok)

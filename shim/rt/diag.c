@@ -137,7 +137,7 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
  * still open on the socket, or -1 when the program's close already
  * released it.
  */
-int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *remote)
+int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *remote, int *seen)
 {
 	int state = -1;
 
@@ -148,6 +148,8 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
 
 		if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &st, &len) == 0 && len >= 1)
 			state = st;
+		if (seen != NULL)
+			*seen = state;
 		/* our own socket is CLOSE both after TIME_WAIT and after LAST_ACK:
 		 * only the 4-tuple's TIME_WAIT entry tells them apart */
 		if (state == TD_TCP_CLOSE)

@@ -104,11 +104,12 @@ def _wire_connections(cap, port):
     (tcpdump -S) make the comparison exact.
 
     Each connection also keeps its segments ("lines", for a judge's
-    message) and whether the client sent an RST after both FINs
-    ("rst_after_fins"): Linux lets such an RST end the server's TIME_WAIT
-    at once (RFC 1337's "TIME-WAIT assassination", net.ipv4.tcp_rfc1337 =
-    0), so that TIME_WAIT was real when the server closed but is gone
-    from ss afterwards.
+    message) and whether the client sent an RST after the server's FIN
+    ("rst_after_fin"): wrk closing with the reply's end unread answers the
+    FIN with an RST.  That RST ends the server's FIN_WAIT (or, after both
+    FINs, its TIME_WAIT: RFC 1337's "TIME-WAIT assassination",
+    net.ipv4.tcp_rfc1337 = 0).  The log's time_wait, read from the state
+    right after the server's close, was true then; ss shows none later.
     """
     out = subprocess.run(["tcpdump", "-r", cap.path, "-nn", "-tt", "-S"],
                          capture_output=True, text=True, timeout=60).stdout
@@ -122,7 +123,7 @@ def _wire_connections(cap, port):
         if dport == port and "S" in flags and "." not in flags:
             conns[sport] = {"cls": None, "client_fin": None, "client_fin_ack": None,
                             "server_fin": 0, "server_rst": 0, "server_fin_seq": None,
-                            "rst_after_fins": False, "lines": [line]}
+                            "rst_after_fin": False, "lines": [line]}
             continue
         if "S" in flags or not ("F" in flags or "R" in flags):
             continue
@@ -153,8 +154,8 @@ def _wire_connections(cap, port):
         elif "R" in flags:
             if c["cls"] is None and c["client_fin"] is None:
                 c["cls"] = "reset"
-            if c["client_fin"] is not None and c["server_fin_seq"] is not None:
-                c["rst_after_fins"] = True
+            if c["server_fin_seq"] is not None:
+                c["rst_after_fin"] = True
         elif c["client_fin"] is None:
             c["client_fin"] = seq
             c["client_fin_ack"] = ack
@@ -194,7 +195,7 @@ def _check_against_wire(block, records, conns, port):
     reports is right either way).  In sum, the FINs the server sent are
     the closes that sent one plus the shutdown(SHUT_WR)s, RSTs are RSTs,
     and TIME_WAIT is what ss shows on the server's port, plus any the
-    client's RST ended after the server closed (see _wire_connections).
+    client's RST ended after the server's FIN (see _wire_connections).
     Where log and ss differ, the connection is named with its segments.
     """
     mismatches = []
@@ -221,7 +222,7 @@ def _check_against_wire(block, records, conns, port):
     tw_rows = tdlib.time_wait_on(port)
     # a TIME_WAIT the client's later RST ended was still the server's
     assassinated = {p for p, c in conns.items()
-                    if c["rst_after_fins"] and c["cls"] in ("active", "simultaneous")}
+                    if c["rst_after_fin"] and c["cls"] in ("active", "simultaneous")}
     time_wait = len(tw_rows) + len(assassinated - {r.peer_port for r in tw_rows})
     _explain_time_wait(records, conns, tw_rows)
     tdlib.note("wire: %d connections, server active %d, passive %d, reset by the client "
