@@ -52,6 +52,8 @@ int td_faults_reset_now(int fd, int efd, struct td_fdent *e)
 	saved = errno;
 	if (rc == 0 && e != NULL)
 		atomic_fetch_or(&e->flags, TD_SF_RESET_SENT);
+	else if (e != NULL) /* nothing was reset: a read's failure is its own */
+		atomic_fetch_and(&e->flags, ~(uint32_t)TD_SF_RESETTING);
 	/*
 	 * tcp_disconnect() sends the RST but also clears sk_shutdown, so a
 	 * read after the pending ECONNRESET would fail with ENOTCONN, where
