@@ -254,6 +254,7 @@ class Conn:
     # is the last, the one ss can still show)
     prev_syn_ts: float = None
     next_syn_ts: float = None
+    next_conn: "Conn" = None
 
     def owns(self, ts):
         """Whether a log event stamped ``ts`` (seconds) belongs to this
@@ -266,11 +267,38 @@ class Conn:
                 (self.next_syn_ts is None or ts < self.next_syn_ts))
 
     def holds_time_wait(self, tw, port):
-        """Whether ss's TIME_WAIT rows ``tw`` (a set of (local, remote)
-        ports) show this connection's TIME_WAIT on ``port``'s side: only
-        the last use of a 4-tuple can be there."""
+        """Whether this connection left ``port``'s side in TIME_WAIT: for
+        the last use of a 4-tuple, whether ss's TIME_WAIT rows ``tw`` (a
+        set of (local, remote) ports) show it; for an earlier use, whether
+        the next use took that TIME_WAIT over (recycled_time_wait)."""
         other = self.cport if port == self.sport else self.sport
+        if self.next_conn is not None:
+            return self.recycled_time_wait(port)
         return self.next_syn_ts is None and (port, other) in tw
+
+    def _isn(self, port):
+        """The initial sequence number ``port``'s side sent (absolute)."""
+        for p in self.packets:
+            if p.syn and p.sport == port:
+                m = re.search(r"seq (\d+)", p.line)
+                return int(m.group(1)) if m else None
+        return None
+
+    def recycled_time_wait(self, port):
+        """Whether the next use of this 4-tuple began on ``port``'s
+        TIME_WAIT.  Linux starts a connection that takes a TIME_WAIT over
+        (a SYN the TIME_WAIT accepts, or a connect() that reuses it) at
+        that TIME_WAIT's next sequence number + 65537
+        (tcp_timewait_state_process(), tcp_twsk_unique()); a fresh
+        connection's number is random.  This side's FIN (tcpdump's
+        relative number, +1 for the FIN) gives its next number."""
+        fin = self.fin_from(port)
+        isn, nxt = self._isn(port), self.next_conn._isn(port)
+        m = re.search(r"seq (\d+)(?::(\d+))?", fin.line) if fin is not None else None
+        if isn is None or nxt is None or m is None:
+            return False
+        end = isn + int(m.group(2) or m.group(1)) + 1
+        return nxt == (end + 65537) % (1 << 32)
 
     def established(self):
         """True when the server answered the SYN with a SYN-ACK."""
@@ -330,6 +358,7 @@ def connections(packets, port, start=None, end=None):
                 conn = prev
             elif prev is not None:
                 prev.next_syn_ts = conn.prev_syn_ts = p.ts
+                prev.next_conn = conn
             open_[key] = conn
             if (conn is not prev and (start is None or p.ts >= start) and
                     (end is None or p.ts <= end)):
@@ -554,9 +583,18 @@ def check_conn(run, conn, ev, events, side):
     raced_exit = (ev["event"] == "exit" and ev.get("state") == "ESTABLISHED"
                   and ev["closer"] == "active" and peer_fin is not None and my_ts is not None
                   and tdlib.event_time(ev) < peer_fin.ts < my_ts)
+    # A peer's reset after our FIN (a peer closing with input unread)
+    # ends the FIN_WAIT that the log, right after the close, read as a
+    # TIME_WAIT to come (README, the time_wait field).
+    peer_rst = conn.rst_from(peer)
+    reset_after_fin = (ev["time_wait"] and not tw_me and my_fin is not None and not my_rst
+                       and peer_rst is not None and peer_rst.ts > my_fin.ts)
     if raced_exit:
         tdlib.note("%s: the peer's FIN came after the exit event and before the kernel's"
                    " close; closer and time_wait not compared" % what)
+    elif reset_after_fin:
+        tdlib.note("%s: the peer's RST after this side's FIN ended its TIME_WAIT to come;"
+                   " not compared with ss" % what)
     elif assassinated:
         # a stray RST from the peer ended this side's TIME_WAIT: ss cannot tell
         tdlib.note("%s: TIME_WAIT ended by the peer's stray RST; not compared with ss" % what)
