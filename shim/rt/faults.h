@@ -10,8 +10,9 @@
  * at efd (its entry e, and efd's extension: where to keep the byte counts
  * the reset wipes; e may be NULL).  fd is efd, or the worker's dup of it. */
 int td_faults_reset_now(int fd, int efd, struct td_fdent *e) TD_HIDDEN;
-/* A read on fd failed with ENOTCONN: true when it fell inside another
- * thread's reset, now finished here, so the read is to be made again. */
+/* A read on fd failed with ENOTCONN or EPIPE: true when that came from
+ * another thread's reset, now finished here, so the read is to be made
+ * again. */
 bool td_faults_read_gap(int fd) TD_HIDDEN;
 /* A loopback address that refuses (refuse) or never answers (timeout). */
 int td_faults_target(int family, int kind, struct sockaddr_storage *out,

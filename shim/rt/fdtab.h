@@ -32,8 +32,9 @@ enum td_sock_flag {
 	/* made by socket() and nothing decided since: no rule, no bind rule;
 	 * its close just drops the entry (cleared by every td_fdtab_update()) */
 	TD_SF_BARE = 1u << 19,
-	/* the library is resetting it from another thread: a read that finds
-	 * it closed but not yet shut (ENOTCONN) waits for the shut (recv.c) */
+	/* the library reset it, maybe from another thread: a read that fails
+	 * as no real reset makes it (EPIPE, ENOTCONN) shuts it and reads
+	 * again (td_faults_read_gap(), shim/hook/recv.c) */
 	TD_SF_RESETTING = 1u << 20,
 };
 /* With TD_SF_OWN: which of the library's own fds it is (enum td_ownfd_kind,

@@ -436,6 +436,24 @@ def _next_calls(res):
     return (res["first_error"], res["next_error"], res["read_rc"], res["read_error"])
 
 
+def _serve_one(writer_args, peer_args, name, env=None):
+    """fault_writer as a server (writer_args; under env, or without the
+    library) for one tdpeer client (peer_args): (its "result" line, the
+    peer's result)."""
+    proc = tdlib.spawn([_writer(), "server"] + [str(a) for a in writer_args], env=env,
+                       name="fault_writer-" + name)
+    port = proc.wait_for_json(lambda r: r.get("event") == "listening")["port"]
+    peer = tdlib.run_client(port, *peer_args, name="peer-" + name).result
+    proc.wait()
+    return proc.wait_for_json(lambda r: r.get("event") == "result"), peer
+
+
+def _timer_env(ms, name):
+    """The library, resetting the server's connection ms after its accept."""
+    log_path = os.path.join(tdlib.tmpdir(), name + ".jsonl")
+    return tdlib.shim_env(policy=tdlib.policy_text(_server_rule({"rst_after_ms": ms}), log_path))
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(30)
 def test_injected_reset_next_calls_match_real_reset():
@@ -444,25 +462,16 @@ def test_injected_reset_next_calls_match_real_reset():
     returns 0 (end of stream).  The real reset is the peer closing with
     SO_LINGER {1,0} while the same program writes, without the library."""
     _need_writer()
+    writer = ["--chunk", 1000, "--delay", 5]
     # Real: the peer reads 5000 bytes and aborts.
-    real = tdlib.spawn([_writer(), "server", "--chunk", 1000, "--delay", 5], name="writer-real")
-    port = real.wait_for_json(lambda r: r.get("event") == "listening")["port"]
-    tdlib.run_client(port, "--read", 5000, "--linger", "1,0", name="aborting-peer")
-    real.wait()
-    real_res = real.wait_for_json(lambda r: r.get("event") == "result")
+    real_res, _ = _serve_one(writer, ["--read", 5000, "--linger", "1,0"], "real")
     # Injected: the library resets the connection 200 ms after the accept.
-    log_path = os.path.join(tdlib.tmpdir(), "next.jsonl")
-    env = tdlib.shim_env(policy=tdlib.policy_text(_server_rule({"rst_after_ms": 200}), log_path))
     with _Capture() as cap:
-        inj = tdlib.spawn([_writer(), "server", "--chunk", 1000, "--delay", 5], env=env,
-                          name="writer-injected")
-        port = inj.wait_for_json(lambda r: r.get("event") == "listening")["port"]
-        cli = tdlib.run_client(port, "--read-until-eof", name="reading-peer").result
-        inj.wait()
-    inj_res = inj.wait_for_json(lambda r: r.get("event") == "result")
+        inj_res, cli = _serve_one(writer, ["--read-until-eof"], "injected",
+                                  env=_timer_env(200, "next"))
     assert _next_calls(real_res) == ("ECONNRESET", "EPIPE", 0, "none"), real_res
     assert cli["recv_end"] == "ECONNRESET", cli
-    assert cap.rst_from(port, cli["local_port"])
+    assert cap.rst_from(inj_res["local_port"], cli["local_port"])
     # the timer's clock starts inside accept(), the program's after it
     assert inj_res["first_error_ms"] >= 195, inj_res
     assert _next_calls(inj_res) == _next_calls(real_res), (
@@ -485,22 +494,12 @@ def test_injected_reset_wakes_blocked_reader_as_real_reset():
     peer aborts (SO_LINGER {1,0}) without the library."""
     _need_writer()
     for call in ("read", "recv", "recvfrom", "recvmsg", "readv"):
-        real = tdlib.spawn([_writer(), "server", "--read-call", call], name="reader-real-" + call)
-        port = real.wait_for_json(lambda r: r.get("event") == "listening")["port"]
-        tdlib.run_client(port, "--no-read", "--sleep-before-close", 150, "--linger", "1,0",
-                         name="aborting-peer-" + call)
-        real.wait()
-        real_res = real.wait_for_json(lambda r: r.get("event") == "result")
+        reader = ["--read-call", call]
+        real_res, _ = _serve_one(reader, ["--no-read", "--sleep-before-close", 150,
+                                          "--linger", "1,0"], "real-" + call)
         assert _next_calls(real_res) == ("ECONNRESET", "EPIPE", 0, "none"), real_res
-        log_path = os.path.join(tdlib.tmpdir(), "blocked-%s.jsonl" % call)
-        env = tdlib.shim_env(policy=tdlib.policy_text(_server_rule({"rst_after_ms": 150}),
-                                                      log_path))
-        inj = tdlib.spawn([_writer(), "server", "--read-call", call], env=env,
-                          name="reader-injected-" + call)
-        port = inj.wait_for_json(lambda r: r.get("event") == "listening")["port"]
-        cli = tdlib.run_client(port, "--read-until-eof", name="waiting-peer-" + call).result
-        inj.wait()
-        inj_res = inj.wait_for_json(lambda r: r.get("event") == "result")
+        inj_res, cli = _serve_one(reader, ["--read-until-eof"], "injected-" + call,
+                                  env=_timer_env(150, "blocked-" + call))
         assert cli["recv_end"] == "ECONNRESET", cli
         # the timer runs from inside accept(); the program's clock starts
         # after it returns (a few calls later), and a woken read fails at
@@ -521,20 +520,12 @@ def test_injected_reset_wakes_blocked_writer_as_real_reset():
     from the library: the kernel turns the wait's EPIPE into the pending
     ECONNRESET (sk_stream_error()); this test keeps it so."""
     _need_writer()
-    real = tdlib.spawn([_writer(), "server", "--chunk", 1000000], name="writer-real")
-    port = real.wait_for_json(lambda r: r.get("event") == "listening")["port"]
-    tdlib.run_client(port, "--no-read", "--sleep-before-close", 200, "--linger", "1,0",
-                     name="aborting-peer")
-    real.wait()
-    real_res = real.wait_for_json(lambda r: r.get("event") == "result")
+    writer = ["--chunk", 1000000]
+    real_res, _ = _serve_one(writer, ["--no-read", "--sleep-before-close", 200,
+                                      "--linger", "1,0"], "real")
     assert _next_calls(real_res) == ("ECONNRESET", "EPIPE", 0, "none"), real_res
-    log_path = os.path.join(tdlib.tmpdir(), "blocked-writer.jsonl")
-    env = tdlib.shim_env(policy=tdlib.policy_text(_server_rule({"rst_after_ms": 200}), log_path))
-    inj = tdlib.spawn([_writer(), "server", "--chunk", 1000000], env=env, name="writer-injected")
-    port = inj.wait_for_json(lambda r: r.get("event") == "listening")["port"]
-    tdlib.run_client(port, "--no-read", "--sleep-before-close", 1000, name="silent-peer")
-    inj.wait()
-    inj_res = inj.wait_for_json(lambda r: r.get("event") == "result")
+    inj_res, _ = _serve_one(writer, ["--no-read", "--sleep-before-close", 1000], "injected",
+                            env=_timer_env(200, "blocked-writer"))
     # the timer's clock starts inside accept(), the program's after it
     assert inj_res["first_error_ms"] >= 150, inj_res
     assert _next_calls(inj_res) == _next_calls(real_res), (inj_res, real_res)

@@ -211,6 +211,16 @@ static void fw_usage(void)
 	exit(2);
 }
 
+/* The index of arg among the n names, or the usage message. */
+static int fw_pick(const char *const *names, int n, const char *arg)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(arg, names[i]) == 0)
+			return i;
+	fw_usage();
+	return -1;
+}
+
 static void fw_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -235,18 +245,10 @@ static void fw_args(int argc, char **argv)
 			fw.port = atoi(optarg);
 			break;
 		case 'k':
-			for (c = 0; c < 5 && strcmp(optarg, fw_call_names[c]) != 0; c++)
-				;
-			if (c == 5)
-				fw_usage();
-			fw.call = (enum fw_call)c;
+			fw.call = (enum fw_call)fw_pick(fw_call_names, 5, optarg);
 			break;
 		case 'r':
-			for (c = 0; c < 5 && strcmp(optarg, fw_rcall_names[c]) != 0; c++)
-				;
-			if (c == 5)
-				fw_usage();
-			fw.rcall = (enum fw_rcall)c;
+			fw.rcall = (enum fw_rcall)fw_pick(fw_rcall_names, 5, optarg);
 			break;
 		case 'n':
 			fw.chunk = (size_t)atol(optarg);
