@@ -36,8 +36,11 @@ TD_CPPFLAGS := -Iinclude -D_GNU_SOURCE -DTD_VERSION=\"$(VERSION)\" -DTD_LIBDIR=\
 	-DTD_LIBDIR_REL=\"$(LIBDIR_REL)\"
 # _Exit is a GCC built-in, whose address __typeof__ cannot take: the
 # library wraps it (shim/hook/exit.c), so it is an ordinary function here.
+# -fno-plt: a call into libc goes through the GOT, which the loader wrote
+# (-z now), not through the PLT's text, one more page a forked child
+# would fault in.
 TD_CFLAGS = -std=gnu11 $(OPT) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -fno-builtin-_Exit \
-	$(SANFLAGS)
+	-fno-plt $(SANFLAGS)
 
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -67,7 +67,7 @@ static int td__accept(int lfd, struct sockaddr *addr, socklen_t *alen, int flags
 		td_decide_accept(p, lfd, fd, (struct sockaddr *)&ss, sl);
 	else
 		td_fdtab_forget(fd);
-	errno = saved;
+	td_errno_set(saved);
 	return fd;
 }
 

@@ -23,15 +23,15 @@ TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 		s = td_decide_adopt(fd, family);
 	if (s == NULL || s->d.decided ||
 	    (atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
-		errno = saved;
+		td_errno_set(saved);
 		return td_real_bind(fd, sa, len);
 	}
 	td_decide_bind(p, fd, sa, len);
-	errno = saved;
+	td_errno_set(saved);
 	rc = td_real_bind(fd, sa, len);
 	if (rc == 0) {
 		td_decide_after_bind(p, fd);
-		errno = saved;
+		td_errno_set(saved);
 	}
 	return rc;
 }

@@ -65,7 +65,7 @@ TD_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 	saved = errno;
 	rc = td__close_span(p, first, last, flags);
 	if (rc == 0)
-		errno = saved;
+		td_errno_set(saved);
 	return rc;
 }
 
@@ -80,5 +80,5 @@ TD_EXPORT void closefrom(int lowfd)
 	}
 	if (td__close_span(p, (unsigned)lowfd, UINT_MAX, 0) != 0)
 		td_real_closefrom(lowfd); /* the kernel refused: libc's fallback */
-	errno = saved;
+	td_errno_set(saved);
 }

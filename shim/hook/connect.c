@@ -25,28 +25,28 @@ TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	if (s == NULL) {
 		/* created before us, inherited, or by a path we do not see */
 		if (!td_info_is_tcp(fd, &family) || (s = td_decide_adopt(fd, family)) == NULL) {
-			errno = saved;
+			td_errno_set(saved);
 			return td_real_connect(fd, sa, len);
 		}
 	}
 	if (s->d.decided || (atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {
 		/* a repeated connect (EALREADY/EISCONN polling): decided already */
-		errno = saved;
+		td_errno_set(saved);
 		return td_real_connect(fd, sa, len);
 	}
 	memset(&plan, 0, sizeof(plan));
 	if (td_decide_connect(p, fd, sa, len, &plan) < 0) {
 		/* no rule: forget it, so its close costs nothing */
 		td_fdtab_forget(fd);
-		errno = saved;
+		td_errno_set(saved);
 		return td_real_connect(fd, sa, len);
 	}
 	if (plan.delay_ms)
 		td_clock_sleep_ms(plan.delay_ms);
-	errno = saved;
+	td_errno_set(saved);
 	rc = td_real_connect(fd, plan.sa, plan.len);
 	err = errno;
 	td_decide_after_connect(p, fd, &plan, rc, err);
-	errno = rc == 0 ? saved : err;
+	td_errno_set(rc == 0 ? saved : err);
 	return rc;
 }

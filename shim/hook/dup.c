@@ -59,7 +59,7 @@ static int td__dup23(int oldfd, int newfd, int flags, bool three)
 	saved = errno;
 	if (td_real_sys_fcntl(oldfd, F_GETFD, 0) < 0) {
 		/* the real call fails with EBADF and closes nothing */
-		errno = saved;
+		td_errno_set(saved);
 		goto plain;
 	}
 	closing = td_closing_begin(p, &c, newfd);
@@ -69,7 +69,7 @@ static int td__dup23(int oldfd, int newfd, int flags, bool three)
 	if (rc >= 0) {
 		saved = errno;
 		td__copy_entry(oldfd, newfd);
-		errno = saved;
+		td_errno_set(saved);
 	}
 	return rc;
 plain:
@@ -111,6 +111,6 @@ TD_EXPORT int dup(int oldfd)
 	} else {
 		td__copy_entry(oldfd, fd);
 	}
-	errno = saved;
+	td_errno_set(saved);
 	return fd;
 }

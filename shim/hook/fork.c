@@ -15,6 +15,6 @@ TD_EXPORT pid_t fork(void)
 
 	pid = td_real_fork();
 	if (p != NULL && pid > 0)
-		td_holders_child_record(pid, td_holders_tls_fork_epoch);
+		td_holders_child_record(pid, td_holders_fork_epoch());
 	return pid;
 }

@@ -61,6 +61,6 @@ TD_EXPORT int setsockopt(int fd, int level, int name, const void *v, socklen_t l
 			td__linger(p, fd, s, &lg);
 		}
 	}
-	errno = rc == 0 ? saved : err;
+	td_errno_set(rc == 0 ? saved : err);
 	return rc;
 }

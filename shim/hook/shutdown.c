@@ -39,14 +39,28 @@ static int td__validate(int fd, int how)
  * in place of the FIN; the program's shutdown() succeeds, and its next
  * calls fail as after a real reset.
  */
-static bool td__reset_instead(struct td_fdent *s, const struct td_facts *f)
+static bool td__fated_to_reset(const struct td_fdent *s)
 {
 	uint32_t flags = atomic_load(&s->flags);
 
-	if (!(flags & TD_SF_FAULT_RST) || (flags & TD_SF_RESET_SENT))
-		return false;
-	return f->state == TD_TCP_ESTABLISHED || f->state == TD_TCP_CLOSE_WAIT ||
-	       f->state == TD_TCP_SYN_RECV;
+	return (flags & TD_SF_FAULT_RST) && !(flags & TD_SF_RESET_SENT);
+}
+
+static bool td__reset_instead(const struct td_fdent *s, int state)
+{
+	return td__fated_to_reset(s) && (state == TD_TCP_ESTABLISHED ||
+					 state == TD_TCP_CLOSE_WAIT || state == TD_TCP_SYN_RECV);
+}
+
+/* The state alone: the first byte of struct tcp_info; -1 when unknown. */
+static int td__state(int fd)
+{
+	uint8_t st;
+	socklen_t len = sizeof(st);
+
+	if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &st, &len) != 0 || len < 1)
+		return -1;
+	return st;
 }
 
 TD_EXPORT int shutdown(int fd, int how)
@@ -56,9 +70,8 @@ TD_EXPORT int shutdown(int fd, int how)
 	struct td_fdent *s;
 	struct td_sock c;
 	struct td_event ev;
-	struct td_facts f;
-	int saved, rc, err, done = how;
-	bool reset = false;
+	int saved, rc, err, done = how, state;
+	bool reset = false, fin;
 
 	if (p == NULL || (s = td_fdtab_live(fd)) == NULL || !s->d.decided ||
 	    (r = td_decide_rule(p, &s->d)) == NULL)
@@ -68,12 +81,18 @@ TD_EXPORT int shutdown(int fd, int how)
 		done = SHUT_WR;
 	else if (r->shutdown == TD_SHUT_SKIP)
 		done = TD_HOW_NONE;
-	if ((done == SHUT_WR || done == SHUT_RDWR) && td_info_facts(fd, &f, false) == 0) {
-		if (f.state == TD_TCP_CLOSE_WAIT || f.state == TD_TCP_LAST_ACK)
+	fin = done == SHUT_WR || done == SHUT_RDWR;
+	/*
+	 * Who sent the first FIN matters only to the events (a rule's own,
+	 * fixed for the connection: see td_decide_rule), so a silent rule
+	 * reads the state only for a connection fated to reset.
+	 */
+	if (fin && (r->log || td__fated_to_reset(s)) && (state = td__state(fd)) >= 0) {
+		if (state == TD_TCP_CLOSE_WAIT || state == TD_TCP_LAST_ACK)
 			atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
-		reset = td__reset_instead(s, &f);
+		reset = td__reset_instead(s, state);
 	}
-	errno = saved;
+	td_errno_set(saved);
 	if (reset && td_faults_reset_now(fd, fd, s) == 0) {
 		rc = 0;
 		err = saved;
@@ -82,18 +101,21 @@ TD_EXPORT int shutdown(int fd, int how)
 		rc = done == TD_HOW_NONE ? td__validate(fd, how) : td_real_shutdown(fd, done);
 		err = errno;
 	}
-	if (rc == 0 && (done == SHUT_WR || done == SHUT_RDWR) &&
-	    !(atomic_fetch_or(&s->flags, TD_SF_SHUT_WR) & (TD_SF_SHUT_WR | TD_SF_PASSIVE)) &&
-	    td_fdtab_read(fd, &c, NULL) &&
-	    td_diag_closer(fd, &c.local, &c.remote, NULL) == TD_CLOSER_PASSIVE)
-		/* the peer's FIN slipped in between the check and our FIN */
-		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
+	if (rc == 0 && (done == SHUT_WR || done == SHUT_RDWR)) {
+		uint32_t was = atomic_fetch_or(&s->flags, TD_SF_SHUT_WR);
+
+		/* the peer's FIN may have slipped in between the check and ours */
+		if (r->log && !(was & (TD_SF_SHUT_WR | TD_SF_PASSIVE)) &&
+		    td_fdtab_read(fd, &c, NULL) &&
+		    td_diag_closer(fd, &c.local, &c.remote, NULL) == TD_CLOSER_PASSIVE)
+			atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
+	}
 	if (r->log && td_fdtab_read(fd, &c, NULL)) {
 		td_logw_event_from_sock(&ev, p, &c, fd, TD_EV_SHUTDOWN);
 		ev.how = (int8_t)how;
 		ev.how_done = (int8_t)(rc == 0 ? done : TD_HOW_NONE);
 		td_logw_event(p, &ev);
 	}
-	errno = rc == 0 ? saved : err;
+	td_errno_set(rc == 0 ? saved : err);
 	return rc;
 }

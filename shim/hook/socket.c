@@ -37,7 +37,7 @@ __attribute__((noinline, cold)) static int td__socket_other(int domain, int type
 		if (s != NULL)
 			atomic_fetch_or(&s->flags, TD_SF_NOT_TCP);
 	}
-	errno = saved;
+	td_errno_set(saved);
 	return fd;
 }
 

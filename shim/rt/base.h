@@ -21,6 +21,40 @@
 #include "teardown/predict.h"
 #include "real.h"
 
+/*
+ * errno, through a pointer this thread keeps in its static TLS.  glibc's
+ * errno is a call to __errno_location() in libc's text, on a page a
+ * fork-per-connection server's child would otherwise fault in at its
+ * first hook: fork() copies no page table entries of a file's text, so
+ * each page of it a child runs costs a fault.  The address is the
+ * thread's own: a forked child (its one thread a copy of the forking one)
+ * and a vfork()ed child (which runs on the parent's thread) keep it.
+ */
+extern __thread int *td_errno_p TD_HIDDEN __attribute__((tls_model("initial-exec")));
+static inline int *td_errno_loc(void)
+{
+	int *p = td_errno_p;
+
+	if (__builtin_expect(p == NULL, 0))
+		td_errno_p = p = __errno_location();
+	return p;
+}
+#undef errno
+#define errno (*td_errno_loc())
+/*
+ * Put errno back, writing it only when it changed: after fork() every
+ * page of the process is shared copy-on-write, and a store of the value
+ * errno already holds would still copy the page it is on (a fault in a
+ * fork-per-connection server's parent and child, per connection).
+ */
+static inline void td_errno_set(int v)
+{
+	int *p = td_errno_loc();
+
+	if (*p != v)
+		*p = v;
+}
+
 #define TD_EXPORT __attribute__((visibility("default")))
 #define td_likely(x) __builtin_expect(!!(x), 1)
 #define td_unlikely(x) __builtin_expect(!!(x), 0)

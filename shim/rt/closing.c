@@ -140,7 +140,16 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 		atomic_fetch_sub(&td_faults_bytes_live, 1);
 	if (atomic_load(&s->flags) & TD_SF_BYTES_IN_FAULT)
 		atomic_fetch_sub(&td_faults_bytes_in_live, 1);
-	if (td_info_facts_sock(fd, &f, s, c->rule, td_holders_needs_ino(s)) < 0) {
+	/*
+	 * Only the share count or a byte budget brought a silent pass or
+	 * abort here: nothing to read, nothing to write (a fork-per-connection
+	 * server dup2()s every connection onto 0 and 1).
+	 */
+	if (!c->rule->log && c->rule->close != TD_CLOSE_GRACEFUL &&
+	    c->rule->close != TD_CLOSE_DRAIN)
+		return;
+	/* another fd of this process still holds it: no holders to ask */
+	if (td_info_facts_sock(fd, &f, s, c->rule, !in_proc_shared && td_holders_needs_ino(s)) < 0) {
 		/* not this socket any more (closed behind our back): hands off */
 		c->stale = true;
 		return;
@@ -235,7 +244,7 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 		c->stale = true;
 	else
 		td__prepare(p, c);
-	errno = c->saved_errno;
+	td_errno_set(c->saved_errno);
 	return true;
 }
 
@@ -276,7 +285,7 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	int err = errno;
 
 	if (c->stale) {
-		errno = ok ? c->saved_errno : err;
+		td_errno_set(ok ? c->saved_errno : err);
 		return;
 	}
 	c->ev.err = ok ? 0 : err;
@@ -296,7 +305,7 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 		td_logw_event(p, &c->ev);
 	}
 out:
-	errno = ok ? c->saved_errno : err;
+	td_errno_set(ok ? c->saved_errno : err);
 }
 
 int td_closing_fd(const struct td_policy *p, int fd)

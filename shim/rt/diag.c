@@ -150,10 +150,15 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
 			state = st;
 		if (seen != NULL)
 			*seen = state;
-		/* our own socket is CLOSE both after TIME_WAIT and after LAST_ACK:
-		 * only the 4-tuple's TIME_WAIT entry tells them apart */
+		/*
+		 * Our own socket is CLOSE both after TIME_WAIT and after
+		 * LAST_ACK: only the 4-tuple's TIME_WAIT entry tells them apart.
+		 * One lookup: the kernel hashes that entry in before it sets
+		 * the socket CLOSE (tcp_time_wait(), then tcp_done()), so a
+		 * socket read as CLOSE is past the moment a lookup can miss.
+		 */
 		if (state == TD_TCP_CLOSE)
-			state = td_diag_state(local, remote);
+			state = td__lookup(local, remote);
 	} else {
 		state = td_diag_state(local, remote);
 	}

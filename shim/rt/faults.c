@@ -66,7 +66,7 @@ int td_faults_reset_now(int fd, int efd, struct td_fdent *e)
 	 * that ENOTCONN and shut the socket itself (td_faults_read_gap()).
 	 */
 	(void)td_real_shutdown(fd, SHUT_RDWR);
-	errno = saved;
+	td_errno_set(saved);
 	return rc;
 }
 
@@ -86,7 +86,7 @@ bool td_faults_read_gap(int fd)
 	if (e == NULL || !(atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_RESETTING))
 		return false;
 	(void)td_real_shutdown(fd, SHUT_RDWR);
-	errno = saved;
+	td_errno_set(saved);
 	return true;
 }
 
@@ -176,7 +176,7 @@ int td_faults_target(int family, int kind, struct sockaddr_storage *out,
 
 	if (!td__alive(t) && td__make(t, family, ki == 1) != 0) {
 		if (family != AF_INET6) {
-			errno = saved;
+			td_errno_set(saved);
 			return -1;
 		}
 		/* no IPv6 loopback: an IPv4-mapped address on a dual-stack socket */
@@ -185,7 +185,7 @@ int td_faults_target(int family, int kind, struct sockaddr_storage *out,
 		const struct sockaddr_in *in;
 
 		if (!td__alive(v4) && td__make(v4, AF_INET, ki == 1) != 0) {
-			errno = saved;
+			td_errno_set(saved);
 			return -1;
 		}
 		in = (const struct sockaddr_in *)&v4->addr;
@@ -196,12 +196,12 @@ int td_faults_target(int family, int kind, struct sockaddr_storage *out,
 		a->sin6_addr.s6_addr[11] = 0xff;
 		memcpy(&a->sin6_addr.s6_addr[12], &in->sin_addr, 4);
 		*len = sizeof(*a);
-		errno = saved;
+		td_errno_set(saved);
 		return 0;
 	}
 	*out = t->addr;
 	*len = t->len;
-	errno = saved;
+	td_errno_set(saved);
 	return 0;
 }
 
@@ -290,7 +290,7 @@ void td_faults_bytes_sent(int fd, ssize_t n)
 	if (atomic_load(&e->flags) & TD_SF_BYTES_FIN) {
 		if (td_real_shutdown(fd, SHUT_WR) == 0)
 			atomic_fetch_or(&e->flags, TD_SF_SHUT_WR);
-		errno = saved;
+		td_errno_set(saved);
 		return;
 	}
 	for (int i = 0; i < 1000; i++) {
@@ -301,7 +301,7 @@ void td_faults_bytes_sent(int fd, ssize_t n)
 		td_clock_sleep_ms(1);
 	}
 	(void)td_faults_reset_now(fd, fd, e);
-	errno = saved;
+	td_errno_set(saved);
 }
 
 /*
@@ -324,5 +324,5 @@ void td_faults_bytes_read(int fd, ssize_t n)
 	    (atomic_fetch_or(&e->flags, TD_SF_BYTES_IN_DONE) & TD_SF_BYTES_IN_DONE))
 		return;
 	(void)td_faults_reset_now(fd, fd, e);
-	errno = saved;
+	td_errno_set(saved);
 }

@@ -123,11 +123,17 @@ static void td__counts_out(struct td_sock *out, const struct td_fdext *x)
 /* Whether a fits the entry's IPv4 form (unset, or IPv4). */
 static bool td__addr_fits(const struct td_addr *a)
 {
-	static const uint8_t zero[16];
+	/* compared as words, not with memcmp() against a table of zeros: in
+	 * a forked child, a read of a page nobody touched yet is a fault */
+	uint32_t w0, w1;
+	uint64_t w2;
 
+	memcpy(&w0, a->addr, 4);
+	memcpy(&w1, a->addr + 4, 4);
+	memcpy(&w2, a->addr + 8, 8);
 	if (a->family == AF_INET)
-		return memcmp(a->addr + 4, zero, 12) == 0;
-	return a->family == 0 && a->port == 0 && memcmp(a->addr, zero, 16) == 0;
+		return (w1 | w2) == 0;
+	return a->family == 0 && a->port == 0 && (w0 | w1 | w2) == 0;
 }
 
 static void td__addr4_of(const struct td_addr *a, uint32_t *ip, uint16_t *port, uint8_t *fam)
@@ -283,7 +289,7 @@ struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epo
 	uint64_t w[6];
 	uint32_t old;
 
-	errno = saved;
+	td_errno_set(saved);
 	if (e == NULL || (old = td__take(e)) == 1)
 		return NULL;
 	td_fdent_bare_words(w, family, epoch);
@@ -363,7 +369,19 @@ bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag)
  * shared for good, which only ever skips work, never does it wrongly.
  */
 #define TD_SHARE_MAX 4096
-static _Atomic int td__share[TD_SHARE_MAX];
+/*
+ * The first slots sit on the page a forked child writes anyway
+ * (TD_CHILD_WRITTEN): an inetd-style child dup2()s its connection onto 0
+ * and 1, and its share count would otherwise copy a page of its own.
+ */
+#define TD_SHARE_NEAR 240
+TD_CHILD_WRITTEN static _Atomic int td__share_near[TD_SHARE_NEAR];
+static _Atomic int td__share_far[TD_SHARE_MAX - TD_SHARE_NEAR];
+
+static _Atomic int *td__share(uint32_t i)
+{
+	return i < TD_SHARE_NEAR ? &td__share_near[i] : &td__share_far[i - TD_SHARE_NEAR];
+}
 
 uint32_t td_fdtab_share_join(struct td_fdent *src)
 {
@@ -371,11 +389,17 @@ uint32_t td_fdtab_share_join(struct td_fdent *src)
 	int i;
 
 	if (s != 0) {
-		atomic_fetch_add(&td__share[s - 1], 1);
+		atomic_fetch_add(td__share(s - 1), 1);
 		return s;
 	}
 	/* a new slot counts two fds: the source and the new one */
-	i = td_slots_claim(&td__share[0], sizeof(td__share[0]), 0, TD_SHARE_MAX, 0, 2);
+	i = td_slots_claim(&td__share_near[0], sizeof(td__share_near[0]), 0, TD_SHARE_NEAR, 0, 2);
+	if (i < 0) {
+		i = td_slots_claim(&td__share_far[0], sizeof(td__share_far[0]), 0,
+				   TD_SHARE_MAX - TD_SHARE_NEAR, 0, 2);
+		if (i >= 0)
+			i += TD_SHARE_NEAR;
+	}
 	if (i >= 0) {
 		atomic_store(&src->share, (uint32_t)i + 1);
 		return (uint32_t)i + 1;
@@ -388,7 +412,7 @@ bool td_fdtab_share_leave(uint32_t share)
 {
 	if (share == 0 || share > TD_SHARE_MAX)
 		return false;
-	return atomic_fetch_sub(&td__share[share - 1], 1) > 1;
+	return atomic_fetch_sub(td__share(share - 1), 1) > 1;
 }
 
 void td_fdtab_forget(int fd)

@@ -28,7 +28,6 @@
 
 TD_CHILD_WRITTEN _Atomic uint32_t td_holders_epoch = 1;
 TD_CHILD_WRITTEN uint32_t td_holders_birth_epoch = 1;
-__thread uint32_t td_holders_tls_fork_epoch __attribute__((tls_model("initial-exec")));
 
 #define TD_CHILDREN 256
 
@@ -37,10 +36,12 @@ struct td_child {
 	_Atomic uint32_t epoch;
 };
 
-static struct td_child td__children[TD_CHILDREN];
-static _Atomic uint32_t td__child_next;
+/* written by a fork-per-connection server's parent at every fork: on the
+ * page it writes then anyway (the epoch), one page copied, not three */
+TD_CHILD_WRITTEN static struct td_child td__children[TD_CHILDREN];
+TD_CHILD_WRITTEN static _Atomic uint32_t td__child_next;
 /* Highest epoch among records overwritten by newer ones. */
-static _Atomic uint32_t td__child_lost;
+TD_CHILD_WRITTEN static _Atomic uint32_t td__child_lost;
 
 void td_holders_child_record(pid_t pid, uint32_t epoch)
 {
@@ -68,6 +69,37 @@ void td_holders_child_record(pid_t pid, uint32_t epoch)
  * them instead would copy their page in every child of a
  * fork-per-connection server.
  */
+/*
+ * From the pthread_atfork parent handler to the fork hook, in the same
+ * thread: the epoch of the fork just made.  Not through TLS: every fork
+ * write-protects the parent's pages, and a store to the TLS page would
+ * cost a fork-per-connection server's parent a page fault per connection;
+ * these slots are on the page it writes anyway.  A slot is tagged with
+ * its thread's id; when another thread's fork took it meanwhile, the
+ * newest epoch stands in (its children are then checked for sockets they
+ * may not hold: a readlink more, never a holder missed).
+ */
+#define TD_FORK_SLOTS 8
+TD_CHILD_WRITTEN static _Atomic uint64_t td__fork_handoff[TD_FORK_SLOTS];
+
+void td_holders_fork_parent(void)
+{
+	uint32_t e = atomic_fetch_add(&td_holders_epoch, 1);
+	uint32_t tid = (uint32_t)td_init_tid();
+
+	atomic_store(&td__fork_handoff[tid % TD_FORK_SLOTS], (uint64_t)tid << 32 | e);
+}
+
+uint32_t td_holders_fork_epoch(void)
+{
+	uint32_t tid = (uint32_t)td_init_tid();
+	uint64_t w = atomic_load(&td__fork_handoff[tid % TD_FORK_SLOTS]);
+
+	if ((uint32_t)(w >> 32) == tid)
+		return (uint32_t)w;
+	return atomic_load(&td_holders_epoch) - 1;
+}
+
 void td_holders_fork_child_reset(void)
 {
 	td_holders_birth_epoch = atomic_fetch_add(&td_holders_epoch, 1) + 1;

@@ -17,8 +17,10 @@ extern uint32_t td_holders_birth_epoch TD_HIDDEN;
 /* Children forked by this process (fork hook) */
 void td_holders_child_record(pid_t pid, uint32_t epoch) TD_HIDDEN;
 void td_holders_fork_child_reset(void) TD_HIDDEN;
-extern __thread uint32_t td_holders_tls_fork_epoch TD_HIDDEN
-	__attribute__((tls_model("initial-exec")));
+/* In the parent after a fork (the pthread_atfork handler): the next epoch. */
+void td_holders_fork_parent(void) TD_HIDDEN;
+/* Then, in the fork hook of the same thread: the epoch that fork was born at. */
+uint32_t td_holders_fork_epoch(void) TD_HIDDEN;
 
 /* Whether closing fd (inode ino) drops the last reference to its socket. */
 bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino) TD_HIDDEN;

@@ -126,7 +126,9 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		}
 	}
 	len = sizeof(lg);
-	if (want_linger && td_real_sys_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {
+	/* a listener's close resets its queue whatever its linger says */
+	if (want_linger && ti.tcpi_state != TD_TCP_LISTEN &&
+	    td_real_sys_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {
 		f->linger_on = lg.l_onoff != 0;
 		f->linger_secs = lg.l_linger;
 	}

@@ -25,6 +25,7 @@
 _Atomic int td_init_state;
 __thread volatile int td_init_guard __attribute__((tls_model("initial-exec")));
 TD_CHILD_WRITTEN struct td_init_proc td_init_proc;
+__thread int *td_errno_p __attribute__((tls_model("initial-exec")));
 
 #define TD_SYSTEM_POLICY "/etc/teardown.conf"
 
@@ -218,7 +219,7 @@ static bool td__applies(const struct td_policy *p)
 
 static void td__atfork_parent(void)
 {
-	td_holders_tls_fork_epoch = atomic_fetch_add(&td_holders_epoch, 1);
+	td_holders_fork_parent();
 }
 
 /*
@@ -234,7 +235,7 @@ static void td__atfork_child(void)
 	atomic_fetch_add(&td__fork_gen, 1);
 	td_holders_fork_child_reset();
 	td_worker_after_fork_child();
-	errno = saved;
+	td_errno_set(saved);
 }
 
 /*
@@ -277,7 +278,7 @@ const struct td_policy *td_init_slow(void)
 	}
 	td_init_guard = 0;
 	atomic_store_explicit(&td_init_state, TD_INIT_DONE, memory_order_release);
-	errno = saved;
+	td_errno_set(saved);
 	return atomic_load(&td_init_policy);
 }
 
@@ -303,5 +304,5 @@ __attribute__((destructor)) static void td__dtor(void)
 	td_closing_at_exit(p);
 	td_spool_at_exit();
 	td_logw_at_exit(p);
-	errno = saved;
+	td_errno_set(saved);
 }

@@ -206,7 +206,7 @@ static int td__open_dgram(const char *path)
 	if (td_real_connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
 		err = errno;
 		td_real_close(fd);
-		errno = err;
+		td_errno_set(err);
 		return -1;
 	}
 	return fd;
@@ -224,7 +224,7 @@ static int td__open_file(const char *path)
 }
 
 /* Open the target and publish it; returns the fd, or -1 with errno. */
-static int td__reopen(int stale)
+__attribute__((noinline, cold)) static int td__reopen(int stale)
 {
 	const struct td_policy *p = td__pol;
 	struct stat st;
@@ -236,7 +236,7 @@ static int td__reopen(int stale)
 		return -1;
 	}
 	if (now < atomic_load(&td__retry_at_us)) {
-		errno = atomic_load(&td__open_err);
+		td_errno_set(atomic_load(&td__open_err));
 		return -1;
 	}
 	switch (p->log_target) {
@@ -263,7 +263,7 @@ static int td__reopen(int stale)
 	if (fd < 0) {
 		atomic_store(&td__open_err, errno ? errno : EIO);
 		atomic_store(&td__retry_at_us, now + TD_LOG_RETRY_US);
-		errno = atomic_load(&td__open_err);
+		td_errno_set(atomic_load(&td__open_err));
 		return -1;
 	}
 	fd = td_ownfd_mark(fd, TD_OWN_LOG);
@@ -345,7 +345,7 @@ static ssize_t td__write_nosigpipe(int fd, const char *buf, size_t len)
 		(void)sigtimedwait(&pipe_set, NULL, &zero);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = err;
+	td_errno_set(err);
 	return n;
 }
 
@@ -469,7 +469,8 @@ static void td__lose(const struct td_policy *p, int err)
  * moment writes whole lines to one file or the other, never to a closed
  * or reused number.  One thread does it; the others keep writing.
  */
-static void td__rotate(const struct td_policy *p, int fd)
+/* cold and apart: its message buffer stays off the stack of every line */
+__attribute__((noinline, cold)) static void td__rotate(const struct td_policy *p, int fd)
 {
 	uint32_t seq = atomic_load(&td__rot_seq);
 	struct stat st;
@@ -621,7 +622,7 @@ void td_logw_batch(const struct iovec *iov, int n)
 			w = td_real_sys3(SYS_writev, fd, iov, n);
 		while (w < 0 && errno == EINTR);
 		if (w == (ssize_t)total) {
-			errno = saved;
+			td_errno_set(saved);
 			return;
 		}
 		if (w < 0)
@@ -639,7 +640,7 @@ void td_logw_batch(const struct iovec *iov, int n)
 		done = 0;
 		td__lose(p, err);
 	}
-	errno = saved;
+	td_errno_set(saved);
 }
 
 /* syslog or journald: one datagram; 0 or why it was not sent. */
@@ -673,6 +674,43 @@ static int td__emit_dgram(const char *buf, size_t len)
 	return err ? err : EIO;
 }
 
+/*
+ * Each target formats into a buffer of its own size, in a function of its
+ * own: a file's line does not take the journal's 3 KB of stack (after
+ * fork() each stack page a program goes deeper into is one more copied).
+ */
+__attribute__((noinline)) static int td__emit_journal(const struct td_event *ev, int fmt, int fac)
+{
+	char dgram[TD_JOURNAL_MAX];
+	size_t n = td_event_journal(dgram, sizeof(dgram), ev, fmt, fac);
+
+	return n > 0 ? td__emit_dgram(dgram, n) : EMSGSIZE;
+}
+
+/*
+ * The local socket's format, as syslog(3) writes it and as rsyslog's
+ * imuxsock and journald parse it: "<PRI>TAG[PID]: MSG" with RFC 5424's
+ * facility and severity numbers.  (An RFC 5424 header here would be taken
+ * as part of the message by both.)
+ */
+__attribute__((noinline)) static int td__emit_syslog(const struct td_event *ev, int fmt, int fac)
+{
+	char msg[TD_EVENT_MAX + 64];
+	struct td_buf b;
+	size_t n;
+
+	td_buf_init(&b, msg, sizeof(msg));
+	td_buf_putc(&b, '<');
+	td_buf_u64(&b, (uint64_t)(fac * 8 + td_event_severity(ev)));
+	td_buf_puts(&b, ">teardown[");
+	td_buf_u64(&b, (uint64_t)atomic_load(&td_init_proc.pid));
+	td_buf_puts(&b, "]: ");
+	n = td_event_format(b.p + b.len, b.cap - b.len, ev, fmt);
+	if (n == 0)
+		return EMSGSIZE;
+	return td__emit_dgram(msg, b.len + n - 1); /* no newline */
+}
+
 /* Write one event to the target; 0 or why not. */
 static int td__emit(const struct td_policy *p, const struct td_event *ev)
 {
@@ -680,33 +718,10 @@ static int td__emit(const struct td_policy *p, const struct td_event *ev)
 	int fac = p->log_facility ? p->log_facility : TD_FACILITY_DEFAULT;
 	size_t n;
 
-	if (p->log_target == TD_LOG_JOURNAL) {
-		char dgram[TD_JOURNAL_MAX];
-
-		n = td_event_journal(dgram, sizeof(dgram), ev, fmt, fac);
-		return n > 0 ? td__emit_dgram(dgram, n) : EMSGSIZE;
-	}
-	if (p->log_target == TD_LOG_SYSLOG) {
-		/*
-		 * The local socket's format, as syslog(3) writes it and as
-		 * rsyslog's imuxsock and journald parse it: "<PRI>TAG[PID]: MSG"
-		 * with RFC 5424's facility and severity numbers.  (An RFC 5424
-		 * header here would be taken as part of the message by both.)
-		 */
-		char msg[TD_EVENT_MAX + 64];
-		struct td_buf b;
-
-		td_buf_init(&b, msg, sizeof(msg));
-		td_buf_putc(&b, '<');
-		td_buf_u64(&b, (uint64_t)(fac * 8 + td_event_severity(ev)));
-		td_buf_puts(&b, ">teardown[");
-		td_buf_u64(&b, (uint64_t)atomic_load(&td_init_proc.pid));
-		td_buf_puts(&b, "]: ");
-		n = td_event_format(b.p + b.len, b.cap - b.len, ev, fmt);
-		if (n == 0)
-			return EMSGSIZE;
-		return td__emit_dgram(msg, b.len + n - 1); /* no newline */
-	}
+	if (p->log_target == TD_LOG_JOURNAL)
+		return td__emit_journal(ev, fmt, fac);
+	if (p->log_target == TD_LOG_SYSLOG)
+		return td__emit_syslog(ev, fmt, fac);
 	{
 		char line[TD_EVENT_MAX];
 
@@ -759,7 +774,7 @@ void td_logw_event(const struct td_policy *p, struct td_event *ev)
 	err = td__log(p, ev);
 	if (err != 0)
 		td__lose(p, err);
-	errno = saved;
+	td_errno_set(saved);
 }
 
 /*
@@ -793,7 +808,7 @@ void td_logw_at_exit(const struct td_policy *p)
 		td__put_err(&b, ev.err ? ev.err : err);
 		td_logw_warn(td_buf_cstr(&b));
 	}
-	errno = saved;
+	td_errno_set(saved);
 }
 
 void td_logw_event_from_sock(struct td_event *ev, const struct td_policy *p,

@@ -253,7 +253,7 @@ void td_spool_flush(void)
 		td_spool_flush_claimed();
 		td_spool_release();
 	}
-	errno = saved;
+	td_errno_set(saved);
 }
 
 /* ---- making a spool ------------------------------------------------------ */

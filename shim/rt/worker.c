@@ -477,7 +477,7 @@ int td_worker_drain(const struct td_drain_req *req)
 	int saved = errno, i;
 
 	if (td__ensure() != 0) {
-		errno = saved;
+		td_errno_set(saved);
 		return -EAGAIN;
 	}
 	i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), 0, TD_DRAINS,
@@ -489,7 +489,7 @@ int td_worker_drain(const struct td_drain_req *req)
 		atomic_store_explicit(&td__slots_used, 1, memory_order_release);
 		td__kick();
 	}
-	errno = saved;
+	td_errno_set(saved);
 	return i >= 0 ? 0 : -ENOSPC;
 }
 
@@ -498,7 +498,7 @@ int td_worker_timer(int fd, uint32_t tag, int64_t when_mono_us)
 	int saved = errno, i;
 
 	if (td__ensure() != 0) {
-		errno = saved;
+		td_errno_set(saved);
 		return -EAGAIN;
 	}
 	i = td_slots_claim(&td__timers[0].state, sizeof(td__timers[0]), 0, TD_TIMERS,
@@ -512,7 +512,7 @@ int td_worker_timer(int fd, uint32_t tag, int64_t when_mono_us)
 		atomic_store_explicit(&td__slots_used, 1, memory_order_release);
 		td__kick();
 	}
-	errno = saved;
+	td_errno_set(saved);
 	return i >= 0 ? 0 : -ENOSPC;
 }
 
@@ -520,7 +520,7 @@ int td_worker_start(void)
 {
 	int saved = errno, rc = td__ensure();
 
-	errno = saved;
+	td_errno_set(saved);
 	return rc;
 }
 
@@ -529,7 +529,7 @@ void td_worker_wake(void)
 	int saved = errno;
 
 	td__kick();
-	errno = saved;
+	td_errno_set(saved);
 }
 
 void td_worker_watch_policy(void)
@@ -538,7 +538,7 @@ void td_worker_watch_policy(void)
 
 	if (td__ensure() == 0)
 		td__kick();
-	errno = saved;
+	td_errno_set(saved);
 }
 
 void td_worker_watch_leaks(void)
@@ -549,7 +549,7 @@ void td_worker_watch_leaks(void)
 		(void)td__ensure();
 		td__kick();
 	}
-	errno = saved;
+	td_errno_set(saved);
 }
 
 /*

@@ -114,6 +114,50 @@ def test_child_written_variables_share_one_page():
     assert addr % 4096 == 0 and 0 < size <= 4096, (hex(addr), size)
 
 
+@tdlib.requires(*NEEDS, "strace")
+@tdlib.timeout(60)
+def test_silent_rule_reads_nothing_at_shutdown_or_close():
+    """A rule that neither logs nor acts at close (close = "pass",
+    log = false) on a client that half-closes, reads to EOF and closes:
+    from its connect() on, the library makes no system call of its own
+    (no TCP_INFO, no SIOCINQ, no SO_LINGER, no sock_diag lookup).  With
+    log = true the same client gets its shutdown and close events, and
+    pays for them.
+
+    Catches: the shutdown hook reading the socket's state and asking
+    sock_diag who closed first for events nobody writes: twelve system
+    calls per connection in a fork-per-connection server's child (busybox
+    httpd shuts its connection down before it exits), each about a
+    microsecond on the test machine."""
+    calls = {}
+    for log_on in (False, True):
+        log = _log("silent-%s" % log_on)
+        env = _policy_env([{"name": "quiet", "match": {"role": "client"}, "close": "pass",
+                            "log": log_on}], log)
+        trace = os.path.join(tdlib.tmpdir(), "client-%s.strace" % log_on)
+        srv = tdlib.Server("--read-until-eof")
+        cmd = ["strace", "-f", "-qq", "-o", trace, "-e",
+               "trace=connect,getsockopt,ioctl,socket,sendto,recvfrom,shutdown"]
+        proc = tdlib.run(cmd + tdlib.client_cmd(srv.port, "--send", 100, "--half-close",
+                                                "--read-until-eof"),
+                         env=env, name="client-%s" % log_on)
+        srv.result()
+        assert proc.rc == 0, proc.stderr()
+        tdlib.diagnose_file(trace, "strace of the client, log = %s" % log_on)
+        with open(trace) as f:
+            lines = f.read().splitlines()
+        after = lines[next(i for i, l in enumerate(lines) if " connect(" in l) + 1:]
+        ours = [l for l in after
+                if "TCP_INFO" in l or "FIONREAD" in l or "SO_LINGER" in l or "NETLINK" in l
+                or ("sendto(" in l and "nlmsg" in l)]
+        calls[log_on] = ours
+        if log_on:
+            kinds = [r["event"] for r in tdlib.read_log(log) if r.get("role") == "client"]
+            assert "shutdown" in kinds and "close" in kinds, kinds
+    assert calls[False] == [], "a silent rule made calls of its own:\n" + "\n".join(calls[False])
+    assert calls[True], "log = true: no TCP_INFO at all? the test no longer sees the calls"
+
+
 # ---------------------------------------------------------------------------
 # The library's own descriptors
 # ---------------------------------------------------------------------------
