@@ -214,7 +214,7 @@ bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino)
 		return s->d.epoch >= td_holders_birth_epoch && from >= now;
 	/* Inherited from the parent: is it still open there? */
 	if (s->d.epoch < td_holders_birth_epoch) {
-		pid_t pp = getppid();
+		pid_t pp = atomic_load(&td_init_proc.ppid);
 
 		if (pp > 1 && td__proc_fd_is(pp, fd, ino) != 0)
 			return false;

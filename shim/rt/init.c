@@ -38,8 +38,13 @@ int32_t td_init_tid(void)
 {
 	uint32_t g = atomic_load_explicit(&td__fork_gen, memory_order_relaxed);
 
-	if (td__tid == 0 || td__tid_gen != g) {
+	if (td__tid == 0) {
 		td__tid = (int32_t)td_real_sys0(SYS_gettid);
+		td__tid_gen = g;
+	} else if (td__tid_gen != g) {
+		/* cached before a fork: this is the child's one thread, whose
+		 * id is its pid (the fork handler has it already) */
+		td__tid = atomic_load(&td_init_proc.pid);
 		td__tid_gen = g;
 	}
 	return td__tid;
@@ -231,6 +236,10 @@ static void td__atfork_child(void)
 {
 	int saved = errno;
 
+	/* the process that forked this one, for the holders of what it
+	 * inherited: no getppid() later (a reparented child's old parent is
+	 * gone, and its /proc entry with it) */
+	atomic_store(&td_init_proc.ppid, atomic_load(&td_init_proc.pid));
 	atomic_store(&td_init_proc.pid, (pid_t)td_real_sys0(SYS_getpid));
 	atomic_fetch_add(&td__fork_gen, 1);
 	td_holders_fork_child_reset();

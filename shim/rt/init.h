@@ -69,6 +69,7 @@ static inline bool td_init_done(void)
 struct td_init_proc {
 	char prog[128];	 /* argv[0]'s basename as the program sees it */
 	_Atomic int pid; /* this process (updated in a forked child) */
+	_Atomic int ppid; /* in a forked child: the process that forked it */
 	uint64_t seed;	 /* fault seed for rules without one */
 	bool secure;	 /* AT_SECURE: environment ignored */
 	int fd_base;	 /* lowest fd number the library uses for its own */

@@ -590,6 +590,34 @@ def test_fork_server_parent_close_is_shared():
     assert len(tw) == 1 and tw[0].peer_port == cport, tw
 
 
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_fork_child_closing_the_listener_is_shared():
+    """A fork-per-connection server serving two connections: each child
+    closes the listener it inherited first thing.  The first child's close
+    comes while the parent still waits for the second connection, so it
+    ends nothing: wire=none, why=shared.  The child learns that by asking
+    the process that forked it (the pid its fork handler kept, not
+    getppid()).
+
+    Catches: a child that takes the wrong process for its parent (no
+    parent at all, say) and so calls its close of a listener the parent
+    still accepts on the last one, "unconnected" in the log."""
+    env, log = _policy([_rule("pass")], "server")
+    srv = tdlib.Server("--fork", "--count", 2, "--child-delay", 100, "--read", 10,
+                       "--send", 17, env=env)
+    first = tdlib.run_client(srv.port, "--request", 10).result
+    second = tdlib.run_client(srv.port, "--request", 10).result
+    children = srv.results(forked="child")
+    assert first["recv_end"] == "EOF" and second["recv_end"] == "EOF", (first, second)
+    assert len(children) == 2, srv.proc.json_lines()
+    kid = next(c for c in children if c["remote_port"] == first["local_port"])
+    records = _read(log)
+    lclose = [r for r in _select(records, "close", role="listener") if r["pid"] == kid["pid"]]
+    assert len(lclose) == 1, records
+    _check_outcome(lclose[0], wire="none", why="shared", role="listener")
+
+
 # ---------------------------------------------------------------------------
 # The kernel's own account: every RST it sent, every state change
 # ---------------------------------------------------------------------------
