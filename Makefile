@@ -82,6 +82,19 @@ TESTPROG_SRC := $(filter-out $(TESTLIB_SRC),$(wildcard tests/progs/*.c))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 CORE_OBJ := $(call obj,$(CORE_SRC))
 SHIM_OBJ := $(call obj,$(HOOK_SRC) $(RT_SRC))
+# The library's objects in link order: what runs once (start-up, reading
+# and reloading the policy) and what only sets a socket up (socket, bind,
+# connect, accept: a fork-per-connection server's parent) go last.  A
+# forked child faults in the text it runs 64 KiB at a time (see $(LIB)):
+# kept together, the closing, logging and fork paths take two of those
+# windows instead of three.
+LIB_LATE_SRC := shim/core/config.c shim/core/cfgread.c shim/core/config_text.c \
+	shim/core/schema.c shim/core/policy.c shim/core/fault.c shim/rt/reload.c \
+	shim/rt/runwide.c shim/rt/faults.c shim/hook/spawn.c shim/hook/vfork.c \
+	shim/hook/close_range.c shim/hook/syscall.c shim/hook/fclose.c shim/hook/setsockopt.c \
+	shim/hook/bind.c shim/hook/socket.c shim/hook/connect.c shim/hook/accept.c
+LIB_OBJ := $(filter-out $(call obj,$(LIB_LATE_SRC)),$(CORE_OBJ) $(SHIM_OBJ)) \
+	$(call obj,$(LIB_LATE_SRC))
 CLI_OBJ := $(call obj,$(CLI_SRC))
 TOOL_OBJ := $(call obj,$(TOOL_SRC))
 UNIT_OBJ := $(call obj,$(UNIT_SRC))
@@ -120,9 +133,9 @@ $(BUILD)/teardown.map: shim/teardown.map.in shim/rt/calls.h
 # (the kernel's fault-around window, aligned in memory): aligned with the
 # segments, the text a child runs and the tables it reads take fewer
 # windows, two faults fewer per child of a fork-per-connection server.
-$(LIB): $(CORE_OBJ) $(SHIM_OBJ) $(BUILD)/teardown.map shim/td_child.ld
+$(LIB): $(LIB_OBJ) $(BUILD)/teardown.map shim/td_child.ld
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $(CORE_OBJ) $(SHIM_OBJ) $(LDSAN) \
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $(LIB_OBJ) $(LDSAN) \
 		-Wl,--version-script=$(BUILD)/teardown.map $(SHIM_DEFS) -Wl,-z,now \
 		-Wl,-T,shim/td_child.ld -Wl,-z,max-page-size=0x10000 \
 		-Wl,--as-needed -Wl,-soname,libteardown.so
