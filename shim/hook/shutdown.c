@@ -4,9 +4,6 @@
  * with "abort" the hangup is a pure RST; a connection fated to reset
  * (fault.rst) resets here instead of sending its FIN.
  */
-#include <linux/tcp.h>
-#include <netinet/in.h>
-
 #include "../rt/rt.h"
 #include "teardown/predict.h"
 
@@ -16,16 +13,15 @@
  */
 static int td__validate(int fd, int how)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
+	int state;
 
 	if (how < SHUT_RD || how > SHUT_RDWR) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+	if ((state = td_info_state(fd)) < 0)
 		return -1;
-	if (ti.tcpi_state == TD_TCP_CLOSE) {
+	if (state == TD_TCP_CLOSE) {
 		errno = ENOTCONN;
 		return -1;
 	}
@@ -52,17 +48,6 @@ static bool td__reset_instead(const struct td_fdent *s, int state)
 					 state == TD_TCP_CLOSE_WAIT || state == TD_TCP_SYN_RECV);
 }
 
-/* The state alone: the first byte of struct tcp_info; -1 when unknown. */
-static int td__state(int fd)
-{
-	uint8_t st;
-	socklen_t len = sizeof(st);
-
-	if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &st, &len) != 0 || len < 1)
-		return -1;
-	return st;
-}
-
 TD_EXPORT int shutdown(int fd, int how)
 {
 	const struct td_policy *p = td_init_active();
@@ -87,7 +72,7 @@ TD_EXPORT int shutdown(int fd, int how)
 	 * fixed for the connection: see td_decide_rule), so a silent rule
 	 * reads the state only for a connection fated to reset.
 	 */
-	if (fin && (r->log || td__fated_to_reset(s)) && (state = td__state(fd)) >= 0) {
+	if (fin && (r->log || td__fated_to_reset(s)) && (state = td_info_state(fd)) >= 0) {
 		if (state == TD_TCP_CLOSE_WAIT || state == TD_TCP_LAST_ACK)
 			atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 		reset = td__reset_instead(s, state);

@@ -142,12 +142,7 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
 	int state = -1;
 
 	if (fd >= 0) {
-		/* only the state: the first byte of struct tcp_info */
-		uint8_t st;
-		socklen_t len = sizeof(st);
-
-		if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &st, &len) == 0 && len >= 1)
-			state = st;
+		state = td_info_state(fd);
 		if (seen != NULL)
 			*seen = state;
 		/*

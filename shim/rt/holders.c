@@ -61,15 +61,6 @@ void td_holders_child_record(pid_t pid, uint32_t epoch)
 }
 
 /*
- * In a forked child: a new birth epoch, above every epoch the parent
- * recorded.  The parent's children stay in the table, not ours but never
- * counted: td_holders_sole() looks only at records from the socket's
- * epoch on, never older than the birth epoch, and a record this process
- * overwrites can only raise td__child_lost to an epoch below it.  Zeroing
- * them instead would copy their page in every child of a
- * fork-per-connection server.
- */
-/*
  * From the pthread_atfork parent handler to the fork hook, in the same
  * thread: the epoch of the fork just made.  Not through TLS: every fork
  * write-protects the parent's pages, and a store to the TLS page would
@@ -100,6 +91,15 @@ uint32_t td_holders_fork_epoch(void)
 	return atomic_load(&td_holders_epoch) - 1;
 }
 
+/*
+ * In a forked child: a new birth epoch, above every epoch the parent
+ * recorded.  The parent's children stay in the table, not ours but never
+ * counted: td_holders_sole() looks only at records from the socket's
+ * epoch on, never older than the birth epoch, and a record this process
+ * overwrites can only raise td__child_lost to an epoch below it.  Zeroing
+ * them instead would copy their page in every child of a
+ * fork-per-connection server.
+ */
 void td_holders_fork_child_reset(void)
 {
 	td_holders_birth_epoch = atomic_fetch_add(&td_holders_epoch, 1) + 1;

@@ -141,6 +141,16 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 	return 0;
 }
 
+int td_info_state(int fd)
+{
+	uint8_t st;
+	socklen_t len = sizeof(st);
+
+	if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &st, &len) != 0)
+		return -1;
+	return len >= 1 ? st : -1;
+}
+
 /*
  * MSG_TRUNC on a TCP socket drops queued bytes without copying them, so
  * no buffer is needed (a signal handler's stack may be small).

@@ -19,6 +19,9 @@ struct td_facts {
 	int linger_secs;
 	uint64_t ino;
 };
+/* The TCP state alone (the first byte of struct tcp_info: one system
+ * call, nothing else copied), or -1 with errno. */
+int td_info_state(int fd) TD_HIDDEN;
 /* 0, or a negative errno (-ENOTSOCK/-EBADF: not our socket any more). */
 int td_info_facts(int fd, struct td_facts *f, bool want_ino) TD_HIDDEN;
 /* The same, taking SO_LINGER from s when the library saw all of it. */

@@ -222,11 +222,6 @@ static bool td__applies(const struct td_policy *p)
 	return false;
 }
 
-static void td__atfork_parent(void)
-{
-	td_holders_fork_parent();
-}
-
 /*
  * In the child of fork() (also daemon()'s internal fork, which the fork
  * hook never sees): new pid, new fork epoch, no worker thread, and the
@@ -283,7 +278,7 @@ const struct td_policy *td_init_slow(void)
 		td_reload_start(p, path, td_init_proc.secure || geteuid() == 0, watched);
 		td_spool_configure(td_init_proc.secure ? NULL : td__env("TEARDOWN_SPOOL_FLUSH_MS"));
 		td_logw_open(p);
-		pthread_atfork(NULL, td__atfork_parent, td__atfork_child);
+		pthread_atfork(NULL, td_holders_fork_parent, td__atfork_child);
 	}
 	td_init_guard = 0;
 	atomic_store_explicit(&td_init_state, TD_INIT_DONE, memory_order_release);

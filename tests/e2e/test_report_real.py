@@ -50,6 +50,26 @@ def _wait_listening(port, proc):
     assert proc.running(), proc.stderr()
 
 
+def _ends_filter(port):
+    """A capture filter for the segments that begin and end connections on port."""
+    return "tcp port %d and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)" % port
+
+
+def _http_server(log, port):
+    """python3 -m http.server (HTTP/1.1) on 127.0.0.1:port, observed with a
+    JSON log at log, serving file.txt (1000 bytes).  Returns (its Proc, the
+    file's URL) once it listens."""
+    root = os.path.join(tdlib.tmpdir(), "www")
+    os.mkdir(root)
+    with open(os.path.join(root, "file.txt"), "w") as f:
+        f.write("x" * 1000)
+    srv = tdlib.spawn([PYTHON, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                       "--protocol", "HTTP/1.1", "--directory", root],
+                      env=_observe_env(log), name="http.server")
+    _wait_listening(port, srv)
+    return srv, "http://127.0.0.1:%d/file.txt" % port
+
+
 def _wait_all_closed(port):
     """Wait until the server's side of every connection is gone (only LISTEN
     and TIME-WAIT rows remain on its port), so the log is complete."""
@@ -300,21 +320,12 @@ def test_report_python_http_server():
     server's shutdown() and close(), so who closes first varies from run
     to run; reading to EOF makes the expected split exact here, and
     test_report_nginx_wrk checks the racing case against the capture.)"""
-    root = os.path.join(tdlib.tmpdir(), "www")
-    os.mkdir(root)
-    with open(os.path.join(root, "file.txt"), "w") as f:
-        f.write("x" * 1000)
     log = os.path.join(tdlib.tmpdir(), "http.jsonl")
     port = _free_port()
-    url = "http://127.0.0.1:%d/file.txt" % port
     curl = ["curl", "-s", "-S", "--max-time", "10", "-w",
             "conns=%{num_connects} port=%{local_port}\\n"]
-    flt = "tcp port %d and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)" % port
-    with tdlib.Capture(filter=flt, snaplen=128) as cap:
-        srv = tdlib.spawn([PYTHON, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                           "--protocol", "HTTP/1.1", "--directory", root],
-                          env=_observe_env(log), name="http.server")
-        _wait_listening(port, srv)
+    with tdlib.Capture(filter=_ends_filter(port), snaplen=128) as cap:
+        srv, url = _http_server(log, port)
         runs = []
         for i in range(CLOSE_REQUESTS):
             # Read to EOF: the server's FIN, not the Content-Length, ends
@@ -392,21 +403,12 @@ def test_report_client_port_used_again():
     for every earlier use of the same 4-tuple."""
     subprocess.run(["sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=40000 40001"],
                    check=True)
-    root = os.path.join(tdlib.tmpdir(), "www")
-    os.mkdir(root)
-    with open(os.path.join(root, "file.txt"), "w") as f:
-        f.write("x" * 1000)
     log = os.path.join(tdlib.tmpdir(), "http.jsonl")
     port = _free_port()
-    url = "http://127.0.0.1:%d/file.txt" % port
-    curl = ["curl", "-s", "-S", "--max-time", "10", "-w", "port=%{local_port}\\n",
-            "-o", "/dev/null", "--ignore-content-length", "-H", "Connection: close", url]
-    flt = "tcp port %d and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)" % port
-    with tdlib.Capture(filter=flt, snaplen=128) as cap:
-        srv = tdlib.spawn([PYTHON, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                           "--protocol", "HTTP/1.1", "--directory", root],
-                          env=_observe_env(log), name="http.server")
-        _wait_listening(port, srv)
+    with tdlib.Capture(filter=_ends_filter(port), snaplen=128) as cap:
+        srv, url = _http_server(log, port)
+        curl = ["curl", "-s", "-S", "--max-time", "10", "-w", "port=%{local_port}\\n",
+                "-o", "/dev/null", "--ignore-content-length", "-H", "Connection: close", url]
         runs = [tdlib.run(curl, name="curl%d" % i) for i in range(REUSE_REQUESTS)]
         assert all(r.rc == 0 for r in runs), [(r.name, r.rc, r.stderr()) for r in runs]
         _wait_all_closed(port)
@@ -459,8 +461,7 @@ def test_report_nginx_wrk():
                            http=["keepalive_requests 200;"])
     tdlib.diagnose_file(os.path.join(tmp, "error.log"), "nginx error.log")
     log = os.path.join(tmp, "nginx.jsonl")
-    flt = "tcp port %d and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)" % port
-    with tdlib.Capture(filter=flt, snaplen=128) as cap:
+    with tdlib.Capture(filter=_ends_filter(port), snaplen=128) as cap:
         nginx = tdlib.spawn(argv, env=_observe_env(log), name="nginx")
         _wait_listening(port, nginx)
         wrk = tdlib.run(["wrk", "-t2", "-c8", "-d1s", "--timeout", "2s",
