@@ -185,6 +185,35 @@ def median(values):
     return statistics.median(values)
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def session_cpu(sids):
+    """CPU seconds (user + system) of every process in the sessions sids,
+    children it has reaped included (/proc/PID/stat: utime, stime,
+    cutime, cstime; a zombie still shows its own).  Sampled before and
+    after a load, the difference is what the server (its threads, its
+    workers and forked children, the library's worker thread) spent on
+    it: unlike requests per second it does not move with what else the
+    machine runs, as long as each process is reaped inside the session."""
+    sids = set(sids)
+    ticks = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+        except OSError:
+            continue   # gone meanwhile: its time is in its reaper's cutime
+        fields = stat[stat.rfind(")") + 2:].split()
+        # fields[0] is the state (field 3 of proc(5)): session is field 6,
+        # utime..cstime fields 14..17
+        if int(fields[3]) in sids:
+            ticks += sum(int(x) for x in fields[11:15])
+    return ticks / _TICK
+
+
 # --- namespaces -----------------------------------------------------------
 
 def netns_setup():

@@ -24,7 +24,12 @@ The servers and their load (every request on a new connection):
 
 Each run is a few seconds of load (--seconds, default 3); 3 rounds (the
 order of the modes rotated each round), each mode divided by the bare run
-of its own round, medians.  A server whose programs are not installed is
+of its own round, medians.  Beside requests per second, the server's CPU
+time per request (every process of its session, forked children reaped
+by it and the library's worker thread included; _bench.session_cpu()),
+as bare's over the mode's: on a machine whose load generator shares the
+cores, throughput moves with the scheduler from round to round, CPU time
+per request much less.  A server whose programs are not installed is
 skipped with a note.  Targets (issue 9): observing at least 0.97 of bare on
 every server; drain + log at least 0.95 on nginx and redis; the
 fork-per-connection servers (busybox, apache2, postgres) at least 0.90
@@ -41,6 +46,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,8 +66,9 @@ def _pg_bin():
 
 
 PG_BIN = _pg_bin()
-SECTION = ("3. real servers, a new connection per request: requests/s, ratio to bare "
-           "(medians of alternating runs, each server in its own network namespace)")
+SECTION = ("3. real servers, a new connection per request: requests/s, and the server's "
+           "CPU per request, ratio to bare (medians of alternating runs, each server in its "
+           "own network namespace)")
 MODES = ("bare", "observe", "drain")
 TARGETS = {  # (observe, drain + log): issue 9
     "nginx": (0.97, 0.95), "redis": (0.97, 0.95), "haproxy": (0.97, None),
@@ -479,6 +486,7 @@ def measure(name, seconds, rounds):
     errors = {m: 0 for m in MODES}
     retries = []
     lines = {m: [] for m in MODES}
+    cpu = {m: [] for m in MODES}   # server CPU microseconds per request, per round
     try:
         _bench.say("servers: %s: setup" % name)
         srv.setup()
@@ -490,24 +498,33 @@ def measure(name, seconds, rounds):
             try:
                 if not srv.ready(procs):
                     raise RuntimeError("%s (%s) did not start" % (name, mode))
-                return srv.load(seconds if r >= 0 else 1)
+                sids = [p.pid for p in procs]
+                time.sleep(0.2)   # start-up work done
+                cpu0 = _bench.session_cpu(sids)
+                rps, err, reqs = srv.load(seconds if r >= 0 else 1)
+                # forked children that served the last requests exit and are
+                # reaped: their time moves into the server's cutime
+                time.sleep(0.3)
+                return rps, err, reqs, _bench.session_cpu(sids) - cpu0
             finally:
                 srv.stop(procs)
 
         def run(mode, r):
             try:
-                rps, err, reqs = once(mode, r)
+                rps, err, reqs, cpu_s = once(mode, r)
             except RuntimeError as e:   # one retry: a busy machine, a slow start
                 _bench.say("servers: %s %s: %s; once more" % (name, mode, str(e)[:300]))
                 retries.append("%s %s" % (mode, str(e).splitlines()[0][:80]))
-                rps, err, reqs = once(mode, r)
+                rps, err, reqs, cpu_s = once(mode, r)
             if r >= 0:
                 errors[mode] += err
+                cpu[mode].append(1e6 * cpu_s / max(reqs, 1))
                 if os.path.exists(log):
                     with open(log, "rb") as f:
                         lines[mode].append(sum(1 for _ in f) / max(reqs, 1))
-            _bench.say("servers: %s %-8s %9.0f req/s%s" % (name, mode, rps,
-                                                           "  (warm-up)" if r < 0 else ""))
+            _bench.say("servers: %s %-8s %9.0f req/s %7.1f us CPU/req%s"
+                       % (name, mode, rps, 1e6 * cpu_s / max(reqs, 1),
+                          "  (warm-up)" if r < 0 else ""))
             return rps
 
         run("bare", -1)
@@ -521,6 +538,14 @@ def measure(name, seconds, rounds):
                       "%.0f/s" % bare, None, "%.0f/s" % _bench.median(s[mode]),
                       _bench.fmt_ratio(ratio), ">= %.2fx" % tgt if tgt else None,
                       ratio >= tgt if tgt else None)
+            # the same cost as CPU: bare's CPU per request over the mode's,
+            # round by round (1 = free, 0.5 = twice bare's CPU)
+            cratio = statistics.median(b / x for x, b in zip(cpu[mode], cpu["bare"]) if x > 0)
+            table.row("%s: %s, server CPU per request" % (
+                name, "observe" if mode == "observe" else "drain"),
+                "%.0f us" % _bench.median(cpu["bare"]), None,
+                "%.0f us" % _bench.median(cpu[mode]), _bench.fmt_ratio(cratio),
+                ">= %.2fx" % tgt if tgt else None, cratio >= tgt if tgt else None)
         for what in retries:
             table.note("%s: a run failed and was run again: %s" % (name, what))
         if name == "haproxy":
@@ -528,6 +553,9 @@ def measure(name, seconds, rounds):
         table.note("%s: ratio to bare in each round: observe %s; drain %s" % (
             name, " ".join("%.2f" % (x / b) for x, b in zip(s["observe"], s["bare"])),
             " ".join("%.2f" % (x / b) for x, b in zip(s["drain"], s["bare"]))))
+        table.note("%s: bare CPU per request over the mode's, each round: observe %s; drain %s" % (
+            name, " ".join("%.2f" % (b / x) for x, b in zip(cpu["observe"], cpu["bare"]) if x),
+            " ".join("%.2f" % (b / x) for x, b in zip(cpu["drain"], cpu["bare"]) if x)))
         lpr = ", ".join("%s %.2f" % (m, _bench.median(lines[m])) for m in ("observe", "drain")
                         if lines[m])
         table.note("%s: %s log lines per request%s" % (
