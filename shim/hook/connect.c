@@ -15,6 +15,11 @@ TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	struct td_fdent *s;
 	int saved, rc, err, family;
 
+	/* a disconnect (the socket may connect again): a read's 0 from before
+	 * it says nothing of a later connection (td_fdtab_mark_eof()) */
+	if (td_unlikely(sa != NULL && len >= (socklen_t)sizeof(sa_family_t) &&
+			sa->sa_family == AF_UNSPEC))
+		td_fdtab_mark_shut_rd(fd);
 	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t) ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
 	    (p = td_init_active_tcp()) == NULL)

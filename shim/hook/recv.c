@@ -16,6 +16,11 @@
  * TD_READ() sees either failure (compares on a path already failing);
  * td_faults_read_gap() checks the socket is being reset by us, finishes
  * the shut, and the read is made again: the pending ECONNRESET, or 0.
+ *
+ * And a read that returns 0 where bytes were asked marks a tracked TCP
+ * socket as read to its end (td_fdtab_mark_eof(): nothing is left unread
+ * there once the peer's FIN is in, so its close asks no SIOCINQ); a
+ * compare on the result, and a table lookup only for a 0.
  */
 #include <string.h>
 #include <sys/syscall.h>
@@ -36,6 +41,26 @@ static inline bool td__armed_any(void)
 	return atomic_load_explicit(&td_faults_bytes_in_live, memory_order_relaxed) != 0;
 }
 
+/* A read of want bytes returned r (see above). */
+static inline ssize_t td__eof(int fd, ssize_t r, size_t want)
+{
+	if (td_unlikely(r == 0) && want > 0)
+		td_fdtab_mark_eof(fd);
+	return r;
+}
+
+/* Bytes an iovec the kernel has just read asks for (0 for none). */
+static size_t td__iov_total(const struct iovec *iov, int cnt)
+{
+	size_t t = 0;
+
+	if (iov == NULL)
+		return 0;
+	for (int i = 0; i < cnt && t == 0; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
 TD_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	size_t allow;
@@ -43,12 +68,12 @@ TD_EXPORT ssize_t read(int fd, void *buf, size_t n)
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
-		return TD_READ(fd, td_real_read(fd, buf, n));
+		return td__eof(fd, TD_READ(fd, td_real_read(fd, buf, n)), n);
 	allow = td_faults_bytes_in_allow(fd, n, &armed);
 	r = TD_READ(fd, td_real_read(fd, buf, armed ? allow : n));
 	if (armed)
 		td_faults_bytes_read(fd, r);
-	return r;
+	return td__eof(fd, r, armed ? allow : n);
 }
 
 TD_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -58,12 +83,12 @@ TD_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || td_init_active() == NULL)
-		return TD_READ(fd, td_real_recv(fd, buf, n, flags));
+		return td__eof(fd, TD_READ(fd, td_real_recv(fd, buf, n, flags)), n);
 	allow = td_faults_bytes_in_allow(fd, n, &armed);
 	r = TD_READ(fd, td_real_recv(fd, buf, armed ? allow : n, flags));
 	if (armed)
 		td_faults_bytes_read(fd, r);
-	return r;
+	return td__eof(fd, r, armed ? allow : n);
 }
 
 TD_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
@@ -74,12 +99,12 @@ TD_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || td_init_active() == NULL)
-		return TD_READ(fd, td_real_recvfrom(fd, buf, n, flags, from, fl));
+		return td__eof(fd, TD_READ(fd, td_real_recvfrom(fd, buf, n, flags, from, fl)), n);
 	allow = td_faults_bytes_in_allow(fd, n, &armed);
 	r = TD_READ(fd, td_real_recvfrom(fd, buf, armed ? allow : n, flags, from, fl));
 	if (armed)
 		td_faults_bytes_read(fd, r);
-	return r;
+	return td__eof(fd, r, armed ? allow : n);
 }
 
 TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
@@ -89,14 +114,19 @@ TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || td_init_active() == NULL || cnt <= 0 || iov == NULL)
-		return TD_READ(fd, td_real_readv(fd, iov, cnt));
+	if (td_likely(!td__armed_any()) || td_init_active() == NULL || cnt <= 0 || iov == NULL) {
+		r = TD_READ(fd, td_real_readv(fd, iov, cnt));
+		/* the iovec is the program's and may be bad: only counted after
+		 * the kernel read it */
+		return td_unlikely(r == 0) ? td__eof(fd, r, td__iov_total(iov, cnt)) : r;
+	}
 	allow = td_faults_bytes_in_allow(fd, td_faults_iov_total(iov, cnt), &armed);
 	if (!armed)
-		return TD_READ(fd, td_real_readv(fd, iov, cnt));
+		return td__eof(fd, TD_READ(fd, td_real_readv(fd, iov, cnt)),
+			       td_faults_iov_total(iov, cnt));
 	r = TD_READ(fd, td_real_readv(fd, cut, td_faults_iov_cut(cut, iov, cnt, allow)));
 	td_faults_bytes_read(fd, r);
-	return r;
+	return td__eof(fd, r, allow);
 }
 
 TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
@@ -107,11 +137,15 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || m == NULL ||
-	    m->msg_iovlen == 0 || td_init_active() == NULL)
-		return TD_READ(fd, td_real_recvmsg(fd, m, flags));
+	    m->msg_iovlen == 0 || td_init_active() == NULL) {
+		r = TD_READ(fd, td_real_recvmsg(fd, m, flags));
+		return td_unlikely(r == 0) ? td__eof(fd, r, td__iov_total(m->msg_iov,
+									 (int)m->msg_iovlen)) : r;
+	}
 	allow = td_faults_bytes_in_allow(fd, td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
 	if (!armed)
-		return TD_READ(fd, td_real_recvmsg(fd, m, flags));
+		return td__eof(fd, TD_READ(fd, td_real_recvmsg(fd, m, flags)),
+			       td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen));
 	/* the program's msghdr, with a cut iovec for the call (its own is
 	 * put back, the kernel's other outputs are kept) */
 	orig = m->msg_iov;
@@ -122,5 +156,5 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	m->msg_iov = orig;
 	m->msg_iovlen = olen;
 	td_faults_bytes_read(fd, r);
-	return r;
+	return td__eof(fd, r, allow);
 }

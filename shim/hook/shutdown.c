@@ -58,6 +58,10 @@ TD_EXPORT int shutdown(int fd, int how)
 	int saved, rc, err, done = how, state;
 	bool reset = false, fin;
 
+	/* from now on a read's 0 is no proof of the peer's FIN (before the
+	 * call: a read in another thread may see the shut at once) */
+	if (how == SHUT_RD || how == SHUT_RDWR)
+		td_fdtab_mark_shut_rd(fd);
 	if (p == NULL || (s = td_fdtab_live(fd)) == NULL || !s->d.decided ||
 	    (r = td_decide_rule(p, &s->d)) == NULL)
 		return td_real_shutdown(fd, how);
@@ -70,9 +74,19 @@ TD_EXPORT int shutdown(int fd, int how)
 	/*
 	 * Who sent the first FIN matters only to the events (a rule's own,
 	 * fixed for the connection: see td_decide_rule), so a silent rule
-	 * reads the state only for a connection fated to reset.
+	 * reads the state only for a connection fated to reset.  A logged one
+	 * whose program has read the peer's FIN knows: the peer was first.
+	 * Otherwise the state before the call says CLOSE_WAIT (the peer was
+	 * first) or not, and the check after it settles the rest (below).
+	 * Without the read before, a socket whose peer was first would read
+	 * CLOSE after the call on loopback (our FIN acknowledged at once),
+	 * which takes a sock_diag lookup, two system calls, to tell apart.
 	 */
-	if (fin && (r->log || td__fated_to_reset(s)) && (state = td_info_state(fd)) >= 0) {
+	if (fin && r->log && !td__fated_to_reset(s) &&
+	    !(atomic_load(&s->flags) & TD_SF_SHUT_WR) &&
+	    td_info_read_to_end(atomic_load(&s->flags), atomic_load(&s->share), s->d.epoch)) {
+		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
+	} else if (fin && (r->log || td__fated_to_reset(s)) && (state = td_info_state(fd)) >= 0) {
 		if (state == TD_TCP_CLOSE_WAIT || state == TD_TCP_LAST_ACK)
 			atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 		reset = td__reset_instead(s, state);

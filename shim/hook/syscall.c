@@ -2,10 +2,12 @@
  * teardown: syscall() — a program that closes a socket with
  * syscall(SYS_close, fd) (or close_range/dup2/dup3 the same way) gets the
  * same treatment as through the libc calls; syscall(SYS_exit_group)
- * writes the spool out first, as _exit() does.  Every other number goes
- * straight to libc's syscall().
+ * writes the spool out first, as _exit() does; syscall(SYS_shutdown) with
+ * SHUT_RD is remembered as shutdown() does (then passed on).  Every other
+ * number goes straight to libc's syscall().
  */
 #include <stdarg.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -34,6 +36,11 @@ TD_EXPORT long syscall(long n, ...)
 #endif
 		case SYS_dup3:
 			return dup3((int)a[0], (int)a[1], (int)a[2]);
+		case SYS_shutdown:
+			/* passed on as it is; only what shutdown() remembers */
+			if ((int)a[1] == SHUT_RD || (int)a[1] == SHUT_RDWR)
+				td_fdtab_mark_shut_rd((int)a[0]);
+			break;
 		case SYS_exit_group:
 			/* the spool's lines first, as _exit() does */
 			td_spool_at_exit();

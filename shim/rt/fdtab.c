@@ -422,3 +422,33 @@ void td_fdtab_forget(int fd)
 	if (e != NULL && td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed)))
 		td_fdent_forget(e);
 }
+
+/*
+ * Why a mark and not a count of the bytes read: a read that returns 0 on
+ * a TCP socket has found the receive queue empty up to the peer's FIN
+ * (or the socket shut for reading, or reset), and after a FIN no byte can
+ * come in.  Only a UDP socket (whose entry says so) returns 0 for an empty
+ * datagram.  The mark is set once: a socket read to its end is read to
+ * its end again, and its line is not written again.
+ */
+static void td__mark(int fd, uint32_t flag)
+{
+	struct td_fdent *e = td_fdtab_live(fd);
+	uint32_t flags;
+
+	if (e == NULL)
+		return;
+	flags = atomic_load_explicit(&e->flags, memory_order_relaxed);
+	if (!(flags & (flag | TD_SF_NOT_TCP | TD_SF_OWN)))
+		atomic_fetch_or_explicit(&e->flags, flag, memory_order_relaxed);
+}
+
+void td_fdtab_mark_eof(int fd)
+{
+	td__mark(fd, TD_SF_EOF_READ);
+}
+
+void td_fdtab_mark_shut_rd(int fd)
+{
+	td__mark(fd, TD_SF_SHUT_RD);
+}

@@ -36,6 +36,12 @@ enum td_sock_flag {
 	 * as no real reset makes it (EPIPE, ENOTCONN) shuts it and reads
 	 * again (td_faults_read_gap(), shim/hook/recv.c) */
 	TD_SF_RESETTING = 1u << 20,
+	/* a read of the program's (one byte or more asked) returned 0: the
+	 * peer's FIN was read, or its reading side was shut (below) */
+	TD_SF_EOF_READ = 1u << 21,
+	/* the program shut its reading side (SHUT_RD, SHUT_RDWR): its reads
+	 * return 0 from then on, while input may still come in */
+	TD_SF_SHUT_RD = 1u << 22,
 };
 /* With TD_SF_OWN: which of the library's own fds it is (enum td_ownfd_kind,
  * ownfd.h), in the top byte of flags */
@@ -343,6 +349,16 @@ static inline struct td_fdent *td_fdtab_live(int fd)
 		return NULL;
 	return e;
 }
+/*
+ * A read of the program's on fd returned 0 although it asked for bytes:
+ * mark a TCP socket's entry TD_SF_EOF_READ (once; nothing for an fd the
+ * library does not track).  Its close then needs no SIOCINQ
+ * (td_info_facts_sock()).
+ */
+void td_fdtab_mark_eof(int fd) TD_HIDDEN;
+/* The program shuts fd's reading side: TD_SF_SHUT_RD, which voids the
+ * mark above (its reads return 0 before any FIN). */
+void td_fdtab_mark_shut_rd(int fd) TD_HIDDEN;
 /* Highest fd that ever had an entry (a bound for scans). */
 static inline int td_fdtab_high(void)
 {

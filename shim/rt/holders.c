@@ -198,7 +198,12 @@ static int td__proc_fd_is(pid_t pid, int fd, uint64_t ino)
 
 bool td_holders_needs_ino(const struct td_sock *s)
 {
-	return s->d.epoch < td_holders_birth_epoch || s->d.epoch < atomic_load(&td_holders_epoch);
+	return td_holders_maybe_elsewhere(s->d.epoch);
+}
+
+bool td_holders_maybe_elsewhere(uint32_t epoch)
+{
+	return epoch < td_holders_birth_epoch || epoch < atomic_load(&td_holders_epoch);
 }
 
 bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino)

@@ -26,5 +26,8 @@ uint32_t td_holders_fork_epoch(void) TD_HIDDEN;
 bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino) TD_HIDDEN;
 /* Whether the sole-holder check will need the socket's inode (forks). */
 bool td_holders_needs_ino(const struct td_sock *s) TD_HIDDEN;
+/* Whether a socket that entered this process at epoch may be held by
+ * another process too: it was inherited, or this process forked since. */
+bool td_holders_maybe_elsewhere(uint32_t epoch) TD_HIDDEN;
 
 #endif

@@ -31,16 +31,33 @@ bool td_info_is_tcp(int fd, int *family)
 }
 
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
-		     bool drained);
+		     bool drained, bool eof_read);
 
 int td_info_facts(int fd, struct td_facts *f, bool want_ino)
 {
-	return td__facts(fd, f, want_ino, true, false);
+	return td__facts(fd, f, want_ino, true, false, false);
 }
 
 int td_info_facts_drained(int fd, struct td_facts *f)
 {
-	return td__facts(fd, f, false, true, true);
+	return td__facts(fd, f, false, true, true, false);
+}
+
+/*
+ * Nothing can be unread: the program read this socket to its end
+ * (TD_SF_EOF_READ), and nothing but the peer's FIN or the socket's end
+ * (reset, closed) can have made that read return 0.  TCP returns 0 only
+ * with no byte left before the FIN, and no byte comes in after a FIN or
+ * once closed; what else returns 0 is ruled out: its reading side was
+ * never shut, nor the socket disconnected, through this process
+ * (TD_SF_SHUT_RD), and no other fd or process holds it (no dup share, no
+ * fork since it came in, never passed on) to shut it behind our back.
+ */
+bool td_info_read_to_end(uint32_t flags, uint32_t share, uint32_t epoch)
+{
+	return (flags & (TD_SF_EOF_READ | TD_SF_SHUT_RD | TD_SF_STICKY_SHARED)) ==
+		       TD_SF_EOF_READ &&
+	       share == 0 && !td_holders_maybe_elsewhere(epoch);
 }
 
 /*
@@ -55,9 +72,11 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 	uint32_t flags = atomic_load(&s->flags);
 	int rc;
 
+	bool eof = td_info_read_to_end(flags, atomic_load(&s->share), s->d.epoch);
+
 	if (!(flags & TD_SF_LINGER_KNOWN) || r == NULL)
-		return td__facts(fd, f, want_ino, true, false);
-	rc = td__facts(fd, f, want_ino, false, false);
+		return td__facts(fd, f, want_ino, true, false, eof);
+	rc = td__facts(fd, f, want_ino, false, false, eof);
 	if ((flags & TD_SF_FAULT_RST) || r->close == TD_CLOSE_ABORT) {
 		f->linger_on = true;
 		f->linger_secs = 0;
@@ -69,7 +88,7 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 }
 
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
-		     bool drained)
+		     bool drained, bool eof_read)
 {
 	struct tcp_info ti;
 	struct linger lg;
@@ -91,11 +110,12 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		/* for a listener the kernel reports its accept queue here */
 		f->backlog = (int)ti.tcpi_unacked;
 	} else {
-		/* Nothing unread where the input was read to its EOF, or where
-		 * no byte ever came in (a health check, a refused or reset
-		 * connect): no ioctl.  The peer's FIN is no byte here either; a
-		 * kernel whose TCP_INFO is too short to say is asked. */
-		if (drained ||
+		/* Nothing unread where the input was read to its EOF (our
+		 * drain's or the program's), or where no byte ever came in (a health check, a refused or
+		 * reset connect): no ioctl.  The peer's FIN is no byte here
+		 * either; a kernel whose TCP_INFO is too short to say is
+		 * asked. */
+		if (drained || eof_read ||
 		    (len >= offsetof(struct tcp_info, tcpi_bytes_received) +
 				    sizeof(ti.tcpi_bytes_received) &&
 		     td_payload_in(ti.tcpi_state, (int64_t)ti.tcpi_bytes_received, false) == 0))

@@ -8,6 +8,13 @@
 
 /* Is fd a TCP socket of AF_INET/AF_INET6? (one getsockopt) */
 bool td_info_is_tcp(int fd, int *family) TD_HIDDEN;
+/*
+ * Whether the program has read the socket to the peer's FIN, so the FIN
+ * is in and nothing is left unread (none can come after it): its read
+ * returned 0 (TD_SF_EOF_READ, td_fdtab_mark_eof()) and nothing else can
+ * have made it (flags, dup share and fork epoch of its entry; see info.c).
+ */
+bool td_info_read_to_end(uint32_t flags, uint32_t share, uint32_t epoch) TD_HIDDEN;
 /* Close-time facts read from the kernel (info.c). */
 struct td_facts {
 	int state;		/* kernel TCP state, -1 unknown */

@@ -28,7 +28,7 @@ WRAPPED = ("accept accept4 bind close close_range closefrom connect dup dup2 dup
 # Wrapped too: the spawn calls, which record spawned children.  host_errno
 # never calls them, so the missing-symbol test below leaves them out.
 SPAWN = "posix_spawn posix_spawnp posix_spawn_file_actions_adddup2".split()
-# And the read side, for rst_after_bytes_in.
+# And the read side, for rst_after_bytes_in and to see a socket read to its end.
 READS = "read readv recv recvfrom recvmsg".split()
 # And vfork (x86-64), which marks its child so the library needs no
 # getpid() to know it runs there.
@@ -156,6 +156,156 @@ def test_silent_rule_reads_nothing_at_shutdown_or_close():
             assert "shutdown" in kinds and "close" in kinds, kinds
     assert calls[False] == [], "a silent rule made calls of its own:\n" + "\n".join(calls[False])
     assert calls[True], "log = true: no TCP_INFO at all? the test no longer sees the calls"
+
+
+# One process, both ends on loopback: the client sends 100 bytes and its FIN
+# (or, for the shut modes, 50 bytes once the server has shut its reading
+# side); the server reads as the mode says, waits for the input to be in,
+# and closes.  Prints the server connection's fd.
+EOF_PROG = r"""
+import ctypes, json, socket, sys, time
+mode = sys.argv[1]
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
+cli = socket.create_connection(lst.getsockname())
+srv, _ = lst.accept()
+if mode in ("eof", "partial"):
+    cli.sendall(b"x" * 100); cli.shutdown(socket.SHUT_WR)
+    if mode == "eof":
+        while srv.recv(1000):
+            pass
+    else:
+        srv.recv(10)
+else:
+    if mode == "shut_rd":
+        srv.shutdown(socket.SHUT_RD)
+    else:   # syscall(SYS_shutdown, fd, SHUT_RD), through libc's syscall()
+        assert ctypes.CDLL(None, use_errno=True).syscall(48, srv.fileno(), 0) == 0
+    assert srv.recv(1000) == b""     # 0 at once: no FIN has come
+    cli.sendall(b"y" * 50); cli.shutdown(socket.SHUT_WR)
+time.sleep(0.3)
+print(json.dumps({"fd": srv.fileno()}), flush=True)
+srv.close(); cli.close(); lst.close()
+"""
+
+
+def test_close_after_reading_to_eof_asks_nothing_unread():
+    """A server that reads its connection to the peer's EOF and closes: the
+    library's close asks no SIOCINQ (the read of 0 said nothing is left),
+    and the event still says unread 0 and a FIN.  The same server reading
+    10 of the 100 bytes is asked, and the event says 90 unread and an RST.
+    A server that shut its reading side (shutdown(SHUT_RD), or the same
+    through syscall()) also reads 0 at once, before any FIN, and input still
+    comes in after that: its close is asked, and the 50 bytes that came are
+    reported unread with the RST the kernel sends for them.
+
+    Catches: trusting a read's 0 as the end of input after SHUT_RD (the log
+    would say FIN and nothing lost while the kernel resets and drops 50
+    bytes); and losing the mark (an ioctl per close of every server that
+    reads its client's EOF, such as redis or haproxy's backend side)."""
+    want = {"eof": (0, "fin", 0), "partial": (90, "rst", 1),
+            "shut_rd": (50, "rst", 1), "syscall_shut_rd": (50, "rst", 1)}
+    script = os.path.join(tdlib.tmpdir(), "eof_prog.py")
+    with open(script, "w") as f:
+        f.write(EOF_PROG)
+    for mode, (unread, wire, ioctls) in want.items():
+        log = _log("eof-" + mode)
+        env = _policy_env([{"name": "all", "close": "pass", "log": True}], log)
+        trace = os.path.join(tdlib.tmpdir(), "eof-%s.strace" % mode)
+        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=ioctl",
+                          "python3", script, mode], env=env, name="eof-" + mode, timeout=20)
+        assert proc.rc == 0, proc.stderr()
+        fd = _last_json(proc)["fd"]
+        tdlib.diagnose_file(trace, "strace of %s" % mode)
+        with open(trace) as f:
+            asked = [l for l in f if re.search(r"ioctl\(%d, FIONREAD" % fd, l)]
+        closes = [r for r in tdlib.read_log(log)
+                  if r["event"] == "close" and r.get("role") == "server"]
+        assert len(closes) == 1, tdlib.read_log(log)
+        got = (closes[0]["unread"], closes[0]["wire"].lower(), len(asked))
+        assert got == (unread, wire, ioctls), (mode, got, closes[0], asked)
+
+
+# A server half-closes (shutdown(SHUT_WR)) and then closes, with its
+# client's FIN coming after its own ("first"), or before it: read to EOF
+# ("after_eof") or left unread, the request read to its last byte only
+# ("after_fin").  Prints the ports and the server connection's fd.
+SHUT_PROG = r"""
+import json, socket, sys, time
+mode = sys.argv[1]
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
+cli = socket.create_connection(lst.getsockname())
+srv, _ = lst.accept()
+if mode == "first":
+    time.sleep(0.1)
+    srv.shutdown(socket.SHUT_WR)
+    assert cli.recv(100) == b""
+    cli.close()
+    time.sleep(0.1)
+else:
+    cli.sendall(b"x" * 10); cli.shutdown(socket.SHUT_WR)
+    if mode == "after_eof":
+        while srv.recv(100):
+            pass
+    else:
+        got = b""
+        while len(got) < 10:
+            got += srv.recv(10 - len(got))
+        time.sleep(0.1)   # the FIN is in, unread
+    srv.shutdown(socket.SHUT_WR)
+    assert cli.recv(100) == b""
+time.sleep(0.1)
+print(json.dumps({"fd": srv.fileno(), "server": lst.getsockname()[1],
+                  "client": cli.getsockname()[1] if mode != "first" else None}), flush=True)
+srv.close()
+if mode != "first":
+    cli.close()
+lst.close()
+"""
+
+
+def test_shutdown_learns_who_was_first():
+    """A logged server that half-closes, then closes: its close event says
+    who sent the first FIN, and the kernel agrees (TIME_WAIT is the first
+    closer's).  The library reads the state before the shutdown() (the
+    client's FIN is in: CLOSE_WAIT) and, when that did not settle it,
+    after; not at all when the program has read its client's EOF: the FIN
+    was in, so the client was first.
+
+    Catches: a server that read its peer's EOF called the active closer, or
+    its shutdown still paying state reads; a shutdown after an unread FIN
+    (no EOF read, no mark) called active."""
+    want = {"first": ("active", "server"), "after_eof": ("passive", "client"),
+            "after_fin": ("passive", "client")}
+    # state reads: before the call (CLOSE_WAIT or not), and after it unless
+    # that said the peer was first
+    reads_want = {"first": 2, "after_eof": 0, "after_fin": 1}
+    script = os.path.join(tdlib.tmpdir(), "shut_prog.py")
+    with open(script, "w") as f:
+        f.write(SHUT_PROG)
+    for mode, (closer, holder) in want.items():
+        log = _log("shut-" + mode)
+        env = _policy_env([{"name": "all", "close": "pass", "log": True}], log)
+        trace = os.path.join(tdlib.tmpdir(), "shut-%s.strace" % mode)
+        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e",
+                          "trace=getsockopt,shutdown,sendto", "python3", script, mode],
+                         env=env, name="shut-" + mode, timeout=20)
+        assert proc.rc == 0, proc.stderr()
+        out = _last_json(proc)
+        tdlib.diagnose_file(trace, "strace of %s" % mode)
+        closes = [r for r in tdlib.read_log(log)
+                  if r["event"] == "close" and r.get("role") == "server"]
+        assert len(closes) == 1, tdlib.read_log(log)
+        assert closes[0]["closer"] == closer, (mode, closes[0])
+        tw = tdlib.time_wait_on(out["server"] if holder == "server" else out["client"])
+        assert tw, (mode, "no TIME_WAIT on the %s's side" % holder, tdlib.ss_rows())
+        with open(trace) as f:
+            lines = f.read().splitlines()
+        at = next(i for i, l in enumerate(lines) if "shutdown(%d, SHUT_WR" % out["fd"] in l)
+        # a read of the state alone: the first byte of struct tcp_info
+        state_read = re.compile(r"getsockopt\(%d, SOL_TCP, TCP_INFO, \"[^\"]*\", \[1\]\)"
+                                % out["fd"])
+        reads = [i for i, l in enumerate(lines) if state_read.search(l)]
+        assert len(reads) == reads_want[mode], (mode, lines)
 
 
 # ---------------------------------------------------------------------------
