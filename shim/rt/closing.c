@@ -274,7 +274,10 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	 * reports input or an EOF that comes after: no read here, it would
 	 * only say EAGAIN.
 	 */
-	if (seen != TD_TCP_FIN_WAIT1 && seen != TD_TCP_FIN_WAIT2)
+	if (c->cf.passive_first && td_info_read_to_end(atomic_load(&c->s.flags),
+						       atomic_load(&c->s.share), c->s.d.epoch))
+		eof = true; /* the program read the peer's EOF itself: done */
+	else if (seen != TD_TCP_FIN_WAIT1 && seen != TD_TCP_FIN_WAIT2)
 		(void)td_info_discard_input(c->pfd, &eof);
 	if (eof)
 		return false;
