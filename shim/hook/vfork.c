@@ -16,6 +16,18 @@
  * kept in a register across the system call, as glibc does.  On other
  * architectures the libc vfork() is used and the check falls back to
  * getpid() (td_init_in_own_process()).
+ *
+ * And the child is recorded, as posix_spawn()'s are: before the call,
+ * td__vfork_prepare() writes the spool out (the child's lines must not
+ * come before ours) and starts a fork epoch; once the parent runs again,
+ * td__vfork_parent() records the child with that epoch.  A vfork()ed
+ * child usually exec()s, and keeps every socket without close-on-exec at
+ * its number (Python's subprocess with pass_fds, for one): without the
+ * record, the parent's close of such a socket was taken for the last one,
+ * and a drain's shutdown(SHUT_WR) cut the child's connection.  Both are
+ * plain C calls on the parent's own stack, before the child exists and
+ * after it has left it; the epoch waits in %r8, which the system call
+ * keeps.
  */
 #include <errno.h>
 #include <sys/syscall.h>
@@ -34,10 +46,43 @@ long td__vfork_fail(long neg_err)
 	return -1;
 }
 
+/* Before the call: the epoch the child is born in, 0 for no record. */
+uint32_t td__vfork_prepare(void) TD_HIDDEN __attribute__((used));
+uint32_t td__vfork_prepare(void)
+{
+	int saved = errno;
+	uint32_t epoch = 0;
+
+	if (td_init_active() != NULL) {
+		td_spool_flush();
+		/* a socket older than this child may be held by it from now on */
+		epoch = atomic_fetch_add(&td_holders_epoch, 1);
+	}
+	td_errno_set(saved);
+	return epoch;
+}
+
+/* In the parent, the child gone from its stack (exec()ed or exited). */
+void td__vfork_parent(pid_t pid, uint32_t epoch) TD_HIDDEN __attribute__((used));
+void td__vfork_parent(pid_t pid, uint32_t epoch)
+{
+	if (epoch != 0)
+		td_holders_child_record(pid, epoch);
+}
+
+/*
+ * The stack at entry is 8 off 16-byte alignment (the return address);
+ * each call below is made with it aligned: 8 bytes reserved around the
+ * first, the return address and the pid pushed around the second.
+ */
 __asm__(".text\n"
 	".globl vfork\n"
 	".type vfork, @function\n"
 	"vfork:\n"
+	"	subq $8, %rsp\n"
+	"	call td__vfork_prepare\n"
+	"	addq $8, %rsp\n"
+	"	movl %eax, %r8d\n"
 	"	movq td_in_vfork@gottpoff(%rip), %rcx\n"
 	"	movl $1, %fs:(%rcx)\n"
 	"	popq %rdi\n"
@@ -50,6 +95,11 @@ __asm__(".text\n"
 	"	movl $0, %fs:(%rcx)\n"
 	"	cmpq $-4095, %rax\n"
 	"	jae 2f\n"
+	"	pushq %rax\n"
+	"	movl %eax, %edi\n"
+	"	movl %r8d, %esi\n"
+	"	call td__vfork_parent\n"
+	"	popq %rax\n"
 	"1:	ret\n"
 	"2:	movq %rax, %rdi\n"
 	"	jmp td__vfork_fail\n"

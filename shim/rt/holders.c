@@ -7,9 +7,9 @@
  * connection that a forked child is still serving.  So that work is done
  * only by a process that can tell it is the last holder:
  *  - fds of this process made by dup/dup2/dup3 are counted (fdtab.c);
- *  - each fork bumps a fork epoch, and the fork hook records the child's
- *    pid with the epoch it was born in: a socket older than a child is
- *    looked for in /proc/<child>/fd;
+ *  - each fork, vfork and posix_spawn bumps a fork epoch, and its hook
+ *    records the child's pid with the epoch it was born in: a socket older
+ *    than a child is looked for in /proc/<child>/fd;
  *  - in a forked child, a socket inherited from the parent is looked for
  *    at the same fd number in /proc/<parent>/fd;
  *  - a socket passed away with SCM_RIGHTS, or dup2()ed by a vfork()ed

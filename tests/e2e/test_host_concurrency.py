@@ -206,6 +206,59 @@ def test_vfork_child_sockets_leave_the_parents_entries_alone():
     assert all(e["action"] == "graceful" and e["wire"] == "FIN" for e in mine), mine
 
 
+# A server hands its connection to a child it starts with Python's
+# subprocess (vfork() and exec, the socket kept at its number by pass_fds),
+# and closes its own copy under "drain".  Prints whether the client saw an
+# EOF before the child was let go, and after.
+VFORK_PROG = r"""
+import json, select, socket, subprocess
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
+cli = socket.create_connection(lst.getsockname())
+srv, _ = lst.accept()
+child = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         pass_fds=(srv.fileno(),))
+srv.close()
+early = bool(select.select([cli], [], [], 0.2)[0]) and cli.recv(10) == b""
+child.stdin.close(); child.wait()
+late = bool(select.select([cli], [], [], 5)[0]) and cli.recv(10) == b""
+print(json.dumps({"eof_while_child_holds": early, "eof_after_child": late,
+                  "child": child.pid}), flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_vfork_exec_child_keeps_the_connection():
+    """A server starts a child that keeps its connection (Python's
+    subprocess: vfork(), then exec with the socket left open at its
+    number), closes its own copy under "drain", and the client sees no EOF
+    until the child has exited.  The close is logged shared, with nothing
+    on the wire.
+
+    Catches: a vfork()ed child left out of the record of children that may
+    hold a socket (fork and posix_spawn are in it): the parent's close was
+    taken for the last one, and the drain's shutdown(SHUT_WR) ended the
+    connection under the child, which the client saw as an EOF at once."""
+    log = _log()
+    env = _env([{"name": "srv", "match": {"role": "server"}, "close": "drain"}], log)
+    script = os.path.join(tdlib.tmpdir(), "vfork_exec.py")
+    with open(script, "w") as f:
+        f.write(VFORK_PROG)
+    trace = os.path.join(tdlib.tmpdir(), "vfork_exec.strace")
+    proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=vfork,clone,clone3",
+                      "python3", script], env=env, name="vfork_exec", timeout=30)
+    assert proc.rc == 0, proc.stderr()
+    res = proc.json_lines()[-1]
+    with open(trace) as f:
+        assert re.search(r"vfork\(\)\s+= %d" % res["child"], f.read()), \
+            "subprocess did not vfork() here: the test no longer tests it"
+    assert not res["eof_while_child_holds"], "the parent's close ended the child's connection"
+    assert res["eof_after_child"], res
+    closes = _closes(log, "server")
+    assert len(closes) == 1 and closes[0]["why"] == "shared" and closes[0]["wire"] == "none", \
+        closes
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(60)
 def test_posix_spawn_with_file_actions():
