@@ -37,6 +37,8 @@ enum { TD_W_NONE = 0, TD_W_STARTING, TD_W_RUNNING };
 
 struct td_dslot {
 	_Atomic int state;
+	/* the thread finishing it (state TD_SLOT_DONE), see flush_at_exit */
+	_Atomic int32_t finisher;
 	struct td_drain_req req;
 };
 
@@ -96,15 +98,23 @@ static void td__kick(void)
 
 /* ---- drains ---- */
 
-/* Finish a drain once: final facts, close the private fd, the event. */
-static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
+/*
+ * Finish a drain once: final facts, close the private fd, the event.
+ * False when another thread took it first (or it moved on from
+ * from_state).  With discard, its input is thrown away first (exit).
+ */
+static bool td__drain_finish(struct td_dslot *d, int from_state, bool eof, bool discard)
 {
 	struct td_drain_req *r = &d->req;
 	struct td_facts f;
 	int expect = from_state;
 
 	if (!atomic_compare_exchange_strong(&d->state, &expect, TD_SLOT_DONE))
-		return;
+		return false;
+	atomic_store(&d->finisher, td_init_tid());
+	/* only now: once another thread finished it, the fd is not ours */
+	if (discard)
+		(void)td_info_discard_input(r->pfd, NULL);
 	/* read to the peer's EOF: nothing unread to ask about */
 	if ((eof ? td_info_facts_drained(r->pfd, &f) : td_info_facts(r->pfd, &f, false)) == 0) {
 		/* timed out with input still arriving: the close resets */
@@ -125,7 +135,9 @@ static void td__drain_finish(struct td_dslot *d, int from_state, bool eof)
 	td_ownfd_close(r->pfd, TD_OWN_DRAIN);
 	if (r->log)
 		td_logw_event(r->p, &r->ev);
+	atomic_store(&d->finisher, 0);
 	atomic_store(&d->state, TD_SLOT_FREE);
+	return true;
 }
 
 /* Read and drop what the peer sends; finish at EOF or on an error. */
@@ -138,7 +150,7 @@ static void td__drain_read(struct td_dslot *d)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		td__drain_finish(d, TD_SLOT_ACTIVE, n == 0);
+		(void)td__drain_finish(d, TD_SLOT_ACTIVE, n == 0, false);
 		return;
 	}
 }
@@ -249,7 +261,7 @@ static bool td__watch(int epfd, int i)
 
 	if (td_ownfd_is(d->req.pfd, TD_OWN_DRAIN) && td__epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) == 0)
 		return true;
-	td__drain_finish(d, TD_SLOT_ACTIVE, false);
+	(void)td__drain_finish(d, TD_SLOT_ACTIVE, false, false);
 	return false;
 }
 
@@ -286,7 +298,7 @@ static int64_t td__expire(int64_t now)
 		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_ACTIVE)
 			continue;
 		if (d->req.deadline_mono_us <= now)
-			td__drain_finish(d, TD_SLOT_ACTIVE, false);
+			(void)td__drain_finish(d, TD_SLOT_ACTIVE, false, false);
 		else if (d->req.deadline_mono_us < next)
 			next = d->req.deadline_mono_us;
 	}
@@ -581,15 +593,37 @@ void td_worker_after_fork_child(void)
 	td_store_changed(&td__leaks, 0);
 }
 
+/*
+ * Why it waits: the worker may be finishing a drain at this very moment
+ * (its peer's FIN came as the program exited).  Passing over that slot,
+ * the process went on to exit_group() while the worker was between
+ * taking the drain and writing its event, and the line was lost (a CI
+ * run of test_paths::test_drain_on_every_path caught it: the FIN on the
+ * wire and TIME_WAIT in ss, no close event).  A slot that moves on under
+ * us (the worker took a ready one) is looked at again.  The wait is
+ * bounded (a second), and never for a drain this thread is finishing
+ * itself (an exit() from a signal handler that interrupted it).
+ */
 void td_worker_flush_at_exit(void)
 {
+	int32_t me = td_init_tid();
+
 	for (int i = 0; i < atomic_load(&td__drains_hi) && td__drains; i++) {
 		struct td_dslot *d = &td__drains[i];
-		int st = atomic_load(&d->state);
 
-		if (st != TD_SLOT_READY && st != TD_SLOT_ACTIVE)
-			continue;
-		(void)td_info_discard_input(d->req.pfd, NULL);
-		td__drain_finish(d, st, false);
+		for (int waited_ms = 0;;) {
+			int st = atomic_load(&d->state);
+
+			if (st == TD_SLOT_READY || st == TD_SLOT_ACTIVE) {
+				if (td__drain_finish(d, st, false, true))
+					break;
+				continue;
+			}
+			if (st != TD_SLOT_DONE || atomic_load(&d->finisher) == me ||
+			    waited_ms >= 1000)
+				break;
+			td_clock_sleep_ms(1);
+			waited_ms++;
+		}
 	}
 }

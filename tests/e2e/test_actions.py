@@ -446,6 +446,38 @@ def test_drain_ends_at_timeout_when_peer_never_closes():
     assert waited >= 0.3 and ev["age_ms"] >= 300, (
         "the drain ended %.3f s after the accept, before drain_timeout_ms" % waited)
 
+@tdlib.requires("root", "netns", "lib")
+@tdlib.timeout(30)
+def test_drain_ending_as_the_program_exits_is_logged():
+    """A drain the worker is finishing while the program exits still gets
+    its close event.
+
+    The client closes under "drain" and exits 100 ms later; the server
+    answers its FIN at once, so the worker takes the drain and finishes
+    it, and a test double (tests/progs/libcore_slowshut.c) holds the
+    worker 600 ms in the close of the drain's private descriptor, past
+    the program's exit.  The exit waits for it (td_worker_flush_at_exit).
+
+    Catches: the exit passing over a drain another thread had taken, so
+    exit_group() ended the worker before it wrote the event: FIN on the
+    wire and TIME_WAIT in ss, and no close line (a CI run of
+    test_paths::test_drain_on_every_path lost one that way)."""
+    slow = tdlib.test_prog("libcore_slowshut.so")
+    assert os.path.exists(slow), "%s is missing: run make testprogs" % slow
+    env, log = _policy_env([_rule("client", "drain")])
+    env["LD_PRELOAD"] += " " + slow
+    srv = tdlib.Server("--send", 10, "--read-until-eof")
+    cenv = dict(env, CORE_SLOWCLOSE_MS="600")
+    cli = tdlib.run_client(srv.port, "--read", 10, "--hold", 100, env=cenv).result
+    srv_res = srv.result()
+    tdlib.check_connected(cli, srv_res)
+    cport = cli["local_port"]
+    assert srv_res["recv_end"] == "EOF", srv_res
+    assert tdlib.time_wait_on(cport), "the drain's FIN went first: TIME_WAIT on the client"
+    ev = _one_event(log, "close", local_port=cport)
+    _assert_close_event(ev, "FIN", "policy", action="drain")
+
+
 
 # ---------------------------------------------------------------------------
 # abort
