@@ -49,18 +49,6 @@ static inline ssize_t td__eof(int fd, ssize_t r, size_t want)
 	return r;
 }
 
-/* Bytes an iovec the kernel has just read asks for (0 for none). */
-static size_t td__iov_total(const struct iovec *iov, int cnt)
-{
-	size_t t = 0;
-
-	if (iov == NULL)
-		return 0;
-	for (int i = 0; i < cnt && t == 0; i++)
-		t += iov[i].iov_len;
-	return t;
-}
-
 TD_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	size_t allow;
@@ -110,20 +98,20 @@ TD_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX];
-	size_t allow;
+	size_t allow, total;
 	bool armed;
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL || cnt <= 0 || iov == NULL) {
 		r = TD_READ(fd, td_real_readv(fd, iov, cnt));
-		/* the iovec is the program's and may be bad: only counted after
-		 * the kernel read it */
-		return td_unlikely(r == 0) ? td__eof(fd, r, td__iov_total(iov, cnt)) : r;
+		/* the iovec is the program's and may be bad: only summed once
+		 * the kernel has read it (a 0, so cnt iovecs at iov) */
+		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(iov, cnt)) : r;
 	}
-	allow = td_faults_bytes_in_allow(fd, td_faults_iov_total(iov, cnt), &armed);
+	total = td_faults_iov_total(iov, cnt);
+	allow = td_faults_bytes_in_allow(fd, total, &armed);
 	if (!armed)
-		return td__eof(fd, TD_READ(fd, td_real_readv(fd, iov, cnt)),
-			       td_faults_iov_total(iov, cnt));
+		return td__eof(fd, TD_READ(fd, td_real_readv(fd, iov, cnt)), total);
 	r = TD_READ(fd, td_real_readv(fd, cut, td_faults_iov_cut(cut, iov, cnt, allow)));
 	td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, allow);
@@ -132,20 +120,22 @@ TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX], *orig;
-	size_t allow, olen;
+	size_t allow, olen, total;
 	bool armed;
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || m == NULL ||
 	    m->msg_iovlen == 0 || td_init_active() == NULL) {
 		r = TD_READ(fd, td_real_recvmsg(fd, m, flags));
-		return td_unlikely(r == 0) ? td__eof(fd, r, td__iov_total(m->msg_iov,
-									 (int)m->msg_iovlen)) : r;
+		/* as readv() above: a 0 means the kernel read m and its iovecs */
+		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(m->msg_iov,
+									       (int)m->msg_iovlen))
+					   : r;
 	}
-	allow = td_faults_bytes_in_allow(fd, td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
+	total = td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen);
+	allow = td_faults_bytes_in_allow(fd, total, &armed);
 	if (!armed)
-		return td__eof(fd, TD_READ(fd, td_real_recvmsg(fd, m, flags)),
-			       td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen));
+		return td__eof(fd, TD_READ(fd, td_real_recvmsg(fd, m, flags)), total);
 	/* the program's msghdr, with a cut iovec for the call (its own is
 	 * put back, the kernel's other outputs are kept) */
 	orig = m->msg_iov;

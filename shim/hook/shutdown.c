@@ -56,7 +56,8 @@ TD_EXPORT int shutdown(int fd, int how)
 	struct td_sock c;
 	struct td_event ev;
 	int saved, rc, err, done = how, state;
-	bool reset = false, fin;
+	uint32_t flags;
+	bool reset = false, fin, fated;
 
 	/* from now on a read's 0 is no proof of the peer's FIN (before the
 	 * call: a read in another thread may see the shut at once) */
@@ -82,11 +83,12 @@ TD_EXPORT int shutdown(int fd, int how)
 	 * CLOSE after the call on loopback (our FIN acknowledged at once),
 	 * which takes a sock_diag lookup, two system calls, to tell apart.
 	 */
-	if (fin && r->log && !td__fated_to_reset(s) &&
-	    !(atomic_load(&s->flags) & TD_SF_SHUT_WR) &&
-	    td_info_read_to_end(atomic_load(&s->flags), atomic_load(&s->share), s->d.epoch)) {
+	fated = fin && td__fated_to_reset(s);
+	flags = atomic_load(&s->flags);
+	if (fin && r->log && !fated && !(flags & TD_SF_SHUT_WR) &&
+	    td_info_read_to_end(flags, atomic_load(&s->share), s->d.epoch)) {
 		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
-	} else if (fin && (r->log || td__fated_to_reset(s)) && (state = td_info_state(fd)) >= 0) {
+	} else if ((fated || (fin && r->log)) && (state = td_info_state(fd)) >= 0) {
 		if (state == TD_TCP_CLOSE_WAIT || state == TD_TCP_LAST_ACK)
 			atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 		reset = td__reset_instead(s, state);

@@ -428,8 +428,9 @@ void td_fdtab_forget(int fd)
  * a TCP socket has found the receive queue empty up to the peer's FIN
  * (or the socket shut for reading, or reset), and after a FIN no byte can
  * come in.  Only a UDP socket (whose entry says so) returns 0 for an empty
- * datagram.  The mark is set once: a socket read to its end is read to
- * its end again, and its line is not written again.
+ * datagram.  The mark is stored once: a socket read to its end is often
+ * read to its end again, and a load costs less than a store to the
+ * entry's cache line each time.
  */
 static void td__mark(int fd, uint32_t flag)
 {

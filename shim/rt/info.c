@@ -70,9 +70,8 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino)
 {
 	uint32_t flags = atomic_load(&s->flags);
-	int rc;
-
 	bool eof = td_info_read_to_end(flags, atomic_load(&s->share), s->d.epoch);
+	int rc;
 
 	if (!(flags & TD_SF_LINGER_KNOWN) || r == NULL)
 		return td__facts(fd, f, want_ino, true, false, eof);
@@ -111,10 +110,10 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		f->backlog = (int)ti.tcpi_unacked;
 	} else {
 		/* Nothing unread where the input was read to its EOF (our
-		 * drain's or the program's), or where no byte ever came in (a health check, a refused or
-		 * reset connect): no ioctl.  The peer's FIN is no byte here
-		 * either; a kernel whose TCP_INFO is too short to say is
-		 * asked. */
+		 * drain's or the program's), or where no byte ever came in (a
+		 * health check, a refused or reset connect): no ioctl.  The
+		 * peer's FIN is no byte here either; a kernel whose TCP_INFO is
+		 * too short to say is asked. */
 		if (drained || eof_read ||
 		    (len >= offsetof(struct tcp_info, tcpi_bytes_received) +
 				    sizeof(ti.tcpi_bytes_received) &&
