@@ -38,9 +38,9 @@ int td_info_facts(int fd, struct td_facts *f, bool want_ino)
 	return td__facts(fd, f, want_ino, true, false, false);
 }
 
-int td_info_facts_drained(int fd, struct td_facts *f)
+int td_info_facts_drained(int fd, struct td_facts *f, bool eof)
 {
-	return td__facts(fd, f, false, true, true, false);
+	return td__facts(fd, f, false, false, eof, false);
 }
 
 /*

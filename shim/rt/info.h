@@ -35,10 +35,11 @@ int td_info_facts(int fd, struct td_facts *f, bool want_ino) TD_HIDDEN;
 int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino) TD_HIDDEN;
 /*
- * The facts of a socket whose input was read to the peer's EOF (a drain's
- * end): nothing is unread, so no SIOCINQ.
+ * The facts at a drain's end, on its private fd: no SO_LINGER (what the
+ * close does was settled when the drain began), and with eof (its input
+ * read to the peer's EOF) nothing is unread, so no SIOCINQ either.
  */
-int td_info_facts_drained(int fd, struct td_facts *f) TD_HIDDEN;
+int td_info_facts_drained(int fd, struct td_facts *f, bool eof) TD_HIDDEN;
 /*
  * Throw away queued input without copying it; returns bytes dropped.
  * *eof (unless NULL) says whether the peer's EOF was read too.

@@ -9,7 +9,10 @@
  *
  * Requests reach it through fixed slot arrays claimed with compare-and-
  * swap, and an eventfd to wake it: a request is a few atomic stores and
- * one write(), safe in a signal handler.  Starting the thread is not
+ * one system call, safe in a signal handler.  A drain's one call puts its
+ * private fd into the worker's epoll set itself (td_worker_drain()), so
+ * the worker first wakes when the peer's FIN comes, not once to be told
+ * and again for the FIN.  Starting the thread is not signal-safe
  * (pthread_create allocates), so it happens at the first request; a
  * request made before the thread could start is done inline instead.
  * The thread blocks every signal, so program handlers never run on it.
@@ -32,7 +35,14 @@
 #define TD_DRAINS 4096
 #define TD_TIMERS 4096
 
-enum { TD_SLOT_FREE = 0, TD_SLOT_FILLING, TD_SLOT_READY, TD_SLOT_ACTIVE, TD_SLOT_DONE };
+/*
+ * A drain slot: FREE, FILLING (the closing thread's alone), READY (handed
+ * over unwatched: the worker adopts it), ACTIVE (watched, the worker's),
+ * DONE (being finished).  FIRED: its epoll event came while it was still
+ * FILLING; the closing thread arms it again (td_worker_drain()).
+ */
+enum { TD_SLOT_FREE = 0, TD_SLOT_FILLING, TD_SLOT_READY, TD_SLOT_ACTIVE, TD_SLOT_DONE,
+       TD_SLOT_FIRED };
 enum { TD_W_NONE = 0, TD_W_STARTING, TD_W_RUNNING };
 
 struct td_dslot {
@@ -71,6 +81,17 @@ static void td__raise(_Atomic int *hi, int i)
 }
 TD_CHILD_WRITTEN static _Atomic int td__wstate;
 static _Atomic int td__efd = -1, td__epfd = -1;
+/*
+ * The latest time the worker looks at the slots' deadlines again (0: not
+ * said yet), and a count of drains handed over, bumped once each is
+ * watched: a drain whose deadline comes sooner kicks the worker, and a
+ * drain handed over while the worker was computing its wait makes it
+ * compute again (td__main).  A drain times out after drain_timeout_ms,
+ * 5 s unless set, so the worker, which looks at least once a second,
+ * is almost never kicked for one.
+ */
+static _Atomic int64_t td__wake_at;
+static _Atomic uint32_t td__drains_handed;
 TD_CHILD_WRITTEN static _Atomic int td__leaks;
 /* a drain or a timer was ever asked for: until then a round need not
  * walk their slot arrays (the spool wakes the worker often) */
@@ -105,6 +126,8 @@ static void td__kick(void)
  */
 static bool td__drain_finish(struct td_dslot *d, int from_state, bool eof, bool discard)
 {
+	/* an EOF is read after its one-shot event: nothing armed is left */
+	bool armed = !eof;
 	struct td_drain_req *r = &d->req;
 	struct td_facts f;
 	int expect = from_state;
@@ -116,7 +139,7 @@ static bool td__drain_finish(struct td_dslot *d, int from_state, bool eof, bool 
 	if (discard)
 		(void)td_info_discard_input(r->pfd, NULL);
 	/* read to the peer's EOF: nothing unread to ask about */
-	if ((eof ? td_info_facts_drained(r->pfd, &f) : td_info_facts(r->pfd, &f, false)) == 0) {
+	if (td_info_facts_drained(r->pfd, &f, eof) == 0) {
 		/* timed out with input still arriving: the close resets */
 		r->cf.drain_cut = f.unread > 0 && f.state != TD_TCP_CLOSE;
 		if (r->cf.drain_cut) {
@@ -130,7 +153,7 @@ static bool td__drain_finish(struct td_dslot *d, int from_state, bool eof, bool 
 	}
 	r->cf.eof_seen = eof;
 	td_closing_outcome(&r->ev, &r->cf, r->t_open_mono_us);
-	if (atomic_load(&td__epfd) >= 0)
+	if (armed && atomic_load(&td__epfd) >= 0)
 		(void)td__epoll_ctl(atomic_load(&td__epfd), EPOLL_CTL_DEL, r->pfd, NULL);
 	td_ownfd_close(r->pfd, TD_OWN_DRAIN);
 	if (r->log)
@@ -140,19 +163,46 @@ static bool td__drain_finish(struct td_dslot *d, int from_state, bool eof, bool 
 	return true;
 }
 
-/* Read and drop what the peer sends; finish at EOF or on an error. */
-static void td__drain_read(struct td_dslot *d)
+/*
+ * A drain's private fd in the worker's epoll set: one-shot, so that the
+ * event that reports the peer's FIN leaves it disarmed, and the drain's
+ * end needs no EPOLL_CTL_DEL before its close (a registration outlives
+ * the fd when another process still holds the socket; disarmed, it never
+ * fires again).  op is EPOLL_CTL_ADD, or EPOLL_CTL_MOD to arm it again.
+ */
+static int td__arm(int epfd, int op, int pfd, int i)
 {
-	for (int i = 0; i < 256; i++) {
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
+				 .data.u32 = (uint32_t)i};
+
+	if (epfd < 0 || !td_ownfd_is(epfd, TD_OWN_EPOLL) || !td_ownfd_is(pfd, TD_OWN_DRAIN))
+		return -EBADF;
+	if (td__epoll_ctl(epfd, op, pfd, &ev) == 0)
+		return 0;
+	/* already there (its one-shot may have fired): arm it again */
+	if (op == EPOLL_CTL_ADD && errno == EEXIST && td__epoll_ctl(epfd, EPOLL_CTL_MOD, pfd, &ev) == 0)
+		return 0;
+	return -errno;
+}
+
+/*
+ * Read and drop what the peer sends; finish at EOF or on an error.  Its
+ * one-shot registration fired: arm it again while the drain goes on.
+ */
+static void td__drain_read(int epfd, struct td_dslot *d, int i)
+{
+	for (int k = 0; k < 256; k++) {
 		ssize_t n = td_real_recv(d->req.pfd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
 
 		if (n > 0)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
+			break;
 		(void)td__drain_finish(d, TD_SLOT_ACTIVE, n == 0, false);
 		return;
 	}
+	if (td__arm(epfd, EPOLL_CTL_MOD, d->req.pfd, i) != 0)
+		(void)td__drain_finish(d, TD_SLOT_ACTIVE, false, false);
 }
 
 /* ---- timers (rst_after_ms) ---- */
@@ -257,14 +307,14 @@ static int64_t td__leak_period(void)
 static bool td__watch(int epfd, int i)
 {
 	struct td_dslot *d = &td__drains[i];
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
 
-	if (td_ownfd_is(d->req.pfd, TD_OWN_DRAIN) && td__epoll_ctl(epfd, EPOLL_CTL_ADD, d->req.pfd, &ev) == 0)
+	if (td__arm(epfd, EPOLL_CTL_ADD, d->req.pfd, i) == 0)
 		return true;
 	(void)td__drain_finish(d, TD_SLOT_ACTIVE, false, false);
 	return false;
 }
 
+/* Take and watch drains handed over unwatched (td_worker_drain()). */
 static void td__adopt(int epfd)
 {
 	for (int i = 0; td__drains != NULL && i < atomic_load(&td__drains_hi); i++) {
@@ -295,7 +345,9 @@ static int64_t td__expire(int64_t now)
 	for (int i = 0; i < atomic_load(&td__drains_hi) && td__drains; i++) {
 		struct td_dslot *d = &td__drains[i];
 
-		if (atomic_load_explicit(&d->state, memory_order_relaxed) != TD_SLOT_ACTIVE)
+		/* acquire: the thread that handed it over made it ACTIVE
+		 * (td_worker_drain()), after writing its request */
+		if (atomic_load_explicit(&d->state, memory_order_acquire) != TD_SLOT_ACTIVE)
 			continue;
 		if (d->req.deadline_mono_us <= now)
 			(void)td__drain_finish(d, TD_SLOT_ACTIVE, false, false);
@@ -366,6 +418,7 @@ static void *td__main(void *arg)
 	}
 	for (;;) {
 		int64_t now = td_clock_mono_us(), next, wait_ms;
+		uint32_t handed = atomic_load(&td__drains_handed);
 		int n;
 
 		td_reload_tick();
@@ -401,6 +454,15 @@ static void *td__main(void *arg)
 			}
 			epfd = fresh;
 		}
+		/*
+		 * Say when we look again, then check that no drain was handed
+		 * over while next was computed: one that was may have a sooner
+		 * deadline that the scan missed.  A drain handed over after
+		 * this check compares its deadline with wake_at itself.
+		 */
+		atomic_store(&td__wake_at, now + wait_ms * 1000);
+		if (atomic_load(&td__drains_handed) != handed)
+			continue;
 		n = (int)td_real_sys(SYS_epoll_pwait, epfd, (long)evs, 64, (int)wait_ms, 0, 8);
 		if (n < 0 && errno != EINTR) {
 			/* still marked ours, yet no epoll: closed behind every
@@ -418,9 +480,15 @@ static void *td__main(void *arg)
 
 				/* the eventfd only wakes us: its count does not matter */
 				(void)td_real_read(efd, &v, sizeof(v));
-			} else if (k < TD_DRAINS &&
-				   atomic_load(&td__drains[k].state) == TD_SLOT_ACTIVE) {
-				td__drain_read(&td__drains[k]);
+			} else if (k < TD_DRAINS) {
+				struct td_dslot *d = &td__drains[k];
+				int st = TD_SLOT_FILLING;
+
+				/* still being handed over: its thread arms it again */
+				if (atomic_compare_exchange_strong(&d->state, &st, TD_SLOT_FIRED))
+					continue;
+				if (st == TD_SLOT_ACTIVE)
+					td__drain_read(epfd, d, (int)k);
 			}
 		}
 	}
@@ -464,6 +532,8 @@ static int td__ensure(void)
 	}
 	atomic_store(&td__efd, td_ownfd_mark(efd, TD_OWN_WAKE));
 	atomic_store(&td__epfd, td_ownfd_mark(epfd, TD_OWN_EPOLL));
+	/* (a forked child's copy is its parent's worker's) */
+	atomic_store(&td__wake_at, 0);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&attr);
@@ -495,11 +565,47 @@ int td_worker_drain(const struct td_drain_req *req)
 	i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), 0, TD_DRAINS,
 			   TD_SLOT_FREE, TD_SLOT_FILLING);
 	if (i >= 0) {
+		struct td_dslot *d = &td__drains[i];
+		int st = TD_SLOT_FILLING, epfd;
+		bool kick = false;
+		int64_t at;
+
 		td__raise(&td__drains_hi, i);
-		td__drains[i].req = *req;
-		atomic_store_explicit(&td__drains[i].state, TD_SLOT_READY, memory_order_release);
+		d->req = *req;
 		atomic_store_explicit(&td__slots_used, 1, memory_order_release);
-		td__kick();
+		/*
+		 * Watched from here, while the slot is still ours alone
+		 * (FILLING: no scan of the worker's touches it, so nobody can
+		 * have finished it and closed the fd meanwhile): the worker's
+		 * next wake is the peer's FIN, or its next look at the
+		 * deadlines.  Past FILLING this thread touches epoll no more
+		 * (the slot may be finished and reused any time): where it is
+		 * not watched as it should be, it goes to the worker READY, to
+		 * be adopted and watched (again) when kicked.  That is when
+		 *  - it is not watched at all (our epoll fd was taken over);
+		 *  - its one-shot event came before it was ACTIVE (FIRED);
+		 *  - the worker replaced its epoll fd meanwhile (td__rearm(),
+		 *    whose scan for active slots may have come first).
+		 * (Making a slot READY that the worker already watches, or took
+		 * over and finished and another drain reused, only makes the
+		 * worker watch it again: harmless.)
+		 */
+		epfd = atomic_load(&td__epfd);
+		if (td__arm(epfd, EPOLL_CTL_ADD, req->pfd, i) != 0) {
+			atomic_store_explicit(&d->state, TD_SLOT_READY, memory_order_release);
+			kick = true;
+		} else if (!atomic_compare_exchange_strong(&d->state, &st, TD_SLOT_ACTIVE)) {
+			/* FIRED: only this thread moves it on from there */
+			atomic_store_explicit(&d->state, TD_SLOT_READY, memory_order_release);
+			kick = true;
+		} else if (atomic_load(&td__epfd) != epfd) {
+			st = TD_SLOT_ACTIVE;
+			kick = atomic_compare_exchange_strong(&d->state, &st, TD_SLOT_READY);
+		}
+		atomic_fetch_add(&td__drains_handed, 1);
+		at = atomic_load(&td__wake_at);
+		if (kick || at == 0 || req->deadline_mono_us < at)
+			td__kick();
 	}
 	td_errno_set(saved);
 	return i >= 0 ? 0 : -ENOSPC;

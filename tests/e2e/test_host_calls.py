@@ -308,6 +308,78 @@ def test_shutdown_learns_who_was_first():
         assert len(reads) == reads_want[mode], (mode, lines)
 
 
+# A server that drains: N times a client connects and sends a request, the
+# server reads it and closes (its drain's FIN goes out, the client's has
+# not come: the drain goes to the worker), then the client reads to EOF and
+# closes.  The program waits for the N server close events in the log
+# before it exits, so every drain ends by the client's FIN.
+DRAIN_PROG = r"""
+import json, os, socket, sys, time
+n, log = int(sys.argv[1]), sys.argv[2]
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(8)
+eofs = 0
+for _ in range(n):
+    cli = socket.create_connection(lst.getsockname())
+    srv, _ = lst.accept()
+    cli.sendall(b"GET"); assert srv.recv(3) == b"GET"
+    srv.close()
+    eofs += cli.recv(10) == b""
+    cli.close()
+deadline = time.monotonic() + 15
+while time.monotonic() < deadline:
+    with open(log) as f:
+        if sum('"event":"close"' in l and '"role":"server"' in l for l in f) >= n:
+            break
+    time.sleep(0.02)
+print(json.dumps({"eofs": eofs}), flush=True)
+"""
+
+
+def test_drain_wakes_the_worker_for_the_fin_alone():
+    """Each drain the worker waits on is put into its epoll set by the
+    closing thread (one epoll_ctl with EPOLLONESHOT), so the worker wakes
+    for the peer's FIN alone: no eventfd kick per drain (only one, for the
+    worker's first look), and no epoll_ctl of the worker's (the one-shot
+    event leaves nothing armed to delete before the close).  Each drain
+    still ends as a drain should: the client reads EOF, the log has a
+    close event with a FIN for every connection.
+
+    Catches: a kick (write and read of the eventfd, a wake-up of the worker
+    to be told) or the worker's own EPOLL_CTL_ADD/DEL coming back for every
+    drain; a drain lost between the closing thread and the worker."""
+    n = 3   # 14 lines: fewer than the 16 that start a spool, whose flushes kick too
+    script = os.path.join(tdlib.tmpdir(), "drain_prog.py")
+    with open(script, "w") as f:
+        f.write(DRAIN_PROG)
+    log = _log("drain-wake")
+    open(log, "w").close()
+    env = _policy_env([{"name": "all", "close": "drain", "log": True}], log)
+    trace = os.path.join(tdlib.tmpdir(), "drain-wake.strace")
+    proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e",
+                      "trace=epoll_ctl,epoll_pwait,write,read,eventfd2,clone,clone3",
+                      "python3", script, str(n), log], env=env, name="drain-wake", timeout=30)
+    assert proc.rc == 0, proc.stderr()
+    assert _last_json(proc)["eofs"] == n
+    tdlib.diagnose_file(trace, "strace")
+    closes = [r for r in tdlib.read_log(log) if r["event"] == "close" and r["role"] == "server"]
+    assert len(closes) == n and all(r["wire"] == "FIN" for r in closes), closes
+    with open(trace) as f:
+        lines = [l.split(None, 1) for l in f.read().splitlines() if l.strip()]
+    main = lines[0][0]
+    worker = {l[0] for l in lines if l[1].startswith("epoll_pwait(")}
+    assert len(worker) == 1 and main not in worker, lines
+    adds = [l for t, l in lines if t == main and "EPOLL_CTL_ADD" in l]
+    assert len(adds) == n and all("EPOLLONESHOT" in l for l in adds), adds
+    # the eventfd's 8-byte counter
+    kicks = [l for t, l in lines if t == main and re.match(r"write\(\d+, \"\\1\\0{7}\", 8\)", l)]
+    assert len(kicks) <= 1, kicks
+    wt = worker.pop()
+    # (its eventfd, once, at its start: data 2^32-1)
+    assert not [l for t, l in lines if t == wt and l.startswith("epoll_ctl(")
+                and "u32=4294967295" not in l], lines
+    assert len([l for t, l in lines if t == wt and l.startswith("read(")]) <= 1, lines
+
+
 # ---------------------------------------------------------------------------
 # The library's own descriptors
 # ---------------------------------------------------------------------------
