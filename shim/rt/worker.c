@@ -92,6 +92,8 @@ static _Atomic int td__efd = -1, td__epfd = -1;
  */
 static _Atomic int64_t td__wake_at;
 static _Atomic uint32_t td__drains_handed;
+/* drain slots not FREE (td__drain_claim()) */
+static _Atomic int td__drains_busy;
 TD_CHILD_WRITTEN static _Atomic int td__leaks;
 /* a drain or a timer was ever asked for: until then a round need not
  * walk their slot arrays (the spool wakes the worker often) */
@@ -159,6 +161,7 @@ static bool td__drain_finish(struct td_dslot *d, int from_state, bool eof, bool 
 	if (r->log)
 		td_logw_event(r->p, &r->ev);
 	atomic_store(&d->finisher, 0);
+	atomic_fetch_sub(&td__drains_busy, 1);
 	atomic_store(&d->state, TD_SLOT_FREE);
 	return true;
 }
@@ -554,6 +557,45 @@ fail:
 	return -EAGAIN;
 }
 
+/*
+ * A free drain slot, FILLING now, or -1.  Next fit: from just past the
+ * last one claimed round to it, and above the highest ever used only
+ * when every slot below is taken (so the slots in use stay as few as
+ * before); when the count of busy slots says so, at once.  Drains end
+ * roughly in the order they began, so the slot past the last claim is
+ * the likely free one.  Lowest-first walked past every pending drain: a
+ * server whose slow clients keep a thousand drains pending paid a
+ * thousand slots a close (make bench BENCH=calls holds N drains pending
+ * by design: 5,500 instructions a close at N = 1,000 against 3,100 at 300).
+ */
+static int td__drain_claim(void)
+{
+	static _Atomic int next;
+	int hi = atomic_load(&td__drains_hi), h = atomic_load_explicit(&next, memory_order_relaxed);
+	int i = -1;
+
+	if (h > hi)
+		h = 0;
+	if (atomic_load(&td__drains_busy) < hi) {
+		i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), h, hi, TD_SLOT_FREE,
+				   TD_SLOT_FILLING);
+		if (i < 0)
+			i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), 0, h,
+					   TD_SLOT_FREE, TD_SLOT_FILLING);
+	}
+	if (i < 0)
+		i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), hi, TD_DRAINS,
+				   TD_SLOT_FREE, TD_SLOT_FILLING);
+	if (i < 0)   /* (a count read while slots were being freed) */
+		i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), 0, hi,
+				   TD_SLOT_FREE, TD_SLOT_FILLING);
+	if (i >= 0) {
+		atomic_fetch_add(&td__drains_busy, 1);
+		atomic_store_explicit(&next, i + 1, memory_order_relaxed);
+	}
+	return i;
+}
+
 int td_worker_drain(const struct td_drain_req *req)
 {
 	int saved = errno, i;
@@ -562,8 +604,7 @@ int td_worker_drain(const struct td_drain_req *req)
 		td_errno_set(saved);
 		return -EAGAIN;
 	}
-	i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), 0, TD_DRAINS,
-			   TD_SLOT_FREE, TD_SLOT_FILLING);
+	i = td__drain_claim();
 	if (i >= 0) {
 		struct td_dslot *d = &td__drains[i];
 		int st = TD_SLOT_FILLING, epfd;
@@ -694,6 +735,7 @@ void td_worker_after_fork_child(void)
 			td_ownfd_close(td__drains[i].req.pfd, TD_OWN_DRAIN);
 		td_store_changed(&td__drains[i].state, TD_SLOT_FREE);
 	}
+	td_store_changed(&td__drains_busy, 0);
 	for (int i = 0; i < atomic_load(&td__timers_hi); i++)
 		td_store_changed(&td__timers[i].state, TD_SLOT_FREE);
 	td_store_changed(&td__leaks, 0);
