@@ -380,6 +380,76 @@ def test_drain_wakes_the_worker_for_the_fin_alone():
     assert len([l for t, l in lines if t == wt and l.startswith("read(")]) <= 1, lines
 
 
+# A server under drain whose client closes first: the client sends 100
+# bytes and its FIN; the server reads them all ("all") or 10 ("part"),
+# waits for the FIN to be in, and closes; then the client reads what the
+# server's close sent it.  Prints the server's fd, the client's port and
+# what the client read ("eof", or the error's name).
+PASSIVE_DRAIN_PROG = r"""
+import json, socket, sys, time
+mode = sys.argv[1]
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
+cli = socket.create_connection(lst.getsockname())
+srv, _ = lst.accept()
+cli.sendall(b"x" * 100); cli.shutdown(socket.SHUT_WR)
+want = 100 if mode == "all" else 10
+got = b""
+while len(got) < want:
+    got += srv.recv(want - len(got))
+time.sleep(0.1)   # the FIN is in
+fd = srv.fileno()
+srv.close()
+try:
+    seen = "eof" if cli.recv(100) == b"" else "data"
+except OSError as e:
+    seen = type(e).__name__
+print(json.dumps({"fd": fd, "client": cli.getsockname()[1], "seen": seen}), flush=True)
+time.sleep(0.1)
+cli.close(); lst.close()
+"""
+
+
+def test_drain_after_the_peers_fin_is_a_graceful_close():
+    """Under drain, a server whose client's FIN is already in when it
+    closes has nothing to wait for: the library makes no private fd, no
+    shutdown() and no read to EOF, and the program's own close sends the
+    FIN (input left unread is thrown away first, so it is a FIN and not
+    the kernel's RST).  The client reads EOF, the client holds TIME_WAIT,
+    and the close event says so: FIN, closer passive.
+
+    Catches: the three calls coming back (what made a drained redis cost
+    three system calls a request more than an observed one); a drain
+    that skips its private fd but not the discard, so the unread 90
+    bytes make the close an RST."""
+    script = os.path.join(tdlib.tmpdir(), "passive_drain.py")
+    with open(script, "w") as f:
+        f.write(PASSIVE_DRAIN_PROG)
+    for mode, unread in (("all", 0), ("part", 90)):
+        log = _log("passive-drain-" + mode)
+        env = _policy_env([{"name": "all", "close": "drain", "log": True}], log)
+        trace = os.path.join(tdlib.tmpdir(), "passive-drain-%s.strace" % mode)
+        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e",
+                          "trace=shutdown,fcntl,close,recvfrom", "python3", script, mode],
+                         env=env, name="passive-drain-" + mode, timeout=20)
+        assert proc.rc == 0, proc.stderr()
+        out = _last_json(proc)
+        tdlib.diagnose_file(trace, "strace of %s" % mode)
+        assert out["seen"] == "eof", (mode, out)
+        closes = [r for r in tdlib.read_log(log)
+                  if r["event"] == "close" and r.get("role") == "server"]
+        assert len(closes) == 1, tdlib.read_log(log)
+        got = (closes[0]["wire"], closes[0]["closer"], closes[0]["unread"], closes[0]["action"])
+        assert got == ("FIN", "passive", unread, "drain"), (mode, closes[0])
+        assert tdlib.time_wait_on(out["client"]), (mode, tdlib.ss_rows())
+        with open(trace) as f:
+            lines = f.read().splitlines()
+        fd = out["fd"]
+        mine = [l for l in lines if re.search(r"(shutdown|fcntl)\(%d, " % fd, l)]
+        assert mine == [], (mode, mine)
+        # one close of the server's connection: the program's own
+        assert len([l for l in lines if re.search(r"close\(%d\)" % fd, l)]) == 1, (mode, lines)
+
+
 # ---------------------------------------------------------------------------
 # The library's own descriptors
 # ---------------------------------------------------------------------------
