@@ -20,24 +20,42 @@
 #include <sys/socket.h>
 
 #include "rt.h"
-#include "slots.h"
 #include "teardown/predict.h"
 
 /*
  * A few netlink sockets kept for these lookups, checked out and back with
  * atomic exchanges (no lock: close() may run in a signal handler).  A
  * thread that finds none free opens one for itself.
+ *
+ * Each slot holds the fd and the pid of the process that opened it (0:
+ * empty).  A forked child inherits the descriptors, and one socket shared
+ * with its parent would hand each the other's answers: their sequence
+ * numbers are the same after the fork, so nothing tells the answers
+ * apart.  A child that takes its parent's socket from the pool closes its
+ * own copy of it (the parent's stays open) and looks further.
  */
 #define TD_NL_POOL 8
-static _Atomic int td__nl_pool[TD_NL_POOL] = {-1, -1, -1, -1, -1, -1, -1, -1};
+static _Atomic uint64_t td__nl_pool[TD_NL_POOL];
+
+static uint64_t td__nl_slot(int fd)
+{
+	return (uint64_t)(uint32_t)atomic_load(&td_init_proc.pid) << 32 | (uint32_t)(fd + 1);
+}
 
 static int td__nl_get(void)
 {
-	for (int i = 0; i < TD_NL_POOL; i++) {
-		int fd = atomic_exchange(&td__nl_pool[i], -1);
+	uint32_t me = (uint32_t)atomic_load(&td_init_proc.pid);
 
+	for (int i = 0; i < TD_NL_POOL; i++) {
+		uint64_t v = atomic_exchange(&td__nl_pool[i], 0);
+		int fd = (int)(uint32_t)v - 1;
+
+		if (v == 0)
+			continue;
+		if ((uint32_t)(v >> 32) != me)
+			td_ownfd_close(fd, TD_OWN_DIAG);
 		/* the program may have closed it (closefrom at start-up) */
-		if (fd >= 0 && td_ownfd_is(fd, TD_OWN_DIAG))
+		else if (td_ownfd_is(fd, TD_OWN_DIAG))
 			return fd;
 	}
 	return td_ownfd_mark(td_real_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
@@ -46,8 +64,14 @@ static int td__nl_get(void)
 
 static void td__nl_put(int fd)
 {
-	if (td_slots_claim(&td__nl_pool[0], sizeof(td__nl_pool[0]), 0, TD_NL_POOL, -1, fd) < 0)
-		td_ownfd_close(fd, TD_OWN_DIAG);
+	for (int i = 0; i < TD_NL_POOL; i++) {
+		uint64_t empty = 0;
+
+		if (atomic_load_explicit(&td__nl_pool[i], memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_strong(&td__nl_pool[i], &empty, td__nl_slot(fd)))
+			return;
+	}
+	td_ownfd_close(fd, TD_OWN_DIAG);
 }
 
 /* One sock_diag lookup of the 4-tuple: its state, 0 none, -1 error. */

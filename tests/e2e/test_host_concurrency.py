@@ -518,3 +518,77 @@ def test_many_connections_return_fds_and_memory():
             problems.append("%s: close events %r, want %d per side" % (
                 action, dict(by_role), warm + n))
     assert not problems, "\n".join(problems)
+
+
+# Parent and forked child each close a connection first (an active close,
+# logged: after it the library asks sock_diag who was first), the parent
+# once before the fork, so that its pool holds a netlink socket the child
+# inherits.  Prints each process's pid and its client's port.
+NL_FORK_PROG = r"""
+import json, os, socket, sys, time
+def pair():
+    lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
+    cli = socket.create_connection(lst.getsockname())
+    srv, _ = lst.accept()
+    port = cli.getsockname()[1]
+    cli.close()                 # first: FIN_WAIT, then TIME_WAIT
+    assert srv.recv(10) == b""
+    srv.close(); lst.close()
+    return port
+first = pair()
+pid = os.fork()
+port = pair()
+print(json.dumps({"pid": os.getpid(), "port": port, "child": pid == 0}), flush=True)
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_forked_child_asks_sock_diag_on_a_socket_of_its_own():
+    """The netlink sockets the library keeps for its sock_diag lookups are
+    inherited by a forked child.  Parent and child must not share one:
+    their sequence numbers are the same after the fork, so a lookup of
+    one could take the other's answer (the state of another connection)
+    as its own.  A child that finds its parent's sockets in the pool
+    closes its copies and opens its own.
+
+    Catches: a child's lookup sent on the descriptor its parent's came
+    from (strace: the child's sendto is on a netlink socket the child
+    opened itself)."""
+    script = os.path.join(tdlib.tmpdir(), "nl_fork.py")
+    with open(script, "w") as f:
+        f.write(NL_FORK_PROG)
+    log = _log("nl-fork")
+    env = _env([{"name": "all", "close": "pass", "log": True}], log)
+    trace = os.path.join(tdlib.tmpdir(), "nl-fork.strace")
+    proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=socket,sendto,fcntl",
+                      "python3", script], env=env, name="nl-fork", timeout=20)
+    assert proc.rc == 0, proc.stderr()
+    tdlib.diagnose_file(trace, "strace")
+    out = {r["child"]: r for r in proc.json_lines()}
+    child = out[True]["pid"]
+    with open(trace) as f:
+        lines = [l.split(None, 1) for l in f.read().splitlines() if l.strip()]
+    # the netlink fds each process opened (socket(), then moved up by fcntl)
+    opened = collections.defaultdict(set)
+    last = {}
+    for pid, call in lines:
+        m = re.match(r"socket\(AF_NETLINK.*\s=\s*(\d+)", call)
+        if m:
+            last[pid] = int(m.group(1))
+            opened[pid].add(last[pid])
+        m = re.match(r"fcntl\((\d+), F_DUPFD_CLOEXEC, \d+\)\s*=\s*(\d+)", call)
+        if m and last.get(pid) == int(m.group(1)):
+            opened[pid].add(int(m.group(2)))
+    sent = [(pid, int(re.match(r"sendto\((\d+),", call).group(1))) for pid, call in lines
+            if call.startswith("sendto(") and "nlmsg" in call]
+    mine = [fd for pid, fd in sent if pid == str(child)]
+    assert mine, ("the child made no lookup", lines)
+    assert all(fd in opened[str(child)] for fd in mine), (mine, dict(opened), sent)
+    # and the lookups still tell the truth: each process's client was first
+    for r in out.values():
+        closes = [e for e in tdlib.read_log(log) if e["event"] == "close"
+                  and e["pid"] == r["pid"] and e["role"] == "client"
+                  and e["local"].endswith(":%d" % r["port"])]
+        assert len(closes) == 1 and closes[0]["closer"] == "active", (r, closes)
