@@ -20,7 +20,10 @@
  * And a read that returns 0 where bytes were asked marks a tracked TCP
  * socket as read to its end (td_fdtab_mark_eof(): nothing is left unread
  * there once the peer's FIN is in, so its close asks no SIOCINQ); a
- * compare on the result, and a table lookup only for a 0.
+ * compare on the result, and a table lookup only for a 0.  Every other
+ * read is counted in the socket's entry (td_fdtab_read_end(): a close
+ * whose socket's every byte was read asks no SIOCINQ either): a table
+ * lookup before the call and an add after, none of it for a peek.
  */
 #include <string.h>
 #include <sys/syscall.h>
@@ -35,6 +38,23 @@
 			r_ = (call);                                               \
 		r_;                                                                \
 	})
+
+/* call, counted in fd's entry unless counts is false (see above) */
+#define TD_COUNTED(fd, counts, call)                                               \
+	({                                                                         \
+		struct td_fdent *e_ = NULL;                                        \
+		uint32_t t_ = (counts) ? td_fdtab_read_begin(fd, &e_) : 0;         \
+		ssize_t n_ = (call);                                               \
+		td_fdtab_read_end(e_, t_, n_);                                     \
+		n_;                                                                \
+	})
+
+/* what a recv*() with flags takes out of the socket (not a peek, not the
+ * error queue) */
+static inline bool td__consumes(int flags)
+{
+	return !(flags & (MSG_PEEK | MSG_ERRQUEUE));
+}
 
 static inline bool td__armed_any(void)
 {
@@ -56,9 +76,9 @@ TD_EXPORT ssize_t read(int fd, void *buf, size_t n)
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
-		return td__eof(fd, TD_READ(fd, td_real_read(fd, buf, n)), n);
+		return td__eof(fd, TD_COUNTED(fd, true, TD_READ(fd, td_real_read(fd, buf, n))), n);
 	allow = td_faults_bytes_in_allow(fd, n, &armed);
-	r = TD_READ(fd, td_real_read(fd, buf, armed ? allow : n));
+	r = TD_COUNTED(fd, true, TD_READ(fd, td_real_read(fd, buf, armed ? allow : n)));
 	if (armed)
 		td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, armed ? allow : n);
@@ -71,9 +91,11 @@ TD_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || td_init_active() == NULL)
-		return td__eof(fd, TD_READ(fd, td_real_recv(fd, buf, n, flags)), n);
+		return td__eof(fd, TD_COUNTED(fd, td__consumes(flags),
+					      TD_READ(fd, td_real_recv(fd, buf, n, flags))), n);
 	allow = td_faults_bytes_in_allow(fd, n, &armed);
-	r = TD_READ(fd, td_real_recv(fd, buf, armed ? allow : n, flags));
+	r = TD_COUNTED(fd, td__consumes(flags),
+		       TD_READ(fd, td_real_recv(fd, buf, armed ? allow : n, flags)));
 	if (armed)
 		td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, armed ? allow : n);
@@ -87,9 +109,12 @@ TD_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || td_init_active() == NULL)
-		return td__eof(fd, TD_READ(fd, td_real_recvfrom(fd, buf, n, flags, from, fl)), n);
+		return td__eof(fd, TD_COUNTED(fd, td__consumes(flags),
+					      TD_READ(fd, td_real_recvfrom(fd, buf, n, flags, from,
+									  fl))), n);
 	allow = td_faults_bytes_in_allow(fd, n, &armed);
-	r = TD_READ(fd, td_real_recvfrom(fd, buf, armed ? allow : n, flags, from, fl));
+	r = TD_COUNTED(fd, td__consumes(flags),
+		       TD_READ(fd, td_real_recvfrom(fd, buf, armed ? allow : n, flags, from, fl)));
 	if (armed)
 		td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, armed ? allow : n);
@@ -103,7 +128,7 @@ TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL || cnt <= 0 || iov == NULL) {
-		r = TD_READ(fd, td_real_readv(fd, iov, cnt));
+		r = TD_COUNTED(fd, true, TD_READ(fd, td_real_readv(fd, iov, cnt)));
 		/* the iovec is the program's and may be bad: only summed once
 		 * the kernel has read it (a 0, so cnt iovecs at iov) */
 		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(iov, cnt)) : r;
@@ -111,8 +136,10 @@ TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	total = td_faults_iov_total(iov, cnt);
 	allow = td_faults_bytes_in_allow(fd, total, &armed);
 	if (!armed)
-		return td__eof(fd, TD_READ(fd, td_real_readv(fd, iov, cnt)), total);
-	r = TD_READ(fd, td_real_readv(fd, cut, td_faults_iov_cut(cut, iov, cnt, allow)));
+		return td__eof(fd, TD_COUNTED(fd, true, TD_READ(fd, td_real_readv(fd, iov, cnt))),
+			       total);
+	r = TD_COUNTED(fd, true,
+		       TD_READ(fd, td_real_readv(fd, cut, td_faults_iov_cut(cut, iov, cnt, allow))));
 	td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, allow);
 }
@@ -126,7 +153,7 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || m == NULL ||
 	    m->msg_iovlen == 0 || td_init_active() == NULL) {
-		r = TD_READ(fd, td_real_recvmsg(fd, m, flags));
+		r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
 		/* as readv() above: a 0 means the kernel read m and its iovecs */
 		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(m->msg_iov,
 									       (int)m->msg_iovlen))
@@ -135,14 +162,15 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	total = td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen);
 	allow = td_faults_bytes_in_allow(fd, total, &armed);
 	if (!armed)
-		return td__eof(fd, TD_READ(fd, td_real_recvmsg(fd, m, flags)), total);
+		return td__eof(fd, TD_COUNTED(fd, td__consumes(flags),
+					      TD_READ(fd, td_real_recvmsg(fd, m, flags))), total);
 	/* the program's msghdr, with a cut iovec for the call (its own is
 	 * put back, the kernel's other outputs are kept) */
 	orig = m->msg_iov;
 	olen = m->msg_iovlen;
 	m->msg_iov = cut;
 	m->msg_iovlen = (size_t)td_faults_iov_cut(cut, orig, (int)olen, allow);
-	r = TD_READ(fd, td_real_recvmsg(fd, m, flags));
+	r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
 	m->msg_iov = orig;
 	m->msg_iovlen = olen;
 	td_faults_bytes_read(fd, r);

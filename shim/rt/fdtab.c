@@ -196,6 +196,7 @@ static void td__copy(int fd, struct td_sock *out, const struct td_fdent *e)
 	for (size_t i = 0; i < 6; i++)
 		tmp.dw[i] = __atomic_load_n(&e->dw[i], __ATOMIC_RELAXED);
 	out->d = tmp.d;
+	out->read16 = tmp.a4.read16;
 	atomic_store_explicit(&out->flags, atomic_load_explicit(&e->flags, memory_order_relaxed),
 			      memory_order_relaxed);
 	atomic_store_explicit(&out->share, atomic_load_explicit(&e->share, memory_order_relaxed),

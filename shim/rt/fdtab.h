@@ -95,6 +95,7 @@ struct td_sock {
 	_Atomic int64_t reset_lost, reset_in_flight;
 	struct td_sock_data d;
 	struct td_addr local, remote;
+	uint16_t read16; /* see td_fdtab_read_end() */
 };
 
 /*
@@ -124,7 +125,9 @@ struct td_fdaddr4 {
 	uint32_t local_ip, remote_ip;	/* network order */
 	uint16_t local_port, remote_port;
 	uint8_t local_family, remote_family; /* 0, AF_INET, or TD_FDADDR_EXT */
-	uint8_t pad[2];
+	/* bytes the program read, modulo 2^16: the one field of the plain
+	 * words that changes while live (td_fdtab_read_end()) */
+	uint16_t read16;
 };
 /* a4's families when both addresses are in the extension */
 #define TD_FDADDR_EXT 0xff
@@ -143,6 +146,8 @@ struct td_fdent {
 	};
 };
 _Static_assert(sizeof(struct td_fdent) == 64, "an fd entry is one cache line");
+_Static_assert(sizeof(struct td_sock_data) == 32 && offsetof(struct td_fdaddr4, read16) == 14,
+	       "read16 is the top 16 bits of dw[5] (little-endian; td_fdtab_read_end())");
 
 /*
  * The extension of an fd's entry.  The counters are zero whenever an entry
@@ -359,6 +364,42 @@ void td_fdtab_mark_eof(int fd) TD_HIDDEN;
 /* The program shuts fd's reading side: TD_SF_SHUT_RD, which voids the
  * mark above (its reads return 0 before any FIN). */
 void td_fdtab_mark_shut_rd(int fd) TD_HIDDEN;
+/*
+ * Counting what the program reads.  A close asks SIOCINQ whether input
+ * is left unread (left unread, the kernel resets the connection); it need
+ * not when every byte the socket received went through the read hooks:
+ * TCP_INFO's byte count, less the peer's FIN, equals what was read
+ * (td_info_facts_sock()).  The hooks keep that count, modulo 2^16, in the
+ * entry's two spare bytes (a4.read16, the top of dw[5]), trusted only for
+ * a socket that received fewer than 2^16 bytes: an HTTP request, a
+ * command.  The count is never too high, so it never hides unread bytes:
+ *  - a read counts only if fd's entry kept its tag across the call, so a
+ *    read on a socket closed meanwhile never counts on the next socket
+ *    given the same number;
+ *  - peeks (MSG_PEEK) and error-queue reads (MSG_ERRQUEUE) do not count.
+ * It may be too low (reads through another fd, another process, calls
+ * with no hook such as splice(); a publish or update zeroes it), which
+ * costs only the ioctl.  Not kept on big-endian machines.
+ */
+static inline uint32_t td_fdtab_read_begin(int fd, struct td_fdent **ep)
+{
+	struct td_fdent *e = td_fdtab_peek(fd);
+	uint32_t tag = e != NULL ? atomic_load_explicit(&e->tag, memory_order_relaxed) : 0;
+
+	*ep = td_tag_live(tag) ? e : NULL;
+	return tag;
+}
+static inline void td_fdtab_read_end(struct td_fdent *e, uint32_t tag, ssize_t r)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (e != NULL && r > 0 && atomic_load_explicit(&e->tag, memory_order_relaxed) == tag)
+		__atomic_fetch_add(&e->dw[5], (uint64_t)(size_t)r << 48, __ATOMIC_RELAXED);
+#else
+	(void)e;
+	(void)tag;
+	(void)r;
+#endif
+}
 /* Highest fd that ever had an entry (a bound for scans). */
 static inline int td_fdtab_high(void)
 {

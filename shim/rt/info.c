@@ -30,17 +30,24 @@ bool td_info_is_tcp(int fd, int *family)
 	return true;
 }
 
+/* what td__facts() knows of the program's reads: their EOF, their count */
+struct td__reads {
+	bool eof;	/* read to the peer's EOF (td_info_read_to_end()) */
+	int32_t count;	/* the entry's read16, -1 none (td_fdtab_read_end()) */
+};
+#define TD__NO_READS ((struct td__reads){false, -1})
+
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
-		     bool drained, bool eof_read);
+		     bool drained, struct td__reads rd);
 
 int td_info_facts(int fd, struct td_facts *f, bool want_ino)
 {
-	return td__facts(fd, f, want_ino, true, false, false);
+	return td__facts(fd, f, want_ino, true, false, TD__NO_READS);
 }
 
 int td_info_facts_drained(int fd, struct td_facts *f, bool eof)
 {
-	return td__facts(fd, f, false, false, eof, false);
+	return td__facts(fd, f, false, false, eof, TD__NO_READS);
 }
 
 /*
@@ -70,12 +77,13 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino)
 {
 	uint32_t flags = atomic_load(&s->flags);
-	bool eof = td_info_read_to_end(flags, atomic_load(&s->share), s->d.epoch);
+	struct td__reads rd = {td_info_read_to_end(flags, atomic_load(&s->share), s->d.epoch),
+			       s->read16};
 	int rc;
 
 	if (!(flags & TD_SF_LINGER_KNOWN) || r == NULL)
-		return td__facts(fd, f, want_ino, true, false, eof);
-	rc = td__facts(fd, f, want_ino, false, false, eof);
+		return td__facts(fd, f, want_ino, true, false, rd);
+	rc = td__facts(fd, f, want_ino, false, false, rd);
 	if ((flags & TD_SF_FAULT_RST) || r->close == TD_CLOSE_ABORT) {
 		f->linger_on = true;
 		f->linger_secs = 0;
@@ -86,8 +94,29 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 	return rc;
 }
 
+/*
+ * Nothing left unread, known without SIOCINQ: the input was read to its
+ * EOF (our drain's or the program's), or every byte that came in, the
+ * peer's FIN aside, was read through the hooks (fewer than 2^16 bytes, so
+ * the count modulo 2^16 is the count; never too high, see
+ * td_fdtab_read_end()), or none ever came in (a health check, a refused
+ * or reset connect).  A kernel whose TCP_INFO is too short to say is asked.
+ */
+static bool td__read_all(const struct tcp_info *ti, socklen_t len, bool drained,
+			 struct td__reads rd)
+{
+	int64_t in;
+
+	if (drained || rd.eof)
+		return true;
+	if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti->tcpi_bytes_received))
+		return false;
+	in = td_payload_in(ti->tcpi_state, (int64_t)ti->tcpi_bytes_received, false);
+	return in == 0 || (in < 65536 && in == rd.count);
+}
+
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
-		     bool drained, bool eof_read)
+		     bool drained, struct td__reads rd)
 {
 	struct tcp_info ti;
 	struct linger lg;
@@ -109,15 +138,7 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		/* for a listener the kernel reports its accept queue here */
 		f->backlog = (int)ti.tcpi_unacked;
 	} else {
-		/* Nothing unread where the input was read to its EOF (our
-		 * drain's or the program's), or where no byte ever came in (a
-		 * health check, a refused or reset connect): no ioctl.  The
-		 * peer's FIN is no byte here either; a kernel whose TCP_INFO is
-		 * too short to say is asked. */
-		if (drained || eof_read ||
-		    (len >= offsetof(struct tcp_info, tcpi_bytes_received) +
-				    sizeof(ti.tcpi_bytes_received) &&
-		     td_payload_in(ti.tcpi_state, (int64_t)ti.tcpi_bytes_received, false) == 0))
+		if (td__read_all(&ti, len, drained, rd))
 			f->unread = 0;
 		else if (td_real_sys_ioctl(fd, SIOCINQ, &v) == 0)
 			f->unread = v;

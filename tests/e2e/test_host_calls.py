@@ -160,21 +160,31 @@ def test_silent_rule_reads_nothing_at_shutdown_or_close():
 
 # One process, both ends on loopback: the client sends 100 bytes and its FIN
 # (or, for the shut modes, 50 bytes once the server has shut its reading
-# side); the server reads as the mode says, waits for the input to be in,
-# and closes.  Prints the server connection's fd.
+# side; for all_open, 100 bytes and no FIN); the server reads as the mode
+# says (to EOF, 10 bytes, exactly the 100, or peeks at the 100), waits for
+# the input to be in, and closes.  Prints the server connection's fd.
 EOF_PROG = r"""
 import ctypes, json, socket, sys, time
 mode = sys.argv[1]
 lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
 cli = socket.create_connection(lst.getsockname())
 srv, _ = lst.accept()
-if mode in ("eof", "partial"):
-    cli.sendall(b"x" * 100); cli.shutdown(socket.SHUT_WR)
+if mode in ("eof", "partial", "all", "all_open", "peek"):
+    cli.sendall(b"x" * 100)
+    if mode != "all_open":
+        cli.shutdown(socket.SHUT_WR)
     if mode == "eof":
         while srv.recv(1000):
             pass
-    else:
+    elif mode == "partial":
         srv.recv(10)
+    elif mode == "peek":
+        while len(srv.recv(1000, socket.MSG_PEEK)) < 100:
+            time.sleep(0.01)
+    else:
+        got = 0
+        while got < 100:
+            got += len(srv.recv(100 - got))
 else:
     if mode == "shut_rd":
         srv.shutdown(socket.SHUT_RD)
@@ -193,6 +203,10 @@ def test_close_after_reading_to_eof_asks_nothing_unread():
     library's close asks no SIOCINQ (the read of 0 said nothing is left),
     and the event still says unread 0 and a FIN.  The same server reading
     10 of the 100 bytes is asked, and the event says 90 unread and an RST.
+    One that reads exactly the 100 bytes and not the EOF is not asked
+    either (the read hooks counted every byte TCP_INFO says came in), with
+    the client's FIN in or not; one that only peeked at them is (a peek
+    takes nothing out), and the event says 100 unread and an RST.
     A server that shut its reading side (shutdown(SHUT_RD), or the same
     through syscall()) also reads 0 at once, before any FIN, and input still
     comes in after that: its close is asked, and the 50 bytes that came are
@@ -200,9 +214,12 @@ def test_close_after_reading_to_eof_asks_nothing_unread():
 
     Catches: trusting a read's 0 as the end of input after SHUT_RD (the log
     would say FIN and nothing lost while the kernel resets and drops 50
-    bytes); and losing the mark (an ioctl per close of every server that
-    reads its client's EOF, such as redis or haproxy's backend side)."""
+    bytes); a peek counted as a read (the same lie, 100 bytes); and losing
+    the mark or the count (an ioctl per close of every server that reads
+    its client's EOF, such as redis, or reads its request and closes first,
+    such as nginx)."""
     want = {"eof": (0, "fin", 0), "partial": (90, "rst", 1),
+            "all": (0, "fin", 0), "all_open": (0, "fin", 0), "peek": (100, "rst", 1),
             "shut_rd": (50, "rst", 1), "syscall_shut_rd": (50, "rst", 1)}
     script = os.path.join(tdlib.tmpdir(), "eof_prog.py")
     with open(script, "w") as f:
