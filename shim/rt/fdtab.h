@@ -372,14 +372,20 @@ void td_fdtab_mark_shut_rd(int fd) TD_HIDDEN;
  * (td_info_facts_sock()).  The hooks keep that count, modulo 2^16, in the
  * entry's two spare bytes (a4.read16, the top of dw[5]), trusted only for
  * a socket that received fewer than 2^16 bytes: an HTTP request, a
- * command.  The count is never too high, so it never hides unread bytes:
+ * command.  The count is not too high, so it does not hide unread bytes:
  *  - a read counts only if fd's entry kept its tag across the call, so a
- *    read on a socket closed meanwhile never counts on the next socket
+ *    read on a socket closed meanwhile does not count on the next socket
  *    given the same number;
  *  - peeks (MSG_PEEK) and error-queue reads (MSG_ERRQUEUE) do not count.
- * It may be too low (reads through another fd, another process, calls
- * with no hook such as splice(); a publish or update zeroes it), which
- * costs only the ioctl.  Not kept on big-endian machines.
+ * One race is left, and only a program with a bug of its own makes it:
+ * thread A reads fd while thread B closes fd and a new socket gets its
+ * number, and A is preempted between the tag compare and the add.  The
+ * new socket's count is then high by A's read, and a close of it with
+ * exactly that many bytes unread would be logged as a FIN with nothing
+ * unread.  The count may be too low (reads through another fd, another
+ * process, calls with no hook such as splice(); a publish or update
+ * zeroes it), which costs only the ioctl.  Not kept on big-endian
+ * machines.
  */
 static inline uint32_t td_fdtab_read_begin(int fd, struct td_fdent **ep)
 {
