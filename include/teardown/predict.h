@@ -93,6 +93,11 @@ void td_predict_close(const struct td_close_facts *f,
 		      struct td_close_outcome *o);
 
 /*
+ * Whether the state proves the peer's FIN came in (CLOSE_WAIT, LAST_ACK,
+ * CLOSING, TIME_WAIT); in CLOSE it may have, or the socket was reset.
+ */
+bool td_state_fin_in(int state);
+/*
  * Payload bytes received: tcpi_bytes_received counts the peer's FIN as a
  * byte once it came in, which the states after it prove; in CLOSE only
  * the caller knows (fin_in).

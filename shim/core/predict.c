@@ -69,11 +69,15 @@ void td_close_facts_init(struct td_close_facts *f)
 	f->after_state = -1;
 }
 
+bool td_state_fin_in(int state)
+{
+	return state == TD_TCP_CLOSE_WAIT || state == TD_TCP_LAST_ACK ||
+	       state == TD_TCP_CLOSING || state == TD_TCP_TIME_WAIT;
+}
+
 int64_t td_payload_in(int state, int64_t bytes_received, bool fin_in)
 {
-	if (state == TD_TCP_CLOSE_WAIT || state == TD_TCP_LAST_ACK ||
-	    state == TD_TCP_CLOSING || state == TD_TCP_TIME_WAIT)
-		fin_in = true;
+	fin_in = fin_in || td_state_fin_in(state);
 	return fin_in && bytes_received > 0 ? bytes_received - 1 : bytes_received;
 }
 

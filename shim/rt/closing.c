@@ -133,10 +133,7 @@ static bool td__close_has_work(const struct td_rule *r, const struct td_fdent *s
  */
 static bool td__fin_in(const struct td_facts *f, uint32_t flags)
 {
-	if (f->linger_on)
-		return false;
-	return (flags & TD_SF_PASSIVE) || f->state == TD_TCP_CLOSE_WAIT ||
-	       f->state == TD_TCP_LAST_ACK || f->state == TD_TCP_CLOSING;
+	return !f->linger_on && ((flags & TD_SF_PASSIVE) || td_state_fin_in(f->state));
 }
 
 /*
@@ -291,8 +288,7 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	 * reports input or an EOF that comes after: no read here, it would
 	 * only say EAGAIN.
 	 */
-	if (c->cf.passive_first && td_info_read_to_end(atomic_load(&c->s.flags),
-						       atomic_load(&c->s.share), c->s.d.epoch))
+	if (c->cf.passive_first && td_info_sock_read_to_end(&c->s))
 		eof = true; /* the program read the peer's EOF itself: done */
 	else if (seen != TD_TCP_FIN_WAIT1 && seen != TD_TCP_FIN_WAIT2)
 		(void)td_info_discard_input(c->pfd, &eof);

@@ -30,24 +30,24 @@ bool td_info_is_tcp(int fd, int *family)
 	return true;
 }
 
-/* what td__facts() knows of the program's reads: their EOF, their count */
+/* what td__facts() knows of the reads: their EOF, their count */
 struct td__reads {
-	bool eof;	/* read to the peer's EOF (td_info_read_to_end()) */
+	bool eof;	/* read to the peer's EOF: td_info_read_to_end(), or our drain */
 	int32_t count;	/* the entry's read16, -1 none (td_fdtab_read_end()) */
 };
 #define TD__NO_READS ((struct td__reads){false, -1})
 
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
-		     bool drained, struct td__reads rd);
+		     struct td__reads rd);
 
 int td_info_facts(int fd, struct td_facts *f, bool want_ino)
 {
-	return td__facts(fd, f, want_ino, true, false, TD__NO_READS);
+	return td__facts(fd, f, want_ino, true, TD__NO_READS);
 }
 
 int td_info_facts_drained(int fd, struct td_facts *f, bool eof)
 {
-	return td__facts(fd, f, false, false, eof, TD__NO_READS);
+	return td__facts(fd, f, false, false, (struct td__reads){eof, -1});
 }
 
 /*
@@ -77,13 +77,12 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino)
 {
 	uint32_t flags = atomic_load(&s->flags);
-	struct td__reads rd = {td_info_read_to_end(flags, atomic_load(&s->share), s->d.epoch),
-			       s->read16};
+	struct td__reads rd = {td_info_sock_read_to_end(s), s->read16};
 	int rc;
 
 	if (!(flags & TD_SF_LINGER_KNOWN) || r == NULL)
-		return td__facts(fd, f, want_ino, true, false, rd);
-	rc = td__facts(fd, f, want_ino, false, false, rd);
+		return td__facts(fd, f, want_ino, true, rd);
+	rc = td__facts(fd, f, want_ino, false, rd);
 	if ((flags & TD_SF_FAULT_RST) || r->close == TD_CLOSE_ABORT) {
 		f->linger_on = true;
 		f->linger_secs = 0;
@@ -102,12 +101,11 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
  * td_fdtab_read_end()), or none ever came in (a health check, a refused
  * or reset connect).  A kernel whose TCP_INFO is too short to say is asked.
  */
-static bool td__read_all(const struct tcp_info *ti, socklen_t len, bool drained,
-			 struct td__reads rd)
+static bool td__read_all(const struct tcp_info *ti, socklen_t len, struct td__reads rd)
 {
 	int64_t in;
 
-	if (drained || rd.eof)
+	if (rd.eof)
 		return true;
 	if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti->tcpi_bytes_received))
 		return false;
@@ -116,7 +114,7 @@ static bool td__read_all(const struct tcp_info *ti, socklen_t len, bool drained,
 }
 
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
-		     bool drained, struct td__reads rd)
+		     struct td__reads rd)
 {
 	struct tcp_info ti;
 	struct linger lg;
@@ -138,7 +136,7 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		/* for a listener the kernel reports its accept queue here */
 		f->backlog = (int)ti.tcpi_unacked;
 	} else {
-		if (td__read_all(&ti, len, drained, rd))
+		if (td__read_all(&ti, len, rd))
 			f->unread = 0;
 		else if (td_real_sys_ioctl(fd, SIOCINQ, &v) == 0)
 			f->unread = v;

@@ -15,6 +15,11 @@ bool td_info_is_tcp(int fd, int *family) TD_HIDDEN;
  * have made it (flags, dup share and fork epoch of its entry; see info.c).
  */
 bool td_info_read_to_end(uint32_t flags, uint32_t share, uint32_t epoch) TD_HIDDEN;
+/* The same for a copy of an entry (td_fdtab_read(), td_fdtab_claim()). */
+static inline bool td_info_sock_read_to_end(const struct td_sock *s)
+{
+	return td_info_read_to_end(atomic_load(&s->flags), atomic_load(&s->share), s->d.epoch);
+}
 /* Close-time facts read from the kernel (info.c). */
 struct td_facts {
 	int state;		/* kernel TCP state, -1 unknown */
