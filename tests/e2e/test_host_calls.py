@@ -57,6 +57,24 @@ def _last_json(proc):
     return records[-1]
 
 
+def _straced(prog, name, args, rules, calls, timeout=20):
+    """Run the Python program prog with args under `strace -f -e trace=calls`
+    and a policy of rules logging to _log(name); it must succeed.  Returns
+    (the Proc, the log's path, the lines strace wrote)."""
+    script = os.path.join(tdlib.tmpdir(), name + ".py")
+    with open(script, "w") as f:
+        f.write(prog)
+    log = _log(name)
+    trace = os.path.join(tdlib.tmpdir(), name + ".strace")
+    proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=" + calls,
+                      "python3", script] + [str(a) for a in args],
+                     env=_policy_env(rules, log), name=name, timeout=timeout)
+    assert proc.rc == 0, proc.stderr()
+    tdlib.diagnose_file(trace, "strace of " + name)
+    with open(trace) as f:
+        return proc, log, f.read().splitlines()
+
+
 # ---------------------------------------------------------------------------
 # Symbols and dependencies
 # ---------------------------------------------------------------------------
@@ -221,20 +239,11 @@ def test_close_after_reading_to_eof_asks_nothing_unread():
     want = {"eof": (0, "fin", 0), "partial": (90, "rst", 1),
             "all": (0, "fin", 0), "all_open": (0, "fin", 0), "peek": (100, "rst", 1),
             "shut_rd": (50, "rst", 1), "syscall_shut_rd": (50, "rst", 1)}
-    script = os.path.join(tdlib.tmpdir(), "eof_prog.py")
-    with open(script, "w") as f:
-        f.write(EOF_PROG)
     for mode, (unread, wire, ioctls) in want.items():
-        log = _log("eof-" + mode)
-        env = _policy_env([{"name": "all", "close": "pass", "log": True}], log)
-        trace = os.path.join(tdlib.tmpdir(), "eof-%s.strace" % mode)
-        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=ioctl",
-                          "python3", script, mode], env=env, name="eof-" + mode, timeout=20)
-        assert proc.rc == 0, proc.stderr()
+        proc, log, lines = _straced(EOF_PROG, "eof-" + mode, [mode],
+                                    [{"name": "all", "close": "pass", "log": True}], "ioctl")
         fd = _last_json(proc)["fd"]
-        tdlib.diagnose_file(trace, "strace of %s" % mode)
-        with open(trace) as f:
-            asked = [l for l in f if re.search(r"ioctl\(%d, FIONREAD" % fd, l)]
+        asked = [l for l in lines if re.search(r"ioctl\(%d, FIONREAD" % fd, l)]
         closes = [r for r in tdlib.read_log(log)
                   if r["event"] == "close" and r.get("role") == "server"]
         assert len(closes) == 1, tdlib.read_log(log)
@@ -296,27 +305,17 @@ def test_shutdown_learns_who_was_first():
     # state reads: before the call (CLOSE_WAIT or not), and after it unless
     # that said the peer was first
     reads_want = {"first": 2, "after_eof": 0, "after_fin": 1}
-    script = os.path.join(tdlib.tmpdir(), "shut_prog.py")
-    with open(script, "w") as f:
-        f.write(SHUT_PROG)
     for mode, (closer, holder) in want.items():
-        log = _log("shut-" + mode)
-        env = _policy_env([{"name": "all", "close": "pass", "log": True}], log)
-        trace = os.path.join(tdlib.tmpdir(), "shut-%s.strace" % mode)
-        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e",
-                          "trace=getsockopt,shutdown,sendto", "python3", script, mode],
-                         env=env, name="shut-" + mode, timeout=20)
-        assert proc.rc == 0, proc.stderr()
+        proc, log, lines = _straced(SHUT_PROG, "shut-" + mode, [mode],
+                                    [{"name": "all", "close": "pass", "log": True}],
+                                    "getsockopt,shutdown,sendto")
         out = _last_json(proc)
-        tdlib.diagnose_file(trace, "strace of %s" % mode)
         closes = [r for r in tdlib.read_log(log)
                   if r["event"] == "close" and r.get("role") == "server"]
         assert len(closes) == 1, tdlib.read_log(log)
         assert closes[0]["closer"] == closer, (mode, closes[0])
         tw = tdlib.time_wait_on(out["server"] if holder == "server" else out["client"])
         assert tw, (mode, "no TIME_WAIT on the %s's side" % holder, tdlib.ss_rows())
-        with open(trace) as f:
-            lines = f.read().splitlines()
         at = next(i for i, l in enumerate(lines) if "shutdown(%d, SHUT_WR" % out["fd"] in l)
         # a read of the state alone: the first byte of struct tcp_info
         state_read = re.compile(r"getsockopt\(%d, SOL_TCP, TCP_INFO, \"[^\"]*\", \[1\]\)"
@@ -365,23 +364,16 @@ def test_drain_wakes_the_worker_for_the_fin_alone():
     to be told) or the worker's own EPOLL_CTL_ADD/DEL coming back for every
     drain; a drain lost between the closing thread and the worker."""
     n = 3   # 14 lines: fewer than the 16 that start a spool, whose flushes kick too
-    script = os.path.join(tdlib.tmpdir(), "drain_prog.py")
-    with open(script, "w") as f:
-        f.write(DRAIN_PROG)
     log = _log("drain-wake")
-    open(log, "w").close()
-    env = _policy_env([{"name": "all", "close": "drain", "log": True}], log)
-    trace = os.path.join(tdlib.tmpdir(), "drain-wake.strace")
-    proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e",
-                      "trace=epoll_ctl,epoll_pwait,write,read,eventfd2,clone,clone3",
-                      "python3", script, str(n), log], env=env, name="drain-wake", timeout=30)
-    assert proc.rc == 0, proc.stderr()
+    open(log, "w").close()   # the program watches it for its close events
+    proc, _, lines = _straced(DRAIN_PROG, "drain-wake", [n, log],
+                              [{"name": "all", "close": "drain", "log": True}],
+                              "epoll_ctl,epoll_pwait,write,read,eventfd2,clone,clone3",
+                              timeout=30)
     assert _last_json(proc)["eofs"] == n
-    tdlib.diagnose_file(trace, "strace")
     closes = [r for r in tdlib.read_log(log) if r["event"] == "close" and r["role"] == "server"]
     assert len(closes) == n and all(r["wire"] == "FIN" for r in closes), closes
-    with open(trace) as f:
-        lines = [l.split(None, 1) for l in f.read().splitlines() if l.strip()]
+    lines = [l.split(None, 1) for l in lines if l.strip()]
     main = lines[0][0]
     worker = {l[0] for l in lines if l[1].startswith("epoll_pwait(")}
     assert len(worker) == 1 and main not in worker, lines
@@ -438,19 +430,11 @@ def test_drain_after_the_peers_fin_is_a_graceful_close():
     three system calls a request more than an observed one); a drain
     that skips its private fd but not the discard, so the unread 90
     bytes make the close an RST."""
-    script = os.path.join(tdlib.tmpdir(), "passive_drain.py")
-    with open(script, "w") as f:
-        f.write(PASSIVE_DRAIN_PROG)
     for mode, unread in (("all", 0), ("part", 90)):
-        log = _log("passive-drain-" + mode)
-        env = _policy_env([{"name": "all", "close": "drain", "log": True}], log)
-        trace = os.path.join(tdlib.tmpdir(), "passive-drain-%s.strace" % mode)
-        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e",
-                          "trace=shutdown,fcntl,close,recvfrom", "python3", script, mode],
-                         env=env, name="passive-drain-" + mode, timeout=20)
-        assert proc.rc == 0, proc.stderr()
+        proc, log, lines = _straced(PASSIVE_DRAIN_PROG, "passive-drain-" + mode, [mode],
+                                    [{"name": "all", "close": "drain", "log": True}],
+                                    "shutdown,fcntl,close,recvfrom")
         out = _last_json(proc)
-        tdlib.diagnose_file(trace, "strace of %s" % mode)
         assert out["seen"] == "eof", (mode, out)
         closes = [r for r in tdlib.read_log(log)
                   if r["event"] == "close" and r.get("role") == "server"]
@@ -458,8 +442,6 @@ def test_drain_after_the_peers_fin_is_a_graceful_close():
         got = (closes[0]["wire"], closes[0]["closer"], closes[0]["unread"], closes[0]["action"])
         assert got == ("FIN", "passive", unread, "drain"), (mode, closes[0])
         assert tdlib.time_wait_on(out["client"]), (mode, tdlib.ss_rows())
-        with open(trace) as f:
-            lines = f.read().splitlines()
         fd = out["fd"]
         mine = [l for l in lines if re.search(r"(shutdown|fcntl)\(%d, " % fd, l)]
         assert mine == [], (mode, mine)
