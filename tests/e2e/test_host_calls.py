@@ -389,6 +389,38 @@ def test_drain_wakes_the_worker_for_the_fin_alone():
     assert len([l for t, l in lines if t == wt and l.startswith("read(")]) <= 1, lines
 
 
+def test_a_stream_of_drains_each_ends_as_a_drain():
+    """Drains handed over faster than two a millisecond are ended in
+    rounds: the worker waits for its eventfd or the round's end, not for
+    each FIN, then takes every FIN that came with one epoll_wait() that
+    does not block (shim/rt/worker.c, td__round_wait).  A tight loop of
+    300 connections, each closed by the server under drain, then by the
+    client at its EOF, hands them over at that rate.  However the rounds
+    fall, every drain still ends as one: the client reads EOF, and the log
+    has one close event per connection, a FIN, the server the active
+    closer, the peer's EOF seen (no drain cut short or lost, no round that
+    missed a FIN that came while the worker looked at its eventfd).
+
+    Catches: a drain whose FIN came during a round left unwatched until
+    its deadline (five seconds: the program's wait for its events would
+    time out), a round that drops events past the first 64."""
+    n = 300
+    log = _log("drain-stream")
+    open(log, "w").close()
+    script = os.path.join(tdlib.tmpdir(), "drain-stream.py")
+    with open(script, "w") as f:
+        f.write(DRAIN_PROG)
+    proc = tdlib.run(["python3", script, str(n), log],
+                     env=_policy_env([{"name": "all", "close": "drain", "log": True}], log),
+                     name="drain-stream", timeout=60)
+    assert proc.rc == 0, proc.stderr()
+    assert _last_json(proc)["eofs"] == n
+    closes = [r for r in tdlib.read_log(log) if r["event"] == "close" and r["role"] == "server"]
+    assert len(closes) == n, len(closes)
+    bad = [r for r in closes if r["wire"] != "FIN" or r["closer"] != "active" or r["lost"] != 0]
+    assert not bad, bad[:3]
+    assert len({r["remote"] for r in closes}) == n
+
 # A server under drain whose client closes first: the client sends 100
 # bytes and its FIN; the server reads them all ("all") or 10 ("part"),
 # waits for the FIN to be in, and closes; then the client reads what the
