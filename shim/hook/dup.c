@@ -39,15 +39,16 @@ static void td__copy_entry(int oldfd, int newfd)
 static int td__dup23(int oldfd, int newfd, int flags, bool three)
 {
 	const struct td_policy *p = td_init_active();
-	struct td_fdent *oe;
+	struct td_fdent *oe, *ne;
 	struct td_closing c;
-	bool closing;
+	bool closing = false;
 	int saved, rc;
 
 	if (p == NULL || oldfd == newfd)
 		goto plain;
 	oe = td_fdtab_live(oldfd);
-	if (td_fdtab_live(newfd) == NULL && oe == NULL)
+	ne = td_fdtab_live(newfd);
+	if (ne == NULL && oe == NULL)
 		goto plain;
 	if (!td_init_in_own_process()) {
 		/* a vfork()ed child sharing our memory hands the socket on:
@@ -56,13 +57,21 @@ static int td__dup23(int oldfd, int newfd, int flags, bool three)
 			atomic_fetch_or(&oe->flags, TD_SF_STICKY_SHARED);
 		goto plain;
 	}
-	saved = errno;
-	if (td_real_sys_fcntl(oldfd, F_GETFD, 0) < 0) {
-		/* the real call fails with EBADF and closes nothing */
-		td_errno_set(saved);
-		goto plain;
+	/*
+	 * Only a tracked newfd has a close to run around the real call, and
+	 * only then must oldfd be known valid first: with a bad oldfd the
+	 * real call fails with EBADF and closes nothing.  (A fork-per-
+	 * connection server's child moves its socket onto 0 and 1, numbers
+	 * the library does not track: no fcntl() for those.)
+	 */
+	if (ne != NULL) {
+		saved = errno;
+		if (td_real_sys_fcntl(oldfd, F_GETFD, 0) < 0) {
+			td_errno_set(saved);
+			goto plain;
+		}
+		closing = td_closing_begin(p, &c, newfd);
 	}
-	closing = td_closing_begin(p, &c, newfd);
 	rc = three ? td_real_dup3(oldfd, newfd, flags) : td_real_dup2(oldfd, newfd);
 	if (closing)
 		td_closing_end(p, &c, rc >= 0);
