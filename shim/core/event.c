@@ -223,7 +223,15 @@ struct td__k {
 	((struct td__k){",\"" name "\":", " " name "=",                        \
 			sizeof(",\"" name "\":") - 1, sizeof(" " name "=") - 1})
 
-static void td__key(struct td__line *l, struct td__k k)
+/*
+ * Inline at every call, so that each key is a copy of a length the
+ * compiler knows (a few moves, not a loop); the value writers below stay
+ * out of line, one copy each.  A close line has some thirty keys: this
+ * took td_event_format() from 3,450 to 2,750 instructions a JSON line,
+ * 3,020 to 2,550 a text one (callgrind, tests/progs/bench_calls
+ * connected, a "pass" rule logging).
+ */
+__attribute__((always_inline)) static inline void td__key(struct td__line *l, struct td__k k)
 {
 	if (l->json)
 		td_buf_putn(&l->b, k.j, k.jn);
@@ -310,12 +318,11 @@ static const uint8_t td__plain[256] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
-static void td__str(struct td__line *l, struct td__k key, const char *s,
-		    size_t in_max, size_t out_max)
+__attribute__((noinline)) static void td__str_val(struct td__line *l, const char *s,
+						size_t in_max, size_t out_max)
 {
 	size_t n = 0;
 
-	td__key(l, key);
 	if (s == NULL) {
 		td__null(l);
 		return;
@@ -338,10 +345,17 @@ static void td__str(struct td__line *l, struct td__k key, const char *s,
 	td__bounded(&l->b, l->json ? td_buf_json_str : td_buf_text_str, s, in_max, out_max);
 }
 
-/* A fixed name from one of the tables above: plain ASCII, no escaping. */
-static void td__name(struct td__line *l, struct td__k key, const char *name)
+__attribute__((always_inline)) static inline void td__str(struct td__line *l, struct td__k key,
+							 const char *s, size_t in_max,
+							 size_t out_max)
 {
 	td__key(l, key);
+	td__str_val(l, s, in_max, out_max);
+}
+
+/* A fixed name from one of the tables above: plain ASCII, no escaping. */
+__attribute__((noinline)) static void td__name_val(struct td__line *l, const char *name)
+{
 	if (name == NULL) {
 		td__null(l);
 	} else if (l->json) {
@@ -353,20 +367,34 @@ static void td__name(struct td__line *l, struct td__k key, const char *name)
 	}
 }
 
-static void td__i64(struct td__line *l, struct td__k key, int64_t v)
+__attribute__((always_inline)) static inline void td__name(struct td__line *l, struct td__k key,
+							  const char *name)
+{
+	td__key(l, key);
+	td__name_val(l, name);
+}
+
+__attribute__((always_inline)) static inline void td__i64(struct td__line *l, struct td__k key,
+							 int64_t v)
 {
 	td__key(l, key);
 	td_buf_i64(&l->b, v);
 }
 
 /* A count or duration: negative means the library could not measure it. */
-static void td__count(struct td__line *l, struct td__k key, int64_t v)
+__attribute__((noinline)) static void td__count_val(struct td__line *l, int64_t v)
 {
-	td__key(l, key);
 	if (v < 0)
 		td__null(l);
 	else
 		td_buf_i64(&l->b, v);
+}
+
+__attribute__((always_inline)) static inline void td__count(struct td__line *l, struct td__k key,
+							   int64_t v)
+{
+	td__key(l, key);
+	td__count_val(l, v);
 }
 
 static void td__conn(struct td__line *l, uint64_t conn)
@@ -378,12 +406,10 @@ static void td__conn(struct td__line *l, uint64_t conn)
 		td_buf_u64(&l->b, conn);
 }
 
-static void td__addr(struct td__line *l, struct td__k key,
-		     const struct td_addr *a)
+__attribute__((noinline)) static void td__addr_val(struct td__line *l, const struct td_addr *a)
 {
 	char s[TD_ADDR_STRLEN];
 
-	td__key(l, key);
 	if (td_addr_format(s, sizeof(s), a, 1) == 0) {
 		td__null(l);
 		return;
@@ -393,6 +419,13 @@ static void td__addr(struct td__line *l, struct td__k key,
 	td_buf_puts(&l->b, s);
 	if (l->json)
 		td_buf_putc(&l->b, '"');
+}
+
+__attribute__((always_inline)) static inline void td__addr(struct td__line *l, struct td__k key,
+							  const struct td_addr *a)
+{
+	td__key(l, key);
+	td__addr_val(l, a);
 }
 
 /* error: the errno's name, or "E<n>" for one outside the table. */
