@@ -27,7 +27,10 @@ order of the modes rotated each round), each mode divided by the bare run
 of its own round, medians.  Beside requests per second, the server's CPU
 time per request (every process of its session, forked children reaped
 by it and the library's worker thread included; _bench.session_cpu()),
-as bare's over the mode's.  The server runs on the first half of the
+as bare's over the mode's; for servers that do not fork per connection,
+the thread switches of the server's processes per request (a count,
+steadier than time on a busy machine: the drain worker's wake-ups show
+there).  The server runs on the first half of the
 CPUs and the load generator on the other half (pinned): sharing them,
 throughput and CPU time moved with the scheduler from round to round.  A
 server whose programs are not installed is skipped with a note.  Targets (issue 9): observing at least 0.97 of bare on
@@ -196,6 +199,7 @@ class Server:
 
     needs = ()
     name = ""
+    forks = False   # a process per connection: its switches die with it
 
     def __init__(self, tmp):
         self.tmp = tmp
@@ -325,6 +329,7 @@ backend be
 
 class Busybox(Server):
     name = "busybox"
+    forks = True
     needs = ("busybox", "wrk")
 
     def available(self):
@@ -392,6 +397,7 @@ DirectoryIndex index.html
 
 class Postgres(Server):
     name = "postgres"
+    forks = True
     needs = (PG_BIN + "/postgres", PG_BIN + "/initdb", "pgbench")
 
     def available(self):
@@ -508,6 +514,7 @@ def measure(name, seconds, rounds):
     retries = []
     lines = {m: [] for m in MODES}
     cpu = {m: [] for m in MODES}   # server CPU microseconds per request, per round
+    sw = {m: [] for m in MODES}    # the server's thread switches per request, per round
     if CLIENT_CPUS is not None:
         # this script polls and reads /proc between loads: not on the server's CPUs
         os.sched_setaffinity(0, CLIENT_CPUS)
@@ -525,10 +532,14 @@ def measure(name, seconds, rounds):
                 sids = [p.pid for p in procs]
                 time.sleep(0.2)   # start-up work done
                 cpu0 = _bench.session_cpu(sids)
+                sw0 = _bench.session_switches(sids)
                 rps, err, reqs = srv.load(seconds if r >= 0 else 1)
+                sw1 = _bench.session_switches(sids)
                 # forked children that served the last requests exit and are
                 # reaped: their time moves into the server's cutime
                 time.sleep(0.3)
+                if r >= 0:
+                    sw[mode].append((sw1 - sw0) / max(reqs, 1))
                 return rps, err, reqs, _bench.session_cpu(sids) - cpu0
             finally:
                 srv.stop(procs)
@@ -583,6 +594,10 @@ def measure(name, seconds, rounds):
         table.note("%s: bare CPU per request over the mode's, each round: observe %s; drain %s" % (
             name, " ".join("%.2f" % (b / x) for x, b in zip(cpu["observe"], cpu["bare"]) if x),
             " ".join("%.2f" % (b / x) for x, b in zip(cpu["drain"], cpu["bare"]) if x)))
+        if not srv.forks:
+            table.note("%s: thread switches per request, the server's live processes (medians): %s"
+                       % (name, ", ".join("%s %.2f" % (m, _bench.median(sw[m]))
+                                          for m in MODES if sw[m])))
         lpr = ", ".join("%s %.2f" % (m, _bench.median(lines[m])) for m in ("observe", "drain")
                         if lines[m])
         table.note("%s: %s log lines per request%s" % (

@@ -114,7 +114,10 @@ def test_when_positions_exact():
     """fault.when = "3", "3+", "3..5", "3+7" with rst = 1, over 40
     connections of one client: exactly those positions are reset, counted
     by the kernel (TcpOutRsts in the test's namespace), on the wire, and in
-    the fault events' numbers."""
+    the fault events' numbers.  The kernel's bare RSTs answering a server
+    segment that came after a reset (a busy machine's late ACK) are told
+    apart and not counted as resets: seen in a full run, 41 where 38 were
+    reset."""
     problems = []
     for when, want in WHEN_CASES:
         log = os.path.join(tdlib.tmpdir(), "when-%s.jsonl" % when.replace("+", "p"))
@@ -129,12 +132,24 @@ def test_when_positions_exact():
             srv.results()
         assert cli.rc == 0, cli.stderr()
         got = sorted(f["conn"] for f in _faults(log, "rst"))
-        rsts = sum(1 for p in cap.packets() if p.rst and p.dport == srv.port)
+        rsts = [p for p in cap.packets() if p.rst and p.dport == srv.port]
+        resets = [p for p in rsts if "." in p.flags]
+        # A segment of the server's that comes after the reset (its ACK of
+        # the 10 bytes, late when the machine is busy and softirqs queue
+        # up) finds no connection, and the client's kernel answers it with
+        # a bare RST (no ACK flag, its sequence the segment's ack): counted
+        # in TcpOutRsts too, but no teardown of the library's.  Each must
+        # follow a reset of its own connection.
+        replies = [p for p in rsts if "." not in p.flags]
+        strays = [p for p in replies
+                  if not any(q.sport == p.sport and q.ts <= p.ts for q in resets)]
         if got != want:
             problems.append("when=%s: fault events at %r, want %r" % (when, got, want))
-        if d["TcpOutRsts"] != len(want) or rsts != len(want):
-            problems.append("when=%s: %d RSTs by the kernel, %d on the wire, want %d"
-                            % (when, d["TcpOutRsts"], rsts, len(want)))
+        if d["TcpOutRsts"] - len(replies) != len(want) or len(resets) != len(want) or strays:
+            problems.append("when=%s: %d RSTs by the kernel, %d resets on the wire (+%d "
+                            "replies to late segments, %d of them without a reset before), "
+                            "want %d" % (when, d["TcpOutRsts"], len(resets), len(replies),
+                                         len(strays), len(want)))
     assert not problems, "\n".join(problems)
 
 
