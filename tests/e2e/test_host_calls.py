@@ -389,37 +389,81 @@ def test_drain_wakes_the_worker_for_the_fin_alone():
     assert len([l for t, l in lines if t == wt and l.startswith("read(")]) <= 1, lines
 
 
+# A stream of drains on two listeners: every connection to HELD_PORT keeps
+# its client open (its drain ends at its rule's short drain_timeout_ms);
+# every other one, to FREE_PORT, is closed by its client at its EOF (its
+# rule's deadline is long: only the peer's FIN ends it in time).  Waits
+# for one server close event per connection, then prints what it saw.
+STREAM_PROG = r"""
+import json, socket, sys, time
+n, log, free_port, held_port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+lsts = {}
+for port in (free_port, held_port):
+    lsts[port] = socket.socket(); lsts[port].bind(("127.0.0.1", port)); lsts[port].listen(8)
+eofs, held = 0, []
+for i in range(n):
+    port = held_port if i % 10 == 0 else free_port
+    cli = socket.create_connection(("127.0.0.1", port))
+    srv, _ = lsts[port].accept()
+    cli.sendall(b"GET"); assert srv.recv(3) == b"GET"
+    srv.close()
+    eofs += cli.recv(10) == b""
+    if port == held_port:
+        held.append(cli)
+    else:
+        cli.close()
+t0, seen = time.monotonic(), 0
+while time.monotonic() < t0 + 20:
+    with open(log) as f:
+        seen = sum('"event":"close"' in l and '"role":"server"' in l for l in f)
+    if seen >= n:
+        break
+    time.sleep(0.02)
+print(json.dumps({"eofs": eofs, "seen": seen}), flush=True)
+"""
+
+
 def test_a_stream_of_drains_each_ends_as_a_drain():
     """Drains handed over faster than two a millisecond are ended in
     rounds: the worker waits for its eventfd or the round's end, not for
     each FIN, then takes every FIN that came with one epoll_wait() that
     does not block (shim/rt/worker.c, td__round_wait).  A tight loop of
-    300 connections, each closed by the server under drain, then by the
-    client at its EOF, hands them over at that rate.  However the rounds
-    fall, every drain still ends as one: the client reads EOF, and the log
-    has one close event per connection, a FIN, the server the active
-    closer, the peer's EOF seen (no drain cut short or lost, no round that
-    missed a FIN that came while the worker looked at its eventfd).
+    300 connections, each closed by the server under drain, hands them
+    over at that rate.  Nine in ten clients close at their EOF, under a
+    rule whose drain_timeout_ms is 60 s: only their FIN, taken in some
+    round, ends those drains before the program stops waiting (20 s).
+    Every tenth client stays open, under a rule with 300 ms: a round must
+    expire those.  Every drain ends as one: each client reads EOF, and the
+    log has one close event per connection, a FIN, the server the active
+    closer, nothing lost.
 
-    Catches: a drain whose FIN came during a round left unwatched until
-    its deadline (five seconds: the program's wait for its events would
-    time out), a round that drops events past the first 64."""
-    n = 300
+    Catches: a FIN that came during a round left unwatched (its drain
+    would wait out its 60 s), a round that drops events past the first 64,
+    a deadline not looked at while in rounds."""
+    n, free_port, held_port = 300, 18601, 18602
     log = _log("drain-stream")
     open(log, "w").close()
     script = os.path.join(tdlib.tmpdir(), "drain-stream.py")
     with open(script, "w") as f:
-        f.write(DRAIN_PROG)
-    proc = tdlib.run(["python3", script, str(n), log],
-                     env=_policy_env([{"name": "all", "close": "drain", "log": True}], log),
-                     name="drain-stream", timeout=60)
+        f.write(STREAM_PROG)
+    rules = [{"name": "held", "match": {"local_port": held_port}, "close": "drain",
+              "log": True, "drain_timeout_ms": 300},
+             {"name": "free", "close": "drain", "log": True, "drain_timeout_ms": 60000}]
+    proc = tdlib.run(["python3", script, n, log, free_port, held_port],
+                     env=_policy_env(rules, log), name="drain-stream", timeout=60)
     assert proc.rc == 0, proc.stderr()
-    assert _last_json(proc)["eofs"] == n
+    out = _last_json(proc)
+    assert out["eofs"] == n
+    # every drain ended while the program was still running (at exit the
+    # library would end the stragglers itself, and log them as well)
+    assert out["seen"] == n, out
     closes = [r for r in tdlib.read_log(log) if r["event"] == "close" and r["role"] == "server"]
     assert len(closes) == n, len(closes)
     bad = [r for r in closes if r["wire"] != "FIN" or r["closer"] != "active" or r["lost"] != 0]
     assert not bad, bad[:3]
     assert len({r["remote"] for r in closes}) == n
+    assert sum(r["rule"] == "held" for r in closes) == n // 10
+
 
 # A server under drain whose client closes first: the client sends 100
 # bytes and its FIN; the server reads them all ("all") or 10 ("part"),
