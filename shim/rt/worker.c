@@ -13,7 +13,9 @@
  * private fd into the worker's epoll set itself (td_worker_drain()), so
  * the worker first wakes when the peer's FIN comes, not once to be told
  * and again for the FIN; under a stream of drains it wakes once a round
- * for all the FINs that came (td__round_wait()).  Starting the thread is not signal-safe
+ * for all the FINs that came (td__round_wait()), and takes drains handed
+ * over unwatched, reading each first (td__adopt()).  Starting the thread
+ * is not signal-safe
  * (pthread_create allocates), so it happens at the first request; a
  * request made before the thread could start is done inline instead.
  * The thread blocks every signal, so program handlers never run on it.
@@ -94,6 +96,9 @@ static _Atomic int td__efd = -1, td__epfd = -1;
  * is almost never kicked for one.
  */
 static _Atomic int64_t td__wake_at;
+/* the worker works in rounds (td__round_wait()): drains are handed over
+ * unwatched, and its next round reads them first */
+static _Atomic bool td__in_rounds;
 static _Atomic uint32_t td__drains_handed;
 /* drain slots not FREE (td__drain_claim()) */
 static _Atomic int td__drains_busy;
@@ -195,18 +200,12 @@ static int td__arm(int epfd, int op, int pfd, int i)
  * Read and drop what the peer sends; finish at EOF or on an error.  Its
  * one-shot registration fired: arm it again while the drain goes on.
  */
+static bool td__drain_try(struct td_dslot *d);
+
 static void td__drain_read(int epfd, struct td_dslot *d, int i)
 {
-	for (int k = 0; k < 256; k++) {
-		ssize_t n = td_real_recv(d->req.pfd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
-
-		if (n > 0)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			break;
-		(void)td__drain_finish(d, TD_SLOT_ACTIVE, n == 0, false);
+	if (td__drain_try(d))
 		return;
-	}
 	if (td__arm(epfd, EPOLL_CTL_MOD, d->req.pfd, i) != 0)
 		(void)td__drain_finish(d, TD_SLOT_ACTIVE, false, false);
 }
@@ -320,8 +319,35 @@ static bool td__watch(int epfd, int i)
 	return false;
 }
 
-/* Take and watch drains handed over unwatched (td_worker_drain()). */
-static void td__adopt(int epfd)
+/*
+ * Read and drop what a drain's peer sent; finish it at EOF or on an
+ * error.  True when it is finished (or no longer ACTIVE: not ours).
+ */
+static bool td__drain_try(struct td_dslot *d)
+{
+	for (int k = 0; k < 256; k++) {
+		ssize_t n = td_real_recv(d->req.pfd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
+
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return false;
+		(void)td__drain_finish(d, TD_SLOT_ACTIVE, n == 0, false);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Take and watch drains handed over unwatched (td_worker_drain()).  In
+ * rounds they come unwatched on purpose, a round after their FIN went
+ * out: most peers' FINs are in by then, so a read ends them, and the
+ * epoll_ctl() each would have cost is saved; the rest are watched.  Out
+ * of rounds, no read first: epoll is level-triggered, so input or an EOF
+ * already queued makes the next epoll_wait return it at once, and a read
+ * now would most often just say EAGAIN.
+ */
+static void td__adopt(int epfd, bool read_first)
 {
 	for (int i = 0; td__drains != NULL && i < atomic_load(&td__drains_hi); i++) {
 		i = td_slots_claim(&td__drains[0].state, sizeof(td__drains[0]), i,
@@ -329,9 +355,8 @@ static void td__adopt(int epfd)
 				   TD_SLOT_READY, TD_SLOT_ACTIVE);
 		if (i < 0)
 			break;
-		/* no read here: epoll is level-triggered, so input or an EOF
-		 * already queued makes the next epoll_wait return it at once;
-		 * a read now would most often just say EAGAIN */
+		if (read_first && td__drain_try(&td__drains[i]))
+			continue;
 		(void)td__watch(epfd, i);
 	}
 	for (int i = 0; i < atomic_load(&td__timers_hi); i++) {
@@ -493,7 +518,7 @@ static void *td__main(void *arg)
 		td_reload_tick();
 		next = INT64_MAX;
 		if (atomic_load_explicit(&td__slots_used, memory_order_acquire)) {
-			td__adopt(epfd);
+			td__adopt(epfd, rounds);
 			next = td__expire(now);
 		}
 		{
@@ -523,6 +548,7 @@ static void *td__main(void *arg)
 		}
 		if (rounds && wait_ms > TD_ROUND_US / 1000)
 			wait_ms = TD_ROUND_US / 1000;
+		td_store_changed(&td__in_rounds, rounds);
 		if (!td_ownfd_is(epfd, TD_OWN_EPOLL) || !td_ownfd_is(efd, TD_OWN_WAKE)) {
 			int fresh = td__rearm(&efd);
 
@@ -670,7 +696,7 @@ int td_worker_drain(const struct td_drain_req *req)
 	if (i >= 0) {
 		struct td_dslot *d = &td__drains[i];
 		int st = TD_SLOT_FILLING, epfd;
-		bool kick = false;
+		bool kick = false, unwatched = false;
 		int64_t at;
 
 		td__raise(&td__drains_hi, i);
@@ -694,7 +720,12 @@ int td_worker_drain(const struct td_drain_req *req)
 		 * worker watch it again: harmless.)
 		 */
 		epfd = atomic_load(&td__epfd);
-		if (td__arm(epfd, EPOLL_CTL_ADD, req->pfd, i) != 0) {
+		if (atomic_load(&td__in_rounds)) {
+			/* the worker's next round reads it, then watches it if
+			 * its peer's FIN is not in yet (td__adopt()) */
+			atomic_store_explicit(&d->state, TD_SLOT_READY, memory_order_release);
+			unwatched = true;
+		} else if (td__arm(epfd, EPOLL_CTL_ADD, req->pfd, i) != 0) {
 			atomic_store_explicit(&d->state, TD_SLOT_READY, memory_order_release);
 			kick = true;
 		} else if (!atomic_compare_exchange_strong(&d->state, &st, TD_SLOT_ACTIVE)) {
@@ -706,6 +737,17 @@ int td_worker_drain(const struct td_drain_req *req)
 			kick = atomic_compare_exchange_strong(&d->state, &st, TD_SLOT_READY);
 		}
 		atomic_fetch_add(&td__drains_handed, 1);
+		/*
+		 * Handed over unwatched for a round that the worker, leaving
+		 * rounds meanwhile, will not make: it blocks in epoll_wait()
+		 * next, and this drain would wait for its timeout.  The worker
+		 * clears td__in_rounds, then looks at the count of drains
+		 * handed over; this thread bumped it, then looks at the flag
+		 * (all seq_cst): one of the two sees the other, and the worker
+		 * goes round again or is kicked.
+		 */
+		if (unwatched && !atomic_load(&td__in_rounds))
+			kick = true;
 		at = atomic_load(&td__wake_at);
 		if (kick || at == 0 || req->deadline_mono_us < at)
 			td__kick();
@@ -788,6 +830,7 @@ void td_worker_after_fork_child(void)
 	    atomic_load(&td__epfd) < 0 && atomic_load(&td__leaks) == 0)
 		return; /* the parent never used the worker: nothing to undo */
 	td_store_changed(&td__wstate, TD_W_NONE);
+	td_store_changed(&td__in_rounds, false);
 	td_ownfd_close_slot(&td__efd, TD_OWN_WAKE);
 	td_ownfd_close_slot(&td__epfd, TD_OWN_EPOLL);
 	for (int i = 0; i < atomic_load(&td__drains_hi) && td__drains; i++) {
