@@ -321,10 +321,17 @@ static bool td__watch(int epfd, int i)
 
 /*
  * Read and drop what a drain's peer sent; finish it at EOF or on an
- * error.  True when it is finished (or no longer ACTIVE: not ours).
+ * error.  True when it is finished (or no longer ACTIVE: not ours).  A
+ * private fd the program took over (closed, or dup2()ed its own file
+ * onto: the hooks dropped our mark) is never read: its input would be
+ * the program's, thrown away.
  */
 static bool td__drain_try(struct td_dslot *d)
 {
+	if (!td_ownfd_is(d->req.pfd, TD_OWN_DRAIN)) {
+		(void)td__drain_finish(d, TD_SLOT_ACTIVE, false, false);
+		return true;
+	}
 	for (int k = 0; k < 256; k++) {
 		ssize_t n = td_real_recv(d->req.pfd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
 

@@ -473,6 +473,77 @@ def test_a_stream_of_drains_each_ends_as_a_drain():
     assert sum(r["rule"] == "held" for r in closes) == n // 10
 
 
+# A stream of drains whose clients stay silent (their drains pending,
+# handed over unwatched to the worker's next round), then the program
+# dup2()s one end of a connected pair of its own, 5 bytes waiting in it,
+# onto the last drain's private fd (the one number above the others that
+# the last close added) right after that close, before the worker's next
+# round.  Prints how many of the 5 bytes are still there to read.
+TAKEOVER_PROG = r"""
+import json, os, socket, stat, sys, time
+n = int(sys.argv[1])
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(64)
+a = socket.create_connection(lst.getsockname())
+b, _ = lst.accept()
+a.sendall(b"hello")
+held = []
+def drain():
+    cli = socket.create_connection(lst.getsockname())
+    srv, _ = lst.accept()
+    held.append(cli)
+    srv.close()                 # a drain, its peer silent: pending
+for i in range(n - 1):
+    drain()
+top = max(int(x) for x in os.listdir("/proc/self/fd"))
+drain()
+taken = None
+for fd in range(top + 1, top + 8):
+    try:
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            os.dup2(b.fileno(), fd)
+            taken = fd
+            break
+    except OSError:
+        pass
+time.sleep(0.3)                 # several of the worker's rounds
+b.setblocking(False)
+try:
+    got = b.recv(100)
+except BlockingIOError:
+    got = b""
+print(json.dumps({"left": len(got), "taken": taken}), flush=True)
+"""
+
+
+def test_drains_handed_over_unwatched_never_read_the_programs_fds():
+    """In rounds a drain is handed to the worker unwatched, and the worker
+    reads its private fd first (td__adopt(), td__drain_try()).  A program
+    that dup2()s its own socket onto that number (a daemon's "every fd is
+    mine" loop does) takes the fd over: the dup2 hook drops the library's
+    mark, and the worker must then end the drain without a read, or its
+    recv(MSG_TRUNC) would throw away the program's input.  After 200
+    drains (their clients silent, so the worker is in rounds), the
+    program's socket, 5 bytes waiting in it, goes onto the last drain's
+    private fd right after that close: after several rounds the 5 bytes
+    are still there.  (Without the mark check the worker's read took them
+    in 4 runs of 5: the program must win the race to its next round.)
+
+    Catches: a read of a drain's private fd without checking that the
+    library still owns the number."""
+    log = _log("drain-takeover")
+    script = os.path.join(tdlib.tmpdir(), "drain-takeover.py")
+    with open(script, "w") as f:
+        f.write(TAKEOVER_PROG)
+    proc = tdlib.run(["python3", script, 200],
+                     env=_policy_env([{"name": "all", "close": "drain", "log": True,
+                                       "drain_timeout_ms": 60000}], log),
+                     name="drain-takeover", timeout=60)
+    assert proc.rc == 0, proc.stderr()
+    out = _last_json(proc)
+    assert out["taken"] is not None, out
+    assert out["left"] == 5, out
+
+
 # A server under drain whose client closes first: the client sends 100
 # bytes and its FIN; the server reads them all ("all") or 10 ("part"),
 # waits for the FIN to be in, and closes; then the client reads what the
