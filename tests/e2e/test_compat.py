@@ -738,12 +738,12 @@ def test_python_asyncio_client():
 
 def _socat_server_argv(port, mode=None):
     # cloexec: without it socat's EXEC'd cat inherits the connection's
-    # socket; socat's child exits once cat's output ends, and may look cat
-    # up while cat is still closing its fds on its way out (a race, seen
-    # once in a CI run: the child's exit event was left to cat, whose
-    # library never saw the socket made, so the connection's end had no
-    # event; README, Limits: Shared sockets).  The test is about socat's
-    # fork-per-connection server, which cloexec leaves as it is.
+    # socket, and when socat's child finds cat still holding it at its
+    # exit (seen once in a CI run: the child logged its shutdowns, then
+    # no exit event), the end is left to cat, whose library never saw the
+    # socket made, and has no event (README, Limits: Shared sockets).  The
+    # test is about socat's fork-per-connection server, which cloexec
+    # leaves as it is.
     return ["socat", "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,cloexec" % port, "EXEC:cat"]
 
 
