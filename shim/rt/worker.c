@@ -15,9 +15,9 @@
  * and again for the FIN; under a stream of drains it wakes once a round
  * for all the FINs that came (td__round_wait()), and takes drains handed
  * over unwatched, reading each first (td__adopt()).  Starting the thread
- * is not signal-safe
- * (pthread_create allocates), so it happens at the first request; a
- * request made before the thread could start is done inline instead.
+ * is not signal-safe (pthread_create allocates), so it happens at the
+ * first request; a request made before the thread could start is done
+ * inline instead.
  * The thread blocks every signal, so program handlers never run on it.
  */
 #include <fcntl.h>
@@ -89,7 +89,8 @@ static _Atomic int td__efd = -1, td__epfd = -1;
 /*
  * The latest time the worker looks at the slots' deadlines again (0: not
  * said yet), and a count of drains handed over, bumped once each is
- * watched: a drain whose deadline comes sooner kicks the worker, and a
+ * watched or handed over unwatched (in rounds, or where it could not be
+ * watched): a drain whose deadline comes sooner kicks the worker, and a
  * drain handed over while the worker was computing its wait makes it
  * compute again (td__main).  A drain times out after drain_timeout_ms,
  * 5 s unless set, so the worker, which looks at least once a second,
@@ -197,11 +198,35 @@ static int td__arm(int epfd, int op, int pfd, int i)
 }
 
 /*
- * Read and drop what the peer sends; finish at EOF or on an error.  Its
- * one-shot registration fired: arm it again while the drain goes on.
+ * Read and drop what a drain's peer sent; finish it at EOF or on an
+ * error.  True when it is finished (or no longer ACTIVE: not ours).  A
+ * private fd the program took over (closed, or dup2()ed its own file
+ * onto: the hooks dropped our mark) is never read: its input would be
+ * the program's, thrown away.
  */
-static bool td__drain_try(struct td_dslot *d);
+static bool td__drain_try(struct td_dslot *d)
+{
+	if (!td_ownfd_is(d->req.pfd, TD_OWN_DRAIN)) {
+		(void)td__drain_finish(d, TD_SLOT_ACTIVE, false, false);
+		return true;
+	}
+	for (int k = 0; k < 256; k++) {
+		ssize_t n = td_real_recv(d->req.pfd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
 
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return false;
+		(void)td__drain_finish(d, TD_SLOT_ACTIVE, n == 0, false);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * A drain's one-shot event fired: read (td__drain_try()), and arm it again
+ * while the drain goes on.
+ */
 static void td__drain_read(int epfd, struct td_dslot *d, int i)
 {
 	if (td__drain_try(d))
@@ -316,32 +341,6 @@ static bool td__watch(int epfd, int i)
 	if (td__arm(epfd, EPOLL_CTL_ADD, d->req.pfd, i) == 0)
 		return true;
 	(void)td__drain_finish(d, TD_SLOT_ACTIVE, false, false);
-	return false;
-}
-
-/*
- * Read and drop what a drain's peer sent; finish it at EOF or on an
- * error.  True when it is finished (or no longer ACTIVE: not ours).  A
- * private fd the program took over (closed, or dup2()ed its own file
- * onto: the hooks dropped our mark) is never read: its input would be
- * the program's, thrown away.
- */
-static bool td__drain_try(struct td_dslot *d)
-{
-	if (!td_ownfd_is(d->req.pfd, TD_OWN_DRAIN)) {
-		(void)td__drain_finish(d, TD_SLOT_ACTIVE, false, false);
-		return true;
-	}
-	for (int k = 0; k < 256; k++) {
-		ssize_t n = td_real_recv(d->req.pfd, NULL, 1 << 30, MSG_TRUNC | MSG_DONTWAIT);
-
-		if (n > 0)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return false;
-		(void)td__drain_finish(d, TD_SLOT_ACTIVE, n == 0, false);
-		return true;
-	}
 	return false;
 }
 

@@ -188,16 +188,13 @@ def median(values):
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def session_cpu(sids):
-    """CPU seconds (user + system) of every process in the sessions sids,
-    children it has reaped included (/proc/PID/stat: utime, stime,
-    cutime, cstime; a zombie still shows its own).  Sampled before and
-    after a load, the difference is what the server (its threads, its
-    workers and forked children, the library's worker thread) spent on
-    it: unlike requests per second it does not move with what else the
-    machine runs, as long as each process is reaped inside the session."""
+def _session_stats(sids):
+    """(pid, the fields of /proc/PID/stat after the command) of every
+    process in the sessions sids; fields[0] is the state (field 3 of
+    proc(5)), so the session (field 6) is fields[3] and utime..cstime
+    (fields 14..17) are fields[11:15].  A process gone meanwhile is left
+    out."""
     sids = set(sids)
-    ticks = 0
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -205,12 +202,22 @@ def session_cpu(sids):
             with open("/proc/%s/stat" % d) as f:
                 stat = f.read()
         except OSError:
-            continue   # gone meanwhile: its time is in its reaper's cutime
+            continue
         fields = stat[stat.rfind(")") + 2:].split()
-        # fields[0] is the state (field 3 of proc(5)): session is field 6,
-        # utime..cstime fields 14..17
         if int(fields[3]) in sids:
-            ticks += sum(int(x) for x in fields[11:15])
+            yield d, fields
+
+
+def session_cpu(sids):
+    """CPU seconds (user + system) of every process in the sessions sids,
+    children it has reaped included (/proc/PID/stat: utime, stime,
+    cutime, cstime; a zombie still shows its own).  Sampled before and
+    after a load, the difference is what the server (its threads, its
+    workers and forked children, the library's worker thread) spent on
+    it: unlike requests per second it does not move with what else the
+    machine runs, as long as each process is reaped inside the session.
+    (A process gone meanwhile: its time is in its reaper's cutime.)"""
+    ticks = sum(sum(int(x) for x in fields[11:15]) for _, fields in _session_stats(sids))
     return ticks / _TICK
 
 
@@ -222,18 +229,11 @@ def session_switches(sids):
     counts how often the server's threads, the library's worker among
     them, slept or were preempted: a count, steadier than time on a busy
     machine."""
-    sids = set(sids)
     n = 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for pid, _ in _session_stats(sids):
         try:
-            with open("/proc/%s/stat" % d) as f:
-                stat = f.read()
-            if int(stat[stat.rfind(")") + 2:].split()[3]) not in sids:
-                continue
-            for t in os.listdir("/proc/%s/task" % d):
-                with open("/proc/%s/task/%s/status" % (d, t)) as f:
+            for t in os.listdir("/proc/%s/task" % pid):
+                with open("/proc/%s/task/%s/status" % (pid, t)) as f:
                     for line in f:
                         if "ctxt_switches:" in line:
                             n += int(line.split()[-1])

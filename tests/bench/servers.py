@@ -30,13 +30,13 @@ by it and the library's worker thread included; _bench.session_cpu()),
 as bare's over the mode's; for servers that do not fork per connection,
 the thread switches of the server's processes per request (a count,
 steadier than time on a busy machine: the drain worker's wake-ups show
-there).  The server runs on the first half of the
-CPUs and the load generator on the other half (pinned): sharing them,
-throughput and CPU time moved with the scheduler from round to round.  A
-server whose programs are not installed is skipped with a note.  Targets (issue 9): observing at least 0.97 of bare on
-every server; drain + log at least 0.95 on nginx and redis; the
-fork-per-connection servers (busybox, apache2, postgres) at least 0.90
-observing and 0.85 draining.
+there).  The server runs on the first half of the CPUs and the load
+generator on the other half (pinned): sharing them, throughput and CPU
+time moved with the scheduler from round to round.  A server whose
+programs are not installed is skipped with a note.  Targets (issue 9):
+observing at least 0.97 of bare on every server; drain + log at least
+0.95 on nginx and redis; the fork-per-connection servers (busybox,
+apache2, postgres) at least 0.90 observing and 0.85 draining.
 
 Run alone: TD_BUILD=build python3 tests/bench/servers.py [NAME...] [--seconds S] [--rounds R]
 """
