@@ -75,6 +75,8 @@ enum td_closer {
 /* The "v" every JSON line carries: bumped when keys change meaning. */
 #define TD_EVENT_SCHEMA 1
 
+struct td_event_who;
+
 struct td_event {
 	uint8_t type; /* enum td_event_type */
 	int64_t ts_us; /* CLOCK_REALTIME, microseconds since the epoch */
@@ -125,7 +127,33 @@ struct td_event {
 	uint32_t rules;
 	bool applied;
 	const char *problem;
+
+	/* host, pid and prog as written once for this process, or NULL;
+	 * used only where it matches them (td_event_who_render()) */
+	const struct td_event_who *who;
 };
+
+/*
+ * The keys of a line that stay the same for a process, rendered once
+ * instead of at every line (escaping prog and host is most of a line's
+ * head).  JSON: `,"host":…,"pid":N,"tid":` and `,"prog":…`; text: ` N/`
+ * and ` prog`.  td_event_format() copies them for an event whose host,
+ * pid and prog are the ones rendered (the same pointers: strings fixed
+ * for the process), else writes those keys itself: the line is the same
+ * either way.
+ */
+#define TD_EVENT_WHO_HEAD 160
+#define TD_EVENT_WHO_PROG 192
+struct td_event_who {
+	bool ok; /* false: rendering did not fit (never used then) */
+	int32_t pid;
+	const char *host, *prog;
+	uint16_t jhead_n, jprog_n, tpid_n, tprog_n;
+	char jhead[TD_EVENT_WHO_HEAD], jprog[TD_EVENT_WHO_PROG];
+	char tpid[16], tprog[TD_EVENT_WHO_PROG];
+};
+void td_event_who_render(struct td_event_who *w, const char *host, int32_t pid,
+			 const char *prog);
 
 /*
  * Which keys each event carries, in this order, in both formats:

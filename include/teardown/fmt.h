@@ -67,6 +67,8 @@ static inline void td_buf_puts(struct td_buf *b, const char *s)
 {
 	td_buf_putn(b, s, __builtin_strlen(s));
 }
+/* "00" to "99": the two digits of v at td_fmt_pairs + 2 * v */
+extern const char td_fmt_pairs[201];
 void td_buf_u64(struct td_buf *b, uint64_t v);
 void td_buf_i64(struct td_buf *b, int64_t v);
 /* v zero-padded to width digits */

@@ -107,22 +107,35 @@ static const char td__octet[256][4] = {
 	"252", "253", "254", "255",
 };
 
-/* Decimal v (0..65535) at p; returns the end. */
-static char *td__dec(char *p, unsigned v)
+/*
+ * An octet at p; returns the end.  The table's 4 bytes go in one store
+ * (the caller leaves room for them) and p moves by the digits' count.
+ */
+static inline char *td__oct(char *p, unsigned v)
 {
-	if (v < 256) {
-		for (const char *s = td__octet[v]; *s != '\0'; s++)
-			*p++ = *s;
-		return p;
+	__builtin_memcpy(p, td__octet[v], 4);
+	return p + 1 + (v >= 10) + (v >= 100);
+}
+
+/* A port (0..65535) at p, two digits at a time from the right; returns
+ * the end. */
+static inline char *td__port(char *p, unsigned v)
+{
+	int n = 1 + (v >= 10) + (v >= 100) + (v >= 1000) + (v >= 10000);
+	char *e = p + n;
+
+	while (v >= 100) {
+		unsigned r = v % 100;
+
+		v /= 100;
+		e -= 2;
+		__builtin_memcpy(e, td_fmt_pairs + 2 * r, 2);
 	}
-	/* a port: the thousands (at most 65) from the table, then three digits */
-	if (v >= 1000)
-		p = td__dec(p, v / 1000);
-	v %= 1000;
-	*p++ = (char)('0' + v / 100);
-	*p++ = (char)('0' + v / 10 % 10);
-	*p++ = (char)('0' + v % 10);
-	return p;
+	if (v >= 10)
+		__builtin_memcpy(e - 2, td_fmt_pairs + 2 * v, 2);
+	else
+		e[-1] = (char)('0' + v);
+	return p + n;
 }
 
 size_t td_addr_format(char *buf, size_t cap, const struct td_addr *a,
@@ -135,14 +148,18 @@ size_t td_addr_format(char *buf, size_t cap, const struct td_addr *a,
 	if (a->family == AF_INET && cap >= 22) {
 		char *p = buf;
 
-		for (int i = 0; i < 4; i++) {
-			if (i)
-				*p++ = '.';
-			p = td__dec(p, a->addr[i]);
-		}
+		/* each octet's store is 4 bytes: at most "255.255.255." (12)
+		 * before the last, whose store ends at 16 */
+		p = td__oct(p, a->addr[0]);
+		*p++ = '.';
+		p = td__oct(p, a->addr[1]);
+		*p++ = '.';
+		p = td__oct(p, a->addr[2]);
+		*p++ = '.';
+		p = td__oct(p, a->addr[3]);
 		if (with_port) {
 			*p++ = ':';
-			p = td__dec(p, a->port);
+			p = td__port(p, a->port);
 		}
 		*p = '\0';
 		return (size_t)(p - buf);

@@ -406,19 +406,40 @@ static void td__conn(struct td__line *l, uint64_t conn)
 		td_buf_u64(&l->b, conn);
 }
 
+/*
+ * An address is formatted straight into the line when there is room for
+ * the longest one and its quotes (the usual case: a line's buffer is
+ * TD_EVENT_MAX), else through a copy that td_buf bounds.
+ */
 __attribute__((noinline)) static void td__addr_val(struct td__line *l, const struct td_addr *a)
 {
 	char s[TD_ADDR_STRLEN];
+	size_t n, q = l->json ? 1 : 0;
+	struct td_buf *b = &l->b;
 
-	if (td_addr_format(s, sizeof(s), a, 1) == 0) {
+	if (b->len + TD_ADDR_STRLEN + 2 < b->cap) {
+		n = td_addr_format(b->p + b->len + q, TD_ADDR_STRLEN, a, 1);
+		if (n == 0) {
+			td__null(l);
+			return;
+		}
+		if (q) {
+			b->p[b->len] = '"';
+			b->p[b->len + 1 + n] = '"';
+		}
+		b->len += n + 2 * q;
+		return;
+	}
+	n = td_addr_format(s, sizeof(s), a, 1);
+	if (n == 0) {
 		td__null(l);
 		return;
 	}
-	if (l->json)
-		td_buf_putc(&l->b, '"');
-	td_buf_puts(&l->b, s);
-	if (l->json)
-		td_buf_putc(&l->b, '"');
+	if (q)
+		td_buf_putc(b, '"');
+	td_buf_putn(b, s, n);
+	if (q)
+		td_buf_putc(b, '"');
 }
 
 __attribute__((always_inline)) static inline void td__addr(struct td__line *l, struct td__k key,
@@ -481,10 +502,86 @@ static void td__time_wait(struct td__line *l, int8_t tw)
 		td_buf_puts(&l->b, tw ? "yes" : "no");
 }
 
+/*
+ * The pieces of a line's head that td_event_who caches, each written the
+ * one way both paths share: JSON `,"host":…,"pid":N,"tid":` and
+ * `,"prog":…`, text ` N/` and ` prog`.
+ */
+static void td__who_jhead(struct td__line *l, const char *host, int32_t pid)
+{
+	td__str(l, TD__K(TD_FN_HOST), host, TD__HOST_IN, TD__HOST_OUT);
+	td__i64(l, TD__K(TD_FN_PID), pid);
+	td__key(l, TD__K(TD_FN_TID));
+}
+
+static void td__who_jprog(struct td__line *l, const char *prog)
+{
+	td__str(l, TD__K(TD_FN_PROG), prog, TD__PROG_IN, TD__PROG_OUT);
+}
+
+static void td__who_tpid(struct td__line *l, int32_t pid)
+{
+	td_buf_putc(&l->b, ' ');
+	td_buf_i64(&l->b, pid);
+	td_buf_putc(&l->b, '/');
+}
+
+static void td__who_tprog(struct td__line *l, const char *prog)
+{
+	td_buf_putc(&l->b, ' ');
+	if (prog == NULL)
+		td__null(l);
+	else
+		td__bounded(&l->b, td_buf_text_str, prog, TD__PROG_IN, TD__PROG_OUT);
+}
+
+/* One piece into buf[cap]: its length, or -1 when it did not fit. */
+static int td__who_piece(char *buf, size_t cap, int json, const struct td_event_who *w, int which)
+{
+	struct td__line l;
+
+	td_buf_init(&l.b, buf, cap);
+	l.json = json;
+	switch (which) {
+	case 0: td__who_jhead(&l, w->host, w->pid); break;
+	case 1: td__who_jprog(&l, w->prog); break;
+	case 2: td__who_tpid(&l, w->pid); break;
+	default: td__who_tprog(&l, w->prog); break;
+	}
+	return l.b.lost != 0 ? -1 : (int)l.b.len;
+}
+
+void td_event_who_render(struct td_event_who *w, const char *host, int32_t pid,
+			 const char *prog)
+{
+	int n[4];
+
+	w->ok = false;
+	w->pid = pid;
+	w->host = host;
+	w->prog = prog;
+	n[0] = td__who_piece(w->jhead, sizeof(w->jhead), 1, w, 0);
+	n[1] = td__who_piece(w->jprog, sizeof(w->jprog), 1, w, 1);
+	n[2] = td__who_piece(w->tpid, sizeof(w->tpid), 0, w, 2);
+	n[3] = td__who_piece(w->tprog, sizeof(w->tprog), 0, w, 3);
+	if (n[0] < 0 || n[1] < 0 || n[2] < 0 || n[3] < 0)
+		return;
+	w->jhead_n = (uint16_t)n[0];
+	w->jprog_n = (uint16_t)n[1];
+	w->tpid_n = (uint16_t)n[2];
+	w->tprog_n = (uint16_t)n[3];
+	w->ok = true;
+}
+
 /* The keys every event starts with, ts to action. */
 static void td__head(struct td__line *l, const struct td_event *ev)
 {
 	const char *event = td_event_name(ev->type);
+
+	const struct td_event_who *w = ev->who;
+	/* (a line cut to a small cap keeps the keys' own way of cutting) */
+	bool who = w != NULL && w->ok && w->pid == ev->pid && w->host == ev->host &&
+		   w->prog == ev->prog && l->b.cap >= TD_EVENT_MAX;
 
 	if (l->json) {
 		/* the schema version first, then where and who */
@@ -493,25 +590,29 @@ static void td__head(struct td__line *l, const struct td_event *ev)
 		td_buf_puts(&l->b, ",\"" TD_FN_TS "\":\"");
 		td_buf_time_utc(&l->b, ev->ts_us);
 		td_buf_putc(&l->b, '"');
-		td__str(l, TD__K(TD_FN_HOST), ev->host, TD__HOST_IN, TD__HOST_OUT);
-		td__i64(l, TD__K(TD_FN_PID), ev->pid);
-		td__i64(l, TD__K(TD_FN_TID), ev->tid);
+		if (who)
+			td_buf_putn(&l->b, w->jhead, w->jhead_n);
+		else
+			td__who_jhead(l, ev->host, ev->pid);
+		td_buf_i64(&l->b, ev->tid);
 		td__count(l, TD__K(TD_FN_UID), ev->uid);
-		td__str(l, TD__K(TD_FN_PROG), ev->prog, TD__PROG_IN, TD__PROG_OUT);
+		if (who)
+			td_buf_putn(&l->b, w->jprog, w->jprog_n);
+		else
+			td__who_jprog(l, ev->prog);
 		td__name(l, TD__K(TD_FN_EVENT), event);
 	} else {
 		/* text: "ts pid/tid prog event", then key=value pairs */
 		td_buf_time_utc(&l->b, ev->ts_us);
-		td_buf_putc(&l->b, ' ');
-		td_buf_i64(&l->b, ev->pid);
-		td_buf_putc(&l->b, '/');
-		td_buf_i64(&l->b, ev->tid);
-		td_buf_putc(&l->b, ' ');
-		if (ev->prog == NULL)
-			td__null(l);
+		if (who)
+			td_buf_putn(&l->b, w->tpid, w->tpid_n);
 		else
-			td__bounded(&l->b, td_buf_text_str, ev->prog,
-				    TD__PROG_IN, TD__PROG_OUT);
+			td__who_tpid(l, ev->pid);
+		td_buf_i64(&l->b, ev->tid);
+		if (who)
+			td_buf_putn(&l->b, w->tprog, w->tprog_n);
+		else
+			td__who_tprog(l, ev->prog);
 		td_buf_putc(&l->b, ' ');
 		td_buf_puts(&l->b, event != NULL ? event : "-");
 	}

@@ -33,7 +33,7 @@ void td_buf_putn_slow(struct td_buf *b, const char *s, size_t n)
 	b->lost += n - k;
 }
 
-static const char td__pairs[201] =
+const char td_fmt_pairs[201] =
 	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
@@ -56,13 +56,13 @@ void td_buf_u64w(struct td_buf *b, uint64_t v, int width)
 		uint64_t q = v / 100;
 		unsigned r = (unsigned)(v - q * 100);
 
-		t[--n] = td__pairs[2 * r + 1];
-		t[--n] = td__pairs[2 * r];
+		t[--n] = td_fmt_pairs[2 * r + 1];
+		t[--n] = td_fmt_pairs[2 * r];
 		v = q;
 	}
 	if (v >= 10) {
-		t[--n] = td__pairs[2 * v + 1];
-		t[--n] = td__pairs[2 * v];
+		t[--n] = td_fmt_pairs[2 * v + 1];
+		t[--n] = td_fmt_pairs[2 * v];
 	} else {
 		t[--n] = (char)('0' + v);
 	}
@@ -270,8 +270,8 @@ static __thread char td__date_text[10] __attribute__((tls_model("initial-exec"))
 /* Two digits of v (0..99) at t. */
 static inline void td__pair(char *t, unsigned v)
 {
-	t[0] = td__pairs[2 * v];
-	t[1] = td__pairs[2 * v + 1];
+	t[0] = td_fmt_pairs[2 * v];
+	t[1] = td_fmt_pairs[2 * v + 1];
 }
 
 void td_buf_time_utc(struct td_buf *b, int64_t us)

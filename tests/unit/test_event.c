@@ -936,3 +936,67 @@ Test(event, fields_table_matches_what_is_written)
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		cr_assert(seen[i], "fields.h names %s, which no event writes", fields[i].name);
 }
+
+/*
+ * The head's per-process keys, rendered once (td_event_who): the line is
+ * the one the event's own fields give, byte for byte, for every type and
+ * both formats, with names that need escaping or cutting; and a block
+ * rendered for another pid or host string is not used.
+ */
+Test(event, who_block_writes_the_same_line)
+{
+	static char long_host[81], long_prog[201];
+	const char *hosts[] = {"web1", NULL, "h\"q\\", long_host, "h\xc3\xb4te"};
+	const char *progs[] = {"prog", NULL, "a b=c", "x\ny\x01", long_prog, "\xc3\x84-prog"};
+	const int32_t pids[] = {1234, 1, 2147483647};
+	char want[TD_EVENT_MAX + 16], got[TD_EVENT_MAX + 16];
+	struct td_event_who who, other;
+
+	memset(long_host, 'h', sizeof(long_host) - 1);
+	memset(long_prog, 'p', sizeof(long_prog) - 1);
+	for (size_t h = 0; h < sizeof(hosts) / sizeof(hosts[0]); h++)
+	for (size_t g = 0; g < sizeof(progs) / sizeof(progs[0]); g++)
+	for (size_t i = 0; i < sizeof(pids) / sizeof(pids[0]); i++) {
+		td_event_who_render(&who, hosts[h], pids[i], progs[g]);
+		cr_assert(who.ok, "host %zu prog %zu pid %d", h, g, pids[i]);
+		td_event_who_render(&other, hosts[h], pids[i] - 1, progs[g]);
+		for (int type = 0; type < TD_EV__COUNT; type++)
+		for (int fmt = 0; fmt < 2; fmt++) {
+			struct td_event ev = td_t_full(type);
+			size_t n;
+
+			ev.host = hosts[h];
+			ev.prog = progs[g];
+			ev.pid = pids[i];
+			n = td_t_fmt(want, TD_EVENT_MAX, &ev, fmt);
+			cr_assert(gt(sz, n, 0));
+			ev.who = &who;
+			cr_assert(eq(sz, td_t_fmt(got, TD_EVENT_MAX, &ev, fmt), n));
+			cr_assert(eq(str, got, want), "type %d fmt %d host %zu prog %zu", type,
+				  fmt, h, g);
+			/* a block for another process: its pid is not this line's */
+			ev.who = &other;
+			cr_assert(eq(sz, td_t_fmt(got, TD_EVENT_MAX, &ev, fmt), n));
+			cr_assert(eq(str, got, want));
+		}
+	}
+	/* a block rendered from another string (another address) is not used */
+	{
+		char copy[] = "Xrog";
+		struct td_event ev = td_t_full(TD_EV_CLOSE);
+
+		td_event_who_render(&who, ev.host, ev.pid, copy);
+		ev.who = &who;
+		td_t_fmt(got, TD_EVENT_MAX, &ev, TD_FMT_JSON);
+		cr_assert(not(eq(ptr, strstr(got, "\"prog\":\"prog\""), NULL)), "%s", got);
+	}
+	{
+		char copy[] = "Xeb1";
+		struct td_event ev = td_t_full(TD_EV_CLOSE);
+
+		td_event_who_render(&who, copy, ev.pid, ev.prog);
+		ev.who = &who;
+		td_t_fmt(got, TD_EVENT_MAX, &ev, TD_FMT_JSON);
+		cr_assert(not(eq(ptr, strstr(got, "\"host\":\"web1\""), NULL)), "%s", got);
+	}
+}
