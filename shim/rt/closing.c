@@ -137,6 +137,33 @@ static bool td__fin_in(const struct td_facts *f, uint32_t flags)
 }
 
 /*
+ * Whether another process holds the socket too is asked of the kernel
+ * after the close (td_diag_after_close(): the 4-tuple's socket still has
+ * a file, or it is an orphan now), not of /proc before it, where that
+ * answer changes only the event: a rule with no work at close (pass,
+ * abort) on a connection.  A fork-per-connection server's parent closes
+ * every connection right after forking its child: /proc/<child>/fd
+ * would cost it a readlink that makes the kernel build the new child's
+ * /proc entries, and the child's exit then tears them down again (busybox
+ * httpd: 3% of its CPU in readlinkat).  The lookup costs what fstat()
+ * and readlinkat() did, two system calls, and one lookup also answers
+ * who sent the first FIN.  Once a lookup fails (no sock_diag here) the
+ * process asks /proc again, as before.
+ */
+static _Atomic bool td__holder_after_off;
+
+static bool td__holder_after(const struct td_closing *c, bool in_proc_shared)
+{
+	const struct td_sock *s = &c->s;
+
+	return !in_proc_shared && c->rule->log && c->rule->close != TD_CLOSE_GRACEFUL &&
+	       c->rule->close != TD_CLOSE_DRAIN && td_holders_needs_ino(s) &&
+	       !(atomic_load(&s->flags) & TD_SF_STICKY_SHARED) && s->local.family != 0 &&
+	       s->remote.family == s->local.family && s->remote.port != 0 &&
+	       !atomic_load_explicit(&td__holder_after_off, memory_order_relaxed);
+}
+
+/*
  * Read the facts and do what must happen before the fd goes.  c->s is
  * the claimed entry, c->rule its rule.
  */
@@ -163,14 +190,17 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	    c->rule->close != TD_CLOSE_DRAIN)
 		return;
 	/* another fd of this process still holds it: no holders to ask */
-	if (td_info_facts_sock(fd, &f, s, c->rule, !in_proc_shared && td_holders_needs_ino(s)) < 0) {
+	c->holder_after = td__holder_after(c, in_proc_shared);
+	if (td_info_facts_sock(fd, &f, s, c->rule,
+			       !in_proc_shared && !c->holder_after && td_holders_needs_ino(s)) < 0) {
 		/* not this socket any more (closed behind our back): hands off */
 		c->stale = true;
 		return;
 	}
 	c->log = c->rule->log;
 	c->unread_before = f.unread;
-	last = !in_proc_shared && td_holders_sole(fd, s, f.ino);
+	/* (asked after the close: predicted as the last until then) */
+	last = !in_proc_shared && (c->holder_after || td_holders_sole(fd, s, f.ino));
 	if (last && td__needs_work(c->rule, &f)) {
 		/* graceful changes the outcome only when it undoes something */
 		changed = c->rule->close == TD_CLOSE_DRAIN || f.unread > 0 ||
@@ -305,6 +335,33 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	return td_worker_drain(&req) == 0;
 }
 
+/*
+ * The close a moment ago, when it may not have been the last reference
+ * (td__holder_after()): a socket still held elsewhere, or one whose
+ * lookup failed, is shared (nothing was sent: what a /proc check that
+ * cannot be made also says); else the same lookup's state answers what
+ * check_after and check_rst would have asked.
+ */
+static void td__holders_after_close(struct td_closing *c)
+{
+	bool held;
+	int state = td_diag_after_close(&c->s.local, &c->s.remote, &held);
+
+	if (state < 0)
+		atomic_store_explicit(&td__holder_after_off, true, memory_order_relaxed);
+	if (state < 0 || held) {
+		c->cf.last = false;
+		c->check_after = c->check_rst = false;
+	} else {
+		if (c->check_after)
+			c->cf.first_fin = td_diag_closer_of(state);
+		if (c->check_rst)
+			c->cf.after_state = state;
+		c->check_after = c->check_rst = false;
+	}
+	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
+}
+
 void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 {
 	int err = errno;
@@ -321,6 +378,8 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 		c->pfd = -1;
 	}
 	if (c->log) {
+		if (c->holder_after && ok)
+			td__holders_after_close(c);
 		if (c->check_after && ok)
 			c->cf.first_fin = td_diag_closer(-1, &c->s.local, &c->s.remote, NULL);
 		if (c->check_rst && ok)

@@ -74,8 +74,13 @@ static void td__nl_put(int fd)
 	td_ownfd_close(fd, TD_OWN_DIAG);
 }
 
-/* One sock_diag lookup of the 4-tuple: its state, 0 none, -1 error. */
-static int td__lookup(const struct td_addr *local, const struct td_addr *remote)
+/*
+ * One sock_diag lookup of the 4-tuple: its state, 0 none, -1 error.  With
+ * ino, also the inode of the socket's file: 0 once no process holds it
+ * (an orphan after the last close, a TIME_WAIT entry).
+ */
+static int td__lookup_ino(const struct td_addr *local, const struct td_addr *remote,
+			  uint32_t *ino)
 {
 	static _Atomic uint32_t seq;
 	struct {
@@ -134,9 +139,16 @@ static int td__lookup(const struct td_addr *local, const struct td_addr *remote)
 				memcmp(m->id.idiag_dst, remote->addr,
 				       remote->family == AF_INET ? 4 : 16) == 0
 			? m->idiag_state : 0;
+		if (state > 0 && ino != NULL)
+			*ino = m->idiag_inode;
 	}
 	td__nl_put(fd);
 	return state;
+}
+
+static int td__lookup(const struct td_addr *local, const struct td_addr *remote)
+{
+	return td__lookup_ino(local, remote, NULL);
 }
 
 /*
@@ -153,6 +165,43 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 	int state = td__lookup(local, remote);
 
 	return state == 0 ? td__lookup(local, remote) : state;
+}
+
+/*
+ * After the program's close of a connection that another process may
+ * still hold: the state, as td_diag_state(), and in *held whether some
+ * process still holds the socket (its file's inode is not 0: an orphan,
+ * what the last close leaves, has none).  A connection not found is not
+ * held (reset, or ended since).
+ */
+int td_diag_after_close(const struct td_addr *local, const struct td_addr *remote, bool *held)
+{
+	uint32_t ino = 0;
+	int state = td__lookup_ino(local, remote, &ino);
+
+	if (state == 0)
+		state = td__lookup_ino(local, remote, &ino);
+	*held = state > 0 && ino != 0;
+	return state;
+}
+
+/* Who sent the first FIN, from the state after our FIN went out. */
+int td_diag_closer_of(int state)
+{
+	switch (state) {
+	case TD_TCP_FIN_WAIT1:
+	case TD_TCP_FIN_WAIT2:
+	case TD_TCP_TIME_WAIT:
+		return TD_CLOSER_ACTIVE;
+	case TD_TCP_CLOSING:
+		/* the peer's FIN crossed ours: both will hold TIME_WAIT */
+		return TD_CLOSER_SIMULTANEOUS;
+	case TD_TCP_LAST_ACK:
+	case 0: /* gone: the peer's FIN came first and ours is acknowledged */
+		return TD_CLOSER_PASSIVE;
+	default:
+		return TD_CLOSER_NONE;
+	}
 }
 
 /*
@@ -181,18 +230,5 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
 	} else {
 		state = td_diag_state(local, remote);
 	}
-	switch (state) {
-	case TD_TCP_FIN_WAIT1:
-	case TD_TCP_FIN_WAIT2:
-	case TD_TCP_TIME_WAIT:
-		return TD_CLOSER_ACTIVE;
-	case TD_TCP_CLOSING:
-		/* the peer's FIN crossed ours: both will hold TIME_WAIT */
-		return TD_CLOSER_SIMULTANEOUS;
-	case TD_TCP_LAST_ACK:
-	case 0: /* gone: the peer's FIN came first and ours is acknowledged */
-		return TD_CLOSER_PASSIVE;
-	default:
-		return TD_CLOSER_NONE;
-	}
+	return td_diag_closer_of(state);
 }

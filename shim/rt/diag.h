@@ -15,4 +15,12 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote) TD_
 int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *remote,
 		   int *seen) TD_HIDDEN;
 
+/* After a close that may not have been the last: the state (as above)
+ * and whether a process still holds the socket. */
+int td_diag_after_close(const struct td_addr *local, const struct td_addr *remote,
+			bool *held) TD_HIDDEN;
+/* Who sent the first FIN, from the state read after our FIN went out (0:
+ * the connection is gone). */
+int td_diag_closer_of(int state) TD_HIDDEN;
+
 #endif

@@ -988,3 +988,78 @@ def test_real_symbols_survive_optimiser_and_malloc_interposer():
                 problems.append("%s: the interposer saw no allocation of the library: %r"
                                 % (tag, stats))
     assert not problems, "\n".join(problems)
+
+
+# A forked child serves the connection and closes its copy first; the
+# parent closes after it: the parent's close is the last one.
+FORK_CHILD_CLOSES_FIRST = r"""
+import os, socket
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+c = socket.create_connection(ls.getsockname())
+s, _ = ls.accept()
+cfd, sfd = c.fileno(), s.fileno()
+c.sendall(b"ping")
+pid = os.fork()
+if pid == 0:
+    ls.close()
+    c.close()
+    assert s.recv(4) == b"ping"
+    s.sendall(b"pong")
+    s.close()
+    os._exit(0)
+os.waitpid(pid, 0)
+s.close()
+assert c.recv(4) == b"pong" and c.recv(1) == b""
+cport = c.getsockname()[1]
+c.close()
+ls.close()
+print(os.getpid(), pid, cport, cfd, sfd, flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS, "strace")
+@tdlib.timeout(60)
+def test_fork_server_holders_asked_after_the_close():
+    """A parent forks a child per connection.  Here the child closes its
+    copies first (the listener, the client end, then the server end after
+    its reply) and _exit()s; the parent closes the server end after it,
+    then reads the reply and EOF on the client end and closes that.  Under
+    a logging pass rule, whether another process still holds a socket is
+    asked of sock_diag after each close of a connection, not of
+    /proc/<pid>/fd before it: no readlinkat() of their fd links, in either
+    process (a listener, which has no 4-tuple to look up, is still asked
+    there).  And the
+    answers are exact: the child's three closes end nothing (wire none,
+    why shared: the parent holds each), the parent's close of the server
+    end is the last one (FIN, active, TIME_WAIT), its client end's close
+    the passive one.
+
+    Catches: a close that takes the answer "someone still holds it" for
+    "last" (the child's closes would claim FINs), or the reverse (the
+    parent's would say shared, and the connection's end would go
+    unlogged)."""
+    proc, log, lines = _straced(FORK_CHILD_CLOSES_FIRST, "fork-child-first", [],
+                                [{"name": "all", "close": "pass"}], "readlinkat")
+    parent, child, cport, cfd, sfd = (int(x) for x in proc.stdout().split())
+    links = [l for l in lines if "readlinkat(" in l and
+             ('/fd/%d"' % cfd in l or '/fd/%d"' % sfd in l)]
+    assert links == [], "connections' holders read from /proc:\n" + "\n".join(links)
+    recs = [r for r in tdlib.read_log(log) if r["event"] == "close"]
+
+    def one(pid, role, port_key):
+        found = [r for r in recs if r["pid"] == pid and r["role"] == role and
+                 r[port_key] is not None and r[port_key].endswith(":%d" % cport)]
+        assert len(found) == 1, (pid, role, recs)
+        return found[0]
+
+    for role, key in (("client", "local"), ("server", "remote")):
+        kid = one(child, role, key)
+        assert (kid["wire"], kid["why"]) == ("none", "shared"), kid
+    srv = one(parent, "server", "remote")
+    assert (srv["wire"], srv["closer"], srv["time_wait"]) == ("FIN", "active", True), srv
+    cli = one(parent, "client", "local")
+    assert (cli["wire"], cli["closer"], cli["time_wait"]) == ("FIN", "passive", False), cli
+    lis = [r for r in recs if r["pid"] == child and r["role"] == "listener"]
+    assert len(lis) == 1 and lis[0]["why"] == "shared", lis
