@@ -20,7 +20,7 @@ static void td__copy_entry(int oldfd, int newfd)
 		td_fdtab_forget(newfd);
 		return;
 	}
-	share = td_fdtab_share_join(o);
+	share = td_fdtab_share_join(o, oldfd);
 	if (!td_fdtab_read(oldfd, &copy, NULL)) {
 		td_fdtab_forget(newfd);
 		return;

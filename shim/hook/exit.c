@@ -1,11 +1,11 @@
 /*
  * teardown: _exit() and _Exit() — a process that ends without exit() (a
  * forked child's usual way out, Python's os._exit()) runs no destructor,
- * so the lines waiting in its spool (shim/rt/spool.c) are written out
- * here first: its siblings and parent go on, and its lines must not wait
- * for the next program that opens the log.  A vfork()ed child's _exit()
- * leaves the parent's spool alone.  Nothing else happens here: no exit
- * events (that is exit()'s work), errno untouched.
+ * so what the destructor does is done here first (td_init_at_exit()): an
+ * "exit" event for each socket still open, the drains still pending, the
+ * lines waiting in its spool (its siblings and parent go on, and its lines
+ * must not wait for the next program that opens the log).  A vfork()ed
+ * child's _exit() leaves the parent's state alone.  errno untouched.
  */
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -16,7 +16,7 @@
 static void td__before_exit(void)
 {
 	if (td_init_done())
-		td_spool_at_exit();
+		td_init_at_exit();
 }
 
 TD_EXPORT void _exit(int status)

@@ -2,7 +2,7 @@
  * teardown: syscall() — a program that closes a socket with
  * syscall(SYS_close, fd) (or close_range/dup2/dup3 the same way) gets the
  * same treatment as through the libc calls; syscall(SYS_exit_group)
- * writes the spool out first, as _exit() does; syscall(SYS_shutdown) with
+ * writes the exit events and the spool out first, as _exit() does; syscall(SYS_shutdown) with
  * SHUT_RD is remembered as shutdown() does (then passed on).  Every other
  * number goes straight to libc's syscall().
  */
@@ -42,8 +42,9 @@ TD_EXPORT long syscall(long n, ...)
 				td_fdtab_mark_shut_rd((int)a[0]);
 			break;
 		case SYS_exit_group:
-			/* the spool's lines first, as _exit() does */
-			td_spool_at_exit();
+			/* the exit events and the spool's lines first, as
+			 * _exit() does */
+			td_init_at_exit();
 			break;
 		default:
 			break;

@@ -152,12 +152,11 @@ static bool td__fin_in(const struct td_facts *f, uint32_t flags)
  */
 static _Atomic bool td__holder_after_off;
 
-static bool td__holder_after(const struct td_closing *c, bool in_proc_shared)
+static bool td__holder_after(const struct td_rule *r, const struct td_sock *s,
+			     bool in_proc_shared)
 {
-	const struct td_sock *s = &c->s;
-
-	return !in_proc_shared && c->rule->log && c->rule->close != TD_CLOSE_GRACEFUL &&
-	       c->rule->close != TD_CLOSE_DRAIN && td_holders_needs_ino(s) &&
+	return !in_proc_shared && r->log && r->close != TD_CLOSE_GRACEFUL &&
+	       r->close != TD_CLOSE_DRAIN && td_holders_needs_ino(s) &&
 	       !(atomic_load(&s->flags) & TD_SF_STICKY_SHARED) && s->local.family != 0 &&
 	       s->remote.family == s->local.family && s->remote.port != 0 &&
 	       !atomic_load_explicit(&td__holder_after_off, memory_order_relaxed);
@@ -172,8 +171,9 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	const struct td_sock *s = &c->s;
 	struct td_facts f;
 	bool in_proc_shared, last, changed = false;
-	int fd = c->fd;
+	int fd = c->fd, origin;
 
+	origin = td_fdtab_share_origin(s->share, fd);
 	in_proc_shared = td_fdtab_share_leave(s->share);
 	if (c->rule->has_fault && c->rule->fault.close_delay_ms)
 		td_clock_sleep_ms(c->rule->fault.close_delay_ms);
@@ -190,7 +190,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	    c->rule->close != TD_CLOSE_DRAIN)
 		return;
 	/* another fd of this process still holds it: no holders to ask */
-	c->holder_after = td__holder_after(c, in_proc_shared);
+	c->holder_after = td__holder_after(c->rule, s, in_proc_shared);
 	if (td_info_facts_sock(fd, &f, s, c->rule,
 			       !in_proc_shared && !c->holder_after && td_holders_needs_ino(s)) < 0) {
 		/* not this socket any more (closed behind our back): hands off */
@@ -200,7 +200,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	c->log = c->rule->log;
 	c->unread_before = f.unread;
 	/* (asked after the close: predicted as the last until then) */
-	last = !in_proc_shared && (c->holder_after || td_holders_sole(fd, s, f.ino));
+	last = !in_proc_shared && (c->holder_after || td_holders_sole(fd, origin, s, f.ino));
 	if (last && td__needs_work(c->rule, &f)) {
 		/* graceful changes the outcome only when it undoes something */
 		changed = c->rule->close == TD_CLOSE_DRAIN || f.unread > 0 ||
@@ -413,26 +413,57 @@ int td_closing_fd(const struct td_policy *p, int fd)
  */
 void td_closing_at_exit(const struct td_policy *p)
 {
-	int high = td_fdtab_high();
+	/* the dup shares already spoken for (fdtab.c's slots) */
+	uint64_t seen[TD_SHARE_MAX / 64] = {0};
 
-	for (int fd = 0; fd <= high; fd++) {
+	for (int fd = td_fdtab_high(); fd >= 0; fd--) {
 		struct td_close_facts cf;
 		struct td_sock s;
 		const struct td_rule *r;
 		struct td_facts f;
 		struct td_event ev;
 		int64_t unread;
-		bool last, work;
+		int origin;
+		bool last, work, after;
 
 		if (!td_fdtab_read(fd, &s, NULL))
 			continue;
 		if (atomic_load(&s.flags) & TD_SF_OWN)
 			continue;
 		r = td_decide_rule(p, &s.d);
-		if (r == NULL || td_info_facts(fd, &f, td_holders_needs_ino(&s)) != 0)
+		if (r == NULL)
+			continue;
+		/*
+		 * Every fd of this process goes now: of a socket's dups
+		 * (dup2() onto 0 and 1, say) the highest one speaks for the
+		 * process, and the process holds the last reference when no
+		 * other process does.  (Not by the share's count: a dup closed
+		 * behind the library's back would leave it too high, and the
+		 * socket without an event.)
+		 */
+		if (s.share != 0 && s.share <= sizeof(seen) * 8) {
+			uint64_t bit = 1ull << ((s.share - 1) % 64);
+
+			if (seen[(s.share - 1) / 64] & bit)
+				continue;
+			seen[(s.share - 1) / 64] |= bit;
+		}
+		/*
+		 * Another process may let go of the socket at the same moment
+		 * (a forked child exits while its parent closes its copy):
+		 * asked before, each could see the other still holding it, and
+		 * neither would report the end.  Where the answer changes only
+		 * the event (td__holder_after()), the process lets go of the
+		 * socket itself, now rather than a moment later in the kernel's
+		 * exit, and asks after, as on the close path: exact.  Not for a
+		 * socket with dups here (they would still hold it).
+		 */
+		after = s.share == 0 && td__holder_after(r, &s, false);
+		origin = td_fdtab_share_origin(s.share, fd);
+		if (td_info_facts(fd, &f, !after && td_holders_needs_ino(&s)) != 0)
 			continue;
 		unread = f.unread;
-		last = s.share == 0 && td_holders_sole(fd, &s, f.ino);
+		last = after || td_holders_sole(fd, origin, &s, f.ino);
 		if (!last && s.d.epoch < td_holders_birth_epoch)
 			continue;
 		work = last && td__needs_work(r, &f);
@@ -455,6 +486,25 @@ void td_closing_at_exit(const struct td_policy *p)
 		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
 		td__facts(&cf, &s, r, &f, last, work);
 		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
+		if (after) {
+			struct td_sock gone;
+			bool held = true;
+			int state = -1;
+
+			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0)
+				state = td_diag_after_close(&s.local, &s.remote, &held);
+			if (state < 0)
+				atomic_store_explicit(&td__holder_after_off, true,
+						      memory_order_relaxed);
+			if (state < 0 || held) {
+				if (s.d.epoch < td_holders_birth_epoch)
+					continue;
+				cf.last = false;
+			} else if (ev.wire == TD_WIRE_FIN && ev.closer == TD_CLOSER_ACTIVE) {
+				cf.first_fin = td_diag_closer_of(state);
+			}
+			td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
+		}
 		ev.unread = unread;
 		td_logw_event(p, &ev);
 	}

@@ -369,39 +369,51 @@ bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag)
  * claimed by compare-and-swap; when it is full the sockets are marked
  * shared for good, which only ever skips work, never does it wrongly.
  */
-#define TD_SHARE_MAX 4096
+/*
+ * A slot: the count, and the fd number the socket had when the slot was
+ * made (+1; the first dup's source).  For a socket inherited from the
+ * parent that is the number the parent gave it, where the holders' check
+ * looks for it in the parent (holders.c): a child that dup2()s its
+ * connection onto 0 and 1 holds it there, not at the parent's number.
+ */
+struct td_share {
+	_Atomic int count;
+	_Atomic int origin;
+};
 /*
  * The first slots sit on the page a forked child writes anyway
  * (TD_CHILD_WRITTEN): an inetd-style child dup2()s its connection onto 0
  * and 1, and its share count would otherwise copy a page of its own.
  */
-#define TD_SHARE_NEAR 240
-TD_CHILD_WRITTEN static _Atomic int td__share_near[TD_SHARE_NEAR];
-static _Atomic int td__share_far[TD_SHARE_MAX - TD_SHARE_NEAR];
+#define TD_SHARE_NEAR 120
+TD_CHILD_WRITTEN static struct td_share td__share_near[TD_SHARE_NEAR];
+static struct td_share td__share_far[TD_SHARE_MAX - TD_SHARE_NEAR];
 
-static _Atomic int *td__share(uint32_t i)
+static struct td_share *td__share(uint32_t i)
 {
 	return i < TD_SHARE_NEAR ? &td__share_near[i] : &td__share_far[i - TD_SHARE_NEAR];
 }
 
-uint32_t td_fdtab_share_join(struct td_fdent *src)
+uint32_t td_fdtab_share_join(struct td_fdent *src, int src_fd)
 {
 	uint32_t s = atomic_load(&src->share);
 	int i;
 
 	if (s != 0) {
-		atomic_fetch_add(td__share(s - 1), 1);
+		atomic_fetch_add(&td__share(s - 1)->count, 1);
 		return s;
 	}
 	/* a new slot counts two fds: the source and the new one */
-	i = td_slots_claim(&td__share_near[0], sizeof(td__share_near[0]), 0, TD_SHARE_NEAR, 0, 2);
+	i = td_slots_claim(&td__share_near[0].count, sizeof(td__share_near[0]), 0, TD_SHARE_NEAR,
+			   0, 2);
 	if (i < 0) {
-		i = td_slots_claim(&td__share_far[0], sizeof(td__share_far[0]), 0,
+		i = td_slots_claim(&td__share_far[0].count, sizeof(td__share_far[0]), 0,
 				   TD_SHARE_MAX - TD_SHARE_NEAR, 0, 2);
 		if (i >= 0)
 			i += TD_SHARE_NEAR;
 	}
 	if (i >= 0) {
+		atomic_store(&td__share((uint32_t)i)->origin, src_fd + 1);
 		atomic_store(&src->share, (uint32_t)i + 1);
 		return (uint32_t)i + 1;
 	}
@@ -413,7 +425,17 @@ bool td_fdtab_share_leave(uint32_t share)
 {
 	if (share == 0 || share > TD_SHARE_MAX)
 		return false;
-	return atomic_fetch_sub(td__share(share - 1), 1) > 1;
+	return atomic_fetch_sub(&td__share(share - 1)->count, 1) > 1;
+}
+
+int td_fdtab_share_origin(uint32_t share, int fd)
+{
+	int o;
+
+	if (share == 0 || share > TD_SHARE_MAX)
+		return fd;
+	o = atomic_load(&td__share(share - 1)->origin);
+	return o > 0 ? o - 1 : fd;
 }
 
 void td_fdtab_forget(int fd)

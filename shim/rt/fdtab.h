@@ -332,7 +332,11 @@ bool td_fdtab_claim(int fd, struct td_sock *out) TD_HIDDEN;
 /* Copy a live entry consistently; false when none or replaced. */
 bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag) TD_HIDDEN;
 /* dup share slots */
-uint32_t td_fdtab_share_join(struct td_fdent *src) TD_HIDDEN; /* for the new fd */
+#define TD_SHARE_MAX 4096 /* share slots; a socket past them is shared for good */
+uint32_t td_fdtab_share_join(struct td_fdent *src, int src_fd) TD_HIDDEN; /* for the new fd */
+/* The number the share's first source had (fd itself without a share):
+ * read it before td_fdtab_share_leave(), which may free the slot. */
+int td_fdtab_share_origin(uint32_t share, int fd) TD_HIDDEN;
 /* Drop one fd's share; true when other fds of this process remain. */
 bool td_fdtab_share_leave(uint32_t share) TD_HIDDEN;
 

@@ -206,7 +206,7 @@ bool td_holders_maybe_elsewhere(uint32_t epoch)
 	return epoch < td_holders_birth_epoch || epoch < atomic_load(&td_holders_epoch);
 }
 
-bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino)
+bool td_holders_sole(int fd, int origin, const struct td_sock *s, uint64_t ino)
 {
 	uint32_t now = atomic_load(&td_holders_epoch);
 	uint32_t flags = atomic_load(&s->flags);
@@ -217,11 +217,12 @@ bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino)
 		return false;
 	if (ino == 0)
 		return s->d.epoch >= td_holders_birth_epoch && from >= now;
-	/* Inherited from the parent: is it still open there? */
+	/* Inherited from the parent: is it still open there, at the number
+	 * it had when this process was born? */
 	if (s->d.epoch < td_holders_birth_epoch) {
 		pid_t pp = atomic_load(&td_init_proc.ppid);
 
-		if (pp > 1 && td__proc_fd_is(pp, fd, ino) != 0)
+		if (pp > 1 && td__proc_fd_is(pp, origin, ino) != 0)
 			return false;
 	}
 	/* Forked since: every child born after the socket must be without it. */

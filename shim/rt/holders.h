@@ -22,8 +22,10 @@ void td_holders_fork_parent(void) TD_HIDDEN;
 /* Then, in the fork hook of the same thread: the epoch that fork was born at. */
 uint32_t td_holders_fork_epoch(void) TD_HIDDEN;
 
-/* Whether closing fd (inode ino) drops the last reference to its socket. */
-bool td_holders_sole(int fd, const struct td_sock *s, uint64_t ino) TD_HIDDEN;
+/* Whether closing fd (inode ino) drops the last reference to its socket;
+ * origin: the number it had when this process inherited it (fd, or its
+ * share's origin: td_fdtab_share_origin()). */
+bool td_holders_sole(int fd, int origin, const struct td_sock *s, uint64_t ino) TD_HIDDEN;
 /* Whether the sole-holder check will need the socket's inode (forks). */
 bool td_holders_needs_ino(const struct td_sock *s) TD_HIDDEN;
 /* Whether a socket that entered this process at epoch may be held by

@@ -293,20 +293,39 @@ __attribute__((constructor)) static void td__ctor(void)
 }
 
 /*
- * At exit(): sockets still open get their close-time work (a graceful
- * socket's unread input is discarded so the kernel's exit-time close
- * sends FIN, not RST) and an "exit" event; pending drains write theirs.
+ * At the end of the process, by exit() (the destructor) or by _exit(),
+ * _Exit() or syscall(SYS_exit_group) (their hooks): sockets still open
+ * get their close-time work (a graceful socket's unread input is
+ * discarded so the kernel's exit-time close sends FIN, not RST) and an
+ * "exit" event, pending drains write theirs, the spool is written out,
+ * and the count of lines that could not be written is reported.  A
+ * fork-per-connection server's child usually leaves by _exit() with its
+ * connection still open: that connection ends there.  Once per process
+ * (a destructor may call _exit() after ours ran); never in a vfork()ed
+ * child, whose memory is its parent's.
  */
-__attribute__((destructor)) static void td__dtor(void)
+/* (on the page a forked child writes anyway: every child exits) */
+TD_CHILD_WRITTEN static _Atomic bool td__exited;
+
+void td_init_at_exit(void)
 {
 	const struct td_policy *p = td_init_active();
 	int saved = errno;
 
-	if (p == NULL || !td_init_in_own_process())
+	if (!td_init_in_own_process())
 		return;
+	if (p == NULL || atomic_exchange(&td__exited, true)) {
+		td_spool_at_exit();
+		return;
+	}
 	td_worker_flush_at_exit();
 	td_closing_at_exit(p);
 	td_spool_at_exit();
 	td_logw_at_exit(p);
 	td_errno_set(saved);
+}
+
+__attribute__((destructor)) static void td__dtor(void)
+{
+	td_init_at_exit();
 }

@@ -238,16 +238,16 @@ def test_graceful_server_unread_input_gets_fin():
 def test_graceful_server_refuses_listener_linger_at_accept():
     """close = "graceful" on a server rule, for a server that set SO_LINGER
     {1,0} on its listening socket, which every accepted connection
-    inherits in the kernel, and that then leaves with _exit().
+    inherits in the kernel, and that then dies by SIGKILL.
 
-    _exit runs no library code, so nothing can happen at close time: the
+    SIGKILL runs no library code, so nothing can happen at close time: the
     FIN can only come from the option the library put into the socket
     when it accepted the connection.  Without the library the same server
     resets (the first half); under graceful it sends FIN, keeps TIME_WAIT,
     and the client reads the reply and EOF.  The log has the accept and no
-    close event (no library code ran at the end).
+    close or exit event (no library code ran at the end).
     """
-    server = ["--linger-listener", "1,0", "--send", 10, "--close", "_exit"]
+    server = ["--linger-listener", "1,0", "--send", 10, "--close", "kill"]
     with tdlib.Capture(name="tcpdump-plain") as cap0:
         srv0 = tdlib.Server(*server, name="server-plain")
         cli0 = tdlib.run_client(srv0.port, "--read-until-eof", name="client-plain").result

@@ -1063,3 +1063,102 @@ def test_fork_server_holders_asked_after_the_close():
     assert (cli["wire"], cli["closer"], cli["time_wait"]) == ("FIN", "passive", False), cli
     lis = [r for r in recs if r["pid"] == child and r["role"] == "listener"]
     assert len(lis) == 1 and lis[0]["why"] == "shared", lis
+
+
+# An inetd-style child: the connection onto 0 and 1, its own copy closed,
+# the reply, shutdown(SHUT_WR) and _exit() with 0 and 1 still open.  The
+# parent drops its copy at once (argv[1] "early") or only after the child
+# is gone ("late").
+INETD_CHILD = r"""
+import os, socket, sys
+late = sys.argv[1].endswith("late")
+dup = not sys.argv[1].startswith("nodup")
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+c = socket.create_connection(ls.getsockname())
+s, _ = ls.accept()
+sfd = s.fileno()
+c.sendall(b"ping")
+pid = os.fork()
+if pid == 0:
+    ls.close()
+    c.close()
+    if dup:
+        os.dup2(s.fileno(), 0)
+        os.dup2(s.fileno(), 1)
+        s.close()
+        assert os.read(0, 4) == b"ping"
+        os.write(1, b"pong")
+        w = socket.socket(fileno=1)
+    else:
+        assert s.recv(4) == b"ping"
+        s.sendall(b"pong")
+        w = s
+    w.shutdown(socket.SHUT_WR)
+    w.detach()
+    os._exit(0)
+if not late:
+    s.close()
+os.waitpid(pid, 0)
+if late:
+    s.close()
+assert c.recv(4) == b"pong" and c.recv(1) == b""
+cport = c.getsockname()[1]
+c.close()
+ls.close()
+print(os.getpid(), pid, cport, sfd, flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS, "strace")
+@tdlib.timeout(60)
+def test_inetd_child_that_exits_with_the_connection_open_logs_its_end():
+    """busybox httpd's way: the parent forks a child per connection; the
+    child dup2()s the connection onto 0 and 1, closes its copy, replies,
+    shuts down writing and _exit()s with 0 and 1 still open.  When the
+    parent dropped its copy at once, the child's exit ends the connection:
+    one "exit" event (not one per dup), the server the active closer, its
+    FIN sent by the shutdown, TIME_WAIT its.  When the parent still holds
+    its copy (at its own number, not 0 or 1) the child's exit ends
+    nothing and logs nothing; the parent's close after it is the end.
+    The same child without the dups ("nodup") lets go of the connection
+    itself in its exit and asks sock_diag after, never /proc: its exit
+    and the parent's close cannot both see the other still holding it.
+
+    Catches: _exit() writing no exit events (the connection's end went
+    unlogged), an exit event per dup'd fd, and a child that looks for its
+    parent's copy at its own fd numbers (it would find stdin or stdout
+    there, and call its exit the end while the parent still holds the
+    connection)."""
+    script = os.path.join(tdlib.tmpdir(), "inetd.py")
+    with open(script, "w") as f:
+        f.write(INETD_CHILD)
+    for when in ("early", "late", "nodup-early", "nodup-late"):
+        log = _log("inetd-" + when)
+        trace = os.path.join(tdlib.tmpdir(), "inetd-%s.strace" % when)
+        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=readlinkat",
+                          "python3", script, when], name="inetd-" + when, timeout=30,
+                         env=_policy_env([{"name": "all", "close": "pass"}], log))
+        assert proc.rc == 0, proc.stderr()
+        parent, child, cport, sfd = (int(x) for x in proc.stdout().split())
+        if when.startswith("nodup"):
+            with open(trace) as f:
+                links = [l for l in f if '/fd/%d"' % sfd in l]
+            assert links == [], (when, links)
+        recs = tdlib.read_log(log)
+        conn = [r for r in recs if r["remote"] is not None and r["role"] == "server" and
+                r["remote"].endswith(":%d" % cport)]
+        kid_exits = [r for r in conn if r["pid"] == child and r["event"] == "exit"]
+        pclose = [r for r in conn if r["pid"] == parent and r["event"] == "close"]
+        assert len(pclose) == 1, conn
+        if when.endswith("early"):
+            assert len(kid_exits) == 1, conn
+            ev = kid_exits[0]
+            assert (ev["closer"], ev["wire"], ev["why"], ev["time_wait"]) == (
+                "active", "none", "fin-sent", True), ev
+            assert ev["fd"] == (1 if when == "early" else sfd), ev
+            assert pclose[0]["why"] == "shared", pclose
+        else:
+            assert kid_exits == [], conn
+            assert pclose[0]["why"] != "shared", pclose

@@ -28,7 +28,10 @@ EXITING_METHODS = ("exit", "_exit", "kill")
 # Paths on which no library code runs at all: the kernel closes the
 # socket as the process dies, so only what is already in the socket
 # (its SO_LINGER, its queues) decides the outcome, and nothing is logged.
-NO_LIBRARY_CODE = ("_exit", "kill")
+# (_exit() is wrapped: it does what exit() does, an exit event included.)
+NO_LIBRARY_CODE = ("kill",)
+# Paths whose event is an "exit" event.
+EXIT_EVENT_METHODS = ("exit", "_exit")
 
 # What the client does before it closes.  "read": it reads the server's
 # 10 bytes, so nothing is left unread.  "unread": it waits until they are
@@ -126,13 +129,13 @@ def _row_problems(action, row, cap, server_port, by_peer, time_wait, events):
                         % (label, res["close_rc"], res["close_errno"]))
     if row.method == "kill" and row.run.rc != -9:
         problems.append("%s: exit status %s, want SIGKILL" % (label, row.run.rc))
-    # The log: a close event for the close calls, an exit event for exit(),
-    # nothing at all where no library code runs.
+    # The log: a close event for the close calls, an exit event for exit()
+    # and _exit(), nothing at all where no library code runs.
     mine = [e for e in events if e["event"] in ("close", "exit") and tdlib.port_of(e["local"]) == port]
     if row.method in NO_LIBRARY_CODE:
         want_events = []
     else:
-        want_events = ["exit" if row.method == "exit" else "close"]
+        want_events = ["exit" if row.method in EXIT_EVENT_METHODS else "close"]
     if [e["event"] for e in mine] != want_events:
         problems.append("%s: events %r, want %r" % (label, mine, want_events))
     elif mine:
@@ -154,9 +157,9 @@ def test_abort_on_every_path():
     the library every one of these would be a FIN (test_baseline).  The
     library puts SO_LINGER {1,0} into the socket when it connects, so the
     reset does not depend on which call closes it, or whether any call
-    does: the kernel's own close at _exit or SIGKILL resets too.  Where
-    the library writes an event (every path but _exit and SIGKILL), it
-    says wire=RST why=policy.
+    does: the kernel's own close at exit, _exit or SIGKILL resets too.
+    Where the library writes an event (every path but SIGKILL), it says
+    wire=RST why=policy.
     """
     rows = [Row(m, False, "read", "RST", "policy") for m in CLOSE_METHODS]
     problems = _run_matrix("abort", rows)
@@ -174,16 +177,16 @@ def test_graceful_on_every_path():
     and the option is put back right away), so it is gone from the socket
     on every path.  The unread input can only be discarded at close time,
     by library code: close, fclose, dup2/dup3, close_range, closefrom and
-    syscall(SYS_close) are wrapped, and exit() runs the library's exit
-    handler, so all of them send FIN, log why=policy and leave TIME_WAIT
-    on the client.
+    syscall(SYS_close) are wrapped, and exit() and _exit() run the
+    library's exit handler, so all of them send FIN, log why=policy and
+    leave TIME_WAIT on the client.
 
-    _exit and SIGKILL run no library code at all: the kernel closes the
-    socket with the input still unread and sends the RST the kernel
-    always sends for that (RFC 2525), which nothing can prevent from the
-    outside, and no event is written.  With the same linger but no unread
-    input (the last two rows) they send FIN too, because the linger was
-    already refused when the program set it.
+    SIGKILL runs no library code at all: the kernel closes the socket with
+    the input still unread and sends the RST the kernel always sends for
+    that (RFC 2525), which nothing can prevent from the outside, and no
+    event is written.  With the same linger but no unread input (the last
+    row) it sends FIN too, because the linger was already refused when
+    the program set it.
     """
     rows = [Row(m, True, "unread", "RST" if m in NO_LIBRARY_CODE else "FIN", "policy")
             for m in CLOSE_METHODS]
@@ -202,11 +205,11 @@ def test_drain_on_every_path():
     On the close calls the library discards the input, keeps a private
     reference and shuts the socket down behind the data; the client exits
     right after, which ends the drain (its event is written then).  On
-    exit() the exit handler does the same work before the kernel closes
-    the socket: the exit event must report the FIN it sent (wire=FIN
-    why=policy, TIME_WAIT on the client), however fast the server answers
-    that FIN with its own.  _exit and SIGKILL run no library code: the
-    unread input makes the kernel reset, and nothing is logged.
+    exit() and _exit() the exit handler does the same work before the
+    kernel closes the socket: the exit event must report the FIN it sent
+    (wire=FIN why=policy, TIME_WAIT on the client), however fast the
+    server answers that FIN with its own.  SIGKILL runs no library code:
+    the unread input makes the kernel reset, and nothing is logged.
     """
     rows = [Row(m, True, "unread", "RST" if m in NO_LIBRARY_CODE else "FIN", "policy")
             for m in CLOSE_METHODS]
