@@ -152,14 +152,20 @@ static bool td__fin_in(const struct td_facts *f, uint32_t flags)
  */
 static _Atomic bool td__holder_after_off;
 
-static bool td__holder_after(const struct td_rule *r, const struct td_sock *s,
-			     bool in_proc_shared)
+/* A logged connection another process may hold, which a lookup can find. */
+static bool td__may_ask_after(const struct td_rule *r, const struct td_sock *s)
 {
-	return !in_proc_shared && r->log && r->close != TD_CLOSE_GRACEFUL &&
-	       r->close != TD_CLOSE_DRAIN && td_holders_needs_ino(s) &&
+	return r->log && td_holders_needs_ino(s) &&
 	       !(atomic_load(&s->flags) & TD_SF_STICKY_SHARED) && s->local.family != 0 &&
 	       s->remote.family == s->local.family && s->remote.port != 0 &&
 	       !atomic_load_explicit(&td__holder_after_off, memory_order_relaxed);
+}
+
+static bool td__holder_after(const struct td_rule *r, const struct td_sock *s,
+			     bool in_proc_shared)
+{
+	return !in_proc_shared && r->close != TD_CLOSE_GRACEFUL && r->close != TD_CLOSE_DRAIN &&
+	       td__may_ask_after(r, s);
 }
 
 /*
@@ -424,7 +430,7 @@ void td_closing_at_exit(const struct td_policy *p)
 		struct td_event ev;
 		int64_t unread;
 		int origin;
-		bool last, work, after;
+		bool last, work, after, ask;
 
 		if (!td_fdtab_read(fd, &s, NULL))
 			continue;
@@ -452,19 +458,23 @@ void td_closing_at_exit(const struct td_policy *p)
 		 * Another process may let go of the socket at the same moment
 		 * (a forked child exits while its parent closes its copy):
 		 * asked before, each could see the other still holding it, and
-		 * neither would report the end.  Where the answer changes only
-		 * the event (td__holder_after()), the process lets go of the
-		 * socket itself, now rather than a moment later in the kernel's
-		 * exit, and asks after, as on the close path: exact.  Not for a
-		 * socket with dups here (they would still hold it).
+		 * neither would report the end.  So for the event the process
+		 * lets go of the socket itself, now rather than a moment later
+		 * in the kernel's exit, and asks after, as on the close path:
+		 * exact.  The work of graceful and drain (which must not touch
+		 * a socket someone else still reads) is still decided by
+		 * asking /proc before; in that race it is skipped, and the
+		 * event says what the close then did.  Not for a socket with
+		 * dups here (they would still hold it).
 		 */
-		after = s.share == 0 && td__holder_after(r, &s, false);
+		after = s.share == 0 && td__may_ask_after(r, &s);
+		ask = !after || r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
 		origin = td_fdtab_share_origin(s.share, fd);
-		if (td_info_facts(fd, &f, !after && td_holders_needs_ino(&s)) != 0)
+		if (td_info_facts(fd, &f, ask && td_holders_needs_ino(&s)) != 0)
 			continue;
 		unread = f.unread;
-		last = after || td_holders_sole(fd, origin, &s, f.ino);
-		if (!last && s.d.epoch < td_holders_birth_epoch)
+		last = !ask || td_holders_sole(fd, origin, &s, f.ino);
+		if (!last && !after && s.d.epoch < td_holders_birth_epoch)
 			continue;
 		work = last && td__needs_work(r, &f);
 		if (work) {
@@ -500,8 +510,14 @@ void td_closing_at_exit(const struct td_policy *p)
 				if (s.d.epoch < td_holders_birth_epoch)
 					continue;
 				cf.last = false;
-			} else if (ev.wire == TD_WIRE_FIN && ev.closer == TD_CLOSER_ACTIVE) {
-				cf.first_fin = td_diag_closer_of(state);
+			} else {
+				if (!cf.last) {
+					/* the other holder left first after all */
+					cf.last = true;
+					td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
+				}
+				if (ev.wire == TD_WIRE_FIN && ev.closer == TD_CLOSER_ACTIVE)
+					cf.first_fin = td_diag_closer_of(state);
 			}
 			td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 		}

@@ -545,6 +545,25 @@ os.waitpid(pid, 0)
 """
 
 
+def _strace_calls(text):
+    """strace -f output as [pid, call] pairs, each call whole: a call that
+    another process interrupted is written as "... <unfinished ...>" and
+    finished later as "<... name resumed>...", which are joined here."""
+    out, pending = [], {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        pid, call = line.split(None, 1)
+        if call.endswith("<unfinished ...>"):
+            pending[pid] = call[:-len("<unfinished ...>")].rstrip()
+            continue
+        m = re.match(r"<\.\.\. \w+ resumed>(.*)", call)
+        if m and pid in pending:
+            call = pending.pop(pid) + m.group(1)
+        out.append([pid, call])
+    return out
+
+
 def test_forked_child_asks_sock_diag_on_a_socket_of_its_own():
     """The netlink sockets the library keeps for its sock_diag lookups are
     inherited by a forked child.  Parent and child must not share one:
@@ -569,7 +588,7 @@ def test_forked_child_asks_sock_diag_on_a_socket_of_its_own():
     out = {r["child"]: r for r in proc.json_lines()}
     child = out[True]["pid"]
     with open(trace) as f:
-        lines = [l.split(None, 1) for l in f.read().splitlines() if l.strip()]
+        lines = _strace_calls(f.read())
     # the netlink fds each process opened (socket(), then moved up by fcntl)
     opened = collections.defaultdict(set)
     last = {}
