@@ -501,11 +501,13 @@ void td_closing_at_exit(const struct td_policy *p)
 			bool held = true;
 			int state = -1;
 
-			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0)
+			/* (another thread's close meanwhile: no lookup, shared) */
+			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0) {
 				state = td_diag_after_close(&s.local, &s.remote, &held);
-			if (state < 0)
-				atomic_store_explicit(&td__holder_after_off, true,
-						      memory_order_relaxed);
+				if (state < 0)
+					atomic_store_explicit(&td__holder_after_off, true,
+							      memory_order_relaxed);
+			}
 			if (state < 0 || held) {
 				if (s.d.epoch < td_holders_birth_epoch)
 					continue;
