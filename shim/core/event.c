@@ -577,7 +577,6 @@ void td_event_who_render(struct td_event_who *w, const char *host, int32_t pid,
 static void td__head(struct td__line *l, const struct td_event *ev)
 {
 	const char *event = td_event_name(ev->type);
-
 	const struct td_event_who *w = ev->who;
 	/* (a line cut to a small cap keeps the keys' own way of cutting) */
 	bool who = w != NULL && w->ok && w->pid == ev->pid && w->host == ev->host &&

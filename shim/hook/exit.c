@@ -13,15 +13,9 @@
 
 #include "../rt/rt.h"
 
-static void td__before_exit(void)
-{
-	if (td_init_done())
-		td_init_at_exit();
-}
-
 TD_EXPORT void _exit(int status)
 {
-	td__before_exit();
+	td_init_at_exit();
 	td_real__exit(status);
 	for (;;)
 		(void)td_real_sys1(SYS_exit_group, status);
@@ -29,7 +23,7 @@ TD_EXPORT void _exit(int status)
 
 TD_EXPORT void _Exit(int status)
 {
-	td__before_exit();
+	td_init_at_exit();
 	td_real__Exit(status);
 	for (;;)
 		(void)td_real_sys1(SYS_exit_group, status);

@@ -168,6 +168,17 @@ static bool td__holder_after(const struct td_rule *r, const struct td_sock *s,
 	       td__may_ask_after(r, s);
 }
 
+/* The lookup after s's close (td_diag_after_close()); a failed one turns
+ * this process back to /proc. */
+static int td__ask_after(const struct td_sock *s, bool *held)
+{
+	int state = td_diag_after_close(&s->local, &s->remote, held);
+
+	if (state < 0)
+		atomic_store_explicit(&td__holder_after_off, true, memory_order_relaxed);
+	return state;
+}
+
 /*
  * Read the facts and do what must happen before the fd goes.  c->s is
  * the claimed entry, c->rule its rule.
@@ -351,10 +362,8 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 static void td__holders_after_close(struct td_closing *c)
 {
 	bool held;
-	int state = td_diag_after_close(&c->s.local, &c->s.remote, &held);
+	int state = td__ask_after(&c->s, &held);
 
-	if (state < 0)
-		atomic_store_explicit(&td__holder_after_off, true, memory_order_relaxed);
 	if (state < 0 || held) {
 		c->cf.last = false;
 		c->check_after = c->check_rst = false;
@@ -502,22 +511,17 @@ void td_closing_at_exit(const struct td_policy *p)
 			int state = -1;
 
 			/* (another thread's close meanwhile: no lookup, shared) */
-			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0) {
-				state = td_diag_after_close(&s.local, &s.remote, &held);
-				if (state < 0)
-					atomic_store_explicit(&td__holder_after_off, true,
-							      memory_order_relaxed);
-			}
+			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0)
+				state = td__ask_after(&s, &held);
 			if (state < 0 || held) {
 				if (s.d.epoch < td_holders_birth_epoch)
 					continue;
 				cf.last = false;
 			} else {
-				if (!cf.last) {
-					/* the other holder left first after all */
-					cf.last = true;
-					td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
-				}
+				/* the last (the other holder may have left first
+				 * after all): who sent the first FIN, as asked */
+				cf.last = true;
+				td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 				if (ev.wire == TD_WIRE_FIN && ev.closer == TD_CLOSER_ACTIVE)
 					cf.first_fin = td_diag_closer_of(state);
 			}

@@ -146,10 +146,6 @@ static int td__lookup_ino(const struct td_addr *local, const struct td_addr *rem
 	return state;
 }
 
-static int td__lookup(const struct td_addr *local, const struct td_addr *remote)
-{
-	return td__lookup_ino(local, remote, NULL);
-}
 
 /*
  * "None" is asked twice: a socket turning into its TIME_WAIT entry (after
@@ -160,27 +156,31 @@ static int td__lookup(const struct td_addr *local, const struct td_addr *remote)
  * the client's TIME_WAIT).  A truly gone socket (LAST_ACK acknowledged,
  * reset) is gone the second time too.
  */
+static int td__lookup_twice(const struct td_addr *local, const struct td_addr *remote,
+			    uint32_t *ino)
+{
+	int state = td__lookup_ino(local, remote, ino);
+
+	return state == 0 ? td__lookup_ino(local, remote, ino) : state;
+}
+
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 {
-	int state = td__lookup(local, remote);
-
-	return state == 0 ? td__lookup(local, remote) : state;
+	return td__lookup_twice(local, remote, NULL);
 }
 
 /*
  * After the program's close of a connection that another process may
- * still hold: the state, as td_diag_state(), and in *held whether some
- * process still holds the socket (its file's inode is not 0: an orphan,
- * what the last close leaves, has none).  A connection not found is not
- * held (reset, or ended since).
+ * still hold: the state, as td_diag_state() (asked twice the same way),
+ * and in *held whether some process still holds the socket (its file's
+ * inode is not 0: an orphan, what the last close leaves, has none).  A
+ * connection not found is not held (reset, or ended since).
  */
 int td_diag_after_close(const struct td_addr *local, const struct td_addr *remote, bool *held)
 {
 	uint32_t ino = 0;
-	int state = td__lookup_ino(local, remote, &ino);
+	int state = td__lookup_twice(local, remote, &ino);
 
-	if (state == 0)
-		state = td__lookup_ino(local, remote, &ino);
 	*held = state > 0 && ino != 0;
 	return state;
 }
@@ -226,7 +226,7 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
 		 * socket read as CLOSE is past the moment a lookup can miss.
 		 */
 		if (state == TD_TCP_CLOSE)
-			state = td__lookup(local, remote);
+			state = td__lookup_ino(local, remote, NULL);
 	} else {
 		state = td_diag_state(local, remote);
 	}

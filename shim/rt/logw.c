@@ -293,23 +293,25 @@ __attribute__((noinline, cold)) static int td__reopen(int stale)
  * pages unwritten (a write would copy a page).  Two blocks: a render goes
  * into the one not published, so no line being formatted reads a block
  * being written; a process renders at most once (td__who_pid), so the
- * block it publishes is never written again while it lives.  Returns the
- * block a line of pid's may use now (td_event_format() checks it).
+ * block it publishes is never written again while it lives.  Rendered
+ * from ev's own host, pid and prog; returns the block ev's line may use
+ * now (td_event_format() checks it).
  */
 static struct td_event_who td__who_blk[2];
 static _Atomic(const struct td_event_who *) td__who;
 static _Atomic int32_t td__who_pid;
 
-static const struct td_event_who *td__who_render(const struct td_event_who *cur, int32_t pid)
+static const struct td_event_who *td__who_render(const struct td_event *ev)
 {
+	const struct td_event_who *cur = ev->who;
 	int32_t had = atomic_load(&td__who_pid);
 	struct td_event_who *w;
 
-	if ((cur != NULL && !td_spool_exists()) || had == pid ||
-	    !atomic_compare_exchange_strong(&td__who_pid, &had, pid))
+	if ((cur != NULL && !td_spool_exists()) || had == ev->pid ||
+	    !atomic_compare_exchange_strong(&td__who_pid, &had, ev->pid))
 		return cur;
 	w = cur == &td__who_blk[0] ? &td__who_blk[1] : &td__who_blk[0];
-	td_event_who_render(w, td__host[0] ? td__host : NULL, pid, td_init_proc.prog);
+	td_event_who_render(w, ev->host, ev->pid, ev->prog);
 	atomic_store_explicit(&td__who, w, memory_order_release);
 	return w;
 }
@@ -794,7 +796,7 @@ static int td__log(const struct td_policy *p, struct td_event *ev)
 	ev->uid = td__euid();
 	ev->who = atomic_load_explicit(&td__who, memory_order_acquire);
 	if (td_unlikely(ev->who == NULL || ev->who->pid != ev->pid))
-		ev->who = td__who_render(ev->who, ev->pid);
+		ev->who = td__who_render(ev);
 	return td__emit(p, ev);
 }
 
