@@ -990,10 +990,11 @@ def test_real_symbols_survive_optimiser_and_malloc_interposer():
     assert not problems, "\n".join(problems)
 
 
-# A forked child serves the connection and closes its copy first; the
-# parent closes after it: the parent's close is the last one.
-FORK_CHILD_CLOSES_FIRST = r"""
-import os, socket
+# A listener ls, a client c connected to it, the accepted end s, their
+# numbers cfd and sfd, and 4 bytes sent on c: the start of the fork
+# scripts below.
+CONNECTED_PAIR = r"""
+import os, socket, sys
 ls = socket.socket()
 ls.bind(("127.0.0.1", 0))
 ls.listen(8)
@@ -1001,6 +1002,11 @@ c = socket.create_connection(ls.getsockname())
 s, _ = ls.accept()
 cfd, sfd = c.fileno(), s.fileno()
 c.sendall(b"ping")
+"""
+
+# A forked child serves the connection and closes its copy first; the
+# parent closes after it: the parent's close is the last one.
+FORK_CHILD_CLOSES_FIRST = CONNECTED_PAIR + r"""
 pid = os.fork()
 if pid == 0:
     ls.close()
@@ -1069,17 +1075,9 @@ def test_fork_server_holders_asked_after_the_close():
 # the reply, shutdown(SHUT_WR) and _exit() with 0 and 1 still open.  The
 # parent drops its copy at once (argv[1] "early") or only after the child
 # is gone ("late").
-INETD_CHILD = r"""
-import os, socket, sys
+INETD_CHILD = CONNECTED_PAIR + r"""
 late = sys.argv[1].endswith("late")
 dup = not sys.argv[1].startswith("nodup")
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0))
-ls.listen(8)
-c = socket.create_connection(ls.getsockname())
-s, _ = ls.accept()
-sfd = s.fileno()
-c.sendall(b"ping")
 pid = os.fork()
 if pid == 0:
     ls.close()
