@@ -8,7 +8,7 @@ compat="util-linux redis-server redis-tools haproxy memcached apache2 lighttpd s
 postgresql postgresql-client nodejs libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0"
 case "${1:-build}" in
 build) pkgs="$build" ;;
-test)  pkgs="$build libconfig-dev libcriterion-dev python3 iproute2 tcpdump tshark bpftrace curl nginx-light wrk strace valgrind clang libclang-rt-14-dev logrotate prometheus systemd gzip groff man-db bash-completion dpkg-dev $compat" ;;
+test)  pkgs="$build libconfig-dev libcriterion-dev python3 iproute2 tcpdump tshark bpftrace curl nginx-light wrk strace valgrind spin clang libclang-rt-14-dev logrotate prometheus systemd gzip groff man-db bash-completion dpkg-dev $compat" ;;
 demo)  pkgs="$build python3 iproute2 tcpdump curl" ;;
 bench) pkgs="$build python3 iproute2 util-linux strace valgrind linux-perf wrk nginx-light redis-server redis-tools haproxy apache2 busybox postgresql" ;;
 deb)   pkgs="$build dpkg-dev debhelper lintian python3 iproute2 curl" ;;

@@ -438,10 +438,13 @@ int td_spool_line(const char *line, size_t len)
 	}
 	/*
 	 * Wake the worker only for the first line of a batch, or when the
-	 * ring fills: one system call per batch.  The line's commit (seq_cst)
-	 * comes before this look at the flags, and the worker clears them
-	 * before it reads the ring: either the worker sees this line, or this
-	 * writer sees the flag cleared and wakes it.
+	 * ring fills: one system call per batch.  The line's reservation (a
+	 * seq_cst compare-and-swap of the head) comes before this look at the
+	 * flags, and the worker clears them before it reads the head: either
+	 * the worker sees this line's slot, or this writer sees the flag
+	 * cleared and wakes it.  A slot the worker sees before its commit
+	 * (a release store, cheap: see td_spool_commit) brings the worker
+	 * back one flush interval later (td_spool_tick).
 	 */
 	if (used > TD_SPOOL_MARK) {
 		if (!atomic_load(&td__urgent) && !atomic_exchange(&td__urgent, 1))
@@ -456,6 +459,8 @@ int td_spool_line(const char *line, size_t len)
 
 int64_t td_spool_tick(int64_t now)
 {
+	uint64_t tail;
+
 	if (atomic_load_explicit(&td__state, memory_order_acquire) != TD_SP_ON)
 		return INT64_MAX;
 	if (atomic_load(&td__urgent) || (td__due_us != 0 && now >= td__due_us)) {
@@ -468,6 +473,15 @@ int64_t td_spool_tick(int64_t now)
 			(void)td__write_out(&td__v, false);
 			td_spool_release();
 		}
+		/*
+		 * And there is a next round for it: its writer may have seen
+		 * the flags still set, and will not wake us.  So may one whose
+		 * line went in while another thread held the claim.  A line
+		 * given up on (td__write_all) brings nobody back.
+		 */
+		tail = atomic_load(&td__v.hdr->tail);
+		if (tail != atomic_load(&td__v.hdr->head) && tail != atomic_load(&td__stuck_at))
+			atomic_store(&td__armed, 1);
 	}
 	if (td__due_us == 0 && atomic_load(&td__armed))
 		td__due_us = now + td__flush_us;

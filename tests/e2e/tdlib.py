@@ -123,7 +123,7 @@ ROOT_REASON = "needs root (network namespace, packet capture)"
 # Tools a test may require; each is found on PATH.
 _TOOLS = ("tshark", "nginx", "curl", "strace", "valgrind", "socat", "redis-server",
           "lighttpd", "logrotate", "promtool", "journalctl", "gzip", "setpriv",
-          "systemd-analyze", "man", "groff", "dpkg-buildflags", "bash")
+          "systemd-analyze", "man", "groff", "dpkg-buildflags", "bash", "spin", "gcc")
 # Requirements that need root, and what else they need.
 _ROOT_TOOLS = {"root": (), "netns": ("unshare", "ip"), "tcpdump": ("tcpdump",),
                "bpftrace": ("bpftrace",)}
@@ -147,7 +147,7 @@ def requires(*names):
     "tshark", "nginx", "curl", "strace", "valgrind", "socat",
     "redis-server", "lighttpd", "logrotate", "promtool", "journalctl",
     "gzip", "setpriv", "systemd-analyze", "man", "groff", "dpkg-buildflags",
-    "bash" (found on PATH); "tdpeer", "lib", "teardown" (built
+    "bash", "spin", "gcc" (found on PATH); "tdpeer", "lib", "teardown" (built
     by make).
     """
     unknown = set(names) - KNOWN_REQUIREMENTS
