@@ -15,7 +15,7 @@
 
 TD_EXPORT void _exit(int status)
 {
-	td_init_at_exit();
+	td_init_at_exit(true);
 	td_real__exit(status);
 	for (;;)
 		(void)td_real_sys1(SYS_exit_group, status);
@@ -23,7 +23,7 @@ TD_EXPORT void _exit(int status)
 
 TD_EXPORT void _Exit(int status)
 {
-	td_init_at_exit();
+	td_init_at_exit(true);
 	td_real__Exit(status);
 	for (;;)
 		(void)td_real_sys1(SYS_exit_group, status);

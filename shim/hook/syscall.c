@@ -44,7 +44,7 @@ TD_EXPORT long syscall(long n, ...)
 		case SYS_exit_group:
 			/* the exit events and the spool's lines first, as
 			 * _exit() does */
-			td_init_at_exit();
+			td_init_at_exit(true);
 			break;
 		default:
 			break;

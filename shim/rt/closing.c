@@ -426,7 +426,28 @@ int td_closing_fd(const struct td_policy *p, int fd)
  * In a forked child, inherited sockets the parent still holds are left
  * out: the child's exit does not end them.
  */
-void td_closing_at_exit(const struct td_policy *p)
+/*
+ * Whether a stdio stream of the program is on fd: glibc's list of open
+ * streams, walked without its lock (only called where no other thread of
+ * the program runs, with signals blocked).  exit() flushes every stream
+ * after all the destructors, the library's included: a socket under one
+ * (stdout of an inetd-style child, an fdopen()ed connection whose reply
+ * is still in its buffer) stays open until the kernel's close.  Without
+ * the list: yes.
+ */
+static bool td__stdio_on(int fd)
+{
+	int n = 0;
+
+	if (td_real_stdio_list == NULL)
+		return true;
+	for (FILE *f = *td_real_stdio_list; f != NULL; f = f->_chain)
+		if (f->_fileno == fd || ++n > 65536)
+			return true;
+	return false;
+}
+
+void td_closing_at_exit(const struct td_policy *p, enum td_exit_drop drop)
 {
 	/* the dup shares already spoken for (fdtab.c's slots) */
 	uint64_t seen[TD_SHARE_MAX / 64] = {0};
@@ -474,9 +495,14 @@ void td_closing_at_exit(const struct td_policy *p)
 		 * a socket someone else still reads) is still decided by
 		 * asking /proc before; in that race it is skipped, and the
 		 * event says what the close then did.  Not for a socket with
-		 * dups here (they would still hold it).
+		 * dups here (they would still hold it), and only where the
+		 * program can no longer touch the fd: no other thread of it
+		 * runs, and (in exit(), whose destructors come before stdio's
+		 * final flush) no stdio stream is on it.  Elsewhere /proc is
+		 * asked before, and the race above remains (README, Limits).
 		 */
-		after = s.share == 0 && td__may_ask_after(r, &s);
+		after = drop != TD_DROP_NONE && s.share == 0 && td__may_ask_after(r, &s) &&
+			(drop == TD_DROP_ANY || !td__stdio_on(fd));
 		ask = !after || r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
 		origin = td_fdtab_share_origin(s.share, fd);
 		if (td_info_facts(fd, &f, ask && td_holders_needs_ino(&s)) != 0)

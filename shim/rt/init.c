@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -307,10 +308,66 @@ __attribute__((constructor)) static void td__ctor(void)
 /* (on the page a forked child writes anyway: every child exits) */
 TD_CHILD_WRITTEN static _Atomic bool td__exited;
 
-void td_init_at_exit(void)
+/* Threads in this process (/proc/self/stat's 20th field), or -1. */
+static int td__threads(void)
+{
+	char buf[512], *p;
+	int fd = td_real_sys_open("/proc/self/stat", O_RDONLY | O_CLOEXEC, 0), field = 2, v = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = (ssize_t)td_real_sys3(SYS_read, fd, buf, sizeof(buf) - 1);
+	(void)td_real_sys1(SYS_close, fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* the name in parentheses may hold anything: after the last ')' */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return -1;
+	for (p++; *p != '\0' && field < 20; p++)
+		if (*p == ' ')
+			field++;
+	if (field != 20 || *p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9' && v < 1000000; p++)
+		v = v * 10 + (*p - '0');
+	return v;
+}
+
+/*
+ * Which sockets the exit path may close itself, to ask after
+ * (td_closing_at_exit): only those nothing of the program can touch any
+ * more.  No other thread of the program may exist (the library's worker
+ * aside): it could still be using any fd.  In _exit() and the like no more
+ * of this thread's code runs; in exit(), after the library's destructor
+ * come stdio's final flush (a socket under a stream keeps its fd) and the
+ * destructors of libraries loaded before this one.  Signals are blocked
+ * meanwhile (*blocked, and *old the mask to put back, for exit()).
+ */
+static enum td_exit_drop td__drop(bool now, sigset_t *old, bool *blocked)
+{
+	sigset_t all;
+	int threads;
+
+	sigfillset(&all);
+	*blocked = td_real_sys(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, (long)old, _NSIG / 8, 0,
+			       0) == 0;
+	if (!*blocked)
+		return TD_DROP_NONE;
+	threads = td__threads();
+	if (threads <= 0 || threads - (td_worker_exists() ? 1 : 0) != 1)
+		return TD_DROP_NONE;
+	return now ? TD_DROP_ANY : TD_DROP_NO_STDIO;
+}
+
+void td_init_at_exit(bool now)
 {
 	const struct td_policy *p = td_init_active();
+	enum td_exit_drop drop;
 	int saved = errno;
+	bool blocked;
+	sigset_t old;
 
 	if (!td_init_in_own_process())
 		return;
@@ -319,7 +376,10 @@ void td_init_at_exit(void)
 		return;
 	}
 	td_worker_flush_at_exit();
-	td_closing_at_exit(p);
+	drop = td__drop(now, &old, &blocked);
+	td_closing_at_exit(p, drop);
+	if (blocked && !now)
+		(void)td_real_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, _NSIG / 8, 0, 0);
 	td_spool_at_exit();
 	td_logw_at_exit(p);
 	td_errno_set(saved);
@@ -327,5 +387,5 @@ void td_init_at_exit(void)
 
 __attribute__((destructor)) static void td__dtor(void)
 {
-	td_init_at_exit();
+	td_init_at_exit(false);
 }

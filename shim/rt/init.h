@@ -93,8 +93,9 @@ bool td_init_in_own_process(void) TD_HIDDEN;
 /* This thread's id, cached (a fork makes new ones). */
 int32_t td_init_tid(void) TD_HIDDEN;
 /* The process ends (exit(), _exit(), _Exit(), exit_group): exit events,
- * pending drains, the spool, the lost-line count; once. */
-void td_init_at_exit(void) TD_HIDDEN;
+ * pending drains, the spool, the lost-line count; once.  now: nothing of
+ * the program runs after this (_exit() and the like, not exit()). */
+void td_init_at_exit(bool now) TD_HIDDEN;
 /* Bind the rules' program globs to this process and index them. */
 void td_init_prepare_policy(struct td_policy *p) TD_HIDDEN;
 

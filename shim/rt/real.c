@@ -24,6 +24,7 @@
 #define td_likely(x) __builtin_expect(!!(x), 1)
 
 struct td_real_fns td_real;
+FILE **td_real_stdio_list;
 
 static pthread_once_t td__real_once = PTHREAD_ONCE_INIT;
 
@@ -43,6 +44,7 @@ static void td__real_bind_once(void)
 #include "calls.h"
 #undef TD_CALL
 #undef TD_CALLV
+	td_real_stdio_list = (FILE **)dlsym(RTLD_NEXT, "_IO_list_all");
 }
 
 void td_real_bind_all(void)

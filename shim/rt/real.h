@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,9 @@ struct td_real_fns {
 #undef TD_CALLV
 
 extern struct td_real_fns td_real TD_HIDDEN;
+/* glibc's list of open stdio streams (_IO_list_all, bound with the calls;
+ * NULL where there is none): see td_closing_at_exit(). */
+extern FILE **td_real_stdio_list TD_HIDDEN;
 
 /* Bind every real symbol (dlsym RTLD_NEXT), once; safe to call often. */
 void td_real_bind_all(void) TD_HIDDEN;

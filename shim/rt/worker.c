@@ -785,6 +785,11 @@ int td_worker_timer(int fd, uint32_t tag, int64_t when_mono_us)
 	return i >= 0 ? 0 : -ENOSPC;
 }
 
+bool td_worker_exists(void)
+{
+	return atomic_load(&td__wstate) != TD_W_NONE;
+}
+
 int td_worker_start(void)
 {
 	int saved = errno, rc = td__ensure();

@@ -25,6 +25,8 @@ void td_worker_watch_leaks(void) TD_HIDDEN;
 void td_worker_after_fork_child(void) TD_HIDDEN;
 /* At exit: discard input of pending drains and write their events. */
 void td_worker_flush_at_exit(void) TD_HIDDEN;
+/* Whether this process has the worker thread (started, or starting). */
+bool td_worker_exists(void) TD_HIDDEN;
 /* Start the worker now if it is not running: 0, or a negative errno. */
 int td_worker_start(void) TD_HIDDEN;
 /* Wake the running worker (one eventfd write). */

@@ -1160,3 +1160,51 @@ def test_inetd_child_that_exits_with_the_connection_open_logs_its_end():
         else:
             assert kid_exits == [], conn
             assert pclose[0]["why"] != "shared", pclose
+
+
+@tdlib.requires(*NEEDS, "strace")
+@tdlib.timeout(60)
+def test_exit_leaves_the_programs_fds_to_the_program():
+    """A forked child answers its connection and ends with it still open
+    (tests/progs/host_exit_reply), its parent having dropped its copy, under
+    a logging pass rule:
+
+      stdio   the child fdopen()s the connection, fputs() its reply and
+              exit()s: stdio writes the reply in its final flush, after
+              every destructor, the library's included;
+      thread  the child has a second thread when it write()s its reply
+              and _exit()s;
+      plain   the child write()s its reply and exit()s.
+
+    The client reads the whole reply every time, and the child's exit event
+    ends the connection (FIN, not shared).  In the first two the library
+    closes no fd of the program at exit (strace: no close of the
+    connection in the child at all), since the program's code (stdio's
+    flush) or another of its threads could still use it.  In the third it
+    does, once (it lets go of the connection to ask sock_diag after: see
+    test_inetd_child_that_exits_with_the_connection_open_logs_its_end).
+
+    Catches: an exit path that closes a socket under a stdio stream (the
+    reply is lost: the client reads EOF at once), one that closes in
+    _exit() with another thread alive, and one that never closes in
+    exit()."""
+    prog = tdlib.test_prog("host_exit_reply")
+    for mode in ("stdio", "thread", "plain"):
+        log = _log("exit-reply-" + mode)
+        trace = os.path.join(tdlib.tmpdir(), "exit-reply-%s.strace" % mode)
+        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=close,exit_group",
+                          prog, mode], name="exit-reply-" + mode, timeout=30,
+                         env=_policy_env([{"name": "all", "close": "pass"}], log))
+        assert proc.rc == 0, (mode, proc.stderr())
+        out = json.loads(proc.stdout().strip().splitlines()[-1])
+        assert out["reply"] == "reply from the child", (mode, out)
+        with open(trace) as f:
+            kid = [l for l in f if l.split()[0] == str(out["child"])]
+        closes = [l for l in kid if l.split()[1].startswith("close(%d)" % out["sfd"])]
+        assert len(closes) == (1 if mode == "plain" else 0), (mode, kid)
+        recs = tdlib.read_log(log)
+        conn = [r for r in recs if r["remote"] is not None and r["role"] == "server" and
+                r["remote"].endswith(":%d" % out["cport"])]
+        ends = [r for r in conn if r["pid"] == out["child"] and r["event"] == "exit"]
+        assert len(ends) == 1, (mode, conn)
+        assert ends[0]["why"] != "shared" and ends[0]["wire"] == "FIN", (mode, ends)
