@@ -214,6 +214,16 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 		c->stale = true;
 		return;
 	}
+	/*
+	 * A connection already CLOSE (ended by the peer's reset, or its FINs
+	 * exchanged) is in no table a lookup reads, or only as a TIME_WAIT
+	 * entry without a file: after the close, a lookup could not tell
+	 * whether another process still holds it.  So /proc is asked, before.
+	 */
+	if (c->holder_after && f.state == TD_TCP_CLOSE) {
+		c->holder_after = false;
+		f.ino = td_info_ino(fd);
+	}
 	c->log = c->rule->log;
 	c->unread_before = f.unread;
 	/* (asked after the close: predicted as the last until then) */
@@ -447,10 +457,14 @@ static bool td__stdio_on(int fd)
 	return false;
 }
 
-void td_closing_at_exit(const struct td_policy *p, enum td_exit_drop drop)
+void td_closing_at_exit(const struct td_policy *p, bool now)
 {
 	/* the dup shares already spoken for (fdtab.c's slots) */
 	uint64_t seen[TD_SHARE_MAX / 64] = {0};
+	/* what the library may close itself: asked at the first candidate */
+	int drop = -1;
+	bool blocked = false;
+	sigset_t old;
 
 	for (int fd = td_fdtab_high(); fd >= 0; fd--) {
 		struct td_close_facts cf;
@@ -460,7 +474,7 @@ void td_closing_at_exit(const struct td_policy *p, enum td_exit_drop drop)
 		struct td_event ev;
 		int64_t unread;
 		int origin;
-		bool last, work, after, ask;
+		bool last, work, after, ask, work_rule;
 
 		if (!td_fdtab_read(fd, &s, NULL))
 			continue;
@@ -495,18 +509,31 @@ void td_closing_at_exit(const struct td_policy *p, enum td_exit_drop drop)
 		 * a socket someone else still reads) is still decided by
 		 * asking /proc before; in that race it is skipped, and the
 		 * event says what the close then did.  Not for a socket with
-		 * dups here (they would still hold it), and only where the
-		 * program can no longer touch the fd: no other thread of it
-		 * runs, and (in exit(), whose destructors come before stdio's
-		 * final flush) no stdio stream is on it.  Elsewhere /proc is
-		 * asked before, and the race above remains (README, Limits).
+		 * dups here (they would still hold it; closing them too would
+		 * cost a fork-per-connection server's child a netlink socket
+		 * of its own, and busybox's parent closes first anyway), nor
+		 * one already CLOSE (in no table a lookup reads, as on the
+		 * close path).  And only where the program can no longer
+		 * touch the fd: no other thread of it runs, and (in exit(),
+		 * whose destructors come before stdio's final flush) no stdio
+		 * stream is on it.  Elsewhere /proc is asked before, and the
+		 * race above remains (README, Limits).
 		 */
-		after = drop != TD_DROP_NONE && s.share == 0 && td__may_ask_after(r, &s) &&
-			(drop == TD_DROP_ANY || !td__stdio_on(fd));
-		ask = !after || r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
+		after = s.share == 0 && td__may_ask_after(r, &s);
+		work_rule = r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
 		origin = td_fdtab_share_origin(s.share, fd);
-		if (td_info_facts(fd, &f, ask && td_holders_needs_ino(&s)) != 0)
+		if (td_info_facts(fd, &f, (!after || work_rule) && td_holders_needs_ino(&s)) != 0)
 			continue;
+		if (after && f.state != TD_TCP_CLOSE) {
+			if (drop < 0)
+				drop = (int)td_init_exit_drop(now, &old, &blocked);
+			after = drop == TD_DROP_ANY || (drop == TD_DROP_NO_STDIO && !td__stdio_on(fd));
+		} else {
+			after = false;
+		}
+		ask = !after || work_rule;
+		if (ask && f.ino == 0 && td_holders_needs_ino(&s))
+			f.ino = td_info_ino(fd);
 		unread = f.unread;
 		last = !ask || td_holders_sole(fd, origin, &s, f.ino);
 		if (!last && !after && s.d.epoch < td_holders_birth_epoch)
@@ -556,4 +583,5 @@ void td_closing_at_exit(const struct td_policy *p, enum td_exit_drop drop)
 		ev.unread = unread;
 		td_logw_event(p, &ev);
 	}
+	td_init_exit_undrop(now, &old, blocked);
 }

@@ -34,14 +34,9 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok) TD
 /* begin, the real close(), end. */
 int td_closing_fd(const struct td_policy *p, int fd) TD_HIDDEN;
 /* At exit: close-time work and an "exit" event for sockets still open.
- * drop: which sockets the library may close itself, to ask after
- * (td_init_at_exit() says, by what may still run). */
-enum td_exit_drop {
-	TD_DROP_NONE,	  /* another thread of the program may use any fd */
-	TD_DROP_NO_STDIO, /* exit(): all but those under a stdio stream */
-	TD_DROP_ANY,	  /* _exit() and the like: nothing runs after */
-};
-void td_closing_at_exit(const struct td_policy *p, enum td_exit_drop drop) TD_HIDDEN;
+ * now: nothing of the program runs after (_exit() and the like), not
+ * exit(). */
+void td_closing_at_exit(const struct td_policy *p, bool now) TD_HIDDEN;
 /* Predict from cf and fill ev's outcome fields (also for the worker). */
 void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
 			int64_t t_open_mono_us) TD_HIDDEN;

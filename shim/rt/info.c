@@ -179,6 +179,13 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 	return 0;
 }
 
+uint64_t td_info_ino(int fd)
+{
+	struct stat st;
+
+	return td_real_sys_fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
 int td_info_state(int fd)
 {
 	uint8_t st;

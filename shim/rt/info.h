@@ -34,6 +34,8 @@ struct td_facts {
 /* The TCP state alone (the first byte of struct tcp_info: one system
  * call, nothing else copied), or -1 with errno. */
 int td_info_state(int fd) TD_HIDDEN;
+/* The inode of fd's socket (fstat), 0 when it cannot be read. */
+uint64_t td_info_ino(int fd) TD_HIDDEN;
 /* 0, or a negative errno (-ENOTSOCK/-EBADF: not our socket any more). */
 int td_info_facts(int fd, struct td_facts *f, bool want_ino) TD_HIDDEN;
 /* The same, taking SO_LINGER from s when the library saw all of it. */

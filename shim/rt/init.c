@@ -343,9 +343,11 @@ static int td__threads(void)
  * of this thread's code runs; in exit(), after the library's destructor
  * come stdio's final flush (a socket under a stream keeps its fd) and the
  * destructors of libraries loaded before this one.  Signals are blocked
- * meanwhile (*blocked, and *old the mask to put back, for exit()).
+ * meanwhile (*blocked, and *old the mask to put back, for exit()).  A
+ * thread made by a raw clone() rather than pthread_create() is not seen
+ * by glibc's __libc_single_threaded.
  */
-static enum td_exit_drop td__drop(bool now, sigset_t *old, bool *blocked)
+enum td_exit_drop td_init_exit_drop(bool now, sigset_t *old, bool *blocked)
 {
 	sigset_t all;
 	int threads;
@@ -355,19 +357,26 @@ static enum td_exit_drop td__drop(bool now, sigset_t *old, bool *blocked)
 			       0) == 0;
 	if (!*blocked)
 		return TD_DROP_NONE;
-	threads = td__threads();
-	if (threads <= 0 || threads - (td_worker_exists() ? 1 : 0) != 1)
-		return TD_DROP_NONE;
+	/* (a process that never made a thread, as most forked children of
+	 * single-threaded servers: no /proc read) */
+	if (td_real_single_threaded == NULL || !*td_real_single_threaded) {
+		threads = td__threads();
+		if (threads <= 0 || threads - (td_worker_exists() ? 1 : 0) != 1)
+			return TD_DROP_NONE;
+	}
 	return now ? TD_DROP_ANY : TD_DROP_NO_STDIO;
+}
+
+void td_init_exit_undrop(bool now, const sigset_t *old, bool blocked)
+{
+	if (blocked && !now)
+		(void)td_real_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)old, 0, _NSIG / 8, 0, 0);
 }
 
 void td_init_at_exit(bool now)
 {
 	const struct td_policy *p = td_init_active();
-	enum td_exit_drop drop;
 	int saved = errno;
-	bool blocked;
-	sigset_t old;
 
 	if (!td_init_in_own_process())
 		return;
@@ -376,10 +385,7 @@ void td_init_at_exit(bool now)
 		return;
 	}
 	td_worker_flush_at_exit();
-	drop = td__drop(now, &old, &blocked);
-	td_closing_at_exit(p, drop);
-	if (blocked && !now)
-		(void)td_real_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, _NSIG / 8, 0, 0);
+	td_closing_at_exit(p, now);
 	td_spool_at_exit();
 	td_logw_at_exit(p);
 	td_errno_set(saved);

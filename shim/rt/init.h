@@ -96,6 +96,16 @@ int32_t td_init_tid(void) TD_HIDDEN;
  * pending drains, the spool, the lost-line count; once.  now: nothing of
  * the program runs after this (_exit() and the like, not exit()). */
 void td_init_at_exit(bool now) TD_HIDDEN;
+/* Which sockets the exit path may close itself, to ask after: */
+enum td_exit_drop {
+	TD_DROP_NONE,	  /* another thread of the program may use any fd */
+	TD_DROP_NO_STDIO, /* exit(): all but those under a stdio stream */
+	TD_DROP_ANY,	  /* _exit() and the like: nothing runs after */
+};
+/* Asked once, at the first socket that could go (signals blocked from
+ * then on: *blocked, *old the mask td_init_exit_undrop() puts back). */
+enum td_exit_drop td_init_exit_drop(bool now, sigset_t *old, bool *blocked) TD_HIDDEN;
+void td_init_exit_undrop(bool now, const sigset_t *old, bool blocked) TD_HIDDEN;
 /* Bind the rules' program globs to this process and index them. */
 void td_init_prepare_policy(struct td_policy *p) TD_HIDDEN;
 

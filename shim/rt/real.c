@@ -25,6 +25,7 @@
 
 struct td_real_fns td_real;
 FILE **td_real_stdio_list;
+char *td_real_single_threaded;
 
 static pthread_once_t td__real_once = PTHREAD_ONCE_INIT;
 
@@ -45,6 +46,7 @@ static void td__real_bind_once(void)
 #undef TD_CALL
 #undef TD_CALLV
 	td_real_stdio_list = (FILE **)dlsym(RTLD_NEXT, "_IO_list_all");
+	td_real_single_threaded = (char *)dlsym(RTLD_NEXT, "__libc_single_threaded");
 }
 
 void td_real_bind_all(void)

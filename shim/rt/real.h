@@ -33,6 +33,9 @@ extern struct td_real_fns td_real TD_HIDDEN;
 /* glibc's list of open stdio streams (_IO_list_all, bound with the calls;
  * NULL where there is none): see td_closing_at_exit(). */
 extern FILE **td_real_stdio_list TD_HIDDEN;
+/* glibc's __libc_single_threaded (NULL where there is none): true only
+ * while the process never created a thread. */
+extern char *td_real_single_threaded TD_HIDDEN;
 
 /* Bind every real symbol (dlsym RTLD_NEXT), once; safe to call often. */
 void td_real_bind_all(void) TD_HIDDEN;

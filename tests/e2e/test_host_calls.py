@@ -1208,3 +1208,63 @@ def test_exit_leaves_the_programs_fds_to_the_program():
         ends = [r for r in conn if r["pid"] == out["child"] and r["event"] == "exit"]
         assert len(ends) == 1, (mode, conn)
         assert ends[0]["why"] != "shared" and ends[0]["wire"] == "FIN", (mode, ends)
+
+
+# The client resets the connection before the forked child closes its
+# copy; the parent closes its own after the child is gone.
+RESET_THEN_FORKED_CLOSES = CONNECTED_PAIR + r"""
+import struct, time
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+pid = os.fork()
+if pid == 0:
+    ls.close()
+    c.close()
+    try:
+        while s.recv(100):
+            pass
+    except ConnectionResetError:
+        pass
+    if sys.argv[1] == "close":
+        s.close()
+    else:
+        s.detach()
+    os._exit(0)
+cport = c.getsockname()[1]
+c.close()
+os.waitpid(pid, 0)
+s.close()
+ls.close()
+print(os.getpid(), pid, cport, flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_connection_already_closed_is_ended_once_by_its_last_holder():
+    """The client resets its connection (SO_LINGER {1,0}); the server's
+    forked child reads the reset and closes its copy while the parent still
+    holds one, then exits (or the child just exits with it, "exit"); the
+    parent closes its copy after.  The socket is CLOSE by then, in no table
+    a sock_diag lookup reads: after a close, a lookup cannot tell whether
+    another process still holds it.  So /proc is asked: the child's close
+    says shared (its exit says nothing: an inherited socket its parent still
+    holds), and the parent's close is the end, once.
+
+    Catches: a close, or an exit, of a CLOSE socket that asks sock_diag
+    after (both find nothing, and both report the end)."""
+    script = os.path.join(tdlib.tmpdir(), "reset.py")
+    with open(script, "w") as f:
+        f.write(RESET_THEN_FORKED_CLOSES)
+    for how in ("close", "exit"):
+        log = _log("reset-forked-" + how)
+        proc = tdlib.run(["python3", script, how], name="reset-forked-" + how, timeout=30,
+                         env=_policy_env([{"name": "all", "close": "pass"}], log))
+        assert proc.rc == 0, proc.stderr()
+        parent, child, cport = (int(x) for x in proc.stdout().split())
+        conn = [r for r in tdlib.read_log(log) if r["remote"] is not None and
+                r["role"] == "server" and r["remote"].endswith(":%d" % cport) and
+                r["event"] in ("close", "exit")]
+        ends = [r for r in conn if r["why"] != "shared"]
+        assert [(r["pid"], r["event"]) for r in ends] == [(parent, "close")], (how, conn)
+        kid = [(r["event"], r["why"]) for r in conn if r["pid"] == child]
+        assert kid == ([("close", "shared")] if how == "close" else []), (how, conn)
