@@ -548,10 +548,21 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			 * A drain's FIN goes out after the facts are read: read
 			 * after it, they could show the peer's answering FIN
 			 * already in (state CLOSE), which the event would then
-			 * report as a reset instead of the FIN we sent.
+			 * report as a reset instead of the FIN we sent.  Only
+			 * where nothing of the program can write to the fd any
+			 * more (the same test as for closing it, above): stdio
+			 * writes a stream's buffered reply after every
+			 * destructor, another thread may be writing its own.
+			 * Elsewhere the kernel's close at exit sends that FIN,
+			 * behind whatever they write.
 			 */
-			if (r->close == TD_CLOSE_DRAIN)
-				td_real_shutdown(fd, SHUT_WR);
+			if (r->close == TD_CLOSE_DRAIN) {
+				if (drop < 0)
+					drop = (int)td_init_exit_drop(now, &old, &blocked);
+				if (drop == TD_DROP_ANY ||
+				    (drop == TD_DROP_NO_STDIO && !td__stdio_on(fd)))
+					td_real_shutdown(fd, SHUT_WR);
+			}
 		}
 		if (!r->log)
 			continue;

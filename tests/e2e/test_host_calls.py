@@ -1176,38 +1176,48 @@ def test_exit_leaves_the_programs_fds_to_the_program():
               and _exit()s;
       plain   the child write()s its reply and exit()s.
 
-    The client reads the whole reply every time, and the child's exit event
+    Under a logging rule that only observes (pass) and under drain, the
+    client reads the whole reply every time, and the child's exit event
     ends the connection (FIN, not shared).  In the first two the library
-    closes no fd of the program at exit (strace: no close of the
-    connection in the child at all), since the program's code (stdio's
-    flush) or another of its threads could still use it.  In the third it
-    does, once (it lets go of the connection to ask sock_diag after: see
-    test_inetd_child_that_exits_with_the_connection_open_logs_its_end).
+    neither closes nor shuts down the connection in the child at exit
+    (strace), since the program's code (stdio's flush) or another of its
+    threads could still write to it: drain's FIN is the kernel's close's,
+    behind the reply.  In the third it closes it, once (it lets go of the
+    connection to ask sock_diag after: see
+    test_inetd_child_that_exits_with_the_connection_open_logs_its_end), and
+    under drain shuts it down first.
 
-    Catches: an exit path that closes a socket under a stdio stream (the
-    reply is lost: the client reads EOF at once), one that closes in
-    _exit() with another thread alive, and one that never closes in
-    exit()."""
+    Catches: an exit path that closes a socket under a stdio stream, or
+    sends drain's FIN on it (the reply is lost: the client reads EOF at
+    once), one that does either in _exit() with another thread alive, and
+    one that never closes in exit()."""
     prog = tdlib.test_prog("host_exit_reply")
-    for mode in ("stdio", "thread", "plain"):
-        log = _log("exit-reply-" + mode)
-        trace = os.path.join(tdlib.tmpdir(), "exit-reply-%s.strace" % mode)
-        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=close,exit_group",
-                          prog, mode], name="exit-reply-" + mode, timeout=30,
-                         env=_policy_env([{"name": "all", "close": "pass"}], log))
-        assert proc.rc == 0, (mode, proc.stderr())
+    for action, mode in [(a, m) for a in ("pass", "drain") for m in ("stdio", "thread", "plain")]:
+        what = "%s-%s" % (action, mode)
+        log = _log("exit-reply-" + what)
+        trace = os.path.join(tdlib.tmpdir(), "exit-reply-%s.strace" % what)
+        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e",
+                          "trace=close,shutdown,exit_group", prog, mode],
+                         name="exit-reply-" + what, timeout=30,
+                         env=_policy_env([{"name": "all", "close": action}], log))
+        assert proc.rc == 0, (what, proc.stderr())
         out = json.loads(proc.stdout().strip().splitlines()[-1])
-        assert out["reply"] == "reply from the child", (mode, out)
+        assert out["reply"] == "reply from the child", (what, out)
         with open(trace) as f:
             kid = [l for l in f if l.split()[0] == str(out["child"])]
-        closes = [l for l in kid if l.split()[1].startswith("close(%d)" % out["sfd"])]
-        assert len(closes) == (1 if mode == "plain" else 0), (mode, kid)
+        calls = [l.split()[1].split(",")[0].rstrip(")") for l in kid]
+        want = []
+        if mode == "plain":
+            want = (["shutdown(%d" % out["sfd"]] if action == "drain" else []) + [
+                "close(%d" % out["sfd"]]
+        assert [c for c in calls if c in ("close(%d" % out["sfd"], "shutdown(%d" % out["sfd"])] \
+            == want, (what, kid)
         recs = tdlib.read_log(log)
         conn = [r for r in recs if r["remote"] is not None and r["role"] == "server" and
                 r["remote"].endswith(":%d" % out["cport"])]
         ends = [r for r in conn if r["pid"] == out["child"] and r["event"] == "exit"]
-        assert len(ends) == 1, (mode, conn)
-        assert ends[0]["why"] != "shared" and ends[0]["wire"] == "FIN", (mode, ends)
+        assert len(ends) == 1, (what, conn)
+        assert ends[0]["why"] != "shared" and ends[0]["wire"] == "FIN", (what, ends)
 
 
 # The client resets the connection before the forked child closes its
