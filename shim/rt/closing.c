@@ -430,13 +430,6 @@ int td_closing_fd(const struct td_policy *p, int fd)
 }
 
 /*
- * At exit, sockets still open are closed by the kernel.  A graceful or
- * drain socket's unread input is discarded first, so that this close is
- * a FIN and not the kernel's unread-data RST; each gets an "exit" event.
- * In a forked child, inherited sockets the parent still holds are left
- * out: the child's exit does not end them.
- */
-/*
  * Whether a stdio stream of the program is on fd: glibc's list of open
  * streams, walked without its lock (only called where no other thread of
  * the program runs, with signals blocked).  exit() flushes every stream
@@ -457,14 +450,36 @@ static bool td__stdio_on(int fd)
 	return false;
 }
 
+/* What the exit path may do to the program's fds itself: asked once
+ * (td_init_exit_drop()), at the first fd that needs to know. */
+struct td_exit_ctx {
+	bool now;
+	int drop; /* enum td_exit_drop, -1 not asked yet */
+	bool blocked;
+	sigset_t old;
+};
+
+/* Whether nothing of the program can touch fd any more: the library may
+ * close it, or send drain's FIN on it, itself. */
+static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
+{
+	if (x->drop < 0)
+		x->drop = (int)td_init_exit_drop(x->now, &x->old, &x->blocked);
+	return x->drop == TD_DROP_ANY || (x->drop == TD_DROP_NO_STDIO && !td__stdio_on(fd));
+}
+
+/*
+ * At exit, sockets still open are closed by the kernel.  A graceful or
+ * drain socket's unread input is discarded first, so that this close is
+ * a FIN and not the kernel's unread-data RST; each gets an "exit" event.
+ * In a forked child, inherited sockets the parent still holds are left
+ * out: the child's exit does not end them.
+ */
 void td_closing_at_exit(const struct td_policy *p, bool now)
 {
 	/* the dup shares already spoken for (fdtab.c's slots) */
 	uint64_t seen[TD_SHARE_MAX / 64] = {0};
-	/* what the library may close itself: asked at the first candidate */
-	int drop = -1;
-	bool blocked = false;
-	sigset_t old;
+	struct td_exit_ctx x = {.now = now, .drop = -1};
 
 	for (int fd = td_fdtab_high(); fd >= 0; fd--) {
 		struct td_close_facts cf;
@@ -524,13 +539,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		origin = td_fdtab_share_origin(s.share, fd);
 		if (td_info_facts(fd, &f, (!after || work_rule) && td_holders_needs_ino(&s)) != 0)
 			continue;
-		if (after && f.state != TD_TCP_CLOSE) {
-			if (drop < 0)
-				drop = (int)td_init_exit_drop(now, &old, &blocked);
-			after = drop == TD_DROP_ANY || (drop == TD_DROP_NO_STDIO && !td__stdio_on(fd));
-		} else {
-			after = false;
-		}
+		after = after && f.state != TD_TCP_CLOSE && td__exit_may_touch(&x, fd);
 		ask = !after || work_rule;
 		if (ask && f.ino == 0 && td_holders_needs_ino(&s))
 			f.ino = td_info_ino(fd);
@@ -556,13 +565,8 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			 * Elsewhere the kernel's close at exit sends that FIN,
 			 * behind whatever they write.
 			 */
-			if (r->close == TD_CLOSE_DRAIN) {
-				if (drop < 0)
-					drop = (int)td_init_exit_drop(now, &old, &blocked);
-				if (drop == TD_DROP_ANY ||
-				    (drop == TD_DROP_NO_STDIO && !td__stdio_on(fd)))
-					td_real_shutdown(fd, SHUT_WR);
-			}
+			if (r->close == TD_CLOSE_DRAIN && td__exit_may_touch(&x, fd))
+				td_real_shutdown(fd, SHUT_WR);
 		}
 		if (!r->log)
 			continue;
@@ -594,5 +598,5 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		ev.unread = unread;
 		td_logw_event(p, &ev);
 	}
-	td_init_exit_undrop(now, &old, blocked);
+	td_init_exit_undrop(now, &x.old, x.blocked);
 }
