@@ -481,7 +481,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 	uint64_t seen[TD_SHARE_MAX / 64] = {0};
 	struct td_exit_ctx x = {.now = now, .drop = -1};
 
-	for (int fd = td_fdtab_high(); fd >= 0; fd--) {
+	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
 		struct td_close_facts cf;
 		struct td_sock s;
 		const struct td_rule *r;

@@ -17,6 +17,7 @@
 _Atomic(struct td_fdent *) td_fdtab_pages[TD_FDTAB_NPAGES];
 _Atomic(struct td_fdext *) td_fdtab_ext_pages[TD_FDTAB_NPAGES];
 _Atomic int td_fdtab_high_ = -1;
+_Atomic int td_fdtab_prog_high_ = -1;
 
 /*
  * fd's slot in pages (entries of size bytes), its page mapped if missing.
@@ -250,12 +251,18 @@ static uint32_t td__take(struct td_fdent *e)
 	return old & ~1u;
 }
 
-/* The highest fd seen grows to fd. */
-static inline void td__raise_high(int fd)
+/* The highest fd seen grows to fd, and the highest of the program's too
+ * unless fd is one of the library's own. */
+static inline void td__raise_high(int fd, bool own)
 {
 	int high = atomic_load_explicit(&td_fdtab_high_, memory_order_relaxed);
 
 	while (fd > high && !atomic_compare_exchange_weak(&td_fdtab_high_, &high, fd))
+		;
+	if (own)
+		return;
+	high = atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed);
+	while (fd > high && !atomic_compare_exchange_weak(&td_fdtab_prog_high_, &high, fd))
 		;
 }
 
@@ -277,7 +284,7 @@ struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
 		td__counts_in(x, init);
 	td_fdent_go_live(e, old, atomic_load(&init->share),
 			 td__linger_in(atomic_load(&init->linger)), flags);
-	td__raise_high(fd);
+	td__raise_high(fd, (flags & TD_SF_OWN) != 0);
 	return e;
 }
 
@@ -300,7 +307,7 @@ struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epo
 	if (x != NULL)
 		td__counts_in(x, NULL);
 	td_fdent_go_live(e, old, 0, 0, flags);
-	td__raise_high(fd);
+	td__raise_high(fd, (flags & TD_SF_OWN) != 0);
 	return e;
 }
 

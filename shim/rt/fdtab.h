@@ -233,8 +233,11 @@ struct td_fdent *td_fdtab_slot(int fd) TD_HIDDEN;
  * vfork()ed parent's).
  */
 struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init) TD_HIDDEN;
-/* Highest fd that ever had an entry (a bound for scans); fdtab.c's. */
+/* Highest fd that ever had an entry (a bound for scans), and the highest
+ * of the program's (the library's own fds sit at 1024 and up: a scan for
+ * the program's sockets stops far below them); fdtab.c's. */
 extern _Atomic int td_fdtab_high_ TD_HIDDEN;
+extern _Atomic int td_fdtab_prog_high_ TD_HIDDEN;
 struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epoch,
 					    uint32_t flags) TD_HIDDEN;
 /* The words of an entry with no rule, family and epoch given, the rest 0. */
@@ -304,7 +307,7 @@ static inline struct td_fdent *td_fdtab_publish_bare(int fd, uint8_t family, uin
 	uint32_t old;
 
 	if (td_unlikely(e == NULL ||
-			fd > atomic_load_explicit(&td_fdtab_high_, memory_order_relaxed) ||
+			fd > atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed) ||
 			td_fdtab_ext_peek(fd) != NULL))
 		return td_fdtab_publish_bare_slow(fd, family, epoch, flags);
 	/* acquire: pairs with the release of the close that freed the number */
@@ -414,6 +417,11 @@ static inline void td_fdtab_read_end(struct td_fdent *e, uint32_t tag, ssize_t r
 static inline int td_fdtab_high(void)
 {
 	return atomic_load_explicit(&td_fdtab_high_, memory_order_relaxed);
+}
+/* The highest fd that ever had an entry for the program (not an own fd). */
+static inline int td_fdtab_prog_high(void)
+{
+	return atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed);
 }
 
 

@@ -268,7 +268,7 @@ static void td__fire(struct td_tslot *t)
 static void td__leak_scan(void)
 {
 	const struct td_policy *p = atomic_load(&td_init_policy);
-	int high = td_fdtab_high();
+	int high = td_fdtab_prog_high();
 
 	for (int fd = 0; fd <= high; fd++) {
 		struct td_sock s;
