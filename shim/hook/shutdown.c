@@ -104,12 +104,19 @@ TD_EXPORT int shutdown(int fd, int how)
 	}
 	if (rc == 0 && (done == SHUT_WR || done == SHUT_RDWR)) {
 		uint32_t was = atomic_fetch_or(&s->flags, TD_SF_SHUT_WR);
+		bool fin_in = false;
 
-		/* the peer's FIN may have slipped in between the check and ours */
+		/* the peer's FIN may have slipped in between the check and ours;
+		 * a state that proves its FIN in (the peer answered ours at
+		 * once: TIME_WAIT) spares the close a SIOCINQ */
 		if (r->log && !(was & (TD_SF_SHUT_WR | TD_SF_PASSIVE)) &&
-		    td_fdtab_read(fd, &c, NULL) &&
-		    td_diag_closer(fd, &c.local, &c.remote, NULL) == TD_CLOSER_PASSIVE)
-			atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
+		    td_fdtab_read(fd, &c, NULL)) {
+			if (td_diag_closer(fd, &c.local, &c.remote, NULL, &fin_in) ==
+			    TD_CLOSER_PASSIVE)
+				atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
+			if (fin_in)
+				atomic_fetch_or(&s->flags, TD_SF_FIN_IN);
+		}
 	}
 	if (r->log && td_fdtab_read(fd, &c, NULL)) {
 		td_logw_event_from_sock(&ev, p, &c, fd, TD_EV_SHUTDOWN);

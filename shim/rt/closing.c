@@ -336,7 +336,7 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	if (c->cf.passive_first)
 		c->cf.first_fin = TD_CLOSER_PASSIVE;
 	else
-		c->cf.first_fin = td_diag_closer(c->pfd, &c->s.local, &c->s.remote, &seen);
+		c->cf.first_fin = td_diag_closer(c->pfd, &c->s.local, &c->s.remote, &seen, NULL);
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 	/*
 	 * The peer may have closed already: then nothing to wait for.  While
@@ -406,7 +406,7 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 		if (c->holder_after && ok)
 			td__holders_after_close(c);
 		if (c->check_after && ok)
-			c->cf.first_fin = td_diag_closer(-1, &c->s.local, &c->s.remote, NULL);
+			c->cf.first_fin = td_diag_closer(-1, &c->s.local, &c->s.remote, NULL, NULL);
 		if (c->check_rst && ok)
 			c->cf.after_state = td_diag_state(&c->s.local, &c->s.remote);
 		if ((c->check_after || c->check_rst) && ok)

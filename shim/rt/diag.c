@@ -210,7 +210,8 @@ int td_diag_closer_of(int state)
  * still open on the socket, or -1 when the program's close already
  * released it.
  */
-int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *remote, int *seen)
+int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *remote, int *seen,
+		   bool *fin_in)
 {
 	int state = -1;
 
@@ -230,5 +231,7 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
 	} else {
 		state = td_diag_state(local, remote);
 	}
+	if (fin_in != NULL)
+		*fin_in = td_state_fin_in(state);
 	return td_diag_closer_of(state);
 }

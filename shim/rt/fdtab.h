@@ -42,6 +42,10 @@ enum td_sock_flag {
 	/* the program shut its reading side (SHUT_RD, SHUT_RDWR): its reads
 	 * return 0 from then on, while input may still come in */
 	TD_SF_SHUT_RD = 1u << 22,
+	/* the peer's FIN came in: a state after our shutdown proved it
+	 * (TIME_WAIT, LAST_ACK, CLOSING), so TCP_INFO's bytes_received
+	 * counts it even once the socket is CLOSE (shim/rt/info.c) */
+	TD_SF_FIN_IN = 1u << 23,
 };
 /* With TD_SF_OWN: which of the library's own fds it is (enum td_ownfd_kind,
  * ownfd.h), in the top byte of flags */

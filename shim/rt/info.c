@@ -34,8 +34,9 @@ bool td_info_is_tcp(int fd, int *family)
 struct td__reads {
 	bool eof;	/* read to the peer's EOF: td_info_read_to_end(), or our drain */
 	int32_t count;	/* the entry's read16, -1 none (td_fdtab_read_end()) */
+	bool fin;	/* the peer's FIN is known to have come in (its byte counted) */
 };
-#define TD__NO_READS ((struct td__reads){false, -1})
+#define TD__NO_READS ((struct td__reads){false, -1, false})
 
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
 		     struct td__reads rd);
@@ -47,7 +48,7 @@ int td_info_facts(int fd, struct td_facts *f, bool want_ino)
 
 int td_info_facts_drained(int fd, struct td_facts *f, bool eof)
 {
-	return td__facts(fd, f, false, false, (struct td__reads){eof, -1});
+	return td__facts(fd, f, false, false, (struct td__reads){eof, -1, false});
 }
 
 /*
@@ -77,7 +78,8 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino)
 {
 	uint32_t flags = atomic_load(&s->flags);
-	struct td__reads rd = {td_info_sock_read_to_end(s), s->read16};
+	struct td__reads rd = {td_info_sock_read_to_end(s), s->read16,
+			       (flags & (TD_SF_PASSIVE | TD_SF_FIN_IN)) != 0};
 	int rc;
 
 	if (!(flags & TD_SF_LINGER_KNOWN) || r == NULL)
@@ -109,7 +111,7 @@ static bool td__read_all(const struct tcp_info *ti, socklen_t len, struct td__re
 		return true;
 	if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti->tcpi_bytes_received))
 		return false;
-	in = td_payload_in(ti->tcpi_state, (int64_t)ti->tcpi_bytes_received, false);
+	in = td_payload_in(ti->tcpi_state, (int64_t)ti->tcpi_bytes_received, rd.fin);
 	return in == 0 || (in < 65536 && in == rd.count);
 }
 

@@ -261,7 +261,9 @@ mode = sys.argv[1]
 lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
 cli = socket.create_connection(lst.getsockname())
 srv, _ = lst.accept()
-if mode == "first":
+if mode in ("first", "first_unread"):
+    if mode == "first_unread":
+        cli.sendall(b"z" * 5)   # never read by the server
     time.sleep(0.1)
     srv.shutdown(socket.SHUT_WR)
     assert cli.recv(100) == b""
@@ -281,9 +283,10 @@ else:
     assert cli.recv(100) == b""
 time.sleep(0.1)
 print(json.dumps({"fd": srv.fileno(), "server": lst.getsockname()[1],
-                  "client": cli.getsockname()[1] if mode != "first" else None}), flush=True)
+                  "client": cli.getsockname()[1] if not mode.startswith("first") else None}),
+      flush=True)
 srv.close()
-if mode != "first":
+if not mode.startswith("first"):
     cli.close()
 lst.close()
 """
@@ -295,20 +298,31 @@ def test_shutdown_learns_who_was_first():
     closer's).  The library reads the state before the shutdown() (the
     client's FIN is in: CLOSE_WAIT) and, when that did not settle it,
     after; not at all when the program has read its client's EOF: the FIN
-    was in, so the client was first.
+    was in, so the client was first.  A socket CLOSE by its close counts
+    the client's FIN in TCP_INFO's bytes received, or not (a reset): where
+    the client's FIN is known to be in (it came first, "after_fin"; or the
+    state after the shutdown proved it, which on loopback needs a client
+    answering within microseconds: haproxy's), the close asks no SIOCINQ and
+    says nothing unread; where it is not known ("first": the client answered
+    after the check) it asks.  Bytes the server never read ("first_unread":
+    5) are asked for, and reported.
 
     Catches: a server that read its peer's EOF called the active closer, or
     its shutdown still paying state reads; a shutdown after an unread FIN
-    (no EOF read, no mark) called active."""
+    (no EOF read, no mark) called active; a SIOCINQ at the close of a
+    socket whose every byte was read, or unread bytes hidden by the FIN's."""
     want = {"first": ("active", "server"), "after_eof": ("passive", "client"),
-            "after_fin": ("passive", "client")}
+            "after_fin": ("passive", "client"), "first_unread": ("active", "server")}
     # state reads: before the call (CLOSE_WAIT or not), and after it unless
     # that said the peer was first
-    reads_want = {"first": 2, "after_eof": 0, "after_fin": 1}
+    reads_want = {"first": 2, "after_eof": 0, "after_fin": 1, "first_unread": 2}
+    # (SIOCINQ at the close, unread in its event)
+    unread_want = {"first": (1, 0), "after_eof": (0, 0), "after_fin": (0, 0),
+                   "first_unread": (1, 5)}
     for mode, (closer, holder) in want.items():
         proc, log, lines = _straced(SHUT_PROG, "shut-" + mode, [mode],
                                     [{"name": "all", "close": "pass", "log": True}],
-                                    "getsockopt,shutdown,sendto")
+                                    "getsockopt,shutdown,sendto,ioctl")
         out = _last_json(proc)
         closes = [r for r in tdlib.read_log(log)
                   if r["event"] == "close" and r.get("role") == "server"]
@@ -322,6 +336,8 @@ def test_shutdown_learns_who_was_first():
                                 % out["fd"])
         reads = [i for i, l in enumerate(lines) if state_read.search(l)]
         assert len(reads) == reads_want[mode], (mode, lines)
+        asked = [l for l in lines if re.search(r"ioctl\(%d, FIONREAD" % out["fd"], l)]
+        assert (len(asked), closes[0]["unread"]) == unread_want[mode], (mode, closes[0], lines)
 
 
 # A server that drains: N times a client connects and sends a request, the
