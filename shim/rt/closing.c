@@ -572,7 +572,6 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			continue;
 		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
 		td__facts(&cf, &s, r, &f, last, work);
-		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 		if (after) {
 			struct td_sock gone;
 			bool held = true;
@@ -587,14 +586,14 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 				cf.last = false;
 			} else {
 				/* the last (the other holder may have left first
-				 * after all): who sent the first FIN, as asked */
+				 * after all): who sent the first FIN, as asked
+				 * (the outcome heeds it only where this close sent
+				 * an active FIN) */
 				cf.last = true;
-				td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
-				if (ev.wire == TD_WIRE_FIN && ev.closer == TD_CLOSER_ACTIVE)
-					cf.first_fin = td_diag_closer_of(state);
+				cf.first_fin = td_diag_closer_of(state);
 			}
-			td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 		}
+		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 		ev.unread = unread;
 		td_logw_event(p, &ev);
 	}
