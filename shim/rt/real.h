@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
-#include <stdio.h>
 #include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
