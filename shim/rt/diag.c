@@ -146,7 +146,6 @@ static int td__lookup_ino(const struct td_addr *local, const struct td_addr *rem
 	return state;
 }
 
-
 /*
  * "None" is asked twice: a socket turning into its TIME_WAIT entry (after
  * crossing FINs, CLOSING to TIME_WAIT) can be missed by a lookup made at

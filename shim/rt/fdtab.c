@@ -251,19 +251,22 @@ static uint32_t td__take(struct td_fdent *e)
 	return old & ~1u;
 }
 
+/* A watermark grows to fd. */
+static inline void td__raise(_Atomic int *high, int fd)
+{
+	int h = atomic_load_explicit(high, memory_order_relaxed);
+
+	while (fd > h && !atomic_compare_exchange_weak(high, &h, fd))
+		;
+}
+
 /* The highest fd seen grows to fd, and the highest of the program's too
  * unless fd is one of the library's own. */
 static inline void td__raise_high(int fd, bool own)
 {
-	int high = atomic_load_explicit(&td_fdtab_high_, memory_order_relaxed);
-
-	while (fd > high && !atomic_compare_exchange_weak(&td_fdtab_high_, &high, fd))
-		;
-	if (own)
-		return;
-	high = atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed);
-	while (fd > high && !atomic_compare_exchange_weak(&td_fdtab_prog_high_, &high, fd))
-		;
+	td__raise(&td_fdtab_high_, fd);
+	if (!own)
+		td__raise(&td_fdtab_prog_high_, fd);
 }
 
 struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)

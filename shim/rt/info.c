@@ -172,12 +172,8 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		f->linger_on = lg.l_onoff != 0;
 		f->linger_secs = lg.l_linger;
 	}
-	if (want_ino) {
-		struct stat st;
-
-		if (td_real_sys_fstat(fd, &st) == 0)
-			f->ino = st.st_ino;
-	}
+	if (want_ino)
+		f->ino = td_info_ino(fd);
 	return 0;
 }
 

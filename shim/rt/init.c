@@ -311,8 +311,9 @@ TD_CHILD_WRITTEN static _Atomic bool td__exited;
 /* Threads in this process (/proc/self/stat's 20th field), or -1. */
 static int td__threads(void)
 {
-	char buf[512], *p;
-	int fd = td_real_sys_open("/proc/self/stat", O_RDONLY | O_CLOEXEC, 0), field = 2, v = 0;
+	char buf[512], *p, *end;
+	int fd = td_real_sys_open("/proc/self/stat", O_RDONLY | O_CLOEXEC, 0), field = 2;
+	uint64_t v;
 	ssize_t n;
 
 	if (fd < 0)
@@ -328,11 +329,11 @@ static int td__threads(void)
 	for (p++; *p != '\0' && field < 20; p++)
 		if (*p == ' ')
 			field++;
-	if (field != 20 || *p < '0' || *p > '9')
+	if (field != 20)
 		return -1;
-	for (; *p >= '0' && *p <= '9' && v < 1000000; p++)
-		v = v * 10 + (*p - '0');
-	return v;
+	if ((end = strchr(p, ' ')) != NULL)
+		*end = '\0';
+	return td_parse_u64(p, &v) == 0 && v <= INT_MAX ? (int)v : -1;
 }
 
 /*
