@@ -21,6 +21,7 @@ import contextlib
 import math
 import os
 import re
+import time
 
 import tdlib
 
@@ -576,14 +577,20 @@ def test_close_event_after_injected_reset_counts_bytes():
 # Refused and timed-out connects
 # ---------------------------------------------------------------------------
 
-def _check_refused_on_wire(cap, cport, real_port):
+def _check_refused_on_wire(cap, cport, real_port, since, until):
     """The client's SYN went to the library's refusing port (never to the
-    real server) and was answered by an RST to the client's port."""
-    syns = [p for p in cap.from_port(cport) if p.syn]
-    assert syns, "no SYN from the client's port %d" % cport
+    real server) and was answered by an RST to the client's port.
+
+    The client's connection is the one from its port whose SYN left while
+    the client ran (since..until, its time.time() bounds): the refusing
+    port is each process's own, so a client of another process in the
+    capture can get the same port for its own connection."""
+    conn = cap.connection(cport, since=since, until=until)
+    syns = [p for p in conn.from_port(cport) if p.syn]
+    assert syns and conn.client_port == cport, "no SYN from the client's port %d" % cport
     assert all(p.dport != real_port for p in syns), "the SYN reached the real server"
-    refuser = syns[0].dport
-    answers = cap.from_port(refuser, cport)
+    refuser = conn.server_port
+    answers = conn.from_port(refuser, cport)
     assert answers and answers[0].rst and not answers[0].syn, answers
     return refuser
 
@@ -615,16 +622,21 @@ def _check_refuse(listen, name):
         runs = {}
         for mode, args in (("blocking", []), ("nonblock", ["--nonblock"])):
             env, log_path = _refuse_env("%s-%s" % (name, mode))
-            runs[mode] = (tdlib.run_client(target, *args, env=env, name="%s-%s" % (name, mode)),
-                          log_path)
-        plain = tdlib.run_client(target, name=name + "-plain").result
+            start = time.time()
+            run = tdlib.run_client(target, *args, env=env, name="%s-%s" % (name, mode))
+            runs[mode] = (run, log_path, start, time.time())
+    # The proof run goes after the capture: connect() may give this client
+    # the port of a refused one (a port is shared between destinations, and
+    # the refusing port is another one), and its SYN to the server would
+    # pass for the refused client's.
+    plain = tdlib.run_client(target, name=name + "-plain").result
     srv_res = srv.result()
     assert plain["connect_error"] is None
     assert srv_res["remote_port"] == plain["local_port"], "the server saw another client"
-    for mode, (run, log_path) in runs.items():
+    for mode, (run, log_path, start, end) in runs.items():
         res = run.result
         assert run.rc == 1 and res["connect_error"] == "ECONNREFUSED", res
-        _check_refused_on_wire(cap, res["local_port"], srv.port)
+        _check_refused_on_wire(cap, res["local_port"], srv.port, start, end)
         # A blocking connect returns the refusal itself; a non-blocking one
         # returns EINPROGRESS and the refusal comes through SO_ERROR.
         fault, connect = _check_refused_log(
@@ -658,6 +670,7 @@ def test_connect_refuse_curl_and_python():
     log_path = os.path.join(tdlib.tmpdir(), "curl.jsonl")
     tdlib.diagnose_file(log_path)
     with _Capture() as cap:
+        curl_start = time.time()
         curl = tdlib.run([tdlib.teardown_cmd(), "--connect-refuse", "1", "--log", log_path,
                           "--format", "json", "--", "curl", "-sS", "--max-time", "5",
                           "http://127.0.0.1:%d/" % srv.port], name="curl")
@@ -670,20 +683,24 @@ def test_connect_refuse_curl_and_python():
                 "    sys.exit(0)\n"
                 "print('connected')\n"
                 "sys.exit(1)\n" % srv.port)
+        py_start = time.time()
         py = tdlib.run(["/usr/bin/python3", "-c", code], env=env, name="python")
-        plain = tdlib.run_client(srv.port, "--request", 1, name="plain").result
+        py_end = time.time()
+    # After the capture: it may get a refused connect's port (_check_refuse).
+    plain = tdlib.run_client(srv.port, "--request", 1, name="plain").result
     assert curl.rc == 7, "curl exited %s: %s" % (curl.rc, curl.stderr())
     assert "Couldn't connect" in curl.stderr() or "Failed to connect" in curl.stderr()
     assert py.rc == 0 and py.stdout().split() == ["refused", "111"], py.stdout()
     assert plain["connect_error"] is None and srv.result()["remote_port"] == plain["local_port"]
-    for log, prog in ((tdlib.read_log(log_path), "curl"), (tdlib.read_log(py_log), "python3")):
+    for log, prog, since, until in ((tdlib.read_log(log_path), "curl", curl_start, py_start),
+                                    (tdlib.read_log(py_log), "python3", py_start, py_end)):
         faults = _events(log, "fault", fault="connect_refuse")
         assert faults and all(f["prog"] == prog for f in faults), log
         connects = _events(log, "connect")
         ports = [tdlib.port_of(c["local"]) for c in connects]
         # Each refused connect: its SYN answered by an RST on the wire.
         for port in ports:
-            _check_refused_on_wire(cap, port, srv.port)
+            _check_refused_on_wire(cap, port, srv.port, since, until)
 
 
 @tdlib.requires(*NEEDS)
@@ -700,22 +717,32 @@ def test_connect_timeout_blocking_and_nonblocking():
         for mode, args in (("blocking", []), ("nonblock", ["--nonblock"])):
             log_path = os.path.join(tdlib.tmpdir(), mode + ".jsonl")
             env = tdlib.shim_env(policy=tdlib.policy_text([_fault_rule(fault)], log_path))
-            # Both at once: the kernel takes about a second either way.
-            procs[mode] = (tdlib.start_client(srv.port, *args, env=env, name=mode), log_path)
-        for proc, _ in procs.values():
+            # One after the other, not both at once: each process has a
+            # black hole of its own (a listener and the connection that
+            # fills its queue), and a connection of the other process
+            # could have the client's port; its SYN's time tells the
+            # client's connection from such a one.
+            start = time.time()
+            proc = tdlib.start_client(srv.port, *args, env=env, name=mode)
             proc.wait(15)
-        # Without the library the same connect reaches the server.
-        plain = tdlib.run_client(srv.port, name="plain").result
-    for mode, (proc, log_path) in procs.items():
+            procs[mode] = (proc, log_path, start, time.time())
+    # Without the library the same connect reaches the server.  After the
+    # capture: this client may get a timed-out client's port (a port is
+    # shared between destinations), and the server's answer to it would
+    # read as "the SYN was answered".
+    plain = tdlib.run_client(srv.port, name="plain").result
+    for mode, (proc, log_path, start, end) in procs.items():
         run = tdlib.PeerRun(proc)
         res = run.result
         assert run.rc == 1 and res["connect_error"] == "ETIMEDOUT", res
         assert res["elapsed_ms"] >= 300, res
         cport = res["local_port"]
-        syns = [p for p in cap.from_port(cport) if p.syn]
-        assert syns and all(p.dport != srv.port for p in syns), syns
+        conn = cap.connection(cport, since=start, until=end)
+        syns = [p for p in conn.from_port(cport) if p.syn]
+        assert syns and conn.client_port == cport, conn
+        assert all(p.dport != srv.port for p in syns), syns
         # Nothing ever answered: no SYN-ACK and no RST to the client.
-        assert not [p for p in cap.packets() if p.dport == cport], "the SYN was answered"
+        assert not [p for p in conn.packets() if p.dport == cport], "the SYN was answered"
         log = tdlib.read_log(log_path)
         faults = _events(log, "fault")
         assert [f["fault"] for f in faults] == ["connect_timeout"], faults
