@@ -1,8 +1,10 @@
 /*
  * teardown: fork() — the parent learns its child's pid, so that a socket
  * it closes later can be checked against the children that inherited it
- * (see shim/rt/holders.c).  The epoch bookkeeping itself happens in the
- * pthread_atfork handlers, which also run for daemon()'s internal fork.
+ * (see shim/rt/holders.c).  The epoch bookkeeping itself, and counting
+ * the child's copies of the sockets, happen in the pthread_atfork
+ * handlers, which also run for daemon()'s internal fork; a fork that
+ * failed gives those counts back here.
  */
 #include <unistd.h>
 
@@ -16,5 +18,11 @@ TD_EXPORT pid_t fork(void)
 	pid = td_real_fork();
 	if (p != NULL && pid > 0)
 		td_holders_child_record(pid, td_holders_fork_epoch());
+	else if (p != NULL && pid < 0) {
+		int saved = errno;
+
+		td_holders_fork_failed();
+		td_errno_set(saved);
+	}
 	return pid;
 }

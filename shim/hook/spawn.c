@@ -28,8 +28,10 @@ static int td__spawn(bool path, pid_t *pid, const char *file,
 		return real(pid, file, fa, at, argv, envp);
 	/* the child's lines must not come before ours */
 	td_spool_flush();
-	/* a socket older than this child may be held by it from now on */
+	/* a socket older than this child may be held by it from now on,
+	 * uncounted */
 	epoch = atomic_fetch_add(&td_holders_epoch, 1);
+	td_holders_uncounted_child();
 	rc = real(pid ? pid : &child, file, fa, at, argv, envp);
 	if (rc == 0)
 		td_holders_child_record(pid ? *pid : child, epoch);

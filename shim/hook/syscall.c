@@ -3,7 +3,8 @@
  * syscall(SYS_close, fd) (or close_range/dup2/dup3 the same way) gets the
  * same treatment as through the libc calls; syscall(SYS_exit_group)
  * writes the exit events and the spool out first, as _exit() does; syscall(SYS_shutdown) with
- * SHUT_RD is remembered as shutdown() does (then passed on).  Every other
+ * SHUT_RD is remembered as shutdown() does (then passed on); SYS_execve and
+ * SYS_execveat count the holders as exec() does (shim/hook/exec.c).  Every other
  * number goes straight to libc's syscall().
  */
 #include <stdarg.h>
@@ -41,6 +42,18 @@ TD_EXPORT long syscall(long n, ...)
 			if ((int)a[1] == SHUT_RD || (int)a[1] == SHUT_RDWR)
 				td_fdtab_mark_shut_rd((int)a[0]);
 			break;
+		case SYS_execve:
+		case SYS_execveat: {
+			long rc;
+			int saved;
+
+			td_holders_exec_prepare();
+			rc = td_real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+			saved = errno;
+			td_holders_exec_failed();
+			td_errno_set(saved);
+			return rc;
+		}
 		case SYS_exit_group:
 			/* the exit events and the spool's lines first, as
 			 * _exit() does */

@@ -55,8 +55,10 @@ uint32_t td__vfork_prepare(void)
 
 	if (td_init_active() != NULL) {
 		td_spool_flush();
-		/* a socket older than this child may be held by it from now on */
+		/* a socket older than this child may be held by it from now
+		 * on, uncounted */
 		epoch = atomic_fetch_add(&td_holders_epoch, 1);
+		td_holders_uncounted_child();
 	}
 	td_errno_set(saved);
 	return epoch;

@@ -70,5 +70,15 @@ TD_CALL(int, posix_spawnp,
 TD_CALL(int, posix_spawn_file_actions_adddup2,
 	(posix_spawn_file_actions_t *fa, int fd, int newfd), (fa, fd, newfd),
 	TD_LATE_RC(posix_spawn_file_actions_adddup2, (fa, fd, newfd)))
+TD_CALL(int, execve, (const char *p, char *const a[], char *const e[]), (p, a, e),
+	(int)td_real_sys3(SYS_execve, p, a, e))
+TD_CALL(int, execv, (const char *p, char *const a[]), (p, a), TD_LATE(execv, (p, a), -1))
+TD_CALL(int, execvp, (const char *f, char *const a[]), (f, a), TD_LATE(execvp, (f, a), -1))
+TD_CALL(int, execvpe, (const char *f, char *const a[], char *const e[]), (f, a, e),
+	TD_LATE(execvpe, (f, a, e), -1))
+TD_CALL(int, fexecve, (int fd, char *const a[], char *const e[]), (fd, a, e),
+	TD_LATE(fexecve, (fd, a, e), -1))
+TD_CALL(int, execveat, (int d, const char *p, char *const a[], char *const e[], int f),
+	(d, p, a, e, f), (int)td_real_sys(SYS_execveat, d, (long)p, (long)a, (long)e, f, 0))
 TD_CALLV(_exit, (int st), (st), (void)td_real_sys1(SYS_exit_group, st))
 TD_CALLV(_Exit, (int st), (st), (void)td_real_sys1(SYS_exit_group, st))

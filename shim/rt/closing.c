@@ -137,7 +137,9 @@ static bool td__fin_in(const struct td_facts *f, uint32_t flags)
 }
 
 /*
- * Whether another process holds the socket too is asked of the kernel
+ * For a socket whose holders are not counted (fdtab.c's share slots: one
+ * that never crossed a counted fork, or whose count is inexact), whether
+ * another process holds the socket too is asked of the kernel
  * after the close (td_diag_after_close(): the 4-tuple's socket still has
  * a file, or it is an orphan now), not of /proc before it, where that
  * answer changes only the event: a rule with no work at close (pass,
@@ -187,11 +189,26 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 {
 	const struct td_sock *s = &c->s;
 	struct td_facts f;
-	bool in_proc_shared, last, changed = false;
+	bool in_proc_shared, counted, last, changed = false;
 	int fd = c->fd, origin;
 
 	origin = td_fdtab_share_origin(s->share, fd);
-	in_proc_shared = td_fdtab_share_leave(s->share);
+	/*
+	 * Counted holders (fdtab.c's share slots: this process's dups, and
+	 * the copies of the processes forked since): the count alone says
+	 * whether this close is the last reference, no /proc and no look-up.
+	 * Where the close has no work to decide (pass, abort), the count is
+	 * dropped after the real close (td_closing_end()): the process that
+	 * takes it to zero then knows every other copy is closed already, and
+	 * what it asks the kernel afterwards is the connection's end.  Work
+	 * (graceful, drain) must be decided before the close: there the count
+	 * is dropped first, and the holders that dropped it before are about
+	 * to close theirs.
+	 */
+	counted = td_holders_counted(s);
+	c->leave_after = counted && c->rule->log && c->rule->close != TD_CLOSE_GRACEFUL &&
+			 c->rule->close != TD_CLOSE_DRAIN;
+	in_proc_shared = !c->leave_after && td_fdtab_share_leave(s->share);
 	if (c->rule->has_fault && c->rule->fault.close_delay_ms)
 		td_clock_sleep_ms(c->rule->fault.close_delay_ms);
 	if (atomic_load(&s->flags) & TD_SF_BYTES_FAULT)
@@ -207,9 +224,10 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	    c->rule->close != TD_CLOSE_DRAIN)
 		return;
 	/* another fd of this process still holds it: no holders to ask */
-	c->holder_after = td__holder_after(c->rule, s, in_proc_shared);
+	c->holder_after = !counted && td__holder_after(c->rule, s, in_proc_shared);
 	if (td_info_facts_sock(fd, &f, s, c->rule,
-			       !in_proc_shared && !c->holder_after && td_holders_needs_ino(s)) < 0) {
+			       !in_proc_shared && !counted && !c->holder_after &&
+				       td_holders_needs_ino(s)) < 0) {
 		/* not this socket any more (closed behind our back): hands off */
 		c->stale = true;
 		return;
@@ -227,7 +245,8 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	c->log = c->rule->log;
 	c->unread_before = f.unread;
 	/* (asked after the close: predicted as the last until then) */
-	last = !in_proc_shared && (c->holder_after || td_holders_sole(fd, origin, s, f.ino));
+	last = !in_proc_shared &&
+	       (counted || c->holder_after || td_holders_sole(fd, origin, s, f.ino));
 	if (last && td__needs_work(c->rule, &f)) {
 		/* graceful changes the outcome only when it undoes something */
 		changed = c->rule->close == TD_CLOSE_DRAIN || f.unread > 0 ||
@@ -311,9 +330,10 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 	if (!td_fdtab_claim(fd, &c->s))
 		return false;
 	c->rule = td_decide_rule(p, &c->s.d);
-	if (c->rule == NULL)
+	if (c->rule == NULL) {
 		c->stale = true;
-	else
+		(void)td_fdtab_share_leave(c->s.share);
+	} else
 		td__prepare(p, c);
 	td_errno_set(c->saved_errno);
 	return true;
@@ -391,6 +411,13 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 {
 	int err = errno;
 
+	/* (the fd is gone even when close() failed: its copy leaves the count) */
+	if (c->leave_after && td_fdtab_share_leave(c->s.share) && !c->stale) {
+		/* another holder still has it: this close sent nothing */
+		c->cf.last = false;
+		c->check_after = c->check_rst = false;
+		td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
+	}
 	if (c->stale) {
 		td_errno_set(ok ? c->saved_errno : err);
 		return;
@@ -475,11 +502,48 @@ static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
  * In a forked child, inherited sockets the parent still holds are left
  * out: the child's exit does not end them.
  */
+#define TD_BIT_SET(a, i) ((a)[(i) / 64] |= 1ull << ((i) % 64))
+#define TD_BIT_IS(a, i) (((a)[(i) / 64] >> ((i) % 64)) & 1u)
+
+/*
+ * At exit every fd of this process goes: each copy leaves its share's
+ * count now, all of them before any event is decided.  Per share slot:
+ * whether it counted every holder (counted) and whether this process's
+ * copies were the last (ended).  Fds closed behind the library's back
+ * still have their entries, and leave the count here too.
+ */
+static void td__exit_leave(uint64_t *counted, uint64_t *ended)
+{
+	uint64_t known[TD_SHARE_MAX / 64] = {0};
+
+	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
+		struct td_fdent *e = td_fdtab_live(fd);
+		uint32_t share, i, flags;
+
+		if (e == NULL)
+			continue;
+		flags = atomic_load(&e->flags);
+		share = atomic_load(&e->share);
+		if ((flags & TD_SF_OWN) || share == 0 || (i = td_share_idx(share)) >= TD_SHARE_MAX)
+			continue;
+		if (!TD_BIT_IS(known, i)) {
+			TD_BIT_SET(known, i);
+			if (!(flags & TD_SF_STICKY_SHARED) && td_fdtab_share_exact(share))
+				TD_BIT_SET(counted, i);
+		}
+		if (td_fdtab_share_drop(share) == 0)
+			TD_BIT_SET(ended, i);
+	}
+}
+
 void td_closing_at_exit(const struct td_policy *p, bool now)
 {
 	/* the dup shares already spoken for (fdtab.c's slots) */
 	uint64_t seen[TD_SHARE_MAX / 64] = {0};
+	uint64_t counted[TD_SHARE_MAX / 64] = {0}, ended[TD_SHARE_MAX / 64] = {0};
 	struct td_exit_ctx x = {.now = now, .drop = -1};
+
+	td__exit_leave(counted, ended);
 
 	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
 		struct td_close_facts cf;
@@ -489,7 +553,8 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		struct td_event ev;
 		int64_t unread;
 		int origin;
-		bool last, work, after, ask, work_rule;
+		uint32_t si;
+		bool last, work, after, ask, work_rule, by_count;
 
 		if (!td_fdtab_read(fd, &s, NULL))
 			continue;
@@ -501,18 +566,19 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		/*
 		 * Every fd of this process goes now: of a socket's dups
 		 * (dup2() onto 0 and 1, say) the highest one speaks for the
-		 * process, and the process holds the last reference when no
-		 * other process does.  (Not by the share's count: a dup closed
-		 * behind the library's back would leave it too high, and the
-		 * socket without an event.)
+		 * process.  Where the share counts every holder, the count
+		 * (dropped for all of them first, td__exit_leave()) says
+		 * whether it held the last reference; elsewhere, whether no
+		 * other process holds it is asked.
 		 */
-		if (s.share != 0 && s.share <= sizeof(seen) * 8) {
-			uint64_t bit = 1ull << ((s.share - 1) % 64);
-
-			if (seen[(s.share - 1) / 64] & bit)
+		si = s.share != 0 ? td_share_idx(s.share) : TD_SHARE_MAX;
+		if (si < TD_SHARE_MAX) {
+			if (TD_BIT_IS(seen, si))
 				continue;
-			seen[(s.share - 1) / 64] |= bit;
+			TD_BIT_SET(seen, si);
 		}
+		/* counted holders: this process's copies took the count to zero */
+		by_count = si < TD_SHARE_MAX && TD_BIT_IS(counted, si);
 		/*
 		 * Another process may let go of the socket at the same moment
 		 * (a forked child exits while its parent closes its copy):
@@ -528,7 +594,8 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		 * cost a fork-per-connection server's child a netlink socket
 		 * of its own, and busybox's parent closes first anyway), nor
 		 * one already CLOSE (in no table a lookup reads, as on the
-		 * close path).  And only where the program can no longer
+		 * close path), nor one whose holders are counted (the count
+		 * says it).  And only where the program can no longer
 		 * touch the fd: no other thread of it runs, and (in exit(),
 		 * whose destructors come before stdio's final flush) no stdio
 		 * stream is on it.  Elsewhere /proc is asked before, and the
@@ -537,14 +604,18 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		after = s.share == 0 && td__may_ask_after(r, &s);
 		work_rule = r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
 		origin = td_fdtab_share_origin(s.share, fd);
-		if (td_info_facts(fd, &f, (!after || work_rule) && td_holders_needs_ino(&s)) != 0)
+		if (td_info_facts(fd, &f, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
+		    0)
 			continue;
 		after = after && f.state != TD_TCP_CLOSE && td__exit_may_touch(&x, fd);
-		ask = !after || work_rule;
+		ask = !by_count && (!after || work_rule);
 		if (ask && f.ino == 0 && td_holders_needs_ino(&s))
 			f.ino = td_info_ino(fd);
 		unread = f.unread;
-		last = !ask || td_holders_sole(fd, origin, &s, f.ino);
+		if (by_count)
+			last = TD_BIT_IS(ended, si);
+		else
+			last = !ask || td_holders_sole(fd, origin, &s, f.ino);
 		if (!last && !after && s.d.epoch < td_holders_birth_epoch)
 			continue;
 		work = last && td__needs_work(r, &f);

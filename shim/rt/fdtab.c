@@ -373,78 +373,220 @@ bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag)
 }
 
 /*
- * Share slots count the fds of this process that dup(), dup2() or dup3()
- * made for one socket, so that only the last close does the close-time
- * work (discarding input, a drain's shutdown).  A fixed array of counters
- * claimed by compare-and-swap; when it is full the sockets are marked
- * shared for good, which only ever skips work, never does it wrongly.
- */
-/*
- * A slot: the count, and the fd number the socket had when the slot was
- * made (+1; the first dup's source).  For a socket inherited from the
- * parent that is the number the parent gave it, where the holders' check
- * looks for it in the parent (holders.c): a child that dup2()s its
- * connection onto 0 and 1 holds it there, not at the parent's number.
+ * Share slots count the fds that hold one socket: those of this process
+ * that dup(), dup2() or dup3() made, and, once the socket crossed a fork()
+ * the library counted (holders.c), every forked process's copies too.  So
+ * the close that takes the count to zero is the last reference, wherever
+ * the others were, and exactly one process sees it: no /proc look-up
+ * before the close, none of the kernel after it, and no race between a
+ * parent and its child letting go at the same moment.
+ *
+ * The slots live in a shared anonymous mapping, made on first use, which
+ * every forked child inherits; exec() loses it (the exec hook takes the
+ * process's close-on-exec copies off first, holders.c).  A slot's word
+ * holds the count, a generation and an "inexact" bit: a share value is
+ * the slot's index and the generation it was claimed under, so a stale
+ * value never changes a slot claimed again for another socket.  Inexact:
+ * some holder is not counted (a vfork()ed or posix_spawn()ed child, a
+ * fork from a multi-threaded program, a copy an exec()ed program keeps):
+ * then the count still says "others hold it" while above zero, and at
+ * zero the holders' check (/proc, the kernel's look-up) is asked as for a
+ * socket without a slot.  Claimed by compare-and-swap; when none is free
+ * (or there is no mapping) a dup()ed socket is shared for good, which
+ * only ever skips work, never does it wrongly.
  */
 struct td_share {
-	_Atomic int count;
+	/* count (bits 0-31), generation (32-47), inexact (48) */
+	_Atomic uint64_t w;
+	/*
+	 * The fd number the socket had when the slot was made (+1; the first
+	 * dup's source, or its number at the fork).  For a socket inherited
+	 * from the parent that is the number the parent gave it, where the
+	 * holders' check looks for it in the parent (holders.c): a child
+	 * that dup2()s its connection onto 0 and 1 holds it there, not at the
+	 * parent's number.
+	 */
 	_Atomic int origin;
+	int pad;
 };
-/*
- * The first slots sit on the page a forked child writes anyway
- * (TD_CHILD_WRITTEN): an inetd-style child dup2()s its connection onto 0
- * and 1, and its share count would otherwise copy a page of its own.
- */
-#define TD_SHARE_NEAR 120
-TD_CHILD_WRITTEN static struct td_share td__share_near[TD_SHARE_NEAR];
-static struct td_share td__share_far[TD_SHARE_MAX - TD_SHARE_NEAR];
+#define TD_SW_COUNT(w) ((uint32_t)(w))
+#define TD_SW_GEN(w) ((uint32_t)((w) >> 32) & 0xffffu)
+#define TD_SW_INEXACT (1ull << 48)
+#define TD_SHARE_IDX(share) td_share_idx(share)
+#define TD_SHARE_GEN(share) ((share) >> 16)
 
-static struct td_share *td__share(uint32_t i)
+static struct td_share *_Atomic td__shares;
+static _Atomic uint32_t td__share_hint;
+
+static struct td_share *td__share_map(void)
 {
-	return i < TD_SHARE_NEAR ? &td__share_near[i] : &td__share_far[i - TD_SHARE_NEAR];
+	struct td_share *m = atomic_load_explicit(&td__shares, memory_order_acquire), *mine;
+	int saved;
+
+	if (td_likely(m != NULL))
+		return m;
+	saved = errno;
+	mine = mmap(NULL, TD_SHARE_MAX * sizeof(struct td_share), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	td_errno_set(saved);
+	if (mine == MAP_FAILED)
+		return NULL;
+	if (!atomic_compare_exchange_strong(&td__shares, &m, mine)) {
+		munmap(mine, TD_SHARE_MAX * sizeof(struct td_share));
+		td_errno_set(saved);
+		return m;
+	}
+	return mine;
+}
+
+/* The slot of a share value, or NULL (none, or no mapping). */
+static struct td_share *td__share(uint32_t share)
+{
+	struct td_share *m = atomic_load_explicit(&td__shares, memory_order_acquire);
+
+	if (share == 0 || m == NULL || TD_SHARE_IDX(share) >= TD_SHARE_MAX)
+		return NULL;
+	return &m[TD_SHARE_IDX(share)];
+}
+
+/* A free slot, counting n fds from fd; its share value, or 0. */
+static uint32_t td__share_claim(int fd, uint32_t n)
+{
+	struct td_share *m = td__share_map();
+	uint32_t start;
+
+	if (m == NULL)
+		return 0;
+	start = atomic_fetch_add_explicit(&td__share_hint, 1, memory_order_relaxed);
+	for (uint32_t k = 0; k < TD_SHARE_MAX; k++) {
+		uint32_t i = (start + k) % TD_SHARE_MAX;
+		uint64_t w = atomic_load_explicit(&m[i].w, memory_order_relaxed);
+		uint32_t gen = (TD_SW_GEN(w) + 1) & 0xffffu;
+
+		if (TD_SW_COUNT(w) != 0)
+			continue;
+		if (gen == 0)
+			gen = 1;
+		if (atomic_compare_exchange_strong(&m[i].w, &w, (uint64_t)gen << 32 | n)) {
+			atomic_store(&m[i].origin, fd + 1);
+			return gen << 16 | (i + 1);
+		}
+	}
+	return 0;
+}
+
+/* Add n to the count of share, still the same socket's; false when stale. */
+static bool td__share_add(uint32_t share, uint32_t n)
+{
+	struct td_share *sl = td__share(share);
+	uint64_t w;
+
+	if (sl == NULL)
+		return false;
+	w = atomic_load(&sl->w);
+	do {
+		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0)
+			return false;
+	} while (!atomic_compare_exchange_weak(&sl->w, &w, w + n));
+	return true;
 }
 
 uint32_t td_fdtab_share_join(struct td_fdent *src, int src_fd)
 {
 	uint32_t s = atomic_load(&src->share);
-	int i;
 
-	if (s != 0) {
-		atomic_fetch_add(&td__share(s - 1)->count, 1);
+	if (s != 0 && td__share_add(s, 1))
 		return s;
-	}
-	/* a new slot counts two fds: the source and the new one */
-	i = td_slots_claim(&td__share_near[0].count, sizeof(td__share_near[0]), 0, TD_SHARE_NEAR,
-			   0, 2);
-	if (i < 0) {
-		i = td_slots_claim(&td__share_far[0].count, sizeof(td__share_far[0]), 0,
-				   TD_SHARE_MAX - TD_SHARE_NEAR, 0, 2);
-		if (i >= 0)
-			i += TD_SHARE_NEAR;
-	}
-	if (i >= 0) {
-		atomic_store(&td__share((uint32_t)i)->origin, src_fd + 1);
-		atomic_store(&src->share, (uint32_t)i + 1);
-		return (uint32_t)i + 1;
+	if (s == 0) {
+		/* a new slot counts two fds: the source and the new one */
+		s = td__share_claim(src_fd, 2);
+		if (s != 0) {
+			atomic_store(&src->share, s);
+			return s;
+		}
 	}
 	atomic_fetch_or(&src->flags, TD_SF_STICKY_SHARED);
 	return 0;
 }
 
+bool td_fdtab_share_fork(struct td_fdent *e, int fd)
+{
+	uint32_t s = atomic_load(&e->share);
+
+	if (s == 0) {
+		/* this fd and the child's copy */
+		s = td__share_claim(fd, 2);
+		if (s == 0)
+			return false;
+		atomic_store(&e->share, s);
+		return true;
+	}
+	return td__share_add(s, 1);
+}
+
+bool td_fdtab_share_rejoin(uint32_t share)
+{
+	return share != 0 && td__share_add(share, 1);
+}
+
+int td_fdtab_share_drop(uint32_t share)
+{
+	struct td_share *sl = td__share(share);
+	uint64_t w;
+
+	if (share == 0)
+		return 0;
+	if (sl == NULL)
+		return -1;
+	w = atomic_load(&sl->w);
+	do {
+		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0)
+			return -1;
+	} while (!atomic_compare_exchange_weak(&sl->w, &w, w - 1));
+	return (int)(TD_SW_COUNT(w) - 1);
+}
+
 bool td_fdtab_share_leave(uint32_t share)
 {
-	if (share == 0 || share > TD_SHARE_MAX)
+	/* (a stale value: the count is not this socket's; say shared) */
+	return td_fdtab_share_drop(share) != 0;
+}
+
+bool td_fdtab_share_exact(uint32_t share)
+{
+	struct td_share *sl = td__share(share);
+	uint64_t w;
+
+	if (sl == NULL)
 		return false;
-	return atomic_fetch_sub(&td__share(share - 1)->count, 1) > 1;
+	w = atomic_load(&sl->w);
+	return TD_SW_GEN(w) == TD_SHARE_GEN(share) && TD_SW_COUNT(w) != 0 &&
+	       !(w & TD_SW_INEXACT);
+}
+
+void td_fdtab_share_inexact(uint32_t share)
+{
+	struct td_share *sl = td__share(share);
+	uint64_t w;
+
+	if (sl == NULL)
+		return;
+	w = atomic_load(&sl->w);
+	do {
+		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0 ||
+		    (w & TD_SW_INEXACT))
+			return;
+	} while (!atomic_compare_exchange_weak(&sl->w, &w, w | TD_SW_INEXACT));
 }
 
 int td_fdtab_share_origin(uint32_t share, int fd)
 {
+	struct td_share *sl = td__share(share);
 	int o;
 
-	if (share == 0 || share > TD_SHARE_MAX)
+	if (sl == NULL)
 		return fd;
-	o = atomic_load(&td__share(share - 1)->origin);
+	o = atomic_load(&sl->origin);
 	return o > 0 ? o - 1 : fd;
 }
 

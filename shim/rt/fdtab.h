@@ -338,14 +338,32 @@ struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp)
 bool td_fdtab_claim(int fd, struct td_sock *out) TD_HIDDEN;
 /* Copy a live entry consistently; false when none or replaced. */
 bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag) TD_HIDDEN;
-/* dup share slots */
-#define TD_SHARE_MAX 4096 /* share slots; a socket past them is shared for good */
+/* Share slots (fdtab.c): the fds holding one socket, here and, once it
+ * crossed a counted fork(), in the forked processes too. */
+#define TD_SHARE_MAX 8192 /* share slots; a socket past them is shared for good */
+/* A share value's slot index (values are index + 1 and a generation). */
+static inline uint32_t td_share_idx(uint32_t share)
+{
+	return (share & 0xffffu) - 1u;
+}
 uint32_t td_fdtab_share_join(struct td_fdent *src, int src_fd) TD_HIDDEN; /* for the new fd */
+/* A fork() gives e's fd a copy in the child: count it (a slot made when
+ * it has none); false when it cannot be counted. */
+bool td_fdtab_share_fork(struct td_fdent *e, int fd) TD_HIDDEN;
+/* Count one more fd of share again (an exec() that failed); false when stale. */
+bool td_fdtab_share_rejoin(uint32_t share) TD_HIDDEN;
 /* The number the share's first source had (fd itself without a share):
  * read it before td_fdtab_share_leave(), which may free the slot. */
 int td_fdtab_share_origin(uint32_t share, int fd) TD_HIDDEN;
-/* Drop one fd's share; true when other fds of this process remain. */
+/* Drop one fd's share: the fds left, 0 for none (or no share), -1 when
+ * the value is stale. */
+int td_fdtab_share_drop(uint32_t share) TD_HIDDEN;
+/* Drop one fd's share; true when other fds (here, or counted elsewhere) remain. */
 bool td_fdtab_share_leave(uint32_t share) TD_HIDDEN;
+/* Whether share counts every holder of its socket (see fdtab.c). */
+bool td_fdtab_share_exact(uint32_t share) TD_HIDDEN;
+/* Some holder of share's socket is not counted. */
+void td_fdtab_share_inexact(uint32_t share) TD_HIDDEN;
 
 /* Drop fd's entry, if any (the fd is now something untracked). */
 void td_fdtab_forget(int fd) TD_HIDDEN;

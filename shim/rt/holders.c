@@ -105,6 +105,154 @@ void td_holders_fork_child_reset(void)
 	td_holders_birth_epoch = atomic_fetch_add(&td_holders_epoch, 1) + 1;
 }
 
+/*
+ * The sockets whose holders are counted (fdtab.c's share slots): the
+ * program's TCP sockets, not those already shared for good.
+ */
+static bool td__countable(const struct td_fdent *e)
+{
+	uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+
+	return !(f & (TD_SF_OWN | TD_SF_STICKY_SHARED | TD_SF_NOT_TCP));
+}
+
+/* Started, with a policy, in a process of its own (no vfork()ed child);
+ * never starts the library. */
+static bool td__running(void)
+{
+	return atomic_load_explicit(&td_init_state, memory_order_acquire) == TD_INIT_DONE &&
+	       td_init_active() != NULL && td_init_in_own_process();
+}
+
+/* fn(e, fd, share) for each live entry of a socket whose holders count. */
+static void td__each(void (*fn)(struct td_fdent *e, int fd, uint32_t share))
+{
+	for (int fd = 0, high = td_fdtab_prog_high(); fd <= high; fd++) {
+		struct td_fdent *e = td_fdtab_live(fd);
+
+		if (e != NULL && td__countable(e))
+			fn(e, fd, atomic_load(&e->share));
+	}
+}
+
+static void td__count_copy(struct td_fdent *e, int fd, uint32_t share)
+{
+	(void)share;
+	(void)td_fdtab_share_fork(e, fd);
+}
+
+static void td__uncount_copy(struct td_fdent *e, int fd, uint32_t share)
+{
+	(void)e, (void)fd;
+	(void)td_fdtab_share_drop(share);
+}
+
+static void td__inexact(struct td_fdent *e, int fd, uint32_t share)
+{
+	(void)e, (void)fd;
+	td_fdtab_share_inexact(share);
+}
+
+/* fd's close-on-exec flag: 1, 0, or -1 when it cannot be read. */
+static int td__cloexec(int fd)
+{
+	int fl = td_real_sys_fcntl(fd, F_GETFD, 0);
+
+	return fl < 0 ? -1 : (fl & FD_CLOEXEC) != 0;
+}
+
+static void td__exec_leave(struct td_fdent *e, int fd, uint32_t share)
+{
+	(void)e;
+	if (share == 0)
+		return;
+	if (td__cloexec(fd) == 1)
+		(void)td_fdtab_share_drop(share);
+	else
+		td_fdtab_share_inexact(share);
+}
+
+static void td__exec_back(struct td_fdent *e, int fd, uint32_t share)
+{
+	/* (the slot went free meanwhile: the socket loses its count) */
+	if (share != 0 && td__cloexec(fd) == 1 && !td_fdtab_share_rejoin(share))
+		atomic_store(&e->share, 0);
+}
+
+/* The fork's prepare handler counted the child's copies (td_holders_fork_failed()). */
+static bool td__fork_counted;
+
+/*
+ * Before fork() (the pthread_atfork prepare handler, so daemon()'s fork
+ * too): the child will hold a copy of every fd.  Where no other thread of
+ * the program runs, nothing can open, dup or close an fd between this
+ * walk and the fork, so each socket's share counts the child's copy
+ * exactly (a slot is made for a socket without one).  Elsewhere a copy
+ * could be missed or counted twice: the shares say they are inexact, and
+ * sockets without one keep the /proc check.
+ */
+void td_holders_fork_prepare(void)
+{
+	int saved = errno;
+	bool alone;
+
+	td__fork_counted = false;
+	if (!td__running())
+		return;
+	alone = td_init_program_alone();
+	td__each(alone ? td__count_copy : td__inexact);
+	td__fork_counted = alone;
+	td_errno_set(saved);
+}
+
+/* The fork hook: the fork failed, no child holds the copies counted. */
+void td_holders_fork_failed(void)
+{
+	if (!td__fork_counted)
+		return;
+	td__fork_counted = false;
+	td__each(td__uncount_copy);
+}
+
+/* A vfork()ed or posix_spawn()ed child holds copies nobody counts (one
+ * that exec()s keeps those without close-on-exec). */
+void td_holders_uncounted_child(void)
+{
+	td__each(td__inexact);
+}
+
+/*
+ * Before exec(): the kernel closes the close-on-exec fds without a close
+ * the library sees, so their copies leave the counts now (and come back
+ * if the exec fails).  The others stay open in the new program, where the
+ * library (if it runs there at all) never saw them made: their shares
+ * are inexact from now on.  Not in a vfork()ed child: its copies were
+ * never counted.
+ */
+void td_holders_exec_prepare(void)
+{
+	int saved = errno;
+
+	if (td__running())
+		td__each(td__exec_leave);
+	td_errno_set(saved);
+}
+
+void td_holders_exec_failed(void)
+{
+	int saved = errno;
+
+	if (td__running())
+		td__each(td__exec_back);
+	td_errno_set(saved);
+}
+
+bool td_holders_counted(const struct td_sock *s)
+{
+	return !(atomic_load(&s->flags) & TD_SF_STICKY_SHARED) &&
+	       td_fdtab_share_exact(atomic_load(&s->share));
+}
+
 /* "/proc/<pid>/fd" or "/proc/<pid>/fd/<fd>" into buf. */
 static const char *td__procfd(char *buf, size_t cap, pid_t pid, int fd)
 {

@@ -22,6 +22,22 @@ void td_holders_fork_parent(void) TD_HIDDEN;
 /* Then, in the fork hook of the same thread: the epoch that fork was born at. */
 uint32_t td_holders_fork_epoch(void) TD_HIDDEN;
 
+/*
+ * Holder counts across fork (the share slots of fdtab.c).  The fork's
+ * prepare handler counts the child's copies; the fork hook takes them
+ * back when the fork failed.  A vfork()ed or posix_spawn()ed child's
+ * copies are not counted: its shares say so.  exec(): the close-on-exec
+ * copies are taken off before, and back if it fails.
+ */
+void td_holders_fork_prepare(void) TD_HIDDEN;
+void td_holders_fork_failed(void) TD_HIDDEN;
+void td_holders_uncounted_child(void) TD_HIDDEN;
+void td_holders_exec_prepare(void) TD_HIDDEN;
+void td_holders_exec_failed(void) TD_HIDDEN;
+/* Whether s's share counts every holder: then the count alone says
+ * whether a close is the last one. */
+bool td_holders_counted(const struct td_sock *s) TD_HIDDEN;
+
 /* Whether closing fd (inode ino) drops the last reference to its socket;
  * origin: the number it had when this process inherited it (fd, or its
  * share's origin: td_fdtab_share_origin()). */

@@ -279,7 +279,7 @@ const struct td_policy *td_init_slow(void)
 		td_reload_start(p, path, td_init_proc.secure || geteuid() == 0, watched);
 		td_spool_configure(td_init_proc.secure ? NULL : td__env("TEARDOWN_SPOOL_FLUSH_MS"));
 		td_logw_open(p);
-		pthread_atfork(NULL, td_holders_fork_parent, td__atfork_child);
+		pthread_atfork(td_holders_fork_prepare, td_holders_fork_parent, td__atfork_child);
 	}
 	td_init_guard = 0;
 	atomic_store_explicit(&td_init_state, TD_INIT_DONE, memory_order_release);
@@ -336,6 +336,18 @@ static int td__threads(void)
 	return td_parse_u64(p, &v) == 0 && v <= INT_MAX ? (int)v : -1;
 }
 
+bool td_init_program_alone(void)
+{
+	int threads;
+
+	/* (a process that never made a thread, as most forked children of
+	 * single-threaded servers: no /proc read) */
+	if (td_real_single_threaded != NULL && *td_real_single_threaded)
+		return true;
+	threads = td__threads();
+	return threads > 0 && threads - (td_worker_exists() ? 1 : 0) == 1;
+}
+
 /*
  * Which sockets the exit path may close itself, to ask after
  * (td_closing_at_exit): only those nothing of the program can touch any
@@ -351,20 +363,12 @@ static int td__threads(void)
 enum td_exit_drop td_init_exit_drop(bool now, sigset_t *old, bool *blocked)
 {
 	sigset_t all;
-	int threads;
 
 	sigfillset(&all);
 	*blocked = td_real_sys(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, (long)old, _NSIG / 8, 0,
 			       0) == 0;
-	if (!*blocked)
+	if (!*blocked || !td_init_program_alone())
 		return TD_DROP_NONE;
-	/* (a process that never made a thread, as most forked children of
-	 * single-threaded servers: no /proc read) */
-	if (td_real_single_threaded == NULL || !*td_real_single_threaded) {
-		threads = td__threads();
-		if (threads <= 0 || threads - (td_worker_exists() ? 1 : 0) != 1)
-			return TD_DROP_NONE;
-	}
 	return now ? TD_DROP_ANY : TD_DROP_NO_STDIO;
 }
 

@@ -104,6 +104,9 @@ enum td_exit_drop {
 };
 /* Asked once, at the first socket that could go (signals blocked from
  * then on: *blocked, *old the mask td_init_exit_undrop() puts back). */
+/* No thread of the program but the calling one (the library's worker
+ * aside): glibc's __libc_single_threaded, else /proc/self/stat. */
+bool td_init_program_alone(void) TD_HIDDEN;
 enum td_exit_drop td_init_exit_drop(bool now, sigset_t *old, bool *blocked) TD_HIDDEN;
 void td_init_exit_undrop(bool now, const sigset_t *old, bool blocked) TD_HIDDEN;
 /* Bind the rules' program globs to this process and index them. */
