@@ -833,79 +833,26 @@ def parse_tcpdump(text):
     return packets
 
 
-class Capture:
-    """A tcpdump capture on lo for the duration of a ``with`` block.
+class _Segments:
+    """Questions about a list of TCP segments (``packets()``), asked of a
+    whole Capture or of one Connection in it.
 
-    Starting waits until tcpdump really captures (its "listening on"
-    message); stopping waits ``settle`` seconds for the last segments,
-    then sends SIGINT and waits for tcpdump to write the file.  snaplen
-    (e.g. 128) keeps only the headers of bulk transfers.  It uses
-    ``-U --immediate-mode``: without them, short captures were lost on
-    this machine (TPACKET_V3 block buffering).
+    A port alone can name several connections of one capture.  A server's
+    port is every client's.  A client's local port is shared with
+    connections to other destinations: connect() draws each destination's
+    ports from a sequence of its own (offset by a hash of the address and
+    port) and takes a port already in use (connected, in TIME_WAIT, or
+    just freed by a reset or a refusal) whenever the 4-tuple is new, so
+    two clients of different servers get the same port now and then.  To
+    one destination the sequence moves on at each connect and comes back
+    only after going round the whole range (thousands of connects).  So
+    give both ports, or select the connection first with
+    ``Capture.connection()`` (by its SYN's time when the peer's port is
+    unknown, as for a connect the library sent elsewhere).
     """
 
-    def __init__(self, filter="tcp", iface="lo", settle=0.1, snaplen=None, name="tcpdump"):
-        self.filter = filter
-        self.snaplen = snaplen
-        self.iface = iface
-        self.settle = settle
-        self.name = name
-        self.path = None
-        self.proc = None
-        self._packets = None
-        self._text = None
-
-    def __enter__(self):
-        self.path = _state().unique(self.name + ".pcap")
-        # -B: a large kernel buffer.  In immediate mode each packet takes a
-        # frame of the snapshot length, and with the default 2 MiB a burst
-        # of short connections was dropped by the kernel ("572 packets
-        # dropped by kernel" for 40 connections on a busy machine).
-        cmd = ["tcpdump", "-i", self.iface, "-U", "--immediate-mode", "-B", "65536", "-nn",
-               "-w", self.path]
-        if self.snaplen:
-            cmd += ["-s", str(self.snaplen)]
-        cmd += shlex.split(self.filter)
-        self.proc = spawn(cmd, name=self.name)
-        wait_until(lambda: "listening on" in self.proc.stderr() or not self.proc.running(),
-                   timeout=10, what="tcpdump to start")
-        if not self.proc.running():
-            raise AssertionError("tcpdump failed to start: %s" % self.proc.stderr().strip())
-        add_diagnostic("packets (%s)" % os.path.basename(self.path), self.text)
-        return self
-
-    def __exit__(self, *exc):
-        # tcpdump writes each packet as it reads it (-U), and may still be
-        # behind the traffic: stop it only once the file has stopped
-        # growing for `settle` seconds (at most 10 s).
-        deadline = time.monotonic() + 10
-        size, still = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            now = os.path.getsize(self.path) if os.path.exists(self.path) else 0
-            if now != size:
-                size, still = now, time.monotonic()
-            elif time.monotonic() - still >= self.settle:
-                break
-            time.sleep(0.02)
-        self.proc.signal(signal.SIGINT)
-        self.proc.wait(10)
-        return False
-
-    def text(self):
-        """Return the capture as ``tcpdump -r FILE -nn -tt`` prints it."""
-        if self._text is None:
-            if self.proc is None or self.proc.running():
-                raise RuntimeError("the capture is still running")
-            out = subprocess.run(["tcpdump", "-r", self.path, "-nn", "-tt"],
-                                 capture_output=True, text=True, timeout=30)
-            self._text = out.stdout
-        return self._text
-
     def packets(self):
-        """Return the captured TCP segments as Packets, in capture order."""
-        if self._packets is None:
-            self._packets = parse_tcpdump(self.text())
-        return self._packets
+        raise NotImplementedError
 
     def from_port(self, port, to_port=None):
         """Return the segments sent by the endpoint with local port ``port``.
@@ -963,8 +910,193 @@ class Capture:
         return self.count_fin(port, to_port) > 0
 
     def first_fin(self):
-        """Return the first FIN segment of the capture, or None."""
+        """Return the first FIN segment (of the capture, or of the connection), or None."""
         return next((p for p in self.packets() if p.fin), None)
+
+
+class Capture(_Segments):
+    """A tcpdump capture on lo for the duration of a ``with`` block.
+
+    Starting waits until tcpdump really captures (its "listening on"
+    message); stopping waits ``settle`` seconds for the last segments,
+    then sends SIGINT and waits for tcpdump to write the file.  snaplen
+    (e.g. 128) keeps only the headers of bulk transfers.  It uses
+    ``-U --immediate-mode``: without them, short captures were lost on
+    this machine (TPACKET_V3 block buffering).
+    """
+
+    def __init__(self, filter="tcp", iface="lo", settle=0.1, snaplen=None, name="tcpdump"):
+        self.filter = filter
+        self.snaplen = snaplen
+        self.iface = iface
+        self.settle = settle
+        self.name = name
+        self.path = None
+        self.proc = None
+        self._packets = None
+        self._connections = None
+        self._text = None
+
+    def __enter__(self):
+        self.path = _state().unique(self.name + ".pcap")
+        # -B: a large kernel buffer.  In immediate mode each packet takes a
+        # frame of the snapshot length, and with the default 2 MiB a burst
+        # of short connections was dropped by the kernel ("572 packets
+        # dropped by kernel" for 40 connections on a busy machine).
+        cmd = ["tcpdump", "-i", self.iface, "-U", "--immediate-mode", "-B", "65536", "-nn",
+               "-w", self.path]
+        if self.snaplen:
+            cmd += ["-s", str(self.snaplen)]
+        cmd += shlex.split(self.filter)
+        self.proc = spawn(cmd, name=self.name)
+        wait_until(lambda: "listening on" in self.proc.stderr() or not self.proc.running(),
+                   timeout=10, what="tcpdump to start")
+        if not self.proc.running():
+            raise AssertionError("tcpdump failed to start: %s" % self.proc.stderr().strip())
+        add_diagnostic("packets (%s)" % os.path.basename(self.path), self.text)
+        return self
+
+    def __exit__(self, *exc):
+        # tcpdump writes each packet as it reads it (-U), and may still be
+        # behind the traffic: stop it only once the file has stopped
+        # growing for `settle` seconds (at most 10 s).
+        deadline = time.monotonic() + 10
+        size, still = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+            if now != size:
+                size, still = now, time.monotonic()
+            elif time.monotonic() - still >= self.settle:
+                break
+            time.sleep(0.02)
+        self.proc.signal(signal.SIGINT)
+        self.proc.wait(10)
+        return False
+
+    def text(self):
+        """Return the capture as ``tcpdump -r FILE -nn -tt`` prints it."""
+        if self._text is None:
+            if self.proc is None or self.proc.running():
+                raise RuntimeError("the capture is still running")
+            out = subprocess.run(["tcpdump", "-r", self.path, "-nn", "-tt"],
+                                 capture_output=True, text=True, timeout=30)
+            self._text = out.stdout
+        return self._text
+
+    def packets(self):
+        """Return the captured TCP segments as Packets, in capture order."""
+        if self._packets is None:
+            self._packets = parse_tcpdump(self.text())
+        return self._packets
+
+    def connections(self, port=None, peer_port=None, since=None, until=None):
+        """Return the capture's connections (Connection views) with an
+        endpoint on ``port`` (and the other on ``peer_port``), whose SYN
+        was sent between ``since`` and ``until``, in the order of their
+        SYNs.
+
+        since and until are seconds since the epoch (time.time(), taken
+        around the program that made the connection: the same clock as
+        tcpdump's timestamps); with either one, a connection whose SYN is
+        not in the capture is left out.  Each use of a 4-tuple is a
+        connection of its own, from its SYN on (see Connection).
+        """
+        if self._connections is None:
+            self._connections = _split_connections(self.packets())
+        found = []
+        for conn in self._connections:
+            ends = (conn.client_port, conn.server_port)
+            if port is not None and port not in ends:
+                continue
+            if peer_port is not None:
+                others = [b for a, b in (ends, ends[::-1]) if port is None or a == port]
+                if peer_port not in others:
+                    continue
+            if since is not None or until is not None:
+                if conn.syn_ts is None or (since is not None and conn.syn_ts < since) or \
+                        (until is not None and conn.syn_ts > until):
+                    continue
+            found.append(conn)
+        return found
+
+    def connection(self, port, peer_port=None, since=None, until=None):
+        """Return the one connection ``connections()`` selects with these
+        arguments; AssertionError, naming the candidates, unless there is
+        exactly one."""
+        found = self.connections(port, peer_port, since, until)
+        if len(found) != 1:
+            raise AssertionError("want one connection on port %s (peer %s, SYN in [%s, %s]), "
+                                 "found %d: %r" % (port, peer_port, since, until, len(found),
+                                                   found))
+        return found[0]
+
+
+class Connection(_Segments):
+    """The segments of one TCP connection in a capture: one 4-tuple, from
+    its client's SYN (and that SYN sent again) to the next SYN that starts
+    another connection on the same 4-tuple, or the end of the capture.
+
+    client and server are (address, port); the client is the SYN's sender
+    (for a connection already open when the capture began, with syn_ts
+    None, the sender of its first segment).  It answers every question a
+    Capture does (from_port, teardown_flags, count_rst, ...), about this
+    connection only.
+    """
+
+    def __init__(self, client, server, syn_ts, syn_seq=None):
+        self.client = client
+        self.server = server
+        self.syn_ts = syn_ts
+        self.syn_seq = syn_seq
+        self._segments = []
+
+    @property
+    def client_port(self):
+        return self.client[1]
+
+    @property
+    def server_port(self):
+        return self.server[1]
+
+    def packets(self):
+        return self._segments
+
+    def _sent_again(self, pkt, seq):
+        """Whether SYN ``pkt`` (sequence number seq) is this connection's
+        own SYN sent again: same sender and number, nothing answered yet."""
+        if self.syn_ts is None or (pkt.src, pkt.sport) != self.client:
+            return False
+        if seq is not None and self.syn_seq is not None and seq != self.syn_seq:
+            return False
+        return all(p.syn and "." not in p.flags and p.sport == pkt.sport
+                   for p in self._segments)
+
+    def __repr__(self):
+        return "<Connection %s.%d > %s.%d, SYN at %s, %d segments>" % (
+            self.client + self.server + (self.syn_ts, len(self._segments)))
+
+
+_SEQ_RE = re.compile(r", seq (\d+)")
+
+
+def _split_connections(packets):
+    """Cut packets into Connections, in the order of their first segments."""
+    conns, current = [], {}
+    for p in packets:
+        a, b = (p.src, p.sport), (p.dst, p.dport)
+        key = (a, b) if a <= b else (b, a)
+        conn = current.get(key)
+        if p.syn and "." not in p.flags:
+            m = _SEQ_RE.search(p.line)
+            seq = int(m.group(1)) if m else None
+            if conn is None or not conn._sent_again(p, seq):
+                conn = current[key] = Connection(a, b, p.ts, seq)
+                conns.append(conn)
+        elif conn is None:
+            conn = current[key] = Connection(a, b, None)
+            conns.append(conn)
+        conn._segments.append(p)
+    return conns
 
 
 # ---------------------------------------------------------------------------
@@ -1019,14 +1151,17 @@ def ss_state(port=None):
     return [r for r in ss_rows() if port is None or port in (r.local_port, r.peer_port)]
 
 
-def time_wait_on(local_port=None):
-    """Return the TIME-WAIT rows held by the endpoint with ``local_port``.
+def time_wait_on(local_port=None, peer_port=None):
+    """Return the TIME-WAIT rows held by the endpoint with ``local_port``
+    (of its connection to ``peer_port``, if given: a port alone may be
+    another connection's too, see Capture).
 
     TIME_WAIT belongs to the side whose local address is shown (the side
     that closed first).  None returns every TIME-WAIT row.
     """
     return [r for r in ss_rows() if r.state == "TIME-WAIT"
-            and (local_port is None or r.local_port == local_port)]
+            and (local_port is None or r.local_port == local_port)
+            and (peer_port is None or r.peer_port == peer_port)]
 
 
 CLOSING_STATES = ("FIN-WAIT-1", "FIN-WAIT-2", "LAST-ACK", "CLOSING")

@@ -160,17 +160,26 @@ def test_pass_server_keeps_programs_choice():
         srv_rst.wait()
         srv_fin.wait()
     tdlib.check_connected(rst, fin)
+    # Both ports every time, on the wire, in ss and in the log (which both
+    # servers write): the second server may get the first one's port once
+    # it is gone, and the two clients (of different servers) the same
+    # local port.  Each server served one connection.
     assert cap.teardown_flags(srv_rst.port, rst["local_port"]) == "RST"
-    assert not cap.fin_from(srv_rst.port)
+    assert not cap.fin_from(srv_rst.port, rst["local_port"])
     assert rst["recv_end"] == "ECONNRESET", rst
     assert cap.teardown_flags(srv_fin.port, fin["local_port"]) == "FIN"
-    assert cap.count_rst(srv_fin.port) == 0 and cap.count_rst(fin["local_port"]) == 0
+    assert cap.count_rst(srv_fin.port, fin["local_port"]) == 0
+    assert cap.count_rst(fin["local_port"], srv_fin.port) == 0
     assert fin["recv_end"] == "EOF" and fin["bytes_received"] == 10 and fin["data_ok"], fin
-    assert tdlib.time_wait_on(srv_fin.port), "the plain server closed first: its TIME_WAIT"
-    assert not tdlib.time_wait_on(srv_rst.port) and not tdlib.time_wait_on(rst["local_port"])
-    _assert_close_event(_one_event(log, "close", remote_port=rst["local_port"]), "RST",
+    assert tdlib.time_wait_on(srv_fin.port, fin["local_port"]), \
+        "the plain server closed first: its TIME_WAIT"
+    assert not tdlib.time_wait_on(srv_rst.port, rst["local_port"])
+    assert not tdlib.time_wait_on(rst["local_port"], srv_rst.port)
+    _assert_close_event(_one_event(log, "close", local_port=srv_rst.port,
+                                   remote_port=rst["local_port"]), "RST",
                         "linger0", action="pass", role="server", time_wait=False)
-    _assert_close_event(_one_event(log, "close", remote_port=fin["local_port"]), "FIN",
+    _assert_close_event(_one_event(log, "close", local_port=srv_fin.port,
+                                   remote_port=fin["local_port"]), "FIN",
                         "close", action="pass", role="server", closer="active",
                         time_wait=True)
 
@@ -583,16 +592,19 @@ def test_shutdown_half_keeps_reading():
             run = tdlib.run(["/usr/bin/python3", script, srv.port], env=cenv,
                             name="client-" + label)
             assert run.rc == 0, run.stderr()
-            results[label] = (run.json_lines()[0], srv.result())
+            results[label] = (run.json_lines()[0], srv.result(), srv.port)
     plain, half = results["plain"][0], results["half"][0]
     assert plain["bytes_received"] == 0 and plain["recv_end"] == "EOF", plain
     assert half["bytes_received"] == 1000 and half["recv_end"] == "EOF", half
-    for label, (cli, srv_res) in results.items():
+    # Both ports every time: the two clients talk to different servers, so
+    # they may have the same local port.
+    for label, (cli, srv_res, srv_port) in results.items():
         # The FIN is sent at shutdown in both cases: the server reads EOF.
         assert srv_res["bytes_received"] == 100 and srv_res["recv_end"] == "EOF", srv_res
-        assert cap.teardown_flags(cli["local_port"]) == "FIN", label
-    assert cap.count_rst(half["local_port"]) == 0
-    assert cap.count_rst() == 0 or cap.rst_from(plain["local_port"]), \
+        assert cap.teardown_flags(cli["local_port"], srv_port) == "FIN", label
+    half_srv, plain_srv = results["half"][2], results["plain"][2]
+    assert cap.count_rst(half["local_port"], half_srv) == 0
+    assert cap.count_rst() == 0 or cap.rst_from(plain["local_port"], plain_srv), \
         "an RST may only come from the plain client, whose reading was shut down"
     ev = _one_event(log, "shutdown", local_port=half["local_port"])
     assert ev["how"] == "SHUT_RDWR" and ev["sent"] == "SHUT_WR", ev
@@ -602,7 +614,7 @@ def test_shutdown_half_keeps_reading():
     # as the client counted them, not the peer's FIN as one more byte.
     assert (close["state"], close["why"]) == ("CLOSE", "fin-sent"), close
     assert close["bytes_in"] == 1000 and close["bytes_out"] == 100, close
-    assert tdlib.time_wait_on(half["local_port"]), "the client's FIN came first"
+    assert tdlib.time_wait_on(half["local_port"], half_srv), "the client's FIN came first"
 
 
 @tdlib.requires(*NEEDS)
@@ -743,8 +755,11 @@ def test_fin_timeout_sets_tcp_linger2():
     assert timers[ruled["local_port"]] <= 3, timers
     assert timers[srv_ruled.port] <= 3, timers
     assert timers[plain["local_port"]] > 3, "the default (tcp_fin_timeout) is longer: %r" % timers
-    for port in (ruled["local_port"], plain["local_port"], srv_ruled.port):
-        assert cap.teardown_flags(port) == "FIN", port
+    # Both ports: the peer client (of another server) may have the same
+    # local port as a client of the first server.
+    for port, peer in ((ruled["local_port"], srv.port), (plain["local_port"], srv.port),
+                       (srv_ruled.port, peer_res["local_port"])):
+        assert cap.teardown_flags(port, peer) == "FIN", port
 
 
 def _rebind(port, env):
