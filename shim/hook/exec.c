@@ -14,13 +14,11 @@
 
 #include "../rt/rt.h"
 
-/* The call's result, with the counts given back and errno kept. */
+/* The call's result (it returned: it failed), with the counts given
+ * back; errno is the call's. */
 static int td__exec_failed(int rc)
 {
-	int saved = errno;
-
 	td_holders_exec_failed();
-	td_errno_set(saved);
 	return rc;
 }
 

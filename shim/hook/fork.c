@@ -18,11 +18,7 @@ TD_EXPORT pid_t fork(void)
 	pid = td_real_fork();
 	if (p != NULL && pid > 0)
 		td_holders_child_record(pid, td_holders_fork_epoch());
-	else if (p != NULL && pid < 0) {
-		int saved = errno;
-
+	else if (p != NULL && pid < 0)
 		td_holders_fork_failed();
-		td_errno_set(saved);
-	}
 	return pid;
 }

@@ -45,13 +45,10 @@ TD_EXPORT long syscall(long n, ...)
 		case SYS_execve:
 		case SYS_execveat: {
 			long rc;
-			int saved;
 
 			td_holders_exec_prepare();
 			rc = td_real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
-			saved = errno;
 			td_holders_exec_failed();
-			td_errno_set(saved);
 			return rc;
 		}
 		case SYS_exit_group:

@@ -205,7 +205,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	 * is dropped first, and the holders that dropped it before are about
 	 * to close theirs.
 	 */
-	counted = td_holders_counted(s);
+	counted = td_holders_counted(atomic_load(&s->flags), atomic_load(&s->share));
 	c->leave_after = counted && c->rule->log && c->rule->close != TD_CLOSE_GRACEFUL &&
 			 c->rule->close != TD_CLOSE_DRAIN;
 	in_proc_shared = !c->leave_after && td_fdtab_share_leave(s->share);
@@ -528,7 +528,7 @@ static void td__exit_leave(uint64_t *counted, uint64_t *ended)
 			continue;
 		if (!TD_BIT_IS(known, i)) {
 			TD_BIT_SET(known, i);
-			if (!(flags & TD_SF_STICKY_SHARED) && td_fdtab_share_exact(share))
+			if (td_holders_counted(flags, share))
 				TD_BIT_SET(counted, i);
 		}
 		if (td_fdtab_share_drop(share) == 0)

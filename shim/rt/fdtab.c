@@ -412,7 +412,6 @@ struct td_share {
 #define TD_SW_COUNT(w) ((uint32_t)(w))
 #define TD_SW_GEN(w) ((uint32_t)((w) >> 32) & 0xffffu)
 #define TD_SW_INEXACT (1ull << 48)
-#define TD_SHARE_IDX(share) td_share_idx(share)
 #define TD_SHARE_GEN(share) ((share) >> 16)
 
 static struct td_share *_Atomic td__shares;
@@ -444,9 +443,9 @@ static struct td_share *td__share(uint32_t share)
 {
 	struct td_share *m = atomic_load_explicit(&td__shares, memory_order_acquire);
 
-	if (share == 0 || m == NULL || TD_SHARE_IDX(share) >= TD_SHARE_MAX)
+	if (share == 0 || m == NULL || td_share_idx(share) >= TD_SHARE_MAX)
 		return NULL;
-	return &m[TD_SHARE_IDX(share)];
+	return &m[td_share_idx(share)];
 }
 
 /* A free slot, counting n fds from fd; its share value, or 0. */
@@ -475,75 +474,65 @@ static uint32_t td__share_claim(int fd, uint32_t n)
 	return 0;
 }
 
-/* Add n to the count of share, still the same socket's; false when stale. */
-static bool td__share_add(uint32_t share, uint32_t n)
+/*
+ * The one way a claimed slot's word changes: the count by delta and the
+ * bits in set, only while the word is still share's socket's (same
+ * generation, count above zero).  The word before, or 0 when the value is
+ * stale or names no slot (no live slot's word is 0).
+ */
+static uint64_t td__share_change(uint32_t share, int delta, uint64_t set)
 {
 	struct td_share *sl = td__share(share);
 	uint64_t w;
 
 	if (sl == NULL)
-		return false;
+		return 0;
 	w = atomic_load(&sl->w);
 	do {
 		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0)
-			return false;
-	} while (!atomic_compare_exchange_weak(&sl->w, &w, w + n));
-	return true;
-}
-
-uint32_t td_fdtab_share_join(struct td_fdent *src, int src_fd)
-{
-	uint32_t s = atomic_load(&src->share);
-
-	if (s != 0 && td__share_add(s, 1))
-		return s;
-	if (s == 0) {
-		/* a new slot counts two fds: the source and the new one */
-		s = td__share_claim(src_fd, 2);
-		if (s != 0) {
-			atomic_store(&src->share, s);
-			return s;
-		}
-	}
-	atomic_fetch_or(&src->flags, TD_SF_STICKY_SHARED);
-	return 0;
+			return 0;
+		if (delta == 0 && (w | set) == w)
+			return w;
+	} while (!atomic_compare_exchange_weak(&sl->w, &w, (w + (uint64_t)(int64_t)delta) | set));
+	return w;
 }
 
 bool td_fdtab_share_fork(struct td_fdent *e, int fd)
 {
 	uint32_t s = atomic_load(&e->share);
 
-	if (s == 0) {
-		/* this fd and the child's copy */
-		s = td__share_claim(fd, 2);
-		if (s == 0)
-			return false;
-		atomic_store(&e->share, s);
-		return true;
-	}
-	return td__share_add(s, 1);
+	if (s != 0)
+		return td__share_change(s, 1, 0) != 0;
+	/* a new slot counts two fds: this one and its copy */
+	s = td__share_claim(fd, 2);
+	if (s == 0)
+		return false;
+	atomic_store(&e->share, s);
+	return true;
+}
+
+uint32_t td_fdtab_share_join(struct td_fdent *src, int src_fd)
+{
+	/* the new fd is one more copy, as a forked child's is */
+	if (td_fdtab_share_fork(src, src_fd))
+		return atomic_load(&src->share);
+	atomic_fetch_or(&src->flags, TD_SF_STICKY_SHARED);
+	return 0;
 }
 
 bool td_fdtab_share_rejoin(uint32_t share)
 {
-	return share != 0 && td__share_add(share, 1);
+	return td__share_change(share, 1, 0) != 0;
 }
 
 int td_fdtab_share_drop(uint32_t share)
 {
-	struct td_share *sl = td__share(share);
 	uint64_t w;
 
 	if (share == 0)
 		return 0;
-	if (sl == NULL)
-		return -1;
-	w = atomic_load(&sl->w);
-	do {
-		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0)
-			return -1;
-	} while (!atomic_compare_exchange_weak(&sl->w, &w, w - 1));
-	return (int)(TD_SW_COUNT(w) - 1);
+	w = td__share_change(share, -1, 0);
+	return w != 0 ? (int)(TD_SW_COUNT(w) - 1) : -1;
 }
 
 bool td_fdtab_share_leave(uint32_t share)
@@ -566,17 +555,7 @@ bool td_fdtab_share_exact(uint32_t share)
 
 void td_fdtab_share_inexact(uint32_t share)
 {
-	struct td_share *sl = td__share(share);
-	uint64_t w;
-
-	if (sl == NULL)
-		return;
-	w = atomic_load(&sl->w);
-	do {
-		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0 ||
-		    (w & TD_SW_INEXACT))
-			return;
-	} while (!atomic_compare_exchange_weak(&sl->w, &w, w | TD_SW_INEXACT));
+	(void)td__share_change(share, 0, TD_SW_INEXACT);
 }
 
 int td_fdtab_share_origin(uint32_t share, int fd)

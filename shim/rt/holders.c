@@ -205,7 +205,8 @@ void td_holders_fork_prepare(void)
 	td_errno_set(saved);
 }
 
-/* The fork hook: the fork failed, no child holds the copies counted. */
+/* The fork hook: the fork failed, no child holds the copies counted
+ * (no system call: errno stays). */
 void td_holders_fork_failed(void)
 {
 	if (!td__fork_counted)
@@ -247,10 +248,9 @@ void td_holders_exec_failed(void)
 	td_errno_set(saved);
 }
 
-bool td_holders_counted(const struct td_sock *s)
+bool td_holders_counted(uint32_t flags, uint32_t share)
 {
-	return !(atomic_load(&s->flags) & TD_SF_STICKY_SHARED) &&
-	       td_fdtab_share_exact(atomic_load(&s->share));
+	return !(flags & TD_SF_STICKY_SHARED) && td_fdtab_share_exact(share);
 }
 
 /* "/proc/<pid>/fd" or "/proc/<pid>/fd/<fd>" into buf. */

@@ -27,16 +27,16 @@ uint32_t td_holders_fork_epoch(void) TD_HIDDEN;
  * prepare handler counts the child's copies; the fork hook takes them
  * back when the fork failed.  A vfork()ed or posix_spawn()ed child's
  * copies are not counted: its shares say so.  exec(): the close-on-exec
- * copies are taken off before, and back if it fails.
+ * copies are taken off before, and back if it fails.  Each keeps errno.
  */
 void td_holders_fork_prepare(void) TD_HIDDEN;
 void td_holders_fork_failed(void) TD_HIDDEN;
 void td_holders_uncounted_child(void) TD_HIDDEN;
 void td_holders_exec_prepare(void) TD_HIDDEN;
 void td_holders_exec_failed(void) TD_HIDDEN;
-/* Whether s's share counts every holder: then the count alone says
- * whether a close is the last one. */
-bool td_holders_counted(const struct td_sock *s) TD_HIDDEN;
+/* Whether a socket's share (with its flags) counts every holder: then
+ * the count alone says whether a close is the last one. */
+bool td_holders_counted(uint32_t flags, uint32_t share) TD_HIDDEN;
 
 /* Whether closing fd (inode ino) drops the last reference to its socket;
  * origin: the number it had when this process inherited it (fd, or its

@@ -60,13 +60,29 @@ def _last_json(proc):
     return records[-1]
 
 
+def _script(prog, name):
+    """The Python program prog in a file of the test's own: its path."""
+    script = os.path.join(tdlib.tmpdir(), name + ".py")
+    with open(script, "w") as f:
+        f.write(prog)
+    return script
+
+
+def _python(prog, name, args, rules, timeout=20):
+    """Run the Python program prog with args and a policy of rules logging
+    to _log(name); it must succeed.  Returns (the Proc, the log's path)."""
+    log = _log(name)
+    proc = tdlib.run(["python3", _script(prog, name)] + [str(a) for a in args],
+                     env=_policy_env(rules, log), name=name, timeout=timeout)
+    assert proc.rc == 0, (name, proc.stderr())
+    return proc, log
+
+
 def _straced(prog, name, args, rules, calls, timeout=20):
     """Run the Python program prog with args under `strace -f -e trace=calls`
     and a policy of rules logging to _log(name); it must succeed.  Returns
     (the Proc, the log's path, the lines strace wrote)."""
-    script = os.path.join(tdlib.tmpdir(), name + ".py")
-    with open(script, "w") as f:
-        f.write(prog)
+    script = _script(prog, name)
     log = _log(name)
     trace = os.path.join(tdlib.tmpdir(), name + ".strace")
     proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=" + calls,
@@ -1159,14 +1175,8 @@ def test_fork_server_each_connection_ends_once_whoever_lets_go_last():
     orphan just after the child let go, and took the end for its own;
     busybox httpd under strace did this once in 20 requests)."""
     n = 300
-    script = os.path.join(tdlib.tmpdir(), "racing_fork.py")
-    with open(script, "w") as f:
-        f.write(RACING_FORK_SERVER)
-    log = _log("racing-fork")
-    proc = tdlib.run(["python3", script, str(n), "7"],
-                     env=_policy_env([{"name": "all", "close": "pass"}], log),
-                     name="racing-fork", timeout=80)
-    assert proc.rc == 0, proc.stderr()
+    proc, log = _python(RACING_FORK_SERVER, "racing-fork", [n, 7],
+                        [{"name": "all", "close": "pass"}], timeout=80)
     ports = [int(x) for x in proc.stdout().split()]
     assert len(ports) == n
     ends = collections.defaultdict(list)
@@ -1231,13 +1241,8 @@ def test_exec_takes_the_close_on_exec_copies_off_the_count():
     one that takes every copy off (the parent's close would claim an end
     while sleep still holds the connection)."""
     for mode, want in (("cloexec", ("FIN", "active")), ("inherit", ("none", None))):
-        script = os.path.join(tdlib.tmpdir(), "exec-%s.py" % mode)
-        with open(script, "w") as f:
-            f.write(EXEC_CHILD)
-        log = _log("exec-" + mode)
-        proc = tdlib.run(["python3", script, mode], name="exec-" + mode, timeout=20,
-                         env=_policy_env([{"name": "all", "close": "pass"}], log))
-        assert proc.rc == 0, (mode, proc.stderr())
+        proc, log = _python(EXEC_CHILD, "exec-" + mode, [mode],
+                            [{"name": "all", "close": "pass"}])
         parent, child, cport = (int(x) for x in proc.stdout().split())
         ends = [r for r in tdlib.read_log(log) if r["event"] in ("close", "exit") and
                 r["role"] == "server" and r["remote"] and tdlib.port_of(r["remote"]) == cport]
@@ -1437,14 +1442,9 @@ def test_connection_already_closed_is_ended_once_by_its_last_holder():
 
     Catches: a close, or an exit, of a CLOSE socket that asks sock_diag
     after (both find nothing, and both report the end)."""
-    script = os.path.join(tdlib.tmpdir(), "reset.py")
-    with open(script, "w") as f:
-        f.write(RESET_THEN_FORKED_CLOSES)
     for how in ("close", "exit"):
-        log = _log("reset-forked-" + how)
-        proc = tdlib.run(["python3", script, how], name="reset-forked-" + how, timeout=30,
-                         env=_policy_env([{"name": "all", "close": "pass"}], log))
-        assert proc.rc == 0, proc.stderr()
+        proc, log = _python(RESET_THEN_FORKED_CLOSES, "reset-forked-" + how, [how],
+                            [{"name": "all", "close": "pass"}], timeout=30)
         parent, child, cport = (int(x) for x in proc.stdout().split())
         conn = [r for r in tdlib.read_log(log) if r["remote"] is not None and
                 r["role"] == "server" and r["remote"].endswith(":%d" % cport) and
