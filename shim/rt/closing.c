@@ -604,7 +604,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		after = s.share == 0 && td__may_ask_after(r, &s);
 		work_rule = r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
 		origin = td_fdtab_share_origin(s.share, fd);
-		if (td_info_facts(fd, &f, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
+		if (td_info_facts_sock(fd, &f, &s, r, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
 		    0)
 			continue;
 		after = after && f.state != TD_TCP_CLOSE && td__exit_may_touch(&x, fd);
