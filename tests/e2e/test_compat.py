@@ -22,6 +22,7 @@ python3 on PATH may be a pyenv shim script).
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -456,6 +457,66 @@ def test_postgres_server():
                  (5432, 5433, 5434, 5435), exercise=_psql_exercise, stop_sig=signal.SIGINT,
                  log_owner="postgres", wrap=lambda argv: compat.as_user("postgres", argv),
                  new_group=True)
+
+
+def _pid_on(port):
+    """The pid of the process holding the one established connection to
+    the local port (ss -tnp), or None."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", "( sport = :%d )" % port],
+                         capture_output=True, text=True, timeout=10).stdout
+    m = re.search(r"pid=(\d+),", out)
+    peer = out.split()[3] if len(out.split()) > 3 else None
+    return (int(m.group(1)), tdlib.port_of(peer)) if m and peer else None
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(90)
+def test_postgres_backend_killed_under_its_client():
+    """postgres under observation serves psql (a 20 s pg_sleep); its
+    backend is killed with SIGKILL, so no exit hook of the backend runs
+    and the kernel closes the connection at its death.  The postmaster
+    reaps it (waitpid in its SIGCHLD handler), and the library there
+    takes the backend's copy off the count and writes the connection's
+    end on the backend's behalf: an "exit" event with the backend's pid,
+    why "died", the FIN sent first (active, TIME_WAIT on the server's
+    side), as tcpdump and ss show it.  The postmaster's own close of its
+    copy stays "shared".
+
+    Catches: the end of a connection whose last holder was killed going
+    without any event (the build before: only the postmaster's "shared"
+    close)."""
+    compat.need(os.path.join(compat.PG_BIN, "postgres"), "psql", "setpriv", "ss")
+    top = _initdb()
+    port = 5436
+    log = compat.new_log("postgres-killed", owner="postgres")
+    argv = compat.as_user("postgres", compat.td_argv("observe", "server", log,
+                                                     _postgres_argv(top, port)))
+    with tdlib.Capture("tcp port %d" % port) as cap:
+        pg = tdlib.spawn(["setsid"] + argv, env=compat.plain_env(), name="postgres-killed")
+        try:
+            compat.wait_listening(port, pg)
+            client = tdlib.spawn(_psql(port, "select pg_sleep(20)"), name="psql-sleep")
+            tdlib.wait_until(lambda: _pid_on(port) is not None, timeout=10,
+                             what="the backend's connection")
+            backend, cport = _pid_on(port)
+            os.kill(backend, signal.SIGKILL)
+            client.wait(15)
+            held = tdlib.time_wait_settled(port)
+            # (a killed backend sends the postmaster through crash
+            # recovery: stopped once it serves again)
+            tdlib.wait_until(lambda: tdlib.run(_psql(port, "select 1"), name="psql-again",
+                                               timeout=10).rc == 0,
+                             timeout=30, interval=0.2, what="postgres to recover")
+            compat.stop(pg, signal.SIGINT, 0)
+        finally:
+            compat.kill_group(pg)
+    ends = [r for r in tdlib.read_log(log) if r["event"] in ("close", "exit") and
+            r["role"] == "server" and r["remote"] and tdlib.port_of(r["remote"]) == cport]
+    got = [(r["pid"], r["event"], r["why"], r["wire"], r["closer"], r["time_wait"]) for r in ends]
+    assert [g for g in got if g[2] == "shared"] and \
+        [g for g in got if g[2] != "shared"] == [(backend, "exit", "died", "FIN", "active", True)], got
+    assert cap.teardown_flags(port, cport) == "FIN", cap.teardown_flags(port, cport)
+    assert [r for r in held if r.local_port == port and r.peer_port == cport], held
 
 
 @tdlib.requires(*NEEDS)
