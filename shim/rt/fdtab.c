@@ -6,32 +6,33 @@
  * close() claims the entry *before* the real close, because the kernel
  * frees the number at once and another thread's socket() may get it; the
  * new socket then starts from a fresh entry and no state of the old one
- * can ever be applied to it.
+ * can ever be applied to it.  A TCP socket that socket() made has only a
+ * birth word until a use needs its entry (struct td_fdpage), and the
+ * same holds for it: close() clears the word before the real close.
  */
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "rt.h"
 #include "slots.h"
 
-_Atomic(struct td_fdent *) td_fdtab_pages[TD_FDTAB_NPAGES];
+_Atomic(struct td_fdpage *) td_fdtab_pages[TD_FDTAB_NPAGES];
 _Atomic(struct td_fdext *) td_fdtab_ext_pages[TD_FDTAB_NPAGES];
 _Atomic int td_fdtab_high_ = -1;
 _Atomic int td_fdtab_prog_high_ = -1;
 
 /*
- * fd's slot in pages (entries of size bytes), its page mapped if missing.
- * mmap, not malloc: this runs inside socket() and accept(), which a
- * signal handler may call.  Two threads racing on a new page both map
- * one; the loser unmaps its copy.  A page is never unmapped, and only its
- * first write makes a 4 KiB part of it resident: memory follows the fds
- * in use.
+ * fd's page in pages (of bytes each), mapped if missing.  mmap, not
+ * malloc: this runs inside socket() and accept(), which a signal handler
+ * may call.  Two threads racing on a new page both map one; the loser
+ * unmaps its copy.  A page is never unmapped, and only its first write
+ * makes a 4 KiB part of it resident: memory follows the fds in use.
  */
-static void *td__slot_of(_Atomic(void *) *pages, size_t size, int fd)
+static void *td__page_of(_Atomic(void *) *pages, size_t bytes, int fd)
 {
 	_Atomic(void *) *where;
 	void *page, *fresh;
-	size_t bytes = size * TD_FDTAB_PAGE;
 
 	if ((unsigned)fd >= TD_FDTAB_MAX)
 		return NULL;
@@ -47,17 +48,28 @@ static void *td__slot_of(_Atomic(void *) *pages, size_t size, int fd)
 		else
 			munmap(fresh, bytes);
 	}
-	return (char *)page + (size_t)(fd & (TD_FDTAB_PAGE - 1)) * size;
+	return page;
+}
+
+/* fd's page of the table, mapped if missing; NULL when out of memory or range. */
+static struct td_fdpage *td__page(int fd)
+{
+	return td__page_of((_Atomic(void *) *)td_fdtab_pages, sizeof(struct td_fdpage), fd);
 }
 
 struct td_fdent *td_fdtab_slot(int fd)
 {
-	return td__slot_of((_Atomic(void *) *)td_fdtab_pages, sizeof(struct td_fdent), fd);
+	struct td_fdpage *page = td__page(fd);
+
+	return page != NULL ? &page->ent[td_fdtab_idx(fd)] : NULL;
 }
 
 struct td_fdext *td_fdtab_ext(int fd)
 {
-	return td__slot_of((_Atomic(void *) *)td_fdtab_ext_pages, sizeof(struct td_fdext), fd);
+	struct td_fdext *page = td__page_of((_Atomic(void *) *)td_fdtab_ext_pages,
+					    sizeof(struct td_fdext) * TD_FDTAB_PAGE, fd);
+
+	return page != NULL ? &page[td_fdtab_idx(fd)] : NULL;
 }
 
 /*
@@ -226,19 +238,26 @@ static void td__copy(int fd, struct td_sock *out, const struct td_fdent *e)
 		       TD_SF_FAULT_RST)
 
 /*
- * Take the slot of fd for a new entry: a live entry there is either stale
- * (its fd was closed behind our back) or the parent's, when a vfork()ed
- * child, sharing our memory, makes a socket on a number it had freed in
- * its own table.  Only in the first case may it be replaced.  Returns the
- * slot's tag, not live, or 1 (live: never a not-live tag) when it may not
- * be taken.
+ * Take slot i of page for a new entry: a live entry or a birth word there
+ * is either stale (its fd was closed behind our back) or the parent's,
+ * when a vfork()ed child, sharing our memory, makes a socket on a number
+ * it had freed in its own table.  Only in the first case may it be
+ * replaced (a stale birth word is cleared: an entry and a birth word are
+ * never both set).  Returns the slot's tag, not live, or 1 (live: never a
+ * not-live tag) when it may not be taken.
  */
-static uint32_t td__take(struct td_fdent *e)
+static uint32_t td__take(struct td_fdpage *page, unsigned i)
 {
+	struct td_fdent *e = &page->ent[i];
 	/* acquire: pairs with the release of the close that freed the number
 	 * (td_fdtab_forget, td_fdtab_claim), whose thread wrote the old data */
 	uint32_t old = atomic_load_explicit(&e->tag, memory_order_acquire);
 
+	if (atomic_load_explicit(&page->born[i], memory_order_relaxed) != 0) {
+		if (!td_init_in_own_process())
+			return 1;
+		atomic_store_explicit(&page->born[i], 0, memory_order_relaxed);
+	}
 	if (!td_tag_live(old))
 		return old;
 	if (!td_init_in_own_process())
@@ -271,12 +290,14 @@ static inline void td__raise_high(int fd, bool own)
 
 struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
 {
-	struct td_fdent *e = td_fdtab_slot(fd);
+	struct td_fdpage *page = td__page(fd);
 	uint32_t old, flags = atomic_load(&init->flags);
+	struct td_fdent *e;
 	struct td_fdext *x;
 
-	if (e == NULL || (old = td__take(e)) == 1)
+	if (page == NULL || (old = td__take(page, td_fdtab_idx(fd))) == 1)
 		return NULL;
+	e = &page->ent[td_fdtab_idx(fd)];
 	/* counts to carry (a dup's copy) or armed faults map the extension;
 	 * else one that exists is zeroed */
 	x = (flags & TD__EXT_FLAGS) || td__counts_any(init) ? td_fdtab_ext(fd)
@@ -291,18 +312,13 @@ struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
 	return e;
 }
 
-struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epoch,
-					    uint32_t flags)
+/* A bare entry into fd's slot e, taken (old: its tag, not live). */
+static struct td_fdent *td__bare_at(struct td_fdent *e, int fd, uint32_t old, uint8_t family,
+				    uint32_t epoch, uint32_t flags)
 {
-	int saved = errno; /* socket() leaves errno to us: mmap may set it */
-	struct td_fdent *e = td_fdtab_slot(fd);
 	struct td_fdext *x;
 	uint64_t w[6];
-	uint32_t old;
 
-	td_errno_set(saved);
-	if (e == NULL || (old = td__take(e)) == 1)
-		return NULL;
 	td_fdent_bare_words(w, family, epoch);
 	td_fdent_set_words(e, w);
 	/* the last entry of this number may have left counts there */
@@ -312,6 +328,119 @@ struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epo
 	td_fdent_go_live(e, old, 0, 0, flags);
 	td__raise_high(fd, (flags & TD_SF_OWN) != 0);
 	return e;
+}
+
+struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epoch,
+					    uint32_t flags)
+{
+	int saved = errno; /* socket() leaves errno to us: mmap may set it */
+	struct td_fdpage *page = td__page(fd);
+	uint32_t old;
+
+	td_errno_set(saved);
+	if (page == NULL || (old = td__take(page, td_fdtab_idx(fd))) == 1)
+		return NULL;
+	return td__bare_at(&page->ent[td_fdtab_idx(fd)], fd, old, family, epoch, flags);
+}
+
+/*
+ * socket()'s birth word where td_fdtab_bear() found something in the
+ * way.  No page yet: mapped here.  A live entry on the number, or a birth
+ * word (stale, or a vfork()ed parent's): the bare entry is published as
+ * before birth words, whose rules (td__take()) replace a stale one and
+ * leave the parent's alone.  An epoch past the word's bits: the bare
+ * entry too, with its epoch exact.  Otherwise the word, and the
+ * watermarks raised first, so that a scan bounded by them (close_range(),
+ * the fork's count) finds it.
+ */
+int td_fdtab_bear_slow(int fd, uint8_t family, uint32_t epoch)
+{
+	int saved = errno; /* socket() leaves errno to us: mmap may set it */
+	struct td_fdpage *page = td__page(fd);
+	unsigned i = td_fdtab_idx(fd);
+
+	td_errno_set(saved);
+	if (page == NULL)
+		return fd;
+	if (epoch > TD_BORN_EPOCH_MAX || atomic_load(&page->born[i]) != 0 ||
+	    td_tag_live(atomic_load(&page->ent[i].tag))) {
+		(void)td_fdtab_publish_bare_slow(fd, family, epoch, TD_SF_BARE);
+		return fd;
+	}
+	td__raise_high(fd, false);
+	atomic_store_explicit(&page->born[i], td_born_word(family, epoch), memory_order_relaxed);
+	return fd;
+}
+
+/* A spin's step: the other thread needs a moment, not a system call. */
+static inline void td__relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/*
+ * A birth word becomes the bare entry it stands for.  Of threads racing
+ * here (two first uses of one socket at once) exactly one takes the word,
+ * by swapping TD_BORN_BUSY in, and publishes; the word is cleared only
+ * once the entry is live, so the others always find one of the two.  A
+ * loser waits for the entry, a few dozen instructions away: spinning a
+ * moment, then yielding (the winner may have been preempted).  The wait
+ * is bounded, because the winner may never finish: it may be the very
+ * thread a signal handler interrupted, or a thread a fork() left behind
+ * (the child's copy of the word stays busy).  Then none is returned, the
+ * busy word cleared, and the caller treats fd as a socket the library
+ * never saw made (adopted: shared for good), which only ever does less.
+ * The socket closed meanwhile (the word cleared, no entry): none either.
+ * A vfork()ed child may publish its parent's word: the entry is the one
+ * the parent would publish, and the socket the same.
+ */
+#define TD__SPINS 256
+#define TD__YIELDS 1024
+struct td_fdent *td_fdtab_born_publish(int fd)
+{
+	struct td_fdpage *page = td_fdtab_page(fd);
+	_Atomic uint32_t *b;
+	struct td_fdent *e;
+	uint32_t w, old;
+
+	if (page == NULL)
+		return NULL;
+	b = &page->born[td_fdtab_idx(fd)];
+	e = &page->ent[td_fdtab_idx(fd)];
+	w = atomic_load_explicit(b, memory_order_acquire);
+	while (w != 0 && w != TD_BORN_BUSY &&
+	       !atomic_compare_exchange_weak_explicit(b, &w, TD_BORN_BUSY, memory_order_acquire,
+						      memory_order_relaxed))
+		;
+	if (w != 0 && w != TD_BORN_BUSY) {
+		/* acquire: pairs with the release of the close that freed the
+		 * number (the words below were the last socket's) */
+		old = atomic_load_explicit(&e->tag, memory_order_acquire);
+		if (!td_tag_live(old))
+			(void)td__bare_at(e, fd, old, td_born_family(w), td_born_epoch(w), TD_SF_BARE);
+		/* release: the entry is live before the word is seen gone */
+		(void)atomic_compare_exchange_strong_explicit(b, &(uint32_t){TD_BORN_BUSY}, 0,
+							      memory_order_release,
+							      memory_order_relaxed);
+		return td_fdtab_live(fd);
+	}
+	for (int k = 0; k < TD__SPINS + TD__YIELDS && w == TD_BORN_BUSY; k++) {
+		if (k < TD__SPINS)
+			td__relax();
+		else
+			(void)sched_yield(); /* (never fails: errno stays) */
+		if (td_tag_live(atomic_load_explicit(&e->tag, memory_order_acquire)))
+			return e;
+		w = atomic_load_explicit(b, memory_order_acquire);
+	}
+	/* given up (see above): a word nobody finishes must not stay behind */
+	if (w == TD_BORN_BUSY)
+		(void)atomic_compare_exchange_strong(b, &w, 0);
+	return td_fdtab_live(fd);
 }
 
 struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp)
@@ -341,8 +470,12 @@ bool td_fdtab_claim(int fd, struct td_sock *out)
 	struct td_fdent *e = td_fdtab_peek(fd);
 	uint32_t t;
 
-	if (e == NULL || !td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed)))
+	if (e == NULL)
 		return false;
+	if (!td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed))) {
+		td_fdtab_unborn(fd);
+		return false;
+	}
 	t = atomic_fetch_and_explicit(&e->tag, ~1u, memory_order_acq_rel);
 	if (!td_tag_live(t))
 		return false;
@@ -569,12 +702,21 @@ int td_fdtab_share_origin(uint32_t share, int fd)
 	return o > 0 ? o - 1 : fd;
 }
 
+/* (an fd with a live entry has no birth word: one or the other goes) */
 void td_fdtab_forget(int fd)
 {
-	struct td_fdent *e = td_fdtab_peek(fd);
+	struct td_fdpage *page = td_fdtab_page(fd);
+	struct td_fdent *e;
+	_Atomic uint32_t *b;
 
-	if (e != NULL && td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed)))
+	if (page == NULL)
+		return;
+	e = &page->ent[td_fdtab_idx(fd)];
+	b = &page->born[td_fdtab_idx(fd)];
+	if (td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed)))
 		td_fdent_forget(e);
+	else if (atomic_load_explicit(b, memory_order_relaxed) != 0)
+		atomic_store_explicit(b, 0, memory_order_release);
 }
 
 /*
@@ -588,7 +730,7 @@ void td_fdtab_forget(int fd)
  */
 static void td__mark(int fd, uint32_t flag)
 {
-	struct td_fdent *e = td_fdtab_live(fd);
+	struct td_fdent *e = td_fdtab_live_or_born(fd);
 	uint32_t flags;
 
 	if (e == NULL)

@@ -1,6 +1,7 @@
 /*
  * teardown runtime: the fd table (fdtab.c): one entry per open fd that is
- * a TCP socket the library tracks, and the dup share slots.
+ * a TCP socket the library tracks (or, until its first use, a birth word
+ * for one that socket() made), and the dup share slots.
  */
 #ifndef TD_RT_FDTAB_H
 #define TD_RT_FDTAB_H
@@ -197,23 +198,56 @@ void td_fdent_linger_set(struct td_fdent *e, int onoff, int secs) TD_HIDDEN;
 #define TD_FDTAB_PAGE (1 << TD_FDTAB_PAGE_SHIFT)
 #define TD_FDTAB_NPAGES (TD_FDTAB_MAX / TD_FDTAB_PAGE)
 
+/*
+ * A page of the table: the entries of TD_FDTAB_PAGE fds, then a birth
+ * word for each.  Most TCP sockets are closed as they were made, never
+ * connected, bound or accepted on (a resolver's probe, a pool's spare, a
+ * program that only checks it can make one): socket() records only that
+ * the socket exists, its family and the fork epoch it was made in, in
+ * one 32-bit word (td_fdtab_bear()), and close() clears that word; the
+ * bare entry it stands for is published from it at the socket's first
+ * use that needs one (td_fdtab_live_or_born()).  In the entries' page, so
+ * that socket() and close() each look up one page; after them, so that
+ * the words of 1024 fds share one 4 KiB page (a forked child faults in
+ * what it reads).  A word is never set while the fd has a live entry
+ * (but for the moment its own entry is being published from it, when it
+ * reads TD_BORN_BUSY, fdtab.c): every publish clears it, and a birth on a
+ * number with a live entry publishes the entry instead.  Readers look at
+ * the entry first.
+ */
+struct td_fdpage {
+	struct td_fdent ent[TD_FDTAB_PAGE];
+	_Atomic uint32_t born[TD_FDTAB_PAGE];
+};
+
 /* The table's pages, mapped on first use (fdtab.c), and the extensions'. */
-extern _Atomic(struct td_fdent *) td_fdtab_pages[TD_FDTAB_NPAGES] TD_HIDDEN;
+extern _Atomic(struct td_fdpage *) td_fdtab_pages[TD_FDTAB_NPAGES] TD_HIDDEN;
 extern _Atomic(struct td_fdext *) td_fdtab_ext_pages[TD_FDTAB_NPAGES] TD_HIDDEN;
 
-/*
- * Entry for fd, or NULL (no page, out of range). Never allocates.  Inline,
- * with td_fdtab_live(): every close() asks it first, and for an fd the
- * library does not track the answer must cost next to nothing.
- */
-static inline struct td_fdent *td_fdtab_peek(int fd)
+/* fd's place in its page. */
+static inline unsigned td_fdtab_idx(int fd)
 {
-	struct td_fdent *page;
-
+	return (unsigned)fd & (TD_FDTAB_PAGE - 1);
+}
+/*
+ * fd's page, or NULL (none mapped yet, out of range).  Never allocates.
+ * Inline, with td_fdtab_peek() and td_fdtab_live(): every close() asks
+ * it first, and for an fd the library does not track the answer must
+ * cost next to nothing.
+ */
+static inline struct td_fdpage *td_fdtab_page(int fd)
+{
 	if (td_unlikely((unsigned)fd >= TD_FDTAB_MAX))
 		return NULL;
-	page = atomic_load_explicit(&td_fdtab_pages[fd >> TD_FDTAB_PAGE_SHIFT], memory_order_acquire);
-	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
+	return atomic_load_explicit(&td_fdtab_pages[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT],
+				    memory_order_acquire);
+}
+/* Entry for fd, or NULL (no page, out of range).  Never allocates. */
+static inline struct td_fdent *td_fdtab_peek(int fd)
+{
+	struct td_fdpage *page = td_fdtab_page(fd);
+
+	return page ? &page->ent[td_fdtab_idx(fd)] : NULL;
 }
 /* fd's extension, or NULL when its page was never needed: every counter
  * there is then zero.  Never allocates. */
@@ -298,22 +332,27 @@ static inline void td_fdent_go_live(struct td_fdent *e, uint32_t old_tag, uint32
 	atomic_store_explicit(&e->tag, td_tag_next(old_tag), memory_order_release);
 }
 /*
- * socket()'s publish: family and fork epoch, flags, no rule, every other
- * field zero.  Inline, and six plain stores where nothing is in the way
- * (a page, a stale entry, an extension whose counters need zeroing, a new
- * highest fd: the slow path): most sockets are never connected.
+ * A bare entry: family and fork epoch, flags, no rule, every other field
+ * zero (an inet socket but TCP from socket(), an adopted socket, one of
+ * the library's own fds, and a TCP socket's birth word once its first
+ * use needs the entry).  Inline, and six plain stores where nothing is
+ * in the way (a page, a stale entry or birth word, an extension whose
+ * counters need zeroing, a new highest fd: the slow path).
  */
 static inline struct td_fdent *td_fdtab_publish_bare(int fd, uint8_t family, uint32_t epoch,
 						     uint32_t flags)
 {
-	struct td_fdent *e = td_fdtab_peek(fd);
+	struct td_fdpage *page = td_fdtab_page(fd);
+	struct td_fdent *e;
 	uint64_t w[6];
 	uint32_t old;
 
-	if (td_unlikely(e == NULL ||
+	if (td_unlikely(page == NULL ||
 			fd > atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed) ||
+			atomic_load_explicit(&page->born[td_fdtab_idx(fd)], memory_order_relaxed) != 0 ||
 			td_fdtab_ext_peek(fd) != NULL))
 		return td_fdtab_publish_bare_slow(fd, family, epoch, flags);
+	e = &page->ent[td_fdtab_idx(fd)];
 	/* acquire: pairs with the release of the close that freed the number */
 	old = atomic_load_explicit(&e->tag, memory_order_acquire);
 	if (td_unlikely(td_tag_live(old)))
@@ -322,6 +361,84 @@ static inline struct td_fdent *td_fdtab_publish_bare(int fd, uint8_t family, uin
 	td_fdent_set_words(e, w);
 	td_fdent_go_live(e, old, 0, 0, flags);
 	return e;
+}
+
+/*
+ * Birth words (struct td_fdpage): the family (AF_INET or AF_INET6, both
+ * below 16 and not 0: a word that records a socket is never 0) in the low
+ * 4 bits, the fork epoch above them.  An epoch too big for its 28 bits is
+ * not recorded: a socket made then gets its bare entry at once
+ * (td_fdtab_bear_slow()), so no entry is ever given an epoch other than
+ * its socket's.
+ */
+#define TD_BORN_EPOCH_SHIFT 4
+#define TD_BORN_EPOCH_MAX (UINT32_MAX >> TD_BORN_EPOCH_SHIFT)
+/* A birth word while its bare entry is being published
+ * (td_fdtab_born_publish()): no socket's word (family 15, epoch 0), and
+ * every path that clears or replaces a word treats it as one. */
+#define TD_BORN_BUSY 0xfu
+_Static_assert(AF_INET > 0 && AF_INET < 15 && AF_INET6 > 0 && AF_INET6 < 15,
+	       "a birth word's family fits its 4 bits, and is never TD_BORN_BUSY's");
+static inline uint32_t td_born_word(uint8_t family, uint32_t epoch)
+{
+	return epoch << TD_BORN_EPOCH_SHIFT | family;
+}
+static inline uint8_t td_born_family(uint32_t w)
+{
+	return (uint8_t)(w & ((1u << TD_BORN_EPOCH_SHIFT) - 1));
+}
+static inline uint32_t td_born_epoch(uint32_t w)
+{
+	return w >> TD_BORN_EPOCH_SHIFT;
+}
+int td_fdtab_bear_slow(int fd, uint8_t family, uint32_t epoch) TD_HIDDEN;
+/*
+ * socket() of an IPv4/IPv6 TCP socket, fd >= 0: its birth word, one
+ * store, where nothing is in the way (a new highest fd, no page yet, an
+ * epoch past the word's bits, a word already there or a live entry on
+ * the number, stale or a vfork()ed parent's: the slow path, which keeps
+ * the rules td_fdtab_publish() keeps).  errno untouched.  The bare entry
+ * the word stands for is what td_fdtab_publish_bare(fd, family, epoch,
+ * TD_SF_BARE) would publish here.  Returns fd, so that socket() ends in
+ * a tail call and keeps nothing of its own across the slow path.
+ */
+static inline int td_fdtab_bear(int fd, uint8_t family, uint32_t epoch)
+{
+	struct td_fdpage *page;
+	unsigned i = td_fdtab_idx(fd);
+
+	/* (no range check: 0 <= fd <= the watermark < TD_FDTAB_MAX) */
+	if (td_unlikely(fd > atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed)))
+		return td_fdtab_bear_slow(fd, family, epoch);
+	page = atomic_load_explicit(&td_fdtab_pages[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT],
+				    memory_order_acquire);
+	if (td_unlikely(page == NULL || epoch > TD_BORN_EPOCH_MAX ||
+			atomic_load_explicit(&page->born[i], memory_order_relaxed) != 0 ||
+			td_tag_live(atomic_load_explicit(&page->ent[i].tag, memory_order_relaxed))))
+		return td_fdtab_bear_slow(fd, family, epoch);
+	atomic_store_explicit(&page->born[i], td_born_word(family, epoch), memory_order_relaxed);
+	return fd;
+}
+/* fd's birth word: 0 for none. */
+static inline uint32_t td_fdtab_born(int fd)
+{
+	struct td_fdpage *page = td_fdtab_page(fd);
+
+	return page ? atomic_load_explicit(&page->born[td_fdtab_idx(fd)], memory_order_relaxed)
+		    : 0;
+}
+/* Clear fd's birth word, if any.  Release: a thread that gets the number
+ * after the close that follows starts clean. */
+static inline void td_fdtab_unborn(int fd)
+{
+	struct td_fdpage *page = td_fdtab_page(fd);
+	_Atomic uint32_t *b;
+
+	if (page == NULL)
+		return;
+	b = &page->born[td_fdtab_idx(fd)];
+	if (atomic_load_explicit(b, memory_order_relaxed) != 0)
+		atomic_store_explicit(b, 0, memory_order_release);
 }
 /*
  * Give the live entry of fd, published under tag, cp's plain data and
@@ -333,7 +450,8 @@ struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp)
 /*
  * Take fd's entry away (it is being closed): copies it into *out and
  * returns true when there was one.  Done before the real close, so a
- * thread that gets the fd number next starts from nothing.
+ * thread that gets the fd number next starts from nothing.  Without a
+ * live entry, a birth word there is cleared (false: nothing to copy).
  */
 bool td_fdtab_claim(int fd, struct td_sock *out) TD_HIDDEN;
 /* Copy a live entry consistently; false when none or replaced. */
@@ -365,7 +483,7 @@ bool td_fdtab_share_exact(uint32_t share) TD_HIDDEN;
 /* Some holder of share's socket is not counted. */
 void td_fdtab_share_inexact(uint32_t share) TD_HIDDEN;
 
-/* Drop fd's entry, if any (the fd is now something untracked). */
+/* Drop fd's entry or birth word, if any (the fd is now something untracked). */
 void td_fdtab_forget(int fd) TD_HIDDEN;
 /* Drop the entry e (live a moment ago), as td_fdtab_forget(). */
 static inline void td_fdent_forget(struct td_fdent *e)
@@ -374,7 +492,10 @@ static inline void td_fdent_forget(struct td_fdent *e)
 	    td_unlikely(atomic_load_explicit(&e->share, memory_order_relaxed) != 0))
 		(void)td_fdtab_share_leave(atomic_load(&e->share));
 }
-/* The live entry for fd, or NULL. */
+/*
+ * The live entry for fd, or NULL.  A socket known only by its birth word
+ * has none: use td_fdtab_live_or_born() where its bare entry is wanted.
+ */
 static inline struct td_fdent *td_fdtab_live(int fd)
 {
 	struct td_fdent *e = td_fdtab_peek(fd);
@@ -382,6 +503,34 @@ static inline struct td_fdent *td_fdtab_live(int fd)
 	if (e == NULL || !td_tag_live(atomic_load_explicit(&e->tag, memory_order_acquire)))
 		return NULL;
 	return e;
+}
+struct td_fdent *td_fdtab_born_publish(int fd) TD_HIDDEN;
+/*
+ * The live entry for fd, or NULL; a socket known only by its birth word
+ * gets its bare entry published first, the one socket() would have
+ * published (td_fdtab_born_publish()).  For every use that reads or
+ * changes a socket's entry: it then sees what it saw when socket()
+ * published the entry itself.  errno untouched.
+ */
+static inline struct td_fdent *td_fdtab_live_or_born(int fd)
+{
+	struct td_fdpage *page = td_fdtab_page(fd);
+	struct td_fdent *e;
+	unsigned i = td_fdtab_idx(fd);
+
+	if (page == NULL)
+		return NULL;
+	/*
+	 * The word first, then the entry: a word's entry goes live before
+	 * the word is cleared (release), so a word read as none (acquire)
+	 * leaves the entry, if another thread just published it, there to
+	 * see.  The other order could miss both: the entry read before it
+	 * went live, the word after it went.
+	 */
+	if (td_unlikely(atomic_load_explicit(&page->born[i], memory_order_acquire) != 0))
+		return td_fdtab_born_publish(fd);
+	e = &page->ent[i];
+	return td_tag_live(atomic_load_explicit(&e->tag, memory_order_acquire)) ? e : NULL;
 }
 /*
  * A read of the program's on fd returned 0 although it asked for bytes:
@@ -413,7 +562,8 @@ void td_fdtab_mark_shut_rd(int fd) TD_HIDDEN;
  * exactly that many bytes unread would be logged as a FIN with nothing
  * unread.  The count may be too low (reads through another fd, another
  * process, calls with no hook such as splice(); a publish or update
- * zeroes it), which costs only the ioctl.  Not kept on big-endian
+ * zeroes it; a socket known by its birth word alone counts nothing, but
+ * it is not connected either), which costs only the ioctl.  Not kept on big-endian
  * machines.
  */
 static inline uint32_t td_fdtab_read_begin(int fd, struct td_fdent **ep)
