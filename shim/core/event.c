@@ -54,6 +54,7 @@ static const char *const td__why_names[TD_WHY__COUNT] = {
 	[TD_WHY_FIN_SENT] = "fin-sent",
 	[TD_WHY_UNCONNECTED] = "unconnected",
 	[TD_WHY_UNACCEPTED] = "unaccepted",
+	[TD_WHY_DIED] = "died",
 };
 
 /* Linux's TCP_ESTABLISHED.. numbering (include/net/tcp_states.h). */

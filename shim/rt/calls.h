@@ -36,6 +36,15 @@ TD_CALL(int, dup, (int fd), (fd), td_real_sys1(SYS_dup, fd))
 TD_CALL(int, dup2, (int o, int n), (o, n), td_real_sys_dup2(o, n))
 TD_CALL(int, dup3, (int o, int n, int f), (o, n, f), td_real_sys3(SYS_dup3, o, n, f))
 TD_CALL(pid_t, fork, (void), (), TD_LATE(fork, (), -1))
+TD_CALL(pid_t, wait, (int *s), (s), (pid_t)td_real_sys(SYS_wait4, -1, (long)s, 0, 0, 0, 0))
+TD_CALL(pid_t, waitpid, (pid_t p, int *s, int o), (p, s, o),
+	(pid_t)td_real_sys(SYS_wait4, p, (long)s, o, 0, 0, 0))
+TD_CALL(pid_t, wait3, (int *s, int o, struct rusage *u), (s, o, u),
+	(pid_t)td_real_sys(SYS_wait4, -1, (long)s, o, (long)u, 0, 0))
+TD_CALL(pid_t, wait4, (pid_t p, int *s, int o, struct rusage *u), (p, s, o, u),
+	(pid_t)td_real_sys(SYS_wait4, p, (long)s, o, (long)u, 0, 0))
+TD_CALL(int, waitid, (idtype_t t, id_t i, siginfo_t *f, int o), (t, i, f, o),
+	(int)td_real_sys(SYS_waitid, t, i, (long)f, o, 0, 0))
 TD_CALL(long, syscall, (long n, long a, long b, long c, long d, long e, long f),
 	(n, a, b, c, d, e, f), td_real_sys(n, a, b, c, d, e, f))
 TD_CALL(ssize_t, read, (int fd, void *b, size_t n), (fd, b, n), td_real_sys3(SYS_read, fd, b, n))

@@ -610,7 +610,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		after = s.share == 0 && td__may_ask_after(r, &s);
 		work_rule = r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
 		origin = td_fdtab_share_origin(s.share, fd);
-		if (td_info_facts(fd, &f, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
+		if (td_info_facts_sock(fd, &f, &s, r, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
 		    0)
 			continue;
 		after = after && f.state != TD_TCP_CLOSE && td__exit_may_touch(&x, fd);
@@ -675,4 +675,99 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		td_logw_event(p, &ev);
 	}
 	td_init_exit_undrop(now, &x.old, x.blocked);
+}
+
+struct td__reap {
+	const struct td_policy *p;
+	bool killed;
+};
+
+/*
+ * The end of a connection whose last holder died without its exit hook:
+ * the kernel closed it at the death, and the state it is in now says
+ * what went on the wire (an orphan in FIN_WAIT or TIME_WAIT sent its FIN
+ * first; LAST_ACK, second; one that is gone was reset, or its FINs are
+ * done, and the event says unknown).  Not where the count missed a
+ * holder and the dead process may have exited through a library of its
+ * own (an exec()ed program: it reported its sockets itself), nor where
+ * the kernel still finds a file on the socket: someone nobody counted
+ * holds it.
+ */
+static void td__reaped_end(const struct td_share_end *end, bool exact, pid_t pid, void *arg)
+{
+	const struct td__reap *x = arg;
+	const struct td_rule *r = td_decide_rule(x->p, &end->d);
+	struct td_event ev;
+	struct td_sock s;
+	bool held = false;
+	int state = -1;
+
+	if (r == NULL || !r->log || !(x->killed || exact))
+		return;
+	memset(&s, 0, sizeof(s));
+	s.d = end->d;
+	s.local = end->local;
+	s.remote = end->remote;
+	atomic_store(&s.flags, end->flags);
+	if (s.local.family != 0 && s.remote.family == s.local.family && s.remote.port != 0) {
+		state = td__ask_after(&s, &held);
+		if (state > 0 && held)
+			return;
+	}
+	td_logw_event_from_sock(&ev, x->p, &s, -1, TD_EV_EXIT);
+	ev.pid = ev.tid = pid;
+	ev.why = TD_WHY_DIED;
+	ev.wire = TD_WIRE_UNKNOWN;
+	ev.closer = TD_CLOSER_NONE;
+	ev.time_wait = -1;
+	switch (state) {
+	case TD_TCP_FIN_WAIT1:
+	case TD_TCP_FIN_WAIT2:
+	case TD_TCP_TIME_WAIT:
+	case TD_TCP_CLOSING:
+	case TD_TCP_LAST_ACK:
+		ev.wire = TD_WIRE_FIN;
+		ev.closer = (uint8_t)td_diag_closer_of(state);
+		ev.time_wait = state != TD_TCP_LAST_ACK;
+		break;
+	case 0:
+		/* gone: a zero linger (the rule's abort, the program's own)
+		 * made the death's close an RST */
+		if (r->close == TD_CLOSE_ABORT ||
+		    ((end->flags & TD_SF_APP_LINGER) && td_sock_linger_on(&s) &&
+		     td_sock_linger_secs(&s) == 0))
+			ev.wire = TD_WIRE_RST;
+		break;
+	default:
+		break;
+	}
+	ev.age_ms = s.d.t_open_mono_us != 0 ? (td_clock_mono_us() - s.d.t_open_mono_us) / 1000 : 0;
+	td_logw_event(x->p, &ev);
+}
+
+void td_closing_reaped(pid_t pid, bool killed)
+{
+	int saved = errno;
+	struct td__reap x = {.p = td_init_active(), .killed = killed};
+
+	if (x.p != NULL && td_init_in_own_process())
+		td_fdtab_hrec_reaped(pid, td__reaped_end, &x);
+	td_errno_set(saved);
+}
+
+/*
+ * The children nobody reaps through a hook (SIGCHLD ignored, so the
+ * kernel reaps them): a record whose process is gone is released, its
+ * ends reported as for a reaped child that exited (where the count was
+ * exact: how it died is not known).  Each record's pid is the one its
+ * parent's fork hook named; the pid is the event's.
+ */
+void td_closing_sweep(void)
+{
+	int saved = errno;
+	struct td__reap x = {.p = td_init_active(), .killed = false};
+
+	if (x.p != NULL && td_init_in_own_process())
+		td_fdtab_hrec_sweep(td__reaped_end, &x);
+	td_errno_set(saved);
 }

@@ -38,6 +38,17 @@ int td_closing_fd(const struct td_policy *p, int fd) TD_HIDDEN;
  * now: nothing of the program runs after (_exit() and the like), not
  * exit(). */
 void td_closing_at_exit(const struct td_policy *p, bool now) TD_HIDDEN;
+/*
+ * A forked child of this process was reaped (the wait hooks): the copies
+ * it still held leave the counts (its holder record, fdtab.c), and each
+ * connection it held last gets its "exit" event, on its behalf (pid),
+ * why "died".  killed: it ended by a signal.  Keeps errno.
+ */
+void td_closing_reaped(pid_t pid, bool killed) TD_HIDDEN;
+/* The same for the children reaped behind the library's back (SIGCHLD
+ * ignored), found gone by kill(pid, 0): after a fork that found no free
+ * record, and at exit.  Keeps errno. */
+void td_closing_sweep(void) TD_HIDDEN;
 /* Predict from cf and fill ev's outcome fields (also for the worker). */
 void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
 			int64_t t_open_mono_us) TD_HIDDEN;

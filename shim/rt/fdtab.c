@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "rt.h"
 #include "slots.h"
@@ -540,31 +541,90 @@ struct td_share {
 	 * parent's number.
 	 */
 	_Atomic int origin;
-	int pad;
+	/* the generation whose end data (below) is written, 0 none */
+	_Atomic uint32_t end_gen;
+	/*
+	 * The copies forked processes hold, each process by its holder
+	 * record (below): the record's key in the high half, its copies in
+	 * the low half; 0 free.  A process not in here (the one that made
+	 * the slot, or one whose record found no free word: the slot is then
+	 * inexact) still counts in w.
+	 */
+	_Atomic uint64_t held[TD_SHARE_HELD];
+	/* what an end reported by another process needs (td_fdtab_share_end) */
+	_Atomic uint64_t end[TD_SHARE_END_WORDS];
 };
+_Static_assert(sizeof(struct td_share) == 128, "a share slot is two cache lines");
 #define TD_SW_COUNT(w) ((uint32_t)(w))
 #define TD_SW_GEN(w) ((uint32_t)((w) >> 32) & 0xffffu)
 #define TD_SW_INEXACT (1ull << 48)
 #define TD_SHARE_GEN(share) ((share) >> 16)
 
-static struct td_share *_Atomic td__shares;
-static _Atomic uint32_t td__share_hint;
+/*
+ * Holder records: one per process forked (and counted) by a process of
+ * the library, in the same shared mapping, so that the process that
+ * reaps it can take back the copies it still held when it died without
+ * its exit hook (SIGKILL, a crash: td_fdtab_hrec_release()).  The
+ * parent makes it in fork's prepare handler, before the child exists,
+ * and names the pid in its fork hook; the child knows its record's key
+ * from its parent's memory (td__own_rec) and keeps its own word in each
+ * slot up to date as it dups and closes.  The shares a record lists are
+ * those its process may hold a word in; a slot past the list is inexact.
+ */
+#define TD_HREC_MAX 256
+#define TD_HREC_SHARES 12
+struct td_hrec {
+	/* bit 0: in use; the rest: the generation (a key names one use) */
+	_Atomic uint32_t gen_used;
+	_Atomic int32_t pid; /* 0 until the parent's fork hook names it */
+	_Atomic uint32_t n;
+	uint32_t pad;
+	_Atomic uint32_t share[TD_HREC_SHARES];
+};
+_Static_assert(sizeof(struct td_hrec) == 64, "a holder record is a cache line");
 
-static struct td_share *td__share_map(void)
+struct td_share_map {
+	struct td_share slot[TD_SHARE_MAX];
+	struct td_hrec rec[TD_HREC_MAX];
+};
+
+/* A record's key: generation (15 bits) and index + 1; never 0. */
+static inline uint32_t td__rec_key(uint32_t idx, uint32_t gen_used)
 {
-	struct td_share *m = atomic_load_explicit(&td__shares, memory_order_acquire), *mine;
+	return ((gen_used >> 1) & 0x7fffu) << 16 | (idx + 1);
+}
+
+/*
+ * This process's record (0: none, it was not forked by a counting
+ * process) and the one fork's prepare handler made for the coming child
+ * (the fork hook names its pid; the child takes it as its own).  On the
+ * page a fork-per-connection server's parent writes at every fork anyway.
+ */
+TD_CHILD_WRITTEN static uint32_t td__own_rec;
+TD_CHILD_WRITTEN static uint32_t td__child_rec;
+/* Ever made a record for a child: only then may a reaped child have one. */
+TD_CHILD_WRITTEN static _Atomic bool td__recs_made;
+/* A fork found no free record (td_fdtab_hrec_sweep() wanted). */
+TD_CHILD_WRITTEN static _Atomic bool td__recs_full;
+
+static struct td_share_map *_Atomic td__shares;
+static _Atomic uint32_t td__share_hint, td__rec_hint;
+
+static struct td_share_map *td__share_map(void)
+{
+	struct td_share_map *m = atomic_load_explicit(&td__shares, memory_order_acquire), *mine;
 	int saved;
 
 	if (td_likely(m != NULL))
 		return m;
 	saved = errno;
-	mine = mmap(NULL, TD_SHARE_MAX * sizeof(struct td_share), PROT_READ | PROT_WRITE,
-		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	mine = mmap(NULL, sizeof(*mine), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+		    0);
 	td_errno_set(saved);
 	if (mine == MAP_FAILED)
 		return NULL;
 	if (!atomic_compare_exchange_strong(&td__shares, &m, mine)) {
-		munmap(mine, TD_SHARE_MAX * sizeof(struct td_share));
+		munmap(mine, sizeof(*mine));
 		td_errno_set(saved);
 		return m;
 	}
@@ -574,17 +634,116 @@ static struct td_share *td__share_map(void)
 /* The slot of a share value, or NULL (none, or no mapping). */
 static struct td_share *td__share(uint32_t share)
 {
-	struct td_share *m = atomic_load_explicit(&td__shares, memory_order_acquire);
+	struct td_share_map *m = atomic_load_explicit(&td__shares, memory_order_acquire);
 
 	if (share == 0 || m == NULL || td_share_idx(share) >= TD_SHARE_MAX)
 		return NULL;
-	return &m[td_share_idx(share)];
+	return &m->slot[td_share_idx(share)];
 }
 
-/* A free slot, counting n fds from fd; its share value, or 0. */
-static uint32_t td__share_claim(int fd, uint32_t n)
+/* The record of a key, when it is still that key's; else NULL. */
+static struct td_hrec *td__rec(uint32_t key)
 {
-	struct td_share *m = td__share_map();
+	struct td_share_map *m = atomic_load_explicit(&td__shares, memory_order_acquire);
+	uint32_t idx = (key & 0xffffu) - 1u;
+	struct td_hrec *r;
+
+	if (key == 0 || m == NULL || idx >= TD_HREC_MAX)
+		return NULL;
+	r = &m->rec[idx];
+	return td__rec_key(idx, atomic_load(&r->gen_used)) == key &&
+			       (atomic_load(&r->gen_used) & 1u)
+		       ? r
+		       : NULL;
+}
+
+/* The record key lists share (its process may hold a word in its slot);
+ * false when the list is full. */
+static bool td__rec_list(uint32_t key, uint32_t share)
+{
+	struct td_hrec *r = td__rec(key);
+	uint32_t n;
+
+	if (r == NULL)
+		return false;
+	n = atomic_load(&r->n);
+	for (uint32_t i = 0; i < n && i < TD_HREC_SHARES; i++)
+		if (atomic_load(&r->share[i]) == share)
+			return true;
+	/* (only the record's own process, one thread at a time per fork or
+	 * dup of the same socket, adds to it: no two writers of one index
+	 * but from a program racing its own dups, which costs a word) */
+	n = atomic_fetch_add(&r->n, 1);
+	if (n >= TD_HREC_SHARES) {
+		atomic_store(&r->n, TD_HREC_SHARES);
+		return false;
+	}
+	atomic_store(&r->share[n], share);
+	return true;
+}
+
+/*
+ * The holder key's word in the slot changes by delta copies (a word made
+ * for a first copy, freed at the last).  Where the key has no word and
+ * none is free, or its record cannot list the slot, that process's copies
+ * are counted but not told apart: the count stays exact, and only the
+ * end of a socket it holds last when it dies without its exit hook goes
+ * unreported, as for a process without a record.
+ */
+static void td__held_change(struct td_share *sl, uint32_t share, uint32_t key, int delta)
+{
+	if (key == 0 || delta == 0)
+		return;
+	for (int i = 0; i < TD_SHARE_HELD; i++) {
+		uint64_t w = atomic_load(&sl->held[i]);
+
+		while ((uint32_t)(w >> 32) == key) {
+			uint32_t n = (uint32_t)w;
+			uint64_t to;
+
+			if (delta < 0 && n < (uint32_t)-delta)
+				break; /* not in this word (a duplicate): next */
+			n = (uint32_t)((int64_t)n + delta);
+			to = n == 0 ? 0 : ((uint64_t)key << 32 | n);
+			if (atomic_compare_exchange_weak(&sl->held[i], &w, to))
+				return;
+		}
+	}
+	if (delta < 0 || !td__rec_list(key, share))
+		return; /* (never told apart) */
+	for (int i = 0; i < TD_SHARE_HELD; i++) {
+		uint64_t w = 0;
+
+		if (atomic_compare_exchange_strong(&sl->held[i], &w,
+						   (uint64_t)key << 32 | (uint32_t)delta))
+			return;
+	}
+}
+
+/* Write what an end reported elsewhere needs of fd's socket, e. */
+static void td__share_end_write(struct td_share *sl, uint32_t share, int fd,
+				const struct td_fdent *e)
+{
+	struct td_sock s;
+	struct td_share_end end;
+	uint64_t w[TD_SHARE_END_WORDS] = {0};
+
+	td__copy(fd, &s, e);
+	memset(&end, 0, sizeof(end));
+	end.d = s.d;
+	end.local = s.local;
+	end.remote = s.remote;
+	end.flags = atomic_load(&s.flags);
+	memcpy(w, &end, sizeof(end));
+	for (int i = 0; i < TD_SHARE_END_WORDS; i++)
+		atomic_store_explicit(&sl->end[i], w[i], memory_order_relaxed);
+	atomic_store_explicit(&sl->end_gen, TD_SHARE_GEN(share), memory_order_release);
+}
+
+/* A free slot, counting n fds from fd (entry e); its share value, or 0. */
+static uint32_t td__share_claim(int fd, const struct td_fdent *e, uint32_t n)
+{
+	struct td_share_map *m = td__share_map();
 	uint32_t start;
 
 	if (m == NULL)
@@ -592,17 +751,24 @@ static uint32_t td__share_claim(int fd, uint32_t n)
 	start = atomic_fetch_add_explicit(&td__share_hint, 1, memory_order_relaxed);
 	for (uint32_t k = 0; k < TD_SHARE_MAX; k++) {
 		uint32_t i = (start + k) % TD_SHARE_MAX;
-		uint64_t w = atomic_load_explicit(&m[i].w, memory_order_relaxed);
-		uint32_t gen = (TD_SW_GEN(w) + 1) & 0xffffu;
+		struct td_share *sl = &m->slot[i];
+		uint64_t w = atomic_load_explicit(&sl->w, memory_order_relaxed);
+		uint32_t gen = (TD_SW_GEN(w) + 1) & 0xffffu, share;
 
 		if (TD_SW_COUNT(w) != 0)
 			continue;
 		if (gen == 0)
 			gen = 1;
-		if (atomic_compare_exchange_strong(&m[i].w, &w, (uint64_t)gen << 32 | n)) {
-			atomic_store(&m[i].origin, fd + 1);
-			return gen << 16 | (i + 1);
-		}
+		if (!atomic_compare_exchange_strong(&sl->w, &w, (uint64_t)gen << 32 | n))
+			continue;
+		share = gen << 16 | (i + 1);
+		atomic_store(&sl->origin, fd + 1);
+		/* (a word a dead process's record still had: never read
+		 * again, its key is not this generation's holders') */
+		for (int h = 0; h < TD_SHARE_HELD; h++)
+			atomic_store(&sl->held[h], 0);
+		td__share_end_write(sl, share, fd, e);
+		return share;
 	}
 	return 0;
 }
@@ -630,32 +796,112 @@ static uint64_t td__share_change(uint32_t share, int delta, uint64_t set)
 	return w;
 }
 
-bool td_fdtab_share_fork(struct td_fdent *e, int fd)
+/*
+ * Copies of holder key come (delta > 0) or go: the slot's count, and
+ * key's word.  A copy comes to the count first and goes from it last, so
+ * a process killed in between leaves the count too high (its end is then
+ * not reported), never too low (an end reported while a copy is open).
+ */
+static uint64_t td__share_copies(uint32_t share, uint32_t key, int delta)
+{
+	struct td_share *sl = td__share(share);
+	uint64_t w;
+
+	if (sl == NULL)
+		return 0;
+	if (delta < 0) {
+		w = atomic_load(&sl->w);
+		if (TD_SW_GEN(w) == TD_SHARE_GEN(share) && TD_SW_COUNT(w) != 0)
+			td__held_change(sl, share, key, delta);
+		return td__share_change(share, delta, 0);
+	}
+	w = td__share_change(share, delta, 0);
+	if (w != 0)
+		td__held_change(sl, share, key, delta);
+	return w;
+}
+
+/* The record for the coming child, made at the first copy it needs. */
+static uint32_t td__child_key(void)
+{
+	struct td_share_map *m = td__share_map();
+	uint32_t start;
+
+	if (td__child_rec != 0 || m == NULL)
+		return td__child_rec;
+	start = atomic_fetch_add_explicit(&td__rec_hint, 1, memory_order_relaxed);
+	for (uint32_t k = 0; k < TD_HREC_MAX; k++) {
+		uint32_t i = (start + k) % TD_HREC_MAX;
+		struct td_hrec *r = &m->rec[i];
+		uint32_t g = atomic_load(&r->gen_used);
+
+		if ((g & 1u) || !atomic_compare_exchange_strong(&r->gen_used, &g, (g + 2u) | 1u))
+			continue;
+		atomic_store(&r->pid, 0);
+		atomic_store(&r->n, 0);
+		if (!atomic_load_explicit(&td__recs_made, memory_order_relaxed))
+			atomic_store(&td__recs_made, true);
+		td__child_rec = td__rec_key(i, (g + 2u) | 1u);
+		return td__child_rec;
+	}
+	/* none free: the fork hook sweeps the dead children's (this child's
+	 * copies go untold) */
+	atomic_store(&td__recs_full, true);
+	return 0;
+}
+
+/* Count one more copy of e's socket, for holder key (0: untold); a slot
+ * made when it has none counts e's own fd too, for this process. */
+static bool td__share_count(struct td_fdent *e, int fd, uint32_t key)
 {
 	uint32_t s = atomic_load(&e->share);
+	struct td_share *sl;
 
 	if (s != 0)
-		return td__share_change(s, 1, 0) != 0;
-	/* a new slot counts two fds: this one and its copy */
-	s = td__share_claim(fd, 2);
+		return td__share_copies(s, key, 1) != 0;
+	s = td__share_claim(fd, e, 2);
 	if (s == 0)
 		return false;
+	sl = td__share(s);
+	td__held_change(sl, s, td__own_rec, 1);
+	td__held_change(sl, s, key, 1);
 	atomic_store(&e->share, s);
+	return true;
+}
+
+bool td_fdtab_share_fork(struct td_fdent *e, int fd)
+{
+	uint32_t key = td__child_key();
+	uint32_t s = atomic_load(&e->share);
+	struct td_share *sl;
+
+	if (!td__share_count(e, fd, key))
+		return false;
+	/* a slot made before: what it says of the socket as it is now (one
+	 * dup()ed before its connect, say), once per fork, into shared
+	 * memory; a new slot has it already */
+	if (s != 0 && (sl = td__share(s)) != NULL)
+		td__share_end_write(sl, s, fd, e);
 	return true;
 }
 
 uint32_t td_fdtab_share_join(struct td_fdent *src, int src_fd)
 {
-	/* the new fd is one more copy, as a forked child's is */
-	if (td_fdtab_share_fork(src, src_fd))
+	/* the new fd is one more copy, this process's own */
+	if (td__share_count(src, src_fd, td__own_rec))
 		return atomic_load(&src->share);
 	atomic_fetch_or(&src->flags, TD_SF_STICKY_SHARED);
 	return 0;
 }
 
+bool td_fdtab_share_unfork(uint32_t share)
+{
+	return td__share_copies(share, td__child_rec, -1) != 0;
+}
+
 bool td_fdtab_share_rejoin(uint32_t share)
 {
-	return td__share_change(share, 1, 0) != 0;
+	return td__share_copies(share, td__own_rec, 1) != 0;
 }
 
 int td_fdtab_share_drop(uint32_t share)
@@ -664,7 +910,7 @@ int td_fdtab_share_drop(uint32_t share)
 
 	if (share == 0)
 		return 0;
-	w = td__share_change(share, -1, 0);
+	w = td__share_copies(share, td__own_rec, -1);
 	return w != 0 ? (int)(TD_SW_COUNT(w) - 1) : -1;
 }
 
@@ -700,6 +946,163 @@ int td_fdtab_share_origin(uint32_t share, int fd)
 		return fd;
 	o = atomic_load(&sl->origin);
 	return o > 0 ? o - 1 : fd;
+}
+
+/* ---- holder records ---------------------------------------------------- */
+
+bool td_fdtab_hrec_any(void)
+{
+	return atomic_load_explicit(&td__recs_made, memory_order_relaxed);
+}
+
+void td_fdtab_hrec_prepare(void)
+{
+	/* (a record made for daemon()'s fork, which no fork hook named, is
+	 * left to that child: freed only with the mapping) */
+	td__child_rec = 0;
+}
+
+void td_fdtab_hrec_child(void)
+{
+	td__own_rec = td__child_rec;
+	td__child_rec = 0;
+	/* the parent's children are not this one's to reap or sweep */
+	if (atomic_load_explicit(&td__recs_made, memory_order_relaxed))
+		atomic_store(&td__recs_made, false);
+	if (atomic_load_explicit(&td__recs_full, memory_order_relaxed))
+		atomic_store(&td__recs_full, false);
+}
+
+/* Whether record key still has a copy counted in one of its slots. */
+static bool td__rec_holds(uint32_t key)
+{
+	struct td_hrec *r = td__rec(key);
+	uint32_t n;
+
+	if (r == NULL)
+		return false;
+	n = atomic_load(&r->n);
+	for (uint32_t i = 0; i < n && i < TD_HREC_SHARES; i++) {
+		struct td_share *sl = td__share(atomic_load(&r->share[i]));
+
+		for (int h = 0; sl != NULL && h < TD_SHARE_HELD; h++)
+			if ((uint32_t)(atomic_load(&sl->held[h]) >> 32) == key)
+				return true;
+	}
+	return false;
+}
+
+/*
+ * Take every copy record key still counts off its slots and free it.
+ * With ended, report each slot this takes to zero.
+ */
+static void td__rec_release(uint32_t key, pid_t pid,
+			    void (*ended)(const struct td_share_end *, bool, pid_t, void *), void *arg)
+{
+	struct td_hrec *r = td__rec(key);
+	uint32_t n, g;
+
+	if (r == NULL)
+		return;
+	n = atomic_load(&r->n);
+	for (uint32_t i = 0; i < n && i < TD_HREC_SHARES; i++) {
+		uint32_t share = atomic_load(&r->share[i]);
+		struct td_share *sl = td__share(share);
+		uint32_t copies = 0;
+		uint64_t w, to;
+
+		if (sl == NULL)
+			continue;
+		for (int h = 0; h < TD_SHARE_HELD; h++) {
+			uint64_t hw = atomic_load(&sl->held[h]);
+
+			while ((uint32_t)(hw >> 32) == key &&
+			       !atomic_compare_exchange_weak(&sl->held[h], &hw, 0))
+				;
+			if ((uint32_t)(hw >> 32) == key)
+				copies += (uint32_t)hw;
+		}
+		if (copies == 0)
+			continue;
+		w = atomic_load(&sl->w);
+		do {
+			if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0)
+				break;
+			to = TD_SW_COUNT(w) > copies ? w - copies : w & ~0xffffffffull;
+		} while (!atomic_compare_exchange_weak(&sl->w, &w, to));
+		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0 ||
+		    TD_SW_COUNT(w) > copies || ended == NULL ||
+		    atomic_load_explicit(&sl->end_gen, memory_order_acquire) != TD_SHARE_GEN(share))
+			continue;
+		{
+			uint64_t ew[TD_SHARE_END_WORDS];
+			struct td_share_end end;
+
+			for (int k = 0; k < TD_SHARE_END_WORDS; k++)
+				ew[k] = atomic_load_explicit(&sl->end[k], memory_order_relaxed);
+			memcpy(&end, ew, sizeof(end));
+			ended(&end, !(w & TD_SW_INEXACT), pid, arg);
+		}
+	}
+	g = atomic_load(&r->gen_used);
+	if (td__rec_key((uint32_t)(r - atomic_load(&td__shares)->rec), g) == key)
+		atomic_compare_exchange_strong(&r->gen_used, &g, g & ~1u);
+}
+
+void td_fdtab_hrec_forked(pid_t pid)
+{
+	uint32_t key = td__child_rec;
+	struct td_hrec *r;
+
+	td__child_rec = 0;
+	if (key == 0 || (r = td__rec(key)) == NULL)
+		return;
+	if (pid > 0)
+		atomic_store(&r->pid, pid);
+	else
+		td__rec_release(key, pid, NULL, NULL);
+}
+
+bool td_fdtab_hrec_full(void)
+{
+	return atomic_load_explicit(&td__recs_full, memory_order_relaxed) &&
+	       atomic_exchange(&td__recs_full, false);
+}
+
+void td_fdtab_hrec_sweep(void (*ended)(const struct td_share_end *, bool, pid_t, void *), void *arg)
+{
+	struct td_share_map *m = atomic_load_explicit(&td__shares, memory_order_acquire);
+
+	if (m == NULL)
+		return;
+	for (uint32_t i = 0; i < TD_HREC_MAX; i++) {
+		uint32_t g = atomic_load_explicit(&m->rec[i].gen_used, memory_order_relaxed);
+		pid_t pid = atomic_load_explicit(&m->rec[i].pid, memory_order_relaxed);
+
+		if (!(g & 1u) || pid <= 0)
+			continue;
+		/* nothing left to take back (it let go of every copy, most
+		 * often by its exit): free, with no question asked; else
+		 * only if it is gone (EPERM: alive, under another uid) */
+		if (!td__rec_holds(td__rec_key(i, g)) ||
+		    (td_real_sys2(SYS_kill, pid, 0) < 0 && errno == ESRCH))
+			td__rec_release(td__rec_key(i, g), pid, ended, arg);
+	}
+}
+
+void td_fdtab_hrec_reaped(pid_t pid, void (*ended)(const struct td_share_end *, bool, pid_t, void *),
+			  void *arg)
+{
+	struct td_share_map *m = atomic_load_explicit(&td__shares, memory_order_acquire);
+
+	if (m == NULL || pid <= 0)
+		return;
+	for (uint32_t i = 0; i < TD_HREC_MAX; i++) {
+		uint32_t g = atomic_load_explicit(&m->rec[i].gen_used, memory_order_relaxed);
+
+		if ((g & 1u) && atomic_load_explicit(&m->rec[i].pid, memory_order_relaxed) == pid)
+			td__rec_release(td__rec_key(i, g), pid, ended, arg);
+	}
 }
 
 /* (an fd with a live entry has no birth word: one or the other goes) */

@@ -459,6 +459,7 @@ bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag) TD_HIDDEN;
 /* Share slots (fdtab.c): the fds holding one socket, here and, once it
  * crossed a counted fork(), in the forked processes too. */
 #define TD_SHARE_MAX 8192 /* share slots; a socket past them is shared for good */
+#define TD_SHARE_HELD 4	  /* forked holders a slot tells apart (fdtab.c) */
 /* A share value's slot index (values are index + 1 and a generation). */
 static inline uint32_t td_share_idx(uint32_t share)
 {
@@ -466,8 +467,11 @@ static inline uint32_t td_share_idx(uint32_t share)
 }
 uint32_t td_fdtab_share_join(struct td_fdent *src, int src_fd) TD_HIDDEN; /* for the new fd */
 /* A fork() gives e's fd a copy in the child: count it (a slot made when
- * it has none); false when it cannot be counted. */
+ * it has none) in the child's holder record; false when it cannot be
+ * counted. */
 bool td_fdtab_share_fork(struct td_fdent *e, int fd) TD_HIDDEN;
+/* The fork failed: take back one copy td_fdtab_share_fork() counted. */
+bool td_fdtab_share_unfork(uint32_t share) TD_HIDDEN;
 /* Count one more fd of share again (an exec() that failed); false when stale. */
 bool td_fdtab_share_rejoin(uint32_t share) TD_HIDDEN;
 /* The number the share's first source had (fd itself without a share):
@@ -478,10 +482,55 @@ int td_fdtab_share_origin(uint32_t share, int fd) TD_HIDDEN;
 int td_fdtab_share_drop(uint32_t share) TD_HIDDEN;
 /* Drop one fd's share; true when other fds (here, or counted elsewhere) remain. */
 bool td_fdtab_share_leave(uint32_t share) TD_HIDDEN;
-/* Whether share counts every holder of its socket (see fdtab.c). */
+/* Whether share counts every holder (see fdtab.c). */
 bool td_fdtab_share_exact(uint32_t share) TD_HIDDEN;
 /* Some holder of share's socket is not counted. */
 void td_fdtab_share_inexact(uint32_t share) TD_HIDDEN;
+
+/*
+ * Holder records (fdtab.c): the counted copies each forked process
+ * holds, so that the process that reaps one which died without its exit
+ * hook can take them back, and report the ends that were its to report.
+ * The fork's prepare handler makes the child's record as it counts the
+ * copies; the fork hook names the child's pid (td_fdtab_hrec_forked()),
+ * or gives the counts back when the fork failed.
+ */
+#define TD_SHARE_END_WORDS 10
+/* What a share slot keeps of its socket for an end reported elsewhere. */
+struct td_share_end {
+	struct td_sock_data d;
+	struct td_addr local, remote;
+	uint32_t flags;
+};
+_Static_assert(sizeof(struct td_share_end) <= TD_SHARE_END_WORDS * 8, "end data fits its words");
+/* The fork hook: the fork made pid (> 0), or failed (pid < 0: the
+ * counts the prepare handler gave the child are taken back). */
+void td_fdtab_hrec_forked(pid_t pid) TD_HIDDEN;
+/* Before fork (its prepare handler, before the copies are counted). */
+void td_fdtab_hrec_prepare(void) TD_HIDDEN;
+/* In the child, after fork (its atfork handler): the record is its own. */
+void td_fdtab_hrec_child(void) TD_HIDDEN;
+/* Whether this process made a record for any child (cheap, no init). */
+bool td_fdtab_hrec_any(void) TD_HIDDEN;
+/*
+ * pid was reaped: take back the copies its record still counts, free the
+ * record.  For each socket whose count this takes to zero (the dead
+ * process held the last copy), ended(end, exact, arg): exact when every
+ * holder was counted.  No-op for a pid with no record.
+ */
+/*
+ * Reaped behind the library's back (SIGCHLD ignored: the kernel reaps):
+ * the records whose process is gone (kill(pid, 0): ESRCH) are released
+ * as td_fdtab_hrec_reaped() does.  Wanted when a fork found no free
+ * record (td_fdtab_hrec_full(), which says so once), and at exit.
+ */
+bool td_fdtab_hrec_full(void) TD_HIDDEN;
+void td_fdtab_hrec_sweep(void (*ended)(const struct td_share_end *end, bool exact, pid_t pid,
+					 void *arg),
+			 void *arg) TD_HIDDEN;
+void td_fdtab_hrec_reaped(pid_t pid, void (*ended)(const struct td_share_end *end, bool exact,
+						   pid_t pid, void *arg),
+			  void *arg) TD_HIDDEN;
 
 /* Drop fd's entry or birth word, if any (the fd is now something untracked). */
 void td_fdtab_forget(int fd) TD_HIDDEN;

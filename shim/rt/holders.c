@@ -151,7 +151,7 @@ static void td__count_copy(struct td_fdent *e, int fd, uint32_t share)
 static void td__uncount_copy(struct td_fdent *e, int fd, uint32_t share)
 {
 	(void)e, (void)fd;
-	(void)td_fdtab_share_drop(share);
+	(void)td_fdtab_share_unfork(share);
 }
 
 static void td__inexact(struct td_fdent *e, int fd, uint32_t share)
@@ -204,6 +204,7 @@ void td_holders_fork_prepare(void)
 	bool alone;
 
 	td__fork_counted = false;
+	td_fdtab_hrec_prepare();
 	if (!td__running())
 		return;
 	alone = td_init_program_alone();

@@ -239,6 +239,7 @@ static void td__atfork_child(void)
 	atomic_store(&td_init_proc.pid, (pid_t)td_real_sys0(SYS_getpid));
 	atomic_fetch_add(&td__fork_gen, 1);
 	td_holders_fork_child_reset();
+	td_fdtab_hrec_child();
 	td_worker_after_fork_child();
 	td_errno_set(saved);
 }
@@ -391,6 +392,9 @@ void td_init_at_exit(bool now)
 	}
 	td_worker_flush_at_exit();
 	td_closing_at_exit(p, now);
+	/* children killed meanwhile that no wait hook saw reaped */
+	if (td_fdtab_hrec_any())
+		td_closing_sweep();
 	td_spool_at_exit();
 	td_logw_at_exit(p);
 	td_errno_set(saved);

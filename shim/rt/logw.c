@@ -787,13 +787,21 @@ static int64_t td__euid(void)
 
 static int td__log(const struct td_policy *p, struct td_event *ev)
 {
+	int32_t self = atomic_load(&td_init_proc.pid);
+
 	ev->ts_us = td_clock_now_us();
-	ev->pid = atomic_load(&td_init_proc.pid);
 	if (ev->tid == 0)
 		ev->tid = td_init_tid();
 	ev->prog = td_init_proc.prog;
 	ev->host = td__host[0] ? td__host : NULL;
 	ev->uid = td__euid();
+	if (td_unlikely(ev->pid != 0 && ev->pid != self)) {
+		/* written on behalf of another process (a dead child's end,
+		 * td_closing_reaped()): its keys are written out in full */
+		ev->who = NULL;
+		return td__emit(p, ev);
+	}
+	ev->pid = self;
 	ev->who = atomic_load_explicit(&td__who, memory_order_acquire);
 	if (td_unlikely(ev->who == NULL || ev->who->pid != ev->pid))
 		ev->who = td__who_render(ev);

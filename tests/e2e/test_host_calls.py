@@ -37,7 +37,11 @@ EXITS = ["_exit", "_Exit"]
 # And the exec family: the close-on-exec copies of a socket leave its
 # holder count before the kernel closes them (shim/hook/exec.c).
 EXECS = "execve execv execvp execvpe fexecve execveat execl execlp execle".split()
-EXPORTED = sorted(WRAPPED + SPAWN + READS + EXITS + EXECS + ["vfork"])
+# And the wait family: a reaped child that died without its exit hook
+# gives back the copies it held, and its connections' ends are reported
+# (shim/hook/wait.c).
+WAITS = "wait waitpid wait3 wait4 waitid".split()
+EXPORTED = sorted(WRAPPED + SPAWN + READS + EXITS + EXECS + WAITS + ["vfork"])
 
 
 def _log(stem="audit"):
@@ -774,7 +778,8 @@ def test_errno_and_results_match_libc_alone():
     """host_errno makes every wrapped call (socket, accept, accept4,
     connect, bind, setsockopt, shutdown, close, fclose, close_range,
     closefrom, dup, dup2, dup3, write, send, sendto, sendmsg, writev,
-    syscall(SYS_close...), fork) in success and failure cases, with errno
+    syscall(SYS_close...), fork, and the wait family on children that
+    held counted sockets, killed or not) in success and failure cases, with errno
     preset before each, and prints rc and errno per case.  Run bare and
     under a policy matching every socket with logging, for each action,
     the outputs must be identical byte for byte; with shutdown = "half" or
@@ -894,7 +899,7 @@ def test_missing_real_symbol_means_enosys_never_a_crash():
     assert bare.rc == 0 and bare_lines[-1] == "done", bare.stdout()
     preload = [tdlib.lib_path(), tdlib.test_prog("libhost_nosym.so")]
     problems = []
-    for name in WRAPPED:
+    for name in WRAPPED + WAITS:
         env = _policy_env([{"name": "all", "close": "graceful"}], _log("nosym-" + name),
                           preload=preload, extra={"HOST_NOSYM": name})
         proc = tdlib.run([tdlib.test_prog("host_errno")], env=env, timeout=30, name="nosym-" + name)
@@ -917,7 +922,8 @@ def test_missing_real_symbol_means_enosys_never_a_crash():
                 continue
             if case in enosys and got.split()[1:] == ["rc=-1", "errno=ENOSYS"]:
                 continue
-            if name == "fork" and case == "fork_child_status":
+            # (without fork the wait cases have no children to wait for)
+            if name == "fork" and (case == "fork_child_status" or case.startswith("wait")):
                 continue
             if name == "fclose" and i > first_fclose and case not in enosys:
                 continue
@@ -1271,6 +1277,130 @@ def test_socket_made_before_fork_and_used_in_the_child_is_counted():
             assert (e["wire"], e["why"]) == ("none", "shared"), e
         else:
             assert (e["wire"], e["closer"]) == ("FIN", "active") and e["why"] != "shared", e
+
+
+# A forked child holds the server end of a connection; the parent closes
+# its copy, then the child is killed (SIGKILL) or exits, and the parent
+# reaps it with waitpid (argv[2]: or "waitid", or "ignored": SIGCHLD
+# ignored, the kernel reaps it, and the parent exits once it is gone).  argv[1]: "fin"
+# (nothing unread: the kernel's close at the death sends a FIN), "unread"
+# (the client's bytes never read: an RST), "exit" (the child _exit()s:
+# its own exit hook ends it).  Prints the parent's and child's pids, the
+# client's port, the child's status and what the client saw.
+KILLED_CHILD = r"""
+import errno, os, signal, socket, sys, time
+mode, how = sys.argv[1], sys.argv[2]
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+c = socket.create_connection(ls.getsockname())
+s, _ = ls.accept()
+if mode == "unread":
+    c.sendall(b"never read")
+ready_r, ready_w = os.pipe()
+go_r, go_w = os.pipe()
+if how == "ignored":
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+pid = os.fork()
+if pid == 0:
+    ls.close()
+    c.close()
+    os.write(ready_w, b"x")
+    os.read(go_r, 1)
+    if mode == "exit":
+        os._exit(0)
+    signal.pause()
+os.read(ready_r, 1)
+s.close()
+os.write(go_w, b"x")
+if mode != "exit":
+    os.kill(pid, signal.SIGKILL)
+if how == "ignored":
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.005)
+    status = -9
+elif how == "waitid":
+    info = os.waitid(os.P_PID, pid, os.WEXITED)
+    status = -info.si_status if info.si_code != os.CLD_EXITED else info.si_status
+else:
+    _, st = os.waitpid(pid, 0)
+    status = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+try:
+    seen = "EOF" if c.recv(100) == b"" else "data"
+except ConnectionResetError:
+    seen = "ECONNRESET"
+print(os.getpid(), pid, c.getsockname()[1], ls.getsockname()[1], status, seen, flush=True)
+c.close()
+ls.close()
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_a_killed_childs_connection_is_ended_by_the_parent_that_reaps_it():
+    """A forked child holds the server end of a connection its parent
+    closed already, and is killed by SIGKILL: no exit hook runs, and the
+    kernel's close at its death ends the connection.  The parent reaps
+    it (waitpid, or waitid): the library takes the child's copy off the
+    count (its holder record) and writes the connection's "exit" event on
+    the child's behalf (the child's pid, why "died"), with what the wire
+    did, read from the kernel's state after the death: the FIN, first
+    (active, TIME_WAIT here), where nothing was left unread; the rule's
+    zero linger's RST under "abort"; and "unknown" (never a FIN) where the
+    kernel reset it for unread input.  A parent that ignores SIGCHLD (the
+    kernel reaps; busybox httpd does) finds the dead child gone with
+    kill(pid, 0) at its exit (or when its children's records run out),
+    and reports the end then.  A child that _exit()s reports its own end,
+    and the parent adds nothing.  Checked against tcpdump, ss
+    and the client's view.
+
+    Catches: a count the dead child never gives back (the end went
+    without an event: the parent's close said "shared", and nobody
+    else was left), and a parent that reports a child's end twice or
+    for a child that reported it itself."""
+    cases = [("fin", "waitpid", "pass", ("FIN", "active", True), "FIN", "EOF"),
+             ("fin", "waitid", "pass", ("FIN", "active", True), "FIN", "EOF"),
+             ("fin", "ignored", "pass", ("FIN", "active", True), "FIN", "EOF"),
+             ("fin", "waitpid", "abort", ("RST", None, None), "RST", "ECONNRESET"),
+             ("unread", "waitpid", "pass", (None, None, None), "RST", "ECONNRESET"),
+             ("exit", "waitpid", "pass", ("FIN", "active", True), "FIN", "EOF")]
+    problems = []
+    for mode, how, action, want, wire, view in cases:
+        tag = "killed-%s-%s-%s" % (mode, how, action)
+        with tdlib.Capture() as cap:
+            proc, log = _python(KILLED_CHILD, tag, [mode, how],
+                                [{"name": "all", "close": action}])
+            parent, child, cport, sport, status, seen = proc.stdout().split()
+            parent, child, cport, sport = int(parent), int(child), int(cport), int(sport)
+            tw = [r for r in tdlib.time_wait_on(sport, cport)]
+        if (status == "-9") != (mode != "exit") or seen != view:
+            problems.append("%s: child status %s, the client saw %s (want %s)"
+                            % (tag, status, seen, view))
+        ends = [r for r in tdlib.read_log(log) if r["event"] in ("close", "exit") and
+                r["role"] == "server" and r["remote"] and tdlib.port_of(r["remote"]) == cport]
+        last = [r for r in ends if r["why"] != "shared"]
+        shared = [r for r in ends if r["why"] == "shared"]
+        got = [(r["pid"], r["event"], r["why"], r["wire"], r["closer"], r["time_wait"])
+               for r in ends]
+        if len(last) != 1 or len(shared) != 1 or shared[0]["pid"] != parent:
+            problems.append("%s: want one shared close by the parent and one end: %s"
+                            % (tag, got))
+            continue
+        e = last[0]
+        why = "died" if mode != "exit" else "close"
+        if (e["pid"], e["event"], e["why"]) != (child, "exit", why) or \
+                (e["wire"], e["closer"], e["time_wait"]) != want:
+            problems.append("%s: end %s, want pid %d exit %s %s" % (tag, got[-1], child, why, want))
+        if cap.teardown_flags(sport, cport) != wire:
+            problems.append("%s: %s on the wire from the server, want %s"
+                            % (tag, cap.teardown_flags(sport, cport), wire))
+        if bool(tw) != (want[2] is True):
+            problems.append("%s: TIME_WAIT on the server's side: %s" % (tag, tw))
+    assert not problems, "\n".join(problems)
 
 
 # A forked child exec()s sleep; the parent closes its copy of the server

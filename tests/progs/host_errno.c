@@ -18,9 +18,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -474,6 +476,69 @@ static void forks(void)
 	close(s);
 }
 
+/* A child holding copies of a fresh connection, which the parent closes:
+ * it exits with 3, or kills itself (killed). */
+static pid_t holder_child(bool killed)
+{
+	int c, s;
+	pid_t pid;
+
+	conn(&c, &s);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		if (killed)
+			raise(SIGKILL);
+		_exit(3);
+	}
+	close(c);
+	close(s);
+	return pid;
+}
+
+/* The wait family, on children that held counted sockets (the library's
+ * records of them are taken back there): every result and status as
+ * libc alone gives them. */
+static void waits(void)
+{
+	struct rusage ru;
+	siginfo_t info;
+	int st;
+	pid_t pid;
+
+	pid = holder_child(false);
+	st = -1;
+	CASE("waitpid_exited", waitpid(pid, &st, 0) == pid);
+	printf("waitpid_exited_status %d\n", st);
+	pid = holder_child(true);
+	CASE("waitpid_killed_null", waitpid(pid, NULL, 0) == pid);
+	pid = holder_child(true);
+	st = -1;
+	CASE("wait4_killed", wait4(pid, &st, 0, &ru) == pid);
+	printf("wait4_killed_status %d %d\n", WIFSIGNALED(st), WTERMSIG(st));
+	pid = holder_child(false);
+	st = -1;
+	CASE("wait_exited", wait(&st) == pid);
+	printf("wait_exited_status %d\n", st);
+	pid = holder_child(true);
+	st = -1;
+	CASE("wait3_killed", wait3(&st, 0, NULL) == pid);
+	printf("wait3_killed_status %d\n", WTERMSIG(st));
+	pid = holder_child(true);
+	memset(&info, 0, sizeof(info));
+	CASE("waitid_nowait", waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT));
+	printf("waitid_nowait_info %d %d\n", info.si_pid == pid, info.si_code);
+	memset(&info, 0, sizeof(info));
+	CASE("waitid_killed", waitid(P_PID, (id_t)pid, &info, WEXITED));
+	printf("waitid_killed_info %d %d %d\n", info.si_pid == pid, info.si_code, info.si_status);
+	CASE("waitid_none_left", waitid(P_ALL, 0, &info, WEXITED));
+	CASE("waitid_bad_idtype", waitid((idtype_t)77, 0, &info, WEXITED));
+	CASE("waitpid_none_left", waitpid(-1, &st, 0));
+	CASE("waitpid_nohang_none", waitpid(-1, &st, WNOHANG));
+	CASE("wait_none_left", wait(NULL));
+	CASE("wait4_bad_options", wait4(-1, &st, 0x7fff0000, NULL));
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -486,6 +551,7 @@ int main(void)
 	writes();
 	syscalls();
 	forks();
+	waits();
 	CASE("close_listener", close(g_listener));
 	printf("done\n");
 	return 0;

@@ -7,7 +7,8 @@
  * word alone, and of threads racing to publish one word exactly one does.
  *
  * fdtab.c is linked in alone: the two thread-local variables it reads
- * (errno's address, the vfork flag) are defined here.  Criterion runs
+ * (errno's address, the vfork flag) and the raw system call it makes
+ * (td_real_sys(): the holder records' kill(pid, 0)) are defined here.  Criterion runs
  * each test in a process of its own, so each starts with an empty table.
  */
 #include <pthread.h>
@@ -18,6 +19,7 @@
 
 #include "../../shim/rt/fdtab.h"
 #include "../../shim/rt/init.h"
+#include "../../shim/rt/real.h"
 
 __thread int *td_errno_p __attribute__((tls_model("initial-exec")));
 #if defined(__x86_64__)
@@ -29,6 +31,11 @@ bool td_init_in_own_process(void)
 	return !td_in_vfork;
 }
 #endif
+
+long td_real_sys(long n, long a, long b, long c, long d, long e, long f)
+{
+	return syscall(n, a, b, c, d, e, f);
+}
 
 /* A copy of fd's live entry; fails the test when there is none. */
 static struct td_sock td_t_read(int fd)
