@@ -75,7 +75,7 @@ CLI_SRC := $(wildcard cli/*.c)
 TOOL_SRC := $(wildcard cli/lib/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 # Runtime modules the unit tests link in alone (their few thread-local
-# variables defined by the test).
+# variables, and the raw system call, defined by the test).
 UNIT_RT_SRC := shim/rt/fdtab.c
 EXAMPLE_SRC := $(wildcard examples/*.c)
 # Test-only programs and preloadable test doubles (tests/progs/lib*.c).

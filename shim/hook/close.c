@@ -26,23 +26,32 @@ __attribute__((noinline)) static int td__close_tracked(struct td_fdent *e, int f
 
 TD_EXPORT int close(int fd)
 {
-	struct td_fdpage *page = td_fdtab_page(fd);
-	unsigned i = td_fdtab_idx(fd);
+	struct td_fdent *e = td_fdtab_peek(fd);
+	uint32_t t;
 
-	if (td_likely(page != NULL)) {
-		if (td_unlikely(td_tag_live(atomic_load_explicit(&page->ent[i].tag,
-								 memory_order_acquire))))
-			return td__close_tracked(&page->ent[i], fd);
-		/*
-		 * A TCP socket nothing happened to since socket(): its birth
-		 * word goes before the real close (the next socket() given
-		 * the number, in another thread, must start clean), unless
-		 * this is a vfork()ed child, whose parent still holds that
-		 * socket.
-		 */
-		if (atomic_load_explicit(&page->born[i], memory_order_relaxed) != 0 &&
-		    td_init_in_own_process())
-			atomic_store_explicit(&page->born[i], 0, memory_order_release);
+	if (td_likely(e != NULL)) {
+		/* one load of the tag, one test for both kinds of entry */
+		t = atomic_load_explicit(&e->tag, memory_order_acquire);
+		if (td_unlikely(t & (TD_TAG_LIVE | TD_TAG_BORN))) {
+			if (td_tag_live(t))
+				return td__close_tracked(e, fd);
+			/*
+			 * A TCP socket nothing happened to since socket(): its
+			 * born bit goes before the real close (the next socket()
+			 * given the number, in another thread, must start
+			 * clean), unless this is a vfork()ed child, whose parent
+			 * still holds that socket.  Compare-and-swap: a first
+			 * use in another thread that published the entry
+			 * meanwhile (a program using a socket as it closes it)
+			 * took the bit; then the entry's close.
+			 */
+			if (td_init_in_own_process() &&
+			    !atomic_compare_exchange_strong_explicit(&e->tag, &t, t & ~TD_TAG_BORN,
+								     memory_order_release,
+								     memory_order_relaxed) &&
+			    td_tag_live(t))
+				return td__close_tracked(e, fd);
+		}
 	}
 	/* an fd the library does not track: straight to libc, nothing else */
 	return td_real_close(fd);

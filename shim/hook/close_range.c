@@ -35,8 +35,8 @@ static int td__close_span(const struct td_policy *p, unsigned first,
 		bool own;
 
 		if (e == NULL) {
-			/* a socket known by its birth word alone: the word goes
-			 * (before the real call below), as a bare entry would */
+			/* a born entry: its born bit goes (before the real
+			 * call below), as a bare entry would */
 			td_fdtab_unborn((int)fd);
 			continue;
 		}

@@ -9,8 +9,8 @@
 
 #include "../rt/rt.h"
 
-/* Make newfd track the same socket as the entry of oldfd (a socket known
- * by its birth word alone gets its entry first: its dups are counted). */
+/* Make newfd track the same socket as the entry of oldfd (a born entry
+ * is published first: its dups are counted). */
 static void td__copy_entry(int oldfd, int newfd)
 {
 	struct td_fdent *o = td_fdtab_live_or_born(oldfd);
@@ -47,8 +47,8 @@ static int td__dup23(int oldfd, int newfd, int flags, bool three)
 
 	if (p == NULL || oldfd == newfd)
 		goto plain;
-	/* (a socket known by its birth word alone is taken as the bare
-	 * entry it stands for: the paths below are the same for both) */
+	/* (a born entry is taken as the bare entry it stands for: the
+	 * paths below are the same for both) */
 	oe = td_fdtab_live_or_born(oldfd);
 	ne = td_fdtab_live_or_born(newfd);
 	if (ne == NULL && oe == NULL)

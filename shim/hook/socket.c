@@ -1,5 +1,5 @@
 /* teardown: socket() — start tracking TCP sockets (no extra system call):
- * a TCP socket's birth word, its entry published at its first use. */
+ * a TCP socket's entry is born, and published at its first use. */
 #include <netinet/in.h>
 
 #include "../rt/rt.h"
@@ -37,10 +37,10 @@ __attribute__((noinline, cold)) static int td__socket_other(int domain, int type
 		return td_decide_born(fd, domain);
 	saved = errno;
 	if (!inet) {
-		/* a stale entry or birth word must not follow the number
-		 * (unless it is a vfork()ed parent's, see td_fdtab_publish) */
-		if ((td_fdtab_live(fd) != NULL || td_fdtab_born(fd) != 0) &&
-		    td_init_in_own_process())
+		/* a stale entry, live or born, must not follow the number
+		 * (unless it is a vfork()ed parent's, see td_fdtab_publish);
+		 * td_fdtab_forget() drops either */
+		if (td_init_in_own_process())
 			td_fdtab_forget(fd);
 	} else {
 		/* UDP, SCTP, MPTCP: remembered as "not ours", so that its
@@ -53,7 +53,7 @@ __attribute__((noinline, cold)) static int td__socket_other(int domain, int type
 
 /*
  * The common case, a TCP socket while the library is active: the real
- * call and its birth word, one store (td_decide_born()); no system call,
+ * call and its born entry, two stores (td_decide_born()); no system call,
  * errno untouched (the birth's slow path keeps it).  Only domain lives
  * across the real call, and the birth ends in a tail call: one register
  * saved, no frame.

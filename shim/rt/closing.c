@@ -305,9 +305,9 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 	const struct td_rule *r;
 
 	if (e == NULL) {
-		/* a socket known by its birth word alone has nothing to do at
-		 * close: the word goes, as close() drops a bare entry (not in
-		 * a vfork()ed child: see below) */
+		/* a born entry has nothing to do at close: its born bit
+		 * goes, as close() drops a bare entry (not in a vfork()ed
+		 * child: see below) */
 		if (td_init_in_own_process())
 			td_fdtab_forget(fd);
 		return false;

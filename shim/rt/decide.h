@@ -22,11 +22,11 @@ static inline struct td_fdent *td_decide_new(int fd, int family, uint32_t flags)
 				     flags);
 }
 /*
- * A new TCP socket from socket(): its birth word, which stands for the
+ * A new TCP socket from socket(): its born entry, which stands for the
  * entry td_decide_new(fd, family, TD_SF_BARE) would publish now, epoch
  * included, until a use needs it (td_fdtab_live_or_born()).  Most are
- * closed unused, and their close only clears the word.  fd >= 0; returns
- * it (td_fdtab_bear()).
+ * closed unused, and their close only clears the born bit.  fd >= 0;
+ * returns it (td_fdtab_bear()).
  */
 static inline int td_decide_born(int fd, int family)
 {

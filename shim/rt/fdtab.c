@@ -6,11 +6,11 @@
  * close() claims the entry *before* the real close, because the kernel
  * frees the number at once and another thread's socket() may get it; the
  * new socket then starts from a fresh entry and no state of the old one
- * can ever be applied to it.  A TCP socket that socket() made has only a
- * birth word until a use needs its entry (struct td_fdpage), and the
- * same holds for it: close() clears the word before the real close.
+ * can ever be applied to it.  A TCP socket that socket() made has a born
+ * entry until a use needs it published (td_fdtab_bear(), fdtab.h), and
+ * the same holds for it: close() clears the born bit before the real
+ * close.
  */
-#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -18,22 +18,24 @@
 #include "rt.h"
 #include "slots.h"
 
-_Atomic(struct td_fdpage *) td_fdtab_pages[TD_FDTAB_NPAGES];
+_Atomic(struct td_fdent *) td_fdtab_pages[TD_FDTAB_NPAGES];
 _Atomic(struct td_fdext *) td_fdtab_ext_pages[TD_FDTAB_NPAGES];
 _Atomic int td_fdtab_high_ = -1;
 _Atomic int td_fdtab_prog_high_ = -1;
 
 /*
- * fd's page in pages (of bytes each), mapped if missing.  mmap, not
- * malloc: this runs inside socket() and accept(), which a signal handler
- * may call.  Two threads racing on a new page both map one; the loser
- * unmaps its copy.  A page is never unmapped, and only its first write
- * makes a 4 KiB part of it resident: memory follows the fds in use.
+ * fd's slot in pages (entries of size bytes), its page mapped if missing.
+ * mmap, not malloc: this runs inside socket() and accept(), which a
+ * signal handler may call.  Two threads racing on a new page both map
+ * one; the loser unmaps its copy.  A page is never unmapped, and only its
+ * first write makes a 4 KiB part of it resident: memory follows the fds
+ * in use.
  */
-static void *td__page_of(_Atomic(void *) *pages, size_t bytes, int fd)
+static void *td__slot_of(_Atomic(void *) *pages, size_t size, int fd)
 {
 	_Atomic(void *) *where;
 	void *page, *fresh;
+	size_t bytes = size * TD_FDTAB_PAGE;
 
 	if ((unsigned)fd >= TD_FDTAB_MAX)
 		return NULL;
@@ -49,28 +51,17 @@ static void *td__page_of(_Atomic(void *) *pages, size_t bytes, int fd)
 		else
 			munmap(fresh, bytes);
 	}
-	return page;
-}
-
-/* fd's page of the table, mapped if missing; NULL when out of memory or range. */
-static struct td_fdpage *td__page(int fd)
-{
-	return td__page_of((_Atomic(void *) *)td_fdtab_pages, sizeof(struct td_fdpage), fd);
+	return (char *)page + (size_t)(fd & (TD_FDTAB_PAGE - 1)) * size;
 }
 
 struct td_fdent *td_fdtab_slot(int fd)
 {
-	struct td_fdpage *page = td__page(fd);
-
-	return page != NULL ? &page->ent[td_fdtab_idx(fd)] : NULL;
+	return td__slot_of((_Atomic(void *) *)td_fdtab_pages, sizeof(struct td_fdent), fd);
 }
 
 struct td_fdext *td_fdtab_ext(int fd)
 {
-	struct td_fdext *page = td__page_of((_Atomic(void *) *)td_fdtab_ext_pages,
-					    sizeof(struct td_fdext) * TD_FDTAB_PAGE, fd);
-
-	return page != NULL ? &page[td_fdtab_idx(fd)] : NULL;
+	return td__slot_of((_Atomic(void *) *)td_fdtab_ext_pages, sizeof(struct td_fdext), fd);
 }
 
 /*
@@ -239,36 +230,29 @@ static void td__copy(int fd, struct td_sock *out, const struct td_fdent *e)
 		       TD_SF_FAULT_RST)
 
 /*
- * Take slot i of page for a new entry: a live entry or a birth word there
- * is either stale (its fd was closed behind our back) or the parent's,
- * when a vfork()ed child, sharing our memory, makes a socket on a number
- * it had freed in its own table.  Only in the first case may it be
- * replaced (a stale birth word is cleared: an entry and a birth word are
- * never both set).  Returns the slot's tag, not live, or 1 (live: never a
- * not-live tag) when it may not be taken.
+ * Take the slot of fd for a new entry: a live or born entry there is
+ * either stale (its fd was closed behind our back) or the parent's, when
+ * a vfork()ed child, sharing our memory, makes a socket on a number it
+ * had freed in its own table.  Only in the first case may it be replaced.
+ * Returns the slot's tag, neither live nor born, or 1 (live: never such a
+ * tag) when it may not be taken.
  */
-static uint32_t td__take(struct td_fdpage *page, unsigned i)
+static uint32_t td__take(struct td_fdent *e)
 {
-	struct td_fdent *e = &page->ent[i];
 	/* acquire: pairs with the release of the close that freed the number
 	 * (td_fdtab_forget, td_fdtab_claim), whose thread wrote the old data */
 	uint32_t old = atomic_load_explicit(&e->tag, memory_order_acquire);
 
-	if (atomic_load_explicit(&page->born[i], memory_order_relaxed) != 0) {
-		if (!td_init_in_own_process())
-			return 1;
-		atomic_store_explicit(&page->born[i], 0, memory_order_relaxed);
-	}
-	if (!td_tag_live(old))
+	if (!(old & (TD_TAG_LIVE | TD_TAG_BORN)))
 		return old;
 	if (!td_init_in_own_process())
 		return 1;
 	/* closed behind our back (a path no hook sees): drop its claim on a
 	 * dup share slot */
-	old = atomic_fetch_and(&e->tag, ~1u);
+	old = atomic_fetch_and(&e->tag, ~(TD_TAG_LIVE | TD_TAG_BORN));
 	if (td_tag_live(old) && atomic_load(&e->share) != 0)
 		(void)td_fdtab_share_leave(atomic_load(&e->share));
-	return old & ~1u;
+	return old & ~(TD_TAG_LIVE | TD_TAG_BORN);
 }
 
 /* A watermark grows to fd. */
@@ -291,14 +275,12 @@ static inline void td__raise_high(int fd, bool own)
 
 struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
 {
-	struct td_fdpage *page = td__page(fd);
+	struct td_fdent *e = td_fdtab_slot(fd);
 	uint32_t old, flags = atomic_load(&init->flags);
-	struct td_fdent *e;
 	struct td_fdext *x;
 
-	if (page == NULL || (old = td__take(page, td_fdtab_idx(fd))) == 1)
+	if (e == NULL || (old = td__take(e)) == 1)
 		return NULL;
-	e = &page->ent[td_fdtab_idx(fd)];
 	/* counts to carry (a dup's copy) or armed faults map the extension;
 	 * else one that exists is zeroed */
 	x = (flags & TD__EXT_FLAGS) || td__counts_any(init) ? td_fdtab_ext(fd)
@@ -313,7 +295,7 @@ struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
 	return e;
 }
 
-/* A bare entry into fd's slot e, taken (old: its tag, not live). */
+/* A bare entry into fd's slot e, taken (old: its tag, neither live nor born). */
 static struct td_fdent *td__bare_at(struct td_fdent *e, int fd, uint32_t old, uint8_t family,
 				    uint32_t epoch, uint32_t flags)
 {
@@ -335,113 +317,91 @@ struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epo
 					    uint32_t flags)
 {
 	int saved = errno; /* socket() leaves errno to us: mmap may set it */
-	struct td_fdpage *page = td__page(fd);
+	struct td_fdent *e = td_fdtab_slot(fd);
 	uint32_t old;
 
 	td_errno_set(saved);
-	if (page == NULL || (old = td__take(page, td_fdtab_idx(fd))) == 1)
+	if (e == NULL || (old = td__take(e)) == 1)
 		return NULL;
-	return td__bare_at(&page->ent[td_fdtab_idx(fd)], fd, old, family, epoch, flags);
+	return td__bare_at(e, fd, old, family, epoch, flags);
 }
 
 /*
- * socket()'s birth word where td_fdtab_bear() found something in the
- * way.  No page yet: mapped here.  A live entry on the number, or a birth
- * word (stale, or a vfork()ed parent's): the bare entry is published as
- * before birth words, whose rules (td__take()) replace a stale one and
- * leave the parent's alone.  An epoch past the word's bits: the bare
- * entry too, with its epoch exact.  Otherwise the word, and the
- * watermarks raised first, so that a scan bounded by them (close_range(),
- * the fork's count) finds it.
+ * socket()'s birth where td_fdtab_bear() found something in the way.  No
+ * page yet: mapped here.  A live or born entry on the number (stale, or
+ * a vfork()ed parent's): the bare entry is published as before born
+ * entries, whose rules (td__take()) replace a stale one and leave the
+ * parent's alone.  An epoch past the word's bits: the bare entry too,
+ * with its epoch exact.  Otherwise the born entry, and the watermarks
+ * raised first, so that a scan bounded by them (close_range(), the
+ * fork's count) finds it.
  */
 int td_fdtab_bear_slow(int fd, uint8_t family, uint32_t epoch)
 {
 	int saved = errno; /* socket() leaves errno to us: mmap may set it */
-	struct td_fdpage *page = td__page(fd);
-	unsigned i = td_fdtab_idx(fd);
+	struct td_fdent *e = td_fdtab_slot(fd);
+	uint32_t old;
 
 	td_errno_set(saved);
-	if (page == NULL)
+	if (e == NULL)
 		return fd;
-	if (epoch > TD_BORN_EPOCH_MAX || atomic_load(&page->born[i]) != 0 ||
-	    td_tag_live(atomic_load(&page->ent[i].tag))) {
+	old = atomic_load_explicit(&e->tag, memory_order_acquire);
+	if (epoch > TD_BORN_EPOCH_MAX || (old & (TD_TAG_LIVE | TD_TAG_BORN))) {
 		(void)td_fdtab_publish_bare_slow(fd, family, epoch, TD_SF_BARE);
 		return fd;
 	}
 	td__raise_high(fd, false);
-	atomic_store_explicit(&page->born[i], td_born_word(family, epoch), memory_order_relaxed);
+	atomic_store_explicit(&e->linger, td_born_word(family, epoch), memory_order_relaxed);
+	atomic_store_explicit(&e->tag, old | TD_TAG_BORN, memory_order_release);
 	return fd;
 }
 
-/* A spin's step: the other thread needs a moment, not a system call. */
-static inline void td__relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
 /*
- * A birth word becomes the bare entry it stands for.  Of threads racing
- * here (two first uses of one socket at once) exactly one takes the word,
- * by swapping TD_BORN_BUSY in, and publishes; the word is cleared only
- * once the entry is live, so the others always find one of the two.  A
- * loser waits for the entry, a few dozen instructions away: spinning a
- * moment, then yielding (the winner may have been preempted).  The wait
- * is bounded, because the winner may never finish: it may be the very
- * thread a signal handler interrupted, or a thread a fork() left behind
- * (the child's copy of the word stays busy).  Then none is returned, the
- * busy word cleared, and the caller treats fd as a socket the library
- * never saw made (adopted: shared for good), which only ever does less.
- * The socket closed meanwhile (the word cleared, no entry): none either.
- * A vfork()ed child may publish its parent's word: the entry is the one
- * the parent would publish, and the socket the same.
+ * A born entry e of fd (its tag t, seen born) becomes the bare entry it
+ * stands for.  The first use to clear the born bit (compare-and-swap)
+ * reads the birth word and publishes; the birth word is read only after
+ * the swap, so it is the word of the birth the swap ended.
+ *
+ * Another thread's first use of the same socket at the same moment loses
+ * the swap, and gives up at once: the winner's entry if it is live
+ * already, else NULL, and its caller takes the socket for one the
+ * library never saw made (adopted).  Why no wait: the winner is a few
+ * dozen instructions from going live, but it may never get there while
+ * the loser waits, because the loser may be a signal handler that
+ * interrupted the winner's very thread (or run in a child that a fork()
+ * made while another thread was publishing).  Only a race between two
+ * first uses of one socket at the same moment loses, and it costs the
+ * loser one system call (is it TCP?) and the socket a holder check at
+ * its close that falls back to asking (an adopted socket may be held
+ * elsewhere).  The adopting publish may replace the winner's entry, as
+ * two threads adopting one inherited socket at once replace each
+ * other's.
+ *
+ * A birth word whose family is not one socket() records (a program's
+ * stale setsockopt(SO_LINGER), on a number another thread closed and a
+ * socket() got meanwhile, wrote over it) is dropped the same way.  A
+ * vfork()ed child may publish its parent's born entry: the entry is the
+ * one the parent would publish, and the socket the same.
  */
-#define TD__SPINS 256
-#define TD__YIELDS 1024
-struct td_fdent *td_fdtab_born_publish(int fd)
+struct td_fdent *td_fdtab_born_publish(struct td_fdent *e, int fd, uint32_t t)
 {
-	struct td_fdpage *page = td_fdtab_page(fd);
-	_Atomic uint32_t *b;
-	struct td_fdent *e;
-	uint32_t w, old;
+	uint32_t w;
+	uint8_t family;
 
-	if (page == NULL)
-		return NULL;
-	b = &page->born[td_fdtab_idx(fd)];
-	e = &page->ent[td_fdtab_idx(fd)];
-	w = atomic_load_explicit(b, memory_order_acquire);
-	while (w != 0 && w != TD_BORN_BUSY &&
-	       !atomic_compare_exchange_weak_explicit(b, &w, TD_BORN_BUSY, memory_order_acquire,
-						      memory_order_relaxed))
+	while (td_tag_born(t) &&
+	       !atomic_compare_exchange_weak_explicit(&e->tag, &t, t & ~TD_TAG_BORN,
+						      memory_order_acquire, memory_order_acquire))
 		;
-	if (w != 0 && w != TD_BORN_BUSY) {
-		/* acquire: pairs with the release of the close that freed the
-		 * number (the words below were the last socket's) */
-		old = atomic_load_explicit(&e->tag, memory_order_acquire);
-		if (!td_tag_live(old))
-			(void)td__bare_at(e, fd, old, td_born_family(w), td_born_epoch(w), TD_SF_BARE);
-		/* release: the entry is live before the word is seen gone */
-		(void)atomic_compare_exchange_strong_explicit(b, &(uint32_t){TD_BORN_BUSY}, 0,
-							      memory_order_release,
-							      memory_order_relaxed);
-		return td_fdtab_live(fd);
-	}
-	for (int k = 0; k < TD__SPINS + TD__YIELDS && w == TD_BORN_BUSY; k++) {
-		if (k < TD__SPINS)
-			td__relax();
-		else
-			(void)sched_yield(); /* (never fails: errno stays) */
-		if (td_tag_live(atomic_load_explicit(&e->tag, memory_order_acquire)))
-			return e;
-		w = atomic_load_explicit(b, memory_order_acquire);
-	}
-	/* given up (see above): a word nobody finishes must not stay behind */
-	if (w == TD_BORN_BUSY)
-		(void)atomic_compare_exchange_strong(b, &w, 0);
-	return td_fdtab_live(fd);
+	if (!td_tag_born(t))
+		/* lost: the winner's entry if it is live by now; no wait */
+		return td_tag_live(t) ? e : NULL;
+	/* won (acquire: pairs with the birth's release; read only now, after
+	 * the swap, so that the word is that birth's) */
+	w = atomic_load_explicit(&e->linger, memory_order_relaxed);
+	family = td_born_family(w);
+	if (td_unlikely(family != AF_INET && family != AF_INET6))
+		return NULL;
+	return td__bare_at(e, fd, t & ~TD_TAG_BORN, family, td_born_epoch(w), TD_SF_BARE);
 }
 
 struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp)
@@ -450,7 +410,7 @@ struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp)
 	uint32_t expect = tag;
 
 	if (e == NULL || !td_tag_live(tag) ||
-	    !atomic_compare_exchange_strong(&e->tag, &expect, tag & ~1u))
+	    !atomic_compare_exchange_strong(&e->tag, &expect, tag & ~TD_TAG_LIVE))
 		return NULL;
 	if (!td__data_in(fd, e, cp)) {
 		atomic_store_explicit(&e->tag, tag, memory_order_release);
@@ -473,11 +433,13 @@ bool td_fdtab_claim(int fd, struct td_sock *out)
 
 	if (e == NULL)
 		return false;
-	if (!td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed))) {
-		td_fdtab_unborn(fd);
+	t = atomic_load_explicit(&e->tag, memory_order_relaxed);
+	if (!td_tag_live(t)) {
+		while (td_tag_born(t))
+			t = td_fdent_unborn(e, t);
 		return false;
 	}
-	t = atomic_fetch_and_explicit(&e->tag, ~1u, memory_order_acq_rel);
+	t = atomic_fetch_and_explicit(&e->tag, ~TD_TAG_LIVE, memory_order_acq_rel);
 	if (!td_tag_live(t))
 		return false;
 	td__copy(fd, out, e);
@@ -1105,21 +1067,19 @@ void td_fdtab_hrec_reaped(pid_t pid, void (*ended)(const struct td_share_end *, 
 	}
 }
 
-/* (an fd with a live entry has no birth word: one or the other goes) */
 void td_fdtab_forget(int fd)
 {
-	struct td_fdpage *page = td_fdtab_page(fd);
-	struct td_fdent *e;
-	_Atomic uint32_t *b;
+	struct td_fdent *e = td_fdtab_peek(fd);
+	uint32_t t;
 
-	if (page == NULL)
+	if (e == NULL)
 		return;
-	e = &page->ent[td_fdtab_idx(fd)];
-	b = &page->born[td_fdtab_idx(fd)];
-	if (td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed)))
+	t = atomic_load_explicit(&e->tag, memory_order_relaxed);
+	if (td_tag_live(t))
 		td_fdent_forget(e);
-	else if (atomic_load_explicit(b, memory_order_relaxed) != 0)
-		atomic_store_explicit(b, 0, memory_order_release);
+	else
+		while (td_tag_born(t))
+			t = td_fdent_unborn(e, t);
 }
 
 /*

@@ -126,8 +126,7 @@ static bool td__running(void)
 
 /*
  * fn(e, fd, share) for each live entry of a socket whose holders count;
- * born: and for each socket known by its birth word alone, its entry
- * published first.  Only the fork's count needs those (every fn but
+ * born: and for each born entry, published first.  Only the fork's count needs those (every fn but
  * td__count_copy() does nothing for a socket without a share): counted
  * there, a socket made before the fork and connected after it has the
  * share it had when socket() published its entry itself.

@@ -1255,7 +1255,7 @@ def test_socket_made_before_fork_and_used_in_the_child_is_counted():
     no sock_diag query); parent first: the child's close is the last, the
     active FIN.
 
-    Catches: socket() recording only a birth word (shim/rt/fdtab.h) and
+    Catches: socket() making only a born entry (shim/rt/fdtab.h) and
     the fork's count walking live entries alone: the child's entry,
     published from the word at its connect(), would have no share, and
     its close would ask sock_diag whether another process holds it."""
