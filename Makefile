@@ -74,6 +74,9 @@ CLI_SRC := $(wildcard cli/*.c)
 # Pure code only the command needs (log reports, ELF inspection); unit tested.
 TOOL_SRC := $(wildcard cli/lib/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
+# Runtime modules the unit tests link in alone (their few thread-local
+# variables, and the raw system call, defined by the test).
+UNIT_RT_SRC := shim/rt/fdtab.c
 EXAMPLE_SRC := $(wildcard examples/*.c)
 # Test-only programs and preloadable test doubles (tests/progs/lib*.c).
 TESTLIB_SRC := $(wildcard tests/progs/lib*.c)
@@ -97,7 +100,7 @@ LIB_OBJ := $(filter-out $(call obj,$(LIB_LATE_SRC)),$(CORE_OBJ) $(SHIM_OBJ)) \
 	$(call obj,$(LIB_LATE_SRC))
 CLI_OBJ := $(call obj,$(CLI_SRC))
 TOOL_OBJ := $(call obj,$(TOOL_SRC))
-UNIT_OBJ := $(call obj,$(UNIT_SRC))
+UNIT_OBJ := $(call obj,$(UNIT_SRC) $(UNIT_RT_SRC))
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 TESTPROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(TESTPROG_SRC)) \
 	$(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%.so,$(TESTLIB_SRC))

@@ -16,7 +16,7 @@ static int td__real_accept(int lfd, struct sockaddr *a, socklen_t *al, int flags
 /* A listener created through our socket() is known; others are asked. */
 static bool td__tcp_listener(int lfd, int fd)
 {
-	struct td_fdent *l = td_fdtab_live(lfd);
+	struct td_fdent *l = td_fdtab_live_or_born(lfd);
 
 	if (l != NULL)
 		return !(atomic_load(&l->flags) & (TD_SF_NOT_TCP | TD_SF_OWN));

@@ -18,7 +18,7 @@ TD_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len)
 	    (p = td_init_active_tcp()) == NULL)
 		return td_real_bind(fd, sa, len);
 	saved = errno;
-	s = td_fdtab_live(fd);
+	s = td_fdtab_live_or_born(fd);
 	if (s == NULL && td_info_is_tcp(fd, &family))
 		s = td_decide_adopt(fd, family);
 	if (s == NULL || s->d.decided ||

@@ -1,14 +1,16 @@
 /* teardown: close() — the common path; see shim/rt/closing.c. */
 #include "../rt/rt.h"
 
-TD_EXPORT int close(int fd)
+/*
+ * The close of an fd with a live entry, out of line: close() below, for
+ * every other fd, then needs no stack frame (a few instructions off each
+ * untracked close, a call more for a tracked one, whose close costs
+ * hundreds).
+ */
+__attribute__((noinline)) static int td__close_tracked(struct td_fdent *e, int fd)
 {
 	const struct td_policy *p;
-	struct td_fdent *e = td_fdtab_live(fd);
 
-	/* an fd the library does not track: straight to libc, nothing else */
-	if (td_likely(e == NULL))
-		return td_real_close(fd);
 	/* a socket nothing was decided for (never connected, bound or
 	 * accepted under a rule): drop the entry, close */
 	if ((atomic_load_explicit(&e->flags, memory_order_relaxed) & TD_SF_BARE) &&
@@ -20,4 +22,37 @@ TD_EXPORT int close(int fd)
 	if (p == NULL)
 		return td_real_close(fd);
 	return td_closing_fd(p, fd);
+}
+
+TD_EXPORT int close(int fd)
+{
+	struct td_fdent *e = td_fdtab_peek(fd);
+	uint32_t t;
+
+	if (td_likely(e != NULL)) {
+		/* one load of the tag, one test for both kinds of entry */
+		t = atomic_load_explicit(&e->tag, memory_order_acquire);
+		if (td_unlikely(t & (TD_TAG_LIVE | TD_TAG_BORN))) {
+			if (td_tag_live(t))
+				return td__close_tracked(e, fd);
+			/*
+			 * A TCP socket nothing happened to since socket(): its
+			 * born bit goes before the real close (the next socket()
+			 * given the number, in another thread, must start
+			 * clean), unless this is a vfork()ed child, whose parent
+			 * still holds that socket.  Compare-and-swap: a first
+			 * use in another thread that published the entry
+			 * meanwhile (a program using a socket as it closes it)
+			 * took the bit; then the entry's close.
+			 */
+			if (td_init_in_own_process() &&
+			    !atomic_compare_exchange_strong_explicit(&e->tag, &t, t & ~TD_TAG_BORN,
+								     memory_order_release,
+								     memory_order_relaxed) &&
+			    td_tag_live(t))
+				return td__close_tracked(e, fd);
+		}
+	}
+	/* an fd the library does not track: straight to libc, nothing else */
+	return td_real_close(fd);
 }

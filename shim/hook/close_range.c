@@ -34,8 +34,12 @@ static int td__close_span(const struct td_policy *p, unsigned first,
 		struct td_fdent *e = td_fdtab_live((int)fd);
 		bool own;
 
-		if (e == NULL)
+		if (e == NULL) {
+			/* a born entry: its born bit goes (before the real
+			 * call below), as a bare entry would */
+			td_fdtab_unborn((int)fd);
 			continue;
+		}
 		own = (atomic_load(&e->flags) & TD_SF_OWN) != 0;
 		if (!own && td_decide_rule(p, &e->d) == NULL) {
 			td_fdtab_forget((int)fd);

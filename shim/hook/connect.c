@@ -26,7 +26,7 @@ TD_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 		return td_real_connect(fd, sa, len);
 	saved = errno;
 	td_reload_poll();
-	s = td_fdtab_live(fd);
+	s = td_fdtab_live_or_born(fd);
 	if (s == NULL) {
 		/* created before us, inherited, or by a path we do not see */
 		if (!td_info_is_tcp(fd, &family) || (s = td_decide_adopt(fd, family)) == NULL) {

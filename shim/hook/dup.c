@@ -9,10 +9,11 @@
 
 #include "../rt/rt.h"
 
-/* Make newfd track the same socket as the entry of oldfd. */
+/* Make newfd track the same socket as the entry of oldfd (a born entry
+ * is published first: its dups are counted). */
 static void td__copy_entry(int oldfd, int newfd)
 {
-	struct td_fdent *o = td_fdtab_live(oldfd);
+	struct td_fdent *o = td_fdtab_live_or_born(oldfd);
 	struct td_sock copy;
 	uint32_t share;
 
@@ -46,8 +47,10 @@ static int td__dup23(int oldfd, int newfd, int flags, bool three)
 
 	if (p == NULL || oldfd == newfd)
 		goto plain;
-	oe = td_fdtab_live(oldfd);
-	ne = td_fdtab_live(newfd);
+	/* (a born entry is taken as the bare entry it stands for: the
+	 * paths below are the same for both) */
+	oe = td_fdtab_live_or_born(oldfd);
+	ne = td_fdtab_live_or_born(newfd);
 	if (ne == NULL && oe == NULL)
 		goto plain;
 	if (!td_init_in_own_process()) {
@@ -111,11 +114,11 @@ TD_EXPORT int dup(int oldfd)
 		 * entry alone, only note that oldfd's socket may now be held
 		 * elsewhere.
 		 */
-		struct td_fdent *o = td_fdtab_live(oldfd);
+		struct td_fdent *o = td_fdtab_live_or_born(oldfd);
 
 		if (o != NULL)
 			atomic_fetch_or(&o->flags, TD_SF_STICKY_SHARED);
-	} else if (td_fdtab_live(oldfd) == NULL) {
+	} else if (td_fdtab_live_or_born(oldfd) == NULL) {
 		td_fdtab_forget(fd);
 	} else {
 		td__copy_entry(oldfd, fd);

@@ -96,7 +96,7 @@ static void td__passed_fds(const struct msghdr *m)
 			struct td_fdent *e;
 
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if ((e = td_fdtab_live(fd)) != NULL)
+			if ((e = td_fdtab_live_or_born(fd)) != NULL)
 				atomic_fetch_or(&e->flags, TD_SF_STICKY_SHARED);
 		}
 	}

@@ -53,7 +53,7 @@ TD_EXPORT int setsockopt(int fd, int level, int name, const void *v, socklen_t l
 	rc = td_real_setsockopt(fd, level, name, v, len);
 	err = errno;
 	if (rc == 0 && v != NULL && len >= (socklen_t)sizeof(lg)) {
-		s = td_fdtab_live(fd);
+		s = td_fdtab_live_or_born(fd);
 		if (s == NULL && td_info_is_tcp(fd, &family))
 			s = td_decide_adopt(fd, family);
 		if (s != NULL && !(atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP))) {

@@ -1,4 +1,5 @@
-/* teardown: socket() — start tracking TCP sockets (no extra system call). */
+/* teardown: socket() — start tracking TCP sockets (no extra system call):
+ * a TCP socket's entry is born, and published at its first use. */
 #include <netinet/in.h>
 
 #include "../rt/rt.h"
@@ -8,9 +9,18 @@ static inline bool td__inet(int domain)
 	return domain == AF_INET || domain == AF_INET6;
 }
 
+static inline bool td__tcp(int domain, int type, int protocol)
+{
+	return td__inet(domain) && (type & 0xf) == SOCK_STREAM &&
+	       (protocol == 0 || protocol == IPPROTO_TCP);
+}
+
 /*
- * Every socket but IPv4/IPv6 TCP, out of line so that the TCP path below
- * keeps almost nothing in registers across the real call.
+ * Every socket but an IPv4/IPv6 TCP one made while the library is active,
+ * out of line so that the TCP path below keeps almost nothing in
+ * registers across the real call: other families and types, and any
+ * socket before start-up (which a TCP socket may start), in a thread
+ * inside the library's own work, or without a policy.
  */
 __attribute__((noinline, cold)) static int td__socket_other(int domain, int type, int protocol)
 {
@@ -23,40 +33,39 @@ __attribute__((noinline, cold)) static int td__socket_other(int domain, int type
 	fd = td_real_socket(domain, type, protocol);
 	if (p == NULL || fd < 0)
 		return fd;
+	if (td__tcp(domain, type, protocol))
+		return td_decide_born(fd, domain);
 	saved = errno;
 	if (!inet) {
-		/* a stale entry must not follow the number (unless it is a
-		 * vfork()ed parent's, see td_fdtab_publish) */
-		if (td_fdtab_live(fd) != NULL && td_init_in_own_process())
+		/* a stale entry, live or born, must not follow the number
+		 * (unless it is a vfork()ed parent's, see td_fdtab_publish);
+		 * td_fdtab_forget() drops either */
+		if (td_init_in_own_process())
 			td_fdtab_forget(fd);
 	} else {
 		/* UDP, SCTP, MPTCP: remembered as "not ours", so that its
 		 * connect() and bind() need no system call to find that out */
-		struct td_fdent *s = td_decide_new(fd, domain);
-
-		if (s != NULL)
-			atomic_fetch_or(&s->flags, TD_SF_NOT_TCP);
+		(void)td_decide_new(fd, domain, TD_SF_BARE | TD_SF_NOT_TCP);
 	}
 	td_errno_set(saved);
 	return fd;
 }
 
 /*
- * The common case, a TCP socket: the real call and an entry published in
- * a few plain stores; no system call, errno untouched (the publish's slow
- * path keeps it).
+ * The common case, a TCP socket while the library is active: the real
+ * call and its born entry, two stores (td_decide_born()); no system call,
+ * errno untouched (the birth's slow path keeps it).  Only domain lives
+ * across the real call, and the birth ends in a tail call: one register
+ * saved, no frame.
  */
 TD_EXPORT int socket(int domain, int type, int protocol)
 {
-	const struct td_policy *p;
 	int fd;
 
-	if (td_unlikely(!td__inet(domain) || (type & 0xf) != SOCK_STREAM ||
-			(protocol != 0 && protocol != IPPROTO_TCP)))
+	if (td_unlikely(!td__tcp(domain, type, protocol) || td_init_active() == NULL))
 		return td__socket_other(domain, type, protocol);
-	p = td_init_active_tcp();
 	fd = td_real_socket(domain, type, protocol);
-	if (td_likely(p != NULL && fd >= 0))
-		(void)td_decide_new(fd, domain);
-	return fd;
+	if (td_unlikely(fd < 0))
+		return fd;
+	return td_decide_born(fd, domain);
 }

@@ -60,7 +60,7 @@ TD_EXPORT int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa,
 	const struct td_policy *p = td_init_active();
 	struct td_fdent *s;
 
-	if (p != NULL && (s = td_fdtab_live(fd)) != NULL)
+	if (p != NULL && (s = td_fdtab_live_or_born(fd)) != NULL)
 		atomic_fetch_or(&s->flags, TD_SF_STICKY_SHARED);
 	return td_real_posix_spawn_file_actions_adddup2(fa, fd, newfd);
 }

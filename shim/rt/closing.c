@@ -304,8 +304,14 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 	struct td_fdent *e = td_fdtab_live(fd);
 	const struct td_rule *r;
 
-	if (e == NULL)
+	if (e == NULL) {
+		/* a born entry has nothing to do at close: its born bit
+		 * goes, as close() drops a bare entry (not in a vfork()ed
+		 * child: see below) */
+		if (td_init_in_own_process())
+			td_fdtab_forget(fd);
 		return false;
+	}
 	/*
 	 * In a vfork()ed child the table is the parent's, and the parent's fd
 	 * stays open: hands off, before any branch below drops the entry

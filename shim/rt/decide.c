@@ -39,14 +39,9 @@ const struct td_rule *td_decide_rule(const struct td_policy *p,
 
 struct td_fdent *td_decide_adopt(int fd, int family)
 {
-	struct td_fdent *s = td_decide_new(fd, family);
-
-	if (s != NULL) {
-		/* Not seen created: it may be inherited across exec or passed
-		 * in with SCM_RIGHTS, so another process may hold it too. */
-		atomic_fetch_or(&s->flags, TD_SF_ADOPTED | TD_SF_STICKY_SHARED);
-	}
-	return s;
+	/* Not seen created: it may be inherited across exec or passed in
+	 * with SCM_RIGHTS, so another process may hold it too. */
+	return td_decide_new(fd, family, TD_SF_BARE | TD_SF_ADOPTED | TD_SF_STICKY_SHARED);
 }
 
 static void td__set_linger(int fd, int onoff, int secs)
@@ -345,7 +340,7 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen)
 {
 	struct td_match_ctx ctx;
-	struct td_fdent *live = td_fdtab_live(lfd), *s;
+	struct td_fdent *live = td_fdtab_live_or_born(lfd), *s;
 	struct td_sock ls, init;
 	bool have_ls = live != NULL && td_fdtab_read(lfd, &ls, NULL);
 	const struct td_rule *r;

@@ -10,15 +10,28 @@
 /* Start tracking a TCP socket the library did not see created. */
 struct td_fdent *td_decide_adopt(int fd, int family) TD_HIDDEN;
 /*
- * Entry for a new TCP socket from socket().  No clock here: most sockets
- * are never matched; connect, accept and a matched bind set the time
- * their events count from.
+ * A bare entry for a socket, made now, in the current fork epoch (the
+ * adopted sockets'; socket()'s for an inet socket but TCP adds flags of
+ * its own).  No clock here: most sockets are never matched; connect,
+ * accept and a matched bind set the time their events count from.
  */
-static inline struct td_fdent *td_decide_new(int fd, int family)
+static inline struct td_fdent *td_decide_new(int fd, int family, uint32_t flags)
 {
 	return td_fdtab_publish_bare(fd, (uint8_t)family,
 				     atomic_load_explicit(&td_holders_epoch, memory_order_relaxed),
-				     TD_SF_BARE);
+				     flags);
+}
+/*
+ * A new TCP socket from socket(): its born entry, which stands for the
+ * entry td_decide_new(fd, family, TD_SF_BARE) would publish now, epoch
+ * included, until a use needs it (td_fdtab_live_or_born()).  Most are
+ * closed unused, and their close only clears the born bit.  fd >= 0;
+ * returns it (td_fdtab_bear()).
+ */
+static inline int td_decide_born(int fd, int family)
+{
+	return td_fdtab_bear(fd, (uint8_t)family,
+			     atomic_load_explicit(&td_holders_epoch, memory_order_relaxed));
 }
 
 /*

@@ -6,7 +6,10 @@
  * close() claims the entry *before* the real close, because the kernel
  * frees the number at once and another thread's socket() may get it; the
  * new socket then starts from a fresh entry and no state of the old one
- * can ever be applied to it.
+ * can ever be applied to it.  A TCP socket that socket() made has a born
+ * entry until a use needs it published (td_fdtab_bear(), fdtab.h), and
+ * the same holds for it: close() clears the born bit before the real
+ * close.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -227,12 +230,12 @@ static void td__copy(int fd, struct td_sock *out, const struct td_fdent *e)
 		       TD_SF_FAULT_RST)
 
 /*
- * Take the slot of fd for a new entry: a live entry there is either stale
- * (its fd was closed behind our back) or the parent's, when a vfork()ed
- * child, sharing our memory, makes a socket on a number it had freed in
- * its own table.  Only in the first case may it be replaced.  Returns the
- * slot's tag, not live, or 1 (live: never a not-live tag) when it may not
- * be taken.
+ * Take the slot of fd for a new entry: a live or born entry there is
+ * either stale (its fd was closed behind our back) or the parent's, when
+ * a vfork()ed child, sharing our memory, makes a socket on a number it
+ * had freed in its own table.  Only in the first case may it be replaced.
+ * Returns the slot's tag, neither live nor born, or 1 (live: never such a
+ * tag) when it may not be taken.
  */
 static uint32_t td__take(struct td_fdent *e)
 {
@@ -240,16 +243,16 @@ static uint32_t td__take(struct td_fdent *e)
 	 * (td_fdtab_forget, td_fdtab_claim), whose thread wrote the old data */
 	uint32_t old = atomic_load_explicit(&e->tag, memory_order_acquire);
 
-	if (!td_tag_live(old))
+	if (!(old & (TD_TAG_LIVE | TD_TAG_BORN)))
 		return old;
 	if (!td_init_in_own_process())
 		return 1;
 	/* closed behind our back (a path no hook sees): drop its claim on a
 	 * dup share slot */
-	old = atomic_fetch_and(&e->tag, ~1u);
+	old = atomic_fetch_and(&e->tag, ~(TD_TAG_LIVE | TD_TAG_BORN));
 	if (td_tag_live(old) && atomic_load(&e->share) != 0)
 		(void)td_fdtab_share_leave(atomic_load(&e->share));
-	return old & ~1u;
+	return old & ~(TD_TAG_LIVE | TD_TAG_BORN);
 }
 
 /* A watermark grows to fd. */
@@ -292,18 +295,13 @@ struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
 	return e;
 }
 
-struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epoch,
-					    uint32_t flags)
+/* A bare entry into fd's slot e, taken (old: its tag, neither live nor born). */
+static struct td_fdent *td__bare_at(struct td_fdent *e, int fd, uint32_t old, uint8_t family,
+				    uint32_t epoch, uint32_t flags)
 {
-	int saved = errno; /* socket() leaves errno to us: mmap may set it */
-	struct td_fdent *e = td_fdtab_slot(fd);
 	struct td_fdext *x;
 	uint64_t w[6];
-	uint32_t old;
 
-	td_errno_set(saved);
-	if (e == NULL || (old = td__take(e)) == 1)
-		return NULL;
 	td_fdent_bare_words(w, family, epoch);
 	td_fdent_set_words(e, w);
 	/* the last entry of this number may have left counts there */
@@ -315,13 +313,104 @@ struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epo
 	return e;
 }
 
+struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epoch,
+					    uint32_t flags)
+{
+	int saved = errno; /* socket() leaves errno to us: mmap may set it */
+	struct td_fdent *e = td_fdtab_slot(fd);
+	uint32_t old;
+
+	td_errno_set(saved);
+	if (e == NULL || (old = td__take(e)) == 1)
+		return NULL;
+	return td__bare_at(e, fd, old, family, epoch, flags);
+}
+
+/*
+ * socket()'s birth where td_fdtab_bear() found something in the way.  No
+ * page yet: mapped here.  A live or born entry on the number (stale, or
+ * a vfork()ed parent's): the bare entry is published as before born
+ * entries, whose rules (td__take()) replace a stale one and leave the
+ * parent's alone.  An epoch past the word's bits: the bare entry too,
+ * with its epoch exact.  Otherwise the born entry, and the watermarks
+ * raised first, so that a scan bounded by them (close_range(), the
+ * fork's count) finds it.
+ */
+int td_fdtab_bear_slow(int fd, uint8_t family, uint32_t epoch)
+{
+	int saved = errno; /* socket() leaves errno to us: mmap may set it */
+	struct td_fdent *e = td_fdtab_slot(fd);
+	uint32_t old;
+
+	td_errno_set(saved);
+	if (e == NULL)
+		return fd;
+	old = atomic_load_explicit(&e->tag, memory_order_acquire);
+	if (epoch > TD_BORN_EPOCH_MAX || (old & (TD_TAG_LIVE | TD_TAG_BORN))) {
+		(void)td_fdtab_publish_bare_slow(fd, family, epoch, TD_SF_BARE);
+		return fd;
+	}
+	td__raise_high(fd, false);
+	atomic_store_explicit(&e->linger, td_born_word(family, epoch), memory_order_relaxed);
+	atomic_store_explicit(&e->tag, old | TD_TAG_BORN, memory_order_release);
+	return fd;
+}
+
+/*
+ * A born entry e of fd (its tag t, seen born) becomes the bare entry it
+ * stands for.  The first use to clear the born bit (compare-and-swap)
+ * reads the birth word and publishes; the birth word is read only after
+ * the swap, so it is the word of the birth the swap ended.
+ *
+ * Another thread's first use of the same socket at the same moment loses
+ * the swap, and gives up at once: the winner's entry if it is live
+ * already, else NULL, and its caller takes the socket for one the
+ * library never saw made (adopted).  Why no wait: the winner is a few
+ * dozen instructions from going live, but it may never get there while
+ * the loser waits, because the loser may be a signal handler that
+ * interrupted the winner's very thread (or run in a child that a fork()
+ * made while another thread was publishing).  Only a race between two
+ * first uses of one socket at the same moment loses, and it costs the
+ * loser one system call (is it TCP?) and the socket a holder check at
+ * its close that falls back to asking (an adopted socket may be held
+ * elsewhere).  The adopting publish may replace the winner's entry, as
+ * two threads adopting one inherited socket at once replace each
+ * other's.
+ *
+ * A birth word whose family is not one socket() records (a program's
+ * stale setsockopt(SO_LINGER), on a number another thread closed and a
+ * socket() got meanwhile, wrote over it) is dropped the same way.  A
+ * vfork()ed child may publish its parent's born entry: the entry is the
+ * one the parent would publish, and the socket the same.
+ */
+struct td_fdent *td_fdtab_born_publish(struct td_fdent *e, int fd, uint32_t t)
+{
+	uint32_t w;
+	uint8_t family;
+
+	while (td_tag_born(t) &&
+	       !atomic_compare_exchange_weak_explicit(&e->tag, &t, t & ~TD_TAG_BORN,
+						      memory_order_acquire, memory_order_acquire))
+		;
+	if (!td_tag_born(t))
+		/* lost: the winner's entry if it is live by now; no wait */
+		return td_tag_live(t) ? e : NULL;
+	/* won (acquire: pairs with the birth's release; read only now, after
+	 * the swap, so that the word is that birth's) */
+	w = atomic_load_explicit(&e->linger, memory_order_relaxed);
+	family = td_born_family(w);
+	if (td_unlikely(family != AF_INET && family != AF_INET6))
+		return NULL;
+	return td__bare_at(e, fd, t & ~TD_TAG_BORN, family, td_born_epoch(w), TD_SF_BARE);
+}
+
 struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp)
 {
 	struct td_fdent *e = td_fdtab_peek(fd);
 	uint32_t expect = tag;
 
 	if (e == NULL || !td_tag_live(tag) ||
-	    !atomic_compare_exchange_strong(&e->tag, &expect, tag & ~1u))
+	    !atomic_compare_exchange_strong(&e->tag, &expect, tag & ~TD_TAG_LIVE))
 		return NULL;
 	if (!td__data_in(fd, e, cp)) {
 		atomic_store_explicit(&e->tag, tag, memory_order_release);
@@ -342,9 +431,15 @@ bool td_fdtab_claim(int fd, struct td_sock *out)
 	struct td_fdent *e = td_fdtab_peek(fd);
 	uint32_t t;
 
-	if (e == NULL || !td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed)))
+	if (e == NULL)
 		return false;
-	t = atomic_fetch_and_explicit(&e->tag, ~1u, memory_order_acq_rel);
+	t = atomic_load_explicit(&e->tag, memory_order_relaxed);
+	if (!td_tag_live(t)) {
+		while (td_tag_born(t))
+			t = td_fdent_unborn(e, t);
+		return false;
+	}
+	t = atomic_fetch_and_explicit(&e->tag, ~TD_TAG_LIVE, memory_order_acq_rel);
 	if (!td_tag_live(t))
 		return false;
 	td__copy(fd, out, e);
@@ -975,9 +1070,16 @@ void td_fdtab_hrec_reaped(pid_t pid, void (*ended)(const struct td_share_end *, 
 void td_fdtab_forget(int fd)
 {
 	struct td_fdent *e = td_fdtab_peek(fd);
+	uint32_t t;
 
-	if (e != NULL && td_tag_live(atomic_load_explicit(&e->tag, memory_order_relaxed)))
+	if (e == NULL)
+		return;
+	t = atomic_load_explicit(&e->tag, memory_order_relaxed);
+	if (td_tag_live(t))
 		td_fdent_forget(e);
+	else
+		while (td_tag_born(t))
+			t = td_fdent_unborn(e, t);
 }
 
 /*
@@ -991,7 +1093,7 @@ void td_fdtab_forget(int fd)
  */
 static void td__mark(int fd, uint32_t flag)
 {
-	struct td_fdent *e = td_fdtab_live(fd);
+	struct td_fdent *e = td_fdtab_live_or_born(fd);
 	uint32_t flags;
 
 	if (e == NULL)

@@ -1,6 +1,7 @@
 /*
  * teardown runtime: the fd table (fdtab.c): one entry per open fd that is
- * a TCP socket the library tracks, and the dup share slots.
+ * a TCP socket the library tracks (or, until its first use, one that
+ * socket() made: a born entry), and the dup share slots.
  */
 #ifndef TD_RT_FDTAB_H
 #define TD_RT_FDTAB_H
@@ -109,8 +110,10 @@ struct td_sock {
  * theirs needs one: the fault and CLOSE_WAIT counters, and addresses that
  * are not IPv4.
  *
- * tag is the publication word: bit 0 says the entry is live, the other
- * bits count the generations of this slot (each publish or update makes a
+ * tag is the publication word: bit 0 says the entry is live, bit 1 that
+ * it is born (TD_TAG_BORN: a TCP socket socket() made, its entry not
+ * published yet; never with bit 0, see td_fdtab_bear()), the bits from 2
+ * up count the generations of this slot (each publish or update makes a
  * new one, so a copy's tag names the version it came from; no counter is
  * shared between fds, so threads opening sockets write nothing in common).
  * The plain data (d, a4) is written only by td_fdtab_publish() and
@@ -123,7 +126,9 @@ struct td_sock {
  *
  * flags, share and linger change while the entry is live, each on its own.
  * linger packs onoff (bit 31) and the seconds (31 bits, signed, clamped),
- * so they are read together.
+ * so they are read together.  While the entry is born, linger holds its
+ * birth word instead (family and fork epoch, td_born_word()): no reader
+ * looks at linger but in a live entry, and the publish overwrites it.
  */
 struct td_fdaddr4 {
 	uint32_t local_ip, remote_ip;	/* network order */
@@ -168,15 +173,25 @@ struct td_fdext {
 	uint64_t aw[(2 * sizeof(struct td_addr) + 7) / 8];
 };
 
+#define TD_TAG_LIVE 1u
+#define TD_TAG_BORN 2u
+/* The generation count starts at this bit of the tag. */
+#define TD_TAG_GEN_SHIFT 2
+
 static inline bool td_tag_live(uint32_t tag)
 {
-	return (tag & 1u) != 0;
+	return (tag & TD_TAG_LIVE) != 0;
+}
+/* Born: socket() made it, and its entry is not published yet. */
+static inline bool td_tag_born(uint32_t tag)
+{
+	return (tag & TD_TAG_BORN) != 0;
 }
 
-/* The tag of the generation after old, live. */
+/* The tag of the generation after old, live (not born). */
 static inline uint32_t td_tag_next(uint32_t old)
 {
-	return (((old >> 1) + 1) << 1) | 1u;
+	return (((old >> TD_TAG_GEN_SHIFT) + 1) << TD_TAG_GEN_SHIFT) | TD_TAG_LIVE;
 }
 
 #define TD_LINGER_ON (1u << 31)
@@ -212,7 +227,8 @@ static inline struct td_fdent *td_fdtab_peek(int fd)
 
 	if (td_unlikely((unsigned)fd >= TD_FDTAB_MAX))
 		return NULL;
-	page = atomic_load_explicit(&td_fdtab_pages[fd >> TD_FDTAB_PAGE_SHIFT], memory_order_acquire);
+	page = atomic_load_explicit(&td_fdtab_pages[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT],
+				    memory_order_acquire);
 	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
 }
 /* fd's extension, or NULL when its page was never needed: every counter
@@ -298,10 +314,12 @@ static inline void td_fdent_go_live(struct td_fdent *e, uint32_t old_tag, uint32
 	atomic_store_explicit(&e->tag, td_tag_next(old_tag), memory_order_release);
 }
 /*
- * socket()'s publish: family and fork epoch, flags, no rule, every other
- * field zero.  Inline, and six plain stores where nothing is in the way
- * (a page, a stale entry, an extension whose counters need zeroing, a new
- * highest fd: the slow path): most sockets are never connected.
+ * A bare entry: family and fork epoch, flags, no rule, every other field
+ * zero (an inet socket but TCP from socket(), an adopted socket, one of
+ * the library's own fds, and a born TCP socket once its first use needs
+ * the entry).  Inline, and six plain stores where nothing is in the way
+ * (a page, a stale entry or a born one, an extension whose counters need
+ * zeroing, a new highest fd: the slow path).
  */
 static inline struct td_fdent *td_fdtab_publish_bare(int fd, uint8_t family, uint32_t epoch,
 						     uint32_t flags)
@@ -316,12 +334,120 @@ static inline struct td_fdent *td_fdtab_publish_bare(int fd, uint8_t family, uin
 		return td_fdtab_publish_bare_slow(fd, family, epoch, flags);
 	/* acquire: pairs with the release of the close that freed the number */
 	old = atomic_load_explicit(&e->tag, memory_order_acquire);
-	if (td_unlikely(td_tag_live(old)))
+	if (td_unlikely(old & (TD_TAG_LIVE | TD_TAG_BORN)))
 		return td_fdtab_publish_bare_slow(fd, family, epoch, flags);
 	td_fdent_bare_words(w, family, epoch);
 	td_fdent_set_words(e, w);
 	td_fdent_go_live(e, old, 0, 0, flags);
 	return e;
+}
+
+/*
+ * Born entries.  Most TCP sockets are closed as they were made, never
+ * connected, bound or accepted on (a resolver's probe, a pool's spare, a
+ * program that only checks it can make one): socket() records only that
+ * the socket exists, its family and the fork epoch it was made in, in
+ * its entry's linger word, and sets TD_TAG_BORN in the tag
+ * (td_fdtab_bear(): two stores, no per-fd memory beside the entry);
+ * close() clears the bit; the bare entry the born one stands for is
+ * published at the socket's first use that needs one
+ * (td_fdtab_live_or_born()).  A born entry is not live: td_fdtab_live()
+ * and td_fdtab_read() do not see it.  Bit 1 and bit 0 are never both
+ * set: every publish clears the born bit as it goes live, and a birth
+ * on a number with a live entry publishes the entry instead.
+ *
+ * The birth word: the family (AF_INET or AF_INET6, both below 16 and not
+ * 0) in the low 4 bits, the fork epoch above them.  An epoch too big for
+ * its 28 bits is not recorded: a socket made then gets its bare entry at
+ * once (td_fdtab_bear_slow()), so no entry is ever given an epoch other
+ * than its socket's.
+ */
+#define TD_BORN_EPOCH_SHIFT 4
+#define TD_BORN_EPOCH_MAX (UINT32_MAX >> TD_BORN_EPOCH_SHIFT)
+_Static_assert(AF_INET > 0 && AF_INET < 16 && AF_INET6 > 0 && AF_INET6 < 16,
+	       "a birth word's family fits its 4 bits");
+static inline uint32_t td_born_word(uint8_t family, uint32_t epoch)
+{
+	return epoch << TD_BORN_EPOCH_SHIFT | family;
+}
+static inline uint8_t td_born_family(uint32_t w)
+{
+	return (uint8_t)(w & ((1u << TD_BORN_EPOCH_SHIFT) - 1));
+}
+static inline uint32_t td_born_epoch(uint32_t w)
+{
+	return w >> TD_BORN_EPOCH_SHIFT;
+}
+int td_fdtab_bear_slow(int fd, uint8_t family, uint32_t epoch) TD_HIDDEN;
+/*
+ * socket() of an IPv4/IPv6 TCP socket, fd >= 0: its entry born, after
+ * one page look-up, in two stores (the birth word, then the tag), where
+ * nothing is in the way (a new highest fd, no page yet, an epoch past
+ * the word's bits, a live or born entry on the number, stale or a
+ * vfork()ed parent's: the slow path, which keeps the rules
+ * td_fdtab_publish() keeps).  errno untouched.  The bare entry it stands
+ * for is what td_fdtab_publish_bare(fd, family, epoch, TD_SF_BARE) would
+ * publish here.  Returns fd, so that socket() ends in a tail call and
+ * keeps nothing of its own across the slow path.
+ */
+static inline int td_fdtab_bear(int fd, uint8_t family, uint32_t epoch)
+{
+	struct td_fdent *page, *e;
+	uint32_t old;
+
+	/* (no range check: 0 <= fd <= the watermark < TD_FDTAB_MAX) */
+	if (td_unlikely(fd > atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed)))
+		return td_fdtab_bear_slow(fd, family, epoch);
+	page = atomic_load_explicit(&td_fdtab_pages[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT],
+				    memory_order_acquire);
+	if (td_unlikely(page == NULL || epoch > TD_BORN_EPOCH_MAX))
+		return td_fdtab_bear_slow(fd, family, epoch);
+	e = &page[fd & (TD_FDTAB_PAGE - 1)];
+	/* acquire: pairs with the release of the close that freed the number
+	 * (its thread may have written linger last) */
+	old = atomic_load_explicit(&e->tag, memory_order_acquire);
+	if (td_unlikely(old & (TD_TAG_LIVE | TD_TAG_BORN)))
+		return td_fdtab_bear_slow(fd, family, epoch);
+	atomic_store_explicit(&e->linger, td_born_word(family, epoch), memory_order_relaxed);
+	/* release: a first use that sees the bit sees the word */
+	atomic_store_explicit(&e->tag, old | TD_TAG_BORN, memory_order_release);
+	return fd;
+}
+/* fd's birth word (family and epoch): 0 when its entry is not born. */
+static inline uint32_t td_fdtab_born(int fd)
+{
+	struct td_fdent *e = td_fdtab_peek(fd);
+
+	return e != NULL && td_tag_born(atomic_load_explicit(&e->tag, memory_order_acquire))
+		       ? atomic_load_explicit(&e->linger, memory_order_relaxed)
+		       : 0;
+}
+/*
+ * Clear the born bit of e's tag t (seen born), by compare-and-swap: a
+ * first use publishing the entry at the same moment (a program that
+ * closes a socket while another thread uses it) takes the bit first, or
+ * this does.  Release: a thread that gets the number after the close that
+ * follows starts clean.  Returns the tag left (t without the bit), or
+ * the one found instead.
+ */
+static inline uint32_t td_fdent_unborn(struct td_fdent *e, uint32_t t)
+{
+	if (atomic_compare_exchange_strong_explicit(&e->tag, &t, t & ~TD_TAG_BORN,
+						    memory_order_release, memory_order_relaxed))
+		return t & ~TD_TAG_BORN;
+	return t;
+}
+/* Clear fd's born bit, if set (its entry, if live, stays). */
+static inline void td_fdtab_unborn(int fd)
+{
+	struct td_fdent *e = td_fdtab_peek(fd);
+	uint32_t t;
+
+	if (e == NULL)
+		return;
+	t = atomic_load_explicit(&e->tag, memory_order_relaxed);
+	while (td_tag_born(t))
+		t = td_fdent_unborn(e, t);
 }
 /*
  * Give the live entry of fd, published under tag, cp's plain data and
@@ -333,7 +459,8 @@ struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp)
 /*
  * Take fd's entry away (it is being closed): copies it into *out and
  * returns true when there was one.  Done before the real close, so a
- * thread that gets the fd number next starts from nothing.
+ * thread that gets the fd number next starts from nothing.  Without a
+ * live entry, a born one is cleared (false: nothing to copy).
  */
 bool td_fdtab_claim(int fd, struct td_sock *out) TD_HIDDEN;
 /* Copy a live entry consistently; false when none or replaced. */
@@ -414,16 +541,19 @@ void td_fdtab_hrec_reaped(pid_t pid, void (*ended)(const struct td_share_end *en
 						   pid_t pid, void *arg),
 			  void *arg) TD_HIDDEN;
 
-/* Drop fd's entry, if any (the fd is now something untracked). */
+/* Drop fd's entry, live or born, if any (the fd is now something untracked). */
 void td_fdtab_forget(int fd) TD_HIDDEN;
 /* Drop the entry e (live a moment ago), as td_fdtab_forget(). */
 static inline void td_fdent_forget(struct td_fdent *e)
 {
-	if (td_tag_live(atomic_fetch_and_explicit(&e->tag, ~1u, memory_order_acq_rel)) &&
+	if (td_tag_live(atomic_fetch_and_explicit(&e->tag, ~TD_TAG_LIVE, memory_order_acq_rel)) &&
 	    td_unlikely(atomic_load_explicit(&e->share, memory_order_relaxed) != 0))
 		(void)td_fdtab_share_leave(atomic_load(&e->share));
 }
-/* The live entry for fd, or NULL. */
+/*
+ * The live entry for fd, or NULL.  A born entry is not live: use
+ * td_fdtab_live_or_born() where its bare entry is wanted.
+ */
 static inline struct td_fdent *td_fdtab_live(int fd)
 {
 	struct td_fdent *e = td_fdtab_peek(fd);
@@ -431,6 +561,27 @@ static inline struct td_fdent *td_fdtab_live(int fd)
 	if (e == NULL || !td_tag_live(atomic_load_explicit(&e->tag, memory_order_acquire)))
 		return NULL;
 	return e;
+}
+struct td_fdent *td_fdtab_born_publish(struct td_fdent *e, int fd, uint32_t tag) TD_HIDDEN;
+/*
+ * The live entry for fd, or NULL; a born entry gets its bare entry
+ * published first, the one socket() would have published
+ * (td_fdtab_born_publish(); NULL, with no wait, when another thread's
+ * first use of the socket is publishing it at that moment).  For every
+ * use that reads or changes a socket's entry: it then sees what it saw
+ * when socket() published the entry itself.  errno untouched.
+ */
+static inline struct td_fdent *td_fdtab_live_or_born(int fd)
+{
+	struct td_fdent *e = td_fdtab_peek(fd);
+	uint32_t t;
+
+	if (e == NULL)
+		return NULL;
+	t = atomic_load_explicit(&e->tag, memory_order_acquire);
+	if (td_likely(td_tag_live(t)))
+		return e;
+	return td_unlikely(td_tag_born(t)) ? td_fdtab_born_publish(e, fd, t) : NULL;
 }
 /*
  * A read of the program's on fd returned 0 although it asked for bytes:
@@ -462,7 +613,8 @@ void td_fdtab_mark_shut_rd(int fd) TD_HIDDEN;
  * exactly that many bytes unread would be logged as a FIN with nothing
  * unread.  The count may be too low (reads through another fd, another
  * process, calls with no hook such as splice(); a publish or update
- * zeroes it), which costs only the ioctl.  Not kept on big-endian
+ * zeroes it; a born entry counts nothing, but its socket is not
+ * connected either), which costs only the ioctl.  Not kept on big-endian
  * machines.
  */
 static inline uint32_t td_fdtab_read_begin(int fd, struct td_fdent **ep)

@@ -124,11 +124,17 @@ static bool td__running(void)
 	       td_init_active() != NULL && td_init_in_own_process();
 }
 
-/* fn(e, fd, share) for each live entry of a socket whose holders count. */
-static void td__each(void (*fn)(struct td_fdent *e, int fd, uint32_t share))
+/*
+ * fn(e, fd, share) for each live entry of a socket whose holders count;
+ * born: and for each born entry, published first.  Only the fork's count needs those (every fn but
+ * td__count_copy() does nothing for a socket without a share): counted
+ * there, a socket made before the fork and connected after it has the
+ * share it had when socket() published its entry itself.
+ */
+static void td__each(void (*fn)(struct td_fdent *e, int fd, uint32_t share), bool born)
 {
 	for (int fd = 0, high = td_fdtab_prog_high(); fd <= high; fd++) {
-		struct td_fdent *e = td_fdtab_live(fd);
+		struct td_fdent *e = born ? td_fdtab_live_or_born(fd) : td_fdtab_live(fd);
 
 		if (e != NULL && td__countable(e))
 			fn(e, fd, atomic_load(&e->share));
@@ -201,7 +207,7 @@ void td_holders_fork_prepare(void)
 	if (!td__running())
 		return;
 	alone = td_init_program_alone();
-	td__each(alone ? td__count_copy : td__inexact);
+	td__each(alone ? td__count_copy : td__inexact, alone);
 	td__fork_counted = alone;
 	td_errno_set(saved);
 }
@@ -213,14 +219,14 @@ void td_holders_fork_failed(void)
 	if (!td__fork_counted)
 		return;
 	td__fork_counted = false;
-	td__each(td__uncount_copy);
+	td__each(td__uncount_copy, false);
 }
 
 /* A vfork()ed or posix_spawn()ed child holds copies nobody counts (one
  * that exec()s keeps those without close-on-exec). */
 void td_holders_uncounted_child(void)
 {
-	td__each(td__inexact);
+	td__each(td__inexact, false);
 }
 
 /*
@@ -236,7 +242,7 @@ void td_holders_exec_prepare(void)
 	int saved = errno;
 
 	if (td__running())
-		td__each(td__exec_leave);
+		td__each(td__exec_leave, false);
 	td_errno_set(saved);
 }
 
@@ -245,7 +251,7 @@ void td_holders_exec_failed(void)
 	int saved = errno;
 
 	if (td__running())
-		td__each(td__exec_back);
+		td__each(td__exec_back, false);
 	td_errno_set(saved);
 }
 

@@ -1205,6 +1205,80 @@ def test_fork_server_each_connection_ends_once_whoever_lets_go_last():
         len(problems), n, "\n".join(problems[:20]))
 
 
+# A socket made before a fork and first used in the child: the child
+# connects it, talks and closes it.  argv[1]: "child" (the child closes
+# first; the parent closes its never-used copy after the child is gone) or
+# "parent" (the parent closes its copy right after the fork).  Prints the
+# child's pid, the client's port and the socket's fd number.
+BORN_BEFORE_FORK = r"""
+import os, socket, sys, time
+first = sys.argv[1]
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+addr = ls.getsockname()
+s = socket.socket()
+sfd = s.fileno()
+pid = os.fork()
+if pid == 0:
+    ls.close()
+    if first == "parent":
+        time.sleep(0.3)
+    s.connect(addr)
+    cport = s.getsockname()[1]
+    s.sendall(b"ping")
+    assert s.recv(4) == b"pong"
+    s.close()
+    print(os.getpid(), cport, sfd, flush=True)
+    os._exit(0)
+if first == "parent":
+    s.close()
+a, _ = ls.accept()
+assert a.recv(4) == b"ping"
+a.sendall(b"pong")
+os.waitpid(pid, 0)
+if first == "child":
+    s.close()
+a.close()
+ls.close()
+"""
+
+
+@tdlib.requires(*NEEDS, "strace")
+@tdlib.timeout(60)
+def test_socket_made_before_fork_and_used_in_the_child_is_counted():
+    """A socket() made before fork() and first used (connected) in the
+    child is counted across the fork like one the library had an entry
+    for: the child's close knows from the count alone whether the parent
+    still holds its copy.  Child first: "shared", nothing on the wire, and
+    no holder look-up of its own (no readlinkat() of the fd's /proc link,
+    no sock_diag query); parent first: the child's close is the last, the
+    active FIN.
+
+    Catches: socket() making only a born entry (shim/rt/fdtab.h) and
+    the fork's count walking live entries alone: the child's entry,
+    published from the word at its connect(), would have no share, and
+    its close would ask sock_diag whether another process holds it."""
+    for first in ("child", "parent"):
+        proc, log, lines = _straced(BORN_BEFORE_FORK, "born-fork-" + first, [first],
+                                    [{"name": "all", "close": "pass"}], "readlinkat,sendto")
+        child, cport, sfd = (int(x) for x in proc.stdout().split())
+        mine = [l for l in lines if l.startswith("%d " % child)]
+        asked = [l for l in mine if ("readlinkat(" in l and '/fd/%d"' % sfd in l) or
+                 ("sendto(" in l and "nlmsg" in l)]
+        if first == "child":
+            assert asked == [], "the child asked who holds its socket:\n" + "\n".join(asked)
+        closes = [r for r in tdlib.read_log(log) if r["event"] == "close" and
+                  r["pid"] == child and r["role"] == "client"]
+        assert len(closes) == 1, (first, closes)
+        e = closes[0]
+        assert e["local"].endswith(":%d" % cport), e
+        if first == "child":
+            assert (e["wire"], e["why"]) == ("none", "shared"), e
+        else:
+            assert (e["wire"], e["closer"]) == ("FIN", "active") and e["why"] != "shared", e
+
+
 # A forked child holds the server end of a connection; the parent closes
 # its copy, then the child is killed (SIGKILL) or exits, and the parent
 # reaps it with waitpid (argv[2]: or "waitid", or "ignored": SIGCHLD

@@ -1,0 +1,478 @@
+/*
+ * teardown: unit tests for the fd table's born entries (shim/rt/fdtab.c):
+ * a TCP socket from socket() gets a born entry (a bit of its tag, its
+ * family and fork epoch in the entry's linger word: no memory beside the
+ * entry), and the bare entry it stands for is published at its first
+ * use, with the family and fork epoch of its socket() call; the born
+ * state never outlives its socket (forget, claim and every publish clear
+ * it), a vfork()ed child leaves its parent's alone, and of threads racing
+ * to publish one born entry exactly one does, while the others do not
+ * wait for it.
+ *
+ * fdtab.c is linked in alone: the two thread-local variables it reads
+ * (errno's address, the vfork flag) and the raw system call it makes
+ * (td_real_sys(): the holder records' kill(pid, 0)) are defined here.  Criterion runs
+ * each test in a process of its own, so each starts with an empty table.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "../../shim/rt/fdtab.h"
+#include "../../shim/rt/init.h"
+#include "../../shim/rt/real.h"
+
+__thread int *td_errno_p __attribute__((tls_model("initial-exec")));
+#if defined(__x86_64__)
+__thread volatile int td_in_vfork __attribute__((tls_model("initial-exec")));
+#else
+static __thread volatile int td_in_vfork;
+bool td_init_in_own_process(void)
+{
+	return !td_in_vfork;
+}
+#endif
+
+long td_real_sys(long n, long a, long b, long c, long d, long e, long f)
+{
+	return syscall(n, a, b, c, d, e, f);
+}
+
+/*
+ * sched_yield() counted per thread (this definition comes before libc's
+ * for fdtab.c, linked into this program): a first use that loses the
+ * race for a born entry must not wait for the winner, by spinning or by
+ * yielding, and the tests below check that it yields nothing.
+ */
+static __thread unsigned td_t_yields;
+int sched_yield(void)
+{
+	td_t_yields++;
+	return (int)syscall(SYS_sched_yield);
+}
+
+/* A copy of fd's live entry; fails the test when there is none. */
+static struct td_sock td_t_read(int fd)
+{
+	struct td_sock s;
+
+	cr_assert(td_fdtab_read(fd, &s, NULL), "fd %d has no live entry", fd);
+	return s;
+}
+
+/* What socket() would have published: no rule, family, epoch, BARE. */
+static void td_t_assert_bare(const struct td_sock *s, uint8_t family, uint32_t epoch)
+{
+	cr_assert(eq(i32, s->d.rule, -1));
+	cr_assert(eq(i32, s->d.bind_rule, -1));
+	cr_assert(eq(u8, s->d.decided, 0));
+	cr_assert(eq(u8, s->d.role, 0));
+	cr_assert(eq(u8, s->d.family, family));
+	cr_assert(eq(u32, s->d.epoch, epoch));
+	cr_assert(eq(u64, s->d.conn, 0));
+	cr_assert(eq(i64, s->d.t_open_mono_us, 0));
+	cr_assert(eq(u32, atomic_load(&s->flags), TD_SF_BARE));
+	cr_assert(eq(u32, atomic_load(&s->share), 0));
+	cr_assert(eq(u64, atomic_load(&s->linger), 0));
+	cr_assert(eq(u64, atomic_load(&s->written), 0));
+	cr_assert(eq(u64, atomic_load(&s->read_in), 0));
+	cr_assert(eq(i32, s->local.family, 0));
+	cr_assert(eq(i32, s->remote.family, 0));
+}
+
+/* The page of fd mapped, and the watermarks past fd, as after earlier
+ * sockets: the birth then takes its two-store path. */
+static void td_t_warm(int fd)
+{
+	struct td_fdent *e = td_fdtab_publish_bare(fd + 1, AF_INET, 1, TD_SF_BARE);
+
+	cr_assert(not(eq(ptr, e, NULL)));
+	td_fdtab_forget(fd + 1);
+}
+
+Test(fdtab, born_entry_then_published_entry_then_claim)
+{
+	struct td_fdent *e, *again;
+	struct td_sock s, gone;
+	uint32_t tag, before;
+
+	td_t_warm(5);
+	e = td_fdtab_peek(5);
+	before = atomic_load(&e->tag);
+	cr_assert(eq(int, td_fdtab_bear(5, AF_INET6, 7), 5));
+	/* born, not live: the tag's born bit, the generation unchanged, and
+	 * the word in the entry itself */
+	tag = atomic_load(&e->tag);
+	cr_assert(td_tag_born(tag));
+	cr_assert(not(td_tag_live(tag)));
+	cr_assert(eq(u32, tag, before | TD_TAG_BORN));
+	cr_assert(eq(u32, atomic_load(&e->linger), td_born_word(AF_INET6, 7)));
+	cr_assert(eq(ptr, td_fdtab_live(5), NULL));
+	cr_assert(not(td_fdtab_read(5, &s, NULL)));
+	cr_assert(eq(u32, td_fdtab_born(5), td_born_word(AF_INET6, 7)));
+	cr_assert(eq(u8, td_born_family(td_fdtab_born(5)), AF_INET6));
+	cr_assert(eq(u32, td_born_epoch(td_fdtab_born(5)), 7));
+
+	/* first use: the bare entry (the next generation), born no more */
+	cr_assert(eq(ptr, td_fdtab_live_or_born(5), e));
+	cr_assert(eq(ptr, td_fdtab_live(5), e));
+	cr_assert(eq(u32, td_fdtab_born(5), 0));
+	cr_assert(eq(u32, atomic_load(&e->tag), td_tag_next(before)));
+	s = td_t_read(5);
+	td_t_assert_bare(&s, AF_INET6, 7);
+	tag = atomic_load(&e->tag);
+	/* a second use finds the same entry, not a new generation */
+	again = td_fdtab_live_or_born(5);
+	cr_assert(eq(ptr, again, e));
+	cr_assert(eq(u32, atomic_load(&e->tag), tag));
+
+	/* the close: claimed, then nothing */
+	cr_assert(td_fdtab_claim(5, &gone));
+	td_t_assert_bare(&gone, AF_INET6, 7);
+	cr_assert(eq(ptr, td_fdtab_live(5), NULL));
+	cr_assert(eq(ptr, td_fdtab_live_or_born(5), NULL));
+}
+
+Test(fdtab, birth_word_and_publish_bare_give_the_same_entry)
+{
+	struct td_sock a, b;
+
+	td_t_warm(20);
+	(void)td_fdtab_bear(20, AF_INET, 3);
+	cr_assert(not(eq(ptr, td_fdtab_live_or_born(20), NULL)));
+	a = td_t_read(20);
+	cr_assert(not(eq(ptr, td_fdtab_publish_bare(21, AF_INET, 3, TD_SF_BARE), NULL)));
+	b = td_t_read(21);
+	cr_assert(eq(int, memcmp(&a.d, &b.d, sizeof(a.d)), 0));
+	cr_assert(eq(u32, atomic_load(&a.flags), atomic_load(&b.flags)));
+}
+
+Test(fdtab, forget_clears_the_born_entry)
+{
+	td_t_warm(9);
+	(void)td_fdtab_bear(9, AF_INET, 2);
+	cr_assert(not(eq(u32, td_fdtab_born(9), 0)));
+	td_fdtab_forget(9);
+	cr_assert(eq(u32, td_fdtab_born(9), 0));
+	cr_assert(eq(ptr, td_fdtab_live_or_born(9), NULL));
+}
+
+Test(fdtab, claim_of_a_born_entry_clears_it)
+{
+	struct td_sock gone;
+
+	td_t_warm(11);
+	(void)td_fdtab_bear(11, AF_INET, 2);
+	cr_assert(not(td_fdtab_claim(11, &gone)));
+	cr_assert(eq(u32, td_fdtab_born(11), 0));
+	td_fdtab_unborn(11); /* (nothing left: a no-op) */
+	cr_assert(eq(ptr, td_fdtab_live_or_born(11), NULL));
+}
+
+Test(fdtab, unborn_clears_only_the_born_bit)
+{
+	struct td_fdent *e;
+	uint32_t before;
+
+	td_t_warm(12);
+	e = td_fdtab_peek(12);
+	before = atomic_load(&e->tag);
+	(void)td_fdtab_bear(12, AF_INET6, 4);
+	td_fdtab_unborn(12);
+	cr_assert(eq(u32, td_fdtab_born(12), 0));
+	cr_assert(eq(u32, atomic_load(&e->tag), before));
+	cr_assert(eq(ptr, td_fdtab_live_or_born(12), NULL));
+	/* a live entry stays live */
+	cr_assert(not(eq(ptr, td_fdtab_publish_bare(12, AF_INET, 4, TD_SF_BARE), NULL)));
+	before = atomic_load(&e->tag);
+	td_fdtab_unborn(12);
+	cr_assert(eq(u32, atomic_load(&e->tag), before));
+	cr_assert(eq(ptr, td_fdtab_live(12), e));
+}
+
+Test(fdtab, generations_count_above_the_born_bit)
+{
+	struct td_fdent *e;
+	struct td_sock gone;
+	uint32_t t0, t;
+
+	td_t_warm(14);
+	e = td_fdtab_peek(14);
+	t0 = atomic_load(&e->tag);
+	cr_assert(not(td_tag_live(t0)));
+	cr_assert(not(td_tag_born(t0)));
+	for (uint32_t k = 1; k <= 5; k++) {
+		(void)td_fdtab_bear(14, AF_INET, k);
+		cr_assert(not(eq(ptr, td_fdtab_live_or_born(14), NULL)));
+		t = atomic_load(&e->tag);
+		/* live, not born, one generation further each time */
+		cr_assert(eq(u32, t & (TD_TAG_LIVE | TD_TAG_BORN), TD_TAG_LIVE));
+		cr_assert(eq(u32, t >> TD_TAG_GEN_SHIFT, (t0 >> TD_TAG_GEN_SHIFT) + k));
+		cr_assert(td_fdtab_claim(14, &gone));
+		cr_assert(eq(u32, atomic_load(&gone.tag), t));
+		cr_assert(eq(u32, atomic_load(&e->tag), t & ~TD_TAG_LIVE));
+	}
+	/* the count wraps past its top without touching the two low bits */
+	cr_assert(eq(u32, td_tag_next(UINT32_MAX & ~TD_TAG_LIVE), TD_TAG_LIVE));
+	cr_assert(eq(u32, td_tag_next(0xfffffff8u | TD_TAG_BORN), 0xfffffffdu));
+}
+
+Test(fdtab, a_publish_on_the_number_clears_the_born_entry)
+{
+	struct td_sock init, s;
+
+	td_t_warm(30);
+	/* an accept() onto the number: its entry, born no more */
+	(void)td_fdtab_bear(30, AF_INET, 2);
+	memset(&init, 0, sizeof(init));
+	init.d.rule = 0;
+	init.d.bind_rule = -1;
+	init.d.decided = 1;
+	init.d.family = AF_INET;
+	init.d.epoch = 5;
+	atomic_store(&init.flags, TD_SF_CONNECTED);
+	cr_assert(not(eq(ptr, td_fdtab_publish(30, &init), NULL)));
+	cr_assert(eq(u32, td_fdtab_born(30), 0));
+	s = td_t_read(30);
+	cr_assert(eq(u32, s.d.epoch, 5));
+	cr_assert(eq(u32, atomic_load(&s.flags), TD_SF_CONNECTED));
+
+	/* a UDP socket (or one of the library's own fds): a bare publish */
+	(void)td_fdtab_bear(31, AF_INET, 2);
+	cr_assert(not(eq(ptr, td_fdtab_publish_bare(31, AF_INET, 6, TD_SF_BARE | TD_SF_NOT_TCP),
+			 NULL)));
+	cr_assert(eq(u32, td_fdtab_born(31), 0));
+	s = td_t_read(31);
+	cr_assert(eq(u32, s.d.epoch, 6));
+	cr_assert(eq(u32, atomic_load(&s.flags), TD_SF_BARE | TD_SF_NOT_TCP));
+}
+
+Test(fdtab, a_vforked_child_leaves_its_parents_born_entry)
+{
+	struct td_sock init;
+
+	td_t_warm(40);
+	(void)td_fdtab_bear(40, AF_INET, 2);
+	td_in_vfork = 1;
+	/* the child's own socket on the number the parent's born entry is on */
+	cr_assert(eq(int, td_fdtab_bear(40, AF_INET6, 3), 40));
+	cr_assert(eq(u32, td_fdtab_born(40), td_born_word(AF_INET, 2)));
+	cr_assert(eq(ptr, td_fdtab_live(40), NULL));
+	/* and an accept() of its there */
+	memset(&init, 0, sizeof(init));
+	init.d.rule = -1;
+	init.d.bind_rule = -1;
+	cr_assert(eq(ptr, td_fdtab_publish(40, &init), NULL));
+	cr_assert(eq(u32, td_fdtab_born(40), td_born_word(AF_INET, 2)));
+	/* and a publish of a bare entry (a UDP socket's, an adopted one's) */
+	cr_assert(eq(ptr, td_fdtab_publish_bare(40, AF_INET6, 3, TD_SF_BARE | TD_SF_NOT_TCP), NULL));
+	cr_assert(eq(u32, td_fdtab_born(40), td_born_word(AF_INET, 2)));
+	td_in_vfork = 0;
+	/* back in the parent: its socket's entry, as made */
+	cr_assert(not(eq(ptr, td_fdtab_live_or_born(40), NULL)));
+	cr_assert(eq(u32, td_t_read(40).d.epoch, 2));
+}
+
+Test(fdtab, a_stale_entry_live_or_born_gives_way_to_a_new_socket)
+{
+	struct td_sock s;
+
+	td_t_warm(50);
+	/* an entry whose fd was closed behind the library's back */
+	cr_assert(not(eq(ptr, td_fdtab_publish_bare(50, AF_INET6, 1, TD_SF_BARE), NULL)));
+	(void)td_fdtab_bear(50, AF_INET, 8);
+	s = td_t_read(50);
+	td_t_assert_bare(&s, AF_INET, 8);
+	cr_assert(eq(u32, td_fdtab_born(50), 0));
+	/* a stale born entry: replaced */
+	td_fdtab_forget(50);
+	(void)td_fdtab_bear(50, AF_INET6, 8);
+	(void)td_fdtab_bear(50, AF_INET, 9);
+	cr_assert(not(eq(ptr, td_fdtab_live_or_born(50), NULL)));
+	s = td_t_read(50);
+	td_t_assert_bare(&s, AF_INET, 9);
+	cr_assert(eq(u32, td_fdtab_born(50), 0));
+}
+
+Test(fdtab, an_epoch_past_the_words_bits_is_published_exact)
+{
+	uint32_t big = TD_BORN_EPOCH_MAX + 5u;
+	struct td_sock s;
+
+	td_t_warm(60);
+	(void)td_fdtab_bear(60, AF_INET6, big);
+	cr_assert(eq(u32, td_fdtab_born(60), 0));
+	s = td_t_read(60);
+	td_t_assert_bare(&s, AF_INET6, big);
+	(void)td_fdtab_bear(61, AF_INET, TD_BORN_EPOCH_MAX);
+	cr_assert(not(eq(ptr, td_fdtab_live_or_born(61), NULL)));
+	cr_assert(eq(u32, td_t_read(61).d.epoch, TD_BORN_EPOCH_MAX));
+}
+
+/* (not a constant: the compiler would see an index past the table on a
+ * path the watermark check never takes) */
+static volatile int td_t_huge = TD_FDTAB_MAX;
+
+Test(fdtab, a_birth_maps_the_page_and_raises_the_watermarks)
+{
+	cr_assert(eq(int, td_fdtab_prog_high(), -1));
+	cr_assert(eq(ptr, td_fdtab_peek(2500), NULL));
+	cr_assert(eq(int, td_fdtab_bear(2500, AF_INET, 1), 2500));
+	cr_assert(not(eq(ptr, td_fdtab_peek(2500), NULL)));
+	cr_assert(eq(int, td_fdtab_prog_high(), 2500));
+	cr_assert(eq(int, td_fdtab_high(), 2500));
+	cr_assert(eq(u32, td_fdtab_born(2500), td_born_word(AF_INET, 1)));
+	/* out of range (the watermark stops it: never above the table):
+	 * nothing, and no failure */
+	cr_assert(eq(int, td_fdtab_bear(td_t_huge, AF_INET, 1), TD_FDTAB_MAX));
+	cr_assert(eq(u32, td_fdtab_born(td_t_huge), 0));
+	cr_assert(eq(int, td_fdtab_prog_high(), 2500));
+}
+
+Test(fdtab, counters_left_by_the_last_socket_start_at_zero)
+{
+	struct td_fdext *x;
+
+	td_t_warm(70);
+	x = td_fdtab_ext(70);
+	cr_assert(not(eq(ptr, x, NULL)));
+	atomic_store(&x->written, 1234);
+	atomic_store(&x->read_in, 99);
+	(void)td_fdtab_bear(70, AF_INET, 2);
+	cr_assert(not(eq(ptr, td_fdtab_live_or_born(70), NULL)));
+	td_t_assert_bare((struct td_sock[]){td_t_read(70)}, AF_INET, 2);
+}
+
+Test(fdtab, errno_is_kept)
+{
+	errno = 4242;
+	(void)td_fdtab_bear(3000, AF_INET, 1); /* maps a page */
+	(void)td_fdtab_live_or_born(3000);
+	td_fdtab_forget(3000);
+	cr_assert(eq(int, errno, 4242));
+}
+
+/*
+ * A bad birth word (a program's stale setsockopt(SO_LINGER) wrote over it:
+ * it used the number while another thread closed it and a socket() got
+ * it) is never published: the first use gets nothing and adopts the
+ * socket, as it would one the library never saw made.
+ */
+Test(fdtab, a_birth_word_written_over_is_not_published)
+{
+	struct td_fdent *e;
+
+	td_t_warm(90);
+	e = td_fdtab_peek(90);
+	(void)td_fdtab_bear(90, AF_INET, 3);
+	td_fdent_linger_set(e, 1, 0);
+	cr_assert(eq(ptr, td_fdtab_live_or_born(90), NULL));
+	cr_assert(eq(u32, td_fdtab_born(90), 0));
+	cr_assert(eq(ptr, td_fdtab_live(90), NULL));
+	/* the adoption that follows publishes its entry */
+	cr_assert(not(eq(ptr, td_fdtab_publish_bare(90, AF_INET, 3, TD_SF_BARE | TD_SF_ADOPTED), NULL)));
+}
+
+/*
+ * A first use that finds the born entry being published by another (the
+ * winner took the born bit, and has not gone live yet) does not wait for
+ * it: here the winner is the very thread, as when a signal handler
+ * interrupts it there, and a wait could never end.  It gets nothing at
+ * once (its caller adopts the socket), leaves the winner's state alone
+ * and yields nothing; the winner then finishes as if alone.
+ */
+Test(fdtab, a_first_use_does_not_wait_for_an_interrupted_winner, .timeout = 10)
+{
+	struct td_fdent *e;
+	uint32_t born, taken;
+
+	td_t_warm(85);
+	e = td_fdtab_peek(85);
+	(void)td_fdtab_bear(85, AF_INET6, 4);
+	born = atomic_load(&e->tag);
+	cr_assert(td_tag_born(born));
+	/* the winner's first step (td_fdtab_born_publish()): the bit is its */
+	taken = born & ~TD_TAG_BORN;
+	cr_assert(atomic_compare_exchange_strong(&e->tag, &born, taken));
+
+	td_t_yields = 0;
+	for (int k = 0; k < 1000; k++) {
+		/* a use that comes now, and one that read the tag born just
+		 * before the winner took the bit, and so loses the swap */
+		cr_assert(eq(ptr, td_fdtab_live_or_born(85), NULL));
+		cr_assert(eq(ptr, td_fdtab_born_publish(e, 85, taken | TD_TAG_BORN), NULL));
+	}
+	cr_assert(eq(u32, td_t_yields, 0));
+	cr_assert(eq(u32, atomic_load(&e->tag), taken));
+
+	/* the winner goes on: its bare entry, one generation on */
+	cr_assert(eq(ptr, td_fdtab_publish_bare(85, AF_INET6, 4, TD_SF_BARE), e));
+	cr_assert(eq(u32, atomic_load(&e->tag), td_tag_next(taken)));
+	td_t_assert_bare((struct td_sock[]){td_t_read(85)}, AF_INET6, 4);
+	/* a use now finds it */
+	cr_assert(eq(ptr, td_fdtab_live_or_born(85), e));
+}
+
+/* Threads racing to publish one born entry. */
+#define TD_T_THREADS 8
+struct td_t_race {
+	pthread_barrier_t *go;
+	int fd;
+	struct td_fdent *got;
+	unsigned yields;
+};
+
+static void *td_t_racer(void *arg)
+{
+	struct td_t_race *r = arg;
+
+	pthread_barrier_wait(r->go);
+	td_t_yields = 0;
+	r->got = td_fdtab_live_or_born(r->fd);
+	r->yields = td_t_yields;
+	return NULL;
+}
+
+/*
+ * Exactly one publishes (one generation on, with the epoch of the
+ * birth); every other gets the entry, when it is live by then, or
+ * nothing, and none waits (no yield).
+ */
+Test(fdtab, racing_first_uses_publish_one_entry_and_wait_for_none, .timeout = 60)
+{
+	pthread_barrier_t go;
+	pthread_t t[TD_T_THREADS];
+	struct td_t_race r[TD_T_THREADS];
+
+	td_t_warm(80);
+	for (int round = 0; round < 200; round++) {
+		struct td_fdent *e = td_fdtab_peek(80);
+		uint32_t tag_before = atomic_load(&e->tag);
+		int got = 0;
+
+		(void)td_fdtab_bear(80, AF_INET6, (uint32_t)round + 1);
+		pthread_barrier_init(&go, NULL, TD_T_THREADS);
+		for (int i = 0; i < TD_T_THREADS; i++) {
+			r[i] = (struct td_t_race){.go = &go, .fd = 80};
+			cr_assert(eq(int, pthread_create(&t[i], NULL, td_t_racer, &r[i]), 0));
+		}
+		for (int i = 0; i < TD_T_THREADS; i++) {
+			pthread_join(t[i], NULL);
+			cr_assert(r[i].got == NULL || r[i].got == e, "racer %d got %p", i,
+				  (void *)r[i].got);
+			cr_assert(eq(u32, r[i].yields, 0));
+			got += r[i].got != NULL;
+		}
+		pthread_barrier_destroy(&go);
+		/* (the winner always gets it) */
+		cr_assert(ge(int, got, 1));
+		/* one publish: the slot's next generation, not two */
+		cr_assert(eq(u32, atomic_load(&e->tag), td_tag_next(tag_before)));
+		cr_assert(eq(u32, td_t_read(80).d.epoch, (uint32_t)round + 1));
+		td_fdtab_forget(80);
+	}
+}
