@@ -7,7 +7,11 @@
  * state never outlives its socket (forget, claim and every publish clear
  * it), a vfork()ed child leaves its parent's alone, and of threads racing
  * to publish one born entry exactly one does, while the others do not
- * wait for it.
+ * wait for it.  And the share slots' holder records: a forked child's
+ * copies are counted in its record, and the process that reaps it takes
+ * back what it still held when it died, reporting each socket it held
+ * last, once; the sweep of children reaped behind the library's back asks
+ * kill(pid, 0) only of records that still hold copies.
  *
  * fdtab.c is linked in alone: the two thread-local variables it reads
  * (errno's address, the vfork flag) and the raw system call it makes
@@ -16,7 +20,9 @@
  */
 #include <pthread.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -37,8 +43,13 @@ bool td_init_in_own_process(void)
 }
 #endif
 
+/* kill() calls, counted: the holder records' sweep asks one only of a
+ * record that still holds copies */
+static unsigned td_t_kills;
 long td_real_sys(long n, long a, long b, long c, long d, long e, long f)
 {
+	if (n == SYS_kill)
+		td_t_kills++;
 	return syscall(n, a, b, c, d, e, f);
 }
 
@@ -475,4 +486,214 @@ Test(fdtab, racing_first_uses_publish_one_entry_and_wait_for_none, .timeout = 60
 		cr_assert(eq(u32, td_t_read(80).d.epoch, (uint32_t)round + 1));
 		td_fdtab_forget(80);
 	}
+}
+
+/* ---- share slots and holder records ----------------------------------- */
+
+/*
+ * A connected socket's entry on fd, 10.0.0.1:80 <- 10.0.0.2:port, the
+ * rule 0 decided: what a fork() counts.
+ */
+static struct td_fdent *td_t_conn(int fd, uint16_t port)
+{
+	struct td_sock init;
+	struct td_fdent *e;
+
+	memset(&init, 0, sizeof(init));
+	init.d.rule = 0;
+	init.d.bind_rule = -1;
+	init.d.decided = 1;
+	init.d.role = TD_SOCK_SERVER;
+	init.d.family = AF_INET;
+	init.d.conn = 9;
+	atomic_store(&init.flags, TD_SF_CONNECTED);
+	init.local.family = init.remote.family = AF_INET;
+	init.local.port = 80;
+	init.remote.port = port;
+	memcpy(init.local.addr, "\x0a\x00\x00\x01", 4);
+	memcpy(init.remote.addr, "\x0a\x00\x00\x02", 4);
+	e = td_fdtab_publish(fd, &init);
+	cr_assert(not(eq(ptr, e, NULL)));
+	return e;
+}
+
+/* What a reaper's callback saw. */
+struct td_t_ended {
+	int calls;
+	bool exact;
+	pid_t pid;
+	struct td_share_end end;
+};
+
+static void td_t_on_end(const struct td_share_end *end, bool exact, pid_t pid, void *arg)
+{
+	struct td_t_ended *x = arg;
+
+	x->calls++;
+	x->exact = exact;
+	x->pid = pid;
+	x->end = *end;
+}
+
+/*
+ * fork() as the library does it: the prepare handler counts the child's
+ * copy of fd's socket in the child's record, the fork hook names the
+ * child.  The child runs child(share) and ends by _exit(0), or is killed
+ * before it can (killed).  Returns its pid, reaped (waitpid), and the
+ * share.
+ */
+static pid_t td_t_fork(struct td_fdent *e, int fd, void (*child)(uint32_t), uint32_t *share)
+{
+	pid_t pid;
+	int st;
+
+	td_fdtab_hrec_prepare();
+	cr_assert(td_fdtab_share_fork(e, fd));
+	*share = atomic_load(&e->share);
+	cr_assert(not(eq(u32, *share, 0)));
+	fflush(NULL);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		td_fdtab_hrec_child();
+		if (child != NULL)
+			child(*share);
+		_exit(0);
+	}
+	td_fdtab_hrec_forked(pid);
+	cr_assert(td_fdtab_hrec_any());
+	cr_assert(eq(int, waitpid(pid, &st, 0), pid));
+	return pid;
+}
+
+static void td_t_killed(uint32_t share)
+{
+	(void)share;
+	raise(SIGKILL);
+}
+
+static void td_t_lets_go(uint32_t share)
+{
+	/* its close: the count and its own word */
+	(void)td_fdtab_share_drop(share);
+}
+
+static void td_t_dups_then_killed(uint32_t share)
+{
+	/* dup2() onto 0 and 1, then the original closed: two copies held */
+	struct td_fdent *e = td_fdtab_live(50);
+
+	(void)td_fdtab_share_join(e, 50);
+	(void)td_fdtab_share_join(e, 50);
+	(void)td_fdtab_share_drop(share);
+	raise(SIGKILL);
+}
+
+Test(shares, a_killed_childs_copy_comes_back_and_its_end_is_reported_once)
+{
+	struct td_fdent *e = td_t_conn(50, 4242);
+	struct td_t_ended x = {0};
+	uint32_t share;
+	pid_t pid = td_t_fork(e, 50, td_t_killed, &share);
+
+	/* the parent closes its copy first: the dead child's count remains */
+	cr_assert(td_fdtab_share_leave(share));
+	cr_assert(td_fdtab_share_exact(share));
+	td_fdtab_hrec_reaped(pid, td_t_on_end, &x);
+	cr_assert(eq(int, x.calls, 1));
+	cr_assert(x.exact);
+	cr_assert(eq(i32, x.pid, pid));
+	cr_assert(eq(u16, x.end.remote.port, 4242));
+	cr_assert(eq(u16, x.end.local.port, 80));
+	cr_assert(eq(u64, x.end.d.conn, 9));
+	cr_assert(eq(u8, x.end.d.role, TD_SOCK_SERVER));
+	/* the count is gone, and the record: reaped again, nothing */
+	cr_assert(not(td_fdtab_share_exact(share)));
+	td_fdtab_hrec_reaped(pid, td_t_on_end, &x);
+	cr_assert(eq(int, x.calls, 1));
+}
+
+Test(shares, a_child_that_let_go_leaves_nothing_to_report)
+{
+	struct td_fdent *e = td_t_conn(50, 4243);
+	struct td_t_ended x = {0};
+	uint32_t share;
+	pid_t pid = td_t_fork(e, 50, td_t_lets_go, &share);
+
+	/* the child let go: the parent's close is the last */
+	cr_assert(not(td_fdtab_share_leave(share)));
+	td_fdtab_hrec_reaped(pid, td_t_on_end, &x);
+	cr_assert(eq(int, x.calls, 0));
+}
+
+Test(shares, a_killed_child_with_the_parent_still_holding_ends_nothing)
+{
+	struct td_fdent *e = td_t_conn(50, 4244);
+	struct td_t_ended x = {0};
+	uint32_t share;
+	pid_t pid = td_t_fork(e, 50, td_t_killed, &share);
+
+	/* reaped first: its copy comes back, the parent's is still open */
+	td_fdtab_hrec_reaped(pid, td_t_on_end, &x);
+	cr_assert(eq(int, x.calls, 0));
+	cr_assert(td_fdtab_share_exact(share));
+	/* and the parent's close is then the last */
+	cr_assert(not(td_fdtab_share_leave(share)));
+}
+
+Test(shares, a_childs_own_dups_are_its_copies_too)
+{
+	struct td_fdent *e = td_t_conn(50, 4245);
+	struct td_t_ended x = {0};
+	uint32_t share;
+	pid_t pid = td_t_fork(e, 50, td_t_dups_then_killed, &share);
+
+	/* the child held two copies (its dups) when it was killed */
+	cr_assert(td_fdtab_share_leave(share));
+	td_fdtab_hrec_reaped(pid, td_t_on_end, &x);
+	cr_assert(eq(int, x.calls, 1));
+	cr_assert(not(td_fdtab_share_exact(share)));
+}
+
+Test(shares, the_sweep_asks_only_of_records_that_still_hold_copies)
+{
+	struct td_fdent *e = td_t_conn(50, 4246);
+	struct td_fdent *f = td_t_conn(51, 4247);
+	struct td_t_ended x = {0};
+	uint32_t s1, s2;
+	pid_t gone, done;
+
+	/* one child killed holding its copy, one that let go of it; both
+	 * reaped behind the records' back (SIGCHLD ignored) */
+	gone = td_t_fork(e, 50, td_t_killed, &s1);
+	done = td_t_fork(f, 51, td_t_lets_go, &s2);
+	cr_assert(td_fdtab_share_leave(s1));
+	cr_assert(not(td_fdtab_share_leave(s2)));
+	td_t_kills = 0;
+	td_fdtab_hrec_sweep(td_t_on_end, &x);
+	/* one kill(pid, 0): the record that still held a copy */
+	cr_assert(eq(u32, td_t_kills, 1));
+	cr_assert(eq(int, x.calls, 1));
+	cr_assert(eq(i32, x.pid, gone));
+	cr_assert(eq(u16, x.end.remote.port, 4246));
+	/* both records freed: nothing more to find */
+	td_fdtab_hrec_reaped(done, td_t_on_end, &x);
+	td_fdtab_hrec_reaped(gone, td_t_on_end, &x);
+	td_fdtab_hrec_sweep(td_t_on_end, &x);
+	cr_assert(eq(int, x.calls, 1));
+}
+
+Test(shares, a_failed_fork_takes_the_childs_copies_back)
+{
+	struct td_fdent *e = td_t_conn(50, 4248);
+	uint32_t share;
+
+	td_fdtab_hrec_prepare();
+	cr_assert(td_fdtab_share_fork(e, 50));
+	share = atomic_load(&e->share);
+	/* the fork hook: the fork failed */
+	cr_assert(td_fdtab_share_unfork(share));
+	td_fdtab_hrec_forked(-1);
+	/* only this fd holds it again */
+	cr_assert(not(td_fdtab_share_leave(share)));
 }
