@@ -417,8 +417,13 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 {
 	int err = errno;
 
-	/* (the fd is gone even when close() failed: its copy leaves the count) */
-	if (c->leave_after && td_fdtab_share_leave(c->s.share) && !c->stale) {
+	/* (the fd is gone even when close() failed: its copy leaves the count;
+	 * a connection's copies left only by a root killed meanwhile are no
+	 * one's: a listener's root, its server's parent, is not asked about
+	 * at every child's close) */
+	if (c->leave_after && td_fdtab_share_leave(c->s.share) && !c->stale &&
+	    !((atomic_load(&c->s.flags) & TD_SF_CONNECTED) &&
+	      td_fdtab_share_root_gone(c->s.share))) {
 		/* another holder still has it: this close sent nothing */
 		c->cf.last = false;
 		c->check_after = c->check_rst = false;
@@ -537,7 +542,8 @@ static void td__exit_leave(uint64_t *counted, uint64_t *ended)
 			if (td_holders_counted(flags, share))
 				TD_BIT_SET(counted, i);
 		}
-		if (td_fdtab_share_drop(share) == 0)
+		if (td_fdtab_share_drop(share) == 0 ||
+		    ((flags & TD_SF_CONNECTED) && td_fdtab_share_root_gone(share)))
 			TD_BIT_SET(ended, i);
 	}
 }

@@ -520,6 +520,9 @@ _Static_assert(sizeof(struct td_share) == 128, "a share slot is two cache lines"
 #define TD_SW_COUNT(w) ((uint32_t)(w))
 #define TD_SW_GEN(w) ((uint32_t)((w) >> 32) & 0xffffu)
 #define TD_SW_INEXACT (1ull << 48)
+/* some copy of a process other than the family's root is counted but not
+ * told apart (no record, no free word): a dead root cannot be told from it */
+#define TD_SW_UNTOLD (1ull << 49)
 #define TD_SHARE_GEN(share) ((share) >> 16)
 
 /*
@@ -564,6 +567,15 @@ static inline uint32_t td__rec_key(uint32_t idx, uint32_t gen_used)
  */
 TD_CHILD_WRITTEN static uint32_t td__own_rec;
 TD_CHILD_WRITTEN static uint32_t td__child_rec;
+/*
+ * In a process with a record: the pid of the family's root, the one
+ * process whose copies no record tells apart (the first process of the
+ * library that forked; its children and theirs all have records).  In a
+ * process without one: whether it is such a child all the same (its fork
+ * found no free record), whose copies must then mark their slots.
+ */
+TD_CHILD_WRITTEN static int32_t td__root_pid;
+TD_CHILD_WRITTEN static bool td__untold_self;
 /* Ever made a record for a child: only then may a reaped child have one. */
 TD_CHILD_WRITTEN static _Atomic bool td__recs_made;
 /* A fork found no free record (td_fdtab_hrec_sweep() wanted). */
@@ -619,6 +631,17 @@ static struct td_hrec *td__rec(uint32_t key)
 		       : NULL;
 }
 
+/* Set bits of a slot's word while it is still share's (no count change). */
+static void td__share_set(struct td_share *sl, uint32_t share, uint64_t set)
+{
+	uint64_t w = atomic_load(&sl->w);
+
+	do {
+		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0 || (w | set) == w)
+			return;
+	} while (!atomic_compare_exchange_weak(&sl->w, &w, w | set));
+}
+
 /* The record key lists share (its process may hold a word in its slot);
  * false when the list is full. */
 static bool td__rec_list(uint32_t key, uint32_t share)
@@ -654,8 +677,14 @@ static bool td__rec_list(uint32_t key, uint32_t share)
  */
 static void td__held_change(struct td_share *sl, uint32_t share, uint32_t key, int delta)
 {
-	if (key == 0 || delta == 0)
+	if (delta == 0)
 		return;
+	if (key == 0) {
+		/* the root's copies are the untold ones; any other's say so */
+		if (delta > 0 && td__untold_self)
+			td__share_set(sl, share, TD_SW_UNTOLD);
+		return;
+	}
 	for (int i = 0; i < TD_SHARE_HELD; i++) {
 		uint64_t w = atomic_load(&sl->held[i]);
 
@@ -671,15 +700,17 @@ static void td__held_change(struct td_share *sl, uint32_t share, uint32_t key, i
 				return;
 		}
 	}
-	if (delta < 0 || !td__rec_list(key, share))
+	if (delta < 0)
 		return; /* (never told apart) */
-	for (int i = 0; i < TD_SHARE_HELD; i++) {
-		uint64_t w = 0;
+	if (td__rec_list(key, share))
+		for (int i = 0; i < TD_SHARE_HELD; i++) {
+			uint64_t w = 0;
 
-		if (atomic_compare_exchange_strong(&sl->held[i], &w,
-						   (uint64_t)key << 32 | (uint32_t)delta))
-			return;
-	}
+			if (atomic_compare_exchange_strong(&sl->held[i], &w,
+							   (uint64_t)key << 32 | (uint32_t)delta))
+				return;
+		}
+	td__share_set(sl, share, TD_SW_UNTOLD);
 }
 
 /* Write what an end reported elsewhere needs of fd's socket, e. */
@@ -839,6 +870,9 @@ bool td_fdtab_share_fork(struct td_fdent *e, int fd)
 
 	if (!td__share_count(e, fd, key))
 		return false;
+	/* no record for the child: its copy is one nobody tells apart */
+	if (key == 0 && (sl = td__share(atomic_load(&e->share))) != NULL)
+		td__share_set(sl, atomic_load(&e->share), TD_SW_UNTOLD);
 	/* a slot made before: what it says of the socket as it is now (one
 	 * dup()ed before its connect, say), once per fork, into shared
 	 * memory; a new slot has it already */
@@ -880,6 +914,29 @@ bool td_fdtab_share_leave(uint32_t share)
 {
 	/* (a stale value: the count is not this socket's; say shared) */
 	return td_fdtab_share_drop(share) != 0;
+}
+
+bool td_fdtab_share_root_gone(uint32_t share)
+{
+	struct td_share *sl = td__share(share);
+	uint64_t w;
+	int saved;
+	bool gone;
+
+	if (sl == NULL || td__own_rec == 0 || td__root_pid <= 0)
+		return false;
+	w = atomic_load(&sl->w);
+	if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0 ||
+	    (w & (TD_SW_INEXACT | TD_SW_UNTOLD)))
+		return false;
+	for (int h = 0; h < TD_SHARE_HELD; h++)
+		if (atomic_load(&sl->held[h]) != 0)
+			return false;
+	saved = errno;
+	gone = td_real_sys2(SYS_kill, td__root_pid, 0) < 0 && errno == ESRCH;
+	td_errno_set(saved);
+	/* (a holder joined meanwhile: not the end) */
+	return gone && atomic_compare_exchange_strong(&sl->w, &w, w & ~0xffffffffull);
 }
 
 bool td_fdtab_share_exact(uint32_t share)
@@ -924,8 +981,12 @@ void td_fdtab_hrec_prepare(void)
 	td__child_rec = 0;
 }
 
-void td_fdtab_hrec_child(void)
+void td_fdtab_hrec_child(pid_t parent)
 {
+	/* the root: the parent, when it had no record, else the parent's root */
+	if (td__own_rec == 0)
+		td__root_pid = parent;
+	td__untold_self = td__child_rec == 0;
 	td__own_rec = td__child_rec;
 	td__child_rec = 0;
 	/* the parent's children are not this one's to reap or sweep */

@@ -491,6 +491,16 @@ int td_fdtab_share_origin(uint32_t share, int fd) TD_HIDDEN;
 int td_fdtab_share_drop(uint32_t share) TD_HIDDEN;
 /* Drop one fd's share; true when other fds (here, or counted elsewhere) remain. */
 bool td_fdtab_share_leave(uint32_t share) TD_HIDDEN;
+/*
+ * After this process's last copy of share left with others still
+ * counted: whether those are all the family's root's (the one process
+ * whose copies no record tells apart) and the root is gone (killed: its
+ * exit hook never gave them back; kill(pid, 0) says ESRCH).  Then the
+ * count is set to zero and the close just made was the last.  Only in a
+ * process with a holder record; never where the count is inexact or
+ * another process's copies are untold.
+ */
+bool td_fdtab_share_root_gone(uint32_t share) TD_HIDDEN;
 /* Whether share counts every holder (see fdtab.c). */
 bool td_fdtab_share_exact(uint32_t share) TD_HIDDEN;
 /* Some holder of share's socket is not counted. */
@@ -517,8 +527,9 @@ _Static_assert(sizeof(struct td_share_end) <= TD_SHARE_END_WORDS * 8, "end data 
 void td_fdtab_hrec_forked(pid_t pid) TD_HIDDEN;
 /* Before fork (its prepare handler, before the copies are counted). */
 void td_fdtab_hrec_prepare(void) TD_HIDDEN;
-/* In the child, after fork (its atfork handler): the record is its own. */
-void td_fdtab_hrec_child(void) TD_HIDDEN;
+/* In the child, after fork (its atfork handler): the record is its own;
+ * parent: the pid of the process that forked it. */
+void td_fdtab_hrec_child(pid_t parent) TD_HIDDEN;
 /* Whether this process made a record for any child (cheap, no init). */
 bool td_fdtab_hrec_any(void) TD_HIDDEN;
 /*

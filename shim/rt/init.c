@@ -239,7 +239,7 @@ static void td__atfork_child(void)
 	atomic_store(&td_init_proc.pid, (pid_t)td_real_sys0(SYS_getpid));
 	atomic_fetch_add(&td__fork_gen, 1);
 	td_holders_fork_child_reset();
-	td_fdtab_hrec_child();
+	td_fdtab_hrec_child(atomic_load(&td_init_proc.ppid));
 	td_worker_after_fork_child();
 	td_errno_set(saved);
 }

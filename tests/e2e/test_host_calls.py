@@ -1403,6 +1403,73 @@ def test_a_killed_childs_connection_is_ended_by_the_parent_that_reaps_it():
     assert not problems, "\n".join(problems)
 
 
+# The parent is the one killed: a forked child holds the server end, and
+# kills its parent (SIGKILL: no exit hook) while the parent still holds its
+# copy; once the parent is gone the child closes.  Prints the parent's and
+# the child's pids and the client's port, from the child.
+KILLED_PARENT = r"""
+import os, signal, socket, sys, time
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+c = socket.create_connection(ls.getsockname())
+s, _ = ls.accept()
+parent, sport = os.getpid(), ls.getsockname()[1]
+pid = os.fork()
+if pid == 0:
+    ls.close()
+    os.kill(parent, signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.005)
+    s.close()
+    assert c.recv(1) == b""
+    print(parent, os.getpid(), c.getsockname()[1], sport, flush=True)
+    c.close()
+    os._exit(0)
+signal.pause()
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_a_killed_parents_copy_does_not_keep_the_childs_close_from_ending_it():
+    """The other way round: the parent (the family's root, whose copies no
+    holder record tells apart) is killed while it still holds its copy
+    of the connection, and its forked child closes its own copy once the
+    parent is gone.  The count still holds the dead parent's copy; the
+    child, finding nothing else counted (no other record's copy, no copy
+    untold but the root's) and the root gone (kill(pid, 0): ESRCH), takes
+    its close for the last: its event is the end, FIN, active, TIME_WAIT
+    on the server's side, as tcpdump and ss show it.
+
+    Catches: the child's close reported as "shared" (nothing sent) while
+    it sent the connection's FIN, and the end going without an event."""
+    log = _log("killed-parent")
+    with tdlib.Capture() as cap:
+        proc = tdlib.run(["python3", _script(KILLED_PARENT, "killed-parent")],
+                         env=_policy_env([{"name": "all", "close": "pass"}], log),
+                         name="killed-parent", timeout=30)
+        assert proc.rc == -9, (proc.rc, proc.stderr())
+        # (the child outlives the parent: its line comes after)
+        out = tdlib.wait_until(lambda: proc.stdout().strip(), timeout=15,
+                               what="the child's report")
+        parent, child, cport, sport = (int(x) for x in out.split())
+        tdlib.wait_until(lambda: not os.path.exists("/proc/%d" % child), timeout=10,
+                         what="the child's exit")
+        tw = tdlib.time_wait_settled(sport)
+    ends = [r for r in tdlib.read_log(log) if r["event"] in ("close", "exit") and
+            r["role"] == "server" and r["remote"] and tdlib.port_of(r["remote"]) == cport]
+    got = [(r["pid"], r["event"], r["why"], r["wire"], r["closer"], r["time_wait"]) for r in ends]
+    assert got == [(child, "close", "close", "FIN", "active", True)], got
+    assert cap.teardown_flags(sport, cport) == "FIN", cap.teardown_flags(sport, cport)
+    assert [r for r in tw if r.local_port == sport and r.peer_port == cport], tw
+
+
 # A forked child exec()s sleep; the parent closes its copy of the server
 # end once the child runs sleep.  argv[1]: "cloexec" (Python's default:
 # the exec closes the child's copy) or "inherit" (sleep keeps it).

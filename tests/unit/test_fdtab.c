@@ -555,7 +555,7 @@ static pid_t td_t_fork(struct td_fdent *e, int fd, void (*child)(uint32_t), uint
 	pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
-		td_fdtab_hrec_child();
+		td_fdtab_hrec_child(getppid());
 		if (child != NULL)
 			child(*share);
 		_exit(0);
@@ -696,4 +696,71 @@ Test(shares, a_failed_fork_takes_the_childs_copies_back)
 	td_fdtab_hrec_forked(-1);
 	/* only this fd holds it again */
 	cr_assert(not(td_fdtab_share_leave(share)));
+}
+
+/*
+ * The family's root (the first process, whose copies no record tells
+ * apart) forks a child with a record and is killed holding its copy;
+ * the child, letting go of its own copy, finds only the root's left and
+ * the root gone (kill(pid, 0)): its close was the last.  With the root
+ * still alive the same question says no.  The root here is a process of
+ * the test's own, which the test kills and reaps; the child answers
+ * through a pipe: 'a' with the root alive and the answer no, 'g' with the
+ * root gone and the answer yes.
+ */
+Test(shares, a_childs_close_is_the_last_once_the_killed_root_is_gone, .timeout = 20)
+{
+	int answer[2], go[2], st;
+	char got[2] = {0, 0};
+	bool killed;
+	pid_t root;
+
+	cr_assert(eq(int, pipe(answer), 0));
+	cr_assert(eq(int, pipe(go), 0));
+	fflush(NULL);
+	root = fork();
+	cr_assert(root >= 0);
+	if (root == 0) {
+		struct td_fdent *e = td_t_conn(50, 4250);
+		uint32_t share;
+		pid_t child;
+
+		td_fdtab_hrec_prepare();
+		if (!td_fdtab_share_fork(e, 50))
+			_exit(2);
+		share = atomic_load(&e->share);
+		child = fork();
+		if (child == 0) {
+			bool says;
+			char c;
+
+			td_fdtab_hrec_child(getppid());
+			/* two copies of ours (a dup), the root's one: ours go */
+			(void)td_fdtab_share_join(e, 50);
+			(void)td_fdtab_share_drop(share);
+			says = td_fdtab_share_root_gone(share);
+			if (write(answer[1], says ? "x" : "a", 1) != 1 || read(go[0], &c, 1) != 1)
+				_exit(3);
+			/* the root is gone now: the last copy of ours goes */
+			if (!td_fdtab_share_leave(share))
+				_exit(4);
+			says = td_fdtab_share_root_gone(share);
+			if (write(answer[1], says ? "g" : "x", 1) != 1)
+				_exit(3);
+			_exit(0);
+		}
+		td_fdtab_hrec_forked(child);
+		for (;;)
+			pause(); /* holding its copy */
+	}
+	cr_assert(eq(int, read(answer[0], &got[0], 1), 1));
+	cr_assert(eq(int, kill(root, SIGKILL), 0));
+	cr_assert(eq(int, waitpid(root, &st, 0), root));
+	killed = WIFSIGNALED(st);
+	cr_assert(killed);
+	/* the root is reaped: gone; the child goes on */
+	cr_assert(eq(int, write(go[1], "y", 1), 1));
+	cr_assert(eq(int, read(answer[0], &got[1], 1), 1));
+	cr_assert(eq(chr, got[0], 'a'), "with the root alive: %c", got[0]);
+	cr_assert(eq(chr, got[1], 'g'), "with the root gone: %c", got[1]);
 }
