@@ -16,14 +16,14 @@ TD_EXPORT pid_t fork(void)
 	pid_t pid;
 
 	pid = td_real_fork();
-	if (p != NULL && pid > 0) {
+	if (p == NULL || pid == 0)
+		return pid;
+	if (pid > 0)
 		td_holders_child_record(pid, td_holders_fork_epoch());
-		td_fdtab_hrec_forked(pid);
-		if (td_unlikely(td_fdtab_hrec_full()))
-			td_closing_sweep();
-	} else if (p != NULL && pid < 0) {
+	else
 		td_holders_fork_failed();
-		td_fdtab_hrec_forked(pid);
-	}
+	td_fdtab_hrec_forked(pid);
+	if (pid > 0 && td_unlikely(td_fdtab_hrec_full()))
+		td_closing_sweep();
 	return pid;
 }

@@ -67,6 +67,12 @@ static void td__facts(struct td_close_facts *cf, const struct td_sock *s,
 	cf->reset_bytes_out = s->reset_bytes_out;
 }
 
+/* A connection's age in ms, from its opening (0: not known). */
+static int64_t td__age_ms(int64_t t_open_mono_us)
+{
+	return t_open_mono_us != 0 ? (td_clock_mono_us() - t_open_mono_us) / 1000 : 0;
+}
+
 void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
 			int64_t t_open_mono_us)
 {
@@ -83,7 +89,7 @@ void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
 	ev->unsent = cf->unsent;
 	ev->bytes_in = o.bytes_in;
 	ev->bytes_out = o.bytes_out;
-	ev->age_ms = t_open_mono_us != 0 ? (td_clock_mono_us() - t_open_mono_us) / 1000 : 0;
+	ev->age_ms = td__age_ms(t_open_mono_us);
 }
 
 /*
@@ -747,18 +753,29 @@ static void td__reaped_end(const struct td_share_end *end, bool exact, pid_t pid
 	default:
 		break;
 	}
-	ev.age_ms = s.d.t_open_mono_us != 0 ? (td_clock_mono_us() - s.d.t_open_mono_us) / 1000 : 0;
+	ev.age_ms = td__age_ms(s.d.t_open_mono_us);
 	td_logw_event(x->p, &ev);
 }
 
-void td_closing_reaped(pid_t pid, bool killed)
+/* A reaped child's records (pid), or with pid 0 the sweep's. */
+static void td__reap(pid_t pid, bool killed)
 {
 	int saved = errno;
 	struct td__reap x = {.p = td_init_active(), .killed = killed};
 
-	if (x.p != NULL && td_init_in_own_process())
-		td_fdtab_hrec_reaped(pid, td__reaped_end, &x);
+	if (x.p != NULL && td_init_in_own_process()) {
+		if (pid > 0)
+			td_fdtab_hrec_reaped(pid, td__reaped_end, &x);
+		else
+			td_fdtab_hrec_sweep(td__reaped_end, &x);
+	}
 	td_errno_set(saved);
+}
+
+void td_closing_reaped(pid_t pid, bool killed)
+{
+	if (pid > 0)
+		td__reap(pid, killed);
 }
 
 /*
@@ -770,10 +787,5 @@ void td_closing_reaped(pid_t pid, bool killed)
  */
 void td_closing_sweep(void)
 {
-	int saved = errno;
-	struct td__reap x = {.p = td_init_active(), .killed = false};
-
-	if (x.p != NULL && td_init_in_own_process())
-		td_fdtab_hrec_sweep(td__reaped_end, &x);
-	td_errno_set(saved);
+	td__reap(0, false);
 }

@@ -619,27 +619,37 @@ static struct td_share *td__share(uint32_t share)
 static struct td_hrec *td__rec(uint32_t key)
 {
 	struct td_share_map *m = atomic_load_explicit(&td__shares, memory_order_acquire);
-	uint32_t idx = (key & 0xffffu) - 1u;
+	uint32_t idx = (key & 0xffffu) - 1u, g;
 	struct td_hrec *r;
 
 	if (key == 0 || m == NULL || idx >= TD_HREC_MAX)
 		return NULL;
 	r = &m->rec[idx];
-	return td__rec_key(idx, atomic_load(&r->gen_used)) == key &&
-			       (atomic_load(&r->gen_used) & 1u)
-		       ? r
-		       : NULL;
+	g = atomic_load(&r->gen_used);
+	return (g & 1u) && td__rec_key(idx, g) == key ? r : NULL;
 }
 
-/* Set bits of a slot's word while it is still share's (no count change). */
-static void td__share_set(struct td_share *sl, uint32_t share, uint64_t set)
+/*
+ * The one way a claimed slot's word changes: the count by delta and the
+ * bits in set, only while the word is still share's socket's (same
+ * generation, count above zero).  The word before, or 0 when the value is
+ * stale or names no slot (no live slot's word is 0).
+ */
+static uint64_t td__share_change(uint32_t share, int delta, uint64_t set)
 {
-	uint64_t w = atomic_load(&sl->w);
+	struct td_share *sl = td__share(share);
+	uint64_t w;
 
+	if (sl == NULL)
+		return 0;
+	w = atomic_load(&sl->w);
 	do {
-		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0 || (w | set) == w)
-			return;
-	} while (!atomic_compare_exchange_weak(&sl->w, &w, w | set));
+		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0)
+			return 0;
+		if (delta == 0 && (w | set) == w)
+			return w;
+	} while (!atomic_compare_exchange_weak(&sl->w, &w, (w + (uint64_t)(int64_t)delta) | set));
+	return w;
 }
 
 /* The record key lists share (its process may hold a word in its slot);
@@ -682,7 +692,7 @@ static void td__held_change(struct td_share *sl, uint32_t share, uint32_t key, i
 	if (key == 0) {
 		/* the root's copies are the untold ones; any other's say so */
 		if (delta > 0 && td__untold_self)
-			td__share_set(sl, share, TD_SW_UNTOLD);
+			(void)td__share_change(share, 0, TD_SW_UNTOLD);
 		return;
 	}
 	for (int i = 0; i < TD_SHARE_HELD; i++) {
@@ -710,7 +720,7 @@ static void td__held_change(struct td_share *sl, uint32_t share, uint32_t key, i
 							   (uint64_t)key << 32 | (uint32_t)delta))
 				return;
 		}
-	td__share_set(sl, share, TD_SW_UNTOLD);
+	(void)td__share_change(share, 0, TD_SW_UNTOLD);
 }
 
 /* Write what an end reported elsewhere needs of fd's socket, e. */
@@ -731,6 +741,16 @@ static void td__share_end_write(struct td_share *sl, uint32_t share, int fd,
 	for (int i = 0; i < TD_SHARE_END_WORDS; i++)
 		atomic_store_explicit(&sl->end[i], w[i], memory_order_relaxed);
 	atomic_store_explicit(&sl->end_gen, TD_SHARE_GEN(share), memory_order_release);
+}
+
+/* The end data td__share_end_write() left in sl. */
+static void td__share_end_read(const struct td_share *sl, struct td_share_end *end)
+{
+	uint64_t w[TD_SHARE_END_WORDS];
+
+	for (int i = 0; i < TD_SHARE_END_WORDS; i++)
+		w[i] = atomic_load_explicit(&sl->end[i], memory_order_relaxed);
+	memcpy(end, w, sizeof(*end));
 }
 
 /* A free slot, counting n fds from fd (entry e); its share value, or 0. */
@@ -764,29 +784,6 @@ static uint32_t td__share_claim(int fd, const struct td_fdent *e, uint32_t n)
 		return share;
 	}
 	return 0;
-}
-
-/*
- * The one way a claimed slot's word changes: the count by delta and the
- * bits in set, only while the word is still share's socket's (same
- * generation, count above zero).  The word before, or 0 when the value is
- * stale or names no slot (no live slot's word is 0).
- */
-static uint64_t td__share_change(uint32_t share, int delta, uint64_t set)
-{
-	struct td_share *sl = td__share(share);
-	uint64_t w;
-
-	if (sl == NULL)
-		return 0;
-	w = atomic_load(&sl->w);
-	do {
-		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) == 0)
-			return 0;
-		if (delta == 0 && (w | set) == w)
-			return w;
-	} while (!atomic_compare_exchange_weak(&sl->w, &w, (w + (uint64_t)(int64_t)delta) | set));
-	return w;
 }
 
 /*
@@ -871,8 +868,8 @@ bool td_fdtab_share_fork(struct td_fdent *e, int fd)
 	if (!td__share_count(e, fd, key))
 		return false;
 	/* no record for the child: its copy is one nobody tells apart */
-	if (key == 0 && (sl = td__share(atomic_load(&e->share))) != NULL)
-		td__share_set(sl, atomic_load(&e->share), TD_SW_UNTOLD);
+	if (key == 0)
+		(void)td__share_change(atomic_load(&e->share), 0, TD_SW_UNTOLD);
 	/* a slot made before: what it says of the socket as it is now (one
 	 * dup()ed before its connect, say), once per fork, into shared
 	 * memory; a new slot has it already */
@@ -1031,6 +1028,7 @@ static void td__rec_release(uint32_t key, pid_t pid,
 	for (uint32_t i = 0; i < n && i < TD_HREC_SHARES; i++) {
 		uint32_t share = atomic_load(&r->share[i]);
 		struct td_share *sl = td__share(share);
+		struct td_share_end end;
 		uint32_t copies = 0;
 		uint64_t w, to;
 
@@ -1057,15 +1055,8 @@ static void td__rec_release(uint32_t key, pid_t pid,
 		    TD_SW_COUNT(w) > copies || ended == NULL ||
 		    atomic_load_explicit(&sl->end_gen, memory_order_acquire) != TD_SHARE_GEN(share))
 			continue;
-		{
-			uint64_t ew[TD_SHARE_END_WORDS];
-			struct td_share_end end;
-
-			for (int k = 0; k < TD_SHARE_END_WORDS; k++)
-				ew[k] = atomic_load_explicit(&sl->end[k], memory_order_relaxed);
-			memcpy(&end, ew, sizeof(end));
-			ended(&end, !(w & TD_SW_INEXACT), pid, arg);
-		}
+		td__share_end_read(sl, &end);
+		ended(&end, !(w & TD_SW_INEXACT), pid, arg);
 	}
 	g = atomic_load(&r->gen_used);
 	if (td__rec_key((uint32_t)(r - atomic_load(&td__shares)->rec), g) == key)
