@@ -745,9 +745,7 @@ static void td__reaped_end(const struct td_share_end *end, bool exact, pid_t pid
 	case 0:
 		/* gone: a zero linger (the rule's abort, the program's own)
 		 * made the death's close an RST */
-		if (r->close == TD_CLOSE_ABORT ||
-		    ((end->flags & TD_SF_APP_LINGER) && td_sock_linger_on(&s) &&
-		     td_sock_linger_secs(&s) == 0))
+		if (r->close == TD_CLOSE_ABORT || end->linger0)
 			ev.wire = TD_WIRE_RST;
 		break;
 	default:

@@ -737,6 +737,8 @@ static void td__share_end_write(struct td_share *sl, uint32_t share, int fd,
 	end.local = s.local;
 	end.remote = s.remote;
 	end.flags = atomic_load(&s.flags);
+	end.linger0 = (end.flags & TD_SF_APP_LINGER) && td_sock_linger_on(&s) &&
+		      td_sock_linger_secs(&s) == 0;
 	memcpy(w, &end, sizeof(end));
 	for (int i = 0; i < TD_SHARE_END_WORDS; i++)
 		atomic_store_explicit(&sl->end[i], w[i], memory_order_relaxed);

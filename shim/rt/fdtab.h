@@ -520,6 +520,7 @@ struct td_share_end {
 	struct td_sock_data d;
 	struct td_addr local, remote;
 	uint32_t flags;
+	bool linger0; /* the program's own SO_LINGER {1,0}: its close resets */
 };
 _Static_assert(sizeof(struct td_share_end) <= TD_SHARE_END_WORDS * 8, "end data fits its words");
 /* The fork hook: the fork made pid (> 0), or failed (pid < 0: the

@@ -1283,12 +1283,13 @@ def test_socket_made_before_fork_and_used_in_the_child_is_counted():
 # its copy, then the child is killed (SIGKILL) or exits, and the parent
 # reaps it with waitpid (argv[2]: or "waitid", or "ignored": SIGCHLD
 # ignored, the kernel reaps it, and the parent exits once it is gone).  argv[1]: "fin"
-# (nothing unread: the kernel's close at the death sends a FIN), "unread"
+# (nothing unread: the kernel's close at the death sends a FIN), "linger0"
+# (the program's own SO_LINGER {1,0}: an RST), "unread"
 # (the client's bytes never read: an RST), "exit" (the child _exit()s:
 # its own exit hook ends it).  Prints the parent's and child's pids, the
 # client's port, the child's status and what the client saw.
 KILLED_CHILD = r"""
-import errno, os, signal, socket, sys, time
+import errno, os, signal, socket, struct, sys, time
 mode, how = sys.argv[1], sys.argv[2]
 ls = socket.socket()
 ls.bind(("127.0.0.1", 0))
@@ -1297,6 +1298,8 @@ c = socket.create_connection(ls.getsockname())
 s, _ = ls.accept()
 if mode == "unread":
     c.sendall(b"never read")
+if mode == "linger0":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 ready_r, ready_w = os.pipe()
 go_r, go_w = os.pipe()
 if how == "ignored":
@@ -1349,8 +1352,9 @@ def test_a_killed_childs_connection_is_ended_by_the_parent_that_reaps_it():
     count (its holder record) and writes the connection's "exit" event on
     the child's behalf (the child's pid, why "died"), with what the wire
     did, read from the kernel's state after the death: the FIN, first
-    (active, TIME_WAIT here), where nothing was left unread; the rule's
-    zero linger's RST under "abort"; and "unknown" (never a FIN) where the
+    (active, TIME_WAIT here), where nothing was left unread; the zero
+    linger's RST under "abort", or the program's own SO_LINGER {1,0}
+    (recorded in the socket's slot); and "unknown" (never a FIN) where the
     kernel reset it for unread input.  A parent that ignores SIGCHLD (the
     kernel reaps; busybox httpd does) finds the dead child gone with
     kill(pid, 0) at its exit (or when its children's records run out),
@@ -1366,6 +1370,7 @@ def test_a_killed_childs_connection_is_ended_by_the_parent_that_reaps_it():
              ("fin", "waitid", "pass", ("FIN", "active", True), "FIN", "EOF"),
              ("fin", "ignored", "pass", ("FIN", "active", True), "FIN", "EOF"),
              ("fin", "waitpid", "abort", ("RST", None, None), "RST", "ECONNRESET"),
+             ("linger0", "waitpid", "pass", ("RST", None, None), "RST", "ECONNRESET"),
              ("unread", "waitpid", "pass", (None, None, None), "RST", "ECONNRESET"),
              ("exit", "waitpid", "pass", ("FIN", "active", True), "FIN", "EOF")]
     problems = []
