@@ -1031,10 +1031,10 @@ def test_real_symbols_survive_optimiser_and_malloc_interposer():
     assert not problems, "\n".join(problems)
 
 
-# A listener ls, a client c connected to it, the accepted end s, their
-# numbers cfd and sfd, and 4 bytes sent on c: the start of the fork
-# scripts below.
-CONNECTED_PAIR = r"""
+# A listener ls, a client c connected to it, the accepted end s, and
+# their numbers cfd and sfd: the start of the fork scripts below; with 4
+# bytes sent on c, CONNECTED_PAIR.
+LISTENING_PAIR = r"""
 import os, socket, sys
 ls = socket.socket()
 ls.bind(("127.0.0.1", 0))
@@ -1042,6 +1042,8 @@ ls.listen(8)
 c = socket.create_connection(ls.getsockname())
 s, _ = ls.accept()
 cfd, sfd = c.fileno(), s.fileno()
+"""
+CONNECTED_PAIR = LISTENING_PAIR + r"""
 c.sendall(b"ping")
 """
 
@@ -1288,14 +1290,9 @@ def test_socket_made_before_fork_and_used_in_the_child_is_counted():
 # (the client's bytes never read: an RST), "exit" (the child _exit()s:
 # its own exit hook ends it).  Prints the parent's and child's pids, the
 # client's port, the child's status and what the client saw.
-KILLED_CHILD = r"""
-import errno, os, signal, socket, struct, sys, time
+KILLED_CHILD = LISTENING_PAIR + r"""
+import signal, struct, time
 mode, how = sys.argv[1], sys.argv[2]
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0))
-ls.listen(8)
-c = socket.create_connection(ls.getsockname())
-s, _ = ls.accept()
 if mode == "unread":
     c.sendall(b"never read")
 if mode == "linger0":
@@ -1412,13 +1409,8 @@ def test_a_killed_childs_connection_is_ended_by_the_parent_that_reaps_it():
 # kills its parent (SIGKILL: no exit hook) while the parent still holds its
 # copy; once the parent is gone the child closes.  Prints the parent's and
 # the child's pids and the client's port, from the child.
-KILLED_PARENT = r"""
-import os, signal, socket, sys, time
-ls = socket.socket()
-ls.bind(("127.0.0.1", 0))
-ls.listen(8)
-c = socket.create_connection(ls.getsockname())
-s, _ = ls.accept()
+KILLED_PARENT = LISTENING_PAIR + r"""
+import signal, time
 parent, sport = os.getpid(), ls.getsockname()[1]
 pid = os.fork()
 if pid == 0:
