@@ -326,6 +326,8 @@ char *td_run_policy(struct td_run_opts *o, bool *as_path, struct td_policy *logp
 		td_policy_free(&all);
 		return NULL;
 	}
+	td_policy_finish(&all);
+	logp->any_fault = all.any_fault;
 	logp->log_target = all.log_target;
 	logp->log_facility = all.log_facility;
 	memcpy(logp->log_path, all.log_path, sizeof(logp->log_path));
@@ -479,26 +481,64 @@ static void td__dry_run(const char *preload, const char *policy, bool as_path, i
 /*
  * The run's counters file (include/teardown/run.h): every process of this
  * run draws its fault numbers from it, so a fixed seed gives the stated
- * share across many short processes.  A teardown started inside a run
- * (TEARDOWN_RUN already set) joins it.  Files of runs a day old are
- * removed.  NULL (said) when it cannot be made: faults then count per
- * process, as without the command.
+ * share across many short processes.
+ *
+ * Why a name first and the file only for faults: the outermost teardown
+ * names the run (TEARDOWN_RUN: $XDG_RUNTIME_DIR/teardown/run-<random>, or
+ * /tmp/teardown-UID/), and the file is made by the first teardown of the
+ * run whose policy has a fault (this one, or one started inside the run,
+ * which joins it).  A file for every run, kept a day, piled up under a
+ * service restarted every few seconds (on a tmpfs: memory), and the sweep
+ * of old ones slowed every start (21 ms with 16,000 of them).  A run whose
+ * teardowns have no fault makes nothing; faults a live change adds later
+ * count per process.
  */
-static char *td__run_file(void)
+static char *td__run_name(void)
 {
-	struct td_run_shm run;
 	char dir[PATH_MAX], *path = NULL;
-	struct dirent *de;
-	time_t now = time(NULL);
-	DIR *d;
+	unsigned char rnd[8];
 	int fd;
 
 	if (td__private_dir(dir) != 0)
 		return NULL;
-	if ((d = opendir(dir)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			struct stat st;
+	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd)) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	close(fd);
+	if (asprintf(&path, "%s/run-%02x%02x%02x%02x%02x%02x%02x%02x", dir, rnd[0], rnd[1], rnd[2],
+		     rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]) < 0)
+		return NULL;
+	return path;
+}
 
+/*
+ * Make the counters file at path unless it is there: written whole under a
+ * temporary name and linked into place, so a process that maps it never
+ * sees it half made, and of two teardowns making it at once one wins and
+ * both use its file.  Files of runs a day old in the directory go first.
+ */
+static void td__run_make(const char *path)
+{
+	struct td_run_shm run;
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX], tmp[PATH_MAX + 16];
+	struct dirent *de;
+	time_t now = time(NULL);
+	struct stat st;
+	DIR *d;
+	bool ok;
+	int fd;
+
+	if (path[0] != '/' || slash == NULL || (size_t)(slash - path) >= sizeof(dir) ||
+	    lstat(path, &st) == 0)
+		return;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	if ((d = opendir(dir[0] ? dir : "/")) != NULL) {
+		while ((de = readdir(d)) != NULL) {
 			if (strncmp(de->d_name, "run-", 4) == 0 &&
 			    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 			    now - st.st_mtime > 86400)
@@ -506,18 +546,16 @@ static char *td__run_file(void)
 		}
 		closedir(d);
 	}
-	if (asprintf(&path, "%s/run-XXXXXX", dir) < 0)
-		return NULL;
-	fd = mkstemp(path);
+	snprintf(tmp, sizeof(tmp), "%s/run-new-XXXXXX", dir);
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return;
 	memset(&run, 0, sizeof(run));
 	run.magic = TD_RUN_MAGIC;
-	if (fd < 0 || write(fd, &run, sizeof(run)) != (ssize_t)sizeof(run) || close(fd) != 0) {
-		if (fd >= 0)
-			unlink(path);
-		free(path);
-		return NULL;
-	}
-	return path;
+	ok = write(fd, &run, sizeof(run)) == (ssize_t)sizeof(run);
+	if (close(fd) == 0 && ok)
+		(void)link(tmp, path); /* EEXIST: another teardown of the run made it */
+	unlink(tmp);
 }
 
 int td_cmd_run(int argc, char **argv)
@@ -596,12 +634,14 @@ int td_cmd_run(int argc, char **argv)
 		as_path = true;
 	}
 	if (getenv("TEARDOWN_RUN") == NULL) {
-		char *run = td__run_file();
+		char *run = td__run_name();
 
 		if (run != NULL && setenv("TEARDOWN_RUN", run, 1) != 0)
 			perror("teardown: setenv");
 		free(run);
 	}
+	if (logp.any_fault && getenv("TEARDOWN_RUN") != NULL)
+		td__run_make(getenv("TEARDOWN_RUN"));
 	if (setenv("LD_PRELOAD", preload, 1) != 0 ||
 	    (as_path ? setenv("TEARDOWN_CONFIG", policy, 1)
 		     : (unsetenv("TEARDOWN_CONFIG"), setenv("TEARDOWN_POLICY", policy, 1))) != 0) {

@@ -1,6 +1,6 @@
 /*
  * teardown: the run-wide counters file, shared by the `teardown` command
- * (which creates it, once per run, and names it in TEARDOWN_RUN) and the
+ * (which names it in TEARDOWN_RUN, and makes it for a run with a fault) and the
  * library (which maps it in every process of the run): see
  * shim/rt/runwide.c.
  */

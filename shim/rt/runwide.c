@@ -5,8 +5,9 @@
  * aimed by position ("the 3rd connection") counts the connections a rule
  * matched.  Counted per process, every short process of a test suite
  * would be number 1: a fixed seed would then fault all of them or none.
- * The `teardown` command creates one small file per run (a private
- * directory of the user's) and names it in TEARDOWN_RUN; every process of
+ * The `teardown` command names each run in TEARDOWN_RUN and, where the
+ * run has a fault, makes one small file under that name (a private
+ * directory of the user's: cli/run.c); every process of
  * the run (children, grandchildren, exec'd programs) maps it and draws its
  * numbers from it.  Without it (the library preloaded by hand, or a
  * secure-execution process, which ignores the environment) the numbers are

@@ -225,6 +225,47 @@ def test_command_is_execed_in_place():
 
 @tdlib.requires("teardown", "lib")
 @tdlib.timeout(20)
+def test_a_run_without_faults_leaves_no_counters_file():
+    """A run's counters file (what fault numbers are drawn from) is made
+    only by a teardown whose policy has a fault: observing runs leave the
+    private directory empty, however many there are; a fault run makes
+    one file under the run's name; a fault run started inside an
+    observing run makes the file under the outer run's name, and a second
+    one inside it joins that file.
+
+    Catches: a file for every run, kept a day (16,618 of them on a test
+    machine, on a tmpfs in production), swept at every start (21 ms)."""
+    rt = os.path.join(tdlib.tmpdir(), "rt")
+    os.makedirs(rt, mode=0o700)
+    env = _plain_env(XDG_RUNTIME_DIR=rt)
+    private = os.path.join(rt, "teardown")
+
+    def files():
+        return sorted(os.listdir(private)) if os.path.isdir(private) else []
+
+    for i in range(3):
+        run = _teardown("--log", "/dev/null", "--", "/bin/sh", "-c", 'echo "$TEARDOWN_RUN"',
+                        env=env, name="observe%d" % i)
+        assert run.rc == 0, run.stderr()
+        assert run.stdout().strip().startswith(private + "/run-"), run.stdout()
+    assert files() == [], files()
+    run = _teardown("--rst", "0.5", "--log", "/dev/null", "--", "/bin/sh", "-c",
+                    'echo "$TEARDOWN_RUN"', env=env, name="fault")
+    assert run.rc == 0, run.stderr()
+    name = run.stdout().strip()
+    assert files() == [os.path.basename(name)], (files(), name)
+    assert os.path.getsize(name) == 4096
+    inner = "%s --rst 0.5 --log /dev/null -- /bin/sh -c 'echo \"$TEARDOWN_RUN\"'" % tdlib.teardown_cmd()
+    run = _teardown("--log", "/dev/null", "--", "/bin/sh", "-c",
+                    'echo "$TEARDOWN_RUN"; %s; %s' % (inner, inner), env=env, name="nested")
+    assert run.rc == 0, run.stderr()
+    outer, first, second = run.stdout().split()
+    assert outer == first == second, run.stdout()
+    assert files() == sorted([os.path.basename(name), os.path.basename(outer)]), files()
+
+
+@tdlib.requires("teardown", "lib")
+@tdlib.timeout(20)
 def test_dry_run_prints_and_runs_nothing():
     """-n and --dry-run print the environment the command would get as
     shell lines (export LD_PRELOAD with the library, export
