@@ -73,9 +73,11 @@ static inline void td_errno_set(int v)
 	} while (0)
 /*
  * The few variables a forked child writes in its handlers or first lines
- * (its pid, fork epochs and generation, its line count): one section, so
+ * (its pid, fork epochs and generation, its line count, the log's check
+ * times), and those its parent writes at every fork: one section, so
  * they share a page and a fork-per-connection server's child copies that
- * one page for them, not one page each.  Each has its own cache line (the
+ * one page for them, not one page each, and its parent writes no other
+ * page of ours between two forks but the socket's own entry.  Each has its own cache line (the
  * line count is written at every log line).  shim/td_child.ld starts the
  * section on a page; tests/e2e/test_host_calls.py checks, on the built
  * library, that it fits in that page.  Some are read there first, not

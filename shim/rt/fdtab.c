@@ -582,7 +582,9 @@ TD_CHILD_WRITTEN static _Atomic bool td__recs_made;
 TD_CHILD_WRITTEN static _Atomic bool td__recs_full;
 
 static struct td_share_map *_Atomic td__shares;
-static _Atomic uint32_t td__share_hint, td__rec_hint;
+/* where the next free slot and record are looked for: moved at every fork */
+TD_CHILD_WRITTEN static _Atomic uint32_t td__share_hint;
+TD_CHILD_WRITTEN static _Atomic uint32_t td__rec_hint;
 
 static struct td_share_map *td__share_map(void)
 {

@@ -185,8 +185,10 @@ static void td__exec_back(struct td_fdent *e, int fd, uint32_t share)
 		atomic_store(&e->share, 0);
 }
 
-/* The fork's prepare handler counted the child's copies (td_holders_fork_failed()). */
-static bool td__fork_counted;
+/* The fork's prepare handler counted the child's copies (td_holders_fork_failed()).
+ * On the page the parent writes at every fork anyway (the epoch): a page
+ * of its own cost a fork-per-connection server's parent a fault per fork. */
+TD_CHILD_WRITTEN static bool td__fork_counted;
 
 /*
  * Before fork() (the pthread_atfork prepare handler, so daemon()'s fork

@@ -76,8 +76,9 @@ static _Atomic int td__open_err;
 #define TD_LOG_RECHECK_US 20000
 /* how often a file target's path is compared with the open file */
 #define TD_LOG_PATHCHECK_US 100000
-static _Atomic int64_t td__checked_us;
-static _Atomic int64_t td__path_checked_us;
+/* (written every few lines, by a forked child too: on the child's page) */
+TD_CHILD_WRITTEN static _Atomic int64_t td__checked_us;
+TD_CHILD_WRITTEN static _Atomic int64_t td__path_checked_us;
 static _Atomic uint32_t td__mode;
 /* odd while a thread reopens a rotated file over the log's descriptor */
 static _Atomic uint32_t td__rot_seq;
@@ -771,7 +772,8 @@ static int td__emit(const struct td_policy *p, const struct td_event *ev)
  * uid changes once in a program's life, if ever (a daemon dropping root).
  */
 #define TD_LOG_UID_US 100000
-static _Atomic int64_t td__uid = -1, td__uid_at_us;
+TD_CHILD_WRITTEN static _Atomic int64_t td__uid = -1;
+TD_CHILD_WRITTEN static _Atomic int64_t td__uid_at_us;
 
 static int64_t td__euid(void)
 {
