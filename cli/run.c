@@ -553,8 +553,10 @@ static void td__run_make(const char *path)
 	memset(&run, 0, sizeof(run));
 	run.magic = TD_RUN_MAGIC;
 	ok = write(fd, &run, sizeof(run)) == (ssize_t)sizeof(run);
-	if (close(fd) == 0 && ok)
-		(void)link(tmp, path); /* EEXIST: another teardown of the run made it */
+	/* EEXIST: another teardown of the run made it; any other failure
+	 * leaves no file, and the run's faults count per process */
+	if (close(fd) == 0 && ok && link(tmp, path) != 0 && errno != EEXIST)
+		ok = false;
 	unlink(tmp);
 }
 
