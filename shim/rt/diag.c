@@ -75,6 +75,26 @@ static void td__nl_put(int fd)
 }
 
 /*
+ * Whether the answer's peer is remote.  A dual-stack IPv6 socket (Java,
+ * node and Go listen and connect on one by default, nginx on
+ * [::]:80 ipv6only=off) carrying an IPv4 connection has its addresses
+ * recorded as IPv4 (addr.c), and the IPv4 lookup finds it, but the kernel
+ * answers for it as it is: AF_INET6, the addresses v4-mapped
+ * (::ffff:a.b.c.d).  Compared as they were, they never matched, the
+ * answer read as "gone", and every active close of such a socket was
+ * logged passive, without its TIME_WAIT.
+ */
+static bool td__peer_is(const struct inet_diag_msg *m, const struct td_addr *remote)
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (remote->family == AF_INET && m->idiag_family == AF_INET6)
+		return memcmp(m->id.idiag_dst, v4mapped, 12) == 0 &&
+		       memcmp((const uint8_t *)m->id.idiag_dst + 12, remote->addr, 4) == 0;
+	return memcmp(m->id.idiag_dst, remote->addr, remote->family == AF_INET ? 4 : 16) == 0;
+}
+
+/*
  * One sock_diag lookup of the 4-tuple: its state, 0 none, -1 error.  With
  * ino, also the inode of the socket's file: 0 once no process holds it
  * (an orphan after the last close, a TIME_WAIT entry).
@@ -135,9 +155,7 @@ static int td__lookup_ino(const struct td_addr *local, const struct td_addr *rem
 
 		/* the lookup falls back to a listener on the local port: that
 		 * is not this connection, which is then gone */
-		state = m->id.idiag_dport == htons(remote->port) &&
-				memcmp(m->id.idiag_dst, remote->addr,
-				       remote->family == AF_INET ? 4 : 16) == 0
+		state = m->id.idiag_dport == htons(remote->port) && td__peer_is(m, remote)
 			? m->idiag_state : 0;
 		if (state > 0 && ino != NULL)
 			*ino = m->idiag_inode;

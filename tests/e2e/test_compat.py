@@ -1144,6 +1144,115 @@ def test_regression_simultaneous_close_time_wait():
     s.verify()
 
 
+
+# A dual-stack server: one AF_INET6 socket on [::] serving IPv4 clients
+# too (Java, node and Go listen so by default).  Per connection the client
+# says who closes first: "me" (the server, right after its reply) or
+# "you" (the client: the server then reads to the client's EOF).
+DUAL_STACK_SERVER = r"""
+import signal, socket, sys
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("::", int(sys.argv[1])))
+ls.listen(16)
+while True:
+    c, _ = ls.accept()
+    try:
+        who = c.recv(64)
+        c.sendall(b"ok " + who)
+        if who.startswith(b"you"):
+            while c.recv(64):
+                pass
+    except OSError:
+        pass
+    c.close()
+"""
+
+# Its client: "4" an AF_INET socket, "mapped" an AF_INET6 one connecting
+# to ::ffff:127.0.0.1 (what a Java client's socket is).
+DUAL_STACK_CLIENT = r"""
+import socket, sys
+port, family = int(sys.argv[1]), sys.argv[2]
+
+def talk(who):
+    if family == "mapped":
+        c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        c.connect(("::ffff:127.0.0.1", port))
+    else:
+        c = socket.create_connection(("127.0.0.1", port))
+    want, got, end = b"ok " + who + b"\n", b"", ""
+    try:
+        c.sendall(who + b"\n")
+        while len(got) < len(want):
+            data = c.recv(64)
+            if not data:
+                break
+            got += data
+        if who == b"me":
+            while c.recv(64):
+                pass
+    except ConnectionResetError:
+        end = " reset"
+    c.close()
+    return got.decode().strip() + end
+
+try:
+    print(talk(b"me"))
+    print(talk(b"you"))
+except OSError as e:
+    print("error:", type(e).__name__, e.errno)
+    sys.exit(1)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(90)
+def test_regression_dual_stack_server():
+    """A dual-stack python3 server (AF_INET6 on [::], IPv4 clients) under
+    each server mode: it closes first on one connection and second on the
+    other, and each close event's closer and time_wait must match the wire
+    and ss.
+
+    Catches: the sock_diag answer for such a socket is AF_INET6 with the
+    addresses v4-mapped; compared with the IPv4 addresses the library
+    records, it read as "gone", so every active close of a Java, node or
+    Go server (dual-stack by default) was logged passive, without its
+    TIME_WAIT."""
+    script = compat.write("ds_server.py", DUAL_STACK_SERVER)
+    client = compat.write("ds_client.py", DUAL_STACK_CLIENT)
+
+    def exercise(port, mode):
+        proc = tdlib.run([PYTHON, client, str(port), "4"], name="ds-client-%d" % port,
+                         timeout=20)
+        want = "ok me%s\nok you\n" % (" reset" if mode == "abort" else "")
+        assert proc.rc == 0 and proc.stdout() == want, "the client: rc %s, %r %r" % (
+            proc.rc, proc.stdout(), proc.stderr())
+
+    _serve_modes("dual-stack-server", lambda port, mode: [PYTHON, script, str(port)],
+                 (7010, 7011, 7012, 7013), exercise=exercise)
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(90)
+def test_regression_dual_stack_client():
+    """A python3 client on an AF_INET6 socket connected to
+    ::ffff:127.0.0.1 (what a Java client uses) under each client mode,
+    against the plain dual-stack server: its first connection the server
+    closes first, its second it closes first itself.
+
+    Catches: the same v4-mapped answer, on the client side."""
+    server = compat.write("ds_server.py", DUAL_STACK_SERVER)
+    client = compat.write("ds_client.py", DUAL_STACK_CLIENT)
+    srv = tdlib.spawn([PYTHON, server, "7014"], name="ds-server-plain")
+    compat.wait_listening(7014, srv)
+    with compat.Session() as s:
+        _client_modes(s, "dual-stack-client", 7014,
+                      [("talk", lambda port: [PYTHON, client, str(port), "mapped"])],
+                      min_conns=2)
+    s.verify()
+
 ECHO_REPORTER = r"""
 import socket, sys
 ls = socket.socket()
