@@ -9,29 +9,6 @@
 
 #include "../rt/rt.h"
 
-/* Make newfd track the same socket as the entry of oldfd (a born entry
- * is published first: its dups are counted). */
-static void td__copy_entry(int oldfd, int newfd)
-{
-	struct td_fdent *o = td_fdtab_live_or_born(oldfd);
-	struct td_sock copy;
-	uint32_t share;
-
-	if (o == NULL || (atomic_load(&o->flags) & TD_SF_OWN)) {
-		td_fdtab_forget(newfd);
-		return;
-	}
-	share = td_fdtab_share_join(o, oldfd);
-	if (!td_fdtab_read(oldfd, &copy, NULL)) {
-		td_fdtab_forget(newfd);
-		return;
-	}
-	copy.share = share;
-	if (share == 0)
-		atomic_fetch_or(&copy.flags, TD_SF_STICKY_SHARED);
-	(void)td_fdtab_publish(newfd, &copy);
-}
-
 /*
  * The shared body of dup2 and dup3: when newfd is a tracked socket, the
  * close path runs around the real call, which replaces newfd atomically
@@ -80,7 +57,7 @@ static int td__dup23(int oldfd, int newfd, int flags, bool three)
 		td_closing_end(p, &c, rc >= 0);
 	if (rc >= 0) {
 		saved = errno;
-		td__copy_entry(oldfd, newfd);
+		td_decide_copy(oldfd, newfd);
 		td_errno_set(saved);
 	}
 	return rc;
@@ -121,7 +98,7 @@ TD_EXPORT int dup(int oldfd)
 	} else if (td_fdtab_live_or_born(oldfd) == NULL) {
 		td_fdtab_forget(fd);
 	} else {
-		td__copy_entry(oldfd, fd);
+		td_decide_copy(oldfd, fd);
 	}
 	td_errno_set(saved);
 	return fd;

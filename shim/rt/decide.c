@@ -336,6 +336,93 @@ static bool td__listener_local(const struct td_sock *ls, struct td_addr *out)
 	return true;
 }
 
+/* Make newfd track the same socket as the entry of oldfd (a born entry
+ * is published first: its dups are counted). */
+void td_decide_copy(int oldfd, int newfd)
+{
+	struct td_fdent *o = td_fdtab_live_or_born(oldfd);
+	struct td_sock copy;
+	uint32_t share;
+
+	if (o == NULL || (atomic_load(&o->flags) & TD_SF_OWN)) {
+		td_fdtab_forget(newfd);
+		return;
+	}
+	share = td_fdtab_share_join(o, oldfd);
+	if (!td_fdtab_read(oldfd, &copy, NULL)) {
+		td_fdtab_forget(newfd);
+		return;
+	}
+	copy.share = share;
+	if (share == 0)
+		atomic_fetch_or(&copy.flags, TD_SF_STICKY_SHARED);
+	(void)td_fdtab_publish(newfd, &copy);
+}
+
+/*
+ * A connection this process got already open, across exec(): an
+ * inetd-style child's on 0 and 1, a socket-activated service's
+ * (Accept=yes), sshd's re-executed child's.  Never accepted or connected
+ * here, it had no entry: its closes went straight to the kernel and its
+ * end was never logged.  Decided at start-up (td_init_slow()) as the
+ * server's when something listens on its local address and port (how it
+ * was accepted), else the client's.
+ *
+ * Observed, never acted on: only a rule that logs and passes (no close
+ * action, fault, or socket option) takes it, and nothing is put into the
+ * socket.  Another process may still hold and use it (a parent's fd that
+ * leaked into its child is inherited the same way), and close-time work
+ * (discarding input, a drain's shutdown) or an option (a zero linger)
+ * would then act on that process's connection.  The end is reported
+ * exactly all the same: it entered before this process's birth (epoch),
+ * so its close asks the kernel afterwards whether another process still
+ * holds it.  More fds on the same socket are its dups (td_decide_copy()).
+ * Its age counts from this process's start.  No event of its own: its
+ * close or exit says what it was.
+ */
+void td_decide_inherited(const struct td_policy *p, int fd, int family)
+{
+	struct td_match_ctx ctx;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct td_addr none;
+	const struct td_rule *r;
+	struct td_sock init;
+	int ri;
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (td_real_sys_getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    td_addr_from_sockaddr(&ctx.remote, (struct sockaddr *)&ss, sl) != 0 ||
+	    !td__local_of(fd, &ctx.local) || ctx.local.family != ctx.remote.family)
+		return; /* a listener, or not connected: its use decides */
+	memset(&none, 0, sizeof(none));
+	none.family = ctx.local.family;
+	ctx.known = TD_K_ROLE | TD_K_REMOTE | TD_K_LOCAL;
+	ctx.role = td_diag_state(&ctx.local, &none) == TD_TCP_LISTEN ? TD_ROLE_SERVER
+								     : TD_ROLE_CLIENT;
+	ri = td_policy_decide(p, &ctx);
+	if (ri < 0)
+		return;
+	r = &p->rules[ri];
+	if (!r->log || r->close != TD_CLOSE_PASS || r->has_fault || r->reuseaddr ||
+	    r->fin_timeout_s > 0)
+		return;
+	memset(&init, 0, sizeof(init));
+	init.d.role = ctx.role == TD_ROLE_SERVER ? TD_SOCK_SERVER : TD_SOCK_CLIENT;
+	init.d.family = (uint8_t)(family == AF_INET6 ? AF_INET6 : AF_INET);
+	init.d.epoch = td_holders_birth_epoch - 1;
+	init.d.conn = atomic_fetch_add(&td__conn_seq, 1) + 1;
+	init.d.t_open_mono_us = td_clock_mono_us();
+	init.remote = ctx.remote;
+	init.local = ctx.local;
+	init.d.rule = ri;
+	init.d.gen = p->gen;
+	init.d.bind_rule = -1;
+	init.d.decided = 1;
+	atomic_store(&init.flags, TD_SF_CONNECTED | TD_SF_ADOPTED);
+	(void)td_fdtab_publish(fd, &init);
+}
+
 void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen)
 {

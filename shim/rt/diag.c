@@ -74,6 +74,18 @@ static void td__nl_put(int fd)
 	td_ownfd_close(fd, TD_OWN_DIAG);
 }
 
+/* Close the sockets kept for lookups (after start-up's: a program that
+ * counts its fds at start finds none of ours but the log's). */
+void td_diag_close_pool(void)
+{
+	for (int i = 0; i < TD_NL_POOL; i++) {
+		uint64_t v = atomic_exchange(&td__nl_pool[i], 0);
+
+		if (v != 0)
+			td_ownfd_close((int)(uint32_t)v - 1, TD_OWN_DIAG);
+	}
+}
+
 /*
  * Whether the answer's peer is remote.  A dual-stack IPv6 socket (Java,
  * node and Go listen and connect on one by default, nginx on
@@ -154,8 +166,10 @@ static int td__lookup_ino(const struct td_addr *local, const struct td_addr *rem
 		const struct inet_diag_msg *m = NLMSG_DATA(&ans.nlh);
 
 		/* the lookup falls back to a listener on the local port: that
-		 * is not this connection, which is then gone */
-		state = m->id.idiag_dport == htons(remote->port) && td__peer_is(m, remote)
+		 * is not this connection, which is then gone (unless the
+		 * listener is what was asked: remote port 0) */
+		state = remote->port == 0 ||
+				(m->id.idiag_dport == htons(remote->port) && td__peer_is(m, remote))
 			? m->idiag_state : 0;
 		if (state > 0 && ino != NULL)
 			*ino = m->idiag_inode;

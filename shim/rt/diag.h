@@ -8,7 +8,10 @@
 
 /* The connection's kernel state after the close, 0 when there is none,
  * -1 on error. */
+/* (remote port 0: whether something listens on local, TD_TCP_LISTEN) */
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote) TD_HIDDEN;
+/* Close the netlink sockets kept for lookups. */
+void td_diag_close_pool(void) TD_HIDDEN;
 /* After our FIN: an enum td_closer (TD_CLOSER_NONE: cannot tell).  With
  * fd >= 0 the state is read through it first, and also given in *seen
  * when seen is not NULL (-1 when it could not be read).  *fin_in (when

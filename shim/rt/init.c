@@ -6,6 +6,7 @@
  * invalid policy ends in "run unchanged" with one warning, unless the
  * policy itself asks for on_error = "exit".
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <sys/auxv.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -244,6 +246,69 @@ static void td__atfork_child(void)
 	td_errno_set(saved);
 }
 
+/* The inherited sockets met so far, to tell a second fd on one of them. */
+struct td__inherited {
+	int n;
+	int fd[16];
+	uint64_t ino[16];
+};
+
+/* fd, unless the library knows it already (its own, a socket seen made),
+ * when it is a TCP socket: an inherited connection, or a dup of one. */
+static void td__adopt_one(const struct td_policy *p, int fd, struct td__inherited *seen)
+{
+	struct stat st;
+	int family;
+
+	if (td_fdtab_live(fd) != NULL || !td_info_is_tcp(fd, &family))
+		return;
+	if (td_real_sys_fstat(fd, &st) == 0) {
+		for (int i = 0; i < seen->n; i++)
+			if (seen->ino[i] == (uint64_t)st.st_ino) {
+				if (td_fdtab_live(seen->fd[i]) != NULL)
+					td_decide_copy(seen->fd[i], fd);
+				return;
+			}
+	}
+	td_decide_inherited(p, fd, family);
+	if (td_fdtab_live(fd) != NULL && seen->n < 16 && td_real_sys_fstat(fd, &st) == 0) {
+		seen->fd[seen->n] = fd;
+		seen->ino[seen->n++] = (uint64_t)st.st_ino;
+	}
+}
+
+/*
+ * The connections the program got open across exec() (an inetd-style
+ * child's on 0 and 1, a socket-activated service's): every fd it holds at
+ * start-up, read from /proc/self/fd, or fds 0 to 2 where /proc cannot be
+ * read.  One system call for each fd that is not a socket (SO_PROTOCOL:
+ * ENOTSOCK); usually there are three.
+ */
+static void td__adopt_inherited(const struct td_policy *p)
+{
+	struct td__inherited seen = {.n = 0};
+	char dents[2048];
+	int dfd = td_real_sys_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	long n;
+
+	if (dfd < 0) {
+		for (int fd = 0; fd <= 2; fd++)
+			td__adopt_one(p, fd, &seen);
+		return;
+	}
+	while ((n = td_real_sys3(SYS_getdents64, dfd, dents, sizeof(dents))) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *d = (struct dirent64 *)(dents + off);
+			uint64_t v;
+
+			off += d->d_reclen;
+			if (td_parse_u64(d->d_name, &v) == 0 && v <= INT_MAX && (int)v != dfd)
+				td__adopt_one(p, (int)v, &seen);
+		}
+	}
+	(void)td_real_sys1(SYS_close, dfd);
+}
+
 /*
  * Start-up: bind the real symbols, read the policy, open the log.  Runs
  * once, from the constructor, or earlier from the first TCP socket call
@@ -281,6 +346,10 @@ const struct td_policy *td_init_slow(void)
 		td_spool_configure(td_init_proc.secure ? NULL : td__env("TEARDOWN_SPOOL_FLUSH_MS"));
 		td_logw_open(p);
 		pthread_atfork(td_holders_fork_prepare, td_holders_fork_parent, td__atfork_child);
+		if (td__applies(p)) {
+			td__adopt_inherited(p);
+			td_diag_close_pool();
+		}
 	}
 	td_init_guard = 0;
 	atomic_store_explicit(&td_init_state, TD_INIT_DONE, memory_order_release);

@@ -1253,6 +1253,105 @@ def test_regression_dual_stack_client():
                       min_conns=2)
     s.verify()
 
+# An inetd-style server: it accepts, and runs a child with the connection
+# on 0 and 1 (the child's command prefix, if any, from its arguments: a
+# teardown command line for the child alone), closes its own copy, waits.
+# The child answers as DUAL_STACK_SERVER does.
+INETD_SERVER = r"""
+import signal, socket, subprocess, sys
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+CHILD = '''
+import os
+who = os.read(0, 64)
+os.write(1, b"ok " + who)
+if who.startswith(b"you"):
+    while os.read(0, 64):
+        pass
+os.close(0)
+os.close(1)
+'''
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", int(sys.argv[1])))
+ls.listen(16)
+while True:
+    c, _ = ls.accept()
+    child = subprocess.Popen(sys.argv[2:] + [sys.executable, "-c", CHILD], stdin=c.fileno(),
+                             stdout=c.fileno())
+    c.close()
+    child.wait()
+"""
+
+
+def _inetd_exercise(port, mode):
+    proc = tdlib.run([PYTHON, os.path.join(tdlib.tmpdir(), "ds_client.py"), str(port), "4"],
+                     name="inetd-client-%d" % port, timeout=20)
+    want = "ok me%s\nok you\n" % (" reset" if mode == "abort" else "")
+    assert proc.rc == 0 and proc.stdout() == want, "the client: rc %s, %r %r" % (
+        proc.rc, proc.stdout(), proc.stderr())
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(120)
+def test_inetd_style_server_wrapped_whole():
+    """An inetd-style server (accept, run a child on the connection as its
+    stdin and stdout, close the parent's copy) wholly under observe: the
+    child, started by exec() with the connection already open, ends it (it
+    closes first on one connection, second on the other).  Every
+    connection has one end, matching the wire and ss.  (An inherited
+    connection is observed, never acted on: the other modes leave it
+    alone, README "Limits".)
+
+    Catches: a socket a process got across exec() had no entry, so the
+    child's closes went straight to the kernel and no end was logged."""
+    script = compat.write("inetd.py", INETD_SERVER)
+    compat.write("ds_client.py", DUAL_STACK_CLIENT)
+    _serve_modes("inetd-wrapped", lambda port, mode: [PYTHON, script, str(port)],
+                 (7020,), exercise=_inetd_exercise, modes=("observe",))
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(120)
+def test_inetd_style_child_alone():
+    """The same server with only its children under observe (as a service
+    socket-activated by systemd with Accept=yes: the process that accepts
+    is not the program): each child gets its connection on 0 and 1 across
+    exec(), is decided a server (something listens on its local port), and
+    its last close reports the end; its first close, of fd 0 while fd 1
+    still holds the socket, says shared.  Checked against the wire and ss.
+    Under a rule that acts (abort here) the child leaves the connection as
+    it is: the client sees what it sees without the library."""
+    script = compat.write("inetd.py", INETD_SERVER)
+    compat.write("ds_client.py", DUAL_STACK_CLIENT)
+    with compat.Session() as s:
+        for mode, port in (("observe", 7024),):
+            log = compat.new_log("inetd-child-" + mode)
+            with s.mode("inetd-child", mode, "server", port, log, min_conns=2) as run:
+                prefix = compat.td_argv(mode, "server", log, [])
+                srv = tdlib.spawn([PYTHON, script, str(port)] + prefix, env=compat.plain_env(),
+                                  name="inetd-child-" + mode)
+                try:
+                    compat.wait_listening(port, srv)
+                    _inetd_exercise(port, mode)
+                    run.settle()
+                    ends = [e for e in tdlib.read_log(log)
+                            if e["event"] in ("close", "exit") and e.get("role") == "server"]
+                    assert [e.get("why") == "shared" for e in ends] == [True, False] * 2, ends
+                    compat.stop(srv)
+                finally:
+                    srv.kill()
+    s.verify()
+    log = compat.new_log("inetd-child-abort")
+    srv = tdlib.spawn([PYTHON, script, "7025"] + compat.td_argv("abort", "server", log, []),
+                      env=compat.plain_env(), name="inetd-child-abort")
+    try:
+        compat.wait_listening(7025, srv)
+        _inetd_exercise(7025, "observe")
+        compat.stop(srv)
+    finally:
+        srv.kill()
+    assert tdlib.read_log(log) == [], tdlib.read_log(log)
+
 ECHO_REPORTER = r"""
 import socket, sys
 ls = socket.socket()
