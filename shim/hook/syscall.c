@@ -4,10 +4,13 @@
  * same treatment as through the libc calls; syscall(SYS_exit_group)
  * writes the exit events and the spool out first, as _exit() does; syscall(SYS_shutdown) with
  * SHUT_RD is remembered as shutdown() does (then passed on); SYS_execve and
- * SYS_execveat count the holders as exec() does (shim/hook/exec.c).  Every other
- * number goes straight to libc's syscall().
+ * SYS_execveat count the holders as exec() does (shim/hook/exec.c); SYS_seccomp
+ * and SYS_prctl(PR_SET_SECCOMP) enter a sandbox as prctl() does
+ * (shim/hook/prctl.c).  Every other number goes straight to libc's syscall().
  */
+#include <linux/seccomp.h>
 #include <stdarg.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -51,6 +54,15 @@ TD_EXPORT long syscall(long n, ...)
 			td_holders_exec_failed();
 			return rc;
 		}
+		case SYS_prctl:
+			if ((int)a[0] == PR_SET_SECCOMP)
+				td_init_sandbox(false);
+			break;
+		case SYS_seccomp:
+			if ((unsigned)a[0] == SECCOMP_SET_MODE_STRICT ||
+			    (unsigned)a[0] == SECCOMP_SET_MODE_FILTER)
+				td_init_sandbox(((unsigned long)a[1] & SECCOMP_FILTER_FLAG_TSYNC) != 0);
+			break;
 		case SYS_exit_group:
 			/* the exit events and the spool's lines first, as
 			 * _exit() does */

@@ -27,7 +27,7 @@ static pid_t td__wait4(pid_t p, int *s, int o, struct rusage *u)
 	int st = 0;
 	pid_t pid;
 
-	if (td_likely(!td_fdtab_hrec_any()))
+	if (td_likely(!td_fdtab_hrec_any()) || td_init_sandboxed())
 		return td_real_wait4(p, s, o, u);
 	pid = td_real_wait4(p, &st, o, u);
 	if (pid > 0) {
@@ -63,7 +63,7 @@ TD_EXPORT int waitid(idtype_t t, id_t i, siginfo_t *f, int o)
 	siginfo_t own, *in = f != NULL ? f : &own;
 	int rc;
 
-	if (td_likely(!td_fdtab_hrec_any()))
+	if (td_likely(!td_fdtab_hrec_any()) || td_init_sandboxed())
 		return td_real_waitid(t, i, f, o);
 	own.si_pid = 0;
 	rc = td_real_waitid(t, i, in, o);

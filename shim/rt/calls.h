@@ -47,6 +47,8 @@ TD_CALL(int, waitid, (idtype_t t, id_t i, siginfo_t *f, int o), (t, i, f, o),
 	(int)td_real_sys(SYS_waitid, t, i, (long)f, o, 0, 0))
 TD_CALL(long, syscall, (long n, long a, long b, long c, long d, long e, long f),
 	(n, a, b, c, d, e, f), td_real_sys(n, a, b, c, d, e, f))
+TD_CALL(int, prctl, (int o, unsigned long a, unsigned long b, unsigned long c, unsigned long d),
+	(o, a, b, c, d), (int)td_real_sys(SYS_prctl, o, (long)a, (long)b, (long)c, (long)d, 0))
 TD_CALL(ssize_t, read, (int fd, void *b, size_t n), (fd, b, n), td_real_sys3(SYS_read, fd, b, n))
 TD_CALL(ssize_t, readv, (int fd, const struct iovec *v, int n), (fd, v, n),
 	td_real_sys3(SYS_readv, fd, v, n))

@@ -361,33 +361,36 @@ void td_decide_copy(int oldfd, int newfd)
 
 /*
  * A connection this process got already open, across exec(): an
- * inetd-style child's on 0 and 1, a socket-activated service's
- * (Accept=yes), sshd's re-executed child's.  Never accepted or connected
- * here, it had no entry: its closes went straight to the kernel and its
- * end was never logged.  Decided at start-up (td_init_slow()) as the
- * server's when something listens on its local address and port (how it
- * was accepted), else the client's.
+ * inetd-style child's on 0 and 1, sshd's re-executed child's, a service's
+ * socket-activated by systemd with Accept=yes.  Never accepted or
+ * connected here, it had no entry: its closes went straight to the kernel
+ * and its end was never logged.  Decided at start-up (td_init_slow()) as
+ * the server's when something listens on its local address and port (how
+ * it was accepted), else the client's.
  *
- * Observed, never acted on: only a rule that logs and passes (no close
- * action, fault, or socket option) takes it, and nothing is put into the
- * socket.  Another process may still hold and use it (a parent's fd that
- * leaked into its child is inherited the same way), and close-time work
- * (discarding input, a drain's shutdown) or an option (a zero linger)
- * would then act on that process's connection.  The end is reported
- * exactly all the same: it entered before this process's birth (epoch),
- * so its close asks the kernel afterwards whether another process still
- * holds it.  More fds on the same socket are its dups (td_decide_copy()).
- * Its age counts from this process's start.  No event of its own: its
- * close or exit says what it was.
+ * handed: it came the way a connection is handed to a program (fd 0 or 1,
+ * or one of the fds systemd names in LISTEN_FDS for this process), so it
+ * is the program's, and its rule applies in full.  Any other inherited
+ * socket may be one its parent still uses (a leaked fd looks the same):
+ * only a rule that logs and passes takes it, and nothing is put into it
+ * (a zero linger, a discard or a drain's shutdown would act on the
+ * parent's connection).  Either way it entered before this process's
+ * birth (epoch), so its close asks the kernel whether another process
+ * still holds it, and the end is logged once.  More fds on the same
+ * socket are its dups (td_decide_copy()).  Its age counts from this
+ * process's start.  No event of its own: its close or exit says what it
+ * was.
  */
-void td_decide_inherited(const struct td_policy *p, int fd, int family)
+void td_decide_inherited(const struct td_policy *p, int fd, int family, bool handed)
 {
 	struct td_match_ctx ctx;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct td_addr none;
 	const struct td_rule *r;
+	struct td__fate fate;
 	struct td_sock init;
+	struct td_fdent *e;
 	int ri;
 
 	memset(&ctx, 0, sizeof(ctx));
@@ -404,14 +407,13 @@ void td_decide_inherited(const struct td_policy *p, int fd, int family)
 	if (ri < 0)
 		return;
 	r = &p->rules[ri];
-	if (!r->log || r->close != TD_CLOSE_PASS || r->has_fault || r->reuseaddr ||
-	    r->fin_timeout_s > 0)
+	if (!handed && (!r->log || r->close != TD_CLOSE_PASS || r->has_fault || r->reuseaddr ||
+			r->fin_timeout_s > 0 || r->leak_after_s))
 		return;
 	memset(&init, 0, sizeof(init));
 	init.d.role = ctx.role == TD_ROLE_SERVER ? TD_SOCK_SERVER : TD_SOCK_CLIENT;
 	init.d.family = (uint8_t)(family == AF_INET6 ? AF_INET6 : AF_INET);
 	init.d.epoch = td_holders_birth_epoch - 1;
-	init.d.conn = atomic_fetch_add(&td__conn_seq, 1) + 1;
 	init.d.t_open_mono_us = td_clock_mono_us();
 	init.remote = ctx.remote;
 	init.local = ctx.local;
@@ -420,7 +422,15 @@ void td_decide_inherited(const struct td_policy *p, int fd, int family)
 	init.d.bind_rule = -1;
 	init.d.decided = 1;
 	atomic_store(&init.flags, TD_SF_CONNECTED | TD_SF_ADOPTED);
-	(void)td_fdtab_publish(fd, &init);
+	if (handed)
+		td__apply_rule(p, fd, &init, ri, &fate);
+	else
+		init.d.conn = atomic_fetch_add(&td__conn_seq, 1) + 1;
+	e = td_fdtab_publish(fd, &init);
+	if (e == NULL || !handed)
+		return;
+	atomic_store(&init.tag, atomic_load(&e->tag));
+	td__arm_worker(r, fd, &init);
 }
 
 void td_decide_accept(const struct td_policy *p, int lfd, int fd,

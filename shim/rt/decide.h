@@ -10,7 +10,7 @@
 /* Make newfd track the socket oldfd's entry tracks (a dup). */
 void td_decide_copy(int oldfd, int newfd) TD_HIDDEN;
 /* A connected TCP socket this process got open across exec(), at start-up. */
-void td_decide_inherited(const struct td_policy *p, int fd, int family) TD_HIDDEN;
+void td_decide_inherited(const struct td_policy *p, int fd, int family, bool handed) TD_HIDDEN;
 /* Start tracking a TCP socket the library did not see created. */
 struct td_fdent *td_decide_adopt(int fd, int family) TD_HIDDEN;
 /*

@@ -226,6 +226,32 @@ static bool td__applies(const struct td_policy *p)
 }
 
 /*
+ * Why a seccomp sandbox turns the library off for good: a thread that
+ * entered one (OpenSSH's pre-authentication child, Chromium's renderers,
+ * a service under a filter of its own) is killed by any system call its
+ * filter does not list, and the library's own calls (TCP_INFO at a close,
+ * the log's write, a sock_diag lookup, getpid() after fork) are not on
+ * the program's list: sshd's child died of SIGSYS at its first close.
+ * From then on every hook in that thread goes straight to libc, as in a
+ * thread inside the library's own work (td_init_guard), and its exit does
+ * nothing of ours; a filter synchronised to every thread (TSYNC) turns
+ * the whole process off.  A forked child inherits the thread's filter and
+ * its guard.  What is left unlogged is said in README "Limits".
+ */
+void td_init_sandbox(bool all)
+{
+	td_init_guard = TD_GUARD_SANDBOX;
+	if (all)
+		atomic_store(&td_init_state, TD_INIT_SANDBOXED);
+}
+
+bool td_init_sandboxed(void)
+{
+	return td_init_guard == TD_GUARD_SANDBOX ||
+	       atomic_load_explicit(&td_init_state, memory_order_relaxed) == TD_INIT_SANDBOXED;
+}
+
+/*
  * In the child of fork() (also daemon()'s internal fork, which the fork
  * hook never sees): new pid, new fork epoch, no worker thread, and the
  * parent's children are not ours.
@@ -234,6 +260,8 @@ static void td__atfork_child(void)
 {
 	int saved = errno;
 
+	if (td_init_sandboxed())
+		return;
 	/* the process that forked this one, for the holders of what it
 	 * inherited: no getppid() later (a reparented child's old parent is
 	 * gone, and its /proc entry with it) */
@@ -246,12 +274,29 @@ static void td__atfork_child(void)
 	td_errno_set(saved);
 }
 
-/* The inherited sockets met so far, to tell a second fd on one of them. */
+/* The inherited sockets met so far, to tell a second fd on one of them;
+ * the fds systemd handed this process (LISTEN_FDS, for LISTEN_PID). */
 struct td__inherited {
 	int n;
 	int fd[16];
 	uint64_t ino[16];
+	int listen_fds;
 };
+
+/* systemd's socket passing: LISTEN_FDS fds from 3 on, when LISTEN_PID is
+ * this process (not in secure execution: the environment is ignored). */
+static int td__listen_fds(void)
+{
+	const char *pid = td_init_proc.secure ? NULL : td__env("LISTEN_PID");
+	const char *n = td_init_proc.secure ? NULL : td__env("LISTEN_FDS");
+	uint64_t v, w;
+
+	if (pid == NULL || n == NULL || td_parse_u64(pid, &v) != 0 ||
+	    v != (uint64_t)atomic_load(&td_init_proc.pid) || td_parse_u64(n, &w) != 0 ||
+	    w > 1024)
+		return 0;
+	return (int)w;
+}
 
 /* fd, unless the library knows it already (its own, a socket seen made),
  * when it is a TCP socket: an inherited connection, or a dup of one. */
@@ -270,7 +315,8 @@ static void td__adopt_one(const struct td_policy *p, int fd, struct td__inherite
 				return;
 			}
 	}
-	td_decide_inherited(p, fd, family);
+	td_decide_inherited(p, fd, family,
+			    fd == 0 || fd == 1 || (fd >= 3 && fd < 3 + seen->listen_fds));
 	if (td_fdtab_live(fd) != NULL && seen->n < 16 && td_real_sys_fstat(fd, &st) == 0) {
 		seen->fd[seen->n] = fd;
 		seen->ino[seen->n++] = (uint64_t)st.st_ino;
@@ -286,7 +332,7 @@ static void td__adopt_one(const struct td_policy *p, int fd, struct td__inherite
  */
 static void td__adopt_inherited(const struct td_policy *p)
 {
-	struct td__inherited seen = {.n = 0};
+	struct td__inherited seen = {.n = 0, .listen_fds = td__listen_fds()};
 	char dents[2048];
 	int dfd = td_real_sys_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	long n;
@@ -453,7 +499,7 @@ void td_init_at_exit(bool now)
 	const struct td_policy *p = td_init_active();
 	int saved = errno;
 
-	if (!td_init_in_own_process())
+	if (!td_init_in_own_process() || td_init_sandboxed())
 		return;
 	if (p == NULL || atomic_exchange(&td__exited, true)) {
 		td_spool_at_exit();

@@ -8,7 +8,10 @@
 
 #include "base.h"
 
-enum { TD_INIT_NONE = 0, TD_INIT_RUNNING, TD_INIT_DONE };
+/* TD_INIT_SANDBOXED: every thread entered a seccomp sandbox (td_init_sandbox()) */
+enum { TD_INIT_NONE = 0, TD_INIT_RUNNING, TD_INIT_DONE, TD_INIT_SANDBOXED };
+/* td_init_guard's value in a thread that entered a seccomp sandbox */
+#define TD_GUARD_SANDBOX 2
 
 extern _Atomic int td_init_state TD_HIDDEN;
 /*
@@ -22,6 +25,10 @@ extern __thread volatile int td_init_guard TD_HIDDEN
 	__attribute__((tls_model("initial-exec")));
 
 const struct td_policy *td_init_slow(void) TD_HIDDEN;
+/* The calling thread (all: every thread) enters a seccomp sandbox. */
+void td_init_sandbox(bool all) TD_HIDDEN;
+/* Whether this thread is in one: the library makes no system call here. */
+bool td_init_sandboxed(void) TD_HIDDEN;
 
 /*
  * The policy for a hook, or NULL for "pass straight through".  It never

@@ -794,6 +794,70 @@ def test_python_asyncio_client():
 
 
 # ---------------------------------------------------------------------------
+# OpenSSH
+# ---------------------------------------------------------------------------
+
+SSHD_CONFIG = """Port {port}
+ListenAddress 127.0.0.1
+HostKey {dir}/hostkey
+PidFile {dir}/sshd-{port}.pid
+AuthorizedKeysFile {dir}/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin yes
+StrictModes no
+"""
+
+
+def _sshd_setup():
+    """Host and user keys, authorized_keys and sshd's privilege separation
+    directory; returns the key directory."""
+    compat.need("/usr/sbin/sshd", "ssh", "ssh-keygen")
+    d = os.path.join(tdlib.tmpdir(), "ssh")
+    os.makedirs(d, exist_ok=True)
+    for name in ("hostkey", "userkey"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                        os.path.join(d, name)], check=True, timeout=30)
+    with open(os.path.join(d, "userkey.pub")) as src, \
+            open(os.path.join(d, "authorized_keys"), "w") as dst:
+        dst.write(src.read())
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    return d
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(120)
+def test_sshd_server():
+    """OpenSSH's sshd under each server mode; a plain ssh client logs in
+    twice with a key and runs a command.  sshd forks a child per
+    connection, which re-executes sshd with the connection on 0 and 1 and
+    forks a pre-authentication child that enters a seccomp sandbox.  Each
+    login must print its command's output; each connection has one end,
+    matching the wire and ss.
+
+    Catches: the library's own system calls inside the sandbox (sshd:
+    "preauth child terminated by signal 31", every login lost), and the
+    re-executed sshd's connection, inherited across exec(), never decided:
+    no end logged, the mode not applied."""
+    d = _sshd_setup()
+
+    def argv_of(port, mode):
+        conf = compat.write("ssh/sshd-%d.conf" % port, SSHD_CONFIG.format(port=port, dir=d))
+        return ["/usr/sbin/sshd", "-D", "-e", "-f", conf]
+
+    def exercise(port, mode):
+        for i in (1, 2):
+            proc = tdlib.run(["ssh", "-p", str(port), "-i", os.path.join(d, "userkey"),
+                              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                              "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "root@127.0.0.1",
+                              "echo login %d" % i], name="ssh-%d-%d" % (port, i), timeout=30)
+            assert proc.rc == 0 and proc.stdout() == "login %d\n" % i, (
+                "ssh under %s: rc %s, %r %r" % (mode, proc.rc, proc.stdout(), proc.stderr()))
+
+    _serve_modes("sshd", argv_of, (7040, 7041, 7042, 7043), exercise=exercise)
+
+# ---------------------------------------------------------------------------
 # socat
 # ---------------------------------------------------------------------------
 
@@ -1254,30 +1318,42 @@ def test_regression_dual_stack_client():
     s.verify()
 
 # An inetd-style server: it accepts, and runs a child with the connection
-# on 0 and 1 (the child's command prefix, if any, from its arguments: a
-# teardown command line for the child alone), closes its own copy, waits.
-# The child answers as DUAL_STACK_SERVER does.
+# handed over, closes its own copy, waits.  How the child gets it (argv[2]):
+# "stdio" on 0 and 1 (inetd, sshd's re-execution); "listen" on fd 3 with
+# LISTEN_PID and LISTEN_FDS=1 (systemd, Accept=yes); "leaked" on fd 3 with
+# nothing saying it is the child's (a parent's fd that leaked).  The rest
+# of argv is the child's command prefix (a teardown command line for the
+# child alone).  The child answers as DUAL_STACK_SERVER does.
 INETD_SERVER = r"""
 import signal, socket, subprocess, sys
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 CHILD = '''
 import os
-who = os.read(0, 64)
-os.write(1, b"ok " + who)
+fd = int(os.environ.get("CONN_FD", "0"))
+out = 1 if fd == 0 else fd
+who = os.read(fd, 64)
+os.write(out, b"ok " + who)
 if who.startswith(b"you"):
-    while os.read(0, 64):
+    while os.read(fd, 64):
         pass
-os.close(0)
-os.close(1)
+os.close(fd)
+if out != fd:
+    os.close(out)
 '''
+MOVE = {"listen": 'exec 3<&0 </dev/null; LISTEN_PID=$$ LISTEN_FDS=1 CONN_FD=3 exec "$@"',
+        "leaked": 'exec 3<&0 </dev/null; CONN_FD=3 exec "$@"'}
+how, prefix = sys.argv[2], sys.argv[3:]
 ls = socket.socket()
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind(("127.0.0.1", int(sys.argv[1])))
 ls.listen(16)
 while True:
     c, _ = ls.accept()
-    child = subprocess.Popen(sys.argv[2:] + [sys.executable, "-c", CHILD], stdin=c.fileno(),
-                             stdout=c.fileno())
+    argv = prefix + [sys.executable, "-c", CHILD]
+    if how == "stdio":
+        child = subprocess.Popen(argv, stdin=c.fileno(), stdout=c.fileno())
+    else:
+        child = subprocess.Popen(["/bin/sh", "-c", MOVE[how], "sh"] + argv, stdin=c.fileno())
     c.close()
     child.wait()
 """
@@ -1295,58 +1371,83 @@ def _inetd_exercise(port, mode):
 @tdlib.timeout(120)
 def test_inetd_style_server_wrapped_whole():
     """An inetd-style server (accept, run a child on the connection as its
-    stdin and stdout, close the parent's copy) wholly under observe: the
-    child, started by exec() with the connection already open, ends it (it
-    closes first on one connection, second on the other).  Every
-    connection has one end, matching the wire and ss.  (An inherited
-    connection is observed, never acted on: the other modes leave it
-    alone, README "Limits".)
+    stdin and stdout, close the parent's copy) wholly under each server
+    mode: the child, started by exec() with the connection already open,
+    ends it (it closes first on one connection, second on the other), and
+    its rule applies there.  Every connection has one end, matching the
+    wire and ss.
 
     Catches: a socket a process got across exec() had no entry, so the
-    child's closes went straight to the kernel and no end was logged."""
+    child's closes went straight to the kernel: no end was logged, and
+    graceful, drain and abort did nothing."""
     script = compat.write("inetd.py", INETD_SERVER)
     compat.write("ds_client.py", DUAL_STACK_CLIENT)
-    _serve_modes("inetd-wrapped", lambda port, mode: [PYTHON, script, str(port)],
-                 (7020,), exercise=_inetd_exercise, modes=("observe",))
+    _serve_modes("inetd-wrapped", lambda port, mode: [PYTHON, script, str(port), "stdio"],
+                 (7020, 7021, 7022, 7023), exercise=_inetd_exercise)
+
+
+def _inetd_child_alone(s, label, how, mode, port, want_shared):
+    """The inetd server plain, its children under ``mode``: run, check each
+    connection's ends (shared or not, in order), stop."""
+    script = compat.write("inetd.py", INETD_SERVER)
+    compat.write("ds_client.py", DUAL_STACK_CLIENT)
+    log = compat.new_log("%s-%s" % (label, mode))
+    with s.mode(label, mode, "server", port, log, min_conns=2) as run:
+        prefix = compat.td_argv(mode, "server", log, [])
+        srv = tdlib.spawn([PYTHON, script, str(port), how] + prefix, env=compat.plain_env(),
+                          name="%s-%s" % (label, mode))
+        try:
+            compat.wait_listening(port, srv)
+            _inetd_exercise(port, mode)
+            run.settle()
+            ends = [e for e in tdlib.read_log(log)
+                    if e["event"] in ("close", "exit") and e.get("role") == "server"]
+            assert [e.get("why") == "shared" for e in ends] == want_shared * 2, ends
+            compat.stop(srv)
+        finally:
+            srv.kill()
 
 
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(120)
 def test_inetd_style_child_alone():
-    """The same server with only its children under observe (as a service
-    socket-activated by systemd with Accept=yes: the process that accepts
-    is not the program): each child gets its connection on 0 and 1 across
-    exec(), is decided a server (something listens on its local port), and
-    its last close reports the end; its first close, of fd 0 while fd 1
-    still holds the socket, says shared.  Checked against the wire and ss.
-    Under a rule that acts (abort here) the child leaves the connection as
-    it is: the client sees what it sees without the library."""
-    script = compat.write("inetd.py", INETD_SERVER)
-    compat.write("ds_client.py", DUAL_STACK_CLIENT)
+    """The same server with only its children under each server mode (as
+    a service socket-activated by systemd: the process that accepts is not
+    the program).  A child that gets its connection on 0 and 1, or on fd 3
+    named by LISTEN_FDS for its pid, is decided a server (something
+    listens on its local port) under its rule, which applies; its last
+    close reports the end (on 0 and 1, the close of fd 0 while fd 1 still
+    holds the socket says shared).  Checked against the wire and ss."""
     with compat.Session() as s:
-        for mode, port in (("observe", 7024),):
-            log = compat.new_log("inetd-child-" + mode)
-            with s.mode("inetd-child", mode, "server", port, log, min_conns=2) as run:
-                prefix = compat.td_argv(mode, "server", log, [])
-                srv = tdlib.spawn([PYTHON, script, str(port)] + prefix, env=compat.plain_env(),
-                                  name="inetd-child-" + mode)
-                try:
-                    compat.wait_listening(port, srv)
-                    _inetd_exercise(port, mode)
-                    run.settle()
-                    ends = [e for e in tdlib.read_log(log)
-                            if e["event"] in ("close", "exit") and e.get("role") == "server"]
-                    assert [e.get("why") == "shared" for e in ends] == [True, False] * 2, ends
-                    compat.stop(srv)
-                finally:
-                    srv.kill()
+        for mode, port in zip(compat.SERVER_MODES, (7024, 7025, 7026, 7027)):
+            _inetd_child_alone(s, "inetd-stdio", "stdio", mode, port, [True, False])
+        for mode, port in (("observe", 7028), ("abort", 7029)):
+            _inetd_child_alone(s, "inetd-listen-fds", "listen", mode, port, [False])
     s.verify()
-    log = compat.new_log("inetd-child-abort")
-    srv = tdlib.spawn([PYTHON, script, "7025"] + compat.td_argv("abort", "server", log, []),
-                      env=compat.plain_env(), name="inetd-child-abort")
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_a_leaked_inherited_socket_is_observed_never_acted_on():
+    """A child that gets a connection on fd 3 with nothing saying it is its
+    own (a parent's fd that leaked looks the same) is taken only by a rule
+    that logs and passes: under observe its close is logged (the end,
+    matching the wire); under abort it is left as it is, without an event,
+    and the client sees what it sees without the library (no reset).
+
+    Catches: acting on an inherited socket another process may still use:
+    a first version drained a parent's connection away under its child's
+    rule (test_host_concurrency's spawned child)."""
+    with compat.Session() as s:
+        _inetd_child_alone(s, "inetd-leaked", "leaked", "observe", 7030, [False])
+    s.verify()
+    script = compat.write("inetd.py", INETD_SERVER)
+    log = compat.new_log("inetd-leaked-abort")
+    srv = tdlib.spawn([PYTHON, script, "7031", "leaked"] + compat.td_argv("abort", "server", log, []),
+                      env=compat.plain_env(), name="inetd-leaked-abort")
     try:
-        compat.wait_listening(7025, srv)
-        _inetd_exercise(7025, "observe")
+        compat.wait_listening(7031, srv)
+        _inetd_exercise(7031, "observe")
         compat.stop(srv)
     finally:
         srv.kill()

@@ -41,7 +41,10 @@ EXECS = "execve execv execvp execvpe fexecve execveat execl execlp execle".split
 # gives back the copies it held, and its connections' ends are reported
 # (shim/hook/wait.c).
 WAITS = "wait waitpid wait3 wait4 waitid".split()
-EXPORTED = sorted(WRAPPED + SPAWN + READS + EXITS + EXECS + WAITS + ["vfork"])
+# And prctl: a thread that enters a seccomp sandbox (PR_SET_SECCOMP) makes
+# no system call of the library's from then on (shim/hook/prctl.c).
+SANDBOX = ["prctl"]
+EXPORTED = sorted(WRAPPED + SPAWN + READS + EXITS + EXECS + WAITS + SANDBOX + ["vfork"])
 
 
 def _log(stem="audit"):
@@ -880,6 +883,39 @@ def _case(line):
 
 
 @tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_a_program_in_a_seccomp_sandbox_is_never_killed_by_the_library():
+    """host_seccomp connects (a logged connection), enters a seccomp
+    sandbox that kills the process at any system call it does not need
+    itself (OpenSSH's pre-authentication child does this), closes the
+    connection and exits: through prctl(PR_SET_SECCOMP), through
+    syscall(SYS_seccomp), with TSYNC from another thread, and in strict
+    mode.  Each must print "done" and exit 0; the connect is logged, and
+    nothing after the sandbox (a close there goes straight to libc).
+
+    Catches: the library's own calls at the close or the exit (TCP_INFO,
+    the log's write, a sock_diag lookup) inside the sandbox: SIGSYS.
+    sshd under the library lost every login this way ("preauth child
+    terminated by signal 31")."""
+    srv = tdlib.Server("--count", 4, "--read-until-eof")
+    problems = []
+    for how in ("prctl", "syscall", "tsync", "strict"):
+        log = _log("seccomp-" + how)
+        proc = tdlib.run([tdlib.test_prog("host_seccomp"), srv.port, how],
+                         env=_policy_env([{"name": "all", "close": "pass"}], log),
+                         timeout=20, name="seccomp-" + how)
+        if proc.rc != 0 or proc.stdout() != "done\n":
+            problems.append("%s: rc %s (negative: killed by that signal), out %r"
+                            % (how, proc.rc, proc.stdout()))
+            continue
+        events = [e["event"] for e in tdlib.read_log(log)]
+        if events != ["connect"]:
+            problems.append("%s: logged %r" % (how, events))
+    srv.results(timeout=15)
+    assert not problems, "\n".join(problems)
+
+
+@tdlib.requires(*NEEDS)
 @tdlib.timeout(90)
 def test_missing_real_symbol_means_enosys_never_a_crash():
     """libhost_nosym.so, preloaded after the library, answers the
@@ -899,7 +935,7 @@ def test_missing_real_symbol_means_enosys_never_a_crash():
     assert bare.rc == 0 and bare_lines[-1] == "done", bare.stdout()
     preload = [tdlib.lib_path(), tdlib.test_prog("libhost_nosym.so")]
     problems = []
-    for name in WRAPPED + WAITS:
+    for name in WRAPPED + WAITS + SANDBOX:
         env = _policy_env([{"name": "all", "close": "graceful"}], _log("nosym-" + name),
                           preload=preload, extra={"HOST_NOSYM": name})
         proc = tdlib.run([tdlib.test_prog("host_errno")], env=env, timeout=30, name="nosym-" + name)

@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -552,6 +553,11 @@ int main(void)
 	syscalls();
 	forks();
 	waits();
+	/* prctl: passed on, result and errno unchanged (PR_SET_SECCOMP is
+	 * the only option the library looks at) */
+	CASE("prctl_get_dumpable", prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+	CASE("prctl_bad_option", prctl(-1, 0, 0, 0, 0));
+	CASE("prctl_seccomp_bad_mode", prctl(PR_SET_SECCOMP, 77, 0, 0, 0));
 	CASE("close_listener", close(g_listener));
 	printf("done\n");
 	return 0;
