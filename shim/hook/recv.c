@@ -144,6 +144,39 @@ TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	return td__eof(fd, r, allow);
 }
 
+/*
+ * Connections that came in an SCM_RIGHTS message (vsftpd's privileged
+ * process hands each data connection to its worker this way): the
+ * receiver never accepted or connected them, so without this their
+ * closes went straight to the kernel and their ends were never logged.
+ * Each TCP socket among them is taken as a handed-over connection
+ * (td_decide_inherited()).  Only where a message brought descriptors.
+ */
+__attribute__((noinline, cold)) static void td__received(const struct msghdr *m)
+{
+	const struct td_policy *p = td_init_active();
+	int saved = errno, family;
+
+	if (p == NULL || !td_init_in_own_process())
+		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+		size_t n;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (got >= 0 && td_info_is_tcp(got, &family))
+				td_decide_inherited(p, got, family, true);
+		}
+	}
+	td_errno_set(saved);
+}
+
 TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX], *orig;
@@ -154,6 +187,8 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || m == NULL ||
 	    m->msg_iovlen == 0 || td_init_active() == NULL) {
 		r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
+		if (td_unlikely(r >= 0 && m->msg_controllen != 0))
+			td__received(m);
 		/* as readv() above: a 0 means the kernel read m and its iovecs */
 		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(m->msg_iov,
 									       (int)m->msg_iovlen))
@@ -161,9 +196,12 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	}
 	total = td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen);
 	allow = td_faults_bytes_in_allow(fd, total, &armed);
-	if (!armed)
-		return td__eof(fd, TD_COUNTED(fd, td__consumes(flags),
-					      TD_READ(fd, td_real_recvmsg(fd, m, flags))), total);
+	if (!armed) {
+		r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
+		if (td_unlikely(r >= 0 && m->msg_controllen != 0))
+			td__received(m);
+		return td__eof(fd, r, total);
+	}
 	/* the program's msghdr, with a cut iovec for the call (its own is
 	 * put back, the kernel's other outputs are kept) */
 	orig = m->msg_iov;
@@ -173,6 +211,8 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
 	m->msg_iov = orig;
 	m->msg_iovlen = olen;
+	if (td_unlikely(r >= 0 && m->msg_controllen != 0))
+		td__received(m);
 	td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, allow);
 }

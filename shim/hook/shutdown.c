@@ -117,6 +117,8 @@ TD_EXPORT int shutdown(int fd, int how)
 			if (fin_in)
 				atomic_fetch_or(&s->flags, TD_SF_FIN_IN);
 		}
+		td_fdtab_share_note_fin(atomic_load(&s->share),
+					(atomic_load(&s->flags) & TD_SF_PASSIVE) != 0);
 	}
 	if (r->log && td_fdtab_read(fd, &c, NULL)) {
 		td_logw_event_from_sock(&ev, p, &c, fd, TD_EV_SHUTDOWN);

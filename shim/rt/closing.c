@@ -42,6 +42,8 @@ static void td__facts(struct td_close_facts *cf, const struct td_sock *s,
 		      bool policy_changed)
 {
 	uint32_t flags = atomic_load(&s->flags);
+	/* a shutdown() another holder made (fork-per-connection: the child's) */
+	unsigned fin = td_fdtab_share_fin(atomic_load(&s->share));
 
 	td_close_facts_init(cf);
 	cf->state = f->state;
@@ -53,9 +55,9 @@ static void td__facts(struct td_close_facts *cf, const struct td_sock *s,
 	cf->linger_secs = f->linger_secs;
 	cf->last = last;
 	cf->connected = (flags & TD_SF_CONNECTED) != 0;
-	cf->passive_first = (flags & TD_SF_PASSIVE) != 0 ||
+	cf->passive_first = (flags & TD_SF_PASSIVE) != 0 || (fin & TD_SHARE_FIN_PASSIVE) ||
 			    f->state == TD_TCP_CLOSE_WAIT || f->state == TD_TCP_LAST_ACK;
-	cf->our_fin_sent = (flags & TD_SF_SHUT_WR) != 0;
+	cf->our_fin_sent = (flags & TD_SF_SHUT_WR) != 0 || (fin & TD_SHARE_FIN_SENT);
 	cf->rst_cause = td__rst_cause(s, r);
 	cf->policy_changed = policy_changed;
 	cf->reset_sent = (flags & TD_SF_RESET_SENT) != 0;

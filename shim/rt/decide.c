@@ -12,12 +12,14 @@
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "rt.h"
 #include "teardown/fault.h"
+#include "teardown/fmt.h"
 
 static _Atomic uint64_t td__conn_seq;
 
@@ -360,17 +362,60 @@ void td_decide_copy(int oldfd, int newfd)
 }
 
 /*
- * A connection this process got already open, across exec(): an
+ * Whether a connection whose listener is gone (a passive-mode FTP data
+ * connection, handed over after its listener closed) was still accepted:
+ * its local port outside the kernel's range for outgoing connections
+ * (net.ipv4.ip_local_port_range, read once), its peer's inside.
+ */
+static bool td__ephemeral_peer(uint16_t local, uint16_t remote)
+{
+	static _Atomic uint32_t range; /* lo << 16 | hi, 0 not read yet */
+	uint32_t r = atomic_load_explicit(&range, memory_order_relaxed);
+	uint16_t lo, hi;
+
+	if (r == 0) {
+		char buf[64] = "";
+		uint64_t a, b;
+		char *sp;
+		int fd = td_real_sys_open("/proc/sys/net/ipv4/ip_local_port_range",
+					  O_RDONLY | O_CLOEXEC, 0);
+		ssize_t n = fd >= 0 ? (ssize_t)td_real_sys3(SYS_read, fd, buf, sizeof(buf) - 1) : -1;
+
+		if (fd >= 0)
+			(void)td_real_sys1(SYS_close, fd);
+		buf[n > 0 ? n : 0] = '\0';
+		sp = strpbrk(buf, " \t");
+		r = 32768u << 16 | 60999u; /* Linux's default */
+		if (sp != NULL) {
+			*sp++ = '\0';
+			while (*sp == ' ' || *sp == '\t')
+				sp++;
+			sp[strcspn(sp, " \t\n")] = '\0';
+			if (td_parse_u64(buf, &a) == 0 && td_parse_u64(sp, &b) == 0 && a <= b &&
+			    b <= 65535 && a > 0)
+				r = (uint32_t)a << 16 | (uint32_t)b;
+		}
+		atomic_store_explicit(&range, r, memory_order_relaxed);
+	}
+	lo = (uint16_t)(r >> 16);
+	hi = (uint16_t)r;
+	return (local < lo || local > hi) && remote >= lo && remote <= hi;
+}
+
+/*
+ * A connection this process got already open: across exec() (an
  * inetd-style child's on 0 and 1, sshd's re-executed child's, a service's
- * socket-activated by systemd with Accept=yes.  Never accepted or
+ * socket-activated by systemd with Accept=yes), or in an SCM_RIGHTS
+ * message (vsftpd's privileged process hands each data connection over).  Never accepted or
  * connected here, it had no entry: its closes went straight to the kernel
  * and its end was never logged.  Decided at start-up (td_init_slow()) as
  * the server's when something listens on its local address and port (how
  * it was accepted), else the client's.
  *
  * handed: it came the way a connection is handed to a program (fd 0 or 1,
- * or one of the fds systemd names in LISTEN_FDS for this process), so it
- * is the program's, and its rule applies in full.  Any other inherited
+ * one of the fds systemd names in LISTEN_FDS for this process, an
+ * SCM_RIGHTS message), so it is the program's, and its rule applies in
+ * full.  Any other inherited
  * socket may be one its parent still uses (a leaked fd looks the same):
  * only a rule that logs and passes takes it, and nothing is put into it
  * (a zero linger, a discard or a drain's shutdown would act on the
@@ -401,8 +446,10 @@ void td_decide_inherited(const struct td_policy *p, int fd, int family, bool han
 	memset(&none, 0, sizeof(none));
 	none.family = ctx.local.family;
 	ctx.known = TD_K_ROLE | TD_K_REMOTE | TD_K_LOCAL;
-	ctx.role = td_diag_state(&ctx.local, &none) == TD_TCP_LISTEN ? TD_ROLE_SERVER
-								     : TD_ROLE_CLIENT;
+	ctx.role = td_diag_state(&ctx.local, &none) == TD_TCP_LISTEN ||
+				   td__ephemeral_peer(ctx.local.port, ctx.remote.port)
+			   ? TD_ROLE_SERVER
+			   : TD_ROLE_CLIENT;
 	ri = td_policy_decide(p, &ctx);
 	if (ri < 0)
 		return;

@@ -523,6 +523,11 @@ _Static_assert(sizeof(struct td_share) == 128, "a share slot is two cache lines"
 /* some copy of a process other than the family's root is counted but not
  * told apart (no record, no free word): a dead root cannot be told from it */
 #define TD_SW_UNTOLD (1ull << 49)
+/* some holder's shutdown() sent our FIN; the peer's FIN had come first:
+ * what another holder's close or exit reports needs (a fork-per-connection
+ * server's child shuts the connection down, its parent's exit ends it) */
+#define TD_SW_FIN_SENT (1ull << 50)
+#define TD_SW_PASSIVE (1ull << 51)
 #define TD_SHARE_GEN(share) ((share) >> 16)
 
 /*
@@ -955,6 +960,26 @@ bool td_fdtab_share_exact(uint32_t share)
 void td_fdtab_share_inexact(uint32_t share)
 {
 	(void)td__share_change(share, 0, TD_SW_INEXACT);
+}
+
+void td_fdtab_share_note_fin(uint32_t share, bool passive)
+{
+	if (share != 0)
+		(void)td__share_change(share, 0, TD_SW_FIN_SENT | (passive ? TD_SW_PASSIVE : 0));
+}
+
+unsigned td_fdtab_share_fin(uint32_t share)
+{
+	struct td_share *sl;
+	uint64_t w;
+
+	if (share == 0 || (sl = td__share(share)) == NULL)
+		return 0;
+	w = atomic_load(&sl->w);
+	if (TD_SW_GEN(w) != TD_SHARE_GEN(share))
+		return 0;
+	return ((w & TD_SW_FIN_SENT) ? TD_SHARE_FIN_SENT : 0) |
+	       ((w & TD_SW_PASSIVE) ? TD_SHARE_FIN_PASSIVE : 0);
 }
 
 int td_fdtab_share_origin(uint32_t share, int fd)

@@ -505,6 +505,12 @@ bool td_fdtab_share_root_gone(uint32_t share) TD_HIDDEN;
 bool td_fdtab_share_exact(uint32_t share) TD_HIDDEN;
 /* Some holder of share's socket is not counted. */
 void td_fdtab_share_inexact(uint32_t share) TD_HIDDEN;
+/* A holder's shutdown() sent our FIN (passive: the peer's came first):
+ * noted in the share slot for the other holders' closes and exits;
+ * td_fdtab_share_fin() reads it back (TD_SHARE_FIN_* bits, 0 without). */
+enum { TD_SHARE_FIN_SENT = 1, TD_SHARE_FIN_PASSIVE = 2 };
+void td_fdtab_share_note_fin(uint32_t share, bool passive) TD_HIDDEN;
+unsigned td_fdtab_share_fin(uint32_t share) TD_HIDDEN;
 
 /*
  * Holder records (fdtab.c): the counted copies each forked process

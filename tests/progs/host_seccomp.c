@@ -13,8 +13,9 @@
  *   strict   prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT): read, write,
  *            exit and sigreturn only.
  * The filter kills the process (SIGSYS) at any system call but read,
- * write, close, exit, exit_group, rt_sigreturn, futex, madvise, munmap, brk
- * and rt_sigprocmask: the program's own needs, never the library's (getsockopt, ioctl,
+ * write, close, exit, exit_group, rt_sigreturn, futex, madvise, munmap, brk,
+ * rt_sigprocmask, and sigaltstack, mmap and mprotect (ASan's thread exit): the
+ * program's own needs, never the library's (getsockopt, ioctl,
  * sendto, getpid...).  Then it closes the connection (strict: it cannot),
  * writes "done\n" and exits (strict: syscall(SYS_exit)).  Exit 0 with
  * "done" printed, or killed by SIGSYS where the library made a call of its
@@ -38,6 +39,7 @@ static struct sock_filter insns[] = {
 	ALLOW(SYS_read), ALLOW(SYS_write), ALLOW(SYS_close), ALLOW(SYS_exit),
 	ALLOW(SYS_exit_group), ALLOW(SYS_rt_sigreturn), ALLOW(SYS_futex),
 	ALLOW(SYS_madvise), ALLOW(SYS_munmap), ALLOW(SYS_brk), ALLOW(SYS_rt_sigprocmask),
+	ALLOW(SYS_sigaltstack), ALLOW(SYS_mmap), ALLOW(SYS_mprotect),
 	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
 };
 static struct sock_fprog filter = {.len = sizeof(insns) / sizeof(insns[0]), .filter = insns};
