@@ -883,7 +883,7 @@ seccomp_sandbox=NO
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(120)
 def test_vsftpd_server():
-    """vsftpd under each server mode; curl fetches a file twice over
+    """vsftpd under observe, graceful and drain; curl fetches a file twice over
     anonymous passive-mode FTP.  vsftpd forks a privileged and an
     unprivileged process per session: the privileged one accepts each data
     connection and hands it to the other in an SCM_RIGHTS message, and the
@@ -919,8 +919,14 @@ def test_vsftpd_server():
             assert proc.rc == 0 and proc.stdout() == "hello ftp\n", (
                 "curl under %s: rc %s, %r %r" % (mode, proc.rc, proc.stdout(), proc.stderr()))
 
-    _serve_modes("vsftpd", argv_of, (7050, 7051, 7052, 7053), exercise=exercise,
-                 stop_rc=-signal.SIGTERM)
+    # Not under abort: there the parent's exit reports the control
+    # connection, shut down by its child, from fd 2, which the exit path
+    # may not close itself (stdio's last flush comes after it), so the
+    # event is a prediction, and the peer's FIN arriving between it and
+    # the kernel's close turns the predicted RST into nothing (seen once
+    # in CI: README Limits).
+    _serve_modes("vsftpd", argv_of, (7050, 7051, 7052), exercise=exercise,
+                 stop_rc=-signal.SIGTERM, modes=("observe", "graceful", "drain"))
 
 # ---------------------------------------------------------------------------
 # socat
