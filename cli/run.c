@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -496,20 +497,10 @@ static void td__dry_run(const char *preload, const char *policy, bool as_path, i
 static char *td__run_name(void)
 {
 	char dir[PATH_MAX], *path = NULL;
-	unsigned char rnd[8];
-	int fd;
+	uint64_t rnd;
 
-	if (td__private_dir(dir) != 0)
-		return NULL;
-	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd)) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	close(fd);
-	if (asprintf(&path, "%s/run-%02x%02x%02x%02x%02x%02x%02x%02x", dir, rnd[0], rnd[1], rnd[2],
-		     rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]) < 0)
+	if (td__private_dir(dir) != 0 || getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd) ||
+	    asprintf(&path, "%s/run-%016llx", dir, (unsigned long long)rnd) < 0)
 		return NULL;
 	return path;
 }

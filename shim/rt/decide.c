@@ -403,6 +403,29 @@ static bool td__ephemeral_peer(uint16_t local, uint16_t remote)
 }
 
 /*
+ * The entry data of a connection decided now under rule ri (accepted, or
+ * got already open): what every such entry starts with, before the
+ * caller's own flags and options; not yet published.
+ */
+static void td__conn_init(struct td_sock *init, const struct td_policy *p, int ri,
+			  uint8_t role, int family, uint32_t epoch,
+			  const struct td_match_ctx *ctx, uint32_t flags)
+{
+	memset(init, 0, sizeof(*init));
+	init->d.role = role;
+	init->d.family = (uint8_t)(family == AF_INET6 ? AF_INET6 : AF_INET);
+	init->d.epoch = epoch;
+	init->d.t_open_mono_us = td_clock_mono_us();
+	init->remote = ctx->remote;
+	init->local = ctx->local;
+	init->d.rule = ri;
+	init->d.gen = p->gen;
+	init->d.bind_rule = -1;
+	init->d.decided = 1;
+	atomic_store(&init->flags, flags);
+}
+
+/*
  * A connection this process got already open: across exec() (an
  * inetd-style child's on 0 and 1, sshd's re-executed child's, a service's
  * socket-activated by systemd with Accept=yes), or in an SCM_RIGHTS
@@ -431,7 +454,6 @@ void td_decide_inherited(const struct td_policy *p, int fd, int family, bool han
 	struct td_match_ctx ctx;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	struct td_addr none;
 	const struct td_rule *r;
 	struct td__fate fate;
 	struct td_sock init;
@@ -443,10 +465,8 @@ void td_decide_inherited(const struct td_policy *p, int fd, int family, bool han
 	    td_addr_from_sockaddr(&ctx.remote, (struct sockaddr *)&ss, sl) != 0 ||
 	    !td__local_of(fd, &ctx.local) || ctx.local.family != ctx.remote.family)
 		return; /* a listener, or not connected: its use decides */
-	memset(&none, 0, sizeof(none));
-	none.family = ctx.local.family;
 	ctx.known = TD_K_ROLE | TD_K_REMOTE | TD_K_LOCAL;
-	ctx.role = td_diag_state(&ctx.local, &none) == TD_TCP_LISTEN ||
+	ctx.role = td_diag_listening(&ctx.local) ||
 				   td__ephemeral_peer(ctx.local.port, ctx.remote.port)
 			   ? TD_ROLE_SERVER
 			   : TD_ROLE_CLIENT;
@@ -457,18 +477,8 @@ void td_decide_inherited(const struct td_policy *p, int fd, int family, bool han
 	if (!handed && (!r->log || r->close != TD_CLOSE_PASS || r->has_fault || r->reuseaddr ||
 			r->fin_timeout_s > 0 || r->leak_after_s))
 		return;
-	memset(&init, 0, sizeof(init));
-	init.d.role = ctx.role == TD_ROLE_SERVER ? TD_SOCK_SERVER : TD_SOCK_CLIENT;
-	init.d.family = (uint8_t)(family == AF_INET6 ? AF_INET6 : AF_INET);
-	init.d.epoch = td_holders_birth_epoch - 1;
-	init.d.t_open_mono_us = td_clock_mono_us();
-	init.remote = ctx.remote;
-	init.local = ctx.local;
-	init.d.rule = ri;
-	init.d.gen = p->gen;
-	init.d.bind_rule = -1;
-	init.d.decided = 1;
-	atomic_store(&init.flags, TD_SF_CONNECTED | TD_SF_ADOPTED);
+	td__conn_init(&init, p, ri, ctx.role == TD_ROLE_SERVER ? TD_SOCK_SERVER : TD_SOCK_CLIENT,
+		      family, td_holders_birth_epoch - 1, &ctx, TD_SF_CONNECTED | TD_SF_ADOPTED);
 	if (handed)
 		td__apply_rule(p, fd, &init, ri, &fate);
 	else
@@ -507,18 +517,8 @@ void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		return;
 	}
 	r = &p->rules[ri];
-	memset(&init, 0, sizeof(init));
-	init.d.role = TD_SOCK_SERVER;
-	init.d.family = (uint8_t)(peer->sa_family == AF_INET6 ? AF_INET6 : AF_INET);
-	init.d.epoch = atomic_load(&td_holders_epoch);
-	init.d.t_open_mono_us = td_clock_mono_us();
-	init.remote = ctx.remote;
-	init.local = ctx.local;
-	init.d.rule = ri;
-	init.d.gen = p->gen;
-	init.d.bind_rule = -1;
-	init.d.decided = 1;
-	atomic_store(&init.flags, TD_SF_CONNECTED);
+	td__conn_init(&init, p, ri, TD_SOCK_SERVER, peer->sa_family, atomic_load(&td_holders_epoch),
+		      &ctx, TD_SF_CONNECTED);
 	if (have_ls) {
 		uint32_t lflags = atomic_fetch_or(&live->flags, TD_SF_LISTENER);
 

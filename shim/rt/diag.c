@@ -195,6 +195,18 @@ static int td__lookup_twice(const struct td_addr *local, const struct td_addr *r
 	return state == 0 ? td__lookup_ino(local, remote, ino) : state;
 }
 
+/* Whether something listens on local (its address or the wildcard, its
+ * port): the lookup's fallback to a listener, asked for on its own.  Once:
+ * a listener is never caught in a change of tables. */
+bool td_diag_listening(const struct td_addr *local)
+{
+	struct td_addr none;
+
+	memset(&none, 0, sizeof(none));
+	none.family = local->family;
+	return td__lookup_ino(local, &none, NULL) == TD_TCP_LISTEN;
+}
+
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 {
 	return td__lookup_twice(local, remote, NULL);

@@ -8,8 +8,9 @@
 
 /* The connection's kernel state after the close, 0 when there is none,
  * -1 on error. */
-/* (remote port 0: whether something listens on local, TD_TCP_LISTEN) */
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote) TD_HIDDEN;
+/* Whether something listens on local's address (or the wildcard) and port. */
+bool td_diag_listening(const struct td_addr *local) TD_HIDDEN;
 /* Close the netlink sockets kept for lookups. */
 void td_diag_close_pool(void) TD_HIDDEN;
 /* After our FIN: an enum td_closer (TD_CLOSER_NONE: cannot tell).  With

@@ -303,21 +303,21 @@ static int td__listen_fds(void)
 static void td__adopt_one(const struct td_policy *p, int fd, struct td__inherited *seen)
 {
 	struct stat st;
+	bool known;
 	int family;
 
 	if (td_fdtab_live(fd) != NULL || !td_info_is_tcp(fd, &family))
 		return;
-	if (td_real_sys_fstat(fd, &st) == 0) {
-		for (int i = 0; i < seen->n; i++)
-			if (seen->ino[i] == (uint64_t)st.st_ino) {
-				if (td_fdtab_live(seen->fd[i]) != NULL)
-					td_decide_copy(seen->fd[i], fd);
-				return;
-			}
-	}
+	known = td_real_sys_fstat(fd, &st) == 0;
+	for (int i = 0; known && i < seen->n; i++)
+		if (seen->ino[i] == (uint64_t)st.st_ino) {
+			if (td_fdtab_live(seen->fd[i]) != NULL)
+				td_decide_copy(seen->fd[i], fd);
+			return;
+		}
 	td_decide_inherited(p, fd, family,
 			    fd == 0 || fd == 1 || (fd >= 3 && fd < 3 + seen->listen_fds));
-	if (td_fdtab_live(fd) != NULL && seen->n < 16 && td_real_sys_fstat(fd, &st) == 0) {
+	if (known && seen->n < 16 && td_fdtab_live(fd) != NULL) {
 		seen->fd[seen->n] = fd;
 		seen->ino[seen->n++] = (uint64_t)st.st_ino;
 	}

@@ -778,19 +778,28 @@ def test_python_asyncio_server():
                  (7000, 7001, 7002, 7003), exercise=_asyncio_client_ok)
 
 
+def _python_client_modes(label, port, server, client, *args):
+    """A python3 client (name, source) under each client mode, two
+    connections a run, against its python3 server (name, source) run
+    plain on port; verified against the wire and ss."""
+    server_path = compat.write(*server)
+    client_path = compat.write(*client)
+    srv = tdlib.spawn([PYTHON, server_path, str(port)], name=label + "-server-plain")
+    compat.wait_listening(port, srv)
+    with compat.Session() as s:
+        _client_modes(s, label, port,
+                      [("talk", lambda p: [PYTHON, client_path, str(p)] + list(args))],
+                      min_conns=2)
+    s.verify()
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(60)
 def test_python_asyncio_client():
     """The python3 asyncio client under each client mode against the plain
     asyncio server."""
-    server = compat.write("aserver.py", ASYNCIO_SERVER)
-    client = compat.write("aclient.py", ASYNCIO_CLIENT)
-    srv = tdlib.spawn([PYTHON, server, "7000"], name="asyncio-server-plain")
-    compat.wait_listening(7000, srv)
-    with compat.Session() as s:
-        _client_modes(s, "asyncio-client", 7000,
-                      [("talk", lambda port: [PYTHON, client, str(port)])], min_conns=2)
-    s.verify()
+    _python_client_modes("asyncio-client", 7000, ("aserver.py", ASYNCIO_SERVER),
+                         ("aclient.py", ASYNCIO_CLIENT))
 
 
 # ---------------------------------------------------------------------------
@@ -1342,6 +1351,17 @@ except OSError as e:
 """
 
 
+def _ds_exercise(port, mode):
+    """DUAL_STACK_CLIENT (written as ds_client.py) on IPv4 against a server
+    that answers as DUAL_STACK_SERVER: it closes first on the first
+    connection (an RST under abort), second on the other."""
+    proc = tdlib.run([PYTHON, os.path.join(tdlib.tmpdir(), "ds_client.py"), str(port), "4"],
+                     name="ds-client-%d" % port, timeout=20)
+    want = "ok me%s\nok you\n" % (" reset" if mode == "abort" else "")
+    assert proc.rc == 0 and proc.stdout() == want, "the client: rc %s, %r %r" % (
+        proc.rc, proc.stdout(), proc.stderr())
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(90)
 def test_regression_dual_stack_server():
@@ -1356,17 +1376,9 @@ def test_regression_dual_stack_server():
     Go server (dual-stack by default) was logged passive, without its
     TIME_WAIT."""
     script = compat.write("ds_server.py", DUAL_STACK_SERVER)
-    client = compat.write("ds_client.py", DUAL_STACK_CLIENT)
-
-    def exercise(port, mode):
-        proc = tdlib.run([PYTHON, client, str(port), "4"], name="ds-client-%d" % port,
-                         timeout=20)
-        want = "ok me%s\nok you\n" % (" reset" if mode == "abort" else "")
-        assert proc.rc == 0 and proc.stdout() == want, "the client: rc %s, %r %r" % (
-            proc.rc, proc.stdout(), proc.stderr())
-
+    compat.write("ds_client.py", DUAL_STACK_CLIENT)
     _serve_modes("dual-stack-server", lambda port, mode: [PYTHON, script, str(port)],
-                 (7010, 7011, 7012, 7013), exercise=exercise)
+                 (7010, 7011, 7012, 7013), exercise=_ds_exercise)
 
 
 @tdlib.requires(*NEEDS)
@@ -1378,15 +1390,8 @@ def test_regression_dual_stack_client():
     closes first, its second it closes first itself.
 
     Catches: the same v4-mapped answer, on the client side."""
-    server = compat.write("ds_server.py", DUAL_STACK_SERVER)
-    client = compat.write("ds_client.py", DUAL_STACK_CLIENT)
-    srv = tdlib.spawn([PYTHON, server, "7014"], name="ds-server-plain")
-    compat.wait_listening(7014, srv)
-    with compat.Session() as s:
-        _client_modes(s, "dual-stack-client", 7014,
-                      [("talk", lambda port: [PYTHON, client, str(port), "mapped"])],
-                      min_conns=2)
-    s.verify()
+    _python_client_modes("dual-stack-client", 7014, ("ds_server.py", DUAL_STACK_SERVER),
+                         ("ds_client.py", DUAL_STACK_CLIENT), "mapped")
 
 # An inetd-style server: it accepts, and runs a child with the connection
 # handed over, closes its own copy, waits.  How the child gets it (argv[2]):
@@ -1430,14 +1435,6 @@ while True:
 """
 
 
-def _inetd_exercise(port, mode):
-    proc = tdlib.run([PYTHON, os.path.join(tdlib.tmpdir(), "ds_client.py"), str(port), "4"],
-                     name="inetd-client-%d" % port, timeout=20)
-    want = "ok me%s\nok you\n" % (" reset" if mode == "abort" else "")
-    assert proc.rc == 0 and proc.stdout() == want, "the client: rc %s, %r %r" % (
-        proc.rc, proc.stdout(), proc.stderr())
-
-
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(120)
 def test_inetd_style_server_wrapped_whole():
@@ -1454,7 +1451,7 @@ def test_inetd_style_server_wrapped_whole():
     script = compat.write("inetd.py", INETD_SERVER)
     compat.write("ds_client.py", DUAL_STACK_CLIENT)
     _serve_modes("inetd-wrapped", lambda port, mode: [PYTHON, script, str(port), "stdio"],
-                 (7020, 7021, 7022, 7023), exercise=_inetd_exercise)
+                 (7020, 7021, 7022, 7023), exercise=_ds_exercise)
 
 
 def _inetd_child_alone(s, label, how, mode, port, want_shared):
@@ -1469,7 +1466,7 @@ def _inetd_child_alone(s, label, how, mode, port, want_shared):
                           name="%s-%s" % (label, mode))
         try:
             compat.wait_listening(port, srv)
-            _inetd_exercise(port, mode)
+            _ds_exercise(port, mode)
             run.settle()
             ends = [e for e in tdlib.read_log(log)
                     if e["event"] in ("close", "exit") and e.get("role") == "server"]
@@ -1518,7 +1515,7 @@ def test_a_leaked_inherited_socket_is_observed_never_acted_on():
                       env=compat.plain_env(), name="inetd-leaked-abort")
     try:
         compat.wait_listening(7031, srv)
-        _inetd_exercise(7031, "observe")
+        _ds_exercise(7031, "observe")
         compat.stop(srv)
     finally:
         srv.kill()
