@@ -1228,17 +1228,20 @@ def test_fork_server_each_connection_ends_once_whoever_lets_go_last():
         if r["event"] in ("close", "exit") and r["role"] == "server" and r["remote"]:
             ends[tdlib.port_of(r["remote"])].append(r)
     problems = []
-    for port in ports:
+    # A client port can serve two of the connections (the server holds the
+    # first one's TIME_WAIT, the client none: seen once in CI): a port used
+    # k times has exactly k ends.
+    for port, uses in sorted(collections.Counter(ports).items()):
         mine = ends.get(port, [])
         last = [r for r in mine if r["why"] != "shared"]
-        if len(last) != 1:
-            problems.append("port %d: %d ends: %s" % (
-                port, len(last), [(r["pid"], r["event"], r["why"], r["wire"]) for r in mine]))
+        if len(last) != uses:
+            problems.append("port %d, %d connection(s): %d ends: %s" % (
+                port, uses, len(last), [(r["pid"], r["event"], r["why"], r["wire"]) for r in mine]))
             continue
-        e = last[0]
-        if e["closer"] != "active" or e["time_wait"] is not True or e["wire"] == "RST":
-            problems.append("port %d: %s" % (port, {k: e[k] for k in (
-                "pid", "event", "state", "closer", "wire", "why", "time_wait")}))
+        for e in last:
+            if e["closer"] != "active" or e["time_wait"] is not True or e["wire"] == "RST":
+                problems.append("port %d: %s" % (port, {k: e[k] for k in (
+                    "pid", "event", "state", "closer", "wire", "why", "time_wait")}))
     assert not problems, "%d of %d connections:\n%s" % (
         len(problems), n, "\n".join(problems[:20]))
 
