@@ -190,6 +190,37 @@ static int td__ask_after(const struct td_sock *s, bool *held)
 }
 
 /*
+ * What the kernel is asked after a last close that the facts read before
+ * it cannot settle:
+ *  - first_fin: a FIN predicted as the first one may meet a peer's FIN
+ *    arriving just before the real close.  Nothing is left unread and no
+ *    zero linger is set, so the close sends exactly a FIN, and afterwards
+ *    the kernel still knows who was first: a sock_diag lookup of the
+ *    4-tuple (FIN_WAIT or TIME_WAIT: we were; LAST_ACK or gone: the peer
+ *    was; CLOSING: the FINs crossed).
+ *  - rst: an RST predicted after our FIN went out (FIN_WAIT1, FIN_WAIT2:
+ *    the program shut down first, then closed with a zero linger or unread
+ *    input) goes only if the peer's FIN has not come back meanwhile; once
+ *    it has, the socket is in TIME_WAIT and the close sends nothing.
+ */
+static void td__checks_after(const struct td_event *ev, int state, bool *first_fin, bool *rst)
+{
+	*first_fin = ev->wire == TD_WIRE_FIN && ev->closer == TD_CLOSER_ACTIVE;
+	*rst = ev->wire == TD_WIRE_RST &&
+	       (state == TD_TCP_FIN_WAIT1 || state == TD_TCP_FIN_WAIT2);
+}
+
+/* The lookups td__checks_after() asked for, after the close. */
+static void td__settle_after(struct td_close_facts *cf, const struct td_sock *s, bool first_fin,
+			     bool rst)
+{
+	if (first_fin)
+		cf->first_fin = td_diag_closer(-1, &s->local, &s->remote, NULL, NULL);
+	if (rst)
+		cf->after_state = td_diag_state(&s->local, &s->remote);
+}
+
+/*
  * Read the facts and do what must happen before the fd goes.  c->s is
  * the claimed entry, c->rule its rule.
  */
@@ -283,26 +314,14 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
 	c->ev.unread = c->unread_before;
 	/*
-	 * An RST predicted after our FIN went out (FIN_WAIT1, FIN_WAIT2: the
-	 * program shut down first, then closed with a zero linger or unread
-	 * input) goes only if the peer's FIN has not come back meanwhile;
-	 * once it has, the socket is in TIME_WAIT and the close sends
-	 * nothing.  The kernel is asked after the close.
+	 * Asked after the close (td__checks_after()).  The library never
+	 * sends a first FIN itself to see who was first (an observer must not
+	 * change the program's close sequence), and an fclose() still has its
+	 * buffer to flush.
 	 */
-	c->check_rst = c->log && c->ev.wire == TD_WIRE_RST &&
-		       (f.state == TD_TCP_FIN_WAIT1 || f.state == TD_TCP_FIN_WAIT2);
-	/*
-	 * A FIN predicted as the first one may meet a peer's FIN arriving just
-	 * before the real close.  This is the last reference, nothing is left
-	 * unread and no zero linger is set, so the close sends exactly a FIN,
-	 * and afterwards the kernel still knows who was first: a sock_diag
-	 * lookup of the 4-tuple (FIN_WAIT or TIME_WAIT: we were; LAST_ACK or
-	 * gone: the peer was; CLOSING: the FINs crossed).  The library never
-	 * sends that FIN itself (an observer must not change the program's
-	 * close sequence), and an fclose() still has its buffer to flush.
-	 */
-	c->check_after = c->pfd < 0 && last && c->log && c->ev.wire == TD_WIRE_FIN &&
-			 c->ev.closer == TD_CLOSER_ACTIVE;
+	td__checks_after(&c->ev, f.state, &c->check_after, &c->check_rst);
+	c->check_rst = c->check_rst && c->log;
+	c->check_after = c->check_after && c->pfd < 0 && last && c->log;
 	/* the closing thread, even when the worker writes the event later */
 	c->ev.tid = td_init_tid();
 }
@@ -451,12 +470,10 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	if (c->log) {
 		if (c->holder_after && ok)
 			td__holders_after_close(c);
-		if (c->check_after && ok)
-			c->cf.first_fin = td_diag_closer(-1, &c->s.local, &c->s.remote, NULL, NULL);
-		if (c->check_rst && ok)
-			c->cf.after_state = td_diag_state(&c->s.local, &c->s.remote);
-		if ((c->check_after || c->check_rst) && ok)
+		if ((c->check_after || c->check_rst) && ok) {
+			td__settle_after(&c->cf, &c->s, c->check_after, c->check_rst);
 			td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
+		}
 		td_logw_event(p, &c->ev);
 	}
 out:
@@ -527,11 +544,12 @@ static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
 /*
  * At exit every fd of this process goes: each copy leaves its share's
  * count now, all of them before any event is decided.  Per share slot:
- * whether it counted every holder (counted) and whether this process's
- * copies were the last (ended).  Fds closed behind the library's back
+ * whether it counted every holder (counted), whether this process's
+ * copies were the last (ended), and whether it has more than one
+ * (multi).  Fds closed behind the library's back
  * still have their entries, and leave the count here too.
  */
-static void td__exit_leave(uint64_t *counted, uint64_t *ended)
+static void td__exit_leave(uint64_t *counted, uint64_t *ended, uint64_t *multi)
 {
 	uint64_t known[TD_SHARE_MAX / 64] = {0};
 
@@ -549,6 +567,8 @@ static void td__exit_leave(uint64_t *counted, uint64_t *ended)
 			TD_BIT_SET(known, i);
 			if (td_holders_counted(flags, share))
 				TD_BIT_SET(counted, i);
+		} else {
+			TD_BIT_SET(multi, i);
 		}
 		if (td_fdtab_share_drop(share) == 0 ||
 		    ((flags & TD_SF_CONNECTED) && td_fdtab_share_root_gone(share)))
@@ -561,9 +581,10 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 	/* the dup shares already spoken for (fdtab.c's slots) */
 	uint64_t seen[TD_SHARE_MAX / 64] = {0};
 	uint64_t counted[TD_SHARE_MAX / 64] = {0}, ended[TD_SHARE_MAX / 64] = {0};
+	uint64_t multi[TD_SHARE_MAX / 64] = {0};
 	struct td_exit_ctx x = {.now = now, .drop = -1};
 
-	td__exit_leave(counted, ended);
+	td__exit_leave(counted, ended, multi);
 
 	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
 		struct td_close_facts cf;
@@ -574,7 +595,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		int64_t unread;
 		int origin;
 		uint32_t si;
-		bool last, work, after, ask, work_rule, by_count;
+		bool last, work, after, ask, work_rule, by_count, single, mine;
 
 		if (!td_fdtab_read(fd, &s, NULL))
 			continue;
@@ -599,29 +620,41 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		}
 		/* counted holders: this process's copies took the count to zero */
 		by_count = si < TD_SHARE_MAX && TD_BIT_IS(counted, si);
+		/* the process's only fd of the socket now (its dups closed) */
+		single = si >= TD_SHARE_MAX || !TD_BIT_IS(multi, si);
 		/*
-		 * Another process may let go of the socket at the same moment
-		 * (a forked child exits while its parent closes its copy):
-		 * asked before, each could see the other still holding it, and
-		 * neither would report the end.  So for the event the process
-		 * lets go of the socket itself, now rather than a moment later
-		 * in the kernel's exit, and asks after, as on the close path:
-		 * exact.  The work of graceful and drain (which must not touch
-		 * a socket someone else still reads) is still decided by
-		 * asking /proc before; in that race it is skipped, and the
-		 * event says what the close then did.  Not for a socket with
-		 * dups here (they would still hold it; closing them too would
-		 * cost a fork-per-connection server's child a netlink socket
-		 * of its own, and busybox's parent closes first anyway), nor
-		 * one already CLOSE (in no table a lookup reads, as on the
-		 * close path), nor one whose holders are counted (the count
-		 * says it).  And only where the program can no longer
-		 * touch the fd: no other thread of it runs, and (in exit(),
-		 * whose destructors come before stdio's final flush) no stdio
-		 * stream is on it.  Elsewhere /proc is asked before, and the
-		 * race above remains (README, Limits).
+		 * The process lets go of a logged socket itself, now rather
+		 * than a moment later in the kernel's exit, so that the event
+		 * says what that close did, as on the close path:
+		 *  - code of the program may still run after this destructor
+		 *    (other libraries' destructors, stdio's final flush, a
+		 *    cookie stream's write), and a peer's FIN arriving
+		 *    meanwhile would make the predicted first FIN (or an RST
+		 *    on an ESTABLISHED socket) the second: an sshd under abort,
+		 *    its peer closing as the session ended, was logged active;
+		 *  - another process may let go of the socket at the same
+		 *    moment (a forked child exits while its parent closes its
+		 *    copy): asked before, each could see the other still
+		 *    holding it, and neither would report the end.
+		 * So it closes the fd, then asks the kernel what the close did
+		 * (td__checks_after()) and, where another process may hold the
+		 * socket and no count says whether one does (after), that
+		 * too, in the same lookup: exact.  The work of
+		 * graceful and drain (which must not touch a socket someone
+		 * else still reads) is still decided by asking /proc before;
+		 * in that race it is skipped, and the event says what the
+		 * close then did.  Not for a socket with other fds here (they
+		 * would still hold it; closing them too would cost a
+		 * fork-per-connection server's child a netlink socket of its
+		 * own, and its stdio is on 0 and 1 anyway), nor one already
+		 * CLOSE (in no table a lookup reads, as on the close path).
+		 * And only where the program can no longer touch the fd: no
+		 * other thread of it runs, and (in exit(), whose destructors
+		 * come before stdio's final flush) no stdio stream is on it.
+		 * Elsewhere the event is decided before the kernel's close,
+		 * and the races above remain (README, Limits).
 		 */
-		after = s.share == 0 && td__may_ask_after(r, &s);
+		after = single && !by_count && td__may_ask_after(r, &s);
 		work_rule = r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
 		origin = td_fdtab_share_origin(s.share, fd);
 		if (td_info_facts_sock(fd, &f, &s, r, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
@@ -638,6 +671,10 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			last = !ask || td_holders_sole(fd, origin, &s, f.ino);
 		if (!last && !after && s.d.epoch < td_holders_birth_epoch)
 			continue;
+		/* the last (counted, asked, or held nowhere else): closed here,
+		 * the holders need no asking after */
+		mine = !after && single && last && r->log && f.state != TD_TCP_CLOSE &&
+		       td__exit_may_touch(&x, fd);
 		work = last && td__needs_work(r, &f);
 		if (work) {
 			if (f.unread > 0) {
@@ -677,12 +714,21 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 				cf.last = false;
 			} else {
 				/* the last (the other holder may have left first
-				 * after all): who sent the first FIN, as asked
-				 * (the outcome heeds it only where this close sent
-				 * an active FIN) */
+				 * after all): the same lookup's state answers
+				 * td__checks_after() (the outcome heeds each only
+				 * where this close sent what it asks about) */
 				cf.last = true;
 				cf.first_fin = td_diag_closer_of(state);
+				cf.after_state = state;
 			}
+		} else if (mine) {
+			struct td_sock gone;
+			bool first_fin, rst;
+
+			td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
+			td__checks_after(&ev, cf.state, &first_fin, &rst);
+			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0)
+				td__settle_after(&cf, &s, first_fin, rst);
 		}
 		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 		ev.unread = unread;

@@ -12,10 +12,12 @@ and libhost_nosym.so, preloaded after the library.
 """
 
 import collections
+import contextlib
 import concurrent.futures
 import json
 import os
 import re
+import socket
 import subprocess
 
 import tdlib
@@ -1670,15 +1672,14 @@ def test_exit_leaves_the_programs_fds_to_the_program():
     neither closes nor shuts down the connection in the child at exit
     (strace), since the program's code (stdio's flush) or another of its
     threads could still write to it: drain's FIN is the kernel's close's,
-    behind the reply.  In the third it shuts it down under drain, and
-    never closes it: the connection crossed a counted fork, so the count
-    says the child's copy is the last, with nothing to ask after a close
-    of its own.
+    behind the reply.  In the third it closes the connection itself
+    (after drain's shutdown), so that the event says what that close did
+    (the count says the child's copy is the last, nothing else to ask).
 
     Catches: an exit path that closes a socket under a stdio stream, or
     sends drain's FIN on it (the reply is lost: the client reads EOF at
-    once), one that does either in _exit() with another thread alive, and
-    one that closes a counted socket to ask about it."""
+    once), and one that does either in _exit() with another thread
+    alive."""
     prog = tdlib.test_prog("host_exit_reply")
     for action, mode in [(a, m) for a in ("pass", "drain") for m in ("stdio", "thread", "plain")]:
         what = "%s-%s" % (action, mode)
@@ -1695,8 +1696,9 @@ def test_exit_leaves_the_programs_fds_to_the_program():
             kid = [l for l in f if l.split()[0] == str(out["child"])]
         calls = [l.split()[1].split(",")[0].rstrip(")") for l in kid]
         want = []
-        if mode == "plain" and action == "drain":
-            want = ["shutdown(%d" % out["sfd"]]
+        if mode == "plain":
+            want = (["shutdown(%d" % out["sfd"]] if action == "drain" else []) + \
+                ["close(%d" % out["sfd"]]
         assert [c for c in calls if c in ("close(%d" % out["sfd"], "shutdown(%d" % out["sfd"])] \
             == want, (what, kid)
         recs = tdlib.read_log(log)
@@ -1760,3 +1762,64 @@ def test_connection_already_closed_is_ended_once_by_its_last_holder():
         assert [(r["pid"], r["event"]) for r in ends] == [(parent, "close")], (how, conn)
         kid = [(r["event"], r["why"]) for r in conn if r["pid"] == child]
         assert kid == ([("close", "shared")] if how == "close" else []), (how, conn)
+
+
+@tdlib.requires(*NEEDS, "tcpdump")
+@tdlib.timeout(60)
+def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
+    """A client exits with its connection still open on one fd that
+    another fd of it once shared (tests/progs/host_exit_late: "exec", the
+    connection inherited on fd 0 across a re-exec, dup()ed and 0 closed,
+    as sshd's per-connection process does; "dup", dup()ed in-process and
+    the original closed), and code of the program runs after the
+    library's destructor (a fopencookie() stream flushed by exit()) while
+    the peer sends its FIN.  Under pass and abort the exit event's closer
+    and wire must be what the capture shows: who sent the first FIN or
+    RST, and whether the program's end was a FIN or an RST.
+
+    Catches: an exit event decided from facts read in the destructor while
+    the kernel's close came later, after the peer's FIN (seen in CI with
+    sshd under abort: closer=active, while the peer's FIN was first)."""
+    prog = tdlib.test_prog("host_exit_late")
+    cases = []
+    with tdlib.Capture() as cap:
+        for action in ("pass", "abort"):
+            for mode in ("exec", "dup", "plain"):
+                what = "%s-%s" % (action, mode)
+                ls = socket.socket()
+                ls.bind(("127.0.0.1", 0))
+                ls.listen(1)
+                ls.settimeout(10)
+                port = ls.getsockname()[1]
+                log = _log("exit-late-" + what)
+                proc = tdlib.spawn([prog, str(port), mode], name="exit-late-" + what,
+                                   env=_policy_env([{"name": "all", "close": action}], log))
+                conn, _ = ls.accept()
+                ls.close()
+                tdlib.wait_until(lambda: "exiting" in proc.lines() or not proc.running(),
+                                 timeout=10, what=what + " to reach stdio's flush")
+                # the peer's FIN now (refused if a reset came already)
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_WR)
+                conn.settimeout(10)
+                with contextlib.suppress(ConnectionResetError):
+                    while conn.recv(100):
+                        pass
+                conn.close()
+                assert proc.wait(10) == 0, (what, proc.stderr())
+                out = json.loads(proc.lines()[0])
+                cases.append((what, log, out["cport"], port))
+    wrong = []
+    for what, log, cport, port in cases:
+        c = cap.connection(cport, port)
+        first = next(p for p in c.packets() if p.fin or p.rst)
+        want = ("active" if first.sport == cport else "passive", c.teardown_flags(cport))
+        ends = [r for r in tdlib.read_log(log) if r["event"] in ("close", "exit") and
+                r["remote"] is not None and r["local"].endswith(":%d" % cport) and
+                r["why"] != "shared"]
+        assert len(ends) == 1, (what, ends)
+        if (ends[0]["closer"], ends[0]["wire"]) != want:
+            wrong.append("%s: the wire says %s %s, the log %s %s (%s event, state %s)" % (
+                what, want[0], want[1], ends[0]["closer"], ends[0]["wire"], ends[0]["event"],
+                ends[0]["state"]))
+    assert not wrong, "\n".join(wrong)
