@@ -532,6 +532,21 @@ static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
 }
 
 /*
+ * Whether the exit path may close fd itself for its event: nothing of
+ * the program can touch it, it is not CLOSE already (in no table a
+ * lookup reads), and its close would not wait.  A positive linger (the
+ * program's SO_LINGER {1, N}) makes close() block until the peer has
+ * acknowledged everything or N seconds pass, while the kernel's close
+ * in the exit ignores it (inet_release(): not for an exiting task): the
+ * library's close would hold the exit up to N seconds.
+ */
+static bool td__exit_may_close(struct td_exit_ctx *x, int fd, const struct td_facts *f)
+{
+	return f->state != TD_TCP_CLOSE && !(f->linger_on && f->linger_secs > 0) &&
+	       td__exit_may_touch(x, fd);
+}
+
+/*
  * At exit, sockets still open are closed by the kernel.  A graceful or
  * drain socket's unread input is discarded first, so that this close is
  * a FIN and not the kernel's unread-data RST; each gets an "exit" event.
@@ -647,7 +662,8 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		 * would still hold it; closing them too would cost a
 		 * fork-per-connection server's child a netlink socket of its
 		 * own, and its stdio is on 0 and 1 anyway), nor one already
-		 * CLOSE (in no table a lookup reads, as on the close path).
+		 * CLOSE (in no table a lookup reads, as on the close path),
+		 * nor one whose close would wait (td__exit_may_close()).
 		 * And only where the program can no longer touch the fd: no
 		 * other thread of it runs, and (in exit(), whose destructors
 		 * come before stdio's final flush) no stdio stream is on it.
@@ -660,7 +676,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		if (td_info_facts_sock(fd, &f, &s, r, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
 		    0)
 			continue;
-		after = after && f.state != TD_TCP_CLOSE && td__exit_may_touch(&x, fd);
+		after = after && td__exit_may_close(&x, fd, &f);
 		ask = !by_count && (!after || work_rule);
 		if (ask && f.ino == 0 && td_holders_needs_ino(&s))
 			f.ino = td_info_ino(fd);
@@ -673,8 +689,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			continue;
 		/* the last (counted, asked, or held nowhere else): closed here,
 		 * the holders need no asking after */
-		mine = !after && single && last && r->log && f.state != TD_TCP_CLOSE &&
-		       td__exit_may_touch(&x, fd);
+		mine = !after && single && last && r->log && td__exit_may_close(&x, fd, &f);
 		work = last && td__needs_work(r, &f);
 		if (work) {
 			if (f.unread > 0) {

@@ -1764,7 +1764,7 @@ def test_connection_already_closed_is_ended_once_by_its_last_holder():
         assert kid == ([("close", "shared")] if how == "close" else []), (how, conn)
 
 
-@tdlib.requires(*NEEDS, "tcpdump")
+@tdlib.requires(*NEEDS, "tcpdump", "strace")
 @tdlib.timeout(60)
 def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
     """A client exits with its connection still open on one fd that
@@ -1775,16 +1775,21 @@ def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
     library's destructor (a fopencookie() stream flushed by exit()) while
     the peer sends its FIN.  Under pass and abort the exit event's closer
     and wire must be what the capture shows: who sent the first FIN or
-    RST, and whether the program's end was a FIN or an RST.
+    RST, and whether the program's end was a FIN or an RST.  The library
+    closes those sockets itself in its destructor (strace: close() of the
+    fd before the stdio flush's "exiting"), but never one with the
+    program's SO_LINGER {1, 5} ("linger"): its close() could block for
+    those 5 s, where the kernel's close in the exit does not.
 
     Catches: an exit event decided from facts read in the destructor while
     the kernel's close came later, after the peer's FIN (seen in CI with
-    sshd under abort: closer=active, while the peer's FIN was first)."""
+    sshd under abort: closer=active, while the peer's FIN was first), and
+    an exit path whose own close waits out the program's linger."""
     prog = tdlib.test_prog("host_exit_late")
     cases = []
     with tdlib.Capture() as cap:
-        for action in ("pass", "abort"):
-            for mode in ("exec", "dup", "plain"):
+        for action, mode in [(a, m) for a in ("pass", "abort")
+                             for m in ("exec", "dup", "plain")] + [("pass", "linger")]:
                 what = "%s-%s" % (action, mode)
                 ls = socket.socket()
                 ls.bind(("127.0.0.1", 0))
@@ -1792,7 +1797,9 @@ def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
                 ls.settimeout(10)
                 port = ls.getsockname()[1]
                 log = _log("exit-late-" + what)
-                proc = tdlib.spawn([prog, str(port), mode], name="exit-late-" + what,
+                trace = os.path.join(tdlib.tmpdir(), "exit-late-%s.strace" % what)
+                proc = tdlib.spawn(["strace", "-f", "-qq", "-o", trace, "-e", "trace=close,write",
+                                    prog, str(port), mode], name="exit-late-" + what,
                                    env=_policy_env([{"name": "all", "close": action}], log))
                 conn, _ = ls.accept()
                 ls.close()
@@ -1808,6 +1815,18 @@ def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
                 conn.close()
                 assert proc.wait(10) == 0, (what, proc.stderr())
                 out = json.loads(proc.lines()[0])
+                with open(trace) as f:
+                    calls = [l.split(None, 1)[1] for l in f]
+                # from the program's JSON line on: its exit
+                calls = calls[next(i for i, c in enumerate(calls) if "cport" in c):]
+                closed = [i for i, c in enumerate(calls) if c.startswith("close(%d)" % out["fd"])]
+                exiting = [i for i, c in enumerate(calls) if "exiting" in c]
+                if mode == "linger":
+                    assert closed == [], (what, calls)
+                    continue
+                # (the number may be closed again: the library's lookup
+                # socket is made on the lowest free one, then moved)
+                assert closed and len(exiting) == 1 and closed[0] < exiting[0], (what, calls)
                 cases.append((what, log, out["cport"], port))
     wrong = []
     for what, log, cport, port in cases:

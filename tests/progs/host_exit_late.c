@@ -5,14 +5,16 @@
  * write function lets the peer close first and waits until its FIN is in
  * (tests/e2e/test_host_calls.py).
  *
- *   host_exit_late PORT exec|dup|plain
+ *   host_exit_late PORT exec|dup|plain|linger
  *
  * Connects to 127.0.0.1:PORT, then:
  *   exec  dup2()s the connection onto 0 and re-executes itself with it
  *         there (an sshd re-executed per connection): the new image
  *         dup()s fd 0 and closes 0;
  *   dup   dup()s the connection and closes the original;
- *   plain keeps it on the fd socket() gave.
+ *   plain keeps it on the fd socket() gave;
+ *   linger as plain, with SO_LINGER {1, 5} set (a close() of it may
+ *         block; the kernel's close in the exit does not).
  * In the first two the connection is left on one fd that another fd of
  * the process once shared.  Prints one JSON line ({"cport", "fd"}) and
  * exit()s.  The cookie's flush prints "exiting" on stdout, then waits
@@ -70,8 +72,8 @@ int main(int argc, char **argv)
 		return run(d);
 	}
 	if (argc != 3 || (strcmp(argv[2], "exec") != 0 && strcmp(argv[2], "dup") != 0 &&
-			  strcmp(argv[2], "plain") != 0)) {
-		fprintf(stderr, "usage: host_exit_late PORT exec|dup|plain\n");
+			  strcmp(argv[2], "plain") != 0 && strcmp(argv[2], "linger") != 0)) {
+		fprintf(stderr, "usage: host_exit_late PORT exec|dup|plain|linger\n");
 		return 2;
 	}
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -85,7 +87,13 @@ int main(int argc, char **argv)
 		execl("/proc/self/exe", argv[0], "--inherited", "x", (char *)NULL);
 		host_die("exec");
 	}
-	if (strcmp(argv[2], "plain") == 0)
+	if (strcmp(argv[2], "linger") == 0) {
+		struct linger lg = {.l_onoff = 1, .l_linger = 5};
+
+		if (setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) != 0)
+			host_die("SO_LINGER");
+	}
+	if (strcmp(argv[2], "plain") == 0 || strcmp(argv[2], "linger") == 0)
 		return run(c);
 	d = dup(c);
 	if (d < 0 || close(c) != 0)
