@@ -160,6 +160,12 @@ struct td_policy {
 	uint8_t gen;
 	/* per rule: connections it matched in this process (the library's) */
 	uint64_t *matched;
+	/*
+	 * per rule that logs: its observing twin (the library's, see
+	 * td_decide_rule()): the same name and log, close "pass" and nothing
+	 * else put into the socket; NULL where none was made
+	 */
+	struct td_rule *observe;
 };
 
 /* What is known about a socket when a decision is made. */

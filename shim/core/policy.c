@@ -132,6 +132,8 @@ void td_policy_free(struct td_policy *p)
 	p->rules = NULL;
 	free(p->matched);
 	p->matched = NULL;
+	free(p->observe); /* its pointers are the rules' own */
+	p->observe = NULL;
 	p->n_rules = 0;
 	td__index_free(p->index);
 	p->index = NULL;

@@ -28,6 +28,16 @@ static _Atomic uint64_t td__conn_seq;
  * applies to connections decided after it).  p, the policy in force, is
  * what the caller holds; the entry's own generation wins.
  */
+/*
+ * An entry's rule index names either a rule of its policy (0 to n_rules -
+ * 1) or that rule's observing twin (n_rules + the rule's index): the
+ * rule as the log sees it, with close "pass" and nothing put into the
+ * socket (td_decide_make_observers()).  A socket the library may watch but
+ * must not act on (one inherited without being handed over: its parent
+ * may still use it) gets the twin, and every path (close, exit, shutdown,
+ * setsockopt, the worker) then treats it as observed, with no test of its
+ * own.
+ */
 const struct td_rule *td_decide_rule(const struct td_policy *p,
 				   const struct td_sock_data *d)
 {
@@ -36,7 +46,57 @@ const struct td_rule *td_decide_rule(const struct td_policy *p,
 
 	if (q == NULL)
 		q = p;
-	return q != NULL && r >= 0 && (uint32_t)r < q->n_rules ? &q->rules[r] : NULL;
+	if (q == NULL || r < 0)
+		return NULL;
+	if ((uint32_t)r < q->n_rules)
+		return &q->rules[r];
+	if (q->observe != NULL && (uint32_t)r - q->n_rules < q->n_rules &&
+	    q->observe[r - q->n_rules].log)
+		return &q->observe[r - q->n_rules];
+	return NULL;
+}
+
+bool td_decide_observed(const struct td_policy *p, const struct td_sock_data *d)
+{
+	const struct td_policy *q = td_reload_policy_of(d);
+
+	if (q == NULL)
+		q = p;
+	return q != NULL && d->decided && d->rule >= 0 && (uint32_t)d->rule >= q->n_rules;
+}
+
+/* Whether rule r puts anything into a socket beyond what "pass" does. */
+static bool td__acts(const struct td_rule *r)
+{
+	return r->close != TD_CLOSE_PASS || r->shutdown != TD_SHUT_PASS || r->has_fault ||
+	       r->reuseaddr || r->fin_timeout_s > 0 || r->leak_after_s;
+}
+
+void td_decide_make_observers(struct td_policy *p)
+{
+	bool any = false;
+
+	for (uint32_t i = 0; i < p->n_rules && !any; i++)
+		any = p->rules[i].log && td__acts(&p->rules[i]);
+	if (!any || p->n_rules > INT32_MAX / 2)
+		return;
+	p->observe = calloc(p->n_rules, sizeof(*p->observe));
+	if (p->observe == NULL)
+		return; /* such sockets are left alone, as before */
+	for (uint32_t i = 0; i < p->n_rules; i++) {
+		struct td_rule *o = &p->observe[i];
+
+		if (!p->rules[i].log || !td__acts(&p->rules[i]))
+			continue; /* log false: never used */
+		*o = p->rules[i];
+		o->close = TD_CLOSE_PASS;
+		o->shutdown = TD_SHUT_PASS;
+		o->has_fault = false;
+		memset(&o->fault, 0, sizeof(o->fault));
+		o->reuseaddr = false;
+		o->fin_timeout_s = -1;
+		o->leak_after_s = 0;
+	}
 }
 
 struct td_fdent *td_decide_adopt(int fd, int family)
@@ -440,9 +500,11 @@ static void td__conn_init(struct td_sock *init, const struct td_policy *p, int r
  * SCM_RIGHTS message), so it is the program's, and its rule applies in
  * full.  Any other inherited
  * socket may be one its parent still uses (a leaked fd looks the same):
- * only a rule that logs and passes takes it, and nothing is put into it
- * (a zero linger, a discard or a drain's shutdown would act on the
- * parent's connection).  Either way it entered before this process's
+ * any rule that logs takes it, as its observing twin, and nothing is put
+ * into it (a zero linger, a discard or a drain's shutdown would act on
+ * the parent's connection), though its end is logged (ncat --exec leaks
+ * each connection into the program it runs, whose exit is the end).
+ * Either way it entered before this process's
  * birth (epoch), so its close asks the kernel whether another process
  * still holds it, and the end is logged once.  More fds on the same
  * socket are its dups (td_decide_copy()).  Its age counts from this
@@ -474,9 +536,14 @@ void td_decide_inherited(const struct td_policy *p, int fd, int family, bool han
 	if (ri < 0)
 		return;
 	r = &p->rules[ri];
-	if (!handed && (!r->log || r->close != TD_CLOSE_PASS || r->has_fault || r->reuseaddr ||
-			r->fin_timeout_s > 0 || r->leak_after_s))
+	if (!handed && !r->log)
 		return;
+	if (!handed && td__acts(r)) {
+		/* watched, never acted on: the rule's observing twin */
+		if (p->observe == NULL)
+			return;
+		ri += (int)p->n_rules;
+	}
 	td__conn_init(&init, p, ri, ctx.role == TD_ROLE_SERVER ? TD_SOCK_SERVER : TD_SOCK_CLIENT,
 		      family, td_holders_birth_epoch - 1, &ctx, TD_SF_CONNECTED | TD_SF_ADOPTED);
 	if (handed)

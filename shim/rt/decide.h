@@ -64,8 +64,13 @@ void td_decide_after_connect(const struct td_policy *p, int fd,
 		      const struct td_connect_plan *plan, int rc, int err) TD_HIDDEN;
 void td_decide_accept(const struct td_policy *p, int lfd, int fd,
 		      const struct sockaddr *peer, socklen_t plen) TD_HIDDEN;
-/* The rule of an entry's (or a copy's) plain data, or NULL. */
+/* The rule of an entry's (or a copy's) plain data, or NULL: one of the
+ * policy's, or one's observing twin (see decide.c). */
 const struct td_rule *td_decide_rule(const struct td_policy *p,
 				   const struct td_sock_data *d) TD_HIDDEN;
+/* Whether the entry is only observed (its rule is a twin). */
+bool td_decide_observed(const struct td_policy *p, const struct td_sock_data *d) TD_HIDDEN;
+/* Make p's observing twins (p->observe), at start-up and at a reload. */
+void td_decide_make_observers(struct td_policy *p) TD_HIDDEN;
 
 #endif

@@ -214,6 +214,7 @@ void td_init_prepare_policy(struct td_policy *p)
 	/* per-rule match counts for faults aimed by position (this process) */
 	if (p->any_fault && p->n_rules > 0)
 		p->matched = calloc(p->n_rules, sizeof(*p->matched));
+	td_decide_make_observers(p);
 }
 
 /* Whether any rule can match in this program: if none, stay out of the way. */

@@ -264,8 +264,9 @@ void td_reload_reset_open(const struct td_policy *p)
 		if (!td_fdtab_read(fd, &s, &tag))
 			continue;
 		flags = atomic_load(&s.flags);
+		/* (one only observed, never acted on: not reset either) */
 		if ((flags & (TD_SF_OWN | TD_SF_NOT_TCP | TD_SF_RESET_SENT)) ||
-		    !(flags & TD_SF_CONNECTED) || !s.d.decided)
+		    !(flags & TD_SF_CONNECTED) || !s.d.decided || td_decide_observed(p, &s.d))
 			continue;
 		memset(&ctx, 0, sizeof(ctx));
 		ctx.known = TD_K_ROLE | TD_K_REMOTE | TD_K_LOCAL;

@@ -82,7 +82,7 @@ def _run_stdin(argv, data, name, env=None, timeout=10):
 
 def _serve_modes(label, argv_of, ports, exercise=_http_fetches, stop_sig=signal.SIGTERM,
                  stop_rc=0, min_conns=2, modes=compat.SERVER_MODES, log_owner=None,
-                 wrap=None, new_group=False):
+                 wrap=None, new_group=False, end_action=None):
     """A server under each mode: a fresh process on its own port each
     time, exercised by ``exercise(port, mode)`` (plain clients), left to
     end every connection, then stopped with ``stop_sig`` (it must exit
@@ -90,11 +90,13 @@ def _serve_modes(label, argv_of, ports, exercise=_http_fetches, stop_sig=signal.
 
     argv_of(port, mode): the server's command line.  wrap(argv): a prefix
     (e.g. run as another user).  new_group: start it in a session of its
-    own (apache signals its whole process group when it stops)."""
+    own (apache signals its whole process group when it stops).
+    end_action: the action every end must say, where not the mode's."""
     with compat.Session() as s:
         for mode, port in zip(modes, ports):
             log = compat.new_log("%s-%s" % (label, mode), owner=log_owner)
-            with s.mode(label, mode, "server", port, log, min_conns=min_conns) as run:
+            with s.mode(label, mode, "server", port, log, min_conns=min_conns,
+                        action=end_action) as run:
                 argv = compat.td_argv(mode, "server", log, argv_of(port, mode))
                 argv = wrap(argv) if wrap else argv
                 srv = tdlib.spawn(["setsid"] + argv if new_group else argv,
@@ -938,6 +940,45 @@ def test_vsftpd_server():
                  stop_rc=-signal.SIGTERM, modes=("observe", "graceful", "drain"))
 
 # ---------------------------------------------------------------------------
+# ncat --exec
+# ---------------------------------------------------------------------------
+
+def _echo_line_exercise(port, mode):
+    """Two connections that send a line, read its echo and close."""
+    for i in range(2):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(b"hello %d\n" % i)
+            got = b""
+            while not got.endswith(b"\n"):
+                data = c.recv(100)
+                assert data, "ncat under %s: EOF after %r" % (mode, got)
+                got += data
+            assert got == b"hello %d\n" % i, "ncat under %s: %r" % (mode, got)
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(120)
+def test_ncat_exec_server():
+    """ncat -l -k --exec /bin/cat under each server mode: per connection
+    ncat forks a child that relays between the connection and a cat it
+    runs on pipes, and cat inherits the connection's fd too (ncat leaves
+    it open across the exec).  The child closes its copy when the client
+    closes (shared: cat still holds it), and cat's exit is the end: a
+    leaked socket, which cat's library observes and never acts on, so the
+    end says action pass under every mode (under abort the zero linger
+    ncat's library put in at the accept still makes it an RST).  Each
+    connection has one end, matching the wire and ss.
+
+    Catches: a leaked inherited socket left untracked under any rule but
+    a logging pass: every connection's end went unlogged under graceful,
+    drain and abort."""
+    compat.need("ncat")
+    _serve_modes("ncat", lambda port, mode: ["ncat", "-l", "-k", "127.0.0.1", str(port),
+                                             "--exec", "/bin/cat"],
+                 (7075, 7076, 7077, 7078), exercise=_echo_line_exercise,
+                 stop_rc=-signal.SIGTERM, end_action="pass")
+
+# ---------------------------------------------------------------------------
 # socat
 # ---------------------------------------------------------------------------
 
@@ -1454,14 +1495,15 @@ def test_inetd_style_server_wrapped_whole():
                  (7020, 7021, 7022, 7023), exercise=_ds_exercise)
 
 
-def _inetd_child_alone(s, label, how, mode, port, want_shared):
-    """The inetd server plain, its children under ``mode``: run, check each
-    connection's ends (shared or not, in order), stop."""
+def _inetd_child_alone(s, label, how, mode, port, want_shared, td_mode=None):
+    """The inetd server plain, its children under ``mode`` (the library's
+    mode ``td_mode`` where the log must read as ``mode``): run, check each
+    connection's ends (shared or not, in order), stop.  Returns the log."""
     script = compat.write("inetd.py", INETD_SERVER)
     compat.write("ds_client.py", DUAL_STACK_CLIENT)
-    log = compat.new_log("%s-%s" % (label, mode))
+    log = compat.new_log("%s-%s" % (label, td_mode or mode))
     with s.mode(label, mode, "server", port, log, min_conns=2) as run:
-        prefix = compat.td_argv(mode, "server", log, [])
+        prefix = compat.td_argv(td_mode or mode, "server", log, [])
         srv = tdlib.spawn([PYTHON, script, str(port), how] + prefix, env=compat.plain_env(),
                           name="%s-%s" % (label, mode))
         try:
@@ -1474,6 +1516,7 @@ def _inetd_child_alone(s, label, how, mode, port, want_shared):
             compat.stop(srv)
         finally:
             srv.kill()
+    return log
 
 
 @tdlib.requires(*NEEDS)
@@ -1498,28 +1541,25 @@ def test_inetd_style_child_alone():
 @tdlib.timeout(60)
 def test_a_leaked_inherited_socket_is_observed_never_acted_on():
     """A child that gets a connection on fd 3 with nothing saying it is its
-    own (a parent's fd that leaked looks the same) is taken only by a rule
-    that logs and passes: under observe its close is logged (the end,
-    matching the wire); under abort it is left as it is, without an event,
-    and the client sees what it sees without the library (no reset).
+    own (a parent's fd that leaked looks the same) is only observed, under
+    any rule that logs: its close is logged (the end, matching the wire),
+    with action pass; under abort nothing of abort is put into it (no
+    zero linger: the wire has no RST, the client sees what it sees without
+    the library).
 
-    Catches: acting on an inherited socket another process may still use:
-    a first version drained a parent's connection away under its child's
-    rule (test_host_concurrency's spawned child)."""
+    Catches: acting on an inherited socket another process may still use
+    (a first version drained a parent's connection away under its child's
+    rule: test_host_concurrency's spawned child), and a leaked socket
+    whose end no process logged: ncat --exec leaks each connection into
+    the program it runs, whose exit is the end, and under any rule but a
+    logging pass the end went unlogged."""
     with compat.Session() as s:
         _inetd_child_alone(s, "inetd-leaked", "leaked", "observe", 7030, [False])
+        log = _inetd_child_alone(s, "inetd-leaked", "leaked", "observe", 7031, [False],
+                                 td_mode="abort")
     s.verify()
-    script = compat.write("inetd.py", INETD_SERVER)
-    log = compat.new_log("inetd-leaked-abort")
-    srv = tdlib.spawn([PYTHON, script, "7031", "leaked"] + compat.td_argv("abort", "server", log, []),
-                      env=compat.plain_env(), name="inetd-leaked-abort")
-    try:
-        compat.wait_listening(7031, srv)
-        _ds_exercise(7031, "observe")
-        compat.stop(srv)
-    finally:
-        srv.kill()
-    assert tdlib.read_log(log) == [], tdlib.read_log(log)
+    ends = [e for e in tdlib.read_log(log) if e["event"] in ("close", "exit")]
+    assert ends and all(e["action"] == "pass" and e["wire"] != "RST" for e in ends), ends
 
 ECHO_REPORTER = r"""
 import socket, sys
