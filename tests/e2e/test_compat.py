@@ -940,6 +940,41 @@ def test_vsftpd_server():
                  stop_rc=-signal.SIGTERM, modes=("observe", "graceful", "drain"))
 
 # ---------------------------------------------------------------------------
+# git daemon
+# ---------------------------------------------------------------------------
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(120)
+def test_git_daemon_server():
+    """git daemon under each server mode; git ls-remote lists a bare
+    repository twice over git://.  Per connection the daemon forks a child
+    that re-executes git with the connection on 0 and 1 (handed over:
+    the rule applies in full there), which runs upload-pack on the same
+    0 and 1 in turn: three processes hold each connection, two of them
+    exec()ed with it open, and the last to exit ends it.  Each listing
+    must succeed; each connection has one end, matching the wire and
+    ss."""
+    compat.need("git")
+    base = os.path.join(tdlib.tmpdir(), "git")
+    os.makedirs(base, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "--bare", os.path.join(base, "r.git")], check=True,
+                   env=compat.plain_env())
+
+    def argv_of(port, mode):
+        return ["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=%d" % port,
+                "--base-path=" + base, "--export-all", base]
+
+    def exercise(port, mode):
+        for i in (1, 2):
+            proc = tdlib.run(["git", "ls-remote", "git://127.0.0.1:%d/r.git" % port],
+                             name="ls-remote-%d-%d" % (port, i), timeout=20)
+            assert proc.rc == 0, "git ls-remote under %s: rc %s, %s" % (
+                mode, proc.rc, proc.stderr().strip())
+
+    _serve_modes("git-daemon", argv_of, (7080, 7081, 7082, 7083), exercise=exercise,
+                 stop_rc=-signal.SIGTERM)
+
+# ---------------------------------------------------------------------------
 # ncat --exec
 # ---------------------------------------------------------------------------
 
