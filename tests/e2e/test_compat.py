@@ -868,6 +868,27 @@ def test_sshd_server():
 
     _serve_modes("sshd", argv_of, (7040, 7041, 7042, 7043), exercise=exercise)
 
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(120)
+def test_ssh_client():
+    """OpenSSH's ssh under each client mode against a plain sshd: a key
+    login that runs a command.  It must print what it prints without the
+    library and exit the same way (under --connect-refuse 1, as against a
+    closed port); each connection has one end, matching the wire and
+    ss."""
+    d = _sshd_setup()
+    conf = compat.write("ssh/sshd-7045.conf", SSHD_CONFIG.format(port=7045, dir=d))
+    srv = tdlib.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", conf], name="sshd-plain")
+    compat.wait_listening(7045, srv)
+
+    def argv_of(port):
+        return ["ssh", "-p", str(port), "-i", os.path.join(d, "userkey"),
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "root@127.0.0.1", "echo hi"]
+    with compat.Session() as s:
+        _client_modes(s, "ssh", 7045, [("command", argv_of)], timeout=30)
+    s.verify()
+
 # ---------------------------------------------------------------------------
 # vsftpd
 # ---------------------------------------------------------------------------
