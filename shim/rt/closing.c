@@ -162,12 +162,22 @@ static bool td__fin_in(const struct td_facts *f, uint32_t flags)
  */
 static _Atomic bool td__holder_after_off;
 
-/* A logged connection another process may hold, which a lookup can find. */
+/*
+ * A logged connection another process may hold, which a lookup can find:
+ * one that crossed a fork or an exec, or one marked shared for good (sent
+ * in an SCM_RIGHTS message, handed to a vfork()ed or spawned child, got
+ * from outside), where /proc cannot say (td_holders_sole() answers "held"
+ * for those): node's cluster primary sends each connection to a worker
+ * and closes its copy, and when the worker had closed its own first,
+ * each close said "shared" and no end was logged.  The lookup after the
+ * close is exact whoever the other holders are.
+ */
 static bool td__may_ask_after(const struct td_rule *r, const struct td_sock *s)
 {
-	return r->log && td_holders_needs_ino(s) &&
-	       !(atomic_load(&s->flags) & TD_SF_STICKY_SHARED) && s->local.family != 0 &&
-	       s->remote.family == s->local.family && s->remote.port != 0 &&
+	return r->log &&
+	       (td_holders_needs_ino(s) || (atomic_load(&s->flags) & TD_SF_STICKY_SHARED)) &&
+	       s->local.family != 0 && s->remote.family == s->local.family &&
+	       s->remote.port != 0 &&
 	       !atomic_load_explicit(&td__holder_after_off, memory_order_relaxed);
 }
 
@@ -286,6 +296,20 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	/* (asked after the close: predicted as the last until then) */
 	last = !in_proc_shared &&
 	       (counted || c->holder_after || td_holders_sole(fd, origin, s, f.ino));
+	/*
+	 * Work to decide (graceful, drain), and /proc says another process
+	 * still holds it, or cannot say (a socket sent or received in an
+	 * SCM_RIGHTS message, handed to a spawned child): none of the work,
+	 * which must not touch a socket someone else may still use, but the
+	 * other holder may let go before the real close (node's cluster: the
+	 * worker and the primary close at once), and then it would report
+	 * shared too, and no one the end.  So the kernel is asked after the
+	 * close, as for a close with no work: the end, with what that close
+	 * did, if it was the last after all.
+	 */
+	if (!last && !in_proc_shared && !counted && td__may_ask_after(c->rule, s) &&
+	    f.state != TD_TCP_CLOSE)
+		c->holder_after = true;
 	if (last && td__needs_work(c->rule, &f)) {
 		/* graceful changes the outcome only when it undoes something */
 		changed = c->rule->close == TD_CLOSE_DRAIN || f.unread > 0 ||
@@ -431,10 +455,13 @@ static void td__holders_after_close(struct td_closing *c)
 		c->cf.last = false;
 		c->check_after = c->check_rst = false;
 	} else {
-		if (c->check_after)
-			c->cf.first_fin = td_diag_closer_of(state);
-		if (c->check_rst)
-			c->cf.after_state = state;
+		/* the last (predicted so, or another holder let go first
+		 * after all): the lookup's state answers td__checks_after()
+		 * (the outcome heeds each only where the close sent what it
+		 * asks about) */
+		c->cf.last = true;
+		c->cf.first_fin = td_diag_closer_of(state);
+		c->cf.after_state = state;
 		c->check_after = c->check_rst = false;
 	}
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);

@@ -511,7 +511,8 @@ static void td__conn_init(struct td_sock *init, const struct td_policy *p, int r
  * process's start.  No event of its own: its close or exit says what it
  * was.
  */
-void td_decide_inherited(const struct td_policy *p, int fd, int family, bool handed)
+void td_decide_inherited(const struct td_policy *p, int fd, int family, bool handed,
+			 uint32_t flags)
 {
 	struct td_match_ctx ctx;
 	struct sockaddr_storage ss;
@@ -545,7 +546,8 @@ void td_decide_inherited(const struct td_policy *p, int fd, int family, bool han
 		ri += (int)p->n_rules;
 	}
 	td__conn_init(&init, p, ri, ctx.role == TD_ROLE_SERVER ? TD_SOCK_SERVER : TD_SOCK_CLIENT,
-		      family, td_holders_birth_epoch - 1, &ctx, TD_SF_CONNECTED | TD_SF_ADOPTED);
+		      family, td_holders_birth_epoch - 1, &ctx,
+		      TD_SF_CONNECTED | TD_SF_ADOPTED | flags);
 	if (handed)
 		td__apply_rule(p, fd, &init, ri, &fate);
 	else

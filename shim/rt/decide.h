@@ -9,8 +9,10 @@
 
 /* Make newfd track the socket oldfd's entry tracks (a dup). */
 void td_decide_copy(int oldfd, int newfd) TD_HIDDEN;
-/* A connected TCP socket this process got open across exec(), at start-up. */
-void td_decide_inherited(const struct td_policy *p, int fd, int family, bool handed) TD_HIDDEN;
+/* A connected TCP socket this process got open (across exec(), at
+ * start-up, or in an SCM_RIGHTS message); flags: more TD_SF_ for its entry. */
+void td_decide_inherited(const struct td_policy *p, int fd, int family, bool handed,
+			 uint32_t flags) TD_HIDDEN;
 /* Start tracking a TCP socket the library did not see created. */
 struct td_fdent *td_decide_adopt(int fd, int family) TD_HIDDEN;
 /*

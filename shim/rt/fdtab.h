@@ -47,6 +47,11 @@ enum td_sock_flag {
 	 * (TIME_WAIT, LAST_ACK, CLOSING), so TCP_INFO's bytes_received
 	 * counts it even once the socket is CLOSE (shim/rt/info.c) */
 	TD_SF_FIN_IN = 1u << 23,
+	/* came in an SCM_RIGHTS message from this process's parent (the
+	 * sender, by SO_PEERCRED), which may hold it at any number: its
+	 * holders are asked of the parent's whole fd table.  (Bit 24: the
+	 * top byte is the own-fd kind only with TD_SF_OWN.) */
+	TD_SF_FROM_PARENT = 1u << 24,
 };
 /* With TD_SF_OWN: which of the library's own fds it is (enum td_ownfd_kind,
  * ownfd.h), in the top byte of flags */

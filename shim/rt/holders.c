@@ -377,11 +377,12 @@ bool td_holders_sole(int fd, int origin, const struct td_sock *s, uint64_t ino)
 	if (ino == 0)
 		return s->d.epoch >= td_holders_birth_epoch && from >= now;
 	/* Inherited from the parent: is it still open there, at the number
-	 * it had when this process was born? */
+	 * it had when this process was born (sent by it: at any number)? */
 	if (s->d.epoch < td_holders_birth_epoch) {
 		pid_t pp = atomic_load(&td_init_proc.ppid);
 
-		if (pp > 1 && td__proc_fd_is(pp, origin, ino) != 0)
+		if (pp > 1 && ((flags & TD_SF_FROM_PARENT) ? td__proc_holds(pp, ino)
+							   : td__proc_fd_is(pp, origin, ino)) != 0)
 			return false;
 	}
 	/* Forked since: every child born after the socket must be without it. */

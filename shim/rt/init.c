@@ -317,7 +317,7 @@ static void td__adopt_one(const struct td_policy *p, int fd, struct td__inherite
 			return;
 		}
 	td_decide_inherited(p, fd, family,
-			    fd == 0 || fd == 1 || (fd >= 3 && fd < 3 + seen->listen_fds));
+			    fd == 0 || fd == 1 || (fd >= 3 && fd < 3 + seen->listen_fds), 0);
 	if (known && seen->n < 16 && td_fdtab_live(fd) != NULL) {
 		seen->fd[seen->n] = fd;
 		seen->ino[seen->n++] = (uint64_t)st.st_ino;

@@ -1842,3 +1842,85 @@ def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
                 what, want[0], want[1], ends[0]["closer"], ends[0]["wire"], ends[0]["event"],
                 ends[0]["state"]))
     assert not wrong, "\n".join(wrong)
+
+
+# A node-cluster-style server: a worker forked first waits on a Unix
+# socket; the primary accepts a connection, sends it to the worker in an
+# SCM_RIGHTS message, and the two close their copies in the order argv[1]
+# names ("worker": the worker's close first, told to the primary on the
+# Unix socket; "primary": the primary's first), the worker after its reply.
+SCM_RIGHTS_HANDOFF = r"""
+import os, socket, sys
+first = sys.argv[1]
+u_primary, u_worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+pid = os.fork()
+if pid == 0:
+    u_primary.close()
+    _, fds, _, _ = socket.recv_fds(u_worker, 16, 1)
+    s = socket.socket(fileno=fds[0])
+    if first == "primary":
+        assert u_worker.recv(1) == b"c"
+    assert s.recv(4) == b"ping"
+    s.sendall(b"pong")
+    s.close()
+    u_worker.sendall(b"c")
+    os._exit(0)
+u_worker.close()
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(4)
+c = socket.create_connection(ls.getsockname())
+s, _ = ls.accept()
+c.sendall(b"ping")
+socket.send_fds(u_primary, [b"x"], [s.fileno()])
+if first == "worker":
+    assert u_primary.recv(1) == b"c"
+s.close()
+if first == "primary":
+    u_primary.sendall(b"c")
+    assert u_primary.recv(1) == b"c"
+os.waitpid(pid, 0)
+assert c.recv(4) == b"pong"
+try:
+    assert c.recv(1) == b""
+except ConnectionResetError:
+    pass  # abort
+cport = c.getsockname()[1]
+c.close()
+ls.close()
+print(os.getpid(), pid, cport, flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_a_connection_sent_in_scm_rights_has_one_end_whoever_closes_last():
+    """A primary sends each accepted connection to a worker it forked
+    before (an SCM_RIGHTS message, as node's cluster module does) and
+    closes its copy; the worker replies and closes its own.  Whichever
+    closes last reports the end, once; the other's close says shared.
+    Under pass, abort, graceful and drain, both orders.
+
+    Catches: a sender's close never taken for the last one (the socket
+    it sent is marked shared for good, and /proc cannot say who holds
+    it): when the worker closed first, both closes said shared and the
+    end went unlogged (node's cluster under abort); and a receiver that
+    looked for the socket in its parent's fd table at its own number
+    (where an inherited socket would be), found nothing, and took its
+    close for the last under graceful and drain while the primary still
+    held the connection (drain shut it down under the primary)."""
+    problems = []
+    for action in ("pass", "abort", "graceful", "drain"):
+        for first in ("worker", "primary"):
+            what = "%s-%s" % (action, first)
+            proc, log = _python(SCM_RIGHTS_HANDOFF, "scm-" + what, [first],
+                                [{"name": "all", "close": action}])
+            parent, worker, cport = (int(x) for x in proc.stdout().split())
+            ends = [(r["pid"], r["why"] == "shared") for r in tdlib.read_log(log)
+                    if r["event"] in ("close", "exit") and r["role"] == "server" and
+                    r["remote"] is not None and r["remote"].endswith(":%d" % cport)]
+            last = parent if first == "worker" else worker
+            want = sorted([(parent, last != parent), (worker, last != worker)])
+            if sorted(ends) != want:
+                problems.append("%s: ends (pid, shared) %s, want %s" % (what, sorted(ends), want))
+    assert not problems, "\n".join(problems)
