@@ -1,11 +1,12 @@
 /*
  * teardown: write(), writev(), send(), sendto(), sendmsg().
  *
- * Two jobs, both off unless needed: rst_after_bytes (the first
+ * Three jobs, all off unless needed: rst_after_bytes (the first
  * rst_after_bytes bytes of an armed connection go out, then it is reset),
  * guarded by one relaxed load that is zero whenever no live connection is
- * armed; and SCM_RIGHTS, which hands a socket to another process: a
- * tracked socket passed that way is shared from then on.
+ * armed; SCM_RIGHTS, which hands a socket to another process: a tracked
+ * socket passed that way is shared from then on; and MSG_FASTOPEN to an
+ * address, TCP Fast Open's connect.
  */
 #include <string.h>
 #include <sys/syscall.h>
@@ -47,6 +48,51 @@ TD_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 	return r;
 }
 
+/* TCP Fast Open's connect, a send with MSG_FASTOPEN to an address. */
+static inline bool td__fastopen(int flags, const struct sockaddr *to, socklen_t tl)
+{
+	return td_unlikely(flags & MSG_FASTOPEN) && to != NULL &&
+	       tl >= (socklen_t)sizeof(sa_family_t) &&
+	       (to->sa_family == AF_INET || to->sa_family == AF_INET6);
+}
+
+/*
+ * A send that connects (MSG_FASTOPEN): decided as connect() is, its
+ * rule's options in the socket before the SYN, a connect fault or delay
+ * applied, the connect event written after (its outcome: the send's).
+ * The data goes out with the SYN, or after the handshake.  No byte
+ * budget can be armed yet: the socket had no rule.
+ */
+__attribute__((noinline, cold)) static ssize_t td__fastopen_send(int fd, const void *buf, size_t n,
+								 int flags, const struct msghdr *m,
+								 const struct sockaddr *to,
+								 socklen_t tl)
+{
+	const struct td_policy *p = td_init_active_tcp();
+	struct td_connect_plan plan;
+	struct msghdr mc;
+	int saved = errno, err;
+	ssize_t r;
+
+	if (p == NULL || !td_decide_connecting(p, fd, to, tl, &plan)) {
+		td_errno_set(saved);
+		return m != NULL ? td_real_sendmsg(fd, m, flags) : td_real_sendto(fd, buf, n, flags, to, tl);
+	}
+	td_errno_set(saved);
+	if (m != NULL) {
+		mc = *m;
+		mc.msg_name = (void *)plan.sa;
+		mc.msg_namelen = plan.len;
+		r = td_real_sendmsg(fd, &mc, flags);
+	} else {
+		r = td_real_sendto(fd, buf, n, flags, plan.sa, plan.len);
+	}
+	err = errno;
+	td_decide_after_connect(p, fd, &plan, r >= 0 ? 0 : -1, err);
+	td_errno_set(r >= 0 ? saved : err);
+	return r;
+}
+
 TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 			 const struct sockaddr *to, socklen_t tl)
 {
@@ -54,6 +100,8 @@ TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	bool armed;
 	ssize_t r;
 
+	if (td__fastopen(flags, to, tl))
+		return td__fastopen_send(fd, buf, n, flags, NULL, to, tl);
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
 		return td_real_sendto(fd, buf, n, flags, to, tl);
 	allow = td_faults_bytes_allow(fd, n, &armed);
@@ -113,6 +161,8 @@ TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 	if (m != NULL && m->msg_control != NULL && m->msg_controllen > 0 &&
 	    td_init_active() != NULL)
 		td__passed_fds(m);
+	if (m != NULL && td__fastopen(flags, m->msg_name, m->msg_namelen))
+		return td__fastopen_send(fd, NULL, 0, flags, m, m->msg_name, m->msg_namelen);
 	if (td_likely(!td__armed_any()) || m == NULL || td_init_active() == NULL ||
 	    m->msg_iovlen == 0)
 		return td_real_sendmsg(fd, m, flags);

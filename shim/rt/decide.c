@@ -284,6 +284,43 @@ void td_decide_after_bind(const struct td_policy *p, int fd)
 	td_logw_event(p, &ev);
 }
 
+/*
+ * Before a real call that connects fd to sa: connect(), or a send with
+ * MSG_FASTOPEN to an unconnected socket (TCP Fast Open's client, which
+ * never calls connect(): its connection went unlogged, its rule
+ * unapplied).  A socket made before the library or behind its back is
+ * adopted; one decided already (a repeated connect, EALREADY/EISCONN
+ * polling) or not TCP goes straight through, and so does one no rule
+ * wants (forgotten, so that its close costs nothing).  Otherwise the
+ * rule is decided, its options are in the socket, a connect delay has
+ * been slept, and plan says where the call goes: true.  errno is left
+ * as it was only by the straight-through path's caller.
+ */
+bool td_decide_connecting(const struct td_policy *p, int fd, const struct sockaddr *sa,
+			  socklen_t len, struct td_connect_plan *plan)
+{
+	struct td_fdent *s;
+	int family;
+
+	td_reload_poll();
+	s = td_fdtab_live_or_born(fd);
+	if (s == NULL) {
+		/* created before us, inherited, or by a path we do not see */
+		if (!td_info_is_tcp(fd, &family) || (s = td_decide_adopt(fd, family)) == NULL)
+			return false;
+	}
+	if (s->d.decided || (atomic_load(&s->flags) & (TD_SF_OWN | TD_SF_NOT_TCP)))
+		return false;
+	memset(plan, 0, sizeof(*plan));
+	if (td_decide_connect(p, fd, sa, len, plan) < 0) {
+		td_fdtab_forget(fd);
+		return false;
+	}
+	if (plan->delay_ms)
+		td_clock_sleep_ms(plan->delay_ms);
+	return true;
+}
+
 int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *sa,
 		      socklen_t len, struct td_connect_plan *plan)
 {

@@ -59,6 +59,10 @@ struct td_connect_plan {
 	bool restore_uto;	/* put TCP_USER_TIMEOUT back after */
 	int old_uto;
 };
+/* Before a real call that connects fd (connect(), a MSG_FASTOPEN send):
+ * true when the library decided it and plan says where the call goes. */
+bool td_decide_connecting(const struct td_policy *p, int fd, const struct sockaddr *sa,
+			  socklen_t len, struct td_connect_plan *plan) TD_HIDDEN;
 /* The matched rule's index, or -1 (no rule: the caller forgets fd). */
 int td_decide_connect(const struct td_policy *p, int fd, const struct sockaddr *sa,
 		      socklen_t len, struct td_connect_plan *plan) TD_HIDDEN;

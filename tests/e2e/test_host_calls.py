@@ -1924,3 +1924,109 @@ def test_a_connection_sent_in_scm_rights_has_one_end_whoever_closes_last():
             if sorted(ends) != want:
                 problems.append("%s: ends (pid, shared) %s, want %s" % (what, sorted(ends), want))
     assert not problems, "\n".join(problems)
+
+
+# A TCP Fast Open client: no connect(), the request goes with the SYN in a
+# sendto() or sendmsg() with MSG_FASTOPEN to the server's address; reads
+# the reply to EOF (or a reset) and closes.  Prints its port and what it
+# read, or "refused".
+TFO_CLIENT = r"""
+import socket, sys
+how, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket()
+req = b"hello\n"
+try:
+    if how == "sendto":
+        s.sendto(req, socket.MSG_FASTOPEN, ("127.0.0.1", port))
+    else:
+        s.sendmsg([req], [], socket.MSG_FASTOPEN, ("127.0.0.1", port))
+except ConnectionRefusedError:
+    print("refused", flush=True)
+    sys.exit(0)
+got, end = b"", "EOF"
+try:
+    while True:
+        d = s.recv(100)
+        if not d:
+            break
+        got += d
+except ConnectionResetError:
+    end = "reset"
+print(s.getsockname()[1], got.decode().strip(), end, flush=True)
+s.close()
+"""
+
+
+@tdlib.requires(*NEEDS, "tcpdump")
+@tdlib.timeout(60)
+def test_tcp_fast_open_client_is_decided_like_connect():
+    """A client that never calls connect(): TCP Fast Open's sendto() or
+    sendmsg() with MSG_FASTOPEN to the server's address connects and sends
+    the request with the SYN.  Its rule must be decided there as at a
+    connect(): a connect event, its close's end matching the wire under
+    pass (FIN) and abort (RST), and a refused connect under connect_refuse
+    (the send fails with ECONNREFUSED, as against a closed port).
+
+    Catches: such a connection unseen (no connect event, no close event:
+    the log silent about it), its rule unapplied (no RST under abort) and
+    its connect faults not injected."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                if c.recv(100):
+                    c.sendall(b"hi\n")
+    th = concurrent.futures.ThreadPoolExecutor(1)
+    th.submit(serve)
+    problems = []
+    try:
+        with tdlib.Capture() as cap:
+            runs = []
+            for how in ("sendto", "sendmsg"):
+                for action in ("pass", "abort", "refuse"):
+                    rule = {"name": "all", "close": "abort" if action == "abort" else "pass"}
+                    if action == "refuse":
+                        rule["fault"] = {"connect_refuse": 1.0}
+                    proc, log = _python(TFO_CLIENT, "tfo-%s-%s" % (how, action), [how, port],
+                                        [rule])
+                    runs.append((how, action, proc.stdout().split(), log))
+        for how, action, out, log in runs:
+            what = "%s/%s" % (how, action)
+            recs = tdlib.read_log(log)
+            if action == "refuse":
+                if out != ["refused"]:
+                    problems.append("%s: the client printed %s, want refused" % (what, out))
+                if not any(r["event"] == "fault" and r.get("fault") == "connect_refuse"
+                           for r in recs):
+                    problems.append("%s: no connect_refuse fault event: %s" % (what, recs))
+                continue
+            cport = int(out[0])
+            if out[1:] != ["hi", "EOF"]:
+                problems.append("%s: the client read %s" % (what, out[1:]))
+            mine = [r for r in recs if r["local"] is not None and
+                    r["local"].endswith(":%d" % cport)]
+            if [r["event"] for r in mine] != ["connect", "close"]:
+                problems.append("%s: events %s, want connect, close" % (
+                    what, [r["event"] for r in mine]))
+                continue
+            wire = cap.teardown_flags(cport, port)
+            close = mine[1]
+            want = "RST" if action == "abort" else "FIN"
+            if (close["wire"], wire) != (want, want):
+                problems.append("%s: the close says %s, the wire %s, want %s" % (
+                    what, close["wire"], wire, want))
+    finally:
+        # (a close alone would not wake the thread's accept())
+        with contextlib.suppress(OSError):
+            srv.shutdown(socket.SHUT_RDWR)
+        th.shutdown(wait=True)
+        srv.close()
+    assert not problems, "\n".join(problems)
