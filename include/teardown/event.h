@@ -59,6 +59,7 @@ enum td_why {
 	TD_WHY_UNCONNECTED,  /* none: never connected */
 	TD_WHY_UNACCEPTED,   /* listener: queued connections get RST */
 	TD_WHY_DIED,	     /* exit: its last holder died without closing it */
+	TD_WHY_TIMEOUT,	     /* none: the connection had timed out (ETIMEDOUT) */
 	TD_WHY__COUNT
 };
 

@@ -52,6 +52,7 @@ struct td_close_facts {
 	bool connected;	    /* the socket had a connection at some point */
 	bool passive_first; /* the peer's FIN came before ours */
 	bool our_fin_sent;  /* our shutdown(SHUT_WR) already sent our FIN */
+	bool timed_out;	    /* it ended by a timeout (ETIMEDOUT), not a reset */
 	int rst_cause;	    /* enum td_rst_cause, for a zero linger */
 	bool policy_changed; /* the rule changed the outcome (graceful, drain) */
 	/* the library already reset the connection (a fault): what that

@@ -55,6 +55,7 @@ static const char *const td__why_names[TD_WHY__COUNT] = {
 	[TD_WHY_UNCONNECTED] = "unconnected",
 	[TD_WHY_UNACCEPTED] = "unaccepted",
 	[TD_WHY_DIED] = "died",
+	[TD_WHY_TIMEOUT] = "timeout",
 };
 
 /* Linux's TCP_ESTABLISHED.. numbering (include/net/tcp_states.h). */

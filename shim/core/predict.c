@@ -154,9 +154,12 @@ static void td__decide(const struct td_close_facts *f, struct td_close_outcome *
 		return;
 	case TD_TCP_CLOSE:
 		/*
-		 * Already closed: reset, refused, never connected, or both FINs
-		 * exchanged after our shutdown (then TIME_WAIT is held by the
-		 * side whose FIN went first; by both when they crossed).
+		 * Already closed: reset, refused, never connected, timed out
+		 * (retransmissions, keepalive probes or TCP_USER_TIMEOUT ran
+		 * out: nothing went on the wire, the peer may not know), or
+		 * both FINs exchanged after our shutdown (then TIME_WAIT is
+		 * held by the side whose FIN went first; by both when they
+		 * crossed).
 		 */
 		if (!f->connected)
 			td__set(o, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0);
@@ -164,6 +167,8 @@ static void td__decide(const struct td_close_facts *f, struct td_close_outcome *
 			td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0);
 		else if (f->our_fin_sent)
 			td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1);
+		else if (f->timed_out)
+			td__set(o, TD_WIRE_NONE, TD_WHY_TIMEOUT, TD_CLOSER_NONE, 0);
 		else
 			td__set(o, TD_WIRE_NONE, TD_WHY_RESET, TD_CLOSER_NONE, 0);
 		return;

@@ -16,6 +16,9 @@
  * TD_READ() sees either failure (compares on a path already failing);
  * td_faults_read_gap() checks the socket is being reset by us, finishes
  * the shut, and the read is made again: the pending ECONNRESET, or 0.
+ * It also sees ETIMEDOUT, which takes the kernel's pending error with it
+ * (the close could no longer tell a timeout from a reset):
+ * td_fdtab_mark_timed_out().
  *
  * And a read that returns 0 where bytes were asked marks a tracked TCP
  * socket as read to its end (td_fdtab_mark_eof(): nothing is left unread
@@ -36,6 +39,8 @@
 		if (td_unlikely(r_ < 0) && (errno == ENOTCONN || errno == EPIPE) &&      \
 		    td_faults_read_gap(fd))                                         \
 			r_ = (call);                                               \
+		if (td_unlikely(r_ < 0) && errno == ETIMEDOUT)                     \
+			td_fdtab_mark_timed_out(fd);                               \
 		r_;                                                                \
 	})
 

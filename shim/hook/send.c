@@ -18,6 +18,19 @@ static inline bool td__armed_any(void)
 	return atomic_load_explicit(&td_faults_bytes_live, memory_order_relaxed) != 0;
 }
 
+/*
+ * A write that failed with ETIMEDOUT took the kernel's pending error
+ * with it: the connection timed out, which its close could then no
+ * longer tell from a reset (td_fdtab_mark_timed_out()).  A compare on the
+ * result; a table lookup only on that failure.  errno untouched.
+ */
+static inline ssize_t td__wrote(int fd, ssize_t r)
+{
+	if (td_unlikely(r < 0) && errno == ETIMEDOUT)
+		td_fdtab_mark_timed_out(fd);
+	return r;
+}
+
 TD_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	size_t allow;
@@ -25,7 +38,7 @@ TD_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
-		return td_real_write(fd, buf, n);
+		return td__wrote(fd, td_real_write(fd, buf, n));
 	allow = td_faults_bytes_allow(fd, n, &armed);
 	r = td_real_write(fd, buf, armed ? allow : n);
 	if (armed)
@@ -40,7 +53,7 @@ TD_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 	ssize_t r;
 
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
-		return td_real_send(fd, buf, n, flags);
+		return td__wrote(fd, td_real_send(fd, buf, n, flags));
 	allow = td_faults_bytes_allow(fd, n, &armed);
 	r = td_real_send(fd, buf, armed ? allow : n, flags);
 	if (armed)
@@ -103,7 +116,7 @@ TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	if (td__fastopen(flags, to, tl))
 		return td__fastopen_send(fd, buf, n, flags, NULL, to, tl);
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
-		return td_real_sendto(fd, buf, n, flags, to, tl);
+		return td__wrote(fd, td_real_sendto(fd, buf, n, flags, to, tl));
 	allow = td_faults_bytes_allow(fd, n, &armed);
 	r = td_real_sendto(fd, buf, armed ? allow : n, flags, to, tl);
 	if (armed)
@@ -120,7 +133,7 @@ TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL || cnt <= 0 ||
 	    iov == NULL)
-		return td_real_writev(fd, iov, cnt);
+		return td__wrote(fd, td_real_writev(fd, iov, cnt));
 	allow = td_faults_bytes_allow(fd, td_faults_iov_total(iov, cnt), &armed);
 	if (!armed)
 		return td_real_writev(fd, iov, cnt);
@@ -165,7 +178,7 @@ TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 		return td__fastopen_send(fd, NULL, 0, flags, m, m->msg_name, m->msg_namelen);
 	if (td_likely(!td__armed_any()) || m == NULL || td_init_active() == NULL ||
 	    m->msg_iovlen == 0)
-		return td_real_sendmsg(fd, m, flags);
+		return td__wrote(fd, td_real_sendmsg(fd, m, flags));
 	allow = td_faults_bytes_allow(fd, td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
 	if (!armed)
 		return td_real_sendmsg(fd, m, flags);

@@ -58,6 +58,7 @@ static void td__facts(struct td_close_facts *cf, const struct td_sock *s,
 	cf->passive_first = (flags & TD_SF_PASSIVE) != 0 || (fin & TD_SHARE_FIN_PASSIVE) ||
 			    f->state == TD_TCP_CLOSE_WAIT || f->state == TD_TCP_LAST_ACK;
 	cf->our_fin_sent = (flags & TD_SF_SHUT_WR) != 0 || (fin & TD_SHARE_FIN_SENT);
+	cf->timed_out = (flags & TD_SF_TIMED_OUT) != 0;
 	cf->rst_cause = td__rst_cause(s, r);
 	cf->policy_changed = policy_changed;
 	cf->reset_sent = (flags & TD_SF_RESET_SENT) != 0;
@@ -67,6 +68,24 @@ static void td__facts(struct td_close_facts *cf, const struct td_sock *s,
 	cf->bytes_out = f->bytes_out;
 	cf->reset_bytes_in = s->reset_bytes_in;
 	cf->reset_bytes_out = s->reset_bytes_out;
+}
+
+/*
+ * A connection already CLOSE that no read or write saw time out: whether
+ * the kernel's pending error says it did (ETIMEDOUT: retransmissions,
+ * keepalive probes or TCP_USER_TIMEOUT ran out; a reset leaves
+ * ECONNRESET or EPIPE).  Reading SO_ERROR clears it, so only at the last
+ * close, where no one can read it after.  One system call, only there.
+ */
+static void td__timeout_check(struct td_close_facts *cf, int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (cf->state == TD_TCP_CLOSE && cf->last && cf->connected && !cf->timed_out &&
+	    !cf->passive_first && !cf->our_fin_sent &&
+	    td_real_sys_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0)
+		cf->timed_out = err == ETIMEDOUT;
 }
 
 /* A connection's age in ms, from its opening (0: not known). */
@@ -334,6 +353,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 		changed = td_sock_linger_on(&c->s);
 	}
 	td__facts(&c->cf, s, c->rule, &f, last, changed);
+	td__timeout_check(&c->cf, fd);
 	td_logw_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
 	td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
 	c->ev.unread = c->unread_before;
@@ -742,6 +762,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			continue;
 		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
 		td__facts(&cf, &s, r, &f, last, work);
+		td__timeout_check(&cf, fd);
 		if (after) {
 			struct td_sock gone;
 			bool held = true;

@@ -1193,3 +1193,8 @@ void td_fdtab_mark_shut_rd(int fd)
 {
 	td__mark(fd, TD_SF_SHUT_RD);
 }
+
+void td_fdtab_mark_timed_out(int fd)
+{
+	td__mark(fd, TD_SF_TIMED_OUT);
+}

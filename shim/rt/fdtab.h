@@ -52,6 +52,11 @@ enum td_sock_flag {
 	 * holders are asked of the parent's whole fd table.  (Bit 24: the
 	 * top byte is the own-fd kind only with TD_SF_OWN.) */
 	TD_SF_FROM_PARENT = 1u << 24,
+	/* a read or write of the program's failed with ETIMEDOUT: the
+	 * connection timed out (its close then says why "timeout", not
+	 * "reset"; the kernel's SO_ERROR, which that call consumed, no
+	 * longer tells) */
+	TD_SF_TIMED_OUT = 1u << 25,
 };
 /* With TD_SF_OWN: which of the library's own fds it is (enum td_ownfd_kind,
  * ownfd.h), in the top byte of flags */
@@ -616,6 +621,8 @@ void td_fdtab_mark_eof(int fd) TD_HIDDEN;
 /* The program shuts fd's reading side: TD_SF_SHUT_RD, which voids the
  * mark above (its reads return 0 before any FIN). */
 void td_fdtab_mark_shut_rd(int fd) TD_HIDDEN;
+/* A read or write on fd failed with ETIMEDOUT: TD_SF_TIMED_OUT. */
+void td_fdtab_mark_timed_out(int fd) TD_HIDDEN;
 /*
  * Counting what the program reads.  A close asks SIOCINQ whether input
  * is left unread (left unread, the kernel resets the connection); it need

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 
 import tdlib
@@ -2028,5 +2029,95 @@ def test_tcp_fast_open_client_is_decided_like_connect():
         with contextlib.suppress(OSError):
             srv.shutdown(socket.SHUT_RDWR)
         th.shutdown(wait=True)
+        srv.close()
+    assert not problems, "\n".join(problems)
+
+
+# A client whose connection times out on loopback: the peer never reads,
+# its receive window closes, and TCP_USER_TIMEOUT (500 ms) ends the
+# zero-window probing with ETIMEDOUT.  argv[2] says who learns of it: a
+# blocking send() ("send"), a blocking recv() ("recv"), or no call at all,
+# the program sleeping until it is over ("none"); "reset": the peer
+# resets the connection instead (the control).  Prints what the call got.
+TIMEOUT_CLIENT = r"""
+import socket, sys, time
+port, how = int(sys.argv[1]), sys.argv[2]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+s.connect(("127.0.0.1", port))
+s.sendall(how.encode() + b"\n")
+if how != "reset":
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 500)
+    s.setblocking(False)
+    try:
+        while True:
+            s.send(b"x" * 1024)
+    except BlockingIOError:
+        pass
+    s.setblocking(True)
+got = "none"
+try:
+    if how == "send":
+        while True:
+            s.send(b"x" * 1024)
+    elif how in ("recv", "reset"):
+        s.recv(100)
+    else:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and \
+                s.getsockopt(socket.SOL_TCP, socket.TCP_INFO, 1)[0] != 7:
+            time.sleep(0.05)
+except OSError as e:
+    got = type(e).__name__
+print(got, flush=True)
+s.close()
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_a_connection_that_timed_out_says_timeout_not_reset():
+    """A connection that ends by a timeout (retransmissions, keepalive
+    probes or TCP_USER_TIMEOUT running out) sent nothing and got nothing:
+    its close must say why "timeout", whether the program learnt of it
+    from a send(), from a recv() (either takes the kernel's pending
+    error) or not at all (the close reads it); one the peer reset says
+    "reset".  Made on loopback: the peer never reads, and the client's
+    TCP_USER_TIMEOUT ends its zero-window probing.
+
+    Catches: every such close logged as a reset (why "reset"), telling an
+    auditor the peer reset a connection that in fact went silent."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    held, problems = [], []
+    try:
+        for how, want_got, want_why in (("send", "TimeoutError", "timeout"),
+                                        ("recv", "TimeoutError", "timeout"),
+                                        ("none", "none", "timeout"),
+                                        ("reset", "ConnectionResetError", "reset")):
+            log = _log("timeout-" + how)
+            proc = tdlib.spawn(["python3", _script(TIMEOUT_CLIENT, "timeout-client"), str(port),
+                                how], env=_policy_env([{"name": "all", "close": "pass"}], log),
+                               name="timeout-" + how)
+            c, _ = srv.accept()
+            held.append(c)
+            if how == "reset":
+                c.settimeout(10)
+                assert c.recv(100) == b"reset\n"
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+            assert proc.wait(20) == 0, (how, proc.stderr())
+            got = proc.stdout().strip()
+            closes = [r for r in tdlib.read_log(log) if r["event"] == "close"]
+            whys = [(r["state"], r["wire"], r["why"]) for r in closes]
+            if got != want_got or whys != [("CLOSE", "none", want_why)]:
+                problems.append("%s: the client got %s, its close says %s; want %s, %s" % (
+                    how, got, whys, want_got, [("CLOSE", "none", want_why)]))
+    finally:
+        for c in held:
+            c.close()
         srv.close()
     assert not problems, "\n".join(problems)

@@ -652,7 +652,7 @@ Test(event, names)
 		"linger", "shutdown", "close", "fault", "leak", "exit", "dropped", "policy"};
 	static const char *const whys[] = {NULL, "close", "policy", "linger0",
 		"unread-data", "fault", "shared", "reset", "fin-sent",
-		"unconnected", "unaccepted", "died"};
+		"unconnected", "unaccepted", "died", "timeout"};
 	static const char *const states[] = {NULL, "ESTABLISHED", "SYN_SENT",
 		"SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
 		"CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"};

@@ -124,3 +124,35 @@ Test(predict, library_reset_is_the_end)
 	td_predict_close(&f, &o);
 	cr_assert(eq(int, o.why, TD_WHY_SHARED));
 }
+
+/*
+ * A connection that timed out (retransmissions, keepalive probes or
+ * TCP_USER_TIMEOUT ran out) is CLOSE with nothing on the wire, as after a
+ * peer's reset: the facts say which (a read or write that failed with
+ * ETIMEDOUT, or the pending SO_ERROR at the close), and a FIN exchange
+ * before it still wins.
+ */
+Test(predict, timeout_is_not_a_reset)
+{
+	struct td_close_facts f = {
+		.state = TD_TCP_CLOSE, .last = true, .connected = true, .timed_out = true,
+	};
+	struct td_close_outcome o;
+
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.wire, TD_WIRE_NONE));
+	cr_assert(eq(int, o.why, TD_WHY_TIMEOUT));
+	cr_assert(eq(int, o.closer, TD_CLOSER_NONE));
+	cr_assert(eq(int, o.time_wait, 0));
+	f.timed_out = false;
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.why, TD_WHY_RESET));
+	f.timed_out = true;
+	f.our_fin_sent = true; /* our FIN, then theirs: TIME_WAIT, not a timeout */
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.why, TD_WHY_FIN_SENT));
+	f.our_fin_sent = false;
+	f.last = false;
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.why, TD_WHY_SHARED));
+}
