@@ -674,49 +674,6 @@ def test_node_server():
                  (3000, 3001, 3002, 3003))
 
 
-NODE_CLUSTER = r"""
-const cluster = require('cluster');
-const http = require('http');
-const fs = require('fs');
-cluster.schedulingPolicy = cluster.SCHED_RR;
-if (cluster.isPrimary) {
-  for (let i = 0; i < 2; i++) cluster.fork();
-  process.on('SIGTERM', () => {
-    for (const id in cluster.workers) cluster.workers[id].kill();
-    setTimeout(() => process.exit(0), 300);
-  });
-} else {
-  const body = fs.readFileSync(process.argv[3]);
-  http.createServer((req, res) => {
-    res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': body.length});
-    res.end(body);
-  }).listen(+process.argv[2], '127.0.0.1');
-}
-"""
-
-
-@tdlib.requires(*NEEDS, "curl")
-@tdlib.timeout(90)
-def test_node_cluster_server():
-    """A node cluster (a primary and two workers, round-robin: the
-    primary accepts each connection and sends it to a worker in an
-    SCM_RIGHTS message, then closes its copy) under each server mode;
-    plain curl fetches kept alive and with "Connection: close".  Each
-    connection has one end, matching the wire and ss, whichever of the
-    primary and the worker lets go last.
-
-    Catches: the primary's close of a connection it sent never taken for
-    the last one (when the worker had closed first, both said shared and
-    no end was logged, under abort), and a worker (an exec()ed node,
-    whose library knew no parent) that could not ask its parent whether
-    it still held the connection: every close said shared."""
-    compat.need("node")
-    script = compat.write("cluster.js", NODE_CLUSTER)
-    body = os.path.join(_docroot(), "hello.txt")
-    _serve_modes("node-cluster", lambda port, mode: ["node", script, str(port), body],
-                 (3010, 3011, 3012, 3013))
-
-
 @tdlib.requires(*NEEDS, "nginx")
 @tdlib.timeout(60)
 def test_node_client():

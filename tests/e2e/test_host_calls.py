@@ -1569,6 +1569,9 @@ def test_exec_takes_the_close_on_exec_copies_off_the_count():
 INETD_CHILD = CONNECTED_PAIR + r"""
 late = sys.argv[1].endswith("late")
 dup = not sys.argv[1].startswith("nodup")
+# early: the child exits only once the parent's close has returned (the
+# two unordered, a slow parent closed after the child's exit under ASan)
+closed_r, closed_w = os.pipe()
 pid = os.fork()
 if pid == 0:
     ls.close()
@@ -1586,9 +1589,12 @@ if pid == 0:
         w = s
     w.shutdown(socket.SHUT_WR)
     w.detach()
+    if not late:
+        os.read(closed_r, 1)
     os._exit(0)
 if not late:
     s.close()
+    os.write(closed_w, b"x")
 os.waitpid(pid, 0)
 if late:
     s.close()
