@@ -239,6 +239,27 @@ static void td__checks_after(const struct td_event *ev, int state, bool *first_f
 	       (state == TD_TCP_FIN_WAIT1 || state == TD_TCP_FIN_WAIT2);
 }
 
+/*
+ * An RST predicted on an ESTABLISHED socket (a zero linger: abort, a
+ * fault, the program's) leaves nothing to ask after the close: the reset
+ * destroys the socket.  A peer's FIN that arrives after the facts were
+ * read makes that RST the answer to it (passive), so the state is read
+ * once more as the very last thing before the real close, which leaves
+ * the race only the time between these two calls (a CI run caught the
+ * wider one: curl under --rst 1, nginx's FIN 87 us before the RST, the log
+ * said active).  One getsockopt, only for such a close.
+ */
+static void td__recheck_rst(struct td_closing *c)
+{
+	int st = td_info_state(c->fd);
+
+	if (st == TD_TCP_CLOSE_WAIT || st == TD_TCP_LAST_ACK) {
+		c->cf.state = st;
+		c->cf.passive_first = true;
+		td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
+	}
+}
+
 /* The lookups td__checks_after() asked for, after the close. */
 static void td__settle_after(struct td_close_facts *cf, const struct td_sock *s, bool first_fin,
 			     bool rst)
@@ -366,6 +387,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	td__checks_after(&c->ev, f.state, &c->check_after, &c->check_rst);
 	c->check_rst = c->check_rst && c->log;
 	c->check_after = c->check_after && c->pfd < 0 && last && c->log;
+	c->recheck_rst = c->log && c->ev.wire == TD_WIRE_RST && f.state == TD_TCP_ESTABLISHED;
 	/* the closing thread, even when the worker writes the event later */
 	c->ev.tid = td_init_tid();
 }
@@ -412,6 +434,8 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 		(void)td_fdtab_share_leave(c->s.share);
 	} else
 		td__prepare(p, c);
+	if (c->recheck_rst && !c->stale)
+		td__recheck_rst(c);
 	td_errno_set(c->saved_errno);
 	return true;
 }
