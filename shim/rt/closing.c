@@ -260,6 +260,24 @@ static void td__recheck_rst(struct td_closing *c)
 	}
 }
 
+/*
+ * What the lookup after a close (td__ask_after()) says of it: the last
+ * reference (the other holder may have let go first after all), whose
+ * state then answers td__checks_after() (the outcome heeds each only where
+ * the close sent what it asks about): true; or not the last (held
+ * elsewhere, or the lookup failed: shared, nothing was sent, what a /proc
+ * check that cannot be made also says).
+ */
+static bool td__after_says_last(struct td_close_facts *cf, int state, bool held)
+{
+	cf->last = state >= 0 && !held;
+	if (cf->last) {
+		cf->first_fin = td_diag_closer_of(state);
+		cf->after_state = state;
+	}
+	return cf->last;
+}
+
 /* The lookups td__checks_after() asked for, after the close. */
 static void td__settle_after(struct td_close_facts *cf, const struct td_sock *s, bool first_fin,
 			     bool rst)
@@ -387,9 +405,11 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	td__checks_after(&c->ev, f.state, &c->check_after, &c->check_rst);
 	c->check_rst = c->check_rst && c->log;
 	c->check_after = c->check_after && c->pfd < 0 && last && c->log;
-	c->recheck_rst = c->log && c->ev.wire == TD_WIRE_RST && f.state == TD_TCP_ESTABLISHED;
 	/* the closing thread, even when the worker writes the event later */
 	c->ev.tid = td_init_tid();
+	/* last before the real close (the caller's next call) */
+	if (c->log && c->ev.wire == TD_WIRE_RST && f.state == TD_TCP_ESTABLISHED)
+		td__recheck_rst(c);
 }
 
 bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
@@ -434,8 +454,6 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 		(void)td_fdtab_share_leave(c->s.share);
 	} else
 		td__prepare(p, c);
-	if (c->recheck_rst && !c->stale)
-		td__recheck_rst(c);
 	td_errno_set(c->saved_errno);
 	return true;
 }
@@ -485,29 +503,16 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 
 /*
  * The close a moment ago, when it may not have been the last reference
- * (td__holder_after()): a socket still held elsewhere, or one whose
- * lookup failed, is shared (nothing was sent: what a /proc check that
- * cannot be made also says); else the same lookup's state answers what
- * check_after and check_rst would have asked.
+ * (td__holder_after()): one lookup answers both that and what check_after
+ * and check_rst would have asked (td__after_says_last()).
  */
 static void td__holders_after_close(struct td_closing *c)
 {
 	bool held;
 	int state = td__ask_after(&c->s, &held);
 
-	if (state < 0 || held) {
-		c->cf.last = false;
-		c->check_after = c->check_rst = false;
-	} else {
-		/* the last (predicted so, or another holder let go first
-		 * after all): the lookup's state answers td__checks_after()
-		 * (the outcome heeds each only where the close sent what it
-		 * asks about) */
-		c->cf.last = true;
-		c->cf.first_fin = td_diag_closer_of(state);
-		c->cf.after_state = state;
-		c->check_after = c->check_rst = false;
-	}
+	(void)td__after_says_last(&c->cf, state, held);
+	c->check_after = c->check_rst = false;
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 }
 
@@ -795,19 +800,9 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			/* (another thread's close meanwhile: no lookup, shared) */
 			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0)
 				state = td__ask_after(&s, &held);
-			if (state < 0 || held) {
-				if (s.d.epoch < td_holders_birth_epoch)
-					continue;
-				cf.last = false;
-			} else {
-				/* the last (the other holder may have left first
-				 * after all): the same lookup's state answers
-				 * td__checks_after() (the outcome heeds each only
-				 * where this close sent what it asks about) */
-				cf.last = true;
-				cf.first_fin = td_diag_closer_of(state);
-				cf.after_state = state;
-			}
+			if (!td__after_says_last(&cf, state, held) &&
+			    s.d.epoch < td_holders_birth_epoch)
+				continue;
 		} else if (mine) {
 			struct td_sock gone;
 			bool first_fin, rst;

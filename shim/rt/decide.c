@@ -24,17 +24,26 @@
 static _Atomic uint64_t td__conn_seq;
 
 /*
- * The rule of an entry, in the policy it was decided under (a live reload
- * applies to connections decided after it).  p, the policy in force, is
- * what the caller holds; the entry's own generation wins.
+ * The policy an entry was decided under (a live reload applies to
+ * connections decided after it).  p, the policy in force, is what the
+ * caller holds; the entry's own generation wins.
  */
+static const struct td_policy *td__policy_of(const struct td_policy *p,
+					     const struct td_sock_data *d)
+{
+	const struct td_policy *q = td_reload_policy_of(d);
+
+	return q != NULL ? q : p;
+}
+
 /*
- * An entry's rule index names either a rule of its policy (0 to n_rules -
- * 1) or that rule's observing twin (n_rules + the rule's index): the
- * rule as the log sees it, with close "pass" and nothing put into the
- * socket (td_decide_make_observers()).  A socket the library may watch but
- * must not act on (one inherited without being handed over: its parent
- * may still use it) gets the twin, and every path (close, exit, shutdown,
+ * The rule of an entry, in the policy it was decided under.  Its index
+ * names either a rule of that policy (0 to n_rules - 1) or that rule's
+ * observing twin (n_rules + the rule's index): the rule as the log sees
+ * it, with close "pass" and nothing put into the socket
+ * (td_decide_make_observers()).  A socket the library may watch but must
+ * not act on (one inherited without being handed over: its parent may
+ * still use it) gets the twin, and every path (close, exit, shutdown,
  * setsockopt, the worker) then treats it as observed, with no test of its
  * own.
  */
@@ -42,10 +51,8 @@ const struct td_rule *td_decide_rule(const struct td_policy *p,
 				   const struct td_sock_data *d)
 {
 	int r = d->decided ? d->rule : d->bind_rule;
-	const struct td_policy *q = td_reload_policy_of(d);
+	const struct td_policy *q = td__policy_of(p, d);
 
-	if (q == NULL)
-		q = p;
 	if (q == NULL || r < 0)
 		return NULL;
 	if ((uint32_t)r < q->n_rules)
@@ -58,10 +65,8 @@ const struct td_rule *td_decide_rule(const struct td_policy *p,
 
 bool td_decide_observed(const struct td_policy *p, const struct td_sock_data *d)
 {
-	const struct td_policy *q = td_reload_policy_of(d);
+	const struct td_policy *q = td__policy_of(p, d);
 
-	if (q == NULL)
-		q = p;
 	return q != NULL && d->decided && d->rule >= 0 && (uint32_t)d->rule >= q->n_rules;
 }
 
