@@ -518,6 +518,21 @@ def _short(ev):
     return "{%s}" % ", ".join("%s=%s" % (k, ev.get(k)) for k in keys)
 
 
+_SEQ_RE = re.compile(r"\bseq (\d+)(?::(\d+))?")
+_ACK_RE = re.compile(r"\back (\d+)")
+
+
+def _acks(seg, fin):
+    """Whether segment ``seg`` acknowledges the FIN segment ``fin`` (tcpdump's
+    relative numbers, one connection): its ack is past the FIN's sequence
+    number, which follows the FIN's data."""
+    a, f = _ACK_RE.search(seg.line), _SEQ_RE.search(fin.line)
+    if a is None or f is None:
+        return True  # cannot tell: take the RST for an answer to the FIN
+    fin_seq = int(f.group(2) or f.group(1))
+    return int(a.group(1)) > fin_seq
+
+
 def check_conn(run, conn, ev, events, side):
     """Problems with one connection: the policy on the wire, and the close
     event ``ev`` of its ``side`` ("server" or "client") against the wire
@@ -605,6 +620,13 @@ def check_conn(run, conn, ev, events, side):
         want = ("simultaneous", "active")      # both FINs crossed
     elif my_ts is not None and (peer_ts is None or my_ts < peer_ts):
         want = ("active",)
+    elif my_kind == "RST" and peer_kind == "FIN" and not _acks(my_rst, peer_fin):
+        # The peer's FIN left before our RST, but the RST does not
+        # acknowledge it: our socket had not received it when it reset
+        # (the two crossed on the wire), so its close saw ESTABLISHED and
+        # was first as far as it could know; a close that had the FIN in
+        # answers it, and its RST's ack covers the FIN.
+        want = ("active", "passive")
     elif peer_kind == "RST":
         want = ("passive", None)               # reset by the peer
     elif peer_ts is not None:
