@@ -690,6 +690,136 @@ def test_node_client():
 
 
 # ---------------------------------------------------------------------------
+# Java (the JDK's own HTTP server and client, run from source)
+# ---------------------------------------------------------------------------
+
+JAVA_SERVER = r"""
+import com.sun.net.httpserver.HttpServer;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+public class Server {
+    public static void main(String[] args) throws Exception {
+        byte[] body = Files.readAllBytes(Path.of(args[1]));
+        HttpServer s = HttpServer.create(
+            new InetSocketAddress("127.0.0.1", Integer.parseInt(args[0])), 16);
+        s.createContext("/", ex -> {
+            ex.sendResponseHeaders(200, body.length);
+            try (OutputStream o = ex.getResponseBody()) { o.write(body); }
+        });
+        s.start();
+    }
+}
+"""
+
+JAVA_CLIENT = r"""
+import java.io.InputStream;
+import java.net.HttpURLConnection;
+import java.net.URL;
+
+public class Client {
+    public static void main(String[] args) throws Exception {
+        for (int i = 0; i < 2; i++) {
+            HttpURLConnection c = (HttpURLConnection) new URL(args[0]).openConnection();
+            try (InputStream in = c.getInputStream()) {
+                System.out.write(in.readAllBytes());
+            }
+        }
+        System.out.flush();
+    }
+}
+"""
+
+
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(120)
+def test_java_server():
+    """The JDK's HttpServer (a JVM: dozens of threads, its own signal
+    handlers) under each server mode; plain curl fetches kept alive and
+    with "Connection: close".  The JVM exits 143 on SIGTERM, as without
+    the library."""
+    compat.need("java")
+    script = compat.write("Server.java", JAVA_SERVER)
+    body = os.path.join(_docroot(), "hello.txt")
+    _serve_modes("java-server", lambda port, mode: ["java", script, str(port), body],
+                 (7300, 7301, 7302, 7303), stop_rc=143)
+
+
+@tdlib.requires(*NEEDS, "nginx")
+@tdlib.timeout(120)
+def test_java_client():
+    """The JDK's HttpURLConnection (two fetches over one kept-alive
+    connection, which its cache still holds when the JVM exits) under each
+    client mode, against a plain nginx."""
+    compat.need("java")
+    _plain_nginx(8080)
+    script = compat.write("Client.java", JAVA_CLIENT)
+    with compat.Session() as s:
+        _client_modes(s, "java-client", 8080, [
+            ("get", lambda port: ["java", script, "http://127.0.0.1:%d/hello.txt" % port])],
+            timeout=30)
+    s.verify()
+
+
+@tdlib.requires(*NEEDS, "nginx")
+@tdlib.timeout(60)
+def test_wget_client():
+    """GNU wget (two URLs over one kept-alive connection) under each
+    client mode, against a plain nginx."""
+    compat.need("wget")
+    _plain_nginx(8080)
+    with compat.Session() as s:
+        _client_modes(s, "wget-client", 8080, [
+            ("get", lambda port: ["wget", "-q", "-O", "-",
+                                  "http://127.0.0.1:%d/hello.txt" % port,
+                                  "http://127.0.0.1:%d/hello.txt" % port])])
+    s.verify()
+
+
+# ---------------------------------------------------------------------------
+# TLS: openssl s_server (close_notify, then the TCP close)
+# ---------------------------------------------------------------------------
+
+def _tls_cert():
+    """A throwaway self-signed certificate and key in the test's directory."""
+    cert = os.path.join(tdlib.tmpdir(), "cert.pem")
+    key = os.path.join(tdlib.tmpdir(), "key.pem")
+    if not os.path.exists(cert):
+        proc = tdlib.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                          "-subj", "/CN=localhost", "-days", "1", "-keyout", key,
+                          "-out", cert], name="openssl-req", timeout=60)
+        assert proc.rc == 0, proc.stderr()
+    return cert, key
+
+
+def _tls_fetches(port, mode=None):
+    """Two plain curl runs over TLS (each its own connection)."""
+    for i in range(2):
+        proc = tdlib.run(_curl("https://127.0.0.1:%d/" % port, "-k"),
+                         name="curl-tls-%d-%d" % (port, i), timeout=20)
+        assert proc.rc == 0, "curl over TLS exited %s: %s" % (proc.rc, proc.stderr().strip())
+        with open(proc.out_path, "rb") as f:
+            assert b"s_server" in f.read()
+
+
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(60)
+def test_openssl_tls_server():
+    """openssl s_server -www (one connection at a time; each ends with a
+    TLS close_notify, then the TCP close) under each server mode; plain
+    curl -k fetches its status page.  SIGTERM kills it, as without the
+    library."""
+    compat.need("openssl")
+    cert, key = _tls_cert()
+    _serve_modes("openssl-server",
+                 lambda port, mode: ["openssl", "s_server", "-quiet", "-www", "-accept",
+                                     str(port), "-cert", cert, "-key", key],
+                 (7400, 7401, 7402, 7403), exercise=_tls_fetches, stop_rc=-15)
+
+
+# ---------------------------------------------------------------------------
 # Python asyncio
 # ---------------------------------------------------------------------------
 
