@@ -22,7 +22,8 @@ static inline bool td__armed_any(void)
  * A write that failed with ETIMEDOUT took the kernel's pending error
  * with it: the connection timed out, which its close could then no
  * longer tell from a reset (td_fdtab_mark_timed_out()).  A compare on the
- * result; a table lookup only on that failure.  errno untouched.
+ * result; a table lookup only on that failure.  errno untouched.  Every
+ * write path ends in it, a byte budget's (rst_after_bytes) included.
  */
 static inline ssize_t td__wrote(int fd, ssize_t r)
 {
@@ -43,7 +44,7 @@ TD_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 	r = td_real_write(fd, buf, armed ? allow : n);
 	if (armed)
 		td_faults_bytes_sent(fd, r);
-	return r;
+	return td__wrote(fd, r);
 }
 
 TD_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
@@ -58,7 +59,7 @@ TD_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 	r = td_real_send(fd, buf, armed ? allow : n, flags);
 	if (armed)
 		td_faults_bytes_sent(fd, r);
-	return r;
+	return td__wrote(fd, r);
 }
 
 /* TCP Fast Open's connect, a send with MSG_FASTOPEN to an address. */
@@ -121,7 +122,7 @@ TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	r = td_real_sendto(fd, buf, armed ? allow : n, flags, to, tl);
 	if (armed)
 		td_faults_bytes_sent(fd, r);
-	return r;
+	return td__wrote(fd, r);
 }
 
 TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
@@ -136,10 +137,10 @@ TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 		return td__wrote(fd, td_real_writev(fd, iov, cnt));
 	allow = td_faults_bytes_allow(fd, td_faults_iov_total(iov, cnt), &armed);
 	if (!armed)
-		return td_real_writev(fd, iov, cnt);
+		return td__wrote(fd, td_real_writev(fd, iov, cnt));
 	r = td_real_writev(fd, cut, td_faults_iov_cut(cut, iov, cnt, allow));
 	td_faults_bytes_sent(fd, r);
-	return r;
+	return td__wrote(fd, r);
 }
 
 /* Mark tracked sockets passed in SCM_RIGHTS as held elsewhere too. */
@@ -181,11 +182,11 @@ TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 		return td__wrote(fd, td_real_sendmsg(fd, m, flags));
 	allow = td_faults_bytes_allow(fd, td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen), &armed);
 	if (!armed)
-		return td_real_sendmsg(fd, m, flags);
+		return td__wrote(fd, td_real_sendmsg(fd, m, flags));
 	mc = *m;
 	mc.msg_iov = cut;
 	mc.msg_iovlen = (size_t)td_faults_iov_cut(cut, m->msg_iov, (int)m->msg_iovlen, allow);
 	r = td_real_sendmsg(fd, &mc, flags);
 	td_faults_bytes_sent(fd, r);
-	return r;
+	return td__wrote(fd, r);
 }

@@ -26,6 +26,8 @@ TD_CALL(int, bind, (int fd, const struct sockaddr *a, socklen_t l), (fd, a, l),
 	td_real_sys3(SYS_bind, fd, a, l))
 TD_CALL(int, setsockopt, (int fd, int lv, int nm, const void *v, socklen_t l),
 	(fd, lv, nm, v, l), td_real_sys(SYS_setsockopt, fd, lv, nm, (long)v, l, 0))
+TD_CALL(int, getsockopt, (int fd, int lv, int nm, void *v, socklen_t *l), (fd, lv, nm, v, l),
+	td_real_sys(SYS_getsockopt, fd, lv, nm, (long)v, (long)l, 0))
 TD_CALL(int, shutdown, (int fd, int how), (fd, how), td_real_sys2(SYS_shutdown, fd, how))
 TD_CALL(int, close, (int fd), (fd), td_real_sys1(SYS_close, fd))
 TD_CALL(int, fclose, (FILE *f), (f), TD_LATE(fclose, (f), EOF))

@@ -2046,7 +2046,7 @@ def test_tcp_fast_open_client_is_decided_like_connect():
 # the program sleeping until it is over ("none"); "reset": the peer
 # resets the connection instead (the control).  Prints what the call got.
 TIMEOUT_CLIENT = r"""
-import socket, sys, time
+import errno, socket, sys, time
 port, how = int(sys.argv[1]), sys.argv[2]
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -2068,6 +2068,14 @@ try:
             s.send(b"x" * 1024)
     elif how in ("recv", "reset"):
         s.recv(100)
+    elif how == "sockerr":
+        # an event loop's way: wait for the failure, then ask SO_ERROR
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and \
+                s.getsockopt(socket.SOL_TCP, socket.TCP_INFO, 1)[0] != 7:
+            time.sleep(0.05)
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        got = errno.errorcode.get(err, str(err))
     else:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and \
@@ -2086,8 +2094,9 @@ def test_a_connection_that_timed_out_says_timeout_not_reset():
     """A connection that ends by a timeout (retransmissions, keepalive
     probes or TCP_USER_TIMEOUT running out) sent nothing and got nothing:
     its close must say why "timeout", whether the program learnt of it
-    from a send(), from a recv() (either takes the kernel's pending
-    error) or not at all (the close reads it); one the peer reset says
+    from a send(), from a recv(), from getsockopt(SO_ERROR) (each takes
+    the kernel's pending error) or not at all (the close reads it); one
+    the peer reset says
     "reset".  Made on loopback: the peer never reads, and the client's
     TCP_USER_TIMEOUT ends its zero-window probing.
 
@@ -2102,6 +2111,7 @@ def test_a_connection_that_timed_out_says_timeout_not_reset():
     try:
         for how, want_got, want_why in (("send", "TimeoutError", "timeout"),
                                         ("recv", "TimeoutError", "timeout"),
+                                        ("sockerr", "ETIMEDOUT", "timeout"),
                                         ("none", "none", "timeout"),
                                         ("reset", "ConnectionResetError", "reset")):
             log = _log("timeout-" + how)
