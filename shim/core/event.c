@@ -33,36 +33,74 @@
 #define TD__HOST_IN 64	  /* a nodename has at most 64 bytes */
 #define TD__HOST_OUT 100
 
-static const char *const td__event_names[TD_EV__COUNT] = {
-	[TD_EV_CONNECT] = "connect", [TD_EV_ACCEPT] = "accept",
-	[TD_EV_BIND] = "bind",	     [TD_EV_LINGER] = "linger",
-	[TD_EV_SHUTDOWN] = "shutdown", [TD_EV_CLOSE] = "close",
-	[TD_EV_FAULT] = "fault",     [TD_EV_LEAK] = "leak",
-	[TD_EV_EXIT] = "exit",	     [TD_EV_DROPPED] = "dropped",
-	[TD_EV_POLICY] = "policy",
+/*
+ * A fixed name, both ways a line writes it: plain (text, and the getters
+ * below) and quoted (JSON), with its length, so that a line copies it in
+ * one known-length move instead of measuring it first.  One literal
+ * makes both.  An entry left out of a table is {NULL}: no name.
+ */
+struct td__nm {
+	const char *s, *q;
+	uint8_t n;
+};
+#define TD__NM(x) {x, "\"" x "\"", sizeof(x) - 1}
+
+static const struct td__nm td__event_names[TD_EV__COUNT] = {
+	[TD_EV_CONNECT] = TD__NM("connect"), [TD_EV_ACCEPT] = TD__NM("accept"),
+	[TD_EV_BIND] = TD__NM("bind"),	     [TD_EV_LINGER] = TD__NM("linger"),
+	[TD_EV_SHUTDOWN] = TD__NM("shutdown"), [TD_EV_CLOSE] = TD__NM("close"),
+	[TD_EV_FAULT] = TD__NM("fault"),     [TD_EV_LEAK] = TD__NM("leak"),
+	[TD_EV_EXIT] = TD__NM("exit"),	     [TD_EV_DROPPED] = TD__NM("dropped"),
+	[TD_EV_POLICY] = TD__NM("policy"),
 };
 
-static const char *const td__why_names[TD_WHY__COUNT] = {
-	[TD_WHY_NONE] = NULL,
-	[TD_WHY_CLOSE] = "close",
-	[TD_WHY_POLICY] = "policy",
-	[TD_WHY_LINGER0] = "linger0",
-	[TD_WHY_UNREAD] = "unread-data",
-	[TD_WHY_FAULT] = "fault",
-	[TD_WHY_SHARED] = "shared",
-	[TD_WHY_RESET] = "reset",
-	[TD_WHY_FIN_SENT] = "fin-sent",
-	[TD_WHY_UNCONNECTED] = "unconnected",
-	[TD_WHY_UNACCEPTED] = "unaccepted",
-	[TD_WHY_DIED] = "died",
-	[TD_WHY_TIMEOUT] = "timeout",
+static const struct td__nm td__why_names[TD_WHY__COUNT] = {
+	[TD_WHY_CLOSE] = TD__NM("close"),
+	[TD_WHY_POLICY] = TD__NM("policy"),
+	[TD_WHY_LINGER0] = TD__NM("linger0"),
+	[TD_WHY_UNREAD] = TD__NM("unread-data"),
+	[TD_WHY_FAULT] = TD__NM("fault"),
+	[TD_WHY_SHARED] = TD__NM("shared"),
+	[TD_WHY_RESET] = TD__NM("reset"),
+	[TD_WHY_FIN_SENT] = TD__NM("fin-sent"),
+	[TD_WHY_UNCONNECTED] = TD__NM("unconnected"),
+	[TD_WHY_UNACCEPTED] = TD__NM("unaccepted"),
+	[TD_WHY_DIED] = TD__NM("died"),
+	[TD_WHY_TIMEOUT] = TD__NM("timeout"),
 };
+
+static const struct td__nm td__wire_names[] = {
+	[TD_WIRE_FIN] = TD__NM("FIN"), [TD_WIRE_RST] = TD__NM("RST"),
+	[TD_WIRE_NONE] = TD__NM("none"),
+};
+
+static const struct td__nm td__closer_names[] = {
+	[TD_CLOSER_ACTIVE] = TD__NM("active"), [TD_CLOSER_PASSIVE] = TD__NM("passive"),
+	[TD_CLOSER_SIMULTANEOUS] = TD__NM("simultaneous"),
+};
+
+static const struct td__nm td__role_names[] = {
+	[TD_SOCK_UNKNOWN] = TD__NM("unknown"), [TD_SOCK_CLIENT] = TD__NM("client"),
+	[TD_SOCK_SERVER] = TD__NM("server"), [TD_SOCK_LISTENER] = TD__NM("listener"),
+};
+
+/* shutdown's how, offset by one: TD_HOW_NONE is -1 */
+static const struct td__nm td__how_names[] = {
+	[TD_HOW_NONE + 1] = TD__NM("none"), [SHUT_RD + 1] = TD__NM("SHUT_RD"),
+	[SHUT_WR + 1] = TD__NM("SHUT_WR"), [SHUT_RDWR + 1] = TD__NM("SHUT_RDWR"),
+	[TD_HOW_RST + 1] = TD__NM("RST"),
+};
+
+#define TD__N(t) ((int)(sizeof(t) / sizeof((t)[0])))
+/* t[i], or NULL when i is outside t or names nothing */
+#define TD__NM_AT(t, i) ((i) >= 0 && (i) < TD__N(t) && (t)[i].s != NULL ? &(t)[i] : NULL)
 
 /* Linux's TCP_ESTABLISHED.. numbering (include/net/tcp_states.h). */
-static const char *const td__tcp_states[] = {
-	NULL,	      "ESTABLISHED", "SYN_SENT",  "SYN_RECV", "FIN_WAIT1",
-	"FIN_WAIT2",  "TIME_WAIT",   "CLOSE",	  "CLOSE_WAIT", "LAST_ACK",
-	"LISTEN",     "CLOSING",     "NEW_SYN_RECV",
+static const struct td__nm td__tcp_states[] = {
+	{NULL, NULL, 0},
+	TD__NM("ESTABLISHED"), TD__NM("SYN_SENT"),  TD__NM("SYN_RECV"),   TD__NM("FIN_WAIT1"),
+	TD__NM("FIN_WAIT2"),   TD__NM("TIME_WAIT"), TD__NM("CLOSE"),      TD__NM("CLOSE_WAIT"),
+	TD__NM("LAST_ACK"),    TD__NM("LISTEN"),    TD__NM("CLOSING"),    TD__NM("NEW_SYN_RECV"),
 };
 
 /*
@@ -130,58 +168,29 @@ static const struct {
 	{ESRCH, "ESRCH"},
 };
 
-const char *td_event_name(int type)
+/* The fixed names of an event's keys, by value: each table's entry. */
+static const struct td__nm *td__event_nm(int v) { return TD__NM_AT(td__event_names, v); }
+static const struct td__nm *td__wire_nm(int v) { return TD__NM_AT(td__wire_names, v); }
+static const struct td__nm *td__why_nm(int v) { return TD__NM_AT(td__why_names, v); }
+static const struct td__nm *td__closer_nm(int v) { return TD__NM_AT(td__closer_names, v); }
+static const struct td__nm *td__role_nm(int v) { return TD__NM_AT(td__role_names, v); }
+static const struct td__nm *td__state_nm(int v) { return TD__NM_AT(td__tcp_states, v); }
+static const struct td__nm *td__how_nm(int v)
 {
-	if (type < 0 || type >= TD_EV__COUNT)
-		return NULL;
-	return td__event_names[type];
+	return v >= TD_HOW_NONE ? TD__NM_AT(td__how_names, v + 1) : NULL;
 }
 
-const char *td_wire_name(int wire)
+static const char *td__plain_name(const struct td__nm *nm)
 {
-	switch (wire) {
-	case TD_WIRE_FIN: return "FIN";
-	case TD_WIRE_RST: return "RST";
-	case TD_WIRE_NONE: return "none";
-	default: return NULL;
-	}
+	return nm != NULL ? nm->s : NULL;
 }
 
-const char *td_why_name(int why)
-{
-	if (why < 0 || why >= TD_WHY__COUNT)
-		return NULL;
-	return td__why_names[why];
-}
-
-const char *td_closer_name(int closer)
-{
-	switch (closer) {
-	case TD_CLOSER_ACTIVE: return "active";
-	case TD_CLOSER_PASSIVE: return "passive";
-	case TD_CLOSER_SIMULTANEOUS: return "simultaneous";
-	default: return NULL;
-	}
-}
-
-const char *td_sock_role_name(int role)
-{
-	switch (role) {
-	case TD_SOCK_UNKNOWN: return "unknown";
-	case TD_SOCK_CLIENT: return "client";
-	case TD_SOCK_SERVER: return "server";
-	case TD_SOCK_LISTENER: return "listener";
-	default: return NULL;
-	}
-}
-
-const char *td_tcp_state_name(int state)
-{
-	if (state < 0 ||
-	    state >= (int)(sizeof(td__tcp_states) / sizeof(td__tcp_states[0])))
-		return NULL;
-	return td__tcp_states[state];
-}
+const char *td_event_name(int type) { return td__plain_name(td__event_nm(type)); }
+const char *td_wire_name(int wire) { return td__plain_name(td__wire_nm(wire)); }
+const char *td_why_name(int why) { return td__plain_name(td__why_nm(why)); }
+const char *td_closer_name(int closer) { return td__plain_name(td__closer_nm(closer)); }
+const char *td_sock_role_name(int role) { return td__plain_name(td__role_nm(role)); }
+const char *td_tcp_state_name(int state) { return td__plain_name(td__state_nm(state)); }
 
 const char *td_errno_name(int err)
 {
@@ -191,17 +200,7 @@ const char *td_errno_name(int err)
 	return NULL;
 }
 
-const char *td_how_name(int how)
-{
-	switch (how) {
-	case SHUT_RD: return "SHUT_RD";
-	case SHUT_WR: return "SHUT_WR";
-	case SHUT_RDWR: return "SHUT_RDWR";
-	case TD_HOW_NONE: return "none";
-	case TD_HOW_RST: return "RST";
-	default: return NULL;
-	}
-}
+const char *td_how_name(int how) { return td__plain_name(td__how_nm(how)); }
 
 /* One line being written: the buffer and which of the two formats. */
 struct td__line {
@@ -355,25 +354,22 @@ __attribute__((always_inline)) static inline void td__str(struct td__line *l, st
 	td__str_val(l, s, in_max, out_max);
 }
 
-/* A fixed name from one of the tables above: plain ASCII, no escaping. */
-__attribute__((noinline)) static void td__name_val(struct td__line *l, const char *name)
+/* A fixed name from one of the tables above: one copy of a known length. */
+__attribute__((noinline)) static void td__name_val(struct td__line *l, const struct td__nm *nm)
 {
-	if (name == NULL) {
+	if (nm == NULL)
 		td__null(l);
-	} else if (l->json) {
-		td_buf_putc(&l->b, '"');
-		td_buf_puts(&l->b, name);
-		td_buf_putc(&l->b, '"');
-	} else {
-		td_buf_puts(&l->b, name);
-	}
+	else if (l->json)
+		td_buf_putn(&l->b, nm->q, (size_t)nm->n + 2);
+	else
+		td_buf_putn(&l->b, nm->s, nm->n);
 }
 
 __attribute__((always_inline)) static inline void td__name(struct td__line *l, struct td__k key,
-							  const char *name)
+							  const struct td__nm *nm)
 {
 	td__key(l, key);
-	td__name_val(l, name);
+	td__name_val(l, nm);
 }
 
 __attribute__((always_inline)) static inline void td__i64(struct td__line *l, struct td__k key,
@@ -388,8 +384,10 @@ __attribute__((noinline)) static void td__count_val(struct td__line *l, int64_t 
 {
 	if (v < 0)
 		td__null(l);
+	else if (v < 10) /* the usual count: 0 */
+		td_buf_putc(&l->b, (char)('0' + v));
 	else
-		td_buf_i64(&l->b, v);
+		td_buf_u64(&l->b, (uint64_t)v);
 }
 
 __attribute__((always_inline)) static inline void td__count(struct td__line *l, struct td__k key,
@@ -578,7 +576,7 @@ void td_event_who_render(struct td_event_who *w, const char *host, int32_t pid,
 /* The keys every event starts with, ts to action. */
 static void td__head(struct td__line *l, const struct td_event *ev)
 {
-	const char *event = td_event_name(ev->type);
+	const struct td__nm *event = td__event_nm(ev->type);
 	const struct td_event_who *w = ev->who;
 	/* (a line cut to a small cap keeps the keys' own way of cutting) */
 	bool who = w != NULL && w->ok && w->pid == ev->pid && w->host == ev->host &&
@@ -615,14 +613,13 @@ static void td__head(struct td__line *l, const struct td_event *ev)
 		else
 			td__who_tprog(l, ev->prog);
 		td_buf_putc(&l->b, ' ');
-		td_buf_puts(&l->b, event != NULL ? event : "-");
+		if (event != NULL)
+			td_buf_putn(&l->b, event->s, event->n);
+		else
+			td_buf_putc(&l->b, '-');
 	}
-	td__key(l, TD__K(TD_FN_FD));
-	if (ev->fd < 0)
-		td__null(l);
-	else
-		td_buf_i64(&l->b, ev->fd);
-	td__name(l, TD__K(TD_FN_ROLE), td_sock_role_name(ev->role));
+	td__count(l, TD__K(TD_FN_FD), ev->fd);
+	td__name(l, TD__K(TD_FN_ROLE), td__role_nm(ev->role));
 	td__addr(l, TD__K(TD_FN_LOCAL), &ev->local);
 	td__addr(l, TD__K(TD_FN_REMOTE), &ev->remote);
 	td__str(l, TD__K(TD_FN_RULE), ev->rule, TD__RULE_IN, TD__RULE_OUT);
@@ -632,13 +629,13 @@ static void td__head(struct td__line *l, const struct td_event *ev)
 /* close and exit share their keys; close adds error at the end. */
 static void td__outcome(struct td__line *l, const struct td_event *ev)
 {
-	td__name(l, TD__K(TD_FN_STATE), td_tcp_state_name(ev->state));
-	td__name(l, TD__K(TD_FN_CLOSER), td_closer_name(ev->closer));
+	td__name(l, TD__K(TD_FN_STATE), td__state_nm(ev->state));
+	td__name(l, TD__K(TD_FN_CLOSER), td__closer_nm(ev->closer));
 	td__count(l, TD__K(TD_FN_UNREAD), ev->unread);
 	td__count(l, TD__K(TD_FN_UNSENT), ev->unsent);
 	td__app_linger(l, ev);
-	td__name(l, TD__K(TD_FN_WIRE), td_wire_name(ev->wire));
-	td__name(l, TD__K(TD_FN_WHY), td_why_name(ev->why));
+	td__name(l, TD__K(TD_FN_WIRE), td__wire_nm(ev->wire));
+	td__name(l, TD__K(TD_FN_WHY), td__why_nm(ev->why));
 	td__time_wait(l, ev->time_wait);
 	td__count(l, TD__K(TD_FN_LOST), ev->lost);
 	td__count(l, TD__K(TD_FN_LOST_IN_FLIGHT), ev->lost_in_flight);
@@ -661,8 +658,8 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 		td__app_linger(l, ev);
 		break;
 	case TD_EV_SHUTDOWN:
-		td__name(l, TD__K(TD_FN_HOW), td_how_name(ev->how));
-		td__name(l, TD__K(TD_FN_SENT), td_how_name(ev->how_done));
+		td__name(l, TD__K(TD_FN_HOW), td__how_nm(ev->how));
+		td__name(l, TD__K(TD_FN_SENT), td__how_nm(ev->how_done));
 		break;
 	case TD_EV_CLOSE:
 		td__outcome(l, ev);
@@ -683,7 +680,7 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 		td_buf_u64(&l->b, ev->seed);
 		break;
 	case TD_EV_LEAK:
-		td__name(l, TD__K(TD_FN_STATE), td_tcp_state_name(ev->state));
+		td__name(l, TD__K(TD_FN_STATE), td__state_nm(ev->state));
 		td__count(l, TD__K(TD_FN_AGE_MS), ev->age_ms);
 		td__count(l, TD__K(TD_FN_CLOSE_WAIT_MS), ev->close_wait_ms);
 		break;
