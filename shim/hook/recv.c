@@ -1,5 +1,5 @@
 /*
- * teardown: read(), readv(), recv(), recvfrom(), recvmsg() — only for
+ * teardown: read(), readv(), recv(), recvfrom(), recvmsg(), recvmmsg() — for
  * rst_after_bytes_in (reset once the program has read N bytes), and off
  * unless needed: one relaxed load, zero whenever no live connection is
  * armed, and the call goes straight to libc.  An armed read is cut so the
@@ -149,70 +149,6 @@ TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	return td__eof(fd, r, allow);
 }
 
-/*
- * Connections that came in an SCM_RIGHTS message (vsftpd's privileged
- * process hands each data connection to its worker this way): the
- * receiver never accepted or connected them, so without this their
- * closes went straight to the kernel and their ends were never logged.
- * Each TCP socket among them is taken as a handed-over connection
- * (td_decide_inherited()).  Only where a message brought descriptors.
- *
- * Who else holds it: the sender, at a number of its own.  Where the
- * sender (the Unix socket's peer, SO_PEERCRED) is this process's parent
- * (node's cluster primary, vsftpd's privileged process) its whole fd
- * table is asked at a close with work to decide; from anyone else, the
- * holders are unknown to /proc (shared for good: a close with work does
- * none of it, and the kernel is asked after each close whether it was
- * the last).
- */
-static uint32_t td__sender_flags(int ufd)
-{
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	int pp = atomic_load(&td_init_proc.ppid), none = 0;
-
-	/* an exec()ed image knows no parent yet: the one it has now (node
-	 * starts its cluster workers that way) */
-	if (pp == 0)
-		pp = (int)td_real_sys0(SYS_getppid);
-	if (pp > 1 && td_real_sys_getsockopt(ufd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 &&
-	    cr.pid == pp) {
-		(void)atomic_compare_exchange_strong(&td_init_proc.ppid, &none, pp);
-		if (atomic_load(&td_init_proc.ppid) == pp)
-			return TD_SF_FROM_PARENT;
-	}
-	return TD_SF_STICKY_SHARED;
-}
-
-__attribute__((noinline, cold)) static void td__received(int ufd, const struct msghdr *m)
-{
-	const struct td_policy *p = td_init_active();
-	int saved = errno, family;
-	uint32_t from = 0;
-
-	if (p == NULL || !td_init_in_own_process())
-		return;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
-		size_t n;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-		    c->cmsg_len < CMSG_LEN(0))
-			continue;
-		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int got;
-
-			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (got < 0 || !td_info_is_tcp(got, &family))
-				continue;
-			if (from == 0)
-				from = td__sender_flags(ufd);
-			td_decide_inherited(p, got, family, true, from);
-		}
-	}
-	td_errno_set(saved);
-}
-
 TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX], *orig;
@@ -224,7 +160,7 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	    m->msg_iovlen == 0 || td_init_active() == NULL) {
 		r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
 		if (td_unlikely(r >= 0 && m->msg_controllen != 0))
-			td__received(fd, m);
+			td_rights_received(fd, m);
 		/* as readv() above: a 0 means the kernel read m and its iovecs */
 		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(m->msg_iov,
 									       (int)m->msg_iovlen))
@@ -235,7 +171,7 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	if (!armed) {
 		r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
 		if (td_unlikely(r >= 0 && m->msg_controllen != 0))
-			td__received(fd, m);
+			td_rights_received(fd, m);
 		return td__eof(fd, r, total);
 	}
 	/* the program's msghdr, with a cut iovec for the call (its own is
@@ -248,7 +184,27 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	m->msg_iov = orig;
 	m->msg_iovlen = olen;
 	if (td_unlikely(r >= 0 && m->msg_controllen != 0))
-		td__received(fd, m);
+		td_rights_received(fd, m);
 	td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, allow);
+}
+
+/*
+ * recvmmsg(): for the descriptors its messages bring, as recvmsg() (see
+ * shim/rt/rights.c), and a timeout, as every read.  Its bytes are not
+ * counted (td_fdtab_read_end()): a count too low only costs the close a
+ * SIOCINQ, it never hides unread input; and no byte budget
+ * (rst_after_bytes_in) cuts it.
+ */
+TD_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
+		       struct timespec *t)
+{
+	int r = td_real_recvmmsg(fd, v, n, flags, t);
+
+	if (td_unlikely(r < 0) && errno == ETIMEDOUT)
+		td_fdtab_mark_timed_out(fd);
+	for (int i = 0; i < r; i++)
+		if (td_unlikely(v[i].msg_hdr.msg_controllen != 0))
+			td_rights_received(fd, &v[i].msg_hdr);
+	return r;
 }

@@ -1,5 +1,5 @@
 /*
- * teardown: write(), writev(), send(), sendto(), sendmsg().
+ * teardown: write(), writev(), send(), sendto(), sendmsg(), sendmmsg().
  *
  * Three jobs, all off unless needed: rst_after_bytes (the first
  * rst_after_bytes bytes of an armed connection go out, then it is reset),
@@ -10,6 +10,7 @@
  */
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 
 #include "../rt/rt.h"
 
@@ -143,27 +144,6 @@ TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	return td__wrote(fd, r);
 }
 
-/* Mark tracked sockets passed in SCM_RIGHTS as held elsewhere too. */
-static void td__passed_fds(const struct msghdr *m)
-{
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL;
-	     c = CMSG_NXTHDR((struct msghdr *)m, c)) {
-		size_t n;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-			struct td_fdent *e;
-
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if ((e = td_fdtab_live_or_born(fd)) != NULL)
-				atomic_fetch_or(&e->flags, TD_SF_STICKY_SHARED);
-		}
-	}
-}
-
 TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX];
@@ -172,9 +152,8 @@ TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 	bool armed;
 	ssize_t r;
 
-	if (m != NULL && m->msg_control != NULL && m->msg_controllen > 0 &&
-	    td_init_active() != NULL)
-		td__passed_fds(m);
+	if (td_unlikely(td_rights_maybe(m)))
+		td_rights_sent(m);
 	if (m != NULL && td__fastopen(flags, m->msg_name, m->msg_namelen))
 		return td__fastopen_send(fd, NULL, 0, flags, m, m->msg_name, m->msg_namelen);
 	if (td_likely(!td__armed_any()) || m == NULL || td_init_active() == NULL ||
@@ -189,4 +168,21 @@ TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 	r = td_real_sendmsg(fd, &mc, flags);
 	td_faults_bytes_sent(fd, r);
 	return td__wrote(fd, r);
+}
+
+/*
+ * sendmmsg(): the descriptors its messages carry, as sendmsg() (see
+ * shim/rt/rights.c), marked before the call, and a timeout, as every
+ * write.  No byte budget (rst_after_bytes) counts or cuts it, and
+ * MSG_FASTOPEN here is not taken for a connect.  At most UIO_MAXIOV
+ * messages are looked at, as the kernel sends at most that many.
+ */
+TD_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+	unsigned int k = n < UIO_MAXIOV ? n : UIO_MAXIOV;
+
+	for (unsigned int i = 0; v != NULL && i < k; i++)
+		if (td_unlikely(td_rights_maybe(&v[i].msg_hdr)))
+			td_rights_sent(&v[i].msg_hdr);
+	return (int)td__wrote(fd, td_real_sendmmsg(fd, v, n, flags));
 }

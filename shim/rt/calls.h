@@ -61,6 +61,8 @@ TD_CALL(ssize_t, recvfrom,
 	(fd, b, n, fl, a, l), td_real_sys(SYS_recvfrom, fd, (long)b, (long)n, fl, (long)a, (long)l))
 TD_CALL(ssize_t, recvmsg, (int fd, struct msghdr *m, int fl), (fd, m, fl),
 	td_real_sys3(SYS_recvmsg, fd, m, fl))
+TD_CALL(int, recvmmsg, (int fd, struct mmsghdr *v, unsigned int n, int fl, struct timespec *t),
+	(fd, v, n, fl, t), td_real_sys(SYS_recvmmsg, fd, (long)v, n, fl, (long)t, 0))
 TD_CALL(ssize_t, write, (int fd, const void *b, size_t n), (fd, b, n),
 	td_real_sys3(SYS_write, fd, b, n))
 TD_CALL(ssize_t, writev, (int fd, const struct iovec *v, int n), (fd, v, n),
@@ -72,6 +74,8 @@ TD_CALL(ssize_t, sendto,
 	(fd, b, n, fl, a, l), td_real_sys(SYS_sendto, fd, (long)b, (long)n, fl, (long)a, l))
 TD_CALL(ssize_t, sendmsg, (int fd, const struct msghdr *m, int fl), (fd, m, fl),
 	td_real_sys3(SYS_sendmsg, fd, m, fl))
+TD_CALL(int, sendmmsg, (int fd, struct mmsghdr *v, unsigned int n, int fl), (fd, v, n, fl),
+	td_real_sys(SYS_sendmmsg, fd, (long)v, n, fl, 0, 0))
 TD_CALL(int, posix_spawn,
 	(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 	 const posix_spawnattr_t *at, char *const argv[], char *const envp[]),

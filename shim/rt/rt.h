@@ -28,5 +28,6 @@
 #include "reload.h"
 #include "faults.h"
 #include "spool.h"
+#include "rights.h"
 
 #endif

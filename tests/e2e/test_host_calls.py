@@ -14,6 +14,7 @@ and libhost_nosym.so, preloaded after the library.
 import collections
 import contextlib
 import concurrent.futures
+import itertools
 import json
 import os
 import re
@@ -1857,14 +1858,61 @@ def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
 # names ("worker": the worker's close first, told to the primary on the
 # Unix socket; "primary": the primary's first), the worker after its reply.
 SCM_RIGHTS_HANDOFF = r"""
-import os, socket, sys
-first = sys.argv[1]
+import ctypes, os, socket, struct, sys
+first, via = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class Msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
+                ("iov", ctypes.POINTER(Iovec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+
+
+class Mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", Msghdr), ("len", ctypes.c_uint)]
+
+
+def mmsg(fd, data, control):
+    # one message in a vector of one: its buffers, and the call's result
+    buf = ctypes.create_string_buffer(data, len(data))
+    cbuf = ctypes.create_string_buffer(control, len(control))
+    iov = Iovec(ctypes.cast(buf, ctypes.c_void_p), len(data))
+    m = Mmsghdr(Msghdr(None, 0, ctypes.pointer(iov), 1, ctypes.cast(cbuf, ctypes.c_void_p),
+                       len(control), 0), 0)
+    return m, buf, cbuf, iov
+
+
+def send_fd(u, fd):
+    if via == "msg":
+        socket.send_fds(u, [b"x"], [fd])
+        return
+    # sendmmsg(): one cmsghdr (len, SOL_SOCKET, SCM_RIGHTS) and the fd
+    control = struct.pack("@Nii", socket.CMSG_LEN(4), socket.SOL_SOCKET,
+                          socket.SCM_RIGHTS) + struct.pack("@i", fd)
+    control += b"\0" * (socket.CMSG_SPACE(4) - len(control))
+    m, *keep = mmsg(u.fileno(), b"x", control)
+    assert libc.sendmmsg(u.fileno(), ctypes.byref(m), 1, 0) == 1, ctypes.get_errno()
+
+
+def recv_fd(u):
+    if via == "msg":
+        return socket.recv_fds(u, 16, 1)[1][0]
+    m, buf, cbuf, iov = mmsg(u.fileno(), b"\0" * 16, b"\0" * socket.CMSG_SPACE(4))
+    assert libc.recvmmsg(u.fileno(), ctypes.byref(m), 1, 0, None) == 1, ctypes.get_errno()
+    return struct.unpack_from("@i", cbuf.raw, socket.CMSG_LEN(0))[0]
+
+
 u_primary, u_worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 pid = os.fork()
 if pid == 0:
     u_primary.close()
-    _, fds, _, _ = socket.recv_fds(u_worker, 16, 1)
-    s = socket.socket(fileno=fds[0])
+    s = socket.socket(fileno=recv_fd(u_worker))
     if first == "primary":
         assert u_worker.recv(1) == b"c"
     assert s.recv(4) == b"ping"
@@ -1879,7 +1927,7 @@ ls.listen(4)
 c = socket.create_connection(ls.getsockname())
 s, _ = ls.accept()
 c.sendall(b"ping")
-socket.send_fds(u_primary, [b"x"], [s.fileno()])
+send_fd(u_primary, s.fileno())
 if first == "worker":
     assert u_primary.recv(1) == b"c"
 s.close()
@@ -1906,7 +1954,8 @@ def test_a_connection_sent_in_scm_rights_has_one_end_whoever_closes_last():
     before (an SCM_RIGHTS message, as node's cluster module does) and
     closes its copy; the worker replies and closes its own.  Whichever
     closes last reports the end, once; the other's close says shared.
-    Under pass, abort, graceful and drain, both orders.
+    Under pass, abort, graceful and drain, both orders, sent and received
+    with sendmsg()/recvmsg() and with sendmmsg()/recvmmsg().
 
     Catches: a sender's close never taken for the last one (the socket
     it sent is marked shared for good, and /proc cannot say who holds
@@ -1915,21 +1964,24 @@ def test_a_connection_sent_in_scm_rights_has_one_end_whoever_closes_last():
     looked for the socket in its parent's fd table at its own number
     (where an inherited socket would be), found nothing, and took its
     close for the last under graceful and drain while the primary still
-    held the connection (drain shut it down under the primary)."""
+    held the connection (drain shut it down under the primary); and the
+    same through sendmmsg()/recvmmsg(), which were not wrapped: the
+    sender's close under drain shut the connection down under the
+    worker, and the worker's end went unlogged."""
     problems = []
-    for action in ("pass", "abort", "graceful", "drain"):
-        for first in ("worker", "primary"):
-            what = "%s-%s" % (action, first)
-            proc, log = _python(SCM_RIGHTS_HANDOFF, "scm-" + what, [first],
-                                [{"name": "all", "close": action}])
-            parent, worker, cport = (int(x) for x in proc.stdout().split())
-            ends = [(r["pid"], r["why"] == "shared") for r in tdlib.read_log(log)
-                    if r["event"] in ("close", "exit") and r["role"] == "server" and
-                    r["remote"] is not None and r["remote"].endswith(":%d" % cport)]
-            last = parent if first == "worker" else worker
-            want = sorted([(parent, last != parent), (worker, last != worker)])
-            if sorted(ends) != want:
-                problems.append("%s: ends (pid, shared) %s, want %s" % (what, sorted(ends), want))
+    for action, first, via in itertools.product(("pass", "abort", "graceful", "drain"),
+                                                ("worker", "primary"), ("msg", "mmsg")):
+        what = "%s-%s-%s" % (action, first, via)
+        proc, log = _python(SCM_RIGHTS_HANDOFF, "scm-" + what, [first, via],
+                            [{"name": "all", "close": action}])
+        parent, worker, cport = (int(x) for x in proc.stdout().split())
+        ends = [(r["pid"], r["why"] == "shared") for r in tdlib.read_log(log)
+                if r["event"] in ("close", "exit") and r["role"] == "server" and
+                r["remote"] is not None and r["remote"].endswith(":%d" % cport)]
+        last = parent if first == "worker" else worker
+        want = sorted([(parent, last != parent), (worker, last != worker)])
+        if sorted(ends) != want:
+            problems.append("%s: ends (pid, shared) %s, want %s" % (what, sorted(ends), want))
     assert not problems, "\n".join(problems)
 
 
