@@ -1,5 +1,6 @@
 /*
- * teardown: dup(), dup2(), dup3().  dup2/dup3 over a tracked socket close
+ * teardown: dup(), dup2(), dup3() (and fcntl()'s F_DUPFD, fcntl.c, through
+ * td_decide_dup()).  dup2/dup3 over a tracked socket close
  * it implicitly (JVMs close sockets exactly this way), so it gets the same
  * close-time work as close(); the new fd of a tracked socket shares the
  * socket, and only the last of them does that work.
@@ -78,28 +79,9 @@ TD_EXPORT int dup3(int oldfd, int newfd, int flags)
 TD_EXPORT int dup(int oldfd)
 {
 	const struct td_policy *p = td_init_active();
-	int fd, saved;
+	int fd = td_real_dup(oldfd);
 
-	fd = td_real_dup(oldfd);
-	if (p == NULL || fd < 0)
-		return fd;
-	saved = errno;
-	if (!td_init_in_own_process()) {
-		/*
-		 * vfork()ed child: the table is the parent's, where the number
-		 * fd may still be a live socket of the parent's: leave its
-		 * entry alone, only note that oldfd's socket may now be held
-		 * elsewhere.
-		 */
-		struct td_fdent *o = td_fdtab_live_or_born(oldfd);
-
-		if (o != NULL)
-			atomic_fetch_or(&o->flags, TD_SF_STICKY_SHARED);
-	} else if (td_fdtab_live_or_born(oldfd) == NULL) {
-		td_fdtab_forget(fd);
-	} else {
-		td_decide_copy(oldfd, fd);
-	}
-	td_errno_set(saved);
+	if (p != NULL && fd >= 0)
+		td_decide_dup(oldfd, fd);
 	return fd;
 }

@@ -34,6 +34,11 @@ TD_CALL(int, fclose, (FILE *f), (f), TD_LATE(fclose, (f), EOF))
 TD_CALL(int, close_range, (unsigned a, unsigned b, int f), (a, b, f),
 	td_real_sys3(SYS_close_range, a, b, f))
 TD_CALLV(closefrom, (int lo), (lo), (void)td_real_sys3(SYS_close_range, lo, ~0u, 0))
+/* variadic: the real one is called with the program's one argument word */
+TD_CALL(int, fcntl, (int fd, int cmd, void *arg), (fd, cmd, arg),
+	td_real_sys3(SYS_fcntl, fd, cmd, arg))
+TD_CALL(int, fcntl64, (int fd, int cmd, void *arg), (fd, cmd, arg),
+	td_real_sys3(SYS_fcntl, fd, cmd, arg))
 TD_CALL(int, dup, (int fd), (fd), td_real_sys1(SYS_dup, fd))
 TD_CALL(int, dup2, (int o, int n), (o, n), td_real_sys_dup2(o, n))
 TD_CALL(int, dup3, (int o, int n, int f), (o, n, f), td_real_sys3(SYS_dup3, o, n, f))

@@ -464,6 +464,30 @@ void td_decide_copy(int oldfd, int newfd)
 }
 
 /*
+ * After a dup that made fd from oldfd (dup(), fcntl(F_DUPFD*)): fd shares
+ * oldfd's socket, or, when oldfd is not tracked, forgets a stale entry
+ * its number may carry.  In a vfork()ed child the table is the parent's,
+ * where the number fd may still be a live socket of the parent's: its
+ * entry is left alone, and oldfd's socket is only noted as maybe held
+ * elsewhere from now on.  errno untouched.
+ */
+void td_decide_dup(int oldfd, int fd)
+{
+	int saved = errno;
+	struct td_fdent *o = td_fdtab_live_or_born(oldfd);
+
+	if (!td_init_in_own_process()) {
+		if (o != NULL)
+			atomic_fetch_or(&o->flags, TD_SF_STICKY_SHARED);
+	} else if (o == NULL) {
+		td_fdtab_forget(fd);
+	} else {
+		td_decide_copy(oldfd, fd);
+	}
+	td_errno_set(saved);
+}
+
+/*
  * Whether a connection whose listener is gone (a passive-mode FTP data
  * connection, handed over after its listener closed) was still accepted:
  * its local port outside the kernel's range for outgoing connections

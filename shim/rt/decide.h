@@ -9,6 +9,9 @@
 
 /* Make newfd track the socket oldfd's entry tracks (a dup). */
 void td_decide_copy(int oldfd, int newfd) TD_HIDDEN;
+/* A dup made fd from oldfd (dup(), fcntl(F_DUPFD*)): fd shares oldfd's
+ * socket, or drops a stale entry; safe in a vfork()ed child. */
+void td_decide_dup(int oldfd, int fd) TD_HIDDEN;
 /* A connected TCP socket this process got open (across exec(), at
  * start-up, or in an SCM_RIGHTS message); flags: more TD_SF_ for its entry. */
 void td_decide_inherited(const struct td_policy *p, int fd, int family, bool handed,

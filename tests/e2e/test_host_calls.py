@@ -28,12 +28,13 @@ NEEDS = ("root", "netns", "lib")
 ACTIONS = ("pass", "graceful", "drain", "abort")
 # Every name libteardown.so exports: the libc calls it wraps, nothing else.
 WRAPPED = ("accept accept4 bind close close_range closefrom connect dup dup2 dup3 fclose "
-           "fork send sendmsg sendto setsockopt shutdown socket syscall write writev").split()
+           "fcntl fcntl64 fork getsockopt send sendmmsg sendmsg sendto setsockopt shutdown "
+           "socket syscall write writev").split()
 # Wrapped too: the spawn calls, which record spawned children.  host_errno
 # never calls them, so the missing-symbol test below leaves them out.
 SPAWN = "posix_spawn posix_spawnp posix_spawn_file_actions_adddup2".split()
 # And the read side, for rst_after_bytes_in and to see a socket read to its end.
-READS = "read readv recv recvfrom recvmsg".split()
+READS = "read readv recv recvfrom recvmsg recvmmsg".split()
 # And vfork (x86-64), which marks its child so the library needs no
 # getpid() to know it runs there.
 # And the ways out without exit(), which write the log's spool out first.
@@ -1982,6 +1983,77 @@ def test_a_connection_sent_in_scm_rights_has_one_end_whoever_closes_last():
         want = sorted([(parent, last != parent), (worker, last != worker)])
         if sorted(ends) != want:
             problems.append("%s: ends (pid, shared) %s, want %s" % (what, sorted(ends), want))
+    assert not problems, "\n".join(problems)
+
+
+# A server that dups its accepted connection with fcntl() (CPython's
+# os.dup(), libuv's uv__dup()) or fcntl(F_DUPFD), closes the original,
+# and answers through the dup; the client reads to the end.  Prints
+# what the client read, how it ended, and the accepted fd's number.
+FCNTL_DUP = r"""
+import fcntl, os, socket, sys
+how = sys.argv[1]
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(4)
+c = socket.create_connection(ls.getsockname())
+s, _ = ls.accept()
+if how == "os.dup":
+    d = os.dup(s.fileno())
+else:
+    d = fcntl.fcntl(s.fileno(), fcntl.F_DUPFD, 0)
+first = s.fileno()
+s.close()
+t = socket.socket(fileno=d)
+t.sendall(b"still here")
+t.close()
+c.settimeout(10)
+got, end = b"", "EOF"
+try:
+    while True:
+        b = c.recv(100)
+        if not b:
+            break
+        got += b
+except ConnectionResetError:
+    end = "reset"
+c.close()
+ls.close()
+print(got.decode(), end, first, d, flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_a_dup_made_with_fcntl_shares_the_socket():
+    """A dup made with fcntl(F_DUPFD) or F_DUPFD_CLOEXEC (os.dup() in
+    CPython, uv__dup() in libuv) shares the socket as dup() does: closing
+    the original is not the connection's end (why "shared", nothing on
+    the wire), the dup still works, and its close is the end, with the
+    rule's work (abort: RST), under every action.
+
+    Catches: fcntl() not wrapped, so the dup went unseen: under drain the
+    original's close shut the connection down under the dup (its send
+    failed with EPIPE), and under graceful and abort the original's close
+    was logged as the end (FIN, RST) while the connection went on."""
+    problems = []
+    for action, how in itertools.product(ACTIONS, ("os.dup", "F_DUPFD")):
+        what = "%s-%s" % (action, how)
+        proc, log = _python(FCNTL_DUP, "fcntl-" + what, [how],
+                            [{"name": "all", "close": action}])
+        want_end = "reset" if action == "abort" else "EOF"
+        fields = proc.stdout().split()
+        if fields[:3] != ["still", "here", want_end]:
+            problems.append("%s: the client read %s, want 'still here' then %s"
+                            % (what, fields[:3], want_end))
+        first, dup = int(fields[3]), int(fields[4])
+        ends = {r["fd"]: (r["why"], r["wire"]) for r in tdlib.read_log(log)
+                if r["event"] == "close" and r["role"] == "server"}
+        want = {first: ("shared", "none"),
+                dup: ({"pass": "close", "graceful": "close"}.get(action, "policy"),
+                      "RST" if action == "abort" else "FIN")}
+        if ends != want:
+            problems.append("%s: closes (why, wire) by fd %s, want %s" % (what, ends, want))
     assert not problems, "\n".join(problems)
 
 

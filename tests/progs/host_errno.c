@@ -279,6 +279,26 @@ static void sockopts_and_shutdown(void)
 	CASE("close_unconnected_with_linger", close(c));
 	CASE("shutdown_badfd", shutdown(-1, SHUT_WR));
 	CASE("shutdown_never_opened", shutdown(999, SHUT_RDWR));
+	/* getsockopt: SO_ERROR is looked at, the rest passed through */
+	conn(&c, &s);
+	{
+		int v = -1;
+		socklen_t vl = sizeof(v);
+
+		CASE("getsockopt_so_error", getsockopt(c, SOL_SOCKET, SO_ERROR, &v, &vl));
+		printf("getsockopt_so_error_value %d %u\n", v, (unsigned)vl);
+		vl = 1;
+		CASE("getsockopt_so_error_short", getsockopt(c, SOL_SOCKET, SO_ERROR, &v, &vl));
+		CASE("getsockopt_so_error_null", getsockopt(c, SOL_SOCKET, SO_ERROR, NULL, &vl));
+		vl = sizeof(v);
+		CASE("getsockopt_type", getsockopt(c, SOL_SOCKET, SO_TYPE, &v, &vl));
+		CASE("getsockopt_badfd", getsockopt(999, SOL_SOCKET, SO_ERROR, &v, &vl));
+		p = pipe_w();
+		CASE("getsockopt_notsock", getsockopt(p, SOL_SOCKET, SO_ERROR, &v, &vl));
+		close(p);
+	}
+	close(c);
+	close(s);
 }
 
 static void closes(void)
@@ -356,7 +376,24 @@ static void dups(void)
 	CASE("dup3_same_fd", dup3(c, c, 0));
 	CASE("dup3_bad_flags", dup3(c, 601, 0x7fff));
 	CASE("dup3_bad_oldfd", dup3(999, 601, 0));
+	/* fcntl's dups, and commands that are not dups */
+	CASE("fcntl_dupfd", d = fcntl(c, F_DUPFD, 0));
+	CASE("close_fcntl_dupfd", close(d));
+	CASE("fcntl_dupfd_cloexec_min", d = fcntl(c, F_DUPFD_CLOEXEC, 700));
+	printf("fcntl_dupfd_cloexec_flags %d\n", fcntl(d, F_GETFD));
+	CASE("close_fcntl_dupfd_cloexec", close(d));
+	CASE("fcntl64_dupfd", d = fcntl64(c, F_DUPFD, 0));
+	CASE("close_fcntl64_dupfd", close(d));
+	CASE("fcntl_dupfd_badfd", fcntl(999, F_DUPFD, 0));
+	CASE("fcntl_dupfd_bad_min", fcntl(c, F_DUPFD, -1));
+	CASE("fcntl_getfl", fcntl(c, F_GETFL));
+	CASE("fcntl_setfl", fcntl(c, F_SETFL, O_NONBLOCK));
+	CASE("fcntl_getown", fcntl(c, F_GETOWN));
+	CASE("fcntl_bad_cmd", fcntl(c, 12345, 0));
+	CASE("fcntl64_getfd", fcntl64(c, F_GETFD));
 	p = pipe_w();
+	CASE("fcntl_dupfd_pipe", d = fcntl(p, F_DUPFD_CLOEXEC, 0));
+	CASE("close_fcntl_pipe_copy", close(d));
 	CASE("dup2_pipe_over_socket", dup2(p, c));
 	CASE("close_pipe_copy", close(c));
 	close(p);
@@ -427,6 +464,34 @@ static void writes(void)
 	memcpy(CMSG_DATA(cm), &c, sizeof(int));
 	CASE("sendmsg_scm_rights", sendmsg(sv[0], &mh, 0));
 	CASE("close_passed_socket", close(c));
+	{
+		struct mmsghdr mm[2];
+		char rbuf[8], rcbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec riov = {rbuf, sizeof(rbuf)};
+		int got = -1;
+
+		memset(mm, 0, sizeof(mm));
+		mm[0].msg_hdr.msg_iov = &riov;
+		mm[0].msg_hdr.msg_iovlen = 1;
+		mm[0].msg_hdr.msg_control = rcbuf;
+		mm[0].msg_hdr.msg_controllen = sizeof(rcbuf);
+		CASE("recvmmsg_scm_rights", recvmmsg(sv[1], mm, 1, 0, NULL));
+		if (CMSG_FIRSTHDR(&mm[0].msg_hdr) != NULL)
+			memcpy(&got, CMSG_DATA(CMSG_FIRSTHDR(&mm[0].msg_hdr)), sizeof(int));
+		CASE("close_received_socket", close(got));
+		conn(&c, &t);
+		memcpy(CMSG_DATA(cm), &c, sizeof(int));
+		mm[0].msg_hdr = mh;
+		mm[1].msg_hdr = mh;
+		mm[1].msg_hdr.msg_control = NULL;
+		mm[1].msg_hdr.msg_controllen = 0;
+		CASE("sendmmsg_scm_rights", sendmmsg(sv[0], mm, 2, 0));
+		CASE("close_mpassed_socket", close(c));
+		close(t);
+		CASE("sendmmsg_badfd", sendmmsg(999, mm, 1, 0));
+		CASE("recvmmsg_badfd", recvmmsg(999, mm, 1, 0, NULL));
+		CASE("recvmmsg_empty_nonblock", recvmmsg(sv[0], mm, 1, MSG_DONTWAIT, NULL));
+	}
 	close(s);
 	close(sv[0]);
 	close(sv[1]);
