@@ -1,6 +1,6 @@
 /*
  * teardown: syscall() — a program that closes a socket with
- * syscall(SYS_close, fd) (or close_range/dup2/dup3 the same way) gets the
+ * syscall(SYS_close, fd) (or close_range/dup/dup2/dup3, or fcntl's F_DUPFD, the same way) gets the
  * same treatment as through the libc calls; syscall(SYS_exit_group)
  * writes the exit events and the spool out first, as _exit() does; syscall(SYS_shutdown) with
  * SHUT_RD is remembered as shutdown() does (then passed on); SYS_execve and
@@ -8,6 +8,7 @@
  * and SYS_prctl(PR_SET_SECCOMP) enter a sandbox as prctl() does
  * (shim/hook/prctl.c).  Every other number goes straight to libc's syscall().
  */
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <stdarg.h>
 #include <sys/prctl.h>
@@ -40,6 +41,13 @@ TD_EXPORT long syscall(long n, ...)
 #endif
 		case SYS_dup3:
 			return dup3((int)a[0], (int)a[1], (int)a[2]);
+		case SYS_dup:
+			return dup((int)a[0]);
+		case SYS_fcntl:
+			/* F_DUPFD and F_DUPFD_CLOEXEC are dups; the rest passes */
+			if ((int)a[1] == F_DUPFD || (int)a[1] == F_DUPFD_CLOEXEC)
+				return fcntl((int)a[0], (int)a[1], (int)a[2]);
+			break;
 		case SYS_shutdown:
 			/* passed on as it is; only what shutdown() remembers */
 			if ((int)a[1] == SHUT_RD || (int)a[1] == SHUT_RDWR)

@@ -515,6 +515,10 @@ static void syscalls(void)
 	CASE("syscall_getppid_positive", syscall(SYS_getppid) > 0);
 	CASE("syscall_dup", d = (int)syscall(SYS_dup, c));
 	CASE("syscall_close_dup", syscall(SYS_close, d));
+	CASE("syscall_fcntl_dupfd", d = (int)syscall(SYS_fcntl, c, F_DUPFD_CLOEXEC, 0));
+	CASE("syscall_close_fcntl_dup", syscall(SYS_close, d));
+	CASE("syscall_fcntl_getfd", syscall(SYS_fcntl, c, F_GETFD));
+	CASE("syscall_fcntl_dupfd_bad", syscall(SYS_fcntl, 999, F_DUPFD, 0));
 	CASE("syscall_close_client", syscall(SYS_close, c));
 	CASE("close_server_2", close(s));
 }
