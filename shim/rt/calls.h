@@ -81,6 +81,8 @@ TD_CALL(ssize_t, sendmsg, (int fd, const struct msghdr *m, int fl), (fd, m, fl),
 	td_real_sys3(SYS_sendmsg, fd, m, fl))
 TD_CALL(int, sendmmsg, (int fd, struct mmsghdr *v, unsigned int n, int fl), (fd, v, n, fl),
 	td_real_sys(SYS_sendmmsg, fd, (long)v, n, fl, 0, 0))
+TD_CALL(int, system, (const char *c), (c), TD_LATE(system, (c), -1))
+TD_CALL(FILE *, popen, (const char *c, const char *m), (c, m), TD_LATE(popen, (c, m), NULL))
 TD_CALL(int, posix_spawn,
 	(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 	 const posix_spawnattr_t *at, char *const argv[], char *const envp[]),

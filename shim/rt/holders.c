@@ -224,6 +224,30 @@ void td_holders_fork_failed(void)
 	td__each(td__uncount_copy, false);
 }
 
+static void td__shell_copy(struct td_fdent *e, int fd, uint32_t share)
+{
+	(void)share;
+	if (td__cloexec(fd) != 1)
+		atomic_fetch_or(&e->flags, TD_SF_STICKY_SHARED);
+}
+
+/*
+ * Before system() or popen(): libc starts the shell itself, and no hook
+ * of ours sees that child, its pid or its exec (no fork handler runs
+ * either).  The shell, and whatever it leaves running ("cmd &"), holds
+ * every socket without close-on-exec: those are shared for good from now
+ * on (no close-time work, the end asked of the kernel after each close),
+ * the close-on-exec ones stay as they were.
+ */
+void td_holders_shell_child(void)
+{
+	int saved = errno;
+
+	if (td__running())
+		td__each(td__shell_copy, false);
+	td_errno_set(saved);
+}
+
 /* A vfork()ed or posix_spawn()ed child holds copies nobody counts (one
  * that exec()s keeps those without close-on-exec). */
 void td_holders_uncounted_child(void)

@@ -32,6 +32,9 @@ uint32_t td_holders_fork_epoch(void) TD_HIDDEN;
 void td_holders_fork_prepare(void) TD_HIDDEN;
 void td_holders_fork_failed(void) TD_HIDDEN;
 void td_holders_uncounted_child(void) TD_HIDDEN;
+/* Before system() or popen(): the shell holds each socket without
+ * close-on-exec, uncounted: shared for good. */
+void td_holders_shell_child(void) TD_HIDDEN;
 void td_holders_exec_prepare(void) TD_HIDDEN;
 void td_holders_exec_failed(void) TD_HIDDEN;
 /* Whether a socket's share (with its flags) counts every holder: then

@@ -28,8 +28,8 @@ NEEDS = ("root", "netns", "lib")
 ACTIONS = ("pass", "graceful", "drain", "abort")
 # Every name libteardown.so exports: the libc calls it wraps, nothing else.
 WRAPPED = ("accept accept4 bind close close_range closefrom connect dup dup2 dup3 fclose "
-           "fcntl fcntl64 fork getsockopt send sendmmsg sendmsg sendto setsockopt shutdown "
-           "socket syscall write writev").split()
+           "fcntl fcntl64 fork getsockopt popen send sendmmsg sendmsg sendto setsockopt "
+           "shutdown socket syscall system write writev").split()
 # Wrapped too: the spawn calls, which record spawned children.  host_errno
 # never calls them, so the missing-symbol test below leaves them out.
 SPAWN = "posix_spawn posix_spawnp posix_spawn_file_actions_adddup2".split()
@@ -879,6 +879,8 @@ def test_each_close_call_closes_exactly_once():
 # call to fall back on for these two).
 ENOSYS_CASES = {
     "fork": ("fork_parent",),
+    "system": ("system_exit_3",),
+    "popen": ("popen_echo",),
     "fclose": ("fclose_socket", "fclose_closed_fd", "fclose_with_buffered_data", "fclose_file"),
 }
 
@@ -2054,6 +2056,96 @@ def test_a_dup_made_with_fcntl_shares_the_socket():
                       "RST" if action == "abort" else "FIN")}
         if ends != want:
             problems.append("%s: closes (why, wire) by fd %s, want %s" % (what, ends, want))
+    assert not problems, "\n".join(problems)
+
+
+# A server whose accepted connection is inheritable (no close-on-exec,
+# as a C program's plain accept() leaves it) runs a command through libc's
+# system() or popen() that leaves a shell in the background holding it,
+# until a line on a pipe tells it to go.  The server answers and closes
+# its copy; the client must see no end before the background shell goes.
+# Prints the reply, "early" or "held", how the connection then ended,
+# the server's pid, the background shell's pid and the client's port.
+SHELL_CHILD = r"""
+import ctypes, os, select, socket, sys
+how = sys.argv[1]
+libc = ctypes.CDLL(None)
+libc.popen.restype = ctypes.c_void_p
+libc.pclose.argtypes = [ctypes.c_void_p]
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(4)
+c = socket.create_connection(ls.getsockname())
+s, _ = ls.accept()
+os.set_inheritable(s.fileno(), True)
+go_r, go_w = os.pipe()
+pid_r, pid_w = os.pipe()
+os.set_inheritable(go_r, True)
+os.set_inheritable(pid_w, True)
+cmd = ("sh -c 'echo $$ >&%d; exec %d>&-; read x' <&%d >/dev/null &"
+       % (pid_w, pid_w, go_r)).encode()
+if how == "system":
+    assert libc.system(cmd) == 0
+else:
+    fp = libc.popen(cmd, b"r")
+    assert fp and libc.pclose(fp) == 0
+os.close(go_r)
+os.close(pid_w)
+bg = int(os.read(pid_r, 100).split()[0])
+s.sendall(b"hi")
+s.close()
+c.settimeout(10)
+got = c.recv(10)
+early = "early" if select.select([c], [], [], 0.5)[0] else "held"
+os.write(go_w, b"go\n")
+try:
+    end = "EOF" if c.recv(10) == b"" else "data"
+except ConnectionResetError:
+    end = "reset"
+print(got.decode(), early, end, os.getpid(), bg, c.getsockname()[1], flush=True)
+c.close()
+ls.close()
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_a_shell_from_system_or_popen_holds_inheritable_sockets():
+    """A socket without close-on-exec is held by the shell that system()
+    or popen() starts, and by what that shell leaves running: the
+    program's close of it is not the end.  Its close must say "shared"
+    and do no close-time work (no drain shutdown, no RST), and the end is
+    the background shell's exit, logged once, by that shell, under every
+    action.
+
+    Catches: glibc starting the shell with an internal posix_spawn that
+    no hook saw, so the program's close was taken for the last: under
+    drain its shutdown ended the connection under the shell (the client
+    saw EOF at once), and under pass, graceful and abort the log said the
+    end went at that close, then again at the shell's exit."""
+    problems = []
+    for action, how in itertools.product(ACTIONS, ("system", "popen")):
+        what = "%s-%s" % (action, how)
+        proc, log = _python(SHELL_CHILD, "shell-" + what, [how],
+                            [{"name": "all", "close": action}])
+        got, early, end, me, bg, cport = proc.stdout().split()
+        # the background shell's exit event follows the client's end
+        tdlib.wait_until(lambda: any(r["pid"] == int(bg) and r["event"] == "exit"
+                                     for r in tdlib.read_log(log)),
+                         timeout=10, interval=0.02, what="the background shell's exit event")
+        want_end = "reset" if action == "abort" else "EOF"
+        if (got, early, end) != ("hi", "held", want_end):
+            problems.append("%s: the client saw %s, %s, %s; want hi, held, %s"
+                            % (what, got, early, end, want_end))
+        ends = [(r["pid"], r["event"], r["why"] == "shared", r["wire"])
+                for r in tdlib.read_log(log)
+                if r["event"] in ("close", "exit") and r["role"] == "server" and
+                r["remote"] is not None and r["remote"].endswith(":%s" % cport)]
+        want = [(int(me), "close", True, "none"),
+                (int(bg), "exit", False, "RST" if action == "abort" else "FIN")]
+        if sorted(ends) != sorted(want):
+            problems.append("%s: ends (pid, event, shared, wire) %s, want %s"
+                            % (what, sorted(ends), sorted(want)))
     assert not problems, "\n".join(problems)
 
 

@@ -497,6 +497,22 @@ static void writes(void)
 	close(sv[1]);
 }
 
+/* popen("echo hi") read to its end and pclose()d: 1 when it read "hi"
+ * and the shell exited 0, else -1; errno as popen() left it. */
+static int popen_echo(void)
+{
+	char line[16] = "";
+	FILE *f = popen("echo hi", "r");
+	int ok, err = errno;
+
+	if (f == NULL)
+		return -1;
+	ok = fgets(line, sizeof(line), f) != NULL && strcmp(line, "hi\n") == 0;
+	ok = pclose(f) == 0 && ok;
+	errno = err;
+	return ok ? 1 : -1;
+}
+
 static void syscalls(void)
 {
 	int c, s, d;
@@ -519,6 +535,9 @@ static void syscalls(void)
 	CASE("syscall_close_fcntl_dup", syscall(SYS_close, d));
 	CASE("syscall_fcntl_getfd", syscall(SYS_fcntl, c, F_GETFD));
 	CASE("syscall_fcntl_dupfd_bad", syscall(SYS_fcntl, 999, F_DUPFD, 0));
+	/* the shell's calls, with a socket open across them */
+	CASE("system_exit_3", system("exit 3"));
+	CASE("popen_echo", popen_echo());
 	CASE("syscall_close_client", syscall(SYS_close, c));
 	CASE("close_server_2", close(s));
 }
