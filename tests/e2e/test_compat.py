@@ -820,6 +820,56 @@ def test_openssl_tls_server():
 
 
 # ---------------------------------------------------------------------------
+# Python's http.server (a thread per request) and a forking Perl server
+# ---------------------------------------------------------------------------
+
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(60)
+def test_python_http_server():
+    """python3 -m http.server (ThreadingHTTPServer: each connection served
+    in a thread of its own, which shuts its sending side down and then
+    closes) under each server mode; plain curl fetches kept alive and with
+    "Connection: close".  SIGTERM kills it, as without the library."""
+    _serve_modes("python-http", lambda port, mode: ["python3", "-m", "http.server", "--bind",
+                                                    "127.0.0.1", "--directory", _docroot(),
+                                                    str(port)],
+                 (7500, 7501, 7502, 7503), stop_rc=-15)
+
+
+PERL_ECHO = r"""
+use strict;
+use IO::Socket::INET;
+$SIG{CHLD} = 'IGNORE';
+my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $ARGV[0],
+                               Listen => 16, ReuseAddr => 1) or die "listen: $!";
+while (1) {
+    my $c = $ls->accept() or next;
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        close($ls);
+        while (my $line = <$c>) { print $c $line; }
+        close($c);
+        exit(0);
+    }
+    close($c);
+}
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_perl_forking_server():
+    """A forking Perl echo server (IO::Socket::INET, a child per
+    connection; the parent closes its copy at once) under each server
+    mode.  SIGTERM kills it, as without the library."""
+    compat.need("perl")
+    script = compat.write("echo.pl", PERL_ECHO)
+    _serve_modes("perl-echo", lambda port, mode: ["perl", script, str(port)],
+                 (7600, 7601, 7602, 7603), exercise=_echo_exercise, stop_rc=-15)
+
+
+# ---------------------------------------------------------------------------
 # Python asyncio
 # ---------------------------------------------------------------------------
 
