@@ -13,6 +13,8 @@ other part after them in name order:
                  JSON log, and strace, vs no preload
   servers     3. nginx, redis, haproxy, busybox httpd, apache2 prefork,
                  postgres: requests/s bare vs observe vs drain + log
+  server_counts 3b. nginx and redis: instructions and system calls per
+                 request (callgrind, strace), bare vs observe vs drain + log
   rules       4. decision cost with 1 .. 10,000 rules
   threads     5a. 1..16 threads opening and closing sockets
   fds         5b. memory per open fd, 100,000 sockets
@@ -43,7 +45,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import _bench  # noqa: E402
 
-ORDER = ("calls", "loop", "servers", "rules", "threads", "fds", "fault_cost", "profile")
+ORDER = ("calls", "loop", "servers", "server_counts", "rules", "threads", "fds", "fault_cost",
+         "profile")
 
 
 def discover():

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""3b. Real servers, counted: what the library adds to one request of
+nginx and of redis, in user-space instructions (callgrind) and in system
+calls (strace -f), bare vs observe vs drain + log.
+
+Counts, not time: on a shared VM a server's requests per second move by
+a third from run to run (part 3), while these do not.  Each figure is the
+difference between a run of N2 and a run of N1 requests, divided by
+N2 - N1, so start-up and exit cancel out; every request is a new
+connection, made one after the other by this script:
+
+  nginx   one process (master_process off), a static page;
+          "Connection: close" (nginx closes first: an active close)
+  redis   redis-server; PING, then the client closes (redis closes
+          second: a passive close)
+
+The modes are those of part 3 (the teardown command: --log FILE --format
+json; drain adds --close drain --role server).  Everything the server's
+process does is counted, its threads included (the library's worker, a
+drain's background reads); the load generator is this script, not
+counted.  A report: no figure fails.
+
+Run alone: TD_BUILD=build python3 tests/bench/server_counts.py [nginx|redis...]
+As root it runs in a private network namespace.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import _bench
+import servers
+
+SECTION = ("3b. real servers, counted: user-space instructions (callgrind) and system calls "
+           "(strace -f) of the server per request, a new connection each; ref = observe")
+N1, N2 = 100, 400
+MODES = ("bare", "observe", "drain")
+
+
+def _nginx_request(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    if not got.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError("nginx answered %r" % got[:80])
+
+
+def _redis_request(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"*1\r\n$4\r\nPING\r\n")
+        got = b""
+        while not got.endswith(b"\r\n"):
+            b = s.recv(64)
+            if not b:
+                break
+            got += b
+    if got != b"+PONG\r\n":
+        raise RuntimeError("redis answered %r" % got)
+
+
+class _Target:
+    def __init__(self, name, tmp):
+        self.name, self.tmp = name, tmp
+        self.port = servers.free_port()
+        if name == "nginx":
+            d = os.path.join(tmp, "nginx")
+            os.makedirs(d, exist_ok=True)
+            www = os.path.join(tmp, "www")
+            os.makedirs(www, exist_ok=True)
+            with open(os.path.join(www, "index.html"), "w") as f:
+                f.write("<!doctype html><title>bench</title>\n" + "<p>teardown</p>\n" * 20)
+            for p in (tmp, www):
+                os.chmod(p, 0o755)
+            os.chmod(os.path.join(www, "index.html"), 0o644)
+            self.argv = servers.nginxconf.write(d, self.port, www, workers=1, master=False,
+                                                error_log=os.path.join(d, "error.log"),
+                                                error_level="error")
+            self.request = _nginx_request
+        else:
+            self.argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                         "--save", "", "--appendonly", "no", "--daemonize", "no",
+                         "--protected-mode", "no", "--dir", tmp,
+                         "--logfile", os.path.join(tmp, "redis.log")]
+            self.request = _redis_request
+
+    def available(self):
+        prog = "nginx" if self.name == "nginx" else "redis-server"
+        return None if shutil.which(prog) else "not installed: " + prog
+
+
+def _run(target, mode, tool, n, log):
+    """One run of n requests with the server under tool ("callgrind" or
+    "strace"); returns the instructions, or the system calls, counted."""
+    fd, out = tempfile.mkstemp(prefix="%s." % tool, dir=target.tmp)
+    os.close(fd)
+    if tool == "callgrind":
+        pre = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
+    else:
+        pre = ["strace", "-f", "-qq", "-c", "-o", out]
+    argv = servers.wrap(mode, pre + list(target.argv), log)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            env=_bench.clean_env())
+    try:
+        if not servers.wait_port(target.port, [proc], timeout=60):
+            raise RuntimeError("%s under %s (%s) never listened: %s"
+                               % (target.name, tool, mode, proc.stderr.read()[-1000:]))
+        for _ in range(n):
+            target.request(target.port)
+        # a drain's background reads finish before the server stops
+        time.sleep(0.3)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        err = proc.communicate(timeout=120)[1].decode(errors="replace")
+    with open(out, errors="replace") as f:
+        text = f.read()
+    os.unlink(out)
+    if tool == "callgrind":
+        m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+        if not m:
+            raise RuntimeError("%s (%s): no callgrind totals: %s" % (target.name, mode, err[-1000:]))
+        return int(m.group(1))
+    m = re.search(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?total\s*$", text, re.M)
+    if not m:
+        raise RuntimeError("%s (%s): no strace total: %s" % (target.name, mode, text[-1000:]))
+    return int(m.group(1))
+
+
+def _per_request(target, mode, tool, log):
+    a = _run(target, mode, tool, N1, log)
+    b = _run(target, mode, tool, N2, log)
+    return (b - a) / (N2 - N1)
+
+
+def main(argv):
+    rc = _bench.enter_netns(__file__, argv)
+    if rc is not None:
+        return rc
+    table = _bench.Table(SECTION)
+    names = [a for a in argv if a in ("nginx", "redis")] or ["nginx", "redis"]
+    if not shutil.which("valgrind") or not shutil.which("strace"):
+        return table.skip("needs valgrind and strace")
+    lack = _bench.missing(_bench.LIB, _bench.CLI)
+    if lack:
+        return table.skip("needs " + ", ".join(lack))
+    tmp = tempfile.mkdtemp(prefix="td-bench-counts-")
+    os.chmod(tmp, 0o755)
+    try:
+        for name in names:
+            target = _Target(name, tmp)
+            why = target.available()
+            if why:
+                table.note("%s: skipped, %s" % (name, why))
+                continue
+            for tool, what in (("callgrind", "instructions"), ("strace", "system calls")):
+                got = {}
+                for mode in MODES:
+                    _bench.say("server_counts: %s, %s, %s" % (name, tool, mode))
+                    log = os.path.join(tmp, "%s-%s-%s.jsonl" % (name, tool, mode))
+                    got[mode] = _per_request(target, mode, tool, log)
+                bare = got["bare"]
+                digits = 0 if tool == "callgrind" else 2
+                for mode in ("observe", "drain"):
+                    table.row("%s, %s: %s per request" % (name, mode, what),
+                              round(bare, digits),
+                              round(got["observe"], digits) if mode == "drain" else None,
+                              round(got[mode], digits),
+                              "%+.*f (%+.1f%%)" % (digits, got[mode] - bare,
+                                                   100.0 * (got[mode] - bare) / bare))
+        table.note("each figure: (the run of %d requests - the run of %d) / %d; the server's "
+                   "whole process tree, its threads included; the requests are sequential"
+                   % (N2, N1, N2 - N1))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    table.done()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
