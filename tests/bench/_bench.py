@@ -331,11 +331,17 @@ def machine():
 
 
 def build_id():
-    """The commit the build was made from, if the repository says."""
+    """The commit the build was made from, if the repository says: the
+    one the build directory sits in (TD_BUILD may name another checkout's
+    build, measured beside this one's), else this one."""
+    top = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(BUILD)), "rev-parse",
+                          "--show-toplevel"], capture_output=True, text=True,
+                         timeout=10).stdout.strip() if os.path.isdir(BUILD) else ""
+    repo = top or REPO
     try:
-        rev = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h %cs"],
+        rev = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%h %cs"],
                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return (rev + (" + local changes" if dirty else "")) if rev else "unknown commit"
     except (OSError, subprocess.SubprocessError):
