@@ -20,13 +20,14 @@ The calls, and the policy the library has for each:
 
   close(eventfd)                  a non-socket fd; observe-all policy, JSON log
   socket()+close()                a TCP socket never connected; the same policy
+  close(), never connected        the close alone of such a socket, made before
   close(), no rule matches        a connected TCP socket; one rule on a port
                                   it does not use, JSON log
   close(), ACTION, log off|on     a connected socket the one rule matches,
                                   close = pass|graceful|drain|abort, the rule's
                                   log = false|true (JSON to a file)
 
-Targets (issue 9): the unmatched and non-socket closes make no system
+Targets (issue 9): the unmatched, never-connected and non-socket closes make no system
 call the floor does not, and cost at most 30 instructions above it.
 
 Run alone: TD_BUILD=build python3 tests/bench/calls.py [N]
@@ -55,6 +56,7 @@ def _cases(log):
     cases = [
         ("close(eventfd)", "eventfd", observe, True),
         ("socket()+close(), unconnected", "socket", observe, True),
+        ("close(), never connected", "unconnected", observe, True),
         ("close(), connected, unmatched", "connected", nomatch, True),
     ]
     for action in ("pass", "graceful", "drain", "abort"):
@@ -96,7 +98,7 @@ def main(argv):
     base = _bench.clean_env()
     try:
         ref, extras = {}, []
-        for workload in ("eventfd", "socket", "connected"):
+        for workload in ("eventfd", "socket", "unconnected", "connected"):
             _bench.say("calls: %s, bare and floor" % workload)
             ref[workload] = (_measure(workload, base, n),
                              _measure(workload, dict(base, LD_PRELOAD=_bench.FLOOR), n))

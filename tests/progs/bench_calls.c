@@ -8,6 +8,8 @@
  *   bench_calls eventfd N     close() of N eventfds (a non-socket fd)
  *   bench_calls socket N      N x socket(AF_INET, SOCK_STREAM) + close(),
  *                             never connected
+ *   bench_calls unconnected N close() of N TCP sockets made before, never
+ *                             connected
  *   bench_calls connected N   close() of N TCP sockets connected to a
  *                             listener of this process (the accepted ends
  *                             are closed after the phase)
@@ -35,7 +37,7 @@
 
 #define MAXN 20000
 
-enum kind { K_EVENTFD, K_SOCKET, K_CONNECTED, K_CONNECT, K_ACCEPT };
+enum kind { K_EVENTFD, K_SOCKET, K_UNCONNECTED, K_CONNECTED, K_CONNECT, K_ACCEPT };
 
 static int fds[MAXN], acc[MAXN];
 static int lfd = -1;
@@ -56,6 +58,7 @@ __attribute__((noinline)) int bench_calls_phase(enum kind k, int n)
 
 	switch (k) {
 	case K_EVENTFD:
+	case K_UNCONNECTED:
 	case K_CONNECTED:
 		for (int i = 0; i < n; i++)
 			failed += close(fds[i]) != 0;
@@ -130,6 +133,8 @@ int main(int argc, char **argv)
 		k = K_EVENTFD;
 	else if (strcmp(what, "socket") == 0)
 		k = K_SOCKET;
+	else if (strcmp(what, "unconnected") == 0)
+		k = K_UNCONNECTED;
 	else if (strcmp(what, "connected") == 0)
 		k = K_CONNECTED;
 	else if (strcmp(what, "connect") == 0)
@@ -137,7 +142,7 @@ int main(int argc, char **argv)
 	else if (strcmp(what, "accept") == 0)
 		k = K_ACCEPT;
 	else {
-		fprintf(stderr, "usage: bench_calls eventfd|socket|connected|connect|accept N\n");
+		fprintf(stderr, "usage: bench_calls eventfd|socket|unconnected|connected|connect|accept N\n");
 		return 2;
 	}
 	if (n < 1 || n > MAXN / 2) {
@@ -156,6 +161,9 @@ int main(int argc, char **argv)
 				die("bench_calls: eventfd");
 		break;
 	case K_SOCKET:
+		break;
+	case K_UNCONNECTED:
+		sockets(n);
 		break;
 	case K_CONNECTED:
 		listener(n);
