@@ -4,6 +4,7 @@
  * locale-free, and gmtime takes glibc's time-zone lock.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "teardown/fmt.h"
@@ -263,10 +264,6 @@ static void td__civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 	*y = yy + (*m <= 2);
 }
 
-/* The last date formatted by this thread (see td_buf_time_utc). */
-static __thread int64_t td__date_days __attribute__((tls_model("initial-exec"))) = INT64_MIN;
-static __thread char td__date_text[10] __attribute__((tls_model("initial-exec")));
-
 /* Two digits of v (0..99) at t. */
 static inline void td__pair(char *t, unsigned v)
 {
@@ -274,72 +271,118 @@ static inline void td__pair(char *t, unsigned v)
 	t[1] = td_fmt_pairs[2 * v + 1];
 }
 
+/*
+ * The last second this thread formatted: its "YYYY-MM-DDTHH:MM:SS." (a
+ * line's timestamp changes its first 20 bytes once a second).  gen is odd
+ * while the pair is being written.  A signal handler may format a line in
+ * the middle of this thread's own use of the cache, so a reader copies
+ * the text out and keeps it only if gen did not move meanwhile, and a
+ * writer that finds gen odd (it interrupted another write) leaves the
+ * cache alone.  Thread-local: no thread waits for another.
+ */
+#define TD__HEAD 20
+static __thread unsigned td__head_gen __attribute__((tls_model("initial-exec")));
+static __thread int64_t td__head_secs __attribute__((tls_model("initial-exec"))) = INT64_MIN;
+static __thread char td__head_text[TD__HEAD] __attribute__((tls_model("initial-exec")));
+
+/* "YYYY-MM-DDTHH:MM:SS." of secs into t; false outside the years 0..9999. */
+static bool td__head_make(char t[TD__HEAD], int64_t secs)
+{
+	int64_t days = secs / 86400, sod = secs % 86400, y;
+	unsigned m, d;
+
+	if (sod < 0) {
+		sod += 86400;
+		days--;
+	}
+	td__civil(days, &y, &m, &d);
+	if (y < 0 || y > 9999)
+		return false;
+	td__pair(t, (unsigned)(y / 100));
+	td__pair(t + 2, (unsigned)(y % 100));
+	t[4] = '-';
+	td__pair(t + 5, m);
+	t[7] = '-';
+	td__pair(t + 8, d);
+	t[10] = 'T';
+	td__pair(t + 11, (unsigned)(sod / 3600));
+	t[13] = ':';
+	td__pair(t + 14, (unsigned)(sod / 60 % 60));
+	t[16] = ':';
+	td__pair(t + 17, (unsigned)(sod % 60));
+	t[19] = '.';
+	return true;
+}
+
+/* Outside the four-digit years: the general (slow) way, uncached. */
+__attribute__((noinline, cold)) static void td__time_wide(struct td_buf *b, int64_t secs,
+							 unsigned frac)
+{
+	int64_t days = secs / 86400, sod = secs % 86400, y;
+	unsigned m, d;
+
+	if (sod < 0) {
+		sod += 86400;
+		days--;
+	}
+	td__civil(days, &y, &m, &d);
+	td_buf_u64w(b, (uint64_t)(y < 0 ? 0 : y), 4);
+	td_buf_putc(b, '-');
+	td_buf_u64w(b, m, 2);
+	td_buf_putc(b, '-');
+	td_buf_u64w(b, d, 2);
+	td_buf_putc(b, 'T');
+	td_buf_u64w(b, (uint64_t)(sod / 3600), 2);
+	td_buf_putc(b, ':');
+	td_buf_u64w(b, (uint64_t)(sod / 60 % 60), 2);
+	td_buf_putc(b, ':');
+	td_buf_u64w(b, (uint64_t)(sod % 60), 2);
+	td_buf_putc(b, '.');
+	td_buf_u64w(b, frac, 6);
+	td_buf_putc(b, 'Z');
+}
+
 void td_buf_time_utc(struct td_buf *b, int64_t us)
 {
 	/* floor division by hand: negating us would overflow at INT64_MIN */
 	int64_t secs = us / 1000000, frac = us % 1000000;
-	int64_t days, sod, y;
-	unsigned m, d;
+	char head[TD__HEAD], tail[7];
+	unsigned f, g;
+	bool have = false;
 
 	if (frac < 0) {
 		frac += 1000000;
 		secs--;
 	}
-	days = secs / 86400;
-	sod = secs % 86400;
-	if (sod < 0) {
-		sod += 86400;
-		days--;
+	f = (unsigned)frac;
+	g = td__head_gen;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (!(g & 1) && secs == td__head_secs && secs != INT64_MIN) {
+		__builtin_memcpy(head, td__head_text, TD__HEAD);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		have = td__head_gen == g;
 	}
-
-	/* the date changes once a day: each thread keeps the last one */
-	if (days == td__date_days && days != INT64_MIN) {
-		td_buf_putn(b, td__date_text, sizeof(td__date_text));
-	} else {
-		td__civil(days, &y, &m, &d);
-		if (y < 0 || y > 9999) {
-			/* outside the four-digit years: the general (slow) way */
-			td_buf_u64w(b, (uint64_t)(y < 0 ? 0 : y), 4);
-			td_buf_putc(b, '-');
-			td_buf_u64w(b, m, 2);
-			td_buf_putc(b, '-');
-			td_buf_u64w(b, d, 2);
-		} else {
-			char t[10];
-
-			td__pair(t, (unsigned)(y / 100));
-			td__pair(t + 2, (unsigned)(y % 100));
-			t[4] = '-';
-			td__pair(t + 5, m);
-			t[7] = '-';
-			td__pair(t + 8, d);
-			td_buf_putn(b, t, sizeof(t));
-			/* invalid while it changes: a signal handler that
-			 * interrupts here computes its date itself */
-			td__date_days = INT64_MIN;
+	if (!have) {
+		if (!td__head_make(head, secs)) {
+			td__time_wide(b, secs, f);
+			return;
+		}
+		g = td__head_gen;
+		if (!(g & 1)) {
+			td__head_gen = g + 1;
 			__atomic_signal_fence(__ATOMIC_SEQ_CST);
-			__builtin_memcpy(td__date_text, t, sizeof(t));
+			td__head_secs = secs;
+			__builtin_memcpy(td__head_text, head, TD__HEAD);
 			__atomic_signal_fence(__ATOMIC_SEQ_CST);
-			td__date_days = days;
+			td__head_gen = g + 2;
 		}
 	}
-	{
-		char t[17];
-		unsigned f = (unsigned)frac;
-
-		t[0] = 'T';
-		td__pair(t + 1, (unsigned)(sod / 3600));
-		t[3] = ':';
-		td__pair(t + 4, (unsigned)(sod / 60 % 60));
-		t[6] = ':';
-		td__pair(t + 7, (unsigned)(sod % 60));
-		t[9] = '.';
-		td__pair(t + 10, f / 10000);
-		td__pair(t + 12, f / 100 % 100);
-		td__pair(t + 14, f % 100);
-		t[16] = 'Z';
-		td_buf_putn(b, t, sizeof(t));
-	}
+	td_buf_putn(b, head, TD__HEAD);
+	td__pair(tail, f / 10000);
+	td__pair(tail + 2, f / 100 % 100);
+	td__pair(tail + 4, f % 100);
+	tail[6] = 'Z';
+	td_buf_putn(b, tail, sizeof(tail));
 }
 
 const char *td_buf_cstr(struct td_buf *b)

@@ -230,6 +230,48 @@ ParameterizedTest(struct td_t_time *p, fmt, time_utc)
 	cr_assert(eq(str, (char *)td_buf_cstr(&b), p->text));
 }
 
+/*
+ * One thread formatting one timestamp after another: the second it last
+ * formatted is kept (td_buf_time_utc()), so the same second again, the
+ * next one, an earlier one, another day and a year past 9999 must each
+ * still come out whole.  Parameterized tests run one case a process; this
+ * runs them all in one, forwards, backwards and each twice.
+ */
+Test(fmt, time_utc_in_sequence)
+{
+	static const struct td_t_time more[] = {
+		{1795247280999999, "2026-11-21T07:48:00.999999Z"},
+		{1795247281000000, "2026-11-21T07:48:01.000000Z"},
+		{1795247280000000, "2026-11-21T07:48:00.000000Z"},
+		{1795333680123456, "2026-11-22T07:48:00.123456Z"},
+		{253402300800000005, "10000-01-01T00:00:00.000005Z"},
+	};
+	size_t n = sizeof(td_t_times) / sizeof(td_t_times[0]), k = sizeof(more) / sizeof(more[0]);
+	char m[40];
+	struct td_buf b;
+
+	for (int pass = 0; pass < 4; pass++) {
+		for (size_t j = 0; j < n + k; j++) {
+			size_t i = pass & 1 ? n + k - 1 - j : j;
+			const struct td_t_time *t = i < n ? &td_t_times[i] : &more[i - n];
+
+			for (int twice = 0; twice < 2; twice++) {
+				td_buf_init(&b, m, sizeof(m));
+				td_buf_time_utc(&b, t->us);
+				cr_assert(eq(str, (char *)td_buf_cstr(&b), (char *)t->text),
+					  "us %lld", (long long)t->us);
+			}
+		}
+	}
+	/* the extremes do not crash and say something */
+	td_buf_init(&b, m, sizeof(m));
+	td_buf_time_utc(&b, INT64_MIN);
+	cr_assert(b.len > 0);
+	td_buf_init(&b, m, sizeof(m));
+	td_buf_time_utc(&b, INT64_MAX);
+	cr_assert(b.len > 0);
+}
+
 /* ---- td_parse_u64 ---------------------------------------------------- */
 
 Test(fmt, parse_u64)
