@@ -285,19 +285,23 @@ static __thread unsigned td__head_gen __attribute__((tls_model("initial-exec")))
 static __thread int64_t td__head_secs __attribute__((tls_model("initial-exec"))) = INT64_MIN;
 static __thread char td__head_text[TD__HEAD] __attribute__((tls_model("initial-exec")));
 
-/* "YYYY-MM-DDTHH:MM:SS." of secs into t; false outside the years 0..9999. */
-static bool td__head_make(char t[TD__HEAD], int64_t secs)
+/* secs since the epoch as a civil date and the second of its day */
+static void td__when(int64_t secs, int64_t *y, unsigned *m, unsigned *d, unsigned *sod)
 {
-	int64_t days = secs / 86400, sod = secs % 86400, y;
-	unsigned m, d;
+	int64_t days = secs / 86400, s = secs % 86400;
 
-	if (sod < 0) {
-		sod += 86400;
+	/* before 1970 the remainder is negative: floor it */
+	if (s < 0) {
+		s += 86400;
 		days--;
 	}
-	td__civil(days, &y, &m, &d);
-	if (y < 0 || y > 9999)
-		return false;
+	*sod = (unsigned)s;
+	td__civil(days, y, m, d);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS." into t, for a four-digit year. */
+static void td__head_make(char t[TD__HEAD], int64_t y, unsigned m, unsigned d, unsigned sod)
+{
 	td__pair(t, (unsigned)(y / 100));
 	td__pair(t + 2, (unsigned)(y % 100));
 	t[4] = '-';
@@ -305,38 +309,29 @@ static bool td__head_make(char t[TD__HEAD], int64_t secs)
 	t[7] = '-';
 	td__pair(t + 8, d);
 	t[10] = 'T';
-	td__pair(t + 11, (unsigned)(sod / 3600));
+	td__pair(t + 11, sod / 3600);
 	t[13] = ':';
-	td__pair(t + 14, (unsigned)(sod / 60 % 60));
+	td__pair(t + 14, sod / 60 % 60);
 	t[16] = ':';
-	td__pair(t + 17, (unsigned)(sod % 60));
+	td__pair(t + 17, sod % 60);
 	t[19] = '.';
-	return true;
 }
 
 /* Outside the four-digit years: the general (slow) way, uncached. */
-__attribute__((noinline, cold)) static void td__time_wide(struct td_buf *b, int64_t secs,
-							 unsigned frac)
+__attribute__((noinline, cold)) static void td__time_wide(struct td_buf *b, int64_t y, unsigned m,
+							 unsigned d, unsigned sod, unsigned frac)
 {
-	int64_t days = secs / 86400, sod = secs % 86400, y;
-	unsigned m, d;
-
-	if (sod < 0) {
-		sod += 86400;
-		days--;
-	}
-	td__civil(days, &y, &m, &d);
 	td_buf_u64w(b, (uint64_t)(y < 0 ? 0 : y), 4);
 	td_buf_putc(b, '-');
 	td_buf_u64w(b, m, 2);
 	td_buf_putc(b, '-');
 	td_buf_u64w(b, d, 2);
 	td_buf_putc(b, 'T');
-	td_buf_u64w(b, (uint64_t)(sod / 3600), 2);
+	td_buf_u64w(b, sod / 3600, 2);
 	td_buf_putc(b, ':');
-	td_buf_u64w(b, (uint64_t)(sod / 60 % 60), 2);
+	td_buf_u64w(b, sod / 60 % 60, 2);
 	td_buf_putc(b, ':');
-	td_buf_u64w(b, (uint64_t)(sod % 60), 2);
+	td_buf_u64w(b, sod % 60, 2);
 	td_buf_putc(b, '.');
 	td_buf_u64w(b, frac, 6);
 	td_buf_putc(b, 'Z');
@@ -363,10 +358,15 @@ void td_buf_time_utc(struct td_buf *b, int64_t us)
 		have = td__head_gen == g;
 	}
 	if (!have) {
-		if (!td__head_make(head, secs)) {
-			td__time_wide(b, secs, f);
+		int64_t y;
+		unsigned m, d, sod;
+
+		td__when(secs, &y, &m, &d, &sod);
+		if (y < 0 || y > 9999) {
+			td__time_wide(b, y, m, d, sod, f);
 			return;
 		}
+		td__head_make(head, y, m, d, sod);
 		g = td__head_gen;
 		if (!(g & 1)) {
 			td__head_gen = g + 1;
