@@ -69,34 +69,31 @@ def _redis_request(port):
         raise RuntimeError("redis answered %r" % got)
 
 
-class _Target:
-    def __init__(self, name, tmp):
-        self.name, self.tmp = name, tmp
-        self.port = servers.free_port()
-        if name == "nginx":
-            d = os.path.join(tmp, "nginx")
-            os.makedirs(d, exist_ok=True)
-            www = os.path.join(tmp, "www")
-            os.makedirs(www, exist_ok=True)
-            with open(os.path.join(www, "index.html"), "w") as f:
-                f.write("<!doctype html><title>bench</title>\n" + "<p>teardown</p>\n" * 20)
-            for p in (tmp, www):
-                os.chmod(p, 0o755)
-            os.chmod(os.path.join(www, "index.html"), 0o644)
-            self.argv = servers.nginxconf.write(d, self.port, www, workers=1, master=False,
-                                                error_log=os.path.join(d, "error.log"),
-                                                error_level="error")
-            self.request = _nginx_request
-        else:
-            self.argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                         "--save", "", "--appendonly", "no", "--daemonize", "no",
-                         "--protected-mode", "no", "--dir", tmp,
-                         "--logfile", os.path.join(tmp, "redis.log")]
-            self.request = _redis_request
+class _Nginx(servers.Server):
+    """nginx as one process (part 3's runs a master and workers)."""
+    name = "nginx"
+    needs = ("nginx",)
+    request = staticmethod(_nginx_request)
 
-    def available(self):
-        prog = "nginx" if self.name == "nginx" else "redis-server"
-        return None if shutil.which(prog) else "not installed: " + prog
+    def __init__(self, tmp):
+        super().__init__(tmp)
+        d = os.path.join(tmp, "nginx")
+        os.makedirs(d, exist_ok=True)
+        self._argv = servers.nginxconf.write(d, self.port, self.webroot(), workers=1,
+                                             master=False, error_log=os.path.join(d, "error.log"),
+                                             error_level="error")
+
+    def argv(self):
+        return self._argv
+
+
+class _Redis(servers.Redis):
+    """redis-server with part 3's command line."""
+    needs = ("redis-server",)
+    request = staticmethod(_redis_request)
+
+
+TARGETS = {"nginx": _Nginx, "redis": _Redis}
 
 
 def _run(target, mode, tool, n, log):
@@ -108,7 +105,7 @@ def _run(target, mode, tool, n, log):
         pre = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
     else:
         pre = ["strace", "-f", "-qq", "-c", "-o", out]
-    argv = servers.wrap(mode, pre + list(target.argv), log)
+    argv = servers.wrap(mode, pre + target.argv(), log)
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True,
                             env=_bench.clean_env())
@@ -158,7 +155,7 @@ def main(argv):
     os.chmod(tmp, 0o755)
     try:
         for name in names:
-            target = _Target(name, tmp)
+            target = TARGETS[name](tmp)
             why = target.available()
             if why:
                 table.note("%s: skipped, %s" % (name, why))

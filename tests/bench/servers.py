@@ -271,13 +271,13 @@ class Redis(Server):
     needs = ("redis-server", "redis-benchmark")
     requests = 20000
 
+    def argv(self):
+        return ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
+                "--dir", self.tmp, "--logfile", os.path.join(self.tmp, "redis.log")]
+
     def start(self, mode, log):
-        return [self.popen(wrap(mode, ["redis-server", "--port", str(self.port), "--bind",
-                                       "127.0.0.1", "--save", "", "--appendonly", "no",
-                                       "--daemonize", "no", "--protected-mode", "no",
-                                       "--dir", self.tmp, "--logfile",
-                                       os.path.join(self.tmp, "redis.log")], log),
-                           os.path.join(self.tmp, "redis.out"))]
+        return [self.popen(wrap(mode, self.argv(), log), os.path.join(self.tmp, "redis.out"))]
 
     def load(self, seconds):
         r = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(self.port), "-k", "0",
