@@ -1881,7 +1881,7 @@ class Mmsghdr(ctypes.Structure):
     _fields_ = [("hdr", Msghdr), ("len", ctypes.c_uint)]
 
 
-def mmsg(fd, data, control):
+def mmsg(data, control):
     # one message in a vector of one: its buffers, and the call's result
     buf = ctypes.create_string_buffer(data, len(data))
     cbuf = ctypes.create_string_buffer(control, len(control))
@@ -1899,14 +1899,14 @@ def send_fd(u, fd):
     control = struct.pack("@Nii", socket.CMSG_LEN(4), socket.SOL_SOCKET,
                           socket.SCM_RIGHTS) + struct.pack("@i", fd)
     control += b"\0" * (socket.CMSG_SPACE(4) - len(control))
-    m, *keep = mmsg(u.fileno(), b"x", control)
+    m, *keep = mmsg(b"x", control)
     assert libc.sendmmsg(u.fileno(), ctypes.byref(m), 1, 0) == 1, ctypes.get_errno()
 
 
 def recv_fd(u):
     if via == "msg":
         return socket.recv_fds(u, 16, 1)[1][0]
-    m, buf, cbuf, iov = mmsg(u.fileno(), b"\0" * 16, b"\0" * socket.CMSG_SPACE(4))
+    m, buf, cbuf, iov = mmsg(b"\0" * 16, b"\0" * socket.CMSG_SPACE(4))
     assert libc.recvmmsg(u.fileno(), ctypes.byref(m), 1, 0, None) == 1, ctypes.get_errno()
     return struct.unpack_from("@i", cbuf.raw, socket.CMSG_LEN(0))[0]
 
