@@ -159,7 +159,7 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || m == NULL ||
 	    m->msg_iovlen == 0 || td_init_active() == NULL) {
 		r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
-		if (td_unlikely(r >= 0 && m->msg_controllen != 0))
+		if (td_unlikely(r >= 0 && td_rights_maybe(m)))
 			td_rights_received(fd, m);
 		/* as readv() above: a 0 means the kernel read m and its iovecs */
 		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(m->msg_iov,
@@ -170,7 +170,7 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	allow = td_faults_bytes_in_allow(fd, total, &armed);
 	if (!armed) {
 		r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
-		if (td_unlikely(r >= 0 && m->msg_controllen != 0))
+		if (td_unlikely(r >= 0 && td_rights_maybe(m)))
 			td_rights_received(fd, m);
 		return td__eof(fd, r, total);
 	}
@@ -183,7 +183,7 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
 	m->msg_iov = orig;
 	m->msg_iovlen = olen;
-	if (td_unlikely(r >= 0 && m->msg_controllen != 0))
+	if (td_unlikely(r >= 0 && td_rights_maybe(m)))
 		td_rights_received(fd, m);
 	td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, allow);
@@ -204,7 +204,7 @@ TD_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
 	if (td_unlikely(r < 0) && errno == ETIMEDOUT)
 		td_fdtab_mark_timed_out(fd);
 	for (int i = 0; i < r; i++)
-		if (td_unlikely(v[i].msg_hdr.msg_controllen != 0))
+		if (td_unlikely(td_rights_maybe(&v[i].msg_hdr)))
 			td_rights_received(fd, &v[i].msg_hdr);
 	return r;
 }

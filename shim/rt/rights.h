@@ -17,7 +17,8 @@ void td_rights_sent(const struct msghdr *m) TD_HIDDEN;
  * is taken as a connection handed over (td_decide_inherited()). */
 void td_rights_received(int ufd, const struct msghdr *m) TD_HIDDEN;
 
-/* Whether m may carry descriptors at all: the cheap test before either. */
+/* Whether m may carry descriptors at all (before a send; after a receive,
+ * as the kernel filled it): the cheap test before either. */
 static inline bool td_rights_maybe(const struct msghdr *m)
 {
 	return m != NULL && m->msg_control != NULL && m->msg_controllen >= CMSG_LEN(0);
