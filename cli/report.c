@@ -71,6 +71,7 @@ static FILE *td__gunzip(const char *path, pid_t *pid)
 static int td__report_spool(struct td_report *r, const char *path)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), err = 0;
+	struct td_spool_writer w;
 	struct td_spool_view v;
 	struct stat st;
 	uint64_t pos, head;
@@ -96,6 +97,7 @@ static int td__report_spool(struct td_report *r, const char *path)
 		err = -ENOMEM;
 		goto out;
 	}
+	td_spool_writer_of(&v, &w);
 	pos = atomic_load(&v.hdr->tail);
 	head = td_spool_head(&v, pos);
 	while (pos < head) {
@@ -104,9 +106,17 @@ static int td__report_spool(struct td_report *r, const char *path)
 		td_spool_next(&v, pos, head, true, &rec);
 		if (rec.kind == TD_SR_NONE)
 			break;
-		if (rec.kind == TD_SR_LINE) {
-			memcpy(buf, rec.ptr, rec.len);
-			if (td_report_line(r, buf, rec.len) == -ENOMEM) {
+		if (rec.kind == TD_SR_LINE || rec.kind == TD_SR_EVENT) {
+			const char *line;
+			size_t len = td_spool_rec_line(&rec, &w, buf, TD_SW_LEN_MASK + 1, &line);
+
+			if (len == 0) {
+				pos = rec.next;
+				continue;
+			}
+			if (line != buf)
+				memcpy(buf, line, len);
+			if (td_report_line(r, buf, len) == -ENOMEM) {
 				err = -ENOMEM;
 				break;
 			}

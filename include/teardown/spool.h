@@ -1,5 +1,5 @@
 /*
- * teardown: the spool, a per-process ring of finished log lines in a
+ * teardown: the spool, a per-process ring of log events in a
  * MAP_SHARED file next to the log (shim/rt/spool.c puts it there, flushes
  * it and recovers the spools of dead processes; `teardown report` reads
  * those too).  This header is the on-disk format and its pure, lock-free
@@ -24,6 +24,12 @@
  * no tag where a record should start knows that record never got its
  * first word, and finds the next one by its tag.
  *
+ * A record is an event packed by include/teardown/evrec.h (its first
+ * byte TD_EVREC_MAGIC), which the reader formats into its line with the
+ * writer's host and prog from the header, or a finished line (version 1
+ * held only those; version 2 still writes one for an event too large to
+ * pack).
+ *
  * A writer: reserve (CAS on head), store RESERVED with the length, copy
  * the line, store COMMIT (release).  No lock and no system call: safe in
  * a signal handler.  A reader goes from tail while the records it meets
@@ -38,8 +44,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "teardown/event.h"
+
 #define TD_SPOOL_MAGIC "TDSPOOL1"
-#define TD_SPOOL_VERSION 1u
+#define TD_SPOOL_VERSION 2u /* 1 (lines only) is still read */
 #define TD_SPOOL_HDR 4096u
 #define TD_SPOOL_SLOT 64u
 /*
@@ -71,6 +79,10 @@ struct td_spool_hdr {
 	char pad1[56];
 	_Atomic uint64_t tail; /* own cache line: the flusher moves it */
 	char pad2[56];
+	/* version 2: the writer's host (uname nodename) and prog, for its
+	 * records' lines; empty: none (null in the line) */
+	char host[72];
+	char prog[128];
 };
 
 enum td_spool_state { TD_SW_NONE = 0, TD_SW_RESERVED = 1, TD_SW_COMMIT = 2, TD_SW_PAD = 3 };
@@ -101,6 +113,8 @@ size_t td_spool_file_size(uint32_t nslots);
 /* Write a fresh header (and zero words) into mem of td_spool_file_size()
  * bytes; fill view. */
 void td_spool_init(void *mem, uint32_t nslots, int32_t pid, struct td_spool_view *v);
+/* Name the writing process in a fresh header (host or prog NULL: none). */
+void td_spool_set_writer(const struct td_spool_view *v, const char *host, const char *prog);
 /*
  * Check a mapped file of size bytes (another process's, maybe damaged)
  * and fill view: 0, or -1 when it is not a spool this code can read.
@@ -122,6 +136,7 @@ void td_spool_commit(const struct td_spool_view *v, uint64_t seq, const char *li
 enum td_spool_kind {
 	TD_SR_NONE = 0, /* nothing (more) to read at pos now */
 	TD_SR_LINE,	/* a committed line: ptr, len */
+	TD_SR_EVENT,	/* a committed event record: ptr, len (td_spool_rec_line) */
 	TD_SR_SKIP,	/* padding at the end of the ring: no output */
 	TD_SR_LOST,	/* (dead only) a line its writer never finished */
 };
@@ -141,6 +156,26 @@ struct td_spool_rec {
  */
 void td_spool_next(const struct td_spool_view *v, uint64_t pos, uint64_t head, bool dead,
 		   struct td_spool_rec *r);
+
+/*
+ * The writer of a spool as its records' lines name it: host and prog
+ * copied out of the header (a damaged one cannot make them run on), and
+ * the who block rendered from them once, for every record.
+ */
+struct td_spool_writer {
+	char host[72];
+	char prog[128];
+	struct td_event_who who;
+};
+void td_spool_writer_of(const struct td_spool_view *v, struct td_spool_writer *w);
+
+/*
+ * The line of a TD_SR_LINE or TD_SR_EVENT record: *line and its length;
+ * an event is formatted into buf (cap >= TD_EVENT_MAX).  0: the record
+ * cannot be read (another build's layout, or damaged): count it lost.
+ */
+size_t td_spool_rec_line(const struct td_spool_rec *r, const struct td_spool_writer *w, char *buf,
+			 size_t cap, const char **line);
 
 /* head, clamped to [tail, tail + nslots] (a damaged file cannot make a
  * reader run away) */

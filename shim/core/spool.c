@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "teardown/evrec.h"
 #include "teardown/spool.h"
 
 _Static_assert(sizeof(struct td_spool_hdr) <= TD_SPOOL_HDR, "header fits its page");
@@ -41,12 +42,61 @@ void td_spool_init(void *mem, uint32_t nslots, int32_t pid, struct td_spool_view
 	td__view(mem, nslots, TD_SPOOL_SLOT, v);
 }
 
+/* src cut to cap - 1 bytes, NUL-padded to cap.  (A loop, not strnlen():
+ * with LTO the compiler sees sources smaller than cap and refuses the
+ * bound, though strnlen() stops at the NUL.) */
+static void td__cpy(char *dst, size_t cap, const char *src)
+{
+	size_t n = 0;
+
+	while (src != NULL && n < cap - 1 && src[n] != '\0') {
+		dst[n] = src[n];
+		n++;
+	}
+	memset(dst + n, 0, cap - n);
+}
+
+void td_spool_set_writer(const struct td_spool_view *v, const char *host, const char *prog)
+{
+	td__cpy(v->hdr->host, sizeof(v->hdr->host), host);
+	td__cpy(v->hdr->prog, sizeof(v->hdr->prog), prog);
+}
+
+void td_spool_writer_of(const struct td_spool_view *v, struct td_spool_writer *w)
+{
+	const struct td_spool_hdr *h = v->hdr;
+
+	memset(w, 0, sizeof(*w));
+	if (h->version >= 2) {
+		memcpy(w->host, h->host, sizeof(w->host) - 1);
+		memcpy(w->prog, h->prog, sizeof(w->prog) - 1);
+	}
+	td_event_who_render(&w->who, w->host[0] ? w->host : NULL, h->pid,
+			    w->prog[0] ? w->prog : NULL);
+}
+
+size_t td_spool_rec_line(const struct td_spool_rec *r, const struct td_spool_writer *w, char *buf,
+			 size_t cap, const char **line)
+{
+	size_t n;
+
+	if (r->kind == TD_SR_LINE) {
+		*line = r->ptr;
+		return r->len;
+	}
+	if (r->kind != TD_SR_EVENT)
+		return 0;
+	n = td_evrec_line(r->ptr, r->len, &w->who, buf, cap);
+	*line = buf;
+	return n;
+}
+
 int td_spool_view_of(void *mem, size_t size, struct td_spool_view *v)
 {
 	const struct td_spool_hdr *h = mem;
 
 	if (size < TD_SPOOL_HDR || memcmp(h->magic, TD_SPOOL_MAGIC, sizeof(h->magic)) != 0 ||
-	    h->version != TD_SPOOL_VERSION || h->hdr_size != TD_SPOOL_HDR ||
+	    (h->version != 1 && h->version != TD_SPOOL_VERSION) || h->hdr_size != TD_SPOOL_HDR ||
 	    h->slot_size != TD_SPOOL_SLOT || h->nslots == 0 || h->nslots > TD_SPOOL_MAX_SLOTS ||
 	    (h->nslots & (h->nslots - 1)) != 0 || size != td_spool_file_size(h->nslots))
 		return -1;
@@ -205,6 +255,10 @@ void td_spool_next(const struct td_spool_view *v, uint64_t pos, uint64_t head, b
 		r->ptr = v->data + off * v->slot;
 		r->len = len;
 		r->next = pos + k;
+		if ((unsigned char)r->ptr[0] == TD_EVREC_MAGIC) {
+			r->kind = TD_SR_EVENT; /* checked as it is unpacked */
+			return;
+		}
 		/* one line: its only newline at its end */
 		if (r->ptr[len - 1] != '\n' || memchr(r->ptr, '\n', len - 1) != NULL) {
 			r->ptr = NULL;

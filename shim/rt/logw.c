@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "teardown/evrec.h"
 #include "teardown/fmt.h"
 
 #define TD_JOURNAL_SOCKET "/run/systemd/journal/socket"
@@ -315,6 +316,11 @@ static const struct td_event_who *td__who_render(const struct td_event *ev)
 	td_event_who_render(w, ev->host, ev->pid, ev->prog);
 	atomic_store_explicit(&td__who, w, memory_order_release);
 	return w;
+}
+
+const char *td_logw_host(void)
+{
+	return td__host[0] ? td__host : NULL;
 }
 
 static void td__atfork_child(void)
@@ -600,18 +606,49 @@ static int td__emit_stream(const struct td_policy *p, const char *line, size_t l
 
 /*
  * The file target: into the spool when this process has one (see
- * spool.c), else one write().  A line the spool cannot take (full, or
- * the exit path closed it) is written by the holder of the flush claim
- * after what the spool holds, so it overtakes none of them.
+ * spool.c), else one write().  Into the spool goes the event itself,
+ * packed (include/teardown/evrec.h), not its line: formatting is most of
+ * a line's cost, and the worker does it, off the program's thread.  A
+ * record that does not pack (an event with very long strings) goes in as
+ * its line.  A line the spool cannot take (full, or the exit path closed
+ * it) is written by the holder of the flush claim after what the spool
+ * holds, so it overtakes none of them.
  */
-static int td__emit_file(const struct td_policy *p, const char *line, size_t len)
+/*
+ * The event into the spool as a record: 1 done, 0 it does not pack (its
+ * line may still go in), -1 the spool cannot take it.  (Its own frame:
+ * the record's buffer is not on the stack of a line.)
+ */
+__attribute__((noinline)) static int td__spool_event(const struct td_event *ev, int fmt)
 {
+	char rec[TD_EVREC_MAX];
+	/* the host and prog the spool's header names: left out */
+	bool own = ev->who != NULL && ev->pid == atomic_load(&td_init_proc.pid) &&
+		   ev->host == td_logw_host() && ev->prog == td_init_proc.prog;
+	size_t len = td_evrec_pack(rec, sizeof(rec), ev, fmt, own);
+
+	if (len == 0)
+		return 0;
+	return td_spool_record(rec, len) == 0 ? 1 : -1;
+}
+
+static int td__emit_file(const struct td_policy *p, const struct td_event *ev, int fmt)
+{
+	char line[TD_EVENT_MAX];
 	mode_t mode = 0;
 	int err = 0, fd;
 	bool claimed;
+	size_t len;
 
 	if (td_spool_exists()) {
-		if (td_spool_line(line, len) == 0)
+		int in = td__spool_event(ev, fmt);
+
+		if (in > 0)
+			return 0;
+		len = td_event_format(line, sizeof(line), ev, fmt);
+		if (len == 0)
+			return EMSGSIZE;
+		if (in == 0 && td_spool_record(line, len) == 0)
 			return 0;
 		claimed = td_spool_claim();
 		if (claimed)
@@ -621,6 +658,9 @@ static int td__emit_file(const struct td_policy *p, const char *line, size_t len
 			td_spool_release();
 		return err;
 	}
+	len = td_event_format(line, sizeof(line), ev, fmt);
+	if (len == 0)
+		return EMSGSIZE;
 	fd = td__stream_fd(p, &mode, &err);
 	if (fd < 0)
 		return err;
@@ -755,14 +795,15 @@ static int td__emit(const struct td_policy *p, const struct td_event *ev)
 		return td__emit_journal(ev, fmt, fac);
 	if (p->log_target == TD_LOG_SYSLOG)
 		return td__emit_syslog(ev, fmt, fac);
+	if (p->log_target == TD_LOG_FILE)
+		return td__emit_file(p, ev, fmt);
 	{
 		char line[TD_EVENT_MAX];
 
 		n = td_event_format(line, sizeof(line), ev, fmt);
 		if (n == 0)
 			return EMSGSIZE;
-		return p->log_target == TD_LOG_FILE ? td__emit_file(p, line, n)
-						    : td__emit_stream(p, line, n);
+		return td__emit_stream(p, line, n);
 	}
 }
 
@@ -795,7 +836,7 @@ static int td__log(const struct td_policy *p, struct td_event *ev)
 	if (ev->tid == 0)
 		ev->tid = td_init_tid();
 	ev->prog = td_init_proc.prog;
-	ev->host = td__host[0] ? td__host : NULL;
+	ev->host = td_logw_host();
 	ev->uid = td__euid();
 	if (td_unlikely(ev->pid != 0 && ev->pid != self)) {
 		/* written on behalf of another process (a dead child's end,

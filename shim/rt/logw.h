@@ -21,5 +21,7 @@ void td_logw_batch(const struct iovec *iov, int n) TD_HIDDEN;
  * network socket or cannot take the line now; then to journald or syslog.
  */
 void td_logw_warn(const char *msg) TD_HIDDEN;
+/* The host the lines name (uname's nodename), or NULL when none. */
+const char *td_logw_host(void) TD_HIDDEN;
 
 #endif

@@ -84,6 +84,8 @@ enum { TD_SP_OFF = 0, TD_SP_STARTING, TD_SP_ON, TD_SP_FAILED, TD_SP_CLOSED };
 
 TD_CHILD_WRITTEN static _Atomic int td__state; /* read by a forked child first */
 static struct td_spool_view td__v;
+/* this process as its spool's records name it (rendered at creation) */
+static struct td_spool_writer td__w;
 static void *td__map;
 static size_t td__size;
 static _Atomic int td__fd = -1;
@@ -159,12 +161,24 @@ void td_spool_release(void)
 }
 
 /*
- * Write out committed lines from tail, in order, until the first one not
- * finished yet (its writer is still copying: the next flush takes it).
- * The claim is held.  dead: the owner is gone, step over what it left
- * unfinished (returns how many lines that was).
+ * The flusher's lines: the events of a batch are formatted here (the
+ * claim makes it the one flusher's), each into the room after the last;
+ * a batch ends when another line might not fit.  64 KiB: about 140 JSON
+ * lines a writev(); untouched pages cost nothing.
  */
-static uint64_t td__write_out(const struct td_spool_view *v, bool dead)
+#define TD_SPOOL_FBUF (64 * 1024)
+static char td__fbuf[TD_SPOOL_FBUF];
+
+/*
+ * Write out committed records from tail, in order, until the first one
+ * not finished yet (its writer is still copying: the next flush takes
+ * it); an event is formatted into its line here, with w's host and prog.
+ * The claim is held.  dead: the owner is gone, step over what it left
+ * unfinished.  Returns how many records could not be written (left
+ * unfinished, damaged, or of another build's layout).
+ */
+static uint64_t td__write_out(const struct td_spool_view *v, const struct td_spool_writer *w,
+			      bool dead)
 {
 	struct iovec iov[TD_SPOOL_IOV];
 	uint64_t tail = atomic_load_explicit(&v->hdr->tail, memory_order_acquire);
@@ -173,17 +187,30 @@ static uint64_t td__write_out(const struct td_spool_view *v, bool dead)
 	for (;;) {
 		uint64_t head = td_spool_head(v, tail), pos = tail;
 		struct td_spool_rec r;
+		size_t used = 0;
 		int n = 0;
 
 		r.kind = TD_SR_NONE;
-		while (n < TD_SPOOL_IOV && pos < head) {
+		while (n < TD_SPOOL_IOV && pos < head && TD_SPOOL_FBUF - used >= TD_EVENT_MAX) {
+			const char *line;
+			size_t len;
+
 			td_spool_next(v, pos, head, dead, &r);
 			if (r.kind == TD_SR_NONE)
 				break;
-			if (r.kind == TD_SR_LINE) {
-				iov[n].iov_base = (void *)r.ptr;
-				iov[n].iov_len = r.len;
-				n++;
+			if (r.kind == TD_SR_LINE || r.kind == TD_SR_EVENT) {
+				len = td_spool_rec_line(&r, w, td__fbuf + used, TD_SPOOL_FBUF - used, &line);
+				if (len == 0) {
+					lost++;
+				} else {
+					/* one iovec a line: td_logw_batch counts
+					 * each line not wholly written */
+					iov[n].iov_base = (void *)line;
+					iov[n].iov_len = len;
+					n++;
+					if (line == td__fbuf + used)
+						used += len;
+				}
 			} else if (r.kind == TD_SR_LOST) {
 				lost++;
 			}
@@ -221,7 +248,7 @@ static void td__write_all(const struct td_spool_view *v)
 	int64_t deadline = 0;
 
 	for (;;) {
-		(void)td__write_out(v, false);
+		(void)td__write_out(v, &td__w, false);
 		tail = atomic_load(&v->hdr->tail);
 		if ((int64_t)(tail - goal) >= 0 || td__putting ||
 		    tail == atomic_load(&td__stuck_at))
@@ -329,6 +356,8 @@ static int td__create(const char *log_path, int log_fd)
 	if (map == MAP_FAILED)
 		goto fail;
 	td_spool_init(map, TD_SPOOL_SLOTS, (int32_t)atomic_load(&td_init_proc.pid), &td__v);
+	td_spool_set_writer(&td__v, td_logw_host(), td_init_proc.prog);
+	td_spool_writer_of(&td__v, &td__w);
 	/* never over another spool's name (RENAME_NOREPLACE: all of the file
 	 * systems above have it) */
 	if (td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__path,
@@ -400,7 +429,7 @@ static void td__last_flush(void)
 	td_spool_release();
 }
 
-int td_spool_line(const char *line, size_t len)
+int td_spool_record(const char *rec, size_t len)
 {
 	uint64_t used;
 	int rc;
@@ -412,7 +441,7 @@ int td_spool_line(const char *line, size_t len)
 	if (td__putting)
 		return -1;
 	td__putting = 1;
-	rc = td_spool_put(&td__v, line, len, &used);
+	rc = td_spool_put(&td__v, rec, len, &used);
 	td__putting = 0;
 	if (rc != 0) {
 		/* full: write it out here (waiting for the lines being
@@ -422,7 +451,7 @@ int td_spool_line(const char *line, size_t len)
 		td_spool_flush_claimed();
 		td_spool_release();
 		td__putting = 1;
-		rc = td_spool_put(&td__v, line, len, &used);
+		rc = td_spool_put(&td__v, rec, len, &used);
 		td__putting = 0;
 		if (rc != 0)
 			return -1;
@@ -470,7 +499,7 @@ int64_t td_spool_tick(int64_t now)
 		atomic_thread_fence(memory_order_seq_cst);
 		/* no waiting here: a line still being copied goes next round */
 		if (td_spool_claim()) {
-			(void)td__write_out(&td__v, false);
+			(void)td__write_out(&td__v, &td__w, false);
 			td_spool_release();
 		}
 		/*
@@ -581,6 +610,28 @@ void td_spool_fd_closing(int fd)
 /* ---- recovery ---------------------------------------------------------------- */
 
 /*
+ * Records a dead process left that could not be written: begun and never
+ * finished (it died copying one), damaged, or packed by another build of
+ * the library.  They are gone with their writer; say so, once a spool.
+ */
+__attribute__((noinline, cold)) static void td__say_lost(const char *name, int32_t pid,
+							 uint64_t lost)
+{
+	char msg[512];
+	struct td_buf b;
+
+	td_buf_init(&b, msg, sizeof(msg));
+	td_buf_u64(&b, lost);
+	td_buf_puts(&b, " audit line(s) that process ");
+	td_buf_i64(&b, pid);
+	td_buf_puts(&b, " left unfinished or unreadable in its spool ");
+	td_buf_puts(&b, name);
+	td_buf_puts(&b, " were lost (it died writing them, or another version of the library "
+			"wrote them)");
+	td_logw_warn(td_buf_cstr(&b));
+}
+
+/*
  * Append what a dead process left in its spool.  The lock decides who
  * may: the owner holds it while alive, a recoverer while it recovers.  The
  * header's tail says what is already in the log, and is moved after each
@@ -610,9 +661,16 @@ static void td__recover_one(int dfd, const char *name, uid_t uid)
 		td_real_close(fd);
 		return;
 	}
-	if (td_spool_view_of(map, (size_t)st.st_size, &v) == 0) {
-		(void)td__write_out(&v, true);
+	if (td_spool_view_of(map, (size_t)st.st_size, &v) == 0 && td_spool_claim()) {
+		struct td_spool_writer w;
+		uint64_t lost;
+
+		td_spool_writer_of(&v, &w);
+		lost = td__write_out(&v, &w, true);
+		td_spool_release();
 		unlinkat(dfd, name, 0);
+		if (lost > 0)
+			td__say_lost(name, (int32_t)v.hdr->pid, lost);
 	}
 	/* a file that is not a spool this code can read is left alone */
 	munmap(map, (size_t)st.st_size);

@@ -1,7 +1,7 @@
 /*
- * teardown runtime: the spool (spool.c): a file target's lines, put in a
- * per-process ring in a shared file mapping with no system call, and
- * written out to the log in batches by the worker.
+ * teardown runtime: the spool (spool.c): a file target's events, packed
+ * into a per-process ring in a shared file mapping with no system call,
+ * and formatted and written out to the log in batches by the worker.
  */
 #ifndef TD_RT_SPOOL_H
 #define TD_RT_SPOOL_H
@@ -10,8 +10,9 @@
 
 /* Whether this process has a spool (lines may wait in it). */
 bool td_spool_exists(void) TD_HIDDEN;
-/* Put one finished line in: 0, or -1 when it must be written directly. */
-int td_spool_line(const char *line, size_t len) TD_HIDDEN;
+/* Put one record in (a packed event, include/teardown/evrec.h, or a
+ * finished line): 0, or -1 when the line must be written directly. */
+int td_spool_record(const char *rec, size_t len) TD_HIDDEN;
 /* A line was written directly to the regular file log_fd: after a few,
  * make the spool. */
 void td_spool_count_line(const char *log_path, int log_fd) TD_HIDDEN;

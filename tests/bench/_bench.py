@@ -97,8 +97,14 @@ def callgrind(argv, env, phase, per, what=None):
     by what (default: the program's name)."""
     fd, out = tempfile.mkstemp(prefix="cg.")
     os.close(fd)
+    # --fair-sched=yes: valgrind runs one thread at a time, and without it
+    # a thread woken by another (the library's worker, woken to write the
+    # spool out) may wait for the big lock until the ring is full, and
+    # the program's thread formats the lines itself, which on a machine
+    # with a core to spare it does not
     try:
-        r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+        r = subprocess.run(["valgrind", "--tool=callgrind", "--fair-sched=yes",
+                            "--callgrind-out-file=" + out,
                             "--toggle-collect=" + phase] + [str(a) for a in argv],
                            env=env, capture_output=True, text=True, timeout=600)
     finally:

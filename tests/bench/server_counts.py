@@ -18,7 +18,9 @@ The modes are those of part 3 (the teardown command: --log FILE --format
 json; drain adds --close drain --role server).  Everything the server's
 process does is counted, its threads included (the library's worker, a
 drain's background reads); the load generator is this script, not
-counted.  A report: no figure fails.
+counted; a second row leaves out the library's worker thread (it formats
+the spool's lines, and may run on another core), what the server's own
+threads run.  A report: no figure fails.
 
 Run alone: TD_BUILD=build python3 tests/bench/server_counts.py [nginx|redis...]
 As root it runs in a private network namespace.
@@ -102,7 +104,10 @@ def _run(target, mode, tool, n, log):
     fd, out = tempfile.mkstemp(prefix="%s." % tool, dir=target.tmp)
     os.close(fd)
     if tool == "callgrind":
-        pre = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
+        # one file per thread: the library's worker (which formats the
+        # spool's lines) apart from the server's own threads
+        pre = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+               "--callgrind-out-file=" + out]
     else:
         pre = ["strace", "-f", "-qq", "-c", "-o", out]
     argv = servers.wrap(mode, pre + target.argv(), log)
@@ -120,23 +125,51 @@ def _run(target, mode, tool, n, log):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         err = proc.communicate(timeout=120)[1].decode(errors="replace")
+    if tool == "callgrind":
+        return _callgrind_threads(out, target, mode, err)
     with open(out, errors="replace") as f:
         text = f.read()
     os.unlink(out)
-    if tool == "callgrind":
-        m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
-        if not m:
-            raise RuntimeError("%s (%s): no callgrind totals: %s" % (target.name, mode, err[-1000:]))
-        return int(m.group(1))
     m = re.search(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?total\s*$", text, re.M)
     if not m:
         raise RuntimeError("%s (%s): no strace total: %s" % (target.name, mode, text[-1000:]))
     return int(m.group(1))
 
 
+# the library's background thread (shim/rt/worker.c)
+_WORKER_FN = re.compile(r"^c?fn=\(\d+\) td__main$", re.M)
+
+
+def _callgrind_threads(out, target, mode, err):
+    """The instructions of a --separate-threads run: (all threads, the
+    library's worker thread); its files are removed."""
+    d, base = os.path.split(out)
+    total = worker = 0
+    files = [n for n in os.listdir(d) if n.startswith(base + "-")]
+    for name in files:
+        path = os.path.join(d, name)
+        with open(path, errors="replace") as f:
+            text = f.read()
+        os.unlink(path)
+        m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+        if not m:
+            raise RuntimeError("%s (%s): no callgrind totals in %s: %s"
+                               % (target.name, mode, name, err[-1000:]))
+        total += int(m.group(1))
+        if _WORKER_FN.search(text):
+            worker += int(m.group(1))
+    if os.path.exists(out):
+        os.unlink(out)
+    if not files:
+        raise RuntimeError("%s (%s): no callgrind output: %s" % (target.name, mode, err[-1000:]))
+    return total, worker
+
+
 def _per_request(target, mode, tool, log):
     a = _run(target, mode, tool, N1, log)
     b = _run(target, mode, tool, N2, log)
+    if tool == "callgrind":
+        return tuple((y - x) / (N2 - N1) for x, y in zip(a, b))
     return (b - a) / (N2 - N1)
 
 
@@ -166,15 +199,24 @@ def main(argv):
                     _bench.say("server_counts: %s, %s, %s" % (name, tool, mode))
                     log = os.path.join(tmp, "%s-%s-%s.jsonl" % (name, tool, mode))
                     got[mode] = _per_request(target, mode, tool, log)
-                bare = got["bare"]
+                rows = [(what, {m: v[0] if tool == "callgrind" else v
+                                for m, v in got.items()})]
+                if tool == "callgrind":
+                    # the same, less the library's worker thread: what the
+                    # server's own threads run (the worker may run on
+                    # another core)
+                    rows.append(("instructions on the server's own threads",
+                                 {m: v[0] - v[1] for m, v in got.items()}))
                 digits = 0 if tool == "callgrind" else 2
-                for mode in ("observe", "drain"):
-                    table.row("%s, %s: %s per request" % (name, mode, what),
-                              round(bare, digits),
-                              round(got["observe"], digits) if mode == "drain" else None,
-                              round(got[mode], digits),
-                              "%+.*f (%+.1f%%)" % (digits, got[mode] - bare,
-                                                   100.0 * (got[mode] - bare) / bare))
+                for label, vals in rows:
+                    bare = vals["bare"]
+                    for mode in ("observe", "drain"):
+                        table.row("%s, %s: %s per request" % (name, mode, label),
+                                  round(bare, digits),
+                                  round(vals["observe"], digits) if mode == "drain" else None,
+                                  round(vals[mode], digits),
+                                  "%+.*f (%+.1f%%)" % (digits, vals[mode] - bare,
+                                                       100.0 * (vals[mode] - bare) / bare))
         table.note("each figure: (the run of %d requests - the run of %d) / %d; the server's "
                    "whole process tree, its threads included; the requests are sequential"
                    % (N2, N1, N2 - N1))

@@ -953,7 +953,9 @@ static const char *td_fz_spool_walk(const struct td_spool_view *v, bool dead)
 {
 	uint64_t tail = atomic_load(&v->hdr->tail), head = td_spool_head(v, tail), pos = tail;
 	const char *lo = v->data, *hi = v->data + (size_t)v->nslots * v->slot;
+	struct td_spool_writer wr, *w = &wr;
 
+	td_spool_writer_of(v, w);
 	if (head - tail > v->nslots)
 		return td_fz_fail("spool: head %llu runs more than a ring past tail %llu",
 				  (unsigned long long)head, (unsigned long long)tail);
@@ -977,6 +979,19 @@ static const char *td_fz_spool_walk(const struct td_spool_view *v, bool dead)
 				return td_fz_fail("spool: a line outside the ring");
 			if (r.ptr[r.len - 1] != '\n' || memchr(r.ptr, '\n', r.len - 1) != NULL)
 				return td_fz_fail("spool: a line that is not one line");
+		} else if (r.kind == TD_SR_EVENT) {
+			/* a damaged event record is unpacked, checked and
+			 * formatted: refused, or one whole line */
+			char line[TD_EVENT_MAX];
+			const char *out;
+			size_t n;
+
+			if (r.len == 0 || r.ptr < lo || r.ptr + r.len > hi)
+				return td_fz_fail("spool: an event outside the ring");
+			n = td_spool_rec_line(&r, w, line, sizeof(line), &out);
+			if (n != 0 && (out != line || n > sizeof(line) || line[n - 1] != '\n' ||
+				       memchr(line, '\n', n - 1) != NULL))
+				return td_fz_fail("spool: an event's line that is not one line");
 		} else if (r.ptr != NULL || r.len != 0) {
 			return td_fz_fail("spool: a record of kind %d with bytes", r.kind);
 		}

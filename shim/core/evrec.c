@@ -1,0 +1,141 @@
+/*
+ * teardown: an event packed as a record, and unpacked again (see
+ * include/teardown/evrec.h).  Pure and async-signal-safe: the program's
+ * thread packs inside close(); the worker, a flush at fork or exit, the
+ * next process and `teardown report` unpack.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "teardown/evrec.h"
+
+struct td__rhead {
+	uint8_t magic, format;
+	uint16_t mask;
+	uint32_t layout;
+};
+
+/* The string fields, in the order a record carries them: host and prog
+ * first (the two an own record leaves out). */
+static const size_t td__str_off[] = {
+	offsetof(struct td_event, host),   offsetof(struct td_event, prog),
+	offsetof(struct td_event, rule),   offsetof(struct td_event, action),
+	offsetof(struct td_event, fault),  offsetof(struct td_event, target),
+	offsetof(struct td_event, source), offsetof(struct td_event, problem),
+};
+#define TD__NSTR (sizeof(td__str_off) / sizeof(td__str_off[0]))
+#define TD__OWN 0x8000u
+#define TD__ALL ((1u << TD__NSTR) - 1)
+
+/*
+ * A changed struct td_event changes what a record means: this fails to
+ * build until TD_EVREC_VERSION is bumped with the new size, so that a
+ * spool another build left is refused, never misread.
+ */
+#if __SIZEOF_POINTER__ == 8
+_Static_assert(sizeof(struct td_event) == 288 && TD_EVREC_VERSION == 1,
+	       "struct td_event changed: bump TD_EVREC_VERSION and the size here");
+#endif
+
+static const char *td__str_get(const void *ev, size_t i)
+{
+	const char *s;
+
+	memcpy(&s, (const char *)ev + td__str_off[i], sizeof(s));
+	return s;
+}
+
+static void td__str_set(void *ev, size_t i, const char *s)
+{
+	memcpy((char *)ev + td__str_off[i], &s, sizeof(s));
+}
+
+size_t td_evrec_pack(void *buf, size_t cap, const struct td_event *ev, int format, bool own)
+{
+	struct td__rhead h = {TD_EVREC_MAGIC, (uint8_t)format, own ? TD__OWN : 0, TD_EVREC_LAYOUT};
+	char *p = buf, *body = p + sizeof(h);
+	size_t n = sizeof(h) + sizeof(*ev);
+	const struct td_event_who *none = NULL;
+
+	if (cap > TD_EVREC_MAX)
+		cap = TD_EVREC_MAX;
+	if (buf == NULL || cap < n)
+		return 0;
+	memcpy(body, ev, sizeof(*ev));
+	memcpy(body + offsetof(struct td_event, who), &none, sizeof(none));
+	for (size_t i = 0; i < TD__NSTR; i++) {
+		const char *s = td__str_get(ev, i);
+		size_t l;
+
+		td__str_set(body, i, NULL);
+		if (s == NULL || (own && i < 2))
+			continue;
+		l = strnlen(s, cap - n);
+		if (l >= cap - n)
+			return 0;
+		memcpy(p + n, s, l + 1);
+		n += l + 1;
+		h.mask |= (uint16_t)(1u << i);
+	}
+	memcpy(p, &h, sizeof(h));
+	return n;
+}
+
+int td_evrec_unpack(const void *rec, size_t len, struct td_event *ev, int *format,
+		    const struct td_event_who *who)
+{
+	const char *p = rec, *body = p + sizeof(struct td__rhead);
+	size_t n = sizeof(struct td__rhead) + sizeof(*ev);
+	struct td__rhead h;
+	uint8_t b;
+
+	if (rec == NULL || len < n || len > TD_EVREC_MAX)
+		return -1;
+	memcpy(&h, p, sizeof(h));
+	if (h.magic != TD_EVREC_MAGIC || h.layout != TD_EVREC_LAYOUT ||
+	    (h.format != TD_FMT_TEXT && h.format != TD_FMT_JSON) || (h.mask & ~(TD__ALL | TD__OWN)) ||
+	    ((h.mask & TD__OWN) && (h.mask & 3u)))
+		return -1;
+	memcpy(ev, body, sizeof(*ev));
+	/* what a damaged file may hold: bools that are neither 0 nor 1,
+	 * pointers; the numbers and names are checked where they are
+	 * written (a name out of its table's range is null) */
+	memcpy(&b, body + offsetof(struct td_event, app_linger_set), 1);
+	ev->app_linger_set = b != 0;
+	memcpy(&b, body + offsetof(struct td_event, applied), 1);
+	ev->applied = b != 0;
+	ev->who = NULL;
+	for (size_t i = 0; i < TD__NSTR; i++) {
+		const char *end;
+
+		td__str_set(ev, i, NULL);
+		if (!(h.mask & (1u << i)))
+			continue;
+		end = memchr(p + n, '\0', len - n);
+		if (end == NULL)
+			return -1;
+		td__str_set(ev, i, p + n);
+		n = (size_t)(end - p) + 1;
+	}
+	if (n != len)
+		return -1;
+	if ((h.mask & TD__OWN) && who != NULL) {
+		ev->host = who->host;
+		ev->prog = who->prog;
+		if (ev->pid == who->pid)
+			ev->who = who;
+	}
+	*format = h.format;
+	return 0;
+}
+
+size_t td_evrec_line(const void *rec, size_t len, const struct td_event_who *who, char *buf,
+		     size_t cap)
+{
+	struct td_event ev;
+	int format;
+
+	if (cap < TD_EVENT_MAX || td_evrec_unpack(rec, len, &ev, &format, who) != 0)
+		return 0;
+	return td_event_format(buf, cap, &ev, format);
+}
