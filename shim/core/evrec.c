@@ -16,13 +16,14 @@ struct td__rhead {
 };
 
 /* The string fields, in the order a record carries them: host and prog
- * first (the two an own record leaves out). */
-static const size_t td__str_off[] = {
-	offsetof(struct td_event, host),   offsetof(struct td_event, prog),
-	offsetof(struct td_event, rule),   offsetof(struct td_event, action),
-	offsetof(struct td_event, fault),  offsetof(struct td_event, target),
-	offsetof(struct td_event, source), offsetof(struct td_event, problem),
-};
+ * first (the two an own record leaves out).  One list, for the packer's
+ * code and the unpacker's table. */
+#define TD__STRINGS(X)                                                                     \
+	X(0, host) X(1, prog) X(2, rule) X(3, action) X(4, fault) X(5, target) X(6, source) \
+	X(7, problem)
+#define TD__OFF(i, field) offsetof(struct td_event, field),
+static const size_t td__str_off[] = {TD__STRINGS(TD__OFF)};
+#undef TD__OFF
 #define TD__NSTR (sizeof(td__str_off) / sizeof(td__str_off[0]))
 #define TD__OWN 0x8000u
 #define TD__ALL ((1u << TD__NSTR) - 1)
@@ -37,17 +38,28 @@ _Static_assert(sizeof(struct td_event) == 288 && TD_EVREC_VERSION == 1,
 	       "struct td_event changed: bump TD_EVREC_VERSION and the size here");
 #endif
 
-static const char *td__str_get(const void *ev, size_t i)
-{
-	const char *s;
-
-	memcpy(&s, (const char *)ev + td__str_off[i], sizeof(s));
-	return s;
-}
-
 static void td__str_set(void *ev, size_t i, const char *s)
 {
 	memcpy((char *)ev + td__str_off[i], &s, sizeof(s));
+}
+
+/*
+ * Copy s with its NUL to p + *n, within cap: false when it does not fit.
+ * A byte loop: the strings are names of a few bytes, where strnlen() and
+ * memcpy() calls cost more than the copy.
+ */
+static inline bool td__put_str(char *p, size_t *n, size_t cap, const char *s)
+{
+	size_t i = *n;
+
+	do {
+		if (i >= cap)
+			return false;
+		p[i] = *s;
+		i++;
+	} while (*s++ != '\0');
+	*n = i;
+	return true;
 }
 
 size_t td_evrec_pack(void *buf, size_t cap, const struct td_event *ev, int format, bool own)
@@ -55,28 +67,31 @@ size_t td_evrec_pack(void *buf, size_t cap, const struct td_event *ev, int forma
 	struct td__rhead h = {TD_EVREC_MAGIC, (uint8_t)format, own ? TD__OWN : 0, TD_EVREC_LAYOUT};
 	char *p = buf, *body = p + sizeof(h);
 	size_t n = sizeof(h) + sizeof(*ev);
-	const struct td_event_who *none = NULL;
 
 	if (cap > TD_EVREC_MAX)
 		cap = TD_EVREC_MAX;
 	if (buf == NULL || cap < n)
 		return 0;
 	memcpy(body, ev, sizeof(*ev));
-	memcpy(body + offsetof(struct td_event, who), &none, sizeof(none));
-	for (size_t i = 0; i < TD__NSTR; i++) {
-		const char *s = td__str_get(ev, i);
-		size_t l;
-
-		td__str_set(body, i, NULL);
-		if (s == NULL || (own && i < 2))
-			continue;
-		l = strnlen(s, cap - n);
-		if (l >= cap - n)
-			return 0;
-		memcpy(p + n, s, l + 1);
-		n += l + 1;
-		h.mask |= (uint16_t)(1u << i);
+	/*
+	 * The strings after the struct, in TD__STRINGS's order, then no
+	 * pointer left in the copy.  (Code for each field, not a loop over
+	 * td__str_off: each offset is then a constant, and every logged
+	 * event is packed.  The body sits 8 bytes into a buffer that may not
+	 * be aligned: the pointers are cleared byte-wise.)
+	 */
+#define TD__PUT(i, field)                                                                  \
+	if (ev->field != NULL && !(own && (i) < 2)) {                                     \
+		if (!td__put_str(p, &n, cap, ev->field))                                   \
+			return 0;                                                          \
+		h.mask |= (uint16_t)(1u << (i));                                           \
 	}
+#define TD__CLEAR(i, field) memset(body + offsetof(struct td_event, field), 0, sizeof(void *));
+	TD__STRINGS(TD__PUT)
+	TD__STRINGS(TD__CLEAR)
+#undef TD__PUT
+#undef TD__CLEAR
+	memset(body + offsetof(struct td_event, who), 0, sizeof(void *));
 	memcpy(p, &h, sizeof(h));
 	return n;
 }
