@@ -191,18 +191,17 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 
 /*
  * recvmmsg(): for the descriptors its messages bring, as recvmsg() (see
- * shim/rt/rights.c), and a timeout, as every read.  Its bytes are not
- * counted (td_fdtab_read_end()): a count too low only costs the close a
- * SIOCINQ, it never hides unread input; and no byte budget
- * (rst_after_bytes_in) cuts it.
+ * shim/rt/rights.c), and an injected reset's marks and a timeout, as
+ * every read (TD_READ).  Its bytes are not counted
+ * (td_fdtab_read_end()): a count too low only costs the close a SIOCINQ,
+ * it never hides unread input; and no byte budget (rst_after_bytes_in)
+ * cuts it.
  */
 TD_EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
 		       struct timespec *t)
 {
-	int r = td_real_recvmmsg(fd, v, n, flags, t);
+	int r = (int)TD_READ(fd, td_real_recvmmsg(fd, v, n, flags, t));
 
-	if (td_unlikely(r < 0) && errno == ETIMEDOUT)
-		td_fdtab_mark_timed_out(fd);
 	for (int i = 0; i < r; i++)
 		if (td_unlikely(td_rights_maybe(&v[i].msg_hdr)))
 			td_rights_received(fd, &v[i].msg_hdr);

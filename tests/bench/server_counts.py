@@ -106,7 +106,8 @@ def _run(target, mode, tool, n, log):
     if tool == "callgrind":
         # one file per thread: the library's worker (which formats the
         # spool's lines) apart from the server's own threads
-        pre = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+        # (--fair-sched=yes: see _bench.callgrind)
+        pre = ["valgrind", "--tool=callgrind", "--fair-sched=yes", "--separate-threads=yes",
                "--callgrind-out-file=" + out]
     else:
         pre = ["strace", "-f", "-qq", "-c", "-o", out]

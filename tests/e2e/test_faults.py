@@ -491,10 +491,10 @@ def test_injected_reset_wakes_blocked_reader_as_real_reset():
     Linux 6.6 and later wake a thread waiting in that socket with EPIPE;
     the read that follows would then get the ECONNRESET, and a read between
     the reset and the library's shut of the socket ENOTCONN.  Each of the
-    five read calls is checked, against the same program reading while its
+    six read calls is checked, against the same program reading while its
     peer aborts (SO_LINGER {1,0}) without the library."""
     _need_writer()
-    for call in ("read", "recv", "recvfrom", "recvmsg", "readv"):
+    for call in ("read", "recv", "recvfrom", "recvmsg", "readv", "recvmmsg"):
         reader = ["--read-call", call]
         real_res, _ = _serve_one(reader, ["--no-read", "--sleep-before-close", 150,
                                           "--linger", "1,0"], "real-" + call)
@@ -535,20 +535,18 @@ def test_injected_reset_wakes_blocked_writer_as_real_reset():
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(30)
 def test_close_event_after_injected_reset_counts_bytes():
-    """KNOWN BUG, left failing on purpose (see the fault-injection report).
-
-    The close event of a connection the library reset must still say what
+    """The close event of a connection the library reset still says what
     the connection carried: rst_after_bytes = 10000 delivered exactly
     10000 bytes (the peer counts them), so bytes_out is 10000; and nothing
-    is left queued in a reset socket, so unsent is 0.  Observed: bytes_out
-    0.  connect(AF_UNSPEC) runs tcp_disconnect(), which zeroes the
-    TCP_INFO byte counters that the close reads afterwards (shim/rt/info.c,
-    tcpi_bytes_sent).  The same call also moved write_seq on by
-    max_window + 2, which made SIOCOUTQ report a large meaningless unsent
-    (70658, 105474...) for the reset socket and 1 or 3 for a refused
-    connect; info.c now reports 0 for closed sockets, and the unsent
-    checks below keep it that way.
-    """
+    is left queued in a reset socket, so unsent is 0.
+
+    connect(AF_UNSPEC) runs tcp_disconnect(), which zeroes the TCP_INFO
+    byte counters that the close reads afterwards: the reset keeps them,
+    read just before it (shim/rt/faults.c, reset_bytes_out), where the
+    close found 0 once.  The same call moves write_seq on by max_window +
+    2, which made SIOCOUTQ report a large meaningless unsent (70658,
+    105474...) for the reset socket and 1 or 3 for a refused connect;
+    info.c reports 0 for closed sockets."""
     limit = 10000
     log_path = os.path.join(tdlib.tmpdir(), "counts.jsonl")
     env = tdlib.shim_env(policy=tdlib.policy_text(

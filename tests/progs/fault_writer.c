@@ -22,7 +22,7 @@
  *          --delay MS (between calls, default 0)
  *          --max-ms MS (give up writing after this long, default 10000)
  *
- * --read-call read|recv|recvfrom|recvmsg|readv makes it a reader instead:
+ * --read-call read|recv|recvfrom|recvmsg|readv|recvmmsg makes it a reader instead:
  * it writes nothing and blocks in that call until the call fails or the
  * stream ends ("first_error", "none" at EOF), then makes the same call
  * once more ("read_rc", "read_error") and one send() ("next_error").  A
@@ -54,9 +54,10 @@ enum fw_call { FW_WRITE, FW_SEND, FW_SENDTO, FW_SENDMSG, FW_WRITEV };
 
 static const char *const fw_call_names[] = {"write", "send", "sendto", "sendmsg", "writev"};
 
-enum fw_rcall { FW_NOREAD = -1, FW_READ, FW_RECV, FW_RECVFROM, FW_RECVMSG, FW_READV };
+enum fw_rcall { FW_NOREAD = -1, FW_READ, FW_RECV, FW_RECVFROM, FW_RECVMSG, FW_READV, FW_RECVMMSG };
 
-static const char *const fw_rcall_names[] = {"read", "recv", "recvfrom", "recvmsg", "readv"};
+static const char *const fw_rcall_names[] = {"read", "recv", "recvfrom", "recvmsg", "readv",
+					     "recvmmsg"};
 
 static struct {
 	bool server;
@@ -148,6 +149,17 @@ static ssize_t fw_read(int fd, unsigned char *buf, size_t n)
 		return recvmsg(fd, &m, 0);
 	case FW_READV:
 		return readv(fd, iov, 2);
+	case FW_RECVMMSG: {
+		/* one message: its length (0 at the peer's EOF), or the error */
+		struct mmsghdr mm;
+		int r;
+
+		memset(&mm, 0, sizeof(mm));
+		mm.msg_hdr.msg_iov = iov;
+		mm.msg_hdr.msg_iovlen = 2;
+		r = recvmmsg(fd, &mm, 1, 0, NULL);
+		return r < 0 ? -1 : r == 0 ? 0 : (ssize_t)mm.msg_len;
+	}
 	default:
 		return read(fd, buf, n);
 	}
@@ -207,7 +219,7 @@ static void fw_usage(void)
 	fprintf(stderr, "usage: fault_writer server|client [--listen PORT|--connect PORT]\n"
 			"       [--call write|send|sendto|sendmsg|writev] [--chunk N]\n"
 			"       [--delay MS] [--max-ms MS]\n"
-			"       [--read-call read|recv|recvfrom|recvmsg|readv]\n");
+			"       [--read-call read|recv|recvfrom|recvmsg|readv|recvmmsg]\n");
 	exit(2);
 }
 
@@ -248,7 +260,7 @@ static void fw_args(int argc, char **argv)
 			fw.call = (enum fw_call)fw_pick(fw_call_names, 5, optarg);
 			break;
 		case 'r':
-			fw.rcall = (enum fw_rcall)fw_pick(fw_rcall_names, 5, optarg);
+			fw.rcall = (enum fw_rcall)fw_pick(fw_rcall_names, 6, optarg);
 			break;
 		case 'n':
 			fw.chunk = (size_t)atol(optarg);
