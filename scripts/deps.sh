@@ -5,7 +5,7 @@ set -eu
 build="gcc make libc6-dev"
 # The real programs of the compatibility suite (tests/e2e/test_compat.py).
 compat="util-linux redis-server redis-tools haproxy memcached apache2 lighttpd socat ncat openssh-server openssh-client vsftpd git \
-wget openssl openjdk-17-jdk-headless \
+wget openssl openjdk-17-jdk-headless busybox \
 postgresql postgresql-client nodejs libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0"
 case "${1:-build}" in
 build) pkgs="$build" ;;

@@ -589,6 +589,26 @@ static bool td__stdio_on(int fd)
 	return false;
 }
 
+/*
+ * Whether a stdio stream on fd still holds output: the one thing stdio's
+ * final flush writes (its unbuffering only seeks, which a socket
+ * refuses).  A wide-oriented stream's buffer is not visible here: yes.
+ */
+static bool td__stdio_output_on(int fd)
+{
+	int n = 0;
+
+	if (td_real_stdio_list == NULL)
+		return true;
+	for (FILE *f = *td_real_stdio_list; f != NULL; f = f->_chain) {
+		if (++n > 65536)
+			return true;
+		if (f->_fileno == fd && (f->_mode > 0 || f->_IO_write_ptr > f->_IO_write_base))
+			return true;
+	}
+	return false;
+}
+
 /* What the exit path may do to the program's fds itself: asked once
  * (td_init_exit_drop()), at the first fd that needs to know. */
 struct td_exit_ctx {
@@ -608,6 +628,50 @@ static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
 }
 
 /*
+ * The same for a socket whose FIN is out (FIN_WAIT1, FIN_WAIT2: the
+ * program shut it down): nothing can be written to it any more, so a
+ * stdio stream on it (an inetd-style child's stdout, shut down before
+ * its exit) is in the way only with output still buffered, which the
+ * final flush would try, and fail on.
+ */
+static bool td__exit_may_touch_shut(struct td_exit_ctx *x, int fd)
+{
+	if (x->drop < 0)
+		x->drop = (int)td_init_exit_drop(x->now, &x->old, &x->blocked);
+	return x->drop == TD_DROP_ANY ||
+	       (x->drop == TD_DROP_NO_STDIO && !td__stdio_output_on(fd));
+}
+
+static bool td__fin_out(int state)
+{
+	return state == TD_TCP_FIN_WAIT1 || state == TD_TCP_FIN_WAIT2;
+}
+
+/*
+ * The other fds of this process on fd's socket (its share): whether each
+ * may be closed by the exit path (check), or close them (claimed first,
+ * as the close path does).  For a socket whose FIN is out, held on
+ * several fds (busybox httpd's child: the connection on 0 and 1).
+ */
+static bool td__exit_dups(struct td_exit_ctx *x, int fd, uint32_t share, bool close_them)
+{
+	for (int d = td_fdtab_prog_high(); d >= 0; d--) {
+		struct td_sock o;
+
+		if (d == fd || !td_fdtab_read(d, &o, NULL) || o.share != share ||
+		    (atomic_load(&o.flags) & TD_SF_OWN))
+			continue;
+		if (!close_them) {
+			if (!td__exit_may_touch_shut(x, d))
+				return false;
+		} else if (td_fdtab_claim(d, &o)) {
+			(void)td_real_close(d);
+		}
+	}
+	return true;
+}
+
+/*
  * Whether the exit path may close fd itself for its event: nothing of
  * the program can touch it, it is not CLOSE already (in no table a
  * lookup reads), and its close would not wait.  A positive linger (the
@@ -619,7 +683,7 @@ static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
 static bool td__exit_may_close(struct td_exit_ctx *x, int fd, const struct td_facts *f)
 {
 	return f->state != TD_TCP_CLOSE && !(f->linger_on && f->linger_secs > 0) &&
-	       td__exit_may_touch(x, fd);
+	       (td__fin_out(f->state) ? td__exit_may_touch_shut(x, fd) : td__exit_may_touch(x, fd));
 }
 
 /*
@@ -764,8 +828,11 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		if (!last && !after && s.d.epoch < td_holders_birth_epoch)
 			continue;
 		/* the last (counted, asked, or held nowhere else): closed here,
-		 * the holders need no asking after */
-		mine = !after && single && last && r->log && td__exit_may_close(&x, fd, &f);
+		 * the holders need no asking after; with its other fds here
+		 * too where its FIN is out, and its end turns on whether the
+		 * peer's FIN comes before the close (an RST predicted) */
+		mine = !after && last && r->log && td__exit_may_close(&x, fd, &f) &&
+		       (single || (td__fin_out(f.state) && td__exit_dups(&x, fd, s.share, false)));
 		work = last && td__needs_work(r, &f);
 		if (work) {
 			if (f.unread > 0) {
@@ -809,6 +876,8 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 
 			td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 			td__checks_after(&ev, cf.state, &first_fin, &rst);
+			if (!single)
+				(void)td__exit_dups(&x, fd, s.share, true);
 			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0)
 				td__settle_after(&cf, &s, first_fin, rst);
 		}

@@ -843,6 +843,19 @@ def test_python_http_server():
                  (7500, 7501, 7502, 7503), stop_rc=-15)
 
 
+@tdlib.requires(*NEEDS, "curl")
+@tdlib.timeout(60)
+def test_busybox_httpd_server():
+    """busybox httpd (a child forked per connection, which serves it and
+    exits; the parent closes its copy at once and ignores SIGCHLD) under
+    each server mode; plain curl fetches kept alive and with "Connection:
+    close".  SIGTERM kills it, as without the library."""
+    compat.need("busybox")
+    _serve_modes("busybox-httpd", lambda port, mode: ["busybox", "httpd", "-f", "-p",
+                                                      "127.0.0.1:%d" % port, "-h", _docroot()],
+                 (7700, 7701, 7702, 7703), stop_rc=-15)
+
+
 PERL_ECHO = r"""
 use strict;
 use IO::Socket::INET;

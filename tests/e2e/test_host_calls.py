@@ -1855,6 +1855,76 @@ def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
     assert not wrong, "\n".join(wrong)
 
 
+@tdlib.requires("root", "netns", "lib", "tcpdump", "strace")
+@tdlib.timeout(60)
+def test_exit_event_of_a_socket_shut_down_on_stdio_agrees_with_the_wire():
+    """busybox httpd's child, in a program of our own (host_exit_late
+    "stdio"): the connection on two fds, each with a stdio stream (stdin
+    on 0, a stream fdopen()ed on the other, its reply flushed), shut down
+    (our FIN out), then exit(), and code of the program runs after the
+    library's destructor while the peer sends its FIN.  Under abort, the
+    kernel's close of a socket in FIN_WAIT2 with a zero linger sends an
+    RST, unless the peer's FIN came first (TIME_WAIT: nothing).  The exit
+    event must say what the wire shows: whether the program sent an RST.
+
+    Before, the library left such a socket to the kernel's close (a stdio
+    stream on its fds, and two fds), and its event said RST as of its last
+    look, while the peer's FIN came before that close: no RST on the wire
+    (busybox httpd under abort in CI, 1 run in 4).  Now a socket whose
+    FIN is out is closed by the library, all its fds, where no stream on
+    them holds output (none can be written any more), and the event says
+    what that close did."""
+    prog = tdlib.test_prog("host_exit_late")
+    cases = []
+    with tdlib.Capture() as cap:
+        for action in ("pass", "abort"):
+            ls = socket.socket()
+            ls.bind(("127.0.0.1", 0))
+            ls.listen(1)
+            ls.settimeout(10)
+            port = ls.getsockname()[1]
+            log = _log("exit-stdio-" + action)
+            proc = tdlib.spawn([prog, str(port), "stdio"], name="exit-stdio-" + action,
+                               env=_policy_env([{"name": "all", "close": action}], log))
+            conn, _ = ls.accept()
+            ls.close()
+            tdlib.wait_until(lambda: "exiting" in proc.lines() or not proc.running(),
+                             timeout=10, what=action + " to reach stdio's flush")
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(10)
+            got = b""
+            with contextlib.suppress(ConnectionResetError):
+                while True:
+                    b = conn.recv(100)
+                    if not b:
+                        break
+                    got += b
+            conn.close()
+            assert proc.wait(10) == 0, (action, proc.stderr())
+            assert got == b"hi\n", (action, got)
+            out = json.loads(proc.lines()[0])
+            cases.append((action, log, out["cport"], port))
+    wrong = []
+    for action, log, cport, port in cases:
+        c = cap.connection(cport, port)
+        first = next(p for p in c.packets() if p.fin or p.rst)
+        assert first.sport == cport and first.fin, (action, "our FIN first")
+        rst = c.count_rst(cport) > 0
+        ends = [r for r in tdlib.read_log(log) if r["event"] in ("close", "exit") and
+                r["remote"] is not None and r["local"].endswith(":%d" % cport) and
+                r["why"] != "shared"]
+        assert len(ends) == 1, (action, ends)
+        if ends[0]["closer"] != "active" or (ends[0]["wire"] == "RST") != rst:
+            wrong.append("%s: the wire shows %s from the program, the log closer %s wire %s "
+                         "(%s event, state %s)" % (action, "an RST" if rst else "no RST",
+                                                   ends[0]["closer"], ends[0]["wire"],
+                                                   ends[0]["event"], ends[0]["state"]))
+        if action == "pass":
+            assert not rst, (action, "pass sent an RST")
+    assert not wrong, "\n".join(wrong)
+
+
 # A node-cluster-style server: a worker forked first waits on a Unix
 # socket; the primary accepts a connection, sends it to the worker in an
 # SCM_RIGHTS message, and the two close their copies in the order argv[1]
