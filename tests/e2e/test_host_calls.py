@@ -1775,6 +1775,40 @@ def test_connection_already_closed_is_ended_once_by_its_last_holder():
         assert kid == ([("close", "shared")] if how == "close" else []), (how, conn)
 
 
+def _exit_late(action, mode, pre=()):
+    """Run tests/progs/host_exit_late MODE (behind pre: strace) under a
+    rule closing with action, against a listener of ours: once it is in
+    stdio's final flush, send our FIN, read to its end (or a reset), close.
+    Returns (its JSON line, the log, our port, the bytes it sent)."""
+    what = "exit-late-%s-%s" % (action, mode)
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    ls.settimeout(10)
+    port = ls.getsockname()[1]
+    log = _log(what)
+    proc = tdlib.spawn(list(pre) + [tdlib.test_prog("host_exit_late"), str(port), mode],
+                       name=what, env=_policy_env([{"name": "all", "close": action}], log))
+    conn, _ = ls.accept()
+    ls.close()
+    tdlib.wait_until(lambda: "exiting" in proc.lines() or not proc.running(),
+                     timeout=10, what=what + " to reach stdio's flush")
+    # the peer's FIN now (refused if a reset came already)
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
+    conn.settimeout(10)
+    got = b""
+    with contextlib.suppress(ConnectionResetError):
+        while True:
+            b = conn.recv(100)
+            if not b:
+                break
+            got += b
+    conn.close()
+    assert proc.wait(10) == 0, (what, proc.stderr())
+    return json.loads(proc.lines()[0]), log, port, got
+
+
 @tdlib.requires(*NEEDS, "tcpdump", "strace")
 @tdlib.timeout(60)
 def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
@@ -1796,36 +1830,14 @@ def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
     the kernel's close came later, after the peer's FIN (seen in CI with
     sshd under abort: closer=active, while the peer's FIN was first), and
     an exit path whose own close waits out the program's linger."""
-    prog = tdlib.test_prog("host_exit_late")
     cases = []
     with tdlib.Capture() as cap:
         for action, mode in [(a, m) for a in ("pass", "abort")
                              for m in ("exec", "dup", "plain")] + [("pass", "linger")]:
                 what = "%s-%s" % (action, mode)
-                ls = socket.socket()
-                ls.bind(("127.0.0.1", 0))
-                ls.listen(1)
-                ls.settimeout(10)
-                port = ls.getsockname()[1]
-                log = _log("exit-late-" + what)
                 trace = os.path.join(tdlib.tmpdir(), "exit-late-%s.strace" % what)
-                proc = tdlib.spawn(["strace", "-f", "-qq", "-o", trace, "-e", "trace=close,write",
-                                    prog, str(port), mode], name="exit-late-" + what,
-                                   env=_policy_env([{"name": "all", "close": action}], log))
-                conn, _ = ls.accept()
-                ls.close()
-                tdlib.wait_until(lambda: "exiting" in proc.lines() or not proc.running(),
-                                 timeout=10, what=what + " to reach stdio's flush")
-                # the peer's FIN now (refused if a reset came already)
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_WR)
-                conn.settimeout(10)
-                with contextlib.suppress(ConnectionResetError):
-                    while conn.recv(100):
-                        pass
-                conn.close()
-                assert proc.wait(10) == 0, (what, proc.stderr())
-                out = json.loads(proc.lines()[0])
+                out, log, port, _ = _exit_late(action, mode, ["strace", "-f", "-qq", "-o", trace,
+                                                              "-e", "trace=close,write"])
                 with open(trace) as f:
                     calls = [l.split(None, 1)[1] for l in f]
                 # from the program's JSON line on: its exit
@@ -1855,7 +1867,7 @@ def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
     assert not wrong, "\n".join(wrong)
 
 
-@tdlib.requires("root", "netns", "lib", "tcpdump", "strace")
+@tdlib.requires(*NEEDS, "tcpdump")
 @tdlib.timeout(60)
 def test_exit_event_of_a_socket_shut_down_on_stdio_agrees_with_the_wire():
     """busybox httpd's child, in a program of our own (host_exit_late
@@ -1874,36 +1886,11 @@ def test_exit_event_of_a_socket_shut_down_on_stdio_agrees_with_the_wire():
     FIN is out is closed by the library, all its fds, where no stream on
     them holds output (none can be written any more), and the event says
     what that close did."""
-    prog = tdlib.test_prog("host_exit_late")
     cases = []
     with tdlib.Capture() as cap:
         for action in ("pass", "abort"):
-            ls = socket.socket()
-            ls.bind(("127.0.0.1", 0))
-            ls.listen(1)
-            ls.settimeout(10)
-            port = ls.getsockname()[1]
-            log = _log("exit-stdio-" + action)
-            proc = tdlib.spawn([prog, str(port), "stdio"], name="exit-stdio-" + action,
-                               env=_policy_env([{"name": "all", "close": action}], log))
-            conn, _ = ls.accept()
-            ls.close()
-            tdlib.wait_until(lambda: "exiting" in proc.lines() or not proc.running(),
-                             timeout=10, what=action + " to reach stdio's flush")
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_WR)
-            conn.settimeout(10)
-            got = b""
-            with contextlib.suppress(ConnectionResetError):
-                while True:
-                    b = conn.recv(100)
-                    if not b:
-                        break
-                    got += b
-            conn.close()
-            assert proc.wait(10) == 0, (action, proc.stderr())
+            out, log, port, got = _exit_late(action, "stdio")
             assert got == b"hi\n", (action, got)
-            out = json.loads(proc.lines()[0])
             cases.append((action, log, out["cport"], port))
     wrong = []
     for action, log, cport, port in cases:

@@ -18,54 +18,20 @@
 #include "teardown/evrec.h"
 #include "teardown/spool.h"
 
-/* Every key known, as test_event.c's full close. */
+#include "event_fixture.h"
+
+/* test_event.c's full close, with an IPv6 peer and a rule name that
+ * needs escaping. */
 static struct td_event td_t_ev(int type)
 {
-	struct td_event ev;
+	struct td_event ev = td_t_full(type);
 
-	td_event_init(&ev, type);
-	ev.ts_us = 1795247280123456;
-	ev.pid = 1234;
-	ev.tid = 1236;
-	ev.host = "web1";
-	ev.uid = 33;
-	ev.prog = "prog";
-	ev.fd = 5;
-	ev.role = TD_SOCK_CLIENT;
-	ev.local.family = AF_INET;
-	ev.local.port = 40000;
-	memcpy(ev.local.addr, (uint8_t[]){127, 0, 0, 1}, 4);
+	memset(&ev.remote, 0, sizeof(ev.remote));
 	ev.remote.family = AF_INET6;
 	ev.remote.port = 8080;
 	ev.remote.addr[15] = 1;
 	ev.rule = "legacy \"quoted\"\n";
-	ev.action = "abort";
-	ev.conn = 7;
-	ev.err = ECONNREFUSED;
-	ev.app_linger_set = true;
-	ev.app_linger_onoff = 1;
-	ev.how = SHUT_RD;
-	ev.how_done = SHUT_WR;
-	ev.state = 1;
-	ev.closer = TD_CLOSER_ACTIVE;
-	ev.wire = TD_WIRE_RST;
-	ev.why = TD_WHY_POLICY;
-	ev.time_wait = 0;
-	ev.unread = 3;
-	ev.lost = 4;
-	ev.age_ms = 12;
-	ev.bytes_out = 300;
-	ev.close_wait_ms = 29000;
-	ev.fault = "rst";
-	ev.seed = UINT64_MAX;
-	ev.run_conn = 70;
-	ev.dropped = 42;
-	ev.target = "/var/log/td.jsonl";
-	ev.source = "/etc/teardown.conf";
-	ev.hash = 0x0123456789abcdefull;
-	ev.rules = 3;
 	ev.applied = true;
-	ev.problem = "/etc/teardown.conf:2: syntax error";
 	return ev;
 }
 
