@@ -249,14 +249,15 @@ static void td__checks_after(const struct td_event *ev, int state, bool *first_f
  * wider one: curl under --rst 1, nginx's FIN 87 us before the RST, the log
  * said active).  One getsockopt, only for such a close.
  */
-static void td__recheck_rst(struct td_closing *c)
+static void td__recheck_rst(int fd, struct td_close_facts *cf, struct td_event *ev,
+			    int64_t t_open_mono_us)
 {
-	int st = td_info_state(c->fd);
+	int st = td_info_state(fd);
 
 	if (st == TD_TCP_CLOSE_WAIT || st == TD_TCP_LAST_ACK) {
-		c->cf.state = st;
-		c->cf.passive_first = true;
-		td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
+		cf->state = st;
+		cf->passive_first = true;
+		td_closing_outcome(ev, cf, t_open_mono_us);
 	}
 }
 
@@ -409,7 +410,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	c->ev.tid = td_init_tid();
 	/* last before the real close (the caller's next call) */
 	if (c->log && c->ev.wire == TD_WIRE_RST && f.state == TD_TCP_ESTABLISHED)
-		td__recheck_rst(c);
+		td__recheck_rst(c->fd, &c->cf, &c->ev, c->s.d.t_open_mono_us);
 }
 
 bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
@@ -569,30 +570,16 @@ int td_closing_fd(const struct td_policy *p, int fd)
 }
 
 /*
- * Whether a stdio stream of the program is on fd: glibc's list of open
- * streams, walked without its lock (only called where no other thread of
- * the program runs, with signals blocked).  exit() flushes every stream
- * after all the destructors, the library's included: a socket under one
- * (stdout of an inetd-style child, an fdopen()ed connection whose reply
- * is still in its buffer) stays open until the kernel's close.  Without
- * the list: yes.
- */
-static bool td__stdio_on(int fd)
-{
-	int n = 0;
-
-	if (td_real_stdio_list == NULL)
-		return true;
-	for (FILE *f = *td_real_stdio_list; f != NULL; f = f->_chain)
-		if (f->_fileno == fd || ++n > 65536)
-			return true;
-	return false;
-}
-
-/*
- * Whether a stdio stream on fd still holds output: the one thing stdio's
- * final flush writes (its unbuffering only seeks, which a socket
- * refuses).  A wide-oriented stream's buffer is not visible here: yes.
+ * Whether a stdio stream of the program on fd still holds output:
+ * glibc's list of open streams, walked without its lock (only called
+ * where no other thread of the program runs, with signals blocked).
+ * exit() flushes every stream after all the destructors, the library's
+ * included, and that flush writes only what a buffer holds (its
+ * unbuffering only seeks, which a socket refuses): a socket under a
+ * stream with output pending (an fdopen()ed connection whose reply is
+ * still in its buffer) stays open until the kernel's close.  A
+ * wide-oriented stream's buffer is not visible here, nor anything
+ * without the list: yes.
  */
 static bool td__stdio_output_on(int fd)
 {
@@ -620,21 +607,12 @@ struct td_exit_ctx {
 
 /* Whether nothing of the program can touch fd any more: the library may
  * close it, or send drain's FIN on it, itself. */
-static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
-{
-	if (x->drop < 0)
-		x->drop = (int)td_init_exit_drop(x->now, &x->old, &x->blocked);
-	return x->drop == TD_DROP_ANY || (x->drop == TD_DROP_NO_STDIO && !td__stdio_on(fd));
-}
-
 /*
- * The same for a socket whose FIN is out (FIN_WAIT1, FIN_WAIT2: the
- * program shut it down): nothing can be written to it any more, so a
- * stdio stream on it (an inetd-style child's stdout, shut down before
- * its exit) is in the way only with output still buffered, which the
- * final flush would try, and fail on.
+ * A stdio stream on fd (an inetd-style child's stdin and stdout, an
+ * fdopen()ed connection) is in the way only with output still in its
+ * buffer: stdio's final flush writes nothing else.
  */
-static bool td__exit_may_touch_shut(struct td_exit_ctx *x, int fd)
+static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
 {
 	if (x->drop < 0)
 		x->drop = (int)td_init_exit_drop(x->now, &x->old, &x->blocked);
@@ -642,16 +620,11 @@ static bool td__exit_may_touch_shut(struct td_exit_ctx *x, int fd)
 	       (x->drop == TD_DROP_NO_STDIO && !td__stdio_output_on(fd));
 }
 
-static bool td__fin_out(int state)
-{
-	return state == TD_TCP_FIN_WAIT1 || state == TD_TCP_FIN_WAIT2;
-}
-
 /*
  * The other fds of this process on fd's socket (its share): whether each
  * may be closed by the exit path (check), or close them (claimed first,
- * as the close path does).  For a socket whose FIN is out, held on
- * several fds (busybox httpd's child: the connection on 0 and 1).
+ * as the close path does): a socket held on several fds (busybox httpd's
+ * and git daemon's children: the connection on 0 and 1).
  */
 static bool td__exit_dups(struct td_exit_ctx *x, int fd, uint32_t share, bool close_them)
 {
@@ -662,7 +635,7 @@ static bool td__exit_dups(struct td_exit_ctx *x, int fd, uint32_t share, bool cl
 		    (atomic_load(&o.flags) & TD_SF_OWN))
 			continue;
 		if (!close_them) {
-			if (!td__exit_may_touch_shut(x, d))
+			if (!td__exit_may_touch(x, d))
 				return false;
 		} else if (td_fdtab_claim(d, &o)) {
 			(void)td_real_close(d);
@@ -683,7 +656,7 @@ static bool td__exit_dups(struct td_exit_ctx *x, int fd, uint32_t share, bool cl
 static bool td__exit_may_close(struct td_exit_ctx *x, int fd, const struct td_facts *f)
 {
 	return f->state != TD_TCP_CLOSE && !(f->linger_on && f->linger_secs > 0) &&
-	       (td__fin_out(f->state) ? td__exit_may_touch_shut(x, fd) : td__exit_may_touch(x, fd));
+	       td__exit_may_touch(x, fd);
 }
 
 /*
@@ -798,17 +771,16 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		 * graceful and drain (which must not touch a socket someone
 		 * else still reads) is still decided by asking /proc before;
 		 * in that race it is skipped, and the event says what the
-		 * close then did.  Not for a socket with other fds here (they
-		 * would still hold it; closing them too would cost a
-		 * fork-per-connection server's child a netlink socket of its
-		 * own, and its stdio is on 0 and 1 anyway), nor one already
-		 * CLOSE (in no table a lookup reads, as on the close path),
-		 * nor one whose close would wait (td__exit_may_close()).
-		 * And only where the program can no longer touch the fd: no
-		 * other thread of it runs, and (in exit(), whose destructors
-		 * come before stdio's final flush) no stdio stream is on it.
-		 * Elsewhere the event is decided before the kernel's close,
-		 * and the races above remain (README, Limits).
+		 * close then did.  A socket with other fds here (an
+		 * inetd-style child's 0 and 1) has them closed with it.  Not
+		 * one already CLOSE (in no table a lookup reads, as on the
+		 * close path), nor one whose close would wait
+		 * (td__exit_may_close()).  And only where the program can no
+		 * longer touch the fds: no other thread of it runs, and (in
+		 * exit(), whose destructors come before stdio's final flush)
+		 * no stdio stream on them holds output.  Elsewhere the event
+		 * is decided before the kernel's close, and the races above
+		 * remain (README, Limits).
 		 */
 		after = single && !by_count && td__may_ask_after(r, &s);
 		work_rule = r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
@@ -828,11 +800,9 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		if (!last && !after && s.d.epoch < td_holders_birth_epoch)
 			continue;
 		/* the last (counted, asked, or held nowhere else): closed here,
-		 * the holders need no asking after; with its other fds here
-		 * too where its FIN is out, and its end turns on whether the
-		 * peer's FIN comes before the close (an RST predicted) */
+		 * with its other fds here, the holders need no asking after */
 		mine = !after && last && r->log && td__exit_may_close(&x, fd, &f) &&
-		       (single || (td__fin_out(f.state) && td__exit_dups(&x, fd, s.share, false)));
+		       (single || td__exit_dups(&x, fd, s.share, false));
 		work = last && td__needs_work(r, &f);
 		if (work) {
 			if (f.unread > 0) {
@@ -878,6 +848,9 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			td__checks_after(&ev, cf.state, &first_fin, &rst);
 			if (!single)
 				(void)td__exit_dups(&x, fd, s.share, true);
+			/* last before the real close, as on the close path */
+			if (ev.wire == TD_WIRE_RST && cf.state == TD_TCP_ESTABLISHED)
+				td__recheck_rst(fd, &cf, &ev, s.d.t_open_mono_us);
 			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0)
 				td__settle_after(&cf, &s, first_fin, rst);
 		}

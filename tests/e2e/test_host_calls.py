@@ -1816,7 +1816,9 @@ def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
     another fd of it once shared (tests/progs/host_exit_late: "exec", the
     connection inherited on fd 0 across a re-exec, dup()ed and 0 closed,
     as sshd's per-connection process does; "dup", dup()ed in-process and
-    the original closed), and code of the program runs after the
+    the original closed; "stdio-open", on two fds, each under a stdio
+    stream with nothing buffered, as git daemon's upload-pack holds it on
+    0 and 1), and code of the program runs after the
     library's destructor (a fopencookie() stream flushed by exit()) while
     the peer sends its FIN.  Under pass and abort the exit event's closer
     and wire must be what the capture shows: who sent the first FIN or
@@ -1828,12 +1830,15 @@ def test_exit_event_agrees_with_the_wire_when_the_peer_closes_during_exit():
 
     Catches: an exit event decided from facts read in the destructor while
     the kernel's close came later, after the peer's FIN (seen in CI with
-    sshd under abort: closer=active, while the peer's FIN was first), and
+    sshd under abort: closer=active, while the peer's FIN was first; and
+    with git daemon under abort and ASan, its connection on stdin and
+    stdout, the peer's FIN 0.9 ms before the kernel's RST), and
     an exit path whose own close waits out the program's linger."""
     cases = []
     with tdlib.Capture() as cap:
         for action, mode in [(a, m) for a in ("pass", "abort")
-                             for m in ("exec", "dup", "plain")] + [("pass", "linger")]:
+                             for m in ("exec", "dup", "plain", "stdio-open")] + \
+                [("pass", "linger")]:
                 what = "%s-%s" % (action, mode)
                 trace = os.path.join(tdlib.tmpdir(), "exit-late-%s.strace" % what)
                 out, log, port, _ = _exit_late(action, mode, ["strace", "-f", "-qq", "-o", trace,

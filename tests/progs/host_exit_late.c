@@ -5,7 +5,7 @@
  * write function lets the peer close first and waits until its FIN is in
  * (tests/e2e/test_host_calls.py).
  *
- *   host_exit_late PORT exec|dup|plain|linger|stdio
+ *   host_exit_late PORT exec|dup|plain|linger|stdio|stdio-open
  *
  * Connects to 127.0.0.1:PORT, then:
  *   exec  dup2()s the connection onto 0 and re-executes itself with it
@@ -18,7 +18,8 @@
  *   stdio dup2()s it onto 0 as well (stdin's stream is there), writes
  *         "hi\n" through a stream fdopen()ed on it, flushed, then shuts
  *         it down (SHUT_WR): busybox httpd's child, its connection on
- *         stdio's fds, its FIN out before it exits.
+ *         stdio's fds, its FIN out before it exits;
+ *   stdio-open the same, not shut down (git daemon's upload-pack).
  * In the first two the connection is left on one fd that another fd of
  * the process once shared.  Prints one JSON line ({"cport", "fd"}) and
  * exit()s.  The cookie's flush prints "exiting" on stdout, then waits
@@ -77,8 +78,8 @@ int main(int argc, char **argv)
 	}
 	if (argc != 3 || (strcmp(argv[2], "exec") != 0 && strcmp(argv[2], "dup") != 0 &&
 			  strcmp(argv[2], "plain") != 0 && strcmp(argv[2], "linger") != 0 &&
-			  strcmp(argv[2], "stdio") != 0)) {
-		fprintf(stderr, "usage: host_exit_late PORT exec|dup|plain|linger|stdio\n");
+			  strcmp(argv[2], "stdio") != 0 && strcmp(argv[2], "stdio-open") != 0)) {
+		fprintf(stderr, "usage: host_exit_late PORT exec|dup|plain|linger|stdio|stdio-open\n");
 		return 2;
 	}
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -100,11 +101,11 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[2], "plain") == 0 || strcmp(argv[2], "linger") == 0)
 		return run(c);
-	if (strcmp(argv[2], "stdio") == 0) {
+	if (strncmp(argv[2], "stdio", 5) == 0) {
 		FILE *out = fdopen(c, "w");
 
 		if (dup2(c, 0) != 0 || out == NULL || fputs("hi\n", out) < 0 || fflush(out) != 0 ||
-		    shutdown(c, SHUT_WR) != 0)
+		    (strcmp(argv[2], "stdio") == 0 && shutdown(c, SHUT_WR) != 0))
 			host_die("stdio");
 		return run(c);
 	}
