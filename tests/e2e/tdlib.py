@@ -1319,6 +1319,14 @@ class Bpftrace:
     and collects its output in ``lines`` (the marker and bpftrace's own
     banner excluded).  Attaching happens in the host kernel, so events of
     every namespace arrive: filter them by the test's ports.
+
+    ``missed``: how many times the kernel skipped one of its programs
+    because a BPF program was already running on that CPU (the
+    recursion_misses of each program, from bpftrace's fdinfo, read before
+    it stops): a tracepoint hit in a softirq that interrupted another
+    program's run, say a state change of the peer's socket while our own
+    was being traced.  Such a trace lacks events and says nothing else
+    about it (no "Lost" line).
     """
 
     MARKER = "TD_BPFTRACE_ATTACHED"
@@ -1330,6 +1338,18 @@ class Bpftrace:
         self.name = name
         self.proc = None
         self.lines = []
+        self.missed = 0
+
+    def _recursion_misses(self):
+        total = 0
+        d = "/proc/%d/fdinfo" % self.proc.pid
+        with contextlib.suppress(OSError):
+            for name in os.listdir(d):
+                with contextlib.suppress(OSError), open(os.path.join(d, name)) as f:
+                    for line in f:
+                        if line.startswith("recursion_misses:"):
+                            total += int(line.split()[1])
+        return total
 
     def __enter__(self):
         _ensure_tracefs()
@@ -1342,6 +1362,7 @@ class Bpftrace:
 
     def __exit__(self, *exc):
         time.sleep(self.settle)
+        self.missed = self._recursion_misses()
         self.proc.signal(signal.SIGINT)
         self.proc.wait(15)
         out = self.proc.lines()

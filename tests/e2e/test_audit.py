@@ -708,11 +708,24 @@ def test_log_matches_kernel_tracepoints():
     The state changes agree with closer and time_wait: an active FIN
     closer goes ESTABLISHED -> FIN_WAIT1 -> FIN_WAIT2 -> CLOSE (into
     TIME_WAIT, which ss shows), a passive one ESTABLISHED -> CLOSE_WAIT ->
-    LAST_ACK -> CLOSE, and a reset socket ESTABLISHED -> CLOSE directly."""
-    log = os.path.join(tdlib.tmpdir(), "mixed.jsonl")
-    tdlib.diagnose_file(log, "audit log (all programs)")
-    with tdlib.Bpftrace(_trace_script()) as bt, tdlib.Capture(snaplen=128) as cap:
-        ports, sides = _mixed_workload(log)
+    LAST_ACK -> CLOSE, and a reset socket ESTABLISHED -> CLOSE directly.
+
+    A trace the kernel left events out of (tdlib.Bpftrace.missed: a
+    program skipped because another was running on that CPU, as when a
+    softirq's state change interrupts the tracing of another socket's)
+    checks nothing: the workload runs again, on new ports, up to three
+    times.  CI saw one: the graceful server's
+    FIN_WAIT1 -> FIN_WAIT2 -> CLOSE absent while ss showed its
+    TIME-WAIT and the peer's LAST_ACK -> CLOSE, its answer, was there."""
+    for attempt in range(3):
+        log = os.path.join(tdlib.tmpdir(), "mixed-%d.jsonl" % attempt)
+        tdlib.diagnose_file(log, "audit log (all programs)")
+        with tdlib.Bpftrace(_trace_script()) as bt, tdlib.Capture(snaplen=128) as cap:
+            ports, sides = _mixed_workload(log)
+        if bt.missed == 0:
+            break
+        tdlib.note("the trace missed %d events (BPF recursion): again" % bt.missed)
+    assert bt.missed == 0, "every trace missed events (BPF recursion): %d" % bt.missed
     time_wait = {(r.local_port, r.peer_port) for r in tdlib.time_wait_on()}
     assert not [l for l in bt.lines if l.startswith("Lost")], "bpftrace dropped events"
     # A NO_SOCKET reset is the kernel's answer to a segment that found no
