@@ -163,8 +163,8 @@ void td_spool_next(const struct td_spool_view *v, uint64_t pos, uint64_t head, b
  * the who block rendered from them once, for every record.
  */
 struct td_spool_writer {
-	char host[72];
-	char prog[128];
+	char host[sizeof(((struct td_spool_hdr *)0)->host)];
+	char prog[sizeof(((struct td_spool_hdr *)0)->prog)];
 	struct td_event_who who;
 };
 void td_spool_writer_of(const struct td_spool_view *v, struct td_spool_writer *w);

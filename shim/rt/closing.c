@@ -252,8 +252,11 @@ static void td__checks_after(const struct td_event *ev, int state, bool *first_f
 static void td__recheck_rst(int fd, struct td_close_facts *cf, struct td_event *ev,
 			    int64_t t_open_mono_us)
 {
-	int st = td_info_state(fd);
+	int st;
 
+	if (ev->wire != TD_WIRE_RST || cf->state != TD_TCP_ESTABLISHED)
+		return;
+	st = td_info_state(fd);
 	if (st == TD_TCP_CLOSE_WAIT || st == TD_TCP_LAST_ACK) {
 		cf->state = st;
 		cf->passive_first = true;
@@ -409,7 +412,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	/* the closing thread, even when the worker writes the event later */
 	c->ev.tid = td_init_tid();
 	/* last before the real close (the caller's next call) */
-	if (c->log && c->ev.wire == TD_WIRE_RST && f.state == TD_TCP_ESTABLISHED)
+	if (c->log)
 		td__recheck_rst(c->fd, &c->cf, &c->ev, c->s.d.t_open_mono_us);
 }
 
@@ -605,12 +608,12 @@ struct td_exit_ctx {
 	sigset_t old;
 };
 
-/* Whether nothing of the program can touch fd any more: the library may
- * close it, or send drain's FIN on it, itself. */
 /*
- * A stdio stream on fd (an inetd-style child's stdin and stdout, an
- * fdopen()ed connection) is in the way only with output still in its
- * buffer: stdio's final flush writes nothing else.
+ * Whether nothing of the program can touch fd any more: the library may
+ * close it, or send drain's FIN on it, itself.  A stdio stream on fd (an
+ * inetd-style child's stdin and stdout, an fdopen()ed connection) is in
+ * the way only with output still in its buffer: stdio's final flush
+ * writes nothing else.
  */
 static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
 {
@@ -849,8 +852,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			if (!single)
 				(void)td__exit_dups(&x, fd, s.share, true);
 			/* last before the real close, as on the close path */
-			if (ev.wire == TD_WIRE_RST && cf.state == TD_TCP_ESTABLISHED)
-				td__recheck_rst(fd, &cf, &ev, s.d.t_open_mono_us);
+			td__recheck_rst(fd, &cf, &ev, s.d.t_open_mono_us);
 			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0)
 				td__settle_after(&cf, &s, first_fin, rst);
 		}

@@ -605,6 +605,25 @@ static int td__emit_stream(const struct td_policy *p, const char *line, size_t l
 }
 
 /*
+ * The event into the spool as a record: 1 done, 0 it does not pack (its
+ * line may still go in), -1 the spool cannot take it.  (Its own frame:
+ * the record's buffer is not on the stack of a line.)
+ */
+__attribute__((noinline)) static int td__spool_event(const struct td_event *ev, int fmt)
+{
+	char rec[TD_EVREC_MAX];
+	/* the host and prog the spool's header names (td__create in
+	 * spool.c) are left out; the reader uses its who block only for an
+	 * event of the header's pid */
+	bool own = ev->host == td_logw_host() && ev->prog == td_init_proc.prog;
+	size_t len = td_evrec_pack(rec, sizeof(rec), ev, fmt, own);
+
+	if (len == 0)
+		return 0;
+	return td_spool_record(rec, len) == 0 ? 1 : -1;
+}
+
+/*
  * The file target: into the spool when this process has one (see
  * spool.c), else one write().  Into the spool goes the event itself,
  * packed (include/teardown/evrec.h), not its line: formatting is most of
@@ -614,24 +633,6 @@ static int td__emit_stream(const struct td_policy *p, const char *line, size_t l
  * it) is written by the holder of the flush claim after what the spool
  * holds, so it overtakes none of them.
  */
-/*
- * The event into the spool as a record: 1 done, 0 it does not pack (its
- * line may still go in), -1 the spool cannot take it.  (Its own frame:
- * the record's buffer is not on the stack of a line.)
- */
-__attribute__((noinline)) static int td__spool_event(const struct td_event *ev, int fmt)
-{
-	char rec[TD_EVREC_MAX];
-	/* the host and prog the spool's header names: left out */
-	bool own = ev->who != NULL && ev->pid == atomic_load(&td_init_proc.pid) &&
-		   ev->host == td_logw_host() && ev->prog == td_init_proc.prog;
-	size_t len = td_evrec_pack(rec, sizeof(rec), ev, fmt, own);
-
-	if (len == 0)
-		return 0;
-	return td_spool_record(rec, len) == 0 ? 1 : -1;
-}
-
 static int td__emit_file(const struct td_policy *p, const struct td_event *ev, int fmt)
 {
 	char line[TD_EVENT_MAX];
