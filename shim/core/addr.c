@@ -8,6 +8,7 @@
 #include "teardown/addr.h"
 #include "teardown/fmt.h"
 #include "teardown/policy.h"
+#include "teardown/layout.h"
 
 static const uint8_t td__v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -138,6 +139,7 @@ static inline char *td__port(char *p, unsigned v)
 	return p + n;
 }
 
+TD_CHILD_RUNS
 size_t td_addr_format(char *buf, size_t cap, const struct td_addr *a,
 		      int with_port)
 {

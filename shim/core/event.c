@@ -13,6 +13,7 @@
 #include "teardown/event.h"
 #include "teardown/fields.h"
 #include "teardown/fmt.h"
+#include "teardown/layout.h"
 
 /*
  * Output budgets for the free-form strings, in bytes of escaped output
@@ -319,6 +320,7 @@ static const uint8_t td__plain[256] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
+TD_CHILD_RUNS
 __attribute__((noinline)) static void td__str_val(struct td__line *l, const char *s,
 						size_t in_max, size_t out_max)
 {
@@ -355,6 +357,7 @@ __attribute__((always_inline)) static inline void td__str(struct td__line *l, st
 }
 
 /* A fixed name from one of the tables above: one copy of a known length. */
+TD_CHILD_RUNS
 __attribute__((noinline)) static void td__name_val(struct td__line *l, const struct td__nm *nm)
 {
 	if (nm == NULL)
@@ -380,6 +383,7 @@ __attribute__((always_inline)) static inline void td__i64(struct td__line *l, st
 }
 
 /* A count or duration: negative means the library could not measure it. */
+TD_CHILD_RUNS
 __attribute__((noinline)) static void td__count_val(struct td__line *l, int64_t v)
 {
 	if (v < 0)
@@ -411,6 +415,7 @@ static void td__conn(struct td__line *l, uint64_t conn)
  * the longest one and its quotes (the usual case: a line's buffer is
  * TD_EVENT_MAX), else through a copy that td_buf bounds.
  */
+TD_CHILD_RUNS
 __attribute__((noinline)) static void td__addr_val(struct td__line *l, const struct td_addr *a)
 {
 	char s[TD_ADDR_STRLEN];
@@ -450,6 +455,7 @@ __attribute__((always_inline)) static inline void td__addr(struct td__line *l, s
 }
 
 /* error: the errno's name, or "E<n>" for one outside the table. */
+TD_CHILD_RUNS
 static void td__error(struct td__line *l, int32_t err)
 {
 	const char *name;
@@ -475,6 +481,7 @@ static void td__error(struct td__line *l, int32_t err)
 		td_buf_putc(&l->b, '"');
 }
 
+TD_CHILD_RUNS
 static void td__app_linger(struct td__line *l, const struct td_event *ev)
 {
 	td__key(l, TD__K(TD_FN_APP_LINGER));
@@ -507,6 +514,7 @@ static void td__time_wait(struct td__line *l, int8_t tw)
  * one way both paths share: JSON `,"host":…,"pid":N,"tid":` and
  * `,"prog":…`, text ` N/` and ` prog`.
  */
+TD_CHILD_RUNS
 static void td__who_jhead(struct td__line *l, const char *host, int32_t pid)
 {
 	td__str(l, TD__K(TD_FN_HOST), host, TD__HOST_IN, TD__HOST_OUT);
@@ -627,6 +635,7 @@ static void td__head(struct td__line *l, const struct td_event *ev)
 }
 
 /* close and exit share their keys; close adds error at the end. */
+TD_CHILD_RUNS
 static void td__outcome(struct td__line *l, const struct td_event *ev)
 {
 	td__name(l, TD__K(TD_FN_STATE), td__state_nm(ev->state));
@@ -716,6 +725,7 @@ static void td__body(struct td__line *l, const struct td_event *ev)
  * possible when cap < TD_EVENT_MAX), nothing is returned rather than a
  * cut line: a log reader must never see half a record.
  */
+TD_CHILD_RUNS
 void td_event_init(struct td_event *ev, int type)
 {
 	memset(ev, 0, sizeof(*ev));
@@ -726,6 +736,7 @@ void td_event_init(struct td_event *ev, int type)
 	ev->how = ev->how_done = TD_HOW_NONE;
 }
 
+TD_CHILD_RUNS
 size_t td_event_format(char *buf, size_t cap, const struct td_event *ev,
 		       int format)
 {

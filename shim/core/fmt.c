@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "teardown/fmt.h"
+#include "teardown/layout.h"
 
+TD_CHILD_RUNS
 void td_buf_init(struct td_buf *b, char *mem, size_t cap)
 {
 	b->p = mem;
@@ -44,6 +46,7 @@ const char td_fmt_pairs[201] =
  * division per digit.  Numbers fill every event line (a close has a
  * dozen), so this is most of what formatting costs.
  */
+TD_CHILD_RUNS
 void td_buf_u64w(struct td_buf *b, uint64_t v, int width)
 {
 	char t[24];
@@ -73,11 +76,13 @@ void td_buf_u64w(struct td_buf *b, uint64_t v, int width)
 	td_buf_putn(b, t + n, (size_t)len);
 }
 
+TD_CHILD_RUNS
 void td_buf_u64(struct td_buf *b, uint64_t v)
 {
 	td_buf_u64w(b, v, 1);
 }
 
+TD_CHILD_RUNS
 void td_buf_i64(struct td_buf *b, int64_t v)
 {
 	if (v < 0) {
@@ -337,6 +342,7 @@ __attribute__((noinline, cold)) static void td__time_wide(struct td_buf *b, int6
 	td_buf_putc(b, 'Z');
 }
 
+TD_CHILD_RUNS
 void td_buf_time_utc(struct td_buf *b, int64_t us)
 {
 	/* floor division by hand: negating us would overflow at INT64_MIN */
@@ -385,6 +391,7 @@ void td_buf_time_utc(struct td_buf *b, int64_t us)
 	td_buf_putn(b, tail, sizeof(tail));
 }
 
+TD_CHILD_RUNS
 const char *td_buf_cstr(struct td_buf *b)
 {
 	if (b->cap == 0)

@@ -3,6 +3,7 @@
 
 #include "teardown/event.h"
 #include "teardown/predict.h"
+#include "teardown/layout.h"
 
 /* States in which Linux's tcp_disconnect() (zero linger) sends an RST. */
 static bool td__zero_linger_resets(const struct td_close_facts *f)
@@ -62,6 +63,7 @@ static int td__closer(const struct td_close_facts *f)
 	return f->passive_first ? TD_CLOSER_PASSIVE : TD_CLOSER_ACTIVE;
 }
 
+TD_CHILD_RUNS
 void td_close_facts_init(struct td_close_facts *f)
 {
 	memset(f, 0, sizeof(*f));
@@ -69,12 +71,14 @@ void td_close_facts_init(struct td_close_facts *f)
 	f->after_state = -1;
 }
 
+TD_CHILD_RUNS
 bool td_state_fin_in(int state)
 {
 	return state == TD_TCP_CLOSE_WAIT || state == TD_TCP_LAST_ACK ||
 	       state == TD_TCP_CLOSING || state == TD_TCP_TIME_WAIT;
 }
 
+TD_CHILD_RUNS
 int64_t td_payload_in(int state, int64_t bytes_received, bool fin_in)
 {
 	fin_in = fin_in || td_state_fin_in(state);
@@ -124,6 +128,7 @@ static void td__bytes(const struct td_close_facts *f, struct td_close_outcome *o
 
 static void td__decide(const struct td_close_facts *f, struct td_close_outcome *o);
 
+TD_CHILD_RUNS
 void td_predict_close(const struct td_close_facts *f, struct td_close_outcome *o)
 {
 	td__decide(f, o);

@@ -5,6 +5,7 @@
 #include "teardown/event.h"
 #include "teardown/fmt.h"
 #include "teardown/schema.h"
+#include "teardown/layout.h"
 
 /* The names of the enumerated values, in enum order. */
 static const char *const td__close_names[] = {"pass", "graceful", "drain", "abort", NULL};
@@ -239,6 +240,7 @@ void td_keys_default(int scope, void *base)
 	}
 }
 
+TD_CHILD_RUNS
 const char *td_close_action_name(int a)
 {
 	return a >= 0 && a < 4 ? td__close_names[a] : "?";

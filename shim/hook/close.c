@@ -7,6 +7,7 @@
  * untracked close, a call more for a tracked one, whose close costs
  * hundreds).
  */
+TD_CHILD_RUNS
 __attribute__((noinline)) static int td__close_tracked(struct td_fdent *e, int fd)
 {
 	const struct td_policy *p;
@@ -24,6 +25,7 @@ __attribute__((noinline)) static int td__close_tracked(struct td_fdent *e, int f
 	return td_closing_fd(p, fd);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT int close(int fd)
 {
 	struct td_fdent *e = td_fdtab_peek(fd);

@@ -15,6 +15,7 @@
  * close path runs around the real call, which replaces newfd atomically
  * (no window in which another thread could take the number).
  */
+TD_CHILD_RUNS
 static int td__dup23(int oldfd, int newfd, int flags, bool three)
 {
 	const struct td_policy *p = td_init_active();
@@ -66,16 +67,19 @@ plain:
 	return three ? td_real_dup3(oldfd, newfd, flags) : td_real_dup2(oldfd, newfd);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT int dup2(int oldfd, int newfd)
 {
 	return td__dup23(oldfd, newfd, 0, false);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	return td__dup23(oldfd, newfd, flags, true);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT int dup(int oldfd)
 {
 	const struct td_policy *p = td_init_active();

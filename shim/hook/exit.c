@@ -13,6 +13,7 @@
 
 #include "../rt/rt.h"
 
+TD_CHILD_RUNS
 TD_EXPORT void _exit(int status)
 {
 	td_init_at_exit(true);
@@ -21,6 +22,7 @@ TD_EXPORT void _exit(int status)
 		(void)td_real_sys1(SYS_exit_group, status);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT void _Exit(int status)
 {
 	td_init_at_exit(true);

@@ -10,6 +10,7 @@
 
 #include "../rt/rt.h"
 
+TD_CHILD_RUNS
 TD_EXPORT pid_t fork(void)
 {
 	const struct td_policy *p = td_init_active();

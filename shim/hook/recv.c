@@ -74,6 +74,7 @@ static inline ssize_t td__eof(int fd, ssize_t r, size_t want)
 	return r;
 }
 
+TD_CHILD_RUNS
 TD_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	size_t allow;
@@ -89,6 +90,7 @@ TD_EXPORT ssize_t read(int fd, void *buf, size_t n)
 	return td__eof(fd, r, armed ? allow : n);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
 	size_t allow;
@@ -106,6 +108,7 @@ TD_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 	return td__eof(fd, r, armed ? allow : n);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
 			   socklen_t *fl)
 {
@@ -125,6 +128,7 @@ TD_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 	return td__eof(fd, r, armed ? allow : n);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX];
@@ -149,6 +153,7 @@ TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	return td__eof(fd, r, allow);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX], *orig;

@@ -33,6 +33,7 @@ static inline ssize_t td__wrote(int fd, ssize_t r)
 	return r;
 }
 
+TD_CHILD_RUNS
 TD_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	size_t allow;
@@ -48,6 +49,7 @@ TD_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 	return td__wrote(fd, r);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	size_t allow;
@@ -108,6 +110,7 @@ __attribute__((noinline, cold)) static ssize_t td__fastopen_send(int fd, const v
 	return r;
 }
 
+TD_CHILD_RUNS
 TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 			 const struct sockaddr *to, socklen_t tl)
 {
@@ -126,6 +129,7 @@ TD_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	return td__wrote(fd, r);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX];
@@ -144,6 +148,7 @@ TD_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	return td__wrote(fd, r);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX];

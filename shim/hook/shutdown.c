@@ -48,6 +48,7 @@ static bool td__reset_instead(const struct td_fdent *s, int state)
 					 state == TD_TCP_CLOSE_WAIT || state == TD_TCP_SYN_RECV);
 }
 
+TD_CHILD_RUNS
 TD_EXPORT int shutdown(int fd, int how)
 {
 	const struct td_policy *p = td_init_active();

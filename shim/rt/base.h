@@ -16,6 +16,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "teardown/layout.h"
 #include "teardown/event.h"
 #include "teardown/policy.h"
 #include "teardown/predict.h"

@@ -8,6 +8,7 @@
 
 #include "clock.h"
 
+TD_CHILD_RUNS
 int64_t td_clock_now_us(void)
 {
 	struct timespec ts;
@@ -16,6 +17,7 @@ int64_t td_clock_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+TD_CHILD_RUNS
 int64_t td_clock_mono_us(void)
 {
 	struct timespec ts;

@@ -37,6 +37,7 @@ static int td__rst_cause(const struct td_sock *s, const struct td_rule *r)
 }
 
 /* The prediction's facts from the kernel's (f) and the entry's. */
+TD_CHILD_RUNS
 static void td__facts(struct td_close_facts *cf, const struct td_sock *s,
 		      const struct td_rule *r, const struct td_facts *f, bool last,
 		      bool policy_changed)
@@ -77,6 +78,7 @@ static void td__facts(struct td_close_facts *cf, const struct td_sock *s,
  * ECONNRESET or EPIPE).  Reading SO_ERROR clears it, so only at the last
  * close, where no one can read it after.  One system call, only there.
  */
+TD_CHILD_RUNS
 static void td__timeout_check(struct td_close_facts *cf, int fd)
 {
 	int err = 0;
@@ -94,6 +96,7 @@ static int64_t td__age_ms(int64_t t_open_mono_us)
 	return t_open_mono_us != 0 ? (td_clock_mono_us() - t_open_mono_us) / 1000 : 0;
 }
 
+TD_CHILD_RUNS
 void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
 			int64_t t_open_mono_us)
 {
@@ -158,6 +161,7 @@ static bool td__close_has_work(const struct td_rule *r, const struct td_fdent *s
  * (redis).  Not where the close would reset anyway (an injected fault's
  * zero linger): that keeps the drain's own FIN first.
  */
+TD_CHILD_RUNS
 static bool td__fin_in(const struct td_facts *f, uint32_t flags)
 {
 	return !f->linger_on && ((flags & TD_SF_PASSIVE) || td_state_fin_in(f->state));
@@ -191,6 +195,7 @@ static _Atomic bool td__holder_after_off;
  * each close said "shared" and no end was logged.  The lookup after the
  * close is exact whoever the other holders are.
  */
+TD_CHILD_RUNS
 static bool td__may_ask_after(const struct td_rule *r, const struct td_sock *s)
 {
 	return r->log &&
@@ -200,6 +205,7 @@ static bool td__may_ask_after(const struct td_rule *r, const struct td_sock *s)
 	       !atomic_load_explicit(&td__holder_after_off, memory_order_relaxed);
 }
 
+TD_CHILD_RUNS
 static bool td__holder_after(const struct td_rule *r, const struct td_sock *s,
 			     bool in_proc_shared)
 {
@@ -209,6 +215,7 @@ static bool td__holder_after(const struct td_rule *r, const struct td_sock *s,
 
 /* The lookup after s's close (td_diag_after_close()); a failed one turns
  * this process back to /proc. */
+TD_CHILD_RUNS
 static int td__ask_after(const struct td_sock *s, bool *held)
 {
 	int state = td_diag_after_close(&s->local, &s->remote, held);
@@ -232,6 +239,7 @@ static int td__ask_after(const struct td_sock *s, bool *held)
  *    input) goes only if the peer's FIN has not come back meanwhile; once
  *    it has, the socket is in TIME_WAIT and the close sends nothing.
  */
+TD_CHILD_RUNS
 static void td__checks_after(const struct td_event *ev, int state, bool *first_fin, bool *rst)
 {
 	*first_fin = ev->wire == TD_WIRE_FIN && ev->closer == TD_CLOSER_ACTIVE;
@@ -249,6 +257,7 @@ static void td__checks_after(const struct td_event *ev, int state, bool *first_f
  * wider one: curl under --rst 1, nginx's FIN 87 us before the RST, the log
  * said active).  One getsockopt, only for such a close.
  */
+TD_CHILD_RUNS
 static void td__recheck_rst(int fd, struct td_close_facts *cf, struct td_event *ev,
 			    int64_t t_open_mono_us)
 {
@@ -272,6 +281,7 @@ static void td__recheck_rst(int fd, struct td_close_facts *cf, struct td_event *
  * elsewhere, or the lookup failed: shared, nothing was sent, what a /proc
  * check that cannot be made also says).
  */
+TD_CHILD_RUNS
 static bool td__after_says_last(struct td_close_facts *cf, int state, bool held)
 {
 	cf->last = state >= 0 && !held;
@@ -283,6 +293,7 @@ static bool td__after_says_last(struct td_close_facts *cf, int state, bool held)
 }
 
 /* The lookups td__checks_after() asked for, after the close. */
+TD_CHILD_RUNS
 static void td__settle_after(struct td_close_facts *cf, const struct td_sock *s, bool first_fin,
 			     bool rst)
 {
@@ -296,6 +307,7 @@ static void td__settle_after(struct td_close_facts *cf, const struct td_sock *s,
  * Read the facts and do what must happen before the fd goes.  c->s is
  * the claimed entry, c->rule its rule.
  */
+TD_CHILD_RUNS
 static void td__prepare(const struct td_policy *p, struct td_closing *c)
 {
 	const struct td_sock *s = &c->s;
@@ -416,6 +428,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 		td__recheck_rst(c->fd, &c->cf, &c->ev, c->s.d.t_open_mono_us);
 }
 
+TD_CHILD_RUNS
 bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 {
 	struct td_fdent *e = td_fdtab_live(fd);
@@ -463,6 +476,7 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 }
 
 /* Hand a drain to the worker; false when it must end here instead. */
+TD_CHILD_RUNS
 static bool td__drain(const struct td_policy *p, struct td_closing *c)
 {
 	struct td_drain_req req;
@@ -520,6 +534,7 @@ static void td__holders_after_close(struct td_closing *c)
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 }
 
+TD_CHILD_RUNS
 void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 {
 	int err = errno;
@@ -560,6 +575,7 @@ out:
 	td_errno_set(ok ? c->saved_errno : err);
 }
 
+TD_CHILD_RUNS
 int td_closing_fd(const struct td_policy *p, int fd)
 {
 	struct td_closing c;
@@ -584,6 +600,7 @@ int td_closing_fd(const struct td_policy *p, int fd)
  * wide-oriented stream's buffer is not visible here, nor anything
  * without the list: yes.
  */
+TD_CHILD_RUNS
 static bool td__stdio_output_on(int fd)
 {
 	int n = 0;
@@ -615,6 +632,7 @@ struct td_exit_ctx {
  * the way only with output still in its buffer: stdio's final flush
  * writes nothing else.
  */
+TD_CHILD_RUNS
 static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
 {
 	if (x->drop < 0)
@@ -629,6 +647,7 @@ static bool td__exit_may_touch(struct td_exit_ctx *x, int fd)
  * as the close path does): a socket held on several fds (busybox httpd's
  * and git daemon's children: the connection on 0 and 1).
  */
+TD_CHILD_RUNS
 static bool td__exit_dups(struct td_exit_ctx *x, int fd, uint32_t share, bool close_them)
 {
 	for (int d = td_fdtab_prog_high(); d >= 0; d--) {
@@ -656,6 +675,7 @@ static bool td__exit_dups(struct td_exit_ctx *x, int fd, uint32_t share, bool cl
  * in the exit ignores it (inet_release(): not for an exiting task): the
  * library's close would hold the exit up to N seconds.
  */
+TD_CHILD_RUNS
 static bool td__exit_may_close(struct td_exit_ctx *x, int fd, const struct td_facts *f)
 {
 	return f->state != TD_TCP_CLOSE && !(f->linger_on && f->linger_secs > 0) &&
@@ -669,8 +689,86 @@ static bool td__exit_may_close(struct td_exit_ctx *x, int fd, const struct td_fa
  * In a forked child, inherited sockets the parent still holds are left
  * out: the child's exit does not end them.
  */
-#define TD_BIT_SET(a, i) ((a)[(i) / 64] |= 1ull << ((i) % 64))
-#define TD_BIT_IS(a, i) (((a)[(i) / 64] >> ((i) % 64)) & 1u)
+enum {
+	TD_XS_KNOWN = 1,   /* met in td__exit_leave() */
+	TD_XS_COUNTED = 2, /* its count had every holder */
+	TD_XS_ENDED = 4,   /* this process's copies were the last */
+	TD_XS_MULTI = 8,   /* more than one fd here */
+	TD_XS_SEEN = 16,   /* its event decided (its highest fd) */
+};
+
+/*
+ * What the exit path notes per share slot (TD_XS_*): for the few shares
+ * a process usually holds, a short list on the stack, searched in turn;
+ * past TD_XS_SMALL of them, a byte per slot in the bss.  Five bitsets
+ * of every slot on the stack took 5 KiB of it, a page more that every
+ * exiting child of a fork-per-connection server faulted in; the bss
+ * array is touched only by a process that needs it, once (the exit
+ * path runs once, td_init_at_exit()).
+ */
+#define TD_XS_SMALL 64
+struct td__xset {
+	unsigned n;
+	uint16_t idx[TD_XS_SMALL];
+	uint8_t fl[TD_XS_SMALL];
+	uint8_t *all;
+};
+static uint8_t td__xs_all[TD_SHARE_MAX];
+
+/* Sized for the fds that now hold a share (an upper bound of the shares). */
+TD_CHILD_RUNS
+static void td__xs_init(struct td__xset *xs)
+{
+	unsigned with = 0;
+
+	xs->n = 0;
+	xs->all = NULL;
+	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
+		struct td_fdent *e = td_fdtab_live(fd);
+
+		if (e != NULL && atomic_load(&e->share) != 0 && ++with > TD_XS_SMALL) {
+			memset(td__xs_all, 0, sizeof(td__xs_all));
+			xs->all = td__xs_all;
+			return;
+		}
+	}
+}
+
+/* The flags of slot i (added, none set, when first asked). */
+TD_CHILD_RUNS
+static uint8_t *td__xs_at(struct td__xset *xs, uint32_t i)
+{
+	if (xs->all != NULL)
+		return &xs->all[i];
+	for (unsigned k = 0; k < xs->n; k++)
+		if (xs->idx[k] == i)
+			return &xs->fl[k];
+	/* more shares than fds met in td__xs_init(): another thread's
+	 * dup meanwhile; the slot is then left unnoted (not counted, not
+	 * multi: the event asks, as for a socket with no share) */
+	if (xs->n == TD_XS_SMALL)
+		return NULL;
+	xs->idx[xs->n] = (uint16_t)i;
+	xs->fl[xs->n] = 0;
+	return &xs->fl[xs->n++];
+}
+
+TD_CHILD_RUNS
+static bool td__xs_is(struct td__xset *xs, uint32_t i, uint8_t flag)
+{
+	uint8_t *f = td__xs_at(xs, i);
+
+	return f != NULL && (*f & flag);
+}
+
+TD_CHILD_RUNS
+static void td__xs_set(struct td__xset *xs, uint32_t i, uint8_t flag)
+{
+	uint8_t *f = td__xs_at(xs, i);
+
+	if (f != NULL)
+		*f |= flag;
+}
 
 /*
  * At exit every fd of this process goes: each copy leaves its share's
@@ -680,10 +778,9 @@ static bool td__exit_may_close(struct td_exit_ctx *x, int fd, const struct td_fa
  * (multi).  Fds closed behind the library's back
  * still have their entries, and leave the count here too.
  */
-static void td__exit_leave(uint64_t *counted, uint64_t *ended, uint64_t *multi)
+TD_CHILD_RUNS
+static void td__exit_leave(struct td__xset *xs)
 {
-	uint64_t known[TD_SHARE_MAX / 64] = {0};
-
 	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
 		struct td_fdent *e = td_fdtab_live(fd);
 		uint32_t share, i, flags;
@@ -694,28 +791,27 @@ static void td__exit_leave(uint64_t *counted, uint64_t *ended, uint64_t *multi)
 		share = atomic_load(&e->share);
 		if ((flags & TD_SF_OWN) || share == 0 || (i = td_share_idx(share)) >= TD_SHARE_MAX)
 			continue;
-		if (!TD_BIT_IS(known, i)) {
-			TD_BIT_SET(known, i);
+		if (!td__xs_is(xs, i, TD_XS_KNOWN)) {
+			td__xs_set(xs, i, TD_XS_KNOWN);
 			if (td_holders_counted(flags, share))
-				TD_BIT_SET(counted, i);
+				td__xs_set(xs, i, TD_XS_COUNTED);
 		} else {
-			TD_BIT_SET(multi, i);
+			td__xs_set(xs, i, TD_XS_MULTI);
 		}
 		if (td_fdtab_share_drop(share) == 0 ||
 		    ((flags & TD_SF_CONNECTED) && td_fdtab_share_root_gone(share)))
-			TD_BIT_SET(ended, i);
+			td__xs_set(xs, i, TD_XS_ENDED);
 	}
 }
 
+TD_CHILD_RUNS
 void td_closing_at_exit(const struct td_policy *p, bool now)
 {
-	/* the dup shares already spoken for (fdtab.c's slots) */
-	uint64_t seen[TD_SHARE_MAX / 64] = {0};
-	uint64_t counted[TD_SHARE_MAX / 64] = {0}, ended[TD_SHARE_MAX / 64] = {0};
-	uint64_t multi[TD_SHARE_MAX / 64] = {0};
 	struct td_exit_ctx x = {.now = now, .drop = -1};
+	struct td__xset xs;
 
-	td__exit_leave(counted, ended, multi);
+	td__xs_init(&xs);
+	td__exit_leave(&xs);
 
 	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
 		struct td_close_facts cf;
@@ -745,14 +841,15 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		 */
 		si = s.share != 0 ? td_share_idx(s.share) : TD_SHARE_MAX;
 		if (si < TD_SHARE_MAX) {
-			if (TD_BIT_IS(seen, si))
+			/* the dup shares already spoken for */
+			if (td__xs_is(&xs, si, TD_XS_SEEN))
 				continue;
-			TD_BIT_SET(seen, si);
+			td__xs_set(&xs, si, TD_XS_SEEN);
 		}
 		/* counted holders: this process's copies took the count to zero */
-		by_count = si < TD_SHARE_MAX && TD_BIT_IS(counted, si);
+		by_count = si < TD_SHARE_MAX && td__xs_is(&xs, si, TD_XS_COUNTED);
 		/* the process's only fd of the socket now (its dups closed) */
-		single = si >= TD_SHARE_MAX || !TD_BIT_IS(multi, si);
+		single = si >= TD_SHARE_MAX || !td__xs_is(&xs, si, TD_XS_MULTI);
 		/*
 		 * The process lets go of a logged socket itself, now rather
 		 * than a moment later in the kernel's exit, so that the event
@@ -797,7 +894,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			f.ino = td_info_ino(fd);
 		unread = f.unread;
 		if (by_count)
-			last = TD_BIT_IS(ended, si);
+			last = td__xs_is(&xs, si, TD_XS_ENDED);
 		else
 			last = !ask || td_holders_sole(fd, origin, &s, f.ino);
 		if (!last && !after && s.d.epoch < td_holders_birth_epoch)

@@ -21,7 +21,9 @@
 #include "teardown/fault.h"
 #include "teardown/fmt.h"
 
-static _Atomic uint64_t td__conn_seq;
+/* the parent of a fork-per-connection server writes it at every accept:
+ * on the page it writes after every fork anyway */
+TD_CHILD_WRITTEN static _Atomic uint64_t td__conn_seq;
 
 /*
  * The policy an entry was decided under (a live reload applies to
@@ -47,6 +49,7 @@ static const struct td_policy *td__policy_of(const struct td_policy *p,
  * setsockopt, the worker) then treats it as observed, with no test of its
  * own.
  */
+TD_CHILD_RUNS
 const struct td_rule *td_decide_rule(const struct td_policy *p,
 				   const struct td_sock_data *d)
 {
@@ -442,6 +445,7 @@ static bool td__listener_local(const struct td_sock *ls, struct td_addr *out)
 
 /* Make newfd track the same socket as the entry of oldfd (a born entry
  * is published first: its dups are counted). */
+TD_CHILD_RUNS
 void td_decide_copy(int oldfd, int newfd)
 {
 	struct td_fdent *o = td_fdtab_live_or_born(oldfd);

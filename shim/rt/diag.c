@@ -37,11 +37,13 @@
 #define TD_NL_POOL 8
 static _Atomic uint64_t td__nl_pool[TD_NL_POOL];
 
+TD_CHILD_RUNS
 static uint64_t td__nl_slot(int fd)
 {
 	return (uint64_t)(uint32_t)atomic_load(&td_init_proc.pid) << 32 | (uint32_t)(fd + 1);
 }
 
+TD_CHILD_RUNS
 static int td__nl_get(void)
 {
 	uint32_t me = (uint32_t)atomic_load(&td_init_proc.pid);
@@ -62,6 +64,7 @@ static int td__nl_get(void)
 					NETLINK_SOCK_DIAG), TD_OWN_DIAG);
 }
 
+TD_CHILD_RUNS
 static void td__nl_put(int fd)
 {
 	for (int i = 0; i < TD_NL_POOL; i++) {
@@ -96,6 +99,7 @@ void td_diag_close_pool(void)
  * answer read as "gone", and every active close of such a socket was
  * logged passive, without its TIME_WAIT.
  */
+TD_CHILD_RUNS
 static bool td__peer_is(const struct inet_diag_msg *m, const struct td_addr *remote)
 {
 	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -111,6 +115,7 @@ static bool td__peer_is(const struct inet_diag_msg *m, const struct td_addr *rem
  * ino, also the inode of the socket's file: 0 once no process holds it
  * (an orphan after the last close, a TIME_WAIT entry).
  */
+TD_CHILD_RUNS
 static int td__lookup_ino(const struct td_addr *local, const struct td_addr *remote,
 			  uint32_t *ino)
 {
@@ -187,6 +192,7 @@ static int td__lookup_ino(const struct td_addr *local, const struct td_addr *rem
  * the client's TIME_WAIT).  A truly gone socket (LAST_ACK acknowledged,
  * reset) is gone the second time too.
  */
+TD_CHILD_RUNS
 static int td__lookup_twice(const struct td_addr *local, const struct td_addr *remote,
 			    uint32_t *ino)
 {
@@ -207,6 +213,7 @@ bool td_diag_listening(const struct td_addr *local)
 	return td__lookup_ino(local, &none, NULL) == TD_TCP_LISTEN;
 }
 
+TD_CHILD_RUNS
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 {
 	return td__lookup_twice(local, remote, NULL);
@@ -219,6 +226,7 @@ int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
  * inode is not 0: an orphan, what the last close leaves, has none).  A
  * connection not found is not held (reset, or ended since).
  */
+TD_CHILD_RUNS
 int td_diag_after_close(const struct td_addr *local, const struct td_addr *remote, bool *held)
 {
 	uint32_t ino = 0;
@@ -229,6 +237,7 @@ int td_diag_after_close(const struct td_addr *local, const struct td_addr *remot
 }
 
 /* Who sent the first FIN, from the state after our FIN went out. */
+TD_CHILD_RUNS
 int td_diag_closer_of(int state)
 {
 	switch (state) {
@@ -253,6 +262,7 @@ int td_diag_closer_of(int state)
  * still open on the socket, or -1 when the program's close already
  * released it.
  */
+TD_CHILD_RUNS
 int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *remote, int *seen,
 		   bool *fin_in)
 {

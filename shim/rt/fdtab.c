@@ -31,6 +31,7 @@ _Atomic int td_fdtab_prog_high_ = -1;
  * first write makes a 4 KiB part of it resident: memory follows the fds
  * in use.
  */
+TD_CHILD_RUNS
 static void *td__slot_of(_Atomic(void *) *pages, size_t size, int fd)
 {
 	_Atomic(void *) *where;
@@ -161,6 +162,7 @@ static void td__addr_of4(struct td_addr *a, uint32_t ip, uint16_t port, uint8_t 
  * addresses in the extension when they are not IPv4.  false when that
  * extension cannot be mapped: nothing is written then.
  */
+TD_CHILD_RUNS
 static bool td__data_in(int fd, struct td_fdent *e, const struct td_sock *cp)
 {
 	struct td_fdent tmp;
@@ -193,6 +195,7 @@ static bool td__data_in(int fd, struct td_fdent *e, const struct td_sock *cp)
  * out from fd's entry e and extension (relaxed atomic loads; the tag is
  * the caller's to check and set).
  */
+TD_CHILD_RUNS
 static void td__copy(int fd, struct td_sock *out, const struct td_fdent *e)
 {
 	const struct td_fdext *x = td_fdtab_ext_peek(fd);
@@ -237,6 +240,7 @@ static void td__copy(int fd, struct td_sock *out, const struct td_fdent *e)
  * Returns the slot's tag, neither live nor born, or 1 (live: never such a
  * tag) when it may not be taken.
  */
+TD_CHILD_RUNS
 static uint32_t td__take(struct td_fdent *e)
 {
 	/* acquire: pairs with the release of the close that freed the number
@@ -273,6 +277,7 @@ static inline void td__raise_high(int fd, bool own)
 		td__raise(&td_fdtab_prog_high_, fd);
 }
 
+TD_CHILD_RUNS
 struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
 {
 	struct td_fdent *e = td_fdtab_slot(fd);
@@ -426,6 +431,7 @@ struct td_fdent *td_fdtab_update(int fd, uint32_t tag, const struct td_sock *cp)
 	return e;
 }
 
+TD_CHILD_RUNS
 bool td_fdtab_claim(int fd, struct td_sock *out)
 {
 	struct td_fdent *e = td_fdtab_peek(fd);
@@ -447,6 +453,7 @@ bool td_fdtab_claim(int fd, struct td_sock *out)
 	return true;
 }
 
+TD_CHILD_RUNS
 bool td_fdtab_read(int fd, struct td_sock *out, uint32_t *tag)
 {
 	struct td_fdent *e = td_fdtab_peek(fd);
@@ -642,6 +649,7 @@ static struct td_hrec *td__rec(uint32_t key)
  * generation, count above zero).  The word before, or 0 when the value is
  * stale or names no slot (no live slot's word is 0).
  */
+TD_CHILD_RUNS
 static uint64_t td__share_change(uint32_t share, int delta, uint64_t set)
 {
 	struct td_share *sl = td__share(share);
@@ -692,6 +700,7 @@ static bool td__rec_list(uint32_t key, uint32_t share)
  * end of a socket it holds last when it dies without its exit hook goes
  * unreported, as for a process without a record.
  */
+TD_CHILD_RUNS
 static void td__held_change(struct td_share *sl, uint32_t share, uint32_t key, int delta)
 {
 	if (delta == 0)
@@ -851,6 +860,7 @@ static uint32_t td__child_key(void)
 
 /* Count one more copy of e's socket, for holder key (0: untold); a slot
  * made when it has none counts e's own fd too, for this process. */
+TD_CHILD_RUNS
 static bool td__share_count(struct td_fdent *e, int fd, uint32_t key)
 {
 	uint32_t s = atomic_load(&e->share);
@@ -887,6 +897,7 @@ bool td_fdtab_share_fork(struct td_fdent *e, int fd)
 	return true;
 }
 
+TD_CHILD_RUNS
 uint32_t td_fdtab_share_join(struct td_fdent *src, int src_fd)
 {
 	/* the new fd is one more copy, this process's own */
@@ -906,6 +917,7 @@ bool td_fdtab_share_rejoin(uint32_t share)
 	return td__share_copies(share, td__own_rec, 1) != 0;
 }
 
+TD_CHILD_RUNS
 int td_fdtab_share_drop(uint32_t share)
 {
 	uint64_t w;
@@ -916,12 +928,14 @@ int td_fdtab_share_drop(uint32_t share)
 	return w != 0 ? (int)(TD_SW_COUNT(w) - 1) : -1;
 }
 
+TD_CHILD_RUNS
 bool td_fdtab_share_leave(uint32_t share)
 {
 	/* (a stale value: the count is not this socket's; say shared) */
 	return td_fdtab_share_drop(share) != 0;
 }
 
+TD_CHILD_RUNS
 bool td_fdtab_share_root_gone(uint32_t share)
 {
 	struct td_share *sl = td__share(share);
@@ -945,6 +959,7 @@ bool td_fdtab_share_root_gone(uint32_t share)
 	return gone && atomic_compare_exchange_strong(&sl->w, &w, w & ~0xffffffffull);
 }
 
+TD_CHILD_RUNS
 bool td_fdtab_share_exact(uint32_t share)
 {
 	struct td_share *sl = td__share(share);
@@ -962,12 +977,14 @@ void td_fdtab_share_inexact(uint32_t share)
 	(void)td__share_change(share, 0, TD_SW_INEXACT);
 }
 
+TD_CHILD_RUNS
 void td_fdtab_share_note_fin(uint32_t share, bool passive)
 {
 	if (share != 0)
 		(void)td__share_change(share, 0, TD_SW_FIN_SENT | (passive ? TD_SW_PASSIVE : 0));
 }
 
+TD_CHILD_RUNS
 unsigned td_fdtab_share_fin(uint32_t share)
 {
 	struct td_share *sl;
@@ -982,6 +999,7 @@ unsigned td_fdtab_share_fin(uint32_t share)
 	       ((w & TD_SW_PASSIVE) ? TD_SHARE_FIN_PASSIVE : 0);
 }
 
+TD_CHILD_RUNS
 int td_fdtab_share_origin(uint32_t share, int fd)
 {
 	struct td_share *sl = td__share(share);
@@ -995,6 +1013,7 @@ int td_fdtab_share_origin(uint32_t share, int fd)
 
 /* ---- holder records ---------------------------------------------------- */
 
+TD_CHILD_RUNS
 bool td_fdtab_hrec_any(void)
 {
 	return atomic_load_explicit(&td__recs_made, memory_order_relaxed);
@@ -1007,6 +1026,7 @@ void td_fdtab_hrec_prepare(void)
 	td__child_rec = 0;
 }
 
+TD_CHILD_RUNS
 void td_fdtab_hrec_child(pid_t parent)
 {
 	/* the root: the parent, when it had no record, else the parent's root */

@@ -100,6 +100,7 @@ uint32_t td_holders_fork_epoch(void)
  * them instead would copy their page in every child of a
  * fork-per-connection server.
  */
+TD_CHILD_RUNS
 void td_holders_fork_child_reset(void)
 {
 	td_holders_birth_epoch = atomic_fetch_add(&td_holders_epoch, 1) + 1;
@@ -281,6 +282,7 @@ void td_holders_exec_failed(void)
 	td_errno_set(saved);
 }
 
+TD_CHILD_RUNS
 bool td_holders_counted(uint32_t flags, uint32_t share)
 {
 	return !(flags & TD_SF_STICKY_SHARED) && td_fdtab_share_exact(share);

@@ -38,6 +38,7 @@ struct td__reads {
 };
 #define TD__NO_READS ((struct td__reads){false, -1, false})
 
+TD_CHILD_RUNS
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
 		     struct td__reads rd);
 
@@ -61,6 +62,7 @@ int td_info_facts_drained(int fd, struct td_facts *f, bool eof)
  * (TD_SF_SHUT_RD), and no other fd or process holds it (no dup share, no
  * fork since it came in, never passed on) to shut it behind our back.
  */
+TD_CHILD_RUNS
 bool td_info_read_to_end(uint32_t flags, uint32_t share, uint32_t epoch)
 {
 	return (flags & (TD_SF_EOF_READ | TD_SF_SHUT_RD | TD_SF_STICKY_SHARED)) ==
@@ -74,6 +76,7 @@ bool td_info_read_to_end(uint32_t flags, uint32_t share, uint32_t epoch)
  * SO_LINGER the program set (and what an accepted socket inherited from
  * its listener).  One system call fewer per close.
  */
+TD_CHILD_RUNS
 int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino)
 {
@@ -184,6 +187,7 @@ uint64_t td_info_ino(int fd)
 	return td_real_sys_fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
+TD_CHILD_RUNS
 int td_info_state(int fd)
 {
 	uint8_t st;

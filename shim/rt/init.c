@@ -37,6 +37,7 @@ TD_CHILD_WRITTEN static _Atomic uint32_t td__fork_gen;
 static __thread int32_t td__tid __attribute__((tls_model("initial-exec")));
 static __thread uint32_t td__tid_gen __attribute__((tls_model("initial-exec")));
 
+TD_CHILD_RUNS
 int32_t td_init_tid(void)
 {
 	uint32_t g = atomic_load_explicit(&td__fork_gen, memory_order_relaxed);
@@ -257,6 +258,7 @@ bool td_init_sandboxed(void)
  * hook never sees): new pid, new fork epoch, no worker thread, and the
  * parent's children are not ours.
  */
+TD_CHILD_RUNS
 static void td__atfork_child(void)
 {
 	int saved = errno;
@@ -477,6 +479,7 @@ bool td_init_program_alone(void)
  * thread made by a raw clone() rather than pthread_create() is not seen
  * by glibc's __libc_single_threaded.
  */
+TD_CHILD_RUNS
 enum td_exit_drop td_init_exit_drop(bool now, sigset_t *old, bool *blocked)
 {
 	sigset_t all;
@@ -489,12 +492,14 @@ enum td_exit_drop td_init_exit_drop(bool now, sigset_t *old, bool *blocked)
 	return now ? TD_DROP_ANY : TD_DROP_NO_STDIO;
 }
 
+TD_CHILD_RUNS
 void td_init_exit_undrop(bool now, const sigset_t *old, bool blocked)
 {
 	if (blocked && !now)
 		(void)td_real_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)old, 0, _NSIG / 8, 0, 0);
 }
 
+TD_CHILD_RUNS
 void td_init_at_exit(bool now)
 {
 	const struct td_policy *p = td_init_active();

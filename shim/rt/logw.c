@@ -109,6 +109,7 @@ static bool td__still_ours(int fd, mode_t *mode)
 	return true;
 }
 
+TD_CHILD_RUNS
 static bool td__same(int fd, uint64_t dev, uint64_t ino, mode_t *mode)
 {
 	struct stat st;
@@ -323,6 +324,7 @@ const char *td_logw_host(void)
 	return td__host[0] ? td__host : NULL;
 }
 
+TD_CHILD_RUNS
 static void td__atfork_child(void)
 {
 	td_store_changed(&td__dropped, 0);
@@ -389,6 +391,7 @@ static ssize_t td__write_nosigpipe(int fd, const char *buf, size_t len)
 }
 
 /* One write of a whole buffer by the kind of file fd is: 0 or an errno. */
+TD_CHILD_RUNS
 static int td__put(int fd, mode_t mode, const char *buf, size_t len)
 {
 	ssize_t n;
@@ -571,6 +574,7 @@ static void td__check_path(const struct td_policy *p, int fd)
  * stderr or a file: the descriptor to write to now (checked, reopened,
  * rotated), or -1 with *err saying why there is none.
  */
+TD_CHILD_RUNS
 static int td__stream_fd(const struct td_policy *p, mode_t *mode, int *err)
 {
 	int fd = atomic_load(&td__fd);
@@ -786,6 +790,7 @@ __attribute__((noinline)) static int td__emit_syslog(const struct td_event *ev, 
 }
 
 /* Write one event to the target; 0 or why not. */
+TD_CHILD_RUNS
 static int td__emit(const struct td_policy *p, const struct td_event *ev)
 {
 	int fmt = p->log_format;
@@ -829,6 +834,7 @@ static int64_t td__euid(void)
 	return uid;
 }
 
+TD_CHILD_RUNS
 static int td__log(const struct td_policy *p, struct td_event *ev)
 {
 	int32_t self = atomic_load(&td_init_proc.pid);
@@ -852,6 +858,7 @@ static int td__log(const struct td_policy *p, struct td_event *ev)
 	return td__emit(p, ev);
 }
 
+TD_CHILD_RUNS
 void td_logw_event(const struct td_policy *p, struct td_event *ev)
 {
 	int saved = errno, err;
@@ -868,6 +875,7 @@ void td_logw_event(const struct td_policy *p, struct td_event *ev)
  * At exit: the count of lines this process could not write, as an event
  * in the log itself when it can be written now, else as a warning.
  */
+TD_CHILD_RUNS
 void td_logw_at_exit(const struct td_policy *p)
 {
 	uint64_t n = atomic_load(&td__dropped);
@@ -898,6 +906,7 @@ void td_logw_at_exit(const struct td_policy *p)
 	td_errno_set(saved);
 }
 
+TD_CHILD_RUNS
 void td_logw_event_from_sock(struct td_event *ev, const struct td_policy *p,
 			const struct td_sock *s, int fd, int type)
 {

@@ -12,6 +12,7 @@
 
 #include "rt.h"
 
+TD_CHILD_RUNS
 static struct td_fdent *td__publish_own(int fd, enum td_ownfd_kind kind)
 {
 	return td_fdtab_publish_bare(fd, 0, atomic_load(&td_holders_epoch),
@@ -44,6 +45,7 @@ static bool td__same(const struct stat *a, const struct stat *b)
  * spot.  Not kcmp(), which would be exact: a seccomp filter may kill a
  * process for it, and the library must never break its host.
  */
+TD_CHILD_RUNS
 int td_ownfd_mark(int fd, enum td_ownfd_kind kind)
 {
 	struct td_fdent *e;
@@ -81,6 +83,7 @@ static bool td__kind_is(uint32_t flags, enum td_ownfd_kind kind)
 	return (flags & TD_SF_OWN) && flags >> TD_SF_OWN_KIND_SHIFT == (uint32_t)kind;
 }
 
+TD_CHILD_RUNS
 bool td_ownfd_is(int fd, enum td_ownfd_kind kind)
 {
 	struct td_fdent *e = td_fdtab_peek(fd);
@@ -94,6 +97,7 @@ bool td_ownfd_is(int fd, enum td_ownfd_kind kind)
  * number may be the program's again, or another owner's, and must not be
  * touched).
  */
+TD_CHILD_RUNS
 void td_ownfd_close(int fd, enum td_ownfd_kind kind)
 {
 	struct td_sock gone;
@@ -106,6 +110,7 @@ void td_ownfd_close(int fd, enum td_ownfd_kind kind)
 		(void)td_fdtab_publish(fd, &gone);
 }
 
+TD_CHILD_RUNS
 void td_ownfd_close_slot(_Atomic int *slot, enum td_ownfd_kind kind)
 {
 	if (atomic_load(slot) >= 0)

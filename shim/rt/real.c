@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "real.h"
+#include "teardown/layout.h"
 
 #define td_likely(x) __builtin_expect(!!(x), 1)
 
@@ -69,6 +70,7 @@ int td_real_sys_dup2(int oldfd, int newfd)
  * A raw system call.  libc's syscall() is one of our wrapped names, so the
  * library's own raw calls must not go through it.
  */
+TD_CHILD_RUNS
 long td_real_sys(long n, long a, long b, long c, long d, long e, long f)
 {
 #if defined(__x86_64__)

@@ -84,6 +84,7 @@ void td_reload_start(struct td_policy *p, const char *path, bool privileged,
 	atomic_store(&td__next_check_us, td_clock_mono_us() + TD_CHECK_US);
 }
 
+TD_CHILD_RUNS
 const struct td_policy *td_reload_policy_of(const struct td_sock_data *d)
 {
 	const struct td_policy *q = td__gens[d->gen];

@@ -121,6 +121,7 @@ void td_spool_configure(const char *flush_ms)
 		td__flush_us = (int64_t)ms * 1000;
 }
 
+TD_CHILD_RUNS
 bool td_spool_exists(void)
 {
 	int st = atomic_load_explicit(&td__state, memory_order_acquire);
@@ -392,6 +393,7 @@ static void td__destroy(void)
  * a single-threaded program's next accept() or open() expects that one.
  * A line the worker writes only counts; the program's next line makes it.
  */
+TD_CHILD_RUNS
 void td_spool_count_line(const char *log_path, int log_fd)
 {
 	int expect = TD_SP_OFF;
@@ -539,6 +541,7 @@ void td_spool_before_fork(void)
  * copy of the descriptor: the lock stays with the parent's.  The child
  * makes its own spool if it logs enough.
  */
+TD_CHILD_RUNS
 void td_spool_after_fork_child(void)
 {
 	static const struct td_spool_view none;
@@ -578,6 +581,7 @@ void td_spool_after_fork_child(void)
  * A line another thread never finished keeps the file: the next process
  * to open the log appends what follows it.
  */
+TD_CHILD_RUNS
 void td_spool_at_exit(void)
 {
 	int expect = TD_SP_ON;

@@ -831,6 +831,7 @@ void td_worker_watch_leaks(void)
  * of the parent's drains were copied into the child: closed here, or the
  * child would keep those connections alive after the parent's drain ends.
  */
+TD_CHILD_RUNS
 void td_worker_after_fork_child(void)
 {
 	/* what already holds its value is not written (td_store_changed);
@@ -868,6 +869,7 @@ void td_worker_after_fork_child(void)
  * bounded (a second), and never for a drain this thread is finishing
  * itself (an exit() from a signal handler that interrupted it).
  */
+TD_CHILD_RUNS
 void td_worker_flush_at_exit(void)
 {
 	int32_t me = td_init_tid();

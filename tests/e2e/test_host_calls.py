@@ -163,6 +163,58 @@ def test_child_written_variables_share_one_page():
     assert addr % 4096 == 0 and 0 < size <= 4096, (hex(addr), size)
 
 
+def _child_runs_names():
+    """The functions the sources mark TD_CHILD_RUNS (include/teardown/layout.h)."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    names = set()
+    for sub in ("shim", "include"):
+        for d, _, files in os.walk(os.path.join(root, sub)):
+            for fn in files:
+                if fn.endswith((".c", ".h")):
+                    with open(os.path.join(d, fn)) as f:
+                        names.update(re.findall(r"^TD_CHILD_RUNS\b[^(]*?\b(\w+)\(", f.read(),
+                                                re.M))
+    return names
+
+
+@tdlib.requires("lib")
+def test_code_a_forked_child_runs_is_one_fault_around_window():
+    """The functions a forked child runs (TD_CHILD_RUNS) are in one
+    section, .text.td_child, that lies inside one 64 KiB-aligned window of
+    the text, and each of them that the build kept out of line is in it.
+
+    Catches: the linker script (shim/td_child.ld) dropped from the link, a
+    marked function that landed elsewhere, or so much marked code that it
+    spills into a second window: the kernel faults a child's text in one
+    aligned 64 KiB window at a time, and each window more is one more
+    page fault in every child of a fork-per-connection server.  (A
+    sanitized build's code is larger by design: there only the placement
+    is checked.)"""
+    lib = tdlib.lib_path()
+    out = subprocess.run(["readelf", "-SW", lib], capture_output=True, text=True,
+                         check=True).stdout
+    m = re.search(r"\]\s+\.text\.td_child\s+PROGBITS\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)",
+                  out)
+    assert m, "no .text.td_child section:\n" + out
+    start, size = int(m.group(1), 16), int(m.group(2), 16)
+    end = start + size
+    if not tdlib.sanitize():
+        assert size > 0 and start // 65536 == (end - 1) // 65536, (hex(start), hex(end))
+    marked = _child_runs_names()
+    assert len(marked) > 50, sorted(marked)
+    syms = subprocess.run(["nm", "--defined-only", lib], capture_output=True, text=True,
+                          check=True).stdout
+    outside = []
+    for line in syms.splitlines():
+        parts = line.split()
+        if len(parts) != 3 or parts[1] not in "tT":
+            continue
+        base = parts[2].split(".")[0]
+        if base in marked and not start <= int(parts[0], 16) < end:
+            outside.append(parts[2])
+    assert not outside, "marked TD_CHILD_RUNS but outside the section: %s" % outside
+
+
 @tdlib.requires(*NEEDS, "strace")
 @tdlib.timeout(60)
 def test_silent_rule_reads_nothing_at_shutdown_or_close():
@@ -1661,6 +1713,59 @@ def test_inetd_child_that_exits_with_the_connection_open_logs_its_end():
         else:
             assert kid_exits == [], conn
             assert pclose[0]["why"] != "shared", pclose
+
+
+MANY_DUPS = r"""
+import os, socket, sys
+n = int(sys.argv[1])
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(256)
+keep = []
+for i in range(n):
+    c = socket.create_connection(ls.getsockname())
+    s, _ = ls.accept()
+    keep += [c, s, os.dup(s.fileno())]
+# per connection: the client's port, and the higher of the server's two fds
+print(" ".join("%d:%d" % (keep[i].getsockname()[1], max(keep[i + 1].fileno(), keep[i + 2]))
+               for i in range(0, len(keep), 3)), flush=True)
+os._exit(0)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_exit_with_many_dupd_sockets_logs_each_connection_once():
+    """A process exits holding n connections, each accepted socket on two
+    fds (a dup): one exit event per connection, from its higher fd, its
+    end (not "shared": both fds were this process's), and as many on the
+    client side (and the listener's).  With 10 connections the exit path notes each share in
+    a short list; with 80, past its 64 entries, in a table of every share
+    slot: both must say the same.
+
+    Catches: a share noted twice or not at all once the list is full (an
+    exit event per dup, a connection with none, or its end called
+    shared)."""
+    script = os.path.join(tdlib.tmpdir(), "many_dups.py")
+    with open(script, "w") as f:
+        f.write(MANY_DUPS)
+    for n in (10, 80):
+        log = _log("many-dups-%d" % n)
+        proc = tdlib.run(["python3", script, str(n)], name="many-dups-%d" % n, timeout=30,
+                         env=_policy_env([{"name": "all", "close": "pass"}], log))
+        assert proc.rc == 0, proc.stderr()
+        want = dict(tuple(int(v) for v in x.split(":")) for x in proc.stdout().split())
+        assert len(want) == n, proc.stdout()
+        exits = [r for r in tdlib.read_log(log) if r["event"] == "exit"]
+        server = [r for r in exits if r["role"] == "server"]
+        client = [r for r in exits if r["role"] == "client"]
+        got = {int(r["remote"].rsplit(":", 1)[1]): r["fd"] for r in server}
+        # one each, from the higher fd: it speaks for the connection
+        assert len(server) == n and got == want, (n, got, want)
+        assert all(r["why"] != "shared" for r in server), (n, server)
+        assert len(client) == n, (n, client)
+        # and the listener's
+        assert len(exits) == 2 * n + 1, (n, len(exits))
 
 
 @tdlib.requires(*NEEDS, "strace")
