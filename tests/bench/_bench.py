@@ -227,6 +227,33 @@ def session_cpu(sids):
     return ticks / _TICK
 
 
+def session_faults(sids):
+    """Minor page faults of every process in the sessions sids, children
+    it has reaped included (/proc/PID/stat: minflt and cminflt, fields 10
+    and 11).  A count, exact where time is not: on a virtual machine a
+    fault can cost more than ten system calls, and a fork-per-connection
+    server pays for every page its child touches first (the library's
+    text, its stack, the data it writes)."""
+    return sum(int(fields[7]) + int(fields[8]) for _, fields in _session_stats(sids))
+
+
+def session_ignores_sigchld(sids):
+    """Whether a process in the sessions sids ignores SIGCHLD
+    (/proc/PID/status SigIgn): the kernel then reaps its children itself,
+    and their CPU time and faults never reach its cutime and cminflt
+    (busybox httpd), so session_cpu() and session_faults() count the
+    parent alone."""
+    for pid, _ in _session_stats(sids):
+        try:
+            with open("/proc/%s/status" % pid) as f:
+                for line in f:
+                    if line.startswith("SigIgn:") and int(line.split()[1], 16) & (1 << 16):
+                        return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def session_switches(sids):
     """Context switches (voluntary + involuntary) of every thread of every
     live process in the sessions sids (/proc/PID/task/TID/status).  Unlike

@@ -515,6 +515,8 @@ def measure(name, seconds, rounds):
     lines = {m: [] for m in MODES}
     cpu = {m: [] for m in MODES}   # server CPU microseconds per request, per round
     sw = {m: [] for m in MODES}    # the server's thread switches per request, per round
+    flt = {m: [] for m in MODES}   # the server's minor page faults per request, per round
+    autoreap = []                  # a server process ignores SIGCHLD
     if CLIENT_CPUS is not None:
         # this script polls and reads /proc between loads: not on the server's CPUs
         os.sched_setaffinity(0, CLIENT_CPUS)
@@ -532,6 +534,9 @@ def measure(name, seconds, rounds):
                 sids = [p.pid for p in procs]
                 time.sleep(0.2)   # start-up work done
                 cpu0 = _bench.session_cpu(sids)
+                flt0 = _bench.session_faults(sids)
+                if _bench.session_ignores_sigchld(sids) and not autoreap:
+                    autoreap.append(mode)
                 sw0 = _bench.session_switches(sids)
                 rps, err, reqs = srv.load(seconds if r >= 0 else 1)
                 sw1 = _bench.session_switches(sids)
@@ -540,6 +545,7 @@ def measure(name, seconds, rounds):
                 time.sleep(0.3)
                 if r >= 0:
                     sw[mode].append((sw1 - sw0) / max(reqs, 1))
+                    flt[mode].append((_bench.session_faults(sids) - flt0) / max(reqs, 1))
                 return rps, err, reqs, _bench.session_cpu(sids) - cpu0
             finally:
                 srv.stop(procs)
@@ -594,7 +600,17 @@ def measure(name, seconds, rounds):
         table.note("%s: bare CPU per request over the mode's, each round: observe %s; drain %s" % (
             name, " ".join("%.2f" % (b / x) for x, b in zip(cpu["observe"], cpu["bare"]) if x),
             " ".join("%.2f" % (b / x) for x, b in zip(cpu["drain"], cpu["bare"]) if x)))
-        if not srv.forks:
+        if srv.forks:
+            table.note("%s: minor page faults per request, the server's processes and the "
+                       "children they reaped (medians): %s"
+                       % (name, ", ".join("%s %.1f" % (m, _bench.median(flt[m]))
+                                          for m in MODES if flt[m])))
+        if autoreap:
+            table.note("%s ignores SIGCHLD: the kernel reaps its children, whose CPU time and "
+                       "faults reach no parent's count; its CPU and fault figures are the "
+                       "parent's alone (perf stat -e task-clock,minor-faults on the server "
+                       "counts the children too)" % name)
+        else:
             table.note("%s: thread switches per request, the server's live processes (medians): %s"
                        % (name, ", ".join("%s %.2f" % (m, _bench.median(sw[m]))
                                           for m in MODES if sw[m])))
