@@ -237,6 +237,113 @@ def session_faults(sids):
     return sum(int(fields[7]) + int(fields[8]) for _, fields in _session_stats(sids))
 
 
+class TreeMeter:
+    """CPU time and minor page faults of a whole process tree, every
+    descendant included, also children the kernel reaps itself (a server
+    that ignores SIGCHLD: /proc's cutime and cminflt never see them): a
+    cgroup made for the run under this process's own, CPU from the v2
+    hierarchy's cpu.stat or v1's cpuacct.usage, faults from v1's or v2's
+    memory.stat (pgfault).  join() is a preexec_fn: the server enters the
+    group before it runs, and all it forks stays in.  Where no group can
+    be made (not root, no cgroup file system), ok is False and callers
+    count through /proc as before."""
+
+    _n = 0
+
+    def __init__(self):
+        TreeMeter._n += 1
+        name = "td-bench-%d-%d" % (os.getpid(), TreeMeter._n)
+        self.dirs = []       # groups made, removed by close()
+        self.cpu = None      # (path, kind) of the CPU counter
+        self.mem = None      # memory.stat path
+        for hier, mount in self._mounts():
+            d = os.path.join(mount, self._own(hier).lstrip("/"), name)
+            try:
+                os.mkdir(d)
+            except OSError:
+                continue
+            self.dirs.append(d)
+            if hier == "" and os.path.exists(os.path.join(d, "cpu.stat")) and self.cpu is None:
+                self.cpu = (os.path.join(d, "cpu.stat"), "v2")
+            if "cpuacct" in hier.split(",") and self.cpu is None:
+                self.cpu = (os.path.join(d, "cpuacct.usage"), "v1")
+            if os.path.exists(os.path.join(d, "memory.stat")) and self.mem is None:
+                self.mem = os.path.join(d, "memory.stat")
+        self.ok = self.cpu is not None
+
+    @staticmethod
+    def _mounts():
+        """(controllers, mount point) of each cgroup hierarchy: "" for v2."""
+        out = []
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                dev, mnt, fstype, opts = line.split()[:4]
+                if fstype == "cgroup2":
+                    out.append(("", mnt))
+                elif fstype == "cgroup":
+                    ctl = [o for o in opts.split(",") if o in ("cpuacct", "memory", "cpu")]
+                    if ctl:
+                        out.append((",".join(ctl), mnt))
+        return out
+
+    @staticmethod
+    def _own(hier):
+        """This process's group in the hierarchy with those controllers."""
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, ctl, path = line.rstrip("\n").split(":", 2)
+                if (hier == "" and ctl == "") or (hier and set(hier.split(",")) <= set(ctl.split(","))):
+                    return path
+        return "/"
+
+    def join(self):
+        """In the forked child, before exec: into every group made."""
+        for d in self.dirs:
+            try:
+                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+            except OSError:
+                pass
+
+    def holds(self, pid):
+        """Whether pid joined the group that counts CPU."""
+        try:
+            with open(os.path.join(os.path.dirname(self.cpu[0]), "cgroup.procs")) as f:
+                return str(pid) in f.read().split()
+        except OSError:
+            return False
+
+    def cpu_s(self):
+        path, kind = self.cpu
+        with open(path) as f:
+            if kind == "v1":
+                return int(f.read()) / 1e9
+            for line in f:
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+        return 0.0
+
+    def faults(self):
+        """Minor and major faults so far, or None where no memory group is."""
+        if self.mem is None:
+            return None
+        with open(self.mem) as f:
+            for line in f:
+                if line.startswith("pgfault "):
+                    return int(line.split()[1])
+        return None
+
+    def close(self):
+        """Remove the groups (their processes have exited)."""
+        for d in self.dirs:
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
 def session_ignores_sigchld(sids):
     """Whether a process in the sessions sids ignores SIGCHLD
     (/proc/PID/status SigIgn): the kernel then reaps its children itself,

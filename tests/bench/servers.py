@@ -25,9 +25,13 @@ The servers and their load (every request on a new connection):
 Each run is a few seconds of load (--seconds, default 3); 3 rounds (the
 order of the modes rotated each round), each mode divided by the bare run
 of its own round, medians.  Beside requests per second, the server's CPU
-time per request (every process of its session, forked children reaped
-by it and the library's worker thread included; _bench.session_cpu()),
-as bare's over the mode's; for servers that do not fork per connection,
+time per request (its whole process tree, the library's worker thread
+and every forked child included, also those the kernel reaps itself for
+a server that ignores SIGCHLD: a cgroup the server starts in,
+_bench.TreeMeter; where none can be made, /proc's counts of its session,
+reaped children included, _bench.session_cpu()), as bare's over the
+mode's; for servers that fork per connection, the page faults per
+request counted the same way; for servers that do not fork per connection,
 the thread switches of the server's processes per request (a count,
 steadier than time on a busy machine: the drain worker's wake-ups show
 there).  The server runs on the first half of the CPUs and the load
@@ -228,12 +232,29 @@ class Server:
     def stop(self, procs):
         stop(procs)
 
+    # the run's _bench.TreeMeter (set by measure()): the server joins its group
+    meter = None
+
     def popen(self, argv, out, user=None, env=None):
+        pin = _pinned(SERVER_CPUS)
+        meter = self.meter if self.meter is not None and self.meter.ok else None
+
+        uid = pwd.getpwnam(user).pw_uid if isinstance(user, str) else user
+
+        # into the group while still root (Popen's user= switches before
+        # a preexec_fn runs, and a user may not move itself), then as
+        # Popen's user= does: the real and effective uid
+        def pre():
+            if meter is not None:
+                meter.join()
+            if pin is not None:
+                pin()
+            if uid is not None:
+                os.setreuid(uid, uid)
         with open(out, "ab") as f:
             return subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                    env=env or _bench.clean_env(), user=user,
-                                    preexec_fn=_pinned(SERVER_CPUS))
+                                    env=env or _bench.clean_env(), preexec_fn=pre)
 
     def webroot(self):
         www = os.path.join(self.tmp, "www")
@@ -517,6 +538,7 @@ def measure(name, seconds, rounds):
     sw = {m: [] for m in MODES}    # the server's thread switches per request, per round
     flt = {m: [] for m in MODES}   # the server's minor page faults per request, per round
     autoreap = []                  # a server process ignores SIGCHLD
+    counted = set()                # how CPU and faults were counted: cgroup or proc
     if CLIENT_CPUS is not None:
         # this script polls and reads /proc between loads: not on the server's CPUs
         os.sched_setaffinity(0, CLIENT_CPUS)
@@ -527,14 +549,30 @@ def measure(name, seconds, rounds):
         def once(mode, r):
             if os.path.exists(log):
                 os.unlink(log)
+            meter = srv.meter = _bench.TreeMeter()
             procs = srv.start(mode, log)
             try:
                 if not srv.ready(procs):
                     raise RuntimeError("%s (%s) did not start" % (name, mode))
                 sids = [p.pid for p in procs]
                 time.sleep(0.2)   # start-up work done
-                cpu0 = _bench.session_cpu(sids)
-                flt0 = _bench.session_faults(sids)
+                if meter.ok and not all(meter.holds(p.pid) for p in procs):
+                    meter.ok = False   # a server that left the group: count through /proc
+
+                # the server's tree in its cgroup (children the kernel
+                # reaps itself included), else through /proc
+                def cpu_now():
+                    return meter.cpu_s() if meter.ok else _bench.session_cpu(sids)
+
+                def faults_now():
+                    f = meter.faults() if meter.ok else None
+                    return f if f is not None else _bench.session_faults(sids)
+                if meter.ok:
+                    counted.add("cgroup" + ("" if meter.faults() is not None else ", CPU only"))
+                else:
+                    counted.add("proc")
+                cpu0 = cpu_now()
+                flt0 = faults_now()
                 if _bench.session_ignores_sigchld(sids) and not autoreap:
                     autoreap.append(mode)
                 sw0 = _bench.session_switches(sids)
@@ -545,10 +583,12 @@ def measure(name, seconds, rounds):
                 time.sleep(0.3)
                 if r >= 0:
                     sw[mode].append((sw1 - sw0) / max(reqs, 1))
-                    flt[mode].append((_bench.session_faults(sids) - flt0) / max(reqs, 1))
-                return rps, err, reqs, _bench.session_cpu(sids) - cpu0
+                    flt[mode].append((faults_now() - flt0) / max(reqs, 1))
+                return rps, err, reqs, cpu_now() - cpu0
             finally:
                 srv.stop(procs)
+                srv.meter = None
+                meter.close()
 
         def run(mode, r):
             try:
@@ -600,16 +640,18 @@ def measure(name, seconds, rounds):
         table.note("%s: bare CPU per request over the mode's, each round: observe %s; drain %s" % (
             name, " ".join("%.2f" % (b / x) for x, b in zip(cpu["observe"], cpu["bare"]) if x),
             " ".join("%.2f" % (b / x) for x, b in zip(cpu["drain"], cpu["bare"]) if x)))
-        if srv.forks:
-            table.note("%s: minor page faults per request, the server's processes and the "
-                       "children they reaped (medians): %s"
-                       % (name, ", ".join("%s %.1f" % (m, _bench.median(flt[m]))
-                                          for m in MODES if flt[m])))
-        if autoreap:
+        if autoreap and counted == {"proc"}:
             table.note("%s ignores SIGCHLD: the kernel reaps its children, whose CPU time and "
                        "faults reach no parent's count; its CPU and fault figures are the "
-                       "parent's alone (perf stat -e task-clock,minor-faults on the server "
-                       "counts the children too)" % name)
+                       "parent's alone (no cgroup could be made here to count them)" % name)
+        table.note("%s: CPU and faults counted by %s" % (
+            name, " and ".join(sorted(counted)).replace(
+                "cgroup", "a cgroup of the server's tree").replace(
+                "proc", "/proc (the server's processes and the children they reaped)")))
+        if srv.forks:
+            table.note("%s: page faults per request (medians): %s"
+                       % (name, ", ".join("%s %.1f" % (m, _bench.median(flt[m]))
+                                          for m in MODES if flt[m])))
         else:
             table.note("%s: thread switches per request, the server's live processes (medians): %s"
                        % (name, ", ".join("%s %.2f" % (m, _bench.median(sw[m]))
