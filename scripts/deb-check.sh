@@ -36,6 +36,14 @@ teardown doctor /bin/true | sed 's/^/  /'
 man -w teardown >/dev/null && man -w teardown.conf >/dev/null || fail "manual pages not found by man"
 [ -f /usr/share/bash-completion/completions/teardown ] || fail "no bash completion"
 teardown check --no-target /usr/share/teardown/*.conf >/dev/null || fail "shipped policies invalid"
+# built with the package's flags, the code a forked child runs still fits
+# one 64 KiB fault-around window (include/teardown/layout.h)
+sect=$(readelf -SW "$lib" |
+	sed -n 's/.*\] \.text\.td_child *PROGBITS *\([0-9a-f]*\) *[0-9a-f]* *\([0-9a-f]*\) .*/\1 \2/p')
+[ -n "$sect" ] || fail "$lib: no .text.td_child section"
+set -- $sect
+[ $((0x$1 / 65536)) = $(((0x$1 + 0x$2 - 1) / 65536)) ] ||
+	fail "$lib: .text.td_child (0x$1, 0x$2 bytes) spans more than one 64 KiB window"
 
 say "teardown -- curl, in a private network namespace"
 cat >"$tmp/run.sh" <<'INNER'
