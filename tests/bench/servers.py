@@ -6,11 +6,16 @@ Each server runs in a private network namespace of its own (as root) on
 loopback, under three modes, started afresh for every run:
 
   bare      the server alone
-  observe   teardown --log FILE --format json -- SERVER: every teardown
-            logged as JSON to a file, nothing changed
-  drain     teardown --close drain --role server --log FILE --format json
-            -- SERVER: every accepted connection ends with a lingering
-            close (shutdown(SHUT_WR), read to the peer's FIN, close), logged
+  observe   the policy of teardown --log FILE --format json, as a file:
+            teardown -c POLICY -- SERVER: every teardown logged as JSON to a
+            file, nothing changed
+  drain     the policy of teardown --close drain --role server --log FILE
+            --format json, as a file: every accepted connection ends with a
+            lingering close (shutdown(SHUT_WR), read to the peer's FIN,
+            close), logged
+
+A policy file, as an operator deploys one, not the options' text: a file
+is watched, and the watcher was a thread that text never started.
 
 The servers and their load (every request on a new connection):
 
@@ -128,15 +133,31 @@ def wait_port(port, procs, timeout=15):
     return False
 
 
+def _mode_options(mode, log):
+    """The teardown options of a mode."""
+    if mode == "observe":
+        return ["--log", log, "--format", "json"]
+    return ["--close", "drain", "--role", "server", "--log", log, "--format", "json"]
+
+
 def wrap(mode, argv, log):
-    """The command line that runs argv under the mode."""
-    cli = [_bench.CLI]
+    """The command line that runs argv under the mode: the policy the
+    mode's options make, written to a file and given with -c, as an
+    operator deploys one (a file is watched, TEARDOWN_POLICY text is not:
+    its watcher thread made every fork of a fork-per-connection server
+    dearer, which text never showed)."""
     if mode == "bare":
         return list(argv)
-    if mode == "observe":
-        return cli + ["--log", log, "--format", "json", "--"] + list(argv)
-    return cli + ["--close", "drain", "--role", "server", "--log", log, "--format", "json",
-                  "--"] + list(argv)
+    out = subprocess.run([_bench.CLI, "-n"] + _mode_options(mode, log) + ["--", "true"],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"^export TEARDOWN_POLICY='(.*?)'\nunset ", out, re.S | re.M)
+    if not m:
+        raise RuntimeError("teardown -n printed no policy:\n" + out)
+    conf = "%s.%s.conf" % (log, mode)
+    with open(conf, "w") as f:
+        f.write(m.group(1).replace("'\\''", "'"))
+    os.chmod(conf, 0o644)
+    return [_bench.CLI, "-c", conf, "--"] + list(argv)
 
 
 def _group_alive(pgid):
