@@ -17,13 +17,17 @@ NEEDS = ("root", "netns", "tcpdump", "lib")
 PYTHON = "/usr/bin/python3"
 PORT = 20070
 
-SERVER = r"""
-import socket, sys, threading
+# the listener both servers start with, on the port in argv[1]
+LISTEN = r"""
+import os, socket, sys, threading
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))
 s.listen(64)
 print("listening", flush=True)
+"""
+
+SERVER = LISTEN + r"""
 def serve(c):
     try:
         while c.recv(4096):
@@ -48,10 +52,11 @@ def _policy(path, log, close, extra=""):
     os.rename(tmp, path)
 
 
-def _server(conf):
-    src = os.path.join(tdlib.tmpdir(), "server.py")
+def _server(conf, program=None, name="server.py"):
+    """The server (SERVER, or program) under the policy file, listening."""
+    src = os.path.join(tdlib.tmpdir(), name)
     with open(src, "w") as f:
-        f.write(SERVER)
+        f.write(program or SERVER)
     proc = tdlib.spawn([PYTHON, src, str(PORT)], env=tdlib.shim_env(config=conf), name="server")
     tdlib.wait_until(lambda: "listening" in proc.stdout() or not proc.running(), timeout=10,
                      what="the server listening")
@@ -219,13 +224,7 @@ def test_reset_open_resets_every_open_connection_once():
     assert lc["wire"] == "FIN" and not cap.rst_from(PORT, lport), lc
 
 
-FORK_SERVER = r"""
-import os, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(64)
-print("listening", flush=True)
+FORK_SERVER = LISTEN + r"""
 while True:
     c, _ = s.accept()
     if os.fork() == 0:
@@ -264,13 +263,7 @@ def test_fork_per_connection_server_keeps_one_thread_and_still_reloads():
     conf = os.path.join(tdlib.tmpdir(), "policy.conf")
     log = os.path.join(tdlib.tmpdir(), "log.jsonl")
     _policy(conf, log, "graceful")
-    src = os.path.join(tdlib.tmpdir(), "fork_server.py")
-    with open(src, "w") as f:
-        f.write(FORK_SERVER)
-    srv = tdlib.spawn([PYTHON, src, str(PORT)], env=tdlib.shim_env(config=conf), name="server")
-    tdlib.wait_until(lambda: "listening" in srv.stdout() or not srv.running(), timeout=10,
-                     what="the server listening")
-    assert srv.running(), srv.stderr()
+    srv = _server(conf, FORK_SERVER, "fork_server.py")
     try:
         for i in range(3):
             c = _connect()
