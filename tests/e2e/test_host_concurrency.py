@@ -299,7 +299,17 @@ def test_exec_chain_keeps_fds_and_sockets():
     assert res["ok"], res
     clients = [e for e in _closes(log, "client") if e["action"] == "graceful"]
     assert len(clients) == 201, len(clients)
-    assert len({e["local"] for e in clients}) == 201, "a close was logged twice"
+    # one close per connect, address by address: the kernel may hand a
+    # later image a port an earlier one used (TIME_WAIT reuse on
+    # loopback: seen in CI under ASan, six ports twice, 2 s apart), so an
+    # address alone does not name a connection
+    connects = collections.Counter(e["local"] for e in tdlib.read_log(log)
+                                   if e["event"] == "connect" and e["action"] == "graceful")
+    # (the carried pair's connect is one more: its close, by the last
+    # image, is observed only, action pass)
+    closes = collections.Counter(e["local"] for e in clients)
+    twice = {a: (n, connects[a]) for a, n in closes.items() if n > connects[a]}
+    assert not twice, "a close logged twice: %s" % twice
     carried = [e for e in tdlib.read_log(log) if e["action"] == "pass"]
     assert sorted((e["event"], e["role"]) for e in carried) == [
         ("close", "client"), ("close", "server")], carried
