@@ -700,11 +700,12 @@ enum {
 /*
  * What the exit path notes per share slot (TD_XS_*): for the few shares
  * a process usually holds, a short list on the stack, searched in turn;
- * past TD_XS_SMALL of them, a byte per slot in the bss.  Five bitsets
- * of every slot on the stack took 5 KiB of it, a page more that every
- * exiting child of a fork-per-connection server faulted in; the bss
- * array is touched only by a process that needs it, once (the exit
- * path runs once, td_init_at_exit()).
+ * past TD_XS_SMALL of them, a byte per slot in the bss, to which the
+ * list moves when it fills.  Five bitsets of every slot on the stack
+ * took 5 KiB of it, a page more that every exiting child of a
+ * fork-per-connection server faulted in; the bss array is touched only
+ * by a process that needs it, once (the exit path runs once,
+ * td_init_at_exit()).
  */
 #define TD_XS_SMALL 64
 struct td__xset {
@@ -715,26 +716,10 @@ struct td__xset {
 };
 static uint8_t td__xs_all[TD_SHARE_MAX];
 
-/* Sized for the fds that now hold a share (an upper bound of the shares). */
-TD_CHILD_RUNS
-static void td__xs_init(struct td__xset *xs)
-{
-	unsigned with = 0;
-
-	xs->n = 0;
-	xs->all = NULL;
-	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
-		struct td_fdent *e = td_fdtab_live(fd);
-
-		if (e != NULL && atomic_load(&e->share) != 0 && ++with > TD_XS_SMALL) {
-			memset(td__xs_all, 0, sizeof(td__xs_all));
-			xs->all = td__xs_all;
-			return;
-		}
-	}
-}
-
-/* The flags of slot i (added, none set, when first asked). */
+/*
+ * The flags of slot i (i < TD_SHARE_MAX), added with none set when first
+ * asked for: one search of the list per fd, never NULL.
+ */
 TD_CHILD_RUNS
 static uint8_t *td__xs_at(struct td__xset *xs, uint32_t i)
 {
@@ -743,31 +728,17 @@ static uint8_t *td__xs_at(struct td__xset *xs, uint32_t i)
 	for (unsigned k = 0; k < xs->n; k++)
 		if (xs->idx[k] == i)
 			return &xs->fl[k];
-	/* more shares than fds met in td__xs_init(): another thread's
-	 * dup meanwhile; the slot is then left unnoted (not counted, not
-	 * multi: the event asks, as for a socket with no share) */
-	if (xs->n == TD_XS_SMALL)
-		return NULL;
+	if (xs->n == TD_XS_SMALL) {
+		/* the list is full: every slot's byte in the bss from now on */
+		memset(td__xs_all, 0, sizeof(td__xs_all));
+		for (unsigned k = 0; k < xs->n; k++)
+			td__xs_all[xs->idx[k]] = xs->fl[k];
+		xs->all = td__xs_all;
+		return &xs->all[i];
+	}
 	xs->idx[xs->n] = (uint16_t)i;
 	xs->fl[xs->n] = 0;
 	return &xs->fl[xs->n++];
-}
-
-TD_CHILD_RUNS
-static bool td__xs_is(struct td__xset *xs, uint32_t i, uint8_t flag)
-{
-	uint8_t *f = td__xs_at(xs, i);
-
-	return f != NULL && (*f & flag);
-}
-
-TD_CHILD_RUNS
-static void td__xs_set(struct td__xset *xs, uint32_t i, uint8_t flag)
-{
-	uint8_t *f = td__xs_at(xs, i);
-
-	if (f != NULL)
-		*f |= flag;
 }
 
 /*
@@ -784,6 +755,7 @@ static void td__exit_leave(struct td__xset *xs)
 	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
 		struct td_fdent *e = td_fdtab_live(fd);
 		uint32_t share, i, flags;
+		uint8_t *f;
 
 		if (e == NULL)
 			continue;
@@ -791,16 +763,17 @@ static void td__exit_leave(struct td__xset *xs)
 		share = atomic_load(&e->share);
 		if ((flags & TD_SF_OWN) || share == 0 || (i = td_share_idx(share)) >= TD_SHARE_MAX)
 			continue;
-		if (!td__xs_is(xs, i, TD_XS_KNOWN)) {
-			td__xs_set(xs, i, TD_XS_KNOWN);
+		f = td__xs_at(xs, i);
+		if (!(*f & TD_XS_KNOWN)) {
+			*f |= TD_XS_KNOWN;
 			if (td_holders_counted(flags, share))
-				td__xs_set(xs, i, TD_XS_COUNTED);
+				*f |= TD_XS_COUNTED;
 		} else {
-			td__xs_set(xs, i, TD_XS_MULTI);
+			*f |= TD_XS_MULTI;
 		}
 		if (td_fdtab_share_drop(share) == 0 ||
 		    ((flags & TD_SF_CONNECTED) && td_fdtab_share_root_gone(share)))
-			td__xs_set(xs, i, TD_XS_ENDED);
+			*f |= TD_XS_ENDED;
 	}
 }
 
@@ -808,9 +781,8 @@ TD_CHILD_RUNS
 void td_closing_at_exit(const struct td_policy *p, bool now)
 {
 	struct td_exit_ctx x = {.now = now, .drop = -1};
-	struct td__xset xs;
+	struct td__xset xs = {.n = 0, .all = NULL};
 
-	td__xs_init(&xs);
 	td__exit_leave(&xs);
 
 	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
@@ -822,6 +794,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		int64_t unread;
 		int origin;
 		uint32_t si;
+		uint8_t *xf;
 		bool last, work, after, ask, work_rule, by_count, single, mine;
 
 		if (!td_fdtab_read(fd, &s, NULL))
@@ -840,16 +813,25 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		 * other process holds it is asked.
 		 */
 		si = s.share != 0 ? td_share_idx(s.share) : TD_SHARE_MAX;
-		if (si < TD_SHARE_MAX) {
+		xf = si < TD_SHARE_MAX ? td__xs_at(&xs, si) : NULL;
+		if (xf != NULL) {
 			/* the dup shares already spoken for */
-			if (td__xs_is(&xs, si, TD_XS_SEEN))
+			if (*xf & TD_XS_SEEN)
 				continue;
-			td__xs_set(&xs, si, TD_XS_SEEN);
+			*xf |= TD_XS_SEEN;
 		}
+		/*
+		 * Nothing to write and no work to do (a rule that neither logs
+		 * nor closes gracefully or drains: its linger was set when the
+		 * socket was made): no facts to read, the kernel's close at
+		 * exit is all there is.  Its count was left above.
+		 */
+		if (!r->log && r->close != TD_CLOSE_GRACEFUL && r->close != TD_CLOSE_DRAIN)
+			continue;
 		/* counted holders: this process's copies took the count to zero */
-		by_count = si < TD_SHARE_MAX && td__xs_is(&xs, si, TD_XS_COUNTED);
+		by_count = xf != NULL && (*xf & TD_XS_COUNTED);
 		/* the process's only fd of the socket now (its dups closed) */
-		single = si >= TD_SHARE_MAX || !td__xs_is(&xs, si, TD_XS_MULTI);
+		single = xf == NULL || !(*xf & TD_XS_MULTI);
 		/*
 		 * The process lets go of a logged socket itself, now rather
 		 * than a moment later in the kernel's exit, so that the event
@@ -894,7 +876,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			f.ino = td_info_ino(fd);
 		unread = f.unread;
 		if (by_count)
-			last = td__xs_is(&xs, si, TD_XS_ENDED);
+			last = (*xf & TD_XS_ENDED) != 0;
 		else
 			last = !ask || td_holders_sole(fd, origin, &s, f.ino);
 		if (!last && !after && s.d.epoch < td_holders_birth_epoch)

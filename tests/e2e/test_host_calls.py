@@ -259,6 +259,49 @@ def test_silent_rule_reads_nothing_at_shutdown_or_close():
     assert calls[True], "log = true: no TCP_INFO at all? the test no longer sees the calls"
 
 
+@tdlib.requires(*NEEDS, "strace")
+@tdlib.timeout(60)
+def test_silent_rule_reads_nothing_at_exit():
+    """A rule that neither logs nor acts at close (close = "pass",
+    log = false) on a client that leaves its connection open when it
+    exits (exit() and _exit()): the library's exit path makes no system
+    call of its own for it either (no TCP_INFO, no SIOCINQ or SIOCOUTQ).
+    With log = true the same client gets its exit event, and pays for it.
+
+    Catches: the exit path reading the socket's state, unread and unsent
+    bytes (three system calls) for every socket still open, before it
+    looked at whether the rule logs or has work to do: paid by every
+    exiting child of a fork-per-connection server under a silent rule
+    (busybox httpd's child exits with its connection on 0 and 1)."""
+    for how in ("exit", "_exit"):
+        calls = {}
+        for log_on in (False, True):
+            log = _log("silent-exit-%s-%s" % (how, log_on))
+            env = _policy_env([{"name": "quiet", "match": {"role": "client"}, "close": "pass",
+                                "log": log_on}], log)
+            trace = os.path.join(tdlib.tmpdir(), "exit-%s-%s.strace" % (how, log_on))
+            srv = tdlib.Server("--read-until-eof")
+            cmd = ["strace", "-f", "-qq", "-o", trace, "-e",
+                   "trace=connect,getsockopt,ioctl,socket,sendto,recvfrom,shutdown,exit_group"]
+            proc = tdlib.run(cmd + tdlib.client_cmd(srv.port, "--send", 100, "--close", how),
+                             env=env, name="client-exit-%s-%s" % (how, log_on))
+            srv.result()
+            assert proc.rc == 0, proc.stderr()
+            tdlib.diagnose_file(trace, "strace of the client, %s, log = %s" % (how, log_on))
+            with open(trace) as f:
+                lines = f.read().splitlines()
+            after = lines[next(i for i, l in enumerate(lines) if " connect(" in l) + 1:]
+            calls[log_on] = [l for l in after
+                             if "TCP_INFO" in l or "FIONREAD" in l or "TIOCOUTQ" in l
+                             or "SO_LINGER" in l or ("sendto(" in l and "nlmsg" in l)]
+            if log_on:
+                kinds = [r["event"] for r in tdlib.read_log(log) if r.get("role") == "client"]
+                assert kinds.count("exit") == 1, (how, kinds)
+        assert calls[False] == [], ("%s: a silent rule made calls of its own at exit:\n" % how
+                                    + "\n".join(calls[False]))
+        assert calls[True], "%s, log = true: no TCP_INFO at exit? the test no longer sees them" % how
+
+
 # One process, both ends on loopback: the client sends 100 bytes and its FIN
 # (or, for the shut modes, 50 bytes once the server has shut its reading
 # side; for all_open, 100 bytes and no FIN); the server reads as the mode
