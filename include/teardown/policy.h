@@ -142,11 +142,9 @@ struct td_policy {
 	uint8_t log_target; /* enum td_log_target */
 	uint8_t log_format; /* enum td_log_format (teardown/event.h) */
 	uint8_t log_facility; /* syslog facility code; 0 = daemon (the default) */
-	char log_path[4096];
 	uint8_t on_error; /* enum td_on_error */
 	struct td_rule *rules;
 	uint32_t n_rules;
-	char source[4096]; /* file path, or "TEARDOWN_POLICY" */
 
 	/* summaries, computed by td_policy_finish() */
 	bool uses_local;   /* some rule has local or local_port criteria */
@@ -166,6 +164,15 @@ struct td_policy {
 	 * else put into the socket; NULL where none was made
 	 */
 	struct td_rule *observe;
+
+	/*
+	 * The two paths last: every field above is read at every decision
+	 * and close, and together they fit one page, the first; a forked
+	 * child (each of a fork-per-connection server's) touches that page
+	 * alone rather than both ends of 8 KiB.
+	 */
+	char log_path[4096];
+	char source[4096]; /* file path, or "TEARDOWN_POLICY" */
 };
 
 /* What is known about a socket when a decision is made. */

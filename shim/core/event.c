@@ -38,13 +38,24 @@
  * A fixed name, both ways a line writes it: plain (text, and the getters
  * below) and quoted (JSON), with its length, so that a line copies it in
  * one known-length move instead of measuring it first.  One literal
- * makes both.  An entry left out of a table is {NULL}: no name.
+ * makes both.  An entry left out of a table is all zero: no name.
  */
+#define TD__NM_S 13 /* the longest name, "simultaneous", and its NUL */
 struct td__nm {
-	const char *s, *q;
+	char s[TD__NM_S], q[TD__NM_S + 2];
 	uint8_t n;
 };
-#define TD__NM(x) {x, "\"" x "\"", sizeof(x) - 1}
+/*
+ * The strings are in the entry, not pointed at: a table of pointers needs
+ * relocating at load, which puts it on a page of the process's own (the
+ * library's data.rel.ro), and a forked child that writes a line reads
+ * that page, at a cost above a system call's on a virtual machine; a
+ * table without pointers stays in the file's read-only data, which the
+ * kernel maps in around the code's fault.
+ */
+#define TD__NM(x)                                                              \
+	{x, "\"" x "\"",                                                         \
+	 (uint8_t)(sizeof(x) - 1 + 0 * sizeof(char[sizeof(x) <= TD__NM_S ? 1 : -1]))}
 
 static const struct td__nm td__event_names[TD_EV__COUNT] = {
 	[TD_EV_CONNECT] = TD__NM("connect"), [TD_EV_ACCEPT] = TD__NM("accept"),
@@ -94,11 +105,11 @@ static const struct td__nm td__how_names[] = {
 
 #define TD__N(t) ((int)(sizeof(t) / sizeof((t)[0])))
 /* t[i], or NULL when i is outside t or names nothing */
-#define TD__NM_AT(t, i) ((i) >= 0 && (i) < TD__N(t) && (t)[i].s != NULL ? &(t)[i] : NULL)
+#define TD__NM_AT(t, i) ((i) >= 0 && (i) < TD__N(t) && (t)[i].n != 0 ? &(t)[i] : NULL)
 
 /* Linux's TCP_ESTABLISHED.. numbering (include/net/tcp_states.h). */
 static const struct td__nm td__tcp_states[] = {
-	{NULL, NULL, 0},
+	{"", "", 0},
 	TD__NM("ESTABLISHED"), TD__NM("SYN_SENT"),  TD__NM("SYN_RECV"),   TD__NM("FIN_WAIT1"),
 	TD__NM("FIN_WAIT2"),   TD__NM("TIME_WAIT"), TD__NM("CLOSE"),      TD__NM("CLOSE_WAIT"),
 	TD__NM("LAST_ACK"),    TD__NM("LISTEN"),    TD__NM("CLOSING"),    TD__NM("NEW_SYN_RECV"),

@@ -87,6 +87,22 @@ static inline void td_errno_set(int v)
  * to read.
  */
 #define TD_CHILD_WRITTEN __attribute__((section("td_child"), aligned(64)))
+/*
+ * The variables every close, line and exit reads but that change only at
+ * start-up, a reload, a new log file or a new highest fd (the policy, the
+ * real calls, the log's identity, the share map's address, the fd
+ * table's watermarks): one section, so a forked child reads one page of
+ * them rather than six spread over the bss.  On this project's virtual
+ * machine a child's first read of a page its parent wrote costs about
+ * 7 us (README, Tests and benchmarks), more than a system call.  Nothing
+ * the parent writes between two forks goes here: that would copy the
+ * page at every fork.  The fd table's directory (TD_CHILD_DIR) follows
+ * them, its first entries (fds 0 to 1023, and more) on their page.
+ * tests/e2e/test_host_calls.py checks that the variables and the first
+ * entry share the section's first page.
+ */
+#define TD_CHILD_READ __attribute__((section("td_child_ro")))
+#define TD_CHILD_DIR __attribute__((section("td_child_ro.dir"), aligned(64)))
 #define TD_STR_(x) #x
 #define TD_STR(x) TD_STR_(x)
 

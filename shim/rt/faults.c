@@ -22,8 +22,8 @@
 #include "teardown/fault.h"
 #include "teardown/predict.h"
 
-_Atomic int td_faults_bytes_live;
-_Atomic int td_faults_bytes_in_live;
+TD_CHILD_READ _Atomic int td_faults_bytes_live;
+TD_CHILD_READ _Atomic int td_faults_bytes_in_live;
 
 int td_faults_reset_now(int fd, int efd, struct td_fdent *e)
 {

@@ -18,13 +18,13 @@
 #include "rt.h"
 #include "slots.h"
 
-_Atomic(struct td_fdent *) td_fdtab_pages[TD_FDTAB_NPAGES];
-_Atomic(struct td_fdext *) td_fdtab_ext_pages[TD_FDTAB_NPAGES];
-_Atomic int td_fdtab_high_ = -1;
-_Atomic int td_fdtab_prog_high_ = -1;
+TD_CHILD_DIR struct td_fdtab_dir td_fdtab_dir[TD_FDTAB_NPAGES];
+TD_CHILD_READ _Atomic int td_fdtab_high_ = -1;
+TD_CHILD_READ _Atomic int td_fdtab_prog_high_ = -1;
 
 /*
- * fd's slot in pages (entries of size bytes), its page mapped if missing.
+ * fd's slot in the page *where points at (entries of size bytes), the
+ * page mapped if missing.
  * mmap, not malloc: this runs inside socket() and accept(), which a
  * signal handler may call.  Two threads racing on a new page both map
  * one; the loser unmaps its copy.  A page is never unmapped, and only its
@@ -32,15 +32,11 @@ _Atomic int td_fdtab_prog_high_ = -1;
  * in use.
  */
 TD_CHILD_RUNS
-static void *td__slot_of(_Atomic(void *) *pages, size_t size, int fd)
+static void *td__slot_of(_Atomic(void *) *where, size_t size, int fd)
 {
-	_Atomic(void *) *where;
 	void *page, *fresh;
 	size_t bytes = size * TD_FDTAB_PAGE;
 
-	if ((unsigned)fd >= TD_FDTAB_MAX)
-		return NULL;
-	where = &pages[fd >> TD_FDTAB_PAGE_SHIFT];
 	page = atomic_load_explicit(where, memory_order_acquire);
 	if (page == NULL) {
 		fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -57,12 +53,18 @@ static void *td__slot_of(_Atomic(void *) *pages, size_t size, int fd)
 
 struct td_fdent *td_fdtab_slot(int fd)
 {
-	return td__slot_of((_Atomic(void *) *)td_fdtab_pages, sizeof(struct td_fdent), fd);
+	if ((unsigned)fd >= TD_FDTAB_MAX)
+		return NULL;
+	return td__slot_of((_Atomic(void *) *)&td_fdtab_dir[fd >> TD_FDTAB_PAGE_SHIFT].ent,
+			   sizeof(struct td_fdent), fd);
 }
 
 struct td_fdext *td_fdtab_ext(int fd)
 {
-	return td__slot_of((_Atomic(void *) *)td_fdtab_ext_pages, sizeof(struct td_fdext), fd);
+	if ((unsigned)fd >= TD_FDTAB_MAX)
+		return NULL;
+	return td__slot_of((_Atomic(void *) *)&td_fdtab_dir[fd >> TD_FDTAB_PAGE_SHIFT].ext,
+			   sizeof(struct td_fdext), fd);
 }
 
 /*
@@ -593,7 +595,7 @@ TD_CHILD_WRITTEN static _Atomic bool td__recs_made;
 /* A fork found no free record (td_fdtab_hrec_sweep() wanted). */
 TD_CHILD_WRITTEN static _Atomic bool td__recs_full;
 
-static struct td_share_map *_Atomic td__shares;
+TD_CHILD_READ static struct td_share_map *_Atomic td__shares;
 /* where the next free slot and record are looked for: moved at every fork */
 TD_CHILD_WRITTEN static _Atomic uint32_t td__share_hint;
 TD_CHILD_WRITTEN static _Atomic uint32_t td__rec_hint;

@@ -222,9 +222,16 @@ void td_fdent_linger_set(struct td_fdent *e, int onoff, int secs) TD_HIDDEN;
 #define TD_FDTAB_PAGE (1 << TD_FDTAB_PAGE_SHIFT)
 #define TD_FDTAB_NPAGES (TD_FDTAB_MAX / TD_FDTAB_PAGE)
 
-/* The table's pages, mapped on first use (fdtab.c), and the extensions'. */
-extern _Atomic(struct td_fdent *) td_fdtab_pages[TD_FDTAB_NPAGES] TD_HIDDEN;
-extern _Atomic(struct td_fdext *) td_fdtab_ext_pages[TD_FDTAB_NPAGES] TD_HIDDEN;
+/*
+ * The table's pages, mapped on first use (fdtab.c), and the extensions':
+ * side by side, so that the low fds' two pointers (every program's) are
+ * one read of one page.
+ */
+struct td_fdtab_dir {
+	_Atomic(struct td_fdent *) ent;
+	_Atomic(struct td_fdext *) ext;
+};
+extern struct td_fdtab_dir td_fdtab_dir[TD_FDTAB_NPAGES] TD_HIDDEN;
 
 /*
  * Entry for fd, or NULL (no page, out of range). Never allocates.  Inline,
@@ -237,7 +244,7 @@ static inline struct td_fdent *td_fdtab_peek(int fd)
 
 	if (td_unlikely((unsigned)fd >= TD_FDTAB_MAX))
 		return NULL;
-	page = atomic_load_explicit(&td_fdtab_pages[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT],
+	page = atomic_load_explicit(&td_fdtab_dir[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT].ent,
 				    memory_order_acquire);
 	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
 }
@@ -249,7 +256,7 @@ static inline struct td_fdext *td_fdtab_ext_peek(int fd)
 
 	if (td_unlikely((unsigned)fd >= TD_FDTAB_MAX))
 		return NULL;
-	page = atomic_load_explicit(&td_fdtab_ext_pages[fd >> TD_FDTAB_PAGE_SHIFT],
+	page = atomic_load_explicit(&td_fdtab_dir[fd >> TD_FDTAB_PAGE_SHIFT].ext,
 				    memory_order_acquire);
 	return page ? &page[fd & (TD_FDTAB_PAGE - 1)] : NULL;
 }
@@ -408,7 +415,7 @@ static inline int td_fdtab_bear(int fd, uint8_t family, uint32_t epoch)
 	/* (no range check: 0 <= fd <= the watermark < TD_FDTAB_MAX) */
 	if (td_unlikely(fd > atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed)))
 		return td_fdtab_bear_slow(fd, family, epoch);
-	page = atomic_load_explicit(&td_fdtab_pages[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT],
+	page = atomic_load_explicit(&td_fdtab_dir[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT].ent,
 				    memory_order_acquire);
 	if (td_unlikely(page == NULL || epoch > TD_BORN_EPOCH_MAX))
 		return td_fdtab_bear_slow(fd, family, epoch);

@@ -25,7 +25,7 @@
 #include "teardown/config.h"
 #include "teardown/fmt.h"
 
-_Atomic int td_init_state;
+TD_CHILD_READ _Atomic int td_init_state;
 __thread volatile int td_init_guard __attribute__((tls_model("initial-exec")));
 TD_CHILD_WRITTEN struct td_init_proc td_init_proc;
 __thread int *td_errno_p __attribute__((tls_model("initial-exec")));

@@ -40,14 +40,15 @@
 #define TD_SYSLOG_SOCKET "/dev/log"
 
 /* The current log descriptor and the identity of what it must point at. */
-static _Atomic int td__fd = -1;
-static _Atomic uint64_t td__dev, td__ino;
+TD_CHILD_READ static _Atomic int td__fd = -1;
+TD_CHILD_READ static _Atomic uint64_t td__dev;
+TD_CHILD_READ static _Atomic uint64_t td__ino;
 /* stderr as it was at start-up, for the "stderr" target */
 static uint64_t td__err_dev, td__err_ino;
 /* why the stderr target cannot be used at all (0: it can) */
 static int td__err_unusable;
-static const struct td_policy *td__pol;
-static char td__host[sizeof(((struct utsname *)0)->nodename)];
+TD_CHILD_READ static const struct td_policy *td__pol;
+TD_CHILD_READ static char td__host[sizeof(((struct utsname *)0)->nodename)];
 static char td__journal[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static bool td__journal_set;
 
@@ -56,8 +57,8 @@ static bool td__journal_set;
  * child, which reports its own), the errno of the first, and whether the
  * one warning has been given.
  */
-static _Atomic uint64_t td__dropped;
-static _Atomic int td__first_err;
+TD_CHILD_READ static _Atomic uint64_t td__dropped;
+TD_CHILD_READ static _Atomic int td__first_err;
 static _Atomic int td__warned;
 static _Atomic int td__warned_rot; /* a rotated file that could not be reopened */
 /* a target that failed to open is tried again at most this often */
@@ -80,9 +81,9 @@ static _Atomic int td__open_err;
 /* (written every few lines, by a forked child too: on the child's page) */
 TD_CHILD_WRITTEN static _Atomic int64_t td__checked_us;
 TD_CHILD_WRITTEN static _Atomic int64_t td__path_checked_us;
-static _Atomic uint32_t td__mode;
+TD_CHILD_READ static _Atomic uint32_t td__mode;
 /* odd while a thread reopens a rotated file over the log's descriptor */
-static _Atomic uint32_t td__rot_seq;
+TD_CHILD_READ static _Atomic uint32_t td__rot_seq;
 
 static bool td__same(int fd, uint64_t dev, uint64_t ino, mode_t *mode);
 
@@ -300,9 +301,9 @@ __attribute__((noinline, cold)) static int td__reopen(int stale)
  * from ev's own host, pid and prog; returns the block ev's line may use
  * now (td_event_format() checks it).
  */
-static struct td_event_who td__who_blk[2];
-static _Atomic(const struct td_event_who *) td__who;
-static _Atomic int32_t td__who_pid;
+TD_CHILD_READ static struct td_event_who td__who_blk[2];
+TD_CHILD_READ static _Atomic(const struct td_event_who *) td__who;
+TD_CHILD_READ static _Atomic int32_t td__who_pid;
 
 static const struct td_event_who *td__who_render(const struct td_event *ev)
 {

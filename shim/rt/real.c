@@ -19,12 +19,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "real.h"
 #include "teardown/layout.h"
 
 #define td_likely(x) __builtin_expect(!!(x), 1)
 
-struct td_real_fns td_real;
+TD_CHILD_READ struct td_real_fns td_real;
 FILE **td_real_stdio_list;
 char *td_real_single_threaded;
 

@@ -33,9 +33,9 @@
 #define TD_CHECK_US 1000000
 #define TD_RETIRE_US (60 * 1000000LL)
 
-_Atomic(const struct td_policy *) td_init_policy;
+TD_CHILD_READ _Atomic(const struct td_policy *) td_init_policy;
 
-static const struct td_policy *td__gens[TD_GENS];
+TD_CHILD_READ static const struct td_policy *td__gens[TD_GENS];
 static int64_t td__retired_us[TD_GENS]; /* worker only */
 
 struct td__sig {

@@ -88,7 +88,7 @@ static struct td_spool_view td__v;
 static struct td_spool_writer td__w;
 static void *td__map;
 static size_t td__size;
-static _Atomic int td__fd = -1;
+TD_CHILD_READ static _Atomic int td__fd = -1;
 static char td__path[PATH_MAX];
 TD_CHILD_WRITTEN static _Atomic uint32_t td__lines;
 /* the flush claim, and whether this thread holds it */

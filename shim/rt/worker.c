@@ -85,7 +85,8 @@ static void td__raise(_Atomic int *hi, int i)
 		;
 }
 TD_CHILD_WRITTEN static _Atomic int td__wstate;
-static _Atomic int td__efd = -1, td__epfd = -1;
+TD_CHILD_READ static _Atomic int td__efd = -1;
+TD_CHILD_READ static _Atomic int td__epfd = -1;
 /*
  * The latest time the worker looks at the slots' deadlines again (0: not
  * said yet), and a count of drains handed over, bumped once each is

@@ -163,6 +163,55 @@ def test_child_written_variables_share_one_page():
     assert addr % 4096 == 0 and 0 < size <= 4096, (hex(addr), size)
 
 
+@tdlib.requires("lib")
+def test_what_a_forked_child_reads_lies_on_one_page():
+    """The variables a forked child reads but no one writes between two
+    forks (TD_CHILD_READ: the policy, the real calls, the log's identity,
+    the fd table's watermarks) are in one section, td_child_ro, that
+    starts a page, with the fd table's directory (td_fdtab_dir) after
+    them and its first entry (fds 0 to 1023) on that same first page; and
+    the names an event line writes (its event, role, state, closer, wire
+    and why) are in the read-only data, not in the relocated data.
+
+    Catches: a variable or table moved back into the bss or .data, where
+    such variables lay on six pages and the name tables on a seventh: on
+    the virtual machine the project is measured on, a forked child's
+    first read of a page its parent wrote costs about 7 us, so every
+    child of a fork-per-connection server paid about 40 us for them
+    (README, Tests and benchmarks).  (A sanitized build adds to the
+    variables: there only the section is checked.)"""
+    lib = tdlib.lib_path()
+    out = subprocess.run(["readelf", "-SW", lib], capture_output=True, text=True,
+                         check=True).stdout
+    sec = {}
+    for m in re.finditer(r"\]\s+(\S+)\s+(?:PROGBITS|NOBITS)\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)",
+                         out):
+        sec[m.group(1)] = (int(m.group(2), 16), int(m.group(3), 16))
+    assert "td_child_ro" in sec, "no td_child_ro section:\n" + out
+    start, size = sec["td_child_ro"]
+    assert start % 4096 == 0 and size > 0, (hex(start), size)
+    syms = {}
+    for line in subprocess.run(["nm", "-S", "--defined-only", lib], capture_output=True,
+                               text=True, check=True).stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            syms.setdefault(parts[3], []).append(int(parts[0], 16))
+    for name in ("td_fdtab_dir", "td_init_state", "td_init_policy", "td_real",
+                 "td_fdtab_prog_high_"):
+        assert name in syms, name
+        assert all(start <= a < start + size for a in syms[name]), (name, hex(start))
+    if not tdlib.sanitize():
+        dir0 = syms["td_fdtab_dir"][0]
+        assert (dir0 + 16 - 1) // 4096 == start // 4096, \
+            "the variables push the directory's first entry off the first page: %#x" % dir0
+    ro_start, ro_size = sec[".rodata"]
+    for name in ("td__event_names", "td__why_names", "td__wire_names", "td__closer_names",
+                 "td__tcp_states"):
+        assert name in syms, name
+        assert all(ro_start <= a < ro_start + ro_size for a in syms[name]), \
+            "%s is not in .rodata (relocated data: a page of the process's own)" % name
+
+
 def _child_runs_names():
     """The functions the sources mark TD_CHILD_RUNS (include/teardown/layout.h)."""
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
