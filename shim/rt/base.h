@@ -78,15 +78,22 @@ static inline void td_errno_set(int v)
  * (its pid, fork epochs and generation, its line count, the log's check
  * times), and those its parent writes at every fork: one section, so
  * they share a page and a fork-per-connection server's child copies that
- * one page for them, not one page each, and its parent writes no other
- * page of ours between two forks but the socket's own entry.  Each has its own cache line (the
- * line count is written at every log line).  shim/td_child.ld starts the
- * section on a page; tests/e2e/test_host_calls.py checks, on the built
- * library, that it fits in that page.  Some are read there first, not
- * written: a page the parent never touched costs a child a fault even
- * to read.
+ * one page for them, not one page each.  The fd table's first entries
+ * follow them on that page (TD_CHILD_FD, fdtab.c): a fork-per-connection
+ * server's parent, which writes its connection's entry at accept() and
+ * at its close() of it, and its child, which closes and dup2()s its
+ * inherited fds, then copy one page of ours per fork each, not two.
+ * Packed, so that the entries of fds 0 to 15 and more fit beside them;
+ * a variable every thread writes at every event (TD_CHILD_WRITTEN_LINE:
+ * the line count, the connection counter) has a cache line of its own.
+ * shim/td_child.ld starts the section on a page;
+ * tests/e2e/test_host_calls.py checks, on the built library, what shares
+ * that page.  Some are read there first, not written: a page the parent
+ * never touched costs a child a fault even to read.
  */
-#define TD_CHILD_WRITTEN __attribute__((section("td_child"), aligned(64)))
+#define TD_CHILD_WRITTEN __attribute__((section("td_child")))
+#define TD_CHILD_WRITTEN_LINE __attribute__((section("td_child"), aligned(64)))
+#define TD_CHILD_FD __attribute__((section("td_child.fd"), aligned(64)))
 /*
  * The variables every close, line and exit reads but that change only at
  * start-up, a reload, a new log file or a new highest fd (the policy, the

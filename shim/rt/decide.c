@@ -23,7 +23,7 @@
 
 /* the parent of a fork-per-connection server writes it at every accept:
  * on the page it writes after every fork anyway */
-TD_CHILD_WRITTEN static _Atomic uint64_t td__conn_seq;
+TD_CHILD_WRITTEN_LINE static _Atomic uint64_t td__conn_seq;
 
 /*
  * The policy an entry was decided under (a live reload applies to

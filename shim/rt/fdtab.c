@@ -18,7 +18,9 @@
 #include "rt.h"
 #include "slots.h"
 
-TD_CHILD_DIR struct td_fdtab_dir td_fdtab_dir[TD_FDTAB_NPAGES];
+/* fds 0 to 1023: beside the written variables (TD_CHILD_FD), never unmapped */
+TD_CHILD_FD struct td_fdent td_fdtab_page0[TD_FDTAB_PAGE];
+TD_CHILD_DIR struct td_fdtab_dir td_fdtab_dir[TD_FDTAB_NPAGES] = {[0] = {.ent = td_fdtab_page0}};
 TD_CHILD_READ _Atomic int td_fdtab_high_ = -1;
 TD_CHILD_READ _Atomic int td_fdtab_prog_high_ = -1;
 
@@ -51,14 +53,18 @@ static void *td__slot_of(_Atomic(void *) *where, size_t size, int fd)
 	return (char *)page + (size_t)(fd & (TD_FDTAB_PAGE - 1)) * size;
 }
 
+TD_CHILD_RUNS
 struct td_fdent *td_fdtab_slot(int fd)
 {
+	if ((unsigned)fd < TD_FDTAB_PAGE)
+		return &td_fdtab_page0[fd];
 	if ((unsigned)fd >= TD_FDTAB_MAX)
 		return NULL;
 	return td__slot_of((_Atomic(void *) *)&td_fdtab_dir[fd >> TD_FDTAB_PAGE_SHIFT].ent,
 			   sizeof(struct td_fdent), fd);
 }
 
+TD_CHILD_RUNS
 struct td_fdext *td_fdtab_ext(int fd)
 {
 	if ((unsigned)fd >= TD_FDTAB_MAX)

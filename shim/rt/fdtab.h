@@ -232,6 +232,9 @@ struct td_fdtab_dir {
 	_Atomic(struct td_fdext *) ext;
 };
 extern struct td_fdtab_dir td_fdtab_dir[TD_FDTAB_NPAGES] TD_HIDDEN;
+/* fds 0 to 1023, every program's: static, beside the variables a forked
+ * child writes (TD_CHILD_FD), and td_fdtab_dir[0].ent */
+extern struct td_fdent td_fdtab_page0[TD_FDTAB_PAGE] TD_HIDDEN;
 
 /*
  * Entry for fd, or NULL (no page, out of range). Never allocates.  Inline,
@@ -242,6 +245,8 @@ static inline struct td_fdent *td_fdtab_peek(int fd)
 {
 	struct td_fdent *page;
 
+	if (td_likely((unsigned)fd < TD_FDTAB_PAGE))
+		return &td_fdtab_page0[fd];
 	if (td_unlikely((unsigned)fd >= TD_FDTAB_MAX))
 		return NULL;
 	page = atomic_load_explicit(&td_fdtab_dir[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT].ent,
@@ -415,8 +420,11 @@ static inline int td_fdtab_bear(int fd, uint8_t family, uint32_t epoch)
 	/* (no range check: 0 <= fd <= the watermark < TD_FDTAB_MAX) */
 	if (td_unlikely(fd > atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed)))
 		return td_fdtab_bear_slow(fd, family, epoch);
-	page = atomic_load_explicit(&td_fdtab_dir[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT].ent,
-				    memory_order_acquire);
+	if (td_likely(fd < TD_FDTAB_PAGE))
+		page = td_fdtab_page0;
+	else
+		page = atomic_load_explicit(&td_fdtab_dir[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT].ent,
+					    memory_order_acquire);
 	if (td_unlikely(page == NULL || epoch > TD_BORN_EPOCH_MAX))
 		return td_fdtab_bear_slow(fd, family, epoch);
 	e = &page[fd & (TD_FDTAB_PAGE - 1)];

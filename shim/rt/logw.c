@@ -79,7 +79,7 @@ static _Atomic int td__open_err;
 /* how often a file target's path is compared with the open file */
 #define TD_LOG_PATHCHECK_US 100000
 /* (written every few lines, by a forked child too: on the child's page) */
-TD_CHILD_WRITTEN static _Atomic int64_t td__checked_us;
+TD_CHILD_WRITTEN_LINE static _Atomic int64_t td__checked_us;
 TD_CHILD_WRITTEN static _Atomic int64_t td__path_checked_us;
 TD_CHILD_READ static _Atomic uint32_t td__mode;
 /* odd while a thread reopens a rotated file over the log's descriptor */

@@ -90,9 +90,9 @@ static void *td__map;
 static size_t td__size;
 TD_CHILD_READ static _Atomic int td__fd = -1;
 static char td__path[PATH_MAX];
-TD_CHILD_WRITTEN static _Atomic uint32_t td__lines;
+TD_CHILD_WRITTEN_LINE static _Atomic uint32_t td__lines;
 /* the flush claim, and whether this thread holds it */
-TD_CHILD_WRITTEN static _Atomic int td__claim;
+TD_CHILD_WRITTEN_LINE static _Atomic int td__claim;
 static __thread int td__flushing __attribute__((tls_model("initial-exec")));
 /* this thread is between reserving a line and committing it */
 static __thread int td__putting __attribute__((tls_model("initial-exec")));
