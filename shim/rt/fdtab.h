@@ -418,16 +418,18 @@ static inline int td_fdtab_bear(int fd, uint8_t family, uint32_t epoch)
 	uint32_t old;
 
 	/* (no range check: 0 <= fd <= the watermark < TD_FDTAB_MAX) */
-	if (td_unlikely(fd > atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed)))
+	if (td_unlikely(fd > atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed) ||
+			epoch > TD_BORN_EPOCH_MAX))
 		return td_fdtab_bear_slow(fd, family, epoch);
-	if (td_likely(fd < TD_FDTAB_PAGE))
-		page = td_fdtab_page0;
-	else
+	if (td_likely(fd < TD_FDTAB_PAGE)) {
+		e = &td_fdtab_page0[fd];
+	} else {
 		page = atomic_load_explicit(&td_fdtab_dir[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT].ent,
 					    memory_order_acquire);
-	if (td_unlikely(page == NULL || epoch > TD_BORN_EPOCH_MAX))
-		return td_fdtab_bear_slow(fd, family, epoch);
-	e = &page[fd & (TD_FDTAB_PAGE - 1)];
+		if (td_unlikely(page == NULL))
+			return td_fdtab_bear_slow(fd, family, epoch);
+		e = &page[fd & (TD_FDTAB_PAGE - 1)];
+	}
 	/* acquire: pairs with the release of the close that freed the number
 	 * (its thread may have written linger last) */
 	old = atomic_load_explicit(&e->tag, memory_order_acquire);
