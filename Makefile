@@ -93,6 +93,7 @@ SHIM_OBJ := $(call obj,$(HOOK_SRC) $(RT_SRC))
 # windows instead of three.
 LIB_LATE_SRC := shim/core/config.c shim/core/cfgread.c shim/core/config_text.c \
 	shim/core/schema.c shim/core/policy.c shim/core/fault.c shim/rt/reload.c \
+	shim/core/mem.c shim/rt/mem.c \
 	shim/rt/runwide.c shim/rt/faults.c shim/hook/spawn.c shim/hook/vfork.c \
 	shim/hook/close_range.c shim/hook/syscall.c shim/hook/fclose.c shim/hook/setsockopt.c \
 	shim/hook/bind.c shim/hook/socket.c shim/hook/connect.c shim/hook/accept.c

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "teardown/mem.h"
 #include "teardown/cfgread.h"
 #include "teardown/fmt.h"
 
@@ -33,7 +34,7 @@ static void *td__alloc(struct td_cfg_doc *d, size_t n)
 	if (c == NULL || c->cap - c->used < n) {
 		size_t cap = n > TD__CHUNK ? n : TD__CHUNK;
 
-		c = malloc(sizeof(*c) + cap);
+		c = td_mem_malloc(sizeof(*c) + cap);
 		if (c == NULL)
 			return NULL;
 		c->next = d->chunks;
@@ -50,7 +51,7 @@ void td_cfg_free(struct td_cfg_doc *d)
 	while (d->chunks != NULL) {
 		struct td__cfg_chunk *next = d->chunks->next;
 
-		free(d->chunks);
+		td_mem_free(d->chunks);
 		d->chunks = next;
 	}
 	d->root = NULL;

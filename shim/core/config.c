@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "teardown/mem.h"
 #include "teardown/config.h"
 #include "teardown/event.h"
 #include "teardown/fault.h"
@@ -343,7 +344,7 @@ static int td__cidrs(struct td__pctx *c, const struct td_cfg_node *s,
 		return td__fail(c, s, path,
 				"expected an address string or a list of them, got %s",
 				td__type_name(s->type));
-	*out = calloc(n, sizeof(**out));
+	*out = td_mem_calloc(n, sizeof(**out));
 	if (*out == NULL)
 		return td__nomem(c);
 	*nout = n;
@@ -413,7 +414,7 @@ static int td__ports(struct td__pctx *c, const struct td_cfg_node *s,
 
 	if (rc != 0)
 		return rc;
-	*out = calloc(n, sizeof(**out));
+	*out = td_mem_calloc(n, sizeof(**out));
 	if (*out == NULL)
 		return td__nomem(c);
 	*nout = n;
@@ -447,8 +448,8 @@ static int td__glob(struct td__pctx *c, const struct td_cfg_node *m, const char 
 	else if (rc == 0 && strlen(s) > TD__PROGRAM_MAX)
 		rc = td__fail(c, m, path, "program glob longer than %d bytes", TD__PROGRAM_MAX);
 	if (rc == 0) {
-		free(*out);
-		if ((*out = strdup(s)) == NULL)
+		td_mem_free(*out);
+		if ((*out = td_mem_strdup(s)) == NULL)
 			rc = td__nomem(c);
 	}
 	return rc;
@@ -747,13 +748,13 @@ static int td__parse_rules(struct td__pctx *c, const struct td_cfg_node *s)
 	n = (int)s->n;
 	if (n <= 0)
 		return 0;
-	p->rules = calloc((size_t)n, sizeof(*p->rules));
+	p->rules = td_mem_calloc((size_t)n, sizeof(*p->rules));
 	if (p->rules == NULL)
 		return td__nomem(c);
 	p->n_rules = (uint32_t)n;
 	while (cap < 2u * (uint32_t)n)
 		cap <<= 1;
-	c->names = calloc(cap, sizeof(*c->names));
+	c->names = td_mem_calloc(cap, sizeof(*c->names));
 	if (c->names == NULL)
 		return td__nomem(c);
 	c->names_mask = cap - 1;
@@ -979,7 +980,7 @@ static int td__parse(struct td__pctx *c, const char *text, size_t len, const cha
 	if (rc != 0 && td__keep(c, rc))
 		rc = 0;
 	td_cfg_free(&doc);
-	free(c->names);
+	td_mem_free(c->names);
 	if (rc == 0 && c->n_errs > 0)
 		rc = -EINVAL;
 	if (rc != 0) {
@@ -1003,7 +1004,7 @@ int td_policy_parse_text(struct td_policy *p, const char *text, size_t len,
 int td_policy_parse_all(struct td_policy *p, const char *text, size_t len,
 			const char *source, struct td_cfg_error *errs, size_t cap)
 {
-	struct td_cfg_error *err = malloc(sizeof(*err));
+	struct td_cfg_error *err = td_mem_malloc(sizeof(*err));
 	struct td__pctx c = {.err = err, .p = p, .errs = errs, .errs_cap = cap};
 	size_t n;
 	int rc;
@@ -1017,7 +1018,7 @@ int td_policy_parse_all(struct td_policy *p, const char *text, size_t len,
 			errs[0] = *err;
 		c.n_errs = 1;
 	}
-	free(err);
+	td_mem_free(err);
 	if (rc == -ENOMEM)
 		return rc;
 	/* in line order (the keys read first come first otherwise) */
@@ -1098,11 +1099,11 @@ int td_policy_set_option(struct td_policy *p, struct td_rule *r, const struct td
 		for (size_t i = 0; i < nvals; i++)
 			for (const char *v = vals[i]; v != NULL; v = strchr(v, ','), v = v ? v + 1 : v)
 				nk++;
-		kids = calloc(nk, sizeof(*kids));
-		kidp = calloc(nk, sizeof(*kidp));
+		kids = td_mem_calloc(nk, sizeof(*kids));
+		kidp = td_mem_calloc(nk, sizeof(*kidp));
 		if (kids == NULL || kidp == NULL) {
-			free(kids);
-			free(kidp);
+			td_mem_free(kids);
+			td_mem_free(kidp);
 			return -ENOMEM;
 		}
 		nk = 0;
@@ -1110,7 +1111,7 @@ int td_policy_set_option(struct td_policy *p, struct td_rule *r, const struct td
 			for (const char *v = vals[i]; v != NULL;) {
 				const char *comma = strchr(v, ',');
 				size_t len = comma ? (size_t)(comma - v) : strlen(v);
-				char *one = strndup(v, len);
+				char *one = td_mem_strndup(v, len);
 
 				kids[nk].type = TD_CFG_STRING;
 				kids[nk].s = one ? one : "";
@@ -1134,9 +1135,9 @@ int td_policy_set_option(struct td_policy *p, struct td_rule *r, const struct td
 		rc = td__group_done(&c, &node, "", TD_SC_FAULT, base);
 	}
 	for (size_t i = 0; i < nk; i++)
-		free((char *)kids[i].s);
-	free(kids);
-	free(kidp);
+		td_mem_free((char *)kids[i].s);
+	td_mem_free(kids);
+	td_mem_free(kidp);
 	return rc;
 }
 
@@ -1153,7 +1154,7 @@ static int td__read_all(int fd, size_t hint, char **text, size_t *len,
 			struct td_cfg_error *err)
 {
 	size_t cap = hint + 1, n = 0;
-	char *buf = malloc(cap);
+	char *buf = td_mem_malloc(cap);
 
 	if (buf == NULL)
 		goto nomem;
@@ -1167,7 +1168,7 @@ static int td__read_all(int fd, size_t hint, char **text, size_t *len,
 				break;
 			cap = cap * 2 > TD_POLICY_MAX_BYTES + 2 ? TD_POLICY_MAX_BYTES + 2
 								: cap * 2;
-			nb = realloc(buf, cap);
+			nb = td_mem_realloc(buf, cap);
 			if (nb == NULL)
 				goto nomem;
 			buf = nb;
@@ -1178,7 +1179,7 @@ static int td__read_all(int fd, size_t hint, char **text, size_t *len,
 		if (r < 0) {
 			int e = errno;
 
-			free(buf);
+			td_mem_free(buf);
 			td__errno_msg(err, "cannot read", e);
 			return -e;
 		}
@@ -1187,7 +1188,7 @@ static int td__read_all(int fd, size_t hint, char **text, size_t *len,
 		n += (size_t)r;
 	}
 	if (n > TD_POLICY_MAX_BYTES) {
-		free(buf);
+		td_mem_free(buf);
 		td__seterr(err, 0, "is larger than 1 MiB");
 		return -EFBIG;
 	}
@@ -1196,7 +1197,7 @@ static int td__read_all(int fd, size_t hint, char **text, size_t *len,
 	*len = n;
 	return 0;
 nomem:
-	free(buf);
+	td_mem_free(buf);
 	td__seterr(err, 0, "out of memory");
 	return -ENOMEM;
 }
@@ -1302,7 +1303,7 @@ int td_policy_load_file(struct td_policy *p, const char *path,
 	if (rc != 0)
 		return rc;
 	rc = td_policy_parse_text(p, text, len, path, err);
-	free(text);
+	td_mem_free(text);
 	return rc;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "teardown/mem.h"
 #include "teardown/config.h"
 #include "teardown/event.h"
 #include "teardown/fault.h"
@@ -51,7 +52,7 @@ static void td__sb_printf(struct td__sb *b, const char *fmt, ...)
 
 		while (cap - b->len <= (size_t)n)
 			cap *= 2;
-		np = realloc(b->p, cap);
+		np = td_mem_realloc(b->p, cap);
 		if (np == NULL) {
 			b->oom = true;
 			return;
@@ -406,7 +407,7 @@ char *td_policy_to_text(const struct td_policy *p)
 	c_num = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
 	if (c_num == (locale_t)0)
 		return NULL;
-	b.p = malloc(b.cap);
+	b.p = td_mem_malloc(b.cap);
 	if (b.p == NULL) {
 		freelocale(c_num);
 		return NULL;
@@ -417,7 +418,7 @@ char *td_policy_to_text(const struct td_policy *p)
 	uselocale(old);
 	freelocale(c_num);
 	if (b.oom) {
-		free(b.p);
+		td_mem_free(b.p);
 		return NULL;
 	}
 	return b.p;

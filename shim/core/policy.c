@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "teardown/mem.h"
 #include "teardown/fmt.h"
 #include "teardown/policy.h"
 
@@ -122,17 +123,17 @@ void td_policy_free(struct td_policy *p)
 	for (uint32_t i = 0; i < p->n_rules; i++) {
 		struct td_rule *r = &p->rules[i];
 
-		free(r->program);
-		free(r->remote);
-		free(r->local);
-		free(r->remote_port);
-		free(r->local_port);
+		td_mem_free(r->program);
+		td_mem_free(r->remote);
+		td_mem_free(r->local);
+		td_mem_free(r->remote_port);
+		td_mem_free(r->local_port);
 	}
-	free(p->rules);
+	td_mem_free(p->rules);
 	p->rules = NULL;
-	free(p->matched);
+	td_mem_free(p->matched);
 	p->matched = NULL;
-	free(p->observe); /* its pointers are the rules' own */
+	td_mem_free(p->observe); /* its pointers are the rules' own */
 	p->observe = NULL;
 	p->n_rules = 0;
 	td__index_free(p->index);
@@ -244,8 +245,8 @@ static int td__cidx_build(struct td_cidx *cx, const struct td_policy *p)
 	cx->mask = 15;
 	while (cx->mask < pairs * 2 + 1)
 		cx->mask = cx->mask * 2 + 1;
-	cx->slots = calloc((size_t)cx->mask + 1, sizeof(*cx->slots));
-	cx->rules = malloc((pairs ? pairs : 1) * sizeof(uint32_t));
+	cx->slots = td_mem_calloc((size_t)cx->mask + 1, sizeof(*cx->slots));
+	cx->rules = td_mem_malloc((pairs ? pairs : 1) * sizeof(uint32_t));
 	if (cx->slots == NULL || cx->rules == NULL)
 		return -ENOMEM;
 	for (int pass = 0; pass < 2; pass++) {
@@ -327,20 +328,20 @@ static void td__plist_walk(const struct td_policy *p, int key, uint32_t *count,
 
 static int td__plist_build(struct td_plist *pl, const struct td_policy *p, int key)
 {
-	uint32_t *count = calloc(65536, sizeof(uint32_t));
-	uint32_t *last = calloc(65536, sizeof(uint32_t));
+	uint32_t *count = td_mem_calloc(65536, sizeof(uint32_t));
+	uint32_t *last = td_mem_calloc(65536, sizeof(uint32_t));
 	int rc = -ENOMEM;
 
 	if (count == NULL || last == NULL)
 		goto out;
 	td__plist_walk(p, key, count, last, NULL, NULL);
-	pl->start = malloc(65537 * sizeof(uint32_t));
+	pl->start = td_mem_malloc(65537 * sizeof(uint32_t));
 	if (pl->start == NULL)
 		goto out;
 	pl->start[0] = 0;
 	for (uint32_t port = 0; port < 65536; port++)
 		pl->start[port + 1] = pl->start[port] + count[port];
-	pl->rules = malloc((pl->start[65536] ? pl->start[65536] : 1) * sizeof(uint32_t));
+	pl->rules = td_mem_malloc((pl->start[65536] ? pl->start[65536] : 1) * sizeof(uint32_t));
 	if (pl->rules == NULL)
 		goto out;
 	memset(count, 0, 65536 * sizeof(uint32_t));
@@ -348,8 +349,8 @@ static int td__plist_build(struct td_plist *pl, const struct td_policy *p, int k
 	td__plist_walk(p, key, count, last, pl->start, pl->rules);
 	rc = 0;
 out:
-	free(count);
-	free(last);
+	td_mem_free(count);
+	td_mem_free(last);
 	return rc;
 }
 
@@ -357,23 +358,23 @@ static void td__index_free(struct td_index *ix)
 {
 	if (ix == NULL)
 		return;
-	free(ix->remote.start);
-	free(ix->remote.rules);
-	free(ix->local.start);
-	free(ix->local.rules);
-	free(ix->cidr.slots);
-	free(ix->cidr.rules);
-	free(ix->generic);
-	free(ix);
+	td_mem_free(ix->remote.start);
+	td_mem_free(ix->remote.rules);
+	td_mem_free(ix->local.start);
+	td_mem_free(ix->local.rules);
+	td_mem_free(ix->cidr.slots);
+	td_mem_free(ix->cidr.rules);
+	td_mem_free(ix->generic);
+	td_mem_free(ix);
 }
 
 int td_policy_build_index(struct td_policy *p)
 {
-	struct td_index *ix = calloc(1, sizeof(*ix));
+	struct td_index *ix = td_mem_calloc(1, sizeof(*ix));
 
 	if (ix == NULL)
 		return -ENOMEM;
-	ix->generic = malloc((p->n_rules ? p->n_rules : 1) * sizeof(uint32_t));
+	ix->generic = td_mem_malloc((p->n_rules ? p->n_rules : 1) * sizeof(uint32_t));
 	if (ix->generic == NULL || td__plist_build(&ix->remote, p, 1) != 0 ||
 	    td__plist_build(&ix->local, p, 2) != 0 || td__cidx_build(&ix->cidr, p) != 0) {
 		td__index_free(ix);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "teardown/mem.h"
 #include "teardown/fault.h"
 #include "teardown/fmt.h"
 
@@ -88,7 +89,7 @@ void td_decide_make_observers(struct td_policy *p)
 		any = p->rules[i].log && td__acts(&p->rules[i]);
 	if (!any || p->n_rules > INT32_MAX / 2)
 		return;
-	p->observe = calloc(p->n_rules, sizeof(*p->observe));
+	p->observe = td_mem_calloc(p->n_rules, sizeof(*p->observe));
 	if (p->observe == NULL)
 		return; /* such sockets are left alone, as before */
 	for (uint32_t i = 0; i < p->n_rules; i++) {

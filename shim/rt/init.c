@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "teardown/mem.h"
 #include "teardown/config.h"
 #include "teardown/fmt.h"
 
@@ -152,17 +153,17 @@ static struct td_policy *td__load_policy(const char **pathp)
 	} else {
 		len = strlen(text);
 	}
-	p = calloc(1, sizeof(*p));
+	p = td_mem_calloc(1, sizeof(*p));
 	if (p == NULL) {
-		free(filetext);
+		td_mem_free(filetext);
 		return NULL;
 	}
 	rc = td_policy_parse_text(p, text, len, path ? path : "TEARDOWN_POLICY", &err);
-	free(filetext);
+	td_mem_free(filetext);
 	if (rc != 0) {
 		int on_error = p->on_error;
 
-		free(p);
+		td_mem_free(p);
 		if (rc == -EINVAL)
 			td__policy_error(&err, on_error);
 		return NULL;
@@ -214,7 +215,7 @@ void td_init_prepare_policy(struct td_policy *p)
 		(void)td_policy_build_index(p);
 	/* per-rule match counts for faults aimed by position (this process) */
 	if (p->any_fault && p->n_rules > 0)
-		p->matched = calloc(p->n_rules, sizeof(*p->matched));
+		p->matched = td_mem_calloc(p->n_rules, sizeof(*p->matched));
 	td_decide_make_observers(p);
 }
 
@@ -274,6 +275,7 @@ static void td__atfork_child(void)
 	td_holders_fork_child_reset();
 	td_fdtab_hrec_child(atomic_load(&td_init_proc.ppid));
 	td_worker_after_fork_child();
+	td_mem_after_fork_child();
 	td_errno_set(saved);
 }
 

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 
 #include "rt.h"
+#include "teardown/mem.h"
 #include "teardown/config.h"
 #include "teardown/fmt.h"
 
@@ -164,7 +165,7 @@ static int td__slot(int64_t now)
 		if (i == cur || used[i] || now - td__retired_us[i] < TD_RETIRE_US)
 			continue;
 		td_policy_free((struct td_policy *)td__gens[i]);
-		free((void *)td__gens[i]);
+		td_mem_free((void *)td__gens[i]);
 		td__gens[i] = NULL;
 		return i;
 	}
@@ -199,16 +200,16 @@ static void td__apply(struct td__sig *sig)
 	rc = td_policy_read_file(td__path, td__privileged, &text, &len, &err);
 	/* FNV-1a 64 of the text: the "hash" of policy events */
 	hash = rc == 0 ? td_fnv64(text, len) : 0;
-	p = rc == 0 ? calloc(1, sizeof(*p)) : NULL;
+	p = rc == 0 ? td_mem_calloc(1, sizeof(*p)) : NULL;
 	if (rc == 0 && p == NULL)
 		rc = -ENOMEM;
 	if (rc == 0)
 		rc = td_policy_parse_text(p, text, len, td__path, &err);
-	free(text);
+	td_mem_free(text);
 	if (rc != 0) {
 		struct td_buf b;
 
-		free(p);
+		td_mem_free(p);
 		td_cfg_error_format(&err, msg, sizeof(msg) - 40);
 		td__event(old, hash, 0, false, msg);
 		td_buf_init(&b, msg + strlen(msg), 40);
@@ -225,7 +226,7 @@ static void td__apply(struct td__sig *sig)
 	slot = td__slot(td_clock_mono_us());
 	if (slot < 0) {
 		td_policy_free(p);
-		free(p);
+		td_mem_free(p);
 		td__event(old, hash, 0, false, "too many policies still in use; keeping the one in force");
 		return;
 	}

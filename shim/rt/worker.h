@@ -23,6 +23,8 @@ int td_worker_timer(int fd, uint32_t tag, int64_t when_mono_us) TD_HIDDEN;
 /* Make sure the CLOSE_WAIT watcher runs. */
 void td_worker_watch_leaks(void) TD_HIDDEN;
 void td_worker_after_fork_child(void) TD_HIDDEN;
+/* The library's allocator (shim/rt/mem.c): a lock a fork() left held goes. */
+void td_mem_after_fork_child(void) TD_HIDDEN;
 /* At exit: discard input of pending drains and write their events. */
 void td_worker_flush_at_exit(void) TD_HIDDEN;
 /* Whether this process has the worker thread (started, or starting). */

@@ -1177,18 +1177,24 @@ VARIANTS = {"O0": ["-O0"], "O2": ["-O2"], "lto": ["-O2", "-flto=auto"]}
 def test_real_symbols_survive_optimiser_and_malloc_interposer():
     """The library built at -O0, -O2 and -O2 -flto (the Makefile's LIB
     rule, flags from the Makefile), each run as a tdpeer client alone and
-    with libhost_malloc.so preloaded after it (so the library's calloc,
-    dlopen and dlsym allocate through the interposer, which re-enters the
-    library through close() on every call): an "abort" client must send
-    an RST and a "graceful" client that set SO_LINGER {1,0} must send a
-    FIN; every variant must export exactly the wrapped names; and the
-    interposer must have seen allocations made by libteardown.so itself.
+    with libhost_malloc.so preloaded after it (an interposer that
+    re-enters the library through close() on every call, and reports who
+    called it): an "abort" client must send an RST and a "graceful"
+    client that set SO_LINGER {1,0} must send a FIN; every variant must
+    export exactly the wrapped names; and the interposer must have seen
+    no allocation made by libteardown.so itself: the library's policy
+    and its parse come from mappings of its own (shim/rt/mem.c), never
+    from the program's allocator.
 
     Catches: a real-symbol lookup or symbol-visibility scheme that only
     works at one optimisation level (LTO merging, a circular lookup
-    resolving to our own wrapper, an inlined td_real call), and start-up
+    resolving to our own wrapper, an inlined td_real call), start-up
     that deadlocks, recurses or crashes when malloc is interposed and
-    calls back into the library."""
+    calls back into the library, and a malloc() of the library's
+    (start-up through the program's allocator, which may itself be in
+    the middle of its own start-up; the library's blocks in the
+    program's heap, where they moved a forked child's allocations onto
+    two more pages)."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         built = dict(zip(VARIANTS, pool.map(lambda kv: _build_variant(*kv), VARIANTS.items())))
     problems = []
@@ -1227,8 +1233,8 @@ def test_real_symbols_survive_optimiser_and_malloc_interposer():
             with open(report) as f:
                 stats = json.load(f)
             tdlib.note(tag, stats)
-            if stats["callers"].get("libteardown.so", 0) == 0 or stats["reentered"] == 0:
-                problems.append("%s: the interposer saw no allocation of the library: %r"
+            if stats["callers"].get("libteardown.so", 0) != 0:
+                problems.append("%s: the library allocated through the program's malloc: %r"
                                 % (tag, stats))
     assert not problems, "\n".join(problems)
 

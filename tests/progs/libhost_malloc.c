@@ -1,8 +1,9 @@
 /*
  * libhost_malloc: a malloc interposer, as memory debuggers and
  * alternative allocators are.  Preloaded AFTER libteardown.so, it is the
- * malloc, calloc, realloc and free that the library's own allocations
- * (its policy, dlopen() of libconfig, dlsym()) and glibc's reach.
+ * malloc, calloc, realloc and free that glibc's allocations, and any the
+ * library made through malloc(), reach (the library allocates from
+ * mappings of its own: none should).
  *
  * It forwards to glibc's __libc_malloc and friends, so it never needs
  * dlsym() itself (which may allocate: that is the classic infinite
@@ -15,7 +16,7 @@
  * At exit it writes a JSON report to the file named by HOST_MALLOC_OUT:
  * calls per function, re-entries made, and calls per calling object
  * (found with dladdr() from the return addresses), so a test can check
- * that the library's allocations really came through here.
+ * whose allocations came through here.
  */
 #include <dlfcn.h>
 #include <errno.h>
