@@ -826,7 +826,8 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		 * socket was made): no facts to read, the kernel's close at
 		 * exit is all there is.  Its count was left above.
 		 */
-		if (!r->log && r->close != TD_CLOSE_GRACEFUL && r->close != TD_CLOSE_DRAIN)
+		work_rule = r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
+		if (!r->log && !work_rule)
 			continue;
 		/* counted holders: this process's copies took the count to zero */
 		by_count = xf != NULL && (*xf & TD_XS_COUNTED);
@@ -865,7 +866,6 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		 * remain (README, Limits).
 		 */
 		after = single && !by_count && td__may_ask_after(r, &s);
-		work_rule = r->close == TD_CLOSE_GRACEFUL || r->close == TD_CLOSE_DRAIN;
 		origin = td_fdtab_share_origin(s.share, fd);
 		if (td_info_facts_sock(fd, &f, &s, r, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
 		    0)

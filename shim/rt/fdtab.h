@@ -224,8 +224,9 @@ void td_fdent_linger_set(struct td_fdent *e, int onoff, int secs) TD_HIDDEN;
 
 /*
  * The table's pages, mapped on first use (fdtab.c), and the extensions':
- * side by side, so that the low fds' two pointers (every program's) are
- * one read of one page.
+ * side by side, so that the low fds' extension pointer lies on the page
+ * of the variables before the directory (td_child_ro).  fds 0 to 1023
+ * use the static td_fdtab_page0, which entry 0 names too.
  */
 struct td_fdtab_dir {
 	_Atomic(struct td_fdent *) ent;

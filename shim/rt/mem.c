@@ -21,11 +21,13 @@
  *
  * Never called on a path a signal handler reaches (as malloc() was not):
  * start-up, a reload in the worker, the policy's observing twins.  A
- * spin lock guards the mapping being cut; a fork() made while another
+ * lock that yields while another thread holds it (as the spool's claim
+ * does) guards the mapping being cut; a fork() made while another
  * thread held it leaves it held in the child, which lets it go
  * (td_mem_after_fork_child()).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -64,7 +66,7 @@ static void td__lock_take(void)
 	while (!atomic_compare_exchange_weak_explicit(&td__lock, &expect, 1, memory_order_acquire,
 						      memory_order_relaxed)) {
 		expect = 0;
-		__builtin_ia32_pause();
+		sched_yield();
 	}
 }
 
@@ -242,10 +244,10 @@ char *td_mem_strdup(const char *s)
 }
 
 /* A fork() while another thread cut a block: the child has no such
- * thread, and lets the lock go (read first: no page written for it). */
+ * thread, and lets the lock go (td_store_changed: no page written for it
+ * otherwise). */
 TD_CHILD_RUNS
 void td_mem_after_fork_child(void)
 {
-	if (atomic_load_explicit(&td__lock, memory_order_relaxed) != 0)
-		atomic_store_explicit(&td__lock, 0, memory_order_relaxed);
+	td_store_changed(&td__lock, 0);
 }

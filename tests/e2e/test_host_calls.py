@@ -279,6 +279,31 @@ def test_code_a_forked_child_runs_is_one_fault_around_window():
     assert not outside, "marked TD_CHILD_RUNS but outside the section: %s" % outside
 
 
+def _client_own_calls(tag, log_on, client_args):
+    """Run a tdpeer client with client_args under strace, with one rule
+    for clients (close = "pass", log = log_on) logging to _log(tag).
+    Returns (the library's system calls after the client's connect(): the
+    socket's state, unread and unsent bytes, SO_LINGER, sock_diag; the
+    log's path)."""
+    log = _log(tag)
+    env = _policy_env([{"name": "quiet", "match": {"role": "client"}, "close": "pass",
+                        "log": log_on}], log)
+    trace = os.path.join(tdlib.tmpdir(), tag + ".strace")
+    srv = tdlib.Server("--read-until-eof")
+    cmd = ["strace", "-f", "-qq", "-o", trace, "-e",
+           "trace=connect,getsockopt,ioctl,socket,sendto,recvfrom,shutdown,exit_group"]
+    proc = tdlib.run(cmd + tdlib.client_cmd(srv.port, *client_args), env=env, name=tag)
+    srv.result()
+    assert proc.rc == 0, proc.stderr()
+    tdlib.diagnose_file(trace, "strace of the client, " + tag)
+    with open(trace) as f:
+        lines = f.read().splitlines()
+    after = lines[next(i for i, l in enumerate(lines) if " connect(" in l) + 1:]
+    return [l for l in after
+            if "TCP_INFO" in l or "FIONREAD" in l or "TIOCOUTQ" in l or "SO_LINGER" in l
+            or "NETLINK" in l or ("sendto(" in l and "nlmsg" in l)], log
+
+
 @tdlib.requires(*NEEDS, "strace")
 @tdlib.timeout(60)
 def test_silent_rule_reads_nothing_at_shutdown_or_close():
@@ -296,26 +321,8 @@ def test_silent_rule_reads_nothing_at_shutdown_or_close():
     microsecond on the test machine."""
     calls = {}
     for log_on in (False, True):
-        log = _log("silent-%s" % log_on)
-        env = _policy_env([{"name": "quiet", "match": {"role": "client"}, "close": "pass",
-                            "log": log_on}], log)
-        trace = os.path.join(tdlib.tmpdir(), "client-%s.strace" % log_on)
-        srv = tdlib.Server("--read-until-eof")
-        cmd = ["strace", "-f", "-qq", "-o", trace, "-e",
-               "trace=connect,getsockopt,ioctl,socket,sendto,recvfrom,shutdown"]
-        proc = tdlib.run(cmd + tdlib.client_cmd(srv.port, "--send", 100, "--half-close",
-                                                "--read-until-eof"),
-                         env=env, name="client-%s" % log_on)
-        srv.result()
-        assert proc.rc == 0, proc.stderr()
-        tdlib.diagnose_file(trace, "strace of the client, log = %s" % log_on)
-        with open(trace) as f:
-            lines = f.read().splitlines()
-        after = lines[next(i for i, l in enumerate(lines) if " connect(" in l) + 1:]
-        ours = [l for l in after
-                if "TCP_INFO" in l or "FIONREAD" in l or "SO_LINGER" in l or "NETLINK" in l
-                or ("sendto(" in l and "nlmsg" in l)]
-        calls[log_on] = ours
+        calls[log_on], log = _client_own_calls(
+            "silent-%s" % log_on, log_on, ["--send", 100, "--half-close", "--read-until-eof"])
         if log_on:
             kinds = [r["event"] for r in tdlib.read_log(log) if r.get("role") == "client"]
             assert "shutdown" in kinds and "close" in kinds, kinds
@@ -340,24 +347,8 @@ def test_silent_rule_reads_nothing_at_exit():
     for how in ("exit", "_exit"):
         calls = {}
         for log_on in (False, True):
-            log = _log("silent-exit-%s-%s" % (how, log_on))
-            env = _policy_env([{"name": "quiet", "match": {"role": "client"}, "close": "pass",
-                                "log": log_on}], log)
-            trace = os.path.join(tdlib.tmpdir(), "exit-%s-%s.strace" % (how, log_on))
-            srv = tdlib.Server("--read-until-eof")
-            cmd = ["strace", "-f", "-qq", "-o", trace, "-e",
-                   "trace=connect,getsockopt,ioctl,socket,sendto,recvfrom,shutdown,exit_group"]
-            proc = tdlib.run(cmd + tdlib.client_cmd(srv.port, "--send", 100, "--close", how),
-                             env=env, name="client-exit-%s-%s" % (how, log_on))
-            srv.result()
-            assert proc.rc == 0, proc.stderr()
-            tdlib.diagnose_file(trace, "strace of the client, %s, log = %s" % (how, log_on))
-            with open(trace) as f:
-                lines = f.read().splitlines()
-            after = lines[next(i for i, l in enumerate(lines) if " connect(" in l) + 1:]
-            calls[log_on] = [l for l in after
-                             if "TCP_INFO" in l or "FIONREAD" in l or "TIOCOUTQ" in l
-                             or "SO_LINGER" in l or ("sendto(" in l and "nlmsg" in l)]
+            calls[log_on], log = _client_own_calls(
+                "silent-exit-%s-%s" % (how, log_on), log_on, ["--send", 100, "--close", how])
             if log_on:
                 kinds = [r["event"] for r in tdlib.read_log(log) if r.get("role") == "client"]
                 assert kinds.count("exit") == 1, (how, kinds)
