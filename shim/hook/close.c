@@ -42,16 +42,16 @@ TD_EXPORT int close(int fd)
 			 * born bit goes before the real close (the next socket()
 			 * given the number, in another thread, must start
 			 * clean), unless this is a vfork()ed child, whose parent
-			 * still holds that socket.  Compare-and-swap: a first
-			 * use in another thread that published the entry
-			 * meanwhile (a program using a socket as it closes it)
-			 * took the bit; then the entry's close.
+			 * still holds that socket.  One atomic bit clear (lock
+			 * btr on x86-64) that says whether the bit was still
+			 * there: a first use in another thread that published
+			 * the entry meanwhile (a program using a socket as it
+			 * closes it) took it; then the entry's close.
 			 */
 			if (td_init_in_own_process() &&
-			    !atomic_compare_exchange_strong_explicit(&e->tag, &t, t & ~TD_TAG_BORN,
-								     memory_order_release,
-								     memory_order_relaxed) &&
-			    td_tag_live(t))
+			    !(atomic_fetch_and_explicit(&e->tag, ~TD_TAG_BORN, memory_order_release) &
+			      TD_TAG_BORN) &&
+			    td_tag_live(atomic_load_explicit(&e->tag, memory_order_acquire)))
 				return td__close_tracked(e, fd);
 		}
 	}

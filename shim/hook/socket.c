@@ -16,11 +16,8 @@ static inline bool td__tcp(int domain, int type, int protocol)
 }
 
 /*
- * Every socket but an IPv4/IPv6 TCP one made while the library is active,
- * out of line so that the TCP path below keeps almost nothing in
- * registers across the real call: other families and types, and any
- * socket before start-up (which a TCP socket may start), in a thread
- * inside the library's own work, or without a policy.
+ * Every socket but an IPv4/IPv6 TCP one, out of line so that the TCP path
+ * below keeps almost nothing in registers across the real call.
  */
 __attribute__((noinline, cold)) static int td__socket_other(int domain, int type, int protocol)
 {
@@ -33,8 +30,6 @@ __attribute__((noinline, cold)) static int td__socket_other(int domain, int type
 	fd = td_real_socket(domain, type, protocol);
 	if (p == NULL || fd < 0)
 		return fd;
-	if (td__tcp(domain, type, protocol))
-		return td_decide_born(fd, domain);
 	saved = errno;
 	if (!inet) {
 		/* a stale entry, live or born, must not follow the number
@@ -52,20 +47,37 @@ __attribute__((noinline, cold)) static int td__socket_other(int domain, int type
 }
 
 /*
- * The common case, a TCP socket while the library is active: the real
- * call and its born entry, two stores (td_decide_born()); no system call,
- * errno untouched (the birth's slow path keeps it).  Only domain lives
+ * td_real_socket() before the real socket() is bound, which is before
+ * start-up (the entry's fallback, calls.h): an IPv4/IPv6 TCP socket
+ * starts the library first, as td_init_active_tcp() says, so that the
+ * socket another library's constructor makes gets the policy and the
+ * real call goes through the objects after ours; anything else, or a
+ * start that did not bind the symbol (another thread is starting, a
+ * thread inside the library's own work), is the raw system call.
+ */
+int td_socket_unbound(int domain, int type, int protocol)
+{
+	if (td__tcp(domain, type, protocol) && td_init_active_tcp() != NULL &&
+	    td_real_bound(socket))
+		return td_real.socket(domain, type, protocol);
+	return (int)td_real_sys3(SYS_socket, domain, type, protocol);
+}
+
+/*
+ * The common case, an IPv4/IPv6 TCP socket: the real call and its born
+ * entry, two stores (td_decide_born()); no system call, errno untouched
+ * (the birth's slow path keeps it).  No test before the call: the
+ * birth's gate stays shut until the library acts (td_fdtab_born_below),
+ * so every socket before start-up, without a policy, in a thread inside
+ * the library's own work, or failed, takes the slow path after the call,
+ * which asks td_init_active(); and before start-up the real call is the
+ * fallback above, which starts the library first.  Only domain lives
  * across the real call, and the birth ends in a tail call: one register
  * saved, no frame.
  */
 TD_EXPORT int socket(int domain, int type, int protocol)
 {
-	int fd;
-
-	if (td_unlikely(!td__tcp(domain, type, protocol) || td_init_active() == NULL))
+	if (td_unlikely(!td__tcp(domain, type, protocol)))
 		return td__socket_other(domain, type, protocol);
-	fd = td_real_socket(domain, type, protocol);
-	if (td_unlikely(fd < 0))
-		return fd;
-	return td_decide_born(fd, domain);
+	return td_decide_born(td_real_socket(domain, type, protocol), domain);
 }

@@ -30,7 +30,7 @@ static int td__spawn(bool path, pid_t *pid, const char *file,
 	td_spool_flush();
 	/* a socket older than this child may be held by it from now on,
 	 * uncounted */
-	epoch = atomic_fetch_add(&td_holders_epoch, 1);
+	epoch = td_holders_epoch_next();
 	td_holders_uncounted_child();
 	rc = real(pid ? pid : &child, file, fa, at, argv, envp);
 	if (rc == 0)

@@ -57,7 +57,7 @@ uint32_t td__vfork_prepare(void)
 		td_spool_flush();
 		/* a socket older than this child may be held by it from now
 		 * on, uncounted */
-		epoch = atomic_fetch_add(&td_holders_epoch, 1);
+		epoch = td_holders_epoch_next();
 		td_holders_uncounted_child();
 	}
 	td_errno_set(saved);

@@ -8,14 +8,16 @@
  * bound: the raw system call where there is one (a hook runs before the
  * library's constructor bound the symbols, or libc lacks the call), else
  * a late bind and the real call, or ENOSYS.  From this list come the typed
- * table of real symbols and its binder (real.c), the td_real_<name>()
- * callers every hook uses (inline, in real.h), and the version
- * script (shim/teardown.map.in): the library exports exactly these names.
- * Adding a wrapped call is one line here plus its hook in shim/hook/.
+ * table of real symbols, each entry starting at its fallback, and its
+ * binder (real.c), the td_real_<name>() callers every hook uses (inline,
+ * in real.h), and the version script (shim/teardown.map.in): the library
+ * exports exactly these names.  Adding a wrapped call is one line here
+ * plus its hook in shim/hook/.
  *
  * Include it only with TD_CALL and TD_CALLV defined.
  */
-TD_CALL(int, socket, (int d, int t, int p), (d, t, p), td_real_sys3(SYS_socket, d, t, p))
+/* socket() unbound is socket() before start-up: see shim/hook/socket.c */
+TD_CALL(int, socket, (int d, int t, int p), (d, t, p), td_socket_unbound(d, t, p))
 TD_CALL(int, accept, (int fd, struct sockaddr *a, socklen_t *l), (fd, a, l),
 	td_real_sys(SYS_accept4, fd, (long)a, (long)l, 0, 0, 0))
 TD_CALL(int, accept4, (int fd, struct sockaddr *a, socklen_t *l, int f), (fd, a, l, f),

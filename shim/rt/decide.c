@@ -115,6 +115,22 @@ struct td_fdent *td_decide_adopt(int fd, int family)
 	return td_decide_new(fd, family, TD_SF_BARE | TD_SF_ADOPTED | TD_SF_STICKY_SHARED);
 }
 
+/*
+ * socket()'s birth where the gate or the entry sent it here (decide.h).
+ * Not born: a failed socket(); one without a policy; one in a thread
+ * inside the library's own work or a sandbox, where the birth's slow
+ * path, which may map a page, must not run.  One before start-up starts
+ * the library here when socket() was bound early (a fork() before the
+ * constructor binds every call) and its fallback could not
+ * (td_init_active_tcp()).
+ */
+int td_decide_born_slow(int fd, int family, uint32_t epoch)
+{
+	if (fd < 0 || td_init_active_tcp() == NULL)
+		return fd;
+	return td_fdtab_bear_slow(fd, (uint8_t)family, epoch);
+}
+
 static void td__set_linger(int fd, int onoff, int secs)
 {
 	struct linger lg = {.l_onoff = onoff, .l_linger = secs};

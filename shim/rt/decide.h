@@ -34,13 +34,20 @@ static inline struct td_fdent *td_decide_new(int fd, int family, uint32_t flags)
  * A new TCP socket from socket(): its born entry, which stands for the
  * entry td_decide_new(fd, family, TD_SF_BARE) would publish now, epoch
  * included, until a use needs it (td_fdtab_live_or_born()).  Most are
- * closed unused, and their close only clears the born bit.  fd >= 0;
+ * closed unused, and their close only clears the born bit.  fd is
+ * socket()'s result, -1 included (the slow path returns it);
  * returns it (td_fdtab_bear()).
  */
+int td_decide_born_slow(int fd, int family, uint32_t epoch) TD_HIDDEN;
 static inline int td_decide_born(int fd, int family)
 {
-	return td_fdtab_bear(fd, (uint8_t)family,
-			     atomic_load_explicit(&td_holders_epoch, memory_order_relaxed));
+	/* acquire: an epoch near the word's top comes after the gate shut
+	 * (td_holders_epoch_next()) */
+	uint32_t epoch = atomic_load_explicit(&td_holders_epoch, memory_order_acquire);
+
+	if (td_likely(td_fdtab_bear_fast(fd, (uint8_t)family, epoch)))
+		return fd;
+	return td_decide_born_slow(fd, family, epoch);
 }
 
 /*

@@ -23,6 +23,8 @@ TD_CHILD_FD struct td_fdent td_fdtab_page0[TD_FDTAB_PAGE];
 TD_CHILD_DIR struct td_fdtab_dir td_fdtab_dir[TD_FDTAB_NPAGES] = {[0] = {.ent = td_fdtab_page0}};
 TD_CHILD_READ _Atomic int td_fdtab_high_ = -1;
 TD_CHILD_READ _Atomic int td_fdtab_prog_high_ = -1;
+TD_CHILD_READ _Atomic int td_fdtab_born_below;
+TD_CHILD_READ static _Atomic bool td__born_shut;
 
 /*
  * fd's slot in the page *where points at (entries of size bytes), the
@@ -277,12 +279,33 @@ static inline void td__raise(_Atomic int *high, int fd)
 }
 
 /* The highest fd seen grows to fd, and the highest of the program's too
- * unless fd is one of the library's own. */
+ * unless fd is one of the library's own; then the fast births' gate,
+ * after the watermark it follows, and never once it is shut (-1). */
 static inline void td__raise_high(int fd, bool own)
 {
+	int want = fd < TD_FDTAB_PAGE ? fd + 1 : TD_FDTAB_PAGE;
+
 	td__raise(&td_fdtab_high_, fd);
-	if (!own)
-		td__raise(&td_fdtab_prog_high_, fd);
+	if (own)
+		return;
+	td__raise(&td_fdtab_prog_high_, fd);
+	td__raise(&td_fdtab_born_below, want);
+	/* a gate raised as it was shut: shut it again (td_fdtab_born_off()) */
+	if (atomic_load(&td__born_shut))
+		atomic_store(&td_fdtab_born_below, 0);
+}
+
+/*
+ * Shut the fast births' gate for good: the fork epoch is near the birth
+ * word's top.  A raise that swapped a new gate in meanwhile sees the
+ * flag after its swap and shuts the gate again (all sequentially
+ * consistent): the gate ends at 0 either way, while the epoch is still
+ * 2^20 forks short of the top.
+ */
+void td_fdtab_born_off(void)
+{
+	atomic_store(&td__born_shut, true);
+	atomic_store(&td_fdtab_born_below, 0);
 }
 
 TD_CHILD_RUNS

@@ -387,6 +387,9 @@ static inline struct td_fdent *td_fdtab_publish_bare(int fd, uint8_t family, uin
  */
 #define TD_BORN_EPOCH_SHIFT 4
 #define TD_BORN_EPOCH_MAX (UINT32_MAX >> TD_BORN_EPOCH_SHIFT)
+/* Where fast births stop (td_holders_epoch_next()): below the word's top
+ * by more forks than a process can have threads making at once. */
+#define TD_BORN_EPOCH_FAST_MAX (TD_BORN_EPOCH_MAX - (1u << 20))
 _Static_assert(AF_INET > 0 && AF_INET < 16 && AF_INET6 > 0 && AF_INET6 < 16,
 	       "a birth word's family fits its 4 bits");
 static inline uint32_t td_born_word(uint8_t family, uint32_t epoch)
@@ -403,43 +406,59 @@ static inline uint32_t td_born_epoch(uint32_t w)
 }
 int td_fdtab_bear_slow(int fd, uint8_t family, uint32_t epoch) TD_HIDDEN;
 /*
- * socket() of an IPv4/IPv6 TCP socket, fd >= 0: its entry born, after
- * one page look-up, in two stores (the birth word, then the tag), where
- * nothing is in the way (a new highest fd, no page yet, an epoch past
- * the word's bits, a live or born entry on the number, stale or a
- * vfork()ed parent's: the slow path, which keeps the rules
- * td_fdtab_publish() keeps).  errno untouched.  The bare entry it stands
- * for is what td_fdtab_publish_bare(fd, family, epoch, TD_SF_BARE) would
- * publish here.  Returns fd, so that socket() ends in a tail call and
- * keeps nothing of its own across the slow path.
+ * The fast births' gate: socket()s of fds below it take the fast path.
+ * It follows the program's watermark up to the static page's end
+ * (min(td_fdtab_prog_high_ + 1, TD_FDTAB_PAGE)), so one unsigned test
+ * stands for "a socket was made, not a new highest fd, no page to look
+ * up"; and it is 0 for good once the fork epoch nears the birth word's
+ * top (td_fdtab_born_off()).  It opens only at a birth or a publish,
+ * made while the library acts: shut, it sends socket() to the slow path,
+ * which asks td_init_active().  Open, the fast path births in any thread
+ * (two stores, no system call, safe in a sandbox or a signal handler;
+ * a later hook in a thread the library does not act in passes the
+ * entry by, and close() clears it).
  */
-static inline int td_fdtab_bear(int fd, uint8_t family, uint32_t epoch)
+extern _Atomic int td_fdtab_born_below TD_HIDDEN;
+void td_fdtab_born_off(void) TD_HIDDEN;
+/*
+ * The birth of a TCP socket's entry, fd >= 0 (socket()'s, through
+ * td_decide_born()): two stores (the birth word, then the tag), where
+ * nothing is in the way, and true; else false, and the slow path takes
+ * it and keeps the rules td_fdtab_publish() keeps: fds past the gate (a
+ * new highest fd, an fd past the static page, an epoch near the word's
+ * top), a live or born entry on the number (stale, or a vfork()ed
+ * parent's).  A failed socket()'s -1 is past any gate too.  errno
+ * untouched.  The bare entry it stands for is what
+ * td_fdtab_publish_bare(fd, family, epoch, TD_SF_BARE) would publish.
+ */
+static inline bool td_fdtab_bear_fast(int fd, uint8_t family, uint32_t epoch)
 {
-	struct td_fdent *page, *e;
+	struct td_fdent *e;
 	uint32_t old;
 
-	/* (no range check: 0 <= fd <= the watermark < TD_FDTAB_MAX) */
-	if (td_unlikely(fd > atomic_load_explicit(&td_fdtab_prog_high_, memory_order_relaxed) ||
-			epoch > TD_BORN_EPOCH_MAX))
-		return td_fdtab_bear_slow(fd, family, epoch);
-	if (td_likely(fd < TD_FDTAB_PAGE)) {
-		e = &td_fdtab_page0[fd];
-	} else {
-		page = atomic_load_explicit(&td_fdtab_dir[(unsigned)fd >> TD_FDTAB_PAGE_SHIFT].ent,
-					    memory_order_acquire);
-		if (td_unlikely(page == NULL))
-			return td_fdtab_bear_slow(fd, family, epoch);
-		e = &page[fd & (TD_FDTAB_PAGE - 1)];
-	}
+	/* unsigned: -1 is past any gate (<= TD_FDTAB_PAGE) */
+	if (td_unlikely((unsigned)fd >=
+			(unsigned)atomic_load_explicit(&td_fdtab_born_below, memory_order_relaxed)))
+		return false;
+	if ((unsigned)fd >= TD_FDTAB_PAGE) /* what the gate says, told to the compiler */
+		__builtin_unreachable();
+	e = &td_fdtab_page0[(unsigned)fd];
 	/* acquire: pairs with the release of the close that freed the number
 	 * (its thread may have written linger last) */
 	old = atomic_load_explicit(&e->tag, memory_order_acquire);
 	if (td_unlikely(old & (TD_TAG_LIVE | TD_TAG_BORN)))
-		return td_fdtab_bear_slow(fd, family, epoch);
+		return false;
 	atomic_store_explicit(&e->linger, td_born_word(family, epoch), memory_order_relaxed);
 	/* release: a first use that sees the bit sees the word */
 	atomic_store_explicit(&e->tag, old | TD_TAG_BORN, memory_order_release);
-	return fd;
+	return true;
+}
+/* Both paths, fd >= 0; returns fd. */
+static inline int td_fdtab_bear(int fd, uint8_t family, uint32_t epoch)
+{
+	if (td_likely(td_fdtab_bear_fast(fd, family, epoch)))
+		return fd;
+	return td_fdtab_bear_slow(fd, family, epoch);
 }
 /* fd's birth word (family and epoch): 0 when its entry is not born. */
 static inline uint32_t td_fdtab_born(int fd)

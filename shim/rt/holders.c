@@ -75,7 +75,7 @@ TD_CHILD_WRITTEN static _Atomic uint64_t td__fork_handoff[TD_FORK_SLOTS];
 
 void td_holders_fork_parent(void)
 {
-	uint32_t e = atomic_fetch_add(&td_holders_epoch, 1);
+	uint32_t e = td_holders_epoch_next();
 	uint32_t tid = (uint32_t)td_init_tid();
 
 	atomic_store(&td__fork_handoff[tid % TD_FORK_SLOTS], (uint64_t)tid << 32 | e);
@@ -103,7 +103,7 @@ uint32_t td_holders_fork_epoch(void)
 TD_CHILD_RUNS
 void td_holders_fork_child_reset(void)
 {
-	td_holders_birth_epoch = atomic_fetch_add(&td_holders_epoch, 1) + 1;
+	td_holders_birth_epoch = td_holders_epoch_next() + 1;
 }
 
 /*

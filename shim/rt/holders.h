@@ -13,6 +13,19 @@
  */
 extern _Atomic uint32_t td_holders_epoch TD_HIDDEN;
 extern uint32_t td_holders_birth_epoch TD_HIDDEN;
+/*
+ * The epoch moves on (a fork in either process, a vfork(), a
+ * posix_spawn()): returns the one before.  Near the top of the birth
+ * word's range, socket()'s fast births stop first (td_fdtab_born_off()),
+ * so that no birth on the fast path can see an epoch past the word.
+ */
+static inline uint32_t td_holders_epoch_next(void)
+{
+	if (td_unlikely(atomic_load_explicit(&td_holders_epoch, memory_order_relaxed) >=
+			TD_BORN_EPOCH_FAST_MAX))
+		td_fdtab_born_off();
+	return atomic_fetch_add(&td_holders_epoch, 1);
+}
 
 /* Children forked by this process (fork hook) */
 void td_holders_child_record(pid_t pid, uint32_t epoch) TD_HIDDEN;

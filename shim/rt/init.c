@@ -27,6 +27,7 @@
 #include "teardown/fmt.h"
 
 TD_CHILD_READ _Atomic int td_init_state;
+TD_CHILD_READ _Atomic(const struct td_policy *) td_init_acting;
 __thread volatile int td_init_guard __attribute__((tls_model("initial-exec")));
 TD_CHILD_WRITTEN struct td_init_proc td_init_proc;
 __thread int *td_errno_p __attribute__((tls_model("initial-exec")));
@@ -244,8 +245,10 @@ static bool td__applies(const struct td_policy *p)
 void td_init_sandbox(bool all)
 {
 	td_init_guard = TD_GUARD_SANDBOX;
-	if (all)
+	if (all) {
 		atomic_store(&td_init_state, TD_INIT_SANDBOXED);
+		atomic_store(&td_init_acting, NULL);
+	}
 }
 
 bool td_init_sandboxed(void)
@@ -403,6 +406,8 @@ const struct td_policy *td_init_slow(void)
 		}
 	}
 	td_init_guard = 0;
+	/* before the state: see td_init_active_tcp() */
+	atomic_store_explicit(&td_init_acting, atomic_load(&td_init_policy), memory_order_release);
 	atomic_store_explicit(&td_init_state, TD_INIT_DONE, memory_order_release);
 	td_errno_set(saved);
 	return atomic_load(&td_init_policy);

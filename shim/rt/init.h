@@ -20,6 +20,13 @@ extern _Atomic int td_init_state TD_HIDDEN;
  * decided under (td_reload_policy_of()).
  */
 extern _Atomic(const struct td_policy *) td_init_policy TD_HIDDEN;
+/*
+ * What td_init_active() reads, so that a hook's test is one load: the
+ * policy in force once start-up is done (td_init_policy, kept equal by a
+ * reload), NULL before, without a policy, and for good once a sandbox
+ * covers every thread (td_init_sandbox()).
+ */
+extern _Atomic(const struct td_policy *) td_init_acting TD_HIDDEN;
 /* Per-thread guard: the library's own work calls straight through. */
 extern __thread volatile int td_init_guard TD_HIDDEN
 	__attribute__((tls_model("initial-exec")));
@@ -43,10 +50,7 @@ static inline const struct td_policy *td_init_active(void)
 {
 	if (td_unlikely(td_init_guard))
 		return NULL;
-	if (td_likely(atomic_load_explicit(&td_init_state, memory_order_acquire) ==
-		      TD_INIT_DONE))
-		return atomic_load_explicit(&td_init_policy, memory_order_acquire);
-	return NULL;
+	return atomic_load_explicit(&td_init_acting, memory_order_acquire);
 }
 
 /*
@@ -59,11 +63,17 @@ static inline const struct td_policy *td_init_active(void)
  */
 static inline const struct td_policy *td_init_active_tcp(void)
 {
+	const struct td_policy *p;
+
 	if (td_unlikely(td_init_guard))
 		return NULL;
-	if (td_likely(atomic_load_explicit(&td_init_state, memory_order_acquire) ==
-		      TD_INIT_DONE))
-		return atomic_load_explicit(&td_init_policy, memory_order_acquire);
+	p = atomic_load_explicit(&td_init_acting, memory_order_acquire);
+	if (td_likely(p != NULL))
+		return p;
+	/* no policy, or start-up not done; read again after the state, which
+	 * start-up stores after td_init_acting */
+	if (atomic_load_explicit(&td_init_state, memory_order_acquire) == TD_INIT_DONE)
+		return atomic_load_explicit(&td_init_acting, memory_order_acquire);
 	return td_init_slow();
 }
 

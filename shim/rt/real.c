@@ -9,7 +9,7 @@
  * start-up except as the last resort of a call with no system call behind
  * it (fclose, fork, posix_spawn) made before the constructor ran.  A
  * symbol that resolves to our own function (a circular lookup) or not at
- * all stays NULL, and td_real_<name>() falls back to the raw system call
+ * all keeps its fallback, and td_real_<name>() makes the raw system call
  * or fails with ENOSYS: the library never exits its host.
  */
 #include <dlfcn.h>
@@ -23,11 +23,40 @@
 #include "real.h"
 #include "teardown/layout.h"
 
-#define td_likely(x) __builtin_expect(!!(x), 1)
+/* A call with no system call behind it, made before start-up: bind late
+ * (only inside a fallback below). */
+#define TD_LATE(name, args, fail) \
+	(td_real_bind_all(), td_real_bound(name) ? td_real.name args : (errno = ENOSYS, (fail)))
+/* The same for calls that return an error number instead of setting errno. */
+#define TD_LATE_RC(name, args) \
+	(td_real_bind_all(), td_real_bound(name) ? td_real.name args : ENOSYS)
 
-TD_CHILD_READ struct td_real_fns td_real;
+/* Every entry starts at its fallback and is replaced by the real symbol
+ * once bound: never NULL. */
+#define TD_CALL(ret, name, params, args, raw) .name = TD_REAL_FALLBACK(name),
+#define TD_CALLV(name, params, args, raw) TD_CALL(void, name, params, args, raw)
+TD_CHILD_READ struct td_real_fns td_real = {
+#include "calls.h"
+};
+#undef TD_CALL
+#undef TD_CALLV
 FILE **td_real_stdio_list;
 char *td_real_single_threaded;
+
+/* The fallbacks (real.h): what calls.h says each call does unbound. */
+#define TD_CALL(ret, name, params, args, raw)                      \
+	__attribute__((noinline, cold)) ret td_real_fallback_##name params \
+	{                                                                  \
+		return raw;                                                \
+	}
+#define TD_CALLV(name, params, args, raw)                           \
+	__attribute__((noinline, cold)) void td_real_fallback_##name params \
+	{                                                                   \
+		raw;                                                        \
+	}
+#include "calls.h"
+#undef TD_CALL
+#undef TD_CALLV
 
 static pthread_once_t td__real_once = PTHREAD_ONCE_INIT;
 
@@ -39,10 +68,14 @@ static void *td__next(const char *name, void *self)
 	return f == self ? NULL : f;
 }
 
+/* An entry keeps its fallback where the lookup finds nothing. */
 static void td__real_bind_once(void)
 {
-#define TD_CALL(ret, name, params, args, raw) \
-	td_real.name = (__typeof__(td_real.name))td__next(#name, (void *)name);
+	void *f;
+
+#define TD_CALL(ret, name, params, args, raw)          \
+	if ((f = td__next(#name, (void *)name)) != NULL) \
+		td_real.name = (__typeof__(td_real.name))f;
 #define TD_CALLV(name, params, args, raw) TD_CALL(void, name, params, args, raw)
 #include "calls.h"
 #undef TD_CALL
@@ -108,7 +141,7 @@ long td_real_sys(long n, long a, long b, long c, long d, long e, long f)
 	}
 	return x0;
 #else
-	if (td_real.syscall)
+	if (td_real_bound(syscall))
 		return td_real.syscall(n, a, b, c, d, e, f);
 	errno = ENOSYS;
 	return -1;

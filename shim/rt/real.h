@@ -1,8 +1,8 @@
 /*
  * teardown: the real libc functions behind the wrapped names, one typed
  * entry per line of calls.h, and the one way every part of the library
- * calls them: td_real_<name>(), which falls back to the raw system call
- * (or a late bind) when no symbol is bound yet.
+ * calls them: td_real_<name>().  An entry with no symbol bound (yet)
+ * points at its fallback, the raw system call or a late bind (real.c).
  */
 #ifndef TD_REAL_H
 #define TD_REAL_H
@@ -32,6 +32,33 @@ struct td_real_fns {
 #undef TD_CALLV
 
 extern struct td_real_fns td_real TD_HIDDEN;
+
+/*
+ * The fallbacks: td_real_fallback_<name>() does what calls.h says <name> does with
+ * no real symbol, and each entry of td_real points at its own until the
+ * symbol is bound (real.c), so that every td_real_<name>() is one
+ * indirect call with no test.  Four real functions are variadic (fcntl,
+ * fcntl64, prctl, syscall): their fallbacks take the fixed arguments
+ * calls.h lists, which the psABIs the library builds for (x86-64,
+ * AArch64) pass in the same registers, and the hooks call them with
+ * exactly those.
+ */
+#define TD_CALL(ret, name, params, args, raw) ret td_real_fallback_##name params TD_HIDDEN;
+#define TD_CALLV(name, params, args, raw) void td_real_fallback_##name params TD_HIDDEN;
+#include "calls.h"
+#undef TD_CALL
+#undef TD_CALLV
+/*
+ * A fallback as its entry's type.  Through void (*)(void), the cast GCC
+ * documents for a deliberate change of function type: the prototypes
+ * differ only where the real one is variadic or takes a transparent
+ * union (__SOCKADDR_ARG), passed as its first member.
+ */
+#define TD_REAL_FALLBACK(name) ((__typeof__(td_real.name))(void (*)(void))td_real_fallback_##name)
+/* Whether name's real symbol is bound. */
+#define td_real_bound(name) (td_real.name != TD_REAL_FALLBACK(name))
+/* socket()'s fallback, the hook's own (shim/hook/socket.c). */
+int td_socket_unbound(int d, int t, int p) TD_HIDDEN;
 /* glibc's list of open stdio streams (_IO_list_all, bound with the calls;
  * NULL where there is none): see td_closing_at_exit(). */
 extern FILE **td_real_stdio_list TD_HIDDEN;
@@ -78,32 +105,21 @@ int td_real_sys_dup2(int oldfd, int newfd) TD_HIDDEN;
 #define td_real_sys_readlink(path, buf, n) \
 	((ssize_t)td_real_sys(SYS_readlinkat, AT_FDCWD, (long)(path), (long)(buf), (long)(n), 0, 0))
 
-/* A call with no system call behind it, made before start-up: bind late. */
-#define TD_LATE(name, args, fail) \
-	(td_real_bind_all(), td_real.name != NULL ? td_real.name args : (errno = ENOSYS, (fail)))
-/* The same for calls that return an error number instead of setting errno. */
-#define TD_LATE_RC(name, args) \
-	(td_real_bind_all(), td_real.name != NULL ? td_real.name args : ENOSYS)
-
 /*
  * td_real_<name>(): inline, because close() of an fd the library does not
  * track is one of these and nothing else; a call through a second function
  * would be most of what the library adds to it (make bench BENCH=calls).
+ * No test: every entry of td_real points somewhere from the start (real.c).
  */
-#define TD_CALL(ret, name, params, args, raw)                   \
-	static inline ret td_real_##name params                 \
-	{                                                       \
-		if (__builtin_expect(td_real.name != NULL, 1))  \
-			return td_real.name args;               \
-		return raw;                                     \
+#define TD_CALL(ret, name, params, args, raw) \
+	static inline ret td_real_##name params \
+	{                                         \
+		return td_real.name args;         \
 	}
-#define TD_CALLV(name, params, args, raw)                       \
-	static inline void td_real_##name params                \
-	{                                                       \
-		if (__builtin_expect(td_real.name != NULL, 1))  \
-			td_real.name args;                      \
-		else                                            \
-			raw;                                    \
+#define TD_CALLV(name, params, args, raw) \
+	static inline void td_real_##name params \
+	{                                        \
+		td_real.name args;               \
 	}
 #include "calls.h"
 #undef TD_CALL

@@ -234,6 +234,8 @@ static void td__apply(struct td__sig *sig)
 	td__gens[slot] = p;
 	td__retired_us[old->gen] = td_clock_mono_us();
 	atomic_store_explicit(&td_init_policy, p, memory_order_release);
+	/* the hooks' copy follows, unless a sandbox turned them off */
+	(void)atomic_compare_exchange_strong(&td_init_acting, &old, p);
 	td__seen = *sig;
 	td__event(p, hash, p->n_rules, true, NULL);
 	td_reload_reset_open(p);

@@ -309,19 +309,37 @@ Test(fdtab, a_stale_entry_live_or_born_gives_way_to_a_new_socket)
 	cr_assert(eq(u32, td_fdtab_born(50), 0));
 }
 
-Test(fdtab, an_epoch_past_the_words_bits_is_published_exact)
+/*
+ * The fast births' gate follows the program's watermark up to the static
+ * page's end, and shut (the fork epoch near the birth word's top, which
+ * td_holders_epoch_next() sees first) it sends every birth to the slow
+ * path, which publishes an epoch past the word's bits exact; a raise
+ * after it does not open it again.
+ */
+Test(fdtab, the_gate_follows_the_watermark_and_a_shut_one_stays_shut)
 {
 	uint32_t big = TD_BORN_EPOCH_MAX + 5u;
 	struct td_sock s;
 
+	cr_assert(eq(int, atomic_load(&td_fdtab_born_below), 0));
 	td_t_warm(60);
-	(void)td_fdtab_bear(60, AF_INET6, big);
-	cr_assert(eq(u32, td_fdtab_born(60), 0));
-	s = td_t_read(60);
+	cr_assert(eq(int, atomic_load(&td_fdtab_born_below), 62));
+	cr_assert(td_fdtab_bear_fast(60, AF_INET, 3));
+	cr_assert(not(td_fdtab_bear_fast(62, AF_INET, 3)), "fd 62 is past the gate");
+	cr_assert(not(td_fdtab_bear_fast(-1, AF_INET, 3)), "a failed socket() is past any gate");
+	cr_assert(eq(int, td_fdtab_bear(3000, AF_INET, 3), 3000));
+	cr_assert(eq(int, atomic_load(&td_fdtab_born_below), TD_FDTAB_PAGE));
+	td_fdtab_born_off();
+	cr_assert(eq(int, atomic_load(&td_fdtab_born_below), 0));
+	cr_assert(not(td_fdtab_bear_fast(20, AF_INET, 3)));
+	(void)td_fdtab_bear(61, AF_INET6, big);
+	cr_assert(eq(u32, td_fdtab_born(61), 0));
+	s = td_t_read(61);
 	td_t_assert_bare(&s, AF_INET6, big);
-	(void)td_fdtab_bear(61, AF_INET, TD_BORN_EPOCH_MAX);
-	cr_assert(not(eq(ptr, td_fdtab_live_or_born(61), NULL)));
-	cr_assert(eq(u32, td_t_read(61).d.epoch, TD_BORN_EPOCH_MAX));
+	(void)td_fdtab_bear(63, AF_INET, TD_BORN_EPOCH_MAX);
+	cr_assert(eq(int, atomic_load(&td_fdtab_born_below), 0), "a raise opened a shut gate");
+	cr_assert(not(eq(ptr, td_fdtab_live_or_born(63), NULL)));
+	cr_assert(eq(u32, td_t_read(63).d.epoch, TD_BORN_EPOCH_MAX));
 }
 
 /* (not a constant: the compiler would see an index past the table on a
