@@ -70,6 +70,18 @@ enum td_closer {
 	TD_CLOSER_SIMULTANEOUS,	  /* the FINs crossed: both hold TIME_WAIT */
 };
 
+/*
+ * What an event still asks the kernel, answered by whoever writes its line
+ * (shim/rt/closing.c, td_closing_settle()): the close's thread at once,
+ * or the spool's flusher, which asks a batch's questions together.
+ */
+enum td_event_ask {
+	TD_ASK_NONE = 0,
+	/* who sent the first FIN (closer, time_wait): a close predicted
+	 * active with a FIN, asked of the 4-tuple after the close */
+	TD_ASK_FIRST_FIN,
+};
+
 #define TD_HOW_NONE (-1)
 /* shutdown: the library sent an RST instead (a connection fated to reset) */
 #define TD_HOW_RST 3
@@ -108,6 +120,7 @@ struct td_event {
 	int8_t state; /* kernel TCP state number, -1 unknown */
 	uint8_t closer, wire, why;
 	int8_t time_wait; /* 1, 0, or -1 unknown */
+	uint8_t ask;	  /* enum td_event_ask: not formatted */
 	int64_t unread, unsent, lost, lost_in_flight, age_ms, bytes_in, bytes_out;
 
 	/* leak */

@@ -29,7 +29,7 @@
 
 #define TD_EVREC_MAGIC 0x01
 /* bump when struct td_event changes (evrec.c checks its size) */
-#define TD_EVREC_VERSION 1u
+#define TD_EVREC_VERSION 2u
 #define TD_EVREC_LAYOUT ((uint32_t)TD_EVREC_VERSION << 16 | (uint32_t)sizeof(struct td_event))
 /* the longest record td_evrec_pack() makes; a longer event is a line */
 #define TD_EVREC_MAX 1024
@@ -53,10 +53,26 @@ int td_evrec_unpack(const void *rec, size_t len, struct td_event *ev, int *forma
 		    const struct td_event_who *who);
 
 /*
+ * What the record's event asks (enum td_event_ask), read without
+ * unpacking it, and then its addresses: what a flusher gathers before a
+ * batch (shim/rt/spool.c).  TD_ASK_NONE for a record this build cannot
+ * read (which its unpack then refuses).
+ */
+int td_evrec_asks(const void *rec, size_t len, struct td_addr *local, struct td_addr *remote);
+
+/*
  * Unpack and format in one step: the line's length in buf (cap >=
  * TD_EVENT_MAX), or 0 when the record cannot be read.
  */
 size_t td_evrec_line(const void *rec, size_t len, const struct td_event_who *who, char *buf,
 		     size_t cap);
+/*
+ * The same, with settle (when not NULL) given the unpacked event before
+ * it is formatted, to answer what it asks (ev->ask): the library's
+ * flusher.  Without it an event is written as its writer predicted.
+ */
+typedef void td_evrec_settle_fn(struct td_event *ev, void *ctx);
+size_t td_evrec_line_settled(const void *rec, size_t len, const struct td_event_who *who,
+			     char *buf, size_t cap, td_evrec_settle_fn *settle, void *ctx);
 
 #endif

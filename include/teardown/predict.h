@@ -87,6 +87,43 @@ struct td_close_outcome {
 	int64_t bytes_in, bytes_out;
 };
 
+struct td_event;
+
+/* Who sent the first FIN (enum td_closer), from the 4-tuple's state read
+ * after our FIN went out (0: the connection is gone; NONE: cannot tell). */
+int td_predict_closer_of(int state);
+
+/*
+ * The answer to an event's question (ev->ask), given the 4-tuple's state
+ * as a lookup read it (0 gone, -1 not known) age_us after the line was
+ * made.  TD_ASK_FIRST_FIN: a close predicted active with a FIN, and who
+ * was first is what the close's thread would have asked at once, asked
+ * by whoever writes the line instead (shim/rt/spool.c: the flusher asks
+ * a batch's lookups in two system calls, within TEARDOWN_SPOOL_FLUSH_MS,
+ * 50 ms, of the close, off the program's thread).  What a later lookup
+ * finds is still the answer: our FIN first leaves FIN_WAIT1 or FIN_WAIT2,
+ * then TIME_WAIT for 60 s; the peer's leaves LAST_ACK, then nothing.  (A
+ * crossing's CLOSING turns into TIME_WAIT within a round trip, which an
+ * immediate lookup on loopback misses the same way.)  Only "gone" needs
+ * to be early: FIN_WAIT2 ends after a second at the least (a fin_timeout
+ * rule), and a TIME_WAIT entry may be taken over by a new connection
+ * after a second (Linux's tcp_tw_reuse on loopback).  A later "gone" (a
+ * flusher held up, a dead process's spool written out by the next one)
+ * proves nothing, and the line keeps what the facts before the close
+ * said.  The question is gone from ev either way.
+ */
+#define TD_SETTLE_GONE_US 500000
+void td_predict_settle(struct td_event *ev, int state, int64_t age_us);
+
+/*
+ * A close predicted active with a FIN (closer, time_wait), once the
+ * kernel said who sent the first FIN (enum td_closer; NONE: not known,
+ * the prediction stays): the peer (passive, no TIME_WAIT here) or both
+ * at once (simultaneous).  td_predict_close() applies it from
+ * f->first_fin; an event settled later (TD_ASK_FIRST_FIN) the same way.
+ */
+void td_predict_first_fin(int first_fin, int *closer, int *time_wait);
+
 /* Facts with nothing learned later yet (first_fin none, after_state -1). */
 void td_close_facts_init(struct td_close_facts *f);
 

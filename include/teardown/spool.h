@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "teardown/event.h"
+#include "teardown/evrec.h"
 
 #define TD_SPOOL_MAGIC "TDSPOOL1"
 #define TD_SPOOL_VERSION 2u /* 1 (lines only) is still read */
@@ -176,6 +177,10 @@ void td_spool_writer_of(const struct td_spool_view *v, struct td_spool_writer *w
  */
 size_t td_spool_rec_line(const struct td_spool_rec *r, const struct td_spool_writer *w, char *buf,
 			 size_t cap, const char **line);
+/* The same, an event settled first (td_evrec_line_settled()). */
+size_t td_spool_rec_line_settled(const struct td_spool_rec *r, const struct td_spool_writer *w,
+				 char *buf, size_t cap, const char **line,
+				 td_evrec_settle_fn *settle, void *ctx);
 
 /* head, clamped to [tail, tail + nslots] (a damaged file cannot make a
  * reader run away) */

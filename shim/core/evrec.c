@@ -34,7 +34,7 @@ static const size_t td__str_off[] = {TD__STRINGS(TD__OFF)};
  * spool another build left is refused, never misread.
  */
 #if __SIZEOF_POINTER__ == 8
-_Static_assert(sizeof(struct td_event) == 288 && TD_EVREC_VERSION == 1,
+_Static_assert(sizeof(struct td_event) == 288 && TD_EVREC_VERSION == 2,
 	       "struct td_event changed: bump TD_EVREC_VERSION and the size here");
 #endif
 
@@ -96,6 +96,25 @@ size_t td_evrec_pack(void *buf, size_t cap, const struct td_event *ev, int forma
 	return n;
 }
 
+int td_evrec_asks(const void *rec, size_t len, struct td_addr *local, struct td_addr *remote)
+{
+	const char *p = rec, *body = p + sizeof(struct td__rhead);
+	struct td__rhead h;
+	uint8_t ask;
+
+	if (rec == NULL || len < sizeof(h) + sizeof(struct td_event) || len > TD_EVREC_MAX)
+		return TD_ASK_NONE;
+	memcpy(&h, p, sizeof(h));
+	if (h.magic != TD_EVREC_MAGIC || h.layout != TD_EVREC_LAYOUT)
+		return TD_ASK_NONE;
+	memcpy(&ask, body + offsetof(struct td_event, ask), 1);
+	if (ask == TD_ASK_NONE)
+		return TD_ASK_NONE;
+	memcpy(local, body + offsetof(struct td_event, local), sizeof(*local));
+	memcpy(remote, body + offsetof(struct td_event, remote), sizeof(*remote));
+	return ask;
+}
+
 int td_evrec_unpack(const void *rec, size_t len, struct td_event *ev, int *format,
 		    const struct td_event_who *who)
 {
@@ -144,13 +163,21 @@ int td_evrec_unpack(const void *rec, size_t len, struct td_event *ev, int *forma
 	return 0;
 }
 
-size_t td_evrec_line(const void *rec, size_t len, const struct td_event_who *who, char *buf,
-		     size_t cap)
+size_t td_evrec_line_settled(const void *rec, size_t len, const struct td_event_who *who,
+			     char *buf, size_t cap, td_evrec_settle_fn *settle, void *ctx)
 {
 	struct td_event ev;
 	int format;
 
 	if (cap < TD_EVENT_MAX || td_evrec_unpack(rec, len, &ev, &format, who) != 0)
 		return 0;
+	if (settle != NULL && ev.ask != TD_ASK_NONE)
+		settle(&ev, ctx);
 	return td_event_format(buf, cap, &ev, format);
+}
+
+size_t td_evrec_line(const void *rec, size_t len, const struct td_event_who *who, char *buf,
+		     size_t cap)
+{
+	return td_evrec_line_settled(rec, len, who, buf, cap, NULL, NULL);
 }

@@ -90,6 +90,48 @@ int64_t td_payload_in(int state, int64_t bytes_received, bool fin_in)
  * kernel's view after the close.  Each may only correct the outcome the
  * facts gave, in the one way the kernel allows.
  */
+int td_predict_closer_of(int state)
+{
+	switch (state) {
+	case TD_TCP_FIN_WAIT1:
+	case TD_TCP_FIN_WAIT2:
+	case TD_TCP_TIME_WAIT:
+		return TD_CLOSER_ACTIVE;
+	case TD_TCP_CLOSING:
+		/* the peer's FIN crossed ours: both will hold TIME_WAIT */
+		return TD_CLOSER_SIMULTANEOUS;
+	case TD_TCP_LAST_ACK:
+	case 0: /* gone: the peer's FIN came first and ours is acknowledged */
+		return TD_CLOSER_PASSIVE;
+	default:
+		return TD_CLOSER_NONE;
+	}
+}
+
+void td_predict_settle(struct td_event *ev, int state, int64_t age_us)
+{
+	int closer = ev->closer, time_wait = ev->time_wait;
+
+	if (ev->ask != TD_ASK_FIRST_FIN)
+		return;
+	ev->ask = TD_ASK_NONE;
+	if (state < 0 || (state == 0 && (age_us < 0 || age_us > TD_SETTLE_GONE_US)))
+		return;
+	td_predict_first_fin(td_predict_closer_of(state), &closer, &time_wait);
+	ev->closer = (uint8_t)closer;
+	ev->time_wait = (int8_t)time_wait;
+}
+
+void td_predict_first_fin(int first_fin, int *closer, int *time_wait)
+{
+	if (first_fin == TD_CLOSER_PASSIVE) {
+		*closer = TD_CLOSER_PASSIVE;
+		*time_wait = 0;
+	} else if (first_fin == TD_CLOSER_SIMULTANEOUS) {
+		*closer = TD_CLOSER_SIMULTANEOUS;
+	}
+}
+
 static void td__learned(const struct td_close_facts *f, struct td_close_outcome *o)
 {
 	if (f->drain_cut && o->wire == TD_WIRE_FIN) {
@@ -99,12 +141,7 @@ static void td__learned(const struct td_close_facts *f, struct td_close_outcome 
 		return;
 	}
 	if (o->wire == TD_WIRE_FIN && o->closer == TD_CLOSER_ACTIVE) {
-		if (f->first_fin == TD_CLOSER_PASSIVE) {
-			o->closer = TD_CLOSER_PASSIVE;
-			o->time_wait = 0;
-		} else if (f->first_fin == TD_CLOSER_SIMULTANEOUS) {
-			o->closer = TD_CLOSER_SIMULTANEOUS;
-		}
+		td_predict_first_fin(f->first_fin, &o->closer, &o->time_wait);
 		return;
 	}
 	/* an RST predicted after our FIN: the peer's FIN came back first if

@@ -78,6 +78,13 @@ void td_spool_writer_of(const struct td_spool_view *v, struct td_spool_writer *w
 size_t td_spool_rec_line(const struct td_spool_rec *r, const struct td_spool_writer *w, char *buf,
 			 size_t cap, const char **line)
 {
+	return td_spool_rec_line_settled(r, w, buf, cap, line, NULL, NULL);
+}
+
+size_t td_spool_rec_line_settled(const struct td_spool_rec *r, const struct td_spool_writer *w,
+				 char *buf, size_t cap, const char **line,
+				 td_evrec_settle_fn *settle, void *ctx)
+{
 	size_t n;
 
 	if (r->kind == TD_SR_LINE) {
@@ -86,7 +93,7 @@ size_t td_spool_rec_line(const struct td_spool_rec *r, const struct td_spool_wri
 	}
 	if (r->kind != TD_SR_EVENT)
 		return 0;
-	n = td_evrec_line(r->ptr, r->len, &w->who, buf, cap);
+	n = td_evrec_line_settled(r->ptr, r->len, &w->who, buf, cap, settle, ctx);
 	*line = buf;
 	return n;
 }

@@ -286,10 +286,19 @@ static bool td__after_says_last(struct td_close_facts *cf, int state, bool held)
 {
 	cf->last = state >= 0 && !held;
 	if (cf->last) {
-		cf->first_fin = td_diag_closer_of(state);
+		cf->first_fin = td_predict_closer_of(state);
 		cf->after_state = state;
 	}
 	return cf->last;
+}
+
+/* What an event asks (td_predict_settle()), asked now: a line its own
+ * thread makes (logw.c), or one past a flusher's batch (spool.c). */
+TD_CHILD_RUNS
+void td_closing_settle_now(struct td_event *ev)
+{
+	if (ev->ask == TD_ASK_FIRST_FIN)
+		td_predict_settle(ev, td_diag_state(&ev->local, &ev->remote), 0);
 }
 
 /* The lookups td__checks_after() asked for, after the close. */
@@ -565,7 +574,12 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	if (c->log) {
 		if (c->holder_after && ok)
 			td__holders_after_close(c);
-		if ((c->check_after || c->check_rst) && ok) {
+		if (c->check_after && !c->check_rst && ok) {
+			/* who was first: asked by whoever writes the line, the
+			 * spool's flusher for a batch at once
+			 * (td_predict_settle()) */
+			c->ev.ask = TD_ASK_FIRST_FIN;
+		} else if ((c->check_after || c->check_rst) && ok) {
 			td__settle_after(&c->cf, &c->s, c->check_after, c->check_rst);
 			td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 		}
@@ -992,7 +1006,7 @@ static void td__reaped_end(const struct td_share_end *end, bool exact, pid_t pid
 	case TD_TCP_CLOSING:
 	case TD_TCP_LAST_ACK:
 		ev.wire = TD_WIRE_FIN;
-		ev.closer = (uint8_t)td_diag_closer_of(state);
+		ev.closer = (uint8_t)td_predict_closer_of(state);
 		ev.time_wait = state != TD_TCP_LAST_ACK;
 		break;
 	case 0:

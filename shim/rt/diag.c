@@ -110,6 +110,64 @@ static bool td__peer_is(const struct inet_diag_msg *m, const struct td_addr *rem
 	return memcmp(m->id.idiag_dst, remote->addr, remote->family == AF_INET ? 4 : 16) == 0;
 }
 
+/* A lookup's request: the 4-tuple, every state, sequence number seq. */
+struct td__diag_req {
+	struct nlmsghdr nlh;
+	struct inet_diag_req_v2 r;
+};
+
+static _Atomic uint32_t td__seq;
+
+TD_CHILD_RUNS
+static void td__req(struct td__diag_req *req, const struct td_addr *local,
+		    const struct td_addr *remote, uint32_t seq)
+{
+	memset(req, 0, sizeof(*req));
+	req->nlh.nlmsg_len = sizeof(*req);
+	req->nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req->nlh.nlmsg_flags = NLM_F_REQUEST;
+	req->nlh.nlmsg_seq = seq;
+	req->r.sdiag_family = local->family;
+	req->r.sdiag_protocol = IPPROTO_TCP;
+	req->r.idiag_states = ~0u;
+	req->r.id.idiag_sport = htons(local->port);
+	req->r.id.idiag_dport = htons(remote->port);
+	memcpy(req->r.id.idiag_src, local->addr, local->family == AF_INET ? 4 : 16);
+	memcpy(req->r.id.idiag_dst, remote->addr, remote->family == AF_INET ? 4 : 16);
+	req->r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	req->r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+}
+
+/*
+ * The state an answer of n bytes gives for remote: 0 none, -1 error; with
+ * ino, the inode of the socket's file.
+ */
+TD_CHILD_RUNS
+static int td__answer(const struct nlmsghdr *nlh, size_t n, const struct td_addr *remote,
+		      uint32_t *ino)
+{
+	int state = -1;
+
+	if (nlh->nlmsg_type == NLMSG_ERROR) {
+		const struct nlmsgerr *e = NLMSG_DATA(nlh);
+
+		state = (n >= NLMSG_LENGTH(sizeof(*e)) && e->error == -ENOENT) ? 0 : -1;
+	} else if (nlh->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+		   n >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+		const struct inet_diag_msg *m = NLMSG_DATA(nlh);
+
+		/* the lookup falls back to a listener on the local port: that
+		 * is not this connection, which is then gone (unless the
+		 * listener is what was asked: remote port 0) */
+		state = remote->port == 0 ||
+				(m->id.idiag_dport == htons(remote->port) && td__peer_is(m, remote))
+			? m->idiag_state : 0;
+		if (state > 0 && ino != NULL)
+			*ino = m->idiag_inode;
+	}
+	return state;
+}
+
 /*
  * One sock_diag lookup of the 4-tuple: its state, 0 none, -1 error.  With
  * ino, also the inode of the socket's file: 0 once no process holds it
@@ -119,35 +177,18 @@ TD_CHILD_RUNS
 static int td__lookup_ino(const struct td_addr *local, const struct td_addr *remote,
 			  uint32_t *ino)
 {
-	static _Atomic uint32_t seq;
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 r;
-	} req;
+	struct td__diag_req req;
 	union {
 		struct nlmsghdr nlh;
 		char buf[512];
 	} ans;
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-	int fd, state = -1;
+	int fd, state;
 	ssize_t n;
 
 	if (local->family == 0 || local->family != remote->family)
 		return -1;
-	memset(&req, 0, sizeof(req));
-	req.nlh.nlmsg_len = sizeof(req);
-	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	req.nlh.nlmsg_flags = NLM_F_REQUEST;
-	req.nlh.nlmsg_seq = atomic_fetch_add(&seq, 1) + 1;
-	req.r.sdiag_family = local->family;
-	req.r.sdiag_protocol = IPPROTO_TCP;
-	req.r.idiag_states = ~0u;
-	req.r.id.idiag_sport = htons(local->port);
-	req.r.id.idiag_dport = htons(remote->port);
-	memcpy(req.r.id.idiag_src, local->addr, local->family == AF_INET ? 4 : 16);
-	memcpy(req.r.id.idiag_dst, remote->addr, remote->family == AF_INET ? 4 : 16);
-	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	td__req(&req, local, remote, atomic_fetch_add(&td__seq, 1) + 1);
 	fd = td__nl_get();
 	if (fd < 0)
 		return -1;
@@ -162,23 +203,7 @@ static int td__lookup_ino(const struct td_addr *local, const struct td_addr *rem
 		td_ownfd_close(fd, TD_OWN_DIAG);
 		return -1;
 	}
-	if (ans.nlh.nlmsg_type == NLMSG_ERROR) {
-		const struct nlmsgerr *e = NLMSG_DATA(&ans.nlh);
-
-		state = (n >= (ssize_t)NLMSG_LENGTH(sizeof(*e)) && e->error == -ENOENT) ? 0 : -1;
-	} else if (ans.nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-		   n >= (ssize_t)NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
-		const struct inet_diag_msg *m = NLMSG_DATA(&ans.nlh);
-
-		/* the lookup falls back to a listener on the local port: that
-		 * is not this connection, which is then gone (unless the
-		 * listener is what was asked: remote port 0) */
-		state = remote->port == 0 ||
-				(m->id.idiag_dport == htons(remote->port) && td__peer_is(m, remote))
-			? m->idiag_state : 0;
-		if (state > 0 && ino != NULL)
-			*ino = m->idiag_inode;
-	}
+	state = td__answer(&ans.nlh, (size_t)n, remote, ino);
 	td__nl_put(fd);
 	return state;
 }
@@ -199,6 +224,87 @@ static int td__lookup_twice(const struct td_addr *local, const struct td_addr *r
 	int state = td__lookup_ino(local, remote, ino);
 
 	return state == 0 ? td__lookup_ino(local, remote, ino) : state;
+}
+
+/*
+ * Lookups of many 4-tuples in two system calls: every request in one
+ * sendto(), every answer in one recvmmsg() (the kernel answers each
+ * before sendto() returns).  q[i].state is set as td__lookup_ino() would
+ * (-1 for a pair it cannot ask, or an answer that did not come).  Uses
+ * static buffers: one caller at a time (the spool's flusher, which holds
+ * the flush claim).
+ */
+static struct td__diag_req td__breq[TD_DIAG_BATCH];
+static union {
+	struct nlmsghdr nlh;
+	char buf[512];
+} td__bans[TD_DIAG_BATCH];
+
+static void td__lookup_batch(struct td_diag_q *q, int n)
+{
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+	struct mmsghdr mm[TD_DIAG_BATCH];
+	struct iovec iov[TD_DIAG_BATCH];
+	int at[TD_DIAG_BATCH], k = 0, fd, got;
+	uint32_t base = atomic_fetch_add(&td__seq, (uint32_t)n) + 1;
+
+	for (int i = 0; i < n; i++) {
+		q[i].state = -1;
+		if (q[i].local.family == 0 || q[i].local.family != q[i].remote.family)
+			continue;
+		td__req(&td__breq[k], &q[i].local, &q[i].remote, base + (uint32_t)k);
+		at[k++] = i;
+	}
+	if (k == 0 || (fd = td__nl_get()) < 0)
+		return;
+	if (td_real_sendto(fd, td__breq, (size_t)k * sizeof(td__breq[0]), 0,
+			   (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		td_ownfd_close(fd, TD_OWN_DIAG);
+		return;
+	}
+	memset(mm, 0, sizeof(mm[0]) * (size_t)k);
+	for (int j = 0; j < k; j++) {
+		iov[j].iov_base = &td__bans[j];
+		iov[j].iov_len = sizeof(td__bans[j]);
+		mm[j].msg_hdr.msg_iov = &iov[j];
+		mm[j].msg_hdr.msg_iovlen = 1;
+	}
+	got = td_real_recvmmsg(fd, mm, (unsigned)k, MSG_DONTWAIT, NULL);
+	for (int j = 0; j < got; j++) {
+		const struct nlmsghdr *h = &td__bans[j].nlh;
+		uint32_t off = h->nlmsg_seq - base;
+
+		if (mm[j].msg_len >= sizeof(*h) && off < (uint32_t)k)
+			q[at[off]].state = td__answer(h, mm[j].msg_len, &q[at[off]].remote, NULL);
+	}
+	/* a short or failed read leaves answers queued: not a socket to
+	 * hand back, whose next lookup would read a stray one */
+	if (got != k)
+		td_ownfd_close(fd, TD_OWN_DIAG);
+	else
+		td__nl_put(fd);
+}
+
+void td_diag_states(struct td_diag_q *q, int n)
+{
+	struct td_diag_q again[TD_DIAG_BATCH];
+	int m = 0;
+
+	if (n <= 0)
+		return;
+	if (n > TD_DIAG_BATCH)
+		n = TD_DIAG_BATCH;
+	td__lookup_batch(q, n);
+	/* "none" asked twice, as td__lookup_twice() does */
+	for (int i = 0; i < n; i++)
+		if (q[i].state == 0)
+			again[m++] = q[i];
+	if (m == 0)
+		return;
+	td__lookup_batch(again, m);
+	for (int i = 0, j = 0; i < n && j < m; i++)
+		if (q[i].state == 0)
+			q[i].state = again[j++].state;
 }
 
 /* Whether something listens on local (its address or the wildcard, its
@@ -236,26 +342,6 @@ int td_diag_after_close(const struct td_addr *local, const struct td_addr *remot
 	return state;
 }
 
-/* Who sent the first FIN, from the state after our FIN went out. */
-TD_CHILD_RUNS
-int td_diag_closer_of(int state)
-{
-	switch (state) {
-	case TD_TCP_FIN_WAIT1:
-	case TD_TCP_FIN_WAIT2:
-	case TD_TCP_TIME_WAIT:
-		return TD_CLOSER_ACTIVE;
-	case TD_TCP_CLOSING:
-		/* the peer's FIN crossed ours: both will hold TIME_WAIT */
-		return TD_CLOSER_SIMULTANEOUS;
-	case TD_TCP_LAST_ACK:
-	case 0: /* gone: the peer's FIN came first and ours is acknowledged */
-		return TD_CLOSER_PASSIVE;
-	default:
-		return TD_CLOSER_NONE;
-	}
-}
-
 /*
  * After our FIN went out (shutdown or close): who came first, as an enum
  * td_closer (TD_CLOSER_NONE when it cannot be told).  fd is a descriptor
@@ -286,5 +372,5 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
 	}
 	if (fin_in != NULL)
 		*fin_in = td_state_fin_in(state);
-	return td_diag_closer_of(state);
+	return td_predict_closer_of(state);
 }

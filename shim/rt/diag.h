@@ -9,6 +9,17 @@
 /* The connection's kernel state after the close, 0 when there is none,
  * -1 on error. */
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote) TD_HIDDEN;
+/*
+ * Many lookups at once, as td_diag_state() would make each (q[i].state),
+ * in a few system calls; at most TD_DIAG_BATCH (more are not asked).  One
+ * caller at a time: the spool's flusher.
+ */
+#define TD_DIAG_BATCH 32
+struct td_diag_q {
+	struct td_addr local, remote;
+	int state;
+};
+void td_diag_states(struct td_diag_q *q, int n) TD_HIDDEN;
 /* Whether something listens on local's address (or the wildcard) and port. */
 bool td_diag_listening(const struct td_addr *local) TD_HIDDEN;
 /* Close the netlink sockets kept for lookups. */
@@ -24,8 +35,5 @@ int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *re
  * and whether a process still holds the socket. */
 int td_diag_after_close(const struct td_addr *local, const struct td_addr *remote,
 			bool *held) TD_HIDDEN;
-/* Who sent the first FIN, from the state read after our FIN went out (0:
- * the connection is gone). */
-int td_diag_closer_of(int state) TD_HIDDEN;
 
 #endif

@@ -636,9 +636,11 @@ __attribute__((noinline)) static int td__spool_event(const struct td_event *ev, 
  * record that does not pack (an event with very long strings) goes in as
  * its line.  A line the spool cannot take (full, or the exit path closed
  * it) is written by the holder of the flush claim after what the spool
- * holds, so it overtakes none of them.
+ * holds, so it overtakes none of them.  An event that asks the kernel
+ * something (ev->ask) is answered by whoever makes its line: the flusher
+ * for a record, here for a line.
  */
-static int td__emit_file(const struct td_policy *p, const struct td_event *ev, int fmt)
+static int td__emit_file(const struct td_policy *p, struct td_event *ev, int fmt)
 {
 	char line[TD_EVENT_MAX];
 	mode_t mode = 0;
@@ -651,6 +653,7 @@ static int td__emit_file(const struct td_policy *p, const struct td_event *ev, i
 
 		if (in > 0)
 			return 0;
+		td_closing_settle_now(ev);
 		len = td_event_format(line, sizeof(line), ev, fmt);
 		if (len == 0)
 			return EMSGSIZE;
@@ -664,6 +667,7 @@ static int td__emit_file(const struct td_policy *p, const struct td_event *ev, i
 			td_spool_release();
 		return err;
 	}
+	td_closing_settle_now(ev);
 	len = td_event_format(line, sizeof(line), ev, fmt);
 	if (len == 0)
 		return EMSGSIZE;
@@ -792,18 +796,20 @@ __attribute__((noinline)) static int td__emit_syslog(const struct td_event *ev, 
 
 /* Write one event to the target; 0 or why not. */
 TD_CHILD_RUNS
-static int td__emit(const struct td_policy *p, const struct td_event *ev)
+static int td__emit(const struct td_policy *p, struct td_event *ev)
 {
 	int fmt = p->log_format;
 	int fac = p->log_facility ? p->log_facility : TD_FACILITY_DEFAULT;
 	size_t n;
 
+	if (p->log_target == TD_LOG_FILE)
+		return td__emit_file(p, ev, fmt);
+	/* a line made here: what the event asks is answered now */
+	td_closing_settle_now(ev);
 	if (p->log_target == TD_LOG_JOURNAL)
 		return td__emit_journal(ev, fmt, fac);
 	if (p->log_target == TD_LOG_SYSLOG)
 		return td__emit_syslog(ev, fmt, fac);
-	if (p->log_target == TD_LOG_FILE)
-		return td__emit_file(p, ev, fmt);
 	{
 		char line[TD_EVENT_MAX];
 

@@ -171,6 +171,56 @@ void td_spool_release(void)
 static char td__fbuf[TD_SPOOL_FBUF];
 
 /*
+ * What a batch's events ask the kernel (TD_ASK_FIRST_FIN), asked together
+ * before the batch is formatted (td_diag_states(): two system calls for
+ * all of them, where each asked alone cost its close two), and handed to
+ * each event as its line is made (td__settle()).  The flush claim makes
+ * them the one flusher's.
+ */
+static struct td_diag_q td__q[TD_DIAG_BATCH];
+static uint64_t td__q_pos[TD_DIAG_BATCH];
+
+struct td__answers {
+	int n, at;
+	uint64_t pos; /* the record being formatted */
+	int64_t now_us;
+};
+
+static void td__ask_batch(const struct td_spool_view *v, uint64_t tail, uint64_t head, bool dead,
+			  struct td__answers *a)
+{
+	struct td_spool_rec r;
+
+	a->n = a->at = 0;
+	for (uint64_t pos = tail; pos < head && a->n < TD_DIAG_BATCH; pos = r.next) {
+		td_spool_next(v, pos, head, dead, &r);
+		if (r.kind == TD_SR_NONE)
+			break;
+		if (r.kind != TD_SR_EVENT ||
+		    td_evrec_asks(r.ptr, r.len, &td__q[a->n].local, &td__q[a->n].remote) !=
+			    TD_ASK_FIRST_FIN)
+			continue;
+		td__q_pos[a->n++] = pos;
+	}
+	td_diag_states(td__q, a->n);
+	a->now_us = td_clock_now_us();
+}
+
+/* The answer td__ask_batch() got for the record at a->pos, or one asked
+ * now for a record past the batch's questions. */
+static void td__settle(struct td_event *ev, void *ctx)
+{
+	struct td__answers *a = ctx;
+
+	while (a->at < a->n && td__q_pos[a->at] < a->pos)
+		a->at++;
+	if (a->at < a->n && td__q_pos[a->at] == a->pos)
+		td_predict_settle(ev, td__q[a->at].state, a->now_us - ev->ts_us);
+	else
+		td_closing_settle_now(ev);
+}
+
+/*
  * Write out committed records from tail, in order, until the first one
  * not finished yet (its writer is still copying: the next flush takes
  * it); an event is formatted into its line here, with w's host and prog.
@@ -187,10 +237,12 @@ static uint64_t td__write_out(const struct td_spool_view *v, const struct td_spo
 
 	for (;;) {
 		uint64_t head = td_spool_head(v, tail), pos = tail;
+		struct td__answers a;
 		struct td_spool_rec r;
 		size_t used = 0;
 		int n = 0;
 
+		td__ask_batch(v, tail, head, dead, &a);
 		r.kind = TD_SR_NONE;
 		while (n < TD_SPOOL_IOV && pos < head && TD_SPOOL_FBUF - used >= TD_EVENT_MAX) {
 			const char *line;
@@ -200,7 +252,10 @@ static uint64_t td__write_out(const struct td_spool_view *v, const struct td_spo
 			if (r.kind == TD_SR_NONE)
 				break;
 			if (r.kind == TD_SR_LINE || r.kind == TD_SR_EVENT) {
-				len = td_spool_rec_line(&r, w, td__fbuf + used, TD_SPOOL_FBUF - used, &line);
+				a.pos = pos;
+				len = td_spool_rec_line_settled(&r, w, td__fbuf + used,
+								TD_SPOOL_FBUF - used, &line,
+								td__settle, &a);
 				if (len == 0) {
 					lost++;
 				} else {

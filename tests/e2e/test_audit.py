@@ -411,6 +411,60 @@ def test_close_racing_peer_fin_is_logged_passive():
     _check_outcome(close, closer="passive", time_wait=False, wire="FIN", why="close")
 
 
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(40)
+def test_racing_and_plain_closes_settled_by_the_spools_flusher():
+    """The same question, asked for lines that go through the spool: from
+    its 16th line on a process's events are records that the worker
+    formats in batches, and a close predicted active with a FIN carries
+    its question to the worker (TD_ASK_FIRST_FIN), which asks a batch's
+    lookups at once, within the flush interval of the close.
+
+    A server under "pass" takes 24 connections.  Half its closes race the
+    client's FIN (the test double pauses 100 ms inside the real close, and
+    the client closes as soon as it has the data); the other half do not
+    (the client waits for the server's FIN first).  The spool exists
+    while the server runs.  Each line agrees with the wire and with ss:
+    raced closes passive with no TIME_WAIT on the server's side, the
+    others active, holding TIME_WAIT.
+    """
+    slow = tdlib.test_prog("libcore_slowshut.so")
+    assert os.path.exists(slow), "%s is missing: run make testprogs" % slow
+    env, log = _policy([_rule("pass")], "spooled")
+    env["LD_PRELOAD"] += " " + slow
+    env["CORE_SLOWCLOSE_MS"] = "100"
+    n = 24
+    with tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--send", 10, "--count", n, env=env)
+        raced, plain, spooled = [], [], False
+        for i in range(n):
+            if i % 2:
+                res = tdlib.run_client(srv.port, "--read-until-eof",
+                                       name="client-plain-%d" % i).result
+                plain.append(res["local_port"])
+            else:
+                res = tdlib.run_client(srv.port, "--read", 10,
+                                       name="client-raced-%d" % i).result
+                raced.append(res["local_port"])
+            d, base = os.path.split(log)
+            spooled = spooled or any(f.startswith("." + base + ".spool.")
+                                     for f in os.listdir(d))
+        srv.results()
+    assert spooled, "no spool was made: the flusher's path was not taken"
+    closes = {int(r["remote"].rsplit(":", 1)[1]): r
+              for r in _select(_read(log), "close", role="server")}
+    assert len(closes) == n, sorted(closes)
+    tw = _tw_ports()
+    for port in raced:
+        assert _first_teardown(cap, port, srv.port) == port, "client %d's FIN first" % port
+        _check_outcome(closes[port], closer="passive", time_wait=False, wire="FIN")
+        assert port in tw
+    for port in plain:
+        assert _first_teardown(cap, port, srv.port) == srv.port, "server's FIN first"
+        _check_outcome(closes[port], closer="active", time_wait=True, wire="FIN")
+        assert port not in tw
+
+
 # ---------------------------------------------------------------------------
 # linger, shutdown and exit events; a fork-per-connection server
 # ---------------------------------------------------------------------------

@@ -248,3 +248,39 @@ Test(evrec, spool_of_records_and_lines)
 	cr_assert(eq(int, td_spool_view_of(mem, size, &rv), -1));
 	free(mem);
 }
+
+/*
+ * What a record's event asks the kernel is read without unpacking it
+ * (td_evrec_asks(): a flusher gathers a batch's questions first), with
+ * the addresses to ask about; a record that asks nothing, one of another
+ * layout and one cut short ask nothing.  Settling it is up to the
+ * flusher, which gives the unpacked event to td_evrec_line_settled().
+ */
+Test(evrec, a_records_question_is_read_without_unpacking)
+{
+	struct td_event ev = td_t_ev(TD_EV_CLOSE), back;
+	struct td_addr local, remote;
+	char rec[TD_EVREC_MAX], line[TD_EVENT_MAX];
+	size_t n;
+	int fmt;
+
+	ev.closer = TD_CLOSER_ACTIVE;
+	ev.time_wait = 1;
+	n = td_evrec_pack(rec, sizeof(rec), &ev, TD_FMT_JSON, false);
+	cr_assert(gt(sz, n, 0));
+	cr_assert(eq(int, td_evrec_asks(rec, n, &local, &remote), TD_ASK_NONE));
+	ev.ask = TD_ASK_FIRST_FIN;
+	n = td_evrec_pack(rec, sizeof(rec), &ev, TD_FMT_JSON, false);
+	cr_assert(eq(int, td_evrec_asks(rec, n, &local, &remote), TD_ASK_FIRST_FIN));
+	cr_assert(eq(int, memcmp(&local, &ev.local, sizeof(local)), 0));
+	cr_assert(eq(int, memcmp(&remote, &ev.remote, sizeof(remote)), 0));
+	cr_assert(eq(int, td_evrec_asks(rec, 40, &local, &remote), TD_ASK_NONE));
+	cr_assert(eq(int, td_evrec_unpack(rec, n, &back, &fmt, NULL), 0));
+	cr_assert(eq(int, back.ask, TD_ASK_FIRST_FIN));
+	/* unsettled, the line is the prediction, and asks nothing in it */
+	cr_assert(gt(sz, td_evrec_line(rec, n, NULL, line, sizeof(line)), 0));
+	cr_assert(not(eq(ptr, strstr(line, "\"closer\":\"active\""), NULL)), "%s", line);
+	cr_assert(eq(ptr, strstr(line, "ask"), NULL), "%s", line);
+	rec[4] ^= 0x5a; /* the layout word */
+	cr_assert(eq(int, td_evrec_asks(rec, n, &local, &remote), TD_ASK_NONE));
+}

@@ -156,3 +156,53 @@ Test(predict, timeout_is_not_a_reset)
 	td_predict_close(&f, &o);
 	cr_assert(eq(int, o.why, TD_WHY_SHARED));
 }
+
+/*
+ * An event settled after its line was made (td_predict_settle()): a close
+ * predicted active with a FIN keeps that where the kernel later finds our
+ * FIN first (FIN_WAIT, TIME_WAIT), turns passive without TIME_WAIT where
+ * it finds LAST_ACK or nothing (early), simultaneous where it finds
+ * CLOSING; a late "gone", or no answer, proves nothing and changes
+ * nothing; the question goes either way, and an event that asks nothing
+ * is left alone.
+ */
+struct settle_row {
+	char name[48];
+	int ask, state;
+	int64_t age_us;
+	int closer, tw;
+};
+
+ParameterizedTestParameters(predict, settle)
+{
+	static struct settle_row rows[] = {
+		{"fin_wait2, ours first", TD_ASK_FIRST_FIN, TD_TCP_FIN_WAIT2, 1000,
+		 TD_CLOSER_ACTIVE, 1},
+		{"time_wait long after, ours first", TD_ASK_FIRST_FIN, TD_TCP_TIME_WAIT,
+		 30000000, TD_CLOSER_ACTIVE, 1},
+		{"last_ack, theirs first", TD_ASK_FIRST_FIN, TD_TCP_LAST_ACK, 20000,
+		 TD_CLOSER_PASSIVE, 0},
+		{"gone early, theirs first", TD_ASK_FIRST_FIN, 0, 40000, TD_CLOSER_PASSIVE, 0},
+		{"gone at the bound", TD_ASK_FIRST_FIN, 0, TD_SETTLE_GONE_US, TD_CLOSER_PASSIVE, 0},
+		{"gone late, proves nothing", TD_ASK_FIRST_FIN, 0, TD_SETTLE_GONE_US + 1,
+		 TD_CLOSER_ACTIVE, 1},
+		{"gone, clock stepped back", TD_ASK_FIRST_FIN, 0, -5, TD_CLOSER_ACTIVE, 1},
+		{"closing, crossed", TD_ASK_FIRST_FIN, TD_TCP_CLOSING, 1000,
+		 TD_CLOSER_SIMULTANEOUS, 1},
+		{"no answer", TD_ASK_FIRST_FIN, -1, 1000, TD_CLOSER_ACTIVE, 1},
+		{"nothing asked", TD_ASK_NONE, TD_TCP_LAST_ACK, 1000, TD_CLOSER_ACTIVE, 1},
+	};
+
+	return cr_make_param_array(struct settle_row, rows, sizeof(rows) / sizeof(rows[0]));
+}
+
+ParameterizedTest(struct settle_row *r, predict, settle)
+{
+	struct td_event ev = {.closer = TD_CLOSER_ACTIVE, .time_wait = 1, .wire = TD_WIRE_FIN,
+			      .ask = (uint8_t)r->ask};
+
+	td_predict_settle(&ev, r->state, r->age_us);
+	cr_assert(eq(int, ev.closer, r->closer), "%s: closer", r->name);
+	cr_assert(eq(int, ev.time_wait, r->tw), "%s: time_wait", r->name);
+	cr_assert(eq(int, ev.ask, TD_ASK_NONE), "%s: the question stays", r->name);
+}
