@@ -172,28 +172,32 @@ static char td__fbuf[TD_SPOOL_FBUF];
 
 /*
  * What a batch's events ask the kernel (TD_ASK_FIRST_FIN), asked together
- * before the batch is formatted (td_diag_states(): two system calls for
- * all of them, where each asked alone cost its close two), and handed to
- * each event as its line is made (td__settle()).  The flush claim makes
- * them the one flusher's.
+ * (td_diag_states(): two system calls for up to TD_DIAG_BATCH of them,
+ * where each asked alone cost its close two), and handed to each event as
+ * its line is made (td__settle()): at the first record that asks, the
+ * questions of it and of the records after it are gathered and asked,
+ * and again at the first one past them.  The flush claim makes them the
+ * one flusher's.
  */
 static struct td_diag_q td__q[TD_DIAG_BATCH];
 static uint64_t td__q_pos[TD_DIAG_BATCH];
 
 struct td__answers {
-	int n, at;
+	const struct td_spool_view *v;
+	uint64_t head;
+	bool dead;
+	int n, at; /* questions asked, and the next one to hand out */
 	uint64_t pos; /* the record being formatted */
 	int64_t now_us;
 };
 
-static void td__ask_batch(const struct td_spool_view *v, uint64_t tail, uint64_t head, bool dead,
-			  struct td__answers *a)
+static void td__ask_from(struct td__answers *a)
 {
 	struct td_spool_rec r;
 
 	a->n = a->at = 0;
-	for (uint64_t pos = tail; pos < head && a->n < TD_DIAG_BATCH; pos = r.next) {
-		td_spool_next(v, pos, head, dead, &r);
+	for (uint64_t pos = a->pos; pos < a->head && a->n < TD_DIAG_BATCH; pos = r.next) {
+		td_spool_next(a->v, pos, a->head, a->dead, &r);
 		if (r.kind == TD_SR_NONE)
 			break;
 		if (r.kind != TD_SR_EVENT ||
@@ -206,17 +210,18 @@ static void td__ask_batch(const struct td_spool_view *v, uint64_t tail, uint64_t
 	a->now_us = td_clock_now_us();
 }
 
-/* The answer td__ask_batch() got for the record at a->pos, or one asked
- * now for a record past the batch's questions. */
 static void td__settle(struct td_event *ev, void *ctx)
 {
 	struct td__answers *a = ctx;
 
 	while (a->at < a->n && td__q_pos[a->at] < a->pos)
 		a->at++;
+	if (a->at >= a->n)
+		td__ask_from(a);
 	if (a->at < a->n && td__q_pos[a->at] == a->pos)
 		td_predict_settle(ev, td__q[a->at].state, a->now_us - ev->ts_us);
-	else
+	else /* (a record its writer had not finished when the batch was
+	      * gathered) */
 		td_closing_settle_now(ev);
 }
 
@@ -242,7 +247,7 @@ static uint64_t td__write_out(const struct td_spool_view *v, const struct td_spo
 		size_t used = 0;
 		int n = 0;
 
-		td__ask_batch(v, tail, head, dead, &a);
+		a = (struct td__answers){.v = v, .head = head, .dead = dead};
 		r.kind = TD_SR_NONE;
 		while (n < TD_SPOOL_IOV && pos < head && TD_SPOOL_FBUF - used >= TD_EVENT_MAX) {
 			const char *line;

@@ -501,6 +501,45 @@ def _spin(*defines):
     return int(m.group(1)), r.stdout
 
 
+@tdlib.requires(*NEEDS, "strace")
+@tdlib.timeout(60)
+def test_the_flusher_asks_who_was_first_in_batches():
+    """An active close's question, who sent the first FIN, goes with its
+    record: the closing thread makes no lookup once its lines go through
+    the spool, and the worker asks a batch's lookups with one sendto()
+    and one recvmmsg() (a count, not a time).  audit_loop's 1,000 cycles
+    under strace: the server's close of each is active, and its line
+    says so, with TIME_WAIT.  Before, each close made its own lookup
+    (sendto() and recv() on the closing thread, 1,000 of each); with a
+    flusher that asked only the first 32 records of each batch, the rest
+    one by one, the worker made 700 of each."""
+    log = os.path.join(tdlib.tmpdir(), "batch.jsonl")
+    trace = os.path.join(tdlib.tmpdir(), "batch.strace")
+    n = 1000
+    proc = tdlib.run(["strace", "-f", "-qq", "-o", trace, "-e", "trace=sendto,recvmmsg,recvfrom",
+                      tdlib.test_prog("audit_loop"), str(n)], env=_env(log), name="audit_loop",
+                     timeout=50)
+    assert proc.rc == 0, proc.stderr()
+    closes = [r for r in _lines(log) if r["event"] == "close" and r["role"] == "server"]
+    assert len(closes) == n
+    calls = collections.Counter()
+    for line in open(trace):
+        m = re.match(r"(\d+) +(sendto|recvmmsg|recvfrom)\(", line)
+        if m:
+            calls[(int(m.group(1)) == closes[0]["tid"], m.group(2))] += 1
+    assert all(r["closer"] == "active" and r["time_wait"] is True for r in closes), \
+        [r for r in closes if r["closer"] != "active"][:3]
+    # the first SPOOL_AFTER lines (4 a cycle) are written one by one by
+    # the closing thread, each close asking at once (recvfrom); after
+    # that it asks only as a flusher, in batches (recvmmsg): when the
+    # ring is full, and at exit
+    assert calls[(True, "recvfrom")] <= SPOOL_AFTER // 4 + 1, calls
+    assert calls[(True, "sendto")] == calls[(True, "recvfrom")] + calls[(True, "recvmmsg")]
+    assert calls[(False, "recvfrom")] == 0, calls
+    assert calls[(False, "sendto")] == calls[(False, "recvmmsg")] > 0, calls
+    assert calls[(True, "recvmmsg")] + calls[(False, "recvmmsg")] <= n // 8, calls
+
+
 @tdlib.requires("spin", "gcc")
 @tdlib.timeout(120)
 def test_wake_protocol_leaves_no_line_behind():
