@@ -72,8 +72,9 @@ enum td_closer {
 
 /*
  * What an event still asks the kernel, answered by whoever writes its line
- * (shim/rt/closing.c, td_closing_settle()): the close's thread at once,
- * or the spool's flusher, which asks a batch's questions together.
+ * (td_predict_settle(), include/teardown/predict.h): the close's thread
+ * at once, or the spool's flusher, which asks a batch's questions
+ * together.
  */
 enum td_event_ask {
 	TD_ASK_NONE = 0,

@@ -85,11 +85,7 @@ int64_t td_payload_in(int state, int64_t bytes_received, bool fin_in)
 	return fin_in && bytes_received > 0 ? bytes_received - 1 : bytes_received;
 }
 
-/*
- * What was learned after the facts: our FIN's check, the drain's end, the
- * kernel's view after the close.  Each may only correct the outcome the
- * facts gave, in the one way the kernel allows.
- */
+TD_CHILD_RUNS
 int td_predict_closer_of(int state)
 {
 	switch (state) {
@@ -108,6 +104,7 @@ int td_predict_closer_of(int state)
 	}
 }
 
+TD_CHILD_RUNS
 void td_predict_settle(struct td_event *ev, int state, int64_t age_us)
 {
 	int closer = ev->closer, time_wait = ev->time_wait;
@@ -122,6 +119,7 @@ void td_predict_settle(struct td_event *ev, int state, int64_t age_us)
 	ev->time_wait = (int8_t)time_wait;
 }
 
+TD_CHILD_RUNS
 void td_predict_first_fin(int first_fin, int *closer, int *time_wait)
 {
 	if (first_fin == TD_CLOSER_PASSIVE) {
@@ -132,6 +130,11 @@ void td_predict_first_fin(int first_fin, int *closer, int *time_wait)
 	}
 }
 
+/*
+ * What was learned after the facts: our FIN's check, the drain's end, the
+ * kernel's view after the close.  Each may only correct the outcome the
+ * facts gave, in the one way the kernel allows.
+ */
 static void td__learned(const struct td_close_facts *f, struct td_close_outcome *o)
 {
 	if (f->drain_cut && o->wire == TD_WIRE_FIN) {

@@ -49,9 +49,9 @@ void td_closing_reaped(pid_t pid, bool killed) TD_HIDDEN;
  * ignored), found gone by kill(pid, 0): after a fork that found no free
  * record, and at exit.  Keeps errno. */
 void td_closing_sweep(void) TD_HIDDEN;
-/* Predict from cf and fill ev's outcome fields (also for the worker). */
 /* What an event asks the kernel (ev->ask, td_predict_settle()), asked now. */
 void td_closing_settle_now(struct td_event *ev) TD_HIDDEN;
+/* Predict from cf and fill ev's outcome fields (also for the worker). */
 void td_closing_outcome(struct td_event *ev, const struct td_close_facts *cf,
 			int64_t t_open_mono_us) TD_HIDDEN;
 

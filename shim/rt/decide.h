@@ -35,8 +35,8 @@ static inline struct td_fdent *td_decide_new(int fd, int family, uint32_t flags)
  * entry td_decide_new(fd, family, TD_SF_BARE) would publish now, epoch
  * included, until a use needs it (td_fdtab_live_or_born()).  Most are
  * closed unused, and their close only clears the born bit.  fd is
- * socket()'s result, -1 included (the slow path returns it);
- * returns it (td_fdtab_bear()).
+ * socket()'s result, -1 included (the slow path returns it); returns it
+ * (td_fdtab_bear_fast(), else td_decide_born_slow()).
  */
 int td_decide_born_slow(int fd, int family, uint32_t epoch) TD_HIDDEN;
 static inline int td_decide_born(int fd, int family)

@@ -110,7 +110,8 @@ static bool td__peer_is(const struct inet_diag_msg *m, const struct td_addr *rem
 	return memcmp(m->id.idiag_dst, remote->addr, remote->family == AF_INET ? 4 : 16) == 0;
 }
 
-/* A lookup's request: the 4-tuple, every state, sequence number seq. */
+/* A lookup's request: the 4-tuple, every state, sequence number seq;
+ * false for a pair that cannot be asked (no family, or two). */
 struct td__diag_req {
 	struct nlmsghdr nlh;
 	struct inet_diag_req_v2 r;
@@ -119,9 +120,11 @@ struct td__diag_req {
 static _Atomic uint32_t td__seq;
 
 TD_CHILD_RUNS
-static void td__req(struct td__diag_req *req, const struct td_addr *local,
+static bool td__req(struct td__diag_req *req, const struct td_addr *local,
 		    const struct td_addr *remote, uint32_t seq)
 {
+	if (local->family == 0 || local->family != remote->family)
+		return false;
 	memset(req, 0, sizeof(*req));
 	req->nlh.nlmsg_len = sizeof(*req);
 	req->nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
@@ -136,6 +139,7 @@ static void td__req(struct td__diag_req *req, const struct td_addr *local,
 	memcpy(req->r.id.idiag_dst, remote->addr, remote->family == AF_INET ? 4 : 16);
 	req->r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	req->r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	return true;
 }
 
 /*
@@ -186,9 +190,8 @@ static int td__lookup_ino(const struct td_addr *local, const struct td_addr *rem
 	int fd, state;
 	ssize_t n;
 
-	if (local->family == 0 || local->family != remote->family)
+	if (!td__req(&req, local, remote, atomic_fetch_add(&td__seq, 1) + 1))
 		return -1;
-	td__req(&req, local, remote, atomic_fetch_add(&td__seq, 1) + 1);
 	fd = td__nl_get();
 	if (fd < 0)
 		return -1;
@@ -250,10 +253,8 @@ static void td__lookup_batch(struct td_diag_q *q, int n)
 
 	for (int i = 0; i < n; i++) {
 		q[i].state = -1;
-		if (q[i].local.family == 0 || q[i].local.family != q[i].remote.family)
-			continue;
-		td__req(&td__breq[k], &q[i].local, &q[i].remote, base + (uint32_t)k);
-		at[k++] = i;
+		if (td__req(&td__breq[k], &q[i].local, &q[i].remote, base + (uint32_t)k))
+			at[k++] = i;
 	}
 	if (k == 0 || (fd = td__nl_get()) < 0)
 		return;

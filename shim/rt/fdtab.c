@@ -7,7 +7,7 @@
  * frees the number at once and another thread's socket() may get it; the
  * new socket then starts from a fresh entry and no state of the old one
  * can ever be applied to it.  A TCP socket that socket() made has a born
- * entry until a use needs it published (td_fdtab_bear(), fdtab.h), and
+ * entry until a use needs it published (td_fdtab_bear_fast(), fdtab.h), and
  * the same holds for it: close() clears the born bit before the real
  * close.
  */
@@ -280,7 +280,8 @@ static inline void td__raise(_Atomic int *high, int fd)
 
 /* The highest fd seen grows to fd, and the highest of the program's too
  * unless fd is one of the library's own; then the fast births' gate,
- * after the watermark it follows, and never once it is shut (-1). */
+ * after the watermark it follows, and shut again at once where it was
+ * shut for good (td_fdtab_born_off()). */
 static inline void td__raise_high(int fd, bool own)
 {
 	int want = fd < TD_FDTAB_PAGE ? fd + 1 : TD_FDTAB_PAGE;
@@ -363,7 +364,8 @@ struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epo
 }
 
 /*
- * socket()'s birth where td_fdtab_bear() found something in the way.  No
+ * socket()'s birth where td_fdtab_bear_fast() found something in the way
+ * (td_decide_born_slow(), once it knows the library acts).  No
  * page yet: mapped here.  A live or born entry on the number (stale, or
  * a vfork()ed parent's): the bare entry is published as before born
  * entries, whose rules (td__take()) replace a stale one and leave the

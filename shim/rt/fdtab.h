@@ -122,7 +122,7 @@ struct td_sock {
  *
  * tag is the publication word: bit 0 says the entry is live, bit 1 that
  * it is born (TD_TAG_BORN: a TCP socket socket() made, its entry not
- * published yet; never with bit 0, see td_fdtab_bear()), the bits from 2
+ * published yet; never with bit 0, see td_fdtab_bear_fast()), the bits from 2
  * up count the generations of this slot (each publish or update makes a
  * new one, so a copy's tag names the version it came from; no counter is
  * shared between fds, so threads opening sockets write nothing in common).
@@ -371,7 +371,7 @@ static inline struct td_fdent *td_fdtab_publish_bare(int fd, uint8_t family, uin
  * program that only checks it can make one): socket() records only that
  * the socket exists, its family and the fork epoch it was made in, in
  * its entry's linger word, and sets TD_TAG_BORN in the tag
- * (td_fdtab_bear(): two stores, no per-fd memory beside the entry);
+ * (td_fdtab_bear_fast(): two stores, no per-fd memory beside the entry);
  * close() clears the bit; the bare entry the born one stands for is
  * published at the socket's first use that needs one
  * (td_fdtab_live_or_born()).  A born entry is not live: td_fdtab_live()
@@ -452,13 +452,6 @@ static inline bool td_fdtab_bear_fast(int fd, uint8_t family, uint32_t epoch)
 	/* release: a first use that sees the bit sees the word */
 	atomic_store_explicit(&e->tag, old | TD_TAG_BORN, memory_order_release);
 	return true;
-}
-/* Both paths, fd >= 0; returns fd. */
-static inline int td_fdtab_bear(int fd, uint8_t family, uint32_t epoch)
-{
-	if (td_likely(td_fdtab_bear_fast(fd, family, epoch)))
-		return fd;
-	return td_fdtab_bear_slow(fd, family, epoch);
 }
 /* fd's birth word (family and epoch): 0 when its entry is not born. */
 static inline uint32_t td_fdtab_born(int fd)

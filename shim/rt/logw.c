@@ -644,19 +644,17 @@ static int td__emit_file(const struct td_policy *p, struct td_event *ev, int fmt
 {
 	char line[TD_EVENT_MAX];
 	mode_t mode = 0;
-	int err = 0, fd;
-	bool claimed;
+	int err = 0, fd, in = 0;
+	bool spooled = td_spool_exists(), claimed;
 	size_t len;
 
-	if (td_spool_exists()) {
-		int in = td__spool_event(ev, fmt);
-
-		if (in > 0)
-			return 0;
-		td_closing_settle_now(ev);
-		len = td_event_format(line, sizeof(line), ev, fmt);
-		if (len == 0)
-			return EMSGSIZE;
+	if (spooled && (in = td__spool_event(ev, fmt)) > 0)
+		return 0;
+	td_closing_settle_now(ev);
+	len = td_event_format(line, sizeof(line), ev, fmt);
+	if (len == 0)
+		return EMSGSIZE;
+	if (spooled) {
 		if (in == 0 && td_spool_record(line, len) == 0)
 			return 0;
 		claimed = td_spool_claim();
@@ -667,10 +665,6 @@ static int td__emit_file(const struct td_policy *p, struct td_event *ev, int fmt
 			td_spool_release();
 		return err;
 	}
-	td_closing_settle_now(ev);
-	len = td_event_format(line, sizeof(line), ev, fmt);
-	if (len == 0)
-		return EMSGSIZE;
 	fd = td__stream_fd(p, &mode, &err);
 	if (fd < 0)
 		return err;

@@ -34,10 +34,10 @@ struct td_real_fns {
 extern struct td_real_fns td_real TD_HIDDEN;
 
 /*
- * The fallbacks: td_real_fallback_<name>() does what calls.h says <name> does with
- * no real symbol, and each entry of td_real points at its own until the
- * symbol is bound (real.c), so that every td_real_<name>() is one
- * indirect call with no test.  Four real functions are variadic (fcntl,
+ * The fallbacks: td_real_fallback_<name>() does what calls.h says <name>
+ * does with no real symbol, and each entry of td_real points at its own
+ * until the symbol is bound (real.c), so that every td_real_<name>() is
+ * one indirect call with no test.  Four real functions are variadic (fcntl,
  * fcntl64, prctl, syscall): their fallbacks take the fixed arguments
  * calls.h lists, which the psABIs the library builds for (x86-64,
  * AArch64) pass in the same registers, and the hooks call them with

@@ -66,6 +66,15 @@ int sched_yield(void)
 	return (int)syscall(SYS_sched_yield);
 }
 
+/* A birth as socket() makes one, both paths (td_decide_born() without
+ * its question whether the library acts, which fdtab.c does not ask). */
+static int td_t_bear(int fd, uint8_t family, uint32_t epoch)
+{
+	if (td_fdtab_bear_fast(fd, family, epoch))
+		return fd;
+	return td_fdtab_bear_slow(fd, family, epoch);
+}
+
 /* A copy of fd's live entry; fails the test when there is none. */
 static struct td_sock td_t_read(int fd)
 {
@@ -114,7 +123,7 @@ Test(fdtab, born_entry_then_published_entry_then_claim)
 	td_t_warm(5);
 	e = td_fdtab_peek(5);
 	before = atomic_load(&e->tag);
-	cr_assert(eq(int, td_fdtab_bear(5, AF_INET6, 7), 5));
+	cr_assert(eq(int, td_t_bear(5, AF_INET6, 7), 5));
 	/* born, not live: the tag's born bit, the generation unchanged, and
 	 * the word in the entry itself */
 	tag = atomic_load(&e->tag);
@@ -153,7 +162,7 @@ Test(fdtab, birth_word_and_publish_bare_give_the_same_entry)
 	struct td_sock a, b;
 
 	td_t_warm(20);
-	(void)td_fdtab_bear(20, AF_INET, 3);
+	(void)td_t_bear(20, AF_INET, 3);
 	cr_assert(not(eq(ptr, td_fdtab_live_or_born(20), NULL)));
 	a = td_t_read(20);
 	cr_assert(not(eq(ptr, td_fdtab_publish_bare(21, AF_INET, 3, TD_SF_BARE), NULL)));
@@ -165,7 +174,7 @@ Test(fdtab, birth_word_and_publish_bare_give_the_same_entry)
 Test(fdtab, forget_clears_the_born_entry)
 {
 	td_t_warm(9);
-	(void)td_fdtab_bear(9, AF_INET, 2);
+	(void)td_t_bear(9, AF_INET, 2);
 	cr_assert(not(eq(u32, td_fdtab_born(9), 0)));
 	td_fdtab_forget(9);
 	cr_assert(eq(u32, td_fdtab_born(9), 0));
@@ -177,7 +186,7 @@ Test(fdtab, claim_of_a_born_entry_clears_it)
 	struct td_sock gone;
 
 	td_t_warm(11);
-	(void)td_fdtab_bear(11, AF_INET, 2);
+	(void)td_t_bear(11, AF_INET, 2);
 	cr_assert(not(td_fdtab_claim(11, &gone)));
 	cr_assert(eq(u32, td_fdtab_born(11), 0));
 	td_fdtab_unborn(11); /* (nothing left: a no-op) */
@@ -192,7 +201,7 @@ Test(fdtab, unborn_clears_only_the_born_bit)
 	td_t_warm(12);
 	e = td_fdtab_peek(12);
 	before = atomic_load(&e->tag);
-	(void)td_fdtab_bear(12, AF_INET6, 4);
+	(void)td_t_bear(12, AF_INET6, 4);
 	td_fdtab_unborn(12);
 	cr_assert(eq(u32, td_fdtab_born(12), 0));
 	cr_assert(eq(u32, atomic_load(&e->tag), before));
@@ -217,7 +226,7 @@ Test(fdtab, generations_count_above_the_born_bit)
 	cr_assert(not(td_tag_live(t0)));
 	cr_assert(not(td_tag_born(t0)));
 	for (uint32_t k = 1; k <= 5; k++) {
-		(void)td_fdtab_bear(14, AF_INET, k);
+		(void)td_t_bear(14, AF_INET, k);
 		cr_assert(not(eq(ptr, td_fdtab_live_or_born(14), NULL)));
 		t = atomic_load(&e->tag);
 		/* live, not born, one generation further each time */
@@ -238,7 +247,7 @@ Test(fdtab, a_publish_on_the_number_clears_the_born_entry)
 
 	td_t_warm(30);
 	/* an accept() onto the number: its entry, born no more */
-	(void)td_fdtab_bear(30, AF_INET, 2);
+	(void)td_t_bear(30, AF_INET, 2);
 	memset(&init, 0, sizeof(init));
 	init.d.rule = 0;
 	init.d.bind_rule = -1;
@@ -253,7 +262,7 @@ Test(fdtab, a_publish_on_the_number_clears_the_born_entry)
 	cr_assert(eq(u32, atomic_load(&s.flags), TD_SF_CONNECTED));
 
 	/* a UDP socket (or one of the library's own fds): a bare publish */
-	(void)td_fdtab_bear(31, AF_INET, 2);
+	(void)td_t_bear(31, AF_INET, 2);
 	cr_assert(not(eq(ptr, td_fdtab_publish_bare(31, AF_INET, 6, TD_SF_BARE | TD_SF_NOT_TCP),
 			 NULL)));
 	cr_assert(eq(u32, td_fdtab_born(31), 0));
@@ -267,10 +276,10 @@ Test(fdtab, a_vforked_child_leaves_its_parents_born_entry)
 	struct td_sock init;
 
 	td_t_warm(40);
-	(void)td_fdtab_bear(40, AF_INET, 2);
+	(void)td_t_bear(40, AF_INET, 2);
 	td_in_vfork = 1;
 	/* the child's own socket on the number the parent's born entry is on */
-	cr_assert(eq(int, td_fdtab_bear(40, AF_INET6, 3), 40));
+	cr_assert(eq(int, td_t_bear(40, AF_INET6, 3), 40));
 	cr_assert(eq(u32, td_fdtab_born(40), td_born_word(AF_INET, 2)));
 	cr_assert(eq(ptr, td_fdtab_live(40), NULL));
 	/* and an accept() of its there */
@@ -295,14 +304,14 @@ Test(fdtab, a_stale_entry_live_or_born_gives_way_to_a_new_socket)
 	td_t_warm(50);
 	/* an entry whose fd was closed behind the library's back */
 	cr_assert(not(eq(ptr, td_fdtab_publish_bare(50, AF_INET6, 1, TD_SF_BARE), NULL)));
-	(void)td_fdtab_bear(50, AF_INET, 8);
+	(void)td_t_bear(50, AF_INET, 8);
 	s = td_t_read(50);
 	td_t_assert_bare(&s, AF_INET, 8);
 	cr_assert(eq(u32, td_fdtab_born(50), 0));
 	/* a stale born entry: replaced */
 	td_fdtab_forget(50);
-	(void)td_fdtab_bear(50, AF_INET6, 8);
-	(void)td_fdtab_bear(50, AF_INET, 9);
+	(void)td_t_bear(50, AF_INET6, 8);
+	(void)td_t_bear(50, AF_INET, 9);
 	cr_assert(not(eq(ptr, td_fdtab_live_or_born(50), NULL)));
 	s = td_t_read(50);
 	td_t_assert_bare(&s, AF_INET, 9);
@@ -327,16 +336,16 @@ Test(fdtab, the_gate_follows_the_watermark_and_a_shut_one_stays_shut)
 	cr_assert(td_fdtab_bear_fast(60, AF_INET, 3));
 	cr_assert(not(td_fdtab_bear_fast(62, AF_INET, 3)), "fd 62 is past the gate");
 	cr_assert(not(td_fdtab_bear_fast(-1, AF_INET, 3)), "a failed socket() is past any gate");
-	cr_assert(eq(int, td_fdtab_bear(3000, AF_INET, 3), 3000));
+	cr_assert(eq(int, td_t_bear(3000, AF_INET, 3), 3000));
 	cr_assert(eq(int, atomic_load(&td_fdtab_born_below), TD_FDTAB_PAGE));
 	td_fdtab_born_off();
 	cr_assert(eq(int, atomic_load(&td_fdtab_born_below), 0));
 	cr_assert(not(td_fdtab_bear_fast(20, AF_INET, 3)));
-	(void)td_fdtab_bear(61, AF_INET6, big);
+	(void)td_t_bear(61, AF_INET6, big);
 	cr_assert(eq(u32, td_fdtab_born(61), 0));
 	s = td_t_read(61);
 	td_t_assert_bare(&s, AF_INET6, big);
-	(void)td_fdtab_bear(63, AF_INET, TD_BORN_EPOCH_MAX);
+	(void)td_t_bear(63, AF_INET, TD_BORN_EPOCH_MAX);
 	cr_assert(eq(int, atomic_load(&td_fdtab_born_below), 0), "a raise opened a shut gate");
 	cr_assert(not(eq(ptr, td_fdtab_live_or_born(63), NULL)));
 	cr_assert(eq(u32, td_t_read(63).d.epoch, TD_BORN_EPOCH_MAX));
@@ -350,14 +359,14 @@ Test(fdtab, a_birth_maps_the_page_and_raises_the_watermarks)
 {
 	cr_assert(eq(int, td_fdtab_prog_high(), -1));
 	cr_assert(eq(ptr, td_fdtab_peek(2500), NULL));
-	cr_assert(eq(int, td_fdtab_bear(2500, AF_INET, 1), 2500));
+	cr_assert(eq(int, td_t_bear(2500, AF_INET, 1), 2500));
 	cr_assert(not(eq(ptr, td_fdtab_peek(2500), NULL)));
 	cr_assert(eq(int, td_fdtab_prog_high(), 2500));
 	cr_assert(eq(int, td_fdtab_high(), 2500));
 	cr_assert(eq(u32, td_fdtab_born(2500), td_born_word(AF_INET, 1)));
 	/* out of range (the watermark stops it: never above the table):
 	 * nothing, and no failure */
-	cr_assert(eq(int, td_fdtab_bear(td_t_huge, AF_INET, 1), TD_FDTAB_MAX));
+	cr_assert(eq(int, td_t_bear(td_t_huge, AF_INET, 1), TD_FDTAB_MAX));
 	cr_assert(eq(u32, td_fdtab_born(td_t_huge), 0));
 	cr_assert(eq(int, td_fdtab_prog_high(), 2500));
 }
@@ -371,7 +380,7 @@ Test(fdtab, counters_left_by_the_last_socket_start_at_zero)
 	cr_assert(not(eq(ptr, x, NULL)));
 	atomic_store(&x->written, 1234);
 	atomic_store(&x->read_in, 99);
-	(void)td_fdtab_bear(70, AF_INET, 2);
+	(void)td_t_bear(70, AF_INET, 2);
 	cr_assert(not(eq(ptr, td_fdtab_live_or_born(70), NULL)));
 	td_t_assert_bare((struct td_sock[]){td_t_read(70)}, AF_INET, 2);
 }
@@ -379,7 +388,7 @@ Test(fdtab, counters_left_by_the_last_socket_start_at_zero)
 Test(fdtab, errno_is_kept)
 {
 	errno = 4242;
-	(void)td_fdtab_bear(3000, AF_INET, 1); /* maps a page */
+	(void)td_t_bear(3000, AF_INET, 1); /* maps a page */
 	(void)td_fdtab_live_or_born(3000);
 	td_fdtab_forget(3000);
 	cr_assert(eq(int, errno, 4242));
@@ -397,7 +406,7 @@ Test(fdtab, a_birth_word_written_over_is_not_published)
 
 	td_t_warm(90);
 	e = td_fdtab_peek(90);
-	(void)td_fdtab_bear(90, AF_INET, 3);
+	(void)td_t_bear(90, AF_INET, 3);
 	td_fdent_linger_set(e, 1, 0);
 	cr_assert(eq(ptr, td_fdtab_live_or_born(90), NULL));
 	cr_assert(eq(u32, td_fdtab_born(90), 0));
@@ -421,7 +430,7 @@ Test(fdtab, a_first_use_does_not_wait_for_an_interrupted_winner, .timeout = 10)
 
 	td_t_warm(85);
 	e = td_fdtab_peek(85);
-	(void)td_fdtab_bear(85, AF_INET6, 4);
+	(void)td_t_bear(85, AF_INET6, 4);
 	born = atomic_load(&e->tag);
 	cr_assert(td_tag_born(born));
 	/* the winner's first step (td_fdtab_born_publish()): the bit is its */
@@ -483,7 +492,7 @@ Test(fdtab, racing_first_uses_publish_one_entry_and_wait_for_none, .timeout = 60
 		uint32_t tag_before = atomic_load(&e->tag);
 		int got = 0;
 
-		(void)td_fdtab_bear(80, AF_INET6, (uint32_t)round + 1);
+		(void)td_t_bear(80, AF_INET6, (uint32_t)round + 1);
 		pthread_barrier_init(&go, NULL, TD_T_THREADS);
 		for (int i = 0; i < TD_T_THREADS; i++) {
 			r[i] = (struct td_t_race){.go = &go, .fd = 80};
