@@ -75,21 +75,23 @@ TD_EXPORT int shutdown(int fd, int how)
 	fin = done == SHUT_WR || done == SHUT_RDWR;
 	/*
 	 * Who sent the first FIN matters only to the events (a rule's own,
-	 * fixed for the connection: see td_decide_rule), so a silent rule
-	 * reads the state only for a connection fated to reset.  A logged one
-	 * whose program has read the peer's FIN knows: the peer was first.
-	 * Otherwise the state before the call says CLOSE_WAIT (the peer was
-	 * first) or not, and the check after it settles the rest (below).
-	 * Without the read before, a socket whose peer was first would read
-	 * CLOSE after the call on loopback (our FIN acknowledged at once),
-	 * which takes a sock_diag lookup, two system calls, to tell apart.
+	 * fixed for the connection: see td_decide_rule).  A logged one whose
+	 * program has read the peer's FIN knows: the peer was first.
+	 * Otherwise the state after the call says (below): FIN_WAIT1 or
+	 * FIN_WAIT2, ours was first (a peer's FIN already in would have made
+	 * it LAST_ACK); LAST_ACK, the peer's.  Only a socket read CLOSE after
+	 * it (on loopback, the peer's answer or its acknowledgement comes at
+	 * once) takes a sock_diag lookup.  A server shuts down after its
+	 * reply, before its client can have closed: one read, where a read
+	 * before the call too took two.  The state before the call is read
+	 * only for a connection fated to reset, which must know it.
 	 */
 	fated = fin && td__fated_to_reset(s);
 	flags = atomic_load(&s->flags);
 	if (fin && r->log && !fated && !(flags & TD_SF_SHUT_WR) &&
 	    td_info_read_to_end(flags, atomic_load(&s->share), s->d.epoch)) {
 		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
-	} else if ((fated || (fin && r->log)) && (state = td_info_state(fd)) >= 0) {
+	} else if (fated && (state = td_info_state(fd)) >= 0) {
 		if (state == TD_TCP_CLOSE_WAIT || state == TD_TCP_LAST_ACK)
 			atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 		reset = td__reset_instead(s, state);
@@ -107,12 +109,12 @@ TD_EXPORT int shutdown(int fd, int how)
 		uint32_t was = atomic_fetch_or(&s->flags, TD_SF_SHUT_WR);
 		bool fin_in = false;
 
-		/* the peer's FIN may have slipped in between the check and ours;
-		 * a state that proves its FIN in (the peer answered ours at
-		 * once: TIME_WAIT) spares the close a SIOCINQ */
+		/* who was first (above); a state that proves the peer's FIN
+		 * in (it answered ours at once: TIME_WAIT) spares the close a
+		 * SIOCINQ */
 		if (r->log && !(was & (TD_SF_SHUT_WR | TD_SF_PASSIVE)) &&
 		    td_fdtab_read(fd, &c, NULL)) {
-			if (td_diag_closer(fd, &c.local, &c.remote, NULL, &fin_in) ==
+			if (td_diag_closer(fd, &c.local, &c.remote, &fin_in) ==
 			    TD_CLOSER_PASSIVE)
 				atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 			if (fin_in)

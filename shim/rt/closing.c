@@ -251,11 +251,14 @@ static void td__checks_after(const struct td_event *ev, int state, bool *first_f
  * An RST predicted on an ESTABLISHED socket (a zero linger: abort, a
  * fault, the program's) leaves nothing to ask after the close: the reset
  * destroys the socket.  A peer's FIN that arrives after the facts were
- * read makes that RST the answer to it (passive), so the state is read
- * once more as the very last thing before the real close, which leaves
- * the race only the time between these two calls (a CI run caught the
- * wider one: curl under --rst 1, nginx's FIN 87 us before the RST, the log
- * said active).  One getsockopt, only for such a close.
+ * read makes that RST the answer to it (passive), so the state must be
+ * read with no system call between it and the real close.  Where the
+ * facts made one after their state read (SIOCINQ, SO_LINGER, fstat), or
+ * /proc was read, or the close had work to do, it is read once more as
+ * the very last thing; the race left is the time between that read and
+ * the close, the library's own bookkeeping in memory (a CI run caught
+ * the wider one: curl under --rst 1, nginx's FIN 87 us before the RST,
+ * the log said active).  One getsockopt, only for such a close.
  */
 TD_CHILD_RUNS
 static void td__recheck_rst(int fd, struct td_close_facts *cf, struct td_event *ev,
@@ -307,7 +310,7 @@ static void td__settle_after(struct td_close_facts *cf, const struct td_sock *s,
 			     bool rst)
 {
 	if (first_fin)
-		cf->first_fin = td_diag_closer(-1, &s->local, &s->remote, NULL, NULL);
+		cf->first_fin = td_diag_closer(-1, &s->local, &s->remote, NULL);
 	if (rst)
 		cf->after_state = td_diag_state(&s->local, &s->remote);
 }
@@ -321,7 +324,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 {
 	const struct td_sock *s = &c->s;
 	struct td_facts f;
-	bool in_proc_shared, counted, last, changed = false;
+	bool in_proc_shared, counted, last, changed = false, work;
 	int fd = c->fd, origin;
 
 	origin = td_fdtab_share_origin(s->share, fd);
@@ -393,7 +396,8 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	if (!last && !in_proc_shared && !counted && td__may_ask_after(c->rule, s) &&
 	    f.state != TD_TCP_CLOSE)
 		c->holder_after = true;
-	if (last && td__needs_work(c->rule, &f)) {
+	work = last && td__needs_work(c->rule, &f);
+	if (work) {
 		/* graceful changes the outcome only when it undoes something */
 		changed = c->rule->close == TD_CLOSE_DRAIN || f.unread > 0 ||
 			  td_sock_linger_on(&c->s);
@@ -432,8 +436,9 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	c->check_after = c->check_after && c->pfd < 0 && last && c->log;
 	/* the closing thread, even when the worker writes the event later */
 	c->ev.tid = td_init_tid();
-	/* last before the real close (the caller's next call) */
-	if (c->log)
+	/* last before the real close (the caller's next call), where a
+	 * system call came after the facts' state read (td__recheck_rst()) */
+	if (c->log && (f.calls_after_state > 0 || f.ino != 0 || work))
 		td__recheck_rst(c->fd, &c->cf, &c->ev, c->s.d.t_open_mono_us);
 }
 
@@ -497,12 +502,24 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 	 * The facts read before the close already showed the peer's FIN in
 	 * (CLOSE_WAIT): ours came second, nothing to ask.  (A server whose
 	 * client closes as soon as it has the reply drains this way most of
-	 * the time: three system calls fewer.)
+	 * the time: three system calls fewer.)  Else the state after our FIN
+	 * says who was first (td_predict_closer_of()), but for CLOSE: the
+	 * peer answered ours at once (TIME_WAIT: we were first) or its FIN
+	 * had come just before ours (gone: it was), or it reset.  Then the
+	 * connection is over: nothing to wait for and nothing a close could
+	 * still reset, so no read; and who was first is asked of the 4-tuple
+	 * by whoever writes the line (td_predict_settle(); the spool's
+	 * flusher, for a batch at once), as for a plain close.
 	 */
-	if (c->cf.passive_first)
+	if (c->cf.passive_first) {
 		c->cf.first_fin = TD_CLOSER_PASSIVE;
-	else
-		c->cf.first_fin = td_diag_closer(c->pfd, &c->s.local, &c->s.remote, &seen, NULL);
+	} else if ((seen = td_info_state(c->pfd)) == TD_TCP_CLOSE) {
+		td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
+		c->ev.ask = TD_ASK_FIRST_FIN;
+		return false;
+	} else {
+		c->cf.first_fin = td_predict_closer_of(seen);
+	}
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 	/*
 	 * The peer may have closed already: then nothing to wait for.  While

@@ -350,15 +350,12 @@ int td_diag_after_close(const struct td_addr *local, const struct td_addr *remot
  * released it.
  */
 TD_CHILD_RUNS
-int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *remote, int *seen,
-		   bool *fin_in)
+int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *remote, bool *fin_in)
 {
 	int state = -1;
 
 	if (fd >= 0) {
 		state = td_info_state(fd);
-		if (seen != NULL)
-			*seen = state;
 		/*
 		 * Our own socket is CLOSE both after TIME_WAIT and after
 		 * LAST_ACK: only the 4-tuple's TIME_WAIT entry tells them apart.

@@ -25,11 +25,10 @@ bool td_diag_listening(const struct td_addr *local) TD_HIDDEN;
 /* Close the netlink sockets kept for lookups. */
 void td_diag_close_pool(void) TD_HIDDEN;
 /* After our FIN: an enum td_closer (TD_CLOSER_NONE: cannot tell).  With
- * fd >= 0 the state is read through it first, and also given in *seen
- * when seen is not NULL (-1 when it could not be read).  *fin_in (when
- * not NULL): whether the state found proves the peer's FIN came in. */
+ * fd >= 0 the state is read through it first.  *fin_in (when not NULL):
+ * whether the state found proves the peer's FIN came in. */
 int td_diag_closer(int fd, const struct td_addr *local, const struct td_addr *remote,
-		   int *seen, bool *fin_in) TD_HIDDEN;
+		   bool *fin_in) TD_HIDDEN;
 
 /* After a close that may not have been the last: the state (as above)
  * and whether a process still holds the socket. */

@@ -118,6 +118,13 @@ static bool td__read_all(const struct tcp_info *ti, socklen_t len, struct td__re
 	return in == 0 || (in < 65536 && in == rd.count);
 }
 
+/* Counts a system call about to be made after the state was read: true. */
+static bool td__call_after(struct td_facts *f)
+{
+	f->calls_after_state++;
+	return true;
+}
+
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
 		     struct td__reads rd)
 {
@@ -143,7 +150,7 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 	} else {
 		if (td__read_all(&ti, len, rd))
 			f->unread = 0;
-		else if (td_real_sys_ioctl(fd, SIOCINQ, &v) == 0)
+		else if (td__call_after(f) && td_real_sys_ioctl(fd, SIOCINQ, &v) == 0)
 			f->unread = v;
 		/* once closed (reset, refused), nothing is waiting to be sent:
 		 * the kernel's counter still holds the SYN and the purged queue.
@@ -153,7 +160,7 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 			f->unsent = 0;
 		else if (ti.tcpi_unacked == 0)
 			f->unsent = ti.tcpi_notsent_bytes;
-		else if (td_real_sys_ioctl(fd, SIOCOUTQ, &v) == 0)
+		else if (td__call_after(f) && td_real_sys_ioctl(fd, SIOCOUTQ, &v) == 0)
 			f->unsent = v;
 		/*
 		 * Our FIN takes a sequence number: once queued (FIN_WAIT1,
@@ -171,11 +178,11 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 	len = sizeof(lg);
 	/* a listener's close resets its queue whatever its linger says */
 	if (want_linger && ti.tcpi_state != TD_TCP_LISTEN &&
-	    td_real_sys_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {
+	    td__call_after(f) && td_real_sys_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0) {
 		f->linger_on = lg.l_onoff != 0;
 		f->linger_secs = lg.l_linger;
 	}
-	if (want_ino)
+	if (want_ino && td__call_after(f))
 		f->ino = td_info_ino(fd);
 	return 0;
 }

@@ -30,6 +30,9 @@ struct td_facts {
 	bool linger_on;
 	int linger_secs;
 	uint64_t ino;
+	/* system calls made after the state was read (SIOCINQ, SIOCOUTQ,
+	 * SO_LINGER, fstat): none, the state is as fresh as a read can be */
+	int calls_after_state;
 };
 /* The TCP state alone (the first byte of struct tcp_info: one system
  * call, nothing else copied), or -1 with errno. */

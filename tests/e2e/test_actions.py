@@ -666,15 +666,16 @@ def test_shutdown_racing_peer_fin_is_logged_passive():
     """When a program's shutdown(SHUT_WR) races the peer's FIN, the log
     still names the side that closed first.
 
-    The shutdown hook reads the socket's state before the real call; a
-    peer's FIN that arrives between that look and the real call
+    The shutdown hook reads the socket's state after the real call: a
+    peer's FIN that arrived before it makes our socket LAST_ACK, or, its
+    acknowledgement in at once on loopback, CLOSE, which the kernel is
+    asked about (sock_diag, shim/rt/diag.c): our connection gone means the
+    peer's FIN came first (TIME_WAIT would mean ours did).  A look before
+    the call would miss a FIN arriving between it and the call
     (microseconds on loopback; seen with Python's http.server and curl in
-    test_programs) would leave the connection marked "active".  The hook
-    therefore asks the kernel afterwards (sock_diag, shim/rt/diag.c): our
-    connection in LAST_ACK, or gone, means the peer's FIN came first.  Here
-    a test double (tests/progs/libcore_slowshut.c) pauses 400 ms inside
-    that window, and the client closes 100 ms after it has the reply, so
-    its FIN always lands in it.
+    test_programs).  Here a test double (tests/progs/libcore_slowshut.c)
+    pauses 400 ms inside the real call, before it, and the client closes
+    100 ms after it has the reply, so its FIN always lands in the pause.
 
     The wire: the client's FIN first, then the server's; TIME_WAIT on the
     client only.  The log must agree: closer=passive, time_wait=false.
@@ -699,6 +700,45 @@ def test_shutdown_racing_peer_fin_is_logged_passive():
     assert (ev["closer"], ev["time_wait"]) == ("passive", False), (
         "the peer closed first and holds TIME_WAIT, but the log says "
         "closer=%s time_wait=%s: %r" % (ev["closer"], ev["time_wait"], ev))
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_drain_whose_fin_meets_the_peers_is_logged_by_who_was_first():
+    """A drain's FIN goes out after the program's close returned (the
+    library's shutdown() on its private fd).  Where the peer's FIN came in
+    between the close's look at the socket (ESTABLISHED) and that
+    shutdown(), the socket reads CLOSE after it: the connection is over,
+    nothing is left to drain, and who was first is asked of the 4-tuple by
+    whoever writes the line (gone: the peer; TIME_WAIT: us).  A test double
+    (tests/progs/libcore_slowshut.c) pauses 400 ms inside the library's
+    shutdown(), before the real call, and the client closes 100 ms after
+    it has the reply, so its FIN always lands in the pause.
+
+    The wire: the client's FIN first, then the server's, no RST; TIME_WAIT
+    on the client only.  The log must agree: FIN,
+    closer=passive, time_wait=false, action drain.
+
+    Catches: a drain that took a socket already CLOSE for one still
+    waiting on its peer, or called the close active because our FIN
+    followed a look that saw none from the peer."""
+    slow = tdlib.test_prog("libcore_slowshut.so")
+    assert os.path.exists(slow), "%s is missing: run make testprogs" % slow
+    env, log = _policy_env([_rule("server", "drain")])
+    env["LD_PRELOAD"] += " " + slow
+    env["CORE_SLOWSHUT_MS"] = "400"
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--send", 10, env=env)
+        cli = tdlib.run_client(srv.port, "--read", 10, "--sleep-before-close", 100).result
+        srv_res = srv.result()
+    tdlib.check_connected(cli, srv_res)
+    cport = cli["local_port"]
+    assert cap.first_fin().sport == cport, "the client's FIN came first"
+    assert cap.fin_from(srv.port, cport) and cap.count_rst() == 0
+    assert tdlib.time_wait_on(cport) and not tdlib.time_wait_on(srv.port)
+    ev = _one_event(log, "close", remote_port=cport)
+    _assert_close_event(ev, "FIN", ev["why"], closer="passive", time_wait=False,
+                        action="drain")
 
 
 # ---------------------------------------------------------------------------

@@ -476,10 +476,12 @@ lst.close()
 def test_shutdown_learns_who_was_first():
     """A logged server that half-closes, then closes: its close event says
     who sent the first FIN, and the kernel agrees (TIME_WAIT is the first
-    closer's).  The library reads the state before the shutdown() (the
-    client's FIN is in: CLOSE_WAIT) and, when that did not settle it,
-    after; not at all when the program has read its client's EOF: the FIN
-    was in, so the client was first.  A socket CLOSE by its close counts
+    closer's).  The library reads the state once, after the shutdown()
+    (FIN_WAIT: the server was first; read CLOSE, the client's FIN was in
+    and ours acknowledged at once on loopback, or the client answered
+    ours at once: a sock_diag lookup tells which); not at all when the
+    program has read its client's EOF: the FIN was in, so the client was
+    first.  A socket CLOSE by its close counts
     the client's FIN in TCP_INFO's bytes received, or not (a reset): where
     the client's FIN is known to be in (it came first, "after_fin"; or the
     state after the shutdown proved it, which on loopback needs a client
@@ -489,14 +491,16 @@ def test_shutdown_learns_who_was_first():
     5) are asked for, and reported.
 
     Catches: a server that read its peer's EOF called the active closer, or
-    its shutdown still paying state reads; a shutdown after an unread FIN
+    its shutdown still paying state reads; a state read before the call as
+    well as after; a shutdown after an unread FIN
     (no EOF read, no mark) called active; a SIOCINQ at the close of a
     socket whose every byte was read, or unread bytes hidden by the FIN's."""
     want = {"first": ("active", "server"), "after_eof": ("passive", "client"),
             "after_fin": ("passive", "client"), "first_unread": ("active", "server")}
-    # state reads: before the call (CLOSE_WAIT or not), and after it unless
-    # that said the peer was first
-    reads_want = {"first": 2, "after_eof": 0, "after_fin": 1, "first_unread": 2}
+    # state reads: one, after the call, unless the program read the EOF
+    reads_want = {"first": 1, "after_eof": 0, "after_fin": 1, "first_unread": 1}
+    # sock_diag lookups: only where the state after the call reads CLOSE
+    lookups_want = {"first": 0, "after_eof": 0, "after_fin": 1, "first_unread": 0}
     # (SIOCINQ at the close, unread in its event)
     unread_want = {"first": (1, 0), "after_eof": (0, 0), "after_fin": (0, 0),
                    "first_unread": (1, 5)}
@@ -517,8 +521,78 @@ def test_shutdown_learns_who_was_first():
                                 % out["fd"])
         reads = [i for i, l in enumerate(lines) if state_read.search(l)]
         assert len(reads) == reads_want[mode], (mode, lines)
+        assert all(i > at for i in reads), (mode, "a state read before the call", lines)
+        # the lookup follows the server's state read (a netlink message
+        # names no socket; the client's own shutdown may ask later)
+        after = lines[reads[0] + 1:reads[0] + 2] if reads else []
+        lookups = [l for l in after if "sendto(" in l and "nlmsg_len=" in l]
+        assert len(lookups) == lookups_want[mode], (mode, lines)
         asked = [l for l in lines if re.search(r"ioctl\(%d, FIONREAD" % out["fd"], l)]
         assert (len(asked), closes[0]["unread"]) == unread_want[mode], (mode, closes[0], lines)
+
+
+# A server under "abort" closes a connection whose client sent 5 bytes:
+# read by it ("read"), or left unread ("unread").  The client waits for the
+# reset before it closes.
+ABORT_PROG = r"""
+import json, socket, sys, time
+mode = sys.argv[1]
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
+cli = socket.create_connection(lst.getsockname())
+srv, _ = lst.accept()
+cli.sendall(b"z" * 5)
+time.sleep(0.1)
+if mode == "read":
+    got = b""
+    while len(got) < 5:
+        got += srv.recv(5 - len(got))
+fd = srv.fileno()
+srv.close()
+try:
+    seen = "eof" if cli.recv(100) == b"" else "data"
+except ConnectionResetError:
+    seen = "reset"
+cli.close()
+lst.close()
+print(json.dumps({"fd": fd, "seen": seen}), flush=True)
+"""
+
+
+def test_abort_close_reads_the_state_last_before_the_close():
+    """An RST from an ESTABLISHED socket is logged from a state read with
+    no system call between it and the real close: a peer FIN in between
+    would make the RST its answer (passive).  Where the facts ask nothing
+    after their TCP_INFO (every byte read: no SIOCINQ; the linger the rule
+    set: no SO_LINGER), that read is the last, and the close reads nothing
+    more; where a SIOCINQ followed it (5 bytes unread), the state is read
+    once more, right before the close.  Either way the wire is an RST,
+    the client reads ECONNRESET, and the log says RST, closer active.
+
+    Catches: the second state read coming back where nothing came between
+    (one system call a logged abort close, haproxy's backend every
+    request), or going where a SIOCINQ did."""
+    for mode, reads_want, inq_want in (("read", 0, 0), ("unread", 1, 1)):
+        proc, log, lines = _straced(ABORT_PROG, "abort-" + mode, [mode],
+                                    [{"name": "all", "close": "abort", "log": True}],
+                                    "getsockopt,ioctl,close")
+        out = _last_json(proc)
+        assert out["seen"] == "reset", (mode, out)
+        fd = out["fd"]
+        closes = [r for r in tdlib.read_log(log)
+                  if r["event"] == "close" and r.get("role") == "server"]
+        assert len(closes) == 1, tdlib.read_log(log)
+        assert (closes[0]["wire"], closes[0]["closer"]) == ("RST", "active"), (mode, closes[0])
+        end = next(i for i, l in enumerate(lines) if re.search(r"close\(%d\)" % fd, l))
+        facts = [i for i, l in enumerate(lines[:end])
+                 if re.search(r"getsockopt\(%d, SOL_TCP, TCP_INFO, .*\[232\]\)" % fd, l)]
+        assert facts, (mode, lines)
+        after = lines[facts[-1] + 1:end]
+        state_reads = [l for l in after
+                       if re.search(r"getsockopt\(%d, SOL_TCP, TCP_INFO, \"[^\"]*\", \[1\]\)" % fd, l)]
+        inq = [l for l in after if re.search(r"ioctl\(%d, FIONREAD" % fd, l)]
+        assert (len(state_reads), len(inq)) == (reads_want, inq_want), (mode, after)
+        if reads_want:
+            assert after[-1] is state_reads[-1], (mode, "not the last call", after)
 
 
 # A server that drains: N times a client connects and sends a request, the
