@@ -48,6 +48,35 @@ static bool td__reset_instead(const struct td_fdent *s, int state)
 					 state == TD_TCP_CLOSE_WAIT || state == TD_TCP_SYN_RECV);
 }
 
+/*
+ * Who was first, read after the call alone or before it too (see
+ * shutdown() below).  After alone costs one read where our FIN was first,
+ * and three where the peer's was (the socket reads CLOSE: a lookup tells
+ * LAST_ACK's end from TIME_WAIT); before too costs two and one.  So each
+ * thread keeps its last answers (halved every 64) and reads before too
+ * while more than a third had the peer first.  Both ways are exact; this
+ * only picks the cheaper for what the program does (a server that shuts
+ * down after its reply: ours first; one whose clients half-close first:
+ * theirs).  Thread-local: no write shared between threads.
+ */
+static __thread uint8_t td__asked __attribute__((tls_model("initial-exec")));
+static __thread uint8_t td__peer_first __attribute__((tls_model("initial-exec")));
+
+static bool td__read_before(void)
+{
+	return td__peer_first * 3u > td__asked;
+}
+
+static void td__answered(bool peer_first)
+{
+	td__asked++;
+	td__peer_first += peer_first;
+	if (td__asked >= 64) {
+		td__asked /= 2;
+		td__peer_first /= 2;
+	}
+}
+
 TD_CHILD_RUNS
 TD_EXPORT int shutdown(int fd, int how)
 {
@@ -58,7 +87,7 @@ TD_EXPORT int shutdown(int fd, int how)
 	struct td_event ev;
 	int saved, rc, err, done = how, state;
 	uint32_t flags;
-	bool reset = false, fin, fated;
+	bool reset = false, fin, fated, asked = false;
 
 	/* from now on a read's 0 is no proof of the peer's FIN (before the
 	 * call: a read in another thread may see the shut at once) */
@@ -83,18 +112,22 @@ TD_EXPORT int shutdown(int fd, int how)
 	 * it (on loopback, the peer's answer or its acknowledgement comes at
 	 * once) takes a sock_diag lookup.  A server shuts down after its
 	 * reply, before its client can have closed: one read, where a read
-	 * before the call too took two.  The state before the call is read
-	 * only for a connection fated to reset, which must know it.
+	 * before the call too took two.  Where the peer is often first, the
+	 * state is read before the call too (td__read_before()): CLOSE_WAIT
+	 * settles it, with no lookup.  A connection fated to reset always
+	 * reads it before: it must know.
 	 */
 	fated = fin && td__fated_to_reset(s);
 	flags = atomic_load(&s->flags);
 	if (fin && r->log && !fated && !(flags & TD_SF_SHUT_WR) &&
 	    td_info_read_to_end(flags, atomic_load(&s->share), s->d.epoch)) {
 		atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
-	} else if (fated && (state = td_info_state(fd)) >= 0) {
+	} else if ((fated || (fin && r->log && !(flags & TD_SF_SHUT_WR) && td__read_before())) &&
+		   (state = td_info_state(fd)) >= 0) {
 		if (state == TD_TCP_CLOSE_WAIT || state == TD_TCP_LAST_ACK)
 			atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 		reset = td__reset_instead(s, state);
+		asked = !fated;
 	}
 	td_errno_set(saved);
 	if (reset && td_faults_reset_now(fd, fd, s) == 0) {
@@ -119,7 +152,11 @@ TD_EXPORT int shutdown(int fd, int how)
 				atomic_fetch_or(&s->flags, TD_SF_PASSIVE);
 			if (fin_in)
 				atomic_fetch_or(&s->flags, TD_SF_FIN_IN);
+			asked = !fated;
 		}
+		/* (a read before the call that found the peer first counts) */
+		if (asked)
+			td__answered((atomic_load(&s->flags) & TD_SF_PASSIVE) != 0);
 		td_fdtab_share_note_fin(atomic_load(&s->share),
 					(atomic_load(&s->flags) & TD_SF_PASSIVE) != 0);
 	}

@@ -531,6 +531,61 @@ def test_shutdown_learns_who_was_first():
         assert (len(asked), closes[0]["unread"]) == unread_want[mode], (mode, closes[0], lines)
 
 
+# N times a client half-closes first; the server, which never reads its
+# EOF, shuts down after it, then both close.
+PEER_FIRST_PROG = r"""
+import json, socket, sys, time
+n = int(sys.argv[1])
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(8)
+fds = []
+for _ in range(n):
+    cli = socket.create_connection(lst.getsockname())
+    srv, _ = lst.accept()
+    cli.shutdown(socket.SHUT_WR)
+    time.sleep(0.02)        # the client's FIN is in, unread
+    srv.shutdown(socket.SHUT_WR)
+    assert cli.recv(10) == b""
+    fds.append(srv.fileno())
+    srv.close(); cli.close()
+print(json.dumps({"fds": sorted(set(fds))}), flush=True)
+"""
+
+
+def test_shutdown_reads_before_the_call_where_the_peer_is_often_first():
+    """Which read tells a logged shutdown() who was first adapts to what
+    the program does.  After the call alone: one read where our FIN was
+    first, but where the peer's was, the socket reads CLOSE (LAST_ACK,
+    acknowledged at once on loopback), which takes a sock_diag lookup.
+    So a thread whose shutdowns found the peer first more than a third of
+    the time reads the state before the call too: CLOSE_WAIT settles it.
+    Here 12 clients each half-close first: the first shutdown pays the
+    lookup, the 11 after it one read before the call and no lookup; every
+    close event says passive, no TIME_WAIT on the server's side.
+
+    Catches: the lookup at every such shutdown (three system calls where
+    one does), or a read before the call for a server whose FIN is first
+    (test_shutdown_learns_who_was_first counts that one)."""
+    n = 12
+    proc, log, lines = _straced(PEER_FIRST_PROG, "peer-first", [n],
+                                [{"name": "srv", "match": {"role": "server"},
+                                  "close": "pass", "log": True}],
+                                "getsockopt,shutdown,sendto")
+    out = _last_json(proc)
+    closes = [r for r in tdlib.read_log(log)
+              if r["event"] == "close" and r.get("role") == "server"]
+    assert len(closes) == n, tdlib.read_log(log)
+    assert all((r["closer"], r["time_wait"]) == ("passive", False) for r in closes), closes
+    lookups = [l for l in lines if "sendto(" in l and "nlmsg_len=" in l]
+    assert len(lookups) == 1, lookups
+    fds = "|".join(str(fd) for fd in out["fds"])
+    shut = [i for i, l in enumerate(lines) if re.search(r"shutdown\((%s), SHUT_WR" % fds, l)]
+    assert len(shut) == n, lines
+    before = [i for i in shut[1:]
+              if re.search(r"getsockopt\((%s), SOL_TCP, TCP_INFO, \"\\10\", \[1\]\)" % fds,
+                           lines[i - 1])]
+    assert len(before) == n - 1, (before, lines)
+
+
 # A server under "abort" closes a connection whose client sent 5 bytes:
 # read by it ("read"), or left unread ("unread").  The client waits for the
 # reset before it closes.
