@@ -660,6 +660,31 @@ def test_shutdown_skip_with_abort_sends_pure_rst():
                         action="abort", time_wait=False)
 
 
+def _client_fin_in_our_shutdown(close, *server_args):
+    """A server under close sends 10 bytes and closes (server_args: how),
+    its shutdown() paused 400 ms before the real call by a test double
+    (tests/progs/libcore_slowshut.c, the "next" shutdown() the library's
+    own calls reach); its client closes 100 ms after it has them, so the
+    client's FIN lands in the pause.  Checks the wire (the client's FIN
+    first, then the server's, no RST; TIME_WAIT on the client only) and
+    returns (the log, the client's port, the server's result)."""
+    slow = tdlib.test_prog("libcore_slowshut.so")
+    assert os.path.exists(slow), "%s is missing: run make testprogs" % slow
+    env, log = _policy_env([_rule("server", close)])
+    env["LD_PRELOAD"] += " " + slow
+    env["CORE_SLOWSHUT_MS"] = "400"
+    with tdlib.Capture() as cap:
+        srv = tdlib.Server("--send", 10, *server_args, env=env)
+        cli = tdlib.run_client(srv.port, "--read", 10, "--sleep-before-close", 100).result
+        srv_res = srv.result()
+    tdlib.check_connected(cli, srv_res)
+    cport = cli["local_port"]
+    assert cap.first_fin().sport == cport, "the client's FIN came first"
+    assert cap.fin_from(srv.port, cport) and cap.count_rst() == 0
+    assert tdlib.time_wait_on(cport) and not tdlib.time_wait_on(srv.port)
+    return log, cport, srv_res
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(20)
 def test_shutdown_racing_peer_fin_is_logged_passive():
@@ -680,21 +705,8 @@ def test_shutdown_racing_peer_fin_is_logged_passive():
     The wire: the client's FIN first, then the server's; TIME_WAIT on the
     client only.  The log must agree: closer=passive, time_wait=false.
     """
-    slow = tdlib.test_prog("libcore_slowshut.so")
-    assert os.path.exists(slow), "%s is missing: run make testprogs" % slow
-    env, log = _policy_env([_rule("server", "pass")])
-    env["LD_PRELOAD"] += " " + slow
-    env["CORE_SLOWSHUT_MS"] = "400"
-    with tdlib.Capture() as cap:
-        srv = tdlib.Server("--send", 10, "--shutdown", "wr", env=env)
-        cli = tdlib.run_client(srv.port, "--read", 10, "--sleep-before-close", 100).result
-        srv_res = srv.result()
-    tdlib.check_connected(cli, srv_res)
-    cport = cli["local_port"]
+    log, cport, srv_res = _client_fin_in_our_shutdown("pass", "--shutdown", "wr")
     assert srv_res["shutdown_errno"] is None, srv_res
-    assert cap.first_fin().sport == cport, "the client's FIN came first"
-    assert cap.fin_from(srv.port, cport) and cap.count_rst() == 0
-    assert tdlib.time_wait_on(cport) and not tdlib.time_wait_on(srv.port)
     assert _one_event(log, "shutdown", remote_port=cport)["sent"] == "SHUT_WR"
     ev = _one_event(log, "close", remote_port=cport)
     assert (ev["closer"], ev["time_wait"]) == ("passive", False), (
@@ -722,20 +734,7 @@ def test_drain_whose_fin_meets_the_peers_is_logged_by_who_was_first():
     Catches: a drain that took a socket already CLOSE for one still
     waiting on its peer, or called the close active because our FIN
     followed a look that saw none from the peer."""
-    slow = tdlib.test_prog("libcore_slowshut.so")
-    assert os.path.exists(slow), "%s is missing: run make testprogs" % slow
-    env, log = _policy_env([_rule("server", "drain")])
-    env["LD_PRELOAD"] += " " + slow
-    env["CORE_SLOWSHUT_MS"] = "400"
-    with tdlib.Capture() as cap:
-        srv = tdlib.Server("--send", 10, env=env)
-        cli = tdlib.run_client(srv.port, "--read", 10, "--sleep-before-close", 100).result
-        srv_res = srv.result()
-    tdlib.check_connected(cli, srv_res)
-    cport = cli["local_port"]
-    assert cap.first_fin().sport == cport, "the client's FIN came first"
-    assert cap.fin_from(srv.port, cport) and cap.count_rst() == 0
-    assert tdlib.time_wait_on(cport) and not tdlib.time_wait_on(srv.port)
+    log, cport, _ = _client_fin_in_our_shutdown("drain")
     ev = _one_event(log, "close", remote_port=cport)
     _assert_close_event(ev, "FIN", ev["why"], closer="passive", time_wait=False,
                         action="drain")
