@@ -13,6 +13,10 @@ connection, made one after the other by this script:
           "Connection: close" (nginx closes first: an active close)
   redis   redis-server; PING, then the client closes (redis closes
           second: a passive close)
+  haproxy haproxy (http mode, one thread) in front of a bare nginx,
+          "Connection: close": haproxy alone is counted (its
+          shutdown(SHUT_WR) and close of the client's connection, its
+          connect to the backend and the backend's abortive close)
 
 The modes are those of part 3 (the teardown command: --log FILE --format
 json; drain adds --close drain --role server).  Everything the server's
@@ -22,7 +26,7 @@ counted; a second row leaves out the library's worker thread (it formats
 the spool's lines, and may run on another core), what the server's own
 threads run.  A report: no figure fails.
 
-Run alone: TD_BUILD=build python3 tests/bench/server_counts.py [nginx|redis...]
+Run alone: TD_BUILD=build python3 tests/bench/server_counts.py [nginx|redis|haproxy...]
 As root it runs in a private network namespace.
 """
 
@@ -95,7 +99,48 @@ class _Redis(servers.Redis):
     request = staticmethod(_redis_request)
 
 
-TARGETS = {"nginx": _Nginx, "redis": _Redis}
+class _Haproxy(servers.Server):
+    """haproxy (http mode, one thread) in front of an nginx that runs
+    bare and is not counted (the nginx row counts nginx): haproxy's
+    process alone.  It closes its client's connection after the reply
+    (shutdown(SHUT_WR), then close) and its backend's with SO_LINGER
+    {1,0}; the connect to the backend is a client's."""
+    name = "haproxy"
+    needs = ("haproxy", "nginx")
+    request = staticmethod(_nginx_request)
+
+    def __init__(self, tmp):
+        super().__init__(tmp)
+        d = os.path.join(tmp, "haproxy")
+        os.makedirs(d, exist_ok=True)
+        self.backend_port = servers.free_port()
+        self._backend = servers.nginxconf.write(d, self.backend_port, self.webroot(),
+                                                workers=1, master=False,
+                                                error_log=os.path.join(d, "error.log"),
+                                                error_level="error")
+        cfg = os.path.join(d, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write("global\n    maxconn 1024\n    nbthread 1\ndefaults\n    mode http\n"
+                    "    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n"
+                    "frontend fe\n    bind 127.0.0.1:%d\n    default_backend be\n"
+                    "backend be\n    server s1 127.0.0.1:%d\n" % (self.port, self.backend_port))
+        self._argv = ["haproxy", "-db", "-f", cfg]
+
+    def argv(self):
+        return self._argv
+
+    def backend(self):
+        """The bare nginx behind it, listening; the caller stops it."""
+        proc = subprocess.Popen(self._backend, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True, env=_bench.clean_env())
+        if not servers.wait_port(self.backend_port, [proc], timeout=30):
+            os.killpg(proc.pid, signal.SIGTERM)
+            raise RuntimeError("haproxy's nginx backend never listened")
+        return proc
+
+
+TARGETS = {"nginx": _Nginx, "redis": _Redis, "haproxy": _Haproxy}
 
 
 def _run(target, mode, tool, n, log):
@@ -112,6 +157,7 @@ def _run(target, mode, tool, n, log):
     else:
         pre = ["strace", "-f", "-qq", "-c", "-o", out]
     argv = servers.wrap(mode, pre + target.argv(), log)
+    back = target.backend() if hasattr(target, "backend") else None
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True,
                             env=_bench.clean_env())
@@ -126,6 +172,9 @@ def _run(target, mode, tool, n, log):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         err = proc.communicate(timeout=120)[1].decode(errors="replace")
+        if back is not None:
+            os.killpg(back.pid, signal.SIGTERM)
+            back.wait(timeout=60)
     if tool == "callgrind":
         return _callgrind_threads(out, target, mode, err)
     with open(out, errors="replace") as f:
@@ -179,7 +228,7 @@ def main(argv):
     if rc is not None:
         return rc
     table = _bench.Table(SECTION)
-    names = [a for a in argv if a in ("nginx", "redis")] or ["nginx", "redis"]
+    names = [a for a in argv if a in TARGETS] or list(TARGETS)
     if not shutil.which("valgrind") or not shutil.which("strace"):
         return table.skip("needs valgrind and strace")
     lack = _bench.missing(_bench.LIB, _bench.CLI)
