@@ -96,16 +96,22 @@ size_t td_evrec_pack(void *buf, size_t cap, const struct td_event *ev, int forma
 	return n;
 }
 
+/* rec's head, where its length and this build's layout fit a record. */
+static bool td__head(const void *rec, size_t len, struct td__rhead *h)
+{
+	if (rec == NULL || len < sizeof(*h) + sizeof(struct td_event) || len > TD_EVREC_MAX)
+		return false;
+	memcpy(h, rec, sizeof(*h));
+	return h->magic == TD_EVREC_MAGIC && h->layout == TD_EVREC_LAYOUT;
+}
+
 int td_evrec_asks(const void *rec, size_t len, struct td_addr *local, struct td_addr *remote)
 {
-	const char *p = rec, *body = p + sizeof(struct td__rhead);
+	const char *body = (const char *)rec + sizeof(struct td__rhead);
 	struct td__rhead h;
 	uint8_t ask;
 
-	if (rec == NULL || len < sizeof(h) + sizeof(struct td_event) || len > TD_EVREC_MAX)
-		return TD_ASK_NONE;
-	memcpy(&h, p, sizeof(h));
-	if (h.magic != TD_EVREC_MAGIC || h.layout != TD_EVREC_LAYOUT)
+	if (!td__head(rec, len, &h))
 		return TD_ASK_NONE;
 	memcpy(&ask, body + offsetof(struct td_event, ask), 1);
 	if (ask == TD_ASK_NONE)
@@ -123,12 +129,8 @@ int td_evrec_unpack(const void *rec, size_t len, struct td_event *ev, int *forma
 	struct td__rhead h;
 	uint8_t b;
 
-	if (rec == NULL || len < n || len > TD_EVREC_MAX)
-		return -1;
-	memcpy(&h, p, sizeof(h));
-	if (h.magic != TD_EVREC_MAGIC || h.layout != TD_EVREC_LAYOUT ||
-	    (h.format != TD_FMT_TEXT && h.format != TD_FMT_JSON) || (h.mask & ~(TD__ALL | TD__OWN)) ||
-	    ((h.mask & TD__OWN) && (h.mask & 3u)))
+	if (!td__head(rec, len, &h) || (h.format != TD_FMT_TEXT && h.format != TD_FMT_JSON) ||
+	    (h.mask & ~(TD__ALL | TD__OWN)) || ((h.mask & TD__OWN) && (h.mask & 3u)))
 		return -1;
 	memcpy(ev, body, sizeof(*ev));
 	/* what a damaged file may hold: bools that are neither 0 nor 1,

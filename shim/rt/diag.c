@@ -110,8 +110,7 @@ static bool td__peer_is(const struct inet_diag_msg *m, const struct td_addr *rem
 	return memcmp(m->id.idiag_dst, remote->addr, remote->family == AF_INET ? 4 : 16) == 0;
 }
 
-/* A lookup's request: the 4-tuple, every state, sequence number seq;
- * false for a pair that cannot be asked (no family, or two). */
+/* A lookup's request (td__req()). */
 struct td__diag_req {
 	struct nlmsghdr nlh;
 	struct inet_diag_req_v2 r;
@@ -119,6 +118,8 @@ struct td__diag_req {
 
 static _Atomic uint32_t td__seq;
 
+/* req for the 4-tuple, every state, sequence number seq; false for a pair
+ * that cannot be asked (no family, or two). */
 TD_CHILD_RUNS
 static bool td__req(struct td__diag_req *req, const struct td_addr *local,
 		    const struct td_addr *remote, uint32_t seq)

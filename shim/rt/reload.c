@@ -189,7 +189,7 @@ static void td__event(const struct td_policy *p, uint64_t hash, uint32_t rules, 
 /* Read the file, check it, and make it the policy in force. */
 static void td__apply(struct td__sig *sig)
 {
-	const struct td_policy *old = atomic_load(&td_init_policy);
+	const struct td_policy *old = atomic_load(&td_init_policy), *expect;
 	struct td_cfg_error err;
 	struct td_policy *p;
 	char *text = NULL, msg[1400];
@@ -234,8 +234,9 @@ static void td__apply(struct td__sig *sig)
 	td__gens[slot] = p;
 	td__retired_us[old->gen] = td_clock_mono_us();
 	atomic_store_explicit(&td_init_policy, p, memory_order_release);
-	/* the hooks' copy follows, unless a sandbox turned them off */
-	(void)atomic_compare_exchange_strong(&td_init_acting, &old, p);
+	/* the hooks' copy follows, unless a sandbox turned them off (NULL) */
+	expect = old;
+	(void)atomic_compare_exchange_strong(&td_init_acting, &expect, p);
 	td__seen = *sig;
 	td__event(p, hash, p->n_rules, true, NULL);
 	td_reload_reset_open(p);

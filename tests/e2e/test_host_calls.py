@@ -90,6 +90,19 @@ def _python(prog, name, args, rules, timeout=20):
     return proc, log
 
 
+def _state_read(line, fds):
+    """What a read of the state alone (TCP_INFO's first byte, as strace
+    prints it: "\\7" is CLOSE) on one of fds (ints) returned, or None for
+    any other line."""
+    m = re.search(r'getsockopt\((\d+), SOL_TCP, TCP_INFO, "([^"]*)", \[1\]\)', line)
+    return m.group(2) if m and int(m.group(1)) in fds else None
+
+
+def _is_lookup(line):
+    """A sock_diag lookup's request (a netlink message names no socket)."""
+    return "sendto(" in line and "nlmsg_len=" in line
+
+
 def _straced(prog, name, args, rules, calls, timeout=20):
     """Run the Python program prog with args under `strace -f -e trace=calls`
     and a policy of rules logging to _log(name); it must succeed.  Returns
@@ -514,10 +527,7 @@ def test_shutdown_learns_who_was_first():
         tw = tdlib.time_wait_on(out["server"] if holder == "server" else out["client"])
         assert tw, (mode, "no TIME_WAIT on the %s's side" % holder, tdlib.ss_rows())
         at = next(i for i, l in enumerate(lines) if "shutdown(%d, SHUT_WR" % out["fd"] in l)
-        # a read of the state alone: the first byte of struct tcp_info
-        state_read = re.compile(r"getsockopt\(%d, SOL_TCP, TCP_INFO, \"[^\"]*\", \[1\]\)"
-                                % out["fd"])
-        reads = [i for i, l in enumerate(lines) if state_read.search(l)]
+        reads = [i for i, l in enumerate(lines) if _state_read(l, {out["fd"]}) is not None]
         assert len(reads) == reads_want[mode], (mode, lines)
         assert all(i > at for i in reads), (mode, "a state read before the call", lines)
         # a sock_diag lookup follows the server's state read exactly where
@@ -526,8 +536,8 @@ def test_shutdown_learns_who_was_first():
         # ACK ran late (a netlink message names no socket; the client's
         # own shutdown may ask later)
         after = lines[reads[0] + 1:reads[0] + 2] if reads else []
-        lookups = [l for l in after if "sendto(" in l and "nlmsg_len=" in l]
-        closed = bool(reads) and '"\\7"' in lines[reads[0]]
+        lookups = [l for l in after if _is_lookup(l)]
+        closed = bool(reads) and _state_read(lines[reads[0]], {out["fd"]}) == "\\7"
         assert len(lookups) == (1 if closed else 0), (mode, lines)
         assert mode == "after_fin" or not closed, (mode, lines)
         asked = [l for l in lines if re.search(r"ioctl\(%d, FIONREAD" % out["fd"], l)]
@@ -579,20 +589,19 @@ def test_shutdown_reads_before_the_call_where_the_peer_is_often_first():
               if r["event"] == "close" and r.get("role") == "server"]
     assert len(closes) == n, tdlib.read_log(log)
     assert all((r["closer"], r["time_wait"]) == ("passive", False) for r in closes), closes
-    fds = "|".join(str(fd) for fd in out["fds"])
-    shut = [i for i, l in enumerate(lines) if re.search(r"shutdown\((%s), SHUT_WR" % fds, l)]
+    fds = set(out["fds"])
+    shut = [i for i, l in enumerate(lines)
+            if any("shutdown(%d, SHUT_WR" % fd in l for fd in fds)]
     assert len(shut) == n, lines
     # the first: a read after the call; a lookup only where it said CLOSE
     # (LAST_ACK's acknowledgement in before the read: its softirq on time)
-    first = lines[shut[0] + 1]
-    assert re.search(r"getsockopt\((%s), SOL_TCP, TCP_INFO, \"[^\"]*\", \[1\]\)" % fds,
-                     first), lines
-    lookups = [l for l in lines if "sendto(" in l and "nlmsg_len=" in l]
-    assert len(lookups) == (1 if '"\\7"' in first else 0), (first, lookups)
+    first = _state_read(lines[shut[0] + 1], fds)
+    assert first is not None, lines
+    lookups = [l for l in lines if _is_lookup(l)]
+    assert len(lookups) == (1 if first == "\\7" else 0), (first, lookups)
     assert all(i < shut[1] for i, l in enumerate(lines) if l in lookups), lookups
-    before = [i for i in shut[1:]
-              if re.search(r"getsockopt\((%s), SOL_TCP, TCP_INFO, \"\\10\", \[1\]\)" % fds,
-                           lines[i - 1])]
+    # CLOSE_WAIT: 8, "\\10" to strace
+    before = [i for i in shut[1:] if _state_read(lines[i - 1], fds) == "\\10"]
     assert len(before) == n - 1, (before, lines)
 
 
@@ -652,8 +661,7 @@ def test_abort_close_reads_the_state_last_before_the_close():
                  if re.search(r"getsockopt\(%d, SOL_TCP, TCP_INFO, .*\[232\]\)" % fd, l)]
         assert facts, (mode, lines)
         after = lines[facts[-1] + 1:end]
-        state_reads = [l for l in after
-                       if re.search(r"getsockopt\(%d, SOL_TCP, TCP_INFO, \"[^\"]*\", \[1\]\)" % fd, l)]
+        state_reads = [l for l in after if _state_read(l, {fd}) is not None]
         inq = [l for l in after if re.search(r"ioctl\(%d, FIONREAD" % fd, l)]
         assert (len(state_reads), len(inq)) == (reads_want, inq_want), (mode, after)
         if reads_want:
