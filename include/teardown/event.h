@@ -160,6 +160,7 @@ struct td_event {
  */
 #define TD_EVENT_WHO_HEAD 160
 #define TD_EVENT_WHO_PROG 192
+struct td_event_memo;
 struct td_event_who {
 	bool ok; /* false: rendering did not fit (never used then) */
 	int32_t pid;
@@ -167,6 +168,37 @@ struct td_event_who {
 	uint16_t jhead_n, jprog_n, tpid_n, tprog_n;
 	char jhead[TD_EVENT_WHO_HEAD], jprog[TD_EVENT_WHO_PROG];
 	char tpid[16], tprog[TD_EVENT_WHO_PROG];
+	/* the connection keys already written, or NULL (td_event_memo) */
+	struct td_event_memo *memo;
+};
+
+/*
+ * The keys of a line that name its connection (fd role local remote rule
+ * action, about 110 bytes of a JSON line), as td_event_format() last
+ * wrote them for each of TD_EVENT_MEMO_N connections, so that a
+ * connection's later lines copy them: a close line repeats its accept's
+ * or connect's, and writing two addresses and two strings is a third of
+ * what formatting a close line costs.  An entry is taken only where every
+ * input it was written from is the same (format, fd, role, both
+ * addresses, rule, action): the text is a function of those alone, so the
+ * line is the same with or without it, whichever connection left the
+ * entry.  One writer at a time (the spool's flusher, under the flush
+ * claim, through its td_event_who): it is written as lines are made.
+ */
+#define TD_EVENT_MEMO_N 64
+#define TD_EVENT_MEMO_STR 48
+#define TD_EVENT_MEMO_TEXT 192
+struct td_event_memo_ent {
+	uint64_t conn; /* 0: empty */
+	int32_t fd;
+	uint8_t role, json, rule_set, action_set;
+	uint16_t n;
+	struct td_addr local, remote;
+	char rule[TD_EVENT_MEMO_STR], action[TD_EVENT_MEMO_STR];
+	char text[TD_EVENT_MEMO_TEXT];
+};
+struct td_event_memo {
+	struct td_event_memo_ent e[TD_EVENT_MEMO_N];
 };
 void td_event_who_render(struct td_event_who *w, const char *host, int32_t pid,
 			 const char *prog);

@@ -579,6 +579,7 @@ void td_event_who_render(struct td_event_who *w, const char *host, int32_t pid,
 	w->pid = pid;
 	w->host = host;
 	w->prog = prog;
+	w->memo = NULL; /* the flusher's own is set after (spool.c) */
 	n[0] = td__who_piece(w->jhead, sizeof(w->jhead), 1, w, 0);
 	n[1] = td__who_piece(w->jprog, sizeof(w->jprog), 1, w, 1);
 	n[2] = td__who_piece(w->tpid, sizeof(w->tpid), 0, w, 2);
@@ -590,6 +591,101 @@ void td_event_who_render(struct td_event_who *w, const char *host, int32_t pid,
 	w->tpid_n = (uint16_t)n[2];
 	w->tprog_n = (uint16_t)n[3];
 	w->ok = true;
+}
+
+/* ---- the connection keys, and their memo (struct td_event_memo) ------- */
+
+/* (the address bytes as two words: no call to memcmp for 16 bytes) */
+static bool td__addr_eq(const struct td_addr *a, const struct td_addr *b)
+{
+	uint64_t x[2], y[2];
+
+	__builtin_memcpy(x, a->addr, sizeof(x));
+	__builtin_memcpy(y, b->addr, sizeof(y));
+	return a->family == b->family && a->port == b->port && x[0] == y[0] && x[1] == y[1];
+}
+
+/* Whether s is what an entry kept (set: it was not NULL). */
+static bool td__memo_str_eq(bool set, const char *kept, const char *s)
+{
+	if (s == NULL || !set)
+		return s == NULL && !set;
+	for (size_t i = 0; i < TD_EVENT_MEMO_STR; i++) {
+		if (kept[i] != s[i])
+			return false;
+		if (s[i] == '\0')
+			return true;
+	}
+	return false;
+}
+
+/* Keep s in an entry; false when it is too long to keep. */
+static bool td__memo_str_put(uint8_t *set, char *kept, const char *s)
+{
+	*set = s != NULL;
+	kept[0] = '\0';
+	if (s == NULL)
+		return true;
+	for (size_t i = 0; i < TD_EVENT_MEMO_STR; i++) {
+		kept[i] = s[i];
+		if (s[i] == '\0')
+			return true;
+	}
+	return false;
+}
+
+static bool td__memo_hit(const struct td_event_memo_ent *e, const struct td__line *l,
+			 const struct td_event *ev)
+{
+	return e->conn != 0 && e->fd == ev->fd && e->role == ev->role &&
+	       e->json == (l->json != 0) && td__addr_eq(&e->local, &ev->local) &&
+	       td__addr_eq(&e->remote, &ev->remote) &&
+	       td__memo_str_eq(e->rule_set, e->rule, ev->rule) &&
+	       td__memo_str_eq(e->action_set, e->action, ev->action);
+}
+
+/*
+ * fd role local remote rule action: copied from the memo where it holds
+ * them for these very inputs, else written, and kept there for the
+ * connection's next line.  Only for a line with room for any event
+ * (cap >= TD_EVENT_MAX): nothing is cut, so the text depends on the
+ * inputs alone.
+ */
+static void td__conn_keys(struct td__line *l, const struct td_event *ev)
+{
+	struct td_event_memo *m = ev->who != NULL && ev->conn != 0 && l->b.cap >= TD_EVENT_MAX
+					  ? ev->who->memo
+					  : NULL;
+	struct td_event_memo_ent *e = m != NULL ? &m->e[ev->conn % TD_EVENT_MEMO_N] : NULL;
+	size_t start = l->b.len, n;
+
+	if (e != NULL && td__memo_hit(e, l, ev)) {
+		td_buf_putn(&l->b, e->text, e->n);
+		return;
+	}
+	td__count(l, TD__K(TD_FN_FD), ev->fd);
+	td__name(l, TD__K(TD_FN_ROLE), td__role_nm(ev->role));
+	td__addr(l, TD__K(TD_FN_LOCAL), &ev->local);
+	td__addr(l, TD__K(TD_FN_REMOTE), &ev->remote);
+	td__str(l, TD__K(TD_FN_RULE), ev->rule, TD__RULE_IN, TD__RULE_OUT);
+	td__str(l, TD__K(TD_FN_ACTION), ev->action, TD__SHORT_IN, TD__SHORT_OUT);
+	n = l->b.len - start;
+	/* (a close or exit is the connection's last line: nothing to keep) */
+	if (e == NULL || l->b.lost != 0 || n > sizeof(e->text) || ev->type == TD_EV_CLOSE ||
+	    ev->type == TD_EV_EXIT)
+		return;
+	e->conn = 0;
+	if (!td__memo_str_put(&e->rule_set, e->rule, ev->rule) ||
+	    !td__memo_str_put(&e->action_set, e->action, ev->action))
+		return;
+	e->fd = ev->fd;
+	e->role = ev->role;
+	e->json = l->json != 0;
+	e->local = ev->local;
+	e->remote = ev->remote;
+	memcpy(e->text, l->b.p + start, n);
+	e->n = (uint16_t)n;
+	e->conn = ev->conn;
 }
 
 /* The keys every event starts with, ts to action. */
@@ -637,12 +733,7 @@ static void td__head(struct td__line *l, const struct td_event *ev)
 		else
 			td_buf_putc(&l->b, '-');
 	}
-	td__count(l, TD__K(TD_FN_FD), ev->fd);
-	td__name(l, TD__K(TD_FN_ROLE), td__role_nm(ev->role));
-	td__addr(l, TD__K(TD_FN_LOCAL), &ev->local);
-	td__addr(l, TD__K(TD_FN_REMOTE), &ev->remote);
-	td__str(l, TD__K(TD_FN_RULE), ev->rule, TD__RULE_IN, TD__RULE_OUT);
-	td__str(l, TD__K(TD_FN_ACTION), ev->action, TD__SHORT_IN, TD__SHORT_OUT);
+	td__conn_keys(l, ev);
 }
 
 /* close and exit share their keys; close adds error at the end. */

@@ -818,16 +818,18 @@ static int td__emit(const struct td_policy *p, struct td_event *ev)
  * The effective uid for the events, read again at most every 100 ms: a
  * system call per event would cost more than the rest of the line, and a
  * uid changes once in a program's life, if ever (a daemon dropping root).
+ * now is the event's own timestamp (wall clock: no second clock read a
+ * line); a clock set back reads the uid again at once.
  */
 #define TD_LOG_UID_US 100000
 TD_CHILD_WRITTEN static _Atomic int64_t td__uid = -1;
 TD_CHILD_WRITTEN static _Atomic int64_t td__uid_at_us;
 
-static int64_t td__euid(void)
+static int64_t td__euid(int64_t now)
 {
-	int64_t now = td_clock_mono_us(), uid = atomic_load(&td__uid);
+	int64_t uid = atomic_load(&td__uid), at = atomic_load(&td__uid_at_us);
 
-	if (uid < 0 || now - atomic_load(&td__uid_at_us) >= TD_LOG_UID_US) {
+	if (uid < 0 || now < at || now - at >= TD_LOG_UID_US) {
 		uid = (int64_t)geteuid();
 		atomic_store(&td__uid, uid);
 		atomic_store(&td__uid_at_us, now);
@@ -845,7 +847,7 @@ static int td__log(const struct td_policy *p, struct td_event *ev)
 		ev->tid = td_init_tid();
 	ev->prog = td_init_proc.prog;
 	ev->host = td_logw_host();
-	ev->uid = td__euid();
+	ev->uid = td__euid(ev->ts_us);
 	if (td_unlikely(ev->pid != 0 && ev->pid != self)) {
 		/* written on behalf of another process (a dead child's end,
 		 * td_closing_reaped()): its keys are written out in full */

@@ -86,6 +86,8 @@ TD_CHILD_WRITTEN static _Atomic int td__state; /* read by a forked child first *
 static struct td_spool_view td__v;
 /* this process as its spool's records name it (rendered at creation) */
 static struct td_spool_writer td__w;
+/* the connection keys the flusher wrote last (event.h): td__w's */
+static struct td_event_memo td__memo;
 static void *td__map;
 static size_t td__size;
 TD_CHILD_READ static _Atomic int td__fd = -1;
@@ -419,6 +421,7 @@ static int td__create(const char *log_path, int log_fd)
 	td_spool_init(map, TD_SPOOL_SLOTS, (int32_t)atomic_load(&td_init_proc.pid), &td__v);
 	td_spool_set_writer(&td__v, td_logw_host(), td_init_proc.prog);
 	td_spool_writer_of(&td__v, &td__w);
+	td__w.who.memo = &td__memo;
 	/* never over another spool's name (RENAME_NOREPLACE: all of the file
 	 * systems above have it) */
 	if (td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__path,

@@ -946,3 +946,99 @@ Test(event, who_block_writes_the_same_line)
 		cr_assert(not(eq(ptr, strstr(got, "\"host\":\"web1\""), NULL)), "%s", got);
 	}
 }
+
+/*
+ * The connection keys' memo (td_event_memo): a line is the one its own
+ * fields give, byte for byte, whether the memo holds its keys, holds
+ * another connection's in that slot, or holds them for inputs that differ
+ * in any one key; and an entry is taken only where all of them match (an
+ * entry's text altered on purpose shows in the next line only then).
+ */
+Test(event, memo_writes_the_same_line)
+{
+	static struct td_event_memo memo;
+	static char long_rule[60];
+	const char *rules[] = {"legacy", NULL, "", "r \"q\"", long_rule, "\xc3\x84"};
+	const char *actions[] = {"abort", NULL, "pass"};
+	char want[TD_EVENT_MAX + 16], got[TD_EVENT_MAX + 16];
+	struct td_event_who who;
+	int hits = 0;
+
+	memset(long_rule, 'r', sizeof(long_rule) - 1);
+	td_event_who_render(&who, "web1", 1234, "prog");
+	who.memo = &memo;
+	for (int fmt = 0; fmt < 2; fmt++)
+	for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++)
+	for (size_t a = 0; a < sizeof(actions) / sizeof(actions[0]); a++)
+	for (int change = 0; change < 9; change++) {
+		struct td_event first = td_t_full(TD_EV_ACCEPT), ev;
+		struct td_event_memo_ent *e = &memo.e[first.conn % TD_EVENT_MEMO_N];
+		size_t n;
+
+		first.rule = rules[r];
+		first.action = actions[a];
+		first.who = &who;
+		td_t_fmt(got, TD_EVENT_MAX, &first, fmt); /* keeps its keys (where they fit) */
+		ev = td_t_full(TD_EV_CLOSE);
+		ev.rule = rules[r];
+		ev.action = actions[a];
+		switch (change) {
+		case 1: ev.fd = 6; break;
+		case 2: ev.role = TD_SOCK_SERVER; break;
+		case 3: ev.local.port++; break;
+		case 4: ev.remote.addr[3] = 2; break;
+		case 5: ev.remote.family = AF_INET6; break;
+		case 6: ev.rule = rules[(r + 1) % 6]; break;
+		case 7: ev.action = actions[(a + 1) % 3]; break;
+		case 8: ev.conn += TD_EVENT_MEMO_N; break; /* another connection, the same keys */
+		default: break;
+		}
+		n = td_t_fmt(want, TD_EVENT_MAX, &ev, fmt);
+		cr_assert(gt(sz, n, 0));
+		ev.who = &who;
+		cr_assert(eq(sz, td_t_fmt(got, TD_EVENT_MAX, &ev, fmt), n));
+		cr_assert(eq(str, got, want), "fmt %d rule %zu action %zu change %d", fmt, r, a,
+			  change);
+		/* the other format's entry is never taken */
+		n = td_t_fmt(want, TD_EVENT_MAX, &ev, !fmt);
+		if (e->conn != 0 && (change == 0 || change == 8)) {
+			cr_assert(eq(int, e->json, fmt != 0));
+			ev.who = NULL;
+			cr_assert(eq(sz, td_t_fmt(want, TD_EVENT_MAX, &ev, !fmt), n));
+			ev.who = &who;
+			cr_assert(eq(sz, td_t_fmt(got, TD_EVENT_MAX, &ev, !fmt), n));
+			cr_assert(eq(str, got, want));
+		}
+		/* taken exactly where every input matches: an altered entry shows */
+		td_t_fmt(got, TD_EVENT_MAX, &first, fmt);
+		if (e->conn == 0)
+			continue; /* a string too long to keep: never kept */
+		cr_assert(gt(int, e->n, 10));
+		e->text[e->n - 1] ^= 1;
+		td_t_fmt(got, TD_EVENT_MAX, &ev, fmt);
+		ev.who = NULL;
+		td_t_fmt(want, TD_EVENT_MAX, &ev, fmt);
+		if (change == 0 || change == 8) {
+			cr_assert(not(eq(str, got, want)), "change %d: the entry was not taken", change);
+			hits++;
+		} else {
+			cr_assert(eq(str, got, want), "change %d: an entry for other keys was taken",
+				  change);
+		}
+		e->conn = 0;
+	}
+	cr_assert(gt(int, hits, 0));
+	/* a line cut short (cap < TD_EVENT_MAX) neither takes nor keeps one */
+	{
+		struct td_event ev = td_t_full(TD_EV_CLOSE);
+		char small[TD_EVENT_MAX];
+		size_t n;
+
+		memset(&memo, 0, sizeof(memo));
+		ev.who = &who;
+		n = td_t_fmt(small, 600, &ev, TD_FMT_JSON);
+		cr_assert(gt(sz, n, 0));
+		for (int i = 0; i < TD_EVENT_MEMO_N; i++)
+			cr_assert(eq(u64, memo.e[i].conn, 0));
+	}
+}
