@@ -20,6 +20,8 @@ other part after them in name order:
   fds         5b. memory per open fd, 100,000 sockets
   fault_cost  6. what a fault group costs
   profile     7. where the observed loop's time goes (perf samples)
+  floor       8. what this machine charges for the calls an exact log needs,
+                 and the best the connect loop can be here
 
 Each part adds its rows to a file ($TD_BENCH_ROWS); its progress lines
 (stderr) show as they come.  At the end comes the table: a header naming
@@ -46,7 +48,7 @@ sys.path.insert(0, HERE)
 import _bench  # noqa: E402
 
 ORDER = ("calls", "loop", "servers", "server_counts", "rules", "threads", "fds", "fault_cost",
-         "profile")
+         "profile", "floor")
 
 
 def discover():
