@@ -45,6 +45,8 @@ TD_CALL(int, dup, (int fd), (fd), td_real_sys1(SYS_dup, fd))
 TD_CALL(int, dup2, (int o, int n), (o, n), td_real_sys_dup2(o, n))
 TD_CALL(int, dup3, (int o, int n, int f), (o, n, f), td_real_sys3(SYS_dup3, o, n, f))
 TD_CALL(pid_t, fork, (void), (), TD_LATE(fork, (), -1))
+/* glibc 2.34's fork() that runs no pthread_atfork handler (shim/hook/fork.c) */
+TD_CALL(pid_t, _Fork, (void), (), TD_LATE(_Fork, (), -1))
 TD_CALL(pid_t, wait, (int *s), (s), (pid_t)td_real_sys(SYS_wait4, -1, (long)s, 0, 0, 0, 0))
 TD_CALL(pid_t, waitpid, (pid_t p, int *s, int o), (p, s, o),
 	(pid_t)td_real_sys(SYS_wait4, p, (long)s, o, 0, 0, 0))

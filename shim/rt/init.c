@@ -282,6 +282,52 @@ static void td__atfork_child(void)
 	td_errno_set(saved);
 }
 
+/*
+ * The library's fork handlers, in the order they were given to
+ * pthread_atfork(), for a fork that runs none: _Fork() (glibc 2.34, the
+ * fork a signal handler may call) runs them itself (shim/hook/fork.c), in
+ * fork()'s order: the prepare handlers last registered first, the others
+ * first registered first.  Filled at start-up; an entry is published by
+ * the count that follows it.
+ */
+#define TD_ATFORK_MAX 8
+struct td__atfork {
+	void (*prepare)(void), (*parent)(void), (*child)(void);
+};
+static struct td__atfork td__atforks[TD_ATFORK_MAX];
+static _Atomic int td__n_atforks;
+
+void td_init_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+	int n = atomic_load(&td__n_atforks);
+
+	/* (three registrations in all: a full table would be this file's bug) */
+	if (n < TD_ATFORK_MAX) {
+		td__atforks[n] = (struct td__atfork){prepare, parent, child};
+		atomic_store(&td__n_atforks, n + 1);
+	}
+	pthread_atfork(prepare, parent, child);
+}
+
+TD_CHILD_RUNS
+void td_init_fork_run(enum td_fork_stage stage)
+{
+	int n = atomic_load(&td__n_atforks);
+
+	if (stage == TD_FORK_PREPARE) {
+		for (int i = n - 1; i >= 0; i--)
+			if (td__atforks[i].prepare != NULL)
+				td__atforks[i].prepare();
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		void (*fn)(void) = stage == TD_FORK_CHILD ? td__atforks[i].child : td__atforks[i].parent;
+
+		if (fn != NULL)
+			fn();
+	}
+}
+
 /* The inherited sockets met so far, to tell a second fd on one of them;
  * the fds systemd handed this process (LISTEN_FDS, for LISTEN_PID). */
 struct td__inherited {
@@ -399,7 +445,7 @@ const struct td_policy *td_init_slow(void)
 		td_reload_start(p, path, td_init_proc.secure || geteuid() == 0, watched);
 		td_spool_configure(td_init_proc.secure ? NULL : td__env("TEARDOWN_SPOOL_FLUSH_MS"));
 		td_logw_open(p);
-		pthread_atfork(td_holders_fork_prepare, td_holders_fork_parent, td__atfork_child);
+		td_init_atfork(td_holders_fork_prepare, td_holders_fork_parent, td__atfork_child);
 		if (td__applies(p)) {
 			td__adopt_inherited(p);
 			td_diag_close_pool();

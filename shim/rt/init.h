@@ -128,5 +128,10 @@ enum td_exit_drop td_init_exit_drop(bool now, sigset_t *old, bool *blocked) TD_H
 void td_init_exit_undrop(bool now, const sigset_t *old, bool blocked) TD_HIDDEN;
 /* Bind the rules' program globs to this process and index them. */
 void td_init_prepare_policy(struct td_policy *p) TD_HIDDEN;
+/* pthread_atfork(), and kept for td_init_fork_run() */
+void td_init_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) TD_HIDDEN;
+enum td_fork_stage { TD_FORK_PREPARE, TD_FORK_PARENT, TD_FORK_CHILD };
+/* The library's fork handlers of one stage, as fork() runs them (_Fork()) */
+void td_init_fork_run(enum td_fork_stage stage) TD_HIDDEN;
 
 #endif

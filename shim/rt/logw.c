@@ -349,14 +349,14 @@ void td_logw_open(const struct td_policy *p)
 		strcpy(td__journal, jp);
 	/* else empty: connecting fails with a reason, counted and reported */
 	td__journal_set = true;
-	pthread_atfork(NULL, NULL, td__atfork_child);
+	td_init_atfork(NULL, NULL, td__atfork_child);
 	if (p->log_target == TD_LOG_STDERR) {
 		td__probe_stderr();
 		if (td__err_unusable)
 			return;
 	}
 	if (p->log_target == TD_LOG_FILE)
-		pthread_atfork(td_spool_before_fork, NULL, td_spool_after_fork_child);
+		td_init_atfork(td_spool_before_fork, NULL, td_spool_after_fork_child);
 	/* lines dead processes left in their spools come first */
 	if (td__reopen(-1) >= 0 && p->log_target == TD_LOG_FILE)
 		td_spool_recover(p->log_path);

@@ -315,6 +315,57 @@ def test_exec_chain_keeps_fds_and_sockets():
         ("close", "client"), ("close", "server")], carried
 
 
+@tdlib.requires(*NEEDS, "tcpdump")
+@tdlib.timeout(60)
+def test_raw_fork_child_logs_as_itself_and_is_counted():
+    """_Fork() (glibc 2.34's fork without pthread_atfork handlers, the one
+    a signal handler may call), called directly and from a SIGUSR1
+    handler, by a program with a spool (40 lines before it): the child
+    holds an accepted connection, writes 2 bytes 200 ms later and closes
+    it; the parent closes its copy at once (and the child its copy of the
+    client's end, and of the listener: shared).  The child's lines carry its
+    own pid and tid; the parent's close of the copy says wire=none,
+    why=shared, and the child's close says FIN, closer=active, with the
+    capture showing the server's only FIN after the data; every line of
+    both processes is there once, the connection's accept first.
+
+    Catches: _Fork() going by the library's fork handlers (the child logs
+    under its parent's pid and into its parent's spool ring, and the
+    parent, having counted no copy for the child, calls its close of the
+    copy a FIN where nothing went out)."""
+    for how in ("call", "signal"):
+        log = _log("raw-fork-" + how)
+        env = _env([{"name": "all", "close": "pass"}], log)
+        with tdlib.Capture() as cap:
+            res = _run(["host_raw_fork"] + (["signal"] if how == "signal" else []), env)
+        assert res["got"] == 2 and res["end"] == "EOF", (how, res)
+        events = tdlib.read_log(log)
+        kid = [e for e in events if e["pid"] == res["child"]]
+        # its closes of c (shared), s and the listener (shared), and its own
+        # cycle: connect, accept, two closes
+        assert len(kid) == 7 and all(e["tid"] == res["child"] for e in kid), (how, kid)
+        mine = [e for e in events if e["pid"] == res["parent"]]
+        # bind, 20 cycles of 4, the connection's connect and accept, its
+        # two closes here, the listener's close at exit
+        assert len(events) == len(kid) + len(mine), (how, events)
+        cport = res["client_port"]
+        s_lines = [e for e in events if e["role"] == "server" and e["remote"] and
+                   e["remote"].endswith(":%d" % cport)]
+        assert [(e["event"], e["pid"]) for e in s_lines] == [
+            ("accept", res["parent"]), ("close", res["parent"]), ("close", res["child"])], (
+                how, s_lines)
+        shared, last = s_lines[1], s_lines[2]
+        assert shared["wire"] == "none" and shared["why"] == "shared", (how, shared)
+        assert last["wire"] == "FIN" and last["closer"] == "active", (how, last)
+        seen = collections.Counter(tuple(sorted(e.items())) for e in events)
+        assert max(seen.values()) == 1, (how, "a line written twice")
+        sport = res["server_port"]
+        server = cap.from_port(sport, cport)
+        fins = [p for p in server if p.fin]
+        data = [p for p in server if p.length > 0]
+        assert len(fins) == 1 and data and data[0].ts <= fins[0].ts, (how, server)
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(60)
 def test_spawned_child_keeps_the_connection_its_parent_closed():
