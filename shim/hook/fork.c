@@ -13,9 +13,11 @@
 #include "../rt/rt.h"
 
 /* In the parent, after the handlers: the child recorded, or the counts
- * of a fork that failed given back. */
+ * of a fork that failed given back (errno, the fork's, kept). */
 static void td__forked(pid_t pid)
 {
+	int err = errno;
+
 	if (pid > 0)
 		td_holders_child_record(pid, td_holders_fork_epoch());
 	else
@@ -23,6 +25,7 @@ static void td__forked(pid_t pid)
 	td_fdtab_hrec_forked(pid);
 	if (pid > 0 && td_unlikely(td_fdtab_hrec_full()))
 		td_closing_sweep();
+	errno = err;
 }
 
 TD_CHILD_RUNS
@@ -30,14 +33,11 @@ TD_EXPORT pid_t fork(void)
 {
 	const struct td_policy *p = td_init_active();
 	pid_t pid;
-	int err;
 
 	pid = td_real_fork();
 	if (p == NULL || pid == 0)
 		return pid;
-	err = errno;
 	td__forked(pid);
-	errno = err;
 	return pid;
 }
 
@@ -68,7 +68,7 @@ TD_EXPORT pid_t _Fork(void)
 		return 0;
 	}
 	td_init_fork_run(TD_FORK_PARENT);
-	td__forked(pid);
 	errno = err;
+	td__forked(pid);
 	return pid;
 }

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostutil.h"
+
 #define ROUNDS 5
 
 static int64_t now_ns(void)
@@ -51,19 +53,13 @@ static int die(const char *what)
 	return 1;
 }
 
-/* A listener on 127.0.0.1 (port chosen by the kernel); -1 on failure. */
+/* A listener on 127.0.0.1 (port chosen by the kernel), its address in
+ * *sa; -1 on failure. */
 static int listener(struct sockaddr_in *sa)
 {
-	socklen_t len = sizeof(*sa);
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+	int port = 0, fd = host_listen(&port);
 
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, (struct sockaddr *)sa, sizeof(*sa)) != 0 || listen(fd, 512) != 0 ||
-	    getsockname(fd, (struct sockaddr *)sa, &len) != 0)
-		return -1;
+	*sa = host_loopback(port);
 	return fd;
 }
 

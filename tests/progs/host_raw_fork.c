@@ -45,20 +45,19 @@ static void on_usr1(int sig)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET}, cl;
-	socklen_t len = sizeof(sa);
-	int lfd = socket(AF_INET, SOCK_STREAM, 0), c, s;
+	struct sockaddr_in sa, cl;
+	socklen_t len;
+	int port = 0, lfd = host_listen(&port), c, s;
 	char buf[16];
 	ssize_t n, got = 0;
 	const char *end = "EOF";
 	pid_t child;
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    listen(lfd, 64) != 0 || getsockname(lfd, (struct sockaddr *)&sa, &len) != 0) {
+	if (lfd < 0) {
 		perror("host_raw_fork: listen");
 		return 1;
 	}
+	sa = host_loopback(port);
 	for (int i = 0; i < 10; i++)
 		if (host_cycle(lfd, &sa) != 0)
 			return 1;
