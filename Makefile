@@ -193,6 +193,10 @@ $(BUILD)/tests/progs/%: tests/progs/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(TD_CPPFLAGS) $(CPPFLAGS) $(filter-out -fvisibility=hidden,$(TD_CFLAGS)) $(LDFLAGS) -o $@ $< $(LDSAN) $(PROG_LDFLAGS) -lpthread
 
+# The spool's writers alone, its ring code linked in (tests/bench/threads.py).
+$(BUILD)/tests/progs/bench_spool: $(CORE_LIB)
+$(BUILD)/tests/progs/bench_spool: PROG_LDFLAGS := $(CORE_LIB)
+
 # Exports its own config_init/config_read to the dynamic symbol table, as
 # lighttpd does (the compat suite's regression test for libconfig binding).
 $(BUILD)/tests/progs/host_appsyms: PROG_LDFLAGS := -rdynamic

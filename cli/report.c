@@ -72,9 +72,9 @@ static int td__report_spool(struct td_report *r, const char *path)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), err = 0;
 	struct td_spool_writer w;
-	struct td_spool_view v;
+	struct td_spool_merge m;
+	struct td_spool_file f;
 	struct stat st;
-	uint64_t pos, head;
 	char *buf = NULL;
 	void *map;
 
@@ -90,38 +90,33 @@ static int td__report_spool(struct td_report *r, const char *path)
 	close(fd);
 	if (map == MAP_FAILED)
 		return 0;
-	if (td_spool_view_of(map, (size_t)st.st_size, &v) != 0)
+	if (td_spool_file_of(map, (size_t)st.st_size, &f) != 0)
 		goto out;
 	buf = malloc(TD_SW_LEN_MASK + 1);
 	if (buf == NULL || td_report_begin_spool(r, path) != 0) {
 		err = -ENOMEM;
 		goto out;
 	}
-	td_spool_writer_of(&v, &w);
-	pos = atomic_load(&v.hdr->tail);
-	head = td_spool_head(&v, pos);
-	while (pos < head) {
+	td_spool_writer_of(&f.lane[0], &w);
+	/* the lanes in key order, as the library's recovery writes them */
+	td_spool_merge_begin(&m, &f, UINT64_MAX, true);
+	for (;;) {
 		struct td_spool_rec rec;
+		const char *line;
+		unsigned lane;
+		size_t len;
 
-		td_spool_next(&v, pos, head, true, &rec);
-		if (rec.kind == TD_SR_NONE)
+		if (!td_spool_merge_next(&m, &lane, &rec))
 			break;
-		if (rec.kind == TD_SR_LINE || rec.kind == TD_SR_EVENT) {
-			const char *line;
-			size_t len = td_spool_rec_line(&rec, &w, buf, TD_SW_LEN_MASK + 1, &line);
-
-			if (len == 0) {
-				pos = rec.next;
-				continue;
-			}
-			if (line != buf)
-				memcpy(buf, line, len);
-			if (td_report_line(r, buf, len) == -ENOMEM) {
-				err = -ENOMEM;
-				break;
-			}
+		len = td_spool_rec_line(&rec, &w, buf, TD_SW_LEN_MASK + 1, &line);
+		if (len == 0)
+			continue;
+		if (line != buf)
+			memcpy(buf, line, len);
+		if (td_report_line(r, buf, len) == -ENOMEM) {
+			err = -ENOMEM;
+			break;
 		}
-		pos = rec.next;
 	}
 out:
 	free(buf);

@@ -35,6 +35,21 @@
  * a signal handler.  A reader goes from tail while the records it meets
  * are committed; with `dead` (the owner is gone) it also steps over the
  * records left RESERVED or never begun, counting each as lost.
+ *
+ * Lanes (version 3).  The slots are split into nlanes rings (a power of
+ * two, at most TD_SPOOL_MAX_LANES), each with its own head and tail on
+ * cache lines of their own; a writer puts its line into the lane of the
+ * CPU it runs on, so threads on different CPUs share no write.  Lane 0's
+ * head and tail are where versions 1 and 2 kept the one ring's.  Every
+ * record of version 3 starts with an 8-byte key: the writer's clock
+ * (CLOCK_MONOTONIC, ns) read inside its reservation's compare-and-swap
+ * loop, so that a lane's keys grow with its positions (a writer whose
+ * compare-and-swap failed reads the clock again), as LTTng-UST stamps its
+ * per-CPU buffers.  Readers merge the lanes by key (td_spool_merge_next):
+ * a line that another caused (the accept that a close on another thread
+ * follows) was committed before the later one's key was read, so it has
+ * the smaller key and is written first.  The rules that make this hold
+ * for a live writer are at td_spool_merge_begin.
  */
 #ifndef TEARDOWN_SPOOL_H
 #define TEARDOWN_SPOOL_H
@@ -48,7 +63,7 @@
 #include "teardown/evrec.h"
 
 #define TD_SPOOL_MAGIC "TDSPOOL1"
-#define TD_SPOOL_VERSION 2u /* 1 (lines only) is still read */
+#define TD_SPOOL_VERSION 3u /* 1 (lines only) and 2 (one lane, no keys) are still read */
 #define TD_SPOOL_HDR 4096u
 #define TD_SPOOL_SLOT 64u
 /*
@@ -61,6 +76,9 @@
  */
 #define TD_SPOOL_SLOTS 4096u
 #define TD_SPOOL_MAX_SLOTS (1u << 20)
+#define TD_SPOOL_MAX_LANES 8u
+/* bytes of a version 3 record's key, before its line or event */
+#define TD_SPOOL_KEY 8u
 
 /* Name of a spool in the log's directory: ".<log name>.spool.<pid>.<16 hex>";
  * while it is being made, ".<log name>.spool-new.<pid>.<16 hex>". */
@@ -74,16 +92,27 @@ struct td_spool_hdr {
 	uint32_t slot_size;  /* bytes of one slot */
 	uint32_t nslots;     /* a power of two */
 	int32_t pid;	     /* the process that made it */
-	uint32_t reserved0;
+	uint32_t nlanes;     /* version 3 (before: 0, one ring) */
 	char pad0[64 - 32];
-	_Atomic uint64_t head; /* own cache line: every writer moves it */
+	_Atomic uint64_t head; /* lane 0's; own cache line: its writers move it */
 	char pad1[56];
-	_Atomic uint64_t tail; /* own cache line: the flusher moves it */
+	_Atomic uint64_t tail; /* lane 0's; own cache line: the flusher moves it */
 	char pad2[56];
 	/* version 2: the writer's host (uname nodename) and prog, for its
 	 * records' lines; empty: none (null in the line) */
 	char host[72];
 	char prog[128];
+	char pad3[56];
+	/* version 3: lanes 1.. (lane 0's head and tail are the ones above);
+	 * last_key: the key of the lane's last record written out, moved with
+	 * tail by the flusher (every lane's, lane 0's too) */
+	struct td_spool_lane_hdr {
+		_Atomic uint64_t head;
+		char pad0[56];
+		_Atomic uint64_t tail;
+		_Atomic uint64_t last_key;
+		char pad1[48];
+	} lanes[TD_SPOOL_MAX_LANES];
 };
 
 enum td_spool_state { TD_SW_NONE = 0, TD_SW_RESERVED = 1, TD_SW_COMMIT = 2, TD_SW_PAD = 3 };
@@ -100,27 +129,49 @@ static inline uint64_t td_sw_seq(uint64_t w) { return w >> 18; }
 static inline unsigned td_sw_state(uint64_t w) { return (unsigned)(w >> 16) & 3u; }
 static inline size_t td_sw_len(uint64_t w) { return (size_t)(w & TD_SW_LEN_MASK); }
 
-/* A mapped spool: where its parts are. */
+/*
+ * The clock a writer reads for a record's key, inside its reservation's
+ * loop (NULL: the record's position, which orders one lane only).
+ */
+typedef uint64_t td_spool_key_fn(void);
+
+/* A mapped spool's lane (a ring): where its parts are. */
 struct td_spool_view {
 	struct td_spool_hdr *hdr;
+	_Atomic uint64_t *head, *tail;
+	_Atomic uint64_t *last_key; /* NULL before version 3 */
 	_Atomic uint64_t *words;
 	char *data;
-	uint32_t nslots;
+	uint32_t nslots; /* the lane's */
 	uint32_t slot;
+	bool keyed; /* version 3: records start with their key */
+	td_spool_key_fn *key; /* the writer's (not from the file) */
 };
 
-/* Bytes of a spool file with nslots slots. */
+/* A mapped spool: its lanes. */
+struct td_spool_file {
+	struct td_spool_hdr *hdr;
+	uint32_t nlanes;
+	struct td_spool_view lane[TD_SPOOL_MAX_LANES];
+};
+
+/* Bytes of a spool file with nslots slots (all lanes together). */
 size_t td_spool_file_size(uint32_t nslots);
-/* Write a fresh header (and zero words) into mem of td_spool_file_size()
- * bytes; fill view. */
+/*
+ * Write a fresh header (and zero words) into mem of td_spool_file_size()
+ * bytes, nslots split into nlanes lanes (both powers of two, each lane at
+ * least one slot); fill f.  td_spool_init: one lane, view of it.
+ */
+void td_spool_init_file(void *mem, uint32_t nslots, uint32_t nlanes, int32_t pid,
+			struct td_spool_file *f);
 void td_spool_init(void *mem, uint32_t nslots, int32_t pid, struct td_spool_view *v);
 /* Name the writing process in a fresh header (host or prog NULL: none). */
 void td_spool_set_writer(const struct td_spool_view *v, const char *host, const char *prog);
 /*
  * Check a mapped file of size bytes (another process's, maybe damaged)
- * and fill view: 0, or -1 when it is not a spool this code can read.
+ * and fill f: 0, or -1 when it is not a spool this code can read.
  */
-int td_spool_view_of(void *mem, size_t size, struct td_spool_view *v);
+int td_spool_file_of(void *mem, size_t size, struct td_spool_file *f);
 
 /*
  * Reserve and fill one line (len bytes, the newline included) in one go:
@@ -146,7 +197,9 @@ struct td_spool_rec {
 	int kind;
 	const char *ptr;
 	size_t len;
+	uint64_t at;   /* where it starts */
 	uint64_t next; /* where the following record starts */
+	uint64_t key;  /* LINE, EVENT: its key (before version 3: its position) */
 };
 
 /*
@@ -185,5 +238,57 @@ size_t td_spool_rec_line_settled(const struct td_spool_rec *r, const struct td_s
 /* head, clamped to [tail, tail + nslots] (a damaged file cannot make a
  * reader run away) */
 uint64_t td_spool_head(const struct td_spool_view *v, uint64_t tail);
+
+/*
+ * Reading the lanes of a file in key order.  A merge is a plain value:
+ * a copy of one reads ahead without moving the original.
+ *
+ * td_spool_merge_begin: from each lane's tail to its head as read now.
+ * cutoff: only records with keys below it (UINT64_MAX: every one).
+ *
+ * For a live writer (dead false) the merge never writes a line before
+ * one it follows, on any lane, under two rules:
+ *  - cutoff is the reader's clock, read before this call (with a fence
+ *    between): a record whose key is below it was reserved before the
+ *    heads were read, and so was everything that came before it;
+ *  - a lane stopped at a record not finished yet (its writer is still
+ *    copying) holds back every record of other lanes with a key above
+ *    that record's key (stored with its length), or, before its writer
+ *    stored even that, above the lane's last key, the least it can be:
+ *    what follows it in its lane is later still.
+ * dead: the owner is gone; unfinished and damaged records are stepped
+ * over and counted (lost), and nothing holds back.
+ */
+/* where a lane of a merge stands */
+enum td_spool_lane_state {
+	TD_SM_EMPTY = 0, /* its next record not read yet */
+	TD_SM_PEEKED,	 /* its next record read (peek), waiting its turn */
+	TD_SM_BLOCKED,	 /* at a record its writer has not finished */
+	TD_SM_DONE,	 /* at the head it had at td_spool_merge_begin */
+};
+
+struct td_spool_merge {
+	const struct td_spool_file *f;
+	uint64_t cutoff;
+	bool dead;
+	uint64_t lost; /* records stepped over (dead), damaged (either) */
+	uint64_t pos[TD_SPOOL_MAX_LANES];  /* after the last record taken or stepped over */
+	uint64_t head[TD_SPOOL_MAX_LANES];
+	uint64_t last[TD_SPOOL_MAX_LANES]; /* key of the last record taken */
+	/* a lane whose unfinished record at this position was given up on
+	 * (its writer never came back): ends there, holding nothing back
+	 * (UINT64_MAX: none; the caller sets it after td_spool_merge_begin) */
+	uint64_t stuck[TD_SPOOL_MAX_LANES];
+	struct td_spool_rec peek[TD_SPOOL_MAX_LANES];
+	uint8_t state[TD_SPOOL_MAX_LANES]; /* TD_SM_* */
+};
+void td_spool_merge_begin(struct td_spool_merge *m, const struct td_spool_file *f,
+			  uint64_t cutoff, bool dead);
+/*
+ * The next record (TD_SR_LINE or TD_SR_EVENT) in key order: 1, its lane
+ * in *lane and the record in *r; 0 when none may be read now.  m->pos
+ * then says, lane by lane, where a flusher's tail may move.
+ */
+int td_spool_merge_next(struct td_spool_merge *m, unsigned *lane, struct td_spool_rec *r);
 
 #endif

@@ -17,16 +17,37 @@ size_t td_spool_file_size(uint32_t nslots)
 	return TD_SPOOL_HDR + (size_t)nslots * (sizeof(uint64_t) + TD_SPOOL_SLOT);
 }
 
-static void td__view(void *mem, uint32_t nslots, uint32_t slot, struct td_spool_view *v)
+static void td__lane(struct td_spool_file *f, uint32_t l, uint32_t per, bool keyed)
 {
-	v->hdr = mem;
-	v->words = (_Atomic uint64_t *)((char *)mem + TD_SPOOL_HDR);
-	v->data = (char *)mem + TD_SPOOL_HDR + (size_t)nslots * sizeof(uint64_t);
-	v->nslots = nslots;
-	v->slot = slot;
+	struct td_spool_hdr *h = f->hdr;
+	struct td_spool_view *v = &f->lane[l];
+	char *mem = (char *)h;
+	size_t nslots = (size_t)per * f->nlanes;
+
+	memset(v, 0, sizeof(*v));
+	v->hdr = h;
+	v->head = l == 0 ? &h->head : &h->lanes[l].head;
+	v->tail = l == 0 ? &h->tail : &h->lanes[l].tail;
+	v->last_key = keyed ? &h->lanes[l].last_key : NULL;
+	v->words = (_Atomic uint64_t *)(mem + TD_SPOOL_HDR) + (size_t)l * per;
+	v->data = mem + TD_SPOOL_HDR + nslots * sizeof(uint64_t) + (size_t)l * per * TD_SPOOL_SLOT;
+	v->nslots = per;
+	v->slot = TD_SPOOL_SLOT;
+	v->keyed = keyed;
 }
 
-void td_spool_init(void *mem, uint32_t nslots, int32_t pid, struct td_spool_view *v)
+static void td__file(void *mem, uint32_t nslots, uint32_t nlanes, bool keyed,
+		     struct td_spool_file *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->hdr = mem;
+	f->nlanes = nlanes;
+	for (uint32_t l = 0; l < nlanes; l++)
+		td__lane(f, l, nslots / nlanes, keyed);
+}
+
+void td_spool_init_file(void *mem, uint32_t nslots, uint32_t nlanes, int32_t pid,
+			struct td_spool_file *f)
 {
 	struct td_spool_hdr *h = mem;
 
@@ -37,9 +58,16 @@ void td_spool_init(void *mem, uint32_t nslots, int32_t pid, struct td_spool_view
 	h->slot_size = TD_SPOOL_SLOT;
 	h->nslots = nslots;
 	h->pid = pid;
-	atomic_store(&h->head, 0);
-	atomic_store(&h->tail, 0);
-	td__view(mem, nslots, TD_SPOOL_SLOT, v);
+	h->nlanes = nlanes;
+	td__file(mem, nslots, nlanes, true, f);
+}
+
+void td_spool_init(void *mem, uint32_t nslots, int32_t pid, struct td_spool_view *v)
+{
+	struct td_spool_file f;
+
+	td_spool_init_file(mem, nslots, 1, pid, &f);
+	*v = f.lane[0];
 }
 
 /* src cut to cap - 1 bytes, NUL-padded to cap.  (A loop, not strnlen():
@@ -98,20 +126,27 @@ size_t td_spool_rec_line_settled(const struct td_spool_rec *r, const struct td_s
 	return n;
 }
 
-int td_spool_view_of(void *mem, size_t size, struct td_spool_view *v)
+int td_spool_file_of(void *mem, size_t size, struct td_spool_file *f)
 {
 	const struct td_spool_hdr *h = mem;
+	uint32_t nlanes = 1;
 
 	if (size < TD_SPOOL_HDR || memcmp(h->magic, TD_SPOOL_MAGIC, sizeof(h->magic)) != 0 ||
-	    (h->version != 1 && h->version != TD_SPOOL_VERSION) || h->hdr_size != TD_SPOOL_HDR ||
+	    h->version < 1 || h->version > TD_SPOOL_VERSION || h->hdr_size != TD_SPOOL_HDR ||
 	    h->slot_size != TD_SPOOL_SLOT || h->nslots == 0 || h->nslots > TD_SPOOL_MAX_SLOTS ||
 	    (h->nslots & (h->nslots - 1)) != 0 || size != td_spool_file_size(h->nslots))
 		return -1;
-	td__view(mem, h->nslots, TD_SPOOL_SLOT, v);
+	if (h->version >= 3) {
+		nlanes = h->nlanes;
+		if (nlanes == 0 || nlanes > TD_SPOOL_MAX_LANES || (nlanes & (nlanes - 1)) != 0 ||
+		    nlanes > h->nslots)
+			return -1;
+	}
+	td__file(mem, h->nslots, nlanes, h->version >= 3, f);
 	return 0;
 }
 
-/* Slots of a line; the slot size is a constant (td_spool_view_of checks
+/* Slots of a line; the slot size is a constant (td_spool_file_of checks
  * it), so this is a shift, not a division. */
 static inline uint64_t td__slots(const struct td_spool_view *v, size_t len)
 {
@@ -119,38 +154,60 @@ static inline uint64_t td__slots(const struct td_spool_view *v, size_t len)
 	return (len + TD_SPOOL_SLOT - 1) / TD_SPOOL_SLOT;
 }
 
+/* The key of a record reserved at seq: the writer's clock, or its position. */
+static inline uint64_t td__key(const struct td_spool_view *v, uint64_t seq)
+{
+	return v->key != NULL ? v->key() : seq;
+}
+
 int td_spool_reserve(const struct td_spool_view *v, size_t len, uint64_t *seq, uint64_t *used)
 {
-	struct td_spool_hdr *h = v->hdr;
-	uint64_t n = v->nslots, k = td__slots(v, len), hd, tl, off, pad;
+	uint64_t n = v->nslots, hd, tl, off, pad, k, key = 0;
+	size_t stored = len + (v->keyed ? TD_SPOOL_KEY : 0);
 
-	if (len == 0 || len > TD_SW_LEN_MASK || k > n)
+	k = td__slots(v, stored);
+	if (len == 0 || stored > TD_SW_LEN_MASK || k > n)
 		return -1;
-	hd = atomic_load_explicit(&h->head, memory_order_relaxed);
+	hd = atomic_load_explicit(v->head, memory_order_acquire);
 	for (;;) {
 		/* acquire: the flusher's reads of the slots we may reuse are done */
-		tl = atomic_load_explicit(&h->tail, memory_order_acquire);
+		tl = atomic_load_explicit(v->tail, memory_order_acquire);
 		if ((int64_t)(hd - tl) < 0) {
 			/* our head is older than the tail we read: read it again */
-			hd = atomic_load_explicit(&h->head, memory_order_relaxed);
+			hd = atomic_load_explicit(v->head, memory_order_acquire);
 			continue;
 		}
 		off = hd & (n - 1);
 		pad = off + k > n ? n - off : 0;
 		if (hd + pad + k - tl > n)
 			return -1;
-		if (atomic_compare_exchange_weak_explicit(&h->head, &hd, hd + pad + k,
+		/*
+		 * The key after the head it is to follow was read: the records
+		 * before it took theirs before their compare-and-swap, which
+		 * this one's reads; when this one fails, another took the
+		 * place, and the clock is read again (a lane's keys grow with
+		 * its positions).
+		 */
+		if (v->keyed)
+			key = td__key(v, hd + pad);
+		if (atomic_compare_exchange_weak_explicit(v->head, &hd, hd + pad + k,
 							  memory_order_seq_cst,
-							  memory_order_relaxed))
+							  memory_order_acquire))
 			break;
 	}
 	if (pad)
 		atomic_store_explicit(&v->words[off], td_sw_make(hd, TD_SW_PAD, pad),
 				      memory_order_release);
 	hd += pad;
-	/* the length first: a reader of a dead spool can step over this line */
-	atomic_store_explicit(&v->words[hd & (n - 1)], td_sw_make(hd, TD_SW_RESERVED, len),
-			      memory_order_relaxed);
+	if (v->keyed)
+		memcpy(v->data + (hd & (n - 1)) * TD_SPOOL_SLOT, &key, TD_SPOOL_KEY);
+	/*
+	 * The length first: a reader of a dead spool can step over this line.
+	 * release: the key before it, for a live reader that finds the line
+	 * unfinished (td_spool_merge_next holds back only what comes after it).
+	 */
+	atomic_store_explicit(&v->words[hd & (n - 1)], td_sw_make(hd, TD_SW_RESERVED, stored),
+			      memory_order_release);
 	*seq = hd;
 	if (used)
 		*used = hd + k - tl;
@@ -160,8 +217,9 @@ int td_spool_reserve(const struct td_spool_view *v, size_t len, uint64_t *seq, u
 void td_spool_commit(const struct td_spool_view *v, uint64_t seq, const char *line, size_t len)
 {
 	uint64_t i = seq & (v->nslots - 1);
+	size_t at = v->keyed ? TD_SPOOL_KEY : 0;
 
-	memcpy(v->data + i * TD_SPOOL_SLOT, line, len);
+	memcpy(v->data + i * TD_SPOOL_SLOT + at, line, len);
 	/*
 	 * release: the bytes above before the tag.  Not seq_cst: on x86 that
 	 * is an xchg, which waits for the copy's stores to reach the cache
@@ -171,7 +229,7 @@ void td_spool_commit(const struct td_spool_view *v, uint64_t seq, const char *li
 	 * a line reserved but not yet committed comes back for it
 	 * (shim/rt/spool.c, td_spool_tick).
 	 */
-	atomic_store_explicit(&v->words[i], td_sw_make(seq, TD_SW_COMMIT, len),
+	atomic_store_explicit(&v->words[i], td_sw_make(seq, TD_SW_COMMIT, len + at),
 			      memory_order_release);
 }
 
@@ -187,7 +245,7 @@ int td_spool_put(const struct td_spool_view *v, const char *line, size_t len, ui
 
 uint64_t td_spool_head(const struct td_spool_view *v, uint64_t tail)
 {
-	uint64_t hd = atomic_load_explicit(&v->hdr->head, memory_order_acquire);
+	uint64_t hd = atomic_load_explicit(v->head, memory_order_acquire);
 
 	if ((int64_t)(hd - tail) < 0)
 		return tail;
@@ -222,6 +280,7 @@ void td_spool_next(const struct td_spool_view *v, uint64_t pos, uint64_t head, b
 
 	memset(r, 0, sizeof(*r));
 	r->kind = TD_SR_NONE;
+	r->at = pos;
 	r->next = pos;
 	if (pos >= head)
 		return;
@@ -243,8 +302,12 @@ void td_spool_next(const struct td_spool_view *v, uint64_t pos, uint64_t head, b
 		r->next = pos + len;
 		return;
 	case TD_SW_RESERVED:
-		if (!dead)
+		if (!dead) {
+			/* unfinished: its key, when it has one (0: none) */
+			if (v->keyed && len > TD_SPOOL_KEY && off + td__slots(v, len) <= n)
+				memcpy(&r->key, v->data + off * v->slot, TD_SPOOL_KEY);
 			return;
+		}
 		k = td__slots(v, len);
 		if (len == 0 || off + k > n || pos + k > head) {
 			td__lost(v, pos, head, r);
@@ -259,9 +322,20 @@ void td_spool_next(const struct td_spool_view *v, uint64_t pos, uint64_t head, b
 			td__lost(v, pos, head, r);
 			return;
 		}
+		if (v->keyed && len <= TD_SPOOL_KEY) {
+			td__lost(v, pos, head, r);
+			return;
+		}
 		r->ptr = v->data + off * v->slot;
 		r->len = len;
 		r->next = pos + k;
+		r->key = pos;
+		if (v->keyed) {
+			memcpy(&r->key, r->ptr, TD_SPOOL_KEY);
+			r->ptr += TD_SPOOL_KEY;
+			r->len -= TD_SPOOL_KEY;
+			len = r->len;
+		}
 		if ((unsigned char)r->ptr[0] == TD_EVREC_MAGIC) {
 			r->kind = TD_SR_EVENT; /* checked as it is unpacked */
 			return;
@@ -276,4 +350,84 @@ void td_spool_next(const struct td_spool_view *v, uint64_t pos, uint64_t head, b
 		r->kind = TD_SR_LINE;
 		return;
 	}
+}
+
+/* ---- the lanes, merged by key ------------------------------------------- */
+
+void td_spool_merge_begin(struct td_spool_merge *m, const struct td_spool_file *f,
+			  uint64_t cutoff, bool dead)
+{
+	memset(m, 0, sizeof(*m));
+	m->f = f;
+	m->cutoff = cutoff;
+	m->dead = dead;
+	for (uint32_t l = 0; l < f->nlanes; l++) {
+		const struct td_spool_view *v = &f->lane[l];
+
+		m->pos[l] = atomic_load_explicit(v->tail, memory_order_acquire);
+		m->head[l] = td_spool_head(v, m->pos[l]);
+		m->last[l] = v->last_key != NULL
+				     ? atomic_load_explicit(v->last_key, memory_order_relaxed)
+				     : 0;
+		m->stuck[l] = UINT64_MAX;
+	}
+}
+
+/* Lane l's next record to take, stepping over padding and what is lost. */
+static void td__peek(struct td_spool_merge *m, uint32_t l)
+{
+	const struct td_spool_view *v = &m->f->lane[l];
+	struct td_spool_rec *r = &m->peek[l];
+
+	while (m->pos[l] < m->head[l]) {
+		td_spool_next(v, m->pos[l], m->head[l], m->dead, r);
+		switch (r->kind) {
+		case TD_SR_LINE:
+		case TD_SR_EVENT:
+			m->state[l] = TD_SM_PEEKED;
+			return;
+		case TD_SR_NONE:
+			/* a writer still copying (never when dead); r->key: its
+			 * record's key once it has stored it */
+			m->state[l] = m->pos[l] == m->stuck[l] ? TD_SM_DONE : TD_SM_BLOCKED;
+			return;
+		case TD_SR_LOST:
+			m->lost++;
+			/* fall through */
+		default: /* TD_SR_SKIP */
+			m->pos[l] = r->next;
+		}
+	}
+	m->state[l] = TD_SM_DONE;
+}
+
+int td_spool_merge_next(struct td_spool_merge *m, unsigned *lane, struct td_spool_rec *r)
+{
+	uint64_t cap = UINT64_MAX; /* no key above a blocked lane's last */
+	unsigned best = UINT32_MAX;
+
+	for (uint32_t l = 0; l < m->f->nlanes; l++) {
+		if (m->state[l] == TD_SM_EMPTY || m->state[l] == TD_SM_BLOCKED)
+			td__peek(m, l);
+		/* an unfinished record's key when known, else the least it can
+		 * be: its lane's last */
+		if (m->state[l] == TD_SM_BLOCKED) {
+			uint64_t least = m->peek[l].key > m->last[l] ? m->peek[l].key : m->last[l];
+
+			if (least < cap)
+				cap = least;
+		}
+		if (m->state[l] == TD_SM_PEEKED &&
+		    (best == UINT32_MAX || m->peek[l].key < m->peek[best].key))
+			best = l;
+	}
+	if (best == UINT32_MAX || m->peek[best].key > cap ||
+	    (!m->dead && m->peek[best].key >= m->cutoff))
+		return 0;
+	*lane = best;
+	*r = m->peek[best];
+	m->pos[best] = r->next;
+	m->last[best] = r->key;
+	m->state[best] = TD_SM_EMPTY;
+	return 1;
 }

@@ -1,16 +1,17 @@
 /*
  * teardown: the spool.  For a file target, a process that logs more than
  * a few lines stops making one write() per line: each line goes into a
- * ring in a MAP_SHARED file of its own next to the log (the format and
- * its lock-free writer: include/teardown/spool.h, shim/core/spool.c), and
- * the worker thread appends the finished lines to the log, in order, with
+ * ring in a MAP_SHARED file of its own next to the log, the lane of the
+ * CPU its thread runs on (the format and its lock-free writer:
+ * include/teardown/spool.h, shim/core/spool.c), and the worker thread
+ * appends the finished lines to the log, the lanes merged in order, with
  * one writev() per batch, through logw.c's checks (the log descriptor
  * still ours, rotation, the lost-line count).
  *
  * When lines go out:
  *  - the worker: TD_SPOOL_FLUSH_US after the first line since its last
  *    flush (that line's writer wakes it: one eventfd write per batch,
- *    not per line), or at once when the ring passes a quarter full;
+ *    not per line), or at once when a lane passes a quarter full;
  *  - before fork() (a pthread_atfork prepare handler: daemon()'s fork
  *    too) and posix_spawn(), so a child's lines never come before its
  *    parent's earlier ones;
@@ -27,7 +28,8 @@
  *    descriptor does not drop the lock: it is moved to another number
  *    first (td_spool_fd_closing).
  *
- * Order: the ring keeps this process's order.  A line that does not go
+ * Order: the lanes, merged by their records' keys, keep this process's
+ * order (include/teardown/spool.h says how).  A line that does not go
  * into the ring (full, or the exit path closed it) is written by the
  * holder of the flush claim, after every line reserved before it was
  * written out (waiting, briefly, for those still being copied: see
@@ -66,6 +68,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysinfo.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -75,15 +78,14 @@
 
 #define TD_SPOOL_AFTER 16
 #define TD_SPOOL_FLUSH_US 50000
-#define TD_SPOOL_MARK (TD_SPOOL_SLOTS / 4)
-#define TD_SPOOL_IOV 256
+#define TD_SPOOL_IOV 128
 /* a half-made spool (its maker died before naming it) is removed after */
 #define TD_SPOOL_NEW_STALE_S 60
 
 enum { TD_SP_OFF = 0, TD_SP_STARTING, TD_SP_ON, TD_SP_FAILED, TD_SP_CLOSED };
 
 TD_CHILD_WRITTEN static _Atomic int td__state; /* read by a forked child first */
-static struct td_spool_view td__v;
+static struct td_spool_file td__f;
 /* this process as its spool's records name it (rendered at creation) */
 static struct td_spool_writer td__w;
 /* the connection keys the flusher wrote last (event.h): td__w's */
@@ -99,8 +101,12 @@ static __thread int td__flushing __attribute__((tls_model("initial-exec")));
 /* this thread is between reserving a line and committing it */
 static __thread int td__putting __attribute__((tls_model("initial-exec")));
 /* a line whose writer never finished it (see td__write_all): the tail
- * position it holds, once given up on */
-static _Atomic uint64_t td__stuck_at = UINT64_MAX;
+ * position it holds in its lane, once given up on */
+static _Atomic uint64_t td__stuck_at[TD_SPOOL_MAX_LANES] = {
+	UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+	UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+};
+_Static_assert(TD_SPOOL_MAX_LANES == 8, "td__stuck_at's initializer");
 #define TD_SPOOL_WAIT_US 1000000
 /* a line waits for the worker's next round; the ring passed its mark */
 static _Atomic int td__armed, td__urgent;
@@ -164,132 +170,150 @@ void td_spool_release(void)
 }
 
 /*
- * The flusher's lines: the events of a batch are formatted here (the
- * claim makes it the one flusher's), each into the room after the last;
- * a batch ends when another line might not fit.  64 KiB: about 140 JSON
- * lines a writev(); untouched pages cost nothing.
+ * A batch: up to TD_SPOOL_IOV records, taken from the lanes in key order
+ * (td_spool_merge_next) first, then asked about, then formatted, each
+ * line into the room after the last: TD_EVENT_MAX bytes each, so every
+ * record taken has room (untouched pages cost nothing).  The claim makes
+ * them the one flusher's.
  */
-#define TD_SPOOL_FBUF (64 * 1024)
+#define TD_SPOOL_FBUF (TD_SPOOL_IOV * TD_EVENT_MAX)
 static char td__fbuf[TD_SPOOL_FBUF];
+static struct td_spool_rec td__b[TD_SPOOL_IOV];
 
 /*
  * What a batch's events ask the kernel (TD_ASK_FIRST_FIN), asked together
  * (td_diag_states(): two system calls for up to TD_DIAG_BATCH of them,
- * where each asked alone cost its close two), and handed to each event as
- * its line is made (td__settle()): at the first record that asks, the
- * questions of it and of the records after it are gathered and asked,
- * and again at the first one past them.  The flush claim makes them the
- * one flusher's.
+ * where each asked alone cost its close two), once the batch is taken and
+ * before its lines are made; td__settle() hands each event its answer.
  */
-static struct td_diag_q td__q[TD_DIAG_BATCH];
-static uint64_t td__q_pos[TD_DIAG_BATCH];
+static struct td_diag_q td__q[TD_SPOOL_IOV];
+static int16_t td__q_of[TD_SPOOL_IOV]; /* a record's question, or -1 */
 
 struct td__answers {
-	const struct td_spool_view *v;
-	uint64_t head;
-	bool dead;
-	int n, at; /* questions asked, and the next one to hand out */
-	uint64_t pos; /* the record being formatted */
+	int i; /* the record being formatted */
 	int64_t now_us;
 };
 
-static void td__ask_from(struct td__answers *a)
+static void td__ask(int n, struct td__answers *a)
 {
-	struct td_spool_rec r;
+	int k = 0;
 
-	a->n = a->at = 0;
-	for (uint64_t pos = a->pos; pos < a->head && a->n < TD_DIAG_BATCH; pos = r.next) {
-		td_spool_next(a->v, pos, a->head, a->dead, &r);
-		if (r.kind == TD_SR_NONE)
-			break;
-		if (r.kind != TD_SR_EVENT ||
-		    td_evrec_asks(r.ptr, r.len, &td__q[a->n].local, &td__q[a->n].remote) !=
+	for (int i = 0; i < n; i++) {
+		const struct td_spool_rec *r = &td__b[i];
+
+		td__q_of[i] = -1;
+		if (r->kind == TD_SR_EVENT &&
+		    td_evrec_asks(r->ptr, r->len, &td__q[k].local, &td__q[k].remote) ==
 			    TD_ASK_FIRST_FIN)
-			continue;
-		td__q_pos[a->n++] = pos;
+			td__q_of[i] = (int16_t)k++;
 	}
-	td_diag_states(td__q, a->n);
-	a->now_us = td_clock_now_us();
+	for (int at = 0; at < k; at += TD_DIAG_BATCH)
+		td_diag_states(td__q + at, k - at < TD_DIAG_BATCH ? k - at : TD_DIAG_BATCH);
+	a->now_us = k > 0 ? td_clock_now_us() : 0;
 }
 
 static void td__settle(struct td_event *ev, void *ctx)
 {
 	struct td__answers *a = ctx;
+	int q = td__q_of[a->i];
 
-	while (a->at < a->n && td__q_pos[a->at] < a->pos)
-		a->at++;
-	if (a->at >= a->n)
-		td__ask_from(a);
-	if (a->at < a->n && td__q_pos[a->at] == a->pos)
-		td_predict_settle(ev, td__q[a->at].state, a->now_us - ev->ts_us);
-	else /* (a record its writer had not finished when the batch was
-	      * gathered) */
+	if (q >= 0)
+		td_predict_settle(ev, td__q[q].state, a->now_us - ev->ts_us);
+	else /* (a record this build asks no question of) */
 		td_closing_settle_now(ev);
 }
 
 /*
- * Write out committed records from tail, in order, until the first one
- * not finished yet (its writer is still copying: the next flush takes
- * it); an event is formatted into its line here, with w's host and prog.
- * The claim is held.  dead: the owner is gone, step over what it left
- * unfinished.  Returns how many records could not be written (left
- * unfinished, damaged, or of another build's layout).
+ * Write out committed records from each lane's tail, in key order, until
+ * the merge can take no more (a writer is still copying: the next flush
+ * takes it, see td_spool_merge_begin); an event is formatted into its line
+ * here, with w's host and prog.  The claim is held.  dead: the owner is
+ * gone, step over what it left unfinished.  Returns how many records
+ * could not be written (left unfinished, damaged, or of another build's
+ * layout); *blocked (may be NULL): the lanes left at an unfinished record.
  */
-static uint64_t td__write_out(const struct td_spool_view *v, const struct td_spool_writer *w,
-			      bool dead)
+static uint64_t td__write_out(const struct td_spool_file *f, const struct td_spool_writer *w,
+			      bool dead, uint32_t *blocked)
 {
 	struct iovec iov[TD_SPOOL_IOV];
-	uint64_t tail = atomic_load_explicit(&v->hdr->tail, memory_order_acquire);
 	uint64_t lost = 0;
 
 	for (;;) {
-		uint64_t head = td_spool_head(v, tail), pos = tail;
+		uint64_t start[TD_SPOOL_MAX_LANES], cutoff = UINT64_MAX;
+		struct td_spool_merge m;
 		struct td__answers a;
-		struct td_spool_rec r;
 		size_t used = 0;
-		int n = 0;
+		bool moved = false;
+		int n = 0, taken = 0;
+		unsigned lane;
 
-		a = (struct td__answers){.v = v, .head = head, .dead = dead};
-		r.kind = TD_SR_NONE;
-		while (n < TD_SPOOL_IOV && pos < head && TD_SPOOL_FBUF - used >= TD_EVENT_MAX) {
-			const char *line;
-			size_t len;
-
-			td_spool_next(v, pos, head, dead, &r);
-			if (r.kind == TD_SR_NONE)
-				break;
-			if (r.kind == TD_SR_LINE || r.kind == TD_SR_EVENT) {
-				a.pos = pos;
-				len = td_spool_rec_line_settled(&r, w, td__fbuf + used,
-								TD_SPOOL_FBUF - used, &line,
-								td__settle, &a);
-				if (len == 0) {
-					lost++;
-				} else {
-					/* one iovec a line: td_logw_batch counts
-					 * each line not wholly written */
-					iov[n].iov_base = (void *)line;
-					iov[n].iov_len = len;
-					n++;
-					if (line == td__fbuf + used)
-						used += len;
-				}
-			} else if (r.kind == TD_SR_LOST) {
-				lost++;
-			}
-			pos = r.next;
+		if (!dead) {
+			/* before the heads are read (td_spool_merge_begin) */
+			cutoff = td_clock_mono_ns();
+			atomic_thread_fence(memory_order_seq_cst);
 		}
-		if (pos == tail)
-			break;
+		td_spool_merge_begin(&m, f, cutoff, dead);
+		for (uint32_t l = 0; l < f->nlanes; l++) {
+			start[l] = m.pos[l];
+			m.stuck[l] = dead ? UINT64_MAX : atomic_load(&td__stuck_at[l]);
+		}
+		while (taken < TD_SPOOL_IOV && td_spool_merge_next(&m, &lane, &td__b[taken]))
+			taken++;
+		td__ask(taken, &a);
+		for (a.i = 0; a.i < taken; a.i++) {
+			const char *line;
+			size_t len = td_spool_rec_line_settled(&td__b[a.i], w, td__fbuf + used,
+							       TD_SPOOL_FBUF - used, &line,
+							       td__settle, &a);
+
+			if (len == 0) {
+				lost++;
+				continue;
+			}
+			/* one iovec a line: td_logw_batch counts each line not
+			 * wholly written */
+			iov[n].iov_base = (void *)line;
+			iov[n].iov_len = len;
+			n++;
+			if (line == td__fbuf + used)
+				used += len;
+		}
+		lost += m.lost;
 		if (n > 0)
 			td_logw_batch(iov, n);
-		/* release: writers reuse these slots only after the write */
-		atomic_store_explicit(&v->hdr->tail, pos, memory_order_release);
-		tail = pos;
-		if (r.kind == TD_SR_NONE || pos >= head)
+		for (uint32_t l = 0; l < f->nlanes; l++) {
+			const struct td_spool_view *v = &f->lane[l];
+
+			if (m.pos[l] == start[l])
+				continue;
+			moved = true;
+			if (v->last_key != NULL)
+				atomic_store_explicit(v->last_key, m.last[l], memory_order_relaxed);
+			/* release: writers reuse these slots only after the write */
+			atomic_store_explicit(v->tail, m.pos[l], memory_order_release);
+		}
+		if (blocked != NULL) {
+			*blocked = 0;
+			for (uint32_t l = 0; l < f->nlanes; l++)
+				if (m.state[l] == TD_SM_BLOCKED)
+					*blocked |= 1u << l;
+		}
+		if (!moved || taken < TD_SPOOL_IOV)
 			break;
 	}
 	return lost;
+}
+
+/* Whether every lane's tail reached goal (or the line given up on in it). */
+static bool td__caught_up(const struct td_spool_file *f, const uint64_t *goal)
+{
+	for (uint32_t l = 0; l < f->nlanes; l++) {
+		uint64_t tail = atomic_load(f->lane[l].tail);
+
+		if ((int64_t)(tail - goal[l]) < 0 && tail != atomic_load(&td__stuck_at[l]))
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -300,27 +324,34 @@ static uint64_t td__write_out(const struct td_spool_view *v, const struct td_spo
  * reservation and its commit, unless it was preempted: the wait yields.
  * It is bounded all the same, for a writer that never comes back (a
  * signal handler that longjmp()ed out of the library): after
- * TD_SPOOL_WAIT_US at one position, that position is given up on (no
- * later wait is spent on it; the lines behind it go at exit, or to the
- * next process that opens the log).  Never waits for this thread's own
- * unfinished line (a signal handler interrupted it).
+ * TD_SPOOL_WAIT_US, the positions its lanes stopped at are given up on
+ * (no later wait is spent on them, and they hold back no other lane; the
+ * lines behind them go at exit, or to the next process that opens the
+ * log).  Never waits for this thread's own unfinished line (a signal
+ * handler interrupted it).
  */
-static void td__write_all(const struct td_spool_view *v)
+static void td__write_all(const struct td_spool_file *f)
 {
-	uint64_t goal = atomic_load(&v->hdr->head), tail;
+	uint64_t goal[TD_SPOOL_MAX_LANES];
 	int64_t deadline = 0;
+	uint32_t blocked;
 
+	for (uint32_t l = 0; l < f->nlanes; l++)
+		goal[l] = atomic_load(f->lane[l].head);
 	for (;;) {
-		(void)td__write_out(v, &td__w, false);
-		tail = atomic_load(&v->hdr->tail);
-		if ((int64_t)(tail - goal) >= 0 || td__putting ||
-		    tail == atomic_load(&td__stuck_at))
+		(void)td__write_out(f, &td__w, false, &blocked);
+		if (td__caught_up(f, goal) || td__putting)
 			return;
 		if (deadline == 0) {
 			deadline = td_clock_mono_us() + TD_SPOOL_WAIT_US;
 		} else if (td_clock_mono_us() > deadline) {
-			atomic_store(&td__stuck_at, tail);
-			return;
+			for (uint32_t l = 0; l < f->nlanes; l++)
+				if (blocked & (1u << l))
+					atomic_store(&td__stuck_at[l], atomic_load(f->lane[l].tail));
+			deadline = 0;
+			if (blocked == 0)
+				return;
+			continue;
 		}
 		sched_yield();
 	}
@@ -329,7 +360,7 @@ static void td__write_all(const struct td_spool_view *v)
 void td_spool_flush_claimed(void)
 {
 	if (td_spool_exists())
-		td__write_all(&td__v);
+		td__write_all(&td__f);
 }
 
 /* Claim, write out all, release: fork, posix_spawn, _exit. */
@@ -386,6 +417,26 @@ static bool td__name(char *out, size_t cap, const char *log_path, const char *in
 	return b.lost == 0;
 }
 
+/*
+ * Lanes: one for each CPU online, up to TD_SPOOL_MAX_LANES (a writer
+ * takes the lane of its CPU number, modulo their count).  Not the CPUs
+ * this thread may use: the thread that makes the spool may be pinned to
+ * one, its others not.  Each lane has an equal share of the slots, so the
+ * file is the same size for any count; a single-threaded program, which
+ * uses one lane at a time, has the lane's share before the worker is
+ * woken at once (its mark), and the same flush interval.  (get_nprocs()
+ * reads /sys/devices/system/cpu/online into a buffer on the stack.)
+ */
+static uint32_t td__nlanes(void)
+{
+	int cpus = get_nprocs();
+	uint32_t n = 1;
+
+	while (n < TD_SPOOL_MAX_LANES && (int)n < cpus)
+		n <<= 1;
+	return n;
+}
+
 static int td__create(const char *log_path, int log_fd)
 {
 	char tag[48], tmp[PATH_MAX];
@@ -418,9 +469,12 @@ static int td__create(const char *log_path, int log_fd)
 	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
 		goto fail;
-	td_spool_init(map, TD_SPOOL_SLOTS, (int32_t)atomic_load(&td_init_proc.pid), &td__v);
-	td_spool_set_writer(&td__v, td_logw_host(), td_init_proc.prog);
-	td_spool_writer_of(&td__v, &td__w);
+	td_spool_init_file(map, TD_SPOOL_SLOTS, td__nlanes(),
+			   (int32_t)atomic_load(&td_init_proc.pid), &td__f);
+	for (uint32_t l = 0; l < td__f.nlanes; l++)
+		td__f.lane[l].key = td_clock_mono_ns;
+	td_spool_set_writer(&td__f.lane[0], td_logw_host(), td_init_proc.prog);
+	td_spool_writer_of(&td__f.lane[0], &td__w);
 	td__w.who.memo = &td__memo;
 	/* never over another spool's name (RENAME_NOREPLACE: all of the file
 	 * systems above have it) */
@@ -480,6 +534,27 @@ void td_spool_count_line(const char *log_path, int log_fd)
 
 /* ---- writing a line -------------------------------------------------------- */
 
+/* Whether every lane is written out (none still holds a line). */
+static bool td__empty(void)
+{
+	for (uint32_t l = 0; l < td__f.nlanes; l++)
+		if (atomic_load(td__f.lane[l].tail) != atomic_load(td__f.lane[l].head))
+			return false;
+	return true;
+}
+
+/* The lane of the CPU this thread runs on (glibc reads it from the
+ * thread's rseq area: no system call). */
+static inline const struct td_spool_view *td__lane(void)
+{
+	int cpu;
+
+	if (td__f.nlanes == 1)
+		return &td__f.lane[0];
+	cpu = sched_getcpu();
+	return &td__f.lane[cpu > 0 ? (uint32_t)cpu & (td__f.nlanes - 1) : 0];
+}
+
 /*
  * Once the spool is closed: write the ring out, and remove the file when
  * nothing is left in it (a line another thread never finished keeps it).
@@ -489,13 +564,14 @@ static void td__last_flush(void)
 	if (!td_spool_claim())
 		return;
 	td_spool_flush_claimed();
-	if (atomic_load(&td__v.hdr->tail) == atomic_load(&td__v.hdr->head))
+	if (td__empty())
 		unlink(td__path);
 	td_spool_release();
 }
 
 int td_spool_record(const char *rec, size_t len)
 {
+	const struct td_spool_view *v;
 	uint64_t used;
 	int rc;
 
@@ -506,7 +582,8 @@ int td_spool_record(const char *rec, size_t len)
 	if (td__putting)
 		return -1;
 	td__putting = 1;
-	rc = td_spool_put(&td__v, rec, len, &used);
+	v = td__lane();
+	rc = td_spool_put(v, rec, len, &used);
 	td__putting = 0;
 	if (rc != 0) {
 		/* full: write it out here (waiting for the lines being
@@ -516,7 +593,8 @@ int td_spool_record(const char *rec, size_t len)
 		td_spool_flush_claimed();
 		td_spool_release();
 		td__putting = 1;
-		rc = td_spool_put(&td__v, rec, len, &used);
+		v = td__lane();
+		rc = td_spool_put(v, rec, len, &used);
 		td__putting = 0;
 		if (rc != 0)
 			return -1;
@@ -540,7 +618,7 @@ int td_spool_record(const char *rec, size_t len)
 	 * (a release store, cheap: see td_spool_commit) brings the worker
 	 * back one flush interval later (td_spool_tick).
 	 */
-	if (used > TD_SPOOL_MARK) {
+	if (used > v->nslots / 4) {
 		if (!atomic_load(&td__urgent) && !atomic_exchange(&td__urgent, 1))
 			td_worker_wake();
 	} else if (!atomic_load(&td__armed) && !atomic_exchange(&td__armed, 1)) {
@@ -564,7 +642,7 @@ int64_t td_spool_tick(int64_t now)
 		atomic_thread_fence(memory_order_seq_cst);
 		/* no waiting here: a line still being copied goes next round */
 		if (td_spool_claim()) {
-			(void)td__write_out(&td__v, &td__w, false);
+			(void)td__write_out(&td__f, &td__w, false, NULL);
 			td_spool_release();
 		}
 		/*
@@ -573,9 +651,12 @@ int64_t td_spool_tick(int64_t now)
 		 * line went in while another thread held the claim.  A line
 		 * given up on (td__write_all) brings nobody back.
 		 */
-		tail = atomic_load(&td__v.hdr->tail);
-		if (tail != atomic_load(&td__v.hdr->head) && tail != atomic_load(&td__stuck_at))
-			atomic_store(&td__armed, 1);
+		for (uint32_t l = 0; l < td__f.nlanes; l++) {
+			tail = atomic_load(td__f.lane[l].tail);
+			if (tail != atomic_load(td__f.lane[l].head) &&
+			    tail != atomic_load(&td__stuck_at[l]))
+				atomic_store(&td__armed, 1);
+		}
 	}
 	if (td__due_us == 0 && atomic_load(&td__armed))
 		td__due_us = now + td__flush_us;
@@ -607,7 +688,7 @@ void td_spool_before_fork(void)
 TD_CHILD_RUNS
 void td_spool_after_fork_child(void)
 {
-	static const struct td_spool_view none;
+	static const struct td_spool_file none;
 
 	/* what already holds its value is not written (td_store_changed);
 	 * a parent that never made a spool left every other variable as it
@@ -622,14 +703,15 @@ void td_spool_after_fork_child(void)
 		td__map = NULL;
 	}
 	td_ownfd_close_slot(&td__fd, TD_OWN_SPOOL);
-	if (memcmp(&td__v, &none, sizeof(none)) != 0)
-		memset(&td__v, 0, sizeof(td__v));
+	if (memcmp(&td__f, &none, sizeof(none)) != 0)
+		memset(&td__f, 0, sizeof(td__f));
 	td_store_changed(&td__claim, 0);
 	if (td__flushing)
 		td__flushing = 0;
 	if (td__putting)
 		td__putting = 0;
-	td_store_changed(&td__stuck_at, UINT64_MAX);
+	for (uint32_t l = 0; l < TD_SPOOL_MAX_LANES; l++)
+		td_store_changed(&td__stuck_at[l], UINT64_MAX);
 	td_store_changed(&td__armed, 0);
 	td_store_changed(&td__urgent, 0);
 	if (td__due_us != 0)
@@ -710,7 +792,7 @@ __attribute__((noinline, cold)) static void td__say_lost(const char *name, int32
  */
 static void td__recover_one(int dfd, const char *name, uid_t uid)
 {
-	struct td_spool_view v;
+	struct td_spool_file f;
 	struct stat st;
 	void *map;
 	int fd = td_real_sys_openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0);
@@ -728,16 +810,16 @@ static void td__recover_one(int dfd, const char *name, uid_t uid)
 		td_real_close(fd);
 		return;
 	}
-	if (td_spool_view_of(map, (size_t)st.st_size, &v) == 0 && td_spool_claim()) {
+	if (td_spool_file_of(map, (size_t)st.st_size, &f) == 0 && td_spool_claim()) {
 		struct td_spool_writer w;
 		uint64_t lost;
 
-		td_spool_writer_of(&v, &w);
-		lost = td__write_out(&v, &w, true);
+		td_spool_writer_of(&f.lane[0], &w);
+		lost = td__write_out(&f, &w, true, NULL);
 		td_spool_release();
 		unlinkat(dfd, name, 0);
 		if (lost > 0)
-			td__say_lost(name, (int32_t)v.hdr->pid, lost);
+			td__say_lost(name, (int32_t)f.hdr->pid, lost);
 	}
 	/* a file that is not a spool this code can read is left alone */
 	munmap(map, (size_t)st.st_size);

@@ -14,7 +14,16 @@ together (thread and process start-up left out).  Cases:
   abort, no log      one catch-all rule, close = "abort", log = false
 
 Runs alternate (the order rotated each round), each case divided by the
-bare run of its own round, medians.  The thread counts are 1, 2, 4, 8, 16
+bare run of its own round, medians.
+
+Then the spool's writers alone (build/tests/progs/bench_spool, its ring
+code linked in, no library, no system call): T threads, each pinned to
+its own CPU, put records (key, copy, commit) as fast as they can into one
+ring whose head they all move (the spool before lanes) and into one lane
+per CPU (the spool now): nanoseconds a record, best of 5, and the ratio
+of the lanes' to one thread's alone.  This is the part of the close path
+that every thread shared; the rest of it touches only the thread's own
+connection and fd slots.  The thread counts are 1, 2, 4, 8, 16
 up to the machine's cores (and its core count itself when that is not in
 the list); --threads or TD_BENCH_THREADS chooses others.  Target (issue
 9): observing with a log keeps at least 0.90 of bare's throughput at 16
@@ -43,6 +52,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _bench  # noqa: E402
 
 PROG = _bench.prog("bench_threads")
+SPOOL_PROG = _bench.prog("bench_spool")
+SPOOL_PUTS = 200000
 LIMIT = 0.90
 AT = 16
 SECTION = ("5a. threads opening and closing sockets at once: cycles per second (socket, "
@@ -91,6 +102,41 @@ def _run(t, ms, env):
                            % (t, r.returncode, r.stdout.strip(), r.stderr[-1000:]))
     out = json.loads(r.stdout.strip().splitlines()[-1])
     return out["cycles"] / (out["ns"] / 1e9), out["cycles"]
+
+
+def _spool(t, lanes, *extra):
+    r = subprocess.run([SPOOL_PROG, str(t), str(lanes), str(SPOOL_PUTS), "5"] + list(extra),
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError("bench_spool %d %d: rc %d: %s" % (t, lanes, r.returncode,
+                                                             r.stderr[-1000:]))
+    return json.loads(r.stdout.strip().splitlines()[-1])["ns_per_put"]
+
+
+def _lanes():
+    """The library's lane count here (shim/rt/spool.c, td__nlanes)."""
+    n, cpus = 1, os.cpu_count() or 1
+    while n < 8 and n < cpus:
+        n <<= 1
+    return n
+
+
+def spool_rows(table, threads):
+    """The spool's writers alone: one shared ring against a lane per CPU."""
+    if _bench.missing(SPOOL_PROG):
+        table.note("spool alone: %s not built (make testprogs)" % SPOOL_PROG)
+        return
+    lanes = _lanes()
+    alone = _spool(1, lanes)
+    for t in threads:
+        one, per = _spool(t, 1), _spool(t, lanes)
+        table.row("%2d thread%s: spool alone, ns a record: one ring / per-CPU lanes"
+                  % (t, "s" if t > 1 else " "), "%.0f" % one, None, "%.0f" % per,
+                  _bench.fmt_ratio(per / alone))
+    table.note("spool alone: %d lanes here; the ratio is a lane per CPU's time a record over "
+               "one thread's alone (%.0f ns; %.0f ns of it the key's clock read: %.0f ns "
+               "keyed by position)" % (lanes, alone, alone - _spool(1, lanes, "nokey"),
+                                       _spool(1, lanes, "nokey")))
 
 
 def main(argv):
@@ -149,6 +195,7 @@ def main(argv):
                           ratio >= LIMIT if targeted else None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    spool_rows(table, a.threads)
     if target_at != AT:
         table.note("the target is for 16 threads; this machine has %d cores, so it is shown at "
                    "%d (run tests/bench/threads.sh on a 16-core machine)"

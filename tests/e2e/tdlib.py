@@ -363,10 +363,13 @@ def shim_env(policy=None, config=None, extra=None, preload=True):
     config: a path for TEARDOWN_CONFIG.  extra: more variables, applied
     last.  Any LD_PRELOAD or TEARDOWN_* inherited from the runner is
     dropped, so ``shim_env(preload=False)`` is a clean "without the
-    library" environment.
+    library" environment.  So is PYTHONUNBUFFERED: a Python program under
+    test that forks and prints from both processes relies on print()
+    making one write() of its line and newline, which unbuffered it does
+    not (two processes' lines then run together on one line).
     """
     env = {k: v for k, v in os.environ.items()
-           if k != "LD_PRELOAD" and not k.startswith("TEARDOWN_")}
+           if k not in ("LD_PRELOAD", "PYTHONUNBUFFERED") and not k.startswith("TEARDOWN_")}
     if preload:
         libs = [lib_path()]
         if sanitize():

@@ -951,7 +951,7 @@ const char *td_fuzz_elf(const uint8_t *data, size_t size)
 
 static const char *td_fz_spool_walk(const struct td_spool_view *v, bool dead)
 {
-	uint64_t tail = atomic_load(&v->hdr->tail), head = td_spool_head(v, tail), pos = tail;
+	uint64_t tail = atomic_load(v->tail), head = td_spool_head(v, tail), pos = tail;
 	const char *lo = v->data, *hi = v->data + (size_t)v->nslots * v->slot;
 	struct td_spool_writer wr, *w = &wr;
 
@@ -1000,11 +1000,33 @@ static const char *td_fz_spool_walk(const struct td_spool_view *v, bool dead)
 	return NULL;
 }
 
+/* The lanes merged, as the flusher and `teardown report` read them: ends,
+ * and takes each record once, from inside its lane. */
+static const char *td_fz_spool_merge(const struct td_spool_file *f, bool dead)
+{
+	struct td_spool_merge m;
+	struct td_spool_rec r;
+	unsigned lane, taken = 0;
+
+	td_spool_merge_begin(&m, f, dead ? UINT64_MAX : UINT64_MAX - 1, dead);
+	while (td_spool_merge_next(&m, &lane, &r)) {
+		const struct td_spool_view *v = &f->lane[lane];
+
+		if (lane >= f->nlanes || ++taken > TD_FZ_SLOTS)
+			return td_fz_fail("spool: the merge took %u records of %u slots", taken,
+					  TD_FZ_SLOTS);
+		if (r.ptr < v->data || r.ptr + r.len > v->data + (size_t)v->nslots * v->slot)
+			return td_fz_fail("spool: the merge took a record outside its lane");
+	}
+	return NULL;
+}
+
 const char *td_fuzz_spool(const uint8_t *data, size_t size)
 {
 	size_t total = td_spool_file_size(TD_FZ_SLOTS), off, n;
 	struct td_spool_view v;
-	const char *why;
+	struct td_spool_file f;
+	const char *why = NULL;
 	uint64_t ends[2] = {0, 0};
 	char *mem = calloc(1, total);
 
@@ -1013,22 +1035,30 @@ const char *td_fuzz_spool(const uint8_t *data, size_t size)
 	td_spool_init(mem, TD_FZ_SLOTS, 1, &v);
 	n = size < sizeof(ends) ? size : sizeof(ends);
 	memcpy(ends, data, n);
-	atomic_store(&v.hdr->tail, ends[0]);
-	atomic_store(&v.hdr->head, ends[1]);
+	atomic_store(v.tail, ends[0]);
+	atomic_store(v.head, ends[1]);
 	off = size > 0 && (data[0] & 1) ? 0 : TD_SPOOL_HDR;
 	if (size > n)
 		memcpy(mem + off, data + n, size - n < total - off ? size - n : total - off);
-	if (td_spool_view_of(mem, total, &v) != 0) {
+	if (td_spool_file_of(mem, total, &f) != 0) {
 		free(mem);
 		return NULL; /* refused: that is the promise for a damaged header */
 	}
-	if (v.nslots != TD_FZ_SLOTS || v.data != mem + TD_SPOOL_HDR + TD_FZ_SLOTS * 8) {
+	if (f.nlanes == 0 || f.nlanes > TD_SPOOL_MAX_LANES ||
+	    f.lane[0].nslots * f.nlanes != TD_FZ_SLOTS ||
+	    f.lane[0].data != mem + TD_SPOOL_HDR + TD_FZ_SLOTS * 8) {
 		free(mem);
 		return td_fz_fail("spool: a header that does not describe this file accepted");
 	}
-	why = td_fz_spool_walk(&v, false);
+	for (uint32_t l = 0; l < f.nlanes && why == NULL; l++) {
+		why = td_fz_spool_walk(&f.lane[l], false);
+		if (why == NULL)
+			why = td_fz_spool_walk(&f.lane[l], true);
+	}
 	if (why == NULL)
-		why = td_fz_spool_walk(&v, true);
+		why = td_fz_spool_merge(&f, false);
+	if (why == NULL)
+		why = td_fz_spool_merge(&f, true);
 	free(mem);
 	return why;
 }

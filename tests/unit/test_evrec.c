@@ -191,6 +191,7 @@ Test(evrec, spool_of_records_and_lines)
 	size_t size = td_spool_file_size(64);
 	void *mem = calloc(1, size);
 	struct td_spool_view v, rv;
+	struct td_spool_file f;
 	struct td_spool_writer w;
 	struct td_event ev = td_t_ev(TD_EV_CLOSE);
 	struct td_event_who who;
@@ -217,11 +218,13 @@ Test(evrec, spool_of_records_and_lines)
 	cr_assert(eq(int, td_spool_put(&v, rec, rn, NULL), 0));
 
 	/* as a reader of the file finds it */
-	cr_assert(eq(int, td_spool_view_of(mem, size, &rv), 0));
+	cr_assert(eq(int, td_spool_file_of(mem, size, &f), 0));
+	cr_assert(eq(u32, f.nlanes, 1));
+	rv = f.lane[0];
 	td_spool_writer_of(&rv, &w);
 	cr_assert(eq(str, w.host, "web1"));
 	cr_assert(eq(str, w.prog, "prog"));
-	pos = atomic_load(&rv.hdr->tail);
+	pos = atomic_load(rv.tail);
 	head = td_spool_head(&rv, pos);
 	while (pos < head) {
 		struct td_spool_rec r;
@@ -241,11 +244,11 @@ Test(evrec, spool_of_records_and_lines)
 
 	/* a version 1 spool (lines only, no writer) is still read */
 	((struct td_spool_hdr *)mem)->version = 1;
-	cr_assert(eq(int, td_spool_view_of(mem, size, &rv), 0));
-	td_spool_writer_of(&rv, &w);
+	cr_assert(eq(int, td_spool_file_of(mem, size, &f), 0));
+	td_spool_writer_of(&f.lane[0], &w);
 	cr_assert(eq(str, w.host, ""));
-	((struct td_spool_hdr *)mem)->version = 3;
-	cr_assert(eq(int, td_spool_view_of(mem, size, &rv), -1));
+	((struct td_spool_hdr *)mem)->version = TD_SPOOL_VERSION + 1;
+	cr_assert(eq(int, td_spool_file_of(mem, size, &f), -1));
 	free(mem);
 }
 

@@ -3,13 +3,16 @@
  * and out in order, whole, across the wrap; a full ring refuses without
  * reserving; many writer threads against a flusher thread; what a reader
  * of a dead process's spool makes of lines left half-written; damaged
- * headers refused.
+ * headers refused; lanes read back in key order, an unfinished line
+ * holding back what may follow it, and threads that cause each other's
+ * lines across lanes read back in that order while they write.
  */
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -42,7 +45,7 @@ static size_t td_t_line(char *buf, size_t len, const char *tag, unsigned n)
 static int td_t_drain(const struct td_spool_view *v, bool dead, char out[][256], size_t *lens,
 		      int max, int *lost)
 {
-	uint64_t pos = atomic_load(&v->hdr->tail), head = td_spool_head(v, pos);
+	uint64_t pos = atomic_load(v->tail), head = td_spool_head(v, pos);
 	int n = 0;
 
 	while (pos < head) {
@@ -61,7 +64,7 @@ static int td_t_drain(const struct td_spool_view *v, bool dead, char out[][256],
 		}
 		pos = r.next;
 	}
-	atomic_store(&v->hdr->tail, pos);
+	atomic_store(v->tail, pos);
 	return n;
 }
 
@@ -105,9 +108,9 @@ Test(spool, full_ring_refuses_without_reserving)
 	cr_assert(eq(int, td_spool_put(&v, line, td_t_line(line, 200, "b", 0), &used), 0));
 	cr_assert(eq(u64, used, 4)); /* 200 bytes: 4 slots of 64 */
 	cr_assert(eq(int, td_spool_put(&v, line, td_t_line(line, 200, "b", 1), &used), 0));
-	head = atomic_load(&v.hdr->head);
+	head = atomic_load(v.head);
 	cr_assert(eq(int, td_spool_put(&v, line, td_t_line(line, 10, "b", 2), &used), -1));
-	cr_assert(eq(u64, atomic_load(&v.hdr->head), head), "a refused line reserved room");
+	cr_assert(eq(u64, atomic_load(v.head), head), "a refused line reserved room");
 	/* nothing empty, nothing larger than the ring */
 	cr_assert(eq(int, td_spool_put(&v, line, 0, NULL), -1));
 	free(mem);
@@ -184,7 +187,7 @@ Test(spool, many_writers_one_flusher_every_line_whole_and_in_order, .timeout = 1
 			c.lines++;
 		}
 		if (done == TD_T_WRITERS && n == 0 &&
-		    atomic_load(&c.v.hdr->tail) == atomic_load(&c.v.hdr->head))
+		    atomic_load(c.v.tail) == atomic_load(c.v.head))
 			break;
 	}
 	for (unsigned i = 0; i < TD_T_WRITERS; i++) {
@@ -214,7 +217,7 @@ Test(spool, dead_reader_steps_over_unfinished_lines)
 	cr_assert(eq(int, td_spool_put(&v, line, td_t_line(line, 90, "c", 2), NULL), 0));
 	/* killed between its reservation and its first word: nothing tells
 	 * its length but the next record's tag */
-	atomic_fetch_add(&v.hdr->head, 3);
+	atomic_fetch_add(v.head, 3);
 	cr_assert(eq(int, td_spool_put(&v, line, td_t_line(line, 70, "c", 4), NULL), 0));
 
 	/* the live flusher waits at the unfinished line */
@@ -227,7 +230,7 @@ Test(spool, dead_reader_steps_over_unfinished_lines)
 	cr_assert(eq(int, lost, 2));
 	cr_assert(eq(int, strncmp(out[0], "c-2 ", 4), 0));
 	cr_assert(eq(int, strncmp(out[1], "c-4 ", 4), 0));
-	cr_assert(eq(u64, atomic_load(&v.hdr->tail), atomic_load(&v.hdr->head)));
+	cr_assert(eq(u64, atomic_load(v.tail), atomic_load(v.head)));
 	free(mem);
 }
 
@@ -254,27 +257,298 @@ Test(spool, dead_reader_rejects_a_torn_or_forged_line)
 
 Test(spool, header_checks)
 {
-	struct td_spool_view v, w;
+	struct td_spool_view v;
+	struct td_spool_file f;
 	size_t size = td_spool_file_size(64);
 	char *mem = td_t_spool(64, &v);
 
-	cr_assert(eq(int, td_spool_view_of(mem, size, &w), 0));
-	cr_assert(eq(u32, w.nslots, 64));
-	cr_assert(eq(ptr, w.data, v.data));
-	cr_assert(eq(int, td_spool_view_of(mem, size - 1, &w), -1), "size");
+	cr_assert(eq(int, td_spool_file_of(mem, size, &f), 0));
+	cr_assert(eq(u32, f.nlanes, 1));
+	cr_assert(eq(u32, f.lane[0].nslots, 64));
+	cr_assert(eq(ptr, f.lane[0].data, v.data));
+	cr_assert(eq(int, td_spool_file_of(mem, size - 1, &f), -1), "size");
 	v.hdr->nslots = 48;
-	cr_assert(eq(int, td_spool_view_of(mem, td_spool_file_size(48), &w), -1), "power of two");
+	cr_assert(eq(int, td_spool_file_of(mem, td_spool_file_size(48), &f), -1), "power of two");
 	v.hdr->nslots = 64;
 	v.hdr->slot_size = 128;
-	cr_assert(eq(int, td_spool_view_of(mem, size, &w), -1), "slot size");
+	cr_assert(eq(int, td_spool_file_of(mem, size, &f), -1), "slot size");
 	v.hdr->slot_size = TD_SPOOL_SLOT;
+	/* lanes: a power of two, at most TD_SPOOL_MAX_LANES, none empty */
+	v.hdr->nlanes = 3;
+	cr_assert(eq(int, td_spool_file_of(mem, size, &f), -1), "3 lanes");
+	v.hdr->nlanes = 0;
+	cr_assert(eq(int, td_spool_file_of(mem, size, &f), -1), "no lane");
+	v.hdr->nlanes = TD_SPOOL_MAX_LANES * 2;
+	cr_assert(eq(int, td_spool_file_of(mem, size, &f), -1), "too many lanes");
+	v.hdr->nlanes = 1;
 	mem[0] = 'X';
-	cr_assert(eq(int, td_spool_view_of(mem, size, &w), -1), "magic");
+	cr_assert(eq(int, td_spool_file_of(mem, size, &f), -1), "magic");
 	/* a head far past the tail is clamped to one ring */
 	mem[0] = 'T';
-	atomic_store(&v.hdr->head, 1000000);
+	atomic_store(v.head, 1000000);
 	cr_assert(eq(u64, td_spool_head(&v, 0), 64));
-	atomic_store(&v.hdr->tail, 2000000);
+	atomic_store(v.tail, 2000000);
 	cr_assert(eq(u64, td_spool_head(&v, 2000000), 2000000));
+	free(mem);
+}
+
+/* ---- lanes -------------------------------------------------------------- */
+
+/* keys a test hands out, in the order it reserves */
+static _Atomic uint64_t td_t_clock;
+static uint64_t td_t_key(void)
+{
+	return atomic_fetch_add(&td_t_clock, 1) + 1;
+}
+
+static void *td_t_lanes(uint32_t nslots, uint32_t nlanes, struct td_spool_file *f,
+			td_spool_key_fn *key)
+{
+	size_t size = td_spool_file_size(nslots);
+	void *mem = aligned_alloc(4096, (size + 4095) & ~(size_t)4095);
+
+	cr_assert(not(eq(ptr, mem, NULL)));
+	memset(mem, 0xa5, size);
+	td_spool_init_file(mem, nslots, nlanes, 42, f);
+	for (uint32_t l = 0; l < nlanes; l++)
+		f->lane[l].key = key;
+	return mem;
+}
+
+/* Take what the merge gives now; moves the tails as a flusher does. */
+static int td_t_merge(const struct td_spool_file *f, uint64_t cutoff, bool dead, char out[][256],
+		      int max, uint64_t *lost)
+{
+	struct td_spool_merge m;
+	struct td_spool_rec r;
+	unsigned lane;
+	int n = 0;
+
+	td_spool_merge_begin(&m, f, cutoff, dead);
+	while (td_spool_merge_next(&m, &lane, &r)) {
+		cr_assert(eq(int, r.kind, TD_SR_LINE));
+		cr_assert(lt(int, n, max));
+		cr_assert(lt(sz, r.len, (size_t)256));
+		memcpy(out[n], r.ptr, r.len);
+		out[n][r.len] = '\0';
+		n++;
+	}
+	for (uint32_t l = 0; l < f->nlanes; l++) {
+		atomic_store(f->lane[l].last_key, m.last[l]);
+		atomic_store(f->lane[l].tail, m.pos[l]);
+	}
+	if (lost)
+		*lost = m.lost;
+	return n;
+}
+
+static void td_t_put(const struct td_spool_view *v, const char *tag, unsigned n)
+{
+	char line[256];
+
+	cr_assert(eq(int, td_spool_put(v, line, td_t_line(line, 50, tag, n), NULL), 0));
+}
+
+Test(spool, lanes_read_back_in_key_order)
+{
+	struct td_spool_file f;
+	void *mem = td_t_lanes(64, 4, &f, td_t_key);
+	static char out[64][256];
+	/* lanes written in an order unlike the keys' */
+	static const unsigned lanes[] = {2, 2, 0, 3, 1, 0, 0, 3, 2, 1};
+	int n;
+
+	atomic_store(&td_t_clock, 0);
+	cr_assert(eq(u32, f.lane[1].nslots, 16));
+	for (unsigned i = 0; i < sizeof(lanes) / sizeof(lanes[0]); i++)
+		td_t_put(&f.lane[lanes[i]], "k", i);
+	n = td_t_merge(&f, UINT64_MAX, false, out, 64, NULL);
+	cr_assert(eq(int, n, 10));
+	for (int i = 0; i < n; i++) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "k-%d ", i);
+		cr_assert(eq(int, strncmp(out[i], want, strlen(want)), 0), "%d: %s", i, out[i]);
+	}
+	/* the tails moved; what is written next follows */
+	td_t_put(&f.lane[3], "k", 10);
+	n = td_t_merge(&f, UINT64_MAX, false, out, 64, NULL);
+	cr_assert(eq(int, n, 1));
+	cr_assert(eq(int, strncmp(out[0], "k-10 ", 5), 0));
+	free(mem);
+}
+
+/*
+ * A live reader never writes a line before one with a smaller key that
+ * is not finished yet: a lane stopped at an unfinished line holds back
+ * the others' lines above its key; keys at or above the cutoff wait.
+ */
+Test(spool, an_unfinished_line_holds_back_later_keys_of_other_lanes)
+{
+	struct td_spool_file f;
+	void *mem = td_t_lanes(64, 2, &f, td_t_key);
+	static char out[64][256];
+	char line[256];
+	uint64_t seq, used, lost = 0;
+	size_t len;
+	int n;
+
+	atomic_store(&td_t_clock, 0);
+	td_t_put(&f.lane[0], "a", 1);			     /* key 1 */
+	td_t_put(&f.lane[1], "b", 2);			     /* key 2 */
+	cr_assert(eq(int, td_spool_reserve(&f.lane[0], 50, &seq, &used), 0)); /* key 3 */
+	td_t_put(&f.lane[1], "b", 4);			     /* key 4 */
+	td_t_put(&f.lane[1], "b", 5);			     /* key 5 */
+
+	n = td_t_merge(&f, UINT64_MAX, false, out, 64, NULL);
+	cr_assert(eq(int, n, 2), "took %d", n);
+	cr_assert(eq(int, strncmp(out[0], "a-1 ", 4), 0));
+	cr_assert(eq(int, strncmp(out[1], "b-2 ", 4), 0));
+	/* still unfinished: nothing more */
+	cr_assert(eq(int, td_t_merge(&f, UINT64_MAX, false, out, 64, NULL), 0));
+	/* finished: it, then the lines it held back */
+	len = td_t_line(line, 50, "a", 3);
+	td_spool_commit(&f.lane[0], seq, line, len);
+	n = td_t_merge(&f, UINT64_MAX, false, out, 64, NULL);
+	cr_assert(eq(int, n, 3));
+	cr_assert(eq(int, strncmp(out[0], "a-3 ", 4), 0));
+	cr_assert(eq(int, strncmp(out[1], "b-4 ", 4), 0));
+	cr_assert(eq(int, strncmp(out[2], "b-5 ", 4), 0));
+
+	/* reserved, its word not stored yet (no key known): the lane's last
+	 * key (3) holds back the others' */
+	atomic_fetch_add(f.lane[0].head, 1);
+	td_t_put(&f.lane[1], "b", 6);
+	cr_assert(eq(int, td_t_merge(&f, UINT64_MAX, false, out, 64, NULL), 0));
+	/* the owner is dead: stepped over, counted */
+	n = td_t_merge(&f, UINT64_MAX, true, out, 64, &lost);
+	cr_assert(eq(int, n, 1));
+	cr_assert(eq(u64, lost, 1));
+	cr_assert(eq(int, strncmp(out[0], "b-6 ", 4), 0));
+
+	/* the cutoff: keys below it only */
+	td_t_put(&f.lane[1], "b", 7); /* key 7 */
+	td_t_put(&f.lane[0], "a", 8); /* key 8 */
+	n = td_t_merge(&f, 8, false, out, 64, NULL);
+	cr_assert(eq(int, n, 1));
+	cr_assert(eq(int, strncmp(out[0], "b-7 ", 4), 0));
+	n = td_t_merge(&f, 9, false, out, 64, NULL);
+	cr_assert(eq(int, n, 1));
+	cr_assert(eq(int, strncmp(out[0], "a-8 ", 4), 0));
+	free(mem);
+}
+
+/* A lane given up on at its unfinished line (its writer never came
+ * back) holds back nothing. */
+Test(spool, a_lane_given_up_on_holds_back_nothing)
+{
+	struct td_spool_file f;
+	void *mem = td_t_lanes(64, 2, &f, td_t_key);
+	static char out[64][256];
+	struct td_spool_merge m;
+	struct td_spool_rec r;
+	uint64_t seq, used;
+	unsigned lane;
+
+	atomic_store(&td_t_clock, 0);
+	cr_assert(eq(int, td_spool_reserve(&f.lane[0], 50, &seq, &used), 0));
+	td_t_put(&f.lane[1], "b", 2);
+	cr_assert(eq(int, td_t_merge(&f, UINT64_MAX, false, out, 64, NULL), 0));
+	td_spool_merge_begin(&m, &f, UINT64_MAX, false);
+	m.stuck[0] = seq;
+	cr_assert(eq(int, td_spool_merge_next(&m, &lane, &r), 1));
+	cr_assert(eq(u32, lane, 1));
+	cr_assert(eq(int, strncmp(r.ptr, "b-2 ", 4), 0));
+	cr_assert(eq(int, td_spool_merge_next(&m, &lane, &r), 0));
+	free(mem);
+}
+
+/* ---- lanes, live: what one thread caused comes after it ----------------- */
+
+#define TD_T_CHAIN 4
+#define TD_T_ROUNDS 20000
+
+static uint64_t td_t_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct td_t_chain {
+	struct td_spool_file f;
+	_Atomic unsigned token; /* whose turn: round * TD_T_CHAIN + thread */
+	_Atomic int done;
+};
+
+struct td_t_link {
+	struct td_t_chain *c;
+	unsigned id;
+};
+
+static void *td_t_chain_writer(void *arg)
+{
+	struct td_t_chain *c = ((struct td_t_link *)arg)->c;
+	unsigned me = ((struct td_t_link *)arg)->id;
+	char line[256], tag[8];
+
+	snprintf(tag, sizeof(tag), "t%u", me);
+	for (unsigned i = 0; i < TD_T_ROUNDS; i++) {
+		unsigned turn = i * TD_T_CHAIN + me;
+		/* two threads share a lane in some rounds: they race for its
+		 * head with the others' lines before theirs */
+		const struct td_spool_view *v = &c->f.lane[(me + i / 7) % c->f.nlanes];
+		size_t len = td_t_line(line, 40 + (i * 13 + me) % 120, tag, i);
+
+		while (atomic_load(&c->token) != turn)
+			sched_yield();
+		while (td_spool_put(v, line, len, NULL) != 0)
+			sched_yield(); /* full: the reader makes room */
+		/* the next thread's line is caused by this one's */
+		atomic_store(&c->token, turn + 1);
+	}
+	atomic_fetch_add(&c->done, 1);
+	return NULL;
+}
+
+/*
+ * Threads pass a token round, each putting a line before passing it on,
+ * into lanes that change (and are shared) from round to round, while a
+ * reader merges live with its clock as the cutoff, as the flusher does:
+ * every line comes out in the token's order.
+ */
+Test(spool, lanes_live_keep_what_caused_what_in_order, .timeout = 120)
+{
+	static struct td_t_chain c;
+	static char out[512][256];
+	pthread_t th[TD_T_CHAIN];
+	struct td_t_link links[TD_T_CHAIN];
+	unsigned next = 0;
+	void *mem = td_t_lanes(256, 4, &c.f, td_t_mono);
+
+	for (unsigned i = 0; i < TD_T_CHAIN; i++) {
+		links[i].c = &c;
+		links[i].id = i;
+		cr_assert(eq(int, pthread_create(&th[i], NULL, td_t_chain_writer, &links[i]), 0));
+	}
+	for (;;) {
+		int done = atomic_load(&c.done), n;
+		uint64_t cutoff = td_t_mono();
+
+		atomic_thread_fence(memory_order_seq_cst);
+		n = td_t_merge(&c.f, cutoff, false, out, 512, NULL);
+		for (int i = 0; i < n; i++) {
+			unsigned t, k;
+
+			cr_assert(eq(int, sscanf(out[i], "t%u-%u ", &t, &k), 2), "%s", out[i]);
+			cr_assert(eq(u32, k * TD_T_CHAIN + t, next), "line %s after %u", out[i], next);
+			next++;
+		}
+		if (done == TD_T_CHAIN && n == 0 && next == TD_T_CHAIN * TD_T_ROUNDS)
+			break;
+	}
+	for (unsigned i = 0; i < TD_T_CHAIN; i++)
+		pthread_join(th[i], NULL);
 	free(mem);
 }
