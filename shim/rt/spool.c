@@ -545,14 +545,34 @@ static bool td__empty(void)
 
 /* The lane of the CPU this thread runs on (glibc reads it from the
  * thread's rseq area: no system call). */
-static inline const struct td_spool_view *td__lane(void)
+static inline uint32_t td__lane(void)
 {
 	int cpu;
 
 	if (td__f.nlanes == 1)
-		return &td__f.lane[0];
+		return 0;
 	cpu = sched_getcpu();
-	return &td__f.lane[cpu > 0 ? (uint32_t)cpu & (td__f.nlanes - 1) : 0];
+	return cpu > 0 ? (uint32_t)cpu & (td__f.nlanes - 1) : 0;
+}
+
+/*
+ * The line into this CPU's lane, or, when that one is full, into the
+ * first other lane with room: any lane keeps the order (a record's key is
+ * read in its own lane's reservation), and a thread that logs a burst
+ * then has the whole spool before it writes it out itself.  The lane it
+ * went into, or NULL: every lane is full.
+ */
+static const struct td_spool_view *td__put(const char *rec, size_t len, uint64_t *used)
+{
+	uint32_t mine = td__lane();
+
+	for (uint32_t i = 0; i < td__f.nlanes; i++) {
+		const struct td_spool_view *v = &td__f.lane[(mine + i) & (td__f.nlanes - 1)];
+
+		if (td_spool_put(v, rec, len, used) == 0)
+			return v;
+	}
+	return NULL;
 }
 
 /*
@@ -573,7 +593,6 @@ int td_spool_record(const char *rec, size_t len)
 {
 	const struct td_spool_view *v;
 	uint64_t used;
-	int rc;
 
 	if (atomic_load_explicit(&td__state, memory_order_acquire) != TD_SP_ON ||
 	    !td_init_in_own_process())
@@ -582,10 +601,9 @@ int td_spool_record(const char *rec, size_t len)
 	if (td__putting)
 		return -1;
 	td__putting = 1;
-	v = td__lane();
-	rc = td_spool_put(v, rec, len, &used);
+	v = td__put(rec, len, &used);
 	td__putting = 0;
-	if (rc != 0) {
+	if (v == NULL) {
 		/* full: write it out here (waiting for the lines being
 		 * copied), then try once more */
 		if (!td_spool_claim())
@@ -593,10 +611,9 @@ int td_spool_record(const char *rec, size_t len)
 		td_spool_flush_claimed();
 		td_spool_release();
 		td__putting = 1;
-		v = td__lane();
-		rc = td_spool_put(v, rec, len, &used);
+		v = td__put(rec, len, &used);
 		td__putting = 0;
-		if (rc != 0)
+		if (v == NULL)
 			return -1;
 	}
 	/*
