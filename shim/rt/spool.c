@@ -562,7 +562,7 @@ static inline uint32_t td__lane(void)
  * then has the whole spool before it writes it out itself.  The lane it
  * went into, or NULL: every lane is full.
  */
-static const struct td_spool_view *td__put(const char *rec, size_t len, uint64_t *used)
+static const struct td_spool_view *td__lane_put(const char *rec, size_t len, uint64_t *used)
 {
 	uint32_t mine = td__lane();
 
@@ -601,7 +601,7 @@ int td_spool_record(const char *rec, size_t len)
 	if (td__putting)
 		return -1;
 	td__putting = 1;
-	v = td__put(rec, len, &used);
+	v = td__lane_put(rec, len, &used);
 	td__putting = 0;
 	if (v == NULL) {
 		/* full: write it out here (waiting for the lines being
@@ -611,7 +611,7 @@ int td_spool_record(const char *rec, size_t len)
 		td_spool_flush_claimed();
 		td_spool_release();
 		td__putting = 1;
-		v = td__put(rec, len, &used);
+		v = td__lane_put(rec, len, &used);
 		td__putting = 0;
 		if (v == NULL)
 			return -1;
