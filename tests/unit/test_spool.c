@@ -128,8 +128,9 @@ struct td_t_ctx {
 	uint64_t lines;
 };
 
+/* a writer thread's: its test's context, and which writer it is */
 struct td_t_arg {
-	struct td_t_ctx *c;
+	void *c;
 	unsigned id;
 };
 
@@ -349,32 +350,44 @@ static void td_t_put(const struct td_spool_view *v, const char *tag, unsigned n)
 	cr_assert(eq(int, td_spool_put(v, line, td_t_line(line, 50, tag, n), NULL), 0));
 }
 
+/*
+ * Merge as a flusher does (td_t_merge) and check what it took: want, the
+ * lines' "tag-n" in order, space-separated ("": nothing); *lost (may be
+ * NULL): the records stepped over.
+ */
+static void td_t_expect(const struct td_spool_file *f, uint64_t cutoff, bool dead,
+			const char *want, uint64_t *lost)
+{
+	static char out[64][256];
+	int n = td_t_merge(f, cutoff, dead, out, 64, lost), i = 0;
+
+	for (const char *w = want; *w != '\0'; i++) {
+		size_t k = strcspn(w, " ");
+
+		cr_assert(lt(int, i, n), "%d lines taken, wanted %s", n, want);
+		cr_assert(eq(int, strncmp(out[i], w, k), 0), "line %d: %s, wanted %s", i, out[i],
+			  want);
+		cr_assert(eq(chr, out[i][k], ' '), "line %d: %s, wanted %s", i, out[i], want);
+		w += k + (w[k] == ' ');
+	}
+	cr_assert(eq(int, n, i), "%d lines taken, wanted %s", n, want);
+}
+
 Test(spool, lanes_read_back_in_key_order)
 {
 	struct td_spool_file f;
 	void *mem = td_t_lanes(64, 4, &f, td_t_key);
-	static char out[64][256];
 	/* lanes written in an order unlike the keys' */
 	static const unsigned lanes[] = {2, 2, 0, 3, 1, 0, 0, 3, 2, 1};
-	int n;
 
 	atomic_store(&td_t_clock, 0);
 	cr_assert(eq(u32, f.lane[1].nslots, 16));
 	for (unsigned i = 0; i < sizeof(lanes) / sizeof(lanes[0]); i++)
 		td_t_put(&f.lane[lanes[i]], "k", i);
-	n = td_t_merge(&f, UINT64_MAX, false, out, 64, NULL);
-	cr_assert(eq(int, n, 10));
-	for (int i = 0; i < n; i++) {
-		char want[16];
-
-		snprintf(want, sizeof(want), "k-%d ", i);
-		cr_assert(eq(int, strncmp(out[i], want, strlen(want)), 0), "%d: %s", i, out[i]);
-	}
+	td_t_expect(&f, UINT64_MAX, false, "k-0 k-1 k-2 k-3 k-4 k-5 k-6 k-7 k-8 k-9", NULL);
 	/* the tails moved; what is written next follows */
 	td_t_put(&f.lane[3], "k", 10);
-	n = td_t_merge(&f, UINT64_MAX, false, out, 64, NULL);
-	cr_assert(eq(int, n, 1));
-	cr_assert(eq(int, strncmp(out[0], "k-10 ", 5), 0));
+	td_t_expect(&f, UINT64_MAX, false, "k-10", NULL);
 	free(mem);
 }
 
@@ -387,54 +400,37 @@ Test(spool, an_unfinished_line_holds_back_later_keys_of_other_lanes)
 {
 	struct td_spool_file f;
 	void *mem = td_t_lanes(64, 2, &f, td_t_key);
-	static char out[64][256];
 	char line[256];
 	uint64_t seq, used, lost = 0;
-	size_t len;
-	int n;
 
 	atomic_store(&td_t_clock, 0);
-	td_t_put(&f.lane[0], "a", 1);			     /* key 1 */
-	td_t_put(&f.lane[1], "b", 2);			     /* key 2 */
+	td_t_put(&f.lane[0], "a", 1);					 /* key 1 */
+	td_t_put(&f.lane[1], "b", 2);					 /* key 2 */
 	cr_assert(eq(int, td_spool_reserve(&f.lane[0], 50, &seq, &used), 0)); /* key 3 */
-	td_t_put(&f.lane[1], "b", 4);			     /* key 4 */
-	td_t_put(&f.lane[1], "b", 5);			     /* key 5 */
+	td_t_put(&f.lane[1], "b", 4);					 /* key 4 */
+	td_t_put(&f.lane[1], "b", 5);					 /* key 5 */
 
-	n = td_t_merge(&f, UINT64_MAX, false, out, 64, NULL);
-	cr_assert(eq(int, n, 2), "took %d", n);
-	cr_assert(eq(int, strncmp(out[0], "a-1 ", 4), 0));
-	cr_assert(eq(int, strncmp(out[1], "b-2 ", 4), 0));
+	td_t_expect(&f, UINT64_MAX, false, "a-1 b-2", NULL);
 	/* still unfinished: nothing more */
-	cr_assert(eq(int, td_t_merge(&f, UINT64_MAX, false, out, 64, NULL), 0));
+	td_t_expect(&f, UINT64_MAX, false, "", NULL);
 	/* finished: it, then the lines it held back */
-	len = td_t_line(line, 50, "a", 3);
-	td_spool_commit(&f.lane[0], seq, line, len);
-	n = td_t_merge(&f, UINT64_MAX, false, out, 64, NULL);
-	cr_assert(eq(int, n, 3));
-	cr_assert(eq(int, strncmp(out[0], "a-3 ", 4), 0));
-	cr_assert(eq(int, strncmp(out[1], "b-4 ", 4), 0));
-	cr_assert(eq(int, strncmp(out[2], "b-5 ", 4), 0));
+	td_spool_commit(&f.lane[0], seq, line, td_t_line(line, 50, "a", 3));
+	td_t_expect(&f, UINT64_MAX, false, "a-3 b-4 b-5", NULL);
 
 	/* reserved, its word not stored yet (no key known): the lane's last
 	 * key (3) holds back the others' */
 	atomic_fetch_add(f.lane[0].head, 1);
 	td_t_put(&f.lane[1], "b", 6);
-	cr_assert(eq(int, td_t_merge(&f, UINT64_MAX, false, out, 64, NULL), 0));
+	td_t_expect(&f, UINT64_MAX, false, "", NULL);
 	/* the owner is dead: stepped over, counted */
-	n = td_t_merge(&f, UINT64_MAX, true, out, 64, &lost);
-	cr_assert(eq(int, n, 1));
+	td_t_expect(&f, UINT64_MAX, true, "b-6", &lost);
 	cr_assert(eq(u64, lost, 1));
-	cr_assert(eq(int, strncmp(out[0], "b-6 ", 4), 0));
 
 	/* the cutoff: keys below it only */
 	td_t_put(&f.lane[1], "b", 7); /* key 7 */
 	td_t_put(&f.lane[0], "a", 8); /* key 8 */
-	n = td_t_merge(&f, 8, false, out, 64, NULL);
-	cr_assert(eq(int, n, 1));
-	cr_assert(eq(int, strncmp(out[0], "b-7 ", 4), 0));
-	n = td_t_merge(&f, 9, false, out, 64, NULL);
-	cr_assert(eq(int, n, 1));
-	cr_assert(eq(int, strncmp(out[0], "a-8 ", 4), 0));
+	td_t_expect(&f, 8, false, "b-7", NULL);
+	td_t_expect(&f, 9, false, "a-8", NULL);
 	free(mem);
 }
 
@@ -444,7 +440,6 @@ Test(spool, a_lane_given_up_on_holds_back_nothing)
 {
 	struct td_spool_file f;
 	void *mem = td_t_lanes(64, 2, &f, td_t_key);
-	static char out[64][256];
 	struct td_spool_merge m;
 	struct td_spool_rec r;
 	uint64_t seq, used;
@@ -453,7 +448,7 @@ Test(spool, a_lane_given_up_on_holds_back_nothing)
 	atomic_store(&td_t_clock, 0);
 	cr_assert(eq(int, td_spool_reserve(&f.lane[0], 50, &seq, &used), 0));
 	td_t_put(&f.lane[1], "b", 2);
-	cr_assert(eq(int, td_t_merge(&f, UINT64_MAX, false, out, 64, NULL), 0));
+	td_t_expect(&f, UINT64_MAX, false, "", NULL);
 	td_spool_merge_begin(&m, &f, UINT64_MAX, false);
 	m.stuck[0] = seq;
 	cr_assert(eq(int, td_spool_merge_next(&m, &lane, &r), 1));
@@ -482,15 +477,10 @@ struct td_t_chain {
 	_Atomic int done;
 };
 
-struct td_t_link {
-	struct td_t_chain *c;
-	unsigned id;
-};
-
 static void *td_t_chain_writer(void *arg)
 {
-	struct td_t_chain *c = ((struct td_t_link *)arg)->c;
-	unsigned me = ((struct td_t_link *)arg)->id;
+	struct td_t_chain *c = ((struct td_t_arg *)arg)->c;
+	unsigned me = ((struct td_t_arg *)arg)->id;
 	char line[256], tag[8];
 
 	snprintf(tag, sizeof(tag), "t%u", me);
@@ -523,7 +513,7 @@ Test(spool, lanes_live_keep_what_caused_what_in_order, .timeout = 50)
 	static struct td_t_chain c;
 	static char out[512][256];
 	pthread_t th[TD_T_CHAIN];
-	struct td_t_link links[TD_T_CHAIN];
+	struct td_t_arg links[TD_T_CHAIN];
 	unsigned next = 0;
 	void *mem = td_t_lanes(256, 4, &c.f, td_t_mono);
 
