@@ -240,8 +240,7 @@ size_t td_spool_rec_line_settled(const struct td_spool_rec *r, const struct td_s
 uint64_t td_spool_head(const struct td_spool_view *v, uint64_t tail);
 
 /*
- * Reading the lanes of a file in key order.  A merge is a plain value:
- * a copy of one reads ahead without moving the original.
+ * Reading the lanes of a file in key order.
  *
  * td_spool_merge_begin: from each lane's tail to its head as read now.
  * cutoff: only records with keys below it (UINT64_MAX: every one).
