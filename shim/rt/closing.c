@@ -301,7 +301,7 @@ TD_CHILD_RUNS
 void td_closing_settle_now(struct td_event *ev)
 {
 	if (ev->ask == TD_ASK_FIRST_FIN)
-		td_predict_settle(ev, td_diag_state(&ev->local, &ev->remote), 0);
+		td_predict_settle(ev, td_diag_first_fin(&ev->local, &ev->remote), 0);
 }
 
 /* The lookups td__checks_after() asked for, after the close. */

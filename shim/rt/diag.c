@@ -287,6 +287,29 @@ static void td__lookup_batch(struct td_diag_q *q, int n)
 		td__nl_put(fd);
 }
 
+/* Whether a is a loopback address (127/8, ::1, ::ffff:127/104): a peer
+ * there is in this network namespace, whose tables a lookup reads. */
+TD_CHILD_RUNS
+static bool td__is_loopback(const struct td_addr *a)
+{
+	static const uint8_t v6one[16] = {[15] = 1};
+	static const uint8_t v4mapped[12] = {[10] = 0xff, [11] = 0xff};
+
+	if (a->family == AF_INET)
+		return a->addr[0] == 127;
+	return a->family == AF_INET6 &&
+	       (memcmp(a->addr, v6one, 16) == 0 ||
+		(memcmp(a->addr, v4mapped, 12) == 0 && a->addr[12] == 127));
+}
+
+/* The other end of q's connection, looked up the other way round. */
+static void td__reversed(const struct td_diag_q *q, struct td_diag_q *r)
+{
+	r->local = q->remote;
+	r->remote = q->local;
+	r->state = -1;
+}
+
 void td_diag_states(struct td_diag_q *q, int n)
 {
 	struct td_diag_q again[TD_DIAG_BATCH];
@@ -307,6 +330,18 @@ void td_diag_states(struct td_diag_q *q, int n)
 	for (int i = 0, j = 0; i < n && j < m; i++)
 		if (q[i].state == 0)
 			q[i].state = again[j++].state;
+	/* gone, a loopback peer: which FIN went first (td_diag_first_fin) */
+	m = 0;
+	for (int i = 0; i < n; i++)
+		if (q[i].state == 0 && td__is_loopback(&q[i].remote))
+			td__reversed(&q[i], &again[m++]);
+	if (m == 0)
+		return;
+	td__lookup_batch(again, m);
+	for (int i = 0, j = 0; i < n && j < m; i++)
+		if (q[i].state == 0 && td__is_loopback(&q[i].remote) &&
+		    again[j++].state != TD_TCP_TIME_WAIT)
+			q[i].state = -1;
 }
 
 /* Whether something listens on local (its address or the wildcard, its
@@ -325,6 +360,28 @@ TD_CHILD_RUNS
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote)
 {
 	return td__lookup_twice(local, remote, NULL);
+}
+
+/*
+ * The state after an active close, for who sent the first FIN: gone (0)
+ * is read as the peer's FIN first (CLOSE_WAIT, LAST_ACK, done), but a
+ * socket is gone as well when a reset followed our own FIN (a client that
+ * exits with our reply unread).  A loopback peer tells them apart: the
+ * side whose FIN went first holds TIME_WAIT, so the peer's socket, looked
+ * up the other way round, is in TIME_WAIT only when its FIN was first;
+ * anything else there, and the answer is -1 (cannot tell: the facts read
+ * before the close stand).  Another host's peer cannot be asked: gone
+ * stays the peer's FIN, which a FIN racing the close makes of most.
+ */
+TD_CHILD_RUNS
+int td_diag_first_fin(const struct td_addr *local, const struct td_addr *remote)
+{
+	int state = td__lookup_twice(local, remote, NULL);
+
+	if (state == 0 && td__is_loopback(remote) &&
+	    td__lookup_ino(remote, local, NULL) != TD_TCP_TIME_WAIT)
+		return -1;
+	return state;
 }
 
 /*

@@ -9,8 +9,11 @@
 /* The connection's kernel state after the close, 0 when there is none,
  * -1 on error. */
 int td_diag_state(const struct td_addr *local, const struct td_addr *remote) TD_HIDDEN;
+/* The same after an active close, for who sent the first FIN: gone, where
+ * a loopback peer shows a reset, not its FIN, came after ours, is -1. */
+int td_diag_first_fin(const struct td_addr *local, const struct td_addr *remote) TD_HIDDEN;
 /*
- * Many lookups at once, as td_diag_state() would make each (q[i].state),
+ * Many lookups at once, as td_diag_first_fin() would make each (q[i].state),
  * in a few system calls; at most TD_DIAG_BATCH (more are not asked).  One
  * caller at a time: the spool's flusher.
  */

@@ -465,6 +465,55 @@ def test_racing_and_plain_closes_settled_by_the_spools_flusher():
         assert port not in tw
 
 
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(40)
+def test_a_reset_after_the_servers_fin_leaves_it_the_active_closer():
+    """Who sent the first FIN is asked of the kernel after the close, and
+    "gone" had been read as the peer's FIN first (LAST_ACK, then gone).
+    But a socket is gone as well when the peer resets it after our FIN: a
+    client that exits with the reply unread (wrk at the end of its run;
+    test_report_nginx_wrk failed on one such close).  A loopback peer
+    tells them apart: only a peer whose FIN went first holds TIME_WAIT.
+
+    A server under "pass" takes 24 connections, its lines in the spool
+    and the flusher's lookups held until it exits (so every one comes
+    after its client's end).  Half the clients read to EOF and close (a
+    plain close: the server's FIN first, TIME_WAIT on the server); half
+    never read, wait, and close with the reply unread (the server's FIN
+    first, then the client's RST).  Each close line says closer=active
+    with a FIN, as the wire shows; the plain ones hold TIME_WAIT.
+    """
+    env, log = _policy([_rule("pass")], "reset-after")
+    env["TEARDOWN_SPOOL_FLUSH_MS"] = "60000"
+    n = 24
+    with tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--send", 10, "--count", n, env=env)
+        reset, plain = [], []
+        for i in range(n):
+            if i % 2:
+                res = tdlib.run_client(srv.port, "--read-until-eof",
+                                       name="client-plain-%d" % i).result
+                plain.append(res["local_port"])
+            else:
+                res = tdlib.run_client(srv.port, "--no-read", "--sleep-before-close", 100,
+                                       name="client-reset-%d" % i).result
+                reset.append(res["local_port"])
+        srv.results()
+    closes = {int(r["remote"].rsplit(":", 1)[1]): r
+              for r in _select(_read(log), "close", role="server")}
+    assert len(closes) == n, sorted(closes)
+    tw = _tw_ports()
+    for port in reset:
+        assert _first_teardown(cap, port, srv.port) == srv.port, "server's FIN first"
+        assert cap.rst_from(port, srv.port), "client %d reset" % port
+        _check_outcome(closes[port], closer="active", wire="FIN")
+    for port in plain:
+        assert _first_teardown(cap, port, srv.port) == srv.port, "server's FIN first"
+        _check_outcome(closes[port], closer="active", time_wait=True, wire="FIN")
+        assert port not in tw
+
+
 # ---------------------------------------------------------------------------
 # linger, shutdown and exit events; a fork-per-connection server
 # ---------------------------------------------------------------------------
