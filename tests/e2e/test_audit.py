@@ -411,6 +411,37 @@ def test_close_racing_peer_fin_is_logged_passive():
     _check_outcome(close, closer="passive", time_wait=False, wire="FIN", why="close")
 
 
+def _alternating_clients(env, log, kind, args, n=24):
+    """A server under env sends 10 bytes to each of n clients in turn:
+    every second one reads to EOF and closes (plain: the server's FIN
+    first, each line active and holding TIME_WAIT, checked here), the
+    others run with the client arguments args (named KIND-i).  Returns
+    (the capture, the server's port, the others' ports, {client port: the
+    server's close line}, whether a spool existed meanwhile, the client
+    ports in TIME_WAIT)."""
+    ports, spooled = ([], []), False
+    d, base = os.path.split(log)
+    with tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--send", 10, "--count", n, env=env)
+        for i in range(n):
+            plain = i % 2 == 1
+            res = tdlib.run_client(srv.port, *(("--read-until-eof",) if plain else args),
+                                   name="client-%s-%d" % ("plain" if plain else kind, i)).result
+            ports[plain].append(res["local_port"])
+            spooled = spooled or any(f.startswith("." + base + ".spool.")
+                                     for f in os.listdir(d))
+        srv.results()
+    closes = {int(r["remote"].rsplit(":", 1)[1]): r
+              for r in _select(_read(log), "close", role="server")}
+    assert len(closes) == n, sorted(closes)
+    tw = _tw_ports()
+    for port in ports[True]:
+        assert _first_teardown(cap, port, srv.port) == srv.port, "server's FIN first"
+        _check_outcome(closes[port], closer="active", time_wait=True, wire="FIN")
+        assert port not in tw
+    return cap, srv.port, ports[False], closes, spooled, tw
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(40)
 def test_racing_and_plain_closes_settled_by_the_spools_flusher():
@@ -433,37 +464,13 @@ def test_racing_and_plain_closes_settled_by_the_spools_flusher():
     env, log = _policy([_rule("pass")], "spooled")
     env["LD_PRELOAD"] += " " + slow
     env["CORE_SLOWCLOSE_MS"] = "100"
-    n = 24
-    with tdlib.Capture(snaplen=128) as cap:
-        srv = tdlib.Server("--send", 10, "--count", n, env=env)
-        raced, plain, spooled = [], [], False
-        for i in range(n):
-            if i % 2:
-                res = tdlib.run_client(srv.port, "--read-until-eof",
-                                       name="client-plain-%d" % i).result
-                plain.append(res["local_port"])
-            else:
-                res = tdlib.run_client(srv.port, "--read", 10,
-                                       name="client-raced-%d" % i).result
-                raced.append(res["local_port"])
-            d, base = os.path.split(log)
-            spooled = spooled or any(f.startswith("." + base + ".spool.")
-                                     for f in os.listdir(d))
-        srv.results()
+    cap, sport, raced, closes, spooled, tw = _alternating_clients(env, log, "raced",
+                                                                  ("--read", 10))
     assert spooled, "no spool was made: the flusher's path was not taken"
-    closes = {int(r["remote"].rsplit(":", 1)[1]): r
-              for r in _select(_read(log), "close", role="server")}
-    assert len(closes) == n, sorted(closes)
-    tw = _tw_ports()
     for port in raced:
-        assert _first_teardown(cap, port, srv.port) == port, "client %d's FIN first" % port
+        assert _first_teardown(cap, port, sport) == port, "client %d's FIN first" % port
         _check_outcome(closes[port], closer="passive", time_wait=False, wire="FIN")
         assert port in tw
-    for port in plain:
-        assert _first_teardown(cap, port, srv.port) == srv.port, "server's FIN first"
-        _check_outcome(closes[port], closer="active", time_wait=True, wire="FIN")
-        assert port not in tw
-
 
 
 @tdlib.requires(*NEEDS)
@@ -486,32 +493,12 @@ def test_a_reset_after_the_servers_fin_leaves_it_the_active_closer():
     """
     env, log = _policy([_rule("pass")], "reset-after")
     env["TEARDOWN_SPOOL_FLUSH_MS"] = "60000"
-    n = 24
-    with tdlib.Capture(snaplen=128) as cap:
-        srv = tdlib.Server("--send", 10, "--count", n, env=env)
-        reset, plain = [], []
-        for i in range(n):
-            if i % 2:
-                res = tdlib.run_client(srv.port, "--read-until-eof",
-                                       name="client-plain-%d" % i).result
-                plain.append(res["local_port"])
-            else:
-                res = tdlib.run_client(srv.port, "--no-read", "--sleep-before-close", 100,
-                                       name="client-reset-%d" % i).result
-                reset.append(res["local_port"])
-        srv.results()
-    closes = {int(r["remote"].rsplit(":", 1)[1]): r
-              for r in _select(_read(log), "close", role="server")}
-    assert len(closes) == n, sorted(closes)
-    tw = _tw_ports()
+    cap, sport, reset, closes, _, _ = _alternating_clients(
+        env, log, "reset", ("--no-read", "--sleep-before-close", 100))
     for port in reset:
-        assert _first_teardown(cap, port, srv.port) == srv.port, "server's FIN first"
-        assert cap.rst_from(port, srv.port), "client %d reset" % port
+        assert _first_teardown(cap, port, sport) == sport, "server's FIN first"
+        assert cap.rst_from(port, sport), "client %d reset" % port
         _check_outcome(closes[port], closer="active", wire="FIN")
-    for port in plain:
-        assert _first_teardown(cap, port, srv.port) == srv.port, "server's FIN first"
-        _check_outcome(closes[port], closer="active", time_wait=True, wire="FIN")
-        assert port not in tw
 
 
 # ---------------------------------------------------------------------------
