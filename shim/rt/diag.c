@@ -313,7 +313,7 @@ static void td__reversed(const struct td_diag_q *q, struct td_diag_q *r)
 void td_diag_states(struct td_diag_q *q, int n)
 {
 	struct td_diag_q again[TD_DIAG_BATCH];
-	int m = 0;
+	int at[TD_DIAG_BATCH], m = 0; /* again[j] asks for q[at[j]] */
 
 	if (n <= 0)
 		return;
@@ -322,26 +322,28 @@ void td_diag_states(struct td_diag_q *q, int n)
 	td__lookup_batch(q, n);
 	/* "none" asked twice, as td__lookup_twice() does */
 	for (int i = 0; i < n; i++)
-		if (q[i].state == 0)
+		if (q[i].state == 0) {
+			at[m] = i;
 			again[m++] = q[i];
+		}
 	if (m == 0)
 		return;
 	td__lookup_batch(again, m);
-	for (int i = 0, j = 0; i < n && j < m; i++)
-		if (q[i].state == 0)
-			q[i].state = again[j++].state;
+	for (int j = 0; j < m; j++)
+		q[at[j]].state = again[j].state;
 	/* gone, a loopback peer: which FIN went first (td_diag_first_fin) */
 	m = 0;
 	for (int i = 0; i < n; i++)
-		if (q[i].state == 0 && td__is_loopback(&q[i].remote))
+		if (q[i].state == 0 && td__is_loopback(&q[i].remote)) {
+			at[m] = i;
 			td__reversed(&q[i], &again[m++]);
+		}
 	if (m == 0)
 		return;
 	td__lookup_batch(again, m);
-	for (int i = 0, j = 0; i < n && j < m; i++)
-		if (q[i].state == 0 && td__is_loopback(&q[i].remote) &&
-		    again[j++].state != TD_TCP_TIME_WAIT)
-			q[i].state = -1;
+	for (int j = 0; j < m; j++)
+		if (again[j].state != TD_TCP_TIME_WAIT)
+			q[at[j]].state = -1;
 }
 
 /* Whether something listens on local (its address or the wildcard, its
