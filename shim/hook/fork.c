@@ -13,7 +13,10 @@
 #include "../rt/rt.h"
 
 /* In the parent, after the handlers: the child recorded, or the counts
- * of a fork that failed given back (errno, the fork's, kept). */
+ * of a fork that failed given back (errno, the fork's, kept; put back
+ * only where it changed: a store to the TLS page, write-protected by the
+ * fork, would cost a fork-per-connection server's parent a page fault per
+ * connection). */
 static void td__forked(pid_t pid)
 {
 	int err = errno;
@@ -25,7 +28,7 @@ static void td__forked(pid_t pid)
 	td_fdtab_hrec_forked(pid);
 	if (pid > 0 && td_unlikely(td_fdtab_hrec_full()))
 		td_closing_sweep();
-	errno = err;
+	td_errno_set(err);
 }
 
 TD_CHILD_RUNS
@@ -64,11 +67,11 @@ TD_EXPORT pid_t _Fork(void)
 	err = errno;
 	if (pid == 0) {
 		td_init_fork_run(TD_FORK_CHILD);
-		errno = err;
+		td_errno_set(err);
 		return 0;
 	}
 	td_init_fork_run(TD_FORK_PARENT);
-	errno = err;
+	td_errno_set(err);
 	td__forked(pid);
 	return pid;
 }
