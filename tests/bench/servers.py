@@ -14,6 +14,15 @@ loopback, under three modes, started afresh for every run:
             lingering close (shutdown(SHUT_WR), read to the peer's FIN,
             close), logged
 
+and, for the servers that fork per connection, where a child's start and
+end cost what the library's pages, descriptors and lines add to them, two
+more that split observe's cost:
+
+  preload   build/tests/progs/libfloor.so preloaded: every call the
+            library wraps, forwarded, nothing else (what any preload costs)
+  quiet     the policy of teardown -q, as a file: the library deciding
+            and counting as observe does, no line written
+
 A policy file, as an operator deploys one, not the options' text: a file
 is watched, and the watcher was a thread that text never started.
 
@@ -82,6 +91,8 @@ SECTION = ("3. real servers, a new connection per request: requests/s, and the s
            "CPU per request, ratio to bare (medians of alternating runs, each server in its "
            "own network namespace)")
 MODES = ("bare", "observe", "drain")
+SPLIT = ("preload", "quiet")   # fork-per-connection servers only
+SPLIT_ROWS = {"preload": "preload", "quiet": "quiet (-q)"}
 TARGETS = {  # (observe, drain + log): issue 9
     "nginx": (0.97, 0.95), "redis": (0.97, 0.95), "haproxy": (0.97, None),
     "busybox": (0.90, 0.85), "apache2": (0.90, 0.85), "postgres": (0.90, 0.85),
@@ -135,6 +146,8 @@ def wait_port(port, procs, timeout=15):
 
 def _mode_options(mode, log):
     """The teardown options of a mode."""
+    if mode == "quiet":
+        return ["-q"]
     if mode == "observe":
         return ["--log", log, "--format", "json"]
     return ["--close", "drain", "--role", "server", "--log", log, "--format", "json"]
@@ -148,6 +161,8 @@ def wrap(mode, argv, log):
     dearer, which text never showed)."""
     if mode == "bare":
         return list(argv)
+    if mode == "preload":
+        return ["env", "LD_PRELOAD=" + _bench.FLOOR] + list(argv)
     out = subprocess.run([_bench.CLI, "-n"] + _mode_options(mode, log) + ["--", "true"],
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"^export TEARDOWN_POLICY='(.*?)'\nunset ", out, re.S | re.M)
@@ -548,16 +563,23 @@ def measure(name, seconds, rounds):
         table.note("%s skipped: %s" % (name, why))
         table.done()
         return 0
+    # (without the floor built, ld.so would run the server bare, and say so
+    # only on its stderr)
+    split = srv.forks and os.path.exists(_bench.FLOOR)
+    if srv.forks and not split:
+        table.note("%s: no preload and quiet rows: %s not built (make testprogs)"
+                   % (name, _bench.FLOOR))
+    modes = MODES + (SPLIT if split else ())
     logdir = os.path.join(tmp, "log")
     os.makedirs(logdir)
     os.chmod(logdir, 0o1777)   # servers that switch users write their log here too
     log = os.path.join(logdir, "audit.jsonl")
-    errors = {m: 0 for m in MODES}
+    errors = {m: 0 for m in modes}
     retries = []
-    lines = {m: [] for m in MODES}
-    cpu = {m: [] for m in MODES}   # server CPU microseconds per request, per round
-    sw = {m: [] for m in MODES}    # the server's thread switches per request, per round
-    flt = {m: [] for m in MODES}   # the server's minor page faults per request, per round
+    lines = {m: [] for m in modes}
+    cpu = {m: [] for m in modes}   # server CPU microseconds per request, per round
+    sw = {m: [] for m in modes}    # the server's thread switches per request, per round
+    flt = {m: [] for m in modes}   # the server's minor page faults per request, per round
     autoreap = []                  # a server process ignores SIGCHLD
     counted = set()                # how CPU and faults were counted: cgroup or proc
     if CLIENT_CPUS is not None:
@@ -630,7 +652,7 @@ def measure(name, seconds, rounds):
             return rps
 
         run("bare", -1)
-        s = _bench.alternate(MODES, rounds, run)
+        s = _bench.alternate(modes, rounds, run)
         bare = _bench.median(s["bare"])
         t_obs, t_drain = TARGETS.get(name, (None, None))
         for mode, tgt in (("observe", t_obs), ("drain", t_drain)):
@@ -648,6 +670,18 @@ def measure(name, seconds, rounds):
                 "%.0f us" % _bench.median(cpu["bare"]), None,
                 "%.0f us" % _bench.median(cpu[mode]), _bench.fmt_ratio(cratio),
                 ">= %.2fx" % tgt if tgt else None, cratio >= tgt if tgt else None)
+        # observe's cost split: any preload, the library's own work, its log
+        for mode in modes[len(MODES):]:
+            cratio = statistics.median(b / x for x, b in zip(cpu[mode], cpu["bare"]) if x > 0)
+            table.row("%s: %s, server CPU per request" % (name, SPLIT_ROWS[mode]),
+                      "%.0f us" % _bench.median(cpu["bare"]), None,
+                      "%.0f us" % _bench.median(cpu[mode]), _bench.fmt_ratio(cratio), None, None)
+        if split:
+            step = [_bench.median(cpu[m]) for m in ("bare", "preload", "quiet", "observe")]
+            table.note("%s: observe's CPU per request over bare, split: any preload %+.0f us, "
+                       "the library's work %+.0f us, its log lines %+.0f us (medians; each "
+                       "step the next mode's less the one before)" % (
+                           name, step[1] - step[0], step[2] - step[1], step[3] - step[2]))
         for what in retries:
             table.note("%s: a run failed and was run again: %s" % (name, what))
         if name == "haproxy":
@@ -672,16 +706,16 @@ def measure(name, seconds, rounds):
         if srv.forks:
             table.note("%s: page faults per request (medians): %s"
                        % (name, ", ".join("%s %.1f" % (m, _bench.median(flt[m]))
-                                          for m in MODES if flt[m])))
+                                          for m in modes if flt[m])))
         else:
             table.note("%s: thread switches per request, the server's live processes (medians): %s"
                        % (name, ", ".join("%s %.2f" % (m, _bench.median(sw[m]))
-                                          for m in MODES if sw[m])))
+                                          for m in modes if sw[m])))
         lpr = ", ".join("%s %.2f" % (m, _bench.median(lines[m])) for m in ("observe", "drain")
                         if lines[m])
         table.note("%s: %s log lines per request%s" % (
             name, lpr or "no", "; load errors: " + ", ".join(
-                "%s %d" % (m, errors[m]) for m in MODES if errors[m]) if any(errors.values())
+                "%s %d" % (m, errors[m]) for m in modes if errors[m]) if any(errors.values())
             else ""))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
