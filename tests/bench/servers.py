@@ -678,10 +678,13 @@ def measure(name, seconds, rounds):
                       "%.0f us" % _bench.median(cpu[mode]), _bench.fmt_ratio(cratio), None, None)
         if split:
             step = [_bench.median(cpu[m]) for m in ("bare", "preload", "quiet", "observe")]
+            d = [step[i + 1] - step[i] for i in range(3)]
             table.note("%s: observe's CPU per request over bare, split: any preload %+.0f us, "
                        "the library's work %+.0f us, its log lines %+.0f us (medians; each "
-                       "step the next mode's less the one before)" % (
-                           name, step[1] - step[0], step[2] - step[1], step[3] - step[2]))
+                       "step the next mode's less the one before%s)" % (
+                           name, d[0], d[1], d[2],
+                           "; a step below zero is the rounds' spread, not a gain"
+                           if min(d) < 0 else ""))
         for what in retries:
             table.note("%s: a run failed and was run again: %s" % (name, what))
         if name == "haproxy":
