@@ -127,31 +127,22 @@ static int (*floor_fcntl)(int, int, ...);
 static int (*floor_fcntl64)(int, int, ...);
 static int (*floor_prctl)(int, ...);
 
-int fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (__builtin_expect(floor_fcntl == NULL, 0))
-		floor_fcntl = (int (*)(int, int, ...))dlsym(RTLD_NEXT, "fcntl");
-	return floor_fcntl(fd, cmd, arg);
-}
-
-int fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	if (__builtin_expect(floor_fcntl64 == NULL, 0))
-		floor_fcntl64 = (int (*)(int, int, ...))dlsym(RTLD_NEXT, "fcntl64");
-	return floor_fcntl64(fd, cmd, arg);
-}
+/* fcntl() and fcntl64(): the same forwarding, one definition */
+#define FLOOR_FCNTL(name)                                                     \
+	int name(int fd, int cmd, ...)                                        \
+	{                                                                     \
+		va_list ap;                                                   \
+		void *arg;                                                    \
+                                                                              \
+		va_start(ap, cmd);                                            \
+		arg = va_arg(ap, void *);                                     \
+		va_end(ap);                                                   \
+		if (__builtin_expect(floor_##name == NULL, 0))                \
+			floor_##name = (int (*)(int, int, ...))dlsym(RTLD_NEXT, #name); \
+		return floor_##name(fd, cmd, arg);                            \
+	}
+FLOOR_FCNTL(fcntl)
+FLOOR_FCNTL(fcntl64)
 
 int prctl(int o, ...)
 {
