@@ -17,6 +17,7 @@ Every test runs in its own network namespace: the only packets, sockets
 and counters in sight are the test's own.
 """
 
+import collections
 import contextlib
 import math
 import os
@@ -144,19 +145,35 @@ def _check_rst_share(p, seed):
     assert set(port_of.values()) == {r["local_port"] for r in cli.results}
 
     srv_port = cli.results[0]["remote_port"]
+    # A port a reset freed (it holds no TIME_WAIT) may serve a later
+    # connection of the run (seen: two ports used twice in 400), so a
+    # connection is its port and its turn on that port: on the wire each
+    # SYN starts one (tdlib.Connection), in the log the numbers run in
+    # connect order.
+    turns = collections.Counter()
+    key_of = {}
+    for conn in sorted(port_of):
+        key_of[conn] = (port_of[conn], turns[port_of[conn]])
+        turns[port_of[conn]] += 1
+    wire, seen = {}, collections.Counter()
+    for c in cap.connections(port=srv_port):
+        wire[(c.client_port, seen[c.client_port])] = c
+        seen[c.client_port] += 1
+    assert set(wire) == set(key_of.values()), (sorted(set(wire) ^ set(key_of.values())))
     # A connection's reset is an RST carrying an ACK ("R."), sent from its
     # socket.  The kernel may add a bare "R" a moment later, when the
     # server's delayed ACK for the last byte reaches a port whose socket
     # is already gone: that answers a stray segment, it ends nothing, and
     # it is not a second reset of the connection.
-    conn_rsts = [pk for pk in cap.packets()
-                 if pk.rst and "." in pk.flags and pk.dport == srv_port]
-    rst_ports = {pk.sport for pk in conn_rsts}
-    fin_ports = {pk.sport for pk in cap.packets() if pk.fin and pk.dport == srv_port}
-    wire_faulted = sorted(c for c, port in port_of.items() if port in rst_ports)
-    n_rst = len(conn_rsts)
-    tdlib.note("p=%g seed=%d: %d RSTs on the wire, %d fault events"
-               % (p, seed, n_rst, len(faults)))
+    conn_rsts = {k: [pk for pk in c.packets() if pk.rst and "." in pk.flags
+                     and pk.dport == srv_port] for k, c in wire.items()}
+    rst_keys = {k for k, rsts in conn_rsts.items() if rsts}
+    fin_keys = {k for k, c in wire.items()
+                if any(pk.fin and pk.dport == srv_port for pk in c.packets())}
+    wire_faulted = sorted(conn for conn, k in key_of.items() if k in rst_keys)
+    n_rst = sum(len(rsts) for rsts in conn_rsts.values())
+    tdlib.note("p=%g seed=%d: %d RSTs on the wire, %d fault events, %d ports used twice"
+               % (p, seed, n_rst, len(faults), sum(1 for n in turns.values() if n > 1)))
 
     # The share: exact at the ends, within the binomial bounds between.
     if p == 0:
@@ -167,32 +184,40 @@ def _check_rst_share(p, seed):
         low, high = _binomial_bounds(N_CONN, p)
         assert low <= n_rst <= high, "%d RSTs outside [%.1f, %.1f]" % (n_rst, low, high)
     # One RST per faulted connection, from exactly the faulted ones.
-    assert n_rst == len(faults) == len(rst_ports)
+    assert n_rst == len(faults) == len(rst_keys)
     assert wire_faulted == sorted(faulted)
     # A reset connection sends no FIN; every other one ends with a FIN.
-    assert not rst_ports & fin_ports
-    assert rst_ports | fin_ports == set(port_of.values())
-    # The peer's view: ECONNRESET from exactly the faulted connections.
-    reset_seen = {r["remote_port"] for r in srv_results if r["recv_end"] == "ECONNRESET"}
-    eof_seen = {r["remote_port"] for r in srv_results if r["recv_end"] == "EOF"}
-    assert reset_seen == rst_ports and len(eof_seen) == N_CONN - len(rst_ports)
+    assert not rst_keys & fin_keys
+    assert rst_keys | fin_keys == set(wire)
+    # The peer's view: ECONNRESET from exactly the faulted connections
+    # (counted by port: a port used twice is reported twice).
+    reset_seen = collections.Counter(r["remote_port"] for r in srv_results
+                                     if r["recv_end"] == "ECONNRESET")
+    eof_seen = [r for r in srv_results if r["recv_end"] == "EOF"]
+    assert reset_seen == collections.Counter(port for port, _ in rst_keys)
+    assert len(eof_seen) == N_CONN - len(rst_keys)
     # The kernel counts a zero-linger close with data sent as an abort.
     assert counters["TcpExtTCPAbortOnData"] == len(faults), counters.nonzero()
-    # The close events say the same, and why.
-    # (A close event carries no connection number: it is found by port.)
-    closes = {tdlib.port_of(c["local"]): c for c in _events(log, "close")}
-    assert len(closes) == N_CONN, "%d close events" % len(closes)
-    for conn, port in port_of.items():
-        close = closes[port]
+    # The close events say the same, and why.  A close event carries no
+    # connection number: it is found by its port and its turn there (a
+    # port's second connection cannot start before its first is closed).
+    closes = collections.defaultdict(list)
+    for c in _events(log, "close"):
+        closes[tdlib.port_of(c["local"])].append(c)
+    assert sum(len(v) for v in closes.values()) == N_CONN, closes
+    for conn, (port, turn) in key_of.items():
+        close = closes[port][turn]
         if conn in faulted:
             assert (close["wire"], close["why"]) == ("RST", "fault"), close
             assert close["time_wait"] is False, close
         else:
             assert (close["wire"], close["why"]) == ("FIN", "close"), close
-    # And the reset connections hold no TIME_WAIT, the others do.
+    # And the reset connections hold no TIME_WAIT, the others do (a
+    # port's last connection: a later one took over an earlier's port).
+    last = {(port, n - 1) for port, n in turns.items()}
     time_wait = {r.local_port for r in tdlib.time_wait_on()}
-    assert not time_wait & rst_ports
-    assert fin_ports <= time_wait
+    assert not time_wait & {port for port, turn in last & rst_keys}
+    assert {port for port, turn in last & fin_keys} <= time_wait
     return faulted
 
 
