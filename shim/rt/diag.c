@@ -35,7 +35,11 @@
  * own copy of it (the parent's stays open) and looks further.
  */
 #define TD_NL_POOL 8
-static _Atomic uint64_t td__nl_pool[TD_NL_POOL];
+/* (on the page a forked child writes anyway: a child's first lookup
+ * writes the pool and the sequence number below, which on a page of their
+ * own cost it one more page fault; each on a cache line of its own there,
+ * off the connection counter's, which every thread's every open moves) */
+TD_CHILD_WRITTEN_LINE static _Atomic uint64_t td__nl_pool[TD_NL_POOL];
 
 TD_CHILD_RUNS
 static uint64_t td__nl_slot(int fd)
@@ -116,7 +120,7 @@ struct td__diag_req {
 	struct inet_diag_req_v2 r;
 };
 
-static _Atomic uint32_t td__seq;
+TD_CHILD_WRITTEN_LINE static _Atomic uint32_t td__seq;
 
 /* req for the 4-tuple, every state, sequence number seq; false for a pair
  * that cannot be asked (no family, or two). */

@@ -333,6 +333,7 @@ struct td_fdent *td_fdtab_publish(int fd, const struct td_sock *init)
 }
 
 /* A bare entry into fd's slot e, taken (old: its tag, neither live nor born). */
+TD_CHILD_RUNS
 static struct td_fdent *td__bare_at(struct td_fdent *e, int fd, uint32_t old, uint8_t family,
 				    uint32_t epoch, uint32_t flags)
 {
@@ -350,6 +351,7 @@ static struct td_fdent *td__bare_at(struct td_fdent *e, int fd, uint32_t old, ui
 	return e;
 }
 
+TD_CHILD_RUNS
 struct td_fdent *td_fdtab_publish_bare_slow(int fd, uint8_t family, uint32_t epoch,
 					    uint32_t flags)
 {

@@ -344,6 +344,7 @@ static inline void td_fdent_go_live(struct td_fdent *e, uint32_t old_tag, uint32
  * (a page, a stale entry or a born one, an extension whose counters need
  * zeroing, a new highest fd: the slow path).
  */
+TD_CHILD_RUNS
 static inline struct td_fdent *td_fdtab_publish_bare(int fd, uint8_t family, uint32_t epoch,
 						     uint32_t flags)
 {
