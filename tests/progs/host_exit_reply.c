@@ -7,8 +7,8 @@
  *   host_exit_reply stdio|thread|plain
  *
  * The parent makes a connected pair on loopback, forks, closes its copy of
- * the server end at once, waits for the child, then reads the client end
- * to EOF.  The child:
+ * the server end at once and tells the child so (a pipe), waits for the
+ * child, then reads the client end to EOF.  The child, once told:
  *   stdio   fdopen()s the server end, fputs() its reply (fully buffered:
  *           nothing is written yet) and exit()s: stdio's final flush,
  *           after every destructor, sends the reply;
@@ -38,7 +38,7 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
-	int lfd, c, s;
+	int lfd, c, s, go[2];
 	char buf[128];
 	size_t got = 0;
 	ssize_t n;
@@ -60,11 +60,22 @@ int main(int argc, char **argv)
 	if ((s = accept(lfd, NULL, NULL)) < 0)
 		host_die("accept");
 	fflush(stdout);
+	/* the child answers only once its parent has dropped its copy: else
+	 * the child's copy may not be the last at its exit (a busy machine ran
+	 * the child to its end first) */
+	if (pipe(go) != 0)
+		host_die("pipe");
 	if ((pid = fork()) < 0)
 		host_die("fork");
 	if (pid == 0) {
+		char b;
+
 		close(lfd);
 		close(c);
+		close(go[1]);
+		if (read(go[0], &b, 1) != 1)
+			_exit(4);
+		close(go[0]);
 		if (strcmp(argv[1], "stdio") == 0) {
 			FILE *f = fdopen(s, "w");
 
@@ -87,6 +98,10 @@ int main(int argc, char **argv)
 		}
 	}
 	close(s);
+	close(go[0]);
+	if (write(go[1], "g", 1) != 1)
+		host_die("write");
+	close(go[1]);
 	if (waitpid(pid, NULL, 0) != pid)
 		host_die("waitpid");
 	while (got < sizeof(buf) - 1 && (n = read(c, buf + got, sizeof(buf) - 1 - got)) > 0)
