@@ -155,6 +155,13 @@ struct td_spool_file {
 	struct td_spool_view lane[TD_SPOOL_MAX_LANES];
 };
 
+/* The lane of CPU number cpu (sched_getcpu(); below 0: unknown, lane 0):
+ * CPUs share lanes modulo their count. */
+static inline uint32_t td_spool_lane_of(const struct td_spool_file *f, int cpu)
+{
+	return cpu > 0 ? (uint32_t)cpu & (f->nlanes - 1) : 0;
+}
+
 /* Bytes of a spool file with nslots slots (all lanes together). */
 size_t td_spool_file_size(uint32_t nslots);
 /*

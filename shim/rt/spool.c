@@ -547,12 +547,7 @@ static bool td__empty(void)
  * thread's rseq area: no system call). */
 static inline uint32_t td__lane(void)
 {
-	int cpu;
-
-	if (td__f.nlanes == 1)
-		return 0;
-	cpu = sched_getcpu();
-	return cpu > 0 ? (uint32_t)cpu & (td__f.nlanes - 1) : 0;
+	return td__f.nlanes == 1 ? 0 : td_spool_lane_of(&td__f, sched_getcpu());
 }
 
 /*

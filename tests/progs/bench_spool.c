@@ -54,9 +54,7 @@ static void *writer(void *arg)
 	while (!atomic_load(&go))
 		;
 	for (long i = 0; i < puts_each; i++) {
-		int cpu = sched_getcpu();
-		const struct td_spool_view *v =
-			&file.lane[cpu > 0 ? (uint32_t)cpu & (file.nlanes - 1) : 0];
+		const struct td_spool_view *v = &file.lane[td_spool_lane_of(&file, sched_getcpu())];
 
 		if (td_spool_put(v, rec, sizeof(rec), NULL) != 0) {
 			fputs("bench_spool: a lane filled\n", stderr);
