@@ -246,7 +246,11 @@ static void td__decide(const struct td_close_facts *f, struct td_close_outcome *
 		td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1);
 		return;
 	case TD_TCP_CLOSING:
-		td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_SIMULTANEOUS, 1);
+		/* the FINs crossed: both hold TIME_WAIT, but for a zero linger's
+		 * close, which drops the socket at once (tcp_disconnect(), no
+		 * RST where nothing waits to be sent) */
+		td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_SIMULTANEOUS,
+			f->linger_on && f->linger_secs == 0 ? 0 : 1);
 		return;
 	case TD_TCP_LAST_ACK:
 		td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0);

@@ -50,6 +50,8 @@ ParameterizedTestParameters(predict, matrix)
 		{"linger {1,5} is not zero", E, 0, 0, 0, 0, false, true, true, false, false, 0, false, TD_WIRE_FIN, TD_WHY_CLOSE, TD_CLOSER_ACTIVE, 1, 0, 0},
 		{"after shutdown(SHUT_WR)", TD_TCP_FIN_WAIT2, 0, 0, 0, 0, false, true, true, false, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1, 0, 0},
 		{"FINs crossed: both hold TIME_WAIT", TD_TCP_CLOSING, 0, 0, 0, 0, false, true, true, false, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_SIMULTANEOUS, 1, 0, 0},
+		/* a zero linger drops a CLOSING socket: no RST with nothing unsent, no TIME_WAIT */
+		{"FINs crossed, abort: no RST, no TIME_WAIT", TD_TCP_CLOSING, 0, 0, 0, 0, true, true, true, false, true, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_SIMULTANEOUS, 0, 0, 0},
 		{"both FINs, ours first", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, false, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1, 0, 0},
 		{"both FINs, ours first, abort: nothing to reset", TD_TCP_CLOSE, 0, 0, 0, 0, true, true, true, false, true, TD_RST_BY_POLICY, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1, 0, 0},
 		{"both FINs, peer's first", TD_TCP_CLOSE, 0, 0, 0, 0, false, true, true, true, true, 0, false, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0, 0, 0},
