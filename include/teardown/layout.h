@@ -26,4 +26,12 @@
  */
 #define TD_CHILD_RUNS __attribute__((section(".text.td_child")))
 
+/*
+ * TD_CHILD_CONST marks constant data such a function reads that lives in
+ * a file whose other constants it does not (a table of names among the
+ * manual's texts): the linker script puts it in the same window, after
+ * the code, with the constants of the files a child's line is made by.
+ */
+#define TD_CHILD_CONST __attribute__((section(".rodata.td_child")))
+
 #endif

@@ -8,7 +8,13 @@
 #include "teardown/layout.h"
 
 /* The names of the enumerated values, in enum order. */
-static const char *const td__close_names[] = {"pass", "graceful", "drain", "abort", NULL};
+/* (the close actions' names go in every child's lines: TD_CHILD_CONST) */
+static const char td__c_pass[] TD_CHILD_CONST = "pass";
+static const char td__c_graceful[] TD_CHILD_CONST = "graceful";
+static const char td__c_drain[] TD_CHILD_CONST = "drain";
+static const char td__c_abort[] TD_CHILD_CONST = "abort";
+static const char *const td__close_names[] = {td__c_pass, td__c_graceful, td__c_drain,
+					      td__c_abort, NULL};
 static const char *const td__shut_names[] = {"pass", "half", "skip", NULL};
 static const char *const td__role_names[] = {"any", "client", "server", NULL};
 static const char *const td__format_names[] = {"text", "json", NULL};
