@@ -47,15 +47,39 @@ static uint64_t td__nl_slot(int fd)
 	return (uint64_t)(uint32_t)atomic_load(&td_init_proc.pid) << 32 | (uint32_t)(fd + 1);
 }
 
+/*
+ * The pid of the process that made its first lookup (its socket was not
+ * kept).  A forked child of a fork-per-connection server asks at most
+ * once or twice in its life: a socket moved up to the library's numbers
+ * and marked in the fd table (td_ownfd_mark(): an fstat() before and
+ * after, a dup and a close) would cost it four system calls and two
+ * copied pages (the table's high page and its watermark), to be thrown
+ * away at its exit.  So a process's first lookup opens a socket, uses it
+ * and closes it, at the low number the kernel gave (held no longer than
+ * the two calls of the lookup, as the mark's dup would hold it); from
+ * the second on, one is kept in the pool.  The parent's pooled sockets
+ * the child inherited are left alone until then (close-on-exec).
+ */
+TD_CHILD_WRITTEN_LINE static _Atomic int32_t td__nl_first_pid;
+
+/* A socket for one lookup: *once, one to close after it (td__nl_done). */
 TD_CHILD_RUNS
-static int td__nl_get(void)
+static int td__nl_get(bool *once)
 {
 	uint32_t me = (uint32_t)atomic_load(&td_init_proc.pid);
+	int fd;
 
+	*once = false;
+	if (atomic_load_explicit(&td__nl_first_pid, memory_order_relaxed) != (int32_t)me &&
+	    atomic_exchange(&td__nl_first_pid, (int32_t)me) != (int32_t)me &&
+	    (fd = td_real_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) >= 0) {
+		*once = true;
+		return fd;
+	}
 	for (int i = 0; i < TD_NL_POOL; i++) {
 		uint64_t v = atomic_exchange(&td__nl_pool[i], 0);
-		int fd = (int)(uint32_t)v - 1;
 
+		fd = (int)(uint32_t)v - 1;
 		if (v == 0)
 			continue;
 		if ((uint32_t)(v >> 32) != me)
@@ -69,8 +93,12 @@ static int td__nl_get(void)
 }
 
 TD_CHILD_RUNS
-static void td__nl_put(int fd)
+static void td__nl_put(int fd, bool once)
 {
+	if (once) {
+		td_real_close(fd);
+		return;
+	}
 	for (int i = 0; i < TD_NL_POOL; i++) {
 		uint64_t empty = 0;
 
@@ -79,6 +107,16 @@ static void td__nl_put(int fd)
 			return;
 	}
 	td_ownfd_close(fd, TD_OWN_DIAG);
+}
+
+/* A socket that must not go back to the pool (a stray answer may wait). */
+TD_CHILD_RUNS
+static void td__nl_drop(int fd, bool once)
+{
+	if (once)
+		td_real_close(fd);
+	else
+		td_ownfd_close(fd, TD_OWN_DIAG);
 }
 
 /* Close the sockets kept for lookups (after start-up's: a program that
@@ -193,26 +231,27 @@ static int td__lookup_ino(const struct td_addr *local, const struct td_addr *rem
 	} ans;
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	int fd, state;
+	bool once;
 	ssize_t n;
 
 	if (!td__req(&req, local, remote, atomic_fetch_add(&td__seq, 1) + 1))
 		return -1;
-	fd = td__nl_get();
+	fd = td__nl_get(&once);
 	if (fd < 0)
 		return -1;
 	if (td_real_sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		td_ownfd_close(fd, TD_OWN_DIAG);
+		td__nl_drop(fd, once);
 		return -1;
 	}
 	/* the kernel answers a lookup before sendto() returns */
 	n = td_real_recv(fd, &ans, sizeof(ans), MSG_DONTWAIT);
 	if (n < (ssize_t)sizeof(struct nlmsghdr) || ans.nlh.nlmsg_seq != req.nlh.nlmsg_seq) {
 		/* out of step: do not hand a socket with a stray answer back */
-		td_ownfd_close(fd, TD_OWN_DIAG);
+		td__nl_drop(fd, once);
 		return -1;
 	}
 	state = td__answer(&ans.nlh, (size_t)n, remote, ino);
-	td__nl_put(fd);
+	td__nl_put(fd, once);
 	return state;
 }
 
@@ -254,6 +293,7 @@ static void td__lookup_batch(struct td_diag_q *q, int n)
 	struct mmsghdr mm[TD_DIAG_BATCH];
 	struct iovec iov[TD_DIAG_BATCH];
 	int at[TD_DIAG_BATCH], k = 0, fd, got;
+	bool once;
 	uint32_t base = atomic_fetch_add(&td__seq, (uint32_t)n) + 1;
 
 	for (int i = 0; i < n; i++) {
@@ -261,11 +301,11 @@ static void td__lookup_batch(struct td_diag_q *q, int n)
 		if (td__req(&td__breq[k], &q[i].local, &q[i].remote, base + (uint32_t)k))
 			at[k++] = i;
 	}
-	if (k == 0 || (fd = td__nl_get()) < 0)
+	if (k == 0 || (fd = td__nl_get(&once)) < 0)
 		return;
 	if (td_real_sendto(fd, td__breq, (size_t)k * sizeof(td__breq[0]), 0,
 			   (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		td_ownfd_close(fd, TD_OWN_DIAG);
+		td__nl_drop(fd, once);
 		return;
 	}
 	memset(mm, 0, sizeof(mm[0]) * (size_t)k);
@@ -286,9 +326,9 @@ static void td__lookup_batch(struct td_diag_q *q, int n)
 	/* a short or failed read leaves answers queued: not a socket to
 	 * hand back, whose next lookup would read a stray one */
 	if (got != k)
-		td_ownfd_close(fd, TD_OWN_DIAG);
+		td__nl_drop(fd, once);
 	else
-		td__nl_put(fd);
+		td__nl_put(fd, once);
 }
 
 /* Whether a is a loopback address (127/8, ::1, ::ffff:127/104): a peer
