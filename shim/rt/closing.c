@@ -206,10 +206,9 @@ static bool td__may_ask_after(const struct td_rule *r, const struct td_sock *s)
 }
 
 TD_CHILD_RUNS
-static bool td__holder_after(const struct td_rule *r, const struct td_sock *s,
-			     bool in_proc_shared)
+static bool td__holder_after(const struct td_rule *r, const struct td_sock *s)
 {
-	return !in_proc_shared && r->close != TD_CLOSE_GRACEFUL && r->close != TD_CLOSE_DRAIN &&
+	return r->close != TD_CLOSE_GRACEFUL && r->close != TD_CLOSE_DRAIN &&
 	       td__may_ask_after(r, s);
 }
 
@@ -316,18 +315,48 @@ static void td__settle_after(struct td_close_facts *cf, const struct td_sock *s,
 }
 
 /*
- * Read the facts and do what must happen before the fd goes.  c->s is
- * the claimed entry, c->rule its rule.
+ * A close that leaves another copy open, whatever the other holders do
+ * meanwhile: one more fd of this process, or a counted copy elsewhere
+ * that stays counted after this one left (td_fdtab_share_leave_held():
+ * the count was above one when this copy left it, so whichever copy goes
+ * last is another's, which reads the facts for the end).  It sends
+ * nothing and has no work: the line says wire=none, why=shared, and the
+ * kernel is not asked what it would only describe (TCP_INFO and SIOCINQ,
+ * and the state read again before the close): state, unread, unsent and
+ * the byte counts are null.  A fork-per-connection server's parent closes
+ * every connection so, and each child the listener and the connection's
+ * first fd once dup2()ed onto 0 and 1: seven system calls a connection
+ * in busybox httpd.
  */
+TD_CHILD_RUNS
+static void td__shared(const struct td_policy *p, struct td_closing *c)
+{
+	c->log = c->rule->log;
+	if (!c->log)
+		return;
+	td_close_facts_init(&c->cf);
+	c->cf.state = -1;
+	c->cf.last = false;
+	c->cf.connected = (atomic_load(&c->s.flags) & TD_SF_CONNECTED) != 0;
+	td_logw_event_from_sock(&c->ev, p, &c->s, c->fd, TD_EV_CLOSE);
+	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
+	c->unread_before = -1;
+	c->ev.unread = c->ev.unsent = c->ev.bytes_in = c->ev.bytes_out = -1;
+	c->ev.tid = td_init_tid();
+}
+
+/* What must happen before the fd goes.  c->s is the claimed entry, c->rule
+ * its rule. */
+TD_CHILD_RUNS
+static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, bool counted);
+
 TD_CHILD_RUNS
 static void td__prepare(const struct td_policy *p, struct td_closing *c)
 {
 	const struct td_sock *s = &c->s;
-	struct td_facts f;
-	bool in_proc_shared, counted, last, changed = false, work;
-	int fd = c->fd, origin;
+	bool in_proc_shared = false, counted;
 
-	origin = td_fdtab_share_origin(s->share, fd);
+	c->origin = td_fdtab_share_origin(s->share, c->fd);
 	/*
 	 * Counted holders (fdtab.c's share slots: this process's dups, and
 	 * the copies of the processes forked since): the count alone says
@@ -343,7 +372,8 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	counted = td_holders_counted(atomic_load(&s->flags), atomic_load(&s->share));
 	c->leave_after = counted && c->rule->log && c->rule->close != TD_CLOSE_GRACEFUL &&
 			 c->rule->close != TD_CLOSE_DRAIN;
-	in_proc_shared = !c->leave_after && td_fdtab_share_leave(s->share);
+	if (!c->leave_after)
+		in_proc_shared = td_fdtab_share_leave(s->share);
 	if (c->rule->has_fault && c->rule->fault.close_delay_ms)
 		td_clock_sleep_ms(c->rule->fault.close_delay_ms);
 	if (atomic_load(&s->flags) & TD_SF_BYTES_FAULT)
@@ -358,10 +388,63 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	if (!c->rule->log && c->rule->close != TD_CLOSE_GRACEFUL &&
 	    c->rule->close != TD_CLOSE_DRAIN)
 		return;
-	/* another fd of this process still holds it: no holders to ask */
-	c->holder_after = !counted && td__holder_after(c->rule, s, in_proc_shared);
+	if (in_proc_shared) {
+		td__shared(p, c);
+		return;
+	}
+	/*
+	 * A counted copy that another counted copy outlives, as the count
+	 * says now: shared, with no facts; it leaves the count as the last
+	 * thing before the real close (td__leave_now()), where the count may
+	 * say otherwise after all.
+	 */
+	if (c->leave_after && td_fdtab_share_held(s->share)) {
+		td__shared(p, c);
+		c->leave_before = true;
+		return;
+	}
+	td__prepare_facts(p, c, counted);
+}
+
+/*
+ * The last thing before the real close of a copy that the count showed
+ * was not the last (td__prepare()): leave the count, if another copy
+ * stays counted (td_fdtab_share_leave_held()); then this close ends
+ * nothing, whatever the other holders do meanwhile.  A holder that left
+ * in between may have made this copy the last after all: then its facts
+ * are read as for any counted close, and the count is left after the
+ * close.  If what stays counted is only a killed root's copy, this close
+ * is the end, as td_closing_end() finds after a close.
+ */
+TD_CHILD_RUNS
+static void td__leave_now(const struct td_policy *p, struct td_closing *c)
+{
+	c->leave_before = false;
+	if (td_fdtab_share_leave_held(c->s.share)) {
+		c->leave_after = false;
+		if (!((atomic_load(&c->s.flags) & TD_SF_CONNECTED) &&
+		      td_fdtab_share_root_gone(c->s.share)))
+			return;
+	}
+	td__prepare_facts(p, c, true);
+}
+
+/*
+ * Read the facts and do what must happen before the fd goes (a close
+ * that may be the last, or has work).  counted: the share count says
+ * whether it is the last.
+ */
+TD_CHILD_RUNS
+static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, bool counted)
+{
+	const struct td_sock *s = &c->s;
+	struct td_facts f;
+	bool last, changed = false, work;
+	int fd = c->fd, origin = c->origin;
+
+	c->holder_after = !counted && td__holder_after(c->rule, s);
 	if (td_info_facts_sock(fd, &f, s, c->rule,
-			       !in_proc_shared && !counted && !c->holder_after &&
+			       !counted && !c->holder_after &&
 				       td_holders_needs_ino(s)) < 0) {
 		/* not this socket any more (closed behind our back): hands off */
 		c->stale = true;
@@ -380,8 +463,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	c->log = c->rule->log;
 	c->unread_before = f.unread;
 	/* (asked after the close: predicted as the last until then) */
-	last = !in_proc_shared &&
-	       (counted || c->holder_after || td_holders_sole(fd, origin, s, f.ino));
+	last = counted || c->holder_after || td_holders_sole(fd, origin, s, f.ino);
 	/*
 	 * Work to decide (graceful, drain), and /proc says another process
 	 * still holds it, or cannot say (a socket sent or received in an
@@ -393,7 +475,7 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	 * close, as for a close with no work: the end, with what that close
 	 * did, if it was the last after all.
 	 */
-	if (!last && !in_proc_shared && !counted && td__may_ask_after(c->rule, s) &&
+	if (!last && !counted && td__may_ask_after(c->rule, s) &&
 	    f.state != TD_TCP_CLOSE)
 		c->holder_after = true;
 	work = last && td__needs_work(c->rule, &f);
@@ -483,8 +565,11 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 	if (c->rule == NULL) {
 		c->stale = true;
 		(void)td_fdtab_share_leave(c->s.share);
-	} else
+	} else {
 		td__prepare(p, c);
+		if (c->leave_before)
+			td__leave_now(p, c);
+	}
 	td_errno_set(c->saved_errno);
 	return true;
 }

@@ -970,6 +970,47 @@ bool td_fdtab_share_leave(uint32_t share)
 	return td_fdtab_share_drop(share) != 0;
 }
 
+/*
+ * Drop one copy only while another stays counted (the count above one,
+ * so this close cannot be the last whatever the other holders do
+ * meanwhile): true.  False, and nothing changed, when this copy may be
+ * the last.  As td__share_copies(): the holder's word first, then the
+ * count, so a process killed in between leaves the count too high, never
+ * too low; a count found at one by then takes the word back.
+ */
+TD_CHILD_RUNS
+bool td_fdtab_share_held(uint32_t share)
+{
+	struct td_share *sl = td__share(share);
+	uint64_t w;
+
+	if (sl == NULL)
+		return false;
+	w = atomic_load(&sl->w);
+	return TD_SW_GEN(w) == TD_SHARE_GEN(share) && TD_SW_COUNT(w) >= 2;
+}
+
+TD_CHILD_RUNS
+bool td_fdtab_share_leave_held(uint32_t share)
+{
+	struct td_share *sl = td__share(share);
+	uint64_t w;
+
+	if (sl == NULL)
+		return false;
+	w = atomic_load(&sl->w);
+	if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) < 2)
+		return false;
+	td__held_change(sl, share, td__own_rec, -1);
+	do {
+		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) < 2) {
+			td__held_change(sl, share, td__own_rec, 1);
+			return false;
+		}
+	} while (!atomic_compare_exchange_weak(&sl->w, &w, w - 1));
+	return true;
+}
+
 TD_CHILD_RUNS
 bool td_fdtab_share_root_gone(uint32_t share)
 {

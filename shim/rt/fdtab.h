@@ -532,6 +532,10 @@ int td_fdtab_share_origin(uint32_t share, int fd) TD_HIDDEN;
 int td_fdtab_share_drop(uint32_t share) TD_HIDDEN;
 /* Drop one fd's share; true when other fds (here, or counted elsewhere) remain. */
 bool td_fdtab_share_leave(uint32_t share) TD_HIDDEN;
+/* Whether another copy than this one is counted now (a look, no change). */
+bool td_fdtab_share_held(uint32_t share) TD_HIDDEN;
+/* Drop it only when another copy stays counted: true; else nothing changes. */
+bool td_fdtab_share_leave_held(uint32_t share) TD_HIDDEN;
 /*
  * After this process's last copy of share left with others still
  * counted: whether those are all the family's root's (the one process
