@@ -394,6 +394,58 @@ def test_silent_rule_reads_nothing_at_exit():
         assert calls[True], "%s, log = true: no TCP_INFO at exit? the test no longer sees them" % how
 
 
+# Three connections in one process, each closed first by its client (an
+# active close from ESTABLISHED: who sent the first FIN is asked of
+# sock_diag after the close), then by its server end.
+THREE_ACTIVE_CLOSES = r"""
+import socket
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+for i in range(3):
+    c = socket.create_connection(ls.getsockname())
+    s, _ = ls.accept()
+    c.close()
+    assert s.recv(1) == b""
+    s.close()
+ls.close()
+"""
+
+
+@tdlib.requires(*NEEDS, "strace")
+@tdlib.timeout(60)
+def test_a_process_keeps_a_lookup_socket_from_its_second_lookup_on():
+    """A process's first sock_diag lookup opens a netlink socket and closes
+    it after the answer, at the number the kernel gave; its second opens
+    one that it moves to the library's numbers (1024 and up) and keeps;
+    its third uses that one.  A forked child of a fork-per-connection
+    server asks once in its life, if at all: a kept socket cost it a dup,
+    a close, two fstat()s and two copied pages of the fd table.
+
+    Catches: every lookup opening a socket (a pool that keeps none), or
+    the first one kept (the child's cost back)."""
+    proc, log, lines = _straced(THREE_ACTIVE_CLOSES, "three-lookups", [],
+                                [{"name": "all", "close": "pass"}],
+                                "socket,fcntl,close,sendto")
+    closes = [r for r in tdlib.read_log(log) if r["event"] == "close" and r["role"] == "client"]
+    assert [(r["closer"], r["time_wait"]) for r in closes] == [("active", True)] * 3, closes
+    opened = [int(l.rsplit("=", 1)[1]) for l in lines
+              if "socket(AF_NETLINK" in l and "NETLINK_SOCK_DIAG" in l]
+    assert len(opened) == 2, "\n".join(lines)
+    first, second = opened
+    assert first < 1024, "\n".join(lines)
+    kept = [int(l.rsplit("=", 1)[1]) for l in lines if "fcntl(%d, F_DUPFD" % second in l]
+    assert len(kept) == 1 and kept[0] >= 1024, "\n".join(lines)
+    asked = [int(re.search(r"sendto\((\d+),", l).group(1)) for l in lines
+             if "sendto(" in l and "nlmsg" in l]
+    assert asked == [first, kept[0], kept[0]], "\n".join(lines)
+    # the first one closed after its answer, before the second was opened
+    netlink = [i for i, l in enumerate(lines) if "socket(AF_NETLINK" in l]
+    asked_at = next(i for i, l in enumerate(lines) if "sendto(%d," % first in l)
+    closed_at = next(i for i, l in enumerate(lines) if i > asked_at and "close(%d)" % first in l)
+    assert netlink[0] < asked_at < closed_at < netlink[1], "\n".join(lines)
+
+
 # One process, both ends on loopback: the client sends 100 bytes and its FIN
 # (or, for the shut modes, 50 bytes once the server has shut its reading
 # side; for all_open, 100 bytes and no FIN); the server reads as the mode
@@ -1482,6 +1534,78 @@ def test_fork_server_holders_asked_after_the_close():
     assert (cli["wire"], cli["closer"], cli["time_wait"]) == ("FIN", "passive", False), cli
     lis = [r for r in recs if r["pid"] == child and r["role"] == "listener"]
     assert len(lis) == 1 and lis[0]["why"] == "shared", lis
+
+
+# The parent closes its copy of the server end at once, as a
+# fork-per-connection server does; the child moves the connection to
+# another fd (a dup, as busybox httpd's dup2() onto 0 and 1), closes the
+# first, replies, and closes the dup last.  The parent sends its ping only
+# after its close, so the child's last close is the connection's end.
+FORK_PARENT_CLOSES_AT_ONCE = LISTENING_PAIR + r"""
+pid = os.fork()
+if pid == 0:
+    ls.close()
+    c.close()
+    d = os.dup(sfd)
+    s.close()
+    assert os.read(d, 4) == b"ping"
+    os.write(d, b"pong")
+    os.close(d)
+    os._exit(0)
+s.close()
+c.sendall(b"ping")
+assert c.recv(4) == b"pong" and c.recv(1) == b""
+os.waitpid(pid, 0)
+cport = c.getsockname()[1]
+c.close()
+ls.close()
+print(os.getpid(), pid, cport, cfd, sfd, flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS, "strace")
+@tdlib.timeout(60)
+def test_a_close_that_another_copy_outlives_asks_the_kernel_nothing():
+    """A copy that the share count shows another copy outlives (the
+    parent's copy after the fork, the child's listener and client end, the
+    child's first fd once dup()ed) ends nothing: its line says wire none,
+    why shared, and the library reads none of the facts it would only
+    describe (no TCP_INFO, no SIOCINQ on that fd: state, unread, unsent
+    and the byte counts are null).  The copy that goes last reads them and
+    its line is the end: FIN, active, TIME_WAIT, the bytes each way.
+
+    Catches: the facts read at every close of a fork-per-connection
+    server's copies (seven system calls a connection in busybox httpd), or
+    a copy taken for shared that was the last (the end unlogged)."""
+    proc, log, lines = _straced(FORK_PARENT_CLOSES_AT_ONCE, "fork-parent-first", [],
+                                [{"name": "all", "close": "pass"}], "getsockopt,ioctl")
+    parent, child, cport, cfd, sfd = (int(x) for x in proc.stdout().split())
+    recs = [r for r in tdlib.read_log(log) if r["event"] == "close"]
+    ends = [r for r in recs if r["role"] == "server" and r["remote"].endswith(":%d" % cport)]
+    shared = [(r["pid"], r["fd"]) for r in ends if r["why"] == "shared"]
+    assert sorted(shared) == sorted([(parent, sfd), (child, sfd)]), ends
+    for r in ends:
+        if r["why"] == "shared":
+            assert r["wire"] == "none" and all(
+                r[k] is None for k in ("state", "unread", "unsent", "bytes_in", "bytes_out")), r
+    last = [r for r in ends if r["why"] != "shared"]
+    assert len(last) == 1 and last[0]["pid"] == child and last[0]["fd"] != sfd, ends
+    assert (last[0]["wire"], last[0]["closer"], last[0]["time_wait"], last[0]["state"],
+            last[0]["bytes_in"], last[0]["bytes_out"]) == \
+        ("FIN", "active", True, "ESTABLISHED", 4, 4), last[0]
+
+    # the facts (TCP_INFO, SIOCINQ) each process read, by fd
+    def facts(pid):
+        return [int(m.group(1)) for l in lines if l.startswith("%d " % pid)
+                for m in [re.search(r"(?:TCP_INFO|FIONREAD).*", l) and
+                          re.search(r"^\d+ \w+\((\d+),", l)] if m]
+
+    assert sfd not in facts(parent), "\n".join(lines)
+    # the child's: only its last close's, on the dup (its closes of the
+    # listener, the client end and sfd, all shared, read none)
+    assert facts(child) and set(facts(child)) == {last[0]["fd"]}, "\n".join(lines)
+    lis = [r for r in recs if r["pid"] == child and r["role"] == "listener"]
+    assert len(lis) == 1 and lis[0]["why"] == "shared" and lis[0]["state"] is None, lis
 
 
 # A fork-per-connection server whose child replies (from a dup of the
