@@ -970,6 +970,22 @@ bool td_fdtab_share_leave(uint32_t share)
 	return td_fdtab_share_drop(share) != 0;
 }
 
+/* Whether the slot's word w, of share's generation, counts another copy
+ * besides the caller's. */
+TD_CHILD_RUNS
+static bool td__others_counted(uint64_t w, uint32_t share)
+{
+	return TD_SW_GEN(w) == TD_SHARE_GEN(share) && TD_SW_COUNT(w) >= 2;
+}
+
+TD_CHILD_RUNS
+bool td_fdtab_share_held(uint32_t share)
+{
+	struct td_share *sl = td__share(share);
+
+	return sl != NULL && td__others_counted(atomic_load(&sl->w), share);
+}
+
 /*
  * Drop one copy only while another stays counted (the count above one,
  * so this close cannot be the last whatever the other holders do
@@ -979,31 +995,16 @@ bool td_fdtab_share_leave(uint32_t share)
  * too low; a count found at one by then takes the word back.
  */
 TD_CHILD_RUNS
-bool td_fdtab_share_held(uint32_t share)
-{
-	struct td_share *sl = td__share(share);
-	uint64_t w;
-
-	if (sl == NULL)
-		return false;
-	w = atomic_load(&sl->w);
-	return TD_SW_GEN(w) == TD_SHARE_GEN(share) && TD_SW_COUNT(w) >= 2;
-}
-
-TD_CHILD_RUNS
 bool td_fdtab_share_leave_held(uint32_t share)
 {
 	struct td_share *sl = td__share(share);
 	uint64_t w;
 
-	if (sl == NULL)
-		return false;
-	w = atomic_load(&sl->w);
-	if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) < 2)
+	if (sl == NULL || !td__others_counted(w = atomic_load(&sl->w), share))
 		return false;
 	td__held_change(sl, share, td__own_rec, -1);
 	do {
-		if (TD_SW_GEN(w) != TD_SHARE_GEN(share) || TD_SW_COUNT(w) < 2) {
+		if (!td__others_counted(w, share)) {
 			td__held_change(sl, share, td__own_rec, 1);
 			return false;
 		}

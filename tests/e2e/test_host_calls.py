@@ -1468,6 +1468,14 @@ cfd, sfd = c.fileno(), s.fileno()
 CONNECTED_PAIR = LISTENING_PAIR + r"""
 c.sendall(b"ping")
 """
+# the end of a forked pair's program: the parent closes its client end
+# and the listener, and prints both pids, the client's port and the fds
+PAIR_REPORT = r"""
+cport = c.getsockname()[1]
+c.close()
+ls.close()
+print(os.getpid(), pid, cport, cfd, sfd, flush=True)
+"""
 
 # A forked child serves the connection and closes its copy first; the
 # parent closes after it: the parent's close is the last one.
@@ -1483,11 +1491,7 @@ if pid == 0:
 os.waitpid(pid, 0)
 s.close()
 assert c.recv(4) == b"pong" and c.recv(1) == b""
-cport = c.getsockname()[1]
-c.close()
-ls.close()
-print(os.getpid(), pid, cport, cfd, sfd, flush=True)
-"""
+""" + PAIR_REPORT
 
 
 @tdlib.requires(*NEEDS, "strace")
@@ -1556,11 +1560,7 @@ s.close()
 c.sendall(b"ping")
 assert c.recv(4) == b"pong" and c.recv(1) == b""
 os.waitpid(pid, 0)
-cport = c.getsockname()[1]
-c.close()
-ls.close()
-print(os.getpid(), pid, cport, cfd, sfd, flush=True)
-"""
+""" + PAIR_REPORT
 
 
 @tdlib.requires(*NEEDS, "strace")
@@ -1595,10 +1595,12 @@ def test_a_close_that_another_copy_outlives_asks_the_kernel_nothing():
         ("FIN", "active", True, "ESTABLISHED", 4, 4), last[0]
 
     # the facts (TCP_INFO, SIOCINQ) each process read, by fd
+    # (strace pads a pid below 10000 with a second space)
     def facts(pid):
-        return [int(m.group(1)) for l in lines if l.startswith("%d " % pid)
-                for m in [re.search(r"(?:TCP_INFO|FIONREAD).*", l) and
-                          re.search(r"^\d+ \w+\((\d+),", l)] if m]
+        return [int(m.group(2)) for l in lines
+                for m in [re.search(r"(?:TCP_INFO|FIONREAD)", l) and
+                          re.match(r"^(\d+)\s+\w+\((\d+),", l)]
+                if m and int(m.group(1)) == pid]
 
     assert sfd not in facts(parent), "\n".join(lines)
     # the child's: only its last close's, on the dup (its closes of the
