@@ -345,11 +345,14 @@ static void td__shared(const struct td_policy *p, struct td_closing *c)
 	c->ev.tid = td_init_tid();
 }
 
-/* What must happen before the fd goes.  c->s is the claimed entry, c->rule
- * its rule. */
 TD_CHILD_RUNS
 static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, bool counted);
 
+/*
+ * What must happen before the fd goes: a shared copy's line
+ * (td__shared()), or the facts and the work (td__prepare_facts()).
+ * c->s is the claimed entry, c->rule its rule.
+ */
 TD_CHILD_RUNS
 static void td__prepare(const struct td_policy *p, struct td_closing *c)
 {
