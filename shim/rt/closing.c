@@ -346,7 +346,10 @@ static void td__shared(const struct td_policy *p, struct td_closing *c)
 }
 
 TD_CHILD_RUNS
-static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, bool counted);
+static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, bool counted,
+			      int origin);
+TD_CHILD_RUNS
+static void td__leave_now(const struct td_policy *p, struct td_closing *c, int origin);
 
 /*
  * What must happen before the fd goes: a shared copy's line
@@ -358,8 +361,8 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 {
 	const struct td_sock *s = &c->s;
 	bool in_proc_shared = false, counted;
-
-	c->origin = td_fdtab_share_origin(s->share, c->fd);
+	/* (read before any leave, which may free the slot) */
+	int origin = td_fdtab_share_origin(s->share, c->fd);
 	/*
 	 * Counted holders (fdtab.c's share slots: this process's dups, and
 	 * the copies of the processes forked since): the count alone says
@@ -398,15 +401,16 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
 	/*
 	 * A counted copy that another counted copy outlives, as the count
 	 * says now: shared, with no facts; it leaves the count as the last
-	 * thing before the real close (td__leave_now()), where the count may
-	 * say otherwise after all.
+	 * thing before the real close (td__leave_now(); what is left of
+	 * td_closing_begin() touches neither), where the count may say
+	 * otherwise after all.
 	 */
 	if (c->leave_after && td_fdtab_share_held(s->share)) {
 		td__shared(p, c);
-		c->leave_before = true;
+		td__leave_now(p, c, origin);
 		return;
 	}
-	td__prepare_facts(p, c, counted);
+	td__prepare_facts(p, c, counted, origin);
 }
 
 /*
@@ -420,30 +424,31 @@ static void td__prepare(const struct td_policy *p, struct td_closing *c)
  * is the end, as td_closing_end() finds after a close.
  */
 TD_CHILD_RUNS
-static void td__leave_now(const struct td_policy *p, struct td_closing *c)
+static void td__leave_now(const struct td_policy *p, struct td_closing *c, int origin)
 {
-	c->leave_before = false;
 	if (td_fdtab_share_leave_held(c->s.share)) {
 		c->leave_after = false;
 		if (!((atomic_load(&c->s.flags) & TD_SF_CONNECTED) &&
 		      td_fdtab_share_root_gone(c->s.share)))
 			return;
 	}
-	td__prepare_facts(p, c, true);
+	td__prepare_facts(p, c, true, origin);
 }
 
 /*
  * Read the facts and do what must happen before the fd goes (a close
  * that may be the last, or has work).  counted: the share count says
- * whether it is the last.
+ * whether it is the last; origin: td_fdtab_share_origin(), read before any
+ * leave.
  */
 TD_CHILD_RUNS
-static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, bool counted)
+static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, bool counted,
+			      int origin)
 {
 	const struct td_sock *s = &c->s;
 	struct td_facts f;
 	bool last, changed = false, work;
-	int fd = c->fd, origin = c->origin;
+	int fd = c->fd;
 
 	c->holder_after = !counted && td__holder_after(c->rule, s);
 	if (td_info_facts_sock(fd, &f, s, c->rule,
@@ -568,11 +573,8 @@ bool td_closing_begin(const struct td_policy *p, struct td_closing *c, int fd)
 	if (c->rule == NULL) {
 		c->stale = true;
 		(void)td_fdtab_share_leave(c->s.share);
-	} else {
+	} else
 		td__prepare(p, c);
-		if (c->leave_before)
-			td__leave_now(p, c);
-	}
 	td_errno_set(c->saved_errno);
 	return true;
 }

@@ -18,8 +18,6 @@ struct td_closing {
 	bool check_rst;		/* did the predicted RST go? ask after the close */
 	bool holder_after;	/* was it the last reference? ask after the close */
 	bool leave_after;	/* counted holders: drop the count after the close */
-	bool leave_before;	/* another copy outlives it: drop the count just before */
-	int origin;		/* td_fdtab_share_origin(), read before any leave */
 	int64_t unread_before;
 	struct td_close_facts cf; /* what the event's outcome is predicted from */
 	struct td_event ev;

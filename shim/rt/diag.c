@@ -62,7 +62,8 @@ static uint64_t td__nl_slot(int fd)
  */
 TD_CHILD_WRITTEN_LINE static _Atomic int32_t td__nl_first_pid;
 
-/* A socket for one lookup: *once, one to close after it (td__nl_done). */
+/* A socket for one lookup: *once, one to close after it (td__nl_put(),
+ * td__nl_drop()). */
 TD_CHILD_RUNS
 static int td__nl_get(bool *once)
 {
@@ -92,24 +93,8 @@ static int td__nl_get(bool *once)
 					NETLINK_SOCK_DIAG), TD_OWN_DIAG);
 }
 
-TD_CHILD_RUNS
-static void td__nl_put(int fd, bool once)
-{
-	if (once) {
-		td_real_close(fd);
-		return;
-	}
-	for (int i = 0; i < TD_NL_POOL; i++) {
-		uint64_t empty = 0;
-
-		if (atomic_load_explicit(&td__nl_pool[i], memory_order_relaxed) == 0 &&
-		    atomic_compare_exchange_strong(&td__nl_pool[i], &empty, td__nl_slot(fd)))
-			return;
-	}
-	td_ownfd_close(fd, TD_OWN_DIAG);
-}
-
-/* A socket that must not go back to the pool (a stray answer may wait). */
+/* A socket that must not go back to the pool (a stray answer may wait),
+ * or has no room there. */
 TD_CHILD_RUNS
 static void td__nl_drop(int fd, bool once)
 {
@@ -117,6 +102,21 @@ static void td__nl_drop(int fd, bool once)
 		td_real_close(fd);
 	else
 		td_ownfd_close(fd, TD_OWN_DIAG);
+}
+
+/* A socket after its lookup: back to the pool, unless it was the once
+ * one or the pool is full. */
+TD_CHILD_RUNS
+static void td__nl_put(int fd, bool once)
+{
+	for (int i = 0; i < TD_NL_POOL && !once; i++) {
+		uint64_t empty = 0;
+
+		if (atomic_load_explicit(&td__nl_pool[i], memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_strong(&td__nl_pool[i], &empty, td__nl_slot(fd)))
+			return;
+	}
+	td__nl_drop(fd, once);
 }
 
 /* Close the sockets kept for lookups (after start-up's: a program that
