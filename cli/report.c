@@ -76,6 +76,7 @@ static int td__report_spool(struct td_report *r, const char *path)
 	struct td_spool_file f;
 	struct stat st;
 	char *buf = NULL;
+	bool begun = false;
 	void *map;
 
 	if (fd < 0)
@@ -93,7 +94,7 @@ static int td__report_spool(struct td_report *r, const char *path)
 	if (td_spool_file_of(map, (size_t)st.st_size, &f) != 0)
 		goto out;
 	buf = malloc(TD_SW_LEN_MASK + 1);
-	if (buf == NULL || td_report_begin_spool(r, path) != 0) {
+	if (buf == NULL) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -113,6 +114,13 @@ static int td__report_spool(struct td_report *r, const char *path)
 			continue;
 		if (line != buf)
 			memcpy(buf, line, len);
+		/* an input only with a line not in the log yet (a process that
+		 * gave up root leaves its spool written out: shim/rt/spool.c) */
+		if (!begun && td_report_begin_spool(r, path) != 0) {
+			err = -ENOMEM;
+			break;
+		}
+		begun = true;
 		if (td_report_line(r, buf, len) == -ENOMEM) {
 			err = -ENOMEM;
 			break;

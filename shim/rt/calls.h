@@ -60,6 +60,12 @@ TD_CALL(long, syscall, (long n, long a, long b, long c, long d, long e, long f),
 	(n, a, b, c, d, e, f), td_real_sys(n, a, b, c, d, e, f))
 TD_CALL(int, prctl, (int o, unsigned long a, unsigned long b, unsigned long c, unsigned long d),
 	(o, a, b, c, d), (int)td_real_sys(SYS_prctl, o, (long)a, (long)b, (long)c, (long)d, 0))
+/* glibc's own: in a threaded process they change every thread's ids */
+TD_CALL(int, setuid, (uid_t u), (u), TD_LATE(setuid, (u), -1))
+TD_CALL(int, seteuid, (uid_t e), (e), TD_LATE(seteuid, (e), -1))
+TD_CALL(int, setreuid, (uid_t r, uid_t e), (r, e), TD_LATE(setreuid, (r, e), -1))
+TD_CALL(int, setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s),
+	TD_LATE(setresuid, (r, e, s), -1))
 TD_CALL(ssize_t, read, (int fd, void *b, size_t n), (fd, b, n), td_real_sys3(SYS_read, fd, b, n))
 TD_CALL(ssize_t, readv, (int fd, const struct iovec *v, int n), (fd, v, n),
 	td_real_sys3(SYS_readv, fd, v, n))

@@ -82,7 +82,10 @@
 /* a half-made spool (its maker died before naming it) is removed after */
 #define TD_SPOOL_NEW_STALE_S 60
 
-enum { TD_SP_OFF = 0, TD_SP_STARTING, TD_SP_ON, TD_SP_FAILED, TD_SP_CLOSED };
+/* PREPARED: named, empty and locked, made before the process gave up root
+ * (td_spool_before_uid); made ready, and the worker started, at the line
+ * that would have made one (td_spool_count_line) */
+enum { TD_SP_OFF = 0, TD_SP_STARTING, TD_SP_ON, TD_SP_FAILED, TD_SP_CLOSED, TD_SP_PREPARED };
 
 TD_CHILD_WRITTEN static _Atomic int td__state; /* read by a forked child first */
 static struct td_spool_file td__f;
@@ -437,17 +440,18 @@ static uint32_t td__nlanes(void)
 	return n;
 }
 
-static int td__create(const char *log_path, int log_fd)
+/*
+ * A new spool's file, open and locked (its lock is its owner's sign of
+ * life), under a name recovery leaves alone (tmp): td__path is the name
+ * it takes once ready.  A descriptor, or -1.
+ */
+static int td__open_new(const char *log_path, char *tmp, size_t cap)
 {
-	char tag[48], tmp[PATH_MAX];
+	char tag[48];
 	struct td_buf b;
 	uint64_t rnd;
-	size_t size = td_spool_file_size(TD_SPOOL_SLOTS);
-	void *map;
 	int fd;
 
-	if (!td__fs_ok(log_fd))
-		return -1;
 	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
 		rnd = (uint64_t)td_clock_mono_us() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&rnd;
 	td_buf_init(&b, tag, sizeof(tag));
@@ -455,16 +459,49 @@ static int td__create(const char *log_path, int log_fd)
 	td_buf_putc(&b, '.');
 	td_buf_hex(&b, rnd, 16);
 	td_buf_cstr(&b);
-	if (!td__name(tmp, sizeof(tmp), log_path, TD_SPOOL_NEW_INFIX, tag) ||
+	if (!td__name(tmp, cap, log_path, TD_SPOOL_NEW_INFIX, tag) ||
 	    !td__name(td__path, sizeof(td__path), log_path, TD_SPOOL_INFIX, tag))
 		return -1;
-	/* made under a name recovery leaves alone, named only once ready */
 	fd = td_real_sys_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 	if (fd < 0)
 		return -1;
 	fd = td_ownfd_mark(fd, TD_OWN_SPOOL);
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !td__fs_ok(fd) ||
-	    fallocate(fd, 0, 0, (off_t)size) != 0)
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !td__fs_ok(fd)) {
+		unlink(tmp);
+		td_ownfd_close(fd, TD_OWN_SPOOL);
+		return -1;
+	}
+	return fd;
+}
+
+/* Name it (never over another spool's: RENAME_NOREPLACE, which all of the
+ * file systems of td__fs_ok() have). */
+static int td__name_new(const char *tmp)
+{
+	return (int)td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__path,
+				RENAME_NOREPLACE, 0);
+}
+
+/*
+ * Make the spool: its file (made now, or the one td_spool_before_uid()
+ * made while the process could still write the log's directory: *fdp
+ * then), its rings, its header, and then its name.
+ */
+static int td__create(const char *log_path, int log_fd)
+{
+	char tmp[PATH_MAX];
+	size_t size = td_spool_file_size(TD_SPOOL_SLOTS);
+	bool prepared = atomic_load(&td__fd) >= 0;
+	void *map;
+	int fd;
+
+	if (prepared) {
+		fd = atomic_load(&td__fd);
+		tmp[0] = '\0';
+	} else if (!td__fs_ok(log_fd) || (fd = td__open_new(log_path, tmp, sizeof(tmp))) < 0) {
+		return -1;
+	}
+	if (fallocate(fd, 0, 0, (off_t)size) != 0)
 		goto fail;
 	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
@@ -476,10 +513,7 @@ static int td__create(const char *log_path, int log_fd)
 	td_spool_set_writer(&td__f.lane[0], td_logw_host(), td_init_proc.prog);
 	td_spool_writer_of(&td__f.lane[0], &td__w);
 	td__w.who.memo = &td__memo;
-	/* never over another spool's name (RENAME_NOREPLACE: all of the file
-	 * systems above have it) */
-	if (td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__path,
-		   RENAME_NOREPLACE, 0) != 0) {
+	if (!prepared && td__name_new(tmp) != 0) {
 		munmap(map, size);
 		goto fail;
 	}
@@ -488,19 +522,67 @@ static int td__create(const char *log_path, int log_fd)
 	atomic_store(&td__fd, fd);
 	return 0;
 fail:
-	unlink(tmp);
-	td_ownfd_close(fd, TD_OWN_SPOOL);
+	if (!prepared) {
+		unlink(tmp);
+		td_ownfd_close(fd, TD_OWN_SPOOL);
+	} else {
+		/* empty again, which recovery removes (blocks half-allocated
+		 * would make it a file no reader takes for a spool) */
+		(void)ftruncate(fd, 0);
+	}
 	return -1;
+}
+
+/*
+ * Before setuid() and the like (shim/hook/setuid.c): a process that gives
+ * up root, as a server's workers do (nginx's, apache2's children), may no
+ * longer make files in the log's directory, which only root may write
+ * (/var/log/...): each of its lines would be one write() for good.  So
+ * the spool's file is made now, empty, named and locked, and made ready
+ * at the line that would have made it: td__create().  The process cannot
+ * remove it once it has given up root; at its end the file stays, its
+ * lines written out (or, killed, not), and the next process that
+ * recovers spools as root (a start of the library on that log, or the
+ * next one to give up root here, which recovers first) writes out what
+ * is left in it and removes it.  An empty file, one never made ready,
+ * is removed the same way.  Where the process stays root, or cannot
+ * make the file, nothing changes.
+ */
+void td_spool_before_uid(uid_t euid_next)
+{
+	const struct td_policy *p = td_init_active();
+	char tmp[PATH_MAX];
+	int saved, fd, expect = TD_SP_OFF;
+
+	if (euid_next == 0 || p == NULL || p->log_target != TD_LOG_FILE ||
+	    atomic_load_explicit(&td__state, memory_order_relaxed) != TD_SP_OFF || td_init_guard ||
+	    !td_init_in_own_process() || geteuid() != 0 ||
+	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_STARTING))
+		return;
+	saved = errno;
+	/* what others that gave up root here left, first */
+	td_spool_recover(p->log_path);
+	fd = td__open_new(p->log_path, tmp, sizeof(tmp));
+	if (fd >= 0 && td__name_new(tmp) != 0) {
+		unlink(tmp);
+		td_ownfd_close(fd, TD_OWN_SPOOL);
+		fd = -1;
+	}
+	if (fd >= 0)
+		atomic_store(&td__fd, fd);
+	atomic_store(&td__state, fd >= 0 ? TD_SP_PREPARED : TD_SP_OFF);
+	td_errno_set(saved);
 }
 
 /* Undo td__create (the worker could not start). */
 static void td__destroy(void)
 {
 	if (td__map != NULL) {
-		unlink(td__path);
 		munmap(td__map, td__size);
 		td__map = NULL;
 	}
+	if (atomic_load(&td__fd) >= 0)
+		unlink(td__path);
 	td_ownfd_close_slot(&td__fd, TD_OWN_SPOOL);
 }
 
@@ -513,9 +595,9 @@ static void td__destroy(void)
 TD_CHILD_RUNS
 void td_spool_count_line(const char *log_path, int log_fd)
 {
-	int expect = TD_SP_OFF;
+	int expect = atomic_load_explicit(&td__state, memory_order_relaxed);
 
-	if (atomic_load_explicit(&td__state, memory_order_relaxed) != TD_SP_OFF ||
+	if ((expect != TD_SP_OFF && expect != TD_SP_PREPARED) ||
 	    atomic_fetch_add_explicit(&td__lines, 1, memory_order_relaxed) + 1 < TD_SPOOL_AFTER ||
 	    td_init_guard || !td_init_in_own_process() ||
 	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_STARTING))
@@ -741,14 +823,22 @@ void td_spool_after_fork_child(void)
 TD_CHILD_RUNS
 void td_spool_at_exit(void)
 {
-	int expect = TD_SP_ON;
+	int expect = atomic_load_explicit(&td__state, memory_order_relaxed);
 
 	/* read first: a compare-and-swap writes the page even when it fails,
 	 * and in a forked child that is a page copied only to exit */
-	if (atomic_load_explicit(&td__state, memory_order_relaxed) != TD_SP_ON ||
-	    !td_init_in_own_process() ||
+	if ((expect != TD_SP_ON && expect != TD_SP_PREPARED) || !td_init_in_own_process() ||
 	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_CLOSED))
 		return;
+	if (expect == TD_SP_PREPARED) {
+		/* never made ready: nothing to write out (a process that gave
+		 * up root leaves it to the next recovery) */
+		int saved = errno;
+
+		unlink(td__path);
+		td_errno_set(saved);
+		return;
+	}
 	atomic_thread_fence(memory_order_seq_cst);
 	td__last_flush();
 }
@@ -811,6 +901,15 @@ static void td__recover_one(int dfd, const char *name, uid_t uid)
 
 	if (fd < 0)
 		return;
+	/* made before its process gave up root and never made ready, and
+	 * that process gone (td_spool_before_uid): nothing in it */
+	if (td_real_sys_fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == uid &&
+	    st.st_size == 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && td_real_sys_fstat(fd, &st) == 0 &&
+	    st.st_size == 0 && st.st_nlink == 1) {
+		unlinkat(dfd, name, 0);
+		td_real_close(fd);
+		return;
+	}
 	if (td_real_sys_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != uid ||
 	    st.st_size < (off_t)TD_SPOOL_HDR || st.st_size > (off_t)td_spool_file_size(TD_SPOOL_MAX_SLOTS) ||
 	    flock(fd, LOCK_EX | LOCK_NB) != 0 || td_real_sys_fstat(fd, &st) != 0 || st.st_nlink != 1) {

@@ -34,5 +34,8 @@ void td_spool_fd_closing(int fd) TD_HIDDEN;
 void td_spool_configure(const char *flush_ms) TD_HIDDEN;
 /* Append the lines dead processes left in spools of this log. */
 void td_spool_recover(const char *log_path) TD_HIDDEN;
+/* Before setuid() and the like: a process about to give up root makes its
+ * spool's file while it still may (root-only log directories). */
+void td_spool_before_uid(uid_t euid_next) TD_HIDDEN;
 
 #endif

@@ -53,7 +53,11 @@ SANDBOX = ["prctl"]
 # library runs its own around it (shim/hook/fork.c).  host_errno never
 # calls it, so the missing-symbol test leaves it out.
 RAW_FORK = ["_Fork"]
-EXPORTED = sorted(WRAPPED + SPAWN + READS + EXITS + EXECS + WAITS + SANDBOX + RAW_FORK +
+# And the setuid family: a process about to give up root makes its log's
+# spool file while it still may (shim/hook/setuid.c).  host_errno never
+# calls them, so the missing-symbol test leaves them out.
+UIDS = "setuid seteuid setreuid setresuid".split()
+EXPORTED = sorted(WRAPPED + SPAWN + READS + EXITS + EXECS + WAITS + SANDBOX + RAW_FORK + UIDS +
                   ["vfork"])
 
 

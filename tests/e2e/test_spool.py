@@ -507,6 +507,67 @@ def test_no_spool_where_the_directory_is_not_writable():
     assert sorted(os.listdir(d)) == ["audit.jsonl"], os.listdir(d)
 
 
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(90)
+def test_a_process_that_gives_up_root_makes_its_spool_first():
+    """A server's worker (nginx's, apache2's children) starts as root and
+    gives up root (setgid, setuid) before its work, while its log lies in
+    a directory only root may write: after the drop no spool could be
+    made there, and each of its lines would be one write().  The library
+    makes the spool's file in setuid(), while the process still may.
+
+    Killed with lines in its spool (2 threads, 10 cycles, HOLD), the
+    process left a spool owned by root, and only its first lines are in
+    the log: its later lines went through the spool.  The next start of
+    the library on that log, as root, appends them and removes the spool:
+    every line once, in order per connection.  Ending normally, the
+    process writes its spool out but may not remove it: `teardown report`
+    counts no line in it and lists no spool, and the next start removes
+    it.
+
+    Catches: the spool never made after the drop (the build before: every
+    line in the log at the kill, no spool); a spool the process cannot
+    write out, or one written out twice."""
+    _need_burst()
+    d = os.path.join(tdlib.tmpdir(), "rootonly")
+    os.mkdir(d, 0o755)     # root's: nobody cannot make files in it
+    os.chmod(tdlib.tmpdir(), 0o755)
+    log = os.path.join(d, "audit.jsonl")
+    want = _expected(2, 10)
+    drop = {"LOG_BURST_UID": "65534"}
+
+    proc = _burst(log, 2, 10, "kill", env=_env(log, dict(HOLD, **drop)), name="killed")
+    assert proc.rc == -signal.SIGKILL, (proc.rc, proc.stderr())
+    spools = _spools(log, proc.pid)
+    assert len(spools) == 1, os.listdir(d)
+    assert os.stat(spools[0]).st_uid == 0, os.stat(spools[0])
+    in_log = len(_lines(log))
+    assert SPOOL_AFTER <= in_log < want, (in_log, want)
+    nxt = tdlib.run(["true"], env=_env(log), name="next-start")
+    assert nxt.rc == 0, nxt.stderr()
+    recs = _lines(log)
+    assert len(recs) == want, (len(recs), want)
+    assert _check_connections(recs, proc.pid) == {"client": 20, "server": 20}
+    assert _spools(log) == [], os.listdir(d)
+
+    proc = _burst(log, 2, 10, env=_env(log, drop), name="ended")
+    assert proc.rc == 0, (proc.rc, proc.stderr())
+    recs = _lines(log)
+    assert len(recs) == 2 * want, (len(recs), want)
+    assert _check_connections(recs, proc.pid) == {"client": 20, "server": 20}
+    left = _spools(log, proc.pid)
+    assert len(left) == 1, os.listdir(d)
+    rep = tdlib.run([tdlib.teardown_cmd(), "report", "--format", "json", log], name="report")
+    assert rep.rc == 0, rep.stderr()
+    report = json.loads(rep.stdout())
+    assert report.get("_spooled", 0) == 0, report["_spooled"]
+    assert list(report["_files"]) == [log], report["_files"]
+    nxt = tdlib.run(["true"], env=_env(log), name="last-start")
+    assert nxt.rc == 0, nxt.stderr()
+    assert _spools(log) == [], os.listdir(d)
+    assert len(_lines(log)) == 2 * want
+
+
 LOCK_KEEPER = r"""
 import os, socket, sys, time
 """ + CYCLES + r"""

@@ -67,6 +67,10 @@
 	X(int, execvpe, (const char *f, char *const a[], char *const e[]), (f, a, e)) \
 	X(int, fexecve, (int fd, char *const a[], char *const e[]), (fd, a, e)) \
 	X(int, execveat, (int d, const char *p, char *const a[], char *const e[], int f), (d, p, a, e, f)) \
+	X(int, setuid, (uid_t u), (u)) \
+	X(int, seteuid, (uid_t e), (e)) \
+	X(int, setreuid, (uid_t r, uid_t e), (r, e)) \
+	X(int, setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s)) \
 	X(ssize_t, read, (int fd, void *b, size_t n), (fd, b, n)) \
 	X(ssize_t, readv, (int fd, const struct iovec *v, int n), (fd, v, n)) \
 	X(ssize_t, recv, (int fd, void *b, size_t n, int fl), (fd, b, n, fl)) \

@@ -4,6 +4,9 @@
  *
  *   log_burst THREADS CYCLES [exit|kill|abort|exec PROG ARGV0 [ARG...]]
  *
+ * With LOG_BURST_UID=N in its environment it first gives up root, as a
+ * server's worker does: setgid(N), then setuid(N).
+ *
  * Each thread binds a listener of its own, then makes CYCLES
  * connect/accept/close cycles against it (four events each: connect,
  * accept, the close of the accepted end, the close of the client end),
@@ -15,6 +18,7 @@
  * close-on-exec: its lock goes with the old image; ARGV0 names the new
  * image in its log lines).
  */
+#include <grp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -67,6 +71,14 @@ int main(int argc, char **argv)
 		fputs("usage: log_burst THREADS CYCLES [exit|kill|abort|exec PROG ARGV0 [ARG...]]\n",
 		      stderr);
 		return 2;
+	}
+	if (getenv("LOG_BURST_UID") != NULL) {
+		uid_t uid = (uid_t)atol(getenv("LOG_BURST_UID"));
+
+		if (setgroups(0, NULL) != 0 || setgid(uid) != 0 || setuid(uid) != 0) {
+			perror("log_burst: giving up root");
+			return 1;
+		}
 	}
 	th = calloc((size_t)nthreads, sizeof(*th));
 	if (th == NULL)
