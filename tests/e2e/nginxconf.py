@@ -32,17 +32,18 @@ http {{
 
 
 def write(prefix, port, root, workers=1, master=False, connections=64,
-          error_log="stderr", error_level="notice", http=()):
+          error_log="stderr", error_level="notice", http=(), user=None):
     """Write PREFIX/nginx.conf and make PREFIX/tmp; return the command line
     that runs it in the foreground.  workers > 1 or master: a master
     process with that many workers (as root, the workers stay root so
-    they can read a private prefix).  http: extra lines for the http
-    block ("keepalive_timeout 0;")."""
+    they can read a private prefix, unless user names the user they run
+    as, Debian's way: "www-data"; ROOT must then be readable by it).
+    http: extra lines for the http block ("keepalive_timeout 0;")."""
     os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
     master = master or workers > 1
     text = _CONF.format(
         master="on" if master else "off", workers=workers,
-        user="user root;\n" if master and os.geteuid() == 0 else "",
+        user=("user %s;\n" % (user or "root")) if master and os.geteuid() == 0 else "",
         prefix=prefix, error_log=error_log, error_level=error_level,
         connections=connections, port=port, root=root,
         http="".join("    %s\n" % line for line in http))
