@@ -483,15 +483,14 @@ static int td__name_new(const char *tmp)
 }
 
 /*
- * Make the spool: its file (made now, or the one td_spool_before_uid()
- * made while the process could still write the log's directory: *fdp
- * then), its rings, its header, and then its name.
+ * Make the spool: its file (made now, or, prepared, the one
+ * td_spool_before_uid() made while the process could still write the
+ * log's directory: td__fd), its rings, its header, and then its name.
  */
-static int td__create(const char *log_path, int log_fd)
+static int td__create(const char *log_path, int log_fd, bool prepared)
 {
 	char tmp[PATH_MAX];
 	size_t size = td_spool_file_size(TD_SPOOL_SLOTS);
-	bool prepared = atomic_load(&td__fd) >= 0;
 	void *map;
 	int fd;
 
@@ -602,7 +601,7 @@ void td_spool_count_line(const char *log_path, int log_fd)
 	    td_init_guard || !td_init_in_own_process() ||
 	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_STARTING))
 		return;
-	if (td__create(log_path, log_fd) != 0) {
+	if (td__create(log_path, log_fd, expect == TD_SP_PREPARED) != 0) {
 		atomic_store(&td__state, TD_SP_FAILED);
 		return;
 	}
