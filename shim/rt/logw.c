@@ -817,13 +817,22 @@ static int td__emit(const struct td_policy *p, struct td_event *ev)
 /*
  * The effective uid for the events, read again at most every 100 ms: a
  * system call per event would cost more than the rest of the line, and a
- * uid changes once in a program's life, if ever (a daemon dropping root).
+ * uid changes once in a program's life, if ever (a daemon dropping root,
+ * which the setuid() hooks report: td_logw_ids_changed()).
  * now is the event's own timestamp (wall clock: no second clock read a
  * line); a clock set back reads the uid again at once.
  */
 #define TD_LOG_UID_US 100000
 TD_CHILD_WRITTEN static _Atomic int64_t td__uid = -1;
 TD_CHILD_WRITTEN static _Atomic int64_t td__uid_at_us;
+
+/* The hooks of setuid() and the like, once the call changed the ids: the
+ * next line reads the uid again (a worker's lines right after it gave up
+ * root named root, for up to 100 ms). */
+void td_logw_ids_changed(void)
+{
+	atomic_store(&td__uid, -1);
+}
 
 static int64_t td__euid(int64_t now)
 {
