@@ -61,6 +61,15 @@ TD_CHILD_READ static _Atomic uint64_t td__dropped;
 TD_CHILD_READ static _Atomic int td__first_err;
 static _Atomic int td__warned;
 static _Atomic int td__warned_rot; /* a rotated file that could not be reopened */
+/*
+ * The file still written to, after a rotation that could not be followed,
+ * has been removed (logrotate compressed it): a line written there is
+ * lost, so it is counted as one (and said once, as every lost line is:
+ * td__say_gone() says why), until the path can be opened again.  The
+ * error of the last try at opening it, or 0.  A worker that gave up root
+ * meets this where the new file is root's alone.
+ */
+static _Atomic int td__gone;
 /* a target that failed to open is tried again at most this often */
 #define TD_LOG_RETRY_US 1000000
 static _Atomic int64_t td__retry_at_us;
@@ -513,6 +522,34 @@ static void td__lose(const struct td_policy *p, int err)
  * or reused number.  One thread does it; the others keep writing.
  */
 /* cold and apart: its message buffer stays off the stack of every line */
+/*
+ * The file written to is removed and the path cannot be opened (td__gone):
+ * said once, in place of td__lose()'s first words, which would name only
+ * the error.
+ */
+__attribute__((noinline, cold)) static void td__say_gone(const struct td_policy *p, int err)
+{
+	int zero = 0;
+
+	atomic_store(&td__gone, err);
+	if (atomic_compare_exchange_strong(&td__warned, &zero, 1)) {
+		char msg[1024];
+		struct td_buf b;
+
+		td_buf_init(&b, msg, sizeof(msg));
+		td_buf_puts(&b, "the audit log file this process writes to was removed after a "
+				"rotation, and ");
+		td_buf_puts(&b, p->log_path);
+		td_buf_puts(&b, " cannot be opened: ");
+		td__put_err(&b, err);
+		td_buf_puts(&b, "; lines are counted as not written until it can be, and the count "
+				"is logged at exit (event \"dropped\"); give the new file a mode and "
+				"owner this process may write (logrotate's create MODE OWNER GROUP), or "
+				"use copytruncate");
+		td_logw_warn(td_buf_cstr(&b));
+	}
+}
+
 __attribute__((noinline, cold)) static void td__rotate(const struct td_policy *p, int fd)
 {
 	uint32_t seq = atomic_load(&td__rot_seq);
@@ -532,9 +569,12 @@ __attribute__((noinline, cold)) static void td__rotate(const struct td_policy *p
 			atomic_store(&td__dev, (uint64_t)st.st_dev);
 			atomic_store(&td__ino, (uint64_t)st.st_ino);
 			atomic_store(&td__mode, (uint32_t)st.st_mode);
+			atomic_store(&td__gone, 0);
 		}
 		td_real_close(nfd);
 	}
+	if (err != 0 && td_real_sys_fstat(fd, &st) == 0 && st.st_nlink == 0)
+		td__say_gone(p, err);
 	atomic_store(&td__rot_seq, seq + 2);
 	if (err != 0) {
 		/* lines still go to the renamed file: nothing is lost */
@@ -595,8 +635,15 @@ static int td__stream_fd(const struct td_policy *p, mode_t *mode, int *err)
 			return -1;
 		}
 	}
-	if (p->log_target == TD_LOG_FILE)
+	if (p->log_target == TD_LOG_FILE) {
 		td__check_path(p, fd);
+		int gone = atomic_load_explicit(&td__gone, memory_order_relaxed);
+
+		if (td_unlikely(gone != 0)) {
+			*err = gone;
+			return -1;
+		}
+	}
 	return fd;
 }
 
@@ -825,6 +872,24 @@ static int td__emit(const struct td_policy *p, struct td_event *ev)
 #define TD_LOG_UID_US 100000
 TD_CHILD_WRITTEN static _Atomic int64_t td__uid = -1;
 TD_CHILD_WRITTEN static _Atomic int64_t td__uid_at_us;
+
+/*
+ * Before setuid() and the like, in a process still root whose effective
+ * uid is about to change: the log's path is checked now, not at the next
+ * line, and a rotated log is opened anew while the process still may (a
+ * worker forked before the rotation from a parent that wrote no line
+ * since holds the old file, and could not open a new one root made).
+ */
+void td_logw_before_uid(const struct td_policy *p)
+{
+	int fd = atomic_load(&td__fd);
+	mode_t mode;
+
+	if (fd < 0 || !td__still_ours(fd, &mode))
+		return;
+	atomic_store(&td__path_checked_us, INT64_MIN / 2);
+	td__check_path(p, fd);
+}
 
 /* The hooks of setuid() and the like, once the call changed the ids: the
  * next line reads the uid again (a worker's lines right after it gave up

@@ -23,6 +23,9 @@ void td_logw_batch(const struct iovec *iov, int n) TD_HIDDEN;
 void td_logw_warn(const char *msg) TD_HIDDEN;
 /* The host the lines name (uname's nodename), or NULL when none. */
 const char *td_logw_host(void) TD_HIDDEN;
+/* Before setuid() and the like in a process still root: the log's path is
+ * checked (and a rotated file opened anew) now. */
+void td_logw_before_uid(const struct td_policy *p) TD_HIDDEN;
 /* The process's ids changed (setuid() and the like): the next line reads
  * the uid again. */
 void td_logw_ids_changed(void) TD_HIDDEN;

@@ -533,7 +533,9 @@ fail:
 }
 
 /*
- * Before setuid() and the like (shim/hook/setuid.c): a process that gives
+ * Before setuid() and the like (shim/hook/setuid.c), in a process still
+ * root whose effective uid is about to change, logging to the file of p
+ * (errno is the hook's to keep): a process that gives
  * up root, as a server's workers do (nginx's, apache2's children), may no
  * longer make files in the log's directory, which only root may write
  * (/var/log/...): each of its lines would be one write() for good.  So
@@ -547,18 +549,14 @@ fail:
  * is removed the same way.  Where the process stays root, or cannot
  * make the file, nothing changes.
  */
-void td_spool_before_uid(uid_t euid_next)
+void td_spool_before_uid(const struct td_policy *p)
 {
-	const struct td_policy *p = td_init_active();
 	char tmp[PATH_MAX];
-	int saved, fd, expect = TD_SP_OFF;
+	int fd, expect = TD_SP_OFF;
 
-	if (euid_next == 0 || p == NULL || p->log_target != TD_LOG_FILE ||
-	    atomic_load_explicit(&td__state, memory_order_relaxed) != TD_SP_OFF || td_init_guard ||
-	    !td_init_in_own_process() || geteuid() != 0 ||
+	if (atomic_load_explicit(&td__state, memory_order_relaxed) != TD_SP_OFF ||
 	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_STARTING))
 		return;
-	saved = errno;
 	/* what others that gave up root here left, first */
 	td_spool_recover(p->log_path);
 	fd = td__open_new(p->log_path, tmp, sizeof(tmp));
@@ -570,7 +568,6 @@ void td_spool_before_uid(uid_t euid_next)
 	if (fd >= 0)
 		atomic_store(&td__fd, fd);
 	atomic_store(&td__state, fd >= 0 ? TD_SP_PREPARED : TD_SP_OFF);
-	td_errno_set(saved);
 }
 
 /* Undo td__create (the worker could not start). */

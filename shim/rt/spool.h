@@ -36,6 +36,6 @@ void td_spool_configure(const char *flush_ms) TD_HIDDEN;
 void td_spool_recover(const char *log_path) TD_HIDDEN;
 /* Before setuid() and the like: a process about to give up root makes its
  * spool's file while it still may (root-only log directories). */
-void td_spool_before_uid(uid_t euid_next) TD_HIDDEN;
+void td_spool_before_uid(const struct td_policy *p) TD_HIDDEN;
 
 #endif

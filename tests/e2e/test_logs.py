@@ -20,6 +20,7 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 
 import tdlib
 
@@ -522,6 +523,115 @@ def test_logrotate_create_loses_nothing():
         after = [r["conn"] for r in new if r["pid"] == pid and r["event"] == "connect"]
         assert before and after, (pid, len(before), len(after))
         assert max(before) < min(after), (pid, max(before), min(after))
+
+
+# A worker that gives up root, in phases the test drives with files in
+# argv[1]: each phase makes CYCLES connect/accept/close cycles (6 lines:
+# the listener's bind and close, connect, accept, two closes), then marks
+# its end ("<phase>.done") and waits for the test's go ("<next>.go").
+DROPPER = r"""
+import os, socket, sys, time
+d = sys.argv[1]
+CYCLES = 3
+def phase(name):
+    for _ in range(CYCLES):
+        l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1)
+        c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+        s.close(); c.close(); l.close()
+    open(os.path.join(d, name + ".done"), "w").close()
+def go(name):
+    while not os.path.exists(os.path.join(d, name + ".go")):
+        time.sleep(0.01)
+    time.sleep(0.15)   # past the log's path check (0.1 s)
+phase("root"); go("drop")
+os.setgid(65534); os.setuid(65534)
+phase("dropped"); go("moved")
+phase("moved"); go("removed")
+phase("removed"); go("fixed")
+phase("fixed")
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_a_worker_that_gave_up_root_follows_rotation_or_counts_lost_lines():
+    """The log of a process that gives up root lies in a directory only
+    root may write, and logrotate's "create" makes each new file root's
+    alone (0600).  Rotated while the process is still root, the log is
+    opened anew in setuid(), before the drop: its lines after the drop go
+    to the new file, not the rotated one.  Rotated after the drop, the
+    process cannot open the new file and goes on writing to the rotated
+    one: nothing lost, one warning.  That file removed (logrotate's
+    compress, a rotation later), the process's lines would go nowhere:
+    they are counted as not written, said once (removed, the path cannot
+    be opened, and what to do), and the count is in the "dropped" event
+    at exit; once the new file is writable, the lines go there again.
+
+    Catches: a worker's lines after the drop in the rotated file; lines
+    written to a removed file, lost in silence."""
+    d = os.path.join(tdlib.tmpdir(), "rootonly")
+    os.mkdir(d, 0o755)
+    os.chmod(tdlib.tmpdir(), 0o755)
+    log = os.path.join(d, "audit.jsonl")
+    ctl = os.path.join(tdlib.tmpdir(), "ctl")
+    os.mkdir(ctl, 0o777)
+    os.chmod(ctl, 0o777)
+    script = _write("dropper.py", DROPPER)
+    proc = tdlib.spawn(["python3", script, ctl],
+                       env=tdlib.shim_env(policy=_policy(OBSERVE, log)), name="dropper")
+
+    def step(done, go):
+        tdlib.wait_until(lambda: os.path.exists(os.path.join(ctl, done + ".done")) or
+                         not proc.running(), timeout=20, what=done)
+        assert proc.running(), proc.stderr()
+        return go
+
+    def go(name):
+        open(os.path.join(ctl, name + ".go"), "w").close()
+
+    def new_file():
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+
+    per_phase = 3 * 6
+
+    def lines_in(path, n):
+        # (a spool's lines reach the file within its flush interval)
+        tdlib.wait_until(lambda: os.path.exists(path) and len(_records(path)) >= n,
+                         timeout=10, what="%d lines in %s" % (n, path))
+        return len(_records(path))
+
+    step("root", "drop")
+    lines_in(log, per_phase)
+    os.rename(log, log + ".1")          # rotated while the process is root
+    new_file()
+    go("drop")
+    step("dropped", "moved")
+    assert lines_in(log, per_phase) == per_phase, "the lines after the drop"
+    assert len(_records(log + ".1")) == per_phase, _records(log + ".1")
+    os.rename(log, log + ".2")          # rotated after the drop
+    new_file()
+    go("moved")
+    step("moved", "removed")
+    assert lines_in(log + ".2", 2 * per_phase) == 2 * per_phase, "still the old file"
+    assert _records(log) == []
+    os.unlink(log + ".2")               # compressed away
+    go("removed")
+    step("removed", "fixed")
+    time.sleep(0.2)     # (the spool's flush interval: written, or counted, by now)
+    assert _records(log) == []
+    os.chmod(log, 0o666)                # made writable for the process
+    go("fixed")
+    assert proc.wait(20) == 0, proc.stderr()
+    recs = _records(log)
+    dropped = [r for r in recs if r["event"] == "dropped"]
+    assert [r["event"] for r in recs[:-1]].count("dropped") == 0, recs
+    assert len(recs) == per_phase + 1 and len(dropped) == 1, recs
+    assert dropped[0]["dropped"] == per_phase, dropped
+    warned = _stderr_lines(proc)
+    assert len([l for l in warned if "was removed after a rotation" in l]) == 1, warned
+    assert len([l for l in warned if "still writing to the old file" in l]) == 1, warned
+    assert not [l for l in warned if "cannot write the audit log" in l], warned
 
 
 @tdlib.requires(*NEEDS, "logrotate")
