@@ -515,14 +515,6 @@ static void td__lose(const struct td_policy *p, int err)
 /* ---- the targets ------------------------------------------------------ */
 
 /*
- * The file target's path no longer names the open file (logrotate renamed
- * or deleted it): open the path anew and put the new file on the log's
- * own descriptor number with dup3(), so that a thread writing at that
- * moment writes whole lines to one file or the other, never to a closed
- * or reused number.  One thread does it; the others keep writing.
- */
-/* cold and apart: its message buffer stays off the stack of every line */
-/*
  * The file written to is removed and the path cannot be opened (td__gone):
  * said once, in place of td__lose()'s first words, which would name only
  * the error.
@@ -550,6 +542,14 @@ __attribute__((noinline, cold)) static void td__say_gone(const struct td_policy 
 	}
 }
 
+/*
+ * The file target's path no longer names the open file (logrotate renamed
+ * or deleted it): open the path anew and put the new file on the log's
+ * own descriptor number with dup3(), so that a thread writing at that
+ * moment writes whole lines to one file or the other, never to a closed
+ * or reused number.  One thread does it; the others keep writing.
+ */
+/* cold and apart: its message buffer stays off the stack of every line */
 __attribute__((noinline, cold)) static void td__rotate(const struct td_policy *p, int fd)
 {
 	uint32_t seq = atomic_load(&td__rot_seq);
