@@ -527,7 +527,7 @@ fail:
 	} else {
 		/* empty again, which recovery removes (blocks half-allocated
 		 * would make it a file no reader takes for a spool) */
-		(void)ftruncate(fd, 0);
+		(void)td_real_sys2(SYS_ftruncate, fd, 0);
 	}
 	return -1;
 }
