@@ -152,7 +152,14 @@ static void td__learned(const struct td_close_facts *f, struct td_close_outcome 
 	if (o->wire == TD_WIRE_RST && f->after_state == TD_TCP_TIME_WAIT &&
 	    (f->state == TD_TCP_FIN_WAIT1 || f->state == TD_TCP_FIN_WAIT2)) {
 		td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1);
+		return;
 	}
+	/* FINs crossed, closed with a zero linger: the peer acknowledged ours
+	 * first if the 4-tuple sits in TIME_WAIT (the socket was no longer
+	 * CLOSING for the close to drop) */
+	if (f->state == TD_TCP_CLOSING && o->time_wait == 0 &&
+	    f->after_state == TD_TCP_TIME_WAIT)
+		td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_SIMULTANEOUS, 1);
 }
 
 /* Payload bytes each way, the larger of now and before a library reset. */

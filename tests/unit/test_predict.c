@@ -128,6 +128,36 @@ Test(predict, library_reset_is_the_end)
 }
 
 /*
+ * FINs crossed (CLOSING), closed with a zero linger: tcp_disconnect()
+ * drops the socket, no RST (nothing unsent) and no TIME_WAIT.  Unless the
+ * peer's acknowledgement of our FIN came between the facts and the close:
+ * then the 4-tuple sits in TIME_WAIT after it, which the lookup after the
+ * close says; anything else it says changes nothing.
+ */
+Test(predict, a_crossed_close_acknowledged_before_the_abort_holds_time_wait)
+{
+	struct td_close_facts f = {
+		.state = TD_TCP_CLOSING, .last = true, .connected = true, .our_fin_sent = true,
+		.linger_on = true, .linger_secs = 0, .rst_cause = TD_RST_BY_POLICY,
+		.after_state = -1,
+	};
+	struct td_close_outcome o;
+
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.wire, TD_WIRE_NONE));
+	cr_assert(eq(int, o.time_wait, 0));
+	f.after_state = 0; /* gone: dropped as predicted */
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.time_wait, 0));
+	f.after_state = TD_TCP_TIME_WAIT;
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.wire, TD_WIRE_NONE));
+	cr_assert(eq(int, o.why, TD_WHY_FIN_SENT));
+	cr_assert(eq(int, o.closer, TD_CLOSER_SIMULTANEOUS));
+	cr_assert(eq(int, o.time_wait, 1));
+}
+
+/*
  * A connection that timed out (retransmissions, keepalive probes or
  * TCP_USER_TIMEOUT ran out) is CLOSE with nothing on the wire, as after a
  * peer's reset: the facts say which (a read or write that failed with
