@@ -532,6 +532,98 @@ fail:
 	return -1;
 }
 
+static void td__recover_one(int dfd, const char *name, uid_t uid);
+
+/*
+ * The files processes that gave up root take their spools from:
+ * ".NAME.spool.root-K" (recovery and `teardown report` read every
+ * ".NAME.spool.*").  Slots, not names of their own: such a process cannot
+ * remove its file at its end, and the next one takes it up again (one
+ * open and a lock, where a file of its own cost the making, naming and
+ * removing of directory entries: about 100 us a process, for a server
+ * that forks and gives up root for every connection).
+ */
+#define TD_SPOOL_ROOT_SLOTS 1024
+#define TD_SPOOL_ROOT_TAG "root-"
+
+enum { TD_SLOT_TAKEN, TD_SLOT_BUSY, TD_SLOT_DEAD, TD_SLOT_GONE };
+
+/* What the slot open on fd is to its opener (an exclusive lock taken
+ * where TAKEN, and DEAD until the descriptor is closed). */
+static int td__slot_state(int fd)
+{
+	struct stat st;
+
+	/* root's alone, and no live process's (its owner holds the lock) */
+	if (td_real_sys_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    flock(fd, LOCK_EX | LOCK_NB) != 0 || td_real_sys_fstat(fd, &st) != 0)
+		return TD_SLOT_BUSY;
+	if (st.st_nlink == 0)
+		return TD_SLOT_GONE; /* a recoverer removed it meanwhile */
+	if (st.st_nlink != 1)
+		return TD_SLOT_BUSY;
+	return st.st_size == 0 ? TD_SLOT_TAKEN : TD_SLOT_DEAD;
+}
+
+/* The log's directory, open, or -1. */
+static int td__log_dir(const char *log_path)
+{
+	const char *slash = strrchr(log_path, '/');
+	char dir[PATH_MAX];
+	size_t n;
+
+	if (slash == NULL || (size_t)(slash - log_path) + 2 > sizeof(dir))
+		return -1;
+	n = slash > log_path ? (size_t)(slash - log_path) : 1;
+	memcpy(dir, log_path, n);
+	dir[n] = '\0';
+	return td_real_sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+}
+
+/*
+ * Take the first free slot: opened (made if missing), root's, locked by
+ * no live process, empty.  One a dead process made ready has its lines
+ * written out and is removed first (td__recover_one()), and the slot is
+ * made anew.  td__path names it.  A descriptor, or -1.
+ */
+static int td__take_slot(const char *log_path)
+{
+	char tag[32];
+	struct td_buf b;
+	int fd, dfd, st;
+
+	for (uint32_t k = 0; k < TD_SPOOL_ROOT_SLOTS; k++) {
+		td_buf_init(&b, tag, sizeof(tag));
+		td_buf_puts(&b, TD_SPOOL_ROOT_TAG);
+		td_buf_u64(&b, k);
+		td_buf_cstr(&b);
+		if (!td__name(td__path, sizeof(td__path), log_path, TD_SPOOL_INFIX, tag))
+			return -1;
+		for (int tries = 0; tries < 3; tries++) {
+			fd = td_real_sys_open(td__path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+						       O_NOCTTY | O_NONBLOCK, 0600);
+			if (fd < 0)
+				return -1;
+			st = td__slot_state(fd);
+			if (st == TD_SLOT_TAKEN) {
+				if (!td__fs_ok(fd)) {
+					td_real_close(fd);
+					return -1;
+				}
+				return td_ownfd_mark(fd, TD_OWN_SPOOL);
+			}
+			td_real_close(fd);
+			if (st == TD_SLOT_BUSY)
+				break;
+			if (st == TD_SLOT_DEAD && (dfd = td__log_dir(log_path)) >= 0) {
+				td__recover_one(dfd, strrchr(td__path, '/') + 1, 0);
+				td_real_close(dfd);
+			}
+		}
+	}
+	return -1;
+}
+
 /*
  * Before setuid() and the like (shim/hook/setuid.c), in a process still
  * root whose effective uid is about to change, logging to the file of p
@@ -539,32 +631,23 @@ fail:
  * up root, as a server's workers do (nginx's, apache2's children), may no
  * longer make files in the log's directory, which only root may write
  * (/var/log/...): each of its lines would be one write() for good.  So
- * the spool's file is made now, empty, named and locked, and made ready
- * at the line that would have made it: td__create().  The process cannot
- * remove it once it has given up root; at its end the file stays, its
- * lines written out (or, killed, not), and the next process that
- * recovers spools as root (a start of the library on that log, or the
- * next one to give up root here, which recovers first) writes out what
- * is left in it and removes it.  An empty file, one never made ready,
- * is removed the same way.  Where the process stays root, or cannot
- * make the file, nothing changes.
+ * the spool's file is taken now, empty and locked, from the slots above,
+ * and made ready at the line that would have made a spool: td__create().
+ * The process cannot remove it once it has given up root; at its end the
+ * file stays, its lines written out (or, killed, not), for the next
+ * process that gives up root there, which writes out what is left in it
+ * first, or for the next start of the library on that log as root, which
+ * writes that out and removes it (an empty one too).  Where the process
+ * stays root, or cannot take a slot, nothing changes.
  */
 void td_spool_before_uid(const struct td_policy *p)
 {
-	char tmp[PATH_MAX];
 	int fd, expect = TD_SP_OFF;
 
 	if (atomic_load_explicit(&td__state, memory_order_relaxed) != TD_SP_OFF ||
 	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_STARTING))
 		return;
-	/* what others that gave up root here left, first */
-	td_spool_recover(p->log_path);
-	fd = td__open_new(p->log_path, tmp, sizeof(tmp));
-	if (fd >= 0 && td__name_new(tmp) != 0) {
-		unlink(tmp);
-		td_ownfd_close(fd, TD_OWN_SPOOL);
-		fd = -1;
-	}
+	fd = td__take_slot(p->log_path);
 	if (fd >= 0)
 		atomic_store(&td__fd, fd);
 	atomic_store(&td__state, fd >= 0 ? TD_SP_PREPARED : TD_SP_OFF);
@@ -826,15 +909,10 @@ void td_spool_at_exit(void)
 	if ((expect != TD_SP_ON && expect != TD_SP_PREPARED) || !td_init_in_own_process() ||
 	    !atomic_compare_exchange_strong(&td__state, &expect, TD_SP_CLOSED))
 		return;
-	if (expect == TD_SP_PREPARED) {
-		/* never made ready: nothing to write out (a process that gave
-		 * up root leaves it to the next recovery) */
-		int saved = errno;
-
-		unlink(td__path);
-		td_errno_set(saved);
+	/* never made ready: an empty slot, left for the next process that
+	 * gives up root (td__take_slot()), or the next start's recovery */
+	if (expect == TD_SP_PREPARED)
 		return;
-	}
 	atomic_thread_fence(memory_order_seq_cst);
 	td__last_flush();
 }

@@ -52,6 +52,14 @@ def _spools(log, pid=None):
     return found
 
 
+def _root_slots(log):
+    """The spool files that processes which gave up root took
+    (".NAME.spool.root-K", shim/rt/spool.c): slots, not named for a pid."""
+    d, base = os.path.split(log)
+    pat = re.compile(r"\.%s\.spool\.root-\d+" % re.escape(base))
+    return sorted(os.path.join(d, n) for n in os.listdir(d) if pat.fullmatch(n))
+
+
 def _lines(log):
     """The log's lines, each checked whole: JSON, one object, newline-ended."""
     with open(log, "rb") as f:
@@ -518,10 +526,11 @@ def test_a_process_that_gives_up_root_makes_its_spool_first():
     gives up root (setgid, setuid) before its work, while its log lies in
     a directory only root may write: after the drop no spool could be
     made there, and each of its lines would be one write().  The library
-    makes the spool's file in setuid(), while the process still may.
+    takes the spool's file in setuid(), while the process still may: a
+    slot (".NAME.spool.root-K") that the next such process takes up again.
 
     Killed with lines in its spool (2 threads, 10 cycles, HOLD), the
-    process left a spool owned by root, and only its first lines are in
+    process left its slot, owned by root, and only its first lines are in
     the log: its later lines went through the spool.  The next start of
     the library on that log, as root, appends them and removes the spool:
     every line once, in order per connection.  Ending normally, the
@@ -542,9 +551,10 @@ def test_a_process_that_gives_up_root_makes_its_spool_first():
 
     proc = _burst(log, 2, 10, "kill", env=_env(log, dict(HOLD, **drop)), name="killed")
     assert proc.rc == -signal.SIGKILL, (proc.rc, proc.stderr())
-    spools = _spools(log, proc.pid)
-    assert len(spools) == 1, os.listdir(d)
-    assert os.stat(spools[0]).st_uid == 0, os.stat(spools[0])
+    spools = _root_slots(log)
+    assert len(spools) == 1 and _spools(log) == [], os.listdir(d)
+    st = os.stat(spools[0])
+    assert st.st_uid == 0 and st.st_size > 0, st
     in_log = len(_lines(log))
     assert SPOOL_AFTER <= in_log < want, (in_log, want)
     nxt = tdlib.run(["true"], env=_env(log), name="next-start")
@@ -554,14 +564,14 @@ def test_a_process_that_gives_up_root_makes_its_spool_first():
     assert _check_connections(recs, proc.pid) == {"client": 20, "server": 20}
     # every line after the drop names the user it dropped to
     assert {r["uid"] for r in recs} == {65534}, collections.Counter(r["uid"] for r in recs)
-    assert _spools(log) == [], os.listdir(d)
+    assert _root_slots(log) == [], os.listdir(d)
 
     proc = _burst(log, 2, 10, env=_env(log, drop), name="ended")
     assert proc.rc == 0, (proc.rc, proc.stderr())
     recs = _lines(log)
     assert len(recs) == 2 * want, (len(recs), want)
     assert _check_connections(recs, proc.pid) == {"client": 20, "server": 20}
-    left = _spools(log, proc.pid)
+    left = _root_slots(log)
     assert len(left) == 1, os.listdir(d)
     rep = tdlib.run([tdlib.teardown_cmd(), "report", "--format", "json", log], name="report")
     assert rep.rc == 0, rep.stderr()
@@ -570,7 +580,7 @@ def test_a_process_that_gives_up_root_makes_its_spool_first():
     assert list(report["_files"]) == [log], report["_files"]
     nxt = tdlib.run(["true"], env=_env(log), name="last-start")
     assert nxt.rc == 0, nxt.stderr()
-    assert _spools(log) == [], os.listdir(d)
+    assert _root_slots(log) == [] and _spools(log) == [], os.listdir(d)
     assert len(_lines(log)) == 2 * want
 
 
@@ -582,8 +592,8 @@ def test_nginx_workers_as_www_data_make_their_spools():
     may make files in.  The worker makes its spool in setuid(), before the
     drop, and its lines go through it: 30 requests, each on a new
     connection, and every accept and close of the worker is in the log
-    once, accept first; the worker's spool, named for it and owned by
-    root, is left once nginx quits (the worker may not remove it), and
+    once, accept first; the worker's spool, a slot owned by root, is
+    left once nginx quits (the worker may not remove it), and
     the next start of the library on that log as root removes it.  Every
     line of the worker names www-data's uid, from its first.
 
@@ -635,14 +645,75 @@ def test_nginx_workers_as_www_data_make_their_spools():
     accepts = sum(1 for r in recs if r["pid"] == worker and r["event"] == "accept")
     assert accepts >= 30, accepts
     assert _check_connections(recs, worker) == {"server": accepts}, recs
-    left = _spools(log, worker)
-    assert len(left) == 1, os.listdir(d)
+    left = _root_slots(log)
+    assert len(left) == 1 and _spools(log) == [], os.listdir(d)
     st = os.stat(left[0])
     assert st.st_uid == 0 and st.st_size > 0, st
     nxt = tdlib.run(["true"], env=_env(log), name="next-start")
     assert nxt.rc == 0, nxt.stderr()
-    assert _spools(log) == [], os.listdir(d)
+    assert _root_slots(log) == [], os.listdir(d)
     assert len(_lines(log)) == len(recs)
+
+
+# A fork-per-connection server that gives up root in each child, as
+# vsftpd does: each child drops to nobody, makes one connection (a few
+# lines, never a spool's worth) and exits.
+DROP_PER_CHILD = r"""
+import json, os, socket, sys
+n = int(sys.argv[1])
+kids = []
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        # (nothing is imported after the drop: nobody may not read python's
+        # own files where it is installed under root's home)
+        os.setgid(65534); os.setuid(65534)
+        lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(1)
+        cli = socket.socket(); cli.connect(lst.getsockname())
+        srv, _ = lst.accept()
+        srv.close(); cli.close(); lst.close()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, status
+    kids.append(pid)
+print(json.dumps({"kids": kids}), flush=True)
+"""
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_children_that_give_up_root_one_after_another_share_one_slot():
+    """A server that forks and gives up root for every connection (vsftpd,
+    sshd's sessions): each child takes the spool slot its predecessor
+    left, empty, rather than a file of its own that it could not remove
+    (one open and a lock a child, no directory entry made or removed).  20
+    children one after another: the directory holds one slot, empty, and
+    the log every line of every child (6 each: the listener's bind and
+    close, connect, accept, two closes), each naming uid 65534.
+
+    Catches: a file left per child (a spool named for each pid), or the
+    slot's lines lost."""
+    d = os.path.join(tdlib.tmpdir(), "rootonly")
+    os.mkdir(d, 0o755)
+    os.chmod(tdlib.tmpdir(), 0o755)
+    log = os.path.join(d, "audit.jsonl")
+    script = os.path.join(tdlib.tmpdir(), "drop_per_child.py")
+    with open(script, "w") as f:
+        f.write(DROP_PER_CHILD)
+    proc = tdlib.run(["python3", script, "20"], env=_env(log), name="dropper", timeout=30)
+    assert proc.rc == 0, proc.stderr()
+    kids = json.loads(proc.stdout().splitlines()[-1])["kids"]
+    slots = _root_slots(log)
+    assert len(slots) == 1 and _spools(log) == [], os.listdir(d)
+    assert os.stat(slots[0]).st_size == 0, os.stat(slots[0])
+    recs = _lines(log)
+    for kid in kids:
+        mine = [r for r in recs if r["pid"] == kid]
+        assert len(mine) == 6, (kid, mine)
+        assert {r["uid"] for r in mine} == {65534}, mine
+    nxt = tdlib.run(["true"], env=_env(log), name="next-start")
+    assert nxt.rc == 0, nxt.stderr()
+    assert _root_slots(log) == [], os.listdir(d)
 
 
 LOCK_KEEPER = r"""
