@@ -233,7 +233,7 @@ static int td__ask_after(const struct td_sock *s, bool *held)
  *    the kernel still knows who was first: a sock_diag lookup of the
  *    4-tuple (FIN_WAIT or TIME_WAIT: we were; LAST_ACK or gone: the peer
  *    was; CLOSING: the FINs crossed).
- *  - rst: an RST predicted after our FIN went out (FIN_WAIT1, FIN_WAIT2:
+ *  - state: an RST predicted after our FIN went out (FIN_WAIT1, FIN_WAIT2:
  *    the program shut down first, then closed with a zero linger or unread
  *    input) goes only if the peer's FIN has not come back meanwhile; once
  *    it has, the socket is in TIME_WAIT and the close sends nothing.
@@ -244,10 +244,11 @@ static int td__ask_after(const struct td_sock *s, bool *held)
  *    under abort, the log said no TIME_WAIT where ss showed one).
  */
 TD_CHILD_RUNS
-static void td__checks_after(const struct td_event *ev, int state, bool *first_fin, bool *rst)
+static void td__checks_after(const struct td_event *ev, int state, bool *first_fin,
+			     bool *state_after)
 {
 	*first_fin = ev->wire == TD_WIRE_FIN && ev->closer == TD_CLOSER_ACTIVE;
-	*rst = (ev->wire == TD_WIRE_RST &&
+	*state_after = (ev->wire == TD_WIRE_RST &&
 		(state == TD_TCP_FIN_WAIT1 || state == TD_TCP_FIN_WAIT2)) ||
 	       (state == TD_TCP_CLOSING && ev->time_wait == 0);
 }
@@ -266,7 +267,7 @@ static void td__checks_after(const struct td_event *ev, int state, bool *first_f
  * the log said active).  One getsockopt, only for such a close.
  */
 TD_CHILD_RUNS
-static void td__recheck_rst(int fd, struct td_close_facts *cf, struct td_event *ev,
+static void td__recheck_state(int fd, struct td_close_facts *cf, struct td_event *ev,
 			    int64_t t_open_mono_us)
 {
 	int st;
@@ -312,11 +313,11 @@ void td_closing_settle_now(struct td_event *ev)
 /* The lookups td__checks_after() asked for, after the close. */
 TD_CHILD_RUNS
 static void td__settle_after(struct td_close_facts *cf, const struct td_sock *s, bool first_fin,
-			     bool rst)
+			     bool state_after)
 {
 	if (first_fin)
 		cf->first_fin = td_diag_closer(-1, &s->local, &s->remote, NULL);
-	if (rst)
+	if (state_after)
 		cf->after_state = td_diag_state(&s->local, &s->remote);
 }
 
@@ -527,15 +528,15 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 	 * change the program's close sequence), and an fclose() still has its
 	 * buffer to flush.
 	 */
-	td__checks_after(&c->ev, f.state, &c->check_after, &c->check_rst);
-	c->check_rst = c->check_rst && c->log;
+	td__checks_after(&c->ev, f.state, &c->check_after, &c->check_state);
+	c->check_state = c->check_state && c->log;
 	c->check_after = c->check_after && c->pfd < 0 && last && c->log;
 	/* the closing thread, even when the worker writes the event later */
 	c->ev.tid = td_init_tid();
 	/* last before the real close (the caller's next call), where a
-	 * system call came after the facts' state read (td__recheck_rst()) */
+	 * system call came after the facts' state read (td__recheck_state()) */
 	if (c->log && (f.calls_after_state > 0 || f.ino != 0 || work))
-		td__recheck_rst(c->fd, &c->cf, &c->ev, c->s.d.t_open_mono_us);
+		td__recheck_state(c->fd, &c->cf, &c->ev, c->s.d.t_open_mono_us);
 }
 
 TD_CHILD_RUNS
@@ -644,7 +645,7 @@ static bool td__drain(const struct td_policy *p, struct td_closing *c)
 /*
  * The close a moment ago, when it may not have been the last reference
  * (td__holder_after()): one lookup answers both that and what check_after
- * and check_rst would have asked (td__after_says_last()).
+ * and check_state would have asked (td__after_says_last()).
  */
 static void td__holders_after_close(struct td_closing *c)
 {
@@ -652,7 +653,7 @@ static void td__holders_after_close(struct td_closing *c)
 	int state = td__ask_after(&c->s, &held);
 
 	(void)td__after_says_last(&c->cf, state, held);
-	c->check_after = c->check_rst = false;
+	c->check_after = c->check_state = false;
 	td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 }
 
@@ -670,7 +671,7 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	      td_fdtab_share_root_gone(c->s.share))) {
 		/* another holder still has it: this close sent nothing */
 		c->cf.last = false;
-		c->check_after = c->check_rst = false;
+		c->check_after = c->check_state = false;
 		td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 	}
 	if (c->stale) {
@@ -687,13 +688,13 @@ void td_closing_end(const struct td_policy *p, struct td_closing *c, bool ok)
 	if (c->log) {
 		if (c->holder_after && ok)
 			td__holders_after_close(c);
-		if (c->check_after && !c->check_rst && ok) {
+		if (c->check_after && !c->check_state && ok) {
 			/* who was first: asked by whoever writes the line, the
 			 * spool's flusher for a batch at once
 			 * (td_predict_settle()) */
 			c->ev.ask = TD_ASK_FIRST_FIN;
-		} else if ((c->check_after || c->check_rst) && ok) {
-			td__settle_after(&c->cf, &c->s, c->check_after, c->check_rst);
+		} else if ((c->check_after || c->check_state) && ok) {
+			td__settle_after(&c->cf, &c->s, c->check_after, c->check_state);
 			td_closing_outcome(&c->ev, &c->cf, c->s.d.t_open_mono_us);
 		}
 		td_logw_event(p, &c->ev);
@@ -1051,16 +1052,16 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 				continue;
 		} else if (mine) {
 			struct td_sock gone;
-			bool first_fin, rst;
+			bool first_fin, state_after;
 
 			td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
-			td__checks_after(&ev, cf.state, &first_fin, &rst);
+			td__checks_after(&ev, cf.state, &first_fin, &state_after);
 			if (!single)
 				(void)td__exit_dups(&x, fd, s.share, true);
 			/* last before the real close, as on the close path */
-			td__recheck_rst(fd, &cf, &ev, s.d.t_open_mono_us);
+			td__recheck_state(fd, &cf, &ev, s.d.t_open_mono_us);
 			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0)
-				td__settle_after(&cf, &s, first_fin, rst);
+				td__settle_after(&cf, &s, first_fin, state_after);
 		}
 		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 		ev.unread = unread;

@@ -15,7 +15,9 @@ struct td_closing {
 	bool stale;		/* the fd was no longer this socket */
 	bool log;
 	bool check_after;	/* who sent the first FIN: ask after the close */
-	bool check_rst;		/* did the predicted RST go? ask after the close */
+	bool check_state;	/* the 4-tuple's state after the close: did the
+				 * predicted RST go, or the drop of a CLOSING
+				 * socket? (td__checks_after()) */
 	bool holder_after;	/* was it the last reference? ask after the close */
 	bool leave_after;	/* counted holders: drop the count after the close */
 	int64_t unread_before;

@@ -573,10 +573,10 @@ __attribute__((noinline, cold)) static void td__rotate(const struct td_policy *p
 		}
 		td_real_close(nfd);
 	}
-	if (err != 0 && td_real_sys_fstat(fd, &st) == 0 && st.st_nlink == 0)
-		td__say_gone(p, err);
 	atomic_store(&td__rot_seq, seq + 2);
-	if (err != 0) {
+	if (err != 0 && td_real_sys_fstat(fd, &st) == 0 && st.st_nlink == 0) {
+		td__say_gone(p, err);
+	} else if (err != 0) {
 		/* lines still go to the renamed file: nothing is lost */
 		int zero = 0;
 
@@ -595,14 +595,17 @@ __attribute__((noinline, cold)) static void td__rotate(const struct td_policy *p
 	}
 }
 
-/* At most every TD_LOG_PATHCHECK_US: does the path still name fd's file? */
-static void td__check_path(const struct td_policy *p, int fd)
+/* At most every TD_LOG_PATHCHECK_US (at once: at_once): does the path
+ * still name fd's file? */
+static void td__check_path(const struct td_policy *p, int fd, bool at_once)
 {
 	int64_t now = td_clock_mono_us(), last = atomic_load(&td__path_checked_us);
 	struct stat st;
 
-	if (now - last < TD_LOG_PATHCHECK_US ||
-	    !atomic_compare_exchange_strong(&td__path_checked_us, &last, now))
+	if (at_once)
+		atomic_store(&td__path_checked_us, now);
+	else if (now - last < TD_LOG_PATHCHECK_US ||
+		 !atomic_compare_exchange_strong(&td__path_checked_us, &last, now))
 		return;
 	if (fstatat(AT_FDCWD, p->log_path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    (uint64_t)st.st_dev == atomic_load(&td__dev) &&
@@ -636,7 +639,7 @@ static int td__stream_fd(const struct td_policy *p, mode_t *mode, int *err)
 		}
 	}
 	if (p->log_target == TD_LOG_FILE) {
-		td__check_path(p, fd);
+		td__check_path(p, fd, false);
 		int gone = atomic_load_explicit(&td__gone, memory_order_relaxed);
 
 		if (td_unlikely(gone != 0)) {
@@ -887,8 +890,7 @@ void td_logw_before_uid(const struct td_policy *p)
 
 	if (fd < 0 || !td__still_ours(fd, &mode))
 		return;
-	atomic_store(&td__path_checked_us, INT64_MIN / 2);
-	td__check_path(p, fd);
+	td__check_path(p, fd, true);
 }
 
 /* The hooks of setuid() and the like, once the call changed the ids: the

@@ -82,9 +82,9 @@
 /* a half-made spool (its maker died before naming it) is removed after */
 #define TD_SPOOL_NEW_STALE_S 60
 
-/* PREPARED: named, empty and locked, made before the process gave up root
- * (td_spool_before_uid); made ready, and the worker started, at the line
- * that would have made one (td_spool_count_line) */
+/* PREPARED: a slot file, empty and locked, taken before the process gave
+ * up root (td_spool_before_uid); made ready, and the worker started, at
+ * the line that would have made a spool (td_spool_count_line) */
 enum { TD_SP_OFF = 0, TD_SP_STARTING, TD_SP_ON, TD_SP_FAILED, TD_SP_CLOSED, TD_SP_PREPARED };
 
 TD_CHILD_WRITTEN static _Atomic int td__state; /* read by a forked child first */
@@ -443,7 +443,7 @@ static uint32_t td__nlanes(void)
 /*
  * A new spool's file, open and locked (its lock is its owner's sign of
  * life), under a name recovery leaves alone (tmp): td__path is the name
- * it takes once ready.  A descriptor, or -1.
+ * td__create() gives it once ready.  A descriptor, or -1.
  */
 static int td__open_new(const char *log_path, char *tmp, size_t cap)
 {
@@ -472,14 +472,6 @@ static int td__open_new(const char *log_path, char *tmp, size_t cap)
 		return -1;
 	}
 	return fd;
-}
-
-/* Name it (never over another spool's: RENAME_NOREPLACE, which all of the
- * file systems of td__fs_ok() have). */
-static int td__name_new(const char *tmp)
-{
-	return (int)td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__path,
-				RENAME_NOREPLACE, 0);
 }
 
 /*
@@ -512,7 +504,10 @@ static int td__create(const char *log_path, int log_fd, bool prepared)
 	td_spool_set_writer(&td__f.lane[0], td_logw_host(), td_init_proc.prog);
 	td_spool_writer_of(&td__f.lane[0], &td__w);
 	td__w.who.memo = &td__memo;
-	if (!prepared && td__name_new(tmp) != 0) {
+	/* never over another spool's name (RENAME_NOREPLACE: all of the file
+	 * systems of td__fs_ok() have it) */
+	if (!prepared && td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__path,
+				     RENAME_NOREPLACE, 0) != 0) {
 		munmap(map, size);
 		goto fail;
 	}
@@ -565,7 +560,8 @@ static int td__slot_state(int fd)
 	return st.st_size == 0 ? TD_SLOT_TAKEN : TD_SLOT_DEAD;
 }
 
-/* The log's directory, open, or -1. */
+/* The log's directory, open, or -1 (its path as the log's names it: "/"
+ * for a log at the root). */
 static int td__log_dir(const char *log_path)
 {
 	const char *slash = strrchr(log_path, '/');
@@ -657,11 +653,10 @@ void td_spool_before_uid(const struct td_policy *p)
 static void td__destroy(void)
 {
 	if (td__map != NULL) {
+		unlink(td__path);
 		munmap(td__map, td__size);
 		td__map = NULL;
 	}
-	if (atomic_load(&td__fd) >= 0)
-		unlink(td__path);
 	td_ownfd_close_slot(&td__fd, TD_OWN_SPOOL);
 }
 
@@ -975,17 +970,20 @@ static void td__recover_one(int dfd, const char *name, uid_t uid)
 
 	if (fd < 0)
 		return;
-	/* made before its process gave up root and never made ready, and
-	 * that process gone (td_spool_before_uid): nothing in it */
-	if (td_real_sys_fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == uid &&
-	    st.st_size == 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && td_real_sys_fstat(fd, &st) == 0 &&
-	    st.st_size == 0 && st.st_nlink == 1) {
-		unlinkat(dfd, name, 0);
+	if (td_real_sys_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != uid) {
 		td_real_close(fd);
 		return;
 	}
-	if (td_real_sys_fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != uid ||
-	    st.st_size < (off_t)TD_SPOOL_HDR || st.st_size > (off_t)td_spool_file_size(TD_SPOOL_MAX_SLOTS) ||
+	/* a slot no process holds and none made ready (td__take_slot()):
+	 * nothing in it */
+	if (st.st_size == 0) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && td_real_sys_fstat(fd, &st) == 0 &&
+		    st.st_size == 0 && st.st_nlink == 1)
+			unlinkat(dfd, name, 0);
+		td_real_close(fd);
+		return;
+	}
+	if (st.st_size < (off_t)TD_SPOOL_HDR || st.st_size > (off_t)td_spool_file_size(TD_SPOOL_MAX_SLOTS) ||
 	    flock(fd, LOCK_EX | LOCK_NB) != 0 || td_real_sys_fstat(fd, &st) != 0 || st.st_nlink != 1) {
 		td_real_close(fd);
 		return;
@@ -1029,17 +1027,14 @@ static void td__remove_stale_new(int dfd, const char *name, uid_t uid)
 void td_spool_recover(const char *log_path)
 {
 	const char *slash = strrchr(log_path, '/');
-	char dir[PATH_MAX], pre[NAME_MAX + 1], pre_new[NAME_MAX + 1], dents[4096];
-	size_t dlen, plen, nlen;
+	char pre[NAME_MAX + 1], pre_new[NAME_MAX + 1], dents[4096];
+	size_t plen, nlen;
 	uid_t uid = geteuid();
 	struct td_buf b;
 	int dfd;
 
-	if (slash == NULL || slash[1] == '\0' || (size_t)(slash - log_path) + 2 > sizeof(dir))
+	if (slash == NULL || slash[1] == '\0')
 		return;
-	dlen = (size_t)(slash - log_path);
-	memcpy(dir, log_path, dlen ? dlen : 1);
-	dir[dlen ? dlen : 1] = '\0';
 	td_buf_init(&b, pre, sizeof(pre));
 	td_buf_putc(&b, '.');
 	td_buf_puts(&b, slash + 1);
@@ -1056,7 +1051,7 @@ void td_spool_recover(const char *log_path)
 	if (b.lost)
 		return;
 	nlen = b.len;
-	dfd = td_real_sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	dfd = td__log_dir(log_path);
 	if (dfd < 0)
 		return;
 	for (;;) {
