@@ -275,6 +275,7 @@ static void td__recheck_state(int fd, struct td_close_facts *cf, struct td_event
 	if (ev->wire != TD_WIRE_RST || cf->state != TD_TCP_ESTABLISHED)
 		return;
 	st = td_info_state(fd);
+	ev->ts_us = td_clock_now_us();
 	if (st == TD_TCP_CLOSE_WAIT || st == TD_TCP_LAST_ACK) {
 		cf->state = st;
 		cf->passive_first = true;
@@ -456,6 +457,7 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 	struct td_facts f;
 	bool last, changed = false, work;
 	int fd = c->fd;
+	int64_t look_us = 0;
 
 	c->holder_after = !counted && td__holder_after(c->rule, s);
 	if (td_info_facts_sock(fd, &f, s, c->rule,
@@ -465,6 +467,8 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 		c->stale = true;
 		return;
 	}
+	if (c->rule->log)
+		look_us = td_clock_now_us();
 	/*
 	 * A connection already CLOSE (ended by the peer's reset, or its FINs
 	 * exchanged) is in no table a lookup reads, or only as a TIME_WAIT
@@ -508,6 +512,7 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 		if (f.unread > 0) {
 			(void)td_info_discard_input(fd, NULL);
 			(void)td_info_facts(fd, &f, false);
+			look_us = c->rule->log ? td_clock_now_us() : 0;
 		}
 		if (c->pfd >= 0) {
 			/* what the drain will do: FIN behind the data, no RST */
@@ -522,6 +527,9 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 	td_logw_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
 	td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
 	c->ev.unread = c->unread_before;
+	/* stamped when the facts were read (a drain's: at its end) */
+	if (c->pfd < 0)
+		c->ev.ts_us = look_us;
 	/*
 	 * Asked after the close (td__checks_after()).  The library never
 	 * sends a first FIN itself to see who was first (an observer must not
@@ -919,7 +927,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		const struct td_rule *r;
 		struct td_facts f;
 		struct td_event ev;
-		int64_t unread;
+		int64_t unread, look_us;
 		int origin;
 		uint32_t si;
 		uint8_t *xf;
@@ -998,6 +1006,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		if (td_info_facts_sock(fd, &f, &s, r, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
 		    0)
 			continue;
+		look_us = r->log ? td_clock_now_us() : 0;
 		after = after && td__exit_may_close(&x, fd, &f);
 		ask = !by_count && (!after || work_rule);
 		if (ask && f.ino == 0 && td_holders_needs_ino(&s))
@@ -1018,6 +1027,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			if (f.unread > 0) {
 				(void)td_info_discard_input(fd, NULL);
 				(void)td_info_facts(fd, &f, false);
+				look_us = r->log ? td_clock_now_us() : 0;
 			}
 			/*
 			 * A drain's FIN goes out after the facts are read: read
@@ -1037,6 +1047,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		if (!r->log)
 			continue;
 		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
+		ev.ts_us = look_us;
 		td__facts(&cf, &s, r, &f, last, work);
 		td__timeout_check(&cf, fd);
 		if (after) {

@@ -901,11 +901,14 @@ void td_logw_ids_changed(void)
 	atomic_store(&td__uid, -1);
 }
 
+/* now: the line's stamp, which for a close may be a little older than
+ * another thread's read of the uid (td__log()); a clock set back by more
+ * than the period reads it again */
 static int64_t td__euid(int64_t now)
 {
 	int64_t uid = atomic_load(&td__uid), at = atomic_load(&td__uid_at_us);
 
-	if (uid < 0 || now < at || now - at >= TD_LOG_UID_US) {
+	if (uid < 0 || now < at - TD_LOG_UID_US || now - at >= TD_LOG_UID_US) {
 		uid = (int64_t)geteuid();
 		atomic_store(&td__uid, uid);
 		atomic_store(&td__uid_at_us, now);
@@ -918,7 +921,10 @@ static int td__log(const struct td_policy *p, struct td_event *ev)
 {
 	int32_t self = atomic_load(&td_init_proc.pid);
 
-	ev->ts_us = td_clock_now_us();
+	/* a close or exit event is stamped when its facts were read
+	 * (closing.c): the moment the state it reports was the socket's */
+	if (ev->ts_us == 0)
+		ev->ts_us = td_clock_now_us();
 	if (ev->tid == 0)
 		ev->tid = td_init_tid();
 	ev->prog = td_init_proc.prog;
