@@ -367,6 +367,8 @@ static int td__stats_add(struct td_report_stats *st, const struct td__ev *ev)
 		return td__slow_add(st, ev);
 	} else if (strcmp(e, "exit") == 0) {
 		return td__outcome_add(&st->exits, ev);
+	} else if (strcmp(e, "exec") == 0) {
+		st->execs++;
 	} else if (strcmp(e, "fault") == 0) {
 		return td__cmap_inc(&st->faults,
 				    ev->fault != NULL ? ev->fault : "-");
@@ -941,6 +943,7 @@ static void td__json_stats(FILE *out, const struct td_report_stats *st)
 	td__json_u64(out, "lost", x->lost, &f2);
 	td__json_by_why(out, "by_why", x, &f2);
 	fputc('}', out);
+	td__json_u64(out, "execs", st->execs, &first);
 	td__json_u64(out, "shutdowns", st->shutdowns, &first);
 	td__json_map(out, "shutdown_how", st->shutdown_how, &first);
 	td__json_u64(out, "binds", st->binds, &first);
@@ -1067,6 +1070,8 @@ static void td__text_stats(FILE *out, const struct td_report_stats *st)
 	fputc('\n', out);
 	if (x->count != 0)
 		td__text_wires(out, x, "    ");
+	if (st->execs != 0)
+		fprintf(out, "  ended by exec()  %8llu\n", (unsigned long long)st->execs);
 	if (st->n_slow == 0)
 		return;
 	fputs("  slowest closes\n", out);
@@ -1284,6 +1289,9 @@ static int td__render_prom(const struct td_report *r, FILE *out,
 		td__faults_each(((const struct td_report_stats *)progs[i]->ptr)->faults,
 				td__prom_fault_cb, &c);
 	}
+	td__prom_simple(out, progs, np, "teardown_exec_ends_total",
+			"Connections a successful exec() ended, close-on-exec (exec events).",
+			offsetof(struct td_report_stats, execs));
 	td__prom_simple(out, progs, np, "teardown_log_dropped_lines_total",
 			"Audit lines the library could not write (dropped events).",
 			offsetof(struct td_report_stats, dropped));

@@ -59,6 +59,7 @@ struct td_report_stats {
 	uint64_t leaks;
 	struct td_cmap *faults; /* fault kind -> n */
 	struct td_report_outcome exits;
+	uint64_t execs; /* connections a successful exec() ended (exec events) */
 	uint64_t shutdowns;
 	struct td_cmap *shutdown_how; /* "SHUT_WR" -> n */
 	size_t n_slow;

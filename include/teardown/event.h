@@ -27,6 +27,7 @@ enum td_event_type {
 	TD_EV_EXIT,	/* still open at exit */
 	TD_EV_DROPPED,	/* at exit: audit lines this process could not write */
 	TD_EV_POLICY,	/* a changed policy file applied (or refused) */
+	TD_EV_EXEC,	/* the last copy, close-on-exec, ended by a successful exec() */
 	TD_EV__COUNT
 };
 

@@ -63,7 +63,7 @@ static const struct td__nm td__event_names[TD_EV__COUNT] = {
 	[TD_EV_SHUTDOWN] = TD__NM("shutdown"), [TD_EV_CLOSE] = TD__NM("close"),
 	[TD_EV_FAULT] = TD__NM("fault"),     [TD_EV_LEAK] = TD__NM("leak"),
 	[TD_EV_EXIT] = TD__NM("exit"),	     [TD_EV_DROPPED] = TD__NM("dropped"),
-	[TD_EV_POLICY] = TD__NM("policy"),
+	[TD_EV_POLICY] = TD__NM("policy"),   [TD_EV_EXEC] = TD__NM("exec"),
 };
 
 static const struct td__nm td__why_names[TD_WHY__COUNT] = {
@@ -670,9 +670,10 @@ static void td__conn_keys(struct td__line *l, const struct td_event *ev)
 	td__str(l, TD__K(TD_FN_RULE), ev->rule, TD__RULE_IN, TD__RULE_OUT);
 	td__str(l, TD__K(TD_FN_ACTION), ev->action, TD__SHORT_IN, TD__SHORT_OUT);
 	n = l->b.len - start;
-	/* (a close or exit is the connection's last line: nothing to keep) */
+	/* (a close, exit or exec is the connection's last line: nothing to
+	 * keep) */
 	if (e == NULL || l->b.lost != 0 || n > sizeof(e->text) || ev->type == TD_EV_CLOSE ||
-	    ev->type == TD_EV_EXIT)
+	    ev->type == TD_EV_EXIT || ev->type == TD_EV_EXEC)
 		return;
 	e->conn = 0;
 	if (!td__memo_str_put(&e->rule_set, e->rule, ev->rule) ||
@@ -777,6 +778,7 @@ static void td__body(struct td__line *l, const struct td_event *ev)
 		td__error(l, ev->err);
 		break;
 	case TD_EV_EXIT:
+	case TD_EV_EXEC:
 		td__outcome(l, ev);
 		break;
 	case TD_EV_FAULT:
@@ -866,6 +868,7 @@ int td_event_severity(const struct td_event *ev)
 	switch (ev->type) {
 	case TD_EV_CLOSE:
 	case TD_EV_EXIT:
+	case TD_EV_EXEC:
 		return ev->wire == TD_WIRE_RST && ev->lost > 0 ? 4 : 6;
 	case TD_EV_LEAK:
 	case TD_EV_DROPPED:

@@ -14,48 +14,57 @@
 
 #include "../rt/rt.h"
 
-/* The call's result (it returned: it failed), with the counts given
- * back; errno is the call's. */
+/* Before the call: the counts, then the events of the connections it
+ * ends (written out only if it succeeds). */
+static void td__exec_prepare(void)
+{
+	td_holders_exec_prepare();
+	td_closing_exec_prepare();
+}
+
+/* The call's result (it returned: it failed), its events dropped and the
+ * counts given back; errno is the call's. */
 static int td__exec_failed(int rc)
 {
+	td_closing_exec_failed();
 	td_holders_exec_failed();
 	return rc;
 }
 
 TD_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-	td_holders_exec_prepare();
+	td__exec_prepare();
 	return td__exec_failed(td_real_execve(path, argv, envp));
 }
 
 TD_EXPORT int execv(const char *path, char *const argv[])
 {
-	td_holders_exec_prepare();
+	td__exec_prepare();
 	return td__exec_failed(td_real_execv(path, argv));
 }
 
 TD_EXPORT int execvp(const char *file, char *const argv[])
 {
-	td_holders_exec_prepare();
+	td__exec_prepare();
 	return td__exec_failed(td_real_execvp(file, argv));
 }
 
 TD_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-	td_holders_exec_prepare();
+	td__exec_prepare();
 	return td__exec_failed(td_real_execvpe(file, argv, envp));
 }
 
 TD_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-	td_holders_exec_prepare();
+	td__exec_prepare();
 	return td__exec_failed(td_real_fexecve(fd, argv, envp));
 }
 
 TD_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
 		       int flags)
 {
-	td_holders_exec_prepare();
+	td__exec_prepare();
 	return td__exec_failed(td_real_execveat(dirfd, path, argv, envp, flags));
 }
 

@@ -1162,6 +1162,87 @@ static void td__reap(pid_t pid, bool killed)
 	td_errno_set(saved);
 }
 
+/*
+ * Whether a successful exec() ends fd's socket: close-on-exec, and no
+ * copy left anywhere, as the share counts every holder (its close-on-exec
+ * copies already left it), or as a socket that never left this fd (no
+ * dup, no fork since it was made here).  Anything less sure logs nothing
+ * (README, Limits).
+ */
+static bool td__exec_ends(int fd, const struct td_sock *s)
+{
+	int fl = td_real_sys_fcntl(fd, F_GETFD, 0);
+
+	if (fl < 0 || !(fl & FD_CLOEXEC) || (atomic_load(&s->flags) & TD_SF_STICKY_SHARED))
+		return false;
+	if (s->share != 0)
+		return td_fdtab_share_none_left(s->share);
+	return td_holders_sole(fd, 0, s, 0);
+}
+
+/*
+ * The kernel closes every close-on-exec fd inside a successful exec(),
+ * after which nothing of this program runs, and the new program never held
+ * them: so each logged connection it ends gets its "exec" event now, with
+ * the facts read now (what a close would send, as for an exit event), into
+ * the exec file, which the log gets only once the call succeeded
+ * (spool.c).  The spool is written out first, so that a connection's
+ * earlier lines come before its end.  A file target only: a datagram or
+ * stderr cannot be taken back when the call fails.  Several fds of one
+ * socket (dups, all close-on-exec): one event, for the highest.
+ */
+void td_closing_exec_prepare(void)
+{
+	const struct td_policy *p = td_init_active();
+	uint32_t seen[64];
+	unsigned nseen = 0;
+	bool first = true;
+	int saved = errno;
+
+	if (p == NULL || p->log_target != TD_LOG_FILE || !td_init_in_own_process())
+		return;
+	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
+		struct td_close_facts cf;
+		struct td_sock s;
+		const struct td_rule *r;
+		struct td_facts f;
+		struct td_event ev;
+		int64_t look_us;
+		bool dup = false;
+
+		if (!td_fdtab_read(fd, &s, NULL) || (atomic_load(&s.flags) & TD_SF_OWN))
+			continue;
+		r = td_decide_rule(p, &s.d);
+		if (r == NULL || !r->log || !td__exec_ends(fd, &s))
+			continue;
+		for (unsigned i = 0; i < nseen && s.share != 0; i++)
+			dup = dup || seen[i] == s.share;
+		if (dup)
+			continue;
+		if (s.share != 0 && nseen < sizeof(seen) / sizeof(seen[0]))
+			seen[nseen++] = s.share;
+		if (td_info_facts_sock(fd, &f, &s, r, false) != 0)
+			continue;
+		look_us = td_clock_now_us();
+		if (first && td_spool_exists())
+			td_spool_flush();
+		first = false;
+		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_EXEC);
+		ev.ts_us = look_us;
+		td__facts(&cf, &s, r, &f, true, false);
+		td__timeout_check(&cf, fd);
+		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
+		ev.unread = f.unread;
+		td_logw_exec_event(p, &ev);
+	}
+	td_errno_set(saved);
+}
+
+void td_closing_exec_failed(void)
+{
+	td_spool_exec_failed();
+}
+
 void td_closing_reaped(pid_t pid, bool killed)
 {
 	if (pid > 0)

@@ -41,6 +41,14 @@ int td_closing_fd(const struct td_policy *p, int fd) TD_HIDDEN;
  * exit(). */
 void td_closing_at_exit(const struct td_policy *p, bool now) TD_HIDDEN;
 /*
+ * exec() (its hooks, after td_holders_exec_prepare()): an "exec" event for
+ * each logged connection whose last copy is close-on-exec, which the log
+ * gets only once the call succeeded; td_closing_exec_failed() when it
+ * returned.  Both keep errno.
+ */
+void td_closing_exec_prepare(void) TD_HIDDEN;
+void td_closing_exec_failed(void) TD_HIDDEN;
+/*
  * A forked child of this process was reaped (the wait hooks): the copies
  * it still held leave the counts (its holder record, fdtab.c), and each
  * connection it held last gets its "exit" event, on its behalf (pid),

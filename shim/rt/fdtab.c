@@ -1049,6 +1049,18 @@ bool td_fdtab_share_exact(uint32_t share)
 	       !(w & TD_SW_INEXACT);
 }
 
+bool td_fdtab_share_none_left(uint32_t share)
+{
+	struct td_share *sl = td__share(share);
+	uint64_t w;
+
+	if (sl == NULL)
+		return false;
+	w = atomic_load(&sl->w);
+	return TD_SW_GEN(w) == TD_SHARE_GEN(share) && TD_SW_COUNT(w) == 0 &&
+	       !(w & (TD_SW_INEXACT | TD_SW_UNTOLD));
+}
+
 void td_fdtab_share_inexact(uint32_t share)
 {
 	(void)td__share_change(share, 0, TD_SW_INEXACT);

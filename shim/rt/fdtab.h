@@ -548,6 +548,9 @@ bool td_fdtab_share_leave_held(uint32_t share) TD_HIDDEN;
 bool td_fdtab_share_root_gone(uint32_t share) TD_HIDDEN;
 /* Whether share counts every holder (see fdtab.c). */
 bool td_fdtab_share_exact(uint32_t share) TD_HIDDEN;
+/* Whether share counts every holder and none is left (after exec()'s
+ * close-on-exec copies left it: td_holders_exec_prepare()). */
+bool td_fdtab_share_none_left(uint32_t share) TD_HIDDEN;
 /* Some holder of share's socket is not counted. */
 void td_fdtab_share_inexact(uint32_t share) TD_HIDDEN;
 /* A holder's shutdown() sent our FIN (passive: the peer's came first):

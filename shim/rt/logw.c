@@ -916,8 +916,9 @@ static int64_t td__euid(int64_t now)
 	return uid;
 }
 
+/* The fields every event has: when, who, where. */
 TD_CHILD_RUNS
-static int td__log(const struct td_policy *p, struct td_event *ev)
+static void td__fill(struct td_event *ev)
 {
 	int32_t self = atomic_load(&td_init_proc.pid);
 
@@ -934,13 +935,41 @@ static int td__log(const struct td_policy *p, struct td_event *ev)
 		/* written on behalf of another process (a dead child's end,
 		 * td_closing_reaped()): its keys are written out in full */
 		ev->who = NULL;
-		return td__emit(p, ev);
+		return;
 	}
 	ev->pid = self;
 	ev->who = atomic_load_explicit(&td__who, memory_order_acquire);
 	if (td_unlikely(ev->who == NULL || ev->who->pid != ev->pid))
 		ev->who = td__who_render(ev);
+}
+
+TD_CHILD_RUNS
+static int td__log(const struct td_policy *p, struct td_event *ev)
+{
+	td__fill(ev);
 	return td__emit(p, ev);
+}
+
+/*
+ * An exec event (closing.c, just before the program's exec()): its line
+ * goes into the exec file (spool.c), which the log gets only once the
+ * exec has happened.  Where the line cannot be put there, it is counted
+ * as one not written.
+ */
+void td_logw_exec_event(const struct td_policy *p, struct td_event *ev)
+{
+	char line[TD_EVENT_MAX];
+	int saved = errno, err;
+	size_t len;
+
+	if (td__pol == NULL || p->log_target != TD_LOG_FILE)
+		return;
+	td__fill(ev);
+	len = td_event_format(line, sizeof(line), ev, p->log_format);
+	err = len == 0 ? EMSGSIZE : td_spool_exec_put(p->log_path, line, len);
+	if (err != 0)
+		td__lose(p, err);
+	td_errno_set(saved);
 }
 
 TD_CHILD_RUNS

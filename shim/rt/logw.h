@@ -8,6 +8,9 @@
 
 /* Fill the common fields (ts, pid, tid, prog) and write one line. */
 void td_logw_event(const struct td_policy *p, struct td_event *ev) TD_HIDDEN;
+/* The same for an exec event: into the exec file (spool.c), which the
+ * log gets once the exec() happened; a file target only. */
+void td_logw_exec_event(const struct td_policy *p, struct td_event *ev) TD_HIDDEN;
 void td_logw_open(const struct td_policy *p) TD_HIDDEN;
 /* At exit: the count of lines that could not be written ("dropped"). */
 void td_logw_at_exit(const struct td_policy *p) TD_HIDDEN;

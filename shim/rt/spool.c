@@ -795,6 +795,109 @@ int td_spool_record(const char *rec, size_t len)
 	return 0;
 }
 
+/* ---- exec ---------------------------------------------------------------- */
+
+/*
+ * The exec file: the lines of the connections a successful exec() ends
+ * (the last copy, close-on-exec), which the program's exec hook writes
+ * just before the call (closing.c).  Written to the log before the call,
+ * they would say a connection ended that goes on when the call fails
+ * (execvp() fails once per PATH entry it tries, Python's os.execvp()
+ * calls execve() for each); after a successful call nothing of this
+ * program runs.  So they go into a spool file of their own, named as a
+ * spool (".NAME.spool.PID.exec.HEX"), whose lock is held on a
+ * close-on-exec descriptor: the kernel lets it go in the exec itself, and
+ * the next start of the library on the log (the new program's, at once,
+ * where it runs there) appends the lines as a dead spool's.  A failed
+ * call removes the file.  Small (TD_EXEC_SLOTS, one lane): a line that
+ * does not fit is counted as not written.
+ */
+#define TD_EXEC_SLOTS 256u
+
+static int td__exec_fd = -1;
+static void *td__exec_map;
+static struct td_spool_file td__exec_f;
+static char td__exec_path[PATH_MAX];
+
+static int td__exec_make(const char *log_path)
+{
+	char tmp[PATH_MAX], tag[64];
+	size_t size = td_spool_file_size(TD_EXEC_SLOTS);
+	struct td_buf b;
+	uint64_t rnd;
+	void *map;
+	int fd, err;
+
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		rnd = (uint64_t)td_clock_mono_us() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&rnd;
+	td_buf_init(&b, tag, sizeof(tag));
+	td_buf_u64(&b, (uint64_t)atomic_load(&td_init_proc.pid));
+	td_buf_puts(&b, ".exec.");
+	td_buf_hex(&b, rnd, 16);
+	td_buf_cstr(&b);
+	if (!td__name(tmp, sizeof(tmp), log_path, TD_SPOOL_NEW_INFIX, tag) ||
+	    !td__name(td__exec_path, sizeof(td__exec_path), log_path, TD_SPOOL_INFIX, tag))
+		return ENAMETOOLONG;
+	fd = td_real_sys_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+			      0600);
+	if (fd < 0)
+		return errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !td__fs_ok(fd)) {
+		err = errno ? errno : EOPNOTSUPP;
+		goto fail;
+	}
+	if (fallocate(fd, 0, 0, (off_t)size) != 0) {
+		err = errno;
+		goto fail;
+	}
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		err = errno;
+		goto fail;
+	}
+	td_spool_init_file(map, TD_EXEC_SLOTS, 1, (int32_t)atomic_load(&td_init_proc.pid),
+			   &td__exec_f);
+	td__exec_f.lane[0].key = td_clock_mono_ns;
+	td_spool_set_writer(&td__exec_f.lane[0], td_logw_host(), td_init_proc.prog);
+	if (td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__exec_path,
+			RENAME_NOREPLACE, 0) != 0) {
+		err = errno;
+		munmap(map, size);
+		goto fail;
+	}
+	td__exec_map = map;
+	td__exec_fd = fd;
+	return 0;
+fail:
+	unlink(tmp);
+	td_real_close(fd);
+	return err ? err : EIO;
+}
+
+int td_spool_exec_put(const char *log_path, const char *line, size_t len)
+{
+	uint64_t used;
+	int err;
+
+	if (td__exec_fd < 0 && (err = td__exec_make(log_path)) != 0)
+		return err;
+	return td_spool_put(&td__exec_f.lane[0], line, len, &used) == 0 ? 0 : ENOSPC;
+}
+
+void td_spool_exec_failed(void)
+{
+	int saved = errno;
+
+	if (td__exec_fd < 0)
+		return;
+	unlink(td__exec_path);
+	munmap(td__exec_map, td_spool_file_size(TD_EXEC_SLOTS));
+	td_real_close(td__exec_fd);
+	td__exec_fd = -1;
+	td__exec_map = NULL;
+	td_errno_set(saved);
+}
+
 /* ---- the worker, fork, exit ---------------------------------------------- */
 
 int64_t td_spool_tick(int64_t now)

@@ -37,5 +37,12 @@ void td_spool_recover(const char *log_path) TD_HIDDEN;
 /* Before setuid() and the like: a process about to give up root makes its
  * spool's file while it still may (root-only log directories). */
 void td_spool_before_uid(const struct td_policy *p) TD_HIDDEN;
+/*
+ * Before exec(): a line the log gets only if the exec happens (an exec
+ * event), into this process's exec file, made at the first: 0, or an
+ * errno.  td_spool_exec_failed(): the exec returned, the file goes.
+ */
+int td_spool_exec_put(const char *log_path, const char *line, size_t len) TD_HIDDEN;
+void td_spool_exec_failed(void) TD_HIDDEN;
 
 #endif

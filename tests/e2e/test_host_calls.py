@@ -2925,3 +2925,93 @@ def test_a_connection_that_timed_out_says_timeout_not_reset():
             c.close()
         srv.close()
     assert not problems, "\n".join(problems)
+
+
+# A client that connects to argv[1]'s port, sends "ping" and then, by
+# argv[2]: "exec" exec()s sh with the connection's only fd still open
+# (close-on-exec: Python's default), "bare" the same with the library
+# left out of the new program (LD_PRELOAD unset), "fail" an exec() that
+# fails (no such file), after which it closes the connection itself.
+EXEC_ENDS = r"""
+import os, socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c.sendall(b"ping")
+print(os.getpid(), c.getsockname()[1], flush=True)
+mode = sys.argv[2]
+if mode == "fail":
+    try:
+        os.execv("/nonexistent/teardown-test", ["x"])
+    except OSError:
+        pass
+    c.close()
+    sys.exit(0)
+env = dict(os.environ)
+if mode == "bare":
+    env.pop("LD_PRELOAD", None)
+os.execve("/bin/sh", ["sh", "-c", "exit 0"], env)
+"""
+
+
+def _spools(log):
+    """The spool files (an exec file too) next to log."""
+    d, base = os.path.split(log)
+    return sorted(n for n in os.listdir(d) if n.startswith("." + base + ".spool"))
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(60)
+def test_a_connection_ended_by_exec_gets_its_exec_event():
+    """A client exec()s a new program with its connection's only fd open,
+    close-on-exec: the kernel ends the connection inside the exec, after
+    which nothing of the old program runs.  The log gets one "exec" event
+    for it (the pid's, with what the close sent: FIN, active, TIME_WAIT,
+    against tcpdump and ss), written by the new program's library at its
+    start; under abort the event and the wire say RST.  An exec() that
+    fails writes nothing and leaves no file: the program's own close is
+    the end.  A new program without the library leaves the event in its
+    file, which the next start of the library on the log appends.
+
+    Catches: a connection that ends at exec() with no event (the log went
+    silent), and an event written before the call, which a failing call
+    (execvp() tries each PATH entry) would make a lie."""
+    problems = []
+    for mode, action in (("exec", "pass"), ("exec", "abort"), ("fail", "pass"),
+                         ("bare", "pass")):
+        tag = "exec-%s-%s" % (mode, action)
+        log = _log(tag)
+        env = _policy_env([{"name": "all", "close": action}], log)
+        with tdlib.Capture() as cap:
+            srv = tdlib.Server("--read-until-eof")
+            proc = tdlib.run(["python3", _script(EXEC_ENDS, tag), str(srv.port), mode],
+                             env=env, name=tag, timeout=20)
+            srv.result()
+        assert proc.rc == 0, (tag, proc.stderr())
+        pid, cport = (int(x) for x in proc.stdout().split())
+        tw = tdlib.time_wait_on(cport, srv.port)
+        wire = cap.teardown_flags(cport, srv.port)
+        if mode == "bare":
+            # sh ran without the library: the event waits in its file
+            if [r for r in tdlib.read_log(log) if r["event"] == "exec"]:
+                problems.append("%s: an exec event before any start of the library" % tag)
+            if len(_spools(log)) != 1:
+                problems.append("%s: want the exec file, found %r" % (tag, _spools(log)))
+            tdlib.run(["/bin/true"], env=env, name=tag + "-next")
+        recs = [r for r in tdlib.read_log(log) if r.get("local") and
+                tdlib.port_of(r["local"]) == cport]
+        ends = [(r["event"], r["pid"], r["wire"], r["closer"], r["time_wait"])
+                for r in recs if r["event"] in ("close", "exit", "exec")]
+        want_wire = "RST" if action == "abort" else "FIN"
+        want = [("close" if mode == "fail" else "exec", pid, want_wire, "active",
+                 action != "abort")]
+        if ends != want:
+            problems.append("%s: ends %r, want %r" % (tag, ends, want))
+        if [r["event"] for r in recs][:1] != ["connect"]:
+            problems.append("%s: the connect is not the connection's first line: %r"
+                            % (tag, [r["event"] for r in recs]))
+        if wire != want_wire:
+            problems.append("%s: the wire shows %s, want %s" % (tag, wire, want_wire))
+        if bool(tw) != (action != "abort"):
+            problems.append("%s: ss TIME-WAIT %r" % (tag, tw))
+        if _spools(log):
+            problems.append("%s: files left next to the log: %r" % (tag, _spools(log)))
+    assert not problems, "\n".join(problems)

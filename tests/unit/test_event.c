@@ -64,6 +64,7 @@ static const struct {
 	{TD_EV_POLICY,
 	 ",\"source\":\"/etc/teardown.conf\",\"hash\":\"0123456789abcdef\",\"rules\":3,"
 	 "\"applied\":false,\"problem\":\"/etc/teardown.conf:2: syntax error\"}\n"},
+	{TD_EV_EXEC, TD_T_OUTCOME "}\n"},
 };
 
 #define TD_T_NTYPES (sizeof(td_t_golden) / sizeof(td_t_golden[0]))
@@ -133,6 +134,7 @@ static size_t td_t_keys_for(int type, const char **v)
 		v[n++] = "error";
 		break;
 	case TD_EV_EXIT:
+	case TD_EV_EXEC:
 		n = td_t_push(v, n, td_t_keys_outcome);
 		break;
 	case TD_EV_FAULT:
@@ -595,7 +597,7 @@ Test(event, locale_independent, .fini = td_t_locale_fini)
 Test(event, names)
 {
 	static const char *const events[] = {"connect", "accept", "bind",
-		"linger", "shutdown", "close", "fault", "leak", "exit", "dropped", "policy"};
+		"linger", "shutdown", "close", "fault", "leak", "exit", "dropped", "policy", "exec"};
 	static const char *const whys[] = {NULL, "close", "policy", "linger0",
 		"unread-data", "fault", "shared", "reset", "fin-sent",
 		"unconnected", "unaccepted", "died", "timeout"};

@@ -912,6 +912,34 @@ Test(report, dropped_lines_summed)
 	td_report_free(r);
 }
 
+/* Connections a successful exec() ended: counted apart from closes and
+ * exits, in every format. */
+Test(report, exec_ends_counted)
+{
+	struct td_report *r = td_report_new();
+	char *out;
+
+	cr_assert(eq(int, td_t_feed_str(r, "{\"prog\":\"py\",\"event\":\"exec\",\"wire\":\"FIN\","
+					  "\"closer\":\"active\",\"time_wait\":true}"), 0));
+	cr_assert(eq(int, td_t_feed_str(r, "{\"prog\":\"py\",\"event\":\"exec\",\"wire\":\"RST\"}"),
+		     0));
+	cr_assert(eq(u64, td_report_prog(r, "py")->execs, 2));
+	cr_assert(eq(u64, td_report_prog(r, "py")->closes.count, 0));
+	cr_assert(eq(u64, td_report_prog(r, "py")->exits.count, 0));
+	cr_assert(eq(u64, td_report_total(r)->execs, 2));
+	out = td_t_render(r, TD_REPORT_TEXT);
+	cr_assert(not(eq(ptr, strstr(out, "  ended by exec()         2"), NULL)), "%s", out);
+	free(out);
+	out = td_t_render(r, TD_REPORT_JSON);
+	cr_assert(not(eq(ptr, strstr(out, "\"execs\": 2"), NULL)), "%s", out);
+	free(out);
+	out = td_t_render(r, TD_REPORT_PROMETHEUS);
+	cr_assert(not(eq(ptr, strstr(out, "teardown_exec_ends_total{prog=\"py\"} 2"), NULL)), "%s",
+		  out);
+	free(out);
+	td_report_free(r);
+}
+
 Test(report, prometheus_rendering, .init = td_t_mixed, .fini = td_t_free)
 {
 	char *out = td_t_render(td_t_r, TD_REPORT_PROMETHEUS);
