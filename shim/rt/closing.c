@@ -1191,23 +1191,42 @@ static bool td__exec_ends(int fd, const struct td_sock *s)
  * stderr cannot be taken back when the call fails.  Several fds of one
  * socket (dups, all close-on-exec): one event, for the highest.
  */
+static void td__exec_event(const struct td_policy *p, int fd, const struct td_sock *s,
+			   const struct td_rule *r, bool *flushed)
+{
+	struct td_close_facts cf;
+	struct td_facts f;
+	struct td_event ev;
+	int64_t look_us;
+
+	if (td_info_facts_sock(fd, &f, s, r, false) != 0)
+		return;
+	look_us = td_clock_now_us();
+	if (!*flushed && td_spool_exists())
+		td_spool_flush();
+	*flushed = true;
+	td_logw_event_from_sock(&ev, p, s, fd, TD_EV_EXEC);
+	ev.ts_us = look_us;
+	td__facts(&cf, s, r, &f, true, false);
+	td__timeout_check(&cf, fd);
+	td_closing_outcome(&ev, &cf, s->d.t_open_mono_us);
+	ev.unread = f.unread;
+	td_logw_exec_event(p, &ev);
+}
+
 void td_closing_exec_prepare(void)
 {
 	const struct td_policy *p = td_init_active();
 	uint32_t seen[64];
 	unsigned nseen = 0;
-	bool first = true;
+	bool flushed = false;
 	int saved = errno;
 
 	if (p == NULL || p->log_target != TD_LOG_FILE || !td_init_in_own_process())
 		return;
 	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
-		struct td_close_facts cf;
-		struct td_sock s;
 		const struct td_rule *r;
-		struct td_facts f;
-		struct td_event ev;
-		int64_t look_us;
+		struct td_sock s;
 		bool dup = false;
 
 		if (!td_fdtab_read(fd, &s, NULL) || (atomic_load(&s.flags) & TD_SF_OWN))
@@ -1221,19 +1240,7 @@ void td_closing_exec_prepare(void)
 			continue;
 		if (s.share != 0 && nseen < sizeof(seen) / sizeof(seen[0]))
 			seen[nseen++] = s.share;
-		if (td_info_facts_sock(fd, &f, &s, r, false) != 0)
-			continue;
-		look_us = td_clock_now_us();
-		if (first && td_spool_exists())
-			td_spool_flush();
-		first = false;
-		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_EXEC);
-		ev.ts_us = look_us;
-		td__facts(&cf, &s, r, &f, true, false);
-		td__timeout_check(&cf, fd);
-		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
-		ev.unread = f.unread;
-		td_logw_exec_event(p, &ev);
+		td__exec_event(p, fd, &s, r, &flushed);
 	}
 	td_errno_set(saved);
 }
