@@ -440,6 +440,22 @@ static uint32_t td__nlanes(void)
 	return n;
 }
 
+/* A new file's tag: "<pid><mid><16 hex>", random, so that no two processes
+ * (nor two files of one pid, reused) ever name the same. */
+static void td__tag(char *tag, size_t cap, const char *mid)
+{
+	struct td_buf b;
+	uint64_t rnd;
+
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		rnd = (uint64_t)td_clock_mono_us() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&rnd;
+	td_buf_init(&b, tag, cap);
+	td_buf_u64(&b, (uint64_t)atomic_load(&td_init_proc.pid));
+	td_buf_puts(&b, mid);
+	td_buf_hex(&b, rnd, 16);
+	td_buf_cstr(&b);
+}
+
 /*
  * A new spool's file, open and locked (its lock is its owner's sign of
  * life), under a name recovery leaves alone (tmp): td__path is the name
@@ -448,17 +464,9 @@ static uint32_t td__nlanes(void)
 static int td__open_new(const char *log_path, char *tmp, size_t cap)
 {
 	char tag[48];
-	struct td_buf b;
-	uint64_t rnd;
 	int fd;
 
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
-		rnd = (uint64_t)td_clock_mono_us() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&rnd;
-	td_buf_init(&b, tag, sizeof(tag));
-	td_buf_u64(&b, (uint64_t)atomic_load(&td_init_proc.pid));
-	td_buf_putc(&b, '.');
-	td_buf_hex(&b, rnd, 16);
-	td_buf_cstr(&b);
+	td__tag(tag, sizeof(tag), ".");
 	if (!td__name(tmp, cap, log_path, TD_SPOOL_NEW_INFIX, tag) ||
 	    !td__name(td__path, sizeof(td__path), log_path, TD_SPOOL_INFIX, tag))
 		return -1;
@@ -823,18 +831,10 @@ static int td__exec_make(const char *log_path)
 {
 	char tmp[PATH_MAX], tag[64];
 	size_t size = td_spool_file_size(TD_EXEC_SLOTS);
-	struct td_buf b;
-	uint64_t rnd;
 	void *map;
 	int fd, err;
 
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
-		rnd = (uint64_t)td_clock_mono_us() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&rnd;
-	td_buf_init(&b, tag, sizeof(tag));
-	td_buf_u64(&b, (uint64_t)atomic_load(&td_init_proc.pid));
-	td_buf_puts(&b, ".exec.");
-	td_buf_hex(&b, rnd, 16);
-	td_buf_cstr(&b);
+	td__tag(tag, sizeof(tag), ".exec.");
 	if (!td__name(tmp, sizeof(tmp), log_path, TD_SPOOL_NEW_INFIX, tag) ||
 	    !td__name(td__exec_path, sizeof(td__exec_path), log_path, TD_SPOOL_INFIX, tag))
 		return ENAMETOOLONG;
