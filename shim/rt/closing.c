@@ -274,8 +274,8 @@ static void td__recheck_state(int fd, struct td_close_facts *cf, struct td_event
 
 	if (ev->wire != TD_WIRE_RST || cf->state != TD_TCP_ESTABLISHED)
 		return;
-	st = td_info_state(fd);
 	ev->ts_us = td_clock_now_us();
+	st = td_info_state(fd);
 	if (st == TD_TCP_CLOSE_WAIT || st == TD_TCP_LAST_ACK) {
 		cf->state = st;
 		cf->passive_first = true;
@@ -460,6 +460,8 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 	int64_t look_us = 0;
 
 	c->holder_after = !counted && td__holder_after(c->rule, s);
+	if (c->rule->log)
+		look_us = td_clock_now_us();
 	if (td_info_facts_sock(fd, &f, s, c->rule,
 			       !counted && !c->holder_after &&
 				       td_holders_needs_ino(s)) < 0) {
@@ -467,8 +469,6 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 		c->stale = true;
 		return;
 	}
-	if (c->rule->log)
-		look_us = td_clock_now_us();
 	/*
 	 * A connection already CLOSE (ended by the peer's reset, or its FINs
 	 * exchanged) is in no table a lookup reads, or only as a TIME_WAIT
@@ -511,8 +511,8 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 		/* the facts again only when the discard changed them */
 		if (f.unread > 0) {
 			(void)td_info_discard_input(fd, NULL);
-			(void)td_info_facts(fd, &f, false);
 			look_us = c->rule->log ? td_clock_now_us() : 0;
+			(void)td_info_facts(fd, &f, false);
 		}
 		if (c->pfd >= 0) {
 			/* what the drain will do: FIN behind the data, no RST */
@@ -527,7 +527,9 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 	td_logw_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
 	td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
 	c->ev.unread = c->unread_before;
-	/* stamped when the facts were read (a drain's: at its end) */
+	/* stamped as the facts were about to be read (a drain's: at its end):
+	 * a peer's FIN a capture shows after it may have come in during the
+	 * read or after it, and one before it was in (the README's ts) */
 	if (c->pfd < 0)
 		c->ev.ts_us = look_us;
 	/*
@@ -1003,10 +1005,10 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		 */
 		after = single && !by_count && td__may_ask_after(r, &s);
 		origin = td_fdtab_share_origin(s.share, fd);
+		look_us = r->log ? td_clock_now_us() : 0;
 		if (td_info_facts_sock(fd, &f, &s, r, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
 		    0)
 			continue;
-		look_us = r->log ? td_clock_now_us() : 0;
 		after = after && td__exit_may_close(&x, fd, &f);
 		ask = !by_count && (!after || work_rule);
 		if (ask && f.ino == 0 && td_holders_needs_ino(&s))
@@ -1026,8 +1028,8 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		if (work) {
 			if (f.unread > 0) {
 				(void)td_info_discard_input(fd, NULL);
-				(void)td_info_facts(fd, &f, false);
 				look_us = r->log ? td_clock_now_us() : 0;
+				(void)td_info_facts(fd, &f, false);
 			}
 			/*
 			 * A drain's FIN goes out after the facts are read: read
@@ -1199,9 +1201,9 @@ static void td__exec_event(const struct td_policy *p, int fd, const struct td_so
 	struct td_event ev;
 	int64_t look_us;
 
+	look_us = td_clock_now_us();
 	if (td_info_facts_sock(fd, &f, s, r, false) != 0)
 		return;
-	look_us = td_clock_now_us();
 	if (!*flushed && td_spool_exists())
 		td_spool_flush();
 	*flushed = true;

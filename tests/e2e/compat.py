@@ -599,17 +599,18 @@ def check_conn(run, conn, ev, events, side):
     peer_fin = conn.fin_from(peer)
     assassinated = (ev["time_wait"] and not tw_me and my_fin and peer_fin and not my_rst
                     and any(p.ts > max(my_fin.ts, peer_fin.ts) for p in conn.strays(peer)))
-    # A close or exit event is stamped at the library's last look at the
-    # socket (its state read), before the real close: a peer FIN that
-    # left after that stamp and before this side's FIN or RST reached a
-    # socket the log rightly described as ESTABLISHED, and made the close
-    # passive on the wire.  For an exit event the kernel's close comes
+    # A close or exit event is stamped just before the library's last
+    # read of the socket's state, before the real close: a peer FIN that
+    # left after that stamp and before this side's FIN or RST may have
+    # reached the socket during the read or after it, which the log then
+    # rightly described as ESTABLISHED, and made the close passive on
+    # the wire.  For an exit event the kernel's close comes
     # after the rest of the program's exit (other libraries' destructors,
     # stdio's flush; README, Limits: "exit events"); for a close, in the
     # instant between the last read and the real close (README, Limits:
     # CI runs saw it at 9, 11 and 12 us).  tcpdump stamps the peer's FIN
-    # as it leaves, before this side's socket takes it, so a FIN stamped
-    # after the look was not in the state the look read.
+    # as it leaves, before this side's socket takes it: one stamped before
+    # the look was in what the look read, or on its way in.
     raced_look = (ev["event"] in ("exit", "close") and ev.get("state") == "ESTABLISHED"
                   and ev["closer"] == "active" and peer_fin is not None and my_ts is not None
                   and tdlib.event_time(ev) < peer_fin.ts < my_ts)
