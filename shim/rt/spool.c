@@ -842,11 +842,13 @@ static int td__exec_make(const char *log_path)
 			      0600);
 	if (fd < 0)
 		return errno;
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !td__fs_ok(fd)) {
-		err = errno ? errno : EOPNOTSUPP;
+	/* (a file system where a store into the mapping may need a block
+	 * the spool cannot have: not there, as for the spool) */
+	if (!td__fs_ok(fd)) {
+		err = EOPNOTSUPP;
 		goto fail;
 	}
-	if (fallocate(fd, 0, 0, (off_t)size) != 0) {
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fallocate(fd, 0, 0, (off_t)size) != 0) {
 		err = errno;
 		goto fail;
 	}
