@@ -457,11 +457,8 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 	struct td_facts f;
 	bool last, changed = false, work;
 	int fd = c->fd;
-	int64_t look_us = 0;
 
 	c->holder_after = !counted && td__holder_after(c->rule, s);
-	if (c->rule->log)
-		look_us = td_clock_now_us();
 	if (td_info_facts_sock(fd, &f, s, c->rule,
 			       !counted && !c->holder_after &&
 				       td_holders_needs_ino(s)) < 0) {
@@ -511,7 +508,6 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 		/* the facts again only when the discard changed them */
 		if (f.unread > 0) {
 			(void)td_info_discard_input(fd, NULL);
-			look_us = c->rule->log ? td_clock_now_us() : 0;
 			(void)td_info_facts(fd, &f, false);
 		}
 		if (c->pfd >= 0) {
@@ -531,7 +527,7 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 	 * a peer's FIN a capture shows after it may have come in during the
 	 * read or after it, and one before it was in (the README's ts) */
 	if (c->pfd < 0)
-		c->ev.ts_us = look_us;
+		c->ev.ts_us = f.look_us;
 	/*
 	 * Asked after the close (td__checks_after()).  The library never
 	 * sends a first FIN itself to see who was first (an observer must not
@@ -929,7 +925,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		const struct td_rule *r;
 		struct td_facts f;
 		struct td_event ev;
-		int64_t unread, look_us;
+		int64_t unread;
 		int origin;
 		uint32_t si;
 		uint8_t *xf;
@@ -1005,7 +1001,6 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		 */
 		after = single && !by_count && td__may_ask_after(r, &s);
 		origin = td_fdtab_share_origin(s.share, fd);
-		look_us = r->log ? td_clock_now_us() : 0;
 		if (td_info_facts_sock(fd, &f, &s, r, !by_count && (!after || work_rule) && td_holders_needs_ino(&s)) !=
 		    0)
 			continue;
@@ -1028,7 +1023,6 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		if (work) {
 			if (f.unread > 0) {
 				(void)td_info_discard_input(fd, NULL);
-				look_us = r->log ? td_clock_now_us() : 0;
 				(void)td_info_facts(fd, &f, false);
 			}
 			/*
@@ -1049,7 +1043,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		if (!r->log)
 			continue;
 		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
-		ev.ts_us = look_us;
+		ev.ts_us = f.look_us;
 		td__facts(&cf, &s, r, &f, last, work);
 		td__timeout_check(&cf, fd);
 		if (after) {
@@ -1199,16 +1193,14 @@ static void td__exec_event(const struct td_policy *p, int fd, const struct td_so
 	struct td_close_facts cf;
 	struct td_facts f;
 	struct td_event ev;
-	int64_t look_us;
 
-	look_us = td_clock_now_us();
 	if (td_info_facts_sock(fd, &f, s, r, false) != 0)
 		return;
 	if (!*flushed && td_spool_exists())
 		td_spool_flush();
 	*flushed = true;
 	td_logw_event_from_sock(&ev, p, s, fd, TD_EV_EXEC);
-	ev.ts_us = look_us;
+	ev.ts_us = f.look_us;
 	td__facts(&cf, s, r, &f, true, false);
 	td__timeout_check(&cf, fd);
 	td_closing_outcome(&ev, &cf, s->d.t_open_mono_us);

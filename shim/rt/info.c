@@ -136,6 +136,7 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 	memset(f, 0, sizeof(*f));
 	f->state = -1;
 	memset(&ti, 0, sizeof(ti));
+	f->look_us = td_clock_now_us();
 	if (td_real_sys_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
 		return errno == ENOPROTOOPT || errno == EOPNOTSUPP ? -ENOTSOCK : -errno;
 	f->state = ti.tcpi_state;

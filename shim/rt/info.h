@@ -33,6 +33,9 @@ struct td_facts {
 	/* system calls made after the state was read (SIOCINQ, SIOCOUTQ,
 	 * SO_LINGER, fstat): none, the state is as fresh as a read can be */
 	int calls_after_state;
+	/* CLOCK_REALTIME just before the state was read: a close event's
+	 * stamp (closing.c) */
+	int64_t look_us;
 };
 /* The TCP state alone (the first byte of struct tcp_info: one system
  * call, nothing else copied), or -1 with errno. */
