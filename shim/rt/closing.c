@@ -322,6 +322,16 @@ static void td__settle_after(struct td_close_facts *cf, const struct td_sock *s,
 		cf->after_state = td_diag_state(&s->local, &s->remote);
 }
 
+/* An event of fd's socket s that reports the facts f: stamped just before
+ * their state read (README, the ts key). */
+TD_CHILD_RUNS
+static void td__facts_event(struct td_event *ev, const struct td_policy *p,
+			    const struct td_sock *s, int fd, int type, const struct td_facts *f)
+{
+	td_logw_event_from_sock(ev, p, s, fd, type);
+	ev->ts_us = f->look_us;
+}
+
 /*
  * A close that leaves another copy open, whatever the other holders do
  * meanwhile: one more fd of this process, or a counted copy elsewhere
@@ -520,14 +530,12 @@ static void td__prepare_facts(const struct td_policy *p, struct td_closing *c, b
 	}
 	td__facts(&c->cf, s, c->rule, &f, last, changed);
 	td__timeout_check(&c->cf, fd);
-	td_logw_event_from_sock(&c->ev, p, s, fd, TD_EV_CLOSE);
+	td__facts_event(&c->ev, p, s, fd, TD_EV_CLOSE, &f);
 	td_closing_outcome(&c->ev, &c->cf, s->d.t_open_mono_us);
 	c->ev.unread = c->unread_before;
-	/* stamped as the facts were about to be read (a drain's: at its end):
-	 * a peer's FIN a capture shows after it may have come in during the
-	 * read or after it, and one before it was in (the README's ts) */
-	if (c->pfd < 0)
-		c->ev.ts_us = f.look_us;
+	/* a drain's line is stamped at its end */
+	if (c->pfd >= 0)
+		c->ev.ts_us = 0;
 	/*
 	 * Asked after the close (td__checks_after()).  The library never
 	 * sends a first FIN itself to see who was first (an observer must not
@@ -1042,8 +1050,7 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		}
 		if (!r->log)
 			continue;
-		td_logw_event_from_sock(&ev, p, &s, fd, TD_EV_EXIT);
-		ev.ts_us = f.look_us;
+		td__facts_event(&ev, p, &s, fd, TD_EV_EXIT, &f);
 		td__facts(&cf, &s, r, &f, last, work);
 		td__timeout_check(&cf, fd);
 		if (after) {
@@ -1199,8 +1206,7 @@ static void td__exec_event(const struct td_policy *p, int fd, const struct td_so
 	if (!*flushed && td_spool_exists())
 		td_spool_flush();
 	*flushed = true;
-	td_logw_event_from_sock(&ev, p, s, fd, TD_EV_EXEC);
-	ev.ts_us = f.look_us;
+	td__facts_event(&ev, p, s, fd, TD_EV_EXEC, &f);
 	td__facts(&cf, s, r, &f, true, false);
 	td__timeout_check(&cf, fd);
 	td_closing_outcome(&ev, &cf, s->d.t_open_mono_us);
@@ -1211,8 +1217,7 @@ static void td__exec_event(const struct td_policy *p, int fd, const struct td_so
 void td_closing_exec_prepare(void)
 {
 	const struct td_policy *p = td_init_active();
-	uint32_t seen[64];
-	unsigned nseen = 0;
+	struct td__xset xs = {.n = 0, .all = NULL};
 	bool flushed = false;
 	int saved = errno;
 
@@ -1221,19 +1226,21 @@ void td_closing_exec_prepare(void)
 	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
 		const struct td_rule *r;
 		struct td_sock s;
-		bool dup = false;
+		uint32_t si;
+		uint8_t *xf;
 
 		if (!td_fdtab_read(fd, &s, NULL) || (atomic_load(&s.flags) & TD_SF_OWN))
 			continue;
 		r = td_decide_rule(p, &s.d);
 		if (r == NULL || !r->log || !td__exec_ends(fd, &s))
 			continue;
-		for (unsigned i = 0; i < nseen && s.share != 0; i++)
-			dup = dup || seen[i] == s.share;
-		if (dup)
+		/* the dup shares already spoken for, as at exit */
+		si = s.share != 0 ? td_share_idx(s.share) : TD_SHARE_MAX;
+		xf = si < TD_SHARE_MAX ? td__xs_at(&xs, si) : NULL;
+		if (xf != NULL && (*xf & TD_XS_SEEN))
 			continue;
-		if (s.share != 0 && nseen < sizeof(seen) / sizeof(seen[0]))
-			seen[nseen++] = s.share;
+		if (xf != NULL)
+			*xf |= TD_XS_SEEN;
 		td__exec_event(p, fd, &s, r, &flushed);
 	}
 	td_errno_set(saved);

@@ -923,8 +923,8 @@ static inline __attribute__((always_inline)) void td__fill(struct td_event *ev)
 {
 	int32_t self = atomic_load(&td_init_proc.pid);
 
-	/* a close or exit event is stamped when its facts were read
-	 * (closing.c): the moment the state it reports was the socket's */
+	/* an event that reports a socket's facts (close, exit, exec) is
+	 * stamped just before their state read (closing.c) */
 	if (ev->ts_us == 0)
 		ev->ts_us = td_clock_now_us();
 	if (ev->tid == 0)

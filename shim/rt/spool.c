@@ -457,29 +457,63 @@ static void td__tag(char *tag, size_t cap, const char *mid)
 }
 
 /*
- * A new spool's file, open and locked (its lock is its owner's sign of
- * life), under a name recovery leaves alone (tmp): td__path is the name
- * td__create() gives it once ready.  A descriptor, or -1.
+ * A new spool file next to the log, open on one of the library's own
+ * descriptors and locked (its lock is its owner's sign of life), under a
+ * name recovery leaves alone (tmp, PATH_MAX bytes); path (PATH_MAX bytes)
+ * gets the name it is given once ready (td__name_new()), tagged mid
+ * (td__tag()).  Only on a file system where a store into its mapping
+ * needs no new block (td__fs_ok()).  A descriptor, or a negative errno.
  */
-static int td__open_new(const char *log_path, char *tmp, size_t cap)
+static int td__open_new(const char *log_path, const char *mid, char *path, char *tmp)
 {
-	char tag[48];
-	int fd;
+	char tag[64];
+	int fd, err;
 
-	td__tag(tag, sizeof(tag), ".");
-	if (!td__name(tmp, cap, log_path, TD_SPOOL_NEW_INFIX, tag) ||
-	    !td__name(td__path, sizeof(td__path), log_path, TD_SPOOL_INFIX, tag))
-		return -1;
+	td__tag(tag, sizeof(tag), mid);
+	if (!td__name(tmp, PATH_MAX, log_path, TD_SPOOL_NEW_INFIX, tag) ||
+	    !td__name(path, PATH_MAX, log_path, TD_SPOOL_INFIX, tag))
+		return -ENAMETOOLONG;
 	fd = td_real_sys_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 	if (fd < 0)
-		return -1;
+		return -errno;
 	fd = td_ownfd_mark(fd, TD_OWN_SPOOL);
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !td__fs_ok(fd)) {
+	err = !td__fs_ok(fd) ? EOPNOTSUPP : flock(fd, LOCK_EX | LOCK_NB) != 0 ? errno : 0;
+	if (err != 0) {
 		unlink(tmp);
 		td_ownfd_close(fd, TD_OWN_SPOOL);
-		return -1;
+		return -err;
 	}
 	return fd;
+}
+
+/*
+ * A new spool file's blocks, mapping and layout: nslots in nlanes lanes,
+ * keyed by the monotonic clock, named for this process (f).  The mapping,
+ * or MAP_FAILED with errno.
+ */
+static void *td__lay_out(int fd, uint32_t nslots, uint32_t nlanes, struct td_spool_file *f)
+{
+	size_t size = td_spool_file_size(nslots);
+	void *map;
+
+	if (fallocate(fd, 0, 0, (off_t)size) != 0)
+		return MAP_FAILED;
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return MAP_FAILED;
+	td_spool_init_file(map, nslots, nlanes, (int32_t)atomic_load(&td_init_proc.pid), f);
+	for (uint32_t l = 0; l < f->nlanes; l++)
+		f->lane[l].key = td_clock_mono_ns;
+	td_spool_set_writer(&f->lane[0], td_logw_host(), td_init_proc.prog);
+	return map;
+}
+
+/* A new spool file, laid out, takes its name: never over another spool's
+ * (RENAME_NOREPLACE: all of the file systems of td__fs_ok() have it). */
+static int td__name_new(const char *tmp, const char *path)
+{
+	return (int)td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)path,
+				RENAME_NOREPLACE, 0);
 }
 
 /*
@@ -497,25 +531,16 @@ static int td__create(const char *log_path, int log_fd, bool prepared)
 	if (prepared) {
 		fd = atomic_load(&td__fd);
 		tmp[0] = '\0';
-	} else if (!td__fs_ok(log_fd) || (fd = td__open_new(log_path, tmp, sizeof(tmp))) < 0) {
+	} else if (!td__fs_ok(log_fd) ||
+		   (fd = td__open_new(log_path, ".", td__path, tmp)) < 0) {
 		return -1;
 	}
-	if (fallocate(fd, 0, 0, (off_t)size) != 0)
-		goto fail;
-	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	map = td__lay_out(fd, TD_SPOOL_SLOTS, td__nlanes(), &td__f);
 	if (map == MAP_FAILED)
 		goto fail;
-	td_spool_init_file(map, TD_SPOOL_SLOTS, td__nlanes(),
-			   (int32_t)atomic_load(&td_init_proc.pid), &td__f);
-	for (uint32_t l = 0; l < td__f.nlanes; l++)
-		td__f.lane[l].key = td_clock_mono_ns;
-	td_spool_set_writer(&td__f.lane[0], td_logw_host(), td_init_proc.prog);
 	td_spool_writer_of(&td__f.lane[0], &td__w);
 	td__w.who.memo = &td__memo;
-	/* never over another spool's name (RENAME_NOREPLACE: all of the file
-	 * systems of td__fs_ok() have it) */
-	if (!prepared && td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__path,
-				     RENAME_NOREPLACE, 0) != 0) {
+	if (!prepared && td__name_new(tmp, td__path) != 0) {
 		munmap(map, size);
 		goto fail;
 	}
@@ -829,51 +854,25 @@ static char td__exec_path[PATH_MAX];
 
 static int td__exec_make(const char *log_path)
 {
-	char tmp[PATH_MAX], tag[64];
-	size_t size = td_spool_file_size(TD_EXEC_SLOTS);
+	char tmp[PATH_MAX];
 	void *map;
 	int fd, err;
 
-	td__tag(tag, sizeof(tag), ".exec.");
-	if (!td__name(tmp, sizeof(tmp), log_path, TD_SPOOL_NEW_INFIX, tag) ||
-	    !td__name(td__exec_path, sizeof(td__exec_path), log_path, TD_SPOOL_INFIX, tag))
-		return ENAMETOOLONG;
-	fd = td_real_sys_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-			      0600);
+	fd = td__open_new(log_path, ".exec.", td__exec_path, tmp);
 	if (fd < 0)
-		return errno;
-	/* (a file system where a store into the mapping may need a block
-	 * the spool cannot have: not there, as for the spool) */
-	if (!td__fs_ok(fd)) {
-		err = EOPNOTSUPP;
-		goto fail;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fallocate(fd, 0, 0, (off_t)size) != 0) {
-		err = errno;
-		goto fail;
-	}
-	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED) {
-		err = errno;
-		goto fail;
-	}
-	td_spool_init_file(map, TD_EXEC_SLOTS, 1, (int32_t)atomic_load(&td_init_proc.pid),
-			   &td__exec_f);
-	td__exec_f.lane[0].key = td_clock_mono_ns;
-	td_spool_set_writer(&td__exec_f.lane[0], td_logw_host(), td_init_proc.prog);
-	if (td_real_sys(SYS_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)td__exec_path,
-			RENAME_NOREPLACE, 0) != 0) {
-		err = errno;
-		munmap(map, size);
-		goto fail;
+		return -fd;
+	map = td__lay_out(fd, TD_EXEC_SLOTS, 1, &td__exec_f);
+	if (map == MAP_FAILED || td__name_new(tmp, td__exec_path) != 0) {
+		err = errno ? errno : EIO;
+		if (map != MAP_FAILED)
+			munmap(map, td_spool_file_size(TD_EXEC_SLOTS));
+		unlink(tmp);
+		td_ownfd_close(fd, TD_OWN_SPOOL);
+		return err;
 	}
 	td__exec_map = map;
 	td__exec_fd = fd;
 	return 0;
-fail:
-	unlink(tmp);
-	td_real_close(fd);
-	return err ? err : EIO;
 }
 
 int td_spool_exec_put(const char *log_path, const char *line, size_t len)
@@ -894,7 +893,7 @@ void td_spool_exec_failed(void)
 		return;
 	unlink(td__exec_path);
 	munmap(td__exec_map, td_spool_file_size(TD_EXEC_SLOTS));
-	td_real_close(td__exec_fd);
+	td_ownfd_close(td__exec_fd, TD_OWN_SPOOL);
 	td__exec_fd = -1;
 	td__exec_map = NULL;
 	td_errno_set(saved);
