@@ -58,17 +58,29 @@ static bool td__reset_instead(const struct td_fdent *s, int state)
  * only picks the cheaper for what the program does (a server that shuts
  * down after its reply: ours first; one whose clients half-close first:
  * theirs).  Thread-local: no write shared between threads.
+ *
+ * A thread with no answers yet follows the family's last first answer
+ * (td_fdtab_family_peer_first(), shared with forked children), and gives
+ * it its own first: a fork-per-connection server's child shuts down one
+ * connection in its life (busybox httpd, whose clients close first once
+ * the reply is in), and in a child that has made no lookup before, the
+ * lookup opens and closes a netlink socket too: five system calls where
+ * the read before the call is one.
  */
 static __thread uint8_t td__asked __attribute__((tls_model("initial-exec")));
 static __thread uint8_t td__peer_first __attribute__((tls_model("initial-exec")));
 
 static bool td__read_before(void)
 {
+	if (td__asked == 0)
+		return td_fdtab_family_peer_first();
 	return td__peer_first * 3u > td__asked;
 }
 
 static void td__answered(bool peer_first)
 {
+	if (td__asked == 0)
+		td_fdtab_family_note_first(peer_first);
 	td__asked++;
 	td__peer_first += peer_first;
 	if (td__asked >= 64) {

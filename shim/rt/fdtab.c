@@ -595,9 +595,23 @@ struct td_hrec {
 };
 _Static_assert(sizeof(struct td_hrec) == 64, "a holder record is a cache line");
 
+/*
+ * What a process begun by a fork has not learned yet, and the family has:
+ * who was first at the last shutdown() of a thread with no answers of
+ * its own before (shim/hook/shutdown.c): 0 none yet, 1 our FIN, 2 the
+ * peer's.  A child of a fork-per-connection server shuts down one
+ * connection and exits, so its own answers never guide a next one.  On a
+ * line of its own, written only where it changes: a thread writes it once
+ * at most, with its first answer.
+ */
+struct td_family_hints {
+	_Alignas(64) _Atomic uint8_t shut_first;
+};
+
 struct td_share_map {
 	struct td_share slot[TD_SHARE_MAX];
 	struct td_hrec rec[TD_HREC_MAX];
+	struct td_family_hints hints;
 };
 
 /* A record's key: generation (15 bits) and index + 1; never 0. */
@@ -1071,6 +1085,25 @@ void td_fdtab_share_note_fin(uint32_t share, bool passive)
 {
 	if (share != 0)
 		(void)td__share_change(share, 0, TD_SW_FIN_SENT | (passive ? TD_SW_PASSIVE : 0));
+}
+
+/* (no mapping, no fork counted yet: nothing learned, nothing to keep) */
+TD_CHILD_RUNS
+bool td_fdtab_family_peer_first(void)
+{
+	struct td_share_map *m = atomic_load_explicit(&td__shares, memory_order_acquire);
+
+	return m != NULL && atomic_load_explicit(&m->hints.shut_first, memory_order_relaxed) == 2;
+}
+
+TD_CHILD_RUNS
+void td_fdtab_family_note_first(bool peer_first)
+{
+	struct td_share_map *m = atomic_load_explicit(&td__shares, memory_order_acquire);
+	uint8_t v = peer_first ? 2 : 1;
+
+	if (m != NULL && atomic_load_explicit(&m->hints.shut_first, memory_order_relaxed) != v)
+		atomic_store_explicit(&m->hints.shut_first, v, memory_order_relaxed);
 }
 
 TD_CHILD_RUNS

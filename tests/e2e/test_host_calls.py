@@ -685,6 +685,86 @@ def test_shutdown_reads_before_the_call_where_the_peer_is_often_first():
     assert len(before) == n - 1, (before, lines)
 
 
+# The same, each connection served by a forked child that shuts it down
+# and exits (a fork-per-connection server: busybox httpd); the parent
+# closes its copy after the fork, and reaps the child before the next.
+FORKED_PEER_FIRST_PROG = r"""
+import json, os, socket, sys, time
+n = int(sys.argv[1])
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(8)
+fds = []
+for _ in range(n):
+    cli = socket.create_connection(lst.getsockname())
+    srv, _ = lst.accept()
+    cli.shutdown(socket.SHUT_WR)
+    time.sleep(0.02)        # the client's FIN is in, unread
+    fds.append(srv.fileno())
+    pid = os.fork()
+    if pid == 0:
+        lst.close()
+        srv.shutdown(socket.SHUT_WR)
+        os._exit(0)
+    srv.close()
+    os.waitpid(pid, 0)
+    assert cli.recv(10) == b""
+    cli.close()
+print(json.dumps({"fds": sorted(set(fds))}), flush=True)
+"""
+
+
+def test_a_forked_child_reads_before_its_shutdown_what_its_siblings_learned():
+    """A child of a fork-per-connection server shuts down one connection
+    and exits: what its thread learned of who is first dies with it.  The
+    family keeps the last first answer (the holder counts' shared mapping),
+    and a thread with no answers of its own follows it.  Here 8 children
+    each shut down a connection whose client half-closed first: the first
+    reads the state after the call (LAST_ACK, or CLOSE and a lookup, which
+    in a child that made none before opens and closes a netlink socket
+    too); the 7 after it one read before the call, CLOSE_WAIT, and no
+    lookup.  Every end the log reports is passive, no TIME_WAIT on the
+    server's side.
+
+    Catches: each child paying the lookup (five system calls where one
+    does), or a hint a child wrote that its siblings never see (a mapping
+    of its own, not the family's)."""
+    n = 8
+    proc, log, lines = _straced(FORKED_PEER_FIRST_PROG, "forked-peer-first", [n],
+                                [{"name": "srv", "match": {"role": "server"},
+                                  "close": "pass", "log": True}],
+                                "getsockopt,shutdown,sendto,socket")
+    out = _last_json(proc)
+    ends = [r for r in tdlib.read_log(log) if r["event"] == "exit" and r.get("role") == "server"]
+    assert len(ends) == n, tdlib.read_log(log)
+    assert all((r["closer"], r["time_wait"]) == ("passive", False) for r in ends), ends
+    fds = set(out["fds"])
+    # each child's lines (strace -f starts each with its pid), in order
+    children = {}
+    for l in lines:
+        children.setdefault(l.split()[0], []).append(l)
+    shut = [(pid, ls) for pid, ls in children.items()
+            if any("shutdown(%d, SHUT_WR" % fd in l for fd in fds for l in ls)]
+    assert len(shut) == n, lines
+    shut.sort(key=lambda c: lines.index(c[1][0]))
+
+    def at(ls):
+        return next(i for i, l in enumerate(ls) if re.search(r"shutdown\(\d+, SHUT_WR", l))
+    # the first: a read after the call; a lookup (and its netlink socket)
+    # only where it said CLOSE
+    first = shut[0][1]
+    after = [_state_read(l, fds) for l in first[at(first) + 1:]]
+    after = [a for a in after if a is not None]
+    assert after, first
+    asked = [l for l in first if _is_lookup(l) or "AF_NETLINK" in l]
+    assert len(asked) == (2 if after[0] == "\\7" else 0), (after, first)
+    # the others: one read before the call, CLOSE_WAIT ("\\10" to strace),
+    # none after it, no lookup, no netlink socket
+    for pid, ls in shut[1:]:
+        reads = [(i, _state_read(l, fds)) for i, l in enumerate(ls)
+                 if _state_read(l, fds) is not None]
+        assert [r for i, r in reads] == ["\\10"] and reads[0][0] < at(ls), (pid, ls)
+        assert not any(_is_lookup(l) or "AF_NETLINK" in l for l in ls), (pid, ls)
+
+
 # A server under "abort" closes a connection whose client sent 5 bytes:
 # read by it ("read"), or left unread ("unread").  The client waits for the
 # reset before it closes.
