@@ -596,16 +596,18 @@ struct td_hrec {
 _Static_assert(sizeof(struct td_hrec) == 64, "a holder record is a cache line");
 
 /*
- * What a process begun by a fork has not learned yet, and the family has:
- * who was first at the last shutdown() of a thread with no answers of
- * its own before (shim/hook/shutdown.c): 0 none yet, 1 our FIN, 2 the
- * peer's.  A child of a fork-per-connection server shuts down one
- * connection and exits, so its own answers never guide a next one.  On a
- * line of its own, written only where it changes: a thread writes it once
- * at most, with its first answer.
+ * What a process begun by a fork has not learned yet, and the family has
+ * (shim/hook/shutdown.c): how often a read of the state before a
+ * shutdown() found the peer's FIN in (probes, high 16 bits; found, low
+ * 16; both halved at 64), and how many threads with no answers of their
+ * own have asked (fresh).  A child of a fork-per-connection server shuts
+ * down one connection and exits, so its own answers never guide a next
+ * one.  On a line of their own, written once or twice by each such
+ * thread.
  */
 struct td_family_hints {
-	_Alignas(64) _Atomic uint8_t shut_first;
+	_Alignas(64) _Atomic uint32_t shut_probe;
+	_Atomic uint32_t shut_fresh;
 };
 
 struct td_share_map {
@@ -1087,23 +1089,47 @@ void td_fdtab_share_note_fin(uint32_t share, bool passive)
 		(void)td__share_change(share, 0, TD_SW_FIN_SENT | (passive ? TD_SW_PASSIVE : 0));
 }
 
-/* (no mapping, no fork counted yet: nothing learned, nothing to keep) */
+/*
+ * A thread with no answers of its own reads before the call where more
+ * than a third of the family's reads before found the peer first, and
+ * one in TD_FAMILY_PROBE of them does anyway, to find out.  (No mapping,
+ * no fork counted yet: nothing learned, nothing to keep.)
+ */
+#define TD_FAMILY_PROBE 8u
+
 TD_CHILD_RUNS
 bool td_fdtab_family_peer_first(void)
 {
 	struct td_share_map *m = atomic_load_explicit(&td__shares, memory_order_acquire);
+	uint32_t w;
 
-	return m != NULL && atomic_load_explicit(&m->hints.shut_first, memory_order_relaxed) == 2;
+	if (m == NULL)
+		return false;
+	w = atomic_load_explicit(&m->hints.shut_probe, memory_order_relaxed);
+	return (w & 0xffffu) * 3u > w >> 16 ||
+	       atomic_fetch_add_explicit(&m->hints.shut_fresh, 1, memory_order_relaxed) %
+			       TD_FAMILY_PROBE ==
+		       0;
 }
 
 TD_CHILD_RUNS
-void td_fdtab_family_note_first(bool peer_first)
+void td_fdtab_family_note_probe(bool found)
 {
 	struct td_share_map *m = atomic_load_explicit(&td__shares, memory_order_acquire);
-	uint8_t v = peer_first ? 2 : 1;
+	uint32_t w, probes, peer;
 
-	if (m != NULL && atomic_load_explicit(&m->hints.shut_first, memory_order_relaxed) != v)
-		atomic_store_explicit(&m->hints.shut_first, v, memory_order_relaxed);
+	if (m == NULL)
+		return;
+	w = atomic_load_explicit(&m->hints.shut_probe, memory_order_relaxed);
+	do {
+		probes = (w >> 16) + 1;
+		peer = (w & 0xffffu) + found;
+		if (probes >= 64) {
+			probes /= 2;
+			peer /= 2;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&m->hints.shut_probe, &w, probes << 16 | peer,
+							memory_order_relaxed, memory_order_relaxed));
 }
 
 TD_CHILD_RUNS

@@ -560,13 +560,16 @@ enum { TD_SHARE_FIN_SENT = 1, TD_SHARE_FIN_PASSIVE = 2 };
 void td_fdtab_share_note_fin(uint32_t share, bool passive) TD_HIDDEN;
 unsigned td_fdtab_share_fin(uint32_t share) TD_HIDDEN;
 /*
- * Who was first at the family's last shutdown() by a thread with no
- * answers of its own (fdtab.c's shared mapping, so a forked child learns
- * what its older siblings found): true where the peer's FIN was.  Both
- * ways of reading it are exact; this only picks the cheaper.
+ * Whether a thread with no answers of its own reads the state before its
+ * shutdown() (shim/hook/shutdown.c): where more than a third of its
+ * family's reads before the call found the peer's FIN in (fdtab.c's
+ * shared mapping, so a forked child learns what its older siblings
+ * found), and one time in eight to find out.  Both ways are exact; this
+ * only picks the cheaper.  td_fdtab_family_note_probe() adds what such a
+ * read found.
  */
 bool td_fdtab_family_peer_first(void) TD_HIDDEN;
-void td_fdtab_family_note_first(bool peer_first) TD_HIDDEN;
+void td_fdtab_family_note_probe(bool found) TD_HIDDEN;
 
 /*
  * Holder records (fdtab.c): the counted copies each forked process

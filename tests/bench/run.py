@@ -20,6 +20,8 @@ other part after them in name order:
   fds         5b. memory per open fd, 100,000 sockets
   fault_cost  6. what a fault group costs
   profile     7. where the observed loop's time goes (perf samples)
+  server_profile 7b. where nginx's and busybox httpd's request goes,
+                 bare vs observed: microseconds per request by kind of work
   floor       8. what this machine charges for the calls an exact log needs,
                  and the best the connect loop can be here
 
@@ -48,7 +50,7 @@ sys.path.insert(0, HERE)
 import _bench  # noqa: E402
 
 ORDER = ("calls", "loop", "servers", "server_counts", "rules", "threads", "fds", "fault_cost",
-         "profile", "floor")
+         "profile", "server_profile", "floor")
 
 
 def discover():

@@ -685,19 +685,21 @@ def test_shutdown_reads_before_the_call_where_the_peer_is_often_first():
     assert len(before) == n - 1, (before, lines)
 
 
-# The same, each connection served by a forked child that shuts it down
-# and exits (a fork-per-connection server: busybox httpd); the parent
-# closes its copy after the fork, and reaps the child before the next.
-FORKED_PEER_FIRST_PROG = r"""
+# Each connection served by a forked child that shuts it down and exits
+# (a fork-per-connection server: busybox httpd); the parent closes its
+# copy after the fork and reaps the child before the next.  "peer": the
+# client half-closes first; "ours": the client waits for the server's FIN.
+FORKED_SHUT_PROG = r"""
 import json, os, socket, sys, time
-n = int(sys.argv[1])
+mode, n = sys.argv[1], int(sys.argv[2])
 lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(8)
 fds = []
 for _ in range(n):
     cli = socket.create_connection(lst.getsockname())
     srv, _ = lst.accept()
-    cli.shutdown(socket.SHUT_WR)
-    time.sleep(0.02)        # the client's FIN is in, unread
+    if mode == "peer":
+        cli.shutdown(socket.SHUT_WR)
+        time.sleep(0.02)        # the client's FIN is in, unread
     fds.append(srv.fileno())
     pid = os.fork()
     if pid == 0:
@@ -714,55 +716,60 @@ print(json.dumps({"fds": sorted(set(fds))}), flush=True)
 
 def test_a_forked_child_reads_before_its_shutdown_what_its_siblings_learned():
     """A child of a fork-per-connection server shuts down one connection
-    and exits: what its thread learned of who is first dies with it.  The
-    family keeps the last first answer (the holder counts' shared mapping),
-    and a thread with no answers of its own follows it.  Here 8 children
-    each shut down a connection whose client half-closed first: the first
-    reads the state after the call (LAST_ACK, or CLOSE and a lookup, which
-    in a child that made none before opens and closes a netlink socket
-    too); the 7 after it one read before the call, CLOSE_WAIT, and no
-    lookup.  Every end the log reports is passive, no TIME_WAIT on the
-    server's side.
+    and exits: what its thread learned of who is first dies with it.  So
+    the family (the holder counts' shared mapping) counts what the reads
+    before the call of threads with no answers of their own found, and
+    such a thread reads before where more than a third found the peer
+    first; one in eight reads before anyway, to find out.  Each case runs
+    16 children:
+      - "peer" (each client half-closes first): the first child reads
+        before the call (the first of eight), finds CLOSE_WAIT, and so do
+        the 15 after it: one read each, no lookup, no netlink socket
+        (after the call alone: LAST_ACK, or CLOSE and a lookup, which in a
+        child that made none before opens and closes a netlink socket);
+      - "ours" (the server's FIN is first): the 1st and the 9th read before
+        the call and find ESTABLISHED, the others read after it only.
+    Every end the log reports is the wire's: passive and no TIME_WAIT on
+    the server's side, or active and TIME_WAIT.
 
     Catches: each child paying the lookup (five system calls where one
-    does), or a hint a child wrote that its siblings never see (a mapping
-    of its own, not the family's)."""
-    n = 8
-    proc, log, lines = _straced(FORKED_PEER_FIRST_PROG, "forked-peer-first", [n],
-                                [{"name": "srv", "match": {"role": "server"},
-                                  "close": "pass", "log": True}],
-                                "getsockopt,shutdown,sendto,socket")
-    out = _last_json(proc)
-    ends = [r for r in tdlib.read_log(log) if r["event"] == "exit" and r.get("role") == "server"]
-    assert len(ends) == n, tdlib.read_log(log)
-    assert all((r["closer"], r["time_wait"]) == ("passive", False) for r in ends), ends
-    fds = set(out["fds"])
-    # each child's lines (strace -f starts each with its pid), in order
-    children = {}
-    for l in lines:
-        children.setdefault(l.split()[0], []).append(l)
-    shut = [(pid, ls) for pid, ls in children.items()
-            if any("shutdown(%d, SHUT_WR" % fd in l for fd in fds for l in ls)]
-    assert len(shut) == n, lines
-    shut.sort(key=lambda c: lines.index(c[1][0]))
-
-    def at(ls):
-        return next(i for i, l in enumerate(ls) if re.search(r"shutdown\(\d+, SHUT_WR", l))
-    # the first: a read after the call; a lookup (and its netlink socket)
-    # only where it said CLOSE
-    first = shut[0][1]
-    after = [_state_read(l, fds) for l in first[at(first) + 1:]]
-    after = [a for a in after if a is not None]
-    assert after, first
-    asked = [l for l in first if _is_lookup(l) or "AF_NETLINK" in l]
-    assert len(asked) == (2 if after[0] == "\\7" else 0), (after, first)
-    # the others: one read before the call, CLOSE_WAIT ("\\10" to strace),
-    # none after it, no lookup, no netlink socket
-    for pid, ls in shut[1:]:
-        reads = [(i, _state_read(l, fds)) for i, l in enumerate(ls)
-                 if _state_read(l, fds) is not None]
-        assert [r for i, r in reads] == ["\\10"] and reads[0][0] < at(ls), (pid, ls)
-        assert not any(_is_lookup(l) or "AF_NETLINK" in l for l in ls), (pid, ls)
+    does); a count a child kept in a mapping of its own, which its
+    siblings never see; reads before the call for a server whose FIN is
+    first."""
+    n = 16
+    for mode, closer in (("peer", ("passive", False)), ("ours", ("active", True))):
+        proc, log, lines = _straced(FORKED_SHUT_PROG, "forked-shut-" + mode, [mode, n],
+                                    [{"name": "srv", "match": {"role": "server"},
+                                      "close": "pass", "log": True}],
+                                    "getsockopt,shutdown,sendto,socket")
+        out = _last_json(proc)
+        ends = [r for r in tdlib.read_log(log)
+                if r["event"] == "exit" and r.get("role") == "server"]
+        assert len(ends) == n, (mode, tdlib.read_log(log))
+        assert all((r["closer"], r["time_wait"]) == closer for r in ends), (mode, ends)
+        fds = set(out["fds"])
+        # each child's lines (strace -f starts each with its pid), in order
+        children = {}
+        for l in lines:
+            children.setdefault(l.split()[0], []).append(l)
+        shut = [ls for ls in children.values()
+                if any("shutdown(%d, SHUT_WR" % fd in l for fd in fds for l in ls)]
+        assert len(shut) == n, (mode, lines)
+        shut.sort(key=lambda ls: lines.index(ls[0]))
+        for k, ls in enumerate(shut):
+            at = next(i for i, l in enumerate(ls) if re.search(r"shutdown\(\d+, SHUT_WR", l))
+            reads = [(i, _state_read(l, fds)) for i, l in enumerate(ls)
+                     if _state_read(l, fds) is not None]
+            before = [r for i, r in reads if i < at]
+            after = [r for i, r in reads if i > at]
+            if mode == "peer":
+                # CLOSE_WAIT: "\\10" to strace
+                assert (before, after) == (["\\10"], []), (mode, k, ls)
+                assert not any(_is_lookup(l) or "AF_NETLINK" in l for l in ls), (mode, k, ls)
+            else:
+                # ESTABLISHED: "\\1"; FIN_WAIT1 or 2 after ("\\4", "\\5")
+                assert before == (["\\1"] if k % 8 == 0 else []), (mode, k, ls)
+                assert len(after) == 1 and after[0] != "\\10", (mode, k, ls)
 
 
 # A server under "abort" closes a connection whose client sent 5 bytes:
