@@ -425,7 +425,14 @@ def _alternating_clients(env, log, kind, args, n=24):
         srv = tdlib.Server("--send", 10, "--count", n, env=env)
         for i in range(n):
             plain = i % 2 == 1
-            res = tdlib.run_client(srv.port, *(("--read-until-eof",) if plain else args),
+            # each client on a port of its own, below the ephemeral range
+            # (this test's network namespace has no other user): the
+            # kernel's pick may reuse the port of a client before, whose
+            # 4-tuple the server holds in TIME_WAIT, or whose own
+            # TIME_WAIT loopback lets it take again (a run of make test:
+            # 24 clients on 23 ports), and the lines are told apart by port
+            res = tdlib.run_client(srv.port, "--bind", "127.0.0.1:%d" % (21000 + i),
+                                   *(("--read-until-eof",) if plain else args),
                                    name="client-%s-%d" % ("plain" if plain else kind, i)).result
             ports[plain].append(res["local_port"])
             spooled = spooled or any(f.startswith("." + base + ".spool.")

@@ -624,6 +624,20 @@ def test_shutdown_learns_who_was_first():
         assert (len(asked), closes[0]["unread"]) == unread_want[mode], (mode, closes[0], lines)
 
 
+def _server_ends(prog, name, args, calls, event, n, want):
+    """Run the Python program prog (which prints {"fds": [...]}, its server
+    sockets' numbers) under strace (calls) and one rule logging its server
+    sockets; its n connections each end with one event of kind event, whose
+    (closer, time_wait) is want.  Returns (the fds, strace's lines)."""
+    proc, log, lines = _straced(prog, name, args,
+                                [{"name": "srv", "match": {"role": "server"},
+                                  "close": "pass", "log": True}], calls)
+    ends = [r for r in tdlib.read_log(log) if r["event"] == event and r.get("role") == "server"]
+    assert len(ends) == n, (name, tdlib.read_log(log))
+    assert all((r["closer"], r["time_wait"]) == want for r in ends), (name, ends)
+    return set(_last_json(proc)["fds"]), lines
+
+
 # N times a client half-closes first; the server, which never reads its
 # EOF, shuts down after it, then both close.
 PEER_FIRST_PROG = r"""
@@ -660,16 +674,8 @@ def test_shutdown_reads_before_the_call_where_the_peer_is_often_first():
     one does), or a read before the call for a server whose FIN is first
     (test_shutdown_learns_who_was_first counts that one)."""
     n = 12
-    proc, log, lines = _straced(PEER_FIRST_PROG, "peer-first", [n],
-                                [{"name": "srv", "match": {"role": "server"},
-                                  "close": "pass", "log": True}],
-                                "getsockopt,shutdown,sendto")
-    out = _last_json(proc)
-    closes = [r for r in tdlib.read_log(log)
-              if r["event"] == "close" and r.get("role") == "server"]
-    assert len(closes) == n, tdlib.read_log(log)
-    assert all((r["closer"], r["time_wait"]) == ("passive", False) for r in closes), closes
-    fds = set(out["fds"])
+    fds, lines = _server_ends(PEER_FIRST_PROG, "peer-first", [n], "getsockopt,shutdown,sendto",
+                              "close", n, ("passive", False))
     shut = [i for i, l in enumerate(lines)
             if any("shutdown(%d, SHUT_WR" % fd in l for fd in fds)]
     assert len(shut) == n, lines
@@ -738,16 +744,8 @@ def test_a_forked_child_reads_before_its_shutdown_what_its_siblings_learned():
     first."""
     n = 16
     for mode, closer in (("peer", ("passive", False)), ("ours", ("active", True))):
-        proc, log, lines = _straced(FORKED_SHUT_PROG, "forked-shut-" + mode, [mode, n],
-                                    [{"name": "srv", "match": {"role": "server"},
-                                      "close": "pass", "log": True}],
-                                    "getsockopt,shutdown,sendto,socket")
-        out = _last_json(proc)
-        ends = [r for r in tdlib.read_log(log)
-                if r["event"] == "exit" and r.get("role") == "server"]
-        assert len(ends) == n, (mode, tdlib.read_log(log))
-        assert all((r["closer"], r["time_wait"]) == closer for r in ends), (mode, ends)
-        fds = set(out["fds"])
+        fds, lines = _server_ends(FORKED_SHUT_PROG, "forked-shut-" + mode, [mode, n],
+                                  "getsockopt,shutdown,sendto,socket", "exit", n, closer)
         # each child's lines (strace -f starts each with its pid), in order
         children = {}
         for l in lines:
