@@ -59,17 +59,18 @@ static bool td__reset_instead(const struct td_fdent *s, int state)
  * down after its reply: ours first; one whose clients half-close first:
  * theirs).  Thread-local: no write shared between threads.
  *
- * A thread with no answers yet asks its family (td_fdtab_family_peer_first(),
- * shared with forked children), which counts what the reads before the
- * call of such threads found: a fork-per-connection server's child shuts
- * down one connection in its life, and in a child that made no lookup
- * before, the lookup opens and closes a netlink socket too: five system
- * calls where the read before the call is one, for a server whose
- * clients close first (half-close after their request).  Only what a
- * read before the call found counts there: a peer's FIN that a lookup
- * after it found first may have come after that read (wrk's meets busybox
- * httpd's own, and a read before the call, delaying ours, made more of
- * them come first, and kept the reads going for nothing).
+ * While a thread reads before the call, what those reads found is what
+ * it counts, not who the lookup after the call found first: a peer's FIN
+ * that came after the read was no reason to make it (under wrk, whose FIN
+ * meets busybox httpd's own, the read delayed ours, more of wrk's came
+ * first, and counted they kept the reads going for nothing).
+ *
+ * A thread with no answers yet asks its family instead
+ * (td_fdtab_family_peer_first(), shared with forked children): a
+ * fork-per-connection server's child shuts down one connection in its
+ * life, and in a child that made no lookup before, the lookup also opens
+ * and closes a netlink socket: five system calls where the read before
+ * the call is one, for a server whose clients half-close first.
  */
 static __thread uint8_t td__asked __attribute__((tls_model("initial-exec")));
 static __thread uint8_t td__peer_first __attribute__((tls_model("initial-exec")));
@@ -171,14 +172,8 @@ TD_EXPORT int shutdown(int fd, int how)
 				atomic_fetch_or(&s->flags, TD_SF_FIN_IN);
 			asked = !fated;
 		}
-		/*
-		 * What a read before the call found, where one was made: a
-		 * peer's FIN that came after it (the lookup after the call
-		 * finds it) was no reason to read before.  Under wrk, whose
-		 * FIN meets busybox httpd's, the read before the call delays
-		 * ours by its system call, and more of wrk's come first:
-		 * counted, they kept the reads before going, for nothing.
-		 */
+		/* (what a read before the call found, where one was made:
+		 * see the comment above td__asked) */
 		if (asked)
 			td__answered(before ? found
 					    : (atomic_load(&s->flags) & TD_SF_PASSIVE) != 0,
