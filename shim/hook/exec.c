@@ -2,11 +2,12 @@
  * teardown: the exec() family — the kernel closes every close-on-exec fd
  * at exec without a close the library sees.  A socket's holders are
  * counted across fork() (shim/rt/fdtab.c's share slots), so before the
- * call those copies leave the counts, and the fds the new program keeps
- * mark their counts inexact (td_holders_exec_prepare()); when the call
- * fails and returns, the copies are counted again.  execl(), execlp() and
- * execle() take their arguments as a list: gathered into an array on the
- * stack (no malloc) and passed to execv(), execvp() and execve(), as
+ * call those copies leave the counts, the fds the new program keeps mark
+ * their counts inexact, and the connections the call ends get their
+ * events (td_closing_exec_prepare()); when the call fails and returns,
+ * the events are dropped and the copies counted again.  execl(), execlp()
+ * and execle() take their arguments as a list: gathered into an array on
+ * the stack (no malloc) and passed to execv(), execvp() and execve(), as
  * glibc itself does.
  */
 #include <stdarg.h>
@@ -14,57 +15,48 @@
 
 #include "../rt/rt.h"
 
-/* Before the call: the counts, then the events of the connections it
- * ends (written out only if it succeeds). */
-static void td__exec_prepare(void)
-{
-	td_holders_exec_prepare();
-	td_closing_exec_prepare();
-}
-
 /* The call's result (it returned: it failed), its events dropped and the
  * counts given back; errno is the call's. */
 static int td__exec_failed(int rc)
 {
 	td_closing_exec_failed();
-	td_holders_exec_failed();
 	return rc;
 }
 
 TD_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-	td__exec_prepare();
+	td_closing_exec_prepare();
 	return td__exec_failed(td_real_execve(path, argv, envp));
 }
 
 TD_EXPORT int execv(const char *path, char *const argv[])
 {
-	td__exec_prepare();
+	td_closing_exec_prepare();
 	return td__exec_failed(td_real_execv(path, argv));
 }
 
 TD_EXPORT int execvp(const char *file, char *const argv[])
 {
-	td__exec_prepare();
+	td_closing_exec_prepare();
 	return td__exec_failed(td_real_execvp(file, argv));
 }
 
 TD_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-	td__exec_prepare();
+	td_closing_exec_prepare();
 	return td__exec_failed(td_real_execvpe(file, argv, envp));
 }
 
 TD_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-	td__exec_prepare();
+	td_closing_exec_prepare();
 	return td__exec_failed(td_real_fexecve(fd, argv, envp));
 }
 
 TD_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
 		       int flags)
 {
-	td__exec_prepare();
+	td_closing_exec_prepare();
 	return td__exec_failed(td_real_execveat(dirfd, path, argv, envp, flags));
 }
 

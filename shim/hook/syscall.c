@@ -57,11 +57,9 @@ TD_EXPORT long syscall(long n, ...)
 		case SYS_execveat: {
 			long rc;
 
-			td_holders_exec_prepare();
 			td_closing_exec_prepare();
 			rc = td_real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 			td_closing_exec_failed();
-			td_holders_exec_failed();
 			return rc;
 		}
 		case SYS_prctl:

@@ -883,6 +883,31 @@ static uint8_t *td__xs_at(struct td__xset *xs, uint32_t i)
 	return &xs->fl[xs->n++];
 }
 
+/* The flags of the slot of share (a socket of one fd: none, NULL). */
+TD_CHILD_RUNS
+static inline uint8_t *td__xs_of(struct td__xset *xs, uint32_t share)
+{
+	uint32_t i = share != 0 ? td_share_idx(share) : TD_SHARE_MAX;
+
+	return i < TD_SHARE_MAX ? td__xs_at(xs, i) : NULL;
+}
+
+/*
+ * Of a socket's dups (dup2() onto 0 and 1, say), the first met here (the
+ * highest fd) speaks for all of them: false for the others, whose share
+ * (xf: td__xs_of()) is already spoken for.
+ */
+TD_CHILD_RUNS
+static inline bool td__xs_first(uint8_t *xf)
+{
+	if (xf == NULL)
+		return true;
+	if (*xf & TD_XS_SEEN)
+		return false;
+	*xf |= TD_XS_SEEN;
+	return true;
+}
+
 /*
  * At exit every fd of this process goes: each copy leaves its share's
  * count now, all of them before any event is decided.  Per share slot:
@@ -896,16 +921,15 @@ static void td__exit_leave(struct td__xset *xs)
 {
 	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
 		struct td_fdent *e = td_fdtab_live(fd);
-		uint32_t share, i, flags;
+		uint32_t share, flags;
 		uint8_t *f;
 
 		if (e == NULL)
 			continue;
 		flags = atomic_load(&e->flags);
 		share = atomic_load(&e->share);
-		if ((flags & TD_SF_OWN) || share == 0 || (i = td_share_idx(share)) >= TD_SHARE_MAX)
+		if ((flags & TD_SF_OWN) || (f = td__xs_of(xs, share)) == NULL)
 			continue;
-		f = td__xs_at(xs, i);
 		if (!(*f & TD_XS_KNOWN)) {
 			*f |= TD_XS_KNOWN;
 			if (td_holders_counted(flags, share))
@@ -935,7 +959,6 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		struct td_event ev;
 		int64_t unread;
 		int origin;
-		uint32_t si;
 		uint8_t *xf;
 		bool last, work, after, ask, work_rule, by_count, single, mine;
 
@@ -954,14 +977,9 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 		 * whether it held the last reference; elsewhere, whether no
 		 * other process holds it is asked.
 		 */
-		si = s.share != 0 ? td_share_idx(s.share) : TD_SHARE_MAX;
-		xf = si < TD_SHARE_MAX ? td__xs_at(&xs, si) : NULL;
-		if (xf != NULL) {
-			/* the dup shares already spoken for */
-			if (*xf & TD_XS_SEEN)
-				continue;
-			*xf |= TD_XS_SEEN;
-		}
+		xf = td__xs_of(&xs, s.share);
+		if (!td__xs_first(xf))
+			continue;
 		/*
 		 * Nothing to write and no work to do (a rule that neither logs
 		 * nor closes gracefully or drains: its linger was set when the
@@ -1221,26 +1239,22 @@ void td_closing_exec_prepare(void)
 	bool flushed = false;
 	int saved = errno;
 
+	/* the close-on-exec copies leave the counts first: what is left
+	 * says which sockets the exec ends (td__exec_ends()) */
+	td_holders_exec_prepare();
 	if (p == NULL || p->log_target != TD_LOG_FILE || !td_init_in_own_process())
 		return;
 	for (int fd = td_fdtab_prog_high(); fd >= 0; fd--) {
 		const struct td_rule *r;
 		struct td_sock s;
-		uint32_t si;
-		uint8_t *xf;
 
 		if (!td_fdtab_read(fd, &s, NULL) || (atomic_load(&s.flags) & TD_SF_OWN))
 			continue;
 		r = td_decide_rule(p, &s.d);
-		if (r == NULL || !r->log || !td__exec_ends(fd, &s))
+		/* (the dups already spoken for, as at exit) */
+		if (r == NULL || !r->log || !td__exec_ends(fd, &s) ||
+		    !td__xs_first(td__xs_of(&xs, s.share)))
 			continue;
-		/* the dup shares already spoken for, as at exit */
-		si = s.share != 0 ? td_share_idx(s.share) : TD_SHARE_MAX;
-		xf = si < TD_SHARE_MAX ? td__xs_at(&xs, si) : NULL;
-		if (xf != NULL && (*xf & TD_XS_SEEN))
-			continue;
-		if (xf != NULL)
-			*xf |= TD_XS_SEEN;
 		td__exec_event(p, fd, &s, r, &flushed);
 	}
 	td_errno_set(saved);
@@ -1249,6 +1263,7 @@ void td_closing_exec_prepare(void)
 void td_closing_exec_failed(void)
 {
 	td_spool_exec_failed();
+	td_holders_exec_failed();
 }
 
 void td_closing_reaped(pid_t pid, bool killed)

@@ -41,10 +41,12 @@ int td_closing_fd(const struct td_policy *p, int fd) TD_HIDDEN;
  * exit(). */
 void td_closing_at_exit(const struct td_policy *p, bool now) TD_HIDDEN;
 /*
- * exec() (its hooks, after td_holders_exec_prepare()): an "exec" event for
- * each logged connection whose last copy is close-on-exec, which the log
- * gets only once the call succeeded; td_closing_exec_failed() when it
- * returned.  Both keep errno.
+ * exec() (its hooks, just before the call): the close-on-exec copies
+ * leave the holder counts (td_holders_exec_prepare()), and an "exec"
+ * event goes out for each logged connection whose last copy is
+ * close-on-exec, which the log gets only once the call succeeded;
+ * td_closing_exec_failed() when it returned: the events dropped, the
+ * counts given back.  Both keep errno.
  */
 void td_closing_exec_prepare(void) TD_HIDDEN;
 void td_closing_exec_failed(void) TD_HIDDEN;

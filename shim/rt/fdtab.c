@@ -1052,28 +1052,32 @@ bool td_fdtab_share_root_gone(uint32_t share)
 	return gone && atomic_compare_exchange_strong(&sl->w, &w, w & ~0xffffffffull);
 }
 
+/* The word of share's slot into *w, where the slot is still share's
+ * socket's (same generation): false for a stale value or no slot. */
 TD_CHILD_RUNS
-bool td_fdtab_share_exact(uint32_t share)
+static inline bool td__share_word(uint32_t share, uint64_t *w)
 {
 	struct td_share *sl = td__share(share);
-	uint64_t w;
 
 	if (sl == NULL)
 		return false;
-	w = atomic_load(&sl->w);
-	return TD_SW_GEN(w) == TD_SHARE_GEN(share) && TD_SW_COUNT(w) != 0 &&
-	       !(w & TD_SW_INEXACT);
+	*w = atomic_load(&sl->w);
+	return TD_SW_GEN(*w) == TD_SHARE_GEN(share);
+}
+
+TD_CHILD_RUNS
+bool td_fdtab_share_exact(uint32_t share)
+{
+	uint64_t w;
+
+	return td__share_word(share, &w) && TD_SW_COUNT(w) != 0 && !(w & TD_SW_INEXACT);
 }
 
 bool td_fdtab_share_none_left(uint32_t share)
 {
-	struct td_share *sl = td__share(share);
 	uint64_t w;
 
-	if (sl == NULL)
-		return false;
-	w = atomic_load(&sl->w);
-	return TD_SW_GEN(w) == TD_SHARE_GEN(share) && TD_SW_COUNT(w) == 0 &&
+	return td__share_word(share, &w) && TD_SW_COUNT(w) == 0 &&
 	       !(w & (TD_SW_INEXACT | TD_SW_UNTOLD));
 }
 
@@ -1135,13 +1139,9 @@ void td_fdtab_family_note_probe(bool found)
 TD_CHILD_RUNS
 unsigned td_fdtab_share_fin(uint32_t share)
 {
-	struct td_share *sl;
 	uint64_t w;
 
-	if (share == 0 || (sl = td__share(share)) == NULL)
-		return 0;
-	w = atomic_load(&sl->w);
-	if (TD_SW_GEN(w) != TD_SHARE_GEN(share))
+	if (!td__share_word(share, &w))
 		return 0;
 	return ((w & TD_SW_FIN_SENT) ? TD_SHARE_FIN_SENT : 0) |
 	       ((w & TD_SW_PASSIVE) ? TD_SHARE_FIN_PASSIVE : 0);

@@ -456,6 +456,14 @@ static void td__tag(char *tag, size_t cap, const char *mid)
 	td_buf_cstr(&b);
 }
 
+/* A new spool file given up before it took its name: removed, and its
+ * descriptor closed. */
+static void td__drop_new(const char *tmp, int fd)
+{
+	unlink(tmp);
+	td_ownfd_close(fd, TD_OWN_SPOOL);
+}
+
 /*
  * A new spool file next to the log, open on one of the library's own
  * descriptors and locked (its lock is its owner's sign of life), under a
@@ -479,8 +487,7 @@ static int td__open_new(const char *log_path, const char *mid, char *path, char 
 	fd = td_ownfd_mark(fd, TD_OWN_SPOOL);
 	err = !td__fs_ok(fd) ? EOPNOTSUPP : flock(fd, LOCK_EX | LOCK_NB) != 0 ? errno : 0;
 	if (err != 0) {
-		unlink(tmp);
-		td_ownfd_close(fd, TD_OWN_SPOOL);
+		td__drop_new(tmp, fd);
 		return -err;
 	}
 	return fd;
@@ -550,8 +557,7 @@ static int td__create(const char *log_path, int log_fd, bool prepared)
 	return 0;
 fail:
 	if (!prepared) {
-		unlink(tmp);
-		td_ownfd_close(fd, TD_OWN_SPOOL);
+		td__drop_new(tmp, fd);
 	} else {
 		/* empty again, which recovery removes (blocks half-allocated
 		 * would make it a file no reader takes for a spool) */
@@ -866,8 +872,7 @@ static int td__exec_make(const char *log_path)
 		err = errno ? errno : EIO;
 		if (map != MAP_FAILED)
 			munmap(map, td_spool_file_size(TD_EXEC_SLOTS));
-		unlink(tmp);
-		td_ownfd_close(fd, TD_OWN_SPOOL);
+		td__drop_new(tmp, fd);
 		return err;
 	}
 	td__exec_map = map;
