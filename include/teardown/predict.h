@@ -70,6 +70,9 @@ struct td_close_facts {
 			    own FIN went out (TD_CLOSER_NONE: not checked) */
 	int after_state; /* the 4-tuple's state after the close: -1 not asked,
 			    0 gone, else enum td_tcp_state */
+	bool abort_quiet; /* the zero linger's abort, made as the last thing
+			     before the close (closing.c, td__abort_told()),
+			     sent no RST: the peer's FIN had come (CLOSING) */
 	bool eof_seen;	 /* a drain read the peer's FIN */
 	bool drain_cut;	 /* a drain ended with input still arriving: the
 			    close after it resets */

@@ -148,10 +148,16 @@ static void td__learned(const struct td_close_facts *f, struct td_close_outcome 
 		return;
 	}
 	/* an RST predicted after our FIN: the peer's FIN came back first if
-	 * the 4-tuple sits in TIME_WAIT, and then nothing was reset */
-	if (o->wire == TD_WIRE_RST && f->after_state == TD_TCP_TIME_WAIT &&
-	    (f->state == TD_TCP_FIN_WAIT1 || f->state == TD_TCP_FIN_WAIT2)) {
-		td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1);
+	 * the 4-tuple sits in TIME_WAIT, and then nothing was reset; or if
+	 * the abort itself said it sent none (abort_quiet): the FINs crossed
+	 * (CLOSING) and the abort dropped the socket, no TIME_WAIT */
+	if (o->wire == TD_WIRE_RST &&
+	    (f->abort_quiet || (f->after_state == TD_TCP_TIME_WAIT &&
+				(f->state == TD_TCP_FIN_WAIT1 || f->state == TD_TCP_FIN_WAIT2)))) {
+		bool tw = f->after_state == TD_TCP_TIME_WAIT;
+
+		td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT,
+			tw ? TD_CLOSER_ACTIVE : TD_CLOSER_SIMULTANEOUS, tw);
 		return;
 	}
 	/* FINs crossed, closed with a zero linger: the peer acknowledged ours

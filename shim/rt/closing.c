@@ -717,6 +717,55 @@ out:
 	td_errno_set(ok ? c->saved_errno : err);
 }
 
+/*
+ * A zero linger's close of a socket whose FIN is out and not yet
+ * acknowledged (FIN_WAIT1: the program shut down first) resets it only if
+ * the peer's FIN has not come since the facts were read.  Once it has
+ * (CLOSING: the FINs crossed), Linux's tcp_disconnect() drops the socket
+ * with nothing sent; after the close the 4-tuple is gone either way, and
+ * the log would say RST where none went (a CI run caught it: python3's
+ * http.server under abort, its FIN and curl's crossed 11 us before the
+ * close).  So the abort is made here, as the last thing before the real
+ * close, by the same kernel function the close would call (connect() to
+ * AF_UNSPEC), and the socket then says which it did: SO_ERROR ECONNRESET,
+ * which tcp_disconnect() sets only where it sent the RST.  The real close
+ * finds the socket CLOSE and sends nothing more.  True where the RST
+ * went (nothing left to ask after the close); where none went,
+ * cf->abort_quiet, and the lookup after the close still tells a socket
+ * the peer's ACK took to TIME_WAIT first from one the abort dropped.
+ *
+ * Only for a close the library or the program makes with close() (an
+ * fclose() flushes its buffer first, a dup2() may still fail), of the
+ * last reference as the facts found it (counted, or the only holder
+ * /proc knows of; never where the lookup after the close is to say
+ * whether it was), with no input unread (that close resets in CLOSING
+ * too).  A pending error (the peer reset meanwhile) leaves it to the
+ * close, as before.  The kernel counts such an RST in TcpOutRsts, not in
+ * TcpExtTCPAbortOnData (README, Limits).
+ */
+__attribute__((noinline, cold))
+static bool td__abort_told(int fd, struct td_close_facts *cf, const struct td_event *ev)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	int saved = errno, err = 0;
+	socklen_t len = sizeof(err);
+	bool sent = false;
+
+	if (!cf->last || ev->wire != TD_WIRE_RST || cf->state != TD_TCP_FIN_WAIT1 ||
+	    cf->unread > 0 || cf->reset_sent)
+		return false;
+	if (td_real_sys_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0 &&
+	    td_real_sys3(SYS_connect, fd, &sa, sizeof(sa)) == 0) {
+		len = sizeof(err);
+		if (td_real_sys_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0) {
+			sent = err == ECONNRESET;
+			cf->abort_quiet = !sent;
+		}
+	}
+	td_errno_set(saved);
+	return sent;
+}
+
 TD_CHILD_RUNS
 int td_closing_fd(const struct td_policy *p, int fd)
 {
@@ -725,6 +774,9 @@ int td_closing_fd(const struct td_policy *p, int fd)
 
 	if (!td_closing_begin(p, &c, fd))
 		return td_real_close(fd);
+	/* (check_state: a logged RST or CLOSING close; td__abort_told()) */
+	if (c.check_state && !c.holder_after && c.pfd < 0 && td__abort_told(fd, &c.cf, &c.ev))
+		c.check_state = false;
 	rc = td_real_close(fd);
 	td_closing_end(p, &c, rc == 0);
 	return rc;
@@ -1092,8 +1144,12 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 				(void)td__exit_dups(&x, fd, s.share, true);
 			/* last before the real close, as on the close path */
 			td__recheck_state(fd, &cf, &ev, s.d.t_open_mono_us);
-			if (td_fdtab_claim(fd, &gone) && td_real_close(fd) == 0)
-				td__settle_after(&cf, &s, first_fin, state_after);
+			if (td_fdtab_claim(fd, &gone)) {
+				if (state_after && td__abort_told(fd, &cf, &ev))
+					state_after = false;
+				if (td_real_close(fd) == 0)
+					td__settle_after(&cf, &s, first_fin, state_after);
+			}
 		}
 		td_closing_outcome(&ev, &cf, s.d.t_open_mono_us);
 		ev.unread = unread;

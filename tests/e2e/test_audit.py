@@ -1057,6 +1057,48 @@ def test_abort_in_fin_wait2_resets():
 
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(20)
+def test_abort_in_fin_wait1_resets_and_says_so():
+    """Under "abort" the server writes a 2 MB reply a slow client cannot
+    take in time, shuts its sending side down (its FIN waits behind the
+    reply: FIN_WAIT1) and closes.  The library makes the abort just
+    before the real close and the socket says whether the RST went
+    (README, How it works: the close); it did: wire=RST, why=policy,
+    closer=active, time_wait=false, lost = what never left the host.
+    Checked against the capture (an RST from the server, the client's
+    ECONNRESET after exactly the bytes on the wire, no TIME_WAIT) and the
+    kernel's counter of RSTs sent.  The other answer (the peer's FIN came
+    just before the close: none went) is the test_predict unit test's and
+    test_compat's python3 http.server under abort."""
+    env, log = _policy([_rule("abort")], "server")
+    with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--read", 100, "--send", REPLY, "--sndbuf", 4194304,
+                           "--shutdown", "wr", env=env)
+        cli = tdlib.run_client(srv.port, "--request", 100, "--rcvbuf", 4096,
+                               "--read-delay", 300).result
+        srv_res = srv.result()
+    tdlib.check_connected(cli, srv_res)
+    assert srv_res["bytes_sent"] == REPLY and srv_res["close_rc"] == 0, srv_res
+    assert cli["recv_end"] == "ECONNRESET" and cli["data_ok"], cli
+    cport = cli["local_port"]
+    records = _read(log)
+    shut = _one(records, "shutdown", role="server")
+    assert (shut["how"], shut["sent"]) == ("SHUT_WR", "SHUT_WR"), shut
+    close = _one(records, "close", role="server")
+    _check_outcome(close, action="abort", state="FIN_WAIT1", closer="active",
+                   wire="RST", why="policy", time_wait=False, unread=0)
+    on_wire = sum(p.length for p in cap.from_port(srv.port, cport))
+    assert close["bytes_out"] == on_wire == cli["bytes_received"] < REPLY
+    assert close["lost"] == REPLY - on_wire, close
+    assert cap.rst_from(srv.port, cport)
+    # the abort was the library's disconnect, not the close's zero
+    # linger: the kernel counts the RST it sent, not a close's abort
+    assert counters["TcpOutRsts"] >= 1, counters
+    assert counters.get("TcpExtTCPAbortOnData", 0) == 0, counters
+    assert tdlib.time_wait_on(srv.port) == []
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
 def test_fault_rst_replaces_program_half_close():
     """fault.rst = 1 on a client that half-closes (shutdown(SHUT_WR), then
     reads to EOF, as socat and ncat do): the RST goes at the shutdown, in

@@ -158,6 +158,47 @@ Test(predict, a_crossed_close_acknowledged_before_the_abort_holds_time_wait)
 }
 
 /*
+ * Shut down first, then closed with a zero linger while our FIN was not
+ * yet acknowledged (FIN_WAIT1): an RST, unless the peer's FIN came in the
+ * instant before the close.  The library aborts just before the real
+ * close and the socket says whether the RST went (closing.c,
+ * td__abort_told()); none went (abort_quiet): the FINs crossed, the
+ * abort dropped the CLOSING socket, no TIME_WAIT; or the lookup after the
+ * close finds the 4-tuple in TIME_WAIT (the peer's ACK came first too).
+ */
+Test(predict, an_abort_that_met_the_peers_fin_says_it_sent_nothing)
+{
+	struct td_close_facts f = {
+		.state = TD_TCP_FIN_WAIT1, .last = true, .connected = true, .our_fin_sent = true,
+		.linger_on = true, .linger_secs = 0, .rst_cause = TD_RST_BY_POLICY,
+		.after_state = -1,
+	};
+	struct td_close_outcome o;
+
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.wire, TD_WIRE_RST));
+	cr_assert(eq(int, o.why, TD_WHY_POLICY));
+	cr_assert(eq(int, o.closer, TD_CLOSER_ACTIVE));
+	f.abort_quiet = true;
+	f.after_state = 0; /* gone: dropped in CLOSING */
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.wire, TD_WIRE_NONE));
+	cr_assert(eq(int, o.why, TD_WHY_FIN_SENT));
+	cr_assert(eq(int, o.closer, TD_CLOSER_SIMULTANEOUS));
+	cr_assert(eq(int, o.time_wait, 0));
+	cr_assert(eq(i64, o.lost, 0));
+	f.after_state = TD_TCP_TIME_WAIT;
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.wire, TD_WIRE_NONE));
+	cr_assert(eq(int, o.closer, TD_CLOSER_ACTIVE));
+	cr_assert(eq(int, o.time_wait, 1));
+	f.abort_quiet = false;
+	f.after_state = 0; /* gone, and no word from the abort: the RST */
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.wire, TD_WIRE_RST));
+}
+
+/*
  * A connection that timed out (retransmissions, keepalive probes or
  * TCP_USER_TIMEOUT ran out) is CLOSE with nothing on the wire, as after a
  * peer's reset: the facts say which (a read or write that failed with
