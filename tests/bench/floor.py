@@ -78,6 +78,10 @@ def main(argv):
     table.row("getsockname(), a connected socket", figure=us(c["getsockname_ns"]))
     table.row("sock_diag lookup of a TIME_WAIT 4-tuple, 32 to a sendto()",
               figure=us(lk["lookup_ns"]))
+    table.row("the thread count, /proc/self/stat (open, read, close)",
+              figure=us(c["proc_stat_ns"]))
+    table.row("the thread count, statx() of /proc/self/task (what the library reads)",
+              figure=us(c["task_statx_ns"]))
     table.row("fork() and _exit() of a small process", figure=us(cw["fork_ns"]))
     table.row("copy-on-write fault in a forked child", figure=us(cw["cow_fault_ns"]))
     need = 2 * c["tcp_info_ns"] + c["getsockname_ns"]
