@@ -74,17 +74,41 @@ static inline ssize_t td__eof(int fd, ssize_t r, size_t want)
 	return r;
 }
 
+/*
+ * The armed halves (a live connection with a byte budget: fault
+ * injection) are functions of their own outside the window a forked
+ * child runs in (include/teardown/layout.h): a child of a server with no
+ * such fault never runs them, and the window keeps room for what it
+ * does run.
+ */
+#define TD__COLD __attribute__((noinline, cold))
+
+TD__COLD static ssize_t td__read_armed(int fd, void *buf, size_t n)
+{
+	bool armed;
+	size_t allow = td_faults_bytes_in_allow(fd, n, &armed);
+	ssize_t r = TD_COUNTED(fd, true, TD_READ(fd, td_real_read(fd, buf, armed ? allow : n)));
+
+	if (armed)
+		td_faults_bytes_read(fd, r);
+	return td__eof(fd, r, armed ? allow : n);
+}
+
 TD_CHILD_RUNS
 TD_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	size_t allow;
-	bool armed;
-	ssize_t r;
-
 	if (td_likely(!td__armed_any()) || td_init_active() == NULL)
 		return td__eof(fd, TD_COUNTED(fd, true, TD_READ(fd, td_real_read(fd, buf, n))), n);
-	allow = td_faults_bytes_in_allow(fd, n, &armed);
-	r = TD_COUNTED(fd, true, TD_READ(fd, td_real_read(fd, buf, armed ? allow : n)));
+	return td__read_armed(fd, buf, n);
+}
+
+TD__COLD static ssize_t td__recv_armed(int fd, void *buf, size_t n, int flags)
+{
+	bool armed;
+	size_t allow = td_faults_bytes_in_allow(fd, n, &armed);
+	ssize_t r = TD_COUNTED(fd, td__consumes(flags),
+			       TD_READ(fd, td_real_recv(fd, buf, armed ? allow : n, flags)));
+
 	if (armed)
 		td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, armed ? allow : n);
@@ -93,16 +117,21 @@ TD_EXPORT ssize_t read(int fd, void *buf, size_t n)
 TD_CHILD_RUNS
 TD_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	size_t allow;
-	bool armed;
-	ssize_t r;
-
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || td_init_active() == NULL)
 		return td__eof(fd, TD_COUNTED(fd, td__consumes(flags),
 					      TD_READ(fd, td_real_recv(fd, buf, n, flags))), n);
-	allow = td_faults_bytes_in_allow(fd, n, &armed);
-	r = TD_COUNTED(fd, td__consumes(flags),
-		       TD_READ(fd, td_real_recv(fd, buf, armed ? allow : n, flags)));
+	return td__recv_armed(fd, buf, n, flags);
+}
+
+TD__COLD static ssize_t td__recvfrom_armed(int fd, void *buf, size_t n, int flags,
+					   struct sockaddr *from, socklen_t *fl)
+{
+	bool armed;
+	size_t allow = td_faults_bytes_in_allow(fd, n, &armed);
+	ssize_t r = TD_COUNTED(fd, td__consumes(flags),
+			       TD_READ(fd, td_real_recvfrom(fd, buf, armed ? allow : n, flags,
+							    from, fl)));
+
 	if (armed)
 		td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, armed ? allow : n);
@@ -112,37 +141,20 @@ TD_CHILD_RUNS
 TD_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
 			   socklen_t *fl)
 {
-	size_t allow;
-	bool armed;
-	ssize_t r;
-
 	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || td_init_active() == NULL)
 		return td__eof(fd, TD_COUNTED(fd, td__consumes(flags),
 					      TD_READ(fd, td_real_recvfrom(fd, buf, n, flags, from,
 									  fl))), n);
-	allow = td_faults_bytes_in_allow(fd, n, &armed);
-	r = TD_COUNTED(fd, td__consumes(flags),
-		       TD_READ(fd, td_real_recvfrom(fd, buf, armed ? allow : n, flags, from, fl)));
-	if (armed)
-		td_faults_bytes_read(fd, r);
-	return td__eof(fd, r, armed ? allow : n);
+	return td__recvfrom_armed(fd, buf, n, flags, from, fl);
 }
 
-TD_CHILD_RUNS
-TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+TD__COLD static ssize_t td__readv_armed(int fd, const struct iovec *iov, int cnt)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX];
-	size_t allow, total;
+	size_t allow, total = td_faults_iov_total(iov, cnt);
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || td_init_active() == NULL || cnt <= 0 || iov == NULL) {
-		r = TD_COUNTED(fd, true, TD_READ(fd, td_real_readv(fd, iov, cnt)));
-		/* the iovec is the program's and may be bad: only summed once
-		 * the kernel has read it (a 0, so cnt iovecs at iov) */
-		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(iov, cnt)) : r;
-	}
-	total = td_faults_iov_total(iov, cnt);
 	allow = td_faults_bytes_in_allow(fd, total, &armed);
 	if (!armed)
 		return td__eof(fd, TD_COUNTED(fd, true, TD_READ(fd, td_real_readv(fd, iov, cnt))),
@@ -154,24 +166,26 @@ TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 }
 
 TD_CHILD_RUNS
-TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
+TD_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+	ssize_t r;
+
+	if (td_likely(!td__armed_any()) || td_init_active() == NULL || cnt <= 0 || iov == NULL) {
+		r = TD_COUNTED(fd, true, TD_READ(fd, td_real_readv(fd, iov, cnt)));
+		/* the iovec is the program's and may be bad: only summed once
+		 * the kernel has read it (a 0, so cnt iovecs at iov) */
+		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(iov, cnt)) : r;
+	}
+	return td__readv_armed(fd, iov, cnt);
+}
+
+TD__COLD static ssize_t td__recvmsg_armed(int fd, struct msghdr *m, int flags)
 {
 	struct iovec cut[TD_FAULTS_IOV_MAX], *orig;
-	size_t allow, olen, total;
+	size_t allow, olen, total = td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen);
 	bool armed;
 	ssize_t r;
 
-	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || m == NULL ||
-	    m->msg_iovlen == 0 || td_init_active() == NULL) {
-		r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
-		if (td_unlikely(r >= 0 && td_rights_maybe(m)))
-			td_rights_received(fd, m);
-		/* as readv() above: a 0 means the kernel read m and its iovecs */
-		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(m->msg_iov,
-									       (int)m->msg_iovlen))
-					   : r;
-	}
-	total = td_faults_iov_total(m->msg_iov, (int)m->msg_iovlen);
 	allow = td_faults_bytes_in_allow(fd, total, &armed);
 	if (!armed) {
 		r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
@@ -192,6 +206,24 @@ TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 		td_rights_received(fd, m);
 	td_faults_bytes_read(fd, r);
 	return td__eof(fd, r, allow);
+}
+
+TD_CHILD_RUNS
+TD_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags)
+{
+	ssize_t r;
+
+	if (td_likely(!td__armed_any()) || (flags & MSG_PEEK) || m == NULL ||
+	    m->msg_iovlen == 0 || td_init_active() == NULL) {
+		r = TD_COUNTED(fd, td__consumes(flags), TD_READ(fd, td_real_recvmsg(fd, m, flags)));
+		if (td_unlikely(r >= 0 && td_rights_maybe(m)))
+			td_rights_received(fd, m);
+		/* as readv() above: a 0 means the kernel read m and its iovecs */
+		return td_unlikely(r == 0) ? td__eof(fd, r, td_faults_iov_total(m->msg_iov,
+									       (int)m->msg_iovlen))
+					   : r;
+	}
+	return td__recvmsg_armed(fd, m, flags);
 }
 
 /*
