@@ -249,6 +249,25 @@ def test_graceful_discards_unread_input():
     assert not tdlib.time_wait_on(cport)
 
 
+def _abort_with_the_reply_unsent(*server_args):
+    """A server under "abort" writes a 2 MB reply that a slow client (a
+    4 KiB receive buffer, its first read 300 ms late) cannot take in
+    time, and closes (after server_args: its shutdown, say).  Checks the
+    client read part of it, then ECONNRESET; returns (the Server, the
+    client's result, the log, the counter deltas, the capture)."""
+    env, log = _policy([_rule("abort")], "server")
+    with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
+        srv = tdlib.Server("--read", 100, "--send", REPLY, "--sndbuf", 4194304, *server_args,
+                           env=env)
+        cli = tdlib.run_client(srv.port, "--request", 100, "--rcvbuf", 4096,
+                               "--read-delay", 300).result
+        srv_res = srv.result()
+    tdlib.check_connected(cli, srv_res)
+    assert srv_res["bytes_sent"] == REPLY and srv_res["close_rc"] == 0, srv_res
+    assert cli["recv_end"] == "ECONNRESET" and cli["data_ok"], cli
+    return srv, cli, log, counters, cap
+
+
 @tdlib.requires(*NEEDS)
 @tdlib.timeout(20)
 def test_abort_reports_lost_bytes():
@@ -261,15 +280,7 @@ def test_abort_reports_lost_bytes():
     payload the server put on the wire is the log's bytes_out and exactly
     what the client read before ECONNRESET, and lost is exactly the rest
     of the reply.  No FIN, no TIME_WAIT."""
-    env, log = _policy([_rule("abort")], "server")
-    with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
-        srv = tdlib.Server("--read", 100, "--send", REPLY, "--sndbuf", 4194304, env=env)
-        cli = tdlib.run_client(srv.port, "--request", 100, "--rcvbuf", 4096,
-                               "--read-delay", 300).result
-        srv_res = srv.result()
-    tdlib.check_connected(cli, srv_res)
-    assert srv_res["bytes_sent"] == REPLY and srv_res["close_rc"] == 0, srv_res
-    assert cli["recv_end"] == "ECONNRESET" and cli["data_ok"], cli
+    srv, cli, log, counters, cap = _abort_with_the_reply_unsent()
     cport = cli["local_port"]
     close = _one(_read(log), "close", role="server")
     _check_outcome(close, action="abort", state="ESTABLISHED", closer="active",
@@ -1069,16 +1080,7 @@ def test_abort_in_fin_wait1_resets_and_says_so():
     kernel's counter of RSTs sent.  The other answer (the peer's FIN came
     just before the close: none went) is the test_predict unit test's and
     test_compat's python3 http.server under abort."""
-    env, log = _policy([_rule("abort")], "server")
-    with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
-        srv = tdlib.Server("--read", 100, "--send", REPLY, "--sndbuf", 4194304,
-                           "--shutdown", "wr", env=env)
-        cli = tdlib.run_client(srv.port, "--request", 100, "--rcvbuf", 4096,
-                               "--read-delay", 300).result
-        srv_res = srv.result()
-    tdlib.check_connected(cli, srv_res)
-    assert srv_res["bytes_sent"] == REPLY and srv_res["close_rc"] == 0, srv_res
-    assert cli["recv_end"] == "ECONNRESET" and cli["data_ok"], cli
+    srv, cli, log, counters, cap = _abort_with_the_reply_unsent("--shutdown", "wr")
     cport = cli["local_port"]
     records = _read(log)
     shut = _one(records, "shutdown", role="server")
