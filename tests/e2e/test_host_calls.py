@@ -693,8 +693,10 @@ def test_shutdown_reads_before_the_call_where_the_peer_is_often_first():
 
 # Each connection served by a forked child that shuts it down and exits
 # (a fork-per-connection server: busybox httpd); the parent closes its
-# copy after the fork and reaps the child before the next.  "peer": the
-# client half-closes first; "ours": the client waits for the server's FIN.
+# copy after the fork and reaps the child before the next.  The child
+# waits for that close (a pipe): a child that exited first would leave
+# the end to the parent's close.  "peer": the client half-closes first;
+# "ours": the client waits for the server's FIN.
 FORKED_SHUT_PROG = r"""
 import json, os, socket, sys, time
 mode, n = sys.argv[1], int(sys.argv[2])
@@ -707,12 +709,17 @@ for _ in range(n):
         cli.shutdown(socket.SHUT_WR)
         time.sleep(0.02)        # the client's FIN is in, unread
     fds.append(srv.fileno())
+    rd, wr = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(wr)
         lst.close()
+        os.read(rd, 1)          # the parent's copy is closed
         srv.shutdown(socket.SHUT_WR)
         os._exit(0)
+    os.close(rd)
     srv.close()
+    os.write(wr, b"x"); os.close(wr)
     os.waitpid(pid, 0)
     assert cli.recv(10) == b""
     cli.close()
