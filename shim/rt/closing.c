@@ -739,8 +739,10 @@ out:
  * last reference as the facts found it (counted, or the only holder
  * /proc knows of; never where the lookup after the close is to say
  * whether it was), with no input unread (that close resets in CLOSING
- * too).  A pending error (the peer reset meanwhile) leaves it to the
- * close, as before.  The kernel counts such an RST in TcpOutRsts, not in
+ * too), nor under a seccomp filter the library did not see installed
+ * (td_init_filtered(): one that allows close() may still kill at a
+ * connect()).  A pending error (the peer reset meanwhile) leaves it to
+ * the close, as before.  The kernel counts such an RST in TcpOutRsts, not in
  * TcpExtTCPAbortOnData (README, Limits).
  */
 __attribute__((noinline, cold))
@@ -752,7 +754,7 @@ static bool td__abort_told(int fd, struct td_close_facts *cf, const struct td_ev
 	bool sent = false;
 
 	if (!cf->last || ev->wire != TD_WIRE_RST || cf->state != TD_TCP_FIN_WAIT1 ||
-	    cf->unread > 0 || cf->reset_sent)
+	    cf->unread > 0 || cf->reset_sent || td_init_filtered())
 		return false;
 	if (td_real_sys_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0 &&
 	    td_real_sys3(SYS_connect, fd, &sa, sizeof(sa)) == 0) {

@@ -522,6 +522,50 @@ static int td__threads(void)
 	return td_parse_u64(p, &v) == 0 && v <= INT_MAX ? (int)v : -1;
 }
 
+/*
+ * Whether a seccomp filter binds this process that the library never saw
+ * installed (one inherited across exec: systemd's SystemCallFilter=, a
+ * container's profile; a filter installed here sandboxes the thread, see
+ * td_init_sandbox()).  Such a filter may kill at a system call the
+ * program itself never makes, so the library makes none of its own there
+ * that a close does not need (closing.c, td__abort_told(): a connect()).
+ * /proc/self/status's "Seccomp:" field (2: a filter), read once a process
+ * on first need, in pieces (a signal handler's stack may be small); a
+ * forked child inherits the filter and the answer.  Unreadable: yes.
+ */
+static _Atomic int8_t td__filtered = -1;
+
+bool td_init_filtered(void)
+{
+	static const char key[] = "\nSeccomp:\t";
+	char buf[256 + sizeof(key)], *p;
+	size_t keep = 0;
+	int8_t v = atomic_load_explicit(&td__filtered, memory_order_relaxed);
+	int fd;
+	ssize_t n;
+
+	if (v >= 0)
+		return v != 0;
+	v = 1;
+	if ((fd = td_real_sys_open("/proc/self/status", O_RDONLY | O_CLOEXEC, 0)) >= 0) {
+		while ((n = (ssize_t)td_real_sys3(SYS_read, fd, buf + keep,
+						  sizeof(buf) - 1 - keep)) > 0) {
+			buf[keep + (size_t)n] = '\0';
+			if ((p = strstr(buf, key)) != NULL &&
+			    p[sizeof(key) - 1] != '\0') {
+				v = p[sizeof(key) - 1] != '0';
+				break;
+			}
+			/* a key cut at the piece's end: its start comes again */
+			keep = keep + (size_t)n < sizeof(key) ? keep + (size_t)n : sizeof(key);
+			memmove(buf, buf + strlen(buf) - keep, keep);
+		}
+		(void)td_real_sys1(SYS_close, fd);
+	}
+	atomic_store_explicit(&td__filtered, v, memory_order_relaxed);
+	return v != 0;
+}
+
 bool td_init_program_alone(void)
 {
 	int threads;

@@ -122,8 +122,11 @@ enum td_exit_drop {
 /* Asked once, at the first socket that could go (signals blocked from
  * then on: *blocked, *old the mask td_init_exit_undrop() puts back). */
 /* No thread of the program but the calling one (the library's worker
- * aside): glibc's __libc_single_threaded, else /proc/self/stat. */
+ * aside): glibc's __libc_single_threaded, else the thread count. */
 bool td_init_program_alone(void) TD_HIDDEN;
+/* A seccomp filter binds this process that no hook saw installed (one
+ * inherited across exec); true where that cannot be read. */
+bool td_init_filtered(void) TD_HIDDEN;
 enum td_exit_drop td_init_exit_drop(bool now, sigset_t *old, bool *blocked) TD_HIDDEN;
 void td_init_exit_undrop(bool now, const sigset_t *old, bool blocked) TD_HIDDEN;
 /* Bind the rules' program globs to this process and index them. */

@@ -693,8 +693,10 @@ class Server:
         res = srv.result()
     """
 
-    def __init__(self, *args, env=None, listen="127.0.0.1:0", name="server", timeout=5.0):
-        cmd = [tdpeer(), "server", "--listen", listen] + [str(a) for a in args]
+    def __init__(self, *args, env=None, listen="127.0.0.1:0", name="server", timeout=5.0,
+                 prefix=()):
+        # prefix: a command that runs the server (a launcher that execs it)
+        cmd = list(prefix) + [tdpeer(), "server", "--listen", listen] + [str(a) for a in args]
         self.proc = spawn(cmd, env=env, name=name)
         first = self.proc.wait_for_json(lambda r: r.get("event") in ("listening", "result"),
                                         timeout=timeout, what="its listening line")

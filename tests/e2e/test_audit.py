@@ -249,16 +249,17 @@ def test_graceful_discards_unread_input():
     assert not tdlib.time_wait_on(cport)
 
 
-def _abort_with_the_reply_unsent(*server_args):
+def _abort_with_the_reply_unsent(*server_args, prefix=()):
     """A server under "abort" writes a 2 MB reply that a slow client (a
     4 KiB receive buffer, its first read 300 ms late) cannot take in
-    time, and closes (after server_args: its shutdown, say).  Checks the
+    time, and closes (after server_args: its shutdown, say; prefix: a
+    launcher that execs it).  Checks the
     client read part of it, then ECONNRESET; returns (the Server, the
     client's result, the log, the counter deltas, the capture)."""
     env, log = _policy([_rule("abort")], "server")
     with tdlib.nstat_delta() as counters, tdlib.Capture(snaplen=128) as cap:
         srv = tdlib.Server("--read", 100, "--send", REPLY, "--sndbuf", 4194304, *server_args,
-                           env=env)
+                           env=env, prefix=prefix)
         cli = tdlib.run_client(srv.port, "--request", 100, "--rcvbuf", 4096,
                                "--read-delay", 300).result
         srv_res = srv.result()
@@ -1096,6 +1097,31 @@ def test_abort_in_fin_wait1_resets_and_says_so():
     # linger: the kernel counts the RST it sent, not a close's abort
     assert counters["TcpOutRsts"] >= 1, counters
     assert counters.get("TcpExtTCPAbortOnData", 0) == 0, counters
+    assert tdlib.time_wait_on(srv.port) == []
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_abort_in_fin_wait1_under_an_inherited_seccomp_filter():
+    """The case above, the server under a seccomp filter it inherited
+    across exec (tests/progs/seccomp_exec.c, as systemd's
+    SystemCallFilter= runs a service) that kills at connect(), which the
+    server never calls.  The library, which never saw the filter
+    installed, reads /proc/self/status and leaves the abort to the close
+    (README, Limits): the server lives, the RST goes, the log says so
+    from the facts before the close.
+
+    Catches: the library's own connect(AF_UNSPEC) killing the host
+    (SIGSYS)."""
+    srv, cli, log, counters, cap = _abort_with_the_reply_unsent(
+        "--shutdown", "wr", prefix=[tdlib.test_prog("seccomp_exec")])
+    cport = cli["local_port"]
+    close = _one(_read(log), "close", role="server")
+    _check_outcome(close, action="abort", state="FIN_WAIT1", closer="active",
+                   wire="RST", why="policy", time_wait=False, unread=0)
+    assert cap.rst_from(srv.port, cport)
+    # the close's zero linger made the abort, as it counts one
+    assert counters["TcpExtTCPAbortOnData"] == 1, counters
     assert tdlib.time_wait_on(srv.port) == []
 
 
