@@ -529,9 +529,11 @@ static int td__threads(void)
  * td_init_sandbox()).  Such a filter may kill at a system call the
  * program itself never makes, so the library makes none of its own there
  * that a close does not need (closing.c, td__abort_told(): a connect()).
- * /proc/self/status's "Seccomp:" field (2: a filter), read once a process
- * on first need, in pieces (a signal handler's stack may be small); a
- * forked child inherits the filter and the answer.  Unreadable: yes.
+ * /proc/self/status's "Seccomp:" field (2: a filter; not
+ * prctl(PR_GET_SECCOMP), at which the filter may kill too), read once a
+ * process on first need, in pieces (a signal handler's stack may be
+ * small); a forked child inherits the filter and the answer.  Unreadable:
+ * yes.
  */
 static _Atomic int8_t td__filtered = -1;
 

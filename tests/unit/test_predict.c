@@ -127,6 +127,17 @@ Test(predict, library_reset_is_the_end)
 	cr_assert(eq(int, o.why, TD_WHY_SHARED));
 }
 
+/* The last reference, our FIN out (the program shut down), closed with
+ * the policy's zero linger from state; nothing learned after yet. */
+static struct td_close_facts td__aborted_after_our_fin(int state)
+{
+	return (struct td_close_facts){
+		.state = state, .last = true, .connected = true, .our_fin_sent = true,
+		.linger_on = true, .linger_secs = 0, .rst_cause = TD_RST_BY_POLICY,
+		.after_state = -1,
+	};
+}
+
 /*
  * FINs crossed (CLOSING), closed with a zero linger: tcp_disconnect()
  * drops the socket, no RST (nothing unsent) and no TIME_WAIT.  Unless the
@@ -136,11 +147,7 @@ Test(predict, library_reset_is_the_end)
  */
 Test(predict, a_crossed_close_acknowledged_before_the_abort_holds_time_wait)
 {
-	struct td_close_facts f = {
-		.state = TD_TCP_CLOSING, .last = true, .connected = true, .our_fin_sent = true,
-		.linger_on = true, .linger_secs = 0, .rst_cause = TD_RST_BY_POLICY,
-		.after_state = -1,
-	};
+	struct td_close_facts f = td__aborted_after_our_fin(TD_TCP_CLOSING);
 	struct td_close_outcome o;
 
 	td_predict_close(&f, &o);
@@ -168,11 +175,7 @@ Test(predict, a_crossed_close_acknowledged_before_the_abort_holds_time_wait)
  */
 Test(predict, an_abort_that_met_the_peers_fin_says_it_sent_nothing)
 {
-	struct td_close_facts f = {
-		.state = TD_TCP_FIN_WAIT1, .last = true, .connected = true, .our_fin_sent = true,
-		.linger_on = true, .linger_secs = 0, .rst_cause = TD_RST_BY_POLICY,
-		.after_state = -1,
-	};
+	struct td_close_facts f = td__aborted_after_our_fin(TD_TCP_FIN_WAIT1);
 	struct td_close_outcome o;
 
 	td_predict_close(&f, &o);
