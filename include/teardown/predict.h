@@ -53,6 +53,9 @@ struct td_close_facts {
 	bool passive_first; /* the peer's FIN came before ours */
 	bool our_fin_sent;  /* our shutdown(SHUT_WR) already sent our FIN */
 	bool timed_out;	    /* it ended by a timeout (ETIMEDOUT), not a reset */
+	/* CLOSE, our side never shut: the peer's FIN had come in before the
+	 * reset or timeout that ended it (the byte count holds it) */
+	bool fin_before_end;
 	int rst_cause;	    /* enum td_rst_cause, for a zero linger */
 	bool policy_changed; /* the rule changed the outcome (graceful, drain) */
 	/* the library already reset the connection (a fault): what that

@@ -172,7 +172,8 @@ static void td__learned(const struct td_close_facts *f, struct td_close_outcome 
 static void td__bytes(const struct td_close_facts *f, struct td_close_outcome *o)
 {
 	bool fin_in = f->eof_seen ||
-		      (f->state == TD_TCP_CLOSE && o->why == TD_WHY_FIN_SENT && !f->reset_sent);
+		      (f->state == TD_TCP_CLOSE && !f->reset_sent &&
+		       (o->why == TD_WHY_FIN_SENT || f->fin_before_end));
 	int64_t in = td_payload_in(f->state, f->bytes_received, fin_in);
 
 	o->bytes_in = in > f->reset_bytes_in ? in : f->reset_bytes_in;
@@ -225,10 +226,9 @@ static void td__decide(const struct td_close_facts *f, struct td_close_outcome *
 			td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_PASSIVE, 0);
 		else if (f->our_fin_sent)
 			td__set(o, TD_WIRE_NONE, TD_WHY_FIN_SENT, TD_CLOSER_ACTIVE, 1);
-		else if (f->timed_out)
-			td__set(o, TD_WIRE_NONE, TD_WHY_TIMEOUT, TD_CLOSER_NONE, 0);
 		else
-			td__set(o, TD_WIRE_NONE, TD_WHY_RESET, TD_CLOSER_NONE, 0);
+			td__set(o, TD_WIRE_NONE, f->timed_out ? TD_WHY_TIMEOUT : TD_WHY_RESET,
+				f->fin_before_end ? TD_CLOSER_PASSIVE : TD_CLOSER_NONE, 0);
 		return;
 	case TD_TCP_SYN_SENT:
 		td__set(o, TD_WIRE_NONE, TD_WHY_UNCONNECTED, TD_CLOSER_NONE, 0);

@@ -35,8 +35,9 @@ struct td__reads {
 	bool eof;	/* read to the peer's EOF: td_info_read_to_end(), or our drain */
 	int32_t count;	/* the entry's read16, -1 none (td_fdtab_read_end()) */
 	bool fin;	/* the peer's FIN is known to have come in (its byte counted) */
+	bool sole;	/* count is every read of the socket (td__sole_reader()) */
 };
-#define TD__NO_READS ((struct td__reads){false, -1, false})
+#define TD__NO_READS ((struct td__reads){false, -1, false, false})
 
 TD_CHILD_RUNS
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
@@ -49,7 +50,18 @@ int td_info_facts(int fd, struct td_facts *f, bool want_ino)
 
 int td_info_facts_drained(int fd, struct td_facts *f, bool eof)
 {
-	return td__facts(fd, f, false, false, (struct td__reads){eof, -1, false});
+	return td__facts(fd, f, false, false, (struct td__reads){eof, -1, false, false});
+}
+
+/*
+ * Every read of the socket went through this entry's hooks: no other fd
+ * (no dup share) or process (no fork since it came in, never passed on)
+ * holds it.
+ */
+TD_CHILD_RUNS
+static bool td__sole_reader(uint32_t flags, uint32_t share, uint32_t epoch)
+{
+	return !(flags & TD_SF_STICKY_SHARED) && share == 0 && !td_holders_maybe_elsewhere(epoch);
 }
 
 /*
@@ -65,9 +77,8 @@ int td_info_facts_drained(int fd, struct td_facts *f, bool eof)
 TD_CHILD_RUNS
 bool td_info_read_to_end(uint32_t flags, uint32_t share, uint32_t epoch)
 {
-	return (flags & (TD_SF_EOF_READ | TD_SF_SHUT_RD | TD_SF_STICKY_SHARED)) ==
-		       TD_SF_EOF_READ &&
-	       share == 0 && !td_holders_maybe_elsewhere(epoch);
+	return (flags & (TD_SF_EOF_READ | TD_SF_SHUT_RD)) == TD_SF_EOF_READ &&
+	       td__sole_reader(flags, share, epoch);
 }
 
 /*
@@ -81,8 +92,10 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino)
 {
 	uint32_t flags = atomic_load(&s->flags);
-	struct td__reads rd = {td_info_sock_read_to_end(s), s->read16,
-			       (flags & (TD_SF_PASSIVE | TD_SF_FIN_IN)) != 0};
+	uint32_t share = atomic_load(&s->share);
+	struct td__reads rd = {td_info_read_to_end(flags, share, s->d.epoch), s->read16,
+			       (flags & (TD_SF_PASSIVE | TD_SF_FIN_IN)) != 0,
+			       td__sole_reader(flags, share, s->d.epoch)};
 	int rc;
 
 	if (!(flags & TD_SF_LINGER_KNOWN) || r == NULL)
@@ -118,6 +131,31 @@ static bool td__read_all(const struct tcp_info *ti, socklen_t len, struct td__re
 	return in == 0 || (in < 65536 && in == rd.count);
 }
 
+/*
+ * A socket already CLOSE: its end was a reset or a timeout (or both FINs,
+ * which rd.fin knows from our shutdown), and Linux keeps no sign of
+ * whether the peer's FIN had come before it (a reset sets every shutdown
+ * bit).  The byte count does: tcpi_bytes_received counts the FIN as one,
+ * and an RST nothing.  Where nothing is left unread and every read of the
+ * socket went through this entry's hooks (td__sole_reader()), the count
+ * of what was read (fewer than 2^16 bytes: exact) is what came in, less
+ * the FIN: one less than the kernel's count, the peer's FIN had come, so
+ * the peer closed first and then reset (a TLS server's close_notify, an
+ * SMTP server's 421, written after the client's FIN and answered by the
+ * client's RST); equal, it had not.  The hooks' count is never too high
+ * (td_fdtab_read_end()); too low by exactly one byte (a one-byte read
+ * through a call with no hook, splice() or recvmmsg(), and no FIN) it
+ * would pass for a FIN.  No system call: SIOCINQ was asked already where
+ * the counts differ.
+ */
+static bool td__fin_then_end(const struct tcp_info *ti, struct td__reads rd, int64_t unread)
+{
+	int64_t raw = (int64_t)ti->tcpi_bytes_received;
+
+	return ti->tcpi_state == TD_TCP_CLOSE && rd.sole && !rd.fin && rd.count >= 0 &&
+	       unread == 0 && raw >= 1 && raw - 1 < 65536 && raw - 1 == rd.count;
+}
+
 /* Counts a system call about to be made after the state was read: true. */
 static bool td__call_after(struct td_facts *f)
 {
@@ -149,10 +187,15 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		/* for a listener the kernel reports its accept queue here */
 		f->backlog = (int)ti.tcpi_unacked;
 	} else {
+		bool unread_known = true;
+
 		if (td__read_all(&ti, len, rd))
 			f->unread = 0;
 		else if (td__call_after(f) && td_real_sys_ioctl(fd, SIOCINQ, &v) == 0)
 			f->unread = v;
+		else
+			unread_known = false;
+		f->fin_then_end = unread_known && td__fin_then_end(&ti, rd, f->unread);
 		/* once closed (reset, refused), nothing is waiting to be sent:
 		 * the kernel's counter still holds the SYN and the purged queue.
 		 * With no segment in flight (tcpi_unacked counts them), what is

@@ -520,6 +520,40 @@ def test_a_reset_after_the_servers_fin_leaves_it_the_active_closer():
         _check_outcome(closes[port], closer="active", wire="FIN")
 
 
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(20)
+def test_a_reset_after_the_peers_fin_leaves_the_peer_the_first_closer():
+    """The client sends 5 bytes and closes without reading; the server
+    under "pass" reads them 300 ms later (the client's FIN is in by then),
+    writes 3 bytes (as a TLS server writes its close_notify after the
+    client's, an SMTP server its 421), which the client's kernel answers
+    with an RST, and closes 200 ms later.  Linux's CLOSE state
+    keeps no sign of the FIN before the RST, but the byte count does: the
+    close says state=CLOSE, wire=none, why=reset, closer=passive (the
+    client's FIN came first, as the capture shows) and bytes_in=5, the
+    payload without the FIN the kernel counted as one more.
+
+    Then a client that resets without a FIN (a zero linger): the same
+    close says closer=null (no FIN came first) and bytes_in=5 too."""
+    for label, client_args, closer in (("fin-then-rst", (), "passive"),
+                                       ("rst-only", ("--linger", "1,0"), None)):
+        env, log = _policy([_rule("pass")], "server-" + label)
+        with tdlib.Capture(snaplen=128) as cap:
+            srv = tdlib.Server("--read-delay", 300, "--read", 5, "--send", 3,
+                               "--sleep-before-close", 200, env=env)
+            cli = tdlib.run_client(srv.port, "--request", 5, "--no-read", *client_args).result
+            srv_res = srv.result()
+        cport, sport = cli["local_port"], srv.port
+        assert srv_res["bytes_received"] == 5 and srv_res["close_rc"] == 0, srv_res
+        assert cap.rst_from(cport, sport) and not cap.fin_from(sport, cport)
+        assert cap.teardown_flags(cport, sport) == ("FIN" if closer else "RST"), label
+        payload = sum(p.length for p in cap.from_port(cport, sport))
+        close = _one(_read(log), "close", role="server")
+        _check_outcome(close, state="CLOSE", wire="none", why="reset", closer=closer,
+                       time_wait=False, unread=0, lost=0, bytes_in=payload)
+        assert payload == 5, "%s: the client sent %d bytes" % (label, payload)
+
+
 # ---------------------------------------------------------------------------
 # linger, shutdown and exit events; a fork-per-connection server
 # ---------------------------------------------------------------------------

@@ -234,6 +234,41 @@ Test(predict, timeout_is_not_a_reset)
 }
 
 /*
+ * A socket the peer reset after its FIN (it answered with an RST what we
+ * wrote after reading its EOF: a TLS close_notify, an SMTP 421): the peer
+ * closed first, and the kernel's byte count holds its FIN as one byte,
+ * which bytes_in leaves out.  Without that fact (no FIN came, or the
+ * library could not count every read) the closer is not known, and the
+ * count is all payload.  A timeout after the peer's FIN is the same.
+ */
+Test(predict, a_reset_after_the_peers_fin_is_passive)
+{
+	struct td_close_facts f = {
+		.state = TD_TCP_CLOSE, .last = true, .connected = true,
+		.fin_before_end = true, .bytes_received = 6, .bytes_out = 3,
+	};
+	struct td_close_outcome o;
+
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.wire, TD_WIRE_NONE));
+	cr_assert(eq(int, o.why, TD_WHY_RESET));
+	cr_assert(eq(int, o.closer, TD_CLOSER_PASSIVE));
+	cr_assert(eq(int, o.time_wait, 0));
+	cr_assert(eq(i64, o.bytes_in, 5), "the FIN is no byte");
+	f.timed_out = true;
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.why, TD_WHY_TIMEOUT));
+	cr_assert(eq(int, o.closer, TD_CLOSER_PASSIVE));
+	cr_assert(eq(i64, o.bytes_in, 5));
+	f.timed_out = false;
+	f.fin_before_end = false;
+	td_predict_close(&f, &o);
+	cr_assert(eq(int, o.why, TD_WHY_RESET));
+	cr_assert(eq(int, o.closer, TD_CLOSER_NONE));
+	cr_assert(eq(i64, o.bytes_in, 6), "no FIN came: every byte is payload");
+}
+
+/*
  * An event settled after its line was made (td_predict_settle()): a close
  * predicted active with a FIN keeps that where the kernel later finds our
  * FIN first (FIN_WAIT, TIME_WAIT), turns passive without TIME_WAIT where
