@@ -403,15 +403,17 @@ class ModeRun:
         self.end = time.time()
 
     def wait_logged(self, timeout=10):
-        """Wait until every connection the log shows accepted or connected
-        has its last holder's close (or exit) event: a fork-per-connection
-        server's child may still be on its way out when the connection has
-        ended on the wire, and stopping the server then would kill it
-        before it logs."""
+        """Wait until every connection to ``port`` that the log shows
+        accepted or connected has its last holder's close (or exit) event:
+        a fork-per-connection server's child may still be on its way out
+        when the connection has ended on the wire, and stopping the server
+        then would kill it before it logs.  (A proxy's pooled connections
+        to its backend end only when it stops.)"""
         def pending():
             events = [e for e in tdlib.read_log(self.log) if e.get("role") in ("client", "server")]
             opened = {(tdlib.port_of(e["local"]), tdlib.port_of(e["remote"])) for e in events
-                      if e["event"] in ("accept", "connect") and e.get("local")}
+                      if e["event"] in ("accept", "connect") and e.get("local")
+                      and self.port in (tdlib.port_of(e["local"]), tdlib.port_of(e["remote"]))}
             closed = {(tdlib.port_of(e["local"]), tdlib.port_of(e["remote"])) for e in events
                       if e["event"] in ("close", "exit") and e.get("why") != "shared"}
             return sorted(opened - closed)
@@ -552,7 +554,17 @@ def check_conn(run, conn, ev, events, side):
     # --- the policy on the wire ---
     if ev["action"] != run.action:
         problems.append("%s: action=%s, want %s" % (what, ev["action"], run.action))
-    if run.mode in ("graceful", "drain"):
+    # The peer reset the connection before this side sent its FIN or RST
+    # (it answered with an RST what this side wrote after the peer's FIN:
+    # a TLS close_notify, an SMTP 421): nothing was left for a policy to
+    # end, and the close says so.
+    # (the peer's RST may be bare: its socket was an orphan by then)
+    reset_first = my_kind is None and any(p.sport == peer and p.rst for p in conn.packets)
+    if reset_first:
+        if (ev["wire"], ev["why"]) != ("none", "reset"):
+            problems.append("%s: the peer reset it first, the log says wire=%s why=%s, want"
+                            " none and reset" % (what, ev["wire"], ev["why"]))
+    elif run.mode in ("graceful", "drain"):
         if not my_fin or my_rst:
             problems.append("%s: under %s it ended with %s (FIN %s, RST %s), want a FIN and no RST"
                             % (what, run.mode, my_kind, bool(my_fin), bool(my_rst)))
@@ -645,8 +657,11 @@ def check_conn(run, conn, ev, events, side):
         # was first as far as it could know; a close that had the FIN in
         # answers it, and its RST's ack covers the FIN.
         want = ("active", "passive")
-    elif peer_kind == "RST":
-        want = ("passive", None)               # reset by the peer
+    elif peer_kind == "RST" or reset_first:
+        # reset by the peer; after its FIN, the close says passive where
+        # the library counted every byte read (the FIN is the one more the
+        # kernel counted), null where another descriptor read them too
+        want = ("passive", None)
     elif peer_ts is not None:
         want = ("passive",)
     else:
