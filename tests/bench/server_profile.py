@@ -3,7 +3,7 @@
 of the server's CPUs, in microseconds of server CPU per request, by what
 each sample was doing.
 
-nginx and busybox httpd run as in part 3 (a new connection per request,
+nginx, busybox httpd and apache2 (prefork) run as in part 3 (a new connection per request,
 the server pinned to the first half of the CPUs, wrk on the other half),
 bare, then observed (JSON log to a file), each under `perf record -a -C
 <the server's CPUs> -g` for the load's length.  A sample counts for the
@@ -27,8 +27,9 @@ could win, against the whole difference (observe less bare).  The row
 "the rest" grows too where the program's own work costs more beside the
 library (its cache lines evicted, a busier CPU taking the softirqs).
 
-Needs perf (Debian: linux-perf), nginx, busybox and wrk; otherwise the
-part says why and adds no row.
+Needs perf (Debian: linux-perf), nginx, busybox, apache2 and wrk; a server
+not installed is skipped with a note, and without perf the part says why
+and adds no row.
 
 Run alone: TD_BUILD=build python3 tests/bench/server_profile.py [NAME...] [--seconds S]
 As root it runs in a private network namespace.
@@ -49,8 +50,8 @@ import servers
 SECTION = ("7b. where a real server's request goes: perf samples of the server's CPUs, "
            "microseconds of server CPU per request by what they were doing (bare, observe "
            "+ JSON log; a new connection per request)")
-NAMES = ("nginx", "busybox")
-COMMS = {"nginx": ("nginx",), "busybox": ("busybox",)}
+NAMES = ("nginx", "busybox", "apache2")
+COMMS = {"nginx": ("nginx",), "busybox": ("busybox",), "apache2": ("apache2",)}
 
 # (label, test on a sample's frames: (dso, symbol) from the top), first fit
 CLASSES = (

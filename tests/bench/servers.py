@@ -15,8 +15,8 @@ loopback, under three modes, started afresh for every run:
             close), logged
 
 and, for the servers that fork per connection, where a child's start and
-end cost what the library's pages, descriptors and lines add to them, two
-more that split observe's cost:
+end cost what the library's pages, descriptors and lines add to them, and
+for apache2's prefork processes, two more that split observe's cost:
 
   preload   build/tests/progs/libfloor.so preloaded: every call the
             library wraps, forwarded, nothing else (what any preload costs)
@@ -240,6 +240,10 @@ class Server:
     needs = ()
     name = ""
     forks = False   # a process per connection: its switches die with it
+    # the preload and quiet runs too (what any preload, the library's own
+    # work and its lines each add); None: where the server forks per
+    # connection
+    split = None
 
     def __init__(self, tmp):
         self.tmp = tmp
@@ -425,6 +429,10 @@ class Busybox(Server):
 class Apache(Server):
     name = "apache2"
     needs = ("apache2", "wrk", "/usr/lib/apache2/modules/mod_mpm_prefork.so")
+    # prefork: 8 to 16 processes, each with the library's own state and,
+    # once it logs enough, its own spool and worker; where observe's cost
+    # goes, split as for the servers that fork per connection
+    split = True
 
     def setup(self):
         www = self.webroot()
@@ -578,8 +586,9 @@ def measure(name, seconds, rounds):
         return 0
     # (without the floor built, ld.so would run the server bare, and say so
     # only on its stderr)
-    split = srv.forks and os.path.exists(_bench.FLOOR)
-    if srv.forks and not split:
+    wanted = srv.split if srv.split is not None else srv.forks
+    split = wanted and os.path.exists(_bench.FLOOR)
+    if wanted and not split:
         table.note("%s: no preload and quiet rows: %s not built (make testprogs)"
                    % (name, _bench.FLOOR))
     modes = MODES + (SPLIT if split else ())
