@@ -30,14 +30,18 @@ bool td_info_is_tcp(int fd, int *family)
 	return true;
 }
 
-/* what td__facts() knows of the reads: their EOF, their count */
+/* what td__facts() knows of the reads: their EOF, their count (16 bytes:
+ * passed in two registers) */
 struct td__reads {
-	bool eof;	/* read to the peer's EOF: td_info_read_to_end(), or our drain */
+	/* the entry: whether count is every read of the socket, asked only
+	 * of a socket already CLOSE (td__fin_then_end()); NULL: none */
+	const struct td_sock *s;
 	int32_t count;	/* the entry's read16, -1 none (td_fdtab_read_end()) */
+	bool eof;	/* read to the peer's EOF: td_info_read_to_end(), or our drain */
 	bool fin;	/* the peer's FIN is known to have come in (its byte counted) */
-	bool sole;	/* count is every read of the socket (td__sole_reader()) */
 };
-#define TD__NO_READS ((struct td__reads){false, -1, false, false})
+_Static_assert(sizeof(struct td__reads) <= 16, "two registers");
+#define TD__NO_READS ((struct td__reads){NULL, -1, false, false})
 
 TD_CHILD_RUNS
 static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger,
@@ -50,7 +54,7 @@ int td_info_facts(int fd, struct td_facts *f, bool want_ino)
 
 int td_info_facts_drained(int fd, struct td_facts *f, bool eof)
 {
-	return td__facts(fd, f, false, false, (struct td__reads){eof, -1, false, false});
+	return td__facts(fd, f, false, false, (struct td__reads){NULL, -1, eof, false});
 }
 
 /*
@@ -92,10 +96,8 @@ int td_info_facts_sock(int fd, struct td_facts *f, const struct td_sock *s,
 		       const struct td_rule *r, bool want_ino)
 {
 	uint32_t flags = atomic_load(&s->flags);
-	uint32_t share = atomic_load(&s->share);
-	struct td__reads rd = {td_info_read_to_end(flags, share, s->d.epoch), s->read16,
-			       (flags & (TD_SF_PASSIVE | TD_SF_FIN_IN)) != 0,
-			       td__sole_reader(flags, share, s->d.epoch)};
+	struct td__reads rd = {s, s->read16, td_info_sock_read_to_end(s),
+			       (flags & (TD_SF_PASSIVE | TD_SF_FIN_IN)) != 0};
 	int rc;
 
 	if (!(flags & TD_SF_LINGER_KNOWN) || r == NULL)
@@ -152,8 +154,10 @@ static bool td__fin_then_end(const struct tcp_info *ti, struct td__reads rd, int
 {
 	int64_t raw = (int64_t)ti->tcpi_bytes_received;
 
-	return ti->tcpi_state == TD_TCP_CLOSE && rd.sole && !rd.fin && rd.count >= 0 &&
-	       unread == 0 && raw >= 1 && raw - 1 < 65536 && raw - 1 == rd.count;
+	return ti->tcpi_state == TD_TCP_CLOSE && rd.s != NULL && !rd.fin && rd.count >= 0 &&
+	       unread == 0 && raw >= 1 && raw - 1 < 65536 && raw - 1 == rd.count &&
+	       td__sole_reader(atomic_load(&rd.s->flags), atomic_load(&rd.s->share),
+			       rd.s->d.epoch);
 }
 
 /* Counts a system call about to be made after the state was read: true. */
@@ -195,13 +199,14 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 			f->unread = v;
 		else
 			unread_known = false;
-		f->fin_then_end = unread_known && td__fin_then_end(&ti, rd, f->unread);
 		/* once closed (reset, refused), nothing is waiting to be sent:
 		 * the kernel's counter still holds the SYN and the purged queue.
 		 * With no segment in flight (tcpi_unacked counts them), what is
 		 * unacknowledged is exactly what was never sent: no ioctl. */
-		if (ti.tcpi_state == TD_TCP_CLOSE || ti.tcpi_state == TD_TCP_SYN_SENT)
+		if (ti.tcpi_state == TD_TCP_CLOSE || ti.tcpi_state == TD_TCP_SYN_SENT) {
 			f->unsent = 0;
+			f->fin_then_end = unread_known && td__fin_then_end(&ti, rd, f->unread);
+		}
 		else if (ti.tcpi_unacked == 0)
 			f->unsent = ti.tcpi_notsent_bytes;
 		else if (td__call_after(f) && td_real_sys_ioctl(fd, SIOCOUTQ, &v) == 0)
