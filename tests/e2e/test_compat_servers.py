@@ -26,6 +26,7 @@ Ports are fixed: each test has its own network namespace.
 """
 
 import os
+import signal
 import socket
 import struct
 
@@ -337,3 +338,93 @@ def test_exim4_daemon():
 
     tc._serve_modes("exim4", argv, (8170, 8171, 8172, 8173), exercise=_smtp_exercise,
                     log_owner="Debian-exim")
+
+
+# ---------------------------------------------------------------------------
+# The proxies' own connections to their backend: client modes
+# ---------------------------------------------------------------------------
+
+def _status(url, *extra):
+    """curl's HTTP status for url (stdout), the body thrown away."""
+    return tdlib.run(tc._curl(url, "-o", "/dev/null", "-w", "%{http_code}", *extra),
+                     name="curl-status", timeout=20)
+
+
+def _proxy_client_modes(label, argv_of, front0, fetch_url, extra=(), stop_sig=None,
+                        refused=("503",)):
+    """A proxy under each client mode: its connections to a plain nginx
+    on BACKEND.  Each mode starts it afresh on its own front port
+    (front0 + i) and fetches through it twice; under --connect-refuse 1
+    the proxy must answer as it does when its backend is down (one of
+    ``refused``), and under --rst 1 each fetch must either be answered
+    (the proxy retried on a new connection) or fail as a backend failure
+    does (5xx), never hang; the wire and the log are checked as always."""
+    tc._plain_nginx(BACKEND)
+    with compat.Session() as s:
+        for i, mode in enumerate(compat.CLIENT_MODES):
+            front = front0 + i
+            log = compat.new_log("%s-client-%s" % (label, mode), owner=argv_of.log_owner)
+            with s.mode(label, mode, "client", BACKEND, log) as run:
+                proxy = tdlib.spawn(compat.td_argv(mode, "client", log, argv_of(front)),
+                                    env=compat.plain_env(), name="%s-client-%s" % (label, mode))
+                try:
+                    compat.wait_listening(front, proxy)
+                    codes = []
+                    for n in range(2):
+                        got = _status(fetch_url(front, n), *extra(front))
+                        code = got.stdout()
+                        codes.append(code)
+                        if mode == "refuse":
+                            assert code in refused, "%s fetch %d: %r, want %s" % (
+                                mode, n, code, "/".join(refused))
+                        elif mode == "rst":
+                            assert code == "200" or code.startswith("5"), (
+                                "%s fetch %d: %r (curl rc %s)" % (mode, n, code, got.rc))
+                        else:
+                            assert code == "200", "%s fetch %d: %r (curl rc %s): %s" % (
+                                mode, n, code, got.rc, got.stderr())
+                    tdlib.note("%s under %s: the fetches answered %s" % (label, mode,
+                                                                        " ".join(codes)))
+                    compat.stop(proxy, stop_sig or signal.SIGTERM, 0)
+                finally:
+                    proxy.kill()
+                run.settle()
+    s.verify()
+
+
+@tdlib.requires(*NEEDS, "nginx", "curl")
+@tdlib.timeout(120)
+def test_varnish_client():
+    """varnishd's backend fetches (on its worker threads, the connections
+    pooled and closed by another thread) under each client mode, in front
+    of a plain nginx; a new object each fetch, so each goes to the
+    backend.  Refused: varnish answers 503, as with its backend down."""
+    compat.need("varnishd")
+
+    def argv(front):
+        work = compat.user_dir("varnish-c-%d" % front, "root")
+        os.chmod(work, 0o755)
+        return ["varnishd", "-F", "-a", "127.0.0.1:%d" % front, "-b", "127.0.0.1:%d" % BACKEND,
+                "-n", work, "-s", "malloc,16m"]
+    argv.log_owner = "vcache"
+    _proxy_client_modes("varnish", argv, 8200,
+                        lambda front, n: "http://127.0.0.1:%d/hello.txt?%d" % (front, n),
+                        extra=lambda front: ())
+
+
+@tdlib.requires(*NEEDS, "nginx", "curl")
+@tdlib.timeout(120)
+def test_squid_client():
+    """squid's connections to a plain nginx under each client mode,
+    fetched through it; refused: squid answers 503 (its error page)."""
+    compat.need("squid")
+
+    def argv(front):
+        d = compat.user_dir("squid-c-%d" % front, "proxy")
+        conf = compat.write("squid-c-%d.conf" % front, SQUID_CONF % {"port": front, "dir": d})
+        tdlib.diagnose_file(os.path.join(d, "cache.log"))
+        return ["squid", "-N", "-f", conf]
+    argv.log_owner = "proxy"
+    _proxy_client_modes("squid", argv, 8210,
+                        lambda front, n: "http://127.0.0.1:%d/hello.txt" % BACKEND,
+                        extra=lambda front: ("-x", "http://127.0.0.1:%d" % front))
