@@ -7,7 +7,7 @@ build="gcc make libc6-dev"
 compat="util-linux redis-server redis-tools haproxy memcached apache2 lighttpd socat ncat openssh-server openssh-client vsftpd git \
 wget openssl openjdk-17-jdk-headless busybox \
 postgresql postgresql-client nodejs libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 \
-varnish squid tinyproxy stunnel4 mosquitto ruby ruby-webrick rsync exim4-daemon-light"
+varnish squid tinyproxy stunnel4 mosquitto ruby ruby-webrick rsync exim4-daemon-light pgbouncer"
 case "${1:-build}" in
 build) pkgs="$build" ;;
 test)  pkgs="$build libconfig-dev libcriterion-dev python3 iproute2 tcpdump tshark bpftrace curl nginx-light wrk strace valgrind spin clang libclang-rt-14-dev logrotate prometheus systemd gzip groff man-db bash-completion dpkg-dev $compat" ;;

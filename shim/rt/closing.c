@@ -60,7 +60,7 @@ static void td__facts(struct td_close_facts *cf, const struct td_sock *s,
 			    f->state == TD_TCP_CLOSE_WAIT || f->state == TD_TCP_LAST_ACK;
 	cf->our_fin_sent = (flags & TD_SF_SHUT_WR) != 0 || (fin & TD_SHARE_FIN_SENT);
 	cf->timed_out = (flags & TD_SF_TIMED_OUT) != 0;
-	cf->fin_before_end = f->fin_then_end;
+	cf->fin_before_end = f->fin_before_end;
 	cf->rst_cause = td__rst_cause(s, r);
 	cf->policy_changed = policy_changed;
 	cf->reset_sent = (flags & TD_SF_RESET_SENT) != 0;

@@ -34,7 +34,7 @@ bool td_info_is_tcp(int fd, int *family)
  * passed in two registers) */
 struct td__reads {
 	/* the entry: whether count is every read of the socket, asked only
-	 * of a socket already CLOSE (td__fin_then_end()); NULL: none */
+	 * of a socket already CLOSE (td__fin_before_end()); NULL: none */
 	const struct td_sock *s;
 	int32_t count;	/* the entry's read16, -1 none (td_fdtab_read_end()) */
 	bool eof;	/* read to the peer's EOF: td_info_read_to_end(), or our drain */
@@ -150,7 +150,7 @@ static bool td__read_all(const struct tcp_info *ti, socklen_t len, struct td__re
  * would pass for a FIN.  No system call: SIOCINQ was asked already where
  * the counts differ.
  */
-static bool td__fin_then_end(const struct tcp_info *ti, struct td__reads rd, int64_t unread)
+static bool td__fin_before_end(const struct tcp_info *ti, struct td__reads rd, int64_t unread)
 {
 	int64_t raw = (int64_t)ti->tcpi_bytes_received;
 
@@ -205,9 +205,8 @@ static int td__facts(int fd, struct td_facts *f, bool want_ino, bool want_linger
 		 * unacknowledged is exactly what was never sent: no ioctl. */
 		if (ti.tcpi_state == TD_TCP_CLOSE || ti.tcpi_state == TD_TCP_SYN_SENT) {
 			f->unsent = 0;
-			f->fin_then_end = unread_known && td__fin_then_end(&ti, rd, f->unread);
-		}
-		else if (ti.tcpi_unacked == 0)
+			f->fin_before_end = unread_known && td__fin_before_end(&ti, rd, f->unread);
+		} else if (ti.tcpi_unacked == 0)
 			f->unsent = ti.tcpi_notsent_bytes;
 		else if (td__call_after(f) && td_real_sys_ioctl(fd, SIOCOUTQ, &v) == 0)
 			f->unsent = v;

@@ -37,8 +37,8 @@ struct td_facts {
 	 * stamp (closing.c) */
 	int64_t look_us;
 	/* a CLOSE socket whose peer's FIN had come in before its end (a
-	 * reset or a timeout after it): td__fin_then_end() in info.c */
-	bool fin_then_end;
+	 * reset or a timeout after it): td__fin_before_end() in info.c */
+	bool fin_before_end;
 };
 /* The TCP state alone (the first byte of struct tcp_info: one system
  * call, nothing else copied), or -1 with errno. */

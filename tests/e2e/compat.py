@@ -555,10 +555,9 @@ def check_conn(run, conn, ev, events, side):
     if ev["action"] != run.action:
         problems.append("%s: action=%s, want %s" % (what, ev["action"], run.action))
     # The peer reset the connection before this side sent its FIN or RST
-    # (it answered with an RST what this side wrote after the peer's FIN:
-    # a TLS close_notify, an SMTP 421): nothing was left for a policy to
-    # end, and the close says so.
-    # (the peer's RST may be bare: its socket was an orphan by then)
+    # (an RST, bare where its socket was an orphan by then, answering what
+    # this side wrote after the peer's FIN: a TLS close_notify, an SMTP
+    # 421): nothing was left for a policy to end, and the close says so.
     reset_first = my_kind is None and any(p.sport == peer and p.rst for p in conn.packets)
     if reset_first:
         if (ev["wire"], ev["why"]) != ("none", "reset"):

@@ -1,4 +1,4 @@
-"""More of Debian's servers under teardown: proxies, TLS, MQTT, mail, rsync.
+"""More of Debian's servers under teardown: proxies, TLS, MQTT, mail, rsync, a pooler.
 
 The same harness and checks as test_compat.py (compat.py says them): each
 server under observe, graceful, drain and abort, a fresh process on its
@@ -21,6 +21,13 @@ do not have:
              Debian-exim with the connection on descriptors 0 and 1; under
              abort its 221 reply is still corked at the child's exit, and
              the end event says so (lost)
+
+  pgbouncer  a connection pooler (libevent, as the user postgres) in front
+             of postgres
+
+and varnish, squid and pgbouncer as clients too: their connections to the
+backend (pooled, closed by another thread or at a later query) under
+every client mode, --rst 1 and --connect-refuse 1 included.
 
 Ports are fixed: each test has its own network namespace.
 """
@@ -350,11 +357,12 @@ def _status(url, *extra):
                      name="curl-status", timeout=20)
 
 
-def _proxy_client_modes(label, argv_of, front0, fetch_url, extra=(), stop_sig=None,
+def _proxy_client_modes(label, argv_of, front0, fetch_url, extra, log_owner,
                         refused=("503",)):
     """A proxy under each client mode: its connections to a plain nginx
     on BACKEND.  Each mode starts it afresh on its own front port
-    (front0 + i) and fetches through it twice; under --connect-refuse 1
+    (front0 + i) and fetches fetch_url(front, n) through it twice (curl
+    with extra(front) too), its log writable by log_owner; under --connect-refuse 1
     the proxy must answer as it does when its backend is down (one of
     ``refused``), and under --rst 1 each fetch must either be answered
     (the proxy retried on a new connection) or fail as a backend failure
@@ -363,7 +371,7 @@ def _proxy_client_modes(label, argv_of, front0, fetch_url, extra=(), stop_sig=No
     with compat.Session() as s:
         for i, mode in enumerate(compat.CLIENT_MODES):
             front = front0 + i
-            log = compat.new_log("%s-client-%s" % (label, mode), owner=argv_of.log_owner)
+            log = compat.new_log("%s-client-%s" % (label, mode), owner=log_owner)
             with s.mode(label, mode, "client", BACKEND, log) as run:
                 proxy = tdlib.spawn(compat.td_argv(mode, "client", log, argv_of(front)),
                                     env=compat.plain_env(), name="%s-client-%s" % (label, mode))
@@ -385,7 +393,7 @@ def _proxy_client_modes(label, argv_of, front0, fetch_url, extra=(), stop_sig=No
                                 mode, n, code, got.rc, got.stderr())
                     tdlib.note("%s under %s: the fetches answered %s" % (label, mode,
                                                                         " ".join(codes)))
-                    compat.stop(proxy, stop_sig or signal.SIGTERM, 0)
+                    compat.stop(proxy, signal.SIGTERM, 0)
                 finally:
                     proxy.kill()
                 run.settle()
@@ -406,10 +414,9 @@ def test_varnish_client():
         os.chmod(work, 0o755)
         return ["varnishd", "-F", "-a", "127.0.0.1:%d" % front, "-b", "127.0.0.1:%d" % BACKEND,
                 "-n", work, "-s", "malloc,16m"]
-    argv.log_owner = "vcache"
     _proxy_client_modes("varnish", argv, 8200,
                         lambda front, n: "http://127.0.0.1:%d/hello.txt?%d" % (front, n),
-                        extra=lambda front: ())
+                        lambda front: (), "vcache")
 
 
 @tdlib.requires(*NEEDS, "nginx", "curl")
@@ -424,7 +431,111 @@ def test_squid_client():
         conf = compat.write("squid-c-%d.conf" % front, SQUID_CONF % {"port": front, "dir": d})
         tdlib.diagnose_file(os.path.join(d, "cache.log"))
         return ["squid", "-N", "-f", conf]
-    argv.log_owner = "proxy"
     _proxy_client_modes("squid", argv, 8210,
                         lambda front, n: "http://127.0.0.1:%d/hello.txt" % BACKEND,
-                        extra=lambda front: ("-x", "http://127.0.0.1:%d" % front))
+                        lambda front: ("-x", "http://127.0.0.1:%d" % front), "proxy")
+
+
+# ---------------------------------------------------------------------------
+# pgbouncer
+# ---------------------------------------------------------------------------
+
+PGBOUNCER_INI = """
+[databases]
+* = host=127.0.0.1 port=%(pg)d
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %(port)d
+unix_socket_dir =
+auth_type = trust
+auth_file = %(dir)s/users.txt
+pool_mode = %(pool)s
+logfile = %(dir)s/pgbouncer.log
+pidfile = %(dir)s/pgbouncer.pid
+server_lifetime = 3600
+server_login_retry = 1
+query_wait_timeout = 2
+"""
+
+
+def _pgbouncer_argv(port, pg, pool="session"):
+    d = compat.user_dir("pgbouncer-%d" % port, "postgres")
+    compat.write("pgbouncer-%d/users.txt" % port, '"postgres" ""\n')
+    ini = compat.write("pgbouncer-%d/pgbouncer.ini" % port,
+                       PGBOUNCER_INI % {"port": port, "pg": pg, "dir": d, "pool": pool})
+    tdlib.diagnose_file(os.path.join(d, "pgbouncer.log"))
+    return ["pgbouncer", ini]
+
+
+def _plain_postgres(port):
+    top = tc._initdb()
+    pg = tdlib.spawn(compat.as_user("postgres", tc._postgres_argv(top, port)),
+                     env=compat.plain_env(), name="postgres-plain")
+    compat.wait_listening(port, pg)
+    return pg
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(120)
+def test_pgbouncer_server():
+    """pgbouncer (session pooling, as the user postgres, one event loop)
+    in front of a plain postgres; plain psql runs two queries through it,
+    a connection each.  Its connections to postgres stay pooled until it
+    stops (SIGINT: exit 0)."""
+    compat.need("pgbouncer", "psql", "setpriv", os.path.join(compat.PG_BIN, "postgres"))
+    _plain_postgres(5432)
+    tc._serve_modes("pgbouncer", lambda port, mode: _pgbouncer_argv(port, 5432),
+                    (6432, 6433, 6434, 6435), exercise=tc._psql_exercise,
+                    stop_sig=signal.SIGINT, log_owner="postgres",
+                    wrap=lambda argv: compat.as_user("postgres", argv))
+
+
+@tdlib.requires(*NEEDS)
+@tdlib.timeout(120)
+def test_pgbouncer_client():
+    """pgbouncer's own connections to a plain postgres under each client
+    mode (transaction pooling: a server connection is taken for each
+    query and given back).  Refused: psql gets what it gets from a plain
+    pgbouncer whose postgres is down (its query waits query_wait_timeout,
+    2 s, then fails: the same exit status); under --rst 1 each query
+    either answers or fails that way, never hangs."""
+    compat.need("pgbouncer", "psql", "setpriv", os.path.join(compat.PG_BIN, "postgres"))
+    down = tdlib.spawn(compat.as_user("postgres", _pgbouncer_argv(6449, tc.CLOSED_PORT,
+                                                                  pool="transaction")),
+                       env=compat.plain_env(), name="pgbouncer-postgres-down")
+    compat.wait_listening(6449, down)
+    base = tdlib.run(tc._psql(6449, "select 1"), name="psql-postgres-down", timeout=20)
+    assert base.rc not in (0, None), "psql through a pgbouncer with no postgres: rc %s" % base.rc
+    compat.stop(down, signal.SIGINT, 0)
+    _plain_postgres(5432)
+    with compat.Session() as s:
+        for i, mode in enumerate(compat.CLIENT_MODES):
+            front = 6440 + i
+            log = compat.new_log("pgbouncer-client-" + mode, owner="postgres")
+            with s.mode("pgbouncer", mode, "client", 5432, log) as run:
+                argv = compat.td_argv(mode, "client", log,
+                                      _pgbouncer_argv(front, 5432, pool="transaction"))
+                bouncer = tdlib.spawn(compat.as_user("postgres", argv), env=compat.plain_env(),
+                                      name="pgbouncer-client-" + mode)
+                try:
+                    compat.wait_listening(front, bouncer)
+                    rcs = []
+                    for n, (sql, want) in enumerate((("select 6*7", "42"),
+                                                     ("select 'compat'", "compat"))):
+                        proc = tdlib.run(tc._psql(front, sql), name="psql-%s-%d" % (mode, n),
+                                         timeout=20)
+                        rcs.append(proc.rc)
+                        if mode == "refuse" or (mode == "rst" and proc.rc != 0):
+                            assert proc.rc == base.rc, "psql under %s: rc %s (%s without a"\
+                                " postgres): %s" % (mode, proc.rc, base.rc, proc.stderr())
+                        else:
+                            assert proc.rc == 0 and proc.stdout().strip() == want, (
+                                "psql %r under %s: rc %s, %r %r" % (sql, mode, proc.rc,
+                                                                   proc.stdout(), proc.stderr()))
+                    tdlib.note("pgbouncer under %s: psql exited %s" % (
+                        mode, " ".join(map(str, rcs))))
+                    compat.stop(bouncer, signal.SIGINT, 0)
+                finally:
+                    bouncer.kill()
+                run.settle()
+    s.verify()
