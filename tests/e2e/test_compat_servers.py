@@ -29,7 +29,10 @@ and varnish, squid and pgbouncer as clients too: their connections to the
 backend (pooled, closed by another thread or at a later query) under
 every client mode, --rst 1 and --connect-refuse 1 included.
 
-Ports are fixed: each test has its own network namespace.
+Ports are fixed: each test has its own network namespace.  The pieces
+shared with test_compat.py (a server under each mode, curl fetches, the
+docroot, a plain nginx, a postgres cluster, psql) are that module's,
+imported as tc: one copy of each.
 """
 
 import os
