@@ -558,7 +558,8 @@ def check_conn(run, conn, ev, events, side):
     # (an RST, bare where its socket was an orphan by then, answering what
     # this side wrote after the peer's FIN: a TLS close_notify, an SMTP
     # 421): nothing was left for a policy to end, and the close says so.
-    reset_first = my_kind is None and any(p.sport == peer and p.rst for p in conn.packets)
+    reset_first = my_kind is None and (conn.rst_from(peer) is not None or
+                                       bool(conn.strays(peer)))
     if reset_first:
         if (ev["wire"], ev["why"]) != ("none", "reset"):
             problems.append("%s: the peer reset it first, the log says wire=%s why=%s, want"

@@ -80,6 +80,12 @@ def _run_stdin(argv, data, name, env=None, timeout=10):
     return proc
 
 
+def _http_status(url, *extra, name="curl-status"):
+    """curl's HTTP status for ``url`` (its stdout), the body thrown away."""
+    return tdlib.run(_curl(url, "-o", "/dev/null", "-w", "%{http_code}", *extra), name=name,
+                     timeout=20)
+
+
 def _serve_modes(label, argv_of, ports, exercise=_http_fetches, stop_sig=signal.SIGTERM,
                  stop_rc=0, min_conns=2, modes=compat.SERVER_MODES, log_owner=None,
                  wrap=None, new_group=False, end_action=None):
@@ -115,6 +121,34 @@ def _serve_modes(label, argv_of, ports, exercise=_http_fetches, stop_sig=signal.
 
 
 CLOSED_PORT = 9     # nothing listens there: a refused connect
+
+
+def _daemon_client_modes(label, argv_of, front0, backend, exercise, stop_sig=signal.SIGTERM,
+                         log_owner=None, wrap=None):
+    """A long-running program that connects to a plain server on
+    ``backend`` (a proxy, a pooler) under each client mode: a fresh
+    process each mode, listening on front0 + i (its command line
+    argv_of(front); wrap(argv): a prefix, e.g. run as another user), its
+    log writable by log_owner.  exercise(front, mode) drives it and checks
+    its answers; then it is stopped with stop_sig (exit 0: it closes its
+    pooled connections), every connection must have ended, and the
+    Session is verified."""
+    with compat.Session() as s:
+        for i, mode in enumerate(compat.CLIENT_MODES):
+            front = front0 + i
+            log = compat.new_log("%s-client-%s" % (label, mode), owner=log_owner)
+            with s.mode(label, mode, "client", backend, log) as run:
+                argv = compat.td_argv(mode, "client", log, argv_of(front))
+                proc = tdlib.spawn(wrap(argv) if wrap else argv, env=compat.plain_env(),
+                                   name="%s-client-%s" % (label, mode))
+                try:
+                    compat.wait_listening(front, proc)
+                    exercise(front, mode)
+                    compat.stop(proc, stop_sig, 0)
+                finally:
+                    proc.kill()
+                run.settle()
+    s.verify()
 
 
 def _client_modes(s, label, port, invocations, min_conns=1, modes=compat.CLIENT_MODES,
@@ -353,31 +387,19 @@ def test_haproxy_client():
     _plain_nginx(8080)
     down = tdlib.spawn(_haproxy_argv(8089, 9), name="haproxy-backend-down")
     compat.wait_listening(8089, down)
-    base_503 = tdlib.run(_curl("http://127.0.0.1:8089/hello.txt", "-o", "/dev/null",
-                               "-w", "%{http_code}"), name="curl-backend-down")
+    base_503 = _http_status("http://127.0.0.1:8089/hello.txt", name="curl-backend-down")
     assert base_503.stdout() == "503", base_503.stdout()
     compat.stop(down, signal.SIGUSR1, 0)
-    with compat.Session() as s:
-        for i, mode in enumerate(compat.CLIENT_MODES):
-            front = 8090 + i
-            log = compat.new_log("haproxy-" + mode)
-            with s.mode("haproxy", mode, "client", 8080, log) as run:
-                hap = tdlib.spawn(compat.td_argv(mode, "client", log, _haproxy_argv(front, 8080)),
-                                  env=compat.plain_env(), name="haproxy-" + mode)
-                try:
-                    compat.wait_listening(front, hap)
-                    if mode == "refuse":
-                        got = tdlib.run(_curl("http://127.0.0.1:%d/hello.txt" % front, "-o",
-                                              "/dev/null", "-w", "%{http_code}"),
-                                        name="curl-refuse")
-                        assert got.stdout() == "503", "curl got %r, want 503" % got.stdout()
-                    else:
-                        _http_fetches(front, mode)
-                    compat.stop(hap, signal.SIGUSR1, 0)
-                finally:
-                    hap.kill()
-                run.settle()
-    s.verify()
+
+    def exercise(front, mode):
+        if mode == "refuse":
+            got = _http_status("http://127.0.0.1:%d/hello.txt" % front, name="curl-refuse")
+            assert got.stdout() == "503", "curl got %r, want 503" % got.stdout()
+        else:
+            _http_fetches(front, mode)
+
+    _daemon_client_modes("haproxy", lambda front: _haproxy_argv(front, 8080), 8090, 8080,
+                         exercise, stop_sig=signal.SIGUSR1)
 
 
 # ---------------------------------------------------------------------------

@@ -354,53 +354,34 @@ def test_exim4_daemon():
 # The proxies' own connections to their backend: client modes
 # ---------------------------------------------------------------------------
 
-def _status(url, *extra):
-    """curl's HTTP status for url (stdout), the body thrown away."""
-    return tdlib.run(tc._curl(url, "-o", "/dev/null", "-w", "%{http_code}", *extra),
-                     name="curl-status", timeout=20)
-
-
-def _proxy_client_modes(label, argv_of, front0, fetch_url, extra, log_owner,
-                        refused=("503",)):
-    """A proxy under each client mode: its connections to a plain nginx
-    on BACKEND.  Each mode starts it afresh on its own front port
-    (front0 + i) and fetches fetch_url(front, n) through it twice (curl
-    with extra(front) too), its log writable by log_owner; under --connect-refuse 1
-    the proxy must answer as it does when its backend is down (one of
-    ``refused``), and under --rst 1 each fetch must either be answered
-    (the proxy retried on a new connection) or fail as a backend failure
-    does (5xx), never hang; the wire and the log are checked as always."""
+def _proxy_client_modes(label, argv_of, front0, fetch_url, extra, log_owner):
+    """A proxy under each client mode (tc._daemon_client_modes): its
+    connections to a plain nginx on BACKEND.  Each mode fetches
+    fetch_url(front, n) through it twice (curl with extra(front) too);
+    under --connect-refuse 1 the proxy must answer 503, as it does when
+    its backend is down, and under --rst 1 each fetch must either be
+    answered (the proxy retried on a new connection) or fail as a backend
+    failure does (5xx), never hang; the wire and the log are checked as
+    always."""
     tc._plain_nginx(BACKEND)
-    with compat.Session() as s:
-        for i, mode in enumerate(compat.CLIENT_MODES):
-            front = front0 + i
-            log = compat.new_log("%s-client-%s" % (label, mode), owner=log_owner)
-            with s.mode(label, mode, "client", BACKEND, log) as run:
-                proxy = tdlib.spawn(compat.td_argv(mode, "client", log, argv_of(front)),
-                                    env=compat.plain_env(), name="%s-client-%s" % (label, mode))
-                try:
-                    compat.wait_listening(front, proxy)
-                    codes = []
-                    for n in range(2):
-                        got = _status(fetch_url(front, n), *extra(front))
-                        code = got.stdout()
-                        codes.append(code)
-                        if mode == "refuse":
-                            assert code in refused, "%s fetch %d: %r, want %s" % (
-                                mode, n, code, "/".join(refused))
-                        elif mode == "rst":
-                            assert code == "200" or code.startswith("5"), (
-                                "%s fetch %d: %r (curl rc %s)" % (mode, n, code, got.rc))
-                        else:
-                            assert code == "200", "%s fetch %d: %r (curl rc %s): %s" % (
-                                mode, n, code, got.rc, got.stderr())
-                    tdlib.note("%s under %s: the fetches answered %s" % (label, mode,
-                                                                        " ".join(codes)))
-                    compat.stop(proxy, signal.SIGTERM, 0)
-                finally:
-                    proxy.kill()
-                run.settle()
-    s.verify()
+
+    def exercise(front, mode):
+        codes = []
+        for n in range(2):
+            got = tc._http_status(fetch_url(front, n), *extra(front))
+            code = got.stdout()
+            codes.append(code)
+            if mode == "refuse":
+                assert code == "503", "%s fetch %d: %r, want 503" % (mode, n, code)
+            elif mode == "rst":
+                assert code == "200" or code.startswith("5"), (
+                    "%s fetch %d: %r (curl rc %s)" % (mode, n, code, got.rc))
+            else:
+                assert code == "200", "%s fetch %d: %r (curl rc %s): %s" % (
+                    mode, n, code, got.rc, got.stderr())
+        tdlib.note("%s under %s: the fetches answered %s" % (label, mode, " ".join(codes)))
+
+    tc._daemon_client_modes(label, argv_of, front0, BACKEND, exercise, log_owner=log_owner)
 
 
 @tdlib.requires(*NEEDS, "nginx", "curl")
@@ -511,34 +492,22 @@ def test_pgbouncer_client():
     assert base.rc not in (0, None), "psql through a pgbouncer with no postgres: rc %s" % base.rc
     compat.stop(down, signal.SIGINT, 0)
     _plain_postgres(5432)
-    with compat.Session() as s:
-        for i, mode in enumerate(compat.CLIENT_MODES):
-            front = 6440 + i
-            log = compat.new_log("pgbouncer-client-" + mode, owner="postgres")
-            with s.mode("pgbouncer", mode, "client", 5432, log) as run:
-                argv = compat.td_argv(mode, "client", log,
-                                      _pgbouncer_argv(front, 5432, pool="transaction"))
-                bouncer = tdlib.spawn(compat.as_user("postgres", argv), env=compat.plain_env(),
-                                      name="pgbouncer-client-" + mode)
-                try:
-                    compat.wait_listening(front, bouncer)
-                    rcs = []
-                    for n, (sql, want) in enumerate((("select 6*7", "42"),
-                                                     ("select 'compat'", "compat"))):
-                        proc = tdlib.run(tc._psql(front, sql), name="psql-%s-%d" % (mode, n),
-                                         timeout=20)
-                        rcs.append(proc.rc)
-                        if mode == "refuse" or (mode == "rst" and proc.rc != 0):
-                            assert proc.rc == base.rc, "psql under %s: rc %s (%s without a"\
-                                " postgres): %s" % (mode, proc.rc, base.rc, proc.stderr())
-                        else:
-                            assert proc.rc == 0 and proc.stdout().strip() == want, (
-                                "psql %r under %s: rc %s, %r %r" % (sql, mode, proc.rc,
-                                                                   proc.stdout(), proc.stderr()))
-                    tdlib.note("pgbouncer under %s: psql exited %s" % (
-                        mode, " ".join(map(str, rcs))))
-                    compat.stop(bouncer, signal.SIGINT, 0)
-                finally:
-                    bouncer.kill()
-                run.settle()
-    s.verify()
+
+    def exercise(front, mode):
+        rcs = []
+        for n, (sql, want) in enumerate((("select 6*7", "42"), ("select 'compat'", "compat"))):
+            proc = tdlib.run(tc._psql(front, sql), name="psql-%s-%d" % (mode, n), timeout=20)
+            rcs.append(proc.rc)
+            if mode == "refuse" or (mode == "rst" and proc.rc != 0):
+                assert proc.rc == base.rc, "psql under %s: rc %s (%s without a postgres):"\
+                    " %s" % (mode, proc.rc, base.rc, proc.stderr())
+            else:
+                assert proc.rc == 0 and proc.stdout().strip() == want, (
+                    "psql %r under %s: rc %s, %r %r" % (sql, mode, proc.rc, proc.stdout(),
+                                                       proc.stderr()))
+        tdlib.note("pgbouncer under %s: psql exited %s" % (mode, " ".join(map(str, rcs))))
+
+    tc._daemon_client_modes("pgbouncer",
+                            lambda front: _pgbouncer_argv(front, 5432, pool="transaction"),
+                            6440, 5432, exercise, stop_sig=signal.SIGINT, log_owner="postgres",
+                            wrap=lambda argv: compat.as_user("postgres", argv))
