@@ -610,10 +610,18 @@ struct td_family_hints {
 	_Atomic uint32_t shut_fresh;
 };
 
+/*
+ * The hints first, on the page of the first slots: a forked child's first
+ * read of this shared mapping faults in the pages around it (the map's
+ * page tables are not copied at fork), and a child of a fork-per-
+ * connection server reads both its slots and the hints.  At the map's
+ * end, past a megabyte of slots and records, the hints cost every such
+ * child a page fault of their own.
+ */
 struct td_share_map {
+	struct td_family_hints hints;
 	struct td_share slot[TD_SHARE_MAX];
 	struct td_hrec rec[TD_HREC_MAX];
-	struct td_family_hints hints;
 };
 
 /* A record's key: generation (15 bits) and index + 1; never 0. */
@@ -1340,6 +1348,7 @@ void td_fdtab_forget(int fd)
  * read to its end again, and a load costs less than a store to the
  * entry's cache line each time.
  */
+TD_CHILD_RUNS
 static void td__mark(int fd, uint32_t flag)
 {
 	struct td_fdent *e = td_fdtab_live_or_born(fd);
@@ -1352,11 +1361,13 @@ static void td__mark(int fd, uint32_t flag)
 		atomic_fetch_or_explicit(&e->flags, flag, memory_order_relaxed);
 }
 
+TD_CHILD_RUNS
 void td_fdtab_mark_eof(int fd)
 {
 	td__mark(fd, TD_SF_EOF_READ);
 }
 
+TD_CHILD_RUNS
 void td_fdtab_mark_shut_rd(int fd)
 {
 	td__mark(fd, TD_SF_SHUT_RD);

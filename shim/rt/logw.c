@@ -96,6 +96,7 @@ TD_CHILD_READ static _Atomic uint32_t td__rot_seq;
 
 static bool td__same(int fd, uint64_t dev, uint64_t ino, mode_t *mode);
 
+TD_CHILD_RUNS
 static bool td__still_ours(int fd, mode_t *mode)
 {
 	uint32_t seq;
@@ -314,6 +315,7 @@ TD_CHILD_READ static struct td_event_who td__who_blk[2];
 TD_CHILD_READ static _Atomic(const struct td_event_who *) td__who;
 TD_CHILD_READ static _Atomic int32_t td__who_pid;
 
+TD_CHILD_RUNS
 static const struct td_event_who *td__who_render(const struct td_event *ev)
 {
 	const struct td_event_who *cur = ev->who;
@@ -597,6 +599,7 @@ __attribute__((noinline, cold)) static void td__rotate(const struct td_policy *p
 
 /* At most every TD_LOG_PATHCHECK_US (at once: at_once): does the path
  * still name fd's file? */
+TD_CHILD_RUNS
 static void td__check_path(const struct td_policy *p, int fd, bool at_once)
 {
 	int64_t now = td_clock_mono_us(), last = atomic_load(&td__path_checked_us);
@@ -904,6 +907,7 @@ void td_logw_ids_changed(void)
 /* now: the line's stamp, which for a close may be a little older than
  * another thread's read of the uid (td__log()); a clock set back by more
  * than the period reads it again */
+TD_CHILD_RUNS
 static int64_t td__euid(int64_t now)
 {
 	int64_t uid = atomic_load(&td__uid), at = atomic_load(&td__uid_at_us);
