@@ -1046,6 +1046,16 @@ void td_closing_at_exit(const struct td_policy *p, bool now)
 			continue;
 		/* counted holders: this process's copies took the count to zero */
 		by_count = xf != NULL && (*xf & TD_XS_COUNTED);
+		/*
+		 * Counted, another process still holds it, and it came from
+		 * before this process (a forked child's copy of its server's
+		 * listener): no event below, so no facts to read.  A state
+		 * read and, in a child that read no clock yet, a page fault
+		 * fewer in every child that exits with its parent's listener
+		 * open (Python's ForkingMixIn, a pre-forked worker's end).
+		 */
+		if (by_count && !(*xf & TD_XS_ENDED) && s.d.epoch < td_holders_birth_epoch)
+			continue;
 		/* the process's only fd of the socket now (its dups closed) */
 		single = xf == NULL || !(*xf & TD_XS_MULTI);
 		/*

@@ -909,6 +909,52 @@ def test_a_forked_child_reads_before_its_shutdown_what_its_siblings_learned():
                 assert len(after) == 1 and after[0] != "\\10", (mode, k, ls)
 
 
+# A forking server whose children exit with its listener still open (as
+# Python's ForkingMixIn's do): n children, each reaped before the next,
+# then the parent closes the listener.
+FORKED_LISTENER_PROG = r"""
+import json, os, socket, sys
+n = int(sys.argv[1])
+lst = socket.socket(); lst.bind(("127.0.0.1", 0)); lst.listen(8)
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+fd = lst.fileno()
+lst.close()
+print(json.dumps({"fd": fd}), flush=True)
+"""
+
+
+def test_a_forked_child_exiting_with_its_parents_listener_reads_nothing_of_it():
+    """A child that exits with the listener it inherited still open, while
+    its parent holds it too, ends nothing: the count says another holder
+    is left, and the socket is older than the child, so no event is due.
+    It reads nothing of the socket either (TCP_INFO, SIOCINQ): 8 children
+    make no state read at all; the parent's close of the listener at the
+    end is the one exit of it the log reports, as a close.
+
+    Catches: the exit path reading the facts of every counted socket
+    before asking whether an event is due (a state read and, in a child
+    that had read no clock yet, a page fault of the clock's page, in
+    every child of such a server)."""
+    n = 8
+    proc, log, lines = _straced(FORKED_LISTENER_PROG, "forked-listener", [n],
+                                [{"name": "all", "close": "pass", "log": True}],
+                                "getsockopt,ioctl,exit_group")
+    fd = _last_json(proc)["fd"]
+    ends = [r for r in tdlib.read_log(log) if r.get("fd") == fd and r["event"] in
+            ("close", "exit")]
+    assert [(r["event"], r["role"]) for r in ends] == [("close", "listener")], \
+        tdlib.read_log(log)
+    parent = str(ends[0]["pid"])
+    pids = {l.split()[0] for l in lines}
+    reads = [l for l in lines if "TCP_INFO" in l or "SIOCINQ" in l or "FIONREAD" in l]
+    assert len(pids - {parent}) == n, (parent, pids)
+    assert [l for l in reads if l.split()[0] != parent] == [], reads
+
+
 # A server under "abort" closes a connection whose client sent 5 bytes:
 # read by it ("read"), or left unread ("unread").  The client waits for the
 # reset before it closes.
