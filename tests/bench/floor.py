@@ -27,7 +27,13 @@ the ratio the connect loop could reach at best when observing: its bare
 cycle plus two TCP_INFO reads and a getsockname() in the closing thread
 (the lookup goes to the flusher, on another core).  A fork-per-connection
 server's child pays a copy-on-write fault for each page of the library's
-it writes first: that figure is here too.  A report: no figure fails.
+it writes first: that figure is here too.  And what a preloaded library
+costs each fork() of its host before it does anything: its mappings
+(each one is copied at fork() and torn down at exit()) and the median
+cycle of fork(), the child's _exit() and waitpid() in a process holding
+a listener (bench_floor forks), bare, with the forwarding-only floor
+preloaded, and with the library observing with a JSON log, side by side
+in 7 rounds.  A report: no figure fails.
 
 Run alone: TD_BUILD=build python3 tests/bench/floor.py
 As root it runs in a private network namespace.
@@ -45,6 +51,7 @@ LOOP = _bench.prog("audit_loop")
 SECTION = ("8. the floor: what this machine charges for the calls an exact log needs "
            "(bench_floor, best of 5 rounds), and the best the connect loop can be here")
 CALLS, LOOKUPS, COW_PAGES, FORKS, CYCLES = 20000, 4096, 64, 100, 3000
+FORK_CYCLES, FORK_ROUNDS = 1000, 7
 LOOP_TARGET = 1.10
 
 
@@ -54,6 +61,24 @@ def _json(argv):
     if r.returncode != 0:
         raise RuntimeError("%s: rc %d: %s" % (" ".join(argv), r.returncode, r.stderr[-500:]))
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _fork_cases(log):
+    """bench_floor forks under each case, side by side: {case: [{cycle_ns,
+    mappings} per round]}."""
+    argv = [PROG, "forks", str(FORK_CYCLES)]
+    cases = {"bare": (argv, _bench.clean_env()),
+             "floor": (argv, dict(_bench.clean_env(), LD_PRELOAD=_bench.FLOOR)),
+             "observe": ([_bench.CLI, "--log", log, "--format", "json", "--"] + argv,
+                         _bench.clean_env())}
+
+    def run(case, _):
+        cmd, env = cases[case]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        if r.returncode != 0:
+            raise RuntimeError("%s: rc %d: %s" % (case, r.returncode, r.stderr[-500:]))
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    return _bench.alternate(cases, FORK_ROUNDS, run, warmup=True)
 
 
 def main(argv):
@@ -67,11 +92,18 @@ def main(argv):
     if not _bench.in_netns():
         return table.skip("needs root for a network namespace (its lookups make %d "
                           "TIME_WAIT entries)" % LOOKUPS)
-    _bench.say("floor: system calls, lookups, copy-on-write faults, the bare connect loop")
+    _bench.say("floor: system calls, lookups, copy-on-write faults, the bare connect loop, "
+               "forks bare and preloaded")
     c = _json([PROG, "calls", str(CALLS)])
     lk = _json([PROG, "lookups", str(LOOKUPS)])
     cw = _json([PROG, "cow", str(COW_PAGES), str(FORKS)])
     bare = min(_json([LOOP, str(CYCLES)])["loop_ns"] / CYCLES for _ in range(3))
+    log = os.path.join(os.environ.get("TMPDIR", "/tmp"), "td-bench-floor-%d.jsonl" % os.getpid())
+    try:
+        fk = _fork_cases(log)
+    finally:
+        if os.path.exists(log):
+            os.unlink(log)
     us = lambda ns: "%.2f us" % (ns / 1000.0)  # noqa: E731
     table.row("a system call (getppid())", figure=us(c["syscall_ns"]))
     table.row("getsockopt(TCP_INFO), a connected socket", figure=us(c["tcp_info_ns"]))
@@ -84,6 +116,15 @@ def main(argv):
               figure=us(c["task_statx_ns"]))
     table.row("fork() and _exit() of a small process", figure=us(cw["fork_ns"]))
     table.row("copy-on-write fault in a forked child", figure=us(cw["cow_fault_ns"]))
+    maps = {c: _bench.median([x["mappings"] for x in fk[c]]) for c in fk}
+    table.row("mappings of a small process (bench_floor): bare, floor, library", maps["bare"],
+              maps["floor"], maps["observe"], "+%d vs bare" % (maps["observe"] - maps["bare"]))
+    cyc = {c: _bench.median([x["cycle_ns"] for x in fk[c]]) for c in fk}
+    table.row("fork(), _exit(), waitpid() with a listener open, median cycle", us(cyc["bare"]),
+              us(cyc["floor"]), us(cyc["observe"]),
+              "%+.1f us vs bare" % (_bench.paired(
+                  {c: [x["cycle_ns"] for x in fk[c]] for c in fk}, "observe",
+                  f=lambda x, b: x - b) / 1000.0))
     need = 2 * c["tcp_info_ns"] + c["getsockname_ns"]
     best = (bare + need) / bare
     table.row("connect loop observing, at best: bare cycle + 2 TCP_INFO + getsockname()",
@@ -95,6 +136,10 @@ def main(argv):
     table.row("a drain's own calls, at least: 5 system calls and a state read beyond "
               "the close's", figure=us(5 * c["syscall_ns"] + c["tcp_info_ns"]))
     table.note("lookups: %d asked, %d found in TIME_WAIT" % (lk["asked"], lk["time_wait_found"]))
+    table.note("forks: %d cycles a run, %d rounds side by side; the figure is the median of "
+               "each round's difference to the bare run next to it; the library observes "
+               "(teardown --log FILE --format json): it holds the listener, and the child "
+               "inherits it" % (FORK_CYCLES, FORK_ROUNDS))
     table.note("each part's own figures are measured in its own run: compare a target with "
                "its floor here, not across machines")
     table.done()

@@ -11,6 +11,11 @@
  *   bench_floor cow K N     N fork()s whose child writes K pages its
  *                           parent wrote (a copy-on-write fault each), and
  *                           N whose child writes none
+ *   bench_floor forks N     with a listener open, as a fork-per-connection
+ *                           server has: N cycles of fork(), the child's
+ *                           _exit() and waitpid(), one at a time, and the
+ *                           process's mappings (run bare and preloaded:
+ *                           what a library costs every fork of its host)
  *
  * Each figure is the best of 5 rounds (the least disturbed: a figure for
  * what the kernel's path costs, not for the machine's noise), in
@@ -264,6 +269,61 @@ static int cow(int k, long n)
 	return 0;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Lines of /proc/self/maps: the process's mappings, or -1. */
+static int mappings(void)
+{
+	char buf[4096];
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), n = 0;
+	ssize_t got;
+
+	if (fd < 0)
+		return -1;
+	while ((got = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < got; i++)
+			n += buf[i] == '\n';
+	close(fd);
+	return n;
+}
+
+/*
+ * The median of n single cycles (fork, the child's _exit(), waitpid()),
+ * each timed alone: a median of cycles moves less with the machine's
+ * noise than a mean of the loop, and one cycle is what a fork-per-
+ * connection server's request pays.  The listener stays open in parent
+ * and child, as a server's does.
+ */
+static int fork_cycles(long n)
+{
+	struct sockaddr_in sa;
+	int lfd = listener(&sa);
+	int64_t *t;
+
+	if (lfd < 0 || n < 1 || (t = calloc((size_t)n, sizeof(*t))) == NULL)
+		return die("bench_floor: forks");
+	for (long i = 0; i < n; i++) {
+		int64_t t0 = now_ns();
+		pid_t pid = fork();
+
+		if (pid == 0)
+			_exit(0);
+		if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+			return die("bench_floor: fork");
+		t[i] = now_ns() - t0;
+	}
+	qsort(t, (size_t)n, sizeof(*t), cmp_i64);
+	printf("{\"cycle_ns\": %lld, \"mappings\": %d}\n", (long long)t[n / 2], mappings());
+	free(t);
+	close(lfd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "calls") == 0)
@@ -272,6 +332,8 @@ int main(int argc, char **argv)
 		return lookups(atol(argv[2]));
 	if (argc == 4 && strcmp(argv[1], "cow") == 0)
 		return cow(atoi(argv[2]), atol(argv[3]));
-	fprintf(stderr, "usage: bench_floor calls N | lookups N | cow K N\n");
+	if (argc == 3 && strcmp(argv[1], "forks") == 0)
+		return fork_cycles(atol(argv[2]));
+	fprintf(stderr, "usage: bench_floor calls N | lookups N | cow K N | forks N\n");
 	return 2;
 }
