@@ -132,18 +132,23 @@ $(BUILD)/teardown.map: shim/teardown.map.in shim/rt/calls.h
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -E -P -x c -Ishim -o $@ shim/teardown.map.in
 
-# max-page-size=4K: the segments follow each other with no gap, one
-# mapping each (a gap is a PROT_NONE mapping more, and every mapping is
-# work in each fork() and exit()).  A forked child faults in a file's
+# max-page-size=4K on x86 (whose pages are 4 KiB, always): the segments
+# follow each other with no gap, one mapping each (a gap is a PROT_NONE
+# mapping more, and every mapping is work in each fork() and exit()).
+# Elsewhere the linker's default stays: a kernel with 16 or 64 KiB pages
+# must be able to map the library.  A forked child faults in a file's
 # pages 64 KiB at a time (the kernel's fault-around window, aligned in
 # memory): shim/td_child.ld puts the text a child runs in one window,
 # whose 64 KiB alignment makes glibc (2.35+) map the library there, and
 # starts .rodata on the next one.
+comma := ,
+LIB_PAGE := $(if $(filter x86_64-% i386-% i486-% i586-% i686-%,$(shell $(CC) -dumpmachine)),\
+	-Wl$(comma)-z$(comma)max-page-size=0x1000)
 $(LIB): $(LIB_OBJ) $(BUILD)/teardown.map shim/td_child.ld
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $(LIB_OBJ) $(LDSAN) \
 		-Wl,--version-script=$(BUILD)/teardown.map $(SHIM_DEFS) -Wl,-z,now \
-		-Wl,-T,shim/td_child.ld -Wl,-z,max-page-size=0x1000 \
+		-Wl,-T,shim/td_child.ld $(LIB_PAGE) \
 		-Wl,--as-needed -Wl,-soname,libteardown.so
 
 $(CORE_LIB): $(CORE_OBJ)
