@@ -17,6 +17,7 @@ import concurrent.futures
 import itertools
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -355,8 +356,11 @@ def test_the_library_is_one_mapping_per_segment():
                            check=True).stdout
     loads = len(re.findall(r"^\s+LOAD\s", phdrs, re.M))
     relro = 1 if re.search(r"^\s+GNU_RELRO\s", phdrs, re.M) else 0
-    assert loads >= 3 and [m[1] for m in ours if m[1] == "---p"] == [], ours
-    assert len(ours) == loads + relro, (loads, relro, ours)
+    # (x86 alone links 4 KiB segments: elsewhere a kernel's pages may be
+    # 16 or 64 KiB, and the linker's default alignment stays: the Makefile)
+    if platform.machine() in ("x86_64", "i386", "i486", "i586", "i686"):
+        assert loads >= 3 and [m[1] for m in ours if m[1] == "---p"] == [], ours
+        assert len(ours) == loads + relro, (loads, relro, ours)
     base = min(int(m[0].split("-")[0], 16) for m in ours if int(m[2], 16) == 0)
     start, _ = _section(lib, ".text.td_child")
     assert (base + start) % 65536 == 0, (hex(base), hex(start))
