@@ -344,8 +344,8 @@ def test_the_library_is_one_mapping_per_segment():
     Catches: segments aligned on 64 KiB again (-z max-page-size=0x10000
     left three gaps, which glibc maps PROT_NONE: three mappings more in
     every program the library is in, and each mapping is work in every
-    fork() and exit(), about 2 us a mapping and a fork on the machine the
-    project is measured on); a linker script whose alignment no longer
+    fork() and exit(), about 0.7 us an empty one and a fork on the
+    machine the project is measured on); a linker script whose alignment no longer
     reaches the segment, which would put the child's code across two
     windows."""
     lib = os.path.realpath(tdlib.lib_path())
