@@ -119,12 +119,12 @@ def main(argv):
     maps = {c: _bench.median([x["mappings"] for x in fk[c]]) for c in fk}
     table.row("mappings of a small process (bench_floor): bare, floor, library", maps["bare"],
               maps["floor"], maps["observe"], "+%d vs bare" % (maps["observe"] - maps["bare"]))
-    cyc = {c: _bench.median([x["cycle_ns"] for x in fk[c]]) for c in fk}
+    cycles = {c: [x["cycle_ns"] for x in fk[c]] for c in fk}
+    cyc = {c: _bench.median(cycles[c]) for c in cycles}
     table.row("fork(), _exit(), waitpid() with a listener open, median cycle", us(cyc["bare"]),
               us(cyc["floor"]), us(cyc["observe"]),
-              "%+.1f us vs bare" % (_bench.paired(
-                  {c: [x["cycle_ns"] for x in fk[c]] for c in fk}, "observe",
-                  f=lambda x, b: x - b) / 1000.0))
+              "%+.1f us vs bare" % (_bench.paired(cycles, "observe", f=lambda x, b: x - b)
+                                    / 1000.0))
     need = 2 * c["tcp_info_ns"] + c["getsockname_ns"]
     best = (bare + need) / bare
     table.row("connect loop observing, at best: bare cycle + 2 TCP_INFO + getsockname()",

@@ -187,6 +187,27 @@ def test_only_libc_is_needed():
     assert needed == ["libc.so.6"], needed
 
 
+def _section(lib, name):
+    """(address, size) of the library's section name, from readelf."""
+    out = subprocess.run(["readelf", "-SW", lib], capture_output=True, text=True,
+                         check=True).stdout
+    m = re.search(r"\]\s+%s\s+PROGBITS\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)"
+                  % re.escape(name), out)
+    assert m, "no %s section:\n%s" % (name, out)
+    return int(m.group(1), 16), int(m.group(2), 16)
+
+
+def _code_symbols(lib):
+    """The library's functions (nm: t and T) by name, each name's addresses."""
+    addrs = collections.defaultdict(list)
+    for line in subprocess.run(["nm", "--defined-only", lib], capture_output=True, text=True,
+                               check=True).stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "tT":
+            addrs[parts[2]].append(int(parts[0], 16))
+    return addrs
+
+
 @tdlib.requires("lib")
 def test_child_written_variables_share_one_page():
     """The variables a forked child writes (TD_CHILD_WRITTEN) are in one
@@ -203,11 +224,7 @@ def test_child_written_variables_share_one_page():
     that page too.  (A sanitized build adds to the variables: there only
     the section's start is checked.)"""
     lib = tdlib.lib_path()
-    out = subprocess.run(["readelf", "-SW", lib], capture_output=True,
-                         text=True, check=True).stdout
-    m = re.search(r"\]\s+td_child\s+PROGBITS\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)", out)
-    assert m, "no td_child section:\n" + out
-    addr, size = int(m.group(1), 16), int(m.group(2), 16)
+    addr, size = _section(lib, "td_child")
     assert addr % 4096 == 0 and size > 0, (hex(addr), size)
     syms = subprocess.run(["nm", "--defined-only", lib], capture_output=True, text=True,
                           check=True).stdout
@@ -299,38 +316,15 @@ def test_code_a_forked_child_runs_is_one_fault_around_window():
     sanitized build's code is larger by design: there only the placement
     is checked.)"""
     lib = tdlib.lib_path()
-    out = subprocess.run(["readelf", "-SW", lib], capture_output=True, text=True,
-                         check=True).stdout
-    m = re.search(r"\]\s+\.text\.td_child\s+PROGBITS\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)",
-                  out)
-    assert m, "no .text.td_child section:\n" + out
-    start, size = int(m.group(1), 16), int(m.group(2), 16)
+    start, size = _section(lib, ".text.td_child")
     end = start + size
     if not tdlib.sanitize():
         assert size > 0 and start // 65536 == (end - 1) // 65536, (hex(start), hex(end))
     marked = _child_runs_names()
     assert len(marked) > 50, sorted(marked)
-    syms = subprocess.run(["nm", "--defined-only", lib], capture_output=True, text=True,
-                          check=True).stdout
-    outside = []
-    for line in syms.splitlines():
-        parts = line.split()
-        if len(parts) != 3 or parts[1] not in "tT":
-            continue
-        base = parts[2].split(".")[0]
-        if base in marked and not start <= int(parts[0], 16) < end:
-            outside.append(parts[2])
+    outside = [name for name, addrs in sorted(_code_symbols(lib).items()) for a in addrs
+               if name.split(".")[0] in marked and not start <= a < end]
     assert not outside, "marked TD_CHILD_RUNS but outside the section: %s" % outside
-
-
-def _section(lib, name):
-    """(address, size) of the library's section name, from readelf."""
-    out = subprocess.run(["readelf", "-SW", lib], capture_output=True, text=True,
-                         check=True).stdout
-    m = re.search(r"\]\s+%s\s+PROGBITS\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)"
-                  % re.escape(name), out)
-    assert m, "no %s section:\n%s" % (name, out)
-    return int(m.group(1), 16), int(m.group(2), 16)
 
 
 @tdlib.requires("lib")
@@ -456,12 +450,7 @@ def test_the_library_code_a_forked_child_runs_lies_in_its_window():
         got = _child_functions(os.path.join(out, name))
         ran = got if ran is None else ran & got
     start, size = _section(lib, ".text.td_child")
-    addrs = collections.defaultdict(list)
-    for line in subprocess.run(["nm", "--defined-only", lib], capture_output=True, text=True,
-                               check=True).stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1] in "tT":
-            addrs[parts[2]].append(int(parts[0], 16))
+    addrs = _code_symbols(lib)
     known = [n for n in ran if n in addrs]
     tdlib.note("server %d, its children's counts: %s; library functions all of them ran: %d"
                % (proc.pid, sorted(files()), len(known)))
