@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """8. The floor: what this machine charges for the kernel work a logged
-close cannot do without, and the best each wall-time target can be here.
+close cannot do without.
 
 Issue 9 puts the physical limit of observing at what a close event must
 know: its line needs no system call of its own, its facts at most two
@@ -21,11 +21,10 @@ the only way to its answer:
 What these cost depends on the machine far more than on the library (on
 a virtual machine a system call can cost ten times what it does on the
 metal), so this part measures them here, with build/tests/progs/
-bench_floor (the best of 5 rounds, in nanoseconds), and the connect
-loop's bare cycle (audit_loop, no library, the best of 3 runs), and gives
-the ratio the connect loop could reach at best when observing: its bare
-cycle plus two TCP_INFO reads and a getsockname() in the closing thread
-(the lookup goes to the flusher, on another core).  A fork-per-connection
+bench_floor (the best of 5 rounds, in nanoseconds).  The best the
+connect loop can be when observing is measured, not added up, in part 2
+(loop.py, its "limit" row: audit_loop makes those calls itself, side by
+side with the library's runs).  A fork-per-connection
 server's child pays a copy-on-write fault for each page of the library's
 it writes first: that figure is here too.  And what a preloaded library
 costs each fork() of its host before it does anything: its mappings
@@ -47,12 +46,10 @@ import sys
 import _bench
 
 PROG = _bench.prog("bench_floor")
-LOOP = _bench.prog("audit_loop")
 SECTION = ("8. the floor: what this machine charges for the calls an exact log needs "
-           "(bench_floor, best of 5 rounds), and the best the connect loop can be here")
-CALLS, LOOKUPS, COW_PAGES, FORKS, CYCLES = 20000, 4096, 64, 100, 3000
+           "(bench_floor, best of 5 rounds)")
+CALLS, LOOKUPS, COW_PAGES, FORKS = 20000, 4096, 64, 100
 FORK_CYCLES, FORK_ROUNDS = 1000, 7
-LOOP_TARGET = 1.10
 
 
 def _json(argv):
@@ -86,18 +83,16 @@ def main(argv):
     if rc is not None:
         return rc
     table = _bench.Table(SECTION)
-    lack = _bench.missing(PROG, LOOP)
+    lack = _bench.missing(PROG)
     if lack:
         return table.skip("%s not built (make testprogs)" % ", ".join(lack))
     if not _bench.in_netns():
         return table.skip("needs root for a network namespace (its lookups make %d "
                           "TIME_WAIT entries)" % LOOKUPS)
-    _bench.say("floor: system calls, lookups, copy-on-write faults, the bare connect loop, "
-               "forks bare and preloaded")
+    _bench.say("floor: system calls, lookups, copy-on-write faults, forks bare and preloaded")
     c = _json([PROG, "calls", str(CALLS)])
     lk = _json([PROG, "lookups", str(LOOKUPS)])
     cw = _json([PROG, "cow", str(COW_PAGES), str(FORKS)])
-    bare = min(_json([LOOP, str(CYCLES)])["loop_ns"] / CYCLES for _ in range(3))
     log = os.path.join(os.environ.get("TMPDIR", "/tmp"), "td-bench-floor-%d.jsonl" % os.getpid())
     try:
         fk = _fork_cases(log)
@@ -125,11 +120,6 @@ def main(argv):
               us(cyc["floor"]), us(cyc["observe"]),
               "%+.1f us vs bare" % (_bench.paired(cycles, "observe", f=lambda x, b: x - b)
                                     / 1000.0))
-    need = 2 * c["tcp_info_ns"] + c["getsockname_ns"]
-    best = (bare + need) / bare
-    table.row("connect loop observing, at best: bare cycle + 2 TCP_INFO + getsockname()",
-              us(bare), None, us(bare + need), _bench.fmt_ratio(best),
-              "<= %.2fx" % LOOP_TARGET, best <= LOOP_TARGET)
     table.row("a logged active close from ESTABLISHED, at best: TCP_INFO + a lookup",
               figure=us(c["tcp_info_ns"] + lk["lookup_ns"]))
     # (getppid() is the cheapest call there is: a bound from below)

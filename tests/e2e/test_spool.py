@@ -821,6 +821,72 @@ def test_the_flusher_asks_who_was_first_in_batches():
     assert calls[(True, "recvmmsg")] + calls[(False, "recvmmsg")] <= n // 8, calls
 
 
+def _calls_by_thread(trace):
+    """strace -f's lines from the first connect() on (the program's and
+    the library's start left out) counted by (tid, system call); an
+    8-byte write() of 1, a wake-up of the flusher through its eventfd,
+    as "wake"."""
+    calls = collections.Counter()
+    started = False
+    for line in open(trace):
+        m = re.match(r"(\d+) +(\w+)\(", line)
+        started = started or (m is not None and m.group(2) == "connect")
+        if m and started:
+            name = m.group(2)
+            if name == "write" and re.search(r'write\(\d+, "\\1\\0\\0\\0\\0\\0\\0\\0", 8', line):
+                name = "wake"
+            calls[(int(m.group(1)), name)] += 1
+    return calls
+
+
+@tdlib.requires(*NEEDS, "strace")
+@tdlib.timeout(90)
+def test_an_observed_loop_thread_makes_the_limits_system_calls():
+    """The loop bench's limit (tests/bench/loop.py): `audit_loop N limit`
+    makes, with no library, the system calls a close event's facts need,
+    one getsockname() after each connect and one TCP_INFO before each
+    close, and writes its records to shared memory with none.  Observed
+    with a JSON log, the library's loop thread makes those and, past the
+    spool's first lines, nothing else of its own but a rare wake-up of
+    its flusher: the limit row measures the same work the library must
+    do.  (A count, not a time; the worker's calls are its own thread's.)"""
+    n = 1000
+    counts = {}
+    for case in ("limit", "observe"):
+        log = os.path.join(tdlib.tmpdir(), "limit-%s.jsonl" % case)
+        trace = os.path.join(tdlib.tmpdir(), "limit-%s.strace" % case)
+        argv = [tdlib.test_prog("audit_loop"), str(n)]
+        env = _env(log)
+        if case == "limit":
+            argv.append("limit")
+            env = tdlib.shim_env(preload=False)
+        proc = tdlib.run(["strace", "-f", "-qq", "-o", trace] + argv, env=env,
+                         name="audit_loop " + case, timeout=60)
+        assert proc.rc == 0, proc.stderr()
+        calls = _calls_by_thread(trace)
+        main = min(tid for tid, _ in calls)
+        counts[case] = collections.Counter({c: k for (t, c), k in calls.items() if t == main})
+        if case == "observe":
+            ends = [r for r in _lines(log) if r["event"] in ("connect", "accept", "close") and
+                    r["role"] in ("client", "server")]
+            assert len(ends) == 4 * n, len(ends)
+    lim, obs = counts["limit"], counts["observe"]
+    # the limit: the loop's own calls and the facts' three a cycle
+    assert lim["getsockname"] == n and lim["getsockopt"] == 2 * n, lim
+    for name in ("socket", "connect", "accept", "close", "getsockname"):
+        assert abs(obs[name] - lim[name]) <= 2 * SPOOL_AFTER, (name, obs[name], lim[name])
+    # TCP_INFO before each close, and once for a few closes before the
+    # spool (the first lines' lookups are their own thread's)
+    assert 2 * n <= obs["getsockopt"] <= 2 * n + SPOOL_AFTER, obs
+    # the flusher's wake-ups: how many depends on when it sleeps, at most
+    # one a line (td_spool_record()); here about one in 30
+    assert obs["wake"] <= 4 * n, obs
+    # beyond those: the first lines, written and asked one by one, the
+    # spool's making, and the exit's last lines: none a cycle
+    extra = sum(obs.values()) - sum(obs[c] for c in lim) - obs["wake"]
+    assert extra <= 100, (extra, obs)
+
+
 @tdlib.requires("spin", "gcc")
 @tdlib.timeout(120)
 def test_wake_protocol_leaves_no_line_behind():
