@@ -50,7 +50,7 @@ struct limit_rec {
 	struct tcp_info ti;
 };
 
-#define LIMIT_RING (1u << 22) /* 4 MiB, as the library's spool */
+#define LIMIT_RING (1u << 18) /* 256 KiB, the library's spool ring */
 
 static char *limit_ring;
 static size_t limit_pos;
@@ -114,7 +114,8 @@ static int limit_cycle(int lfd, const struct sockaddr_in *sa)
 }
 
 /* The ring: a file unlinked at once, mapped shared and touched whole
- * before the timing, as the library's spool is before its lines. */
+ * before the timing (its first-touch faults are start-up; a run wraps
+ * it many times over, as the library's ring). */
 static int limit_setup(void)
 {
 	char path[] = "/tmp/audit_loop_limit.XXXXXX";
@@ -123,8 +124,10 @@ static int limit_setup(void)
 	if (fd < 0)
 		return -1;
 	unlink(path);
-	if (ftruncate(fd, LIMIT_RING) != 0)
+	if (ftruncate(fd, LIMIT_RING) != 0) {
+		close(fd);
 		return -1;
+	}
 	limit_ring = mmap(NULL, LIMIT_RING, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (limit_ring == MAP_FAILED)
