@@ -188,10 +188,9 @@ def main(argv):
                   "%.1f us" % _bench.median(s["limit"]), _bench.fmt_ratio(ratio),
                   "<= %.2fx" % LIMIT, ratio <= LIMIT)
         obs = "observe, JSON log"
-        diff = lambda x, b: x - b
-        table.row("  observe above the limit: wall / CPU", None,
-                  None, None, "+%.1f us / +%.1f us" % (
-                      _bench.paired(s, obs, "limit", diff), _bench.paired(loop_cpu, obs, "limit", diff)))
+        above = [_bench.paired(x, obs, "limit", f=lambda o, lim: o - lim) for x in (s, loop_cpu)]
+        table.row("  observe above the limit: wall / CPU", None, None, None,
+                  "+%.1f us / +%.1f us" % tuple(above))
         table.note("loop: the loop thread's CPU time a cycle (its worker left out): bare %.1f, "
                    "the limit %.1f, observe %.1f, observe without a log %.1f us; observe's wall "
                    "time over its thread's CPU time %.1f us a cycle against bare's %.1f (the "
