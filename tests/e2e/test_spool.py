@@ -864,7 +864,8 @@ def test_an_observed_loop_thread_makes_the_limits_system_calls():
                          name="audit_loop " + case, timeout=60)
         assert proc.rc == 0, proc.stderr()
         calls = _calls_by_thread(trace)
-        main = min(tid for tid, _ in calls)
+        # the loop's thread: the one that connects (the worker never does)
+        main = max((k, t) for (t, c), k in calls.items() if c == "connect")[1]
         counts[case] = collections.Counter({c: k for (t, c), k in calls.items() if t == main})
         if case == "observe":
             ends = [r for r in _lines(log) if r["event"] in ("connect", "accept", "close") and
@@ -875,11 +876,11 @@ def test_an_observed_loop_thread_makes_the_limits_system_calls():
     assert lim["getsockname"] == n and lim["getsockopt"] == 2 * n, lim
     for name in ("socket", "connect", "accept", "close", "getsockname"):
         assert abs(obs[name] - lim[name]) <= 2 * SPOOL_AFTER, (name, obs[name], lim[name])
-    # TCP_INFO before each close, and once for a few closes before the
-    # spool (the first lines' lookups are their own thread's)
-    assert 2 * n <= obs["getsockopt"] <= 2 * n + SPOOL_AFTER, obs
+    # TCP_INFO before each close (the listener's at the end too), never
+    # a second read of the same close
+    assert 2 * n <= obs["getsockopt"] <= 2 * n + 1, obs
     # the flusher's wake-ups: how many depends on when it sleeps, at most
-    # one a line (td_spool_record()); here about one in 30
+    # one a line (td_spool_record()); here about one in 35
     assert obs["wake"] <= 4 * n, obs
     # beyond those: the first lines, written and asked one by one, the
     # spool's making, and the exit's last lines: none a cycle
