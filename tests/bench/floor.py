@@ -52,9 +52,10 @@ CALLS, LOOKUPS, COW_PAGES, FORKS = 20000, 4096, 64, 100
 FORK_CYCLES, FORK_ROUNDS = 1000, 7
 
 
-def _json(argv):
+def _json(argv, env=None):
+    """argv's last line of output, as JSON (env: a clean one unless given)."""
     r = subprocess.run(argv, capture_output=True, text=True, timeout=600,
-                       env=_bench.clean_env())
+                       env=_bench.clean_env() if env is None else env)
     if r.returncode != 0:
         raise RuntimeError("%s: rc %d: %s" % (" ".join(argv), r.returncode, r.stderr[-500:]))
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -69,13 +70,8 @@ def _fork_cases(log):
              "observe": ([_bench.CLI, "--log", log, "--format", "json", "--"] + argv,
                          _bench.clean_env())}
 
-    def run(case, _):
-        cmd, env = cases[case]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-        if r.returncode != 0:
-            raise RuntimeError("%s: rc %d: %s" % (case, r.returncode, r.stderr[-500:]))
-        return json.loads(r.stdout.strip().splitlines()[-1])
-    return _bench.alternate(cases, FORK_ROUNDS, run, warmup=True)
+    return _bench.alternate(cases, FORK_ROUNDS, lambda case, _: _json(*cases[case]),
+                            warmup=True)
 
 
 def main(argv):

@@ -25,6 +25,7 @@ import socket
 import struct
 import subprocess
 
+import compat
 import tdlib
 
 NEEDS = ("root", "netns", "lib")
@@ -360,13 +361,6 @@ def test_the_library_is_one_mapping_per_segment():
     assert (base + start) % 65536 == 0, (hex(base), hex(start))
 
 
-def _listening(port):
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port),
-                                                                timeout=1):
-        return True
-    return False
-
-
 def _written(out, server):
     """The children's callgrind files that are whole (a file ends with its
     totals line: one still being written is left out)."""
@@ -434,7 +428,7 @@ def test_the_library_code_a_forked_child_runs_lies_in_its_window():
                         "--callgrind-out-file=" + os.path.join(out, "cg.%p"),
                         "busybox", "httpd", "-f", "-p", "127.0.0.1:%d" % port, "-h", www],
                        env=tdlib.shim_env(preload=False), name="busybox")
-    tdlib.wait_until(lambda: _listening(port), timeout=60, what="busybox httpd listening")
+    compat.wait_listening(port, proc, timeout=60)
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
             c.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
@@ -444,16 +438,16 @@ def test_the_library_code_a_forked_child_runs_lies_in_its_window():
                      what="three children's counts written out")
     proc.signal(signal.SIGTERM)
     proc.wait(timeout=60)
-    files = lambda: _written(out, proc.pid)  # noqa: E731
+    files = _written(out, proc.pid)
     ran = None
-    for name in files():
+    for name in files:
         got = _child_functions(os.path.join(out, name))
         ran = got if ran is None else ran & got
     start, size = _section(lib, ".text.td_child")
     addrs = _code_symbols(lib)
     known = [n for n in ran if n in addrs]
     tdlib.note("server %d, its children's counts: %s; library functions all of them ran: %d"
-               % (proc.pid, sorted(files()), len(known)))
+               % (proc.pid, files, len(known)))
     assert len(known) > 30, sorted(ran)
     outside = sorted(n for n in known if not any(start <= a < start + size for a in addrs[n]))
     assert not outside, "run by every child, outside .text.td_child: %s" % outside

@@ -55,8 +55,6 @@ struct limit_rec {
 static char *limit_ring;
 static size_t limit_pos;
 
-static int64_t now_ns(void);
-
 /* One event's record into the shared ring (the limit's "line"). */
 static void limit_put(int fd, int event, const struct sockaddr_in *local,
 		      const struct sockaddr_in *remote, const struct tcp_info *ti)
@@ -66,7 +64,7 @@ static void limit_put(int fd, int event, const struct sockaddr_in *local,
 	if (limit_pos + sizeof(*r) > LIMIT_RING)
 		limit_pos = 0;
 	r = (struct limit_rec *)(limit_ring + limit_pos);
-	r->ts_ns = now_ns();
+	r->ts_ns = host_now_ns(CLOCK_MONOTONIC);
 	r->fd = fd;
 	r->event = event;
 	r->local = *local;
@@ -136,19 +134,6 @@ static int limit_setup(void)
 	return 0;
 }
 
-static int64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t now_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
-
 /* The measured cycles; returns the number that failed. */
 __attribute__((noinline)) int audit_loop_phase(int lfd, const struct sockaddr_in *sa, long n)
 {
@@ -179,11 +164,11 @@ int main(int argc, char **argv)
 		perror("audit_loop: listen");
 		return 1;
 	}
-	c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	t0 = now_ns();
+	c0 = host_now_ns(CLOCK_THREAD_CPUTIME_ID);
+	t0 = host_now_ns(CLOCK_MONOTONIC);
 	failed = audit_loop_phase(lfd, &sa, n);
-	t1 = now_ns();
-	c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	t1 = host_now_ns(CLOCK_MONOTONIC);
+	c1 = host_now_ns(CLOCK_THREAD_CPUTIME_ID);
 	close(lfd);
 	printf("{\"n\": %ld, \"loop_ns\": %lld, \"cpu_ns\": %lld, \"failed\": %d}\n", n,
 	       (long long)(t1 - t0), (long long)(c1 - c0), failed);

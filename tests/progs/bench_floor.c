@@ -46,14 +46,6 @@
 
 #define ROUNDS 5
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int die(const char *what)
 {
 	perror(what);
@@ -81,7 +73,7 @@ static int64_t calls_of(int kind, int fd, long n)
 	char buf[512];
 	socklen_t len;
 	int pfd;
-	int64_t t0 = now_ns();
+	int64_t t0 = host_now_ns(CLOCK_MONOTONIC);
 
 	for (long i = 0; i < n; i++) {
 		switch (kind) {
@@ -110,7 +102,7 @@ static int64_t calls_of(int kind, int fd, long n)
 			break;
 		}
 	}
-	return now_ns() - t0;
+	return host_now_ns(CLOCK_MONOTONIC) - t0;
 }
 
 static int calls(long n)
@@ -194,7 +186,7 @@ static int lookups(long n)
 	if (nl < 0)
 		return die("bench_floor: sock_diag");
 	for (int r = 0; r < ROUNDS; r++) {
-		int64_t t0 = now_ns();
+		int64_t t0 = host_now_ns(CLOCK_MONOTONIC);
 		long k;
 
 		found = asked = 0;
@@ -218,8 +210,8 @@ static int lookups(long n)
 					found++;
 			asked += BATCH;
 		}
-		if (asked > 0 && (double)(now_ns() - t0) / (double)asked < best)
-			best = (double)(now_ns() - t0) / (double)asked;
+		if (asked > 0 && (double)(host_now_ns(CLOCK_MONOTONIC) - t0) / (double)asked < best)
+			best = (double)(host_now_ns(CLOCK_MONOTONIC) - t0) / (double)asked;
 	}
 	printf("{\"lookup_ns\": %.1f, \"asked\": %ld, \"time_wait_found\": %ld}\n", best, asked,
 	       found);
@@ -232,7 +224,7 @@ static char pages[COW_PAGES * 4096];
 /* n forks whose child writes k pages and leaves: the time of the whole. */
 static int64_t forks(int k, long n)
 {
-	int64_t t0 = now_ns();
+	int64_t t0 = host_now_ns(CLOCK_MONOTONIC);
 
 	for (long i = 0; i < n; i++) {
 		pid_t pid = fork();
@@ -245,7 +237,7 @@ static int64_t forks(int k, long n)
 		if (pid < 0 || waitpid(pid, NULL, 0) != pid)
 			return -1;
 	}
-	return now_ns() - t0;
+	return host_now_ns(CLOCK_MONOTONIC) - t0;
 }
 
 static int cow(int k, long n)
@@ -308,14 +300,14 @@ static int fork_cycles(long n)
 	if (lfd < 0 || n < 1 || (t = calloc((size_t)n, sizeof(*t))) == NULL)
 		return die("bench_floor: forks");
 	for (long i = 0; i < n; i++) {
-		int64_t t0 = now_ns();
+		int64_t t0 = host_now_ns(CLOCK_MONOTONIC);
 		pid_t pid = fork();
 
 		if (pid == 0)
 			_exit(0);
 		if (pid < 0 || waitpid(pid, NULL, 0) != pid)
 			return die("bench_floor: fork");
-		t[i] = now_ns() - t0;
+		t[i] = host_now_ns(CLOCK_MONOTONIC) - t0;
 	}
 	qsort(t, (size_t)n, sizeof(*t), cmp_i64);
 	printf("{\"cycle_ns\": %lld, \"mappings\": %d}\n", (long long)t[n / 2], mappings());

@@ -25,20 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostutil.h"
+
 #define BUF_MAX 65536
 
 __attribute__((noinline)) long bench_loop_phase(const struct sockaddr_in *sa, long n,
 						size_t req, size_t reply);
 
 static unsigned char buf[BUF_MAX];
-
-static int64_t now_ns(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Writes len bytes of the request; 0 or -1. */
 static int send_all(int fd, size_t len)
@@ -105,11 +99,11 @@ int main(int argc, char **argv)
 	memset(buf, 'x', sizeof(buf));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sa.sin_port = htons((uint16_t)port);
-	c0 = now_ns(CLOCK_PROCESS_CPUTIME_ID);
-	t0 = now_ns(CLOCK_MONOTONIC);
+	c0 = host_now_ns(CLOCK_PROCESS_CPUTIME_ID);
+	t0 = host_now_ns(CLOCK_MONOTONIC);
 	failed = bench_loop_phase(&sa, n, (size_t)req, (size_t)reply);
-	t1 = now_ns(CLOCK_MONOTONIC);
-	c1 = now_ns(CLOCK_PROCESS_CPUTIME_ID);
+	t1 = host_now_ns(CLOCK_MONOTONIC);
+	c1 = host_now_ns(CLOCK_PROCESS_CPUTIME_ID);
 	printf("{\"n\": %ld, \"loop_ns\": %lld, \"cpu_ns\": %lld, \"failed\": %ld}\n", n,
 	       (long long)(t1 - t0), (long long)(c1 - c0), failed);
 	return failed ? 1 : 0;

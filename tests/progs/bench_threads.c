@@ -40,14 +40,6 @@ static struct worker workers[MAXT];
 static pthread_barrier_t start;
 static atomic_int stop;
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void *run(void *arg)
 {
 	struct worker *w = arg;
@@ -95,7 +87,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	pthread_barrier_wait(&start);
-	t0 = now_ns();
+	t0 = host_now_ns(CLOCK_MONOTONIC);
 	d.tv_sec = ms / 1000;
 	d.tv_nsec = (ms % 1000) * 1000000;
 	while (nanosleep(&d, &d) != 0)
@@ -106,7 +98,7 @@ int main(int argc, char **argv)
 		cycles += workers[i].cycles;
 		failed += workers[i].failed;
 	}
-	t1 = now_ns();
+	t1 = host_now_ns(CLOCK_MONOTONIC);
 	for (int i = 0; i < t; i++)
 		close(workers[i].lfd);
 	printf("{\"threads\": %d, \"cycles\": %ld, \"ns\": %lld, \"failed\": %ld}\n", t, cycles,

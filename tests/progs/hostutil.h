@@ -1,8 +1,8 @@
 /*
  * Helpers shared by the host-safety test programs (tests/progs/host_*.c):
  * failing setup, where the library's own descriptors start, counting open
- * descriptors, a loopback address.  Header-only (static inline), so each
- * program stays one file to build.
+ * descriptors, a loopback address, the benchmarks' clock.  Header-only
+ * (static inline), so each program stays one file to build.
  */
 #ifndef TD_TESTS_HOSTUTIL_H
 #define TD_TESTS_HOSTUTIL_H
@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A setup step failed: one JSON line saying which, then exit 2. */
@@ -103,6 +104,15 @@ static inline int host_lib_sockets(int base)
 	}
 	closedir(d);
 	return n;
+}
+
+/* clock_gettime() of clock, in nanoseconds (the benchmarks' timer). */
+static inline int64_t host_now_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static inline struct sockaddr_in host_loopback(int port)
