@@ -14,6 +14,7 @@ each test has its own network namespace.
 
 import os
 
+import compat
 import nginxconf
 import tdlib
 
@@ -52,18 +53,11 @@ def _docroot(name):
     return path
 
 
-def _wait_listening(port, proc):
-    tdlib.wait_until(lambda: [r for r in tdlib.ss_rows() if r.state == "LISTEN"
-                              and r.local_port == port] or not proc.running(),
-                     timeout=10, what="a listener on port %d" % port)
-    assert proc.running(), "%s exited: %s" % (proc.name, proc.stderr())
-
-
 def _serve_two_fetches(port, server, log, action, what):
     """Once ``server`` (spawned under the policy logging to ``log``)
     listens on ``port``: two curl fetches, each checked, the server still
     running, and its two close events written.  Returns the Fetches."""
-    _wait_listening(port, server)
+    compat.wait_listening(port, server)
     fetches = [Fetch(port, name="curl-%s-%d" % (action, i)) for i in (1, 2)]
     for fetch in fetches:
         fetch.check()
@@ -153,7 +147,7 @@ def test_curl_client_graceful_and_abort():
     root = _docroot("www")
     httpd = tdlib.spawn([PYTHON, "-m", "http.server", "--bind", "127.0.0.1",
                          "--directory", root, "8000"], name="httpd")
-    _wait_listening(8000, httpd)
+    compat.wait_listening(8000, httpd)
     problems = []
     with tdlib.Capture() as cap:
         fetches = {}
