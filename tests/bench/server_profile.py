@@ -5,8 +5,9 @@ each sample was doing.
 
 nginx, busybox httpd and apache2 (prefork) run as in part 3 (a new connection per request,
 the server pinned to the first half of the CPUs, wrk on the other half),
-bare, then observed (JSON log to a file), each under `perf record -a -C
-<the server's CPUs> -g` for the load's length.  A sample counts for the
+bare, then observed (JSON log to a file; --mode drain: drain + log),
+each under `perf record -a -C <the server's CPUs> -g` for the load's
+length.  A sample counts for the
 server when its thread's name is the server's (the library's worker
 thread has its program's name, a forked child its parent's).  Each is put
 in the first class that fits it:
@@ -32,6 +33,7 @@ not installed is skipped with a note, and without perf the part says why
 and adds no row.
 
 Run alone: TD_BUILD=build python3 tests/bench/server_profile.py [NAME...] [--seconds S]
+                                 [--mode observe|drain]
 As root it runs in a private network namespace.
 """
 
@@ -141,7 +143,7 @@ def _run(name, mode, seconds, tmp):
     return {k: v / 1000.0 / max(reqs, 1) for k, v in ns.items()}, reqs
 
 
-def measure(name, seconds, table):
+def measure(name, seconds, table, mode="observe"):
     srv = servers.SERVERS[name](tempfile.gettempdir())
     why = srv.available()
     if why:
@@ -151,8 +153,8 @@ def measure(name, seconds, table):
     try:
         _bench.say("server_profile: %s bare, %d s under perf record" % (name, seconds))
         bare, nb = _run(name, "bare", seconds, tmp)
-        _bench.say("server_profile: %s observe, %d s under perf record" % (name, seconds))
-        obs, no = _run(name, "observe", seconds, tmp)
+        _bench.say("server_profile: %s %s, %d s under perf record" % (name, mode, seconds))
+        obs, no = _run(name, mode, seconds, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     tb, to = sum(bare.values()), sum(obs.values())
@@ -162,15 +164,17 @@ def measure(name, seconds, table):
         b, o = bare[label], obs[label]
         table.row("%s:   %s" % (name, label), "%.2f us" % b, None, "%.2f us" % o,
                   "%+.2f us" % (o - b))
-    table.note("%s: %d requests bare, %d observed, %d s each; perf record -e cpu-clock -g "
+    table.note("%s: %d requests bare, %d under %s, %d s each; perf record -e cpu-clock -g "
                "on the server's CPUs, samples of threads named %s"
-               % (name, nb, no, seconds, "/".join(COMMS[name])))
+               % (name, nb, no, mode, seconds,
+                  "/".join(COMMS[name])))
 
 
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*", help="servers (default: %s)" % " ".join(NAMES))
     ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--mode", default="observe", choices=("observe", "drain"))
     a = ap.parse_args(argv)
     rc = _bench.enter_netns(__file__, argv)
     if rc is not None:
@@ -187,7 +191,7 @@ def main(argv):
                           % (probe.stderr.strip().splitlines() or ["?"])[-1])
     for name in a.names or NAMES:
         try:
-            measure(name, a.seconds, table)
+            measure(name, a.seconds, table, a.mode)
         except RuntimeError as e:
             table.note("%s FAILED: %s" % (name, str(e)[:300]))
     table.done()

@@ -3,7 +3,7 @@
 second under the library as a ratio to bare.
 
 Each server runs in a private network namespace of its own (as root) on
-loopback, under three modes, started afresh for every run:
+loopback, under three modes, a server for each, all up at once:
 
   bare      the server alone
   observe   the policy of teardown --log FILE --format json, as a file:
@@ -36,9 +36,18 @@ The servers and their load (every request on a new connection):
   apache2      apache2, mpm_prefork, KeepAlive Off; wrk as above
   postgres     postgres (a backend forked per connection); pgbench -C -S
 
-Each run is a few seconds of load (--seconds, default 3); 3 rounds (the
-order of the modes rotated each round), each mode divided by the bare run
-of its own round, medians.  Beside requests per second, the server's CPU
+The load goes to one mode's server at a time, a slice of --seconds
+(default 1) each, in rounds (--rounds, default 9), the order rotated each
+round; each mode divided by the bare slice of its own round, medians.
+The servers stay up between slices: this VM's slow and fast spells last
+seconds (a bare nginx moves between 14,000 and 20,000 requests a second
+from one to the next), and started afresh for each 3-second run, rounds
+of one measurement gave 0.56 and 1.02; side by side, a second apart,
+they agree to a few hundredths.  Every mode's server is started afresh 3
+times (EPOCHS) in one measurement, the rounds split among the starts, so
+that one start's luck is not all its rounds' (one bare apache2 start
+cost 139 us a request for all its rounds where the others cost 110 to
+122).  Beside requests per second, the server's CPU
 time per request (its whole process tree, the library's worker thread
 and every forked child included, also those the kernel reaps itself for
 a server that ignores SIGCHLD: a cgroup the server starts in,
@@ -119,14 +128,23 @@ def _pinned(cpus):
 def _cpu_list(cpus):
     return ",".join(str(c) for c in sorted(cpus))
 CONNS = 32
+# Starts of every mode's server in one measurement: its rounds split
+# among them (servers.measure())
+EPOCHS = 3
+
+
+_TAKEN = set()   # ports handed out: every mode's server is up at once
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _TAKEN:
+            _TAKEN.add(port)
+            return port
 
 
 def wait_port(port, procs, timeout=15):
@@ -516,6 +534,18 @@ class Postgres(Server):
         finally:
             self.stop(procs)
 
+    def setup_like(self, other):
+        """A copy of other's initialised database (initdb and pgbench -i
+        once, for every mode)."""
+        self.user, self.env = other.user, other.env
+        self.data = os.path.join(self.tmp, "pgdata")
+        self.sock = os.path.join(self.tmp, "pgsock")
+        os.makedirs(self.sock, exist_ok=True)
+        subprocess.run(["cp", "-a", other.data, self.data], check=True)
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.sock, pw.pw_uid, pw.pw_gid)
+
     def tail(self):
         try:
             with open(os.path.join(self.tmp, "postgres.out"), errors="replace") as f:
@@ -568,121 +598,192 @@ def _args(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*", help="servers (default: all): " + " ".join(SERVERS))
     ap.add_argument("--seconds", type=int, default=int(os.environ.get("TD_BENCH_SERVER_SECONDS",
-                                                                      "3")))
-    ap.add_argument("--rounds", type=int, default=3)
+                                                                      "1")))
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--one", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
+class _Instance:
+    """One mode's server, started once and kept running for the whole
+    measurement: its own directory, port, log file and cgroup."""
+
+    def __init__(self, name, mode, tmp, template=None):
+        self.mode = mode
+        self.dir = os.path.join(tmp, mode)
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        self.srv = SERVERS[name](self.dir)
+        # a directory only root may make files in, as /var/log: servers that
+        # give up root (nginx's and apache2's workers) make their spools
+        # before they do (shim/hook/setuid.c); the log itself is made
+        # before the start, writable by those that run as another user
+        # from the start (postgres)
+        logdir = os.path.join(self.dir, "log")
+        os.makedirs(logdir)
+        os.chmod(logdir, 0o755)
+        self.log = os.path.join(logdir, "audit.jsonl")
+        with open(self.log, "w"):
+            pass
+        os.chmod(self.log, 0o666)
+        if template is not None and hasattr(self.srv, "setup_like"):
+            self.srv.setup_like(template.srv)
+        else:
+            self.srv.setup()
+        self.meter = None
+        self.procs = []
+        self.sids = []
+        self.marks = []     # (cpu s, faults, switches) before each recorded slice of
+        #                     this start, and at its end
+        self.reqs = []      # requests of each recorded slice of this start
+        self.all_reqs = 0   # every slice's, warm-up included (for lines per request)
+        self.errors = 0
+        self.counted = None
+
+    def start(self):
+        self.meter = self.srv.meter = _bench.TreeMeter()
+        self.procs = self.srv.start(self.mode, self.log)
+        if not self.srv.ready(self.procs):
+            raise RuntimeError("%s (%s) did not start" % (self.srv.name, self.mode))
+        self.sids = [p.pid for p in self.procs]
+        if self.meter.ok and not all(self.meter.holds(p.pid) for p in self.procs):
+            self.meter.ok = False   # a server that left the group: count through /proc
+        if self.meter.ok:
+            self.counted = "cgroup" + ("" if self.meter.faults() is not None else ", CPU only")
+        else:
+            self.counted = "proc"
+
+    def alive(self):
+        return all(p.poll() is None for p in self.procs)
+
+    def mark(self):
+        """(CPU seconds, minor faults, thread switches) of the server's tree
+        so far: its cgroup (children the kernel reaps itself included),
+        else /proc."""
+        if self.meter.ok:
+            cpu = self.meter.cpu_s()
+            flt = self.meter.faults()
+        else:
+            cpu, flt = _bench.session_cpu(self.sids), None
+        if flt is None:
+            flt = _bench.session_faults(self.sids)
+        return cpu, flt, _bench.session_switches(self.sids)
+
+    def stop(self):
+        procs, meter, self.procs, self.meter = self.procs, self.meter, [], None
+        try:
+            if procs:
+                self.srv.stop(procs)
+        finally:
+            self.srv.meter = None
+            if meter is not None:
+                meter.close()
+
+    def lines(self):
+        """Log lines per request, every slice's (read after the stop: what
+        the exit flushed is in)."""
+        try:
+            with open(self.log, "rb") as f:
+                return sum(1 for _ in f) / max(self.all_reqs, 1)
+        except OSError:
+            return None
+
+
 def measure(name, seconds, rounds):
-    """Measure one server (in its namespace already); add its rows."""
+    """Measure one server (in its namespace already); add its rows.
+
+    Every mode's server is started once, side by side on the server's
+    CPUs, and stays up; the load then goes to one at a time, a slice of
+    `seconds` each, the order rotated each round (_bench.alternate).  The
+    machine's slow and fast spells (this 2-CPU VM's last for seconds and
+    move a bare nginx between 14,000 and 20,000 requests a second) then
+    fall on every mode alike, which fresh starts a few seconds apart did
+    not: rounds of one run gave 0.56 and 1.02.  A server's CPU, faults
+    and switches are read before each of its slices: what it does after
+    a slice ends (a drain's last reads, the worker's last lines) counts
+    for it, in the reading before its next slice or the last one."""
     table = _bench.Table(SECTION)
     tmp = tempfile.mkdtemp(prefix="td-bench-%s-" % name)
-    srv = SERVERS[name](tmp)
-    why = srv.available()
+    os.chmod(tmp, 0o755)
+    probe = SERVERS[name](tmp)
+    why = probe.available()
     if why:
         table.note("%s skipped: %s" % (name, why))
         table.done()
         return 0
     # (without the floor built, ld.so would run the server bare, and say so
     # only on its stderr)
-    wanted = srv.split if srv.split is not None else srv.forks
+    wanted = probe.split if probe.split is not None else probe.forks
     split = wanted and os.path.exists(_bench.FLOOR)
     if wanted and not split:
         table.note("%s: no preload and quiet rows: %s not built (make testprogs)"
                    % (name, _bench.FLOOR))
     modes = MODES + (SPLIT if split else ())
-    # a directory only root may make files in, as /var/log: servers that
-    # give up root (nginx's and apache2's workers) make their spools
-    # before they do (shim/hook/setuid.c); the log itself is made before
-    # each run, writable by those that run as another user from the start
-    # (postgres)
-    logdir = os.path.join(tmp, "log")
-    os.makedirs(logdir)
-    os.chmod(logdir, 0o755)
-    log = os.path.join(logdir, "audit.jsonl")
-    errors = {m: 0 for m in modes}
     retries = []
-    lines = {m: [] for m in modes}
-    cpu = {m: [] for m in modes}   # server CPU microseconds per request, per round
-    sw = {m: [] for m in modes}    # the server's thread switches per request, per round
-    flt = {m: [] for m in modes}   # the server's minor page faults per request, per round
     autoreap = []                  # a server process ignores SIGCHLD
-    counted = set()                # how CPU and faults were counted: cgroup or proc
+    inst = {}
     if CLIENT_CPUS is not None:
         # this script polls and reads /proc between loads: not on the server's CPUs
         os.sched_setaffinity(0, CLIENT_CPUS)
     try:
-        _bench.say("servers: %s: setup" % name)
-        srv.setup()
-
-        def once(mode, r):
-            for f in glob.glob(log) + glob.glob(os.path.join(logdir, ".audit.jsonl.spool.*")):
-                os.unlink(f)
-            with open(log, "w"):
-                pass
-            os.chmod(log, 0o666)
-            meter = srv.meter = _bench.TreeMeter()
-            procs = srv.start(mode, log)
-            try:
-                if not srv.ready(procs):
-                    raise RuntimeError("%s (%s) did not start" % (name, mode))
-                sids = [p.pid for p in procs]
-                time.sleep(0.2)   # start-up work done
-                if meter.ok and not all(meter.holds(p.pid) for p in procs):
-                    meter.ok = False   # a server that left the group: count through /proc
-
-                # the server's tree in its cgroup (children the kernel
-                # reaps itself included), else through /proc
-                def cpu_now():
-                    return meter.cpu_s() if meter.ok else _bench.session_cpu(sids)
-
-                def faults_now():
-                    f = meter.faults() if meter.ok else None
-                    return f if f is not None else _bench.session_faults(sids)
-                if meter.ok:
-                    counted.add("cgroup" + ("" if meter.faults() is not None else ", CPU only"))
-                else:
-                    counted.add("proc")
-                cpu0 = cpu_now()
-                flt0 = faults_now()
-                if _bench.session_ignores_sigchld(sids) and not autoreap:
-                    autoreap.append(mode)
-                sw0 = _bench.session_switches(sids)
-                rps, err, reqs = srv.load(seconds if r >= 0 else 1)
-                sw1 = _bench.session_switches(sids)
-                # forked children that served the last requests exit and are
-                # reaped: their time moves into the server's cutime
-                time.sleep(0.3)
-                if r >= 0:
-                    sw[mode].append((sw1 - sw0) / max(reqs, 1))
-                    flt[mode].append((faults_now() - flt0) / max(reqs, 1))
-                return rps, err, reqs, cpu_now() - cpu0
-            finally:
-                srv.stop(procs)
-                srv.meter = None
-                meter.close()
+        _bench.say("servers: %s: setup, %s" % (name, ", ".join(modes)))
+        first = None
+        for mode in modes:
+            inst[mode] = _Instance(name, mode, tmp, first)
+            first = first or inst[mode]
 
         def run(mode, r):
+            i = inst[mode]
+            if not i.alive():
+                raise RuntimeError("%s (%s) exited" % (name, mode))
+            if r >= 0:
+                i.marks.append(i.mark())
             try:
-                rps, err, reqs, cpu_s = once(mode, r)
-            except RuntimeError as e:   # one retry: a busy machine, a slow start
+                rps, err, reqs = i.srv.load(seconds)
+            except RuntimeError as e:   # one retry: a busy machine
                 _bench.say("servers: %s %s: %s; once more" % (name, mode, str(e)[:300]))
                 retries.append("%s %s" % (mode, str(e).splitlines()[0][:80]))
-                rps, err, reqs, cpu_s = once(mode, r)
+                rps, err, reqs = i.srv.load(seconds)
+            i.all_reqs += reqs
             if r >= 0:
-                errors[mode] += err
-                cpu[mode].append(1e6 * cpu_s / max(reqs, 1))
-                if os.path.exists(log):
-                    with open(log, "rb") as f:
-                        lines[mode].append(sum(1 for _ in f) / max(reqs, 1))
-            _bench.say("servers: %s %-8s %9.0f req/s %7.1f us CPU/req%s"
-                       % (name, mode, rps, 1e6 * cpu_s / max(reqs, 1),
-                          "  (warm-up)" if r < 0 else ""))
+                i.errors += err
+                i.reqs.append(reqs)
+            _bench.say("servers: %s %-8s %9.0f req/s%s"
+                       % (name, mode, rps, "  (warm-up)" if r < 0 else ""))
             return rps
 
-        run("bare", -1)
-        s = _bench.alternate(modes, rounds, run)
+        s = {m: [] for m in modes}
+        cpu = {m: [] for m in modes}   # server CPU microseconds per request, per slice
+        flt = {m: [] for m in modes}   # the server's minor page faults per request, per slice
+        sw = {m: [] for m in modes}    # the server's thread switches per request, per slice
+        for e in range(EPOCHS):
+            # every mode's server started afresh each epoch, in a rotated
+            # order: one start's luck (where its pages and children fell)
+            # is not all its rounds'
+            order = modes[e % len(modes):] + modes[:e % len(modes)]
+            for mode in order:
+                inst[mode].start()
+                if _bench.session_ignores_sigchld(inst[mode].sids) and not autoreap:
+                    autoreap.append(mode)
+            time.sleep(0.3)   # start-up work done
+            n = rounds // EPOCHS + (1 if e < rounds % EPOCHS else 0)
+            got = _bench.alternate(order, n, run, warmup=True)
+            time.sleep(0.5)   # the last drains, lines and children's exits
+            for mode in modes:
+                i = inst[mode]
+                i.marks.append(i.mark())
+                i.stop()
+                s[mode] += got[mode]
+                # per recorded slice: what the server did from that slice's
+                # start to its next slice's (or the epoch's end), per
+                # request of the slice
+                for k, out in ((0, cpu), (1, flt), (2, sw)):
+                    out[mode] += [(1e6 if k == 0 else 1) * (i.marks[j + 1][k] - i.marks[j][k])
+                                  / max(i.reqs[j], 1) for j in range(len(i.reqs))]
+                i.marks, i.reqs = [], []
+        errors = {m: inst[m].errors for m in modes}
+        lines = {m: inst[m].lines() for m in modes}
+        counted = set(inst[m].counted for m in modes)
         bare = _bench.median(s["bare"])
         t_obs, t_drain = TARGETS.get(name, (None, None))
         for mode, tgt in (("observe", t_obs), ("drain", t_drain)):
@@ -736,7 +837,7 @@ def measure(name, seconds, rounds):
             name, " and ".join(sorted(counted)).replace(
                 "cgroup", "a cgroup of the server's tree").replace(
                 "proc", "/proc (the server's processes and the children they reaped)")))
-        if srv.forks:
+        if probe.forks:
             table.note("%s: page faults per request (medians): %s"
                        % (name, ", ".join("%s %.1f" % (m, _bench.median(flt[m]))
                                           for m in modes if flt[m])))
@@ -744,13 +845,15 @@ def measure(name, seconds, rounds):
             table.note("%s: thread switches per request, the server's live processes (medians): %s"
                        % (name, ", ".join("%s %.2f" % (m, _bench.median(sw[m]))
                                           for m in modes if sw[m])))
-        lpr = ", ".join("%s %.2f" % (m, _bench.median(lines[m])) for m in ("observe", "drain")
-                        if lines[m])
+        lpr = ", ".join("%s %.2f" % (m, lines[m]) for m in ("observe", "drain")
+                        if lines[m] is not None)
         table.note("%s: %s log lines per request%s" % (
             name, lpr or "no", "; load errors: " + ", ".join(
                 "%s %d" % (m, errors[m]) for m in modes if errors[m]) if any(errors.values())
             else ""))
     finally:
+        for i in inst.values():
+            i.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     table.done()
     return 0
