@@ -37,7 +37,8 @@ The servers and their load (every request on a new connection):
   postgres     postgres (a backend forked per connection); pgbench -C -S
 
 The load goes to one mode's server at a time, a slice of --seconds
-(default 1) each, in rounds (--rounds, default 9), the order rotated each
+(default 1; busybox twice and postgres three times that, whose requests
+are slow) each, in rounds (--rounds, default 9), the order rotated each
 round; each mode divided by the bare slice of its own round, medians.
 The servers stay up between slices: this VM's slow and fast spells last
 seconds (a bare nginx moves between 14,000 and 20,000 requests a second
@@ -258,6 +259,10 @@ class Server:
     needs = ()
     name = ""
     forks = False   # a process per connection: its switches die with it
+    # a recorded slice is this many times --seconds: busybox serves some
+    # 600 requests a second here, postgres's pgbench -C 50, and their
+    # rounds spread from 0.74 to 1.13 in 1-second slices
+    slice_scale = 1
     # the preload and quiet runs too (what any preload, the library's own
     # work and its lines each add); None: where the server forks per
     # connection
@@ -422,6 +427,7 @@ backend be
 class Busybox(Server):
     name = "busybox"
     forks = True
+    slice_scale = 2
     needs = ("busybox", "wrk")
 
     def available(self):
@@ -494,6 +500,7 @@ DirectoryIndex index.html
 class Postgres(Server):
     name = "postgres"
     forks = True
+    slice_scale = 3
     needs = (PG_BIN + "/postgres", PG_BIN + "/initdb", "pgbench")
 
     def available(self):
@@ -738,12 +745,15 @@ def measure(name, seconds, rounds):
                 raise RuntimeError("%s (%s) exited" % (name, mode))
             if r >= 0:
                 i.marks.append(i.mark())
+            # (a warm-up slice is a second; a recorded one the server's
+            # own length where its requests are slow: a few hundred at least)
+            t = 1 if r < 0 else seconds * i.srv.slice_scale
             try:
-                rps, err, reqs = i.srv.load(seconds)
+                rps, err, reqs = i.srv.load(t)
             except RuntimeError as e:   # one retry: a busy machine
                 _bench.say("servers: %s %s: %s; once more" % (name, mode, str(e)[:300]))
                 retries.append("%s %s" % (mode, str(e).splitlines()[0][:80]))
-                rps, err, reqs = i.srv.load(seconds)
+                rps, err, reqs = i.srv.load(t)
             i.all_reqs += reqs
             if r >= 0:
                 i.errors += err
