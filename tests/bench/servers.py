@@ -772,7 +772,13 @@ def measure(name, seconds, rounds):
             # is not all its rounds'
             order = modes[e % len(modes):] + modes[:e % len(modes)]
             for mode in order:
-                inst[mode].start()
+                try:
+                    inst[mode].start()
+                except RuntimeError as e:   # one retry: a busy machine, a slow start
+                    _bench.say("servers: %s: %s; once more" % (name, str(e)[:300]))
+                    retries.append("%s start: %s" % (mode, str(e).splitlines()[0][:80]))
+                    inst[mode].stop()
+                    inst[mode].start()
                 if _bench.session_ignores_sigchld(inst[mode].sids) and not autoreap:
                     autoreap.append(mode)
             time.sleep(0.3)   # start-up work done
@@ -827,7 +833,7 @@ def measure(name, seconds, rounds):
                            "; a step below zero is the rounds' spread, not a gain"
                            if min(d) < 0 else ""))
         for what in retries:
-            table.note("%s: a run failed and was run again: %s" % (name, what))
+            table.note("%s: a slice or a start failed and was made again: %s" % (name, what))
         if name == "haproxy":
             table.note("haproxy: haproxy and the nginx behind it both run under the mode")
         if SERVER_CPUS is not None:
