@@ -640,7 +640,7 @@ class _Instance:
         self.meter = None
         self.procs = []
         self.sids = []
-        self.marks = []     # (cpu s, faults, switches) before each recorded slice of
+        self.marks = []     # (cpu us, faults, switches) before each recorded slice of
         #                     this start, and at its end
         self.reqs = []      # requests of each recorded slice of this start
         self.all_reqs = 0   # every slice's, warm-up included (for lines per request)
@@ -664,9 +664,9 @@ class _Instance:
         return all(p.poll() is None for p in self.procs)
 
     def mark(self):
-        """(CPU seconds, minor faults, thread switches) of the server's tree
-        so far: its cgroup (children the kernel reaps itself included),
-        else /proc."""
+        """(CPU microseconds, minor faults, thread switches) of the server's
+        tree so far: its cgroup (children the kernel reaps itself
+        included), else /proc."""
         if self.meter.ok:
             cpu = self.meter.cpu_s()
             flt = self.meter.faults()
@@ -674,7 +674,7 @@ class _Instance:
             cpu, flt = _bench.session_cpu(self.sids), None
         if flt is None:
             flt = _bench.session_faults(self.sids)
-        return cpu, flt, _bench.session_switches(self.sids)
+        return 1e6 * cpu, flt, _bench.session_switches(self.sids)
 
     def stop(self):
         procs, meter, self.procs, self.meter = self.procs, self.meter, [], None
@@ -774,9 +774,9 @@ def measure(name, seconds, rounds):
             for mode in order:
                 try:
                     inst[mode].start()
-                except RuntimeError as e:   # one retry: a busy machine, a slow start
-                    _bench.say("servers: %s: %s; once more" % (name, str(e)[:300]))
-                    retries.append("%s start: %s" % (mode, str(e).splitlines()[0][:80]))
+                except RuntimeError as why:   # one retry: a busy machine, a slow start
+                    _bench.say("servers: %s: %s; once more" % (name, str(why)[:300]))
+                    retries.append("%s start: %s" % (mode, str(why).splitlines()[0][:80]))
                     inst[mode].stop()
                     inst[mode].start()
                 if _bench.session_ignores_sigchld(inst[mode].sids) and not autoreap:
@@ -794,8 +794,8 @@ def measure(name, seconds, rounds):
                 # start to its next slice's (or the epoch's end), per
                 # request of the slice
                 for k, out in ((0, cpu), (1, flt), (2, sw)):
-                    out[mode] += [(1e6 if k == 0 else 1) * (i.marks[j + 1][k] - i.marks[j][k])
-                                  / max(i.reqs[j], 1) for j in range(len(i.reqs))]
+                    out[mode] += [(i.marks[j + 1][k] - i.marks[j][k]) / max(i.reqs[j], 1)
+                                  for j in range(len(i.reqs))]
                 i.marks, i.reqs = [], []
         errors = {m: inst[m].errors for m in modes}
         lines = {m: inst[m].lines() for m in modes}
